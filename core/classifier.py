@@ -1,0 +1,65 @@
+"""Gender classification of face chips with a classifier bundle: calibrated probabilities and abstention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from footfall.core.bundle import Bundle, BundleError, load_bundle, open_session
+from footfall.core.preprocess import FaceCropSpec, crop_face, normalise
+
+UNKNOWN = "unknown"
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = logits / temperature
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    label: str  # one of the bundle's labels, or "unknown" when confidence is below the threshold
+    probabilities: dict[str, float]
+
+
+class GenderClassifier:
+    """Runs a gender-classification bundle; the decision rule (temperature, threshold) is the bundle's."""
+
+    def __init__(self, bundle: Bundle | str | Path, *, reference: bool = False, threads: int | None = None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        contract = self.bundle.manifest.classifier
+        if contract is None:
+            raise BundleError(f"{self.bundle.path}: not a gender-classification bundle")
+        self.contract = contract
+        self.labels = list(contract.labels)
+        self.session = open_session(self.bundle, reference=reference, threads=threads)
+        self._input_name = self.session.get_inputs()[0].name
+
+    @property
+    def spec(self) -> FaceCropSpec:
+        return self.contract.preprocess
+
+    def crop(self, frame_bgr: np.ndarray, box, landmarks: np.ndarray | None = None) -> np.ndarray:
+        return crop_face(frame_bgr, box, self.spec, landmarks)
+
+    def logits(self, chips: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        if len(chips) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.session.run(None, {self._input_name: normalise(chips, self.spec)})[0]
+
+    def probabilities(self, chips: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """Calibrated class probabilities, ``N × len(labels)``."""
+        return softmax(self.logits(chips), self.contract.temperature)
+
+    def decide(self, probabilities: np.ndarray) -> list[Decision]:
+        """Turns (possibly track-averaged) probabilities into decisions, abstaining below the threshold."""
+        decisions = []
+        for row in np.atleast_2d(probabilities):
+            best = int(np.argmax(row))
+            label = self.labels[best] if row[best] >= self.contract.abstain_threshold else UNKNOWN
+            decisions.append(Decision(label, {name: float(p) for name, p in zip(self.labels, row, strict=True)}))
+        return decisions

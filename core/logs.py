@@ -1,0 +1,46 @@
+"""Structured logging: one line per event, human-readable or JSON lines (``--log-json``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        event = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            event.update(extra)
+        if record.exc_info and record.levelno >= logging.ERROR:
+            event["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(event, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname.lower():7s} {record.name}: {record.getMessage()}"
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict) and extra:
+            text += " " + " ".join(f"{key}={value}" for key, value in extra.items())
+        return text
+
+
+def configure_logging(level: str = "info", *, as_json: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def log_event(logger: logging.Logger, level: int, message: str, **fields: object) -> None:
+    """Logs ``message`` with structured ``fields`` (shown as key=value, or merged into the JSON line)."""
+    logger.log(level, message, extra={"fields": fields})

@@ -1,0 +1,110 @@
+"""Model-bundle manifest: the contract between the exporter (writes it) and the edge (reads it).
+
+A bundle is a folder: ``manifest.json``, the ONNX model the edge runs, optionally the FP32 graph kept for
+parity runs, a model card and reports. The manifest states the pre-processing contract, labels,
+calibration, metrics, a sha256 of every file, and where the weights came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from footfall.core.preprocess import FaceCropSpec
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_SCHEMA = "footfall.bundle/1"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileEntry(_Model):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class TensorSpec(_Model):
+    name: str
+    shape: list[int | str] = Field(description="Dimensions; a string names a dynamic one, e.g. 'batch'.")
+    dtype: Literal["float32", "uint8", "int8"] = "float32"
+
+
+class DetectorContract(_Model):
+    """How a frame is fed to a face detector and its outputs decoded."""
+
+    family: Literal["centerface"] = "centerface"
+    colour_order: Literal["RGB", "BGR"] = "RGB"
+    stride: int = Field(default=32, description="Input sides are rounded up to a multiple of this.")
+    score_threshold: float = Field(default=0.5, gt=0, lt=1)
+    nms_iou: float = Field(default=0.3, gt=0, lt=1)
+
+
+class ClassifierContract(_Model):
+    """How a face chip is made and how the classifier's logits become a decision."""
+
+    preprocess: FaceCropSpec
+    labels: list[str] = Field(min_length=2, description="Logit order, e.g. ['female', 'male'].")
+    temperature: float = Field(default=1.0, gt=0, description="Divide logits by this before softmax.")
+    abstain_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Below this top probability the decision is 'unknown'."
+    )
+
+
+class Provenance(_Model):
+    source: str = Field(description="Where the weights came from (checkpoint, registry package, ...).")
+    source_sha256: str | None = None
+    licence: str
+    training_data: list[str] = Field(default_factory=list)
+    data_terms: str = ""
+    tool_versions: dict[str, str] = Field(default_factory=dict)
+
+
+class BundleManifest(_Model):
+    schema_: Literal["footfall.bundle/1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    name: str
+    version: str
+    task: Literal["gender-classification", "face-detection"]
+    created_at: AwareDatetime
+    model_file: str = "model.onnx"
+    reference_model_file: str | None = Field(
+        default=None, description="FP32 graph kept beside an INT8 model for parity runs."
+    )
+    precision: Literal["fp32", "int8"]
+    input: TensorSpec
+    outputs: list[TensorSpec]
+    classifier: ClassifierContract | None = None
+    detector: DetectorContract | None = None
+    metrics: dict[str, dict[str, float | int | str]] = Field(
+        default_factory=dict, description="Split name → measure → value, e.g. {'val': {'accuracy': 0.95}}."
+    )
+    files: dict[str, FileEntry] = Field(description="Every file of the bundle but the manifest.")
+    provenance: Provenance
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def dump(self) -> str:
+        return self.model_dump_json(indent=2, by_alias=True, exclude_none=True) + "\n"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> FileEntry:
+    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
+
+
+def utc_now() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC).replace(microsecond=0)

@@ -1,0 +1,203 @@
+"""Wire schema of what leaves a camera box: per-zone aggregate counts and agent status.
+
+Only counts cross the wire, never image data. Every aggregate carries the key the server needs for
+idempotent ingest, ``(agent_id, camera_id, zone_id, bucket_start)``, and a per-agent ``seq``.
+An aggregate is the *full* count of its bucket, not a delta: when an agent re-sends a bucket (a replay
+after a reconnect, or an update because a late track closed), the server keeps the message with the
+highest ``seq`` for that key, so redelivery never double-counts.
+
+Versioning: ``schema_version`` is the major version. New dimensions (age bands, say) are added as
+optional fields in a minor revision of the same major version; a server accepts every message of its
+major version and ignores nothing silently, because unknown fields are rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+DEFAULT_TOPIC_PREFIX = "footfall/v1"
+
+Identifier = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="Letters, digits, '_', '.', '-'; starts with a letter or digit; at most 64 characters.",
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenderCounts(_Strict):
+    """People of the bucket by the classifier's decision; ``unknown`` is an abstention, not a guess."""
+
+    female: NonNegativeInt = 0
+    male: NonNegativeInt = 0
+    unknown: NonNegativeInt = 0
+
+    @property
+    def total(self) -> int:
+        return self.female + self.male + self.unknown
+
+
+class DwellStats(_Strict):
+    """Time people spent in the zone, over those whose visit ended in this bucket."""
+
+    samples: NonNegativeInt = Field(description="People whose dwell time was measured.")
+    mean_seconds: NonNegativeFloat
+
+
+class AggregateMessage(_Strict):
+    """Counts for one zone of one camera over one time bucket."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["aggregate"] = "aggregate"
+    agent_id: Identifier
+    site_id: Identifier
+    camera_id: Identifier
+    zone_id: Identifier
+    bucket_start: AwareDatetime = Field(description="UTC start of the bucket, aligned to bucket_seconds.")
+    bucket_seconds: int = Field(ge=10, le=86_400, description="Bucket length; divides a day.")
+    seq: NonNegativeInt = Field(description="Per-agent sequence; a higher seq supersedes a lower one.")
+    people: NonNegativeInt = Field(description="Unique people counted into the zone in this bucket.")
+    gender: GenderCounts
+    dwell: DwellStats | None = None
+
+    @field_validator("bucket_start")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AggregateMessage:
+        if 86_400 % self.bucket_seconds:
+            raise ValueError(f"bucket_seconds={self.bucket_seconds} does not divide a day (86400 s)")
+        if int(self.bucket_start.timestamp()) % self.bucket_seconds or self.bucket_start.microsecond:
+            raise ValueError(
+                f"bucket_start {self.bucket_start.isoformat()} is not aligned to {self.bucket_seconds} s"
+            )
+        if self.gender.total != self.people:
+            raise ValueError(
+                f"gender counts add up to {self.gender.total} but people is {self.people}"
+            )
+        return self
+
+    @property
+    def key(self) -> tuple[str, str, str, datetime]:
+        """The idempotency key: one row per (agent, camera, zone, bucket) on the server."""
+        return (self.agent_id, self.camera_id, self.zone_id, self.bucket_start)
+
+
+CameraState = Literal["online", "connecting", "offline"]
+
+
+class CameraStatus(_Strict):
+    camera_id: Identifier
+    state: CameraState
+    fps: NonNegativeFloat = 0.0
+    error: str | None = Field(default=None, max_length=500)
+
+
+class AgentStatus(_Strict):
+    """Heartbeat and last will of an agent, published retained on its status topic."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["status"] = "status"
+    agent_id: Identifier
+    site_id: Identifier
+    state: Literal["online", "offline"]
+    sent_at: AwareDatetime
+    fps: NonNegativeFloat = 0.0
+    latency_ms: NonNegativeFloat = 0.0
+    outbox_depth: NonNegativeInt = 0
+    cameras: list[CameraStatus] = Field(default_factory=list)
+    version: str = Field(default="", max_length=64)
+
+
+WireMessage = Annotated[AggregateMessage | AgentStatus, Field(discriminator="kind")]
+_wire_adapter: TypeAdapter[AggregateMessage | AgentStatus] = TypeAdapter(WireMessage)
+
+
+class WireError(ValueError):
+    """A message that does not follow the wire schema; the text names each offending field."""
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"] if p not in ("aggregate", "status")) or "message"
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_message(payload: bytes | str) -> AggregateMessage | AgentStatus:
+    """Parses one JSON message; raises :class:`WireError` naming the offending field(s)."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError(f"message is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise WireError(f"message must be a JSON object, got {type(data).__name__}")
+    if "kind" not in data:
+        raise WireError("kind: field required ('aggregate' or 'status')")
+    if data.get("schema_version") not in (None, SCHEMA_VERSION):
+        raise WireError(
+            f"schema_version: unsupported version {data.get('schema_version')!r}, this server speaks {SCHEMA_VERSION}"
+        )
+    try:
+        return _wire_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise WireError(_describe(exc)) from None
+
+
+def encode(message: AggregateMessage | AgentStatus) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def aggregate_topic(site_id: str, agent_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    return f"{prefix}/{site_id}/{agent_id}/aggregates"
+
+
+def status_topic(site_id: str, agent_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    return f"{prefix}/{site_id}/{agent_id}/status"
+
+
+def subscription_filters(prefix: str = DEFAULT_TOPIC_PREFIX) -> list[str]:
+    """Topic filters a server subscribes to (wrap in ``$share/<group>/`` to split load between replicas)."""
+    return [f"{prefix}/+/+/aggregates", f"{prefix}/+/+/status"]
+
+
+def json_schema() -> dict:
+    """The JSON Schema of every wire message, as written to docs/wire-schema.json."""
+    schema = _wire_adapter.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"footfall wire messages, schema_version {SCHEMA_VERSION}"
+    return schema
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # python -m footfall.core.wire > docs/wire-schema.json
+    print(json_schema_text(), end="")
