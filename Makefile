@@ -1,0 +1,22 @@
+# Two commands for a fresh machine:  `make demo`  (set up and run the product)  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+demo: $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[demo]"
+	$(BIN)/footfall demo
+
+test: $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[all]"
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/python
+	$(BIN)/ruff check .

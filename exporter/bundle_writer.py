@@ -1,0 +1,68 @@
+"""Writing a bundle folder: stage every file, hash it into the manifest, then swap the folder in at once.
+
+A bundle is built in a sibling staging folder and renamed over the old one only when it is complete, so
+an interrupted export never leaves a half-written bundle where the edge would load it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from footfall.core.manifest import MANIFEST_FILE, BundleManifest, file_entry
+
+TOOL_PACKAGES = ("footfall", "onnx", "onnxruntime", "torch", "numpy", "opencv-python-headless")
+
+
+def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of the tools that shaped a bundle, for its provenance."""
+    versions = {"python": platform.python_version()}
+    for package in (*TOOL_PACKAGES, *extra):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@contextmanager
+def staged_bundle(out: Path) -> Iterator[Path]:
+    """Yields an empty staging folder; on success it replaces ``out``, on failure it is removed."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = out.with_name(f".{out.name}.previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if out.exists():
+        out.rename(previous)
+    staging.rename(out)
+    out.chmod(0o755)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def file_entries(folder: Path) -> dict:
+    """A manifest ``files`` section: every plain file of the folder but the manifest itself."""
+    return {
+        path.name: file_entry(path)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != MANIFEST_FILE
+    }
+
+
+def write_manifest(folder: Path, manifest: BundleManifest) -> BundleManifest:
+    """Writes ``manifest.json``, hashing the folder's files into it (call after every other file is written)."""
+    final = manifest.model_copy(update={"files": file_entries(folder)})
+    final = BundleManifest.model_validate(final.model_dump(by_alias=True))
+    (folder / MANIFEST_FILE).write_text(final.dump())
+    return final

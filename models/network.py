@@ -1,0 +1,135 @@
+"""Compact gender-classification CNNs for edge CPUs.
+
+Input: ``N×3×S×S`` float (the output of :func:`footfall.core.preprocess.normalise`); output: ``N×2``
+logits in label order (``["female", "male"]``). Only plain Conv / BatchNorm / ReLU, depthwise-separable
+blocks with residual adds, global average pooling and one Linear: every op exports to ONNX opset 17 and
+quantizes to INT8 without surprises (BatchNorm folds into the convolutions on export).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise 3×3 then pointwise 1×1, with a residual add when the shape is kept."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.depthwise = conv_bn_relu(c_in, c_in, 3, stride, groups=c_in)
+        self.pointwise = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.residual = stride == 1 and c_in == c_out
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.pointwise(self.depthwise(x))
+        if self.residual:
+            out = out + x
+        return self.act(out)
+
+
+class FaceNetSmall(nn.Module):
+    """A plain 3×3 stem (two convolutions, cheap and good for learning low-level texture from scratch)
+    followed by stages of depthwise-separable blocks, global average pooling, dropout and a linear head.
+
+    ``widths[i]`` channels and ``depths[i]`` blocks per stage; each stage halves the resolution.
+    """
+
+    def __init__(
+        self,
+        stem: Sequence[int] = (24, 32),
+        widths: Sequence[int] = (64, 128, 256),
+        depths: Sequence[int] = (2, 2, 2),
+        num_classes: int = 2,
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        if len(widths) != len(depths) or not widths:
+            raise ValueError("widths and depths must be non-empty and of the same length")
+        layers: list[nn.Module] = [conv_bn_relu(3, stem[0], 3, 2)]
+        for c_in, c_out in zip(stem[:-1], stem[1:], strict=False):
+            layers.append(conv_bn_relu(c_in, c_out, 3, 1))
+        channels = stem[-1]
+        for width, depth in zip(widths, depths, strict=True):
+            for index in range(depth):
+                layers.append(SeparableBlock(channels, width, 2 if index == 0 else 1))
+                channels = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        # Zero the last BN of each residual block: every block starts as identity, training is steadier.
+        for module in self.modules():
+            if isinstance(module, SeparableBlock) and module.residual:
+                nn.init.zeros_(module.pointwise[1].weight)
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x)).flatten(1)
+        return self.head(self.dropout(x))
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"facenet-small": FaceNetSmall}
+
+
+def build_model(arch: str, **arch_kwargs: object) -> nn.Module:
+    """Builds a network by name, e.g. ``build_model("facenet-small", widths=[64, 128, 256])``."""
+    try:
+        factory = ARCHITECTURES[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}") from None
+    return factory(**arch_kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, size: int) -> int:
+    """Multiply-adds ×2 of one forward pass at ``size×size`` (convolutions and linear layers)."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1] * (module.in_channels // module.groups)
+        total += 2 * output.numel() * kernel
+
+    def linear_hook(module: nn.Linear, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        total += 2 * output.numel() * module.in_features
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    model.train(was_training)
+    for handle in handles:
+        handle.remove()
+    return total

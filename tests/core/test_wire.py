@@ -1,0 +1,128 @@
+"""The wire schema: round trips, clear rejections naming the field, and the JSON Schema in docs/."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from footfall.core.wire import (
+    AggregateMessage,
+    AgentStatus,
+    GenderCounts,
+    WireError,
+    encode,
+    json_schema,
+    json_schema_text,
+    parse_message,
+)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def aggregate(**overrides) -> dict:
+    message = {
+        "schema_version": 1,
+        "kind": "aggregate",
+        "agent_id": "box-01",
+        "site_id": "mall-a",
+        "camera_id": "cam-1",
+        "zone_id": "entrance",
+        "bucket_start": "2026-11-23T10:15:00Z",
+        "bucket_seconds": 60,
+        "seq": 7,
+        "people": 5,
+        "gender": {"female": 3, "male": 1, "unknown": 1},
+        "dwell": {"samples": 4, "mean_seconds": 12.5},
+    }
+    message.update(overrides)
+    return message
+
+
+def test_aggregate_round_trips_through_json() -> None:
+    parsed = parse_message(json.dumps(aggregate()))
+    assert isinstance(parsed, AggregateMessage)
+    assert parsed.key == ("box-01", "cam-1", "entrance", datetime(2026, 11, 23, 10, 15, tzinfo=UTC))
+    assert parse_message(encode(parsed)) == parsed
+
+
+def test_status_round_trips_through_json() -> None:
+    status = AgentStatus(
+        agent_id="box-01", site_id="mall-a", state="online", sent_at=datetime(2026, 11, 23, tzinfo=UTC),
+        fps=24.5, outbox_depth=3, cameras=[{"camera_id": "cam-1", "state": "online", "fps": 24.5}],
+    )
+    assert parse_message(encode(status)) == status
+
+
+def test_bucket_start_in_another_zone_is_normalised_to_utc() -> None:
+    parsed = parse_message(json.dumps(aggregate(bucket_start="2026-11-23T11:15:00+01:00")))
+    assert parsed.bucket_start == datetime(2026, 11, 23, 10, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"gender": {"female": -1, "male": 1, "unknown": 5}}, "gender.female"),
+        ({"people": "many"}, "people"),
+        ({"zone_id": "zone with spaces"}, "zone_id"),
+        ({"bucket_start": "2026-11-23T10:15:30Z"}, "not aligned"),
+        ({"bucket_start": "2026-11-23T10:15:00"}, "bucket_start"),
+        ({"bucket_seconds": 7}, "bucket_seconds"),
+        ({"bucket_seconds": 700}, "does not divide a day"),
+        ({"people": 6}, "add up to 5 but people is 6"),
+        ({"image": "aGVsbG8="}, "image"),
+        ({"seq": None}, "seq"),
+        ({"kind": "frame"}, "kind"),
+        ({"schema_version": 2}, "schema_version"),
+    ],
+)
+def test_malformed_aggregate_is_rejected_naming_the_field(change: dict, named: str) -> None:
+    with pytest.raises(WireError, match=named.replace(".", r"\.")):
+        parse_message(json.dumps(aggregate(**change)))
+
+
+def test_missing_field_is_named() -> None:
+    message = aggregate()
+    del message["camera_id"]
+    with pytest.raises(WireError, match="camera_id: Field required"):
+        parse_message(json.dumps(message))
+
+
+@pytest.mark.parametrize("payload", [b"", b"{", b"\xff\xfe", b"[1, 2]", b'"text"', b'{"agent_id": "x"}'])
+def test_garbage_is_rejected_with_a_reason(payload: bytes) -> None:
+    with pytest.raises(WireError) as caught:
+        parse_message(payload)
+    assert str(caught.value)
+
+
+@given(
+    female=st.integers(0, 10_000),
+    male=st.integers(0, 10_000),
+    unknown=st.integers(0, 10_000),
+    minute=st.integers(0, 60 * 24 * 365),
+    seq=st.integers(0, 2**53),
+)
+def test_any_valid_aggregate_round_trips(female: int, male: int, unknown: int, minute: int, seq: int) -> None:
+    message = AggregateMessage(
+        agent_id="a", site_id="s", camera_id="c", zone_id="z",
+        bucket_start=datetime.fromtimestamp(1_700_000_040 + minute * 60, UTC), bucket_seconds=60, seq=seq,
+        people=female + male + unknown, gender=GenderCounts(female=female, male=male, unknown=unknown),
+    )
+    assert parse_message(encode(message)) == message
+
+
+def test_docs_json_schema_matches_the_code() -> None:
+    written = (DOCS / "wire-schema.json").read_text()
+    assert written == json_schema_text(), "regenerate with: footfall schema wire > docs/wire-schema.json"
+
+
+def test_json_schema_accepts_a_valid_message_and_rejects_a_bad_one() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json_schema())
+    validator.validate(aggregate())
+    bad = aggregate(gender={"female": -1, "male": 0, "unknown": 0})
+    assert not validator.is_valid(bad)
