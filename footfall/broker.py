@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -51,6 +52,9 @@ class MosquittoBroker:
                     f"persistence_location {self.workdir}/",
                     "autosave_interval 1",
                     "max_queued_messages 100000",
+                    # As root, mosquitto drops to the 'mosquitto' user, which cannot write the persistence
+                    # file into a root-owned temp folder: queued messages would not survive a restart.
+                    *(["user root"] if os.geteuid() == 0 else []),
                     "log_type error",
                     "log_type warning",
                     f"log_dest file {self.workdir / 'mosquitto.log'}",

@@ -1,0 +1,330 @@
+"""Server benchmarks: ingest rate (SQLite, PostgreSQL; direct and through a real mosquitto) and API latency
+(p95 of the 90-day hourly series of one zone and of the ad-placement ranking) on a year of data for 200 zones.
+
+    .venv/bin/python bench/server_bench.py            # everything (PostgreSQL started from Debian's binaries)
+    .venv/bin/python bench/server_bench.py --quick    # smaller sizes
+    DATABASE_URL=postgresql://... .venv/bin/python bench/server_bench.py   # an existing PostgreSQL
+
+Dataset honesty: a year of minute buckets for 200 zones is ~105 M raw rows, more than this benchmark
+builds. The API answers hour/day/week queries and the ranking from the rollups only, so the benchmark builds
+the rollups at full size (200 zones × 8,760 hours = 1.75 M hourly rows, 73,000 daily rows) exactly as ingest
+would leave them, and measures ingest separately on raw minute buckets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+from footfall.server.db import Database  # noqa: E402
+from footfall.server.ingest import Incoming, Ingestor  # noqa: E402
+from footfall.server.migrate import upgrade  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+ZONES = 200
+START = datetime(2025, 11, 1, tzinfo=UTC)
+
+
+def _messages(count: int, seed: int = 1, offset_minutes: int = 0) -> list[bytes]:
+    """Minute aggregates for 200 zones (one camera each, 4 zones per agent), time-major like live traffic."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        minute, zone = divmod(i, ZONES)
+        minute += offset_minutes
+        female, male, unknown = (int(v) for v in rng.integers(0, 12, 3))
+        out.append(
+            json.dumps(
+                {
+                    "kind": "aggregate",
+                    "agent_id": f"agent-{zone // 4:03d}",
+                    "site_id": "mall",
+                    "camera_id": f"cam-{zone}",
+                    "zone_id": f"zone-{zone:03d}",
+                    "bucket_start": (START + timedelta(minutes=minute)).isoformat(),
+                    "bucket_seconds": 60,
+                    "seq": minute,
+                    "people": female + male + unknown,
+                    "gender": {"female": female, "male": male, "unknown": unknown},
+                }
+            ).encode()
+        )
+    return out
+
+
+def bench_ingest(url: str, label: str, count: int, batch: int = 500) -> dict[str, float]:
+    db = Database(url)
+    upgrade(db.engine)
+    ingestor = Ingestor(db)
+    messages = _messages(count)
+    started, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, count, batch):
+        ingestor.ingest([Incoming(m, "bench") for m in messages[i : i + batch]])
+    new_rate = count / (time.perf_counter() - started)
+    cpu_us = (time.process_time() - cpu) / count * 1e6
+    started = time.perf_counter()
+    for i in range(0, count, batch):  # replay everything: all duplicates
+        ingestor.ingest([Incoming(m, "bench") for m in messages[i : i + batch]])
+    replay_rate = count / (time.perf_counter() - started)
+    counters = ingestor.counters.snapshot()
+    assert counters["accepted"] == count and counters["duplicates"] == count, counters
+    db.dispose()
+    print(
+        f"ingest  {label:10s} direct, batches of {batch}: {new_rate:8,.0f} new msg/s, {replay_rate:8,.0f} "
+        f"replayed msg/s ({count:,} messages; this process's CPU: {cpu_us:.0f} µs per new message)"
+    )
+    return {"new": new_rate, "replay": replay_rate}
+
+
+PUBLISHER = r"""
+import sys, time, paho.mqtt.client as mqtt
+port, path = int(sys.argv[1]), sys.argv[2]
+lines = open(path, 'rb').read().split(b'\n')
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id='bench-agent', protocol=mqtt.MQTTv5)
+client.max_inflight_messages_set(1000)
+client.max_queued_messages_set(0)
+client.connect('127.0.0.1', port)
+client.loop_start()
+infos = []
+for line in lines:
+    site_agent = line.split(b'"agent_id": "')[1].split(b'"')[0].decode()
+    infos.append(client.publish(f'footfall/v1/mall/{site_agent}/aggregates', line, qos=1))
+for info in infos:
+    info.wait_for_publish(60)
+client.disconnect(); client.loop_stop()
+"""
+
+
+def bench_mqtt(url: str, label: str, count: int) -> float:
+    """Server side of MQTT ingest: the broker holds ``count`` queued QoS 1 messages for the server's
+    persistent session (published while it was down, by a separate process); the rate is how fast the
+    consumer drains them into the database, acknowledging each batch after its commit."""
+    from footfall.server.mqtt_consumer import MqttConsumer
+
+    from footfall.broker import MosquittoBroker
+
+    db = Database(url)
+    upgrade(db.engine)
+    with db.write() as session:
+        session.execute(text("DELETE FROM buckets"))
+    broker = MosquittoBroker().start()
+    consumer = MqttConsumer(broker.url, Ingestor(db), client_id="bench-server").start()
+    consumer.wait_connected()
+    time.sleep(0.3)
+    consumer.stop()  # the session (and its subscription) stays in the broker
+    payload_file = Path(tempfile.mkdtemp()) / "messages.txt"
+    payload_file.write_bytes(b"\n".join(_messages(count, seed=2, offset_minutes=100_000)))
+    subprocess.run(
+        [sys.executable, "-c", PUBLISHER, str(broker.port), str(payload_file)], check=True, timeout=300
+    )
+    started, cpu = time.perf_counter(), time.process_time()
+    consumer = MqttConsumer(broker.url, Ingestor(db), client_id="bench-server").start()
+    stored = 0
+    while stored < count and time.perf_counter() - started < 300:
+        time.sleep(0.05)
+        with db.engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM buckets")).scalar()
+    elapsed = time.perf_counter() - started
+    cpu_us = (time.process_time() - cpu) / max(stored, 1) * 1e6
+    consumer.stop()
+    broker.stop()
+    db.dispose()
+    rate = stored / elapsed
+    print(
+        f"ingest  {label:10s} MQTT: mosquitto → consumer → DB, QoS 1 acked after commit: {rate:8,.0f} msg/s "
+        f"({stored:,}/{count:,} queued messages stored in {elapsed:.1f} s, incl. connect; this process's "
+        f"CPU: {cpu_us:.0f} µs per message)"
+    )
+    return rate
+
+
+def build_year(url: str, zones: int, days: int) -> None:
+    """Hourly and daily rollups for ``zones`` zones over ``days`` days, with a daily and weekly rhythm."""
+    db = Database(url)
+    upgrade(db.engine)
+    rng = np.random.default_rng(3)
+    first_hour = int(START.timestamp())
+    hours = np.arange(days * 24)
+    hour_of_day = hours % 24
+    weekday = ((hours // 24) + START.weekday()) % 7
+    rhythm = np.clip(np.sin((hour_of_day - 7) / 14 * np.pi), 0, None) * (1.4 - 0.1 * (weekday < 5) * 3)
+    with db.write() as session:
+        session.execute(text("INSERT INTO sites VALUES ('mall', 'Mall', 'UTC', 0) ON CONFLICT DO NOTHING"))
+        session.execute(
+            text(
+                "INSERT INTO zones (site_id, zone_id, name, floor, kind, created_at) VALUES "
+                + ",".join(
+                    f"('mall', 'zone-{z:03d}', 'Zone {z}', 'L{z % 3}', "
+                    f"'{'ad_slot' if z % 5 == 0 else 'corridor'}', 0)"
+                    for z in range(zones)
+                )
+                + " ON CONFLICT DO NOTHING"
+            )
+        )
+        pks = [r[0] for r in session.execute(text("SELECT id FROM zones ORDER BY zone_id"))]
+    started = time.perf_counter()
+    for pk in pks:
+        scale = rng.uniform(50, 400)
+        people = rng.poisson(rhythm * scale)
+        female = rng.binomial(people, rng.uniform(0.3, 0.7))
+        unknown = rng.binomial(people - female, 0.1)
+        male = people - female - unknown
+        how = (weekday * 24 + hour_of_day).astype(int)
+        rows = [
+            {
+                "z": pk,
+                "h": first_hour + int(h) * 3600,
+                "how": int(how[i]),
+                "p": int(people[i]),
+                "f": int(female[i]),
+                "m": int(male[i]),
+                "u": int(unknown[i]),
+            }
+            for i, h in enumerate(hours)
+        ]
+        with db.write() as session:
+            session.execute(
+                text("INSERT INTO rollup_hourly VALUES (:z, :h, :how, :p, :f, :m, :u, 0, 0)"), rows
+            )
+    with db.write() as session:
+        day_expr = (
+            "to_char(to_timestamp(hour_start) AT TIME ZONE 'UTC', 'YYYY-MM-DD')::date"
+            if db.engine.dialect.name == "postgresql"
+            else "date(hour_start, 'unixepoch')"
+        )
+        session.execute(
+            text(
+                f"INSERT INTO rollup_daily SELECT zone_pk, {day_expr}, sum(people), sum(female), "
+                f"sum(male), sum(unknown), 0, 0 FROM rollup_hourly GROUP BY zone_pk, {day_expr}"
+            )
+        )
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+        hourly = conn.execute(text("SELECT count(*) FROM rollup_hourly")).scalar()
+        daily = conn.execute(text("SELECT count(*) FROM rollup_daily")).scalar()
+    db.dispose()
+    print(
+        f"dataset {zones} zones × {days} days: {hourly:,} hourly and {daily:,} daily rollup rows "
+        f"(built in {time.perf_counter() - started:.0f} s)"
+    )
+
+
+def bench_queries(url: str, label: str, repeats: int, days: int) -> dict[str, float]:
+    from fastapi.testclient import TestClient
+    from footfall.server.app import create_app
+    from footfall.server.auth import create_key
+    from footfall.server.settings import Settings
+
+    app = create_app(Settings(database_url=url, retention_days=None), start_background=False)
+    with app.state.context.db.write() as session:
+        key = create_key(session, "bench", "viewer")[0]
+    end = START + timedelta(days=days)
+    cases = {
+        "90-day hourly series, 1 zone": (
+            "/api/v1/sites/mall/traffic/series",
+            {
+                "zone": "zone-007",
+                "granularity": "hour",
+                "start": (end - timedelta(days=90)).isoformat(),
+                "end": end.isoformat(),
+            },
+        ),
+        "ad-placement, 200 zones, 90 days": (
+            "/api/v1/sites/mall/insights/ad-placement",
+            {
+                "audience": "female",
+                "start": (end - timedelta(days=90)).isoformat(),
+                "end": end.isoformat(),
+                "limit": 20,
+            },
+        ),
+        f"ad-placement, 200 zones, {days} days, 10-22": (
+            "/api/v1/sites/mall/insights/ad-placement",
+            {"audience": "female", "start": START.isoformat(), "end": end.isoformat(), "hours": "10-22"},
+        ),
+        f"{days}-day daily series, all zones": (
+            "/api/v1/sites/mall/traffic/series",
+            {"granularity": "day", "start": START.isoformat(), "end": end.isoformat()},
+        ),
+    }
+    figures = {}
+    with TestClient(app) as client:
+        for name, (path, params) in cases.items():
+            timings = []
+            for i in range(repeats + 2):
+                began = time.perf_counter()
+                response = client.get(path, params=params, headers={"X-API-Key": key})
+                elapsed = (time.perf_counter() - began) * 1000
+                assert response.status_code == 200, response.text
+                if i >= 2:  # two warm-up calls
+                    timings.append(elapsed)
+            p95 = float(np.percentile(timings, 95))
+            figures[name] = p95
+            size = len(response.json().get("points", response.json().get("slots", [])))
+            print(
+                f"latency {label:10s} {name:36s} p50 {statistics.median(timings):7.1f} ms"
+                f"   p95 {p95:7.1f} ms "
+                f"({repeats} requests, {size} rows returned; load average {os.getloadavg()[0]:.1f})"
+            )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="Smaller sizes for a fast check.")
+    parser.add_argument(
+        "--messages", type=int, default=None, help="Messages per ingest run (default 60,000)."
+    )
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    count = args.messages or (10_000 if args.quick else 60_000)
+    days, repeats = (90, 20) if args.quick else (365, 50)
+
+    postgres = None
+    pg_url = os.environ.get("DATABASE_URL")
+    if not pg_url:
+        from tests.services import PostgresServer
+
+        postgres = PostgresServer().start()
+        pg_url = postgres.url
+    workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
+    try:
+        print(
+            f"footfall server benchmark ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at "
+            f"start); PostgreSQL at {pg_url.split('@')[-1]}"
+        )
+        if not args.skip_sqlite:
+            bench_ingest(f"sqlite:///{workdir / 'ingest.db'}", "SQLite", count)
+            bench_mqtt(f"sqlite:///{workdir / 'ingest.db'}", "SQLite", count // 2)
+        bench_ingest(pg_url, "PostgreSQL", count)
+        bench_mqtt(pg_url, "PostgreSQL", count // 2)
+        with Database(pg_url).engine.begin() as conn:  # start the query dataset from clean tables
+            conn.execute(text("TRUNCATE buckets, rollup_hourly, rollup_daily, agents, zones, sites CASCADE"))
+        build_year(pg_url, ZONES, days)
+        bench_queries(pg_url, "PostgreSQL", repeats, days)
+        if not args.skip_sqlite:
+            build_year(f"sqlite:///{workdir / 'query.db'}", ZONES, days)
+            bench_queries(f"sqlite:///{workdir / 'query.db'}", "SQLite", repeats, days)
+    finally:
+        if postgres:
+            postgres.stop()
+
+
+if __name__ == "__main__":
+    main()

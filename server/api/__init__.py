@@ -1,0 +1,1 @@
+"""HTTP API routers (versioned under /api/v1)."""

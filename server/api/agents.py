@@ -1,0 +1,21 @@
+"""Agent status: online/offline, last seen, frame rate, outbox depth, per camera state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from footfall.server.agents import agent_rows
+from footfall.server.api.deps import Context, ReadSession, require_viewer
+from footfall.server.api.schemas import AgentOut
+
+router = APIRouter(prefix="/api/v1", tags=["agents"], dependencies=[Depends(require_viewer)])
+
+
+@router.get("/agents", response_model=list[AgentOut], summary="Agents and their status (role: viewer)")
+def list_agents(
+    ctx: Context,
+    session: ReadSession,
+    site: Annotated[str | None, Query(max_length=64, description="Only this site's agents.")] = None,
+) -> list[dict]:
+    return agent_rows(session, site, ctx.settings.agent_offline_after_s)

@@ -1,0 +1,159 @@
+"""What every route needs: the server context, the caller's key and role, and the common query parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from footfall.server.auth import Principal, authenticate
+from footfall.server.db import Database
+from footfall.server.ingest import Ingestor
+from footfall.server.settings import Settings
+from footfall.server.tables import Site, Zone
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    db: Database
+    ingestor: Ingestor
+    background: list = field(default_factory=list)  # MQTT consumer, retention loop
+
+
+def context(request: Request) -> ServerContext:
+    return request.app.state.context
+
+
+Context = Annotated[ServerContext, Depends(context)]
+
+
+def read_session(ctx: Context) -> Iterator[Session]:
+    with ctx.db.read() as session:
+        yield session
+
+
+ReadSession = Annotated[Session, Depends(read_session)]
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`ffk_...`).")
+_bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")
+
+
+class Require:
+    """Dependency that admits only keys of the given roles: no key → 401, another role → 403."""
+
+    def __init__(self, *roles: str):
+        self.roles = roles
+
+    def __call__(
+        self,
+        ctx: Context,
+        header_key: Annotated[str | None, Security(_api_key_header)] = None,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    ) -> Principal:
+        key = header_key or (bearer.credentials if bearer else None)
+        if not key:
+            raise HTTPException(
+                401,
+                "missing API key: send it as 'X-API-Key: ffk_...' or 'Authorization: Bearer ffk_...'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        with ctx.db.read() as session:
+            principal = authenticate(session, key)
+        if principal is None:
+            raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        if principal.role not in self.roles:
+            raise HTTPException(
+                403,
+                f"this key has role '{principal.role}'; this endpoint needs "
+                f"{' or '.join(repr(r) for r in self.roles)}",
+            )
+        return principal
+
+
+require_agent = Require("agent")
+require_viewer = Require("viewer", "admin")
+require_admin = Require("admin")
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_RANGE = {
+    "minute": timedelta(days=7),
+    "hour": timedelta(days=400),
+    "day": timedelta(days=3700),
+    "week": timedelta(days=3700),
+}
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: int
+    end: int
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    try:
+        converted = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        converted = None
+    if converted is None or not EARLIEST <= converted <= LATEST:
+        raise HTTPException(422, f"{name}: {value.isoformat()} is outside the supported years 2000-2099")
+    return converted
+
+
+def time_range(
+    start: Annotated[
+        datetime | None, Query(description="Range start, ISO 8601 (UTC if no offset). Default: end − 7 days.")
+    ] = None,
+    end: Annotated[datetime | None, Query(description="Range end, exclusive. Default: now.")] = None,
+) -> TimeRange:
+    stop = _utc(end, "end") if end else datetime.now(UTC)
+    begin = _utc(start, "start") if start else stop - timedelta(days=7)
+    if stop <= begin:
+        raise HTTPException(422, f"end ({stop.isoformat()}) must be after start ({begin.isoformat()})")
+    return TimeRange(int(begin.timestamp()), int(stop.timestamp()))
+
+
+def check_span(span: TimeRange, granularity: str) -> None:
+    limit = MAX_RANGE[granularity]
+    if span.end - span.start > limit.total_seconds():
+        raise HTTPException(
+            422,
+            f"granularity '{granularity}' covers at most {limit.days} days per request; "
+            "narrow the range or use a coarser granularity",
+        )
+
+
+Range = Annotated[TimeRange, Depends(time_range)]
+ZonesParam = Annotated[
+    list[str] | None,
+    Query(
+        alias="zone",
+        description="Zone id; repeat for several (`zone=a&zone=b`). Default: every zone of the site.",
+        max_length=500,
+    ),
+]
+
+
+def get_site(session: Session, site_id: str) -> Site:
+    site = session.get(Site, site_id)
+    if site is None:
+        raise HTTPException(404, f"no site {site_id!r}")
+    return site
+
+
+def get_zones(session: Session, site: Site, zone_ids: list[str] | None) -> list[Zone]:
+    query = select(Zone).where(Zone.site_id == site.site_id).order_by(Zone.zone_id)
+    zones = list(session.scalars(query))
+    if not zone_ids:
+        return zones
+    by_id = {zone.zone_id: zone for zone in zones}
+    missing = [z for z in zone_ids if z not in by_id]
+    if missing:
+        raise HTTPException(404, f"site {site.site_id!r} has no zone {', '.join(repr(m) for m in missing)}")
+    return [by_id[z] for z in dict.fromkeys(zone_ids)]

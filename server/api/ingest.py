@@ -1,0 +1,91 @@
+"""POST /api/v1/ingest: the HTTP path for agents that cannot use MQTT; same parsing and upsert as MQTT."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from footfall.server.api.deps import Context, require_agent
+from footfall.server.api.schemas import IngestResponse
+from footfall.server.auth import Principal
+from footfall.server.ingest import Incoming
+from starlette.concurrency import run_in_threadpool
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_MESSAGES = 10_000
+
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "One wire message (aggregate or status) or a JSON array of them; "
+        "`footfall schema wire` prints their schema.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "object"},
+                        {"type": "array", "items": {"type": "object"}, "maxItems": MAX_MESSAGES},
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestResponse,
+    responses={
+        422: {
+            "model": IngestResponse,
+            "description": "Some messages were rejected (the others were "
+            "stored); each rejected one is dead-lettered.",
+        }
+    },
+    openapi_extra=_BODY_DOC,
+    summary="Ingest aggregates and status messages (role: agent)",
+)
+async def ingest(
+    request: Request, ctx: Context, principal: Annotated[Principal, Depends(require_agent)]
+) -> JSONResponse:
+    """Stores wire messages idempotently: a redelivered or replayed aggregate never double-counts (the bucket
+    keeps the message with the highest seq). Valid messages of a batch are stored even when others are
+    rejected; the response lists each rejection with its reason and answers 422 if there was any."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return JSONResponse(
+            {"detail": f"body is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB; send smaller batches"},
+            status_code=413,
+        )
+    payloads = _split(body)
+    if len(payloads) > MAX_MESSAGES:
+        return JSONResponse(
+            {"detail": f"{len(payloads)} messages in one request; send at most {MAX_MESSAGES}"},
+            status_code=413,
+        )
+    items = [Incoming(p, "http", None, principal.agent_id) for p in payloads]
+    result = await run_in_threadpool(ctx.ingestor.ingest, items)
+    content = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "statuses": result.statuses,
+        "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+    }
+    return JSONResponse(content, status_code=422 if result.rejected else 200)
+
+
+def _split(body: bytes) -> list[bytes]:
+    """A JSON array becomes one payload per element; anything else is one payload (rejected if malformed)."""
+    stripped = body.lstrip()
+    if not stripped.startswith(b"["):
+        return [body]
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [body]
+    return [json.dumps(item).encode() for item in data]

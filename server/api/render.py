@@ -1,0 +1,73 @@
+"""Turns counts and suppression masks into the API's JSON shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from footfall.server.privacy import shown
+
+
+def counts(
+    parts: Sequence[int] | np.ndarray, hidden_parts: Sequence[bool] | np.ndarray, hidden_total: bool
+) -> dict:
+    female, male, unknown = (int(v) for v in parts)
+    hf, hm, hu = (bool(v) for v in hidden_parts)
+    classified = female + male
+    share_visible = not (hf or hm) and classified > 0
+    return {
+        "people": shown(female + male + unknown, hidden_total),
+        "female": shown(female, hf),
+        "male": shown(male, hm),
+        "unknown": shown(unknown, hu),
+        "suppressed": bool(hf or hm or hu or hidden_total),
+        "female_share": round(female / classified, 4) if share_visible else None,
+        "male_share": round(male / classified, 4) if share_visible else None,
+    }
+
+
+def counts_table(parts: np.ndarray, hidden_parts: np.ndarray, hidden_totals: np.ndarray) -> list[dict]:
+    """:func:`counts` for every row of a table at once (numpy), for long series."""
+    n = len(parts)
+    if n == 0:
+        return []
+    female, male, unknown = (parts[:, i] for i in range(3))
+    people = female + male + unknown
+    classified = female + male
+    share_visible = ~(hidden_parts[:, 0] | hidden_parts[:, 1]) & (classified > 0)
+    safe = np.where(classified > 0, classified, 1)
+    female_share = np.where(share_visible, np.round(female / safe, 4), np.nan)
+    male_share = np.where(share_visible, np.round(male / safe, 4), np.nan)
+
+    def column(values: np.ndarray, hidden: np.ndarray) -> list:
+        out = values.astype(object)
+        out[hidden] = None
+        return out.tolist()
+
+    def shares(values: np.ndarray) -> list:
+        out = values.astype(object)
+        out[np.isnan(values)] = None
+        return out.tolist()
+
+    suppressed = (hidden_parts.any(axis=1) | hidden_totals).tolist()
+    return [
+        {
+            "people": p,
+            "female": f,
+            "male": m,
+            "unknown": u,
+            "suppressed": s,
+            "female_share": fs,
+            "male_share": ms,
+        }
+        for p, f, m, u, s, fs, ms in zip(
+            column(people, hidden_totals),
+            column(female, hidden_parts[:, 0]),
+            column(male, hidden_parts[:, 1]),
+            column(unknown, hidden_parts[:, 2]),
+            suppressed,
+            shares(female_share),
+            shares(male_share),
+            strict=True,
+        )
+    ]

@@ -1,0 +1,247 @@
+"""Response models: they document the API in OpenAPI and keep responses stable for the dashboard."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Counts(BaseModel):
+    """Counts of people; a count is ``null`` when suppressed for privacy (see ``suppressed``)."""
+
+    people: int | None
+    female: int | None
+    male: int | None
+    unknown: int | None
+    suppressed: bool = Field(description="True when at least one count here is hidden (k-anonymity).")
+    female_share: float | None = Field(
+        None, description="female / (female + male): share of classified people."
+    )
+    male_share: float | None = None
+
+
+class SeriesPoint(Counts):
+    start: str = Field(description="Bucket start, UTC ISO 8601.")
+    label: str = Field(
+        description="Bucket in the site's local time (e.g. '2026-11-20 14:00' or '2026-11-16')."
+    )
+
+
+class Series(BaseModel):
+    site_id: str
+    zones: list[str]
+    granularity: str
+    start: str
+    end: str
+    timezone: str
+    k: int = Field(description="Counts from 1 to k-1 are suppressed.")
+    points: list[SeriesPoint] = Field(description="Buckets with data only, oldest first.")
+    totals: Counts
+
+
+class Totals(BaseModel):
+    site_id: str
+    zones: list[str]
+    start: str
+    end: str
+    k: int
+    totals: Counts
+    mean_dwell_seconds: float | None = Field(None, description="Suppressed (null) below k measured visits.")
+
+
+class PeakHour(Counts):
+    hour: int = Field(description="Local hour of day, 0-23.")
+    label: str
+    days_observed: int
+    mean_people_per_day: float | None
+
+
+class PeakHours(BaseModel):
+    site_id: str
+    zones: list[str]
+    start: str
+    end: str
+    timezone: str
+    k: int
+    hours: list[PeakHour] = Field(description="Busiest first; suppressed hours last.")
+
+
+class HeatmapCell(Counts):
+    hour_of_week: int = Field(description="0 = Monday 00:00-01:00 local time, 167 = Sunday 23:00-24:00.")
+    weekday: str
+    hour: int
+    weeks_observed: int
+    mean_people: float | None = Field(description="Mean people in this hour per week observed.")
+
+
+class Heatmap(BaseModel):
+    site_id: str
+    zones: list[str]
+    start: str
+    end: str
+    timezone: str
+    k: int
+    cells: list[HeatmapCell] = Field(description="Hours of week with data.")
+
+
+class ZoneTotals(Counts):
+    zone_id: str
+    name: str
+    kind: str
+    floor: str | None
+    share_of_traffic: float | None = Field(description="This zone's people / all selected zones' people.")
+
+
+class Comparison(BaseModel):
+    site_id: str
+    start: str
+    end: str
+    k: int
+    zones: list[ZoneTotals] = Field(description="Busiest first.")
+    totals: Counts
+
+
+class ZoneOut(BaseModel):
+    zone_id: str
+    site_id: str
+    name: str
+    floor: str | None
+    kind: str
+
+
+class SiteOut(BaseModel):
+    site_id: str
+    name: str
+    timezone: str
+    zones: int
+    agents_online: int
+    agents_total: int
+
+
+class CameraOut(BaseModel):
+    camera_id: str
+    state: str
+    fps: float
+    error: str | None = None
+
+
+class AgentOut(BaseModel):
+    agent_id: str
+    site_id: str
+    online: bool = Field(description="Reported online and heard from within the offline threshold.")
+    state: str = Field(description="Last state the agent reported ('online'/'offline').")
+    last_seen: str
+    seconds_since_seen: float
+    fps: float
+    latency_ms: float
+    outbox_depth: int
+    version: str
+    cameras: list[CameraOut]
+
+
+class Slot(BaseModel):
+    rank: int
+    zone_id: str
+    zone_name: str
+    zone_kind: str
+    hour_of_week: int
+    weekday: str
+    hour: int
+    label: str
+    weeks_observed: int
+    people: int = Field(description="People counted in this slot over the range.")
+    classified: int = Field(description="People with a female/male decision (the share's sample size).")
+    audience_count: int = Field(
+        description="People of the target audience counted in the slot over the range."
+    )
+    share: float | None = Field(description="Target share of classified people (null for audience 'all').")
+    share_low: float | None = Field(description="95% Wilson interval, lower end.")
+    share_high: float | None
+    expected_audience: float = Field(description="Expected target people per week in this slot.")
+    expected_audience_low: float
+    expected_audience_high: float
+    explanation: str
+
+
+class AdPlacement(BaseModel):
+    site_id: str
+    audience: str
+    start: str
+    end: str
+    timezone: str
+    k: int
+    sort: str
+    method: str
+    slots: list[Slot]
+    suppressed_slots: int = Field(description="Slots left out because their counts are below k.")
+
+
+class IngestRejection(BaseModel):
+    index: int
+    reason: str
+
+
+class IngestResponse(BaseModel):
+    accepted: int = Field(description="Aggregates that created or superseded a bucket.")
+    duplicates: int = Field(description="Aggregates already stored with an equal or higher seq (no effect).")
+    statuses: int
+    rejected: list[IngestRejection] = Field(
+        description="Malformed messages; each is in the dead-letter table."
+    )
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: str = Field(pattern="^(agent|viewer|admin)$")
+    agent_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    prefix: str
+    agent_id: str | None
+    created_at: str
+    revoked: bool
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself: shown this once, store it now.")
+
+
+class ZoneUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    floor: str | None = Field(None, max_length=64)
+    kind: str | None = Field(
+        None, description="entrance, corridor, food_court, ad_slot, shop_front, exit, other, unknown"
+    )
+
+
+class SiteUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str | None = Field(
+        None, description="IANA time zone, e.g. 'Europe/Berlin'; day boundaries and hours of week follow it."
+    )
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_at: str
+    source: str
+    topic: str | None
+    reason: str
+    payload: str
+
+
+class DeadLetters(BaseModel):
+    total: int
+    items: list[DeadLetterOut]
+
+
+class IngestStats(BaseModel):
+    accepted: int
+    duplicates: int
+    statuses: int
+    rejected: int
+    dead_letters_total: int
+    mqtt_connected: bool | None = Field(description="None when this server runs no MQTT consumer.")

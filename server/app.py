@@ -1,0 +1,137 @@
+"""The FastAPI application: API routers, dashboard files, error shapes, and background work on start."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from footfall.core.logs import log_event
+from footfall.server import migrate
+from footfall.server.api import admin, agents, ingest, insights, sites, traffic
+from footfall.server.api.deps import ServerContext
+from footfall.server.db import Database
+from footfall.server.ingest import Ingestor
+from footfall.server.settings import Settings
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from footfall import __version__
+
+logger = logging.getLogger("footfall.server")
+STATIC = Path(__file__).resolve().parent / "static"
+PAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+DESCRIPTION = """Per-zone audience counts from footfall camera boxes: ingest, traffic series, gender split,
+heatmaps and ad-placement ranking. Every `/api/v1` endpoint needs an API key (`X-API-Key: ffk_...` or
+`Authorization: Bearer ffk_...`) of the role named in its summary; create one with
+`footfall keys create --role viewer --name NAME`. Counts from 1 to k-1 are reported as `null` with
+`suppressed: true` (k-anonymity), and so are the cells that would give them away by subtraction."""
+
+
+def _describe(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None, *, start_background: bool = True) -> FastAPI:
+    """Builds the app. ``start_background`` runs the MQTT consumer and retention loop while it serves."""
+    settings = settings or Settings.from_env()
+    db = Database(settings.database_url)
+    ctx = ServerContext(settings=settings, db=db, ingestor=Ingestor(db, settings.default_timezone))
+    if settings.migrate_on_start:
+        migrate.upgrade(db.engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if start_background:
+            from footfall.server.background import start_background_work
+
+            ctx.background.extend(start_background_work(ctx))
+        try:
+            yield
+        finally:
+            for worker in reversed(ctx.background):
+                worker.stop()
+            ctx.background.clear()
+            db.dispose()
+
+    app = FastAPI(
+        title="footfall server",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.context = ctx
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _describe(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log_event(logger, logging.ERROR, "request failed", path=request.url.path, error=repr(exc)[:300])
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+
+    for router in (
+        ingest.router,
+        sites.read,
+        sites.admin,
+        traffic.router,
+        insights.router,
+        agents.router,
+        admin.router,
+    ):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and database check (public)")
+    def healthz() -> dict:
+        revision = migrate.current_revision(db.engine)
+        return {"status": "ok", "version": __version__, "schema_revision": revision}
+
+    _mount_dashboard(app)
+    return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """Dashboard pages are plain files in server/static: /dashboard/<page> serves static/<page>.html and
+    /dashboard/static/<path> the assets. They hold no data; the page's JavaScript calls the API with a key."""
+    app.mount("/dashboard/static", StaticFiles(directory=STATIC, check_dir=False), name="dashboard-static")
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    @app.get("/dashboard", include_in_schema=False)
+    def _dashboard_root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    @app.get("/dashboard/", include_in_schema=False)
+    def _index() -> FileResponse:
+        return _page("index")
+
+    @app.get("/dashboard/{page}", include_in_schema=False)
+    def _named(page: str) -> FileResponse:
+        return _page(page.removesuffix(".html"))
+
+
+def _page(name: str) -> FileResponse:
+    path = STATIC / f"{name}.html"
+    if not PAGE.match(name) or not path.is_file():
+        raise HTTPException(404, f"no dashboard page {name!r}")
+    return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,72 @@
+"""API keys with roles. A key is shown once at creation; only its SHA-256 is stored.
+
+Keys are 256-bit random tokens, so a fast hash is enough: there is nothing to brute-force, unlike a
+password. Roles: ``agent`` may only ingest (optionally for one agent_id), ``viewer`` may read, ``admin``
+may read and manage zones, keys and the dead-letter table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from footfall.server.tables import ApiKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+Role = Literal["agent", "viewer", "admin"]
+ROLES: tuple[Role, ...] = ("agent", "viewer", "admin")
+KEY_PREFIX = "ffk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    name: str
+    role: Role
+    agent_id: str | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session: Session, name: str, role: str, agent_id: str | None = None) -> tuple[str, ApiKey]:
+    """Creates a key; returns the plaintext (show it once, it cannot be recovered) and the stored row."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
+    if not name.strip():
+        raise ValueError("a key needs a name (who or what uses it)")
+    if agent_id is not None and role != "agent":
+        raise ValueError("only agent keys can be bound to an agent id")
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        name=name.strip(),
+        role=role,
+        key_hash=hash_key(plaintext),
+        prefix=plaintext[:10],
+        agent_id=agent_id,
+        created_at=int(time.time()),
+        revoked_at=None,
+    )
+    session.add(row)
+    session.flush()
+    return plaintext, row
+
+
+def authenticate(session: Session, key: str) -> Principal | None:
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)))
+    if row is None:
+        return None
+    return Principal(row.id, row.name, row.role, row.agent_id)  # type: ignore[arg-type]
+
+
+def revoke_key(session: Session, key_id: int) -> bool:
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = int(time.time())
+    return True

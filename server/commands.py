@@ -1,0 +1,250 @@
+"""``footfall server`` and ``footfall keys`` commands. Light at import time: only typer and the stdlib."""
+
+from __future__ import annotations
+
+import typer
+
+SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic")
+
+
+def _require_server(*extra: str) -> None:
+    from footfall.cli import require
+
+    require("server", *SERVER_MODULES, *extra)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _settings(database_url: str | None, **overrides: object):  # type: ignore[no-untyped-def]
+    from footfall.server.settings import Settings
+    from pydantic import ValidationError
+
+    try:
+        return Settings.from_env(database_url=database_url, **overrides)
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+
+
+def _database(database_url: str | None):  # type: ignore[no-untyped-def]
+    from footfall.server import migrate
+    from footfall.server.db import Database
+    from sqlalchemy.exc import SQLAlchemyError
+
+    settings = _settings(database_url)
+    try:
+        db = Database(settings.database_url)
+        migrate.upgrade(db.engine)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        _fail(f"cannot open database {settings.database_url!r}: {str(exc).splitlines()[0]}")
+    return db
+
+
+DatabaseOption = typer.Option(
+    None,
+    "--database-url",
+    envvar="DATABASE_URL",
+    help="SQLAlchemy URL; default sqlite:///footfall.db (WAL). PostgreSQL: postgresql://user@host/db.",
+)
+
+
+def register(app: typer.Typer) -> None:
+    server = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    keys = typer.Typer(
+        help="Manage API keys (roles: agent = ingest, viewer = read, admin = manage).\n\n"
+        "Example: footfall keys create --role viewer --name 'ad team'",
+        no_args_is_help=True,
+    )
+    zones = typer.Typer(
+        help="Name and classify zones (entrance, food_court, ad_slot, ...).\n\n"
+        "Example: footfall zones set mall-1 fc-north --name 'Food court north' --kind food_court",
+        no_args_is_help=True,
+    )
+
+    @server.callback()
+    def serve(
+        ctx: typer.Context,
+        host: str = typer.Option(
+            "127.0.0.1", "--host", envvar="FOOTFALL_HOST", help="Interface to listen on."
+        ),
+        port: int = typer.Option(8000, "--port", envvar="FOOTFALL_PORT", help="HTTP port."),
+        mqtt: str | None = typer.Option(
+            None,
+            "--mqtt",
+            envvar="MQTT_URL",
+            help="Also consume MQTT, e.g. mqtt://server:secret@localhost:1883.",
+        ),
+        database_url: str | None = DatabaseOption,
+        k_anon: int | None = typer.Option(
+            None,
+            "--k-anon",
+            envvar="FOOTFALL_K_ANON",
+            help="Counts from 1 to k-1 are suppressed (default 5).",
+        ),
+    ) -> None:
+        """Run the central server: API, dashboard and (with --mqtt) the MQTT consumer; migrates first.
+
+        Subcommands: `migrate` (schema only), `retention` (drop old raw buckets).
+
+        Example: footfall server --mqtt mqtt://localhost:1883 --port 8000
+        then open http://127.0.0.1:8000/dashboard/ and http://127.0.0.1:8000/api/docs
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        _require_server("paho")
+        import uvicorn
+        from footfall.server.app import create_app
+        from footfall.server.mqtt_consumer import parse_mqtt_url
+
+        settings = _settings(database_url, mqtt_url=mqtt, k_anonymity=k_anon)
+        if settings.mqtt_url:
+            try:
+                parse_mqtt_url(settings.mqtt_url)
+            except ValueError as exc:
+                _fail(str(exc))
+        _database(settings.database_url)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+    @server.command("migrate")
+    def migrate_command(database_url: str | None = DatabaseOption) -> None:
+        """Create or upgrade the database schema to the newest revision.
+
+        Example: DATABASE_URL=postgresql://footfall@db/footfall footfall server migrate
+        """
+        _require_server()
+        from footfall.server.migrate import current_revision
+
+        db = _database(database_url)
+        typer.echo(f"database at revision {current_revision(db.engine)}")
+
+    @server.command("retention")
+    def retention_command(
+        days: int = typer.Option(
+            None,
+            "--days",
+            envvar="FOOTFALL_RETENTION_DAYS",
+            min=1,
+            help="Keep this many days of raw minute buckets (default 35).",
+        ),
+        database_url: str | None = DatabaseOption,
+    ) -> None:
+        """Delete raw minute buckets older than --days; hourly and daily rollups are kept.
+
+        Example: footfall server retention --days 30
+        """
+        _require_server()
+        from footfall.server.retention import run_retention
+
+        db = _database(database_url)
+        result = run_retention(db, days or _settings(database_url).retention_days or 35)
+        from footfall.server.localtime import to_iso
+
+        typer.echo(
+            f"deleted {result.raw_deleted} raw buckets before {to_iso(result.cutoff)} "
+            f"and {result.dead_letters_deleted} old dead letters; rollups kept"
+        )
+
+    @keys.command("create")
+    def create(
+        role: str = typer.Option(..., "--role", help="agent, viewer or admin."),
+        name: str = typer.Option(..., "--name", help="Who or what uses the key."),
+        agent: str | None = typer.Option(None, "--agent", help="Bind an agent key to this agent id."),
+        database_url: str | None = DatabaseOption,
+    ) -> None:
+        """Create an API key and print it once (only its hash is stored).
+
+        Example: footfall keys create --role viewer --name "ad team"
+        """
+        _require_server()
+        from footfall.server.auth import create_key
+
+        db = _database(database_url)
+        try:
+            with db.write() as session:
+                plaintext, row = create_key(session, name, role, agent)
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(plaintext)
+        typer.secho(f"created {role} key #{row.id} '{name}'; store it now, it is not shown again", err=True)
+
+    @keys.command("list")
+    def list_keys(database_url: str | None = DatabaseOption) -> None:
+        """List keys (id, role, name, prefix), never their secrets.
+
+        Example: footfall keys list
+        """
+        _require_server()
+        from footfall.server.tables import ApiKey
+        from sqlalchemy import select
+
+        db = _database(database_url)
+        with db.read() as session:
+            for row in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+                state = "revoked" if row.revoked_at else "active"
+                typer.echo(
+                    f"{row.id:4d}  {row.role:6s}  {state:7s}  {row.prefix}…  {row.name}"
+                    + (f"  (agent {row.agent_id})" if row.agent_id else "")
+                )
+
+    @keys.command("revoke")
+    def revoke(
+        key_id: int = typer.Argument(..., help="Id from `footfall keys list`."),
+        database_url: str | None = DatabaseOption,
+    ) -> None:
+        """Revoke a key; requests with it get 401 from now on.
+
+        Example: footfall keys revoke 3
+        """
+        _require_server()
+        from footfall.server.auth import revoke_key
+
+        db = _database(database_url)
+        with db.write() as session:
+            if not revoke_key(session, key_id):
+                _fail(f"no active key with id {key_id}")
+        typer.echo(f"revoked key #{key_id}")
+
+    @zones.command("set")
+    def set_zone(
+        site: str = typer.Argument(..., help="Site id."),
+        zone: str = typer.Argument(..., help="Zone id (as the agent sends it)."),
+        name: str | None = typer.Option(None, "--name", help="Display name, e.g. 'Food court north'."),
+        kind: str | None = typer.Option(
+            None, "--kind", help="entrance, corridor, food_court, ad_slot, shop_front, exit, other, unknown."
+        ),
+        floor: str | None = typer.Option(None, "--floor", help="Floor label, e.g. 'L1'."),
+        database_url: str | None = DatabaseOption,
+    ) -> None:
+        """Create or edit a zone (sites and zones also appear on their first aggregate).
+
+        Example: footfall zones set mall-1 fc-north --name "Food court north" --kind food_court --floor L2
+        """
+        _require_server()
+        import time
+
+        from footfall.server.tables import ZONE_KINDS, Site, Zone
+        from sqlalchemy import select
+
+        if kind is not None and kind not in ZONE_KINDS:
+            _fail(f"--kind {kind!r} is not one of {', '.join(ZONE_KINDS)}")
+        db = _database(database_url)
+        settings = _settings(database_url)
+        now = int(time.time())
+        with db.write() as session:
+            if session.get(Site, site) is None:
+                session.add(Site(site_id=site, name=site, timezone=settings.default_timezone, created_at=now))
+                session.flush()
+            row = session.scalar(select(Zone).where(Zone.site_id == site, Zone.zone_id == zone))
+            if row is None:
+                row = Zone(site_id=site, zone_id=zone, name=zone, floor=None, kind="unknown", created_at=now)
+                session.add(row)
+            row.name = name or row.name
+            row.kind = kind or row.kind
+            row.floor = floor if floor is not None else row.floor
+        typer.echo(f"zone {site}/{zone}: name={row.name!r} kind={row.kind} floor={row.floor}")
+
+    app.add_typer(server, name="server")
+    app.add_typer(keys, name="keys")
+    app.add_typer(zones, name="zones")

@@ -1,0 +1,405 @@
+"""The one ingest path for MQTT and HTTP: parse, check, and idempotently upsert into raw buckets and rollups.
+
+An aggregate is the full count of its (agent, camera, zone, bucket) key; the stored row is the one with the
+highest ``seq``. Rollups are adjusted by the difference between the new and the replaced row inside the same
+transaction, so they always equal the sum of the raw buckets, however often a message is redelivered,
+replayed or arrives out of order. A malformed message is stored in ``dead_letters`` with its reason and
+never stops the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from footfall.core.logs import log_event
+from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
+from footfall.server.catalog import ensure_zones
+from footfall.server.db import Database
+from footfall.server.localtime import hour_floor, local_day, local_hour_of_week
+from footfall.server.sql import insert_for
+from footfall.server.tables import Agent, Bucket, DailyRollup, DeadLetter, HourlyRollup, Meta
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger("footfall.server.ingest")
+
+MAX_PAYLOAD_STORED = 16_384
+FUTURE_TOLERANCE_S = 900
+PURGED_BEFORE_KEY = "raw_purged_before"
+COUNT_FIELDS = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message as received, before parsing."""
+
+    payload: bytes
+    source: str  # "mqtt" or "http"
+    topic: str | None = None
+    bound_agent: str | None = None  # an agent key may only ingest for its own agent
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass
+class IngestCounters:
+    """Process-wide counters, exposed by the admin API (the dead-letter table keeps the durable record)."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    rejected: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, result: BatchResult) -> None:
+        with self.lock:
+            self.accepted += result.accepted
+            self.duplicates += result.duplicates
+            self.statuses += result.statuses
+            self.rejected += len(result.rejected)
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "accepted": self.accepted,
+                "duplicates": self.duplicates,
+                "statuses": self.statuses,
+                "rejected": self.rejected,
+            }
+
+
+def _check_topic(message: AggregateMessage | AgentStatus, item: Incoming) -> None:
+    if item.topic is None:
+        return
+    parts = item.topic.split("/")
+    if len(parts) < 3 or parts[-3] != message.site_id or parts[-2] != message.agent_id:
+        raise WireError(
+            f"topic {item.topic!r} does not match the message's site_id {message.site_id!r} "
+            f"and agent_id {message.agent_id!r}"
+        )
+    expected_kind = "aggregates" if message.kind == "aggregate" else "status"
+    if parts[-1] != expected_kind:
+        raise WireError(f"a {message.kind} message was published on {item.topic!r}")
+
+
+def _check_agent(message: AggregateMessage | AgentStatus, item: Incoming) -> None:
+    if item.bound_agent is not None and message.agent_id != item.bound_agent:
+        raise WireError(f"agent_id: this API key may only send for agent {item.bound_agent!r}")
+
+
+class Ingestor:
+    """Stores batches of incoming messages; safe to call from several threads and several server replicas."""
+
+    def __init__(self, db: Database, default_tz: str = "UTC", clock=time.time):  # type: ignore[no-untyped-def]
+        self.db = db
+        self.default_tz = default_tz
+        self.clock = clock
+        self.counters = IngestCounters()
+
+    def ingest(self, items: Sequence[Incoming]) -> BatchResult:
+        """Parses and stores ``items`` in one transaction (retried on a lost insert race)."""
+        for attempt in range(5):
+            try:
+                with self.db.write() as session:
+                    result = self._ingest(session, items)
+                self.counters.add(result)
+                return result
+            except (IntegrityError, OperationalError) as exc:
+                # Two replicas inserted the same new key at once, or the database was briefly locked:
+                # the transaction rolled back as a whole, so retrying cannot double-count.
+                if attempt == 4:
+                    raise
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "ingest batch retried",
+                    attempt=attempt + 1,
+                    error=str(exc.orig)[:200],
+                )
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _ingest(self, session: Session, items: Sequence[Incoming]) -> BatchResult:
+        now = self.clock()
+        result = BatchResult()
+        purged_before = self._purged_before(session)
+        aggregates: list[tuple[int, AggregateMessage]] = []
+        statuses: list[AgentStatus] = []
+        dead: list[dict[str, object]] = []
+        for index, item in enumerate(items):
+            try:
+                message = parse_message(item.payload)
+                _check_topic(message, item)
+                _check_agent(message, item)
+                if isinstance(message, AggregateMessage):
+                    start = int(message.bucket_start.timestamp())
+                    if start > now + FUTURE_TOLERANCE_S:
+                        raise WireError(
+                            f"bucket_start: {message.bucket_start.isoformat()} is in the future "
+                            "(is the agent's clock right?)"
+                        )
+                    if start < purged_before:
+                        raise WireError(
+                            f"bucket_start: {message.bucket_start.isoformat()} is older than the raw-data "
+                            "retention window; its hour is final in the rollups and cannot be changed"
+                        )
+                    aggregates.append((index, message))
+                else:
+                    statuses.append(message)
+            except WireError as exc:
+                reason = str(exc)
+                result.rejected.append(Rejection(index, reason))
+                dead.append(
+                    {
+                        "received_at": int(now),
+                        "source": item.source,
+                        "topic": item.topic,
+                        "reason": reason[:2000],
+                        "payload": item.payload[:MAX_PAYLOAD_STORED].decode("utf-8", "replace"),
+                    }
+                )
+        if dead:
+            session.execute(DeadLetter.__table__.insert(), dead)
+            for entry in dead:
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "message rejected",
+                    source=entry["source"],
+                    topic=entry["topic"],
+                    reason=entry["reason"],
+                )
+        if aggregates:
+            accepted = self._store_aggregates(session, [m for _, m in aggregates], now)
+            result.accepted = accepted
+            result.duplicates = len(aggregates) - accepted
+            self._touch_agents(session, [m for _, m in aggregates], now)
+        if statuses:
+            self._store_statuses(session, statuses, now)
+            result.statuses = len(statuses)
+        return result
+
+    @staticmethod
+    def _purged_before(session: Session) -> int:
+        value = session.scalar(select(Meta.value).where(Meta.key == PURGED_BEFORE_KEY))
+        return int(value) if value else 0
+
+    def _store_aggregates(self, session: Session, messages: list[AggregateMessage], now: float) -> int:
+        zones = ensure_zones(session, {(m.site_id, m.zone_id) for m in messages}, self.default_tz)
+        # The newest message per key within the batch; the rest are duplicates of it.
+        newest: dict[tuple[str, str, int, int], AggregateMessage] = {}
+        for message in messages:
+            key = (
+                message.agent_id,
+                message.camera_id,
+                zones[(message.site_id, message.zone_id)][0],
+                int(message.bucket_start.timestamp()),
+            )
+            held = newest.get(key)
+            if held is None or message.seq > held.seq:
+                newest[key] = message
+        existing = self._existing(session, list(newest))
+        inserts: list[dict[str, object]] = []
+        updates: list[dict[str, object]] = []
+        hourly: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
+        tz_of_zone = {pk: tz for pk, tz in zones.values()}
+        for key, message in newest.items():
+            row = _row(message)
+            old = existing.get(key)
+            if old is not None and old["seq"] >= message.seq:
+                continue
+            delta = hourly[(key[2], hour_floor(key[3]))]
+            for i, name in enumerate(COUNT_FIELDS):
+                delta[i] += row[name] - (old[name] if old else 0)
+            record = {
+                "agent_id": key[0],
+                "camera_id": key[1],
+                "zone_pk": key[2],
+                "bucket_start": key[3],
+                "received_at": int(now),
+                **row,
+            }
+            (updates if old else inserts).append(record)
+        if inserts:
+            session.execute(Bucket.__table__.insert(), inserts)
+        if updates:
+            table = Bucket.__table__
+            session.connection().execute(
+                update(table)
+                .where(
+                    table.c.agent_id == bindparam("b_agent"),
+                    table.c.camera_id == bindparam("b_camera"),
+                    table.c.zone_pk == bindparam("b_zone"),
+                    table.c.bucket_start == bindparam("b_start"),
+                )
+                .values(
+                    {
+                        name: bindparam(name)
+                        for name in ("seq", "bucket_seconds", "received_at", *COUNT_FIELDS)
+                    }
+                ),
+                [
+                    {
+                        "b_agent": r["agent_id"],
+                        "b_camera": r["camera_id"],
+                        "b_zone": r["zone_pk"],
+                        "b_start": r["bucket_start"],
+                        **{k: r[k] for k in ("seq", "bucket_seconds", "received_at", *COUNT_FIELDS)},
+                    }
+                    for r in updates
+                ],
+            )
+        self._apply_rollups(session, hourly, tz_of_zone)
+        return len(inserts) + len(updates)
+
+    @staticmethod
+    def _existing(session: Session, keys: list[tuple[str, str, int, int]]) -> dict[tuple, dict[str, float]]:
+        found: dict[tuple, dict[str, float]] = {}
+        table = Bucket.__table__
+        columns = (table.c.agent_id, table.c.camera_id, table.c.zone_pk, table.c.bucket_start)
+        for offset in range(0, len(keys), 500):
+            query = select(*columns, table.c.seq, *(table.c[name] for name in COUNT_FIELDS)).where(
+                tuple_(*columns).in_(keys[offset : offset + 500])
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update()  # concurrent replicas update one key one after the other
+            for row in session.execute(query):
+                found[tuple(row[:4])] = {
+                    "seq": row.seq,
+                    **{name: row._mapping[name] for name in COUNT_FIELDS},
+                }
+        return found
+
+    @staticmethod
+    def _apply_rollups(
+        session: Session, hourly: dict[tuple[int, int], list[float]], tz_of_zone: dict[int, str]
+    ) -> None:
+        changed = {key: delta for key, delta in hourly.items() if any(delta)}
+        if not changed:
+            return
+        insert = insert_for(session)
+        daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
+        hourly_rows = []
+        for (zone_pk, hour_start), delta in sorted(changed.items()):
+            tz = tz_of_zone[zone_pk]
+            hourly_rows.append(
+                {
+                    "zone_pk": zone_pk,
+                    "hour_start": hour_start,
+                    "local_how": local_hour_of_week(hour_start, tz),
+                    **_as_counts(delta),
+                }
+            )
+            day = daily[(zone_pk, local_day(hour_start, tz))]
+            for i, value in enumerate(delta):
+                day[i] += value
+        daily_rows = [
+            {"zone_pk": zone_pk, "day": day, **_as_counts(delta)}
+            for (zone_pk, day), delta in sorted(daily.items())
+        ]
+        for model, rows, keys in (
+            (HourlyRollup, hourly_rows, ["zone_pk", "hour_start"]),
+            (DailyRollup, daily_rows, ["zone_pk", "day"]),
+        ):
+            statement = insert(model.__table__)
+            statement = statement.on_conflict_do_update(
+                index_elements=keys,
+                set_={name: model.__table__.c[name] + statement.excluded[name] for name in COUNT_FIELDS},
+            )
+            session.execute(statement, rows)
+
+    @staticmethod
+    def _touch_agents(session: Session, messages: list[AggregateMessage], now: float) -> None:
+        agents = {m.agent_id: m.site_id for m in messages}
+        insert = insert_for(session)
+        statement = insert(Agent.__table__)
+        statement = statement.on_conflict_do_update(
+            index_elements=["agent_id"],
+            set_={"last_seen": statement.excluded.last_seen, "site_id": statement.excluded.site_id},
+        )
+        session.execute(
+            statement,
+            [
+                {
+                    "agent_id": agent,
+                    "site_id": site,
+                    "state": "online",
+                    "last_seen": int(now),
+                    "fps": 0.0,
+                    "latency_ms": 0.0,
+                    "outbox_depth": 0,
+                    "version": "",
+                    "cameras_json": "[]",
+                }
+                for agent, site in sorted(agents.items())
+            ],
+        )
+
+    @staticmethod
+    def _store_statuses(session: Session, statuses: list[AgentStatus], now: float) -> None:
+        latest: dict[str, AgentStatus] = {}
+        for status in statuses:
+            if status.agent_id not in latest or status.sent_at >= latest[status.agent_id].sent_at:
+                latest[status.agent_id] = status
+        for status in latest.values():
+            sent_at = int(status.sent_at.timestamp())
+            agent = session.get(
+                Agent, status.agent_id, with_for_update=session.get_bind().dialect.name == "postgresql"
+            )
+            if agent is not None and agent.last_status_at is not None and agent.last_status_at > sent_at:
+                continue  # an older retained status arriving late must not overwrite a newer one
+            if agent is None:
+                agent = Agent(agent_id=status.agent_id)
+                session.add(agent)
+            agent.site_id = status.site_id
+            agent.state = status.state
+            agent.last_seen = int(now)
+            agent.last_status_at = sent_at
+            agent.fps = status.fps
+            agent.latency_ms = status.latency_ms
+            agent.outbox_depth = status.outbox_depth
+            agent.version = status.version
+            agent.cameras_json = json.dumps([camera.model_dump() for camera in status.cameras])
+        session.flush()
+
+
+def _row(message: AggregateMessage) -> dict[str, float]:
+    dwell = message.dwell
+    return {
+        "seq": message.seq,
+        "bucket_seconds": message.bucket_seconds,
+        "people": message.people,
+        "female": message.gender.female,
+        "male": message.gender.male,
+        "unknown": message.gender.unknown,
+        "dwell_samples": dwell.samples if dwell else 0,
+        "dwell_seconds": dwell.samples * dwell.mean_seconds if dwell else 0.0,
+    }
+
+
+def _as_counts(delta: list[float]) -> dict[str, float]:
+    counts: dict[str, float] = {
+        name: round(value) for name, value in zip(COUNT_FIELDS, delta, strict=True)
+    }
+    counts["dwell_seconds"] = delta[COUNT_FIELDS.index("dwell_seconds")]
+    return counts

@@ -1,0 +1,60 @@
+"""UTC instants to a site's local calendar: hour of week and day, the units people plan ads and staff by."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+HOUR = 3600
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def hour_floor(epoch: int) -> int:
+    return epoch - epoch % HOUR
+
+
+@lru_cache(maxsize=200_000)
+def local_hour_of_week(hour_start: int, tz: str) -> int:
+    """0 = Monday 00:00-01:00 local time ... 167 = Sunday 23:00-24:00."""
+    local = datetime.fromtimestamp(hour_start, zone(tz))
+    return local.weekday() * 24 + local.hour
+
+
+@lru_cache(maxsize=200_000)
+def local_day(hour_start: int, tz: str) -> date:
+    return datetime.fromtimestamp(hour_start, zone(tz)).date()
+
+
+def local_midnight(day: date, tz: str) -> int:
+    """UTC epoch of the start of ``day`` in ``tz`` (handles DST: a day may last 23 or 25 hours)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=zone(tz)).timestamp())
+
+
+def day_range(start: int, end: int, tz: str) -> tuple[date, date]:
+    """Local days whose start lies in [start, end): returns (first day, day after the last day)."""
+    first = datetime.fromtimestamp(start, zone(tz)).date()
+    if local_midnight(first, tz) < start:
+        first += timedelta(days=1)
+    last = datetime.fromtimestamp(end, zone(tz)).date()
+    if local_midnight(last, tz) < end:
+        last += timedelta(days=1)
+    return first, max(first, last)
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def how_label(how: int) -> str:
+    return f"{WEEKDAYS[how // 24]} {how % 24:02d}:00-{(how % 24) + 1:02d}:00"
+
+
+def to_iso(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

@@ -1,0 +1,222 @@
+"""MQTT ingest: a persistent MQTT 5 session on a shared subscription, acknowledged only after commit.
+
+* ``$share/<group>/footfall/v1/+/+/aggregates``: replicas in one group split the aggregates between them.
+* ``footfall/v1/+/+/status`` (not shared): every replica sees every agent's retained status.
+* Persistent session (clean_start=False, session expiry 7 days) with a stable client id: QoS 1 messages
+  published while the server is down wait in the broker and arrive after a restart.
+* Manual acknowledgement: a message is acknowledged after the transaction that stored it (or dead-lettered
+  it) committed. A crash before that means redelivery, which the idempotent upsert absorbs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+import paho.mqtt.client as mqtt
+from footfall.core.logs import log_event
+from footfall.core.wire import DEFAULT_TOPIC_PREFIX
+from footfall.server.ingest import Incoming, Ingestor
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+logger = logging.getLogger("footfall.server.mqtt")
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 2000
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """``mqtt://user:pass@host:1883`` or ``mqtts://host:8883``; raises ValueError with a clear message."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parsed.hostname:
+        raise ValueError(f"MQTT URL {url!r} must look like mqtt://user:password@host:1883 (or mqtts://)")
+    tls = parsed.scheme in ("mqtts", "ssl")
+    try:
+        port = parsed.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ValueError(f"MQTT URL {url!r} has an invalid port") from None
+    return BrokerAddress(
+        parsed.hostname,
+        port,
+        unquote(parsed.username) if parsed.username else None,
+        unquote(parsed.password) if parsed.password else None,
+        tls,
+    )
+
+
+class MqttConsumer:
+    """Receives wire messages from the broker and stores them in batches through the :class:`Ingestor`."""
+
+    def __init__(
+        self,
+        url: str,
+        ingestor: Ingestor,
+        *,
+        group: str = "footfall-server",
+        client_id: str | None = None,
+        prefix: str = DEFAULT_TOPIC_PREFIX,
+        batch_size: int = 500,
+        batch_wait_s: float = 0.02,
+    ):
+        self.address = parse_mqtt_url(url)
+        self.ingestor = ingestor
+        self.group = group
+        self.prefix = prefix
+        self.client_id = client_id or f"footfall-server-{socket.gethostname()}"[:64]
+        self.batch_size = batch_size
+        self.batch_wait_s = batch_wait_s
+        self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._stopping = threading.Event()
+        self._writer: threading.Thread | None = None
+        self.connected = False
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        if self.address.username:
+            self.client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            self.client.tls_set()
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+    @property
+    def filters(self) -> list[str]:
+        aggregates = f"{self.prefix}/+/+/aggregates"
+        shared = (
+            f"$share/{self.group}/{aggregates}" if self.group else aggregates
+        )  # no group: one server only
+        return [shared, f"{self.prefix}/+/+/status"]
+
+    def start(self) -> MqttConsumer:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._writer = threading.Thread(target=self._write_loop, name="mqtt-ingest-writer", daemon=True)
+        self._writer.start()
+        self.client.connect_async(
+            self.address.host, self.address.port, keepalive=30, clean_start=False, properties=properties
+        )
+        self.client.loop_start()
+        log_event(
+            logger,
+            logging.INFO,
+            "mqtt consumer starting",
+            broker=f"{self.address.host}:{self.address.port}",
+            client_id=self.client_id,
+            group=self.group,
+        )
+        return self
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        """Waits until connected *and* subscribed (the broker acknowledged the subscriptions)."""
+        deadline = time.monotonic() + timeout
+        while not self.connected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.connected
+
+    def stop(self) -> None:
+        """Stores what was received, then disconnects (the session and unacknowledged messages stay)."""
+        self._stopping.set()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected = False
+
+    # paho callbacks (network thread)
+
+    def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log_event(logger, logging.ERROR, "mqtt connection refused", reason=str(reason_code))
+            return
+        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.filters])
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # type: ignore[no-untyped-def]
+        failed = [str(code) for code in reason_codes if code.is_failure]
+        if failed:
+            # e.g. the broker's ACL does not let this user read the topics: say so instead of idling.
+            log_event(
+                logger,
+                logging.ERROR,
+                "mqtt subscription refused",
+                reasons=",".join(failed),
+                filters=",".join(self.filters),
+            )
+            return
+        self.connected = True
+        log_event(logger, logging.INFO, "mqtt connected and subscribed", filters=",".join(self.filters))
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
+        self.connected = False
+        if not self._stopping.is_set():
+            log_event(logger, logging.WARNING, "mqtt disconnected; reconnecting", reason=str(reason_code))
+
+    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+        self._inbox.put(message)
+
+    # writer thread
+
+    def _next_batch(self) -> list[mqtt.MQTTMessage]:
+        try:
+            first = self._inbox.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._inbox.get(timeout=remaining) if remaining > 0 else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while not (self._stopping.is_set() and self._inbox.empty()):
+            batch = self._next_batch()
+            if batch:
+                self._store(batch)
+
+    def _store(self, batch: list[mqtt.MQTTMessage]) -> None:
+        items = [Incoming(bytes(m.payload), "mqtt", m.topic) for m in batch]
+        delay = 0.5
+        while True:
+            try:
+                self.ingestor.ingest(items)
+                break
+            except Exception as exc:
+                log_event(
+                    logger,
+                    logging.ERROR,
+                    "storing mqtt batch failed; will retry",
+                    size=len(items),
+                    error=repr(exc)[:300],
+                )
+                if self._stopping.is_set():
+                    return  # unacknowledged: the broker redelivers them to the next session
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        for message in batch:
+            if message.qos > 0:
+                self.client.ack(message.mid, message.qos)

@@ -1,0 +1,89 @@
+"""Retention: raw minute buckets older than N days are deleted; hourly and daily rollups are kept forever.
+
+The cut is aligned to a UTC day and recorded as the ``raw_purged_before`` watermark: ingest refuses
+buckets older than it, because their hours are final in the rollups and a re-inserted raw row could no
+longer be reconciled with the one that was deleted (it would double-count).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from footfall.core.logs import log_event
+from footfall.server.db import Database
+from footfall.server.ingest import PURGED_BEFORE_KEY
+from footfall.server.sql import insert_for
+from footfall.server.tables import Bucket, DeadLetter, Meta, Zone
+from sqlalchemy import delete, select
+
+logger = logging.getLogger("footfall.server.retention")
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    cutoff: int
+    raw_deleted: int
+    dead_letters_deleted: int
+
+
+def run_retention(
+    db: Database, days: int, now: float | None = None, dead_letter_days: int = 90
+) -> RetentionResult:
+    if days < 1:
+        raise ValueError("retention needs at least 1 day of raw buckets")
+    now = time.time() if now is None else now
+    cutoff = int(now) // DAY * DAY - days * DAY
+    raw_deleted = 0
+    with db.write() as session:
+        insert = insert_for(session)
+        previous = session.scalar(select(Meta.value).where(Meta.key == PURGED_BEFORE_KEY))
+        watermark = max(cutoff, int(previous) if previous else 0)
+        statement = insert(Meta.__table__).values(key=PURGED_BEFORE_KEY, value=str(watermark))
+        session.execute(
+            statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(watermark)})
+        )
+        for zone_pk in session.scalars(select(Zone.id)):  # per zone: uses the (zone_pk, bucket_start) index
+            raw_deleted += (
+                session.execute(
+                    delete(Bucket).where(Bucket.zone_pk == zone_pk, Bucket.bucket_start < watermark)
+                ).rowcount
+                or 0
+            )
+        dead = (
+            session.execute(
+                delete(DeadLetter).where(DeadLetter.received_at < int(now) - dead_letter_days * DAY)
+            ).rowcount
+            or 0
+        )
+    log_event(
+        logger, logging.INFO, "retention done", cutoff=watermark, raw_deleted=raw_deleted, dead_letters=dead
+    )
+    return RetentionResult(watermark, raw_deleted, dead)
+
+
+class RetentionLoop:
+    """Runs retention every ``interval_s`` in a background thread while the server serves."""
+
+    def __init__(self, db: Database, days: int, interval_s: float = 3600.0):
+        self.db, self.days, self.interval_s = db, days, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+
+    def start(self) -> RetentionLoop:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                run_retention(self.db, self.days)
+            except Exception as exc:
+                log_event(logger, logging.ERROR, "retention failed", error=repr(exc)[:300])
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

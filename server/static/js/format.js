@@ -1,0 +1,124 @@
+// Numbers, suppressed counts and dates in a site's own time zone (the API reports it with every answer).
+
+const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const oneDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 0 });
+
+export const fmtInt = (value) => integer.format(value);
+export const fmtMean = (value) => (value >= 100 ? integer.format(value) : oneDecimal.format(value));
+export const fmtPct = (value) => percent.format(value);
+
+export const SUPPRESSED_HELP = (k) =>
+  `Suppressed for privacy: fewer than ${k} people, or hidden so that a small count cannot be worked out from ` +
+  "the totals. It is not zero.";
+
+/** An element showing a count; a suppressed count becomes a hatched "<k" chip, never 0. */
+export function countNode(value, k, { suppressed = value === null } = {}) {
+  if (value === null || value === undefined) {
+    const chip = document.createElement("span");
+    chip.className = "supp";
+    chip.dataset.suppressed = "true";
+    chip.textContent = `<${k}`;
+    chip.title = SUPPRESSED_HELP(k);
+    chip.setAttribute("aria-label", `suppressed, fewer than ${k} or hidden`);
+    return chip;
+  }
+  const span = document.createElement("span");
+  span.className = "num";
+  span.dataset.value = String(value);
+  if (suppressed) span.dataset.suppressed = "false";
+  span.textContent = fmtInt(value);
+  return span;
+}
+
+// ---- time zones ----------------------------------------------------------------------------------------
+
+const formatters = new Map();
+function formatter(tz) {
+  let f = formatters.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-GB", {
+      timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+      minute: "2-digit", second: "2-digit", weekday: "short",
+    });
+    formatters.set(tz, f);
+  }
+  return f;
+}
+
+/** Wall-clock parts of an instant (ms) in a time zone. */
+export function zonedParts(ms, tz) {
+  const out = {};
+  for (const part of formatter(tz).formatToParts(new Date(ms))) {
+    if (part.type !== "literal") out[part.type] = part.type === "weekday" ? part.value : Number(part.value);
+  }
+  return out;
+}
+
+function offsetMs(ms, tz) {
+  const p = zonedParts(ms, tz);
+  const asUtc = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
+  return asUtc - Math.floor(ms / 1000) * 1000;
+}
+
+/** UTC instant (ms) of a wall-clock time in a time zone (DST-aware). */
+export function zonedToUtc(year, month, day, hour, tz) {
+  const guess = Date.UTC(year, month - 1, day, hour);
+  const first = guess - offsetMs(guess, tz);
+  const second = guess - offsetMs(first, tz);
+  return second;
+}
+
+/** "YYYY-MM-DD" of an instant in a time zone. */
+export function localDate(ms, tz) {
+  const p = zonedParts(ms, tz);
+  return `${p.year}-${String(p.month).padStart(2, "0")}-${String(p.day).padStart(2, "0")}`;
+}
+
+/** UTC instant (ms) of local midnight starting a "YYYY-MM-DD" day in a time zone. */
+export function midnightUtc(isoDate, tz) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  return zonedToUtc(y, m, d, 0, tz);
+}
+
+/** "YYYY-MM-DD" shifted by whole days (calendar arithmetic, no time zone involved). */
+export function addDays(isoDate, days) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  const t = new Date(Date.UTC(y, m - 1, d + days));
+  return t.toISOString().slice(0, 10);
+}
+
+export function isoUtc(ms) {
+  return new Date(ms).toISOString().replace(".000Z", "Z");
+}
+
+const shortDate = new Map();
+/** "Mon 16 Nov, 14:05" in the site's time zone. */
+export function fmtDateTime(isoOrMs, tz) {
+  const key = `dt|${tz}`;
+  if (!shortDate.has(key)) {
+    shortDate.set(key, new Intl.DateTimeFormat(undefined, {
+      timeZone: tz, weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }));
+  }
+  return shortDate.get(key).format(new Date(isoOrMs));
+}
+
+export function fmtDay(isoDate) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  return new Intl.DateTimeFormat(undefined, { timeZone: "UTC", day: "numeric", month: "short", year: "numeric" })
+    .format(new Date(Date.UTC(y, m - 1, d)));
+}
+
+export function fmtAgo(seconds) {
+  if (seconds < 60) return `${Math.max(0, Math.round(seconds))} s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} days ago`;
+}
+
+export const KIND_LABELS = {
+  entrance: "Entrance", corridor: "Corridor", food_court: "Food court", ad_slot: "Ad slot", shop_front: "Shop front",
+  exit: "Exit", other: "Other", unknown: "Unclassified",
+};
+export const kindLabel = (kind) => KIND_LABELS[kind] || kind;

@@ -1,0 +1,237 @@
+// Ad placement: zone × hour-of-week slots ranked for a target audience, each with its 95% interval and the
+// numbers behind it, plus a plain-language account of how the ranking is made.
+
+import { api } from "../api.js";
+import { h } from "../dom.js";
+import { fmtDay, fmtInt, fmtMean, fmtPct, kindLabel } from "../format.js";
+import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
+import { ciBar } from "../charts/ci.js";
+import { slotMap } from "../charts/slotmap.js";
+import { empty, loading, reveal, pageParams, setParams, startPage } from "../ui.js";
+
+const RANGES = [
+  { value: "28d", label: "4 weeks", days: 28 },
+  { value: "56d", label: "8 weeks", days: 56 },
+  { value: "84d", label: "12 weeks", days: 84 },
+];
+const AUDIENCES = [
+  { value: "all", label: "Everyone" },
+  { value: "female", label: "Women" },
+  { value: "male", label: "Men" },
+];
+const NOUN = { all: "people", female: "women", male: "men" };
+const DAYS = [
+  { value: "", label: "All week" },
+  { value: "mon-fri", label: "Mon–Fri" },
+  { value: "sat-sun", label: "Sat–Sun" },
+];
+const PAGE_SIZE = 20;
+const MAP_LIMIT = 1000; // the API maximum: a site has at most zones × 168 slots
+let limit = PAGE_SIZE;
+let firstLoad = true;
+let lastMap = null; // [slots, noun] of the drawn map, to redraw it at a new width
+
+const pad = (hour) => `${String(hour).padStart(2, "0")}:00`;
+
+function hoursWindow(params) {
+  const text = params.get("hours") || "";
+  const match = text.match(/^(\d{1,2})-(\d{1,2})$/);
+  if (!match) return { from: 0, to: 24, text: "" };
+  const from = Number(match[1]);
+  const to = Number(match[2]);
+  if (from < 0 || from > 23 || to < 1 || to > 24 || from === to) return { from: 0, to: 24, text: "" };
+  return { from, to, text: from === 0 && to === 24 ? "" : `${from}-${to}` };
+}
+
+function renderControls(sites, site, kinds, choice, range, reload) {
+  const set = (values) => { setParams(values); limit = PAGE_SIZE; reload(); };
+  const fields = [];
+  if (sites.length > 1) {
+    fields.push(selectField("site", "Site", sites.map((one) => ({ value: one.site_id, label: one.name })), site.site_id,
+      (value) => set({ site: value, kind: null })));
+  }
+  fields.push(segmented("audience", "Target audience", AUDIENCES, choice.audience,
+    (value) => set({ audience: value, sort: value === "all" ? null : choice.sort })));
+  const hourOptions = (first, last) => Array.from({ length: last - first + 1 }, (_, i) => ({ value: String(first + i), label: pad(first + i) }));
+  const from = selectField("hours-from", "Hours from", hourOptions(0, 23), String(choice.hours.from),
+    (value) => set({ hours: `${value}-${choice.hours.to}` }));
+  const to = selectField("hours-to", "to", hourOptions(1, 24), String(choice.hours.to),
+    (value) => set({ hours: `${choice.hours.from}-${value}` }));
+  fields.push(from, to);
+  fields.push(segmented("days", "Days", DAYS, choice.days, (value) => set({ days: value })));
+  fields.push(selectField("kind", "Zone kind", [{ value: "", label: "All kinds" }, ...kinds.map((k) => ({ value: k, label: kindLabel(k) }))],
+    choice.kind, (value) => set({ kind: value })));
+  fields.push(...rangeField(range, (change) => set(change), RANGES).slice(0, 1));
+  fields.push(segmented("sort", "Rank by", [
+    { value: "audience", label: "Expected audience" },
+    { value: "share", label: "Share (cautious)", title: "Ranks by the lower end of the share's 95% interval" },
+  ], choice.sort, (value) => set({ sort: value }), { disabled: choice.audience === "all" }));
+  document.getElementById("controls").replaceChildren(...fields);
+}
+
+function explainPanel(result, choice) {
+  const k = result.k;
+  const noun = NOUN[choice.audience];
+  const top = result.slots[0];
+  const example = top ? (choice.audience === "all"
+    ? `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${top.weeks_observed} week(s) = ${fmtMean(top.expected_audience)} per week.`
+    : `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${top.weeks_observed} week(s) = ` +
+      `${fmtMean(top.people / top.weeks_observed)} per week; ${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} ` +
+      `people the classifier decided on were ${noun} (${fmtPct(top.share)}), so about ${fmtMean(top.expected_audience)} ${noun} per week.`) : null;
+  return [
+    h("h2", { id: "how-title" }, "How this ranking works"),
+    h("h3", {}, "A slot"),
+    h("p", {}, "One zone in one local hour of the week (site time, ", result.timezone, "), for example “Food court, Saturday " +
+      "13:00–14:00”, added up over every week in the range."),
+    h("h3", {}, `Expected ${noun} per week`),
+    h("p", {}, choice.audience === "all"
+      ? "People counted in the slot divided by the number of weeks it was observed."
+      : `Mean people per week in the slot × the share of ${noun} among the people the classifier could decide on. ` +
+        "People it could not classify are assumed to split the same way."),
+    example ? h("p", { class: "example", id: "worked-example" }, example) : null,
+    h("h3", {}, "The 95% interval"),
+    h("p", {}, choice.audience === "all"
+      ? "The whisker shows how far the weekly mean could plausibly be from the estimate, treating the count as Poisson. " +
+        "Fewer weeks or fewer people give a wider whisker."
+      : "The share's interval is the Wilson score interval from the counts behind it; the audience interval scales " +
+        "the same bounds. A short whisker means solid evidence; a long one means few people were counted."),
+    choice.audience !== "all" ? h("p", {}, "“Share (cautious)” ranks by the lower end of the interval, so a slot with " +
+      "little evidence cannot float to the top on luck.") : null,
+    h("h3", {}, "Privacy"),
+    h("p", {}, `Slots where a count is below k = ${k} (or would reveal such a count) are left out, not shown as zero. ` +
+      `${result.suppressed_slots} slot${result.suppressed_slots === 1 ? " was" : "s were"} left out for this choice.`),
+    h("h3", {}, "Reading it well"),
+    h("ul", {}, h("li", {}, "Use 8–12 weeks for stable figures; holidays and events move single weeks."),
+      h("li", {}, "Counts are unique people entering a zone per hour, not impressions or dwell time.")),
+    h("details", { class: "data" }, h("summary", {}, "The server's method statement"), h("p", { class: "faint" }, result.method)),
+  ];
+}
+
+function headline(result, choice) {
+  const box = document.getElementById("headline");
+  const top = result.slots[0];
+  if (!top) {
+    box.replaceChildren();
+    return;
+  }
+  const noun = NOUN[choice.audience];
+  box.replaceChildren(h("div", { class: "banner info", id: "best-slot" }, h("div", { class: "msg" },
+    h("strong", {}, `Best slot: ${top.zone_name}, ${top.label.replace("-", "–")}`),
+    h("span", {}, `about ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
+      `${fmtMean(top.expected_audience_high)})`,
+    top.share !== null ? `, ${fmtPct(top.share)} of the people classified there` : "", `, seen in ${top.weeks_observed} week(s).`))));
+}
+
+function rankingTable(result, choice) {
+  const noun = NOUN[choice.audience];
+  const withShare = choice.audience !== "all";
+  const maxAudience = Math.max(1, ...result.slots.map((slot) => slot.expected_audience_high));
+  const rows = [];
+  result.slots.forEach((slot, i) => {
+    const explainId = `why-${i}`;
+    const button = h("button", { type: "button", class: "explain-btn", "aria-expanded": "false", "aria-controls": explainId }, "Why?");
+    const explanation = h("tr", { class: "explain", id: explainId, hidden: true },
+      h("td", { colspan: withShare ? 6 : 5 }, slot.explanation));
+    button.addEventListener("click", () => {
+      const open = explanation.hidden;
+      explanation.hidden = !open;
+      button.setAttribute("aria-expanded", String(open));
+      button.textContent = open ? "Hide" : "Why?";
+    });
+    const audienceCell = h("div", { class: "ci" },
+      ciBar({ value: slot.expected_audience, low: slot.expected_audience_low, high: slot.expected_audience_high, max: maxAudience,
+        colour: choice.audience === "male" ? "var(--male)" : choice.audience === "female" ? "var(--female)" : "var(--accent)",
+        label: `${fmtMean(slot.expected_audience)} ${noun} per week, 95% interval ${fmtMean(slot.expected_audience_low)} to ${fmtMean(slot.expected_audience_high)}` }),
+      h("div", {}, h("div", { class: "v", dataset: { value: slot.expected_audience } }, fmtMean(slot.expected_audience)),
+        h("div", { class: "range" }, `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`)));
+    const shareCell = withShare ? h("td", {}, h("div", { class: "ci" },
+      ciBar({ value: slot.share ?? 0, low: slot.share_low ?? 0, high: slot.share_high ?? 1, max: 1, reference: 0.5,
+        colour: choice.audience === "male" ? "var(--male)" : "var(--female)",
+        label: `share ${fmtPct(slot.share ?? 0)}, 95% interval ${fmtPct(slot.share_low ?? 0)} to ${fmtPct(slot.share_high ?? 1)}` }),
+      h("div", {}, h("div", { class: "v", dataset: { value: slot.share } }, slot.share === null ? "—" : fmtPct(slot.share)),
+        h("div", { class: "range" }, `${fmtPct(slot.share_low ?? 0)}–${fmtPct(slot.share_high ?? 1)}`)))) : null;
+    rows.push(h("tr", { class: i < 3 ? "top slot" : "slot", dataset: { rank: slot.rank, zone: slot.zone_id, how: slot.hour_of_week } },
+      h("td", { class: "rank" }, String(slot.rank)),
+      h("td", {}, h("div", { class: "slot-name" }, slot.zone_name, " ", h("span", { class: "kind" }, kindLabel(slot.zone_kind))),
+        h("div", { class: "slot-when" }, slot.label.replace("-", "–"))),
+      h("td", {}, audienceCell),
+      shareCell,
+      h("td", { class: "faint based" }, `${slot.weeks_observed} wk · ${fmtInt(slot.people)} people`,
+        withShare ? h("div", {}, `${fmtInt(slot.classified)} classified`) : null),
+      h("td", {}, button)), explanation);
+  });
+  return h("div", { class: "table-wrap" }, h("table", { id: "ranking-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Slot"),
+      h("th", {}, `Expected ${noun} per week`, h("div", { class: "faint th-sub" }, "estimate · 95% interval")),
+      withShare ? h("th", {}, `Share of ${noun}`, h("div", { class: "faint th-sub" }, "estimate · 95% Wilson interval")) : null,
+      h("th", {}, "Based on"), h("th", {}, h("span", { class: "sr-only" }, "Explanation")))),
+    h("tbody", {}, rows)));
+}
+
+async function load() {
+  const params = pageParams();
+  const sites = await api("/sites");
+  const ranking = document.getElementById("ranking");
+  if (!sites.length) {
+    empty(ranking, "No data yet", "Slots appear once camera boxes have reported for a few days.");
+    return;
+  }
+  const site = sites.find((one) => one.site_id === params.get("site")) || sites[0];
+  const zones = await api(`/sites/${encodeURIComponent(site.site_id)}/zones`);
+  const kinds = [...new Set(zones.map((z) => z.kind))].sort();
+  const audience = AUDIENCES.some((a) => a.value === params.get("audience")) ? params.get("audience") : "all";
+  const choice = {
+    audience,
+    hours: hoursWindow(params),
+    days: DAYS.some((d) => d.value === params.get("days")) ? params.get("days") : "",
+    kind: kinds.includes(params.get("kind")) ? params.get("kind") : "",
+    sort: audience !== "all" && params.get("sort") === "share" ? "share" : "audience",
+  };
+  const range = resolveRange(params, site.timezone, "28d", RANGES);
+  setParams({ site: site.site_id, audience });
+  document.getElementById("crumbs").replaceChildren(h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
+  document.getElementById("subtitle").textContent =
+    `Where and when an ad reaches the most ${NOUN[audience]}. ${fmtDay(range.from)} – ${fmtDay(range.to)}, hours in ${site.timezone} (site time).`;
+  renderControls(sites, site, kinds, choice, range, () => runPage());
+  if (firstLoad) loading(ranking, "Ranking slots…");
+  const query = { start: range.start, end: range.end, audience, hours: choice.hours.text, days: choice.days,
+    zone_kind: choice.kind, sort: choice.sort };
+  const path = `/sites/${encodeURIComponent(site.site_id)}/insights/ad-placement`;
+  const [result, everySlot] = await Promise.all([api(path, { ...query, limit }), api(path, { ...query, limit: MAP_LIMIT })]);
+  firstLoad = false;
+  reveal();
+  document.getElementById("how").replaceChildren(...explainPanel(result, choice));
+  const mapBox = document.getElementById("slotmap");
+  document.getElementById("map-title").textContent = `When the ${NOUN[audience]} are there`;
+  lastMap = everySlot.slots.length ? [everySlot.slots, NOUN[audience]] : null;
+  if (lastMap) slotMap(mapBox, lastMap[0], 10, lastMap[1]);
+  else empty(mapBox, "Nothing to map for this choice");
+  document.getElementById("map-note").textContent = `Local hours of the week, ${site.timezone}`;
+  headline(result, choice);
+  const note = document.getElementById("rank-note");
+  note.textContent = `${result.slots.length} shown · ${result.suppressed_slots} left out for privacy (k = ${result.k})`;
+  note.dataset.suppressed = String(result.suppressed_slots);
+  if (!result.slots.length) {
+    empty(ranking, "No slot to rank",
+      result.suppressed_slots ? `All ${result.suppressed_slots} matching slots have counts below ${result.k} and are hidden for privacy. Widen the hours, days or range.`
+        : "No counts match this choice. Widen the hours, days or range, or check that the zones' camera boxes report.");
+    return;
+  }
+  const parts = [rankingTable(result, choice)];
+  if (result.slots.length === limit) {
+    const more = h("button", { type: "button", class: "btn", id: "show-more", style: "margin-top:.8rem" }, `Show ${PAGE_SIZE} more`);
+    more.addEventListener("click", () => { limit += PAGE_SIZE; runPage(); });
+    parts.push(more);
+  }
+  ranking.replaceChildren(...parts);
+}
+
+const runPage = startPage("ads", load);
+
+let resizeTimer;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (lastMap) slotMap(document.getElementById("slotmap"), lastMap[0], 10, lastMap[1]);
+  }, 150);
+});

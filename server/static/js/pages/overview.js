@@ -1,0 +1,202 @@
+// Overview: every site with today's and the last 7 days' counts, its zones, and the live state of its agents.
+
+import { api } from "../api.js";
+import { h } from "../dom.js";
+import {
+  addDays, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate, midnightUtc,
+} from "../format.js";
+import { sparkBars } from "../charts/spark.js";
+import { empty, loading, reveal, startPage } from "../ui.js";
+
+const REFRESH_MS = 30_000;
+const SPARK_DAYS = 14;
+let firstLoad = true;
+
+async function siteFigures(site, now) {
+  const tz = site.timezone;
+  const today = localDate(now, tz);
+  const todayStart = midnightUtc(today, tz);
+  const weekStart = midnightUtc(addDays(today, -6), tz);
+  const sparkStart = midnightUtc(addDays(today, -(SPARK_DAYS - 1)), tz);
+  const end = isoUtc(now);
+  const base = `/sites/${encodeURIComponent(site.site_id)}/traffic`;
+  const [todayTotals, weekTotals, daily] = await Promise.all([
+    api(`${base}/compare`, { start: isoUtc(todayStart), end }),
+    api(`${base}/compare`, { start: isoUtc(weekStart), end }),
+    api(`${base}/series`, { start: isoUtc(sparkStart), end, granularity: "day" }),
+  ]);
+  const days = Array.from({ length: SPARK_DAYS }, (_, i) => addDays(today, i - SPARK_DAYS + 1));
+  return { site, today, todayTotals, weekTotals, daily, days };
+}
+
+function kpi(label, valueNode, note, id) {
+  return h("div", { class: "kpi", id }, h("div", { class: "label" }, label), h("div", { class: "value" }, valueNode),
+    note ? h("div", { class: "note" }, note) : null);
+}
+
+function combinedShare(figures, key) {
+  let female = 0;
+  let male = 0;
+  for (const f of figures) {
+    const t = f.todayTotals.totals;
+    if (t.female === null || t.male === null) return null;
+    female += t.female;
+    male += t.male;
+  }
+  const classified = female + male;
+  if (!classified) return null;
+  return (key === "female" ? female : male) / classified;
+}
+
+function renderKpis(sites, figures, agents) {
+  const k = figures[0]?.todayTotals.k ?? 5;
+  const peopleKnown = figures.every((f) => f.todayTotals.totals.people !== null);
+  const people = figures.reduce((sum, f) => sum + (f.todayTotals.totals.people ?? 0), 0);
+  const share = combinedShare(figures, "female");
+  const weekKnown = figures.every((f) => f.weekTotals.totals.people !== null);
+  const week = figures.reduce((sum, f) => sum + (f.weekTotals.totals.people ?? 0), 0);
+  const online = agents.filter((a) => a.online).length;
+  const zones = sites.reduce((sum, s) => sum + s.zones, 0);
+  document.getElementById("kpis").replaceChildren(
+    kpi("People today", peopleKnown ? countNode(people, k) : countNode(null, k),
+      sites.length > 1 ? `${sites.length} sites, each in its own time zone` : `since midnight, ${sites[0].timezone}`, "kpi-people"),
+    kpi("Last 7 days", weekKnown ? countNode(week, k) : countNode(null, k), "people, today included", "kpi-week"),
+    kpi("Female share today", share === null ? h("span", { class: "faint" }, "—") : fmtPct(share),
+      "of people classified female or male", "kpi-share"),
+    kpi("Zones", fmtInt(zones), `${sites.length} site${sites.length === 1 ? "" : "s"}`, "kpi-zones"),
+    kpi("Agents online", h("span", {}, fmtInt(online), h("span", { class: "faint" }, ` / ${fmtInt(agents.length)}`)),
+      online === agents.length ? "all reporting" : `${agents.length - online} not reporting`, "kpi-agents"));
+}
+
+function siteCard(f) {
+  const { site, todayTotals, weekTotals, daily, days } = f;
+  const k = todayTotals.k;
+  const week = weekTotals.totals;
+  const tz = site.timezone;
+  const agentBadge = site.agents_total === 0 ? h("span", { class: "badge" }, "no agents yet")
+    : h("span", { class: `badge ${site.agents_online === site.agents_total ? "ok" : site.agents_online ? "warn" : "bad"}` },
+      h("span", { class: "dot" }), `${site.agents_online}/${site.agents_total} agents online`);
+  const link = (page) => `/dashboard/${page}?site=${encodeURIComponent(site.site_id)}`;
+  return h("article", { class: "panel site-card", dataset: { site: site.site_id } },
+    h("div", { style: "display:flex;justify-content:space-between;gap:.5rem;align-items:flex-start" },
+      h("div", {}, h("h2", {}, site.name),
+        h("div", { class: "meta" }, `${site.site_id} · ${tz}`),
+        h("div", { class: "meta" }, `Local time ${fmtDateTime(Date.now(), tz)}`)),
+      agentBadge),
+    h("div", { class: "figures" },
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k)),
+        h("div", { class: "l" }, "today")),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k)),
+        h("div", { class: "l" }, "last 7 days")),
+      h("div", { class: "fig" }, h("div", { class: "v" }, week.female_share === null ? "—" : fmtPct(week.female_share)),
+        h("div", { class: "l" }, "female, 7 days")),
+      h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, "zones"))),
+    sparkBars(daily.points, days, k),
+    h("div", { class: "spark-caption" }, h("span", {}, `${SPARK_DAYS} days ago`), h("span", {}, "people per day"),
+      h("span", {}, "today")),
+    h("div", { class: "links" }, h("a", { href: link("zone") }, "Zone details →"),
+      h("a", { href: link("ad-placement") }, "Ad placement →")));
+}
+
+function zonesTable(figures) {
+  const multi = figures.length > 1;
+  const rows = [];
+  for (const f of figures) {
+    const k = f.todayTotals.k;
+    const todayBy = new Map(f.todayTotals.zones.map((z) => [z.zone_id, z]));
+    for (const z of f.weekTotals.zones) {
+      const today = todayBy.get(z.zone_id);
+      const href = `/dashboard/zone?site=${encodeURIComponent(f.site.site_id)}&zone=${encodeURIComponent(z.zone_id)}`;
+      rows.push(h("tr", { dataset: { zone: z.zone_id, site: f.site.site_id } },
+        h("td", {}, h("a", { href, class: "slot-name" }, z.name), z.name !== z.zone_id ? h("div", { class: "faint" }, z.zone_id) : null),
+        multi ? h("td", {}, f.site.name) : null,
+        h("td", {}, h("span", { class: "kind" }, kindLabel(z.kind))),
+        h("td", {}, z.floor ?? h("span", { class: "faint" }, "—")),
+        h("td", { class: "num", dataset: { col: "today" } }, countNode(today ? today.people : 0, k)),
+        h("td", { class: "num", dataset: { col: "week" } }, countNode(z.people, k)),
+        h("td", { class: "num" }, z.share_of_traffic === null ? h("span", { class: "faint" }, "—") : fmtPct(z.share_of_traffic)),
+        h("td", { class: "num" }, z.female_share === null ? h("span", { class: "faint" }, "—") : fmtPct(z.female_share))));
+    }
+  }
+  if (!rows.length) return null;
+  return h("div", { class: "table-wrap" }, h("table", { id: "zones-table" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Zone"), multi ? h("th", {}, "Site") : null, h("th", {}, "Kind"), h("th", {}, "Floor"),
+      h("th", { class: "num" }, "Today"), h("th", { class: "num" }, "Last 7 days"), h("th", { class: "num" }, "Share of site"),
+      h("th", { class: "num" }, "Female share"))),
+    h("tbody", {}, rows)));
+}
+
+function agentsTable(agents, sites) {
+  const tzOf = new Map(sites.map((s) => [s.site_id, s.timezone]));
+  const rows = agents.map((a) => {
+    const tz = tzOf.get(a.site_id) || "UTC";
+    const status = a.online ? h("span", { class: "badge ok" }, h("span", { class: "dot" }), "online")
+      : a.state === "offline" ? h("span", { class: "badge bad" }, h("span", { class: "dot" }), "offline")
+        : h("span", { class: "badge warn", title: "Says it is online but has not been heard from recently" },
+          h("span", { class: "dot" }), "not heard from");
+    const cameras = a.cameras.length
+      ? a.cameras.map((c) => h("div", { class: "faint" }, a.online ? "" : "last report: ",
+        `${c.camera_id}: ${c.state}${c.state === "online" ? `, ${c.fps.toFixed(1)} fps` : ""}`, c.error ? ` (${c.error})` : ""))
+      : h("span", { class: "faint" }, "—");
+    return h("tr", { dataset: { agent: a.agent_id, online: String(a.online) } },
+      h("td", { class: "slot-name" }, a.agent_id),
+      h("td", {}, a.site_id),
+      h("td", {}, status),
+      h("td", {}, h("div", {}, fmtAgo(a.seconds_since_seen)), h("div", { class: "faint" }, fmtDateTime(a.last_seen, tz))),
+      h("td", { class: "num" }, a.online ? a.fps.toFixed(1) : h("span", { class: "faint" }, a.fps.toFixed(1))),
+      h("td", { class: "num" }, `${Math.round(a.latency_ms)} ms`),
+      h("td", { class: "num" }, a.outbox_depth ? h("span", { class: "badge warn" }, fmtInt(a.outbox_depth)) : "0"),
+      h("td", {}, cameras),
+      h("td", { class: "faint" }, a.version || "—"));
+  });
+  return h("div", { class: "table-wrap" }, h("table", { id: "agents-table" },
+    h("thead", {}, h("tr", {}, ["Agent", "Site", "Status", "Last seen", "FPS", "Latency", "Outbox", "Cameras", "Version"]
+      .map((t) => h("th", { class: ["FPS", "Latency", "Outbox"].includes(t) ? "num" : null }, t)))),
+    h("tbody", {}, rows)));
+}
+
+async function load() {
+  const zonesBox = document.getElementById("zones");
+  const agentsBox = document.getElementById("agents");
+  if (firstLoad) {
+    loading(document.getElementById("sites"), "Loading sites…");
+    loading(zonesBox);
+    loading(agentsBox);
+  }
+  const now = Date.now();
+  const [sites, agents] = await Promise.all([api("/sites"), api("/agents")]);
+  if (!sites.length) {
+    document.getElementById("kpis").replaceChildren();
+    empty(document.getElementById("sites"), "No data yet",
+      "Sites and zones appear here as soon as the first camera box reports. Start an agent with ",
+      h("code", {}, "footfall agent --config agent.yaml"), ".");
+    document.getElementById("sites").classList.remove("sites");
+    empty(zonesBox, "No zones yet");
+    if (agents.length) agentsBox.replaceChildren(agentsTable(agents, sites));
+    else empty(agentsBox, "No agents have reported yet");
+    firstLoad = false;
+    return;
+  }
+  const figures = await Promise.all(sites.map((site) => siteFigures(site, now)));
+  reveal();
+  renderKpis(sites, figures, agents);
+  const cards = document.getElementById("sites");
+  cards.classList.add("sites");
+  cards.replaceChildren(...figures.map(siteCard));
+  const table = zonesTable(figures);
+  if (table) zonesBox.replaceChildren(table);
+  else empty(zonesBox, "No zones yet", "Zones appear with the first counts from a camera box.");
+  document.getElementById("zones-note").textContent = "Today = since local midnight of each site";
+  if (agents.length) agentsBox.replaceChildren(agentsTable(agents, sites));
+  else empty(agentsBox, "No agents have reported yet", "An agent shows up here with its first status message.");
+  const online = agents.filter((a) => a.online).length;
+  document.getElementById("agents-note").textContent = `${online} of ${agents.length} online`;
+  document.getElementById("updated").textContent =
+    `Updated ${new Date(now).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })} · refreshes every 30 s`;
+  firstLoad = false;
+}
+
+const run = startPage("overview", load);
+setInterval(() => {
+  if (document.visibilityState === "visible" && document.body.dataset.ready === "true") run();
+}, REFRESH_MS);

@@ -1,0 +1,181 @@
+// Zone page: traffic over a range (hour/day/week), gender split, busiest hours, hour-of-week heatmap, CSV export.
+
+import { api, download } from "../api.js";
+import { h, s } from "../dom.js";
+import { countNode, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel } from "../format.js";
+import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
+import { heatmapChart } from "../charts/heatmap.js";
+import { genderSplit } from "../charts/split.js";
+import { SERIES_LEGEND, seriesChart } from "../charts/series.js";
+import { empty, loading, reveal, pageParams, setParams, showBanner, startPage } from "../ui.js";
+
+const ALL = "*";
+let state = null; // the last answers, kept to redraw on resize or metric change
+let heatMetric = "people";
+
+const DOWNLOAD_ICON = () => s("svg", { viewBox: "0 0 16 16", width: 14, height: 14, "aria-hidden": "true" },
+  s("path", { d: "M8 2v8M4.5 6.5 8 10l3.5-3.5M3 13h10", fill: "none", stroke: "currentColor", "stroke-width": 1.8,
+    "stroke-linecap": "round", "stroke-linejoin": "round" }));
+
+function kpi(label, value, note, id) {
+  return h("div", { class: "kpi", id }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
+    note ? h("div", { class: "note" }, note) : null);
+}
+
+function renderControls(sites, site, zones, zoneId, range, granularity, reload) {
+  const form = document.getElementById("controls");
+  const fields = [];
+  if (sites.length > 1) {
+    fields.push(selectField("site", "Site", sites.map((one) => ({ value: one.site_id, label: one.name })), site.site_id,
+      (value) => { setParams({ site: value, zone: null }); reload(); }));
+  }
+  fields.push(selectField("zone", "Zone", [
+    ...zones.map((z) => ({ value: z.zone_id, label: `${z.name}${z.floor !== null ? ` · floor ${z.floor}` : ""}` })),
+    { value: ALL, label: "All zones of the site" },
+  ], zoneId, (value) => { setParams({ zone: value }); reload(); }));
+  fields.push(...rangeField(range, (change) => { setParams(change); reload(); }));
+  fields.push(segmented("granularity", "Per", [
+    { value: "hour", label: "Hour" }, { value: "day", label: "Day" }, { value: "week", label: "Week" },
+  ], granularity, (value) => { setParams({ g: value }); reload(); }));
+  const exportButton = h("button", { type: "button", class: "btn", id: "export-csv",
+    title: "One row per zone and bucket; suppressed counts are empty with suppressed=true" }, DOWNLOAD_ICON(), "Export CSV");
+  exportButton.addEventListener("click", async () => {
+    exportButton.disabled = true;
+    try {
+      const params = { start: range.start, end: range.end, granularity, zone: zoneId === ALL ? null : zoneId };
+      const name = await download(`/sites/${encodeURIComponent(site.site_id)}/traffic/export.csv`, params, "footfall.csv");
+      exportButton.dataset.downloaded = name;
+    } catch (error) {
+      showBanner("error", "Export failed.", ` ${error.message}`);
+    } finally {
+      exportButton.disabled = false;
+    }
+  });
+  fields.push(h("div", { class: "spacer" }), h("div", { class: "field" }, h("span", { class: "flabel" }, "\u00a0"), exportButton));
+  form.replaceChildren(...fields);
+}
+
+function renderKpis(data, range) {
+  const { totals, series, peaks } = data;
+  const k = totals.k;
+  const t = totals.totals;
+  // Days with data (a day without any count, before the camera was installed say, is not averaged in): the
+  // local dates of hourly or daily buckets; for weekly buckets, the most days any hour of the day was seen on.
+  const daysWithData = series.granularity === "week"
+    ? Math.max(0, ...peaks.hours.map((p) => p.days_observed))
+    : new Set(series.points.map((p) => p.label.slice(0, 10))).size;
+  const top = peaks.hours.find((p) => p.people !== null);
+  document.getElementById("kpis").replaceChildren(
+    kpi("People", countNode(t.people, k), `${range.days} day${range.days === 1 ? "" : "s"}, ${series.points.length} ${series.granularity}s with data`, "kpi-people"),
+    kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : fmtMean(t.people / daysWithData),
+      `average over ${daysWithData} day${daysWithData === 1 ? "" : "s"} with data`, "kpi-per-day"),
+    kpi("Female", t.female_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.female_share),
+      h("span", {}, countNode(t.female, k), " of ", countNode(t.female !== null && t.male !== null ? t.female + t.male : null, k), " classified"), "kpi-female"),
+    kpi("Male", t.male_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.male_share),
+      h("span", {}, countNode(t.male, k), " people"), "kpi-male"),
+    kpi("Busiest hour", top ? h("span", { class: "smaller" }, top.label.replace("-", "–")) : h("span", { class: "faint" }, "—"),
+      top ? `${fmtMean(top.mean_people_per_day)} people per day on average` : "no hour above the privacy threshold", "kpi-peak"),
+    kpi("Mean dwell", totals.mean_dwell_seconds === null ? h("span", { class: "faint" }, "—") : `${fmtMean(totals.mean_dwell_seconds)} s`,
+      totals.mean_dwell_seconds === null ? "not measured, or too few visits" : "time spent in the zone", "kpi-dwell"));
+}
+
+function seriesTable(series) {
+  const k = series.k;
+  return h("table", { id: "series-rows" },
+    h("thead", {}, h("tr", {}, h("th", {}, `Bucket (${series.timezone})`), ...["People", "Female", "Male", "Unknown"].map((t) => h("th", { class: "num" }, t)))),
+    h("tbody", {}, series.points.map((p) => h("tr", { dataset: { suppressed: String(p.suppressed) } }, h("td", {}, p.label),
+      ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" }, countNode(p[key], k)))))));
+}
+
+function renderPeaks(peaks) {
+  const box = document.getElementById("peaks");
+  const k = peaks.k;
+  const shown = peaks.hours.slice(0, 8);
+  if (!shown.length) {
+    empty(box, "No counts in this range");
+    return;
+  }
+  const max = Math.max(1, ...shown.map((p) => p.mean_people_per_day ?? 0));
+  box.replaceChildren(h("div", { class: "peaks", id: "peak-list" }, shown.map((p) => h("div", { class: "peak", dataset: { hour: p.hour } },
+    h("span", {}, p.label.replace("-", "–")),
+    h("span", { class: "bar" }, p.mean_people_per_day === null ? null : h("span", { style: `width:${(p.mean_people_per_day / max) * 100}%` })),
+    h("span", { class: "v" }, p.mean_people_per_day === null ? countNode(null, k) : fmtMean(p.mean_people_per_day))))),
+  h("p", { class: "faint" }, "Mean people per day in each local hour, over the days observed."));
+}
+
+function drawCharts() {
+  if (!state) return;
+  const { series, heatmap } = state.data;
+  const seriesBox = document.getElementById("series");
+  if (series.points.length) seriesChart(seriesBox, series);
+  else empty(seriesBox, "No counts in this range", "Pick a longer range, or check on the overview that the zone's camera box is online.");
+  const heatBox = document.getElementById("heatmap");
+  if (heatmap.cells.length) heatmapChart(heatBox, heatmap, heatMetric);
+  else empty(heatBox, "No counts in this range");
+}
+
+async function load() {
+  const params = pageParams();
+  const sites = await api("/sites");
+  if (!sites.length) {
+    document.getElementById("title").textContent = "Zones";
+    for (const id of ["series", "split", "peaks", "heatmap"]) empty(document.getElementById(id), "No data yet");
+    empty(document.getElementById("series"), "No data yet", "Zones appear when the first camera box reports.");
+    return;
+  }
+  const site = sites.find((one) => one.site_id === params.get("site")) || sites[0];
+  const zones = await api(`/sites/${encodeURIComponent(site.site_id)}/zones`);
+  if (!zones.length) {
+    empty(document.getElementById("series"), "This site has no zones yet");
+    return;
+  }
+  let zoneId = params.get("zone");
+  if (zoneId !== ALL && !zones.some((z) => z.zone_id === zoneId)) zoneId = zones[0].zone_id;
+  const zone = zones.find((z) => z.zone_id === zoneId);
+  const tz = site.timezone;
+  const range = resolveRange(params, tz);
+  let granularity = params.get("g");
+  if (!["hour", "day", "week"].includes(granularity)) granularity = range.days <= 14 ? "hour" : "day";
+  setParams({ site: site.site_id, zone: zoneId });
+
+  document.title = `${zone ? zone.name : "All zones"} · ${site.name} · footfall`;
+  document.getElementById("crumbs").replaceChildren(h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
+  document.getElementById("title").textContent = zone ? zone.name : `All zones of ${site.name}`;
+  document.getElementById("subtitle").replaceChildren(
+    zone ? h("span", { class: "kind" }, kindLabel(zone.kind)) : null, zone ? " " : null,
+    zone && zone.floor !== null ? `Floor ${zone.floor} · ` : "",
+    `${fmtDay(range.from)} – ${fmtDay(range.to)} · times in ${tz} (site time)`);
+  renderControls(sites, site, zones, zoneId, range, granularity, () => runPage());
+
+  for (const id of ["series", "split", "peaks", "heatmap"]) if (!state) loading(document.getElementById(id));
+  const base = `/sites/${encodeURIComponent(site.site_id)}/traffic`;
+  const common = { start: range.start, end: range.end, zone: zoneId === ALL ? null : zoneId };
+  const [series, totals, peaks, heatmap] = await Promise.all([
+    api(`${base}/series`, { ...common, granularity }),
+    api(`${base}/totals`, common),
+    api(`${base}/peak-hours`, common),
+    api(`${base}/heatmap`, common),
+  ]);
+  state = { data: { series, totals, peaks, heatmap }, range };
+  reveal();
+  renderKpis(state.data, range);
+  document.getElementById("series-title").textContent = `People per ${granularity}`;
+  document.getElementById("series-note").textContent = `k = ${series.k}: counts below ${series.k} are hidden`;
+  document.getElementById("series-legend").replaceChildren(...SERIES_LEGEND(series.k));
+  document.getElementById("series-table").replaceChildren(seriesTable(series));
+  genderSplit(document.getElementById("split"), totals.totals, totals.k);
+  document.getElementById("split-note").textContent = `${fmtInt(totals.totals.people ?? 0)} people in range`;
+  renderPeaks(peaks);
+  document.getElementById("heat-controls").replaceChildren(segmented("heat-metric", "Colour by", [
+    { value: "people", label: "People per week" }, { value: "female_share", label: "Female share" },
+  ], heatMetric, (value) => { heatMetric = value; drawCharts(); }));
+  drawCharts();
+}
+
+const runPage = startPage("zone", load);
+
+let resizeTimer;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(drawCharts, 150);
+});

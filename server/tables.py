@@ -1,0 +1,149 @@
+"""The server's tables (SQLAlchemy 2.0 typed ORM). Alembic migrations in ``migrations/`` create them.
+
+Times are stored as integer UNIX seconds (UTC): exact, compact, and compared the same way by SQLite and
+PostgreSQL. Local calendar values that depend on a site's time zone (hour of week, day) are computed on
+write and rebuilt when the site's time zone changes.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ZONE_KINDS = ("unknown", "entrance", "corridor", "food_court", "ad_slot", "shop_front", "exit", "other")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Zone(Base):
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("site_id", "zone_id", name="uq_zones_site_zone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[str] = mapped_column(String(64), ForeignKey("sites.site_id", ondelete="CASCADE"))
+    zone_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    floor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32), default="unknown")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="online")
+    last_seen: Mapped[int] = mapped_column(BigInteger)
+    last_status_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    fps: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    outbox_depth: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[str] = mapped_column(String(64), default="")
+    cameras_json: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class Bucket(Base):
+    """Raw per-agent, per-camera bucket: the full count from the message with the highest seq."""
+
+    __tablename__ = "buckets"
+    __table_args__ = (Index("ix_buckets_zone_start", "zone_pk", "bucket_start"),)
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    bucket_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bucket_seconds: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    people: Mapped[int] = mapped_column(Integer)
+    female: Mapped[int] = mapped_column(Integer)
+    male: Mapped[int] = mapped_column(Integer)
+    unknown: Mapped[int] = mapped_column(Integer)
+    dwell_samples: Mapped[int] = mapped_column(Integer, default=0)
+    dwell_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class _RollupCounts:
+    people: Mapped[int] = mapped_column(BigInteger, default=0)
+    female: Mapped[int] = mapped_column(BigInteger, default=0)
+    male: Mapped[int] = mapped_column(BigInteger, default=0)
+    unknown: Mapped[int] = mapped_column(BigInteger, default=0)
+    dwell_samples: Mapped[int] = mapped_column(BigInteger, default=0)
+    dwell_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class HourlyRollup(_RollupCounts, Base):
+    """Sum of raw buckets per zone and UTC hour; ``local_how`` is the hour of week in the site's zone."""
+
+    __tablename__ = "rollup_hourly"
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    local_how: Mapped[int] = mapped_column(SmallInteger)
+
+
+class DailyRollup(_RollupCounts, Base):
+    """Sum of hourly rollups per zone and local day (the day of each hour's start in the site's zone)."""
+
+    __tablename__ = "rollup_daily"
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Meta(Base):
+    """Small server-wide facts, e.g. ``raw_purged_before`` (the retention watermark)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

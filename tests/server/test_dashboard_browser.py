@@ -1,0 +1,629 @@
+"""The dashboard in a real headless Chromium against the real server (uvicorn, SQLite), fed through the API.
+
+Each page must render numbers that match the API, draw the expected number of chart elements, show suppressed
+counts as suppressed (never 0), report a bad key, and log no console errors. Screenshots go to the test's
+tmp_path and, when FOOTFALL_SCREENSHOTS is set, to that folder too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from footfall.core.wire import AgentStatus, AggregateMessage, CameraStatus, GenderCounts  # noqa: E402
+
+from footfall.broker import free_port  # noqa: E402
+from tests.conftest import _require  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MALL_TZ = "Europe/Berlin"
+DAYS = 21
+
+
+# ---- realistic data ----
+
+
+@dataclass(frozen=True)
+class ZoneSpec:
+    zone_id: str
+    name: str
+    kind: str
+    floor: str
+    peak_per_hour: float
+    female_share: float
+    camera: str
+
+
+MALL_ZONES = [
+    ZoneSpec("entrance", "Main entrance", "entrance", "0", 140, 0.52, "cam-1"),
+    ZoneSpec("food-court", "Food court", "food_court", "1", 110, 0.58, "cam-2"),
+    ZoneSpec("atrium-screen", "North atrium screen", "ad_slot", "1", 70, 0.63, "cam-2"),
+    ZoneSpec("service-corridor", "Service corridor", "corridor", "-1", 0, 0.5, "cam-1"),
+]
+
+
+def _profile(local: datetime, kind: str) -> float:
+    """Relative traffic by local hour (shops 9-21), lunch/evening peaks for food, weekend uplift."""
+    hour = local.hour
+    if hour < 8 or hour >= 22:
+        return 0.0
+    base = {
+        8: 0.15,
+        9: 0.35,
+        10: 0.55,
+        11: 0.7,
+        12: 0.9,
+        13: 0.95,
+        14: 0.75,
+        15: 0.7,
+        16: 0.8,
+        17: 0.95,
+        18: 1.0,
+        19: 0.85,
+        20: 0.55,
+        21: 0.3,
+    }[hour]
+    if kind == "food_court":
+        base *= 1.5 if hour in (12, 13, 18, 19) else 0.6
+    weekend = local.weekday() >= 5
+    return base * (1.4 if weekend else 1.0) * (1.15 if local.weekday() == 4 and hour >= 16 else 1.0)
+
+
+def _split(rng: random.Random, people: int, female_share: float) -> tuple[int, int, int]:
+    unknown = sum(rng.random() < 0.09 for _ in range(people))
+    classified = people - unknown
+    female = sum(rng.random() < female_share for _ in range(classified))
+    return female, classified - female, unknown
+
+
+def mall_aggregates(end_hour: datetime, seed: int = 7) -> list[AggregateMessage]:
+    """Hourly aggregates for DAYS days before ``end_hour`` (UTC, exclusive) for the mall's zones."""
+    rng = random.Random(seed)
+    tz = ZoneInfo(MALL_TZ)
+    messages = []
+    seq = {"box-1": 0, "box-2": 0}
+    start = end_hour - timedelta(days=DAYS)
+    hour = start
+    while hour < end_hour:
+        local = hour.astimezone(tz)
+        for spec in MALL_ZONES:
+            agent = "box-1" if spec.camera == "cam-1" else "box-2"
+            if spec.kind == "corridor":
+                people = (
+                    rng.choice([0, 0, 1, 2, 3, 4]) if 7 <= local.hour < 23 else 0
+                )  # staff only: always < k
+            else:
+                mean = spec.peak_per_hour * _profile(local, spec.kind)
+                people = max(0, round(rng.gauss(mean, math.sqrt(mean) + 0.5))) if mean else 0
+                if spec.kind == "entrance" and not mean and local.hour in (6, 7, 22):
+                    people = rng.choice([1, 2, 3])  # cleaners and guards: small counts that must stay hidden
+            if people == 0 and spec.kind != "entrance":
+                continue
+            female, male, unknown = _split(rng, people, spec.female_share)
+            seq[agent] += 1
+            messages.append(
+                AggregateMessage(
+                    agent_id=agent,
+                    site_id="mall",
+                    camera_id=spec.camera,
+                    zone_id=spec.zone_id,
+                    bucket_start=hour,
+                    bucket_seconds=3600,
+                    seq=seq[agent],
+                    people=people,
+                    gender=GenderCounts(female=female, male=male, unknown=unknown),
+                )
+            )
+        hour += timedelta(hours=1)
+    return messages
+
+
+def outlet_aggregates(end_hour: datetime) -> list[AggregateMessage]:
+    """A second, smaller site with one zone and three days of data (its agent is offline now)."""
+    rng = random.Random(11)
+    tz = ZoneInfo("Europe/London")
+    messages = []
+    hour = end_hour - timedelta(days=3)
+    seq = 0
+    while hour < end_hour - timedelta(hours=5):
+        mean = 60 * _profile(hour.astimezone(tz), "entrance")
+        if mean:
+            people = max(0, round(rng.gauss(mean, math.sqrt(mean))))
+            female, male, unknown = _split(rng, people, 0.47)
+            seq += 1
+            messages.append(
+                AggregateMessage(
+                    agent_id="box-3",
+                    site_id="outlet",
+                    camera_id="cam-1",
+                    zone_id="gate",
+                    bucket_start=hour,
+                    bucket_seconds=3600,
+                    seq=seq,
+                    people=people,
+                    gender=GenderCounts(female=female, male=male, unknown=unknown),
+                )
+            )
+        hour += timedelta(hours=1)
+    return messages
+
+
+def statuses(now: datetime) -> list[AgentStatus]:
+    return [
+        AgentStatus(
+            agent_id="box-1",
+            site_id="mall",
+            state="online",
+            sent_at=now,
+            fps=14.8,
+            latency_ms=41.0,
+            outbox_depth=0,
+            version="0.1.0",
+            cameras=[CameraStatus(camera_id="cam-1", state="online", fps=14.8)],
+        ),
+        AgentStatus(
+            agent_id="box-2",
+            site_id="mall",
+            state="online",
+            sent_at=now,
+            fps=9.6,
+            latency_ms=63.5,
+            outbox_depth=12,
+            version="0.1.0",
+            cameras=[CameraStatus(camera_id="cam-2", state="online", fps=9.6)],
+        ),
+        AgentStatus(
+            agent_id="box-3",
+            site_id="outlet",
+            state="offline",
+            sent_at=now,
+            fps=0.0,
+            version="0.1.0",
+            cameras=[CameraStatus(camera_id="cam-1", state="offline", error="camera unreachable")],
+        ),
+    ]
+
+
+# ---- the real server ----
+
+
+@dataclass
+class LiveServer:
+    url: str
+    viewer_key: str
+    admin_key: str
+    agent_key: str
+
+    def get(self, path: str, **params: object) -> dict | list:
+        response = httpx.get(
+            self.url + "/api/v1" + path, params=params, headers={"X-API-Key": self.viewer_key}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+def start_server(database_url: str) -> tuple[LiveServer, object, threading.Thread]:
+    import uvicorn
+    from footfall.server.app import create_app
+    from footfall.server.auth import create_key
+    from footfall.server.settings import Settings
+
+    app = create_app(Settings(database_url=database_url, retention_days=None), start_background=False)
+    keys = {}
+    with app.state.context.db.write() as session:
+        for role in ("agent", "viewer", "admin"):
+            keys[role] = create_key(session, f"dashboard test {role}", role)[0]
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    live = LiveServer(f"http://127.0.0.1:{port}", keys["viewer"], keys["admin"], keys["agent"])
+    return live, server, thread
+
+
+def seed(live: LiveServer) -> None:
+    """Names the sites and zones like an admin would, then ingests everything through POST /api/v1/ingest."""
+    admin = {"X-API-Key": live.admin_key}
+    with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
+        for spec in MALL_ZONES:
+            client.put(
+                f"/sites/mall/zones/{spec.zone_id}",
+                headers=admin,
+                json={"name": spec.name, "kind": spec.kind, "floor": spec.floor},
+            ).raise_for_status()
+        client.patch(
+            "/sites/mall", headers=admin, json={"name": "Riverside Mall", "timezone": MALL_TZ}
+        ).raise_for_status()
+        client.put(
+            "/sites/outlet/zones/gate",
+            headers=admin,
+            json={"name": "Harbour gate", "kind": "entrance", "floor": "0"},
+        ).raise_for_status()
+        client.patch(
+            "/sites/outlet", headers=admin, json={"name": "Harbour Outlet", "timezone": "Europe/London"}
+        ).raise_for_status()
+        now = datetime.now(UTC).replace(microsecond=0)
+        end_hour = now.replace(minute=0, second=0)
+        messages: list = [*mall_aggregates(end_hour), *outlet_aggregates(end_hour), *statuses(now)]
+        for i in range(0, len(messages), 2000):
+            body = "[" + ",".join(m.model_dump_json() for m in messages[i : i + 2000]) + "]"
+            response = client.post(
+                "/ingest",
+                content=body,
+                headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 200, response.text
+            assert not response.json()["rejected"]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    folder = tmp_path_factory.mktemp("dashboard-db")
+    live, server, thread = start_server(f"sqlite:///{folder / 'footfall.db'}")
+    try:
+        seed(live)
+        yield live
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
+# ---- the browser ----
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        _require("Debian's chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require("playwright is not installed (pip install playwright; no browser download is needed)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Page:
+    """A Playwright page that records console errors and saves screenshots where the test run wants them."""
+
+    def __init__(self, browser, live: LiveServer, shots: Path, width: int = 1360):  # type: ignore[no-untyped-def]
+        self.context = browser.new_context(
+            viewport={"width": width, "height": 900}, locale="en-US", accept_downloads=True
+        )
+        self.page = self.context.new_page()
+        self.live = live
+        self.shots = shots
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def open(self, path: str, key: str | None = None) -> None:
+        sep = "&" if "?" in path else "?"
+        self.page.goto(self.live.url + path + (f"{sep}key={key}" if key else ""))
+
+    def wait_ready(self) -> None:
+        self.page.wait_for_function("document.body.dataset.ready === 'true'", timeout=20_000)
+
+    def screenshot(self, name: str) -> None:
+        target = self.shots / f"{name}.png"
+        self.page.screenshot(path=str(target), full_page=True)
+        extra = os.environ.get("FOOTFALL_SCREENSHOTS")
+        if extra:
+            Path(extra).mkdir(parents=True, exist_ok=True)
+            shutil.copy(target, Path(extra) / target.name)
+
+    def value(self, selector: str) -> int | float | None:
+        """The raw number behind a rendered count (data-value), or None when it is shown as suppressed."""
+        node = self.page.locator(selector).first
+        if node.get_attribute("data-suppressed") == "true":
+            return None
+        raw = node.get_attribute("data-value")
+        assert raw is not None, f"{selector} has no data-value"
+        return float(raw) if "." in raw else int(raw)
+
+    def close(self, allowed: tuple[str, ...] = ()) -> None:
+        self.context.close()
+        unexpected = [e for e in self.errors if not any(a in e for a in allowed)]
+        assert not unexpected, f"console errors: {unexpected}"
+
+
+@pytest.fixture()
+def open_page(browser, live_server: LiveServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    pages: list[Page] = []
+
+    def factory(width: int = 1360) -> Page:
+        page = Page(browser, live_server, tmp_path, width)
+        pages.append(page)
+        return page
+
+    yield factory
+    for page in pages:
+        if page.context.pages:
+            page.close()
+
+
+def local_days(tz: str, first_offset: int, last_offset: int = 0) -> tuple[str, str, str, str]:
+    """Local dates (today + offsets) and the UTC range the dashboard asks for: [first 00:00, last+1 00:00)."""
+    zone = ZoneInfo(tz)
+    today = datetime.now(zone).date()
+    first, last = today + timedelta(days=first_offset), today + timedelta(days=last_offset)
+    start = datetime(first.year, first.month, first.day, tzinfo=zone).astimezone(UTC)
+    after = last + timedelta(days=1)
+    end = datetime(after.year, after.month, after.day, tzinfo=zone).astimezone(UTC)
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    return first.isoformat(), last.isoformat(), start.strftime(iso), end.strftime(iso)
+
+
+# ---- tests ----
+
+
+def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: LiveServer) -> None:
+    page = open_page()
+    page.open("/dashboard/", key=live_server.viewer_key)
+    page.wait_ready()
+    p = page.page
+    assert "key=" not in p.url, "the key must be removed from the address bar"
+    assert p.evaluate("sessionStorage.getItem('footfall.apiKey')") == live_server.viewer_key
+
+    sites = live_server.get("/sites")
+    assert p.locator("article.site-card").count() == len(sites) == 2
+    _, _, week_start, _ = local_days(MALL_TZ, -6)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    week = live_server.get("/sites/mall/traffic/compare", start=week_start, end=now)
+    assert week["totals"]["people"] > 1000
+    assert page.value("article[data-site=mall] [data-metric=week] [data-value]") == week["totals"]["people"]
+    assert f"{week['totals']['people']:,}" in p.locator("article[data-site=mall]").inner_text()
+
+    rows = p.locator("#zones-table tbody tr")
+    assert rows.count() == 5
+    for zone in week["zones"]:
+        row = f"#zones-table tr[data-site=mall][data-zone='{zone['zone_id']}']"
+        assert p.locator(f"{row} a").inner_text() == zone["name"]
+        shown = page.value(f"{row} td[data-col=week] span")
+        assert shown == zone["people"]
+    assert p.locator("article[data-site=mall] svg.spark rect.day").count() == 14
+
+    agents = {a["agent_id"]: a for a in live_server.get("/agents")}
+    for agent_id, agent in agents.items():
+        row = p.locator(f"#agents-table tr[data-agent='{agent_id}']")
+        assert row.get_attribute("data-online") == str(agent["online"]).lower()
+        assert (
+            "online" if agent["online"] else "offline" if agent["state"] == "offline" else "not heard from"
+        ) in row.inner_text()
+    assert agents["box-3"]["online"] is False
+    assert "camera unreachable" in p.locator("#agents-table tr[data-agent='box-3']").inner_text()
+    assert p.locator("#kpi-agents .value").inner_text().replace(" ", "") == "2/3"
+    page.screenshot("overview")
+    page.close()
+
+
+def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(
+    open_page, live_server: LiveServer
+) -> None:
+    page = open_page()
+    first, last, start, end = local_days(MALL_TZ, -13)
+    # The service corridor only ever sees 0-4 people an hour: every hourly count must show as suppressed.
+    page.open(
+        f"/dashboard/zone?site=mall&zone=service-corridor&range=custom&from={first}&to={last}&g=hour",
+        key=live_server.viewer_key,
+    )
+    page.wait_ready()
+    p = page.page
+    series = live_server.get(
+        "/sites/mall/traffic/series", start=start, end=end, zone="service-corridor", granularity="hour"
+    )
+    suppressed = [pt for pt in series["points"] if pt["suppressed"]]
+    assert len(series["points"]) > 100 and suppressed, "the fixture must produce suppressed hours"
+    assert p.locator("svg.series-chart rect.hit").count() == len(series["points"])
+    assert p.locator("svg.series-chart rect.suppressed").count() == len(suppressed)
+    table_rows = p.locator("#series-rows tbody tr[data-suppressed=true]")
+    assert table_rows.count() == len(suppressed)
+    first_hidden = table_rows.first.locator("td").nth(1)
+    assert first_hidden.text_content() == "<5" and first_hidden.locator("[data-suppressed=true]").count() == 1
+    heat = live_server.get("/sites/mall/traffic/heatmap", start=start, end=end, zone="service-corridor")
+    assert p.locator("svg.heatmap rect.cell").count() == 168
+    assert p.locator("svg.heatmap rect.cell.suppressed").count() == sum(
+        c["people"] is None for c in heat["cells"]
+    )
+    assert p.locator("svg.heatmap rect.cell.empty").count() == 168 - len(heat["cells"])
+    page.screenshot("zone-suppressed")
+
+    # A busy zone by day: numbers match the API, and the split shows counts and shares.
+    page.open(f"/dashboard/zone?site=mall&zone=food-court&range=custom&from={first}&to={last}&g=day")
+    page.wait_ready()
+    series = live_server.get(
+        "/sites/mall/traffic/series", start=start, end=end, zone="food-court", granularity="day"
+    )
+    totals = live_server.get("/sites/mall/traffic/totals", start=start, end=end, zone="food-court")["totals"]
+    assert p.locator("h1#title").inner_text() == "Food court"
+    assert p.locator("svg.series-chart rect.hit").count() == len(series["points"]) >= 10
+    assert page.value("#kpi-people .value [data-value]") == totals["people"]
+    for part in ("female", "male", "unknown"):
+        assert page.value(f".split-row[data-part={part}] .count span") == totals[part]
+    assert (
+        p.locator(".split-row[data-part=female] .share").inner_text()
+        == f"{round(totals['female_share'] * 100)}%"
+    )
+    assert p.locator("svg.split-svg rect.seg").count() == 3
+    peaks = live_server.get("/sites/mall/traffic/peak-hours", start=start, end=end, zone="food-court")
+    assert p.locator("#peak-list .peak").first.get_attribute("data-hour") == str(peaks["hours"][0]["hour"])
+
+    # Hovering a bucket explains it; the CSV export downloads what the API exports.
+    box = p.locator("svg.series-chart rect.hit").nth(2).bounding_box()
+    p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert series["points"][2]["label"] in p.locator("#series .tooltip").inner_text()
+    with p.expect_download() as download_info:
+        p.locator("#export-csv").click()
+    csv_text = Path(download_info.value.path()).read_text()
+    expected = httpx.get(
+        live_server.url + "/api/v1/sites/mall/traffic/export.csv",
+        timeout=30,
+        params={"start": start, "end": end, "granularity": "day", "zone": "food-court"},
+        headers={"X-API-Key": live_server.viewer_key},
+    ).text
+    assert csv_text == expected and csv_text.count("\n") == len(series["points"]) + 1
+    page.screenshot("zone-food-court")
+
+    # The granularity control refetches: weekly buckets.
+    p.locator("#seg-granularity button[data-value=week]").click()
+    p.wait_for_function(
+        "new URL(location.href).searchParams.get('g') === 'week' && document.body.dataset.ready === 'true'"
+    )
+    weekly = live_server.get(
+        "/sites/mall/traffic/series", start=start, end=end, zone="food-court", granularity="week"
+    )
+    assert p.locator("svg.series-chart rect.hit").count() == len(weekly["points"])
+    page.close()
+
+
+def test_ad_placement_ranks_slots_with_intervals_and_explains_itself(
+    open_page, live_server: LiveServer
+) -> None:
+    page = open_page()
+    page.open(
+        "/dashboard/ad-placement?site=mall&audience=female&hours=10-20&days=sat-sun&range=28d",
+        key=live_server.viewer_key,
+    )
+    page.wait_ready()
+    p = page.page
+    _, _, start, end = local_days(MALL_TZ, -27)
+    result = live_server.get(
+        "/sites/mall/insights/ad-placement",
+        start=start,
+        end=end,
+        audience="female",
+        hours="10-20",
+        days="sat-sun",
+        limit=20,
+    )
+    slots = result["slots"]
+    assert len(slots) == 20 and result["suppressed_slots"] > 0
+    rows = p.locator("#ranking-table tr.slot")
+    assert rows.count() == len(slots)
+    for i in (0, 1, len(slots) - 1):
+        row = rows.nth(i)
+        assert row.get_attribute("data-rank") == str(slots[i]["rank"])
+        assert row.get_attribute("data-zone") == slots[i]["zone_id"]
+        assert row.get_attribute("data-how") == str(slots[i]["hour_of_week"])
+        values = row.locator(".ci .v")
+        assert float(values.nth(0).get_attribute("data-value")) == slots[i]["expected_audience"]
+        assert float(values.nth(1).get_attribute("data-value")) == slots[i]["share"]
+        bars = row.locator("svg.ci-bar")
+        assert float(bars.nth(1).get_attribute("data-low")) == slots[i]["share_low"]
+        assert float(bars.nth(1).get_attribute("data-high")) == slots[i]["share_high"]
+    assert p.locator("#rank-note").get_attribute("data-suppressed") == str(result["suppressed_slots"])
+    assert slots[0]["zone_name"] in p.locator("#best-slot").inner_text()
+    assert p.locator("svg.slotmap rect.cell").count() == 168
+    numbered = sorted(int(t) for t in p.locator("svg.slotmap text.rank-label").all_text_contents())
+    best_rank_per_hour = {s["hour_of_week"]: s["rank"] for s in reversed(slots[:10])}
+    assert numbered == sorted(best_rank_per_hour.values())
+    assert "Wilson" in p.locator("#how").inner_text()
+    assert f"k = {result['k']}" in p.locator("#how").inner_text()
+    assert p.locator("#worked-example").inner_text().startswith(slots[0]["zone_name"])
+    p.locator("#ranking-table tr.slot").first.locator("button.explain-btn").click()
+    assert p.locator("#why-0").inner_text() == slots[0]["explanation"]
+    page.screenshot("ad-placement-women")
+
+    # Everyone: no share column; the list follows the API.
+    p.locator("#seg-audience button[data-value=all]").click()
+    p.wait_for_function(
+        "new URL(location.href).searchParams.get('audience') === 'all' && "
+        "document.body.dataset.ready === 'true'"
+    )
+    everyone = live_server.get(
+        "/sites/mall/insights/ad-placement",
+        start=start,
+        end=end,
+        audience="all",
+        hours="10-20",
+        days="sat-sun",
+        limit=20,
+    )["slots"]
+    assert p.locator("#ranking-table tr.slot").count() == len(everyone)
+    assert p.locator("#ranking-table tr.slot").first.locator("svg.ci-bar").count() == 1
+    assert (
+        float(p.locator("#ranking-table tr.slot .ci .v").first.get_attribute("data-value"))
+        == everyone[0]["expected_audience"]
+    )
+    assert p.locator("#seg-sort button").first.is_disabled()
+    page.close()
+
+
+def test_bad_key_and_unreachable_server_are_explained(open_page, live_server: LiveServer) -> None:
+    page = open_page()
+    p = page.page
+    page.open("/dashboard/zone?site=mall", key="ffk_not-a-real-key")
+    dialog = p.locator("#key-dialog")
+    dialog.wait_for(state="visible")
+    p.locator("#key-error").wait_for(state="visible")
+    assert "unknown or revoked API key" in p.locator("#key-error").inner_text()
+    page.screenshot("bad-key")
+    p.locator("#key-input").fill(live_server.viewer_key)
+    p.locator("#key-submit").click()
+    page.wait_ready()
+    assert not dialog.is_visible()
+    assert p.locator("svg.series-chart").count() == 1
+
+    # The server stops answering: the page says so and offers a retry (which works once it is back).
+    p.route("**/api/v1/**", lambda route: route.abort("connectionrefused"))
+    p.reload()
+    p.locator(".banner.error").wait_for(state="visible")
+    assert "Server unreachable" in p.locator(".banner.error").inner_text()
+    page.screenshot("server-unreachable")
+    p.unroute("**/api/v1/**")
+    p.locator(".banner.error button").click()
+    page.wait_ready()
+    page.close(allowed=("status of 401", "net::ERR_CONNECTION_REFUSED", "net::ERR_FAILED"))
+
+
+def test_empty_server_shows_empty_states(browser, tmp_path: Path) -> None:
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        page = Page(browser, live, tmp_path, width=420)
+        page.open("/dashboard/", key=live.viewer_key)
+        page.wait_ready()
+        text = page.page.locator("#sites").inner_text()
+        assert "No data yet" in text
+        assert "No agents have reported yet" in page.page.locator("#agents").inner_text()
+        page.screenshot("overview-empty-mobile")
+        page.open("/dashboard/ad-placement")
+        page.wait_ready()
+        assert "No data yet" in page.page.locator("#ranking").inner_text()
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)

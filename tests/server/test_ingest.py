@@ -1,0 +1,167 @@
+"""Idempotent ingest over HTTP, on SQLite and PostgreSQL: duplicates, replays and out-of-order updates never
+change totals; malformed messages land in the dead-letter table with their reason; rollups equal raw sums."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from footfall.server.rollups import raw_vs_hourly
+from footfall.server.tables import Bucket, DailyRollup, DeadLetter, HourlyRollup
+from sqlalchemy import func, select
+
+from tests.server.conftest import BASE, Server, aggregate, minutes
+
+RANGE = {"start": "2026-11-15T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
+
+
+def _totals(s: Server, **params) -> dict:  # type: ignore[no-untyped-def]
+    response = s.get("/api/v1/sites/mall/traffic/totals", **RANGE, **params)
+    assert response.status_code == 200, response.text
+    return response.json()["totals"]
+
+
+def test_duplicates_and_replays_leave_totals_unchanged(server: Server) -> None:
+    messages = [
+        aggregate(start=BASE + minutes(i), seq=i, female=10 + i, male=20, unknown=5) for i in range(30)
+    ]
+    assert server.ingest(*messages).json()["accepted"] == 30
+    first = _totals(server)
+    assert first["people"] == sum(10 + i + 25 for i in range(30))
+    # Redelivered one by one, replayed as a batch, replayed twice in the same batch: nothing changes.
+    for message in messages[:5]:
+        assert server.ingest(message).json() == {
+            "accepted": 0,
+            "duplicates": 1,
+            "statuses": 0,
+            "rejected": [],
+        }
+    response = server.ingest(*messages, *messages).json()
+    assert response["accepted"] == 0 and response["duplicates"] == 60
+    assert _totals(server) == first
+
+
+def test_the_highest_seq_wins_whatever_the_arrival_order(server: Server) -> None:
+    versions = [aggregate(seq=seq, female=f, male=m) for seq, f, m in [(1, 5, 5), (3, 9, 7), (2, 6, 6)]]
+    server.ingest(versions[0])
+    server.ingest(versions[1])
+    assert server.ingest(versions[2]).json()["duplicates"] == 1  # older update arriving late: ignored
+    totals = _totals(server)
+    assert (totals["female"], totals["male"], totals["people"]) == (9, 7, 16)
+    # The same story shuffled inside one batch ends the same.
+    other = [
+        aggregate(zone="food", seq=seq, female=f, male=m) for seq, f, m in [(2, 6, 6), (3, 9, 7), (1, 5, 5)]
+    ]
+    server.ingest(*other)
+    assert _totals(server, zone="food")["people"] == 16
+
+
+def test_rollups_equal_raw_sums_after_random_updates(server: Server) -> None:
+    rng = random.Random(7)
+    expected: dict[tuple, tuple[int, dict]] = {}
+    for _ in range(6):
+        batch = []
+        for _ in range(80):
+            key = (rng.choice(["cam-1", "cam-2"]), rng.choice(["entrance", "food"]), rng.randrange(0, 180))
+            seq = rng.randrange(0, 50)
+            message = aggregate(
+                camera=key[0],
+                zone=key[1],
+                start=BASE + minutes(key[2]),
+                seq=seq,
+                female=rng.randrange(0, 30),
+                male=rng.randrange(0, 30),
+                unknown=rng.randrange(0, 4),
+                dwell=(3, 12.5),
+            )
+            batch.append(message)
+            if key not in expected or seq > expected[key][0]:
+                expected[key] = (seq, message)
+        server.ingest(*batch)
+    with server.db.read() as session:
+        assert raw_vs_hourly(session) == []
+        raw = session.scalar(select(func.sum(Bucket.people)))
+        hourly = session.scalar(select(func.sum(HourlyRollup.people)))
+        daily = session.scalar(select(func.sum(DailyRollup.people)))
+    want = sum(m["people"] for _, m in expected.values())
+    assert raw == hourly == daily == want
+    assert _totals(server)["people"] == want
+
+
+def test_malformed_messages_are_dead_lettered_with_their_reason(server: Server) -> None:
+    good = aggregate(female=8, male=8)
+    bad_people = {**aggregate(female=2, male=2), "people": 5}
+    future = aggregate(start=BASE + timedelta(days=3650), female=9)
+    not_json = server.client.post("/api/v1/ingest", content=b"{not json", headers=server.headers("agent"))
+    assert not_json.status_code == 422
+    response = server.ingest(
+        good, b'"text"', bad_people, b'{"kind": "aggregate", "agent_id": "x"}', future, b"[1, 2]"
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["accepted"] == 1
+    reasons = {r["index"]: r["reason"] for r in body["rejected"]}
+    assert "not valid JSON" in not_json.json()["rejected"][0]["reason"]
+    assert "must be a JSON object, got str" in reasons[1]
+    assert "gender counts add up to 4 but people is 5" in reasons[2]
+    assert "site_id: Field required" in reasons[3]
+    assert "in the future" in reasons[4]
+    assert "must be a JSON object" in reasons[5]
+    with server.db.read() as session:
+        letters = list(session.scalars(select(DeadLetter).order_by(DeadLetter.id)))
+    assert [letter.reason for letter in letters[1:]] == [reasons[i] for i in (1, 2, 3, 4, 5)]
+    assert letters[0].payload == "{not json" and all(letter.source == "http" for letter in letters)
+    admin = server.get("/api/v1/admin/dead-letters", role="admin").json()
+    assert admin["total"] == 6 and admin["items"][0]["reason"] == reasons[5]
+    assert server.get("/api/v1/admin/ingest-stats", role="admin").json()["rejected"] == 6
+    assert _totals(server)["people"] == 16  # the good message of the batch was stored
+
+
+def test_a_body_that_is_not_json_is_rejected_and_kept(server: Server) -> None:
+    response = server.client.post(
+        "/api/v1/ingest", content=b"\xff\xfe garbage", headers=server.headers("agent")
+    )
+    assert response.status_code == 422
+    assert "not valid JSON" in response.json()["rejected"][0]["reason"]
+    with server.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(DeadLetter)) == 1
+
+
+def test_status_messages_update_the_agent(server: Server) -> None:
+    status = {
+        "kind": "status",
+        "agent_id": "agent-9",
+        "site_id": "mall",
+        "state": "online",
+        "sent_at": "2026-11-20T10:00:00Z",
+        "fps": 12.5,
+        "outbox_depth": 3,
+        "cameras": [{"camera_id": "cam-1", "state": "online", "fps": 12.5}],
+    }
+    older = {**status, "sent_at": "2026-11-20T09:00:00Z", "state": "offline", "fps": 0}
+    assert server.ingest(status, older).json()["statuses"] == 2
+    server.ingest(older)  # a stale retained status arriving late does not win
+    agents = {a["agent_id"]: a for a in server.get("/api/v1/agents").json()}
+    assert agents["agent-9"]["online"] is True and agents["agent-9"]["fps"] == 12.5
+    assert agents["agent-9"]["cameras"][0]["camera_id"] == "cam-1"
+    server.ingest({**status, "sent_at": "2026-11-20T11:00:00Z", "state": "offline"})
+    assert server.get("/api/v1/agents", site="mall").json()[0]["online"] is False
+
+
+def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Server) -> None:
+    server.ingest(aggregate(zone="fc-north", female=6, male=6))
+    zones = server.get("/api/v1/sites/mall/zones").json()
+    assert zones == [
+        {"zone_id": "fc-north", "site_id": "mall", "name": "fc-north", "floor": None, "kind": "unknown"}
+    ]
+    edited = server.client.put(
+        "/api/v1/sites/mall/zones/fc-north",
+        json={"name": "Food court", "kind": "food_court", "floor": "L2"},
+        headers=server.headers("admin"),
+    )
+    assert edited.status_code == 200 and edited.json()["kind"] == "food_court"
+    bad = server.client.put(
+        "/api/v1/sites/mall/zones/fc-north", json={"kind": "spaceship"}, headers=server.headers("admin")
+    )
+    assert bad.status_code == 422 and "spaceship" in bad.json()["detail"]
+    assert server.get("/api/v1/sites").json()[0]["zones"] == 1

@@ -1,0 +1,208 @@
+"""MQTT ingest against a real mosquitto: duplicates, replays, out-of-order updates, malformed messages,
+queued delivery across a server restart and two replicas splitting a shared subscription."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+pytest.importorskip("paho.mqtt")
+
+import paho.mqtt.client as mqtt
+from footfall.server.db import Database
+from footfall.server.ingest import Ingestor
+from footfall.server.migrate import upgrade
+from footfall.server.mqtt_consumer import MqttConsumer, parse_mqtt_url
+from footfall.server.rollups import raw_vs_hourly
+from footfall.server.tables import Agent, Bucket, DeadLetter, HourlyRollup
+from sqlalchemy import func, select
+
+from footfall.broker import MosquittoBroker
+from tests.server.conftest import BASE, aggregate, encoded, minutes
+
+pytestmark = pytest.mark.broker
+TOPIC = "footfall/v1/mall/agent-1/aggregates"
+
+
+@pytest.fixture()
+def db(sqlite_url: str) -> Iterator[Database]:
+    database = Database(sqlite_url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture()
+def publisher(mosquitto: MosquittoBroker) -> Iterator[Callable[..., None]]:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-agent", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+
+    def publish(payload: bytes | dict, topic: str = TOPIC, retain: bool = False) -> None:
+        data = payload if isinstance(payload, bytes) else encoded(payload)
+        client.publish(topic, data, qos=1, retain=retain).wait_for_publish(timeout=10)
+
+    yield publish
+    client.disconnect()
+    client.loop_stop()
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def _people(db: Database) -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.coalesce(func.sum(HourlyRollup.people), 0))))
+
+
+def _count(db: Database, table) -> int:  # type: ignore[no-untyped-def]
+    with db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(table)))
+
+
+def test_duplicates_replays_and_out_of_order_updates_count_once(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
+) -> None:
+    ingestor = Ingestor(db)
+    consumer = MqttConsumer(mosquitto.url, ingestor, client_id="server-a").start()
+    try:
+        assert consumer.wait_connected()
+        messages = [aggregate(start=BASE + minutes(i), seq=10 + i, female=6, male=4) for i in range(20)]
+        for message in messages:
+            publisher(message)
+        _wait(lambda: _count(db, Bucket) == 20)
+        for message in messages + messages[:10]:  # replay after a reconnect, twice for some
+            publisher(message)
+        publisher(aggregate(start=BASE, seq=5, female=50, male=50))  # an older version of bucket 0
+        publisher(aggregate(start=BASE + minutes(1), seq=99, female=7, male=4))  # a newer version of bucket 1
+        _wait(lambda: ingestor.counters.snapshot()["duplicates"] == 31)
+        _wait(lambda: _people(db) == 20 * 10 + 1)
+        with db.read() as session:
+            assert raw_vs_hourly(session) == []
+    finally:
+        consumer.stop()
+
+
+def test_malformed_messages_are_dead_lettered_and_the_consumer_lives_on(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
+) -> None:
+    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    try:
+        assert consumer.wait_connected()
+        publisher(b"\x00\x01 not json")
+        publisher({**aggregate(female=1), "people": 3})
+        publisher(aggregate(agent="someone-else", female=5), topic=TOPIC)  # topic names agent-1
+        publisher(aggregate(female=5, male=5), topic="footfall/v1/mall/agent-1/status")
+        publisher(aggregate(female=5, male=5))
+        _wait(lambda: _count(db, DeadLetter) == 4 and _people(db) == 10)
+        with db.read() as session:
+            reasons = [d.reason for d in session.scalars(select(DeadLetter).order_by(DeadLetter.id))]
+            topics = {d.topic for d in session.scalars(select(DeadLetter))}
+        assert "not valid JSON" in reasons[0]
+        assert "gender counts add up to 1 but people is 3" in reasons[1]
+        assert "does not match the message's site_id 'mall' and agent_id 'someone-else'" in reasons[2]
+        assert "a aggregate message was published on" in reasons[3]
+        assert topics == {TOPIC, "footfall/v1/mall/agent-1/status"}
+        assert consumer.connected
+    finally:
+        consumer.stop()
+
+
+def test_messages_published_while_the_server_is_down_arrive_after_restart(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
+) -> None:
+    first = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    assert first.wait_connected()
+    publisher(aggregate(female=5, male=5))
+    _wait(lambda: _people(db) == 10)
+    first.stop()
+    for i in range(1, 40):
+        publisher(aggregate(start=BASE + minutes(i), female=5, male=5))
+    mosquitto.stop()  # and the broker restarts too: its persistence keeps the session's queue
+    mosquitto.start()
+    second = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    try:
+        _wait(lambda: _people(db) == 400)
+    finally:
+        second.stop()
+
+
+def test_two_replicas_split_a_shared_subscription_without_double_counting(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
+) -> None:
+    a = Ingestor(db)
+    b = Ingestor(db)
+    replicas = [
+        MqttConsumer(mosquitto.url, a, client_id="server-a").start(),
+        MqttConsumer(mosquitto.url, b, client_id="server-b").start(),
+    ]
+    try:
+        assert all(r.wait_connected() for r in replicas)
+        time.sleep(0.3)  # both subscriptions in place
+        for i in range(200):
+            publisher(aggregate(start=BASE + minutes(i), seq=i, female=3, male=3))
+        _wait(lambda: _people(db) == 1200)
+        stored = a.counters.snapshot()["accepted"], b.counters.snapshot()["accepted"]
+        assert sum(stored) == 200 and min(stored) > 0, stored  # each replica took a share
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+def test_retained_status_updates_agent_status(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
+) -> None:
+    status = {
+        "kind": "status",
+        "agent_id": "agent-1",
+        "site_id": "mall",
+        "state": "online",
+        "sent_at": "2026-11-20T10:00:00Z",
+        "fps": 9.5,
+    }
+    publisher(status, topic="footfall/v1/mall/agent-1/status", retain=True)
+    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    try:
+
+        def agent_fps() -> float | None:
+            with db.read() as session:
+                agent = session.get(Agent, "agent-1")
+                return agent.fps if agent else None
+
+        _wait(lambda: agent_fps() == 9.5)
+    finally:
+        consumer.stop()
+
+
+def test_an_empty_group_subscribes_without_sharing(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from footfall.server.settings import Settings
+
+    monkeypatch.setenv("FOOTFALL_MQTT_GROUP", "")
+    settings = Settings.from_env()
+    assert settings.mqtt_group == ""
+    consumer = MqttConsumer(mosquitto.url, Ingestor(db), group=settings.mqtt_group, client_id="solo").start()
+    try:
+        assert consumer.filters[0] == "footfall/v1/+/+/aggregates"
+        assert consumer.wait_connected()
+        time.sleep(0.2)
+        publisher(aggregate(female=5, male=5))
+        _wait(lambda: _people(db) == 10)
+    finally:
+        consumer.stop()
+
+
+def test_mqtt_urls_are_checked() -> None:
+    assert parse_mqtt_url("mqtt://srv:p%40ss@broker:1884").password == "p@ss"
+    assert parse_mqtt_url("mqtts://broker").port == 8883
+    with pytest.raises(ValueError, match="must look like mqtt://"):
+        parse_mqtt_url("http://broker")

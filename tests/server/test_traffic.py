@@ -1,0 +1,274 @@
+"""Traffic API behaviour: site time zones and day boundaries, heatmap, peak hours, comparison, CSV,
+ad-placement ranking with Wilson intervals, and clear 422s for bad parameters."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from footfall.server.stats import poisson_mean_interval, wilson_interval
+
+from tests.server.conftest import Server, aggregate
+
+
+def _admin_patch(s: Server, path: str, body: dict) -> None:
+    response = s.client.patch(path, json=body, headers=s.headers("admin"))
+    assert response.status_code == 200, response.text
+
+
+def test_days_follow_the_site_time_zone(server: Server) -> None:
+    # 22:30 UTC on Sunday 15 Nov is 07:30 on Monday 16 Nov in Tokyo (UTC+9), and still Sunday in UTC.
+    late = datetime(2026, 11, 15, 22, 30, tzinfo=UTC)
+    server.ingest(
+        aggregate(start=late, female=10, male=10),
+        aggregate(start=late - timedelta(hours=10), female=6, male=6),
+    )
+    params = {"start": "2026-11-14T00:00:00Z", "end": "2026-11-18T00:00:00Z", "granularity": "day"}
+    utc_days = {
+        p["label"]: p["people"]
+        for p in server.get("/api/v1/sites/mall/traffic/series", **params).json()["points"]
+    }
+    assert utc_days == {"2026-11-15": 32}
+    _admin_patch(server, "/api/v1/sites/mall", {"timezone": "Asia/Tokyo"})
+    body = server.get("/api/v1/sites/mall/traffic/series", **params).json()
+    assert body["timezone"] == "Asia/Tokyo"
+    tokyo_days = {p["label"]: (p["people"], p["start"]) for p in body["points"]}
+    assert tokyo_days == {
+        "2026-11-15": (12, "2026-11-14T15:00:00Z"),
+        "2026-11-16": (20, "2026-11-15T15:00:00Z"),
+    }
+    # Weeks start on the local Monday.
+    weeks = server.get("/api/v1/sites/mall/traffic/series", **{**params, "granularity": "week"}).json()[
+        "points"
+    ]
+    assert [(w["label"], w["people"]) for w in weeks] == [
+        ("week of 2026-11-09", 12),
+        ("week of 2026-11-16", 20),
+    ]
+    # The heatmap files the late bucket under Monday 07:00 local.
+    cells = server.get("/api/v1/sites/mall/traffic/heatmap", start=params["start"], end=params["end"]).json()[
+        "cells"
+    ]
+    assert {(c["weekday"], c["hour"]): c["people"] for c in cells} == {("Sun", 21): 12, ("Mon", 7): 20}
+    # New data after the change is filed in local time as well.
+    server.ingest(aggregate(start=late + timedelta(hours=1), female=5, male=5))
+    cells = server.get("/api/v1/sites/mall/traffic/heatmap", start=params["start"], end=params["end"]).json()[
+        "cells"
+    ]
+    assert ("Mon", 8) in {(c["weekday"], c["hour"]) for c in cells}
+
+
+def test_daylight_saving_day_has_23_hours(sqlite_server: Server) -> None:
+    s = sqlite_server
+    s.client.put("/api/v1/sites/mall/zones/entrance", json={}, headers=s.headers("admin"))
+    _admin_patch(s, "/api/v1/sites/mall", {"timezone": "Europe/Berlin"})
+    # 29 March 2026: Berlin springs forward; local midnight is 23:00 UTC the day before, the next 22:00 UTC.
+    start = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+    s.ingest(*[aggregate(start=start + timedelta(hours=h), seq=h, female=5, male=5) for h in range(24)])
+    days = s.get(
+        "/api/v1/sites/mall/traffic/series",
+        start="2026-03-28T00:00:00Z",
+        end="2026-03-31T00:00:00Z",
+        granularity="day",
+    ).json()["points"]
+    assert [(d["label"], d["people"]) for d in days] == [("2026-03-29", 230), ("2026-03-30", 10)]
+
+
+def test_hourly_series_totals_and_peak_hours(sqlite_server: Server) -> None:
+    s = sqlite_server
+    monday = datetime(2026, 11, 16, tzinfo=UTC)
+    messages = []
+    for day in range(7):
+        for hour, people in ((9, 10), (13, 40), (18, 25)):
+            start = monday + timedelta(days=day, hours=hour)
+            messages.append(
+                aggregate(
+                    start=start,
+                    seq=day * 24 + hour,
+                    female=people // 2,
+                    male=people - people // 2,
+                    dwell=(people, 30.0),
+                )
+            )
+    s.ingest(*messages)
+    window = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
+    series = s.get("/api/v1/sites/mall/traffic/series", **window).json()
+    assert len(series["points"]) == 21 and series["totals"]["people"] == 7 * 75
+    assert series["totals"]["female_share"] == pytest.approx((7 * 37) / (7 * 75), abs=1e-4)
+    totals = s.get("/api/v1/sites/mall/traffic/totals", **window).json()
+    assert totals["totals"]["people"] == 525 and totals["mean_dwell_seconds"] == 30.0
+    peaks = s.get("/api/v1/sites/mall/traffic/peak-hours", **window, top=2).json()["hours"]
+    assert [(p["hour"], p["mean_people_per_day"], p["days_observed"]) for p in peaks] == [
+        (13, 40.0, 7),
+        (18, 25.0, 7),
+    ]
+    minute = s.get("/api/v1/sites/mall/traffic/series", **window, granularity="minute").json()
+    assert minute["points"][0]["label"] == "2026-11-16 09:00"
+
+
+def test_compare_and_csv_export(sqlite_server: Server) -> None:
+    s = sqlite_server
+    s.ingest(
+        aggregate(zone="food", female=30, male=20),
+        aggregate(zone="entrance", female=10, male=40),
+        aggregate(zone="entrance", camera="cam-2", female=10, male=10),
+    )
+    window = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-17T00:00:00Z"}
+    zones = s.get("/api/v1/sites/mall/traffic/compare", **window).json()["zones"]
+    assert [(z["zone_id"], z["people"], z["share_of_traffic"]) for z in zones] == [
+        ("entrance", 70, 0.5833),
+        ("food", 50, 0.4167),
+    ]
+    response = s.get("/api/v1/sites/mall/traffic/export.csv", **window, zone="food")
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert rows == [
+        {
+            "site_id": "mall",
+            "zone_id": "food",
+            "zone_name": "food",
+            "zone_kind": "unknown",
+            "granularity": "hour",
+            "bucket_start_utc": "2026-11-16T00:00:00Z",
+            "bucket_local": "2026-11-16 00:00",
+            "people": "50",
+            "female": "30",
+            "male": "20",
+            "unknown": "0",
+            "suppressed": "false",
+        }
+    ]
+
+
+def test_wilson_interval_matches_reference_values() -> None:
+    # Reference values from the closed form (Wilson 1927), z = 1.96.
+    low, high = wilson_interval(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+    assert wilson_interval(0, 10)[0] == 0.0 and round(wilson_interval(0, 10)[1], 4) == 0.2775
+    assert wilson_interval(10, 10)[1] == 1.0 and round(wilson_interval(10, 10)[0], 4) == 0.7225
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 3)
+    low, high = poisson_mean_interval(400, 4)
+    assert (low, high) == pytest.approx((100 - 1.96 * 20 / 4, 100 + 1.96 * 20 / 4), rel=1e-3)
+
+
+def test_ad_placement_ranks_slots_and_explains_itself(server: Server) -> None:
+    s = server
+    s.client.put(
+        "/api/v1/sites/mall/zones/food",
+        json={"name": "Food court", "kind": "ad_slot"},
+        headers=s.headers("admin"),
+    )
+    monday = datetime(2026, 10, 26, tzinfo=UTC)
+    messages = []
+    for week in range(3):
+        base = monday + timedelta(weeks=week)
+        # Saturday 14:00 in the food court: many people, mostly women.
+        # Monday 09:00 at the entrance: fewer, mixed.
+        messages.append(
+            aggregate(
+                zone="food",
+                start=base + timedelta(days=5, hours=14),
+                seq=week * 10,
+                female=60,
+                male=20,
+                unknown=20,
+            )
+        )
+        messages.append(
+            aggregate(zone="entrance", start=base + timedelta(hours=9), seq=week * 10 + 1, female=30, male=30)
+        )
+        messages.append(
+            aggregate(zone="entrance", start=base + timedelta(hours=3), seq=week * 10 + 2, female=1)
+        )
+    s.ingest(*messages)
+    window = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-16T00:00:00Z"}
+    body = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="female").json()
+    assert body["suppressed_slots"] == 1  # the 03:00 slot with one person a week
+    top, second = body["slots"]
+    assert (top["zone_id"], top["weekday"], top["hour"], top["weeks_observed"]) == ("food", "Sat", 14, 3)
+    assert top["share"] == 0.75 and top["classified"] == 240 and top["audience_count"] == 180
+    low, high = wilson_interval(180, 240)
+    assert (top["share_low"], top["share_high"]) == (round(low, 4), round(high, 4))
+    assert top["expected_audience"] == pytest.approx(100 * 0.75)
+    assert top["expected_audience_low"] == pytest.approx(100 * low, abs=0.01)
+    assert "Food court, Sat 14:00-15:00" in top["explanation"] and "75% female" in top["explanation"]
+    assert second["zone_id"] == "entrance" and second["expected_audience"] == 30.0
+    assert "Wilson" in body["method"]
+    # Filters: hours window, weekdays and zone kind.
+    assert [
+        x["zone_id"]
+        for x in s.get(
+            "/api/v1/sites/mall/insights/ad-placement", **window, audience="male", hours="8-12"
+        ).json()["slots"]
+    ] == ["entrance"]
+    assert (
+        s.get("/api/v1/sites/mall/insights/ad-placement", **window, days="mon-fri").json()["slots"][0][
+            "zone_id"
+        ]
+        == "entrance"
+    )
+    assert [
+        x["zone_id"]
+        for x in s.get("/api/v1/sites/mall/insights/ad-placement", **window, zone_kind="ad_slot").json()[
+            "slots"
+        ]
+    ] == ["food"]
+    everyone = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="all").json()["slots"][0]
+    assert everyone["share"] is None and everyone["expected_audience"] == 100.0
+    by_share = s.get(
+        "/api/v1/sites/mall/insights/ad-placement", **window, audience="male", sort="share"
+    ).json()
+    assert by_share["slots"][0]["zone_id"] == "entrance"
+    assert math.isclose(by_share["slots"][0]["share"], 0.5)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message"),
+    [
+        ("traffic/series", {"granularity": "year"}, "query.granularity: Input should be"),
+        (
+            "traffic/series",
+            {"start": "2026-11-17T00:00:00Z", "end": "2026-11-16T00:00:00Z"},
+            "must be after start",
+        ),
+        ("traffic/series", {"start": "yesterday"}, "query.start: Input should be a valid datetime"),
+        (
+            "traffic/series",
+            {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z", "granularity": "minute"},
+            "covers at most 7 days",
+        ),
+        ("traffic/series", {"start": "1970-01-01T00:00:00Z"}, "outside the supported years"),
+        ("traffic/peak-hours", {"top": 0}, "query.top: Input should be greater than or equal to 1"),
+        (
+            "insights/ad-placement",
+            {"audience": "kids"},
+            "query.audience: Input should be 'female', 'male' or 'all'",
+        ),
+        ("insights/ad-placement", {"hours": "9 to 5"}, "hours: '9 to 5' is not a window like '10-22'"),
+        ("insights/ad-placement", {"days": "funday"}, "days: 'funday' is not like 'mon-fri'"),
+        ("insights/ad-placement", {"sort": "share"}, "sort: 'share' needs audience 'female' or 'male'"),
+    ],
+)
+def test_bad_parameters_get_a_clear_422(sqlite_server: Server, path: str, params: dict, message: str) -> None:
+    sqlite_server.ingest(aggregate(female=5, male=5))
+    response = sqlite_server.get(f"/api/v1/sites/mall/{path}", **params)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_unknown_site_and_zone_are_404_with_their_names(sqlite_server: Server) -> None:
+    sqlite_server.ingest(aggregate(female=5, male=5))
+    assert sqlite_server.get("/api/v1/sites/nowhere/traffic/series").json()["detail"] == "no site 'nowhere'"
+    response = sqlite_server.get("/api/v1/sites/mall/traffic/series", zone="moon")
+    assert response.status_code == 404 and "no zone 'moon'" in response.json()["detail"]
+    bad_tz = sqlite_server.client.patch(
+        "/api/v1/sites/mall", json={"timezone": "Mars/Olympus"}, headers=sqlite_server.headers("admin")
+    )
+    assert bad_tz.status_code == 422 and "unknown time zone 'Mars/Olympus'" in bad_tz.json()["detail"]
