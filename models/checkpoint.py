@@ -43,9 +43,7 @@ def validate_checkpoint(data: Any, source: str = "checkpoint") -> dict:
     if not isinstance(data, dict):
         raise CheckpointError(f"{source}: not a footfall checkpoint (a {type(data).__name__}, not a dict)")
     if data.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{source}: format is {data.get('format')!r}, expected {CHECKPOINT_FORMAT!r}"
-        )
+        raise CheckpointError(f"{source}: format is {data.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
     for key, kind in REQUIRED_KEYS.items():
         if key not in data:
             raise CheckpointError(f"{source}: missing key {key!r}")

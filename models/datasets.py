@@ -36,9 +36,15 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 UTKFACE_RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
 GENDER_WORDS = {
-    "female": "female", "f": "female", "woman": "female", "women": "female",
-    "male": "male", "m": "male", "man": "male", "men": "male",
-}  # fmt: skip
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "women": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+    "men": "male",
+}
 
 
 class DatasetError(ValueError):
@@ -171,6 +177,13 @@ def _matlab_datenum_year(datenum: float) -> float:
     return float(day.year) + (day.timetuple().tm_yday - 1) / 365.25
 
 
+def _mat_string(value: object) -> str:
+    """A MATLAB cell entry (nested 1×1 arrays around a string) as a Python string."""
+    while isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else ""
+    return str(value)
+
+
 def load_imdb_wiki(root: str | Path, *, min_face_score: float = 1.0) -> list[FaceRecord]:
     """IMDB-WIKI ``wiki_crop``/``imdb_crop``: the original ``wiki.mat``/``imdb.mat`` metadata.
 
@@ -190,14 +203,15 @@ def load_imdb_wiki(root: str | Path, *, min_face_score: float = 1.0) -> list[Fac
     except (KeyError, ValueError, OSError, IndexError) as exc:
         raise DatasetError(f"{mat_file}: not IMDB-WIKI metadata ({exc})") from None
     try:
-        paths = [str(p[0]) for p in meta["full_path"][0]]
-        genders = np.asarray(meta["gender"][0], dtype=np.float64)
-        dobs = np.asarray(meta["dob"][0], dtype=np.float64)
-        taken = np.asarray(meta["photo_taken"][0], dtype=np.float64)
-        face_scores = np.asarray(meta["face_score"][0], dtype=np.float64)
-        second = np.asarray(meta["second_face_score"][0], dtype=np.float64)
+        paths = [_mat_string(p) for p in np.asarray(meta["full_path"]).ravel()]
+        genders, dobs, taken, face_scores, second = (
+            np.asarray(meta[field], dtype=np.float64).ravel()
+            for field in ("gender", "dob", "photo_taken", "face_score", "second_face_score")
+        )
     except (ValueError, IndexError, KeyError) as exc:
         raise DatasetError(f"{mat_file}: missing IMDB-WIKI field ({exc})") from None
+    if not len(paths) == len(genders) == len(dobs) == len(taken) == len(face_scores) == len(second):
+        raise DatasetError(f"{mat_file}: IMDB-WIKI fields have different lengths")
     records = []
     for path, gender, dob, year, score, second_score in zip(
         paths, genders, dobs, taken, face_scores, second, strict=True
@@ -206,7 +220,9 @@ def load_imdb_wiki(root: str | Path, *, min_face_score: float = 1.0) -> list[Fac
             continue
         age = year + 0.5 - _matlab_datenum_year(dob)
         records.append(
-            FaceRecord(path, "male" if gender >= 0.5 else "female", float(int(age)) if 0 <= age <= 100 else None)
+            FaceRecord(
+                path, "male" if gender >= 0.5 else "female", float(int(age)) if 0 <= age <= 100 else None
+            )
         )
     return with_splits(records)
 
@@ -367,7 +383,9 @@ LOADERS = {
 }
 
 
-def load_dataset(kind: str, root: str | Path, images: str | Path | None = None) -> tuple[list[FaceRecord], ImageSource]:
+def load_dataset(
+    kind: str, root: str | Path, images: str | Path | None = None
+) -> tuple[list[FaceRecord], ImageSource]:
     """Records and their image source. ``kind`` is one of :data:`LOADERS` or ``csv`` (then ``root`` is
     the CSV file and ``images`` the folder or zip holding the images)."""
     if kind == "csv":
@@ -377,7 +395,9 @@ def load_dataset(kind: str, root: str | Path, images: str | Path | None = None) 
     try:
         loader = LOADERS[kind]
     except KeyError:
-        raise DatasetError(f"unknown dataset kind {kind!r}; choose one of {sorted([*LOADERS, 'csv'])}") from None
+        raise DatasetError(
+            f"unknown dataset kind {kind!r}; choose one of {sorted([*LOADERS, 'csv'])}"
+        ) from None
     return loader(root), ImageSource(images or root)
 
 

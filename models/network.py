@@ -44,6 +44,7 @@ class FaceNetSmall(nn.Module):
     followed by stages of depthwise-separable blocks, global average pooling, dropout and a linear head.
 
     ``widths[i]`` channels and ``depths[i]`` blocks per stage; each stage halves the resolution.
+    ``flip_average`` averages the logits of the chip and its mirror image at inference (same weights).
     """
 
     def __init__(
@@ -53,17 +54,25 @@ class FaceNetSmall(nn.Module):
         depths: Sequence[int] = (2, 2, 2),
         num_classes: int = 2,
         dropout: float = 0.2,
+        stem_strides: Sequence[int] = (2, 1),
+        first_stage_stride: int = 2,
+        flip_average: bool = False,
     ):
         super().__init__()
+        self.flip_average = flip_average
         if len(widths) != len(depths) or not widths:
             raise ValueError("widths and depths must be non-empty and of the same length")
-        layers: list[nn.Module] = [conv_bn_relu(3, stem[0], 3, 2)]
-        for c_in, c_out in zip(stem[:-1], stem[1:], strict=False):
-            layers.append(conv_bn_relu(c_in, c_out, 3, 1))
-        channels = stem[-1]
-        for width, depth in zip(widths, depths, strict=True):
+        if len(stem_strides) != len(stem):
+            raise ValueError("stem_strides needs one stride per stem convolution")
+        layers: list[nn.Module] = []
+        channels = 3
+        for width, stride in zip(stem, stem_strides, strict=True):
+            layers.append(conv_bn_relu(channels, width, 3, stride))
+            channels = width
+        for stage, (width, depth) in enumerate(zip(widths, depths, strict=True)):
             for index in range(depth):
-                layers.append(SeparableBlock(channels, width, 2 if index == 0 else 1))
+                stride = (first_stage_stride if stage == 0 else 2) if index == 0 else 1
+                layers.append(SeparableBlock(channels, width, stride))
                 channels = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -85,9 +94,15 @@ class FaceNetSmall(nn.Module):
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)
         return self.head(self.dropout(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flip_average and not self.training:
+            # Mirror averaging at inference: a face and its mirror image get one answer (chosen on val).
+            return (self._logits(x) + self._logits(torch.flip(x, dims=[3]))) * 0.5
+        return self._logits(x)
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"facenet-small": FaceNetSmall}

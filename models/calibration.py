@@ -1,0 +1,54 @@
+"""Temperature scaling and the abstention threshold, both chosen on validation only."""
+
+from __future__ import annotations
+
+import numpy as np
+from footfall.core.classifier import softmax
+
+
+def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float) -> float:
+    probs = softmax(np.asarray(logits, np.float64), temperature)
+    return float(-np.log(np.clip(probs[np.arange(len(y_true)), np.asarray(y_true, int)], 1e-12, 1.0)).mean())
+
+
+def fit_temperature(logits: np.ndarray, y_true: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature minimising validation negative log-likelihood (golden-section search on log T;
+    NLL is unimodal in T for a fixed set of logits)."""
+    if len(logits) == 0:
+        return 1.0
+    a, b = np.log(low), np.log(high)
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    for _ in range(80):
+        if nll(logits, y_true, np.exp(c)) < nll(logits, y_true, np.exp(d)):
+            b = d
+        else:
+            a = c
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+    return float(np.exp((a + b) / 2.0))
+
+
+def choose_threshold(
+    probs: np.ndarray, y_true: np.ndarray, *, target_accuracy: float = 0.97, max_abstention: float = 0.15
+) -> float:
+    """The lowest confidence threshold whose answered-case accuracy reaches ``target_accuracy``, abstaining
+    on at most ``max_abstention`` of the cases (the cap wins when both cannot hold). 0.5 means never
+    abstain (two classes: the top probability is always ≥ 0.5)."""
+    probs, y_true = np.asarray(probs, float), np.asarray(y_true, int)
+    if len(probs) == 0:
+        return 0.5
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    order = np.argsort(-confidence, kind="mergesort")
+    conf_sorted, correct_sorted = confidence[order], correct[order]
+    answered_acc = np.cumsum(correct_sorted) / np.arange(1, len(order) + 1)
+    min_answered = int(np.ceil((1.0 - max_abstention) * len(order)))
+    # Answering the k most confident cases: the threshold is the k-th confidence. Prefer the largest k
+    # (most coverage) that reaches the target; never answer fewer than min_answered.
+    for k in range(len(order), max(min_answered, 1) - 1, -1):
+        if k < len(order) and conf_sorted[k] == conf_sorted[k - 1]:
+            continue  # a threshold cannot split tied confidences
+        if answered_acc[k - 1] >= target_accuracy:
+            return 0.5 if k == len(order) else float(conf_sorted[k - 1])
+    k = max(min_answered, 1)
+    return 0.5 if k >= len(order) else float(conf_sorted[k - 1])

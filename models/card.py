@@ -1,0 +1,429 @@
+"""Writing ``MODEL_CARD.md`` from a checkpoint and the ``footfall evaluate --json`` reports of its bundle.
+
+Every figure in the card's test tables is copied from an evaluation report of the exported bundle (what
+the edge runs), so the card says what ``footfall evaluate`` prints. A machine-readable copy of those
+figures sits in an HTML comment at the end, which the test of the default bundle compares against a
+fresh evaluation.
+
+Usage: python -m footfall.models.card --checkpoint models/checkpoints/gender-v1.pt \\
+           --eval utkface=runs/eval/utkface-test.json --eval wiki=runs/eval/wiki-test.json \\
+           --bundle models/bundles/gender-v1 --out models/MODEL_CARD.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+METRICS_MARKER = "footfall-card-metrics"
+
+# Targets of the default model (issue 3): measure, split, comparison, value.
+TARGETS: list[dict[str, Any]] = [
+    {
+        "name": "accuracy, wiki test",
+        "split": "wiki",
+        "measure": "accuracy",
+        "op": ">=",
+        "must": 0.93,
+        "aim": 0.95,
+    },
+    {
+        "name": "accuracy, UTKFace test",
+        "split": "utkface",
+        "measure": "accuracy",
+        "op": ">=",
+        "must": 0.93,
+        "aim": 0.95,
+    },
+    {
+        "name": "ROC AUC, wiki test",
+        "split": "wiki",
+        "measure": "roc_auc",
+        "op": ">=",
+        "must": 0.98,
+        "aim": 0.99,
+    },
+    {
+        "name": "gap best vs worst UTKFace race group",
+        "split": "utkface",
+        "measure": "race_gap",
+        "op": "<=",
+        "must": 0.04,
+        "aim": 0.02,
+    },
+]
+
+
+def meets(value: float, op: str, bound: float) -> bool:
+    return value >= bound if op == ">=" else value <= bound
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.2f} %"
+
+
+def _fmt_target(value: float, measure: str) -> str:
+    return (
+        f"{value:.4f}"
+        if measure == "roc_auc"
+        else (f"{100 * value:.2f} points" if measure == "race_gap" else _pct(value))
+    )
+
+
+def render(
+    checkpoint: dict,
+    reports: dict[str, dict],
+    bundle_manifest: dict | None = None,
+    latency: dict | None = None,
+) -> str:
+    from footfall.models.network import build_model, count_flops, count_parameters
+
+    recipe = checkpoint["recipe"]
+    model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
+    spec = checkpoint["preprocess"]
+    params, flops = count_parameters(model), count_flops(model, spec["size"])
+    history = recipe.get("history_summary", {})
+    lines = [
+        "# Gender classifier `gender-v1`: model card",
+        "",
+        "Classifies a face chip as `female` or `male`, with calibrated probabilities and an `unknown` answer "
+        "when it is not confident. It is the classifier the footfall edge agent runs on faces found by the "
+        "CenterFace detector; only aggregate counts leave the camera box.",
+        "",
+        f"Status: {status_line(reports)}",
+        "",
+        "## Intended use",
+        "",
+        "- Aggregate audience statistics (share of women and men passing a zone per hour) in public spaces "
+        "that display notice of it, where `unknown` is counted as its own category rather than guessed.",
+        "- Not for decisions about an individual, identification, or any use where a wrong answer about one "
+        "person matters. It knows two labels only and cannot represent non-binary or other gender "
+        "identities; it predicts the perceived presentation of a face, not anyone's gender.",
+        "- The training data restrict use: see *Training data and terms*. Check them before any commercial "
+        "deployment; retraining on data licensed for the purpose may be required.",
+        "",
+        "## Training data and terms",
+        "",
+        *[f"- {item}" for item in checkpoint["training_data"]],
+        "",
+        f"Terms: {checkpoint['data_terms']}",
+        "",
+        "Splits are fixed by a hash of the file name (about 80/10/10). `train` trains; `val` chooses the "
+        "epoch, "
+        "the crop geometry, the temperature and the abstention threshold; `test` is measured once at the end "
+        "and never used for any choice.",
+    ]
+    report_lines = recipe.get("detector_report") or {}
+    if report_lines:
+        lines += [
+            "",
+            "Face detection over the datasets (the edge's CenterFace bundle, one pass, cached):",
+            "",
+            "| dataset | images | no face found (whole image used) | several faces (largest central kept) |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, row in report_lines.items():
+            lines.append(
+                f"| {name} | {row.get('images')} | {row.get('no_face')} | {row.get('several_faces')} |"
+            )
+    train_cfg = recipe.get("train", {})
+    lines += [
+        "",
+        "## Recipe",
+        "",
+        f"- Network: `{checkpoint['arch']}` {json.dumps(checkpoint['arch_kwargs'])}: a plain 3×3 convolution "
+        f"stem, depthwise-separable residual blocks, global average pooling, one linear layer. "
+        f"{params / 1e6:.2f} M parameters, {flops / 1e9:.3f} GFLOPs per face "
+        f"at {spec['size']}×{spec['size']}.",
+        f"- Input: {spec['size']}×{spec['size']} {spec['colour_order']} chip cut by "
+        f"`footfall.core.preprocess.crop_face` from the detector box: margin {spec['margin']}, "
+        f"vertical shift {spec['center_shift_y']}, eyes levelled: {spec['align']}; normalised with mean "
+        f"{spec['mean']} and std "
+        f"{spec['std']}.",
+        f"- Trained from scratch on a 2-core CPU: AdamW (lr {train_cfg.get('lr')}, weight decay "
+        f"{train_cfg.get('weight_decay')}), batch {train_cfg.get('batch_size')}, cosine schedule with "
+        f"warm-up over "
+        f"at most {train_cfg.get('epochs')} epochs or {train_cfg.get('max_minutes')} minutes of training, "
+        f"label smoothing {train_cfg.get('label_smoothing')}, weight EMA {train_cfg.get('ema_decay')}, seed "
+        f"{checkpoint['seed']}. Dataset weights per epoch: "
+        + ", ".join(f"{d['name']} ×{d['weight']}" for d in recipe.get("datasets", []))
+        + ".",
+        "- Augmentation (on uint8 chips, before the shared normalisation): "
+        + ", ".join(f"{k} {v}" for k, v in recipe.get("augment", {}).items())
+        + ".",
+    ]
+    if history:
+        lines.append(
+            f"- Run: {history.get('epochs')} epochs, {history.get('images')} training images seen, "
+            f"best epoch {history.get('best_epoch')}, {history.get('train_minutes')} minutes of "
+            f"training loop, stopped by the {history.get('stopped_by')}."
+        )
+    if recipe.get("training_note"):
+        lines.append(f"- Note: {recipe['training_note']}")
+    search = recipe.get("geometry_search") or []
+    if search:
+        lines += [
+            "",
+            "Crop geometry chosen on validation (mean val accuracy over the datasets):",
+            "",
+            "| margin | vertical shift | mirror averaging | "
+            + " | ".join(f"val {k}" for k in search[0]["val_accuracy"])
+            + " | mean |",
+            "| --- | --- | --- |" + " --- |" * (len(search[0]["val_accuracy"]) + 1),
+        ]
+        for row in search:
+            mirrored = "yes" if row.get("flip_average") else "no"
+            lines.append(
+                f"| {row['margin']} | {row['center_shift_y']} | {mirrored} | "
+                + " | ".join(_pct(v) for v in row["val_accuracy"].values())
+                + f" | {_pct(row['score'])} |"
+            )
+    lines += [
+        "",
+        "## Calibration and abstention",
+        "",
+        f"Logits are divided by the temperature **T = {checkpoint['temperature']:.3f}** "
+        "(fitted on validation by "
+        f"minimising the log-loss). The answer is `unknown` when the top probability is below "
+        f"**{checkpoint['abstain_threshold']:.3f}**: the lowest threshold at which validation faces of known "
+        f"age ≥ {recipe.get('calibration', {}).get('threshold_min_age')} are answered with at least "
+        f"{_pct(recipe.get('calibration', {}).get('target_accuracy'))} accuracy, abstaining on at most "
+        f"{_pct(recipe.get('calibration', {}).get('max_abstention'))}. Children do not set the threshold; "
+        "their low confidence makes them abstain more often (see the age table).",
+    ]
+    precision = (bundle_manifest or {}).get("precision", "?")
+    lines += [
+        "",
+        f"## Results on the test splits (exported bundle, {precision}, through the edge's path)",
+        "",
+        "Figures printed by `footfall evaluate` (commands below): detector → shared crop → ONNX "
+        "classifier → calibrated decision. Images without a detected face are classified from the whole "
+        "image and count. Accuracy, balanced accuracy, F1, AUC and the confusion matrix count every face "
+        "by its most likely label; abstention and answered accuracy describe the `unknown` rule.",
+        "",
+        "| measure | " + " | ".join(f"{name} test" for name in reports) + " |",
+        "| --- |" + " --- |" * len(reports),
+    ]
+    rows = [
+        ("n", "n"),
+        ("accuracy", "accuracy"),
+        ("balanced accuracy", "balanced_accuracy"),
+        ("F1 (male)", "f1_male"),
+        ("ROC AUC", "roc_auc"),
+        ("ECE", "ece"),
+        ("abstention rate", "abstention_rate"),
+        ("accuracy on answered", "answered_accuracy"),
+    ]
+    for title, key in rows:
+        cells = []
+        for report in reports.values():
+            value = report["metrics"][key]
+            cells.append(
+                str(value) if key == "n" else f"{value:.4f}" if key in ("roc_auc", "ece") else _pct(value)
+            )
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    lines.append("| no face found | " + " | ".join(str(r["no_face_found"]) for r in reports.values()) + " |")
+    lines += ["", "Confusion matrices (rows true, columns predicted):", ""]
+    for name, report in reports.items():
+        (ff, fm), (mf, mm) = report["confusion_matrix"]
+        lines.append(f"- {name}: female→female {ff}, female→male {fm}, male→female {mf}, male→male {mm}")
+    lines += [
+        "",
+        "### Targets",
+        "",
+        "| target | must | aim | measured | |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for target in TARGETS:
+        report = reports.get(target["split"])
+        if report is None or target["measure"] not in report["metrics"]:
+            continue
+        value = report["metrics"][target["measure"]]
+        verdict = (
+            "aim met"
+            if meets(value, target["op"], target["aim"])
+            else "must met"
+            if meets(value, target["op"], target["must"])
+            else "**missed**"
+        )
+        lines.append(
+            f"| {target['name']} | {target['op']} {_fmt_target(target['must'], target['measure'])} | "
+            f"{target['op']} {_fmt_target(target['aim'], target['measure'])} | "
+            f"{_fmt_target(value, target['measure'])} | {verdict} |"
+        )
+    if latency:
+        lines.append(f"| INT8 model size | ≤ 2 MB | | {latency.get('size_mb', 'n/a')} MB | |")
+        lines.append(
+            "| latency per face (batch 16, 2 threads) | ≤ 1 ms | | "
+            f"{latency.get('ms_per_face', 'n/a')} ms | {latency.get('note', '')} |"
+        )
+    for key, title in (("by_race", "race (UTKFace)"), ("by_age", "age band")):
+        for name, report in reports.items():
+            if key not in report:
+                continue
+            lines += [
+                "",
+                f"### Per {title}, {name} test",
+                "",
+                "| group | n | accuracy | female | male | abstention | answered accuracy |",
+                "| --- | --- | --- | --- | --- | --- | --- |",
+            ]
+            for group, row in report[key].items():
+                lines.append(
+                    f"| {group} | {row['n']} | {_pct(row['accuracy'])} | {_pct(row['female_accuracy'])} | "
+                    f"{_pct(row['male_accuracy'])} | {_pct(row['abstention_rate'])} | "
+                    f"{_pct(row['answered_accuracy'])} |"
+                )
+    lines += [
+        "",
+        "### Coverage and accuracy",
+        "",
+        "| threshold | " + " | ".join(f"{n} coverage | {n} answered accuracy" for n in reports) + " |",
+        "| --- |" + " --- | --- |" * len(reports),
+    ]
+    thresholds = [row["threshold"] for row in next(iter(reports.values()))["coverage"]]
+    for i, threshold in enumerate(thresholds):
+        cells = []
+        for report in reports.values():
+            row = report["coverage"][i]
+            cells += [_pct(row["coverage"]), _pct(row["answered_accuracy"])]
+        mark = " (shipped)" if abs(threshold - checkpoint["abstain_threshold"]) < 1e-9 else ""
+        lines.append(f"| {threshold:.3f}{mark} | " + " | ".join(cells) + " |")
+    val = checkpoint["metrics"]
+    lines += [
+        "",
+        "### Validation (FP32 checkpoint on cached chips; used for the choices above)",
+        "",
+        "| split | n | accuracy | ROC AUC | ECE | abstention | answered accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in val.items():
+        if name.startswith("val"):
+            lines.append(
+                f"| {name} | {row['n']} | {_pct(row['accuracy'])} | {row['roc_auc']:.4f} | "
+                f"{row['ece']:.4f} | {_pct(row['abstention_rate'])} | {_pct(row['answered_accuracy'])} |"
+            )
+    lines += [
+        "",
+        "## Known failure modes",
+        "",
+        "- Children (0-12): faces carry few gender cues; accuracy is far lower and the model abstains on "
+        "many "
+        "of them. Counts of young visitors will have a larger `unknown` share.",
+        "- Small, blurred, dark or strongly profiled faces (typical of mall cameras far from the entrance): "
+        "trained with blur, low resolution, JPEG and colour augmentation, but accuracy still drops; such "
+        "faces "
+        "more often end as `unknown`.",
+        "- Group differences: the per-race table shows the gap between groups on UTKFace; both datasets "
+        "over-represent white adults and celebrities (wiki). Measure on your own population before relying "
+        "on "
+        "splits by group.",
+        "- Appearance that departs from the datasets' stereotypes (long hair on men, short hair on women, "
+        "beards, heavy make-up, hats, masks, sunglasses) is a common source of errors.",
+        "- Labels are binary and were assigned by dataset authors (wiki: verified by hand; UTKFace: "
+        "annotated); label noise limits the measurable accuracy.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "footfall train --config models/configs/gender-v1.yaml",
+        "footfall export models/checkpoints/gender-v1.pt --out models/bundles/gender-v1 "
+        "--data ../shared/data --card models/MODEL_CARD.md",
+    ]
+    for name, report in reports.items():
+        lines.append(
+            f"footfall evaluate --bundle {report['bundle']} --csv ../shared/data/{Path(report['csv']).name} "
+            f"--images ../shared/data/{Path(report['images']).name} --split {report['split']} "
+            f"--json {name}-test.json --plots plots/{name}"
+        )
+    lines += ["```", ""]
+    machine = {
+        name: {
+            k: r["metrics"][k]
+            for k in (
+                "n",
+                "accuracy",
+                "balanced_accuracy",
+                "f1_male",
+                "roc_auc",
+                "ece",
+                "abstention_rate",
+                "answered_accuracy",
+                "race_gap",
+            )
+            if k in r["metrics"]
+        }
+        for name, r in reports.items()
+    }
+    lines += [f"<!-- {METRICS_MARKER} {json.dumps(machine, sort_keys=True)} -->", ""]
+    return "\n".join(lines)
+
+
+def status_line(reports: dict[str, dict]) -> str:
+    missed = [
+        t["name"]
+        for t in TARGETS
+        if t["split"] in reports
+        and t["measure"] in reports[t["split"]]["metrics"]
+        and not meets(reports[t["split"]]["metrics"][t["measure"]], t["op"], t["must"])
+    ]
+    if not missed:
+        return "meets every target set for the default model (see *Targets*)."
+    return (
+        "**misses targets set for the default model**: "
+        + "; ".join(missed)
+        + ". See *Targets* for the figures; treat its answers with that in mind."
+    )
+
+
+def bundle_figures(bundle: Path, manifest: dict) -> dict:
+    """Model size and the exporter's measured latency per face at batch 16 (``parity.json``)."""
+    figures: dict = {"size_mb": round((bundle / manifest["model_file"]).stat().st_size / 1e6, 2)}
+    parity = bundle / "parity.json"
+    if parity.is_file():
+        latency = json.loads(parity.read_text()).get("latency", {}).get(manifest["precision"], {})
+        if "ms_per_face_batch16" in latency:
+            figures["ms_per_face"] = round(float(latency["ms_per_face_batch16"]), 3)
+    return figures
+
+
+def read_card_metrics(card_text: str) -> dict[str, dict[str, float]]:
+    match = re.search(rf"<!-- {METRICS_MARKER} (\{{.*\}}) -->", card_text)
+    if not match:
+        raise ValueError("the model card has no machine-readable metrics block")
+    return json.loads(match.group(1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from footfall.models.checkpoint import load_checkpoint
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--eval", action="append", required=True, help="name=report.json")
+    parser.add_argument("--bundle", default=None)
+    parser.add_argument("--latency", default=None, help="JSON: size_mb, ms_per_face (default: the bundle's)")
+    parser.add_argument("--note", default=None, help="A remark on how this run went, shown under Recipe")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    checkpoint = load_checkpoint(args.checkpoint)
+    if args.note:
+        checkpoint["recipe"]["training_note"] = args.note
+    reports = {}
+    for item in args.eval:
+        name, path = item.split("=", 1)
+        reports[name] = json.loads(Path(path).read_text())
+    manifest = json.loads((Path(args.bundle) / "manifest.json").read_text()) if args.bundle else None
+    latency = json.loads(Path(args.latency).read_text()) if args.latency else None
+    if latency is None and args.bundle:
+        latency = bundle_figures(Path(args.bundle), manifest)
+    Path(args.out).write_text(render(checkpoint, reports, manifest, latency))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""``footfall train`` and ``footfall evaluate`` (light module: typer and the standard library only at import
+time; torch, onnxruntime and OpenCV are imported when a command runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_command(
+        config: Path = typer.Option(..., "--config", "-c", help="Training recipe (YAML)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt if it exists."),
+        out: Path | None = typer.Option(None, "--out", help="Run folder (default: the recipe's 'output')."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    ) -> None:
+        """Train a gender model from a recipe: face chips are cut once with the edge's detector and
+        pre-processing and cached; then training with augmentation, a checkpoint per epoch, early stopping
+        on validation, temperature scaling and the abstention threshold on validation, test figures.
+
+        Example: footfall train --config models/configs/gender-v1.yaml
+        """
+        from footfall.cli import require
+
+        require("train", "torch", "cv2", "onnxruntime", "tqdm", "yaml")
+        from footfall.core.bundle import BundleError
+        from footfall.models.checkpoint import CheckpointError
+        from footfall.models.datasets import DatasetError
+        from footfall.models.recipe import RecipeError, load_recipe
+        from footfall.models.train import train
+
+        try:
+            recipe = load_recipe(config)
+            final = train(recipe, resume=resume, out_dir=out, progress=progress)
+        except (RecipeError, DatasetError, CheckpointError, BundleError) as exc:
+            _fail(str(exc))
+        typer.echo(f"checkpoint: {final}")
+
+    @app.command("evaluate")
+    def evaluate_command(
+        bundle: Path = typer.Option(
+            ..., "--bundle", help="Exported gender bundle folder (what the edge runs)."
+        ),
+        csv: Path = typer.Option(..., "--csv", help="CSV with path, gender[, age, race, split]."),
+        images: Path = typer.Option(..., "--images", help="Folder or zip holding the CSV's paths."),
+        split: str | None = typer.Option(None, "--split", help="Only rows of this split (e.g. test)."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write all figures as JSON here."),
+        plots: Path | None = typer.Option(None, "--plots", help="Write PNG plots into this folder."),
+        detector: Path | None = typer.Option(None, "--detector", help="Detector bundle (default: shipped)."),
+        reference: bool = typer.Option(False, "--reference", help="Run the bundle's FP32 reference graph."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    ) -> None:
+        """Evaluate an exported bundle on labelled images through the edge's own path: face detector,
+        shared crop and normalisation, ONNX classifier, calibrated decision with abstention. An image
+        where no face is found is classified from the whole image and still counts.
+
+        Prints n, accuracy, balanced accuracy, F1, ROC AUC, ECE, the confusion matrix, abstention and
+        accuracy on answered cases, and per-group tables (race; age bands when ages are known).
+
+        Example: footfall evaluate --bundle models/bundles/gender-v1 --csv ../shared/data/wiki-144.csv
+        --images ../shared/data/wiki-144.zip --split test --json wiki-test.json --plots plots/wiki
+        """
+        from footfall.cli import require
+
+        require("edge", "cv2", "onnxruntime", "tqdm")
+        if plots is not None:
+            require("train", "matplotlib")
+        from footfall.core.bundle import BundleError
+        from footfall.models.datasets import DatasetError
+        from footfall.models.evaluate import EvaluationError, evaluate_bundle, format_report, write_outputs
+
+        try:
+            report = evaluate_bundle(
+                bundle,
+                csv,
+                images,
+                split=split,
+                detector_bundle=detector,
+                reference=reference,
+                progress=progress,
+            )
+            typer.echo(format_report(report))
+            write_outputs(report, json_out, plots)
+        except (BundleError, DatasetError, EvaluationError) as exc:
+            _fail(str(exc))

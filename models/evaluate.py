@@ -1,0 +1,195 @@
+"""Evaluating an exported gender bundle exactly as the edge runs it.
+
+Every image goes through the shipped face detector, the shared crop and normalisation, the bundle's
+ONNX graph and its calibrated decision rule (temperature, abstention threshold). An image where no face
+is found is classified from the whole image and still counts, so no hard case drops out of the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from footfall.core.logs import log_event
+from footfall.core.preprocess import whole_image_box
+from footfall.models.chips import pick_face
+from footfall.models.datasets import ImageSource, load_csv_manifest, race_name
+from footfall.models.metrics import (
+    AGE_BANDS,
+    age_band,
+    binary_report,
+    confusion_matrix,
+    coverage_curve,
+    group_report,
+    reliability_bins,
+    roc_curve,
+)
+
+logger = logging.getLogger("footfall.models.evaluate")
+COVERAGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+
+
+class EvaluationError(RuntimeError):
+    pass
+
+
+def evaluate_bundle(
+    bundle: str | Path,
+    csv: str | Path,
+    images: str | Path,
+    *,
+    split: str | None = None,
+    detector_bundle: str | Path | None = None,
+    reference: bool = False,
+    progress: bool = True,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Runs the bundle over the CSV's images; returns every figure (see :func:`format_report`)."""
+    from footfall.core.classifier import GenderClassifier
+    from footfall.core.detector import FaceDetector
+    from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
+    from tqdm import tqdm
+
+    classifier = GenderClassifier(bundle, reference=reference)
+    detector = FaceDetector(detector_bundle or DEFAULT_DETECTOR_BUNDLE)
+    records = load_csv_manifest(csv)
+    if split is not None:
+        records = [r for r in records if r.split == split]
+    if not records:
+        raise EvaluationError(f"{csv}: no rows" + (f" in split {split!r}" if split else ""))
+    unknown_labels = {r.gender for r in records} - set(classifier.labels)
+    if unknown_labels:
+        raise EvaluationError(
+            f"{csv}: labels {sorted(unknown_labels)} are not the bundle's {classifier.labels}"
+        )
+    source = ImageSource(images)
+    missing = [r.path for r in records if not source.exists(r.path)]
+    if missing:
+        raise EvaluationError(
+            f"{images}: {len(missing)} image(s) of the CSV are missing, e.g. {missing[0]!r}"
+        )
+
+    kept, chips, no_face, several, unreadable = [], [], 0, 0, []
+    probabilities = []
+    for record in tqdm(records, desc="evaluate", disable=not progress, unit="img", mininterval=2):
+        image = source.read_bgr(record.path)
+        if image is None:
+            unreadable.append(record.path)
+            continue
+        detections = detector(image)
+        several += len(detections) > 1
+        best = pick_face(detections, image.shape)
+        if best is None:
+            no_face += 1
+            chips.append(classifier.crop(image, whole_image_box(image)))
+        else:
+            chips.append(classifier.crop(image, best.box, best.landmarks))
+        kept.append(record)
+        if len(chips) == batch_size:
+            probabilities.append(classifier.probabilities(np.stack(chips)))
+            chips = []
+    if chips:
+        probabilities.append(classifier.probabilities(np.stack(chips)))
+    if unreadable:
+        log_event(
+            logger, logging.WARNING, "unreadable images left out", count=len(unreadable), first=unreadable[0]
+        )
+    if not kept:
+        raise EvaluationError(f"{images}: none of the images could be decoded")
+    probs = np.concatenate(probabilities).astype(np.float64)
+    labels = classifier.labels
+    y_true = np.array([labels.index(r.gender) for r in kept])
+    threshold = classifier.contract.abstain_threshold
+    decisions = classifier.decide(probs)
+    report: dict[str, Any] = {
+        "bundle": str(bundle),
+        "precision": classifier.bundle.manifest.precision + (" (reference)" if reference else ""),
+        "csv": str(csv),
+        "images": str(images),
+        "split": split,
+        "labels": labels,
+        "temperature": classifier.contract.temperature,
+        "abstain_threshold": threshold,
+        "metrics": binary_report(y_true, probs, threshold),
+        "no_face_found": no_face,
+        "several_faces": several,
+        "unreadable": len(unreadable),
+        "confusion_matrix": confusion_matrix(y_true, probs.argmax(1)).tolist(),
+        "decisions": {name: sum(d.label == name for d in decisions) for name in [*labels, "unknown"]},
+        "coverage": coverage_curve(y_true, probs, sorted({*COVERAGE_THRESHOLDS, threshold})),
+        "reliability": reliability_bins(probs.max(1), probs.argmax(1) == y_true),
+    }
+    fpr, tpr, _ = roc_curve(y_true, probs[:, 1])
+    report["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    races = [race_name(r.race) for r in kept]
+    if any(r is not None for r in races):
+        table = group_report(y_true, probs, races, threshold)
+        report["by_race"] = table
+        accuracies = [row["accuracy"] for row in table.values()]
+        report["metrics"]["race_gap"] = float(max(accuracies) - min(accuracies))
+    bands = [age_band(r.age) for r in kept]
+    if any(b is not None for b in bands):
+        report["by_age"] = group_report(y_true, probs, bands, threshold, order=[b[0] for b in AGE_BANDS])
+    return report
+
+
+def _pct(value: float) -> str:
+    return "   n/a" if value is None or np.isnan(value) else f"{100 * value:6.2f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    m = report["metrics"]
+    labels = report["labels"]
+    lines = [
+        f"bundle {report['bundle']} ({report['precision']}), T={report['temperature']:.3f}, "
+        f"abstain below {report['abstain_threshold']:.3f}",
+        f"data {report['csv']}" + (f" [split {report['split']}]" if report["split"] else ""),
+        f"n                  {m['n']}   (no face found: {report['no_face_found']}, classified from the whole "
+        f"image; several faces: {report['several_faces']}; unreadable, left out: {report['unreadable']})",
+        f"accuracy           {_pct(m['accuracy'])} %",
+        f"balanced accuracy  {_pct(m['balanced_accuracy'])} %",
+        f"F1 (male)          {_pct(m['f1_male'])} %",
+        f"ROC AUC            {m['roc_auc']:.4f}",
+        f"ECE                {m['ece']:.4f}",
+        f"abstention         {_pct(m['abstention_rate'])} %   "
+        f"accuracy on answered {_pct(m['answered_accuracy'])} %",
+        "confusion matrix (rows true, columns predicted):",
+        f"  {'':8s} " + " ".join(f"{name:>8s}" for name in labels),
+    ]
+    for name, row in zip(labels, report["confusion_matrix"], strict=True):
+        lines.append(f"  {name:8s} " + " ".join(f"{v:8d}" for v in row))
+    for key, title in (("by_race", "race"), ("by_age", "age band")):
+        if key in report:
+            lines.append(
+                f"per {title}:   {'n':>6s} {'acc %':>7s} {'female %':>8s} {'male %':>7s} "
+                f"{'abstain %':>9s} {'answered %':>10s}"
+            )
+            for group, row in report[key].items():
+                lines.append(
+                    f"  {group:10s} {row['n']:6d} {_pct(row['accuracy']):>7s} "
+                    f"{_pct(row['female_accuracy']):>8s} "
+                    f"{_pct(row['male_accuracy']):>7s} {_pct(row['abstention_rate']):>9s} "
+                    f"{_pct(row['answered_accuracy']):>10s}"
+                )
+    if "race_gap" in m:
+        lines.append(f"gap best vs worst race group: {100 * m['race_gap']:.2f} points")
+    lines.append("coverage / accuracy on answered:")
+    for row in report["coverage"]:
+        lines.append(
+            f"  threshold {row['threshold']:.3f}: coverage {_pct(row['coverage'])} %, "
+            f"answered accuracy {_pct(row['answered_accuracy'])} %"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(report: dict[str, Any], json_out: Path | None, plots: Path | None) -> None:
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if plots is not None:
+        from footfall.models.plots import write_plots
+
+        write_plots(report, plots)

@@ -1,0 +1,124 @@
+"""The training recipe: a YAML file validated into :class:`Recipe` (datasets, crop, network, schedule,
+augmentation, calibration). ``{data}`` in a path is the shared data folder (``FOOTFALL_DATA`` or
+``../shared/data`` beside the repository), ``{repo}`` the repository root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from footfall.core.preprocess import FaceCropSpec
+from footfall.models.augment import AugmentConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Model):
+    name: str = Field(pattern=r"^[a-z0-9_-]+$", description="Short name, used in split names: test_<name>.")
+    kind: str = "csv"
+    root: str = Field(description="Dataset folder, or the CSV file for kind 'csv'.")
+    images: str | None = Field(None, description="Folder or zip with the images (kind 'csv').")
+    weight: float = Field(1.0, gt=0, le=10, description="How often each training image is seen per epoch.")
+
+
+class ModelConfig(_Model):
+    arch: str = "facenet-small"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Model):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    label_smoothing: float = Field(0.05, ge=0, lt=0.5)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    patience: int = Field(5, ge=1, description="Stop after this many epochs without a better val score.")
+    threads: int = Field(2, ge=1)
+    max_train_images: int | None = Field(None, ge=1, description="Cap per epoch (smoke tests).")
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Wall-time budget for the training loop: the learning-rate schedule follows whichever of "
+        "steps or time runs out first, so a busy machine still ends on an annealed model, on time.",
+    )
+
+
+class CalibrationConfig(_Model):
+    target_accuracy: float = Field(0.97, gt=0.5, le=1)
+    max_abstention: float = Field(0.15, ge=0, le=1)
+    geometry_candidates: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="(margin, center_shift_y) crops tried on validation after training; the best is shipped.",
+    )
+    try_flip_average: bool = Field(
+        True, description="Also try averaging each chip with its mirror image at inference (2× compute)."
+    )
+    threshold_min_age: float | None = Field(
+        13.0, description="Faces younger than this (known age) do not set the threshold; they are reported."
+    )
+
+
+class Recipe(_Model):
+    name: str = "gender-v1"
+    seed: int = 1234
+    output: str = "runs/{name}"
+    final_checkpoint: str | None = Field(None, description="Also write the calibrated checkpoint here.")
+    cache_dir: str = "{repo}/cache/chips"
+    detector_bundle: str | None = None
+    labels: list[str] = ["female", "male"]
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    preprocess: FaceCropSpec = FaceCropSpec()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    augment: AugmentConfig = AugmentConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    training_data: list[str] = Field(default_factory=list)
+    data_terms: str = ""
+
+
+def data_dir() -> Path:
+    env = os.environ.get("FOOTFALL_DATA")
+    if env:
+        return Path(env)
+    for candidate in (REPO_ROOT.parent / "shared" / "data", REPO_ROOT / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+def resolve(path: str, recipe: Recipe | None = None) -> Path:
+    text = path.replace("{data}", str(data_dir())).replace("{repo}", str(REPO_ROOT))
+    if recipe is not None:
+        text = text.replace("{name}", recipe.name)
+    return Path(text).expanduser()
+
+
+class RecipeError(ValueError):
+    pass
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    import yaml
+
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except OSError as exc:
+        raise RecipeError(f"{file}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{file}: expected a mapping of recipe fields")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise RecipeError(f"{file}: {fields}") from None

@@ -1,0 +1,537 @@
+"""Training a gender model from cached face chips on a small CPU: fixed seed, progress bars, a checkpoint
+every epoch (``last.pt``, resumable) and of the best validation score (``best.pt``), early stopping,
+then temperature scaling and the abstention threshold on validation and the final figures on test.
+
+Validation (the ``val`` splits) picks the epoch, the temperature and the threshold; the ``test`` splits
+are only measured, once, at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from footfall.core.logs import log_event
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
+from footfall.core.preprocess import normalise
+from footfall.models.augment import augment_batch
+from footfall.models.calibration import choose_threshold, fit_temperature
+from footfall.models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from footfall.models.chips import ChipCache
+from footfall.models.datasets import load_dataset
+from footfall.models.metrics import binary_report
+from footfall.models.recipe import Recipe, resolve
+
+logger = logging.getLogger("footfall.models.train")
+
+
+@dataclass
+class SplitData:
+    """The chips of one split of one dataset, in memory."""
+
+    dataset: str
+    chips: np.ndarray  # N×S×S×3 uint8
+    labels: np.ndarray  # N int64
+    ages: np.ndarray  # N float (NaN unknown)
+    races: list[str | None]
+
+
+def load_splits(
+    recipe: Recipe, progress: bool = True
+) -> tuple[dict[str, dict[str, SplitData]], dict[str, dict]]:
+    """``{dataset: {split: SplitData}}`` and the detector report per dataset (no face found, ...)."""
+    detector = resolve(recipe.detector_bundle, recipe) if recipe.detector_bundle else DEFAULT_DETECTOR_BUNDLE
+    cache_dir = resolve(recipe.cache_dir, recipe)
+    data: dict[str, dict[str, SplitData]] = {}
+    reports: dict[str, dict] = {}
+    for dataset in recipe.datasets:
+        records, source = load_dataset(
+            dataset.kind,
+            resolve(dataset.root, recipe),
+            resolve(dataset.images, recipe) if dataset.images else None,
+        )
+        cache = ChipCache(cache_dir, dataset.name, source, records, detector)
+        chips = cache.chips(recipe.preprocess, progress)
+        faces = cache.faces(progress=False)
+        reports[dataset.name] = faces.summary()
+        labels = np.array([recipe.labels.index(r.gender) for r in records], dtype=np.int64)
+        ages = np.array([np.nan if r.age is None else r.age for r in records], dtype=np.float64)
+        split_names = np.array([r.split for r in records])
+        data[dataset.name] = {}
+        for split in ("train", "val", "test"):
+            index = np.nonzero((split_names == split) & faces.readable)[0]
+            data[dataset.name][split] = SplitData(
+                dataset.name,
+                np.asarray(chips[index]),
+                labels[index],
+                ages[index],
+                [records[i].race for i in index],
+            )
+        log_event(
+            logger,
+            logging.INFO,
+            "dataset ready",
+            dataset=dataset.name,
+            **{s: len(d.labels) for s, d in data[dataset.name].items()},
+            **reports[dataset.name],
+        )
+    return data, reports
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def predict_logits(model, chips: np.ndarray, spec, batch_size: int = 512) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(chips), batch_size):
+            batch = torch.from_numpy(normalise(np.asarray(chips[start : start + batch_size]), spec))
+            out.append(model(batch.contiguous(memory_format=torch.channels_last)).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
+
+
+class BatchStream:
+    """Augmented training batches made in a background thread (cv2 and numpy release the GIL), so the
+    next batch is ready while the network trains on the current one."""
+
+    def __init__(self, chips: np.ndarray, labels: np.ndarray, order: np.ndarray, recipe: Recipe, seed: int):
+        self.chips, self.labels, self.order, self.recipe = chips, labels, order, recipe
+        self.batch_size = recipe.train.batch_size
+        self.rng = np.random.default_rng(seed)
+        self.queue: queue.Queue = queue.Queue(maxsize=6)
+        self.thread = threading.Thread(target=self._produce, daemon=True)
+        self.stop = False
+        self.thread.start()
+
+    def __len__(self) -> int:
+        return len(self.order) // self.batch_size
+
+    def _produce(self) -> None:
+        for b in range(len(self)):
+            if self.stop:
+                return
+            index = np.sort(self.order[b * self.batch_size : (b + 1) * self.batch_size])
+            chips = augment_batch(self.chips[index], self.recipe.augment, self.rng)
+            self.queue.put((normalise(chips, self.recipe.preprocess), self.labels[index]))
+        self.queue.put(None)
+
+    def __iter__(self):
+        while (item := self.queue.get()) is not None:
+            yield item
+
+    def close(self) -> None:
+        self.stop = True
+        while self.thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.queue.get(timeout=0.1)
+
+
+def epoch_order(
+    sizes: dict[str, int],
+    weights: dict[str, float],
+    offsets: dict[str, int],
+    rng: np.random.Generator,
+    cap: int | None,
+) -> np.ndarray:
+    """Indices into the concatenated training set for one epoch: each dataset ``weight`` times (the
+    fractional part as a random subset), shuffled."""
+    parts = []
+    for name, size in sizes.items():
+        whole, fraction = divmod(weights[name], 1.0)
+        for _ in range(int(whole)):
+            parts.append(offsets[name] + rng.permutation(size))
+        if fraction > 0:
+            parts.append(offsets[name] + rng.permutation(size)[: round(fraction * size)])
+    order = rng.permutation(np.concatenate(parts))
+    return order[:cap] if cap else order
+
+
+def validate(model, val: dict[str, SplitData], spec) -> dict[str, float]:
+    scores = {}
+    for name, split in val.items():
+        if len(split.labels):
+            logits = predict_logits(model, split.chips, spec)
+            scores[name] = float((logits.argmax(1) == split.labels).mean())
+    return scores
+
+
+def train(
+    recipe: Recipe,
+    *,
+    resume: bool = False,
+    out_dir: Path | None = None,
+    progress: bool = True,
+    finish: bool = True,
+    data: tuple[dict[str, dict[str, SplitData]], dict] | None = None,
+) -> Path:
+    """Trains, calibrates and measures; returns the path of the final checkpoint. ``finish=False`` stops
+    after training (``best.pt``, validation only: no test figures), e.g. for quick experiments.
+    ``data`` replaces the chip cache (``load_splits``'s result), e.g. synthetic chips in tests."""
+    import torch
+    from footfall.models.network import build_model, count_flops, count_parameters
+    from torch import nn
+    from tqdm import tqdm
+
+    out = Path(out_dir) if out_dir else resolve(recipe.output, recipe)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.json").write_text(recipe.model_dump_json(indent=2))
+    torch.set_num_threads(recipe.train.threads)
+    seed_everything(recipe.seed)
+    started = time.monotonic()
+
+    data, detector_reports = data if data is not None else load_splits(recipe, progress)
+    names = [d.name for d in recipe.datasets]
+    train_sets = [data[n]["train"] for n in names]
+    train_chips = np.concatenate([s.chips for s in train_sets])
+    train_labels = np.concatenate([s.labels for s in train_sets])
+    sizes = {n: len(data[n]["train"].labels) for n in names}
+    offsets = dict(zip(names, np.cumsum([0, *list(sizes.values())[:-1]]).tolist(), strict=True))
+    weights = {d.name: d.weight for d in recipe.datasets}
+    val = {n: data[n]["val"] for n in names}
+
+    model = build_model(recipe.model.arch, **recipe.model.kwargs).to(memory_format=torch.channels_last)
+    ema = build_model(recipe.model.arch, **recipe.model.kwargs).to(memory_format=torch.channels_last)
+    ema.load_state_dict(model.state_dict())
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    decay, no_decay = [], []
+    for param in model.parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": recipe.train.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=recipe.train.lr,
+    )
+    cap = recipe.train.max_train_images
+    per_epoch = len(epoch_order(sizes, weights, offsets, np.random.default_rng(0), cap))
+    steps_per_epoch = max(per_epoch // recipe.train.batch_size, 1)
+    total_steps = steps_per_epoch * recipe.train.epochs
+    warmup = int(recipe.train.warmup_epochs * steps_per_epoch)
+
+    budget_s = recipe.train.max_minutes * 60 if recipe.train.max_minutes else None
+
+    def schedule_progress() -> float:
+        """Fraction of training done: by steps, or by the time budget when that runs out sooner."""
+        by_steps = state["step"] / total_steps
+        if budget_s is None:
+            return by_steps
+        return max(by_steps, (state["train_seconds"] + time.monotonic() - epoch_start) / budget_s)
+
+    def lr_now() -> float:
+        if state["step"] < warmup:
+            return recipe.train.lr * (state["step"] + 1) / warmup
+        done = schedule_progress()
+        warm = warmup / total_steps
+        progress_ = (done - warm) / max(1.0 - warm, 1e-9)
+        return recipe.train.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(max(progress_, 0.0), 1.0))))
+
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "best_score": -1.0,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "history": [],
+        "train_seconds": 0.0,
+        "finished": False,
+    }
+    epoch_start = time.monotonic()
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():
+        saved = load_checkpoint(last_path)
+        model.load_state_dict(saved["resume"]["model"])
+        ema.load_state_dict(saved["state_dict"])
+        optimizer.load_state_dict(saved["resume"]["optimizer"])
+        state = saved["resume"]["state"]
+        torch.set_rng_state(saved["resume"]["torch_rng"])
+        log_event(logger, logging.INFO, "resumed", checkpoint=str(last_path), epoch=state["epoch"])
+    else:
+        if resume:
+            log_event(
+                logger, logging.WARNING, "nothing to resume, starting afresh", checkpoint=str(last_path)
+            )
+        (out / "history.jsonl").unlink(missing_ok=True)
+
+    log_event(
+        logger,
+        logging.INFO,
+        "training",
+        arch=recipe.model.arch,
+        params=count_parameters(model),
+        gflops=round(count_flops(model, recipe.preprocess.size) / 1e9, 4),
+        train_images=len(train_labels),
+        per_epoch=per_epoch,
+        epochs=recipe.train.epochs,
+    )
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.train.label_smoothing)
+
+    def base_checkpoint(weights_model) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "arch": recipe.model.arch,
+            "arch_kwargs": dict(recipe.model.kwargs),
+            "state_dict": {k: v.detach().clone().contiguous() for k, v in weights_model.state_dict().items()},
+            "preprocess": recipe.preprocess.model_dump(),
+            "labels": list(recipe.labels),
+            "temperature": 1.0,
+            "abstain_threshold": 0.5,
+            "metrics": {},
+            "training_data": list(recipe.training_data),
+            "data_terms": recipe.data_terms,
+            "recipe": json.loads(recipe.model_dump_json()),
+            "seed": recipe.seed,
+        }
+
+    while (
+        state["epoch"] < recipe.train.epochs
+        and state["bad_epochs"] < recipe.train.patience
+        and not state["finished"]
+    ):
+        epoch = state["epoch"]
+        rng = np.random.default_rng([recipe.seed, epoch])
+        order = epoch_order(sizes, weights, offsets, rng, cap)
+        stream = BatchStream(train_chips, train_labels, order, recipe, seed=recipe.seed * 1000 + epoch)
+        model.train()
+        epoch_start, running, seen = time.monotonic(), 0.0, 0
+        bar = tqdm(
+            stream,
+            total=len(stream),
+            desc=f"epoch {epoch + 1}/{recipe.train.epochs}",
+            disable=not progress,
+            unit="batch",
+            mininterval=5,
+        )
+        try:
+            for inputs, labels in bar:
+                if schedule_progress() >= 1.0:
+                    state["finished"] = True  # the time budget ran out: the schedule has annealed
+                    break
+                lr = lr_now()
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x = torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last)
+                loss = criterion(model(x), torch.from_numpy(labels))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                state["step"] += 1
+                with torch.no_grad():
+                    d = min(recipe.train.ema_decay, (1 + state["step"]) / (10 + state["step"]))
+                    for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+                        if e.dtype.is_floating_point:
+                            e.mul_(d).add_(m.detach(), alpha=1 - d)
+                        else:
+                            e.copy_(m)
+                running += loss.item() * len(labels)
+                seen += len(labels)
+                bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{lr:.2e}", refresh=False)
+        finally:
+            stream.close()
+            bar.close()
+        epoch_seconds = time.monotonic() - epoch_start
+        state["train_seconds"] += epoch_seconds
+        epoch_start = time.monotonic()
+        scores = validate(ema, val, recipe.preprocess)
+        score = float(np.mean(list(scores.values())))
+        state["epoch"] = epoch + 1
+        improved = score > state["best_score"]
+        if improved:
+            state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        record = {
+            "epoch": epoch + 1,
+            "loss": running / max(seen, 1),
+            "val_accuracy": scores,
+            "score": score,
+            "images": seen,
+            "progress": round(schedule_progress(), 3),
+            "seconds": round(epoch_seconds, 1),
+            "elapsed_min": round((time.monotonic() - started) / 60, 2),
+        }
+        state["history"].append(record)
+        with (out / "history.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        log_event(
+            logger,
+            logging.INFO,
+            "epoch done",
+            **{k: v for k, v in record.items() if k != "val_accuracy"},
+            **{f"val_{k}": round(v, 4) for k, v in scores.items()},
+            best_epoch=state["best_epoch"],
+        )
+        checkpoint = base_checkpoint(ema)
+        if improved:
+            save_checkpoint(checkpoint, best_path)
+        checkpoint["resume"] = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        save_checkpoint(checkpoint, last_path)
+
+    if state["bad_epochs"] >= recipe.train.patience:
+        log_event(logger, logging.INFO, "early stop", best_epoch=state["best_epoch"])
+    if not finish:
+        return best_path
+    summary = {
+        "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "images": int(sum(r.get("images", 0) for r in state["history"])),
+        "train_minutes": round(state["train_seconds"] / 60, 1),
+        "process_minutes": round((time.monotonic() - started) / 60, 1),
+        "resumed": bool(resume),
+        "stopped_by": (
+            "time budget"
+            if state["finished"]
+            else "early stopping"
+            if state["bad_epochs"] >= recipe.train.patience
+            else "epochs"
+        ),
+        "history": state["history"],
+    }
+    final = finalize(recipe, best_path, data, detector_reports, out, summary)
+    log_event(
+        logger,
+        logging.INFO,
+        "done",
+        checkpoint=str(final),
+        minutes=round((time.monotonic() - started) / 60, 1),
+    )
+    return final
+
+
+def choose_geometry(recipe: Recipe, model, data: dict[str, dict[str, SplitData]]):
+    """The crop geometry (margin, vertical shift), with or without mirror averaging, that has the best mean
+    val accuracy among the recipe's candidates (the training geometry without mirroring first: it wins
+    ties). Validation only; test is not looked at. Returns (spec, flip_average, data, search table)."""
+    spec = recipe.preprocess
+    candidates = [(spec.margin, spec.center_shift_y)]
+    candidates += [c for c in recipe.calibration.geometry_candidates if tuple(c) != candidates[0]]
+    flips = (False, True) if recipe.calibration.try_flip_average else (False,)
+    best, search = None, []
+    for margin, shift in candidates:
+        trial = spec.model_copy(update={"margin": float(margin), "center_shift_y": float(shift)})
+        trial_data = (
+            data
+            if trial == spec
+            else load_splits(recipe.model_copy(update={"preprocess": trial}), progress=False)[0]
+        )
+        logits = {n: predict_logits(model, d["val"].chips, trial) for n, d in trial_data.items()}
+        mirrored = (
+            {n: predict_logits(model, d["val"].chips[:, :, ::-1], trial) for n, d in trial_data.items()}
+            if True in flips
+            else {}
+        )
+        for flip in flips:
+            scores = {
+                n: float(
+                    (
+                        ((logits[n] + mirrored[n]) / 2 if flip else logits[n]).argmax(1) == d["val"].labels
+                    ).mean()
+                )
+                for n, d in trial_data.items()
+            }
+            row = {
+                "margin": float(margin),
+                "center_shift_y": float(shift),
+                "flip_average": flip,
+                "val_accuracy": scores,
+                "score": float(np.mean(list(scores.values()))),
+            }
+            search.append(row)
+            log_event(
+                logger,
+                logging.INFO,
+                "geometry",
+                margin=margin,
+                center_shift_y=shift,
+                flip_average=flip,
+                score=round(row["score"], 4),
+                **{f"val_{k}": round(v, 4) for k, v in scores.items()},
+            )
+            if best is None or row["score"] > best[0]:
+                best = (row["score"], trial, flip, trial_data)
+    assert best is not None
+    return best[1], best[2], best[3], search
+
+
+def finalize(
+    recipe: Recipe,
+    best_path: Path,
+    data: dict[str, dict[str, SplitData]],
+    detector_reports: dict,
+    out: Path,
+    summary: dict | None = None,
+) -> Path:
+    """Temperature and threshold on validation; figures on val and test; the final checkpoint."""
+    from footfall.core.classifier import softmax
+    from footfall.models.checkpoint import model_from_checkpoint
+
+    checkpoint = load_checkpoint(best_path)
+    spec, flip, data, search = choose_geometry(recipe, model_from_checkpoint(checkpoint), data)
+    checkpoint["preprocess"] = spec.model_dump()
+    checkpoint["arch_kwargs"] = {**checkpoint["arch_kwargs"], "flip_average": flip}
+    model = model_from_checkpoint(checkpoint)
+    checkpoint["recipe"]["geometry_search"] = search
+    logits = {
+        n: {s: predict_logits(model, d.chips, spec) for s, d in splits.items() if s != "train"}
+        for n, splits in data.items()
+    }
+    val_logits = np.concatenate([logits[n]["val"] for n in data])
+    val_labels = np.concatenate([data[n]["val"].labels for n in data])
+    val_ages = np.concatenate([data[n]["val"].ages for n in data])
+    temperature = fit_temperature(val_logits, val_labels)
+    val_probs = softmax(val_logits, temperature)
+    min_age = recipe.calibration.threshold_min_age
+    adults = ~(val_ages < min_age) if min_age is not None else np.ones(len(val_labels), bool)
+    threshold = choose_threshold(
+        val_probs[adults],
+        val_labels[adults],
+        target_accuracy=recipe.calibration.target_accuracy,
+        max_abstention=recipe.calibration.max_abstention,
+    )
+    metrics: dict[str, dict] = {"val": binary_report(val_labels, val_probs, threshold)}
+    for name in data:
+        for split in ("val", "test"):
+            probs = softmax(logits[name][split], temperature)
+            metrics[f"{split}_{name}"] = binary_report(data[name][split].labels, probs, threshold)
+    metrics["val"]["temperature"] = temperature
+    checkpoint.update(temperature=float(temperature), abstain_threshold=float(threshold), metrics=metrics)
+    checkpoint["recipe"]["detector_report"] = detector_reports
+    if summary is not None:
+        checkpoint["recipe"]["history_summary"] = summary
+    final = out / "model.pt"
+    save_checkpoint(checkpoint, final)
+    if recipe.final_checkpoint:
+        save_checkpoint(checkpoint, resolve(recipe.final_checkpoint, recipe))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    log_event(
+        logger,
+        logging.INFO,
+        "calibrated",
+        temperature=round(temperature, 4),
+        threshold=round(threshold, 4),
+        **{f"{k}_acc": round(v["accuracy"], 4) for k, v in metrics.items()},
+    )
+    return final

@@ -1,0 +1,207 @@
+"""``footfall evaluate`` on a small bundle built here, over images in a folder and in a zip."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from footfall.core.manifest import BundleManifest, ClassifierContract, Provenance, TensorSpec, utc_now
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
+from footfall.core.preprocess import FaceCropSpec
+from footfall.models.network import build_model
+from typer.testing import CliRunner
+
+SPEC = FaceCropSpec(size=32, margin=0.2)
+
+
+@pytest.fixture(scope="module")
+def detector_bundle() -> Path:
+    if not (DEFAULT_DETECTOR_BUNDLE / "manifest.json").is_file():
+        pytest.fail(f"the shipped face detector bundle is missing: {DEFAULT_DETECTOR_BUNDLE}")
+    return DEFAULT_DETECTOR_BUNDLE
+
+
+def make_bundle(folder: Path, threshold: float = 0.5001) -> Path:
+    """A tiny untrained classifier exported to ONNX with a valid manifest (scaffolding for the test)."""
+    from footfall.exporter.bundle_writer import write_manifest
+
+    folder.mkdir(parents=True)
+    torch.manual_seed(0)
+    model = build_model("facenet-small", stem=[8], stem_strides=[2], widths=[16], depths=[1]).eval()
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, SPEC.size, SPEC.size),),
+        str(folder / "model.onnx"),
+        opset_version=17,
+        input_names=["chips"],
+        output_names=["logits"],
+        dynamic_axes={"chips": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
+    manifest = BundleManifest(
+        name="tiny",
+        version="0",
+        task="gender-classification",
+        created_at=utc_now(),
+        precision="fp32",
+        input=TensorSpec(name="chips", shape=["batch", 3, SPEC.size, SPEC.size]),
+        outputs=[TensorSpec(name="logits", shape=["batch", 2])],
+        classifier=ClassifierContract(
+            preprocess=SPEC, labels=["female", "male"], temperature=1.0, abstain_threshold=threshold
+        ),
+        files={},
+        provenance=Provenance(source="test", licence="Apache-2.0"),
+    )
+    write_manifest(folder, manifest)
+    return folder
+
+
+def synthetic_images(count: int) -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(1)
+    images = []
+    for i in range(count):
+        image = rng.integers(0, 255, (48 + 8 * (i % 3), 64, 3)).astype(np.uint8)
+        cv2.circle(image, (32, 24), 14, (int(40 + 20 * i) % 255, 160, 200), -1)
+        images.append((f"imgs/face_{i}.jpg", image))
+    return images
+
+
+def write_csv(path: Path, count: int) -> Path:
+    rows = ["path,gender,age,race,split"]
+    ages = [5, 15, 25, 45, 70, ""]
+    for i in range(count):
+        rows.append(
+            f"imgs/face_{i}.jpg,{'male' if i % 2 else 'female'},{ages[i % 6]},{i % 3},"
+            f"{'test' if i < count - 2 else 'val'}"
+        )
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture()
+def dataset(tmp_path: Path) -> tuple[Path, Path, Path]:
+    folder, archive = tmp_path / "folder", tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, image in synthetic_images(14):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / name), image)
+            zf.write(folder / name, name)
+    return write_csv(tmp_path / "faces.csv", 14), folder, archive
+
+
+def test_evaluate_bundle_folder_and_zip_agree(tmp_path: Path, dataset, detector_bundle) -> None:
+    from footfall.models.evaluate import evaluate_bundle, format_report
+
+    csv, folder, archive = dataset
+    bundle = make_bundle(tmp_path / "bundle")
+    from_folder = evaluate_bundle(bundle, csv, folder, split="test", progress=False)
+    from_zip = evaluate_bundle(bundle, csv, archive, split="test", progress=False)
+    assert json.dumps(from_folder["metrics"]) == json.dumps(from_zip["metrics"])
+    m = from_folder["metrics"]
+    assert m["n"] == 12  # two rows are val; every test image counts, found face or not
+    assert from_folder["no_face_found"] <= 12
+    matrix = np.array(from_folder["confusion_matrix"])
+    assert matrix.sum() == 12 and m["accuracy"] == pytest.approx(np.trace(matrix) / 12)
+    decisions = from_folder["decisions"]
+    assert sum(decisions.values()) == 12
+    assert decisions["unknown"] / 12 == pytest.approx(m["abstention_rate"])
+    assert set(from_folder["by_race"]) == {"White", "Black", "Asian"}
+    assert sum(row["n"] for row in from_folder["by_race"].values()) == 12
+    assert list(from_folder["by_age"]) == ["0-12", "13-19", "20-39", "40-59", "60+"]
+    assert sum(row["n"] for row in from_folder["by_age"].values()) == 10  # two rows have no age
+    text = format_report(from_folder)
+    for needle in (
+        "accuracy",
+        "balanced accuracy",
+        "ROC AUC",
+        "ECE",
+        "abstention",
+        "per race",
+        "per age band",
+        "confusion matrix",
+    ):
+        assert needle in text
+
+
+def test_evaluate_cli_writes_json_and_plots(tmp_path: Path, dataset, detector_bundle) -> None:
+    from footfall.cli import app
+
+    csv, _, archive = dataset
+    bundle = make_bundle(tmp_path / "bundle")
+    out_json, plots = tmp_path / "out" / "report.json", tmp_path / "plots"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--bundle",
+            str(bundle),
+            "--csv",
+            str(csv),
+            "--images",
+            str(archive),
+            "--json",
+            str(out_json),
+            "--plots",
+            str(plots),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "balanced accuracy" in result.output
+    report = json.loads(out_json.read_text())
+    assert report["metrics"]["n"] == 14
+    for name in ("confusion_matrix.png", "roc.png", "reliability.png", "per_race.png", "per_age.png"):
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_evaluate_errors_are_one_line(tmp_path: Path, dataset, detector_bundle) -> None:
+    from footfall.cli import app
+
+    csv, folder, _ = dataset
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["evaluate", "--bundle", str(tmp_path / "nothing"), "--csv", str(csv), "--images", str(folder)]
+    )
+    assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
+    bundle = make_bundle(tmp_path / "bundle")
+    (folder / "imgs" / "face_3.jpg").unlink()
+    result = runner.invoke(
+        app, ["evaluate", "--bundle", str(bundle), "--csv", str(csv), "--images", str(folder)]
+    )
+    assert result.exit_code == 2 and "missing" in result.output
+    result = runner.invoke(
+        app,
+        ["evaluate", "--bundle", str(bundle), "--csv", str(csv), "--images", str(folder), "--split", "train"],
+    )
+    assert result.exit_code == 2 and "no rows" in result.output
+
+
+def test_model_card_copies_the_evaluation_figures(tmp_path: Path, dataset, detector_bundle) -> None:
+    from footfall.models.card import read_card_metrics, render
+    from footfall.models.evaluate import evaluate_bundle
+
+    csv, folder, _ = dataset
+    bundle = make_bundle(tmp_path / "bundle")
+    report = evaluate_bundle(bundle, csv, folder, split="test", progress=False)
+    kwargs = {"stem": [8], "stem_strides": [2], "widths": [16], "depths": [1]}
+    checkpoint = {
+        "arch": "facenet-small", "arch_kwargs": kwargs, "preprocess": SPEC.model_dump(),
+        "labels": ["female", "male"], "temperature": 1.2, "abstain_threshold": 0.5001,
+        "metrics": {"val": {"n": 3, "accuracy": 0.5, "roc_auc": 0.5, "ece": 0.1, "abstention_rate": 0.0,
+                            "answered_accuracy": 0.5}},
+        "training_data": ["synthetic faces"], "data_terms": "test only", "seed": 1,
+        "recipe": {"train": {"lr": 0.002}, "datasets": [{"name": "synthetic", "weight": 1.0}],
+                   "calibration": {"threshold_min_age": 13, "target_accuracy": 0.97, "max_abstention": 0.15}},
+    }  # fmt: skip
+    text = render(checkpoint, {"utkface": report, "wiki": report}, {"precision": "fp32"})
+    figures = read_card_metrics(text)
+    assert figures["wiki"]["accuracy"] == report["metrics"]["accuracy"]
+    assert figures["utkface"]["race_gap"] == report["metrics"]["race_gap"]
+    assert f"| accuracy | {100 * report['metrics']['accuracy']:.2f} %" in text
+    assert "### Per race (UTKFace), utkface test" in text and "### Per age band, wiki test" in text
+    assert "Known failure modes" in text and "Intended use" in text

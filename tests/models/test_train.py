@@ -1,0 +1,211 @@
+"""Training smoke test on synthetic chips (checkpoint, resume, calibration); network, checkpoint contracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from footfall.core.preprocess import FaceCropSpec
+from footfall.models.augment import AugmentConfig, augment_batch
+from footfall.models.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from footfall.models.network import build_model, count_flops, count_parameters
+from footfall.models.recipe import DatasetConfig, ModelConfig, Recipe, TrainConfig
+from footfall.models.train import SplitData, load_splits, train
+
+SIZE = 32
+TINY = {"stem": [8, 16], "widths": [16, 32], "depths": [1, 1], "dropout": 0.0}
+
+
+def synthetic_split(count: int, seed: int) -> SplitData:
+    """'female' chips are dark with a bright top half, 'male' chips bright with a dark top half."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 2
+    chips = rng.integers(0, 60, (count, SIZE, SIZE, 3)).astype(np.uint8)
+    chips[labels == 1] += 120
+    chips[labels == 0, : SIZE // 2] += 150
+    return SplitData("synthetic", chips, labels.astype(np.int64), np.full(count, 30.0), [None] * count)
+
+
+def tiny_recipe(tmp_path: Path, epochs: int) -> Recipe:
+    return Recipe(
+        name="smoke",
+        seed=7,
+        output=str(tmp_path / "run"),
+        datasets=[DatasetConfig(name="synthetic", root="unused")],
+        preprocess=FaceCropSpec(size=SIZE),
+        model=ModelConfig(arch="facenet-small", kwargs=TINY),
+        train=TrainConfig(epochs=epochs, batch_size=16, lr=3e-3, warmup_epochs=0.5, patience=10, threads=1),
+    )
+
+
+def synthetic_data():
+    splits = {"train": synthetic_split(96, 0), "val": synthetic_split(48, 1), "test": synthetic_split(48, 2)}
+    return {"synthetic": splits}, {"synthetic": {"images": 192, "no_face": 0}}
+
+
+def test_train_checkpoint_resume_and_calibrate(tmp_path: Path) -> None:
+    first = train(tiny_recipe(tmp_path, epochs=2), progress=False, finish=False, data=synthetic_data())
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert first.name == "best.pt" and last["resume"]["state"]["epoch"] == 2
+    steps_after_two = last["resume"]["state"]["step"]
+    # Resume with a longer schedule: training continues from epoch 2, it does not start again.
+    final_path = train(tiny_recipe(tmp_path, epochs=3), resume=True, progress=False, data=synthetic_data())
+    resumed = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert resumed["resume"]["state"]["epoch"] == 3
+    assert resumed["resume"]["state"]["step"] == steps_after_two + 96 // 16
+    history = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert len(history) == 3
+    final = load_checkpoint(final_path)
+    assert final["temperature"] > 0 and 0.5 <= final["abstain_threshold"] <= 1
+    assert {"val", "val_synthetic", "test_synthetic"} <= set(final["metrics"])
+    # The synthetic task is easy: a few epochs learn it (a broken loop or label mix-up would not).
+    assert final["metrics"]["val_synthetic"]["accuracy"] >= 0.9
+    assert final["preprocess"] == FaceCropSpec(size=SIZE).model_dump()
+    model = model_from_checkpoint(final)
+    assert model(torch.zeros(3, 3, SIZE, SIZE)).shape == (3, 2)
+
+
+def test_same_seed_same_weights(tmp_path: Path) -> None:
+    a = train(tiny_recipe(tmp_path / "a", epochs=1), progress=False, finish=False, data=synthetic_data())
+    b = train(tiny_recipe(tmp_path / "b", epochs=1), progress=False, finish=False, data=synthetic_data())
+    wa, wb = load_checkpoint(a)["state_dict"], load_checkpoint(b)["state_dict"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_bad_checkpoints_are_refused_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_checkpoint(garbage)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"format": "something-else"}, wrong)
+    with pytest.raises(CheckpointError, match="format"):
+        load_checkpoint(wrong)
+    partial = tmp_path / "partial.pt"
+    torch.save({"format": "footfall.checkpoint/1", "arch": "facenet-small"}, partial)
+    with pytest.raises(CheckpointError, match="missing key 'arch_kwargs'"):
+        load_checkpoint(partial)
+    with pytest.raises(CheckpointError, match="temperature"):
+        save_checkpoint({**_valid_checkpoint(), "temperature": 0.0}, tmp_path / "t.pt")
+
+
+def _valid_checkpoint() -> dict:
+    model = build_model("facenet-small", **TINY)
+    return {
+        "format": "footfall.checkpoint/1",
+        "arch": "facenet-small",
+        "arch_kwargs": TINY,
+        "state_dict": model.state_dict(),
+        "preprocess": FaceCropSpec(size=SIZE).model_dump(),
+        "labels": ["female", "male"],
+        "temperature": 1.5,
+        "abstain_threshold": 0.7,
+        "metrics": {"val": {}},
+        "training_data": [],
+        "data_terms": "",
+        "recipe": {},
+        "seed": 1,
+    }
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    path = save_checkpoint(_valid_checkpoint(), tmp_path / "c.pt")
+    loaded = load_checkpoint(path)
+    assert loaded["temperature"] == 1.5 and loaded["labels"] == ["female", "male"]
+    model_from_checkpoint(loaded)
+
+
+def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
+    from footfall.models.recipe import REPO_ROOT, load_recipe
+
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "gender-v1.yaml")
+    model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
+    assert count_parameters(model) < 2_000_000
+    assert count_flops(model, recipe.preprocess.size) < 0.2e9
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    size = recipe.preprocess.size
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, size, size),),
+        str(path),
+        opset_version=17,
+        input_names=["chips"],
+        output_names=["logits"],
+        dynamo=False,
+    )
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert ops <= {
+        "Conv",
+        "Relu",
+        "Add",
+        "GlobalAveragePool",
+        "Flatten",
+        "Gemm",
+        "BatchNormalization",
+        "Identity",
+    }
+
+
+def test_unknown_architecture() -> None:
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("resnet-9000")
+
+
+def test_augmentation_keeps_shape_dtype_and_changes_pixels() -> None:
+    chips = synthetic_split(8, 3).chips
+    out = augment_batch(chips, AugmentConfig(), np.random.default_rng(0))
+    assert out.shape == chips.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, chips)
+    still = AugmentConfig(
+        flip=0,
+        scale=(1, 1),
+        shift=0,
+        rotate_deg=0,
+        brightness=0,
+        contrast=0,
+        saturation=0,
+        grayscale=0,
+        blur=0,
+        low_res=0,
+        jpeg=0,
+        noise=0,
+    )
+    assert np.array_equal(augment_batch(chips, still, np.random.default_rng(0)), chips)
+
+
+def test_load_splits_reports_missing_detector(tmp_path: Path) -> None:
+    from footfall.core.bundle import BundleError
+
+    csv = tmp_path / "faces.csv"
+    csv.write_text("path,gender\na.jpg,male\n")
+    (tmp_path / "images").mkdir()
+    recipe = Recipe(
+        datasets=[DatasetConfig(name="x", root=str(csv), images=str(tmp_path / "images"))],
+        detector_bundle=str(tmp_path / "no-detector"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    with pytest.raises(BundleError, match="not found"):
+        load_splits(recipe, progress=False)
+
+
+def test_flip_average_is_the_mean_of_a_chip_and_its_mirror() -> None:
+    torch.manual_seed(0)
+    model = build_model("facenet-small", **TINY, flip_average=True).eval()
+    x = torch.randn(3, 3, SIZE, SIZE)
+    plain = build_model("facenet-small", **TINY).eval()
+    plain.load_state_dict(model.state_dict())
+    expected = (plain(x) + plain(torch.flip(x, dims=[3]))) / 2
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    assert torch.allclose(model(torch.flip(x, dims=[3])), model(x), atol=1e-5)  # mirror-invariant
+    assert count_flops(model, SIZE) == 2 * count_flops(plain, SIZE)
