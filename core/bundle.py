@@ -1,7 +1,7 @@
 """Loading a model bundle: verify the manifest, hashes and tensor shapes, then open an onnxruntime session.
 
-A corrupt or mismatched bundle is refused with a :class:`BundleError` that names what is wrong, so a
-camera box never runs a half-copied model.
+A corrupt or mismatched bundle is refused with a :class:`BundleError` that names what is wrong (which
+file, which field, what was expected), so a camera box never runs a half-copied or mislabelled model.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from footfall.core.manifest import MANIFEST_FILE, BundleManifest, TensorSpec, sha256_file
 from pydantic import ValidationError
-
-from footfall.core.manifest import MANIFEST_FILE, BundleManifest, sha256_file
 
 if TYPE_CHECKING:
     import onnxruntime
+
+# onnxruntime's type names for the manifest's dtypes.
+ORT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)", "int8": "tensor(int8)"}
 
 
 class BundleError(RuntimeError):
@@ -56,35 +58,66 @@ def read_manifest(path: Path) -> BundleManifest:
         raise BundleError(f"{manifest_path}: {fields}") from None
 
 
+def _check_files(folder: Path, manifest: BundleManifest, verify_hashes: bool) -> None:
+    for role, name in (
+        ("model file", manifest.model_file),
+        ("reference model", manifest.reference_model_file),
+    ):
+        if name is not None and name not in manifest.files:
+            raise BundleError(f"{folder}: {role} {name!r} is not listed in manifest 'files'")
+    for name, entry in manifest.files.items():
+        if name in ("", ".", "..", MANIFEST_FILE) or "/" in name or "\\" in name:
+            raise BundleError(f"{folder}: manifest 'files' names {name!r}; only plain file names are allowed")
+        file = folder / name
+        if not file.is_file():
+            raise BundleError(f"{folder}: file {name!r} listed in the manifest is missing")
+        size = file.stat().st_size
+        if size != entry.bytes:
+            raise BundleError(
+                f"{folder}: file {name!r} is {size} bytes, the manifest says {entry.bytes} (truncated?)"
+            )
+        if verify_hashes and sha256_file(file) != entry.sha256:
+            raise BundleError(f"{folder}: file {name!r} does not match its sha256 in the manifest (corrupt?)")
+
+
+def _check_contract(folder: Path, manifest: BundleManifest) -> None:
+    if (manifest.task == "gender-classification") != (manifest.classifier is not None):
+        raise BundleError(
+            f"{folder}: a gender-classification bundle needs a 'classifier' section, and only it"
+        )
+    if (manifest.task == "face-detection") != (manifest.detector is not None):
+        raise BundleError(f"{folder}: a face-detection bundle needs a 'detector' section, and only it")
+    shape = manifest.input.shape
+    if len(shape) != 4 or shape[1] != 3:
+        raise BundleError(f"{folder}: input shape {shape} is not [batch, 3, height, width]")
+    if manifest.classifier is not None:
+        size = manifest.classifier.preprocess.size
+        if shape[1:] != [3, size, size]:
+            raise BundleError(
+                f"{folder}: input shape {shape} does not match the pre-processing "
+                f"chip size {size} (expected [batch, 3, {size}, {size}])"
+            )
+        labels = manifest.classifier.labels
+        if len(manifest.outputs) != 1 or manifest.outputs[0].shape[-1:] != [len(labels)]:
+            raise BundleError(
+                f"{folder}: a classifier has one output of shape [batch, {len(labels)}] for labels {labels}, "
+                f"the manifest lists {[o.shape for o in manifest.outputs]}"
+            )
+    if manifest.detector is not None and len(manifest.outputs) != 4:
+        raise BundleError(
+            f"{folder}: a CenterFace detector has 4 outputs, the manifest lists {len(manifest.outputs)}"
+        )
+
+
 def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
-    """Reads and checks a bundle folder: manifest schema, every listed file present with its sha256."""
+    """Reads and checks a bundle folder: manifest schema, every listed file present with its sha256, and
+    the consistency of the task's contract with the declared tensors (graphs are checked on opening)."""
     folder = Path(path)
     if not folder.is_dir():
         raise BundleError(f"{folder}: bundle folder not found")
     manifest = read_manifest(folder)
-    if manifest.model_file not in manifest.files:
-        raise BundleError(f"{folder}: model file {manifest.model_file!r} is not listed in manifest 'files'")
-    for name, entry in manifest.files.items():
-        file = folder / name
-        if not file.is_file():
-            raise BundleError(f"{folder}: file {name!r} listed in the manifest is missing")
-        if file.stat().st_size != entry.bytes:
-            raise BundleError(
-                f"{folder}: file {name!r} is {file.stat().st_size} bytes, the manifest says {entry.bytes}"
-            )
-        if verify_hashes and sha256_file(file) != entry.sha256:
-            raise BundleError(f"{folder}: file {name!r} does not match its sha256 in the manifest (corrupt?)")
-    if (manifest.task == "gender-classification") != (manifest.classifier is not None):
-        raise BundleError(f"{folder}: a gender-classification bundle needs a 'classifier' section, and only it")
-    if (manifest.task == "face-detection") != (manifest.detector is not None):
-        raise BundleError(f"{folder}: a face-detection bundle needs a 'detector' section, and only it")
-    if manifest.classifier is not None:
-        size = manifest.classifier.preprocess.size
-        if manifest.input.shape[1:] != [3, size, size]:
-            raise BundleError(
-                f"{folder}: input shape {manifest.input.shape} does not match the pre-processing "
-                f"chip size {size} (expected [batch, 3, {size}, {size}])"
-            )
+    _check_files(folder, manifest, verify_hashes)
+    _check_contract(folder, manifest)
     return Bundle(folder, manifest)
 
 
@@ -94,8 +127,9 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or int(os.environ.get("FOOTFALL_ORT_THREADS", "0")) or min(
-        4, os.cpu_count() or 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = (
+        threads or int(os.environ.get("FOOTFALL_ORT_THREADS", "0")) or min(4, os.cpu_count() or 1)
     )
     options.inter_op_num_threads = 1
     # Spinning threads burn a core while waiting for the next frame; a camera box has better uses for it.
@@ -104,10 +138,37 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     return options
 
 
+def _check_tensor(model_path: Path, kind: str, actual, expected: TensorSpec) -> None:
+    """One graph input/output against its manifest entry: name, element type, rank and fixed sizes."""
+    if actual.name != expected.name:
+        raise BundleError(
+            f"{model_path}: {kind} is named {actual.name!r}, the manifest says {expected.name!r}"
+        )
+    if actual.type != ORT_TYPES[expected.dtype]:
+        raise BundleError(
+            f"{model_path}: {kind} {actual.name!r} is {actual.type}, the manifest says {expected.dtype}"
+        )
+    if len(actual.shape) != len(expected.shape):
+        raise BundleError(
+            f"{model_path}: {kind} {actual.name!r} has rank {len(actual.shape)}, "
+            f"the manifest says {expected.shape}"
+        )
+    for axis, (got, want) in enumerate(zip(actual.shape, expected.shape, strict=True)):
+        if isinstance(want, int) and isinstance(got, int) and got != want:
+            raise BundleError(
+                f"{model_path}: {kind} {actual.name!r} dimension {axis} is {got}, the manifest says {want} "
+                f"(graph {list(actual.shape)} vs manifest {expected.shape})"
+            )
+        if isinstance(want, str) and isinstance(got, int) and axis == 0:
+            raise BundleError(
+                f"{model_path}: {kind} {actual.name!r} has a fixed batch of {got}; it must be dynamic"
+            )
+
+
 def open_session(
     bundle: Bundle, *, reference: bool = False, threads: int | None = None
 ) -> onnxruntime.InferenceSession:
-    """Opens the bundle's model (or its FP32 reference) and checks its input against the manifest."""
+    """Opens the bundle's model (or its FP32 reference) and checks its tensors against the manifest."""
     import onnxruntime as ort
 
     model_path = bundle.reference_model_path if reference else bundle.model_path
@@ -118,20 +179,17 @@ def open_session(
             str(model_path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # onnxruntime raises its own exception types for malformed graphs
-        raise BundleError(f"{model_path}: onnxruntime cannot load it ({exc})") from None
-    expected = bundle.manifest.input
-    inputs = session.get_inputs()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{model_path}: onnxruntime cannot load it ({first})") from None
+    manifest = bundle.manifest
+    inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1:
         raise BundleError(f"{model_path}: expected one input, the graph has {len(inputs)}")
-    actual = inputs[0]
-    if actual.name != expected.name:
-        raise BundleError(f"{model_path}: input is named {actual.name!r}, the manifest says {expected.name!r}")
-    if len(actual.shape) != len(expected.shape):
-        raise BundleError(f"{model_path}: input rank {len(actual.shape)}, the manifest says {expected.shape}")
-    for axis, (got, want) in enumerate(zip(actual.shape, expected.shape, strict=True)):
-        if isinstance(want, int) and isinstance(got, int) and got != want:
-            raise BundleError(
-                f"{model_path}: input dimension {axis} is {got}, the manifest says {want} "
-                f"(input {list(actual.shape)} vs manifest {expected.shape})"
-            )
+    _check_tensor(model_path, "input", inputs[0], manifest.input)
+    if len(outputs) != len(manifest.outputs):
+        raise BundleError(
+            f"{model_path}: the graph has {len(outputs)} outputs, the manifest lists {len(manifest.outputs)}"
+        )
+    for actual, expected in zip(outputs, manifest.outputs, strict=True):
+        _check_tensor(model_path, "output", actual, expected)
     return session

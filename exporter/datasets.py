@@ -1,0 +1,59 @@
+"""The research face datasets as the exporter uses them: rows of one split, decoded lazily, never saved.
+
+Reading is :mod:`footfall.models.datasets`' (one CSV/zip reader for the project); this module only picks
+the rows the exporter needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from footfall.models.datasets import DatasetError, ImageSource, load_csv_manifest
+
+DATASETS = ("utkface-112", "wiki-144")
+
+__all__ = ["DATASETS", "DatasetError", "FaceRow", "iter_images", "read_rows", "spread"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRow:
+    dataset: str
+    path: str  # member of the dataset's zip
+    gender: str
+    split: str | None
+
+
+def read_rows(data_dir: Path, dataset: str, split: str) -> list[FaceRow]:
+    """The rows of ``split`` of ``<data_dir>/<dataset>.csv`` (images in ``<dataset>.zip``)."""
+    csv_path, zip_path = data_dir / f"{dataset}.csv", data_dir / f"{dataset}.zip"
+    if not csv_path.is_file() or not zip_path.is_file():
+        raise DatasetError(f"{data_dir}: {dataset}.csv and {dataset}.zip are needed (see the data README)")
+    records = load_csv_manifest(csv_path)
+    return [FaceRow(dataset, r.path, r.gender, r.split) for r in records if r.split == split]
+
+
+def spread(rows: list[FaceRow], count: int | None) -> list[FaceRow]:
+    """At most ``count`` rows taken evenly across the list (deterministic, covers the whole split)."""
+    if count is None or count >= len(rows):
+        return rows
+    index = np.linspace(0, len(rows) - 1, count).round().astype(int)
+    return [rows[i] for i in index]
+
+
+def iter_images(data_dir: Path, rows: list[FaceRow]) -> Iterator[tuple[FaceRow, np.ndarray]]:
+    """Each row with its decoded BGR image; an unreadable image is skipped, not fatal."""
+    sources: dict[str, ImageSource] = {}
+    try:
+        for row in rows:
+            source = sources.get(row.dataset)
+            if source is None:
+                source = sources[row.dataset] = ImageSource(data_dir / f"{row.dataset}.zip")
+            image = source.read_bgr(row.path)
+            if image is not None:
+                yield row, image
+    finally:
+        for source in sources.values():
+            source.close()

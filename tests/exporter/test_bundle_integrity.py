@@ -1,0 +1,168 @@
+"""A corrupt or mismatched bundle is refused with an error that names the fault."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from footfall.core.bundle import BundleError, load_bundle, open_session
+from footfall.core.classifier import GenderClassifier
+from footfall.core.manifest import MANIFEST_FILE, sha256_file
+from footfall.core.paths import BUNDLES_DIR, DEFAULT_DETECTOR_BUNDLE
+from typer.testing import CliRunner
+
+from .conftest import SPEC
+
+
+def edit_manifest(bundle: Path, change) -> None:
+    path = bundle / MANIFEST_FILE
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_pristine_bundle_loads_and_runs(bundle_copy: Path) -> None:
+    classifier = GenderClassifier(bundle_copy)
+    chips = np.random.default_rng(0).integers(0, 255, (3, SPEC.size, SPEC.size, 3), dtype=np.uint8)
+    probs = classifier.probabilities(chips)
+    assert probs.shape == (3, 2)
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_flipped_byte_is_refused(bundle_copy: Path) -> None:
+    model = bundle_copy / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"'model\.onnx' does not match its sha256"):
+        load_bundle(bundle_copy)
+
+
+def test_flipped_byte_in_model_card_is_refused(bundle_copy: Path) -> None:
+    card = bundle_copy / "MODEL_CARD.md"
+    card.write_bytes(card.read_bytes().replace(b"#", b"$", 1))
+    with pytest.raises(BundleError, match=r"'MODEL_CARD\.md' does not match its sha256"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "MODEL_CARD.md"])
+def test_missing_file_is_refused(bundle_copy: Path, name: str) -> None:
+    (bundle_copy / name).unlink()
+    with pytest.raises(BundleError, match=rf"file '{name}' listed in the manifest is missing"):
+        load_bundle(bundle_copy)
+
+
+def test_missing_manifest_is_refused(bundle_copy: Path) -> None:
+    (bundle_copy / MANIFEST_FILE).unlink()
+    with pytest.raises(BundleError, match=r"no manifest\.json"):
+        load_bundle(bundle_copy)
+
+
+def test_truncated_file_is_refused(bundle_copy: Path) -> None:
+    model = bundle_copy / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-100])
+    with pytest.raises(BundleError, match=r"'model\.onnx' is \d+ bytes, the manifest says \d+"):
+        load_bundle(bundle_copy)
+
+
+def test_wrong_input_size_in_manifest_is_refused(bundle_copy: Path) -> None:
+    edit_manifest(bundle_copy, lambda m: m["input"].update(shape=["batch", 3, 96, 96]))
+    with pytest.raises(
+        BundleError, match=r"input shape \['batch', 3, 96, 96\] does not match the pre-processing"
+    ):
+        load_bundle(bundle_copy)
+
+
+def test_input_size_that_disagrees_with_the_graph_is_refused(bundle_copy: Path) -> None:
+    def change(manifest: dict) -> None:
+        manifest["input"]["shape"] = ["batch", 3, 96, 96]
+        manifest["classifier"]["preprocess"]["size"] = 96
+
+    edit_manifest(bundle_copy, change)
+    bundle = load_bundle(bundle_copy)  # self-consistent manifest: only the graph can tell
+    with pytest.raises(BundleError, match=rf"input 'chips' dimension 2 is {SPEC.size}, the manifest says 96"):
+        open_session(bundle)
+    with pytest.raises(BundleError, match=f"dimension 2 is {SPEC.size},"):
+        GenderClassifier(bundle_copy)
+
+
+def test_wrong_input_name_is_refused(bundle_copy: Path) -> None:
+    edit_manifest(bundle_copy, lambda m: m["input"].update(name="images"))
+    with pytest.raises(BundleError, match=r"input is named 'chips', the manifest says 'images'"):
+        open_session(load_bundle(bundle_copy))
+
+
+def test_label_count_that_disagrees_with_outputs_is_refused(bundle_copy: Path) -> None:
+    edit_manifest(bundle_copy, lambda m: m["classifier"].update(labels=["female", "male", "other"]))
+    with pytest.raises(BundleError, match=r"one output of shape \[batch, 3\]"):
+        load_bundle(bundle_copy)
+
+
+def test_output_size_that_disagrees_with_the_graph_is_refused(bundle_copy: Path) -> None:
+    def change(manifest: dict) -> None:
+        manifest["outputs"][0]["shape"] = ["batch", 3]
+        manifest["classifier"]["labels"] = ["a", "b", "c"]
+
+    edit_manifest(bundle_copy, change)
+    with pytest.raises(BundleError, match=r"output 'logits' dimension 1 is 2, the manifest says 3"):
+        open_session(load_bundle(bundle_copy))
+
+
+def test_manifest_schema_errors_name_the_field(bundle_copy: Path) -> None:
+    edit_manifest(bundle_copy, lambda m: m.pop("provenance"))
+    with pytest.raises(BundleError, match="provenance: Field required"):
+        load_bundle(bundle_copy)
+
+
+def test_manifest_that_is_not_json_is_refused(bundle_copy: Path) -> None:
+    (bundle_copy / MANIFEST_FILE).write_text("{ not json")
+    with pytest.raises(BundleError, match="not readable JSON"):
+        load_bundle(bundle_copy)
+
+
+def test_file_names_outside_the_bundle_are_refused(bundle_copy: Path) -> None:
+    def change(manifest: dict) -> None:
+        manifest["files"]["../escape.onnx"] = manifest["files"]["model.onnx"]
+
+    edit_manifest(bundle_copy, change)
+    with pytest.raises(BundleError, match="only plain file names"):
+        load_bundle(bundle_copy)
+
+
+def test_unloadable_graph_is_refused_even_with_matching_hash(bundle_copy: Path) -> None:
+    model = bundle_copy / "model.onnx"
+    model.write_bytes(b"not an onnx graph")
+
+    def change(manifest: dict) -> None:
+        manifest["files"]["model.onnx"] = {"sha256": sha256_file(model), "bytes": model.stat().st_size}
+
+    edit_manifest(bundle_copy, change)
+    with pytest.raises(BundleError, match="onnxruntime cannot load it"):
+        open_session(load_bundle(bundle_copy))
+
+
+def test_verify_bundle_command_prints_one_line(bundle_copy: Path) -> None:
+    from footfall.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["verify-bundle", str(bundle_copy)])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("ok: ")
+    (bundle_copy / "MODEL_CARD.md").unlink()
+    bad = runner.invoke(app, ["verify-bundle", str(bundle_copy)])
+    assert bad.exit_code == 2
+    assert "error:" in bad.output and "MODEL_CARD.md" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_committed_bundles_verify() -> None:
+    """The bundles shipped under models/bundles/ pass the edge's checks, graphs included."""
+    bundles = [p for p in BUNDLES_DIR.iterdir() if (p / MANIFEST_FILE).is_file()]
+    assert DEFAULT_DETECTOR_BUNDLE in bundles
+    for folder in bundles:
+        bundle = load_bundle(folder)
+        open_session(bundle)
+        if bundle.reference_model_path is not None:
+            open_session(bundle, reference=True)
