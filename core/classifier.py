@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from footfall.core.bundle import Bundle, BundleError, load_bundle, open_session
 from footfall.core.preprocess import FaceCropSpec, crop_face, normalise
 

@@ -26,7 +26,8 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname.lower():7s} {record.name}: {record.getMessage()}"
+        when = self.formatTime(record, "%H:%M:%S")
+        text = f"{when} {record.levelname.lower():7s} {record.name}: {record.getMessage()}"
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict) and extra:
             text += " " + " ".join(f"{key}={value}" for key, value in extra.items())

@@ -12,9 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-
 from footfall.core.preprocess import FaceCropSpec
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "footfall.bundle/1"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from footfall.core.preprocess import FaceCropSpec, crop_face, normalise, whole_image_box
 
 

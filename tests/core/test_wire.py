@@ -7,12 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from footfall.core.wire import (
-    AggregateMessage,
     AgentStatus,
+    AggregateMessage,
     GenderCounts,
     WireError,
     encode,
@@ -20,6 +17,8 @@ from footfall.core.wire import (
     json_schema_text,
     parse_message,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
