@@ -1,0 +1,326 @@
+"""Edge benchmark: counting accuracy on generated walk-by clips; throughput and memory of footfall process.
+
+1. Accuracy: walk-by clips (1280×720, 25 fps) made from TEST-split faces (see bench/walkby.py); people
+   counted vs the truth (target: within 5 %), female share vs the truth (target: within 3 points, with the
+   real gender bundle), per zone and line, and per person: everyone tracked as exactly one person (no
+   double count after an occlusion or a crossing), matched by position against the generator's paths.
+2. Throughput and memory: ``footfall process`` on a 1280×720 clip with up to 5 faces at once, as a
+   separate process: frames per second end to end (decode, detect, track, classify, count) and peak RSS.
+   Targets: ≥ 25 frames/s, ≤ 300 MB on a 2-core machine.
+
+Clips contain dataset faces: they go to a temp folder that is deleted afterwards (``--keep`` keeps it).
+
+Example:
+    .venv/bin/python bench/edge_bench.py                 # 4 clips × 20 people, default bundles
+    .venv/bin/python bench/edge_bench.py --clips 2 --people 12 --gender cache/gender-standin
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import walkby
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig
+from footfall.edge.offline import process_video
+from footfall.edge.pipeline import load_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def identity_check(truth: dict, tracks: dict[int, list[tuple[float, float, float]]], fps: float) -> dict:
+    """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles."""
+    width, height = truth["spec"]["width"], truth["spec"]["height"]
+    paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
+    owner: dict[int, int | None] = {}
+    for track_id, path in tracks.items():
+        best, best_distance = None, float("inf")
+        for person_id, truth_path in paths.items():
+            distances = [
+                np.hypot(x - truth_path[f][0], y - truth_path[f][1])
+                for t, x, y in path
+                if (f := round(t * fps)) in truth_path
+            ]
+            if len(distances) >= max(2, len(path) // 3) and np.median(distances) < best_distance:
+                best, best_distance = person_id, float(np.median(distances))
+        owner[track_id] = best if best_distance < 60 else None
+    per_person = {pid: sum(1 for o in owner.values() if o == pid) for pid in paths}
+    return {
+        "missed": [pid for pid, n in per_person.items() if n == 0],
+        "counted_twice": [pid for pid, n in per_person.items() if n > 1],
+        "false_tracks": sum(1 for o in owner.values() if o is None),
+        "hidden_people_counted_once": sum(
+            1 for p in truth["persons"] if p["longest_hidden_s"] > 0 and per_person[p["id"]] == 1
+        ),
+        "hidden_people": sum(1 for p in truth["persons"] if p["longest_hidden_s"] > 0),
+    }
+
+
+def accuracy(args: argparse.Namespace, folder: Path) -> dict:
+    from tqdm import tqdm
+
+    totals = {"truth_people": 0, "people": 0, "truth_female": 0, "female": 0, "male": 0, "unknown": 0}
+    zones: dict[str, list[int]] = {}
+    identity = {
+        "missed": 0,
+        "counted_twice": 0,
+        "false_tracks": 0,
+        "hidden_people": 0,
+        "hidden_people_counted_once": 0,
+    }
+    models = None
+    for index in tqdm(range(args.clips), desc="accuracy clips", file=sys.stderr):
+        spec = walkby.WalkbySpec(people=args.people, seed=args.seed + index)
+        clip, truth = walkby.make_walkby(args.data, folder, spec, name=f"walkby-{index}")
+        camera = CameraConfig(id="cam1", source=str(clip), realtime=False, fps=120, **truth["camera"])
+        config = AgentConfig(
+            agent_id="bench",
+            site_id="bench",
+            cameras=[camera],
+            bundles=BundlesConfig(detector=args.detector, gender=args.gender),
+        )
+        models = models or load_models(config)
+        tracks: dict[int, list] = {}
+
+        def observe(t: float, events, tracks=tracks) -> None:
+            for track in events.confirmed:
+                tracks[track.id] = list(track.path)
+            for track in events.visible:
+                if track.id in tracks and tracks[track.id][-1][0] != track.path[-1][0]:
+                    tracks[track.id].append(track.path[-1])
+
+        summary = process_video(clip, config, progress=False, models=models, observer=observe, start_time=0.0)
+        checked = identity_check(truth, tracks, spec.fps)
+        for key in ("missed", "counted_twice"):
+            identity[key] += len(checked[key])
+        for key in ("false_tracks", "hidden_people", "hidden_people_counted_once"):
+            identity[key] += checked[key]
+        totals["truth_people"] += truth["people"]
+        totals["truth_female"] += truth["female"]
+        for key in ("people", "female", "male", "unknown"):
+            totals[key] += summary[key]
+        for zone, expected in truth["zones"].items():
+            got = summary["zones"].get(zone, {}).get("people", 0)
+            zones.setdefault(zone, [0, 0])
+            zones[zone][0] += got
+            zones[zone][1] += expected["people"]
+        print(
+            f"clip {index}: people {summary['people']}/{truth['people']}, female {summary['female']} "
+            f"male {summary['male']} unknown {summary['unknown']} (truth female {truth['female']}), "
+            f"missed {checked['missed']}, counted twice {checked['counted_twice']}",
+            file=sys.stderr,
+        )
+    decided = totals["female"] + totals["male"]
+    return {
+        **totals,
+        "people_error_pct": round(
+            100 * (totals["people"] - totals["truth_people"]) / totals["truth_people"], 2
+        ),
+        "female_share_truth_pct": round(100 * totals["truth_female"] / totals["truth_people"], 1),
+        "female_share_pct": round(100 * totals["female"] / decided, 1) if decided else None,
+        "unknown_pct": round(100 * totals["unknown"] / max(totals["people"], 1), 1),
+        "zones": {z: {"counted": v[0], "truth": v[1]} for z, v in zones.items()},
+        "identity": identity,
+    }
+
+
+def throughput(args: argparse.Namespace, folder: Path) -> dict:
+    # Spaced so that about five faces are in view at the busiest moment (the target is "up to 5 faces").
+    spec = walkby.WalkbySpec(people=args.people, seed=args.seed + 1000, spacing_seconds=2.0)
+    clip, truth = walkby.make_walkby(args.data, folder, spec, name="throughput")
+    config = folder / "throughput.yaml"
+    config.write_text(
+        "agent_id: bench\nsite_id: bench\ncameras:\n  - id: cam1\n    source: unused.mp4\n    fps: 120\n"
+        f"bundles: {{detector: {args.detector}, gender: {args.gender}}}\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "footfall",
+        "process",
+        str(clip),
+        "--config",
+        str(config),
+        "--no-progress",
+    ]
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"footfall process failed: {result.stderr.strip()[-500:]}")
+    wall = time.perf_counter() - started
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    return {
+        "command": "footfall process <clip> --config <throughput.yaml> --no-progress",
+        "resolution": summary["resolution"],
+        "frames": summary["frames"],
+        "max_faces_in_frame": truth["max_faces_in_frame"],
+        "fps": summary["fps"],
+        "process_wall_seconds_incl_start": round(wall, 1),
+        "peak_rss_mb": summary["peak_rss_mb"],
+        "people": summary["people"],
+        "truth_people": truth["people"],
+        "load_average_before": round(load_before, 2),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def broker_outage(args: argparse.Namespace, folder: Path) -> dict:
+    """The agent on a clip played in real time with a real mosquitto that is stopped for ``--outage``
+    seconds mid-run; what a subscriber keeping the highest seq per bucket ends up with (as the server
+    does) is compared with an uninterrupted ``footfall process`` of the same clip."""
+    import sqlite3
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from footfall.core.wire import parse_message
+    from footfall.edge.config import load_config
+
+    from footfall.broker import MosquittoBroker
+
+    seconds = args.outage * 2 + 40
+    spec = walkby.WalkbySpec(
+        people=max(8, int(seconds / 2.5)), seed=args.seed + 2000, width=640, height=360, fps=10.0
+    )
+    spec.spacing_seconds = seconds / spec.people
+    clip, truth = walkby.make_walkby(args.data, folder, spec, name="outage")
+    broker = MosquittoBroker(workdir=folder / "mosquitto").start()
+    config = folder / "outage.yaml"
+    zones = "".join(f"      - {{id: {z['id']}, polygon: {z['polygon']}}}\n" for z in truth["camera"]["zones"])
+    config.write_text(
+        "agent_id: bench\nsite_id: bench\nbucket_seconds: 10\ncameras:\n  - id: cam1\n"
+        f"    source: {clip}\n    realtime: true\n    fps: 10\n    zones:\n{zones}"
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, heartbeat_seconds: 5}}\n"
+        f"outbox: {{path: {folder / 'outbox.sqlite'}}}\n"
+        f"bundles: {{detector: {args.detector}, gender: {args.gender}}}\n"
+    )
+    latest: dict = {}
+    lock = threading.Lock()
+
+    def on_message(client, userdata, message) -> None:
+        parsed = parse_message(message.payload)
+        if parsed.kind == "aggregate":
+            with lock:
+                if parsed.key not in latest or latest[parsed.key].seq < parsed.seq:
+                    latest[parsed.key] = parsed
+
+    receiver = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-receiver", clean_session=False)
+    receiver.on_connect = lambda c, u, f, r, p: c.subscribe("footfall/v1/#", qos=1)
+    receiver.on_message = on_message
+    receiver.reconnect_delay_set(1, 2)
+    receiver.connect("127.0.0.1", broker.port)
+    receiver.loop_start()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "footfall", "agent", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(max(5.0, (truth["seconds"] - args.outage) / 2))
+        broker.stop()
+        stopped_at = time.monotonic()
+        time.sleep(args.outage)
+        with sqlite3.connect(f"file:{folder / 'outbox.sqlite'}?mode=ro", uri=True) as db:
+            piled_up = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        broker.start()
+        outage = time.monotonic() - stopped_at
+        _, stderr = agent.communicate(timeout=truth["seconds"] + 120)
+        time.sleep(3)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        receiver.loop_stop()
+        broker.stop()
+    delivered: dict[str, int] = {}
+    for message in latest.values():
+        delivered[message.zone_id] = delivered.get(message.zone_id, 0) + message.people
+    reference = process_video(clip, load_config(config), progress=False)
+    expected = {zone: counts["people"] for zone, counts in reference["zones"].items()}
+    return {
+        "clip_seconds": truth["seconds"],
+        "broker_down_seconds": round(outage, 1),
+        "aggregates_waiting_in_outbox_during_outage": piled_up,
+        "agent_exit_code": agent.returncode,
+        "traceback_in_agent_log": "Traceback" in stderr,
+        "delivered_totals": delivered,
+        "uninterrupted_totals": expected,
+        "equal": delivered == expected,
+        "truth": {zone: counts["people"] for zone, counts in truth["zones"].items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE)
+    parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE)
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--outage",
+        type=float,
+        default=0,
+        help="Also run the agent with the broker stopped this many seconds.",
+    )
+    parser.add_argument("--keep", action="store_true", help="Keep the generated clips (a temp folder).")
+    args = parser.parse_args(argv)
+    args.detector, args.gender = args.detector.resolve(), args.gender.resolve()
+    folder = Path(tempfile.mkdtemp(prefix="footfall-edge-bench-"))
+    try:
+        report = {"gender_bundle": str(args.gender)}
+        if not args.skip_accuracy:
+            report["accuracy"] = accuracy(args, folder)
+        if not args.skip_throughput:
+            report["throughput"] = throughput(args, folder)
+        if args.outage:
+            report["outage"] = broker_outage(args, folder)
+            print(f"broker outage: {json.dumps(report['outage'])}")
+    finally:
+        if args.keep:
+            print(f"clips kept in {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    acc = report.get("accuracy")
+    if acc:
+        print(
+            f"people: {acc['people']} counted / {acc['truth_people']} true "
+            f"({acc['people_error_pct']:+.2f} %; target within 5 %)"
+        )
+        print(
+            f"female share: {acc['female_share_pct']} % of decided vs {acc['female_share_truth_pct']} % true "
+            f"(target within 3 points); unknown {acc['unknown_pct']} %"
+        )
+        print(f"identity: {acc['identity']}")
+        for zone, counts in acc["zones"].items():
+            print(f"  zone {zone}: {counts['counted']} counted / {counts['truth']} true")
+    tp = report.get("throughput")
+    if tp:
+        print(
+            f"throughput: {tp['fps']} frames/s at {tp['resolution'][0]}×{tp['resolution'][1]}, up to "
+            f"{tp['max_faces_in_frame']} faces per frame (target ≥ 25); "
+            f"peak RSS {tp['peak_rss_mb']} MB (target ≤ 300); "
+            f"load average before {tp['load_average_before']} on {tp['cpu_count']} cores"
+        )
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""``footfall agent``: cameras → pipelines → durable outbox → MQTT, unattended for months.
+
+Threads: per camera one capture thread (newest frame, reconnects) and one worker (the pipeline); one
+MQTT publisher (outbox replay, acknowledgements); the main thread sends the heartbeat and handles
+signals. The broker being away never stalls a camera: workers only ever write to the local outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from footfall.core.logs import log_event
+from footfall.core.wire import AgentStatus, CameraStatus, aggregate_topic, encode
+from footfall.edge.aggregation import BucketCounts
+from footfall.edge.capture import CameraCapture
+from footfall.edge.config import AgentConfig, CameraConfig
+from footfall.edge.delivery import MqttPublisher
+from footfall.edge.messages import aggregate_message, bucket_key
+from footfall.edge.outbox import Outbox, OutboxError
+from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_models
+
+from footfall import __version__
+
+logger = logging.getLogger("footfall.edge.agent")
+
+
+@dataclass
+class CameraRuntime:
+    camera: CameraConfig
+    capture: CameraCapture
+    pipeline: CameraPipeline
+    thread: threading.Thread | None = None
+    done: bool = False
+    frames: int = 0
+    latency_s: float = 0.0
+    window: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, frames) for the fps
+
+    def fps(self) -> float:
+        now = time.monotonic()
+        self.window.append((now, self.frames))
+        self.window = [w for w in self.window if now - w[0] <= 30] or [(now, self.frames)]
+        first_t, first_n = self.window[0]
+        return (self.frames - first_n) / (now - first_t) if now - first_t > 0.5 else 0.0
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, *, models: Models | None = None):
+        self.config = config
+        self._models = models
+        self.stop_event = threading.Event()
+        self.outbox: Outbox | None = None
+        self.publisher: MqttPublisher | None = None
+        self.cameras: list[CameraRuntime] = []
+        self.topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
+
+    # -- wiring ---------------------------------------------------------------------------------------
+    def _emitter(self, camera_id: str):
+        def emit(zone_id: str, bucket_start: int, counts: BucketCounts) -> None:
+            assert self.outbox is not None
+
+            def payload(seq: int) -> bytes:
+                return encode(
+                    aggregate_message(
+                        agent_id=self.config.agent_id,
+                        site_id=self.config.site_id,
+                        camera_id=camera_id,
+                        zone_id=zone_id,
+                        bucket_start=bucket_start,
+                        bucket_seconds=self.config.bucket_seconds,
+                        counts=counts,
+                        seq=seq,
+                    )
+                )
+
+            try:
+                seq = self.outbox.add(
+                    bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts
+                )
+            except OutboxError as exc:
+                log_event(logger, logging.ERROR, "aggregate could not be stored", error=str(exc))
+                return
+            log_event(
+                logger,
+                logging.DEBUG,
+                "aggregate queued",
+                camera=camera_id,
+                zone=zone_id,
+                bucket=datetime.fromtimestamp(bucket_start, UTC).isoformat(),
+                people=counts.people,
+                seq=seq,
+            )
+            if self.publisher is not None:
+                self.publisher.notify()
+
+        return emit
+
+    def _base_lookup(self, camera_id: str):
+        def lookup(zone_id: str, bucket_start: int) -> BucketCounts | None:
+            assert self.outbox is not None
+            return self.outbox.bucket_counts(bucket_key(camera_id, zone_id, bucket_start))
+
+        return lookup
+
+    def status(self, state: str) -> AgentStatus:
+        cameras = [
+            CameraStatus(
+                camera_id=rt.camera.id,
+                state=rt.capture.state if state == "online" else "offline",
+                fps=round(rt.fps(), 2) if state == "online" else 0.0,
+                error=rt.capture.error[:500] if rt.capture.error else None,
+            )
+            for rt in self.cameras
+        ]
+        latencies = [rt.latency_s for rt in self.cameras if rt.frames]
+        return AgentStatus(
+            agent_id=self.config.agent_id,
+            site_id=self.config.site_id,
+            state=state,
+            sent_at=datetime.now(UTC),
+            fps=round(sum(c.fps for c in cameras), 2),
+            latency_ms=round(1000 * max(latencies, default=0.0), 1),
+            outbox_depth=self.outbox.depth() if self.outbox else 0,
+            cameras=cameras,
+            version=__version__,
+        )
+
+    # -- threads --------------------------------------------------------------------------------------
+    def _work(self, runtime: CameraRuntime) -> None:
+        gate = FrameGate(runtime.camera.fps)
+        live = not runtime.camera.is_file
+        try:
+            while not self.stop_event.is_set():
+                frame = runtime.capture.get(timeout=0.5)
+                if frame is None:
+                    if runtime.capture.ended:
+                        break
+                    if live:
+                        runtime.pipeline.tick(time.time())
+                    continue
+                if not gate.admit(frame.t):
+                    continue
+                runtime.pipeline.process(frame.image, frame.t)
+                runtime.frames += 1
+                # Capture-to-result latency for a live camera; processing time for a file.
+                runtime.latency_s = time.time() - frame.t if live else runtime.pipeline.last_latency
+        except Exception:  # a bug in one camera's pipeline must not take the others down silently
+            logger.exception("camera pipeline failed", extra={"fields": {"camera": runtime.camera.id}})
+        finally:
+            runtime.pipeline.finish()
+            runtime.done = True
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handle(signum, _frame) -> None:
+            log_event(logger, logging.INFO, "stopping", signal=signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # -- run ------------------------------------------------------------------------------------------
+    def run(self, *, drain_seconds: float = 30.0) -> int:
+        """Runs until stopped (SIGTERM/SIGINT) or, when every camera is a video file, until they end.
+
+        Returns 0 when everything counted was delivered, 1 when aggregates are left in the outbox (they
+        are sent on the next start).
+        """
+        config = self.config
+        self.outbox = Outbox(config.outbox.path, max_messages=config.outbox.max_messages)
+        self.outbox.prune_state()
+        models = self._models or load_models(config)
+        for camera in config.cameras:
+            pipeline = CameraPipeline(
+                config, camera, models, self._emitter(camera.id), base_lookup=self._base_lookup(camera.id)
+            )
+            self.cameras.append(CameraRuntime(camera, CameraCapture(camera), pipeline))
+        self.publisher = MqttPublisher(config, self.outbox, self.status)
+        self._install_signals()
+        log_event(
+            logger,
+            logging.INFO,
+            "agent starting",
+            agent=config.agent_id,
+            site=config.site_id,
+            cameras=len(config.cameras),
+            pending=self.outbox.depth(),
+            version=__version__,
+        )
+        self.publisher.start()
+        for runtime in self.cameras:
+            runtime.capture.start()
+            runtime.thread = threading.Thread(
+                target=self._work, args=(runtime,), name=f"pipeline-{runtime.camera.id}"
+            )
+            runtime.thread.start()
+        finite = all(c.is_file and not c.loop for c in config.cameras)
+        finished = False
+        next_beat = time.monotonic() + config.mqtt.heartbeat_seconds
+        while not self.stop_event.wait(0.2):
+            if finite and all(rt.done for rt in self.cameras):
+                log_event(logger, logging.INFO, "all video files processed; delivering what is left")
+                finished = True
+                break
+            if time.monotonic() >= next_beat:
+                next_beat += config.mqtt.heartbeat_seconds
+                self._heartbeat()
+        # On a signal, do not hold up a service manager for long: what is not delivered stays in the outbox.
+        return self._shutdown(drain_seconds if finished else min(drain_seconds, 5.0))
+
+    def _heartbeat(self) -> None:
+        assert self.publisher is not None
+        status = self.status("online")
+        self.publisher.publish_status()
+        log_event(
+            logger,
+            logging.INFO,
+            "heartbeat",
+            fps=status.fps,
+            latency_ms=status.latency_ms,
+            outbox=status.outbox_depth,
+            broker="connected" if self.publisher.connected else "disconnected",
+            cameras=",".join(f"{c.camera_id}:{c.state}" for c in status.cameras),
+        )
+
+    def _shutdown(self, drain_seconds: float) -> int:
+        self.stop_event.set()
+        for runtime in self.cameras:
+            runtime.capture.stop()
+        for runtime in self.cameras:
+            if runtime.thread is not None:
+                runtime.thread.join(timeout=30)
+        assert self.publisher is not None and self.outbox is not None
+        self.publisher.stop(drain_seconds=drain_seconds)
+        left = self.outbox.depth()
+        self.outbox.close()
+        if left:
+            log_event(
+                logger,
+                logging.WARNING,
+                "stopped with aggregates not yet acknowledged; they are kept in the "
+                "outbox and sent on the next start",
+                pending=left,
+                outbox=str(self.config.outbox.path),
+            )
+            return 1
+        log_event(logger, logging.INFO, "agent stopped; outbox empty")
+        return 0

@@ -1,0 +1,180 @@
+"""Per-zone, per-bucket counts: people in, gender split, mean dwell, emitted as full-count messages.
+
+A bucket is emitted once its time has passed (plus a grace period for faces that are still hidden), and
+emitted again whenever it changes later (a person's gender decision firmed up after more crops). Every
+emission is the full count of the bucket, so the server can keep the last one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from footfall.core.classifier import UNKNOWN
+from footfall.core.wire import DwellStats, GenderCounts
+
+GENDER_LABELS = ("female", "male", UNKNOWN)
+
+
+@dataclass(frozen=True)
+class BucketCounts:
+    people: int = 0
+    female: int = 0
+    male: int = 0
+    unknown: int = 0
+    dwell_samples: int = 0
+    dwell_seconds_total: float = 0.0
+
+    def __add__(self, other: BucketCounts) -> BucketCounts:
+        return BucketCounts(
+            self.people + other.people,
+            self.female + other.female,
+            self.male + other.male,
+            self.unknown + other.unknown,
+            self.dwell_samples + other.dwell_samples,
+            self.dwell_seconds_total + other.dwell_seconds_total,
+        )
+
+    @property
+    def gender(self) -> GenderCounts:
+        return GenderCounts(female=self.female, male=self.male, unknown=self.unknown)
+
+    @property
+    def dwell(self) -> DwellStats | None:
+        if not self.dwell_samples:
+            return None
+        return DwellStats(
+            samples=self.dwell_samples, mean_seconds=round(self.dwell_seconds_total / self.dwell_samples, 3)
+        )
+
+
+@dataclass
+class Bucket:
+    zone_id: str
+    start: int  # epoch seconds, aligned
+    base: BucketCounts = field(
+        default_factory=BucketCounts
+    )  # what an earlier run of the agent already counted
+    labels: dict[int, str] = field(default_factory=dict)  # person id -> gender decision
+    dwell_samples: int = 0
+    dwell_total: float = 0.0
+    dirty: bool = True
+    emitted: bool = False
+
+    def counts(self) -> BucketCounts:
+        values = list(self.labels.values())
+        own = BucketCounts(
+            len(values),
+            values.count("female"),
+            values.count("male"),
+            sum(1 for v in values if v not in ("female", "male")),
+            self.dwell_samples,
+            self.dwell_total,
+        )
+        return self.base + own
+
+
+# Called with (zone_id, bucket_start_epoch, counts) for each bucket that is due.
+Emit = Callable[[str, int, BucketCounts], None]
+# Counts an earlier run already sent for (zone_id, bucket_start_epoch), so a restart adds to them.
+BaseLookup = Callable[[str, int], BucketCounts | None]
+
+
+class ZoneAggregator:
+    """Buckets of one camera's zones and lines."""
+
+    def __init__(
+        self,
+        zone_ids: list[str],
+        bucket_seconds: int,
+        emit: Emit,
+        *,
+        grace_seconds: float = 3.0,
+        base_lookup: BaseLookup | None = None,
+        keep_seconds: float = 3600.0,
+    ):
+        self.zone_ids = list(zone_ids)
+        self.bucket_seconds = bucket_seconds
+        self.emit = emit
+        self.grace = grace_seconds
+        self.base_lookup = base_lookup
+        self.keep = max(keep_seconds, 2 * bucket_seconds)
+        self.buckets: dict[tuple[str, int], Bucket] = {}
+        self.person_buckets: dict[int, list[Bucket]] = {}
+
+    def bucket_start(self, t: float) -> int:
+        return int(math.floor(t / self.bucket_seconds) * self.bucket_seconds)
+
+    def _bucket(self, zone_id: str, t: float) -> Bucket:
+        start = self.bucket_start(t)
+        key = (zone_id, start)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            base = self.base_lookup(zone_id, start) if self.base_lookup else None
+            bucket = self.buckets[key] = Bucket(zone_id, start, base or BucketCounts())
+        return bucket
+
+    def touch(self, t: float) -> None:
+        """Marks the current buckets of every zone as observed, so a quiet zone still reports zero."""
+        for zone_id in self.zone_ids:
+            self._bucket(zone_id, t)
+
+    def count_person(self, person_id: int, zone_id: str, t: float, label: str) -> None:
+        bucket = self._bucket(zone_id, t)
+        if person_id in bucket.labels:
+            return
+        bucket.labels[person_id] = label
+        bucket.dirty = True
+        self.person_buckets.setdefault(person_id, []).append(bucket)
+
+    def relabel_person(self, person_id: int, label: str) -> None:
+        for bucket in self.person_buckets.get(person_id, []):
+            if bucket.labels.get(person_id) != label:
+                bucket.labels[person_id] = label
+                bucket.dirty = True
+
+    def add_dwell(self, zone_id: str, t_end: float, seconds: float) -> None:
+        bucket = self._bucket(zone_id, t_end)
+        bucket.dwell_samples += 1
+        bucket.dwell_total += max(seconds, 0.0)
+        bucket.dirty = True
+
+    def forget_person(self, person_id: int) -> None:
+        self.person_buckets.pop(person_id, None)
+
+    def flush_due(self, now: float) -> int:
+        """Emits the buckets whose time (plus grace) has passed and that changed; returns how many."""
+        emitted = 0
+        for key in sorted(self.buckets, key=lambda k: (k[1], k[0])):
+            bucket = self.buckets[key]
+            if bucket.dirty and bucket.start + self.bucket_seconds + self.grace <= now:
+                self._emit(bucket)
+                emitted += 1
+        stale = [k for k, b in self.buckets.items() if not b.dirty and b.start + self.keep < now]
+        for key in stale:
+            bucket = self.buckets.pop(key)
+            for pid in bucket.labels:
+                lst = self.person_buckets.get(pid)
+                if lst and bucket in lst:
+                    lst.remove(bucket)
+        return emitted
+
+    def flush_all(self) -> int:
+        """Emits every changed bucket now, finished or not (shutdown, end of a video)."""
+        emitted = 0
+        for key in sorted(self.buckets, key=lambda k: (k[1], k[0])):
+            if self.buckets[key].dirty:
+                self._emit(self.buckets[key])
+                emitted += 1
+        return emitted
+
+    def _emit(self, bucket: Bucket) -> None:
+        self.emit(bucket.zone_id, bucket.start, bucket.counts())
+        bucket.dirty = False
+        bucket.emitted = True
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

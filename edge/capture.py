@@ -1,0 +1,344 @@
+"""Frame sources: a capture thread per camera that reconnects with backoff and hands over only the newest
+frame (a slow pipeline drops frames instead of falling behind), and a sequential reader for video files.
+
+Frames live in memory only and are dropped as soon as the next one arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty, Full, Queue
+
+import numpy as np
+from footfall.core.logs import log_event
+from footfall.edge.config import CameraConfig
+
+logger = logging.getLogger("footfall.edge.capture")
+
+# OpenCV and FFmpeg print their own warnings straight to stderr (a corrupt file gives "moov atom not found"
+# plus an OpenCV warning); the agent reports the problem itself, in one line. FOOTFALL_VIDEO_DEBUG=1 shows
+# the native messages when diagnosing a stream. Set before OpenCV first touches FFmpeg.
+if not os.environ.get("FOOTFALL_VIDEO_DEBUG"):
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+
+OPEN_TIMEOUT_MS = 10_000
+READ_TIMEOUT_MS = 10_000
+DEFAULT_FILE_FPS = 25.0
+
+
+class VideoError(RuntimeError):
+    """A video that cannot be opened or decoded; the text is one line naming the source."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray
+    t: float  # epoch seconds the frame shows
+    index: int
+
+
+def describe_source(source: str | int) -> str:
+    """The source for logs, with any password in a URL masked."""
+    if isinstance(source, int):
+        return f"USB camera {source}"
+    if "://" in source and "@" in source.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = source.split("://", 1)
+        credentials, host = rest.split("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return source
+
+
+def _quiet_opencv() -> None:
+    import cv2
+
+    if not os.environ.get("FOOTFALL_VIDEO_DEBUG"):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def open_capture(source: str | int):
+    """Opens a cv2.VideoCapture with timeouts; returns None if it cannot be opened."""
+    import cv2
+
+    _quiet_opencv()
+
+    if isinstance(source, int):
+        capture = cv2.VideoCapture(source)
+    else:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            OPEN_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            READ_TIMEOUT_MS,
+        ]
+        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+    if not capture.isOpened():
+        capture.release()
+        return None
+    # Small driver buffer: the newest frame is what matters, not a backlog.
+    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+    return capture
+
+
+def file_fps(capture) -> float:
+    import cv2
+
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if fps and math.isfinite(fps) and 1 <= fps <= 240 else DEFAULT_FILE_FPS
+
+
+class VideoFile:
+    """Reads every frame of a video file in order; a reader thread decodes ahead (bounded) so decoding
+    overlaps inference. Raises :class:`VideoError` for a missing, unreadable or corrupt file."""
+
+    def __init__(self, path: str | Path, start_time: float = 0.0, prefetch: int = 4):
+        import cv2
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise VideoError(f"{self.path}: video file not found")
+        capture = open_capture(str(self.path))
+        if capture is None:
+            raise VideoError(f"{self.path}: cannot open video (not a video file, or corrupt)")
+        ok, first = capture.read()
+        if not ok or first is None:
+            capture.release()
+            raise VideoError(f"{self.path}: cannot decode any frame (corrupt or empty video)")
+        self.fps = file_fps(capture)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 else None
+        self.width, self.height = first.shape[1], first.shape[0]
+        self.start_time = start_time
+        self._capture = capture
+        self._first = first
+        self._queue: Queue[np.ndarray | None] = Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self.decode_errors = 0
+        self._thread = threading.Thread(target=self._read, name=f"decode-{self.path.name}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: np.ndarray | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        try:
+            if not self._put(self._first):
+                return
+            self._first = None
+            read = 1
+            while not self._stop.is_set():
+                ok, image = self._capture.read()
+                if not ok or image is None:
+                    break
+                read += 1
+                if not self._put(image):
+                    return
+            if self.frame_count and read < self.frame_count - 2 and not self._stop.is_set():
+                # The container promised more frames: a damaged file. Count what could be read, say so.
+                self.decode_errors += 1
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "video ended early; the rest could not be decoded (damaged file?)",
+                    video=str(self.path),
+                    frames_read=read,
+                    frames_expected=self.frame_count,
+                )
+        finally:
+            self._capture.release()
+            self._put(None)
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            image = self._queue.get()
+            if image is None:
+                return
+            yield Frame(image, self.start_time + index / self.fps, index)
+            index += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except Empty:
+            pass
+        self._thread.join(timeout=5)
+
+
+class CameraCapture:
+    """Keeps the newest frame of one camera; reconnects with exponential backoff and reports its state.
+
+    ``state`` is 'connecting', 'online' or 'offline' (with ``error``). A video file source plays at its
+    own frame rate when ``camera.realtime`` (and ends, state 'offline', error 'end of video'); otherwise
+    every frame is handed over in order (``get`` blocks the reader, so none is dropped).
+    """
+
+    def __init__(self, camera: CameraConfig, *, max_backoff: float = 30.0):
+        self.camera = camera
+        self.max_backoff = max_backoff
+        self.state = "connecting"
+        self.error: str | None = None
+        self.finished = False  # a video file has been read to its end
+        self.ended = False  # ... and its last frame has been handed over
+        self._resume_at = 0.0
+        self.frames_read = 0
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._ordered: Queue[Frame | None] | None = (
+            None if (not camera.is_file or camera.realtime) else Queue(4)
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{camera.id}", daemon=True)
+
+    def start(self) -> CameraCapture:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=15)
+
+    def get(self, timeout: float = 0.5) -> Frame | None:
+        """The next frame to process, or None if none arrived within ``timeout``."""
+        if self._ordered is not None:
+            try:
+                frame = self._ordered.get(timeout=timeout)
+            except Empty:
+                return None
+            if frame is None:
+                self.ended = True
+            return frame
+        with self._cond:
+            if self._latest is None and not self.finished:
+                self._cond.wait(timeout)
+            frame, self._latest = self._latest, None
+            if frame is None and self.finished:
+                self.ended = True
+            return frame
+
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        if state != self.state or error != self.error:
+            self.state, self.error = state, error
+
+    def _run(self) -> None:
+        backoff = 1.0
+        source = describe_source(self.camera.source)
+        while not self._stop.is_set():
+            self._set_state("connecting")
+            capture = open_capture(self.camera.source)
+            if capture is None:
+                if self.camera.is_file and not Path(str(self.camera.source)).is_file():
+                    reason = "video file not found"
+                elif self.camera.is_file:
+                    reason = "cannot open video (not a video file, or corrupt)"
+                else:
+                    reason = "cannot open the stream (unreachable, wrong URL or credentials?)"
+                self._set_state("offline", f"{source}: {reason}")
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "camera offline; retrying",
+                    camera=self.camera.id,
+                    source=source,
+                    reason=reason,
+                    retry_in_s=round(backoff, 1),
+                )
+                if self._stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            log_event(logger, logging.INFO, "camera online", camera=self.camera.id, source=source)
+            self._set_state("online")
+            got_frames = self._read_frames(capture)
+            capture.release()
+            if got_frames:
+                backoff = 1.0
+            if self.camera.is_file and got_frames and self.camera.loop:
+                log_event(logger, logging.INFO, "video file ended; playing it again", camera=self.camera.id)
+                continue
+            if self.camera.is_file and got_frames:
+                self.finished = True
+                self._set_state("offline", "end of video")
+                log_event(
+                    logger, logging.INFO, "video file ended", camera=self.camera.id, frames=self.frames_read
+                )
+                break
+            reason = (
+                "stream stopped delivering frames" if got_frames else "opened but no frame could be decoded"
+            )
+            self._set_state("offline", f"{source}: {reason}")
+            log_event(
+                logger,
+                logging.WARNING,
+                "camera offline; retrying",
+                camera=self.camera.id,
+                source=source,
+                reason=reason,
+                retry_in_s=round(backoff, 1),
+            )
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, self.max_backoff)
+        while self._ordered is not None and not self._stop.is_set():
+            try:  # end marker for the ordered consumer (not needed, and maybe not taken, when stopping)
+                self._ordered.put(None, timeout=0.2)
+                break
+            except Full:
+                continue
+        with self._cond:
+            self._cond.notify_all()
+
+    def _read_frames(self, capture) -> bool:
+        """Reads until the stream fails or ends; returns whether any frame came."""
+        got_any = False
+        fps = file_fps(capture) if self.camera.is_file else None
+        # A looping file continues its own timeline: time never runs backwards between two plays.
+        started = max(time.time(), self._resume_at)
+        index = 0
+        while not self._stop.is_set():
+            ok, image = capture.read()
+            if not ok or image is None:
+                return got_any
+            got_any = True
+            self.frames_read += 1
+            if fps is not None:
+                t = started + index / fps
+                self._resume_at = t + 1 / fps
+                if self.camera.realtime:
+                    delay = t - time.time()
+                    if delay > 0 and self._stop.wait(delay):
+                        return got_any
+            else:
+                t = time.time()
+            frame = Frame(image, t, index)
+            index += 1
+            if self._ordered is not None:
+                while not self._stop.is_set():
+                    try:
+                        self._ordered.put(frame, timeout=0.2)
+                        break
+                    except Full:
+                        continue
+            else:
+                with self._cond:
+                    self._latest = frame
+                    self._cond.notify_all()
+        return got_any

@@ -1,0 +1,373 @@
+"""Agent configuration: a YAML file validated into pydantic models, errors named by file, line and field.
+
+Example (see ``edge/config.example.yaml`` for every option)::
+
+    agent_id: box-01
+    site_id: mall-north
+    cameras:
+      - id: entrance
+        source: rtsp://10.0.0.12/stream1
+        fps: 15
+        zones:
+          - id: doorway
+            polygon: [[0.1, 0.2], [0.9, 0.2], [0.9, 1.0], [0.1, 1.0]]
+        lines:
+          - id: threshold
+            points: [[0.0, 0.6], [1.0, 0.6]]
+            direction: down
+    mqtt:
+      host: broker.example.org
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.wire import DEFAULT_TOPIC_PREFIX, Identifier
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+WHOLE_FRAME = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+WHOLE_FRAME_ZONE_ID = "frame"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the text is one line naming file, line and field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _segments_cross(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    return (d1 * d2 < 0) and (d3 * d4 < 0)
+
+
+class ZoneConfig(_Model):
+    """A named polygon in normalised image coordinates (0..1, x right, y down)."""
+
+    id: Identifier
+    polygon: list[Point] = Field(min_length=3, description="At least three [x, y] corners, 0..1.")
+
+    @field_validator("polygon")
+    @classmethod
+    def _simple_polygon(cls, polygon: list[Point]) -> list[Point]:
+        edges = list(zip(polygon, polygon[1:] + polygon[:1], strict=True))
+        for i, (a, b) in enumerate(edges):
+            for c, d in edges[i + 2 :]:
+                if (c, d) != edges[i - 1] and _segments_cross(a, b, c, d):
+                    raise ValueError("polygon edges cross each other; list the corners in order around it")
+        corners = zip(polygon, polygon[1:] + polygon[:1], strict=True)
+        area = 0.5 * abs(sum(a[0] * b[1] - b[0] * a[1] for a, b in corners))
+        if area < 1e-4:
+            raise ValueError("polygon has no area (corners on one line or repeated)")
+        return polygon
+
+
+class LineConfig(_Model):
+    """A counting line from ``points[0]`` to ``points[1]``; people crossing it in ``direction`` are counted.
+
+    ``direction`` is the way people walk when they count, as seen in the image: ``right`` on a vertical line
+    counts people crossing it from left to right; ``any`` counts a crossing either way.
+    """
+
+    id: Identifier
+    points: tuple[Point, Point]
+    direction: Literal["any", "left", "right", "up", "down"] = "any"
+
+    @model_validator(mode="after")
+    def _usable(self) -> LineConfig:
+        (x1, y1), (x2, y2) = self.points
+        length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5
+        if length < 0.01:
+            raise ValueError("line points are (almost) the same point")
+        if self.direction != "any":
+            dx, dy = DIRECTIONS[self.direction]
+            normal = (-(y2 - y1) / length, (x2 - x1) / length)
+            if abs(dx * normal[0] + dy * normal[1]) < 0.2:
+                raise ValueError(
+                    f"direction '{self.direction}' runs along the line, so nobody can cross it that way"
+                )
+        return self
+
+
+DIRECTIONS: dict[str, tuple[float, float]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+
+class CameraConfig(_Model):
+    id: Identifier
+    source: str | int = Field(
+        description="RTSP/HTTP/MJPEG URL, USB device index (0, 1, ...) or a video file path."
+    )
+    fps: float = Field(default=15.0, gt=0, le=120, description="Most frames processed per second.")
+    realtime: bool = Field(
+        default=True,
+        description="For a video file: play it at its own frame rate (True) or process every frame (False).",
+    )
+    loop: bool = Field(default=False, description="For a video file: start again at its end (demos, pilots).")
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | int) -> str | int:
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("a USB device index is 0 or more")
+            return value
+        text = value.strip()
+        if not text:
+            raise ValueError("source is empty")
+        if text.isdigit():
+            return int(text)
+        if "://" in text and not text.lower().startswith(STREAM_SCHEMES):
+            raise ValueError(f"unsupported URL scheme in {text!r}; use one of {', '.join(STREAM_SCHEMES)}")
+        return text
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> CameraConfig:
+        ids = [z.id for z in self.zones] + [line.id for line in self.lines]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(
+                f"zone and line ids must be unique per camera; repeated: {', '.join(duplicates)}"
+            )
+        return self
+
+    @property
+    def is_file(self) -> bool:
+        return isinstance(self.source, str) and "://" not in self.source
+
+    def counting_zones(self) -> list[ZoneConfig]:
+        """The zones to count in; a camera with neither zones nor lines counts the whole frame."""
+        if not self.zones and not self.lines:
+            return [ZoneConfig(id=WHOLE_FRAME_ZONE_ID, polygon=list(WHOLE_FRAME))]
+        return list(self.zones)
+
+
+class TlsConfig(_Model):
+    ca_file: Path | None = Field(default=None, description="CA bundle; the system's when empty.")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(default=False, description="Skip host name checks (testing only).")
+
+    @model_validator(mode="after")
+    def _files(self) -> TlsConfig:
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name} {path} does not exist")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate)")
+        return self
+
+
+class MqttConfig(_Model):
+    host: str = Field(default="localhost", min_length=1)
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool | TlsConfig = False
+    username: str | None = None
+    password: str | None = Field(
+        default=None, description="Or set password_env to read it from the environment."
+    )
+    password_env: str | None = Field(default=None, description="Environment variable holding the password.")
+    client_id: str | None = Field(default=None, max_length=128, description="Default: footfall-<agent_id>.")
+    topic_prefix: str = Field(default=DEFAULT_TOPIC_PREFIX, min_length=1, pattern=r"^[^#+]+$")
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    heartbeat_seconds: float = Field(default=30.0, ge=1, le=3600)
+
+    def resolved_password(self) -> str | None:
+        if self.password_env:
+            return os.environ.get(self.password_env)
+        return self.password
+
+
+class OutboxConfig(_Model):
+    path: Path = Field(
+        default=Path("footfall-outbox.sqlite"), description="SQLite file; its folder must exist."
+    )
+    max_messages: int = Field(
+        default=200_000, ge=10, description="Cap; the oldest are dropped, with a warning."
+    )
+
+
+class BundlesConfig(_Model):
+    detector: Path = DEFAULT_DETECTOR_BUNDLE
+    gender: Path = DEFAULT_GENDER_BUNDLE
+
+
+class DetectionConfig(_Model):
+    input_width: int = Field(default=640, ge=160, le=3840, description="Frames are downscaled to this width.")
+    score_threshold: float | None = Field(default=None, gt=0, lt=1, description="Default: the bundle's.")
+    min_face_px: float = Field(default=16, ge=4, description="Smaller faces (in frame pixels) are ignored.")
+    threads: int | None = Field(default=None, ge=1, le=64)
+
+
+class TrackingConfig(_Model):
+    confirm_hits: int = Field(default=4, ge=1, le=30, description="Detections before a track counts.")
+    max_lost_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        le=30,
+        description="How long a lost face may be hidden and still be the same person.",
+    )
+
+
+class ClassificationConfig(_Model):
+    samples_per_track: int = Field(
+        default=4, ge=1, le=20, description="Crops classified per person, best ones."
+    )
+
+
+class AgentConfig(_Model):
+    agent_id: Identifier
+    site_id: Identifier
+    cameras: list[CameraConfig] = Field(min_length=1)
+    bucket_seconds: int = Field(default=60, ge=10, le=86_400)
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    bundles: BundlesConfig = BundlesConfig()
+    detection: DetectionConfig = DetectionConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    classification: ClassificationConfig = ClassificationConfig()
+
+    @field_validator("bucket_seconds")
+    @classmethod
+    def _divides_day(cls, value: int) -> int:
+        if 86_400 % value:
+            raise ValueError(f"{value} does not divide a day (86400 s); try 60, 300, 900 or 3600")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> AgentConfig:
+        ids = [c.id for c in self.cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"footfall-{self.agent_id}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading with positions: YAML is composed into nodes first, so a pydantic error location can be mapped back
+# to the line of the offending value.
+
+
+def _node_at(node: yaml.Node | None, location: tuple[Any, ...]) -> yaml.Node | None:
+    """The deepest YAML node along ``location`` (keys and list indices)."""
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            if child is None:
+                key = next((k for k, _ in node.value if getattr(k, "value", None) == str(part)), None)
+                return key or node
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("function-after", "function-before", "int", "str", "bool", "TlsConfig"):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "config"
+
+
+def _clean_location(location: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic adds the union member tried ("str", "int", "TlsConfig") to the location; drop it.
+    return tuple(
+        p
+        for p in location
+        if p not in ("str", "int", "bool", "TlsConfig") and not str(p).startswith("function-")
+    )
+
+
+def describe_validation_error(error: ValidationError, source: str, root: yaml.Node | None) -> str:
+    """All problems on one line (``file:line: field: message; ...``), at most three spelled out."""
+    problems = []
+    for item in error.errors():
+        location = _clean_location(item["loc"])
+        node = _node_at(root, location)
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see edge/config.example.yaml)"
+        elif item["type"] == "missing":
+            message = "field required"
+        problems.append(f"{source}{line}: {_field_path(location)}: {message}")
+    text = "; ".join(problems[:3])
+    if len(problems) > 3:
+        text += f" (and {len(problems) - 3} more)"
+    return text
+
+
+def parse_config(text: str, source: str = "<config>") -> AgentConfig:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{where}: not valid YAML ({problem})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: config must be a mapping of fields (agent_id, site_id, cameras, ...)")
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source, root)) from None
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config ({exc})") from None
+    config = parse_config(text, str(file))
+    # Relative paths in a config are relative to the config file, not to wherever the agent was started.
+    base = file.resolve().parent
+    updates: dict[str, Any] = {}
+    if not config.outbox.path.is_absolute():
+        updates["outbox"] = config.outbox.model_copy(update={"path": base / config.outbox.path})
+    bundles = {k: base / v for k, v in config.bundles.model_dump().items() if not Path(v).is_absolute()}
+    if bundles:
+        updates["bundles"] = config.bundles.model_copy(update=bundles)
+    cameras = []
+    for camera in config.cameras:
+        if camera.is_file and not Path(str(camera.source)).is_absolute():
+            camera = camera.model_copy(update={"source": str(base / str(camera.source))})
+        cameras.append(camera)
+    updates["cameras"] = cameras
+    return config.model_copy(update=updates)
+
+
+def offline_camera(source: str) -> CameraConfig:
+    """The camera of ``footfall process VIDEO`` without a config: the whole frame is one zone."""
+    return CameraConfig(id="video", source=source, realtime=False)

@@ -1,0 +1,212 @@
+"""Publishing the outbox over MQTT (QoS 1), the retained status topic, its last will and the heartbeat.
+
+The publisher runs in its own thread and never blocks the pipelines: they write to the outbox and
+carry on; this thread sends what is pending whenever the broker is reachable, a bounded window at a
+time, and deletes a row only on the broker's PUBACK. After a reconnect (or a restart) it starts again
+from the oldest pending row; a message sent twice is harmless because the server keeps the highest seq.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from footfall.core.logs import log_event
+from footfall.core.wire import AgentStatus, encode, status_topic
+from footfall.edge.config import AgentConfig, TlsConfig
+from footfall.edge.outbox import Outbox
+
+logger = logging.getLogger("footfall.edge.delivery")
+
+EARLY_ACK_SECONDS = 5.0
+
+
+class MqttPublisher:
+    def __init__(
+        self,
+        config: AgentConfig,
+        outbox: Outbox,
+        status: Callable[[str], AgentStatus],
+        *,
+        window: int = 50,
+    ):
+        self.config = config
+        self.outbox = outbox
+        self.status = status
+        self.window = window
+        self.status_topic = status_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._inflight: dict[int, int] = {}  # mid -> outbox row id
+        # PUBACKs that arrived before publish() returned their mid to us (mid -> when). Status messages
+        # acks land here too and are never claimed; they are forgotten after a few seconds, long before
+        # paho could hand the same mid out again (it counts up to 65535).
+        self._early_acks: dict[int, float] = {}
+        self._cursor = 0
+        self._connected = False
+        self._stopping = False
+        self.sent = 0
+        self.acknowledged = 0
+        self.client = self._make_client()
+        self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+
+    def _make_client(self) -> mqtt.Client:
+        settings = self.config.mqtt
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        if settings.username:
+            client.username_pw_set(settings.username, settings.resolved_password())
+        if settings.tls:
+            tls = settings.tls if isinstance(settings.tls, TlsConfig) else TlsConfig()
+            client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(tls.insecure)
+        will = self.status("offline")
+        client.will_set(self.status_topic, encode(will), qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=15)
+        client.max_inflight_messages_set(self.window)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        settings = self.config.mqtt
+        log_event(logger, logging.INFO, "connecting to broker", host=settings.host, port=settings.port)
+        self.client.connect_async(settings.host, settings.port, keepalive=settings.keepalive)
+        self.client.loop_start()
+        self._thread.start()
+
+    def stop(self, drain_seconds: float = 0.0) -> None:
+        """Waits up to ``drain_seconds`` for the outbox to empty, publishes 'offline' and disconnects."""
+        self.wait_drained(drain_seconds)
+        with self._lock:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._connected:
+            info = self.client.publish(self.status_topic, encode(self.status("offline")), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=2)
+        connected = self._connected
+        self.client.disconnect()
+        if connected:
+            self.client.loop_stop()
+        # Else paho's network thread may be asleep in its reconnect backoff; it is a daemon thread and
+        # must not hold up a stop (a service manager waits only so long).
+        self._thread.join(timeout=5)
+
+    def wait_drained(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.outbox.depth() and time.monotonic() < deadline:
+            with self._lock:
+                self._wake.notify_all()
+            time.sleep(0.05)
+        return self.outbox.depth() == 0
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def notify(self) -> None:
+        """Called after the outbox got a row: wake the sender."""
+        with self._lock:
+            self._wake.notify_all()
+
+    def publish_status(self) -> None:
+        if self._connected:
+            self.client.publish(self.status_topic, encode(self.status("online")), qos=1, retain=True)
+
+    # -- paho callbacks (network thread) --------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log_event(logger, logging.WARNING, "broker refused the connection", reason=str(reason_code))
+            return
+        log_event(logger, logging.INFO, "connected to broker", pending=self.outbox.depth())
+        client.publish(self.status_topic, encode(self.status("online")), qos=1, retain=True)
+        with self._lock:
+            self._connected = True
+            self._inflight.clear()
+            self._early_acks.clear()
+            self._cursor = 0  # replay everything still unacknowledged, oldest first
+            self._wake.notify_all()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self._lock:
+            was_connected = self._connected
+            self._connected = False
+            self._inflight.clear()
+            self._early_acks.clear()
+        if was_connected and not self._stopping:
+            log_event(
+                logger,
+                logging.WARNING,
+                "broker connection lost; buffering in the outbox and retrying",
+                reason=str(reason_code),
+                pending=self.outbox.depth(),
+            )
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            row_id = self._inflight.pop(mid, None)
+            if row_id is None:
+                now = time.monotonic()
+                self._early_acks[mid] = now
+                if len(self._early_acks) > 64:
+                    recent = {m: at for m, at in self._early_acks.items() if now - at < EARLY_ACK_SECONDS}
+                    self._early_acks = recent
+                return
+            self._wake.notify_all()
+        self.outbox.acknowledge(row_id)
+        self.acknowledged += 1
+
+    # -- sender thread ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stopping and (not self._connected or len(self._inflight) >= self.window):
+                    self._wake.wait(timeout=1.0)
+                    if self._connected and len(self._inflight) < self.window:
+                        break
+                if self._stopping:
+                    return
+                room = self.window - len(self._inflight)
+                cursor = self._cursor
+            rows = self.outbox.pending(after_id=cursor, limit=room)
+            if not rows:
+                with self._lock:
+                    if not self._stopping:
+                        self._wake.wait(timeout=1.0)
+                continue
+            for row in rows:
+                if not self._connected:
+                    break
+                info = self.client.publish(row.topic, row.payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break  # connection dropped under us; the reconnect replays from the cursor
+                acked_early = False
+                with self._lock:
+                    acked_at = self._early_acks.pop(info.mid, None)
+                    if acked_at is not None and time.monotonic() - acked_at < EARLY_ACK_SECONDS:
+                        acked_early = True
+                    else:
+                        self._inflight[info.mid] = row.id
+                    self._cursor = max(self._cursor, row.id)
+                self.sent += 1
+                if acked_early:
+                    self.outbox.acknowledge(row.id)
+                    self.acknowledged += 1

@@ -1,0 +1,183 @@
+"""The durable outbox: every aggregate is committed to SQLite before it is published, and removed only when
+the broker has acknowledged it.
+
+One row per bucket key: a newer full count of a bucket supersedes an unsent older one, so a long broker
+outage costs one row per bucket, not one per update. The outbox also remembers what each bucket held when
+it was last queued (``bucket_state``), so an agent restarted in the middle of a bucket adds to that count
+instead of overwriting it with a smaller one, and it keeps the per-agent ``seq`` above everything it ever
+sent (and above the clock in milliseconds, so even a lost outbox file never goes backwards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from footfall.core.logs import log_event
+from footfall.edge.aggregation import BucketCounts
+
+logger = logging.getLogger("footfall.edge.outbox")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bucket_key TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bucket_state (
+    bucket_key TEXT PRIMARY KEY,
+    people INTEGER NOT NULL, female INTEGER NOT NULL, male INTEGER NOT NULL, unknown INTEGER NOT NULL,
+    dwell_samples INTEGER NOT NULL, dwell_total REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class OutboxError(RuntimeError):
+    """The outbox file cannot be opened or written (disk full, read-only, not a database)."""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    payload: bytes
+
+
+class Outbox:
+    """Thread-safe; the pipeline threads add, the publisher reads and acknowledges."""
+
+    def __init__(self, path: str | Path, *, max_messages: int = 200_000, state_days: float = 2.0):
+        self.path = Path(path)
+        self.max_messages = max_messages
+        self.state_seconds = state_days * 86_400
+        self._lock = threading.Lock()
+        self._cap_warned = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed row survives a power cut, which is the point of an outbox.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: cannot open the outbox database ({exc})") from None
+        self.dropped = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def next_seq(self) -> int:
+        """A seq above every one this outbox handed out; call inside :meth:`add`'s transaction."""
+        row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
+        last = row[0] if row else 0
+        seq = max(last + 1, time.time_ns() // 1_000_000)
+        self._db.execute(
+            "INSERT INTO meta(name, value) VALUES('seq', ?) ON CONFLICT(name) DO UPDATE SET value=?",
+            (seq, seq),
+        )
+        return seq
+
+    def add(self, bucket_key: str, topic: str, build_payload, counts: BucketCounts) -> int:
+        """Stores the message for ``bucket_key`` (replacing an unsent older one) and the bucket's counts,
+        in one transaction. ``build_payload(seq) -> bytes`` makes the message once its seq is known."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                seq = self.next_seq()
+                payload = build_payload(seq)
+                self._db.execute("DELETE FROM outbox WHERE bucket_key=?", (bucket_key,))
+                self._db.execute(
+                    "INSERT INTO outbox(bucket_key, topic, payload, created_at) VALUES(?,?,?,?)",
+                    (bucket_key, topic, payload, time.time()),
+                )
+                self._db.execute(
+                    "INSERT INTO bucket_state VALUES(?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(bucket_key) DO UPDATE SET "
+                    "people=excluded.people, female=excluded.female, male=excluded.male,"
+                    " unknown=excluded.unknown,"
+                    " dwell_samples=excluded.dwell_samples, dwell_total=excluded.dwell_total,"
+                    " updated_at=excluded.updated_at",
+                    (
+                        bucket_key,
+                        counts.people,
+                        counts.female,
+                        counts.male,
+                        counts.unknown,
+                        counts.dwell_samples,
+                        counts.dwell_seconds_total,
+                        time.time(),
+                    ),
+                )
+                depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+                if depth > self.max_messages:
+                    self._drop_oldest(depth - self.max_messages)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OutboxError(f"{self.path}: cannot write the outbox ({exc})") from None
+            return seq
+
+    def _drop_oldest(self, count: int) -> None:
+        oldest = self._db.execute(
+            "SELECT id, bucket_key FROM outbox ORDER BY id LIMIT ?", (count,)
+        ).fetchall()
+        self._db.execute(
+            f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(oldest))})", [r[0] for r in oldest]
+        )
+        self.dropped += len(oldest)
+        # Loud, because this is data loss: the broker has been unreachable for longer than the cap allows.
+        log_event(
+            logger,
+            logging.WARNING if self._cap_warned else logging.ERROR,
+            "outbox full: dropping the oldest unsent aggregates; is the broker reachable?",
+            cap=self.max_messages,
+            dropped_now=len(oldest),
+            dropped_total=self.dropped,
+            oldest_dropped=oldest[0][1],
+        )
+        self._cap_warned = True
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+
+    def pending(self, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            ).fetchall()
+        return [OutboxRow(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def acknowledge(self, row_id: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE id=?", (row_id,))
+
+    def depth(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def bucket_counts(self, bucket_key: str) -> BucketCounts | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT people, female, male, unknown, dwell_samples, dwell_total "
+                "FROM bucket_state WHERE bucket_key=?",
+                (bucket_key,),
+            ).fetchone()
+        return BucketCounts(*row) if row else None
+
+    def prune_state(self) -> None:
+        """Forgets bucket counts too old to be reopened by a restart."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM bucket_state WHERE updated_at < ?", (time.time() - self.state_seconds,)
+            )

@@ -1,0 +1,140 @@
+"""One camera's processing: detect faces on a downscaled frame → track → classify per track → count.
+
+Frames and crops exist only in memory for the duration of one call; nothing here writes an image.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from footfall.core.classifier import GenderClassifier
+from footfall.core.detector import FaceDetector
+from footfall.edge.aggregation import BaseLookup, Emit, ZoneAggregator
+from footfall.edge.config import AgentConfig, CameraConfig
+from footfall.edge.counting import PersonCounter
+from footfall.edge.tracking import FaceTracker, TrackerEvents, appearance_descriptor
+from footfall.edge.zones import SceneGeometry
+
+
+@dataclass
+class Models:
+    detector: FaceDetector
+    classifier: GenderClassifier | None
+
+
+def load_models(config: AgentConfig, *, with_classifier: bool = True) -> Models:
+    """Loads (and verifies) both bundles; raises BundleError naming what is wrong."""
+    threads = config.detection.threads
+    detector = FaceDetector(
+        config.bundles.detector, input_width=config.detection.input_width, threads=threads
+    )
+    classifier = GenderClassifier(config.bundles.gender, threads=threads) if with_classifier else None
+    return Models(detector, classifier)
+
+
+class CameraPipeline:
+    def __init__(
+        self,
+        config: AgentConfig,
+        camera: CameraConfig,
+        models: Models,
+        emit: Emit,
+        *,
+        base_lookup: BaseLookup | None = None,
+    ):
+        self.config = config
+        self.camera = camera
+        self.models = models
+        self.emit = emit
+        self.base_lookup = base_lookup
+        detector_threshold = models.detector.contract.score_threshold
+        self.high_score = config.detection.score_threshold or detector_threshold
+        self.low_score = max(0.05, self.high_score * 0.6)
+        self.tracker = FaceTracker(
+            high_score=self.high_score,
+            low_score=self.low_score,
+            confirm_hits=config.tracking.confirm_hits,
+            max_lost_seconds=config.tracking.max_lost_seconds,
+        )
+        self.frame_size: tuple[int, int] | None = None
+        self.counter: PersonCounter | None = None
+        self.aggregator: ZoneAggregator | None = None
+        self.observer: Callable[[float, TrackerEvents], None] | None = None  # benchmarks watch tracks
+        self.frames = 0
+        self.busy_seconds = 0.0
+        self.last_latency = 0.0
+
+    def _setup(self, width: int, height: int) -> None:
+        geometry = SceneGeometry.for_camera(self.camera, width, height)
+        self.aggregator = ZoneAggregator(
+            geometry.ids,
+            self.config.bucket_seconds,
+            self.emit,
+            grace_seconds=self.config.tracking.max_lost_seconds + 2.0,
+            base_lookup=self.base_lookup,
+        )
+        self.counter = PersonCounter(
+            geometry,
+            self.aggregator,
+            self.models.classifier,
+            samples_per_track=self.config.classification.samples_per_track,
+        )
+        self.frame_size = (width, height)
+
+    def process(self, frame_bgr: np.ndarray, t: float) -> None:
+        """Processes one frame taken at epoch time ``t`` (seconds)."""
+        started = time.perf_counter()
+        height, width = frame_bgr.shape[:2]
+        if self.frame_size != (width, height):
+            if self.counter is not None:  # the stream changed resolution: close what was open
+                self.finish()
+            self._setup(width, height)
+        assert self.counter is not None and self.aggregator is not None
+        detections = self.models.detector(frame_bgr, threshold=self.low_score)
+        minimum = self.config.detection.min_face_px
+        detections = [d for d in detections if max(d.width, d.height) >= minimum]
+        looks = [appearance_descriptor(frame_bgr, d.box) for d in detections]
+        events = self.tracker.update(detections, t, (width, height), looks)
+        self.counter.update(frame_bgr, t, events.confirmed, events.visible, events.ended)
+        if self.observer is not None:
+            self.observer(t, events)
+        self.aggregator.touch(t)
+        self.aggregator.flush_due(t)
+        self.frames += 1
+        self.last_latency = time.perf_counter() - started
+        self.busy_seconds += self.last_latency
+
+    def tick(self, now: float) -> None:
+        """Emits due buckets when no frame comes (camera offline, or a quiet period)."""
+        if self.aggregator is not None:
+            self.aggregator.flush_due(now)
+
+    def finish(self) -> None:
+        """Ends every open track and emits every changed bucket (end of a video, shutdown)."""
+        if self.counter is None or self.aggregator is None:
+            return
+        self.counter.finish(self.tracker.finish())
+        self.aggregator.flush_all()
+
+    @property
+    def people(self) -> int:
+        return self.counter.totals["people"] if self.counter else 0
+
+
+class FrameGate:
+    """The processing fps cap: lets a frame through when at least 1/fps of stream time has passed."""
+
+    def __init__(self, fps: float):
+        self.min_gap = 1.0 / fps
+        self.last_t = -1e18
+        self.skipped = 0
+
+    def admit(self, t: float) -> bool:
+        if t - self.last_t < self.min_gap - 1e-6:
+            self.skipped += 1
+            return False
+        self.last_t = t
+        return True

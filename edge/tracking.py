@@ -1,0 +1,400 @@
+"""Multi-face tracking in the ByteTrack manner: a Kalman filter per face, two-stage association.
+
+Confident detections are matched first to every live track (including ones lost a moment ago, so a face
+that passed behind a pillar picks its old track back up), then weak detections keep already-tracked faces
+alive through blur or partial occlusion. The assignment is solved optimally with ``lap`` (Jonker-Volgenant).
+Time is in seconds, so the filter copes with a variable frame rate (a live camera drops frames).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import lap
+import numpy as np
+from footfall.core.detector import Detection
+
+NO_MATCH = 1e6
+YOUNG_SPEED = 14.0
+LOST_MIN_SIMILARITY = 0.25
+
+
+class TrackState(Enum):
+    TENTATIVE = "tentative"
+    TRACKED = "tracked"
+    LOST = "lost"
+    REMOVED = "removed"
+
+
+class KalmanBox:
+    """Constant-velocity Kalman filter over ``(cx, cy, w, h)`` and their rates (pixels, seconds)."""
+
+    def __init__(self, box: Sequence[float]):
+        x1, y1, x2, y2 = box
+        w, h = x2 - x1, y2 - y1
+        self.mean = np.array([(x1 + x2) / 2, (y1 + y2) / 2, w, h, 0, 0, 0, 0], dtype=float)
+        size = max(w, h)
+        self.cov = (
+            np.diag([0.1 * size, 0.1 * size, 0.1 * size, 0.1 * size, 4 * size, 4 * size, size, size]) ** 2
+        )
+
+    def predict(self, dt: float) -> None:
+        if dt <= 0:
+            return
+        transition = np.eye(8)
+        transition[:4, 4:] = np.eye(4) * dt
+        size = max(self.mean[2], self.mean[3], 1.0)
+        # Walking people change speed slowly: acceleration noise in sizes per second squared.
+        accel = np.array([1.5, 1.5, 0.3, 0.3]) * size
+        noise = np.zeros((8, 8))
+        noise[:4, :4] = np.diag((accel * dt**2 / 2) ** 2)
+        noise[4:, 4:] = np.diag((accel * dt) ** 2)
+        noise[:4, 4:] = noise[4:, :4] = np.diag((accel**2) * dt**3 / 2)
+        self.mean = transition @ self.mean
+        self.cov = transition @ self.cov @ transition.T + noise
+        self.mean[2:4] = np.maximum(self.mean[2:4], 2.0)
+
+    def update(self, box: Sequence[float], score: float) -> None:
+        x1, y1, x2, y2 = box
+        measured = np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+        size = max(measured[2], measured[3])
+        # A weak detection is a less certain measurement.
+        sigma = (0.05 + 0.1 * (1 - score)) * size
+        observation = np.hstack([np.eye(4), np.zeros((4, 4))])
+        innovation_cov = observation @ self.cov @ observation.T + np.eye(4) * sigma**2
+        gain = self.cov @ observation.T @ np.linalg.inv(innovation_cov)
+        self.mean = self.mean + gain @ (measured - observation @ self.mean)
+        self.cov = (np.eye(8) - gain @ observation) @ self.cov
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        cx, cy, w, h = self.mean[:4]
+        return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Track:
+    detection: Detection
+    first_seen: float
+    kalman: KalmanBox = field(init=False)
+    id: int = field(default_factory=lambda: next(_ids))
+    state: TrackState = TrackState.TENTATIVE
+    hits: int = 1
+    last_seen: float = 0.0
+    last_predicted: float = 0.0
+    updated_now: bool = True
+    path: list[tuple[float, float, float]] = field(default_factory=list)  # (t, x, y) of the face centre
+    appearance: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.kalman = KalmanBox(self.detection.box)
+        self.last_seen = self.last_predicted = self.first_seen
+        self._record(self.first_seen)
+
+    def _record(self, t: float) -> None:
+        x1, y1, x2, y2 = self.detection.box
+        self.path.append((t, (x1 + x2) / 2, (y1 + y2) / 2))
+        if len(self.path) > 256:  # only the recent path is needed (line crossings, dwell keeps its own sums)
+            del self.path[:128]
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return self.kalman.box
+
+    @property
+    def size(self) -> float:
+        return float(max(self.kalman.mean[2], self.kalman.mean[3]))
+
+    def predict(self, t: float) -> None:
+        self.kalman.predict(t - self.last_predicted)
+        self.last_predicted = t
+        self.updated_now = False
+
+    def remember_look(self, descriptor: np.ndarray | None, weight: float = 0.3) -> None:
+        if descriptor is None:
+            return
+        if self.appearance is None:
+            self.appearance = descriptor
+        else:
+            mixed = (1 - weight) * self.appearance + weight * descriptor
+            self.appearance = mixed / max(float(np.linalg.norm(mixed)), 1e-6)
+
+    def update(self, detection: Detection, t: float) -> None:
+        self.detection = detection
+        self.kalman.update(detection.box, detection.score)
+        self.hits += 1
+        self.last_seen = t
+        self.updated_now = True
+        self._record(t)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def appearance_descriptor(frame_bgr: np.ndarray, box: Sequence[float]) -> np.ndarray | None:
+    """A tiny colour layout of the face (8×8, zero mean, unit length) that tells two people apart when
+    their boxes overlap. It lives in memory with the track only."""
+    import cv2
+
+    height, width = frame_bgr.shape[:2]
+    x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x2, y2 = min(int(box[2]) + 1, width), min(int(box[3]) + 1, height)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return None
+    small = (
+        cv2.resize(frame_bgr[y1:y2, x1:x2], (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    )
+    small -= small.mean()
+    norm = float(np.linalg.norm(small))
+    return small / norm if norm > 1e-3 else None
+
+
+def association_cost(
+    tracks: Sequence[Track],
+    detections: Sequence[Detection],
+    t: float,
+    max_lost: float,
+    appearance: dict[int, np.ndarray] | None = None,
+    previous_t: float | None = None,
+) -> np.ndarray:
+    """IoU with the predicted box, blended with centre distance in face sizes so fast faces still match.
+
+    A pair is out of the question when the centres are further apart than the gate (which widens the
+    longer a face has been unseen) or the sizes differ by more than ×1.6.
+    """
+    if not tracks or not detections:
+        return np.zeros((len(tracks), len(detections)))
+    track_boxes = np.array([tr.box for tr in tracks])
+    det_boxes = np.array([d.box for d in detections])
+    # Overlap with the last detected box too: a face that stopped is where it was, not where it was heading.
+    last_boxes = np.array([tr.detection.box for tr in tracks])
+    iou = np.maximum(iou_matrix(track_boxes, det_boxes), iou_matrix(last_boxes, det_boxes))
+    tc = (track_boxes[:, :2] + track_boxes[:, 2:]) / 2
+    dc = (det_boxes[:, :2] + det_boxes[:, 2:]) / 2
+    # Where the face was last seen, too: someone who stopped or turned round behind a pillar reappears
+    # there, not where constant velocity would have carried them.
+    seen = np.array([tr.path[-1][1:] for tr in tracks])
+    t_size = np.maximum(track_boxes[:, 2] - track_boxes[:, 0], track_boxes[:, 3] - track_boxes[:, 1])
+    d_size = np.maximum(det_boxes[:, 2] - det_boxes[:, 0], det_boxes[:, 3] - det_boxes[:, 1])
+    mean_size = (t_size[:, None] + d_size[None, :]) / 2
+    to_predicted = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / np.maximum(mean_size, 1.0)
+    to_seen = np.linalg.norm(seen[:, None, :] - dc[None, :, :], axis=2) / np.maximum(mean_size, 1.0)
+    unseen = np.array([min((t - tr.last_seen) / max_lost, 1.0) for tr in tracks])
+    # The predicted position may drift further the longer a face is hidden; where it was last seen does
+    # not move, so that gate stays tight (else a stranger walking past the same spot would inherit it).
+    gate = 0.8 + 1.2 * unseen
+    # A young track does not know its velocity yet: allow a brisk walk (faces per second) since last seen.
+    young = np.array([tr.hits <= 2 for tr in tracks])
+    since = np.array([t - tr.last_seen for tr in tracks])
+    gate = np.where(young, np.maximum(gate, YOUNG_SPEED * since), gate)
+    reach = np.minimum(to_predicted / gate[:, None], to_seen / 0.6)
+    ratio = np.maximum(t_size[:, None], d_size[None, :]) / np.maximum(
+        np.minimum(t_size[:, None], d_size[None, :]), 1
+    )
+    # Appearance tells two faces apart when they pass each other, or when someone steps in where another
+    # just left: 0 = same look (cosine 0.95 and up), 1 = a different face (cosine 0.35 and below).
+    looks = np.full((len(tracks), len(detections)), 0.3)
+    similarity = np.full((len(tracks), len(detections)), np.nan)
+    if appearance:
+        for r, track in enumerate(tracks):
+            if track.appearance is None:
+                continue
+            for c, detection in enumerate(detections):
+                descriptor = appearance.get(id(detection))
+                if descriptor is not None:
+                    similarity[r, c] = float(track.appearance @ descriptor)
+        known = ~np.isnan(similarity)
+        looks[known] = np.clip((0.95 - similarity[known]) / 0.6, 0.0, 1.0)
+    cost = 0.4 * (1 - iou) + 0.3 * np.minimum(reach, 1.0) + 0.3 * looks
+    cost[(reach > 1.0) | (ratio > 1.6)] = NO_MATCH
+    # A face that was out of sight comes back looking like itself; a clearly different face is someone else.
+    # (out of sight = not seen in the previous frame)
+    lost = np.array([previous_t is not None and tr.last_seen < previous_t - 1e-9 for tr in tracks])
+    cost[lost[:, None] & (np.nan_to_num(similarity, nan=1.0) < LOST_MIN_SIMILARITY)] = NO_MATCH
+    return cost
+
+
+def _touches_edge(box: Sequence[float], frame_size: tuple[int, int], margin: float = 2.0) -> bool:
+    x1, y1, x2, y2 = box
+    return x1 <= margin or y1 <= margin or x2 >= frame_size[0] - margin or y2 >= frame_size[1] - margin
+
+
+def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Optimal matching below ``limit``; returns matches, unmatched rows, unmatched columns."""
+    rows, cols = cost.shape
+    if rows == 0 or cols == 0:
+        return [], list(range(rows)), list(range(cols))
+    _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
+    matches = [(r, int(c)) for r, c in enumerate(row_to_col) if c >= 0]
+    return (
+        matches,
+        [r for r, c in enumerate(row_to_col) if c < 0],
+        [c for c, r in enumerate(col_to_row) if r < 0],
+    )
+
+
+@dataclass
+class TrackerEvents:
+    confirmed: list[Track] = field(default_factory=list)  # became a person this frame
+    ended: list[Track] = field(default_factory=list)  # confirmed tracks gone for good
+    visible: list[Track] = field(default_factory=list)  # tracks matched to a detection this frame
+
+
+class FaceTracker:
+    """Turns per-frame detections into persistent face tracks and reports when one starts and ends."""
+
+    def __init__(
+        self,
+        *,
+        high_score: float = 0.5,
+        low_score: float = 0.3,
+        confirm_hits: int = 3,
+        max_lost_seconds: float = 1.5,
+        tentative_patience_seconds: float = 0.25,
+        match_limit: float = 0.85,
+        exit_patience_seconds: float = 0.0,
+    ):
+        self.high_score = high_score
+        self.low_score = low_score
+        self.confirm_hits = confirm_hits
+        self.max_lost = max_lost_seconds
+        self.tentative_patience = tentative_patience_seconds
+        self.match_limit = match_limit
+        self.exit_patience = exit_patience_seconds
+        self.tracks: list[Track] = []
+        self._looks: dict[int, np.ndarray] = {}
+        self._previous_t: float | None = None
+
+    def update(
+        self,
+        detections: Sequence[Detection],
+        t: float,
+        frame_size: tuple[int, int] | None = None,
+        appearances: Sequence[np.ndarray | None] | None = None,
+    ) -> TrackerEvents:
+        """Advances to time ``t`` with this frame's detections. With ``frame_size``, a face cut by the frame
+        edge can continue a track but does not start one (it is entering or leaving, half seen)."""
+        events = TrackerEvents()
+        self._looks = {id(d): a for d, a in zip(detections, appearances or [], strict=False) if a is not None}
+        looks = self._looks
+        for track in self.tracks:
+            track.predict(t)
+        high = [d for d in detections if d.score >= self.high_score]
+        low = [d for d in detections if self.low_score <= d.score < self.high_score]
+
+        # 1. Confident detections against established tracks, lost ones included.
+        established = [tr for tr in self.tracks if tr.state in (TrackState.TRACKED, TrackState.LOST)]
+        matches, left_tracks, left_high = assign(
+            association_cost(established, high, t, self.max_lost, looks, self._previous_t), self.match_limit
+        )
+        for r, c in matches:
+            self._update(established[r], high[c], t, events)
+        # 2. Weak detections keep faces that were tracked a moment ago (motion blur, half hidden) alive.
+        remaining = [established[r] for r in left_tracks if established[r].state == TrackState.TRACKED]
+        matches, _, _ = assign(
+            association_cost(remaining, low, t, self.max_lost, looks, self._previous_t), self.match_limit
+        )
+        for r, c in matches:
+            self._update(remaining[r], low[c], t, events)
+        # 3. Tentative tracks against the confident detections left over.
+        tentative = [tr for tr in self.tracks if tr.state == TrackState.TENTATIVE]
+        high_left = [high[c] for c in left_high]
+        matches, _, unmatched_high = assign(
+            association_cost(tentative, high_left, t, self.max_lost, looks, self._previous_t),
+            self.match_limit,
+        )
+        for r, c in matches:
+            self._update(tentative[r], high_left[c], t, events)
+        # 4. What is still unmatched starts a new tentative track.
+        for c in unmatched_high:
+            if frame_size is not None and _touches_edge(high_left[c].box, frame_size):
+                continue
+            if self._near_unmatched_track(high_left[c], t):
+                continue
+            track = Track(high_left[c], t)
+            track.remember_look(looks.get(id(high_left[c])))
+            self.tracks.append(track)
+            events.visible.append(track)
+            if self.confirm_hits <= 1:
+                self._confirm(track, events)
+
+        for track in self.tracks:
+            if track.updated_now:
+                continue
+            unseen = t - track.last_seen
+            if track.state == TrackState.TENTATIVE and unseen > self.tentative_patience:
+                track.state = TrackState.REMOVED
+            elif track.state == TrackState.TRACKED:
+                track.state = TrackState.LOST
+            if track.state == TrackState.LOST and (
+                unseen > self.max_lost
+                or (unseen > self.exit_patience and self._left_frame(track, frame_size))
+            ):
+                track.state = TrackState.REMOVED
+                events.ended.append(track)
+        self.tracks = [tr for tr in self.tracks if tr.state != TrackState.REMOVED]
+        self._previous_t = t
+        return events
+
+    @staticmethod
+    def _left_frame(track: Track, frame_size: tuple[int, int] | None) -> bool:
+        """Last seen cut by the frame edge: the person walked out. Keeping the track would let the next
+        person who walks in at that edge inherit it (and go uncounted)."""
+        if frame_size is None:
+            return False
+        x1, y1, x2, y2 = track.box
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        predicted_out = not (0 <= cx <= frame_size[0] and 0 <= cy <= frame_size[1])
+        return predicted_out or _touches_edge(track.detection.box, frame_size, margin=0.01 * max(frame_size))
+
+    def _near_unmatched_track(self, detection: Detection, t: float) -> bool:
+        """A face half out from behind something, next to where a known face is missing, is that face
+        reappearing (its box still too small to match), not a new person: wait for it to show fully."""
+        x1, y1, x2, y2 = detection.box
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        for track in self.tracks:
+            if track.updated_now or track.state not in (TrackState.TRACKED, TrackState.LOST):
+                continue
+            px1, py1, px2, py2 = track.box
+            predicted = ((px1 + px2) / 2, (py1 + py2) / 2)
+            radius = track.size * (1.0 + min((t - track.last_seen) / self.max_lost, 1.0))
+            for x, y in (predicted, track.path[-1][1:]):
+                if (x - cx) ** 2 + (y - cy) ** 2 <= radius**2:
+                    return True
+        return False
+
+    def _update(self, track: Track, detection: Detection, t: float, events: TrackerEvents) -> None:
+        track.update(detection, t)
+        if detection.score >= self.high_score:
+            track.remember_look(self._looks.get(id(detection)))
+        events.visible.append(track)
+        if track.state == TrackState.LOST:
+            track.state = TrackState.TRACKED
+        elif track.state == TrackState.TENTATIVE and track.hits >= self.confirm_hits:
+            self._confirm(track, events)
+
+    def _confirm(self, track: Track, events: TrackerEvents) -> None:
+        track.state = TrackState.TRACKED
+        events.confirmed.append(track)
+
+    def finish(self) -> list[Track]:
+        """Ends every confirmed track (end of a video, shutdown); returns them."""
+        ended = [tr for tr in self.tracks if tr.state in (TrackState.TRACKED, TrackState.LOST)]
+        self.tracks = []
+        return ended

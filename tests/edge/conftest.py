@@ -1,0 +1,94 @@
+"""Edge fixtures: model bundles, generated walk-by clips (in temp folders only) and agent configs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
+
+from tests.edge.standin import gender_bundle_for_tests
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+import walkby  # noqa: E402  (bench/walkby.py, the clip generator)
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Small clips keep the suite fast on two cores: 640×360 at 10 fps, faces 28-55 px.
+SMALL = dict(width=640, height=360, fps=10.0, min_face=56, max_face=110)
+
+
+@pytest.fixture(scope="session")
+def detector_bundle() -> Path:
+    if not (DEFAULT_DETECTOR_BUNDLE / "manifest.json").is_file():
+        message = f"face detector bundle missing at {DEFAULT_DETECTOR_BUNDLE}"
+        if IN_CI:
+            pytest.fail(f"CI must not skip: {message}")
+        pytest.skip(message)
+    return DEFAULT_DETECTOR_BUNDLE
+
+
+@pytest.fixture(scope="session")
+def gender_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return gender_bundle_for_tests(tmp_path_factory.mktemp("bundles"))
+
+
+@pytest.fixture(scope="session")
+def models(detector_bundle: Path, gender_bundle: Path):
+    from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig
+    from footfall.edge.pipeline import load_models
+
+    config = AgentConfig(
+        agent_id="t",
+        site_id="t",
+        cameras=[CameraConfig(id="c", source="x.mp4")],
+        bundles=BundlesConfig(detector=detector_bundle, gender=gender_bundle),
+    )
+    return load_models(config)
+
+
+@pytest.fixture(scope="session")
+def walkby_clip(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Ten people: crossings both ways, a pair that meets, pillar occlusions, turners."""
+    spec = walkby.WalkbySpec(people=10, seed=7, **SMALL)
+    return walkby.make_walkby(data_dir, tmp_path_factory.mktemp("walkby"), spec)
+
+
+def camera_yaml(clip: Path | str, camera: dict, *, fps: float = 30, realtime: bool = False) -> str:
+    zones = "".join(f"      - {{id: {z['id']}, polygon: {z['polygon']}}}\n" for z in camera.get("zones", []))
+    lines = "".join(
+        f"      - {{id: {line['id']}, points: {line['points']}, direction: {line['direction']}}}\n"
+        for line in camera.get("lines", [])
+    )
+    text = f"  - id: cam1\n    source: {clip}\n    realtime: {str(realtime).lower()}\n    fps: {fps}\n"
+    if zones:
+        text += "    zones:\n" + zones
+    if lines:
+        text += "    lines:\n" + lines
+    return text
+
+
+def agent_yaml(
+    clip: Path | str,
+    camera: dict,
+    *,
+    outbox: Path,
+    port: int,
+    detector: Path,
+    gender: Path,
+    bucket_seconds: int = 10,
+    heartbeat: float = 1.0,
+) -> str:
+    return (
+        "agent_id: box-test\nsite_id: lab\n"
+        f"bucket_seconds: {bucket_seconds}\n"
+        "cameras:\n"
+        + camera_yaml(clip, camera)
+        + f"mqtt: {{host: 127.0.0.1, port: {port}, heartbeat_seconds: {heartbeat}}}\n"
+        f"outbox: {{path: {outbox}}}\n"
+        f"bundles: {{detector: {detector}, gender: {gender}}}\n"
+    )

@@ -1,0 +1,252 @@
+"""The agent end to end against a real mosquitto: broker outage mid-run, privacy, bad inputs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from footfall.edge.config import load_config
+from footfall.edge.offline import process_video
+
+from footfall.broker import free_port
+from tests.edge.conftest import SMALL, agent_yaml, walkby
+from tests.edge.test_outbox import Receiver
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"\x1aE\xdf\xa3", b"P6\n", b"P5\n")
+MEDIA_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".mjpg",
+    ".mjpeg",
+    ".h264",
+    ".npy",
+    ".npz",
+}
+
+
+def start_agent(config: Path, *, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "footfall", "agent", "--config", str(config), "--drain-seconds", "40"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def outbox_depth(path: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def long_clip(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    spec = walkby.WalkbySpec(people=16, seed=5, **SMALL)
+    return walkby.make_walkby(data_dir, tmp_path_factory.mktemp("long"), spec)
+
+
+def test_broker_outage_mid_run_delivers_what_an_uninterrupted_run_counts(
+    long_clip, mosquitto, tmp_path: Path, detector_bundle: Path, gender_bundle: Path, models
+) -> None:
+    clip, truth = long_clip
+    config_path = tmp_path / "agent.yaml"
+    outbox = tmp_path / "outbox.sqlite"
+    config_path.write_text(
+        agent_yaml(
+            clip,
+            truth["camera"],
+            outbox=outbox,
+            port=mosquitto.port,
+            detector=detector_bundle,
+            gender=gender_bundle,
+        )
+    )
+    # What an uninterrupted run counts, per zone (the same pipeline, without a broker).
+    reference = process_video(clip, load_config(config_path), progress=False, models=models)
+    expected = {zone: counts["people"] for zone, counts in reference["zones"].items()}
+    assert sum(expected.values()) > 0
+
+    receiver = Receiver(mosquitto.port)
+    agent = start_agent(config_path)
+    try:
+        assert receiver.wait_for(lambda: any(s.state == "online" for s in receiver.statuses), timeout=60)
+        mosquitto.stop()  # the broker goes away while the agent is counting
+        assert receiver.wait_for(lambda: outbox_depth(outbox) >= 3, timeout=90), (
+            "aggregates must pile up in the outbox"
+        )
+        assert agent.poll() is None, "the agent must keep running without its broker"
+        mosquitto.start()
+        _, stderr = agent.communicate(timeout=150)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert agent.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert "broker connection lost" in stderr
+    assert receiver.wait_for(lambda: receiver.totals() == expected, timeout=30), (receiver.totals(), expected)
+    assert outbox_depth(outbox) == 0
+    receiver.close()
+
+
+def _media_files(roots: list[Path]) -> list[Path]:
+    found = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if not path.is_file():
+                continue
+            head = path.read_bytes()[:16]
+            if (
+                path.suffix.lower() in MEDIA_SUFFIXES
+                or head.startswith(IMAGE_SIGNATURES)
+                or b"ftyp" in head[:12]
+            ):
+                found.append(path)
+    return found
+
+
+def test_privacy_no_image_written_and_no_image_data_sent(
+    walkby_clip, mosquitto, tmp_path: Path, detector_bundle: Path, gender_bundle: Path
+) -> None:
+    clip, truth = walkby_clip
+    home, tmpdir, work = tmp_path / "home", tmp_path / "tmp", tmp_path / "work"
+    for folder in (home, tmpdir, work):
+        folder.mkdir()
+    outbox = work / "state" / "outbox.sqlite"
+    config_path = work / "agent.yaml"
+    config_path.write_text(
+        agent_yaml(
+            clip,
+            truth["camera"],
+            outbox=outbox,
+            port=mosquitto.port,
+            detector=detector_bundle,
+            gender=gender_bundle,
+        )
+    )
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "TMPDIR": str(tmpdir),
+        "TMP": str(tmpdir),
+        "TEMP": str(tmpdir),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local"),
+    }
+    receiver = Receiver(mosquitto.port)
+    raw: list[bytes] = []
+    receiver.client.on_message = lambda c, u, m: (
+        raw.append(m.payload),
+        Receiver._on_message(receiver, c, u, m),
+    )
+    agent = start_agent(config_path, env=env, cwd=work)
+    _, stderr = agent.communicate(timeout=150)
+    assert agent.returncode == 0, stderr[-2000:]
+    assert receiver.wait_for(lambda: sum(receiver.totals().values()) > 0)
+    receiver.close()
+
+    assert _media_files([home, tmpdir, work]) == []
+    assert outbox.exists()
+    for database in outbox.parent.iterdir():
+        data = database.read_bytes()
+        assert not any(sig in data for sig in (b"\xff\xd8\xff", b"\x89PNG")), database
+    assert raw, "no message was received"
+    base64_run = re.compile(rb"[A-Za-z0-9+/=]{120,}")
+    for payload in raw:
+        assert len(payload) < 4096
+        assert not base64_run.search(payload)
+        assert not any(sig in payload for sig in IMAGE_SIGNATURES[:4])
+    # Logs carry no image data either.
+    assert not base64_run.search(stderr.encode())
+
+
+def test_unreachable_camera_is_retried_and_reported_offline(
+    mosquitto, tmp_path: Path, detector_bundle: Path, gender_bundle: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/video.mjpg"
+    config_path = tmp_path / "agent.yaml"
+    config_path.write_text(
+        agent_yaml(
+            url,
+            {},
+            outbox=tmp_path / "outbox.sqlite",
+            port=mosquitto.port,
+            detector=detector_bundle,
+            gender=gender_bundle,
+        )
+    )
+    receiver = Receiver(mosquitto.port)
+    agent = start_agent(config_path)
+    try:
+        offline = lambda: any(  # noqa: E731
+            s.state == "online" and s.cameras and s.cameras[0].state == "offline" and s.cameras[0].error
+            for s in receiver.statuses
+        )
+        assert receiver.wait_for(offline, timeout=60), receiver.statuses
+        time.sleep(2.5)  # long enough for a second attempt (backoff 1 s, then 2 s)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=60)
+        receiver.close()
+    assert agent.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    retries = [line for line in stderr.splitlines() if "camera offline; retrying" in line]
+    assert len(retries) >= 2 and "camera=cam1" in retries[0] and "cannot open" in retries[0]
+    status = next(s for s in reversed(receiver.statuses) if s.state == "online")
+    assert "cannot open" in (status.cameras[0].error or "")
+    assert receiver.statuses[-1].state == "offline"  # the agent said goodbye on SIGTERM
+
+
+def _process(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "footfall", "process", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "missing", "empty"])
+def test_corrupt_or_missing_video_is_one_clear_line(
+    kind: str, tmp_path: Path, walkby_clip, gender_bundle
+) -> None:
+    clip, _ = walkby_clip
+    video = tmp_path / "clip.mp4"
+    if kind == "garbage":
+        video.write_bytes(os.urandom(50_000))
+    elif kind == "truncated":
+        video.write_bytes(clip.read_bytes()[:3000])
+    elif kind == "empty":
+        video.write_bytes(b"")
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "agent_id: a\nsite_id: s\ncameras: [{id: c, source: x.mp4}]\n"
+        f"bundles: {{gender: {gender_bundle}}}\n"
+    )
+    result = _process(str(video), "--config", str(config), "--no-progress")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {video}: "), result.stderr
+    assert result.stdout == ""

@@ -1,0 +1,141 @@
+"""Config validation: every error is one line naming the file, the line and the field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from footfall.edge.config import WHOLE_FRAME_ZONE_ID, ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+VALID = """\
+agent_id: box-01
+site_id: mall-north
+cameras:
+  - id: entrance
+    source: rtsp://user:pw@10.0.0.12/stream1
+    zones:
+      - id: door
+        polygon: [[0.1, 0.2], [0.9, 0.2], [0.9, 1.0], [0.1, 1.0]]
+    lines:
+      - id: threshold
+        points: [[0.0, 0.5], [1.0, 0.5]]
+        direction: down
+  - id: atrium
+    source: 0
+"""
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config(REPO / "edge" / "config.example.yaml")
+    assert [c.id for c in config.cameras] == ["entrance", "atrium"]
+    assert config.cameras[1].counting_zones()[0].id == WHOLE_FRAME_ZONE_ID
+    assert config.bucket_seconds == 60
+
+
+def test_valid_config_defaults() -> None:
+    config = parse_config(VALID, "agent.yaml")
+    assert config.cameras[0].lines[0].direction == "down"
+    assert config.cameras[1].source == 0
+    assert config.client_id == "footfall-box-01"
+    assert config.mqtt.port == 1883
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "field", "words"),
+    [
+        (
+            ("[0.9, 0.2], [0.9, 1.0]", "[1.9, 0.2], [0.9, 1.0]"),
+            8,
+            "cameras[0].zones[0].polygon[1][0]",
+            "less than or equal to 1",
+        ),
+        (("direction: down", "direction: left"), 10, "cameras[0].lines[0]", "runs along the line"),
+        (("source: 0", "sourse: 0"), 14, "cameras[1].sourse", "unknown field"),
+        (("id: threshold", "id: door"), 4, "cameras[0]", "unique"),
+        (("site_id: mall-north", "site_id: mall north"), 2, "site_id", "pattern"),
+        (("source: 0", "source: ftp://x/y"), 14, "cameras[1].source", "unsupported URL scheme"),
+        (
+            ("agent_id: box-01\n", "agent_id: box-01\nbucket_seconds: 7\n"),
+            2,
+            "bucket_seconds",
+            "greater than or equal to 10",
+        ),
+        (
+            ("agent_id: box-01\n", "agent_id: box-01\nbucket_seconds: 70\n"),
+            2,
+            "bucket_seconds",
+            "does not divide a day",
+        ),
+        (
+            ("[0.9, 0.2], [0.9, 1.0], [0.1, 1.0]", "[0.9, 1.0], [0.9, 0.2], [0.1, 1.0]"),
+            8,
+            "cameras[0].zones[0].polygon",
+            "cross",
+        ),
+    ],
+)
+def test_errors_name_file_line_and_field(edit: tuple[str, str], line: int, field: str, words: str) -> None:
+    text = VALID.replace(*edit)
+    assert text != VALID
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "agent.yaml")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"agent.yaml:{line}: {field}" in message, message
+    assert words in message
+
+
+def test_missing_field_and_yaml_syntax() -> None:
+    with pytest.raises(ConfigError, match=r"^agent.yaml:1: cameras: field required"):
+        parse_config("agent_id: a\nsite_id: b\n", "agent.yaml")
+    with pytest.raises(ConfigError, match=r"^agent.yaml:4: not valid YAML"):
+        parse_config("agent_id: a\ncameras:\n  - id: c\n   source: 0\n", "agent.yaml")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse_config("- just\n- a list\n", "agent.yaml")
+
+
+def test_relative_paths_resolve_against_the_config(tmp_path: Path) -> None:
+    (tmp_path / "agent.yaml").write_text(
+        VALID.replace("source: 0", "source: clips/a.mp4") + "outbox: {path: state/outbox.sqlite}\n"
+    )
+    config = load_config(tmp_path / "agent.yaml")
+    assert config.outbox.path == tmp_path / "state" / "outbox.sqlite"
+    assert config.cameras[1].source == str(tmp_path / "clips" / "a.mp4")
+
+
+def _footfall(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "footfall", *args], capture_output=True, text=True, timeout=60, **kwargs
+    )
+
+
+def test_cli_bad_config_is_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "agent.yaml"
+    bad.write_text(VALID.replace("source: 0", "source: 0\n    fps: -3"))
+    result = _footfall("agent", "--config", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {bad}:15: cameras[1].fps: Input should be greater than 0"]
+    missing = _footfall("agent", "--config", str(tmp_path / "nope.yaml"))
+    assert (
+        missing.returncode == 2
+        and "config file not found" in missing.stderr
+        and "Traceback" not in missing.stderr
+    )
+
+
+def test_cli_check_config(tmp_path: Path, detector_bundle: Path, gender_bundle: Path) -> None:
+    good = tmp_path / "agent.yaml"
+    good.write_text(VALID + f"bundles: {{detector: {detector_bundle}, gender: {gender_bundle}}}\n")
+    result = _footfall("agent", "--config", str(good), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "entrance" in result.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(VALID + f"bundles: {{detector: {tmp_path}}}\n")
+    result = _footfall("agent", "--config", str(broken), "--check-config")
+    assert result.returncode == 2 and "no manifest.json" in result.stderr and "Traceback" not in result.stderr
