@@ -22,7 +22,8 @@ from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
 from footfall.server.catalog import ensure_zones
 from footfall.server.db import Database
-from footfall.server.localtime import hour_floor, local_day, local_hour_of_week
+from footfall.server.localtime import hour_floor, local_day, local_hour_of_week, utc_week
+from footfall.server.slots import SlotDeltas, apply_slot_deltas
 from footfall.server.sql import insert_for
 from footfall.server.tables import Agent, Bucket, DailyRollup, DeadLetter, HourlyRollup, Meta
 from sqlalchemy import bindparam, select, tuple_, update
@@ -317,6 +318,29 @@ class Ingestor:
             {"zone_pk": zone_pk, "day": day, **_as_counts(delta)}
             for (zone_pk, day), delta in sorted(daily.items())
         ]
+        # Which hours are new to the hourly rollup: each new hourly row is one more hour observed in its
+        # slot. ON CONFLICT DO NOTHING returns only the rows this transaction inserted (a concurrent insert of
+        # the same hour waits for the other transaction and then returns nothing).
+        hourly_table = HourlyRollup.__table__
+        new_hours = {
+            (row[0], row[1])
+            for row in session.execute(
+                insert(hourly_table)
+                .on_conflict_do_nothing(index_elements=["zone_pk", "hour_start"])
+                .returning(hourly_table.c.zone_pk, hourly_table.c.hour_start),
+                [{**row, **dict.fromkeys(COUNT_FIELDS, 0)} for row in hourly_rows],
+            )
+        }
+        slot_deltas: SlotDeltas = {
+            (row["zone_pk"], utc_week(row["hour_start"]), row["local_how"]): [
+                row["female"],
+                row["male"],
+                row["unknown"],
+                int((row["zone_pk"], row["hour_start"]) in new_hours),
+            ]
+            for row in hourly_rows
+        }
+        apply_slot_deltas(session, slot_deltas)
         for model, rows, keys in (
             (HourlyRollup, hourly_rows, ["zone_pk", "hour_start"]),
             (DailyRollup, daily_rows, ["zone_pk", "day"]),

@@ -116,6 +116,37 @@ class DailyRollup(_RollupCounts, Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
 
 
+class SlotCumulative(Base):
+    """Running totals per zone and local hour of week over UTC weeks (Monday 00:00 UTC to Monday).
+
+    The row of week ``w`` holds the sums of every hourly rollup of its zone and local hour of week whose hour
+    starts before the end of week ``w`` (``hours`` counts those hourly rows). A range of whole weeks is then
+    the difference of two rows per slot, whatever its length. Rows are dense: every hour of week of every
+    week from the zone's first to its last week (``SlotSpan``), so the row a query needs always exists.
+    """
+
+    __tablename__ = "rollup_slot_cumulative"
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    week: Mapped[int] = mapped_column(Integer, primary_key=True)
+    local_how: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    female: Mapped[int] = mapped_column(BigInteger, default=0)
+    male: Mapped[int] = mapped_column(BigInteger, default=0)
+    unknown: Mapped[int] = mapped_column(BigInteger, default=0)
+    hours: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SlotSpan(Base):
+    """First and last UTC week with rows in ``rollup_slot_cumulative`` for a zone; its row lock serialises
+    writers of that zone's running totals."""
+
+    __tablename__ = "rollup_slot_span"
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    first_week: Mapped[int] = mapped_column(Integer)
+    last_week: Mapped[int] = mapped_column(Integer)
+
+
 class DeadLetter(Base):
     __tablename__ = "dead_letters"
 

@@ -28,7 +28,7 @@ from footfall.server.api.deps import (
 from footfall.server.api.render import counts, counts_table
 from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
-from footfall.server.localtime import WEEKDAYS, to_iso, zone
+from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, to_iso, zone
 from footfall.server.privacy import suppress_table
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
@@ -84,15 +84,12 @@ def series(
     k = ctx.settings.k_anonymity
     rows = queries.series(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
     table = suppress_table(rows.parts, k)
-    shown = counts_table(rows.parts, table.parts, table.row_totals)
-    points = [
-        {
-            "start": to_iso(queries.key_start(key, site.timezone)),
-            "label": _label(key, granularity, site.timezone),
-            **cells,
-        }
-        for key, cells in zip(rows.keys, shown, strict=True)
-    ]
+    if granularity in ("minute", "hour"):  # UTC instants: formatted all at once
+        starts, labels = iso_and_local_labels(rows.keys, site.timezone)
+    else:
+        starts = [to_iso(queries.key_start(key, site.timezone)) for key in rows.keys]
+        labels = [_label(key, granularity, site.timezone) for key in rows.keys]
+    points = counts_table(rows.parts, table.parts, table.row_totals, starts, labels)
     total = rows.parts.sum(axis=0) if len(rows.keys) else np.zeros(3, np.int64)
     hidden_columns = table.column_totals if len(rows.keys) else np.zeros(3, bool)
     # Returned as a response so FastAPI skips re-validating thousands of points against the model.
