@@ -1,0 +1,169 @@
+"""End-to-end fixtures: a live test camera playing generated walk-by clips, and the product's processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from footfall.broker import MosquittoBroker, free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+import walkby  # noqa: E402  (bench/walkby.py, the clip generator)
+
+SITE, AGENT, CAMERA, ZONE = "e2e-mall", "e2e-box", "corridor", "frame"
+BUCKET_SECONDS = 10
+# Long enough for the last person's bucket to close and be sent (bucket + grace + track loss), so an agent
+# killed during the pause has lost nothing it counted, and short enough for the suite.
+PAUSE_SECONDS = 20.0
+
+
+@pytest.fixture(scope="session")
+def walkby_playlist(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path | float], int]:
+    """Two short walk-by clips with an empty corridor between them (generated in a temp folder only),
+    and the true number of people they show."""
+    folder = tmp_path_factory.mktemp("e2e-clips")
+    clips = []
+    people = 0
+    for seed in (11, 12):
+        spec = walkby.WalkbySpec(
+            people=5, seed=seed, width=640, height=360, fps=10.0, min_face=60, max_face=110,
+            spacing_seconds=1.6, cross_seconds=(3.0, 4.0), pillar=True,
+        )
+        clip, truth = walkby.make_walkby(data_dir, folder, spec, name=f"walkby-{seed}")
+        last_seen = max(person["last_seen"][0] for person in truth["persons"])
+        assert last_seen < truth["frames"] - 1, "the clip must end on an empty corridor"
+        clips.append(clip)
+        people += truth["people"]
+    return [clips[0], PAUSE_SECONDS, clips[1], 3.0], people
+
+
+def run(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "footfall", *args], capture_output=True, text=True, env={**os.environ, **env}
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
+class Product:
+    """Broker, server replicas and the agent as separate processes, each of which a test may kill."""
+
+    def __init__(self, workdir: Path, database_url: str, camera_url: str, broker: MosquittoBroker) -> None:
+        self.workdir = workdir
+        self.database_url = database_url
+        self.camera_url = camera_url
+        self.broker = broker
+        self.servers: dict[str, tuple[int, subprocess.Popen[bytes] | None]] = {}
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.env = {"DATABASE_URL": database_url, "FOOTFALL_K_ANON": "1", "FOOTFALL_LOG_LEVEL": "info"}
+        run("server", "migrate", env=self.env)
+        self.viewer_key = run("keys", "create", "--role", "viewer", "--name", "e2e", env=self.env)
+        self.outbox = workdir / "outbox.sqlite"
+        self.config = workdir / "agent.yaml"
+        self.config.write_text(
+            f"""\
+agent_id: {AGENT}
+site_id: {SITE}
+bucket_seconds: {BUCKET_SECONDS}
+cameras:
+  - id: {CAMERA}
+    source: {camera_url}
+    fps: 30  # above the camera's 10 fps: the agent processes every frame it receives
+mqtt:
+  host: 127.0.0.1
+  port: {broker.port}
+  heartbeat_seconds: 5
+outbox:
+  path: {self.outbox}
+"""
+        )
+
+    def _log(self, name: str):  # type: ignore[no-untyped-def]
+        return (self.workdir / f"{name}.log").open("ab")
+
+    def start_server(self, name: str = "server-1") -> None:
+        port = self.servers[name][0] if name in self.servers else free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "footfall", "server", "--port", str(port), "--mqtt", self.broker.url],
+            stdout=self._log(name), stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env, "FOOTFALL_MQTT_CLIENT_ID": f"e2e-{name}"},
+        )
+        self.servers[name] = (port, process)
+        wait_for_port(port, timeout=60)
+        self.wait_until(lambda: self.get("/healthz", port) is not None, 30, f"{name} health")
+        time.sleep(1.0)  # the MQTT subscription follows the HTTP start by a moment
+
+    def kill_server(self, name: str = "server-1") -> None:
+        port, process = self.servers[name]
+        assert process is not None
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.servers[name] = (port, None)
+
+    def start_agent(self) -> None:
+        self.agent = subprocess.Popen(
+            [sys.executable, "-m", "footfall", "agent", "--config", str(self.config), "--drain-seconds", "20"],
+            stdout=self._log("agent"), stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+        )
+
+    def kill_agent(self) -> None:
+        assert self.agent is not None
+        self.agent.send_signal(signal.SIGKILL)
+        self.agent.wait()
+
+    def stop_agent(self) -> int:
+        assert self.agent is not None
+        self.agent.send_signal(signal.SIGTERM)
+        return self.agent.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.agent is not None and self.agent.poll() is None:
+            self.agent.kill()
+        for _, process in self.servers.values():
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=20)
+
+    def get(self, path: str, port: int | None = None) -> dict | None:
+        port = port or next(p for p, proc in self.servers.values() if proc is not None)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"X-API-Key": self.viewer_key})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    def server_totals(self) -> dict[str, int]:
+        totals = self.get(f"/api/v1/sites/{SITE}/traffic/totals")
+        if totals is None:
+            return {}
+        counts = totals["totals"]
+        return {key: counts[key] or 0 for key in ("people", "female", "male", "unknown")}
+
+    def agent_totals(self) -> dict[str, int]:
+        """What the agent itself counted: its per-bucket state, kept in the outbox across restarts."""
+        with sqlite3.connect(self.outbox) as db:
+            row = db.execute(
+                "SELECT SUM(people), SUM(female), SUM(male), SUM(unknown) FROM bucket_state"
+            ).fetchone()
+        return dict(zip(("people", "female", "male", "unknown"), (value or 0 for value in row), strict=True))
+
+    @staticmethod
+    def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,113 @@
+"""A live test camera: plays a video file as an MJPEG-over-HTTP stream that follows the wall clock.
+
+Like a real camera, it does not wait for its viewer: an agent that is down misses what happens meanwhile,
+and one that reconnects sees the scene as it is now. Frames are served on loopback only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+
+from footfall.broker import free_port
+
+BOUNDARY = "footfallframe"
+
+
+def read_frames(video: Path) -> tuple[list[bytes], float]:
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    capture.release()
+    if not frames:
+        raise ValueError(f"{video}: no frames")
+    return frames, fps
+
+
+class LiveCamera:
+    """Serves a playlist at ``http://127.0.0.1:<port>/stream.mjpg``; frame = (now - started) × fps.
+
+    ``playlist`` holds video files and pauses (seconds, as a float): a pause repeats the previous clip's
+    last frame, an empty scene. After the playlist the last frame stays on screen, or it loops.
+    """
+
+    def __init__(self, playlist: list[Path | float], *, loop: bool = False) -> None:
+        self.frames: list[bytes] = []
+        self.fps = 10.0
+        self.marks: list[float] = []  # when each playlist item starts, in seconds from the start
+        for item in playlist:
+            self.marks.append(len(self.frames) / self.fps)
+            if isinstance(item, Path):
+                frames, self.fps = read_frames(item)
+                self.frames += frames
+            else:
+                self.frames += [self.frames[-1]] * round(item * self.fps)
+        self.loop = loop
+        self.port = free_port()
+        self.started = time.monotonic()
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.end_headers()
+                # A viewer joins the scene as it is now, then gets every frame once, on the camera's
+                # clock: no frame skipped or repeated because of scheduling jitter.
+                index = camera.frame_index()
+                try:
+                    while not camera.stopped.is_set():
+                        jpeg = camera.frame(index)
+                        header = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                        self.wfile.write(header.encode())
+                        self.wfile.write(jpeg)
+                        self.wfile.write(b"\r\n")
+                        index += 1
+                        time.sleep(max(0.0, index / camera.fps - camera.elapsed()))
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        self.stopped = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    @property
+    def duration(self) -> float:
+        return len(self.frames) / self.fps
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def frame_index(self) -> int:
+        return int(self.elapsed() * self.fps)
+
+    def frame(self, index: int) -> bytes:
+        index = index % len(self.frames) if self.loop else min(index, len(self.frames) - 1)
+        return self.frames[index]
+
+    def start(self) -> LiveCamera:
+        self.started = time.monotonic()
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
