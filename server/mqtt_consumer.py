@@ -85,9 +85,18 @@ class MqttConsumer:
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self.connected = False
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
-        )
+        # Shared subscriptions need MQTT 5. Without a group (one server, e.g. the demo's embedded broker that
+        # speaks only 3.1.1) a 3.1.1 persistent session does the same job.
+        self.mqtt5 = bool(group)
+        if self.mqtt5:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            )
+        else:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311,
+                clean_session=False, manual_ack=True,
+            )
         if self.address.username:
             self.client.username_pw_set(self.address.username, self.address.password)
         if self.address.tls:
@@ -112,9 +121,12 @@ class MqttConsumer:
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
         self._writer = threading.Thread(target=self._write_loop, name="mqtt-ingest-writer", daemon=True)
         self._writer.start()
-        self.client.connect_async(
-            self.address.host, self.address.port, keepalive=30, clean_start=False, properties=properties
-        )
+        if self.mqtt5:
+            self.client.connect_async(
+                self.address.host, self.address.port, keepalive=30, clean_start=False, properties=properties
+            )
+        else:
+            self.client.connect_async(self.address.host, self.address.port, keepalive=30)
         self.client.loop_start()
         log_event(
             logger,
@@ -148,7 +160,10 @@ class MqttConsumer:
         if reason_code.is_failure:
             log_event(logger, logging.ERROR, "mqtt connection refused", reason=str(reason_code))
             return
-        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.filters])
+        if self.mqtt5:
+            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.filters])
+        else:
+            client.subscribe([(topic, 1) for topic in self.filters])
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # type: ignore[no-untyped-def]
         failed = [str(code) for code in reason_codes if code.is_failure]

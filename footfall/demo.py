@@ -1,0 +1,218 @@
+"""``footfall demo``: broker, server and one agent on the bundled sample clip, on this machine.
+
+Everything runs with embedded defaults: SQLite in a demo folder, mosquitto when it is installed (else an
+embedded Python broker), the server on 127.0.0.1:8000 and an agent that plays the sample clip in a loop as
+if it were a camera. The demo prints the dashboard URL with a viewer key; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+import typer
+
+from footfall.core.logs import log_event
+
+log = logging.getLogger("footfall.demo")
+
+SAMPLE_CLIP = Path(__file__).resolve().parents[1] / "edge" / "samples" / "mall-walkby.mp4"
+SITE_ID = "demo-mall"
+AGENT_ID = "demo-box"
+
+
+def sample_clip() -> Path:
+    import footfall.edge
+
+    packaged = Path(footfall.edge.__file__).resolve().parent / "samples" / "mall-walkby.mp4"
+    return packaged if packaged.is_file() else SAMPLE_CLIP
+
+
+def agent_config(clip: Path, broker_port: int, workdir: Path, bucket_seconds: int) -> str:
+    """The demo agent: the sample clip as a looping camera, two zones and a counting line."""
+    return f"""\
+agent_id: {AGENT_ID}
+site_id: {SITE_ID}
+bucket_seconds: {bucket_seconds}
+cameras:
+  - id: corridor
+    source: {clip}
+    loop: true
+    fps: 10
+    zones:
+      - id: west-shops
+        polygon: [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
+      - id: east-shops
+        polygon: [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
+    lines:
+      - id: mid-corridor
+        points: [[0.5, 0.0], [0.5, 1.0]]
+        direction: any
+mqtt:
+  host: 127.0.0.1
+  port: {broker_port}
+  heartbeat_seconds: 10
+outbox:
+  path: {workdir / "outbox.sqlite"}
+"""
+
+
+class Services:
+    """Child processes of the demo, stopped in reverse order of start."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        logfile = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, *args], stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
+        )
+        self.children.append((name, process))
+        return process
+
+    def check(self) -> str | None:
+        """Name of a child that exited on its own, if any."""
+        for name, process in self.children:
+            if process.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        for name, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                log_event(log, logging.INFO, "stopped", service=name)
+
+
+def wait_http(url: str, timeout: float, services: Services) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (dead := services.check()) is not None:
+            raise RuntimeError(f"the {dead} stopped during start-up; see {services.workdir / dead}.log")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def run_demo(
+    port: int, workdir: Path | None, duration: float | None, bucket_seconds: int, keep: bool, broker: str = "auto"
+) -> int:
+    from footfall.broker import MosquittoBroker, free_port, wait_for_port
+
+    clip = sample_clip()
+    if not clip.is_file():
+        raise RuntimeError(f"sample clip {clip} is missing; rebuild it with: python bench/make_sample_clip.py")
+    workdir = workdir or Path(tempfile.gettempdir()) / "footfall-demo"
+    if workdir.exists() and not keep:
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    database_url = f"sqlite:///{workdir / 'footfall.db'}"
+    services = Services(workdir)
+
+    with ExitStack() as stack:
+        stack.callback(services.stop)
+        broker_port = free_port()
+        has_mosquitto = bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
+        if broker == "mosquitto" or (broker == "auto" and has_mosquitto):
+            mosquitto = MosquittoBroker(port=broker_port, workdir=workdir / "mosquitto").start()
+            stack.callback(mosquitto.stop)
+            broker_name = "mosquitto"
+        else:
+            services.start("broker", "-m", "footfall.embedded_broker", "--port", str(broker_port))
+            wait_for_port(broker_port, timeout=20)
+            broker_name = "embedded amqtt broker"
+        log_event(log, logging.INFO, "broker ready", broker=broker_name, port=broker_port)
+
+        env = {"DATABASE_URL": database_url}
+        subprocess.run(
+            [sys.executable, "-m", "footfall", "server", "migrate"], env={**os.environ, **env}, check=True,
+            capture_output=True,
+        )
+        viewer_key = subprocess.run(
+            [sys.executable, "-m", "footfall", "keys", "create", "--role", "viewer", "--name", "demo viewer"],
+            env={**os.environ, **env}, check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        services.start(
+            "server", "-m", "footfall", "server", "--port", str(port), "--mqtt", f"mqtt://127.0.0.1:{broker_port}",
+            env={**env, "FOOTFALL_MQTT_GROUP": "" if broker_name != "mosquitto" else "footfall-demo"},
+        )
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60, services)
+
+        config_file = workdir / "agent.yaml"
+        config_file.write_text(agent_config(clip, broker_port, workdir, bucket_seconds))
+        services.start("agent", "-m", "footfall", "agent", "--config", str(config_file))
+
+        url = f"http://127.0.0.1:{port}/dashboard/?key={viewer_key}"
+        typer.secho("\nfootfall demo is running", bold=True)
+        typer.echo(f"  dashboard   {url}")
+        typer.echo(f"  viewer key  {viewer_key}")
+        typer.echo(f"  API docs    http://127.0.0.1:{port}/api/docs")
+        typer.echo(f"  logs        {workdir}/*.log")
+        typer.echo("  Counts appear after the first bucket closes. Press Ctrl-C to stop.\n")
+
+        deadline = time.monotonic() + duration if duration else None
+        while deadline is None or time.monotonic() < deadline:
+            if (dead := services.check()) is not None:
+                raise RuntimeError(f"the {dead} stopped unexpectedly; see {workdir / dead}.log")
+            time.sleep(0.5)
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        port: int = typer.Option(8000, "--port", help="HTTP port of the server and dashboard."),
+        workdir: Path | None = typer.Option(None, "--workdir", help="Demo data folder (default: a temp folder)."),
+        duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+        bucket_seconds: int = typer.Option(60, "--bucket-seconds", help="Aggregation bucket of the demo agent."),
+        keep: bool = typer.Option(False, "--keep", help="Keep the data of an earlier demo run."),
+        broker: str = typer.Option(
+            "auto", "--broker", help="auto (mosquitto if installed), mosquitto, or embedded (Python, MQTT 3.1.1)."
+        ),
+    ) -> None:
+        """Run the whole product on this machine: broker, server, dashboard and an agent on a sample clip.
+
+        The agent plays the bundled sample clip (public-domain faces, see edge/samples/PROVENANCE.md) as a
+        camera; counts flow over MQTT to the server; open the printed dashboard URL to watch them.
+
+        Example: footfall demo            (then open http://127.0.0.1:8000/dashboard/?key=...)
+
+        Example: footfall demo --port 8080 --duration 300
+        """
+        from footfall.cli import require
+
+        require("demo", "cv2", "onnxruntime", "paho", "fastapi", "uvicorn", "sqlalchemy")
+        try:
+            if broker not in ("auto", "mosquitto", "embedded"):
+                raise typer.BadParameter("choose auto, mosquitto or embedded", param_hint="--broker")
+            code = run_demo(port, workdir, duration, bucket_seconds, keep, broker)
+        except (RuntimeError, subprocess.CalledProcessError, TimeoutError, FileNotFoundError) as exc:
+            detail = str(exc)
+            if isinstance(exc, subprocess.CalledProcessError) and exc.stderr:
+                detail = exc.stderr.strip().splitlines()[-1]
+            typer.secho(f"error: {detail}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("\nstopping the demo …", err=True)
+            code = 0
+        raise typer.Exit(code)
