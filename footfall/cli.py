@@ -9,6 +9,7 @@ as one clear line instead of an ImportError traceback.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 
@@ -84,10 +85,6 @@ for _module in PART_COMMANDS:
         # Only a missing part module is tolerated here; anything else is a bug that must surface.
         if _exc.name != _module:
             raise
-
-
-class MissingExtra(RuntimeError):
-    """Raised by a command whose part's dependencies are not installed."""
 
 
 def require(extra: str, *modules: str) -> None:

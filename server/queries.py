@@ -36,6 +36,19 @@ def _total(column: Any) -> Any:
     return cast(func.sum(column), BigInteger)
 
 
+def _measures(table: Any, occurrences: Any = None) -> tuple[Any, ...]:
+    """The summed columns of every traffic query, in the order ``Rows`` values carry them:
+    female, male, unknown, occurrences (rows, or what the caller counts), dwell samples, dwell seconds."""
+    return (
+        _total(table.female),
+        _total(table.male),
+        _total(table.unknown),
+        func.count() if occurrences is None else occurrences,
+        _total(table.dwell_samples),
+        func.sum(table.dwell_seconds),
+    )
+
+
 def _rows(keys: list, values: list[tuple]) -> Rows:
     array = np.array(values, dtype=float).reshape(len(values), 6)
     return Rows(
@@ -59,12 +72,7 @@ def series(
         query = (
             select(
                 minute,
-                _total(Bucket.female),
-                _total(Bucket.male),
-                _total(Bucket.unknown),
-                func.count(),
-                _total(Bucket.dwell_samples),
-                func.sum(Bucket.dwell_seconds),
+                *_measures(Bucket),
             )
             .where(Bucket.zone_pk.in_(zone_pks), Bucket.bucket_start >= start, Bucket.bucket_start < end)
             .group_by(minute)
@@ -75,12 +83,7 @@ def series(
         query = (
             select(
                 h.hour_start,
-                _total(h.female),
-                _total(h.male),
-                _total(h.unknown),
-                func.count(),
-                _total(h.dwell_samples),
-                func.sum(h.dwell_seconds),
+                *_measures(h),
             )
             .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
             .group_by(h.hour_start)
@@ -102,12 +105,7 @@ def _days(
     result = session.execute(
         select(
             d.day,
-            _total(d.female),
-            _total(d.male),
-            _total(d.unknown),
-            func.count(),
-            _total(d.dwell_samples),
-            func.sum(d.dwell_seconds),
+            *_measures(d),
         )
         .where(d.zone_pk.in_(zone_pks), d.day >= first, d.day < stop)
         .group_by(d.day)
@@ -134,12 +132,7 @@ def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) 
     result = session.execute(
         select(
             h.zone_pk,
-            _total(h.female),
-            _total(h.male),
-            _total(h.unknown),
-            func.count(),
-            _total(h.dwell_samples),
-            func.sum(h.dwell_seconds),
+            *_measures(h),
         )
         .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
         .group_by(h.zone_pk)
@@ -157,12 +150,7 @@ def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int)
     result = session.execute(
         select(
             h.local_how,
-            _total(h.female),
-            _total(h.male),
-            _total(h.unknown),
-            func.count(distinct(h.hour_start)),
-            _total(h.dwell_samples),
-            func.sum(h.dwell_seconds),
+            *_measures(h, occurrences=func.count(distinct(h.hour_start))),
         )
         .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
         .group_by(h.local_how)
