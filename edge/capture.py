@@ -238,6 +238,20 @@ class CameraCapture:
         if state != self.state or error != self.error:
             self.state, self.error = state, error
 
+    def _offline_until_retry(self, source: str, reason: str, backoff: float) -> bool:
+        """Reports the camera offline and waits ``backoff`` seconds; True when the agent stops meanwhile."""
+        self._set_state("offline", f"{source}: {reason}")
+        log_event(
+            logger,
+            logging.WARNING,
+            "camera offline; retrying",
+            camera=self.camera.id,
+            source=source,
+            reason=reason,
+            retry_in_s=round(backoff, 1),
+        )
+        return self._stop.wait(backoff)
+
     def _run(self) -> None:
         backoff = 1.0
         source = describe_source(self.camera.source)
@@ -251,17 +265,7 @@ class CameraCapture:
                     reason = "cannot open video (not a video file, or corrupt)"
                 else:
                     reason = "cannot open the stream (unreachable, wrong URL or credentials?)"
-                self._set_state("offline", f"{source}: {reason}")
-                log_event(
-                    logger,
-                    logging.WARNING,
-                    "camera offline; retrying",
-                    camera=self.camera.id,
-                    source=source,
-                    reason=reason,
-                    retry_in_s=round(backoff, 1),
-                )
-                if self._stop.wait(backoff):
+                if self._offline_until_retry(source, reason, backoff):
                     break
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
@@ -284,17 +288,7 @@ class CameraCapture:
             reason = (
                 "stream stopped delivering frames" if got_frames else "opened but no frame could be decoded"
             )
-            self._set_state("offline", f"{source}: {reason}")
-            log_event(
-                logger,
-                logging.WARNING,
-                "camera offline; retrying",
-                camera=self.camera.id,
-                source=source,
-                reason=reason,
-                retry_in_s=round(backoff, 1),
-            )
-            if self._stop.wait(backoff):
+            if self._offline_until_retry(source, reason, backoff):
                 break
             backoff = min(backoff * 2, self.max_backoff)
         while self._ordered is not None and not self._stop.is_set():
