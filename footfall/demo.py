@@ -178,6 +178,10 @@ def run_demo(
     return 0
 
 
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
@@ -202,6 +206,7 @@ def register(app: typer.Typer) -> None:
         from footfall.cli import require
 
         require("demo", "cv2", "onnxruntime", "paho", "fastapi", "uvicorn", "sqlalchemy")
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill`, systemd and docker stop: shut down as on Ctrl-C
         try:
             if broker not in ("auto", "mosquitto", "embedded"):
                 raise typer.BadParameter("choose auto, mosquitto or embedded", param_hint="--broker")

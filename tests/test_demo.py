@@ -77,5 +77,9 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
         alive = [pid for pid in started if Path(f"/proc/{pid}").exists()]
         assert not alive, f"processes left running after Ctrl-C: {alive}"
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # a failed assertion above: stop the demo the way a user would
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
