@@ -25,16 +25,15 @@ from footfall.core.logs import log_event
 
 log = logging.getLogger("footfall.demo")
 
-SAMPLE_CLIP = Path(__file__).resolve().parents[1] / "edge" / "samples" / "mall-walkby.mp4"
 SITE_ID = "demo-mall"
 AGENT_ID = "demo-box"
 
 
 def sample_clip() -> Path:
+    """The clip shipped as package data of footfall.edge (edge/samples/ in a checkout)."""
     import footfall.edge
 
-    packaged = Path(footfall.edge.__file__).resolve().parent / "samples" / "mall-walkby.mp4"
-    return packaged if packaged.is_file() else SAMPLE_CLIP
+    return Path(footfall.edge.__file__).resolve().parent / "samples" / "mall-walkby.mp4"
 
 
 def agent_config(clip: Path, broker_port: int, workdir: Path, bucket_seconds: int) -> str:

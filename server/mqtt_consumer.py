@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
 from footfall.core.logs import log_event
-from footfall.core.wire import DEFAULT_TOPIC_PREFIX
+from footfall.core.wire import DEFAULT_TOPIC_PREFIX, subscription_filters
 from footfall.server.ingest import Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -109,11 +109,10 @@ class MqttConsumer:
 
     @property
     def filters(self) -> list[str]:
-        aggregates = f"{self.prefix}/+/+/aggregates"
-        shared = (
-            f"$share/{self.group}/{aggregates}" if self.group else aggregates
-        )  # no group: one server only
-        return [shared, f"{self.prefix}/+/+/status"]
+        aggregates, status = subscription_filters(self.prefix)
+        # Replicas in one group split the aggregates; every replica sees each (retained) status. No group:
+        # one server only, plain subscription.
+        return [f"$share/{self.group}/{aggregates}" if self.group else aggregates, status]
 
     def start(self) -> MqttConsumer:
         properties = Properties(PacketTypes.CONNECT)

@@ -37,10 +37,10 @@ class LiveCamera:
     """Serves a playlist at ``http://127.0.0.1:<port>/stream.mjpg``; frame = (now - started) × fps.
 
     ``playlist`` holds video files and pauses (seconds, as a float): a pause repeats the previous clip's
-    last frame, an empty scene. After the playlist the last frame stays on screen, or it loops.
+    last frame, an empty scene. After the playlist the last frame stays on screen.
     """
 
-    def __init__(self, playlist: list[Path | float], *, loop: bool = False) -> None:
+    def __init__(self, playlist: list[Path | float]) -> None:
         self.frames: list[bytes] = []
         self.fps = 10.0
         self.marks: list[float] = []  # when each playlist item starts, in seconds from the start
@@ -51,7 +51,6 @@ class LiveCamera:
                 self.frames += frames
             else:
                 self.frames += [self.frames[-1]] * round(item * self.fps)
-        self.loop = loop
         self.port = free_port()
         self.started = time.monotonic()
         camera = self
@@ -99,8 +98,7 @@ class LiveCamera:
         return int(self.elapsed() * self.fps)
 
     def frame(self, index: int) -> bytes:
-        index = index % len(self.frames) if self.loop else min(index, len(self.frames) - 1)
-        return self.frames[index]
+        return self.frames[min(index, len(self.frames) - 1)]
 
     def start(self) -> LiveCamera:
         self.started = time.monotonic()
