@@ -1,10 +1,17 @@
-"""Wire schema of what leaves a camera box: per-zone aggregate counts and agent status.
+"""Wire schema between camera boxes and the server: aggregate counts and agent status go up; receipts and
+the server's "subscribed" notice come back.
 
 Only counts cross the wire, never image data. Every aggregate carries the key the server needs for
 idempotent ingest, ``(agent_id, camera_id, zone_id, bucket_start)``, and a per-agent ``seq``.
 An aggregate is the *full* count of its bucket, not a delta: when an agent re-sends a bucket (a replay
 after a reconnect, or an update because a late track closed), the server keeps the message with the
 highest ``seq`` for that key, so redelivery never double-counts.
+
+Delivery is confirmed end to end, not by the broker: a broker acknowledges a publish even when no
+subscriber holds it (a broker restarted without the server's shared subscription, say). So the agent keeps
+each aggregate until the server's :class:`Receipt` names its ``seq`` (stored, or refused with a reason),
+re-sends what stays unconfirmed, and re-sends at once when a server announces with :class:`ServerOnline`
+that it has (re)subscribed.
 
 Versioning: ``schema_version`` is the major version. New dimensions (age bands, say) are added as
 optional fields in a minor revision of the same major version; a server accepts every message of its
@@ -134,8 +141,46 @@ class AgentStatus(_Strict):
     version: str = Field(default="", max_length=64)
 
 
+MAX_RECEIPT_SEQS = 1000
+
+
+class RefusedSeq(_Strict):
+    seq: NonNegativeInt
+    reason: str = Field(max_length=2000)
+
+
+class Receipt(_Strict):
+    """Server → agent, after the transaction that handled the messages committed: the agent may forget them.
+
+    ``stored`` seqs are held by the server (or superseded there by a higher seq of the same bucket);
+    ``refused`` ones were dead-lettered for good (e.g. a bucket older than the raw-data retention) and
+    re-sending them would not help.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["receipt"] = "receipt"
+    agent_id: Identifier
+    site_id: Identifier
+    stored: list[NonNegativeInt] = Field(default_factory=list, max_length=MAX_RECEIPT_SEQS)
+    refused: list[RefusedSeq] = Field(default_factory=list, max_length=MAX_RECEIPT_SEQS)
+
+
+class ServerOnline(_Strict):
+    """Server → all agents, each time a server (re)subscribed: what a broker lost may be sent again now."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["server-online"] = "server-online"
+    server_id: str = Field(min_length=1, max_length=128)
+    sent_at: AwareDatetime
+
+
 WireMessage = Annotated[AggregateMessage | AgentStatus, Field(discriminator="kind")]
 _wire_adapter: TypeAdapter[AggregateMessage | AgentStatus] = TypeAdapter(WireMessage)
+ServerMessage = Annotated[Receipt | ServerOnline, Field(discriminator="kind")]
+_server_adapter: TypeAdapter[Receipt | ServerOnline] = TypeAdapter(ServerMessage)
+_any_adapter: TypeAdapter[AggregateMessage | AgentStatus | Receipt | ServerOnline] = TypeAdapter(
+    Annotated[AggregateMessage | AgentStatus | Receipt | ServerOnline, Field(discriminator="kind")]
+)
 
 
 class WireError(ValueError):
@@ -150,8 +195,7 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_message(payload: bytes | str) -> AggregateMessage | AgentStatus:
-    """Parses one JSON message; raises :class:`WireError` naming the offending field(s)."""
+def _parse(payload: bytes | str, adapter: TypeAdapter, kinds: str):  # type: ignore[no-untyped-def]
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -159,18 +203,28 @@ def parse_message(payload: bytes | str) -> AggregateMessage | AgentStatus:
     if not isinstance(data, dict):
         raise WireError(f"message must be a JSON object, got {type(data).__name__}")
     if "kind" not in data:
-        raise WireError("kind: field required ('aggregate' or 'status')")
+        raise WireError(f"kind: field required ({kinds})")
     if data.get("schema_version") not in (None, SCHEMA_VERSION):
         raise WireError(
-            f"schema_version: unsupported version {data.get('schema_version')!r}, this server speaks {SCHEMA_VERSION}"
+            f"schema_version: unsupported version {data.get('schema_version')!r}, this side speaks {SCHEMA_VERSION}"
         )
     try:
-        return _wire_adapter.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         raise WireError(_describe(exc)) from None
 
 
-def encode(message: AggregateMessage | AgentStatus) -> bytes:
+def parse_message(payload: bytes | str) -> AggregateMessage | AgentStatus:
+    """Parses one agent → server message; raises :class:`WireError` naming the offending field(s)."""
+    return _parse(payload, _wire_adapter, "'aggregate' or 'status'")
+
+
+def parse_server_message(payload: bytes | str) -> Receipt | ServerOnline:
+    """Parses one server → agent message; raises :class:`WireError` naming the offending field(s)."""
+    return _parse(payload, _server_adapter, "'receipt' or 'server-online'")
+
+
+def encode(message: AggregateMessage | AgentStatus | Receipt | ServerOnline) -> bytes:
     return message.model_dump_json().encode()
 
 
@@ -182,14 +236,23 @@ def status_topic(site_id: str, agent_id: str, prefix: str = DEFAULT_TOPIC_PREFIX
     return f"{prefix}/{site_id}/{agent_id}/status"
 
 
+def receipt_topic(site_id: str, agent_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    return f"{prefix}/{site_id}/{agent_id}/receipts"
+
+
+def server_online_topic(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """Outside the servers' own filters (two levels below the prefix, theirs are three)."""
+    return f"{prefix}/_servers/online"
+
+
 def subscription_filters(prefix: str = DEFAULT_TOPIC_PREFIX) -> list[str]:
     """Topic filters a server subscribes to (wrap in ``$share/<group>/`` to split load between replicas)."""
     return [f"{prefix}/+/+/aggregates", f"{prefix}/+/+/status"]
 
 
 def json_schema() -> dict:
-    """The JSON Schema of every wire message, as written to docs/wire-schema.json."""
-    schema = _wire_adapter.json_schema()
+    """The JSON Schema of every wire message, both directions, as written to docs/wire-schema.json."""
+    schema = _any_adapter.json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"footfall wire messages, schema_version {SCHEMA_VERSION}"
     return schema

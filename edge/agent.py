@@ -21,7 +21,7 @@ from footfall.edge.capture import CameraCapture
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.delivery import MqttPublisher
 from footfall.edge.messages import aggregate_message, bucket_key
-from footfall.edge.outbox import Outbox, OutboxError
+from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_models
 
 from footfall import __version__
@@ -169,11 +169,15 @@ class Agent:
     def run(self, *, drain_seconds: float = 30.0) -> int:
         """Runs until stopped (SIGTERM/SIGINT) or, when every camera is a video file, until they end.
 
-        Returns 0 when everything counted was delivered, 1 when aggregates are left in the outbox (they
-        are sent on the next start).
+        Returns 0 when the server confirmed everything counted, 1 when aggregates are left in the outbox
+        (they are sent on the next start).
         """
         config = self.config
-        self.outbox = Outbox(config.outbox.path, max_messages=config.outbox.max_messages)
+        self.outbox = Outbox(
+            config.outbox.path,
+            max_messages=config.outbox.max_messages,
+            resend=ResendPolicy(config.mqtt.resend_seconds, config.mqtt.resend_max_seconds),
+        )
         self.outbox.prune_state()
         models = self._models or load_models(config)
         for camera in config.cameras:
@@ -244,7 +248,7 @@ class Agent:
             log_event(
                 logger,
                 logging.WARNING,
-                "stopped with aggregates not yet acknowledged; they are kept in the "
+                "stopped with aggregates the server has not confirmed yet; they are kept in the "
                 "outbox and sent on the next start",
                 pending=left,
                 outbox=str(self.config.outbox.path),

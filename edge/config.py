@@ -188,6 +188,14 @@ class MqttConfig(_Model):
     topic_prefix: str = Field(default=DEFAULT_TOPIC_PREFIX, min_length=1, pattern=r"^[^#+]+$")
     keepalive: int = Field(default=30, ge=5, le=3600)
     heartbeat_seconds: float = Field(default=30.0, ge=1, le=3600)
+    resend_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="An aggregate the server has not confirmed is sent again after this long, then after "
+        "twice as long each time, up to resend_max_seconds.",
+    )
+    resend_max_seconds: float = Field(default=600.0, ge=1, le=86_400)
 
     def resolved_password(self) -> str | None:
         if self.password_env:

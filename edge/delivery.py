@@ -1,9 +1,11 @@
 """Publishing the outbox over MQTT (QoS 1), the retained status topic, its last will and the heartbeat.
 
-The publisher runs in its own thread and never blocks the pipelines: they write to the outbox and
-carry on; this thread sends what is pending whenever the broker is reachable, a bounded window at a
-time, and deletes a row only on the broker's PUBACK. After a reconnect (or a restart) it starts again
-from the oldest pending row; a message sent twice is harmless because the server keeps the highest seq.
+The publisher runs in its own thread and never blocks the pipelines: they write to the outbox and carry
+on; this thread sends whatever is due whenever the broker is reachable, a bounded window at a time.
+A row leaves the outbox only when the server's receipt names its seq; the broker's PUBACK merely frees
+a place in the window. Unconfirmed rows are sent again after a back-off, after every reconnect, and at
+once when a server announces that it has (re)subscribed; a message that arrives twice is harmless
+because the server keeps the highest seq of each bucket.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from footfall.core.logs import log_event
-from footfall.core.wire import AgentStatus, encode, status_topic
+from footfall.core.wire import (
+    AgentStatus,
+    Receipt,
+    WireError,
+    encode,
+    parse_server_message,
+    receipt_topic,
+    server_online_topic,
+    status_topic,
+)
 from footfall.edge.config import AgentConfig, TlsConfig
 from footfall.edge.outbox import Outbox
 
@@ -39,19 +50,21 @@ class MqttPublisher:
         self.outbox = outbox
         self.status = status
         self.window = window
-        self.status_topic = status_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
+        prefix = config.mqtt.topic_prefix
+        self.status_topic = status_topic(config.site_id, config.agent_id, prefix)
+        self.receipt_topic = receipt_topic(config.site_id, config.agent_id, prefix)
+        self.server_online_topic = server_online_topic(prefix)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._inflight: dict[int, int] = {}  # mid -> outbox row id
-        # PUBACKs that arrived before publish() returned their mid to us (mid -> when). Status messages
+        self._inflight: set[int] = set()  # mids of aggregates the broker has not acknowledged yet
+        # PUBACKs that arrived before publish() returned their mid to us (mid -> when). Status messages'
         # acks land here too and are never claimed; they are forgotten after a few seconds, long before
         # paho could hand the same mid out again (it counts up to 65535).
         self._early_acks: dict[int, float] = {}
-        self._cursor = 0
         self._connected = False
         self._stopping = False
         self.sent = 0
-        self.acknowledged = 0
+        self.confirmed = 0
         self.client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
 
@@ -82,6 +95,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -93,7 +107,8 @@ class MqttPublisher:
         self._thread.start()
 
     def stop(self, drain_seconds: float = 0.0) -> None:
-        """Waits up to ``drain_seconds`` for the outbox to empty, publishes 'offline' and disconnects."""
+        """Waits up to ``drain_seconds`` for the server to confirm everything, publishes 'offline' and
+        disconnects."""
         self.wait_drained(drain_seconds)
         with self._lock:
             self._stopping = True
@@ -111,10 +126,10 @@ class MqttPublisher:
         self._thread.join(timeout=5)
 
     def wait_drained(self, timeout: float) -> bool:
+        """Waits until the server has confirmed every row (or ``timeout`` passes)."""
         deadline = time.monotonic() + timeout
         while self.outbox.depth() and time.monotonic() < deadline:
-            with self._lock:
-                self._wake.notify_all()
+            self.notify()
             time.sleep(0.05)
         return self.outbox.depth() == 0
 
@@ -137,12 +152,17 @@ class MqttPublisher:
             log_event(logger, logging.WARNING, "broker refused the connection", reason=str(reason_code))
             return
         log_event(logger, logging.INFO, "connected to broker", pending=self.outbox.depth())
+        # A clean session: subscribe on every connect. Receipts that came while we were away are lost, which
+        # costs only a re-send.
+        client.subscribe([(self.receipt_topic, 1), (self.server_online_topic, 1)])
         client.publish(self.status_topic, encode(self.status("online")), qos=1, retain=True)
+        # What was sent before may not have reached the server (the broker may even have restarted):
+        # everything unconfirmed goes again, oldest first.
+        self.outbox.resend_all()
         with self._lock:
             self._connected = True
             self._inflight.clear()
             self._early_acks.clear()
-            self._cursor = 0  # replay everything still unacknowledged, oldest first
             self._wake.notify_all()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -162,17 +182,43 @@ class MqttPublisher:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
-            row_id = self._inflight.pop(mid, None)
-            if row_id is None:
-                now = time.monotonic()
-                self._early_acks[mid] = now
-                if len(self._early_acks) > 64:
-                    recent = {m: at for m, at in self._early_acks.items() if now - at < EARLY_ACK_SECONDS}
-                    self._early_acks = recent
+            if mid in self._inflight:
+                self._inflight.discard(mid)
+                self._wake.notify_all()
                 return
-            self._wake.notify_all()
-        self.outbox.acknowledge(row_id)
-        self.acknowledged += 1
+            now = time.monotonic()
+            self._early_acks[mid] = now
+            if len(self._early_acks) > 64:
+                self._early_acks = {m: at for m, at in self._early_acks.items() if now - at < EARLY_ACK_SECONDS}
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            parsed = parse_server_message(message.payload)
+        except WireError as exc:
+            log_event(
+                logger, logging.WARNING, "ignored a malformed server message", topic=message.topic, error=str(exc)
+            )
+            return
+        if isinstance(parsed, Receipt):
+            self._on_receipt(parsed)
+        else:
+            log_event(
+                logger,
+                logging.INFO,
+                "a server subscribed; re-sending what it has not confirmed",
+                server=parsed.server_id,
+                pending=self.outbox.depth(),
+            )
+            self.outbox.resend_all()
+            self.notify()
+
+    def _on_receipt(self, receipt: Receipt) -> None:
+        if (receipt.site_id, receipt.agent_id) != (self.config.site_id, self.config.agent_id):
+            return  # not ours (a shared broker with a broad ACL): never drop our rows on its say-so
+        for refused in receipt.refused:
+            # Durable in the server's dead letters; re-sending cannot fix it, so it must at least be loud here.
+            log_event(logger, logging.ERROR, "the server refused an aggregate", seq=refused.seq, reason=refused.reason)
+        self.confirmed += self.outbox.confirm([*receipt.stored, *(r.seq for r in receipt.refused)])
 
     # -- sender thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -180,33 +226,24 @@ class MqttPublisher:
             with self._lock:
                 while not self._stopping and (not self._connected or len(self._inflight) >= self.window):
                     self._wake.wait(timeout=1.0)
-                    if self._connected and len(self._inflight) < self.window:
-                        break
                 if self._stopping:
                     return
                 room = self.window - len(self._inflight)
-                cursor = self._cursor
-            rows = self.outbox.pending(after_id=cursor, limit=room)
+            rows = self.outbox.due(limit=room)
             if not rows:
                 with self._lock:
                     if not self._stopping:
-                        self._wake.wait(timeout=1.0)
+                        self._wake.wait(timeout=1.0)  # a new row, a connect or a resend notice wakes us sooner
                 continue
             for row in rows:
                 if not self._connected:
                     break
                 info = self.client.publish(row.topic, row.payload, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    break  # connection dropped under us; the reconnect replays from the cursor
-                acked_early = False
+                    break  # connection dropped under us; the reconnect makes every row due again
+                self.outbox.mark_sent(row.id)
                 with self._lock:
                     acked_at = self._early_acks.pop(info.mid, None)
-                    if acked_at is not None and time.monotonic() - acked_at < EARLY_ACK_SECONDS:
-                        acked_early = True
-                    else:
-                        self._inflight[info.mid] = row.id
-                    self._cursor = max(self._cursor, row.id)
+                    if acked_at is None or time.monotonic() - acked_at >= EARLY_ACK_SECONDS:
+                        self._inflight.add(info.mid)
                 self.sent += 1
-                if acked_early:
-                    self.outbox.acknowledge(row.id)
-                    self.acknowledged += 1

@@ -1,5 +1,10 @@
 """The durable outbox: every aggregate is committed to SQLite before it is published, and removed only when
-the broker has acknowledged it.
+the server's receipt names its seq (a broker's PUBACK is not enough: a broker acknowledges messages that no
+subscriber holds, and loses what it had not saved when it crashes).
+
+A sent row waits for its receipt; if none comes it becomes due again after a back-off that doubles with each
+attempt (``resend_after``), and :meth:`Outbox.resend_all` makes every unconfirmed row due at once (after a
+reconnect, or when a server announces it has just subscribed).
 
 One row per bucket key: a newer full count of a bucket supersedes an unsent older one, so a long broker
 outage costs one row per bucket, not one per update. The outbox also remembers what each bucket held when
@@ -29,7 +34,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     bucket_key TEXT NOT NULL UNIQUE,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    seq INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_send_at REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS bucket_state (
     bucket_key TEXT PRIMARY KEY,
@@ -52,12 +60,34 @@ class OutboxRow:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class ResendPolicy:
+    """When an unconfirmed row is sent again: ``first_seconds`` after the first send, doubling, at most
+    ``max_seconds`` apart."""
+
+    first_seconds: float = 10.0
+    max_seconds: float = 600.0
+
+    def delay(self, attempts: int) -> float:
+        return min(self.first_seconds * 2 ** max(0, attempts - 1), self.max_seconds)
+
+
 class Outbox:
     """Thread-safe; the pipeline threads add, the publisher reads and acknowledges."""
 
-    def __init__(self, path: str | Path, *, max_messages: int = 200_000, state_days: float = 2.0):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_messages: int = 200_000,
+        state_days: float = 2.0,
+        resend: ResendPolicy | None = None,
+        clock=time.time,  # type: ignore[no-untyped-def]
+    ):
         self.path = Path(path)
         self.max_messages = max_messages
+        self.resend = resend or ResendPolicy()
+        self.clock = clock
         self.state_seconds = state_days * 86_400
         self._lock = threading.Lock()
         self._cap_warned = False
@@ -68,9 +98,25 @@ class Outbox:
             # FULL: a committed row survives a power cut, which is the point of an outbox.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._upgrade()
         except sqlite3.Error as exc:
             raise OutboxError(f"{self.path}: cannot open the outbox database ({exc})") from None
         self.dropped = 0
+
+    def _upgrade(self) -> None:
+        """Outbox files written before receipts existed: add the columns, take each row's seq from its payload."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        for name, declaration in (
+            ("seq", "INTEGER"),
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("next_send_at", "REAL NOT NULL DEFAULT 0"),
+        ):
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
+        self._db.execute(
+            "UPDATE outbox SET seq = json_extract(CAST(payload AS TEXT), '$.seq') WHERE seq IS NULL"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_seq ON outbox(seq)")
 
     def close(self) -> None:
         with self._lock:
@@ -97,8 +143,8 @@ class Outbox:
                 payload = build_payload(seq)
                 self._db.execute("DELETE FROM outbox WHERE bucket_key=?", (bucket_key,))
                 self._db.execute(
-                    "INSERT INTO outbox(bucket_key, topic, payload, created_at) VALUES(?,?,?,?)",
-                    (bucket_key, topic, payload, time.time()),
+                    "INSERT INTO outbox(bucket_key, topic, payload, created_at, seq) VALUES(?,?,?,?,?)",
+                    (bucket_key, topic, payload, time.time(), seq),
                 )
                 self._db.execute(
                     "INSERT INTO bucket_state VALUES(?,?,?,?,?,?,?,?) "
@@ -151,16 +197,54 @@ class Outbox:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
 
-    def pending(self, after_id: int = 0, limit: int = 100) -> list[OutboxRow]:
+    def pending(self, limit: int = 100_000) -> list[OutboxRow]:
+        """Every row the server has not confirmed yet, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                "SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2])) for r in rows]
 
-    def acknowledge(self, row_id: int) -> None:
+    def due(self, limit: int = 100) -> list[OutboxRow]:
+        """Rows to send now: never sent, or unconfirmed for longer than their back-off; oldest first."""
         with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE id=?", (row_id,))
+            rows = self._db.execute(
+                "SELECT id, topic, payload FROM outbox WHERE next_send_at <= ? ORDER BY id LIMIT ?",
+                (self.clock(), limit),
+            ).fetchall()
+        return [OutboxRow(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def mark_sent(self, row_id: int) -> None:
+        """The row went out: it is due again only if no receipt names it within the back-off."""
+        with self._lock:
+            attempts = self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE id=? RETURNING attempts", (row_id,)
+            ).fetchone()
+            if attempts is not None:
+                self._db.execute(
+                    "UPDATE outbox SET next_send_at=? WHERE id=?",
+                    (self.clock() + self.resend.delay(attempts[0]), row_id),
+                )
+
+    def resend_all(self) -> None:
+        """Makes every unconfirmed row due now."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET next_send_at = 0 WHERE next_send_at > 0")
+
+    def confirm(self, seqs: list[int]) -> int:
+        """Forgets the rows whose seq a receipt names; returns how many there were. A row replaced by a newer
+        count of its bucket has a new seq and stays until that one is confirmed."""
+        if not seqs:
+            return 0
+        with self._lock:
+            removed = 0
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
+                cursor = self._db.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                )
+                removed += cursor.rowcount
+            return removed
 
     def depth(self) -> int:
         with self._lock:

@@ -54,12 +54,24 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True)
+class Handled:
+    """An aggregate this batch dealt with for good: stored (or superseded), or refused with a reason. The
+    MQTT consumer turns these into receipts, so the agent may forget them."""
+
+    site_id: str
+    agent_id: str
+    seq: int
+    refused: str | None = None
+
+
 @dataclass
 class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     statuses: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    handled: list[Handled] = field(default_factory=list)
 
 
 @dataclass
@@ -148,11 +160,13 @@ class Ingestor:
         statuses: list[AgentStatus] = []
         dead: list[dict[str, object]] = []
         for index, item in enumerate(items):
+            sender: AggregateMessage | None = None  # known once the message is proven to be its agent's
             try:
                 message = parse_message(item.payload)
                 _check_topic(message, item)
                 _check_agent(message, item)
                 if isinstance(message, AggregateMessage):
+                    sender = message
                     start = int(message.bucket_start.timestamp())
                     if start > now + FUTURE_TOLERANCE_S:
                         raise WireError(
@@ -170,6 +184,8 @@ class Ingestor:
             except WireError as exc:
                 reason = str(exc)
                 result.rejected.append(Rejection(index, reason))
+                if sender is not None:
+                    result.handled.append(Handled(sender.site_id, sender.agent_id, sender.seq, reason[:2000]))
                 dead.append(
                     {
                         "received_at": int(now),
@@ -194,6 +210,7 @@ class Ingestor:
             accepted = self._store_aggregates(session, [m for _, m in aggregates], now)
             result.accepted = accepted
             result.duplicates = len(aggregates) - accepted
+            result.handled.extend(Handled(m.site_id, m.agent_id, m.seq) for _, m in aggregates)
             self._touch_agents(session, [m for _, m in aggregates], now)
         if statuses:
             self._store_statuses(session, statuses, now)

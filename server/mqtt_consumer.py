@@ -6,6 +6,11 @@
   published while the server is down wait in the broker and arrive after a restart.
 * Manual acknowledgement: a message is acknowledged after the transaction that stored it (or dead-lettered
   it) committed. A crash before that means redelivery, which the idempotent upsert absorbs.
+* Receipts: after that commit each agent gets a receipt naming the seqs stored or refused for good, and only
+  then forgets them. The broker's own acknowledgement to the agent proves nothing: mosquitto 2.0, for one,
+  does not restore shared subscriptions after a restart, so what agents publish before the servers
+  re-subscribe reaches nobody. Each time this server (re)subscribes it says so on the server-online topic,
+  and agents re-send whatever is still unconfirmed.
 """
 
 from __future__ import annotations
@@ -15,13 +20,25 @@ import queue
 import socket
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
 from footfall.core.logs import log_event
-from footfall.core.wire import DEFAULT_TOPIC_PREFIX, subscription_filters
-from footfall.server.ingest import Incoming, Ingestor
+from footfall.core.wire import (
+    DEFAULT_TOPIC_PREFIX,
+    MAX_RECEIPT_SEQS,
+    Receipt,
+    RefusedSeq,
+    ServerOnline,
+    encode,
+    receipt_topic,
+    server_online_topic,
+    subscription_filters,
+)
+from footfall.server.ingest import Handled, Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -178,6 +195,8 @@ class MqttConsumer:
             return
         self.connected = True
         log_event(logger, logging.INFO, "mqtt connected and subscribed", filters=",".join(self.filters))
+        online = ServerOnline(server_id=self.client_id, sent_at=datetime.now(UTC))
+        self.client.publish(server_online_topic(self.prefix), encode(online), qos=1)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
         self.connected = False
@@ -217,7 +236,7 @@ class MqttConsumer:
         delay = 0.5
         while True:
             try:
-                self.ingestor.ingest(items)
+                result = self.ingestor.ingest(items)
                 break
             except Exception as exc:
                 log_event(
@@ -234,3 +253,20 @@ class MqttConsumer:
         for message in batch:
             if message.qos > 0:
                 self.client.ack(message.mid, message.qos)
+        self._send_receipts(result.handled)
+
+    def _send_receipts(self, handled: list[Handled]) -> None:
+        """One receipt per agent (split if long). A receipt lost on the way only means a re-send."""
+        by_agent: dict[tuple[str, str], list[Handled]] = defaultdict(list)
+        for item in handled:
+            by_agent[(item.site_id, item.agent_id)].append(item)
+        for (site_id, agent_id), items in by_agent.items():
+            for start in range(0, len(items), MAX_RECEIPT_SEQS):
+                chunk = items[start : start + MAX_RECEIPT_SEQS]
+                receipt = Receipt(
+                    site_id=site_id,
+                    agent_id=agent_id,
+                    stored=[h.seq for h in chunk if h.refused is None],
+                    refused=[RefusedSeq(seq=h.seq, reason=h.refused) for h in chunk if h.refused is not None],
+                )
+                self.client.publish(receipt_topic(site_id, agent_id, self.prefix), encode(receipt), qos=1)

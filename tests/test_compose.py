@@ -293,18 +293,24 @@ def test_acl_lets_each_agent_publish_only_under_its_own_prefix() -> None:
     assert "%pattern" not in rules, "pattern rules would apply to every user"
     assert config.mqtt.username == config.agent_id, "an agent logs in as its agent id"
     assert config.mqtt.host == "mosquitto"
-    prefix = f"{config.mqtt.topic_prefix}/{config.site_id}/{config.agent_id}/#"
-    assert rules[config.mqtt.username] == [("write", prefix)]
+    own = f"{config.mqtt.topic_prefix}/{config.site_id}/{config.agent_id}"
+    assert rules[config.mqtt.username] == [
+        ("write", f"{own}/#"),
+        ("read", f"{own}/receipts"),
+        ("read", "footfall/v1/_servers/online"),
+    ]
     for user, user_rules in rules.items():
         if user in ("footfall-server", "healthcheck"):
             continue
-        for access, topic in user_rules:  # every other user is an agent: write under its own prefix only
-            assert access == "write" and re.fullmatch(rf"footfall/v1/[^/#+]+/{re.escape(user)}/#", topic), (
-                user,
-                access,
-                topic,
-            )
-    assert rules["footfall-server"] == [("read", "footfall/v1/#")]
+        # Every other user is an agent: it writes under its own prefix and reads its receipts, nothing else.
+        (write, write_topic), *reads = user_rules
+        assert write == "write" and re.fullmatch(rf"footfall/v1/[^/#+]+/{re.escape(user)}/#", write_topic), user
+        assert reads == [("read", write_topic.replace("/#", "/receipts")), ("read", "footfall/v1/_servers/online")]
+    assert rules["footfall-server"] == [
+        ("read", "footfall/v1/#"),
+        ("write", "footfall/v1/+/+/receipts"),
+        ("write", "footfall/v1/_servers/online"),
+    ]
     assert rules["healthcheck"] == [("read", "$SYS/broker/uptime")]
 
 
@@ -440,6 +446,15 @@ def test_real_mosquitto_enforces_the_committed_acl_and_passwords(tmp_path: Path)
         time.sleep(0.5)
         assert spy.received == []
         assert (f"{own}/aggregates", b"forged") not in server.received
+        # Receipts: the server may send them; an agent reads its own and the servers' online notices only.
+        server.client.publish(f"{own}/receipts", b"yours", qos=1).wait_for_publish(timeout=5)
+        server.client.publish(f"footfall/v1/{config.site_id}/another-agent/receipts", b"not", qos=1)
+        server.client.publish("footfall/v1/_servers/online", b"hello", qos=1).wait_for_publish(timeout=5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(spy.received) < 2:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert sorted(spy.received) == [("footfall/v1/_servers/online", b"hello"), (f"{own}/receipts", b"yours")]
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not health.received:
             time.sleep(0.05)
@@ -523,7 +538,11 @@ def test_add_agent_script_grants_exactly_the_new_agents_prefix(tmp_path: Path) -
     assert re.fullmatch(r"[A-Za-z0-9_-]{24,}", password), "generated passwords must be URL-safe"
     assert verify_mosquitto_password(passwd, "entrance-north", password)
     rules = parse_acl((folder / "acl").read_text())
-    assert rules["entrance-north"] == [("write", "footfall/v1/mall-north/entrance-north/#")]
+    assert rules["entrance-north"] == [
+        ("write", "footfall/v1/mall-north/entrance-north/#"),
+        ("read", "footfall/v1/mall-north/entrance-north/receipts"),
+        ("read", "footfall/v1/_servers/online"),
+    ]
     assert rules["demo-entrance"] == parse_acl((MOSQUITTO_DIR / "acl").read_text())["demo-entrance"]
     again = subprocess.run(
         ["bash", str(folder / "add-agent.sh"), "mall-north", "entrance-north"],

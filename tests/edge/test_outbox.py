@@ -9,12 +9,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from footfall.core.wire import AgentStatus, parse_message
+from footfall.core.wire import AgentStatus, Receipt, encode, parse_message, receipt_topic, subscription_filters
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
 from footfall.edge.messages import aggregate_message, bucket_key
-from footfall.edge.outbox import Outbox
+from footfall.edge.outbox import Outbox, ResendPolicy
 
 TOPIC = "footfall/v1/lab/box-test/aggregates"
 
@@ -50,8 +50,56 @@ def test_rows_survive_a_restart_and_seq_keeps_rising(tmp_path: Path) -> None:
     assert [parse_message(r.payload).zone_id for r in rows] == ["a", "b"]
     assert add(reopened, "c", 0, 3) > second
     assert reopened.bucket_counts(bucket_key("cam1", "b", 0)) == BucketCounts(people=2, unknown=2)
-    reopened.acknowledge(rows[0].id)
+    assert reopened.confirm([parse_message(rows[0].payload).seq]) == 1
     assert reopened.depth() == 2
+
+
+def test_a_row_is_forgotten_only_when_a_receipt_names_its_seq(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    old = add(outbox, "a", 0, 1)
+    new = add(outbox, "a", 0, 2)  # replaces the row: the receipt for the old seq must not drop the new count
+    assert outbox.confirm([old]) == 0 and outbox.depth() == 1
+    assert outbox.confirm([new]) == 1 and outbox.depth() == 0
+
+
+def test_unconfirmed_rows_are_due_again_after_a_doubling_backoff(tmp_path: Path) -> None:
+    now = [1000.0]
+    outbox = Outbox(tmp_path / "outbox.sqlite", resend=ResendPolicy(10, 25), clock=lambda: now[0])
+    add(outbox, "a", 0, 1)
+    (row,) = outbox.due()
+    sent_at = []
+    for _ in range(4):
+        outbox.mark_sent(row.id)
+        sent_at.append(now[0])
+        while not outbox.due():
+            now[0] += 1
+    assert [b - a for a, b in zip(sent_at, [*sent_at[1:], now[0]], strict=True)] == [10, 20, 25, 25]
+    outbox.mark_sent(row.id)
+    assert outbox.due() == []
+    outbox.resend_all()  # a reconnect, or a server announcing it subscribed
+    assert [r.id for r in outbox.due()] == [row.id]
+
+
+def test_an_outbox_written_before_receipts_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "outbox.sqlite"
+    message = aggregate_message(
+        agent_id="box-test", site_id="lab", camera_id="cam1", zone_id="a", bucket_start=0, bucket_seconds=60,
+        counts=BucketCounts(people=2, unknown=2), seq=41,
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, bucket_key TEXT NOT NULL UNIQUE,"
+            " topic TEXT NOT NULL, payload BLOB NOT NULL, created_at REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO outbox(bucket_key, topic, payload, created_at) VALUES(?,?,?,?)",
+            ("k", TOPIC, encode(message), 0.0),
+        )
+    outbox = Outbox(path)
+    assert len(outbox.due()) == 1
+    assert outbox.confirm([41]) == 1 and outbox.depth() == 0
 
 
 def test_newer_count_of_a_bucket_replaces_the_unsent_one(tmp_path: Path) -> None:
@@ -75,7 +123,8 @@ def test_cap_drops_the_oldest_with_a_loud_warning(tmp_path: Path, caplog: pytest
 
 
 class Receiver:
-    """Subscribes like the server does: keeps the highest seq per bucket key, on a persistent session."""
+    """Subscribes like the server does: keeps the highest seq per bucket key, on a persistent session, and
+    answers each aggregate with a receipt."""
 
     def __init__(self, port: int):
         self.latest: dict[tuple, object] = {}
@@ -85,7 +134,7 @@ class Receiver:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=f"receiver-{port}", clean_session=False
         )
-        self.client.on_connect = lambda c, u, f, r, p: c.subscribe("footfall/v1/#", qos=1)
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe([(t, 1) for t in subscription_filters()])
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.connect("127.0.0.1", port)
@@ -100,6 +149,8 @@ class Receiver:
             self.received += 1
             if parsed.key not in self.latest or self.latest[parsed.key].seq < parsed.seq:
                 self.latest[parsed.key] = parsed
+        receipt = Receipt(site_id=parsed.site_id, agent_id=parsed.agent_id, stored=[parsed.seq])
+        client.publish(receipt_topic(parsed.site_id, parsed.agent_id), encode(receipt), qos=1)
 
     def totals(self) -> dict[str, int]:
         with self.lock:
@@ -137,7 +188,7 @@ def _status(state: str) -> AgentStatus:
 
 
 @pytest.mark.broker
-def test_ack_removes_and_restart_replays(tmp_path: Path, mosquitto) -> None:
+def test_receipts_remove_and_restart_replays(tmp_path: Path, mosquitto) -> None:
     receiver = Receiver(mosquitto.port)
     path = tmp_path / "outbox.sqlite"
     outbox = Outbox(path)
@@ -147,7 +198,7 @@ def test_ack_removes_and_restart_replays(tmp_path: Path, mosquitto) -> None:
         for start in range(5):
             add(outbox, "a", start * 60, start + 1)
             publisher.notify()
-        assert publisher.wait_drained(10), "acknowledged rows must leave the outbox"
+        assert publisher.wait_drained(10), "rows the receiver confirmed must leave the outbox"
         assert receiver.wait_for(lambda: len(receiver.latest) == 5)
         # Broker down: the rows wait in the outbox; the publisher never blocks the caller.
         mosquitto.stop()
@@ -169,7 +220,7 @@ def test_ack_removes_and_restart_replays(tmp_path: Path, mosquitto) -> None:
     mosquitto.start()
     try:
         assert publisher.wait_drained(30), (
-            f"{outbox.depth()} rows never acknowledged after the broker came back"
+            f"{outbox.depth()} rows never confirmed after the broker came back"
         )
         assert receiver.wait_for(lambda: len(receiver.latest) == 12, timeout=20)
         assert receiver.totals() == {"a": sum(range(1, 13))}

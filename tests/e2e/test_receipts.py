@@ -1,0 +1,151 @@
+"""End-to-end receipts: the agent forgets an aggregate only when the server says it committed it.
+
+The case that needs them, with the real broker: mosquitto 2.0 does not restore a shared subscription when
+it restarts, so whatever an agent publishes between the broker's restart and the server's re-subscription
+is acknowledged to the agent (PUBACK) and delivered to nobody. Trusting the PUBACK loses those counts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("paho.mqtt")
+
+from footfall.core.wire import AgentStatus, aggregate_topic
+from footfall.edge.aggregation import BucketCounts
+from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
+from footfall.edge.delivery import MqttPublisher
+from footfall.edge.messages import aggregate_message, bucket_key
+from footfall.edge.outbox import Outbox, ResendPolicy
+from footfall.server.db import Database
+from footfall.server.ingest import Ingestor
+from footfall.server.migrate import upgrade
+from footfall.server.mqtt_consumer import MqttConsumer
+from footfall.server.tables import Bucket
+from sqlalchemy import func, select
+
+from footfall.broker import MosquittoBroker
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
+
+SITE, AGENT = "lab", "box-receipts"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture()
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'server.db'}")
+    upgrade(db.engine)
+    yield db
+    db.dispose()
+
+
+def stored_people(db: Database) -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.coalesce(func.sum(Bucket.people), 0))))
+
+
+class Box:
+    """The agent's delivery half: an outbox and its publisher. Resends are slow here (60 s) on purpose, so
+    only a reconnect or a server's online notice can explain a prompt recovery."""
+
+    def __init__(self, path: Path, port: int) -> None:
+        self.config = AgentConfig(
+            agent_id=AGENT, site_id=SITE, cameras=[CameraConfig(id="cam1", source="x.mp4")],
+            mqtt=MqttConfig(host="127.0.0.1", port=port),
+        )
+        self.outbox = Outbox(path, resend=ResendPolicy(60, 60))
+        self.publisher = MqttPublisher(self.config, self.outbox, self.status)
+        self.people = 0
+        now = int(time.time())
+        self.day_ago = now - now % 3600 - 24 * 3600
+
+    def status(self, state: str) -> AgentStatus:
+        return AgentStatus(agent_id=AGENT, site_id=SITE, state=state, sent_at=datetime.now(UTC))
+
+    def count(self, minute: int, people: int) -> None:
+        counts = BucketCounts(people=people, unknown=people)
+        start = self.day_ago + minute * 60
+
+        def payload(seq: int) -> bytes:
+            return aggregate_message(
+                agent_id=AGENT, site_id=SITE, camera_id="cam1", zone_id="frame", bucket_start=start,
+                bucket_seconds=60, counts=counts, seq=seq,
+            ).model_dump_json().encode()
+
+        self.outbox.add(bucket_key("cam1", "frame", start), aggregate_topic(SITE, AGENT), payload, counts)
+        self.people += people
+        self.publisher.notify()
+
+    def close(self) -> None:
+        self.publisher.stop()
+        self.outbox.close()
+
+
+def test_counts_published_before_the_server_resubscribes_are_sent_again(
+    tmp_path: Path, mosquitto: MosquittoBroker, database: Database
+) -> None:
+    server = MqttConsumer(mosquitto.url, Ingestor(database), group="footfall-server", client_id="srv").start()
+    box = Box(tmp_path / "outbox.sqlite", mosquitto.port)
+    box.publisher.start()
+    try:
+        assert server.wait_connected()
+        for minute in range(3):
+            box.count(minute, 2)
+        assert box.publisher.wait_drained(15), "the server's receipts must empty the outbox"
+        assert stored_people(database) == 6
+
+        # The broker restarts while the server is away; it forgets the server's shared subscription.
+        server.stop()
+        mosquitto.stop(graceful=True)
+        mosquitto.start()
+        wait_for(lambda: box.publisher.connected, 30, "the agent to reconnect")
+        sent = box.publisher.sent
+        for minute in range(3, 6):
+            box.count(minute, 3)
+        wait_for(lambda: box.publisher.sent >= sent + 3, 10, "the broker to take the new counts")
+        time.sleep(1.0)
+        assert box.outbox.depth() == 3, "the broker's PUBACK must not count as delivery"
+        assert stored_people(database) == 6
+
+        # The server comes back, subscribes and says so: the agent sends again what nobody confirmed.
+        server = MqttConsumer(mosquitto.url, Ingestor(database), group="footfall-server", client_id="srv").start()
+        assert server.wait_connected()
+        assert box.publisher.wait_drained(15), f"{box.outbox.depth()} counts never confirmed"
+        assert stored_people(database) == box.people == 15
+    finally:
+        box.close()
+        server.stop()
+
+
+def test_a_refused_count_is_dropped_with_its_reason_logged(
+    tmp_path: Path, mosquitto: MosquittoBroker, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = MqttConsumer(mosquitto.url, Ingestor(database), group="", client_id="srv-refuse").start()
+    box = Box(tmp_path / "outbox.sqlite", mosquitto.port)
+    box.publisher.start()
+    try:
+        assert server.wait_connected()
+        # A bucket a day in the future: the server dead-letters it for good; re-sending could never help.
+        box.count(60 * 48, 1)
+        box.count(0, 4)
+        assert box.publisher.wait_drained(15)
+        assert stored_people(database) == 4
+        refusals = [r for r in caplog.records if r.getMessage() == "the server refused an aggregate"]
+        assert len(refusals) == 1 and "future" in refusals[0].fields["reason"]  # type: ignore[attr-defined]
+    finally:
+        box.close()
+        server.stop()
