@@ -68,8 +68,6 @@ class ResendPolicy:
     first_seconds: float = 10.0
     max_seconds: float = 600.0
 
-    def delay(self, attempts: int) -> float:
-        return min(self.first_seconds * 2 ** max(0, attempts - 1), self.max_seconds)
 
 
 class Outbox:
@@ -117,6 +115,7 @@ class Outbox:
             "UPDATE outbox SET seq = json_extract(CAST(payload AS TEXT), '$.seq') WHERE seq IS NULL"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_seq ON outbox(seq)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_send_at)")
 
     def close(self) -> None:
         with self._lock:
@@ -216,15 +215,14 @@ class Outbox:
 
     def mark_sent(self, row_id: int) -> None:
         """The row went out: it is due again only if no receipt names it within the back-off."""
+        # One statement (one fsync): in SET, ``attempts`` is still the old value, so the delay is
+        # first × 2^(attempts before this send).
         with self._lock:
-            attempts = self._db.execute(
-                "UPDATE outbox SET attempts = attempts + 1 WHERE id=? RETURNING attempts", (row_id,)
-            ).fetchone()
-            if attempts is not None:
-                self._db.execute(
-                    "UPDATE outbox SET next_send_at=? WHERE id=?",
-                    (self.clock() + self.resend.delay(attempts[0]), row_id),
-                )
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1,"
+                " next_send_at = ? + min(? * (1 << min(attempts, 30)), ?) WHERE id=?",
+                (self.clock(), self.resend.first_seconds, self.resend.max_seconds, row_id),
+            )
 
     def resend_all(self) -> None:
         """Makes every unconfirmed row due now."""
