@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from footfall.server import queries
 from footfall.server.api.deps import (
     Context,
@@ -25,7 +25,7 @@ from footfall.server.api.deps import (
     get_zones,
     require_viewer,
 )
-from footfall.server.api.render import counts, counts_table
+from footfall.server.api.render import FastJSONResponse, counts, counts_table
 from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
 from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, to_iso, zone
@@ -75,7 +75,7 @@ def series(
     span: Range,
     zone_ids: ZonesParam = None,
     granularity: GranularityParam = "hour",
-) -> JSONResponse:
+) -> FastJSONResponse:
     """People per bucket, summed over the selected zones, with the gender split and totals over the range.
     Hours are UTC hours (labelled in local time); days and weeks (Monday first) follow the site's
     time zone."""
@@ -93,7 +93,7 @@ def series(
     total = rows.parts.sum(axis=0) if len(rows.keys) else np.zeros(3, np.int64)
     hidden_columns = table.column_totals if len(rows.keys) else np.zeros(3, bool)
     # Returned as a response so FastAPI skips re-validating thousands of points against the model.
-    return JSONResponse(
+    return FastJSONResponse(
         {
             **_head(site, zones, span, k),
             "granularity": granularity,
