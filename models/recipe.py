@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from footfall.core.preprocess import FaceCropSpec
 from footfall.models.augment import AugmentConfig
@@ -66,6 +66,18 @@ class CalibrationConfig(_Model):
     )
 
 
+class DistillConfig(_Model):
+    """Distillation from a frozen teacher used in training only (see footfall.models.teacher)."""
+
+    teacher: Literal["dlib-resnet-v1"] = "dlib-resnet-v1"
+    feature_weight: float = Field(
+        1.0, ge=0, description="Weight of (1 - cosine) between the student's projected features and the teacher's."
+    )
+    soft_weight: float = Field(0.5, ge=0, description="Weight of the KL to the teacher's gender probe.")
+    temperature: float = Field(2.0, gt=0)
+    workers: int = Field(2, ge=1, description="Processes computing the teacher's descriptors (once, cached).")
+
+
 class Recipe(_Model):
     name: str = "gender-v1"
     seed: int = 1234
@@ -80,6 +92,7 @@ class Recipe(_Model):
     train: TrainConfig = TrainConfig()
     augment: AugmentConfig = AugmentConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+    distill: DistillConfig | None = None
     training_data: list[str] = Field(default_factory=list)
     data_terms: str = ""
 

@@ -30,6 +30,7 @@ from footfall.models.chips import ChipCache
 from footfall.models.datasets import load_dataset
 from footfall.models.metrics import binary_report
 from footfall.models.recipe import Recipe, resolve
+from footfall.models.teacher import DESCRIPTOR_SIZE
 
 logger = logging.getLogger("footfall.models.train")
 
@@ -43,12 +44,14 @@ class SplitData:
     labels: np.ndarray  # N int64
     ages: np.ndarray  # N float (NaN unknown)
     races: list[str | None]
+    descriptors: np.ndarray | None = None  # N×128 teacher descriptors (train and val, when distilling)
 
 
 def load_splits(
-    recipe: Recipe, progress: bool = True
+    recipe: Recipe, progress: bool = True, with_teacher: bool = False
 ) -> tuple[dict[str, dict[str, SplitData]], dict[str, dict]]:
-    """``{dataset: {split: SplitData}}`` and the detector report per dataset (no face found, ...)."""
+    """``{dataset: {split: SplitData}}`` and the detector report per dataset (no face found, ...);
+    ``with_teacher`` adds the teacher's descriptors to the train and val splits."""
     detector = resolve(recipe.detector_bundle, recipe) if recipe.detector_bundle else DEFAULT_DETECTOR_BUNDLE
     cache_dir = resolve(recipe.cache_dir, recipe)
     data: dict[str, dict[str, SplitData]] = {}
@@ -66,6 +69,20 @@ def load_splits(
         labels = np.array([recipe.labels.index(r.gender) for r in records], dtype=np.int64)
         ages = np.array([np.nan if r.age is None else r.age for r in records], dtype=np.float64)
         split_names = np.array([r.split for r in records])
+        descriptors = None
+        if with_teacher and recipe.distill is not None:
+            from footfall.models.teacher import compute_descriptors, descriptors_path
+
+            include = np.isin(split_names, ["train", "val"])
+            descriptors = compute_descriptors(
+                source,
+                records,
+                faces,
+                descriptors_path(cache.folder, cache.detector_id, include),
+                include=include,
+                workers=recipe.distill.workers,
+                progress=progress,
+            )
         data[dataset.name] = {}
         for split in ("train", "val", "test"):
             index = np.nonzero((split_names == split) & faces.readable)[0]
@@ -75,6 +92,7 @@ def load_splits(
                 labels[index],
                 ages[index],
                 [records[i].race for i in index],
+                descriptors[index] if descriptors is not None and split != "test" else None,
             )
         log_event(
             logger,
@@ -85,6 +103,61 @@ def load_splits(
             **reports[dataset.name],
         )
     return data, reports
+
+
+class Teacher:
+    """The distillation targets for the concatenated training set: the teacher's unit descriptors and its
+    gender probe's tempered probabilities (rows without a descriptor are masked out)."""
+
+    def __init__(self, recipe: Recipe, descriptors: np.ndarray, soft: np.ndarray):
+        import torch
+
+        assert recipe.distill is not None
+        self.config = recipe.distill
+        self.valid = torch.from_numpy(~np.isnan(descriptors).any(axis=1)).float()
+        self.descriptors = torch.from_numpy(np.nan_to_num(descriptors)).float()
+        self.soft = torch.from_numpy(soft).float()
+
+    @classmethod
+    def fit(
+        cls, recipe: Recipe, train_sets: list[SplitData], val_sets: list[SplitData], train_labels: np.ndarray
+    ) -> Teacher:
+        from footfall.core.classifier import softmax
+        from footfall.models.teacher import fit_gender_probe, probe_logits
+
+        assert recipe.distill is not None
+        descriptors = np.concatenate([s.descriptors for s in train_sets])
+        val_descriptors = np.concatenate([s.descriptors for s in val_sets])
+        val_labels = np.concatenate([s.labels for s in val_sets])
+        weights, accuracy, strength = fit_gender_probe(descriptors, train_labels, val_descriptors, val_labels)
+        per_dataset = {
+            f"probe_val_{s.dataset}": round(
+                float((probe_logits(weights, s.descriptors).argmax(1) == s.labels).mean()), 4
+            )
+            for s in val_sets
+        }
+        log_event(
+            logger, logging.INFO, "teacher ready", teacher=recipe.distill.teacher, probe_c=strength,
+            probe_val=round(accuracy, 4), **per_dataset,
+        )
+        soft = softmax(probe_logits(weights, descriptors), recipe.distill.temperature)
+        return cls(recipe, descriptors, soft)
+
+    def loss(self, logits, projected, index: np.ndarray):  # type: ignore[no-untyped-def]
+        import torch
+        from torch.nn import functional
+
+        rows = torch.from_numpy(index)
+        valid = self.valid[rows]
+        count = valid.sum().clamp(min=1.0)
+        cosine = functional.cosine_similarity(projected, self.descriptors[rows], dim=1)
+        feature = ((1.0 - cosine) * valid).sum() / count
+        t = self.config.temperature
+        kl = functional.kl_div(
+            functional.log_softmax(logits / t, dim=1), self.soft[rows], reduction="none"
+        ).sum(dim=1)
+        soft = (kl * valid).sum() / count * (t * t)
+        return self.config.feature_weight * feature + self.config.soft_weight * soft
 
 
 def seed_everything(seed: int) -> None:
@@ -129,7 +202,7 @@ class BatchStream:
                 return
             index = np.sort(self.order[b * self.batch_size : (b + 1) * self.batch_size])
             chips = augment_batch(self.chips[index], self.recipe.augment, self.rng)
-            self.queue.put((normalise(chips, self.recipe.preprocess), self.labels[index]))
+            self.queue.put((normalise(chips, self.recipe.preprocess), self.labels[index], index))
         self.queue.put(None)
 
     def __iter__(self):
@@ -196,7 +269,9 @@ def train(
     seed_everything(recipe.seed)
     started = time.monotonic()
 
-    data, detector_reports = data if data is not None else load_splits(recipe, progress)
+    data, detector_reports = (
+        data if data is not None else load_splits(recipe, progress, with_teacher=recipe.distill is not None)
+    )
     names = [d.name for d in recipe.datasets]
     train_sets = [data[n]["train"] for n in names]
     train_chips = np.concatenate([s.chips for s in train_sets])
@@ -211,8 +286,11 @@ def train(
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
+    teacher = Teacher.fit(recipe, train_sets, [val[n] for n in names], train_labels) if recipe.distill else None
+    # Training only: maps the student's pooled features into the teacher's descriptor space.
+    projection = nn.Linear(model.head.in_features, DESCRIPTOR_SIZE) if teacher else None
     decay, no_decay = [], []
-    for param in model.parameters():
+    for param in [*model.parameters(), *(projection.parameters() if projection else [])]:
         (no_decay if param.ndim <= 1 else decay).append(param)
     optimizer = torch.optim.AdamW(
         [
@@ -260,6 +338,8 @@ def train(
         saved = load_checkpoint(last_path)
         model.load_state_dict(saved["resume"]["model"])
         ema.load_state_dict(saved["state_dict"])
+        if projection is not None:
+            projection.load_state_dict(saved["resume"]["projection"])
         optimizer.load_state_dict(saved["resume"]["optimizer"])
         state = saved["resume"]["state"]
         torch.set_rng_state(saved["resume"]["torch_rng"])
@@ -321,7 +401,7 @@ def train(
             mininterval=5,
         )
         try:
-            for inputs, labels in bar:
+            for inputs, labels, index in bar:
                 if schedule_progress() >= 1.0:
                     state["finished"] = True  # the time budget ran out: the schedule has annealed
                     break
@@ -329,7 +409,11 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 x = torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last)
-                loss = criterion(model(x), torch.from_numpy(labels))
+                features = model.embed(x)
+                logits = model.head(model.dropout(features))
+                loss = criterion(logits, torch.from_numpy(labels))
+                if teacher is not None and projection is not None:
+                    loss = loss + teacher.loss(logits, projection(features), index)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -385,6 +469,7 @@ def train(
         checkpoint["resume"] = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "projection": projection.state_dict() if projection is not None else None,
             "state": state,
             "torch_rng": torch.get_rng_state(),
         }
