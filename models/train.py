@@ -123,24 +123,23 @@ class Teacher:
         cls, recipe: Recipe, train_sets: list[SplitData], val_sets: list[SplitData], train_labels: np.ndarray
     ) -> Teacher:
         from footfall.core.classifier import softmax
-        from footfall.models.teacher import fit_gender_probe, probe_logits
+        from footfall.models.teacher import GenderProbe
 
         assert recipe.distill is not None
         descriptors = np.concatenate([s.descriptors for s in train_sets])
         val_descriptors = np.concatenate([s.descriptors for s in val_sets])
         val_labels = np.concatenate([s.labels for s in val_sets])
-        weights, accuracy, strength = fit_gender_probe(descriptors, train_labels, val_descriptors, val_labels)
-        per_dataset = {
-            f"probe_val_{s.dataset}": round(
-                float((probe_logits(weights, s.descriptors).argmax(1) == s.labels).mean()), 4
-            )
-            for s in val_sets
-        }
+        probe = GenderProbe.fit(descriptors, train_labels, val_descriptors, val_labels, seed=recipe.seed)
         log_event(
-            logger, logging.INFO, "teacher ready", teacher=recipe.distill.teacher, probe_c=strength,
-            probe_val=round(accuracy, 4), **per_dataset,
+            logger,
+            logging.INFO,
+            "teacher ready",
+            teacher=recipe.distill.teacher,
+            probe_epochs=probe.epochs,
+            probe_val=round(probe.val_accuracy, 4),
+            **{f"probe_val_{s.dataset}": round(probe.accuracy(s.descriptors, s.labels), 4) for s in val_sets},
         )
-        soft = softmax(probe_logits(weights, descriptors), recipe.distill.temperature)
+        soft = softmax(probe.logits(descriptors), recipe.distill.temperature)
         return cls(recipe, descriptors, soft)
 
     def loss(self, logits, projected, index: np.ndarray):  # type: ignore[no-untyped-def]

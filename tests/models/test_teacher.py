@@ -12,7 +12,7 @@ from footfall.models.checkpoint import load_checkpoint, model_from_checkpoint
 from footfall.models.chips import FaceBoxes, pick_face
 from footfall.models.datasets import FaceRecord, ImageSource
 from footfall.models.recipe import DistillConfig
-from footfall.models.teacher import DESCRIPTOR_SIZE, DlibDescriptor, compute_descriptors, fit_gender_probe
+from footfall.models.teacher import DESCRIPTOR_SIZE, DlibDescriptor, GenderProbe, compute_descriptors
 from footfall.models.train import SplitData, train
 
 from tests.conftest import _require
@@ -88,10 +88,11 @@ def with_descriptors(split: SplitData, seed: int) -> SplitData:
 def test_the_probe_reads_gender_from_descriptors() -> None:
     train_split = with_descriptors(synthetic_split(200, 0), 0)
     val_split = with_descriptors(synthetic_split(100, 1), 1)
-    _, accuracy, _ = fit_gender_probe(
-        train_split.descriptors, train_split.labels, val_split.descriptors, val_split.labels
+    probe = GenderProbe.fit(
+        train_split.descriptors, train_split.labels, val_split.descriptors, val_split.labels, max_epochs=20
     )
-    assert accuracy >= 0.95
+    assert probe.val_accuracy >= 0.95
+    assert probe.accuracy(val_split.descriptors, 1 - val_split.labels) <= 0.05
 
 
 def test_distillation_aligns_the_students_features_with_the_teacher(tmp_path: Path) -> None:
