@@ -5,9 +5,9 @@ the edge runs), so the card says what ``footfall evaluate`` prints. A machine-re
 figures sits in an HTML comment at the end, which the test of the default bundle compares against a
 fresh evaluation.
 
-Usage: python -m footfall.models.card --checkpoint models/checkpoints/gender-v1.pt \\
+Usage: python -m footfall.models.card --checkpoint models/checkpoints/gender-v2.pt \\
            --eval utkface=runs/eval/utkface-test.json --eval wiki=runs/eval/wiki-test.json \\
-           --bundle models/bundles/gender-v1 --out models/MODEL_CARD.md
+           --bundle models/bundles/gender-v2 --out models/MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def render(
     spec = checkpoint["preprocess"]
     params, flops = count_parameters(model), count_flops(model, spec["size"])
     history = recipe.get("history_summary", {})
-    model_name = recipe.get("name", "gender-v1")
+    model_name = recipe.get("name", "gender-v2")
     lines = [
         f"# Gender classifier `{model_name}`: model card",
         "",

@@ -79,7 +79,7 @@ class DistillConfig(_Model):
 
 
 class Recipe(_Model):
-    name: str = "gender-v1"
+    name: str = "gender-v2"
     seed: int = 1234
     output: str = "runs/{name}"
     final_checkpoint: str | None = Field(None, description="Also write the calibrated checkpoint here.")
