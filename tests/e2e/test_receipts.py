@@ -8,7 +8,7 @@ is acknowledged to the agent (PUBACK) and delivered to nobody. Trusting the PUBA
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,19 +30,11 @@ from footfall.server.tables import Bucket
 from sqlalchemy import func, select
 
 from footfall.broker import MosquittoBroker
+from tests.e2e.conftest import Product
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 SITE, AGENT = "lab", "box-receipts"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture()
@@ -112,11 +104,11 @@ def test_counts_published_before_the_server_resubscribes_are_sent_again(
         server.stop()
         mosquitto.stop(graceful=True)
         mosquitto.start()
-        wait_for(lambda: box.publisher.connected, 30, "the agent to reconnect")
+        Product.wait_until(lambda: box.publisher.connected, 30, "the agent to reconnect")
         sent = box.publisher.sent
         for minute in range(3, 6):
             box.count(minute, 3)
-        wait_for(lambda: box.publisher.sent >= sent + 3, 10, "the broker to take the new counts")
+        Product.wait_until(lambda: box.publisher.sent >= sent + 3, 10, "the broker to take the new counts")
         time.sleep(1.0)
         assert box.outbox.depth() == 3, "the broker's PUBACK must not count as delivery"
         assert stored_people(database) == 6
