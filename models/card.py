@@ -164,8 +164,9 @@ def render(
             "`dlib-bin`; nothing downloaded). The descriptor of each train/val image is computed once on the "
             "edge detector's face box; the student's pooled features pass through a projection (dropped after "
             f"training) and are pulled towards it with weight {distill['feature_weight']} on 1 − cosine, and "
-            f"a logistic gender probe on the descriptors (its strength chosen on validation) gives soft "
-            f"targets at temperature {distill['temperature']} with weight {distill['soft_weight']}. The teacher "
+            f"a small MLP gender probe on the descriptors (trained on train, its epoch chosen on validation) "
+            f"gives soft targets at temperature {distill['temperature']} with weight {distill['soft_weight']}. "
+            "The teacher "
             "never sees a test image and is not part of the bundle: the edge runs the compact student alone."
         )
     if history:

