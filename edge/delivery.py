@@ -64,7 +64,6 @@ class MqttPublisher:
         self._connected = False
         self._stopping = False
         self.sent = 0
-        self.confirmed = 0
         self.client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
 
@@ -218,7 +217,7 @@ class MqttPublisher:
         for refused in receipt.refused:
             # Durable in the server's dead letters; re-sending cannot fix it, so it must at least be loud here.
             log_event(logger, logging.ERROR, "the server refused an aggregate", seq=refused.seq, reason=refused.reason)
-        self.confirmed += self.outbox.confirm([*receipt.stored, *(r.seq for r in receipt.refused)])
+        self.outbox.confirm([*receipt.stored, *(r.seq for r in receipt.refused)])
 
     # -- sender thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
