@@ -4,6 +4,8 @@
    counted vs the truth (target: within 5 %), female share vs the truth (target: within 3 points, with the
    real gender bundle), per zone and line, and per person: everyone tracked as exactly one person (no
    double count after an occlusion or a crossing), matched by position against the generator's paths.
+   Each double count says why its extra track began: after the person was hidden (an occlusion), while
+   the face was in view (missed by the detector), or alongside the first track (a switch).
 2. Throughput and memory: ``footfall process`` on a 1280×720 clip with up to 5 faces at once, as a
    separate process: frames per second end to end (decode, detect, track, classify, count) and peak RSS.
    Targets: ≥ 25 frames/s, ≤ 300 MB on a 2-core machine.
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def identity_check(truth: dict, tracks: dict[int, list[tuple[float, float, float]]], fps: float) -> dict:
-    """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles."""
+    """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles, and
+    says why each double happened (see :func:`why_counted_again`)."""
     width, height = truth["spec"]["width"], truth["spec"]["height"]
     paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
     owner: dict[int, int | None] = {}
@@ -57,15 +61,41 @@ def identity_check(truth: dict, tracks: dict[int, list[tuple[float, float, float
                 best, best_distance = person_id, float(np.median(distances))
         owner[track_id] = best if best_distance < 60 else None
     per_person = {pid: sum(1 for o in owner.values() if o == pid) for pid in paths}
+    twice = [pid for pid, n in per_person.items() if n > 1]
+    causes = {"after_occlusion": 0, "lost_in_view": 0, "overlapping_tracks": 0}
+    for pid in twice:
+        spans = sorted(
+            (round(path[0][0] * fps), round(path[-1][0] * fps)) for tid, path in tracks.items() if owner[tid] == pid
+        )
+        for cause in why_counted_again(spans, set(paths[pid])):
+            causes[cause] += 1
     return {
         "missed": [pid for pid, n in per_person.items() if n == 0],
-        "counted_twice": [pid for pid, n in per_person.items() if n > 1],
+        "counted_twice": twice,
+        "counted_again": causes,
         "false_tracks": sum(1 for o in owner.values() if o is None),
         "hidden_people_counted_once": sum(
             1 for p in truth["persons"] if p["longest_hidden_s"] > 0 and per_person[p["id"]] == 1
         ),
         "hidden_people": sum(1 for p in truth["persons"] if p["longest_hidden_s"] > 0),
     }
+
+
+def why_counted_again(spans: list[tuple[int, int]], seen_frames: set[int]) -> list[str]:
+    """For one person's tracks (first and last frame, in order), why each further track began:
+    ``after_occlusion`` when the person was hidden for most of the gap between the two tracks (behind the
+    pillar or another person), ``lost_in_view`` when the face was in view but went undetected or unmatched,
+    ``overlapping_tracks`` when the two tracks ran at the same time (a switch with someone nearby)."""
+    causes = []
+    for (_, end), (start, _) in pairwise(spans):
+        gap = range(end + 1, start)
+        if start <= end:
+            causes.append("overlapping_tracks")
+        elif 2 * sum(1 for f in gap if f not in seen_frames) >= len(gap):
+            causes.append("after_occlusion")
+        else:
+            causes.append("lost_in_view")
+    return causes
 
 
 def accuracy(args: argparse.Namespace, folder: Path) -> dict:
@@ -79,6 +109,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "false_tracks": 0,
         "hidden_people": 0,
         "hidden_people_counted_once": 0,
+        "counted_again": {"after_occlusion": 0, "lost_in_view": 0, "overlapping_tracks": 0},
     }
     models = None
     for index in tqdm(range(args.clips), desc="accuracy clips", file=sys.stderr):
@@ -105,6 +136,8 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         checked = identity_check(truth, tracks, spec.fps)
         for key in ("missed", "counted_twice"):
             identity[key] += len(checked[key])
+        for cause, count in checked["counted_again"].items():
+            identity["counted_again"][cause] += count
         for key in ("false_tracks", "hidden_people", "hidden_people_counted_once"):
             identity[key] += checked[key]
         totals["truth_people"] += truth["people"]
@@ -307,7 +340,13 @@ def main(argv: list[str] | None = None) -> int:
             f"female share: {acc['female_share_pct']} % of decided vs {acc['female_share_truth_pct']} % true "
             f"(target within 3 points); unknown {acc['unknown_pct']} %"
         )
-        print(f"identity: {acc['identity']}")
+        identity = acc["identity"]
+        print(
+            f"identity: {identity['counted_twice']} people counted twice "
+            f"(why the extra count began: {identity['counted_again']}), {identity['missed']} missed; "
+            f"{identity['hidden_people_counted_once']} of {identity['hidden_people']} people hidden for a moment "
+            "counted exactly once"
+        )
         for zone, counts in acc["zones"].items():
             print(f"  zone {zone}: {counts['counted']} counted / {counts['truth']} true")
     tp = report.get("throughput")

@@ -1,9 +1,10 @@
 """Multi-face tracking in the ByteTrack manner: a Kalman filter per face, two-stage association.
 
-Confident detections are matched first to every live track (including ones lost a moment ago, so a face
-that passed behind a pillar picks its old track back up), then weak detections keep already-tracked faces
-alive through blur or partial occlusion. The assignment is solved optimally with ``lap`` (Jonker-Volgenant).
-Time is in seconds, so the filter copes with a variable frame rate (a live camera drops frames).
+Confident detections are matched first to every live track: lost ones too (a face that passed behind a
+pillar or another person picks its old track back up), and new, tentative ones at a small handicap. Then
+weak detections keep already-tracked faces alive through blur or partial occlusion. The assignment is
+solved optimally with ``lap`` (Jonker-Volgenant). Time is in seconds, so the filter copes with a variable
+frame rate (a live camera drops frames).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from footfall.core.detector import Detection
 NO_MATCH = 1e6
 YOUNG_SPEED = 14.0
 LOST_MIN_SIMILARITY = 0.25
+TENTATIVE_HANDICAP = 0.1
+SEEN_SPREAD = 3.0  # face sizes per second: half a walking pace
 
 
 class TrackState(Enum):
@@ -195,15 +198,18 @@ def association_cost(
     mean_size = (t_size[:, None] + d_size[None, :]) / 2
     to_predicted = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / np.maximum(mean_size, 1.0)
     to_seen = np.linalg.norm(seen[:, None, :] - dc[None, :, :], axis=2) / np.maximum(mean_size, 1.0)
-    unseen = np.array([min((t - tr.last_seen) / max_lost, 1.0) for tr in tracks])
+    since = np.array([t - tr.last_seen for tr in tracks])
+    unseen = np.minimum(since / max_lost, 1.0)
     # The predicted position may drift further the longer a face is hidden; where it was last seen does
     # not move, so that gate stays tight (else a stranger walking past the same spot would inherit it).
     gate = 0.8 + 1.2 * unseen
     # A young track does not know its velocity yet: allow a brisk walk (faces per second) since last seen.
     young = np.array([tr.hits <= 2 for tr in tracks])
-    since = np.array([t - tr.last_seen for tr in tracks])
     gate = np.where(young, np.maximum(gate, YOUNG_SPEED * since), gate)
-    reach = np.minimum(to_predicted / gate[:, None], to_seen / 0.6)
+    # Around where it was last seen, the gate widens slowly with the time unseen: someone who stopped or
+    # turned round behind another person is back near that spot, a little way off.
+    seen_gate = 0.6 + SEEN_SPREAD * since
+    reach = np.minimum(to_predicted / gate[:, None], to_seen / seen_gate[:, None])
     ratio = np.maximum(t_size[:, None], d_size[None, :]) / np.maximum(
         np.minimum(t_size[:, None], d_size[None, :]), 1
     )
@@ -298,37 +304,31 @@ class FaceTracker:
         high = [d for d in detections if d.score >= self.high_score]
         low = [d for d in detections if self.low_score <= d.score < self.high_score]
 
-        # 1. Confident detections against established tracks, lost ones included.
-        established = [tr for tr in self.tracks if tr.state in (TrackState.TRACKED, TrackState.LOST)]
-        matches, left_tracks, left_high = assign(
-            association_cost(established, high, t, self.max_lost, looks, self._previous_t), self.match_limit
-        )
+        # 1. Confident detections against every track, lost ones included (a face that passed behind a pillar
+        # picks its old track back up). Tentative tracks take part at a small handicap: an established track
+        # wins a close call, but cannot take a face that clearly continues a new track's path (two people
+        # crossing, one of them just arrived).
+        candidates = [tr for tr in self.tracks if tr.state != TrackState.REMOVED]
+        cost = association_cost(candidates, high, t, self.max_lost, looks, self._previous_t)
+        cost[[tr.state == TrackState.TENTATIVE for tr in candidates]] += TENTATIVE_HANDICAP
+        matches, left_tracks, unmatched_high = assign(cost, self.match_limit)
         for r, c in matches:
-            self._update(established[r], high[c], t, events)
+            self._update(candidates[r], high[c], t, events)
         # 2. Weak detections keep faces that were tracked a moment ago (motion blur, half hidden) alive.
-        remaining = [established[r] for r in left_tracks if established[r].state == TrackState.TRACKED]
+        remaining = [candidates[r] for r in left_tracks if candidates[r].state == TrackState.TRACKED]
         matches, _, _ = assign(
             association_cost(remaining, low, t, self.max_lost, looks, self._previous_t), self.match_limit
         )
         for r, c in matches:
             self._update(remaining[r], low[c], t, events)
-        # 3. Tentative tracks against the confident detections left over.
-        tentative = [tr for tr in self.tracks if tr.state == TrackState.TENTATIVE]
-        high_left = [high[c] for c in left_high]
-        matches, _, unmatched_high = assign(
-            association_cost(tentative, high_left, t, self.max_lost, looks, self._previous_t),
-            self.match_limit,
-        )
-        for r, c in matches:
-            self._update(tentative[r], high_left[c], t, events)
-        # 4. What is still unmatched starts a new tentative track.
-        for c in unmatched_high:
-            if frame_size is not None and _touches_edge(high_left[c].box, frame_size):
+        # 3. A confident detection still unmatched starts a new tentative track.
+        for detection in (high[c] for c in unmatched_high):
+            if frame_size is not None and _touches_edge(detection.box, frame_size):
                 continue
-            if self._near_unmatched_track(high_left[c], t):
+            if self._near_unmatched_track(detection, t):
                 continue
-            track = Track(high_left[c], t)
-            track.remember_look(looks.get(id(high_left[c])))
+            track = Track(detection, t)
+            track.remember_look(looks.get(id(detection)))
             self.tracks.append(track)
             events.visible.append(track)
             if self.confirm_hits <= 1:

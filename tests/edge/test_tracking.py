@@ -137,3 +137,35 @@ def test_a_different_face_does_not_inherit_a_lost_track() -> None:
 
     assert frames(with_looks=False) == 1
     assert frames(with_looks=True) == 2
+
+
+
+def test_someone_who_turns_round_while_hidden_keeps_their_track() -> None:
+    # Walks left, turns round behind someone (hidden 0.33 s), comes back the way they came: one person,
+    # although they reappear well away from where constant velocity would have put them.
+    frames = [[face(900 - 250 * i / FPS, 360, size=40)] for i in range(20)]
+    turned_at = 900 - 250 * 19 / FPS
+    frames += [[] for _ in range(5)]
+    frames += [[face(turned_at + 30 + 120 * i / FPS, 360, size=40)] for i in range(20)]
+    confirmed, ended = run(FaceTracker(confirm_hits=4, max_lost_seconds=1.5), frames)
+    assert len(confirmed) == 1 and ended == confirmed
+
+
+def test_a_new_face_is_not_taken_by_a_track_hidden_behind_it() -> None:
+    # A (small, far) walks left; B (big, near) has just come into view and hides A as they pass. B's young
+    # track keeps B's face: A's track may not take it over (and walk off with B) while A is out of sight.
+    tracker = FaceTracker(confirm_hits=4, max_lost_seconds=1.5)
+    last_x: dict[int, float] = {}
+    for i in range(30):
+        ax = 500 - 260 * i / FPS
+        detections = [face(ax, 300, size=48)]
+        if i >= 10:
+            bx = 200 + 390 * (i - 10) / FPS
+            detections = [face(bx, 340, size=75)] + ([] if abs(ax - bx) < 60 else detections)
+        events = tracker.update(detections, i / FPS, FRAME)
+        for track in events.visible:
+            last_x[track.id] = (track.box[0] + track.box[2]) / 2
+    people = tracker.finish()
+    assert len(people) == 2
+    first, second = sorted(people, key=lambda t: t.first_seen)
+    assert last_x[first.id] < 200 < last_x[second.id]  # A left to the left, B to the right
