@@ -43,9 +43,12 @@ from footfall.edge.pipeline import load_models
 REPO = Path(__file__).resolve().parents[1]
 
 
-def identity_check(truth: dict, tracks: dict[int, list[tuple[float, float, float]]], fps: float) -> dict:
+def identity_check(
+    truth: dict, tracks: dict[int, list[tuple[float, float, float]]], fps: float, labels: dict[int, str] | None = None
+) -> dict:
     """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles, and
-    says why each double happened (see :func:`why_counted_again`)."""
+    says why each double happened (see :func:`why_counted_again`). With the tracks' final ``labels``, also
+    what each true gender was decided as (which shows where a female-share error comes from)."""
     width, height = truth["spec"]["width"], truth["spec"]["height"]
     paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
     owner: dict[int, int | None] = {}
@@ -69,9 +72,16 @@ def identity_check(truth: dict, tracks: dict[int, list[tuple[float, float, float
         )
         for cause in why_counted_again(spans, set(paths[pid])):
             causes[cause] += 1
+    genders = {p["id"]: p["gender"] for p in truth["persons"]}
+    decisions: dict[str, dict[str, int]] = {}
+    for track_id, person_id in owner.items():
+        if labels is not None and person_id is not None and track_id in labels:
+            row = decisions.setdefault(genders[person_id], {"female": 0, "male": 0, "unknown": 0})
+            row[labels[track_id] if labels[track_id] in row else "unknown"] += 1
     return {
         "missed": [pid for pid, n in per_person.items() if n == 0],
         "counted_twice": twice,
+        "decisions": decisions,
         "counted_again": causes,
         "false_tracks": sum(1 for o in owner.values() if o is None),
         "hidden_people_counted_once": sum(
@@ -111,6 +121,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "hidden_people_counted_once": 0,
         "counted_again": {"after_occlusion": 0, "lost_in_view": 0, "overlapping_tracks": 0},
     }
+    decisions: dict[str, dict[str, int]] = {}  # true gender -> decided as
     models = None
     for index in tqdm(range(args.clips), desc="accuracy clips", file=sys.stderr):
         spec = walkby.WalkbySpec(people=args.people, seed=args.seed + index)
@@ -124,6 +135,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         )
         models = models or load_models(config)
         tracks: dict[int, list] = {}
+        labels: dict[int, str] = {}
 
         def observe(t: float, events, tracks=tracks) -> None:
             for track in events.confirmed:
@@ -132,12 +144,17 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
                 if track.id in tracks and tracks[track.id][-1][0] != track.path[-1][0]:
                     tracks[track.id].append(track.path[-1])
 
-        summary = process_video(clip, config, progress=False, models=models, observer=observe, start_time=0.0)
-        checked = identity_check(truth, tracks, spec.fps)
+        summary = process_video(
+            clip, config, progress=False, models=models, observer=observe, start_time=0.0, person_labels=labels
+        )
+        checked = identity_check(truth, tracks, spec.fps, labels)
         for key in ("missed", "counted_twice"):
             identity[key] += len(checked[key])
         for cause, count in checked["counted_again"].items():
             identity["counted_again"][cause] += count
+        for gender, row in checked["decisions"].items():
+            for label, count in row.items():
+                decisions.setdefault(gender, {"female": 0, "male": 0, "unknown": 0})[label] += count
         for key in ("false_tracks", "hidden_people", "hidden_people_counted_once"):
             identity[key] += checked[key]
         totals["truth_people"] += truth["people"]
@@ -166,6 +183,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "unknown_pct": round(100 * totals["unknown"] / max(totals["people"], 1), 1),
         "zones": {z: {"counted": v[0], "truth": v[1]} for z, v in zones.items()},
         "identity": identity,
+        "decisions_by_true_gender": decisions,
     }
 
 
@@ -347,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{identity['hidden_people_counted_once']} of {identity['hidden_people']} people hidden for a moment "
             "counted exactly once"
         )
+        for gender, row in sorted(acc["decisions_by_true_gender"].items()):
+            print(f"  true {gender}, decided as: {row}")
         for zone, counts in acc["zones"].items():
             print(f"  zone {zone}: {counts['counted']} counted / {counts['truth']} true")
     tp = report.get("throughput")

@@ -106,8 +106,11 @@ def process_video(
     progress: bool = True,
     models: Models | None = None,
     observer: Callable[[float, TrackerEvents], None] | None = None,
+    person_labels: dict[int, str] | None = None,
 ) -> dict[str, Any]:
-    """Runs the pipeline on every frame (up to the camera's fps cap) and returns the summary."""
+    """Runs the pipeline on every frame (up to the camera's fps cap) and returns the summary.
+    ``observer`` sees the tracker's events and ``person_labels`` receives each person's final label by track
+    id: benchmarks compare both with the truth."""
     from tqdm import tqdm
 
     video = Path(video)
@@ -143,7 +146,10 @@ def process_video(
         with Path(out).open("w", encoding="utf-8") as handle:
             for message in messages:
                 handle.write(json.dumps({"topic": topic, "message": message.model_dump(mode="json")}) + "\n")
-    labels = list(pipeline.counter.final_labels.values()) if pipeline.counter else []
+    final_labels = pipeline.counter.final_labels if pipeline.counter else {}
+    if person_labels is not None:
+        person_labels.update(final_labels)
+    labels = list(final_labels.values())
     return {
         "video": str(video),
         "camera_id": camera.id,
