@@ -201,7 +201,8 @@ def association_cost(
     since = np.array([t - tr.last_seen for tr in tracks])
     unseen = np.minimum(since / max_lost, 1.0)
     # The predicted position may drift further the longer a face is hidden; where it was last seen does
-    # not move, so that gate stays tight (else a stranger walking past the same spot would inherit it).
+    # not move, so that gate stays tight and widens only slowly (else a stranger walking past the same spot
+    # would inherit it).
     gate = 0.8 + 1.2 * unseen
     # A young track does not know its velocity yet: allow a brisk walk (faces per second) since last seen.
     young = np.array([tr.hits <= 2 for tr in tracks])
