@@ -41,6 +41,8 @@ from footfall.edge.offline import process_video
 from footfall.edge.pipeline import load_models
 
 REPO = Path(__file__).resolve().parents[1]
+CAUSES = ("after_occlusion", "lost_in_view", "overlapping_tracks")  # why a person's extra track began
+DECISIONS = ("female", "male", "unknown")
 
 
 def identity_check(
@@ -65,7 +67,7 @@ def identity_check(
         owner[track_id] = best if best_distance < 60 else None
     per_person = {pid: sum(1 for o in owner.values() if o == pid) for pid in paths}
     twice = [pid for pid, n in per_person.items() if n > 1]
-    causes = {"after_occlusion": 0, "lost_in_view": 0, "overlapping_tracks": 0}
+    causes = dict.fromkeys(CAUSES, 0)
     for pid in twice:
         spans = sorted(
             (round(path[0][0] * fps), round(path[-1][0] * fps)) for tid, path in tracks.items() if owner[tid] == pid
@@ -76,7 +78,7 @@ def identity_check(
     decisions: dict[str, dict[str, int]] = {}
     for track_id, person_id in owner.items():
         if labels is not None and person_id is not None and track_id in labels:
-            row = decisions.setdefault(genders[person_id], {"female": 0, "male": 0, "unknown": 0})
+            row = decisions.setdefault(genders[person_id], dict.fromkeys(DECISIONS, 0))
             row[labels[track_id] if labels[track_id] in row else "unknown"] += 1
     return {
         "missed": [pid for pid, n in per_person.items() if n == 0],
@@ -119,7 +121,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "false_tracks": 0,
         "hidden_people": 0,
         "hidden_people_counted_once": 0,
-        "counted_again": {"after_occlusion": 0, "lost_in_view": 0, "overlapping_tracks": 0},
+        "counted_again": dict.fromkeys(CAUSES, 0),
     }
     decisions: dict[str, dict[str, int]] = {}  # true gender -> decided as
     models = None
@@ -154,7 +156,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
             identity["counted_again"][cause] += count
         for gender, row in checked["decisions"].items():
             for label, count in row.items():
-                decisions.setdefault(gender, {"female": 0, "male": 0, "unknown": 0})[label] += count
+                decisions.setdefault(gender, dict.fromkeys(DECISIONS, 0))[label] += count
         for key in ("false_tracks", "hidden_people", "hidden_people_counted_once"):
             identity[key] += checked[key]
         totals["truth_people"] += truth["people"]
