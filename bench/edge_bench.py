@@ -46,7 +46,11 @@ DECISIONS = ("female", "male", "unknown")
 
 
 def identity_check(
-    truth: dict, tracks: dict[int, list[tuple[float, float, float]]], fps: float, labels: dict[int, str] | None = None
+    truth: dict,
+    tracks: dict[int, list[tuple[float, float, float]]],
+    fps: float,
+    labels: dict[int, str] | None = None,
+    probabilities: dict[int, np.ndarray] | None = None,
 ) -> dict:
     """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles, and
     says why each double happened (see :func:`why_counted_again`). With the tracks' final ``labels``, also
@@ -74,16 +78,29 @@ def identity_check(
         )
         for cause in why_counted_again(spans, set(paths[pid])):
             causes[cause] += 1
-    genders = {p["id"]: p["gender"] for p in truth["persons"]}
+    persons = {p["id"]: p for p in truth["persons"]}
     decisions: dict[str, dict[str, int]] = {}
+    decided_people: list[dict] = []
     for track_id, person_id in owner.items():
         if labels is not None and person_id is not None and track_id in labels:
-            row = decisions.setdefault(genders[person_id], dict.fromkeys(DECISIONS, 0))
-            row[labels[track_id] if labels[track_id] in row else "unknown"] += 1
+            label = labels[track_id] if labels[track_id] in DECISIONS else "unknown"
+            person = persons[person_id]
+            decisions.setdefault(person["gender"], dict.fromkeys(DECISIONS, 0))[label] += 1
+            mean = (probabilities or {}).get(track_id)
+            decided_people.append(
+                {
+                    "gender": person["gender"],
+                    "age": person.get("age"),
+                    "face_px": person["face_px"],
+                    "label": label,
+                    "probabilities": None if mean is None else [round(float(p), 5) for p in mean],
+                }
+            )
     return {
         "missed": [pid for pid, n in per_person.items() if n == 0],
         "counted_twice": twice,
         "decisions": decisions,
+        "decided_people": decided_people,
         "counted_again": causes,
         "false_tracks": sum(1 for o in owner.values() if o is None),
         "hidden_people_counted_once": sum(
@@ -124,9 +141,10 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "counted_again": dict.fromkeys(CAUSES, 0),
     }
     decisions: dict[str, dict[str, int]] = {}  # true gender -> decided as
+    decided_people: list[dict] = []
     models = None
     for index in tqdm(range(args.clips), desc="accuracy clips", file=sys.stderr):
-        spec = walkby.WalkbySpec(people=args.people, seed=args.seed + index)
+        spec = walkby.WalkbySpec(people=args.people, seed=args.seed + index, split=args.split)
         clip, truth = walkby.make_walkby(args.data, folder, spec, name=f"walkby-{index}")
         camera = CameraConfig(id="cam1", source=str(clip), realtime=False, fps=120, **truth["camera"])
         config = AgentConfig(
@@ -138,6 +156,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         models = models or load_models(config)
         tracks: dict[int, list] = {}
         labels: dict[int, str] = {}
+        probabilities: dict[int, np.ndarray] = {}
 
         def observe(t: float, events, tracks=tracks) -> None:
             for track in events.confirmed:
@@ -147,9 +166,16 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
                     tracks[track.id].append(track.path[-1])
 
         summary = process_video(
-            clip, config, progress=False, models=models, observer=observe, start_time=0.0, person_labels=labels
+            clip,
+            config,
+            progress=False,
+            models=models,
+            observer=observe,
+            start_time=0.0,
+            person_labels=labels,
+            person_probabilities=probabilities,
         )
-        checked = identity_check(truth, tracks, spec.fps, labels)
+        checked = identity_check(truth, tracks, spec.fps, labels, probabilities)
         for key in ("missed", "counted_twice"):
             identity[key] += len(checked[key])
         for cause, count in checked["counted_again"].items():
@@ -157,6 +183,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         for gender, row in checked["decisions"].items():
             for label, count in row.items():
                 decisions.setdefault(gender, dict.fromkeys(DECISIONS, 0))[label] += count
+        decided_people += checked["decided_people"]
         for key in ("false_tracks", "hidden_people", "hidden_people_counted_once"):
             identity[key] += checked[key]
         totals["truth_people"] += truth["people"]
@@ -186,7 +213,30 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "zones": {z: {"counted": v[0], "truth": v[1]} for z, v in zones.items()},
         "identity": identity,
         "decisions_by_true_gender": decisions,
+        "decisions_by_group": decisions_by_group(decided_people),
+        "decided_people": decided_people,
     }
+
+
+AGE_BANDS = ((0, 12, "0-12"), (13, 19, "13-19"), (20, 59, "20-59"), (60, 200, "60+"))
+FACE_BANDS = ((0, 59, "face <60 px"), (60, 84, "face 60-84 px"), (85, 10_000, "face ≥85 px"))
+
+
+def decisions_by_group(people: list[dict]) -> dict[str, dict[str, dict[str, int]]]:
+    """What each true gender was decided as, per age band and per face size: says whether a female-share
+    error comes from children, old people or small faces."""
+
+    def band(value: float | None, bands: tuple) -> str:
+        if value is None:
+            return "age unknown"
+        return next(name for low, high, name in bands if low <= value <= high)
+
+    groups: dict[str, dict[str, dict[str, int]]] = {}
+    for person in people:
+        for group in (band(person["age"], AGE_BANDS), band(person["face_px"], FACE_BANDS)):
+            row = groups.setdefault(group, {}).setdefault(person["gender"], dict.fromkeys(DECISIONS, 0))
+            row[person["label"]] += 1
+    return groups
 
 
 def throughput(args: argparse.Namespace, folder: Path) -> dict:
@@ -322,6 +372,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val"),
+        help="faces of this split walk the clips: test measures; val is for choices made on clips",
+    )
     parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE)
     parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE)
     parser.add_argument("--skip-accuracy", action="store_true")
@@ -369,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for gender, row in sorted(acc["decisions_by_true_gender"].items()):
             print(f"  true {gender}, decided as: {row}")
+        for group, rows in acc["decisions_by_group"].items():
+            print(f"    {group}: " + "; ".join(f"true {g} {row}" for g, row in sorted(rows.items())))
         for zone, counts in acc["zones"].items():
             print(f"  zone {zone}: {counts['counted']} counted / {counts['truth']} true")
     tp = report.get("throughput")

@@ -45,6 +45,7 @@ class Face:
     image: np.ndarray  # BGR
     gender: str
     source: str
+    age: float | None = None  # years, where the dataset gives it
 
 
 @dataclass
@@ -66,6 +67,8 @@ class WalkbySpec:
     # was trained on; "ellipse": an oval cut-out with drawn hair (harder, unlike any training chip).
     face_mask: str = "ellipse"
     sources: tuple[str, ...] = ("utkface", "wiki")
+    # Faces from the test split measure; the val split is for choices made on clips (never test).
+    split: str = "test"
 
 
 @dataclass
@@ -116,26 +119,30 @@ class Walker:
 
 
 def load_faces(
-    data_dir: Path, count: int, seed: int, sources: tuple[str, ...] = ("utkface", "wiki")
+    data_dir: Path, count: int, seed: int, sources: tuple[str, ...] = ("utkface", "wiki"), split: str = "test"
 ) -> list[Face]:
-    """``count`` random faces from the TEST split of the given datasets, decoded in memory."""
+    """``count`` random faces from one split (TEST unless told) of the given datasets, decoded in memory."""
     rng = np.random.default_rng(seed)
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str, str, str | None]] = []
     for source in sources:
         stem = DATASETS[source]
         with (data_dir / f"{stem}.csv").open(newline="") as handle:
-            rows += [(source, r["path"], r["gender"]) for r in csv.DictReader(handle) if r["split"] == "test"]
+            rows += [
+                (source, r["path"], r["gender"], r.get("age") or None)
+                for r in csv.DictReader(handle)
+                if r["split"] == split
+            ]
     picks = rng.choice(len(rows), size=min(count, len(rows)), replace=False)
     faces: list[Face] = []
     archives: dict[str, zipfile.ZipFile] = {}
     try:
         for index in picks:
-            source, member, gender = rows[int(index)]
+            source, member, gender, age = rows[int(index)]
             archive = archives.setdefault(source, zipfile.ZipFile(data_dir / f"{DATASETS[source]}.zip"))
             data = np.frombuffer(archive.read(member), np.uint8)
             image = cv2.imdecode(data, cv2.IMREAD_COLOR)
             if image is not None:
-                faces.append(Face(image, gender, source))
+                faces.append(Face(image, gender, source, float(age) if age else None))
     finally:
         for archive in archives.values():
             archive.close()
@@ -326,7 +333,7 @@ def visible_fraction(
 def make_walkby(data_dir: Path, out_dir: Path, spec: WalkbySpec, name: str = "walkby") -> tuple[Path, dict]:
     """Writes ``<out_dir>/<name>.mp4`` and ``<name>.json`` (ground truth); returns the clip and the truth."""
     rng = np.random.default_rng(spec.seed)
-    faces = load_faces(data_dir, spec.people, spec.seed, spec.sources)
+    faces = load_faces(data_dir, spec.people, spec.seed, spec.sources, spec.split)
     walkers = schedule(spec, faces, rng)
     sprites = {w.id: Sprite(w, spec.face_mask) for w in walkers}
     background = make_background(spec.width, spec.height, rng)
@@ -411,6 +418,7 @@ def ground_truth(walkers: list[Walker], spec: WalkbySpec, frames: int, clip: Pat
                 "id": w.id,
                 "gender": w.face.gender,
                 "source": w.face.source,
+                "age": w.face.age,
                 "direction": "right" if w.direction > 0 else "left",
                 "face_px": w.size,
                 "speed_px_s": round(w.speed, 1),
