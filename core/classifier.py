@@ -54,11 +54,17 @@ class GenderClassifier:
         """Calibrated class probabilities, ``N × len(labels)``."""
         return softmax(self.logits(chips), self.contract.temperature)
 
-    def decide(self, probabilities: np.ndarray) -> list[Decision]:
-        """Turns (possibly track-averaged) probabilities into decisions, abstaining below the threshold."""
+    def decide(self, probabilities: np.ndarray, *, per_track: bool = False) -> list[Decision]:
+        """Turns probabilities into decisions, abstaining below the threshold: the bundle's single-face
+        threshold, or with ``per_track`` (probabilities averaged over a person's track) its per-label track
+        thresholds where it has them."""
+        track_thresholds = self.contract.track_thresholds if per_track else None
         decisions = []
         for row in np.atleast_2d(probabilities):
             best = int(np.argmax(row))
-            label = self.labels[best] if row[best] >= self.contract.abstain_threshold else UNKNOWN
+            threshold = (
+                track_thresholds[self.labels[best]] if track_thresholds else self.contract.abstain_threshold
+            )
+            label = self.labels[best] if row[best] >= threshold else UNKNOWN
             decisions.append(Decision(label, {name: float(p) for name, p in zip(self.labels, row, strict=True)}))
         return decisions

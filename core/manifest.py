@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from footfall.core.preprocess import FaceCropSpec
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_SCHEMA = "footfall.bundle/1"
@@ -53,6 +53,23 @@ class ClassifierContract(_Model):
     abstain_threshold: float = Field(
         default=0.5, ge=0, le=1, description="Below this top probability the decision is 'unknown'."
     )
+    track_thresholds: dict[str, float] | None = Field(
+        default=None,
+        description=(
+            "Per label, the lowest track-averaged probability for that decision (the edge decides once per "
+            "person). Chosen on walk-by clips of validation faces so that each label goes 'unknown' equally "
+            "often: unequal abstention would bias the shares counted. Absent: abstain_threshold for all."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _track_thresholds_name_labels(self) -> ClassifierContract:
+        if self.track_thresholds is not None:
+            if set(self.track_thresholds) != set(self.labels):
+                raise ValueError(f"track_thresholds must name each label once: {self.labels}")
+            if not all(0.5 <= t <= 1 for t in self.track_thresholds.values()):
+                raise ValueError("track_thresholds must lie within [0.5, 1]")
+        return self
 
 
 class Provenance(_Model):

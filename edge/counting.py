@@ -88,6 +88,7 @@ class PersonCounter:
         self.people: dict[int, Person] = {}
         self.totals: dict[str, int] = {"people": 0}
         self.final_labels: dict[int, str] = {}
+        self.final_probabilities: dict[int, np.ndarray] = {}  # track-averaged, for benchmarks
 
     def update(
         self,
@@ -131,7 +132,9 @@ class PersonCounter:
 
     def _relabel(self, person: Person) -> None:
         mean = person.mean_probabilities()
-        label = self.classifier.decide(mean)[0].label if (mean is not None and self.classifier) else UNKNOWN
+        label = UNKNOWN
+        if mean is not None and self.classifier is not None:
+            label = self.classifier.decide(mean, per_track=True)[0].label
         if label != person.label:
             person.label = label
             self.aggregator.relabel_person(person.id, label)
@@ -163,6 +166,8 @@ class PersonCounter:
         for zone_id, visit in person.visits.items():
             self.aggregator.add_dwell(zone_id, visit.last_in, visit.last_in - visit.first_in)
         self.final_labels[person.id] = person.label
+        if (mean := person.mean_probabilities()) is not None:
+            self.final_probabilities[person.id] = mean
         self.aggregator.forget_person(person.id)
 
     def finish(self, tracks: list[Track]) -> None:

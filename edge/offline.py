@@ -107,10 +107,12 @@ def process_video(
     models: Models | None = None,
     observer: Callable[[float, TrackerEvents], None] | None = None,
     person_labels: dict[int, str] | None = None,
+    person_probabilities: dict[int, Any] | None = None,
 ) -> dict[str, Any]:
     """Runs the pipeline on every frame (up to the camera's fps cap) and returns the summary.
-    ``observer`` sees the tracker's events and ``person_labels`` receives each person's final label by track
-    id: benchmarks compare both with the truth."""
+    ``observer`` sees the tracker's events, ``person_labels`` receives each person's final label and
+    ``person_probabilities`` the class probabilities averaged over the track, by track id: benchmarks
+    compare them with the truth."""
     from tqdm import tqdm
 
     video = Path(video)
@@ -149,6 +151,8 @@ def process_video(
     final_labels = pipeline.counter.final_labels if pipeline.counter else {}
     if person_labels is not None:
         person_labels.update(final_labels)
+    if person_probabilities is not None and pipeline.counter:
+        person_probabilities.update(pipeline.counter.final_probabilities)
     labels = list(final_labels.values())
     return {
         "video": str(video),

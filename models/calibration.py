@@ -52,3 +52,53 @@ def choose_threshold(
             return 0.5 if k == len(order) else float(conf_sorted[k - 1])
     k = max(min_answered, 1)
     return 0.5 if k >= len(order) else float(conf_sorted[k - 1])
+
+
+def count_rates(probs: np.ndarray, y_true: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per label, how many cases were decided as that label over how many truly are: 1.0 for every label
+    means the decided shares equal the true shares (errors and abstention cancel out)."""
+    probs, y_true = np.asarray(probs, float), np.asarray(y_true, int)
+    best = probs.argmax(axis=1)
+    decided = probs[np.arange(len(best)), best] >= np.asarray(thresholds, float)[best]
+    return np.array(
+        [(decided & (best == c)).sum() / max((y_true == c).sum(), 1) for c in range(probs.shape[1])], float
+    )
+
+
+def abstention_by_label(probs: np.ndarray, y_true: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per true label, the share of cases left ``unknown`` when the top label needs ``thresholds[label]``."""
+    probs, y_true = np.asarray(probs, float), np.asarray(y_true, int)
+    best = probs.argmax(axis=1)
+    unknown = probs[np.arange(len(best)), best] < np.asarray(thresholds, float)[best]
+    return np.array([unknown[y_true == c].mean() if (y_true == c).any() else np.nan for c in range(probs.shape[1])])
+
+
+def balanced_thresholds(
+    probs: np.ndarray, y_true: np.ndarray, reference: float, grid: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-label thresholds under which every label is counted at the same rate as it truly occurs
+    (decided as the label / truly the label, see :func:`count_rates`), leaving as many cases ``unknown``
+    overall as the single ``reference`` threshold does on the same cases.
+
+    Shares counted from decided people only (the female share of a zone) are biased when one label goes
+    ``unknown`` more often than the other, or is mistaken for the other more often; this cancels both
+    without answering more or fewer people. Among equally good pairs, the one nearest ``reference`` wins."""
+    probs, y_true = np.asarray(probs, float), np.asarray(y_true, int)
+    labels = probs.shape[1]
+    if labels != 2:
+        raise ValueError("balanced thresholds are defined for two labels")
+    if not all((y_true == c).any() for c in range(labels)):
+        raise ValueError("every label needs cases to balance its count")
+    grid = np.round(np.arange(0.5, 0.995, 0.005), 3) if grid is None else np.asarray(grid, float)
+    target = float((probs.max(axis=1) < reference).mean())
+    confidence = probs.max(axis=1)
+    best, best_cost = np.full(labels, reference), np.inf
+    for first in grid:
+        for second in grid:
+            thresholds = np.array([first, second])
+            rates = count_rates(probs, y_true, thresholds)
+            unknown = float((confidence < thresholds[probs.argmax(axis=1)]).mean())
+            cost = abs(rates[0] - rates[1]) + abs(unknown - target) + 1e-3 * np.abs(thresholds - reference).sum()
+            if cost < best_cost:
+                best, best_cost = thresholds, cost
+    return best

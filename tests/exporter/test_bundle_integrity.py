@@ -31,6 +31,25 @@ def test_pristine_bundle_loads_and_runs(bundle_copy: Path) -> None:
     assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
+def test_track_thresholds_decide_per_person_only(bundle_copy: Path) -> None:
+    per_label = {"female": 0.9, "male": 0.6}
+    edit_manifest(bundle_copy, lambda m: m["classifier"].update(abstain_threshold=0.8, track_thresholds=per_label))
+    classifier = GenderClassifier(bundle_copy)
+    probs = np.array([[0.85, 0.15], [0.3, 0.7], [0.95, 0.05]])
+    assert [d.label for d in classifier.decide(probs)] == ["female", "unknown", "female"]
+    assert [d.label for d in classifier.decide(probs, per_track=True)] == ["unknown", "male", "female"]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "message"),
+    [({"female": 0.9}, "name each label once"), ({"female": 0.9, "male": 0.3}, r"within \[0.5, 1\]")],
+)
+def test_bad_track_thresholds_are_refused(bundle_copy: Path, thresholds: dict, message: str) -> None:
+    edit_manifest(bundle_copy, lambda m: m["classifier"].update(track_thresholds=thresholds))
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_copy)
+
+
 def test_flipped_byte_is_refused(bundle_copy: Path) -> None:
     model = bundle_copy / "model.onnx"
     data = bytearray(model.read_bytes())

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from footfall.core.classifier import softmax
-from footfall.models.calibration import choose_threshold, fit_temperature, nll
+from footfall.models.calibration import (
+    abstention_by_label,
+    balanced_thresholds,
+    choose_threshold,
+    count_rates,
+    fit_temperature,
+    nll,
+)
 from footfall.models.metrics import (
     accuracy,
     age_band,
@@ -121,3 +128,40 @@ def test_threshold_reaches_target_with_most_coverage() -> None:
     assert choose_threshold(probs, y, target_accuracy=1.0, max_abstention=1 / 3) == pytest.approx(0.8)
     # Everything right: never abstain.
     assert choose_threshold(probs[correct], y[correct], target_accuracy=0.99) == 0.5
+
+
+def test_balanced_thresholds_make_both_labels_abstain_equally() -> None:
+    # Label 1 is less confident than label 0: one shared threshold leaves far more of label 1 unknown.
+    rng = np.random.default_rng(3)
+    top0, top1 = rng.uniform(0.6, 1.0, 400), rng.uniform(0.5, 0.9, 400)
+    probs = np.concatenate([np.stack([top0, 1 - top0], 1), np.stack([1 - top1, top1], 1)])
+    y = np.repeat([0, 1], 400)
+    single = abstention_by_label(probs, y, np.array([0.8, 0.8]))
+    assert single[1] - single[0] > 0.3
+    thresholds = balanced_thresholds(probs, y, reference=0.8)
+    rates = abstention_by_label(probs, y, thresholds)
+    assert abs(rates[0] - rates[1]) < 0.02
+    assert thresholds[1] < 0.8 < thresholds[0]
+    # As many people left unknown overall as with the single threshold.
+    assert rates.mean() == pytest.approx(single.mean(), abs=0.02)
+
+
+def test_balanced_thresholds_cancel_one_sided_mistakes() -> None:
+    # Both labels equally confident, but a fifth of label 1 is mistaken for label 0 (children read as
+    # female): label 0 is over-counted until its threshold rises above label 1's.
+    rng = np.random.default_rng(4)
+    top = rng.uniform(0.55, 1.0, 1000)
+    y = np.repeat([0, 1], 500)
+    wrong = (y == 1) & (rng.random(1000) < 0.2)
+    predicted = np.where(wrong, 0, y)
+    probs = np.where(predicted[:, None] == 0, np.stack([top, 1 - top], 1), np.stack([1 - top, top], 1))
+    assert count_rates(probs, y, np.array([0.8, 0.8]))[0] > 1.2 * count_rates(probs, y, np.array([0.8, 0.8]))[1]
+    thresholds = balanced_thresholds(probs, y, reference=0.8)
+    rates = count_rates(probs, y, thresholds)
+    assert abs(rates[0] - rates[1]) < 0.02
+    assert thresholds[0] > thresholds[1]
+
+
+def test_balanced_thresholds_need_both_labels() -> None:
+    with pytest.raises(ValueError, match="every label"):
+        balanced_thresholds(np.array([[0.9, 0.1]]), np.array([0]), reference=0.8)
