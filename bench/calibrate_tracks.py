@@ -1,0 +1,113 @@
+"""Per-label track thresholds for a gender bundle, chosen on walk-by clips of VALIDATION faces.
+
+The edge decides once per person, from probabilities averaged over the person's best crops, and counts
+``unknown`` below a confidence threshold. A zone's female share is counted from decided people only, so if
+one gender goes ``unknown`` more often than the other, or is mistaken for the other more often (boys read
+as girls), the share is biased. Camera crops are not the still photos the single-face threshold was chosen
+on: small, blurred, lit differently, and each gender's answers shift differently. This tool renders
+walk-by clips from val-split faces (bench/walkby.py; the edge benchmark measures on test-split faces),
+runs the edge pipeline over them, and picks per-label thresholds under which each gender is counted at
+the same rate as it truly occurs, leaving as many people ``unknown`` as the bundle's single threshold
+does (``balanced_thresholds``).
+
+``--write`` stores them in the bundle's manifest (``classifier.track_thresholds``), which the edge uses for
+its per-person decision; run it after ``footfall export``, which writes a manifest without them.
+
+Example:
+    .venv/bin/python bench/calibrate_tracks.py                      # print, default bundle, 16 clips
+    .venv/bin/python bench/calibrate_tracks.py --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import edge_bench
+from footfall.core.bundle import load_bundle
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.models.calibration import abstention_by_label, balanced_thresholds, count_rates
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def share_report(probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, labels: list[str]) -> dict:
+    """Abstention and count rate per true label, and the first label's share of decided vs true people."""
+    best = probs.argmax(axis=1)
+    decided = probs[np.arange(len(best)), best] >= thresholds[best]
+    rates = abstention_by_label(probs, truth, thresholds)
+    counted = count_rates(probs, truth, thresholds)
+    share = float((best[decided] == 0).mean()) if decided.any() else float("nan")
+    return {
+        "thresholds": dict(zip(labels, (round(float(t), 3) for t in thresholds), strict=True)),
+        "unknown_by_true_label": dict(zip(labels, (round(float(r), 3) for r in rates), strict=True)),
+        "counted_per_true": dict(zip(labels, (round(float(r), 3) for r in counted), strict=True)),
+        f"{labels[0]}_share_decided_pct": round(100 * share, 1),
+        f"{labels[0]}_share_true_pct": round(100 * float((truth == 0).mean()), 1),
+        "answered_accuracy": round(float((best[decided] == truth[decided]).mean()), 4),
+        "unknown_pct": round(100 * float((~decided).mean()), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="bundle to calibrate")
+    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE)
+    parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=900, help="clip seeds; keep them apart from the bench's")
+    parser.add_argument("--write", action="store_true", help="store the thresholds in the bundle's manifest")
+    args = parser.parse_args(argv)
+    args.split = "val"
+
+    bundle = load_bundle(args.gender)
+    contract = bundle.manifest.classifier
+    if contract is None or len(contract.labels) != 2:
+        parser.error(f"{args.gender}: not a two-label classifier bundle")
+    labels = list(contract.labels)
+
+    folder = Path(tempfile.mkdtemp(prefix="footfall-calibrate-"))  # clips hold dataset faces: never kept
+    try:
+        measured = edge_bench.accuracy(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    people = [p for p in measured["decided_people"] if p["probabilities"] is not None]
+    probs = np.array([p["probabilities"] for p in people], float)
+    truth = np.array([labels.index(p["gender"]) for p in people], int)
+
+    single = np.full(2, contract.abstain_threshold)
+    chosen = balanced_thresholds(probs, truth, contract.abstain_threshold)
+    report = {
+        "bundle": str(args.gender),
+        "clips": args.clips,
+        "seed": args.seed,
+        "people_classified": len(people),
+        "single_threshold": share_report(probs, truth, single, labels),
+        "balanced": share_report(probs, truth, chosen, labels),
+    }
+    for name in ("single_threshold", "balanced"):
+        print(f"{name}: {json.dumps(report[name])}")
+    if args.write:
+        from footfall.exporter.bundle_writer import write_manifest
+
+        classifier = contract.model_copy(
+            update={"track_thresholds": {label: round(float(t), 3) for label, t in zip(labels, chosen, strict=True)}}
+        )
+        write_manifest(bundle.path, bundle.manifest.model_copy(update={"classifier": classifier}))
+        load_bundle(bundle.path)  # the edge's own checks must pass on what was written
+        print(f"wrote track thresholds {classifier.track_thresholds} to {bundle.path}", file=sys.stderr)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

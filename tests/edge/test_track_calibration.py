@@ -1,0 +1,35 @@
+"""bench/calibrate_tracks.py: per-label track thresholds chosen on clips of validation faces, written into a
+bundle that the edge then loads and decides with."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import calibrate_tracks  # bench/, on sys.path through tests/edge/conftest.py
+import numpy as np
+from footfall.core.classifier import GenderClassifier
+from footfall.core.manifest import MANIFEST_FILE
+
+
+def test_calibration_writes_thresholds_the_edge_decides_with(
+    data_dir: Path, detector_bundle: Path, gender_bundle: Path, tmp_path: Path, capsys
+) -> None:
+    bundle = shutil.copytree(gender_bundle, tmp_path / "gender")
+    args = ["--data", str(data_dir), "--gender", str(bundle), "--detector", str(detector_bundle)]
+    assert calibrate_tracks.main([*args, "--clips", "1", "--people", "10", "--seed", "901", "--write"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["people_classified"] >= 6
+    written = json.loads((bundle / MANIFEST_FILE).read_text())["classifier"]["track_thresholds"]
+    assert set(written) == {"female", "male"} and all(0.5 <= t < 1 for t in written.values())
+    assert report["balanced"]["thresholds"] == written
+    classifier = GenderClassifier(bundle)  # hashes and schema still pass the edge's checks
+    for index, label in enumerate(["female", "male"]):
+        above = np.full((1, 2), 1 - written[label])
+        above[0, index] = written[label]
+        assert classifier.decide(above, per_track=True)[0].label == label
+        if written[label] > 0.51:
+            below = np.full((1, 2), 1 - written[label] + 0.01)
+            below[0, index] = written[label] - 0.01
+            assert classifier.decide(below, per_track=True)[0].label == "unknown"
