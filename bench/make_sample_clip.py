@@ -607,7 +607,7 @@ def verify(clip: Path, truth: dict, detector, every: int, classifier=None) -> bo
         )
         if classifier is not None and probabilities[person["id"]]:
             mean = np.mean(probabilities[person["id"]], axis=0)
-            decision = classifier.decide(mean)[0]
+            decision = classifier.decide(mean, per_track=True)[0]
             line += (
                 f", classified {decision.label} ("
                 + ", ".join(f"{name} {value:.2f}" for name, value in decision.probabilities.items())
