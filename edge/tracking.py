@@ -72,6 +72,10 @@ class KalmanBox:
         self.mean = self.mean + gain @ (measured - observation @ self.mean)
         self.cov = (np.eye(8) - gain @ observation) @ self.cov
 
+    def hold_size(self) -> None:
+        """Stops the box growing or shrinking: for a face out of sight (see FaceTracker.update)."""
+        self.mean[6:8] = 0.0
+
     @property
     def box(self) -> tuple[float, float, float, float]:
         cx, cy, w, h = self.mean[:4]
@@ -343,6 +347,10 @@ class FaceTracker:
                 track.state = TrackState.REMOVED
             elif track.state == TrackState.TRACKED:
                 track.state = TrackState.LOST
+                # A face sliding behind someone shrinks (only part of it is found) just before it is lost;
+                # the person does not go on shrinking while out of sight, or the face that comes back
+                # whole would look too big to be theirs.
+                track.kalman.hold_size()
             if track.state == TrackState.LOST and (
                 unseen > self.max_lost
                 or (unseen > self.exit_patience and self._left_frame(track, frame_size))

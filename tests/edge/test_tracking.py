@@ -169,3 +169,14 @@ def test_a_new_face_is_not_taken_by_a_track_hidden_behind_it() -> None:
     assert len(people) == 2
     first, second = sorted(people, key=lambda t: t.first_seen)
     assert last_x[first.id] < 200 < last_x[second.id]  # A left to the left, B to the right
+
+
+def test_a_face_that_shrank_sliding_behind_someone_keeps_its_track() -> None:
+    # A face's box shrinks as it slides behind a nearer person (only part of it is found), then it is hidden
+    # for 1.2 s and comes out whole: the person did not shrink while out of sight, so it is the same track.
+    frames = [[face(1100 - 320 * i / FPS, 250, size=44)] for i in range(12)]
+    frames += [[face(1100 - 320 * (12 + k) / FPS, 250, size=size)] for k, size in enumerate((36, 30, 26))]
+    frames += [[] for _ in range(18)]
+    frames += [[face(1100 - 320 * (33 + k) / FPS, 250, size=44)] for k in range(12)]
+    confirmed, ended = run(FaceTracker(confirm_hits=4, max_lost_seconds=1.5), frames)
+    assert len(confirmed) == 1 and ended == confirmed
