@@ -57,8 +57,9 @@ class ClassifierContract(_Model):
         default=None,
         description=(
             "Per label, the lowest track-averaged probability for that decision (the edge decides once per "
-            "person). Chosen on walk-by clips of validation faces so that each label goes 'unknown' equally "
-            "often: unequal abstention would bias the shares counted. Absent: abstain_threshold for all."
+            "person). Chosen on walk-by clips of validation faces so that each label is counted at the rate "
+            "it truly occurs (unequal abstention or one-sided mistakes bias the shares counted). Absent: "
+            "abstain_threshold for all."
         ),
     )
 

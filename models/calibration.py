@@ -90,8 +90,8 @@ def balanced_thresholds(
     if not all((y_true == c).any() for c in range(labels)):
         raise ValueError("every label needs cases to balance its count")
     grid = np.round(np.arange(0.5, 0.995, 0.005), 3) if grid is None else np.asarray(grid, float)
-    target = float((probs.max(axis=1) < reference).mean())
     confidence = probs.max(axis=1)
+    target = float((confidence < reference).mean())
     best, best_cost = np.full(labels, reference), np.inf
     for first in grid:
         for second in grid:
