@@ -9,6 +9,7 @@ the person was counted in are updated when that decision changes.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,9 @@ from footfall.core.detector import Detection
 from footfall.edge.aggregation import ZoneAggregator
 from footfall.edge.tracking import Track
 from footfall.edge.zones import SceneGeometry
+
+# Told when a person's track ends: track id, final label, probabilities averaged over the track (if any).
+PersonFinished = Callable[[int, str, np.ndarray | None], None]
 
 
 def crop_quality(detection: Detection) -> float:
@@ -80,15 +84,17 @@ class PersonCounter:
         classifier: GenderClassifier | None,
         *,
         samples_per_track: int = 4,
+        on_finished: PersonFinished | None = None,
     ):
         self.geometry = geometry
         self.aggregator = aggregator
         self.classifier = classifier
         self.samples_per_track = samples_per_track
+        # Offline runs and benchmarks collect each person's final decision; the agent keeps nothing of a
+        # person after the track ends (it runs for months).
+        self.on_finished = on_finished
         self.people: dict[int, Person] = {}
         self.totals: dict[str, int] = {"people": 0}
-        self.final_labels: dict[int, str] = {}
-        self.final_probabilities: dict[int, np.ndarray] = {}  # track-averaged, for benchmarks
 
     def update(
         self,
@@ -165,9 +171,8 @@ class PersonCounter:
             return
         for zone_id, visit in person.visits.items():
             self.aggregator.add_dwell(zone_id, visit.last_in, visit.last_in - visit.first_in)
-        self.final_labels[person.id] = person.label
-        if (mean := person.mean_probabilities()) is not None:
-            self.final_probabilities[person.id] = mean
+        if self.on_finished is not None:
+            self.on_finished(person.id, person.label, person.mean_probabilities())
         self.aggregator.forget_person(person.id)
 
     def finish(self, tracks: list[Track]) -> None:

@@ -125,6 +125,8 @@ def process_video(
     collector = MessageCollector(config, camera.id)
     pipeline = CameraPipeline(config, camera, models, collector)
     pipeline.observer = observer
+    finished: dict[int, tuple[str, Any]] = {}  # track id -> (final label, track-averaged probabilities)
+    pipeline.on_person_finished = lambda track_id, label, mean: finished.__setitem__(track_id, (label, mean))
     gate = FrameGate(camera.fps)
     frames = 0
     started = time.perf_counter()
@@ -148,12 +150,11 @@ def process_video(
         with Path(out).open("w", encoding="utf-8") as handle:
             for message in messages:
                 handle.write(json.dumps({"topic": topic, "message": message.model_dump(mode="json")}) + "\n")
-    final_labels = pipeline.counter.final_labels if pipeline.counter else {}
     if person_labels is not None:
-        person_labels.update(final_labels)
-    if person_probabilities is not None and pipeline.counter:
-        person_probabilities.update(pipeline.counter.final_probabilities)
-    labels = list(final_labels.values())
+        person_labels.update({track_id: label for track_id, (label, _) in finished.items()})
+    if person_probabilities is not None:
+        person_probabilities.update({track_id: mean for track_id, (_, mean) in finished.items() if mean is not None})
+    labels = [label for label, _ in finished.values()]
     return {
         "video": str(video),
         "camera_id": camera.id,

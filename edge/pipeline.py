@@ -14,7 +14,7 @@ from footfall.core.classifier import GenderClassifier
 from footfall.core.detector import FaceDetector
 from footfall.edge.aggregation import BaseLookup, Emit, ZoneAggregator
 from footfall.edge.config import AgentConfig, CameraConfig
-from footfall.edge.counting import PersonCounter
+from footfall.edge.counting import PersonCounter, PersonFinished
 from footfall.edge.tracking import FaceTracker, TrackerEvents, appearance_descriptor
 from footfall.edge.zones import SceneGeometry
 
@@ -63,6 +63,7 @@ class CameraPipeline:
         self.counter: PersonCounter | None = None
         self.aggregator: ZoneAggregator | None = None
         self.observer: Callable[[float, TrackerEvents], None] | None = None  # benchmarks watch tracks
+        self.on_person_finished: PersonFinished | None = None  # offline runs collect final decisions
         self.frames = 0
         self.busy_seconds = 0.0
         self.last_latency = 0.0
@@ -81,6 +82,7 @@ class CameraPipeline:
             self.aggregator,
             self.models.classifier,
             samples_per_track=self.config.classification.samples_per_track,
+            on_finished=self.on_person_finished,
         )
         self.frame_size = (width, height)
 
