@@ -34,15 +34,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edge_bench
 from footfall.core.bundle import load_bundle
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-from footfall.models.calibration import abstention_by_label, balanced_thresholds, count_rates
+from footfall.models.calibration import (
+    abstention_by_label,
+    balanced_thresholds,
+    count_rates,
+    threshold_decisions,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def share_report(probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, labels: list[str]) -> dict:
     """Abstention and count rate per true label, and the first label's share of decided vs true people."""
-    best = probs.argmax(axis=1)
-    decided = probs[np.arange(len(best)), best] >= thresholds[best]
+    best, decided = threshold_decisions(probs, thresholds)
     rates = abstention_by_label(probs, truth, thresholds)
     counted = count_rates(probs, truth, thresholds)
     share = float((best[decided] == 0).mean()) if decided.any() else float("nan")

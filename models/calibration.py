@@ -54,23 +54,28 @@ def choose_threshold(
     return 0.5 if k >= len(order) else float(conf_sorted[k - 1])
 
 
+def threshold_decisions(probs: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The top label of each case and whether it is decided: its probability reaches that label's threshold."""
+    probs = np.asarray(probs, float)
+    best = probs.argmax(axis=1)
+    return best, probs[np.arange(len(best)), best] >= np.asarray(thresholds, float)[best]
+
+
 def count_rates(probs: np.ndarray, y_true: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Per label, how many cases were decided as that label over how many truly are: 1.0 for every label
     means the decided shares equal the true shares (errors and abstention cancel out)."""
-    probs, y_true = np.asarray(probs, float), np.asarray(y_true, int)
-    best = probs.argmax(axis=1)
-    decided = probs[np.arange(len(best)), best] >= np.asarray(thresholds, float)[best]
-    return np.array(
-        [(decided & (best == c)).sum() / max((y_true == c).sum(), 1) for c in range(probs.shape[1])], float
-    )
+    y_true = np.asarray(y_true, int)
+    best, decided = threshold_decisions(probs, thresholds)
+    labels = np.shape(probs)[1]
+    return np.array([(decided & (best == c)).sum() / max((y_true == c).sum(), 1) for c in range(labels)], float)
 
 
 def abstention_by_label(probs: np.ndarray, y_true: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Per true label, the share of cases left ``unknown`` when the top label needs ``thresholds[label]``."""
-    probs, y_true = np.asarray(probs, float), np.asarray(y_true, int)
-    best = probs.argmax(axis=1)
-    unknown = probs[np.arange(len(best)), best] < np.asarray(thresholds, float)[best]
-    return np.array([unknown[y_true == c].mean() if (y_true == c).any() else np.nan for c in range(probs.shape[1])])
+    y_true = np.asarray(y_true, int)
+    _, decided = threshold_decisions(probs, thresholds)
+    labels = np.shape(probs)[1]
+    return np.array([(~decided)[y_true == c].mean() if (y_true == c).any() else np.nan for c in range(labels)])
 
 
 def balanced_thresholds(
@@ -90,14 +95,13 @@ def balanced_thresholds(
     if not all((y_true == c).any() for c in range(labels)):
         raise ValueError("every label needs cases to balance its count")
     grid = np.round(np.arange(0.5, 0.995, 0.005), 3) if grid is None else np.asarray(grid, float)
-    confidence = probs.max(axis=1)
-    target = float((confidence < reference).mean())
+    target = float((probs.max(axis=1) < reference).mean())
     best, best_cost = np.full(labels, reference), np.inf
     for first in grid:
         for second in grid:
             thresholds = np.array([first, second])
             rates = count_rates(probs, y_true, thresholds)
-            unknown = float((confidence < thresholds[probs.argmax(axis=1)]).mean())
+            unknown = float((~threshold_decisions(probs, thresholds)[1]).mean())
             cost = abs(rates[0] - rates[1]) + abs(unknown - target) + 1e-3 * np.abs(thresholds - reference).sum()
             if cost < best_cost:
                 best, best_cost = thresholds, cost
