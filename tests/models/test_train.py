@@ -17,7 +17,7 @@ from footfall.models.checkpoint import (
 )
 from footfall.models.network import build_model, count_flops, count_parameters
 from footfall.models.recipe import DatasetConfig, ModelConfig, Recipe, TrainConfig
-from footfall.models.train import SplitData, load_splits, train
+from footfall.models.train import SplitData, epoch_order, load_splits, sample_weights, train
 
 SIZE = 32
 TINY = {"stem": [8, 16], "widths": [16, 32], "depths": [1, 1], "dropout": 0.0}
@@ -124,10 +124,13 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     model_from_checkpoint(loaded)
 
 
+PLAIN_OPS = {"Conv", "Relu", "Add", "Mul", "MaxPool", "AveragePool", "Pad", "ReduceMean", "Reshape", "Gemm"}
+
+
 def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     from footfall.models.recipe import REPO_ROOT, load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "gender-v2.yaml")
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "gender-v3.yaml")
     model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
     assert count_parameters(model) < 2_000_000
     assert count_flops(model, recipe.preprocess.size) < 0.2e9
@@ -135,26 +138,40 @@ def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     pytest.importorskip("onnxscript")
     size = recipe.preprocess.size
     path = tmp_path / "m.onnx"
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, size, size),),
-        str(path),
-        opset_version=17,
-        input_names=["chips"],
-        output_names=["logits"],
-        dynamo=False,
+    for flip in (False, True):  # mirror averaging is chosen on val after training: both must export
+        model.flip_average = flip
+        torch.onnx.export(  # as the exporter does it (footfall.exporter.gender_export)
+            model,
+            (torch.zeros(2, 3, size, size),),
+            str(path),
+            opset_version=18,
+            input_names=["chips"],
+            output_names=["logits"],
+            dynamo=True,
+        )
+        ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+        # Plain, quantizable operations only; the shape ops come from mirror averaging's batch split.
+        assert ops <= PLAIN_OPS | ({"Concat", "Slice", "Shape"} if flip else set()), ops
+
+
+def test_epoch_sees_each_dataset_by_its_weight_and_children_by_child_weight(tmp_path: Path) -> None:
+    adults, mixed = synthetic_split(40, 0), synthetic_split(40, 1)
+    adults = SplitData("a", adults.chips, adults.labels, np.full(40, 30.0), adults.races)
+    mixed = SplitData("b", mixed.chips, mixed.labels, np.where(np.arange(40) < 10, 6.0, np.nan), mixed.races)
+    recipe = tiny_recipe(tmp_path, 1).model_copy(
+        update={
+            "datasets": [DatasetConfig(name="a", root="x", weight=0.75), DatasetConfig(name="b", root="x", weight=1.5)],
+            "train": TrainConfig(child_weight=2.0),
+        }
     )
-    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
-    assert ops <= {
-        "Conv",
-        "Relu",
-        "Add",
-        "GlobalAveragePool",
-        "Flatten",
-        "Gemm",
-        "BatchNormalization",
-        "Identity",
-    }
+    weights = sample_weights(recipe, [adults, mixed])
+    # Children (known age under 13) count twice; an unknown age is not a child.
+    assert weights.tolist() == [0.75] * 40 + [3.0] * 10 + [1.5] * 30
+    order = epoch_order(weights, np.random.default_rng(0), None)
+    seen = np.bincount(order, minlength=80)
+    assert len(order) == 30 + 30 + 45 and set(seen[:40]) == {0, 1} and seen[:40].sum() == 30
+    assert (seen[40:50] == 3).all() and set(seen[50:]) == {1, 2} and seen[50:].sum() == 45
+    assert len(epoch_order(weights, np.random.default_rng(0), 7)) == 7
 
 
 def test_unknown_architecture() -> None:
