@@ -7,5 +7,5 @@ from pathlib import Path
 import footfall.models
 
 BUNDLES_DIR = Path(footfall.models.__file__).resolve().parent / "bundles"
-DEFAULT_GENDER_BUNDLE = BUNDLES_DIR / "gender-v2"
+DEFAULT_GENDER_BUNDLE = BUNDLES_DIR / "gender-v3"
 DEFAULT_DETECTOR_BUNDLE = BUNDLES_DIR / "face-detector-centerface"

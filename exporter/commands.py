@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_command(
         checkpoint: Path = typer.Argument(
-            ..., help="Training checkpoint (footfall.checkpoint/1), e.g. gender-v2.pt."
+            ..., help="Training checkpoint (footfall.checkpoint/1), e.g. gender-v3.pt."
         ),
         out: Path | None = typer.Option(
             None, "--out", "-o", help="Bundle folder (default: models/bundles/<name>)."
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         ships and the report says why.
 
         Example:
-        footfall export models/checkpoints/gender-v2.pt --out models/bundles/gender-v2 --data ../shared/data
+        footfall export models/checkpoints/gender-v3.pt --out models/bundles/gender-v3 --data ../shared/data
         """
         from footfall.cli import require
 
@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
         """Check a model bundle as the edge does: manifest schema, sha256 of every file, tensor names and
         shapes of the graph(s) against the manifest. Prints what is wrong and exits 2 if anything is.
 
-        Example: footfall verify-bundle models/bundles/gender-v2
+        Example: footfall verify-bundle models/bundles/gender-v3
         """
         from footfall.cli import require
 
