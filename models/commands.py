@@ -33,13 +33,14 @@ def register(app: typer.Typer) -> None:
         from footfall.core.bundle import BundleError
         from footfall.models.checkpoint import CheckpointError
         from footfall.models.datasets import DatasetError
+        from footfall.models.pretrained import PretrainedError
         from footfall.models.recipe import RecipeError, load_recipe
         from footfall.models.train import train
 
         try:
             recipe = load_recipe(config)
             final = train(recipe, resume=resume, out_dir=out, progress=progress)
-        except (RecipeError, DatasetError, CheckpointError, BundleError) as exc:
+        except (RecipeError, DatasetError, CheckpointError, BundleError, PretrainedError) as exc:
             _fail(str(exc))
         typer.echo(f"checkpoint: {final}")
 

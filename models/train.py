@@ -276,6 +276,10 @@ def train(
     torch.set_num_threads(recipe.train.threads)
     seed_everything(recipe.seed)
     started = time.monotonic()
+    if recipe.model.init == "dlib-age-v1" and not resume:
+        from footfall.models.pretrained import read_age_model
+
+        read_age_model()  # a missing wheel fails now, not after the chip and teacher caches are built
 
     data, detector_reports = (
         data if data is not None else load_splits(recipe, progress, with_teacher=recipe.distill is not None)

