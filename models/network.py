@@ -22,9 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def conv_bn_relu(
+    c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1, padding: int | None = None
+) -> nn.Sequential:
+    """Convolution (``padding`` defaults to "same" for odd kernels), BatchNorm, ReLU."""
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2 if padding is None else padding, groups=groups, bias=False),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
     )
@@ -144,9 +147,7 @@ class DlibResidualBlock(nn.Module):
         if stride not in (1, 2) or (stride == 1 and c_in != c_out) or c_out < c_in:
             raise ValueError(f"unsupported block {c_in}->{c_out} with stride {stride}")
         self.downsample = stride == 2
-        self.conv1 = conv_bn_relu(c_in, c_out, 3, stride)
-        if self.downsample:
-            self.conv1[0].padding = (0, 0)
+        self.conv1 = conv_bn_relu(c_in, c_out, 3, stride, padding=0 if self.downsample else 1)
         self.conv2 = nn.Sequential(nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
         self.extra_channels = c_out - c_in
         self.act = nn.ReLU(inplace=True)
@@ -186,8 +187,7 @@ class ResNetDlib(FlipAveragingClassifier):
         if len(widths) != len(depths) or not widths or min(depths) < 1:
             raise ValueError("widths and depths must be non-empty, of the same length, with depths >= 1")
         self.flip_average = flip_average
-        layers: list[nn.Module] = [conv_bn_relu(3, stem, 7, 2), nn.MaxPool2d(3, 2)]
-        layers[0][0].padding = (0, 0)
+        layers: list[nn.Module] = [conv_bn_relu(3, stem, 7, 2, padding=0), nn.MaxPool2d(3, 2)]
         channels = stem
         for stage, (width, depth) in enumerate(zip(widths, depths, strict=True)):
             for index in range(depth):

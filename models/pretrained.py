@@ -183,14 +183,14 @@ def init_from_dlib_age(
             z = inputs[0].transpose(0, 1).flatten(1)
             stats[module] = (z.mean(1), z.var(1, unbiased=False))  # what training-mode BatchNorm divides by
 
-        hooks = [norm.register_forward_hook(record) for norm in norms[: len(convs)]]
+        hooks = [norm.register_forward_hook(record) for norm in norms]
         was_training = model.training
         model.eval()
         model(torch.from_numpy(normalise(chips, spec)))
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-        for norm in norms[: len(convs)]:
+        for norm in norms:
             mean, var = stats[norm]
             scale, bias = norm.weight.clone(), norm.bias.clone()
             norm.running_mean.copy_(mean)
