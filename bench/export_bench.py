@@ -68,13 +68,9 @@ def detector_figures(bundle_dir: Path, threads: int, data: Path | None) -> dict[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="gender bundle folder")
-    parser.add_argument(
-        "--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE, help="detector bundle folder"
-    )
+    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE, help="detector bundle folder")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
     parser.add_argument(
         "--data",
@@ -100,10 +96,7 @@ def main() -> int:
             print(f"  {label:18s} {values[1]:9.3f} {values[16]:9.3f}")
         shipped = next(iter(gender))
         verdict = "meets" if gender[shipped][16] <= GENDER_TARGET_MS else "MISSES"
-        print(
-            f"  shipped ({shipped}) at batch 16: {gender[shipped][16]:.3f} ms/face, "
-            f"{verdict} the ≤ 1 ms target"
-        )
+        print(f"  shipped ({shipped}) at batch 16: {gender[shipped][16]:.3f} ms/face, {verdict} the ≤ 1 ms target")
     try:
         detector = detector_figures(args.detector, args.threads, args.data)
     except BundleError as exc:

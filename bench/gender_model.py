@@ -40,9 +40,7 @@ def latency_ms_per_face(bundle: Path, batch: int = 16, threads: int = 2, seconds
 def main() -> None:
     from footfall.models.evaluate import evaluate_bundle
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=DEFAULT_GENDER_BUNDLE)
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
@@ -74,9 +72,7 @@ def main() -> None:
         )
     model = args.bundle / "model.onnx"
     print(f"model size {model.stat().st_size / 1e6:.3f} MB (target ≤ 2 MB)")
-    print(
-        f"latency {latency_ms_per_face(args.bundle):.3f} ms per face at batch 16, 2 threads (target ≤ 1 ms)"
-    )
+    print(f"latency {latency_ms_per_face(args.bundle):.3f} ms per face at batch 16, 2 threads (target ≤ 1 ms)")
 
 
 if __name__ == "__main__":

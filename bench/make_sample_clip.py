@@ -157,15 +157,11 @@ class Walker:
 
 CAST = (
     Walker("collins", "left_to_right", 84, False, 1.00, (1.0, 1.0, 1.0), (40, 90, 200), (60, 50, 40), 0),
-    Walker(
-        "cameraman", "left_to_right", 66, False, 1.05, (0.80, 0.92, 1.12), (120, 70, 30), (50, 50, 50), 12
-    ),
+    Walker("cameraman", "left_to_right", 66, False, 1.05, (0.80, 0.92, 1.12), (120, 70, 30), (50, 50, 50), 12),
     Walker("hopper", "right_to_left", 98, True, 0.92, (1.0, 1.0, 1.0), (90, 40, 20), (30, 30, 30), 4),
     Walker("cameraman", "right_to_left", 104, True, 0.9, (0.78, 0.9, 1.1), (60, 130, 60), (90, 80, 70), -10),
     Walker("collins", "right_to_left", 62, True, 1.12, (1.05, 1.0, 0.95), (150, 150, 150), (40, 40, 90), 10),
-    Walker(
-        "cameraman", "left_to_right", 88, False, 0.85, (0.85, 0.95, 1.05), (30, 30, 140), (40, 40, 40), -6
-    ),
+    Walker("cameraman", "left_to_right", 88, False, 0.85, (0.85, 0.95, 1.05), (30, 30, 140), (40, 40, 40), -6),
     Walker("hopper", "left_to_right", 72, False, 1.08, (0.95, 1.0, 1.06), (140, 100, 160), (70, 60, 50), 6),
     Walker("collins", "right_to_left", 96, False, 0.90, (1.08, 1.0, 0.94), (20, 160, 220), (50, 40, 30), -4),
     Walker("cameraman", "right_to_left", 58, True, 1.1, (0.82, 0.9, 1.15), (100, 100, 40), (30, 30, 60), 14),
@@ -257,14 +253,10 @@ def draw_background(rng: np.random.Generator) -> np.ndarray:
             for gx in range(x1 + 20, x2 - 20, 16):
                 if abs(gx - door) > 40:
                     shade = tuple(int(c) for c in rng.integers(60, 200, 3))
-                    cv2.rectangle(
-                        frame, (gx, shelf_y - int(rng.integers(10, 24))), (gx + 10, shelf_y - 1), shade, -1
-                    )
+                    cv2.rectangle(frame, (gx, shelf_y - int(rng.integers(10, 24))), (gx + 10, shelf_y - 1), shade, -1)
     # Floor: tiles in perspective towards a vanishing point on the eye-level line.
     floor = np.linspace(0.0, 1.0, HEIGHT - WALL_BASE_Y)[:, None, None]
-    frame[WALL_BASE_Y:] = (
-        (1 - floor) * np.array([190, 196, 200]) + floor * np.array([150, 158, 165])
-    ).astype(np.uint8)
+    frame[WALL_BASE_Y:] = ((1 - floor) * np.array([190, 196, 200]) + floor * np.array([150, 158, 165])).astype(np.uint8)
     vanish = (WIDTH // 2, EYE_LEVEL_Y)
     for x in range(-2400, WIDTH + 2400, 160):
         t = (WALL_BASE_Y - vanish[1]) / (HEIGHT - vanish[1])
@@ -315,9 +307,7 @@ def make_figure(walker: Walker, photos: dict[str, np.ndarray], timing: Timing) -
     return Figure(walker, head, alpha, float(h), skin, timing, offset)
 
 
-def _limb(
-    frame: np.ndarray, root: tuple[float, float], angle: float, length: float, width: float, colour
-) -> tuple:
+def _limb(frame: np.ndarray, root: tuple[float, float], angle: float, length: float, width: float, colour) -> tuple:
     """A limb as a quadrilateral hanging from ``root``, swung by ``angle`` radians; returns its far end."""
     dx, dy = math.sin(angle), math.cos(angle)
     end = (root[0] + dx * length, root[1] + dy * length)
@@ -336,9 +326,7 @@ def _limb(
     return end
 
 
-def draw_figure(
-    frame: np.ndarray, figure: Figure, frame_index: int
-) -> tuple[float, float, float, float] | None:
+def draw_figure(frame: np.ndarray, figure: Figure, frame_index: int) -> tuple[float, float, float, float] | None:
     """Draws one walker on ``frame``; returns its face box in frame pixels, or None when off screen."""
     walker, timing = figure.walker, figure.timing
     if not timing.start_frame <= frame_index <= timing.end_frame:
@@ -399,9 +387,7 @@ def draw_figure(
         np.int32,
     )
     cv2.fillConvexPoly(frame, neck, figure.skin, cv2.LINE_AA)
-    hand = _limb(
-        frame, (cx + 0.55 * u * sign, shoulder_y + 0.15 * u), -swing * 0.8, 2.4 * u, 0.36 * u, walker.top
-    )
+    hand = _limb(frame, (cx + 0.55 * u * sign, shoulder_y + 0.15 * u), -swing * 0.8, 2.4 * u, 0.36 * u, walker.top)
     cv2.circle(frame, (int(hand[0]), int(hand[1])), int(0.17 * u), figure.skin, -1, cv2.LINE_AA)
     # Paste the head with its feathered elliptical alpha, clipped to the frame.
     x0, y0 = round(cx - head_w / 2), round(head_top)
@@ -413,9 +399,7 @@ def draw_figure(
         head = figure.head[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] * light
         alpha = figure.alpha[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
         region = frame[fy0:fy1, fx0:fx1].astype(np.float32) / 255.0
-        frame[fy0:fy1, fx0:fx1] = (
-            (np.clip(alpha * head + (1 - alpha) * region, 0, 1) * 255).round().astype(np.uint8)
-        )
+        frame[fy0:fy1, fx0:fx1] = (np.clip(alpha * head + (1 - alpha) * region, 0, 1) * 255).round().astype(np.uint8)
     left, right, top, bottom = figure.face_offset
     return (cx + left, head_top + top, cx + right, head_top + bottom)
 
@@ -620,21 +604,13 @@ def verify(clip: Path, truth: dict, detector, every: int, classifier=None) -> bo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--out", type=Path, default=SAMPLES / f"{CLIP_NAME}.mp4", help="Where to write the clip."
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=SAMPLES / f"{CLIP_NAME}.mp4", help="Where to write the clip.")
     parser.add_argument("--seed", type=int, default=7, help="Seed of the goods drawn on the shop shelves.")
-    parser.add_argument(
-        "--verify", type=Path, metavar="BUNDLE", help="Check faces with this detector bundle."
-    )
+    parser.add_argument("--verify", type=Path, metavar="BUNDLE", help="Check faces with this detector bundle.")
     parser.add_argument("--gender", type=Path, metavar="BUNDLE", help="With --verify, also classify faces.")
     parser.add_argument("--every", type=int, default=1, help="With --verify, check every Nth frame.")
-    parser.add_argument(
-        "--skip-render", action="store_true", help="With --verify, check the existing clip only."
-    )
+    parser.add_argument("--skip-render", action="store_true", help="With --verify, check the existing clip only.")
     args = parser.parse_args()
     if args.skip_render and args.verify is None:
         parser.error("--skip-render only makes sense with --verify BUNDLE")
@@ -651,9 +627,7 @@ def main() -> None:
         ok, _ = capture.read()
         capture.release()
         if not ok or count != truth["frames"]:
-            sys.exit(
-                f"error: OpenCV cannot read back {args.out} ({count} frames, expected {truth['frames']})"
-            )
+            sys.exit(f"error: OpenCV cannot read back {args.out} ({count} frames, expected {truth['frames']})")
         size_mb = args.out.stat().st_size / 1e6
         print(
             f"wrote {args.out} ({size_mb:.2f} MB, {truth['frames']} frames, "

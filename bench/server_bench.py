@@ -127,9 +127,7 @@ def bench_mqtt(url: str, label: str, count: int) -> float:
     consumer.stop()  # the session (and its subscription) stays in the broker
     payload_file = Path(tempfile.mkdtemp()) / "messages.txt"
     payload_file.write_bytes(b"\n".join(_messages(count, seed=2, offset_minutes=100_000)))
-    subprocess.run(
-        [sys.executable, "-c", PUBLISHER, str(broker.port), str(payload_file)], check=True, timeout=300
-    )
+    subprocess.run([sys.executable, "-c", PUBLISHER, str(broker.port), str(payload_file)], check=True, timeout=300)
     started, cpu = time.perf_counter(), time.process_time()
     consumer = MqttConsumer(broker.url, Ingestor(db), client_id="bench-server").start()
     stored = 0
@@ -167,8 +165,7 @@ def build_year(url: str, zones: int, days: int) -> None:
             text(
                 "INSERT INTO zones (site_id, zone_id, name, floor, kind, created_at) VALUES "
                 + ",".join(
-                    f"('mall', 'zone-{z:03d}', 'Zone {z}', 'L{z % 3}', "
-                    f"'{'ad_slot' if z % 5 == 0 else 'corridor'}', 0)"
+                    f"('mall', 'zone-{z:03d}', 'Zone {z}', 'L{z % 3}', '{'ad_slot' if z % 5 == 0 else 'corridor'}', 0)"
                     for z in range(zones)
                 )
                 + " ON CONFLICT DO NOTHING"
@@ -196,9 +193,7 @@ def build_year(url: str, zones: int, days: int) -> None:
             for i, h in enumerate(hours)
         ]
         with db.write() as session:
-            session.execute(
-                text("INSERT INTO rollup_hourly VALUES (:z, :h, :how, :p, :f, :m, :u, 0, 0)"), rows
-            )
+            session.execute(text("INSERT INTO rollup_hourly VALUES (:z, :h, :how, :p, :f, :m, :u, 0, 0)"), rows)
     with db.write() as session:
         day_expr = (
             "to_char(to_timestamp(hour_start) AT TIME ZONE 'UTC', 'YYYY-MM-DD')::date"
@@ -287,13 +282,9 @@ def bench_queries(url: str, label: str, repeats: int, days: int) -> dict[str, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Smaller sizes for a fast check.")
-    parser.add_argument(
-        "--messages", type=int, default=None, help="Messages per ingest run (default 60,000)."
-    )
+    parser.add_argument("--messages", type=int, default=None, help="Messages per ingest run (default 60,000).")
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     count = args.messages or (10_000 if args.quick else 60_000)
@@ -319,11 +310,11 @@ def main() -> None:
         bench_mqtt(pg_url, "PostgreSQL", count // 2)
         with Database(pg_url).engine.begin() as conn:  # start the query dataset from clean tables
             conn.execute(
-            text(
-                "TRUNCATE buckets, rollup_hourly, rollup_daily, rollup_slot_cumulative, rollup_slot_span, "
-                "agents, zones, sites CASCADE"
+                text(
+                    "TRUNCATE buckets, rollup_hourly, rollup_daily, rollup_slot_cumulative, rollup_slot_span, "
+                    "agents, zones, sites CASCADE"
+                )
             )
-        )
         build_year(pg_url, ZONES, days)
         bench_queries(pg_url, "PostgreSQL", repeats, days)
         if not args.skip_sqlite:

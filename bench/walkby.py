@@ -156,9 +156,7 @@ def make_background(width: int, height: int, rng: np.random.Generator) -> np.nda
     """A shop-front corridor: wall gradient, shop windows, floor, a little texture."""
     ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None]
     top, bottom = rng.uniform(150, 210, 3), rng.uniform(70, 120, 3)
-    image = (top[None, None, :] * (1 - ramp[..., None]) + bottom[None, None, :] * ramp[..., None]).repeat(
-        width, 1
-    )
+    image = (top[None, None, :] * (1 - ramp[..., None]) + bottom[None, None, :] * ramp[..., None]).repeat(width, 1)
     floor_y = int(height * 0.78)
     image[floor_y:] = rng.uniform(60, 110, 3)
     x = 0
@@ -226,9 +224,7 @@ def draw_walker(frame: np.ndarray, walker: Walker, sprite: Sprite, x: float, y: 
         sprite.body_colour,
         -1,
     )
-    cv2.ellipse(
-        frame, (cx, cy + int(0.8 * s)), (int(0.8 * s), int(0.3 * s)), 0, 180, 360, sprite.body_colour, -1
-    )
+    cv2.ellipse(frame, (cx, cy + int(0.8 * s)), (int(0.8 * s), int(0.3 * s)), 0, 180, 360, sprite.body_colour, -1)
     cv2.rectangle(
         frame,
         (cx - int(0.18 * s), cy + int(0.4 * s)),
@@ -238,9 +234,7 @@ def draw_walker(frame: np.ndarray, walker: Walker, sprite: Sprite, x: float, y: 
     )
     if sprite.oval:
         # Short hair: a cap over the top of the head only (hair framing the face would read as long hair).
-        cv2.ellipse(
-            frame, (cx, cy - int(0.1 * s)), (int(0.52 * s), int(0.5 * s)), 0, 180, 360, sprite.hair_colour, -1
-        )
+        cv2.ellipse(frame, (cx, cy - int(0.1 * s)), (int(0.52 * s), int(0.5 * s)), 0, 180, 360, sprite.hair_colour, -1)
     h, w = sprite.image.shape[:2]
     blend(frame, sprite.image, sprite.alpha, cx - w // 2, cy - h // 2)
 
@@ -274,9 +268,7 @@ def schedule(spec: WalkbySpec, faces: list[Face], rng: np.random.Generator) -> l
         )
         if rng.random() < spec.turn_back_share:
             # Turn round well before the middle, so the person is only ever in the first half.
-            walker.turn_at = (
-                spec.width * (0.3 if direction > 0 else 0.82) + rng.uniform(-0.05, 0.05) * spec.width
-            )
+            walker.turn_at = spec.width * (0.3 if direction > 0 else 0.82) + rng.uniform(-0.05, 0.05) * spec.width
         walkers.append(walker)
         i += 1
         if i < len(faces) and walker.turn_at is None and rng.random() < spec.pair_share:
@@ -344,9 +336,7 @@ def make_walkby(data_dir: Path, out_dir: Path, spec: WalkbySpec, name: str = "wa
         pillar = (px, 0, px + pw, spec.height)
     end_time = 0.0
     for w in walkers:
-        travel = (
-            spec.width + 1.2 * w.size if w.turn_at is None else 2 * abs(w.turn_at - w.x_start) + 0.6 * w.speed
-        )
+        travel = spec.width + 1.2 * w.size if w.turn_at is None else 2 * abs(w.turn_at - w.x_start) + 0.6 * w.speed
         end_time = max(end_time, w.start + travel / w.speed + (TURN_PAUSE if w.turn_at is not None else 0))
     frames = math.ceil((end_time + 0.6) * spec.fps)
     noise = [rng.integers(0, 8, background.shape, dtype=np.uint8) for _ in range(3)]
@@ -456,13 +446,9 @@ def ground_truth(walkers: list[Walker], spec: WalkbySpec, frames: int, clip: Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="Folder for the clip (default: a new temp dir)."
-    )
+    parser.add_argument("--out", type=Path, default=None, help="Folder for the clip (default: a new temp dir).")
     parser.add_argument("--name", default="walkby")
     parser.add_argument("--people", type=int, default=12)
     parser.add_argument("--width", type=int, default=1280)

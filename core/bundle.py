@@ -73,18 +73,14 @@ def _check_files(folder: Path, manifest: BundleManifest, verify_hashes: bool) ->
             raise BundleError(f"{folder}: file {name!r} listed in the manifest is missing")
         size = file.stat().st_size
         if size != entry.bytes:
-            raise BundleError(
-                f"{folder}: file {name!r} is {size} bytes, the manifest says {entry.bytes} (truncated?)"
-            )
+            raise BundleError(f"{folder}: file {name!r} is {size} bytes, the manifest says {entry.bytes} (truncated?)")
         if verify_hashes and sha256_file(file) != entry.sha256:
             raise BundleError(f"{folder}: file {name!r} does not match its sha256 in the manifest (corrupt?)")
 
 
 def _check_contract(folder: Path, manifest: BundleManifest) -> None:
     if (manifest.task == "gender-classification") != (manifest.classifier is not None):
-        raise BundleError(
-            f"{folder}: a gender-classification bundle needs a 'classifier' section, and only it"
-        )
+        raise BundleError(f"{folder}: a gender-classification bundle needs a 'classifier' section, and only it")
     if (manifest.task == "face-detection") != (manifest.detector is not None):
         raise BundleError(f"{folder}: a face-detection bundle needs a 'detector' section, and only it")
     shape = manifest.input.shape
@@ -104,9 +100,7 @@ def _check_contract(folder: Path, manifest: BundleManifest) -> None:
                 f"the manifest lists {[o.shape for o in manifest.outputs]}"
             )
     if manifest.detector is not None and len(manifest.outputs) != 4:
-        raise BundleError(
-            f"{folder}: a CenterFace detector has 4 outputs, the manifest lists {len(manifest.outputs)}"
-        )
+        raise BundleError(f"{folder}: a CenterFace detector has 4 outputs, the manifest lists {len(manifest.outputs)}")
 
 
 def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
@@ -141,17 +135,12 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
 def _check_tensor(model_path: Path, kind: str, actual, expected: TensorSpec) -> None:
     """One graph input/output against its manifest entry: name, element type, rank and fixed sizes."""
     if actual.name != expected.name:
-        raise BundleError(
-            f"{model_path}: {kind} is named {actual.name!r}, the manifest says {expected.name!r}"
-        )
+        raise BundleError(f"{model_path}: {kind} is named {actual.name!r}, the manifest says {expected.name!r}")
     if actual.type != ORT_TYPES[expected.dtype]:
-        raise BundleError(
-            f"{model_path}: {kind} {actual.name!r} is {actual.type}, the manifest says {expected.dtype}"
-        )
+        raise BundleError(f"{model_path}: {kind} {actual.name!r} is {actual.type}, the manifest says {expected.dtype}")
     if len(actual.shape) != len(expected.shape):
         raise BundleError(
-            f"{model_path}: {kind} {actual.name!r} has rank {len(actual.shape)}, "
-            f"the manifest says {expected.shape}"
+            f"{model_path}: {kind} {actual.name!r} has rank {len(actual.shape)}, the manifest says {expected.shape}"
         )
     for axis, (got, want) in enumerate(zip(actual.shape, expected.shape, strict=True)):
         if isinstance(want, int) and isinstance(got, int) and got != want:
@@ -160,9 +149,7 @@ def _check_tensor(model_path: Path, kind: str, actual, expected: TensorSpec) -> 
                 f"(graph {list(actual.shape)} vs manifest {expected.shape})"
             )
         if isinstance(want, str) and isinstance(got, int) and axis == 0:
-            raise BundleError(
-                f"{model_path}: {kind} {actual.name!r} has a fixed batch of {got}; it must be dynamic"
-            )
+            raise BundleError(f"{model_path}: {kind} {actual.name!r} has a fixed batch of {got}; it must be dynamic")
 
 
 def open_session(

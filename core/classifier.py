@@ -62,9 +62,7 @@ class GenderClassifier:
         decisions = []
         for row in np.atleast_2d(probabilities):
             best = int(np.argmax(row))
-            threshold = (
-                track_thresholds[self.labels[best]] if track_thresholds else self.contract.abstain_threshold
-            )
+            threshold = track_thresholds[self.labels[best]] if track_thresholds else self.contract.abstain_threshold
             label = self.labels[best] if row[best] >= threshold else UNKNOWN
             decisions.append(Decision(label, {name: float(p) for name, p in zip(self.labels, row, strict=True)}))
         return decisions

@@ -36,9 +36,7 @@ class FaceCropSpec(BaseModel):
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
 
-def _crop_transform(
-    box: Sequence[float], spec: FaceCropSpec, landmarks: np.ndarray | None
-) -> np.ndarray:
+def _crop_transform(box: Sequence[float], spec: FaceCropSpec, landmarks: np.ndarray | None) -> np.ndarray:
     """2×3 affine matrix mapping frame pixels onto the chip."""
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     width, height = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
@@ -82,9 +80,7 @@ def crop_face(
     # Area interpolation when shrinking a lot keeps small text-like detail from aliasing into noise.
     shrink = spec.size / max(box[2] - box[0], box[3] - box[1], 1.0)
     flags = cv2.INTER_AREA if shrink < 0.5 else cv2.INTER_LINEAR
-    chip = cv2.warpAffine(
-        frame_bgr, matrix, (spec.size, spec.size), flags=flags, borderMode=cv2.BORDER_REPLICATE
-    )
+    chip = cv2.warpAffine(frame_bgr, matrix, (spec.size, spec.size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     if spec.colour_order == "RGB":
         chip = chip[:, :, ::-1]
     return np.ascontiguousarray(chip)

@@ -100,13 +100,9 @@ class AggregateMessage(_Strict):
         if 86_400 % self.bucket_seconds:
             raise ValueError(f"bucket_seconds={self.bucket_seconds} does not divide a day (86400 s)")
         if int(self.bucket_start.timestamp()) % self.bucket_seconds or self.bucket_start.microsecond:
-            raise ValueError(
-                f"bucket_start {self.bucket_start.isoformat()} is not aligned to {self.bucket_seconds} s"
-            )
+            raise ValueError(f"bucket_start {self.bucket_start.isoformat()} is not aligned to {self.bucket_seconds} s")
         if self.gender.total != self.people:
-            raise ValueError(
-                f"gender counts add up to {self.gender.total} but people is {self.people}"
-            )
+            raise ValueError(f"gender counts add up to {self.gender.total} but people is {self.people}")
         return self
 
     @property

@@ -78,9 +78,7 @@ class Agent:
                 )
 
             try:
-                seq = self.outbox.add(
-                    bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts
-                )
+                seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
             except OutboxError as exc:
                 log_event(logger, logging.ERROR, "aggregate could not be stored", error=str(exc))
                 return
@@ -200,9 +198,7 @@ class Agent:
         self.publisher.start()
         for runtime in self.cameras:
             runtime.capture.start()
-            runtime.thread = threading.Thread(
-                target=self._work, args=(runtime,), name=f"pipeline-{runtime.camera.id}"
-            )
+            runtime.thread = threading.Thread(target=self._work, args=(runtime,), name=f"pipeline-{runtime.camera.id}")
             runtime.thread.start()
         finite = all(c.is_file and not c.loop for c in config.cameras)
         finished = False

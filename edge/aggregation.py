@@ -54,9 +54,7 @@ class BucketCounts:
 class Bucket:
     zone_id: str
     start: int  # epoch seconds, aligned
-    base: BucketCounts = field(
-        default_factory=BucketCounts
-    )  # what an earlier run of the agent already counted
+    base: BucketCounts = field(default_factory=BucketCounts)  # what an earlier run of the agent already counted
     labels: dict[int, str] = field(default_factory=dict)  # person id -> gender decision
     dwell_samples: int = 0
     dwell_total: float = 0.0

@@ -200,9 +200,7 @@ class CameraCapture:
         self.frames_read = 0
         self._cond = threading.Condition()
         self._latest: Frame | None = None
-        self._ordered: Queue[Frame | None] | None = (
-            None if (not camera.is_file or camera.realtime) else Queue(4)
-        )
+        self._ordered: Queue[Frame | None] | None = None if (not camera.is_file or camera.realtime) else Queue(4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture-{camera.id}", daemon=True)
 
@@ -281,13 +279,9 @@ class CameraCapture:
             if self.camera.is_file and got_frames:
                 self.finished = True
                 self._set_state("offline", "end of video")
-                log_event(
-                    logger, logging.INFO, "video file ended", camera=self.camera.id, frames=self.frames_read
-                )
+                log_event(logger, logging.INFO, "video file ended", camera=self.camera.id, frames=self.frames_read)
                 break
-            reason = (
-                "stream stopped delivering frames" if got_frames else "opened but no frame could be decoded"
-            )
+            reason = "stream stopped delivering frames" if got_frames else "opened but no frame could be decoded"
             if self._offline_until_retry(source, reason, backoff):
                 break
             backoff = min(backoff * 2, self.max_backoff)

@@ -27,9 +27,7 @@ def _load(config_path: Path):
 def register(app: typer.Typer) -> None:
     @app.command("agent")
     def agent(
-        config: Path = typer.Option(
-            ..., "--config", "-c", help="Agent config (YAML); see edge/config.example.yaml."
-        ),
+        config: Path = typer.Option(..., "--config", "-c", help="Agent config (YAML); see edge/config.example.yaml."),
         check_config: bool = typer.Option(
             False, "--check-config", help="Only validate the config and the model bundles, then exit."
         ),
@@ -84,12 +82,8 @@ def register(app: typer.Typer) -> None:
             "-c",
             help="Agent config for zones, lines and models; default: the whole frame is one zone.",
         ),
-        camera: str | None = typer.Option(
-            None, "--camera", help="Which camera of the config (default: the first)."
-        ),
-        out: Path | None = typer.Option(
-            None, "--out", "-o", help="Write the aggregate messages here (JSON lines)."
-        ),
+        camera: str | None = typer.Option(None, "--camera", help="Which camera of the config (default: the first)."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Write the aggregate messages here (JSON lines)."),
         start: datetime | None = typer.Option(
             None,
             "--start",

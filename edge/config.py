@@ -98,9 +98,7 @@ class LineConfig(_Model):
             dx, dy = DIRECTIONS[self.direction]
             normal = (-(y2 - y1) / length, (x2 - x1) / length)
             if abs(dx * normal[0] + dy * normal[1]) < 0.2:
-                raise ValueError(
-                    f"direction '{self.direction}' runs along the line, so nobody can cross it that way"
-                )
+                raise ValueError(f"direction '{self.direction}' runs along the line, so nobody can cross it that way")
         return self
 
 
@@ -109,9 +107,7 @@ DIRECTIONS: dict[str, tuple[float, float]] = {"left": (-1, 0), "right": (1, 0), 
 
 class CameraConfig(_Model):
     id: Identifier
-    source: str | int = Field(
-        description="RTSP/HTTP/MJPEG URL, USB device index (0, 1, ...) or a video file path."
-    )
+    source: str | int = Field(description="RTSP/HTTP/MJPEG URL, USB device index (0, 1, ...) or a video file path.")
     fps: float = Field(default=15.0, gt=0, le=120, description="Most frames processed per second.")
     realtime: bool = Field(
         default=True,
@@ -142,9 +138,7 @@ class CameraConfig(_Model):
         ids = [z.id for z in self.zones] + [line.id for line in self.lines]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
-            raise ValueError(
-                f"zone and line ids must be unique per camera; repeated: {', '.join(duplicates)}"
-            )
+            raise ValueError(f"zone and line ids must be unique per camera; repeated: {', '.join(duplicates)}")
         return self
 
     @property
@@ -180,9 +174,7 @@ class MqttConfig(_Model):
     port: int = Field(default=1883, ge=1, le=65535)
     tls: bool | TlsConfig = False
     username: str | None = None
-    password: str | None = Field(
-        default=None, description="Or set password_env to read it from the environment."
-    )
+    password: str | None = Field(default=None, description="Or set password_env to read it from the environment.")
     password_env: str | None = Field(default=None, description="Environment variable holding the password.")
     client_id: str | None = Field(default=None, max_length=128, description="Default: footfall-<agent_id>.")
     topic_prefix: str = Field(default=DEFAULT_TOPIC_PREFIX, min_length=1, pattern=r"^[^#+]+$")
@@ -204,12 +196,8 @@ class MqttConfig(_Model):
 
 
 class OutboxConfig(_Model):
-    path: Path = Field(
-        default=Path("footfall-outbox.sqlite"), description="SQLite file; its folder must exist."
-    )
-    max_messages: int = Field(
-        default=200_000, ge=10, description="Cap; the oldest are dropped, with a warning."
-    )
+    path: Path = Field(default=Path("footfall-outbox.sqlite"), description="SQLite file; its folder must exist.")
+    max_messages: int = Field(default=200_000, ge=10, description="Cap; the oldest are dropped, with a warning.")
 
 
 class BundlesConfig(_Model):
@@ -235,9 +223,7 @@ class TrackingConfig(_Model):
 
 
 class ClassificationConfig(_Model):
-    samples_per_track: int = Field(
-        default=4, ge=1, le=20, description="Crops classified per person, best ones."
-    )
+    samples_per_track: int = Field(default=4, ge=1, le=20, description="Crops classified per person, best ones.")
 
 
 class AgentConfig(_Model):
@@ -308,9 +294,7 @@ def _field_path(location: tuple[Any, ...]) -> str:
 def _clean_location(location: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic adds the union member tried ("str", "int", "TlsConfig") to the location; drop it.
     return tuple(
-        p
-        for p in location
-        if p not in ("str", "int", "bool", "TlsConfig") and not str(p).startswith("function-")
+        p for p in location if p not in ("str", "int", "bool", "TlsConfig") and not str(p).startswith("function-")
     )
 
 

@@ -127,9 +127,7 @@ class PersonCounter:
                 chosen.append((track, quality))
         if not chosen:
             return
-        chips = [
-            self.classifier.crop(frame_bgr, tr.detection.box, tr.detection.landmarks) for tr, _ in chosen
-        ]
+        chips = [self.classifier.crop(frame_bgr, tr.detection.box, tr.detection.landmarks) for tr, _ in chosen]
         probabilities = self.classifier.probabilities(chips)
         for (track, quality), row in zip(chosen, probabilities, strict=True):
             person = self.people[track.id]

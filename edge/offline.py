@@ -48,9 +48,7 @@ class MessageCollector:
         )
 
 
-def offline_config(
-    video: Path, config: AgentConfig | None, camera_id: str | None
-) -> tuple[AgentConfig, CameraConfig]:
+def offline_config(video: Path, config: AgentConfig | None, camera_id: str | None) -> tuple[AgentConfig, CameraConfig]:
     if config is None:
         camera = offline_camera(str(video)).model_copy(update={"fps": 120.0})
         return AgentConfig(cameras=[camera], **OFFLINE_IDS), camera
@@ -59,9 +57,7 @@ def offline_config(
     for camera in config.cameras:
         if camera.id == camera_id:
             return config, camera
-    raise ConfigError(
-        f"--camera {camera_id}: no such camera in the config ({', '.join(c.id for c in config.cameras)})"
-    )
+    raise ConfigError(f"--camera {camera_id}: no such camera in the config ({', '.join(c.id for c in config.cameras)})")
 
 
 def peak_rss_mb() -> float:
@@ -131,9 +127,7 @@ def process_video(
     frames = 0
     started = time.perf_counter()
     try:
-        with tqdm(
-            total=source.frame_count, unit="frame", disable=not progress, desc=video.name, leave=False
-        ) as bar:
+        with tqdm(total=source.frame_count, unit="frame", disable=not progress, desc=video.name, leave=False) as bar:
             for frame in source.frames():
                 bar.update(1)
                 if not gate.admit(frame.t):

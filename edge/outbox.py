@@ -69,7 +69,6 @@ class ResendPolicy:
     max_seconds: float = 600.0
 
 
-
 class Outbox:
     """Thread-safe; the pipeline threads add, the publisher reads and acknowledges."""
 
@@ -111,9 +110,7 @@ class Outbox:
         ):
             if name not in columns:
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
-        self._db.execute(
-            "UPDATE outbox SET seq = json_extract(CAST(payload AS TEXT), '$.seq') WHERE seq IS NULL"
-        )
+        self._db.execute("UPDATE outbox SET seq = json_extract(CAST(payload AS TEXT), '$.seq') WHERE seq IS NULL")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_seq ON outbox(seq)")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_send_at)")
 
@@ -173,12 +170,8 @@ class Outbox:
             return seq
 
     def _drop_oldest(self, count: int) -> None:
-        oldest = self._db.execute(
-            "SELECT id, bucket_key FROM outbox ORDER BY id LIMIT ?", (count,)
-        ).fetchall()
-        self._db.execute(
-            f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(oldest))})", [r[0] for r in oldest]
-        )
+        oldest = self._db.execute("SELECT id, bucket_key FROM outbox ORDER BY id LIMIT ?", (count,)).fetchall()
+        self._db.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(oldest))})", [r[0] for r in oldest])
         self.dropped += len(oldest)
         # Loud, because this is data loss: the broker has been unreachable for longer than the cap allows.
         log_event(
@@ -199,9 +192,7 @@ class Outbox:
     def pending(self, limit: int = 100_000) -> list[OutboxRow]:
         """Every row the server has not confirmed yet, oldest first."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
-            ).fetchall()
+            rows = self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2])) for r in rows]
 
     def due(self, limit: int = 100) -> list[OutboxRow]:
@@ -238,9 +229,7 @@ class Outbox:
             removed = 0
             for start in range(0, len(seqs), 500):
                 chunk = seqs[start : start + 500]
-                cursor = self._db.execute(
-                    f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk
-                )
+                cursor = self._db.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
                 removed += cursor.rowcount
             return removed
 
@@ -251,8 +240,7 @@ class Outbox:
     def bucket_counts(self, bucket_key: str) -> BucketCounts | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT people, female, male, unknown, dwell_samples, dwell_total "
-                "FROM bucket_state WHERE bucket_key=?",
+                "SELECT people, female, male, unknown, dwell_samples, dwell_total FROM bucket_state WHERE bucket_key=?",
                 (bucket_key,),
             ).fetchone()
         return BucketCounts(*row) if row else None
@@ -260,6 +248,4 @@ class Outbox:
     def prune_state(self) -> None:
         """Forgets bucket counts too old to be reopened by a restart."""
         with self._lock:
-            self._db.execute(
-                "DELETE FROM bucket_state WHERE updated_at < ?", (time.time() - self.state_seconds,)
-            )
+            self._db.execute("DELETE FROM bucket_state WHERE updated_at < ?", (time.time() - self.state_seconds,))

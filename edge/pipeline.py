@@ -28,9 +28,7 @@ class Models:
 def load_models(config: AgentConfig, *, with_classifier: bool = True) -> Models:
     """Loads (and verifies) both bundles; raises BundleError naming what is wrong."""
     threads = config.detection.threads
-    detector = FaceDetector(
-        config.bundles.detector, input_width=config.detection.input_width, threads=threads
-    )
+    detector = FaceDetector(config.bundles.detector, input_width=config.detection.input_width, threads=threads)
     classifier = GenderClassifier(config.bundles.gender, threads=threads) if with_classifier else None
     return Models(detector, classifier)
 

@@ -40,9 +40,7 @@ class KalmanBox:
         w, h = x2 - x1, y2 - y1
         self.mean = np.array([(x1 + x2) / 2, (y1 + y2) / 2, w, h, 0, 0, 0, 0], dtype=float)
         size = max(w, h)
-        self.cov = (
-            np.diag([0.1 * size, 0.1 * size, 0.1 * size, 0.1 * size, 4 * size, 4 * size, size, size]) ** 2
-        )
+        self.cov = np.diag([0.1 * size, 0.1 * size, 0.1 * size, 0.1 * size, 4 * size, 4 * size, size, size]) ** 2
 
     def predict(self, dt: float) -> None:
         if dt <= 0:
@@ -164,9 +162,7 @@ def appearance_descriptor(frame_bgr: np.ndarray, box: Sequence[float]) -> np.nda
     x2, y2 = min(int(box[2]) + 1, width), min(int(box[3]) + 1, height)
     if x2 - x1 < 4 or y2 - y1 < 4:
         return None
-    small = (
-        cv2.resize(frame_bgr[y1:y2, x1:x2], (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-    )
+    small = cv2.resize(frame_bgr[y1:y2, x1:x2], (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
     small -= small.mean()
     norm = float(np.linalg.norm(small))
     return small / norm if norm > 1e-3 else None
@@ -215,9 +211,7 @@ def association_cost(
     # turned round behind another person is back near that spot, a little way off.
     seen_gate = 0.6 + SEEN_SPREAD * since
     reach = np.minimum(to_predicted / gate[:, None], to_seen / seen_gate[:, None])
-    ratio = np.maximum(t_size[:, None], d_size[None, :]) / np.maximum(
-        np.minimum(t_size[:, None], d_size[None, :]), 1
-    )
+    ratio = np.maximum(t_size[:, None], d_size[None, :]) / np.maximum(np.minimum(t_size[:, None], d_size[None, :]), 1)
     # Appearance tells two faces apart when they pass each other, or when someone steps in where another
     # just left: 0 = same look (cosine 0.95 and up), 1 = a different face (cosine 0.35 and below).
     looks = np.full((len(tracks), len(detections)), 0.3)
@@ -352,8 +346,7 @@ class FaceTracker:
                 # whole would look too big to be theirs.
                 track.kalman.hold_size()
             if track.state == TrackState.LOST and (
-                unseen > self.max_lost
-                or (unseen > self.exit_patience and self._left_frame(track, frame_size))
+                unseen > self.max_lost or (unseen > self.exit_patience and self._left_frame(track, frame_size))
             ):
                 track.state = TrackState.REMOVED
                 events.ended.append(track)

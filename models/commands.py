@@ -46,9 +46,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_command(
-        bundle: Path = typer.Option(
-            ..., "--bundle", help="Exported gender bundle folder (what the edge runs)."
-        ),
+        bundle: Path = typer.Option(..., "--bundle", help="Exported gender bundle folder (what the edge runs)."),
         csv: Path = typer.Option(..., "--csv", help="CSV with path, gender[, age, race, split]."),
         images: Path = typer.Option(..., "--images", help="Folder or zip holding the CSV's paths."),
         split: str | None = typer.Option(None, "--split", help="Only rows of this split (e.g. test)."),

@@ -220,9 +220,7 @@ def load_imdb_wiki(root: str | Path, *, min_face_score: float = 1.0) -> list[Fac
             continue
         age = year + 0.5 - _matlab_datenum_year(dob)
         records.append(
-            FaceRecord(
-                path, "male" if gender >= 0.5 else "female", float(int(age)) if 0 <= age <= 100 else None
-            )
+            FaceRecord(path, "male" if gender >= 0.5 else "female", float(int(age)) if 0 <= age <= 100 else None)
         )
     return with_splits(records)
 
@@ -237,9 +235,7 @@ def load_verified_wiki(root: str | Path) -> list[FaceRecord]:
     for file in _image_files(root):
         match = VERIFIED_WIKI_NAME.match(file.name)
         if match:
-            records.append(
-                FaceRecord(file.relative_to(root).as_posix(), match[3].lower(), float(int(match[4])))
-            )
+            records.append(FaceRecord(file.relative_to(root).as_posix(), match[3].lower(), float(int(match[4]))))
     if not records:
         raise DatasetError(f"{root}: no verified-wiki images (id_Name_gender_age.jpg) found")
     return with_splits(records)
@@ -383,9 +379,7 @@ LOADERS = {
 }
 
 
-def load_dataset(
-    kind: str, root: str | Path, images: str | Path | None = None
-) -> tuple[list[FaceRecord], ImageSource]:
+def load_dataset(kind: str, root: str | Path, images: str | Path | None = None) -> tuple[list[FaceRecord], ImageSource]:
     """Records and their image source. ``kind`` is one of :data:`LOADERS` or ``csv`` (then ``root`` is
     the CSV file and ``images`` the folder or zip holding the images)."""
     if kind == "csv":
@@ -395,9 +389,7 @@ def load_dataset(
     try:
         loader = LOADERS[kind]
     except KeyError:
-        raise DatasetError(
-            f"unknown dataset kind {kind!r}; choose one of {sorted([*LOADERS, 'csv'])}"
-        ) from None
+        raise DatasetError(f"unknown dataset kind {kind!r}; choose one of {sorted([*LOADERS, 'csv'])}") from None
     return loader(root), ImageSource(images or root)
 
 

@@ -62,15 +62,11 @@ def evaluate_bundle(
         raise EvaluationError(f"{csv}: no rows" + (f" in split {split!r}" if split else ""))
     unknown_labels = {r.gender for r in records} - set(classifier.labels)
     if unknown_labels:
-        raise EvaluationError(
-            f"{csv}: labels {sorted(unknown_labels)} are not the bundle's {classifier.labels}"
-        )
+        raise EvaluationError(f"{csv}: labels {sorted(unknown_labels)} are not the bundle's {classifier.labels}")
     source = ImageSource(images)
     missing = [r.path for r in records if not source.exists(r.path)]
     if missing:
-        raise EvaluationError(
-            f"{images}: {len(missing)} image(s) of the CSV are missing, e.g. {missing[0]!r}"
-        )
+        raise EvaluationError(f"{images}: {len(missing)} image(s) of the CSV are missing, e.g. {missing[0]!r}")
 
     kept, chips, no_face, several, unreadable = [], [], 0, 0, []
     probabilities = []
@@ -94,9 +90,7 @@ def evaluate_bundle(
     if chips:
         probabilities.append(classifier.probabilities(np.stack(chips)))
     if unreadable:
-        log_event(
-            logger, logging.WARNING, "unreadable images left out", count=len(unreadable), first=unreadable[0]
-        )
+        log_event(logger, logging.WARNING, "unreadable images left out", count=len(unreadable), first=unreadable[0])
     if not kept:
         raise EvaluationError(f"{images}: none of the images could be decoded")
     probs = np.concatenate(probabilities).astype(np.float64)
@@ -154,8 +148,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"F1 (male)          {_pct(m['f1_male'])} %",
         f"ROC AUC            {m['roc_auc']:.4f}",
         f"ECE                {m['ece']:.4f}",
-        f"abstention         {_pct(m['abstention_rate'])} %   "
-        f"accuracy on answered {_pct(m['answered_accuracy'])} %",
+        f"abstention         {_pct(m['abstention_rate'])} %   accuracy on answered {_pct(m['answered_accuracy'])} %",
         "confusion matrix (rows true, columns predicted):",
         f"  {'':8s} " + " ".join(f"{name:>8s}" for name in labels),
     ]

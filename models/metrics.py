@@ -175,9 +175,7 @@ def group_report(
     return table
 
 
-def coverage_curve(
-    y_true: np.ndarray, probs: np.ndarray, thresholds: Sequence[float]
-) -> list[dict[str, float]]:
+def coverage_curve(y_true: np.ndarray, probs: np.ndarray, thresholds: Sequence[float]) -> list[dict[str, float]]:
     """Coverage (answered fraction) and accuracy on answered cases at each threshold."""
     y_true, probs = np.asarray(y_true, int), np.asarray(probs, float)
     confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == y_true

@@ -69,9 +69,7 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
         x = np.arange(len(groups))
         fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(groups) + 1.5), 3.6))
         ax.bar(x - 0.2, [100 * table[g]["accuracy"] for g in groups], 0.4, label="accuracy (all)")
-        ax.bar(
-            x + 0.2, [100 * table[g]["answered_accuracy"] for g in groups], 0.4, label="accuracy (answered)"
-        )
+        ax.bar(x + 0.2, [100 * table[g]["answered_accuracy"] for g in groups], 0.4, label="accuracy (answered)")
         for i, g in enumerate(groups):
             ax.text(
                 i,

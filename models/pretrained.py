@@ -159,9 +159,7 @@ def init_from_dlib_age(
         raise PretrainedError(f"the network has {len(convs)} convolutions, dlib's age predictor {len(layers)}")
     for index, (conv, layer) in enumerate(zip(convs, layers, strict=False)):
         if tuple(conv.weight.shape) != layer.weight.shape:
-            raise PretrainedError(
-                f"convolution {index}: network {tuple(conv.weight.shape)}, dlib {layer.weight.shape}"
-            )
+            raise PretrainedError(f"convolution {index}: network {tuple(conv.weight.shape)}, dlib {layer.weight.shape}")
     with torch.no_grad():
         # Step 1: BatchNorm in eval mode as the exact affine (zero mean, unit variance).
         for conv, norm, layer in zip(convs, norms, layers, strict=False):

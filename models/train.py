@@ -152,9 +152,7 @@ class Teacher:
         cosine = functional.cosine_similarity(projected, self.descriptors[rows], dim=1)
         feature = ((1.0 - cosine) * valid).sum() / count
         t = self.config.temperature
-        kl = functional.kl_div(
-            functional.log_softmax(logits / t, dim=1), self.soft[rows], reduction="none"
-        ).sum(dim=1)
+        kl = functional.kl_div(functional.log_softmax(logits / t, dim=1), self.soft[rows], reduction="none").sum(dim=1)
         soft = (kl * valid).sum() / count * (t * t)
         return self.config.feature_weight * feature + self.config.soft_weight * soft
 
@@ -362,9 +360,7 @@ def train(
         log_event(logger, logging.INFO, "resumed", checkpoint=str(last_path), epoch=state["epoch"])
     else:
         if resume:
-            log_event(
-                logger, logging.WARNING, "nothing to resume, starting afresh", checkpoint=str(last_path)
-            )
+            log_event(logger, logging.WARNING, "nothing to resume, starting afresh", checkpoint=str(last_path))
         (out / "history.jsonl").unlink(missing_ok=True)
 
     log_event(
@@ -398,9 +394,7 @@ def train(
         }
 
     while (
-        state["epoch"] < recipe.train.epochs
-        and state["bad_epochs"] < recipe.train.patience
-        and not state["finished"]
+        state["epoch"] < recipe.train.epochs and state["bad_epochs"] < recipe.train.patience and not state["finished"]
     ):
         epoch = state["epoch"]
         rng = np.random.default_rng([recipe.seed, epoch])
@@ -534,9 +528,7 @@ def choose_geometry(recipe: Recipe, model, data: dict[str, dict[str, SplitData]]
     for margin, shift in candidates:
         trial = spec.model_copy(update={"margin": float(margin), "center_shift_y": float(shift)})
         trial_data = (
-            data
-            if trial == spec
-            else load_splits(recipe.model_copy(update={"preprocess": trial}), progress=False)[0]
+            data if trial == spec else load_splits(recipe.model_copy(update={"preprocess": trial}), progress=False)[0]
         )
         logits = {n: predict_logits(model, d["val"].chips, trial) for n, d in trial_data.items()}
         mirrored = (
@@ -546,11 +538,7 @@ def choose_geometry(recipe: Recipe, model, data: dict[str, dict[str, SplitData]]
         )
         for flip in flips:
             scores = {
-                n: float(
-                    (
-                        ((logits[n] + mirrored[n]) / 2 if flip else logits[n]).argmax(1) == d["val"].labels
-                    ).mean()
-                )
+                n: float((((logits[n] + mirrored[n]) / 2 if flip else logits[n]).argmax(1) == d["val"].labels).mean())
                 for n, d in trial_data.items()
             }
             row = {

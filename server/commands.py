@@ -66,9 +66,7 @@ def register(app: typer.Typer) -> None:
     @server.callback()
     def serve(
         ctx: typer.Context,
-        host: str = typer.Option(
-            "127.0.0.1", "--host", envvar="FOOTFALL_HOST", help="Interface to listen on."
-        ),
+        host: str = typer.Option("127.0.0.1", "--host", envvar="FOOTFALL_HOST", help="Interface to listen on."),
         port: int = typer.Option(8000, "--port", envvar="FOOTFALL_PORT", help="HTTP port."),
         mqtt: str | None = typer.Option(
             None,

@@ -270,12 +270,7 @@ class Ingestor:
                     table.c.zone_pk == bindparam("b_zone"),
                     table.c.bucket_start == bindparam("b_start"),
                 )
-                .values(
-                    {
-                        name: bindparam(name)
-                        for name in ("seq", "bucket_seconds", "received_at", *COUNT_FIELDS)
-                    }
-                ),
+                .values({name: bindparam(name) for name in ("seq", "bucket_seconds", "received_at", *COUNT_FIELDS)}),
                 [
                     {
                         "b_agent": r["agent_id"],
@@ -332,8 +327,7 @@ class Ingestor:
             for i, value in enumerate(delta):
                 day[i] += value
         daily_rows = [
-            {"zone_pk": zone_pk, "day": day, **_as_counts(delta)}
-            for (zone_pk, day), delta in sorted(daily.items())
+            {"zone_pk": zone_pk, "day": day, **_as_counts(delta)} for (zone_pk, day), delta in sorted(daily.items())
         ]
         # Which hours are new to the hourly rollup: each new hourly row is one more hour observed in its
         # slot. ON CONFLICT DO NOTHING returns only the rows this transaction inserted (a concurrent insert of
@@ -404,9 +398,7 @@ class Ingestor:
                 latest[status.agent_id] = status
         for status in latest.values():
             sent_at = int(status.sent_at.timestamp())
-            agent = session.get(
-                Agent, status.agent_id, with_for_update=session.get_bind().dialect.name == "postgresql"
-            )
+            agent = session.get(Agent, status.agent_id, with_for_update=session.get_bind().dialect.name == "postgresql")
             if agent is not None and agent.last_status_at is not None and agent.last_status_at > sent_at:
                 continue  # an older retained status arriving late must not overwrite a newer one
             if agent is None:
@@ -439,8 +431,6 @@ def _row(message: AggregateMessage) -> dict[str, float]:
 
 
 def _as_counts(delta: list[float]) -> dict[str, float]:
-    counts: dict[str, float] = {
-        name: round(value) for name, value in zip(COUNT_FIELDS, delta, strict=True)
-    }
+    counts: dict[str, float] = {name: round(value) for name, value in zip(COUNT_FIELDS, delta, strict=True)}
     counts["dwell_seconds"] = delta[COUNT_FIELDS.index("dwell_seconds")]
     return counts

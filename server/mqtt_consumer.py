@@ -111,8 +111,11 @@ class MqttConsumer:
             )
         else:
             self.client = mqtt.Client(
-                mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311,
-                clean_session=False, manual_ack=True,
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
             )
         if self.address.username:
             self.client.username_pw_set(self.address.username, self.address.password)
@@ -218,9 +221,7 @@ class MqttConsumer:
         while len(batch) < self.batch_size:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(
-                    self._inbox.get(timeout=remaining) if remaining > 0 else self._inbox.get_nowait()
-                )
+                batch.append(self._inbox.get(timeout=remaining) if remaining > 0 else self._inbox.get_nowait())
             except queue.Empty:
                 break
         return batch

@@ -34,9 +34,7 @@ def _primary(values: np.ndarray, k: int) -> np.ndarray:
     return (values >= 1) & (values < k)
 
 
-def _fix_lines(
-    parts: np.ndarray, totals: np.ndarray, hidden_parts: np.ndarray, hidden_totals: np.ndarray
-) -> bool:
+def _fix_lines(parts: np.ndarray, totals: np.ndarray, hidden_parts: np.ndarray, hidden_totals: np.ndarray) -> bool:
     """Lines are the rows of ``parts`` with their ``totals``. Hides one more cell in each line with exactly
     one hidden cell; returns whether anything changed. Arrays are updated in place."""
     if parts.size == 0:
@@ -47,9 +45,7 @@ def _fix_lines(
         return False
     part_cost = np.where(parts[lines] > 0, parts[lines].astype(float), _ZERO_COST)
     part_cost[hidden_parts[lines]] = np.inf
-    total_cost = np.where(
-        totals[lines] > 0, totals[lines].astype(float) + _TOTAL_COST, _ZERO_COST + _TOTAL_COST
-    )
+    total_cost = np.where(totals[lines] > 0, totals[lines].astype(float) + _TOTAL_COST, _ZERO_COST + _TOTAL_COST)
     total_cost[hidden_totals[lines]] = np.inf
     best_part = part_cost.argmin(axis=1)
     best_part_cost = part_cost[np.arange(lines.size), best_part]
@@ -59,9 +55,7 @@ def _fix_lines(
     return True
 
 
-def suppress_table(
-    parts: np.ndarray | list[list[int]], k: int, *, column_totals: bool = True
-) -> SuppressedTable:
+def suppress_table(parts: np.ndarray | list[list[int]], k: int, *, column_totals: bool = True) -> SuppressedTable:
     """Masks for a table whose reported totals are the row, column and grand sums of ``parts``.
 
     ``column_totals=False`` when a response reports rows only (each row with its own total), so only the

@@ -60,9 +60,7 @@ def _rows(keys: list, values: list[tuple]) -> Rows:
     )
 
 
-def series(
-    session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str
-) -> Rows:
+def series(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> Rows:
     """Summed counts of the zones per bucket.
 
     Keys are UTC epoch starts (minute/hour) or local dates (day/week).
@@ -95,9 +93,7 @@ def series(
     return _rows([int(r[0]) for r in result], [tuple(r[1:]) for r in result])
 
 
-def _days(
-    session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str
-) -> Rows:
+def _days(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> Rows:
     from footfall.server.localtime import day_range
 
     first, stop = day_range(start, end, tz)
@@ -216,9 +212,7 @@ def ranked_slots(
     def small(value):  # type: ignore[no-untyped-def]
         return and_(value >= 1, value < k)
 
-    hidden = case(
-        (or_(small(grouped.c.f), small(grouped.c.m), small(grouped.c.u), small(people)), 1), else_=0
-    )
+    hidden = case((or_(small(grouped.c.f), small(grouped.c.m), small(grouped.c.u), small(people)), 1), else_=0)
     mean_people = people * literal(1.0) / grouped.c.w
     if audience == "all":
         expected = mean_people
@@ -244,9 +238,7 @@ def ranked_slots(
         low.label("low"),
         func.sum(hidden).over().label("suppressed"),
     ).subquery()
-    first, second = (
-        (scored.c.low, scored.c.expected) if sort == "share" else (scored.c.expected, scored.c.low)
-    )
+    first, second = (scored.c.low, scored.c.expected) if sort == "share" else (scored.c.expected, scored.c.low)
     result = session.execute(
         select(scored)
         .order_by(scored.c.hidden, first.desc(), second.desc(), scored.c.zone_pk, scored.c.how)

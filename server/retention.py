@@ -30,9 +30,7 @@ class RetentionResult:
     dead_letters_deleted: int
 
 
-def run_retention(
-    db: Database, days: int, now: float | None = None, dead_letter_days: int = 90
-) -> RetentionResult:
+def run_retention(db: Database, days: int, now: float | None = None, dead_letter_days: int = 90) -> RetentionResult:
     if days < 1:
         raise ValueError("retention needs at least 1 day of raw buckets")
     now = time.time() if now is None else now
@@ -43,9 +41,7 @@ def run_retention(
         previous = session.scalar(select(Meta.value).where(Meta.key == PURGED_BEFORE_KEY))
         watermark = max(cutoff, int(previous) if previous else 0)
         statement = insert(Meta.__table__).values(key=PURGED_BEFORE_KEY, value=str(watermark))
-        session.execute(
-            statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(watermark)})
-        )
+        session.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(watermark)}))
         for zone_pk in session.scalars(select(Zone.id)):  # per zone: uses the (zone_pk, bucket_start) index
             raw_deleted += (
                 session.execute(
@@ -59,9 +55,7 @@ def run_retention(
             ).rowcount
             or 0
         )
-    log_event(
-        logger, logging.INFO, "retention done", cutoff=watermark, raw_deleted=raw_deleted, dead_letters=dead
-    )
+    log_event(logger, logging.INFO, "retention done", cutoff=watermark, raw_deleted=raw_deleted, dead_letters=dead)
     return RetentionResult(watermark, raw_deleted, dead)
 
 

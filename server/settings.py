@@ -15,21 +15,15 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    database_url: str = Field(
-        DEFAULT_DATABASE_URL, description="DATABASE_URL: SQLAlchemy URL (sqlite or postgresql)."
-    )
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="DATABASE_URL: SQLAlchemy URL (sqlite or postgresql).")
     k_anonymity: int = Field(5, ge=1, le=1000, description="FOOTFALL_K_ANON: counts 1..k-1 are suppressed.")
-    mqtt_url: str | None = Field(
-        None, description="MQTT_URL: mqtt://user:pass@host:port; None = no consumer."
-    )
+    mqtt_url: str | None = Field(None, description="MQTT_URL: mqtt://user:pass@host:port; None = no consumer.")
     mqtt_group: str = Field(
         "footfall-server",
         description="FOOTFALL_MQTT_GROUP: shared-subscription group; empty = a plain subscription, for "
         "brokers without MQTT 5 shared subscriptions (then run a single server).",
     )
-    mqtt_client_id: str | None = Field(
-        None, description="FOOTFALL_MQTT_CLIENT_ID: stable id of this replica."
-    )
+    mqtt_client_id: str | None = Field(None, description="FOOTFALL_MQTT_CLIENT_ID: stable id of this replica.")
     topic_prefix: str = Field("footfall/v1", description="FOOTFALL_TOPIC_PREFIX.")
     retention_days: int | None = Field(
         35, ge=1, description="FOOTFALL_RETENTION_DAYS: raw minute buckets kept; rollups are kept forever."

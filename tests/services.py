@@ -43,7 +43,13 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         self._run(_postgres_bin("initdb"), "-D", str(self.datadir), "-U", "footfall", "--auth=trust", "-E", "UTF8")
         self._run(
-            _postgres_bin("pg_ctl"), "-D", str(self.datadir), "-l", str(self.root / "log"), "-w", "-o",
+            _postgres_bin("pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-o",
             f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off",
             "start",
         )

@@ -136,9 +136,7 @@ def test_every_service_has_a_health_check_and_a_restart_policy(services: dict) -
         check = service.get("healthcheck")
         assert check and not check.get("disable") and check.get("test"), f"{name} has no health check"
         assert check["test"][0] in ("CMD", "CMD-SHELL"), f"{name}: health check must be CMD or CMD-SHELL"
-        assert service.get("restart") in ("always", "unless-stopped", "on-failure"), (
-            f"{name}: no restart policy"
-        )
+        assert service.get("restart") in ("always", "unless-stopped", "on-failure"), f"{name}: no restart policy"
 
 
 def test_server_and_agent_start_after_what_they_need_is_healthy(services: dict) -> None:
@@ -276,9 +274,7 @@ def test_server_image_context_builds_a_wheel_with_the_server_files(tmp_path: Pat
     names = zipfile.ZipFile(wheel).namelist()
     assert "footfall/server/app.py" in names and "footfall/cli.py" in names
     assert any(name.startswith("footfall/server/migrations/") for name in names)
-    assert not any(name.startswith("footfall/models/bundles/") for name in names), (
-        "models leaked into the image"
-    )
+    assert not any(name.startswith("footfall/models/bundles/") for name in names), "models leaked into the image"
 
 
 # --- broker access control ------------------------------------------------------------------------------
@@ -315,9 +311,7 @@ def test_acl_lets_each_agent_publish_only_under_its_own_prefix() -> None:
 
 
 def test_mosquitto_conf_requires_login_and_uses_the_acl() -> None:
-    lines = [
-        line.split("#")[0].strip() for line in (MOSQUITTO_DIR / "mosquitto.conf").read_text().splitlines()
-    ]
+    lines = [line.split("#")[0].strip() for line in (MOSQUITTO_DIR / "mosquitto.conf").read_text().splitlines()]
     settings = [line for line in lines if line]
     assert "per_listener_settings true" in settings
     listener = settings.index("listener 1883")
@@ -355,9 +349,7 @@ class _Client:
         if user is not None:
             self.client.username_pw_set(user, password)
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda _c, _u, message: self.received.append(
-            (message.topic, message.payload)
-        )
+        self.client.on_message = lambda _c, _u, message: self.received.append((message.topic, message.payload))
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
@@ -484,9 +476,7 @@ def test_every_committed_secret_is_a_marked_demo_one() -> None:
         "MQTT_HEALTHCHECK_PASSWORD",
     }
     for name, value in passwords.items():
-        assert value.startswith("demo-"), (
-            f"{name} defaults to {value!r}, which is not marked as a demo secret"
-        )
+        assert value.startswith("demo-"), f"{name} defaults to {value!r}, which is not marked as a demo secret"
     text = COMPOSE_FILE.read_text()
     assert "DEMO CREDENTIALS" in text and "deploy/README.md" in text
     # No password appears other than through a variable with a demo default.

@@ -41,9 +41,22 @@ def children_of(pid: int) -> list[int]:
 def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "footfall", "demo", "--port", str(port), "--bucket-seconds", "10",
-         "--workdir", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "footfall",
+            "demo",
+            "--port",
+            str(port),
+            "--bucket-seconds",
+            "10",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         key = None

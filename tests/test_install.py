@@ -22,7 +22,10 @@ def test_edge_extra_installs_without_torch_or_server_stack(tmp_path: Path) -> No
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "-e", f"{REPO}[edge]"],
-        capture_output=True, text=True, env=env, timeout=840,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=840,
     )
     assert install.returncode == 0, install.stderr[-3000:]
 

@@ -78,9 +78,7 @@ def dead_letters(
     return {"total": total, "items": items}
 
 
-@router.get(
-    "/ingest-stats", response_model=IngestStats, summary="Ingest counters of this process (role: admin)"
-)
+@router.get("/ingest-stats", response_model=IngestStats, summary="Ingest counters of this process (role: admin)")
 def ingest_stats(ctx: Context, session: ReadSession) -> dict:
     consumers = [b for b in ctx.background if hasattr(b, "connected")]
     return {

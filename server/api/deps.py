@@ -70,8 +70,7 @@ class Require:
         if principal.role not in self.roles:
             raise HTTPException(
                 403,
-                f"this key has role '{principal.role}'; this endpoint needs "
-                f"{' or '.join(repr(r) for r in self.roles)}",
+                f"this key has role '{principal.role}'; this endpoint needs {' or '.join(repr(r) for r in self.roles)}",
             )
         return principal
 

@@ -43,8 +43,7 @@ _BODY_DOC = {
     responses={
         422: {
             "model": IngestResponse,
-            "description": "Some messages were rejected (the others were "
-            "stored); each rejected one is dead-lettered.",
+            "description": "Some messages were rejected (the others were stored); each rejected one is dead-lettered.",
         }
     },
     openapi_extra=_BODY_DOC,

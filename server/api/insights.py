@@ -22,9 +22,7 @@ from footfall.server.api.sites import IdPath
 from footfall.server.localtime import WEEKDAYS, how_label, to_iso
 from footfall.server.stats import poisson_mean_interval, wilson_interval
 
-router = APIRouter(
-    prefix="/api/v1/sites/{site_id}/insights", tags=["insights"], dependencies=[Depends(require_viewer)]
-)
+router = APIRouter(prefix="/api/v1/sites/{site_id}/insights", tags=["insights"], dependencies=[Depends(require_viewer)])
 
 METHOD = (
     "Each slot is one zone in one local hour of the week (e.g. Food court, Sat 14:00-15:00), summed over "
@@ -45,9 +43,7 @@ def parse_hours(text: str | None) -> set[int]:
     for part in text.split(","):
         match = re.fullmatch(r"\s*(\d{1,2})\s*-\s*(\d{1,2})\s*", part)
         if not match:
-            raise HTTPException(
-                422, f"hours: {part!r} is not a window like '10-22' (local hours, end exclusive)"
-            )
+            raise HTTPException(422, f"hours: {part!r} is not a window like '10-22' (local hours, end exclusive)")
         first, stop = int(match[1]), int(match[2])
         if not (0 <= first <= 23 and 1 <= stop <= 24) or first == stop:
             raise HTTPException(422, f"hours: {part!r} needs a start in 0-23 and a different end in 1-24")
@@ -85,9 +81,7 @@ def ad_placement(
     hours: Annotated[
         str | None, Query(max_length=100, description="Local hours window, e.g. '10-22' or '8-11,17-20'.")
     ] = None,
-    days: Annotated[
-        str | None, Query(max_length=100, description="Weekdays, e.g. 'mon-fri' or 'sat,sun'.")
-    ] = None,
+    days: Annotated[str | None, Query(max_length=100, description="Weekdays, e.g. 'mon-fri' or 'sat,sun'.")] = None,
     zone_kind: Annotated[
         str | None, Query(max_length=32, description="Only zones of this kind, e.g. 'ad_slot'.")
     ] = None,

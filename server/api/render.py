@@ -21,9 +21,7 @@ class FastJSONResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def counts(
-    parts: Sequence[int] | np.ndarray, hidden_parts: Sequence[bool] | np.ndarray, hidden_total: bool
-) -> dict:
+def counts(parts: Sequence[int] | np.ndarray, hidden_parts: Sequence[bool] | np.ndarray, hidden_total: bool) -> dict:
     female, male, unknown = (int(v) for v in parts)
     hf, hm, hu = (bool(v) for v in hidden_parts)
     classified = female + male

@@ -13,17 +13,13 @@ class Counts(BaseModel):
     male: int | None
     unknown: int | None
     suppressed: bool = Field(description="True when at least one count here is hidden (k-anonymity).")
-    female_share: float | None = Field(
-        None, description="female / (female + male): share of classified people."
-    )
+    female_share: float | None = Field(None, description="female / (female + male): share of classified people.")
     male_share: float | None = None
 
 
 class SeriesPoint(Counts):
     start: str = Field(description="Bucket start, UTC ISO 8601.")
-    label: str = Field(
-        description="Bucket in the site's local time (e.g. '2026-11-20 14:00' or '2026-11-16')."
-    )
+    label: str = Field(description="Bucket in the site's local time (e.g. '2026-11-20 14:00' or '2026-11-16').")
 
 
 class Series(BaseModel):
@@ -150,9 +146,7 @@ class Slot(BaseModel):
     weeks_observed: int
     people: int = Field(description="People counted in this slot over the range.")
     classified: int = Field(description="People with a female/male decision (the share's sample size).")
-    audience_count: int = Field(
-        description="People of the target audience counted in the slot over the range."
-    )
+    audience_count: int = Field(description="People of the target audience counted in the slot over the range.")
     share: float | None = Field(description="Target share of classified people (null for audience 'all').")
     share_low: float | None = Field(description="95% Wilson interval, lower end.")
     share_high: float | None
@@ -184,9 +178,7 @@ class IngestResponse(BaseModel):
     accepted: int = Field(description="Aggregates that created or superseded a bucket.")
     duplicates: int = Field(description="Aggregates already stored with an equal or higher seq (no effect).")
     statuses: int
-    rejected: list[IngestRejection] = Field(
-        description="Malformed messages; each is in the dead-letter table."
-    )
+    rejected: list[IngestRejection] = Field(description="Malformed messages; each is in the dead-letter table.")
 
 
 class KeyCreate(BaseModel):

@@ -22,14 +22,10 @@ admin = APIRouter(prefix="/api/v1", tags=["sites"], dependencies=[Depends(requir
 
 
 def _zone_out(zone: Zone) -> ZoneOut:
-    return ZoneOut(
-        zone_id=zone.zone_id, site_id=zone.site_id, name=zone.name, floor=zone.floor, kind=zone.kind
-    )
+    return ZoneOut(zone_id=zone.zone_id, site_id=zone.site_id, name=zone.name, floor=zone.floor, kind=zone.kind)
 
 
-@read.get(
-    "/sites", response_model=list[SiteOut], summary="Sites with zone and live-agent counts (role: viewer)"
-)
+@read.get("/sites", response_model=list[SiteOut], summary="Sites with zone and live-agent counts (role: viewer)")
 def list_sites(ctx: Context, session: ReadSession) -> list[SiteOut]:
     zone_counts = dict(session.execute(select(Zone.site_id, func.count()).group_by(Zone.site_id)).all())
     agents = agent_rows(session, None, ctx.settings.agent_offline_after_s)
@@ -53,14 +49,11 @@ def list_sites(ctx: Context, session: ReadSession) -> list[SiteOut]:
 def list_zones(site_id: IdPath, session: ReadSession) -> list[ZoneOut]:
     site = get_site(session, site_id)
     return [
-        _zone_out(z)
-        for z in session.scalars(select(Zone).where(Zone.site_id == site.site_id).order_by(Zone.zone_id))
+        _zone_out(z) for z in session.scalars(select(Zone).where(Zone.site_id == site.site_id).order_by(Zone.zone_id))
     ]
 
 
-@admin.patch(
-    "/sites/{site_id}", response_model=SiteOut, summary="Rename a site or set its time zone (role: admin)"
-)
+@admin.patch("/sites/{site_id}", response_model=SiteOut, summary="Rename a site or set its time zone (role: admin)")
 def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
     """Changing the time zone re-files every stored hour under its new local day and hour of week."""
     if change.timezone is not None:
@@ -97,15 +90,11 @@ def put_zone(site_id: IdPath, zone_id: IdPath, change: ZoneUpdate, ctx: Context)
     now = int(time.time())
     with ctx.db.write() as session:
         if session.get(Site, site_id) is None:
-            session.add(
-                Site(site_id=site_id, name=site_id, timezone=ctx.settings.default_timezone, created_at=now)
-            )
+            session.add(Site(site_id=site_id, name=site_id, timezone=ctx.settings.default_timezone, created_at=now))
             session.flush()
         zone = session.scalar(select(Zone).where(Zone.site_id == site_id, Zone.zone_id == zone_id))
         if zone is None:
-            zone = Zone(
-                site_id=site_id, zone_id=zone_id, name=zone_id, floor=None, kind="unknown", created_at=now
-            )
+            zone = Zone(site_id=site_id, zone_id=zone_id, name=zone_id, floor=None, kind="unknown", created_at=now)
             session.add(zone)
         if change.name is not None:
             zone.name = change.name

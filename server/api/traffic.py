@@ -33,15 +33,11 @@ from footfall.server.privacy import suppress_table
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
 
-router = APIRouter(
-    prefix="/api/v1/sites/{site_id}/traffic", tags=["traffic"], dependencies=[Depends(require_viewer)]
-)
+router = APIRouter(prefix="/api/v1/sites/{site_id}/traffic", tags=["traffic"], dependencies=[Depends(require_viewer)])
 
 GranularityParam = Annotated[
     Literal["minute", "hour", "day", "week"],
-    Query(
-        description="minute (≤ 7 days, from raw buckets), hour (≤ 400 days), day or week (local calendar)."
-    ),
+    Query(description="minute (≤ 7 days, from raw buckets), hour (≤ 400 days), day or week (local calendar)."),
 ]
 
 
@@ -105,9 +101,7 @@ def series(
 
 
 @router.get("/totals", response_model=Totals, summary="Totals and gender split over a range (role: viewer)")
-def totals(
-    site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None
-) -> dict:
+def totals(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
     """Counts and shares over [start, end) at hour resolution (hours starting in the range)."""
     site, zones = _scope(session, site_id, zone_ids)
     k = ctx.settings.k_anonymity
@@ -161,9 +155,7 @@ def peak_hours(
 
 
 @router.get("/heatmap", response_model=Heatmap, summary="People per local hour of week (role: viewer)")
-def heatmap(
-    site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None
-) -> dict:
+def heatmap(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
     """168 cells (Monday 00:00 … Sunday 23:00, local time) with totals, gender split and mean per week."""
     site, zones = _scope(session, site_id, zone_ids)
     k = ctx.settings.k_anonymity
@@ -187,9 +179,7 @@ def heatmap(
 
 
 @router.get("/compare", response_model=Comparison, summary="Zones side by side (role: viewer)")
-def compare(
-    site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None
-) -> dict:
+def compare(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
     """Each zone's totals, gender split and share of the selected zones' traffic, busiest first."""
     site, zones = _scope(session, site_id, zone_ids)
     k = ctx.settings.k_anonymity
@@ -199,11 +189,7 @@ def compare(
     out = []
     for i, z in enumerate(zones):
         shown = counts(rows.parts[i], table.parts[i], bool(table.row_totals[i]))
-        share = (
-            shown["people"] / grand
-            if shown["people"] is not None and grand and not table.grand_total
-            else None
-        )
+        share = shown["people"] / grand if shown["people"] is not None and grand and not table.grand_total else None
         out.append(
             {
                 **shown,
@@ -278,7 +264,5 @@ def export_csv(
     return Response(
         buffer.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="footfall-{site.site_id}-{granularity}-{stamp}.csv"'
-        },
+        headers={"Content-Disposition": f'attachment; filename="footfall-{site.site_id}-{granularity}-{stamp}.csv"'},
     )

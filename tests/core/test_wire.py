@@ -51,8 +51,13 @@ def test_aggregate_round_trips_through_json() -> None:
 
 def test_status_round_trips_through_json() -> None:
     status = AgentStatus(
-        agent_id="box-01", site_id="mall-a", state="online", sent_at=datetime(2026, 11, 23, tzinfo=UTC),
-        fps=24.5, outbox_depth=3, cameras=[{"camera_id": "cam-1", "state": "online", "fps": 24.5}],
+        agent_id="box-01",
+        site_id="mall-a",
+        state="online",
+        sent_at=datetime(2026, 11, 23, tzinfo=UTC),
+        fps=24.5,
+        outbox_depth=3,
+        cameras=[{"camera_id": "cam-1", "state": "online", "fps": 24.5}],
     )
     assert parse_message(encode(status)) == status
 
@@ -107,9 +112,15 @@ def test_garbage_is_rejected_with_a_reason(payload: bytes) -> None:
 )
 def test_any_valid_aggregate_round_trips(female: int, male: int, unknown: int, minute: int, seq: int) -> None:
     message = AggregateMessage(
-        agent_id="a", site_id="s", camera_id="c", zone_id="z",
-        bucket_start=datetime.fromtimestamp(1_700_000_040 + minute * 60, UTC), bucket_seconds=60, seq=seq,
-        people=female + male + unknown, gender=GenderCounts(female=female, male=male, unknown=unknown),
+        agent_id="a",
+        site_id="s",
+        camera_id="c",
+        zone_id="z",
+        bucket_start=datetime.fromtimestamp(1_700_000_040 + minute * 60, UTC),
+        bucket_seconds=60,
+        seq=seq,
+        people=female + male + unknown,
+        gender=GenderCounts(female=female, male=male, unknown=unknown),
     )
     assert parse_message(encode(message)) == message
 

@@ -37,8 +37,16 @@ def walkby_playlist(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     people = 0
     for seed in (11, 12):
         spec = walkby.WalkbySpec(
-            people=5, seed=seed, width=640, height=360, fps=10.0, min_face=60, max_face=110,
-            spacing_seconds=1.6, cross_seconds=(3.0, 4.0), pillar=True,
+            people=5,
+            seed=seed,
+            width=640,
+            height=360,
+            fps=10.0,
+            min_face=60,
+            max_face=110,
+            spacing_seconds=1.6,
+            cross_seconds=(3.0, 4.0),
+            pillar=True,
         )
         clip, truth = walkby.make_walkby(data_dir, folder, spec, name=f"walkby-{seed}")
         last_seen = max(person["last_seen"][0] for person in truth["persons"])
@@ -96,7 +104,8 @@ outbox:
         port = self.servers[name][0] if name in self.servers else free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "footfall", "server", "--port", str(port), "--mqtt", self.broker.url],
-            stdout=self._log(name), stderr=subprocess.STDOUT,
+            stdout=self._log(name),
+            stderr=subprocess.STDOUT,
             env={**os.environ, **self.env, "FOOTFALL_MQTT_CLIENT_ID": f"e2e-{name}"},
         )
         self.servers[name] = (port, process)
@@ -114,7 +123,9 @@ outbox:
     def start_agent(self) -> None:
         self.agent = subprocess.Popen(
             [sys.executable, "-m", "footfall", "agent", "--config", str(self.config), "--drain-seconds", "20"],
-            stdout=self._log("agent"), stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+            stdout=self._log("agent"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
         )
 
     def kill_agent(self) -> None:
@@ -154,9 +165,7 @@ outbox:
     def agent_totals(self) -> dict[str, int]:
         """What the agent itself counted: its per-bucket state, kept in the outbox across restarts."""
         with sqlite3.connect(self.outbox) as db:
-            row = db.execute(
-                "SELECT SUM(people), SUM(female), SUM(male), SUM(unknown) FROM bucket_state"
-            ).fetchone()
+            row = db.execute("SELECT SUM(people), SUM(female), SUM(male), SUM(unknown) FROM bucket_state").fetchone()
         return dict(zip(("people", "female", "male", "unknown"), (value or 0 for value in row), strict=True))
 
     @staticmethod

@@ -110,8 +110,13 @@ def uninterrupted(
     ids=["broker-killed", "server-killed", "agent-killed", "two-server-replicas"],
 )
 def test_totals_survive_the_fault(
-    fault: Fault, replicas: int, uninterrupted: dict[str, int], tmp_path: Path, postgres_url: str,
-    mosquitto: MosquittoBroker, walkby_playlist: tuple[list, int],
+    fault: Fault,
+    replicas: int,
+    uninterrupted: dict[str, int],
+    tmp_path: Path,
+    postgres_url: str,
+    mosquitto: MosquittoBroker,
+    walkby_playlist: tuple[list, int],
 ) -> None:
     server, agent = play(tmp_path, postgres_url, mosquitto, walkby_playlist[0], fault, replicas)
     assert server == agent, "the server must hold exactly what the agent counted: nothing lost, nothing doubled"

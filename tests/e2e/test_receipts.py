@@ -56,7 +56,9 @@ class Box:
 
     def __init__(self, path: Path, port: int) -> None:
         self.config = AgentConfig(
-            agent_id=AGENT, site_id=SITE, cameras=[CameraConfig(id="cam1", source="x.mp4")],
+            agent_id=AGENT,
+            site_id=SITE,
+            cameras=[CameraConfig(id="cam1", source="x.mp4")],
             mqtt=MqttConfig(host="127.0.0.1", port=port),
         )
         self.outbox = Outbox(path, resend=ResendPolicy(60, 60))
@@ -73,10 +75,20 @@ class Box:
         start = self.day_ago + minute * 60
 
         def payload(seq: int) -> bytes:
-            return aggregate_message(
-                agent_id=AGENT, site_id=SITE, camera_id="cam1", zone_id="frame", bucket_start=start,
-                bucket_seconds=60, counts=counts, seq=seq,
-            ).model_dump_json().encode()
+            return (
+                aggregate_message(
+                    agent_id=AGENT,
+                    site_id=SITE,
+                    camera_id="cam1",
+                    zone_id="frame",
+                    bucket_start=start,
+                    bucket_seconds=60,
+                    counts=counts,
+                    seq=seq,
+                )
+                .model_dump_json()
+                .encode()
+            )
 
         self.outbox.add(bucket_key("cam1", "frame", start), aggregate_topic(SITE, AGENT), payload, counts)
         self.people += people

@@ -48,9 +48,7 @@ def build_standin_gender_bundle(folder: Path) -> Path:
         precision="fp32",
         input=TensorSpec(name="chips", shape=["batch", 3, 64, 64]),
         outputs=[TensorSpec(name="logits", shape=["batch", 2])],
-        classifier=ClassifierContract(
-            preprocess=FaceCropSpec(), labels=["female", "male"], abstain_threshold=0.55
-        ),
+        classifier=ClassifierContract(preprocess=FaceCropSpec(), labels=["female", "male"], abstain_threshold=0.55),
         files={"model.onnx": file_entry(folder / "model.onnx")},
         provenance=Provenance(source="tests/edge/standin.py (not trained)", licence="Apache-2.0"),
     )

@@ -96,9 +96,7 @@ def test_broker_outage_mid_run_delivers_what_an_uninterrupted_run_counts(
     try:
         assert receiver.wait_for(lambda: any(s.state == "online" for s in receiver.statuses), timeout=60)
         mosquitto.stop()  # the broker goes away while the agent is counting
-        assert receiver.wait_for(lambda: outbox_depth(outbox) >= 3, timeout=90), (
-            "aggregates must pile up in the outbox"
-        )
+        assert receiver.wait_for(lambda: outbox_depth(outbox) >= 3, timeout=90), "aggregates must pile up in the outbox"
         assert agent.poll() is None, "the agent must keep running without its broker"
         mosquitto.start()
         _, stderr = agent.communicate(timeout=150)
@@ -120,11 +118,7 @@ def _media_files(roots: list[Path]) -> list[Path]:
             if not path.is_file():
                 continue
             head = path.read_bytes()[:16]
-            if (
-                path.suffix.lower() in MEDIA_SUFFIXES
-                or head.startswith(IMAGE_SIGNATURES)
-                or b"ftyp" in head[:12]
-            ):
+            if path.suffix.lower() in MEDIA_SUFFIXES or head.startswith(IMAGE_SIGNATURES) or b"ftyp" in head[:12]:
                 found.append(path)
     return found
 
@@ -228,9 +222,7 @@ def _process(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "missing", "empty"])
-def test_corrupt_or_missing_video_is_one_clear_line(
-    kind: str, tmp_path: Path, walkby_clip, gender_bundle
-) -> None:
+def test_corrupt_or_missing_video_is_one_clear_line(kind: str, tmp_path: Path, walkby_clip, gender_bundle) -> None:
     clip, _ = walkby_clip
     video = tmp_path / "clip.mp4"
     if kind == "garbage":
@@ -241,8 +233,7 @@ def test_corrupt_or_missing_video_is_one_clear_line(
         video.write_bytes(b"")
     config = tmp_path / "agent.yaml"
     config.write_text(
-        "agent_id: a\nsite_id: s\ncameras: [{id: c, source: x.mp4}]\n"
-        f"bundles: {{gender: {gender_bundle}}}\n"
+        f"agent_id: a\nsite_id: s\ncameras: [{{id: c, source: x.mp4}}]\nbundles: {{gender: {gender_bundle}}}\n"
     )
     result = _process(str(video), "--config", str(config), "--no-progress")
     assert result.returncode == 2

@@ -122,11 +122,7 @@ def test_cli_bad_config_is_one_line_without_traceback(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"error: {bad}:15: cameras[1].fps: Input should be greater than 0"]
     missing = _footfall("agent", "--config", str(tmp_path / "nope.yaml"))
-    assert (
-        missing.returncode == 2
-        and "config file not found" in missing.stderr
-        and "Traceback" not in missing.stderr
-    )
+    assert missing.returncode == 2 and "config file not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_cli_check_config(tmp_path: Path, detector_bundle: Path, gender_bundle: Path) -> None:

@@ -27,14 +27,10 @@ def _config(clip: Path, truth: dict, detector: Path, gender: Path) -> AgentConfi
     )
 
 
-def test_people_per_zone_and_line_match_the_truth(
-    walkby_clip, detector_bundle, gender_bundle, models
-) -> None:
+def test_people_per_zone_and_line_match_the_truth(walkby_clip, detector_bundle, gender_bundle, models) -> None:
     clip, truth = walkby_clip
     assert truth["people"] == 10 and truth["hidden_briefly"] >= 3  # the clip exercises occlusions
-    summary = process_video(
-        clip, _config(clip, truth, detector_bundle, gender_bundle), progress=False, models=models
-    )
+    summary = process_video(clip, _config(clip, truth, detector_bundle, gender_bundle), progress=False, models=models)
     assert summary["frames"] == truth["frames"]
     assert abs(summary["people"] - truth["people"]) <= 1, (summary, truth)
     assert summary["female"] + summary["male"] + summary["unknown"] == summary["people"]
@@ -46,19 +42,13 @@ def test_people_per_zone_and_line_match_the_truth(
     assert summary["zones"]["left"]["mean_dwell_seconds"] > 0.5
 
 
-def test_brief_occlusions_never_count_anyone_twice(
-    data_dir, tmp_path, detector_bundle, gender_bundle, models
-) -> None:
+def test_brief_occlusions_never_count_anyone_twice(data_dir, tmp_path, detector_bundle, gender_bundle, models) -> None:
     # Everyone walks behind the pillar; several cross each other (faces overlap): exact count expected.
-    spec = walkby.WalkbySpec(
-        people=6, seed=11, pair_share=0.5, turn_back_share=0.0, pillar_width=0.12, **SMALL
-    )
+    spec = walkby.WalkbySpec(people=6, seed=11, pair_share=0.5, turn_back_share=0.0, pillar_width=0.12, **SMALL)
     clip, truth = walkby.make_walkby(data_dir, tmp_path, spec)
     hidden = [p for p in truth["persons"] if p["longest_hidden_s"] > 0]
     assert len(hidden) >= 4 and max(p["longest_hidden_s"] for p in hidden) >= 0.3
-    summary = process_video(
-        clip, _config(clip, truth, detector_bundle, gender_bundle), progress=False, models=models
-    )
+    summary = process_video(clip, _config(clip, truth, detector_bundle, gender_bundle), progress=False, models=models)
     assert summary["people"] == truth["people"], (summary, truth["persons"])
 
 
@@ -85,7 +75,5 @@ def test_cli_process_prints_one_json_line_last(walkby_clip, tmp_path, gender_bun
     assert abs(summary["people"] - truth["people"]) <= 1
     from footfall.core.wire import parse_message
 
-    messages = [
-        parse_message(json.dumps(json.loads(line)["message"])) for line in out.read_text().splitlines()
-    ]
+    messages = [parse_message(json.dumps(json.loads(line)["message"])) for line in out.read_text().splitlines()]
     assert sum(m.people for m in messages) == summary["people"]

@@ -85,8 +85,14 @@ def test_an_outbox_written_before_receipts_is_upgraded(tmp_path: Path) -> None:
 
     path = tmp_path / "outbox.sqlite"
     message = aggregate_message(
-        agent_id="box-test", site_id="lab", camera_id="cam1", zone_id="a", bucket_start=0, bucket_seconds=60,
-        counts=BucketCounts(people=2, unknown=2), seq=41,
+        agent_id="box-test",
+        site_id="lab",
+        camera_id="cam1",
+        zone_id="a",
+        bucket_start=0,
+        bucket_seconds=60,
+        counts=BucketCounts(people=2, unknown=2),
+        seq=41,
     )
     with sqlite3.connect(path) as db:
         db.execute(
@@ -131,9 +137,7 @@ class Receiver:
         self.received = 0
         self.statuses: list[AgentStatus] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"receiver-{port}", clean_session=False
-        )
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"receiver-{port}", clean_session=False)
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe([(t, 1) for t in subscription_filters()])
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
@@ -219,9 +223,7 @@ def test_receipts_remove_and_restart_replays(tmp_path: Path, mosquitto) -> None:
     publisher.start()
     mosquitto.start()
     try:
-        assert publisher.wait_drained(30), (
-            f"{outbox.depth()} rows never confirmed after the broker came back"
-        )
+        assert publisher.wait_drained(30), f"{outbox.depth()} rows never confirmed after the broker came back"
         assert receiver.wait_for(lambda: len(receiver.latest) == 12, timeout=20)
         assert receiver.totals() == {"a": sum(range(1, 13))}
     finally:

@@ -73,9 +73,7 @@ def test_someone_entering_where_another_just_left_is_counted() -> None:
 
 
 def test_zone_membership_and_directed_line() -> None:
-    zone = polygon_zone(
-        ZoneConfig(id="z", polygon=[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]), 1000, 500
-    )
+    zone = polygon_zone(ZoneConfig(id="z", polygon=[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]), 1000, 500)
     assert zone.contains(100, 100) and not zone.contains(700, 100)
     line = counting_line(LineConfig(id="l", points=((0.5, 0.0), (0.5, 1.0)), direction="right"), 1000, 500)
     assert line.crossed((400, 250), (600, 250))
@@ -104,9 +102,7 @@ def test_aggregator_full_counts_relabel_and_restart_base() -> None:
     aggregator.relabel_person(1, "male")  # a late decision re-sends the full bucket
     aggregator.add_dwell("z", 90, 12.0)
     aggregator.flush_due(130)
-    assert sent[-1][2] == BucketCounts(
-        people=4, female=2, male=2, unknown=0, dwell_samples=1, dwell_seconds_total=12.0
-    )
+    assert sent[-1][2] == BucketCounts(people=4, female=2, male=2, unknown=0, dwell_samples=1, dwell_seconds_total=12.0)
     assert sent[-1][2].dwell is not None and sent[-1][2].dwell.mean_seconds == 12.0
     count = len(sent)
     aggregator.flush_due(200)
@@ -137,7 +133,6 @@ def test_a_different_face_does_not_inherit_a_lost_track() -> None:
 
     assert frames(with_looks=False) == 1
     assert frames(with_looks=True) == 2
-
 
 
 def test_someone_who_turns_round_while_hidden_keeps_their_track() -> None:

@@ -53,9 +53,7 @@ def tiny_model():
         model.train()
         for step in range(40):
             x = synthetic_inputs(32, seed=1000 + step)
-            loss = torch.nn.functional.cross_entropy(
-                model(torch.from_numpy(x)), torch.from_numpy(synthetic_labels(x))
-            )
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(synthetic_labels(x)))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

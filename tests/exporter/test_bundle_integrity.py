@@ -88,9 +88,7 @@ def test_truncated_file_is_refused(bundle_copy: Path) -> None:
 
 def test_wrong_input_size_in_manifest_is_refused(bundle_copy: Path) -> None:
     edit_manifest(bundle_copy, lambda m: m["input"].update(shape=["batch", 3, 96, 96]))
-    with pytest.raises(
-        BundleError, match=r"input shape \['batch', 3, 96, 96\] does not match the pre-processing"
-    ):
+    with pytest.raises(BundleError, match=r"input shape \['batch', 3, 96, 96\] does not match the pre-processing"):
         load_bundle(bundle_copy)
 
 

@@ -159,8 +159,7 @@ def test_celeba_bad_row(tmp_path: Path) -> None:
 
 def test_adience_folds(tmp_path: Path) -> None:
     header = (
-        "user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\tfiducial_yaw_angle\t"
-        "fiducial_score\n"
+        "user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\ttilt_ang\tfiducial_yaw_angle\tfiducial_score\n"
     )
     (tmp_path / "fold_0_data.txt").write_text(
         header
@@ -219,11 +218,7 @@ def test_csv_with_folder(tmp_path: Path) -> None:
         ("male", 25.0, "Asian", "train"),
         ("female", 70.0, "White", "test"),
     ]
-    assert (
-        records[2].gender == "female"
-        and records[2].age is None
-        and records[2].split == hash_split("1_1_1_z.jpg")
-    )
+    assert records[2].gender == "female" and records[2].age is None and records[2].split == hash_split("1_1_1_z.jpg")
     assert abs(int(source.read_bgr(records[1].path)[12, 12, 0]) - 200) <= 2
 
 

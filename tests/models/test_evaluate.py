@@ -170,9 +170,7 @@ def test_evaluate_errors_are_one_line(tmp_path: Path, dataset, detector_bundle) 
     assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
     bundle = make_bundle(tmp_path / "bundle")
     (folder / "imgs" / "face_3.jpg").unlink()
-    result = runner.invoke(
-        app, ["evaluate", "--bundle", str(bundle), "--csv", str(csv), "--images", str(folder)]
-    )
+    result = runner.invoke(app, ["evaluate", "--bundle", str(bundle), "--csv", str(csv), "--images", str(folder)])
     assert result.exit_code == 2 and "missing" in result.output
     result = runner.invoke(
         app,

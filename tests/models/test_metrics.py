@@ -80,9 +80,7 @@ def test_group_report_and_age_bands() -> None:
     assert table["a"]["n"] == 2 and table["a"]["accuracy"] == pytest.approx(1.0)
     # group b: cases 2 (female called male), 3 (male right), 5 (male right)
     assert table["b"]["n"] == 3 and table["b"]["accuracy"] == pytest.approx(2 / 3)
-    assert table["b"]["female_accuracy"] == pytest.approx(0.0) and table["b"][
-        "male_accuracy"
-    ] == pytest.approx(1.0)
+    assert table["b"]["female_accuracy"] == pytest.approx(0.0) and table["b"]["male_accuracy"] == pytest.approx(1.0)
     assert [age_band(a) for a in (0, 12.9, 13, 19, 20, 39, 40, 59.5, 60, 101)] == [
         "0-12",
         "0-12",

@@ -92,10 +92,7 @@ def test_roles_admit_the_right_keys(sqlite_server: Server) -> None:
     assert s.get("/api/v1/sites", role="viewer").status_code == 200
     assert s.get("/api/v1/sites", role="admin").status_code == 200
     assert s.get("/api/v1/admin/keys", role="admin").status_code == 200
-    assert (
-        s.client.get("/api/v1/sites", headers={"Authorization": f"Bearer {s.keys['viewer']}"}).status_code
-        == 200
-    )
+    assert s.client.get("/api/v1/sites", headers={"Authorization": f"Bearer {s.keys['viewer']}"}).status_code == 200
     assert s.ingest(role="agent").status_code == 200  # an empty batch is fine
 
 
@@ -113,10 +110,7 @@ def test_keys_are_stored_hashed_and_can_be_revoked(sqlite_server: Server) -> Non
     assert s.client.get("/api/v1/sites", headers={"X-API-Key": key}).status_code == 200
     listed = s.get("/api/v1/admin/keys", role="admin").json()
     assert all("key" not in row for row in listed)
-    assert (
-        s.client.delete(f"/api/v1/admin/keys/{created.json()['id']}", headers=s.headers("admin")).status_code
-        == 204
-    )
+    assert s.client.delete(f"/api/v1/admin/keys/{created.json()['id']}", headers=s.headers("admin")).status_code == 204
     assert s.client.get("/api/v1/sites", headers={"X-API-Key": key}).status_code == 401
 
 
@@ -129,9 +123,7 @@ def test_an_agent_bound_key_may_only_send_for_its_agent(sqlite_server: Server) -
         json={"name": "box 7", "role": "agent", "agent_id": "box-7"},
         headers=s.headers("admin"),
     ).json()["key"]
-    body = (
-        b"[" + encoded(aggregate(agent="box-7", female=9)) + b"," + encoded(aggregate(agent="box-8")) + b"]"
-    )
+    body = b"[" + encoded(aggregate(agent="box-7", female=9)) + b"," + encoded(aggregate(agent="box-8")) + b"]"
     response = s.client.post("/api/v1/ingest", content=body, headers={"X-API-Key": key})
     assert response.status_code == 422
     assert response.json()["accepted"] == 1
@@ -148,9 +140,7 @@ def test_cli_creates_a_working_key(role: str, sqlite_url: str, monkeypatch: pyte
 
     from footfall.cli import app
 
-    result = CliRunner().invoke(
-        app, ["keys", "create", "--role", role, "--name", "ops", "--database-url", sqlite_url]
-    )
+    result = CliRunner().invoke(app, ["keys", "create", "--role", role, "--name", "ops", "--database-url", sqlite_url])
     assert result.exit_code == 0, result.output
     key = result.stdout.strip().splitlines()[0]
     with Database(sqlite_url).read() as session:
@@ -163,9 +153,7 @@ def test_cli_rejects_an_unknown_role_in_one_line(sqlite_url: str) -> None:
 
     from footfall.cli import app
 
-    result = CliRunner().invoke(
-        app, ["keys", "create", "--role", "root", "--name", "x", "--database-url", sqlite_url]
-    )
+    result = CliRunner().invoke(app, ["keys", "create", "--role", "root", "--name", "x", "--database-url", sqlite_url])
     assert result.exit_code == 2
     assert "error: unknown role 'root'" in result.output
     assert "Traceback" not in result.output

@@ -114,9 +114,7 @@ def mall_aggregates(end_hour: datetime, seed: int = 7) -> list[AggregateMessage]
         for spec in MALL_ZONES:
             agent = "box-1" if spec.camera == "cam-1" else "box-2"
             if spec.kind == "corridor":
-                people = (
-                    rng.choice([0, 0, 1, 2, 3, 4]) if 7 <= local.hour < 23 else 0
-                )  # staff only: always < k
+                people = rng.choice([0, 0, 1, 2, 3, 4]) if 7 <= local.hour < 23 else 0  # staff only: always < k
             else:
                 mean = spec.peak_per_hour * _profile(local, spec.kind)
                 people = max(0, round(rng.gauss(mean, math.sqrt(mean) + 0.5))) if mean else 0
@@ -239,9 +237,7 @@ def start_server(database_url: str) -> tuple[LiveServer, object, threading.Threa
         for role in ("agent", "viewer", "admin"):
             keys[role] = create_key(session, f"dashboard test {role}", role)[0]
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -431,9 +427,7 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
     page.close()
 
 
-def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(
-    open_page, live_server: LiveServer
-) -> None:
+def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, live_server: LiveServer) -> None:
     page = open_page()
     first, last, start, end = local_days(MALL_TZ, -13)
     # The service corridor only ever sees 0-4 people an hour: every hourly count must show as suppressed.
@@ -456,28 +450,21 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(
     assert first_hidden.text_content() == "<5" and first_hidden.locator("[data-suppressed=true]").count() == 1
     heat = live_server.get("/sites/mall/traffic/heatmap", start=start, end=end, zone="service-corridor")
     assert p.locator("svg.heatmap rect.cell").count() == 168
-    assert p.locator("svg.heatmap rect.cell.suppressed").count() == sum(
-        c["people"] is None for c in heat["cells"]
-    )
+    assert p.locator("svg.heatmap rect.cell.suppressed").count() == sum(c["people"] is None for c in heat["cells"])
     assert p.locator("svg.heatmap rect.cell.empty").count() == 168 - len(heat["cells"])
     page.screenshot("zone-suppressed")
 
     # A busy zone by day: numbers match the API, and the split shows counts and shares.
     page.open(f"/dashboard/zone?site=mall&zone=food-court&range=custom&from={first}&to={last}&g=day")
     page.wait_ready()
-    series = live_server.get(
-        "/sites/mall/traffic/series", start=start, end=end, zone="food-court", granularity="day"
-    )
+    series = live_server.get("/sites/mall/traffic/series", start=start, end=end, zone="food-court", granularity="day")
     totals = live_server.get("/sites/mall/traffic/totals", start=start, end=end, zone="food-court")["totals"]
     assert p.locator("h1#title").inner_text() == "Food court"
     assert p.locator("svg.series-chart rect.hit").count() == len(series["points"]) >= 10
     assert page.value("#kpi-people .value [data-value]") == totals["people"]
     for part in ("female", "male", "unknown"):
         assert page.value(f".split-row[data-part={part}] .count span") == totals[part]
-    assert (
-        p.locator(".split-row[data-part=female] .share").inner_text()
-        == f"{round(totals['female_share'] * 100)}%"
-    )
+    assert p.locator(".split-row[data-part=female] .share").inner_text() == f"{round(totals['female_share'] * 100)}%"
     assert p.locator("svg.split-svg rect.seg").count() == 3
     peaks = live_server.get("/sites/mall/traffic/peak-hours", start=start, end=end, zone="food-court")
     assert p.locator("#peak-list .peak").first.get_attribute("data-hour") == str(peaks["hours"][0]["hour"])
@@ -503,16 +490,12 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(
     p.wait_for_function(
         "new URL(location.href).searchParams.get('g') === 'week' && document.body.dataset.ready === 'true'"
     )
-    weekly = live_server.get(
-        "/sites/mall/traffic/series", start=start, end=end, zone="food-court", granularity="week"
-    )
+    weekly = live_server.get("/sites/mall/traffic/series", start=start, end=end, zone="food-court", granularity="week")
     assert p.locator("svg.series-chart rect.hit").count() == len(weekly["points"])
     page.close()
 
 
-def test_ad_placement_ranks_slots_with_intervals_and_explains_itself(
-    open_page, live_server: LiveServer
-) -> None:
+def test_ad_placement_ranks_slots_with_intervals_and_explains_itself(open_page, live_server: LiveServer) -> None:
     page = open_page()
     page.open(
         "/dashboard/ad-placement?site=mall&audience=female&hours=10-20&days=sat-sun&range=28d",
@@ -561,8 +544,7 @@ def test_ad_placement_ranks_slots_with_intervals_and_explains_itself(
     # Everyone: no share column; the list follows the API.
     p.locator("#seg-audience button[data-value=all]").click()
     p.wait_for_function(
-        "new URL(location.href).searchParams.get('audience') === 'all' && "
-        "document.body.dataset.ready === 'true'"
+        "new URL(location.href).searchParams.get('audience') === 'all' && document.body.dataset.ready === 'true'"
     )
     everyone = live_server.get(
         "/sites/mall/insights/ad-placement",

@@ -22,9 +22,7 @@ def _totals(s: Server, **params) -> dict:  # type: ignore[no-untyped-def]
 
 
 def test_duplicates_and_replays_leave_totals_unchanged(server: Server) -> None:
-    messages = [
-        aggregate(start=BASE + minutes(i), seq=i, female=10 + i, male=20, unknown=5) for i in range(30)
-    ]
+    messages = [aggregate(start=BASE + minutes(i), seq=i, female=10 + i, male=20, unknown=5) for i in range(30)]
     assert server.ingest(*messages).json()["accepted"] == 30
     first = _totals(server)
     assert first["people"] == sum(10 + i + 25 for i in range(30))
@@ -49,9 +47,7 @@ def test_the_highest_seq_wins_whatever_the_arrival_order(server: Server) -> None
     totals = _totals(server)
     assert (totals["female"], totals["male"], totals["people"]) == (9, 7, 16)
     # The same story shuffled inside one batch ends the same.
-    other = [
-        aggregate(zone="food", seq=seq, female=f, male=m) for seq, f, m in [(2, 6, 6), (3, 9, 7), (1, 5, 5)]
-    ]
+    other = [aggregate(zone="food", seq=seq, female=f, male=m) for seq, f, m in [(2, 6, 6), (3, 9, 7), (1, 5, 5)]]
     server.ingest(*other)
     assert _totals(server, zone="food")["people"] == 16
 
@@ -94,9 +90,7 @@ def test_malformed_messages_are_dead_lettered_with_their_reason(server: Server) 
     future = aggregate(start=BASE + timedelta(days=3650), female=9)
     not_json = server.client.post("/api/v1/ingest", content=b"{not json", headers=server.headers("agent"))
     assert not_json.status_code == 422
-    response = server.ingest(
-        good, b'"text"', bad_people, b'{"kind": "aggregate", "agent_id": "x"}', future, b"[1, 2]"
-    )
+    response = server.ingest(good, b'"text"', bad_people, b'{"kind": "aggregate", "agent_id": "x"}', future, b"[1, 2]")
     assert response.status_code == 422
     body = response.json()
     assert body["accepted"] == 1
@@ -118,9 +112,7 @@ def test_malformed_messages_are_dead_lettered_with_their_reason(server: Server) 
 
 
 def test_a_body_that_is_not_json_is_rejected_and_kept(server: Server) -> None:
-    response = server.client.post(
-        "/api/v1/ingest", content=b"\xff\xfe garbage", headers=server.headers("agent")
-    )
+    response = server.client.post("/api/v1/ingest", content=b"\xff\xfe garbage", headers=server.headers("agent"))
     assert response.status_code == 422
     assert "not valid JSON" in response.json()["rejected"][0]["reason"]
     with server.db.read() as session:
@@ -151,9 +143,7 @@ def test_status_messages_update_the_agent(server: Server) -> None:
 def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Server) -> None:
     server.ingest(aggregate(zone="fc-north", female=6, male=6))
     zones = server.get("/api/v1/sites/mall/zones").json()
-    assert zones == [
-        {"zone_id": "fc-north", "site_id": "mall", "name": "fc-north", "floor": None, "kind": "unknown"}
-    ]
+    assert zones == [{"zone_id": "fc-north", "site_id": "mall", "name": "fc-north", "floor": None, "kind": "unknown"}]
     edited = server.client.put(
         "/api/v1/sites/mall/zones/fc-north",
         json={"name": "Food court", "kind": "food_court", "floor": "L2"},

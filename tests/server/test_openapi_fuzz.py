@@ -22,9 +22,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     for server in make_server(url):
         server.ingest(
             *[
-                aggregate(
-                    start=BASE + minutes(15 * i), seq=i, zone=f"z{i % 3}", female=3 + i, male=9, unknown=i % 4
-                )
+                aggregate(start=BASE + minutes(15 * i), seq=i, zone=f"z{i % 3}", female=3 + i, male=9, unknown=i % 4)
                 for i in range(60)
             ]
         )
@@ -61,8 +59,7 @@ def test_no_server_errors(fuzz_server: Server) -> None:
             STATUSES[response.status_code] = STATUSES.get(response.status_code, 0) + 1
             if response.status_code >= 500 or response.status_code in (401, 403):
                 failures.append(
-                    f"{case.method} {case.formatted_path} {case.query} → {response.status_code}: "
-                    f"{response.text[:200]}"
+                    f"{case.method} {case.formatted_path} {case.query} → {response.status_code}: {response.text[:200]}"
                 )
 
         exercise()

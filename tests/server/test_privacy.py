@@ -24,9 +24,7 @@ def _lines(parts: np.ndarray, mask) -> list[list[bool]]:  # type: ignore[no-unty
 @settings(max_examples=300, deadline=None)
 @given(
     st.integers(1, 12).flatmap(
-        lambda rows: st.lists(
-            st.lists(st.integers(0, 40), min_size=3, max_size=3), min_size=rows, max_size=rows
-        )
+        lambda rows: st.lists(st.lists(st.integers(0, 40), min_size=3, max_size=3), min_size=rows, max_size=rows)
     )
 )
 def test_no_line_of_the_table_has_exactly_one_hidden_cell(rows: list[list[int]]) -> None:

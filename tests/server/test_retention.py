@@ -22,9 +22,7 @@ def _sums(s: Server) -> tuple[int, int, int]:
 
 def test_retention_drops_old_raw_buckets_and_keeps_rollups(server: Server) -> None:
     old = [aggregate(start=BASE + timedelta(hours=h), seq=h, female=5, male=5) for h in range(3)]
-    recent = [
-        aggregate(start=BASE + timedelta(days=5, hours=h), seq=100 + h, female=7, male=3) for h in range(2)
-    ]
+    recent = [aggregate(start=BASE + timedelta(days=5, hours=h), seq=100 + h, female=7, male=3) for h in range(2)]
     server.ingest(*old, *recent)
     assert _sums(server) == (50, 50, 50)
     now = (BASE + timedelta(days=5, hours=12)).timestamp()

@@ -141,8 +141,7 @@ def test_migration_fills_the_slot_totals_from_existing_hourly_rollups(database_u
             conn.execute(text("INSERT INTO sites VALUES ('mall', 'Mall', 'UTC', 0)"))
             conn.execute(
                 text(
-                    "INSERT INTO zones (site_id, zone_id, name, kind, created_at) VALUES "
-                    "('mall', 'a', 'A', 'other', 0)"
+                    "INSERT INTO zones (site_id, zone_id, name, kind, created_at) VALUES ('mall', 'a', 'A', 'other', 0)"
                 )
             )
             for week, female in ((0, 4), (2, 6)):

@@ -28,8 +28,7 @@ def test_days_follow_the_site_time_zone(server: Server) -> None:
     )
     params = {"start": "2026-11-14T00:00:00Z", "end": "2026-11-18T00:00:00Z", "granularity": "day"}
     utc_days = {
-        p["label"]: p["people"]
-        for p in server.get("/api/v1/sites/mall/traffic/series", **params).json()["points"]
+        p["label"]: p["people"] for p in server.get("/api/v1/sites/mall/traffic/series", **params).json()["points"]
     }
     assert utc_days == {"2026-11-15": 32}
     _admin_patch(server, "/api/v1/sites/mall", {"timezone": "Asia/Tokyo"})
@@ -41,23 +40,17 @@ def test_days_follow_the_site_time_zone(server: Server) -> None:
         "2026-11-16": (20, "2026-11-15T15:00:00Z"),
     }
     # Weeks start on the local Monday.
-    weeks = server.get("/api/v1/sites/mall/traffic/series", **{**params, "granularity": "week"}).json()[
-        "points"
-    ]
+    weeks = server.get("/api/v1/sites/mall/traffic/series", **{**params, "granularity": "week"}).json()["points"]
     assert [(w["label"], w["people"]) for w in weeks] == [
         ("week of 2026-11-09", 12),
         ("week of 2026-11-16", 20),
     ]
     # The heatmap files the late bucket under Monday 07:00 local.
-    cells = server.get("/api/v1/sites/mall/traffic/heatmap", start=params["start"], end=params["end"]).json()[
-        "cells"
-    ]
+    cells = server.get("/api/v1/sites/mall/traffic/heatmap", start=params["start"], end=params["end"]).json()["cells"]
     assert {(c["weekday"], c["hour"]): c["people"] for c in cells} == {("Sun", 21): 12, ("Mon", 7): 20}
     # New data after the change is filed in local time as well.
     server.ingest(aggregate(start=late + timedelta(hours=1), female=5, male=5))
-    cells = server.get("/api/v1/sites/mall/traffic/heatmap", start=params["start"], end=params["end"]).json()[
-        "cells"
-    ]
+    cells = server.get("/api/v1/sites/mall/traffic/heatmap", start=params["start"], end=params["end"]).json()["cells"]
     assert ("Mon", 8) in {(c["weekday"], c["hour"]) for c in cells}
 
 
@@ -183,9 +176,7 @@ def test_ad_placement_ranks_slots_and_explains_itself(server: Server) -> None:
         messages.append(
             aggregate(zone="entrance", start=base + timedelta(hours=9), seq=week * 10 + 1, female=30, male=30)
         )
-        messages.append(
-            aggregate(zone="entrance", start=base + timedelta(hours=3), seq=week * 10 + 2, female=1)
-        )
+        messages.append(aggregate(zone="entrance", start=base + timedelta(hours=3), seq=week * 10 + 2, female=1))
     s.ingest(*messages)
     window = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-16T00:00:00Z"}
     body = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="female").json()
@@ -203,27 +194,21 @@ def test_ad_placement_ranks_slots_and_explains_itself(server: Server) -> None:
     # Filters: hours window, weekdays and zone kind.
     assert [
         x["zone_id"]
-        for x in s.get(
-            "/api/v1/sites/mall/insights/ad-placement", **window, audience="male", hours="8-12"
-        ).json()["slots"]
+        for x in s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="male", hours="8-12").json()[
+            "slots"
+        ]
     ] == ["entrance"]
     assert (
-        s.get("/api/v1/sites/mall/insights/ad-placement", **window, days="mon-fri").json()["slots"][0][
-            "zone_id"
-        ]
+        s.get("/api/v1/sites/mall/insights/ad-placement", **window, days="mon-fri").json()["slots"][0]["zone_id"]
         == "entrance"
     )
     assert [
         x["zone_id"]
-        for x in s.get("/api/v1/sites/mall/insights/ad-placement", **window, zone_kind="ad_slot").json()[
-            "slots"
-        ]
+        for x in s.get("/api/v1/sites/mall/insights/ad-placement", **window, zone_kind="ad_slot").json()["slots"]
     ] == ["food"]
     everyone = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="all").json()["slots"][0]
     assert everyone["share"] is None and everyone["expected_audience"] == 100.0
-    by_share = s.get(
-        "/api/v1/sites/mall/insights/ad-placement", **window, audience="male", sort="share"
-    ).json()
+    by_share = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="male", sort="share").json()
     assert by_share["slots"][0]["zone_id"] == "entrance"
     assert math.isclose(by_share["slots"][0]["share"], 0.5)
 

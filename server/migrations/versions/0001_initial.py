@@ -36,9 +36,7 @@ def upgrade() -> None:
     op.create_table(
         "zones",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column(
-            "site_id", sa.String(64), sa.ForeignKey("sites.site_id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("site_id", sa.String(64), sa.ForeignKey("sites.site_id", ondelete="CASCADE"), nullable=False),
         sa.Column("zone_id", sa.String(64), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("floor", sa.String(64), nullable=True),
