@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from footfall.core.bundle import BundleError, load_bundle, open_session
+from footfall.core.latency import interleaved_median_ms
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.core.preprocess import normalise
-from footfall.exporter.latency import interleaved_median_ms
 
 GENDER_TARGET_MS = 1.0
 

@@ -40,6 +40,10 @@ class Bundle:
         name = self.manifest.reference_model_file
         return self.path / name if name else None
 
+    @property
+    def probe_path(self) -> Path | None:
+        return self.path / self.manifest.probe.file if self.manifest.probe else None
+
 
 def read_manifest(path: Path) -> BundleManifest:
     manifest_path = path / MANIFEST_FILE
@@ -62,6 +66,7 @@ def _check_files(folder: Path, manifest: BundleManifest, verify_hashes: bool) ->
     for role, name in (
         ("model file", manifest.model_file),
         ("reference model", manifest.reference_model_file),
+        ("parity probe", manifest.probe.file if manifest.probe else None),
     ):
         if name is not None and name not in manifest.files:
             raise BundleError(f"{folder}: {role} {name!r} is not listed in manifest 'files'")

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from footfall.core.bundle import Bundle, BundleError, load_bundle, open_session
+from footfall.core.bundle import Bundle, BundleError, load_bundle
 from footfall.core.preprocess import FaceCropSpec, crop_face, normalise
+from footfall.core.serving import open_model
 
 UNKNOWN = "unknown"
 
@@ -28,14 +29,25 @@ class Decision:
 class GenderClassifier:
     """Runs a gender-classification bundle; the decision rule (temperature, threshold) is the bundle's."""
 
-    def __init__(self, bundle: Bundle | str | Path, *, reference: bool = False, threads: int | None = None):
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        *,
+        reference: bool = False,
+        self_check: bool = False,
+        threads: int | None = None,
+    ):
+        """``reference`` runs the FP32 graph; ``self_check`` runs the parity probe first and serves FP32 if
+        INT8 strays on this CPU (the edge). :attr:`serving` says which graph runs."""
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         contract = self.bundle.manifest.classifier
         if contract is None:
             raise BundleError(f"{self.bundle.path}: not a gender-classification bundle")
         self.contract = contract
         self.labels = list(contract.labels)
-        self.session = open_session(self.bundle, reference=reference, threads=threads)
+        self.session, self.serving = open_model(
+            self.bundle, reference=reference, self_check=self_check, threads=threads
+        )
         self._input_name = self.session.get_inputs()[0].name
 
     @property

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from footfall.core.bundle import Bundle, BundleError, load_bundle, open_session
+from footfall.core.bundle import Bundle, BundleError, load_bundle
+from footfall.core.serving import open_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,9 @@ class FaceDetector:
     """Runs a face-detection bundle on BGR frames; returns :class:`Detection` in frame pixels.
 
     ``input_width`` downscales wide frames before detection (the cost grows with pixels); boxes are
-    mapped back to the original frame. ``reference`` runs the bundle's FP32 graph (parity runs).
+    mapped back to the original frame. ``reference`` runs the bundle's FP32 graph (parity runs);
+    ``self_check`` runs the bundle's parity probe first and serves FP32 if INT8 strays on this CPU (the
+    edge), and :attr:`serving` says which graph runs.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class FaceDetector:
         input_width: int | None = None,
         threads: int | None = None,
         reference: bool = False,
+        self_check: bool = False,
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         contract = self.bundle.manifest.detector
@@ -65,7 +69,9 @@ class FaceDetector:
             raise BundleError(f"{self.bundle.path}: not a face-detection bundle")
         self.contract = contract
         self.input_width = input_width
-        self.session = open_session(self.bundle, reference=reference, threads=threads)
+        self.session, self.serving = open_model(
+            self.bundle, reference=reference, self_check=self_check, threads=threads
+        )
         self._input_name = self.session.get_inputs()[0].name
 
     def _input_size(self, width: int, height: int) -> tuple[int, int, float]:

@@ -73,6 +73,19 @@ class ClassifierContract(_Model):
         return self
 
 
+class ParityProbe(_Model):
+    """A few inputs made from public-domain images (no dataset faces), the FP32 graph's outputs on them and
+    how far the shipped graph may stray: the edge runs it on its own CPU before serving an INT8 graph."""
+
+    file: str = Field(default="probe.npz", description="npz with 'inputs' (uint8) and 'reference' (FP32).")
+    measure: Literal["heatmap", "probabilities"] = Field(
+        description="What is compared: a detector's face heatmap, or a classifier's calibrated probabilities."
+    )
+    tolerance: float = Field(gt=0, le=1, description="Largest |shipped − FP32| allowed on any probe value.")
+    error_at_export: float = Field(ge=0, description="|INT8 − FP32| measured when the bundle was built.")
+    cpu_at_export: str = Field(default="", description="The exporting CPU and its instruction-set flags.")
+
+
 class Provenance(_Model):
     source: str = Field(description="Where the weights came from (checkpoint, registry package, ...).")
     source_sha256: str | None = None
@@ -97,6 +110,9 @@ class BundleManifest(_Model):
     outputs: list[TensorSpec]
     classifier: ClassifierContract | None = None
     detector: DetectorContract | None = None
+    probe: ParityProbe | None = Field(
+        default=None, description="Parity self-check run where the bundle is served (INT8 bundles)."
+    )
     metrics: dict[str, dict[str, float | int | str]] = Field(
         default_factory=dict, description="Split name → measure → value, e.g. {'val': {'accuracy': 0.95}}."
     )

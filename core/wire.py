@@ -121,6 +121,34 @@ class CameraStatus(_Strict):
     error: str | None = Field(default=None, max_length=500)
 
 
+MAX_STATUS_MODELS = 8
+MAX_CPU_FLAGS = 16
+
+
+class ModelServing(_Strict):
+    """Which precision of a model bundle the agent actually serves, and why (its parity self-check)."""
+
+    bundle: str = Field(max_length=64, description="Bundle name from its manifest.")
+    version: str = Field(default="", max_length=32)
+    task: Literal["face-detection", "gender-classification"]
+    precision: Literal["int8", "fp32"] = Field(description="The graph being served.")
+    parity: Literal["passed", "failed", "not-checked"] = Field(
+        description="The bundle's parity probe on this CPU: passed (INT8 served), failed (FP32 reference "
+        "served instead), not-checked (an FP32 bundle, or one without a probe)."
+    )
+    probe_error: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    tolerance: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    reason: str | None = Field(default=None, max_length=300, description="Why this precision is served.")
+
+
+class CpuInfo(_Strict):
+    """The agent's CPU: the instruction-set flags decide which integer kernels onnxruntime runs."""
+
+    model: str = Field(default="", max_length=128)
+    arch: str = Field(default="", max_length=32)
+    flags: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list, max_length=MAX_CPU_FLAGS)
+
+
 class AgentStatus(_Strict):
     """Heartbeat and last will of an agent, published retained on its status topic."""
 
@@ -135,6 +163,9 @@ class AgentStatus(_Strict):
     outbox_depth: NonNegativeInt = 0
     cameras: list[CameraStatus] = Field(default_factory=list)
     version: str = Field(default="", max_length=64)
+    # Minor revision (optional fields): the models served and the CPU they run on.
+    models: list[ModelServing] = Field(default_factory=list, max_length=MAX_STATUS_MODELS)
+    cpu: CpuInfo | None = None
 
 
 MAX_RECEIPT_SEQS = 1000

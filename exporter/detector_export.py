@@ -15,19 +15,22 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from footfall.core.cpu import describe_cpu
 from footfall.core.detector import Detection, FaceDetector
+from footfall.core.latency import interleaved_median_ms, load_average
 from footfall.core.logs import log_event
 from footfall.core.manifest import (
     BundleManifest,
     DetectorContract,
+    ParityProbe,
     Provenance,
     TensorSpec,
     utc_now,
 )
 from footfall.exporter import centerface
 from footfall.exporter.bundle_writer import staged_bundle, tool_versions, verify_written, write_manifest
-from footfall.exporter.latency import cpu_name, interleaved_median_ms, load_average
-from footfall.exporter.quantize import quantize_qdq
+from footfall.exporter.probe import build_probe, detector_probe_inputs, quantization_lines
+from footfall.exporter.quantize import FORMAT_DESCRIPTIONS, WEIGHT_FORMATS, quantize_qdq, saturation_report
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +59,11 @@ class DetectorExportOptions:
 
 
 def _manifest(
-    precision: str, reference: str | None, metrics: dict, source: centerface.CenterFaceSource
+    precision: str,
+    reference: str | None,
+    metrics: dict,
+    source: centerface.CenterFaceSource,
+    probe: ParityProbe | None = None,
 ) -> BundleManifest:
     return BundleManifest(
         name=BUNDLE_NAME,
@@ -71,6 +78,7 @@ def _manifest(
             for name, channels in zip(centerface.OUTPUT_NAMES, centerface.OUTPUT_CHANNELS, strict=True)
         ],
         detector=DetectorContract(colour_order=COLOUR_ORDER),
+        probe=probe,
         metrics=metrics,
         files={},
         provenance=Provenance(
@@ -134,6 +142,23 @@ def detection_parity(
     return {**totals, "frames": len(frames) * len(LATENCY_SIZES), "kept_fraction": round(kept, 4)}
 
 
+def portrait_misses(detectors: dict[str, FaceDetector], data_dir: Path, split: str = "val") -> dict[str, dict]:
+    """Per dataset, the portraits of ``split`` on which each detector finds no face (``footfall evaluate``
+    then classifies the whole image): the figure the model card's INT8 and FP32 columns compare."""
+    from footfall.exporter.datasets import DATASETS, iter_images, read_rows
+    from footfall.models.chips import pick_face
+
+    figures: dict[str, dict] = {}
+    for dataset in DATASETS:
+        rows = read_rows(data_dir, dataset, split)
+        misses = dict.fromkeys(detectors, 0)
+        for _, image in iter_images(data_dir, rows):
+            for name, detector in detectors.items():
+                misses[name] += pick_face(detector(image), image.shape) is None
+        figures[dataset] = {"images": len(rows), **{f"no_face_{name}": count for name, count in misses.items()}}
+    return figures
+
+
 def detector_latency(detectors: dict[str, FaceDetector], frame: np.ndarray) -> dict[str, dict[str, float]]:
     """Median milliseconds per frame (pre-processing, network, decoding) per precision and size."""
     import cv2
@@ -163,8 +188,9 @@ def _decide(parity: dict, latency_fp32: dict, latency_int8: dict) -> tuple[str, 
 
 def _card(report: dict) -> str:
     parity = report.get("parity")
+    quantization = report.get("quantization", {})
     quantized = (
-        "INT8 (static QDQ, per-channel weights) calibrated on "
+        f"INT8 (static QDQ, per-channel weights; {quantization.get('why', '')}) calibrated on "
         f"{report.get('calibration_frames')} frames made of "
         f"training-split portraits; on {parity['frames']} validation frames it keeps "
         f"{parity['fp32_kept_by_int8']}/{parity['fp32_detections']} FP32 detections (IoU ≥ 0.5) and reports "
@@ -210,6 +236,12 @@ def report_text(report: dict) -> str:
             f"({parity['kept_fraction']:.2%}, IoU ≥ 0.5); INT8 finds {parity['int8_detections']} in all.",
             "",
         ]
+    for dataset, row in report.get("portrait_misses_val", {}).items():
+        lines.append(
+            f"{dataset} val portraits ({row['images']}): no face found by FP32 on {row['no_face_fp32']}, "
+            f"by INT8 on {row['no_face_int8']}."
+        )
+    lines += quantization_lines(report)
     lines += ["| precision | " + " | ".join(f"ms/frame {w}×{h}" for w, h in LATENCY_SIZES) + " |"]
     lines += ["| --- | " + " | ".join("---" for _ in LATENCY_SIZES) + " |"]
     for precision, figures in report["latency"].items():
@@ -234,7 +266,7 @@ def export_detector(out: Path, options: DetectorExportOptions) -> dict:
     source = centerface.read_source(options.wheel)
     fp32_model = centerface.prepare_graph(source.model_bytes)
     threads = options.threads or min(2, os.cpu_count() or 1)
-    report: dict = {"threads": threads, "cpu": cpu_name(), "latency": {}}
+    report: dict = {"threads": threads, "cpu": describe_cpu(), "latency": {}}
     if options.quantize and options.data_dir is not None:
         report["calibration_frames"] = options.calibration_frames
     with tempfile.TemporaryDirectory(prefix="footfall-detector-") as scratch_dir:
@@ -244,11 +276,11 @@ def export_detector(out: Path, options: DetectorExportOptions) -> dict:
         fp32_bundle = _write_temp_bundle(scratch / "fp32-bundle", fp32_path, source)
         fp32_detector = FaceDetector(fp32_bundle, threads=threads)
         shipped, reason, int8_path = "fp32", "INT8 not tried (--no-quantize or no data)", None
-        probe = np.full((720, 1280, 3), 127, np.uint8)
+        timing_frame = np.full((720, 1280, 3), 127, np.uint8)
         if options.data_dir is not None:
             from footfall.exporter.frames import mosaic_frames
 
-            probe = next(mosaic_frames(options.data_dir, "val", 1, seed=99))
+            timing_frame = next(mosaic_frames(options.data_dir, "val", 1, seed=99))
         detectors = {"fp32": fp32_detector}
         if options.quantize and options.data_dir is not None:
             from footfall.exporter.frames import mosaic_frames
@@ -258,14 +290,36 @@ def export_detector(out: Path, options: DetectorExportOptions) -> dict:
                 fp32_detector.prepare(frame)[0]
                 for frame in mosaic_frames(options.data_dir, "train", options.calibration_frames, seed=1)
             ]
-            int8_path = scratch / "int8.onnx"
-            quantize_qdq(fp32_path, int8_path, centerface.INPUT_NAME, calibration, symbolic_shapes=False)
-            int8_bundle = _write_temp_bundle(scratch / "int8-bundle", int8_path, source)
-            int8_detector = FaceDetector(int8_bundle, threads=threads)
             frames = list(mosaic_frames(options.data_dir, "val", options.parity_frames, seed=2))
-            report["parity"] = detection_parity(fp32_detector, int8_detector, frames)
+            int8_path = scratch / "int8.onnx"
+            attempts = []
+            # The first format that keeps the FP32 detections ships; each one is correct on every CPU.
+            for weight_format in WEIGHT_FORMATS:
+                quantize_qdq(
+                    fp32_path,
+                    int8_path,
+                    centerface.INPUT_NAME,
+                    calibration,
+                    weight_format=weight_format,
+                    symbolic_shapes=False,
+                )
+                int8_bundle = _write_temp_bundle(scratch / f"int8-{weight_format}", int8_path, source)
+                int8_detector = FaceDetector(int8_bundle, threads=threads)
+                report["parity"] = detection_parity(fp32_detector, int8_detector, frames)
+                attempts.append({"weight_format": weight_format, **report["parity"]})
+                if report["parity"]["kept_fraction"] >= MIN_KEPT_DETECTIONS:
+                    break
+            report["portrait_misses_val"] = portrait_misses(
+                {"fp32": fp32_detector, "int8": int8_detector}, options.data_dir
+            )
+            report["quantization"] = {
+                "weight_format": weight_format,
+                "why": FORMAT_DESCRIPTIONS[weight_format],
+                "saturation": saturation_report(int8_path).as_dict(),
+                "attempts": attempts,
+            }
             detectors["int8"] = int8_detector
-        report["latency"] = detector_latency(detectors, probe)
+        report["latency"] = detector_latency(detectors, timing_frame)
         report["load_average"] = load_average()
         if "int8" in detectors:
             shipped, reason = _decide(report["parity"], report["latency"]["fp32"], report["latency"]["int8"])
@@ -275,10 +329,19 @@ def export_detector(out: Path, options: DetectorExportOptions) -> dict:
         if "parity" in report:
             metrics["parity_int8_vs_fp32"] = dict(report["parity"])
         with staged_bundle(out) as folder:
+            probe = None
             if shipped == "int8" and int8_path is not None:
                 (folder / "model.onnx").write_bytes(int8_path.read_bytes())
                 (folder / FP32_FILE).write_bytes(fp32_path.read_bytes())
                 reference = FP32_FILE
+                probe = build_probe(
+                    folder,
+                    None,
+                    detector_probe_inputs(fp32_detector),
+                    lambda feed: fp32_detector.session.run(None, {centerface.INPUT_NAME: feed}),
+                    lambda feed: detectors["int8"].session.run(None, {centerface.INPUT_NAME: feed}),
+                )
+                report["probe"] = probe.model_dump()
             else:
                 (folder / "model.onnx").write_bytes(fp32_path.read_bytes())
                 reference = None
@@ -286,6 +349,6 @@ def export_detector(out: Path, options: DetectorExportOptions) -> dict:
             (folder / CARD_FILE).write_text(_card(report))
             (folder / PARITY_FILE).write_text(json.dumps(report, indent=2) + "\n")
             (folder / REPORT_FILE).write_text(report_text(report))
-            write_manifest(folder, _manifest(shipped, reference, metrics, source))
+            write_manifest(folder, _manifest(shipped, reference, metrics, source, probe))
     verify_written(out)
     return report

@@ -7,6 +7,7 @@ ships and the report says why, with the numbers. The report is written into the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -19,6 +20,8 @@ from typing import Literal
 import numpy as np
 from footfall.core.bundle import session_options
 from footfall.core.classifier import softmax
+from footfall.core.cpu import describe_cpu
+from footfall.core.latency import interleaved_median_ms, load_average
 from footfall.core.logs import log_event
 from footfall.core.manifest import (
     BundleManifest,
@@ -31,8 +34,8 @@ from footfall.core.manifest import (
 from footfall.core.preprocess import FaceCropSpec, normalise
 from footfall.exporter.bundle_writer import staged_bundle, tool_versions, verify_written, write_manifest
 from footfall.exporter.chips import ChipSet, cut_chips
-from footfall.exporter.latency import cpu_name, interleaved_median_ms, load_average
-from footfall.exporter.quantize import quantize_qdq
+from footfall.exporter.probe import build_probe, classifier_probe_inputs, quantization_lines
+from footfall.exporter.quantize import FORMAT_DESCRIPTIONS, WEIGHT_FORMATS, quantize_qdq, saturation_report
 
 logger = logging.getLogger(__name__)
 
@@ -282,9 +285,11 @@ def report_text(report: dict) -> str:
         f"agreement {parity['label_agreement']:.2%} (limit 99 %); decision agreement (with abstention) "
         f"{parity['decision_agreement']:.2%}; PyTorch vs FP32 ONNX max |Δlogit| "
         f"{report['torch_vs_onnx']:.2e}.",
-        "INT8: static QDQ, per-channel int8 weights, uint8 activations (linear head kept in FP32), "
+        "INT8: static QDQ, per-channel weights, uint8 activations (linear head kept in FP32), "
         f"{report['calibration']['method']} "
         f"calibration on {report['calibration']['chips']} training-split chips.",
+        "",
+        *quantization_lines(report),
         f"Threads: {report['threads']}; CPU: {report['cpu']}; "
         f"load average while timing: {report['load_average']}; opset {OPSET}.",
         "",
@@ -339,7 +344,7 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
         "name": name,
         "checkpoint": checkpoint_path.name,
         "threads": threads,
-        "cpu": cpu_name(),
+        "cpu": describe_cpu(),
         "datasets": sorted(set(validation.datasets.tolist())),
         "attempts": [],
     }
@@ -355,23 +360,32 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
         fp32_logits = run_logits(fp32_session, val_tensor)
 
         int8_path, parity = scratch / "int8.onnx", None
-        for method in CALIBRATION_METHODS:
-            log_event(logger, logging.INFO, "quantizing", method=method, chips=len(calibration.labels))
-            calibration_tensor = normalise(calibration.chips, spec)
+        calibration_tensor = normalise(calibration.chips, spec)
+        # Formats in order of preference, each correct on every CPU; within a format, calibrations in order.
+        for weight_format, method in itertools.product(WEIGHT_FORMATS, CALIBRATION_METHODS):
+            log_event(
+                logger, logging.INFO, "quantizing", format=weight_format, method=method, chips=len(calibration.labels)
+            )
             batches = (calibration_tensor[i : i + 64] for i in range(0, len(calibration_tensor), 64))
             quantize_qdq(
                 fp32_path,
                 int8_path,
                 INPUT_NAME,
                 batches,
+                weight_format=weight_format,
                 calibrate_method=method,
                 exclude_op_types=FLOAT_OP_TYPES,
             )
             parity = classification_parity(
                 fp32_logits, run_logits(_session(int8_path, threads), val_tensor), validation, contract
             )
-            report["attempts"].append({"method": method, **parity})
+            report["attempts"].append({"weight_format": weight_format, "method": method, **parity})
             report["calibration"] = {"method": method, "chips": len(calibration.labels)}
+            report["quantization"] = {
+                "weight_format": weight_format,
+                "why": FORMAT_DESCRIPTIONS[weight_format],
+                "saturation": saturation_report(int8_path).as_dict(),
+            }
             if (
                 parity["accuracy_drop_points"] <= MAX_ACCURACY_DROP_POINTS
                 and parity["label_agreement"] >= MIN_LABEL_AGREEMENT
@@ -391,9 +405,18 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
         for precision, figures in report["latency"].items():
             metrics[f"latency_{precision}"] = dict(figures)
         with staged_bundle(out) as folder:
+            probe = None
             if shipped == "int8":
                 (folder / "model.onnx").write_bytes(int8_path.read_bytes())
                 (folder / FP32_FILE).write_bytes(fp32_path.read_bytes())
+                probe = build_probe(
+                    folder,
+                    contract,
+                    classifier_probe_inputs(detector, spec),
+                    lambda feed: sessions["fp32"].run(None, {INPUT_NAME: feed}),
+                    lambda feed: sessions["int8"].run(None, {INPUT_NAME: feed}),
+                )
+                report["probe"] = probe.model_dump()
             else:
                 (folder / "model.onnx").write_bytes(fp32_path.read_bytes())
             card = card_source.read_text() if card_source else _generated_card(name, checkpoint)
@@ -411,6 +434,7 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
                 input=TensorSpec(name=INPUT_NAME, shape=["batch", 3, spec.size, spec.size]),
                 outputs=[TensorSpec(name=OUTPUT_NAME, shape=["batch", len(labels)])],
                 classifier=contract,
+                probe=probe,
                 metrics=metrics,
                 files={},
                 provenance=Provenance(

@@ -86,8 +86,13 @@ def test_export_writes_a_verified_bundle_with_parity_report(
         "model-fp32.onnx",
         "MODEL_CARD.md",
         "parity.json",
+        "probe.npz",
         "REPORT.md",
     }
+    # The parity probe: public-domain chips, their FP32 outputs, and a tolerance the exported INT8 keeps here.
+    assert manifest.probe is not None and manifest.probe.measure == "probabilities"
+    assert manifest.probe.error_at_export <= manifest.probe.tolerance
+    assert GenderClassifier(out, self_check=True).serving.parity == "passed"
     assert manifest.classifier is not None
     assert manifest.classifier.temperature == 1.5 and manifest.classifier.abstain_threshold == 0.6
     assert manifest.classifier.preprocess == SPEC
@@ -103,6 +108,10 @@ def test_export_writes_a_verified_bundle_with_parity_report(
     for precision in ("fp32", "int8"):
         assert set(parity["latency"][precision]) == {"ms_per_face_batch1", "ms_per_face_batch16"}
     assert parity["torch_vs_onnx"] < 1e-4
+    # The INT8 format is recorded with its reason, and its weights cannot saturate an int16 pair sum.
+    assert parity["quantization"]["weight_format"] == "s7"
+    assert parity["quantization"]["saturation"]["saturation_free"] is True
+    assert "saturation-free on every CPU" in (out / "REPORT.md").read_text()
 
     chips = np.random.default_rng(0).integers(0, 255, (4, SPEC.size, SPEC.size, 3), dtype=np.uint8)
     assert GenderClassifier(out).probabilities(chips).shape == (4, 2)

@@ -1,4 +1,4 @@
-"""Latency measurement shared by the export reports and ``bench/export_bench.py``.
+"""Latency measurement shared by the export reports, `footfall doctor` and `bench/export_bench.py`.
 
 Candidates are timed interleaved (A, B, A, B, ...) so that a busy machine slows them alike and the
 comparison stays fair; the median is reported.
@@ -7,10 +7,8 @@ comparison stays fair; the median is reported.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 
 def interleaved_median_ms(
@@ -43,13 +41,3 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

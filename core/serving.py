@@ -1,0 +1,141 @@
+"""Serving a bundle on the CPU at hand: run its parity probe, and fall back to FP32 when INT8 strays.
+
+An INT8 graph is only as good as the integer kernels of the CPU that runs it (see
+:mod:`footfall.exporter.quantize`). Each INT8 bundle carries a small probe (inputs made from
+public-domain images, the FP32 graph's outputs on them, a tolerance); before serving, the edge runs the
+INT8 graph on the probe here. Outside tolerance it logs one error, serves the bundle's FP32 reference
+graph instead, and says so in its heartbeat (:class:`~footfall.core.wire.ModelServing`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from footfall.core.bundle import Bundle, BundleError, open_session
+from footfall.core.cpu import describe_cpu
+from footfall.core.logs import log_event
+from footfall.core.manifest import ClassifierContract
+from footfall.core.preprocess import normalise
+from footfall.core.wire import ModelServing
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+logger = logging.getLogger("footfall.core.serving")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    error: float  # largest |graph − FP32 reference| over the probe's values
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.error)) and self.error <= self.tolerance
+
+
+def probe_feed(classifier: ClassifierContract | None, inputs: np.ndarray) -> np.ndarray:
+    """The network input for the probe's stored uint8 inputs: raw pixels (NCHW, the detector's colour
+    order) for a detector, chips (NHWC) through the shared normalisation for a classifier."""
+    if classifier is not None:
+        return normalise(inputs, classifier.preprocess)
+    return np.ascontiguousarray(inputs, dtype=np.float32)
+
+
+def probe_measure(classifier: ClassifierContract | None, outputs: list[np.ndarray]) -> np.ndarray:
+    """What the probe compares: the face heatmap (a detector), or the calibrated class probabilities."""
+    if classifier is not None:
+        from footfall.core.classifier import softmax
+
+        return softmax(np.asarray(outputs[0], dtype=np.float64), classifier.temperature)
+    return np.asarray(outputs[0], dtype=np.float64)
+
+
+def run_probe(bundle: Bundle, session: onnxruntime.InferenceSession) -> ProbeResult:
+    """Runs ``session`` on the bundle's probe and compares with the stored FP32 outputs."""
+    probe, path = bundle.manifest.probe, bundle.probe_path
+    if probe is None or path is None:
+        raise BundleError(f"{bundle.path}: this bundle carries no parity probe")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            inputs, reference = data["inputs"], data["reference"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise BundleError(f"{path}: not a readable parity probe ({exc})") from None
+    name = session.get_inputs()[0].name
+    classifier = bundle.manifest.classifier
+    measured = probe_measure(classifier, session.run(None, {name: probe_feed(classifier, inputs)}))
+    if measured.shape != reference.shape:
+        raise BundleError(f"{path}: probe reference is {reference.shape}, the graph gave {measured.shape}")
+    error = float(np.abs(measured - reference).max()) if measured.size else 0.0
+    return ProbeResult(error if np.isfinite(error) else float("inf"), probe.tolerance)
+
+
+def _serving(bundle: Bundle, **fields) -> ModelServing:  # type: ignore[no-untyped-def]
+    manifest = bundle.manifest
+    return ModelServing(bundle=manifest.name[:64], version=manifest.version[:32], task=manifest.task, **fields)
+
+
+def open_served_session(
+    bundle: Bundle, *, threads: int | None = None
+) -> tuple[onnxruntime.InferenceSession, ModelServing]:
+    """The session the edge serves from, after the parity self-check, and what was decided."""
+    session = open_session(bundle, threads=threads)
+    manifest = bundle.manifest
+    if manifest.precision != "int8" or manifest.probe is None:
+        reason = "FP32 bundle" if manifest.precision == "fp32" else "bundle carries no parity probe"
+        return session, _serving(bundle, precision=manifest.precision, parity="not-checked", reason=reason)
+    try:
+        result = run_probe(bundle, session)
+    except Exception as exc:  # a graph that cannot even run the probe must not be served either
+        result, failure = ProbeResult(float("inf"), manifest.probe.tolerance), str(exc).splitlines()[0][:200]
+    else:
+        failure = None
+    if result.passed:
+        return session, _serving(
+            bundle,
+            precision="int8",
+            parity="passed",
+            probe_error=round(result.error, 6),
+            tolerance=result.tolerance,
+            reason="INT8 within its parity tolerance on this CPU",
+        )
+    if bundle.reference_model_path is None:
+        raise BundleError(
+            f"{bundle.path}: INT8 graph fails its parity probe on this CPU and the bundle has no FP32 reference"
+        )
+    reason = failure or f"INT8 probe error {result.error:.4f} > tolerance {result.tolerance:.4f} on this CPU"
+    log_event(
+        logger,
+        logging.ERROR,
+        "INT8 graph fails its parity check on this CPU; serving the FP32 reference instead",
+        bundle=manifest.name,
+        reason=reason,
+        cpu=describe_cpu(),
+    )
+    reference = open_session(bundle, reference=True, threads=threads)
+    return reference, _serving(
+        bundle,
+        precision="fp32",
+        parity="failed",
+        probe_error=round(result.error, 6) if np.isfinite(result.error) else None,
+        tolerance=result.tolerance,
+        reason=reason[:300],
+    )
+
+
+def open_model(
+    bundle: Bundle, *, reference: bool = False, self_check: bool = False, threads: int | None = None
+) -> tuple[onnxruntime.InferenceSession, ModelServing]:
+    """The session a detector or classifier runs: the FP32 reference when asked for, the checked graph for
+    serving, or the bundle's own graph unchecked (exports, evaluation, tests)."""
+    if self_check and not reference:
+        return open_served_session(bundle, threads=threads)
+    session = open_session(bundle, reference=reference, threads=threads)
+    if reference:
+        return session, _serving(bundle, precision="fp32", parity="not-checked", reason="FP32 reference asked for")
+    return session, _serving(
+        bundle, precision=bundle.manifest.precision, parity="not-checked", reason="served without a parity check"
+    )

@@ -1,0 +1,85 @@
+"""The parity self-check where a bundle is served: INT8 that strays on this CPU is replaced by FP32."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from footfall.core.bundle import BundleError, load_bundle, open_session
+from footfall.core.classifier import GenderClassifier
+from footfall.core.detector import FaceDetector
+from footfall.core.manifest import MANIFEST_FILE
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.serving import probe_feed, run_probe
+
+from tests.int8_faults import broken_int8_copy, rehash
+
+SHIPPED = {"detector": DEFAULT_DETECTOR_BUNDLE, "gender": DEFAULT_GENDER_BUNDLE}
+LOADERS = {"detector": FaceDetector, "gender": GenderClassifier}
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_shipped_int8_passes_its_probe_on_this_cpu(kind: str) -> None:
+    model = LOADERS[kind](SHIPPED[kind], self_check=True)
+    serving = model.serving
+    assert (serving.precision, serving.parity) == ("int8", "passed"), serving
+    assert serving.probe_error is not None and serving.tolerance is not None
+    assert serving.probe_error <= serving.tolerance
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_broken_int8_is_replaced_by_the_fp32_reference(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = broken_int8_copy(SHIPPED[kind], tmp_path / kind)
+    with caplog.at_level(logging.INFO):
+        model = LOADERS[kind](broken, self_check=True)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "serving the FP32 reference" in errors[0].getMessage()
+    assert errors[0].fields["bundle"] and errors[0].fields["cpu"]
+    serving = model.serving
+    assert (serving.precision, serving.parity) == ("fp32", "failed"), serving
+    assert serving.probe_error is not None and serving.probe_error > serving.tolerance
+    assert "tolerance" in (serving.reason or "")
+    # What runs is the FP32 graph, output for output.
+    bundle = load_bundle(broken)
+    with np.load(bundle.probe_path) as data:
+        feed = probe_feed(bundle.manifest.classifier, data["inputs"])
+    name = model.session.get_inputs()[0].name
+    served = model.session.run(None, {name: feed})[0]
+    reference = open_session(bundle, reference=True).run(None, {name: feed})[0]
+    np.testing.assert_array_equal(served, reference)
+    # Without the self-check (exports, evaluation) the bundle's own graph runs, and is far off.
+    assert run_probe(bundle, open_session(bundle)).passed is False
+
+
+def test_unreadable_probe_falls_back_with_its_reason(tmp_path: Path) -> None:
+    bundle = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    (bundle / "probe.npz").write_bytes(b"not an npz")
+    rehash(bundle)
+    serving = GenderClassifier(bundle, self_check=True).serving
+    assert (serving.precision, serving.parity) == ("fp32", "failed")
+    assert "not a readable parity probe" in (serving.reason or "")
+
+
+def test_failing_int8_without_a_reference_is_refused(tmp_path: Path) -> None:
+    bundle = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    del manifest["reference_model_file"], manifest["files"]["model-fp32.onnx"]
+    (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (bundle / "model-fp32.onnx").unlink()
+    with pytest.raises(BundleError, match="fails its parity probe on this CPU and the bundle has no FP32"):
+        GenderClassifier(bundle, self_check=True)
+
+
+def test_probe_file_must_be_listed(tmp_path: Path) -> None:
+    bundle = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    del manifest["files"]["probe.npz"]
+    (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"parity probe 'probe\.npz' is not listed"):
+        load_bundle(bundle)

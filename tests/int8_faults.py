@@ -1,0 +1,49 @@
+"""Broken INT8 graphs for tests: what a CPU whose integer kernels go wrong would serve.
+
+A real CPU that saturates cannot be ordered here, so the faults are put into the graph itself: the bundle
+is copied, its INT8 model altered, and the manifest's hashes rewritten so that the bundle still loads and
+only the parity probe can tell.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from footfall.core.manifest import MANIFEST_FILE, file_entry
+
+
+def rehash(bundle: Path) -> None:
+    """Rewrites the manifest's file entries after a file was changed on purpose."""
+    path = bundle / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    for name in manifest["files"]:
+        manifest["files"][name] = json.loads(file_entry(bundle / name).model_dump_json())
+    path.write_text(json.dumps(manifest, indent=2))
+
+
+def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0) -> Path:
+    """A copy of ``bundle`` whose INT8 graph multiplies every weight scale of its first quantized
+    convolutions by ``factor``: activations then clip the way saturated int16 sums clip them."""
+    import onnx
+    from onnx import numpy_helper
+
+    shutil.copytree(bundle, target)
+    model = onnx.load(str(target / "model.onnx"))
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    changed = 0
+    for node in model.graph.node:
+        weight = initializers.get(node.input[0])
+        if node.op_type != "DequantizeLinear" or weight is None or weight.data_type != onnx.TensorProto.INT8:
+            continue
+        scale = initializers[node.input[1]]
+        scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
+        changed += 1
+        if changed == 3:
+            break
+    assert changed, f"{bundle}: no int8 weight to break"
+    onnx.save(model, str(target / "model.onnx"))
+    rehash(target)
+    return target
