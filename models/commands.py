@@ -53,7 +53,12 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(None, "--json", help="Write all figures as JSON here."),
         plots: Path | None = typer.Option(None, "--plots", help="Write PNG plots into this folder."),
         detector: Path | None = typer.Option(None, "--detector", help="Detector bundle (default: shipped)."),
-        reference: bool = typer.Option(False, "--reference", help="Run the bundle's FP32 reference graph."),
+        reference: bool = typer.Option(
+            False,
+            "--reference",
+            help="Run both bundles' FP32 reference graphs (detector and classifier): figures that do not "
+            "depend on the CPU's integer kernels.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Evaluate an exported bundle on labelled images through the edge's own path: face detector,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from footfall.core.cpu import describe_cpu
 from footfall.core.logs import log_event
 from footfall.core.preprocess import whole_image_box
 from footfall.models.chips import pick_face
@@ -36,6 +37,12 @@ class EvaluationError(RuntimeError):
     pass
 
 
+def _has_reference(bundle: str | Path) -> bool:
+    from footfall.core.bundle import load_bundle
+
+    return load_bundle(bundle, verify_hashes=False).reference_model_path is not None
+
+
 def evaluate_bundle(
     bundle: str | Path,
     csv: str | Path,
@@ -53,8 +60,10 @@ def evaluate_bundle(
     from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
     from tqdm import tqdm
 
-    classifier = GenderClassifier(bundle, reference=reference)
-    detector = FaceDetector(detector_bundle or DEFAULT_DETECTOR_BUNDLE)
+    # ``reference``: both networks in FP32, the figures no CPU's integer kernels can change.
+    classifier = GenderClassifier(bundle, reference=reference and _has_reference(bundle))
+    detector_path = detector_bundle or DEFAULT_DETECTOR_BUNDLE
+    detector = FaceDetector(detector_path, reference=reference and _has_reference(detector_path))
     records = load_csv_manifest(csv)
     if split is not None:
         records = [r for r in records if r.split == split]
@@ -100,7 +109,9 @@ def evaluate_bundle(
     decisions = classifier.decide(probs)
     report: dict[str, Any] = {
         "bundle": str(bundle),
-        "precision": classifier.bundle.manifest.precision + (" (reference)" if reference else ""),
+        "precision": classifier.serving.precision,
+        "detector_precision": detector.serving.precision,
+        "cpu": describe_cpu(),
         "csv": str(csv),
         "images": str(images),
         "split": split,
@@ -138,8 +149,10 @@ def format_report(report: dict[str, Any]) -> str:
     m = report["metrics"]
     labels = report["labels"]
     lines = [
-        f"bundle {report['bundle']} ({report['precision']}), T={report['temperature']:.3f}, "
+        f"bundle {report['bundle']} (classifier {report['precision']}, detector "
+        f"{report.get('detector_precision', '?')}), T={report['temperature']:.3f}, "
         f"abstain below {report['abstain_threshold']:.3f}",
+        f"cpu {report.get('cpu', '?')}",
         f"data {report['csv']}" + (f" [split {report['split']}]" if report["split"] else ""),
         f"n                  {m['n']}   (no face found: {report['no_face_found']}, classified from the whole "
         f"image; several faces: {report['several_faces']}; unreadable, left out: {report['unreadable']})",

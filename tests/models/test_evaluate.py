@@ -196,10 +196,16 @@ def test_model_card_copies_the_evaluation_figures(tmp_path: Path, dataset, detec
         "recipe": {"train": {"lr": 0.002}, "datasets": [{"name": "synthetic", "weight": 1.0}],
                    "calibration": {"threshold_min_age": 13, "target_accuracy": 0.97, "max_abstention": 0.15}},
     }  # fmt: skip
-    text = render(checkpoint, {"utkface": report, "wiki": report}, {"precision": "fp32"})
+    reference = evaluate_bundle(bundle, csv, folder, split="test", reference=True, progress=False)
+    text = render(checkpoint, {"utkface": report, "wiki": report}, {"precision": "int8"}, None,
+                  {"utkface": reference, "wiki": reference})  # fmt: skip
     figures = read_card_metrics(text)
-    assert figures["wiki"]["accuracy"] == report["metrics"]["accuracy"]
-    assert figures["utkface"]["race_gap"] == report["metrics"]["race_gap"]
-    assert f"| accuracy | {100 * report['metrics']['accuracy']:.2f} %" in text
+    assert figures["shipped"]["wiki"]["accuracy"] == report["metrics"]["accuracy"]
+    assert figures["shipped"]["utkface"]["race_gap"] == report["metrics"]["race_gap"]
+    assert figures["reference"]["wiki"]["no_face_found"] == reference["no_face_found"]
+    assert figures["cpu"] == report["cpu"]
+    assert "| accuracy | " in text and "FP32 reference" in text
+    shipped, fp32 = report["metrics"]["accuracy"], reference["metrics"]["accuracy"]
+    assert f"| accuracy | {100 * shipped:.2f} % | {100 * fp32:.2f} %" in text
     assert "### Per race (UTKFace), utkface test" in text and "### Per age band, wiki test" in text
     assert "Known failure modes" in text and "Intended use" in text
