@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from footfall.core.cpu import describe_cpu, this_cpu
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, CameraStatus, aggregate_topic, encode
 from footfall.edge.aggregation import BucketCounts
@@ -125,6 +126,8 @@ class Agent:
             outbox_depth=self.outbox.depth() if self.outbox else 0,
             cameras=cameras,
             version=__version__,
+            models=self._models.serving() if self._models else [],
+            cpu=this_cpu(),
         )
 
     # -- threads --------------------------------------------------------------------------------------
@@ -177,7 +180,7 @@ class Agent:
             resend=ResendPolicy(config.mqtt.resend_seconds, config.mqtt.resend_max_seconds),
         )
         self.outbox.prune_state()
-        models = self._models or load_models(config)
+        models = self._models = self._models or load_models(config)
         for camera in config.cameras:
             pipeline = CameraPipeline(
                 config, camera, models, self._emitter(camera.id), base_lookup=self._base_lookup(camera.id)
@@ -194,6 +197,8 @@ class Agent:
             cameras=len(config.cameras),
             pending=self.outbox.depth(),
             version=__version__,
+            models=" ".join(f"{m.bundle}:{m.precision}" for m in models.serving()),
+            cpu=describe_cpu(),
         )
         self.publisher.start()
         for runtime in self.cameras:

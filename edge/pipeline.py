@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from footfall.core.classifier import GenderClassifier
 from footfall.core.detector import FaceDetector
+from footfall.core.wire import ModelServing
 from footfall.edge.aggregation import BaseLookup, Emit, ZoneAggregator
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.counting import PersonCounter, PersonFinished
@@ -24,12 +25,20 @@ class Models:
     detector: FaceDetector
     classifier: GenderClassifier | None
 
+    def serving(self) -> list[ModelServing]:
+        """Which graph of each bundle runs, and why (for the heartbeat and ``footfall doctor``)."""
+        return [self.detector.serving] + ([self.classifier.serving] if self.classifier else [])
+
 
 def load_models(config: AgentConfig, *, with_classifier: bool = True) -> Models:
-    """Loads (and verifies) both bundles; raises BundleError naming what is wrong."""
+    """Loads (and verifies) both bundles for serving on this CPU: an INT8 graph that fails its parity probe
+    here is replaced by the bundle's FP32 reference (logged once, and reported by :meth:`Models.serving`).
+    Raises BundleError naming what is wrong."""
     threads = config.detection.threads
-    detector = FaceDetector(config.bundles.detector, input_width=config.detection.input_width, threads=threads)
-    classifier = GenderClassifier(config.bundles.gender, threads=threads) if with_classifier else None
+    detector = FaceDetector(
+        config.bundles.detector, input_width=config.detection.input_width, threads=threads, self_check=True
+    )
+    classifier = GenderClassifier(config.bundles.gender, threads=threads, self_check=True) if with_classifier else None
     return Models(detector, classifier)
 
 

@@ -32,6 +32,8 @@ def agent_rows(session: Session, site_id: str | None, offline_after_s: float, no
                 "outbox_depth": agent.outbox_depth,
                 "version": agent.version,
                 "cameras": json.loads(agent.cameras_json or "[]"),
+                "models": json.loads(agent.models_json or "[]"),
+                "cpu": json.loads(agent.cpu_json) if agent.cpu_json else None,
             }
         )
     return rows

@@ -413,6 +413,8 @@ class Ingestor:
             agent.outbox_depth = status.outbox_depth
             agent.version = status.version
             agent.cameras_json = json.dumps([camera.model_dump() for camera in status.cameras])
+            agent.models_json = json.dumps([model.model_dump() for model in status.models])
+            agent.cpu_json = status.cpu.model_dump_json() if status.cpu else None
         session.flush()
 
 

@@ -65,6 +65,8 @@ class Agent(Base):
     outbox_depth: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[str] = mapped_column(String(64), default="")
     cameras_json: Mapped[str] = mapped_column(Text, default="[]")
+    models_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # ModelServing list
+    cpu_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # CpuInfo
 
 
 class Bucket(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from footfall.core.wire import CpuInfo, ModelServing
 from pydantic import BaseModel, Field
 
 
@@ -132,6 +133,12 @@ class AgentOut(BaseModel):
     outbox_depth: int
     version: str
     cameras: list[CameraOut]
+    models: list[ModelServing] = Field(
+        default_factory=list,
+        description="Each model bundle the agent serves: the precision actually served (INT8, or the FP32 "
+        "reference when INT8 failed its parity self-check on the agent's CPU) and why.",
+    )
+    cpu: CpuInfo | None = Field(default=None, description="The agent's CPU and its instruction-set flags.")
 
 
 class Slot(BaseModel):

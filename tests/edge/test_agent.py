@@ -241,3 +241,57 @@ def test_corrupt_or_missing_video_is_one_clear_line(kind: str, tmp_path: Path, w
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {video}: "), result.stderr
     assert result.stdout == ""
+
+
+def test_int8_that_fails_its_parity_check_is_served_in_fp32_and_reported(
+    mosquitto, tmp_path: Path, detector_bundle: Path
+) -> None:
+    """A broken INT8 graph (what a CPU with faulty integer kernels would compute) is caught at start: one
+    log line, the FP32 reference served, and the heartbeat, the server's agent list and its dashboard
+    data say so, with the CPU's flags."""
+    from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+    from footfall.core.wire import encode
+
+    from tests.int8_faults import broken_int8_copy
+    from tests.server.conftest import make_server
+
+    broken = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender-broken")
+    config_path = tmp_path / "agent.yaml"
+    url = f"http://127.0.0.1:{free_port()}/video.mjpg"  # no camera needed to report the models served
+    config_path.write_text(
+        agent_yaml(
+            url, {}, outbox=tmp_path / "outbox.sqlite", port=mosquitto.port, detector=detector_bundle, gender=broken
+        )
+    )
+    receiver = Receiver(mosquitto.port)
+    agent = start_agent(config_path)
+    try:
+        assert receiver.wait_for(lambda: any(s.models for s in receiver.statuses), timeout=60), receiver.statuses
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=60)
+        receiver.close()
+    assert agent.returncode == 0, stderr
+    parity_lines = [line for line in stderr.splitlines() if "parity" in line]
+    assert len(parity_lines) == 1 and " error " in parity_lines[0], parity_lines
+    assert "bundle=gender-v3" in parity_lines[0] and "serving the FP32 reference" in parity_lines[0]
+    assert "Traceback" not in stderr
+    status = next(s for s in receiver.statuses if s.models)
+    served = {m.task: m for m in status.models}
+    assert (served["gender-classification"].precision, served["gender-classification"].parity) == ("fp32", "failed")
+    assert "tolerance" in (served["gender-classification"].reason or "")
+    assert (served["face-detection"].precision, served["face-detection"].parity) == ("int8", "passed")
+    assert status.cpu is not None and status.cpu.arch
+
+    server = make_server(f"sqlite:///{tmp_path / 'server.db'}")
+    api = next(server)
+    try:
+        assert api.ingest(encode(status)).status_code == 200
+        (row,) = api.get("/api/v1/agents").json()
+        models = {m["task"]: m for m in row["models"]}
+        assert models["gender-classification"]["precision"] == "fp32"
+        assert models["gender-classification"]["parity"] == "failed"
+        assert models["face-detection"]["precision"] == "int8"
+        assert row["cpu"]["flags"] == status.cpu.flags
+    finally:
+        server.close()

@@ -25,7 +25,14 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from footfall.core.wire import AgentStatus, AggregateMessage, CameraStatus, GenderCounts  # noqa: E402
+from footfall.core.wire import (  # noqa: E402
+    AgentStatus,
+    AggregateMessage,
+    CameraStatus,
+    CpuInfo,
+    GenderCounts,
+    ModelServing,
+)
 
 from footfall.broker import free_port  # noqa: E402
 from tests.conftest import _require  # noqa: E402
@@ -194,6 +201,26 @@ def statuses(now: datetime) -> list[AgentStatus]:
             outbox_depth=12,
             version="0.1.0",
             cameras=[CameraStatus(camera_id="cam-2", state="online", fps=9.6)],
+            models=[
+                ModelServing(
+                    bundle="face-detector-centerface",
+                    task="face-detection",
+                    precision="int8",
+                    parity="passed",
+                    probe_error=0.15,
+                    tolerance=0.29,
+                ),
+                ModelServing(
+                    bundle="gender-v3",
+                    task="gender-classification",
+                    precision="fp32",
+                    parity="failed",
+                    probe_error=0.68,
+                    tolerance=0.05,
+                    reason="INT8 probe error 0.6800 > tolerance 0.0500 on this CPU",
+                ),
+            ],
+            cpu=CpuInfo(model="AMD EPYC", arch="x86_64", flags=["avx2"]),
         ),
         AgentStatus(
             agent_id="box-3",
@@ -422,6 +449,12 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
         ) in row.inner_text()
     assert agents["box-3"]["online"] is False
     assert "camera unreachable" in p.locator("#agents-table tr[data-agent='box-3']").inner_text()
+    # Which graph each box really serves: box-2's INT8 gender model failed its parity check there.
+    box2 = "#agents-table tr[data-agent='box-2']"
+    assert p.locator(f"{box2} .model-serving[data-bundle='gender-v3']").get_attribute("data-precision") == "fp32"
+    assert "INT8 failed its parity check here: INT8 probe error 0.6800" in p.locator(box2).inner_text()
+    detector = p.locator(f"{box2} .model-serving[data-bundle='face-detector-centerface']")
+    assert detector.get_attribute("data-precision") == "int8"
     assert p.locator("#kpi-agents .value").inner_text().replace(" ", "") == "2/3"
     page.screenshot("overview")
     page.close()

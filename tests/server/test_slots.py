@@ -149,7 +149,7 @@ def test_migration_fills_the_slot_totals_from_existing_hourly_rollups(database_u
                     text("INSERT INTO rollup_hourly VALUES (1, :h, 9, :p, :f, 1, 0, 0, 0)"),
                     {"h": hour + week * 7 * 86_400, "p": female + 1, "f": female},
                 )
-        assert upgrade(db.engine) == "0002"
+        assert upgrade(db.engine) == "0003"
         with db.read() as session:
             assert slots_vs_hourly(session) == []
             rows = session.execute(

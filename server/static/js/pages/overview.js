@@ -138,6 +138,15 @@ function agentsTable(agents, sites) {
       ? a.cameras.map((c) => h("div", { class: "faint" }, a.online ? "" : "last report: ",
         `${c.camera_id}: ${c.state}${c.state === "online" ? `, ${c.fps.toFixed(1)} fps` : ""}`, c.error ? ` (${c.error})` : ""))
       : h("span", { class: "faint" }, "—");
+    const cpu = a.cpu ? `${a.cpu.model} (${a.cpu.arch}; ${a.cpu.flags.join(" ") || "no int8 dot-product flags"})` : "";
+    // What each model bundle really runs on this box: INT8, or the FP32 reference after a failed parity check.
+    const models = (a.models || []).length
+      ? a.models.map((m) => h("div", { class: "model-serving", dataset: { bundle: m.bundle, precision: m.precision } },
+        h("span", { class: `badge ${m.parity === "failed" ? "warn" : "ok"}`, title: [m.reason, cpu].filter(Boolean).join(" · ") },
+          m.precision.toUpperCase()),
+        ` ${m.bundle}`,
+        m.parity === "failed" ? h("div", { class: "faint" }, `INT8 failed its parity check here: ${m.reason}`) : ""))
+      : h("span", { class: "faint" }, "—");
     return h("tr", { dataset: { agent: a.agent_id, online: String(a.online) } },
       h("td", { class: "slot-name" }, a.agent_id),
       h("td", {}, a.site_id),
@@ -147,10 +156,11 @@ function agentsTable(agents, sites) {
       h("td", { class: "num" }, `${Math.round(a.latency_ms)} ms`),
       h("td", { class: "num" }, a.outbox_depth ? h("span", { class: "badge warn" }, fmtInt(a.outbox_depth)) : "0"),
       h("td", {}, cameras),
+      h("td", { title: cpu }, models),
       h("td", { class: "faint" }, a.version || "—"));
   });
   return h("div", { class: "table-wrap" }, h("table", { id: "agents-table" },
-    h("thead", {}, h("tr", {}, ["Agent", "Site", "Status", "Last seen", "FPS", "Latency", "Outbox", "Cameras", "Version"]
+    h("thead", {}, h("tr", {}, ["Agent", "Site", "Status", "Last seen", "FPS", "Latency", "Outbox", "Cameras", "Models", "Version"]
       .map((t) => h("th", { class: ["FPS", "Latency", "Outbox"].includes(t) ? "num" : null }, t)))),
     h("tbody", {}, rows)));
 }
