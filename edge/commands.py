@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the camera agent: count people per zone, classify them, publish aggregates over MQTT.
 
-        Aggregates wait in a local SQLite outbox until the broker acknowledges them.
+        Aggregates wait in a local SQLite outbox until the server's receipt says they were stored.
         A broker outage or a restart loses nothing; frames stay in memory, only counts leave the box.
         Stop it with Ctrl-C or SIGTERM.
 
@@ -51,19 +51,24 @@ def register(app: typer.Typer) -> None:
 
         require("edge", "cv2", "onnxruntime", "paho")
         settings = _load(config)
-        from footfall.core.bundle import BundleError, load_bundle
+        from footfall.core.bundle import BundleError
         from footfall.edge.outbox import OutboxError
 
         if check_config:
+            from footfall.edge.pipeline import load_models
+
             try:
-                load_bundle(settings.bundles.detector)
-                load_bundle(settings.bundles.gender)
+                # Loading for serving opens each graph and runs its parity probe, as the agent will.
+                served = load_models(settings).serving()
             except BundleError as exc:
                 _fail(str(exc))
             cameras = ", ".join(
                 f"{c.id} ({len(c.counting_zones())} zones, {len(c.lines)} lines)" for c in settings.cameras
             )
-            typer.echo(f"{config}: OK — agent {settings.agent_id} at {settings.site_id}; cameras: {cameras}")
+            models = ", ".join(f"{m.bundle} {m.precision.upper()}" for m in served)
+            typer.echo(
+                f"{config}: OK — agent {settings.agent_id} at {settings.site_id}; cameras: {cameras}; models: {models}"
+            )
             return
         from footfall.edge.agent import Agent
 
@@ -72,6 +77,45 @@ def register(app: typer.Typer) -> None:
         except (BundleError, OutboxError) as exc:
             _fail(str(exc))
         raise typer.Exit(code)
+
+    @app.command("doctor")
+    def doctor(
+        config: Path | None = typer.Option(
+            None, "--config", "-c", help="Agent config: its bundles are checked and its cameras tried."
+        ),
+        detector: Path | None = typer.Option(None, "--detector", help="Detector bundle (default: shipped)."),
+        gender: Path | None = typer.Option(None, "--gender", help="Gender bundle (default: shipped)."),
+        threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads (default: up to 4)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    ) -> None:
+        """Check what this box will really run: CPU and its int8 flags, onnxruntime, each bundle's parity
+        probe on this CPU and the precision it would serve, detector and classifier latency, cameras.
+
+        An INT8 graph that strays from its FP32 reference on this CPU (the probe shipped in the bundle)
+        is replaced by the FP32 graph when the agent runs; doctor says so here, before it happens.
+        Exits 0 when every bundle serves as shipped and every camera answers, 1 otherwise, 2 on a bundle
+        or config that cannot be used.
+
+        Example: footfall doctor
+
+        Example: footfall doctor --config /etc/footfall/agent.yaml --json
+        """
+        from footfall.cli import require
+
+        require("edge", "cv2", "onnxruntime")
+        from footfall.core.bundle import BundleError
+        from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+        from footfall.edge.doctor import diagnose, format_diagnosis
+
+        settings = _load(config) if config is not None else None
+        detector_path = detector or (settings.bundles.detector if settings else DEFAULT_DETECTOR_BUNDLE)
+        gender_path = gender or (settings.bundles.gender if settings else DEFAULT_GENDER_BUNDLE)
+        try:
+            diagnosis = diagnose(detector_path, gender_path, config=settings, threads=threads)
+        except BundleError as exc:
+            _fail(str(exc))
+        typer.echo(json.dumps(diagnosis.as_dict()) if as_json else format_diagnosis(diagnosis))
+        raise typer.Exit(0 if diagnosis.healthy else 1)
 
     @app.command("process")
     def process(

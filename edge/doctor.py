@@ -1,0 +1,195 @@
+"""``footfall doctor``: what a camera box will really run, and how fast, before it counts anyone.
+
+It reports the CPU and the instruction-set flags that decide onnxruntime's integer kernels, the onnxruntime
+version, each model bundle's parity probe on this CPU and the precision the agent would serve, the
+detector's and the classifier's latency here, and (given a config) whether each camera answers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from footfall.core.bundle import Bundle, BundleError, load_bundle
+from footfall.core.cpu import cpu_info, has_int32_dot_product
+from footfall.core.latency import median_ms
+from footfall.core.wire import ModelServing
+from footfall.edge.config import AgentConfig, CameraConfig
+
+DETECTOR_SIZES = ((640, 360), (1280, 720))
+CLASSIFIER_BATCH = 16
+CAMERA_TIMEOUT_S = 10.0
+
+
+@dataclass
+class BundleCheck:
+    path: Path
+    serving: ModelServing
+    latency_ms: dict[str, float]
+
+
+@dataclass
+class CameraCheck:
+    camera_id: str
+    source: str
+    reachable: bool
+    detail: str
+
+
+@dataclass
+class Diagnosis:
+    cpu: dict[str, Any]
+    onnxruntime: str
+    threads: int
+    bundles: list[BundleCheck] = field(default_factory=list)
+    cameras: list[CameraCheck] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        """Every bundle serves the precision it ships in and every camera answers."""
+        return all(b.serving.parity != "failed" for b in self.bundles) and all(c.reachable for c in self.cameras)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cpu": self.cpu,
+            "onnxruntime": self.onnxruntime,
+            "threads": self.threads,
+            "bundles": [
+                {"path": str(b.path), **b.serving.model_dump(), "latency_ms": b.latency_ms} for b in self.bundles
+            ],
+            "cameras": [c.__dict__ for c in self.cameras],
+            "healthy": self.healthy,
+        }
+
+
+def _detector_check(bundle: Bundle, threads: int) -> BundleCheck:
+    from footfall.core.detector import FaceDetector
+
+    detector = FaceDetector(bundle, threads=threads, self_check=True)
+    frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    latency = {}
+    for width, height in DETECTOR_SIZES:
+        image = np.ascontiguousarray(frame[:height, :width])
+        latency[f"frame_{width}x{height}"] = round(median_ms(lambda i=image: detector(i), min_seconds=1.0), 2)
+    return BundleCheck(bundle.path, detector.serving, latency)
+
+
+def _classifier_check(bundle: Bundle, threads: int) -> BundleCheck:
+    from footfall.core.classifier import GenderClassifier
+
+    classifier = GenderClassifier(bundle, threads=threads, self_check=True)
+    size = classifier.spec.size
+    chips = np.random.default_rng(0).integers(0, 255, (CLASSIFIER_BATCH, size, size, 3), dtype=np.uint8)
+    batch_ms = median_ms(lambda: classifier.logits(chips), min_seconds=1.0)
+    return BundleCheck(
+        bundle.path, classifier.serving, {f"face_batch{CLASSIFIER_BATCH}": round(batch_ms / CLASSIFIER_BATCH, 3)}
+    )
+
+
+def check_camera(camera: CameraConfig, timeout_s: float = CAMERA_TIMEOUT_S) -> CameraCheck:
+    """Opens the camera's source and reads one frame, as the agent's capture thread would."""
+    import threading
+
+    from footfall.edge.capture import describe_source, open_capture
+
+    source = camera.source
+    result: dict[str, Any] = {}
+
+    def attempt() -> None:
+        started = time.monotonic()
+        capture = open_capture(source)
+        if capture is None:
+            result["error"] = "cannot open it (address, credentials, network or codec)"
+            return
+        try:
+            ok, frame = capture.read()
+        finally:
+            capture.release()
+        if not ok or frame is None:
+            result["error"] = "opened, but no frame could be read"
+        else:
+            result["detail"] = f"{frame.shape[1]}×{frame.shape[0]} frame in {time.monotonic() - started:.1f} s"
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    where = describe_source(source)
+    if worker.is_alive():
+        return CameraCheck(camera.id, where, False, f"no frame within {timeout_s:.0f} s")
+    if "error" in result:
+        return CameraCheck(camera.id, where, False, result["error"])
+    return CameraCheck(camera.id, where, True, result["detail"])
+
+
+def diagnose(
+    detector: Path, gender: Path | None, *, config: AgentConfig | None = None, threads: int | None = None
+) -> Diagnosis:
+    """Runs every check; raises BundleError (one line, naming the file) for a bundle that cannot load."""
+    import os
+
+    import onnxruntime
+
+    name, arch, flags = cpu_info()
+    threads = threads or min(4, os.cpu_count() or 1)
+    diagnosis = Diagnosis(
+        cpu={
+            "model": name,
+            "arch": arch,
+            "flags": list(flags),
+            "int32_dot_product": has_int32_dot_product(flags),
+        },
+        onnxruntime=onnxruntime.__version__,
+        threads=threads,
+    )
+    diagnosis.bundles.append(_detector_check(load_bundle(detector), threads))
+    if gender is not None:
+        diagnosis.bundles.append(_classifier_check(load_bundle(gender), threads))
+    if config is not None:
+        diagnosis.cameras = [check_camera(camera) for camera in config.cameras]
+    return diagnosis
+
+
+def format_diagnosis(diagnosis: Diagnosis) -> str:
+    cpu = diagnosis.cpu
+    dot = (
+        "int8 products accumulate in int32 (VNNI, AMX or ARM dot product)"
+        if cpu["int32_dot_product"]
+        else "no int32 int8 dot product: uint8×int8 pairs sum in int16 (7-bit weights needed)"
+    )
+    lines = [
+        f"cpu          {cpu['model']} ({cpu['arch']})",
+        f"  flags      {' '.join(cpu['flags']) or 'none of the relevant ones'}; {dot}",
+        f"onnxruntime  {diagnosis.onnxruntime} (CPUExecutionProvider, {diagnosis.threads} threads)",
+    ]
+    for check in diagnosis.bundles:
+        serving = check.serving
+        lines.append(f"bundle       {serving.bundle} {serving.version} ({serving.task}) at {check.path}")
+        if serving.parity == "not-checked":
+            lines.append(f"  parity     not checked: {serving.reason}; serves {serving.precision.upper()}")
+        else:
+            verdict = "passed" if serving.parity == "passed" else "FAILED"
+            lines.append(
+                f"  parity     {verdict}: probe error {serving.probe_error:.4f} vs tolerance "
+                f"{serving.tolerance:.4f}; serves {serving.precision.upper()}"
+                + ("" if serving.parity == "passed" else f" ({serving.reason})")
+            )
+        latency = ", ".join(
+            f"{value:.2f} ms per {key.replace('_', ' ').replace('batch', 'at batch ')}"
+            for key, value in check.latency_ms.items()
+        )
+        lines.append(f"  latency    {latency}")
+    for camera in diagnosis.cameras:
+        state = "reachable" if camera.reachable else "UNREACHABLE"
+        lines.append(f"camera       {camera.camera_id} ({camera.source}): {state}, {camera.detail}")
+    lines.append(
+        "ok: every bundle serves as shipped" + (" and every camera answers" if diagnosis.cameras else "")
+        if diagnosis.healthy
+        else "attention: see the lines in capitals above"
+    )
+    return "\n".join(lines)
+
+
+__all__ = ["BundleError", "Diagnosis", "diagnose", "format_diagnosis"]

@@ -1,0 +1,73 @@
+"""``footfall doctor``: what a box would serve, checked on this CPU, in one command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+
+from tests.edge.conftest import agent_yaml
+from tests.int8_faults import broken_int8_copy
+
+
+def doctor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "footfall", "doctor", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_shipped_bundles_serve_int8_and_report_cpu_and_latency() -> None:
+    result = doctor("--json", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True and report["onnxruntime"]
+    assert report["cpu"]["arch"] and isinstance(report["cpu"]["flags"], list)
+    served = {b["task"]: b for b in report["bundles"]}
+    for task in ("face-detection", "gender-classification"):
+        assert (served[task]["precision"], served[task]["parity"]) == ("int8", "passed")
+        assert served[task]["probe_error"] <= served[task]["tolerance"]
+        assert all(ms > 0 for ms in served[task]["latency_ms"].values())
+    text = doctor("--threads", "1")
+    assert text.returncode == 0 and "serves INT8" in text.stdout and "ok: every bundle serves as shipped" in text.stdout
+
+
+def test_int8_that_strays_is_reported_with_the_precision_it_would_serve(tmp_path: Path) -> None:
+    broken = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    result = doctor("--gender", str(broken), "--threads", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "parity     FAILED" in result.stdout and "serves FP32" in result.stdout
+    assert "attention" in result.stdout.splitlines()[-1]
+
+
+def test_corrupt_bundle_is_one_line(tmp_path: Path) -> None:
+    broken = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    model = broken / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    result = doctor("--gender", str(broken))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'model.onnx' does not match its sha256" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_camera_of_a_config_is_named(tmp_path: Path, detector_bundle: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        agent_yaml(
+            tmp_path / "no-such-clip.mp4",
+            {},
+            outbox=tmp_path / "outbox.sqlite",
+            port=1883,
+            detector=detector_bundle,
+            gender=DEFAULT_GENDER_BUNDLE,
+        )
+    )
+    result = doctor("--config", str(config), "--threads", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    camera = next(line for line in result.stdout.splitlines() if line.startswith("camera"))
+    assert "cam1" in camera and "UNREACHABLE" in camera
