@@ -12,9 +12,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+from footfall.edge.config import AgentConfig, CameraConfig
+from footfall.edge.pipeline import CameraPipeline, load_models
 
 from footfall.broker import MosquittoBroker, free_port, wait_for_port
+from tests.e2e.live_camera import read_frames
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
@@ -23,9 +28,62 @@ import walkby  # noqa: E402  (bench/walkby.py, the clip generator)
 
 SITE, AGENT, CAMERA, ZONE = "e2e-mall", "e2e-box", "corridor", "frame"
 BUCKET_SECONDS = 10
-# Long enough for the last person's bucket to close and be sent (bucket + grace + track loss), so an agent
-# killed during the pause has lost nothing it counted, and short enough for the suite.
+# Long enough for the last person's bucket to close and be sent (bucket + grace + track loss), and for the
+# broker and server faults to span the first clip's end; short enough for the suite.
 PAUSE_SECONDS = 20.0
+
+# The fault runs are compared with an uninterrupted run, and a live camera never hands two runs the same
+# frames: a busy agent keeps only the newest frame, and even an idle one stamps frames with jittered capture
+# times, which moves its 0.2 s crop spacing by a frame. Which crops a person is classified from, and so the
+# track-averaged probability, differs run to run. A face whose average sits near a per-track threshold is
+# then decided differently each run: seed 12 had two (male 0.62 and 0.68 against 0.605 at 10 fps, 0.45 to
+# 0.59 for one of them at 5 fps), so "male" came out 6 in one run and 4 in another (issue #13). That is the
+# classifier's doubt, not something a fault did; clips whose people are all decided clearly keep the
+# comparison's tolerance what it claims to be, the one track a live camera may split or merge.
+SEEDS = (11, 13)
+# Distance of each person's track-averaged probability from the thresholds that decide it. Between the frame
+# schedules below a clearly decided face moves by a few hundredths; a doubtful one by up to 0.2.
+MIN_MARGIN = 0.1
+# (first frame, step): what an idle agent processes (every frame), and what a busy one might (every other).
+SCHEDULES = {"every frame": (0, 1), "even frames": (0, 2), "odd frames": (1, 2)}
+
+
+def decisions(clip: Path) -> dict[str, list[tuple[str, float]]]:
+    """Per frame schedule, each person's final label and the margin by which it was decided (negative: the
+    other side of a threshold is that close), on the frames as the live camera serves them (JPEG)."""
+    config = AgentConfig(
+        agent_id=AGENT,
+        site_id=SITE,
+        bucket_seconds=BUCKET_SECONDS,
+        cameras=[CameraConfig(id=CAMERA, source="http://127.0.0.1/stream.mjpg", fps=30)],
+    )
+    models = load_models(config)
+    classifier = models.classifier
+    assert classifier is not None
+    contract = classifier.contract
+    thresholds = contract.track_thresholds or dict.fromkeys(classifier.labels, contract.abstain_threshold)
+    jpegs, fps = read_frames(clip)
+    frames = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for jpeg in jpegs]
+    result: dict[str, list[tuple[str, float]]] = {}
+    for name, (first, step) in SCHEDULES.items():
+        finished: list[tuple[str, float]] = []
+
+        def done(_track: int, label: str, mean: np.ndarray | None, finished: list = finished) -> None:
+            if mean is None:  # never classified: unknown on any schedule
+                finished.append((label, 1.0))
+                return
+            # Each label's probability less its threshold: the decided label is above its own by the margin;
+            # for unknown, the closest label is below its own by the margin.
+            gaps = [float(p) - thresholds[each] for each, p in zip(classifier.labels, mean, strict=True)]
+            finished.append((label, max(gaps) if label in thresholds else -max(gaps)))
+
+        pipeline = CameraPipeline(config, config.cameras[0], models, lambda *_: None)
+        pipeline.on_person_finished = done
+        for index in range(first, len(frames), step):
+            pipeline.process(frames[index], index / fps)
+        pipeline.finish()
+        result[name] = finished
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +93,7 @@ def walkby_playlist(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     folder = tmp_path_factory.mktemp("e2e-clips")
     clips = []
     people = 0
-    for seed in (11, 12):
+    for seed in SEEDS:
         spec = walkby.WalkbySpec(
             people=5,
             seed=seed,
@@ -51,6 +109,14 @@ def walkby_playlist(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         clip, truth = walkby.make_walkby(data_dir, folder, spec, name=f"walkby-{seed}")
         last_seen = max(person["last_seen"][0] for person in truth["persons"])
         assert last_seen < truth["frames"] - 1, "the clip must end on an empty corridor"
+        # The premise of comparing live runs (see SEEDS); a new model may doubt other faces: pick other seeds.
+        schedules = decisions(clip)
+        labels = {name: sorted(label for label, _ in people) for name, people in schedules.items()}
+        margin = min(m for people in schedules.values() for _, m in people)
+        assert len({tuple(v) for v in labels.values()}) == 1 and margin >= MIN_MARGIN, (
+            f"seed {seed}: a person's gender depends on which frames the agent keeps "
+            f"(labels {labels}, smallest margin {margin:.3f} < {MIN_MARGIN}); choose another seed"
+        )
         clips.append(clip)
         people += truth["people"]
     return [clips[0], PAUSE_SECONDS, clips[1], 3.0], people
@@ -161,6 +227,21 @@ outbox:
             return {}
         counts = totals["totals"]
         return {key: counts[key] or 0 for key in ("people", "female", "male", "unknown")}
+
+    def agent_log_count(self, text: str) -> int:
+        """How often the agent's log (all its runs) says ``text``."""
+        log = self.workdir / "agent.log"
+        return log.read_text(errors="replace").count(text) if log.exists() else 0
+
+    def agent_stored(self, epoch: float) -> bool:
+        """Whether the agent has stored the bucket holding ``epoch``, and so every earlier one: buckets are
+        queued in time order once their time plus grace has passed."""
+        start = int(epoch // BUCKET_SECONDS * BUCKET_SECONDS)
+        with sqlite3.connect(self.outbox) as db:
+            row = db.execute(
+                "SELECT 1 FROM bucket_state WHERE bucket_key = ?", (f"{CAMERA}/{ZONE}/{start}",)
+            ).fetchone()
+        return row is not None
 
     def agent_totals(self) -> dict[str, int]:
         """What the agent itself counted: its per-bucket state, kept in the outbox across restarts."""
