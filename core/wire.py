@@ -29,8 +29,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     NonNegativeInt,
+    Strict,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -39,6 +39,19 @@ from pydantic import (
 
 SCHEMA_VERSION = 1
 DEFAULT_TOPIC_PREFIX = "footfall/v1"
+
+# Bounds that every message is held to on both paths (MQTT and HTTP), so that no number a database or a sum
+# cannot hold gets in. A camera's zone sees far fewer than a million people in one bucket (a day at most);
+# seqs stay exact in a double (JavaScript, JSON tooling); a dwell longer than a day is not a dwell.
+MAX_PEOPLE_PER_BUCKET = 1_000_000
+MAX_SEQ = 2**53
+MAX_DWELL_SECONDS = 86_400.0
+MAX_FPS = 1_000.0
+MAX_STATUS_CAMERAS = 64
+
+# Counts are whole numbers in JSON: "5", true or 5.0 are refused rather than coerced.
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_PEOPLE_PER_BUCKET)]
+Seq = Annotated[int, Strict(), Field(ge=0, le=MAX_SEQ)]
 
 Identifier = Annotated[
     str,
@@ -58,9 +71,9 @@ class _Strict(BaseModel):
 class GenderCounts(_Strict):
     """People of the bucket by the classifier's decision; ``unknown`` is an abstention, not a guess."""
 
-    female: NonNegativeInt = 0
-    male: NonNegativeInt = 0
-    unknown: NonNegativeInt = 0
+    female: Count = 0
+    male: Count = 0
+    unknown: Count = 0
 
     @property
     def total(self) -> int:
@@ -70,8 +83,8 @@ class GenderCounts(_Strict):
 class DwellStats(_Strict):
     """Time people spent in the zone, over those whose visit ended in this bucket."""
 
-    samples: NonNegativeInt = Field(description="People whose dwell time was measured.")
-    mean_seconds: NonNegativeFloat
+    samples: Count = Field(description="People whose dwell time was measured.")
+    mean_seconds: float = Field(ge=0, le=MAX_DWELL_SECONDS, allow_inf_nan=False)
 
 
 class AggregateMessage(_Strict):
@@ -85,8 +98,8 @@ class AggregateMessage(_Strict):
     zone_id: Identifier
     bucket_start: AwareDatetime = Field(description="UTC start of the bucket, aligned to bucket_seconds.")
     bucket_seconds: int = Field(ge=10, le=86_400, description="Bucket length; divides a day.")
-    seq: NonNegativeInt = Field(description="Per-agent sequence; a higher seq supersedes a lower one.")
-    people: NonNegativeInt = Field(description="Unique people counted into the zone in this bucket.")
+    seq: Seq = Field(description="Per-agent sequence; a higher seq supersedes a lower one.")
+    people: Count = Field(description="Unique people counted into the zone in this bucket.")
     gender: GenderCounts
     dwell: DwellStats | None = None
 
@@ -114,10 +127,13 @@ class AggregateMessage(_Strict):
 CameraState = Literal["online", "connecting", "offline"]
 
 
+Rate = Annotated[float, Field(ge=0, le=MAX_FPS, allow_inf_nan=False)]
+
+
 class CameraStatus(_Strict):
     camera_id: Identifier
     state: CameraState
-    fps: NonNegativeFloat = 0.0
+    fps: Rate = 0.0
     error: str | None = Field(default=None, max_length=500)
 
 
@@ -158,10 +174,10 @@ class AgentStatus(_Strict):
     site_id: Identifier
     state: Literal["online", "offline"]
     sent_at: AwareDatetime
-    fps: NonNegativeFloat = 0.0
-    latency_ms: NonNegativeFloat = 0.0
-    outbox_depth: NonNegativeInt = 0
-    cameras: list[CameraStatus] = Field(default_factory=list)
+    fps: Rate = 0.0
+    latency_ms: float = Field(default=0.0, ge=0, le=3_600_000, allow_inf_nan=False)
+    outbox_depth: Annotated[int, Strict(), Field(ge=0, le=10**9)] = 0
+    cameras: list[CameraStatus] = Field(default_factory=list, max_length=MAX_STATUS_CAMERAS)
     version: str = Field(default="", max_length=64)
     # Minor revision (optional fields): the models served and the CPU they run on.
     models: list[ModelServing] = Field(default_factory=list, max_length=MAX_STATUS_MODELS)
@@ -227,6 +243,8 @@ def _parse(payload: bytes | str, adapter: TypeAdapter, kinds: str):  # type: ign
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError(f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise WireError("message is nested too deeply to be a wire message") from None
     if not isinstance(data, dict):
         raise WireError(f"message must be a JSON object, got {type(data).__name__}")
     if "kind" not in data:

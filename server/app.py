@@ -42,6 +42,16 @@ def _describe(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+STALLED_AFTER_S = 30.0
+# Every response: no sniffing, no framing (clickjacking), no referrer with a key in it. Dashboard pages may only
+# run their own scripts and talk to this server; inline styles stay allowed (the charts set them).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+DASHBOARD_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> FastAPI:
     """Builds the app. ``start_background`` runs the MQTT consumer and retention loop while it serves."""
     settings = settings or Settings.from_env()
@@ -75,6 +85,15 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     )
     app.state.context = ctx
 
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith("/dashboard"):  # the API docs page loads Swagger UI from its CDN
+            response.headers.setdefault("Content-Security-Policy", DASHBOARD_CSP)
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _describe(exc)}, status_code=422)
@@ -99,10 +118,18 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     ):
         app.include_router(router)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness and database check (public)")
-    def healthz() -> dict:
+    @app.get("/healthz", tags=["health"], summary="Liveness, database and MQTT ingest check (public)")
+    def healthz() -> JSONResponse:
+        """503 with status 'stalled' when MQTT ingest has failed to store anything for STALLED_AFTER_S seconds
+        (an unreachable database): aggregates then queue on the broker and agents, and an operator must know."""
         revision = migrate.current_revision(db.engine)
-        return {"status": "ok", "version": __version__, "schema_revision": revision}
+        stalled = max((worker.stalled_seconds() for worker in ctx.background if hasattr(worker, "stalled_seconds")),
+                      default=0.0)  # fmt: skip
+        body = {"status": "ok", "version": __version__, "schema_revision": revision}
+        if stalled >= STALLED_AFTER_S:
+            body |= {"status": "stalled", "ingest_stalled_seconds": round(stalled, 1)}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     _mount_dashboard(app)
     return app

@@ -27,7 +27,7 @@ from footfall.server.slots import SlotDeltas, apply_slot_deltas
 from footfall.server.sql import insert_for
 from footfall.server.tables import Agent, Bucket, DailyRollup, DeadLetter, HourlyRollup, Meta
 from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 logger = logging.getLogger("footfall.server.ingest")
@@ -130,7 +130,57 @@ class Ingestor:
         self.counters = IngestCounters()
 
     def ingest(self, items: Sequence[Incoming]) -> BatchResult:
-        """Parses and stores ``items`` in one transaction (retried on a lost insert race)."""
+        """Parses and stores ``items`` in one transaction (retried on a lost insert race).
+
+        A message that passes the wire schema but that storing fails on for a reason of its own (anything but
+        the database being unreachable) cannot hold up the others: the batch is stored message by message, and
+        the one that fails is dead-lettered with the error and refused to its agent, so no caller retries it
+        forever. An unreachable database (``OperationalError``, ``InterfaceError``) is raised, for the caller
+        to retry with back-off."""
+        try:
+            return self._ingest_batch(items)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            if len(items) == 1:
+                return self._refuse(items[0], exc)
+            log_event(logger, logging.WARNING, "batch failed; storing its messages one by one", size=len(items))
+            merged = BatchResult()
+            for offset, item in enumerate(items):
+                part = self.ingest([item])
+                merged.accepted += part.accepted
+                merged.duplicates += part.duplicates
+                merged.statuses += part.statuses
+                merged.rejected += [Rejection(r.index + offset, r.reason) for r in part.rejected]
+                merged.handled += part.handled
+            return merged
+
+    def _refuse(self, item: Incoming, exc: Exception) -> BatchResult:
+        """Dead-letters one message that storing failed on, and refuses it to its agent."""
+        reason = f"storing failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:2000]
+        result = BatchResult(rejected=[Rejection(0, reason)])
+        try:
+            message = parse_message(item.payload)
+        except WireError:
+            message = None
+        if isinstance(message, AggregateMessage):
+            result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason))
+        with self.db.write() as session:
+            session.execute(DeadLetter.__table__.insert(), [self._dead_letter(item, reason)])
+        log_event(logger, logging.ERROR, "message refused", source=item.source, topic=item.topic, reason=reason)
+        self.counters.add(result)
+        return result
+
+    def _dead_letter(self, item: Incoming, reason: str) -> dict[str, object]:
+        return {
+            "received_at": int(self.clock()),
+            "source": item.source,
+            "topic": item.topic,
+            "reason": reason[:2000],
+            "payload": item.payload[:MAX_PAYLOAD_STORED].decode("utf-8", "replace"),
+        }
+
+    def _ingest_batch(self, items: Sequence[Incoming]) -> BatchResult:
         for attempt in range(5):
             try:
                 with self.db.write() as session:
@@ -180,21 +230,18 @@ class Ingestor:
                         )
                     aggregates.append((index, message))
                 else:
+                    # A status from the future would pin the agent's state: later real ones look older.
+                    if message.sent_at.timestamp() > now + FUTURE_TOLERANCE_S:
+                        raise WireError(
+                            f"sent_at: {message.sent_at.isoformat()} is in the future (is the agent's clock right?)"
+                        )
                     statuses.append(message)
             except WireError as exc:
                 reason = str(exc)
                 result.rejected.append(Rejection(index, reason))
                 if sender is not None:
                     result.handled.append(Handled(sender.site_id, sender.agent_id, sender.seq, reason[:2000]))
-                dead.append(
-                    {
-                        "received_at": int(now),
-                        "source": item.source,
-                        "topic": item.topic,
-                        "reason": reason[:2000],
-                        "payload": item.payload[:MAX_PAYLOAD_STORED].decode("utf-8", "replace"),
-                    }
-                )
+                dead.append(self._dead_letter(item, reason))
         if dead:
             session.execute(DeadLetter.__table__.insert(), dead)
             for entry in dead:

@@ -101,6 +101,7 @@ class MqttConsumer:
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
+        self._stalled_since: float | None = None  # monotonic time storing began to fail
         self.connected = False
         # Shared subscriptions need MQTT 5. Without a group (one server, e.g. the demo's embedded broker that
         # speaks only 3.1.1) a 3.1.1 persistent session does the same job.
@@ -232,20 +233,31 @@ class MqttConsumer:
             if batch:
                 self._store(batch)
 
+    def stalled_seconds(self) -> float:
+        """How long storing has been failing (the database unreachable); 0 while ingest keeps up."""
+        since = self._stalled_since
+        return 0.0 if since is None else time.monotonic() - since
+
     def _store(self, batch: list[mqtt.MQTTMessage]) -> None:
         items = [Incoming(bytes(m.payload), "mqtt", m.topic) for m in batch]
         delay = 0.5
         while True:
             try:
+                # A message the database refuses is dead-lettered and refused by the ingestor itself; what
+                # reaches this loop is the database being unreachable, which waiting can cure.
                 result = self.ingestor.ingest(items)
+                self._stalled_since = None
                 break
             except Exception as exc:
+                if self._stalled_since is None:
+                    self._stalled_since = time.monotonic()
                 log_event(
                     logger,
                     logging.ERROR,
                     "storing mqtt batch failed; will retry",
                     size=len(items),
                     error=repr(exc)[:300],
+                    stalled_s=round(self.stalled_seconds(), 1),
                 )
                 if self._stopping.is_set():
                     return  # unacknowledged: the broker redelivers them to the next session

@@ -55,8 +55,8 @@ async def ingest(
     """Stores wire messages idempotently: a redelivered or replayed aggregate never double-counts (the bucket
     keeps the message with the highest seq). Valid messages of a batch are stored even when others are
     rejected; the response lists each rejection with its reason and answers 422 if there was any."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
+    body = await _read_bounded(request, MAX_BODY_BYTES)
+    if body is None:
         return JSONResponse(
             {"detail": f"body is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB; send smaller batches"},
             status_code=413,
@@ -78,6 +78,21 @@ async def ingest(
     return JSONResponse(content, status_code=422 if result.rejected else 200)
 
 
+async def _read_bounded(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit``: from its Content-Length before reading
+    anything, else while it streams in, so an oversized upload never sits whole in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _split(body: bytes) -> list[bytes]:
     """A JSON array becomes one payload per element; anything else is one payload (rejected if malformed)."""
     stripped = body.lstrip()
@@ -85,6 +100,6 @@ def _split(body: bytes) -> list[bytes]:
         return [body]
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return [body]
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return [body]  # the wire parser names what is wrong with it
     return [json.dumps(item).encode() for item in data]

@@ -136,3 +136,51 @@ def test_json_schema_accepts_a_valid_message_and_rejects_a_bad_one() -> None:
     validator.validate(aggregate())
     bad = aggregate(gender={"female": -1, "male": 0, "unknown": 0})
     assert not validator.is_valid(bad)
+
+
+# Issue #15: numbers no database column or sum can hold, coerced types and deep nesting are refused with the
+# field named, on both paths (MQTT and HTTP parse with this function).
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"people": 2**63, "gender": {"female": 2**63, "male": 0, "unknown": 0}}, "people"),
+        ({"people": 2**63 - 1, "gender": {"female": 2**63 - 1, "male": 0, "unknown": 0}}, "people"),
+        ({"people": 2**64, "gender": {"female": 2**64, "male": 0, "unknown": 0}}, "gender.female"),
+        ({"people": 2**62, "gender": {"female": 2**62, "male": 0, "unknown": 0}}, "gender.female"),
+        ({"seq": 2**63}, "seq"),
+        ({"dwell": {"samples": 1, "mean_seconds": float("inf")}}, "dwell.mean_seconds"),
+        ({"dwell": {"samples": 1, "mean_seconds": 1e308}}, "dwell.mean_seconds"),
+        ({"people": "5"}, "people"),
+        ({"people": True}, "people"),
+        ({"people": 5.0}, "people"),
+        ({"seq": "7"}, "seq"),
+    ],
+)
+def test_out_of_range_or_coerced_numbers_are_refused(overrides: dict, field: str) -> None:
+    with pytest.raises(WireError, match=rf"(^|; ){field}: "):
+        parse_message(json.dumps(aggregate(**overrides)))
+
+
+def test_the_largest_counts_and_seq_are_accepted() -> None:
+    message = parse_message(
+        json.dumps(aggregate(people=10**6, gender={"female": 10**6, "male": 0, "unknown": 0}, seq=2**53))
+    )
+    assert message.people == 10**6 and message.seq == 2**53
+
+
+def test_deep_nesting_is_a_clear_error_not_a_recursion_error() -> None:
+    with pytest.raises(WireError, match="nested too deeply"):
+        parse_message("[" * 5000 + "]" * 5000)
+
+
+def test_a_status_cannot_carry_an_unbounded_camera_list() -> None:
+    status = {
+        "kind": "status",
+        "agent_id": "box-01",
+        "site_id": "mall-a",
+        "state": "online",
+        "sent_at": "2026-11-23T10:15:00Z",
+        "cameras": [{"camera_id": f"c{i}", "state": "online"} for i in range(15_000)],
+    }
+    with pytest.raises(WireError, match="cameras: List should have at most 64 items"):
+        parse_message(json.dumps(status))

@@ -10,7 +10,7 @@ from footfall.server.rollups import raw_vs_hourly
 from footfall.server.tables import Bucket, DailyRollup, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 
-from tests.server.conftest import BASE, Server, aggregate, minutes
+from tests.server.conftest import BASE, Server, aggregate, encoded, minutes
 
 RANGE = {"start": "2026-11-15T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
 
@@ -155,3 +155,79 @@ def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Ser
     )
     assert bad.status_code == 422 and "spaceship" in bad.json()["detail"]
     assert server.get("/api/v1/sites").json()[0]["zones"] == 1
+
+
+# Issue #15: out-of-range numbers gave 500s, lost the valid messages of their batch and, once stored, broke
+# every read of the site. The same requests now get their message refused and dead-lettered, nothing else.
+POISON = (
+    b'{"kind":"aggregate","agent_id":"agent-1","site_id":"mall","camera_id":"c","zone_id":"p",'
+    b'"bucket_start":"2026-11-16T09:00:00Z","bucket_seconds":60,"seq":100,"people":9223372036854775808,'
+    b'"gender":{"female":9223372036854775808,"male":0,"unknown":0}}'
+)
+
+
+def test_out_of_range_numbers_are_refused_and_the_rest_of_the_batch_is_stored(server: Server) -> None:
+    poisons = [
+        POISON,
+        POISON.replace(b"9223372036854775808", b"9223372036854775807"),
+        POISON.replace(b"9223372036854775808", b"18446744073709551616"),
+        encoded({**aggregate(female=1), "seq": 2**63}),
+        encoded({**aggregate(female=1), "dwell": {"samples": 1, "mean_seconds": 1e308}}),
+        b'{"kind":"aggregate","dwell":{"samples":1,"mean_seconds":Infinity}}',
+        b"[" * 5000 + b"]" * 5000,
+    ]
+    for poison in poisons:
+        response = server.client.post(
+            "/api/v1/ingest", content=poison, headers={**server.headers("agent"), "Content-Type": "application/json"}
+        )
+        assert response.status_code == 422, (poison[:60], response.text)
+    response = server.ingest(aggregate(female=4, male=3), POISON)
+    assert response.status_code == 422
+    assert response.json()["accepted"] == 1 and [r["index"] for r in response.json()["rejected"]] == [1]
+    with server.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(DeadLetter)) == len(poisons) + 1
+    assert _totals(server)["people"] == 7
+
+
+def test_counts_that_would_overflow_a_sum_never_get_in(server: Server) -> None:
+    huge = 2**62
+    for seq, zone in ((1, "a"), (2, "b")):
+        message = {**aggregate(zone=zone, seq=seq), "people": huge, "gender": {"female": huge, "male": 0, "unknown": 0}}
+        assert server.ingest(message).status_code == 422
+    server.ingest(aggregate(zone="a", female=5, male=5))
+    for path in ("series", "totals", "compare", "heatmap", "peak-hours", "export.csv"):
+        response = server.get(f"/api/v1/sites/mall/traffic/{path}", **RANGE)
+        assert response.status_code == 200, (path, response.text)
+    assert "-9223372036854775808" not in server.get("/api/v1/sites/mall/traffic/export.csv", granularity="day").text
+
+
+def test_a_message_storing_fails_on_is_isolated_refused_and_dead_lettered(server: Server, monkeypatch) -> None:
+    """The structural defence: whatever makes storing one message fail (beyond the database being down),
+    the batch is stored without it, and it is refused rather than retried forever."""
+    from footfall.server.ingest import Ingestor
+
+    original = Ingestor._store_aggregates
+
+    def failing(self, session, messages, now):  # type: ignore[no-untyped-def]
+        if any(m.zone_id == "cursed" for m in messages):
+            raise ValueError("this zone breaks the database")
+        return original(self, session, messages, now)
+
+    monkeypatch.setattr(Ingestor, "_store_aggregates", failing)
+    ingestor: Ingestor = server.client.app.state.context.ingestor
+    items = [encoded(aggregate(zone="fine", female=6)), encoded(aggregate(zone="cursed", seq=7, male=8))]
+    from footfall.server.ingest import Incoming
+
+    result = ingestor.ingest([Incoming(payload, "mqtt", "footfall/v1/mall/agent-1/aggregates") for payload in items])
+    assert result.accepted == 1
+    assert [(r.index, r.reason) for r in result.rejected] == [
+        (1, "storing failed: ValueError: this zone breaks the database")
+    ]
+    assert [(h.agent_id, h.seq, h.refused) for h in result.handled] == [
+        ("agent-1", 1, None),
+        ("agent-1", 7, "storing failed: ValueError: this zone breaks the database"),
+    ]
+    with server.db.read() as session:
+        (letter,) = session.scalars(select(DeadLetter))
+    assert letter.reason.startswith("storing failed") and '"cursed"' in letter.payload
+    assert _totals(server)["people"] == 6

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("paho.mqtt")
 
 import paho.mqtt.client as mqtt
+from footfall.core.wire import Receipt, parse_server_message
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
 from footfall.server.migrate import upgrade
@@ -206,3 +207,101 @@ def test_mqtt_urls_are_checked() -> None:
     assert parse_mqtt_url("mqtts://broker").port == 8883
     with pytest.raises(ValueError, match="must look like mqtt://"):
         parse_mqtt_url("http://broker")
+
+
+class Receipts:
+    """Listens like the agents do: every receipt the servers publish, per agent."""
+
+    def __init__(self, port: int) -> None:
+        self.by_agent: dict[str, list[Receipt]] = {}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="receipts", protocol=mqtt.MQTTv5)
+        self.client.on_message = lambda c, u, m: self.by_agent.setdefault(m.topic.split("/")[-2], []).append(
+            parse_server_message(m.payload)
+        )
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("footfall/v1/+/+/receipts", qos=1)
+        self.client.loop_start()
+
+    def stored(self, agent: str) -> set[int]:
+        return {seq for r in self.by_agent.get(agent, []) if isinstance(r, Receipt) for seq in r.stored}
+
+    def refused(self, agent: str) -> dict[int, str]:
+        return {x.seq: x.reason for r in self.by_agent.get(agent, []) if isinstance(r, Receipt) for x in r.refused}
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+POISON = (
+    b'{"kind":"aggregate","agent_id":"demo-entrance","site_id":"demo-mall","camera_id":"c","zone_id":"p",'
+    b'"bucket_start":"2026-11-16T09:00:00Z","bucket_seconds":60,"seq":100,"people":9223372036854775808,'
+    b'"gender":{"female":9223372036854775808,"male":0,"unknown":0}}'
+)
+
+
+def test_one_poison_message_cannot_stop_ingest_for_other_agents_before_or_after_a_restart(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #15: this aggregate made the consumer retry its batch forever, for every agent, and again after
+    a restart. Now it is dead-lettered, and so is a message that storing itself fails on (refused to its
+    agent), while a second agent's aggregates are stored and confirmed."""
+    original = Ingestor._store_aggregates
+
+    def failing(self, session, messages, now):  # type: ignore[no-untyped-def]
+        if any(m.zone_id == "cursed" for m in messages):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return original(self, session, messages, now)
+
+    monkeypatch.setattr(Ingestor, "_store_aggregates", failing)
+    receipts = Receipts(mosquitto.port)
+    try:
+        for attempt, client_id in enumerate(("server-a", "server-a")):  # the same server, restarted
+            consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id=client_id).start()
+            try:
+                assert consumer.wait_connected()
+                publisher(POISON, topic="footfall/v1/demo-mall/demo-entrance/aggregates")
+                publisher(aggregate(zone="cursed", seq=50 + attempt, female=3))
+                publisher(aggregate(agent="agent-2", seq=10 + attempt, start=BASE + minutes(attempt), female=4),
+                          topic="footfall/v1/mall/agent-2/aggregates")  # fmt: skip
+                _wait(lambda a=attempt: 10 + a in receipts.stored("agent-2"), timeout=20)
+                _wait(lambda a=attempt: 50 + a in receipts.refused("agent-1"), timeout=20)
+                assert consumer.stalled_seconds() == 0.0
+            finally:
+                consumer.stop()
+        assert _people(db) == 8
+        assert "storing failed: OverflowError" in receipts.refused("agent-1")[50]
+        with db.read() as session:
+            reasons = [d.reason for d in session.scalars(select(DeadLetter))]
+        assert sum("people: Input should be less than or equal to 1000000" in r for r in reasons) == 2
+        assert sum(r.startswith("storing failed: OverflowError") for r in reasons) == 2
+    finally:
+        receipts.close()
+
+
+def test_health_says_when_ingest_has_stalled(
+    mosquitto: MosquittoBroker, sqlite_url: str, publisher: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database the consumer cannot reach is retried with back-off, not dropped; /healthz turns 503."""
+    from fastapi.testclient import TestClient
+    from footfall.server import app as app_module
+    from footfall.server.settings import Settings
+
+    from footfall.broker import free_port
+
+    monkeypatch.setattr(app_module, "STALLED_AFTER_S", 0.5)
+    unreachable = Database(f"postgresql+psycopg://footfall@127.0.0.1:{free_port()}/gone")
+    consumer = MqttConsumer(mosquitto.url, Ingestor(unreachable), client_id="server-z").start()
+    app = app_module.create_app(Settings(database_url=sqlite_url, retention_days=None), start_background=False)
+    app.state.context.background.append(consumer)
+    try:
+        with TestClient(app) as client:
+            assert consumer.wait_connected()
+            assert client.get("/healthz").status_code == 200
+            publisher(aggregate(female=5))
+            _wait(lambda: client.get("/healthz").status_code == 503)
+            body = client.get("/healthz").json()
+            assert body["status"] == "stalled" and body["ingest_stalled_seconds"] >= 0.5
+    finally:
+        consumer.stop()
+        unreachable.dispose()
