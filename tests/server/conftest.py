@@ -131,3 +131,18 @@ def server(database_url: str) -> Iterator[Server]:
 def sqlite_server(sqlite_url: str) -> Iterator[Server]:
     """The app on SQLite only (for API behaviour that does not depend on the database)."""
     yield from make_server(sqlite_url)
+
+
+def make_storing_fail(monkeypatch: pytest.MonkeyPatch, zone: str, error: Exception) -> None:
+    """Storing any batch holding an aggregate of ``zone`` raises ``error``: a message the database refuses
+    for a reason of its own (what a 2^63 count did), beyond anything the wire schema can catch."""
+    from footfall.server.ingest import Ingestor
+
+    original = Ingestor._store_aggregates
+
+    def failing(self, session, messages, now):  # type: ignore[no-untyped-def]
+        if any(m.zone_id == zone for m in messages):
+            raise error
+        return original(self, session, messages, now)
+
+    monkeypatch.setattr(Ingestor, "_store_aggregates", failing)

@@ -10,7 +10,7 @@ from footfall.server.rollups import raw_vs_hourly
 from footfall.server.tables import Bucket, DailyRollup, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 
-from tests.server.conftest import BASE, Server, aggregate, encoded, minutes
+from tests.server.conftest import BASE, Server, aggregate, encoded, make_storing_fail, minutes
 
 RANGE = {"start": "2026-11-15T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
 
@@ -204,19 +204,11 @@ def test_counts_that_would_overflow_a_sum_never_get_in(server: Server) -> None:
 def test_a_message_storing_fails_on_is_isolated_refused_and_dead_lettered(server: Server, monkeypatch) -> None:
     """The structural defence: whatever makes storing one message fail (beyond the database being down),
     the batch is stored without it, and it is refused rather than retried forever."""
-    from footfall.server.ingest import Ingestor
+    from footfall.server.ingest import Incoming, Ingestor
 
-    original = Ingestor._store_aggregates
-
-    def failing(self, session, messages, now):  # type: ignore[no-untyped-def]
-        if any(m.zone_id == "cursed" for m in messages):
-            raise ValueError("this zone breaks the database")
-        return original(self, session, messages, now)
-
-    monkeypatch.setattr(Ingestor, "_store_aggregates", failing)
+    make_storing_fail(monkeypatch, "cursed", ValueError("this zone breaks the database"))
     ingestor: Ingestor = server.client.app.state.context.ingestor
     items = [encoded(aggregate(zone="fine", female=6)), encoded(aggregate(zone="cursed", seq=7, male=8))]
-    from footfall.server.ingest import Incoming
 
     result = ingestor.ingest([Incoming(payload, "mqtt", "footfall/v1/mall/agent-1/aggregates") for payload in items])
     assert result.accepted == 1

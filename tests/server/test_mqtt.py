@@ -21,7 +21,7 @@ from footfall.server.tables import Agent, Bucket, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 
 from footfall.broker import MosquittoBroker
-from tests.server.conftest import BASE, aggregate, encoded, minutes
+from tests.server.conftest import BASE, aggregate, encoded, make_storing_fail, minutes
 
 pytestmark = pytest.mark.broker
 TOPIC = "footfall/v1/mall/agent-1/aggregates"
@@ -246,14 +246,7 @@ def test_one_poison_message_cannot_stop_ingest_for_other_agents_before_or_after_
     """Issue #15: this aggregate made the consumer retry its batch forever, for every agent, and again after
     a restart. Now it is dead-lettered, and so is a message that storing itself fails on (refused to its
     agent), while a second agent's aggregates are stored and confirmed."""
-    original = Ingestor._store_aggregates
-
-    def failing(self, session, messages, now):  # type: ignore[no-untyped-def]
-        if any(m.zone_id == "cursed" for m in messages):
-            raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        return original(self, session, messages, now)
-
-    monkeypatch.setattr(Ingestor, "_store_aggregates", failing)
+    make_storing_fail(monkeypatch, "cursed", OverflowError("Python int too large to convert to SQLite INTEGER"))
     receipts = Receipts(mosquitto.port)
     try:
         for attempt, client_id in enumerate(("server-a", "server-a")):  # the same server, restarted
