@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from footfall.core.bundle import Bundle, BundleError, load_bundle
+from footfall.core.bundle import Bundle, load_bundle
 from footfall.core.cpu import cpu_info, has_int32_dot_product
 from footfall.core.latency import median_ms
 from footfall.core.wire import ModelServing
@@ -190,6 +190,3 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
         else "attention: see the lines in capitals above"
     )
     return "\n".join(lines)
-
-
-__all__ = ["BundleError", "Diagnosis", "diagnose", "format_diagnosis"]
