@@ -103,6 +103,11 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 _fail(str(exc))
         _database(settings.database_url)
+        from footfall.server.exposure import demo_credentials_warning
+
+        warning = demo_credentials_warning(host, {"DATABASE_URL": settings.database_url, "MQTT_URL": settings.mqtt_url})
+        if warning:
+            typer.secho(warning, fg="yellow", err=True)
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
     @server.command("migrate")

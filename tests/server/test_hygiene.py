@@ -7,6 +7,8 @@ import csv as csvlib
 import io
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.server.conftest import Server, aggregate
 
 
@@ -84,3 +86,27 @@ def test_an_oversized_body_is_refused_without_being_read_whole(sqlite_server: Se
         "/api/v1/ingest", content=b"[]", headers={**headers, "Content-Length": str(300 << 20)}
     )
     assert declared.status_code == 413 and "larger than 8 MiB" in declared.json()["detail"]
+
+
+def test_listening_beyond_loopback_with_demo_passwords_is_warned_about(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)  # everything up to serving runs for real
+    demo_mqtt = "mqtt://footfall-server:demo-server-password@127.0.0.1:1"
+    cases = [
+        (["--host", "0.0.0.0", "--mqtt", demo_mqtt], "warning: listening on 0.0.0.0 with the public demo password"),
+        (["--host", "127.0.0.1", "--mqtt", demo_mqtt], None),
+        (["--host", "0.0.0.0", "--mqtt", "mqtt://footfall-server:s3cret@127.0.0.1:1"], None),
+    ]
+    for args, expected in cases:
+        result = CliRunner().invoke(app, ["server", *args, "--database-url", sqlite_url])
+        assert result.exit_code == 0, result.output
+        if expected:
+            assert expected in result.output and "MQTT_URL" in result.output
+        else:
+            assert "warning" not in result.output
