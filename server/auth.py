@@ -1,8 +1,9 @@
 """API keys with roles. A key is shown once at creation; only its SHA-256 is stored.
 
 Keys are 256-bit random tokens, so a fast hash is enough: there is nothing to brute-force, unlike a
-password. Roles: ``agent`` may only ingest (optionally for one agent_id), ``viewer`` may read, ``admin``
-may read and manage zones, keys and the dead-letter table.
+password. Failed attempts over HTTP are still rate-limited per client address (``auth_limit``, applied in
+``api.deps``). Roles: ``agent`` may only ingest (optionally for one agent_id), ``viewer`` may read,
+``admin`` may read and manage zones, keys and the dead-letter table.
 """
 
 from __future__ import annotations

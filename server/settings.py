@@ -34,6 +34,14 @@ class Settings(BaseModel):
         gt=0,
         description="FOOTFALL_AGENT_OFFLINE_AFTER: silence after which an agent counts as offline.",
     )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        le=100_000,
+        description="FOOTFALL_AUTH_FAILURES_PER_MINUTE: failed API-key attempts allowed per client address within "
+        "a minute; after that its requests with a key get 429 until the minute frees. Counted in memory per server "
+        "process (each replica holds its own). 0 = no limit.",
+    )
     migrate_on_start: bool = True
 
     @field_validator("default_timezone")
@@ -56,6 +64,7 @@ class Settings(BaseModel):
             "FOOTFALL_RETENTION_DAYS": "retention_days",
             "FOOTFALL_TIMEZONE": "default_timezone",
             "FOOTFALL_AGENT_OFFLINE_AFTER": "agent_offline_after_s",
+            "FOOTFALL_AUTH_FAILURES_PER_MINUTE": "auth_failures_per_minute",
         }
         for variable, field in mapping.items():
             if env.get(variable) or (variable == "FOOTFALL_MQTT_GROUP" and variable in env):

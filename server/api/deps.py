@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -9,13 +10,17 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from footfall.core.logs import log_event
 from footfall.server.auth import Principal, authenticate
+from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
 from footfall.server.settings import Settings
 from footfall.server.tables import Site, Zone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+logger = logging.getLogger("footfall.server.auth")
 
 
 @dataclass
@@ -24,6 +29,10 @@ class ServerContext:
     db: Database
     ingestor: Ingestor
     background: list = field(default_factory=list)  # MQTT consumer, retention loop
+    auth_failures: FailedAuthLimiter = field(init=False)  # failed API-key attempts per client address
+
+    def __post_init__(self) -> None:
+        self.auth_failures = FailedAuthLimiter(self.settings.auth_failures_per_minute, window_s=60.0)
 
 
 def context(request: Request) -> ServerContext:
@@ -45,7 +54,8 @@ _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer
 
 
 class Require:
-    """Dependency that admits only keys of the given roles: no key → 401, another role → 403."""
+    """Dependency that admits only keys of the given roles: no key → 401, another role → 403, and 429 for an address
+    that has failed too often (``Settings.auth_failures_per_minute``)."""
 
     def __init__(self, *roles: str):
         self.roles = roles
@@ -53,6 +63,7 @@ class Require:
     def __call__(
         self,
         ctx: Context,
+        request: Request,
         header_key: Annotated[str | None, Security(_api_key_header)] = None,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     ) -> Principal:
@@ -63,16 +74,49 @@ class Require:
                 "missing API key: send it as 'X-API-Key: ffk_...' or 'Authorization: Bearer ffk_...'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        with ctx.db.read() as session:
-            principal = authenticate(session, key)
-        if principal is None:
-            raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        principal = _authenticate(ctx, request, key)
         if principal.role not in self.roles:
             raise HTTPException(
                 403,
                 f"this key has role '{principal.role}'; this endpoint needs {' or '.join(repr(r) for r in self.roles)}",
             )
         return principal
+
+
+def _authenticate(ctx: ServerContext, request: Request, key: str) -> Principal:
+    """Looks the key up, unless its address is locked out for failing too often. A locked-out address gets 429 even
+    for a good key: were a good key let through, a guesser could tell a hit (200) from a miss (429) and keep
+    guessing. A wrong role is not a failure (the key is good); neither is a database fault."""
+    limiter = ctx.auth_failures
+    client = request.client.host if request.client else "unknown"
+    try:
+        attempt = limiter.attempt(client)
+    except LockedOut as locked:
+        raise HTTPException(
+            429,
+            f"too many failed API-key attempts from this address; try again in {locked.retry_after} s",
+            headers={"Retry-After": str(locked.retry_after)},
+        ) from None
+    try:
+        with ctx.db.read() as session:
+            principal = authenticate(session, key)
+    except BaseException:
+        limiter.take_back(attempt)  # the key was never judged
+        raise
+    if principal is None:
+        if attempt.fills_window:
+            log_event(
+                logger,
+                logging.WARNING,
+                "API key failures over the limit; address locked out",
+                client=client,
+                failures=limiter.per_window,
+                window_s=int(limiter.window_s),
+                retry_after_s=limiter.retry_after(client),
+            )
+        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    limiter.take_back(attempt)
+    return principal
 
 
 require_agent = Require("agent")
