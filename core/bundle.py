@@ -167,8 +167,12 @@ def open_session(
     if model_path is None:
         raise BundleError(f"{bundle.path}: no reference (FP32) model in this bundle")
     try:
+        # No fallback: it would only retry the same CPU provider, after printing a banner on stdout.
         session = ort.InferenceSession(
-            str(model_path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+            str(model_path),
+            sess_options=session_options(threads),
+            providers=["CPUExecutionProvider"],
+            enable_fallback=0,
         )
     except Exception as exc:  # onnxruntime raises its own exception types for malformed graphs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -6,8 +6,12 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from footfall.core.wire import ModelServing
 
 
 def _fail(message: str) -> None:
@@ -24,12 +28,25 @@ def _load(config_path: Path):
         _fail(str(exc))
 
 
+def _served_as(serving: ModelServing) -> tuple[str, str]:
+    """The precision a bundle is served in, as ``--check-config`` prints it, and why."""
+    if serving.parity == "passed":
+        return "INT8", f"parity probe error {serving.probe_error:.4f} within tolerance {serving.tolerance:.4f}"
+    if serving.parity == "failed":
+        return "FP32 fallback", serving.reason
+    return serving.precision.upper(), f"parity not checked: {serving.reason}"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("agent")
     def agent(
         config: Path = typer.Option(..., "--config", "-c", help="Agent config (YAML); see edge/config.example.yaml."),
         check_config: bool = typer.Option(
-            False, "--check-config", help="Only validate the config and the model bundles, then exit."
+            False,
+            "--check-config",
+            help="Validate the config, then load each model bundle as the agent does at start (onnxruntime "
+            "session, parity probe on this CPU) and report the precision it would serve; exit 2 on the first "
+            "problem, without starting.",
         ),
         drain_seconds: float = typer.Option(
             30.0,
@@ -58,16 +75,25 @@ def register(app: typer.Typer) -> None:
             from footfall.edge.pipeline import load_models
 
             try:
-                # Loading for serving opens each graph and runs its parity probe, as the agent will.
-                served = load_models(settings).serving()
+                # The agent's own loading: each graph opened in onnxruntime and its parity probe run on this
+                # CPU, an INT8 graph that strays replaced by the bundle's FP32 reference.
+                models = load_models(settings)
             except BundleError as exc:
                 _fail(str(exc))
+            served = [("detector", models.detector.serving)]
+            if models.classifier is not None:
+                served.append(("gender", models.classifier.serving))
+            for role, serving in served:
+                precision, why = _served_as(serving)
+                typer.echo(
+                    f"{role:<9} {serving.bundle} {serving.version} ({serving.task}): serves {precision} ({why}) — OK"
+                )
             cameras = ", ".join(
                 f"{c.id} ({len(c.counting_zones())} zones, {len(c.lines)} lines)" for c in settings.cameras
             )
-            models = ", ".join(f"{m.bundle} {m.precision.upper()}" for m in served)
+            names = ", ".join(f"{serving.bundle} {_served_as(serving)[0]}" for _, serving in served)
             typer.echo(
-                f"{config}: OK — agent {settings.agent_id} at {settings.site_id}; cameras: {cameras}; models: {models}"
+                f"{config}: OK — agent {settings.agent_id} at {settings.site_id}; cameras: {cameras}; models: {names}"
             )
             return
         from footfall.edge.agent import Agent

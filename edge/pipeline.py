@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from footfall.core.bundle import BundleError
 from footfall.core.classifier import GenderClassifier
 from footfall.core.detector import FaceDetector
 from footfall.core.wire import ModelServing
@@ -33,12 +34,20 @@ class Models:
 def load_models(config: AgentConfig, *, with_classifier: bool = True) -> Models:
     """Loads (and verifies) both bundles for serving on this CPU: an INT8 graph that fails its parity probe
     here is replaced by the bundle's FP32 reference (logged once, and reported by :meth:`Models.serving`).
-    Raises BundleError naming what is wrong."""
+    Raises BundleError naming the bundle (``detector bundle: …``, ``gender bundle: …``) and what is wrong."""
     threads = config.detection.threads
-    detector = FaceDetector(
-        config.bundles.detector, input_width=config.detection.input_width, threads=threads, self_check=True
-    )
-    classifier = GenderClassifier(config.bundles.gender, threads=threads, self_check=True) if with_classifier else None
+    try:
+        detector = FaceDetector(
+            config.bundles.detector, input_width=config.detection.input_width, threads=threads, self_check=True
+        )
+    except BundleError as exc:
+        raise BundleError(f"detector bundle: {exc}") from None
+    classifier = None
+    if with_classifier:
+        try:
+            classifier = GenderClassifier(config.bundles.gender, threads=threads, self_check=True)
+        except BundleError as exc:
+            raise BundleError(f"gender bundle: {exc}") from None
     return Models(detector, classifier)
 
 

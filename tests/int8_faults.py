@@ -47,3 +47,14 @@ def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0) -> Path:
     onnx.save(model, str(target / "model.onnx"))
     rehash(target)
     return target
+
+
+def corrupt_model_copy(bundle: Path, target: Path) -> Path:
+    """A copy of ``bundle`` whose served graph is cut in half, with the manifest's sizes and hashes rewritten
+    to match: the bundle's checks all pass, and only opening the graph can tell."""
+    shutil.copytree(bundle, target)
+    model = target / json.loads((target / MANIFEST_FILE).read_text())["model_file"]
+    data = model.read_bytes()
+    model.write_bytes(data[: len(data) // 2])
+    rehash(target)
+    return target

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from footfall.edge.config import WHOLE_FRAME_ZONE_ID, ConfigError, load_config, parse_config
 
+from tests.edge.standin import build_standin_gender_bundle
+from tests.int8_faults import broken_int8_copy, corrupt_model_copy, rehash
+
 REPO = Path(__file__).resolve().parents[2]
 
 VALID = """\
@@ -125,13 +128,65 @@ def test_cli_bad_config_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "config file not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def _check_config(tmp_path: Path, detector: Path, gender: Path) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "agent.yaml"
+    config.write_text(VALID + f"bundles: {{detector: {detector}, gender: {gender}}}\n")
+    return _footfall("agent", "--config", str(config), "--check-config")
+
+
 def test_cli_check_config(tmp_path: Path, detector_bundle: Path, gender_bundle: Path) -> None:
-    good = tmp_path / "agent.yaml"
-    good.write_text(VALID + f"bundles: {{detector: {detector_bundle}, gender: {gender_bundle}}}\n")
-    result = _footfall("agent", "--config", str(good), "--check-config")
+    result = _check_config(tmp_path, detector_bundle, gender_bundle)
     assert result.returncode == 0, result.stderr
-    assert "OK" in result.stdout and "entrance" in result.stdout
+    lines = result.stdout.splitlines()
+    assert "OK" in lines[-1] and "entrance" in lines[-1]
+    # One line per bundle served: its role, its name, the precision it would serve, and OK.
+    detector = next(line for line in lines if line.startswith("detector "))
+    assert "face-detector-centerface" in detector and "serves INT8" in detector and detector.endswith("OK")
+    gender = next(line for line in lines if line.startswith("gender "))
+    assert "serves " in gender and gender.endswith("OK")
     broken = tmp_path / "broken.yaml"
     broken.write_text(VALID + f"bundles: {{detector: {tmp_path}}}\n")
     result = _footfall("agent", "--config", str(broken), "--check-config")
     assert result.returncode == 2 and "no manifest.json" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("role", ["detector", "gender"])
+def test_cli_check_config_opens_the_graphs(
+    tmp_path: Path, detector_bundle: Path, gender_bundle: Path, role: str
+) -> None:
+    """A graph that is corrupt although the manifest's hashes were rewritten to match: every file check
+    passes, so only loading the graph in onnxruntime, as the agent does at start, can refuse it."""
+    bundles = {"detector": detector_bundle, "gender": gender_bundle}
+    bundles[role] = corrupt_model_copy(bundles[role], tmp_path / f"corrupt-{role}")
+    result = _check_config(tmp_path, bundles["detector"], bundles["gender"])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "EP Error" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {role} bundle: {bundles[role]}/") and "onnxruntime cannot load it" in lines[0]
+
+
+def test_cli_check_config_names_an_fp32_fallback(tmp_path: Path, detector_bundle: Path, gender_bundle: Path) -> None:
+    """An INT8 graph that strays from its probe on this CPU: the agent would serve the FP32 reference."""
+    broken = broken_int8_copy(detector_bundle, tmp_path / "detector")
+    result = _check_config(tmp_path, broken, gender_bundle)
+    assert result.returncode == 0, result.stderr
+    detector = next(line for line in result.stdout.splitlines() if line.startswith("detector "))
+    assert "serves FP32 fallback" in detector and "tolerance" in detector and detector.endswith("OK")
+    assert "face-detector-centerface FP32 fallback" in result.stdout.splitlines()[-1]
+
+
+def test_cli_check_config_graph_with_a_garbled_name_is_one_line(tmp_path: Path, detector_bundle: Path) -> None:
+    """A graph that parses but names a tensor in bytes that are not UTF-8: onnxruntime's own error cannot be
+    decoded, and its Python wrapper would print a banner and retry on the same CPU provider."""
+    gender = build_standin_gender_bundle(tmp_path / "gender")
+    model = gender / "model.onnx"
+    data = model.read_bytes()
+    at = data.rindex(b"mean")  # the Gemm's input; the ReduceMean still writes "mean"
+    model.write_bytes(data[:at] + b"\xffean" + data[at + 4 :])
+    rehash(gender)
+    result = _check_config(tmp_path, detector_bundle, gender)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: gender bundle: {model}: onnxruntime cannot load it")
