@@ -7,8 +7,10 @@
 
 Dataset honesty: a year of minute buckets for 200 zones is ~105 M raw rows, more than this benchmark
 builds. The API answers hour/day/week queries and the ranking from the rollups only, so the benchmark builds
-the rollups at full size (200 zones × 8,760 hours = 1.75 M hourly rows, 73,000 daily rows, 1.78 M running
-slot totals) exactly as ingest would leave them, and measures ingest separately on raw minute buckets.
+the rollups at full size (200 zones × 8,760 hours = 1.75 M hourly rows, with what each releases at k = 5,
+73,000 daily rows, 1.78 M running slot totals) exactly as ingest would leave them, and measures ingest
+separately on raw minute buckets. The CSV export of a year of hourly rows for 20 zones is measured against a
+real server process: its memory while it streams, and how fast it answers other requests meanwhile.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import numpy as np  # noqa: E402
 from footfall.server.db import Database  # noqa: E402
 from footfall.server.ingest import Incoming, Ingestor  # noqa: E402
 from footfall.server.migrate import upgrade  # noqa: E402
-from footfall.server.slots import rebuild_slots  # noqa: E402
+from footfall.server.release import DEFAULT_K  # noqa: E402
+from footfall.server.rollups import ensure_release  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 ZONES = 200
@@ -193,21 +196,17 @@ def build_year(url: str, zones: int, days: int) -> None:
             for i, h in enumerate(hours)
         ]
         with db.write() as session:
-            session.execute(text("INSERT INTO rollup_hourly VALUES (:z, :h, :how, :p, :f, :m, :u, 0, 0)"), rows)
-    with db.write() as session:
-        day_expr = (
-            "to_char(to_timestamp(hour_start) AT TIME ZONE 'UTC', 'YYYY-MM-DD')::date"
-            if db.engine.dialect.name == "postgresql"
-            else "date(hour_start, 'unixepoch')"
-        )
-        session.execute(
-            text(
-                f"INSERT INTO rollup_daily SELECT zone_pk, {day_expr}, sum(people), sum(female), "
-                f"sum(male), sum(unknown), 0, 0 FROM rollup_hourly GROUP BY zone_pk, {day_expr}"
+            session.execute(
+                text(
+                    "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
+                    "dwell_samples, dwell_seconds) VALUES (:z, :h, :how, :p, :f, :m, :u, 0, 0)"
+                ),
+                rows,
             )
-        )
-        # The running totals per zone × local hour of week, as ingest would have kept them.
-        rebuild_slots(session, pks)
+    # What each cell releases, the daily sums and the slot running totals, as ingest would have left them.
+    with db.write() as session:
+        session.execute(text("DELETE FROM meta WHERE key = 'release_k'"))
+    ensure_release(db, DEFAULT_K)
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE"))
@@ -281,6 +280,96 @@ def bench_queries(url: str, label: str, repeats: int, days: int) -> dict[str, fl
     return figures
 
 
+def bench_export(url: str, label: str, days: int, zones: int = 20) -> dict[str, float]:
+    """Streams ``days`` of hourly rows for ``zones`` zones as CSV from a real ``footfall server`` process, reading
+    the server's resident memory as it goes, while another client asks for a zone's totals every 0.2 s."""
+    import re
+    import socket
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    from footfall.server.auth import create_key
+
+    db = Database(url)
+    with db.write() as session:
+        key = create_key(session, "bench export", "viewer")[0]
+    db.dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "footfall", "server", "--port", str(port)],
+        env={**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> bytes:
+        request = urllib.request.Request(base + path, headers={"X-API-Key": key})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.read()
+
+    def resident_mib() -> float:
+        status = Path(f"/proc/{server.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024  # type: ignore[index]
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get("/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("footfall server did not start for the export benchmark") from None
+                time.sleep(0.2)
+        end = START + timedelta(days=days)
+        query = urllib.parse.urlencode(
+            [("granularity", "hour"), ("start", START.isoformat()), ("end", end.isoformat())]
+            + [("zone", f"zone-{z:03d}") for z in range(zones)]
+        )
+        totals_path = f"/api/v1/sites/mall/traffic/totals?zone=zone-150&start={START.date()}&end={end.date()}"
+        get(totals_path)
+        idle = resident_mib()
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def meanwhile() -> None:
+            while not stop.is_set():
+                began = time.perf_counter()
+                get(totals_path)
+                latencies.append((time.perf_counter() - began) * 1000)
+                stop.wait(0.2)
+
+        other = threading.Thread(target=meanwhile)
+        other.start()
+        peak, size, lines = idle, 0, 0
+        started = time.perf_counter()
+        request = urllib.request.Request(
+            f"{base}/api/v1/sites/mall/traffic/export.csv?{query}", headers={"X-API-Key": key}
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:
+            while chunk := response.read(1 << 16):
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+                peak = max(peak, resident_mib())
+        elapsed = time.perf_counter() - started
+        stop.set()
+        other.join()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    p95 = float(np.percentile(latencies, 95)) if latencies else float("nan")
+    print(
+        f"export   {label:10s} {lines - 1:,} hourly rows of {zones} zones ({size / 1e6:.1f} MB) streamed in "
+        f"{elapsed:.1f} s; server memory {idle:.0f} MiB idle, {peak:.0f} MiB peak while streaming; "
+        f"{len(latencies)} totals requests meanwhile, p95 {p95:.0f} ms"
+    )
+    return {"rows": lines - 1, "seconds": elapsed, "idle_mib": idle, "peak_mib": peak, "meanwhile_p95_ms": p95}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Smaller sizes for a fast check.")
@@ -317,9 +406,11 @@ def main() -> None:
             )
         build_year(pg_url, ZONES, days)
         bench_queries(pg_url, "PostgreSQL", repeats, days)
+        bench_export(pg_url, "PostgreSQL", days)
         if not args.skip_sqlite:
             build_year(f"sqlite:///{workdir / 'query.db'}", ZONES, days)
             bench_queries(f"sqlite:///{workdir / 'query.db'}", "SQLite", repeats, days)
+            bench_export(f"sqlite:///{workdir / 'query.db'}", "SQLite", days)
     finally:
         if postgres:
             postgres.stop()

@@ -168,7 +168,12 @@ def run_demo(
             str(port),
             "--mqtt",
             f"mqtt://127.0.0.1:{broker_port}",
-            env={**env, "FOOTFALL_MQTT_GROUP": "" if broker_name != "mosquitto" else "footfall-demo"},
+            env={
+                **env,
+                "FOOTFALL_MQTT_GROUP": "" if broker_name != "mosquitto" else "footfall-demo",
+                # Live counts within minutes, not at the end of the hour; a real site keeps the default.
+                "FOOTFALL_RELEASE_OPEN_HOUR": "1",
+            },
         )
         wait_http(f"http://127.0.0.1:{port}/healthz", 60, services)
 
@@ -182,7 +187,8 @@ def run_demo(
         typer.echo(f"  viewer key  {viewer_key}")
         typer.echo(f"  API docs    http://127.0.0.1:{port}/api/docs")
         typer.echo(f"  logs        {workdir}/*.log")
-        typer.echo("  Counts appear after the first bucket closes. Press Ctrl-C to stop.\n")
+        typer.echo("  Counts appear after the first bucket closes: the demo shows the hour in progress, which a")
+        typer.echo("  real server withholds until the hour ends (FOOTFALL_RELEASE_OPEN_HOUR). Ctrl-C stops.\n")
 
         deadline = time.monotonic() + duration if duration else None
         while deadline is None or time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from footfall.server.api import admin, agents, ingest, insights, sites, traffic
 from footfall.server.api.deps import ServerContext
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
+from footfall.server.rollups import ensure_release
 from footfall.server.settings import Settings
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     ctx = ServerContext(settings=settings, db=db, ingestor=Ingestor(db, settings.default_timezone))
     if settings.migrate_on_start:
         migrate.upgrade(db.engine)
+    if ensure_release(db, settings.k_anonymity):
+        log_event(logger, logging.INFO, "released values computed", k=settings.k_anonymity)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -79,7 +79,14 @@ def register(app: typer.Typer) -> None:
             None,
             "--k-anon",
             envvar="FOOTFALL_K_ANON",
-            help="Counts from 1 to k-1 are suppressed (default 5).",
+            help="Zone × hour cells with 1 to k-1 people are withheld, and a gender split unless each part is "
+            "0 or at least k (default 5).",
+        ),
+        release_open_hour: bool = typer.Option(
+            False,
+            "--release-open-hour",
+            envvar="FOOTFALL_RELEASE_OPEN_HOUR",
+            help="Also answer with the hour in progress (live, but two refreshes show who came by between them).",
         ),
     ) -> None:
         """Run the central server: API, dashboard and (with --mqtt) the MQTT consumer; migrates first.
@@ -96,7 +103,9 @@ def register(app: typer.Typer) -> None:
         from footfall.server.app import create_app
         from footfall.server.mqtt_consumer import parse_mqtt_url
 
-        settings = _settings(database_url, mqtt_url=mqtt, k_anonymity=k_anon)
+        settings = _settings(
+            database_url, mqtt_url=mqtt, k_anonymity=k_anon, release_open_hour=release_open_hour or None
+        )
         if settings.mqtt_url:
             try:
                 parse_mqtt_url(settings.mqtt_url)

@@ -16,16 +16,17 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
 from footfall.server.catalog import ensure_zones
 from footfall.server.db import Database
-from footfall.server.localtime import hour_floor, local_day, local_hour_of_week, utc_week
-from footfall.server.slots import SlotDeltas, apply_slot_deltas
+from footfall.server.localtime import hour_floor
+from footfall.server.release import DEFAULT_K
+from footfall.server.rollups import COUNTS as COUNT_FIELDS
+from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.sql import insert_for
-from footfall.server.tables import Agent, Bucket, DailyRollup, DeadLetter, HourlyRollup, Meta
+from footfall.server.tables import Agent, Bucket, DeadLetter, Meta
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -35,7 +36,6 @@ logger = logging.getLogger("footfall.server.ingest")
 MAX_PAYLOAD_STORED = 16_384
 FUTURE_TOLERANCE_S = 900
 PURGED_BEFORE_KEY = "raw_purged_before"
-COUNT_FIELDS = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,7 @@ class Ingestor:
         existing = self._existing(session, list(newest))
         inserts: list[dict[str, object]] = []
         updates: list[dict[str, object]] = []
-        hourly: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
+        hourly: HourlyDeltas = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
         tz_of_zone = {pk: tz for pk, tz in zones.values()}
         for key, message in newest.items():
             row = _row(message)
@@ -329,7 +329,7 @@ class Ingestor:
                     for r in updates
                 ],
             )
-        self._apply_rollups(session, hourly, tz_of_zone)
+        apply_hourly_deltas(session, hourly, tz_of_zone, release_k(session) or DEFAULT_K)
         return len(inserts) + len(updates)
 
     @staticmethod
@@ -349,66 +349,6 @@ class Ingestor:
                     **{name: row._mapping[name] for name in COUNT_FIELDS},
                 }
         return found
-
-    @staticmethod
-    def _apply_rollups(
-        session: Session, hourly: dict[tuple[int, int], list[float]], tz_of_zone: dict[int, str]
-    ) -> None:
-        changed = {key: delta for key, delta in hourly.items() if any(delta)}
-        if not changed:
-            return
-        insert = insert_for(session)
-        daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
-        hourly_rows = []
-        for (zone_pk, hour_start), delta in sorted(changed.items()):
-            tz = tz_of_zone[zone_pk]
-            hourly_rows.append(
-                {
-                    "zone_pk": zone_pk,
-                    "hour_start": hour_start,
-                    "local_how": local_hour_of_week(hour_start, tz),
-                    **_as_counts(delta),
-                }
-            )
-            day = daily[(zone_pk, local_day(hour_start, tz))]
-            for i, value in enumerate(delta):
-                day[i] += value
-        daily_rows = [
-            {"zone_pk": zone_pk, "day": day, **_as_counts(delta)} for (zone_pk, day), delta in sorted(daily.items())
-        ]
-        # Which hours are new to the hourly rollup: each new hourly row is one more hour observed in its
-        # slot. ON CONFLICT DO NOTHING returns only the rows this transaction inserted (a concurrent insert of
-        # the same hour waits for the other transaction and then returns nothing).
-        hourly_table = HourlyRollup.__table__
-        new_hours = {
-            (row[0], row[1])
-            for row in session.execute(
-                insert(hourly_table)
-                .on_conflict_do_nothing(index_elements=["zone_pk", "hour_start"])
-                .returning(hourly_table.c.zone_pk, hourly_table.c.hour_start),
-                [{**row, **dict.fromkeys(COUNT_FIELDS, 0)} for row in hourly_rows],
-            )
-        }
-        slot_deltas: SlotDeltas = {
-            (row["zone_pk"], utc_week(row["hour_start"]), row["local_how"]): [
-                row["female"],
-                row["male"],
-                row["unknown"],
-                int((row["zone_pk"], row["hour_start"]) in new_hours),
-            ]
-            for row in hourly_rows
-        }
-        apply_slot_deltas(session, slot_deltas)
-        for model, rows, keys in (
-            (HourlyRollup, hourly_rows, ["zone_pk", "hour_start"]),
-            (DailyRollup, daily_rows, ["zone_pk", "day"]),
-        ):
-            statement = insert(model.__table__)
-            statement = statement.on_conflict_do_update(
-                index_elements=keys,
-                set_={name: model.__table__.c[name] + statement.excluded[name] for name in COUNT_FIELDS},
-            )
-            session.execute(statement, rows)
 
     @staticmethod
     def _touch_agents(session: Session, messages: list[AggregateMessage], now: float) -> None:
@@ -477,9 +417,3 @@ def _row(message: AggregateMessage) -> dict[str, float]:
         "dwell_samples": dwell.samples if dwell else 0,
         "dwell_seconds": dwell.samples * dwell.mean_seconds if dwell else 0.0,
     }
-
-
-def _as_counts(delta: list[float]) -> dict[str, float]:
-    counts: dict[str, float] = {name: round(value) for name, value in zip(COUNT_FIELDS, delta, strict=True)}
-    counts["dwell_seconds"] = delta[COUNT_FIELDS.index("dwell_seconds")]
-    return counts

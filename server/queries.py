@@ -1,30 +1,37 @@
-"""Reads behind the traffic API. Hours, days, weeks and rankings come from the rollups; minutes from raw."""
+"""Reads behind the traffic API and the ad-placement ranking: sums of released values only
+(footfall.server.release), from the hourly cells, the daily rollup and the slot running totals."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import numpy as np
-from footfall.server.localtime import local_midnight, week_start
+from footfall.server.localtime import day_range, local_midnight, week_start
 from footfall.server.slots import slot_parts
 from footfall.server.stats import Z95
-from footfall.server.tables import Bucket, DailyRollup, HourlyRollup
-from sqlalchemy import BigInteger, cast, distinct, func, select, text
+from footfall.server.tables import DailyRollup, HourlyRollup
+from sqlalchemy import BigInteger, case, cast, distinct, func, select, text
 from sqlalchemy.orm import Session
 
-Granularity = Literal["minute", "hour", "day", "week"]
+Granularity = Literal["hour", "day", "week"]
 GENDERS = ("female", "male", "unknown")
 
 
 @dataclass
 class Rows:
-    """Counts keyed by something (a time, a zone, an hour of week): parts are female/male/unknown."""
+    """Sums of released values (footfall.server.release) keyed by something (a time, a zone, an hour of week).
+
+    ``people`` is what the cells released; ``parts`` (female, male, unknown) come from the cells that also
+    released their split, so ``people - parts.sum(axis=1)`` are the people of cells whose split was withheld.
+    ``withheld`` counts the cells left out entirely (1 to k-1 people)."""
 
     keys: list
+    people: np.ndarray  # (n,) int64
     parts: np.ndarray  # (n, 3) int64
+    withheld: np.ndarray  # (n,) withheld cells
     occurrences: np.ndarray  # (n,) how many hours of data stand behind each row (for means)
     dwell_samples: np.ndarray
     dwell_seconds: np.ndarray
@@ -37,85 +44,100 @@ def _total(column: Any) -> Any:
 
 
 def _measures(table: Any, occurrences: Any = None) -> tuple[Any, ...]:
-    """The summed columns of every traffic query, in the order ``Rows`` values carry them:
-    female, male, unknown, occurrences (rows, or what the caller counts), dwell samples, dwell seconds."""
+    """The summed columns of every traffic query, in the order ``Rows`` values carry them: released people,
+    female, male, unknown, withheld cells, occurrences (rows, or what the caller counts), dwell samples and
+    dwell seconds. Only released columns: no read sums a raw count."""
     return (
-        _total(table.female),
-        _total(table.male),
-        _total(table.unknown),
+        _total(table.released_people),
+        _total(table.released_female),
+        _total(table.released_male),
+        _total(table.released_unknown),
+        _total(table.withheld),
         func.count() if occurrences is None else occurrences,
-        _total(table.dwell_samples),
-        func.sum(table.dwell_seconds),
+        _total(table.released_dwell_samples),
+        func.sum(table.released_dwell_seconds),
     )
+
+
+_WIDTH = 8
 
 
 def _rows(keys: list, values: list[tuple]) -> Rows:
-    array = np.array(values, dtype=float).reshape(len(values), 6)
+    array = np.array(values, dtype=float).reshape(len(values), _WIDTH)
+    counts = array[:, :6].astype(np.int64)
     return Rows(
-        keys,
-        array[:, 0:3].astype(np.int64),
-        array[:, 3].astype(np.int64),
-        array[:, 4].astype(np.int64),
-        array[:, 5],
+        keys, counts[:, 0], counts[:, 1:4], counts[:, 4], counts[:, 5], array[:, 6].astype(np.int64), array[:, 7]
     )
 
 
-def series(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> Rows:
-    """Summed counts of the zones per bucket.
+def empty_rows() -> Rows:
+    return _rows([], [])
 
-    Keys are UTC epoch starts (minute/hour) or local dates (day/week).
+
+def series(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> Rows:
+    """Summed released counts of the zones per bucket.
+
+    Keys are UTC epoch starts (hour) or local dates (day/week).
     """
-    if granularity == "minute":
-        minute = Bucket.bucket_start - Bucket.bucket_start % 60
-        query = (
-            select(
-                minute,
-                *_measures(Bucket),
-            )
-            .where(Bucket.zone_pk.in_(zone_pks), Bucket.bucket_start >= start, Bucket.bucket_start < end)
-            .group_by(minute)
-            .order_by(minute)
-        )
-    elif granularity == "hour":
-        h = HourlyRollup
-        query = (
-            select(
-                h.hour_start,
-                *_measures(h),
-            )
-            .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
-            .group_by(h.hour_start)
-            .order_by(h.hour_start)
-        )
-    else:
+    if granularity != "hour":
         return _days(session, zone_pks, start, end, granularity, tz)
-    result = session.execute(query).all()
+    h = HourlyRollup
+    result = session.execute(
+        select(h.hour_start, *_measures(h))
+        .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
+        .group_by(h.hour_start)
+        .order_by(h.hour_start)
+    ).all()
     return _rows([int(r[0]) for r in result], [tuple(r[1:]) for r in result])
 
 
 def _days(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> Rows:
-    from footfall.server.localtime import day_range
-
+    """Days whose local start lies in [start, end), each summing its hours before ``end``: whole days from the
+    daily rollup, a last day cut short by ``end`` (today, while its hours are not all released) from the
+    hourly cells."""
     first, stop = day_range(start, end, tz)
+    cut = stop - timedelta(days=1) if stop > first and local_midnight(stop, tz) > end else None
     d = DailyRollup
-    result = session.execute(
-        select(
-            d.day,
-            *_measures(d),
+    result = [
+        (row[0], tuple(row[1:]))
+        for row in session.execute(
+            select(d.day, *_measures(d))
+            .where(d.zone_pk.in_(zone_pks), d.day >= first, d.day < (cut or stop))
+            .group_by(d.day)
+            .order_by(d.day)
         )
-        .where(d.zone_pk.in_(zone_pks), d.day >= first, d.day < stop)
-        .group_by(d.day)
-        .order_by(d.day)
-    ).all()
+    ]
+    if cut is not None:
+        h = HourlyRollup
+        row = session.execute(
+            select(*_measures(h)).where(
+                h.zone_pk.in_(zone_pks), h.hour_start >= local_midnight(cut, tz), h.hour_start < end
+            )
+        ).one()
+        if row[5]:  # any hourly cell
+            result.append((cut, tuple(row)))
     if granularity == "day":
-        return _rows([r[0] for r in result], [tuple(r[1:]) for r in result])
-    weeks: dict[date, list[float]] = defaultdict(lambda: [0.0] * 6)
-    for row in result:
-        acc = weeks[week_start(row[0])]
-        for i, value in enumerate(row[1:]):
-            acc[i] += float(value)
+        return _rows([day for day, _ in result], [values for _, values in result])
+    weeks: dict[date, list[float]] = defaultdict(lambda: [0.0] * _WIDTH)
+    for day, values in result:
+        acc = weeks[week_start(day)]
+        for i, value in enumerate(values):
+            acc[i] += float(value or 0)
     keys = sorted(weeks)
     return _rows(keys, [tuple(weeks[key]) for key in keys])
+
+
+def count_rows(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> int:
+    """How many rows a per-zone export of :func:`series` would have, at most (an export checks this before it
+    starts): zone × hour cells, or zone × day rows for days and weeks, plus one per zone for a day cut short."""
+    if granularity == "hour":
+        h = HourlyRollup
+        query = select(func.count()).where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
+        return int(session.scalar(query) or 0)
+    first, stop = day_range(start, end, tz)
+    d = DailyRollup
+    query = select(func.count()).where(d.zone_pk.in_(zone_pks), d.day >= first, d.day < stop)
+    return int(session.scalar(query) or 0) + len(zone_pks)
 
 
 def key_start(key: int | date, tz: str) -> int:
@@ -123,7 +145,7 @@ def key_start(key: int | date, tz: str) -> int:
 
 
 def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> Rows:
-    """Per-zone totals over [start, end) from the hourly rollup (hour resolution)."""
+    """Per-zone released totals over [start, end) from the hourly cells (hour resolution)."""
     h = HourlyRollup
     result = session.execute(
         select(
@@ -134,11 +156,11 @@ def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) 
         .group_by(h.zone_pk)
     ).all()
     found = {r[0]: tuple(r[1:]) for r in result}
-    return _rows(list(zone_pks), [found.get(pk, (0, 0, 0, 0, 0, 0.0)) for pk in zone_pks])
+    return _rows(list(zone_pks), [found.get(pk, (0,) * _WIDTH) for pk in zone_pks])
 
 
 def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int) -> Rows:
-    """Counts per local hour of week (0 = Monday 00:00), summed over the zones.
+    """Released counts per local hour of week (0 = Monday 00:00), summed over the zones.
 
     ``occurrences`` counts the distinct hours with data, so ``count / occurrences`` is the mean per week.
     """
@@ -157,8 +179,8 @@ def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int)
 
 @dataclass
 class RankedSlots:
-    rows: list[tuple]  # (zone_pk, local_how, female, male, unknown, hours observed), best first
-    suppressed: int  # slots left out because a count of theirs is below k
+    rows: list[tuple]  # (zone_pk, local_how, people, female, male, unknown, withheld, hours observed), best first
+    suppressed: int  # slots left out because every cell of theirs was withheld
 
 
 def ranked_slots(
@@ -169,7 +191,6 @@ def ranked_slots(
     *,
     audience: str,
     sort: str,
-    k: int,
     hours_of_week: list[int],
     min_weeks: int,
     limit: int,
@@ -177,12 +198,11 @@ def ranked_slots(
     """Ranks zone × local-hour-of-week slots inside the database and returns only the top ``limit``.
 
     A year of 200 zones is 1.75 M hourly rows and 33,600 slots: aggregating, scoring and sorting in SQL keeps
-    the response fast. A slot reports its people, classified people and target count, from which female,
-    male and unknown follow; so a slot is left out (counted as suppressed) when any of those counts or its
-    total is from 1 to k-1. That is exactly the rows-only rule of footfall.server.privacy: a row with a
-    primary suppression always ends with hidden cells, and a slot is never shown in part.
+    the response fast. A slot sums the released values of its hourly cells (footfall.server.release), so
+    whatever it shows is already safe to show; a slot whose every cell was withheld has nothing to show and is
+    left out (counted as suppressed).
     """
-    from sqlalchemy import and_, case, literal, or_
+    from sqlalchemy import and_, literal
 
     if session.get_bind().dialect.name == "postgresql":
         # The query now aggregates ~100k rows: starting parallel workers costs more than it saves, and on a
@@ -198,22 +218,19 @@ def ranked_slots(
             parts.c.zone_pk.label("zone_pk"),
             parts.c.how.label("how"),
             # As floats: PostgreSQL sums bigints as numeric, whose arithmetic is many times slower.
+            func.sum(parts.c.p).label("p"),
             func.sum(parts.c.f).label("f"),
             func.sum(parts.c.m).label("m"),
             func.sum(parts.c.u).label("u"),
+            cast(func.sum(parts.c.w), BigInteger).label("withheld"),
             cast(hours, BigInteger).label("w"),
         )
         .group_by(parts.c.zone_pk, parts.c.how)
         .having(hours >= min_weeks)
         .subquery()
     )
-    people = grouped.c.f + grouped.c.m + grouped.c.u
-
-    def small(value):  # type: ignore[no-untyped-def]
-        return and_(value >= 1, value < k)
-
-    hidden = case((or_(small(grouped.c.f), small(grouped.c.m), small(grouped.c.u), small(people)), 1), else_=0)
-    mean_people = people * literal(1.0) / grouped.c.w
+    hidden = case((and_(grouped.c.p == 0, grouped.c.withheld > 0), 1), else_=0)
+    mean_people = grouped.c.p * literal(1.0) / grouped.c.w
     if audience == "all":
         expected = mean_people
         low = literal(0.0)
@@ -229,9 +246,11 @@ def ranked_slots(
     scored = select(
         grouped.c.zone_pk,
         grouped.c.how,
+        grouped.c.p,
         grouped.c.f,
         grouped.c.m,
         grouped.c.u,
+        grouped.c.withheld,
         grouped.c.w,
         hidden.label("hidden"),
         expected.label("expected"),
@@ -245,5 +264,9 @@ def ranked_slots(
         .limit(limit)
     ).all()
     suppressed = int(result[0].suppressed) if result else 0
-    rows = [(r.zone_pk, int(r.how), int(r.f), int(r.m), int(r.u), int(r.w)) for r in result if not r.hidden]
+    rows = [
+        (r.zone_pk, int(r.how), int(r.p), int(r.f), int(r.m), int(r.u), int(r.withheld), int(r.w))
+        for r in result
+        if not r.hidden
+    ]
     return RankedSlots(rows, suppressed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from footfall.server.release import DEFAULT_K
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
@@ -16,7 +17,18 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     database_url: str = Field(DEFAULT_DATABASE_URL, description="DATABASE_URL: SQLAlchemy URL (sqlite or postgresql).")
-    k_anonymity: int = Field(5, ge=1, le=1000, description="FOOTFALL_K_ANON: counts 1..k-1 are suppressed.")
+    k_anonymity: int = Field(
+        DEFAULT_K,
+        ge=1,
+        le=1000,
+        description="FOOTFALL_K_ANON: zone × hour cells with 1..k-1 people are withheld; a gender split is released "
+        "only when each of its parts is 0 or at least k.",
+    )
+    release_open_hour: bool = Field(
+        False,
+        description="FOOTFALL_RELEASE_OPEN_HOUR: answer with the hour in progress too. Live, but anyone who "
+        "refreshes twice sees who came by in between; the demo turns it on.",
+    )
     mqtt_url: str | None = Field(None, description="MQTT_URL: mqtt://user:pass@host:port; None = no consumer.")
     mqtt_group: str = Field(
         "footfall-server",
@@ -57,6 +69,7 @@ class Settings(BaseModel):
         mapping = {
             "DATABASE_URL": "database_url",
             "FOOTFALL_K_ANON": "k_anonymity",
+            "FOOTFALL_RELEASE_OPEN_HOUR": "release_open_hour",
             "MQTT_URL": "mqtt_url",
             "FOOTFALL_MQTT_GROUP": "mqtt_group",
             "FOOTFALL_MQTT_CLIENT_ID": "mqtt_client_id",

@@ -1,10 +1,12 @@
-"""Running totals per zone × local hour of week (``rollup_slot_cumulative``): how the ad-placement ranking
-reads any range of whole weeks from two rows per slot instead of one hourly row per slot and week.
+"""Running totals of released values per zone × local hour of week (``rollup_slot_cumulative``): how the
+ad-placement ranking reads any range of whole weeks from two rows per slot instead of one hourly row per slot
+and week.
 
-Ingest adds each hourly delta to the slot's row of its UTC week and of every later week, in the same
-transaction as the hourly rollup, so the running totals always equal sums of the hourly rollups (and those
-equal the raw buckets). A zone's rows are dense from its first to its last week, so a query finds the row of
-any week by key: weeks after the last one hold the last totals, weeks before the first one hold zeros.
+Ingest adds each change of an hourly cell's released values (footfall.server.release) to the slot's row of
+its UTC week and of every later week, in the same transaction as the hourly rollup, so the running totals
+always equal sums of the released hourly values. A zone's rows are dense from its first to its last week,
+so a query finds the row of any week by key: weeks after the last one hold the last totals, weeks before the
+first one hold zeros.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 HOURS_OF_WEEK = 168
-SLOT_FIELDS = ("female", "male", "unknown", "hours")
+SLOT_FIELDS = ("people", "female", "male", "unknown", "withheld", "hours")
+# The hourly columns the first five slot fields sum (``hours`` counts the hourly rows).
+SLOT_SOURCES = ("released_people", "released_female", "released_male", "released_unknown", "withheld")
 
-# (zone_pk, UTC week, local hour of week) → [female, male, unknown, new hourly rows]
+# (zone_pk, UTC week, local hour of week) → [people, female, male, unknown, withheld, new hourly rows]
 SlotDeltas = dict[tuple[int, int, int], list[int]]
 
 
@@ -86,7 +90,7 @@ def apply_slot_deltas(session: Session, deltas: SlotDeltas) -> None:
         session.execute(
             cumulative.insert(),
             [
-                {"zone_pk": z, "week": w, "local_how": how, "female": 0, "male": 0, "unknown": 0, "hours": 0}
+                {"zone_pk": z, "week": w, "local_how": how, **dict.fromkeys(SLOT_FIELDS, 0)}
                 for z, w in zero_weeks
                 for how in range(HOURS_OF_WEEK)
             ],
@@ -146,15 +150,15 @@ _REBUILD_TOTALS = text(
         SELECT zone_pk, first_week, last_week FROM rollup_slot_span WHERE zone_pk IN :zones
         UNION ALL SELECT zone_pk, week + 1, last_week FROM weeks WHERE week < last_week
     ),
-    sums(zone_pk, week, how, f, m, u, n) AS (
-        SELECT zone_pk, (hour_start - :monday) / :week, local_how,
-            sum(female), sum(male), sum(unknown), count(*)
+    sums(zone_pk, week, how, p, f, m, u, w, n) AS (
+        SELECT zone_pk, (hour_start - :monday) / :week, local_how, sum(released_people),
+            sum(released_female), sum(released_male), sum(released_unknown), sum(withheld), count(*)
         FROM rollup_hourly WHERE zone_pk IN :zones GROUP BY 1, 2, 3
     )
-    INSERT INTO rollup_slot_cumulative (zone_pk, week, local_how, female, male, unknown, hours)
+    INSERT INTO rollup_slot_cumulative (zone_pk, week, local_how, people, female, male, unknown, withheld, hours)
     SELECT w.zone_pk, w.week, x.how,
-        sum(coalesce(s.f, 0)) OVER slot, sum(coalesce(s.m, 0)) OVER slot,
-        sum(coalesce(s.u, 0)) OVER slot, sum(coalesce(s.n, 0)) OVER slot
+        sum(coalesce(s.p, 0)) OVER slot, sum(coalesce(s.f, 0)) OVER slot, sum(coalesce(s.m, 0)) OVER slot,
+        sum(coalesce(s.u, 0)) OVER slot, sum(coalesce(s.w, 0)) OVER slot, sum(coalesce(s.n, 0)) OVER slot
     FROM weeks w CROSS JOIN hows x
     LEFT JOIN sums s ON s.zone_pk = w.zone_pk AND s.week = w.week AND s.how = x.how
     WINDOW slot AS (PARTITION BY w.zone_pk, x.how ORDER BY w.week)
@@ -164,8 +168,8 @@ _REBUILD_TOTALS = text(
 
 
 def rebuild_slots(bind: Session | Connection, zone_pks: list[int]) -> int:
-    """Recomputes the running totals of ``zone_pks`` from their hourly rollups, inside the database (after a
-    time-zone change, in the migration that adds them, or after a bulk load); returns the rows written."""
+    """Recomputes the running totals of ``zone_pks`` from the released values of their hourly cells, inside the
+    database (after a time-zone change or a change of k, or after a bulk load); returns the rows written."""
     if not zone_pks:
         return 0
     cumulative, span = SlotCumulative.__table__, SlotSpan.__table__
@@ -177,9 +181,10 @@ def rebuild_slots(bind: Session | Connection, zone_pks: list[int]) -> int:
 
 
 def slot_parts(zone_pks: list[int], start: int, end: int, hours_of_week: list[int] | None) -> Select:
-    """Rows (zone_pk, how, f, m, u, n) whose sums per (zone_pk, how) are the hourly rollups' sums and row
-    count over hours starting in [start, end): the hours before the first and after the last whole UTC week
-    come from the hourly rollup, the whole weeks from two running-total rows per slot (end minus start)."""
+    """Rows (zone_pk, how, p, f, m, u, w, n) whose sums per (zone_pk, how) are the released hourly values'
+    sums (people, female, male, unknown, withheld cells) and row count over hours starting in [start, end):
+    the hours before the first and after the last whole UTC week come from the hourly rollup, the whole weeks
+    from two running-total rows per slot (end minus start)."""
     h = HourlyRollup.__table__
     first_week = -((MONDAY_EPOCH - start) // WEEK)  # the first week starting at or after ``start``
     stop_week = (end - MONDAY_EPOCH) // WEEK  # the first week not ending by ``end``
@@ -189,9 +194,11 @@ def slot_parts(zone_pks: list[int], start: int, end: int, hours_of_week: list[in
         return select(
             h.c.zone_pk.label("zone_pk"),
             h.c.local_how.label("how"),
-            cast(h.c.female, Float).label("f"),
-            cast(h.c.male, Float).label("m"),
-            cast(h.c.unknown, Float).label("u"),
+            cast(h.c.released_people, Float).label("p"),
+            cast(h.c.released_female, Float).label("f"),
+            cast(h.c.released_male, Float).label("m"),
+            cast(h.c.released_unknown, Float).label("u"),
+            cast(h.c.withheld, Integer).label("w"),
             literal(1, Integer).label("n"),  # integers: PostgreSQL sums bigints as slow numerics
         ).where(h.c.zone_pk.in_(zone_pks), h.c.hour_start >= low, h.c.hour_start < high, *how_filter)
 
@@ -214,9 +221,11 @@ def _totals_at(zone_pks: list[int], week: int, sign: int, hours_of_week: list[in
         select(
             c.c.zone_pk.label("zone_pk"),
             c.c.local_how.label("how"),
+            cast(c.c.people * sign, Float).label("p"),
             cast(c.c.female * sign, Float).label("f"),
             cast(c.c.male * sign, Float).label("m"),
             cast(c.c.unknown * sign, Float).label("u"),
+            cast(c.c.withheld * sign, Integer).label("w"),
             cast(c.c.hours * sign, Integer).label("n"),
         )
         .select_from(s.join(c, and_(c.c.zone_pk == s.c.zone_pk, c.c.week == row_week)))

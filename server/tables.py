@@ -99,8 +99,22 @@ class _RollupCounts:
     dwell_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class HourlyRollup(_RollupCounts, Base):
-    """Sum of raw buckets per zone and UTC hour; ``local_how`` is the hour of week in the site's zone."""
+class _ReleasedCounts:
+    """What footfall.server.release lets out of a zone × hour cell, or the sums of such cells: every read
+    endpoint sums these columns and nothing else. ``withheld`` counts the cells that had 1 to k-1 people."""
+
+    released_people: Mapped[int] = mapped_column(BigInteger, default=0)
+    released_female: Mapped[int] = mapped_column(BigInteger, default=0)
+    released_male: Mapped[int] = mapped_column(BigInteger, default=0)
+    released_unknown: Mapped[int] = mapped_column(BigInteger, default=0)
+    released_dwell_samples: Mapped[int] = mapped_column(BigInteger, default=0)
+    released_dwell_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    withheld: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HourlyRollup(_RollupCounts, _ReleasedCounts, Base):
+    """Sum of raw buckets per zone and UTC hour (the release unit), with what of it may be released;
+    ``local_how`` is the hour of week in the site's zone."""
 
     __tablename__ = "rollup_hourly"
 
@@ -109,8 +123,9 @@ class HourlyRollup(_RollupCounts, Base):
     local_how: Mapped[int] = mapped_column(SmallInteger)
 
 
-class DailyRollup(_RollupCounts, Base):
-    """Sum of hourly rollups per zone and local day (the day of each hour's start in the site's zone)."""
+class DailyRollup(_ReleasedCounts, Base):
+    """Sums of the released hourly values per zone and local day (the day of each hour's start in the site's
+    zone). It holds no raw counts: a day answers only with what its hours released."""
 
     __tablename__ = "rollup_daily"
 
@@ -119,12 +134,14 @@ class DailyRollup(_RollupCounts, Base):
 
 
 class SlotCumulative(Base):
-    """Running totals per zone and local hour of week over UTC weeks (Monday 00:00 UTC to Monday).
+    """Running totals of released hourly values per zone and local hour of week over UTC weeks (Monday
+    00:00 UTC to Monday).
 
-    The row of week ``w`` holds the sums of every hourly rollup of its zone and local hour of week whose hour
-    starts before the end of week ``w`` (``hours`` counts those hourly rows). A range of whole weeks is then
-    the difference of two rows per slot, whatever its length. Rows are dense: every hour of week of every
-    week from the zone's first to its last week (``SlotSpan``), so the row a query needs always exists.
+    The row of week ``w`` holds the sums of the released values of every hourly rollup of its zone and local
+    hour of week whose hour starts before the end of week ``w`` (``hours`` counts those hourly rows,
+    ``withheld`` those of them withheld). A range of whole weeks is then the difference of two rows per slot,
+    whatever its length. Rows are dense: every hour of week of every week from the zone's first to its last
+    week (``SlotSpan``), so the row a query needs always exists.
     """
 
     __tablename__ = "rollup_slot_cumulative"
@@ -132,9 +149,11 @@ class SlotCumulative(Base):
     zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
     week: Mapped[int] = mapped_column(Integer, primary_key=True)
     local_how: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    people: Mapped[int] = mapped_column(BigInteger, default=0)
     female: Mapped[int] = mapped_column(BigInteger, default=0)
     male: Mapped[int] = mapped_column(BigInteger, default=0)
     unknown: Mapped[int] = mapped_column(BigInteger, default=0)
+    withheld: Mapped[int] = mapped_column(BigInteger, default=0)
     hours: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

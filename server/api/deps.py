@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from footfall.server.auth import Principal, authenticate
 from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
+from footfall.server.release import released_end
 from footfall.server.settings import Settings
 from footfall.server.tables import Site, Zone
 from sqlalchemy import select
@@ -126,7 +128,6 @@ require_admin = Require("admin")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_RANGE = {
-    "minute": timedelta(days=7),
     "hour": timedelta(days=400),
     "day": timedelta(days=3700),
     "week": timedelta(days=3700),
@@ -170,6 +171,12 @@ def check_span(span: TimeRange, granularity: str) -> None:
             f"granularity '{granularity}' covers at most {limit.days} days per request; "
             "narrow the range or use a coarser granularity",
         )
+
+
+def released(span: TimeRange, ctx: ServerContext) -> TimeRange:
+    """The part of ``span`` that may be answered: it stops at the hour in progress (footfall.server.release)."""
+    end = released_end(span.end, time.time(), ctx.settings.release_open_hour)
+    return TimeRange(span.start, max(span.start, end))
 
 
 Range = Annotated[TimeRange, Depends(time_range)]

@@ -15,12 +15,14 @@ from footfall.server.api.deps import (
     ZonesParam,
     get_site,
     get_zones,
+    released,
     require_viewer,
 )
 from footfall.server.api.schemas import AdPlacement
 from footfall.server.api.sites import IdPath
 from footfall.server.localtime import WEEKDAYS, how_label, to_iso
 from footfall.server.stats import poisson_mean_interval, wilson_interval
+from footfall.server.tables import Zone
 
 router = APIRouter(prefix="/api/v1/sites/{site_id}/insights", tags=["insights"], dependencies=[Depends(require_viewer)])
 
@@ -30,7 +32,8 @@ METHOD = (
     "the people the classifier could decide on (people it could not classify are assumed to split the same "
     "way). The share's 95% interval is the Wilson score interval from those counts, and the audience "
     "interval scales the same bounds; for audience 'all' the interval treats the count as Poisson. Slots "
-    "with counts below k are left out for privacy. Sorting by 'share' ranks by the interval's lower end, so "
+    "use only the zone-hours released for privacy (at least k people; the split only where each part is 0 or at "
+    "least k), and a slot with none released is left out. Sorting by 'share' ranks by the interval's lower end, so "
     "thin evidence does not float to the top."
 )
 
@@ -100,6 +103,7 @@ def ad_placement(
     site = get_site(session, site_id)
     zones = [z for z in get_zones(session, site, zone_ids) if zone_kind is None or z.kind == zone_kind]
     k = ctx.settings.k_anonymity
+    span = released(span, ctx)
     ranked = queries.ranked_slots(
         session,
         [z.id for z in zones],
@@ -107,15 +111,14 @@ def ad_placement(
         span.end,
         audience=audience,
         sort=sort,
-        k=k,
         limit=limit,
         hours_of_week=[d * 24 + h for d in sorted(wanted_days) for h in sorted(wanted_hours)],
         min_weeks=min_weeks,
     )
     by_pk = {z.id: z for z in zones}
     slots = [
-        _slot(rank, by_pk[zone_pk], how, np.array(parts), weeks, audience)
-        for rank, (zone_pk, how, *parts, weeks) in enumerate(ranked.rows, start=1)
+        _slot(rank, by_pk[zone_pk], how, people, np.array(parts), withheld, weeks, audience)
+        for rank, (zone_pk, how, people, *parts, withheld, weeks) in enumerate(ranked.rows, start=1)
     ]
     return {
         "site_id": site.site_id,
@@ -131,9 +134,11 @@ def ad_placement(
     }
 
 
-def _slot(rank: int, zone, how: int, parts: np.ndarray, weeks: int, audience: str) -> dict:  # type: ignore[no-untyped-def]
-    female, male, unknown = (int(v) for v in parts)
-    people, classified = female + male + unknown, female + male
+def _slot(
+    rank: int, zone: Zone, how: int, people: int, parts: np.ndarray, withheld: int, weeks: int, audience: str
+) -> dict:
+    female, male = int(parts[0]), int(parts[1])
+    classified = female + male
     mean_people = people / weeks
     label = how_label(how)
     if audience == "all":
@@ -170,6 +175,7 @@ def _slot(rank: int, zone, how: int, parts: np.ndarray, weeks: int, audience: st
         "label": label,
         "weeks_observed": weeks,
         "people": people,
+        "withheld_hours": withheld,
         "classified": classified,
         "audience_count": count,
         "share": round(share, 4) if share is not None else None,

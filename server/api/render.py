@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import orjson
 from fastapi.responses import Response
-from footfall.server.privacy import shown
 
 
 class FastJSONResponse(Response):
@@ -21,39 +20,33 @@ class FastJSONResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def counts(parts: Sequence[int] | np.ndarray, hidden_parts: Sequence[bool] | np.ndarray, hidden_total: bool) -> dict:
-    female, male, unknown = (int(v) for v in parts)
-    hf, hm, hu = (bool(v) for v in hidden_parts)
-    classified = female + male
-    share_visible = not (hf or hm) and classified > 0
-    return {
-        "people": shown(female + male + unknown, hidden_total),
-        "female": shown(female, hf),
-        "male": shown(male, hm),
-        "unknown": shown(unknown, hu),
-        "suppressed": bool(hf or hm or hu or hidden_total),
-        "female_share": round(female / classified, 4) if share_visible else None,
-        "male_share": round(male / classified, 4) if share_visible else None,
-    }
-
-
 def counts_table(
+    people: np.ndarray,
     parts: np.ndarray,
-    hidden_parts: np.ndarray,
-    hidden_totals: np.ndarray,
+    withheld: np.ndarray,
     starts: list[str] | None = None,
     labels: list[str] | None = None,
 ) -> list[dict]:
-    """:func:`counts` for every row of a table at once (numpy), for long series; with ``starts`` and
-    ``labels``, each row begins with its "start" and "label" (built in one pass: a 90-day hourly series is
-    2,160 rows)."""
-    n = len(parts)
+    """The API's counts for every row of sums of released values (footfall.server.queries.Rows), at once
+    (numpy: a 90-day hourly series is 2,160 rows); with ``starts`` and ``labels``, each row begins with its
+    "start" and "label".
+
+    A count is ``null`` only when nothing behind it was released: ``people`` when every cell with people was
+    withheld, the split when no cell with people released one. ``people_lower_bound`` says that withheld cells
+    are left out of ``people``; ``unsplit`` are people of cells whose split was withheld."""
+    n = len(people)
     if n == 0:
         return []
+    people = np.asarray(people, np.int64)
+    parts = np.asarray(parts, np.int64).reshape(n, 3)
+    withheld = np.asarray(withheld, np.int64)
     female, male, unknown = (parts[:, i] for i in range(3))
-    people = female + male + unknown
+    split = parts.sum(axis=1)
+    unsplit = people - split
+    people_hidden = (people == 0) & (withheld > 0)
+    split_hidden = people_hidden | ((split == 0) & (people > 0))
     classified = female + male
-    share_visible = ~(hidden_parts[:, 0] | hidden_parts[:, 1]) & (classified > 0)
+    share_visible = ~split_hidden & (classified > 0)
     safe = np.where(classified > 0, classified, 1)
     female_share = np.where(share_visible, np.round(female / safe, 4), np.nan)
     male_share = np.where(share_visible, np.round(male / safe, 4), np.nan)
@@ -68,16 +61,35 @@ def counts_table(
         out[np.isnan(values)] = None
         return out.tolist()
 
-    names = ("people", "female", "male", "unknown", "suppressed", "female_share", "male_share")
+    names = (
+        "people",
+        "female",
+        "male",
+        "unknown",
+        "unsplit",
+        "withheld_cells",
+        "people_lower_bound",
+        "suppressed",
+        "female_share",
+        "male_share",
+    )
     columns = [
-        column(people, hidden_totals),
-        column(female, hidden_parts[:, 0]),
-        column(male, hidden_parts[:, 1]),
-        column(unknown, hidden_parts[:, 2]),
-        (hidden_parts.any(axis=1) | hidden_totals).tolist(),
+        column(people, people_hidden),
+        column(female, split_hidden),
+        column(male, split_hidden),
+        column(unknown, split_hidden),
+        unsplit.tolist(),
+        withheld.tolist(),
+        (withheld > 0).tolist(),
+        ((withheld > 0) | (unsplit > 0)).tolist(),
         shares(female_share),
         shares(male_share),
     ]
     if starts is not None and labels is not None:
         names, columns = ("start", "label", *names), [starts, labels, *columns]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def counts(people: int, parts: Sequence[int] | np.ndarray, withheld: int) -> dict:
+    """:func:`counts_table` of one row."""
+    return counts_table(np.array([people]), np.array([parts]), np.array([withheld]))[0]

@@ -7,13 +7,17 @@ from pydantic import BaseModel, Field
 
 
 class Counts(BaseModel):
-    """Counts of people; a count is ``null`` when suppressed for privacy (see ``suppressed``)."""
+    """Sums of what the zone × hour cells behind them released (see "Privacy" in server/API.md). A count is
+    ``null`` only when nothing behind it was released."""
 
-    people: int | None
-    female: int | None
+    people: int | None = Field(description="People in the released cells; a lower bound when cells were withheld.")
+    female: int | None = Field(description="Female, in the cells that released their gender split.")
     male: int | None
-    unknown: int | None
-    suppressed: bool = Field(description="True when at least one count here is hidden (k-anonymity).")
+    unknown: int | None = Field(description="Not classified (face never seen well enough), in those cells.")
+    unsplit: int = Field(description="People of released cells whose gender split was withheld.")
+    withheld_cells: int = Field(description="Zone × hour cells with 1 to k-1 people, left out entirely.")
+    people_lower_bound: bool = Field(description="True when withheld cells are missing from people.")
+    suppressed: bool = Field(description="True when anything behind these counts was withheld.")
     female_share: float | None = Field(None, description="female / (female + male): share of classified people.")
     male_share: float | None = None
 
@@ -30,7 +34,7 @@ class Series(BaseModel):
     start: str
     end: str
     timezone: str
-    k: int = Field(description="Counts from 1 to k-1 are suppressed.")
+    k: int = Field(description="Zone × hour cells with 1 to k-1 people are withheld.")
     points: list[SeriesPoint] = Field(description="Buckets with data only, oldest first.")
     totals: Counts
 
@@ -151,7 +155,8 @@ class Slot(BaseModel):
     hour: int
     label: str
     weeks_observed: int
-    people: int = Field(description="People counted in this slot over the range.")
+    people: int = Field(description="People counted in this slot over the range (released zone-hours).")
+    withheld_hours: int = Field(description="Zone-hours of this slot withheld for privacy (1 to k-1 people).")
     classified: int = Field(description="People with a female/male decision (the share's sample size).")
     audience_count: int = Field(description="People of the target audience counted in the slot over the range.")
     share: float | None = Field(description="Target share of classified people (null for audience 'all').")
@@ -173,7 +178,7 @@ class AdPlacement(BaseModel):
     sort: str
     method: str
     slots: list[Slot]
-    suppressed_slots: int = Field(description="Slots left out because their counts are below k.")
+    suppressed_slots: int = Field(description="Slots left out because every zone-hour of theirs was withheld.")
 
 
 class IngestRejection(BaseModel):

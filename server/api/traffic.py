@@ -1,43 +1,46 @@
 """Traffic API: series, totals, peak hours, hour-of-week heatmap, zone comparison and CSV export.
 
-Every count passes through k-anonymity suppression (footfall.server.privacy) before it leaves the server.
+Every number is a sum of released cell values (footfall.server.release), so no answer, and no combination
+of answers, depends on a withheld count.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
 from footfall.server import queries
 from footfall.server.api.deps import (
     Context,
     Range,
     ReadSession,
+    ServerContext,
     TimeRange,
     ZonesParam,
     check_span,
     get_site,
     get_zones,
+    released,
     require_viewer,
 )
 from footfall.server.api.render import FastJSONResponse, counts, counts_table
 from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
 from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, to_iso, zone
-from footfall.server.privacy import suppress_table
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
 
 router = APIRouter(prefix="/api/v1/sites/{site_id}/traffic", tags=["traffic"], dependencies=[Depends(require_viewer)])
 
 GranularityParam = Annotated[
-    Literal["minute", "hour", "day", "week"],
-    Query(description="minute (≤ 7 days, from raw buckets), hour (≤ 400 days), day or week (local calendar)."),
+    Literal["hour", "day", "week"],
+    Query(description="hour (≤ 400 days), day or week (local calendar). An hour is the finest unit released."),
 ]
 
 
@@ -63,6 +66,10 @@ def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict:
     }
 
 
+def _sum(rows: queries.Rows) -> dict:
+    return counts(int(rows.people.sum()), rows.parts.sum(axis=0), int(rows.withheld.sum()))
+
+
 @router.get("/series", response_model=Series, summary="Time series of people and gender split (role: viewer)")
 def series(
     site_id: IdPath,
@@ -74,45 +81,39 @@ def series(
 ) -> FastJSONResponse:
     """People per bucket, summed over the selected zones, with the gender split and totals over the range.
     Hours are UTC hours (labelled in local time); days and weeks (Monday first) follow the site's
-    time zone."""
+    time zone. The range stops at the hour in progress, which is released once it has ended."""
     check_span(span, granularity)
+    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    k = ctx.settings.k_anonymity
     rows = queries.series(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
-    table = suppress_table(rows.parts, k)
-    if granularity in ("minute", "hour"):  # UTC instants: formatted all at once
+    if granularity == "hour":  # UTC instants: formatted all at once
         starts, labels = iso_and_local_labels(rows.keys, site.timezone)
     else:
         starts = [to_iso(queries.key_start(key, site.timezone)) for key in rows.keys]
         labels = [_label(key, granularity, site.timezone) for key in rows.keys]
-    points = counts_table(rows.parts, table.parts, table.row_totals, starts, labels)
-    total = rows.parts.sum(axis=0) if len(rows.keys) else np.zeros(3, np.int64)
-    hidden_columns = table.column_totals if len(rows.keys) else np.zeros(3, bool)
     # Returned as a response so FastAPI skips re-validating thousands of points against the model.
     return FastJSONResponse(
         {
-            **_head(site, zones, span, k),
+            **_head(site, zones, span, ctx.settings.k_anonymity),
             "granularity": granularity,
             "timezone": site.timezone,
-            "points": points,
-            "totals": counts(total, hidden_columns, table.grand_total),
+            "points": counts_table(rows.people, rows.parts, rows.withheld, starts, labels),
+            "totals": _sum(rows),
         }
     )
 
 
 @router.get("/totals", response_model=Totals, summary="Totals and gender split over a range (role: viewer)")
 def totals(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
-    """Counts and shares over [start, end) at hour resolution (hours starting in the range)."""
+    """Counts and shares over [start, end) at hour resolution (hours starting in the range and ended)."""
+    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    k = ctx.settings.k_anonymity
     rows = queries.totals_by_zone(session, [z.id for z in zones], span.start, span.end)
-    parts = rows.parts.sum(axis=0, keepdims=True) if len(zones) else np.zeros((1, 3), np.int64)
-    table = suppress_table(parts, k)
-    samples = int(rows.dwell_samples.sum()) if len(zones) else 0
-    dwell = float(rows.dwell_seconds.sum()) / samples if samples >= k else None
+    samples = int(rows.dwell_samples.sum())
+    dwell = float(rows.dwell_seconds.sum()) / samples if samples else None
     return {
-        **_head(site, zones, span, k),
-        "totals": counts(parts[0], table.parts[0], bool(table.row_totals[0])),
+        **_head(site, zones, span, ctx.settings.k_anonymity),
+        "totals": _sum(rows),
         "mean_dwell_seconds": round(dwell, 1) if dwell is not None else None,
     }
 
@@ -127,44 +128,45 @@ def peak_hours(
     top: Annotated[int, Query(ge=1, le=24, description="How many hours to return.")] = 24,
 ) -> dict:
     """Hours of the day ranked by people, with the mean per day observed; in the site's local time."""
+    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    k = ctx.settings.k_anonymity
     rows = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
-    parts = np.zeros((24, 3), np.int64)
-    days = np.zeros(24, np.int64)
-    for i, how in enumerate(rows.keys):
-        parts[how % 24] += rows.parts[i]
-        days[how % 24] += rows.occurrences[i]
+    hour_of_day = np.array([how % 24 for how in rows.keys], np.int64)
+    people, parts, withheld, days = (
+        np.zeros(24, np.int64),
+        np.zeros((24, 3), np.int64),
+        np.zeros(24, np.int64),
+        np.zeros(24, np.int64),
+    )
+    np.add.at(people, hour_of_day, rows.people)
+    np.add.at(parts, hour_of_day, rows.parts)
+    np.add.at(withheld, hour_of_day, rows.withheld)
+    np.add.at(days, hour_of_day, rows.occurrences)
     present = np.flatnonzero(days > 0)
-    table = suppress_table(parts[present], k, column_totals=False)  # hours only, no sums reported
     hours = []
-    for j, hour in enumerate(present):
-        shown = counts(parts[hour], table.parts[j], bool(table.row_totals[j]))
-        people = shown["people"]
+    for hour, shown in zip(present, counts_table(people[present], parts[present], withheld[present]), strict=True):
         hours.append(
             {
                 **shown,
                 "hour": int(hour),
                 "label": f"{hour:02d}:00-{hour + 1:02d}:00",
                 "days_observed": int(days[hour]),
-                "mean_people_per_day": round(people / days[hour], 2) if people is not None else None,
+                "mean_people_per_day": round(shown["people"] / days[hour], 2) if shown["people"] is not None else None,
             }
         )
     hours.sort(key=lambda h: (h["people"] is None, -(h["people"] or 0), h["hour"]))
-    return {**_head(site, zones, span, k), "timezone": site.timezone, "hours": hours[:top]}
+    return {**_head(site, zones, span, ctx.settings.k_anonymity), "timezone": site.timezone, "hours": hours[:top]}
 
 
 @router.get("/heatmap", response_model=Heatmap, summary="People per local hour of week (role: viewer)")
 def heatmap(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
     """168 cells (Monday 00:00 … Sunday 23:00, local time) with totals, gender split and mean per week."""
+    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    k = ctx.settings.k_anonymity
     rows = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
-    table = suppress_table(rows.parts, k, column_totals=False)  # cells only, no sums reported
     cells = []
-    for i, how in enumerate(rows.keys):
-        shown = counts(rows.parts[i], table.parts[i], bool(table.row_totals[i]))
-        weeks = int(rows.occurrences[i])
+    for i, shown in enumerate(counts_table(rows.people, rows.parts, rows.withheld)):
+        how, weeks = rows.keys[i], int(rows.occurrences[i])
         cells.append(
             {
                 **shown,
@@ -175,21 +177,21 @@ def heatmap(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zo
                 "mean_people": round(shown["people"] / weeks, 2) if shown["people"] is not None else None,
             }
         )
-    return {**_head(site, zones, span, k), "timezone": site.timezone, "cells": cells}
+    return {**_head(site, zones, span, ctx.settings.k_anonymity), "timezone": site.timezone, "cells": cells}
 
 
 @router.get("/compare", response_model=Comparison, summary="Zones side by side (role: viewer)")
 def compare(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
-    """Each zone's totals, gender split and share of the selected zones' traffic, busiest first."""
+    """Each zone's totals, gender split and share of the selected zones' traffic, busiest first. Zones may
+    overlap (a counting line inside a zone), so the totals add up passes, not distinct people."""
+    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    k = ctx.settings.k_anonymity
     rows = queries.totals_by_zone(session, [z.id for z in zones], span.start, span.end)
-    table = suppress_table(rows.parts, k)
-    grand = int(rows.parts.sum())
+    grand = int(rows.people.sum())
     out = []
-    for i, z in enumerate(zones):
-        shown = counts(rows.parts[i], table.parts[i], bool(table.row_totals[i]))
-        share = shown["people"] / grand if shown["people"] is not None and grand and not table.grand_total else None
+    for i, shown in enumerate(counts_table(rows.people, rows.parts, rows.withheld)):
+        z = zones[i]
+        share = shown["people"] / grand if shown["people"] is not None and grand else None
         out.append(
             {
                 **shown,
@@ -201,9 +203,7 @@ def compare(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zo
             }
         )
     out.sort(key=lambda r: (r["people"] is None, -(r["people"] or 0), r["zone_id"]))
-    total = rows.parts.sum(axis=0) if zones else np.zeros(3, np.int64)
-    hidden = table.column_totals if zones else np.zeros(3, bool)
-    return {**_head(site, zones, span, k), "zones": out, "totals": counts(total, hidden, table.grand_total)}
+    return {**_head(site, zones, span, ctx.settings.k_anonymity), "zones": out, "totals": _sum(rows)}
 
 
 # A cell a spreadsheet would run as a formula (CSV injection, OWASP): prefixed with a quote, shown as typed.
@@ -214,11 +214,33 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+MAX_EXPORT_ROWS = 500_000  # about 40 MB of CSV; a longer export is refused before it starts
+EXPORT_COLUMNS = (
+    "site_id",
+    "zone_id",
+    "zone_name",
+    "zone_kind",
+    "granularity",
+    "bucket_start_utc",
+    "bucket_local",
+    "people",
+    "female",
+    "male",
+    "unknown",
+    "unsplit",
+    "withheld_cells",
+    "people_lower_bound",
+)
+
+
 @router.get(
     "/export.csv",
-    response_class=Response,
+    response_class=StreamingResponse,
     summary="CSV per zone and bucket (role: viewer)",
-    responses={200: {"content": {"text/csv": {}}, "description": "One row per zone and bucket."}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "One row per zone and bucket, streamed."},
+        422: {"description": f"More than {MAX_EXPORT_ROWS:,} rows: narrow the range or the zones."},
+    },
 )
 def export_csv(
     site_id: IdPath,
@@ -227,50 +249,67 @@ def export_csv(
     span: Range,
     zone_ids: ZonesParam = None,
     granularity: GranularityParam = "hour",
-) -> Response:
-    """Suppressed counts are empty cells with ``suppressed=true``; each zone is protected on its own."""
+) -> StreamingResponse:
+    """Released counts per zone and bucket, as the series returns them: an empty count was withheld
+    (``withheld_cells`` says how many cells, ``unsplit`` how many people have no released split). Streamed
+    zone by zone, so memory stays flat; more than 500,000 rows are refused before anything is sent."""
     check_span(span, granularity)
+    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    k = ctx.settings.k_anonymity
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [
-            "site_id",
-            "zone_id",
-            "zone_name",
-            "zone_kind",
-            "granularity",
-            "bucket_start_utc",
-            "bucket_local",
-            "people",
-            "female",
-            "male",
-            "unknown",
-            "suppressed",
-        ]
-    )
-    for z in zones:
-        rows = queries.series(session, [z.id], span.start, span.end, granularity, site.timezone)
-        table = suppress_table(rows.parts, k, column_totals=False)  # the export has no total rows
-        for i, key in enumerate(rows.keys):
-            shown = counts(rows.parts[i], table.parts[i], bool(table.row_totals[i]))
-            writer.writerow(
-                [
-                    site.site_id,
-                    z.zone_id,
-                    spreadsheet_safe(z.name),
-                    z.kind,
-                    granularity,
-                    to_iso(queries.key_start(key, site.timezone)),
-                    _label(key, granularity, site.timezone),
-                    *("" if shown[c] is None else shown[c] for c in ("people", "female", "male", "unknown")),
-                    "true" if shown["suppressed"] else "false",
-                ]
-            )
+    rows = queries.count_rows(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
+    if rows > MAX_EXPORT_ROWS:
+        raise HTTPException(
+            422,
+            f"this export would have {rows:,} rows, more than the {MAX_EXPORT_ROWS:,} allowed: narrow the range, "
+            "choose fewer zones or a coarser granularity",
+        )
     stamp = datetime.fromtimestamp(span.start, UTC).strftime("%Y%m%d")
-    return Response(
-        buffer.getvalue(),
+    plan = [(z.id, z.zone_id, spreadsheet_safe(z.name), z.kind) for z in zones]
+    return StreamingResponse(
+        _csv_lines(ctx, site.site_id, site.timezone, plan, span, granularity),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="footfall-{site.site_id}-{granularity}-{stamp}.csv"'},
     )
+
+
+def _csv_lines(
+    ctx: ServerContext,
+    site_id: str,
+    tz: str,
+    plan: list[tuple[int, str, str, str]],
+    span: TimeRange,
+    granularity: queries.Granularity,
+) -> Iterator[str]:
+    """The CSV, one zone at a time, each read in its own short session (the request's session is closed by
+    the time a streamed body is sent)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for zone_pk, zone_id, name, kind in plan:
+        with ctx.db.read() as session:
+            rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
+        if granularity == "hour":
+            starts, labels = iso_and_local_labels(rows.keys, tz)
+        else:
+            starts = [to_iso(queries.key_start(key, tz)) for key in rows.keys]
+            labels = [_label(key, granularity, tz) for key in rows.keys]
+        for point in counts_table(rows.people, rows.parts, rows.withheld, starts, labels):
+            writer.writerow(
+                [
+                    site_id,
+                    zone_id,
+                    name,
+                    kind,
+                    granularity,
+                    point["start"],
+                    point["label"],
+                    *("" if point[c] is None else point[c] for c in ("people", "female", "male", "unknown")),
+                    point["unsplit"],
+                    point["withheld_cells"],
+                    "true" if point["people_lower_bound"] else "false",
+                ]
+            )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()

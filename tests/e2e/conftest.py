@@ -140,7 +140,13 @@ class Product:
         self.broker = broker
         self.servers: dict[str, tuple[int, subprocess.Popen[bytes] | None]] = {}
         self.agent: subprocess.Popen[bytes] | None = None
-        self.env = {"DATABASE_URL": database_url, "FOOTFALL_K_ANON": "1", "FOOTFALL_LOG_LEVEL": "info"}
+        # k = 1 and the hour in progress released: these tests count deliveries, not privacy.
+        self.env = {
+            "DATABASE_URL": database_url,
+            "FOOTFALL_K_ANON": "1",
+            "FOOTFALL_RELEASE_OPEN_HOUR": "1",
+            "FOOTFALL_LOG_LEVEL": "info",
+        }
         run("server", "migrate", env=self.env)
         self.viewer_key = run("keys", "create", "--role", "viewer", "--name", "e2e", env=self.env)
         self.outbox = workdir / "outbox.sqlite"

@@ -1,88 +1,185 @@
-"""k-anonymity: small counts are hidden, and no hidden count can be recovered from a total minus its parts."""
+"""Privacy by construction (footfall.server.release): every attack of the privacy issue, replayed.
+
+Each test builds two worlds that differ only in a withheld value (a cell below k, or the gender split of a
+cell whose split is withheld), sends the attacker's requests to both, and finds the answers identical: an
+answer that does not depend on a value cannot give it back, whatever it is subtracted from.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from footfall.server.privacy import suppress_table
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from tests.server.conftest import BASE, Server, aggregate, minutes
+import pytest
+
+from tests.server.conftest import BASE, Server, aggregate, make_server, minutes
 
 K = 5
+NINE = BASE + timedelta(hours=9)  # Monday 2026-11-16 09:00 UTC
+DAY = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-17T00:00:00Z"}
 
 
-def _lines(parts: np.ndarray, mask) -> list[list[bool]]:  # type: ignore[no-untyped-def]
-    """Every 'total = sum of parts' relation in a table as the list of its cells' hidden flags."""
-    lines = [[*mask.parts[r], mask.row_totals[r]] for r in range(parts.shape[0])]
-    lines += [[*mask.parts[:, c], mask.column_totals[c]] for c in range(parts.shape[1])]
-    lines.append([*mask.row_totals, mask.grand_total])
-    lines.append([*mask.column_totals, mask.grand_total])
-    return lines
+@contextmanager
+def world(tmp_path: Path, name: str, messages: list[dict], **settings: object) -> Iterator[Server]:
+    for server in make_server(f"sqlite:///{tmp_path / name}.db", **settings):
+        assert server.ingest(*messages).status_code == 200
+        yield server
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.integers(1, 12).flatmap(
-        lambda rows: st.lists(st.lists(st.integers(0, 40), min_size=3, max_size=3), min_size=rows, max_size=rows)
+def at(start: datetime, **counts: int) -> dict:
+    return {"start": start, **counts}
+
+
+def messages(cells: list[tuple[str, datetime, int, int, int]]) -> list[dict]:
+    """One aggregate per (zone, hour start, female, male, unknown), each from its own camera."""
+    return [
+        aggregate(zone=zone, camera=f"cam-{i}", start=start, female=f, male=m, unknown=u)
+        for i, (zone, start, f, m, u) in enumerate(cells)
+    ]
+
+
+# The issue's scene: zone a, 09:00-10:00, holds 3 women (below k) among 40 people; zone b and the hour
+# after are busy. The other world has 4 women there and one man fewer.
+def scene(secret_female: int) -> list[dict]:
+    return messages(
+        [
+            ("a", NINE, secret_female, 33 - secret_female, 7),
+            ("a", NINE + timedelta(hours=1), 12, 20, 5),
+            ("b", NINE, 10, 25, 6),
+            ("a", NINE + timedelta(days=7), 9, 22, 5),  # a week later, for the ad-placement ranges
+        ]
     )
-)
-def test_no_line_of_the_table_has_exactly_one_hidden_cell(rows: list[list[int]]) -> None:
-    parts = np.array(rows)
-    mask = suppress_table(parts, K)
-    small = (parts >= 1) & (parts < K)
-    assert mask.parts[small].all(), "every count from 1 to k-1 is hidden"
-    totals = parts.sum(axis=1)
-    assert mask.row_totals[(totals >= 1) & (totals < K)].all()
-    for line in _lines(parts, mask):
-        assert sum(line) != 1, f"one hidden cell in a line can be derived by subtraction: {rows}"
 
 
-def test_complementary_cell_is_the_smallest_other_part() -> None:
-    mask = suppress_table([[3, 40, 12]], K)
-    assert mask.parts.tolist() == [[True, False, True]]  # 3 is small; 12 hides it from 55 − 40
-    assert not mask.row_totals[0]
+ATTACKS = {
+    # zones: totals of a + b minus totals of b
+    "zones a+b": ("/api/v1/sites/mall/traffic/totals", {"zone": ["a", "b"], **DAY}),
+    "zone b": ("/api/v1/sites/mall/traffic/totals", {"zone": "b", **DAY}),
+    # time: 09-11 minus 10-11
+    "09-11": (
+        "/api/v1/sites/mall/traffic/totals",
+        {"zone": "a", "start": "2026-11-16T09:00:00Z", "end": "2026-11-16T11:00:00Z"},
+    ),
+    "10-11": (
+        "/api/v1/sites/mall/traffic/totals",
+        {"zone": "a", "start": "2026-11-16T10:00:00Z", "end": "2026-11-16T11:00:00Z"},
+    ),
+    # the day minus the 10:00 value of the heatmap, the peak hours or the hourly CSV (one page view)
+    "day totals": ("/api/v1/sites/mall/traffic/totals", {"zone": "a", **DAY}),
+    "heatmap": ("/api/v1/sites/mall/traffic/heatmap", {"zone": "a", **DAY}),
+    "peak hours": ("/api/v1/sites/mall/traffic/peak-hours", {"zone": "a", **DAY}),
+    "csv": ("/api/v1/sites/mall/traffic/export.csv", {"zone": "a", "granularity": "hour", **DAY}),
+    "day series": ("/api/v1/sites/mall/traffic/series", {"zone": "a", "granularity": "day", **DAY}),
+    "hour series": ("/api/v1/sites/mall/traffic/series", {"zone": "a", "granularity": "hour", **DAY}),
+    "compare": ("/api/v1/sites/mall/traffic/compare", DAY),
+    # ad placement: 16-30 Nov minus 23-30 Nov
+    "ads 16-30": (
+        "/api/v1/sites/mall/insights/ad-placement",
+        {"audience": "female", "start": "2026-11-16T00:00:00Z", "end": "2026-11-30T00:00:00Z", "limit": 1000},
+    ),
+    "ads 23-30": (
+        "/api/v1/sites/mall/insights/ad-placement",
+        {"audience": "female", "start": "2026-11-23T00:00:00Z", "end": "2026-11-30T00:00:00Z", "limit": 1000},
+    ),
+}
 
 
-def test_zeros_are_shown_and_large_counts_untouched() -> None:
-    mask = suppress_table([[0, 0, 0], [50, 60, 7]], K)
-    assert not mask.parts.any() and not mask.row_totals.any()
+def answers(server: Server, requests: dict[str, tuple[str, dict]]) -> dict[str, str]:
+    out = {}
+    for name, (path, params) in requests.items():
+        response = server.get(path, **params)
+        assert response.status_code == 200, (name, response.text)
+        out[name] = response.text
+    return out
 
 
-def test_the_api_never_lets_a_small_gender_count_be_derived(server: Server) -> None:
-    # Hour 1: 3 women (below k) among 40 people; hour 2: plenty of everyone.
-    server.ingest(
-        aggregate(start=BASE, female=3, male=30, unknown=7),
-        aggregate(start=BASE + minutes(60), female=25, male=20, unknown=9),
-    )
-    body = server.get(
-        "/api/v1/sites/mall/traffic/series", start="2026-11-16T00:00:00Z", end="2026-11-16T03:00:00Z"
-    ).json()
-    first, second = body["points"]
-    assert first["female"] is None and first["suppressed"] is True
-    # people − male − unknown would give female back unless another part of the hour is hidden too.
-    visible = [first[c] for c in ("people", "male", "unknown")]
-    assert visible.count(None) >= 1
-    # Across hours, the range total of women minus the other hour must not give it back either.
-    assert body["totals"]["female"] is None or second["female"] is None
-    assert first["female_share"] is None  # a share would give the count back as well
-    for path in ("compare", "heatmap", "peak-hours", "totals"):
-        text = server.get(
-            f"/api/v1/sites/mall/traffic/{path}", start="2026-11-16T00:00:00Z", end="2026-11-16T01:00:00Z"
-        ).text
-        assert '"female":3' not in text.replace(" ", ""), path
-    csv = server.get(
-        "/api/v1/sites/mall/traffic/export.csv", start="2026-11-16T00:00:00Z", end="2026-11-16T03:00:00Z"
-    ).text.splitlines()
-    assert csv[1].split(",")[8] == "" and csv[1].endswith(",true")
+def test_every_differencing_route_of_the_issue_recovers_nothing_below_k(tmp_path: Path) -> None:
+    with world(tmp_path, "three", scene(3)) as three, world(tmp_path, "four", scene(4)) as four:
+        seen_with_three, seen_with_four = answers(three, ATTACKS), answers(four, ATTACKS)
+        both = three.get("/api/v1/sites/mall/traffic/totals", zone=["a", "b"], **DAY).json()["totals"]
+        day = three.get("/api/v1/sites/mall/traffic/totals", zone="a", **DAY).json()["totals"]
+    for name in ATTACKS:
+        assert seen_with_three[name] == seen_with_four[name], f"{name} depends on the withheld count"
+    # What the attacker sees is still useful: a@09 releases its 40 people, only not their split.
+    assert both["people"] == 40 + 37 + 41 and both["female"] == 10 + 12 and both["unsplit"] == 40
+    assert both["people_lower_bound"] is False
+    assert day["people"] == 77 and day["female"] == 12 and day["unsplit"] == 40
 
 
-def test_k_is_configurable(sqlite_url: str) -> None:
-    from tests.server.conftest import make_server
+def test_a_cell_below_k_is_withheld_whole_and_totals_say_they_are_lower_bounds(tmp_path: Path) -> None:
+    busy = [("a", NINE + timedelta(hours=1), 10, 20, 5), ("b", NINE, 10, 25, 6)]
+    quiet = messages([("a", NINE, 1, 1, 1), *busy])
+    quieter = messages([("a", NINE, 0, 2, 0), *busy])
+    with world(tmp_path, "x", quiet) as x, world(tmp_path, "y", quieter) as y:
+        assert answers(x, ATTACKS) == answers(y, ATTACKS)
+        totals = x.get("/api/v1/sites/mall/traffic/totals", zone="a", **DAY).json()["totals"]
+        points = x.get("/api/v1/sites/mall/traffic/series", zone="a", **DAY).json()["points"]
+    assert totals["people"] == 35 and totals["withheld_cells"] == 1 and totals["people_lower_bound"] is True
+    assert points[0]["people"] is None and points[0]["withheld_cells"] == 1  # the withheld hour: nothing
+    assert points[1]["people"] == 35 and points[1]["female"] == 10
 
-    for s in make_server(sqlite_url, k_anonymity=2):
-        s.ingest(aggregate(female=3, male=30, unknown=7))
-        point = s.get(
-            "/api/v1/sites/mall/traffic/series", start="2026-11-16T00:00:00Z", end="2026-11-16T01:00:00Z"
-        ).json()["points"][0]
-        assert point["female"] == 3 and point["suppressed"] is False
+
+def test_one_response_cannot_be_solved_for_its_hidden_parts_even_with_zeros_shown(tmp_path: Path) -> None:
+    # Zone d: F 1, M 40, U 1. Showing people 42 and male 40 with female and unknown hidden would give both
+    # away (each hidden value is at least 1 and zeros are shown, so both are exactly 1).
+    with world(tmp_path, "d", messages([("d", NINE, 1, 40, 1)])) as d:
+        point = d.get("/api/v1/sites/mall/traffic/series", zone="d", **DAY).json()["points"][0]
+    assert point["people"] == 42
+    assert point["female"] is None and point["male"] is None and point["unknown"] is None
+    assert point["unsplit"] == 42 and point["female_share"] is None
+
+
+def test_the_split_is_released_when_each_part_is_zero_or_at_least_k(tmp_path: Path) -> None:
+    with world(tmp_path, "z", messages([("z", NINE, 0, 40, 5)])) as z:
+        point = z.get("/api/v1/sites/mall/traffic/series", zone="z", **DAY).json()["points"][0]
+    assert (point["female"], point["male"], point["unknown"], point["unsplit"]) == (0, 40, 5, 0)
+    assert point["male_share"] == 1.0 and point["suppressed"] is False
+
+
+def test_the_hour_in_progress_is_not_released_until_it_ends(tmp_path: Path) -> None:
+    now = datetime.now().astimezone()
+    minute = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+    if minute.minute == 59:  # the bucket must lie in the hour in progress
+        minute -= timedelta(minutes=1)
+    live = [aggregate(zone="a", start=minute, female=10, male=10)]
+    window = {
+        "zone": "a",
+        "start": (now - timedelta(hours=3)).isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(),
+    }
+    with world(tmp_path, "closed", live) as closed, world(tmp_path, "open", live, release_open_hour=True) as opened:
+        held = closed.get("/api/v1/sites/mall/traffic/totals", **window).json()
+        shown = opened.get("/api/v1/sites/mall/traffic/totals", **window).json()
+    if minute.hour == (datetime.now().astimezone()).hour:  # still the same hour when read
+        assert held["totals"]["people"] == 0
+    assert shown["totals"]["people"] == 20
+
+
+def test_k_is_configurable_and_a_change_of_k_recomputes_what_is_released(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    cells = messages([("a", NINE, 3, 30, 7)])
+    for server in make_server(url):
+        server.ingest(*cells)
+        assert server.get("/api/v1/sites/mall/traffic/totals", **DAY).json()["totals"]["female"] is None
+    for server in make_server(url, k_anonymity=2):
+        totals = server.get("/api/v1/sites/mall/traffic/totals", **DAY).json()
+        assert totals["k"] == 2 and totals["totals"]["female"] == 3 and totals["totals"]["suppressed"] is False
+        # ... and ingest under the new k keeps the daily and slot sums exact
+        server.ingest(aggregate(zone="a", camera="cam-9", start=NINE + minutes(5), female=1))
+        day = server.get("/api/v1/sites/mall/traffic/series", granularity="day", **DAY).json()["points"][0]
+        assert day["female"] == 4 and day["people"] == 41
+
+
+def test_minutes_are_finer_than_the_release_unit_and_refused(tmp_path: Path) -> None:
+    with world(tmp_path, "m", messages([("a", NINE, 10, 10, 0)])) as m:
+        response = m.get("/api/v1/sites/mall/traffic/series", granularity="minute", **DAY)
+    assert response.status_code == 422 and "hour" in response.text
+
+
+@pytest.mark.parametrize("path", ["series", "totals", "compare", "heatmap", "peak-hours"])
+def test_every_read_reports_what_it_withheld(tmp_path: Path, path: str) -> None:
+    with world(tmp_path, path, messages([("a", NINE, 1, 1, 0), ("a", NINE + timedelta(hours=2), 9, 9, 9)])) as w:
+        text = w.get(f"/api/v1/sites/mall/traffic/{path}", **DAY).text
+    assert '"withheld_cells":1' in text.replace(" ", "")

@@ -14,6 +14,39 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# The SQL of footfall.server.slots as it was at this revision: a migration must not run today's code
+# against the schema of its own time.
+_REBUILD_SPANS = sa.text(
+    """
+    INSERT INTO rollup_slot_span (zone_pk, first_week, last_week)
+    SELECT zone_pk, min((hour_start - :monday) / :week), max((hour_start - :monday) / :week)
+    FROM rollup_hourly WHERE zone_pk IN :zones GROUP BY zone_pk
+    """
+).bindparams(sa.bindparam("zones", expanding=True))
+
+_REBUILD_TOTALS = sa.text(
+    """
+    WITH RECURSIVE hows(how) AS (SELECT 0 UNION ALL SELECT how + 1 FROM hows WHERE how < 167),
+    weeks(zone_pk, week, last_week) AS (
+        SELECT zone_pk, first_week, last_week FROM rollup_slot_span WHERE zone_pk IN :zones
+        UNION ALL SELECT zone_pk, week + 1, last_week FROM weeks WHERE week < last_week
+    ),
+    sums(zone_pk, week, how, f, m, u, n) AS (
+        SELECT zone_pk, (hour_start - :monday) / :week, local_how,
+            sum(female), sum(male), sum(unknown), count(*)
+        FROM rollup_hourly WHERE zone_pk IN :zones GROUP BY 1, 2, 3
+    )
+    INSERT INTO rollup_slot_cumulative (zone_pk, week, local_how, female, male, unknown, hours)
+    SELECT w.zone_pk, w.week, x.how,
+        sum(coalesce(s.f, 0)) OVER slot, sum(coalesce(s.m, 0)) OVER slot,
+        sum(coalesce(s.u, 0)) OVER slot, sum(coalesce(s.n, 0)) OVER slot
+    FROM weeks w CROSS JOIN hows x
+    LEFT JOIN sums s ON s.zone_pk = w.zone_pk AND s.week = w.week AND s.how = x.how
+    WINDOW slot AS (PARTITION BY w.zone_pk, x.how ORDER BY w.week)
+    ORDER BY w.zone_pk, w.week, x.how
+    """
+).bindparams(sa.bindparam("zones", expanding=True))
+
 
 def upgrade() -> None:
     zone_fk = sa.ForeignKey("zones.id", ondelete="CASCADE")
@@ -33,11 +66,12 @@ def upgrade() -> None:
         sa.Column("first_week", sa.Integer(), nullable=False),
         sa.Column("last_week", sa.Integer(), nullable=False),
     )
-    from footfall.server.slots import rebuild_slots
-
     bind = op.get_bind()
     zone_pks = [row[0] for row in bind.execute(sa.text("SELECT DISTINCT zone_pk FROM rollup_hourly"))]
-    rebuild_slots(bind, sorted(zone_pks))
+    if zone_pks:
+        weeks = {"zones": sorted(zone_pks), "monday": 4 * 24 * 3600, "week": 7 * 24 * 3600}
+        bind.execute(_REBUILD_SPANS, weeks)
+        bind.execute(_REBUILD_TOTALS, weeks)
 
 
 def downgrade() -> None:

@@ -9,11 +9,15 @@ export const fmtMean = (value) => (value >= 100 ? integer.format(value) : oneDec
 export const fmtPct = (value) => percent.format(value);
 
 export const SUPPRESSED_HELP = (k) =>
-  `Suppressed for privacy: fewer than ${k} people, or hidden so that a small count cannot be worked out from ` +
-  "the totals. It is not zero.";
+  `Withheld for privacy: every zone-hour behind it had fewer than ${k} people, or a gender split with a ` +
+  `part below ${k}. It is not zero.`;
 
-/** An element showing a count; a suppressed count becomes a hatched "<k" chip, never 0. */
-export function countNode(value, k, { suppressed = value === null } = {}) {
+export const LOWER_BOUND_HELP = (k) =>
+  `At least this many: zone-hours with fewer than ${k} people are withheld for privacy and not counted here.`;
+
+/** An element showing a count; a withheld count becomes a hatched "<k" chip, never 0, and a sum that leaves
+ * withheld zone-hours out reads "≥ n". */
+export function countNode(value, k, { suppressed = value === null, lowerBound = false } = {}) {
   if (value === null || value === undefined) {
     const chip = document.createElement("span");
     chip.className = "supp";
@@ -27,7 +31,11 @@ export function countNode(value, k, { suppressed = value === null } = {}) {
   span.className = "num";
   span.dataset.value = String(value);
   if (suppressed) span.dataset.suppressed = "false";
-  span.textContent = fmtInt(value);
+  span.textContent = lowerBound ? `≥ ${fmtInt(value)}` : fmtInt(value);
+  if (lowerBound) {
+    span.dataset.lowerBound = "true";
+    span.title = LOWER_BOUND_HELP(k);
+  }
   return span;
 }
 

@@ -53,14 +53,16 @@ function renderKpis(sites, figures, agents) {
   const peopleKnown = figures.every((f) => f.todayTotals.totals.people !== null);
   const people = figures.reduce((sum, f) => sum + (f.todayTotals.totals.people ?? 0), 0);
   const share = combinedShare(figures, "female");
+  const peopleAtLeast = figures.some((f) => f.todayTotals.totals.people_lower_bound);
   const weekKnown = figures.every((f) => f.weekTotals.totals.people !== null);
+  const weekAtLeast = figures.some((f) => f.weekTotals.totals.people_lower_bound);
   const week = figures.reduce((sum, f) => sum + (f.weekTotals.totals.people ?? 0), 0);
   const online = agents.filter((a) => a.online).length;
   const zones = sites.reduce((sum, s) => sum + s.zones, 0);
   document.getElementById("kpis").replaceChildren(
-    kpi("People today", peopleKnown ? countNode(people, k) : countNode(null, k),
+    kpi("People today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast }) : countNode(null, k),
       sites.length > 1 ? `${sites.length} sites, each in its own time zone` : `since midnight, ${sites[0].timezone}`, "kpi-people"),
-    kpi("Last 7 days", weekKnown ? countNode(week, k) : countNode(null, k), "people, today included", "kpi-week"),
+    kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast }) : countNode(null, k), "people, today included", "kpi-week"),
     kpi("Female share today", share === null ? h("span", { class: "faint" }, "—") : fmtPct(share),
       "of people classified female or male", "kpi-share"),
     kpi("Zones", fmtInt(zones), `${sites.length} site${sites.length === 1 ? "" : "s"}`, "kpi-zones"),

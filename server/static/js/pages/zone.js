@@ -38,7 +38,7 @@ function renderControls(sites, site, zones, zoneId, range, granularity, reload) 
     { value: "hour", label: "Hour" }, { value: "day", label: "Day" }, { value: "week", label: "Week" },
   ], granularity, (value) => { setParams({ g: value }); reload(); }));
   const exportButton = h("button", { type: "button", class: "btn", id: "export-csv",
-    title: "One row per zone and bucket; suppressed counts are empty with suppressed=true" }, DOWNLOAD_ICON(), "Export CSV");
+    title: "One row per zone and bucket; a withheld count is empty, with withheld_cells saying how many zone-hours" }, DOWNLOAD_ICON(), "Export CSV");
   exportButton.addEventListener("click", async () => {
     exportButton.disabled = true;
     try {
@@ -66,7 +66,7 @@ function renderKpis(data, range) {
     : new Set(series.points.map((p) => p.label.slice(0, 10))).size;
   const top = peaks.hours.find((p) => p.people !== null);
   document.getElementById("kpis").replaceChildren(
-    kpi("People", countNode(t.people, k), `${range.days} day${range.days === 1 ? "" : "s"}, ${series.points.length} ${series.granularity}s with data`, "kpi-people"),
+    kpi("People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${range.days} day${range.days === 1 ? "" : "s"}, ${series.points.length} ${series.granularity}s with data`, "kpi-people"),
     kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : fmtMean(t.people / daysWithData),
       `average over ${daysWithData} day${daysWithData === 1 ? "" : "s"} with data`, "kpi-per-day"),
     kpi("Female", t.female_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.female_share),
@@ -84,7 +84,8 @@ function seriesTable(series) {
   return h("table", { id: "series-rows" },
     h("thead", {}, h("tr", {}, h("th", {}, `Bucket (${series.timezone})`), ...["People", "Female", "Male", "Unknown"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, series.points.map((p) => h("tr", { dataset: { suppressed: String(p.suppressed) } }, h("td", {}, p.label),
-      ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" }, countNode(p[key], k)))))));
+      ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" },
+        countNode(p[key], k, { lowerBound: key === "people" && p.people_lower_bound })))))));
 }
 
 function renderPeaks(peaks) {

@@ -1,0 +1,68 @@
+"""Privacy by construction: what of each zone × hour cell may leave the server.
+
+The release unit is one zone in one UTC hour, the site's local hour wherever its offset is a whole number
+of hours; days, weeks and hours of week are unions of these cells. With k from the settings:
+
+- a cell with 1 to k-1 people is **withheld**: nothing of it is released, and answers count it in
+  ``withheld_cells``;
+- a cell with k or more people releases its people; its gender split (female, male, unknown) is released
+  only when each of the three is 0 or at least k, and otherwise not at all (the people of such a cell are
+  ``unsplit``). All three or none: with people released, hiding one part alone would give it away by
+  subtraction, and hiding two whose sum is below k would tell that sum;
+- dwell time is released for a cell whose people and dwell samples both reach k.
+
+The released values are stored beside the raw counts (``rollup_hourly.released_*``), and the daily rollup
+and slot running totals hold sums of released values only. Every read endpoint sums those columns and no
+others, so each number it returns is a sum of released cell values: no set of queries, however they are
+combined, can give back a withheld value, because answers do not depend on it (the property test in
+tests/server/test_privacy_properties.py changes withheld values and finds every answer unchanged).
+
+The hour in progress is not released until it ends, unless the operator allows it (``release_open_hour``):
+an answer that grows minute by minute would show who just walked past by comparing two refreshes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from footfall.server.localtime import HOUR
+from sqlalchemy import and_, case, literal, or_
+
+DEFAULT_K = 5
+RELEASED_FIELDS = (
+    "released_people",
+    "released_female",
+    "released_male",
+    "released_unknown",
+    "released_dwell_samples",
+    "released_dwell_seconds",
+    "withheld",
+)
+
+
+def released_values(columns: Any, k: int) -> dict[str, Any]:
+    """SQL expressions for each ``RELEASED_FIELDS`` column of a cell, from its raw columns (``columns`` is a
+    table's ``.c``). This is the one place the release rule is written."""
+    people = columns.people
+    shown = people >= k
+
+    def part_shown(part: Any) -> Any:
+        return or_(part == 0, part >= k)
+
+    split = and_(shown, part_shown(columns.female), part_shown(columns.male), part_shown(columns.unknown))
+    dwell = and_(shown, columns.dwell_samples >= k)
+    return {
+        "released_people": case((shown, people), else_=0),
+        "released_female": case((split, columns.female), else_=0),
+        "released_male": case((split, columns.male), else_=0),
+        "released_unknown": case((split, columns.unknown), else_=0),
+        "released_dwell_samples": case((dwell, columns.dwell_samples), else_=0),
+        "released_dwell_seconds": case((dwell, columns.dwell_seconds), else_=literal(0.0)),
+        "withheld": case((and_(people >= 1, people < k), 1), else_=0),
+    }
+
+
+def released_end(end: int, now: float, open_hour: bool) -> int:
+    """The end of what a read may cover: ``end``, but not past the start of the hour in progress unless the
+    operator releases the open hour too."""
+    return end if open_hour else min(end, int(now) - int(now) % HOUR)

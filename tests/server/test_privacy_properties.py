@@ -1,0 +1,126 @@
+"""The privacy guarantee as a property: answers do not depend on withheld values.
+
+Hypothesis draws a set of zone × hour cells and a second set that differs only in what footfall.server.release
+withholds (the counts of a cell below k, the split of a cell whose split is withheld), loads each into its own
+server, and sends both the same random queries across every read endpoint. Every answer must be identical. If
+no single answer depends on a withheld value, no pair or any other combination of answers can reveal one:
+the attacker sees the same thing in both worlds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from tests.server.conftest import BASE, Server, aggregate, make_server
+
+K = 5
+ZONES = ("a", "b", "c")
+START = BASE - timedelta(weeks=3)  # Monday 2026-10-26
+HOURS = 17 * 24  # two and a half weeks, so ad-placement ranges span whole weeks
+TABLES = ("buckets", "rollup_hourly", "rollup_daily", "rollup_slot_cumulative", "rollup_slot_span", "zones", "sites")
+
+
+def _withheld(parts: tuple[int, int, int]) -> bool:
+    return 1 <= sum(parts) < K
+
+
+def _split_withheld(parts: tuple[int, int, int]) -> bool:
+    return sum(parts) >= K and any(1 <= p < K for p in parts)
+
+
+@st.composite
+def twin_worlds(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
+    """Cells for one world, and the same cells with every withheld value redrawn (still withheld)."""
+    keys = draw(
+        st.lists(st.tuples(st.sampled_from(ZONES), st.integers(0, HOURS - 1)), min_size=1, max_size=30, unique=True)
+    )
+    parts = st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 12))
+    small = st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4))
+    first, second = [], []
+    for i, (zone, hour) in enumerate(keys):
+        cell = draw(st.one_of(small, parts))
+        other = cell
+        if _withheld(cell):
+            other = draw(small.filter(_withheld))
+        elif _split_withheld(cell):
+            people = sum(cell)
+            female = draw(st.integers(0, people))
+            male = draw(st.integers(0, people - female))
+            candidate = (female, male, people - female - male)
+            other = candidate if _split_withheld(candidate) else cell
+        start = START + timedelta(hours=hour, minutes=draw(st.integers(0, 59)))
+        for world, (f, m, u) in ((first, cell), (second, other)):
+            world.append(aggregate(zone=zone, camera=f"cam-{i}", start=start, female=f, male=m, unknown=u))
+    return first, second
+
+
+def _iso(hour: int) -> str:
+    return (START + timedelta(hours=hour)).isoformat().replace("+00:00", "Z")
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> tuple[str, dict]:
+    start = draw(st.integers(-24, HOURS))
+    end = draw(st.integers(start + 1, HOURS + 48))
+    zones = draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True))
+    params: dict = {"start": _iso(start), "end": _iso(end), "zone": zones}
+    path = draw(
+        st.sampled_from(
+            [
+                "traffic/series",
+                "traffic/totals",
+                "traffic/compare",
+                "traffic/heatmap",
+                "traffic/peak-hours",
+                "traffic/export.csv",
+                "insights/ad-placement",
+            ]
+        )
+    )
+    if path in ("traffic/series", "traffic/export.csv"):
+        params["granularity"] = draw(st.sampled_from(["hour", "day", "week"]))
+    if path == "insights/ad-placement":
+        params["audience"] = draw(st.sampled_from(["all", "female", "male"]))
+        params["limit"] = 1000
+    return f"/api/v1/sites/mall/{path}", params
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    folder: Path = tmp_path_factory.mktemp("twins")
+    running = [make_server(f"sqlite:///{folder / name}.db") for name in ("first", "second")]
+    first, second = (next(server) for server in running)
+    yield first, second
+    for server in running:
+        server.close()
+
+
+def _load(server: Server, messages: list[dict]) -> None:
+    with server.db.write() as session:
+        for table in TABLES:
+            session.execute(text(f"DELETE FROM {table}"))
+    response = server.ingest(*messages)
+    assert response.status_code == 200 and not response.json()["rejected"], response.text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(worlds=twin_worlds(), asked=st.lists(queries(), min_size=1, max_size=6))
+def test_no_query_answer_depends_on_a_withheld_value(
+    twins: tuple[Server, Server], worlds: tuple[list[dict], list[dict]], asked: list[tuple[str, dict]]
+) -> None:
+    for server, messages in zip(twins, worlds, strict=True):
+        _load(server, messages)
+    for path, params in asked:
+        one, other = (server.get(path, **params) for server in twins)
+        if one.status_code == 404:  # a zone the drawn cells never created
+            assert other.status_code == 404
+            continue
+        assert one.status_code == other.status_code == 200, one.text
+        assert one.text == other.text, f"{path} {params} reveals a withheld value"
