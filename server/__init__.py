@@ -3,8 +3,11 @@
 Modules, one job each: ``settings`` (environment), ``db`` (engines, SQLite WAL), ``tables`` and
 ``migrations/`` (schema, Alembic), ``ingest`` (the one idempotent upsert, shared by MQTT and HTTP),
 ``mqtt_consumer`` (MQTT 5 shared subscription, acked after commit), ``catalog`` (sites and zones),
-``rollups`` and ``retention`` (hourly/daily rollups, raw-data retention), ``queries`` (reads),
-``privacy`` (k-anonymity with complementary suppression), ``stats`` (Wilson intervals), ``auth`` (hashed
-API keys with roles), ``api/`` (routers), ``app`` (the FastAPI app and dashboard mount), ``commands`` (CLI).
+``release`` (what each zone × hour cell may release), ``rollups`` (hourly cells, daily sums, and what ingest
+adds to them), ``slots`` (running totals for the ad ranking), ``refile`` (time-zone changes),
+``consistency`` (derived tables against their sources), ``retention`` (raw-data retention), ``queries``
+(reads, of released values only), ``stats`` (Wilson intervals), ``auth`` and ``auth_limit`` (hashed API keys
+with roles, failed-key rate limit), ``api/`` (routers), ``app`` (the FastAPI app and dashboard mount),
+``commands`` (CLI).
 The HTTP API is described in API.md beside this file.
 """

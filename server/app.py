@@ -18,6 +18,7 @@ from footfall.server.api import admin, agents, ingest, insights, sites, traffic
 from footfall.server.api.deps import ServerContext
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
+from footfall.server.refile import finish_refiles
 from footfall.server.rollups import ensure_release
 from footfall.server.settings import Settings
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,8 +32,9 @@ PAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 DESCRIPTION = """Per-zone audience counts from footfall camera boxes: ingest, traffic series, gender split,
 heatmaps and ad-placement ranking. Every `/api/v1` endpoint needs an API key (`X-API-Key: ffk_...` or
 `Authorization: Bearer ffk_...`) of the role named in its summary; create one with
-`footfall keys create --role viewer --name NAME`. Counts from 1 to k-1 are reported as `null` with
-`suppressed: true` (k-anonymity), and so are the cells that would give them away by subtraction."""
+`footfall keys create --role viewer --name NAME`. Every count is a sum of released zone × hour cells: a cell
+with 1 to k-1 people is withheld whole, a gender split unless each part is 0 or at least k, so no
+combination of answers gives a withheld count back (see "Privacy" in server/API.md)."""
 
 
 def _describe(exc: RequestValidationError) -> str:
@@ -62,6 +64,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         migrate.upgrade(db.engine)
     if ensure_release(db, settings.k_anonymity):
         log_event(logger, logging.INFO, "released values computed", k=settings.k_anonymity)
+    for site_id in finish_refiles(db):
+        log_event(logger, logging.INFO, "finished a time-zone change left half done", site=site_id)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -52,9 +52,14 @@ def ensure_zones(
 
 
 def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
-    rows = session.execute(
+    query = (
         select(Zone.site_id, Zone.zone_id, Zone.id, Site.timezone)
         .join(Site, Site.site_id == Zone.site_id)
         .where(tuple_(Zone.site_id, Zone.zone_id).in_(sorted(keys)))
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # The time zone read here files this batch's hours: a time-zone change (footfall.server.refile.
+        # start_refile) waits for this transaction, so its re-filing never runs before our hours are stored.
+        query = query.with_for_update(read=True, of=Site)
+    rows = session.execute(query)
     return {(site, zone): (pk, tz) for site, zone, pk, tz in rows}

@@ -1,4 +1,4 @@
-"""Turns counts and suppression masks into the API's JSON shapes."""
+"""Turns sums of released values into the API's JSON counts."""
 
 from __future__ import annotations
 

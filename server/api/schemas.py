@@ -46,7 +46,9 @@ class Totals(BaseModel):
     end: str
     k: int
     totals: Counts
-    mean_dwell_seconds: float | None = Field(None, description="Suppressed (null) below k measured visits.")
+    mean_dwell_seconds: float | None = Field(
+        None, description="Over the zone-hours that released dwell (k people and k measured visits); else null."
+    )
 
 
 class PeakHour(Counts):
@@ -63,7 +65,7 @@ class PeakHours(BaseModel):
     end: str
     timezone: str
     k: int
-    hours: list[PeakHour] = Field(description="Busiest first; suppressed hours last.")
+    hours: list[PeakHour] = Field(description="Busiest first; hours with nothing released last.")
 
 
 class HeatmapCell(Counts):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from footfall.server.agents import agent_rows
 from footfall.server.api.deps import Context, ReadSession, get_site, require_admin, require_viewer
 from footfall.server.api.schemas import SiteOut, SiteUpdate, ZoneOut, ZoneUpdate
-from footfall.server.rollups import rebuild_local_calendar
+from footfall.server.refile import refile_site, start_refile
 from footfall.server.settings import check_timezone
 from footfall.server.tables import ZONE_KINDS, Site, Zone
 from sqlalchemy import func, select
@@ -55,7 +55,8 @@ def list_zones(site_id: IdPath, session: ReadSession) -> list[ZoneOut]:
 
 @admin.patch("/sites/{site_id}", response_model=SiteOut, summary="Rename a site or set its time zone (role: admin)")
 def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
-    """Changing the time zone re-files every stored hour under its new local day and hour of week."""
+    """Changing the time zone re-files every stored hour under its new local day and hour of week, one zone
+    at a time: ingest goes on meanwhile, and reads of the site may mix old and new hours until it is done."""
     if change.timezone is not None:
         try:
             check_timezone(change.timezone)
@@ -65,18 +66,20 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
         site = get_site(session, site_id)
         if change.name is not None:
             site.name = change.name
-        if change.timezone is not None and change.timezone != site.timezone:
-            site.timezone = change.timezone
-            rebuild_local_calendar(session, site.site_id, change.timezone)
+        refile = change.timezone is not None and change.timezone != site.timezone
+        if refile:
+            start_refile(session, site.site_id, change.timezone)
         zones = session.scalar(select(func.count()).select_from(Zone).where(Zone.site_id == site_id)) or 0
-        return SiteOut(
-            site_id=site.site_id,
-            name=site.name,
-            timezone=site.timezone,
-            zones=zones,
-            agents_online=0,
-            agents_total=0,
-        )
+    if refile:
+        refile_site(ctx.db, site.site_id, site.timezone)
+    return SiteOut(
+        site_id=site.site_id,
+        name=site.name,
+        timezone=site.timezone,
+        zones=zones,
+        agents_online=0,
+        agents_total=0,
+    )
 
 
 @admin.put(

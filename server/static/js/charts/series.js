@@ -214,6 +214,6 @@ export function seriesChart(container, data) {
 
 export const SERIES_LEGEND = (k) => [
   ...LAYERS.map((l) => h("span", {}, h("span", { class: "sw", style: `background:${l.colour}` }), l.label)),
-  h("span", {}, h("span", { class: "sw hatch" }), `Suppressed (fewer than ${k}, or hidden to protect one)`),
+  h("span", {}, h("span", { class: "sw hatch" }), `Withheld (zone-hours of fewer than ${k}, or a split with a part below ${k})`),
 ];
 

@@ -1,0 +1,124 @@
+"""Checks that every derived table equals what it summarises: hourly cells the raw buckets, daily sums and
+slot running totals the released hourly values. Each returns the differences (empty when consistent); the
+rollup tests lean on them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+import numpy as np
+from footfall.server.localtime import local_day, utc_week
+from footfall.server.release import RELEASED_FIELDS
+from footfall.server.slots import SLOT_FIELDS, SLOT_SOURCES
+from footfall.server.tables import Bucket, DailyRollup, HourlyRollup, Site, SlotCumulative, SlotSpan, Zone
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+
+def raw_vs_hourly(session: Session, since: int = 0) -> list[tuple]:
+    """Hours whose rollup differs from the sum of its raw buckets (empty when consistent)."""
+    hour = Bucket.bucket_start - Bucket.bucket_start % 3600
+    raw = {
+        (r[0], int(r[1])): tuple(int(v) for v in r[2:])
+        for r in session.execute(
+            select(
+                Bucket.zone_pk,
+                hour,
+                func.sum(Bucket.people),
+                func.sum(Bucket.female),
+                func.sum(Bucket.male),
+                func.sum(Bucket.unknown),
+            )
+            .where(Bucket.bucket_start >= since)
+            .group_by(Bucket.zone_pk, hour)
+        )
+    }
+    rolled = {
+        (r[0], int(r[1])): tuple(int(v) for v in r[2:])
+        for r in session.execute(
+            select(
+                HourlyRollup.zone_pk,
+                HourlyRollup.hour_start,
+                HourlyRollup.people,
+                HourlyRollup.female,
+                HourlyRollup.male,
+                HourlyRollup.unknown,
+            ).where(HourlyRollup.hour_start >= since)
+        )
+    }
+    return [
+        (key, raw.get(key), rolled.get(key))
+        for key in raw.keys() | rolled.keys()
+        if raw.get(key, (0, 0, 0, 0)) != rolled.get(key, (0, 0, 0, 0))
+    ]
+
+
+def slots_vs_hourly(session: Session) -> list[tuple]:
+    """Slot running totals that differ from the released hourly values they summarise (empty when
+    consistent), and zones whose rows are not dense over their span; the check behind the slot rollup's
+    exactness tests."""
+    h = HourlyRollup
+    width = len(SLOT_SOURCES) + 1  # the released values and the count of hours
+    per_week: dict[int, dict[tuple[int, int], list[int]]] = defaultdict(dict)
+    for zone_pk, hour_start, how, *values in session.execute(
+        select(h.zone_pk, h.hour_start, h.local_how, *(getattr(h, name) for name in SLOT_SOURCES))
+    ):
+        cell = per_week[zone_pk].setdefault((utc_week(hour_start), how), [0] * width)
+        for i, value in enumerate((*values, 1)):
+            cell[i] += value
+    spans = {row[0]: (row[1], row[2]) for row in session.execute(select(SlotSpan.__table__))}
+    stored: dict[int, dict[tuple[int, int], tuple[int, ...]]] = defaultdict(dict)
+    c = SlotCumulative.__table__
+    for zone_pk, week, how, *values in session.execute(
+        select(c.c.zone_pk, c.c.week, c.c.local_how, *(c.c[name] for name in SLOT_FIELDS))
+    ):
+        stored[zone_pk][(week, how)] = tuple(values)
+    problems: list[tuple] = []
+    for zone_pk in per_week.keys() | stored.keys() | spans.keys():
+        weeks = [week for week, _ in per_week.get(zone_pk, {})]
+        if zone_pk not in spans:
+            problems.append((zone_pk, "no span", None))
+            continue
+        first, last = spans[zone_pk]
+        if weeks and (min(weeks) < first or max(weeks) > last):
+            problems.append((zone_pk, "span", (first, last, min(weeks), max(weeks))))
+        if len(stored[zone_pk]) != (last - first + 1) * 168:
+            problems.append((zone_pk, "not dense", len(stored[zone_pk])))
+        running = {how: [0] * width for how in range(168)}
+        for week in range(first, last + 1):
+            for how in range(168):
+                for i, value in enumerate(per_week[zone_pk].get((week, how), (0,) * width)):
+                    running[how][i] += value
+                if stored[zone_pk].get((week, how)) != tuple(running[how]):
+                    found = stored[zone_pk].get((week, how))
+                    problems.append(((zone_pk, week, how), tuple(running[how]), found))
+    return problems
+
+
+def daily_vs_hourly(session: Session) -> list[tuple]:
+    """Daily sums that differ from the released hourly values of their local day (empty when consistent)."""
+    h = HourlyRollup
+    expected: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
+    for zone_pk, hour_start, tz, *values in session.execute(
+        select(h.zone_pk, h.hour_start, Site.timezone, *(getattr(h, name) for name in RELEASED_FIELDS))
+        .join(Zone, Zone.id == h.zone_pk)
+        .join(Site, Site.site_id == Zone.site_id)
+    ):
+        day = expected[(zone_pk, local_day(hour_start, tz))]
+        for i, value in enumerate(values):
+            day[i] += value
+    d = DailyRollup
+    stored = {
+        (zone_pk, day): [float(v) for v in values]
+        for zone_pk, day, *values in session.execute(
+            select(d.zone_pk, d.day, *(getattr(d, name) for name in RELEASED_FIELDS))
+        )
+    }
+    return [
+        (key, expected.get(key), stored.get(key))
+        for key in expected.keys() | stored.keys()
+        if not np.allclose(
+            expected.get(key, [0.0] * len(RELEASED_FIELDS)), stored.get(key, [0.0] * len(RELEASED_FIELDS))
+        )
+    ]

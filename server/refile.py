@@ -1,0 +1,90 @@
+"""A site's time-zone change: its stored hours are re-filed under their new local day and hour of week, one
+zone per transaction, so ingest goes on meanwhile; a change a stopped server left half done is finished on
+start."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from footfall.server.db import Database
+from footfall.server.localtime import HOUR, MONDAY_EPOCH, zone
+from footfall.server.rollups import rebuild_daily
+from footfall.server.slots import rebuild_slots
+from footfall.server.tables import HourlyRollup, Meta, Site, Zone
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+REFILE_PREFIX = "refile:"  # meta: a site whose hours are being re-filed under a new time zone → that zone
+
+
+def start_refile(session: Session, site_id: str, tz: str) -> None:
+    """Sets a site's time zone and records that its hours must be re-filed, in the caller's transaction; the
+    record survives a crash, and the server finishes the job on start (:func:`finish_refiles`)."""
+    site = session.get(Site, site_id)
+    if site is None:
+        raise KeyError(site_id)
+    site.timezone = tz
+    session.merge(Meta(key=REFILE_PREFIX + site_id, value=tz))
+
+
+def pending_refiles(session: Session) -> dict[str, str]:
+    rows = session.execute(select(Meta.key, Meta.value).where(Meta.key.startswith(REFILE_PREFIX)))
+    return {key.removeprefix(REFILE_PREFIX): tz for key, tz in rows}
+
+
+def refile_site(db: Database, site_id: str, tz: str) -> int:
+    """Re-files every hour of a site under its new time zone (set by :func:`start_refile`): hour of week,
+    daily sums and slot running totals, one zone per transaction, so ingest waits for one zone at most and
+    not for the whole site. Aggregates stored meanwhile already use the new zone, and a zone's re-filing
+    recomputes everything from its hourly cells, so those are counted once either way. Returns the hourly
+    cells re-filed."""
+    with db.read() as session:
+        zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id).order_by(Zone.id)))
+    cells = 0
+    for zone_pk in zone_pks:
+        cells += refile_zone(db, zone_pk, tz)
+    with db.write() as session:
+        if pending_refiles(session).get(site_id) == tz:  # not if a newer change started meanwhile
+            session.execute(delete(Meta).where(Meta.key == REFILE_PREFIX + site_id))
+    return cells
+
+
+def finish_refiles(db: Database) -> list[str]:
+    """Finishes time-zone changes a stopped server left half done; returns their sites."""
+    with db.read() as session:
+        pending = pending_refiles(session)
+    for site_id, tz in sorted(pending.items()):
+        refile_site(db, site_id, tz)
+    return sorted(pending)
+
+
+def refile_zone(db: Database, zone_pk: int, tz: str) -> int:
+    """One zone's part of :func:`refile_site`, in its own transaction: hours of week in SQL, one UPDATE per
+    stretch of constant UTC offset (a few a year), then the zone's daily sums and slot running totals."""
+    h = HourlyRollup.__table__
+    with db.write() as session:
+        low, high, count = session.execute(
+            select(func.min(h.c.hour_start), func.max(h.c.hour_start), func.count()).where(h.c.zone_pk == zone_pk)
+        ).one()
+        for start, stop, offset in _offset_stretches(int(low or 0), int(high or 0) + HOUR, tz) if count else ():
+            session.execute(
+                update(h)
+                .where(h.c.zone_pk == zone_pk, h.c.hour_start >= start, h.c.hour_start < stop)
+                .values(local_how=((h.c.hour_start + (offset - MONDAY_EPOCH)) // HOUR) % 168)
+            )
+        rebuild_daily(session, [zone_pk], tz)
+        rebuild_slots(session, [zone_pk])
+    return int(count)
+
+
+def _offset_stretches(start: int, stop: int, tz: str) -> list[tuple[int, int, int]]:
+    """[start, stop) cut where ``tz``'s UTC offset changes, each piece with its offset in seconds."""
+    place = zone(tz)
+    stretches: list[tuple[int, int, int]] = []
+    for hour in range(start - start % HOUR, stop, HOUR):
+        offset = int(datetime.fromtimestamp(hour, place).utcoffset().total_seconds())  # type: ignore[union-attr]
+        if stretches and stretches[-1][2] == offset:
+            stretches[-1] = (stretches[-1][0], hour + HOUR, offset)
+        else:
+            stretches.append((hour, hour + HOUR, offset))
+    return stretches
