@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -28,6 +28,7 @@ from footfall import __version__
 logger = logging.getLogger("footfall.server")
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+API_PREFIX = "/api/v1"  # every API router is mounted under it once; routers carry only their own sub-prefix
 
 DESCRIPTION = """Per-zone audience counts from footfall camera boxes: ingest, traffic series, gender split,
 heatmaps and ad-placement ranking. Every `/api/v1` endpoint needs an API key (`X-API-Key: ffk_...` or
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         lifespan=lifespan,
         docs_url="/api/docs",
         redoc_url=None,
-        openapi_url="/api/v1/openapi.json",
+        openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.context = ctx
 
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         log_event(logger, logging.ERROR, "request failed", path=request.url.path, error=repr(exc)[:300])
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
+    api = APIRouter(prefix=API_PREFIX)
     for router in (
         ingest.router,
         sites.read,
@@ -123,7 +125,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         agents.router,
         admin.router,
     ):
-        app.include_router(router)
+        api.include_router(router)
+    app.include_router(api)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, database and MQTT ingest check (public)")
     def healthz() -> JSONResponse:

@@ -12,7 +12,7 @@ from footfall.server.localtime import to_iso
 from footfall.server.tables import ApiKey, DeadLetter
 from sqlalchemy import func, select
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
 def _key_out(row: ApiKey) -> dict:

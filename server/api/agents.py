@@ -9,7 +9,7 @@ from footfall.server.agents import agent_rows
 from footfall.server.api.deps import Context, ReadSession, require_viewer
 from footfall.server.api.schemas import AgentOut
 
-router = APIRouter(prefix="/api/v1", tags=["agents"], dependencies=[Depends(require_viewer)])
+router = APIRouter(tags=["agents"], dependencies=[Depends(require_viewer)])
 
 
 @router.get("/agents", response_model=list[AgentOut], summary="Agents and their status (role: viewer)")

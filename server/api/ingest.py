@@ -13,7 +13,7 @@ from footfall.server.auth import Principal
 from footfall.server.ingest import Incoming
 from starlette.concurrency import run_in_threadpool
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(tags=["ingest"])
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_MESSAGES = 10_000

@@ -24,7 +24,7 @@ from footfall.server.localtime import WEEKDAYS, how_label, to_iso
 from footfall.server.stats import poisson_mean_interval, wilson_interval
 from footfall.server.tables import Zone
 
-router = APIRouter(prefix="/api/v1/sites/{site_id}/insights", tags=["insights"], dependencies=[Depends(require_viewer)])
+router = APIRouter(prefix="/sites/{site_id}/insights", tags=["insights"], dependencies=[Depends(require_viewer)])
 
 METHOD = (
     "Each slot is one zone in one local hour of the week (e.g. Food court, Sat 14:00-15:00), summed over "

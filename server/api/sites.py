@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
-read = APIRouter(prefix="/api/v1", tags=["sites"], dependencies=[Depends(require_viewer)])
-admin = APIRouter(prefix="/api/v1", tags=["sites"], dependencies=[Depends(require_admin)])
+read = APIRouter(tags=["sites"], dependencies=[Depends(require_viewer)])
+admin = APIRouter(tags=["sites"], dependencies=[Depends(require_admin)])
 
 
 def _zone_out(zone: Zone) -> ZoneOut:

@@ -36,7 +36,7 @@ from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, to_iso, zo
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
 
-router = APIRouter(prefix="/api/v1/sites/{site_id}/traffic", tags=["traffic"], dependencies=[Depends(require_viewer)])
+router = APIRouter(prefix="/sites/{site_id}/traffic", tags=["traffic"], dependencies=[Depends(require_viewer)])
 
 GranularityParam = Annotated[
     Literal["hour", "day", "week"],

@@ -34,11 +34,12 @@ def _routes(app) -> list[tuple[str, str, tuple[str, ...] | None]]:  # type: igno
     try:
         from fastapi.routing import iter_route_contexts
 
-        routes = [context.route for context in iter_route_contexts(app.routes)]
-    except ImportError:  # older FastAPI lists APIRoutes directly
-        routes = list(app.routes)
+        # The path as served: an included router's prefix (/api/v1) is in the context, not in the original route.
+        routes = [(context.route, context.path) for context in iter_route_contexts(app.routes)]
+    except ImportError:  # older FastAPI lists APIRoutes directly, with their full path
+        routes = [(route, getattr(route, "path", None)) for route in app.routes]
     found = []
-    for route in routes:
+    for route, path in routes:
         methods = getattr(route, "methods", None)
         if not methods:
             continue
@@ -46,7 +47,7 @@ def _routes(app) -> list[tuple[str, str, tuple[str, ...] | None]]:  # type: igno
         if isinstance(route, APIRoute):
             guards = [d.call for d in route.dependant.dependencies if isinstance(d.call, Require)]
             roles = guards[0].roles if guards else None
-        found.extend((method, route.path, roles) for method in sorted(methods - {"HEAD"}))
+        found.extend((method, path, roles) for method in sorted(methods - {"HEAD"}))
     return found
 
 
