@@ -137,7 +137,7 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     return options
 
 
-def _check_tensor(model_path: Path, kind: str, actual, expected: TensorSpec) -> None:
+def _check_tensor(model_path: Path, kind: str, actual: onnxruntime.NodeArg, expected: TensorSpec) -> None:
     """One graph input/output against its manifest entry: name, element type, rank and fixed sizes."""
     if actual.name != expected.name:
         raise BundleError(f"{model_path}: {kind} is named {actual.name!r}, the manifest says {expected.name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     scaled = logits / temperature
     scaled = scaled - scaled.max(axis=1, keepdims=True)
     exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +56,14 @@ class GenderClassifier:
     def spec(self) -> FaceCropSpec:
         return self.contract.preprocess
 
-    def crop(self, frame_bgr: np.ndarray, box, landmarks: np.ndarray | None = None) -> np.ndarray:
+    def crop(self, frame_bgr: np.ndarray, box: Sequence[float], landmarks: np.ndarray | None = None) -> np.ndarray:
         return crop_face(frame_bgr, box, self.spec, landmarks)
 
     def logits(self, chips: np.ndarray | list[np.ndarray]) -> np.ndarray:
         if len(chips) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.session.run(None, {self._input_name: normalise(chips, self.spec)})[0]
+        outputs: list[np.ndarray] = self.session.run(None, {self._input_name: normalise(chips, self.spec)})
+        return outputs[0]
 
     def probabilities(self, chips: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """Calibrated class probabilities, ``N × len(labels)``."""

@@ -35,7 +35,7 @@ INT32_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "
 
 
 def _cpuinfo(path: Path) -> tuple[str, set[str]]:
-    name, flags = "", set()
+    name, flags = "", set[str]()
     try:
         text = path.read_text()
     except OSError:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from footfall.core.bundle import Bundle, BundleError, load_bundle
 from footfall.core.serving import open_model
 
 
+_Box = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     """One face: box ``(x1, y1, x2, y2)`` in frame pixels, score, five landmarks ``(5, 2)``."""
 
-    box: tuple[float, float, float, float]
+    box: _Box
     score: float
     landmarks: np.ndarray
 
@@ -158,6 +162,6 @@ class FaceDetector:
         scores = heatmap[rows, cols]
         keep = nms(boxes, scores, self.contract.nms_iou)
         return [
-            Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i])  # type: ignore[arg-type]
+            Detection(cast(_Box, tuple(float(v) for v in boxes[i])), float(scores[i]), points[i])
             for i in keep
         ]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from footfall.core.preprocess import FaceCropSpec
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_FILE = "manifest.json"
-MANIFEST_SCHEMA = "footfall.bundle/1"
+MANIFEST_SCHEMA: Final = "footfall.bundle/1"
 
 
 class _Model(BaseModel):

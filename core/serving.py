@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict, Unpack
 
 import numpy as np
 from footfall.core.bundle import Bundle, BundleError, open_session
@@ -73,7 +73,17 @@ def run_probe(bundle: Bundle, session: onnxruntime.InferenceSession) -> ProbeRes
     return ProbeResult(error if np.isfinite(error) else float("inf"), probe.tolerance)
 
 
-def _serving(bundle: Bundle, **fields) -> ModelServing:  # type: ignore[no-untyped-def]
+class _Decision(TypedDict):
+    """What :func:`_serving` adds to the bundle's name, version and task."""
+
+    precision: Literal["int8", "fp32"]
+    parity: Literal["passed", "failed", "not-checked"]
+    probe_error: NotRequired[float | None]
+    tolerance: NotRequired[float | None]
+    reason: NotRequired[str | None]
+
+
+def _serving(bundle: Bundle, **fields: Unpack[_Decision]) -> ModelServing:
     manifest = bundle.manifest
     return ModelServing(bundle=manifest.name[:64], version=manifest.version[:32], task=manifest.task, **fields)
 
@@ -87,6 +97,7 @@ def open_served_session(
     if manifest.precision != "int8" or manifest.probe is None:
         reason = "FP32 bundle" if manifest.precision == "fp32" else "bundle carries no parity probe"
         return session, _serving(bundle, precision=manifest.precision, parity="not-checked", reason=reason)
+    failure: str | None
     try:
         result = run_probe(bundle, session)
     except Exception as exc:  # a graph that cannot even run the probe must not be served either

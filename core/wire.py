@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 DEFAULT_TOPIC_PREFIX = "footfall/v1"
 
 # Bounds that every message is held to on both paths (MQTT and HTTP), so that no number a database or a sum
@@ -238,7 +238,10 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _parse(payload: bytes | str, adapter: TypeAdapter, kinds: str):  # type: ignore[no-untyped-def]
+_Parsed = TypeVar("_Parsed")
+
+
+def _parse(payload: bytes | str, adapter: TypeAdapter[_Parsed], kinds: str) -> _Parsed:
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -295,7 +298,7 @@ def subscription_filters(prefix: str = DEFAULT_TOPIC_PREFIX) -> list[str]:
     return [f"{prefix}/+/+/aggregates", f"{prefix}/+/+/status"]
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The JSON Schema of every wire message, both directions, as written to docs/wire-schema.json."""
     schema = _any_adapter.json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
