@@ -10,7 +10,6 @@ import numpy as np
 from footfall.core.bundle import Bundle, BundleError, load_bundle
 from footfall.core.serving import open_model
 
-
 _Box = tuple[float, float, float, float]
 
 
@@ -161,7 +160,4 @@ class FaceDetector:
         points = np.stack([lm_x / scale, lm_y / scale], axis=2).astype(np.float32)
         scores = heatmap[rows, cols]
         keep = nms(boxes, scores, self.contract.nms_iou)
-        return [
-            Detection(cast(_Box, tuple(float(v) for v in boxes[i])), float(scores[i]), points[i])
-            for i in keep
-        ]
+        return [Detection(cast(_Box, tuple(float(v) for v in boxes[i])), float(scores[i]), points[i]) for i in keep]

@@ -30,9 +30,7 @@ def interleaved_median_ms(
     return {name: round(sorted(values)[len(values) // 2], 3) for name, values in times.items()}
 
 
-def median_ms(
-    run: Callable[[], object], *, warmup: int = 2, min_rounds: int = 7, min_seconds: float = 1.5
-) -> float:
+def median_ms(run: Callable[[], object], *, warmup: int = 2, min_rounds: int = 7, min_seconds: float = 1.5) -> float:
     """Median wall time of one callable in milliseconds."""
     return interleaved_median_ms({"run": run}, warmup=warmup, min_rounds=min_rounds, min_seconds=min_seconds)["run"]
 
