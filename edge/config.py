@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.core.wire import DEFAULT_TOPIC_PREFIX, Identifier
+from footfall.core.yamlerrors import describe_yaml_error
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -322,10 +323,7 @@ def parse_config(text: str, source: str = "<config>") -> AgentConfig:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}{where}: not valid YAML ({problem})") from None
+        raise ConfigError(describe_yaml_error(exc, source)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: config must be a mapping of fields (agent_id, site_id, cameras, ...)")
     try:

@@ -132,6 +132,7 @@ class RecipeError(ValueError):
 
 def load_recipe(path: str | Path) -> Recipe:
     import yaml
+    from footfall.core.yamlerrors import describe_yaml_error
 
     file = Path(path)
     try:
@@ -139,7 +140,7 @@ def load_recipe(path: str | Path) -> Recipe:
     except OSError as exc:
         raise RecipeError(f"{file}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{file}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise RecipeError(describe_yaml_error(exc, str(file))) from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{file}: expected a mapping of recipe fields")
     try:

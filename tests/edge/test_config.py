@@ -101,6 +101,23 @@ def test_missing_field_and_yaml_syntax() -> None:
         parse_config("- just\n- a list\n", "agent.yaml")
 
 
+def test_an_unclosed_bracket_is_reported_where_it_opens() -> None:
+    """PyYAML notices a missing ']' lines later (here at the next key); the error names the '[' line."""
+    text = VALID.replace("points: [[0.0, 0.5], [1.0, 0.5]]", "points: [[0.0, 0.5], [1.0, 0.5]")
+    assert text.splitlines()[10].endswith("points: [[0.0, 0.5], [1.0, 0.5]")  # line 11
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "agent.yaml")
+    message = str(caught.value)
+    assert message.startswith("agent.yaml:11: not valid YAML (in the '[' that opens here: "), message
+    assert "on line 12" in message and "\n" not in message
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens() -> None:
+    text = VALID.replace("site_id: mall-north", 'site_id: "mall-north')
+    with pytest.raises(ConfigError, match=r"^agent.yaml:2: not valid YAML \(in the quoted string that opens here"):
+        parse_config(text, "agent.yaml")
+
+
 def test_relative_paths_resolve_against_the_config(tmp_path: Path) -> None:
     (tmp_path / "agent.yaml").write_text(
         VALID.replace("source: 0", "source: clips/a.mp4") + "outbox: {path: state/outbox.sqlite}\n"

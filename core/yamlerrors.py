@@ -1,0 +1,45 @@
+"""One line for a YAML syntax error, at the line where the problem starts.
+
+PyYAML reports where it gave up (``problem_mark``); for a bracket, brace or quote left open that is often
+several lines later (the next key, or the end of the file), while ``context_mark`` points at the opening
+character itself. Used for agent configs (:mod:`footfall.edge.config`) and training recipes
+(:mod:`footfall.models.recipe`).
+"""
+
+from __future__ import annotations
+
+import yaml
+
+# PyYAML's contexts whose mark is an opening bracket, brace or quote (left open, most often), and their names.
+_OPENED = {
+    "while parsing a flow sequence": "the '[' that opens here",
+    "while parsing a flow mapping": "the '{' that opens here",
+    "while scanning a quoted scalar": "the quoted string that opens here",
+}
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> int | None:
+    """The 1-based line where the problem starts: the opening ``[``, ``{`` or quote of something left open,
+    otherwise where the parser stopped; None when PyYAML gives no position."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return None
+    if exc.context_mark is not None and exc.context in _OPENED:
+        return exc.context_mark.line + 1
+    if exc.problem_mark is not None:
+        return exc.problem_mark.line + 1
+    return None
+
+
+def describe_yaml_error(exc: yaml.YAMLError, source: str) -> str:
+    """``source:line: not valid YAML (what)``, one line; for a bracket or quote left open, it names the line
+    where the parser noticed too, e.g. ``agent.yaml:11: not valid YAML (in the '[' that opens here: expected
+    ',' or ']', but got ':' on line 14)``."""
+    line = yaml_error_line(exc)
+    where = f":{line}" if line is not None else ""
+    marked = exc if isinstance(exc, yaml.MarkedYAMLError) else None
+    problem = (marked.problem if marked is not None else None) or str(exc).splitlines()[0]
+    opened = _OPENED.get(marked.context or "") if marked is not None else None
+    if marked is not None and opened and line is not None:
+        noticed = marked.problem_mark.line + 1 if marked.problem_mark is not None else line
+        problem = f"in {opened}: {problem}" + (f" on line {noticed}" if noticed != line else "")
+    return f"{source}{where}: not valid YAML ({problem})"

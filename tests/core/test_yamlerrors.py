@@ -1,0 +1,54 @@
+"""YAML syntax errors name the line where the problem starts, for agent configs and training recipes alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from footfall.core.yamlerrors import describe_yaml_error, yaml_error_line
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def error_of(text: str) -> yaml.YAMLError:
+    with pytest.raises(yaml.YAMLError) as caught:
+        yaml.safe_load(text)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("a: 1\n" * 10 + "k: [1, 2\nl: 3\nm: 4\n", 11),  # '[' left open: where it opens, not at 'l:'
+        ("a: 1\n" * 10 + "k: {x: 1\nl: 3\n", 11),
+        ("a: 1\n" * 10 + 'k: "abc\nl: 3\nm: 4\n', 11),  # PyYAML gives up at the end of the file
+        ("a: 1\n" * 10 + "k: [1, 2\n", 11),
+        ("cameras:\n  - id: c\n   source: 0\n", 3),  # no opening mark: where the parser stopped
+        ("a: b: c\n", 1),
+    ],
+)
+def test_the_line_where_the_problem_starts(text: str, line: int) -> None:
+    assert yaml_error_line(error_of(text)) == line
+
+
+def test_the_message_is_one_line_and_names_both_lines() -> None:
+    message = describe_yaml_error(error_of("a: 1\n" * 10 + "k: [1, 2\nl: 3\n"), "agent.yaml")
+    assert message == (
+        "agent.yaml:11: not valid YAML (in the '[' that opens here: expected ',' or ']', but got ':' on line 12)"
+    )
+    assert describe_yaml_error(error_of("a: b: c\n"), "x.yaml") == (
+        "x.yaml:1: not valid YAML (mapping values are not allowed here)"
+    )
+
+
+def test_a_recipe_reports_an_unclosed_bracket_where_it_opens(tmp_path: Path) -> None:
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    lines = (REPO / "models" / "configs" / "gender-v3.yaml").read_text().splitlines()
+    number = next(i for i, line in enumerate(lines) if line.rstrip().endswith("]") and ": [" in line)
+    lines[number] = lines[number].rstrip()[:-1]  # drop the closing ']'
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecipeError, match=rf"^{recipe}:{number + 1}: not valid YAML \(in the '\[' that opens here"):
+        load_recipe(recipe)
