@@ -25,6 +25,31 @@ PART_COMMANDS = (
     "footfall.demo",
 )
 
+
+def _flags_show_no_type() -> None:
+    """Typer's Rich help (0.2x with its own click) gives every option a type column, flags included
+    (``--version <bool>``, ``--help <bool>``). A flag takes no value, so it shows none, as in click's plain
+    help; an option keeps its metavar or type (``<path>``, ``<int>``)."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - a typer without its own option class renders flags bare already
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "footfall_flags_bare", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        value: str | None = shown(self, ctx)
+        return value
+
+    display_type_rich.footfall_flags_bare = True  # type: ignore[attr-defined]  # a marker on the function
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]  # the patch itself
+
+
+_flags_show_no_type()
+
 app = typer.Typer(
     name="footfall",
     help=(
@@ -45,10 +70,26 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-    log_level: str = typer.Option("info", "--log-level", envvar="FOOTFALL_LOG_LEVEL", help="debug, info, warning."),
+    log_level: str = typer.Option(
+        "info",
+        "--log-level",
+        envvar="FOOTFALL_LOG_LEVEL",
+        metavar="<level>",
+        callback=_log_level,
+        help=", ".join(LOG_LEVELS) + ".",
+    ),
     log_json: bool = typer.Option(False, "--log-json", envvar="FOOTFALL_LOG_JSON", help="Logs as JSON lines."),
 ) -> None:
     from footfall.core.logs import configure_logging
