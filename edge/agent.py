@@ -13,15 +13,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import FrameType
 
 from footfall.core.cpu import describe_cpu, this_cpu
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, CameraStatus, aggregate_topic, encode
-from footfall.edge.aggregation import BucketCounts
+from footfall.edge.aggregation import BaseLookup, BucketCounts, Emit
 from footfall.edge.capture import CameraCapture
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.delivery import MqttPublisher
-from footfall.edge.messages import aggregate_message, bucket_key
+from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_models
 
@@ -60,23 +61,14 @@ class Agent:
         self.topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
 
     # -- wiring ---------------------------------------------------------------------------------------
-    def _emitter(self, camera_id: str):
+    def _emitter(self, camera_id: str) -> Emit:
+        messages = CameraMessages.for_camera(self.config, camera_id)
+
         def emit(zone_id: str, bucket_start: int, counts: BucketCounts) -> None:
             assert self.outbox is not None
 
             def payload(seq: int) -> bytes:
-                return encode(
-                    aggregate_message(
-                        agent_id=self.config.agent_id,
-                        site_id=self.config.site_id,
-                        camera_id=camera_id,
-                        zone_id=zone_id,
-                        bucket_start=bucket_start,
-                        bucket_seconds=self.config.bucket_seconds,
-                        counts=counts,
-                        seq=seq,
-                    )
-                )
+                return encode(messages.message(zone_id, bucket_start, counts, seq))
 
             try:
                 seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
@@ -98,7 +90,7 @@ class Agent:
 
         return emit
 
-    def _base_lookup(self, camera_id: str):
+    def _base_lookup(self, camera_id: str) -> BaseLookup:
         def lookup(zone_id: str, bucket_start: int) -> BucketCounts | None:
             assert self.outbox is not None
             return self.outbox.bucket_counts(bucket_key(camera_id, zone_id, bucket_start))
@@ -159,7 +151,7 @@ class Agent:
         if threading.current_thread() is not threading.main_thread():
             return
 
-        def handle(signum, _frame) -> None:
+        def handle(signum: int, _frame: FrameType | None) -> None:
             log_event(logger, logging.INFO, "stopping", signal=signal.Signals(signum).name)
             self.stop_event.set()
 

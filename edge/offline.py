@@ -18,7 +18,7 @@ from footfall.core.wire import AggregateMessage, aggregate_topic
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.capture import VideoFile
 from footfall.edge.config import AgentConfig, CameraConfig, ConfigError, offline_camera
-from footfall.edge.messages import aggregate_message
+from footfall.edge.messages import CameraMessages
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_models
 from footfall.edge.tracking import TrackerEvents
 
@@ -29,23 +29,13 @@ OFFLINE_IDS = {"agent_id": "offline", "site_id": "offline"}
 class MessageCollector:
     """Keeps the latest message per bucket, as the server would."""
 
-    config: AgentConfig
-    camera_id: str
+    camera: CameraMessages
     messages: dict[tuple[str, int], AggregateMessage] = field(default_factory=dict)
     seq: int = 0
 
     def __call__(self, zone_id: str, bucket_start: int, counts: BucketCounts) -> None:
         self.seq += 1
-        self.messages[(zone_id, bucket_start)] = aggregate_message(
-            agent_id=self.config.agent_id,
-            site_id=self.config.site_id,
-            camera_id=self.camera_id,
-            zone_id=zone_id,
-            bucket_start=bucket_start,
-            bucket_seconds=self.config.bucket_seconds,
-            counts=counts,
-            seq=self.seq,
-        )
+        self.messages[(zone_id, bucket_start)] = self.camera.message(zone_id, bucket_start, counts, self.seq)
 
 
 def offline_config(video: Path, config: AgentConfig | None, camera_id: str | None) -> tuple[AgentConfig, CameraConfig]:
@@ -118,7 +108,7 @@ def process_video(
         # Buckets aligned to the bucket length from a round start, so reruns give the same keys.
         start_time = float(int(time.time()) // 86_400 * 86_400)
     source = VideoFile(video, start_time=start_time)
-    collector = MessageCollector(config, camera.id)
+    collector = MessageCollector(CameraMessages.for_camera(config, camera.id))
     pipeline = CameraPipeline(config, camera, models, collector)
     pipeline.observer = observer
     finished: dict[int, tuple[str, Any]] = {}  # track id -> (final label, track-averaged probabilities)

@@ -20,7 +20,7 @@ from footfall.core.wire import AgentStatus, aggregate_topic
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
-from footfall.edge.messages import aggregate_message, bucket_key
+from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox, ResendPolicy
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
@@ -35,6 +35,7 @@ from tests.e2e.conftest import Product
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 SITE, AGENT = "lab", "box-receipts"
+CAM1 = CameraMessages(agent_id=AGENT, site_id=SITE, camera_id="cam1", bucket_seconds=60)
 
 
 @pytest.fixture()
@@ -75,20 +76,7 @@ class Box:
         start = self.day_ago + minute * 60
 
         def payload(seq: int) -> bytes:
-            return (
-                aggregate_message(
-                    agent_id=AGENT,
-                    site_id=SITE,
-                    camera_id="cam1",
-                    zone_id="frame",
-                    bucket_start=start,
-                    bucket_seconds=60,
-                    counts=counts,
-                    seq=seq,
-                )
-                .model_dump_json()
-                .encode()
-            )
+            return CAM1.message("frame", start, counts, seq).model_dump_json().encode()
 
         self.outbox.add(bucket_key("cam1", "frame", start), aggregate_topic(SITE, AGENT), payload, counts)
         self.people += people

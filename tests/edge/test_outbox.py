@@ -13,27 +13,18 @@ from footfall.core.wire import AgentStatus, Receipt, encode, parse_message, rece
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
-from footfall.edge.messages import aggregate_message, bucket_key
+from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox, ResendPolicy
 
 TOPIC = "footfall/v1/lab/box-test/aggregates"
+CAM1 = CameraMessages(agent_id="box-test", site_id="lab", camera_id="cam1", bucket_seconds=60)
 
 
 def add(outbox: Outbox, zone: str, start: int, people: int) -> int:
     counts = BucketCounts(people=people, unknown=people)
 
     def payload(seq: int) -> bytes:
-        message = aggregate_message(
-            agent_id="box-test",
-            site_id="lab",
-            camera_id="cam1",
-            zone_id=zone,
-            bucket_start=start,
-            bucket_seconds=60,
-            counts=counts,
-            seq=seq,
-        )
-        return message.model_dump_json().encode()
+        return CAM1.message(zone, start, counts, seq).model_dump_json().encode()
 
     return outbox.add(bucket_key("cam1", zone, start), TOPIC, payload, counts)
 
@@ -84,16 +75,7 @@ def test_an_outbox_written_before_receipts_is_upgraded(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "outbox.sqlite"
-    message = aggregate_message(
-        agent_id="box-test",
-        site_id="lab",
-        camera_id="cam1",
-        zone_id="a",
-        bucket_start=0,
-        bucket_seconds=60,
-        counts=BucketCounts(people=2, unknown=2),
-        seq=41,
-    )
+    message = CAM1.message("a", 0, BucketCounts(people=2, unknown=2), 41)
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, bucket_key TEXT NOT NULL UNIQUE,"
