@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,7 @@ class Outbox:
         max_messages: int = 200_000,
         state_days: float = 2.0,
         resend: ResendPolicy | None = None,
-        clock=time.time,  # type: ignore[no-untyped-def]
+        clock: Callable[[], float] = time.time,
     ):
         self.path = Path(path)
         self.max_messages = max_messages
@@ -122,25 +123,26 @@ class Outbox:
         """A seq above every one this outbox handed out; call inside :meth:`add`'s transaction."""
         row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
         last = row[0] if row else 0
-        seq = max(last + 1, time.time_ns() // 1_000_000)
+        seq = max(last + 1, int(self.clock() * 1000))
         self._db.execute(
             "INSERT INTO meta(name, value) VALUES('seq', ?) ON CONFLICT(name) DO UPDATE SET value=?",
             (seq, seq),
         )
         return seq
 
-    def add(self, bucket_key: str, topic: str, build_payload, counts: BucketCounts) -> int:
+    def add(self, bucket_key: str, topic: str, build_payload: Callable[[int], bytes], counts: BucketCounts) -> int:
         """Stores the message for ``bucket_key`` (replacing an unsent older one) and the bucket's counts,
         in one transaction. ``build_payload(seq) -> bytes`` makes the message once its seq is known."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                now = self.clock()
                 seq = self.next_seq()
                 payload = build_payload(seq)
                 self._db.execute("DELETE FROM outbox WHERE bucket_key=?", (bucket_key,))
                 self._db.execute(
                     "INSERT INTO outbox(bucket_key, topic, payload, created_at, seq) VALUES(?,?,?,?,?)",
-                    (bucket_key, topic, payload, time.time(), seq),
+                    (bucket_key, topic, payload, now, seq),
                 )
                 self._db.execute(
                     "INSERT INTO bucket_state VALUES(?,?,?,?,?,?,?,?) "
@@ -157,7 +159,7 @@ class Outbox:
                         counts.unknown,
                         counts.dwell_samples,
                         counts.dwell_seconds_total,
-                        time.time(),
+                        now,
                     ),
                 )
                 depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -248,4 +250,4 @@ class Outbox:
     def prune_state(self) -> None:
         """Forgets bucket counts too old to be reopened by a restart."""
         with self._lock:
-            self._db.execute("DELETE FROM bucket_state WHERE updated_at < ?", (time.time() - self.state_seconds,))
+            self._db.execute("DELETE FROM bucket_state WHERE updated_at < ?", (self.clock() - self.state_seconds,))

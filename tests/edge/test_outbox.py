@@ -71,6 +71,35 @@ def test_unconfirmed_rows_are_due_again_after_a_doubling_backoff(tmp_path: Path)
     assert [r.id for r in outbox.due()] == [row.id]
 
 
+def test_seq_rows_and_bucket_state_follow_the_injected_clock(tmp_path: Path) -> None:
+    import sqlite3
+
+    day = 86_400.0
+    now = [4_000_000_000.0]  # the year 2096: a stray time.time() anywhere would show
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path, state_days=2, clock=lambda: now[0])
+    assert add(outbox, "a", 0, 1) == 4_000_000_000_000  # the clock in milliseconds
+    assert add(outbox, "b", 0, 1) == 4_000_000_000_001  # the same millisecond: still rising
+    now[0] += day
+    add(outbox, "c", 0, 1)
+    with sqlite3.connect(path) as db:
+        created = dict(db.execute("SELECT bucket_key, created_at FROM outbox").fetchall())
+    assert created == {bucket_key("cam1", z, 0): t for z, t in (("a", 4e9), ("b", 4e9), ("c", 4e9 + day))}
+
+    now[0] = 4e9 + 2 * day - 1  # "a" and "b" were last counted two days ago less a second: kept
+    outbox.prune_state()
+    assert outbox.bucket_counts(bucket_key("cam1", "a", 0)) is not None
+    now[0] += 2
+    outbox.prune_state()
+    assert outbox.bucket_counts(bucket_key("cam1", "a", 0)) is None
+    assert outbox.bucket_counts(bucket_key("cam1", "b", 0)) is None
+    assert outbox.bucket_counts(bucket_key("cam1", "c", 0)) == BucketCounts(people=1, unknown=1)
+
+    last = add(outbox, "d", 0, 1)
+    now[0] = 1_000.0  # the clock jumps back (a box without a real-time clock booting): seq does not
+    assert add(outbox, "e", 0, 1) == last + 1
+
+
 def test_an_outbox_written_before_receipts_is_upgraded(tmp_path: Path) -> None:
     import sqlite3
 
