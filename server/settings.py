@@ -2,59 +2,86 @@
 
 from __future__ import annotations
 
-import os
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from footfall.server.release import DEFAULT_K
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
+# An empty variable counts as unset (the default applies), except these, where empty is a value of its own.
+EMPTY_IS_A_VALUE = frozenset({"FOOTFALL_MQTT_GROUP"})
 
 
-class Settings(BaseModel):
-    """What the server needs to run; ``Settings.from_env()`` reads the documented environment variables."""
+class Settings(BaseSettings):
+    """What the server needs to run. Each field reads the environment variable its ``validation_alias`` names
+    (the table in server/API.md); keyword arguments win over the environment."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=True,  # DATABASE_URL, never database_url
+        validate_by_name=True,  # Settings(database_url=...) as well as the variable names
+        loc_by_alias=False,  # errors name the field, whichever way it was given
+    )
 
-    database_url: str = Field(DEFAULT_DATABASE_URL, description="DATABASE_URL: SQLAlchemy URL (sqlite or postgresql).")
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL", description="SQLAlchemy URL (sqlite or postgresql)."
+    )
     k_anonymity: int = Field(
         DEFAULT_K,
         ge=1,
         le=1000,
-        description="FOOTFALL_K_ANON: zone × hour cells with 1..k-1 people are withheld; a gender split is released "
-        "only when each of its parts is 0 or at least k.",
+        validation_alias="FOOTFALL_K_ANON",
+        description="Zone × hour cells with 1..k-1 people are withheld; a gender split is released only when each "
+        "of its parts is 0 or at least k.",
     )
     release_open_hour: bool = Field(
         False,
-        description="FOOTFALL_RELEASE_OPEN_HOUR: answer with the hour in progress too. Live, but anyone who "
-        "refreshes twice sees who came by in between; the demo turns it on.",
+        validation_alias="FOOTFALL_RELEASE_OPEN_HOUR",
+        description="Answer with the hour in progress too. Live, but anyone who refreshes twice sees who came by in "
+        "between; the demo turns it on.",
     )
-    mqtt_url: str | None = Field(None, description="MQTT_URL: mqtt://user:pass@host:port; None = no consumer.")
+    mqtt_url: str | None = Field(
+        None, validation_alias="MQTT_URL", description="mqtt://user:pass@host:port; None = no consumer."
+    )
     mqtt_group: str = Field(
         "footfall-server",
-        description="FOOTFALL_MQTT_GROUP: shared-subscription group; empty = a plain subscription, for "
-        "brokers without MQTT 5 shared subscriptions (then run a single server).",
+        validation_alias="FOOTFALL_MQTT_GROUP",
+        description="Shared-subscription group; empty = a plain subscription, for brokers without MQTT 5 shared "
+        "subscriptions (then run a single server).",
     )
-    mqtt_client_id: str | None = Field(None, description="FOOTFALL_MQTT_CLIENT_ID: stable id of this replica.")
-    topic_prefix: str = Field("footfall/v1", description="FOOTFALL_TOPIC_PREFIX.")
+    mqtt_client_id: str | None = Field(
+        None, validation_alias="FOOTFALL_MQTT_CLIENT_ID", description="Stable id of this replica."
+    )
+    topic_prefix: str = Field(
+        "footfall/v1", validation_alias="FOOTFALL_TOPIC_PREFIX", description="MQTT topics the agents publish under."
+    )
     retention_days: int | None = Field(
-        35, ge=1, description="FOOTFALL_RETENTION_DAYS: raw minute buckets kept; rollups are kept forever."
+        35,
+        ge=1,
+        validation_alias="FOOTFALL_RETENTION_DAYS",
+        description="Raw minute buckets kept; rollups are kept forever.",
     )
-    default_timezone: str = Field("UTC", description="FOOTFALL_TIMEZONE: time zone of auto-created sites.")
+    default_timezone: str = Field(
+        "UTC", validation_alias="FOOTFALL_TIMEZONE", description="Time zone of auto-created sites."
+    )
     agent_offline_after_s: float = Field(
         180.0,
         gt=0,
-        description="FOOTFALL_AGENT_OFFLINE_AFTER: silence after which an agent counts as offline.",
+        validation_alias="FOOTFALL_AGENT_OFFLINE_AFTER",
+        description="Silence after which an agent counts as offline.",
     )
     auth_failures_per_minute: int = Field(
         10,
         ge=0,
         le=100_000,
-        description="FOOTFALL_AUTH_FAILURES_PER_MINUTE: failed API-key attempts allowed per client address within "
-        "a minute; after that its requests with a key get 429 until the minute frees. Counted in memory per server "
-        "process (each replica holds its own). 0 = no limit.",
+        validation_alias="FOOTFALL_AUTH_FAILURES_PER_MINUTE",
+        description="Failed API-key attempts allowed per client address within a minute; after that its requests "
+        "with a key get 429 until the minute frees. Counted in memory per server process (each replica holds its "
+        "own). 0 = no limit.",
     )
-    migrate_on_start: bool = True
+    migrate_on_start: bool = Field(True, description="Upgrade the database schema on start (no variable).")
 
     @field_validator("default_timezone")
     @classmethod
@@ -63,27 +90,36 @@ class Settings(BaseModel):
         return value
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the documented variables; no .env file, no secrets directory."""
+        return init_settings, _Environment(settings_cls)
+
+    @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        values: dict[str, object] = {}
-        mapping = {
-            "DATABASE_URL": "database_url",
-            "FOOTFALL_K_ANON": "k_anonymity",
-            "FOOTFALL_RELEASE_OPEN_HOUR": "release_open_hour",
-            "MQTT_URL": "mqtt_url",
-            "FOOTFALL_MQTT_GROUP": "mqtt_group",
-            "FOOTFALL_MQTT_CLIENT_ID": "mqtt_client_id",
-            "FOOTFALL_TOPIC_PREFIX": "topic_prefix",
-            "FOOTFALL_RETENTION_DAYS": "retention_days",
-            "FOOTFALL_TIMEZONE": "default_timezone",
-            "FOOTFALL_AGENT_OFFLINE_AFTER": "agent_offline_after_s",
-            "FOOTFALL_AUTH_FAILURES_PER_MINUTE": "auth_failures_per_minute",
+        """The environment, with ``overrides`` on top; an override of None means "not given" (a CLI option left
+        out), so the variable or the default applies."""
+        given: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
+        return cls(**given)
+
+
+class _Environment(EnvSettingsSource):
+    """Only the documented variables (each field's ``validation_alias``), never a variable named like a field;
+    an empty one counts as unset unless EMPTY_IS_A_VALUE names it."""
+
+    def __call__(self) -> dict[str, Any]:
+        documented = {field.validation_alias for field in self.settings_cls.model_fields.values()}
+        return {
+            name: value
+            for name, value in super().__call__().items()
+            if name in documented and (value != "" or name in EMPTY_IS_A_VALUE)
         }
-        for variable, field in mapping.items():
-            if env.get(variable) or (variable == "FOOTFALL_MQTT_GROUP" and variable in env):
-                values[field] = env[variable]
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        return cls(**values)
 
 
 def check_timezone(name: str) -> ZoneInfo:
