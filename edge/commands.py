@@ -88,8 +88,11 @@ def register(app: typer.Typer) -> None:
                 typer.echo(
                     f"{role:<9} {serving.bundle} {serving.version} ({serving.task}): serves {precision} ({why}) — OK"
                 )
+            from footfall.core.text import plural
+
             cameras = ", ".join(
-                f"{c.id} ({len(c.counting_zones())} zones, {len(c.lines)} lines)" for c in settings.cameras
+                f"{c.id} ({plural(len(c.counting_zones()), 'zone')}, {plural(len(c.lines), 'line')})"
+                for c in settings.cameras
             )
             names = ", ".join(f"{serving.bundle} {_served_as(serving)[0]}" for _, serving in served)
             typer.echo(

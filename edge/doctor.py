@@ -16,6 +16,7 @@ import numpy as np
 from footfall.core.bundle import Bundle, load_bundle
 from footfall.core.cpu import cpu_info, has_int32_dot_product
 from footfall.core.latency import median_ms
+from footfall.core.text import plural
 from footfall.core.wire import ModelServing
 from footfall.edge.config import AgentConfig, CameraConfig
 
@@ -162,7 +163,7 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     lines = [
         f"cpu          {cpu['model']} ({cpu['arch']})",
         f"  flags      {' '.join(cpu['flags']) or 'none of the relevant ones'}; {dot}",
-        f"onnxruntime  {diagnosis.onnxruntime} (CPUExecutionProvider, {diagnosis.threads} threads)",
+        f"onnxruntime  {diagnosis.onnxruntime} (CPUExecutionProvider, {plural(diagnosis.threads, 'thread')})",
     ]
     for check in diagnosis.bundles:
         serving = check.serving

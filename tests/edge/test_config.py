@@ -155,7 +155,7 @@ def test_cli_check_config(tmp_path: Path, detector_bundle: Path, gender_bundle: 
     result = _check_config(tmp_path, detector_bundle, gender_bundle)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "OK" in lines[-1] and "entrance" in lines[-1]
+    assert "OK" in lines[-1] and "cameras: entrance (1 zone, 1 line), atrium (1 zone, 0 lines);" in lines[-1]
     # One line per bundle served: its role, its name, the precision it would serve, and OK.
     detector = next(line for line in lines if line.startswith("detector "))
     assert "face-detector-centerface" in detector and "serves INT8" in detector and detector.endswith("OK")

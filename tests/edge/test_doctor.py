@@ -32,6 +32,7 @@ def test_shipped_bundles_serve_int8_and_report_cpu_and_latency() -> None:
         assert all(ms > 0 for ms in served[task]["latency_ms"].values())
     text = doctor("--threads", "1")
     assert text.returncode == 0 and "serves INT8" in text.stdout and "ok: every bundle serves as shipped" in text.stdout
+    assert "(CPUExecutionProvider, 1 thread)" in text.stdout
 
 
 def test_int8_that_strays_is_reported_with_the_precision_it_would_serve(tmp_path: Path) -> None:
