@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -66,7 +66,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session for one write transaction, committed on success and rolled back on error."""
-        lock = self._sqlite_lock if self.is_sqlite else _NO_LOCK
+        lock: AbstractContextManager[object] = self._sqlite_lock if self.is_sqlite else nullcontext()
         with lock, self.sessions() as session, session.begin():
             yield session
 
@@ -77,14 +77,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
