@@ -441,6 +441,10 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
         shown = page.value(f"{row} td[data-col=week] span")
         assert shown == zone["people"]
     assert p.locator("article[data-site=mall] svg.spark rect.day").count() == 14
+    # The outlet has one zone: its card says "1 zone", not "1 zones".
+    assert p.locator("article[data-site=outlet] .fig .l").last.text_content() == "zone"
+    assert p.locator("article[data-site=mall] .fig .l").last.text_content() == "zones"
+    assert "2 sites" in p.locator("#kpi-zones").text_content()
 
     agents = {a["agent_id"]: a for a in live_server.get("/agents")}
     for agent_id, agent in agents.items():

@@ -8,6 +8,13 @@ export const fmtInt = (value) => integer.format(value);
 export const fmtMean = (value) => (value >= 100 ? integer.format(value) : oneDecimal.format(value));
 export const fmtPct = (value) => percent.format(value);
 
+/** The word for a count: `pluralNoun(1, "zone")` is "zone", `pluralNoun(3, "zone")` "zones"; an irregular
+ * plural as the third argument (`pluralNoun(n, "slot was", "slots were")`). */
+export const pluralNoun = (count, singular, many = `${singular}s`) => (count === 1 ? singular : many);
+
+/** A count with its word: `plural(1, "zone")` is "1 zone", `plural(1204, "zone")` "1,204 zones". */
+export const plural = (count, singular, many) => `${fmtInt(count)} ${pluralNoun(count, singular, many)}`;
+
 export const SUPPRESSED_HELP = (k) =>
   `Withheld for privacy: every zone-hour behind it had fewer than ${k} people, or a gender split with a ` +
   `part below ${k}. It is not zero.`;
@@ -122,7 +129,7 @@ export function fmtAgo(seconds) {
   if (seconds < 60) return `${Math.max(0, Math.round(seconds))} s ago`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
   if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} days ago`;
+  return `${plural(Math.round(seconds / 86400), "day")} ago`;
 }
 
 export const KIND_LABELS = {

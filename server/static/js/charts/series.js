@@ -2,7 +2,7 @@
 // data stay visible as gaps, never as invented lines). Suppressed buckets are hatched, never drawn as zero.
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { addDays, countNode, fmtPct, localDate, midnightUtc, zonedParts } from "../format.js";
+import { addDays, countNode, fmtPct, localDate, midnightUtc, plural, zonedParts } from "../format.js";
 import { linear, niceTicks, compact } from "./scale.js";
 import { createTooltip, tipRow } from "./tooltip.js";
 
@@ -73,7 +73,7 @@ export function seriesChart(container, data) {
   const hatch = uniqueId("hatch");
 
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "series-chart", role: "img",
-    "aria-label": `People per ${granularity}, ${points.length} buckets with data, stacked by gender`,
+    "aria-label": `People per ${granularity}, ${plural(points.length, "bucket")} with data, stacked by gender`,
     dataset: { points: points.length } });
   svg.append(hatchDefs(hatch));
 

@@ -2,7 +2,7 @@
 // that hour (any zone), with the top-ranked slots numbered. Hours whose slots are hidden or absent stay blank.
 
 import { h, s } from "../dom.js";
-import { fmtMean } from "../format.js";
+import { fmtMean, plural } from "../format.js";
 import { rampColour, RAMP_CSS } from "./scale.js";
 import { createTooltip, tipRow } from "./tooltip.js";
 
@@ -24,7 +24,7 @@ export function slotMap(container, slots, top, noun) {
   const height = head + 7 * ch + 2;
   const max = Math.max(1e-9, ...slots.map((slot) => slot.expected_audience));
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "heatmap slotmap", role: "img",
-    "aria-label": `Expected ${noun} per week by hour of the week; the ${top} best slots are numbered` });
+    "aria-label": `Expected ${noun} per week by hour of the week; the ${plural(top, "best slot is", "best slots are")} numbered` });
   for (let hour = 0; hour < 24; hour += width < 600 ? 6 : 3) {
     svg.append(s("text", { x: left + hour * cw + 1, y: head - 6 }, `${String(hour).padStart(2, "0")}:00`));
   }
@@ -48,7 +48,7 @@ export function slotMap(container, slots, top, noun) {
   const box = h("div", { class: "chart" }, svg);
   const legend = h("div", { class: "heat-legend" }, h("span", {}, "0"), h("span", { class: "ramp", style: `background:${RAMP_CSS}` }),
     h("span", {}, `${fmtMean(max)} ${noun} per week (best zone in each hour)`),
-    h("span", { style: "margin-left:1rem" }, `Numbers: the top ${Math.min(top, slots.length)} ranks. Blank: outside the chosen hours and days, no data, or hidden for privacy.`));
+    h("span", { style: "margin-left:1rem" }, `Numbers: the top ${plural(Math.min(top, slots.length), "rank")}. Blank: outside the chosen hours and days, no data, or hidden for privacy.`));
   container.replaceChildren(box, legend);
   const tooltip = createTooltip(box);
   cells.addEventListener("pointermove", (event) => {

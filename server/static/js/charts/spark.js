@@ -1,7 +1,7 @@
 // Small daily bars for a site card: one bar per day, hatched when the day's count is suppressed.
 
 import { hatchDefs, s, uniqueId } from "../dom.js";
-import { fmtInt } from "../format.js";
+import { fmtInt, plural } from "../format.js";
 
 /** points: Series points (day granularity); days: the "YYYY-MM-DD" days to show, oldest first. */
 export function sparkBars(points, days, k) {
@@ -12,7 +12,7 @@ export function sparkBars(points, days, k) {
   const bw = width / days.length;
   const hatch = uniqueId("hatch");
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "spark", role: "img", preserveAspectRatio: "none",
-    "aria-label": `People per day over the last ${days.length} days` });
+    "aria-label": `People per day over the last ${plural(days.length, "day")}` });
   svg.append(hatchDefs(hatch));
   days.forEach((day, i) => {
     const p = byDay.get(day);

@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { h } from "../dom.js";
-import { fmtDay, fmtInt, fmtMean, fmtPct, kindLabel } from "../format.js";
+import { fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, plural } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { ciBar } from "../charts/ci.js";
 import { slotMap } from "../charts/slotmap.js";
@@ -74,8 +74,8 @@ function explainPanel(result, choice) {
   const noun = NOUN[choice.audience];
   const top = result.slots[0];
   const example = top ? (choice.audience === "all"
-    ? `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${top.weeks_observed} week(s) = ${fmtMean(top.expected_audience)} per week.`
-    : `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${top.weeks_observed} week(s) = ` +
+    ? `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ${fmtMean(top.expected_audience)} per week.`
+    : `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ` +
       `${fmtMean(top.people / top.weeks_observed)} per week; ${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} ` +
       `people the classifier decided on were ${noun} (${fmtPct(top.share)}), so about ${fmtMean(top.expected_audience)} ${noun} per week.`) : null;
   return [
@@ -99,7 +99,7 @@ function explainPanel(result, choice) {
       "little evidence cannot float to the top on luck.") : null,
     h("h3", {}, "Privacy"),
     h("p", {}, `Slots where a count is below k = ${k} (or would reveal such a count) are left out, not shown as zero. ` +
-      `${result.suppressed_slots} slot${result.suppressed_slots === 1 ? " was" : "s were"} left out for this choice.`),
+      `${plural(result.suppressed_slots, "slot was", "slots were")} left out for this choice.`),
     h("h3", {}, "Reading it well"),
     h("ul", {}, h("li", {}, "Use 8–12 weeks for stable figures; holidays and events move single weeks."),
       h("li", {}, "Counts are unique people entering a zone per hour, not impressions or dwell time.")),
@@ -119,7 +119,7 @@ function headline(result, choice) {
     h("strong", {}, `Best slot: ${top.zone_name}, ${top.label.replace("-", "–")}`),
     h("span", {}, `about ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
       `${fmtMean(top.expected_audience_high)})`,
-    top.share !== null ? `, ${fmtPct(top.share)} of the people classified there` : "", `, seen in ${top.weeks_observed} week(s).`))));
+    top.share !== null ? `, ${fmtPct(top.share)} of the people classified there` : "", `, seen in ${plural(top.weeks_observed, "week")}.`))));
 }
 
 function rankingTable(result, choice) {
@@ -212,8 +212,10 @@ async function load() {
   note.textContent = `${result.slots.length} shown · ${result.suppressed_slots} left out for privacy (k = ${result.k})`;
   note.dataset.suppressed = String(result.suppressed_slots);
   if (!result.slots.length) {
+    const hidden = result.suppressed_slots;
     empty(ranking, "No slot to rank",
-      result.suppressed_slots ? `All ${result.suppressed_slots} matching slots have counts below ${result.k} and are hidden for privacy. Widen the hours, days or range.`
+      hidden === 1 ? `The one matching slot has a count below ${result.k} and is hidden for privacy. Widen the hours, days or range.`
+        : hidden ? `All ${fmtInt(hidden)} matching slots have counts below ${result.k} and are hidden for privacy. Widen the hours, days or range.`
         : "No counts match this choice. Widen the hours, days or range, or check that the zones' camera boxes report.");
     return;
   }

@@ -3,7 +3,8 @@
 import { api } from "../api.js";
 import { h } from "../dom.js";
 import {
-  addDays, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate, midnightUtc,
+  addDays, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate, midnightUtc, plural,
+  pluralNoun,
 } from "../format.js";
 import { sparkBars } from "../charts/spark.js";
 import { empty, loading, reveal, startPage } from "../ui.js";
@@ -61,11 +62,11 @@ function renderKpis(sites, figures, agents) {
   const zones = sites.reduce((sum, s) => sum + s.zones, 0);
   document.getElementById("kpis").replaceChildren(
     kpi("People today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast }) : countNode(null, k),
-      sites.length > 1 ? `${sites.length} sites, each in its own time zone` : `since midnight, ${sites[0].timezone}`, "kpi-people"),
+      sites.length > 1 ? `${plural(sites.length, "site")}, each in its own time zone` : `since midnight, ${sites[0].timezone}`, "kpi-people"),
     kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast }) : countNode(null, k), "people, today included", "kpi-week"),
     kpi("Female share today", share === null ? h("span", { class: "faint" }, "—") : fmtPct(share),
       "of people classified female or male", "kpi-share"),
-    kpi("Zones", fmtInt(zones), `${sites.length} site${sites.length === 1 ? "" : "s"}`, "kpi-zones"),
+    kpi("Zones", fmtInt(zones), plural(sites.length, "site"), "kpi-zones"),
     kpi("Agents online", h("span", {}, fmtInt(online), h("span", { class: "faint" }, ` / ${fmtInt(agents.length)}`)),
       online === agents.length ? "all reporting" : `${agents.length - online} not reporting`, "kpi-agents"));
 }
@@ -77,7 +78,7 @@ function siteCard(f) {
   const tz = site.timezone;
   const agentBadge = site.agents_total === 0 ? h("span", { class: "badge" }, "no agents yet")
     : h("span", { class: `badge ${site.agents_online === site.agents_total ? "ok" : site.agents_online ? "warn" : "bad"}` },
-      h("span", { class: "dot" }), `${site.agents_online}/${site.agents_total} agents online`);
+      h("span", { class: "dot" }), `${site.agents_online}/${site.agents_total} ${pluralNoun(site.agents_total, "agent")} online`);
   const link = (page) => `/dashboard/${page}?site=${encodeURIComponent(site.site_id)}`;
   return h("article", { class: "panel site-card", dataset: { site: site.site_id } },
     h("div", { style: "display:flex;justify-content:space-between;gap:.5rem;align-items:flex-start" },
@@ -92,9 +93,9 @@ function siteCard(f) {
         h("div", { class: "l" }, "last 7 days")),
       h("div", { class: "fig" }, h("div", { class: "v" }, week.female_share === null ? "—" : fmtPct(week.female_share)),
         h("div", { class: "l" }, "female, 7 days")),
-      h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, "zones"))),
+      h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, pluralNoun(site.zones, "zone")))),
     sparkBars(daily.points, days, k),
-    h("div", { class: "spark-caption" }, h("span", {}, `${SPARK_DAYS} days ago`), h("span", {}, "people per day"),
+    h("div", { class: "spark-caption" }, h("span", {}, `${plural(SPARK_DAYS, "day")} ago`), h("span", {}, "people per day"),
       h("span", {}, "today")),
     h("div", { class: "links" }, h("a", { href: link("zone") }, "Zone details →"),
       h("a", { href: link("ad-placement") }, "Ad placement →")));

@@ -2,7 +2,7 @@
 
 import { api, download } from "../api.js";
 import { h, s } from "../dom.js";
-import { countNode, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel } from "../format.js";
+import { countNode, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, plural } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { heatmapChart } from "../charts/heatmap.js";
 import { genderSplit } from "../charts/split.js";
@@ -66,9 +66,9 @@ function renderKpis(data, range) {
     : new Set(series.points.map((p) => p.label.slice(0, 10))).size;
   const top = peaks.hours.find((p) => p.people !== null);
   document.getElementById("kpis").replaceChildren(
-    kpi("People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${range.days} day${range.days === 1 ? "" : "s"}, ${series.points.length} ${series.granularity}s with data`, "kpi-people"),
+    kpi("People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} with data`, "kpi-people"),
     kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : fmtMean(t.people / daysWithData),
-      `average over ${daysWithData} day${daysWithData === 1 ? "" : "s"} with data`, "kpi-per-day"),
+      `average over ${plural(daysWithData, "day")} with data`, "kpi-per-day"),
     kpi("Female", t.female_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.female_share),
       h("span", {}, countNode(t.female, k), " of ", countNode(t.female !== null && t.male !== null ? t.female + t.male : null, k), " classified"), "kpi-female"),
     kpi("Male", t.male_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.male_share),
