@@ -241,7 +241,7 @@ def _describe(error: ValidationError) -> str:
 _Parsed = TypeVar("_Parsed")
 
 
-def _parse(payload: bytes | str, adapter: TypeAdapter[_Parsed], kinds: str) -> _Parsed:
+def _parse(payload: bytes | bytearray | str, adapter: TypeAdapter[_Parsed], kinds: str) -> _Parsed:
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -262,12 +262,12 @@ def _parse(payload: bytes | str, adapter: TypeAdapter[_Parsed], kinds: str) -> _
         raise WireError(_describe(exc)) from None
 
 
-def parse_message(payload: bytes | str) -> AggregateMessage | AgentStatus:
+def parse_message(payload: bytes | bytearray | str) -> AggregateMessage | AgentStatus:
     """Parses one agent → server message; raises :class:`WireError` naming the offending field(s)."""
     return _parse(payload, _wire_adapter, "'aggregate' or 'status'")
 
 
-def parse_server_message(payload: bytes | str) -> Receipt | ServerOnline:
+def parse_server_message(payload: bytes | bytearray | str) -> Receipt | ServerOnline:
     """Parses one server → agent message; raises :class:`WireError` naming the offending field(s)."""
     return _parse(payload, _server_adapter, "'receipt' or 'server-online'")
 

@@ -15,10 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Full, Queue
+from typing import TYPE_CHECKING
 
 import numpy as np
 from footfall.core.logs import log_event
 from footfall.edge.config import CameraConfig
+
+if TYPE_CHECKING:
+    import cv2
 
 logger = logging.getLogger("footfall.edge.capture")
 
@@ -64,7 +68,7 @@ def _quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-def open_capture(source: str | int):
+def open_capture(source: str | int) -> cv2.VideoCapture | None:
     """Opens a cv2.VideoCapture with timeouts; returns None if it cannot be opened."""
     import cv2
 
@@ -88,7 +92,7 @@ def open_capture(source: str | int):
     return capture
 
 
-def file_fps(capture) -> float:
+def file_fps(capture: cv2.VideoCapture) -> float:
     import cv2
 
     fps = capture.get(cv2.CAP_PROP_FPS)
@@ -118,7 +122,7 @@ class VideoFile:
         self.width, self.height = first.shape[1], first.shape[0]
         self.start_time = start_time
         self._capture = capture
-        self._first = first
+        self._first: np.ndarray | None = first
         self._queue: Queue[np.ndarray | None] = Queue(maxsize=prefetch)
         self._stop = threading.Event()
         self.decode_errors = 0
@@ -294,7 +298,7 @@ class CameraCapture:
         with self._cond:
             self._cond.notify_all()
 
-    def _read_frames(self, capture) -> bool:
+    def _read_frames(self, capture: cv2.VideoCapture) -> bool:
         """Reads until the stream fails or ends; returns whether any frame came."""
         got_any = False
         fps = file_fps(capture) if self.camera.is_file else None

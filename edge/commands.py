@@ -6,20 +6,21 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from footfall.core.wire import ModelServing
+    from footfall.edge.config import AgentConfig
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(2)
 
 
-def _load(config_path: Path):
+def _load(config_path: Path) -> AgentConfig:
     from footfall.edge.config import ConfigError, load_config
 
     try:
@@ -28,7 +29,7 @@ def _load(config_path: Path):
         _fail(str(exc))
 
 
-def _served_as(serving: ModelServing) -> tuple[str, str]:
+def _served_as(serving: ModelServing) -> tuple[str, str | None]:
     """The precision a bundle is served in, as ``--check-config`` prints it, and why."""
     if serving.parity == "passed":
         return "INT8", f"parity probe error {serving.probe_error:.4f} within tolerance {serving.tolerance:.4f}"

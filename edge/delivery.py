@@ -16,6 +16,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from footfall.core.logs import log_event
@@ -31,6 +32,10 @@ from footfall.core.wire import (
 )
 from footfall.edge.config import AgentConfig, TlsConfig
 from footfall.edge.outbox import Outbox
+
+if TYPE_CHECKING:
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 logger = logging.getLogger("footfall.edge.delivery")
 
@@ -146,7 +151,14 @@ class MqttPublisher:
             self.client.publish(self.status_topic, encode(self.status("online")), qos=1, retain=True)
 
     # -- paho callbacks (network thread) --------------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log_event(logger, logging.WARNING, "broker refused the connection", reason=str(reason_code))
             return
@@ -164,7 +176,14 @@ class MqttPublisher:
             self._early_acks.clear()
             self._wake.notify_all()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         with self._lock:
             was_connected = self._connected
             self._connected = False
@@ -179,7 +198,9 @@ class MqttPublisher:
                 pending=self.outbox.depth(),
             )
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(
+        self, client: mqtt.Client, userdata: object, mid: int, reason_code: ReasonCode, properties: Properties
+    ) -> None:
         with self._lock:
             if mid in self._inflight:
                 self._inflight.discard(mid)
@@ -190,7 +211,7 @@ class MqttPublisher:
             if len(self._early_acks) > 64:
                 self._early_acks = {m: at for m, at in self._early_acks.items() if now - at < EARLY_ACK_SECONDS}
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
             parsed = parse_server_message(message.payload)
         except WireError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def _detector_check(bundle: Bundle, threads: int) -> BundleCheck:
     latency = {}
     for width, height in DETECTOR_SIZES:
         image = np.ascontiguousarray(frame[:height, :width])
-        latency[f"frame_{width}x{height}"] = round(median_ms(lambda i=image: detector(i), min_seconds=1.0), 2)
+        latency[f"frame_{width}x{height}"] = round(median_ms(partial(detector, image), min_seconds=1.0), 2)
     return BundleCheck(bundle.path, detector.serving, latency)
 
 

@@ -237,7 +237,8 @@ class Outbox:
 
     def depth(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            return depth
 
     def bucket_counts(self, bucket_key: str) -> BucketCounts | None:
         with self._lock:

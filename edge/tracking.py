@@ -149,7 +149,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    overlap: np.ndarray = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return overlap
 
 
 def appearance_descriptor(frame_bgr: np.ndarray, box: Sequence[float]) -> np.ndarray | None:
@@ -226,7 +227,7 @@ def association_cost(
                     similarity[r, c] = float(track.appearance @ descriptor)
         known = ~np.isnan(similarity)
         looks[known] = np.clip((0.95 - similarity[known]) / 0.6, 0.0, 1.0)
-    cost = 0.4 * (1 - iou) + 0.3 * np.minimum(reach, 1.0) + 0.3 * looks
+    cost: np.ndarray = 0.4 * (1 - iou) + 0.3 * np.minimum(reach, 1.0) + 0.3 * looks
     cost[(reach > 1.0) | (ratio > 1.6)] = NO_MATCH
     # A face that was out of sight comes back looking like itself; a clearly different face is someone else.
     # (out of sight = not seen in the previous frame)
