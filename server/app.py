@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from footfall.core.logs import log_event
 from footfall.server import migrate
@@ -22,6 +22,7 @@ from footfall.server.refile import finish_refiles
 from footfall.server.rollups import ensure_release
 from footfall.server.settings import Settings
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import RequestResponseEndpoint
 
 from footfall import __version__
 
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     app.state.context = ctx
 
     @app.middleware("http")
-    async def _security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def _security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
@@ -135,7 +136,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         revision = migrate.current_revision(db.engine)
         stalled = max((worker.stalled_seconds() for worker in ctx.background if hasattr(worker, "stalled_seconds")),
                       default=0.0)  # fmt: skip
-        body = {"status": "ok", "version": __version__, "schema_revision": revision}
+        body: dict[str, str | float | None] = {"status": "ok", "version": __version__, "schema_revision": revision}
         if stalled >= STALLED_AFTER_S:
             body |= {"status": "stalled", "ingest_stalled_seconds": round(stalled, 1)}
             return JSONResponse(body, status_code=503)

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from footfall.server.tables import ApiKey
 from sqlalchemy import select
@@ -62,7 +62,8 @@ def authenticate(session: Session, key: str) -> Principal | None:
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)))
     if row is None:
         return None
-    return Principal(row.id, row.name, row.role, row.agent_id)  # type: ignore[arg-type]
+    # The role column holds only ROLES (create_key checks it); the table types it as any string.
+    return Principal(row.id, row.name, cast(Role, row.role), row.agent_id)
 
 
 def revoke_key(session: Session, key_id: int) -> bool:

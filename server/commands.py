@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
 import typer
+
+if TYPE_CHECKING:
+    from footfall.server.db import Database
+    from footfall.server.settings import Settings
 
 SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic")
 
@@ -13,12 +20,12 @@ def _require_server(*extra: str) -> None:
     require("server", *SERVER_MODULES, *extra)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(2)
 
 
-def _settings(database_url: str | None, **overrides: object):  # type: ignore[no-untyped-def]
+def _settings(database_url: str | None, **overrides: object) -> Settings:
     from footfall.server.settings import Settings
     from pydantic import ValidationError
 
@@ -28,17 +35,50 @@ def _settings(database_url: str | None, **overrides: object):  # type: ignore[no
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
 
 
-def _database(database_url: str | None):  # type: ignore[no-untyped-def]
+def _sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names (absolute), or None for another database or an in-memory one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if parsed.query.get("mode") == "memory" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def _database(database_url: str | None, *, create: bool = False) -> Database:
+    """Opens the database and migrates it to the newest schema.
+
+    The default URL, sqlite:///footfall.db, names a file in the current folder. Only the commands that set up
+    a server (``footfall server``, ``server migrate``: ``create``) make that file when it is missing; the others
+    (keys, zones, retention) refuse rather than write, say, a key into a new database that no server reads. An
+    SQLite file made here, from the default or from a given URL, is named on stderr."""
     from footfall.server import migrate
     from footfall.server.db import Database
     from sqlalchemy.exc import SQLAlchemyError
 
     settings = _settings(database_url)
+    file = _sqlite_file(settings.database_url)
+    new = file is not None and not file.exists()
+    if new and not create and not database_url:
+        _fail(
+            f"no database at {file} (the default, {settings.database_url}, is a file in the current folder); "
+            "run this in the folder `footfall server` runs in, or pass --database-url or set DATABASE_URL"
+        )
     try:
         db = Database(settings.database_url)
         migrate.upgrade(db.engine)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         _fail(f"cannot open database {settings.database_url!r}: {str(exc).splitlines()[0]}")
+    if new:
+        other = "" if database_url else "; --database-url or DATABASE_URL chooses another"
+        typer.secho(f"created the SQLite database {file}{other}", err=True)
     return db
 
 
@@ -111,7 +151,7 @@ def register(app: typer.Typer) -> None:
                 parse_mqtt_url(settings.mqtt_url)
             except ValueError as exc:
                 _fail(str(exc))
-        _database(settings.database_url)
+        _database(database_url, create=True)
         from footfall.server.exposure import demo_credentials_warning
 
         warning = demo_credentials_warning(host, {"DATABASE_URL": settings.database_url, "MQTT_URL": settings.mqtt_url})
@@ -128,7 +168,7 @@ def register(app: typer.Typer) -> None:
         _require_server()
         from footfall.server.migrate import current_revision
 
-        db = _database(database_url)
+        db = _database(database_url, create=True)
         typer.echo(f"database at revision {current_revision(db.engine)}")
 
     @server.command("retention")

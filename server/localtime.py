@@ -81,8 +81,12 @@ def iso_and_local_labels(epochs: list[int], tz: str) -> tuple[list[str], list[st
         return [], []
     utc = np.array(epochs, dtype="datetime64[s]")
     place = zone(tz)
+    # An aware datetime's utcoffset() is never None; typeshed types it Optional for naive ones.
     offsets = np.array(
-        [int(datetime.fromtimestamp(e, place).utcoffset().total_seconds()) for e in epochs],  # type: ignore[union-attr]
+        [
+            int(datetime.fromtimestamp(e, place).utcoffset().total_seconds())  # type: ignore[union-attr]  # aware: not None
+            for e in epochs
+        ],
         dtype="timedelta64[s]",
     )
     iso = np.char.add(np.datetime_as_string(utc, unit="s"), "Z")

@@ -41,6 +41,7 @@ from footfall.core.wire import (
 from footfall.server.ingest import Handled, Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 logger = logging.getLogger("footfall.server.mqtt")
@@ -176,7 +177,14 @@ class MqttConsumer:
 
     # paho callbacks (network thread)
 
-    def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             log_event(logger, logging.ERROR, "mqtt connection refused", reason=str(reason_code))
             return
@@ -185,7 +193,14 @@ class MqttConsumer:
         else:
             client.subscribe([(topic, 1) for topic in self.filters])
 
-    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _mid: int,
+        reason_codes: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
         failed = [str(code) for code in reason_codes if code.is_failure]
         if failed:
             # e.g. the broker's ACL does not let this user read the topics: say so instead of idling.
@@ -202,12 +217,19 @@ class MqttConsumer:
         online = ServerOnline(server_id=self.client_id, sent_at=datetime.now(UTC))
         self.client.publish(server_online_topic(self.prefix), encode(online), qos=1)
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
         self.connected = False
         if not self._stopping.is_set():
             log_event(logger, logging.WARNING, "mqtt disconnected; reconnecting", reason=str(reason_code))
 
-    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(message)
 
     # writer thread

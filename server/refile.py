@@ -82,7 +82,8 @@ def _offset_stretches(start: int, stop: int, tz: str) -> list[tuple[int, int, in
     place = zone(tz)
     stretches: list[tuple[int, int, int]] = []
     for hour in range(start - start % HOUR, stop, HOUR):
-        offset = int(datetime.fromtimestamp(hour, place).utcoffset().total_seconds())  # type: ignore[union-attr]
+        # An aware datetime's utcoffset() is never None; typeshed types it Optional for naive ones.
+        offset = int(datetime.fromtimestamp(hour, place).utcoffset().total_seconds())  # type: ignore[union-attr]  # aware: not None
         if stretches and stretches[-1][2] == offset:
             stretches[-1] = (stretches[-1][0], hour + HOUR, offset)
         else:

@@ -8,6 +8,7 @@ write and rebuilt when the site's time zone changes.
 from __future__ import annotations
 
 from datetime import date
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -27,7 +29,8 @@ ZONE_KINDS = ("unknown", "entrance", "corridor", "food_court", "ad_slot", "shop_
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every mapped class here is mapped to a Table (SQLAlchemy types __table__ as any FromClause).
+    __table__: ClassVar[Table]
 
 
 class Site(Base):
