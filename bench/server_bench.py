@@ -9,8 +9,9 @@ Dataset honesty: a year of minute buckets for 200 zones is ~105 M raw rows, more
 builds. The API answers hour/day/week queries and the ranking from the rollups only, so the benchmark builds
 the rollups at full size (200 zones × 8,760 hours = 1.75 M hourly rows, with what each releases at k = 5,
 73,000 daily rows, 1.78 M running slot totals) exactly as ingest would leave them, and measures ingest
-separately on raw minute buckets. The CSV export of a year of hourly rows for 24 zones (210,240 rows) is measured against a
-real server process: its memory while it streams, and how fast it answers other requests meanwhile.
+separately on raw minute buckets. The CSV export of a year of hourly rows for 24 zones (210,240 rows) is
+measured against a real server process: its memory while it streams, and how fast it answers other requests
+meanwhile.
 """
 
 from __future__ import annotations
