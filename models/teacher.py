@@ -7,7 +7,8 @@ leave training: the compact student learns to reproduce what the descriptor sees
 distillation) and a small gender probe on the descriptors gives it soft targets.
 
 The descriptor is computed from the original image, on the face box the edge's detector found (the same
-box the student's chips are cut from), aligned the way dlib's network expects.
+box the student's chips are cut from), aligned the way dlib's network expects. :class:`Teacher` holds what the
+student is trained towards: those descriptors and the probe's soft targets, and the loss that pulls it there.
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ import logging
 import multiprocessing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from footfall.core.logs import log_event
 from footfall.models.chips import FaceBoxes
 from footfall.models.datasets import FaceRecord, ImageSource
+
+if TYPE_CHECKING:
+    import torch
+    from footfall.models.recipe import Recipe
+    from footfall.models.train import SplitData
 
 logger = logging.getLogger("footfall.models.teacher")
 
@@ -202,3 +209,49 @@ class GenderProbe:
         probe.network.load_state_dict(best_state)
         probe.val_accuracy, probe.epochs = best_accuracy, best_epoch
         return probe
+
+
+class Teacher:
+    """The distillation targets for the concatenated training set: the teacher's unit descriptors and its
+    gender probe's tempered probabilities (rows without a descriptor are masked out)."""
+
+    def __init__(self, recipe: Recipe, descriptors: np.ndarray, soft: np.ndarray, probe: GenderProbe | None = None):
+        import torch
+
+        assert recipe.distill is not None
+        self.config = recipe.distill
+        self.probe = probe
+        self.valid = torch.from_numpy(~np.isnan(descriptors).any(axis=1)).float()
+        self.descriptors = torch.from_numpy(np.nan_to_num(descriptors)).float()
+        self.soft = torch.from_numpy(soft).float()
+
+    @classmethod
+    def fit(
+        cls, recipe: Recipe, train_sets: list[SplitData], val_sets: list[SplitData], train_labels: np.ndarray
+    ) -> Teacher:
+        """The gender probe trained on the training descriptors (its epoch chosen on ``val_sets``), and its soft
+        targets for every training image."""
+        from footfall.core.classifier import softmax
+
+        assert recipe.distill is not None
+        descriptors = np.concatenate([s.descriptors for s in train_sets])
+        val_descriptors = np.concatenate([s.descriptors for s in val_sets])
+        val_labels = np.concatenate([s.labels for s in val_sets])
+        probe = GenderProbe.fit(descriptors, train_labels, val_descriptors, val_labels, seed=recipe.seed)
+        soft = softmax(probe.logits(descriptors), recipe.distill.temperature)
+        return cls(recipe, descriptors, soft, probe)
+
+    def loss(self, logits: torch.Tensor, projected: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        """The distillation term of a batch: 1 − cosine to the descriptors and the KL to the soft targets."""
+        import torch
+        from torch.nn import functional
+
+        rows = torch.from_numpy(index)
+        valid = self.valid[rows]
+        count = valid.sum().clamp(min=1.0)
+        cosine = functional.cosine_similarity(projected, self.descriptors[rows], dim=1)
+        feature = ((1.0 - cosine) * valid).sum() / count
+        t = self.config.temperature
+        kl = functional.kl_div(functional.log_softmax(logits / t, dim=1), self.soft[rows], reduction="none").sum(dim=1)
+        soft = (kl * valid).sum() / count * (t * t)
+        return self.config.feature_weight * feature + self.config.soft_weight * soft

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from footfall.core.logs import log_event
@@ -30,7 +31,12 @@ from footfall.models.chips import ChipCache
 from footfall.models.datasets import load_dataset
 from footfall.models.metrics import binary_report
 from footfall.models.recipe import Recipe, resolve
-from footfall.models.teacher import DESCRIPTOR_SIZE
+from footfall.models.teacher import DESCRIPTOR_SIZE, Teacher
+
+if TYPE_CHECKING:
+    import torch
+    from footfall.models.network import FlipAveragingClassifier
+    from torch import nn
 
 logger = logging.getLogger("footfall.models.train")
 
@@ -103,58 +109,6 @@ def load_splits(
             **reports[dataset.name],
         )
     return data, reports
-
-
-class Teacher:
-    """The distillation targets for the concatenated training set: the teacher's unit descriptors and its
-    gender probe's tempered probabilities (rows without a descriptor are masked out)."""
-
-    def __init__(self, recipe: Recipe, descriptors: np.ndarray, soft: np.ndarray):
-        import torch
-
-        assert recipe.distill is not None
-        self.config = recipe.distill
-        self.valid = torch.from_numpy(~np.isnan(descriptors).any(axis=1)).float()
-        self.descriptors = torch.from_numpy(np.nan_to_num(descriptors)).float()
-        self.soft = torch.from_numpy(soft).float()
-
-    @classmethod
-    def fit(
-        cls, recipe: Recipe, train_sets: list[SplitData], val_sets: list[SplitData], train_labels: np.ndarray
-    ) -> Teacher:
-        from footfall.core.classifier import softmax
-        from footfall.models.teacher import GenderProbe
-
-        assert recipe.distill is not None
-        descriptors = np.concatenate([s.descriptors for s in train_sets])
-        val_descriptors = np.concatenate([s.descriptors for s in val_sets])
-        val_labels = np.concatenate([s.labels for s in val_sets])
-        probe = GenderProbe.fit(descriptors, train_labels, val_descriptors, val_labels, seed=recipe.seed)
-        log_event(
-            logger,
-            logging.INFO,
-            "teacher ready",
-            teacher=recipe.distill.teacher,
-            probe_epochs=probe.epochs,
-            probe_val=round(probe.val_accuracy, 4),
-            **{f"probe_val_{s.dataset}": round(probe.accuracy(s.descriptors, s.labels), 4) for s in val_sets},
-        )
-        soft = softmax(probe.logits(descriptors), recipe.distill.temperature)
-        return cls(recipe, descriptors, soft)
-
-    def loss(self, logits, projected, index: np.ndarray):  # type: ignore[no-untyped-def]
-        import torch
-        from torch.nn import functional
-
-        rows = torch.from_numpy(index)
-        valid = self.valid[rows]
-        count = valid.sum().clamp(min=1.0)
-        cosine = functional.cosine_similarity(projected, self.descriptors[rows], dim=1)
-        feature = ((1.0 - cosine) * valid).sum() / count
-        t = self.config.temperature
-        kl = functional.kl_div(functional.log_softmax(logits / t, dim=1), self.soft[rows], reduction="none").sum(dim=1)
-        soft = (kl * valid).sum() / count * (t * t)
-        return self.config.feature_weight * feature + self.config.soft_weight * soft
 
 
 def seed_everything(seed: int) -> None:
@@ -251,6 +205,141 @@ def validate(model, val: dict[str, SplitData], spec) -> dict[str, float]:
     return scores
 
 
+@dataclass
+class TrainingSet:
+    """The recipe's training splits concatenated in its dataset order, with how often each image is seen per
+    epoch, and the validation splits that pick the epoch."""
+
+    splits: list[SplitData]
+    chips: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    val: dict[str, SplitData]
+
+    @classmethod
+    def gather(cls, recipe: Recipe, data: dict[str, dict[str, SplitData]]) -> TrainingSet:
+        names = [d.name for d in recipe.datasets]
+        splits = [data[n]["train"] for n in names]
+        return cls(
+            splits,
+            np.concatenate([s.chips for s in splits]),
+            np.concatenate([s.labels for s in splits]),
+            sample_weights(recipe, splits),
+            {n: data[n]["val"] for n in names},
+        )
+
+
+@dataclass
+class Student:
+    """What training updates: the network, the average of its weights (what is validated, checkpointed and
+    shipped), the optimizer and, when distilling, the teacher and the projection of the network's pooled
+    features into the teacher's descriptor space (training only)."""
+
+    model: FlipAveragingClassifier
+    ema: FlipAveragingClassifier
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module
+    teacher: Teacher | None = None
+    projection: nn.Linear | None = None
+
+    def step(self, inputs: np.ndarray, labels: np.ndarray, index: np.ndarray, lr: float) -> torch.Tensor:
+        """One optimizer step on a batch at learning rate ``lr``; returns the batch's loss."""
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x = torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last)
+        features = self.model.embed(x)
+        logits = self.model.head(self.model.dropout(features))
+        loss = self.criterion(logits, torch.from_numpy(labels))
+        if self.teacher is not None and self.projection is not None:
+            loss = loss + self.teacher.loss(logits, self.projection(features), index)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def update_average(self, decay: float) -> None:
+        """Moves the averaged weights towards the network's (buffers that are not floats are copied)."""
+        import torch
+
+        with torch.no_grad():
+            for e, m in zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True):
+                if e.dtype.is_floating_point:
+                    e.mul_(decay).add_(m.detach(), alpha=1 - decay)
+                else:
+                    e.copy_(m)
+
+    def resume_point(self, state: dict) -> dict:
+        """What ``last.pt`` keeps besides the averaged weights, to carry on from where training is now."""
+        import torch
+
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "projection": self.projection.state_dict() if self.projection is not None else None,
+            "state": state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def restore(self, saved: dict) -> dict:
+        """Back to a ``last.pt``: weights, optimizer and random stream; returns the training state it saved."""
+        import torch
+
+        self.model.load_state_dict(saved["resume"]["model"])
+        self.ema.load_state_dict(saved["state_dict"])
+        if self.projection is not None:
+            self.projection.load_state_dict(saved["resume"]["projection"])
+        self.optimizer.load_state_dict(saved["resume"]["optimizer"])
+        state = saved["resume"]["state"]
+        torch.set_rng_state(saved["resume"]["torch_rng"])
+        return state
+
+
+@dataclass
+class Schedule:
+    """The learning rate: linear warm-up, then a cosine from ``lr`` down to 2 % of it, over the planned steps,
+    or over the time budget when that runs out sooner."""
+
+    lr: float
+    cap: int | None  # images per epoch at most (``train.max_train_images``)
+    per_epoch: int  # images per epoch
+    total_steps: int
+    warmup: int  # steps
+    budget_s: float | None
+    clock: float = 0.0  # time.monotonic() when the current stretch of training time began
+
+    @classmethod
+    def plan(cls, recipe: Recipe, weights: np.ndarray) -> Schedule:
+        cap = recipe.train.max_train_images
+        per_epoch = len(epoch_order(weights, np.random.default_rng(0), cap))
+        steps_per_epoch = max(per_epoch // recipe.train.batch_size, 1)
+        return cls(
+            lr=recipe.train.lr,
+            cap=cap,
+            per_epoch=per_epoch,
+            total_steps=steps_per_epoch * recipe.train.epochs,
+            warmup=int(recipe.train.warmup_epochs * steps_per_epoch),
+            budget_s=recipe.train.max_minutes * 60 if recipe.train.max_minutes else None,
+            clock=time.monotonic(),
+        )
+
+    def progress(self, state: dict) -> float:
+        """Fraction of training done: by steps, or by the time budget when that runs out sooner."""
+        by_steps = state["step"] / self.total_steps
+        if self.budget_s is None:
+            return by_steps
+        return max(by_steps, (state["train_seconds"] + time.monotonic() - self.clock) / self.budget_s)
+
+    def lr_now(self, state: dict) -> float:
+        if state["step"] < self.warmup:
+            return self.lr * (state["step"] + 1) / self.warmup
+        done = self.progress(state)
+        warm = self.warmup / self.total_steps
+        progress_ = (done - warm) / max(1.0 - warm, 1e-9)
+        return self.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(max(progress_, 0.0), 1.0))))
+
+
 def train(
     recipe: Recipe,
     *,
@@ -263,16 +352,7 @@ def train(
     """Trains, calibrates and measures; returns the path of the final checkpoint. ``finish=False`` stops
     after training (``best.pt``, validation only: no test figures), e.g. for quick experiments.
     ``data`` replaces the chip cache (``load_splits``'s result), e.g. synthetic chips in tests."""
-    import torch
-    from footfall.models.network import build_model, count_flops, count_parameters
-    from torch import nn
-    from tqdm import tqdm
-
-    out = Path(out_dir) if out_dir else resolve(recipe.output, recipe)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.json").write_text(recipe.model_dump_json(indent=2))
-    torch.set_num_threads(recipe.train.threads)
-    seed_everything(recipe.seed)
+    out = start_run(recipe, out_dir)
     started = time.monotonic()
     if recipe.model.init == "dlib-age-v1" and not resume:
         from footfall.models.pretrained import read_age_model
@@ -282,25 +362,68 @@ def train(
     data, detector_reports = (
         data if data is not None else load_splits(recipe, progress, with_teacher=recipe.distill is not None)
     )
-    names = [d.name for d in recipe.datasets]
-    train_sets = [data[n]["train"] for n in names]
-    train_chips = np.concatenate([s.chips for s in train_sets])
-    train_labels = np.concatenate([s.labels for s in train_sets])
-    weights = sample_weights(recipe, train_sets)
-    val = {n: data[n]["val"] for n in names}
+    training = TrainingSet.gather(recipe, data)
+    student = build_student(recipe, training, resume)
+    schedule = Schedule.plan(recipe, training.weights)
+    state = resume_or_start(out, resume, student)
+    log_training_start(recipe, student, training, schedule)
+    while (
+        state["epoch"] < recipe.train.epochs and state["bad_epochs"] < recipe.train.patience and not state["finished"]
+    ):
+        loss_sum, seen = train_epoch(recipe, student, training, schedule, state, progress)
+        improved = record_epoch(recipe, out, student, training, schedule, state, loss_sum, seen, started)
+        save_epoch_checkpoints(recipe, out, student, state, improved)
 
-    model = build_model(recipe.model.arch, **recipe.model.kwargs)
+    if state["bad_epochs"] >= recipe.train.patience:
+        log_event(logger, logging.INFO, "early stop", best_epoch=state["best_epoch"])
+    if not finish:
+        return out / "best.pt"
+    summary = run_summary(recipe, state, started, resume)
+    final = finalize(recipe, out / "best.pt", data, detector_reports, out, summary)
+    log_event(
+        logger,
+        logging.INFO,
+        "done",
+        checkpoint=str(final),
+        minutes=round((time.monotonic() - started) / 60, 1),
+    )
+    return final
+
+
+def start_run(recipe: Recipe, out_dir: Path | None) -> Path:
+    """The run's folder with the recipe in it; the thread count and the seeds set."""
+    import torch
+
+    out = Path(out_dir) if out_dir else resolve(recipe.output, recipe)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.json").write_text(recipe.model_dump_json(indent=2))
+    torch.set_num_threads(recipe.train.threads)
+    seed_everything(recipe.seed)
+    return out
+
+
+def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Student:
+    """The network (from the recipe's starting weights unless resuming), its weight average, the teacher when
+    distilling, and AdamW (no weight decay on biases and norms)."""
+    import torch
+    from footfall.models.network import build_model
+    from torch import nn
+
+    # build_model types its result nn.Module; every architecture is a FlipAveragingClassifier.
+    model = cast("FlipAveragingClassifier", build_model(recipe.model.arch, **recipe.model.kwargs))
     if recipe.model.init == "dlib-age-v1" and not resume:
         from footfall.models.pretrained import init_from_dlib_age
 
-        sample = np.random.default_rng(recipe.seed).choice(len(train_chips), min(512, len(train_chips)), False)
-        init_from_dlib_age(model, recipe.preprocess, train_chips[np.sort(sample)])
+        count = len(training.chips)
+        sample = np.random.default_rng(recipe.seed).choice(count, min(512, count), False)
+        init_from_dlib_age(model, recipe.preprocess, training.chips[np.sort(sample)])
     model = model.to(memory_format=torch.channels_last)
-    ema = build_model(recipe.model.arch, **recipe.model.kwargs).to(memory_format=torch.channels_last)
+    ema = cast("FlipAveragingClassifier", build_model(recipe.model.arch, **recipe.model.kwargs))
+    ema = ema.to(memory_format=torch.channels_last)
     ema.load_state_dict(model.state_dict())
     for p in ema.parameters():
         p.requires_grad_(False)
-    teacher = Teacher.fit(recipe, train_sets, [val[n] for n in names], train_labels) if recipe.distill else None
+    teacher = fit_teacher(recipe, training) if recipe.distill else None
     # Training only: maps the student's pooled features into the teacher's descriptor space.
     projection = nn.Linear(model.head.in_features, DESCRIPTOR_SIZE) if teacher else None
     decay, no_decay = [], []
@@ -313,30 +436,38 @@ def train(
         ],
         lr=recipe.train.lr,
     )
-    cap = recipe.train.max_train_images
-    per_epoch = len(epoch_order(weights, np.random.default_rng(0), cap))
-    steps_per_epoch = max(per_epoch // recipe.train.batch_size, 1)
-    total_steps = steps_per_epoch * recipe.train.epochs
-    warmup = int(recipe.train.warmup_epochs * steps_per_epoch)
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.train.label_smoothing)
+    return Student(model, ema, optimizer, criterion, teacher, projection)
 
-    budget_s = recipe.train.max_minutes * 60 if recipe.train.max_minutes else None
 
-    def schedule_progress() -> float:
-        """Fraction of training done: by steps, or by the time budget when that runs out sooner."""
-        by_steps = state["step"] / total_steps
-        if budget_s is None:
-            return by_steps
-        return max(by_steps, (state["train_seconds"] + time.monotonic() - epoch_start) / budget_s)
+def fit_teacher(recipe: Recipe, training: TrainingSet) -> Teacher:
+    assert recipe.distill is not None
+    teacher = Teacher.fit(recipe, training.splits, list(training.val.values()), training.labels)
+    probe = teacher.probe
+    assert probe is not None
+    log_event(
+        logger,
+        logging.INFO,
+        "teacher ready",
+        teacher=recipe.distill.teacher,
+        probe_epochs=probe.epochs,
+        probe_val=round(probe.val_accuracy, 4),
+        **{f"probe_val_{s.dataset}": round(probe.accuracy(s.descriptors, s.labels), 4) for s in training.val.values()},
+    )
+    return teacher
 
-    def lr_now() -> float:
-        if state["step"] < warmup:
-            return recipe.train.lr * (state["step"] + 1) / warmup
-        done = schedule_progress()
-        warm = warmup / total_steps
-        progress_ = (done - warm) / max(1.0 - warm, 1e-9)
-        return recipe.train.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(max(progress_, 0.0), 1.0))))
 
-    state = {
+def resume_or_start(out: Path, resume: bool, student: Student) -> dict:
+    """The training state: from ``last.pt`` when resuming (the student restored with it), else a fresh one."""
+    last_path = out / "last.pt"
+    if resume and last_path.is_file():
+        state = student.restore(load_checkpoint(last_path))
+        log_event(logger, logging.INFO, "resumed", checkpoint=str(last_path), epoch=state["epoch"])
+        return state
+    if resume:
+        log_event(logger, logging.WARNING, "nothing to resume, starting afresh", checkpoint=str(last_path))
+    (out / "history.jsonl").unlink(missing_ok=True)
+    return {
         "epoch": 0,
         "step": 0,
         "best_score": -1.0,
@@ -346,156 +477,148 @@ def train(
         "train_seconds": 0.0,
         "finished": False,
     }
-    epoch_start = time.monotonic()
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume and last_path.is_file():
-        saved = load_checkpoint(last_path)
-        model.load_state_dict(saved["resume"]["model"])
-        ema.load_state_dict(saved["state_dict"])
-        if projection is not None:
-            projection.load_state_dict(saved["resume"]["projection"])
-        optimizer.load_state_dict(saved["resume"]["optimizer"])
-        state = saved["resume"]["state"]
-        torch.set_rng_state(saved["resume"]["torch_rng"])
-        log_event(logger, logging.INFO, "resumed", checkpoint=str(last_path), epoch=state["epoch"])
-    else:
-        if resume:
-            log_event(logger, logging.WARNING, "nothing to resume, starting afresh", checkpoint=str(last_path))
-        (out / "history.jsonl").unlink(missing_ok=True)
+
+
+def log_training_start(recipe: Recipe, student: Student, training: TrainingSet, schedule: Schedule) -> None:
+    from footfall.models.network import count_flops, count_parameters
 
     log_event(
         logger,
         logging.INFO,
         "training",
         arch=recipe.model.arch,
-        params=count_parameters(model),
-        gflops=round(count_flops(model, recipe.preprocess.size) / 1e9, 4),
-        train_images=len(train_labels),
-        per_epoch=per_epoch,
+        params=count_parameters(student.model),
+        gflops=round(count_flops(student.model, recipe.preprocess.size) / 1e9, 4),
+        train_images=len(training.labels),
+        per_epoch=schedule.per_epoch,
         epochs=recipe.train.epochs,
     )
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.train.label_smoothing)
 
-    def base_checkpoint(weights_model) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "arch": recipe.model.arch,
-            "arch_kwargs": dict(recipe.model.kwargs),
-            "state_dict": {k: v.detach().clone().contiguous() for k, v in weights_model.state_dict().items()},
-            "preprocess": recipe.preprocess.model_dump(),
-            "labels": list(recipe.labels),
-            "temperature": 1.0,
-            "abstain_threshold": 0.5,
-            "metrics": {},
-            "training_data": list(recipe.training_data),
-            "data_terms": recipe.data_terms,
-            "recipe": json.loads(recipe.model_dump_json()),
-            "seed": recipe.seed,
-        }
 
-    while (
-        state["epoch"] < recipe.train.epochs and state["bad_epochs"] < recipe.train.patience and not state["finished"]
-    ):
-        epoch = state["epoch"]
-        rng = np.random.default_rng([recipe.seed, epoch])
-        order = epoch_order(weights, rng, cap)
-        stream = BatchStream(train_chips, train_labels, order, recipe, seed=recipe.seed * 1000 + epoch)
-        model.train()
-        epoch_start, running, seen = time.monotonic(), 0.0, 0
-        bar = tqdm(
-            stream,
-            total=len(stream),
-            desc=f"epoch {epoch + 1}/{recipe.train.epochs}",
-            disable=not progress,
-            unit="batch",
-            mininterval=5,
-        )
-        try:
-            for inputs, labels, index in bar:
-                if schedule_progress() >= 1.0:
-                    state["finished"] = True  # the time budget ran out: the schedule has annealed
-                    break
-                lr = lr_now()
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                x = torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last)
-                features = model.embed(x)
-                logits = model.head(model.dropout(features))
-                loss = criterion(logits, torch.from_numpy(labels))
-                if teacher is not None and projection is not None:
-                    loss = loss + teacher.loss(logits, projection(features), index)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                state["step"] += 1
-                with torch.no_grad():
-                    d = min(recipe.train.ema_decay, (1 + state["step"]) / (10 + state["step"]))
-                    for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
-                        if e.dtype.is_floating_point:
-                            e.mul_(d).add_(m.detach(), alpha=1 - d)
-                        else:
-                            e.copy_(m)
-                running += loss.item() * len(labels)
-                seen += len(labels)
-                bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{lr:.2e}", refresh=False)
-        finally:
-            stream.close()
-            bar.close()
-        epoch_seconds = time.monotonic() - epoch_start
-        state["train_seconds"] += epoch_seconds
-        epoch_start = time.monotonic()
-        scores = validate(ema, val, recipe.preprocess)
-        score = float(np.mean(list(scores.values())))
-        state["epoch"] = epoch + 1
-        improved = score > state["best_score"]
-        if improved:
-            state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        record = {
-            "epoch": epoch + 1,
-            "loss": running / max(seen, 1),
-            "val_accuracy": scores,
-            "score": score,
-            "images": seen,
-            "progress": round(schedule_progress(), 3),
-            "seconds": round(epoch_seconds, 1),
-            "elapsed_min": round((time.monotonic() - started) / 60, 2),
-        }
-        state["history"].append(record)
-        with (out / "history.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        log_event(
-            logger,
-            logging.INFO,
-            "epoch done",
-            **{k: v for k, v in record.items() if k != "val_accuracy"},
-            **{f"val_{k}": round(v, 4) for k, v in scores.items()},
-            best_epoch=state["best_epoch"],
-        )
-        checkpoint = base_checkpoint(ema)
-        if improved:
-            save_checkpoint(checkpoint, best_path)
-        checkpoint["resume"] = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "projection": projection.state_dict() if projection is not None else None,
-            "state": state,
-            "torch_rng": torch.get_rng_state(),
-        }
-        save_checkpoint(checkpoint, last_path)
+def train_epoch(
+    recipe: Recipe, student: Student, training: TrainingSet, schedule: Schedule, state: dict, progress: bool
+) -> tuple[float, int]:
+    """One pass over this epoch's draw of the training set; returns the summed loss and the images seen. When
+    the time budget runs out the pass stops there and the run is marked finished."""
+    from tqdm import tqdm
 
-    if state["bad_epochs"] >= recipe.train.patience:
-        log_event(logger, logging.INFO, "early stop", best_epoch=state["best_epoch"])
-    if not finish:
-        return best_path
-    summary = {
+    epoch = state["epoch"]
+    order = epoch_order(training.weights, np.random.default_rng([recipe.seed, epoch]), schedule.cap)
+    stream = BatchStream(training.chips, training.labels, order, recipe, seed=recipe.seed * 1000 + epoch)
+    student.model.train()
+    schedule.clock, running, seen = time.monotonic(), 0.0, 0
+    bar = tqdm(
+        stream,
+        total=len(stream),
+        desc=f"epoch {epoch + 1}/{recipe.train.epochs}",
+        disable=not progress,
+        unit="batch",
+        mininterval=5,
+    )
+    try:
+        for inputs, labels, index in bar:
+            if schedule.progress(state) >= 1.0:
+                state["finished"] = True  # the time budget ran out: the schedule has annealed
+                break
+            lr = schedule.lr_now(state)
+            loss = student.step(inputs, labels, index, lr)
+            state["step"] += 1
+            student.update_average(min(recipe.train.ema_decay, (1 + state["step"]) / (10 + state["step"])))
+            running += loss.item() * len(labels)
+            seen += len(labels)
+            bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{lr:.2e}", refresh=False)
+    finally:
+        stream.close()
+        bar.close()
+    return running, seen
+
+
+def record_epoch(
+    recipe: Recipe,
+    out: Path,
+    student: Student,
+    training: TrainingSet,
+    schedule: Schedule,
+    state: dict,
+    loss_sum: float,
+    seen: int,
+    started: float,
+) -> bool:
+    """Scores the weight average on validation, counts the epoch (best so far, or one more without
+    improvement) and appends it to ``history.jsonl``; returns whether it is the best yet."""
+    epoch = state["epoch"]
+    epoch_seconds = time.monotonic() - schedule.clock
+    state["train_seconds"] += epoch_seconds
+    schedule.clock = time.monotonic()
+    scores = validate(student.ema, training.val, recipe.preprocess)
+    score = float(np.mean(list(scores.values())))
+    state["epoch"] = epoch + 1
+    improved = score > state["best_score"]
+    if improved:
+        state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
+    else:
+        state["bad_epochs"] += 1
+    record = {
+        "epoch": epoch + 1,
+        "loss": loss_sum / max(seen, 1),
+        "val_accuracy": scores,
+        "score": score,
+        "images": seen,
+        "progress": round(schedule.progress(state), 3),
+        "seconds": round(epoch_seconds, 1),
+        "elapsed_min": round((time.monotonic() - started) / 60, 2),
+    }
+    state["history"].append(record)
+    with (out / "history.jsonl").open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    log_event(
+        logger,
+        logging.INFO,
+        "epoch done",
+        **{k: v for k, v in record.items() if k != "val_accuracy"},
+        **{f"val_{k}": round(v, 4) for k, v in scores.items()},
+        best_epoch=state["best_epoch"],
+    )
+    return improved
+
+
+def save_epoch_checkpoints(recipe: Recipe, out: Path, student: Student, state: dict, improved: bool) -> None:
+    """``best.pt`` (the weight average) when the epoch improved; always ``last.pt``, which can be resumed."""
+    checkpoint = base_checkpoint(recipe, student.ema)
+    if improved:
+        save_checkpoint(checkpoint, out / "best.pt")
+    checkpoint["resume"] = student.resume_point(state)
+    save_checkpoint(checkpoint, out / "last.pt")
+
+
+def base_checkpoint(recipe: Recipe, weights_model: nn.Module) -> dict:
+    """A checkpoint of ``weights_model`` before calibration (temperature 1, threshold 0.5, no figures)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "arch": recipe.model.arch,
+        "arch_kwargs": dict(recipe.model.kwargs),
+        "state_dict": {k: v.detach().clone().contiguous() for k, v in weights_model.state_dict().items()},
+        "preprocess": recipe.preprocess.model_dump(),
+        "labels": list(recipe.labels),
+        "temperature": 1.0,
+        "abstain_threshold": 0.5,
+        "metrics": {},
+        "training_data": list(recipe.training_data),
+        "data_terms": recipe.data_terms,
+        "recipe": json.loads(recipe.model_dump_json()),
+        "seed": recipe.seed,
+    }
+
+
+def run_summary(recipe: Recipe, state: dict, started: float, resumed: bool) -> dict:
+    """How the run went, kept in the final checkpoint's recipe (the model card's *Run* line)."""
+    return {
         "epochs": state["epoch"],
         "best_epoch": state["best_epoch"],
         "images": int(sum(r.get("images", 0) for r in state["history"])),
         "train_minutes": round(state["train_seconds"] / 60, 1),
         "process_minutes": round((time.monotonic() - started) / 60, 1),
-        "resumed": bool(resume),
+        "resumed": bool(resumed),
         "stopped_by": (
             "time budget"
             if state["finished"]
@@ -505,15 +628,6 @@ def train(
         ),
         "history": state["history"],
     }
-    final = finalize(recipe, best_path, data, detector_reports, out, summary)
-    log_event(
-        logger,
-        logging.INFO,
-        "done",
-        checkpoint=str(final),
-        minutes=round((time.monotonic() - started) / 60, 1),
-    )
-    return final
 
 
 def choose_geometry(recipe: Recipe, model, data: dict[str, dict[str, SplitData]]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from footfall.models.checkpoint import (
 )
 from footfall.models.network import build_model, count_flops, count_parameters
 from footfall.models.recipe import DatasetConfig, ModelConfig, Recipe, TrainConfig
-from footfall.models.train import SplitData, epoch_order, load_splits, sample_weights, train
+from footfall.models.train import Schedule, SplitData, epoch_order, load_splits, sample_weights, train
 
 SIZE = 32
 TINY = {"stem": [8, 16], "widths": [16, 32], "depths": [1, 1], "dropout": 0.0}
@@ -172,6 +174,18 @@ def test_epoch_sees_each_dataset_by_its_weight_and_children_by_child_weight(tmp_
     assert len(order) == 30 + 30 + 45 and set(seen[:40]) == {0, 1} and seen[:40].sum() == 30
     assert (seen[40:50] == 3).all() and set(seen[50:]) == {1, 2} and seen[50:].sum() == 45
     assert len(epoch_order(weights, np.random.default_rng(0), 7)) == 7
+
+
+def test_schedule_warms_up_then_anneals_by_steps_or_by_the_time_budget(tmp_path: Path) -> None:
+    schedule = Schedule.plan(tiny_recipe(tmp_path, epochs=5), np.ones(96))
+    assert (schedule.per_epoch, schedule.total_steps, schedule.warmup) == (96, 30, 3)  # 6 batches of 16 an epoch
+    lrs = [schedule.lr_now({"step": step, "train_seconds": 0.0}) for step in range(31)]
+    assert lrs[:4] == pytest.approx([1e-3, 2e-3, 3e-3, 3e-3])  # warm-up to the peak, 3e-3
+    assert all(a > b for a, b in itertools.pairwise(lrs[3:])) and lrs[30] == pytest.approx(0.02 * 3e-3)
+    budget = Schedule(lr=1.0, cap=None, per_epoch=96, total_steps=30, warmup=0, budget_s=60.0, clock=time.monotonic())
+    # Half the time budget spent on a tenth of the steps: the schedule is half way through.
+    assert budget.progress({"step": 3, "train_seconds": 30.0}) == pytest.approx(0.5, abs=0.01)
+    assert budget.progress({"step": 3, "train_seconds": 60.0}) >= 1.0
 
 
 def test_unknown_architecture() -> None:
