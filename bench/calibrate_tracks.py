@@ -5,7 +5,7 @@ The edge decides once per person, from probabilities averaged over the person's 
 one gender goes ``unknown`` more often than the other, or is mistaken for the other more often (boys read
 as girls), the share is biased. Camera crops are not the still photos the single-face threshold was chosen
 on: small, blurred, lit differently, and each gender's answers shift differently. This tool renders
-walk-by clips from val-split faces (bench/walkby.py; the edge benchmark measures on test-split faces),
+walk-by clips from val-split faces (edge/walkby.py; the edge benchmark measures on test-split faces),
 runs the edge pipeline over them, and picks per-label thresholds under which each gender is counted at
 the same rate as it truly occurs, leaving as many people ``unknown`` as the bundle's single threshold
 does (``balanced_thresholds``).

@@ -1,6 +1,6 @@
 """Edge benchmark: counting accuracy on generated walk-by clips; throughput and memory of footfall process.
 
-1. Accuracy: walk-by clips (1280×720, 25 fps) made from TEST-split faces (see bench/walkby.py); people
+1. Accuracy: walk-by clips (1280×720, 25 fps) made from TEST-split faces (see edge/walkby.py); people
    counted vs the truth (target: within 5 %), female share vs the truth (target: within 3 points, with the
    real gender bundle), per zone and line, and per person: everyone tracked as exactly one person (no
    double count after an occlusion or a crossing), matched by position against the generator's paths.
@@ -31,11 +31,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import walkby
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.edge import walkby
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig
 from footfall.edge.offline import process_video
 from footfall.edge.pipeline import load_models

@@ -15,16 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from footfall.edge import walkby
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.pipeline import CameraPipeline, load_models
 
 from footfall.broker import MosquittoBroker, free_port, wait_for_port
 from tests.e2e.live_camera import read_frames
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
-
-import walkby  # noqa: E402  (bench/walkby.py, the clip generator)
 
 SITE, AGENT, CAMERA, ZONE = "e2e-mall", "e2e-box", "corridor", "frame"
 BUCKET_SECONDS = 10

@@ -1,20 +1,20 @@
-"""Edge fixtures: model bundles, generated walk-by clips (in temp folders only) and agent configs."""
+"""Edge fixtures: model bundles, generated walk-by clips (in temp folders only) and agent configs.
+
+Nothing here imports OpenCV or ONNX Runtime when the test files are collected: the clip generator
+(footfall.edge.walkby) and the models are imported by the fixtures that need them, so the pure tests
+(config, zones, aggregation, counting) run where those packages are missing.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
 
 from tests.edge.standin import gender_bundle_for_tests
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
-
-import walkby  # noqa: E402  (bench/walkby.py, the clip generator)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -54,8 +54,14 @@ def models(detector_bundle: Path, gender_bundle: Path):
 @pytest.fixture(scope="session")
 def walkby_clip(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """Ten people: crossings both ways, a pair that meets, pillar occlusions, turners."""
-    spec = walkby.WalkbySpec(people=10, seed=7, **SMALL)
-    return walkby.make_walkby(data_dir, tmp_path_factory.mktemp("walkby"), spec)
+    return make_walkby_clip(data_dir, tmp_path_factory.mktemp("walkby"), people=10, seed=7)
+
+
+def make_walkby_clip(data_dir: Path, folder: Path, **spec: Any) -> tuple[Path, dict]:
+    """A small walk-by clip (:data:`SMALL` unless ``spec`` says otherwise) and its ground truth."""
+    from footfall.edge import walkby  # OpenCV: only for the tests that render clips
+
+    return walkby.make_walkby(data_dir, folder, walkby.WalkbySpec(**{**SMALL, **spec}))
 
 
 def camera_yaml(clip: Path | str, camera: dict, *, fps: float = 30, realtime: bool = False) -> str:

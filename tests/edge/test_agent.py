@@ -16,7 +16,7 @@ from footfall.edge.config import load_config
 from footfall.edge.offline import process_video
 
 from footfall.broker import free_port
-from tests.edge.conftest import SMALL, agent_yaml, walkby
+from tests.edge.conftest import agent_yaml, make_walkby_clip
 from tests.edge.test_outbox import Receiver
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -66,8 +66,7 @@ def outbox_depth(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def long_clip(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    spec = walkby.WalkbySpec(people=16, seed=5, **SMALL)
-    return walkby.make_walkby(data_dir, tmp_path_factory.mktemp("long"), spec)
+    return make_walkby_clip(data_dir, tmp_path_factory.mktemp("long"), people=16, seed=5)
 
 
 def test_broker_outage_mid_run_delivers_what_an_uninterrupted_run_counts(

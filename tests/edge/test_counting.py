@@ -11,7 +11,7 @@ import pytest
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig
 from footfall.edge.offline import process_video
 
-from tests.edge.conftest import SMALL, walkby
+from tests.edge.conftest import make_walkby_clip
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
@@ -44,8 +44,9 @@ def test_people_per_zone_and_line_match_the_truth(walkby_clip, detector_bundle, 
 
 def test_brief_occlusions_never_count_anyone_twice(data_dir, tmp_path, detector_bundle, gender_bundle, models) -> None:
     # Everyone walks behind the pillar; several cross each other (faces overlap): exact count expected.
-    spec = walkby.WalkbySpec(people=6, seed=11, pair_share=0.5, turn_back_share=0.0, pillar_width=0.12, **SMALL)
-    clip, truth = walkby.make_walkby(data_dir, tmp_path, spec)
+    clip, truth = make_walkby_clip(
+        data_dir, tmp_path, people=6, seed=11, pair_share=0.5, turn_back_share=0.0, pillar_width=0.12
+    )
     hidden = [p for p in truth["persons"] if p["longest_hidden_s"] > 0]
     assert len(hidden) >= 4 and max(p["longest_hidden_s"] for p in hidden) >= 0.3
     summary = process_video(clip, _config(clip, truth, detector_bundle, gender_bundle), progress=False, models=models)

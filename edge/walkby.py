@@ -7,11 +7,12 @@ middle. The ground truth lists the unique people per gender, per zone (left and 
 and per counting line (the vertical middle line, walking right), and the agent config matching it.
 
 Clips contain dataset faces: they are written to a temporary folder (``--out``, default a new temp dir),
-never under the repository, and must never be committed.
+never under the repository, and must never be committed. The agent never imports this module: the tests
+and the benchmarks in ``bench/`` do (``from footfall.edge import walkby``).
 
 Examples:
-    .venv/bin/python bench/walkby.py --people 20                       # 1280×720, 25 fps
-    .venv/bin/python bench/walkby.py --people 8 --width 640 --height 360 --fps 12 --out /tmp/walkby
+    .venv/bin/python -m footfall.edge.walkby --people 20                       # 1280×720, 25 fps
+    .venv/bin/python -m footfall.edge.walkby --people 8 --width 640 --height 360 --fps 12 --out /tmp/walkby
 """
 
 from __future__ import annotations
