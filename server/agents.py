@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from footfall.server.localtime import to_iso
 from footfall.server.tables import Agent
@@ -11,7 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 
-def agent_rows(session: Session, site_id: str | None, offline_after_s: float, now: float | None = None) -> list[dict]:
+def agent_rows(
+    session: Session, site_id: str | None, offline_after_s: float, now: float | None = None
+) -> list[dict[str, Any]]:
     now = time.time() if now is None else now
     query = select(Agent).order_by(Agent.site_id, Agent.agent_id)
     if site_id is not None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from footfall.server.api.deps import ServerContext
 
+if TYPE_CHECKING:
+    from footfall.server.mqtt_consumer import MqttConsumer
+    from footfall.server.retention import RetentionLoop
 
-def start_background_work(ctx: ServerContext) -> list:
-    workers: list = []
+
+def start_background_work(ctx: ServerContext) -> list[MqttConsumer | RetentionLoop]:
+    workers: list[MqttConsumer | RetentionLoop] = []
     settings = ctx.settings
     if settings.mqtt_url:
         from footfall.server.mqtt_consumer import MqttConsumer

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 
-def raw_vs_hourly(session: Session, since: int = 0) -> list[tuple]:
+def raw_vs_hourly(session: Session, since: int = 0) -> list[tuple[object, ...]]:
     """Hours whose rollup differs from the sum of its raw buckets (empty when consistent)."""
     hour = Bucket.bucket_start - Bucket.bucket_start % 3600
     raw = {
@@ -54,7 +54,7 @@ def raw_vs_hourly(session: Session, since: int = 0) -> list[tuple]:
     ]
 
 
-def slots_vs_hourly(session: Session) -> list[tuple]:
+def slots_vs_hourly(session: Session) -> list[tuple[object, ...]]:
     """Slot running totals that differ from the released hourly values they summarise (empty when
     consistent), and zones whose rows are not dense over their span; the check behind the slot rollup's
     exactness tests."""
@@ -74,7 +74,7 @@ def slots_vs_hourly(session: Session) -> list[tuple]:
         select(c.c.zone_pk, c.c.week, c.c.local_how, *(c.c[name] for name in SLOT_FIELDS))
     ):
         stored[zone_pk][(week, how)] = tuple(values)
-    problems: list[tuple] = []
+    problems: list[tuple[object, ...]] = []
     for zone_pk in per_week.keys() | stored.keys() | spans.keys():
         weeks = [week for week, _ in per_week.get(zone_pk, {})]
         if zone_pk not in spans:
@@ -96,7 +96,7 @@ def slots_vs_hourly(session: Session) -> list[tuple]:
     return problems
 
 
-def daily_vs_hourly(session: Session) -> list[tuple]:
+def daily_vs_hourly(session: Session) -> list[tuple[object, ...]]:
     """Daily sums that differ from the released hourly values of their local day (empty when consistent)."""
     h = HourlyRollup
     expected: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))

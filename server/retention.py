@@ -11,13 +11,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 from footfall.core.logs import log_event
 from footfall.server.db import Database
 from footfall.server.ingest import PURGED_BEFORE_KEY
 from footfall.server.sql import insert_for
 from footfall.server.tables import Bucket, DeadLetter, Meta, Zone
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 logger = logging.getLogger("footfall.server.retention")
 DAY = 86_400
@@ -43,15 +44,18 @@ def run_retention(db: Database, days: int, now: float | None = None, dead_letter
         statement = insert(Meta.__table__).values(key=PURGED_BEFORE_KEY, value=str(watermark))
         session.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(watermark)}))
         for zone_pk in session.scalars(select(Zone.id)):  # per zone: uses the (zone_pk, bucket_start) index
+            # Session.execute() is typed to give a Result; for a DELETE it is a CursorResult, with rowcount.
             raw_deleted += (
-                session.execute(
-                    delete(Bucket).where(Bucket.zone_pk == zone_pk, Bucket.bucket_start < watermark)
+                cast(
+                    CursorResult[Any],
+                    session.execute(delete(Bucket).where(Bucket.zone_pk == zone_pk, Bucket.bucket_start < watermark)),
                 ).rowcount
                 or 0
             )
         dead = (
-            session.execute(
-                delete(DeadLetter).where(DeadLetter.received_at < int(now) - dead_letter_days * DAY)
+            cast(
+                CursorResult[Any],
+                session.execute(delete(DeadLetter).where(DeadLetter.received_at < int(now) - dead_letter_days * DAY)),
             ).rowcount
             or 0
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from footfall.server.api.deps import Context, ReadSession, require_admin
@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
-def _key_out(row: ApiKey) -> dict:
+def _key_out(row: ApiKey) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
@@ -28,12 +28,12 @@ def _key_out(row: ApiKey) -> dict:
 
 
 @router.get("/keys", response_model=list[KeyOut], summary="List API keys, never their secrets (role: admin)")
-def list_keys(session: ReadSession) -> list[dict]:
+def list_keys(session: ReadSession) -> list[dict[str, Any]]:
     return [_key_out(row) for row in session.scalars(select(ApiKey).order_by(ApiKey.id))]
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=201, summary="Create an API key (role: admin)")
-def new_key(body: KeyCreate, ctx: Context) -> dict:
+def new_key(body: KeyCreate, ctx: Context) -> dict[str, Any]:
     """The response holds the key once; only its hash is stored."""
     with ctx.db.write() as session:
         try:
@@ -59,7 +59,7 @@ def dead_letters(
     session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=2**62, description="Page: ids below this.")] = None,
-) -> dict:
+) -> dict[str, Any]:
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if before_id is not None:
         query = query.where(DeadLetter.id < before_id)
@@ -79,7 +79,7 @@ def dead_letters(
 
 
 @router.get("/ingest-stats", response_model=IngestStats, summary="Ingest counters of this process (role: admin)")
-def ingest_stats(ctx: Context, session: ReadSession) -> dict:
+def ingest_stats(ctx: Context, session: ReadSession) -> dict[str, Any]:
     consumers = [b for b in ctx.background if hasattr(b, "connected")]
     return {
         **ctx.ingestor.counters.snapshot(),

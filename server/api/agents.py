@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from footfall.server.agents import agent_rows
@@ -17,5 +17,5 @@ def list_agents(
     ctx: Context,
     session: ReadSession,
     site: Annotated[str | None, Query(max_length=64, description="Only this site's agents.")] = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     return agent_rows(session, site, ctx.settings.agent_offline_after_s)

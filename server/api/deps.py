@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -22,6 +22,10 @@ from footfall.server.tables import Site, Zone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+if TYPE_CHECKING:
+    from footfall.server.mqtt_consumer import MqttConsumer
+    from footfall.server.retention import RetentionLoop
+
 logger = logging.getLogger("footfall.server.auth")
 
 
@@ -30,7 +34,7 @@ class ServerContext:
     settings: Settings
     db: Database
     ingestor: Ingestor
-    background: list = field(default_factory=list)  # MQTT consumer, retention loop
+    background: list[MqttConsumer | RetentionLoop] = field(default_factory=list)
     auth_failures: FailedAuthLimiter = field(init=False)  # failed API-key attempts per client address
 
     def __post_init__(self) -> None:
@@ -38,7 +42,8 @@ class ServerContext:
 
 
 def context(request: Request) -> ServerContext:
-    return request.app.state.context
+    context: ServerContext = request.app.state.context
+    return context
 
 
 Context = Annotated[ServerContext, Depends(context)]

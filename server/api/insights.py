@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -93,7 +93,7 @@ def ad_placement(
     ] = "audience",
     min_weeks: Annotated[int, Query(ge=1, le=520, description="Leave out slots seen in fewer weeks.")] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-) -> dict:
+) -> dict[str, Any]:
     """The slots where an ad reaches most of the chosen audience, each with the numbers behind it, a 95%
     interval and a one-sentence explanation. Ranges default to the last 7 days; use 8-12 weeks for stable
     figures."""
@@ -136,7 +136,7 @@ def ad_placement(
 
 def _slot(
     rank: int, zone: Zone, how: int, people: int, parts: np.ndarray, withheld: int, weeks: int, audience: str
-) -> dict:
+) -> dict[str, Any]:
     female, male = int(parts[0]), int(parts[1])
     classified = female + male
     mean_people = people / weeks

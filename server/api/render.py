@@ -26,7 +26,7 @@ def counts_table(
     withheld: np.ndarray,
     starts: list[str] | None = None,
     labels: list[str] | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The API's counts for every row of sums of released values (footfall.server.queries.Rows), at once
     (numpy: a 90-day hourly series is 2,160 rows); with ``starts`` and ``labels``, each row begins with its
     "start" and "label".
@@ -51,17 +51,19 @@ def counts_table(
     female_share = np.where(share_visible, np.round(female / safe, 4), np.nan)
     male_share = np.where(share_visible, np.round(male / safe, 4), np.nan)
 
-    def column(values: np.ndarray, hidden: np.ndarray) -> list:
+    def column(values: np.ndarray, hidden: np.ndarray) -> list[Any]:
         out = values.astype(object)
         out[hidden] = None
-        return out.tolist()
+        listed: list[Any] = out.tolist()
+        return listed
 
-    def shares(values: np.ndarray) -> list:
+    def shares(values: np.ndarray) -> list[Any]:
         out = values.astype(object)
         out[np.isnan(values)] = None
-        return out.tolist()
+        listed: list[Any] = out.tolist()
+        return listed
 
-    names = (
+    names: tuple[str, ...] = (
         "people",
         "female",
         "male",
@@ -90,6 +92,6 @@ def counts_table(
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
-def counts(people: int, parts: Sequence[int] | np.ndarray, withheld: int) -> dict:
+def counts(people: int, parts: Sequence[int] | np.ndarray, withheld: int) -> dict[str, Any]:
     """:func:`counts_table` of one row."""
     return counts_table(np.array([people]), np.array([parts]), np.array([withheld]))[0]

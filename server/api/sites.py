@@ -68,6 +68,7 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
             site.name = change.name
         refile = change.timezone is not None and change.timezone != site.timezone
         if refile:
+            assert change.timezone is not None  # refile says so
             start_refile(session, site.site_id, change.timezone)
         zones = session.scalar(select(func.count()).select_from(Zone).where(Zone.site_id == site_id)) or 0
     if refile:

@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -56,7 +56,7 @@ def _label(key: int | date, granularity: str, tz: str) -> str:
     return local.strftime("%Y-%m-%d %H:%M")
 
 
-def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict:
+def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict[str, Any]:
     return {
         "site_id": site.site_id,
         "zones": [z.zone_id for z in zones],
@@ -66,7 +66,7 @@ def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict:
     }
 
 
-def _sum(rows: queries.Rows) -> dict:
+def _sum(rows: queries.Rows) -> dict[str, Any]:
     return counts(int(rows.people.sum()), rows.parts.sum(axis=0), int(rows.withheld.sum()))
 
 
@@ -104,7 +104,9 @@ def series(
 
 
 @router.get("/totals", response_model=Totals, summary="Totals and gender split over a range (role: viewer)")
-def totals(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
+def totals(
+    site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None
+) -> dict[str, Any]:
     """Counts and shares over [start, end) at hour resolution (hours starting in the range and ended)."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
@@ -126,7 +128,7 @@ def peak_hours(
     span: Range,
     zone_ids: ZonesParam = None,
     top: Annotated[int, Query(ge=1, le=24, description="How many hours to return.")] = 24,
-) -> dict:
+) -> dict[str, Any]:
     """Hours of the day ranked by people, with the mean per day observed; in the site's local time."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
@@ -159,7 +161,9 @@ def peak_hours(
 
 
 @router.get("/heatmap", response_model=Heatmap, summary="People per local hour of week (role: viewer)")
-def heatmap(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
+def heatmap(
+    site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None
+) -> dict[str, Any]:
     """168 cells (Monday 00:00 … Sunday 23:00, local time) with totals, gender split and mean per week."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
@@ -181,7 +185,9 @@ def heatmap(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zo
 
 
 @router.get("/compare", response_model=Comparison, summary="Zones side by side (role: viewer)")
-def compare(site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None) -> dict:
+def compare(
+    site_id: IdPath, ctx: Context, session: ReadSession, span: Range, zone_ids: ZonesParam = None
+) -> dict[str, Any]:
     """Each zone's totals, gender split and share of the selected zones' traffic, busiest first. Zones may
     overlap (a counting line inside a zone), so the totals add up passes, not distinct people."""
     span = released(span, ctx)

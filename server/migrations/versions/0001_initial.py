@@ -5,6 +5,8 @@ Revises:
 Create Date: 2026-11-23
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -14,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 
-def _counts() -> list[sa.Column]:
+def _counts() -> list[sa.Column[Any]]:
     return [
         sa.Column("people", sa.BigInteger(), nullable=False),
         sa.Column("female", sa.BigInteger(), nullable=False),

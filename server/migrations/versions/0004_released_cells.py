@@ -10,6 +10,8 @@ Revises: 0003
 Create Date: 2026-11-30
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -30,7 +32,7 @@ _RELEASED = (
 _RAW = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
 
 
-def _released_columns() -> list[sa.Column]:
+def _released_columns() -> list[sa.Column[Any]]:
     return [sa.Column(name, kind, nullable=False, server_default="0") for name, kind in _RELEASED]
 
 
@@ -86,7 +88,7 @@ def downgrade() -> None:
 def _refill_raw_daily() -> None:
     """The raw sums per zone and local day that revision 0003 kept."""
     from collections import defaultdict
-    from datetime import datetime
+    from datetime import date, datetime
     from zoneinfo import ZoneInfo
 
     bind = op.get_bind()
@@ -97,7 +99,7 @@ def _refill_raw_daily() -> None:
             + " FROM rollup_hourly h JOIN zones z ON z.id = h.zone_pk JOIN sites s ON s.site_id = z.site_id"
         )
     )
-    days: dict[tuple, list[float]] = defaultdict(lambda: [0.0] * len(_RAW))
+    days: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(_RAW))
     for zone_pk, hour_start, tz, *values in rows:
         sums = days[(zone_pk, datetime.fromtimestamp(hour_start, ZoneInfo(tz)).date())]
         for i, value in enumerate(values):
