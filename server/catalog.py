@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from footfall.server.sql import insert_for
+from footfall.server.sql import insert_for, locked
 from footfall.server.tables import Site, Zone
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
@@ -57,9 +57,8 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
         .join(Site, Site.site_id == Zone.site_id)
         .where(tuple_(Zone.site_id, Zone.zone_id).in_(sorted(keys)))
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # The time zone read here files this batch's hours: a time-zone change (footfall.server.refile.
-        # start_refile) waits for this transaction, so its re-filing never runs before our hours are stored.
-        query = query.with_for_update(read=True, of=Site)
+    # The time zone read here files this batch's hours: a time-zone change (footfall.server.refile.
+    # start_refile) waits for this transaction, so its re-filing never runs before our hours are stored.
+    query = locked(query, session, read=True, of=Site)
     rows = session.execute(query)
     return {(site, zone): (pk, tz) for site, zone, pk, tz in rows}

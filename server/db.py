@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
+from footfall.server.sql import dialect_name
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 
 def normalise_url(url: str) -> str:
@@ -27,7 +30,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
             cursor = dbapi_connection.cursor()
             # WAL lets the dashboard read while ingest writes; NORMAL sync is durable across app crashes.
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -60,7 +63,7 @@ class Database:
     def __init__(self, url: str):
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_sqlite = dialect_name(self.engine) == "sqlite"
         self._sqlite_lock = threading.Lock()
 
     @contextmanager

@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
@@ -25,7 +26,7 @@ from footfall.server.localtime import hour_floor
 from footfall.server.release import DEFAULT_K
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
-from footfall.server.sql import insert_for
+from footfall.server.sql import insert_for, is_postgres, locked
 from footfall.server.tables import Agent, Bucket, DeadLetter, Meta
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -123,7 +124,7 @@ def _check_agent(message: AggregateMessage | AgentStatus, item: Incoming) -> Non
 class Ingestor:
     """Stores batches of incoming messages; safe to call from several threads and several server replicas."""
 
-    def __init__(self, db: Database, default_tz: str = "UTC", clock=time.time):  # type: ignore[no-untyped-def]
+    def __init__(self, db: Database, default_tz: str = "UTC", clock: Callable[[], float] = time.time):
         self.db = db
         self.default_tz = default_tz
         self.clock = clock
@@ -333,16 +334,15 @@ class Ingestor:
         return len(inserts) + len(updates)
 
     @staticmethod
-    def _existing(session: Session, keys: list[tuple[str, str, int, int]]) -> dict[tuple, dict[str, float]]:
-        found: dict[tuple, dict[str, float]] = {}
+    def _existing(session: Session, keys: list[tuple[str, str, int, int]]) -> dict[tuple[Any, ...], dict[str, float]]:
+        found: dict[tuple[Any, ...], dict[str, float]] = {}
         table = Bucket.__table__
         columns = (table.c.agent_id, table.c.camera_id, table.c.zone_pk, table.c.bucket_start)
         for offset in range(0, len(keys), 500):
             query = select(*columns, table.c.seq, *(table.c[name] for name in COUNT_FIELDS)).where(
                 tuple_(*columns).in_(keys[offset : offset + 500])
             )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update()  # concurrent replicas update one key one after the other
+            query = locked(query, session)  # concurrent replicas update one key one after the other
             for row in session.execute(query):
                 found[tuple(row[:4])] = {
                     "seq": row.seq,
@@ -385,7 +385,8 @@ class Ingestor:
                 latest[status.agent_id] = status
         for status in latest.values():
             sent_at = int(status.sent_at.timestamp())
-            agent = session.get(Agent, status.agent_id, with_for_update=session.get_bind().dialect.name == "postgresql")
+            # Locked: the newer-status check below and the write must not interleave with another replica's.
+            agent = session.get(Agent, status.agent_id, with_for_update=is_postgres(session))
             if agent is not None and agent.last_status_at is not None and agent.last_status_at > sent_at:
                 continue  # an older retained status arriving late must not overwrite a newer one
             if agent is None:

@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
 from footfall.server.localtime import day_range, local_midnight, week_start
 from footfall.server.slots import slot_parts
+from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
 from footfall.server.tables import DailyRollup, HourlyRollup
-from sqlalchemy import BigInteger, case, cast, distinct, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, case, cast, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 Granularity = Literal["hour", "day", "week"]
@@ -28,7 +30,7 @@ class Rows:
     released their split, so ``people - parts.sum(axis=1)`` are the people of cells whose split was withheld.
     ``withheld`` counts the cells left out entirely (1 to k-1 people)."""
 
-    keys: list
+    keys: list[Any]
     people: np.ndarray  # (n,) int64
     parts: np.ndarray  # (n, 3) int64
     withheld: np.ndarray  # (n,) withheld cells
@@ -62,7 +64,7 @@ def _measures(table: Any, occurrences: Any = None) -> tuple[Any, ...]:
 _WIDTH = 8
 
 
-def _rows(keys: list, values: list[tuple]) -> Rows:
+def _rows(keys: list[Any], values: list[tuple[Any, ...]]) -> Rows:
     array = np.array(values, dtype=float).reshape(len(values), _WIDTH)
     counts = array[:, :6].astype(np.int64)
     return Rows(
@@ -179,7 +181,8 @@ def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int)
 
 @dataclass
 class RankedSlots:
-    rows: list[tuple]  # (zone_pk, local_how, people, female, male, unknown, withheld, hours observed), best first
+    # (zone_pk, local_how, people, female, male, unknown, withheld, hours observed), best first
+    rows: list[tuple[Any, ...]]
     suppressed: int  # slots left out because every cell of theirs was withheld
 
 
@@ -204,7 +207,7 @@ def ranked_slots(
     """
     from sqlalchemy import and_, literal
 
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         # The query now aggregates ~100k rows: starting parallel workers costs more than it saves, and on a
         # busy server they wait for cores (measured: 95 ms serial vs 270+ ms with two workers on 2 cores).
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
@@ -233,7 +236,7 @@ def ranked_slots(
     mean_people = grouped.c.p * literal(1.0) / grouped.c.w
     if audience == "all":
         expected = mean_people
-        low = literal(0.0)
+        low: ColumnElement[float | Decimal] = literal(0.0)
     else:
         target = grouped.c.f if audience == "female" else grouped.c.m
         n = func.nullif(grouped.c.f + grouped.c.m, 0) * literal(1.0)

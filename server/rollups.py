@@ -17,7 +17,7 @@ from footfall.server.localtime import (
 )
 from footfall.server.release import RELEASED_FIELDS, released_values
 from footfall.server.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
-from footfall.server.sql import insert_for
+from footfall.server.sql import insert_for, locked
 from footfall.server.tables import DailyRollup, HourlyRollup, Meta, Site, Zone
 from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -48,8 +48,8 @@ def _released(
         query = select(h.c.zone_pk, h.c.hour_start, *(h.c[name] for name in RELEASED_FIELDS)).where(
             tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500])
         )
-        if lock and session.get_bind().dialect.name == "postgresql":
-            query = query.order_by(h.c.zone_pk, h.c.hour_start).with_for_update()
+        if lock:
+            query = locked(query.order_by(h.c.zone_pk, h.c.hour_start), session)
         for zone_pk, hour_start, *values in session.execute(query):
             found[(zone_pk, hour_start)] = [float(v) for v in values]
     return found

@@ -12,9 +12,10 @@ first one hold zeros.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from footfall.server.localtime import MONDAY_EPOCH, WEEK, week_epoch
-from footfall.server.sql import insert_for
+from footfall.server.sql import insert_for, locked
 from footfall.server.tables import HourlyRollup, SlotCumulative, SlotSpan
 from sqlalchemy import (
     BigInteger,
@@ -33,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import CompoundSelect, Select
 
 HOURS_OF_WEEK = 168
 SLOT_FIELDS = ("people", "female", "male", "unknown", "withheld", "hours")
@@ -42,10 +43,6 @@ SLOT_SOURCES = ("released_people", "released_female", "released_male", "released
 
 # (zone_pk, UTC week, local hour of week) → [people, female, male, unknown, withheld, new hourly rows]
 SlotDeltas = dict[tuple[int, int, int], list[int]]
-
-
-def _dialect(bind: Session | Connection) -> str:
-    return bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
 
 
 def apply_slot_deltas(session: Session, deltas: SlotDeltas) -> None:
@@ -69,9 +66,8 @@ def apply_slot_deltas(session: Session, deltas: SlotDeltas) -> None:
         )
     }
     query = select(span.c.zone_pk, span.c.first_week, span.c.last_week).where(span.c.zone_pk.in_(zones))
-    if _dialect(session) == "postgresql":
-        # One writer per zone at a time: extending the dense rows and adding deltas must not interleave.
-        query = query.order_by(span.c.zone_pk).with_for_update()
+    # One writer per zone at a time: extending the dense rows and adding deltas must not interleave.
+    query = locked(query.order_by(span.c.zone_pk), session)
     spans = {row[0]: (row[1], row[2]) for row in session.execute(query)}
     zero_weeks: list[tuple[int, int]] = []
     copies: list[dict[str, int]] = []
@@ -177,10 +173,13 @@ def rebuild_slots(bind: Session | Connection, zone_pks: list[int]) -> int:
     bind.execute(delete(span).where(span.c.zone_pk.in_(zone_pks)))
     weeks = {"monday": MONDAY_EPOCH, "week": WEEK}
     bind.execute(_REBUILD_SPANS, {"zones": list(zone_pks), **weeks})
-    return bind.execute(_REBUILD_TOTALS, {"zones": list(zone_pks), **weeks}).rowcount or 0
+    # Session.execute() is typed to give a Result; for a text statement it is a CursorResult, with rowcount.
+    return bind.execute(_REBUILD_TOTALS, {"zones": list(zone_pks), **weeks}).rowcount or 0  # type: ignore[attr-defined]  # CursorResult
 
 
-def slot_parts(zone_pks: list[int], start: int, end: int, hours_of_week: list[int] | None) -> Select:
+def slot_parts(
+    zone_pks: list[int], start: int, end: int, hours_of_week: list[int] | None
+) -> Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]]:
     """Rows (zone_pk, how, p, f, m, u, w, n) whose sums per (zone_pk, how) are the released hourly values'
     sums (people, female, male, unknown, withheld cells) and row count over hours starting in [start, end):
     the hours before the first and after the last whole UTC week come from the hourly rollup, the whole weeks
@@ -189,7 +188,7 @@ def slot_parts(zone_pks: list[int], start: int, end: int, hours_of_week: list[in
     first_week = -((MONDAY_EPOCH - start) // WEEK)  # the first week starting at or after ``start``
     stop_week = (end - MONDAY_EPOCH) // WEEK  # the first week not ending by ``end``
 
-    def hourly(low: int, high: int) -> Select:
+    def hourly(low: int, high: int) -> Select[*tuple[Any, ...]]:
         how_filter = [h.c.local_how.in_(hours_of_week)] if hours_of_week is not None else []
         return select(
             h.c.zone_pk.label("zone_pk"),
@@ -212,7 +211,7 @@ def slot_parts(zone_pks: list[int], start: int, end: int, hours_of_week: list[in
     )
 
 
-def _totals_at(zone_pks: list[int], week: int, sign: int, hours_of_week: list[int] | None) -> Select:
+def _totals_at(zone_pks: list[int], week: int, sign: int, hours_of_week: list[int] | None) -> Select[*tuple[Any, ...]]:
     """``sign`` × the running totals at the end of ``week`` per slot (zones without data by then: none)."""
     c, s = SlotCumulative.__table__, SlotSpan.__table__
     row_week = case((s.c.last_week < week, s.c.last_week), else_=literal(week, BigInteger))
