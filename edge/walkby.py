@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -35,10 +36,13 @@ ZONES = {
     "left": [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]],
     "right": [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]],
 }
-LINE = {"id": "crossing", "points": [[0.5, 0.0], [0.5, 1.0]], "direction": "right"}
+LINE: dict[str, Any] = {"id": "crossing", "points": [[0.5, 0.0], [0.5, 1.0]], "direction": "right"}
 WIKI_CROP_SCALE = 1.4
 TURN_PAUSE = 0.4  # seconds a walker who turns round stands still
 VISIBLE = 0.5  # a face counts as seen in a frame when at least this much of it is in view
+
+
+Colour = tuple[int, int, int]  # BGR
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Walker:
     drift: float  # px/s vertical
     turn_at: float | None = None  # x where the walker turns round
     gain: float = 1.0
-    body_colour: tuple[int, int, int] = (90, 90, 90)
+    body_colour: Colour = (90, 90, 90)
     seen_frames: list[tuple[int, float, float]] = field(default_factory=list)  # (frame, x, y) when visible
     hidden_runs: list[int] = field(default_factory=list)
 
@@ -174,7 +178,8 @@ def make_background(width: int, height: int, rng: np.random.Generator) -> np.nda
 def ellipse_mask(width: int, height: int) -> np.ndarray:
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     d = ((xx - width / 2 + 0.5) / (width * 0.47)) ** 2 + ((yy - height / 2 + 0.5) / (height * 0.5)) ** 2
-    return np.clip((1.0 - d) * 6.0, 0.0, 1.0)[..., None]
+    mask: np.ndarray = np.clip((1.0 - d) * 6.0, 0.0, 1.0)[..., None]
+    return mask
 
 
 def rect_mask(width: int, height: int, border: float = 0.06) -> np.ndarray:
@@ -265,7 +270,7 @@ def schedule(spec: WalkbySpec, faces: list[Face], rng: np.random.Generator) -> l
             y=y,
             drift=rng.uniform(-0.03, 0.03) * spec.height / 3,
             gain=rng.uniform(0.6, 1.3),
-            body_colour=tuple(int(c) for c in rng.uniform(30, 220, 3)),
+            body_colour=cast(Colour, tuple(int(c) for c in rng.uniform(30, 220, 3))),
         )
         if rng.random() < spec.turn_back_share:
             # Turn round well before the middle, so the person is only ever in the first half.
@@ -291,7 +296,7 @@ def schedule(spec: WalkbySpec, faces: list[Face], rng: np.random.Generator) -> l
                     y=y + rng.uniform(-0.25, 0.25) * size,
                     drift=0.0,
                     gain=rng.uniform(0.6, 1.3),
-                    body_colour=tuple(int(c) for c in rng.uniform(30, 220, 3)),
+                    body_colour=cast(Colour, tuple(int(c) for c in rng.uniform(30, 220, 3))),
                 )
             )
             i += 1
@@ -323,7 +328,7 @@ def visible_fraction(
 # -- clip -------------------------------------------------------------------------------------------------
 
 
-def make_walkby(data_dir: Path, out_dir: Path, spec: WalkbySpec, name: str = "walkby") -> tuple[Path, dict]:
+def make_walkby(data_dir: Path, out_dir: Path, spec: WalkbySpec, name: str = "walkby") -> tuple[Path, dict[str, Any]]:
     """Writes ``<out_dir>/<name>.mp4`` and ``<name>.json`` (ground truth); returns the clip and the truth."""
     rng = np.random.default_rng(spec.seed)
     faces = load_faces(data_dir, spec.people, spec.seed, spec.sources, spec.split)
@@ -343,7 +348,7 @@ def make_walkby(data_dir: Path, out_dir: Path, spec: WalkbySpec, name: str = "wa
     noise = [rng.integers(0, 8, background.shape, dtype=np.uint8) for _ in range(3)]
     out_dir.mkdir(parents=True, exist_ok=True)
     clip = out_dir / f"{name}.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
     if not writer.isOpened():
         raise RuntimeError(f"cannot write {clip}")
     hidden_now: dict[int, int] = {w.id: 0 for w in walkers}
@@ -394,10 +399,10 @@ def make_walkby(data_dir: Path, out_dir: Path, spec: WalkbySpec, name: str = "wa
     return clip, truth
 
 
-def ground_truth(walkers: list[Walker], spec: WalkbySpec, frames: int, clip: Path) -> dict:
+def ground_truth(walkers: list[Walker], spec: WalkbySpec, frames: int, clip: Path) -> dict[str, Any]:
     """Who can be counted (seen for at least 0.4 s), per gender, per zone and for the line."""
     min_frames = max(3, int(0.4 * spec.fps))
-    people = []
+    people: list[dict[str, Any]] = []
     for w in walkers:
         if len(w.seen_frames) < min_frames:
             continue
@@ -424,22 +429,22 @@ def ground_truth(walkers: list[Walker], spec: WalkbySpec, frames: int, clip: Pat
             }
         )
 
-    def tally(selected: list[dict]) -> dict:
+    def tally(selected: list[dict[str, Any]]) -> dict[str, int]:
         return {
             "people": len(selected),
             "female": sum(1 for p in selected if p["gender"] == "female"),
             "male": sum(1 for p in selected if p["gender"] == "male"),
         }
 
-    zones = {z: tally([p for p in people if z in p["zones"]]) for z in ZONES}
-    zones[LINE["id"]] = tally([p for p in people if p["crosses_line"]])
+    per_zone = {z: tally([p for p in people if z in p["zones"]]) for z in ZONES}
+    per_zone[LINE["id"]] = tally([p for p in people if p["crosses_line"]])
     return {
         "clip": str(clip),
         "spec": {k: v for k, v in asdict(spec).items()},
         "frames": frames,
         "seconds": round(frames / spec.fps, 2),
         **tally(people),
-        "zones": zones,
+        "zones": per_zone,
         "hidden_briefly": sum(1 for p in people if p["longest_hidden_s"] > 0),
         "persons": people,
         "camera": {"zones": [{"id": k, "polygon": v} for k, v in ZONES.items()], "lines": [LINE]},
