@@ -131,13 +131,18 @@ def run_demo(
     database_url = f"sqlite:///{workdir / 'footfall.db'}"
     services = Services(workdir)
 
+    # Shutdown order (ExitStack unwinds last-in first-out): the agent first, while the server and the broker
+    # still run, so that it delivers its last aggregates and gets their receipts; then the server; the broker last.
     with ExitStack() as stack:
-        stack.callback(services.stop)
         broker_port = free_port()
         has_mosquitto = bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
-        if broker == "mosquitto" or (broker == "auto" and has_mosquitto):
+        use_mosquitto = broker == "mosquitto" or (broker == "auto" and has_mosquitto)
+        if use_mosquitto:
             mosquitto = MosquittoBroker(port=broker_port, workdir=workdir / "mosquitto").start()
+            stack.callback(log_event, log, logging.INFO, "stopped", service="broker")
             stack.callback(mosquitto.stop)
+        stack.callback(services.stop)  # agent, server, embedded broker: the reverse of their start
+        if use_mosquitto:
             broker_name = "mosquitto"
         else:
             services.start("broker", "-m", "footfall.embedded_broker", "--port", str(broker_port))
@@ -151,6 +156,7 @@ def run_demo(
             env={**os.environ, **env},
             check=True,
             capture_output=True,
+            text=True,  # a failure's last line of stderr is the error the demo prints
         )
         viewer_key = subprocess.run(
             [sys.executable, "-m", "footfall", "keys", "create", "--role", "viewer", "--name", "demo viewer"],

@@ -89,6 +89,10 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
         time.sleep(0.5)
         alive = [pid for pid in started if Path(f"/proc/{pid}").exists()]
         assert not alive, f"processes left running after Ctrl-C: {alive}"
+        # The agent stops first, while the broker and the server still run: its last aggregates are confirmed.
+        agent_log = (tmp_path / "demo" / "agent.log").read_text()
+        assert "not confirmed" not in agent_log, agent_log[-1500:]
+        assert "agent stopped; outbox empty" in agent_log, agent_log[-1500:]
     finally:
         if demo.poll() is None:  # a failed assertion above: stop the demo the way a user would
             demo.send_signal(signal.SIGINT)
