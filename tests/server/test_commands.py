@@ -1,0 +1,70 @@
+"""Which database the admin commands open: the default, sqlite:///footfall.db, is a file in the current folder.
+
+`footfall server` and `server migrate` set a server up and may create it; `keys`, `zones` and `retention` work
+on the server's database and refuse to create one in whatever folder the user happens to be in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from footfall.cli import app
+
+
+@pytest.fixture()
+def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The current folder, with no database in it and no DATABASE_URL set."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "create", "--role", "viewer", "--name", "ops"],
+        ["keys", "list"],
+        ["keys", "revoke", "1"],
+        ["zones", "set", "mall-1", "fc-north", "--kind", "food_court"],
+        ["server", "retention", "--days", "7"],
+    ],
+    ids=lambda command: " ".join(command[:2]),
+)
+def test_admin_commands_do_not_create_a_database_in_the_current_folder(command: list[str], empty_folder: Path) -> None:
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert f"error: no database at {empty_folder / 'footfall.db'}" in result.stderr
+    assert "--database-url" in result.stderr and "Traceback" not in result.output
+    assert not list(empty_folder.iterdir()), "the command left files behind"
+
+
+def test_migrate_creates_the_default_database_and_says_where(empty_folder: Path) -> None:
+    runner = CliRunner()
+    migrated = runner.invoke(app, ["server", "migrate"])
+    assert migrated.exit_code == 0, migrated.output
+    database = empty_folder / "footfall.db"
+    assert database.is_file()
+    assert f"created the SQLite database {database}" in migrated.stderr
+
+    # Where the database now is, keys work on it, and nothing says "created" again.
+    created = runner.invoke(app, ["keys", "create", "--role", "viewer", "--name", "ops"])
+    assert created.exit_code == 0, created.output
+    assert created.stdout.strip().startswith("ffk_")
+    assert "created the SQLite database" not in created.stderr
+    listed = runner.invoke(app, ["keys", "list"])
+    assert listed.exit_code == 0 and "viewer" in listed.stdout
+
+
+def test_a_given_database_url_may_create_the_file_and_names_it(empty_folder: Path, tmp_path: Path) -> None:
+    database = tmp_path / "elsewhere" / "site.db"
+    database.parent.mkdir()
+    result = CliRunner().invoke(
+        app,
+        ["zones", "set", "mall-1", "fc-north", "--kind", "food_court"],
+        env={"DATABASE_URL": f"sqlite:///{database}"},
+    )
+    assert result.exit_code == 0, result.output
+    assert database.is_file() and not (empty_folder / "footfall.db").exists()
+    assert f"created the SQLite database {database}" in result.stderr
