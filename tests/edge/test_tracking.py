@@ -1,21 +1,12 @@
-"""Tracker, zones and aggregation on synthetic detections (no model needed, fast)."""
+"""The face tracker on synthetic detections (no model needed, fast)."""
 
 from __future__ import annotations
 
 import numpy as np
 from footfall.core.detector import Detection
-from footfall.edge.aggregation import BucketCounts, ZoneAggregator
-from footfall.edge.config import LineConfig, ZoneConfig
 from footfall.edge.tracking import FaceTracker
-from footfall.edge.zones import counting_line, polygon_zone
 
-FPS = 15.0
-FRAME = (1280, 720)
-
-
-def face(cx: float, cy: float, size: float = 60, score: float = 0.9) -> Detection:
-    box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
-    return Detection(box, score, np.zeros((5, 2), np.float32))
+from tests.edge.synthetic import FPS, FRAME, face, walk
 
 
 def run(tracker: FaceTracker, frames: list[list[Detection]]) -> tuple[list[int], list[int]]:
@@ -26,10 +17,6 @@ def run(tracker: FaceTracker, frames: list[list[Detection]]) -> tuple[list[int],
         ended += [t.id for t in events.ended]
     ended += [t.id for t in tracker.finish()]
     return confirmed, ended
-
-
-def walk(x0: float, speed: float, y: float, frames: int, hidden: range = range(0)) -> list[list[Detection]]:
-    return [[] if i in hidden else [face(x0 + speed * i / FPS, y)] for i in range(frames)]
 
 
 def test_one_walker_is_one_person_even_behind_a_pillar() -> None:
@@ -70,43 +57,6 @@ def test_someone_entering_where_another_just_left_is_counted() -> None:
     frames = leaving + [[] for _ in range(2)] + entering
     confirmed, _ = run(FaceTracker(confirm_hits=4, max_lost_seconds=1.5), frames)
     assert len(confirmed) == 2
-
-
-def test_zone_membership_and_directed_line() -> None:
-    zone = polygon_zone(ZoneConfig(id="z", polygon=[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]), 1000, 500)
-    assert zone.contains(100, 100) and not zone.contains(700, 100)
-    line = counting_line(LineConfig(id="l", points=((0.5, 0.0), (0.5, 1.0)), direction="right"), 1000, 500)
-    assert line.crossed((400, 250), (600, 250))
-    assert not line.crossed((600, 250), (400, 250))  # the other way
-    assert not line.crossed((400, 250), (480, 250))  # not reached
-    # Touching the line and going on counts once, not twice.
-    assert [line.crossed(*step) for step in [((490, 10), (500, 10)), ((500, 10), (510, 10))]].count(True) == 1
-    either = counting_line(LineConfig(id="l", points=((0.0, 0.5), (1.0, 0.5))), 1000, 500)
-    assert either.crossed((10, 100), (10, 400)) and either.crossed((10, 400), (10, 100))
-
-
-def test_aggregator_full_counts_relabel_and_restart_base() -> None:
-    sent: list[tuple[str, int, BucketCounts]] = []
-    base = {("z", 60): BucketCounts(people=2, female=1, male=1)}
-    aggregator = ZoneAggregator(
-        ["z"], 60, lambda *m: sent.append(m), grace_seconds=3, base_lookup=lambda z, s: base.get((z, s))
-    )
-    aggregator.count_person(1, "z", 70, "unknown")
-    aggregator.count_person(1, "z", 75, "unknown")  # the same person again: still one
-    aggregator.count_person(2, "z", 80, "female")
-    aggregator.flush_due(100)
-    assert sent == []  # the bucket 60..120 is not over yet
-    aggregator.flush_due(124)
-    assert sent[-1][:2] == ("z", 60)
-    assert sent[-1][2] == BucketCounts(people=4, female=2, male=1, unknown=1)
-    aggregator.relabel_person(1, "male")  # a late decision re-sends the full bucket
-    aggregator.add_dwell("z", 90, 12.0)
-    aggregator.flush_due(130)
-    assert sent[-1][2] == BucketCounts(people=4, female=2, male=2, unknown=0, dwell_samples=1, dwell_seconds_total=12.0)
-    assert sent[-1][2].dwell is not None and sent[-1][2].dwell.mean_seconds == 12.0
-    count = len(sent)
-    aggregator.flush_due(200)
-    assert len(sent) == count  # nothing changed, nothing sent
 
 
 def test_a_different_face_does_not_inherit_a_lost_track() -> None:
