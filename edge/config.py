@@ -29,6 +29,7 @@ import yaml
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.core.wire import DEFAULT_TOPIC_PREFIX, Identifier
 from footfall.core.yamlerrors import describe_yaml_error
+from footfall.edge.zones import DIRECTIONS, segments_cross
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -47,16 +48,6 @@ class _Model(BaseModel):
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
 
 
-def _cross(o: Point, a: Point, b: Point) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-def _segments_cross(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
-    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
-    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
-    return (d1 * d2 < 0) and (d3 * d4 < 0)
-
-
 class ZoneConfig(_Model):
     """A named polygon in normalised image coordinates (0..1, x right, y down)."""
 
@@ -69,7 +60,7 @@ class ZoneConfig(_Model):
         edges = list(zip(polygon, polygon[1:] + polygon[:1], strict=True))
         for i, (a, b) in enumerate(edges):
             for c, d in edges[i + 2 :]:
-                if (c, d) != edges[i - 1] and _segments_cross(a, b, c, d):
+                if (c, d) != edges[i - 1] and segments_cross(a, b, c, d):
                     raise ValueError("polygon edges cross each other; list the corners in order around it")
         corners = zip(polygon, polygon[1:] + polygon[:1], strict=True)
         area = 0.5 * abs(sum(a[0] * b[1] - b[0] * a[1] for a, b in corners))
@@ -101,9 +92,6 @@ class LineConfig(_Model):
             if abs(dx * normal[0] + dy * normal[1]) < 0.2:
                 raise ValueError(f"direction '{self.direction}' runs along the line, so nobody can cross it that way")
         return self
-
-
-DIRECTIONS: dict[str, tuple[float, float]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
 
 class CameraConfig(_Model):

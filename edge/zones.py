@@ -1,11 +1,33 @@
-"""Zone geometry in frame pixels: polygon membership and directed line crossings."""
+"""Zone geometry in frame pixels: polygon membership and directed line crossings.
+
+The plane geometry here (:func:`cross`, :func:`segments_cross`, :data:`DIRECTIONS`) is also what the
+config validates zones and lines with, so this module imports the config for its types only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from footfall.edge.config import DIRECTIONS, CameraConfig, LineConfig, ZoneConfig
+
+if TYPE_CHECKING:
+    from footfall.edge.config import CameraConfig, LineConfig, ZoneConfig
+
+XY = tuple[float, float] | np.ndarray  # a point or a vector (x right, y down)
+
+# A counting line's direction names, as vectors in image coordinates (y grows downwards).
+DIRECTIONS: dict[str, tuple[float, float]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+
+def cross(o: XY, a: XY, b: XY) -> float:
+    """The z part of (a − o) × (b − o): on which side of the line o→a the point b lies (0: on the line)."""
+    return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
+
+
+def segments_cross(p1: XY, p2: XY, q1: XY, q2: XY) -> bool:
+    """Whether the segments p1–p2 and q1–q2 cross at a point inside both (touching or overlapping is not)."""
+    return cross(q1, q2, p1) * cross(q1, q2, p2) < 0 and cross(p1, p2, q1) * cross(p1, p2, q2) < 0
 
 
 @dataclass(frozen=True)
@@ -50,17 +72,13 @@ class CountingLine:
         """Whether moving from ``start`` to ``end`` crosses the segment in the counted direction."""
         p, q = np.asarray(start, float), np.asarray(end, float)
         # A point exactly on the line belongs to the non-negative side, so touching it never counts twice.
-        if (_side(self.a, self.b, p) >= 0) == (_side(self.a, self.b, q) >= 0):
+        if (cross(self.a, self.b, p) >= 0) == (cross(self.a, self.b, q) >= 0):
             return False
-        if _side(p, q, self.a) * _side(p, q, self.b) > 0:
+        if cross(p, q, self.a) * cross(p, q, self.b) > 0:
             return False  # the path passes beside the segment, not through it
         if self.direction is None:
             return True
         return float(np.dot(q - p, self.direction)) > 0
-
-
-def _side(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> float:
-    return float((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]))
 
 
 def polygon_zone(zone: ZoneConfig, width: int, height: int) -> PolygonZone:

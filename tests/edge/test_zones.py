@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 from footfall.edge.config import LineConfig, ZoneConfig
-from footfall.edge.zones import counting_line, polygon_zone
+from footfall.edge.zones import counting_line, cross, polygon_zone, segments_cross
 
 
 def test_zone_membership_and_directed_line() -> None:
@@ -17,3 +18,13 @@ def test_zone_membership_and_directed_line() -> None:
     assert [line.crossed(*step) for step in [((490, 10), (500, 10)), ((500, 10), (510, 10))]].count(True) == 1
     either = counting_line(LineConfig(id="l", points=((0.0, 0.5), (1.0, 0.5))), 1000, 500)
     assert either.crossed((10, 100), (10, 400)) and either.crossed((10, 400), (10, 100))
+
+
+def test_segments_cross_only_where_each_cuts_the_other() -> None:
+    assert segments_cross((0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0))
+    assert not segments_cross((0.0, 0.0), (1.0, 0.0), (0.5, 0.0), (0.5, 1.0))  # one ends on the other
+    assert not segments_cross((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # parallel
+    assert not segments_cross((0.0, 0.0), (1.0, 0.0), (2.0, -1.0), (2.0, 1.0))  # the lines meet beyond one end
+    # Pixels as arrays (zones) or normalised tuples (the config): the same sign convention, y down.
+    assert cross((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)) == 1.0
+    assert cross(np.zeros(2), np.array([10.0, 0.0]), np.array([0.0, 5.0])) == 50.0
