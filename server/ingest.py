@@ -32,6 +32,10 @@ from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+# The database is unreachable or the connection broke: waiting can cure these, so Ingestor.ingest raises them
+# for its caller to retry with back-off, and raises nothing else.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+
 logger = logging.getLogger("footfall.server.ingest")
 
 MAX_PAYLOAD_STORED = 16_384
@@ -136,11 +140,11 @@ class Ingestor:
         A message that passes the wire schema but that storing fails on for a reason of its own (anything but
         the database being unreachable) cannot hold up the others: the batch is stored message by message, and
         the one that fails is dead-lettered with the error and refused to its agent, so no caller retries it
-        forever. An unreachable database (``OperationalError``, ``InterfaceError``) is raised, for the caller
-        to retry with back-off."""
+        forever. An unreachable database (``TRANSIENT_DB_ERRORS``) is raised, for the caller to retry with
+        back-off."""
         try:
             return self._ingest_batch(items)
-        except (OperationalError, InterfaceError):
+        except TRANSIENT_DB_ERRORS:
             raise
         except Exception as exc:
             if len(items) == 1:

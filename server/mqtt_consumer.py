@@ -38,7 +38,7 @@ from footfall.core.wire import (
     server_online_topic,
     subscription_filters,
 )
-from footfall.server.ingest import Handled, Incoming, Ingestor
+from footfall.server.ingest import TRANSIENT_DB_ERRORS, BatchResult, Handled, Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -103,7 +103,7 @@ class MqttConsumer:
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self._stalled_since: float | None = None  # monotonic time storing began to fail
-        self.connected = False
+        self._subscribed = threading.Event()  # set while connected and subscribed
         # Shared subscriptions need MQTT 5. Without a group (one server, e.g. the demo's embedded broker that
         # speaks only 3.1.1) a 3.1.1 persistent session does the same job.
         self.mqtt5 = bool(group)
@@ -159,12 +159,14 @@ class MqttConsumer:
         )
         return self
 
+    @property
+    def connected(self) -> bool:
+        """Connected *and* subscribed (the broker acknowledged the subscriptions)."""
+        return self._subscribed.is_set()
+
     def wait_connected(self, timeout: float = 10.0) -> bool:
-        """Waits until connected *and* subscribed (the broker acknowledged the subscriptions)."""
-        deadline = time.monotonic() + timeout
-        while not self.connected and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.connected
+        """Waits until connected *and* subscribed; False when that took longer than ``timeout`` seconds."""
+        return self._subscribed.wait(timeout)
 
     def stop(self) -> None:
         """Stores what was received, then disconnects (the session and unacknowledged messages stay)."""
@@ -173,7 +175,7 @@ class MqttConsumer:
             self._writer.join(timeout=30)
         self.client.disconnect()
         self.client.loop_stop()
-        self.connected = False
+        self._subscribed.clear()
 
     # paho callbacks (network thread)
 
@@ -212,7 +214,7 @@ class MqttConsumer:
                 filters=",".join(self.filters),
             )
             return
-        self.connected = True
+        self._subscribed.set()
         log_event(logger, logging.INFO, "mqtt connected and subscribed", filters=",".join(self.filters))
         online = ServerOnline(server_id=self.client_id, sent_at=datetime.now(UTC))
         self.client.publish(server_online_topic(self.prefix), encode(online), qos=1)
@@ -225,7 +227,7 @@ class MqttConsumer:
         reason_code: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        self.connected = False
+        self._subscribed.clear()
         if not self._stopping.is_set():
             log_event(logger, logging.WARNING, "mqtt disconnected; reconnecting", reason=str(reason_code))
 
@@ -261,16 +263,29 @@ class MqttConsumer:
         return 0.0 if since is None else time.monotonic() - since
 
     def _store(self, batch: list[mqtt.MQTTMessage]) -> None:
+        """Stores ``batch``, then acknowledges it and sends its receipts. Only an unreachable database is waited
+        for; any other failure is never retried as the same batch (see _store_failed)."""
         items = [Incoming(bytes(m.payload), "mqtt", m.topic) for m in batch]
+        try:
+            result = self._ingest_waiting(items)
+        except Exception as exc:  # not TRANSIENT_DB_ERRORS: those are retried inside
+            self._store_failed(batch, exc)
+            return
+        if result is None:
+            return  # stopping with the database down: unacknowledged, the broker redelivers them to the next session
+        self._ack(batch)
+        self._send_receipts(result.handled)
+
+    def _ingest_waiting(self, items: list[Incoming]) -> BatchResult | None:
+        """``ingestor.ingest(items)``, retried with back-off while the database cannot be reached
+        (TRANSIENT_DB_ERRORS); None when the consumer stops meanwhile. Any other exception propagates at once."""
         delay = 0.5
         while True:
             try:
-                # A message the database refuses is dead-lettered and refused by the ingestor itself; what
-                # reaches this loop is the database being unreachable, which waiting can cure.
+                # A message the database refuses is dead-lettered and refused by the ingestor itself; what it
+                # raises is the database being unreachable, which waiting can cure.
                 result = self.ingestor.ingest(items)
-                self._stalled_since = None
-                break
-            except Exception as exc:
+            except TRANSIENT_DB_ERRORS as exc:
                 if self._stalled_since is None:
                     self._stalled_since = time.monotonic()
                 log_event(
@@ -282,13 +297,38 @@ class MqttConsumer:
                     stalled_s=round(self.stalled_seconds(), 1),
                 )
                 if self._stopping.is_set():
-                    return  # unacknowledged: the broker redelivers them to the next session
-                time.sleep(delay)
+                    return None
+                self._stopping.wait(delay)  # one more try after a stop, as before it
                 delay = min(delay * 2, 30.0)
+                continue
+            self._stalled_since = None
+            return result
+
+    def _store_failed(self, batch: list[mqtt.MQTTMessage], exc: Exception) -> None:
+        """An exception other than an unreachable database got past the ingestor, which dead-letters a message
+        that storing fails on by itself: a bug. Retrying the same batch would repeat it forever and hold up every
+        agent (issue #15), so a batch is stored again message by message, where the ingestor isolates the one at
+        fault; a single message is acknowledged without a receipt (its agent keeps it and re-sends it later)."""
+        log_event(
+            logger,
+            logging.ERROR,
+            "storing mqtt batch failed; not retried as a batch",
+            size=len(batch),
+            topics=",".join(sorted({m.topic for m in batch}))[:300],
+            payload=bytes(batch[0].payload[:300]).decode("utf-8", "replace") if len(batch) == 1 else None,
+            error=repr(exc)[:300],
+        )
+        logger.debug("storing mqtt batch failed", exc_info=exc)
+        if len(batch) > 1:
+            for message in batch:
+                self._store([message])
+            return
+        self._ack(batch)
+
+    def _ack(self, batch: list[mqtt.MQTTMessage]) -> None:
         for message in batch:
             if message.qos > 0:
                 self.client.ack(message.mid, message.qos)
-        self._send_receipts(result.handled)
 
     def _send_receipts(self, handled: list[Handled]) -> None:
         """One receipt per agent (split if long). A receipt lost on the way only means a re-send."""

@@ -298,3 +298,63 @@ def test_health_says_when_ingest_has_stalled(
     finally:
         consumer.stop()
         unreachable.dispose()
+
+
+def test_only_an_unreachable_database_is_retried_and_a_bug_never_retries_its_batch(
+    mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception other than OperationalError/InterfaceError getting past the ingestor (a bug: it dead-letters
+    what storing fails on) is logged, the batch is stored message by message and the one at fault is given up
+    (no receipt: its agent re-sends it later), while the database dropping out is waited for."""
+    from sqlalchemy.exc import OperationalError
+
+    calls = {"buggy": 0, "flaky": 0}
+    original = Ingestor.ingest
+
+    def ingest(self, items):  # type: ignore[no-untyped-def]
+        payloads = b"".join(item.payload for item in items)
+        if b'"buggy"' in payloads:
+            calls["buggy"] += 1
+            raise RuntimeError("a bug in the refusal path")
+        if b'"flaky"' in payloads and calls["flaky"] < 2:
+            calls["flaky"] += 1
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        return original(self, items)
+
+    monkeypatch.setattr(Ingestor, "ingest", ingest)
+    receipts = Receipts(mosquitto.port)
+    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-b", batch_wait_s=0.2).start()
+    try:
+        assert consumer.wait_connected()
+        publisher(aggregate(zone="buggy", seq=1, female=9))
+        publisher(aggregate(zone="flaky", seq=2, female=6))
+        publisher(aggregate(zone="entrance", seq=3, female=5))
+        _wait(lambda: {2, 3} <= receipts.stored("agent-1"), timeout=20)
+        assert calls["flaky"] == 2  # retried with back-off until the database answered
+        given_up = calls["buggy"]
+        time.sleep(1.0)
+        assert calls["buggy"] == given_up <= 2  # the batch once, then the message alone; never again
+        assert 1 not in receipts.stored("agent-1") and 1 not in receipts.refused("agent-1")
+        assert _people(db) == 11 and consumer.stalled_seconds() == 0.0
+    finally:
+        consumer.stop()
+        receipts.close()
+    restarted = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-b").start()
+    try:
+        assert restarted.wait_connected()
+        time.sleep(0.5)
+        assert calls["buggy"] == given_up  # acknowledged: the broker does not hand it back either
+    finally:
+        restarted.stop()
+
+
+def test_wait_connected_gives_up_after_its_timeout(db: Database) -> None:
+    from footfall.broker import free_port
+
+    consumer = MqttConsumer(f"mqtt://127.0.0.1:{free_port()}", Ingestor(db), client_id="nobody").start()
+    try:
+        started = time.monotonic()
+        assert consumer.wait_connected(0.3) is False
+        assert 0.3 <= time.monotonic() - started < 2.0 and not consumer.connected
+    finally:
+        consumer.stop()
