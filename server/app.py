@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from string import Template
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from footfall.core.logs import log_event
 from footfall.server import migrate
@@ -28,7 +28,9 @@ from footfall import __version__
 
 logger = logging.getLogger("footfall.server")
 STATIC = Path(__file__).resolve().parent / "static"
-PAGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Dashboard pages: /dashboard/<page> → (title, script static/js/pages/<script>.js). static/<page>.html holds what
+# the page shows; static/shell.html is what every page shares around it (head, top bar, banner, footer).
+PAGES = {"index": ("Overview", "overview"), "zone": ("Zone", "zone"), "ad-placement": ("Ad placement", "ads")}
 API_PREFIX = "/api/v1"  # every API router is mounted under it once; routers carry only their own sub-prefix
 
 DESCRIPTION = """Per-zone audience counts from footfall camera boxes: ingest, traffic series, gender split,
@@ -147,8 +149,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
 
 
 def _mount_dashboard(app: FastAPI) -> None:
-    """Dashboard pages are plain files in server/static: /dashboard/<page> serves static/<page>.html and
-    /dashboard/static/<path> the assets. They hold no data; the page's JavaScript calls the API with a key."""
+    """Dashboard pages are plain files in server/static: /dashboard/<page> serves static/<page>.html inside
+    static/shell.html, and /dashboard/static/<path> the assets. They hold no data; the page's JavaScript calls
+    the API with a key."""
     app.mount("/dashboard/static", StaticFiles(directory=STATIC, check_dir=False), name="dashboard-static")
 
     @app.get("/", include_in_schema=False)
@@ -160,16 +163,20 @@ def _mount_dashboard(app: FastAPI) -> None:
         return RedirectResponse("/dashboard/")
 
     @app.get("/dashboard/", include_in_schema=False)
-    def _index() -> FileResponse:
+    def _index() -> HTMLResponse:
         return _page("index")
 
     @app.get("/dashboard/{page}", include_in_schema=False)
-    def _named(page: str) -> FileResponse:
+    def _named(page: str) -> HTMLResponse:
         return _page(page.removesuffix(".html"))
 
 
-def _page(name: str) -> FileResponse:
-    path = STATIC / f"{name}.html"
-    if not PAGE.match(name) or not path.is_file():
+def _page(name: str) -> HTMLResponse:
+    """The page's own part put into the shell; read on each request, like any static file."""
+    if name not in PAGES:
         raise HTTPException(404, f"no dashboard page {name!r}")
-    return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+    title, script = PAGES[name]
+    shell = Template((STATIC / "shell.html").read_text(encoding="utf-8"))
+    content = (STATIC / f"{name}.html").read_text(encoding="utf-8")
+    html = shell.substitute(title=title, script=script, content=content)
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
