@@ -111,14 +111,22 @@ class Settings(BaseSettings):
 
 class _Environment(EnvSettingsSource):
     """Only the documented variables (each field's ``validation_alias``), never a variable named like a field;
-    an empty one counts as unset unless EMPTY_IS_A_VALUE names it."""
+    an empty one counts as unset unless EMPTY_IS_A_VALUE names it.
+
+    The values come back under their field's name, as keyword arguments do, so that an argument wins over a
+    variable: given a variable's name next to a field's, pydantic takes the variable (and pydantic-settings 2.9
+    calls the argument extra)."""
 
     def __call__(self) -> dict[str, Any]:
-        documented = {field.validation_alias for field in self.settings_cls.model_fields.values()}
+        fields = {
+            field.validation_alias: name
+            for name, field in self.settings_cls.model_fields.items()
+            if isinstance(field.validation_alias, str)
+        }
         return {
-            name: value
-            for name, value in super().__call__().items()
-            if name in documented and (value != "" or name in EMPTY_IS_A_VALUE)
+            fields[variable]: value
+            for variable, value in super().__call__().items()
+            if variable in fields and (value != "" or variable in EMPTY_IS_A_VALUE)
         }
 
 
