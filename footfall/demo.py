@@ -229,7 +229,7 @@ def register(app: typer.Typer) -> None:
 
         Example: footfall demo --port 8080 --duration 300
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("demo", "cv2", "onnxruntime", "paho", "fastapi", "uvicorn", "sqlalchemy")
         signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill`, systemd and docker stop: shut down as on Ctrl-C

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
         Example: footfall train --config models/configs/gender-v3.yaml
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("train", "torch", "cv2", "onnxruntime", "tqdm", "yaml")
         from footfall.core.bundle import BundleError
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         Example: footfall evaluate --bundle models/bundles/gender-v3 --csv ../shared/data/wiki-144.csv
         --images ../shared/data/wiki-144.zip --split test --json wiki-test.json --plots plots/wiki
         """
-        from footfall.cli import require
+        from footfall.core.extras import require
 
         require("edge", "cv2", "onnxruntime", "tqdm")
         if plots is not None:

@@ -15,7 +15,7 @@ SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic")
 
 
 def _require_server(*extra: str) -> None:
-    from footfall.cli import require
+    from footfall.core.extras import require
 
     require("server", *SERVER_MODULES, *extra)
 

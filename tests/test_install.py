@@ -73,7 +73,10 @@ def test_every_command_teaches_with_an_example() -> None:
     group = get_command(app)
     for name, command in group.commands.items():
         text = command.help or ""
-        assert "xample" in text or "footfall" in text, f"`footfall {name} --help` gives no example"
+        # An "Example:" that runs the command itself (after a set-up step, for export-detector).
+        example = re.search(rf"Example:[^\n]*\n?[^\n]*\bfootfall {re.escape(name)}\b", text)
+        assert example, f"`footfall {name} --help` shows no example of `footfall {name}`"
+        assert len(text.split("Example:")[0].split()) >= 5, f"`footfall {name} --help` does not say what it does"
 
 
 def test_cli_runs_as_a_module() -> None:
