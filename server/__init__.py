@@ -3,9 +3,9 @@
 Modules, one job each: ``settings`` (environment), ``db`` (engines, SQLite WAL), ``tables`` and
 ``migrations/`` (schema, Alembic), ``ingest`` (the one idempotent upsert, shared by MQTT and HTTP),
 ``mqtt_consumer`` (MQTT 5 shared subscription, acked after commit), ``catalog`` (sites and zones),
-``release`` (what each zone × hour cell may release), ``rollups`` (hourly cells, daily sums, and what ingest
-adds to them), ``slots`` (running totals for the ad ranking), ``refile`` (time-zone changes),
-``consistency`` (derived tables against their sources), ``retention`` (raw-data retention), ``queries``
+``release`` (what each zone × hour cell may release), ``rollups/`` (the derived tables: hourly cells, daily
+sums and slot running totals, with apply, rebuild, time-zone re-filing and checks), ``retention`` (raw-data
+retention), ``queries``
 (reads, of released values only), ``stats`` (Wilson intervals), ``auth`` and ``auth_limit`` (hashed API keys
 with roles, failed-key rate limit), ``api/`` (routers), ``app`` (the FastAPI app and dashboard mount),
 ``commands`` (CLI).

@@ -18,8 +18,7 @@ from footfall.server.api import admin, agents, ingest, insights, sites, traffic
 from footfall.server.api.deps import ServerContext
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
-from footfall.server.refile import finish_refiles
-from footfall.server.rollups import ensure_release
+from footfall.server.rollups import ensure_release, finish_refiles
 from footfall.server.settings import Settings
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint

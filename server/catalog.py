@@ -57,7 +57,7 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
         .join(Site, Site.site_id == Zone.site_id)
         .where(tuple_(Zone.site_id, Zone.zone_id).in_(sorted(keys)))
     )
-    # The time zone read here files this batch's hours: a time-zone change (footfall.server.refile.
+    # The time zone read here files this batch's hours: a time-zone change (footfall.server.rollups.refile.
     # start_refile) waits for this transaction, so its re-filing never runs before our hours are stored.
     query = locked(query, session, read=True, of=Site)
     rows = session.execute(query)

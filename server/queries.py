@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 from footfall.server.localtime import day_range, local_midnight, week_start
-from footfall.server.slots import slot_parts
+from footfall.server.rollups import slot_parts
 from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
 from footfall.server.tables import DailyRollup, HourlyRollup
@@ -142,10 +142,6 @@ def count_rows(session: Session, zone_pks: list[int], start: int, end: int, gran
     return int(session.scalar(query) or 0) + len(zone_pks)
 
 
-def key_start(key: int | date, tz: str) -> int:
-    return key if isinstance(key, int) else local_midnight(key, tz)
-
-
 def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> Rows:
     """Per-zone released totals over [start, end) from the hourly cells (hour resolution)."""
     h = HourlyRollup
@@ -213,7 +209,7 @@ def ranked_slots(
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     hour_filter = hours_of_week if len(set(hours_of_week)) < 168 else None
     # Hourly rows at the range's ragged ends plus two running-total rows per slot for the whole weeks
-    # (footfall.server.slots): about 70k rows for any range instead of 200 zones × 168 × weeks.
+    # (footfall.server.rollups.slots): about 70k rows for any range instead of 200 zones × 168 × weeks.
     parts = slot_parts(zone_pks, start, end, hour_filter).subquery()
     hours = func.sum(parts.c.n)
     grouped = (

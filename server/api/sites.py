@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from footfall.server.agents import agent_rows
 from footfall.server.api.deps import Context, ReadSession, get_site, require_admin, require_viewer
 from footfall.server.api.schemas import SiteOut, SiteUpdate, ZoneOut, ZoneUpdate
-from footfall.server.refile import refile_site, start_refile
+from footfall.server.rollups import refile_site, start_refile
 from footfall.server.settings import check_timezone
 from footfall.server.tables import ZONE_KINDS, Site, Zone
 from sqlalchemy import func, select

@@ -32,7 +32,7 @@ from footfall.server.api.deps import (
 from footfall.server.api.render import FastJSONResponse, counts, counts_table
 from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
-from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, to_iso, zone
+from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, local_midnight, to_iso
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
 
@@ -49,11 +49,14 @@ def _scope(session: Session, site_id: str, zone_ids: list[str] | None) -> tuple[
     return site, get_zones(session, site, zone_ids)
 
 
-def _label(key: int | date, granularity: str, tz: str) -> str:
-    if isinstance(key, date):
-        return f"week of {key.isoformat()}" if granularity == "week" else key.isoformat()
-    local = datetime.fromtimestamp(key, zone(tz))
-    return local.strftime("%Y-%m-%d %H:%M")
+def _starts_and_labels(keys: list[Any], granularity: str, tz: str) -> tuple[list[str], list[str]]:
+    """Each bucket's start (UTC ISO) and its label in the site's time: "2026-11-16 14:00", "2026-11-16" or
+    "week of 2026-11-16"."""
+    if granularity == "hour":  # UTC instants: formatted all at once
+        return iso_and_local_labels(keys, tz)
+    days = [key for key in keys if isinstance(key, date)]
+    prefix = "week of " if granularity == "week" else ""
+    return [to_iso(local_midnight(day, tz)) for day in days], [prefix + day.isoformat() for day in days]
 
 
 def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict[str, Any]:
@@ -86,11 +89,7 @@ def series(
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
     rows = queries.series(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
-    if granularity == "hour":  # UTC instants: formatted all at once
-        starts, labels = iso_and_local_labels(rows.keys, site.timezone)
-    else:
-        starts = [to_iso(queries.key_start(key, site.timezone)) for key in rows.keys]
-        labels = [_label(key, granularity, site.timezone) for key in rows.keys]
+    starts, labels = _starts_and_labels(rows.keys, granularity, site.timezone)
     # Returned as a response so FastAPI skips re-validating thousands of points against the model.
     return FastJSONResponse(
         {
@@ -294,11 +293,7 @@ def _csv_lines(
     for zone_pk, zone_id, name, kind in plan:
         with ctx.db.read() as session:
             rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
-        if granularity == "hour":
-            starts, labels = iso_and_local_labels(rows.keys, tz)
-        else:
-            starts = [to_iso(queries.key_start(key, tz)) for key in rows.keys]
-            labels = [_label(key, granularity, tz) for key in rows.keys]
+        starts, labels = _starts_and_labels(rows.keys, granularity, tz)
         for point in counts_table(rows.people, rows.parts, rows.withheld, starts, labels):
             writer.writerow(
                 [

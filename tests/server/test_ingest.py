@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from footfall.server.consistency import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
+from footfall.server.rollups import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
 from footfall.server.tables import Bucket, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 

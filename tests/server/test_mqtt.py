@@ -12,11 +12,11 @@ pytest.importorskip("paho.mqtt")
 
 import paho.mqtt.client as mqtt
 from footfall.core.wire import Receipt, parse_server_message
-from footfall.server.consistency import raw_vs_hourly
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
 from footfall.server.migrate import upgrade
 from footfall.server.mqtt_consumer import MqttConsumer, parse_mqtt_url
+from footfall.server.rollups import raw_vs_hourly
 from footfall.server.tables import Agent, Bucket, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 

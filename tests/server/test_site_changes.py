@@ -7,9 +7,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from footfall.server import refile
-from footfall.server.consistency import daily_vs_hourly, slots_vs_hourly
 from footfall.server.localtime import local_hour_of_week
+from footfall.server.rollups import daily_vs_hourly, refile, slots_vs_hourly
 from footfall.server.tables import HourlyRollup
 from sqlalchemy import select
 

@@ -9,9 +9,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from footfall.server import queries
-from footfall.server.consistency import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
 from footfall.server.migrate import upgrade
-from footfall.server.rollups import ensure_release
+from footfall.server.rollups import daily_vs_hourly, ensure_release, raw_vs_hourly, slots_vs_hourly
 from footfall.server.tables import HourlyRollup, SlotCumulative, Zone
 from sqlalchemy import func, select, text
 

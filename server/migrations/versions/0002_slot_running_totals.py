@@ -14,7 +14,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# The SQL of footfall.server.slots as it was at this revision: a migration must not run today's code
+# The SQL of footfall.server.rollups.slots as it was at this revision: a migration must not run today's code
 # against the schema of its own time.
 _REBUILD_SPANS = sa.text(
     """

@@ -16,7 +16,7 @@ from footfall.server.localtime import (
     utc_week,
 )
 from footfall.server.release import RELEASED_FIELDS, released_values
-from footfall.server.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
+from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import DailyRollup, HourlyRollup, Meta, Site, Zone
 from sqlalchemy import bindparam, delete, select, tuple_, update

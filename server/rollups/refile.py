@@ -8,8 +8,8 @@ from datetime import datetime
 
 from footfall.server.db import Database
 from footfall.server.localtime import HOUR, MONDAY_EPOCH, zone
-from footfall.server.rollups import rebuild_daily
-from footfall.server.slots import rebuild_slots
+from footfall.server.rollups.cells import rebuild_daily
+from footfall.server.rollups.slots import rebuild_slots
 from footfall.server.tables import HourlyRollup, Meta, Site, Zone
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session

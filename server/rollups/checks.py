@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 from footfall.server.localtime import local_day, utc_week
 from footfall.server.release import RELEASED_FIELDS
-from footfall.server.slots import SLOT_FIELDS, SLOT_SOURCES
+from footfall.server.rollups.slots import SLOT_FIELDS, SLOT_SOURCES
 from footfall.server.tables import Bucket, DailyRollup, HourlyRollup, Site, SlotCumulative, SlotSpan, Zone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

@@ -1,0 +1,38 @@
+"""The derived tables behind every read, and their one owner: hourly cells (raw counts and what each releases),
+daily sums and slot running totals of released values.
+
+- :mod:`.cells`: ingest's write path (:func:`apply_hourly_deltas`), the daily sums, and recomputing what
+  every cell releases when k changes (:func:`ensure_release`);
+- :mod:`.slots`: the running totals per zone × local hour of week that the ad-placement ranking reads;
+- :mod:`.refile`: re-filing a site's hours under a new time zone, one zone per transaction;
+- :mod:`.checks`: each derived table against what it summarises (empty when consistent).
+"""
+
+from footfall.server.rollups.cells import (
+    COUNTS,
+    HourlyDeltas,
+    apply_hourly_deltas,
+    ensure_release,
+    rebuild_daily,
+    release_k,
+)
+from footfall.server.rollups.checks import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
+from footfall.server.rollups.refile import finish_refiles, refile_site, start_refile
+from footfall.server.rollups.slots import rebuild_slots, slot_parts
+
+__all__ = [
+    "COUNTS",
+    "HourlyDeltas",
+    "apply_hourly_deltas",
+    "daily_vs_hourly",
+    "ensure_release",
+    "finish_refiles",
+    "raw_vs_hourly",
+    "rebuild_daily",
+    "rebuild_slots",
+    "refile_site",
+    "release_k",
+    "slot_parts",
+    "slots_vs_hourly",
+    "start_refile",
+]
