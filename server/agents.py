@@ -1,4 +1,5 @@
-"""Agent status as the API reports it: online means 'said online' and 'heard from recently'."""
+"""The agents table: kept from what agents send (a sign of life with every aggregate, their status messages)
+and reported by the API, where online means 'said online' and 'heard from recently'."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 import time
 from typing import Any
 
+from footfall.core.wire import AgentStatus
 from footfall.server.localtime import to_iso
+from footfall.server.sql import insert_for, is_postgres
 from footfall.server.tables import Agent
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,3 +43,59 @@ def agent_rows(
             }
         )
     return rows
+
+
+def heard_from(session: Session, sites_by_agent: dict[str, str], now: float) -> None:
+    """Marks agents seen now (an aggregate is a sign of life), creating those never seen before."""
+    insert = insert_for(session)
+    statement = insert(Agent.__table__)
+    statement = statement.on_conflict_do_update(
+        index_elements=["agent_id"],
+        set_={"last_seen": statement.excluded.last_seen, "site_id": statement.excluded.site_id},
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "agent_id": agent,
+                "site_id": site,
+                "state": "online",
+                "last_seen": int(now),
+                "fps": 0.0,
+                "latency_ms": 0.0,
+                "outbox_depth": 0,
+                "version": "",
+                "cameras_json": "[]",
+            }
+            for agent, site in sorted(sites_by_agent.items())
+        ],
+    )
+
+
+def store_statuses(session: Session, statuses: list[AgentStatus], now: float) -> None:
+    """Stores each agent's newest status; one older than the stored one (a late retained message) is ignored."""
+    latest: dict[str, AgentStatus] = {}
+    for status in statuses:
+        if status.agent_id not in latest or status.sent_at >= latest[status.agent_id].sent_at:
+            latest[status.agent_id] = status
+    for status in latest.values():
+        sent_at = int(status.sent_at.timestamp())
+        # Locked: the newer-status check below and the write must not interleave with another replica's.
+        agent = session.get(Agent, status.agent_id, with_for_update=is_postgres(session))
+        if agent is not None and agent.last_status_at is not None and agent.last_status_at > sent_at:
+            continue  # an older retained status arriving late must not overwrite a newer one
+        if agent is None:
+            agent = Agent(agent_id=status.agent_id)
+            session.add(agent)
+        agent.site_id = status.site_id
+        agent.state = status.state
+        agent.last_seen = int(now)
+        agent.last_status_at = sent_at
+        agent.fps = status.fps
+        agent.latency_ms = status.latency_ms
+        agent.outbox_depth = status.outbox_depth
+        agent.version = status.version
+        agent.cameras_json = json.dumps([camera.model_dump() for camera in status.cameras])
+        agent.models_json = json.dumps([model.model_dump() for model in status.models])
+        agent.cpu_json = status.cpu.model_dump_json() if status.cpu else None
+    session.flush()

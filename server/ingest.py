@@ -9,7 +9,6 @@ never stops the batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -20,14 +19,15 @@ from typing import Any
 
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
+from footfall.server import agents
 from footfall.server.catalog import ensure_zones
 from footfall.server.db import Database
 from footfall.server.localtime import hour_floor
 from footfall.server.release import DEFAULT_K
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
-from footfall.server.sql import insert_for, is_postgres, locked
-from footfall.server.tables import Agent, Bucket, DeadLetter, Meta
+from footfall.server.sql import locked
+from footfall.server.tables import Bucket, DeadLetter, Meta
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -263,9 +263,9 @@ class Ingestor:
             result.accepted = accepted
             result.duplicates = len(aggregates) - accepted
             result.handled.extend(Handled(m.site_id, m.agent_id, m.seq) for _, m in aggregates)
-            self._touch_agents(session, [m for _, m in aggregates], now)
+            agents.heard_from(session, {m.agent_id: m.site_id for _, m in aggregates}, now)
         if statuses:
-            self._store_statuses(session, statuses, now)
+            agents.store_statuses(session, statuses, now)
             result.statuses = len(statuses)
         return result
 
@@ -353,61 +353,6 @@ class Ingestor:
                     **{name: row._mapping[name] for name in COUNT_FIELDS},
                 }
         return found
-
-    @staticmethod
-    def _touch_agents(session: Session, messages: list[AggregateMessage], now: float) -> None:
-        agents = {m.agent_id: m.site_id for m in messages}
-        insert = insert_for(session)
-        statement = insert(Agent.__table__)
-        statement = statement.on_conflict_do_update(
-            index_elements=["agent_id"],
-            set_={"last_seen": statement.excluded.last_seen, "site_id": statement.excluded.site_id},
-        )
-        session.execute(
-            statement,
-            [
-                {
-                    "agent_id": agent,
-                    "site_id": site,
-                    "state": "online",
-                    "last_seen": int(now),
-                    "fps": 0.0,
-                    "latency_ms": 0.0,
-                    "outbox_depth": 0,
-                    "version": "",
-                    "cameras_json": "[]",
-                }
-                for agent, site in sorted(agents.items())
-            ],
-        )
-
-    @staticmethod
-    def _store_statuses(session: Session, statuses: list[AgentStatus], now: float) -> None:
-        latest: dict[str, AgentStatus] = {}
-        for status in statuses:
-            if status.agent_id not in latest or status.sent_at >= latest[status.agent_id].sent_at:
-                latest[status.agent_id] = status
-        for status in latest.values():
-            sent_at = int(status.sent_at.timestamp())
-            # Locked: the newer-status check below and the write must not interleave with another replica's.
-            agent = session.get(Agent, status.agent_id, with_for_update=is_postgres(session))
-            if agent is not None and agent.last_status_at is not None and agent.last_status_at > sent_at:
-                continue  # an older retained status arriving late must not overwrite a newer one
-            if agent is None:
-                agent = Agent(agent_id=status.agent_id)
-                session.add(agent)
-            agent.site_id = status.site_id
-            agent.state = status.state
-            agent.last_seen = int(now)
-            agent.last_status_at = sent_at
-            agent.fps = status.fps
-            agent.latency_ms = status.latency_ms
-            agent.outbox_depth = status.outbox_depth
-            agent.version = status.version
-            agent.cameras_json = json.dumps([camera.model_dump() for camera in status.cameras])
-            agent.models_json = json.dumps([model.model_dump() for model in status.models])
-            agent.cpu_json = status.cpu.model_dump_json() if status.cpu else None
-        session.flush()
 
 
 def _row(message: AggregateMessage) -> dict[str, float]:
