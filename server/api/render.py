@@ -9,6 +9,9 @@ import numpy as np
 import orjson
 from fastapi.responses import Response
 
+# The counts of every answer, in the order the CSV export writes them (shares and flags follow in JSON).
+COUNT_COLUMNS = ("people", "female", "male", "unknown", "unsplit", "withheld_cells", "people_lower_bound")
+
 
 class FastJSONResponse(Response):
     """JSON encoded by orjson, for long responses built as plain dicts (a 90-day hourly series is 2,160
@@ -63,18 +66,7 @@ def counts_table(
         listed: list[Any] = out.tolist()
         return listed
 
-    names: tuple[str, ...] = (
-        "people",
-        "female",
-        "male",
-        "unknown",
-        "unsplit",
-        "withheld_cells",
-        "people_lower_bound",
-        "suppressed",
-        "female_share",
-        "male_share",
-    )
+    names: tuple[str, ...] = (*COUNT_COLUMNS, "suppressed", "female_share", "male_share")
     columns = [
         column(people, people_hidden),
         column(female, split_hidden),

@@ -29,7 +29,7 @@ from footfall.server.api.deps import (
     released,
     require_viewer,
 )
-from footfall.server.api.render import FastJSONResponse, counts, counts_table
+from footfall.server.api.render import COUNT_COLUMNS, FastJSONResponse, counts, counts_table
 from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
 from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, local_midnight, to_iso
@@ -228,13 +228,7 @@ EXPORT_COLUMNS = (
     "granularity",
     "bucket_start_utc",
     "bucket_local",
-    "people",
-    "female",
-    "male",
-    "unknown",
-    "unsplit",
-    "withheld_cells",
-    "people_lower_bound",
+    *COUNT_COLUMNS,
 )
 
 
@@ -304,13 +298,19 @@ def _csv_lines(
                     granularity,
                     point["start"],
                     point["label"],
-                    *("" if point[c] is None else point[c] for c in ("people", "female", "male", "unknown")),
-                    point["unsplit"],
-                    point["withheld_cells"],
-                    "true" if point["people_lower_bound"] else "false",
+                    *(_csv_value(point[column]) for column in COUNT_COLUMNS),
                 ]
             )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
+
+
+def _csv_value(value: object) -> object:
+    """A withheld count is an empty cell; flags are written as true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
