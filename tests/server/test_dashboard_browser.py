@@ -445,6 +445,10 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
     assert p.locator("article[data-site=outlet] .fig .l").last.text_content() == "zone"
     assert p.locator("article[data-site=mall] .fig .l").last.text_content() == "zones"
     assert "2 sites" in p.locator("#kpi-zones").text_content()
+    # Zones overlap, so the sum over them is labelled as passes, never as people (issue: "People today" was 3x).
+    headline = p.locator("#kpi-people").text_content()
+    assert "Zone passes today" in headline and "counts twice" in headline and "People today" not in headline
+    assert "zone passes today" in p.locator("article[data-site=mall]").text_content()
 
     agents = {a["agent_id"]: a for a in live_server.get("/agents")}
     for agent_id, agent in agents.items():

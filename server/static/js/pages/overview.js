@@ -49,6 +49,17 @@ function combinedShare(figures, key) {
   return (key === "female" ? female : male) / classified;
 }
 
+/** ", up to 14:00" when the server answers only up to the start of the hour in progress (it releases an hour once
+ * it has ended), in the first site's time zone; empty when it is live. */
+function releasedUpTo(figures) {
+  const first = figures[0];
+  if (!first) return "";
+  const end = Date.parse(first.todayTotals.end);
+  if (Date.now() - end < 60_000) return "";
+  const time = new Intl.DateTimeFormat(undefined, { timeZone: first.site.timezone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  return `, up to ${time.format(new Date(end))}`;
+}
+
 function renderKpis(sites, figures, agents) {
   const k = figures[0]?.todayTotals.k ?? 5;
   const peopleKnown = figures.every((f) => f.todayTotals.totals.people !== null);
@@ -61,11 +72,13 @@ function renderKpis(sites, figures, agents) {
   const online = agents.filter((a) => a.online).length;
   const zones = sites.reduce((sum, s) => sum + s.zones, 0);
   document.getElementById("kpis").replaceChildren(
-    kpi("People today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast }) : countNode(null, k),
-      sites.length > 1 ? `${plural(sites.length, "site")}, each in its own time zone` : `since midnight, ${sites[0].timezone}`, "kpi-people"),
-    kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast }) : countNode(null, k), "people, today included", "kpi-week"),
+    // Zones overlap (a counting line inside a zone), so their sum counts passes, not distinct people.
+    kpi("Zone passes today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast }) : countNode(null, k),
+      `${sites.length > 1 ? `${plural(sites.length, "site")}, each since its midnight` : `since midnight, ${sites[0].timezone}`}` +
+      `${releasedUpTo(figures)}; one person in two zones counts twice`, "kpi-people"),
+    kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast }) : countNode(null, k), "zone passes, today included", "kpi-week"),
     kpi("Female share today", share === null ? h("span", { class: "faint" }, "—") : fmtPct(share),
-      "of people classified female or male", "kpi-share"),
+      "of passes classified female or male", "kpi-share"),
     kpi("Zones", fmtInt(zones), plural(sites.length, "site"), "kpi-zones"),
     kpi("Agents online", h("span", {}, fmtInt(online), h("span", { class: "faint" }, ` / ${fmtInt(agents.length)}`)),
       online === agents.length ? "all reporting" : `${agents.length - online} not reporting`, "kpi-agents"));
@@ -88,14 +101,14 @@ function siteCard(f) {
       agentBadge),
     h("div", { class: "figures" },
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k)),
-        h("div", { class: "l" }, "today")),
+        h("div", { class: "l" }, "zone passes today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k)),
-        h("div", { class: "l" }, "last 7 days")),
+        h("div", { class: "l" }, "passes, 7 days")),
       h("div", { class: "fig" }, h("div", { class: "v" }, week.female_share === null ? "—" : fmtPct(week.female_share)),
         h("div", { class: "l" }, "female, 7 days")),
       h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, pluralNoun(site.zones, "zone")))),
     sparkBars(daily.points, days, k),
-    h("div", { class: "spark-caption" }, h("span", {}, `${plural(SPARK_DAYS, "day")} ago`), h("span", {}, "people per day"),
+    h("div", { class: "spark-caption" }, h("span", {}, `${plural(SPARK_DAYS, "day")} ago`), h("span", {}, "zone passes per day"),
       h("span", {}, "today")),
     h("div", { class: "links" }, h("a", { href: link("zone") }, "Zone details →"),
       h("a", { href: link("ad-placement") }, "Ad placement →")));
@@ -124,7 +137,7 @@ function zonesTable(figures) {
   if (!rows.length) return null;
   return h("div", { class: "table-wrap" }, h("table", { id: "zones-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "Zone"), multi ? h("th", {}, "Site") : null, h("th", {}, "Kind"), h("th", {}, "Floor"),
-      h("th", { class: "num" }, "Today"), h("th", { class: "num" }, "Last 7 days"), h("th", { class: "num" }, "Share of site"),
+      h("th", { class: "num" }, "Today"), h("th", { class: "num" }, "Last 7 days"), h("th", { class: "num" }, "Share of passes"),
       h("th", { class: "num" }, "Female share"))),
     h("tbody", {}, rows)));
 }

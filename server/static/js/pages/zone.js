@@ -55,7 +55,7 @@ function renderControls(sites, site, zones, zoneId, range, granularity, reload) 
   form.replaceChildren(...fields);
 }
 
-function renderKpis(data, range) {
+function renderKpis(data, range, allZones) {
   const { totals, series, peaks } = data;
   const k = totals.k;
   const t = totals.totals;
@@ -66,7 +66,8 @@ function renderKpis(data, range) {
     : new Set(series.points.map((p) => p.label.slice(0, 10))).size;
   const top = peaks.hours.find((p) => p.people !== null);
   document.getElementById("kpis").replaceChildren(
-    kpi("People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} with data`, "kpi-people"),
+    // Summed over a site's zones, which overlap, the figure counts passes (a person in two zones counts twice).
+    kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} with data`, "kpi-people"),
     kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : fmtMean(t.people / daysWithData),
       `average over ${plural(daysWithData, "day")} with data`, "kpi-per-day"),
     kpi("Female", t.female_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.female_share),
@@ -159,7 +160,7 @@ async function load() {
   ]);
   state = { data: { series, totals, peaks, heatmap }, range };
   reveal();
-  renderKpis(state.data, range);
+  renderKpis(state.data, range, zoneId === ALL);
   document.getElementById("series-title").textContent = `People per ${granularity}`;
   document.getElementById("series-note").textContent = `k = ${series.k}: counts below ${series.k} are hidden`;
   document.getElementById("series-legend").replaceChildren(...SERIES_LEGEND(series.k));
