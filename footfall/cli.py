@@ -22,6 +22,7 @@ PART_COMMANDS = (
     "footfall.models.commands",
     "footfall.exporter.commands",
     "footfall.demo",
+    "footfall.notice",
 )
 
 

@@ -23,6 +23,7 @@ DATA = {
     "server/static": "footfall/server/static",
     "server/migrations": "footfall/server/migrations",
     "models/bundles": "footfall/models/bundles",
+    "footfall/templates": "footfall/templates",
 }
 # A Python warning as printed: "…/setuptools/…py:82: BuildBackendWarning: …", "SetuptoolsDeprecationWarning: …".
 # Not the notice every setuptools editable install prints ("InformationOnly: Editable installation."; pip shows
