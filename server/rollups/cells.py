@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import numpy as np
 from footfall.server.db import Database
@@ -89,13 +90,14 @@ def apply_hourly_deltas(session: Session, hourly: HourlyDeltas, tz_of_zone: dict
         )
     }
     before = _released(session, keys, lock=True)
-    key_filter = (table.c.zone_pk == bindparam("z"), table.c.hour_start == bindparam("h"))
+    # One UPDATE per cell: SET sees the old row, so the release is computed from the new counts written out as
+    # old + delta.
+    added = {name: table.c[name] + bindparam(f"d_{name}") for name in COUNTS}
     session.execute(
-        update(table).where(*key_filter).values({name: table.c[name] + bindparam(f"d_{name}") for name in COUNTS}),
+        update(table)
+        .where(table.c.zone_pk == bindparam("z"), table.c.hour_start == bindparam("h"))
+        .values({**added, **released_values(SimpleNamespace(**added), k)}),
         [{"z": z, "h": h, **{f"d_{n}": v for n, v in _as_counts(changed[(z, h)], COUNTS).items()}} for z, h in keys],
-    )
-    session.execute(
-        update(table).where(*key_filter).values(released_values(table.c, k)), [{"z": z, "h": h} for z, h in keys]
     )
     after = _released(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
