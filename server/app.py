@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from string import Template
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from footfall.core.logs import log_event
 from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic
-from footfall.server.api.deps import ServerContext
+from footfall.server.api.deps import ServerContext, require_metrics
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
+from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
 from footfall.server.rollups import ensure_release, finish_refiles
 from footfall.server.settings import Settings
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
+from starlette.routing import Mount
 
 from footfall import __version__
 
@@ -69,6 +73,16 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         log_event(logger, logging.INFO, "released values computed", k=settings.k_anonymity)
     for site_id in finish_refiles(db):
         log_event(logger, logging.INFO, "finished a time-zone change left half done", site=site_id)
+    metrics = ServerMetrics(
+        ServerCollector(
+            db,
+            ctx.ingestor.counters,
+            lambda: ctx.background,
+            offline_after_s=settings.agent_offline_after_s,
+            stalled_after_s=STALLED_AFTER_S,
+            schema_revision=lambda: migrate.current_revision(db.engine),
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,9 +90,18 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
             from footfall.server.background import start_background_work
 
             ctx.background.extend(start_background_work(ctx))
+        metrics_server = None
+        if settings.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            metrics_server, _ = start_http_server(settings.metrics_port, registry=metrics.registry)
+            log_event(logger, logging.INFO, "metrics served without a key", port=settings.metrics_port)
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             for worker in reversed(ctx.background):
                 worker.stop()
             ctx.background.clear()
@@ -94,6 +117,20 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.context = ctx
+    app.state.metrics = metrics
+    mounts: list[str] = []  # the mounted apps' paths (the dashboard's files), filled once the routes are in
+
+    @app.middleware("http")
+    async def _count_requests(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(_route_label(request, mounts), request.method, status, elapsed)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -143,8 +180,38 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics, text format (role: metrics or admin)",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "The Prometheus text format."}},
+        dependencies=[Depends(require_metrics)],
+    )
+    def prometheus_metrics() -> Response:
+        """Every metric of this server process (server/API.md, "Metrics"); scrape with `Authorization: Bearer`."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     _mount_dashboard(app)
+    mounts.extend(route.path for route in app.routes if isinstance(route, Mount))
     return app
+
+
+def _route_label(request: Request, mounts: list[str]) -> str:
+    """The route template that answered (``/api/v1/sites/{site_id}/...``), a mount's path with ``/{path}``, or
+    "unmatched": never the raw path, so the label's values stay few whatever clients ask for."""
+    path = request.url.path
+    template = getattr(request.scope.get("route"), "path", None)
+    if isinstance(template, str) and ":path}" not in template:
+        # A router's route knows its path below the router's prefix only (in recent FastAPI): the prefix is the
+        # path's leading segments, literal, as no prefix here holds a parameter.
+        segments, own = path.split("/"), template.count("/")
+        if len(segments) > own:
+            return "/".join(segments[: len(segments) - own]) + template
+    for mount in mounts:
+        if path.startswith(mount + "/"):
+            return mount + "/{path}"
+    return UNMATCHED
 
 
 def _mount_dashboard(app: FastAPI) -> None:

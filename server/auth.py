@@ -3,7 +3,8 @@
 Keys are 256-bit random tokens, so a fast hash is enough: there is nothing to brute-force, unlike a
 password. Failed attempts over HTTP are still rate-limited per client address (``auth_limit``, applied in
 ``api.deps``). Roles: ``agent`` may only ingest (optionally for one agent_id), ``viewer`` may read,
-``admin`` may read and manage zones, keys and the dead-letter table.
+``admin`` may read and manage zones, keys and the dead-letter table, ``metrics`` may only read ``/metrics`` (a
+Prometheus scraper's key).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from footfall.server.tables import ApiKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-Role = Literal["agent", "viewer", "admin"]
-ROLES: tuple[Role, ...] = ("agent", "viewer", "admin")
+Role = Literal["agent", "viewer", "admin", "metrics"]
+ROLES: tuple[Role, ...] = ("agent", "viewer", "admin", "metrics")
 KEY_PREFIX = "ffk_"
 
 

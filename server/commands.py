@@ -93,7 +93,7 @@ DatabaseOption = typer.Option(
 def register(app: typer.Typer) -> None:
     server = typer.Typer(invoke_without_command=True, no_args_is_help=False)
     keys = typer.Typer(
-        help="Manage API keys (roles: agent = ingest, viewer = read, admin = manage).\n\n"
+        help="Manage API keys (roles: agent = ingest, viewer = read, admin = manage, metrics = /metrics only).\n\n"
         "Example: footfall keys create --role viewer --name 'ad team'",
         no_args_is_help=True,
     )
@@ -200,7 +200,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("create")
     def create(
-        role: str = typer.Option(..., "--role", help="agent, viewer or admin."),
+        role: str = typer.Option(..., "--role", help="agent, viewer, admin or metrics."),
         name: str = typer.Option(..., "--name", help="Who or what uses the key."),
         agent: str | None = typer.Option(None, "--agent", help="Bind an agent key to this agent id."),
         database_url: str | None = DatabaseOption,

@@ -28,6 +28,7 @@ from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.sql import locked
 from footfall.server.tables import Bucket, DeadLetter, Meta
+from prometheus_client import Histogram
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -77,33 +78,69 @@ class BatchResult:
     statuses: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     handled: list[Handled] = field(default_factory=list)
+    last_buckets: dict[str, int] = field(default_factory=dict)  # agent id → newest valid bucket_start in the batch
+
+
+# The result label of footfall_server_messages_ingested_total (server/metrics.py).
+INGEST_RESULTS = ("stored", "duplicate", "status", "refused")
+# Time to store one batch, in seconds: a handful of messages takes milliseconds, thousands up to seconds.
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass
 class IngestCounters:
-    """Process-wide counters, exposed by the admin API (the dead-letter table keeps the durable record)."""
+    """Process-wide counters by path ("mqtt", "http") and result, the one source of the admin API's ingest
+    stats and of the Prometheus metrics (server/metrics.py); the dead-letter table keeps the durable record.
+    Also the time to store each batch, and the newest bucket seen from each agent."""
 
-    accepted: int = 0
-    duplicates: int = 0
-    statuses: int = 0
-    rejected: int = 0
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    batch_seconds: Histogram = field(
+        default_factory=lambda: Histogram(
+            "footfall_server_db_batch_duration_seconds",
+            "Time to store one batch of messages in the database (one transaction), by path.",
+            ["path"],
+            buckets=BATCH_BUCKETS,
+            registry=None,  # collected by the app's own registry (server/metrics.py), never the global one
+        ),
+        repr=False,
+    )
+    _last_bucket: dict[str, int] = field(default_factory=dict, repr=False)
 
-    def add(self, result: BatchResult) -> None:
+    def add(self, result: BatchResult, path: str) -> None:
         with self.lock:
-            self.accepted += result.accepted
-            self.duplicates += result.duplicates
-            self.statuses += result.statuses
-            self.rejected += len(result.rejected)
+            for name, value in zip(
+                INGEST_RESULTS, (result.accepted, result.duplicates, result.statuses, len(result.rejected)), strict=True
+            ):
+                self.counts[(path, name)] = self.counts.get((path, name), 0) + value
+            for agent, start in result.last_buckets.items():
+                self._last_bucket[agent] = max(start, self._last_bucket.get(agent, start))
+
+    def by_path(self) -> dict[tuple[str, str], int]:
+        with self.lock:
+            return dict(self.counts)
 
     def snapshot(self) -> dict[str, int]:
+        """Totals over both paths, under the admin API's names."""
+        counts = self.by_path()
+        total = {name: sum(v for (_, result), v in counts.items() if result == name) for name in INGEST_RESULTS}
+        return {
+            "accepted": total["stored"],
+            "duplicates": total["duplicate"],
+            "statuses": total["status"],
+            "rejected": total["refused"],
+        }
+
+    def seed_last_buckets(self, newest: dict[str, int]) -> None:
+        """Merges what the database holds (read once per process) into the newest buckets seen."""
         with self.lock:
-            return {
-                "accepted": self.accepted,
-                "duplicates": self.duplicates,
-                "statuses": self.statuses,
-                "rejected": self.rejected,
-            }
+            for agent, start in newest.items():
+                self._last_bucket[agent] = max(start, self._last_bucket.get(agent, start))
+
+    def last_buckets(self) -> dict[str, int]:
+        """Agent id → start (Unix time) of the newest bucket seen from it."""
+        with self.lock:
+            return dict(self._last_bucket)
 
 
 def _check_topic(message: AggregateMessage | AgentStatus, item: Incoming) -> None:
@@ -173,7 +210,7 @@ class Ingestor:
         with self.db.write() as session:
             session.execute(DeadLetter.__table__.insert(), [self._dead_letter(item, reason)])
         log_event(logger, logging.ERROR, "message refused", source=item.source, topic=item.topic, reason=reason)
-        self.counters.add(result)
+        self.counters.add(result, item.source)
         return result
 
     def _dead_letter(self, item: Incoming, reason: str) -> dict[str, object]:
@@ -188,9 +225,12 @@ class Ingestor:
     def _ingest_batch(self, items: Sequence[Incoming]) -> BatchResult:
         for attempt in range(5):
             try:
+                started = time.perf_counter()
                 with self.db.write() as session:
                     result = self._ingest(session, items)
-                self.counters.add(result)
+                path = items[0].source if items else "http"
+                self.counters.batch_seconds.labels(path).observe(time.perf_counter() - started)
+                self.counters.add(result, path)
                 return result
             except (IntegrityError, OperationalError) as exc:
                 # Two replicas inserted the same new key at once, or the database was briefly locked:
@@ -263,6 +303,9 @@ class Ingestor:
             result.accepted = accepted
             result.duplicates = len(aggregates) - accepted
             result.handled.extend(Handled(m.site_id, m.agent_id, m.seq) for _, m in aggregates)
+            for _, m in aggregates:
+                start = int(m.bucket_start.timestamp())
+                result.last_buckets[m.agent_id] = max(start, result.last_buckets.get(m.agent_id, start))
             agents.heard_from(session, {m.agent_id: m.site_id for _, m in aggregates}, now)
         if statuses:
             agents.store_statuses(session, statuses, now)

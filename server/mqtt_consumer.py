@@ -100,6 +100,7 @@ class MqttConsumer:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._storing = 0  # messages of the batch the writer is storing now
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
         self._stalled_since: float | None = None  # monotonic time storing began to fail
@@ -255,7 +256,15 @@ class MqttConsumer:
         while not (self._stopping.is_set() and self._inbox.empty()):
             batch = self._next_batch()
             if batch:
-                self._store(batch)
+                self._storing = len(batch)
+                try:
+                    self._store(batch)
+                finally:
+                    self._storing = 0
+
+    def inbox_depth(self) -> int:
+        """Consumer lag: messages received from the broker and not yet stored (queued, or being stored)."""
+        return self._inbox.qsize() + self._storing
 
     def stalled_seconds(self) -> float:
         """How long storing has been failing (the database unreachable); 0 while ingest keeps up."""

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         "with a key get 429 until the minute frees. Counted in memory per server process (each replica holds its "
         "own). 0 = no limit.",
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        validation_alias="FOOTFALL_METRICS_PORT",
+        description="Also serve the Prometheus metrics without a key on this port (all interfaces), for a scraper "
+        "on a private network; /metrics on the main port always needs a metrics or admin key.",
+    )
     migrate_on_start: bool = Field(True, description="Upgrade the database schema on start (no variable).")
 
     @field_validator("default_timezone")

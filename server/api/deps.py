@@ -129,6 +129,7 @@ def _authenticate(ctx: ServerContext, request: Request, key: str) -> Principal:
 require_agent = Require("agent")
 require_viewer = Require("viewer", "admin")
 require_admin = Require("admin")
+require_metrics = Require("metrics", "admin")  # GET /metrics: a Prometheus scraper's key, or an admin's
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)

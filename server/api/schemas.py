@@ -197,7 +197,7 @@ class IngestResponse(BaseModel):
 
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    role: str = Field(pattern="^(agent|viewer|admin)$")
+    role: str = Field(pattern="^(agent|viewer|admin|metrics)$")
     agent_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 

@@ -60,7 +60,8 @@ def test_every_route_is_guarded_or_deliberately_public(sqlite_server: Server) ->
     assert len(routes) > 20
     unguarded = {(method, path) for method, path, roles in routes if roles is None}
     assert unguarded == PUBLIC, f"routes without a role check: {unguarded - PUBLIC}"
-    assert all(path.startswith("/api/v1/") for method, path, roles in routes if roles is not None)
+    guarded = {path for method, path, roles in routes if roles is not None}
+    assert all(path.startswith("/api/v1/") or path == "/metrics" for path in guarded)  # /metrics: Prometheus
 
 
 def test_missing_wrong_role_and_unknown_keys_are_rejected_everywhere(sqlite_server: Server) -> None:
