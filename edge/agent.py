@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from footfall.core.cpu import describe_cpu, this_cpu
 from footfall.core.logs import log_event
@@ -28,6 +29,9 @@ from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_model
 
 from footfall import __version__
 
+if TYPE_CHECKING:
+    from footfall.edge.metrics import AgentMetrics
+
 logger = logging.getLogger("footfall.edge.agent")
 
 
@@ -41,6 +45,9 @@ class CameraRuntime:
     frames: int = 0
     latency_s: float = 0.0
     window: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, frames) for the fps
+
+    def online(self) -> bool:
+        return self.capture.state == "online"
 
     def fps(self) -> float:
         now = time.monotonic()
@@ -57,6 +64,7 @@ class Agent:
         self.stop_event = threading.Event()
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
+        self.metrics: AgentMetrics | None = None
         self.cameras: list[CameraRuntime] = []
         self.topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
 
@@ -70,6 +78,14 @@ class Agent:
             def payload(seq: int) -> bytes:
                 return encode(messages.message(zone_id, bucket_start, counts, seq))
 
+            if self.metrics is not None:  # before add(), which overwrites what the bucket held
+                self.metrics.people_queued(
+                    camera_id,
+                    zone_id,
+                    bucket_start,
+                    counts.people,
+                    lambda: self._people_before(camera_id, zone_id, bucket_start),
+                )
             try:
                 seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
             except OutboxError as exc:
@@ -89,6 +105,11 @@ class Agent:
                 self.publisher.notify()
 
         return emit
+
+    def _people_before(self, camera_id: str, zone_id: str, bucket_start: int) -> int:
+        assert self.outbox is not None
+        stored = self.outbox.bucket_counts(bucket_key(camera_id, zone_id, bucket_start))
+        return stored.people if stored else 0
 
     def _base_lookup(self, camera_id: str) -> BaseLookup:
         def lookup(zone_id: str, bucket_start: int) -> BucketCounts | None:
@@ -136,6 +157,8 @@ class Agent:
                         runtime.pipeline.tick(time.time())
                     continue
                 if not gate.admit(frame.t):
+                    if runtime.pipeline.metrics is not None:
+                        runtime.pipeline.metrics.dropped_rate_limit.inc()
                     continue
                 runtime.pipeline.process(frame.image, frame.t)
                 runtime.frames += 1
@@ -173,12 +196,26 @@ class Agent:
         )
         self.outbox.prune_state()
         models = self._models = self._models or load_models(config)
+        metrics = self.metrics = start_metrics() if config.metrics.enabled else None
         for camera in config.cameras:
+            camera_metrics = metrics.camera(camera.id) if metrics else None
             pipeline = CameraPipeline(
-                config, camera, models, self._emitter(camera.id), base_lookup=self._base_lookup(camera.id)
+                config,
+                camera,
+                models,
+                self._emitter(camera.id),
+                base_lookup=self._base_lookup(camera.id),
+                metrics=camera_metrics,
             )
-            self.cameras.append(CameraRuntime(camera, CameraCapture(camera), pipeline))
-        self.publisher = MqttPublisher(config, self.outbox, self.status)
+            runtime = CameraRuntime(camera, CameraCapture(camera, metrics=camera_metrics), pipeline)
+            self.cameras.append(runtime)
+            if metrics is not None:
+                metrics.watch_camera(camera.id, runtime.online, runtime.fps)
+        if metrics is not None:
+            metrics.watch_outbox(self.outbox)
+            metrics.set_models(models.serving())
+            metrics.serve(config.metrics.host, config.metrics.port)
+        self.publisher = MqttPublisher(config, self.outbox, self.status, metrics=metrics)
         self._install_signals()
         log_event(
             logger,
@@ -236,7 +273,11 @@ class Agent:
         assert self.publisher is not None and self.outbox is not None
         self.publisher.stop(drain_seconds=drain_seconds)
         left = self.outbox.depth()
+        if self.metrics is not None:
+            self.metrics.watch_outbox(None, final_depth=left)
         self.outbox.close()
+        if self.metrics is not None:
+            self.metrics.stop()
         if left:
             log_event(
                 logger,
@@ -249,3 +290,14 @@ class Agent:
             return 1
         log_event(logger, logging.INFO, "agent stopped; outbox empty")
         return 0
+
+
+def start_metrics() -> AgentMetrics:
+    """The agent's metrics (served once the cameras are wired); prometheus-client comes with the edge extra."""
+    try:
+        from footfall.edge.metrics import AgentMetrics
+    except ImportError as exc:
+        raise SystemExit(
+            f"metrics need prometheus-client ({exc}): pip install 'footfall[edge]', or set metrics.enabled: false"
+        ) from None
+    return AgentMetrics()

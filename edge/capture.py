@@ -23,6 +23,7 @@ from footfall.edge.config import CameraConfig
 
 if TYPE_CHECKING:
     import cv2
+    from footfall.edge.metrics import CameraMetrics
 
 logger = logging.getLogger("footfall.edge.capture")
 
@@ -193,8 +194,9 @@ class CameraCapture:
     every frame is handed over in order (``get`` blocks the reader, so none is dropped).
     """
 
-    def __init__(self, camera: CameraConfig, *, max_backoff: float = 30.0):
+    def __init__(self, camera: CameraConfig, *, max_backoff: float = 30.0, metrics: CameraMetrics | None = None):
         self.camera = camera
+        self.metrics = metrics
         self.max_backoff = max_backoff
         self.state = "connecting"
         self.error: str | None = None
@@ -311,6 +313,8 @@ class CameraCapture:
                 return got_any
             got_any = True
             self.frames_read += 1
+            if self.metrics is not None:
+                self.metrics.frames_read.inc()
             if fps is not None:
                 t = started + index / fps
                 self._resume_at = t + 1 / fps
@@ -331,6 +335,8 @@ class CameraCapture:
                         continue
             else:
                 with self._cond:
+                    if self._latest is not None and self.metrics is not None:
+                        self.metrics.dropped_overwritten.inc()  # the pipeline did not take the previous one
                     self._latest = frame
                     self._cond.notify_all()
         return got_any

@@ -21,6 +21,7 @@ Example (see ``edge/config.example.yaml`` for every option)::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -204,15 +205,42 @@ class DetectionConfig(_Model):
 class TrackingConfig(_Model):
     confirm_hits: int = Field(default=4, ge=1, le=30, description="Detections before a track counts.")
     max_lost_seconds: float = Field(
-        default=1.5,
+        default=3.5,
         gt=0,
         le=30,
-        description="How long a lost face may be hidden and still be the same person.",
+        description="How long a lost face may be hidden (or turned away) and still be the same person.",
     )
 
 
 class ClassificationConfig(_Model):
     samples_per_track: int = Field(default=4, ge=1, le=20, description="Crops classified per person, best ones.")
+
+
+class MetricsConfig(_Model):
+    """Prometheus metrics at ``http://host:port/metrics``; on by default, on this machine only."""
+
+    enabled: bool = Field(default=True, description="false: no metrics endpoint.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on: 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one "
+        "interface's address.",
+    )
+    port: int = Field(default=9464, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        text = value.strip()
+        if text == "localhost":
+            return text
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address to listen on; use 127.0.0.1 (this machine only), "
+                "0.0.0.0 (every interface) or an interface's address"
+            ) from None
+        return text
 
 
 class AgentConfig(_Model):
@@ -226,6 +254,7 @@ class AgentConfig(_Model):
     detection: DetectionConfig = DetectionConfig()
     tracking: TrackingConfig = TrackingConfig()
     classification: ClassificationConfig = ClassificationConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @field_validator("bucket_seconds")
     @classmethod

@@ -34,6 +34,7 @@ from footfall.edge.config import AgentConfig, TlsConfig
 from footfall.edge.outbox import Outbox
 
 if TYPE_CHECKING:
+    from footfall.edge.metrics import AgentMetrics
     from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
 
@@ -50,8 +51,10 @@ class MqttPublisher:
         status: Callable[[str], AgentStatus],
         *,
         window: int = 50,
+        metrics: AgentMetrics | None = None,
     ):
         self.config = config
+        self.metrics = metrics
         self.outbox = outbox
         self.status = status
         self.window = window
@@ -175,6 +178,8 @@ class MqttPublisher:
             self._inflight.clear()
             self._early_acks.clear()
             self._wake.notify_all()
+        if self.metrics is not None:
+            self.metrics.connected(True)
 
     def _on_disconnect(
         self,
@@ -189,6 +194,8 @@ class MqttPublisher:
             self._connected = False
             self._inflight.clear()
             self._early_acks.clear()
+        if self.metrics is not None:
+            self.metrics.connected(False)
         if was_connected and not self._stopping:
             log_event(
                 logger,
@@ -239,6 +246,8 @@ class MqttPublisher:
             # Durable in the server's dead letters; re-sending cannot fix it, so it must at least be loud here.
             log_event(logger, logging.ERROR, "the server refused an aggregate", seq=refused.seq, reason=refused.reason)
         self.outbox.confirm([*receipt.stored, *(r.seq for r in receipt.refused)])
+        if self.metrics is not None:
+            self.metrics.receipt(len(receipt.stored), len(receipt.refused))
 
     # -- sender thread ----------------------------------------------------------------------------------
     def _run(self) -> None:

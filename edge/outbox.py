@@ -240,6 +240,12 @@ class Outbox:
             depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             return depth
 
+    def backlog(self) -> tuple[int, float | None]:
+        """How many rows wait for a receipt and when the oldest of them was stored (None when none)."""
+        with self._lock:
+            depth, oldest = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
+        return int(depth), oldest
+
     def bucket_counts(self, bucket_key: str) -> BucketCounts | None:
         with self._lock:
             row = self._db.execute(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from footfall.core.bundle import BundleError
@@ -19,6 +20,9 @@ from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.counting import PersonCounter, PersonFinished
 from footfall.edge.tracking import FaceTracker, TrackerEvents, appearance_descriptor
 from footfall.edge.zones import SceneGeometry
+
+if TYPE_CHECKING:
+    from footfall.edge.metrics import CameraMetrics
 
 
 @dataclass
@@ -60,8 +64,10 @@ class CameraPipeline:
         emit: Emit,
         *,
         base_lookup: BaseLookup | None = None,
+        metrics: CameraMetrics | None = None,
     ):
         self.config = config
+        self.metrics = metrics  # None: no metrics, no cost
         self.camera = camera
         self.models = models
         self.emit = emit
@@ -114,9 +120,18 @@ class CameraPipeline:
         detections = self.models.detector(frame_bgr, threshold=self.low_score)
         minimum = self.config.detection.min_face_px
         detections = [d for d in detections if max(d.width, d.height) >= minimum]
+        detected = time.perf_counter()
         looks = [appearance_descriptor(frame_bgr, d.box) for d in detections]
         events = self.tracker.update(detections, t, (width, height), looks)
+        tracked = time.perf_counter()
         self.counter.update(frame_bgr, t, events.confirmed, events.visible, events.ended)
+        if self.metrics is not None:
+            metrics = self.metrics
+            metrics.detect.observe(detected - started)
+            metrics.track.observe(tracked - detected)
+            metrics.classify.observe(time.perf_counter() - tracked)
+            metrics.faces_detected.inc(len(detections))
+            metrics.frames_processed.inc()
         if self.observer is not None:
             self.observer(t, events)
         self.aggregator.touch(t)
