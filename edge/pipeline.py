@@ -18,6 +18,7 @@ from footfall.core.wire import ModelServing
 from footfall.edge.aggregation import BaseLookup, Emit, ZoneAggregator
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.counting import PersonCounter, PersonFinished
+from footfall.edge.scenecut import SceneCutDetector
 from footfall.edge.tracking import FaceTracker, TrackerEvents, appearance_descriptor
 from footfall.edge.zones import SceneGeometry
 
@@ -81,6 +82,7 @@ class CameraPipeline:
             confirm_hits=config.tracking.confirm_hits,
             max_lost_seconds=config.tracking.max_lost_seconds,
         )
+        self.scene_cut = SceneCutDetector()
         self.frame_size: tuple[int, int] | None = None
         self.counter: PersonCounter | None = None
         self.aggregator: ZoneAggregator | None = None
@@ -117,6 +119,8 @@ class CameraPipeline:
                 self.finish()
             self._setup(width, height)
         assert self.counter is not None and self.aggregator is not None
+        if self.scene_cut(frame_bgr):  # a shot cut: every track ends here (confirmed ones stay counted)
+            self.counter.finish(self.tracker.finish())
         detections = self.models.detector(frame_bgr, threshold=self.low_score)
         minimum = self.config.detection.min_face_px
         detections = [d for d in detections if max(d.width, d.height) >= minimum]

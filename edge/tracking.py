@@ -23,6 +23,16 @@ YOUNG_SPEED = 14.0
 LOST_MIN_SIMILARITY = 0.25
 TENTATIVE_HANDICAP = 0.1
 SEEN_SPREAD = 3.0  # face sizes per second: half a walking pace
+# The gate around the predicted position, in face sizes: GATE_BASE plus GATE_GROWTH per second unseen, up to
+# GATE_MAX (a walker's speed is known to about a face size per second after a few frames).
+GATE_BASE = 0.8
+GATE_GROWTH = 0.8
+GATE_MAX = 3.2
+# Out of sight this long, a face is re-joined (someone who turned their head away and back) only when it is
+# no nearer to another live track, about the same size, and (where known) looks like itself.
+LONG_GONE_SECONDS = 1.5  # up to here, the pillar-and-crossing rules above are enough
+LONG_GONE_RATIO = 1.35
+LONG_GONE_SIMILARITY = 0.5
 
 
 class TrackState(Enum):
@@ -200,11 +210,10 @@ def association_cost(
     to_predicted = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2) / np.maximum(mean_size, 1.0)
     to_seen = np.linalg.norm(seen[:, None, :] - dc[None, :, :], axis=2) / np.maximum(mean_size, 1.0)
     since = np.array([t - tr.last_seen for tr in tracks])
-    unseen = np.minimum(since / max_lost, 1.0)
-    # The predicted position may drift further the longer a face is hidden; where it was last seen does
-    # not move, so that gate stays tight and widens only slowly (else a stranger walking past the same spot
-    # would inherit it).
-    gate = 0.8 + 1.2 * unseen
+    # The predicted position may drift further the longer a face is hidden (in seconds, not frames: a face
+    # turned away for 3 s is gated the same at 10 or 25 fps); where it was last seen does not move, so that
+    # gate stays tight and widens only slowly (else a stranger walking past the same spot would inherit it).
+    gate = np.minimum(GATE_BASE + GATE_GROWTH * since, GATE_MAX)
     # A young track does not know its velocity yet: allow a brisk walk (faces per second) since last seen.
     young = np.array([tr.hits <= 2 for tr in tracks])
     gate = np.where(young, np.maximum(gate, YOUNG_SPEED * since), gate)
@@ -232,7 +241,19 @@ def association_cost(
     # A face that was out of sight comes back looking like itself; a clearly different face is someone else.
     # (out of sight = not seen in the previous frame)
     lost = np.array([previous_t is not None and tr.last_seen < previous_t - 1e-9 for tr in tracks])
-    cost[lost[:, None] & (np.nan_to_num(similarity, nan=1.0) < LOST_MIN_SIMILARITY)] = NO_MATCH
+    known_look = np.nan_to_num(similarity, nan=1.0)
+    cost[lost[:, None] & (known_look < LOST_MIN_SIMILARITY)] = NO_MATCH
+    # Long gone (a head turned away, a long occlusion): the guard against merging two people is stricter.
+    # The face must be about the same size, look like itself where that is known, and be no nearer to a face
+    # tracked in the previous frame than to where this one was heading (else it is that person's, or someone
+    # walking next to them).
+    long_gone = lost & (since > LONG_GONE_SECONDS)
+    if long_gone.any():
+        strict = (ratio > LONG_GONE_RATIO) | (known_look < LONG_GONE_SIMILARITY)
+        live = ~lost & np.array([tr.state == TrackState.TRACKED for tr in tracks])
+        if live.any():
+            strict |= to_predicted > to_predicted[live].min(axis=0)[None, :]
+        cost[long_gone[:, None] & strict] = NO_MATCH
     return cost
 
 
@@ -271,7 +292,7 @@ class FaceTracker:
         high_score: float = 0.5,
         low_score: float = 0.3,
         confirm_hits: int = 3,
-        max_lost_seconds: float = 1.5,
+        max_lost_seconds: float = 3.5,
         tentative_patience_seconds: float = 0.25,
         match_limit: float = 0.85,
         exit_patience_seconds: float = 0.0,
@@ -311,6 +332,15 @@ class FaceTracker:
         candidates = [tr for tr in self.tracks if tr.state != TrackState.REMOVED]
         cost = association_cost(candidates, high, t, self.max_lost, looks, self._previous_t)
         cost[[tr.state == TrackState.TENTATIVE for tr in candidates]] += TENTATIVE_HANDICAP
+        if frame_size is not None and candidates and high:
+            # A face cut by the frame edge is someone walking in or out: it may go on with a face seen in the
+            # previous frame, but not pick up a face out of sight (that one left; this one is coming in).
+            was_lost = [self._previous_t is not None and tr.last_seen < self._previous_t - 1e-9 for tr in candidates]
+            at_edge = [_touches_edge(d.box, frame_size, margin=0.02 * max(frame_size)) for d in high]
+            cost[np.ix_(was_lost, at_edge)] = NO_MATCH
+            # Nor does a face out of sight that is now predicted at the edge come back: it walked out.
+            gone = [lost and self._left_frame(tr, frame_size) for lost, tr in zip(was_lost, candidates, strict=True)]
+            cost[gone] = NO_MATCH
         matches, left_tracks, unmatched_high = assign(cost, self.match_limit)
         for r, c in matches:
             self._update(candidates[r], high[c], t, events)
@@ -361,9 +391,8 @@ class FaceTracker:
         person who walks in at that edge inherit it (and go uncounted)."""
         if frame_size is None:
             return False
-        x1, y1, x2, y2 = track.box
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        predicted_out = not (0 <= cx <= frame_size[0] and 0 <= cy <= frame_size[1])
+        # Predicted to reach the edge (its face now cut by it, or gone): walking out, not hidden.
+        predicted_out = _touches_edge(track.box, frame_size)
         return predicted_out or _touches_edge(track.detection.box, frame_size, margin=0.01 * max(frame_size))
 
     def _near_unmatched_track(self, detection: Detection, t: float) -> bool:
@@ -376,7 +405,7 @@ class FaceTracker:
                 continue
             px1, py1, px2, py2 = track.box
             predicted = ((px1 + px2) / 2, (py1 + py2) / 2)
-            radius = track.size * (1.0 + min((t - track.last_seen) / self.max_lost, 1.0))
+            radius = track.size * (1.0 + min((t - track.last_seen) / 1.5, 1.0))
             for x, y in (predicted, track.path[-1][1:]):
                 if (x - cx) ** 2 + (y - cy) ** 2 <= radius**2:
                     return True

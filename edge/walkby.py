@@ -74,6 +74,10 @@ class WalkbySpec:
     sources: tuple[str, ...] = ("utkface", "wiki")
     # Faces from the test split measure; the val split is for choices made on clips (never test).
     split: str = "test"
+    # People who turn their head away mid-walk (the back of the head shows, the body walks on at the same
+    # speed) for a while drawn from ``turn_away_seconds``. 0 keeps the default clips exactly as they were.
+    turn_away_share: float = 0.0
+    turn_away_seconds: tuple[float, float] = (1.5, 3.0)
 
 
 @dataclass
@@ -92,6 +96,11 @@ class Walker:
     body_colour: Colour = (90, 90, 90)
     seen_frames: list[tuple[int, float, float]] = field(default_factory=list)  # (frame, x, y) when visible
     hidden_runs: list[int] = field(default_factory=list)
+    turn_away: tuple[float, float] | None = None  # (from, to) s: the face is turned away, the body walks on
+    turned_frames: list[int] = field(default_factory=list)  # frames in view with the face turned away
+
+    def turned(self, t: float) -> bool:
+        return self.turn_away is not None and self.turn_away[0] <= t < self.turn_away[1]
 
     def position(self, t: float) -> tuple[float, float] | None:
         dt = t - self.start
@@ -219,7 +228,7 @@ class Sprite:
         self.hair_colour = tuple(int(c) for c in hair)
 
 
-def draw_walker(frame: np.ndarray, walker: Walker, sprite: Sprite, x: float, y: float) -> None:
+def draw_walker(frame: np.ndarray, walker: Walker, sprite: Sprite, x: float, y: float, *, turned: bool = False) -> None:
     s = walker.size
     cx, cy = round(x), round(y)
     # Body and neck first, then hair, then the face on top.
@@ -241,6 +250,10 @@ def draw_walker(frame: np.ndarray, walker: Walker, sprite: Sprite, x: float, y: 
     if sprite.oval:
         # Short hair: a cap over the top of the head only (hair framing the face would read as long hair).
         cv2.ellipse(frame, (cx, cy - int(0.1 * s)), (int(0.52 * s), int(0.5 * s)), 0, 180, 360, sprite.hair_colour, -1)
+    if turned:
+        # Turned away: the back of the head (hair) where the face was.
+        cv2.ellipse(frame, (cx, cy), (int(0.45 * s), int(0.55 * s)), 0, 0, 360, sprite.hair_colour, -1)
+        return
     h, w = sprite.image.shape[:2]
     blend(frame, sprite.image, sprite.alpha, cx - w // 2, cy - h // 2)
 
@@ -301,7 +314,27 @@ def schedule(spec: WalkbySpec, faces: list[Face], rng: np.random.Generator) -> l
             )
             i += 1
         t += rng.uniform(0.5, 1.5) * spec.spacing_seconds
+    if spec.turn_away_share > 0:
+        add_turn_aways(spec, walkers)
     return walkers
+
+
+def add_turn_aways(spec: WalkbySpec, walkers: list[Walker], lead: float = 0.7, tail: float = 0.7) -> None:
+    """Some walkers who cross the whole frame turn their face away for a while mid-walk: seen for ``lead`` s
+    first and ``tail`` s after. A walker too quick for that is slowed down. Its own random stream, so the
+    rest of the clip is the same as without turn-aways."""
+    rng = np.random.default_rng([spec.seed, 7919])
+    for walker in walkers:
+        if walker.turn_at is not None or rng.random() >= spec.turn_away_share:
+            continue
+        seconds = float(rng.uniform(*spec.turn_away_seconds))
+        inside = spec.width - 1.6 * walker.size  # distance walked with the whole face in view
+        if inside / walker.speed < seconds + lead + tail:
+            walker.speed = inside / (seconds + lead + tail + float(rng.uniform(0.0, 0.8)))
+        enters = walker.start + 1.4 * walker.size / walker.speed
+        slack = inside / walker.speed - seconds - lead - tail
+        begins = enters + lead + float(rng.uniform(0.0, max(slack, 0.0)))
+        walker.turn_away = (begins, begins + seconds)
 
 
 def visible_fraction(
@@ -370,13 +403,17 @@ def make_walkby(data_dir: Path, out_dir: Path, spec: WalkbySpec, name: str = "wa
             placed.sort(key=lambda p: p[0].size)  # nearer (bigger) people are drawn last, in front
             max_faces = max(max_faces, sum(1 for p in placed if 0 <= p[1] < spec.width))
             for depth, (w, x, y, box) in enumerate(placed):
-                draw_walker(frame, w, sprites[w.id], x, y)
+                turned = w.turned(t)
+                draw_walker(frame, w, sprites[w.id], x, y, turned=turned)
                 occluders = [p[3] for p in placed[depth + 1 :]]
                 if pillar is not None:
                     occluders.append(pillar)
                 fraction = visible_fraction(box, occluders, spec.width, spec.height)
                 in_frame = box[0] >= 0 and box[2] <= spec.width
-                if fraction >= VISIBLE:
+                if turned:
+                    if in_frame:
+                        w.turned_frames.append(index)
+                elif fraction >= VISIBLE:
                     w.seen_frames.append((index, x / spec.width, y / spec.height))
                     if hidden_now[w.id]:
                         w.hidden_runs.append(hidden_now[w.id])
@@ -426,6 +463,9 @@ def ground_truth(walkers: list[Walker], spec: WalkbySpec, frames: int, clip: Pat
                 "first_seen": [w.seen_frames[0][0], round(w.seen_frames[0][1], 3)],
                 "last_seen": [w.seen_frames[-1][0], round(w.seen_frames[-1][1], 3)],
                 "longest_hidden_s": round(max(w.hidden_runs, default=0) / spec.fps, 2),
+                # Frames (first, last) in view with the face turned away, and for how long: null if never.
+                "turn_away": [w.turned_frames[0], w.turned_frames[-1]] if w.turned_frames else None,
+                "turn_away_s": round(len(w.turned_frames) / spec.fps, 2),
             }
         )
 
@@ -446,6 +486,7 @@ def ground_truth(walkers: list[Walker], spec: WalkbySpec, frames: int, clip: Pat
         **tally(people),
         "zones": per_zone,
         "hidden_briefly": sum(1 for p in people if p["longest_hidden_s"] > 0),
+        "turned_away": sum(1 for p in people if p["turn_away"] is not None),
         "persons": people,
         "camera": {"zones": [{"id": k, "polygon": v} for k, v in ZONES.items()], "lines": [LINE]},
     }
@@ -461,9 +502,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--turn-away", type=float, default=0.0, help="Share of people who turn their face away.")
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="footfall-walkby-"))
-    spec = WalkbySpec(people=args.people, width=args.width, height=args.height, fps=args.fps, seed=args.seed)
+    spec = WalkbySpec(
+        people=args.people,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        seed=args.seed,
+        turn_away_share=args.turn_away,
+    )
     _clip, truth = make_walkby(args.data, out, spec, args.name)
     keys = (
         "clip",
@@ -474,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "male",
         "zones",
         "hidden_briefly",
+        "turned_away",
         "max_faces_in_frame",
     )
     summary = {k: truth[k] for k in keys}

@@ -6,7 +6,7 @@ import numpy as np
 from footfall.core.detector import Detection
 from footfall.edge.tracking import FaceTracker
 
-from tests.edge.synthetic import FPS, FRAME, face, walk
+from tests.edge.synthetic import FPS, FRAME, face, together, walk
 
 
 def run(tracker: FaceTracker, frames: list[list[Detection]]) -> tuple[list[int], list[int]]:
@@ -125,3 +125,85 @@ def test_a_face_that_shrank_sliding_behind_someone_keeps_its_track() -> None:
     frames += [[face(1100 - 320 * (33 + k) / FPS, 250, size=44)] for k in range(12)]
     confirmed, ended = run(FaceTracker(confirm_hits=4, max_lost_seconds=1.5), frames)
     assert len(confirmed) == 1 and ended == confirmed
+
+
+def test_a_face_turned_away_for_2_5_s_while_walking_is_one_person() -> None:
+    # 120 px/s, the face turned away for 2.5 s (the body walks on at the same speed): the track waits, its
+    # predicted position follows the walk, and the face that comes back there is the same person.
+    frames = walk(150, 120, 360, 100, hidden=range(25, 25 + round(2.5 * FPS)))
+    confirmed, ended = run(FaceTracker(confirm_hits=4), frames)
+    assert len(confirmed) == 1 and ended == confirmed
+
+
+def test_a_face_turned_away_comes_back_with_its_looks() -> None:
+    # Same with appearance cues (in memory only): the face that comes back looks like itself and re-joins;
+    # a different face at that spot after 2.5 s does not (it is another person).
+    look_a, look_b = np.zeros(192, np.float32), np.zeros(192, np.float32)
+    look_a[0], look_b[1] = 1.0, 1.0
+
+    def people(returning: np.ndarray) -> int:
+        tracker = FaceTracker(confirm_hits=4)
+        confirmed = 0
+        for i in range(100):
+            t = i / FPS
+            hidden = 25 <= i < 25 + round(2.5 * FPS)
+            detections = [] if hidden else [face(150 + 120 * t, 360)]
+            looks = [] if hidden else [look_a if i < 25 else returning]
+            confirmed += len(tracker.update(detections, t, FRAME, looks).confirmed)
+        return confirmed
+
+    assert people(look_a) == 1
+    assert people(look_b) == 2
+
+
+def test_two_people_walking_together_are_not_merged_after_a_turn_away() -> None:
+    # A and B walk side by side 1.3 face sizes apart; A turns away for 2.5 s. B's face stays B's track, and A
+    # (back where A was heading) is A's again: two people, each track on its own walker's line.
+    a = walk(150, 120, 360, 100, hidden=range(25, 25 + round(2.5 * FPS)))
+    b = walk(150, 120, 440, 100)
+    tracker = FaceTracker(confirm_hits=4)
+    rows: dict[int, set[int]] = {}
+    for index, detections in enumerate(together(a, b)):
+        events = tracker.update(detections, index / FPS, FRAME)
+        for track in events.visible:
+            rows.setdefault(track.id, set()).add(round(track.detection.box[1] + 30))
+    people = tracker.finish()
+    assert len(people) == 2
+    assert sorted(rows[p.id].pop() for p in people if len(rows[p.id]) == 1) == [360, 440]
+
+
+def test_two_people_crossing_paths_while_one_is_turned_away_stay_two() -> None:
+    # A walks right and turns away for 2 s; B walks left through the spot where A's track is heading, then A
+    # turns back. B must not take A's track (nor A B's): two people, each track on one walker's line only.
+    a = walk(200, 150, 360, 90, hidden=range(20, 50))
+    b = walk(900, -200, 365, 90)
+    tracker = FaceTracker(confirm_hits=4)
+    walkers: dict[int, set[str]] = {}
+    confirmed = 0
+    for index, detections in enumerate(together(a, b)):
+        events = tracker.update(detections, index / FPS, FRAME)
+        confirmed += len(events.confirmed)
+        for track in events.visible:
+            y = (track.detection.box[1] + track.detection.box[3]) / 2
+            walkers.setdefault(track.id, set()).add("a" if y == 360 else "b")
+    people = tracker.finish()
+    assert confirmed == 2 and len(people) == 2
+    assert sorted(w for p in people for w in walkers[p.id]) == ["a", "b"]
+
+
+def test_someone_else_where_a_turned_away_face_was_heading_is_not_merged() -> None:
+    # A (60 px) turns away and does not turn back (walks on out of sight of the camera's face detector);
+    # 2.5 s later a nearer, bigger face (84 px) shows up right where A's track is heading. Long gone, a face
+    # must be about the same size to re-join: this is someone else, a person of their own.
+    tracker = FaceTracker(confirm_hits=4)
+    confirmed = 0
+    for i in range(100):
+        t = i / FPS
+        if i < 25:
+            detections = [face(150 + 120 * t, 360)]
+        elif i < 25 + round(2.5 * FPS):
+            detections = []
+        else:
+            detections = [face(150 + 120 * t, 360, size=84)]
+        confirmed += len(tracker.update(detections, t, FRAME).confirmed)
+    assert confirmed == 2
