@@ -72,10 +72,6 @@ def _rows(keys: list[Any], values: list[tuple[Any, ...]]) -> Rows:
     )
 
 
-def empty_rows() -> Rows:
-    return _rows([], [])
-
-
 def series(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> Rows:
     """Summed released counts of the zones per bucket.
 
