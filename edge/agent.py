@@ -210,7 +210,7 @@ class Agent:
             runtime = CameraRuntime(camera, CameraCapture(camera, metrics=camera_metrics), pipeline)
             self.cameras.append(runtime)
             if metrics is not None:
-                metrics.watch_camera(camera.id, runtime.online, runtime.fps)
+                metrics.watch_camera(camera.id, runtime.online, runtime.fps, configured_fps=camera.fps)
         if metrics is not None:
             metrics.watch_outbox(self.outbox)
             metrics.set_models(models.serving())

@@ -15,6 +15,7 @@ and pays nothing.
                                                             came first: the pipeline is slower than the camera)
                                                             or ``rate_limit`` (above the camera's ``fps`` cap)
 ``footfall_agent_processing_fps{camera}``                   frames processed per second, last 30 s
+``footfall_agent_configured_fps{camera}``                   the camera's configured ``fps`` cap
 ``footfall_agent_stage_duration_seconds{camera,stage}``     histogram; stage ``detect``, ``track``, ``classify``
 ``footfall_agent_faces_detected_total{camera}``             face detections (above the minimum size)
 ``footfall_agent_people_counted_total{camera,zone}``        people counted into the aggregates queued for delivery
@@ -125,6 +126,12 @@ class AgentMetrics:
         self.processing_fps = Gauge(
             f"{PREFIX}_processing_fps", "Frames processed per second over the last 30 s.", camera, registry=registry
         )
+        self.configured_fps = Gauge(
+            f"{PREFIX}_configured_fps",
+            "The camera's configured fps cap (processing_fps well below it: the box is too slow).",
+            camera,
+            registry=registry,
+        )
         self.stage_duration = Histogram(
             f"{PREFIX}_stage_duration_seconds",
             "Time one frame spends in a pipeline stage (detect, track, classify).",
@@ -184,8 +191,17 @@ class AgentMetrics:
             classify=stage.labels(camera=camera_id, stage="classify"),
         )
 
-    def watch_camera(self, camera_id: str, up: Callable[[], bool], fps: Callable[[], float]) -> None:
-        """Camera state and fps, read from the agent when scraped."""
+    def watch_camera(
+        self,
+        camera_id: str,
+        up: Callable[[], bool],
+        fps: Callable[[], float],
+        *,
+        configured_fps: float | None = None,
+    ) -> None:
+        """Camera state and fps, read from the agent when scraped; ``configured_fps`` is the camera's cap."""
+        if configured_fps is not None:
+            self.configured_fps.labels(camera=camera_id).set(configured_fps)
         self.camera_up.labels(camera=camera_id).set_function(lambda: 1.0 if up() else 0.0)
         self.processing_fps.labels(camera=camera_id).set_function(fps)
 

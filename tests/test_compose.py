@@ -111,13 +111,19 @@ def test_compose_file_matches_the_compose_spec_schema(compose: dict) -> None:
     assert not errors, "\n".join(errors)
 
 
-def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+MONITORING = {"prometheus", "grafana"}
+
+
+def _compose_config(*profiles: str) -> dict:
+    """``docker-compose config`` of the file with these profiles on (Debian's docker-compose needs no engine)."""
     binary = shutil.which("docker-compose")
     if binary is None:
         _require("docker-compose is not installed (Debian: apt-get install docker-compose)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+    env.pop("GRAFANA_ADMIN_PASSWORD", None)
+    flags = [arg for profile in profiles for arg in ("--profile", profile)]
     result = subprocess.run(
-        [binary, "--project-directory", str(REPO), "-f", str(COMPOSE_FILE), "config", "-q"],
+        [binary, "--project-directory", str(REPO), "-f", str(COMPOSE_FILE), *flags, "config"],
         capture_output=True,
         text=True,
         env=env,
@@ -125,6 +131,50 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def _active(config: dict, *profiles: str) -> set[str]:
+    """The services ``up`` starts: those with no profile, or one of these (docker-compose 1.29's ``config``
+    lists every service; the Compose Specification's rule decides)."""
+    return {
+        name
+        for name, service in config["services"].items()
+        if not service.get("profiles") or set(service["profiles"]) & set(profiles)
+    }
+
+
+def test_docker_compose_config_accepts_the_default_stack_without_monitoring() -> None:
+    config = _compose_config()
+    assert _active(config) == {"mosquitto", "postgres", "server", "agent"}
+    assert not _active(config) & MONITORING
+
+
+def test_docker_compose_config_accepts_the_monitoring_profile() -> None:
+    config = _compose_config("monitoring")
+    assert _active(config, "monitoring") == {"mosquitto", "postgres", "server", "agent", *MONITORING}
+    for name in MONITORING:
+        service = config["services"][name]
+        assert service["profiles"] == ["monitoring"]
+        for port in service["ports"]:
+            published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port['published']}"
+            assert str(published).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_grafana_has_no_default_admin_password_and_refuses_a_short_one(services: dict) -> None:
+    grafana = services["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "${GRAFANA_ADMIN_PASSWORD:-}"
+    script = grafana["entrypoint"][-1]
+    for password, starts in (("", False), ("admin", False), ("a-long-enough-password", True)):
+        result = subprocess.run(
+            ["sh", "-c", script.replace("$$", "$").replace("exec /run.sh", "exit 0")],
+            env={"GF_SECURITY_ADMIN_PASSWORD": password, "PATH": os.environ.get("PATH", "")},
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        assert (result.returncode == 0) is starts, (password, result.stderr)
 
 
 # --- what a working stack needs ------------------------------------------------------------------------
@@ -476,6 +526,9 @@ def test_every_committed_secret_is_a_marked_demo_one() -> None:
         "MQTT_HEALTHCHECK_PASSWORD",
     }
     for name, value in passwords.items():
+        if name == "GRAFANA_ADMIN_PASSWORD":
+            assert value == "", "Grafana's admin password has no default (grafana refuses to start without one)"
+            continue
         assert value.startswith("demo-"), f"{name} defaults to {value!r}, which is not marked as a demo secret"
     text = COMPOSE_FILE.read_text()
     assert "DEMO CREDENTIALS" in text and "deploy/README.md" in text

@@ -79,7 +79,7 @@ def test_metrics_exposition_parses_with_prometheus_names_and_labels(tmp_path: Pa
     metrics.connected(True)
     metrics.connected(False)
     metrics.connected(True)
-    metrics.watch_camera("cam1", lambda: True, lambda: 12.5)
+    metrics.watch_camera("cam1", lambda: True, lambda: 12.5, configured_fps=15.0)
     outbox = Outbox(tmp_path / "outbox.sqlite", clock=lambda: time.time() - 30)
     add(outbox, "door", 60, 5)
     add(outbox, "door", 120, 6)
@@ -114,6 +114,7 @@ def test_metrics_exposition_parses_with_prometheus_names_and_labels(tmp_path: Pa
     assert value(samples, "mqtt_reconnects_total") == 1
     assert value(samples, "camera_up", camera="cam1") == 1
     assert value(samples, "processing_fps", camera="cam1") == 12.5
+    assert value(samples, "configured_fps", camera="cam1") == 15.0
     assert value(samples, "outbox_depth") == 2
     assert 29 <= (value(samples, "outbox_oldest_unconfirmed_age_seconds") or 0) < 60
     info = {dict(k[1])["model"]: dict(k[1]) for k in samples if k[0] == "footfall_agent_model_info"}
@@ -229,6 +230,7 @@ def test_agent_metrics_match_the_run_and_outbox_depth_follows_the_broker(
     assert value(samples, "receipts_total", result="refused") == 0
     assert (value(samples, "mqtt_reconnects_total") or 0) >= 1
     assert value(samples, "camera_up", camera="cam1") == 0, "end of the video: camera down"
+    assert value(samples, "configured_fps", camera="cam1") == config.cameras[0].fps
     precisions = by_label(samples, "model_info", "precision")
     assert set(precisions) <= {"int8", "fp32"} and len(precisions) >= 1
     receiver.close()
