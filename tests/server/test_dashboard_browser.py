@@ -470,6 +470,57 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
     page.close()
 
 
+def test_a_reload_paints_the_last_figures_at_once_while_a_slow_server_answers(
+    open_page, live_server: LiveServer
+) -> None:
+    """The issue: under load a screenshot caught only the "Loading…" spinner. The overview keeps its last answers
+    for the tab and paints them before the server answers, marked as not yet refreshed."""
+    page = open_page()
+    page.open("/dashboard/", key=live_server.viewer_key)
+    page.wait_ready()
+    p = page.page
+    shown = page.value("#kpi-people .value [data-value]")
+    held: list = []
+    release = threading.Event()
+
+    def hold(route) -> None:  # type: ignore[no-untyped-def]
+        if release.is_set():
+            route.continue_()
+        else:
+            held.append(route)
+
+    # A server too busy to answer: every API request waits until the test lets it through.
+    p.route("**/api/v1/**", hold)
+    p.reload()
+    p.wait_for_selector("body[data-stale='true'] #kpi-people [data-value]", state="attached", timeout=10_000)
+    assert page.value("#kpi-people .value [data-value]") == shown
+    assert "refreshing" in p.locator("#updated").text_content()
+    assert p.locator("body[data-ready='true']").count() == 0, "nothing was answered yet"
+    assert held, "the page asked the server"
+    release.set()
+    for route in held:
+        route.continue_()
+    page.wait_ready()
+    p.unroute("**/api/v1/**")
+    assert p.locator("body[data-stale]").count() == 0
+    assert "Updated" in p.locator("#updated").text_content()
+    # Another key in this tab never sees what the previous one loaded.
+    p.evaluate("sessionStorage.setItem('footfall.apiKey', 'ffk_someone_else_entirely')")
+    release.clear()
+    held.clear()
+    p.route("**/api/v1/**", hold)
+    p.reload()
+    p.wait_for_selector("#page-loading, .state[role=status]", state="attached", timeout=10_000)
+    assert p.locator("body[data-stale='true']").count() == 0
+    assert p.locator("#kpi-people [data-value]").count() == 0
+    release.set()
+    for route in held:
+        route.continue_()
+    p.unroute("**/api/v1/**")
+    p.wait_for_selector("body[data-ready='error']", state="attached", timeout=10_000)
+    page.close(allowed=("status of 401",))  # the made-up key is refused, as it should be
+
+
 def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, live_server: LiveServer) -> None:
     page = open_page()
     first, last, start, end = local_days(MALL_TZ, -13)

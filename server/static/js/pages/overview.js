@@ -1,6 +1,6 @@
 // Overview: every site with today's and the last 7 days' counts, its zones, and the live state of its agents.
 
-import { api } from "../api.js";
+import { api, getKey } from "../api.js";
 import { h } from "../dom.js";
 import {
   addDays, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate, midnightUtc, plural,
@@ -181,29 +181,36 @@ function agentsTable(agents, sites) {
     h("tbody", {}, rows)));
 }
 
-async function load() {
+// The last answers, kept for this browser tab only (sessionStorage): a reload paints them at once, marked as
+// not yet refreshed, instead of a spinner while a busy server answers. They are the same released counts the
+// page showed; nothing else is kept.
+const SNAPSHOT_KEY = "footfall.overview.snapshot.v1";
+
+// Whose answers they were: the key's public prefix (the part `footfall keys list` shows), so another key
+// entered in this tab never sees the figures a previous one loaded.
+const keyPrefix = () => (getKey() || "").slice(0, 10);
+
+function savedSnapshot() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SNAPSHOT_KEY) || "null");
+    const usable = saved && saved.key === keyPrefix() && Array.isArray(saved.sites) && Array.isArray(saved.figures);
+    return usable ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveSnapshot(snapshot) {
+  try {
+    sessionStorage.setItem(SNAPSHOT_KEY, JSON.stringify(snapshot));
+  } catch {
+    // A full or disabled storage only costs the fast first paint.
+  }
+}
+
+function render({ sites, figures, agents, now }, stale) {
   const zonesBox = document.getElementById("zones");
   const agentsBox = document.getElementById("agents");
-  if (firstLoad) {
-    loading(document.getElementById("sites"), "Loading sites…");
-    loading(zonesBox);
-    loading(agentsBox);
-  }
-  const now = Date.now();
-  const [sites, agents] = await Promise.all([api("/sites"), api("/agents")]);
-  if (!sites.length) {
-    document.getElementById("kpis").replaceChildren();
-    empty(document.getElementById("sites"), "No data yet",
-      "Sites and zones appear here as soon as the first camera box reports. Start an agent with ",
-      h("code", {}, "footfall agent --config agent.yaml"), ".");
-    document.getElementById("sites").classList.remove("sites");
-    empty(zonesBox, "No zones yet");
-    if (agents.length) agentsBox.replaceChildren(agentsTable(agents, sites));
-    else empty(agentsBox, "No agents have reported yet");
-    firstLoad = false;
-    return;
-  }
-  const figures = await Promise.all(sites.map((site) => siteFigures(site, now)));
   reveal();
   renderKpis(sites, figures, agents);
   const cards = document.getElementById("sites");
@@ -217,8 +224,43 @@ async function load() {
   else empty(agentsBox, "No agents have reported yet", "An agent shows up here with its first status message.");
   const online = agents.filter((a) => a.online).length;
   document.getElementById("agents-note").textContent = `${online} of ${agents.length} online`;
-  document.getElementById("updated").textContent =
-    `Updated ${new Date(now).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })} · refreshes every 30 s`;
+  const at = new Date(now).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  document.getElementById("updated").textContent = stale
+    ? `Showing figures from ${at} · refreshing…`
+    : `Updated ${at} · refreshes every 30 s`;
+  if (stale) document.body.dataset.stale = "true";
+  else delete document.body.dataset.stale;
+}
+
+async function load() {
+  const zonesBox = document.getElementById("zones");
+  const agentsBox = document.getElementById("agents");
+  const saved = firstLoad ? savedSnapshot() : null;
+  if (saved) render(saved, true);
+  else if (firstLoad) {
+    loading(document.getElementById("sites"), "Loading sites…");
+    loading(zonesBox);
+    loading(agentsBox);
+  }
+  const now = Date.now();
+  const [sites, agents] = await Promise.all([api("/sites"), api("/agents")]);
+  if (!sites.length) {
+    delete document.body.dataset.stale;
+    document.getElementById("kpis").replaceChildren();
+    empty(document.getElementById("sites"), "No data yet",
+      "Sites and zones appear here as soon as the first camera box reports. Start an agent with ",
+      h("code", {}, "footfall agent --config agent.yaml"), ".");
+    document.getElementById("sites").classList.remove("sites");
+    empty(zonesBox, "No zones yet");
+    if (agents.length) agentsBox.replaceChildren(agentsTable(agents, sites));
+    else empty(agentsBox, "No agents have reported yet");
+    firstLoad = false;
+    return;
+  }
+  const figures = await Promise.all(sites.map((site) => siteFigures(site, now)));
+  const snapshot = { key: keyPrefix(), sites, figures, agents, now };
+  render(snapshot, false);
+  saveSnapshot(snapshot);
   firstLoad = false;
 }
 
