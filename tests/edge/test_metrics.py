@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from footfall.broker import free_port
 from tests.edge.conftest import agent_yaml, make_walkby_clip
 from tests.edge.test_outbox import Receiver, add
+from tests.waiting import eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -46,15 +46,6 @@ def scrape(port: int) -> Samples | None:
             return parse(response.read().decode())
     except OSError:
         return None
-
-
-def poll(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_metrics_exposition_parses_with_prometheus_names_and_labels(tmp_path: Path) -> None:
@@ -183,7 +174,9 @@ def test_agent_metrics_match_the_run_and_outbox_depth_follows_the_broker(
     thread = threading.Thread(target=lambda: result.append(agent.run(drain_seconds=40)), daemon=True)
     thread.start()
     try:
-        assert poll(lambda: value(scrape(port) or {}, "mqtt_connected") == 1, 30), "agent connected, metrics served"
+        assert eventually(lambda: value(scrape(port) or {}, "mqtt_connected") == 1, 30), (
+            "agent connected, metrics served"
+        )
         mosquitto.stop()  # the broker goes away while the agent counts
         down: dict[str, float] = {}
 
@@ -196,10 +189,12 @@ def test_agent_metrics_match_the_run_and_outbox_depth_follows_the_broker(
             )
             return down["depth"] >= 2 and down["connected"] == 0
 
-        assert poll(piled_up, 60), f"outbox depth must rise while the broker is down: {down}"
+        assert eventually(piled_up, 60), f"outbox depth must rise while the broker is down: {down}"
         assert thread.is_alive(), "the agent keeps running without its broker"
         mosquitto.start()
-        drained_over_http = poll(lambda: not thread.is_alive() or value(scrape(port) or {}, "outbox_depth") == 0, 60)
+        drained_over_http = eventually(
+            lambda: not thread.is_alive() or value(scrape(port) or {}, "outbox_depth") == 0, 60
+        )
         assert drained_over_http
         thread.join(timeout=60)
     finally:

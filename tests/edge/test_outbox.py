@@ -16,6 +16,8 @@ from footfall.edge.delivery import MqttPublisher
 from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox, ResendPolicy
 
+from tests.waiting import eventually
+
 TOPIC = "footfall/v1/lab/box-test/aggregates"
 CAM1 = CameraMessages(agent_id="box-test", site_id="lab", camera_id="cam1", bucket_seconds=60)
 
@@ -175,12 +177,7 @@ class Receiver:
             return totals
 
     def wait_for(self, predicate, timeout: float = 20.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.05)
-        return predicate()
+        return eventually(predicate, timeout)
 
     def close(self) -> None:
         self.client.loop_stop()

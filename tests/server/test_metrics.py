@@ -3,8 +3,7 @@ what the run did; the endpoint needs a metrics or admin key; route labels are te
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,6 +13,7 @@ from footfall.server.auth import create_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.server.conftest import BASE, Server, aggregate, make_server, minutes
+from tests.waiting import wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -101,15 +101,6 @@ def test_metrics_need_a_metrics_or_admin_key(metrics_server: Server) -> None:
     assert client.get("/metrics", headers=metrics_server.headers("metrics")).status_code == 200
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.mark.broker
 def test_mqtt_ingest_is_counted_by_path(mosquitto, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     import paho.mqtt.client as mqtt
@@ -135,7 +126,7 @@ def test_mqtt_ingest_is_counted_by_path(mosquitto, sqlite_url: str) -> None:  # 
                 duplicate = value(samples, "footfall_server_messages_ingested_total", path="mqtt", result="duplicate")
                 return stored == 5 and duplicate == 1
 
-            _wait(counted)
+            wait_until(counted)
             samples = scrape(server, "admin")
             assert value(samples, "footfall_server_mqtt_connected") == 1
             assert value(samples, "footfall_server_messages_ingested_total", path="http", result="stored") == 0

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from footfall.broker import MosquittoBroker
 from tests.server.conftest import BASE, aggregate, encoded, make_storing_fail, minutes
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
 TOPIC = "footfall/v1/mall/agent-1/aggregates"
@@ -50,15 +51,6 @@ def publisher(mosquitto: MosquittoBroker) -> Iterator[Callable[..., None]]:
     client.loop_stop()
 
 
-def _wait(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def _people(db: Database) -> int:
     with db.read() as session:
         return int(session.scalar(select(func.coalesce(func.sum(HourlyRollup.people), 0))))
@@ -79,13 +71,13 @@ def test_duplicates_replays_and_out_of_order_updates_count_once(
         messages = [aggregate(start=BASE + minutes(i), seq=10 + i, female=6, male=4) for i in range(20)]
         for message in messages:
             publisher(message)
-        _wait(lambda: _count(db, Bucket) == 20)
+        wait_until(lambda: _count(db, Bucket) == 20)
         for message in messages + messages[:10]:  # replay after a reconnect, twice for some
             publisher(message)
         publisher(aggregate(start=BASE, seq=5, female=50, male=50))  # an older version of bucket 0
         publisher(aggregate(start=BASE + minutes(1), seq=99, female=7, male=4))  # a newer version of bucket 1
-        _wait(lambda: ingestor.counters.snapshot()["duplicates"] == 31)
-        _wait(lambda: _people(db) == 20 * 10 + 1)
+        wait_until(lambda: ingestor.counters.snapshot()["duplicates"] == 31)
+        wait_until(lambda: _people(db) == 20 * 10 + 1)
         with db.read() as session:
             assert raw_vs_hourly(session) == []
     finally:
@@ -103,7 +95,7 @@ def test_malformed_messages_are_dead_lettered_and_the_consumer_lives_on(
         publisher(aggregate(agent="someone-else", female=5), topic=TOPIC)  # topic names agent-1
         publisher(aggregate(female=5, male=5), topic="footfall/v1/mall/agent-1/status")
         publisher(aggregate(female=5, male=5))
-        _wait(lambda: _count(db, DeadLetter) == 4 and _people(db) == 10)
+        wait_until(lambda: _count(db, DeadLetter) == 4 and _people(db) == 10)
         with db.read() as session:
             reasons = [d.reason for d in session.scalars(select(DeadLetter).order_by(DeadLetter.id))]
             topics = {d.topic for d in session.scalars(select(DeadLetter))}
@@ -123,7 +115,7 @@ def test_messages_published_while_the_server_is_down_arrive_after_restart(
     first = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
     assert first.wait_connected()
     publisher(aggregate(female=5, male=5))
-    _wait(lambda: _people(db) == 10)
+    wait_until(lambda: _people(db) == 10)
     first.stop()
     for i in range(1, 40):
         publisher(aggregate(start=BASE + minutes(i), female=5, male=5))
@@ -131,7 +123,7 @@ def test_messages_published_while_the_server_is_down_arrive_after_restart(
     mosquitto.start()
     second = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
     try:
-        _wait(lambda: _people(db) == 400)
+        wait_until(lambda: _people(db) == 400)
     finally:
         second.stop()
 
@@ -150,7 +142,7 @@ def test_two_replicas_split_a_shared_subscription_without_double_counting(
         time.sleep(0.3)  # both subscriptions in place
         for i in range(200):
             publisher(aggregate(start=BASE + minutes(i), seq=i, female=3, male=3))
-        _wait(lambda: _people(db) == 1200)
+        wait_until(lambda: _people(db) == 1200)
         stored = a.counters.snapshot()["accepted"], b.counters.snapshot()["accepted"]
         assert sum(stored) == 200 and min(stored) > 0, stored  # each replica took a share
     finally:
@@ -178,7 +170,7 @@ def test_retained_status_updates_agent_status(
                 agent = session.get(Agent, "agent-1")
                 return agent.fps if agent else None
 
-        _wait(lambda: agent_fps() == 9.5)
+        wait_until(lambda: agent_fps() == 9.5)
     finally:
         consumer.stop()
 
@@ -197,7 +189,7 @@ def test_an_empty_group_subscribes_without_sharing(
         assert consumer.wait_connected()
         time.sleep(0.2)
         publisher(aggregate(female=5, male=5))
-        _wait(lambda: _people(db) == 10)
+        wait_until(lambda: _people(db) == 10)
     finally:
         consumer.stop()
 
@@ -257,8 +249,8 @@ def test_one_poison_message_cannot_stop_ingest_for_other_agents_before_or_after_
                 publisher(aggregate(zone="cursed", seq=50 + attempt, female=3))
                 publisher(aggregate(agent="agent-2", seq=10 + attempt, start=BASE + minutes(attempt), female=4),
                           topic="footfall/v1/mall/agent-2/aggregates")  # fmt: skip
-                _wait(lambda a=attempt: 10 + a in receipts.stored("agent-2"), timeout=20)
-                _wait(lambda a=attempt: 50 + a in receipts.refused("agent-1"), timeout=20)
+                wait_until(lambda a=attempt: 10 + a in receipts.stored("agent-2"), timeout=20)
+                wait_until(lambda a=attempt: 50 + a in receipts.refused("agent-1"), timeout=20)
                 assert consumer.stalled_seconds() == 0.0
             finally:
                 consumer.stop()
@@ -292,7 +284,7 @@ def test_health_says_when_ingest_has_stalled(
             assert consumer.wait_connected()
             assert client.get("/healthz").status_code == 200
             publisher(aggregate(female=5))
-            _wait(lambda: client.get("/healthz").status_code == 503)
+            wait_until(lambda: client.get("/healthz").status_code == 503)
             body = client.get("/healthz").json()
             assert body["status"] == "stalled" and body["ingest_stalled_seconds"] >= 0.5
     finally:
@@ -329,7 +321,7 @@ def test_only_an_unreachable_database_is_retried_and_a_bug_never_retries_its_bat
         publisher(aggregate(zone="buggy", seq=1, female=9))
         publisher(aggregate(zone="flaky", seq=2, female=6))
         publisher(aggregate(zone="entrance", seq=3, female=5))
-        _wait(lambda: {2, 3} <= receipts.stored("agent-1"), timeout=20)
+        wait_until(lambda: {2, 3} <= receipts.stored("agent-1"), timeout=20)
         assert calls["flaky"] == 2  # retried with back-off until the database answered
         given_up = calls["buggy"]
         time.sleep(1.0)
