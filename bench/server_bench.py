@@ -11,7 +11,7 @@ the rollups at full size (200 zones × 8,760 hours = 1.75 M hourly rows, with wh
 73,000 daily rows, 1.78 M running slot totals) exactly as ingest would leave them, and measures ingest
 separately on raw minute buckets. The CSV export of a year of hourly rows for 24 zones (210,240 rows) is
 measured against a real server process: its memory while it streams, and how fast it answers other requests
-meanwhile.
+meanwhile, and a time-zone change of the whole site: its length and its longest transaction.
 """
 
 from __future__ import annotations
@@ -371,6 +371,39 @@ def bench_export(url: str, label: str, days: int, zones: int = 24) -> dict[str, 
     return {"rows": lines - 1, "seconds": elapsed, "idle_mib": idle, "peak_mib": peak, "meanwhile_p95_ms": p95}
 
 
+def bench_refile(url: str, label: str) -> dict[str, float]:
+    """A time-zone change of the whole dataset's site: how long it takes, and the longest transaction of it,
+    which is the longest an ingest batch of that site can wait (the site is re-filed one zone at a time)."""
+    from footfall.server.rollups import refile
+
+    db = Database(url)
+    zone_transactions: list[float] = []
+    one_zone = refile.refile_zone
+
+    def timed(*args: object, **kwargs: object) -> int:
+        began = time.perf_counter()
+        cells = one_zone(*args, **kwargs)
+        zone_transactions.append(time.perf_counter() - began)
+        return cells
+
+    refile.refile_zone = timed
+    try:
+        with db.write() as session:
+            refile.start_refile(session, "mall", "Europe/Berlin")
+        started = time.perf_counter()
+        cells = refile.refile_site(db, "mall", "Europe/Berlin")
+        elapsed = time.perf_counter() - started
+    finally:
+        refile.refile_zone = one_zone
+        db.dispose()
+    longest = max(zone_transactions) * 1000
+    print(
+        f"refile   {label:10s} time zone changed: {cells:,} hourly cells of {len(zone_transactions)} zones re-filed "
+        f"in {elapsed:.1f} s; longest transaction (the longest ingest waits) {longest:.0f} ms"
+    )
+    return {"seconds": elapsed, "longest_ms": longest}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Smaller sizes for a fast check.")
@@ -408,10 +441,12 @@ def main() -> None:
         build_year(pg_url, ZONES, days)
         bench_queries(pg_url, "PostgreSQL", repeats, days)
         bench_export(pg_url, "PostgreSQL", days)
+        bench_refile(pg_url, "PostgreSQL")
         if not args.skip_sqlite:
             build_year(f"sqlite:///{workdir / 'query.db'}", ZONES, days)
             bench_queries(f"sqlite:///{workdir / 'query.db'}", "SQLite", repeats, days)
             bench_export(f"sqlite:///{workdir / 'query.db'}", "SQLite", days)
+            bench_refile(f"sqlite:///{workdir / 'query.db'}", "SQLite")
     finally:
         if postgres:
             postgres.stop()

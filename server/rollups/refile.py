@@ -38,11 +38,18 @@ def refile_site(db: Database, site_id: str, tz: str) -> int:
     not for the whole site. Aggregates stored meanwhile already use the new zone, and a zone's re-filing
     recomputes everything from its hourly cells, so those are counted once either way. Returns the hourly
     cells re-filed."""
+    h = HourlyRollup.__table__
     with db.read() as session:
         zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id).order_by(Zone.id)))
+        low, high = session.execute(
+            select(func.min(h.c.hour_start), func.max(h.c.hour_start)).where(h.c.zone_pk.in_(zone_pks))
+        ).one()
+    # The time zone's offsets over the site's stored hours, worked out once for all its zones. Hours stored
+    # meanwhile are filed under the new zone by ingest already.
+    stretches = _offset_stretches(int(low), int(high) + HOUR, tz) if low is not None else []
     cells = 0
     for zone_pk in zone_pks:
-        cells += refile_zone(db, zone_pk, tz)
+        cells += refile_zone(db, zone_pk, tz, stretches)
     with db.write() as session:
         if pending_refiles(session).get(site_id) == tz:  # not if a newer change started meanwhile
             session.execute(delete(Meta).where(Meta.key == REFILE_PREFIX + site_id))
@@ -58,15 +65,14 @@ def finish_refiles(db: Database) -> list[str]:
     return sorted(pending)
 
 
-def refile_zone(db: Database, zone_pk: int, tz: str) -> int:
+def refile_zone(db: Database, zone_pk: int, tz: str, stretches: list[tuple[int, int, int]]) -> int:
     """One zone's part of :func:`refile_site`, in its own transaction: hours of week in SQL, one UPDATE per
-    stretch of constant UTC offset (a few a year), then the zone's daily sums and slot running totals."""
+    stretch of constant UTC offset (``stretches``, a few a year), then the zone's daily sums and slot running
+    totals."""
     h = HourlyRollup.__table__
     with db.write() as session:
-        low, high, count = session.execute(
-            select(func.min(h.c.hour_start), func.max(h.c.hour_start), func.count()).where(h.c.zone_pk == zone_pk)
-        ).one()
-        for start, stop, offset in _offset_stretches(int(low or 0), int(high or 0) + HOUR, tz) if count else ():
+        count = session.scalar(select(func.count()).where(h.c.zone_pk == zone_pk)) or 0
+        for start, stop, offset in stretches:
             session.execute(
                 update(h)
                 .where(h.c.zone_pk == zone_pk, h.c.hour_start >= start, h.c.hour_start < stop)
