@@ -87,8 +87,26 @@ class DwellStats(_Strict):
     mean_seconds: float = Field(ge=0, le=MAX_DWELL_SECONDS, allow_inf_nan=False)
 
 
+# What an aggregate's people are (minor revision; absent means "passes", all that older agents send):
+# - "passes": people counted into a zone, or across a counting line in its counted direction; one person
+#   passes through several zones and lines, so passes of different zones must never be added up;
+# - "camera": distinct people the camera saw in the bucket, each once whatever zones and lines they touched
+#   (zone_id is the camera's id);
+# - "in" / "out": people crossing an entrance line inwards / outwards (zone_id is "<line>.in" / "<line>.out").
+Measure = Literal["passes", "camera", "in", "out"]
+MEASURES: Final[tuple[str, ...]] = ("passes", "camera", "in", "out")
+
+# A site's demographics mode, set by the operator on the server and sent to the site's agents:
+# - "full": people are counted and classified (gender, plus age once it exists);
+# - "counts-only": people are counted; no classifier is loaded or run, and aggregates carry no gender;
+# - "off": the agent reads no camera and counts nothing.
+DemographicsMode = Literal["full", "counts-only", "off"]
+DEMOGRAPHICS_MODES: Final[tuple[str, ...]] = ("full", "counts-only", "off")
+
+
 class AggregateMessage(_Strict):
-    """Counts for one zone of one camera over one time bucket."""
+    """Counts for one zone (or line, camera, entrance direction: see ``measure``) of one camera over one time
+    bucket."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["aggregate"] = "aggregate"
@@ -100,8 +118,13 @@ class AggregateMessage(_Strict):
     bucket_seconds: int = Field(ge=10, le=86_400, description="Bucket length; divides a day.")
     seq: Seq = Field(description="Per-agent sequence; a higher seq supersedes a lower one.")
     people: Count = Field(description="Unique people counted into the zone in this bucket.")
-    gender: GenderCounts
+    gender: GenderCounts | None = Field(
+        description="People by the classifier's decision; null when the agent ran no classifier (a site in "
+        "'counts-only' mode): then none of them was classified."
+    )
     dwell: DwellStats | None = None
+    # Minor revision (optional fields): what the people are, see Measure.
+    measure: Measure = "passes"
 
     @field_validator("bucket_start")
     @classmethod
@@ -114,9 +137,21 @@ class AggregateMessage(_Strict):
             raise ValueError(f"bucket_seconds={self.bucket_seconds} does not divide a day (86400 s)")
         if int(self.bucket_start.timestamp()) % self.bucket_seconds or self.bucket_start.microsecond:
             raise ValueError(f"bucket_start {self.bucket_start.isoformat()} is not aligned to {self.bucket_seconds} s")
-        if self.gender.total != self.people:
+        if self.gender is not None and self.gender.total != self.people:
             raise ValueError(f"gender counts add up to {self.gender.total} but people is {self.people}")
+        if self.measure == "camera" and self.zone_id != self.camera_id:
+            raise ValueError(f"a 'camera' aggregate's zone_id must be its camera_id {self.camera_id!r}")
+        if self.measure in ("in", "out") and not self.zone_id.endswith(f".{self.measure}"):
+            raise ValueError(f"an {self.measure!r} aggregate's zone_id must end in '.{self.measure}'")
+        if self.measure != "passes" and self.dwell is not None:
+            raise ValueError(f"dwell belongs to zones; a {self.measure!r} aggregate carries none")
         return self
+
+    @property
+    def gender_counts(self) -> GenderCounts:
+        """The gender counts, with everyone of an unclassified aggregate (``gender`` null) as unknown: no
+        decision was made for them, which is what unknown means."""
+        return self.gender if self.gender is not None else GenderCounts(unknown=self.people)
 
     @property
     def key(self) -> tuple[str, str, str, datetime]:
@@ -182,6 +217,8 @@ class AgentStatus(_Strict):
     # Minor revision (optional fields): the models served and the CPU they run on.
     models: list[ModelServing] = Field(default_factory=list, max_length=MAX_STATUS_MODELS)
     cpu: CpuInfo | None = None
+    # Minor revision: the demographics mode the agent applies now (see DemographicsMode).
+    demographics: DemographicsMode | None = None
 
 
 MAX_RECEIPT_SEQS = 1000
@@ -217,12 +254,23 @@ class ServerOnline(_Strict):
     sent_at: AwareDatetime
 
 
+class SiteSettings(_Strict):
+    """Server → a site's agents, retained on the site's settings topic (and in each HTTP ingest response): the
+    operator's choices the agents must apply. A retained message reaches an agent that connects later."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["site-settings"] = "site-settings"
+    site_id: Identifier
+    demographics: DemographicsMode = "full"
+    sent_at: AwareDatetime
+
+
 WireMessage = Annotated[AggregateMessage | AgentStatus, Field(discriminator="kind")]
 _wire_adapter: TypeAdapter[AggregateMessage | AgentStatus] = TypeAdapter(WireMessage)
-ServerMessage = Annotated[Receipt | ServerOnline, Field(discriminator="kind")]
-_server_adapter: TypeAdapter[Receipt | ServerOnline] = TypeAdapter(ServerMessage)
-_any_adapter: TypeAdapter[AggregateMessage | AgentStatus | Receipt | ServerOnline] = TypeAdapter(
-    Annotated[AggregateMessage | AgentStatus | Receipt | ServerOnline, Field(discriminator="kind")]
+ServerMessage = Annotated[Receipt | ServerOnline | SiteSettings, Field(discriminator="kind")]
+_server_adapter: TypeAdapter[Receipt | ServerOnline | SiteSettings] = TypeAdapter(ServerMessage)
+_any_adapter: TypeAdapter[AggregateMessage | AgentStatus | Receipt | ServerOnline | SiteSettings] = TypeAdapter(
+    Annotated[AggregateMessage | AgentStatus | Receipt | ServerOnline | SiteSettings, Field(discriminator="kind")]
 )
 
 
@@ -267,12 +315,12 @@ def parse_message(payload: bytes | bytearray | str) -> AggregateMessage | AgentS
     return _parse(payload, _wire_adapter, "'aggregate' or 'status'")
 
 
-def parse_server_message(payload: bytes | bytearray | str) -> Receipt | ServerOnline:
+def parse_server_message(payload: bytes | bytearray | str) -> Receipt | ServerOnline | SiteSettings:
     """Parses one server → agent message; raises :class:`WireError` naming the offending field(s)."""
-    return _parse(payload, _server_adapter, "'receipt' or 'server-online'")
+    return _parse(payload, _server_adapter, "'receipt', 'server-online' or 'site-settings'")
 
 
-def encode(message: AggregateMessage | AgentStatus | Receipt | ServerOnline) -> bytes:
+def encode(message: AggregateMessage | AgentStatus | Receipt | ServerOnline | SiteSettings) -> bytes:
     return message.model_dump_json().encode()
 
 
@@ -286,6 +334,11 @@ def status_topic(site_id: str, agent_id: str, prefix: str = DEFAULT_TOPIC_PREFIX
 
 def receipt_topic(site_id: str, agent_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
     return f"{prefix}/{site_id}/{agent_id}/receipts"
+
+
+def site_settings_topic(site_id: str, prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
+    """Retained; two levels below the prefix, so outside the servers' own filters."""
+    return f"{prefix}/{site_id}/settings"
 
 
 def server_online_topic(prefix: str = DEFAULT_TOPIC_PREFIX) -> str:

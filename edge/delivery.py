@@ -23,6 +23,7 @@ from footfall.core.logs import log_event
 from footfall.core.wire import (
     AgentStatus,
     Receipt,
+    SiteSettings,
     WireError,
     encode,
     parse_server_message,
@@ -228,6 +229,8 @@ class MqttPublisher:
             return
         if isinstance(parsed, Receipt):
             self._on_receipt(parsed)
+        elif isinstance(parsed, SiteSettings):
+            pass  # TODO(#18): the agent applies the site's demographics mode (not subscribed to yet)
         else:
             log_event(
                 logger,

@@ -70,9 +70,9 @@ def zone_summary(messages: list[AggregateMessage]) -> dict[str, dict[str, Any]]:
             {"people": 0, "female": 0, "male": 0, "unknown": 0, "_dwell_n": 0, "_dwell_sum": 0.0},
         )
         zone["people"] += message.people
-        zone["female"] += message.gender.female
-        zone["male"] += message.gender.male
-        zone["unknown"] += message.gender.unknown
+        zone["female"] += message.gender_counts.female
+        zone["male"] += message.gender_counts.male
+        zone["unknown"] += message.gender_counts.unknown
         if message.dwell:
             zone["_dwell_n"] += message.dwell.samples
             zone["_dwell_sum"] += message.dwell.samples * message.dwell.mean_seconds

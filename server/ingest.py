@@ -404,9 +404,9 @@ def _row(message: AggregateMessage) -> dict[str, float]:
         "seq": message.seq,
         "bucket_seconds": message.bucket_seconds,
         "people": message.people,
-        "female": message.gender.female,
-        "male": message.gender.male,
-        "unknown": message.gender.unknown,
+        "female": message.gender_counts.female,
+        "male": message.gender_counts.male,
+        "unknown": message.gender_counts.unknown,
         "dwell_samples": dwell.samples if dwell else 0,
         "dwell_seconds": dwell.samples * dwell.mean_seconds if dwell else 0.0,
     }

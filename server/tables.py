@@ -40,6 +40,11 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Operator controls (admin API). demographics: footfall.core.wire.DemographicsMode, sent to the agents.
+    demographics: Mapped[str] = mapped_column(String(16), default="full", server_default="full")
+    k: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the server's k
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the server's retention
+    closing_time: Mapped[str | None] = mapped_column(String(5), nullable=True)  # local "HH:MM"; None: midnight
 
 
 class Zone(Base):
@@ -53,6 +58,9 @@ class Zone(Base):
     floor: Mapped[str | None] = mapped_column(String(64), nullable=True)
     kind: Mapped[str] = mapped_column(String(32), default="unknown")
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # What its people are (footfall.core.wire.Measure), from the aggregates: zone passes, a camera's distinct
+    # visitors, entrance in or out. Only "passes" zones are zones to an operator; never add up different ones.
+    measure: Mapped[str] = mapped_column(String(16), default="passes", server_default="passes")
 
 
 class Agent(Base):

@@ -11,11 +11,13 @@ from footfall.core.wire import (
     AgentStatus,
     AggregateMessage,
     GenderCounts,
+    SiteSettings,
     WireError,
     encode,
     json_schema,
     json_schema_text,
     parse_message,
+    parse_server_message,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -184,3 +186,51 @@ def test_a_status_cannot_carry_an_unbounded_camera_list() -> None:
     }
     with pytest.raises(WireError, match="cameras: List should have at most 64 items"):
         parse_message(json.dumps(status))
+
+
+def test_an_aggregate_of_an_older_agent_counts_passes() -> None:
+    parsed = parse_message(json.dumps(aggregate()))
+    assert isinstance(parsed, AggregateMessage)
+    assert parsed.measure == "passes"
+
+
+def test_an_unclassified_aggregate_carries_null_gender_and_counts_everyone_as_undecided() -> None:
+    parsed = parse_message(json.dumps(aggregate(gender=None)))
+    assert isinstance(parsed, AggregateMessage)
+    assert parsed.gender is None
+    assert parsed.gender_counts == GenderCounts(unknown=5)
+    with pytest.raises(WireError, match="gender"):
+        parse_message(json.dumps({k: v for k, v in aggregate().items() if k != "gender"}))  # null, not absent
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"measure": "camera", "dwell": None}, "camera_id"),
+        ({"measure": "in", "zone_id": "door", "dwell": None}, ".in"),
+        ({"measure": "out", "zone_id": "door.in", "dwell": None}, ".out"),
+        ({"measure": "in", "zone_id": "door.in"}, "dwell"),
+        ({"measure": "visitors"}, "measure"),
+    ],
+)
+def test_measures_name_their_zone_as_the_schema_says(overrides: dict, named: str) -> None:
+    with pytest.raises(WireError, match=named.replace(".", r"\.")):
+        parse_message(json.dumps(aggregate(**overrides)))
+
+
+def test_camera_and_entrance_aggregates_are_accepted() -> None:
+    for overrides in (
+        {"measure": "camera", "zone_id": "cam-1", "dwell": None},
+        {"measure": "in", "zone_id": "door.in", "dwell": None},
+        {"measure": "out", "zone_id": "door.out", "dwell": None, "gender": None},
+    ):
+        parsed = parse_message(json.dumps(aggregate(**overrides)))
+        assert isinstance(parsed, AggregateMessage)
+        assert parsed.measure == overrides["measure"]
+
+
+def test_site_settings_round_trip_and_refuse_an_unknown_mode() -> None:
+    settings = SiteSettings(site_id="mall-a", demographics="counts-only", sent_at=datetime(2026, 11, 30, tzinfo=UTC))
+    assert parse_server_message(encode(settings)) == settings
+    with pytest.raises(WireError, match="demographics"):
+        parse_server_message(settings.model_dump_json().replace("counts-only", "faces"))
