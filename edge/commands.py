@@ -168,7 +168,9 @@ def register(app: typer.Typer) -> None:
         """Count people in a video file with the agent's pipeline, as fast as possible, without a broker.
 
         Progress goes to stderr; the last line of stdout is one JSON object.
-        It holds people, female, male, unknown, frames, fps and a per-zone breakdown.
+        It holds people (the camera's distinct visitors, each once) with their gender split, frames, fps,
+        entrances (people in and out per entrance line) and zones (passes per zone and line: one person
+        passes through several, so they never add up to people).
         Nothing is written but --out.
 
         Example: footfall process clip.mp4

@@ -28,14 +28,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-from footfall.core.wire import DEFAULT_TOPIC_PREFIX, Identifier
+from footfall.core.wire import DEFAULT_TOPIC_PREFIX, Identifier, Measure
 from footfall.core.yamlerrors import describe_yaml_error
-from footfall.edge.zones import DIRECTIONS, segments_cross
+from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 WHOLE_FRAME = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 WHOLE_FRAME_ZONE_ID = "frame"
+ENTRANCE_ID_MAX = 60  # ids are at most 64 characters, and an entrance's "<id>.out" must be one
 
 
 class ConfigError(ValueError):
@@ -75,11 +76,18 @@ class LineConfig(_Model):
 
     ``direction`` is the way people walk when they count, as seen in the image: ``right`` on a vertical line
     counts people crossing it from left to right; ``any`` counts a crossing either way.
+
+    An ``entrance`` line counts both ways instead: people crossing in ``direction`` (the way in) as
+    ``<id>.in``, people crossing back as ``<id>.out``; a site's visitors and occupancy come from these.
     """
 
     id: Identifier
     points: tuple[Point, Point]
     direction: Literal["any", "left", "right", "up", "down"] = "any"
+    entrance: bool = Field(
+        default=False,
+        description="A door or mall entrance: count people going in (direction) and out (the other way).",
+    )
 
     @model_validator(mode="after")
     def _usable(self) -> LineConfig:
@@ -87,6 +95,10 @@ class LineConfig(_Model):
         length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5
         if length < 0.01:
             raise ValueError("line points are (almost) the same point")
+        if self.entrance and self.direction == "any":
+            raise ValueError("an entrance line needs the way in as its direction (left, right, up or down), not 'any'")
+        if self.entrance and len(self.id) > ENTRANCE_ID_MAX:
+            raise ValueError(f"an entrance line's id has at most {ENTRANCE_ID_MAX} characters (it gains '.out')")
         if self.direction != "any":
             dx, dy = DIRECTIONS[self.direction]
             normal = (-(y2 - y1) / length, (x2 - x1) / length)
@@ -129,7 +141,37 @@ class CameraConfig(_Model):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"zone and line ids must be unique per camera; repeated: {', '.join(duplicates)}")
+        # Each count of a camera is sent under its own id (see measures()), so no two may share one.
+        zone_ids = [z.id for z in self.counting_zones()]
+        if self.id in zone_ids + [line.id for line in self.lines]:
+            raise ValueError(
+                f"zone or line id {self.id!r} is the camera's own id, under which its visitors are counted; "
+                "rename one of them"
+            )
+        taken = set(zone_ids) | {line.id for line in self.lines}
+        for line in self.lines:
+            if line.entrance:
+                clashes = sorted(set(entrance_ids(line.id)) & taken)
+                if clashes:
+                    raise ValueError(
+                        f"entrance line {line.id!r} counts under {' and '.join(entrance_ids(line.id))}, but "
+                        f"{', '.join(clashes)} is already a zone or line id; rename one of them"
+                    )
+                taken.update(entrance_ids(line.id))
         return self
+
+    def measures(self) -> dict[str, Measure]:
+        """What each of this camera's aggregate ids counts (core.wire Measure): a zone's or a counting line's
+        passes, an entrance line's people in and out, and, under the camera's own id, its distinct visitors."""
+        measures: dict[str, Measure] = {zone.id: "passes" for zone in self.counting_zones()}
+        for line in self.lines:
+            if line.entrance:
+                way_in, way_out = entrance_ids(line.id)
+                measures[way_in], measures[way_out] = "in", "out"
+            else:
+                measures[line.id] = "passes"
+        measures[self.id] = "camera"
+        return measures
 
     @property
     def is_file(self) -> bool:

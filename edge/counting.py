@@ -1,9 +1,10 @@
 """From face tracks to counted people: zone entries, line crossings, dwell time and a gender per person.
 
-A track becomes a person once it is confirmed; the person is then counted once in every zone its face
-centre has been in (and once more in each zone it enters later) and once for each line it crossed in the
-counted direction. Gender is decided from a few of the person's best crops, averaged, and the buckets
-the person was counted in are updated when that decision changes.
+A track becomes a person once it is confirmed; the person is then counted once as one of the camera's
+visitors (in the bucket of confirmation), once in every zone its face centre has been in (and once more in
+each zone it enters later), once for each line it crossed in the counted direction, and once in and once
+out at most for each entrance line (edge/entrances.py). Gender is decided from a few of the person's best
+crops, averaged, and the buckets the person was counted in are updated when that decision changes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 from footfall.core.classifier import UNKNOWN, GenderClassifier
 from footfall.core.detector import Detection
 from footfall.edge.aggregation import ZoneAggregator
+from footfall.edge.entrances import EntranceCrossings
 from footfall.edge.tracking import Track
-from footfall.edge.zones import SceneGeometry
+from footfall.edge.zones import CountingLine, SceneGeometry, entrance_ids
 
 # Told when a person's track ends: track id, final label, probabilities averaged over the track (if any).
 PersonFinished = Callable[[int, str, np.ndarray | None], None]
@@ -52,6 +54,7 @@ class Person:
     label: str = UNKNOWN
     visits: dict[str, ZoneVisit] = field(default_factory=dict)
     lines: set[str] = field(default_factory=set)
+    entrances: dict[str, EntranceCrossings] = field(default_factory=dict)
 
     def wants_sample(self, quality: float, t: float, limit: int, spacing: float = 0.2) -> bool:
         if self.classifications >= 2 * limit or t - self.last_sample_at < spacing:
@@ -105,8 +108,10 @@ class PersonCounter:
         ended: list[Track],
     ) -> None:
         for track in confirmed:
-            self.people[track.id] = Person(track.id, t)
+            person = self.people[track.id] = Person(track.id, t)
             self.totals["people"] += 1
+            if self.geometry.camera_id is not None:  # once per camera, whatever zones and lines it touches
+                self.aggregator.count_person(person.id, self.geometry.camera_id, t, person.label)
         active = [tr for tr in visible if tr.id in self.people]
         self._classify(frame_bgr, t, active)
         for track in confirmed:
@@ -155,6 +160,9 @@ class PersonCounter:
                     else:
                         visit.last_in = max(visit.last_in, pt_time)
         for line in self.geometry.lines:
+            if line.entrance:
+                self._count_entrance(person, line, path if whole_path else path[-1:], track.size, t)
+                continue
             if line.id in person.lines:
                 continue
             for (_, x0, y0), (_, x1, y1) in itertools.pairwise(path):
@@ -162,6 +170,16 @@ class PersonCounter:
                     person.lines.add(line.id)
                     self.aggregator.count_person(person.id, line.id, t, person.label)
                     break
+
+    def _count_entrance(
+        self, person: Person, line: CountingLine, path: list[tuple[float, float, float]], face_size: float, t: float
+    ) -> None:
+        crossings = person.entrances.setdefault(line.id, EntranceCrossings())
+        way_in, way_out = entrance_ids(line.id)
+        for _, x, y in path:
+            way = crossings.step(line, x, y, face_size)
+            if way is not None:
+                self.aggregator.count_person(person.id, way_in if way == "in" else way_out, t, person.label)
 
     def _finish(self, track: Track) -> None:
         person = self.people.pop(track.id, None)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from footfall.core.wire import AggregateMessage
+from footfall.core.wire import AggregateMessage, Measure
 from footfall.edge.aggregation import BucketCounts
 
 if TYPE_CHECKING:
@@ -26,10 +27,13 @@ class CameraMessages:
     site_id: str
     camera_id: str
     bucket_seconds: int
+    # What each zone id counts (CameraConfig.measures); an id not in it counts passes.
+    measures: Mapping[str, Measure] = field(default_factory=dict)
 
     @classmethod
     def for_camera(cls, config: AgentConfig, camera_id: str) -> CameraMessages:
-        return cls(config.agent_id, config.site_id, camera_id, config.bucket_seconds)
+        measures = next((c.measures() for c in config.cameras if c.id == camera_id), {})
+        return cls(config.agent_id, config.site_id, camera_id, config.bucket_seconds, measures)
 
     def message(self, zone_id: str, bucket_start: int, counts: BucketCounts, seq: int) -> AggregateMessage:
         """The full count of the bucket ``(zone_id, bucket_start)`` (epoch seconds) as sent with ``seq``."""
@@ -44,4 +48,5 @@ class CameraMessages:
             people=counts.people,
             gender=counts.gender,
             dwell=counts.dwell,
+            measure=self.measures.get(zone_id, "passes"),
         )

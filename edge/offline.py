@@ -1,7 +1,9 @@
 """``footfall process VIDEO``: the agent's pipeline on a video file, as fast as it goes, without a broker.
 
-The result is one JSON object (people, gender split, frames, fps, a per-zone breakdown); ``--out`` also
-writes the aggregate messages the agent would have sent (wire schema, one per line).
+The result is one JSON object: people (the camera's distinct visitors) and their gender split, frames, fps,
+each entrance line's people in and out, and each zone's and line's passes (one person passes through
+several zones, so passes of different zones never add up to people); ``--out`` also writes the aggregate
+messages the agent would have sent (wire schema, one per line).
 """
 
 from __future__ import annotations
@@ -63,8 +65,11 @@ def peak_rss_mb() -> float:
 
 
 def zone_summary(messages: list[AggregateMessage]) -> dict[str, dict[str, Any]]:
+    """Passes per zone and counting line (messages of other measures are left out)."""
     zones: dict[str, dict[str, Any]] = {}
     for message in messages:
+        if message.measure != "passes":
+            continue
         zone = zones.setdefault(
             message.zone_id,
             {"people": 0, "female": 0, "male": 0, "unknown": 0, "_dwell_n": 0, "_dwell_sum": 0.0},
@@ -82,6 +87,28 @@ def zone_summary(messages: list[AggregateMessage]) -> dict[str, dict[str, Any]]:
     return zones
 
 
+def camera_visitors(messages: list[AggregateMessage]) -> dict[str, int]:
+    """The camera's distinct visitors over the run, from its 'camera' aggregates, with their gender split."""
+    visitors = {"people": 0, "female": 0, "male": 0, "unknown": 0}
+    for message in messages:
+        if message.measure == "camera":
+            visitors["people"] += message.people
+            visitors["female"] += message.gender_counts.female
+            visitors["male"] += message.gender_counts.male
+            visitors["unknown"] += message.gender_counts.unknown
+    return visitors
+
+
+def entrance_summary(messages: list[AggregateMessage]) -> dict[str, dict[str, int]]:
+    """People in and out per entrance line (by the line's id), from its 'in' and 'out' aggregates."""
+    entrances: dict[str, dict[str, int]] = {}
+    for message in messages:
+        if message.measure in ("in", "out"):
+            line_id = message.zone_id.removesuffix(f".{message.measure}")
+            entrances.setdefault(line_id, {"in": 0, "out": 0})[message.measure] += message.people
+    return entrances
+
+
 def process_video(
     video: str | Path,
     config: AgentConfig | None = None,
@@ -94,11 +121,12 @@ def process_video(
     observer: Callable[[float, TrackerEvents], None] | None = None,
     person_labels: dict[int, str] | None = None,
     person_probabilities: dict[int, Any] | None = None,
+    aggregates: list[AggregateMessage] | None = None,
 ) -> dict[str, Any]:
     """Runs the pipeline on every frame (up to the camera's fps cap) and returns the summary.
-    ``observer`` sees the tracker's events, ``person_labels`` receives each person's final label and
-    ``person_probabilities`` the class probabilities averaged over the track, by track id: benchmarks
-    compare them with the truth."""
+    ``observer`` sees the tracker's events, ``person_labels`` receives each person's final label,
+    ``person_probabilities`` the class probabilities averaged over the track, by track id, and
+    ``aggregates`` the last message of every bucket: benchmarks compare them with the truth."""
     from tqdm import tqdm
 
     video = Path(video)
@@ -138,6 +166,8 @@ def process_video(
         person_labels.update({track_id: label for track_id, (label, _) in finished.items()})
     if person_probabilities is not None:
         person_probabilities.update({track_id: mean for track_id, (_, mean) in finished.items() if mean is not None})
+    if aggregates is not None:
+        aggregates.extend(messages)
     labels = [label for label, _ in finished.values()]
     return {
         "video": str(video),
@@ -153,6 +183,8 @@ def process_video(
         "video_seconds": round((frames + gate.skipped) / source.fps, 2),
         "resolution": [source.width, source.height],
         "peak_rss_mb": peak_rss_mb(),
+        "camera_visitors": camera_visitors(messages),
+        "entrances": entrance_summary(messages),
         "zones": zone_summary(messages),
         "messages": len(messages),
     }

@@ -61,12 +61,30 @@ def _on_boundary(poly: np.ndarray, x: float, y: float, tolerance: float = 0.5) -
     return False
 
 
+def entrance_ids(line_id: str) -> tuple[str, str]:
+    """The aggregate ids of an entrance line's two counts: people crossing it inwards, and outwards."""
+    return f"{line_id}.in", f"{line_id}.out"
+
+
 @dataclass(frozen=True)
 class CountingLine:
     id: str
     a: np.ndarray
     b: np.ndarray
-    direction: tuple[float, float] | None  # None: either way
+    direction: tuple[float, float] | None  # None: either way; on an entrance, the way in
+    entrance: bool = False  # counts people going in and out (edge/entrances.py) instead of passes
+
+    def inward_distance(self, x: float, y: float) -> float:
+        """Signed distance in pixels from the line through a and b: positive on the side ``direction`` points
+        to (inside, for an entrance), negative on the other (the config refuses a direction along the line)."""
+        assert self.direction is not None
+        length = max(float(np.hypot(*(self.b - self.a))), 1e-9)
+        inward = 1.0 if cross(self.a, self.b, self.a + np.asarray(self.direction)) > 0 else -1.0
+        return inward * cross(self.a, self.b, (x, y)) / length
+
+    def passes_through(self, start: XY, end: XY) -> bool:
+        """Whether the straight move from ``start`` to ``end`` goes through the segment, not beside it."""
+        return cross(start, end, self.a) * cross(start, end, self.b) <= 0
 
     def crossed(self, start: tuple[float, float], end: tuple[float, float]) -> bool:
         """Whether moving from ``start`` to ``end`` crosses the segment in the counted direction."""
@@ -90,21 +108,28 @@ def counting_line(line: LineConfig, width: int, height: int) -> CountingLine:
     scale = np.array([width, height], dtype=float)
     a, b = (np.asarray(p, dtype=float) * scale for p in line.points)
     direction = None if line.direction == "any" else DIRECTIONS[line.direction]
-    return CountingLine(line.id, a, b, direction)
+    return CountingLine(line.id, a, b, direction, line.entrance)
 
 
 @dataclass(frozen=True)
 class SceneGeometry:
     zones: list[PolygonZone]
     lines: list[CountingLine]
+    # The camera's distinct visitors are counted under its id (core.wire "camera" measure); None: not counted.
+    camera_id: str | None = None
 
     @classmethod
     def for_camera(cls, camera: CameraConfig, width: int, height: int) -> SceneGeometry:
         return cls(
             [polygon_zone(z, width, height) for z in camera.counting_zones()],
             [counting_line(line, width, height) for line in camera.lines],
+            camera.id,
         )
 
     @property
     def ids(self) -> list[str]:
-        return [z.id for z in self.zones] + [line.id for line in self.lines]
+        """Every id this camera's aggregates carry: zones, lines, entrances' in and out, the camera itself."""
+        ids = [z.id for z in self.zones]
+        for line in self.lines:
+            ids.extend(entrance_ids(line.id) if line.entrance else [line.id])
+        return ids + ([self.camera_id] if self.camera_id is not None else [])

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import WHOLE_FRAME_ZONE_ID, ConfigError, load_config, parse_config
 
 from tests.edge.standin import build_standin_gender_bundle
@@ -79,6 +80,21 @@ def test_valid_config_defaults() -> None:
             "cameras[0].zones[0].polygon",
             "cross",
         ),
+        # Entrances: the way in must be a direction, and every count of a camera needs an id of its own.
+        (
+            ("direction: down", "direction: any\n        entrance: true"),
+            10,
+            "cameras[0].lines[0]",
+            "an entrance line needs the way in as its direction (left, right, up or down), not 'any'",
+        ),
+        (("id: door", "id: entrance"), 4, "cameras[0]", "zone or line id 'entrance' is the camera's own id"),
+        (("id: atrium", "id: frame"), 13, "cameras[1]", "'frame' is the camera's own id"),  # its whole-frame zone
+        (
+            ("id: threshold", f"id: {'t' * 61}\n        entrance: true"),
+            10,
+            "cameras[0].lines[0]",
+            "at most 60 characters (it gains '.out')",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(edit: tuple[str, str], line: int, field: str, words: str) -> None:
@@ -90,6 +106,41 @@ def test_errors_name_file_line_and_field(edit: tuple[str, str], line: int, field
     assert "\n" not in message
     assert f"agent.yaml:{line}: {field}" in message, message
     assert words in message
+
+
+ENTRANCE = VALID.replace("direction: down", "direction: down\n        entrance: true")
+
+
+@pytest.mark.parametrize("zone_id", ["threshold.in", "threshold.out"])
+def test_an_entrance_whose_in_or_out_id_is_taken_is_refused(zone_id: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(ENTRANCE.replace("id: door", f"id: {zone_id}"), "agent.yaml")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("agent.yaml:4: cameras[0]: entrance line 'threshold' counts under threshold.in and ")
+    assert f"but {zone_id} is already a zone or line id; rename one of them" in message
+
+
+def test_each_count_of_a_camera_has_its_own_id_and_measure() -> None:
+    from footfall.edge.messages import CameraMessages
+    from footfall.edge.zones import SceneGeometry
+
+    config = parse_config(ENTRANCE, "agent.yaml")
+    entrance, atrium = config.cameras
+    assert entrance.measures() == {
+        "door": "passes",
+        "threshold.in": "in",
+        "threshold.out": "out",
+        "entrance": "camera",
+    }
+    assert atrium.measures() == {WHOLE_FRAME_ZONE_ID: "passes", "atrium": "camera"}
+    for camera in config.cameras:
+        # The counter counts under exactly these ids, and each makes a valid aggregate of its measure.
+        assert SceneGeometry.for_camera(camera, 640, 360).ids == list(camera.measures())
+        messages = CameraMessages.for_camera(config, camera.id)
+        for zone_id, measure in camera.measures().items():
+            message = messages.message(zone_id, 0, BucketCounts(people=1, unknown=1), seq=1)
+            assert (message.zone_id, message.measure, message.dwell) == (zone_id, measure, None)
 
 
 def test_missing_field_and_yaml_syntax() -> None:
