@@ -74,7 +74,8 @@ class DecisionRates(BaseModel):
     def rates(self) -> np.ndarray:
         """Each row of :meth:`matrix` as proportions: P(decision | true label)."""
         counts = self.matrix()
-        return counts / counts.sum(axis=1, keepdims=True)
+        rates: np.ndarray = counts / counts.sum(axis=1, keepdims=True)
+        return rates
 
     def recall(self) -> dict[str, float]:
         """Per true label, the share decided as that label."""
@@ -175,7 +176,7 @@ def _fits(observed: np.ndarray, rates: np.ndarray, share: float, alpha_z: float 
     seen = observed > 0
     statistic = 2.0 * float((observed[seen] * np.log(observed[seen] / np.maximum(expected[seen], 1e-12))).sum())
     df = 2 * observed.shape[0] - 1
-    critical = df * (1 - 2 / (9 * df) + alpha_z * np.sqrt(2 / (9 * df))) ** 3
+    critical = df * (1 - 2 / (9 * df) + alpha_z * (2 / (9 * df)) ** 0.5) ** 3
     return statistic <= critical
 
 
@@ -196,7 +197,8 @@ def _interval(observed: np.ndarray, validation: np.ndarray, replicates: int, see
     mean = sizes * (share * women + (1.0 - share) * men)  # (R, P, G, 2)
 
     def spread(rates: np.ndarray) -> np.ndarray:  # multinomial covariance of one person's two decisions
-        return rates[..., :, None] * (np.eye(2) - rates[..., None, :])
+        covariance: np.ndarray = rates[..., :, None] * (np.eye(2) - rates[..., None, :])
+        return covariance
 
     cov = sizes[..., None] * (share[..., None] * spread(women) + (1.0 - share[..., None]) * spread(men))
     cov = cov + 0.5 * np.eye(2)  # counts are whole numbers: keep a crowd whose decisions are certain finite
