@@ -177,7 +177,7 @@ def _fits(observed: np.ndarray, rates: np.ndarray, share: float, alpha_z: float 
     statistic = 2.0 * float((observed[seen] * np.log(observed[seen] / np.maximum(expected[seen], 1e-12))).sum())
     df = 2 * observed.shape[0] - 1
     critical = df * (1 - 2 / (9 * df) + alpha_z * (2 / (9 * df)) ** 0.5) ** 3
-    return statistic <= critical
+    return bool(statistic <= critical)
 
 
 def _interval(observed: np.ndarray, validation: np.ndarray, replicates: int, seed: int) -> tuple[float, float]:
