@@ -64,6 +64,16 @@ Identifier = Annotated[
 ]
 
 
+BundleRef = Annotated[
+    str,
+    Field(
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*@[A-Za-z0-9][A-Za-z0-9_.+\-]*$",
+        description="A model bundle as '<name>@<version>', e.g. 'gender-v3@1.0.0'.",
+    ),
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,8 +133,12 @@ class AggregateMessage(_Strict):
         "'counts-only' mode): then none of them was classified."
     )
     dwell: DwellStats | None = None
-    # Minor revision (optional fields): what the people are, see Measure.
+    # Minor revision (optional fields): what the people are, see Measure; which classifier bundle decided
+    # their gender, so the server corrects each bucket's share with that bundle's decision rates.
     measure: Measure = "passes"
+    classifier: BundleRef | None = Field(
+        default=None, description="The gender bundle that made the decisions, '<name>@<version>'; null without gender."
+    )
 
     @field_validator("bucket_start")
     @classmethod
@@ -143,6 +157,8 @@ class AggregateMessage(_Strict):
             raise ValueError(f"a 'camera' aggregate's zone_id must be its camera_id {self.camera_id!r}")
         if self.measure in ("in", "out") and not self.zone_id.endswith(f".{self.measure}"):
             raise ValueError(f"an {self.measure!r} aggregate's zone_id must end in '.{self.measure}'")
+        if self.gender is None and self.classifier is not None:
+            raise ValueError("an aggregate without gender names no classifier")
         if self.measure != "passes" and self.dwell is not None:
             raise ValueError(f"dwell belongs to zones; a {self.measure!r} aggregate carries none")
         return self

@@ -234,3 +234,15 @@ def test_site_settings_round_trip_and_refuse_an_unknown_mode() -> None:
     assert parse_server_message(encode(settings)) == settings
     with pytest.raises(WireError, match="demographics"):
         parse_server_message(settings.model_dump_json().replace("counts-only", "faces"))
+
+
+def test_an_aggregate_names_the_bundle_that_decided_its_gender() -> None:
+    parsed = parse_message(json.dumps(aggregate(classifier="gender-v3@1.0.0")))
+    assert isinstance(parsed, AggregateMessage) and parsed.classifier == "gender-v3@1.0.0"
+    older = parse_message(json.dumps(aggregate()))  # older agents name none
+    assert isinstance(older, AggregateMessage) and older.classifier is None
+    for bad in ("gender-v3", "@1.0", "gender v3@1"):
+        with pytest.raises(WireError, match="classifier"):
+            parse_message(json.dumps(aggregate(classifier=bad)))
+    with pytest.raises(WireError, match="names no classifier"):
+        parse_message(json.dumps(aggregate(gender=None, classifier="gender-v3@1.0.0")))
