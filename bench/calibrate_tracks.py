@@ -10,8 +10,13 @@ runs the edge pipeline over them, and picks per-label thresholds under which eac
 the same rate as it truly occurs, leaving as many people ``unknown`` as the bundle's single threshold
 does (``balanced_thresholds``).
 
-``--write`` stores them in the bundle's manifest (``classifier.track_thresholds``), which the edge uses for
-its per-person decision; run it after ``footfall export``, which writes a manifest without them.
+It also counts how the per-person decision under those thresholds answers each true gender (female, male,
+unknown per true label): the **decision rates** the server and ``footfall process`` correct female shares
+with (footfall.core.quantify).
+
+``--write`` stores both in the bundle's manifest (``classifier.track_thresholds`` and
+``classifier.decision_rates``); the edge uses the thresholds for its per-person decision. Run it after
+``footfall export``, which writes a manifest without them.
 
 Example:
     .venv/bin/python bench/calibrate_tracks.py                      # print, default bundle, 16 clips
@@ -34,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import edge_bench
 from footfall.core.bundle import load_bundle
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.quantify import DecisionRates
 from footfall.models.calibration import (
     abstention_by_label,
     balanced_thresholds,
@@ -59,6 +65,20 @@ def share_report(probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, l
         "answered_accuracy": round(float((best[decided] == truth[decided]).mean()), 4),
         "unknown_pct": round(100 * float((~decided).mean()), 1),
     }
+
+
+def decision_rates(
+    probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, labels: list[str], source: str
+) -> DecisionRates:
+    """People per true label and decision (a label, or unknown below its threshold)."""
+    best, decided = threshold_decisions(probs, thresholds)
+    decision = np.where(decided, best, len(labels))  # index len(labels): unknown
+    names = [*labels, "unknown"]
+    counts = {
+        label: {name: int(((truth == t) & (decision == d)).sum()) for d, name in enumerate(names)}
+        for t, label in enumerate(labels)
+    }
+    return DecisionRates(counts=counts, source=source)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,17 +118,33 @@ def main(argv: list[str] | None = None) -> int:
         "single_threshold": share_report(probs, truth, single, labels),
         "balanced": share_report(probs, truth, chosen, labels),
     }
-    for name in ("single_threshold", "balanced"):
+    rates = decision_rates(
+        probs,
+        truth,
+        chosen,
+        labels,
+        f"{args.clips} walk-by clips x {args.people} people of val-split faces (seed {args.seed}), edge pipeline "
+        f"with {load_bundle(args.detector).manifest.name} {load_bundle(args.detector).manifest.precision}; "
+        f"bench/calibrate_tracks.py",
+    )
+    report["decision_rates"] = rates.counts
+    report["recall"] = {label: round(value, 4) for label, value in rates.recall().items()}
+    for name in ("single_threshold", "balanced", "decision_rates", "recall"):
         print(f"{name}: {json.dumps(report[name])}")
     if args.write:
         from footfall.exporter.bundle_writer import write_manifest
 
         classifier = contract.model_copy(
-            update={"track_thresholds": {label: round(float(t), 3) for label, t in zip(labels, chosen, strict=True)}}
+            update={
+                "track_thresholds": {label: round(float(t), 3) for label, t in zip(labels, chosen, strict=True)},
+                "decision_rates": rates,
+            }
         )
         write_manifest(bundle.path, bundle.manifest.model_copy(update={"classifier": classifier}))
         load_bundle(bundle.path)  # the edge's own checks must pass on what was written
-        print(f"wrote track thresholds {classifier.track_thresholds} to {bundle.path}", file=sys.stderr)
+        print(
+            f"wrote track thresholds {classifier.track_thresholds} and decision rates to {bundle.path}", file=sys.stderr
+        )
     print(json.dumps(report))
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from footfall.core.preprocess import FaceCropSpec
+from footfall.core.quantify import DecisionRates
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_FILE = "manifest.json"
@@ -60,6 +61,15 @@ class ClassifierContract(_Model):
             "person). Chosen on walk-by clips of validation faces so that each label is counted at the rate "
             "it truly occurs (unequal abstention or one-sided mistakes bias the shares counted). Absent: "
             "abstain_threshold for all."
+        ),
+    )
+
+    decision_rates: DecisionRates | None = Field(
+        default=None,
+        description=(
+            "How the per-person decision (with track_thresholds) answers each true gender: people per true "
+            "label and decision, counted on walk-by clips of validation faces through the edge pipeline. "
+            "The server and `footfall process` correct female shares with them (footfall.core.quantify)."
         ),
     )
 

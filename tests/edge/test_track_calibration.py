@@ -34,6 +34,9 @@ def test_calibration_writes_thresholds_the_edge_decides_with(
     written = json.loads((bundle / MANIFEST_FILE).read_text())["classifier"]["track_thresholds"]
     assert set(written) == {"female", "male"} and all(0.5 <= t < 1 for t in written.values())
     assert report["balanced"]["thresholds"] == written
+    rates = json.loads((bundle / MANIFEST_FILE).read_text())["classifier"]["decision_rates"]
+    assert rates["counts"] == report["decision_rates"]
+    assert sum(sum(row.values()) for row in rates["counts"].values()) == report["people_classified"]
     classifier = GenderClassifier(bundle)  # hashes and schema still pass the edge's checks
     for index, label in enumerate(["female", "male"]):
         above = np.full((1, 2), 1 - written[label])
