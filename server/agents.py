@@ -40,6 +40,7 @@ def agent_rows(
                 "cameras": json.loads(agent.cameras_json or "[]"),
                 "models": json.loads(agent.models_json or "[]"),
                 "cpu": json.loads(agent.cpu_json) if agent.cpu_json else None,
+                "demographics": agent.demographics,
             }
         )
     return rows
@@ -98,4 +99,5 @@ def store_statuses(session: Session, statuses: list[AgentStatus], now: float) ->
         agent.cameras_json = json.dumps([camera.model_dump() for camera in status.cameras])
         agent.models_json = json.dumps([model.model_dump() for model in status.models])
         agent.cpu_json = status.cpu.model_dump_json() if status.cpu else None
+        agent.demographics = status.demographics
     session.flush()

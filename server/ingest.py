@@ -20,14 +20,14 @@ from typing import Any
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
 from footfall.server import agents
-from footfall.server.catalog import ensure_zones
+from footfall.server.catalog import ensure_zones, first_measures, measure_conflict
 from footfall.server.db import Database
 from footfall.server.localtime import hour_floor
-from footfall.server.release import DEFAULT_K
+from footfall.server.release import DEFAULT_K, effective_k
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.sql import locked
-from footfall.server.tables import Bucket, DeadLetter, Meta
+from footfall.server.tables import Bucket, DeadLetter, Meta, Site
 from prometheus_client import Histogram
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -41,7 +41,58 @@ logger = logging.getLogger("footfall.server.ingest")
 
 MAX_PAYLOAD_STORED = 16_384
 FUTURE_TOLERANCE_S = 900
-PURGED_BEFORE_KEY = "raw_purged_before"
+PURGED_BEFORE_KEY = "raw_purged_before"  # meta; "raw_purged_before:<site>" for a site with its own retention
+
+
+@dataclass(frozen=True)
+class SiteControls:
+    """What the operator set for a site (admin API) that ingest applies: its demographics mode, its own k (None:
+    the server's) and its raw-data retention watermark (buckets before it are final in the rollups)."""
+
+    demographics: str = "full"
+    k: int | None = None
+    purged_before: int = 0
+
+
+def site_controls(session: Session, site_ids: set[str]) -> dict[str, SiteControls]:
+    """The controls of ``site_ids``, read with a share lock on PostgreSQL: an admin's change of a site's mode or k
+    (an UPDATE of its row, committed with the recomputed release) waits for this transaction, or this one waits
+    for it and reads the new values; so no aggregate is judged by, or released with, a setting already replaced.
+    A site not created yet has the defaults."""
+    if not site_ids:
+        return {}
+    query = select(Site.site_id, Site.demographics, Site.k).where(Site.site_id.in_(sorted(site_ids)))
+    rows = session.execute(locked(query.order_by(Site.site_id), session, read=True)).all()
+    keys = {f"{PURGED_BEFORE_KEY}:{site}": site for site in site_ids}
+    watermarks = {
+        keys[key]: int(value)
+        for key, value in session.execute(select(Meta.key, Meta.value).where(Meta.key.in_(sorted(keys))))
+    }
+    found = {site: SiteControls(demographics, k, watermarks.get(site, 0)) for site, demographics, k in rows}
+    return found | {site: SiteControls(purged_before=watermarks.get(site, 0)) for site in site_ids - found.keys()}
+
+
+def refusal_by_site(message: AggregateMessage, controls: SiteControls) -> str | None:
+    """Why the site's controls refuse ``message``, or None. Judged by the mode at receipt, whenever the bucket
+    started: an agent that learns of 'counts-only' strips the gender from what it has not had confirmed and
+    sends it again under new seqs, so what this refuses is only an earlier copy of it (see edge/README.md)."""
+    if controls.demographics == "off":
+        return (
+            f"site_id: site {message.site_id!r} is in demographics mode 'off': it collects nothing, so no "
+            "aggregate of it is stored (its agents stop counting when told)"
+        )
+    if controls.demographics == "counts-only" and message.gender is not None:
+        return (
+            f"gender: site {message.site_id!r} is in demographics mode 'counts-only': an aggregate must carry no "
+            "gender (null); this one was classified (an agent that has not applied the mode yet, or a copy sent "
+            "before it did)"
+        )
+    if int(message.bucket_start.timestamp()) < controls.purged_before:
+        return (
+            f"bucket_start: {message.bucket_start.isoformat()} is older than the site's raw-data retention "
+            "window; its hour is final in the rollups and cannot be changed"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -287,6 +338,28 @@ class Ingestor:
                 if sender is not None:
                     result.handled.append(Handled(sender.site_id, sender.agent_id, sender.seq, reason[:2000]))
                 dead.append(self._dead_letter(item, reason))
+        controls = site_controls(session, {m.site_id for _, m in aggregates})
+        allowed: list[tuple[int, AggregateMessage]] = []
+        for index, message in aggregates:  # the operator's controls of the site (admin API)
+            refusal = refusal_by_site(message, controls[message.site_id])
+            if refusal is None:
+                allowed.append((index, message))
+                continue
+            result.rejected.append(Rejection(index, refusal))
+            result.handled.append(Handled(message.site_id, message.agent_id, message.seq, refusal))
+            dead.append(self._dead_letter(items[index], refusal))
+        aggregates = allowed
+        zones = ensure_zones(session, first_measures(m for _, m in aggregates), self.default_tz)
+        kept: list[tuple[int, AggregateMessage]] = []
+        for index, message in aggregates:  # a measure that disagrees with its zone's would mix kinds of count
+            conflict = measure_conflict(message, zones)
+            if conflict is None:
+                kept.append((index, message))
+                continue
+            result.rejected.append(Rejection(index, conflict))
+            result.handled.append(Handled(message.site_id, message.agent_id, message.seq, conflict))
+            dead.append(self._dead_letter(items[index], conflict))
+        aggregates = kept
         if dead:
             session.execute(DeadLetter.__table__.insert(), dead)
             for entry in dead:
@@ -299,7 +372,7 @@ class Ingestor:
                     reason=entry["reason"],
                 )
         if aggregates:
-            accepted = self._store_aggregates(session, [m for _, m in aggregates], now)
+            accepted = self._store_aggregates(session, [m for _, m in aggregates], now, controls)
             result.accepted = accepted
             result.duplicates = len(aggregates) - accepted
             result.handled.extend(Handled(m.site_id, m.agent_id, m.seq) for _, m in aggregates)
@@ -317,15 +390,17 @@ class Ingestor:
         value = session.scalar(select(Meta.value).where(Meta.key == PURGED_BEFORE_KEY))
         return int(value) if value else 0
 
-    def _store_aggregates(self, session: Session, messages: list[AggregateMessage], now: float) -> int:
-        zones = ensure_zones(session, {(m.site_id, m.zone_id) for m in messages}, self.default_tz)
+    def _store_aggregates(
+        self, session: Session, messages: list[AggregateMessage], now: float, controls: dict[str, SiteControls]
+    ) -> int:
+        zones = ensure_zones(session, first_measures(messages), self.default_tz)  # all exist by now: a lookup
         # The newest message per key within the batch; the rest are duplicates of it.
         newest: dict[tuple[str, str, int, int], AggregateMessage] = {}
         for message in messages:
             key = (
                 message.agent_id,
                 message.camera_id,
-                zones[(message.site_id, message.zone_id)][0],
+                zones[(message.site_id, message.zone_id)].pk,
                 int(message.bucket_start.timestamp()),
             )
             held = newest.get(key)
@@ -335,7 +410,7 @@ class Ingestor:
         inserts: list[dict[str, object]] = []
         updates: list[dict[str, object]] = []
         hourly: HourlyDeltas = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
-        tz_of_zone = {pk: tz for pk, tz in zones.values()}
+        tz_of_zone = {zone.pk: zone.timezone for zone in zones.values()}
         for key, message in newest.items():
             row = _row(message)
             old = existing.get(key)
@@ -377,7 +452,9 @@ class Ingestor:
                     for r in updates
                 ],
             )
-        apply_hourly_deltas(session, hourly, tz_of_zone, release_k(session) or DEFAULT_K)
+        server_k = release_k(session) or DEFAULT_K
+        k_of_zone = {zone.pk: effective_k(controls[site].k, server_k) for (site, _), zone in zones.items()}
+        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone)
         return len(inserts) + len(updates)
 
     @staticmethod

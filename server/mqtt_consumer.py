@@ -11,6 +11,8 @@
   does not restore shared subscriptions after a restart, so what agents publish before the servers
   re-subscribe reaches nobody. Each time this server (re)subscribes it says so on the server-online topic,
   and agents re-send whatever is still unconfirmed.
+* Site settings: each site's demographics mode, retained on ``footfall/v1/<site>/settings``, sent on every
+  (re)subscription and whenever an admin changes it (server/api/sites.py).
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ from footfall.core.wire import (
     Receipt,
     RefusedSeq,
     ServerOnline,
+    SiteSettings,
     encode,
     receipt_topic,
     server_online_topic,
+    site_settings_topic,
     subscription_filters,
 )
+from footfall.server import site_settings
 from footfall.server.ingest import TRANSIENT_DB_ERRORS, BatchResult, Handled, Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -217,8 +222,23 @@ class MqttConsumer:
             return
         self._subscribed.set()
         log_event(logger, logging.INFO, "mqtt connected and subscribed", filters=",".join(self.filters))
+        # Every site's settings, retained, before anything else this session sends: a mode changed while this
+        # server was away (or a broker that lost its retained messages) reaches the agents before any receipt.
+        try:
+            with self.ingestor.db.read() as session:
+                every = site_settings.every_site(session)
+        except TRANSIENT_DB_ERRORS as exc:
+            every = []  # the database is away; the next (re)subscription, or a change, sends them
+            log_event(logger, logging.ERROR, "site settings not published", error=repr(exc)[:300])
+        self.publish_site_settings(every)
         online = ServerOnline(server_id=self.client_id, sent_at=datetime.now(UTC))
         self.client.publish(server_online_topic(self.prefix), encode(online), qos=1)
+
+    def publish_site_settings(self, settings: list[SiteSettings]) -> None:
+        """Retained on each site's settings topic: an agent that subscribes later still gets its site's. Sent through
+        the client that sends receipts, so an agent gets a new mode before any receipt that refuses by it."""
+        for item in settings:
+            self.client.publish(site_settings_topic(item.site_id, self.prefix), encode(item), qos=1, retain=True)
 
     def _on_disconnect(
         self,

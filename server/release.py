@@ -1,7 +1,8 @@
 """Privacy by construction: what of each zone × hour cell may leave the server.
 
 The release unit is one zone in one UTC hour, the site's local hour wherever its offset is a whole number
-of hours; days, weeks and hours of week are unions of these cells. With k from the settings:
+of hours; days, weeks and hours of week are unions of these cells. With k the site's effective k
+(:func:`effective_k`: the server's k, or the site's own where an operator made it stricter):
 
 - a cell with 1 to k-1 people is **withheld**: nothing of it is released, and answers count it in
   ``withheld_cells``;
@@ -29,6 +30,9 @@ from footfall.server.localtime import HOUR
 from sqlalchemy import and_, case, literal, or_
 
 DEFAULT_K = 5
+# A site's own k (admin API) lies between the server's k, a floor a site can only be made stricter than, and
+# this: beyond it hardly any zone-hour would release anything.
+MAX_SITE_K = 50
 RELEASED_FIELDS = (
     "released_people",
     "released_female",
@@ -40,9 +44,16 @@ RELEASED_FIELDS = (
 )
 
 
-def released_values(columns: Any, k: int) -> dict[str, Any]:
+def effective_k(site_k: int | None, server_k: int) -> int:
+    """The k a site's cells are released with: the server's k is a floor, so a site's own k can only make its
+    release stricter (None: the site has none of its own)."""
+    return server_k if site_k is None else max(site_k, server_k)
+
+
+def released_values(columns: Any, k: Any) -> dict[str, Any]:
     """SQL expressions for each ``RELEASED_FIELDS`` column of a cell, from its raw columns (``columns`` is a
-    table's ``.c``). This is the one place the release rule is written."""
+    table's ``.c``); ``k`` is an int or an SQL expression (a bound parameter per row, each cell with its site's
+    k). This is the one place the release rule is written."""
     people = columns.people
     shown = people >= k
 

@@ -3,6 +3,9 @@
 The cut is aligned to a UTC day and recorded as the ``raw_purged_before`` watermark: ingest refuses
 buckets older than it, because their hours are final in the rollups and a re-inserted raw row could no
 longer be reconciled with the one that was deleted (it would double-count).
+
+A site may keep its raw buckets for fewer days than the server (``sites.retention_days``, admin API); it then
+has a watermark of its own (``raw_purged_before:<site>``), which ingest applies to that site's buckets.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from footfall.core.logs import log_event
 from footfall.server.db import Database
 from footfall.server.ingest import PURGED_BEFORE_KEY
 from footfall.server.sql import insert_for
-from footfall.server.tables import Bucket, DeadLetter, Meta, Zone
+from footfall.server.tables import Bucket, DeadLetter, Meta, Site, Zone
 from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.orm import Session
 
 logger = logging.getLogger("footfall.server.retention")
 DAY = 86_400
@@ -32,26 +36,32 @@ class RetentionResult:
 
 
 def run_retention(db: Database, days: int, now: float | None = None, dead_letter_days: int = 90) -> RetentionResult:
+    """Deletes raw buckets older than ``days`` (the server's retention), or than a site's own ``retention_days``
+    where an operator set a shorter one (admin API), and dead letters older than ``dead_letter_days``."""
     if days < 1:
         raise ValueError("retention needs at least 1 day of raw buckets")
     now = time.time() if now is None else now
     cutoff = int(now) // DAY * DAY - days * DAY
     raw_deleted = 0
     with db.write() as session:
-        insert = insert_for(session)
-        previous = session.scalar(select(Meta.value).where(Meta.key == PURGED_BEFORE_KEY))
-        watermark = max(cutoff, int(previous) if previous else 0)
-        statement = insert(Meta.__table__).values(key=PURGED_BEFORE_KEY, value=str(watermark))
-        session.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(watermark)}))
-        for zone_pk in session.scalars(select(Zone.id)):  # per zone: uses the (zone_pk, bucket_start) index
-            # Session.execute() is typed to give a Result; for a DELETE it is a CursorResult, with rowcount.
-            raw_deleted += (
-                cast(
-                    CursorResult[Any],
-                    session.execute(delete(Bucket).where(Bucket.zone_pk == zone_pk, Bucket.bucket_start < watermark)),
-                ).rowcount
-                or 0
-            )
+        watermark = _advance(session, PURGED_BEFORE_KEY, cutoff)
+        for site_id, own_days in session.execute(select(Site.site_id, Site.retention_days)).all():
+            site_mark = watermark
+            if own_days is not None and own_days < days:
+                # Its own watermark: ingest refuses this site's buckets before it (footfall.server.ingest).
+                site_mark = _advance(session, f"{PURGED_BEFORE_KEY}:{site_id}", int(now) // DAY * DAY - own_days * DAY)
+            zone_pks = session.scalars(select(Zone.id).where(Zone.site_id == site_id))
+            for zone_pk in zone_pks:  # per zone: uses the (zone_pk, bucket_start) index
+                # Session.execute() is typed to give a Result; for a DELETE it is a CursorResult, with rowcount.
+                raw_deleted += (
+                    cast(
+                        CursorResult[Any],
+                        session.execute(
+                            delete(Bucket).where(Bucket.zone_pk == zone_pk, Bucket.bucket_start < site_mark)
+                        ),
+                    ).rowcount
+                    or 0
+                )
         dead = (
             cast(
                 CursorResult[Any],
@@ -61,6 +71,17 @@ def run_retention(db: Database, days: int, now: float | None = None, dead_letter
         )
     log_event(logger, logging.INFO, "retention done", cutoff=watermark, raw_deleted=raw_deleted, dead_letters=dead)
     return RetentionResult(watermark, raw_deleted, dead)
+
+
+def _advance(session: Session, key: str, cutoff: int) -> int:
+    """Moves the watermark ``key`` (meta) up to ``cutoff``, never back (a longer retention set later cannot bring
+    deleted buckets back, and their hours stay final); returns it."""
+    insert = insert_for(session)
+    previous = session.scalar(select(Meta.value).where(Meta.key == key))
+    watermark = max(cutoff, int(previous) if previous else 0)
+    statement = insert(Meta.__table__).values(key=key, value=str(watermark))
+    session.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": str(watermark)}))
+    return watermark
 
 
 class RetentionLoop:

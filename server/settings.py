@@ -10,6 +10,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///footfall.db"
+# The longest raw-data retention a site may be given when the server keeps raw buckets forever (ten years).
+MAX_RETENTION_DAYS = 3650
 # An empty variable counts as unset (the default applies), except these, where empty is a value of its own.
 EMPTY_IS_A_VALUE = frozenset({"FOOTFALL_MQTT_GROUP"})
 

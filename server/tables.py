@@ -78,6 +78,7 @@ class Agent(Base):
     cameras_json: Mapped[str] = mapped_column(Text, default="[]")
     models_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # ModelServing list
     cpu_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # CpuInfo
+    demographics: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the mode it applies; None: not said
 
 
 class Bucket(Base):

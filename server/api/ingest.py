@@ -7,10 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from footfall.server.api.deps import Context, require_agent
+from footfall.core.wire import SiteSettings
+from footfall.server import site_settings
+from footfall.server.api.deps import Context, ServerContext, require_agent
 from footfall.server.api.schemas import IngestResponse
 from footfall.server.auth import Principal
-from footfall.server.ingest import Incoming
+from footfall.server.ingest import BatchResult, Incoming
 from starlette.concurrency import run_in_threadpool
 
 router = APIRouter(tags=["ingest"])
@@ -54,7 +56,8 @@ async def ingest(
 ) -> JSONResponse:
     """Stores wire messages idempotently: a redelivered or replayed aggregate never double-counts (the bucket
     keeps the message with the highest seq). Valid messages of a batch are stored even when others are
-    rejected; the response lists each rejection with its reason and answers 422 if there was any."""
+    rejected; the response lists each rejection with its reason and answers 422 if there was any, and carries the
+    settings of the agent's site (``site_settings``: its demographics mode), which the agent must apply."""
     body = await _read_bounded(request, MAX_BODY_BYTES)
     if body is None:
         return JSONResponse(
@@ -69,13 +72,21 @@ async def ingest(
         )
     items = [Incoming(p, "http", None, principal.agent_id) for p in payloads]
     result = await run_in_threadpool(ctx.ingestor.ingest, items)
+    settings = await run_in_threadpool(_site_settings, ctx, principal.agent_id, result)
     content = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
         "statuses": result.statuses,
         "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+        "site_settings": settings.model_dump(mode="json") if settings else None,
     }
     return JSONResponse(content, status_code=422 if result.rejected else 200)
+
+
+def _site_settings(ctx: ServerContext, agent_id: str | None, result: BatchResult) -> SiteSettings | None:
+    """What an agent sending over HTTP must apply (the MQTT agents get it retained on their settings topic)."""
+    with ctx.db.read() as session:
+        return site_settings.for_agent(session, agent_id, {h.site_id for h in result.handled})
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes | None:

@@ -14,13 +14,14 @@ from footfall.server.api.deps import (
     ReadSession,
     ZonesParam,
     get_site,
-    get_zones,
     released,
     require_viewer,
 )
 from footfall.server.api.schemas import AdPlacement
 from footfall.server.api.sites import IdPath
+from footfall.server.api.traffic import passes_zones
 from footfall.server.localtime import WEEKDAYS, how_label, to_iso
+from footfall.server.release import effective_k
 from footfall.server.stats import poisson_mean_interval, wilson_interval
 from footfall.server.tables import Zone
 
@@ -101,8 +102,8 @@ def ad_placement(
         raise HTTPException(422, "sort: 'share' needs audience 'female' or 'male'")
     wanted_hours, wanted_days = parse_hours(hours), parse_days(days)
     site = get_site(session, site_id)
-    zones = [z for z in get_zones(session, site, zone_ids) if zone_kind is None or z.kind == zone_kind]
-    k = ctx.settings.k_anonymity
+    zones = [z for z in passes_zones(session, site, zone_ids) if zone_kind is None or z.kind == zone_kind]
+    k = effective_k(site.k, ctx.settings.k_anonymity)  # the site's own k where an admin made it stricter
     span = released(span, ctx)
     ranked = queries.ranked_slots(
         session,

@@ -35,7 +35,9 @@ def counts_table(
     "start" and "label".
 
     A count is ``null`` only when nothing behind it was released: ``people`` when every cell with people was
-    withheld, the split when no cell with people released one. ``people_lower_bound`` says that withheld cells
+    withheld, the split when no cell with people released one; ``female`` and ``male`` (like their shares) also
+    when no person of the released split was classified: a counts-only site's people are all unknown, which is no
+    gender figure at all, not zero women and zero men. ``people_lower_bound`` says that withheld cells
     are left out of ``people``; ``unsplit`` are people of cells whose split was withheld."""
     n = len(people)
     if n == 0:
@@ -69,8 +71,8 @@ def counts_table(
     names: tuple[str, ...] = (*COUNT_COLUMNS, "suppressed", "female_share", "male_share")
     columns = [
         column(people, people_hidden),
-        column(female, split_hidden),
-        column(male, split_hidden),
+        column(female, split_hidden | (classified == 0)),
+        column(male, split_hidden | (classified == 0)),
         column(unknown, split_hidden),
         unsplit.tolist(),
         withheld.tolist(),

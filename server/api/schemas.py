@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from footfall.core.wire import CpuInfo, ModelServing
+from footfall.core.wire import CpuInfo, DemographicsMode, ModelServing, SiteSettings
 from pydantic import BaseModel, Field
 
 
@@ -103,12 +103,77 @@ class Comparison(BaseModel):
     totals: Counts
 
 
+class Tally(BaseModel):
+    """People in the released hour cells behind one figure of the visitors API (see "Privacy" in server/API.md)."""
+
+    people: int | None = Field(description="Sum of the released cells; null when every cell with people was withheld.")
+    withheld_cells: int = Field(description="Hour cells with 1 to k-1 people, left out of people.")
+    people_lower_bound: bool = Field(description="True when withheld cells are missing from people.")
+
+
+class CameraTally(Tally):
+    camera_id: str
+
+
+class Occupancy(BaseModel):
+    people: int = Field(
+        description="Released in minus released out since the last closing time, never below 0 (a step that "
+        "would go below 0 stops at 0: more people left than were counted in)."
+    )
+    withheld_cells: int = Field(
+        description="Entrance cells withheld since the last closing time. Not a bound either way: a withheld "
+        "in would raise the figure, a withheld out lower it."
+    )
+
+
+class VisitorPoint(BaseModel):
+    start: str = Field(description="Bucket start, UTC ISO 8601.")
+    label: str = Field(description="Bucket in the site's local time.")
+    visitors: Tally | None = Field(
+        description="Site visitors: people who came in through the site's entrance lines (their 'in' counts). "
+        "Null when the site has no entrance lines."
+    )
+    out: Tally | None = Field(description="People who went out through the entrance lines; null without entrances.")
+    occupancy: Occupancy | None = Field(description="At the bucket's end; null without entrances.")
+    cameras: list[CameraTally] = Field(
+        description="Each camera's distinct people in the bucket (each once, whatever zones and lines they "
+        "touched). Cameras overlap: never add them up to a site figure."
+    )
+
+
+class VisitorTotals(BaseModel):
+    visitors: Tally | None
+    out: Tally | None
+    cameras: list[CameraTally]
+
+
+class Visitors(BaseModel):
+    site_id: str
+    granularity: str
+    start: str
+    end: str = Field(description="The range's end, cut at the start of the hour in progress (not yet released).")
+    timezone: str
+    closing_time: str = Field(description="Local time at which occupancy starts again from 0 ('00:00': midnight).")
+    k: int = Field(description="Hour cells with 1 to k-1 people are withheld.")
+    entrances: list[str] = Field(description="Entrance lines of the site (they send 'in' and 'out' counts).")
+    cameras: list[str] = Field(description="Cameras that send their distinct visitors.")
+    visitors_note: str | None = Field(description="Why site visitors and occupancy are null, when they are.")
+    points: list[VisitorPoint] = Field(description="Buckets with data only, oldest first.")
+    totals: VisitorTotals
+    occupancy_at_end: Occupancy | None = Field(description="Occupancy at the range's end; null without entrances.")
+
+
 class ZoneOut(BaseModel):
     zone_id: str
     site_id: str
     name: str
     floor: str | None
     kind: str
+    measure: str = Field(
+        "passes",
+        description="What its counts are: 'passes' (a zone or counting line), 'camera' (a camera's distinct "
+        "visitors), 'in' / 'out' (an entrance line's direction). Never add up counts of different measures.",
+    )
 
 
 class SiteOut(BaseModel):
@@ -118,6 +183,18 @@ class SiteOut(BaseModel):
     zones: int
     agents_online: int
     agents_total: int
+    demographics: DemographicsMode = Field(
+        "full", description="'full' (counted and classified), 'counts-only' (no classifier) or 'off' (nothing)."
+    )
+    k: int = Field(description="The site's effective k: its own where set, else the server's (a floor).")
+    own_k: int | None = Field(None, description="The k an admin set for this site; null: the server's k.")
+    retention_days: int | None = Field(
+        description="Days its raw minute buckets are kept: its own where set, else the server's (null: forever)."
+    )
+    own_retention_days: int | None = Field(None, description="Set by an admin for this site; null: the server's.")
+    closing_time: str | None = Field(
+        None, description="Local 'HH:MM' at which occupancy starts again from 0; null: midnight."
+    )
 
 
 class CameraOut(BaseModel):
@@ -145,6 +222,11 @@ class AgentOut(BaseModel):
         "reference when INT8 failed its parity self-check on the agent's CPU) and why.",
     )
     cpu: CpuInfo | None = Field(default=None, description="The agent's CPU and its instruction-set flags.")
+    demographics: DemographicsMode | None = Field(
+        default=None,
+        description="The demographics mode the agent applies now, from its status (null: an agent older than "
+        "the mode, which classifies).",
+    )
 
 
 class Slot(BaseModel):
@@ -193,6 +275,11 @@ class IngestResponse(BaseModel):
     duplicates: int = Field(description="Aggregates already stored with an equal or higher seq (no effect).")
     statuses: int
     rejected: list[IngestRejection] = Field(description="Malformed messages; each is in the dead-letter table.")
+    site_settings: SiteSettings | None = Field(
+        None,
+        description="The settings of the agent's site (its demographics mode), for agents that send over HTTP: "
+        "what the retained MQTT settings message tells the others. Null when the batch named no site.",
+    )
 
 
 class KeyCreate(BaseModel):
@@ -227,6 +314,26 @@ class SiteUpdate(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     timezone: str | None = Field(
         None, description="IANA time zone, e.g. 'Europe/Berlin'; day boundaries and hours of week follow it."
+    )
+    demographics: DemographicsMode | None = Field(
+        None,
+        description="'full', 'counts-only' (agents load no classifier; aggregates with gender are refused) or "
+        "'off' (agents read no camera; every aggregate is refused). Sent to the site's agents at once.",
+    )
+    k: int | None = Field(
+        None,
+        description="The site's own k, from the server's k (a floor: a site can only be made stricter) to 50; "
+        "null resets it to the server's. Recomputes what every hour of the site releases.",
+    )
+    retention_days: int | None = Field(
+        None,
+        description="Days the site's raw minute buckets are kept, from 1 to the server's retention; null resets it "
+        "to the server's.",
+    )
+    closing_time: str | None = Field(
+        None,
+        description="Local time the site closes, 'HH:MM' (24-hour), e.g. '22:00': occupancy (in − out through the "
+        "entrances) starts again from 0 then, so a day's counting drift never carries over. null: midnight.",
     )
 
 

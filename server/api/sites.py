@@ -3,31 +3,50 @@ ingest, with the zone kind 'unknown')."""
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from footfall.core.logs import log_event
+from footfall.core.wire import SiteSettings
+from footfall.server import site_settings
 from footfall.server.agents import agent_rows
-from footfall.server.api.deps import Context, ReadSession, get_site, require_admin, require_viewer
+from footfall.server.api.deps import Context, ReadSession, ServerContext, get_site, require_admin, require_viewer
 from footfall.server.api.schemas import SiteOut, SiteUpdate, ZoneOut, ZoneUpdate
-from footfall.server.rollups import refile_site, start_refile
-from footfall.server.settings import check_timezone
+from footfall.server.catalog import PASSES
+from footfall.server.occupancy import check_closing_time
+from footfall.server.release import MAX_SITE_K, effective_k
+from footfall.server.rollups import refile_site, release_site, start_refile
+from footfall.server.settings import MAX_RETENTION_DAYS, Settings, check_timezone
 from footfall.server.tables import ZONE_KINDS, Site, Zone
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
 read = APIRouter(tags=["sites"], dependencies=[Depends(require_viewer)])
 admin = APIRouter(tags=["sites"], dependencies=[Depends(require_admin)])
+logger = logging.getLogger("footfall.server.sites")
 
 
 def _zone_out(zone: Zone) -> ZoneOut:
-    return ZoneOut(zone_id=zone.zone_id, site_id=zone.site_id, name=zone.name, floor=zone.floor, kind=zone.kind)
+    return ZoneOut(
+        zone_id=zone.zone_id,
+        site_id=zone.site_id,
+        name=zone.name,
+        floor=zone.floor,
+        kind=zone.kind,
+        measure=zone.measure,
+    )
 
 
 @read.get("/sites", response_model=list[SiteOut], summary="Sites with zone and live-agent counts (role: viewer)")
 def list_sites(ctx: Context, session: ReadSession) -> list[SiteOut]:
-    zone_counts = dict(session.execute(select(Zone.site_id, func.count()).group_by(Zone.site_id)).all())
+    # Zones as an operator means them: those counting passes (not cameras, not entrance directions).
+    zone_counts = dict(
+        session.execute(select(Zone.site_id, func.count()).where(Zone.measure == PASSES).group_by(Zone.site_id)).all()
+    )
     agents = agent_rows(session, None, ctx.settings.agent_offline_after_s)
     out = []
     for site in session.scalars(select(Site).order_by(Site.site_id)):
@@ -40,32 +59,101 @@ def list_sites(ctx: Context, session: ReadSession) -> list[SiteOut]:
                 zones=zone_counts.get(site.site_id, 0),
                 agents_online=sum(a["online"] for a in mine),
                 agents_total=len(mine),
+                **_controls(site, ctx.settings),
             )
         )
     return out
 
 
 @read.get("/sites/{site_id}/zones", response_model=list[ZoneOut], summary="Zones of a site (role: viewer)")
-def list_zones(site_id: IdPath, session: ReadSession) -> list[ZoneOut]:
+def list_zones(
+    site_id: IdPath,
+    session: ReadSession,
+    measure: Annotated[
+        Literal["passes", "camera", "in", "out", "all"],
+        Query(
+            description="What the listed zones count: 'passes' (zones and counting lines, the default), 'camera' "
+            "(a camera's distinct visitors), 'in' / 'out' (entrance line directions), or 'all'."
+        ),
+    ] = "passes",
+) -> list[ZoneOut]:
     site = get_site(session, site_id)
-    return [
-        _zone_out(z) for z in session.scalars(select(Zone).where(Zone.site_id == site.site_id).order_by(Zone.zone_id))
-    ]
+    query = select(Zone).where(Zone.site_id == site.site_id).order_by(Zone.zone_id)
+    if measure != "all":
+        query = query.where(Zone.measure == measure)
+    return [_zone_out(z) for z in session.scalars(query)]
 
 
-@admin.patch("/sites/{site_id}", response_model=SiteOut, summary="Rename a site or set its time zone (role: admin)")
+def _controls(site: Site, settings: Settings) -> dict[str, Any]:
+    """The operator controls of ``site`` as SiteOut shows them: own values and what applies."""
+    return {
+        "demographics": site.demographics,
+        "k": effective_k(site.k, settings.k_anonymity),
+        "own_k": site.k,
+        "retention_days": site.retention_days or settings.retention_days,
+        "own_retention_days": site.retention_days,
+        "closing_time": site.closing_time,
+    }
+
+
+def _check_limits(change: SiteUpdate, settings: Settings) -> None:
+    """422 with the allowed range for a k or retention outside the limits (null resets either to the server's)."""
+    low, high = settings.k_anonymity, max(MAX_SITE_K, settings.k_anonymity)
+    if change.k is not None and not low <= change.k <= high:
+        raise HTTPException(
+            422,
+            f"k: {change.k} is outside {low}..{high}: the server's k ({low}) is a floor a site can only be made "
+            f"stricter than, and beyond {high} hardly any hour would release anything",
+        )
+    longest = settings.retention_days or MAX_RETENTION_DAYS
+    if change.retention_days is not None and not 1 <= change.retention_days <= longest:
+        raise HTTPException(
+            422,
+            f"retention_days: {change.retention_days} is outside 1..{longest}: a site may keep its raw buckets for "
+            f"at most the server's retention ({longest} days)",
+        )
+
+
+def _publish(ctx: ServerContext, settings: SiteSettings) -> None:
+    """Retained on the site's settings topic through this replica's MQTT consumer, if it runs one."""
+    for worker in ctx.background:
+        publish = getattr(worker, "publish_site_settings", None)
+        if publish is not None:
+            publish([settings])
+
+
+@admin.patch(
+    "/sites/{site_id}",
+    response_model=SiteOut,
+    summary="Rename a site, set its time zone, demographics mode, k or raw-data retention (role: admin)",
+)
 def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
     """Changing the time zone re-files every stored hour under its new local day and hour of week, one zone
-    at a time: ingest goes on meanwhile, and reads of the site may mix old and new hours until it is done."""
+    at a time: ingest goes on meanwhile, and reads of the site may mix old and new hours until it is done.
+
+    A new ``k`` recomputes what every hour of the site releases, with its daily sums and slot totals, in the same
+    transaction. A new ``demographics`` mode is sent to the site's agents (retained MQTT message; HTTP agents get
+    it in the ingest response) before it is committed, so an agent learns of it before the server refuses
+    anything by it; from the commit on, ingest refuses aggregates with gender ('counts-only') or all ('off')."""
     if change.timezone is not None:
         try:
             check_timezone(change.timezone)
         except ValueError as exc:
             raise HTTPException(422, f"timezone: {exc}") from None
+    _check_limits(change, ctx.settings)
+    if change.closing_time is not None:
+        try:
+            check_closing_time(change.closing_time)
+        except ValueError as exc:
+            raise HTTPException(422, f"closing_time: {exc}") from None
+    told: SiteSettings | None = None
     with ctx.db.write() as session:
         site = get_site(session, site_id)
         if change.name is not None:
             site.name = change.name
+        told = _apply_controls(session, site, change, ctx)
+        if "closing_time" in change.model_fields_set:  # null: back to midnight
+            site.closing_time = change.closing_time
         refile = change.timezone is not None and change.timezone != site.timezone
         if refile:
             assert change.timezone is not None  # refile says so
@@ -73,6 +161,8 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
         zones = session.scalar(select(func.count()).select_from(Zone).where(Zone.site_id == site_id)) or 0
     if refile:
         refile_site(ctx.db, site.site_id, site.timezone)
+    if told is not None:
+        log_event(logger, logging.INFO, "site demographics mode changed", site=site_id, mode=told.demographics)
     return SiteOut(
         site_id=site.site_id,
         name=site.name,
@@ -80,7 +170,45 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
         zones=zones,
         agents_online=0,
         agents_total=0,
+        **_controls(site, ctx.settings),
     )
+
+
+def _apply_controls(session: Session, site: Site, change: SiteUpdate, ctx: ServerContext) -> SiteSettings | None:
+    """Applies the k, retention and demographics of ``change`` in the caller's transaction; returns the settings
+    sent to the agents when the mode changed.
+
+    The mode is published before the transaction commits: a refusal by the new mode can only follow the commit,
+    and the receipt that carries it goes out through the same MQTT client after the settings, so an agent strips
+    the gender from what it still holds before it learns of any refusal (edge/README.md). Should the transaction
+    roll back, the stored mode is sent again."""
+    given = change.model_fields_set
+    server_k = ctx.settings.k_anonymity
+    if "k" in given:  # null: back to the server's
+        before = effective_k(site.k, server_k)
+        site.k = change.k
+        if effective_k(site.k, server_k) != before:
+            session.flush()  # the site row is locked (PostgreSQL) before its cells are recomputed
+            release_site(session, site.site_id, effective_k(site.k, server_k))
+    if "retention_days" in given:  # null: back to the server's; the next retention run applies it
+        site.retention_days = change.retention_days
+    if change.demographics is None or change.demographics == site.demographics:
+        return None
+    site.demographics = change.demographics
+    session.flush()
+    told = site_settings.settings_of(site.site_id, site.demographics)
+    _publish(ctx, told)
+    site_id = site.site_id
+    event.listen(session, "after_rollback", lambda _session: _republish(ctx, site_id), once=True)
+    return told
+
+
+def _republish(ctx: ServerContext, site_id: str) -> None:
+    """Sends the stored mode again (a change was sent, then not committed)."""
+    with ctx.db.read() as session:
+        mode = session.scalar(select(Site.demographics).where(Site.site_id == site_id))
+    if mode is not None:
+        _publish(ctx, site_settings.settings_of(site_id, mode))
 
 
 @admin.put(

@@ -32,7 +32,9 @@ from footfall.server.api.deps import (
 from footfall.server.api.render import COUNT_COLUMNS, FastJSONResponse, counts, counts_table
 from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
+from footfall.server.catalog import PASSES
 from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, local_midnight, to_iso
+from footfall.server.release import effective_k
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
 
@@ -44,9 +46,24 @@ GranularityParam = Annotated[
 ]
 
 
+def passes_zones(session: Session, site: Site, zone_ids: list[str] | None) -> list[Zone]:
+    """The zones asked for (default: all of the site) that count passes. Cameras and entrance directions count
+    other things (footfall.core.wire.Measure) and are never listed, ranked or added up with zones; asking for one
+    by id is a 422 that says where its figures are."""
+    zones = get_zones(session, site, zone_ids)
+    others = [z.zone_id for z in zones if z.measure != PASSES]
+    if zone_ids and others:
+        raise HTTPException(
+            422,
+            f"zone: {', '.join(repr(o) for o in others)} counts a camera's distinct visitors or an entrance's people "
+            f"in or out, not zone passes; read it from /api/v1/sites/{site.site_id}/visitors",
+        )
+    return [z for z in zones if z.measure == PASSES]
+
+
 def _scope(session: Session, site_id: str, zone_ids: list[str] | None) -> tuple[Site, list[Zone]]:
     site = get_site(session, site_id)
-    return site, get_zones(session, site, zone_ids)
+    return site, passes_zones(session, site, zone_ids)
 
 
 def _starts_and_labels(keys: list[Any], granularity: str, tz: str) -> tuple[list[str], list[str]]:
@@ -65,7 +82,7 @@ def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict[str, A
         "zones": [z.zone_id for z in zones],
         "start": to_iso(span.start),
         "end": to_iso(span.end),
-        "k": k,
+        "k": effective_k(site.k, k),  # the site's own k where an admin made it stricter
     }
 
 

@@ -2,7 +2,7 @@
 daily sums and slot running totals of released values.
 
 - :mod:`.cells`: ingest's write path (:func:`apply_hourly_deltas`), the daily sums, and recomputing what
-  every cell releases when k changes (:func:`ensure_release`);
+  every cell releases when k changes (:func:`ensure_release`, :func:`release_site` for one site's own k);
 - :mod:`.slots`: the running totals per zone × local hour of week that the ad-placement ranking reads;
 - :mod:`.refile`: re-filing a site's hours under a new time zone, one zone per transaction;
 - :mod:`.checks`: each derived table against what it summarises (empty when consistent).
@@ -15,6 +15,7 @@ from footfall.server.rollups.cells import (
     ensure_release,
     rebuild_daily,
     release_k,
+    release_site,
 )
 from footfall.server.rollups.checks import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
 from footfall.server.rollups.refile import finish_refiles, refile_site, start_refile
@@ -32,6 +33,7 @@ __all__ = [
     "rebuild_slots",
     "refile_site",
     "release_k",
+    "release_site",
     "slot_parts",
     "slots_vs_hourly",
     "start_refile",

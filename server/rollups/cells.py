@@ -16,7 +16,7 @@ from footfall.server.localtime import (
     local_midnight,
     utc_week,
 )
-from footfall.server.release import RELEASED_FIELDS, released_values
+from footfall.server.release import RELEASED_FIELDS, effective_k, released_values
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import DailyRollup, HourlyRollup, Meta, Site, Zone
@@ -56,9 +56,12 @@ def _released(
     return found
 
 
-def apply_hourly_deltas(session: Session, hourly: HourlyDeltas, tz_of_zone: dict[int, str], k: int) -> None:
-    """Adds raw deltas to their hourly cells, recomputes what those cells release, and adds the change in
-    released values to the daily rollup and the slot running totals, in the caller's transaction.
+def apply_hourly_deltas(
+    session: Session, hourly: HourlyDeltas, tz_of_zone: dict[int, str], k_of_zone: dict[int, int]
+) -> None:
+    """Adds raw deltas to their hourly cells, recomputes what those cells release (each with its site's
+    effective k, ``k_of_zone``), and adds the change in released values to the daily rollup and the slot running
+    totals, in the caller's transaction.
 
     Released values are not additive (a cell of 4 people releases nothing, of 5 releases 5), so the change is
     read off the cell before and after, with the cells locked in between: replicas ingesting into the same
@@ -96,8 +99,11 @@ def apply_hourly_deltas(session: Session, hourly: HourlyDeltas, tz_of_zone: dict
     session.execute(
         update(table)
         .where(table.c.zone_pk == bindparam("z"), table.c.hour_start == bindparam("h"))
-        .values({**added, **released_values(SimpleNamespace(**added), k)}),
-        [{"z": z, "h": h, **{f"d_{n}": v for n, v in _as_counts(changed[(z, h)], COUNTS).items()}} for z, h in keys],
+        .values({**added, **released_values(SimpleNamespace(**added), bindparam("k"))}),
+        [
+            {"z": z, "h": h, "k": k_of_zone[z], **{f"d_{n}": v for n, v in _as_counts(changed[(z, h)], COUNTS).items()}}
+            for z, h in keys
+        ],
     )
     after = _released(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
@@ -135,18 +141,38 @@ def release_k(session: Session) -> int | None:
 
 def ensure_release(db: Database, k: int) -> bool:
     """Recomputes every released value, daily sum and slot running total when they were computed with
-    another k (or never); returns whether it did. The server calls this on start."""
+    another server k (or never), each site with its effective k; returns whether it did. The server calls this
+    on start."""
     with db.write() as session:
         if release_k(session) == k:
             return False
-        table = HourlyRollup.__table__
-        session.execute(update(table).values(released_values(table.c, k)))
-        for site_id, tz in session.execute(select(Site.site_id, Site.timezone)).all():
-            zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id)))
-            rebuild_daily(session, zone_pks, tz)
-            rebuild_slots(session, zone_pks)
+        for site_id, site_k, tz in session.execute(select(Site.site_id, Site.k, Site.timezone)).all():
+            _release_site(session, site_id, effective_k(site_k, k), tz)
+        # Cells of zones without a site row do not exist (zones reference sites), so every cell is covered.
         session.merge(Meta(key=RELEASE_K_KEY, value=str(k)))
     return True
+
+
+def release_site(session: Session, site_id: str, k: int) -> None:
+    """Recomputes what the cells of one site release with ``k`` (its new effective k), and their daily sums and
+    slot running totals, in the caller's transaction: an admin's change of the site's k and this recomputation
+    commit together, so no read ever sees cells released with the old k beside the new k. The caller holds the
+    site row locked (it just updated it), and ingest reads the site's k with a share lock, so no ingest
+    transaction releases a cell of this site with the old k after this one commits."""
+    tz = session.scalar(select(Site.timezone).where(Site.site_id == site_id))
+    if tz is None:
+        raise ValueError(f"no site {site_id!r}")
+    _release_site(session, site_id, k, tz)
+
+
+def _release_site(session: Session, site_id: str, k: int, tz: str) -> None:
+    zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id)))
+    if not zone_pks:
+        return
+    table = HourlyRollup.__table__
+    session.execute(update(table).where(table.c.zone_pk.in_(zone_pks)).values(released_values(table.c, k)))
+    rebuild_daily(session, zone_pks, tz)
+    rebuild_slots(session, zone_pks)
 
 
 def rebuild_daily(session: Session, zone_pks: list[int], tz: str) -> int:

@@ -140,9 +140,9 @@ def make_storing_fail(monkeypatch: pytest.MonkeyPatch, zone: str, error: Excepti
 
     original = Ingestor._store_aggregates
 
-    def failing(self, session, messages, now):  # type: ignore[no-untyped-def]
+    def failing(self, session, messages, *rest):  # type: ignore[no-untyped-def]
         if any(m.zone_id == zone for m in messages):
             raise error
-        return original(self, session, messages, now)
+        return original(self, session, messages, *rest)
 
     monkeypatch.setattr(Ingestor, "_store_aggregates", failing)

@@ -13,14 +13,14 @@ from sqlalchemy import inspect
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0005"
-        assert upgrade(db.engine) == "0005"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0006"
+        assert upgrade(db.engine) == "0006"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0005"
+        assert current_revision(db.engine) == "0006"
     finally:
         db.dispose()
 

@@ -1,0 +1,234 @@
+"""An operator's per-site controls (issue #18): the demographics mode, k and raw-data retention, set through
+the admin API within limits, and applied by ingest, the release and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from footfall.server.retention import run_retention
+from footfall.server.rollups import daily_vs_hourly, slots_vs_hourly
+from footfall.server.tables import Bucket, DeadLetter, HourlyRollup
+from sqlalchemy import func, select
+
+from tests.server.conftest import BASE, Server, aggregate, make_server
+from tests.server.test_privacy import ATTACKS, DAY, NINE, answers, messages
+
+SITE = "/api/v1/sites/mall"
+
+
+def patch(server: Server, body: dict, site: str = SITE):  # type: ignore[no-untyped-def]
+    return server.client.patch(site, json=body, headers=server.headers("admin"))
+
+
+def counts_only(message: dict) -> dict:
+    """What an agent of a counts-only site sends: no gender at all (null), everyone unclassified."""
+    return {**message, "gender": None}
+
+
+# -- the admin API and its limits --------------------------------------------------------------------------
+
+
+def test_a_site_can_only_be_made_stricter_than_the_server_and_within_limits(sqlite_url: str) -> None:
+    for server in make_server(sqlite_url, k_anonymity=5):
+        assert server.ingest(aggregate(unknown=1)).status_code == 200  # creates the site
+        refused = {
+            "k below the server's floor": {"k": 4},
+            "k of 0": {"k": 0},
+            "k above 50": {"k": 51},
+            "retention of 0 days": {"retention_days": 0},
+            "retention beyond the server's": {"retention_days": 3651},  # the server keeps raw data forever here
+            "an unknown mode": {"demographics": "some"},
+            "k as text": {"k": "ten"},
+        }
+        for name, body in refused.items():
+            response = patch(server, body)
+            assert response.status_code == 422, (name, response.text)
+            assert "Traceback" not in response.text
+        assert "the server's k (5) is a floor" in patch(server, {"k": 4}).json()["detail"]
+        assert patch(server, {"k": 10}, site="/api/v1/sites/nowhere").status_code == 404
+        assert server.client.patch(SITE, json={"k": 10}, headers=server.headers("viewer")).status_code == 403
+        site = patch(server, {"k": 10, "retention_days": 7, "demographics": "counts-only"}).json()
+        assert (site["k"], site["own_k"], site["retention_days"], site["demographics"]) == (10, 10, 7, "counts-only")
+        listed = server.get("/api/v1/sites").json()[0]
+        assert (listed["k"], listed["retention_days"], listed["demographics"]) == (10, 7, "counts-only")
+        back = patch(server, {"k": None, "retention_days": None}).json()  # null: the server's again
+        assert (back["k"], back["own_k"], back["retention_days"], back["demographics"]) == (
+            5,
+            None,
+            None,
+            "counts-only",
+        )
+
+
+def test_retention_may_not_exceed_the_servers(tmp_path: Path) -> None:
+    for server in make_server(f"sqlite:///{tmp_path / 'r.db'}"):
+        context = server.client.app.state.context  # type: ignore[attr-defined]
+        context.settings = context.settings.model_copy(update={"retention_days": 35})
+        server.ingest(aggregate(unknown=1))
+        assert patch(server, {"retention_days": 36}).status_code == 422
+        assert "at most the server's retention (35 days)" in patch(server, {"retention_days": 36}).json()["detail"]
+        assert patch(server, {"retention_days": 35}).json()["retention_days"] == 35
+
+
+# -- demographics mode: what ingest refuses ----------------------------------------------------------------
+
+
+def test_a_counts_only_site_refuses_aggregates_with_gender_and_stores_those_without(server: Server) -> None:
+    server.ingest(aggregate(unknown=1))
+    assert patch(server, {"demographics": "counts-only"}).status_code == 200
+    response = server.ingest(
+        aggregate(start=NINE, seq=2, female=3, male=4),
+        counts_only(aggregate(start=NINE, seq=3, camera="cam-2", unknown=6)),
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["accepted"] == 1 and [r["index"] for r in body["rejected"]] == [0]
+    assert "demographics mode 'counts-only'" in body["rejected"][0]["reason"]
+    assert body["site_settings"]["demographics"] == "counts-only"
+    with server.db.read() as session:
+        reasons = list(session.scalars(select(DeadLetter.reason)))
+        stored = session.execute(select(Bucket.camera_id, Bucket.people, Bucket.unknown)).all()
+    assert any("counts-only" in reason for reason in reasons)
+    assert ("cam-2", 6, 6) in stored and all(camera != "cam-1" or people == 1 for camera, people, _ in stored)
+
+
+def test_an_off_site_refuses_every_aggregate_with_a_reason_and_full_takes_them_again(server: Server) -> None:
+    server.ingest(aggregate(unknown=1))
+    assert patch(server, {"demographics": "off"}).json()["demographics"] == "off"
+    response = server.ingest(
+        counts_only(aggregate(start=NINE, seq=2, unknown=6)), aggregate(start=NINE, seq=3, camera="c", male=6)
+    )
+    assert response.status_code == 422 and len(response.json()["rejected"]) == 2
+    assert all("demographics mode 'off'" in r["reason"] for r in response.json()["rejected"])
+    assert patch(server, {"demographics": "full"}).status_code == 200
+    response = server.ingest(
+        counts_only(aggregate(start=NINE, seq=4, unknown=6)), aggregate(start=NINE, seq=5, camera="c", male=6)
+    )
+    assert response.status_code == 200 and response.json()["accepted"] == 2
+    assert response.json()["site_settings"] == {
+        **response.json()["site_settings"],
+        "demographics": "full",
+        "site_id": "mall",
+    }
+
+
+def test_a_counts_only_period_shows_no_gender_figures_not_zeros(server: Server) -> None:
+    server.ingest(*(counts_only(aggregate(start=NINE + timedelta(minutes=m), seq=m + 1, unknown=4)) for m in range(3)))
+    totals = server.get(f"{SITE}/traffic/totals", zone="entrance", **DAY).json()["totals"]
+    assert totals["people"] == 12 and totals["unknown"] == 12
+    assert totals["female"] is None and totals["male"] is None
+    assert totals["female_share"] is None and totals["male_share"] is None
+    series = server.get(f"{SITE}/traffic/series", zone="entrance", granularity="hour", **DAY).json()["points"]
+    assert [(p["people"], p["female"], p["male"]) for p in series] == [(12, None, None)]
+
+
+def test_an_agents_status_says_which_mode_it_applies(server: Server) -> None:
+    status = {
+        "kind": "status",
+        "schema_version": 1,
+        "agent_id": "agent-1",
+        "site_id": "mall",
+        "state": "online",
+        "sent_at": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+        "fps": 5.0,
+        "latency_ms": 20.0,
+        "outbox_depth": 0,
+        "version": "test",
+        "cameras": [],
+        "demographics": "counts-only",
+    }
+    assert server.ingest(status).status_code == 200
+    [agent] = server.get("/api/v1/agents").json()
+    assert agent["demographics"] == "counts-only"
+
+
+# -- per-site k --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def site_world(tmp_path: Path, name: str, hidden: int, *, k_first: bool) -> Iterator[Server]:
+    """The privacy scene with a site k of 10 (server k 5): zone a at 09:00 holds ``hidden`` people (7 or 8: at
+    least the server's k, below the site's), set before the data came (ingest's release) or after it (the
+    recomputation)."""
+    cells = messages(
+        [
+            ("a", NINE, 2, 2, hidden - 4),
+            ("a", NINE + timedelta(hours=1), 12, 20, 5),
+            ("b", NINE, 10, 25, 6),
+            ("a", NINE + timedelta(days=7), 9, 22, 5),
+        ]
+    )
+    for server in make_server(f"sqlite:///{tmp_path / name}.db", k_anonymity=5):
+        if k_first:
+            server.ingest(aggregate(zone="a", start=BASE - timedelta(days=30), unknown=1))
+            assert patch(server, {"k": 10}).status_code == 200
+        assert server.ingest(*cells).status_code == 200
+        if not k_first:
+            assert patch(server, {"k": 10}).status_code == 200
+        yield server
+
+
+@pytest.mark.parametrize("k_first", [True, False], ids=["k-then-data", "data-then-k"])
+def test_a_site_with_k_10_never_releases_a_7_person_cell_by_any_route(tmp_path: Path, k_first: bool) -> None:
+    with (
+        site_world(tmp_path, "seven", 7, k_first=k_first) as seven,
+        site_world(tmp_path, "eight", 8, k_first=k_first) as eight,
+    ):
+        seen_with_seven, seen_with_eight = answers(seven, ATTACKS), answers(eight, ATTACKS)
+        day = seven.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()
+        with seven.db.read() as session:
+            assert daily_vs_hourly(session) == [] and slots_vs_hourly(session) == []
+    for name in ATTACKS:
+        assert seen_with_seven[name] == seen_with_eight[name], f"{name} depends on a cell below the site's k"
+    assert day["k"] == 10
+    assert day["totals"]["people"] == 37 and day["totals"]["withheld_cells"] == 1  # the 7 are withheld whole
+
+
+def test_resetting_a_sites_k_releases_its_cells_again_and_other_sites_keep_theirs(sqlite_url: str) -> None:
+    for server in make_server(sqlite_url, k_anonymity=5):
+        server.ingest(
+            aggregate(zone="a", start=NINE, unknown=7),
+            aggregate(zone="a", start=NINE, site="other", agent="agent-1", camera="cam-9", unknown=7),
+        )
+
+        def released(site: str, server: Server = server) -> int:
+            response = server.get(f"/api/v1/sites/{site}/traffic/totals", zone="a", **DAY)
+            return int(response.json()["totals"]["people"] or 0)
+
+        assert (released("mall"), released("other")) == (7, 7)
+        patch(server, {"k": 8})
+        assert (released("mall"), released("other")) == (0, 7)
+        patch(server, {"k": None})
+        assert (released("mall"), released("other")) == (7, 7)
+        with server.db.read() as session:
+            assert daily_vs_hourly(session) == [] and slots_vs_hourly(session) == []
+            assert session.scalar(select(func.sum(HourlyRollup.withheld))) == 0
+
+
+# -- per-site retention ------------------------------------------------------------------------------------
+
+
+def test_a_site_with_shorter_retention_loses_its_raw_buckets_sooner_and_refuses_older_ones(server: Server) -> None:
+    now = (BASE + timedelta(days=10)).timestamp()
+    old = BASE  # 10 days before "now"
+    server.ingest(aggregate(start=old, unknown=6), aggregate(start=old, site="other", camera="cam-9", unknown=6))
+    patch(server, {"retention_days": 3})
+    result = run_retention(server.db, days=35, now=now)
+    assert result.raw_deleted == 1
+    with server.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Bucket)) == 1  # the other site's, kept 35 days
+    late = server.ingest(aggregate(start=old + timedelta(minutes=1), seq=5, unknown=2))
+    assert late.status_code == 422 and "site's raw-data retention window" in late.json()["rejected"][0]["reason"]
+    kept = server.ingest(aggregate(start=old + timedelta(minutes=1), seq=6, site="other", camera="cam-9", unknown=2))
+    assert kept.status_code == 200
+    # the rollups keep what the deleted buckets counted
+    assert (
+        server.get(
+            f"{SITE}/traffic/totals", zone="entrance", start="2026-11-16T00:00:00Z", end="2026-11-17T00:00:00Z"
+        ).json()["totals"]["people"]
+        == 6
+    )
