@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from footfall.core.logs import log_event
 from footfall.server import migrate
-from footfall.server.api import admin, agents, ingest, insights, sites, traffic
+from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.deps import ServerContext, require_metrics
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
@@ -161,6 +161,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         sites.admin,
         traffic.router,
         insights.router,
+        visitors.router,
         agents.router,
         admin.router,
     ):

@@ -1,24 +1,51 @@
-"""Sites and zones: looked up by their wire identifiers, created on first sight of an aggregate."""
+"""Sites and zones: looked up by their wire identifiers, created on first sight of an aggregate.
+
+A zone row also keeps what its people are (its ``measure``, footfall.core.wire.Measure), taken from the
+aggregate that created it: zone passes, a camera's distinct visitors, or an entrance line's in or out. Counts of
+different measures must never be added up, so an aggregate that disagrees with its zone's measure is refused
+(:func:`measure_conflict`) instead of being summed into the wrong kind of figure."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import NamedTuple
 
+from footfall.core.wire import AggregateMessage
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import Site, Zone
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+# Zones an operator sees as zones (traffic, rankings, ad placement, CSV): their figures are passes.
+PASSES = "passes"
+
+
+class ZoneRef(NamedTuple):
+    pk: int
+    timezone: str  # the site's
+    measure: str
+
+
+def first_measures(messages: Iterable[AggregateMessage]) -> dict[tuple[str, str], str]:
+    """(site_id, zone_id) → the measure of the first message naming it: what a new zone is created as."""
+    found: dict[tuple[str, str], str] = {}
+    for message in messages:
+        found.setdefault((message.site_id, message.zone_id), message.measure)
+    return found
+
 
 def ensure_zones(
-    session: Session, keys: set[tuple[str, str]], default_tz: str
-) -> dict[tuple[str, str], tuple[int, str]]:
-    """Maps each (site_id, zone_id) to (zone primary key, site time zone), creating what is missing.
+    session: Session, measures: dict[tuple[str, str], str], default_tz: str
+) -> dict[tuple[str, str], ZoneRef]:
+    """Maps each (site_id, zone_id) of ``measures`` to its zone, creating what is missing with the measure given.
 
-    Creation uses INSERT .. ON CONFLICT DO NOTHING so concurrent replicas never collide.
+    Creation uses INSERT .. ON CONFLICT DO NOTHING so concurrent replicas never collide (the first one's
+    measure stays; a later disagreeing aggregate is then refused by :func:`measure_conflict`).
     """
-    if not keys:
+    if not measures:
         return {}
+    keys = set(measures)
     found = _lookup(session, keys)
     missing = keys - found.keys()
     if missing:
@@ -41,6 +68,7 @@ def ensure_zones(
                         "floor": None,
                         "kind": "unknown",
                         "created_at": now,
+                        "measure": measures[(s, z)],
                     }
                     for s, z in sorted(missing)
                 ]
@@ -51,9 +79,22 @@ def ensure_zones(
     return found
 
 
-def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+def measure_conflict(message: AggregateMessage, zones: dict[tuple[str, str], ZoneRef]) -> str | None:
+    """Why ``message`` may not be stored under its zone, or None: its measure differs from the zone's (say a
+    camera id reused as a zone name), and adding its people to the zone's would mix two kinds of count."""
+    stored = zones[(message.site_id, message.zone_id)].measure
+    if message.measure == stored:
+        return None
+    return (
+        f"measure: {message.measure!r} aggregate for zone {message.zone_id!r} of site {message.site_id!r}, whose "
+        f"counts are {stored!r}; counts of different measures are never added up (rename the zone, line or "
+        "camera so each id names one kind of count)"
+    )
+
+
+def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], ZoneRef]:
     query = (
-        select(Zone.site_id, Zone.zone_id, Zone.id, Site.timezone)
+        select(Zone.site_id, Zone.zone_id, Zone.id, Site.timezone, Zone.measure)
         .join(Site, Site.site_id == Zone.site_id)
         .where(tuple_(Zone.site_id, Zone.zone_id).in_(sorted(keys)))
     )
@@ -61,4 +102,4 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     # start_refile) waits for this transaction, so its re-filing never runs before our hours are stored.
     query = locked(query, session, read=True, of=Site)
     rows = session.execute(query)
-    return {(site, zone): (pk, tz) for site, zone, pk, tz in rows}
+    return {(site, zone): ZoneRef(pk, tz, measure) for site, zone, pk, tz, measure in rows}

@@ -265,3 +265,17 @@ def ranked_slots(
         if not r.hidden
     ]
     return RankedSlots(rows, suppressed)
+
+
+def hourly_cells(session: Session, zone_pks: list[int], start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(zone_pk, hour_start, released people, withheld) of every hourly cell of the zones in [start, end), oldest
+    first: the visitors API works out running sums (occupancy) from them, so it needs them one by one."""
+    if not zone_pks:
+        return []
+    h = HourlyRollup
+    result = session.execute(
+        select(h.zone_pk, h.hour_start, h.released_people, h.withheld)
+        .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
+        .order_by(h.hour_start, h.zone_pk)
+    )
+    return [(int(pk), int(hour), int(people), int(withheld)) for pk, hour, people, withheld in result]

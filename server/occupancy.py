@@ -1,0 +1,80 @@
+"""Occupancy from entrance counts: the running sum of people in minus people out since the site's closing time.
+
+A counter's in and out drift apart over a day (a missed face, a group counted as fewer), so the sum starts again
+from 0 at each closing time, and it never goes below 0: a step that would (more people counted out than in)
+stops at 0, since nobody can be inside fewer than no one. Inputs are released hour cells, so an hour cell belongs
+to the closing-time day its start falls in, and a reset takes effect from the first hour starting at or after the
+closing time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+
+from footfall.server.localtime import zone
+
+CLOSING_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+MIDNIGHT = "00:00"
+
+
+def check_closing_time(text: str) -> str:
+    """``text`` if it is a local 24-hour time like '22:00'; raises ValueError saying what is wrong otherwise."""
+    if not CLOSING_TIME.fullmatch(text):
+        raise ValueError(f"{text!r} is not a local time like '22:00' or '02:30' (HH:MM, 24-hour clock)")
+    return text
+
+
+@lru_cache(maxsize=100_000)
+def reset_before(instant: int, tz: str, closing: str) -> int:
+    """The latest closing time (UTC epoch) at or before ``instant``, in the site's time zone."""
+    hour, minute = int(closing[:2]), int(closing[3:])
+    place = zone(tz)
+    day = datetime.fromtimestamp(instant, place).date()
+    for back in range(3):  # today's closing time, or yesterday's (or the day before, across a DST jump)
+        candidate = int(datetime.combine(day - timedelta(days=back), time(hour, minute), place).timestamp())
+        if candidate <= instant:
+            return candidate
+    raise AssertionError("unreachable: a closing time lies within any 48 hours")
+
+
+@dataclass(frozen=True)
+class Step:
+    hour_start: int
+    people: int  # occupancy after this hour
+    withheld_cells: int  # entrance cells withheld since the last reset, this hour included
+
+
+class OccupancyCurve:
+    """Occupancy after each hour that has entrance cells, and at any instant in between."""
+
+    def __init__(self, hours: list[tuple[int, int, int, int]], tz: str, closing: str):
+        """``hours``: (hour_start, people in, people out, withheld cells), oldest first, starting at or before a
+        reset: a curve starts at 0."""
+        self.tz, self.closing = tz, closing
+        self.steps: list[Step] = []
+        people = withheld = 0
+        period: int | None = None
+        for hour_start, entered, left, hidden in hours:
+            started = reset_before(hour_start, tz, closing)
+            if started != period:
+                period, people, withheld = started, 0, 0
+            people = max(0, people + entered - left)
+            withheld += hidden
+            self.steps.append(Step(hour_start, people, withheld))
+        self._starts = [step.hour_start for step in self.steps]
+
+    def at(self, instant: int) -> tuple[int, int]:
+        """(occupancy, withheld cells) just before ``instant``: after the last hour that started before it (an
+        hour still in progress, where the operator releases it, counts with what it holds so far), or 0 when a
+        closing time came between (or nothing was counted since)."""
+        index = bisect.bisect_left(self._starts, instant) - 1
+        if index < 0:
+            return 0, 0
+        step = self.steps[index]
+        if reset_before(step.hour_start, self.tz, self.closing) != reset_before(instant - 1, self.tz, self.closing):
+            return 0, 0
+        return step.people, step.withheld_cells
