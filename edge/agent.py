@@ -16,21 +16,33 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from footfall.core.bundle import BundleError
 from footfall.core.cpu import describe_cpu, this_cpu
 from footfall.core.logs import log_event
-from footfall.core.wire import AgentStatus, CameraStatus, aggregate_topic, encode
+from footfall.core.wire import (
+    AgentStatus,
+    AggregateMessage,
+    CameraStatus,
+    DemographicsMode,
+    SiteSettings,
+    WireError,
+    aggregate_topic,
+    encode,
+    parse_message,
+)
 from footfall.edge.aggregation import BaseLookup, BucketCounts, Emit
 from footfall.edge.capture import CameraCapture
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.delivery import MqttPublisher
+from footfall.edge.demographics import remember, remembered, remembered_path, stricter
 from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
-from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_models
+from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_classifier, load_models
 
 from footfall import __version__
 
 if TYPE_CHECKING:
-    from footfall.edge.metrics import AgentMetrics
+    from footfall.edge.metrics import AgentMetrics, CameraMetrics
 
 logger = logging.getLogger("footfall.edge.agent")
 
@@ -41,6 +53,8 @@ class CameraRuntime:
     capture: CameraCapture
     pipeline: CameraPipeline
     thread: threading.Thread | None = None
+    halt: threading.Event = field(default_factory=threading.Event)  # set: this camera stops (mode 'off')
+    metrics: CameraMetrics | None = None
     done: bool = False
     frames: int = 0
     latency_s: float = 0.0
@@ -67,6 +81,14 @@ class Agent:
         self.metrics: AgentMetrics | None = None
         self.cameras: list[CameraRuntime] = []
         self.topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
+        # Demographics (edge/demographics.py): ``mode`` is what aggregates follow from the moment it is known
+        # (set with the outbox lock held, see _on_settings); ``applied`` is what the main loop has made of it
+        # (classifier loaded or not, cameras read or not), which the status reports.
+        self.floor: DemographicsMode = config.demographics
+        self.told: DemographicsMode = "full"
+        self.mode: DemographicsMode = config.demographics
+        self.applied: DemographicsMode = config.demographics
+        self._outbox_lock = threading.Lock()  # emitters and the gender strip take turns on the outbox
 
     # -- wiring ---------------------------------------------------------------------------------------
     def _emitter(self, camera_id: str) -> Emit:
@@ -76,7 +98,13 @@ class Agent:
             assert self.outbox is not None
 
             def payload(seq: int) -> bytes:
-                return encode(messages.message(zone_id, bucket_start, counts, seq))
+                message = messages.message(zone_id, bucket_start, counts, seq)
+                if self.mode != "full":  # counts-only: nobody's gender leaves the box, not even a bucket's older
+                    message = message.model_copy(update={"gender": None})
+                return encode(message)
+
+            if self.mode == "off":
+                return  # what was still open when the cameras stopped: the site collects nothing now
 
             if self.metrics is not None:  # before add(), which overwrites what the bucket held
                 self.metrics.people_queued(
@@ -87,7 +115,8 @@ class Agent:
                     lambda: self._people_before(camera_id, zone_id, bucket_start),
                 )
             try:
-                seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
+                with self._outbox_lock:
+                    seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
             except OutboxError as exc:
                 log_event(logger, logging.ERROR, "aggregate could not be stored", error=str(exc))
                 return
@@ -141,6 +170,7 @@ class Agent:
             version=__version__,
             models=self._models.serving() if self._models else [],
             cpu=this_cpu(),
+            demographics=self.applied,
         )
 
     # -- threads --------------------------------------------------------------------------------------
@@ -148,7 +178,10 @@ class Agent:
         gate = FrameGate(runtime.camera.fps)
         live = not runtime.camera.is_file
         try:
-            while not self.stop_event.is_set():
+            while not self.stop_event.is_set() and not runtime.halt.is_set():
+                classifier = self._models.classifier if self._models else None
+                if runtime.pipeline.classifier is not classifier:  # the mode changed: between frames, here
+                    runtime.pipeline.use_classifier(classifier)
                 frame = runtime.capture.get(timeout=0.5)
                 if frame is None:
                     if runtime.capture.ended:
@@ -195,7 +228,13 @@ class Agent:
             resend=ResendPolicy(config.mqtt.resend_seconds, config.mqtt.resend_max_seconds),
         )
         self.outbox.prune_state()
-        models = self._models = self._models or load_models(config)
+        self.told = remembered(remembered_path(config.outbox.path)) or "full"
+        self.mode = self.applied = stricter(self.floor, self.told)
+        if self._models is None:  # a site not in 'full' mode never loads the classifier
+            self._models = load_models(config, with_classifier=self.mode == "full")
+        elif self.mode != "full":
+            self._models.classifier = None
+        models = self._models
         metrics = self.metrics = start_metrics() if config.metrics.enabled else None
         for camera in config.cameras:
             camera_metrics = metrics.camera(camera.id) if metrics else None
@@ -208,14 +247,16 @@ class Agent:
                 metrics=camera_metrics,
             )
             runtime = CameraRuntime(camera, CameraCapture(camera, metrics=camera_metrics), pipeline)
+            runtime.metrics = camera_metrics
             self.cameras.append(runtime)
             if metrics is not None:
                 metrics.watch_camera(camera.id, runtime.online, runtime.fps, configured_fps=camera.fps)
         if metrics is not None:
             metrics.watch_outbox(self.outbox)
             metrics.set_models(models.serving())
+            metrics.set_demographics(self.applied)
             metrics.serve(config.metrics.host, config.metrics.port)
-        self.publisher = MqttPublisher(config, self.outbox, self.status, metrics=metrics)
+        self.publisher = MqttPublisher(config, self.outbox, self.status, metrics=metrics, on_settings=self._on_settings)
         self._install_signals()
         log_event(
             logger,
@@ -228,17 +269,20 @@ class Agent:
             version=__version__,
             models=" ".join(f"{m.bundle}:{m.precision}" for m in models.serving()),
             cpu=describe_cpu(),
+            demographics=self.applied,
+            demographics_floor=self.floor,
         )
         self.publisher.start()
-        for runtime in self.cameras:
-            runtime.capture.start()
-            runtime.thread = threading.Thread(target=self._work, args=(runtime,), name=f"pipeline-{runtime.camera.id}")
-            runtime.thread.start()
+        if self.applied != "off":
+            for runtime in self.cameras:
+                self._start_camera(runtime)
         finite = all(c.is_file and not c.loop for c in config.cameras)
         finished = False
         next_beat = time.monotonic() + config.mqtt.heartbeat_seconds
         while not self.stop_event.wait(0.2):
-            if finite and all(rt.done for rt in self.cameras):
+            if self.applied != self.mode:
+                self._apply_mode(self.mode)
+            if finite and self.applied != "off" and all(rt.done for rt in self.cameras):
                 log_event(logger, logging.INFO, "all video files processed; delivering what is left")
                 finished = True
                 break
@@ -247,6 +291,110 @@ class Agent:
                 self._heartbeat()
         # On a signal, do not hold up a service manager for long: what is not delivered stays in the outbox.
         return self._shutdown(drain_seconds if finished else min(drain_seconds, 5.0))
+
+    # -- demographics mode ----------------------------------------------------------------------------------
+    def _on_settings(self, settings: SiteSettings) -> None:
+        """The site's settings arrived (paho's thread, before any receipt sent after them). Remembers the mode
+        told; when the mode to apply changes, aggregates follow it at once (``mode``), what the outbox still
+        holds loses its gender, and the main loop applies the rest (classifier, cameras)."""
+        if settings.site_id != self.config.site_id:
+            return  # not our site's (a shared broker with a broad ACL): never take another site's mode
+        if settings.demographics != self.told:
+            self.told = settings.demographics
+            remember(remembered_path(self.config.outbox.path), self.told)
+        wanted = stricter(self.floor, self.told)
+        if wanted == self.mode:
+            return
+        with self._outbox_lock:
+            self.mode = wanted
+            stripped = self._strip_gender() if wanted != "full" else 0
+        if stripped:
+            log_event(
+                logger,
+                logging.INFO,
+                "gender removed from aggregates not confirmed yet; sent again under new seqs",
+                aggregates=stripped,
+                mode=wanted,
+            )
+        if self.publisher is not None:
+            self.publisher.notify()
+
+    def _strip_gender(self) -> int:
+        """Replaces each unconfirmed aggregate that carries gender by the same counts without it, under a new
+        seq (the outbox lock held): the server refuses gender from a counts-only site, and a refusal of the old
+        seq then leaves the new row alone, so no count is lost to the switch."""
+        assert self.outbox is not None
+        stripped = 0
+        for row in self.outbox.pending():
+            try:
+                message = parse_message(row.payload)
+            except WireError:
+                continue
+            if not isinstance(message, AggregateMessage) or message.gender is None:
+                continue
+            key = bucket_key(message.camera_id, message.zone_id, int(message.bucket_start.timestamp()))
+            counts = self.outbox.bucket_counts(key) or BucketCounts(people=message.people, unknown=message.people)
+
+            def payload(seq: int, message: AggregateMessage = message) -> bytes:
+                return encode(message.model_copy(update={"gender": None, "seq": seq}))
+
+            try:
+                self.outbox.add(key, row.topic, payload, counts)
+            except OutboxError as exc:
+                log_event(logger, logging.ERROR, "aggregate could not be stored", error=str(exc))
+                continue
+            stripped += 1
+        return stripped
+
+    def _apply_mode(self, mode: DemographicsMode) -> None:
+        """Makes the agent do what ``mode`` says (main thread): loads or drops the classifier, stops or starts
+        the cameras; then says so in one log line, the metrics and a status message."""
+        assert self._models is not None
+        if mode == "off":
+            for runtime in self.cameras:
+                self._stop_camera(runtime)
+        if mode == "full" and self._models.classifier is None:
+            try:
+                self._models.classifier = load_classifier(self.config)
+            except BundleError as exc:  # keep counting without gender rather than stop
+                log_event(logger, logging.ERROR, "cannot load the classifier; counting without it", error=str(exc))
+                mode = self.mode = "counts-only"
+        elif mode != "full":
+            self._models.classifier = None  # unloaded: each pipeline drops its reference before its next frame
+        if self.applied == "off" and mode != "off":
+            for runtime in self.cameras:
+                self._start_camera(runtime)
+        self.applied = mode
+        log_event(
+            logger,
+            logging.INFO,
+            "demographics mode applied",
+            mode=mode,
+            told=self.told,
+            floor=self.floor,
+            classifier="loaded" if self._models.classifier is not None else "none",
+            cameras="stopped" if mode == "off" else "reading",
+        )
+        if self.metrics is not None:
+            self.metrics.set_demographics(mode)
+            self.metrics.set_models(self._models.serving())
+        if self.publisher is not None:
+            self.publisher.publish_status()
+
+    def _start_camera(self, runtime: CameraRuntime) -> None:
+        if runtime.thread is not None:  # read again after 'off': a new capture (a video file starts over)
+            runtime.capture = CameraCapture(runtime.camera, metrics=runtime.metrics)
+        runtime.halt.clear()
+        runtime.done = False
+        runtime.capture.start()
+        runtime.thread = threading.Thread(target=self._work, args=(runtime,), name=f"pipeline-{runtime.camera.id}")
+        runtime.thread.start()
+
+    def _stop_camera(self, runtime: CameraRuntime) -> None:
+        runtime.halt.set()
+        runtime.capture.stop()
+        if runtime.thread is not None:
+            runtime.thread.join(timeout=30)
 
     def _heartbeat(self) -> None:
         assert self.publisher is not None

@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-from footfall.core.wire import DEFAULT_TOPIC_PREFIX, Identifier, Measure
+from footfall.core.wire import DEFAULT_TOPIC_PREFIX, DemographicsMode, Identifier, Measure
 from footfall.core.yamlerrors import describe_yaml_error
 from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -297,6 +297,11 @@ class AgentConfig(_Model):
     tracking: TrackingConfig = TrackingConfig()
     classification: ClassificationConfig = ClassificationConfig()
     metrics: MetricsConfig = MetricsConfig()
+    demographics: DemographicsMode = Field(
+        default="full",
+        description="A floor the server cannot loosen: 'counts-only' loads no classifier whatever the site's mode, "
+        "'off' reads no camera. The site's mode (set on the server) applies where it is stricter.",
+    )
 
     @field_validator("bucket_seconds")
     @classmethod

@@ -29,6 +29,7 @@ from footfall.core.wire import (
     parse_server_message,
     receipt_topic,
     server_online_topic,
+    site_settings_topic,
     status_topic,
 )
 from footfall.edge.config import AgentConfig, TlsConfig
@@ -53,8 +54,12 @@ class MqttPublisher:
         *,
         window: int = 50,
         metrics: AgentMetrics | None = None,
+        on_settings: Callable[[SiteSettings], None] | None = None,
     ):
         self.config = config
+        # Told the site's settings (the retained message, on every subscribe and each change), in paho's thread:
+        # before any receipt that follows it, so buffered rows are fixed before the server refuses by them.
+        self.on_settings = on_settings
         self.metrics = metrics
         self.outbox = outbox
         self.status = status
@@ -63,6 +68,7 @@ class MqttPublisher:
         self.status_topic = status_topic(config.site_id, config.agent_id, prefix)
         self.receipt_topic = receipt_topic(config.site_id, config.agent_id, prefix)
         self.server_online_topic = server_online_topic(prefix)
+        self.settings_topic = site_settings_topic(config.site_id, prefix)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._inflight: set[int] = set()  # mids of aggregates the broker has not acknowledged yet
@@ -169,7 +175,7 @@ class MqttPublisher:
         log_event(logger, logging.INFO, "connected to broker", pending=self.outbox.depth())
         # A clean session: subscribe on every connect. Receipts that came while we were away are lost, which
         # costs only a re-send.
-        client.subscribe([(self.receipt_topic, 1), (self.server_online_topic, 1)])
+        client.subscribe([(self.receipt_topic, 1), (self.server_online_topic, 1), (self.settings_topic, 1)])
         client.publish(self.status_topic, encode(self.status("online")), qos=1, retain=True)
         # What was sent before may not have reached the server (the broker may even have restarted):
         # everything unconfirmed goes again, oldest first.
@@ -230,7 +236,8 @@ class MqttPublisher:
         if isinstance(parsed, Receipt):
             self._on_receipt(parsed)
         elif isinstance(parsed, SiteSettings):
-            pass  # TODO(#18): the agent applies the site's demographics mode (not subscribed to yet)
+            if self.on_settings is not None:
+                self.on_settings(parsed)
         else:
             log_event(
                 logger,

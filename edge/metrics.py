@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from footfall.core.logs import log_event
-from footfall.core.wire import ModelServing
+from footfall.core.wire import DEMOGRAPHICS_MODES, ModelServing
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -167,6 +167,13 @@ class AgentMetrics:
             ["model", "task", "precision", "parity", "reason"],
             registry=registry,
         )
+        self.demographics_mode = Gauge(
+            f"{PREFIX}_demographics_mode",
+            "1 for the demographics mode the agent applies now (full, counts-only: no classifier, off: no camera "
+            "read), 0 for the others.",
+            ["mode"],
+            registry=registry,
+        )
         self._outbox = _OutboxCollector()
         registry.register(self._outbox)
         for result in ("stored", "refused"):
@@ -220,6 +227,10 @@ class AgentMetrics:
                 parity=model.parity,
                 reason=(model.reason or "")[:120],
             ).set(1)
+
+    def set_demographics(self, mode: str) -> None:
+        for each in DEMOGRAPHICS_MODES:
+            self.demographics_mode.labels(mode=each).set(1 if each == mode else 0)
 
     # -- events -------------------------------------------------------------------------------------------
     def people_queued(

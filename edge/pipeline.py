@@ -47,13 +47,15 @@ def load_models(config: AgentConfig, *, with_classifier: bool = True) -> Models:
         )
     except BundleError as exc:
         raise BundleError(f"detector bundle: {exc}") from None
-    classifier = None
-    if with_classifier:
-        try:
-            classifier = GenderClassifier(config.bundles.gender, threads=threads, self_check=True)
-        except BundleError as exc:
-            raise BundleError(f"gender bundle: {exc}") from None
-    return Models(detector, classifier)
+    return Models(detector, load_classifier(config) if with_classifier else None)
+
+
+def load_classifier(config: AgentConfig) -> GenderClassifier:
+    """Loads (and verifies) the gender bundle, as :func:`load_models` does; raises BundleError naming it."""
+    try:
+        return GenderClassifier(config.bundles.gender, threads=config.detection.threads, self_check=True)
+    except BundleError as exc:
+        raise BundleError(f"gender bundle: {exc}") from None
 
 
 class CameraPipeline:
@@ -71,6 +73,8 @@ class CameraPipeline:
         self.metrics = metrics  # None: no metrics, no cost
         self.camera = camera
         self.models = models
+        # The classifier this pipeline runs (None: people are counted, never classified; a counts-only site).
+        self.classifier = models.classifier
         self.emit = emit
         self.base_lookup = base_lookup
         detector_threshold = models.detector.contract.score_threshold
@@ -104,7 +108,7 @@ class CameraPipeline:
         self.counter = PersonCounter(
             geometry,
             self.aggregator,
-            self.models.classifier,
+            self.classifier,
             samples_per_track=self.config.classification.samples_per_track,
             on_finished=self.on_person_finished,
         )
@@ -143,6 +147,13 @@ class CameraPipeline:
         self.frames += 1
         self.last_latency = time.perf_counter() - started
         self.busy_seconds += self.last_latency
+
+    def use_classifier(self, classifier: GenderClassifier | None) -> None:
+        """Runs ``classifier`` from the next frame on (None: none at all). Call it from the thread that calls
+        :meth:`process`, between frames: a classifier never disappears in the middle of one."""
+        self.classifier = classifier
+        if self.counter is not None:
+            self.counter.classifier = classifier
 
     def tick(self, now: float) -> None:
         """Emits due buckets when no frame comes (camera offline, or a quiet period)."""

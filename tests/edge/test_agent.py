@@ -295,3 +295,122 @@ def test_int8_that_fails_its_parity_check_is_served_in_fp32_and_reported(
         assert row["cpu"]["flags"] == status.cpu.flags
     finally:
         server.close()
+
+
+# -- demographics mode (issue #18) --------------------------------------------------------------------------
+
+
+def _tell(port: int, mode: str, site: str = "lab") -> None:
+    """What the server does: the site's settings, retained on its settings topic."""
+    from datetime import UTC, datetime
+
+    import paho.mqtt.publish as publish
+    from footfall.core.wire import SiteSettings, encode, site_settings_topic
+
+    told = SiteSettings(site_id=site, demographics=mode, sent_at=datetime.now(UTC))  # type: ignore[arg-type]
+    publish.single(site_settings_topic(site), encode(told), qos=1, retain=True, hostname="127.0.0.1", port=port)
+
+
+def test_a_counts_only_site_runs_no_classifier_sends_no_gender_and_remembers_it_across_a_restart(
+    walkby_clip, mosquitto, tmp_path: Path, detector_bundle: Path, gender_bundle: Path
+) -> None:
+    clip, truth = walkby_clip
+    config_path, outbox = tmp_path / "agent.yaml", tmp_path / "outbox.sqlite"
+    config_path.write_text(
+        agent_yaml(
+            clip, truth["camera"], outbox=outbox, port=mosquitto.port, detector=detector_bundle, gender=gender_bundle
+        )
+    )
+    _tell(mosquitto.port, "counts-only")
+    receiver = Receiver(mosquitto.port)
+    agent = start_agent(config_path)
+    try:
+        _, stderr = agent.communicate(timeout=180)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert agent.returncode == 0, stderr[-2000:]
+    assert receiver.wait_for(lambda: receiver.received > 0 and sum(receiver.totals().values()) > 0, timeout=30)
+    with receiver.lock:
+        sent = list(receiver.latest.values())
+        statuses = [s for s in receiver.statuses if s.state == "online"]
+    assert all(message.gender is None for message in sent), "a counts-only site's aggregates carry no gender"
+    assert statuses and statuses[-1].demographics == "counts-only"
+    assert {m.task for m in statuses[-1].models} == {"face-detection"}, "no classifier is loaded"
+    applied = [line for line in stderr.splitlines() if "demographics mode applied" in line]
+    assert len(applied) == 1 and "mode=counts-only" in applied[0] and "classifier=none" in applied[0], applied
+    receiver.close()
+
+    # Restarted with the broker away: it goes on in the mode it was told, and never loads the classifier.
+    mosquitto.stop()
+    again = subprocess.run(
+        [sys.executable, "-m", "footfall", "agent", "--config", str(config_path), "--drain-seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    starting = next(line for line in again.stderr.splitlines() if "agent starting" in line)
+    assert "demographics=counts-only" in starting and "gender" not in starting.split("models=")[1].split()[0], starting
+    assert "Traceback" not in again.stderr
+
+
+def test_switching_to_counts_only_strips_gender_from_what_is_unconfirmed_and_the_floor_holds(tmp_path: Path) -> None:
+    """No broker, no camera: the agent's own reaction to the settings, on its outbox."""
+    from datetime import UTC, datetime
+
+    from footfall.core.wire import SiteSettings, parse_message
+    from footfall.edge.agent import Agent
+    from footfall.edge.aggregation import BucketCounts
+    from footfall.edge.config import AgentConfig, CameraConfig
+    from footfall.edge.demographics import remembered, remembered_path
+    from footfall.edge.outbox import Outbox
+
+    def config(**extra: object) -> AgentConfig:
+        return AgentConfig(
+            agent_id="box-test",
+            site_id="lab",
+            cameras=[CameraConfig(id="cam1", source="http://127.0.0.1/stream.mjpg")],
+            outbox={"path": tmp_path / "outbox.sqlite"},  # type: ignore[arg-type]
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def told(mode: str, site: str = "lab") -> SiteSettings:
+        return SiteSettings(site_id=site, demographics=mode, sent_at=datetime.now(UTC))  # type: ignore[arg-type]
+
+    def rows(outbox: Outbox) -> list:
+        return [parse_message(row.payload) for row in outbox.pending()]
+
+    agent = Agent(config())
+    agent.outbox = Outbox(tmp_path / "outbox.sqlite")
+    emit = agent._emitter("cam1")
+    emit("door", 1_763_280_000, BucketCounts(people=3, female=1, male=1, unknown=1))
+    emit("hall", 1_763_280_000, BucketCounts(people=2, female=2))
+    before = rows(agent.outbox)
+    assert all(m.gender is not None for m in before)
+
+    agent._on_settings(told("counts-only", site="lab"))
+    after = rows(agent.outbox)
+    assert [(m.zone_id, m.people, m.gender) for m in after] == [("door", 3, None), ("hall", 2, None)]
+    assert min(m.seq for m in after) > max(m.seq for m in before)
+    # A refusal of the copies sent before the switch leaves the stripped rows to be sent.
+    assert agent.outbox.confirm([m.seq for m in before]) == 0 and agent.outbox.depth() == 2
+    assert remembered(remembered_path(tmp_path / "outbox.sqlite")) == "counts-only"
+    emit("door", 1_763_280_060, BucketCounts(people=4, male=4))
+    assert rows(agent.outbox)[-1].gender is None, "a counts-only agent's new aggregates carry no gender"
+
+    agent._on_settings(told("off", site="elsewhere"))  # another site's settings change nothing here
+    assert agent.mode == "counts-only"
+    agent._on_settings(told("off"))
+    emit("door", 1_763_280_120, BucketCounts(people=1, unknown=1))
+    assert agent.outbox.depth() == 3, "an 'off' site counts nothing"
+    agent._on_settings(told("full"))
+    assert agent.mode == "full"
+    agent.outbox.close()
+
+    floored = Agent(config(demographics="counts-only"))
+    floored.outbox = Outbox(tmp_path / "outbox.sqlite")
+    floored._on_settings(told("full"))
+    assert floored.mode == "counts-only", "the server cannot loosen the box's own floor"
+    floored._on_settings(told("off"))
+    assert floored.mode == "off", "a stricter site mode still applies"
+    floored.outbox.close()

@@ -1,0 +1,69 @@
+"""The demographics mode an agent applies (footfall.core.wire.DemographicsMode): the stricter of what its site's
+server told it and the floor in its own config, remembered across restarts.
+
+- "full": people are counted and classified;
+- "counts-only": people are counted; no classifier is loaded or run, and aggregates carry no gender;
+- "off": no camera is read and nothing is counted.
+
+The server's word is remembered in a small file beside the outbox, so an agent restarted while the broker is
+away goes on in the mode it was last told instead of classifying again; the config's floor is one the server
+cannot loosen (an operator who must never classify at a site says so on the box itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import cast
+
+from footfall.core.logs import log_event
+from footfall.core.wire import DEMOGRAPHICS_MODES, DemographicsMode
+
+logger = logging.getLogger("footfall.edge.demographics")
+
+
+def stricter(first: DemographicsMode, second: DemographicsMode) -> DemographicsMode:
+    """The stricter of two modes (full < counts-only < off)."""
+    return first if DEMOGRAPHICS_MODES.index(first) >= DEMOGRAPHICS_MODES.index(second) else second
+
+
+def remembered_path(outbox_path: Path) -> Path:
+    """Where the mode the server last told is kept: beside the outbox, in the agent's state folder."""
+    return outbox_path.with_name(outbox_path.name + ".demographics.json")
+
+
+def remembered(path: Path) -> DemographicsMode | None:
+    """The mode the server last told this agent, or None (never told, or the file is unreadable: logged)."""
+    try:
+        mode = json.loads(path.read_text(encoding="utf-8")).get("demographics")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError) as exc:
+        log_event(
+            logger, logging.WARNING, "cannot read the remembered demographics mode", path=str(path), error=str(exc)
+        )
+        return None
+    if mode not in DEMOGRAPHICS_MODES:
+        log_event(
+            logger, logging.WARNING, "ignored an unknown remembered demographics mode", path=str(path), mode=str(mode)
+        )
+        return None
+    return cast(DemographicsMode, mode)
+
+
+def remember(path: Path, mode: DemographicsMode) -> None:
+    """Writes the told mode atomically (a power cut leaves the old file or the new one, never half of one)."""
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        with temporary.open("w", encoding="utf-8") as file:
+            json.dump({"demographics": mode}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        log_event(logger, logging.ERROR, "cannot remember the demographics mode", path=str(path), error=str(exc))
