@@ -82,7 +82,7 @@ def visitors(
     entrances = sorted({z.zone_id.rsplit(".", 1)[0] for z in zones if z.measure in ("in", "out")})
     cameras = [z.zone_id for z in zones if z.measure == "camera"]
     # From the closing time before the range: occupancy at its first bucket counts the hours before it.
-    read_from = min(span.start, reset_before(span.start, tz, closing))
+    read_from = reset_before(span.start, tz, closing)
     cells = queries.hourly_cells(session, list(measure_of), read_from, span.end)
 
     entrance_hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # hour → in, out, withheld cells

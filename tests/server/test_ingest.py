@@ -145,7 +145,16 @@ def test_status_messages_update_the_agent(server: Server) -> None:
 def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Server) -> None:
     server.ingest(aggregate(zone="fc-north", female=6, male=6))
     zones = server.get("/api/v1/sites/mall/zones").json()
-    assert zones == [{"zone_id": "fc-north", "site_id": "mall", "name": "fc-north", "floor": None, "kind": "unknown"}]
+    assert zones == [
+        {
+            "zone_id": "fc-north",
+            "site_id": "mall",
+            "name": "fc-north",
+            "floor": None,
+            "kind": "unknown",
+            "measure": "passes",
+        }
+    ]
     edited = server.client.put(
         "/api/v1/sites/mall/zones/fc-north",
         json={"name": "Food court", "kind": "food_court", "floor": "L2"},

@@ -183,3 +183,38 @@ def test_every_read_reports_what_it_withheld(tmp_path: Path, path: str) -> None:
     with world(tmp_path, path, messages([("a", NINE, 1, 1, 0), ("a", NINE + timedelta(hours=2), 9, 9, 9)])) as w:
         text = w.get(f"/api/v1/sites/mall/traffic/{path}", **DAY).text
     assert '"withheld_cells":1' in text.replace(" ", "")
+
+
+def entrance_scene(secret_in: int) -> list[dict]:
+    """A door whose 09:00 in-count (below k) is the secret; the hour after is busy, and a camera saw 2 at 09:00."""
+    cells = [
+        ("door.in", NINE, secret_in, "in"),
+        ("door.out", NINE, 0, "out"),
+        ("door.in", NINE + timedelta(hours=1), 12, "in"),
+    ]
+    cells += [("door.out", NINE + timedelta(hours=1), 7, "out"), ("cam-9", NINE, 2, "camera")]
+    out = []
+    for i, (zone, start, people, measure) in enumerate(cells):
+        message = aggregate(zone=zone, camera="cam-9", start=start, seq=i + 1, unknown=people)
+        message["measure"] = measure
+        out.append(message)
+    return out
+
+
+VISITOR_ATTACKS = {
+    # the day's visitors minus the 10:00 hour's, and occupancy at 10:00 minus in − out of that hour
+    "visitors hour": ("/api/v1/sites/mall/visitors", {"granularity": "hour", **DAY}),
+    "visitors day": ("/api/v1/sites/mall/visitors", {"granularity": "day", **DAY}),
+    "visitors 10-11": ("/api/v1/sites/mall/visitors", {"start": "2026-11-16T10:00:00Z", "end": "2026-11-16T11:00:00Z"}),
+}
+
+
+def test_the_visitors_api_recovers_nothing_below_k(tmp_path: Path) -> None:
+    with world(tmp_path, "in3", entrance_scene(3)) as three, world(tmp_path, "in4", entrance_scene(4)) as four:
+        seen_with_three, seen_with_four = answers(three, VISITOR_ATTACKS), answers(four, VISITOR_ATTACKS)
+        body = three.get("/api/v1/sites/mall/visitors", **DAY).json()
+    for name in VISITOR_ATTACKS:
+        assert seen_with_three[name] == seen_with_four[name], f"{name} depends on the withheld count"
+    assert body["totals"]["visitors"] == {"people": 12, "withheld_cells": 1, "people_lower_bound": True}
+    assert body["totals"]["cameras"][0]["people"] is None
+    assert body["occupancy_at_end"] == {"people": 5, "withheld_cells": 1}
