@@ -253,13 +253,13 @@ class LiveServer:
         return response.json()
 
 
-def start_server(database_url: str) -> tuple[LiveServer, object, threading.Thread]:
+def start_server(database_url: str, **settings: object) -> tuple[LiveServer, object, threading.Thread]:
     import uvicorn
     from footfall.server.app import create_app
     from footfall.server.auth import create_key
     from footfall.server.settings import Settings
 
-    app = create_app(Settings(database_url=database_url, retention_days=None), start_background=False)
+    app = create_app(Settings(database_url=database_url, retention_days=None, **settings), start_background=False)
     keys = {}
     with app.state.context.db.write() as session:
         for role in ("agent", "viewer", "admin"):
@@ -697,6 +697,96 @@ def test_empty_server_shows_empty_states(browser, tmp_path: Path) -> None:
         page.open("/dashboard/ad-placement")
         page.wait_ready()
         assert "No data yet" in page.page.locator("#ranking").inner_text()
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
+# ---- a site with an entrance: visitors, in/out, occupancy ----
+
+
+def two_buckets_with_an_entrance(now: datetime) -> list[AggregateMessage]:
+    """What the demo's agent sends for two minute-buckets: three overlapping passes zones (the same 11 passers-by
+    in each), the camera's 11 distinct visitors, and an entrance line that saw 11 come in and 5 go out."""
+    first = (now - timedelta(minutes=3)).replace(minute=0, second=0, microsecond=0)  # both in one ended-or-open hour
+    counts = {
+        ("west-shops", "passes"): (6, 5),
+        ("east-shops", "passes"): (6, 5),
+        ("mid-corridor", "passes"): (6, 5),
+        ("corridor", "camera"): (6, 5),
+        ("west-entrance.in", "in"): (6, 5),
+        ("west-entrance.out", "out"): (2, 3),
+    }
+    messages, seq = [], 0
+    for minute in range(2):
+        for (zone, measure), people in counts.items():
+            seq += 1
+            messages.append(
+                AggregateMessage(
+                    agent_id="demo-box",
+                    site_id="demo-mall",
+                    camera_id="corridor",
+                    zone_id=zone,
+                    bucket_start=first + timedelta(minutes=minute),
+                    bucket_seconds=60,
+                    seq=seq,
+                    people=people[minute],
+                    gender=None,
+                    measure=measure,  # type: ignore[arg-type]  # a literal of the wire's Measure
+                )
+            )
+    return messages
+
+
+def test_overview_shows_site_visitors_in_out_occupancy_and_zone_passes_apart(browser, tmp_path: Path) -> None:
+    """The issue: the overview called the sum of three overlapping zones "people today". After two buckets, the
+    site's visitors are the entrance's distinct in-count (11), not the sum of the zones (33); in/out and occupancy
+    (11 − 5 = 6) are shown with the occupancy curve drawn, and every label says what its number counts."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'entrance.db'}", release_open_hour=True)
+    try:
+        messages = two_buckets_with_an_entrance(datetime.now(UTC))
+        response = httpx.post(
+            live.url + "/api/v1/ingest",
+            content="[" + ",".join(m.model_dump_json() for m in messages) + "]",
+            headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 200 and not response.json()["rejected"], response.text
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        assert page.value("#kpi-visitors .value [data-value]") == 11
+        assert page.value("#kpi-people .value [data-value]") == 33  # the zones' passes, labelled as passes
+        assert page.value("#kpi-occupancy .value [data-value]") == 6
+        inout = p.locator("#kpi-inout .value [data-value]")
+        assert [inout.nth(i).get_attribute("data-value") for i in range(inout.count())] == ["11", "5"]
+        visitors = p.locator("#kpi-visitors").text_content() or ""
+        assert "Site visitors today" in visitors and "entrance" in visitors and "once" in visitors
+        assert "through the entrances" in (p.locator("#kpi-inout").text_content() or "")
+        occupancy = p.locator("#kpi-occupancy").text_content() or ""
+        assert "Occupancy now" in occupancy and "in − out" in occupancy
+        passes = p.locator("#kpi-people").text_content() or ""
+        assert "Zone passes today" in passes and "counts twice" in passes
+        card = "article[data-site='demo-mall']"
+        assert page.value(f"{card} [data-metric=visitors] [data-value]") == 11
+        assert p.locator(f"{card} svg.occupancy-chart path.occupancy-line").count() == 1
+        assert p.locator(f"{card} svg.occupancy-chart").get_attribute("data-points") == "1"
+        assert "people inside" in (p.locator(f"{card}").text_content() or "")
+        assert "Distinct people per camera today: corridor 11" in (
+            p.locator(f"{card} .cameras-line").text_content() or ""
+        )
+        # The zones table lists the three zones, never the camera or the entrance directions; no "share of visitors".
+        zones = p.locator("#zones-table tbody tr")
+        assert sorted(zones.nth(i).get_attribute("data-zone") or "" for i in range(zones.count())) == [
+            "east-shops",
+            "mid-corridor",
+            "west-shops",
+        ]
+        header = p.locator("#zones-table thead").text_content() or ""
+        assert "Share of passes" in header and "visitors" not in header.lower()
+        page.screenshot("overview-entrance")
         page.close()
     finally:
         server.should_exit = True  # type: ignore[attr-defined]

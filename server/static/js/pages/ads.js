@@ -170,8 +170,14 @@ function rankingTable(result, choice) {
 
 async function load() {
   const params = pageParams();
-  const sites = await api("/sites");
   const ranking = document.getElementById("ranking");
+  if (firstLoad) {
+    // The page's frame at once, with spinners where the answers go, instead of one spinner over a blank page.
+    reveal();
+    loading(ranking, "Ranking slots…");
+    loading(document.getElementById("slotmap"));
+  }
+  const sites = await api("/sites");
   if (!sites.length) {
     empty(ranking, "No data yet", "Slots appear once camera boxes have reported for a few days.");
     return;

@@ -6,6 +6,7 @@ import {
   addDays, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate, midnightUtc, plural,
   pluralNoun,
 } from "../format.js";
+import { occupancyCurve } from "../charts/occupancy.js";
 import { sparkBars } from "../charts/spark.js";
 import { empty, loading, reveal, startPage } from "../ui.js";
 
@@ -21,13 +22,14 @@ async function siteFigures(site, now) {
   const sparkStart = midnightUtc(addDays(today, -(SPARK_DAYS - 1)), tz);
   const end = isoUtc(now);
   const base = `/sites/${encodeURIComponent(site.site_id)}/traffic`;
-  const [todayTotals, weekTotals, daily] = await Promise.all([
+  const [todayTotals, weekTotals, daily, visitors] = await Promise.all([
     api(`${base}/compare`, { start: isoUtc(todayStart), end }),
     api(`${base}/compare`, { start: isoUtc(weekStart), end }),
     api(`${base}/series`, { start: isoUtc(sparkStart), end, granularity: "day" }),
+    api(`/sites/${encodeURIComponent(site.site_id)}/visitors`, { start: isoUtc(todayStart), end, granularity: "hour" }),
   ]);
   const days = Array.from({ length: SPARK_DAYS }, (_, i) => addDays(today, i - SPARK_DAYS + 1));
-  return { site, today, todayTotals, weekTotals, daily, days };
+  return { site, today, todayStart, todayTotals, weekTotals, daily, days, visitors };
 }
 
 function kpi(label, valueNode, note, id) {
@@ -60,6 +62,53 @@ function releasedUpTo(figures) {
   return `, up to ${time.format(new Date(end))}`;
 }
 
+/** A sum of the sites' {people, withheld_cells} figures (site visitors, out), over the sites that have entrance
+ * lines; null when none has. */
+function siteSum(figures, pick) {
+  const parts = figures.map((f) => pick(f.visitors)).filter((part) => part !== null);
+  if (!parts.length) return null;
+  return {
+    known: parts.every((part) => part.people !== null),
+    people: parts.reduce((sum, part) => sum + (part.people ?? 0), 0),
+    lowerBound: parts.some((part) => part.withheld_cells > 0),
+  };
+}
+
+function sumNode(sum, k) {
+  if (sum === null) return h("span", { class: "faint", dataset: { none: "true" } }, "—");
+  return sum.known ? countNode(sum.people, k, { lowerBound: sum.lowerBound }) : countNode(null, k);
+}
+
+/** The time (site's local) an answer's figures reach: the start of the hour in progress unless the server is live. */
+function asOf(visitors) {
+  const time = new Intl.DateTimeFormat(undefined, { timeZone: visitors.timezone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  return time.format(new Date(Date.parse(visitors.end)));
+}
+
+function visitorKpis(figures, k) {
+  const entered = siteSum(figures, (v) => v.totals.visitors);
+  const left = siteSum(figures, (v) => v.totals.out);
+  const withEntrances = figures.filter((f) => f.visitors.entrances.length);
+  const entrances = withEntrances.reduce((sum, f) => sum + f.visitors.entrances.length, 0);
+  const missing = figures.length - withEntrances.length;
+  const uncertain = withEntrances.some((f) => f.visitors.occupancy_at_end.withheld_cells > 0);
+  const inside = withEntrances.reduce((sum, f) => sum + f.visitors.occupancy_at_end.people, 0);
+  const first = withEntrances[0]?.visitors;
+  const visitorNote = entered === null
+    ? "no entrance line yet: mark a counting line 'entrance: true' to count people coming in"
+    : `people in through ${plural(entrances, "entrance")}, each counted once${missing ? `; ${plural(missing, "site")} without entrances left out` : ""}`;
+  return [
+    kpi("Site visitors today", sumNode(entered, k), visitorNote, "kpi-visitors"),
+    kpi("In / out today", entered === null ? sumNode(null, k)
+      : h("span", { class: "smaller" }, sumNode(entered, k), h("span", { class: "faint" }, " / "), sumNode(left, k)),
+    "through the entrances, in / out", "kpi-inout"),
+    kpi("Occupancy now", first ? h("span", { dataset: { value: String(inside) } }, uncertain ? `≈ ${fmtInt(inside)}` : fmtInt(inside))
+      : sumNode(null, k),
+    first ? `inside at ${asOf(first)}: in − out since closing time${uncertain ? "; some entrance hours withheld for privacy" : ""}`
+      : "needs an entrance line", "kpi-occupancy"),
+  ];
+}
+
 function renderKpis(sites, figures, agents) {
   const k = figures[0]?.todayTotals.k ?? 5;
   const peopleKnown = figures.every((f) => f.todayTotals.totals.people !== null);
@@ -72,6 +121,7 @@ function renderKpis(sites, figures, agents) {
   const online = agents.filter((a) => a.online).length;
   const zones = sites.reduce((sum, s) => sum + s.zones, 0);
   document.getElementById("kpis").replaceChildren(
+    ...visitorKpis(figures, k),
     // Zones overlap (a counting line inside a zone), so their sum counts passes, not distinct people.
     kpi("Zone passes today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast }) : countNode(null, k),
       `${sites.length > 1 ? `${plural(sites.length, "site")}, each since its midnight` : `since midnight, ${sites[0].timezone}`}` +
@@ -79,13 +129,37 @@ function renderKpis(sites, figures, agents) {
     kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast }) : countNode(null, k), "zone passes, today included", "kpi-week"),
     kpi("Female share today", share === null ? h("span", { class: "faint" }, "—") : fmtPct(share),
       "of passes classified female or male", "kpi-share"),
-    kpi("Zones", fmtInt(zones), plural(sites.length, "site"), "kpi-zones"),
+    kpi("Zones", fmtInt(zones), `${plural(sites.length, "site")}; cameras and entrances not included`, "kpi-zones"),
     kpi("Agents online", h("span", {}, fmtInt(online), h("span", { class: "faint" }, ` / ${fmtInt(agents.length)}`)),
       online === agents.length ? "all reporting" : `${agents.length - online} not reporting`, "kpi-agents"));
 }
 
+/** Today's occupancy curve of a site card, or a line saying why there is none. */
+function occupancyBlock(f) {
+  const v = f.visitors;
+  if (!v.entrances.length) {
+    // The API's visitors_note says it at length; the card keeps it short and offers it as the title.
+    return h("p", { class: "faint occupancy-none", title: v.visitors_note },
+      "No entrance line: no visitor count or occupancy here (zone passes overlap; they are not visitors).");
+  }
+  return h("div", {}, occupancyCurve(v, f.todayStart),
+    h("div", { class: "spark-caption" }, h("span", {}, "00:00"),
+      h("span", {}, `occupancy: people inside (in − out since ${v.closing_time === "00:00" ? "midnight" : `closing at ${v.closing_time}`})`),
+      h("span", {}, asOf(v))));
+}
+
+function cameraLine(f) {
+  const cameras = f.visitors.totals.cameras;
+  if (!cameras.length) return null;
+  const k = f.visitors.k;
+  return h("div", { class: "meta cameras-line" }, "Distinct people per camera today: ",
+    cameras.map((c, i) => h("span", { dataset: { camera: c.camera_id } }, i ? ", " : "", `${c.camera_id} `,
+      countNode(c.people, k, { lowerBound: c.people_lower_bound }))),
+    " (cameras overlap; not added up)");
+}
+
 function siteCard(f) {
-  const { site, todayTotals, weekTotals, daily, days } = f;
+  const { site, todayTotals, weekTotals, daily, days, visitors } = f;
   const k = todayTotals.k;
   const week = weekTotals.totals;
   const tz = site.timezone;
@@ -100,6 +174,13 @@ function siteCard(f) {
         h("div", { class: "meta" }, `Local time ${fmtDateTime(Date.now(), tz)}`)),
       agentBadge),
     h("div", { class: "figures" },
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "visitors" } }, visitors.totals.visitors
+        ? countNode(visitors.totals.visitors.people, k, { lowerBound: visitors.totals.visitors.people_lower_bound })
+        : h("span", { class: "faint" }, "—")),
+      h("div", { class: "l" }, "site visitors today")),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
+        ? fmtInt(visitors.occupancy_at_end.people) : h("span", { class: "faint" }, "—")),
+      h("div", { class: "l" }, "inside now")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k)),
         h("div", { class: "l" }, "zone passes today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k)),
@@ -107,6 +188,8 @@ function siteCard(f) {
       h("div", { class: "fig" }, h("div", { class: "v" }, week.female_share === null ? "—" : fmtPct(week.female_share)),
         h("div", { class: "l" }, "female, 7 days")),
       h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, pluralNoun(site.zones, "zone")))),
+    occupancyBlock(f),
+    cameraLine(f),
     sparkBars(daily.points, days, k),
     h("div", { class: "spark-caption" }, h("span", {}, `${plural(SPARK_DAYS, "day")} ago`), h("span", {}, "zone passes per day"),
       h("span", {}, "today")),
@@ -184,7 +267,7 @@ function agentsTable(agents, sites) {
 // The last answers, kept for this browser tab only (sessionStorage): a reload paints them at once, marked as
 // not yet refreshed, instead of a spinner while a busy server answers. They are the same released counts the
 // page showed; nothing else is kept.
-const SNAPSHOT_KEY = "footfall.overview.snapshot.v1";
+const SNAPSHOT_KEY = "footfall.overview.snapshot.v2"; // v2: with each site's visitors
 
 // Whose answers they were: the key's public prefix (the part `footfall keys list` shows), so another key
 // entered in this tab never sees the figures a previous one loaded.
@@ -247,9 +330,16 @@ async function load() {
   if (!sites.length) {
     delete document.body.dataset.stale;
     document.getElementById("kpis").replaceChildren();
-    empty(document.getElementById("sites"), "No data yet",
-      "Sites and zones appear here as soon as the first camera box reports. Start an agent with ",
-      h("code", {}, "footfall agent --config agent.yaml"), ".");
+    if (agents.length) {
+      // A box is online but its first counts have not arrived: they are sent once its first minute has passed.
+      empty(document.getElementById("sites"), "Waiting for the first counts",
+        `${plural(agents.length, "camera box", "camera boxes")} reported in; counts appear once a box has counted for a ` +
+        "minute and sent it (about a minute after it starts).");
+    } else {
+      empty(document.getElementById("sites"), "No data yet",
+        "Sites and zones appear here as soon as the first camera box reports. Start an agent with ",
+        h("code", {}, "footfall agent --config agent.yaml"), ".");
+    }
     document.getElementById("sites").classList.remove("sites");
     empty(zonesBox, "No zones yet");
     if (agents.length) agentsBox.replaceChildren(agentsTable(agents, sites));

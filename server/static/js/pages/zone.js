@@ -118,6 +118,12 @@ function drawCharts() {
 
 async function load() {
   const params = pageParams();
+  if (!state) {
+    // The page's frame at once, each panel with its own spinner, instead of one spinner over a blank page while a
+    // busy server answers.
+    reveal();
+    for (const id of ["series", "split", "peaks", "heatmap"]) loading(document.getElementById(id));
+  }
   const sites = await api("/sites");
   if (!sites.length) {
     document.getElementById("title").textContent = "Zones";
