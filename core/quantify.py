@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Annotated, Final
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 LABELS: Final = ("female", "male")
 DECISIONS: Final = ("female", "male", "unknown")
@@ -50,7 +50,7 @@ class DecisionRates(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    counts: dict[str, dict[str, NonNegativeInt]] = Field(
+    counts: dict[str, dict[str, Annotated[int, Field(ge=0, le=10**9)]]] = Field(
         description="True label → decision (female, male, unknown) → people, e.g. "
         "{'female': {'female': 410, 'male': 31, 'unknown': 22}, 'male': {...}}."
     )

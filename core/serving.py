@@ -85,7 +85,10 @@ class _Decision(TypedDict):
 
 def _serving(bundle: Bundle, **fields: Unpack[_Decision]) -> ModelServing:
     manifest = bundle.manifest
-    return ModelServing(bundle=manifest.name[:64], version=manifest.version[:32], task=manifest.task, **fields)
+    rates = manifest.classifier.decision_rates if manifest.classifier is not None else None
+    return ModelServing(
+        bundle=manifest.name[:64], version=manifest.version[:32], task=manifest.task, decision_rates=rates, **fields
+    )
 
 
 def open_served_session(

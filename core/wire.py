@@ -24,6 +24,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar
 
+from footfall.core.quantify import DecisionRates
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -72,6 +73,11 @@ BundleRef = Annotated[
         description="A model bundle as '<name>@<version>', e.g. 'gender-v3@1.0.0'.",
     ),
 ]
+
+
+def bundle_ref(name: str, version: str) -> str:
+    """How an aggregate names a bundle (``AggregateMessage.classifier``): '<name>@<version>'."""
+    return f"{name}@{version}"
 
 
 class _Strict(BaseModel):
@@ -206,6 +212,9 @@ class ModelServing(_Strict):
     probe_error: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
     tolerance: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
     reason: str | None = Field(default=None, max_length=300, description="Why this precision is served.")
+    # Minor revision: a gender bundle's decision rates, from its manifest, so that the server can correct the
+    # shares of the buckets that name this bundle (AggregateMessage.classifier).
+    decision_rates: DecisionRates | None = None
 
 
 class CpuInfo(_Strict):

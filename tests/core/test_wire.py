@@ -13,6 +13,7 @@ from footfall.core.wire import (
     GenderCounts,
     SiteSettings,
     WireError,
+    bundle_ref,
     encode,
     json_schema,
     json_schema_text,
@@ -246,3 +247,24 @@ def test_an_aggregate_names_the_bundle_that_decided_its_gender() -> None:
             parse_message(json.dumps(aggregate(classifier=bad)))
     with pytest.raises(WireError, match="names no classifier"):
         parse_message(json.dumps(aggregate(gender=None, classifier="gender-v3@1.0.0")))
+
+
+def test_a_status_carries_the_gender_bundles_decision_rates_for_the_servers_correction() -> None:
+    rates = {"female": {"female": 90, "male": 6, "unknown": 4}, "male": {"female": 3, "male": 95, "unknown": 2}}
+    model = {"bundle": "gender-v3", "version": "1.0.0", "task": "gender-classification", "precision": "int8"}
+    status = {
+        "kind": "status",
+        "agent_id": "box-01",
+        "site_id": "mall-a",
+        "state": "online",
+        "sent_at": "2026-11-23T10:15:00Z",
+        "models": [{**model, "parity": "passed", "decision_rates": {"counts": rates}}],
+    }
+    parsed = parse_message(json.dumps(status))
+    assert isinstance(parsed, AgentStatus)
+    served = parsed.models[0]
+    assert served.decision_rates is not None and served.decision_rates.recall()["female"] == pytest.approx(0.9)
+    assert bundle_ref(served.bundle, served.version) == "gender-v3@1.0.0"
+    status["models"][0]["decision_rates"] = {"counts": {"female": rates["female"]}}  # type: ignore[index]
+    with pytest.raises(WireError, match="decision_rates"):
+        parse_message(json.dumps(status))
