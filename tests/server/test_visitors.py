@@ -96,7 +96,8 @@ def test_occupancy_starts_again_from_zero_at_the_closing_time(server: Server) ->
     midnight = server.get(VISITORS, **window).json()
     assert midnight["closing_time"] == "00:00"
     assert [p["occupancy"]["people"] for p in midnight["points"]] == [10, 15, 20, 5]
-    assert admin_patch(server, {"closing_time": "22:00"}).status_code == 200
+    patched = admin_patch(server, {"closing_time": "22:00"})
+    assert patched.status_code == 200 and patched.json()["closing_time"] == "22:00"
     assert server.get("/api/v1/sites", role="viewer").json()[0]["closing_time"] == "22:00"
     closing = server.get(VISITORS, **window).json()
     assert closing["closing_time"] == "22:00"
