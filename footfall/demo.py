@@ -37,7 +37,9 @@ def sample_clip() -> Path:
 
 
 def agent_config(clip: Path, broker_port: int, workdir: Path, bucket_seconds: int) -> str:
-    """The demo agent: the sample clip as a looping camera, two zones and a counting line."""
+    """The demo agent: the sample clip as a looping camera, two zones, a counting line, and an entrance near
+    the corridor's left end (walking right through it is coming into the mall), so the site has visitors,
+    in and out, and occupancy."""
     return f"""\
 agent_id: {AGENT_ID}
 site_id: {SITE_ID}
@@ -56,6 +58,10 @@ cameras:
       - id: mid-corridor
         points: [[0.5, 0.0], [0.5, 1.0]]
         direction: any
+      - id: west-entrance
+        points: [[0.2, 0.0], [0.2, 1.0]]
+        direction: right
+        entrance: true
 mqtt:
   host: 127.0.0.1
   port: {broker_port}

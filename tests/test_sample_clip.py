@@ -82,3 +82,25 @@ def test_detector_finds_every_walker_at_its_rendered_size(truth: dict) -> None:
         assert any(abs(width - expected) <= 0.25 * expected for width in widths), (
             f"walker {walker['id']} ({expected} px) at frame {middle}: detected widths {widths}"
         )
+
+
+@pytest.mark.slow
+def test_the_demo_camera_counts_the_clips_walkers_once_and_its_entrance_both_ways(truth: dict, tmp_path: Path) -> None:
+    """The demo's entrance is near the corridor's left end, walking right is coming in: every walker crosses
+    the whole corridor, so those walking right come in, the others go out, and each is one camera visitor
+    (the three zones and lines count everyone three times)."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("onnxruntime")
+    from footfall.edge.config import parse_config
+    from footfall.edge.offline import process_video
+
+    from footfall.demo import agent_config
+
+    demo = parse_config(agent_config(CLIP, 1883, tmp_path, 60))
+    camera = demo.cameras[0].model_copy(update={"loop": False, "realtime": False})
+    (entrance,) = [line for line in camera.lines if line.entrance]
+    summary = process_video(CLIP, demo.model_copy(update={"cameras": [camera]}), progress=False)
+    walking_in = sum(1 for w in truth["walkers"] if w["direction"] == "left_to_right")
+    assert summary["people"] == summary["camera_visitors"]["people"] == truth["people"]
+    assert summary["entrances"] == {entrance.id: {"in": walking_in, "out": truth["people"] - walking_in}}
+    assert all(zone["people"] == truth["people"] for zone in summary["zones"].values())

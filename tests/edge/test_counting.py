@@ -53,6 +53,26 @@ def test_brief_occlusions_never_count_anyone_twice(data_dir, tmp_path, detector_
     assert summary["people"] == truth["people"], (summary, truth["persons"])
 
 
+def test_visitors_in_and_out_of_a_visit_clip_match_the_truth(data_dir, tmp_path, detector_bundle, models) -> None:
+    # People walk in through the door, stay, and walk out again; one comes from inside and never reaches it.
+    from footfall.edge import visitclips
+
+    spec = visitclips.VisitSpec(people=6, seed=6, spacing_seconds=4.0, passer_share=0.2)
+    clip, truth = visitclips.make_visits(data_dir, tmp_path, spec)
+    assert truth["in"] == truth["out"] < truth["people"]  # everyone who came in left; someone never came in
+    camera = CameraConfig(id="cam1", source=str(clip), realtime=False, fps=spec.fps, **truth["camera"])
+    config = AgentConfig(agent_id="box-test", site_id="lab", cameras=[camera], bucket_seconds=10)
+    summary = process_video(clip, config, progress=False, models=models)
+    assert summary["people"] == summary["camera_visitors"]["people"]
+    # Within one, as walk-bys. Known tracker limits (edge/tracking.py): a visitor who stops and turns round
+    # may begin a second track, and one who leaves by the door as the next comes in within max_lost_seconds
+    # may hand them the track (seed 6: visitors 0 and 3 are one track, so one in and one out go missing).
+    entrance = summary["entrances"]["door"]
+    assert abs(summary["people"] - truth["people"]) <= 1, (summary, truth["persons"])
+    assert abs(entrance["in"] - truth["in"]) <= 1 and abs(entrance["out"] - truth["out"]) <= 1, (entrance, truth)
+    assert entrance["in"] - entrance["out"] == 0  # everyone who came in has left
+
+
 def test_cli_process_prints_one_json_line_last(walkby_clip, tmp_path, gender_bundle) -> None:
     clip, truth = walkby_clip
     config = tmp_path / "agent.yaml"
