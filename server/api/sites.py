@@ -128,7 +128,9 @@ def _publish(ctx: ServerContext, settings: SiteSettings) -> None:
     summary="Rename a site, set its time zone, demographics mode, k or raw-data retention (role: admin)",
 )
 def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
-    """Changing the time zone re-files every stored hour under its new local day and hour of week, one zone
+    """A site not seen yet is created, so that its controls are in place before its first camera counts.
+
+    Changing the time zone re-files every stored hour under its new local day and hour of week, one zone
     at a time: ingest goes on meanwhile, and reads of the site may mix old and new hours until it is done.
 
     A new ``k`` recomputes what every hour of the site releases, with its daily sums and slot totals, in the same
@@ -148,7 +150,13 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
             raise HTTPException(422, f"closing_time: {exc}") from None
     told: SiteSettings | None = None
     with ctx.db.write() as session:
-        site = get_site(session, site_id)
+        site = session.get(Site, site_id)
+        if site is None:  # set up before its first camera sends anything (a site's mode, before it counts)
+            site = Site(
+                site_id=site_id, name=site_id, timezone=ctx.settings.default_timezone, created_at=int(time.time())
+            )
+            session.add(site)
+            session.flush()
         if change.name is not None:
             site.name = change.name
         told = _apply_controls(session, site, change, ctx)

@@ -49,7 +49,10 @@ def test_a_site_can_only_be_made_stricter_than_the_server_and_within_limits(sqli
             assert response.status_code == 422, (name, response.text)
             assert "Traceback" not in response.text
         assert "the server's k (5) is a floor" in patch(server, {"k": 4}).json()["detail"]
-        assert patch(server, {"k": 10}, site="/api/v1/sites/nowhere").status_code == 404
+        # A site not seen yet is set up before its first camera counts.
+        early = patch(server, {"demographics": "counts-only"}, site="/api/v1/sites/new-mall")
+        assert early.status_code == 200 and early.json()["demographics"] == "counts-only"
+        assert patch(server, {"k": 10}, site="/api/v1/sites/bad site").status_code == 422  # not an identifier
         assert server.client.patch(SITE, json={"k": 10}, headers=server.headers("viewer")).status_code == 403
         site = patch(server, {"k": 10, "retention_days": 7, "demographics": "counts-only"}).json()
         assert (site["k"], site["own_k"], site["retention_days"], site["demographics"]) == (10, 10, 7, "counts-only")
