@@ -255,7 +255,11 @@ function agentsTable(agents, sites) {
       h("td", { class: "num" }, `${Math.round(a.latency_ms)} ms`),
       h("td", { class: "num" }, a.outbox_depth ? h("span", { class: "badge warn" }, fmtInt(a.outbox_depth)) : "0"),
       h("td", {}, cameras),
-      h("td", { title: cpu }, models),
+      // The site's demographics mode as this agent applies it (null: an agent older than the mode, which classifies).
+      h("td", { title: cpu }, models, a.demographics && a.demographics !== "full"
+        ? h("div", { class: "demographics", dataset: { mode: a.demographics } },
+          h("span", { class: "badge warn" }, a.demographics), a.demographics === "off" ? " no camera read" : " no classifier")
+        : ""),
       h("td", { class: "faint" }, a.version || "—"));
   });
   return h("div", { class: "table-wrap" }, h("table", { id: "agents-table" },
