@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from footfall.server import queries
 from footfall.server.api.deps import Context, Range, ReadSession, check_span, get_site, released, require_viewer
+from footfall.server.api.render import FastJSONResponse
 from footfall.server.api.schemas import Visitors
 from footfall.server.api.sites import IdPath
 from footfall.server.localtime import HOUR, day_range, iso_and_local_labels, local_day, local_midnight, to_iso
@@ -65,7 +66,7 @@ class _Bucket:
 @router.get("", response_model=Visitors, summary="Site visitors, in/out, occupancy and camera visitors (role: viewer)")
 def visitors(
     site_id: IdPath, ctx: Context, session: ReadSession, span: Range, granularity: VisitorGranularity = "hour"
-) -> dict[str, Any]:
+) -> FastJSONResponse:
     """Per bucket: site visitors (people in through the entrance lines), people out, occupancy at the bucket's
     end (in − out since the closing time, never below 0), and each camera's distinct people; totals over the
     range. See server/API.md for exactly what each figure counts."""
@@ -119,25 +120,28 @@ def visitors(
                 "cameras": _cameras(bucket, cameras),
             }
         )
-    return {
-        "site_id": site.site_id,
-        "granularity": granularity,
-        "start": to_iso(span.start),
-        "end": to_iso(span.end),
-        "timezone": tz,
-        "closing_time": closing,
-        "k": effective_k(site.k, ctx.settings.k_anonymity),
-        "entrances": entrances,
-        "cameras": cameras,
-        "visitors_note": None if has_entrances else NO_ENTRANCES,
-        "points": points,
-        "totals": {
-            "visitors": totals.entered.shown() if has_entrances else None,
-            "out": totals.left.shown() if has_entrances else None,
-            "cameras": _cameras(totals, cameras),
-        },
-        "occupancy_at_end": _occupancy(curve, span.end) if has_entrances else None,
-    }
+    # Returned as a response so FastAPI skips re-validating thousands of points (a year of hours: half the time).
+    return FastJSONResponse(
+        {
+            "site_id": site.site_id,
+            "granularity": granularity,
+            "start": to_iso(span.start),
+            "end": to_iso(span.end),
+            "timezone": tz,
+            "closing_time": closing,
+            "k": effective_k(site.k, ctx.settings.k_anonymity),
+            "entrances": entrances,
+            "cameras": cameras,
+            "visitors_note": None if has_entrances else NO_ENTRANCES,
+            "points": points,
+            "totals": {
+                "visitors": totals.entered.shown() if has_entrances else None,
+                "out": totals.left.shown() if has_entrances else None,
+                "cameras": _cameras(totals, cameras),
+            },
+            "occupancy_at_end": _occupancy(curve, span.end) if has_entrances else None,
+        }
+    )
 
 
 def _entrance_figures(bucket: _Bucket, curve: OccupancyCurve, end: int, has_entrances: bool) -> dict[str, Any]:
