@@ -230,6 +230,9 @@ class Agent:
         self.outbox.prune_state()
         self.told = remembered(remembered_path(config.outbox.path)) or "full"
         self.mode = self.applied = stricter(self.floor, self.told)
+        if self.mode != "full":  # rows queued before a floor was set or the mode was told: none leaves with gender
+            with self._outbox_lock:
+                self._strip_gender()
         if self._models is None:  # a site not in 'full' mode never loads the classifier
             self._models = load_models(config, with_classifier=self.mode == "full")
         elif self.mode != "full":
