@@ -246,9 +246,13 @@ outbox:
         return row is not None
 
     def agent_totals(self) -> dict[str, int]:
-        """What the agent itself counted: its per-bucket state, kept in the outbox across restarts."""
+        """What the agent itself counted into its zone (the passes the server's totals add up; the camera's
+        visitors are kept under the camera's own id): its per-bucket state, kept in the outbox across restarts."""
         with sqlite3.connect(self.outbox) as db:
-            row = db.execute("SELECT SUM(people), SUM(female), SUM(male), SUM(unknown) FROM bucket_state").fetchone()
+            row = db.execute(
+                "SELECT SUM(people), SUM(female), SUM(male), SUM(unknown) FROM bucket_state WHERE bucket_key LIKE ?",
+                (f"{CAMERA}/{ZONE}/%",),
+            ).fetchone()
         return dict(zip(("people", "female", "male", "unknown"), (value or 0 for value in row), strict=True))
 
     @staticmethod
