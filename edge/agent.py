@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from footfall.edge.metrics import AgentMetrics, CameraMetrics
 
 logger = logging.getLogger("footfall.edge.agent")
+NOT_READ = "not read: the site's demographics mode is 'off'"
 
 
 @dataclass
@@ -151,9 +152,9 @@ class Agent:
         cameras = [
             CameraStatus(
                 camera_id=rt.camera.id,
-                state=rt.capture.state if state == "online" else "offline",
-                fps=round(rt.fps(), 2) if state == "online" else 0.0,
-                error=rt.capture.error[:500] if rt.capture.error else None,
+                state=rt.capture.state if state == "online" and not rt.halt.is_set() else "offline",
+                fps=round(rt.fps(), 2) if state == "online" and not rt.halt.is_set() else 0.0,
+                error=NOT_READ if rt.halt.is_set() else (rt.capture.error[:500] if rt.capture.error else None),
             )
             for rt in self.cameras
         ]
@@ -276,8 +277,10 @@ class Agent:
             demographics_floor=self.floor,
         )
         self.publisher.start()
-        if self.applied != "off":
-            for runtime in self.cameras:
+        for runtime in self.cameras:
+            if self.applied == "off":
+                runtime.halt.set()  # not read until the mode allows it
+            else:
                 self._start_camera(runtime)
         finite = all(c.is_file and not c.loop for c in config.cameras)
         finished = False

@@ -414,3 +414,46 @@ def test_switching_to_counts_only_strips_gender_from_what_is_unconfirmed_and_the
     floored._on_settings(told("off"))
     assert floored.mode == "off", "a stricter site mode still applies"
     floored.outbox.close()
+
+
+def test_an_off_site_reads_no_camera_until_it_is_switched_back(
+    walkby_clip, mosquitto, tmp_path: Path, detector_bundle: Path, gender_bundle: Path
+) -> None:
+    clip, truth = walkby_clip
+    config_path = tmp_path / "agent.yaml"
+    text = agent_yaml(
+        clip, truth["camera"], outbox=tmp_path / "outbox.sqlite", port=mosquitto.port, detector=detector_bundle,
+        gender=gender_bundle,
+    )  # fmt: skip
+    config_path.write_text(text.replace("    realtime: false\n", "    realtime: true\n    loop: true\n"))
+    _tell(mosquitto.port, "off")
+    receiver = Receiver(mosquitto.port)
+    agent = start_agent(config_path)
+
+    def last_status():  # type: ignore[no-untyped-def]
+        with receiver.lock:
+            online = [s for s in receiver.statuses if s.state == "online"]
+        return online[-1] if online else None
+
+    try:
+        assert receiver.wait_for(lambda: (s := last_status()) is not None and s.demographics == "off", timeout=90)
+        status = last_status()
+        assert status.cameras[0].state != "online" and not any(m.task == "gender-classification" for m in status.models)
+        _tell(mosquitto.port, "full")
+        assert receiver.wait_for(
+            lambda: (
+                (s := last_status()) is not None
+                and s.demographics == "full"
+                and s.cameras[0].state == "online"
+                and any(m.task == "gender-classification" for m in s.models)
+            ),
+            timeout=90,
+        ), last_status()
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=60)
+        receiver.close()
+    assert agent.returncode in (0, 1), stderr[-2000:]  # 1: a looping camera's last buckets still unconfirmed
+    applied = [line.split("mode=")[1].split()[0] for line in stderr.splitlines() if "demographics mode applied" in line]
+    assert applied == ["off", "full"], applied
+    assert "Traceback" not in stderr
