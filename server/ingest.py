@@ -19,7 +19,7 @@ from typing import Any
 
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
-from footfall.server import agents
+from footfall.server import agents, classifiers
 from footfall.server.catalog import ensure_zones, first_measures, measure_conflict
 from footfall.server.db import Database
 from footfall.server.localtime import hour_floor
@@ -382,6 +382,7 @@ class Ingestor:
             agents.heard_from(session, {m.agent_id: m.site_id for _, m in aggregates}, now)
         if statuses:
             agents.store_statuses(session, statuses, now)
+            classifiers.register(session, statuses, now)
             result.statuses = len(statuses)
         return result
 
@@ -410,6 +411,7 @@ class Ingestor:
         inserts: list[dict[str, object]] = []
         updates: list[dict[str, object]] = []
         hourly: HourlyDeltas = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
+        by_classifier: classifiers.ClassifierDeltas = defaultdict(int)
         tz_of_zone = {zone.pk: zone.timezone for zone in zones.values()}
         for key, message in newest.items():
             row = _row(message)
@@ -419,6 +421,10 @@ class Ingestor:
             delta = hourly[(key[2], hour_floor(key[3]))]
             for i, name in enumerate(COUNT_FIELDS):
                 delta[i] += row[name] - (old[name] if old else 0)
+            hour = hour_floor(key[3])
+            by_classifier[(key[2], hour, classifiers.side_key(row["classifier"]))] += int(row["people"])
+            if old:
+                by_classifier[(key[2], hour, classifiers.side_key(old["classifier"]))] -= int(old["people"])
             record = {
                 "agent_id": key[0],
                 "camera_id": key[1],
@@ -440,42 +446,46 @@ class Ingestor:
                     table.c.zone_pk == bindparam("b_zone"),
                     table.c.bucket_start == bindparam("b_start"),
                 )
-                .values({name: bindparam(name) for name in ("seq", "bucket_seconds", "received_at", *COUNT_FIELDS)}),
+                .values({name: bindparam(name) for name in _UPDATED}),
                 [
                     {
                         "b_agent": r["agent_id"],
                         "b_camera": r["camera_id"],
                         "b_zone": r["zone_pk"],
                         "b_start": r["bucket_start"],
-                        **{k: r[k] for k in ("seq", "bucket_seconds", "received_at", *COUNT_FIELDS)},
+                        **{k: r[k] for k in _UPDATED},
                     }
                     for r in updates
                 ],
             )
         server_k = release_k(session) or DEFAULT_K
         k_of_zone = {zone.pk: effective_k(controls[site].k, server_k) for (site, _), zone in zones.items()}
-        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone)
+        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone, by_classifier)
         return len(inserts) + len(updates)
 
     @staticmethod
-    def _existing(session: Session, keys: list[tuple[str, str, int, int]]) -> dict[tuple[Any, ...], dict[str, float]]:
-        found: dict[tuple[Any, ...], dict[str, float]] = {}
+    def _existing(session: Session, keys: list[tuple[str, str, int, int]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+        found: dict[tuple[Any, ...], dict[str, Any]] = {}
         table = Bucket.__table__
         columns = (table.c.agent_id, table.c.camera_id, table.c.zone_pk, table.c.bucket_start)
         for offset in range(0, len(keys), 500):
-            query = select(*columns, table.c.seq, *(table.c[name] for name in COUNT_FIELDS)).where(
+            query = select(*columns, table.c.seq, table.c.classifier, *(table.c[name] for name in COUNT_FIELDS)).where(
                 tuple_(*columns).in_(keys[offset : offset + 500])
             )
             query = locked(query, session)  # concurrent replicas update one key one after the other
             for row in session.execute(query):
                 found[tuple(row[:4])] = {
                     "seq": row.seq,
+                    "classifier": row.classifier,
                     **{name: row._mapping[name] for name in COUNT_FIELDS},
                 }
         return found
 
 
-def _row(message: AggregateMessage) -> dict[str, float]:
+_UPDATED = ("seq", "bucket_seconds", "received_at", "classifier", *COUNT_FIELDS)
+
+
+def _row(message: AggregateMessage) -> dict[str, Any]:
     dwell = message.dwell
     return {
         "seq": message.seq,
@@ -486,4 +496,5 @@ def _row(message: AggregateMessage) -> dict[str, float]:
         "unknown": message.gender_counts.unknown,
         "dwell_samples": dwell.samples if dwell else 0,
         "dwell_seconds": dwell.samples * dwell.mean_seconds if dwell else 0.0,
+        "classifier": classifiers.bucket_classifier(message),
     }

@@ -100,6 +100,8 @@ class Bucket(Base):
     dwell_samples: Mapped[int] = mapped_column(Integer, default=0)
     dwell_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     received_at: Mapped[int] = mapped_column(BigInteger)
+    # The gender bundle that decided it ('<name>@<version>', footfall.server.classifiers); None: no gender.
+    classifier: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class _RollupCounts:
@@ -133,6 +135,32 @@ class HourlyRollup(_RollupCounts, _ReleasedCounts, Base):
     zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
     hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     local_how: Mapped[int] = mapped_column(SmallInteger)
+    # The bundle that decided most of the cell's people, whose rates correct its share (footfall.server.
+    # classifiers.attribute); None: some of its people have no gender (counts-only), so it is not corrected.
+    classifier: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class ClassifierPeople(Base):
+    """Raw people per zone × UTC hour × the bundle that decided their gender ('' for people without gender): what
+    ``rollup_hourly.classifier`` is worked out from. Kept by ingest's deltas beside the hourly cell."""
+
+    __tablename__ = "rollup_classifier_people"
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    classifier: Mapped[str] = mapped_column(String(100), primary_key=True)
+    people: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Classifier(Base):
+    """A gender bundle agents reported with its decision rates (footfall.core.quantify.DecisionRates)."""
+
+    __tablename__ = "classifiers"
+
+    ref: Mapped[str] = mapped_column(String(100), primary_key=True)  # '<name>@<version>'
+    rates_json: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[int] = mapped_column(BigInteger)
+    last_seen: Mapped[int] = mapped_column(BigInteger)
 
 
 class DailyRollup(_ReleasedCounts, Base):

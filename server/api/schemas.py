@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from footfall.core.wire import CpuInfo, DemographicsMode, ModelServing, SiteSettings
 from pydantic import BaseModel, Field
 
@@ -22,7 +24,39 @@ class Counts(BaseModel):
     male_share: float | None = None
 
 
-class SeriesPoint(Counts):
+class CorrectedShare(BaseModel):
+    """The share of women corrected for the classifier's known errors (footfall.server.shares; see "Corrected
+    female share" in server/API.md). ``female_share`` beside it stays the raw classify-and-count."""
+
+    female_share_corrected: float | None = Field(
+        None,
+        description="Estimated share of women among people_corrected, corrected for each classifier bundle's "
+        "measured decision rates (unknown people count through their expected split); null: see "
+        "female_share_corrected_missing.",
+    )
+    female_share_low: float | None = Field(None, description="Lower end of its 95 % interval (sampling and rates).")
+    female_share_high: float | None = Field(None, description="Upper end of its 95 % interval.")
+    people_corrected: int = Field(
+        0,
+        description="People the estimate is about: those of the cells that released their split and are attributed "
+        "to a classifier bundle (not cells with counts-only people).",
+    )
+    female_share_corrected_missing: Literal["no_classified_people", "unknown_rates", "decisions_do_not_fit"] | None = (
+        Field(
+            None,
+            description="Why female_share_corrected is null: no_classified_people (no released split of a classified "
+            "cell), unknown_rates (a bundle that decided some of them reported no decision rates), "
+            "decisions_do_not_fit (the decisions are unlike any mix of the bundle's rates: a camera unlike its "
+            "validation clips).",
+        )
+    )
+
+
+class CountsWithShare(Counts, CorrectedShare):
+    """Counts with the corrected female share of the same people."""
+
+
+class SeriesPoint(CountsWithShare):
     start: str = Field(description="Bucket start, UTC ISO 8601.")
     label: str = Field(description="Bucket in the site's local time (e.g. '2026-11-20 14:00' or '2026-11-16').")
 
@@ -36,7 +70,7 @@ class Series(BaseModel):
     timezone: str
     k: int = Field(description="Zone × hour cells with 1 to k-1 people are withheld.")
     points: list[SeriesPoint] = Field(description="Buckets with data only, oldest first.")
-    totals: Counts
+    totals: CountsWithShare
 
 
 class Totals(BaseModel):
@@ -45,7 +79,7 @@ class Totals(BaseModel):
     start: str
     end: str
     k: int
-    totals: Counts
+    totals: CountsWithShare
     mean_dwell_seconds: float | None = Field(
         None, description="Over the zone-hours that released dwell (k people and k measured visits); else null."
     )

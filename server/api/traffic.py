@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from footfall.server import queries
+from footfall.server import queries, shares
 from footfall.server.api.deps import (
     Context,
     Range,
@@ -105,16 +105,21 @@ def series(
     check_span(span, granularity)
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    rows = queries.series(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
+    zone_pks = [z.id for z in zones]
+    rows = queries.series(session, zone_pks, span.start, span.end, granularity, site.timezone)
     starts, labels = _starts_and_labels(rows.keys, granularity, site.timezone)
+    corrected = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone, rows.keys)
+    points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
+    for point, share in zip(points, corrected, strict=True):
+        point.update(share.fields())
     # Returned as a response so FastAPI skips re-validating thousands of points against the model.
     return FastJSONResponse(
         {
             **_head(site, zones, span, ctx.settings.k_anonymity),
             "granularity": granularity,
             "timezone": site.timezone,
-            "points": counts_table(rows.people, rows.parts, rows.withheld, starts, labels),
-            "totals": _sum(rows),
+            "points": points,
+            "totals": _sum(rows) | shares.totals(session, zone_pks, span.start, span.end).fields(),
         }
     )
 
@@ -131,7 +136,7 @@ def totals(
     dwell = float(rows.dwell_seconds.sum()) / samples if samples else None
     return {
         **_head(site, zones, span, ctx.settings.k_anonymity),
-        "totals": _sum(rows),
+        "totals": _sum(rows) | shares.totals(session, [z.id for z in zones], span.start, span.end).fields(),
         "mean_dwell_seconds": round(dwell, 1) if dwell is not None else None,
     }
 
@@ -236,6 +241,15 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+# The raw classify-and-count share, then the corrected estimate and its interval (footfall.server.shares).
+SHARE_COLUMNS = (
+    "female_share",
+    "female_share_corrected",
+    "female_share_low",
+    "female_share_high",
+    "people_corrected",
+    "female_share_corrected_missing",
+)
 MAX_EXPORT_ROWS = 500_000  # about 40 MB of CSV; a longer export is refused before it starts
 EXPORT_COLUMNS = (
     "site_id",
@@ -246,6 +260,7 @@ EXPORT_COLUMNS = (
     "bucket_start_utc",
     "bucket_local",
     *COUNT_COLUMNS,
+    *SHARE_COLUMNS,
 )
 
 
@@ -304,8 +319,11 @@ def _csv_lines(
     for zone_pk, zone_id, name, kind in plan:
         with ctx.db.read() as session:
             rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
+            corrected = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
         starts, labels = _starts_and_labels(rows.keys, granularity, tz)
-        for point in counts_table(rows.people, rows.parts, rows.withheld, starts, labels):
+        points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
+        for point, share in zip(points, corrected, strict=True):
+            point.update(share.fields())
             writer.writerow(
                 [
                     site_id,
@@ -315,7 +333,7 @@ def _csv_lines(
                     granularity,
                     point["start"],
                     point["label"],
-                    *(_csv_value(point[column]) for column in COUNT_COLUMNS),
+                    *(_csv_value(point[column]) for column in (*COUNT_COLUMNS, *SHARE_COLUMNS)),
                 ]
             )
         yield buffer.getvalue()

@@ -5,7 +5,8 @@ daily sums and slot running totals of released values.
   every cell releases when k changes (:func:`ensure_release`, :func:`release_site` for one site's own k);
 - :mod:`.slots`: the running totals per zone × local hour of week that the ad-placement ranking reads;
 - :mod:`.refile`: re-filing a site's hours under a new time zone, one zone per transaction;
-- :mod:`.checks`: each derived table against what it summarises (empty when consistent).
+- :mod:`.checks`: each derived table against what it summarises (empty when consistent), and the people per
+  cell and deciding bundle (footfall.server.classifiers) against the raw buckets.
 """
 
 from footfall.server.rollups.cells import (
@@ -17,7 +18,7 @@ from footfall.server.rollups.cells import (
     release_k,
     release_site,
 )
-from footfall.server.rollups.checks import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
+from footfall.server.rollups.checks import daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly, slots_vs_hourly
 from footfall.server.rollups.refile import finish_refiles, refile_site, start_refile
 from footfall.server.rollups.slots import rebuild_slots, slot_parts
 
@@ -28,6 +29,7 @@ __all__ = [
     "daily_vs_hourly",
     "ensure_release",
     "finish_refiles",
+    "raw_vs_classifiers",
     "raw_vs_hourly",
     "rebuild_daily",
     "rebuild_slots",

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from types import SimpleNamespace
 
 import numpy as np
+from footfall.server.classifiers import ClassifierDeltas, apply_classifier_deltas
 from footfall.server.db import Database
 from footfall.server.localtime import (
     local_day,
@@ -57,7 +58,11 @@ def _released(
 
 
 def apply_hourly_deltas(
-    session: Session, hourly: HourlyDeltas, tz_of_zone: dict[int, str], k_of_zone: dict[int, int]
+    session: Session,
+    hourly: HourlyDeltas,
+    tz_of_zone: dict[int, str],
+    k_of_zone: dict[int, int],
+    classifiers: ClassifierDeltas | None = None,
 ) -> None:
     """Adds raw deltas to their hourly cells, recomputes what those cells release (each with its site's
     effective k, ``k_of_zone``), and adds the change in released values to the daily rollup and the slot running
@@ -65,8 +70,13 @@ def apply_hourly_deltas(
 
     Released values are not additive (a cell of 4 people releases nothing, of 5 releases 5), so the change is
     read off the cell before and after, with the cells locked in between: replicas ingesting into the same
-    hour take turns."""
+    hour take turns. ``classifiers`` (raw people per cell and deciding bundle) re-attribute the cells they touch
+    (footfall.server.classifiers) while the cells are locked: a bucket sent again by another bundle, or without
+    gender, may change which bundle its cell is attributed to without changing its counts."""
+    deciders: ClassifierDeltas = classifiers or {}
     changed = {key: delta for key, delta in hourly.items() if any(delta)}
+    for zone_pk, hour_start, _ in (key for key, people in deciders.items() if people):
+        changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
     if not changed:
         return
     keys = sorted(changed)
@@ -105,6 +115,7 @@ def apply_hourly_deltas(
             for z, h in keys
         ],
     )
+    apply_classifier_deltas(session, deciders)
     after = _released(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}

@@ -8,10 +8,20 @@ from collections import defaultdict
 from datetime import date
 
 import numpy as np
+from footfall.server.classifiers import attribute, side_key
 from footfall.server.localtime import local_day, utc_week
 from footfall.server.release import RELEASED_FIELDS
 from footfall.server.rollups.slots import SLOT_FIELDS, SLOT_SOURCES
-from footfall.server.tables import Bucket, DailyRollup, HourlyRollup, Site, SlotCumulative, SlotSpan, Zone
+from footfall.server.tables import (
+    Bucket,
+    ClassifierPeople,
+    DailyRollup,
+    HourlyRollup,
+    Site,
+    SlotCumulative,
+    SlotSpan,
+    Zone,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,6 +62,42 @@ def raw_vs_hourly(session: Session, since: int = 0) -> list[tuple[object, ...]]:
         for key in raw.keys() | rolled.keys()
         if raw.get(key, (0, 0, 0, 0)) != rolled.get(key, (0, 0, 0, 0))
     ]
+
+
+def raw_vs_classifiers(session: Session, since: int = 0) -> list[tuple[object, ...]]:
+    """(zone, hour, classifier) whose people in ``rollup_classifier_people`` differ from the sum of their raw
+    buckets, and hourly cells whose attributed bundle is not the one those people give (empty when consistent).
+    Raw buckets before ``since`` may have been purged by retention; pass the watermark."""
+    hour = Bucket.bucket_start - Bucket.bucket_start % 3600
+    raw: dict[tuple[int, int, str], int] = defaultdict(int)
+    for zone_pk, start, classifier, people in session.execute(
+        select(Bucket.zone_pk, hour, Bucket.classifier, func.sum(Bucket.people))
+        .where(Bucket.bucket_start >= since)
+        .group_by(Bucket.zone_pk, hour, Bucket.classifier)
+    ):
+        raw[(zone_pk, int(start), side_key(classifier))] += int(people)
+    c = ClassifierPeople
+    kept = {
+        (zone_pk, int(start), key): int(people)
+        for zone_pk, start, key, people in session.execute(
+            select(c.zone_pk, c.hour_start, c.classifier, c.people).where(c.hour_start >= since)
+        )
+    }
+    problems: list[tuple[object, ...]] = [
+        (key, raw.get(key), kept.get(key)) for key in raw.keys() | kept.keys() if raw.get(key, 0) != kept.get(key, 0)
+    ]
+    by_cell: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
+    for (zone_pk, start, key), people in kept.items():
+        by_cell[(zone_pk, start)][key] = people
+    for zone_pk, start, classifier in session.execute(
+        select(HourlyRollup.zone_pk, HourlyRollup.hour_start, HourlyRollup.classifier).where(
+            HourlyRollup.hour_start >= since
+        )
+    ):
+        expected = attribute(by_cell.get((zone_pk, int(start)), {}))
+        if expected != classifier:
+            problems.append(((zone_pk, int(start)), "attributed", expected, classifier))
+    return problems
 
 
 def slots_vs_hourly(session: Session) -> list[tuple[object, ...]]:

@@ -13,14 +13,14 @@ from sqlalchemy import inspect
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0006"
-        assert upgrade(db.engine) == "0006"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0007"
+        assert upgrade(db.engine) == "0007"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0006"
+        assert current_revision(db.engine) == "0007"
     finally:
         db.dispose()
 
@@ -30,3 +30,42 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     db.dispose()
+
+
+def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_url: str) -> None:
+    """Buckets and cells from before the classifier registry name no bundle: they are attributed to '?', whose
+    rates nobody knows, so their share is not corrected, and the raw vs side-table check holds."""
+    from footfall.server.rollups import raw_vs_classifiers
+    from sqlalchemy import text
+
+    db = Database(database_url)
+    try:
+        upgrade(db.engine, "0006")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO zones (site_id, zone_id, name, kind, created_at) VALUES ('mall', 'a', 'A', 'other', 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
+                    "female, male, unknown, dwell_samples, dwell_seconds, received_at) "
+                    "VALUES ('x', 'c', 1, 3600, 60, 1, 9, 4, 5, 0, 0, 0, 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
+                    "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
+                )
+            )
+        assert upgrade(db.engine) == "0007"
+        with db.read() as session:
+            assert raw_vs_classifiers(session) == []
+            assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
+    finally:
+        db.dispose()

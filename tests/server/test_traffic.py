@@ -133,6 +133,13 @@ def test_compare_and_csv_export(sqlite_server: Server) -> None:
             "unsplit": "0",
             "withheld_cells": "0",
             "people_lower_bound": "false",
+            # The raw classify-and-count share; no corrected one: this agent names no bundle with known rates.
+            "female_share": "0.6",
+            "female_share_corrected": "",
+            "female_share_low": "",
+            "female_share_high": "",
+            "people_corrected": "50",
+            "female_share_corrected_missing": "unknown_rates",
         }
     ]
 

@@ -1,0 +1,123 @@
+"""The gender bundles behind the counts: which bundle decided each zone × hour cell, and each bundle's decision
+rates (footfall.core.quantify.DecisionRates), reported by the agents that serve it.
+
+A cell is attributed to **one** bundle, the one that decided most of its people (ties: the first ref in
+order), and its share is corrected with that bundle's rates. A cell with any people whose gender was not
+decided at all (a counts-only agent: they are all ``unknown`` and no bundle's rates describe them) is not
+attributed, and so not corrected. Which bundle dominated a cell is fleet configuration, not personal data;
+the corrected shares are computed from released values only (footfall.server.shares).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from footfall.core.quantify import DecisionRates
+from footfall.core.wire import AgentStatus, AggregateMessage, bundle_ref
+from footfall.server.sql import insert_for
+from footfall.server.tables import Classifier, ClassifierPeople, HourlyRollup
+from pydantic import ValidationError
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.orm import Session
+
+NO_GENDER = ""  # rollup_classifier_people: people of aggregates without gender (counts-only)
+UNNAMED = "?"  # a gendered aggregate that names no bundle (an agent before wire revision 1.x, or older rows)
+
+# (zone_pk, UTC hour start, classifier key) → change in raw people
+ClassifierDeltas = dict[tuple[int, int, str], int]
+
+
+def bucket_classifier(message: AggregateMessage) -> str | None:
+    """What ``buckets.classifier`` stores for ``message``: the bundle that decided it, UNNAMED when it has gender
+    but names none, None when it has no gender."""
+    if message.gender is None:
+        return None
+    return message.classifier or UNNAMED
+
+
+def side_key(classifier: str | None) -> str:
+    """The key of ``rollup_classifier_people`` for a bucket's classifier (None: NO_GENDER)."""
+    return NO_GENDER if classifier is None else classifier
+
+
+def attribute(people_by_key: Mapping[str, int]) -> str | None:
+    """The bundle a cell is attributed to, from its raw people per classifier key: None when any of its people
+    have no gender or it has no people; else the key with the most people (ties: the first in order)."""
+    present = {key: people for key, people in people_by_key.items() if people > 0}
+    if not present or NO_GENDER in present:
+        return None
+    return min(present, key=lambda key: (-present[key], key))
+
+
+def apply_classifier_deltas(session: Session, deltas: ClassifierDeltas) -> None:
+    """Adds raw people per (zone, hour, classifier) and re-attributes the touched hourly cells, in the caller's
+    transaction (called by footfall.server.rollups.apply_hourly_deltas with the cells locked)."""
+    changed = {key: delta for key, delta in deltas.items() if delta}
+    if not changed:
+        return
+    table = ClassifierPeople.__table__
+    insert = insert_for(session)
+    statement = insert(table)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["zone_pk", "hour_start", "classifier"],
+            set_={"people": table.c.people + statement.excluded.people},
+        ),
+        [{"zone_pk": z, "hour_start": h, "classifier": c, "people": d} for (z, h, c), d in sorted(changed.items())],
+    )
+    cells = sorted({(z, h) for z, h, _ in changed})
+    people: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
+    for offset in range(0, len(cells), 500):
+        for z, h, key, count in session.execute(
+            select(table.c.zone_pk, table.c.hour_start, table.c.classifier, table.c.people).where(
+                tuple_(table.c.zone_pk, table.c.hour_start).in_(cells[offset : offset + 500])
+            )
+        ):
+            people[(z, h)][key] = int(count)
+    hourly = HourlyRollup.__table__
+    session.execute(
+        update(hourly)
+        .where(hourly.c.zone_pk == bindparam("z"), hourly.c.hour_start == bindparam("h"))
+        .values(classifier=bindparam("c")),
+        [{"z": z, "h": h, "c": attribute(people.get((z, h), {}))} for z, h in cells],
+    )
+
+
+def register(session: Session, statuses: Iterable[AgentStatus], now: float) -> None:
+    """Upserts the gender bundles that ``statuses`` report with decision rates (the newest rates win)."""
+    found: dict[str, str] = {}
+    for status in statuses:
+        for model in status.models:
+            if model.task == "gender-classification" and model.decision_rates is not None:
+                found[bundle_ref(model.bundle, model.version)] = model.decision_rates.model_dump_json()
+    if not found:
+        return
+    table = Classifier.__table__
+    statement = insert_for(session)(table)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["ref"],
+            set_={"rates_json": statement.excluded.rates_json, "last_seen": statement.excluded.last_seen},
+        ),
+        [
+            {"ref": ref, "rates_json": rates, "first_seen": int(now), "last_seen": int(now)}
+            for ref, rates in sorted(found.items())
+        ],
+    )
+
+
+def known_rates(session: Session, refs: Iterable[str]) -> dict[str, DecisionRates]:
+    """The decision rates of ``refs`` that the registry knows (a stored entry that no longer parses is left out:
+    better no correction than a wrong one)."""
+    wanted = sorted({ref for ref in refs if ref not in (NO_GENDER, UNNAMED)})
+    if not wanted:
+        return {}
+    rates: dict[str, DecisionRates] = {}
+    for ref, text in session.execute(select(Classifier.ref, Classifier.rates_json).where(Classifier.ref.in_(wanted))):
+        try:
+            rates[ref] = DecisionRates.model_validate(json.loads(text))
+        except (ValidationError, ValueError):
+            continue
+    return rates

@@ -1,0 +1,246 @@
+"""The corrected female share (issue #14) on the server, attacked with synthetic buckets whose truth is known:
+decisions made exactly as a bundle with known rates would make them for a crowd of known share. On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_share
+from footfall.server.rollups import raw_vs_classifiers, raw_vs_hourly
+from footfall.server.shares import estimate, estimate_many
+
+from tests.server.conftest import BASE, Server, aggregate
+
+SERIES = "/api/v1/sites/mall/traffic/series"
+TOTALS = "/api/v1/sites/mall/traffic/totals"
+DAY = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-17T00:00:00Z"}
+
+# Women are read as men five times as often as men as women, and go unknown more often: classify and count
+# leans male.
+LEANS_MALE = {
+    "female": {"female": 720, "male": 160, "unknown": 120},
+    "male": {"female": 30, "male": 900, "unknown": 70},
+}
+# The reverse: men read as women.
+LEANS_FEMALE = {
+    "female": {"female": 900, "male": 40, "unknown": 60},
+    "male": {"female": 200, "male": 700, "unknown": 100},
+}
+
+
+def status(agent: str, bundle: str, version: str, rates: dict | None) -> dict:
+    model: dict = {"bundle": bundle, "version": version, "task": "gender-classification", "precision": "int8"}
+    model["parity"] = "passed"
+    if rates is not None:
+        model["decision_rates"] = {"counts": rates, "source": "test"}
+    return {
+        "kind": "status",
+        "schema_version": 1,
+        "agent_id": agent,
+        "site_id": "mall",
+        "state": "online",
+        "sent_at": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+        "fps": 5.0,
+        "latency_ms": 20.0,
+        "outbox_depth": 0,
+        "version": "test",
+        "cameras": [],
+        "models": [model],
+    }
+
+
+def decided(people: int, share: float, rates: dict) -> tuple[int, int, int]:
+    """The decisions a bundle with ``rates`` makes, in expectation, for ``people`` of whom ``share`` are women."""
+    matrix = np.array([[rates[t][d] for d in ("female", "male", "unknown")] for t in ("female", "male")], float)
+    matrix /= matrix.sum(axis=1, keepdims=True)
+    expected = people * (share * matrix[0] + (1 - share) * matrix[1])
+    female, male = (round(float(v)) for v in expected[:2])
+    return female, male, people - female - male
+
+
+def classified(*, classifier: str | None, people: int, share: float, rates: dict, **fields: object) -> dict:
+    female, male, unknown = decided(people, share, rates)
+    message = aggregate(female=female, male=male, unknown=unknown, **fields)  # type: ignore[arg-type]
+    if classifier is not None:
+        message["classifier"] = classifier
+    return message
+
+
+def hours(n: int) -> list[datetime]:
+    return [BASE + timedelta(hours=h) for h in range(n)]
+
+
+def test_the_correction_recovers_a_known_share_that_classify_and_count_misses(server: Server) -> None:
+    assert server.ingest(status("agent-1", "gender", "3", LEANS_MALE)).status_code == 200
+    cells = [
+        classified(classifier="gender@3", people=200, share=0.6, rates=LEANS_MALE, start=start, seq=i)
+        for i, start in enumerate(hours(24))
+    ]
+    assert server.ingest(*cells).json()["accepted"] == 24
+    totals = server.get(TOTALS, **DAY).json()["totals"]
+    assert totals["people"] == totals["people_corrected"] == 4800
+    assert totals["female_share"] < 0.56  # raw classify and count: 0.6 · 0.72 + 0.4 · 0.03 over the decided
+    assert abs(totals["female_share_corrected"] - 0.6) < 0.005
+    assert totals["female_share_low"] <= 0.6 <= totals["female_share_high"]
+    assert totals["female_share_corrected_missing"] is None
+    series = server.get(SERIES, **DAY).json()
+    for point in series["points"]:  # each hour, 200 people, covers the truth too
+        assert point["female_share_low"] <= 0.6 <= point["female_share_high"], point
+        assert point["people_corrected"] == 200
+    assert series["totals"]["female_share_corrected"] == totals["female_share_corrected"]
+    days = server.get(SERIES, **DAY, granularity="day").json()["points"]
+    assert [(p["people_corrected"], p["female_share_corrected"]) for p in days] == [
+        (4800, series["totals"]["female_share_corrected"])
+    ] or abs(days[0]["female_share_corrected"] - 0.6) < 0.005
+    with server.db.read() as session:
+        assert raw_vs_classifiers(session) == [] and raw_vs_hourly(session) == []
+
+
+def test_intervals_widen_as_counts_shrink(server: Server) -> None:
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    people = (1000, 250, 60)  # one hour each, one zone each; each decision at least k, so every split is released
+    server.ingest(
+        *(classified(classifier="gender@3", people=n, share=0.5, rates=LEANS_MALE, zone=f"z{n}") for n in people)
+    )
+    widths = []
+    for n in people:
+        totals = server.get(TOTALS, **DAY, zone=f"z{n}").json()["totals"]
+        assert totals["people_corrected"] == n
+        assert totals["female_share_low"] <= 0.5 <= totals["female_share_high"]
+        widths.append(totals["female_share_high"] - totals["female_share_low"])
+    assert widths == sorted(widths) and widths[-1] > 3 * widths[0], widths
+
+
+def test_buckets_of_two_bundles_are_corrected_with_their_own_rates(server: Server) -> None:
+    """Two agents in one zone, one bundle each, leaning opposite ways: each hour is corrected with the rates of
+    the bundle that decided it. Corrected with either bundle's rates alone, the day would be wrong."""
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE), status("agent-2", "gender", "4", LEANS_FEMALE))
+    cells = []
+    for i, start in enumerate(hours(12)):  # agent-1 in the morning, agent-2 in the afternoon
+        cells.append(classified(classifier="gender@3", people=150, share=0.45, rates=LEANS_MALE, start=start, seq=i))
+        cells.append(
+            classified(
+                classifier="gender@4",
+                people=150,
+                share=0.45,
+                rates=LEANS_FEMALE,
+                agent="agent-2",
+                camera="cam-2",
+                start=start + timedelta(hours=12),
+                seq=i,
+            )
+        )
+    server.ingest(*cells)
+    totals = server.get(TOTALS, **DAY).json()["totals"]
+    assert abs(totals["female_share_corrected"] - 0.45) < 0.005, totals
+    assert totals["female_share_low"] <= 0.45 <= totals["female_share_high"]
+    decisions = (totals["female"], totals["male"], totals["unknown"])
+    for wrong in (LEANS_MALE, LEANS_FEMALE):  # one bundle's rates for everyone: off by points
+        alone = corrected_share([(DecisionCounts(*decisions), DecisionRates(counts=wrong))])
+        assert alone.share is None or abs(alone.share - 0.45) > 0.02
+    # An upgrade hour decided by both: corrected with its majority bundle's rates.
+    mixed = BASE + timedelta(days=1)
+    server.ingest(
+        classified(classifier="gender@3", people=300, share=0.45, rates=LEANS_MALE, start=mixed, seq=100),
+        classified(
+            classifier="gender@4",
+            people=20,
+            share=0.45,
+            rates=LEANS_FEMALE,
+            agent="agent-2",
+            camera="cam-2",
+            start=mixed,
+            seq=100,
+        ),
+    )
+    hour = server.get(TOTALS, start="2026-11-17T00:00:00Z", end="2026-11-17T01:00:00Z").json()["totals"]
+    assert hour["people_corrected"] == 320
+    with server.db.read() as session:
+        assert raw_vs_classifiers(session) == []
+
+
+def test_a_bundle_without_known_rates_gives_no_corrected_share_and_says_why(server: Server) -> None:
+    server.ingest(status("agent-1", "gender", "3", None))  # reports its bundle, but no rates
+    unnamed = aggregate(female=60, male=60, unknown=10, camera="cam-2")  # an agent that names no bundle
+    server.ingest(classified(classifier="gender@3", people=100, share=0.5, rates=LEANS_MALE))
+    for zone_messages in ([], [unnamed]):
+        server.ingest(*zone_messages)
+        totals = server.get(TOTALS, **DAY).json()["totals"]
+        assert totals["female_share_corrected"] is None and totals["female_share_low"] is None
+        assert totals["female_share_corrected_missing"] == "unknown_rates"
+        assert totals["female_share"] is not None  # the raw decisions stay available
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))  # rates learnt later apply to stored cells
+    later = server.get(TOTALS, start=DAY["start"], end="2026-11-16T00:59:00Z").json()["totals"]
+    # The unnamed bundle decided most of the cell (130 of 230 people): still not corrected.
+    assert later["female_share_corrected_missing"] == "unknown_rates"
+    server.ingest(aggregate(female=30, male=30, unknown=5, camera="cam-2", seq=2, start=BASE + timedelta(hours=1)))
+    server.ingest(
+        classified(classifier="gender@3", people=100, share=0.5, rates=LEANS_MALE, start=BASE + timedelta(hours=2))
+    )
+    only_named = server.get(TOTALS, start="2026-11-16T02:00:00Z", end="2026-11-16T03:00:00Z").json()["totals"]
+    assert only_named["female_share_corrected_missing"] is None and only_named["people_corrected"] == 100
+
+
+def test_counts_only_cells_are_not_corrected(server: Server) -> None:
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    counts_only = aggregate(unknown=40, camera="cam-2")
+    counts_only["gender"] = None
+    server.ingest(
+        classified(classifier="gender@3", people=200, share=0.6, rates=LEANS_MALE),  # hour 0: mixed
+        counts_only,
+        classified(classifier="gender@3", people=200, share=0.6, rates=LEANS_MALE, start=BASE + timedelta(hours=1)),
+        {**counts_only, "bucket_start": "2026-11-16T02:00:00Z"},  # hour 2: counts-only alone
+    )
+    totals = server.get(TOTALS, **DAY).json()["totals"]
+    assert totals["people"] == 480 and totals["people_corrected"] == 200  # only hour 1 is corrected
+    assert totals["female_share_low"] <= 0.6 <= totals["female_share_high"]
+    alone = server.get(TOTALS, start="2026-11-16T02:00:00Z", end="2026-11-16T03:00:00Z").json()["totals"]
+    assert alone["female_share_corrected"] is None
+    assert alone["female_share_corrected_missing"] == "no_classified_people" and alone["people_corrected"] == 0
+    # The mixed hour's counts-only bucket sent again with gender (the site back in full mode) is corrected.
+    again = classified(classifier="gender@3", people=40, share=0.6, rates=LEANS_MALE, camera="cam-2", seq=2)
+    server.ingest(again)
+    assert server.get(TOTALS, **DAY).json()["totals"]["people_corrected"] == 440
+    with server.db.read() as session:
+        assert raw_vs_classifiers(session) == []
+
+
+def test_decisions_unlike_the_rates_are_not_corrected(server: Server) -> None:
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    server.ingest(aggregate(female=10, male=10, unknown=400) | {"classifier": "gender@3"})  # a camera unlike validation
+    totals = server.get(TOTALS, **DAY).json()["totals"]
+    assert totals["female_share_corrected"] is None
+    assert totals["female_share_corrected_missing"] == "decisions_do_not_fit"
+
+
+def test_the_csv_export_carries_the_raw_and_the_corrected_share(server: Server) -> None:
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    server.ingest(classified(classifier="gender@3", people=200, share=0.6, rates=LEANS_MALE))
+    text = server.get("/api/v1/sites/mall/traffic/export.csv", **DAY).text
+    [row] = list(csv.DictReader(io.StringIO(text)))
+    assert float(row["female_share_low"]) <= 0.6 <= float(row["female_share_high"])
+    assert float(row["female_share"]) < 0.56 and row["people_corrected"] == "200"
+    assert row["female_share_corrected_missing"] == ""
+
+
+def test_many_points_at_once_agree_with_the_full_estimate() -> None:
+    """The series' vectorised estimate (rates' uncertainty folded into the likelihood) against
+    footfall.core.quantify's 400 rate draws, from 3 people to 3,000, one bundle and two."""
+    rates = {"a@1": DecisionRates(counts=LEANS_MALE), "b@1": DecisionRates(counts=LEANS_FEMALE)}
+    rng = np.random.default_rng(7)
+    points = []
+    for people in (3, 8, 20, 60, 200, 700, 3000):
+        share = float(rng.uniform(0.2, 0.8))
+        points.append({"a@1": decided(people, share, LEANS_MALE)})
+        points.append({"a@1": decided(people, share, LEANS_MALE), "b@1": decided(people // 2, share, LEANS_FEMALE)})
+    for groups, fast in zip(points, estimate_many(points, rates), strict=True):
+        full = estimate(groups, rates)
+        assert fast.missing == full.missing and fast.people == full.people
+        if full.share is None:
+            continue
+        assert abs(fast.share - full.share) < 1e-6  # EM stops when a whole block has converged
+        assert abs(fast.low - full.low) < 0.012 and abs(fast.high - full.high) < 0.012, (groups, fast, full)  # type: ignore[operator]
