@@ -10,6 +10,9 @@ For each it reports camera visitors vs the truth (target: within 5 %), the in- a
 and occupancy per bucket: cumulative in − out, never below 0 (a drop below is drift and is cut off, as the
 server does), measured and true, and its value at the end. On the visit clip everyone has left by the end,
 so the target there is 0. The zones' passes are listed beside them to show why they are not visitors.
+On the visit clip, each confirmed track is matched to the true person it followed: people counted twice
+(and in which phase of the visit the extra track began: walking in, standing, walking out), tracks that
+followed two people (merges), people never counted.
 
 Clips contain dataset faces: they go to a temp folder that is deleted afterwards (``--keep`` keeps it).
 Output: a progress bar on stderr, then one JSON object on stdout (``--json`` also writes it to a file).
@@ -36,6 +39,7 @@ from footfall.core.wire import AggregateMessage
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig, LineConfig, ZoneConfig, parse_config
 from footfall.edge.offline import process_video
 from footfall.edge.pipeline import Models, load_models
+from footfall.edge.tracking import TrackerEvents
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "edge" / "samples" / "mall-walkby.mp4"
@@ -115,6 +119,59 @@ def compare(
     return result
 
 
+class TrackPaths:
+    """Tracker observer: each confirmed track's face centres (seconds from the clip's start, pixels)."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.confirmed: set[int] = set()
+        self.points: dict[int, list[tuple[float, float, float]]] = {}
+
+    def __call__(self, t: float, events: TrackerEvents) -> None:
+        self.confirmed.update(track.id for track in events.confirmed)
+        for track in events.visible:
+            _, x, y = track.path[-1]
+            self.points.setdefault(track.id, []).append((t - self.start, x, y))
+
+
+def attribute(tracks: TrackPaths, truth: dict[str, Any]) -> dict[str, Any]:
+    """Which true person each confirmed track followed (its face centre within half a face of theirs on at
+    least 3 frames): people counted twice, with the phase of their visit in which the extra track began
+    (walking in, standing, walking out), tracks that followed two people (merges), and people never counted."""
+    spec = truth["spec"]
+    width, height, fps = spec["width"], spec["height"], spec["fps"]
+    at_frame: dict[int, list[tuple[dict[str, Any], float, float]]] = {}
+    for person in truth["persons"]:
+        for frame, x, y in person["path"]:
+            at_frame.setdefault(frame, []).append((person, x * width, y * height))
+    followed: dict[int, list[int]] = {}  # person id -> tracks, in order of their start
+    merges = 0
+    for track_id in sorted(tracks.confirmed):
+        hits: dict[int, int] = {}
+        for t, x, y in tracks.points.get(track_id, []):
+            for person, px, py in at_frame.get(round(t * fps), []):
+                if math.hypot(px - x, py - y) <= 0.5 * person["face_px"]:
+                    hits[person["id"]] = hits.get(person["id"], 0) + 1
+        owners = [person_id for person_id, n in hits.items() if n >= 3]
+        merges += len(owners) > 1
+        for person_id in owners:
+            followed.setdefault(person_id, []).append(track_id)
+    persons = {p["id"]: p for p in truth["persons"]}
+    extra: dict[str, int] = {"walking in": 0, "standing": 0, "walking out": 0}
+    for person_id, track_ids in followed.items():
+        standing_from, standing_to = persons[person_id]["standing_s"]
+        for track_id in track_ids[1:]:
+            began = tracks.points[track_id][0][0]
+            phase = "walking in" if began < standing_from else "standing" if began <= standing_to else "walking out"
+            extra[phase] += 1
+    return {
+        "counted_twice_or_more": sum(1 for ids in followed.values() if len(ids) > 1),
+        "extra_tracks_began": extra,
+        "tracks_following_two_people": merges,
+        "never_counted": sum(1 for person_id in persons if person_id not in followed),
+    }
+
+
 def visit_clip(args: argparse.Namespace, folder: Path, models: Models, bundles: BundlesConfig) -> dict[str, Any]:
     from footfall.edge import visitclips
 
@@ -136,7 +193,10 @@ def visit_clip(args: argparse.Namespace, folder: Path, models: Models, bundles: 
     )
     start = float(int(time.time()) // 86_400 * 86_400)
     messages: list[AggregateMessage] = []
-    summary = process_video(clip, config, start_time=start, models=models, aggregates=messages, progress=True)
+    tracks = TrackPaths(start)
+    summary = process_video(
+        clip, config, start_time=start, models=models, aggregates=messages, progress=True, observer=tracks
+    )
     persons = truth["persons"]
     facts = {
         "people": truth["people"],
@@ -154,6 +214,7 @@ def visit_clip(args: argparse.Namespace, folder: Path, models: Models, bundles: 
         final_target=0,
     )
     result["truth_passers"] = sum(1 for p in persons if p["passer"])  # seen by the camera, never at the door
+    result["per_person"] = attribute(tracks, truth)
     # Faces hidden behind someone else for a while: a track that cannot re-join counts its person twice.
     result["truth_hidden"] = {
         "people": truth["hidden"],

@@ -73,10 +73,15 @@ class Visitor(Walker):
     stay: float = 0.0
     hidden_frames: list[int] = field(default_factory=list)  # in view, with the face behind someone else
 
-    def position(self, t: float) -> tuple[float, float] | None:
+    @property
+    def arrives(self) -> float:
+        """When (seconds) the visitor reaches the spot where they stand (walkby's cruise and brake to turn_at)."""
         assert self.turn_at is not None
         leg = abs(self.turn_at - self.x_start)
-        arrive = (leg + min(0.3 * self.speed, leg / 2)) / self.speed  # walkby's cruise and brake to turn_at
+        return self.start + (leg + min(0.3 * self.speed, leg / 2)) / self.speed
+
+    def position(self, t: float) -> tuple[float, float] | None:
+        arrive = self.arrives - self.start
         if t - self.start > arrive:
             # Standing: the walk resumes (and turns round, in walkby's manner) once the stay is over.
             t = max(self.start + arrive, t - self.stay)
@@ -205,8 +210,11 @@ def visit_truth(visitors: list[Visitor], spec: VisitSpec, frames: int, clip: Pat
                 "in_s": None if way_in is None else round(way_in, 3),
                 "out_s": None if way_out is None else round(way_out, 3),
                 "stay_s": round(v.stay, 2),
+                # Standing from .. to (seconds); then the walk back begins, with walkby's turn-round pause.
+                "standing_s": [round(v.arrives, 3), round(v.arrives + v.stay, 3)],
                 "hidden_s": round(len(v.hidden_frames) / spec.fps, 2),  # behind someone else, in total
                 "seen_frames": len(v.seen_frames),
+                "path": [[f, round(x, 4), round(y, 4)] for f, x, y in v.seen_frames],  # face centre, 0..1
             }
         )
     return {
