@@ -35,7 +35,7 @@ from footfall.edge.capture import CameraCapture
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.delivery import MqttPublisher
 from footfall.edge.demographics import remember, remembered, remembered_path, stricter
-from footfall.edge.messages import CameraMessages, bucket_key
+from footfall.edge.messages import CameraMessages, bucket_key, classifier_ref
 from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_classifier, load_models
 
@@ -99,9 +99,10 @@ class Agent:
             assert self.outbox is not None
 
             def payload(seq: int) -> bytes:
-                message = messages.message(zone_id, bucket_start, counts, seq)
+                classifier = classifier_ref(self._models.classifier if self._models else None)
+                message = messages.message(zone_id, bucket_start, counts, seq, classifier=classifier)
                 if self.mode != "full":  # counts-only: nobody's gender leaves the box, not even a bucket's older
-                    message = message.model_copy(update={"gender": None})
+                    message = message.model_copy(update={"gender": None, "classifier": None})
                 return encode(message)
 
             if self.mode == "off":
@@ -342,7 +343,7 @@ class Agent:
             counts = self.outbox.bucket_counts(key) or BucketCounts(people=message.people, unknown=message.people)
 
             def payload(seq: int, message: AggregateMessage = message) -> bytes:
-                return encode(message.model_copy(update={"gender": None, "seq": seq}))
+                return encode(message.model_copy(update={"gender": None, "classifier": None, "seq": seq}))
 
             try:
                 self.outbox.add(key, row.topic, payload, counts)

@@ -3,7 +3,9 @@
 The result is one JSON object: people (the camera's distinct visitors) and their gender split, frames, fps,
 each entrance line's people in and out, and each zone's and line's passes (one person passes through
 several zones, so passes of different zones never add up to people); ``--out`` also writes the aggregate
-messages the agent would have sent (wire schema, one per line).
+messages the agent would have sent (wire schema, one per line). ``female_share`` holds the female share
+corrected for the gender bundle's decision rates, with its 95 % interval, of the camera's visitors and of each
+zone and line (edge/female_share.py); :func:`footfall.edge.female_share.format_table` prints it for people.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from footfall.core.wire import AggregateMessage, aggregate_topic
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.capture import VideoFile
 from footfall.edge.config import AgentConfig, CameraConfig, ConfigError, offline_camera
-from footfall.edge.messages import CameraMessages
+from footfall.edge.female_share import female_share_section
+from footfall.edge.messages import CameraMessages, classifier_ref
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_models
 from footfall.edge.tracking import TrackerEvents
 
@@ -32,12 +35,15 @@ class MessageCollector:
     """Keeps the latest message per bucket, as the server would."""
 
     camera: CameraMessages
+    classifier: str | None = None  # the gender bundle the messages name (classifier_ref)
     messages: dict[tuple[str, int], AggregateMessage] = field(default_factory=dict)
     seq: int = 0
 
     def __call__(self, zone_id: str, bucket_start: int, counts: BucketCounts) -> None:
         self.seq += 1
-        self.messages[(zone_id, bucket_start)] = self.camera.message(zone_id, bucket_start, counts, self.seq)
+        self.messages[(zone_id, bucket_start)] = self.camera.message(
+            zone_id, bucket_start, counts, self.seq, classifier=self.classifier
+        )
 
 
 def offline_config(video: Path, config: AgentConfig | None, camera_id: str | None) -> tuple[AgentConfig, CameraConfig]:
@@ -136,7 +142,7 @@ def process_video(
         # Buckets aligned to the bucket length from a round start, so reruns give the same keys.
         start_time = float(int(time.time()) // 86_400 * 86_400)
     source = VideoFile(video, start_time=start_time)
-    collector = MessageCollector(CameraMessages.for_camera(config, camera.id))
+    collector = MessageCollector(CameraMessages.for_camera(config, camera.id), classifier_ref(models.classifier))
     pipeline = CameraPipeline(config, camera, models, collector)
     pipeline.observer = observer
     finished: dict[int, tuple[str, Any]] = {}  # track id -> (final label, track-averaged probabilities)
@@ -169,6 +175,8 @@ def process_video(
     if aggregates is not None:
         aggregates.extend(messages)
     labels = [label for label, _ in finished.values()]
+    visitors, zones = camera_visitors(messages), zone_summary(messages)
+    rates = models.classifier.contract.decision_rates if models.classifier is not None else None
     return {
         "video": str(video),
         "camera_id": camera.id,
@@ -183,8 +191,9 @@ def process_video(
         "video_seconds": round((frames + gate.skipped) / source.fps, 2),
         "resolution": [source.width, source.height],
         "peak_rss_mb": peak_rss_mb(),
-        "camera_visitors": camera_visitors(messages),
+        "camera_visitors": visitors,
         "entrances": entrance_summary(messages),
-        "zones": zone_summary(messages),
+        "zones": zones,
+        "female_share": female_share_section(visitors, zones, collector.classifier, rates),
         "messages": len(messages),
     }

@@ -100,3 +100,10 @@ def test_cli_process_prints_one_json_line_last(walkby_clip, tmp_path, gender_bun
     # The whole-frame zone's passes and the camera's visitors ("cam1") are the same people, sent once each.
     assert sum(m.people for m in messages if m.measure == "passes") == summary["people"]
     assert sum(m.people for m in messages if m.measure == "camera" and m.zone_id == "cam1") == summary["people"]
+    # Each aggregate names the bundle that decided its people, as the summary's corrected share does; the
+    # table of raw and corrected shares goes to stderr, so stdout stays one JSON line.
+    manifest = json.loads((Path(gender_bundle) / "manifest.json").read_text())
+    named = f"{manifest['name']}@{manifest['version']}"
+    assert summary["female_share"]["classifier"] == named
+    assert {m.classifier for m in messages} == {named}
+    assert "raw female share" in result.stderr and "raw female share" not in result.stdout
