@@ -6,8 +6,11 @@
    double count after an occlusion or a crossing), matched by position against the generator's paths.
    Each double count says why its extra track began: after the person turned their face away
    (``--turn-away``), after the person was hidden (an occlusion), while the face was in view (missed by the
-   detector), or alongside the first track (a switch). Merges: tracks that followed two people (one of them
-   then goes uncounted or is counted on the wrong path); target ≤ 1 % of the people.
+   detector), or alongside the first track (a switch). Merges, as tracker issue #16 defines them: two people
+   counted as one, i.e. a person with no count of their own whose face a track counted for someone else
+   followed; target ≤ 1 % of the people. Reported beside them, the stricter figure: tracks that followed a
+   second person for a while (``MERGE_MIN_SHARE`` of the path), which also counts switches after which both
+   people were still counted once each.
 2. Throughput and memory: ``footfall process`` on a 1280×720 clip with up to 5 faces at once, as a
    separate process: frames per second end to end (decode, detect, track, classify, count) and peak RSS.
    Targets: ≥ 25 frames/s, ≤ 300 MB on a 2-core machine.
@@ -34,15 +37,20 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from footfall.core.bundle import load_bundle
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.edge import walkby
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig, TrackingConfig
 from footfall.edge.offline import process_video
 from footfall.edge.pipeline import load_models
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import share_runs  # bench/ is not a package: a sibling module
+
 REPO = Path(__file__).resolve().parents[1]
 CAUSES = ("turn_away", "after_occlusion", "lost_in_view", "overlapping_tracks")  # why a person's extra track began
 MERGE_MIN_SHARE = 0.15  # a track following a second person for this share of its path (and ≥ 5 frames)
+MERGE_MIN_FRAMES = 5  # frames a track must follow a person to have taken them over
 DECISIONS = ("female", "male", "unknown")
 
 
@@ -80,7 +88,9 @@ def identity_check(
         )
         for cause in why_counted_again(spans, set(paths[pid]), persons[pid].get("turn_away")):
             causes[cause] += 1
-    merged = merged_tracks(truth, tracks, fps, owner)
+    followed = frames_on(truth, tracks, fps)
+    merged = merged_tracks(tracks, owner, followed)
+    merged_in = merged_people(per_person, owner, followed)
     decisions: dict[str, dict[str, int]] = {}
     decided_people: list[dict] = []
     for track_id, person_id in owner.items():
@@ -105,6 +115,7 @@ def identity_check(
         "decided_people": decided_people,
         "counted_again": causes,
         "merged_tracks": merged,
+        "merged_people": merged_in,
         "turned_away_people": sum(1 for p in truth["persons"] if p.get("turn_away")),
         "turned_away_counted_once": sum(1 for p in truth["persons"] if p.get("turn_away") and per_person[p["id"]] == 1),
         "false_tracks": sum(1 for o in owner.values() if o is None),
@@ -115,18 +126,17 @@ def identity_check(
     }
 
 
-def merged_tracks(
-    truth: dict, tracks: dict[int, list[tuple[float, float, float]]], fps: float, owner: dict[int, int | None]
-) -> list[tuple[int, int]]:
-    """Tracks that followed two people: (owner, other person) for each track whose detections were, for at
-    least ``MERGE_MIN_SHARE`` of its path and 5 frames, on someone other than its owner (the nearest true
-    face, within half its size)."""
+def frames_on(
+    truth: dict, tracks: dict[int, list[tuple[float, float, float]]], fps: float
+) -> dict[int, dict[int, int]]:
+    """Per track, how many of its detections were on each person (the nearest true face, within half its
+    size)."""
     width, height = truth["spec"]["width"], truth["spec"]["height"]
     paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
     sizes = {p["id"]: p["face_px"] for p in truth["persons"]}
-    merged = []
+    followed: dict[int, dict[int, int]] = {}
     for track_id, path in tracks.items():
-        on: dict[int, int] = {}
+        on = followed[track_id] = {}
         for t, x, y in path:
             f = round(t * fps)
             near = [(np.hypot(x - p[f][0], y - p[f][1]), pid) for pid, p in paths.items() if f in p]
@@ -134,11 +144,43 @@ def merged_tracks(
                 distance, pid = min(near)
                 if distance < 0.5 * sizes[pid]:
                     on[pid] = on.get(pid, 0) + 1
-        others = [(n, pid) for pid, n in on.items() if pid != owner.get(track_id)]
+    return followed
+
+
+def merged_tracks(
+    tracks: dict[int, list[tuple[float, float, float]]],
+    owner: dict[int, int | None],
+    followed: dict[int, dict[int, int]],
+) -> list[tuple[int, int]]:
+    """The stricter figure: tracks that followed two people, (owner, other person) for each track whose
+    detections were, for at least ``MERGE_MIN_SHARE`` of its path and ``MERGE_MIN_FRAMES`` frames, on someone
+    other than its owner. It includes a switch after which both people were still counted once each (two
+    tracks swapping people as they cross), so it is not the merge the target is about."""
+    merged = []
+    for track_id, path in tracks.items():
+        others = [(n, pid) for pid, n in followed[track_id].items() if pid != owner.get(track_id)]
         if others:
             n, pid = max(others)
-            if n >= max(5, MERGE_MIN_SHARE * len(path)) and owner.get(track_id) is not None:
+            if n >= max(MERGE_MIN_FRAMES, MERGE_MIN_SHARE * len(path)) and owner.get(track_id) is not None:
                 merged.append((int(owner[track_id] or 0), pid))
+    return merged
+
+
+def merged_people(
+    per_person: dict[int, int], owner: dict[int, int | None], followed: dict[int, dict[int, int]]
+) -> list[tuple[int, int | None]]:
+    """Merges as the tracker issue defines them, two people counted as one: (person, owner of the track that
+    took them) for each person no track was counted for whom a track counted for someone else (or for
+    nobody) followed for at least ``MERGE_MIN_FRAMES`` frames. A person no track came near is a plain miss
+    (the detector's), not a merge."""
+    merged = []
+    for pid, count in per_person.items():
+        if count:
+            continue
+        takers = [(on.get(pid, 0), track_id) for track_id, on in followed.items()]
+        frames, track_id = max(takers, default=(0, -1))
+        if frames >= MERGE_MIN_FRAMES:
+            merged.append((pid, owner[track_id]))
     return merged
 
 
@@ -177,12 +219,14 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "hidden_people": 0,
         "hidden_people_counted_once": 0,
         "counted_again": dict.fromkeys(CAUSES, 0),
+        "merged_people": 0,
         "merged_tracks": 0,
         "turned_away_people": 0,
         "turned_away_counted_once": 0,
     }
     decisions: dict[str, dict[str, int]] = {}  # true gender -> decided as
     decided_people: list[dict] = []
+    share_clips: list[dict[str, int]] = []  # per clip: the camera's visitors by decision, and the truth
     models = None
     for index in tqdm(range(args.clips), desc="accuracy clips", file=sys.stderr):
         spec = walkby.WalkbySpec(
@@ -228,6 +272,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
             person_probabilities=probabilities,
         )
         checked = identity_check(truth, tracks, spec.fps, labels, probabilities)
+        share_clips.append(share_runs.clip_counts(summary, truth))
         for key in ("missed", "counted_twice"):
             identity[key] += len(checked[key])
         for cause, count in checked["counted_again"].items():
@@ -244,6 +289,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
             "turned_away_counted_once",
         ):
             identity[key] += checked[key]
+        identity["merged_people"] += len(checked["merged_people"])
         identity["merged_tracks"] += len(checked["merged_tracks"])
         totals["truth_people"] += truth["people"]
         totals["truth_female"] += truth["female"]
@@ -258,7 +304,8 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
             f"clip {index}: people {summary['people']}/{truth['people']}, female {summary['female']} "
             f"male {summary['male']} unknown {summary['unknown']} (truth female {truth['female']}), "
             f"missed {checked['missed']}, counted twice {checked['counted_twice']} {checked['counted_again']}, "
-            f"merged {checked['merged_tracks']}",
+            f"merged (person, taken by whose track) {checked['merged_people']}, "
+            f"tracks that followed a second person (owner, other) {checked['merged_tracks']}",
             file=sys.stderr,
         )
     decided = totals["female"] + totals["male"]
@@ -270,11 +317,13 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "unknown_pct": round(100 * totals["unknown"] / max(totals["people"], 1), 1),
         "zones": {z: {"counted": v[0], "truth": v[1]} for z, v in zones.items()},
         "identity": identity,
-        "merged_pct": round(100 * identity["merged_tracks"] / max(totals["truth_people"], 1), 2),
+        "merged_people_pct": round(100 * identity["merged_people"] / max(totals["truth_people"], 1), 2),
+        "merged_tracks_pct": round(100 * identity["merged_tracks"] / max(totals["truth_people"], 1), 2),
         "clips": args.clips,
         "decisions_by_true_gender": decisions,
         "decisions_by_group": decisions_by_group(decided_people),
         "decided_people": decided_people,
+        "share_clips": share_clips,
     }
 
 
@@ -445,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         help="share of the accuracy clips' people who turn their face away for 1.5-3 s mid-walk",
     )
     parser.add_argument("--max-lost", type=float, default=None, help="tracking.max_lost_seconds (default: config)")
+    parser.add_argument(
+        "--run-clips",
+        type=int,
+        default=8,
+        help="clips per run for the female share's per-run figures and interval coverage (issue #14: 8)",
+    )
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument(
@@ -463,6 +518,11 @@ def main(argv: list[str] | None = None) -> int:
             measured = accuracy(args, folder)
             measured.pop("decided_people")  # one row per person: for calibrate_tracks.py, too long to print
             report["accuracy"] = measured
+            rates = load_bundle(args.gender).manifest.classifier
+            if rates is not None and rates.decision_rates is not None:
+                report["female_share"] = share_runs.share_report(
+                    measured.pop("share_clips"), rates.decision_rates, args.run_clips
+                )
         if not args.skip_throughput:
             report["throughput"] = throughput(args, folder)
         if args.outage:
@@ -492,9 +552,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"turn-aways: {identity['turned_away_counted_once']} of {identity['turned_away_people']} people who "
-            f"turned their face away counted exactly once; double counts by cause {identity['counted_again']}; "
-            f"merges: {identity['merged_tracks']} tracks followed two people ({acc['merged_pct']} % of "
-            f"{acc['truth_people']} people; target ≤ 1 %) over {acc['clips']} clips"
+            f"turned their face away counted exactly once; double counts by cause {identity['counted_again']}"
+        )
+        print(
+            f"merges (two people counted as one: no count of their own, followed by another's track): "
+            f"{identity['merged_people']} people ({acc['merged_people_pct']} % of {acc['truth_people']}; target "
+            f"≤ 1 %); stricter, incl. switches where both were still counted once: {identity['merged_tracks']} "
+            f"tracks followed a second person for ≥ {MERGE_MIN_SHARE:.0%} of their path "
+            f"({acc['merged_tracks_pct']} %); over {acc['clips']} clips"
         )
         for gender, row in sorted(acc["decisions_by_true_gender"].items()):
             print(f"  true {gender}, decided as: {row}")
@@ -502,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {group}: " + "; ".join(f"true {g} {row}" for g, row in sorted(rows.items())))
         for zone, counts in acc["zones"].items():
             print(f"  zone {zone}: {counts['counted']} counted / {counts['truth']} true")
+        if "female_share" in report:
+            print("\n".join(share_runs.format_report(report["female_share"])))
+        else:
+            print("female share: the gender bundle has no decision rates, so no corrected share")
     tp = report.get("throughput")
     if tp:
         print(
