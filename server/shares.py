@@ -93,6 +93,8 @@ def estimate(groups: Groups, rates: Mapping[str, DecisionRates]) -> Share:
 
 def estimate_many(points: Sequence[Groups], rates: Mapping[str, DecisionRates]) -> list[Share]:
     """:func:`estimate` of many queries at once: points that use the same bundles are estimated together."""
+    # A bundle none of whose cells released a split adds nothing, and needs no rates.
+    points = [{ref: parts for ref, parts in groups.items() if sum(parts) > 0} for groups in points]
     answers: list[Share | None] = [_screen(groups, rates) for groups in points]
     by_bundles: dict[tuple[str, ...], list[int]] = {}
     for i, groups in enumerate(points):

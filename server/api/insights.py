@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
-from footfall.server import queries
+from footfall.server import queries, shares
 from footfall.server.api.deps import (
     Context,
     Range,
@@ -22,20 +22,27 @@ from footfall.server.api.sites import IdPath
 from footfall.server.api.traffic import passes_zones
 from footfall.server.localtime import WEEKDAYS, how_label, to_iso
 from footfall.server.release import effective_k
-from footfall.server.stats import poisson_mean_interval, wilson_interval
+from footfall.server.stats import poisson_mean_interval
 from footfall.server.tables import Zone
 
+# The ranking in SQL orders slots by the raw decisions (Wilson's lower end); the corrected estimate then ranks the
+# best POOL_FACTOR × limit of them (at least POOL_MIN), which is where the correction can reorder slots.
+POOL_FACTOR = 5
+POOL_MIN = 100
 router = APIRouter(prefix="/sites/{site_id}/insights", tags=["insights"], dependencies=[Depends(require_viewer)])
 
 METHOD = (
     "Each slot is one zone in one local hour of the week (e.g. Food court, Sat 14:00-15:00), summed over "
-    "the weeks in the range. Expected audience = mean people per week in the slot × the target's share of "
-    "the people the classifier could decide on (people it could not classify are assumed to split the same "
-    "way). The share's 95% interval is the Wilson score interval from those counts, and the audience "
-    "interval scales the same bounds; for audience 'all' the interval treats the count as Poisson. Slots "
-    "use only the zone-hours released for privacy (at least k people; the split only where each part is 0 or at "
-    "least k), and a slot with none released is left out. Sorting by 'share' ranks by the interval's lower end, so "
-    "thin evidence does not float to the top."
+    "the weeks in the range. Expected audience = mean people per week in the slot × the target's share, "
+    "corrected for the classifier's known errors: estimated from its female, male and unknown decisions with "
+    "the decision rates measured for the bundle that decided them (people it could not classify count through "
+    "their expected split), with a 95% interval that holds both sampling and the uncertainty of those rates; "
+    "the audience interval scales the same bounds. A slot whose share cannot be corrected (a bundle without "
+    "known rates, or no classified people) has no share and an expected audience of 0. For audience 'all' "
+    "the interval treats the count as Poisson. Slots use only the zone-hours released for privacy (at least k "
+    "people; the split only where each part is 0 or at least k), and a slot with none released is left out. "
+    f"The best {POOL_FACTOR} × limit slots by the raw decisions are ranked again by the corrected estimate. "
+    "Sorting by 'share' ranks by the interval's lower end, so thin evidence does not float to the top."
 )
 
 
@@ -105,22 +112,30 @@ def ad_placement(
     zones = [z for z in passes_zones(session, site, zone_ids) if zone_kind is None or z.kind == zone_kind]
     k = effective_k(site.k, ctx.settings.k_anonymity)  # the site's own k where an admin made it stricter
     span = released(span, ctx)
+    zone_pks = [z.id for z in zones]
     ranked = queries.ranked_slots(
         session,
-        [z.id for z in zones],
+        zone_pks,
         span.start,
         span.end,
         audience=audience,
         sort=sort,
-        limit=limit,
+        limit=limit if audience == "all" else min(1000, max(POOL_FACTOR * limit, POOL_MIN)),
         hours_of_week=[d * 24 + h for d in sorted(wanted_days) for h in sorted(wanted_hours)],
         min_weeks=min_weeks,
     )
     by_pk = {z.id: z for z in zones}
-    slots = [
-        _slot(rank, by_pk[zone_pk], how, people, np.array(parts), withheld, weeks, audience)
-        for rank, (zone_pk, how, people, *parts, withheld, weeks) in enumerate(ranked.rows, start=1)
+    corrected: list[shares.Share | None] = [None] * len(ranked.rows)
+    if audience != "all":
+        corrected = list(shares.slots(session, zone_pks, span.start, span.end, [(r[0], r[1]) for r in ranked.rows]))
+    candidates = [
+        _slot(by_pk[zone_pk], how, people, np.array(parts), withheld, weeks, audience, share)
+        for (zone_pk, how, people, *parts, withheld, weeks), share in zip(ranked.rows, corrected, strict=True)
     ]
+    if audience != "all":  # ranked again by the corrected estimate, as the SQL ranked by the raw one
+        first, second = ("share_low", "expected_audience") if sort == "share" else ("expected_audience", "share_low")
+        candidates.sort(key=lambda c: (-(c[first] or 0.0), -(c[second] or 0.0), c["zone_pk"], c["hour_of_week"]))
+    slots = [{"rank": rank, **candidate} for rank, candidate in enumerate(candidates[:limit], start=1)]
     return {
         "site_id": site.site_id,
         "audience": audience,
@@ -136,13 +151,22 @@ def ad_placement(
 
 
 def _slot(
-    rank: int, zone: Zone, how: int, people: int, parts: np.ndarray, withheld: int, weeks: int, audience: str
+    zone: Zone,
+    how: int,
+    people: int,
+    parts: np.ndarray,
+    withheld: int,
+    weeks: int,
+    audience: str,
+    corrected: shares.Share | None,
 ) -> dict[str, Any]:
     female, male = int(parts[0]), int(parts[1])
     classified = female + male
     mean_people = people / weeks
     label = how_label(how)
-    if audience == "all":
+    raw = missing = None
+    people_corrected = 0
+    if audience == "all" or corrected is None:
         share = low = high = None
         count = people
         expected = mean_people
@@ -153,20 +177,33 @@ def _slot(
         )
     else:
         count = female if audience == "female" else male
-        share = count / classified if classified else None
-        low, high = wilson_interval(count, classified) if classified else (0.0, 1.0)
+        raw = count / classified if classified else None
+        share, low, high = _for_audience(corrected, audience)
+        people_corrected, missing = corrected.people, corrected.missing
         expected = mean_people * (share or 0.0)
-        expected_low, expected_high = mean_people * low, mean_people * high
+        expected_low, expected_high = mean_people * (low or 0.0), mean_people * (high or 0.0)
         noun = "women" if audience == "female" else "men"
-        share_text = f"{share:.0%}" if share is not None else "unknown share"
+        raw_text = (
+            f"{raw:.0%} of the {classified:,} people the classifier decided on" if raw is not None else "none decided"
+        )
+        if share is None:
+            evidence = f"no corrected share ({MISSING[missing or 'no_classified_people']}; raw: {raw_text})"
+        else:
+            evidence = (
+                f"{share:.0%} {noun} (95% interval {low:.0%}-{high:.0%}), corrected for the classifier's known errors "
+                f"over {people_corrected:,} people (raw: {raw_text})"
+            )
         why = (
             f"{zone.name}, {label}: on average {mean_people:,.1f} people per week in this hour over {weeks} "
-            f"week(s); {share_text} {audience} (95% interval {low:.0%}-{high:.0%}, from {classified:,} "
-            f"classified people), so about {expected:,.1f} {noun} per week "
+            f"week(s); {evidence}, so about {expected:,.1f} {noun} per week "
             f"({expected_low:,.1f}-{expected_high:,.1f})."
         )
+
+    def rounded(value: float | None) -> float | None:
+        return round(value, 4) if value is not None else None
+
     return {
-        "rank": rank,
+        "zone_pk": zone.id,
         "zone_id": zone.zone_id,
         "zone_name": zone.name,
         "zone_kind": zone.kind,
@@ -179,11 +216,30 @@ def _slot(
         "withheld_hours": withheld,
         "classified": classified,
         "audience_count": count,
-        "share": round(share, 4) if share is not None else None,
-        "share_low": round(low, 4) if low is not None else None,
-        "share_high": round(high, 4) if high is not None else None,
+        "share": rounded(share),
+        "share_low": rounded(low),
+        "share_high": rounded(high),
+        "share_raw": rounded(raw),
+        "people_corrected": people_corrected,
+        "share_missing": missing,
         "expected_audience": round(expected, 2),
         "expected_audience_low": round(expected_low, 2),
         "expected_audience_high": round(expected_high, 2),
         "explanation": why,
     }
+
+
+MISSING = {
+    "no_classified_people": "no classified people in its released cells",
+    "unknown_rates": "a classifier bundle without known decision rates decided them",
+    "decisions_do_not_fit": "the decisions do not fit the classifier's measured rates",
+}
+
+
+def _for_audience(corrected: shares.Share, audience: str) -> tuple[float | None, float | None, float | None]:
+    """The corrected share of the audience and its interval: women's, or men's as the complement."""
+    if corrected.share is None or corrected.low is None or corrected.high is None:
+        return None, None, None
+    if audience == "female":
+        return corrected.share, corrected.low, corrected.high
+    return 1.0 - corrected.share, 1.0 - corrected.high, 1.0 - corrected.low

@@ -275,11 +275,21 @@ class Slot(BaseModel):
     weeks_observed: int
     people: int = Field(description="People counted in this slot over the range (released zone-hours).")
     withheld_hours: int = Field(description="Zone-hours of this slot withheld for privacy (1 to k-1 people).")
-    classified: int = Field(description="People with a female/male decision (the share's sample size).")
-    audience_count: int = Field(description="People of the target audience counted in the slot over the range.")
-    share: float | None = Field(description="Target share of classified people (null for audience 'all').")
-    share_low: float | None = Field(description="95% Wilson interval, lower end.")
+    classified: int = Field(description="People with a female/male decision, in the cells that released their split.")
+    audience_count: int = Field(description="People decided as the target audience (raw decisions) over the range.")
+    share: float | None = Field(
+        description="Target share, corrected for the classifier's known errors (see 'Corrected female share' in "
+        "server/API.md); null for audience 'all', and when it cannot be corrected (share_missing says why)."
+    )
+    share_low: float | None = Field(description="Its 95% interval (sampling and the rates' uncertainty), lower end.")
     share_high: float | None
+    share_raw: float | None = Field(
+        None, description="Classify and count: audience_count / classified, the raw decisions (null for 'all')."
+    )
+    people_corrected: int = Field(0, description="People the corrected share is about (see the traffic API).")
+    share_missing: str | None = Field(
+        None, description="Why share is null for a female/male audience: as female_share_corrected_missing."
+    )
     expected_audience: float = Field(description="Expected target people per week in this slot.")
     expected_audience_low: float
     expected_audience_high: float

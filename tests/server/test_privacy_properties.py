@@ -1,10 +1,11 @@
 """The privacy guarantee as a property: answers do not depend on withheld values.
 
 Hypothesis draws a set of zone × hour cells and a second set that differs only in what footfall.server.release
-withholds (the counts of a cell below k, the split of a cell whose split is withheld), loads each into its own
-server, and sends both the same random queries across every read endpoint. Every answer must be identical. If
-no single answer depends on a withheld value, no pair or any other combination of answers can reveal one:
-the attacker sees the same thing in both worlds.
+withholds (the counts of a cell below k, the split of a cell whose split is withheld), each cell decided by the
+same classifier bundle in both (one with known rates, one without, none named, or no gender at all: the corrected
+shares of footfall.server.shares), loads each into its own server, and sends both the same random queries
+across every read endpoint. Every answer must be identical. If no single answer depends on a withheld value, no
+pair or any other combination of answers can reveal one: the attacker sees the same thing in both worlds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ K = 5
 ZONES = ("a", "b", "c")
 START = BASE - timedelta(weeks=3)  # Monday 2026-10-26
 HOURS = 17 * 24  # two and a half weeks, so ad-placement ranges span whole weeks
-TABLES = ("buckets", "rollup_hourly", "rollup_daily", "rollup_slot_cumulative", "rollup_slot_span", "zones", "sites")
+TABLES = (
+    "buckets",
+    "rollup_classifier_people",
+    "rollup_hourly",
+    "rollup_daily",
+    "rollup_slot_cumulative",
+    "rollup_slot_span",
+    "zones",
+    "sites",
+)
 
 
 def _withheld(parts: tuple[int, int, int]) -> bool:
@@ -43,9 +53,10 @@ def twin_worlds(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
     )
     parts = st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 12))
     small = st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4))
+    released = st.tuples(st.integers(5, 30), st.integers(5, 30), st.integers(5, 30))  # splits shown: shares corrected
     first, second = [], []
     for i, (zone, hour) in enumerate(keys):
-        cell = draw(st.one_of(small, parts))
+        cell = draw(st.one_of(small, parts, released))
         other = cell
         if _withheld(cell):
             other = draw(small.filter(_withheld))
@@ -56,9 +67,52 @@ def twin_worlds(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
             candidate = (female, male, people - female - male)
             other = candidate if _split_withheld(candidate) else cell
         start = START + timedelta(hours=hour, minutes=draw(st.integers(0, 59)))
+        # Which bundle decided the cell is fleet configuration, the same in both worlds: one with known rates,
+        # one without, an agent that names none, or a counts-only agent (no gender at all).
+        bundle = draw(st.sampled_from(BUNDLES))
         for world, (f, m, u) in ((first, cell), (second, other)):
-            world.append(aggregate(zone=zone, camera=f"cam-{i}", start=start, female=f, male=m, unknown=u))
+            message = aggregate(zone=zone, camera=f"cam-{i}", start=start, female=f, male=m, unknown=u)
+            if bundle == "counts-only":
+                message["gender"] = None
+            elif bundle is not None:
+                message["classifier"] = bundle
+            world.append(message)
     return first, second
+
+
+BUNDLES = ("gender@1", "gender@2", "nameless@9", None, "counts-only")
+# Weak and vague rates (few validation people): most random cells fit them, so most answers carry a corrected share.
+RATES = {"female": {"female": 5, "male": 2, "unknown": 4}, "male": {"female": 2, "male": 5, "unknown": 4}}
+
+
+def _statuses() -> list[dict]:
+    """The agents that report gender@1 and gender@2 with their decision rates (nameless@9 reports none)."""
+    return [
+        {
+            "kind": "status",
+            "schema_version": 1,
+            "agent_id": f"agent-{version}",
+            "site_id": "mall",
+            "state": "online",
+            "sent_at": START.isoformat(),
+            "fps": 5.0,
+            "latency_ms": 20.0,
+            "outbox_depth": 0,
+            "version": "test",
+            "cameras": [],
+            "models": [
+                {
+                    "bundle": "gender",
+                    "version": version,
+                    "task": "gender-classification",
+                    "precision": "int8",
+                    "parity": "passed",
+                    "decision_rates": {"counts": RATES},
+                }
+            ],
+        }
+        for version in ("1", "2")
+    ]
 
 
 def _iso(hour: int) -> str:
@@ -106,7 +160,7 @@ def _load(server: Server, messages: list[dict]) -> None:
     with server.db.write() as session:
         for table in TABLES:
             session.execute(text(f"DELETE FROM {table}"))
-    response = server.ingest(*messages)
+    response = server.ingest(*_statuses(), *messages)
     assert response.status_code == 200 and not response.json()["rejected"], response.text
 
 
