@@ -128,6 +128,7 @@ def render(
         _recipe(checkpoint),
         _geometry_search(recipe.get("geometry_search") or []),
         _calibration(checkpoint),
+        _decision_rates(bundle_manifest),
         _test_results(reports, reference_reports, precision),
         _confusion_matrices(reports),
         _targets(reports, reference_reports, precision, latency),
@@ -328,6 +329,51 @@ def _calibration(checkpoint: dict) -> list[str]:
         f"{_pct(calibration.get('target_accuracy'))} accuracy, abstaining on at most "
         f"{_pct(calibration.get('max_abstention'))}. Children do not set the threshold; "
         "their low confidence makes them abstain more often (see the age table).",
+    ]
+
+
+def _decision_rates(bundle_manifest: dict | None) -> list[str]:
+    """The bundle's decision rates (per true gender: decided female, male, unknown) and how shares are corrected
+    with them; nothing when the bundle has none."""
+    classifier = (bundle_manifest or {}).get("classifier") or {}
+    if not classifier.get("decision_rates"):
+        return []
+    from footfall.core.quantify import DECISIONS, LABELS, DecisionRates
+
+    rates = DecisionRates.model_validate(classifier["decision_rates"])
+    thresholds = classifier.get("track_thresholds") or {}
+    rows = [
+        f"| {label} | {sum(rates.counts[label].values())} | "
+        + " | ".join(f"{rates.counts[label][d]} ({_pct(rates.rates()[i, j])})" for j, d in enumerate(DECISIONS))
+        + " |"
+        for i, label in enumerate(LABELS)
+    ]
+    recall = rates.recall()
+    return [
+        "",
+        "## Decision rates and the corrected share",
+        "",
+        "The edge decides once per person, from the probabilities averaged over the person's best crops, with "
+        "per-label track thresholds ("
+        + ", ".join(f"{label} ≥ {value}" for label, value in thresholds.items())
+        + "). How that decision answers each true gender, counted on walk-by clips of validation faces through "
+        f"the edge pipeline ({rates.source}):",
+        "",
+        "| true gender | people | decided female | decided male | unknown |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"Recall per gender through the edge: female {_pct(recall['female'])}, male {_pct(recall['male'])}. "
+        "A female share counted from these decisions (classify and count) leans towards whichever gender is "
+        "mistaken or left unknown less often, however many people pass. The server and `footfall process` "
+        "therefore report the share corrected for these rates: the crowd's decisions are a mixture of the two "
+        "rows above, weighted by its share of women, which is estimated by maximum likelihood (EM re-estimation "
+        "of the prior, Saerens, Latinne and Decaestecker 2002) from every decision, unknown included, so "
+        "undecided people count through their expected split. Its 95 % interval holds both sampling and the "
+        "uncertainty of these rates (drawn from their posterior given the counts above), so it is wider where "
+        "few people were seen or the rates rest on few validation people (`footfall.core.quantify`). Each "
+        "aggregate names the bundle that decided it (`<name>@<version>`), so buckets are corrected with their "
+        "own bundle's rates.",
     ]
 
 

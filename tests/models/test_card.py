@@ -205,6 +205,24 @@ def test_the_minimal_card_leaves_the_optional_sections_out() -> None:
     assert read_card_metrics(text)["cpu"] == "not recorded"
 
 
+def test_a_bundle_with_decision_rates_gets_their_table_recall_and_the_correction_method() -> None:
+    checkpoint, reports, _, latency, reference = full_inputs()
+    rates = {
+        "counts": {"female": {"female": 80, "male": 12, "unknown": 8}, "male": {"female": 5, "male": 90, "unknown": 5}},
+        "source": "4 walk-by clips of val faces",
+    }
+    manifest = {
+        "precision": "int8",
+        "classifier": {"track_thresholds": {"female": 0.8, "male": 0.64}, "decision_rates": rates},
+    }
+    text = render(checkpoint, reports, manifest, latency, reference)
+    assert "## Decision rates and the corrected share" in text and "female ≥ 0.8, male ≥ 0.64" in text
+    assert "| female | 100 | 80 (80.00 %) | 12 (12.00 %) | 8 (8.00 %) |" in text
+    assert "Recall per gender through the edge: female 80.00 %, male 90.00 %" in text
+    assert "Saerens" in text and "4 walk-by clips of val faces" in text
+    assert "Decision rates" not in rendered()["full.md"], "a bundle without rates gets no such section"
+
+
 if __name__ == "__main__":
     CARDS.mkdir(exist_ok=True)
     for name, text in rendered().items():
