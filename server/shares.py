@@ -202,6 +202,20 @@ def totals(session: Session, zone_pks: list[int], start: int, end: int) -> Share
     return estimate(groups, known_rates(session, groups))
 
 
+def by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> list[Share]:
+    """The corrected share of each zone of ``zone_pks`` (in that order) over [start, end)."""
+    h = HourlyRollup
+    points: dict[int, Groups] = {pk: {} for pk in zone_pks}
+    for zone_pk, ref, *parts in session.execute(
+        select(h.zone_pk, h.classifier, *_released_parts(h))
+        .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end, h.classifier.is_not(None))
+        .group_by(h.zone_pk, h.classifier)
+    ):
+        points[zone_pk][ref] = (int(parts[0]), int(parts[1]), int(parts[2]))
+    refs = {ref for groups in points.values() for ref in groups}
+    return estimate_many([points[pk] for pk in zone_pks], known_rates(session, refs))
+
+
 def series(
     session: Session, zone_pks: list[int], start: int, end: int, granularity: str, tz: str, keys: Sequence[Any]
 ) -> list[Share]:

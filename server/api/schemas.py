@@ -120,7 +120,7 @@ class Heatmap(BaseModel):
     cells: list[HeatmapCell] = Field(description="Hours of week with data.")
 
 
-class ZoneTotals(Counts):
+class ZoneTotals(CountsWithShare):
     zone_id: str
     name: str
     kind: str
@@ -134,7 +134,7 @@ class Comparison(BaseModel):
     end: str
     k: int
     zones: list[ZoneTotals] = Field(description="Busiest first.")
-    totals: Counts
+    totals: CountsWithShare
 
 
 class Tally(BaseModel):

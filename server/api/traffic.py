@@ -213,7 +213,9 @@ def compare(
     overlap (a counting line inside a zone), so the totals add up passes, not distinct people."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    rows = queries.totals_by_zone(session, [z.id for z in zones], span.start, span.end)
+    zone_pks = [z.id for z in zones]
+    rows = queries.totals_by_zone(session, zone_pks, span.start, span.end)
+    corrected = shares.by_zone(session, zone_pks, span.start, span.end)
     grand = int(rows.people.sum())
     out = []
     for i, shown in enumerate(counts_table(rows.people, rows.parts, rows.withheld)):
@@ -222,6 +224,7 @@ def compare(
         out.append(
             {
                 **shown,
+                **corrected[i].fields(),
                 "zone_id": z.zone_id,
                 "name": z.name,
                 "kind": z.kind,
@@ -230,7 +233,11 @@ def compare(
             }
         )
     out.sort(key=lambda r: (r["people"] is None, -(r["people"] or 0), r["zone_id"]))
-    return {**_head(site, zones, span, ctx.settings.k_anonymity), "zones": out, "totals": _sum(rows)}
+    return {
+        **_head(site, zones, span, ctx.settings.k_anonymity),
+        "zones": out,
+        "totals": _sum(rows) | shares.totals(session, zone_pks, span.start, span.end).fields(),
+    }
 
 
 # A cell a spreadsheet would run as a formula (CSV injection, OWASP): prefixed with a quote, shown as typed.

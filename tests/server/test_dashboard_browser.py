@@ -26,6 +26,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from footfall.core.quantify import DecisionRates  # noqa: E402
 from footfall.core.wire import (  # noqa: E402
     AgentStatus,
     AggregateMessage,
@@ -102,6 +103,15 @@ def _profile(local: datetime, kind: str) -> float:
     return base * (1.4 if weekend else 1.0) * (1.15 if local.weekday() == 4 and hour >= 16 else 1.0)
 
 
+# The gender bundle that decides every aggregate here, with decision rates that leave 9 % of each gender undecided
+# as _split does, so the corrected share (issue #14) is shown with its interval.
+CLASSIFIER = "gender-v3@3"
+GENDER_RATES = DecisionRates(
+    counts={"female": {"female": 860, "male": 50, "unknown": 90}, "male": {"female": 30, "male": 880, "unknown": 90}},
+    source="dashboard test",
+)
+
+
 def _split(rng: random.Random, people: int, female_share: float) -> tuple[int, int, int]:
     unknown = sum(rng.random() < 0.09 for _ in range(people))
     classified = people - unknown
@@ -143,6 +153,7 @@ def mall_aggregates(end_hour: datetime, seed: int = 7) -> list[AggregateMessage]
                     seq=seq[agent],
                     people=people,
                     gender=GenderCounts(female=female, male=male, unknown=unknown),
+                    classifier=CLASSIFIER,
                 )
             )
         hour += timedelta(hours=1)
@@ -173,6 +184,7 @@ def outlet_aggregates(end_hour: datetime) -> list[AggregateMessage]:
                     seq=seq,
                     people=people,
                     gender=GenderCounts(female=female, male=male, unknown=unknown),
+                    classifier=CLASSIFIER,
                 )
             )
         hour += timedelta(hours=1)
@@ -213,12 +225,14 @@ def statuses(now: datetime) -> list[AgentStatus]:
                 ),
                 ModelServing(
                     bundle="gender-v3",
+                    version="3",
                     task="gender-classification",
                     precision="fp32",
                     parity="failed",
                     probe_error=0.68,
                     tolerance=0.05,
                     reason="INT8 probe error 0.6800 > tolerance 0.0500 on this CPU",
+                    decision_rates=GENDER_RATES,
                 ),
             ],
             cpu=CpuInfo(model="AMD EPYC", arch="x86_64", flags=["avx2"]),
@@ -440,6 +454,21 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
         assert p.locator(f"{row} a").inner_text() == zone["name"]
         shown = page.value(f"{row} td[data-col=week] span")
         assert shown == zone["people"]
+    # Each zone's share of women is the corrected estimate with its 95 % interval; the raw share is in the tooltip.
+    for zone in week["zones"]:
+        cell = p.locator(
+            f"#zones-table tr[data-site=mall][data-zone='{zone['zone_id']}'] td[data-col=female] .corrected-share"
+        )
+        if zone["female_share_corrected"] is None:
+            assert cell.inner_text() == "—" and "No corrected share" in cell.get_attribute("title")
+            continue
+        assert float(cell.get_attribute("data-value")) == zone["female_share_corrected"]
+        low, high = round(zone["female_share_low"] * 100), round(zone["female_share_high"] * 100)
+        assert f"(95% interval {low}%–{high}%)" in cell.inner_text()
+        assert f"Raw classify-and-count: {round(zone['female_share'] * 100)}%" in cell.get_attribute("title")
+    card_share = p.locator("article[data-site=mall] [data-metric=female] .corrected-share")
+    assert float(card_share.get_attribute("data-value")) == week["totals"]["female_share_corrected"]
+    assert "95% interval" in card_share.inner_text()
     assert p.locator("article[data-site=mall] svg.spark rect.day").count() == 14
     # The outlet has one zone: its card says "1 zone", not "1 zones".
     assert p.locator("article[data-site=outlet] .fig .l").last.text_content() == "zone"
@@ -559,6 +588,18 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
     for part in ("female", "male", "unknown"):
         assert page.value(f".split-row[data-part={part}] .count span") == totals[part]
     assert p.locator(".split-row[data-part=female] .share").inner_text() == f"{round(totals['female_share'] * 100)}%"
+    # The headline share is the corrected estimate with its interval, labelled so; the raw decisions beside it.
+    corrected = p.locator("#kpi-female .corrected-share")
+    assert float(corrected.get_attribute("data-value")) == totals["female_share_corrected"]
+    low, high = round(totals["female_share_low"] * 100), round(totals["female_share_high"] * 100)
+    assert totals["female_share_low"] < totals["female_share_corrected"] < totals["female_share_high"]
+    shown = " ".join(corrected.inner_text().split())  # the interval sits on its own line in the card
+    assert f"{round(totals['female_share_corrected'] * 100)}% (95% interval {low}%–{high}%)" in shown
+    assert "corrected for the classifier's known errors" in p.locator("#kpi-female").inner_text()
+    assert "Corrected for the classifier's known errors" in corrected.get_attribute("title")
+    men = p.locator("#kpi-male .corrected-share")
+    assert float(men.get_attribute("data-value")) == pytest.approx(1 - totals["female_share_corrected"])
+    page.screenshot("zone-corrected-share")
     assert p.locator("svg.split-svg rect.seg").count() == 3
     peaks = live_server.get("/sites/mall/traffic/peak-hours", start=start, end=end, zone="food-court")
     assert p.locator("#peak-list .peak").first.get_attribute("data-hour") == str(peaks["hours"][0]["hour"])
@@ -621,13 +662,19 @@ def test_ad_placement_ranks_slots_with_intervals_and_explains_itself(open_page, 
         bars = row.locator("svg.ci-bar")
         assert float(bars.nth(1).get_attribute("data-low")) == slots[i]["share_low"]
         assert float(bars.nth(1).get_attribute("data-high")) == slots[i]["share_high"]
+    # The share ranked and shown is the corrected estimate; the raw decisions stay in the row.
+    assert "corrected for the classifier's known errors" in result["method"]
+    header = p.locator("#ranking-table thead .th-sub").nth(1)
+    assert header.inner_text() == "corrected · 95% interval"
+    assert "Corrected for the classifier's known errors" in header.get_attribute("title")
+    assert rows.nth(0).locator(".raw-share").inner_text() == f"raw {round(slots[0]['share_raw'] * 100)}%"
     assert p.locator("#rank-note").get_attribute("data-suppressed") == str(result["suppressed_slots"])
     assert slots[0]["zone_name"] in p.locator("#best-slot").inner_text()
     assert p.locator("svg.slotmap rect.cell").count() == 168
     numbered = sorted(int(t) for t in p.locator("svg.slotmap text.rank-label").all_text_contents())
     best_rank_per_hour = {s["hour_of_week"]: s["rank"] for s in reversed(slots[:10])}
     assert numbered == sorted(best_rank_per_hour.values())
-    assert "Wilson" in p.locator("#how").inner_text()
+    assert "uncertainty of the classifier's measured error rates" in p.locator("#how").inner_text()
     assert f"k = {result['k']}" in p.locator("#how").inner_text()
     assert p.locator("#worked-example").inner_text().startswith(slots[0]["zone_name"])
     p.locator("#ranking-table tr.slot").first.locator("button.explain-btn").click()

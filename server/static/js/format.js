@@ -46,6 +46,51 @@ export function countNode(value, k, { suppressed = value === null, lowerBound = 
   return span;
 }
 
+// ---- corrected shares (issue #14) ------------------------------------------------------------------------
+
+export const CORRECTED_HELP = "Corrected for the classifier's known errors: estimated from its female, male and " +
+  "undecided counts with the error rates measured for the model that made them; the 95 % interval holds both " +
+  "sampling and the uncertainty of those rates.";
+
+const MISSING_HELP = {
+  no_classified_people: "no classified people here (or their split was withheld for privacy)",
+  unknown_rates: "a classifier model without measured error rates decided some of these people",
+  decisions_do_not_fit: "the classifier's decisions here do not fit its measured error rates (a camera unlike its test clips)",
+};
+
+/** The corrected share of women (``which`` "female") or men ("male") of an API answer with
+ * female_share_corrected, as "52% (95% interval 47%–57%)"; the raw classify-and-count share in its tooltip
+ * and a data-raw attribute. Null: "—" with the reason as its tooltip. */
+export function correctedShareNode(counts, which = "female") {
+  const span = document.createElement("span");
+  span.className = "corrected-share";
+  const raw = which === "female" ? counts.female_share : counts.male_share;
+  const rawText = raw === null || raw === undefined ? "none classified" : fmtPct(raw);
+  span.dataset.raw = raw === null || raw === undefined ? "" : String(raw);
+  if (counts.female_share_corrected === null || counts.female_share_corrected === undefined) {
+    span.textContent = "—";
+    span.classList.add("faint");
+    span.dataset.missing = counts.female_share_corrected_missing || "";
+    span.title = `No corrected share: ${MISSING_HELP[counts.female_share_corrected_missing] || "nothing to correct"}. ` +
+      `Raw share of the classified: ${rawText}.`;
+    return span;
+  }
+  const female = which === "female";
+  const value = female ? counts.female_share_corrected : 1 - counts.female_share_corrected;
+  const low = female ? counts.female_share_low : 1 - counts.female_share_high;
+  const high = female ? counts.female_share_high : 1 - counts.female_share_low;
+  span.dataset.value = String(value);
+  span.dataset.low = String(low);
+  span.dataset.high = String(high);
+  const interval = document.createElement("span");
+  interval.className = "interval";
+  interval.textContent = ` (95% interval ${fmtPct(low)}–${fmtPct(high)})`;
+  span.append(fmtPct(value), interval);
+  span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} people. ` +
+    `Raw classify-and-count: ${rawText} of the people decided female or male.`;
+  return span;
+}
+
 // ---- time zones ----------------------------------------------------------------------------------------
 
 const formatters = new Map();

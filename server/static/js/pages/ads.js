@@ -77,7 +77,9 @@ function explainPanel(result, choice) {
     ? `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ${fmtMean(top.expected_audience)} per week.`
     : `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ` +
       `${fmtMean(top.people / top.weeks_observed)} per week; ${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} ` +
-      `people the classifier decided on were ${noun} (${fmtPct(top.share)}), so about ${fmtMean(top.expected_audience)} ${noun} per week.`) : null;
+      `people the classifier decided on were read as ${noun} (${top.share_raw === null ? "—" : fmtPct(top.share_raw)}); ` +
+      (top.share === null ? `no corrected share (${top.share_missing}), so no audience estimate.`
+        : `corrected for its known errors, ${fmtPct(top.share)} are ${noun}, so about ${fmtMean(top.expected_audience)} ${noun} per week.`)) : null;
   return [
     h("h2", { id: "how-title" }, "How this ranking works"),
     h("h3", {}, "A slot"),
@@ -86,15 +88,17 @@ function explainPanel(result, choice) {
     h("h3", {}, `Expected ${noun} per week`),
     h("p", {}, choice.audience === "all"
       ? "People counted in the slot divided by the number of weeks it was observed."
-      : `Mean people per week in the slot × the share of ${noun} among the people the classifier could decide on. ` +
-        "People it could not classify are assumed to split the same way."),
+      : `Mean people per week in the slot × the share of ${noun}, corrected for the classifier's known errors: ` +
+        "estimated from its female, male and undecided counts with the error rates measured for the model that made " +
+        "them, so people it could not classify count through their expected split."),
     example ? h("p", { class: "example", id: "worked-example" }, example) : null,
     h("h3", {}, "The 95% interval"),
     h("p", {}, choice.audience === "all"
       ? "The whisker shows how far the weekly mean could plausibly be from the estimate, treating the count as Poisson. " +
         "Fewer weeks or fewer people give a wider whisker."
-      : "The share's interval is the Wilson score interval from the counts behind it; the audience interval scales " +
-        "the same bounds. A short whisker means solid evidence; a long one means few people were counted."),
+      : "The share's interval holds both sampling and the uncertainty of the classifier's measured error rates; the " +
+        "audience interval scales the same bounds. A short whisker means solid evidence; a long one means few people " +
+        "were counted."),
     choice.audience !== "all" ? h("p", {}, "“Share (cautious)” ranks by the lower end of the interval, so a slot with " +
       "little evidence cannot float to the top on luck.") : null,
     h("h3", {}, "Privacy"),
@@ -119,7 +123,7 @@ function headline(result, choice) {
     h("strong", {}, `Best slot: ${top.zone_name}, ${top.label.replace("-", "–")}`),
     h("span", {}, `about ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
       `${fmtMean(top.expected_audience_high)})`,
-    top.share !== null ? `, ${fmtPct(top.share)} of the people classified there` : "", `, seen in ${plural(top.weeks_observed, "week")}.`))));
+    top.share !== null ? `, ${fmtPct(top.share)} ${noun} there (corrected for the classifier's known errors)` : "", `, seen in ${plural(top.weeks_observed, "week")}.`))));
 }
 
 function rankingTable(result, choice) {
@@ -157,13 +161,16 @@ function rankingTable(result, choice) {
       h("td", {}, audienceCell),
       shareCell,
       h("td", { class: "faint based" }, `${slot.weeks_observed} wk · ${fmtInt(slot.people)} people`,
-        withShare ? h("div", {}, `${fmtInt(slot.classified)} classified`) : null),
+        withShare ? h("div", {}, `${fmtInt(slot.classified)} classified`) : null,
+        withShare ? h("div", { class: "raw-share", title: "Classify and count: the share of the classified people read as " +
+          `${noun}, before correcting for the classifier's errors` }, `raw ${slot.share_raw === null ? "—" : fmtPct(slot.share_raw)}`) : null),
       h("td", {}, button)), explanation);
   });
   return h("div", { class: "table-wrap" }, h("table", { id: "ranking-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Slot"),
       h("th", {}, `Expected ${noun} per week`, h("div", { class: "faint th-sub" }, "estimate · 95% interval")),
-      withShare ? h("th", {}, `Share of ${noun}`, h("div", { class: "faint th-sub" }, "estimate · 95% Wilson interval")) : null,
+      withShare ? h("th", {}, `Share of ${noun}`, h("div", { class: "faint th-sub", title: "Corrected for the classifier's known errors, with a 95% interval that " +
+        "holds sampling and the uncertainty of its measured error rates" }, "corrected · 95% interval")) : null,
       h("th", {}, "Based on"), h("th", {}, h("span", { class: "sr-only" }, "Explanation")))),
     h("tbody", {}, rows)));
 }

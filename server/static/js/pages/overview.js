@@ -3,8 +3,8 @@
 import { api, getKey } from "../api.js";
 import { h } from "../dom.js";
 import {
-  addDays, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate, midnightUtc, plural,
-  pluralNoun,
+  addDays, correctedShareNode, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate,
+  midnightUtc, plural, pluralNoun,
 } from "../format.js";
 import { occupancyCurve } from "../charts/occupancy.js";
 import { sparkBars } from "../charts/spark.js";
@@ -37,18 +37,18 @@ function kpi(label, valueNode, note, id) {
     note ? h("div", { class: "note" }, note) : null);
 }
 
-function combinedShare(figures, key) {
-  let female = 0;
-  let male = 0;
-  for (const f of figures) {
-    const t = f.todayTotals.totals;
-    if (t.female === null || t.male === null) return null;
-    female += t.female;
-    male += t.male;
+/** Today's female share KPI: the site's corrected estimate with its interval. Sites are estimated one by one
+ * (each answer is one site's), so with several sites each card shows its own and the KPI says so. */
+function shareKpi(figures) {
+  if (figures.length === 1) {
+    const t = figures[0].todayTotals.totals;
+    return kpi("Female share today", correctedShareNode(t),
+      h("span", {}, "women among passes, corrected for the classifier's known errors",
+        t.female_share !== null ? h("span", { class: "faint" }, ` (raw: ${fmtPct(t.female_share)} of those classified)`) : null),
+      "kpi-share");
   }
-  const classified = female + male;
-  if (!classified) return null;
-  return (key === "female" ? female : male) / classified;
+  return kpi("Female share", h("span", { class: "faint" }, "per site"),
+    "corrected for the classifier's known errors: see each site's card (7 days)", "kpi-share");
 }
 
 /** ", up to 14:00" when the server answers only up to the start of the hour in progress (it releases an hour once
@@ -113,7 +113,6 @@ function renderKpis(sites, figures, agents) {
   const k = figures[0]?.todayTotals.k ?? 5;
   const peopleKnown = figures.every((f) => f.todayTotals.totals.people !== null);
   const people = figures.reduce((sum, f) => sum + (f.todayTotals.totals.people ?? 0), 0);
-  const share = combinedShare(figures, "female");
   const peopleAtLeast = figures.some((f) => f.todayTotals.totals.people_lower_bound);
   const weekKnown = figures.every((f) => f.weekTotals.totals.people !== null);
   const weekAtLeast = figures.some((f) => f.weekTotals.totals.people_lower_bound);
@@ -127,8 +126,7 @@ function renderKpis(sites, figures, agents) {
       `${sites.length > 1 ? `${plural(sites.length, "site")}, each since its midnight` : `since midnight, ${sites[0].timezone}`}` +
       `${releasedUpTo(figures)}; one person in two zones counts twice`, "kpi-people"),
     kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast }) : countNode(null, k), "zone passes, today included", "kpi-week"),
-    kpi("Female share today", share === null ? h("span", { class: "faint" }, "—") : fmtPct(share),
-      "of passes classified female or male", "kpi-share"),
+    shareKpi(figures),
     kpi("Zones", fmtInt(zones), `${plural(sites.length, "site")}; cameras and entrances not included`, "kpi-zones"),
     kpi("Agents online", h("span", {}, fmtInt(online), h("span", { class: "faint" }, ` / ${fmtInt(agents.length)}`)),
       online === agents.length ? "all reporting" : `${agents.length - online} not reporting`, "kpi-agents"));
@@ -185,8 +183,8 @@ function siteCard(f) {
         h("div", { class: "l" }, "zone passes today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k)),
         h("div", { class: "l" }, "passes, 7 days")),
-      h("div", { class: "fig" }, h("div", { class: "v" }, week.female_share === null ? "—" : fmtPct(week.female_share)),
-        h("div", { class: "l" }, "female, 7 days")),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "female" } }, correctedShareNode(week)),
+        h("div", { class: "l" }, "women, 7 days (corrected)")),
       h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, pluralNoun(site.zones, "zone")))),
     occupancyBlock(f),
     cameraLine(f),
@@ -214,14 +212,14 @@ function zonesTable(figures) {
         h("td", { class: "num", dataset: { col: "today" } }, countNode(today ? today.people : 0, k)),
         h("td", { class: "num", dataset: { col: "week" } }, countNode(z.people, k)),
         h("td", { class: "num" }, z.share_of_traffic === null ? h("span", { class: "faint" }, "—") : fmtPct(z.share_of_traffic)),
-        h("td", { class: "num" }, z.female_share === null ? h("span", { class: "faint" }, "—") : fmtPct(z.female_share))));
+        h("td", { class: "num", dataset: { col: "female" } }, correctedShareNode(z))));
     }
   }
   if (!rows.length) return null;
   return h("div", { class: "table-wrap" }, h("table", { id: "zones-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "Zone"), multi ? h("th", {}, "Site") : null, h("th", {}, "Kind"), h("th", {}, "Floor"),
       h("th", { class: "num" }, "Today"), h("th", { class: "num" }, "Last 7 days"), h("th", { class: "num" }, "Share of passes"),
-      h("th", { class: "num" }, "Female share"))),
+      h("th", { class: "num", title: "Last 7 days, corrected for the classifier's known errors, with its 95% interval; the raw share is in the tooltip" }, "Women (7 days, corrected)"))),
     h("tbody", {}, rows)));
 }
 

@@ -2,7 +2,7 @@
 
 import { api, download } from "../api.js";
 import { h, s } from "../dom.js";
-import { countNode, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, plural } from "../format.js";
+import { correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, plural } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { heatmapChart } from "../charts/heatmap.js";
 import { genderSplit } from "../charts/split.js";
@@ -70,10 +70,14 @@ function renderKpis(data, range, allZones) {
     kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} with data`, "kpi-people"),
     kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : fmtMean(t.people / daysWithData),
       `average over ${plural(daysWithData, "day")} with data`, "kpi-per-day"),
-    kpi("Female", t.female_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.female_share),
-      h("span", {}, countNode(t.female, k), " of ", countNode(t.female !== null && t.male !== null ? t.female + t.male : null, k), " classified"), "kpi-female"),
-    kpi("Male", t.male_share === null ? h("span", { class: "faint" }, "—") : fmtPct(t.male_share),
-      h("span", {}, countNode(t.male, k), " people"), "kpi-male"),
+    // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it.
+    kpi("Women", correctedShareNode(t, "female"),
+      h("span", {}, "corrected for the classifier's known errors; raw: ", countNode(t.female, k), " of ",
+        countNode(t.female !== null && t.male !== null ? t.female + t.male : null, k), " classified",
+        t.female_share !== null ? ` (${fmtPct(t.female_share)})` : ""), "kpi-female"),
+    kpi("Men", correctedShareNode(t, "male"),
+      h("span", {}, "corrected; raw: ", countNode(t.male, k), " classified male",
+        t.male_share !== null ? ` (${fmtPct(t.male_share)})` : ""), "kpi-male"),
     kpi("Busiest hour", top ? h("span", { class: "smaller" }, top.label.replace("-", "–")) : h("span", { class: "faint" }, "—"),
       top ? `${fmtMean(top.mean_people_per_day)} people per day on average` : "no hour above the privacy threshold", "kpi-peak"),
     kpi("Mean dwell", totals.mean_dwell_seconds === null ? h("span", { class: "faint" }, "—") : `${fmtMean(totals.mean_dwell_seconds)} s`,
