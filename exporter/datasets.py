@@ -15,7 +15,7 @@ from footfall.models.datasets import DatasetError, ImageSource, load_csv_manifes
 
 DATASETS = ("utkface-112", "wiki-144")
 
-__all__ = ["DATASETS", "DatasetError", "FaceRow", "iter_images", "read_rows", "spread"]
+__all__ = ["DATASETS", "DatasetError", "FaceRow", "iter_images", "read_rows", "spread", "unseen_elsewhere"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,23 @@ def read_rows(data_dir: Path, dataset: str, split: str) -> list[FaceRow]:
         raise DatasetError(f"{data_dir}: {dataset}.csv and {dataset}.zip are needed (see the data README)")
     records = load_csv_manifest(csv_path)
     return [FaceRow(dataset, r.path, r.gender, r.split) for r in records if r.split == split]
+
+
+def unseen_elsewhere(data_dir: Path, rows: list[FaceRow], others: tuple[str, ...] = ("val", "test")) -> list[FaceRow]:
+    """``rows`` without those whose image is byte-identical to an image of the ``others`` splits.
+
+    The datasets hold a few duplicate files under different names and splits (wiki-144: one training image is
+    also a test image; utkface-112: 66), so training-split calibration drops them and never sees a test face.
+    Identity is the zip member's CRC-32 and size, read from the archive's directory without decoding."""
+    import zipfile
+
+    kept: list[FaceRow] = []
+    for dataset in dict.fromkeys(row.dataset for row in rows):
+        with zipfile.ZipFile(data_dir / f"{dataset}.zip") as archive:
+            members = {info.filename: (info.CRC, info.file_size) for info in archive.infolist()}
+        elsewhere = {members.get(row.path) for split in others for row in read_rows(data_dir, dataset, split)}
+        kept += [row for row in rows if row.dataset == dataset and members.get(row.path) not in elsewhere]
+    return kept
 
 
 def spread(rows: list[FaceRow], count: int | None) -> list[FaceRow]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from footfall.exporter.datasets import iter_images, read_rows, spread
+from footfall.exporter.datasets import iter_images, read_rows, spread, unseen_elsewhere
 
 FRAME_SIZE = (1280, 720)
 
@@ -20,11 +20,15 @@ FRAME_SIZE = (1280, 720)
 def mosaic_frames(
     data_dir: Path, split: str, count: int, *, seed: int = 0, faces_per_frame: tuple[int, int] = (4, 10)
 ) -> Iterator[np.ndarray]:
-    """``count`` BGR frames of 1280×720 built from wiki portraits of ``split`` (deterministic per seed)."""
+    """``count`` BGR frames of 1280×720 built from wiki portraits of ``split`` (deterministic per seed); frames
+    of the training split leave out the images that also appear in the validation or test split."""
     import cv2
 
     rng = np.random.default_rng(seed)
-    rows = spread(read_rows(data_dir, "wiki-144", split), count * (faces_per_frame[1] + 1))
+    rows = read_rows(data_dir, "wiki-144", split)
+    if split == "train":
+        rows = unseen_elsewhere(data_dir, rows)
+    rows = spread(rows, count * (faces_per_frame[1] + 1))
     images = (image for _, image in iter_images(data_dir, rows))
     width, height = FRAME_SIZE
     for _ in range(count):

@@ -123,6 +123,11 @@ def quantization_lines(report: dict) -> list[str]:
         f"(int16 holds {saturation['int16_max']}): "
         + ("saturation-free on every CPU." if saturation["saturation_free"] else "**can saturate**."),
     ]
+    if quantization.get("float_nodes"):
+        lines.append(
+            f"Kept in FP32 (outputs {', '.join(quantization['float_nodes'])}): {quantization['float_why']}; "
+            "they hold no int8 weights."
+        )
     if probe:
         lines.append(
             f"Parity probe ({probe['measure']}, inputs from the public-domain sample clip): INT8 error "

@@ -66,3 +66,43 @@ def test_boxes_are_in_frame_pixels_whatever_the_input_scale(data_dir: Path) -> N
 def test_blank_and_odd_sized_frames(detector: FaceDetector) -> None:
     assert detector(np.zeros((360, 640, 3), np.uint8)) == []
     assert detector(np.full((101, 77), 128, np.uint8)) == []  # grey, not a multiple of the stride
+
+
+def test_the_shipped_detector_keeps_its_stem_in_fp32_as_its_report_says() -> None:
+    """The exporter keeps the stem's convolutions out of INT8 (their long-tailed activations lost the most);
+    the shipped graph must have exactly the FP32 nodes its report names, and no weight of theirs quantized."""
+    import json
+
+    import onnx
+    from footfall.exporter.detector_export import FLOAT_STEM_CONVS, stem_outputs
+
+    quantization = json.loads((DEFAULT_DETECTOR_BUNDLE / "parity.json").read_text())["quantization"]
+    reference = onnx.load(str(DEFAULT_DETECTOR_BUNDLE / "model-fp32.onnx"))
+    assert quantization["float_nodes"] == list(stem_outputs(reference)) and len(quantization["float_nodes"]) == 3
+    assert FLOAT_STEM_CONVS == 3
+    model = onnx.load(str(DEFAULT_DETECTOR_BUNDLE / "model.onnx"))
+    produced_by = {out: node for node in model.graph.node for out in node.output}
+    floats = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.FLOAT}
+    for name in quantization["float_nodes"]:
+        conv = produced_by[name]
+        assert conv.op_type == "Conv"
+        assert conv.input[1] in floats, f"{name}: weight {conv.input[1]} is not an FP32 initializer"
+    # Every other convolution reads a dequantized int8 weight.
+    convs = [n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    quantized = [n for n in convs if n.output[0] not in quantization["float_nodes"]]
+    assert len(quantized) == len(convs) - 3
+    assert all(produced_by[n.input[1]].op_type == "DequantizeLinear" for n in quantized)
+
+
+def test_calibration_rows_never_repeat_a_validation_or_test_image(data_dir: Path) -> None:
+    import zipfile
+
+    from footfall.exporter.datasets import unseen_elsewhere
+
+    with zipfile.ZipFile(data_dir / "wiki-144.zip") as archive:
+        members = {info.filename: (info.CRC, info.file_size) for info in archive.infolist()}
+    train = read_rows(data_dir, "wiki-144", "train")
+    elsewhere = {members[row.path] for split in ("val", "test") for row in read_rows(data_dir, "wiki-144", split)}
+    kept = unseen_elsewhere(data_dir, train)
+    assert not {members[row.path] for row in kept} & elsewhere
+    assert len(train) - len(kept) == sum(members[row.path] in elsewhere for row in train) >= 1
