@@ -5,6 +5,12 @@ pillar or another person picks its old track back up), and new, tentative ones a
 weak detections keep already-tracked faces alive through blur or partial occlusion. The assignment is
 solved optimally with ``lap`` (Jonker-Volgenant). Time is in seconds, so the filter copes with a variable
 frame rate (a live camera drops frames).
+
+At the frame edges people walk out and others walk in, often at the same spot moments apart: a face that walked
+in is nobody's lost face, and a track that carries on with it after its own face walked out there is split (the
+reversal it would take, nobody makes at walking pace). Else the newcomer goes uncounted: two people as one.
+Likewise a lost track that takes back a face which then heads off the other way, as another lost track was
+heading, gives it to that track (two people crossing where one of them turned away).
 """
 
 from __future__ import annotations
@@ -33,6 +39,15 @@ GATE_MAX = 3.2
 LONG_GONE_SECONDS = 1.5  # up to here, the pillar-and-crossing rules above are enough
 LONG_GONE_RATIO = 1.35
 LONG_GONE_SIMILARITY = 0.5
+# Nobody reverses at walking pace in a moment: slowing down, stopping and setting off the other way takes the
+# better part of a second. A track whose face was heading out of the frame and, within REVERSAL_SECONDS, moves
+# back in the other way has been handed over from someone who walked out there to someone who walked in (who
+# would go uncounted); see also FaceTracker._verify_rejoin. Headings are fitted over REVERSAL_BEFORE s before
+# and REVERSAL_AFTER s (at least four detections) after.
+REVERSAL_BEFORE = 0.4
+REVERSAL_AFTER = 0.2
+REVERSAL_SECONDS = 0.5
+REVERSAL_SPEED = 1.5  # face sizes per second, both ways: a slow shuffle is too noisy to tell
 
 
 class TrackState(Enum):
@@ -94,6 +109,19 @@ _ids = itertools.count(1)
 
 
 @dataclass
+class Rejoin:
+    """A lost track as it was just before it took a face back, kept until that face's heading confirms it."""
+
+    at: float
+    mean: np.ndarray
+    cov: np.ndarray
+    detection: Detection
+    last_seen: float
+    hits: int
+    appearance: np.ndarray | None
+
+
+@dataclass
 class Track:
     detection: Detection
     first_seen: float
@@ -106,6 +134,7 @@ class Track:
     updated_now: bool = True
     path: list[tuple[float, float, float]] = field(default_factory=list)  # (t, x, y) of the face centre
     appearance: np.ndarray | None = None
+    rejoin: Rejoin | None = None  # see FaceTracker._verify_rejoin
 
     def __post_init__(self) -> None:
         self.kalman = KalmanBox(self.detection.box)
@@ -257,6 +286,48 @@ def association_cost(
     return cost
 
 
+def _heading(points: Sequence[tuple[float, float, float]]) -> np.ndarray:
+    """Velocity (pixels per second) of the least-squares line through ``(t, x, y)`` points."""
+    data = np.asarray(points, dtype=float)
+    t = data[:, 0] - data[:, 0].mean()
+    velocity: np.ndarray = t @ (data[:, 1:] - data[:, 1:].mean(axis=0)) / max(float(t @ t), 1e-9)
+    return velocity
+
+
+def handed_over_at(path: Sequence[tuple[float, float, float]], size: float, frame_size: tuple[int, int]) -> int | None:
+    """Where in ``path`` (an index) another face took the track over: the track was heading out of the frame
+    and now moves back in, a reversal nobody makes at walking pace (see REVERSAL_SECONDS). None when the path
+    reads as one person's."""
+    if len(path) < 8:
+        return None
+    now = path[-1][0]
+    start = len(path) - 4  # at least four points for the heading after, at a low frame rate too
+    while start > 0 and path[start - 1][0] >= now - REVERSAL_AFTER - 1e-9:
+        start -= 1
+    if start <= 0:
+        return None
+    before_end = path[start - 1][0]
+    gap = path[start][0] - before_end
+    if gap > REVERSAL_SECONDS:
+        return None
+    before = [point for point in path[:start] if point[0] >= before_end - REVERSAL_BEFORE - 1e-9]
+    if len(before) < 4:
+        return None
+    was, now_going = _heading(before), _heading(path[start:])
+    fast = REVERSAL_SPEED * size
+    speeds = float(np.linalg.norm(was)), float(np.linalg.norm(now_going))
+    if min(speeds) < fast or float(was @ now_going) > -0.5 * speeds[0] * speeds[1]:
+        return None
+    # Only where the first face was walking out (walking on, it would be at the frame edge by now): a reversal
+    # in mid-frame (two people crossing) is left to the association, which can hand each face back to its own
+    # track.
+    x, y = np.array(path[start - 1][1:]) + was * (now - before_end)
+    for along, position, extent in ((was[0], x, frame_size[0]), (was[1], y, frame_size[1])):
+        if abs(along) >= fast / 2 and (extent - position if along > 0 else position) <= size:
+            return start
+    return None
+
+
 def _touches_edge(box: Sequence[float], frame_size: tuple[int, int], margin: float = 2.0) -> bool:
     x1, y1, x2, y2 = box
     return x1 <= margin or y1 <= margin or x2 >= frame_size[0] - margin or y2 >= frame_size[1] - margin
@@ -307,6 +378,9 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._looks: dict[int, np.ndarray] = {}
         self._previous_t: float | None = None
+        self._frame_size: tuple[int, int] | None = None
+        # Faces walking in at the frame edge, not yet on a track: (t, x, y, size), from the previous frame.
+        self._entrants: list[tuple[float, float, float, float]] = []
 
     def update(
         self,
@@ -318,6 +392,8 @@ class FaceTracker:
         """Advances to time ``t`` with this frame's detections. With ``frame_size``, a face cut by the frame
         edge can continue a track but does not start one (it is entering or leaving, half seen)."""
         events = TrackerEvents()
+        self._frame_size = frame_size
+        walked_in = {id(d) for d in detections if self._walked_in(d, t)}
         self._looks = {id(d): a for d, a in zip(detections, appearances or [], strict=False) if a is not None}
         looks = self._looks
         for track in self.tracks:
@@ -334,10 +410,12 @@ class FaceTracker:
         cost[[tr.state == TrackState.TENTATIVE for tr in candidates]] += TENTATIVE_HANDICAP
         if frame_size is not None and candidates and high:
             # A face cut by the frame edge is someone walking in or out: it may go on with a face seen in the
-            # previous frame, but not pick up a face out of sight (that one left; this one is coming in).
+            # previous frame, but not pick up a face out of sight (that one left; this one is coming in). Nor
+            # may it once it is clear of the edge: it is still the face that walked in (see _walked_in).
             was_lost = [self._previous_t is not None and tr.last_seen < self._previous_t - 1e-9 for tr in candidates]
-            at_edge = [_touches_edge(d.box, frame_size, margin=0.02 * max(frame_size)) for d in high]
-            cost[np.ix_(was_lost, at_edge)] = NO_MATCH
+            margin = 0.02 * max(frame_size)
+            entering = [id(d) in walked_in or _touches_edge(d.box, frame_size, margin=margin) for d in high]
+            cost[np.ix_(was_lost, entering)] = NO_MATCH
             # Nor does a face out of sight that is now predicted at the edge come back: it walked out.
             gone = [lost and self._left_frame(tr, frame_size) for lost, tr in zip(was_lost, candidates, strict=True)]
             cost[gone] = NO_MATCH
@@ -351,11 +429,21 @@ class FaceTracker:
         )
         for r, c in matches:
             self._update(remaining[r], low[c], t, events)
-        # 3. A confident detection still unmatched starts a new tentative track.
+        for track in self.tracks:
+            rejoin = track.rejoin
+            if rejoin is None or not track.updated_now or track.state != TrackState.TRACKED:
+                continue
+            if t - rejoin.at > REVERSAL_AFTER - 1e-6 and self._verify_rejoin(track, rejoin, t, events):
+                track.rejoin = None
+        # 3. A confident detection still unmatched starts a new tentative track. One that walked in at the
+        # frame edge starts its own as soon as it is clear of the edge: it is not a missing face reappearing.
+        entrants: list[tuple[float, float, float, float]] = []
         for detection in (high[c] for c in unmatched_high):
             if frame_size is not None and _touches_edge(detection.box, frame_size):
+                x1, y1, x2, y2 = detection.box
+                entrants.append((t, (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)))
                 continue
-            if self._near_unmatched_track(detection, t):
+            if id(detection) not in walked_in and self._near_unmatched_track(detection, t):
                 continue
             track = Track(detection, t)
             track.remember_look(looks.get(id(detection)))
@@ -382,6 +470,7 @@ class FaceTracker:
                 track.state = TrackState.REMOVED
                 events.ended.append(track)
         self.tracks = [tr for tr in self.tracks if tr.state != TrackState.REMOVED]
+        self._entrants = entrants
         self._previous_t = t
         return events
 
@@ -394,6 +483,17 @@ class FaceTracker:
         # Predicted to reach the edge (its face now cut by it, or gone): walking out, not hidden.
         predicted_out = _touches_edge(track.box, frame_size)
         return predicted_out or _touches_edge(track.detection.box, frame_size, margin=0.01 * max(frame_size))
+
+    def _walked_in(self, detection: Detection, t: float) -> bool:
+        """The face is one that walked in at the frame edge, no track took, and has now come clear of the edge:
+        where such a face was in the previous frame (followed frame to frame, at up to a brisk walk)."""
+        x1, y1, x2, y2 = detection.box
+        cx, cy, size = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)
+        for seen, x, y, seen_size in self._entrants:
+            reach = (0.5 + YOUNG_SPEED * (t - seen)) * max(size, seen_size)
+            if (x - cx) ** 2 + (y - cy) ** 2 <= reach**2:
+                return True
+        return False
 
     def _near_unmatched_track(self, detection: Detection, t: float) -> bool:
         """A face half out from behind something, next to where a known face is missing, is that face
@@ -412,7 +512,17 @@ class FaceTracker:
         return False
 
     def _update(self, track: Track, detection: Detection, t: float, events: TrackerEvents) -> None:
+        if track.state == TrackState.LOST:
+            kalman = track.kalman
+            track.rejoin = Rejoin(
+                t, kalman.mean.copy(), kalman.cov.copy(), track.detection, track.last_seen, track.hits, track.appearance
+            )
         track.update(detection, t)
+        if track.state != TrackState.TENTATIVE and self._frame_size is not None:
+            start = handed_over_at(track.path, track.size, self._frame_size)
+            if start is not None:
+                self._hand_over(track, start, events)
+                return
         if detection.score >= self.high_score:
             track.remember_look(self._looks.get(id(detection)))
         events.visible.append(track)
@@ -420,6 +530,72 @@ class FaceTracker:
             track.state = TrackState.TRACKED
         elif track.state == TrackState.TENTATIVE and track.hits >= self.confirm_hits:
             self._confirm(track, events)
+
+    def _verify_rejoin(self, track: Track, rejoin: Rejoin, t: float, events: TrackerEvents) -> bool:
+        """A lost track takes back a face near where it was last seen (someone who stopped, or turned round
+        behind a pillar). Where two people cross there, one of them turned away or hidden, that face may be the
+        other's: it then heads off the other way, as the other's lost track was heading. Such a face goes to
+        that track, and this one is lost again as it was (its own face, turned away, is still to come back).
+        Only faces move between tracks here: nobody is counted anew. False while the heading is not known yet
+        (fewer than four detections since)."""
+        start = next((i for i, point in enumerate(track.path) if point[0] >= rejoin.at - 1e-9), len(track.path))
+        taken = track.path[start:]
+        before = [point for point in track.path[:start] if point[0] >= rejoin.last_seen - REVERSAL_BEFORE]
+        if len(taken) < 4:
+            return t - rejoin.at > REVERSAL_SECONDS  # too few detections since: give up
+        if len(before) < 4:
+            return True
+        was, going = _heading(before), _heading(taken)
+        fast = REVERSAL_SPEED * track.size
+        speeds = float(np.linalg.norm(was)), float(np.linalg.norm(going))
+        if min(speeds) < fast or float(was @ going) > -0.5 * speeds[0] * speeds[1]:
+            return True
+        x1, y1, x2, y2 = track.detection.box
+        here = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+        best, best_reach = None, 1.0
+        for other in self.tracks:
+            if other is track or other.updated_now or other.state != TrackState.LOST:
+                continue
+            velocity = other.kalman.mean[4:6]
+            if float(velocity @ going) <= 0.5 * float(np.linalg.norm(velocity)) * speeds[1]:
+                continue  # not heading the way the face goes
+            gate = min(GATE_BASE + GATE_GROWTH * (t - other.last_seen), GATE_MAX) * other.size
+            reach = float(np.linalg.norm(other.kalman.mean[:2] - here)) / gate
+            if reach < best_reach:
+                best, best_reach = other, reach
+        if best is None:
+            return True
+        detection = track.detection
+        del track.path[start:]
+        track.kalman.mean, track.kalman.cov = rejoin.mean, rejoin.cov
+        track.kalman.predict(t - rejoin.at)
+        track.detection, track.last_seen, track.hits = rejoin.detection, rejoin.last_seen, rejoin.hits
+        track.appearance, track.state, track.updated_now = rejoin.appearance, TrackState.LOST, False
+        events.visible.remove(track)
+        best.path.extend(taken[:-1])
+        best.hits += len(taken) - 1
+        best.update(detection, t)  # the last one
+        best.state = TrackState.TRACKED
+        events.visible.append(best)
+        return True
+
+    def _hand_over(self, track: Track, start: int, events: TrackerEvents) -> None:
+        """Ends ``track`` where its face walked out; the face that walked in goes on as a track of its own,
+        with the detections it has had since (a person once it has enough, like any new track)."""
+        taken = track.path[start:]
+        del track.path[start:]
+        track.state = TrackState.REMOVED
+        events.ended.append(track)
+        successor = Track(track.detection, taken[0][0])
+        successor.path = list(taken)
+        successor.hits = len(taken)
+        successor.last_seen = successor.last_predicted = taken[-1][0]
+        successor.kalman.mean[4:6] = _heading(taken)
+        successor.remember_look(self._looks.get(id(track.detection)))
+        self.tracks.append(successor)
+        events.visible.append(successor)
+        if successor.hits >= self.confirm_hits:
+            self._confirm(successor, events)
 
     def _confirm(self, track: Track, events: TrackerEvents) -> None:
         track.state = TrackState.TRACKED

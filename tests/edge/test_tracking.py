@@ -207,3 +207,87 @@ def test_someone_else_where_a_turned_away_face_was_heading_is_not_merged() -> No
             detections = [face(150 + 120 * t, 360, size=84)]
         confirmed += len(tracker.update(detections, t, FRAME).confirmed)
     assert confirmed == 2
+
+
+def clipped(cx: float, cy: float, size: float = 60, score: float = 0.9) -> Detection:
+    """A face as the detector reports it at the frame edge: only the part inside the frame."""
+    x1, y1, x2, y2 = face(cx, cy, size, score).box
+    return Detection((max(x1, 0.0), y1, min(x2, FRAME[0]), y2), score, np.zeros((5, 2), np.float32))
+
+
+def test_someone_walking_in_where_another_walked_out_is_counted() -> None:
+    # A walks out at the left edge (400 px/s); B walks in at that edge the next frame, the other way, 30 px
+    # higher. Frame to frame the face at the edge barely moves, so by position alone A's track carried on with
+    # B (who went uncounted: the bench's commonest merge). Nobody reverses at walking pace in 1/15 s: B is a
+    # person of their own, and A's track ends where A walked out.
+    a = [[clipped(400 - 400 * i / FPS, 360)] for i in range(15)]  # centre 27 px from the edge at the end
+    b = [[clipped(20 + 300 * i / FPS, 330)] for i in range(30)]
+    tracker = FaceTracker(confirm_hits=4)
+    confirmed, seen_a, ended_a = 0, set[int](), set[int]()
+    for index, detections in enumerate(a + b):
+        events = tracker.update(detections, index / FPS, FRAME)
+        confirmed += len(events.confirmed)
+        seen_a |= {track.id for track in events.visible if index < len(a)}
+        ended_a |= {track.id for track in events.ended} & seen_a
+    (last,) = tracker.finish()
+    assert confirmed == 2
+    # A's track ended while B walked on (B's face took it for the few frames the reversal takes to show).
+    assert len(seen_a) == 1 and ended_a == seen_a and last.id not in seen_a
+    assert last.path[0][1] < 60 and last.path[-1][1] > 500  # B's track starts at the edge, on B's path
+
+
+def test_someone_walking_in_while_a_face_that_walked_out_is_lost_is_counted() -> None:
+    # A (walking right, 200 px/s) is lost by the detector half a second before the right edge, while B walks
+    # in at that edge the other way (cut by the edge, so B starts no track yet). B's face, whole, is next to
+    # where A's lost track is heading and takes it over. B then walks left: A's track would have reversed in a
+    # quarter of a second, so B is someone else.
+    a = [[face(910 + 200 * i / FPS, 360)] for i in range(19)]  # last seen at x 1150
+    b = [[clipped(1280 - 250 * i / FPS, 350)] for i in range(30)]
+    confirmed, _ = run(FaceTracker(confirm_hits=4), a + b)
+    assert len(confirmed) == 2
+
+
+def test_someone_turning_round_at_walking_pace_keeps_their_track() -> None:
+    # The guard above is about reversals no walker can make: someone who slows down near the edge, stops for
+    # 0.4 s and walks back is still one person.
+    xs = [1000 + 250 * i / FPS for i in range(15)]  # up to x 1233, walking right
+    for _ in range(6):  # slows down
+        xs.append(xs[-1] + (xs[-1] - xs[-2]) * 0.6)
+    xs += [xs[-1]] * 6  # stands for 0.4 s
+    for k in range(1, 25):  # walks back, speeding up
+        xs.append(xs[-1] - min(250, 60 * k) / FPS)
+    confirmed, ended = run(FaceTracker(confirm_hits=4), [[face(x, 360)] for x in xs])
+    assert len(confirmed) == 1 and ended == confirmed
+
+
+def test_someone_walking_in_is_not_taken_by_a_face_lost_near_the_edge() -> None:
+    # A stands 2 face sizes from the right edge for a second, then is lost (walked out unseen, behind
+    # someone). 2.3 s later B walks in at that edge. Once clear of the edge, B's face was close enough to where
+    # A was last seen for A's lost track to take it (B went uncounted); a face followed in from the edge since
+    # it was cut by it is someone walking in, a person of their own.
+    frames = [[face(1150, 360)] for _ in range(15)] + [[] for _ in range(35)]
+    frames += [[clipped(1280 - 250 * i / FPS, 370)] for i in range(30)]
+    confirmed, _ = run(FaceTracker(confirm_hits=4), frames)
+    assert len(confirmed) == 2
+
+
+def test_two_people_crossing_where_one_turned_away_keep_their_own_tracks() -> None:
+    # A (walking right) turns away for 2 s; B (walking left) passes behind a pillar and comes out slower, a
+    # little behind where B's track expects it, right where A was last seen. A's lost track took B there (a
+    # face where it was last seen: someone who stopped), B's track died, and A's face, back, was counted again.
+    # B heads left, as B's lost track was heading, not right as A was: B's face goes back to B's track, A's
+    # track waits for A. Two people, each counted once, each track ending on its own walker's line.
+    def frames(i: int) -> list[Detection]:
+        a = [] if 20 <= i < 50 else [face(300 + 200 * i / FPS, 360)]
+        b = [] if 26 <= i < 34 else [face(1000 - 200 * i / FPS if i < 26 else 575 - 160 * (i - 34) / FPS, 365)]
+        return a + b
+
+    tracker = FaceTracker(confirm_hits=4)
+    confirmed: list[int] = []
+    for i in range(80):
+        confirmed += [track.id for track in tracker.update(frames(i), i / FPS, FRAME).confirmed]
+    people = tracker.finish()
+    assert len(confirmed) == 2 and sorted(p.id for p in people) == sorted(confirmed)
+    assert sorted(round(p.path[-1][2]) for p in people) == [360, 365]
+    a_track = next(p for p in people if p.id == confirmed[0])  # A came in first
+    assert round(a_track.path[-1][2]) == 360 and a_track.path[-1][1] > 1000
