@@ -249,9 +249,18 @@ class AgentStatus(_Strict):
 MAX_RECEIPT_SEQS = 1000
 
 
+# Why the server refused an aggregate, for the agent to act on (minor revision; the reason says it in words):
+# - "counts-only": it carried gender for a site in counts-only mode; the agent sends the same counts again
+#   without gender under a new seq, so the switch loses no count;
+# - "off": its site collects nothing (demographics mode 'off');
+# - "rejected": anything else (malformed, outside retention, a zone's measure); sending it again cannot help.
+RefusalCode = Literal["counts-only", "off", "rejected"]
+
+
 class RefusedSeq(_Strict):
     seq: NonNegativeInt
     reason: str = Field(max_length=2000)
+    code: RefusalCode = "rejected"
 
 
 class Receipt(_Strict):

@@ -21,20 +21,17 @@ from footfall.core.cpu import describe_cpu, this_cpu
 from footfall.core.logs import log_event
 from footfall.core.wire import (
     AgentStatus,
-    AggregateMessage,
     CameraStatus,
     DemographicsMode,
     SiteSettings,
-    WireError,
     aggregate_topic,
     encode,
-    parse_message,
 )
 from footfall.edge.aggregation import BaseLookup, BucketCounts, Emit
 from footfall.edge.capture import CameraCapture
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.delivery import MqttPublisher
-from footfall.edge.demographics import remember, remembered, remembered_path, stricter
+from footfall.edge.demographics import remember, remembered, remembered_path, stricter, without_gender
 from footfall.edge.messages import CameraMessages, bucket_key, classifier_ref
 from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_classifier, load_models
@@ -89,7 +86,7 @@ class Agent:
         self.told: DemographicsMode = "full"
         self.mode: DemographicsMode = config.demographics
         self.applied: DemographicsMode = config.demographics
-        self._outbox_lock = threading.Lock()  # emitters and the gender strip take turns on the outbox
+        self._strip_due = False  # the mode left 'full': the main loop strips gender from the outbox
 
     # -- wiring ---------------------------------------------------------------------------------------
     def _emitter(self, camera_id: str) -> Emit:
@@ -117,8 +114,7 @@ class Agent:
                     lambda: self._people_before(camera_id, zone_id, bucket_start),
                 )
             try:
-                with self._outbox_lock:
-                    seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
+                seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
             except OutboxError as exc:
                 log_event(logger, logging.ERROR, "aggregate could not be stored", error=str(exc))
                 return
@@ -233,8 +229,7 @@ class Agent:
         self.told = remembered(remembered_path(config.outbox.path)) or "full"
         self.mode = self.applied = stricter(self.floor, self.told)
         if self.mode != "full":  # rows queued before a floor was set or the mode was told: none leaves with gender
-            with self._outbox_lock:
-                self._strip_gender()
+            self._strip_gender()
         if self._models is None:  # a site not in 'full' mode never loads the classifier
             self._models = load_models(config, with_classifier=self.mode == "full")
         elif self.mode != "full":
@@ -287,6 +282,9 @@ class Agent:
         finished = False
         next_beat = time.monotonic() + config.mqtt.heartbeat_seconds
         while not self.stop_event.wait(0.2):
+            if self._strip_due:
+                self._strip_due = False
+                self._strip_gender()
             if self.applied != self.mode:
                 self._apply_mode(self.mode)
             if finite and self.applied != "off" and all(rt.done for rt in self.cameras):
@@ -302,8 +300,8 @@ class Agent:
     # -- demographics mode ----------------------------------------------------------------------------------
     def _on_settings(self, settings: SiteSettings) -> None:
         """The site's settings arrived (paho's thread, before any receipt sent after them). Remembers the mode
-        told; when the mode to apply changes, aggregates follow it at once (``mode``), what the outbox still
-        holds loses its gender, and the main loop applies the rest (classifier, cameras)."""
+        told; when the mode to apply changes, new aggregates follow it at once (``mode``), and the main loop strips
+        the gender from what the outbox still holds and applies the rest (classifier, cameras)."""
         if settings.site_id != self.config.site_id:
             return  # not our site's (a shared broker with a broad ACL): never take another site's mode
         if settings.demographics != self.told:
@@ -312,46 +310,34 @@ class Agent:
         wanted = stricter(self.floor, self.told)
         if wanted == self.mode:
             return
-        with self._outbox_lock:
-            self.mode = wanted
-            stripped = self._strip_gender() if wanted != "full" else 0
+        # From here on, every payload an emitter builds leaves out gender (it reads ``mode`` when the outbox asks
+        # for it); the rows queued before are the main loop's to strip.
+        self.mode = wanted
+        self._strip_due = wanted != "full"
+        if self.publisher is not None:
+            self.publisher.notify()
+
+    def _strip_gender(self) -> None:
+        """Rewrites each unconfirmed aggregate that carries gender as the same counts without it, under a new seq
+        (main thread: a long outbox takes a while, and paho's thread must go on handling receipts meanwhile).
+        The server refuses gender from a counts-only site; a refusal of an old seq says to send it again
+        without gender (delivery), and the rewritten row is no longer named by it, so no count is lost."""
+        assert self.outbox is not None
+        try:
+            stripped = self.outbox.rewrite(without_gender)
+        except OutboxError as exc:
+            log_event(logger, logging.ERROR, "cannot remove gender from the outbox", error=str(exc))
+            return
         if stripped:
             log_event(
                 logger,
                 logging.INFO,
                 "gender removed from aggregates not confirmed yet; sent again under new seqs",
                 aggregates=stripped,
-                mode=wanted,
+                mode=self.mode,
             )
-        if self.publisher is not None:
-            self.publisher.notify()
-
-    def _strip_gender(self) -> int:
-        """Replaces each unconfirmed aggregate that carries gender by the same counts without it, under a new
-        seq (the outbox lock held): the server refuses gender from a counts-only site, and a refusal of the old
-        seq then leaves the new row alone, so no count is lost to the switch."""
-        assert self.outbox is not None
-        stripped = 0
-        for row in self.outbox.pending():
-            try:
-                message = parse_message(row.payload)
-            except WireError:
-                continue
-            if not isinstance(message, AggregateMessage) or message.gender is None:
-                continue
-            key = bucket_key(message.camera_id, message.zone_id, int(message.bucket_start.timestamp()))
-            counts = self.outbox.bucket_counts(key) or BucketCounts(people=message.people, unknown=message.people)
-
-            def payload(seq: int, message: AggregateMessage = message) -> bytes:
-                return encode(message.model_copy(update={"gender": None, "classifier": None, "seq": seq}))
-
-            try:
-                self.outbox.add(key, row.topic, payload, counts)
-            except OutboxError as exc:
-                log_event(logger, logging.ERROR, "aggregate could not be stored", error=str(exc))
-                continue
-            stripped += 1
-        return stripped
+            if self.publisher is not None:
+                self.publisher.notify()
 
     def _apply_mode(self, mode: DemographicsMode) -> None:
         """Makes the agent do what ``mode`` says (main thread): loads or drops the classifier, stops or starts

@@ -33,6 +33,7 @@ from footfall.core.wire import (
     status_topic,
 )
 from footfall.edge.config import AgentConfig, TlsConfig
+from footfall.edge.demographics import without_gender
 from footfall.edge.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -252,10 +253,25 @@ class MqttPublisher:
     def _on_receipt(self, receipt: Receipt) -> None:
         if (receipt.site_id, receipt.agent_id) != (self.config.site_id, self.config.agent_id):
             return  # not ours (a shared broker with a broad ACL): never drop our rows on its say-so
+        final, without = [], []
         for refused in receipt.refused:
+            if refused.code == "counts-only":  # the same counts go again without gender: nothing is lost
+                without.append(refused.seq)
+                continue
             # Durable in the server's dead letters; re-sending cannot fix it, so it must at least be loud here.
             log_event(logger, logging.ERROR, "the server refused an aggregate", seq=refused.seq, reason=refused.reason)
-        self.outbox.confirm([*receipt.stored, *(r.seq for r in receipt.refused)])
+            final.append(refused.seq)
+        self.outbox.confirm([*receipt.stored, *final])
+        if without:
+            again = self.outbox.rewrite(without_gender, seqs=without)
+            log_event(
+                logger,
+                logging.INFO,
+                "the site is counts-only: aggregates sent again without gender",
+                refused=len(without),
+                sent_again=again,
+            )
+            self.notify()
         if self.metrics is not None:
             self.metrics.receipt(len(receipt.stored), len(receipt.refused))
 

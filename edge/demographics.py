@@ -16,11 +16,12 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
 from footfall.core.logs import log_event
-from footfall.core.wire import DEMOGRAPHICS_MODES, DemographicsMode
+from footfall.core.wire import DEMOGRAPHICS_MODES, AggregateMessage, DemographicsMode, WireError, encode, parse_message
 
 logger = logging.getLogger("footfall.edge.demographics")
 
@@ -67,3 +68,19 @@ def remember(path: Path, mode: DemographicsMode) -> None:
         with contextlib.suppress(OSError):
             temporary.unlink()
         log_event(logger, logging.ERROR, "cannot remember the demographics mode", path=str(path), error=str(exc))
+
+
+def without_gender(payload: bytes) -> Callable[[int], bytes] | None:
+    """For ``Outbox.rewrite``: an aggregate that carries gender becomes the same counts without it (and without
+    a classifier) under the new seq; anything else stays as it is."""
+    try:
+        message = parse_message(payload)
+    except WireError:
+        return None  # not ours to mend: the server dead-letters it with its reason
+    if not isinstance(message, AggregateMessage) or message.gender is None:
+        return None
+
+    def build(seq: int) -> bytes:
+        return encode(message.model_copy(update={"gender": None, "classifier": None, "seq": seq}))
+
+    return build

@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +190,46 @@ class Outbox:
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("ROLLBACK")
+
+    def rewrite(
+        self, change: Callable[[bytes], Callable[[int], bytes] | None], seqs: Collection[int] | None = None
+    ) -> int:
+        """Replaces rows in place under new seqs: ``change(payload)`` returns None to keep a row, or a function
+        that builds its new payload from the new seq. Every unconfirmed row (or those with ``seqs``), however
+        many, in transactions of a thousand rows so that emitters are never held up for long; a rewritten row
+        is due at once, and a receipt naming its old seq no longer touches it. Returns the rows rewritten."""
+        with self._lock:
+            if seqs is None:
+                ids = [r[0] for r in self._db.execute("SELECT id FROM outbox ORDER BY id")]
+            else:
+                wanted, ids = sorted(set(seqs)), []
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    query = f"SELECT id FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})"
+                    ids.extend(r[0] for r in self._db.execute(query, chunk))
+        rewritten = 0
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            with self._lock:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    # Rows confirmed since the ids were read are simply gone.
+                    query = f"SELECT id, payload FROM outbox WHERE id IN ({','.join('?' * len(chunk))})"
+                    for row_id, payload in self._db.execute(query, chunk).fetchall():
+                        build = change(bytes(payload))
+                        if build is None:
+                            continue
+                        seq = self.next_seq()
+                        self._db.execute(
+                            "UPDATE outbox SET payload=?, seq=?, attempts=0, next_send_at=0 WHERE id=?",
+                            (build(seq), seq, row_id),
+                        )
+                        rewritten += 1
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._rollback()
+                    raise OutboxError(f"{self.path}: cannot rewrite the outbox ({exc})") from None
+        return rewritten
 
     def pending(self, limit: int = 100_000) -> list[OutboxRow]:
         """Every row the server has not confirmed yet, oldest first."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from footfall.core.logs import log_event
-from footfall.core.wire import AgentStatus, AggregateMessage, WireError, parse_message
+from footfall.core.wire import AgentStatus, AggregateMessage, RefusalCode, WireError, parse_message
 from footfall.server import agents, classifiers
 from footfall.server.catalog import ensure_zones, first_measures, measure_conflict
 from footfall.server.db import Database
@@ -72,25 +72,29 @@ def site_controls(session: Session, site_ids: set[str]) -> dict[str, SiteControl
     return found | {site: SiteControls(purged_before=watermarks.get(site, 0)) for site in site_ids - found.keys()}
 
 
-def refusal_by_site(message: AggregateMessage, controls: SiteControls) -> str | None:
-    """Why the site's controls refuse ``message``, or None. Judged by the mode at receipt, whenever the bucket
-    started: an agent that learns of 'counts-only' strips the gender from what it has not had confirmed and
-    sends it again under new seqs, so what this refuses is only an earlier copy of it (see edge/README.md)."""
+def refusal_by_site(message: AggregateMessage, controls: SiteControls) -> tuple[str, RefusalCode] | None:
+    """Why the site's controls refuse ``message`` and the receipt's code for it, or None. Judged by the mode at
+    receipt, whenever the bucket started. A 'counts-only' refusal loses no count: its code tells the agent to
+    send the same counts again without gender under a new seq (and an agent that has heard of the mode strips
+    what it still holds by itself), whichever of the settings and the receipt reaches it first."""
     if controls.demographics == "off":
         return (
             f"site_id: site {message.site_id!r} is in demographics mode 'off': it collects nothing, so no "
-            "aggregate of it is stored (its agents stop counting when told)"
+            "aggregate of it is stored (its agents stop counting when told)",
+            "off",
         )
     if controls.demographics == "counts-only" and message.gender is not None:
         return (
             f"gender: site {message.site_id!r} is in demographics mode 'counts-only': an aggregate must carry no "
             "gender (null); this one was classified (an agent that has not applied the mode yet, or a copy sent "
-            "before it did)"
+            "before it did); the agent sends its counts again without gender",
+            "counts-only",
         )
     if int(message.bucket_start.timestamp()) < controls.purged_before:
         return (
             f"bucket_start: {message.bucket_start.isoformat()} is older than the site's raw-data retention "
-            "window; its hour is final in the rollups and cannot be changed"
+            "window; its hour is final in the rollups and cannot be changed",
+            "rejected",
         )
     return None
 
@@ -109,6 +113,7 @@ class Incoming:
 class Rejection:
     index: int
     reason: str
+    code: RefusalCode = "rejected"
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class Handled:
     agent_id: str
     seq: int
     refused: str | None = None
+    code: RefusalCode = "rejected"  # what the agent should do about a refusal (core.wire.RefusalCode)
 
 
 @dataclass
@@ -345,9 +351,10 @@ class Ingestor:
             if refusal is None:
                 allowed.append((index, message))
                 continue
-            result.rejected.append(Rejection(index, refusal))
-            result.handled.append(Handled(message.site_id, message.agent_id, message.seq, refusal))
-            dead.append(self._dead_letter(items[index], refusal))
+            reason, code = refusal
+            result.rejected.append(Rejection(index, reason, code))
+            result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason, code))
+            dead.append(self._dead_letter(items[index], reason))
         aggregates = allowed
         zones = ensure_zones(session, first_measures(m for _, m in aggregates), self.default_tz)
         kept: list[tuple[int, AggregateMessage]] = []

@@ -371,6 +371,8 @@ class MqttConsumer:
                     site_id=site_id,
                     agent_id=agent_id,
                     stored=[h.seq for h in chunk if h.refused is None],
-                    refused=[RefusedSeq(seq=h.seq, reason=h.refused) for h in chunk if h.refused is not None],
+                    refused=[
+                        RefusedSeq(seq=h.seq, reason=h.refused, code=h.code) for h in chunk if h.refused is not None
+                    ],
                 )
                 self.client.publish(receipt_topic(site_id, agent_id, self.prefix), encode(receipt), qos=1)

@@ -77,7 +77,7 @@ async def ingest(
         "accepted": result.accepted,
         "duplicates": result.duplicates,
         "statuses": result.statuses,
-        "rejected": [{"index": r.index, "reason": r.reason} for r in result.rejected],
+        "rejected": [{"index": r.index, "reason": r.reason, "code": r.code} for r in result.rejected],
         "site_settings": settings.model_dump(mode="json") if settings else None,
     }
     return JSONResponse(content, status_code=422 if result.rejected else 200)

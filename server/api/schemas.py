@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from footfall.core.wire import CpuInfo, DemographicsMode, ModelServing, SiteSettings
+from footfall.core.wire import CpuInfo, DemographicsMode, ModelServing, RefusalCode, SiteSettings
 from pydantic import BaseModel, Field
 
 
@@ -312,6 +312,11 @@ class AdPlacement(BaseModel):
 class IngestRejection(BaseModel):
     index: int
     reason: str
+    code: RefusalCode = Field(
+        "rejected",
+        description="What to do about it: 'counts-only': send the same counts again without gender (the site "
+        "is in counts-only mode); 'off': the site collects nothing; 'rejected': sending it again cannot help.",
+    )
 
 
 class IngestResponse(BaseModel):

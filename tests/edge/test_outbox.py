@@ -9,7 +9,15 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from footfall.core.wire import AgentStatus, Receipt, encode, parse_message, receipt_topic, subscription_filters
+from footfall.core.wire import (
+    AgentStatus,
+    Receipt,
+    RefusedSeq,
+    encode,
+    parse_message,
+    receipt_topic,
+    subscription_filters,
+)
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
@@ -238,3 +246,51 @@ def test_receipts_remove_and_restart_replays(tmp_path: Path, mosquitto) -> None:
         publisher.stop()
         outbox.close()
         receiver.close()
+
+
+def _gendered(outbox: Outbox, zone: str, start: int, people: int) -> int:
+    counts = BucketCounts(people=people, female=people)
+
+    def payload(seq: int) -> bytes:
+        return CAM1.message(zone, start, counts, seq).model_dump_json().encode()
+
+    return outbox.add(bucket_key("cam1", zone, start), TOPIC, payload, counts)
+
+
+def test_rewrite_reaches_every_row_of_a_long_outbox_under_new_seqs(tmp_path: Path) -> None:
+    from footfall.edge.demographics import without_gender
+
+    outbox = Outbox(tmp_path / "outbox.sqlite", max_messages=10_000)
+    old = [_gendered(outbox, f"z{i % 7}", 60 * (i // 7), 1 + i % 3) for i in range(2_500)]  # past a chunk or two
+    assert outbox.rewrite(without_gender) == 2_500
+    rows = [parse_message(r.payload) for r in outbox.pending()]
+    assert len(rows) == 2_500 and all(m.gender is None for m in rows)
+    assert sum(m.people for m in rows) == sum(1 + i % 3 for i in range(2_500))
+    assert min(m.seq for m in rows) > max(old)
+    assert outbox.confirm(old) == 0, "a receipt naming an old seq leaves the rewritten row"
+    assert outbox.rewrite(without_gender) == 0  # nothing left to strip
+
+
+def test_a_counts_only_refusal_sends_the_counts_again_without_gender_and_any_other_refusal_drops_them(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    publisher = MqttPublisher(_config(1), outbox, _status)  # never started: only its receipt handling runs
+    strip, drop, keep = (_gendered(outbox, zone, 0, 3) for zone in ("a", "b", "c"))
+    publisher._on_receipt(
+        Receipt(
+            agent_id="box-test",
+            site_id="lab",
+            refused=[
+                RefusedSeq(
+                    seq=strip, reason="gender: site 'lab' is in demographics mode 'counts-only'", code="counts-only"
+                ),
+                RefusedSeq(seq=drop, reason="bucket_start: older than the retention window"),
+            ],
+        )
+    )
+    rows = {m.zone_id: m for m in (parse_message(r.payload) for r in outbox.pending())}
+    assert set(rows) == {"a", "c"}, "the counts-only refusal keeps its counts; the final one is dropped"
+    assert rows["a"].gender is None and rows["a"].people == 3 and rows["a"].seq > keep
+    assert rows["c"].seq == keep and rows["c"].gender is not None
+    outbox.close()
