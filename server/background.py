@@ -26,8 +26,8 @@ def start_background_work(ctx: ServerContext) -> list[MqttConsumer | RetentionLo
                 prefix=settings.topic_prefix,
             ).start()
         )
-    if settings.retention_days:
-        from footfall.server.retention import RetentionLoop
+    # Always: a site may have a retention of its own (admin API) on a server that keeps raw buckets forever.
+    from footfall.server.retention import RetentionLoop
 
-        workers.append(RetentionLoop(ctx.db, settings.retention_days).start())
+    workers.append(RetentionLoop(ctx.db, settings.retention_days).start())
     return workers

@@ -178,11 +178,13 @@ def register(app: typer.Typer) -> None:
             "--days",
             envvar="FOOTFALL_RETENTION_DAYS",
             min=1,
-            help="Keep this many days of raw minute buckets (default 35).",
+            help="Keep this many days of raw minute buckets (default: the server's setting, 35 unless set; "
+            "a site with a shorter retention of its own keeps fewer).",
         ),
         database_url: str | None = DatabaseOption,
     ) -> None:
-        """Delete raw minute buckets older than --days; hourly and daily rollups are kept.
+        """Delete raw minute buckets older than --days (or a site's own, shorter retention); hourly and daily
+        rollups are kept. The server runs this every hour by itself.
 
         Example: footfall server retention --days 30
         """
@@ -190,11 +192,12 @@ def register(app: typer.Typer) -> None:
         from footfall.server.retention import run_retention
 
         db = _database(database_url)
-        result = run_retention(db, days or _settings(database_url).retention_days or 35)
+        result = run_retention(db, days or _settings(database_url).retention_days)
         from footfall.server.localtime import to_iso
 
+        before = f"before {to_iso(result.cutoff)}" if result.cutoff else "(the server keeps them forever)"
         typer.echo(
-            f"deleted {result.raw_deleted} raw buckets before {to_iso(result.cutoff)} "
+            f"deleted {result.raw_deleted} raw buckets {before} "
             f"and {result.dead_letters_deleted} old dead letters; rollups kept"
         )
 

@@ -35,21 +35,25 @@ class RetentionResult:
     dead_letters_deleted: int
 
 
-def run_retention(db: Database, days: int, now: float | None = None, dead_letter_days: int = 90) -> RetentionResult:
-    """Deletes raw buckets older than ``days`` (the server's retention), or than a site's own ``retention_days``
-    where an operator set a shorter one (admin API), and dead letters older than ``dead_letter_days``."""
-    if days < 1:
+def run_retention(
+    db: Database, days: int | None, now: float | None = None, dead_letter_days: int = 90
+) -> RetentionResult:
+    """Deletes raw buckets older than ``days`` (the server's retention; None: the server keeps them forever), or
+    than a site's own ``retention_days`` where an operator set a shorter one (admin API), and dead letters older
+    than ``dead_letter_days``."""
+    if days is not None and days < 1:
         raise ValueError("retention needs at least 1 day of raw buckets")
     now = time.time() if now is None else now
-    cutoff = int(now) // DAY * DAY - days * DAY
     raw_deleted = 0
     with db.write() as session:
-        watermark = _advance(session, PURGED_BEFORE_KEY, cutoff)
+        watermark = 0 if days is None else _advance(session, PURGED_BEFORE_KEY, int(now) // DAY * DAY - days * DAY)
         for site_id, own_days in session.execute(select(Site.site_id, Site.retention_days)).all():
             site_mark = watermark
-            if own_days is not None and own_days < days:
+            if own_days is not None and (days is None or own_days < days):
                 # Its own watermark: ingest refuses this site's buckets before it (footfall.server.ingest).
                 site_mark = _advance(session, f"{PURGED_BEFORE_KEY}:{site_id}", int(now) // DAY * DAY - own_days * DAY)
+            if site_mark == 0:
+                continue  # kept forever
             zone_pks = session.scalars(select(Zone.id).where(Zone.site_id == site_id))
             for zone_pk in zone_pks:  # per zone: uses the (zone_pk, bucket_start) index
                 # Session.execute() is typed to give a Result; for a DELETE it is a CursorResult, with rowcount.
@@ -85,9 +89,10 @@ def _advance(session: Session, key: str, cutoff: int) -> int:
 
 
 class RetentionLoop:
-    """Runs retention every ``interval_s`` in a background thread while the server serves."""
+    """Runs retention every ``interval_s`` in a background thread while the server serves; also on a server
+    that keeps raw buckets forever (``days`` None), for the sites an operator gave a retention of their own."""
 
-    def __init__(self, db: Database, days: int, interval_s: float = 3600.0):
+    def __init__(self, db: Database, days: int | None, interval_s: float = 3600.0):
         self.db, self.days, self.interval_s = db, days, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)

@@ -77,6 +77,28 @@ def test_retention_may_not_exceed_the_servers(tmp_path: Path) -> None:
         assert patch(server, {"retention_days": 35}).json()["retention_days"] == 35
 
 
+def test_a_sites_own_retention_applies_on_a_server_that_keeps_raw_buckets_forever(server: Server) -> None:
+    """The attack: an operator shortens one site's retention on a keep-forever server; it must not be a promise
+    that nothing keeps (the retention loop runs, and deletes that site's old buckets only)."""
+    from footfall.server.background import start_background_work
+    from footfall.server.retention import RetentionLoop
+
+    context = server.client.app.state.context  # type: ignore[attr-defined]
+    context.settings = context.settings.model_copy(update={"retention_days": None, "mqtt_url": None})
+    workers = start_background_work(context)
+    try:
+        assert any(isinstance(worker, RetentionLoop) for worker in workers)
+    finally:
+        for worker in workers:
+            worker.stop()
+    server.ingest(aggregate(start=BASE, unknown=6), aggregate(start=BASE, site="other", camera="cam-9", unknown=6))
+    assert patch(server, {"retention_days": 3}).json()["retention_days"] == 3
+    result = run_retention(server.db, days=None, now=(BASE + timedelta(days=10)).timestamp())
+    assert result.raw_deleted == 1 and result.cutoff == 0  # no server-wide cut
+    with server.db.read() as session:
+        assert session.execute(select(Bucket.camera_id)).scalars().all() == ["cam-9"]
+
+
 # -- demographics mode: what ingest refuses ----------------------------------------------------------------
 
 
