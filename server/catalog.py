@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from footfall.core.wire import AggregateMessage
 from footfall.server.sql import insert_for, locked
-from footfall.server.tables import Site, Zone
-from sqlalchemy import select, tuple_
+from footfall.server.tables import Bucket, Site, Zone
+from sqlalchemy import CursorResult, exists, select, tuple_, update
 from sqlalchemy.orm import Session
 
 # Zones an operator sees as zones (traffic, rankings, ad placement, CSV): their figures are passes.
@@ -76,7 +76,25 @@ def ensure_zones(
             .on_conflict_do_nothing()
         )
         found.update(_lookup(session, missing))
+    _adopt_measures(session, measures, found)
     return found
+
+
+def _adopt_measures(
+    session: Session, measures: dict[tuple[str, str], str], found: dict[tuple[str, str], ZoneRef]
+) -> None:
+    """A zone that holds no counts yet takes the measure of its first aggregate: an admin who named and placed
+    'door.in' (PUT /zones) before any data arrived made it as zone passes, and must not have the entrance's
+    counts refused for it. A zone with counts keeps its measure (:func:`measure_conflict` guards it)."""
+    for key, measure in measures.items():
+        zone = found[key]
+        if zone.measure == measure:
+            continue
+        adopted = session.execute(
+            update(Zone).where(Zone.id == zone.pk, ~exists().where(Bucket.zone_pk == Zone.id)).values(measure=measure)
+        )
+        if cast(CursorResult[Any], adopted).rowcount:
+            found[key] = zone._replace(measure=measure)
 
 
 def measure_conflict(message: AggregateMessage, zones: dict[tuple[str, str], ZoneRef]) -> str | None:

@@ -65,6 +65,23 @@ def test_an_aggregate_whose_measure_disagrees_with_its_zone_is_refused_with_the_
     assert cameras == [{"camera_id": "cam-1", "people": 8, "withheld_cells": 0, "people_lower_bound": False}]
 
 
+def test_a_zone_an_admin_named_before_any_count_takes_the_measure_of_its_first_aggregate(server: Server) -> None:
+    # The attack: PUT 'door.in' (as zone passes, the only kind an admin can create) before the entrance counts;
+    # were its measure fixed then, every in-count would be refused and lost.
+    put = server.client.put(
+        "/api/v1/sites/mall/zones/door.in", json={"name": "Main door, in"}, headers=server.headers("admin")
+    )
+    assert put.status_code == 200
+    stored(server, *door(9, 12, 4))
+    body = server.get(VISITORS, **DAY).json()
+    assert body["totals"]["visitors"]["people"] == 12
+    zones = server.client.get("/api/v1/sites/mall/zones", headers=server.headers("viewer")).json()
+    assert "door.in" not in [zone["zone_id"] for zone in zones]  # not a zone of passes any more
+    # Once it holds counts, its measure is fixed.
+    body = server.ingest(counted("passes", "door.in", 6, BASE, seq=99)).json()
+    assert body["accepted"] == 0 and "measure" in body["rejected"][0]["reason"]
+
+
 # --- occupancy ---------------------------------------------------------------------------------------------
 
 
