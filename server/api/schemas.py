@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from footfall.core.wire import CpuInfo, DemographicsMode, ModelServing, RefusalCode, SiteSettings
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
 
 class Counts(BaseModel):
@@ -369,12 +369,12 @@ class SiteUpdate(BaseModel):
         description="'full', 'counts-only' (agents load no classifier; aggregates with gender are refused) or "
         "'off' (agents read no camera; every aggregate is refused). Sent to the site's agents at once.",
     )
-    k: int | None = Field(
+    k: StrictInt | None = Field(
         None,
         description="The site's own k, from the server's k (a floor: a site can only be made stricter) to 50; "
         "null resets it to the server's. Recomputes what every hour of the site releases.",
     )
-    retention_days: int | None = Field(
+    retention_days: StrictInt | None = Field(
         None,
         description="Days the site's raw minute buckets are kept, from 1 to the server's retention; null resets it "
         "to the server's.",
@@ -384,6 +384,13 @@ class SiteUpdate(BaseModel):
         description="Local time the site closes, 'HH:MM' (24-hour), e.g. '22:00': occupancy (in − out through the "
         "entrances) starts again from 0 then, so a day's counting drift never carries over. null: midnight.",
     )
+
+    @model_validator(mode="after")
+    def _modes_are_never_null(self) -> SiteUpdate:
+        # null resets k, retention and closing time to the server's; a mode has no such default to go back to.
+        if "demographics" in self.model_fields_set and self.demographics is None:
+            raise ValueError("demographics: null is not a mode; give 'full', 'counts-only' or 'off'")
+        return self
 
 
 class DeadLetterOut(BaseModel):

@@ -43,13 +43,19 @@ def _zone_out(zone: Zone) -> ZoneOut:
 
 @read.get("/sites", response_model=list[SiteOut], summary="Sites with zone and live-agent counts (role: viewer)")
 def list_sites(ctx: Context, session: ReadSession) -> list[SiteOut]:
+    sites = list(session.scalars(select(Site).order_by(Site.site_id)))
+    return _sites_out(session, sites, ctx.settings)
+
+
+def _sites_out(session: Session, sites: list[Site], settings: Settings) -> list[SiteOut]:
+    """What GET /sites and PATCH /sites/{site} answer about ``sites``."""
     # Zones as an operator means them: those counting passes (not cameras, not entrance directions).
     zone_counts = dict(
         session.execute(select(Zone.site_id, func.count()).where(Zone.measure == PASSES).group_by(Zone.site_id)).all()
     )
-    agents = agent_rows(session, None, ctx.settings.agent_offline_after_s)
+    agents = agent_rows(session, None, settings.agent_offline_after_s)
     out = []
-    for site in session.scalars(select(Site).order_by(Site.site_id)):
+    for site in sites:
         mine = [a for a in agents if a["site_id"] == site.site_id]
         out.append(
             SiteOut(
@@ -59,7 +65,7 @@ def list_sites(ctx: Context, session: ReadSession) -> list[SiteOut]:
                 zones=zone_counts.get(site.site_id, 0),
                 agents_online=sum(a["online"] for a in mine),
                 agents_total=len(mine),
-                **_controls(site, ctx.settings),
+                **_controls(site, settings),
             )
         )
     return out
@@ -166,20 +172,12 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
         if refile:
             assert change.timezone is not None  # refile says so
             start_refile(session, site.site_id, change.timezone)
-        zones = session.scalar(select(func.count()).select_from(Zone).where(Zone.site_id == site_id)) or 0
     if refile:
         refile_site(ctx.db, site.site_id, site.timezone)
     if told is not None:
         log_event(logger, logging.INFO, "site demographics mode changed", site=site_id, mode=told.demographics)
-    return SiteOut(
-        site_id=site.site_id,
-        name=site.name,
-        timezone=site.timezone,
-        zones=zones,
-        agents_online=0,
-        agents_total=0,
-        **_controls(site, ctx.settings),
-    )
+    with ctx.db.read() as session:  # as GET /sites answers it, after the change (and any re-filing)
+        return _sites_out(session, [get_site(session, site_id)], ctx.settings)[0]
 
 
 def _apply_controls(session: Session, site: Site, change: SiteUpdate, ctx: ServerContext) -> SiteSettings | None:

@@ -43,6 +43,12 @@ def test_a_site_can_only_be_made_stricter_than_the_server_and_within_limits(sqli
             "retention beyond the server's": {"retention_days": 3651},  # the server keeps raw data forever here
             "an unknown mode": {"demographics": "some"},
             "k as text": {"k": "ten"},
+            "k as a numeral in text": {"k": "7"},
+            "k as a float": {"k": 7.0},
+            "k as true": {"k": True},
+            "retention as true (1 day: destructive)": {"retention_days": True},
+            "retention as text": {"retention_days": "30"},
+            "a mode of null": {"demographics": None},
         }
         for name, body in refused.items():
             response = patch(server, body)
@@ -54,6 +60,9 @@ def test_a_site_can_only_be_made_stricter_than_the_server_and_within_limits(sqli
         assert early.status_code == 200 and early.json()["demographics"] == "counts-only"
         assert patch(server, {"k": 10}, site="/api/v1/sites/bad site").status_code == 422  # not an identifier
         assert server.client.patch(SITE, json={"k": 10}, headers=server.headers("viewer")).status_code == 403
+        # The answer to a PATCH is the site as GET /sites shows it (zones, agents), not a half-filled copy.
+        listed = next(s for s in server.get("/api/v1/sites").json() if s["site_id"] == "mall")
+        assert patch(server, {"name": "Mall"}).json() == {**listed, "name": "Mall"}
         site = patch(server, {"k": 10, "retention_days": 7, "demographics": "counts-only"}).json()
         assert (site["k"], site["own_k"], site["retention_days"], site["demographics"]) == (10, 10, 7, "counts-only")
         listed = server.get("/api/v1/sites").json()[0]
