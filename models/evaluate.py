@@ -124,6 +124,10 @@ def evaluate_bundle(
         "unreadable": len(unreadable),
         "confusion_matrix": confusion_matrix(y_true, probs.argmax(1)).tolist(),
         "decisions": {name: sum(d.label == name for d in decisions) for name in [*labels, "unknown"]},
+        # Each evaluated image's most likely label (index into ``labels``), in CSV order: two runs over the
+        # same rows (INT8 and FP32) compare image by image, not only in totals.
+        "truth": y_true.astype(int).tolist(),
+        "predicted": probs.argmax(1).astype(int).tolist(),
         "coverage": coverage_curve(y_true, probs, sorted({*COVERAGE_THRESHOLDS, threshold})),
         "reliability": reliability_bins(probs.max(1), probs.argmax(1) == y_true),
     }
