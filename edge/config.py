@@ -316,6 +316,17 @@ class AgentConfig(_Model):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"camera ids must be unique; repeated: {', '.join(duplicates)}")
+        # The server adds up everything sent under one id of a site as one kind of count: an id that one camera
+        # sends zone passes under and another its visitors or an entrance's in-count would be refused there.
+        seen: dict[str, tuple[str, Measure]] = {}
+        for camera in self.cameras:
+            for name, measure in camera.measures().items():
+                first = seen.setdefault(name, (camera.id, measure))
+                if first[1] != measure:
+                    raise ValueError(
+                        f"id {name!r} counts {first[1]} on camera {first[0]!r} but {measure} on camera "
+                        f"{camera.id!r}: the server keeps one kind of count per id; rename one of them"
+                    )
         return self
 
     @property

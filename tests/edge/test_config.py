@@ -258,3 +258,27 @@ def test_cli_check_config_graph_with_a_garbled_name_is_one_line(tmp_path: Path, 
     assert result.stdout == "" and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: gender bundle: {model}: onnxruntime cannot load it")
+
+
+@pytest.mark.parametrize(
+    ("atrium_zone", "words"),
+    [
+        ("entrance", "id 'entrance' counts camera on camera 'entrance' but passes on camera 'atrium'"),
+        ("threshold.in", "id 'threshold.in' counts in on camera 'entrance' but passes on camera 'atrium'"),
+    ],
+)
+def test_an_id_that_two_cameras_would_send_as_different_counts_is_refused(atrium_zone: str, words: str) -> None:
+    """Across the cameras of a box, an id must name one kind of count: the server adds up one id as one."""
+
+    def with_atrium_zone(zone_id: str) -> str:
+        return ENTRANCE.replace(
+            "  - id: atrium\n    source: 0\n",
+            f"  - id: atrium\n    source: 0\n    zones:\n      - id: {zone_id}\n"
+            "        polygon: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]\n",
+        )
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(with_atrium_zone(atrium_zone), "agent.yaml")
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+    shared = parse_config(with_atrium_zone("door"), "agent.yaml")  # one zone seen by two cameras: allowed
+    assert shared.cameras[1].measures()["door"] == "passes"

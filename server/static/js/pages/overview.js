@@ -178,7 +178,7 @@ function siteCard(f) {
       h("div", { class: "l" }, "site visitors today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
         ? fmtInt(visitors.occupancy_at_end.people) : h("span", { class: "faint" }, "—")),
-      h("div", { class: "l" }, "inside now")),
+      h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k)),
         h("div", { class: "l" }, "zone passes today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k)),
