@@ -68,9 +68,16 @@ def share_report(probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, l
 
 
 def decision_rates(
-    probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, labels: list[str], source: str
+    probs: np.ndarray,
+    truth: np.ndarray,
+    thresholds: np.ndarray,
+    labels: list[str],
+    source: str,
+    unclassified: dict[str, int] | None = None,
 ) -> DecisionRates:
-    """People per true label and decision (a label, or unknown below its threshold)."""
+    """People per true label and decision (a label, or unknown below its threshold). ``unclassified``: people
+    per true label whose track never gave the classifier a usable crop; the edge decides them unknown, so
+    they are part of the rates the corrected share splits unknowns with."""
     best, decided = threshold_decisions(probs, thresholds)
     decision = np.where(decided, best, len(labels))  # index len(labels): unknown
     names = [*labels, "unknown"]
@@ -78,6 +85,8 @@ def decision_rates(
         label: {name: int(((truth == t) & (decision == d)).sum()) for d, name in enumerate(names)}
         for t, label in enumerate(labels)
     }
+    for label, people in (unclassified or {}).items():
+        counts[label]["unknown"] += people
     return DecisionRates(counts=counts, source=source)
 
 
@@ -105,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     people = [p for p in measured["decided_people"] if p["probabilities"] is not None]
+    unclassified: dict[str, int] = {}
+    for person in measured["decided_people"]:
+        if person["probabilities"] is None:
+            unclassified[person["gender"]] = unclassified.get(person["gender"], 0) + 1
     probs = np.array([p["probabilities"] for p in people], float)
     truth = np.array([labels.index(p["gender"]) for p in people], int)
 
@@ -115,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "clips": args.clips,
         "seed": args.seed,
         "people_classified": len(people),
+        "people_never_classified": unclassified,
+        "track_thresholds_before": contract.track_thresholds,
         "single_threshold": share_report(probs, truth, single, labels),
         "balanced": share_report(probs, truth, chosen, labels),
     }
@@ -126,10 +141,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.clips} walk-by clips x {args.people} people of val-split faces (seed {args.seed}), edge pipeline "
         f"with {load_bundle(args.detector).manifest.name} {load_bundle(args.detector).manifest.precision}; "
         f"bench/calibrate_tracks.py",
+        unclassified,
     )
     report["decision_rates"] = rates.counts
     report["recall"] = {label: round(value, 4) for label, value in rates.recall().items()}
-    for name in ("single_threshold", "balanced", "decision_rates", "recall"):
+    for name in (
+        "track_thresholds_before",
+        "single_threshold",
+        "balanced",
+        "people_never_classified",
+        "decision_rates",
+        "recall",
+    ):
         print(f"{name}: {json.dumps(report[name])}")
     if args.write:
         from footfall.exporter.bundle_writer import write_manifest

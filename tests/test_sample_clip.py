@@ -104,3 +104,34 @@ def test_the_demo_camera_counts_the_clips_walkers_once_and_its_entrance_both_way
     assert summary["people"] == summary["camera_visitors"]["people"] == truth["people"]
     assert summary["entrances"] == {entrance.id: {"in": walking_in, "out": truth["people"] - walking_in}}
     assert all(zone["people"] == truth["people"] for zone in summary["zones"].values())
+
+
+@pytest.mark.slow
+def test_footfall_process_reports_a_corrected_share_whose_interval_holds_the_clips_truth(truth: dict) -> None:
+    """Issue #14: the sample clip's counted share leans male (its truth is 5 women of 9); ``footfall process``
+    prints the share corrected for the shipped bundle's decision rates beside the raw counts, and its 95 %
+    interval contains the truth. The rates come from validation-face clips, never from this clip."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("onnxruntime")
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "footfall", "process", str(CLIP), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    women = sum(1 for walker in truth["walkers"] if walker["gender"] == "female")
+    assert (women, truth["people"]) == (5, 9)
+    section = summary["female_share"]
+    assert section["why_none"] is None, section  # the shipped bundle carries its decision rates
+    assert section["classifier"].startswith("gender-")
+    overall = section["camera_visitors"]
+    assert overall["people"] == summary["camera_visitors"]["people"] == truth["people"]
+    assert overall["low"] <= women / truth["people"] <= overall["high"], overall
+    row = next(line for line in result.stderr.splitlines() if line.startswith("camera "))
+    assert f"{100 * overall['share']:.1f} % ({100 * overall['low']:.1f}-{100 * overall['high']:.1f} %)" in row
+    assert "95 % interval over sampling and the rates' uncertainty" in result.stderr

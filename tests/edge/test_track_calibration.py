@@ -36,7 +36,13 @@ def test_calibration_writes_thresholds_the_edge_decides_with(
     assert report["balanced"]["thresholds"] == written
     rates = json.loads((bundle / MANIFEST_FILE).read_text())["classifier"]["decision_rates"]
     assert rates["counts"] == report["decision_rates"]
-    assert sum(sum(row.values()) for row in rates["counts"].values()) == report["people_classified"]
+    # Everyone matched to a true person is in the rates: people never classified count as unknown, as the edge
+    # decides them.
+    never = report["people_never_classified"]
+    assert sum(sum(row.values()) for row in rates["counts"].values()) == report["people_classified"] + sum(
+        never.values()
+    )
+    assert all(rates["counts"][label]["unknown"] >= people for label, people in never.items())
     classifier = GenderClassifier(bundle)  # hashes and schema still pass the edge's checks
     for index, label in enumerate(["female", "male"]):
         above = np.full((1, 2), 1 - written[label])
