@@ -19,21 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any, Final, Literal
 
 import numpy as np
 from footfall.core.quantify import LEVEL, DecisionCounts, DecisionRates, _em, corrected_share
 from footfall.server.classifiers import known_rates
-from footfall.server.localtime import local_day, local_midnight, week_start
-from footfall.server.sql import is_postgres
-from footfall.server.tables import HourlyRollup
-from sqlalchemy import BigInteger, cast, func, select, text
+from footfall.server.localtime import HOUR, day_range, local_hour_of_week, local_midnight, week_start
+from footfall.server.tables import DailyClassifierRollup, HourlyRollup
+from sqlalchemy import BigInteger, cast, func, select, tuple_
 from sqlalchemy.orm import Session
 
 # Why a corrected share is null (the API's ``female_share_corrected_missing``).
 Missing = Literal["no_classified_people", "unknown_rates", "decisions_do_not_fit"]
-_GRID: Final = np.linspace(0.0, 1.0, 401)  # as footfall.core.quantify: 0.25-point steps
+_COARSE: Final = np.linspace(0.0, 1.0, 51)  # 2-point steps: where each posterior lies
+_FINE: Final = np.linspace(0.0, 1.0, 61)  # across that stretch: the interval is read here
 _CHUNK: Final = 512  # points per vectorised block: bounds memory at about (chunk × grid × bundles × 4) floats
 
 # bundle ref → (female, male, unknown) released in the cells attributed to it
@@ -115,23 +115,46 @@ def _estimate_block(observed: np.ndarray, validation: np.ndarray) -> list[Share]
     point_rates = validation / validation.sum(axis=2, keepdims=True)  # (G, 2, 3)
     share = _em(observed, np.broadcast_to(point_rates, (points, *point_rates.shape)))
     fits = _fits_many(observed, point_rates, share)
-    posterior = _posterior(observed, validation)
+    # A coarse grid over [0, 1] finds where each posterior lies; a fine one across that stretch reads it.
+    coarse = np.broadcast_to(_COARSE, (points, _COARSE.size))
+    cumulative = np.cumsum(_posterior(observed, validation, coarse), axis=1)
+    step = _COARSE[1] - _COARSE[0]
+    lo = np.clip(_COARSE[np.argmax(cumulative > 1e-9, axis=1)] - step, 0.0, 1.0)
+    hi = np.clip(_COARSE[np.argmax(cumulative >= 1.0 - 1e-9, axis=1)] + step, 0.0, 1.0)
+    grid = lo[:, None] + (hi - lo)[:, None] * _FINE[None, :]
+    density = _posterior(observed, validation, grid)
+    # The distribution function by the trapezoid rule: 0 at the first share, 1 at the last.
+    cumulative = np.concatenate(
+        [np.zeros((points, 1)), np.cumsum((density[:, 1:] + density[:, :-1]) / 2, axis=1)], axis=1
+    )
+    cumulative /= np.maximum(cumulative[:, -1:], 1e-300)
     tail = (1.0 - LEVEL) / 2
-    cumulative = np.cumsum(posterior, axis=1)
+    low, high = (_quantile(cumulative, grid, q) for q in (tail, 1.0 - tail))
     people = observed.sum(axis=(1, 2)).astype(int)
     out: list[Share] = []
     for p in range(points):
         if not fits[p]:
             out.append(Share(None, None, None, int(people[p]), "decisions_do_not_fit"))
             continue
-        low, high = np.interp([tail, 1.0 - tail], cumulative[p], _GRID)
         point = float(share[p])
-        out.append(Share(point, min(float(low), point), max(float(high), point), int(people[p]), None))
+        out.append(Share(point, min(float(low[p]), point), max(float(high[p]), point), int(people[p]), None))
     return out
 
 
-def _posterior(observed: np.ndarray, validation: np.ndarray) -> np.ndarray:
-    """Posterior weight of each share of ``_GRID`` for each point (P, S): footfall.core.quantify's likelihood
+def _quantile(cumulative: np.ndarray, grid: np.ndarray, q: float) -> np.ndarray:
+    """Per row, the share where the cumulative posterior reaches ``q`` (linear between grid shares)."""
+    rows = np.arange(cumulative.shape[0])
+    above = np.clip(np.argmax(cumulative >= q, axis=1), 1, cumulative.shape[1] - 1)
+    c0, c1 = cumulative[rows, above - 1], cumulative[rows, above]
+    g0, g1 = grid[rows, above - 1], grid[rows, above]
+    t = np.clip(np.divide(q - c0, c1 - c0, out=np.zeros_like(c0), where=c1 > c0), 0.0, 1.0)
+    found = np.where(cumulative[:, 0] >= q, grid[:, 0], g0 + t * (g1 - g0))
+    last: np.ndarray = np.where((cumulative >= q).any(axis=1), found, grid[:, -1])  # q beyond the last share
+    return last
+
+
+def _posterior(observed: np.ndarray, validation: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Posterior weight of each share of each point's ``grid`` (P, S): footfall.core.quantify's likelihood
     (normal approximation of the decisions of a crowd of this size and share), with the rates' uncertainty
     folded into its covariance instead of averaged over draws: each bundle's rates are Dirichlet (Jeffreys'
     prior on its validation counts), whose covariance, scaled by the crowd's size, adds to the sampling one.
@@ -142,27 +165,24 @@ def _posterior(observed: np.ndarray, validation: np.ndarray) -> np.ndarray:
     # Dirichlet covariance of the first two decision rates per bundle and true label: (G, 2, 2, 2)
     m = mean_rates[..., :2]
     rate_cov = (m[..., :, None] * np.eye(2) - m[..., :, None] * m[..., None, :]) / (total[..., None] + 1.0)
-    share = _GRID[:, None, None]  # (S, 1, 1)
-    women, men = m[None, :, 0, :], m[None, :, 1, :]  # (1, G, 2)
-    per_person = share * women + (1.0 - share) * men  # (S, G, 2): expected decisions of one person
-
-    def spread(rates: np.ndarray) -> np.ndarray:  # multinomial covariance of one person's two decisions
-        covariance: np.ndarray = rates[..., :, None] * (np.eye(2) - rates[..., None, :])
-        return covariance
-
-    s = share[..., None]  # (S, 1, 1, 1)
-    sampling = s * spread(women) + (1.0 - s) * spread(men)  # (S, G, 2, 2), per person
-    rates_part = s**2 * rate_cov[None, :, 0] + (1.0 - s) ** 2 * rate_cov[None, :, 1]  # per person squared
+    share = grid[:, :, None]  # (P, S, 1)
+    women, men = m[None, None, :, 0, :], m[None, None, :, 1, :]  # (1, 1, G, 2)
     sizes = observed.sum(axis=2)[:, None, :]  # (P, 1, G)
     squared = sizes**2
 
+    def spread(rates: np.ndarray, i: int, j: int) -> np.ndarray:  # multinomial covariance of one person's decisions
+        entry: np.ndarray = rates[..., i] * ((i == j) - rates[..., j])
+        return entry
+
     def covariance(i: int, j: int) -> np.ndarray:  # (P, S, G)
-        entry: np.ndarray = sizes * sampling[None, ..., i, j] + squared * rates_part[None, ..., i, j] + 0.5 * (i == j)
+        sampling = share * spread(women, i, j) + (1.0 - share) * spread(men, i, j)
+        rates = share**2 * rate_cov[None, None, :, 0, i, j] + (1.0 - share) ** 2 * rate_cov[None, None, :, 1, i, j]
+        entry: np.ndarray = sizes * sampling + squared * rates + 0.5 * (i == j)
         return entry
 
     a, b, d = covariance(0, 0), covariance(0, 1), covariance(1, 1)
-    x = observed[:, None, :, 0] - sizes * per_person[None, ..., 0]
-    y = observed[:, None, :, 1] - sizes * per_person[None, ..., 1]
+    x = observed[:, None, :, 0] - sizes * (share * women[..., 0] + (1.0 - share) * men[..., 0])
+    y = observed[:, None, :, 1] - sizes * (share * women[..., 1] + (1.0 - share) * men[..., 1])
     det = a * d - b * b
     loglik = (-0.5 * ((d * x * x - 2 * b * x * y + a * y * y) / det + np.log(det))).sum(axis=2)  # (P, S)
     weights = np.exp(loglik - loglik.max(axis=1, keepdims=True))
@@ -220,71 +240,88 @@ def series(
     session: Session, zone_pks: list[int], start: int, end: int, granularity: str, tz: str, keys: Sequence[Any]
 ) -> list[Share]:
     """The corrected share of each point of footfall.server.queries.series (``keys`` its keys: UTC hour starts,
-    or local days / week starts), from the hourly cells; a day or week sums its hours before ``end``."""
+    or local days / week starts), read the way it reads its counts: hours from the hourly cells, whole days
+    from the daily sums per bundle, a last day cut short by ``end`` from its hourly cells."""
     if not keys:
         return []
-    h = HourlyRollup
-    first = start if granularity == "hour" else local_midnight(min(keys), tz)
-    if is_postgres(session):
-        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    rows = session.execute(
-        select(h.hour_start, h.classifier, *_released_parts(h))
-        .where(h.zone_pk.in_(zone_pks), h.hour_start >= first, h.hour_start < end, h.classifier.is_not(None))
-        .group_by(h.hour_start, h.classifier)
-    ).all()
     index = {key: i for i, key in enumerate(keys)}
     points: list[Groups] = [{} for _ in keys]
-    hours = np.array([int(row[0]) for row in rows], np.int64)
+
+    def add(key: Any, ref: str, parts: Sequence[Any]) -> None:
+        i = index.get(key)
+        if i is None:
+            return
+        held = points[i].get(ref, (0, 0, 0))
+        points[i][ref] = (held[0] + int(parts[0]), held[1] + int(parts[1]), held[2] + int(parts[2]))
+
+    h = HourlyRollup
     if granularity == "hour":
-        owners = [index.get(int(hour)) for hour in hours]
+        for hour, ref, *parts in session.execute(
+            select(h.hour_start, h.classifier, *_released_parts(h))
+            .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end, h.classifier.is_not(None))
+            .group_by(h.hour_start, h.classifier)
+        ):
+            add(int(hour), ref, parts)
     else:
-        owners = _day_owners(hours, tz, index, granularity)
-    for owner, (_, ref, *parts) in zip(owners, rows, strict=True):
-        if owner is None:
-            continue
-        held = points[owner].get(ref, (0, 0, 0))
-        points[owner][ref] = (held[0] + int(parts[0]), held[1] + int(parts[1]), held[2] + int(parts[2]))
+        point_of = week_start if granularity == "week" else (lambda day: day)
+        first, stop = day_range(start, end, tz)
+        cut = stop - timedelta(days=1) if stop > first and local_midnight(stop, tz) > end else None
+        d = DailyClassifierRollup
+        for day, ref, *parts in session.execute(
+            select(d.day, d.classifier, *_released_parts(d))
+            .where(d.zone_pk.in_(zone_pks), d.day >= first, d.day < (cut or stop))
+            .group_by(d.day, d.classifier)
+        ):
+            add(point_of(day), ref, parts)
+        if cut is not None:
+            for ref, *parts in session.execute(
+                select(h.classifier, *_released_parts(h))
+                .where(
+                    h.zone_pk.in_(zone_pks),
+                    h.hour_start >= local_midnight(cut, tz),
+                    h.hour_start < end,
+                    h.classifier.is_not(None),
+                )
+                .group_by(h.classifier)
+            ):
+                add(point_of(cut), ref, parts)
     refs = {ref for groups in points for ref in groups}
     return estimate_many(points, known_rates(session, refs))
 
 
-def _day_owners(hours: np.ndarray, tz: str, index: dict[Any, int], granularity: str) -> list[int | None]:
-    """The point each hour belongs to: its local day, or the week of it (by lookup, not per hour)."""
-    if hours.size == 0:
-        return []
-    first = local_day(int(hours.min()), tz)
-    count = (local_day(int(hours.max()), tz) - first).days + 1
-    days = [first + timedelta(days=i) for i in range(count)]
-    midnights = np.array([local_midnight(day, tz) for day in [*days, days[-1] + timedelta(days=1)]])
-    day_index = np.searchsorted(midnights, hours, side="right") - 1
-    keys: list[date] = [week_start(day) if granularity == "week" else day for day in days]
-    return [index.get(keys[i]) for i in day_index.tolist()]
-
-
 def slots(
-    session: Session, zone_pks: list[int], start: int, end: int, wanted: Sequence[tuple[int, int]]
+    session: Session, zone_pks: list[int], start: int, end: int, wanted: Sequence[tuple[int, int]], tz: str
 ) -> list[Share]:
-    """The corrected share of each zone × local hour of week slot in ``wanted``, over [start, end)."""
+    """The corrected share of each zone × local hour of week slot in ``wanted``, over [start, end) (``tz``: the
+    site's time zone)."""
     if not wanted:
         return []
     h = HourlyRollup
-    pks = sorted({zone for zone, _ in wanted} & set(zone_pks))
+    # The cells of each slot by key (a ranking's few hundred slots are a few thousand cells), not by scanning
+    # every hour of their zones: the hours of each local hour of week in the range, worked out once.
     hows = sorted({how for _, how in wanted})
+    hours_of: dict[int, list[int]] = {how: [] for how in hows}
+    for hour in range(start + (-start) % HOUR, end, HOUR):
+        listed = hours_of.get(local_hour_of_week(hour, tz))
+        if listed is not None:
+            listed.append(hour)
+    allowed = set(zone_pks)
+    cells = sorted({(zone, hour) for zone, how in wanted if zone in allowed for hour in hours_of[how]})
     index = {slot: i for i, slot in enumerate(wanted)}
     points: list[Groups] = [{} for _ in wanted]
-    for zone_pk, how, ref, *parts in session.execute(
-        select(h.zone_pk, h.local_how, h.classifier, *_released_parts(h))
-        .where(
-            h.zone_pk.in_(pks),
-            h.local_how.in_(hows),
-            h.hour_start >= start,
-            h.hour_start < end,
-            h.classifier.is_not(None),
-        )
-        .group_by(h.zone_pk, h.local_how, h.classifier)
-    ):
-        i = index.get((int(zone_pk), int(how)))
-        if i is not None:
-            points[i][ref] = (int(parts[0]), int(parts[1]), int(parts[2]))
+    for offset in range(0, len(cells), 500):
+        for zone_pk, how, ref, *parts in session.execute(
+            select(h.zone_pk, h.local_how, h.classifier, *_released_parts(h))
+            .where(
+                tuple_(h.zone_pk, h.hour_start).in_(cells[offset : offset + 500]),
+                h.local_how.in_(hows),  # as stored: a cell being re-filed under a new time zone waits for it
+                h.classifier.is_not(None),
+            )
+            .group_by(h.zone_pk, h.local_how, h.classifier)
+        ):
+            i = index.get((int(zone_pk), int(how)))
+            if i is not None:
+                held = points[i].get(ref, (0, 0, 0))
+                points[i][ref] = (held[0] + int(parts[0]), held[1] + int(parts[1]), held[2] + int(parts[2]))
     refs = {ref for groups in points for ref in groups}
     return estimate_many(points, known_rates(session, refs))

@@ -127,7 +127,8 @@ def ad_placement(
     by_pk = {z.id: z for z in zones}
     corrected: list[shares.Share | None] = [None] * len(ranked.rows)
     if audience != "all":
-        corrected = list(shares.slots(session, zone_pks, span.start, span.end, [(r[0], r[1]) for r in ranked.rows]))
+        pool = [(row[0], row[1]) for row in ranked.rows]
+        corrected = list(shares.slots(session, zone_pks, span.start, span.end, pool, site.timezone))
     candidates = [
         _slot(by_pk[zone_pk], how, people, np.array(parts), withheld, weeks, audience, share)
         for (zone_pk, how, people, *parts, withheld, weeks), share in zip(ranked.rows, corrected, strict=True)

@@ -18,7 +18,13 @@ from footfall.server.rollups.cells import (
     release_k,
     release_site,
 )
-from footfall.server.rollups.checks import daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly, slots_vs_hourly
+from footfall.server.rollups.checks import (
+    daily_classifiers_vs_hourly,
+    daily_vs_hourly,
+    raw_vs_classifiers,
+    raw_vs_hourly,
+    slots_vs_hourly,
+)
 from footfall.server.rollups.refile import finish_refiles, refile_site, start_refile
 from footfall.server.rollups.slots import rebuild_slots, slot_parts
 
@@ -26,6 +32,7 @@ __all__ = [
     "COUNTS",
     "HourlyDeltas",
     "apply_hourly_deltas",
+    "daily_classifiers_vs_hourly",
     "daily_vs_hourly",
     "ensure_release",
     "finish_refiles",

@@ -35,7 +35,7 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
 def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_url: str) -> None:
     """Buckets and cells from before the classifier registry name no bundle: they are attributed to '?', whose
     rates nobody knows, so their share is not corrected, and the raw vs side-table check holds."""
-    from footfall.server.rollups import raw_vs_classifiers
+    from footfall.server.rollups import daily_classifiers_vs_hourly, raw_vs_classifiers
     from sqlalchemy import text
 
     db = Database(database_url)
@@ -65,7 +65,7 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
             )
         assert upgrade(db.engine) == "0007"
         with db.read() as session:
-            assert raw_vs_classifiers(session) == []
+            assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
     finally:
         db.dispose()
