@@ -8,11 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from footfall.broker import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Property tests check what is true of every example, not how fast one runs: a loaded CI machine (or another
+# make test beside this one) must not fail them on Hypothesis's 200 ms per-example deadline.
+settings.register_profile("footfall", deadline=None)
+settings.load_profile("footfall")
 
 
 def _require(reason: str) -> None:
