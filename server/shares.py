@@ -8,11 +8,12 @@ so, like every other answer, it is a function of released values only (footfall.
 people whose gender was not decided (counts-only) are attributed to no bundle and not corrected. A cell of an
 upgrade hour, decided partly by two bundles, is corrected with its majority bundle's rates.
 
-One answer (totals) uses footfall.core.quantify.corrected_share as it is. Many answers at once (a 90-day
-hourly series is 2,160 points; a ranking page) are estimated together by :func:`estimate_many`: the same
-point estimate and fit test, and the same likelihood for the interval, vectorised across points, with the
-rates' uncertainty folded into the likelihood's covariance rather than averaged over 400 draws (see
-:func:`_posterior`; tests/server/test_shares.py checks both agree).
+Every answer is estimated by :func:`estimate_many`, many at once (a 90-day hourly series is 2,160 points, a
+ranking page hundreds of slots, and a total is estimated the same way as the points it sums): the point
+estimate and fit test of footfall.core.quantify.corrected_share, and its likelihood for the interval,
+vectorised across points, with the rates' uncertainty folded into the likelihood's covariance rather than
+averaged over 400 draws (see :func:`_posterior`; tests/server/test_shares.py checks both agree to about a
+point). That costs milliseconds where the draws cost tens of them per answer.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from footfall.core.quantify import LEVEL, DecisionCounts, DecisionRates, _em, co
 from footfall.server.classifiers import known_rates
 from footfall.server.localtime import HOUR, day_range, local_hour_of_week, local_midnight, week_start
 from footfall.server.tables import DailyClassifierRollup, HourlyRollup
-from sqlalchemy import BigInteger, cast, func, select, tuple_
+from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.orm import Session
 
 # Why a corrected share is null (the API's ``female_share_corrected_missing``).
@@ -79,7 +80,15 @@ def _screen(groups: Groups, rates: Mapping[str, DecisionRates]) -> Share | None:
 
 
 def estimate(groups: Groups, rates: Mapping[str, DecisionRates]) -> Share:
-    """The corrected share of one query (footfall.core.quantify.corrected_share, full precision)."""
+    """The corrected share of one query: :func:`estimate_many` of one, so a total and the points it sums are
+    estimated alike (see the module)."""
+    return estimate_many([groups], rates)[0]
+
+
+def reference(groups: Groups, rates: Mapping[str, DecisionRates]) -> Share:
+    """footfall.core.quantify.corrected_share of one query, with its 400 rate draws: what :func:`estimate_many`
+    approximates (tests/server/test_shares.py compares them); not used by the API, which answers many points
+    at once."""
     screened = _screen(groups, rates)
     if screened is not None:
         return screened
@@ -238,12 +247,13 @@ def by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> list
 
 def series(
     session: Session, zone_pks: list[int], start: int, end: int, granularity: str, tz: str, keys: Sequence[Any]
-) -> list[Share]:
+) -> tuple[list[Share], Share]:
     """The corrected share of each point of footfall.server.queries.series (``keys`` its keys: UTC hour starts,
-    or local days / week starts), read the way it reads its counts: hours from the hourly cells, whole days
-    from the daily sums per bundle, a last day cut short by ``end`` from its hourly cells."""
+    or local days / week starts) and of all of them together, read the way it reads its counts: hours from
+    the hourly cells, whole days from the daily sums per bundle, a last day cut short by ``end`` from its
+    hourly cells."""
     if not keys:
-        return []
+        return [], NONE_SEEN
     index = {key: i for i, key in enumerate(keys)}
     points: list[Groups] = [{} for _ in keys]
 
@@ -285,8 +295,13 @@ def series(
                 .group_by(h.classifier)
             ):
                 add(point_of(cut), ref, parts)
-    refs = {ref for groups in points for ref in groups}
-    return estimate_many(points, known_rates(session, refs))
+    total: Groups = {}
+    for groups in points:
+        for ref, parts in groups.items():
+            held = total.get(ref, (0, 0, 0))
+            total[ref] = (held[0] + parts[0], held[1] + parts[1], held[2] + parts[2])
+    rates = known_rates(session, total)
+    return estimate_many(points, rates), estimate(total, rates)  # the total alone, exactly as /totals has it
 
 
 def slots(
@@ -305,15 +320,18 @@ def slots(
         listed = hours_of.get(local_hour_of_week(hour, tz))
         if listed is not None:
             listed.append(hour)
-    allowed = set(zone_pks)
-    cells = sorted({(zone, hour) for zone, how in wanted if zone in allowed for hour in hours_of[how]})
+    pool_zones = sorted({zone for zone, _ in wanted} & set(zone_pks))
+    pool_hours = sorted({hour for how in hows for hour in hours_of[how]})
     index = {slot: i for i, slot in enumerate(wanted)}
     points: list[Groups] = [{} for _ in wanted]
-    for offset in range(0, len(cells), 500):
+    # Zones × hours by the primary key (both lists IN): SQLite walks row-value IN lists without its index. The
+    # cross product holds other slots' cells too; they are not in ``index`` and are skipped.
+    for offset in range(0, len(pool_hours), 2000):
         for zone_pk, how, ref, *parts in session.execute(
             select(h.zone_pk, h.local_how, h.classifier, *_released_parts(h))
             .where(
-                tuple_(h.zone_pk, h.hour_start).in_(cells[offset : offset + 500]),
+                h.zone_pk.in_(pool_zones),
+                h.hour_start.in_(pool_hours[offset : offset + 2000]),
                 h.local_how.in_(hows),  # as stored: a cell being re-filed under a new time zone waits for it
                 h.classifier.is_not(None),
             )

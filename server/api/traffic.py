@@ -108,7 +108,7 @@ def series(
     zone_pks = [z.id for z in zones]
     rows = queries.series(session, zone_pks, span.start, span.end, granularity, site.timezone)
     starts, labels = _starts_and_labels(rows.keys, granularity, site.timezone)
-    corrected = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone, rows.keys)
+    corrected, overall = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone, rows.keys)
     points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
     for point, share in zip(points, corrected, strict=True):
         point.update(share.fields())
@@ -119,7 +119,7 @@ def series(
             "granularity": granularity,
             "timezone": site.timezone,
             "points": points,
-            "totals": _sum(rows) | shares.totals(session, zone_pks, span.start, span.end).fields(),
+            "totals": _sum(rows) | overall.fields(),
         }
     )
 
@@ -326,7 +326,7 @@ def _csv_lines(
     for zone_pk, zone_id, name, kind in plan:
         with ctx.db.read() as session:
             rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
-            corrected = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
+            corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
         starts, labels = _starts_and_labels(rows.keys, granularity, tz)
         points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
         for point, share in zip(points, corrected, strict=True):

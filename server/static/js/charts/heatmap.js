@@ -63,7 +63,7 @@ export function heatmapChart(container, data, metric = "people") {
   if (metric === "female_share") {
     legend.append(h("span", {}, "more male"),
       h("span", { class: "ramp", style: `background:linear-gradient(90deg, ${shareColour(0.1)}, ${shareColour(0.5)}, ${shareColour(0.9)})` }),
-      h("span", {}, "more female"));
+      h("span", {}, "more decided female (raw, not corrected)"));
   } else {
     legend.append(h("span", {}, "0"), h("span", { class: "ramp", style: `background:${RAMP_CSS}` }),
       h("span", {}, `${fmtMean(maxMean)} people per week`));

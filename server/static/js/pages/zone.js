@@ -179,7 +179,7 @@ async function load() {
   document.getElementById("split-note").textContent = `${fmtInt(totals.totals.people ?? 0)} people in range`;
   renderPeaks(peaks);
   document.getElementById("heat-controls").replaceChildren(segmented("heat-metric", "Colour by", [
-    { value: "people", label: "People per week" }, { value: "female_share", label: "Female share" },
+    { value: "people", label: "People per week" }, { value: "female_share", label: "Female share (raw)", title: "The share of the classified people decided female, not corrected for the classifier's errors" },
   ], heatMetric, (value) => { heatMetric = value; drawCharts(); }));
   drawCharts();
 }
