@@ -12,7 +12,7 @@ Every answer is estimated by :func:`estimate_many`, many at once (a 90-day hourl
 ranking page hundreds of slots, and a total is estimated the same way as the points it sums): the point
 estimate and fit test of footfall.core.quantify.corrected_share, and its likelihood for the interval,
 vectorised across points, with the rates' uncertainty folded into the likelihood's covariance rather than
-averaged over 400 draws (see :func:`_posterior`; tests/server/test_shares.py checks both agree to about a
+averaged over 400 draws (see :func:`_posterior`; tests/server/test_shares.py checks both agree to half a
 point). That costs milliseconds where the draws cost tens of them per answer.
 """
 
@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 
 # Why a corrected share is null (the API's ``female_share_corrected_missing``).
 Missing = Literal["no_classified_people", "unknown_rates", "decisions_do_not_fit"]
-_COARSE: Final = np.linspace(0.0, 1.0, 51)  # 2-point steps: where each posterior lies
-_FINE: Final = np.linspace(0.0, 1.0, 61)  # across that stretch: the interval is read here
+_COARSE: Final = np.linspace(0.0, 1.0, 26)  # 4-point steps: where each posterior lies
+_FINE: Final = np.linspace(0.0, 1.0, 41)  # across that stretch: the interval is read here
 _CHUNK: Final = 512  # points per vectorised block: bounds memory at about (chunk × grid × bundles × 4) floats
 
 # bundle ref → (female, male, unknown) released in the cells attributed to it
