@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 
 # Why a corrected share is null (the API's ``female_share_corrected_missing``).
 Missing = Literal["no_classified_people", "unknown_rates", "decisions_do_not_fit"]
-_COARSE: Final = np.linspace(0.0, 1.0, 26)  # 4-point steps: where each posterior lies
-_FINE: Final = np.linspace(0.0, 1.0, 41)  # across that stretch: the interval is read here
+_COARSE: Final = np.linspace(0.0, 1.0, 21)  # 5-point steps: where each posterior lies
+_FINE: Final = np.linspace(0.0, 1.0, 33)  # across that stretch: the interval is read here
 _CHUNK: Final = 512  # points per vectorised block: bounds memory at about (chunk × grid × bundles × 4) floats
 
 # bundle ref → (female, male, unknown) released in the cells attributed to it
