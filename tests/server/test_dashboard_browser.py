@@ -608,6 +608,10 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
     box = p.locator("svg.series-chart rect.hit").nth(2).bounding_box()
     p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     assert series["points"][2]["label"] in p.locator("#series .tooltip").inner_text()
+    point = series["points"][2]
+    assert point["female_share_corrected"] is not None  # a day of the food court: the corrected share is shown
+    tip = p.locator("#series .tooltip .row.corrected").inner_text()
+    assert "Women, corrected" in tip and f"{round(point['female_share_corrected'] * 100)}% (" in tip
     with p.expect_download() as download_info:
         p.locator("#export-csv").click()
     csv_text = Path(download_info.value.path()).read_text()

@@ -185,6 +185,11 @@ export function seriesChart(container, data) {
         h("span", {}, countNode(p.male, k), share(p.male_share))),
       tipRow("Unknown", countNode(p.unknown, k), "var(--unknown)"),
     ];
+    // The shares above are the raw decisions; the estimate corrected for the classifier's errors follows.
+    if (p.female_share_corrected !== null && p.female_share_corrected !== undefined) {
+      content.push(h("div", { class: "row corrected" }, h("span", {}, "Women, corrected"),
+        h("span", {}, `${fmtPct(p.female_share_corrected)} (${fmtPct(p.female_share_low)}–${fmtPct(p.female_share_high)})`)));
+    }
     if (p.suppressed) content.push(h("div", { class: "faint" }, `Hatched: hidden for privacy (k = ${k})`));
     tooltip.show(content, mid * scaleX, (p.people !== null ? y(p.people) : height / 2) * scaleX);
   };
