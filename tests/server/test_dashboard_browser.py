@@ -599,7 +599,6 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
     assert "Corrected for the classifier's known errors" in corrected.get_attribute("title")
     men = p.locator("#kpi-male .corrected-share")
     assert float(men.get_attribute("data-value")) == pytest.approx(1 - totals["female_share_corrected"])
-    page.screenshot("zone-corrected-share")
     assert p.locator("svg.split-svg rect.seg").count() == 3
     peaks = live_server.get("/sites/mall/traffic/peak-hours", start=start, end=end, zone="food-court")
     assert p.locator("#peak-list .peak").first.get_attribute("data-hour") == str(peaks["hours"][0]["hour"])
@@ -607,6 +606,7 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
     # Hovering a bucket explains it; the CSV export downloads what the API exports.
     box = p.locator("svg.series-chart rect.hit").nth(2).bounding_box()
     p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    p.locator("#series .tooltip .t").wait_for()  # the tooltip is drawn on the next pointer event, not at once
     assert series["points"][2]["label"] in p.locator("#series .tooltip").inner_text()
     point = series["points"][2]
     assert point["female_share_corrected"] is not None  # a day of the food court: the corrected share is shown
