@@ -134,7 +134,7 @@ def test_an_agent_bound_key_may_only_send_for_its_agent(sqlite_server: Server) -
     assert response.status_code == 422
     assert response.json()["accepted"] == 1
     assert response.json()["rejected"] == [
-        {"index": 1, "reason": "agent_id: this API key may only send for agent 'box-7'"}
+        {"index": 1, "reason": "agent_id: this API key may only send for agent 'box-7'", "code": "rejected"}
     ]
 
 
