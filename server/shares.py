@@ -9,11 +9,8 @@ people whose gender was not decided (counts-only) are attributed to no bundle an
 upgrade hour, decided partly by two bundles, is corrected with its majority bundle's rates.
 
 Every answer is estimated by :func:`estimate_many`, many at once (a 90-day hourly series is 2,160 points, a
-ranking page hundreds of slots, and a total is estimated the same way as the points it sums): the point
-estimate and fit test of footfall.core.quantify.corrected_share, and its likelihood for the interval,
-vectorised across points, with the rates' uncertainty folded into the likelihood's covariance rather than
-averaged over 400 draws (see :func:`_posterior`; tests/server/test_shares.py checks both agree to half a
-point). That costs milliseconds where the draws cost tens of them per answer.
+ranking page hundreds of slots, and a total is estimated the same way as the points it sums), through
+footfall.core.quantify.estimate_many: the one estimator, vectorised, which the edge uses too.
 """
 
 from __future__ import annotations
@@ -21,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import numpy as np
-from footfall.core.quantify import LEVEL, DecisionCounts, DecisionRates, _em, corrected_share
+from footfall.core import quantify
+from footfall.core.quantify import DecisionRates, ShareEstimate
 from footfall.server.classifiers import known_rates
 from footfall.server.localtime import HOUR, day_range, local_hour_of_week, local_midnight, week_start
 from footfall.server.tables import DailyClassifierRollup, HourlyRollup
@@ -33,10 +31,6 @@ from sqlalchemy.orm import Session
 
 # Why a corrected share is null (the API's ``female_share_corrected_missing``).
 Missing = Literal["no_classified_people", "unknown_rates", "decisions_do_not_fit"]
-_COARSE: Final = np.linspace(0.0, 1.0, 21)  # 5-point steps: where each posterior lies
-_FINE: Final = np.linspace(0.0, 1.0, 33)  # across that stretch: the interval is read here
-_CHUNK: Final = 512  # points per vectorised block: bounds memory at about (chunk × grid × bundles × 4) floats
-
 # bundle ref → (female, male, unknown) released in the cells attributed to it
 Groups = dict[str, tuple[int, int, int]]
 
@@ -85,21 +79,6 @@ def estimate(groups: Groups, rates: Mapping[str, DecisionRates]) -> Share:
     return estimate_many([groups], rates)[0]
 
 
-def reference(groups: Groups, rates: Mapping[str, DecisionRates]) -> Share:
-    """footfall.core.quantify.corrected_share of one query, with its 400 rate draws: what :func:`estimate_many`
-    approximates (tests/server/test_shares.py compares them); not used by the API, which answers many points
-    at once."""
-    screened = _screen(groups, rates)
-    if screened is not None:
-        return screened
-    result = corrected_share(
-        [(DecisionCounts(*parts), rates[ref]) for ref, parts in sorted(groups.items()) if sum(parts) > 0]
-    )
-    if not result.fits:
-        return Share(None, None, None, result.people, "decisions_do_not_fit")
-    return Share(result.share, result.low, result.high, result.people, None)
-
-
 def estimate_many(points: Sequence[Groups], rates: Mapping[str, DecisionRates]) -> list[Share]:
     """:func:`estimate` of many queries at once: points that use the same bundles are estimated together."""
     # A bundle none of whose cells released a split adds nothing, and needs no rates.
@@ -112,103 +91,15 @@ def estimate_many(points: Sequence[Groups], rates: Mapping[str, DecisionRates]) 
     for refs, indices in by_bundles.items():
         observed = np.array([[points[i][ref] for ref in refs] for i in indices], float)  # (P, G, 3)
         validation = np.stack([rates[ref].matrix() for ref in refs])  # (G, 2, 3)
-        for offset in range(0, len(indices), _CHUNK):
-            block = observed[offset : offset + _CHUNK]
-            for i, share in zip(indices[offset : offset + _CHUNK], _estimate_block(block, validation), strict=True):
-                answers[i] = share
+        for i, estimate in zip(indices, quantify.estimate_many(observed, validation), strict=True):
+            answers[i] = _share(estimate)
     return [answer if answer is not None else NONE_SEEN for answer in answers]
 
 
-def _estimate_block(observed: np.ndarray, validation: np.ndarray) -> list[Share]:
-    points = observed.shape[0]
-    point_rates = validation / validation.sum(axis=2, keepdims=True)  # (G, 2, 3)
-    share = _em(observed, np.broadcast_to(point_rates, (points, *point_rates.shape)))
-    fits = _fits_many(observed, point_rates, share)
-    # A coarse grid over [0, 1] finds where each posterior lies; a fine one across that stretch reads it.
-    coarse = np.broadcast_to(_COARSE, (points, _COARSE.size))
-    cumulative = np.cumsum(_posterior(observed, validation, coarse), axis=1)
-    step = _COARSE[1] - _COARSE[0]
-    lo = np.clip(_COARSE[np.argmax(cumulative > 1e-9, axis=1)] - step, 0.0, 1.0)
-    hi = np.clip(_COARSE[np.argmax(cumulative >= 1.0 - 1e-9, axis=1)] + step, 0.0, 1.0)
-    grid = lo[:, None] + (hi - lo)[:, None] * _FINE[None, :]
-    density = _posterior(observed, validation, grid)
-    # The distribution function by the trapezoid rule: 0 at the first share, 1 at the last.
-    cumulative = np.concatenate(
-        [np.zeros((points, 1)), np.cumsum((density[:, 1:] + density[:, :-1]) / 2, axis=1)], axis=1
-    )
-    cumulative /= np.maximum(cumulative[:, -1:], 1e-300)
-    tail = (1.0 - LEVEL) / 2
-    low, high = (_quantile(cumulative, grid, q) for q in (tail, 1.0 - tail))
-    people = observed.sum(axis=(1, 2)).astype(int)
-    out: list[Share] = []
-    for p in range(points):
-        if not fits[p]:
-            out.append(Share(None, None, None, int(people[p]), "decisions_do_not_fit"))
-            continue
-        point = float(share[p])
-        out.append(Share(point, min(float(low[p]), point), max(float(high[p]), point), int(people[p]), None))
-    return out
-
-
-def _quantile(cumulative: np.ndarray, grid: np.ndarray, q: float) -> np.ndarray:
-    """Per row, the share where the cumulative posterior reaches ``q`` (linear between grid shares)."""
-    rows = np.arange(cumulative.shape[0])
-    above = np.clip(np.argmax(cumulative >= q, axis=1), 1, cumulative.shape[1] - 1)
-    c0, c1 = cumulative[rows, above - 1], cumulative[rows, above]
-    g0, g1 = grid[rows, above - 1], grid[rows, above]
-    t = np.clip(np.divide(q - c0, c1 - c0, out=np.zeros_like(c0), where=c1 > c0), 0.0, 1.0)
-    found = np.where(cumulative[:, 0] >= q, grid[:, 0], g0 + t * (g1 - g0))
-    last: np.ndarray = np.where((cumulative >= q).any(axis=1), found, grid[:, -1])  # q beyond the last share
-    return last
-
-
-def _posterior(observed: np.ndarray, validation: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Posterior weight of each share of each point's ``grid`` (P, S): footfall.core.quantify's likelihood
-    (normal approximation of the decisions of a crowd of this size and share), with the rates' uncertainty
-    folded into its covariance instead of averaged over draws: each bundle's rates are Dirichlet (Jeffreys'
-    prior on its validation counts), whose covariance, scaled by the crowd's size, adds to the sampling one.
-    Same first two moments as the draws, at the cost of one pass instead of hundreds."""
-    alpha = validation + 0.5  # (G, 2, 3)
-    total = alpha.sum(axis=2, keepdims=True)
-    mean_rates = alpha / total
-    # Dirichlet covariance of the first two decision rates per bundle and true label: (G, 2, 2, 2)
-    m = mean_rates[..., :2]
-    rate_cov = (m[..., :, None] * np.eye(2) - m[..., :, None] * m[..., None, :]) / (total[..., None] + 1.0)
-    share = grid[:, :, None]  # (P, S, 1)
-    women, men = m[None, None, :, 0, :], m[None, None, :, 1, :]  # (1, 1, G, 2)
-    sizes = observed.sum(axis=2)[:, None, :]  # (P, 1, G)
-    squared = sizes**2
-
-    def spread(rates: np.ndarray, i: int, j: int) -> np.ndarray:  # multinomial covariance of one person's decisions
-        entry: np.ndarray = rates[..., i] * ((i == j) - rates[..., j])
-        return entry
-
-    def covariance(i: int, j: int) -> np.ndarray:  # (P, S, G)
-        sampling = share * spread(women, i, j) + (1.0 - share) * spread(men, i, j)
-        rates = share**2 * rate_cov[None, None, :, 0, i, j] + (1.0 - share) ** 2 * rate_cov[None, None, :, 1, i, j]
-        entry: np.ndarray = sizes * sampling + squared * rates + 0.5 * (i == j)
-        return entry
-
-    a, b, d = covariance(0, 0), covariance(0, 1), covariance(1, 1)
-    x = observed[:, None, :, 0] - sizes * (share * women[..., 0] + (1.0 - share) * men[..., 0])
-    y = observed[:, None, :, 1] - sizes * (share * women[..., 1] + (1.0 - share) * men[..., 1])
-    det = a * d - b * b
-    loglik = (-0.5 * ((d * x * x - 2 * b * x * y + a * y * y) / det + np.log(det))).sum(axis=2)  # (P, S)
-    weights = np.exp(loglik - loglik.max(axis=1, keepdims=True))
-    posterior: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
-    return posterior
-
-
-def _fits_many(observed: np.ndarray, rates: np.ndarray, share: np.ndarray, alpha_z: float = 4.265) -> np.ndarray:
-    """footfall.core.quantify's fit test (G statistic at the 0.001 % level) for each point."""
-    mix = share[:, None, None] * rates[None, :, 0] + (1.0 - share[:, None, None]) * rates[None, :, 1]
-    expected = observed.sum(axis=2, keepdims=True) * mix
-    terms = np.where(observed > 0, observed * np.log(np.maximum(observed, 1e-12) / np.maximum(expected, 1e-12)), 0.0)
-    statistic = 2.0 * terms.sum(axis=(1, 2))
-    df = 2 * observed.shape[1] - 1
-    critical = df * (1 - 2 / (9 * df) + alpha_z * (2 / (9 * df)) ** 0.5) ** 3
-    fits: np.ndarray = statistic <= critical
-    return fits
+def _share(estimate: ShareEstimate) -> Share:
+    if estimate.share is None:
+        return Share(None, None, None, estimate.people, "decisions_do_not_fit" if not estimate.fits else None)
+    return Share(estimate.share, estimate.low, estimate.high, estimate.people, None)
 
 
 def _released_parts(h: Any) -> tuple[Any, ...]:
@@ -297,9 +188,9 @@ def series(
                 add(point_of(cut), ref, parts)
     total: Groups = {}
     for groups in points:
-        for ref, parts in groups.items():
+        for ref, (female, male, unknown) in groups.items():
             held = total.get(ref, (0, 0, 0))
-            total[ref] = (held[0] + parts[0], held[1] + parts[1], held[2] + parts[2])
+            total[ref] = (held[0] + female, held[1] + male, held[2] + unknown)
     rates = known_rates(session, total)
     return estimate_many(points, rates), estimate(total, rates)  # the total alone, exactly as /totals has it
 
