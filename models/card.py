@@ -370,10 +370,10 @@ def _decision_rates(bundle_manifest: dict | None) -> list[str]:
         "rows above, weighted by its share of women, which is estimated by maximum likelihood (EM re-estimation "
         "of the prior, Saerens, Latinne and Decaestecker 2002) from every decision, unknown included, so "
         "undecided people count through their expected split. Its 95 % interval holds both sampling and the "
-        "uncertainty of these rates (drawn from their posterior given the counts above), so it is wider where "
-        "few people were seen or the rates rest on few validation people (`footfall.core.quantify`). Each "
-        "aggregate names the bundle that decided it (`<name>@<version>`), so buckets are corrected with their "
-        "own bundle's rates.",
+        "uncertainty of these rates (their posterior given the counts above, folded into the likelihood), so "
+        "it is wider where few people were seen or the rates rest on few validation people "
+        "(`footfall.core.quantify`). Each aggregate names the bundle that decided it (`<name>@<version>`), so "
+        "buckets are corrected with their own bundle's rates.",
     ]
 
 
