@@ -11,9 +11,11 @@ the corrected shares are computed from released values only (footfall.server.sha
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from footfall.core.logs import log_event
 from footfall.core.quantify import DecisionRates
 from footfall.core.wire import AgentStatus, AggregateMessage, bundle_ref
 from footfall.server.sql import insert_for
@@ -21,6 +23,8 @@ from footfall.server.tables import Classifier, ClassifierPeople, HourlyRollup
 from pydantic import ValidationError
 from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
+
+logger = logging.getLogger("footfall.server.classifiers")
 
 NO_GENDER = ""  # rollup_classifier_people: people of aggregates without gender (counts-only)
 UNNAMED = "?"  # a gendered aggregate that names no bundle (an agent before wire revision 1.x, or older rows)
@@ -86,26 +90,46 @@ def apply_classifier_deltas(session: Session, deltas: ClassifierDeltas) -> None:
 
 
 def register(session: Session, statuses: Iterable[AgentStatus], now: float) -> None:
-    """Upserts the gender bundles that ``statuses`` report with decision rates (the newest rates win)."""
-    found: dict[str, str] = {}
+    """Records the gender bundles that ``statuses`` report with decision rates. A bundle's rates are part of the
+    bundle (``<name>@<version>``), so the first report of a ref is kept: an agent that reports other rates for
+    it (a recalibrated bundle that kept its version, or a key used to skew every site's correction) changes
+    nothing and is logged; a recalibrated bundle needs a new version."""
+    found: dict[str, tuple[str, str]] = {}
     for status in statuses:
         for model in status.models:
             if model.task == "gender-classification" and model.decision_rates is not None:
-                found[bundle_ref(model.bundle, model.version)] = model.decision_rates.model_dump_json()
+                ref = bundle_ref(model.bundle, model.version)
+                found[ref] = (model.decision_rates.model_dump_json(), status.agent_id)
     if not found:
         return
+    stored = select(Classifier.ref, Classifier.rates_json).where(Classifier.ref.in_(sorted(found)))
+    known = dict(session.execute(stored).all())
+    for ref, (rates, agent) in sorted(found.items()):
+        if ref in known and _counts(known[ref]) != _counts(rates):
+            log_event(
+                logger,
+                logging.WARNING,
+                "an agent reports other decision rates for a known bundle; the first ones are kept",
+                bundle=ref,
+                agent=agent,
+            )
     table = Classifier.__table__
     statement = insert_for(session)(table)
     session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["ref"],
-            set_={"rates_json": statement.excluded.rates_json, "last_seen": statement.excluded.last_seen},
-        ),
+        statement.on_conflict_do_update(index_elements=["ref"], set_={"last_seen": statement.excluded.last_seen}),
         [
             {"ref": ref, "rates_json": rates, "first_seen": int(now), "last_seen": int(now)}
-            for ref, rates in sorted(found.items())
+            for ref, (rates, _) in sorted(found.items())
         ],
     )
+
+
+def _counts(rates_json: str) -> object:
+    """The counts of stored or reported rates (their ``source`` text may differ without changing them)."""
+    try:
+        return json.loads(rates_json).get("counts")
+    except (ValueError, AttributeError):
+        return None
 
 
 def known_rates(session: Session, refs: Iterable[str]) -> dict[str, DecisionRates]:

@@ -75,6 +75,22 @@ def hours(n: int) -> list[datetime]:
     return [BASE + timedelta(hours=h) for h in range(n)]
 
 
+def test_an_agent_cannot_replace_a_known_bundles_rates(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """The attack: a second agent (or a stolen agent key) reports other rates for the same bundle ref, which
+    would skew every site's correction; the first rates stay, and the attempt is logged."""
+    assert server.ingest(status("agent-1", "gender", "3", LEANS_MALE)).status_code == 200
+    with caplog.at_level("WARNING", logger="footfall.server.classifiers"):
+        assert server.ingest(status("agent-2", "gender", "3", LEANS_FEMALE)).status_code == 200
+    [warning] = [r for r in caplog.records if "other decision rates for a known bundle" in r.getMessage()]
+    assert warning.fields == {"bundle": "gender@3", "agent": "agent-2"}  # type: ignore[attr-defined]
+    cells = [
+        classified(classifier="gender@3", people=200, share=0.6, rates=LEANS_MALE, start=start, seq=i)
+        for i, start in enumerate(hours(6))
+    ]
+    server.ingest(*cells)
+    assert abs(server.get(TOTALS, **DAY).json()["totals"]["female_share_corrected"] - 0.6) < 0.005
+
+
 def test_the_correction_recovers_a_known_share_that_classify_and_count_misses(server: Server) -> None:
     assert server.ingest(status("agent-1", "gender", "3", LEANS_MALE)).status_code == 200
     cells = [
