@@ -20,7 +20,7 @@ from typing import Any
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, RefusalCode, WireError, parse_message
 from footfall.server import agents, classifiers
-from footfall.server.catalog import ensure_zones, first_measures, measure_conflict
+from footfall.server.catalog import ZoneRef, ensure_zones, first_measures, measure_conflict
 from footfall.server.db import Database
 from footfall.server.localtime import hour_floor
 from footfall.server.release import DEFAULT_K, effective_k
@@ -379,7 +379,7 @@ class Ingestor:
                     reason=entry["reason"],
                 )
         if aggregates:
-            accepted = self._store_aggregates(session, [m for _, m in aggregates], now, controls)
+            accepted = self._store_aggregates(session, [m for _, m in aggregates], now, controls, zones)
             result.accepted = accepted
             result.duplicates = len(aggregates) - accepted
             result.handled.extend(Handled(m.site_id, m.agent_id, m.seq) for _, m in aggregates)
@@ -399,9 +399,13 @@ class Ingestor:
         return int(value) if value else 0
 
     def _store_aggregates(
-        self, session: Session, messages: list[AggregateMessage], now: float, controls: dict[str, SiteControls]
+        self,
+        session: Session,
+        messages: list[AggregateMessage],
+        now: float,
+        controls: dict[str, SiteControls],
+        zones: dict[tuple[str, str], ZoneRef],
     ) -> int:
-        zones = ensure_zones(session, first_measures(messages), self.default_tz)  # all exist by now: a lookup
         # The newest message per key within the batch; the rest are duplicates of it.
         newest: dict[tuple[str, str, int, int], AggregateMessage] = {}
         for message in messages:
