@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -92,3 +93,13 @@ def iso_and_local_labels(epochs: list[int], tz: str) -> tuple[list[str], list[st
     iso = np.char.add(np.datetime_as_string(utc, unit="s"), "Z")
     local = np.char.replace(np.datetime_as_string(utc + offsets, unit="m"), "T", " ")
     return iso.tolist(), local.tolist()
+
+
+def bucket_starts_and_labels(keys: list[Any], granularity: str, tz: str) -> tuple[list[str], list[str]]:
+    """Each series bucket's start (UTC ISO) and its label in the site's time: "2026-11-16 14:00" for an hour
+    (its key a UTC epoch), "2026-11-16" for a day and "week of 2026-11-16" for a week (keys local dates)."""
+    if granularity == "hour":  # UTC instants: formatted all at once
+        return iso_and_local_labels(keys, tz)
+    days = [key for key in keys if isinstance(key, date)]
+    prefix = "week of " if granularity == "week" else ""
+    return [to_iso(local_midnight(day, tz)) for day in days], [prefix + day.isoformat() for day in days]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -33,7 +33,7 @@ from footfall.server.api.render import COUNT_COLUMNS, FastJSONResponse, counts, 
 from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
 from footfall.server.catalog import PASSES
-from footfall.server.localtime import WEEKDAYS, iso_and_local_labels, local_midnight, to_iso
+from footfall.server.localtime import WEEKDAYS, bucket_starts_and_labels, to_iso
 from footfall.server.release import effective_k
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
@@ -64,16 +64,6 @@ def passes_zones(session: Session, site: Site, zone_ids: list[str] | None) -> li
 def _scope(session: Session, site_id: str, zone_ids: list[str] | None) -> tuple[Site, list[Zone]]:
     site = get_site(session, site_id)
     return site, passes_zones(session, site, zone_ids)
-
-
-def _starts_and_labels(keys: list[Any], granularity: str, tz: str) -> tuple[list[str], list[str]]:
-    """Each bucket's start (UTC ISO) and its label in the site's time: "2026-11-16 14:00", "2026-11-16" or
-    "week of 2026-11-16"."""
-    if granularity == "hour":  # UTC instants: formatted all at once
-        return iso_and_local_labels(keys, tz)
-    days = [key for key in keys if isinstance(key, date)]
-    prefix = "week of " if granularity == "week" else ""
-    return [to_iso(local_midnight(day, tz)) for day in days], [prefix + day.isoformat() for day in days]
 
 
 def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict[str, Any]:
@@ -107,7 +97,7 @@ def series(
     site, zones = _scope(session, site_id, zone_ids)
     zone_pks = [z.id for z in zones]
     rows = queries.series(session, zone_pks, span.start, span.end, granularity, site.timezone)
-    starts, labels = _starts_and_labels(rows.keys, granularity, site.timezone)
+    starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone)
     corrected, overall = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone, rows.keys)
     points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
     for point, share in zip(points, corrected, strict=True):
@@ -327,7 +317,7 @@ def _csv_lines(
         with ctx.db.read() as session:
             rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
             corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
-        starts, labels = _starts_and_labels(rows.keys, granularity, tz)
+        starts, labels = bucket_starts_and_labels(rows.keys, granularity, tz)
         points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
         for point, share in zip(points, corrected, strict=True):
             point.update(share.fields())

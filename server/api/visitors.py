@@ -18,7 +18,7 @@ from footfall.server.api.deps import Context, Range, ReadSession, check_span, ge
 from footfall.server.api.render import FastJSONResponse
 from footfall.server.api.schemas import Visitors
 from footfall.server.api.sites import IdPath
-from footfall.server.localtime import HOUR, day_range, iso_and_local_labels, local_day, local_midnight, to_iso
+from footfall.server.localtime import HOUR, bucket_starts_and_labels, day_range, local_day, local_midnight, to_iso
 from footfall.server.occupancy import MIDNIGHT, OccupancyCurve, reset_before
 from footfall.server.release import effective_k
 from footfall.server.tables import Zone
@@ -160,13 +160,8 @@ def _cameras(bucket: _Bucket, cameras: Iterable[str]) -> list[dict[str, Any]]:
 
 
 def _bucket_times(keys: list[Any], granularity: str, tz: str) -> tuple[list[str], list[str], list[int]]:
-    """Each bucket's start (UTC ISO), its local label and its end (UTC epoch)."""
+    """Each bucket's start (UTC ISO) and local label, as the traffic series has them, and its end (UTC epoch)."""
+    starts, labels = bucket_starts_and_labels(keys, granularity, tz)
     if granularity == "hour":
-        starts, labels = iso_and_local_labels(keys, tz)
         return starts, labels, [key + HOUR for key in keys]
-    midnights = [local_midnight(day, tz) for day in keys]
-    return (
-        [to_iso(m) for m in midnights],
-        [day.isoformat() for day in keys],
-        [local_midnight(day + timedelta(days=1), tz) for day in keys],
-    )
+    return starts, labels, [local_midnight(day + timedelta(days=1), tz) for day in keys]
