@@ -55,6 +55,24 @@ def aggregate(
     return message
 
 
+def agent_status(*, agent: str = "agent-1", site: str = "mall", **fields: object) -> dict:
+    """An online agent's heartbeat, sent five seconds ago; ``fields`` add to it or replace its parts."""
+    return {
+        "kind": "status",
+        "schema_version": 1,
+        "agent_id": agent,
+        "site_id": site,
+        "state": "online",
+        "sent_at": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+        "fps": 5.0,
+        "latency_ms": 20.0,
+        "outbox_depth": 0,
+        "version": "test",
+        "cameras": [],
+        **fields,
+    }
+
+
 def encoded(message: dict) -> bytes:
     return json.dumps(message).encode()
 

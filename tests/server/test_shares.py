@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_shar
 from footfall.server.rollups import daily_classifiers_vs_hourly, daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
 from footfall.server.shares import estimate, estimate_many
 
-from tests.server.conftest import BASE, Server, aggregate
+from tests.server.conftest import BASE, Server, agent_status, aggregate
 
 SERIES = "/api/v1/sites/mall/traffic/series"
 TOTALS = "/api/v1/sites/mall/traffic/totals"
@@ -38,20 +38,7 @@ def status(agent: str, bundle: str, version: str, rates: dict | None) -> dict:
     model["parity"] = "passed"
     if rates is not None:
         model["decision_rates"] = {"counts": rates, "source": "test"}
-    return {
-        "kind": "status",
-        "schema_version": 1,
-        "agent_id": agent,
-        "site_id": "mall",
-        "state": "online",
-        "sent_at": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
-        "fps": 5.0,
-        "latency_ms": 20.0,
-        "outbox_depth": 0,
-        "version": "test",
-        "cameras": [],
-        "models": [model],
-    }
+    return agent_status(agent=agent, models=[model])
 
 
 def decided(people: int, share: float, rates: dict) -> tuple[int, int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from footfall.server.rollups import daily_vs_hourly, slots_vs_hourly
 from footfall.server.tables import Bucket, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 
-from tests.server.conftest import BASE, Server, aggregate, make_server
+from tests.server.conftest import BASE, Server, agent_status, aggregate, make_server
 from tests.server.test_privacy import ATTACKS, DAY, NINE, answers, messages
 
 SITE = "/api/v1/sites/mall"
@@ -161,21 +161,7 @@ def test_a_counts_only_period_shows_no_gender_figures_not_zeros(server: Server) 
 
 
 def test_an_agents_status_says_which_mode_it_applies(server: Server) -> None:
-    status = {
-        "kind": "status",
-        "schema_version": 1,
-        "agent_id": "agent-1",
-        "site_id": "mall",
-        "state": "online",
-        "sent_at": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
-        "fps": 5.0,
-        "latency_ms": 20.0,
-        "outbox_depth": 0,
-        "version": "test",
-        "cameras": [],
-        "demographics": "counts-only",
-    }
-    assert server.ingest(status).status_code == 200
+    assert server.ingest(agent_status(demographics="counts-only")).status_code == 200
     [agent] = server.get("/api/v1/agents").json()
     assert agent["demographics"] == "counts-only"
 
