@@ -24,6 +24,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar
 
+from footfall.core.ages import AGE_DECISIONS, AgeDecision
 from footfall.core.quantify import DecisionRates
 from pydantic import (
     AwareDatetime,
@@ -113,11 +114,19 @@ Measure = Literal["passes", "camera", "in", "out"]
 MEASURES: Final[tuple[str, ...]] = ("passes", "camera", "in", "out")
 
 # A site's demographics mode, set by the operator on the server and sent to the site's agents:
-# - "full": people are counted and classified (gender, plus age once it exists);
+# - "full": people are counted and classified: gender, and age band where the bundle estimates age;
+# - "gender-only": people are counted and their gender decided; no age is estimated (the agent reads no age
+#   output) and aggregates carry no age bands;
 # - "counts-only": people are counted; no classifier is loaded or run, and aggregates carry no gender;
 # - "off": the agent reads no camera and counts nothing.
-DemographicsMode = Literal["full", "counts-only", "off"]
-DEMOGRAPHICS_MODES: Final[tuple[str, ...]] = ("full", "counts-only", "off")
+DemographicsMode = Literal["full", "gender-only", "counts-only", "off"]
+DEMOGRAPHICS_MODES: Final[tuple[str, ...]] = ("full", "gender-only", "counts-only", "off")
+
+GenderDecision = Literal["female", "male", "unknown"]
+GENDER_DECISIONS: Final[tuple[GenderDecision, ...]] = ("female", "male", "unknown")
+# People by gender decision, then by age-band decision ("unknown" in either: the model abstained). A missing
+# gender or band reads as 0.
+GenderAgeCounts = dict[GenderDecision, dict[AgeDecision, Count]]
 
 
 class AggregateMessage(_Strict):
@@ -145,6 +154,14 @@ class AggregateMessage(_Strict):
     classifier: BundleRef | None = Field(
         default=None, description="The gender bundle that made the decisions, '<name>@<version>'; null without gender."
     )
+    # Minor revision: the same people by gender decision and age-band decision (footfall.core.ages). Absent
+    # when the agent estimated no age (an older agent, a bundle without an age head, a 'gender-only' or
+    # 'counts-only' site); each gender's bands add up to that gender's count.
+    age: GenderAgeCounts | None = Field(
+        default=None,
+        description="People by gender decision, then age-band decision ('0-12' ... '65+', or 'unknown'); each "
+        "gender's bands add up to its count in 'gender'. Absent when no age was estimated.",
+    )
 
     @field_validator("bucket_start")
     @classmethod
@@ -167,7 +184,30 @@ class AggregateMessage(_Strict):
             raise ValueError("an aggregate without gender names no classifier")
         if self.measure != "passes" and self.dwell is not None:
             raise ValueError(f"dwell belongs to zones; a {self.measure!r} aggregate carries none")
+        if self.age is not None:
+            if self.gender is None:
+                raise ValueError("an aggregate without gender carries no age bands")
+            for decision in GENDER_DECISIONS:
+                banded = sum(self.age.get(decision, {}).values())
+                counted = getattr(self.gender, decision)
+                if banded != counted:
+                    raise ValueError(f"age bands of {decision!r} add up to {banded} but gender.{decision} is {counted}")
         return self
+
+    def age_counts(self) -> dict[str, dict[str, int]]:
+        """People per (gender decision, age decision), every cell present (0 where absent); everyone
+        ``unknown`` age when the aggregate carries no bands."""
+        genders = self.gender_counts
+        table: dict[str, dict[str, int]] = {}
+        for decision in GENDER_DECISIONS:
+            row: dict[str, int] = dict.fromkeys(AGE_DECISIONS, 0)
+            if self.age is not None:
+                for band, count in self.age.get(decision, {}).items():
+                    row[band] = count
+            else:
+                row["unknown"] = getattr(genders, decision)
+            table[decision] = row
+        return table
 
     @property
     def gender_counts(self) -> GenderCounts:
@@ -252,9 +292,11 @@ MAX_RECEIPT_SEQS = 1000
 # Why the server refused an aggregate, for the agent to act on (minor revision; the reason says it in words):
 # - "counts-only": it carried gender for a site in counts-only mode; the agent sends the same counts again
 #   without gender under a new seq, so the switch loses no count;
+# - "gender-only": it carried age bands for a site in gender-only mode; the agent sends the same counts again
+#   without age under a new seq;
 # - "off": its site collects nothing (demographics mode 'off');
 # - "rejected": anything else (malformed, outside retention, a zone's measure); sending it again cannot help.
-RefusalCode = Literal["counts-only", "off", "rejected"]
+RefusalCode = Literal["counts-only", "gender-only", "off", "rejected"]
 
 
 class RefusedSeq(_Strict):

@@ -1,0 +1,50 @@
+"""Age bands: the one definition the model, the edge, the wire and the server share.
+
+A person's age is reported as a band, never as years: ``0-12``, ``13-17``, ``18-24``, ``25-34``, ``35-44``,
+``45-54``, ``55-64``, ``65+``. A band decision abstains (``unknown``) when the model is not confident, as a
+gender decision does. Bands under 18 are counted like any other (so visitor totals stay right) but are never
+an audience an ad may be placed for (see :data:`MINOR_BANDS`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final, Literal, get_args
+
+AgeBand = Literal["0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+AGE_BANDS: Final[tuple[AgeBand, ...]] = get_args(AgeBand)
+# Lower edge of each band in years, in AGE_BANDS order; a band runs up to the next one's lower edge.
+BAND_LOWER_EDGES: Final[tuple[int, ...]] = (0, 13, 18, 25, 35, 45, 55, 65)
+# A band decision, or "unknown" when the model abstained.
+AgeDecision = Literal["0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown"]
+AGE_DECISIONS: Final[tuple[AgeDecision, ...]] = get_args(AgeDecision)
+MINOR_BANDS: Final[frozenset[str]] = frozenset({"0-12", "13-17"})
+CHILD_BAND: Final = "0-12"
+
+
+def band_index(age_years: float) -> int:
+    """The index in :data:`AGE_BANDS` of the band an age in years falls in (negative ages go to the first)."""
+    if math.isnan(age_years):
+        raise ValueError("age is NaN")
+    index = 0
+    for i, lower in enumerate(BAND_LOWER_EDGES):
+        if age_years >= lower:
+            index = i
+    return index
+
+
+def band_of(age_years: float) -> AgeBand:
+    """The band an age in years falls in."""
+    return AGE_BANDS[band_index(age_years)]
+
+
+def parse_band(text: str) -> AgeBand:
+    """A band as written in a query (``25-34``, ``65+``, also ``65-`` or ``65plus``); raises ValueError
+    naming the bands."""
+    cleaned = text.strip().lower().replace("plus", "+").replace("–", "-")
+    if cleaned.endswith("-") and cleaned[:-1] + "+" in AGE_BANDS:
+        cleaned = cleaned[:-1] + "+"
+    for band in AGE_BANDS:
+        if cleaned == band:
+            return band
+    raise ValueError(f"unknown age band {text!r}; bands are {', '.join(AGE_BANDS)}")
