@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from footfall.core.ages import AGE_BANDS, BAND_LOWER_EDGES
 from footfall.core.bundle import Bundle, BundleError, load_bundle
 from footfall.core.preprocess import FaceCropSpec, crop_face, normalise
 from footfall.core.serving import open_model
@@ -26,6 +27,22 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 class Decision:
     label: str  # one of the bundle's labels, or "unknown" when confidence is below the threshold
     probabilities: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class AgeEstimate:
+    band: str  # one of footfall.core.ages.AGE_BANDS, or "unknown" when the top band is below the threshold
+    years: float  # the expected age under the model's distribution
+    band_probabilities: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class FaceOutputs:
+    """One forward pass over a batch of chips: calibrated gender probabilities (``N × labels``) and, for a
+    bundle with an age head when asked for, calibrated age probabilities (``N × len(contract.age.ages)``)."""
+
+    gender: np.ndarray
+    age: np.ndarray | None
 
 
 class GenderClassifier:
@@ -51,6 +68,25 @@ class GenderClassifier:
             self.bundle, reference=reference, self_check=self_check, threads=threads
         )
         self._input_name = self.session.get_inputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._gender_output = outputs[0]
+        self._age_output: str | None = None
+        if contract.age is not None:
+            if contract.age.output not in outputs:
+                raise BundleError(
+                    f"{self.bundle.path}: the manifest names age output {contract.age.output!r}, "
+                    f"the graph has {outputs}"
+                )
+            self._age_output = contract.age.output
+            ages = np.asarray(contract.age.ages, dtype=np.float64)
+            # Units × bands: which band each age unit falls in, to sum a distribution into band probabilities.
+            bands = np.searchsorted(np.asarray(BAND_LOWER_EDGES, dtype=np.float64), ages, side="right") - 1
+            self._band_matrix = np.eye(len(AGE_BANDS))[np.clip(bands, 0, len(AGE_BANDS) - 1)]
+            self._ages = ages
+
+    @property
+    def has_age(self) -> bool:
+        return self._age_output is not None
 
     @property
     def spec(self) -> FaceCropSpec:
@@ -68,6 +104,43 @@ class GenderClassifier:
     def probabilities(self, chips: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """Calibrated class probabilities, ``N × len(labels)``."""
         return softmax(self.logits(chips), self.contract.temperature)
+
+    def infer(self, chips: np.ndarray | list[np.ndarray], *, age: bool = True) -> FaceOutputs:
+        """Gender and (``age`` and a bundle with an age head) age probabilities of each chip, one pass."""
+        want_age = age and self._age_output is not None and self.contract.age is not None
+        if len(chips) == 0:
+            width = len(self.contract.age.ages) if want_age and self.contract.age is not None else 0
+            return FaceOutputs(np.zeros((0, len(self.labels))), np.zeros((0, width)) if want_age else None)
+        names = [self._gender_output] + ([self._age_output] if want_age and self._age_output else [])
+        outputs: list[np.ndarray] = self.session.run(names, {self._input_name: normalise(chips, self.spec)})
+        gender = softmax(outputs[0], self.contract.temperature)
+        if not want_age or self.contract.age is None:
+            return FaceOutputs(gender, None)
+        return FaceOutputs(gender, softmax(outputs[1], self.contract.age.temperature))
+
+    def band_probabilities(self, age_probabilities: np.ndarray) -> np.ndarray:
+        """``N × len(AGE_BANDS)``: each band's probability under the age distributions."""
+        if not self.has_age:
+            raise BundleError(f"{self.bundle.path}: this bundle has no age head")
+        result: np.ndarray = np.atleast_2d(age_probabilities) @ self._band_matrix
+        return result
+
+    def decide_age(self, age_probabilities: np.ndarray) -> list[AgeEstimate]:
+        """Age estimates (expected years) and band decisions, abstaining below the bundle's band threshold;
+        per person, pass the mean of its faces' age probabilities."""
+        if self.contract.age is None:
+            raise BundleError(f"{self.bundle.path}: this bundle has no age head")
+        rows = np.atleast_2d(age_probabilities)
+        bands = self.band_probabilities(rows)
+        years = rows @ self._ages
+        estimates = []
+        for row, expected in zip(bands, years, strict=True):
+            best = int(np.argmax(row))
+            band = AGE_BANDS[best] if row[best] >= self.contract.age.band_threshold else "unknown"
+            estimates.append(
+                AgeEstimate(band, float(expected), {name: float(p) for name, p in zip(AGE_BANDS, row, strict=True)})
+            )
+        return estimates
 
     def decide(self, probabilities: np.ndarray, *, per_track: bool = False) -> list[Decision]:
         """Turns probabilities into decisions, abstaining below the threshold: the bundle's single-face

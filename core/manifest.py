@@ -45,6 +45,29 @@ class DetectorContract(_Model):
     nms_iou: float = Field(default=0.3, gt=0, lt=1)
 
 
+class AgeContract(_Model):
+    """How a classifier's age output becomes an age estimate and a band decision (footfall.core.ages)."""
+
+    output: str = Field(default="age", description="Name of the ONNX output holding the age logits.")
+    ages: list[float] = Field(
+        min_length=2, description="The age in years each logit stands for, ascending (the last one: that age or more)."
+    )
+    temperature: float = Field(default=1.0, gt=0, description="Divide age logits by this before softmax.")
+    band_threshold: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Below this probability of the most likely band the band decision is 'unknown'. Chosen on "
+        "validation faces.",
+    )
+
+    @model_validator(mode="after")
+    def _ascending(self) -> AgeContract:
+        if any(b <= a for a, b in zip(self.ages, self.ages[1:], strict=False)):
+            raise ValueError("ages must be strictly ascending")
+        return self
+
+
 class ClassifierContract(_Model):
     """How a face chip is made and how the classifier's logits become a decision."""
 
@@ -62,6 +85,10 @@ class ClassifierContract(_Model):
             "it truly occurs (unequal abstention or one-sided mistakes bias the shares counted). Absent: "
             "abstain_threshold for all."
         ),
+    )
+
+    age: AgeContract | None = Field(
+        default=None, description="The bundle's age head, when it has one: a second output of the same graph."
     )
 
     decision_rates: DecisionRates | None = Field(
