@@ -31,7 +31,15 @@ from footfall.edge.aggregation import BaseLookup, BucketCounts, Emit
 from footfall.edge.capture import CameraCapture
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.delivery import MqttPublisher
-from footfall.edge.demographics import remember, remembered, remembered_path, stricter, without_gender
+from footfall.edge.demographics import (
+    classifies,
+    estimates_age,
+    remember,
+    remembered,
+    remembered_path,
+    stricter,
+    stripper,
+)
 from footfall.edge.messages import CameraMessages, bucket_key, classifier_ref
 from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_classifier, load_models
@@ -81,12 +89,12 @@ class Agent:
         self.topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
         # Demographics (edge/demographics.py): ``mode`` is what aggregates follow from the moment it is known
         # (set with the outbox lock held, see _on_settings); ``applied`` is what the main loop has made of it
-        # (classifier loaded or not, cameras read or not), which the status reports.
+        # (classifier loaded or not, age head read or not, cameras read or not), which the status reports.
         self.floor: DemographicsMode = config.demographics
         self.told: DemographicsMode = "full"
         self.mode: DemographicsMode = config.demographics
         self.applied: DemographicsMode = config.demographics
-        self._strip_due = False  # the mode left 'full': the main loop strips gender from the outbox
+        self._strip_due = False  # the mode left 'full': the main loop strips age or gender from the outbox
 
     # -- wiring ---------------------------------------------------------------------------------------
     def _emitter(self, camera_id: str) -> Emit:
@@ -98,7 +106,10 @@ class Agent:
             def payload(seq: int) -> bytes:
                 classifier = classifier_ref(self._models.classifier if self._models else None)
                 message = messages.message(zone_id, bucket_start, counts, seq, classifier=classifier)
-                if self.mode != "full":  # counts-only: nobody's gender leaves the box, not even a bucket's older
+                # Nobody's age (gender-only) or gender (counts-only) leaves the box, not even a bucket's older.
+                if not estimates_age(self.mode):
+                    message = message.model_copy(update={"age": None})
+                if not classifies(self.mode):
                     message = message.model_copy(update={"gender": None, "classifier": None})
                 return encode(message)
 
@@ -178,8 +189,10 @@ class Agent:
         try:
             while not self.stop_event.is_set() and not runtime.halt.is_set():
                 classifier = self._models.classifier if self._models else None
-                if runtime.pipeline.classifier is not classifier:  # the mode changed: between frames, here
-                    runtime.pipeline.use_classifier(classifier)
+                estimate_age = self._models.estimate_age if self._models else False
+                pipeline = runtime.pipeline
+                if pipeline.classifier is not classifier or pipeline.estimate_age != estimate_age:
+                    pipeline.use_classifier(classifier, estimate_age=estimate_age)  # the mode changed: between frames
                 frame = runtime.capture.get(timeout=0.5)
                 if frame is None:
                     if runtime.capture.ended:
@@ -228,12 +241,13 @@ class Agent:
         self.outbox.prune_state()
         self.told = remembered(remembered_path(config.outbox.path)) or "full"
         self.mode = self.applied = stricter(self.floor, self.told)
-        if self.mode != "full":  # rows queued before a floor was set or the mode was told: none leaves with gender
-            self._strip_gender()
-        if self._models is None:  # a site not in 'full' mode never loads the classifier
-            self._models = load_models(config, with_classifier=self.mode == "full")
-        elif self.mode != "full":
+        if self.mode != "full":  # rows queued before a floor was set or the mode was told: none leaves with more
+            self._strip_outbox()
+        if self._models is None:  # a site in 'counts-only' or 'off' mode never loads the classifier
+            self._models = load_models(config, with_classifier=classifies(self.mode))
+        elif not classifies(self.mode):
             self._models.classifier = None
+        self._models.estimate_age = estimates_age(self.mode)
         models = self._models
         metrics = self.metrics = start_metrics() if config.metrics.enabled else None
         for camera in config.cameras:
@@ -284,7 +298,7 @@ class Agent:
         while not self.stop_event.wait(0.2):
             if self._strip_due:
                 self._strip_due = False
-                self._strip_gender()
+                self._strip_outbox()
             if self.applied != self.mode:
                 self._apply_mode(self.mode)
             if finite and self.applied != "off" and all(rt.done for rt in self.cameras):
@@ -301,7 +315,7 @@ class Agent:
     def _on_settings(self, settings: SiteSettings) -> None:
         """The site's settings arrived (paho's thread, before any receipt sent after them). Remembers the mode
         told; when the mode to apply changes, new aggregates follow it at once (``mode``), and the main loop strips
-        the gender from what the outbox still holds and applies the rest (classifier, cameras)."""
+        the age or gender from what the outbox still holds and applies the rest (classifier, age head, cameras)."""
         if settings.site_id != self.config.site_id:
             return  # not our site's (a shared broker with a broad ACL): never take another site's mode
         if settings.demographics != self.told:
@@ -310,50 +324,58 @@ class Agent:
         wanted = stricter(self.floor, self.told)
         if wanted == self.mode:
             return
-        # From here on, every payload an emitter builds leaves out gender (it reads ``mode`` when the outbox asks
-        # for it); the rows queued before are the main loop's to strip.
+        # From here on, every payload an emitter builds leaves out what the mode forbids (it reads ``mode`` when
+        # the outbox asks for it); the rows queued before are the main loop's to strip.
         self.mode = wanted
         self._strip_due = wanted != "full"
         if self.publisher is not None:
             self.publisher.notify()
 
-    def _strip_gender(self) -> None:
-        """Rewrites each unconfirmed aggregate that carries gender as the same counts without it, under a new seq
-        (main thread: a long outbox takes a while, and paho's thread must go on handling receipts meanwhile).
-        The server refuses gender from a counts-only site; a refusal of an old seq says to send it again
-        without gender (delivery), and the rewritten row is no longer named by it, so no count is lost."""
+    def _strip_outbox(self) -> None:
+        """Rewrites each unconfirmed aggregate that carries what the mode forbids (age bands in gender-only mode,
+        gender and age in counts-only or off) as the same counts without it, under a new seq (main thread: a long
+        outbox takes a while, and paho's thread must go on handling receipts meanwhile). The server refuses
+        gender from a counts-only site and age from a gender-only one; a refusal of an old seq says to send it
+        again without them (delivery), and the rewritten row is no longer named by it, so no count is lost."""
         assert self.outbox is not None
+        mode = self.mode
+        change = stripper(mode)
+        if change is None:
+            return
+        removed = "age bands" if classifies(mode) else "gender"
         try:
-            stripped = self.outbox.rewrite(without_gender)
+            stripped = self.outbox.rewrite(change)
         except OutboxError as exc:
-            log_event(logger, logging.ERROR, "cannot remove gender from the outbox", error=str(exc))
+            log_event(logger, logging.ERROR, f"cannot remove {removed} from the outbox", error=str(exc))
             return
         if stripped:
             log_event(
                 logger,
                 logging.INFO,
-                "gender removed from aggregates not confirmed yet; sent again under new seqs",
+                f"{removed} removed from aggregates not confirmed yet; sent again under new seqs",
                 aggregates=stripped,
-                mode=self.mode,
+                mode=mode,
             )
             if self.publisher is not None:
                 self.publisher.notify()
 
     def _apply_mode(self, mode: DemographicsMode) -> None:
-        """Makes the agent do what ``mode`` says (main thread): loads or drops the classifier, stops or starts
-        the cameras; then says so in one log line, the metrics and a status message."""
+        """Makes the agent do what ``mode`` says (main thread): loads or drops the classifier, reads its age head
+        or not, stops or starts the cameras; then says so in one log line, the metrics and a status message."""
         assert self._models is not None
         if mode == "off":
             for runtime in self.cameras:
                 self._stop_camera(runtime)
-        if mode == "full" and self._models.classifier is None:
+        if classifies(mode) and self._models.classifier is None:
             try:
                 self._models.classifier = load_classifier(self.config)
             except BundleError as exc:  # keep counting without gender rather than stop
                 log_event(logger, logging.ERROR, "cannot load the classifier; counting without it", error=str(exc))
                 mode = self.mode = "counts-only"
-        elif mode != "full":
+        elif not classifies(mode):
             self._models.classifier = None  # unloaded: each pipeline drops its reference before its next frame
+        # Each pipeline reads this before its next frame, as it does the classifier.
+        self._models.estimate_age = estimates_age(mode)
         if self.applied == "off" and mode != "off":
             for runtime in self.cameras:
                 self._start_camera(runtime)
@@ -366,6 +388,9 @@ class Agent:
             told=self.told,
             floor=self.floor,
             classifier="loaded" if self._models.classifier is not None else "none",
+            age="estimated"
+            if self._models.classifier is not None and self._models.classifier.has_age and self._models.estimate_age
+            else "not estimated",
             cameras="stopped" if mode == "off" else "reading",
         )
         if self.metrics is not None:

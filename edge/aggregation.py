@@ -1,21 +1,43 @@
-"""Per-zone, per-bucket counts: people in, gender split, mean dwell, emitted as full-count messages.
+"""Per-zone, per-bucket counts: people in, gender split, age bands per gender, mean dwell, emitted as
+full-count messages.
 
 A bucket is emitted once its time has passed (plus a grace period for faces that are still hidden), and
-emitted again whenever it changes later (a person's gender decision firmed up after more crops). Every
+emitted again whenever it changes later (a person's gender or band decision firmed up after more crops). Every
 emission is the full count of the bucket, so the server can keep the last one.
+
+Age bands are counted only for people whose age was estimated (a bundle with an age head, a site in 'full'
+mode); a bucket none of whose people had their age estimated carries no age table at all, so what an agent
+without age sends stays exactly as before.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
+from footfall.core.ages import AGE_DECISIONS, AgeDecision
 from footfall.core.classifier import UNKNOWN
-from footfall.core.wire import DwellStats, GenderCounts
+from footfall.core.wire import GENDER_DECISIONS, DwellStats, GenderAgeCounts, GenderCounts, GenderDecision
 
 GENDER_LABELS = ("female", "male", UNKNOWN)
+
+# People per (gender decision, age decision): the non-zero cells, sorted, so that equal tables compare equal.
+AgeCells = tuple[tuple[tuple[str, str], int], ...]
+
+
+def gender_decision(label: str) -> str:
+    """A person's gender label as counted: 'female', 'male', or 'unknown' for anything else."""
+    return label if label in ("female", "male") else UNKNOWN
+
+
+def age_cells(people: Iterable[tuple[str, str]] | Mapping[tuple[str, str], int]) -> AgeCells:
+    """The cells of a (gender decision, age decision) table, from one pair per person or from counts."""
+    counts = Counter(people) if not isinstance(people, Mapping) else Counter(dict(people))
+    return tuple(sorted((cell, n) for cell, n in counts.items() if n))
 
 
 @dataclass(frozen=True)
@@ -26,8 +48,14 @@ class BucketCounts:
     unknown: int = 0
     dwell_samples: int = 0
     dwell_seconds_total: float = 0.0
+    # The same people by gender and age decision; None when nobody's age was estimated.
+    age: AgeCells | None = None
 
     def __add__(self, other: BucketCounts) -> BucketCounts:
+        age = None
+        if self.age is not None or other.age is not None:
+            # A side without age (an earlier run in gender-only mode) counts its people as age 'unknown'.
+            age = age_cells(Counter(dict(self.age_or_unknown())) + Counter(dict(other.age_or_unknown())))
         return BucketCounts(
             self.people + other.people,
             self.female + other.female,
@@ -35,7 +63,25 @@ class BucketCounts:
             self.unknown + other.unknown,
             self.dwell_samples + other.dwell_samples,
             self.dwell_seconds_total + other.dwell_seconds_total,
+            age,
         )
+
+    def age_or_unknown(self) -> AgeCells:
+        """The age cells, or everyone of each gender in the age 'unknown' when no age was estimated."""
+        if self.age is not None:
+            return self.age
+        genders = zip(GENDER_LABELS, (self.female, self.male, self.unknown), strict=True)
+        return age_cells({(gender, UNKNOWN): people for gender, people in genders})
+
+    def age_table(self) -> GenderAgeCounts | None:
+        """The age cells as the wire carries them (gender decision → age decision → people, every gender
+        and band present); None when no age was estimated."""
+        if self.age is None:
+            return None
+        table: GenderAgeCounts = {g: dict.fromkeys(AGE_DECISIONS, 0) for g in GENDER_DECISIONS}
+        for (gender, band), count in self.age:
+            table[cast(GenderDecision, gender)][cast(AgeDecision, band)] += count
+        return table
 
     @property
     def gender(self) -> GenderCounts:
@@ -56,6 +102,7 @@ class Bucket:
     start: int  # epoch seconds, aligned
     base: BucketCounts = field(default_factory=BucketCounts)  # what an earlier run of the agent already counted
     labels: dict[int, str] = field(default_factory=dict)  # person id -> gender decision
+    bands: dict[int, str] = field(default_factory=dict)  # person id -> age decision, if their age is estimated
     dwell_samples: int = 0
     dwell_total: float = 0.0
     dirty: bool = True
@@ -70,8 +117,14 @@ class Bucket:
             sum(1 for v in values if v not in ("female", "male")),
             self.dwell_samples,
             self.dwell_total,
+            self._age_cells(),
         )
         return self.base + own
+
+    def _age_cells(self) -> AgeCells | None:
+        if not self.bands:
+            return None
+        return age_cells((gender_decision(label), self.bands.get(pid, UNKNOWN)) for pid, label in self.labels.items())
 
 
 # Called with (zone_id, bucket_start_epoch, counts) for each bucket that is due.
@@ -119,19 +172,31 @@ class ZoneAggregator:
         for zone_id in self.zone_ids:
             self._bucket(zone_id, t)
 
-    def count_person(self, person_id: int, zone_id: str, t: float, label: str) -> None:
+    def count_person(self, person_id: int, zone_id: str, t: float, label: str, band: str | None = None) -> None:
+        """Counts the person once in the zone's bucket at ``t``, with their gender decision and, when their
+        age is estimated, their band decision (None: not estimated)."""
         bucket = self._bucket(zone_id, t)
         if person_id in bucket.labels:
             return
         bucket.labels[person_id] = label
+        if band is not None:
+            bucket.bands[person_id] = band
         bucket.dirty = True
         self.person_buckets.setdefault(person_id, []).append(bucket)
 
-    def relabel_person(self, person_id: int, label: str) -> None:
+    def relabel_person(self, person_id: int, label: str, band: str | None = None) -> None:
+        """The person's decisions changed: every bucket they were counted in now holds ``label`` and ``band``
+        (None: their age is not estimated)."""
         for bucket in self.person_buckets.get(person_id, []):
-            if bucket.labels.get(person_id) != label:
-                bucket.labels[person_id] = label
-                bucket.dirty = True
+            changed = bucket.labels.get(person_id) != label or bucket.bands.get(person_id) != band
+            if not changed:
+                continue
+            bucket.labels[person_id] = label
+            if band is None:
+                bucket.bands.pop(person_id, None)
+            else:
+                bucket.bands[person_id] = band
+            bucket.dirty = True
 
     def add_dwell(self, zone_id: str, t_end: float, seconds: float) -> None:
         bucket = self._bucket(zone_id, t_end)

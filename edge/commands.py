@@ -59,9 +59,10 @@ def register(app: typer.Typer) -> None:
 
         Aggregates wait in a local SQLite outbox until the server's receipt says they were stored.
         A broker outage or a restart loses nothing; frames stay in memory, only counts leave the box.
-        The site's demographics mode, set on the server, applies at once: counts-only loads no classifier
-        (aggregates carry no gender), off reads no camera; `demographics: counts-only` in the config is a
-        floor the server cannot loosen. Stop it with Ctrl-C or SIGTERM.
+        The site's demographics mode, set on the server, applies at once: gender-only runs no age head
+        (aggregates carry no age bands), counts-only loads no classifier (no gender), off reads no camera;
+        `demographics: counts-only` in the config is a floor the server cannot loosen.
+        Stop it with Ctrl-C or SIGTERM.
 
         Example: footfall agent --config /etc/footfall/agent.yaml
 
@@ -176,7 +177,8 @@ def register(app: typer.Typer) -> None:
         female_share holds the female share corrected for the gender bundle's decision rates (its known
         mistakes, measured on validation clips), with a 95 % interval over sampling and the rates'
         uncertainty, for the camera's visitors (overall) and each zone and line; raw is female / (female +
-        male). A table of both goes to stderr at the end.
+        male). A table of both goes to stderr at the end. With a gender bundle that has an age head,
+        age_bands holds the same crowds by gender and age band (0-12 ... 65+, unknown), also tabled on stderr.
         Nothing is written but --out.
 
         Example: footfall process clip.mp4
@@ -188,6 +190,7 @@ def register(app: typer.Typer) -> None:
         require("edge", "cv2", "onnxruntime")
         settings = _load(config) if config is not None else None
         from footfall.core.bundle import BundleError
+        from footfall.edge.age_bands import format_age_table
         from footfall.edge.capture import VideoError
         from footfall.edge.config import ConfigError
         from footfall.edge.female_share import format_table
@@ -207,4 +210,6 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:
             _fail(f"{out or video}: {exc.strerror or exc}")
         typer.echo(format_table(summary), err=True)
+        if summary["age_bands"] is not None:
+            typer.echo(format_age_table(summary), err=True)
         sys.stdout.write(json.dumps(summary) + "\n")

@@ -299,8 +299,9 @@ class AgentConfig(_Model):
     metrics: MetricsConfig = MetricsConfig()
     demographics: DemographicsMode = Field(
         default="full",
-        description="A floor the server cannot loosen: 'counts-only' loads no classifier whatever the site's mode, "
-        "'off' reads no camera. The site's mode (set on the server) applies where it is stricter.",
+        description="A floor the server cannot loosen: 'gender-only' estimates no age, 'counts-only' loads no "
+        "classifier whatever the site's mode, 'off' reads no camera. The site's mode (set on the server) applies "
+        "where it is stricter.",
     )
 
     @field_validator("bucket_seconds")

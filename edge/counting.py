@@ -1,10 +1,14 @@
-"""From face tracks to counted people: zone entries, line crossings, dwell time and a gender per person.
+"""From face tracks to counted people: zone entries, line crossings, dwell time, a gender and an age band
+per person.
 
 A track becomes a person once it is confirmed; the person is then counted once as one of the camera's
 visitors (in the bucket of confirmation), once in every zone its face centre has been in (and once more in
 each zone it enters later), once for each line it crossed in the counted direction, and once in and once
 out at most for each entrance line (edge/entrances.py). Gender is decided from a few of the person's best
-crops, averaged, and the buckets the person was counted in are updated when that decision changes.
+crops, averaged, and the buckets the person was counted in are updated when that decision changes. With a
+bundle that has an age head (and ``estimate_age``: a site in 'full' mode), the same forward pass over the same
+best crops gives each crop's age distribution; their average decides the person's band the same way (abstaining
+as 'unknown' below the bundle's band threshold), and a change of band relabels the person like one of gender.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from footfall.core.classifier import UNKNOWN, GenderClassifier
+from footfall.core.classifier import UNKNOWN, AgeEstimate, GenderClassifier
 from footfall.core.detector import Detection
 from footfall.edge.aggregation import ZoneAggregator
 from footfall.edge.entrances import EntranceCrossings
@@ -23,6 +27,8 @@ from footfall.edge.zones import CountingLine, SceneGeometry, entrance_ids
 
 # Told when a person's track ends: track id, final label, probabilities averaged over the track (if any).
 PersonFinished = Callable[[int, str, np.ndarray | None], None]
+# Told when the track of a person whose age was estimated ends: track id, the band decision over the track.
+PersonAged = Callable[[int, AgeEstimate], None]
 
 
 def crop_quality(detection: Detection) -> float:
@@ -44,14 +50,32 @@ class ZoneVisit:
     last_in: float
 
 
+@dataclass(frozen=True)
+class FaceSample:
+    """What one classified crop of a person says: gender probabilities and, when age was estimated, age
+    probabilities (over the bundle's ages)."""
+
+    quality: float
+    gender: np.ndarray
+    age: np.ndarray | None = None
+
+
+def quality_weighted_mean(samples: list[FaceSample], values: list[np.ndarray]) -> np.ndarray:
+    """The mean of one row per sample, better crops weighing more."""
+    weights = np.array([s.quality for s in samples]) + 1e-6
+    mean: np.ndarray = np.average(np.stack(values), axis=0, weights=weights)
+    return mean
+
+
 @dataclass
 class Person:
     id: int
     counted_at: float
-    samples: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (quality, probabilities)
+    samples: list[FaceSample] = field(default_factory=list)  # the best crops so far, best first
     classifications: int = 0
     last_sample_at: float = -1e9
     label: str = UNKNOWN
+    band: str | None = None  # age decision; None while their age is not estimated
     visits: dict[str, ZoneVisit] = field(default_factory=dict)
     lines: set[str] = field(default_factory=set)
     entrances: dict[str, EntranceCrossings] = field(default_factory=dict)
@@ -61,20 +85,27 @@ class Person:
             return False
         if len(self.samples) < limit:
             return True
-        return quality > 1.1 * min(q for q, _ in self.samples)
+        return quality > 1.1 * min(s.quality for s in self.samples)
 
-    def add_sample(self, quality: float, probabilities: np.ndarray, t: float, limit: int) -> None:
-        self.samples.append((quality, probabilities))
-        self.samples.sort(key=lambda s: -s[0])
+    def add_sample(self, sample: FaceSample, t: float, limit: int) -> None:
+        self.samples.append(sample)
+        self.samples.sort(key=lambda s: -s.quality)
         del self.samples[limit:]
         self.classifications += 1
         self.last_sample_at = t
 
     def mean_probabilities(self) -> np.ndarray | None:
+        """Gender probabilities averaged over the kept crops; None before any."""
         if not self.samples:
             return None
-        weights = np.array([q for q, _ in self.samples]) + 1e-6
-        return np.average(np.stack([p for _, p in self.samples]), axis=0, weights=weights)
+        return quality_weighted_mean(self.samples, [s.gender for s in self.samples])
+
+    def mean_age_probabilities(self) -> np.ndarray | None:
+        """Age probabilities averaged over the kept crops whose age was estimated; None when none was."""
+        aged = [s for s in self.samples if s.age is not None]
+        if not aged:
+            return None
+        return quality_weighted_mean(aged, [s.age for s in aged if s.age is not None])
 
 
 class PersonCounter:
@@ -88,16 +119,26 @@ class PersonCounter:
         *,
         samples_per_track: int = 4,
         on_finished: PersonFinished | None = None,
+        estimate_age: bool = True,
+        on_aged: PersonAged | None = None,
     ):
         self.geometry = geometry
         self.aggregator = aggregator
         self.classifier = classifier
         self.samples_per_track = samples_per_track
+        # False: the classifier's age output is never read (a site in 'gender-only' mode).
+        self.estimate_age = estimate_age
         # Offline runs and benchmarks collect each person's final decision; the agent keeps nothing of a
         # person after the track ends (it runs for months).
         self.on_finished = on_finished
+        self.on_aged = on_aged
         self.people: dict[int, Person] = {}
         self.totals: dict[str, int] = {"people": 0}
+
+    @property
+    def estimating_age(self) -> bool:
+        """Whether people's age is estimated now: a bundle with an age head, and age wanted."""
+        return self.estimate_age and self.classifier is not None and self.classifier.has_age
 
     def update(
         self,
@@ -108,10 +149,10 @@ class PersonCounter:
         ended: list[Track],
     ) -> None:
         for track in confirmed:
-            person = self.people[track.id] = Person(track.id, t)
+            person = self.people[track.id] = Person(track.id, t, band=UNKNOWN if self.estimating_age else None)
             self.totals["people"] += 1
             if self.geometry.camera_id is not None:  # once per camera, whatever zones and lines it touches
-                self.aggregator.count_person(person.id, self.geometry.camera_id, t, person.label)
+                self.aggregator.count_person(person.id, self.geometry.camera_id, t, person.label, person.band)
         active = [tr for tr in visible if tr.id in self.people]
         self._classify(frame_bgr, t, active)
         for track in confirmed:
@@ -133,20 +174,32 @@ class PersonCounter:
         if not chosen:
             return
         chips = [self.classifier.crop(frame_bgr, tr.detection.box, tr.detection.landmarks) for tr, _ in chosen]
-        probabilities = self.classifier.probabilities(chips)
-        for (track, quality), row in zip(chosen, probabilities, strict=True):
+        outputs = self.classifier.infer(chips, age=self.estimating_age)  # one pass: gender and age
+        ages = outputs.age if outputs.age is not None else [None] * len(chosen)
+        for (track, quality), gender, age in zip(chosen, outputs.gender, ages, strict=True):
             person = self.people[track.id]
-            person.add_sample(quality, row, t, self.samples_per_track)
+            person.add_sample(FaceSample(quality, gender, age), t, self.samples_per_track)
             self._relabel(person)
+
+    def _age_estimate(self, person: Person) -> AgeEstimate | None:
+        """The person's band decision over their kept crops; None when their age was never estimated."""
+        mean = person.mean_age_probabilities()
+        if mean is None or self.classifier is None or not self.classifier.has_age:
+            return None
+        return self.classifier.decide_age(mean)[0]
 
     def _relabel(self, person: Person) -> None:
         mean = person.mean_probabilities()
         label = UNKNOWN
         if mean is not None and self.classifier is not None:
             label = self.classifier.decide(mean, per_track=True)[0].label
-        if label != person.label:
-            person.label = label
-            self.aggregator.relabel_person(person.id, label)
+        band = None
+        if self.estimating_age:
+            estimate = self._age_estimate(person)
+            band = estimate.band if estimate is not None else UNKNOWN
+        if (label, band) != (person.label, person.band):
+            person.label, person.band = label, band
+            self.aggregator.relabel_person(person.id, label, band)
 
     def _count_path(self, person: Person, track: Track, t: float, *, whole_path: bool) -> None:
         path = track.path if whole_path else track.path[-2:]
@@ -156,7 +209,7 @@ class PersonCounter:
                     visit = person.visits.get(zone.id)
                     if visit is None:
                         person.visits[zone.id] = ZoneVisit(pt_time, pt_time)
-                        self.aggregator.count_person(person.id, zone.id, t, person.label)
+                        self.aggregator.count_person(person.id, zone.id, t, person.label, person.band)
                     else:
                         visit.last_in = max(visit.last_in, pt_time)
         for line in self.geometry.lines:
@@ -168,7 +221,7 @@ class PersonCounter:
             for (_, x0, y0), (_, x1, y1) in itertools.pairwise(path):
                 if line.crossed((x0, y0), (x1, y1)):
                     person.lines.add(line.id)
-                    self.aggregator.count_person(person.id, line.id, t, person.label)
+                    self.aggregator.count_person(person.id, line.id, t, person.label, person.band)
                     break
 
     def _count_entrance(
@@ -179,7 +232,9 @@ class PersonCounter:
         for _, x, y in path:
             way = crossings.step(line, x, y, face_size)
             if way is not None:
-                self.aggregator.count_person(person.id, way_in if way == "in" else way_out, t, person.label)
+                self.aggregator.count_person(
+                    person.id, way_in if way == "in" else way_out, t, person.label, person.band
+                )
 
     def _finish(self, track: Track) -> None:
         person = self.people.pop(track.id, None)
@@ -189,6 +244,10 @@ class PersonCounter:
             self.aggregator.add_dwell(zone_id, visit.last_in, visit.last_in - visit.first_in)
         if self.on_finished is not None:
             self.on_finished(person.id, person.label, person.mean_probabilities())
+        if self.on_aged is not None and person.band is not None:
+            estimate = self._age_estimate(person)
+            if estimate is not None:
+                self.on_aged(person.id, estimate)
         self.aggregator.forget_person(person.id)
 
     def finish(self, tracks: list[Track]) -> None:

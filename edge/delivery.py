@@ -33,7 +33,7 @@ from footfall.core.wire import (
     status_topic,
 )
 from footfall.edge.config import AgentConfig, TlsConfig
-from footfall.edge.demographics import without_gender
+from footfall.edge.demographics import without_age, without_gender
 from footfall.edge.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -253,10 +253,13 @@ class MqttPublisher:
     def _on_receipt(self, receipt: Receipt) -> None:
         if (receipt.site_id, receipt.agent_id) != (self.config.site_id, self.config.agent_id):
             return  # not ours (a shared broker with a broad ACL): never drop our rows on its say-so
-        final, without = [], []
+        final, without, without_ages = [], [], []
         for refused in receipt.refused:
             if refused.code == "counts-only":  # the same counts go again without gender: nothing is lost
                 without.append(refused.seq)
+                continue
+            if refused.code == "gender-only":  # the same counts and gender go again without age bands
+                without_ages.append(refused.seq)
                 continue
             # Durable in the server's dead letters; re-sending cannot fix it, so it must at least be loud here.
             log_event(logger, logging.ERROR, "the server refused an aggregate", seq=refused.seq, reason=refused.reason)
@@ -269,6 +272,16 @@ class MqttPublisher:
                 logging.INFO,
                 "the site is counts-only: aggregates sent again without gender",
                 refused=len(without),
+                sent_again=again,
+            )
+            self.notify()
+        if without_ages:
+            again = self.outbox.rewrite(without_age, seqs=without_ages)
+            log_event(
+                logger,
+                logging.INFO,
+                "the site is gender-only: aggregates sent again without age bands",
+                refused=len(without_ages),
                 sent_again=again,
             )
             self.notify()

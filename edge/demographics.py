@@ -1,7 +1,9 @@
 """The demographics mode an agent applies (footfall.core.wire.DemographicsMode): the stricter of what its site's
 server told it and the floor in its own config, remembered across restarts.
 
-- "full": people are counted and classified;
+- "full": people are counted and classified: gender, and age band where the gender bundle has an age head;
+- "gender-only": people are counted and their gender decided; the age head is never run, and aggregates carry
+  no age bands;
 - "counts-only": people are counted; no classifier is loaded or run, and aggregates carry no gender;
 - "off": no camera is read and nothing is counted.
 
@@ -18,7 +20,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 from footfall.core.logs import log_event
 from footfall.core.wire import DEMOGRAPHICS_MODES, AggregateMessage, DemographicsMode, WireError, encode, parse_message
@@ -27,7 +29,7 @@ logger = logging.getLogger("footfall.edge.demographics")
 
 
 def stricter(first: DemographicsMode, second: DemographicsMode) -> DemographicsMode:
-    """The stricter of two modes (full < counts-only < off)."""
+    """The stricter of two modes (full < gender-only < counts-only < off)."""
     return first if DEMOGRAPHICS_MODES.index(first) >= DEMOGRAPHICS_MODES.index(second) else second
 
 
@@ -70,17 +72,50 @@ def remember(path: Path, mode: DemographicsMode) -> None:
         log_event(logger, logging.ERROR, "cannot remember the demographics mode", path=str(path), error=str(exc))
 
 
+def classifies(mode: DemographicsMode) -> bool:
+    """Whether a mode decides people's gender (loads and runs the classifier)."""
+    return mode in ("full", "gender-only")
+
+
+def estimates_age(mode: DemographicsMode) -> bool:
+    """Whether a mode estimates people's age (reads the classifier's age head, where it has one)."""
+    return mode == "full"
+
+
 def without_gender(payload: bytes) -> Callable[[int], bytes] | None:
     """For ``Outbox.rewrite``: an aggregate that carries gender becomes the same counts without it (and without
-    a classifier) under the new seq; anything else stays as it is."""
+    a classifier or age bands) under the new seq; anything else stays as it is."""
+    return _same_counts_without(payload, "gender")
+
+
+def without_age(payload: bytes) -> Callable[[int], bytes] | None:
+    """For ``Outbox.rewrite``: an aggregate that carries age bands becomes the same counts (and gender) without
+    them under the new seq; anything else stays as it is."""
+    return _same_counts_without(payload, "age")
+
+
+def stripper(mode: DemographicsMode) -> Callable[[bytes], Callable[[int], bytes] | None] | None:
+    """What ``Outbox.rewrite`` must take out of queued aggregates for ``mode`` (None: nothing)."""
+    if not classifies(mode):
+        return without_gender
+    if not estimates_age(mode):
+        return without_age
+    return None
+
+
+def _same_counts_without(payload: bytes, field: Literal["gender", "age"]) -> Callable[[int], bytes] | None:
     try:
         message = parse_message(payload)
     except WireError:
         return None  # not ours to mend: the server dead-letters it with its reason
-    if not isinstance(message, AggregateMessage) or message.gender is None:
+    if not isinstance(message, AggregateMessage) or getattr(message, field) is None:
         return None
+    # Age bands belong to gender (the wire refuses them without it): taking gender takes them too.
+    update: dict[str, object] = {"age": None}
+    if field == "gender":
+        update |= {"gender": None, "classifier": None}
 
     def build(seq: int) -> bytes:
-        return encode(message.model_copy(update={"gender": None, "classifier": None, "seq": seq}))
+        return encode(message.model_copy(update={**update, "seq": seq}))
 
     return build

@@ -55,7 +55,8 @@ class CameraMessages:
         self, zone_id: str, bucket_start: int, counts: BucketCounts, seq: int, *, classifier: str | None = None
     ) -> AggregateMessage:
         """The full count of the bucket ``(zone_id, bucket_start)`` (epoch seconds) as sent with ``seq``;
-        ``classifier`` names the gender bundle that decided its people (:func:`classifier_ref`)."""
+        ``classifier`` names the gender bundle that decided its people (:func:`classifier_ref`); the people
+        by gender and age band go along only when their age was estimated (``counts.age``)."""
         return AggregateMessage(
             agent_id=self.agent_id,
             site_id=self.site_id,
@@ -69,4 +70,5 @@ class CameraMessages:
             dwell=counts.dwell,
             measure=self.measures.get(zone_id, "passes"),
             classifier=classifier,
+            age=counts.age_table(),
         )

@@ -169,8 +169,8 @@ class AgentMetrics:
         )
         self.demographics_mode = Gauge(
             f"{PREFIX}_demographics_mode",
-            "1 for the demographics mode the agent applies now (full, counts-only: no classifier, off: no camera "
-            "read), 0 for the others.",
+            "1 for the demographics mode the agent applies now (full, gender-only: no age estimated, counts-only: "
+            "no classifier, off: no camera read), 0 for the others.",
             ["mode"],
             registry=registry,
         )

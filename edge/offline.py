@@ -6,6 +6,8 @@ several zones, so passes of different zones never add up to people); ``--out`` a
 messages the agent would have sent (wire schema, one per line). ``female_share`` holds the female share
 corrected for the gender bundle's decision rates, with its 95 % interval, of the camera's visitors and of each
 zone and line (edge/female_share.py); :func:`footfall.edge.female_share.format_table` prints it for people.
+With a gender bundle that has an age head, ``age_bands`` holds the same crowds by gender and age band
+(edge/age_bands.py); null otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from footfall.core.classifier import AgeEstimate
 from footfall.core.wire import AggregateMessage, aggregate_topic
+from footfall.edge.age_bands import age_band_section
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.capture import VideoFile
 from footfall.edge.config import AgentConfig, CameraConfig, ConfigError, offline_camera
@@ -127,12 +131,14 @@ def process_video(
     observer: Callable[[float, TrackerEvents], None] | None = None,
     person_labels: dict[int, str] | None = None,
     person_probabilities: dict[int, Any] | None = None,
+    person_ages: dict[int, AgeEstimate] | None = None,
     aggregates: list[AggregateMessage] | None = None,
 ) -> dict[str, Any]:
     """Runs the pipeline on every frame (up to the camera's fps cap) and returns the summary.
     ``observer`` sees the tracker's events, ``person_labels`` receives each person's final label,
-    ``person_probabilities`` the class probabilities averaged over the track, by track id, and
-    ``aggregates`` the last message of every bucket: benchmarks compare them with the truth."""
+    ``person_probabilities`` the class probabilities averaged over the track, ``person_ages`` the band decision
+    over the track of each person whose age was estimated, by track id, and ``aggregates`` the last message of
+    every bucket: benchmarks compare them with the truth."""
     from tqdm import tqdm
 
     video = Path(video)
@@ -147,6 +153,8 @@ def process_video(
     pipeline.observer = observer
     finished: dict[int, tuple[str, Any]] = {}  # track id -> (final label, track-averaged probabilities)
     pipeline.on_person_finished = lambda track_id, label, mean: finished.__setitem__(track_id, (label, mean))
+    aged: dict[int, AgeEstimate] = {}
+    pipeline.on_person_aged = aged.__setitem__
     gate = FrameGate(camera.fps)
     frames = 0
     started = time.perf_counter()
@@ -172,11 +180,14 @@ def process_video(
         person_labels.update({track_id: label for track_id, (label, _) in finished.items()})
     if person_probabilities is not None:
         person_probabilities.update({track_id: mean for track_id, (_, mean) in finished.items() if mean is not None})
+    if person_ages is not None:
+        person_ages.update(aged)
     if aggregates is not None:
         aggregates.extend(messages)
     labels = [label for label, _ in finished.values()]
     visitors, zones = camera_visitors(messages), zone_summary(messages)
     rates = models.classifier.contract.decision_rates if models.classifier is not None else None
+    age_estimated = models.classifier is not None and models.classifier.has_age and models.estimate_age
     return {
         "video": str(video),
         "camera_id": camera.id,
@@ -195,5 +206,6 @@ def process_video(
         "entrances": entrance_summary(messages),
         "zones": zones,
         "female_share": female_share_section(visitors, zones, collector.classifier, rates),
+        "age_bands": age_band_section(messages, age_estimated),
         "messages": len(messages),
     }

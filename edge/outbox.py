@@ -16,6 +16,7 @@ sent (and above the clock in milliseconds, so even a lost outbox file never goes
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from footfall.core.logs import log_event
-from footfall.edge.aggregation import BucketCounts
+from footfall.edge.aggregation import AgeCells, BucketCounts, age_cells
 
 logger = logging.getLogger("footfall.edge.outbox")
 
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS bucket_state (
     bucket_key TEXT PRIMARY KEY,
     people INTEGER NOT NULL, female INTEGER NOT NULL, male INTEGER NOT NULL, unknown INTEGER NOT NULL,
     dwell_samples INTEGER NOT NULL, dwell_total REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    age TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -102,7 +104,10 @@ class Outbox:
         self.dropped = 0
 
     def _upgrade(self) -> None:
-        """Outbox files written before receipts existed: add the columns, take each row's seq from its payload."""
+        """Outbox files written before receipts existed: add the columns, take each row's seq from its payload;
+        before age bands: add the bucket's age cells (NULL: no age estimated)."""
+        if "age" not in {row[1] for row in self._db.execute("PRAGMA table_info(bucket_state)")}:
+            self._db.execute("ALTER TABLE bucket_state ADD COLUMN age TEXT")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
         for name, declaration in (
             ("seq", "INTEGER"),
@@ -145,12 +150,13 @@ class Outbox:
                     (bucket_key, topic, payload, now, seq),
                 )
                 self._db.execute(
-                    "INSERT INTO bucket_state VALUES(?,?,?,?,?,?,?,?) "
+                    "INSERT INTO bucket_state(bucket_key, people, female, male, unknown, dwell_samples, dwell_total,"
+                    " updated_at, age) VALUES(?,?,?,?,?,?,?,?,?) "
                     "ON CONFLICT(bucket_key) DO UPDATE SET "
                     "people=excluded.people, female=excluded.female, male=excluded.male,"
                     " unknown=excluded.unknown,"
                     " dwell_samples=excluded.dwell_samples, dwell_total=excluded.dwell_total,"
-                    " updated_at=excluded.updated_at",
+                    " updated_at=excluded.updated_at, age=excluded.age",
                     (
                         bucket_key,
                         counts.people,
@@ -160,6 +166,7 @@ class Outbox:
                         counts.dwell_samples,
                         counts.dwell_seconds_total,
                         now,
+                        None if counts.age is None else json.dumps([[g, b, n] for (g, b), n in counts.age]),
                     ),
                 )
                 depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
@@ -289,12 +296,23 @@ class Outbox:
     def bucket_counts(self, bucket_key: str) -> BucketCounts | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT people, female, male, unknown, dwell_samples, dwell_total FROM bucket_state WHERE bucket_key=?",
+                "SELECT people, female, male, unknown, dwell_samples, dwell_total, age FROM bucket_state"
+                " WHERE bucket_key=?",
                 (bucket_key,),
             ).fetchone()
-        return BucketCounts(*row) if row else None
+        if not row:
+            return None
+        people, female, male, unknown, dwell_samples, dwell_total, age = row
+        return BucketCounts(people, female, male, unknown, dwell_samples, dwell_total, _age_from_column(age))
 
     def prune_state(self) -> None:
         """Forgets bucket counts too old to be reopened by a restart."""
         with self._lock:
             self._db.execute("DELETE FROM bucket_state WHERE updated_at < ?", (self.clock() - self.state_seconds,))
+
+
+def _age_from_column(text: str | None) -> AgeCells | None:
+    """A bucket's age cells as :meth:`Outbox.add` stored them (JSON ``[[gender, band, people], ...]``)."""
+    if text is None:
+        return None
+    return age_cells({(str(gender), str(band)): int(people) for gender, band, people in json.loads(text)})

@@ -17,7 +17,7 @@ from footfall.core.detector import FaceDetector
 from footfall.core.wire import ModelServing
 from footfall.edge.aggregation import BaseLookup, Emit, ZoneAggregator
 from footfall.edge.config import AgentConfig, CameraConfig
-from footfall.edge.counting import PersonCounter, PersonFinished
+from footfall.edge.counting import PersonAged, PersonCounter, PersonFinished
 from footfall.edge.scenecut import SceneCutDetector
 from footfall.edge.tracking import FaceTracker, TrackerEvents, appearance_descriptor
 from footfall.edge.zones import SceneGeometry
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 class Models:
     detector: FaceDetector
     classifier: GenderClassifier | None
+    # Whether the classifier's age head (if it has one) is read: False at a site in 'gender-only' mode.
+    estimate_age: bool = True
 
     def serving(self) -> list[ModelServing]:
         """Which graph of each bundle runs, and why (for the heartbeat and ``footfall doctor``)."""
@@ -75,6 +77,7 @@ class CameraPipeline:
         self.models = models
         # The classifier this pipeline runs (None: people are counted, never classified; a counts-only site).
         self.classifier = models.classifier
+        self.estimate_age = models.estimate_age
         self.emit = emit
         self.base_lookup = base_lookup
         detector_threshold = models.detector.contract.score_threshold
@@ -92,6 +95,7 @@ class CameraPipeline:
         self.aggregator: ZoneAggregator | None = None
         self.observer: Callable[[float, TrackerEvents], None] | None = None  # benchmarks watch tracks
         self.on_person_finished: PersonFinished | None = None  # offline runs collect final decisions
+        self.on_person_aged: PersonAged | None = None  # and final band decisions
         self.frames = 0
         self.busy_seconds = 0.0
         self.last_latency = 0.0
@@ -111,6 +115,8 @@ class CameraPipeline:
             self.classifier,
             samples_per_track=self.config.classification.samples_per_track,
             on_finished=self.on_person_finished,
+            estimate_age=self.estimate_age,
+            on_aged=self.on_person_aged,
         )
         self.frame_size = (width, height)
 
@@ -148,12 +154,15 @@ class CameraPipeline:
         self.last_latency = time.perf_counter() - started
         self.busy_seconds += self.last_latency
 
-    def use_classifier(self, classifier: GenderClassifier | None) -> None:
-        """Runs ``classifier`` from the next frame on (None: none at all). Call it from the thread that calls
-        :meth:`process`, between frames: a classifier never disappears in the middle of one."""
+    def use_classifier(self, classifier: GenderClassifier | None, *, estimate_age: bool = True) -> None:
+        """Runs ``classifier`` from the next frame on (None: none at all), reading its age head only with
+        ``estimate_age``. Call it from the thread that calls :meth:`process`, between frames: a classifier never
+        disappears in the middle of one."""
         self.classifier = classifier
+        self.estimate_age = estimate_age
         if self.counter is not None:
             self.counter.classifier = classifier
+            self.counter.estimate_age = estimate_age
 
     def tick(self, now: float) -> None:
         """Emits due buckets when no frame comes (camera offline, or a quiet period)."""

@@ -390,7 +390,7 @@ def test_switching_to_counts_only_strips_gender_from_what_is_unconfirmed_and_the
 
     agent._on_settings(told("counts-only", site="lab"))
     assert agent.mode == "counts-only" and agent._strip_due, "paho's thread leaves the strip to the main loop"
-    agent._strip_gender()  # what the main loop does next
+    agent._strip_outbox()  # what the main loop does next
     after = rows(agent.outbox)
     assert [(m.zone_id, m.people, m.gender) for m in after] == [("door", 3, None), ("hall", 2, None)]
     assert min(m.seq for m in after) > max(m.seq for m in before)

@@ -71,7 +71,7 @@ def test_agent_names_its_classifier_and_none_once_counts_only(tmp_path: Path) ->
     # Counts-only: the unconfirmed row is sent again without gender, and without naming a classifier.
     told = SiteSettings(site_id="lab", demographics="counts-only", sent_at=full.bucket_start)
     agent._on_settings(told)
-    agent._strip_gender()  # what the main loop does next
+    agent._strip_outbox()  # what the main loop does next
     emit("door", BUCKET + 60, BucketCounts(people=2, male=2))
     rows = queued()
     assert len(rows) == 2

@@ -13,7 +13,7 @@ from typing import cast
 
 import numpy as np
 import pytest
-from footfall.core.classifier import GenderClassifier
+from footfall.core.classifier import FaceOutputs, GenderClassifier
 from footfall.core.detector import Detection
 from footfall.core.manifest import ClassifierContract
 from footfall.core.preprocess import FaceCropSpec
@@ -46,6 +46,7 @@ class StandInClassifier:
     ``y`` reads as the next row of ``rows[y]`` (in turn, over and over). Decisions follow the real rule."""
 
     decide = GenderClassifier.decide  # per-label track thresholds for a person, else the single-face one
+    has_age = False  # gender only: tests/edge/test_age_bands.py votes on bands
 
     def __init__(self, rows: dict[float, list[list[float]]], track_thresholds: dict[str, float] | None) -> None:
         self.labels = ["female", "male"]
@@ -57,9 +58,9 @@ class StandInClassifier:
     def crop(self, frame_bgr: np.ndarray, box: Sequence[float], landmarks: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(box, float)
 
-    def probabilities(self, chips: list[np.ndarray]) -> np.ndarray:
+    def infer(self, chips: list[np.ndarray], *, age: bool = True) -> FaceOutputs:
         heights = [(chip[1] + chip[3]) / 2 for chip in chips]
-        return np.array([next(self.rows[min(self.rows, key=lambda y: abs(y - h))]) for h in heights])
+        return FaceOutputs(np.array([next(self.rows[min(self.rows, key=lambda y: abs(y - h))]) for h in heights]), None)
 
 
 def count(
