@@ -99,10 +99,20 @@ def _check_contract(folder: Path, manifest: BundleManifest) -> None:
                 f"chip size {size} (expected [batch, 3, {size}, {size}])"
             )
         labels = manifest.classifier.labels
-        if len(manifest.outputs) != 1 or manifest.outputs[0].shape[-1:] != [len(labels)]:
+        age = manifest.classifier.age
+        if len(manifest.outputs) != (1 if age is None else 2) or manifest.outputs[0].shape[-1:] != [len(labels)]:
+            heads = "" if age is None else f", then its age output {age.output!r} of shape [batch, {len(age.ages)}]"
             raise BundleError(
-                f"{folder}: a classifier has one output of shape [batch, {len(labels)}] for labels {labels}, "
+                f"{folder}: a classifier has one output of shape [batch, {len(labels)}] for labels {labels}{heads}; "
                 f"the manifest lists {[o.shape for o in manifest.outputs]}"
+            )
+        if age is not None and (manifest.outputs[1].name, manifest.outputs[1].shape[-1:]) != (
+            age.output,
+            [len(age.ages)],
+        ):
+            raise BundleError(
+                f"{folder}: the age output is {age.output!r} of shape [batch, {len(age.ages)}] (one logit per age), "
+                f"the manifest lists {manifest.outputs[1].name!r} of shape {manifest.outputs[1].shape}"
             )
     if manifest.detector is not None and len(manifest.outputs) != 4:
         raise BundleError(f"{folder}: a CenterFace detector has 4 outputs, the manifest lists {len(manifest.outputs)}")

@@ -1,0 +1,346 @@
+"""Age bands on the box (issue #17): each person's band is voted over their best crops in the same forward pass
+as gender, buckets count people per gender × band, and aggregates carry that table only when age was estimated;
+a 'gender-only' site reads no age output, strips age from what is queued, and a 'gender-only' refusal sends the
+same counts again without it.
+
+The classifier is a real GenderClassifier on a tiny ONNX bundle whose decisions follow the painted colour of each
+face (tests/edge/age_standin.py); faces are boxes from tests/edge/synthetic.py run through the real tracker.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pytest
+from footfall.core.ages import AGE_DECISIONS
+from footfall.core.classifier import AgeEstimate, GenderClassifier
+from footfall.core.detector import Detection, FaceDetector
+from footfall.core.wire import AggregateMessage, Receipt, RefusedSeq, SiteSettings, parse_message
+from footfall.edge.age_bands import age_band_section, band_totals, format_age_table
+from footfall.edge.aggregation import BucketCounts, ZoneAggregator, age_cells
+from footfall.edge.config import AgentConfig, CameraConfig, ZoneConfig
+from footfall.edge.counting import PersonCounter
+from footfall.edge.demographics import without_age, without_gender
+from footfall.edge.messages import CameraMessages, bucket_key
+from footfall.edge.outbox import Outbox
+from footfall.edge.tracking import FaceTracker
+from footfall.edge.zones import SceneGeometry, polygon_zone
+
+from tests.edge.age_standin import build_age_standin_bundle, face_colour
+from tests.edge.standin import build_standin_gender_bundle
+from tests.edge.synthetic import FPS, FRAME, together, walk
+
+BUCKET = 1_763_280_000
+CAM1 = CameraMessages(agent_id="box-test", site_id="lab", camera_id="cam1", bucket_seconds=60)
+TOPIC = "footfall/v1/lab/box-test/aggregates"
+GEOMETRY = SceneGeometry(
+    [polygon_zone(ZoneConfig(id="hall", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]), *FRAME)],
+    [],
+    camera_id="cam1",
+)
+# Three people walking side by side, at heights 150, 360 and 570 px (faces 60 px, crops 72 px: each inside its
+# stripe of the frame). What each one's face reads as, before frame 5 and from frame 5 on: the counter takes a
+# crop at confirmation (frame 3) and then one every 0.2 s or so (3-4 frames), four in all.
+STRIPES = {
+    150: ("0-12", "0-12"),  # a girl, surely
+    360: ("35-44", "25-34"),  # a man: first crop 35-44, the three after it 25-34
+    570: ("18-24 or 25-34", "18-24 or 25-34"),  # a man whose every crop is as likely 18-24 as 25-34
+}
+GENDERS = {150: "female", 360: "male", 570: "male"}
+STRIPE_EDGES = (255, 465)
+
+
+@pytest.fixture(scope="module")
+def age_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_age_standin_bundle(tmp_path_factory.mktemp("bundles") / "gender-age-standin")
+
+
+@pytest.fixture(scope="module")
+def classifier(age_bundle: Path) -> GenderClassifier:
+    return GenderClassifier(age_bundle)
+
+
+def paint(frame_index: int) -> np.ndarray:
+    """The frame: each walker's stripe in the colour their face reads as at this frame."""
+    image = np.zeros((FRAME[1], FRAME[0], 3), np.uint8)
+    bounds = (0, *STRIPE_EDGES, FRAME[1])
+    for (y, (early, late)), top, bottom in zip(STRIPES.items(), bounds[:-1], bounds[1:], strict=True):
+        band = early if frame_index < 5 else late
+        unsure = " or " in band
+        image[top:bottom] = face_colour(band.split(" or ")[0], GENDERS[y], halfway_to_next=unsure)
+    return image
+
+
+class RecordingAggregator(ZoneAggregator):
+    """Remembers each relabel (person id → the (gender, band) decisions in order)."""
+
+    def __init__(self, sent: dict[str, BucketCounts]) -> None:
+        super().__init__(GEOMETRY.ids, 3600, lambda zone_id, _start, counts: sent.__setitem__(zone_id, counts))
+        self.relabels: dict[int, list[tuple[str, str | None]]] = {}
+
+    def relabel_person(self, person_id: int, label: str, band: str | None = None) -> None:
+        self.relabels.setdefault(person_id, []).append((label, band))
+        super().relabel_person(person_id, label, band)
+
+
+class OutputSpy:
+    """Stands in for the classifier's onnxruntime session and records which outputs each pass asked for."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.asked = session, []
+
+    def run(self, names: list[str] | None, feed: dict[str, np.ndarray]) -> Any:
+        self.asked.append(names)
+        return self.session.run(names, feed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+
+def run_walkers(
+    classifier: GenderClassifier | None, *, estimate_age: bool = True
+) -> tuple[dict[str, BucketCounts], RecordingAggregator, dict[int, tuple[float, AgeEstimate]]]:
+    """The three walkers through tracker and counter (one hour-long bucket): what each zone's bucket sent last,
+    the aggregator, and each person's final band decision by their height."""
+    sent: dict[str, BucketCounts] = {}
+    aggregator = RecordingAggregator(sent)
+    heights: dict[int, float] = {}
+    aged: dict[int, tuple[float, AgeEstimate]] = {}
+    counter = PersonCounter(
+        GEOMETRY,
+        aggregator,
+        classifier,
+        estimate_age=estimate_age,
+        on_aged=lambda person_id, estimate: aged.__setitem__(person_id, (heights[person_id], estimate)),
+    )
+    tracker = FaceTracker(confirm_hits=4, max_lost_seconds=1.5)
+    frames: list[list[Detection]] = together(*(walk(100, 240, y, 40) for y in STRIPES))
+    for index, detections in enumerate(frames):
+        events = tracker.update(detections, index / FPS, FRAME)
+        for track in events.visible:
+            heights[track.id] = (track.detection.box[1] + track.detection.box[3]) / 2
+        counter.update(paint(index), index / FPS, events.confirmed, events.visible, events.ended)
+    counter.finish(tracker.finish())
+    aggregator.flush_all()
+    return sent, aggregator, aged
+
+
+def test_a_persons_band_is_a_vote_over_its_best_crops_and_relabels_where_it_was_counted(
+    classifier: GenderClassifier,
+) -> None:
+    sent, aggregator, aged = run_walkers(classifier)
+    by_height = {round(height): estimate for height, estimate in aged.values()}
+    assert {h: e.band for h, e in by_height.items()} == {150: "0-12", 360: "25-34", 570: "unknown"}
+    assert by_height[150].years == pytest.approx(6.0, abs=0.01)
+    # 360: one crop of 35-44 and three of 25-34, averaged: 25-34 at 3/4 (the bundle's threshold is 0.6).
+    assert by_height[360].band_probabilities["25-34"] == pytest.approx(0.75, abs=0.01)
+    assert by_height[570].band_probabilities["18-24"] == pytest.approx(0.5, abs=0.01)
+    # Its band followed the vote: 35-44 after the first crop, unsure at one crop each, 25-34 from the third.
+    person_360 = next(pid for pid, (h, _) in aged.items() if round(h) == 360)
+    assert aggregator.relabels[person_360] == [("male", "35-44"), ("male", "unknown"), ("male", "25-34")]
+    # Each bucket the people were counted in holds the final decisions, and the table adds up to the genders.
+    for zone_id in ("cam1", "hall"):
+        counts = sent[zone_id]
+        assert (counts.people, counts.female, counts.male, counts.unknown) == (3, 1, 2, 0)
+        assert counts.age == age_cells({("female", "0-12"): 1, ("male", "25-34"): 1, ("male", "unknown"): 1})
+    message = CAM1.message("cam1", BUCKET, sent["cam1"], 1, classifier="gender-age-standin@0.0.0")
+    parsed = parse_message(message.model_dump_json().encode())  # the server's own parse: the sums hold
+    assert isinstance(parsed, AggregateMessage) and parsed.age is not None
+    assert parsed.age_counts()["male"] == {**dict.fromkeys(AGE_DECISIONS, 0), "25-34": 1, "unknown": 1}
+    assert parsed.age_counts()["female"]["0-12"] == 1
+
+
+def test_with_age_off_or_no_age_head_no_age_output_is_read_and_no_age_is_sent(
+    classifier: GenderClassifier, tmp_path: Path
+) -> None:
+    spy = OutputSpy(classifier.session)
+    classifier.session = spy  # type: ignore[assignment]
+    try:
+        sent, aggregator, aged = run_walkers(classifier, estimate_age=False)  # a 'gender-only' site
+        assert spy.asked and all(names is not None and "age" not in names for names in spy.asked), spy.asked
+        spy.asked.clear()
+        run_walkers(classifier)  # 'full': the same one pass gives both
+        assert spy.asked and all(names == ["logits", "age"] for names in spy.asked), spy.asked
+    finally:
+        classifier.session = spy.session
+    assert aged == {} and all(band is None for moves in aggregator.relabels.values() for _, band in moves)
+    assert (sent["cam1"].female, sent["cam1"].male, sent["cam1"].age) == (1, 2, None)
+    assert CAM1.message("cam1", BUCKET, sent["cam1"], 1).age is None, "gender-only: gender, no age"
+
+    gender_only_bundle = GenderClassifier(build_standin_gender_bundle(tmp_path / "gender-standin"))
+    assert not gender_only_bundle.has_age
+    sent, _, aged = run_walkers(gender_only_bundle)
+    assert aged == {} and sent["cam1"].age is None and sent["cam1"].people == 3
+    assert "age" not in CAM1.message("cam1", BUCKET, sent["cam1"], 1).model_dump(exclude_none=True)
+
+
+def test_an_earlier_runs_count_without_age_adds_its_people_as_age_unknown_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    before = BucketCounts(people=2, female=1, male=1)  # a run in gender-only mode, or before age existed
+    sent: list[BucketCounts] = []
+    aggregator = ZoneAggregator(
+        ["hall"], 60, lambda _z, _s, counts: sent.append(counts), base_lookup=lambda _z, _s: before
+    )
+    aggregator.count_person(1, "hall", BUCKET + 5, "female", "25-34")
+    aggregator.count_person(2, "hall", BUCKET + 6, "male", None)  # counted before their age was estimated
+    aggregator.flush_all()
+    counts = sent[-1]
+    assert (counts.people, counts.female, counts.male) == (4, 2, 2)
+    assert counts.age == age_cells({("female", "unknown"): 1, ("female", "25-34"): 1, ("male", "unknown"): 2})
+    assert CAM1.message("hall", BUCKET, counts, 1).age is not None  # valid: the bands add up to the genders
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    key = bucket_key("cam1", "hall", BUCKET)
+    outbox.add(key, TOPIC, lambda seq: CAM1.message("hall", BUCKET, counts, seq).model_dump_json().encode(), counts)
+    outbox.add(bucket_key("cam1", "door", BUCKET), TOPIC, lambda seq: b"{}", BucketCounts(people=1, unknown=1))
+    outbox.close()
+    reopened = Outbox(tmp_path / "outbox.sqlite")
+    assert reopened.bucket_counts(key) == counts, "a restart adds to the bands it had counted"
+    assert reopened.bucket_counts(bucket_key("cam1", "door", BUCKET)) == BucketCounts(people=1, unknown=1)
+    reopened.close()
+
+
+AGED = BucketCounts(
+    people=3,
+    female=1,
+    male=1,
+    unknown=1,
+    age=age_cells({("female", "0-12"): 1, ("male", "65+"): 1, ("unknown", "unknown"): 1}),
+)
+
+
+def _queue(outbox: Outbox, zone: str, counts: BucketCounts) -> int:
+    def payload(seq: int) -> bytes:
+        return CAM1.message(zone, BUCKET, counts, seq, classifier="gender-age-standin@0.0.0").model_dump_json().encode()
+
+    return outbox.add(bucket_key("cam1", zone, BUCKET), TOPIC, payload, counts)
+
+
+def _queued(outbox: Outbox) -> dict[str, AggregateMessage]:
+    parsed = [parse_message(row.payload) for row in outbox.pending()]
+    return {m.zone_id: m for m in parsed if isinstance(m, AggregateMessage)}
+
+
+def test_outbox_rewrites_take_age_alone_for_gender_only_and_age_with_gender_for_counts_only(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    old = {zone: _queue(outbox, zone, counts) for zone, counts in (("a", AGED), ("b", BucketCounts(people=2, male=2)))}
+    assert outbox.rewrite(without_age) == 1, "only the row with age is rewritten"
+    rows = _queued(outbox)
+    assert rows["a"].age is None and rows["a"].gender == AGED.gender and rows["a"].classifier is not None
+    assert rows["a"].seq > max(old.values()) and rows["b"].seq == old["b"]
+    assert outbox.rewrite(without_age) == 0
+
+    _queue(outbox, "c", AGED)
+    assert outbox.rewrite(without_gender) == 3
+    rows = _queued(outbox)  # parsed by the server's schema: no age may stay behind without gender
+    assert all(m.gender is None and m.age is None and m.classifier is None for m in rows.values())
+    assert sum(m.people for m in rows.values()) == 3 + 2 + 3
+    outbox.close()
+
+
+def test_a_gender_only_refusal_sends_the_same_counts_again_without_age(tmp_path: Path) -> None:
+    from footfall.edge.delivery import MqttPublisher
+
+    from tests.edge.test_outbox import _config, _status
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    publisher = MqttPublisher(_config(1), outbox, _status)  # never started: only its receipt handling runs
+    strip, keep = _queue(outbox, "a", AGED), _queue(outbox, "b", AGED)
+    publisher._on_receipt(
+        Receipt(
+            agent_id="box-test",
+            site_id="lab",
+            refused=[
+                RefusedSeq(
+                    seq=strip, reason="age: site 'lab' is in demographics mode 'gender-only'", code="gender-only"
+                )
+            ],
+        )
+    )
+    rows = _queued(outbox)
+    assert set(rows) == {"a", "b"}, "the gender-only refusal keeps its counts"
+    assert rows["a"].age is None and rows["a"].gender == AGED.gender and rows["a"].people == 3
+    assert rows["a"].seq > keep, "under a new seq"
+    assert rows["b"].seq == keep and rows["b"].age is not None
+    outbox.close()
+
+
+def test_switching_to_gender_only_keeps_gender_drops_age_and_the_floor_holds(
+    tmp_path: Path, classifier: GenderClassifier
+) -> None:
+    """No broker, no camera: the agent's own reaction to the settings, on its outbox and its models."""
+    from footfall.edge.agent import Agent
+    from footfall.edge.pipeline import Models
+
+    def config(**extra: object) -> AgentConfig:
+        return AgentConfig(
+            agent_id="box-test",
+            site_id="lab",
+            cameras=[CameraConfig(id="cam1", source="http://127.0.0.1/stream.mjpg")],
+            outbox={"path": tmp_path / "outbox.sqlite"},  # type: ignore[arg-type]
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def told(mode: str) -> SiteSettings:
+        return SiteSettings(site_id="lab", demographics=mode, sent_at=datetime.now(UTC))  # type: ignore[arg-type]
+
+    models = Models(cast(FaceDetector, None), classifier)
+    agent = Agent(config(), models=models)
+    agent.outbox = Outbox(tmp_path / "outbox.sqlite")
+    emit = agent._emitter("cam1")
+    emit("door", BUCKET, AGED)
+    [full] = _queued(agent.outbox).values()
+    assert full.age is not None and full.gender is not None
+
+    agent._on_settings(told("gender-only"))
+    assert agent.mode == "gender-only" and agent._strip_due, "paho's thread leaves the strip to the main loop"
+    agent._strip_outbox()  # what the main loop does next
+    agent._apply_mode(agent.mode)
+    [stripped] = _queued(agent.outbox).values()
+    assert stripped.age is None and stripped.gender == full.gender and stripped.seq > full.seq
+    assert models.classifier is classifier and not models.estimate_age, "gender still decided, age head unread"
+    assert agent.applied == "gender-only", "what the status and the metrics report"
+    emit("hall", BUCKET, AGED)  # a bucket counted with bands before the pipeline stopped reading them
+    assert _queued(agent.outbox)["hall"].age is None and _queued(agent.outbox)["hall"].gender is not None
+
+    agent._on_settings(told("counts-only"))
+    agent._strip_outbox()
+    assert all(m.gender is None and m.age is None for m in _queued(agent.outbox).values())
+    agent._on_settings(told("full"))
+    agent._apply_mode(agent.mode)
+    assert agent.mode == "full" and models.classifier is not None and models.estimate_age
+    emit("shop", BUCKET, AGED)
+    assert _queued(agent.outbox)["shop"].age is not None
+    agent.outbox.close()
+
+    floored = Agent(config(demographics="gender-only"), models=Models(cast(FaceDetector, None), classifier))
+    floored._on_settings(told("full"))
+    assert floored.mode == "gender-only", "the server cannot loosen the box's own floor"
+
+
+def test_process_summary_tables_bands_per_crowd_only_when_age_was_estimated() -> None:
+    hall = CameraMessages("offline", "offline", "cam1", 60, {"cam1": "camera"})
+    messages = [
+        hall.message("cam1", BUCKET, AGED, 1, classifier="x@1"),
+        hall.message("hall", BUCKET, AGED, 2, classifier="x@1"),
+        hall.message("hall", BUCKET + 60, BucketCounts(people=1, female=1), 3, classifier="x@1"),  # no age
+    ]
+    section = age_band_section(messages, estimated=True)
+    assert section is not None
+    assert band_totals(section["camera_visitors"]) == {
+        **dict.fromkeys(AGE_DECISIONS, 0),
+        "0-12": 1,
+        "65+": 1,
+        "unknown": 1,
+    }
+    assert section["zones"]["hall"]["female"] == {**dict.fromkeys(AGE_DECISIONS, 0), "0-12": 1, "unknown": 1}
+    table = format_age_table({"camera_id": "cam1", "age_bands": section})
+    header, visitors = table.splitlines()[:2]
+    assert header.split()[-9:] == list(AGE_DECISIONS)
+    assert visitors.split()[-9:] == ["1", "0", "0", "0", "0", "0", "0", "1", "1"]
+    assert age_band_section(messages, estimated=False) is None
+    assert "no age head" in format_age_table({"camera_id": "cam1", "age_bands": None})
