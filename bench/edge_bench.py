@@ -11,6 +11,11 @@
    followed; target ≤ 1 % of the people. Reported beside them, the stricter figure: tracks that followed a
    second person for a while (``MERGE_MIN_SHARE`` of the path), which also counts switches after which both
    people were still counted once each.
+   Age bands (issue #17), when the gender bundle has an age head: per person (matched to the truth as for
+   gender), the band decided against the band of the face's true age (right, within one band, abstained), and
+   over all clips each band's share among the decided camera visitors against its share among the true people
+   (target: within 3 points). Whatever the bundle, the gender decisions of children (true 0-12), teenagers and
+   adults: whether children need a gender threshold of their own.
 2. Throughput and memory: ``footfall process`` on a 1280×720 clip with up to 5 faces at once, as a
    separate process: frames per second end to end (decode, detect, track, classify, count) and peak RSS.
    Targets: ≥ 25 frames/s, ≤ 300 MB on a 2-core machine.
@@ -37,9 +42,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from footfall.core.ages import AGE_BANDS as BANDS
+from footfall.core.ages import CHILD_BAND, band_index, band_of
 from footfall.core.bundle import load_bundle
+from footfall.core.classifier import AgeEstimate
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.edge import walkby
+from footfall.edge.age_bands import band_totals
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig, TrackingConfig
 from footfall.edge.offline import process_video
 from footfall.edge.pipeline import load_models
@@ -60,10 +69,12 @@ def identity_check(
     fps: float,
     labels: dict[int, str] | None = None,
     probabilities: dict[int, np.ndarray] | None = None,
+    bands: dict[int, str] | None = None,
 ) -> dict:
     """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles, and
     says why each double happened (see :func:`why_counted_again`). With the tracks' final ``labels``, also
-    what each true gender was decided as (which shows where a female-share error comes from)."""
+    what each true gender was decided as (which shows where a female-share error comes from), and with their
+    ``bands`` (where age was estimated) the band decided for each matched person."""
     width, height = truth["spec"]["width"], truth["spec"]["height"]
     paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
     owner: dict[int, int | None] = {}
@@ -105,6 +116,7 @@ def identity_check(
                     "age": person.get("age"),
                     "face_px": person["face_px"],
                     "label": label,
+                    "band": (bands or {}).get(track_id),
                     "probabilities": None if mean is None else [round(float(p), 5) for p in mean],
                 }
             )
@@ -227,6 +239,9 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
     decisions: dict[str, dict[str, int]] = {}  # true gender -> decided as
     decided_people: list[dict] = []
     share_clips: list[dict[str, int]] = []  # per clip: the camera's visitors by decision, and the truth
+    counted_bands = dict.fromkeys((*BANDS, "unknown"), 0)  # the camera's visitors by band decision, all clips
+    true_bands = dict.fromkeys(BANDS, 0)  # the clips' people by the band of their true age
+    age_estimated = False  # the gender bundle has an age head (footfall process reported bands)
     models = None
     for index in tqdm(range(args.clips), desc="accuracy clips", file=sys.stderr):
         spec = walkby.WalkbySpec(
@@ -253,6 +268,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         tracks: dict[int, list] = {}
         labels: dict[int, str] = {}
         probabilities: dict[int, np.ndarray] = {}
+        ages: dict[int, AgeEstimate] = {}
 
         def observe(t: float, events, tracks=tracks) -> None:
             for track in events.confirmed:
@@ -270,8 +286,17 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
             start_time=0.0,
             person_labels=labels,
             person_probabilities=probabilities,
+            person_ages=ages,
         )
-        checked = identity_check(truth, tracks, spec.fps, labels, probabilities)
+        bands = {track_id: estimate.band for track_id, estimate in ages.items()}
+        checked = identity_check(truth, tracks, spec.fps, labels, probabilities, bands)
+        if summary["age_bands"] is not None:
+            age_estimated = True
+            for band, people in band_totals(summary["age_bands"]["camera_visitors"]).items():
+                counted_bands[band] += people
+        for person in truth["persons"]:
+            if person.get("age") is not None:
+                true_bands[band_of(person["age"])] += 1
         share_clips.append(share_runs.clip_counts(summary, truth))
         for key in ("missed", "counted_twice"):
             identity[key] += len(checked[key])
@@ -324,7 +349,68 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
         "decisions_by_group": decisions_by_group(decided_people),
         "decided_people": decided_people,
         "share_clips": share_clips,
+        "age_estimated": age_estimated,
+        "age_bands": band_report(decided_people, counted_bands, true_bands),
+        "gender_by_true_band": gender_by_true_band(decided_people),
     }
+
+
+BAND_SHARE_TARGET_POINTS = 3.0  # issue #17: each band's share among decided people within 3 points of the truth
+
+
+def band_report(people: list[dict], counted: dict[str, int], truth: dict[str, int]) -> dict:
+    """Age bands against the truth. Per person (each track matched to a true person, as for gender; people
+    whose true age is unknown are left out): of those whose band was decided, how many are right and how many
+    within one band, and how many abstained. Over all clips: each band's share among the camera's visitors
+    whose band was decided (what the product reports) against its share among the true people, in points."""
+    aged = [p for p in people if p["band"] is not None and p["age"] is not None]
+    decided = [p for p in aged if p["band"] != "unknown"]
+    right = sum(1 for p in decided if p["band"] == band_of(p["age"]))
+    within_one = sum(1 for p in decided if abs(BANDS.index(p["band"]) - band_index(p["age"])) <= 1)
+    decided_total = sum(counted[band] for band in BANDS)
+    truth_total = sum(truth.values())
+    shares = {}
+    for band in BANDS:
+        share = 100 * counted[band] / decided_total if decided_total else None
+        true_share = 100 * truth[band] / truth_total if truth_total else None
+        difference = None if share is None or true_share is None else abs(share - true_share)
+        shares[band] = {
+            "counted": counted[band],
+            "share_pct": None if share is None else round(share, 1),
+            "truth": truth[band],
+            "truth_share_pct": None if true_share is None else round(true_share, 1),
+            "abs_difference_points": None if difference is None else round(difference, 1),
+        }
+    differences = [row["abs_difference_points"] for row in shares.values() if row["abs_difference_points"] is not None]
+    return {
+        "people": len(aged),
+        "decided": len(decided),
+        "band_accuracy_pct": round(100 * right / len(decided), 1) if decided else None,
+        "within_one_band_pct": round(100 * within_one / len(decided), 1) if decided else None,
+        "abstained_pct": round(100 * (len(aged) - len(decided)) / len(aged), 1) if aged else None,
+        "counted_unknown": counted["unknown"],
+        "shares": shares,
+        "max_share_difference_points": max(differences) if differences else None,
+        "shares_within_target": bool(differences) and max(differences) <= BAND_SHARE_TARGET_POINTS,
+    }
+
+
+def gender_by_true_band(people: list[dict]) -> dict[str, dict[str, int]]:
+    """Gender decisions of children (true band 0-12), teenagers (13-17) and adults (18 and over): decided
+    right, wrong, or unknown. Shows whether children need a gender threshold of their own (they do if their
+    gender is decided wrong, or left unknown, far more often than adults')."""
+    groups: dict[str, dict[str, int]] = {}
+    for person in people:
+        if person["age"] is None:
+            continue
+        band = band_of(person["age"])
+        group = CHILD_BAND if band == CHILD_BAND else "13-17" if band == "13-17" else "18+"
+        row = groups.setdefault(group, {"right": 0, "wrong": 0, "unknown": 0})
+        outcome = (
+            "unknown" if person["label"] == "unknown" else "right" if person["label"] == person["gender"] else "wrong"
+        )
+        row[outcome] += 1
+    return {group: groups[group] for group in (CHILD_BAND, "13-17", "18+") if group in groups}
 
 
 AGE_BANDS = ((0, 12, "0-12"), (13, 19, "13-19"), (20, 59, "20-59"), (60, 200, "60+"))
@@ -471,6 +557,42 @@ def broker_outage(args: argparse.Namespace, folder: Path) -> dict:
     }
 
 
+def format_age_report(acc: dict, bundle: str) -> list[str]:
+    """The age lines of the report: bands per person and band shares (only when the bundle has an age head),
+    and the gender decisions by true band (always)."""
+    lines = []
+    bands = acc["age_bands"]
+    if not acc["age_estimated"]:
+        lines.append(f"age bands: the gender bundle {bundle} has no age head, so no band was decided")
+    else:
+        lines.append(
+            f"age bands per person: {bands['band_accuracy_pct']} % of the {bands['decided']} decided people in the "
+            f"right band, {bands['within_one_band_pct']} % within one band; {bands['abstained_pct']} % of "
+            f"{bands['people']} people abstained (unknown)"
+        )
+        lines.append(
+            f"band shares among decided camera visitors vs truth (target within {BAND_SHARE_TARGET_POINTS:g} "
+            f"points; largest difference {bands['max_share_difference_points']}):"
+        )
+        for band, row in bands["shares"].items():
+            lines.append(
+                f"  {band:>5}: {row['share_pct']} % ({row['counted']}) vs {row['truth_share_pct']} % true "
+                f"({row['truth']}), |difference| {row['abs_difference_points']} points"
+            )
+    lines.append("gender decisions by true age band (children's own gender threshold?):")
+    for group, row in acc["gender_by_true_band"].items():
+        total = sum(row.values())
+        lines.append(
+            f"  true {group:>5}: {row['right']} right, {row['wrong']} wrong, {row['unknown']} unknown of {total}"
+            + (
+                f" ({100 * row['wrong'] / total:.1f} % wrong, {100 * row['unknown'] / total:.1f} % unknown)"
+                if total
+                else ""
+            )
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -567,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {group}: " + "; ".join(f"true {g} {row}" for g, row in sorted(rows.items())))
         for zone, counts in acc["zones"].items():
             print(f"  zone {zone}: {counts['counted']} counted / {counts['truth']} true")
+        print("\n".join(format_age_report(acc, str(args.gender))))
         if "female_share" in report:
             print("\n".join(share_runs.format_report(report["female_share"])))
         else:

@@ -344,3 +344,50 @@ def test_process_summary_tables_bands_per_crowd_only_when_age_was_estimated() ->
     assert visitors.split()[-9:] == ["1", "0", "0", "0", "0", "0", "0", "1", "1"]
     assert age_band_section(messages, estimated=False) is None
     assert "no age head" in format_age_table({"camera_id": "cam1", "age_bands": None})
+
+
+def _edge_bench() -> Any:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "edge_bench.py"
+    spec = importlib.util.spec_from_file_location("edge_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["edge_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_scores_bands_per_matched_person_and_band_shares_against_the_truth() -> None:
+    bench = _edge_bench()
+
+    def person(age: float | None, band: str | None, gender: str = "female", label: str = "female") -> dict:
+        return {"age": age, "band": band, "gender": gender, "label": label, "face_px": 60, "probabilities": None}
+
+    people = [
+        person(30, "25-34"),  # right
+        person(30, "35-44"),  # one band off
+        person(30, "65+"),  # far off
+        person(8, "unknown", "male", "female"),  # abstained; a boy decided female
+        person(None, "25-34"),  # true age unknown: left out
+    ]
+    counted = {**dict.fromkeys((*bench.BANDS, "unknown"), 0), "25-34": 6, "35-44": 2, "0-12": 2, "unknown": 5}
+    truth = {**dict.fromkeys(bench.BANDS, 0), "25-34": 5, "35-44": 3, "0-12": 2}
+    report = bench.band_report(people, counted, truth)
+    assert (report["people"], report["decided"]) == (4, 3)
+    assert report["band_accuracy_pct"] == pytest.approx(33.3, abs=0.1)
+    assert report["within_one_band_pct"] == pytest.approx(66.7, abs=0.1)
+    assert report["abstained_pct"] == 25.0
+    # Shares among the decided (unknown left out): 25-34 is 60 % counted vs 50 % true.
+    assert report["shares"]["25-34"]["abs_difference_points"] == 10.0
+    assert report["max_share_difference_points"] == 10.0 and not report["shares_within_target"]
+    assert bench.gender_by_true_band(people) == {
+        "0-12": {"right": 0, "wrong": 1, "unknown": 0},
+        "18+": {"right": 3, "wrong": 0, "unknown": 0},
+    }
+    lines = bench.format_age_report(
+        {"age_estimated": False, "age_bands": report, "gender_by_true_band": bench.gender_by_true_band(people)}, "b"
+    )
+    assert lines[0] == "age bands: the gender bundle b has no age head, so no band was decided"
+    assert any("true  0-12: 0 right, 1 wrong, 0 unknown of 1" in line for line in lines)
