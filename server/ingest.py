@@ -26,6 +26,7 @@ from footfall.server.localtime import hour_floor
 from footfall.server.release import DEFAULT_K, effective_k
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
+from footfall.server.rollups import ages as age_cells
 from footfall.server.sql import locked
 from footfall.server.tables import Bucket, DeadLetter, Meta, Site
 from prometheus_client import Histogram
@@ -76,7 +77,8 @@ def refusal_by_site(message: AggregateMessage, controls: SiteControls) -> tuple[
     """Why the site's controls refuse ``message`` and the receipt's code for it, or None. Judged by the mode at
     receipt, whenever the bucket started. A 'counts-only' refusal loses no count: its code tells the agent to
     send the same counts again without gender under a new seq (and an agent that has heard of the mode strips
-    what it still holds by itself), whichever of the settings and the receipt reaches it first."""
+    what it still holds by itself), whichever of the settings and the receipt reaches it first; a 'gender-only'
+    refusal of an aggregate with age bands likewise (code 'gender-only': the same counts again without age)."""
     if controls.demographics == "off":
         return (
             f"site_id: site {message.site_id!r} is in demographics mode 'off': it collects nothing, so no "
@@ -89,6 +91,13 @@ def refusal_by_site(message: AggregateMessage, controls: SiteControls) -> tuple[
             "gender (null); this one was classified (an agent that has not applied the mode yet, or a copy sent "
             "before it did); the agent sends its counts again without gender",
             "counts-only",
+        )
+    if controls.demographics == "gender-only" and message.age is not None:
+        return (
+            f"age: site {message.site_id!r} is in demographics mode 'gender-only': an aggregate must carry no age "
+            "bands (absent); this one estimated age (an agent that has not applied the mode yet, or a copy sent "
+            "before it did); the agent sends its counts again without age",
+            "gender-only",
         )
     if int(message.bucket_start.timestamp()) < controls.purged_before:
         return (
@@ -423,12 +432,18 @@ class Ingestor:
         updates: list[dict[str, object]] = []
         hourly: HourlyDeltas = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
         by_classifier: classifiers.ClassifierDeltas = defaultdict(int)
+        by_age: age_cells.AgeDeltas = defaultdict(int)
+        age_rows: list[dict[str, object]] = []
+        replaced: list[tuple[str, str, int, int]] = []
+        changed = [
+            (key, message, existing.get(key))
+            for key, message in newest.items()
+            if existing.get(key) is None or existing[key]["seq"] < message.seq
+        ]
+        old_ages = age_cells.stored_tables(session, [key for key, _, old in changed if old is not None])
         tz_of_zone = {zone.pk: zone.timezone for zone in zones.values()}
-        for key, message in newest.items():
+        for key, message, old in changed:
             row = _row(message)
-            old = existing.get(key)
-            if old is not None and old["seq"] >= message.seq:
-                continue
             delta = hourly[(key[2], hour_floor(key[3]))]
             for i, name in enumerate(COUNT_FIELDS):
                 delta[i] += row[name] - (old[name] if old else 0)
@@ -436,6 +451,14 @@ class Ingestor:
             by_classifier[(key[2], hour, classifiers.side_key(row["classifier"]))] += int(row["people"])
             if old:
                 by_classifier[(key[2], hour, classifiers.side_key(old["classifier"]))] -= int(old["people"])
+                old_table = old_ages.get(key) or age_cells.unbanded(old["female"], old["male"], old["unknown"])
+                age_cells.add_table(by_age, key[2], hour, old_table, -1)
+                replaced.append(key)
+            age_cells.add_table(by_age, key[2], hour, message.age_counts(), 1)
+            age_rows.extend(
+                {"agent_id": key[0], "camera_id": key[1], "zone_pk": key[2], "bucket_start": key[3], **cell}
+                for cell in _age_rows(message)
+            )
             record = {
                 "agent_id": key[0],
                 "camera_id": key[1],
@@ -469,9 +492,10 @@ class Ingestor:
                     for r in updates
                 ],
             )
+        age_cells.replace_tables(session, [key for key in replaced if key in old_ages], age_rows)
         server_k = release_k(session) or DEFAULT_K
         k_of_zone = {zone.pk: effective_k(controls[site].k, server_k) for (site, _), zone in zones.items()}
-        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone, by_classifier)
+        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone, by_classifier, by_age)
         return len(inserts) + len(updates)
 
     @staticmethod
@@ -494,6 +518,18 @@ class Ingestor:
 
 
 _UPDATED = ("seq", "bucket_seconds", "received_at", "classifier", *COUNT_FIELDS)
+
+
+def _age_rows(message: AggregateMessage) -> list[dict[str, Any]]:
+    """The non-zero cells of the message's age table (``bucket_ages``); none when it carried no ``age``."""
+    if message.age is None:
+        return []
+    return [
+        {"gender": gender, "band": band, "people": people}
+        for gender, bands in message.age_counts().items()
+        for band, people in bands.items()
+        if people
+    ]
 
 
 def _row(message: AggregateMessage) -> dict[str, Any]:

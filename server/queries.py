@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
-from footfall.server.localtime import day_range, local_midnight, week_start
+from footfall.core.ages import AGE_DECISIONS
+from footfall.server.localtime import day_range, local_day, local_midnight, week_start
 from footfall.server.rollups import slot_parts
 from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
-from footfall.server.tables import DailyRollup, HourlyRollup
+from footfall.server.tables import DailyRollup, HourlyAge, HourlyRollup
 from sqlalchemy import BigInteger, ColumnElement, case, cast, distinct, func, select, text
 from sqlalchemy.orm import Session
 
@@ -279,3 +281,125 @@ def hourly_cells(session: Session, zone_pks: list[int], start: int, end: int) ->
         .order_by(h.hour_start, h.zone_pk)
     )
     return [(int(pk), int(hour), int(people), int(withheld)) for pk, hour, people, withheld in result]
+
+
+@dataclass
+class AgeRows:
+    """Sums of released age cells (footfall.server.release.release_age_cells) per bucket, beside the released
+    people and gender counts of the same hourly cells.
+
+    ``bands[i, g, b]`` sums the released people of gender ``GENDERS[g]`` and age decision ``AGE_DECISIONS[b]``;
+    ``genders[i, g]`` the released count of that gender, so ``genders - bands.sum(axis=2)`` are people of a
+    released gender whose bands were withheld, and ``people - genders.sum(axis=1)`` people whose gender split was
+    withheld (unsplit)."""
+
+    keys: list[Any]
+    people: np.ndarray  # (n,)
+    genders: np.ndarray  # (n, 3)
+    bands: np.ndarray  # (n, 3, len(AGE_DECISIONS))
+    withheld: np.ndarray  # (n,) withheld hourly cells
+
+
+def age_series(
+    session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str
+) -> AgeRows:
+    """Released age cells of the zones summed per bucket, keyed as :func:`series` keys its buckets: UTC hour
+    starts, or local dates for days and weeks (days whose local start lies in [start, end), weeks by their
+    Monday). Read from the hourly cells at every granularity: a day is the sum of its released hours."""
+    if granularity != "hour":
+        first, _ = day_range(start, end, tz)
+        start = max(start, local_midnight(first, tz))
+
+    def bucket(hour_start: int) -> Any:
+        if granularity == "hour":
+            return hour_start
+        day = local_day(hour_start, tz)
+        return day if granularity == "day" else week_start(day)
+
+    h = HourlyRollup
+    hourly = session.execute(
+        select(
+            h.hour_start,
+            _total(h.released_people),
+            _total(h.released_female),
+            _total(h.released_male),
+            _total(h.released_unknown),
+            _total(h.withheld),
+        )
+        .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
+        .group_by(h.hour_start)
+    ).all()
+    a = HourlyAge
+    cells = session.execute(
+        select(a.hour_start, a.gender, a.band, _total(a.released_people))
+        .where(a.zone_pk.in_(zone_pks), a.hour_start >= start, a.hour_start < end, a.released_people > 0)
+        .group_by(a.hour_start, a.gender, a.band)
+    ).all()
+    keys = sorted({bucket(int(row[0])) for row in hourly})
+    index = {key: i for i, key in enumerate(keys)}
+    n = len(keys)
+    people, genders = np.zeros(n, np.int64), np.zeros((n, 3), np.int64)
+    withheld, bands = np.zeros(n, np.int64), np.zeros((n, 3, len(AGE_DECISIONS)), np.int64)
+    for hour_start, released, female, male, unknown, hidden in hourly:
+        i = index[bucket(int(hour_start))]
+        people[i] += int(released or 0)
+        genders[i] += (int(female or 0), int(male or 0), int(unknown or 0))
+        withheld[i] += int(hidden or 0)
+    for hour_start, gender, band, released in cells:
+        bands[index[bucket(int(hour_start))], GENDERS.index(gender), AGE_DECISIONS.index(band)] += int(released)
+    return AgeRows(keys, people, genders, bands, withheld)
+
+
+@dataclass
+class AgeSlots:
+    # (zone_pk, local_how, released people, audience people, withheld hours, hours observed), best first
+    rows: list[tuple[int, int, int, int, int, int]]
+    suppressed: int  # slots left out because every cell of theirs was withheld
+
+
+def ranked_age_slots(
+    session: Session,
+    zone_pks: list[int],
+    start: int,
+    end: int,
+    *,
+    genders: Sequence[str],
+    bands: Sequence[str],
+    hours_of_week: list[int],
+    min_weeks: int,
+) -> AgeSlots:
+    """Zone × local-hour-of-week slots with the released people of a gender × band audience: sums of the
+    released age cells of their hourly cells (footfall.server.release), so whatever a slot shows is already safe
+    to show. Slots seen in fewer than ``min_weeks`` hours, or whose every cell was withheld, are left out (the
+    latter counted as suppressed). Unordered: the caller ranks them."""
+    if not zone_pks:
+        return AgeSlots([], 0)
+    h, a = HourlyRollup, HourlyAge
+    hour_filter = set(hours_of_week) if len(set(hours_of_week)) < 168 else None
+    where = [h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end]
+    if hour_filter is not None:
+        where.append(h.local_how.in_(sorted(hour_filter)))
+    slots = session.execute(
+        select(h.zone_pk, h.local_how, _total(h.released_people), _total(h.withheld), func.count())
+        .where(*where)
+        .group_by(h.zone_pk, h.local_how)
+    ).all()
+    audience = {
+        (int(zone_pk), int(how)): int(people)
+        for zone_pk, how, people in session.execute(
+            select(h.zone_pk, h.local_how, _total(a.released_people))
+            .join(a, (a.zone_pk == h.zone_pk) & (a.hour_start == h.hour_start))
+            .where(*where, a.gender.in_(genders), a.band.in_(bands))
+            .group_by(h.zone_pk, h.local_how)
+        )
+    }
+    rows, suppressed = [], 0
+    for zone_pk, how, people, withheld, hours in slots:
+        if int(hours) < min_weeks:
+            continue
+        if not people and withheld:
+            suppressed += 1
+            continue
+        key = (int(zone_pk), int(how))
+        rows.append((key[0], key[1], int(people or 0), audience.get(key, 0), int(withheld or 0), int(hours)))
+    return AgeSlots(rows, suppressed)

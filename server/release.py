@@ -10,7 +10,13 @@ of hours; days, weeks and hours of week are unions of these cells. With k the si
   only when each of the three is 0 or at least k, and otherwise not at all (the people of such a cell are
   ``unsplit``). All three or none: with people released, hiding one part alone would give it away by
   subtraction, and hiding two whose sum is below k would tell that sum;
-- dwell time is released for a cell whose people and dwell samples both reach k.
+- dwell time is released for a cell whose people and dwell samples both reach k;
+- a cell's people of one gender are also split by age band (``rollup_hourly_age``): that gender's bands are
+  released only when the gender's count is (the cell's split is released and the gender has people) and each
+  of its bands is 0 or at least k, and otherwise none of them (:func:`release_age_cells`). All or none again:
+  the bands add up to the released gender count, so hiding one band alone would give it back by subtraction
+  (female total minus the released female bands), and hiding two whose sum is below k would tell that sum.
+  Band totals across genders are never stored or released on their own; answers sum released band cells.
 
 The released values are stored beside the raw counts (``rollup_hourly.released_*``), and the daily rollup
 and slot running totals hold sums of released values only. Every read endpoint sums those columns and no
@@ -27,7 +33,9 @@ from __future__ import annotations
 from typing import Any
 
 from footfall.server.localtime import HOUR
-from sqlalchemy import and_, case, literal, or_
+from footfall.server.tables import HourlyAge, HourlyRollup
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
+from sqlalchemy.orm import Session
 
 DEFAULT_K = 5
 # A site's own k (admin API) lies between the server's k, a floor a site can only be made stricter than, and
@@ -71,6 +79,37 @@ def released_values(columns: Any, k: Any) -> dict[str, Any]:
         "released_dwell_seconds": case((dwell, columns.dwell_seconds), else_=literal(0.0)),
         "withheld": case((and_(people >= 1, people < k), 1), else_=0),
     }
+
+
+def release_age_cells(session: Session, k: int, cells: ColumnElement[bool]) -> None:
+    """Recomputes ``released_people`` of the age cells ``cells`` selects (a condition on ``rollup_hourly_age``)
+    with ``k``, from their hourly cell's released gender counts (so call this after those are up to date) and
+    their sibling bands: a band is released when its gender's count is released (non-zero) and no band of that
+    gender in the cell has 1 to k-1 people. This is the one place the age release rule is written."""
+    ages = HourlyAge.__table__
+    hourly = HourlyRollup.__table__
+    sibling = ages.alias("sibling")
+    gender_released = (
+        select(
+            case(
+                (ages.c.gender == "female", hourly.c.released_female),
+                (ages.c.gender == "male", hourly.c.released_male),
+                else_=hourly.c.released_unknown,
+            )
+        )
+        .where(hourly.c.zone_pk == ages.c.zone_pk, hourly.c.hour_start == ages.c.hour_start)
+        .scalar_subquery()
+    )
+    thin_band = exists().where(
+        sibling.c.zone_pk == ages.c.zone_pk,
+        sibling.c.hour_start == ages.c.hour_start,
+        sibling.c.gender == ages.c.gender,
+        sibling.c.people >= 1,
+        sibling.c.people < k,
+    )
+    # An age cell without its hourly cell (never: they are written together) would release nothing.
+    shown = and_(func.coalesce(gender_released, 0) > 0, ~thin_band)
+    session.execute(update(ages).where(cells).values(released_people=case((shown, ages.c.people), else_=0)))
 
 
 def released_end(end: int, now: float, open_hour: bool) -> int:

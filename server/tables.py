@@ -15,6 +15,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     SmallInteger,
@@ -102,6 +103,44 @@ class Bucket(Base):
     received_at: Mapped[int] = mapped_column(BigInteger)
     # The gender bundle that decided it ('<name>@<version>', footfall.server.classifiers); None: no gender.
     classifier: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class BucketAge(Base):
+    """People of a raw bucket per gender decision × age-band decision (footfall.core.ages), from the same message
+    as its ``buckets`` row. Only non-zero cells, and only for aggregates that carried ``age``: a bucket without
+    rows here estimated no age, and its people count as age 'unknown' in the hourly cells."""
+
+    __tablename__ = "bucket_ages"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agent_id", "camera_id", "zone_pk", "bucket_start"],
+            ["buckets.agent_id", "buckets.camera_id", "buckets.zone_pk", "buckets.bucket_start"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    zone_pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gender: Mapped[str] = mapped_column(String(8), primary_key=True)  # footfall.core.wire.GenderDecision
+    band: Mapped[str] = mapped_column(String(8), primary_key=True)  # footfall.core.ages.AgeDecision
+    people: Mapped[int] = mapped_column(Integer)
+
+
+class HourlyAge(Base):
+    """People per zone × UTC hour × gender decision × age-band decision (the finer cells of an hourly cell), and
+    what of each is released (footfall.server.release.release_age_cells). Each gender's bands add up to that
+    gender's count in ``rollup_hourly``; cells never filled are absent (0)."""
+
+    __tablename__ = "rollup_hourly_age"
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gender: Mapped[str] = mapped_column(String(8), primary_key=True)
+    band: Mapped[str] = mapped_column(String(8), primary_key=True)
+    people: Mapped[int] = mapped_column(BigInteger, default=0)
+    released_people: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class _RollupCounts:

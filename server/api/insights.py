@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from footfall.server import queries, shares
+from footfall.server.api.ages import audience_bands
 from footfall.server.api.deps import (
     Context,
     Range,
@@ -22,7 +24,7 @@ from footfall.server.api.sites import IdPath
 from footfall.server.api.traffic import passes_zones
 from footfall.server.localtime import WEEKDAYS, how_label, to_iso
 from footfall.server.release import effective_k
-from footfall.server.stats import poisson_mean_interval
+from footfall.server.stats import poisson_mean_interval, wilson_interval
 from footfall.server.tables import Zone
 
 # The ranking in SQL orders slots by the raw decisions (Wilson's lower end); the corrected estimate then ranks the
@@ -101,10 +103,24 @@ def ad_placement(
     ] = "audience",
     min_weeks: Annotated[int, Query(ge=1, le=520, description="Leave out slots seen in fewer weeks.")] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    age: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="Age bands of the audience: '25-34', '18-24,25-34' or a range on band edges ('18-34'). "
+            "Audiences under 18 (0-12, 13-17, or a range that includes them) are refused.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """The slots where an ad reaches most of the chosen audience, each with the numbers behind it, a 95%
     interval and a one-sentence explanation. Ranges default to the last 7 days; use 8-12 weeks for stable
-    figures."""
+    figures. With ``age``, the audience is a gender × band one (see :func:`_age_placement`); an audience under 18
+    is refused with a 422 that says why."""
+    if age is not None:
+        bands = audience_bands(age)  # before anything else: a minors' audience is refused whatever else is asked
+        return _age_placement(
+            ctx, session, site_id, span, zone_ids, audience, bands, hours, days, zone_kind, sort, min_weeks, limit
+        )
     if audience == "all" and sort == "share":
         raise HTTPException(422, "sort: 'share' needs audience 'female' or 'male'")
     wanted_hours, wanted_days = parse_hours(hours), parse_days(days)
@@ -140,6 +156,7 @@ def ad_placement(
     return {
         "site_id": site.site_id,
         "audience": audience,
+        "age": None,
         "start": to_iso(span.start),
         "end": to_iso(span.end),
         "timezone": site.timezone,
@@ -147,6 +164,108 @@ def ad_placement(
         "sort": sort,
         "method": METHOD,
         "slots": slots,
+        "suppressed_slots": ranked.suppressed,
+    }
+
+
+AGE_METHOD = (
+    "Each slot is one zone in one local hour of the week, summed over the weeks in the range. Expected audience = "
+    "the released people of the chosen gender(s) × age band(s) per week in the slot, from the classifier's raw "
+    "decisions (band decisions are not corrected for the model's errors; people it abstained on, age 'unknown', "
+    "are not in any band), with an interval that treats the count as Poisson. A band of a zone-hour counts only "
+    "where every band of its gender was 0 or at least k, so the audience is a lower bound where bands were "
+    "suppressed. Sorting by 'share' ranks by the lower end of the Wilson interval of the audience's share of the "
+    "slot's people. Audiences under 18 are refused: footfall does not target minors."
+)
+
+
+def _age_placement(
+    ctx: Context,
+    session: ReadSession,
+    site_id: str,
+    span: Range,
+    zone_ids: list[str] | None,
+    audience: str,
+    bands: Sequence[str],
+    hours: str | None,
+    days: str | None,
+    zone_kind: str | None,
+    sort: str,
+    min_weeks: int,
+    limit: int,
+) -> dict[str, Any]:
+    """Slots ranked for a gender × band audience from the released age cells (footfall.server.queries.
+    ranked_age_slots)."""
+    wanted_hours, wanted_days = parse_hours(hours), parse_days(days)
+    site = get_site(session, site_id)
+    zones = [z for z in passes_zones(session, site, zone_ids) if zone_kind is None or z.kind == zone_kind]
+    span = released(span, ctx)
+    genders = ["female", "male", "unknown"] if audience == "all" else [audience]
+    ranked = queries.ranked_age_slots(
+        session,
+        [z.id for z in zones],
+        span.start,
+        span.end,
+        genders=genders,
+        bands=bands,
+        hours_of_week=[d * 24 + h for d in sorted(wanted_days) for h in sorted(wanted_hours)],
+        min_weeks=min_weeks,
+    )
+    by_pk = {z.id: z for z in zones}
+    noun = f"{'people' if audience == 'all' else 'women' if audience == 'female' else 'men'} aged {', '.join(bands)}"
+    candidates: list[dict[str, Any]] = []
+    for zone_pk, how, people, count, withheld, weeks in ranked.rows:
+        zone = by_pk[zone_pk]
+        mean_people = people / weeks
+        expected = count / weeks
+        expected_low, expected_high = poisson_mean_interval(count, weeks)
+        low, high = wilson_interval(count, people) if people else (None, None)
+        raw = count / people if people else None
+        label = how_label(how)
+        candidates.append(
+            {
+                "zone_pk": zone.id,
+                "zone_id": zone.zone_id,
+                "zone_name": zone.name,
+                "zone_kind": zone.kind,
+                "hour_of_week": how,
+                "weekday": WEEKDAYS[how // 24],
+                "hour": how % 24,
+                "label": label,
+                "weeks_observed": weeks,
+                "people": people,
+                "withheld_hours": withheld,
+                "classified": people,
+                "audience_count": count,
+                "share": None,
+                "share_low": round(low, 4) if low is not None else None,
+                "share_high": round(high, 4) if high is not None else None,
+                "share_raw": round(raw, 4) if raw is not None else None,
+                "people_corrected": 0,
+                "share_missing": "age_bands_not_corrected",
+                "expected_audience": round(expected, 2),
+                "expected_audience_low": round(expected_low, 2),
+                "expected_audience_high": round(expected_high, 2),
+                "explanation": (
+                    f"{zone.name}, {label}: on average {mean_people:,.1f} people per week in this hour over {weeks} "
+                    f"week(s), of whom about {expected:,.1f} {noun} per week ({expected_low:,.1f}-"
+                    f"{expected_high:,.1f}; raw decisions, not corrected)."
+                ),
+            }
+        )
+    first, second = ("share_low", "expected_audience") if sort == "share" else ("expected_audience", "share_low")
+    candidates.sort(key=lambda c: (-(c[first] or 0.0), -(c[second] or 0.0), c["zone_pk"], c["hour_of_week"]))
+    return {
+        "site_id": site.site_id,
+        "audience": audience,
+        "age": bands,
+        "start": to_iso(span.start),
+        "end": to_iso(span.end),
+        "timezone": site.timezone,
+        "k": effective_k(site.k, ctx.settings.k_anonymity),
+        "sort": sort,
+        "method": AGE_METHOD,
+        "slots": [{"rank": rank, **c} for rank, c in enumerate(candidates[:limit], start=1)],
         "suppressed_slots": ranked.suppressed,
     }
 
@@ -231,6 +350,7 @@ def _slot(
 
 
 MISSING = {
+    "age_bands_not_corrected": "age-band decisions are not corrected for the model's errors",
     "no_classified_people": "no classified people in its released cells",
     "unknown_rates": "a classifier bundle without known decision rates decided them",
     "decisions_do_not_fit": "the decisions do not fit the classifier's measured rates",

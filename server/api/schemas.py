@@ -73,6 +73,49 @@ class Series(BaseModel):
     totals: CountsWithShare
 
 
+class AgeTable(BaseModel):
+    people: int = Field(description="Released people of the bucket (all genders and bands).")
+    withheld_cells: int = Field(description="Zone × hour cells with 1 to k-1 people, left out entirely.")
+    bands: dict[str, dict[str, int | None]] = Field(
+        description="Released people per gender decision (female, male, unknown) and age-band decision ('0-12' "
+        "... '65+', 'unknown': the model abstained or estimated no age). A gender's bands are released only when "
+        "each is 0 or at least k; null: none of that gender's bands was released (suppressed, not 0)."
+    )
+    bands_withheld: dict[str, int] = Field(
+        description="Per gender, people whose gender was released but whose bands were withheld."
+    )
+    unsplit: int = Field(description="People of cells whose gender split was withheld (so no band either).")
+    audience_people: int | None = Field(
+        None, description="With 'age' (and 'audience'): released people of that gender × band audience."
+    )
+    audience_lower_bound: bool | None = Field(
+        None, description="True when people of the audience may sit in withheld cells, rows or splits."
+    )
+
+
+class AgePoint(AgeTable):
+    start: str
+    label: str
+
+
+class AgeSeries(BaseModel):
+    site_id: str
+    zones: list[str]
+    granularity: str
+    start: str
+    end: str
+    timezone: str
+    k: int
+    age_estimation: bool = Field(
+        description="Whether the site estimates age now (mode 'full'); false: its people from the switch on are "
+        "age 'unknown'."
+    )
+    audience: str | None = Field(None, description="The gender(s) of the audience asked for.")
+    age: list[str] | None = Field(None, description="The bands of the audience asked for.")
+    points: list[AgePoint] = Field(description="Buckets with data only, oldest first.")
+    totals: AgeTable
+
+
 class Totals(BaseModel):
     site_id: str
     zones: list[str]
@@ -218,7 +261,14 @@ class SiteOut(BaseModel):
     agents_online: int
     agents_total: int
     demographics: DemographicsMode = Field(
-        "full", description="'full' (counted and classified), 'counts-only' (no classifier) or 'off' (nothing)."
+        "full",
+        description="'full' (counted and classified: gender, and age band where the model estimates age), "
+        "'gender-only' (gender, no age estimated), 'counts-only' (no classifier) or 'off' (nothing).",
+    )
+    age_estimation: bool = Field(
+        True,
+        description="Whether the site's agents may estimate age bands (mode 'full'); false: age estimation is off "
+        "(its people are counted as age 'unknown' from the switch on, and aggregates with age bands are refused).",
     )
     k: int = Field(description="The site's effective k: its own where set, else the server's (a floor).")
     own_k: int | None = Field(None, description="The k an admin set for this site; null: the server's k.")
@@ -299,6 +349,7 @@ class Slot(BaseModel):
 class AdPlacement(BaseModel):
     site_id: str
     audience: str
+    age: list[str] | None = Field(None, description="The age bands of the audience, when one was asked for.")
     start: str
     end: str
     timezone: str
@@ -315,7 +366,8 @@ class IngestRejection(BaseModel):
     code: RefusalCode = Field(
         "rejected",
         description="What to do about it: 'counts-only': send the same counts again without gender (the site "
-        "is in counts-only mode); 'off': the site collects nothing; 'rejected': sending it again cannot help.",
+        "is in counts-only mode); 'gender-only': send the same counts again without age bands (the site is in "
+        "gender-only mode); 'off': the site collects nothing; 'rejected': sending it again cannot help.",
     )
 
 
@@ -366,8 +418,9 @@ class SiteUpdate(BaseModel):
     )
     demographics: DemographicsMode | None = Field(
         None,
-        description="'full', 'counts-only' (agents load no classifier; aggregates with gender are refused) or "
-        "'off' (agents read no camera; every aggregate is refused). Sent to the site's agents at once.",
+        description="'full', 'gender-only' (agents estimate no age; aggregates with age bands are refused), "
+        "'counts-only' (agents load no classifier; aggregates with gender are refused) or 'off' (agents read no "
+        "camera; every aggregate is refused). Sent to the site's agents at once.",
     )
     k: StrictInt | None = Field(
         None,
@@ -389,7 +442,7 @@ class SiteUpdate(BaseModel):
     def _modes_are_never_null(self) -> SiteUpdate:
         # null resets k, retention and closing time to the server's; a mode has no such default to go back to.
         if "demographics" in self.model_fields_set and self.demographics is None:
-            raise ValueError("demographics: null is not a mode; give 'full', 'counts-only' or 'off'")
+            raise ValueError("demographics: null is not a mode; give 'full', 'gender-only', 'counts-only' or 'off'")
         return self
 
 

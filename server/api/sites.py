@@ -94,6 +94,7 @@ def _controls(site: Site, settings: Settings) -> dict[str, Any]:
     """The operator controls of ``site`` as SiteOut shows them: own values and what applies."""
     return {
         "demographics": site.demographics,
+        "age_estimation": site.demographics == "full",
         "k": effective_k(site.k, settings.k_anonymity),
         "own_k": site.k,
         "retention_days": site.retention_days or settings.retention_days,

@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
+from footfall.core.ages import AGE_DECISIONS
 from footfall.server import queries, shares
+from footfall.server.api.ages import age_points, parse_age, summed
 from footfall.server.api.deps import (
     Context,
     Range,
@@ -30,7 +32,7 @@ from footfall.server.api.deps import (
     require_viewer,
 )
 from footfall.server.api.render import COUNT_COLUMNS, FastJSONResponse, counts, counts_table
-from footfall.server.api.schemas import Comparison, Heatmap, PeakHours, Series, Totals
+from footfall.server.api.schemas import AgeSeries, Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
 from footfall.server.catalog import PASSES
 from footfall.server.localtime import WEEKDAYS, bucket_starts_and_labels, to_iso
@@ -110,6 +112,61 @@ def series(
             "timezone": site.timezone,
             "points": points,
             "totals": _sum(rows) | overall.fields(),
+        }
+    )
+
+
+AudienceParam = Annotated[
+    Literal["all", "female", "male", "unknown"],
+    Query(description="The gender decision of the audience ('all': every gender, 'unknown' included); with 'age'."),
+]
+AgeParam = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        description="Age bands of the audience: one ('25-34', '65+'), several ('18-24,25-34') or a range on band "
+        "edges ('18-34'); every point then gives that audience's released people.",
+    ),
+]
+
+
+@router.get("/ages", response_model=AgeSeries, summary="Gender × age-band tables per bucket (role: viewer)")
+def ages(
+    site_id: IdPath,
+    ctx: Context,
+    session: ReadSession,
+    span: Range,
+    zone_ids: ZonesParam = None,
+    granularity: GranularityParam = "hour",
+    audience: AudienceParam = "all",
+    age: AgeParam = None,
+) -> FastJSONResponse:
+    """People per bucket by gender decision × age-band decision, summed over the selected zones, and over the
+    range. Each gender's bands of a zone-hour are released only when each is 0 or at least k (all or none, so
+    no band can be worked out by subtraction from the gender's total); a suppressed gender's bands are null.
+    With ``age`` (and ``audience``), each point also gives that audience's released people. People whose age
+    was not estimated (an older agent, a 'gender-only' or 'counts-only' site) are age 'unknown'."""
+    check_span(span, granularity)
+    bands = parse_age(age) if age is not None else None
+    genders = None if bands is None else (["female", "male", "unknown"] if audience == "all" else [audience])
+    span = released(span, ctx)
+    site, zones = _scope(session, site_id, zone_ids)
+    rows = queries.age_series(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
+    starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone)
+    points = [
+        {"start": start, "label": label, **point}
+        for start, label, point in zip(starts, labels, age_points(rows, genders, bands), strict=True)
+    ]
+    return FastJSONResponse(
+        {
+            **_head(site, zones, span, ctx.settings.k_anonymity),
+            "granularity": granularity,
+            "timezone": site.timezone,
+            "age_estimation": site.demographics == "full",
+            "audience": audience if bands is not None else None,
+            "age": bands,
+            "points": points,
+            "totals": age_points(summed(rows), genders, bands)[0],
         }
     )
 
@@ -247,6 +304,12 @@ SHARE_COLUMNS = (
     "people_corrected",
     "female_share_corrected_missing",
 )
+# Released people per gender × age band (null: that gender's bands were suppressed), then the people whose bands
+# or gender split were withheld (footfall.server.api.ages).
+AGE_COLUMNS = (
+    *(f"{gender}_{band}" for gender in queries.GENDERS for band in AGE_DECISIONS),
+    *(f"{gender}_bands_withheld" for gender in queries.GENDERS),
+)
 MAX_EXPORT_ROWS = 500_000  # about 40 MB of CSV; a longer export is refused before it starts
 EXPORT_COLUMNS = (
     "site_id",
@@ -258,6 +321,7 @@ EXPORT_COLUMNS = (
     "bucket_local",
     *COUNT_COLUMNS,
     *SHARE_COLUMNS,
+    *AGE_COLUMNS,
 )
 
 
@@ -317,10 +381,13 @@ def _csv_lines(
         with ctx.db.read() as session:
             rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
             corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
+            age_rows = queries.age_series(session, [zone_pk], span.start, span.end, granularity, tz)
         starts, labels = bucket_starts_and_labels(rows.keys, granularity, tz)
         points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
-        for point, share in zip(points, corrected, strict=True):
+        tables = dict(zip(age_rows.keys, age_points(age_rows), strict=True))
+        for key, point, share in zip(rows.keys, points, corrected, strict=True):
             point.update(share.fields())
+            point.update(_age_columns(tables.get(key)))
             writer.writerow(
                 [
                     site_id,
@@ -330,13 +397,24 @@ def _csv_lines(
                     granularity,
                     point["start"],
                     point["label"],
-                    *(_csv_value(point[column]) for column in (*COUNT_COLUMNS, *SHARE_COLUMNS)),
+                    *(_csv_value(point[column]) for column in (*COUNT_COLUMNS, *SHARE_COLUMNS, *AGE_COLUMNS)),
                 ]
             )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     yield buffer.getvalue()
+
+
+def _age_columns(table: dict[str, Any] | None) -> dict[str, Any]:
+    """A bucket's age table as CSV columns (all empty for a bucket without an hourly cell read: none)."""
+    if table is None:
+        return dict.fromkeys(AGE_COLUMNS)
+    columns: dict[str, Any] = {
+        f"{gender}_{band}": value for gender, bands in table["bands"].items() for band, value in bands.items()
+    }
+    columns.update({f"{gender}_bands_withheld": value for gender, value in table["bands_withheld"].items()})
+    return columns
 
 
 def _csv_value(value: object) -> object:

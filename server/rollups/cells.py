@@ -18,6 +18,7 @@ from footfall.server.localtime import (
     utc_week,
 )
 from footfall.server.release import RELEASED_FIELDS, effective_k, released_values
+from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas, release_zones
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import DailyClassifierRollup, DailyRollup, HourlyRollup, Meta, Site, Zone
@@ -80,6 +81,7 @@ def apply_hourly_deltas(
     tz_of_zone: dict[int, str],
     k_of_zone: dict[int, int],
     classifiers: ClassifierDeltas | None = None,
+    ages: AgeDeltas | None = None,
 ) -> None:
     """Adds raw deltas to their hourly cells, recomputes what those cells release (each with its site's
     effective k, ``k_of_zone``), and adds the change in released values to the daily rollup and the slot running
@@ -89,10 +91,15 @@ def apply_hourly_deltas(
     read off the cell before and after, with the cells locked in between: replicas ingesting into the same
     hour take turns. ``classifiers`` (raw people per cell and deciding bundle) re-attribute the cells they touch
     (footfall.server.classifiers) while the cells are locked: a bucket sent again by another bundle, or without
-    gender, may change which bundle its cell is attributed to without changing its counts."""
+    gender, may change which bundle its cell is attributed to without changing its counts. ``ages`` (people per
+    cell, gender and age band; footfall.server.rollups.ages) are added and released the same way, after the
+    cells' release, which theirs depends on: a bucket sent again with other bands changes them alone."""
     deciders: ClassifierDeltas = classifiers or {}
+    age_deltas: AgeDeltas = ages or {}
     changed = {key: delta for key, delta in hourly.items() if any(delta)}
     for zone_pk, hour_start, _ in (key for key, people in deciders.items() if people):
+        changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
+    for zone_pk, hour_start, _, _ in (key for key, people in age_deltas.items() if people):
         changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
     if not changed:
         return
@@ -134,6 +141,7 @@ def apply_hourly_deltas(
         ],
     )
     apply_classifier_deltas(session, deciders)
+    apply_age_deltas(session, age_deltas, k_of_zone)
     after = _released(session, keys)
     attributed_after = _attribution(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
@@ -224,6 +232,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str) -> None:
         return
     table = HourlyRollup.__table__
     session.execute(update(table).where(table.c.zone_pk.in_(zone_pks)).values(released_values(table.c, k)))
+    release_zones(session, zone_pks, k)
     rebuild_daily(session, zone_pks, tz)
     rebuild_slots(session, zone_pks)
 

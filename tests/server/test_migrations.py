@@ -13,14 +13,14 @@ from sqlalchemy import inspect
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0007"
-        assert upgrade(db.engine) == "0007"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0008"
+        assert upgrade(db.engine) == "0008"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0007"
+        assert current_revision(db.engine) == "0008"
     finally:
         db.dispose()
 
@@ -63,9 +63,61 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0007"
+        assert upgrade(db.engine, "0007") == "0007"
         with db.read() as session:
             assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
+    finally:
+        db.dispose()
+
+
+def test_cells_stored_before_0008_are_of_unknown_age_and_0008_goes_down_again(database_url: str) -> None:
+    """Buckets from before age bands estimated no age: after 0008 each gender of a cell is one band, 'unknown',
+    released exactly when the gender is; downgrading drops the age tables and leaves the rest."""
+    from alembic import command
+    from footfall.server.migrate import alembic_config
+    from footfall.server.rollups.ages import raw_vs_ages
+    from sqlalchemy import text
+
+    db = Database(database_url)
+    try:
+        upgrade(db.engine, "0007")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO zones (site_id, zone_id, name, kind, created_at) VALUES ('mall', 'a', 'A', 'other', 0)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
+                    "female, male, unknown, dwell_samples, dwell_seconds, received_at, classifier) "
+                    "VALUES ('x', 'c', 1, 3600, 60, 1, 9, 6, 3, 0, 0, 0, 0, 'g@1')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
+                    "dwell_samples, dwell_seconds, released_people, released_female, released_male) "
+                    "VALUES (1, 3600, 1, 9, 6, 3, 0, 0, 0, 9, 0, 0)"
+                )
+            )
+        assert upgrade(db.engine) == "0008"
+        with db.read() as session:
+            assert raw_vs_ages(session) == []
+            cells = session.execute(
+                text("SELECT gender, band, people, released_people FROM rollup_hourly_age ORDER BY gender")
+            ).all()
+            assert [tuple(c) for c in cells] == [("female", "unknown", 6, 0), ("male", "unknown", 3, 0)]
+        config = alembic_config()
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007")
+        assert current_revision(db.engine) == "0007"
+        tables = set(inspect(db.engine).get_table_names())
+        assert "rollup_hourly_age" not in tables and "bucket_ages" not in tables and "rollup_hourly" in tables
     finally:
         db.dispose()

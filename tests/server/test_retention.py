@@ -56,4 +56,4 @@ def test_retention_command_prints_what_it_did(sqlite_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "deleted 0 raw buckets before" in result.output and "rollups kept" in result.output
     result = CliRunner().invoke(app, ["server", "migrate", "--database-url", sqlite_url])
-    assert result.exit_code == 0 and "database at revision 0007" in result.output
+    assert result.exit_code == 0 and "database at revision 0008" in result.output

@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from footfall.core.ages import AGE_DECISIONS
 from footfall.server.stats import poisson_mean_interval, wilson_interval
 
 from tests.server.conftest import Server, aggregate
@@ -140,6 +141,15 @@ def test_compare_and_csv_export(sqlite_server: Server) -> None:
             "female_share_high": "",
             "people_corrected": "50",
             "female_share_corrected_missing": "unknown_rates",
+            # People per gender × age band: this agent estimated no age, so all of each gender is age 'unknown'.
+            **{
+                f"{gender}_{band}": str(count if band == "unknown" else 0)
+                for gender, count in (("female", 30), ("male", 20), ("unknown", 0))
+                for band in AGE_DECISIONS
+            },
+            "female_bands_withheld": "0",
+            "male_bands_withheld": "0",
+            "unknown_bands_withheld": "0",
         }
     ]
 

@@ -1,0 +1,266 @@
+"""Age bands on the server (issue #17): storage, rollups and retention of the gender × band counts, their release
+(each gender's bands all or none), the traffic API, CSV export, a gender × band ad audience, the refusal of
+audiences under 18, and a site's 'gender-only' mode."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from footfall.core.ages import AGE_DECISIONS
+from footfall.server.retention import run_retention
+from footfall.server.rollups import raw_vs_hourly
+from footfall.server.rollups.ages import raw_vs_ages
+from footfall.server.tables import BucketAge
+from sqlalchemy import func, select
+
+from tests.server.conftest import BASE, Server, aggregate, make_server
+
+K = 5
+SITE = "/api/v1/sites/mall"
+NINE = BASE + timedelta(hours=9)  # Monday 2026-11-16 09:00 UTC
+DAY = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-17T00:00:00Z"}
+
+
+def with_ages(message: dict, **bands: dict[str, int]) -> dict:
+    """``message`` carrying its people by gender × band; the gender counts follow from the bands."""
+    counts = {gender: sum(bands.get(gender, {}).values()) for gender in ("female", "male", "unknown")}
+    return {**message, "people": sum(counts.values()), "gender": counts, "age": bands}
+
+
+def aged(*, start: datetime = NINE, seq: int = 1, camera: str = "cam-1", zone: str = "a", **bands: dict) -> dict:
+    return with_ages(aggregate(start=start, seq=seq, camera=camera, zone=zone), **bands)
+
+
+def checks(server: Server) -> None:
+    with server.db.read() as session:
+        assert raw_vs_ages(session) == [] and raw_vs_hourly(session) == []
+
+
+def ages(server: Server, **params: object) -> dict:
+    response = server.get(f"{SITE}/traffic/ages", **{**DAY, **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# -- storage, supersede, aggregates without age, retention -------------------------------------------------
+
+
+def test_band_counts_are_stored_superseded_by_a_higher_seq_and_kept_equal_to_the_raw_buckets(server: Server) -> None:
+    first = aged(female={"25-34": 6, "35-44": 5}, male={"25-34": 7, "unknown": 0})
+    assert server.ingest(first).status_code == 200
+    checks(server)
+    hour = ages(server, zone="a")["points"][0]
+    assert hour["bands"]["female"]["25-34"] == 6 and hour["bands"]["female"]["35-44"] == 5
+    assert hour["bands"]["male"]["25-34"] == 7 and hour["people"] == 18
+    # The same bucket again with a higher seq replaces its bands; a lower seq changes nothing.
+    again = aged(seq=3, female={"25-34": 11}, male={"45-54": 7})
+    stale = aged(seq=2, female={"0-12": 11}, male={"65+": 7})
+    assert server.ingest(again, stale).status_code == 200
+    checks(server)
+    table = ages(server, zone="a")["points"][0]["bands"]
+    assert table["female"]["25-34"] == 11 and table["female"]["35-44"] == 0 and table["male"]["45-54"] == 7
+    assert table["female"]["0-12"] == 0 and table["male"]["65+"] == 0
+    # An older agent's aggregate carries no age: its people are age 'unknown', and the totals stay whole.
+    older = aggregate(zone="a", camera="cam-2", start=NINE, female=5, male=6)
+    assert server.ingest(older).status_code == 200
+    checks(server)
+    table = ages(server, zone="a")["points"][0]["bands"]
+    assert table["female"]["unknown"] == 5 and table["male"]["unknown"] == 6 and table["female"]["25-34"] == 11
+    # A bucket sent again without age (its agent switched to gender-only) loses its bands, not its people.
+    assert server.ingest({**aggregate(zone="a", start=NINE, seq=4, female=11, male=7)}).status_code == 200
+    checks(server)
+    point = ages(server, zone="a")["points"][0]
+    assert point["bands"]["female"]["unknown"] == 16 and point["bands"]["female"]["25-34"] == 0
+    assert point["people"] == 29
+
+
+def test_retention_deletes_a_buckets_bands_with_it_and_keeps_the_hourly_cells(server: Server) -> None:
+    old = aged(start=BASE + timedelta(hours=1), female={"25-34": 6})
+    recent = aged(start=BASE + timedelta(days=5, hours=1), seq=2, female={"18-24": 7})
+    assert server.ingest(old, recent).status_code == 200
+    with server.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(BucketAge)) == 2
+    run_retention(server.db, days=3, now=(BASE + timedelta(days=5, hours=12)).timestamp())
+    with server.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(BucketAge)) == 1
+        assert raw_vs_ages(session, since=int((BASE + timedelta(days=2)).timestamp())) == []
+    week = ages(server, start="2026-11-16T00:00:00Z", end="2026-11-23T00:00:00Z", granularity="week")
+    assert week["totals"]["bands"]["female"]["25-34"] == 6 and week["totals"]["bands"]["female"]["18-24"] == 7
+
+
+# -- release: each gender's bands all or none ----------------------------------------------------------------
+
+
+@contextmanager
+def world(tmp_path: Path, name: str, messages: list[dict]) -> Iterator[Server]:
+    for server in make_server(f"sqlite:///{tmp_path / name}.db", k_anonymity=K):
+        assert server.ingest(*messages).status_code == 200
+        yield server
+
+
+def scene(secret: int) -> list[dict]:
+    """Zone a at 09:00: 3 (or 4) women of 25-34, below k, beside 9 (or 8) women of 18-24; the female total (12),
+    the men and every other hour are the same in both worlds. A week later the same zone hour is busy."""
+    return [
+        aged(female={"25-34": secret, "18-24": 12 - secret}, male={"35-44": 10, "45-54": 6}),
+        aged(start=NINE + timedelta(hours=1), seq=2, female={"25-34": 8, "18-24": 9}, male={"35-44": 5}),
+        aged(start=NINE + timedelta(days=7), seq=3, female={"25-34": 9, "18-24": 5}, male={"35-44": 6}),
+    ]
+
+
+TWO_WEEKS = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-30T00:00:00Z"}
+ATTACKS = {
+    # the female total of the hour minus its released female bands
+    "totals": ("/api/v1/sites/mall/traffic/totals", {"zone": "a", **DAY}),
+    "hour series": ("/api/v1/sites/mall/traffic/series", {"zone": "a", **DAY}),
+    "hour ages": ("/api/v1/sites/mall/traffic/ages", {"zone": "a", **DAY}),
+    "day ages": ("/api/v1/sites/mall/traffic/ages", {"zone": "a", "granularity": "day", **DAY}),
+    "09-10 ages": (
+        "/api/v1/sites/mall/traffic/ages",
+        {"zone": "a", "start": "2026-11-16T09:00:00Z", "end": "2026-11-16T10:00:00Z"},
+    ),
+    "audience": (
+        "/api/v1/sites/mall/traffic/ages",
+        {"zone": "a", "audience": "female", "age": "25-34", **DAY},
+    ),
+    "audience 18-34": (
+        "/api/v1/sites/mall/traffic/ages",
+        {"zone": "a", "audience": "female", "age": "18-34", "granularity": "week", **TWO_WEEKS},
+    ),
+    "csv": ("/api/v1/sites/mall/traffic/export.csv", {"zone": "a", **DAY}),
+    "ads": (
+        "/api/v1/sites/mall/insights/ad-placement",
+        {"audience": "female", "age": "25-34", "limit": 1000, **TWO_WEEKS},
+    ),
+    "ads 18-24": (
+        "/api/v1/sites/mall/insights/ad-placement",
+        {"audience": "female", "age": "18-24", "limit": 1000, **TWO_WEEKS},
+    ),
+}
+
+
+def test_a_band_below_k_cannot_be_recovered_from_the_gender_total_minus_the_released_bands(tmp_path: Path) -> None:
+    with world(tmp_path, "three", scene(3)) as three, world(tmp_path, "four", scene(4)) as four:
+        seen = {name: three.get(path, **params) for name, (path, params) in ATTACKS.items()}
+        other = {name: four.get(path, **params) for name, (path, params) in ATTACKS.items()}
+        hour = three.get(f"{SITE}/traffic/ages", zone="a", start="2026-11-16T09:00:00Z", end="2026-11-16T10:00:00Z")
+        totals = three.get(f"{SITE}/traffic/totals", zone="a", start="2026-11-16T09:00:00Z", end="2026-11-16T10:00:00Z")
+    for name in ATTACKS:
+        assert seen[name].status_code == 200, (name, seen[name].text)
+        assert seen[name].text == other[name].text, f"{name} depends on the withheld band"
+    # The attack itself: the female total is released (12), but so is none of the female bands: 12 minus the
+    # released female bands gives back no band. The men's bands (10 and 6, each at least k) are released.
+    point = hour.json()["points"][0]
+    assert totals.json()["totals"]["female"] == 12
+    assert point["bands"]["female"] == dict.fromkeys(AGE_DECISIONS)  # suppressed, not 0
+    assert point["bands_withheld"]["female"] == 12
+    assert point["bands"]["male"]["35-44"] == 10 and point["bands"]["male"]["45-54"] == 6
+    assert point["bands"]["male"]["0-12"] == 0
+
+
+def test_no_band_is_released_from_a_cell_whose_gender_split_is_withheld(sqlite_url: str) -> None:
+    for server in make_server(sqlite_url, k_anonymity=K):
+        # 6 women and 2 men: the split is withheld (2 < k), so no band of either gender is released.
+        assert server.ingest(aged(female={"25-34": 6}, male={"25-34": 2})).status_code == 200
+        point = ages(server, zone="a")["points"][0]
+        assert point["people"] == 8 and point["unsplit"] == 8
+        assert all(value is None for row in point["bands"].values() for value in row.values())
+        # An admin's stricter k recomputes the bands: at k = 7 the women's 25-34 (6) is thin, so no female band is
+        # released, while the men's 8 still is.
+        later = aged(start=NINE + timedelta(hours=1), seq=2, female={"25-34": 6, "35-44": 7}, male={"25-34": 8})
+        assert server.ingest(later).status_code == 200
+        assert ages(server, zone="a")["points"][1]["bands"]["female"]["25-34"] == 6
+        assert server.client.patch(SITE, json={"k": 7}, headers=server.headers("admin")).status_code == 200
+        point = ages(server, zone="a")["points"][1]
+        assert point["bands"]["female"]["35-44"] is None and point["bands"]["male"]["25-34"] == 8
+
+
+def test_finer_cells_suppress_more_and_an_operator_still_sees_the_rest(sqlite_url: str) -> None:
+    """What suppression at gender × band costs on a busy hour: the bands of a gender with one thin band are
+    hidden whole, while the gender's total and the other gender's bands stay."""
+    for server in make_server(sqlite_url, k_anonymity=K):
+        busy = aged(female={"25-34": 20, "35-44": 12, "65+": 2}, male={"18-24": 9, "25-34": 15, "unknown": 5})
+        assert server.ingest(busy).status_code == 200
+        point = ages(server, zone="a", audience="male", age="18-34")["points"][0]
+        assert point["people"] == 63 and point["bands"]["female"]["25-34"] is None
+        assert point["bands_withheld"] == {"female": 34, "male": 0, "unknown": 0}
+        assert point["audience_people"] == 24 and point["audience_lower_bound"] is False
+        women = ages(server, zone="a", audience="female", age="25-34")["points"][0]
+        assert women["audience_people"] == 0 and women["audience_lower_bound"] is True
+
+
+# -- API: filters, errors, CSV ----------------------------------------------------------------------------
+
+
+def test_audience_filter_bad_band_and_csv_columns(server: Server) -> None:
+    assert server.ingest(aged(female={"25-34": 6, "35-44": 5}, male={"25-34": 7})).status_code == 200
+    body = ages(server, audience="female", age="25-34")
+    assert body["age"] == ["25-34"] and body["audience"] == "female" and body["age_estimation"] is True
+    assert body["points"][0]["audience_people"] == 6 and body["totals"]["audience_people"] == 6
+    assert ages(server, audience="all", age="25-34")["totals"]["audience_people"] == 13
+    assert ages(server, audience="female", age="25-44")["totals"]["audience_people"] == 11
+    bad = server.get(f"{SITE}/traffic/ages", **DAY, age="25-30")
+    assert bad.status_code == 422 and "band edges" in bad.json()["detail"] and "25-34" in bad.json()["detail"]
+    bad = server.get(f"{SITE}/traffic/ages", **DAY, age="old")
+    assert bad.status_code == 422 and "unknown age band 'old'" in bad.json()["detail"]
+    text = server.get(f"{SITE}/traffic/export.csv", **DAY).text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 1 and rows[0]["female_25-34"] == "6" and rows[0]["male_25-34"] == "7"
+    assert rows[0]["female_0-12"] == "0" and rows[0]["female_bands_withheld"] == "0"
+
+
+# -- ad placement: gender × band audiences, minors refused --------------------------------------------------
+
+
+@pytest.mark.parametrize("age", ["0-12", "13-17", "0-24", "13-34", "0-12,25-34", "13+"])
+def test_an_ad_audience_under_18_is_refused_with_a_clear_message(sqlite_server: Server, age: str) -> None:
+    response = sqlite_server.get(f"{SITE}/insights/ad-placement", audience="female", age=age, **DAY)
+    assert response.status_code == 422
+    assert "audiences under 18 are refused" in response.json()["detail"]
+
+
+def test_placement_ranks_slots_for_a_gender_and_band_and_minors_are_still_counted(sqlite_url: str) -> None:
+    for server in make_server(sqlite_url, k_anonymity=K):
+        messages = [
+            aged(zone="food", female={"25-34": 30, "0-12": 10}, male={"25-34": 10}),
+            aged(zone="toys", camera="cam-2", female={"25-34": 6, "0-12": 40}, male={"0-12": 20}),
+            aged(zone="food", start=NINE + timedelta(days=7), seq=2, female={"25-34": 20}, male={"35-44": 5}),
+        ]
+        assert server.ingest(*messages).status_code == 200
+        body = server.get(f"{SITE}/insights/ad-placement", audience="female", age="25-34", **TWO_WEEKS).json()
+        assert body["age"] == ["25-34"]
+        best = body["slots"][0]
+        assert (best["zone_id"], best["audience_count"], best["weeks_observed"]) == ("food", 50, 2)
+        assert best["expected_audience"] == 25.0 and best["share_missing"] == "age_bands_not_corrected"
+        assert [s["zone_id"] for s in body["slots"]] == ["food", "toys"]
+        assert "18" in server.get(f"{SITE}/insights/ad-placement", age="0-12", **TWO_WEEKS).json()["detail"]
+        # Children are still people of the zone: the visitor totals include them.
+        totals = server.get(f"{SITE}/traffic/totals", zone="toys", **DAY).json()["totals"]
+        assert totals["people"] == 66
+
+
+# -- the site's policy: gender-only -----------------------------------------------------------------------
+
+
+def test_a_gender_only_site_refuses_aggregates_with_age_and_says_age_estimation_is_off(server: Server) -> None:
+    assert server.ingest(aggregate(unknown=5)).status_code == 200  # creates the site
+    changed = server.client.patch(SITE, json={"demographics": "gender-only"}, headers=server.headers("admin"))
+    assert changed.status_code == 200
+    assert changed.json()["demographics"] == "gender-only" and changed.json()["age_estimation"] is False
+    refused = server.ingest(aged(seq=5, female={"25-34": 6}))
+    assert refused.status_code == 422
+    rejection = refused.json()["rejected"][0]
+    assert rejection["code"] == "gender-only" and "demographics mode 'gender-only'" in rejection["reason"]
+    assert refused.json()["site_settings"]["demographics"] == "gender-only"
+    # The agent sends the same counts again without age under a new seq: stored, as age 'unknown'.
+    assert server.ingest(aggregate(zone="a", start=NINE, seq=6, female=6)).status_code == 200
+    body = ages(server, zone="a")
+    assert body["age_estimation"] is False and body["points"][0]["bands"]["female"]["unknown"] == 6
+    listed = server.get("/api/v1/sites").json()
+    assert [(site["site_id"], site["age_estimation"]) for site in listed] == [("mall", False)]
