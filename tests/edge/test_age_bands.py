@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
@@ -391,3 +392,76 @@ def test_bench_scores_bands_per_matched_person_and_band_shares_against_the_truth
     )
     assert lines[0] == "age bands: the gender bundle b has no age head, so no band was decided"
     assert any("true  0-12: 0 right, 1 wrong, 0 unknown of 1" in line for line in lines)
+
+
+class PaintedFaceDetector:
+    """What the pipeline uses of a FaceDetector: each bright-green blob is a face, its box drawn well inside the
+    blob so that the crop (box plus margin) holds nothing but the face's colour."""
+
+    contract = SimpleNamespace(score_threshold=0.5)
+
+    def __call__(self, frame_bgr: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        import cv2
+
+        mask = (frame_bgr[:, :, 1] > 120).astype(np.uint8)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        found = []
+        for x, y, w, h, area in stats[1:count]:
+            if area >= 0.5 * 40 * 40:
+                inset = 0.2 * w
+                box = (x + inset, y + inset, x + w - inset, y + h - inset)
+                found.append(Detection(tuple(float(v) for v in box), 0.95, np.zeros((5, 2))))
+        return found
+
+
+def test_footfall_process_reports_each_crowds_bands_only_when_age_is_estimated(
+    tmp_path: Path, classifier: GenderClassifier
+) -> None:
+    """The real capture, tracker, counter and aggregator on a clip of painted faces walking across."""
+    cv2 = pytest.importorskip("cv2")
+    from footfall.edge.offline import process_video
+    from footfall.edge.pipeline import Models
+
+    width, height, fps, size = 320, 240, 15.0, 40
+    walkers = [(40, "35-44", "female"), (120, "55-64", "male"), (200, "65+", "male")]  # y, band, gender
+    clip = tmp_path / "painted.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for index in range(60):
+        image = np.full((height, width, 3), 20, np.uint8)
+        x = int(30 + 70 * index / fps)
+        for y, band, gender in walkers:
+            image[y - size // 2 : y + size // 2, x - size // 2 : x + size // 2] = face_colour(band, gender)
+        writer.write(image)
+    writer.release()
+    camera = CameraConfig(
+        id="cam1",
+        source=str(clip),
+        fps=fps,
+        zones=[ZoneConfig(id="hall", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)])],
+    )
+    config = AgentConfig(agent_id="box-test", site_id="lab", cameras=[camera], bucket_seconds=60)
+    detector = cast(FaceDetector, PaintedFaceDetector())
+
+    aggregates: list[AggregateMessage] = []
+    ages: dict[int, AgeEstimate] = {}
+    summary = process_video(
+        clip, config, progress=False, models=Models(detector, classifier), aggregates=aggregates, person_ages=ages
+    )
+    assert summary["camera_visitors"] == {"people": 3, "female": 1, "male": 2, "unknown": 0}
+    assert sorted(estimate.band for estimate in ages.values()) == ["35-44", "55-64", "65+"]
+    section = summary["age_bands"]
+    for table in (section["camera_visitors"], section["zones"]["hall"]):
+        assert {(g, b) for g, row in table.items() for b, n in row.items() if n} == {
+            ("female", "35-44"),
+            ("male", "55-64"),
+            ("male", "65+"),
+        }
+    assert all(m.age is not None for m in aggregates)
+    table = format_age_table(summary)
+    assert table.splitlines()[1].split()[-9:] == ["0", "0", "0", "0", "1", "0", "1", "1", "0"]
+
+    aggregates.clear()
+    gender_only = Models(detector, classifier, estimate_age=False)
+    summary = process_video(clip, config, progress=False, models=gender_only, aggregates=aggregates)
+    assert summary["age_bands"] is None and summary["camera_visitors"]["female"] == 1
+    assert aggregates and all(m.age is None for m in aggregates)
