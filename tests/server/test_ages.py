@@ -19,6 +19,7 @@ from footfall.server.rollups.ages import raw_vs_ages
 from footfall.server.tables import BucketAge
 from sqlalchemy import func, select
 
+from footfall.broker import MosquittoBroker
 from tests.server.conftest import BASE, Server, aggregate, make_server
 
 K = 5
@@ -264,3 +265,52 @@ def test_a_gender_only_site_refuses_aggregates_with_age_and_says_age_estimation_
     assert body["age_estimation"] is False and body["points"][0]["bands"]["female"]["unknown"] == 6
     listed = server.get("/api/v1/sites").json()
     assert [(site["site_id"], site["age_estimation"]) for site in listed] == [("mall", False)]
+
+
+@pytest.mark.broker
+def test_over_mqtt_a_gender_only_site_refuses_age_with_its_code_and_stores_the_resend(
+    mosquitto: MosquittoBroker, sqlite_url: str
+) -> None:
+    """The MQTT path refuses as the HTTP one does: the receipt names the seq with code 'gender-only', and the
+    same counts sent again without age under a new seq are stored."""
+    pytest.importorskip("paho.mqtt")
+    import paho.mqtt.client as mqtt
+    from footfall.core.wire import Receipt
+    from footfall.server.db import Database
+    from footfall.server.ingest import Ingestor
+    from footfall.server.migrate import upgrade
+    from footfall.server.mqtt_consumer import MqttConsumer
+    from footfall.server.tables import Site
+
+    from tests.server.conftest import encoded
+    from tests.server.test_mqtt import Receipts
+    from tests.waiting import wait_until
+
+    db = Database(sqlite_url)
+    upgrade(db.engine)
+    with db.write() as session:
+        session.add(Site(site_id="mall", name="Mall", timezone="UTC", created_at=0, demographics="gender-only"))
+    receipts = Receipts(mosquitto.port)
+    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-agent", protocol=mqtt.MQTTv5)
+    try:
+        assert consumer.wait_connected()
+        client.connect("127.0.0.1", mosquitto.port)
+        client.loop_start()
+        topic = "footfall/v1/mall/agent-1/aggregates"
+        client.publish(topic, encoded(aged(seq=7, female={"25-34": 6})), qos=1).wait_for_publish(timeout=10)
+        client.publish(topic, encoded(aggregate(zone="a", start=NINE, seq=8, female=6)), qos=1).wait_for_publish(
+            timeout=10
+        )
+        wait_until(lambda: 8 in receipts.stored("agent-1") and 7 in receipts.refused("agent-1"), timeout=20)
+        codes = {x.seq: x.code for r in receipts.by_agent["agent-1"] if isinstance(r, Receipt) for x in r.refused}
+        assert codes == {7: "gender-only"}
+        with db.read() as session:
+            assert raw_vs_ages(session) == []
+            assert session.scalar(select(func.count()).select_from(BucketAge)) == 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        consumer.stop()
+        receipts.close()
+        db.dispose()

@@ -1,4 +1,5 @@
-// Zone page: traffic over a range (hour/day/week), gender split, busiest hours, hour-of-week heatmap, CSV export.
+// Zone page: traffic over a range (hour/day/week), gender split, busiest hours, age pyramid per hour,
+// hour-of-week heatmap, CSV export.
 
 import { api, download } from "../api.js";
 import { h, s } from "../dom.js";
@@ -6,6 +7,7 @@ import { correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, kindLab
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { heatmapChart } from "../charts/heatmap.js";
 import { genderSplit } from "../charts/split.js";
+import { agePyramid } from "../charts/pyramid.js";
 import { SERIES_LEGEND, seriesChart } from "../charts/series.js";
 import { empty, loading, reveal, pageParams, setParams, showBanner, startPage } from "../ui.js";
 
@@ -109,6 +111,29 @@ function renderPeaks(peaks) {
   h("p", { class: "faint" }, "Mean people per day in each local hour, over the days observed."));
 }
 
+// The age pyramid of the whole range, or of one hour of it (the ``ah`` parameter: the hour's UTC start).
+function renderAges(ages, site) {
+  const box = document.getElementById("ages");
+  const params = pageParams();
+  const hours = ages.points.filter((p) => p.people > 0 || p.withheld_cells > 0);
+  let chosen = params.get("ah");
+  if (chosen !== "all" && !hours.some((p) => p.start === chosen)) chosen = "all";
+  document.getElementById("ages-controls").replaceChildren(selectField("age-hour", "Hour", [
+    { value: "all", label: "Whole range" },
+    ...hours.slice().reverse().map((p) => ({ value: p.start, label: p.label })),
+  ], chosen, (value) => { setParams({ ah: value }); renderAges(ages, site); }));
+  document.getElementById("ages-note").textContent = site.age_estimation
+    ? `People by gender and age band, k = ${ages.k}: a gender's bands are hidden when any of them is below ${ages.k}.`
+    : `Age estimation is off for this site (mode '${site.demographics}'): its people are counted as age unknown.`;
+  if (!hours.length) {
+    empty(box, "No counts in this range");
+    return;
+  }
+  const table = chosen === "all" ? ages.totals : hours.find((p) => p.start === chosen);
+  box.dataset.hour = chosen;
+  agePyramid(box, table, ages.k);
+}
+
 function drawCharts() {
   if (!state) return;
   const { series, heatmap } = state.data;
@@ -126,7 +151,7 @@ async function load() {
     // The page's frame at once, each panel with its own spinner, instead of one spinner over a blank page while a
     // busy server answers.
     reveal();
-    for (const id of ["series", "split", "peaks", "heatmap"]) loading(document.getElementById(id));
+    for (const id of ["series", "split", "peaks", "ages", "heatmap"]) loading(document.getElementById(id));
   }
   const sites = await api("/sites");
   if (!sites.length) {
@@ -162,13 +187,14 @@ async function load() {
   for (const id of ["series", "split", "peaks", "heatmap"]) if (!state) loading(document.getElementById(id));
   const base = `/sites/${encodeURIComponent(site.site_id)}/traffic`;
   const common = { start: range.start, end: range.end, zone: zoneId === ALL ? null : zoneId };
-  const [series, totals, peaks, heatmap] = await Promise.all([
+  const [series, totals, peaks, heatmap, ages] = await Promise.all([
     api(`${base}/series`, { ...common, granularity }),
     api(`${base}/totals`, common),
     api(`${base}/peak-hours`, common),
     api(`${base}/heatmap`, common),
+    api(`${base}/ages`, { ...common, granularity: "hour" }),
   ]);
-  state = { data: { series, totals, peaks, heatmap }, range };
+  state = { data: { series, totals, peaks, heatmap, ages }, range };
   reveal();
   renderKpis(state.data, range, zoneId === ALL);
   document.getElementById("series-title").textContent = `People per ${granularity}`;
@@ -178,6 +204,7 @@ async function load() {
   genderSplit(document.getElementById("split"), totals.totals, totals.k);
   document.getElementById("split-note").textContent = `${fmtInt(totals.totals.people ?? 0)} people in range`;
   renderPeaks(peaks);
+  renderAges(ages, site);
   document.getElementById("heat-controls").replaceChildren(segmented("heat-metric", "Colour by", [
     { value: "people", label: "People per week" }, { value: "female_share", label: "Female share (raw)", title: "The share of the classified people decided female, not corrected for the classifier's errors" },
   ], heatMetric, (value) => { heatMetric = value; drawCharts(); }));

@@ -1,0 +1,128 @@
+"""The zone page's age pyramid (issue #17) in a real headless Chromium against the real server: one row per band,
+women to the left and men to the right, each bar's value and width from the traffic API, a suppressed gender's
+bands drawn as suppressed (never as 0), for one hour and for the whole range."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from footfall.core.wire import AggregateMessage, GenderCounts  # noqa: E402
+
+from tests.server.test_dashboard_browser import LiveServer, Page, browser, start_server  # noqa: E402, F401
+
+pytestmark = pytest.mark.browser
+
+BANDS = ["65+", "55-64", "45-54", "35-44", "25-34", "18-24", "13-17", "0-12", "unknown"]
+
+
+def aged(hour: datetime, seq: int, female: dict[str, int], male: dict[str, int]) -> AggregateMessage:
+    counts = GenderCounts(female=sum(female.values()), male=sum(male.values()))
+    return AggregateMessage(
+        agent_id="box-1",
+        site_id="mall",
+        camera_id="cam-1",
+        zone_id="food-court",
+        bucket_start=hour,
+        bucket_seconds=3600,
+        seq=seq,
+        people=counts.total,
+        gender=counts,
+        age={"female": female, "male": male},  # type: ignore[dict-item]
+    )
+
+
+@pytest.fixture(scope="module")
+def aged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+    """A site whose food court has three hours with age bands; in the middle one a women's band is below k, so
+    the women's bands of that hour are suppressed. Yields the server and that hour's UTC start as the API says it."""
+    folder = tmp_path_factory.mktemp("ages-db")
+    live, server, thread = start_server(f"sqlite:///{folder / 'footfall.db'}")
+    end_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hours = [end_hour - timedelta(hours=h) for h in (4, 3, 2)]
+    messages = [
+        aged(hours[0], 1, {"18-24": 12, "25-34": 20, "35-44": 8}, {"25-34": 15, "45-54": 6}),
+        aged(hours[1], 2, {"25-34": 3, "35-44": 9}, {"25-34": 7, "65+": 5, "unknown": 5}),  # women's 3 < k
+        aged(hours[2], 3, {"25-34": 10, "55-64": 5}, {"18-24": 9, "0-12": 6}),
+    ]
+    try:
+        with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
+            admin = {"X-API-Key": live.admin_key}
+            client.put("/sites/mall/zones/food-court", headers=admin, json={"name": "Food court", "kind": "food_court"})
+            response = client.post(
+                "/ingest",
+                content="[" + ",".join(m.model_dump_json() for m in messages) + "]",
+                headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 200 and not response.json()["rejected"], response.text
+        yield live, hours[1].strftime("%Y-%m-%dT%H:%M:%SZ")
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
+def bars(page: Page) -> dict[tuple[str, str], tuple[float | None, float]]:
+    """(gender, band) → (value, or None when drawn as suppressed; drawn width) of every pyramid bar."""
+    found = {}
+    for bar in page.page.locator("#ages svg.pyramid-svg rect.bar").all():
+        suppressed = bar.get_attribute("data-suppressed") == "true"
+        value = None if suppressed else float(bar.get_attribute("data-value") or "nan")
+        found[(bar.get_attribute("data-gender") or "", bar.get_attribute("data-band") or "")] = (
+            value,
+            float(bar.get_attribute("width") or "nan"),
+        )
+    return found
+
+
+def test_zone_page_draws_an_age_pyramid_per_hour_with_suppressed_bands_shown_as_suppressed(
+    browser,  # noqa: F811 (the dashboard tests' Chromium fixture, imported above)
+    aged_server: tuple[LiveServer, str],
+    tmp_path: Path,
+) -> None:
+    live, thin_hour = aged_server
+    page = Page(browser, live, tmp_path)
+    try:
+        page.open(f"/dashboard/zone?site=mall&zone=food-court&ah={thin_hour}", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        p.wait_for_selector("#ages svg.pyramid-svg", timeout=10_000)
+        answer = live.get(
+            "/sites/mall/traffic/ages",
+            zone="food-court",
+            start=(datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:00:00Z"),
+            end=datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00Z"),
+        )
+        hour = next(point for point in answer["points"] if point["start"] == thin_hour)
+        drawn = bars(page)
+        assert len(drawn) == 2 * len(BANDS)
+        # The hour with a women's band below k: every women's bar is suppressed (hatched, no value), none is 0.
+        assert all(drawn[("female", band)][0] is None for band in BANDS)
+        assert p.locator("#ages rect.bar.female.suppressed").count() == len(BANDS)
+        assert all(value is None for value in hour["bands"]["female"].values())
+        for band in BANDS:
+            assert drawn[("male", band)][0] == hour["bands"]["male"][band]
+        widths = {band: drawn[("male", band)][1] for band in BANDS}
+        assert widths["25-34"] > widths["65+"] == widths["unknown"] > 0 and widths["0-12"] == 0
+        assert p.locator(".pyramid-row[data-gender=female] [data-suppressed=true]").count() == 1
+        assert "12 people are not broken down by age" in p.locator("#ages").inner_text()
+        page.screenshot("zone-age-pyramid-hour")
+
+        # The whole range: each bar sums the released bands of its hours (the suppressed hour adds nothing).
+        p.select_option("#sel-age-hour", "all")
+        p.wait_for_selector("#ages[data-hour=all] svg.pyramid-svg", timeout=10_000)
+        drawn = bars(page)
+        totals = answer["totals"]["bands"]
+        assert drawn[("female", "25-34")][0] == totals["female"]["25-34"] == 30
+        assert drawn[("male", "25-34")][0] == totals["male"]["25-34"] == 15 + 7
+        assert drawn[("female", "25-34")][1] == max(width for _, width in drawn.values())
+        assert drawn[("male", "0-12")][0] == 6  # children are counted like anyone else
+        assert p.locator("#ages rect.bar.suppressed").count() == 0
+        page.screenshot("zone-age-pyramid-range")
+    finally:
+        page.close()
