@@ -465,3 +465,50 @@ def test_footfall_process_reports_each_crowds_bands_only_when_age_is_estimated(
     summary = process_video(clip, config, progress=False, models=gender_only, aggregates=aggregates)
     assert summary["age_bands"] is None and summary["camera_visitors"]["female"] == 1
     assert aggregates and all(m.age is None for m in aggregates)
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_a_gender_only_agent_decides_gender_sends_no_age_and_says_so(
+    walkby_clip, mosquitto, tmp_path: Path, detector_bundle: Path, age_bundle: Path
+) -> None:
+    """The agent process against a real mosquitto, with a bundle that has an age head, at a gender-only site."""
+    import subprocess
+    import sys
+
+    from tests.edge.conftest import agent_yaml
+    from tests.edge.test_agent import _tell
+    from tests.edge.test_outbox import Receiver
+
+    clip, truth = walkby_clip
+    config_path = tmp_path / "agent.yaml"
+    config_path.write_text(
+        agent_yaml(
+            clip,
+            truth["camera"],
+            outbox=tmp_path / "outbox.sqlite",
+            port=mosquitto.port,
+            detector=detector_bundle,
+            gender=age_bundle,
+        )
+    )
+    _tell(mosquitto.port, "gender-only")
+    receiver = Receiver(mosquitto.port)
+    agent = subprocess.run(
+        [sys.executable, "-m", "footfall", "agent", "--config", str(config_path), "--drain-seconds", "40"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert agent.returncode == 0, agent.stderr[-2000:]
+    assert receiver.wait_for(lambda: sum(receiver.totals().values()) > 0, timeout=30)
+    with receiver.lock:
+        sent = list(receiver.latest.values())
+        statuses = [s for s in receiver.statuses if s.state == "online"]
+    receiver.close()
+    assert all(m.age is None for m in sent), "a gender-only site's aggregates carry no age bands"
+    assert any(m.gender is not None and m.people for m in sent), "but their gender"
+    assert statuses and statuses[-1].demographics == "gender-only"
+    assert "gender-classification" in {m.task for m in statuses[-1].models}, "the classifier still runs"
+    applied = [line for line in agent.stderr.splitlines() if "demographics mode applied" in line]
+    assert len(applied) == 1 and "mode=gender-only" in applied[0] and "not estimated" in applied[0], applied
