@@ -380,6 +380,8 @@ class Agent:
             for runtime in self.cameras:
                 self._start_camera(runtime)
         self.applied = mode
+        classifier = self._models.classifier
+        age_estimated = classifier is not None and classifier.has_age and self._models.estimate_age
         log_event(
             logger,
             logging.INFO,
@@ -387,10 +389,8 @@ class Agent:
             mode=mode,
             told=self.told,
             floor=self.floor,
-            classifier="loaded" if self._models.classifier is not None else "none",
-            age="estimated"
-            if self._models.classifier is not None and self._models.classifier.has_age and self._models.estimate_age
-            else "not estimated",
+            classifier="loaded" if classifier is not None else "none",
+            age="estimated" if age_estimated else "not estimated",
             cameras="stopped" if mode == "off" else "reading",
         )
         if self.metrics is not None:
