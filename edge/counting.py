@@ -140,6 +140,19 @@ class PersonCounter:
         """Whether people's age is estimated now: a bundle with an age head, and age wanted."""
         return self.estimate_age and self.classifier is not None and self.classifier.has_age
 
+    def use_classifier(self, classifier: GenderClassifier | None, *, estimate_age: bool) -> None:
+        """Classifies with ``classifier`` from now on, reading its age head only with ``estimate_age``. When
+        age is no longer estimated, the people being tracked lose their bands at once (their buckets carry none),
+        instead of keeping a band no crop will revise."""
+        self.classifier = classifier
+        self.estimate_age = estimate_age
+        if self.estimating_age:
+            return
+        for person in self.people.values():
+            if person.band is not None:
+                person.band = None
+                self.aggregator.relabel_person(person.id, person.label, None)
+
     def update(
         self,
         frame_bgr: np.ndarray,

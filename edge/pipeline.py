@@ -161,8 +161,7 @@ class CameraPipeline:
         self.classifier = classifier
         self.estimate_age = estimate_age
         if self.counter is not None:
-            self.counter.classifier = classifier
-            self.counter.estimate_age = estimate_age
+            self.counter.use_classifier(classifier, estimate_age=estimate_age)
 
     def tick(self, now: float) -> None:
         """Emits due buckets when no frame comes (camera offline, or a quiet period)."""

@@ -512,3 +512,48 @@ def test_a_gender_only_agent_decides_gender_sends_no_age_and_says_so(
     assert "gender-classification" in {m.task for m in statuses[-1].models}, "the classifier still runs"
     applied = [line for line in agent.stderr.splitlines() if "demographics mode applied" in line]
     assert len(applied) == 1 and "mode=gender-only" in applied[0] and "not estimated" in applied[0], applied
+
+
+def test_a_pipeline_switched_to_gender_only_between_frames_stops_reading_the_age_output(
+    classifier: GenderClassifier,
+) -> None:
+    """What the agent's camera worker does when the mode changes: use_classifier between two frames."""
+    from footfall.edge.pipeline import CameraPipeline, Models
+
+    camera = CameraConfig(id="cam1", source="unused.mp4", fps=15.0)
+    config = AgentConfig(agent_id="box-test", site_id="lab", cameras=[camera], bucket_seconds=60)
+    sent: list[BucketCounts] = []
+    pipeline = CameraPipeline(
+        config,
+        camera,
+        Models(cast(FaceDetector, PaintedFaceDetector()), classifier),
+        lambda _zone, _start, counts: sent.append(counts),
+    )
+
+    def frame(index: int) -> np.ndarray:
+        image = np.full((240, 320, 3), 20, np.uint8)
+        x = int(40 + 60 * index / 15.0)
+        image[100:140, x - 20 : x + 20] = face_colour("65+", "female")
+        return image
+
+    spy = OutputSpy(classifier.session)
+    classifier.session = spy  # type: ignore[assignment]
+    try:
+        for index in range(12):
+            pipeline.process(frame(index), BUCKET + index / 15.0)
+        assert spy.asked and all(names == ["logits", "age"] for names in spy.asked)
+        assert pipeline.aggregator is not None
+        assert all(b.counts().age == age_cells({("female", "65+"): 1}) for b in pipeline.aggregator.buckets.values())
+        spy.asked.clear()
+        pipeline.use_classifier(classifier, estimate_age=False)
+        # At once, not at the person's next crop (there may be none): their band left with the switch.
+        assert all(b.counts().age is None for b in pipeline.aggregator.buckets.values())
+        for index in range(12, 40):
+            pipeline.process(frame(index), BUCKET + index / 15.0)
+        assert spy.asked and all(names == ["logits"] for names in spy.asked), spy.asked
+    finally:
+        classifier.session = spy.session
+    pipeline.finish()
+    counts = sent[-1]
+    assert (counts.people, counts.female) == (1, 1)
+    assert counts.age is None, "the band decided before the switch left with it"
