@@ -17,7 +17,9 @@ from footfall.server.retention import run_retention
 from footfall.server.rollups import raw_vs_hourly
 from footfall.server.rollups.ages import raw_vs_ages
 from footfall.server.tables import BucketAge
-from sqlalchemy import func, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select, text
 
 from footfall.broker import MosquittoBroker
 from tests.server.conftest import BASE, Server, aggregate, make_server
@@ -314,3 +316,125 @@ def test_over_mqtt_a_gender_only_site_refuses_age_with_its_code_and_stores_the_r
         consumer.stop()
         receipts.close()
         db.dispose()
+
+
+# -- the guarantee as a property: no answer depends on a withheld band -----------------------------------------
+
+PROPERTY_HOURS = 15 * 24  # two weeks and a day: ad-placement ranges span whole weeks
+PROPERTY_START = BASE - timedelta(weeks=2)
+
+
+def _thin(row: dict[str, int]) -> bool:
+    return any(1 <= people < K for people in row.values())
+
+
+@st.composite
+def _row(draw: st.DrawFn, total: int) -> dict[str, int]:
+    """``total`` people spread over one to three age decisions."""
+    bands = draw(st.lists(st.sampled_from(AGE_DECISIONS), min_size=1, max_size=3, unique=True))
+    cuts = sorted(draw(st.lists(st.integers(0, total), min_size=len(bands) - 1, max_size=len(bands) - 1)))
+    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, total], strict=True)]
+    return {band: size for band, size in zip(bands, sizes, strict=True) if size}
+
+
+@st.composite
+def _table(draw: st.DrawFn, genders: tuple[int, int, int]) -> dict[str, dict[str, int]]:
+    return {g: draw(_row(n)) for g, n in zip(("female", "male", "unknown"), genders, strict=True) if n}
+
+
+@st.composite
+def age_twins(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
+    """Cells with age tables for one world, and the same cells with every withheld value redrawn and still
+    withheld: a cell below k, the split (and so every band) of a cell whose split is withheld, and the bands of
+    each gender whose bands are withheld (its count, which is released, kept)."""
+    keys = draw(
+        st.lists(
+            st.tuples(st.sampled_from(("a", "b")), st.integers(0, PROPERTY_HOURS - 1)),
+            min_size=1,
+            max_size=20,
+            unique=True,
+        )
+    )
+    small = st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4))
+    released = st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 12))
+    first, second = [], []
+    for i, (zone, hour) in enumerate(keys):
+        genders = draw(st.one_of(small, released))
+        table = draw(_table(genders))
+        other_genders, other_table = genders, table
+        people = sum(genders)
+        split_withheld = people >= K and any(1 <= n < K for n in genders)
+        if 1 <= people < K:
+            other_genders = draw(small.filter(lambda g: 1 <= sum(g) < K))
+            other_table = draw(_table(other_genders))
+        elif split_withheld:
+            female = draw(st.integers(0, people))
+            male = draw(st.integers(0, people - female))
+            candidate = (female, male, people - female - male)
+            if people >= K and any(1 <= n < K for n in candidate):
+                other_genders = candidate
+            other_table = draw(_table(other_genders))
+        else:
+            other_table = {}
+            for gender, row in table.items():
+                redrawn = draw(_row(sum(row.values())))
+                other_table[gender] = redrawn if _thin(row) and _thin(redrawn) else row
+        start = PROPERTY_START + timedelta(hours=hour, minutes=draw(st.integers(0, 59)))
+        for world, bands in ((first, table), (second, other_table)):
+            world.append(with_ages(aggregate(zone=zone, camera=f"cam-{i}", start=start), **bands))
+    return first, second
+
+
+def _property_iso(hour: int) -> str:
+    return (PROPERTY_START + timedelta(hours=hour)).isoformat().replace("+00:00", "Z")
+
+
+@st.composite
+def age_queries(draw: st.DrawFn) -> tuple[str, dict]:
+    start = draw(st.integers(-24, PROPERTY_HOURS))
+    end = draw(st.integers(start + 1, PROPERTY_HOURS + 48))
+    params: dict = {
+        "start": _property_iso(start),
+        "end": _property_iso(end),
+        "zone": draw(st.lists(st.sampled_from(("a", "b")), min_size=1, max_size=2, unique=True)),
+    }
+    path = draw(st.sampled_from(["traffic/ages", "traffic/export.csv", "traffic/totals", "insights/ad-placement"]))
+    if path in ("traffic/ages", "traffic/export.csv"):
+        params["granularity"] = draw(st.sampled_from(["hour", "day", "week"]))
+    if path in ("traffic/ages", "insights/ad-placement"):
+        params["audience"] = draw(st.sampled_from(["all", "female", "male"]))
+        params["age"] = draw(st.sampled_from(["25-34", "18-34", "35+", "65+,18-24"]))
+    if path == "insights/ad-placement":
+        params["limit"] = 1000
+    return f"/api/v1/sites/mall/{path}", params
+
+
+@pytest.fixture(scope="module")
+def age_worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    folder: Path = tmp_path_factory.mktemp("age-twins")
+    running = [make_server(f"sqlite:///{folder / name}.db", k_anonymity=K) for name in ("first", "second")]
+    first, second = (next(server) for server in running)
+    yield first, second
+    for server in running:
+        server.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(worlds=age_twins(), asked=st.lists(age_queries(), min_size=1, max_size=5))
+def test_no_answer_depends_on_a_withheld_band(
+    age_worlds: tuple[Server, Server], worlds: tuple[list[dict], list[dict]], asked: list[tuple[str, dict]]
+) -> None:
+    for server, messages in zip(age_worlds, worlds, strict=True):
+        with server.db.write() as session:
+            for table in ("buckets", "zones", "sites"):  # the rest goes with them (foreign keys)
+                session.execute(text(f"DELETE FROM {table}"))
+        response = server.ingest(*messages)
+        assert response.status_code == 200 and not response.json()["rejected"], response.text
+        checks(server)
+    for path, params in asked:
+        one, other = (server.get(path, **params) for server in age_worlds)
+        if one.status_code == 404:  # a zone the drawn cells never created
+            assert other.status_code == 404
+            continue
+        assert one.status_code == other.status_code == 200, one.text
+        assert one.text == other.text, f"{path} {params} reveals a withheld band"
