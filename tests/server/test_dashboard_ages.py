@@ -126,3 +126,38 @@ def test_zone_page_draws_an_age_pyramid_per_hour_with_suppressed_bands_shown_as_
         page.screenshot("zone-age-pyramid-range")
     finally:
         page.close()
+
+
+def test_ad_placement_page_ranks_a_gender_and_band_audience_and_offers_no_band_under_18(
+    browser,  # noqa: F811 (the dashboard tests' Chromium fixture, imported above)
+    aged_server: tuple[LiveServer, str],
+    tmp_path: Path,
+) -> None:
+    live, _ = aged_server
+    page = Page(browser, live, tmp_path)
+    try:
+        page.open("/dashboard/ad-placement?site=mall&audience=female&age=25-34", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        p.wait_for_selector("#ranking-table", timeout=10_000)
+        offered = [o.get_attribute("value") for o in p.locator("#sel-age option").all()]
+        assert offered == ["", "18-24", "25-34", "35-44", "45-54", "55-64", "65+"]  # never 0-12 or 13-17
+        assert p.locator("#sel-age").input_value() == "25-34"
+        answer = live.get(
+            "/sites/mall/insights/ad-placement",
+            audience="female",
+            age="25-34",
+            start=(datetime.now(UTC) - timedelta(days=28)).strftime("%Y-%m-%dT00:00:00Z"),
+            end=datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00Z"),
+        )
+        rows = p.locator("#ranking-table tr.slot")
+        assert rows.count() == len(answer["slots"]) == 3
+        # The hour whose women's bands are suppressed ranks last: none of its women is counted into a band.
+        assert [slot["audience_count"] for slot in answer["slots"]] == [20, 10, 0]
+        first = answer["slots"][0]
+        assert float(rows.first.locator(".v").first.get_attribute("data-value") or "nan") == first["expected_audience"]
+        assert "women aged 25-34" in p.locator("#best-slot").inner_text()
+        assert "never ranked: footfall does not target minors" in p.locator("#how").inner_text()
+        page.screenshot("ads-women-25-34")
+    finally:
+        page.close()

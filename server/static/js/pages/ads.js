@@ -20,6 +20,12 @@ const AUDIENCES = [
   { value: "male", label: "Men" },
 ];
 const NOUN = { all: "people", female: "women", male: "men" };
+// Adult bands only: the server refuses any audience under 18 (footfall does not target minors), so none is offered.
+const AGES = [
+  { value: "", label: "All ages" },
+  ...["18-24", "25-34", "35-44", "45-54", "55-64", "65+"].map((band) => ({ value: band, label: band })),
+];
+const nounOf = (choice) => `${NOUN[choice.audience]}${choice.age ? ` aged ${choice.age}` : ""}`;
 const DAYS = [
   { value: "", label: "All week" },
   { value: "mon-fri", label: "Mon–Fri" },
@@ -57,6 +63,7 @@ function renderControls(sites, site, kinds, choice, range, reload) {
     (value) => set({ hours: `${value}-${choice.hours.to}` }));
   const to = selectField("hours-to", "to", hourOptions(1, 24), String(choice.hours.to),
     (value) => set({ hours: `${choice.hours.from}-${value}` }));
+  fields.push(selectField("age", "Age", AGES, choice.age, (value) => set({ age: value || null })));
   fields.push(from, to);
   fields.push(segmented("days", "Days", DAYS, choice.days, (value) => set({ days: value })));
   fields.push(selectField("kind", "Zone kind", [{ value: "", label: "All kinds" }, ...kinds.map((k) => ({ value: k, label: kindLabel(k) }))],
@@ -71,9 +78,12 @@ function renderControls(sites, site, kinds, choice, range, reload) {
 
 function explainPanel(result, choice) {
   const k = result.k;
-  const noun = NOUN[choice.audience];
+  const noun = nounOf(choice);
   const top = result.slots[0];
-  const example = top ? (choice.audience === "all"
+  const example = top ? (choice.age
+    ? `${top.zone_name}, ${top.label}: ${fmtInt(top.audience_count)} ${noun} over ${plural(top.weeks_observed, "week")} = ` +
+      `${fmtMean(top.expected_audience)} per week, of ${fmtMean(top.people / top.weeks_observed)} people per week.`
+    : choice.audience === "all"
     ? `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ${fmtMean(top.expected_audience)} per week.`
     : `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ` +
       `${fmtMean(top.people / top.weeks_observed)} per week; ${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} ` +
@@ -86,19 +96,25 @@ function explainPanel(result, choice) {
     h("p", {}, "One zone in one local hour of the week (site time, ", result.timezone, "), for example “Food court, Saturday " +
       "13:00–14:00”, added up over every week in the range."),
     h("h3", {}, `Expected ${noun} per week`),
-    h("p", {}, choice.audience === "all"
+    h("p", {}, choice.age
+      ? `The ${noun} counted in the slot divided by the number of weeks it was observed: the classifier's gender and ` +
+        "age-band decisions as made, not corrected for its errors; people whose age it did not decide are in no band. " +
+        "Audiences under 18 are never ranked: footfall does not target minors."
+      : choice.audience === "all"
       ? "People counted in the slot divided by the number of weeks it was observed."
       : `Mean people per week in the slot × the share of ${noun}, corrected for the classifier's known errors: ` +
         "estimated from its female, male and undecided counts with the error rates measured for the model that made " +
         "them, so people it could not classify count through their expected split."),
     example ? h("p", { class: "example", id: "worked-example" }, example) : null,
     h("h3", {}, "The 95% interval"),
-    h("p", {}, choice.audience === "all"
+    h("p", {}, choice.audience === "all" || choice.age
       ? "The whisker shows how far the weekly mean could plausibly be from the estimate, treating the count as Poisson. " +
         "Fewer weeks or fewer people give a wider whisker."
       : "The share's interval holds both sampling and the uncertainty of the classifier's measured error rates; the " +
         "audience interval scales the same bounds. A short whisker means solid evidence; a long one means few people " +
         "were counted."),
+    choice.age ? h("p", {}, `A zone-hour adds its ${noun} only where each age band of its ${NOUN[choice.audience]} ` +
+      `was 0 or at least k = ${k}; elsewhere that gender's bands are suppressed, so the figure is a lower bound.`) : null,
     choice.audience !== "all" ? h("p", {}, "“Share (cautious)” ranks by the lower end of the interval, so a slot with " +
       "little evidence cannot float to the top on luck.") : null,
     h("h3", {}, "Privacy"),
@@ -118,7 +134,7 @@ function headline(result, choice) {
     box.replaceChildren();
     return;
   }
-  const noun = NOUN[choice.audience];
+  const noun = nounOf(choice);
   box.replaceChildren(h("div", { class: "banner info", id: "best-slot" }, h("div", { class: "msg" },
     h("strong", {}, `Best slot: ${top.zone_name}, ${top.label.replace("-", "–")}`),
     h("span", {}, `about ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
@@ -127,8 +143,8 @@ function headline(result, choice) {
 }
 
 function rankingTable(result, choice) {
-  const noun = NOUN[choice.audience];
-  const withShare = choice.audience !== "all";
+  const noun = nounOf(choice);
+  const withShare = choice.audience !== "all" && !choice.age;
   const maxAudience = Math.max(1, ...result.slots.map((slot) => slot.expected_audience_high));
   const rows = [];
   result.slots.forEach((slot, i) => {
@@ -199,24 +215,25 @@ async function load() {
     days: DAYS.some((d) => d.value === params.get("days")) ? params.get("days") : "",
     kind: kinds.includes(params.get("kind")) ? params.get("kind") : "",
     sort: audience !== "all" && params.get("sort") === "share" ? "share" : "audience",
+    age: AGES.some((a) => a.value === params.get("age")) ? params.get("age") : "",
   };
   const range = resolveRange(params, site.timezone, "28d", RANGES);
   setParams({ site: site.site_id, audience });
   document.getElementById("crumbs").replaceChildren(h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
   document.getElementById("subtitle").textContent =
-    `Where and when an ad reaches the most ${NOUN[audience]}. ${fmtDay(range.from)} – ${fmtDay(range.to)}, hours in ${site.timezone} (site time).`;
+    `Where and when an ad reaches the most ${nounOf(choice)}. ${fmtDay(range.from)} – ${fmtDay(range.to)}, hours in ${site.timezone} (site time).`;
   renderControls(sites, site, kinds, choice, range, () => runPage());
   if (firstLoad) loading(ranking, "Ranking slots…");
   const query = { start: range.start, end: range.end, audience, hours: choice.hours.text, days: choice.days,
-    zone_kind: choice.kind, sort: choice.sort };
+    zone_kind: choice.kind, sort: choice.sort, age: choice.age || null };
   const path = `/sites/${encodeURIComponent(site.site_id)}/insights/ad-placement`;
   const [result, everySlot] = await Promise.all([api(path, { ...query, limit }), api(path, { ...query, limit: MAP_LIMIT })]);
   firstLoad = false;
   reveal();
   document.getElementById("how").replaceChildren(...explainPanel(result, choice));
   const mapBox = document.getElementById("slotmap");
-  document.getElementById("map-title").textContent = `When the ${NOUN[audience]} are there`;
-  lastMap = everySlot.slots.length ? [everySlot.slots, NOUN[audience]] : null;
+  document.getElementById("map-title").textContent = `When the ${nounOf(choice)} are there`;
+  lastMap = everySlot.slots.length ? [everySlot.slots, nounOf(choice)] : null;
   if (lastMap) slotMap(mapBox, lastMap[0], 10, lastMap[1]);
   else empty(mapBox, "Nothing to map for this choice");
   document.getElementById("map-note").textContent = `Local hours of the week, ${site.timezone}`;
