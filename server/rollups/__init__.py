@@ -3,12 +3,15 @@ daily sums and slot running totals of released values.
 
 - :mod:`.cells`: ingest's write path (:func:`apply_hourly_deltas`), the daily sums, and recomputing what
   every cell releases when k changes (:func:`ensure_release`, :func:`release_site` for one site's own k);
+- :mod:`.ages`: the gender × age-band cells of each hourly cell (ingest's deltas, their release, the check
+  against the raw buckets, :func:`raw_vs_ages`);
 - :mod:`.slots`: the running totals per zone × local hour of week that the ad-placement ranking reads;
 - :mod:`.refile`: re-filing a site's hours under a new time zone, one zone per transaction;
 - :mod:`.checks`: each derived table against what it summarises (empty when consistent), and the people per
   cell and deciding bundle (footfall.server.classifiers) against the raw buckets.
 """
 
+from footfall.server.rollups.ages import raw_vs_ages
 from footfall.server.rollups.cells import (
     COUNTS,
     HourlyDeltas,
@@ -36,6 +39,7 @@ __all__ = [
     "daily_vs_hourly",
     "ensure_release",
     "finish_refiles",
+    "raw_vs_ages",
     "raw_vs_classifiers",
     "raw_vs_hourly",
     "rebuild_daily",
