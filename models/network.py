@@ -51,9 +51,11 @@ class SeparableBlock(nn.Module):
 
 
 class FlipAveragingClassifier(nn.Module):
-    """Pooled features → dropout → linear head. Subclasses set ``features``, ``pool``, ``dropout``, ``head``.
+    """Pooled features → dropout → linear head. Subclasses set ``features``, ``pool``, ``dropout``, ``head``,
+    and ``age_head`` (a second linear head over the same features: logits over ages in years) or None.
 
     ``flip_average`` averages the logits of the chip and its mirror image at inference (same weights).
+    ``forward`` gives the gender logits; :meth:`both` gives gender and age logits from one pass.
     """
 
     flip_average: bool
@@ -61,22 +63,55 @@ class FlipAveragingClassifier(nn.Module):
     pool: nn.Module
     dropout: nn.Module
     head: nn.Linear
+    age_head: nn.Module | None  # set by subclasses (a class default would shadow nn.Module's registry)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features the head reads (distillation aligns them with a teacher's)."""
         return self.pool(self.features(x)).flatten(1)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.embed(x)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _mirrored(self, x: torch.Tensor, heads: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         if self.flip_average and not self.training:
             # Mirror averaging at inference: a face and its mirror image get one answer (chosen on val).
             # One pass over both halves of a batch, so the exported graph holds each weight once.
-            both = self._logits(torch.cat([x, torch.flip(x, dims=[3])]))
+            out = heads(torch.cat([x, torch.flip(x, dims=[3])]))
             count = x.shape[0]
-            return (both[:count] + both[count:]) * 0.5
-        return self._logits(x)
+            return (out[:count] + out[count:]) * 0.5
+        return heads(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mirrored(x, lambda v: self.head(self.dropout(self.embed(v))))
+
+    def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gender logits and age logits of one pass (the network must have an age head)."""
+        if self.age_head is None:
+            raise ValueError("this network has no age head")
+        age_head = self.age_head
+        gender_width = self.head.out_features
+
+        def heads(v: torch.Tensor) -> torch.Tensor:
+            features = self.dropout(self.embed(v))
+            return torch.cat([self.head(features), age_head(features)], dim=1)
+
+        joined = self._mirrored(x, heads)
+        return joined[:, :gender_width], joined[:, gender_width:]
+
+
+def age_head(features: int, classes: int, hidden: int) -> nn.Module:
+    """Logits over ages from pooled features: one linear layer, or two with a ReLU between."""
+    if hidden <= 0:
+        return nn.Linear(features, classes)
+    return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, classes))
+
+
+class GenderAgeGraph(nn.Module):
+    """What is exported for a network with an age head: two outputs, gender logits and age logits."""
+
+    def __init__(self, network: FlipAveragingClassifier):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network.both(x)
 
 
 class FaceNetSmall(FlipAveragingClassifier):
@@ -96,7 +131,10 @@ class FaceNetSmall(FlipAveragingClassifier):
         stem_strides: Sequence[int] = (2, 1),
         first_stage_stride: int = 2,
         flip_average: bool = False,
+        age_classes: int = 0,
+        age_hidden: int = 0,
     ):
+        """``age_classes`` / ``age_hidden``: an age head, as :class:`ResNetDlib`'s."""
         super().__init__()
         self.flip_average = flip_average
         if len(widths) != len(depths) or not widths:
@@ -117,6 +155,7 @@ class FaceNetSmall(FlipAveragingClassifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
+        self.age_head = age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -182,7 +221,11 @@ class ResNetDlib(FlipAveragingClassifier):
         num_classes: int = 2,
         dropout: float = 0.2,
         flip_average: bool = False,
+        age_classes: int = 0,
+        age_hidden: int = 0,
     ):
+        """``age_classes`` > 0 adds an age head: logits over ages 0, 1, ..., ``age_classes`` − 1 years (the
+        last: that age or more); linear, or with ``age_hidden`` > 0 one hidden ReLU layer of that width."""
         super().__init__()
         if len(widths) != len(depths) or not widths or min(depths) < 1:
             raise ValueError("widths and depths must be non-empty, of the same length, with depths >= 1")
@@ -197,11 +240,14 @@ class ResNetDlib(FlipAveragingClassifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
+        self.age_head = age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
+        for head in [self.head, *(self.age_head.modules() if self.age_head is not None else [])]:
+            if isinstance(head, nn.Linear):
+                nn.init.normal_(head.weight, std=0.01)
+                nn.init.zeros_(head.bias)
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"facenet-small": FaceNetSmall, "resnet-dlib": ResNetDlib}

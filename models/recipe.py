@@ -25,6 +25,13 @@ class DatasetConfig(_Model):
     root: str = Field(description="Dataset folder, or the CSV file for kind 'csv'.")
     images: str | None = Field(None, description="Folder or zip with the images (kind 'csv').")
     weight: float = Field(1.0, gt=0, le=10, description="How often each training image is seen per epoch.")
+    age_sigma: float = Field(
+        3.0,
+        gt=0,
+        le=20,
+        description="Width in years of the age distribution a face is trained towards (age head): wider for a "
+        "dataset whose ages are noisy (wiki's come from photo date minus birth date, off by years at times).",
+    )
 
 
 class ModelConfig(_Model):
@@ -52,6 +59,18 @@ class TrainConfig(_Model):
         description="Faces of known age under 13 are seen this many times as often as the others: children "
         "carry the weakest gender cues and, spread unevenly across groups, make most of the gap between them.",
     )
+    age_weight: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Weight of the age loss (networks with an age head, model.kwargs.age_classes): the "
+        "cross-entropy to each face's age distribution, plus 0.05 × the error in years of its mean.",
+    )
+    drop_duplicates: bool = Field(
+        True,
+        description="Leave out training images whose chip is byte-identical to a val or test chip (the datasets "
+        "hold a few copies; a copy in train would flatter the figures).",
+    )
     patience: int = Field(5, ge=1, description="Stop after this many epochs without a better val score.")
     threads: int = Field(2, ge=1)
     max_train_images: int | None = Field(None, ge=1, description="Cap per epoch (smoke tests).")
@@ -76,6 +95,15 @@ class CalibrationConfig(_Model):
     threshold_min_age: float | None = Field(
         13.0, description="Faces younger than this (known age) do not set the threshold; they are reported."
     )
+    balance_recall: bool = Field(
+        False,
+        description="Shift the female logit by the bias that makes female and male recall equal on validation "
+        "(mean gap over the datasets), so that neither gender is mistaken for the other more often.",
+    )
+    age_target_accuracy: float = Field(
+        0.7, gt=0, le=1, description="Band decisions: answered band accuracy on validation the threshold aims for."
+    )
+    age_max_abstention: float = Field(0.3, ge=0, le=1, description="Band decisions: at most this share unknown.")
 
 
 class DistillConfig(_Model):

@@ -9,6 +9,7 @@ are only measured, once, at the end.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -51,6 +52,17 @@ class SplitData:
     ages: np.ndarray  # N float (NaN unknown)
     races: list[str | None]
     descriptors: np.ndarray | None = None  # N×128 teacher descriptors (train and val, when distilling)
+
+    def subset(self, keep: np.ndarray) -> SplitData:
+        """The faces where ``keep`` (a boolean mask) is true."""
+        return SplitData(
+            self.dataset,
+            self.chips[keep],
+            self.labels[keep],
+            self.ages[keep],
+            [race for race, k in zip(self.races, keep, strict=True) if k],
+            self.descriptors[keep] if self.descriptors is not None else None,
+        )
 
 
 def load_splits(
@@ -131,6 +143,24 @@ def predict_logits(model, chips: np.ndarray, spec, batch_size: int = 512) -> np.
     return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
 
 
+def predict_both(model, chips: np.ndarray, spec, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Gender logits and age logits of a network with an age head."""
+    import torch
+
+    model.eval()
+    gender, age = [], []
+    with torch.inference_mode():
+        for start in range(0, len(chips), batch_size):
+            batch = torch.from_numpy(normalise(np.asarray(chips[start : start + batch_size]), spec))
+            g, a = model.both(batch.contiguous(memory_format=torch.channels_last))
+            gender.append(g.float().numpy())
+            age.append(a.float().numpy())
+    if not gender:
+        width = model.age_head(torch.zeros(1, model.head.in_features)).shape[1]
+        return np.zeros((0, 2), np.float32), np.zeros((0, width), np.float32)
+    return np.concatenate(gender), np.concatenate(age)
+
+
 class BatchStream:
     """Augmented training batches made in a background thread (cv2 and numpy release the GIL), so the
     next batch is ready while the network trains on the current one."""
@@ -196,37 +226,80 @@ def epoch_order(weights: np.ndarray, rng: np.random.Generator, cap: int | None) 
     return order[:cap] if cap else order
 
 
-def validate(model, val: dict[str, SplitData], spec) -> dict[str, float]:
-    scores = {}
+def validate(model, val: dict[str, SplitData], spec) -> tuple[dict[str, float], dict[str, float]]:
+    """Gender accuracy per dataset (what picks the epoch) and, for a network with an age head, age MAE in
+    years per dataset (logged only)."""
+    from footfall.core.classifier import softmax
+
+    scores, maes = {}, {}
     for name, split in val.items():
-        if len(split.labels):
+        if not len(split.labels):
+            continue
+        if getattr(model, "age_head", None) is None:
             logits = predict_logits(model, split.chips, spec)
-            scores[name] = float((logits.argmax(1) == split.labels).mean())
-    return scores
+        else:
+            logits, age_logits = predict_both(model, split.chips, spec)
+            known = ~np.isnan(split.ages)
+            if known.any():
+                expected = softmax(age_logits[known]) @ np.arange(age_logits.shape[1])
+                maes[name] = float(np.abs(expected - split.ages[known]).mean())
+        scores[name] = float((logits.argmax(1) == split.labels).mean())
+    return scores, maes
 
 
 @dataclass
 class TrainingSet:
     """The recipe's training splits concatenated in its dataset order, with how often each image is seen per
-    epoch, and the validation splits that pick the epoch."""
+    epoch, each face's age (NaN unknown) and age-distribution width, and the validation splits that pick the
+    epoch."""
 
     splits: list[SplitData]
     chips: np.ndarray
     labels: np.ndarray
     weights: np.ndarray
     val: dict[str, SplitData]
+    ages: np.ndarray
+    age_sigmas: np.ndarray
+    duplicates_dropped: dict[str, int]
 
     @classmethod
     def gather(cls, recipe: Recipe, data: dict[str, dict[str, SplitData]]) -> TrainingSet:
         names = [d.name for d in recipe.datasets]
         splits = [data[n]["train"] for n in names]
+        dropped: dict[str, int] = {}
+        if recipe.train.drop_duplicates:
+            held_out = {chip_digest(c) for n in names for s in ("val", "test") for c in data[n][s].chips}
+            kept = []
+            for split in splits:
+                keep = np.array([chip_digest(c) not in held_out for c in split.chips], dtype=bool)
+                dropped[split.dataset] = int((~keep).sum())
+                kept.append(split.subset(keep))
+            splits = kept
+        sigmas = {d.name: d.age_sigma for d in recipe.datasets}
         return cls(
             splits,
             np.concatenate([s.chips for s in splits]),
             np.concatenate([s.labels for s in splits]),
             sample_weights(recipe, splits),
             {n: data[n]["val"] for n in names},
+            np.concatenate([s.ages for s in splits]),
+            np.concatenate([np.full(len(s.labels), sigmas[s.dataset]) for s in splits]),
+            dropped,
         )
+
+
+def chip_digest(chip: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(chip).tobytes(), digest_size=16).digest()
+
+
+def age_targets(ages: np.ndarray, sigmas: np.ndarray, classes: int) -> np.ndarray:
+    """Each face's training target for the age head: a normal distribution over ages 0 … classes − 1 (the
+    last unit: that age or more) centred on its age, ``sigmas`` wide, normalised."""
+    grid = np.arange(classes, dtype=np.float64)
+    centre = np.clip(ages, 0, classes - 1)[:, None]
+    density = np.exp(-0.5 * ((grid[None, :] - centre) / sigmas[:, None]) ** 2)
+    targets: np.ndarray = density / density.sum(axis=1, keepdims=True)
+    return targets
 
 
 @dataclass
@@ -241,6 +314,9 @@ class Student:
     criterion: nn.Module
     teacher: Teacher | None = None
     projection: nn.Linear | None = None
+    ages: np.ndarray | None = None  # the training set's ages (NaN unknown), when the age head is trained
+    age_sigmas: np.ndarray | None = None
+    age_weight: float = 0.0
 
     def step(self, inputs: np.ndarray, labels: np.ndarray, index: np.ndarray, lr: float) -> torch.Tensor:
         """One optimizer step on a batch at learning rate ``lr``; returns the batch's loss."""
@@ -254,10 +330,30 @@ class Student:
         loss = self.criterion(logits, torch.from_numpy(labels))
         if self.teacher is not None and self.projection is not None:
             loss = loss + self.teacher.loss(logits, self.projection(features), index)
+        if self.age_weight > 0 and self.model.age_head is not None and self.ages is not None:
+            loss = loss + self.age_weight * self.age_loss(self.model.age_head(self.model.dropout(features)), index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss
+
+    def age_loss(self, age_logits: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+        """Cross-entropy to each face's age distribution plus 0.05 × |mean predicted age − age| (years), over
+        the batch's faces of known age (DLDL-v2's pairing: the distribution, and its mean's error)."""
+        import torch
+
+        assert self.ages is not None and self.age_sigmas is not None
+        ages = self.ages[index]
+        known = ~np.isnan(ages)
+        if not known.any():
+            return age_logits.sum() * 0.0
+        logits = age_logits[torch.from_numpy(known)]
+        classes = logits.shape[1]
+        targets = torch.from_numpy(age_targets(ages[known], self.age_sigmas[index][known], classes)).float()
+        log_probs = torch.log_softmax(logits, dim=1)
+        expected = (log_probs.exp() * torch.arange(classes, dtype=torch.float32)).sum(1)
+        truth = torch.from_numpy(np.clip(ages[known], 0, classes - 1)).float()
+        return -(targets * log_probs).sum(1).mean() + 0.05 * (expected - truth).abs().mean()
 
     def update_average(self, decay: float) -> None:
         """Moves the averaged weights towards the network's (buffers that are not floats are copied)."""
@@ -437,7 +533,18 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         lr=recipe.train.lr,
     )
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.train.label_smoothing)
-    return Student(model, ema, optimizer, criterion, teacher, projection)
+    trains_age = recipe.train.age_weight > 0 and model.age_head is not None
+    return Student(
+        model,
+        ema,
+        optimizer,
+        criterion,
+        teacher,
+        projection,
+        ages=training.ages if trains_age else None,
+        age_sigmas=training.age_sigmas if trains_age else None,
+        age_weight=recipe.train.age_weight if trains_age else 0.0,
+    )
 
 
 def fit_teacher(recipe: Recipe, training: TrainingSet) -> Teacher:
@@ -490,6 +597,8 @@ def log_training_start(recipe: Recipe, student: Student, training: TrainingSet, 
         params=count_parameters(student.model),
         gflops=round(count_flops(student.model, recipe.preprocess.size) / 1e9, 4),
         train_images=len(training.labels),
+        duplicates_dropped=training.duplicates_dropped,
+        age_head=student.age_weight > 0,
         per_epoch=schedule.per_epoch,
         epochs=recipe.train.epochs,
     )
@@ -550,18 +659,23 @@ def record_epoch(
     epoch_seconds = time.monotonic() - schedule.clock
     state["train_seconds"] += epoch_seconds
     schedule.clock = time.monotonic()
-    scores = validate(student.ema, training.val, recipe.preprocess)
+    scores, maes = validate(student.ema, training.val, recipe.preprocess)
     score = float(np.mean(list(scores.values())))
     state["epoch"] = epoch + 1
-    improved = score > state["best_score"]
+    # Gender accuracy picks the epoch; with an age head, equal gender accuracy goes to the lower age error.
+    age_error = float(np.mean(list(maes.values()))) if maes else 0.0
+    improved = score > state["best_score"] or (
+        score == state["best_score"] and age_error < state.get("best_age_error", np.inf)
+    )
     if improved:
-        state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
+        state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0, best_age_error=age_error)
     else:
         state["bad_epochs"] += 1
     record = {
         "epoch": epoch + 1,
         "loss": loss_sum / max(seen, 1),
         "val_accuracy": scores,
+        "val_age_mae": maes,
         "score": score,
         "images": seen,
         "progress": round(schedule.progress(state), 3),
@@ -575,8 +689,9 @@ def record_epoch(
         logger,
         logging.INFO,
         "epoch done",
-        **{k: v for k, v in record.items() if k != "val_accuracy"},
+        **{k: v for k, v in record.items() if k not in ("val_accuracy", "val_age_mae")},
         **{f"val_{k}": round(v, 4) for k, v in scores.items()},
+        **{f"val_mae_{k}": round(v, 2) for k, v in maes.items()},
         best_epoch=state["best_epoch"],
     )
     return improved
@@ -679,6 +794,69 @@ def choose_geometry(recipe: Recipe, model, data: dict[str, dict[str, SplitData]]
     return best[1], best[2], best[3], search
 
 
+def balancing_bias(val_logits: dict[str, np.ndarray], val_labels: dict[str, np.ndarray]) -> float:
+    """The shift of the female logit (label 0) that makes female and male recall equal on validation: the
+    mean over the datasets of |female recall − male recall| is least (ties: the smallest shift)."""
+    best, best_gap = 0.0, np.inf
+    for bias in sorted(np.round(np.arange(-2.0, 2.0001, 0.01), 2), key=abs):
+        gaps = []
+        for name, logits in val_logits.items():
+            labels = val_labels[name]
+            decided = (logits + np.array([bias, 0.0])).argmax(1)
+            recalls = [(decided[labels == c] == c).mean() for c in (0, 1) if (labels == c).any()]
+            if len(recalls) == 2:
+                gaps.append(abs(recalls[0] - recalls[1]))
+        gap = float(np.mean(gaps)) if gaps else 0.0
+        if gap < best_gap - 1e-12:
+            best, best_gap = float(bias), gap
+    return best
+
+
+def calibrate_age(
+    recipe: Recipe,
+    data: dict[str, dict[str, SplitData]],
+    age_logits: dict[str, dict[str, np.ndarray]],
+) -> dict:
+    """The age head's band threshold, on validation faces of known age, and its figures per split
+    (``metrics``: ``<split>_<dataset>``): the checkpoint's ``age`` entry.
+
+    No temperature is fitted (it stays 1): dividing the logits would move the expected age, the estimate,
+    towards the middle of the range; the threshold alone sets how often a band decision abstains."""
+    from footfall.core.classifier import softmax
+    from footfall.models.age_metrics import age_report, band_matrix, choose_band_threshold
+
+    width = next(iter(age_logits.values()))["val"].shape[1]
+    grid = np.arange(width, dtype=np.float64)
+    val = np.concatenate([age_logits[n]["val"] for n in data])
+    ages = np.concatenate([data[n]["val"].ages for n in data])
+    known = ~np.isnan(ages)
+    temperature = 1.0
+    threshold = choose_band_threshold(
+        softmax(val[known], temperature) @ band_matrix(grid),
+        ages[known],
+        target_accuracy=recipe.calibration.age_target_accuracy,
+        max_abstention=recipe.calibration.age_max_abstention,
+    )
+    metrics = {}
+    for name in data:
+        for split in ("val", "test"):
+            probs = softmax(age_logits[name][split], temperature)
+            metrics[f"{split}_{name}"] = age_report(probs, data[name][split].ages, grid, threshold)
+    log_event(
+        logger,
+        logging.INFO,
+        "age calibrated",
+        band_threshold=round(threshold, 4),
+        **{f"{k}_mae": round(v["mae"], 2) for k, v in metrics.items() if v.get("n")},
+    )
+    return {
+        "ages": grid.tolist(),
+        "temperature": float(temperature),
+        "band_threshold": float(threshold),
+        "metrics": metrics,
+    }
+
+
 def finalize(
     recipe: Recipe,
     best_path: Path,
@@ -697,10 +875,27 @@ def finalize(
     checkpoint["arch_kwargs"] = {**checkpoint["arch_kwargs"], "flip_average": flip}
     model = model_from_checkpoint(checkpoint)
     checkpoint["recipe"]["geometry_search"] = search
-    logits = {
-        n: {s: predict_logits(model, d.chips, spec) for s, d in splits.items() if s != "train"}
-        for n, splits in data.items()
-    }
+    has_age = getattr(model, "age_head", None) is not None
+    logits: dict[str, dict[str, np.ndarray]] = {}
+    age_logits: dict[str, dict[str, np.ndarray]] = {}
+    for n, splits in data.items():
+        logits[n], age_logits[n] = {}, {}
+        for s, d in splits.items():
+            if s == "train":
+                continue
+            if has_age:
+                logits[n][s], age_logits[n][s] = predict_both(model, d.chips, spec)
+            else:
+                logits[n][s] = predict_logits(model, d.chips, spec)
+    if recipe.calibration.balance_recall:
+        bias = balancing_bias({n: logits[n]["val"] for n in data}, {n: data[n]["val"].labels for n in data})
+        for n in data:
+            for s in logits[n]:
+                logits[n][s] = logits[n][s] + np.array([bias, 0.0], np.float32)
+        # Folded into the head, so the shipped graph itself decides with balanced recall.
+        checkpoint["state_dict"]["head.bias"][0] += bias
+        checkpoint["recipe"]["recall_bias"] = bias
+        log_event(logger, logging.INFO, "recall balanced", female_logit_bias=round(bias, 4))
     val_logits = np.concatenate([logits[n]["val"] for n in data])
     val_labels = np.concatenate([data[n]["val"].labels for n in data])
     val_ages = np.concatenate([data[n]["val"].ages for n in data])
@@ -720,6 +915,8 @@ def finalize(
             probs = softmax(logits[name][split], temperature)
             metrics[f"{split}_{name}"] = binary_report(data[name][split].labels, probs, threshold)
     metrics["val"]["temperature"] = temperature
+    if has_age:
+        checkpoint["age"] = calibrate_age(recipe, data, age_logits)
     checkpoint.update(temperature=float(temperature), abstain_threshold=float(threshold), metrics=metrics)
     checkpoint["recipe"]["detector_report"] = detector_reports
     if summary is not None:

@@ -240,3 +240,69 @@ def test_flip_average_is_the_mean_of_a_chip_and_its_mirror() -> None:
     assert torch.allclose(model(x), expected, atol=1e-6)
     assert torch.allclose(model(torch.flip(x, dims=[3])), model(x), atol=1e-5)  # mirror-invariant
     assert count_flops(model, SIZE) == 2 * count_flops(plain, SIZE)
+
+
+def aged_split(count: int, seed: int) -> SplitData:
+    """Synthetic chips whose brightness tells the age (10-70 years) and whose top half tells the gender."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 2
+    ages = rng.uniform(10, 70, count)
+    chips = np.repeat((ages * 3)[:, None, None, None], 3, axis=3).repeat(SIZE, 1).repeat(SIZE, 2)
+    chips = chips + rng.normal(0, 4, chips.shape)
+    chips[labels == 0, : SIZE // 2] = 20
+    return SplitData(
+        "synthetic", np.clip(chips, 0, 255).astype(np.uint8), labels.astype(np.int64), ages, [None] * count
+    )
+
+
+def test_age_head_trains_calibrates_and_duplicates_leave_training(tmp_path: Path) -> None:
+    train_split, val_split = aged_split(160, 0), aged_split(64, 1)
+    test_split = aged_split(64, 2)
+    # Four training chips are copies of test chips: they must not be trained on.
+    train_split.chips[:4] = test_split.chips[:4]
+    data = {"synthetic": {"train": train_split, "val": val_split, "test": test_split}}
+    recipe = tiny_recipe(tmp_path, epochs=12).model_copy(
+        update={
+            "model": ModelConfig(arch="facenet-small", kwargs={**TINY, "age_classes": 81, "age_hidden": 16}),
+            "train": TrainConfig(
+                epochs=12, batch_size=16, lr=1e-2, warmup_epochs=0.5, patience=20, threads=1, age_weight=1.0
+            ),
+            # Brightness is this task's age cue: colour augmentation would blur it.
+            "augment": AugmentConfig(brightness=0, contrast=0, saturation=0, grayscale=0),
+        }
+    )
+    final = load_checkpoint(train(recipe, progress=False, data=(data, {"synthetic": {}})))
+    history = [line for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert '"val_age_mae"' in history[0]
+    assert final["age"]["ages"] == list(range(81)) and final["age"]["temperature"] > 0
+    report = final["age"]["metrics"]["test_synthetic"]
+    # Guessing the mean age (40) would give an MAE of about 15 years; the head learns far better than that.
+    assert report["n"] == 64 and report["mae"] < 8
+    assert sum(map(sum, report["band_confusion"])) == 64
+    model = model_from_checkpoint(final)
+    gender, age = model.eval().both(torch.zeros(2, 3, SIZE, SIZE))
+    assert gender.shape == (2, 2) and age.shape == (2, 81)
+
+
+def test_duplicates_of_held_out_chips_leave_the_training_set(tmp_path: Path) -> None:
+    from footfall.models.train import TrainingSet
+
+    train_split, test_split = synthetic_split(32, 0), synthetic_split(16, 2)
+    train_split.chips[:3] = test_split.chips[:3]
+    data = {"synthetic": {"train": train_split, "val": synthetic_split(16, 1), "test": test_split}}
+    training = TrainingSet.gather(tiny_recipe(tmp_path, epochs=1), data)
+    assert training.duplicates_dropped == {"synthetic": 3} and len(training.labels) == 29
+
+
+def test_balancing_bias_equalises_recall_on_validation() -> None:
+    from footfall.models.train import balancing_bias
+
+    rng = np.random.default_rng(3)
+    labels = np.arange(400) % 2
+    # Women (label 0) are read as men more often: their female logit margin is smaller.
+    margin = np.where(labels == 0, rng.normal(0.6, 1.0, 400), rng.normal(-1.4, 1.0, 400))
+    logits = np.stack([margin, np.zeros(400)], axis=1).astype(np.float32)
+    bias = balancing_bias({"d": logits}, {"d": labels})
+    decided = (logits + np.array([bias, 0.0])).argmax(1)
+    recalls = [(decided[labels == c] == c).mean() for c in (0, 1)]
+    assert bias > 0 and abs(recalls[0] - recalls[1]) < 0.03
