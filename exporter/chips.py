@@ -23,6 +23,7 @@ class ChipSet:
     labels: np.ndarray  # N int64, index into the model's labels
     datasets: np.ndarray  # N str, which dataset each chip came from
     no_face: int  # images cropped whole because no face was found
+    ages: np.ndarray  # N float years, NaN where the dataset gives none
 
 
 def cut_chips(
@@ -39,7 +40,7 @@ def cut_chips(
     from tqdm import tqdm
 
     rows = [row for name in DATASETS for row in spread(read_rows(data_dir, name, split), per_dataset)]
-    chips, targets, sources, no_face = [], [], [], 0
+    chips, targets, sources, ages, no_face = [], [], [], [], 0
     images = tqdm(iter_images(data_dir, rows), total=len(rows), desc=f"chips {split}", unit="img",
                   disable=not progress, mininterval=2)  # fmt: skip
     for row, image in images:
@@ -53,6 +54,9 @@ def cut_chips(
             chips.append(crop_face(image, face.box, spec, face.landmarks))
         targets.append(labels.index(row.gender))
         sources.append(row.dataset)
+        ages.append(np.nan if row.age is None else float(row.age))
     if not chips:
         raise ValueError(f"{data_dir}: no labelled images in the {split!r} split")
-    return ChipSet(np.stack(chips), np.asarray(targets, np.int64), np.asarray(sources), no_face)
+    return ChipSet(
+        np.stack(chips), np.asarray(targets, np.int64), np.asarray(sources), no_face, np.asarray(ages, float)
+    )

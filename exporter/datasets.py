@@ -24,6 +24,7 @@ class FaceRow:
     path: str  # member of the dataset's zip
     gender: str
     split: str | None
+    age: float | None = None  # years, where the dataset gives it
 
 
 def read_rows(data_dir: Path, dataset: str, split: str) -> list[FaceRow]:
@@ -32,7 +33,7 @@ def read_rows(data_dir: Path, dataset: str, split: str) -> list[FaceRow]:
     if not csv_path.is_file() or not zip_path.is_file():
         raise DatasetError(f"{data_dir}: {dataset}.csv and {dataset}.zip are needed (see the data README)")
     records = load_csv_manifest(csv_path)
-    return [FaceRow(dataset, r.path, r.gender, r.split) for r in records if r.split == split]
+    return [FaceRow(dataset, r.path, r.gender, r.split, r.age) for r in records if r.split == split]
 
 
 def unseen_elsewhere(data_dir: Path, rows: list[FaceRow], others: tuple[str, ...] = ("val", "test")) -> list[FaceRow]:

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from footfall.core.ages import band_index
 from footfall.core.bundle import session_options
 from footfall.core.classifier import softmax
 from footfall.core.cpu import describe_cpu
 from footfall.core.latency import interleaved_median_ms, load_average
 from footfall.core.logs import log_event
 from footfall.core.manifest import (
+    AgeContract,
     BundleManifest,
     ClassifierContract,
     Provenance,
@@ -40,7 +42,7 @@ from footfall.exporter.quantize import FORMAT_DESCRIPTIONS, WEIGHT_FORMATS, quan
 logger = logging.getLogger(__name__)
 
 OPSET = 18  # torch's ONNX exporter writes opset 18 natively (the issue asks for ≥ 17)
-INPUT_NAME, OUTPUT_NAME = "chips", "logits"
+INPUT_NAME, OUTPUT_NAME, AGE_OUTPUT_NAME = "chips", "logits", "age"
 MAX_ACCURACY_DROP_POINTS = 0.3
 MIN_LABEL_AGREEMENT = 0.99
 LATENCY_BATCHES = (1, 16)
@@ -78,7 +80,8 @@ class GenderExportOptions:
 
 
 def export_onnx(model, size: int, path: Path) -> None:
-    """FP32 ONNX with a dynamic batch axis, checked by ``onnx.checker``."""
+    """FP32 ONNX with a dynamic batch axis, checked by ``onnx.checker``; a network with an age head gets a
+    second output, ``age`` (its logits over ages), after the gender logits."""
     import contextlib
     import io
     import warnings
@@ -88,15 +91,20 @@ def export_onnx(model, size: int, path: Path) -> None:
 
     # "torchvision is not installed, skipping torchvision::nms": true, and irrelevant to these models.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    from footfall.models.network import GenderAgeGraph
+
+    has_age = getattr(model, "age_head", None) is not None
+    graph_module = GenderAgeGraph(model) if has_age else model
+    outputs = [OUTPUT_NAME, AGE_OUTPUT_NAME] if has_age else [OUTPUT_NAME]
     example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            model.eval(),
+            graph_module.eval(),
             (example,),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=outputs,
             opset_version=OPSET,
             dynamo=True,
             dynamic_shapes=({0: batch},),
@@ -123,6 +131,32 @@ def run_logits(session, tensor: np.ndarray, batch_size: int = 256) -> np.ndarray
     return np.concatenate(
         [session.run(None, {INPUT_NAME: tensor[i : i + batch_size]})[0] for i in range(0, len(tensor), batch_size)]
     )
+
+
+def run_age_logits(session, tensor: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return np.concatenate(
+        [
+            session.run([AGE_OUTPUT_NAME], {INPUT_NAME: tensor[i : i + batch_size]})[0]
+            for i in range(0, len(tensor), batch_size)
+        ]
+    )
+
+
+def age_parity(fp32: np.ndarray, int8: np.ndarray, chips: ChipSet, age: AgeContract) -> dict[str, float | int]:
+    """INT8 vs FP32 age estimates on the same chips: MAE of each (faces of known age), the largest and mean
+    difference of the expected ages, and band agreement."""
+    grid = np.asarray(age.ages, float)
+    expected = {name: softmax(logits, age.temperature) @ grid for name, logits in (("fp32", fp32), ("int8", int8))}
+    known = ~np.isnan(chips.ages)
+    bands = {name: [band_index(y) for y in years] for name, years in expected.items()}
+    return {
+        "n": int(known.sum()),
+        "mae_fp32": round(float(np.abs(expected["fp32"] - chips.ages)[known].mean()), 4),
+        "mae_int8": round(float(np.abs(expected["int8"] - chips.ages)[known].mean()), 4),
+        "max_years_diff": round(float(np.abs(expected["fp32"] - expected["int8"]).max()), 3),
+        "mean_years_diff": round(float(np.abs(expected["fp32"] - expected["int8"]).mean()), 4),
+        "expected_band_agreement": round(float(np.mean(np.equal(bands["fp32"], bands["int8"]))), 5),
+    }
 
 
 def torch_parity(model, session, tensor: np.ndarray) -> float:
@@ -307,11 +341,22 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
     model = model_from_checkpoint(checkpoint)
     spec = FaceCropSpec.model_validate(checkpoint["preprocess"])
     labels = list(checkpoint["labels"])
+    age = checkpoint.get("age")
     contract = ClassifierContract(
         preprocess=spec,
         labels=labels,
         temperature=float(checkpoint["temperature"]),
         abstain_threshold=float(checkpoint["abstain_threshold"]),
+        age=(
+            AgeContract(
+                output=AGE_OUTPUT_NAME,
+                ages=list(age["ages"]),
+                temperature=float(age["temperature"]),
+                band_threshold=float(age["band_threshold"]),
+            )
+            if age
+            else None
+        ),
     )
     name = options.name or str(checkpoint["recipe"].get("name") or out.name)
     threads = options.threads or min(2, os.cpu_count() or 1)
@@ -393,6 +438,14 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
                 break
         assert parity is not None
         report["parity"] = parity
+        if contract.age is not None:
+            report["age_parity"] = age_parity(
+                run_age_logits(fp32_session, val_tensor),
+                run_age_logits(_session(int8_path, threads), val_tensor),
+                validation,
+                contract.age,
+            )
+            log_event(logger, logging.INFO, "age parity", **report["age_parity"])
         sessions = {"fp32": fp32_session, "int8": _session(int8_path, threads)}
         report["latency"] = classifier_latency(sessions, val_tensor)
         report["load_average"] = load_average()
@@ -402,6 +455,10 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
 
         metrics = _scalar_metrics(checkpoint["metrics"])
         metrics["export_parity_val"] = {k: v for k, v in parity.items() if isinstance(v, (int, float, str))}
+        if "age_parity" in report:
+            metrics["export_age_parity_val"] = dict(report["age_parity"])
+        for split, figures in (age or {}).get("metrics", {}).items():
+            metrics[f"age_{split}"] = {k: v for k, v in figures.items() if isinstance(v, (int, float)) and v == v}
         for precision, figures in report["latency"].items():
             metrics[f"latency_{precision}"] = dict(figures)
         with staged_bundle(out) as folder:
@@ -432,7 +489,12 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
                 precision=shipped,
                 reference_model_file=FP32_FILE if shipped == "int8" else None,  # type: ignore[arg-type]
                 input=TensorSpec(name=INPUT_NAME, shape=["batch", 3, spec.size, spec.size]),
-                outputs=[TensorSpec(name=OUTPUT_NAME, shape=["batch", len(labels)])],
+                outputs=[TensorSpec(name=OUTPUT_NAME, shape=["batch", len(labels)])]
+                + (
+                    [TensorSpec(name=AGE_OUTPUT_NAME, shape=["batch", len(contract.age.ages)])]
+                    if contract.age is not None
+                    else []
+                ),
                 classifier=contract,
                 probe=probe,
                 metrics=metrics,

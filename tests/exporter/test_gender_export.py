@@ -118,6 +118,47 @@ def test_export_writes_a_verified_bundle_with_parity_report(
     assert GenderClassifier(out, reference=True).probabilities(chips).shape == (4, 2)
 
 
+def test_a_network_with_an_age_head_exports_both_outputs_and_its_age_contract(
+    tiny_checkpoint: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+    from footfall.models.checkpoint import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    checkpoint["arch_kwargs"] = {**checkpoint["arch_kwargs"], "age_classes": 81, "age_hidden": 8}
+    from footfall.models.network import build_model
+
+    torch.manual_seed(1)
+    aged = build_model(checkpoint["arch"], **checkpoint["arch_kwargs"])
+    aged.load_state_dict(checkpoint["state_dict"], strict=False)  # the gender network; a fresh age head
+    checkpoint["state_dict"] = aged.state_dict()
+    checkpoint["age"] = {"ages": list(range(81)), "temperature": 1.0, "band_threshold": 0.3, "metrics": {}}
+    path = tmp_path / "aged.pt"
+    save_checkpoint(checkpoint, path)
+    out = tmp_path / "aged-tiny"
+    options = GenderExportOptions(
+        data_dir=data_dir, calibration_per_dataset=16, parity_per_dataset=40, precision="int8", progress=False
+    )
+    report = export_gender(path, out, options)
+
+    manifest = load_bundle(out).manifest
+    assert [o.name for o in manifest.outputs] == ["logits", "age"]
+    assert manifest.classifier is not None and manifest.classifier.age is not None
+    assert manifest.classifier.age.band_threshold == 0.3 and len(manifest.classifier.age.ages) == 81
+    assert report["age_parity"]["n"] > 0 and report["age_parity"]["mean_years_diff"] < 2.0
+    chips = np.random.default_rng(0).integers(0, 255, (3, SPEC.size, SPEC.size, 3), dtype=np.uint8)
+    for reference in (False, True):
+        classifier = GenderClassifier(out, reference=reference)
+        outputs = classifier.infer(chips)
+        assert classifier.has_age and outputs.gender.shape == (3, 2) and outputs.age is not None
+        assert outputs.age.shape == (3, 81) and np.allclose(outputs.age.sum(1), 1, atol=1e-5)
+        # The gender output is the network's own: the age head does not change it.
+        assert np.allclose(outputs.gender, classifier.probabilities(chips))
+        estimates = classifier.decide_age(outputs.age)
+        assert all(0 <= e.years <= 80 for e in estimates)
+        assert classifier.infer(chips, age=False).age is None
+
+
 def test_export_refuses_a_bad_checkpoint(tmp_path: Path) -> None:
     from footfall.models.checkpoint import CheckpointError
 
