@@ -19,8 +19,8 @@ from footfall.core.preprocess import whole_image_box
 from footfall.models.chips import pick_face
 from footfall.models.datasets import ImageSource, load_csv_manifest, race_name
 from footfall.models.metrics import (
-    AGE_BANDS,
-    age_band,
+    AGE_GROUPS,
+    age_group,
     binary_report,
     confusion_matrix,
     coverage_curve,
@@ -78,7 +78,15 @@ def evaluate_bundle(
         raise EvaluationError(f"{images}: {len(missing)} image(s) of the CSV are missing, e.g. {missing[0]!r}")
 
     kept, chips, no_face, several, unreadable = [], [], 0, 0, []
-    probabilities = []
+    probabilities: list[np.ndarray] = []
+    age_probabilities: list[np.ndarray] = []
+
+    def classify(batch: list[np.ndarray]) -> None:
+        outputs = classifier.infer(np.stack(batch))
+        probabilities.append(outputs.gender)
+        if outputs.age is not None:
+            age_probabilities.append(outputs.age)
+
     for record in tqdm(records, desc="evaluate", disable=not progress, unit="img", mininterval=2):
         image = source.read_bgr(record.path)
         if image is None:
@@ -94,10 +102,10 @@ def evaluate_bundle(
             chips.append(classifier.crop(image, best.box, best.landmarks))
         kept.append(record)
         if len(chips) == batch_size:
-            probabilities.append(classifier.probabilities(np.stack(chips)))
+            classify(chips)
             chips = []
     if chips:
-        probabilities.append(classifier.probabilities(np.stack(chips)))
+        classify(chips)
     if unreadable:
         log_event(logger, logging.WARNING, "unreadable images left out", count=len(unreadable), first=unreadable[0])
     if not kept:
@@ -139,10 +147,36 @@ def evaluate_bundle(
         report["by_race"] = table
         accuracies = [row["accuracy"] for row in table.values()]
         report["metrics"]["race_gap"] = float(max(accuracies) - min(accuracies))
-    bands = [age_band(r.age) for r in kept]
+    bands = [age_group(r.age) for r in kept]
     if any(b is not None for b in bands):
-        report["by_age"] = group_report(y_true, probs, bands, threshold, order=[b[0] for b in AGE_BANDS])
+        report["by_age"] = group_report(y_true, probs, bands, threshold, order=[b[0] for b in AGE_GROUPS])
+    if age_probabilities:
+        report["age"] = age_figures(
+            classifier, np.concatenate(age_probabilities), kept, [labels[i] for i in y_true], races
+        )
     return report
+
+
+def age_figures(classifier, age_probs: np.ndarray, kept: list, genders: list[str], races: list[str | None]) -> dict:
+    """The age head's figures over the faces of known age (footfall.models.age_metrics.age_report), overall
+    (with each face's predicted and true years, for the plot), per true gender and per race group."""
+    from footfall.models.age_metrics import age_report
+
+    contract = classifier.contract.age
+    grid = np.asarray(contract.ages, float)
+    ages = np.array([np.nan if r.age is None else float(r.age) for r in kept])
+    figures = age_report(age_probs, ages, grid, contract.band_threshold, keep_points=True)
+    figures["band_threshold"] = contract.band_threshold
+    groups: dict[str, dict[str, dict]] = {"by_gender": {}, "by_race": {}}
+    for key, values in (("by_gender", genders), ("by_race", races)):
+        for group in dict.fromkeys(v for v in values if v is not None):
+            rows = np.array([v == group for v in values])
+            report = age_report(age_probs[rows], ages[rows], grid, contract.band_threshold)
+            if report.get("n"):
+                report.pop("band_confusion")
+                groups[key][str(group)] = report
+    figures.update(groups)
+    return figures
 
 
 def _pct(value: float) -> str:
@@ -186,6 +220,8 @@ def format_report(report: dict[str, Any]) -> str:
                 )
     if "race_gap" in m:
         lines.append(f"gap best vs worst race group: {100 * m['race_gap']:.2f} points")
+    if "age" in report:
+        lines += format_age(report["age"])
     lines.append("coverage / accuracy on answered:")
     for row in report["coverage"]:
         lines.append(
@@ -193,6 +229,32 @@ def format_report(report: dict[str, Any]) -> str:
             f"answered accuracy {_pct(row['answered_accuracy'])} %"
         )
     return "\n".join(lines)
+
+
+def format_age(age: dict[str, Any]) -> list[str]:
+    from footfall.core.ages import AGE_BANDS
+
+    if not age.get("n"):
+        return ["age: no face of known age"]
+    lines = [
+        f"age (n {age['n']} of known age): MAE {age['mae']:.2f} years, band accuracy {_pct(age['band_accuracy'])} %, "
+        f"within one band {_pct(age['within_one_band'])} %",
+        f"  band decisions abstain below {age['band_threshold']:.3f}: abstention {_pct(age['band_abstention'])} %, "
+        f"answered band accuracy {_pct(age['answered_band_accuracy'])} %",
+        f"  children (0-12) recall {_pct(age['children_recall'])} % of {age['children']}",
+        f"  per group:  {'n':>6s} {'MAE':>6s} {'band %':>7s} {'±1 band %':>9s} {'children %':>10s}",
+    ]
+    for key in ("by_gender", "by_race"):
+        for group, row in age.get(key, {}).items():
+            lines.append(
+                f"  {group:10s} {row['n']:6d} {row['mae']:6.2f} {_pct(row['band_accuracy']):>7s} "
+                f"{_pct(row['within_one_band']):>9s} {_pct(row['children_recall']):>10s}"
+            )
+    lines.append("  band confusion (rows true, columns most likely band):")
+    lines.append("  " + " " * 6 + " ".join(f"{b:>6s}" for b in AGE_BANDS))
+    for band, row in zip(AGE_BANDS, age["band_confusion"], strict=True):
+        lines.append(f"  {band:>5s} " + " ".join(f"{v:6d}" for v in row))
+    return lines
 
 
 def write_outputs(report: dict[str, Any], json_out: Path | None, plots: Path | None) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-AGE_BANDS: tuple[tuple[str, float, float], ...] = (
+AGE_GROUPS: tuple[tuple[str, float, float], ...] = (
     ("0-12", 0, 13),
     ("13-19", 13, 20),
     ("20-39", 20, 40),
@@ -135,10 +135,10 @@ def binary_report(y_true: np.ndarray, probs: np.ndarray, threshold: float) -> di
     }
 
 
-def age_band(age: float | None) -> str | None:
+def age_group(age: float | None) -> str | None:
     if age is None or np.isnan(age):
         return None
-    for name, low, high in AGE_BANDS:
+    for name, low, high in AGE_GROUPS:
         if low <= age < high:
             return name
     return None

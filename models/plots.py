@@ -85,6 +85,45 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
         ax.legend(loc="upper center", fontsize=8, ncol=2, frameon=False)
         ax.set_title(f"accuracy per {name} group, {title}", fontsize=9)
         written.append(_save(fig, folder / f"per_{name}.png"))
+    if report.get("age", {}).get("n"):
+        written += _age_plots(report["age"], title, folder)
+    return written
+
+
+def _age_plots(age: dict[str, Any], title: str, folder: Path) -> list[Path]:
+    """Predicted against true age (each face, with the bands' edges), and the band confusion matrix."""
+    import matplotlib.pyplot as plt
+    from footfall.core.ages import AGE_BANDS, BAND_LOWER_EDGES
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.scatter(age["true_years"], age["predicted_years"], s=4, alpha=0.35, linewidths=0)
+    ax.plot([0, 100], [0, 100], "--", color="grey", linewidth=0.8, label="perfect")
+    for edge in BAND_LOWER_EDGES[1:]:
+        ax.axhline(edge, color="#ddd", linewidth=0.6, zorder=0)
+        ax.axvline(edge, color="#ddd", linewidth=0.6, zorder=0)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 85)
+    ax.set_xlabel("true age (years)")
+    ax.set_ylabel("predicted age (expected, years)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"age, MAE {age['mae']:.2f} years, {title}", fontsize=9)
+    written = [_save(fig, folder / "age_scatter.png")]
+
+    matrix = np.asarray(age["band_confusion"], float)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(AGE_BANDS)):
+        for j in range(len(AGE_BANDS)):
+            if matrix[i, j]:
+                ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize=6,
+                        color="white" if shares[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_xticks(range(len(AGE_BANDS)), AGE_BANDS, rotation=45, fontsize=7)
+    ax.set_yticks(range(len(AGE_BANDS)), AGE_BANDS, fontsize=7)
+    ax.set_xlabel("most likely band")
+    ax.set_ylabel("true band")
+    ax.set_title(f"age bands (row shares), {title}", fontsize=9)
+    written.append(_save(fig, folder / "age_bands.png"))
     return written
 
 

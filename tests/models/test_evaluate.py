@@ -26,21 +26,27 @@ def detector_bundle() -> Path:
     return DEFAULT_DETECTOR_BUNDLE
 
 
-def make_bundle(folder: Path, threshold: float = 0.5001) -> Path:
-    """A tiny untrained classifier exported to ONNX with a valid manifest (scaffolding for the test)."""
+def make_bundle(folder: Path, threshold: float = 0.5001, *, age: bool = False) -> Path:
+    """A tiny untrained classifier exported to ONNX with a valid manifest (scaffolding for the test); ``age``
+    gives it an age head (a second output)."""
+    from footfall.core.manifest import AgeContract
     from footfall.exporter.bundle_writer import write_manifest
+    from footfall.models.network import GenderAgeGraph
 
     folder.mkdir(parents=True)
     torch.manual_seed(0)
-    model = build_model("facenet-small", stem=[8], stem_strides=[2], widths=[16], depths=[1]).eval()
+    model = build_model(
+        "facenet-small", stem=[8], stem_strides=[2], widths=[16], depths=[1], age_classes=81 if age else 0
+    ).eval()
+    outputs = ["logits", "age"] if age else ["logits"]
     torch.onnx.export(
-        model,
+        GenderAgeGraph(model) if age else model,
         (torch.zeros(1, 3, SPEC.size, SPEC.size),),
         str(folder / "model.onnx"),
         opset_version=17,
         input_names=["chips"],
-        output_names=["logits"],
-        dynamic_axes={"chips": {0: "batch"}, "logits": {0: "batch"}},
+        output_names=outputs,
+        dynamic_axes={"chips": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
         dynamo=False,
     )
     manifest = BundleManifest(
@@ -50,9 +56,14 @@ def make_bundle(folder: Path, threshold: float = 0.5001) -> Path:
         created_at=utc_now(),
         precision="fp32",
         input=TensorSpec(name="chips", shape=["batch", 3, SPEC.size, SPEC.size]),
-        outputs=[TensorSpec(name="logits", shape=["batch", 2])],
+        outputs=[TensorSpec(name="logits", shape=["batch", 2])]
+        + ([TensorSpec(name="age", shape=["batch", 81])] if age else []),
         classifier=ClassifierContract(
-            preprocess=SPEC, labels=["female", "male"], temperature=1.0, abstain_threshold=threshold
+            preprocess=SPEC,
+            labels=["female", "male"],
+            temperature=1.0,
+            abstain_threshold=threshold,
+            age=AgeContract(ages=list(range(81)), band_threshold=0.2) if age else None,
         ),
         files={},
         provenance=Provenance(source="test", licence="Apache-2.0"),
@@ -209,3 +220,28 @@ def test_model_card_copies_the_evaluation_figures(tmp_path: Path, dataset, detec
     assert f"| accuracy | {100 * shipped:.2f} % | {100 * fp32:.2f} %" in text
     assert "### Per race (UTKFace), utkface test" in text and "### Per age band, wiki test" in text
     assert "Known failure modes" in text and "Intended use" in text
+
+
+def test_evaluate_reports_the_age_head_with_its_plots(tmp_path: Path, dataset, detector_bundle) -> None:
+    from footfall.cli import app
+
+    csv, _, archive = dataset
+    bundle = make_bundle(tmp_path / "bundle", age=True)
+    out_json, plots = tmp_path / "out" / "report.json", tmp_path / "plots"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("evaluate", "--bundle", str(bundle), "--csv", str(csv), "--images", str(archive)),
+            *("--json", str(out_json), "--plots", str(plots), "--no-progress"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "MAE" in result.output and "children (0-12) recall" in result.output
+    age = json.loads(out_json.read_text())["age"]
+    # 14 images, ages 5, 15, 25, 45, 70 and one unknown in turn: 12 of known age, 3 of them children.
+    assert age["n"] == 12 and age["children"] == 3
+    assert sum(map(sum, age["band_confusion"])) == 12 and len(age["true_years"]) == 12
+    assert abs(age["mae"] - np.mean(np.abs(np.subtract(age["predicted_years"], age["true_years"])))) < 0.01
+    assert set(age["by_gender"]) == {"female", "male"} and sum(r["n"] for r in age["by_gender"].values()) == 12
+    for name in ("age_scatter.png", "age_bands.png"):
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

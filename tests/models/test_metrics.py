@@ -15,7 +15,7 @@ from footfall.models.calibration import (
 )
 from footfall.models.metrics import (
     accuracy,
-    age_band,
+    age_group,
     balanced_accuracy,
     binary_report,
     confusion_matrix,
@@ -81,7 +81,7 @@ def test_group_report_and_age_bands() -> None:
     # group b: cases 2 (female called male), 3 (male right), 5 (male right)
     assert table["b"]["n"] == 3 and table["b"]["accuracy"] == pytest.approx(2 / 3)
     assert table["b"]["female_accuracy"] == pytest.approx(0.0) and table["b"]["male_accuracy"] == pytest.approx(1.0)
-    assert [age_band(a) for a in (0, 12.9, 13, 19, 20, 39, 40, 59.5, 60, 101)] == [
+    assert [age_group(a) for a in (0, 12.9, 13, 19, 20, 39, 40, 59.5, 60, 101)] == [
         "0-12",
         "0-12",
         "13-19",
@@ -93,7 +93,7 @@ def test_group_report_and_age_bands() -> None:
         "60+",
         "60+",
     ]
-    assert age_band(None) is None and age_band(float("nan")) is None
+    assert age_group(None) is None and age_group(float("nan")) is None
 
 
 def test_coverage_curve() -> None:
