@@ -22,7 +22,7 @@ import typer
 
 from footfall import __version__
 
-DEMOGRAPHICS = ("full", "counts-only")
+DEMOGRAPHICS = ("full", "gender-only", "counts-only")
 DEFAULT_K = 5
 LEGAL_BASIS_BLANK = "[to be filled in by the operator, e.g. legitimate interest, GDPR Art. 6(1)(f)]"
 
@@ -67,28 +67,39 @@ def render_notice(facts: NoticeFacts) -> str:
         raise ValueError(f"demographics must be one of {', '.join(DEMOGRAPHICS)}, not {facts.demographics!r}")
     if facts.k < 2:
         raise ValueError("k must be at least 2")
-    gender = facts.demographics == "full"
+    gender = facts.demographics in ("full", "gender-only")
+    age = facts.demographics == "full"
     site = _esc(facts.site)
     operator = _esc(facts.operator) if facts.operator and facts.operator.strip() else site
     contact = _link(facts.contact)
     if gender:
+        what = "gender and age group" if age else "gender"
+        looks = "whether the person looks female or male" + (", and their age group" if age else "")
         lead = (
-            "Cameras in this centre count how many people pass through each area, and estimate from each face "
-            "whether the person looks female or male. Only numbers are kept: no image, no identity."
+            f"Cameras in this centre count how many people pass through each area, and estimate from each face "
+            f"{looks}. Only numbers are kept: no image, no identity."
         )
         measured = [
             "How many people pass through each area, per hour.",
             "An estimate of gender from the appearance of each face (female, male or unknown), counted once "
             "per person and kept only as totals. It is a guess from appearance, not your identity.",
+            *(
+                [
+                    "An estimate of age group (such as 25-34) from the appearance of each face, counted once per "
+                    "person and kept only as totals. Advertising is never aimed at people under 18."
+                ]
+                if age
+                else []
+            ),
             "How long people stay in an area, on average.",
         ]
         how = (
             "A camera box finds faces in the live picture and follows each one for a few seconds, so that a "
-            "person is counted once. It estimates gender on the box itself, adds one to a count, and forgets "
+            f"person is counted once. It estimates {what} on the box itself, adds one to a count, and forgets "
             "the picture at once: frames exist only in the box's memory, for a fraction of a second."
         )
         legal_note = (
-            "This notice informs you that a system which estimates gender (a biometric categorisation) from "
+            f"This notice informs you that a system which estimates {what} (a biometric categorisation) from "
             "faces is in operation (EU AI Act, Art. 50(3); GDPR, Art. 13)."
         )
     else:
@@ -162,7 +173,8 @@ def register(app: typer.Typer) -> None:
             "full",
             "--demographics",
             metavar="<mode>",
-            help="full (people and estimated gender) or counts-only (people only, no gender wording).",
+            help="full (people, estimated gender and age group), gender-only (people and estimated gender) or "
+            "counts-only (people only, no gender or age wording): the site's demographics mode.",
         ),
     ) -> None:
         """Render the entrance notice: one printable A4 page of HTML for the site's entrances.

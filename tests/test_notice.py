@@ -114,7 +114,16 @@ def test_counts_only_leaves_every_gender_word_out() -> None:
     assert "how many people pass through each area, per hour." in text
     assert "no images and no video" in text
     full = words(notice("--site", "Riverside Mall", "--contact", "dpo@riverside.example")).lower()
-    assert "gender" in full and "female" in full
+    assert "gender" in full and "female" in full and "age group" in full and "under 18" in full
+    for word in ("age group", "gender and age"):
+        assert word not in text, word
+
+
+def test_gender_only_names_gender_and_no_age() -> None:
+    page = notice("--site", "Riverside Mall", "--contact", "dpo@riverside.example", "--demographics", "gender-only")
+    text = words(page).lower()
+    assert "female or male" in text and "estimates gender (a biometric categorisation)" in text
+    assert "age group" not in text
 
 
 def test_notice_writes_a_file_with_out(tmp_path: Path) -> None:
