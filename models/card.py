@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from footfall.models.card_age import age_section, recall_lines
+
 METRICS_MARKER = "footfall-card-metrics"
 
 # Targets of the default model (issue 3): measure, split, comparison, value.
@@ -114,6 +116,7 @@ def render(
     bundle_manifest: dict | None = None,
     latency: dict | None = None,
     reference_reports: dict[str, dict] | None = None,
+    age_anchor: dict[str, dict] | None = None,
 ) -> str:
     """The card. ``reports`` evaluate the shipped graphs (INT8: what the edge runs, measured on the CPU each
     report names); ``reference_reports`` evaluate the same bundles' FP32 reference graphs, figures that no
@@ -131,9 +134,11 @@ def render(
         _decision_rates(bundle_manifest),
         _test_results(reports, reference_reports, precision),
         _confusion_matrices(reports),
+        recall_lines(reports),
         _targets(reports, reference_reports, precision, latency),
         _group_tables(reports),
         _coverage(reports, checkpoint["abstain_threshold"]),
+        age_section(reports, reference_reports, age_anchor),
         _validation(checkpoint["metrics"]),
         _failure_modes(),
         _reproduce(model_name, recipe, reports, reference_reports),
@@ -672,6 +677,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--latency", default=None, help="JSON: size_mb, ms_per_face (default: the bundle's)")
     parser.add_argument("--note", default=None, help="A remark on how this run went, shown under Recipe")
+    parser.add_argument("--age-anchor", default=None, help="JSON of bench/age_anchor.py (dlib's age predictor)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     checkpoint = load_checkpoint(args.checkpoint)
@@ -688,7 +694,8 @@ def main(argv: list[str] | None = None) -> None:
     latency = json.loads(Path(args.latency).read_text()) if args.latency else None
     if latency is None and args.bundle:
         latency = bundle_figures(Path(args.bundle), manifest)
-    Path(args.out).write_text(render(checkpoint, reports, manifest, latency, reference_reports or None))
+    anchor = json.loads(Path(args.age_anchor).read_text()) if args.age_anchor else None
+    Path(args.out).write_text(render(checkpoint, reports, manifest, latency, reference_reports or None, anchor))
     print(f"wrote {args.out}")
 
 

@@ -228,3 +228,27 @@ if __name__ == "__main__":
     for name, text in rendered().items():
         (CARDS / name).write_text(text)
         print(f"wrote {CARDS / name}")
+
+
+def test_an_age_head_gets_its_section_targets_groups_and_anchor() -> None:
+    checkpoint, reports, manifest, latency, reference = full_inputs()
+    confusion = [[0] * 8 for _ in range(8)]
+    confusion[0][0], confusion[0][1], confusion[3][3] = 9, 1, 30
+    age = {
+        "n": 40, "mae": 5.5, "band_accuracy": 0.65, "within_one_band": 0.95, "band_abstention": 0.2,
+        "answered_band_accuracy": 0.7, "children": 10, "children_recall": 0.9, "band_confusion": confusion,
+        "band_threshold": 0.4,
+        "by_gender": {"female": {"n": 20, "mae": 5.0, "band_accuracy": 0.7, "within_one_band": 0.95,
+                                 "children_recall": 0.9}},
+    }  # fmt: skip
+    reports = {name: {**report, "age": age} for name, report in reports.items()}
+    anchor = {"test_utkface": {"n": 40, "mae": 9.4, "band_accuracy": 0.41, "within_one_band": 0.74}}
+    text = render(checkpoint, reports, manifest, latency, reference, anchor)
+    assert "## Age" in text and "dlib age predictor" in text and "| MAE (years) | 5.50 |" in text
+    assert "| age MAE, UTKFace test | <= 5.00 years | 5.50 years | **missed** |" in text
+    assert "| children (0-12) recall, UTKFace test | >= 90.00 % | 90.00 % | met |" in text
+    assert "| 0-12 | 9 | 1 | 0 |" in text and "| female | 20 | 5.00 |" in text
+    # Recall per gender, from each split's confusion matrix.
+    assert "### Recall per gender" in text
+    # Without an age head there is no age section.
+    assert "## Age" not in render(*full_inputs())
