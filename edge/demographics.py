@@ -2,7 +2,8 @@
 server told it and the floor in its own config, remembered across restarts.
 
 - "full": people are counted and classified: gender, and age band where the gender bundle has an age head;
-- "gender-only": people are counted and their gender decided; the age head is never run, and aggregates carry
+- "gender-only": people are counted and their gender decided; no age output is read (the age head shares the
+  graph, so onnxruntime still computes it in the same pass; the value is discarded unread), and aggregates carry
   no age bands;
 - "counts-only": people are counted; no classifier is loaded or run, and aggregates carry no gender;
 - "off": no camera is read and nothing is counted.
