@@ -52,7 +52,8 @@ def age_report(
 ) -> dict:
     """Figures of an age head on faces of known age: MAE of the expected age, band accuracy of the most
     likely band (every face), within one band, abstention and answered band accuracy under ``threshold``,
-    children's recall (true 0-12 whose most likely band is 0-12), and the band confusion matrix (rows true);
+    children's recall (true 0-12 whose most likely band is 0-12; and decided 0-12, the threshold applied), and
+    the band confusion matrix (rows true);
     ``keep_points`` adds each face's predicted and true years (for the plot)."""
     known = ~np.isnan(np.asarray(ages_years, float))
     probs, truth = np.asarray(age_probs, float)[known], np.asarray(ages_years, float)[known]
@@ -75,6 +76,10 @@ def age_report(
         "answered_band_accuracy": float((predicted == actual)[answered].mean()) if answered.any() else float("nan"),
         "children": int(children.sum()),
         "children_recall": float((predicted[children] == child).mean()) if children.any() else float("nan"),
+        # The same with the band threshold applied: a child whose band decision abstains is not a 0-12 decision.
+        "children_decided_recall": (
+            float(((predicted == child) & answered)[children].mean()) if children.any() else float("nan")
+        ),
         "band_confusion": confusion.tolist(),
     }
     if keep_points:

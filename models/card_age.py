@@ -72,6 +72,7 @@ def age_section(
         ("band abstention", "band_abstention", None),
         ("answered band accuracy", "answered_band_accuracy", None),
         ("children (0-12) recall", "children_recall", None),
+        ("children decided 0-12 (threshold applied)", "children_decided_recall", None),
     )
     for title, key, unit in rows:
         cells = []

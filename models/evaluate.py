@@ -241,7 +241,8 @@ def format_age(age: dict[str, Any]) -> list[str]:
         f"within one band {_pct(age['within_one_band'])} %",
         f"  band decisions abstain below {age['band_threshold']:.3f}: abstention {_pct(age['band_abstention'])} %, "
         f"answered band accuracy {_pct(age['answered_band_accuracy'])} %",
-        f"  children (0-12) recall {_pct(age['children_recall'])} % of {age['children']}",
+        f"  children (0-12) recall {_pct(age['children_recall'])} % of {age['children']} (most likely band); "
+        f"decided 0-12 with the threshold {_pct(age['children_decided_recall'])} %",
         f"  per group:  {'n':>6s} {'MAE':>6s} {'band %':>7s} {'±1 band %':>9s} {'children %':>10s}",
     ]
     for key in ("by_gender", "by_race"):
