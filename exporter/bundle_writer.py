@@ -76,3 +76,17 @@ def verify_written(out: Path) -> None:
     open_session(bundle, threads=1)
     if bundle.reference_model_path is not None:
         open_session(bundle, reference=True, threads=1)
+
+
+def install_card(folder: Path, card: str, export_heading: str = "## Export") -> None:
+    """Replaces a bundle's model card with ``card`` (a card regenerated from evaluations of this bundle),
+    keeping the export section the exporter appended, and re-hashes the manifest."""
+    from footfall.core.bundle import load_bundle
+
+    bundle = load_bundle(folder)
+    path = folder / "MODEL_CARD.md"
+    current = path.read_text() if path.is_file() else ""
+    export = current[current.index(export_heading) :] if export_heading in current else ""
+    path.write_text(card.rstrip() + ("\n\n" + export if export else "\n"))
+    write_manifest(folder, bundle.manifest)
+    load_bundle(folder)  # the edge's own checks must pass on what was written

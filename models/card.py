@@ -679,6 +679,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default=None, help="A remark on how this run went, shown under Recipe")
     parser.add_argument("--age-anchor", default=None, help="JSON of bench/age_anchor.py (dlib's age predictor)")
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--into-bundle", action="store_true", help="also put the card into --bundle (its export section kept)"
+    )
     args = parser.parse_args(argv)
     checkpoint = load_checkpoint(args.checkpoint)
     if args.note:
@@ -695,8 +698,16 @@ def main(argv: list[str] | None = None) -> None:
     if latency is None and args.bundle:
         latency = bundle_figures(Path(args.bundle), manifest)
     anchor = json.loads(Path(args.age_anchor).read_text()) if args.age_anchor else None
-    Path(args.out).write_text(render(checkpoint, reports, manifest, latency, reference_reports or None, anchor))
+    text = render(checkpoint, reports, manifest, latency, reference_reports or None, anchor)
+    Path(args.out).write_text(text)
     print(f"wrote {args.out}")
+    if args.into_bundle:
+        if not args.bundle:
+            parser.error("--into-bundle needs --bundle")
+        from footfall.exporter.bundle_writer import install_card
+
+        install_card(Path(args.bundle), text)
+        print(f"installed it in {args.bundle} (manifest re-hashed)")
 
 
 if __name__ == "__main__":

@@ -183,3 +183,19 @@ def test_committed_bundles_verify() -> None:
         open_session(bundle)
         if bundle.reference_model_path is not None:
             open_session(bundle, reference=True)
+
+
+def test_a_regenerated_card_goes_into_a_bundle_with_its_export_section_and_fresh_hashes(tmp_path) -> None:
+    import shutil
+
+    from footfall.core.bundle import load_bundle
+    from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+    from footfall.exporter.bundle_writer import install_card
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(DEFAULT_GENDER_BUNDLE, folder)
+    export_section = (folder / "MODEL_CARD.md").read_text().split("## Export", 1)[1]
+    install_card(folder, "# A regenerated card\n\nNew figures.\n")
+    text = (folder / "MODEL_CARD.md").read_text()
+    assert text.startswith("# A regenerated card\n\nNew figures.\n\n## Export") and text.endswith(export_section)
+    load_bundle(folder)  # hashes verified
