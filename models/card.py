@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from footfall.models.card_age import age_section, recall_lines
+from footfall.models.card_age import age_section, recall_lines, slice_lines
 
 METRICS_MARKER = "footfall-card-metrics"
 
@@ -137,6 +137,7 @@ def render(
         recall_lines(reports),
         _targets(reports, reference_reports, precision, latency),
         _group_tables(reports),
+        slice_lines(reports),
         _coverage(reports, checkpoint["abstain_threshold"]),
         age_section(reports, reference_reports, age_anchor),
         _validation(checkpoint["metrics"]),

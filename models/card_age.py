@@ -43,6 +43,34 @@ def recall_lines(reports: dict[str, dict]) -> list[str]:
     return lines
 
 
+def slice_lines(reports: dict[str, dict]) -> list[str]:
+    """Female and male recall per third of each measured face attribute (footfall.models.slices)."""
+    from footfall.models.slices import ATTRIBUTES
+
+    if not any(r.get("slices") for r in reports.values()):
+        return []
+    lines = [
+        "",
+        "### Error slices",
+        "",
+        "Where each gender's faces are lost: every test face by its most likely label, in thirds of a measured "
+        "attribute (this split's own terciles). The datasets carry no hair, glasses or expression labels, so "
+        "those slices are not measured.",
+        "",
+        "| split | attribute | third (range) | n | female recall | male recall | gap (points) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, report in reports.items():
+        for attribute, rows in report.get("slices", {}).items():
+            for row in rows:
+                lines.append(
+                    f"| {name} | {attribute} | {row['third']} ({row['range']}) | {row['n']} | "
+                    f"{_pct(row['female_recall'])} | {_pct(row['male_recall'])} | {row['gap_points']:+.2f} |"
+                )
+    lines += ["", *(f"- {attribute}: {what}" for attribute, what in ATTRIBUTES.items())]
+    return lines
+
+
 def age_section(
     reports: dict[str, dict], reference_reports: dict[str, dict] | None, anchor: dict[str, dict] | None
 ) -> list[str]:

@@ -28,6 +28,7 @@ from footfall.models.metrics import (
     reliability_bins,
     roc_curve,
 )
+from footfall.models.slices import ATTRIBUTES, face_attributes, slice_report
 
 logger = logging.getLogger("footfall.models.evaluate")
 COVERAGE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
@@ -78,6 +79,7 @@ def evaluate_bundle(
         raise EvaluationError(f"{images}: {len(missing)} image(s) of the CSV are missing, e.g. {missing[0]!r}")
 
     kept, chips, no_face, several, unreadable = [], [], 0, 0, []
+    attributes: list[dict[str, float]] = []
     probabilities: list[np.ndarray] = []
     age_probabilities: list[np.ndarray] = []
 
@@ -100,6 +102,9 @@ def evaluate_bundle(
             chips.append(classifier.crop(image, whole_image_box(image)))
         else:
             chips.append(classifier.crop(image, best.box, best.landmarks))
+        attributes.append(
+            face_attributes(chips[-1], None if best is None else best.landmarks, classifier.spec.colour_order)
+        )
         kept.append(record)
         if len(chips) == batch_size:
             classify(chips)
@@ -139,6 +144,7 @@ def evaluate_bundle(
         "coverage": coverage_curve(y_true, probs, sorted({*COVERAGE_THRESHOLDS, threshold})),
         "reliability": reliability_bins(probs.max(1), probs.argmax(1) == y_true),
     }
+    report["slices"] = slice_report(y_true, probs.argmax(1), attributes)
     fpr, tpr, _ = roc_curve(y_true, probs[:, 1])
     report["roc"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
     races = [race_name(r.race) for r in kept]
@@ -220,6 +226,14 @@ def format_report(report: dict[str, Any]) -> str:
                 )
     if "race_gap" in m:
         lines.append(f"gap best vs worst race group: {100 * m['race_gap']:.2f} points")
+    for name, rows in report.get("slices", {}).items():
+        lines.append(f"error slice {name} ({ATTRIBUTES[name]}):")
+        for row in rows:
+            lines.append(
+                f"  {row['third']:6s} {row['range']:>15s} n {row['n']:5d}  female recall "
+                f"{_pct(row['female_recall'])} %  male recall {_pct(row['male_recall'])} %  "
+                f"gap {row['gap_points']:+.2f}"
+            )
     if "age" in report:
         lines += format_age(report["age"])
     lines.append("coverage / accuracy on answered:")
