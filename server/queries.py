@@ -17,7 +17,7 @@ from footfall.server.rollups import slot_parts
 from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
 from footfall.server.tables import DailyRollup, HourlyAge, HourlyRollup
-from sqlalchemy import BigInteger, ColumnElement, case, cast, distinct, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, case, cast, distinct, func, literal, select, text
 from sqlalchemy.orm import Session
 
 Granularity = Literal["hour", "day", "week"]
@@ -351,9 +351,34 @@ def age_series(
 
 
 @dataclass
+class AgeSlot:
+    """One zone × local-hour-of-week slot of an age audience: sums of released values only."""
+
+    zone_pk: int
+    how: int  # local hour of the week
+    people: int  # released people
+    classified: int  # released female + male (the cells that released their split)
+    gender_people: int  # released people of the audience's gender(s)
+    banded: int  # of those, the people whose bands were released (sum of their released band cells)
+    audience: int  # released people of the audience's gender(s) × band(s)
+    unsplit: int  # released people whose gender split was withheld
+    withheld: int  # withheld zone-hours
+    weeks: int  # zone-hours observed
+
+    @property
+    def bands_withheld(self) -> int:
+        """People of the audience's gender(s) whose bands were withheld (released gender count minus bands)."""
+        return self.gender_people - self.banded
+
+    @property
+    def lower_bound(self) -> bool:
+        """Whether people of the audience may be left out: withheld hours, splits or bands."""
+        return self.withheld > 0 or self.unsplit > 0 or self.bands_withheld > 0
+
+
+@dataclass
 class AgeSlots:
-    # (zone_pk, local_how, released people, audience people, withheld hours, hours observed), best first
-    rows: list[tuple[int, int, int, int, int, int]]
+    rows: list[AgeSlot]  # unordered
     suppressed: int  # slots left out because every cell of theirs was withheld
 
 
@@ -370,8 +395,9 @@ def ranked_age_slots(
 ) -> AgeSlots:
     """Zone × local-hour-of-week slots with the released people of a gender × band audience: sums of the
     released age cells of their hourly cells (footfall.server.release), so whatever a slot shows is already safe
-    to show. Slots seen in fewer than ``min_weeks`` hours, or whose every cell was withheld, are left out (the
-    latter counted as suppressed). Unordered: the caller ranks them."""
+    to show, beside the released count of the audience's gender(s) and the part of it whose bands were released
+    (what a share of the audience is over). Slots seen in fewer than ``min_weeks`` hours, or whose every cell was
+    withheld, are left out (the latter counted as suppressed). Unordered: the caller ranks them."""
     if not zone_pks:
         return AgeSlots([], 0)
     h, a = HourlyRollup, HourlyAge
@@ -379,27 +405,57 @@ def ranked_age_slots(
     where = [h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end]
     if hour_filter is not None:
         where.append(h.local_how.in_(sorted(hour_filter)))
+    released_gender = {"female": h.released_female, "male": h.released_male, "unknown": h.released_unknown}
+    gender_total: Any = sum((released_gender[g] for g in genders), start=literal(0))
     slots = session.execute(
-        select(h.zone_pk, h.local_how, _total(h.released_people), _total(h.withheld), func.count())
+        select(
+            h.zone_pk,
+            h.local_how,
+            _total(h.released_people),
+            _total(h.released_female + h.released_male),
+            _total(gender_total),
+            _total(h.released_female + h.released_male + h.released_unknown),
+            _total(h.withheld),
+            func.count(),
+        )
         .where(*where)
         .group_by(h.zone_pk, h.local_how)
     ).all()
-    audience = {
-        (int(zone_pk), int(how)): int(people)
-        for zone_pk, how, people in session.execute(
-            select(h.zone_pk, h.local_how, _total(a.released_people))
+    banded: dict[tuple[int, int], tuple[int, int]] = {
+        (int(zone_pk), int(how)): (int(every or 0), int(wanted or 0))
+        for zone_pk, how, every, wanted in session.execute(
+            select(
+                h.zone_pk,
+                h.local_how,
+                _total(a.released_people),
+                _total(case((a.band.in_(bands), a.released_people), else_=0)),
+            )
             .join(a, (a.zone_pk == h.zone_pk) & (a.hour_start == h.hour_start))
-            .where(*where, a.gender.in_(genders), a.band.in_(bands))
+            .where(*where, a.gender.in_(genders))
             .group_by(h.zone_pk, h.local_how)
         )
     }
     rows, suppressed = [], 0
-    for zone_pk, how, people, withheld, hours in slots:
+    for zone_pk, how, people, classified, gender_people, split, withheld, hours in slots:
         if int(hours) < min_weeks:
             continue
         if not people and withheld:
             suppressed += 1
             continue
         key = (int(zone_pk), int(how))
-        rows.append((key[0], key[1], int(people or 0), audience.get(key, 0), int(withheld or 0), int(hours)))
+        every, wanted = banded.get(key, (0, 0))
+        rows.append(
+            AgeSlot(
+                zone_pk=key[0],
+                how=key[1],
+                people=int(people or 0),
+                classified=int(classified or 0),
+                gender_people=int(gender_people or 0),
+                banded=every,
+                audience=wanted,
+                unsplit=int(people or 0) - int(split or 0),
+                withheld=int(withheld or 0),
+                weeks=int(hours),
+            )
+        )
     return AgeSlots(rows, suppressed)

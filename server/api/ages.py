@@ -60,8 +60,8 @@ def age_points(
     rows: AgeRows, genders: Sequence[str] | None = None, bands: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """Each bucket's released gender × band table (``bands``: a band of a gender is null when none of that
-    gender's bands was released in the bucket and it has people whose bands, or gender, were withheld: shown as
-    suppressed, never as 0), the people of a released gender whose bands were withheld (``bands_withheld``), the
+    gender's bands was released in the bucket and it has people whose bands, gender or hour were withheld: shown
+    as suppressed, never as 0), the people of a released gender whose bands were withheld (``bands_withheld``), the
     people whose gender split was withheld (``unsplit``) and withheld cells; with ``genders`` and ``bands``, the
     released people of that audience and whether people of it may be left out (``audience_lower_bound``)."""
     banded = rows.bands.sum(axis=2)
@@ -71,7 +71,9 @@ def age_points(
     for i in range(len(rows.keys)):
         table: dict[str, dict[str, int | None]] = {}
         for g, gender in enumerate(GENDERS):
-            hidden = banded[i, g] == 0 and (bands_withheld[i, g] > 0 or unsplit[i] > 0)
+            # A withheld hour's people may be of any gender and band: with nothing of the gender released
+            # around it, its bands read as suppressed, not as 0.
+            hidden = banded[i, g] == 0 and (bands_withheld[i, g] > 0 or unsplit[i] > 0 or rows.withheld[i] > 0)
             table[gender] = {band: None if hidden else int(rows.bands[i, g, b]) for b, band in enumerate(AGE_DECISIONS)}
         point: dict[str, Any] = {
             "people": int(rows.people[i]),

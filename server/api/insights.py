@@ -212,47 +212,8 @@ def _age_placement(
         min_weeks=min_weeks,
     )
     by_pk = {z.id: z for z in zones}
-    noun = f"{'people' if audience == 'all' else 'women' if audience == 'female' else 'men'} aged {', '.join(bands)}"
-    candidates: list[dict[str, Any]] = []
-    for zone_pk, how, people, count, withheld, weeks in ranked.rows:
-        zone = by_pk[zone_pk]
-        mean_people = people / weeks
-        expected = count / weeks
-        expected_low, expected_high = poisson_mean_interval(count, weeks)
-        low, high = wilson_interval(count, people) if people else (None, None)
-        raw = count / people if people else None
-        label = how_label(how)
-        candidates.append(
-            {
-                "zone_pk": zone.id,
-                "zone_id": zone.zone_id,
-                "zone_name": zone.name,
-                "zone_kind": zone.kind,
-                "hour_of_week": how,
-                "weekday": WEEKDAYS[how // 24],
-                "hour": how % 24,
-                "label": label,
-                "weeks_observed": weeks,
-                "people": people,
-                "withheld_hours": withheld,
-                "classified": people,
-                "audience_count": count,
-                "share": None,
-                "share_low": round(low, 4) if low is not None else None,
-                "share_high": round(high, 4) if high is not None else None,
-                "share_raw": round(raw, 4) if raw is not None else None,
-                "people_corrected": 0,
-                "share_missing": "age_bands_not_corrected",
-                "expected_audience": round(expected, 2),
-                "expected_audience_low": round(expected_low, 2),
-                "expected_audience_high": round(expected_high, 2),
-                "explanation": (
-                    f"{zone.name}, {label}: on average {mean_people:,.1f} people per week in this hour over {weeks} "
-                    f"week(s), of whom about {expected:,.1f} {noun} per week ({expected_low:,.1f}-"
-                    f"{expected_high:,.1f}; raw decisions, not corrected)."
-                ),
-            }
-        )
+    k = effective_k(site.k, ctx.settings.k_anonymity)
+    candidates = [_age_slot(by_pk[row.zone_pk], row, audience, bands, k) for row in ranked.rows]
     first, second = ("share_low", "expected_audience") if sort == "share" else ("expected_audience", "share_low")
     candidates.sort(key=lambda c: (-(c[first] or 0.0), -(c[second] or 0.0), c["zone_pk"], c["hour_of_week"]))
     return {
@@ -262,11 +223,82 @@ def _age_placement(
         "start": to_iso(span.start),
         "end": to_iso(span.end),
         "timezone": site.timezone,
-        "k": effective_k(site.k, ctx.settings.k_anonymity),
+        "k": k,
         "sort": sort,
         "method": AGE_METHOD,
         "slots": [{"rank": rank, **c} for rank, c in enumerate(candidates[:limit], start=1)],
         "suppressed_slots": ranked.suppressed,
+    }
+
+
+def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[str], k: int) -> dict[str, Any]:
+    """One slot of a gender × band audience. Its audience is the released band cells' sum, a lower bound where
+    bands, splits or hours were withheld: then the explanation says "at least", and the interval's upper end
+    reaches as far as the withheld people could take it (every one of them in the audience; a withheld hour at
+    most k-1), never a narrow interval around a suppressed 0. The share divides the audience by the people of its
+    gender(s) whose bands were released (``banded``), not by people whose bands nobody may see."""
+    who = {"all": "people", "female": "women", "male": "men"}.get(audience, "people of unknown gender")
+    noun = f"{who} aged {', '.join(bands)}"
+    weeks, count = row.weeks, row.audience
+    mean_people = row.people / weeks
+    expected = count / weeks
+    expected_low, expected_high = poisson_mean_interval(count, weeks)
+    if row.lower_bound:
+        ceiling = count + row.bands_withheld + row.unsplit + row.withheld * (k - 1)
+        expected_high = max(expected_high, poisson_mean_interval(ceiling, weeks)[1])
+    low, high = wilson_interval(count, row.banded) if row.banded else (None, None)
+    raw = count / row.banded if row.banded else None
+    zone_how = row.how
+    label = how_label(zone_how)
+    share_text = (
+        f"{raw:.0%} of the {row.banded:,} {who} whose age bands were released"
+        if raw is not None
+        else f"no {who} with released age bands"
+    )
+    if row.lower_bound:
+        left_out = [
+            f"the age bands of {row.bands_withheld:,} {who} were withheld (a band of theirs below k)"
+            if row.bands_withheld
+            else "",
+            f"{row.unsplit:,} people's gender split was withheld" if row.unsplit else "",
+            f"{row.withheld:,} hour(s) with fewer than {k} people were withheld" if row.withheld else "",
+        ]
+        amount = (
+            f"at least {expected:,.1f} {noun} per week (up to {expected_high:,.1f}: "
+            f"{'; '.join(part for part in left_out if part)})"
+        )
+    else:
+        amount = f"about {expected:,.1f} {noun} per week ({expected_low:,.1f}-{expected_high:,.1f})"
+    return {
+        "zone_pk": zone.id,
+        "zone_id": zone.zone_id,
+        "zone_name": zone.name,
+        "zone_kind": zone.kind,
+        "hour_of_week": zone_how,
+        "weekday": WEEKDAYS[zone_how // 24],
+        "hour": zone_how % 24,
+        "label": label,
+        "weeks_observed": weeks,
+        "people": row.people,
+        "withheld_hours": row.withheld,
+        "classified": row.classified,
+        "banded": row.banded,
+        "bands_withheld": row.bands_withheld,
+        "audience_count": count,
+        "audience_lower_bound": row.lower_bound,
+        "share": None,
+        "share_low": round(low, 4) if low is not None else None,
+        "share_high": round(high, 4) if high is not None else None,
+        "share_raw": round(raw, 4) if raw is not None else None,
+        "people_corrected": 0,
+        "share_missing": "age_bands_not_corrected",
+        "expected_audience": round(expected, 2),
+        "expected_audience_low": round(expected_low, 2),
+        "expected_audience_high": round(expected_high, 2),
+        "explanation": (
+            f"{zone.name}, {label}: on average {mean_people:,.1f} people per week in this hour over {weeks} "
+            f"week(s), of whom {amount}; {share_text} (raw decisions, not corrected)."
+        ),
     }
 
 

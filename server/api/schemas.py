@@ -326,7 +326,22 @@ class Slot(BaseModel):
     people: int = Field(description="People counted in this slot over the range (released zone-hours).")
     withheld_hours: int = Field(description="Zone-hours of this slot withheld for privacy (1 to k-1 people).")
     classified: int = Field(description="People with a female/male decision, in the cells that released their split.")
+    banded: int | None = Field(
+        None,
+        description="Age audiences only: people of the audience's gender(s) whose age bands were released (the "
+        "sum of their released band cells), what share_raw divides by; null for a gender audience.",
+    )
+    bands_withheld: int | None = Field(
+        None,
+        description="Age audiences only: people of the audience's gender(s) whose age bands were withheld (a band "
+        "of theirs in a zone-hour below k); null for a gender audience.",
+    )
     audience_count: int = Field(description="People decided as the target audience (raw decisions) over the range.")
+    audience_lower_bound: bool | None = Field(
+        None,
+        description="Age audiences only: true when people of the audience may be left out of audience_count "
+        "(withheld hours, gender splits or age bands), so it and expected_audience are lower bounds.",
+    )
     share: float | None = Field(
         description="Target share, corrected for the classifier's known errors (see 'Corrected female share' in "
         "server/API.md); null for audience 'all', and when it cannot be corrected (share_missing says why)."
@@ -334,7 +349,9 @@ class Slot(BaseModel):
     share_low: float | None = Field(description="Its 95% interval (sampling and the rates' uncertainty), lower end.")
     share_high: float | None
     share_raw: float | None = Field(
-        None, description="Classify and count: audience_count / classified, the raw decisions (null for 'all')."
+        None,
+        description="Classify and count, the raw decisions: audience_count / classified for a gender audience "
+        "(null for 'all'); for an age audience audience_count / banded (null when banded is 0).",
     )
     people_corrected: int = Field(0, description="People the corrected share is about (see the traffic API).")
     share_missing: str | None = Field(

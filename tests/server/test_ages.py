@@ -438,3 +438,60 @@ def test_no_answer_depends_on_a_withheld_band(
             continue
         assert one.status_code == other.status_code == 200, one.text
         assert one.text == other.text, f"{path} {params} reveals a withheld band"
+
+
+# -- review findings: suppressed audiences, withheld hours, the classified count ----------------------------
+
+
+def test_a_slot_whose_audience_bands_were_suppressed_says_at_least_and_shares_count_only_released_bands(
+    sqlite_url: str,
+) -> None:
+    """The review's repro: zone b has 30 women of 25-34 beside 2 of 45-54 (below k), so none of its women's bands
+    is released. It must not read as 'about 0.0 women (0.0-2.0)': the slot says its audience is a lower bound,
+    how many women's bands were withheld, and its interval reaches up to what they could hold."""
+    for server in make_server(sqlite_url, k_anonymity=K):
+        messages = [
+            aged(zone="a", female={"25-34": 5, "35-44": 5}),
+            aged(zone="b", camera="cam-2", female={"25-34": 30, "45-54": 2}),
+        ]
+        assert server.ingest(*messages).status_code == 200
+        body = server.get(f"{SITE}/insights/ad-placement", audience="female", age="25-34", **TWO_WEEKS).json()
+        a, b = (next(s for s in body["slots"] if s["zone_id"] == zone) for zone in ("a", "b"))
+        assert (a["audience_count"], a["audience_lower_bound"], a["bands_withheld"]) == (5, False, 0)
+        assert (a["banded"], a["classified"], a["share_raw"]) == (10, 10, 0.5)
+        assert (b["audience_count"], b["audience_lower_bound"], b["bands_withheld"]) == (0, True, 32)
+        assert b["withheld_hours"] == 0 and b["classified"] == 32 and b["banded"] == 0
+        # No share over people whose bands were withheld: b's women have no released band at all.
+        assert b["share_raw"] is None and b["share_low"] is None and b["share_high"] is None
+        assert b["expected_audience_high"] >= 32 and "at least 0.0 women aged 25-34" in b["explanation"]
+        assert "about 0.0" not in b["explanation"] and "32 women" in b["explanation"]
+        assert "about 5.0 women aged 25-34" in a["explanation"]
+
+
+def test_placement_share_is_over_the_released_bands_of_the_audience_gender(sqlite_url: str) -> None:
+    """A zone-hour whose women's bands were released beside one whose were not: the share divides the audience by
+    the women of released bands only (not by all people), and 'classified' keeps its meaning (female + male)."""
+    for server in make_server(sqlite_url, k_anonymity=K):
+        messages = [
+            aged(zone="a", female={"25-34": 10, "35-44": 10}, male={"25-34": 20}),
+            aged(zone="a", start=NINE + timedelta(days=7), seq=2, female={"25-34": 40, "35-44": 1}, male={"35-44": 9}),
+        ]
+        assert server.ingest(*messages).status_code == 200
+        slot = server.get(f"{SITE}/insights/ad-placement", audience="female", age="25-34", **TWO_WEEKS).json()
+        slot = slot["slots"][0]
+        assert slot["people"] == 90 and slot["classified"] == 90 and slot["banded"] == 20
+        assert slot["audience_count"] == 10 and slot["share_raw"] == 0.5 and slot["bands_withheld"] == 41
+        assert slot["audience_lower_bound"] is True and "at least 5.0 women" in slot["explanation"]
+        everyone = server.get(f"{SITE}/insights/ad-placement", audience="all", age="25-34", **TWO_WEEKS).json()
+        slot = everyone["slots"][0]
+        assert slot["banded"] == 49 and slot["audience_count"] == 30 and slot["bands_withheld"] == 41
+
+
+def test_a_withheld_hour_shows_its_bands_as_suppressed_not_zero_in_the_api_and_the_csv(server: Server) -> None:
+    assert server.ingest(aged(female={"25-34": 2}, male={"25-34": 1})).status_code == 200  # 3 people < k
+    point = ages(server, zone="a")["points"][0]
+    assert point["people"] == 0 and point["withheld_cells"] == 1
+    assert all(value is None for row in point["bands"].values() for value in row.values())
+    rows = list(csv.DictReader(io.StringIO(server.get(f"{SITE}/traffic/export.csv", **DAY).text)))
+    assert len(rows) == 1 and rows[0]["withheld_cells"] == "1"
+    assert all(rows[0][f"{gender}_{band}"] == "" for gender in ("female", "male", "unknown") for band in AGE_DECISIONS)
