@@ -22,8 +22,11 @@ pytestmark = pytest.mark.browser
 BANDS = ["65+", "55-64", "45-54", "35-44", "25-34", "18-24", "13-17", "0-12", "unknown"]
 
 
-def aged(hour: datetime, seq: int, female: dict[str, int], male: dict[str, int]) -> AggregateMessage:
-    counts = GenderCounts(female=sum(female.values()), male=sum(male.values()))
+def aged(
+    hour: datetime, seq: int, female: dict[str, int], male: dict[str, int], unknown: dict[str, int] | None = None
+) -> AggregateMessage:
+    unknown = unknown or {}
+    counts = GenderCounts(female=sum(female.values()), male=sum(male.values()), unknown=sum(unknown.values()))
     return AggregateMessage(
         agent_id="box-1",
         site_id="mall",
@@ -34,22 +37,25 @@ def aged(hour: datetime, seq: int, female: dict[str, int], male: dict[str, int])
         seq=seq,
         people=counts.total,
         gender=counts,
-        age={"female": female, "male": male},  # type: ignore[dict-item]
+        age={"female": female, "male": male, "unknown": unknown},  # type: ignore[dict-item]
     )
 
 
 @pytest.fixture(scope="module")
-def aged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
+def aged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str, str]]:
     """A site whose food court has three hours with age bands; in the middle one a women's band is below k, so
-    the women's bands of that hour are suppressed. Yields the server and that hour's UTC start as the API says it."""
+    the women's bands of that hour are suppressed, and in the last one a band of the people of unknown gender is.
+    An hour before them has 3 people (below k): withheld whole. Yields the server and the thin hour's and the
+    withheld hour's UTC starts as the API says them."""
     folder = tmp_path_factory.mktemp("ages-db")
     live, server, thread = start_server(f"sqlite:///{folder / 'footfall.db'}")
     end_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    hours = [end_hour - timedelta(hours=h) for h in (4, 3, 2)]
+    hours = [end_hour - timedelta(hours=h) for h in (4, 3, 2, 5)]
     messages = [
         aged(hours[0], 1, {"18-24": 12, "25-34": 20, "35-44": 8}, {"25-34": 15, "45-54": 6}),
         aged(hours[1], 2, {"25-34": 3, "35-44": 9}, {"25-34": 7, "65+": 5, "unknown": 5}),  # women's 3 < k
-        aged(hours[2], 3, {"25-34": 10, "55-64": 5}, {"18-24": 9, "0-12": 6}),
+        aged(hours[2], 3, {"25-34": 10, "55-64": 5}, {"18-24": 9, "0-12": 6}, {"25-34": 6, "35-44": 2}),
+        aged(hours[3], 4, {"25-34": 2}, {"25-34": 1}),  # 3 people < k: the hour is withheld
     ]
     try:
         with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
@@ -61,7 +67,7 @@ def aged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live
                 headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
             )
             assert response.status_code == 200 and not response.json()["rejected"], response.text
-        yield live, hours[1].strftime("%Y-%m-%dT%H:%M:%SZ")
+        yield live, hours[1].strftime("%Y-%m-%dT%H:%M:%SZ"), hours[3].strftime("%Y-%m-%dT%H:%M:%SZ")
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         thread.join(timeout=10)
@@ -82,10 +88,10 @@ def bars(page: Page) -> dict[tuple[str, str], tuple[float | None, float]]:
 
 def test_zone_page_draws_an_age_pyramid_per_hour_with_suppressed_bands_shown_as_suppressed(
     browser,  # noqa: F811 (the dashboard tests' Chromium fixture, imported above)
-    aged_server: tuple[LiveServer, str],
+    aged_server: tuple[LiveServer, str, str],
     tmp_path: Path,
 ) -> None:
-    live, thin_hour = aged_server
+    live, thin_hour, _ = aged_server
     page = Page(browser, live, tmp_path)
     try:
         page.open(f"/dashboard/zone?site=mall&zone=food-court&ah={thin_hour}", key=live.viewer_key)
@@ -111,6 +117,7 @@ def test_zone_page_draws_an_age_pyramid_per_hour_with_suppressed_bands_shown_as_
         assert widths["25-34"] > widths["65+"] == widths["unknown"] > 0 and widths["0-12"] == 0
         assert p.locator(".pyramid-row[data-gender=female] [data-suppressed=true]").count() == 1
         assert "12 people are not broken down by age" in p.locator("#ages").inner_text()
+        assert p.locator(".pyramid-row[data-gender=female] .withheld").get_attribute("data-withheld") == "12"
         page.screenshot("zone-age-pyramid-hour")
 
         # The whole range: each bar sums the released bands of its hours (the suppressed hour adds nothing).
@@ -123,17 +130,50 @@ def test_zone_page_draws_an_age_pyramid_per_hour_with_suppressed_bands_shown_as_
         assert drawn[("female", "25-34")][1] == max(width for _, width in drawn.values())
         assert drawn[("male", "0-12")][0] == 6  # children are counted like anyone else
         assert p.locator("#ages rect.bar.suppressed").count() == 0
+        # The rows sum released bands only, say so, and give the withheld people of each gender beside them;
+        # the note counts the unknown gender's withheld bands (6 + 2) and the withheld hour too.
+        rows = {g: p.locator(f".pyramid-row[data-gender={g}]") for g in ("female", "male", "unknown")}
+        assert all("released bands" in row.inner_text() for row in rows.values())
+        assert rows["female"].locator(".count [data-value]").get_attribute("data-value") == str(12 + 20 + 8 + 10 + 5)
+        assert rows["female"].locator(".withheld").get_attribute("data-withheld") == "12"
+        assert rows["male"].locator(".withheld").count() == 0
+        assert rows["unknown"].locator(".withheld").get_attribute("data-withheld") == "8"
+        note = p.locator("#ages p.faint").inner_text()
+        assert "20 people are not broken down by age" in note and "8 of unknown gender" in note
+        assert "1 hour with fewer than 5 people" in note
         page.screenshot("zone-age-pyramid-range")
+    finally:
+        page.close()
+
+
+def test_zone_page_draws_a_withheld_hour_as_suppressed_not_as_zero(
+    browser,  # noqa: F811 (the dashboard tests' Chromium fixture, imported above)
+    aged_server: tuple[LiveServer, str, str],
+    tmp_path: Path,
+) -> None:
+    live, _, withheld_hour = aged_server
+    page = Page(browser, live, tmp_path)
+    try:
+        page.open(f"/dashboard/zone?site=mall&zone=food-court&ah={withheld_hour}", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        p.wait_for_selector(f"#ages[data-hour='{withheld_hour}'] svg.pyramid-svg", timeout=10_000)
+        drawn = bars(page)
+        assert all(value is None for value, _ in drawn.values())  # every bar suppressed: no "Women 0 / Men 0"
+        for gender in ("female", "male"):
+            row = p.locator(f".pyramid-row[data-gender={gender}]")
+            assert row.locator("[data-suppressed=true]").count() == 1 and row.locator("[data-value]").count() == 0
+        assert "1 hour with fewer than 5 people" in p.locator("#ages").inner_text()
     finally:
         page.close()
 
 
 def test_ad_placement_page_ranks_a_gender_and_band_audience_and_offers_no_band_under_18(
     browser,  # noqa: F811 (the dashboard tests' Chromium fixture, imported above)
-    aged_server: tuple[LiveServer, str],
+    aged_server: tuple[LiveServer, str, str],
     tmp_path: Path,
 ) -> None:
-    live, _ = aged_server
+    live, _, _ = aged_server
     page = Page(browser, live, tmp_path)
     try:
         page.open("/dashboard/ad-placement?site=mall&audience=female&age=25-34", key=live.viewer_key)

@@ -1,13 +1,14 @@
 // Age pyramid: one row per age band (oldest on top), women's bar to the left, men's to the right, from one
 // gender × band table of the traffic API (/traffic/ages). A band the server suppressed (null) is drawn hatched and
-// labelled as suppressed, never as 0; people of a released gender whose bands were withheld are said below.
+// labelled as suppressed, never as 0 (so is a withheld hour's); the rows under it sum each gender's released
+// bands, with the people whose bands were withheld beside them and in the note below.
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
 import { countNode, fmtInt } from "../format.js";
 
 export const PYRAMID_BANDS = ["65+", "55-64", "45-54", "35-44", "25-34", "18-24", "13-17", "0-12", "unknown"];
 
-/** table: an AgeTable of the API (bands, bands_withheld, unsplit, people). */
+/** table: an AgeTable of the API (bands, bands_withheld, unsplit, people, withheld_cells). */
 export function agePyramid(container, table, k) {
   const width = 640;
   const rowHeight = 24;
@@ -37,15 +38,37 @@ export function agePyramid(container, table, k) {
       }, s("title", {}, `${gender === "female" ? "Women" : "Men"} ${band}: ${suppressed ? `suppressed (a band below ${k})` : fmtInt(value)}`)));
     }
   });
-  const withheld = table.bands_withheld.female + table.bands_withheld.male;
-  const rows = h("div", { class: "pyramid-rows" }, ["female", "male", "unknown"].map((gender) => h("div", { class: "pyramid-row", dataset: { gender } },
-    h("span", {}, gender === "female" ? "Women" : gender === "male" ? "Men" : "Gender unknown"),
-    h("span", { class: "count" }, PYRAMID_BANDS.some((band) => table.bands[gender][band] === null)
-      ? countNode(null, k) : countNode(PYRAMID_BANDS.reduce((sum, band) => sum + table.bands[gender][band], 0), k)))));
+  // Each row sums the gender's released bands only (over a range, the hours whose bands were released), so it
+  // says so, with the people of that gender whose bands were withheld beside it.
+  const names = { female: "Women", male: "Men", unknown: "Gender unknown" };
+  const rows = h("div", { class: "pyramid-rows" }, ["female", "male", "unknown"].map((gender) => {
+    const hidden = PYRAMID_BANDS.every((band) => table.bands[gender][band] === null);
+    const released = PYRAMID_BANDS.reduce((sum, band) => sum + (table.bands[gender][band] ?? 0), 0);
+    const withheldHere = table.bands_withheld[gender];
+    return h("div", { class: "pyramid-row", dataset: { gender } },
+      h("span", {}, `${names[gender]} in released bands`),
+      h("span", { class: "count" }, hidden
+        ? h("span", { class: "supp", dataset: { suppressed: "true" }, title: `Suppressed: a band below ${k}, or a withheld hour` }, "suppressed")
+        : countNode(released, k)),
+      withheldHere > 0
+        ? h("span", { class: "withheld faint", dataset: { withheld: String(withheldHere) } }, ` + ${fmtInt(withheldHere)} whose bands were withheld`)
+        : null);
+  }));
+  const withheld = table.bands_withheld.female + table.bands_withheld.male + table.bands_withheld.unknown;
+  const parts = [
+    table.bands_withheld.female ? `${fmtInt(table.bands_withheld.female)} women` : "",
+    table.bands_withheld.male ? `${fmtInt(table.bands_withheld.male)} men` : "",
+    table.bands_withheld.unknown ? `${fmtInt(table.bands_withheld.unknown)} of unknown gender` : "",
+    table.unsplit ? `${fmtInt(table.unsplit)} whose gender split was withheld` : "",
+  ].filter(Boolean);
+  const cells = table.withheld_cells || 0;
   const notes = [
     "Women to the left, men to the right; 'age ?' are people whose age the model abstained on or did not estimate.",
     withheld || table.unsplit
-      ? ` ${fmtInt(withheld + table.unsplit)} people are not broken down by age here: a gender's bands are shown only when each is 0 or at least ${k}.`
+      ? ` ${fmtInt(withheld + table.unsplit)} people are not broken down by age here (${parts.join(", ")}): a gender's bands are shown only when each is 0 or at least ${k}.`
+      : "",
+    cells
+      ? ` ${fmtInt(cells)} ${cells === 1 ? "hour" : "hours"} with fewer than ${k} people ${cells === 1 ? "is" : "are"} withheld whole: none of its people is in any figure here.`
       : "",
   ];
   container.replaceChildren(h("div", { class: "chart pyramid" }, svg), rows, h("p", { class: "faint" }, notes.join("")));
