@@ -107,8 +107,9 @@ class AgeSeries(BaseModel):
     timezone: str
     k: int
     age_estimation: bool = Field(
-        description="Whether the site estimates age now (mode 'full'); false: its people from the switch on are "
-        "age 'unknown'."
+        description="The site's mode setting only: whether its mode ('full') asks its agents to estimate age now, "
+        "not that any agent does (an agent whose bundle has no age head sends everyone as age 'unknown' while this "
+        "is true); false: its people from the switch on are age 'unknown'."
     )
     audience: str | None = Field(None, description="The gender(s) of the audience asked for.")
     age: list[str] | None = Field(None, description="The bands of the audience asked for.")
@@ -267,8 +268,10 @@ class SiteOut(BaseModel):
     )
     age_estimation: bool = Field(
         True,
-        description="Whether the site's agents may estimate age bands (mode 'full'); false: age estimation is off "
-        "(its people are counted as age 'unknown' from the switch on, and aggregates with age bands are refused).",
+        description="The mode's setting only: whether the site's mode ('full') asks its agents to estimate age "
+        "bands, not that they do (an agent whose bundle has no age head sends everyone as age 'unknown' while this "
+        "is true); false: age estimation is off (its people are counted as age 'unknown' from the switch on, and "
+        "aggregates with age bands are refused).",
     )
     k: int = Field(description="The site's effective k: its own where set, else the server's (a floor).")
     own_k: int | None = Field(None, description="The k an admin set for this site; null: the server's k.")
