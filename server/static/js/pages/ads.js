@@ -137,7 +137,7 @@ function headline(result, choice) {
   const noun = nounOf(choice);
   box.replaceChildren(h("div", { class: "banner info", id: "best-slot" }, h("div", { class: "msg" },
     h("strong", {}, `Best slot: ${top.zone_name}, ${top.label.replace("-", "–")}`),
-    h("span", {}, `about ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
+    h("span", {}, `${top.audience_lower_bound ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
       `${fmtMean(top.expected_audience_high)})`,
     top.share !== null ? `, ${fmtPct(top.share)} ${noun} there (corrected for the classifier's known errors)` : "", `, seen in ${plural(top.weeks_observed, "week")}.`))));
 }
@@ -162,7 +162,9 @@ function rankingTable(result, choice) {
       ciBar({ value: slot.expected_audience, low: slot.expected_audience_low, high: slot.expected_audience_high, max: maxAudience,
         colour: choice.audience === "male" ? "var(--male)" : choice.audience === "female" ? "var(--female)" : "var(--accent)",
         label: `${fmtMean(slot.expected_audience)} ${noun} per week, 95% interval ${fmtMean(slot.expected_audience_low)} to ${fmtMean(slot.expected_audience_high)}` }),
-      h("div", {}, h("div", { class: "v", dataset: { value: slot.expected_audience } }, fmtMean(slot.expected_audience)),
+      // An age audience whose bands, splits or hours were withheld is a lower bound: "≥", never a bare 0.
+      h("div", {}, h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(Boolean(slot.audience_lower_bound)) } },
+        `${slot.audience_lower_bound ? "≥ " : ""}${fmtMean(slot.expected_audience)}`),
         h("div", { class: "range" }, `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`)));
     const shareCell = withShare ? h("td", {}, h("div", { class: "ci" },
       ciBar({ value: slot.share ?? 0, low: slot.share_low ?? 0, high: slot.share_high ?? 1, max: 1, reference: 0.5,
@@ -178,6 +180,8 @@ function rankingTable(result, choice) {
       shareCell,
       h("td", { class: "faint based" }, `${slot.weeks_observed} wk · ${fmtInt(slot.people)} people`,
         withShare ? h("div", {}, `${fmtInt(slot.classified)} classified`) : null,
+        slot.bands_withheld ? h("div", { class: "bands-withheld", title: "People of the audience's gender whose age bands were " +
+          "withheld (a band of theirs below k): they may be in the audience but are not counted" }, `${fmtInt(slot.bands_withheld)} with age bands withheld`) : null,
         withShare ? h("div", { class: "raw-share", title: "Classify and count: the share of the classified people read as " +
           `${noun}, before correcting for the classifier's errors` }, `raw ${slot.share_raw === null ? "—" : fmtPct(slot.share_raw)}`) : null),
       h("td", {}, button)), explanation);
