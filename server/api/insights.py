@@ -173,9 +173,11 @@ AGE_METHOD = (
     "the released people of the chosen gender(s) × age band(s) per week in the slot, from the classifier's raw "
     "decisions (band decisions are not corrected for the model's errors; people it abstained on, age 'unknown', "
     "are not in any band), with an interval that treats the count as Poisson. A band of a zone-hour counts only "
-    "where every band of its gender was 0 or at least k, so the audience is a lower bound where bands were "
-    "suppressed. Sorting by 'share' ranks by the lower end of the Wilson interval of the audience's share of the "
-    "slot's people. Audiences under 18 are refused: footfall does not target minors."
+    "where every band of its gender was 0 or at least k, so the audience is a lower bound where bands, splits or "
+    "hours were withheld: such a slot says 'at least', and its interval reaches as far as the withheld people "
+    "could take it. Sorting by 'share' ranks by the lower end of the Wilson interval of the audience's share of "
+    "the people of its gender(s) whose bands were released. Audiences under 18 are refused: footfall does not "
+    "target minors."
 )
 
 
