@@ -69,34 +69,33 @@ class FlipAveragingClassifier(nn.Module):
         """The pooled features the head reads (distillation aligns them with a teacher's)."""
         return self.pool(self.features(x)).flatten(1)
 
-    def _mirrored(self, x: torch.Tensor, heads: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def _pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Pooled features after dropout, of the chips and (mirror averaging at inference) their mirror images
+        in one pass, so that the exported graph holds each weight once; and the batch size."""
         if self.flip_average and not self.training:
-            # Mirror averaging at inference: a face and its mirror image get one answer (chosen on val).
-            # One pass over both halves of a batch, so the exported graph holds each weight once.
-            out = heads(torch.cat([x, torch.flip(x, dims=[3])]))
-            count = x.shape[0]
-            return (out[:count] + out[count:]) * 0.5
-        return heads(x)
+            x = torch.cat([x, torch.flip(x, dims=[3])])
+            return self.dropout(self.embed(x)), x.shape[0] // 2
+        return self.dropout(self.embed(x)), x.shape[0]
+
+    def _averaged(self, logits: torch.Tensor, count: int) -> torch.Tensor:
+        """A face's answer and its mirror image's, averaged (chosen on val); as is without mirroring."""
+        if self.flip_average and not self.training:
+            return (logits[:count] + logits[count:]) * 0.5
+        return logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._mirrored(x, lambda v: self.head(self.dropout(self.embed(v))))
+        features, count = self._pooled(x)
+        return self._averaged(self.head(features), count)
 
     def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gender logits and age logits of one pass (the network must have an age head)."""
         if self.age_head is None:
             raise ValueError("this network has no age head")
-        age_head = self.age_head
-        gender_width = self.head.out_features
-
-        def heads(v: torch.Tensor) -> torch.Tensor:
-            features = self.dropout(self.embed(v))
-            return torch.cat([self.head(features), age_head(features)], dim=1)
-
-        joined = self._mirrored(x, heads)
-        return joined[:, :gender_width], joined[:, gender_width:]
+        features, count = self._pooled(x)
+        return self._averaged(self.head(features), count), self._averaged(self.age_head(features), count)
 
 
-def age_head(features: int, classes: int, hidden: int) -> nn.Module:
+def build_age_head(features: int, classes: int, hidden: int) -> nn.Module:
     """Logits over ages from pooled features: one linear layer, or two with a ReLU between."""
     if hidden <= 0:
         return nn.Linear(features, classes)
@@ -155,7 +154,7 @@ class FaceNetSmall(FlipAveragingClassifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
-        self.age_head = age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
+        self.age_head = build_age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -240,7 +239,7 @@ class ResNetDlib(FlipAveragingClassifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
-        self.age_head = age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
+        self.age_head = build_age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
