@@ -59,6 +59,13 @@ class TrainConfig(_Model):
         description="Faces of known age under 13 are seen this many times as often as the others: children "
         "carry the weakest gender cues and, spread unevenly across groups, make most of the gap between them.",
     )
+    race_balance: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Faces of a race group that is rarer in its dataset (the dataset's own race labels) are seen "
+        "more often per epoch: by (equal share / the group's share) ** race_balance. 0 leaves the data as it is.",
+    )
     age_weight: float = Field(
         0.0,
         ge=0,
@@ -119,7 +126,7 @@ class DistillConfig(_Model):
 
 
 class Recipe(_Model):
-    name: str = "gender-v3"
+    name: str = "audience-v4"
     seed: int = 1234
     output: str = "runs/{name}"
     final_checkpoint: str | None = Field(None, description="Also write the calibrated checkpoint here.")

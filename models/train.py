@@ -202,14 +202,22 @@ CHILD_MAX_AGE = 13  # "children" are the 0-12 age band of the evaluation reports
 
 def sample_weights(recipe: Recipe, train_sets: list[SplitData]) -> np.ndarray:
     """How often each image of the concatenated training set is seen per epoch: its dataset's weight,
-    times ``train.child_weight`` for faces of known age under 13."""
+    times ``train.child_weight`` for faces of known age under 13, times (``train.race_balance`` > 0) its race
+    group's share of the dataset's faces of known race, relative to an equal share, to the power
+    −``race_balance`` (0.5: rarer groups seen more often, by the square root of how much rarer they are)."""
     weights = {d.name: d.weight for d in recipe.datasets}
-    return np.concatenate(
-        [
-            weights[split.dataset] * np.where(split.ages < CHILD_MAX_AGE, recipe.train.child_weight, 1.0)
-            for split in train_sets
-        ]
-    )
+    parts = []
+    for split in train_sets:
+        weight = weights[split.dataset] * np.where(split.ages < CHILD_MAX_AGE, recipe.train.child_weight, 1.0)
+        races = [race for race in split.races if race is not None]
+        if recipe.train.race_balance > 0 and races:
+            groups, counts = np.unique(np.array(races, dtype=str), return_counts=True)
+            relative = dict(zip(groups.tolist(), (counts / counts.sum() * len(groups)).tolist(), strict=True))
+            factor = [1.0 if race is None else relative[race] ** -recipe.train.race_balance for race in split.races]
+            # Rounded, so that the epoch's draw has few distinct weights (epoch_order groups by weight).
+            weight = weight * np.round(np.array(factor), 2)
+        parts.append(weight)
+    return np.concatenate(parts)
 
 
 def epoch_order(weights: np.ndarray, rng: np.random.Generator, cap: int | None) -> np.ndarray:

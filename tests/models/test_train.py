@@ -132,7 +132,7 @@ PLAIN_OPS = {"Conv", "Relu", "Add", "Mul", "MaxPool", "AveragePool", "Pad", "Red
 def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     from footfall.models.recipe import REPO_ROOT, load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "gender-v3.yaml")
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v4.yaml")
     model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
     assert count_parameters(model) < 2_000_000
     assert count_flops(model, recipe.preprocess.size) < 0.2e9
@@ -140,15 +140,18 @@ def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     pytest.importorskip("onnxscript")
     size = recipe.preprocess.size
     path = tmp_path / "m.onnx"
+    from footfall.models.network import GenderAgeGraph
+
+    assert model.age_head is not None  # the default model estimates age too
     for flip in (False, True):  # mirror averaging is chosen on val after training: both must export
         model.flip_average = flip
         torch.onnx.export(  # as the exporter does it (footfall.exporter.gender_export)
-            model,
+            GenderAgeGraph(model),
             (torch.zeros(2, 3, size, size),),
             str(path),
             opset_version=18,
             input_names=["chips"],
-            output_names=["logits"],
+            output_names=["logits", "age"],
             dynamo=True,
         )
         ops = {node.op_type for node in onnx.load(str(path)).graph.node}
@@ -306,3 +309,15 @@ def test_balancing_bias_equalises_recall_on_validation() -> None:
     decided = (logits + np.array([bias, 0.0])).argmax(1)
     recalls = [(decided[labels == c] == c).mean() for c in (0, 1)]
     assert bias > 0 and abs(recalls[0] - recalls[1]) < 0.03
+
+
+def test_race_balance_shows_rarer_groups_more_often_by_the_square_root(tmp_path: Path) -> None:
+    split = synthetic_split(100, 0)
+    split.races[:] = ["0"] * 64 + ["1"] * 16 + ["2"] * 16 + [None] * 4
+    plain = tiny_recipe(tmp_path, epochs=1)
+    balanced = plain.model_copy(update={"train": plain.train.model_copy(update={"race_balance": 0.5})})
+    assert set(sample_weights(plain, [split])) == {1.0}
+    weights = sample_weights(balanced, [split])
+    # Group "0" holds 64/96 of the faces of known race (twice an equal third), "1" and "2" 16/96 (half of it).
+    assert weights[0] == pytest.approx(2**-0.5, abs=0.01) and weights[70] == pytest.approx(2**0.5, abs=0.01)
+    assert weights[-1] == 1.0  # race unknown: as it is
