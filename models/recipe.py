@@ -37,6 +37,11 @@ class DatasetConfig(_Model):
 class ModelConfig(_Model):
     arch: str = "facenet-small"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    from_checkpoint: str | None = Field(
+        None,
+        description="Start from a trained checkpoint's weights (layers it lacks, such as a new age head, stay "
+        "fresh); with train.frozen, add a head to a model without changing what it already does.",
+    )
     init: Literal["dlib-age-v1"] | None = Field(
         None,
         description="Start from pretrained weights instead of random ones: 'dlib-age-v1' is dlib's CC0 age "
@@ -58,6 +63,12 @@ class TrainConfig(_Model):
         le=10,
         description="Faces of known age under 13 are seen this many times as often as the others: children "
         "carry the weakest gender cues and, spread unevenly across groups, make most of the gap between them.",
+    )
+    frozen: list[Literal["features", "head"]] = Field(
+        default_factory=list,
+        description="Parts that keep their starting weights (and BatchNorm statistics): 'features' (the "
+        "backbone) and 'head' (the gender head). Freezing both trains the age head alone on features that "
+        "stay exactly as they were.",
     )
     race_balance: float = Field(
         0.0,

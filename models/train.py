@@ -325,6 +325,7 @@ class Student:
     ages: np.ndarray | None = None  # the training set's ages (NaN unknown), when the age head is trained
     age_sigmas: np.ndarray | None = None
     age_weight: float = 0.0
+    frozen: tuple[str, ...] = ()  # parts that keep their starting weights (train.frozen)
 
     def step(self, inputs: np.ndarray, labels: np.ndarray, index: np.ndarray, lr: float) -> torch.Tensor:
         """One optimizer step on a batch at learning rate ``lr``; returns the batch's loss."""
@@ -364,12 +365,16 @@ class Student:
         return -(targets * log_probs).sum(1).mean() + 0.05 * (expected - truth).abs().mean()
 
     def update_average(self, decay: float) -> None:
-        """Moves the averaged weights towards the network's (buffers that are not floats are copied)."""
+        """Moves the averaged weights towards the network's (buffers that are not floats, and frozen parts, are
+        copied: averaging equal values in floating point would still nudge them)."""
         import torch
 
+        frozen = tuple(f"{part}." for part in self.frozen)
         with torch.no_grad():
-            for e, m in zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True):
-                if e.dtype.is_floating_point:
+            ema, model = self.ema.state_dict(), self.model.state_dict()
+            for key, e in ema.items():
+                m = model[key]
+                if e.dtype.is_floating_point and not key.startswith(frozen):
                     e.mul_(decay).add_(m.detach(), alpha=1 - decay)
                 else:
                     e.copy_(m)
@@ -521,6 +526,15 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         count = len(training.chips)
         sample = np.random.default_rng(recipe.seed).choice(count, min(512, count), False)
         init_from_dlib_age(model, recipe.preprocess, training.chips[np.sort(sample)])
+    if recipe.model.from_checkpoint and not resume:
+        start = load_checkpoint(resolve(recipe.model.from_checkpoint, recipe))
+        missing, unexpected = model.load_state_dict(start["state_dict"], strict=False)
+        if unexpected or any(not key.startswith("age_head.") for key in missing):
+            raise ValueError(f"{recipe.model.from_checkpoint}: its weights do not fit the recipe's network")
+        log_event(logger, logging.INFO, "started from checkpoint", source=recipe.model.from_checkpoint, fresh=missing)
+    for part in recipe.train.frozen:
+        for param in getattr(model, part).parameters():
+            param.requires_grad_(False)
     model = model.to(memory_format=torch.channels_last)
     ema = cast("FlipAveragingClassifier", build_model(recipe.model.arch, **recipe.model.kwargs))
     ema = ema.to(memory_format=torch.channels_last)
@@ -532,7 +546,8 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
     projection = nn.Linear(model.head.in_features, DESCRIPTOR_SIZE) if teacher else None
     decay, no_decay = [], []
     for param in [*model.parameters(), *(projection.parameters() if projection else [])]:
-        (no_decay if param.ndim <= 1 else decay).append(param)
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": recipe.train.weight_decay},
@@ -552,6 +567,7 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         ages=training.ages if trains_age else None,
         age_sigmas=training.age_sigmas if trains_age else None,
         age_weight=recipe.train.age_weight if trains_age else 0.0,
+        frozen=tuple(recipe.train.frozen),
     )
 
 
@@ -623,6 +639,8 @@ def train_epoch(
     order = epoch_order(training.weights, np.random.default_rng([recipe.seed, epoch]), schedule.cap)
     stream = BatchStream(training.chips, training.labels, order, recipe, seed=recipe.seed * 1000 + epoch)
     student.model.train()
+    for part in recipe.train.frozen:  # frozen parts keep their BatchNorm statistics too
+        getattr(student.model, part).eval()
     schedule.clock, running, seen = time.monotonic(), 0.0, 0
     bar = tqdm(
         stream,

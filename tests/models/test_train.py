@@ -321,3 +321,31 @@ def test_race_balance_shows_rarer_groups_more_often_by_the_square_root(tmp_path:
     # Group "0" holds 64/96 of the faces of known race (twice an equal third), "1" and "2" 16/96 (half of it).
     assert weights[0] == pytest.approx(2**-0.5, abs=0.01) and weights[70] == pytest.approx(2**0.5, abs=0.01)
     assert weights[-1] == 1.0  # race unknown: as it is
+
+
+def test_an_age_head_added_to_a_frozen_model_leaves_its_gender_answers_exactly_as_they_were(tmp_path: Path) -> None:
+    data = {"synthetic": {"train": aged_split(96, 0), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
+    first = load_checkpoint(train(tiny_recipe(tmp_path / "a", epochs=2), progress=False, data=(data, {})))
+    source = tmp_path / "gender.pt"
+    save_checkpoint(first, source)
+    recipe = tiny_recipe(tmp_path / "b", epochs=3).model_copy(
+        update={
+            "model": ModelConfig(
+                arch="facenet-small",
+                kwargs={**TINY, "age_classes": 81, "age_hidden": 8},
+                from_checkpoint=str(source),
+            ),
+            "train": TrainConfig(
+                epochs=3, batch_size=16, lr=1e-2, warmup_epochs=0.5, threads=1, age_weight=1.0,
+                frozen=["features", "head"],
+            ),
+        }
+    )  # fmt: skip
+    second = load_checkpoint(train(recipe, progress=False, data=(data, {})))
+    for key, value in first["state_dict"].items():
+        assert torch.equal(value, second["state_dict"][key]), key  # weights and BatchNorm statistics
+    assert any(key.startswith("age_head.") for key in second["state_dict"])
+    chips = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, SIZE, SIZE)).astype(np.float32))
+    before, after = model_from_checkpoint(first).eval(), model_from_checkpoint(second).eval()
+    after.flip_average = before.flip_average
+    assert torch.equal(before(chips), after.both(chips)[0])
