@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         ships and the report says why.
 
         Example:
-        footfall export models/checkpoints/gender-v3.pt --out models/bundles/gender-v3 --data ../shared/data
+        footfall export models/checkpoints/audience-v4.pt --out models/bundles/audience-v4 --data ../shared/data
         """
         from footfall.core.extras import require
 
@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
         """Check a model bundle as the edge does: manifest schema, sha256 of every file, tensor names and
         shapes of the graph(s) against the manifest. Prints what is wrong and exits 2 if anything is.
 
-        Example: footfall verify-bundle models/bundles/gender-v3
+        Example: footfall verify-bundle models/bundles/audience-v4
         """
         from footfall.core.extras import require
 

@@ -5,9 +5,9 @@ the edge runs), so the card says what ``footfall evaluate`` prints. A machine-re
 figures sits in an HTML comment at the end, which the test of the default bundle compares against a
 fresh evaluation.
 
-Usage: python -m footfall.models.card --checkpoint models/checkpoints/gender-v3.pt \\
+Usage: python -m footfall.models.card --checkpoint models/checkpoints/audience-v4.pt \\
            --eval utkface=runs/eval/utkface-test.json --eval wiki=runs/eval/wiki-test.json \\
-           --bundle models/bundles/gender-v3 --out models/MODEL_CARD.md
+           --bundle models/bundles/audience-v4 --out models/MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -75,8 +75,16 @@ def _fmt_target(value: float, measure: str) -> str:
     )
 
 
-def starting_point(model: dict) -> str:
+def starting_point(model: dict, frozen: list[str] | None = None) -> str:
     """Where the weights started, in words."""
+    if model.get("from_checkpoint"):
+        source = Path(str(model["from_checkpoint"])).stem
+        kept = " and ".join({"features": "backbone", "head": "gender head"}[p] for p in frozen or []) or "nothing"
+        return (
+            f"Started from the trained checkpoint `{source}` (its recipe: `models/configs/{source}.yaml`; its "
+            f"{kept} frozen, weights and BatchNorm statistics, so its answers are the same bit for bit), with a "
+            "fresh age head"
+        )
     if model.get("init") == "dlib-age-v1":
         return (
             "Started from dlib's age predictor (`dlib-age-v1`: `dnn_age_predictor_v1` by Cydral Technology, "
@@ -122,10 +130,10 @@ def render(
     report names); ``reference_reports`` evaluate the same bundles' FP32 reference graphs, figures that no
     CPU's integer kernels change, which the test of the default model recomputes anywhere."""
     recipe = checkpoint["recipe"]
-    model_name = recipe.get("name", "gender-v3")
+    model_name = recipe.get("name", "audience-v4")
     precision = (bundle_manifest or {}).get("precision", "?")
     sections = [
-        _title(model_name, status_line(reports, reference_reports)),
+        _title(model_name, status_line(reports, reference_reports), "age" in checkpoint),
         _intended_use(),
         _training_data(checkpoint),
         _recipe(checkpoint),
@@ -148,12 +156,19 @@ def render(
     return "\n".join(line for section in sections for line in section)
 
 
-def _title(model_name: str, status: str) -> list[str]:
+def _title(model_name: str, status: str, has_age: bool = False) -> list[str]:
+    what = "Gender and age-band classifier" if has_age else "Gender classifier"
+    age = (
+        " From the same features it estimates the face's age and its band (0-12 ... 65+), again with `unknown` "
+        "when not confident (see *Age*)."
+        if has_age
+        else ""
+    )
     return [
-        f"# Gender classifier `{model_name}`: model card",
+        f"# {what} `{model_name}`: model card",
         "",
         "Classifies a face chip as `female` or `male`, with calibrated probabilities and an `unknown` answer "
-        "when it is not confident. It is the classifier the footfall edge agent runs on faces found by the "
+        f"when it is not confident.{age} It is the classifier the footfall edge agent runs on faces found by the "
         "CenterFace detector; only aggregate counts leave the camera box.",
         "",
         f"Status: {status}",
@@ -268,8 +283,9 @@ def _input(spec: dict) -> str:
 def _optimisation(checkpoint: dict) -> str:
     recipe = checkpoint["recipe"]
     train_cfg = recipe.get("train", {})
+    start = starting_point(recipe.get("model", {}), train_cfg.get("frozen"))
     return (
-        f"- {starting_point(recipe.get('model', {}))}, then trained on a 2-core CPU: AdamW "
+        f"- {start}, then trained on a 2-core CPU: AdamW "
         f"(lr {train_cfg.get('lr')}, weight decay "
         f"{train_cfg.get('weight_decay')}), batch {train_cfg.get('batch_size')}, cosine schedule with "
         f"warm-up over "

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
+from footfall.core.bundle import load_bundle
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 
 SAMPLES = Path(__file__).resolve().parents[1] / "edge" / "samples"
 CLIP = SAMPLES / "mall-walkby.mp4"
@@ -128,7 +129,8 @@ def test_footfall_process_reports_a_corrected_share_whose_interval_holds_the_cli
     assert (women, truth["people"]) == (5, 9)
     section = summary["female_share"]
     assert section["why_none"] is None, section  # the shipped bundle carries its decision rates
-    assert section["classifier"].startswith("gender-")
+    shipped = load_bundle(DEFAULT_GENDER_BUNDLE).manifest
+    assert section["classifier"] == f"{shipped.name}@{shipped.version}"
     overall = section["camera_visitors"]
     assert overall["people"] == summary["camera_visitors"]["people"] == truth["people"]
     assert overall["low"] <= women / truth["people"] <= overall["high"], overall

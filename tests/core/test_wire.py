@@ -238,20 +238,20 @@ def test_site_settings_round_trip_and_refuse_an_unknown_mode() -> None:
 
 
 def test_an_aggregate_names_the_bundle_that_decided_its_gender() -> None:
-    parsed = parse_message(json.dumps(aggregate(classifier="gender-v3@1.0.0")))
-    assert isinstance(parsed, AggregateMessage) and parsed.classifier == "gender-v3@1.0.0"
+    parsed = parse_message(json.dumps(aggregate(classifier="audience-v4@1.0.0")))
+    assert isinstance(parsed, AggregateMessage) and parsed.classifier == "audience-v4@1.0.0"
     older = parse_message(json.dumps(aggregate()))  # older agents name none
     assert isinstance(older, AggregateMessage) and older.classifier is None
-    for bad in ("gender-v3", "@1.0", "gender v3@1"):
+    for bad in ("audience-v4", "@1.0", "gender v3@1"):
         with pytest.raises(WireError, match="classifier"):
             parse_message(json.dumps(aggregate(classifier=bad)))
     with pytest.raises(WireError, match="names no classifier"):
-        parse_message(json.dumps(aggregate(gender=None, classifier="gender-v3@1.0.0")))
+        parse_message(json.dumps(aggregate(gender=None, classifier="audience-v4@1.0.0")))
 
 
 def test_a_status_carries_the_gender_bundles_decision_rates_for_the_servers_correction() -> None:
     rates = {"female": {"female": 90, "male": 6, "unknown": 4}, "male": {"female": 3, "male": 95, "unknown": 2}}
-    model = {"bundle": "gender-v3", "version": "1.0.0", "task": "gender-classification", "precision": "int8"}
+    model = {"bundle": "audience-v4", "version": "1.0.0", "task": "gender-classification", "precision": "int8"}
     status = {
         "kind": "status",
         "agent_id": "box-01",
@@ -264,7 +264,7 @@ def test_a_status_carries_the_gender_bundles_decision_rates_for_the_servers_corr
     assert isinstance(parsed, AgentStatus)
     served = parsed.models[0]
     assert served.decision_rates is not None and served.decision_rates.recall()["female"] == pytest.approx(0.9)
-    assert bundle_ref(served.bundle, served.version) == "gender-v3@1.0.0"
+    assert bundle_ref(served.bundle, served.version) == "audience-v4@1.0.0"
     status["models"][0]["decision_rates"] = {"counts": {"female": rates["female"]}}  # type: ignore[index]
     with pytest.raises(WireError, match="decision_rates"):
         parse_message(json.dumps(status))

@@ -28,7 +28,7 @@ def _classifier(name: str, version: str) -> GenderClassifier:
 
 def test_the_reference_is_name_at_version_and_always_valid_on_the_wire() -> None:
     assert classifier_ref(None) is None
-    assert classifier_ref(_classifier("gender-v3", "1.0.0")) == "gender-v3@1.0.0"
+    assert classifier_ref(_classifier("audience-v4", "1.0.0")) == "audience-v4@1.0.0"
     # A hand-made bundle's name may hold anything; what the message carries must still parse.
     odd = classifier_ref(_classifier(".my bundle/ä", "v 2+local"))
     assert odd == "my-bundle--@v-2+local"

@@ -79,7 +79,7 @@ def test_metrics_exposition_parses_with_prometheus_names_and_labels(tmp_path: Pa
         [
             ModelServing(bundle="centerface", task="face-detection", precision="int8", parity="passed"),
             ModelServing(
-                bundle="gender-v3",
+                bundle="audience-v4",
                 task="gender-classification",
                 precision="fp32",
                 parity="failed",
@@ -109,8 +109,8 @@ def test_metrics_exposition_parses_with_prometheus_names_and_labels(tmp_path: Pa
     assert value(samples, "outbox_depth") == 2
     assert 29 <= (value(samples, "outbox_oldest_unconfirmed_age_seconds") or 0) < 60
     info = {dict(k[1])["model"]: dict(k[1]) for k in samples if k[0] == "footfall_agent_model_info"}
-    assert info["centerface"]["precision"] == "int8" and info["gender-v3"]["precision"] == "fp32"
-    assert info["gender-v3"]["reason"] == "INT8 parity probe failed on this CPU"
+    assert info["centerface"]["precision"] == "int8" and info["audience-v4"]["precision"] == "fp32"
+    assert info["audience-v4"]["reason"] == "INT8 parity probe failed on this CPU"
     assert all(name.startswith("footfall_agent_") for name, _ in samples)
 
     # Closed outbox: the agent leaves the depth it stopped with; an empty outbox has no age.

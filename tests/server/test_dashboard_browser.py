@@ -105,7 +105,7 @@ def _profile(local: datetime, kind: str) -> float:
 
 # The gender bundle that decides every aggregate here, with decision rates that leave 9 % of each gender undecided
 # as _split does, so the corrected share (issue #14) is shown with its interval.
-CLASSIFIER = "gender-v3@3"
+CLASSIFIER = "audience-v4@3"
 GENDER_RATES = DecisionRates(
     counts={"female": {"female": 860, "male": 50, "unknown": 90}, "male": {"female": 30, "male": 880, "unknown": 90}},
     source="dashboard test",
@@ -224,7 +224,7 @@ def statuses(now: datetime) -> list[AgentStatus]:
                     tolerance=0.29,
                 ),
                 ModelServing(
-                    bundle="gender-v3",
+                    bundle="audience-v4",
                     version="3",
                     task="gender-classification",
                     precision="fp32",
@@ -490,7 +490,7 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
     assert "camera unreachable" in p.locator("#agents-table tr[data-agent='box-3']").inner_text()
     # Which graph each box really serves: box-2's INT8 gender model failed its parity check there.
     box2 = "#agents-table tr[data-agent='box-2']"
-    assert p.locator(f"{box2} .model-serving[data-bundle='gender-v3']").get_attribute("data-precision") == "fp32"
+    assert p.locator(f"{box2} .model-serving[data-bundle='audience-v4']").get_attribute("data-precision") == "fp32"
     assert "INT8 failed its parity check here: INT8 probe error 0.6800" in p.locator(box2).inner_text()
     detector = p.locator(f"{box2} .model-serving[data-bundle='face-detector-centerface']")
     assert detector.get_attribute("data-precision") == "int8"
