@@ -146,7 +146,7 @@ def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     for flip in (False, True):  # mirror averaging is chosen on val after training: both must export
         model.flip_average = flip
         torch.onnx.export(  # as the exporter does it (footfall.exporter.gender_export)
-            GenderAgeGraph(model),
+            GenderAgeGraph(model).eval(),
             (torch.zeros(2, 3, size, size),),
             str(path),
             opset_version=18,
