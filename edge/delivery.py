@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("footfall.edge.delivery")
 
 EARLY_ACK_SECONDS = 5.0
+# Refusal codes (core.wire.RefusalCode) the agent answers by sending the same counts again under new seqs,
+# without what the site's mode refuses: the rewrite for Outbox.rewrite, and what it leaves out (for the log).
+RESEND_WITHOUT: dict[str, tuple[Callable[[bytes], Callable[[int], bytes] | None], str]] = {
+    "counts-only": (without_gender, "gender"),
+    "gender-only": (without_age, "age bands"),
+}
 
 
 class MqttPublisher:
@@ -253,35 +259,24 @@ class MqttPublisher:
     def _on_receipt(self, receipt: Receipt) -> None:
         if (receipt.site_id, receipt.agent_id) != (self.config.site_id, self.config.agent_id):
             return  # not ours (a shared broker with a broad ACL): never drop our rows on its say-so
-        final, without, without_ages = [], [], []
+        final: list[int] = []
+        resend: dict[str, list[int]] = {}
         for refused in receipt.refused:
-            if refused.code == "counts-only":  # the same counts go again without gender: nothing is lost
-                without.append(refused.seq)
-                continue
-            if refused.code == "gender-only":  # the same counts and gender go again without age bands
-                without_ages.append(refused.seq)
+            if refused.code in RESEND_WITHOUT:  # the same counts go again without what the site refuses
+                resend.setdefault(refused.code, []).append(refused.seq)
                 continue
             # Durable in the server's dead letters; re-sending cannot fix it, so it must at least be loud here.
             log_event(logger, logging.ERROR, "the server refused an aggregate", seq=refused.seq, reason=refused.reason)
             final.append(refused.seq)
         self.outbox.confirm([*receipt.stored, *final])
-        if without:
-            again = self.outbox.rewrite(without_gender, seqs=without)
+        for code, seqs in resend.items():
+            strip, what = RESEND_WITHOUT[code]
+            again = self.outbox.rewrite(strip, seqs=seqs)
             log_event(
                 logger,
                 logging.INFO,
-                "the site is counts-only: aggregates sent again without gender",
-                refused=len(without),
-                sent_again=again,
-            )
-            self.notify()
-        if without_ages:
-            again = self.outbox.rewrite(without_age, seqs=without_ages)
-            log_event(
-                logger,
-                logging.INFO,
-                "the site is gender-only: aggregates sent again without age bands",
-                refused=len(without_ages),
+                f"the site is {code}: aggregates sent again without {what}",
+                refused=len(seqs),
                 sent_again=again,
             )
             self.notify()
