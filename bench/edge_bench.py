@@ -69,12 +69,13 @@ def identity_check(
     fps: float,
     labels: dict[int, str] | None = None,
     probabilities: dict[int, np.ndarray] | None = None,
-    bands: dict[int, str] | None = None,
+    ages: dict[int, AgeEstimate] | None = None,
 ) -> dict:
     """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles, and
     says why each double happened (see :func:`why_counted_again`). With the tracks' final ``labels``, also
     what each true gender was decided as (which shows where a female-share error comes from), and with their
-    ``bands`` (where age was estimated) the band decided for each matched person."""
+    ``ages`` (where age was estimated) the band decided for each matched person, its expected age and its band
+    probabilities (what a band decision rule can be chosen from)."""
     width, height = truth["spec"]["width"], truth["spec"]["height"]
     paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
     owner: dict[int, int | None] = {}
@@ -110,13 +111,18 @@ def identity_check(
             person = persons[person_id]
             decisions.setdefault(person["gender"], dict.fromkeys(DECISIONS, 0))[label] += 1
             mean = (probabilities or {}).get(track_id)
+            estimate = (ages or {}).get(track_id)
             decided_people.append(
                 {
                     "gender": person["gender"],
                     "age": person.get("age"),
                     "face_px": person["face_px"],
                     "label": label,
-                    "band": (bands or {}).get(track_id),
+                    "band": None if estimate is None else estimate.band,
+                    "expected_age": None if estimate is None else round(estimate.years, 2),
+                    "band_probabilities": None
+                    if estimate is None
+                    else [round(estimate.band_probabilities[band], 5) for band in BANDS],
                     "probabilities": None if mean is None else [round(float(p), 5) for p in mean],
                 }
             )
@@ -288,8 +294,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
             person_probabilities=probabilities,
             person_ages=ages,
         )
-        bands = {track_id: estimate.band for track_id, estimate in ages.items()}
-        checked = identity_check(truth, tracks, spec.fps, labels, probabilities, bands)
+        checked = identity_check(truth, tracks, spec.fps, labels, probabilities, ages)
         if summary["age_bands"] is not None:
             age_estimated = True
             for band, people in band_totals(summary["age_bands"]["camera_visitors"]).items():
