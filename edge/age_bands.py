@@ -1,6 +1,7 @@
 """The age bands that ``footfall process`` reports beside its gender counts, when the gender bundle has an age
-head: people per gender decision and age-band decision (footfall.core.ages) for the camera's distinct visitors
-and for each zone's and line's passes, summed over the run's aggregates as the server would sum them.
+head: people per gender decision and age band (footfall.core.ages; edge/band_allotment.py) for the camera's
+distinct visitors and for each zone's and line's passes, summed over the run's aggregates as the server would
+sum them.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def format_age_table(summary: Mapping[str, Any]) -> str:
         for line in lines
     ]
     text.append(
-        "age bands: each person's band is decided over the same best crops as their gender; unknown: the model "
-        "was not sure enough of any band (raw decisions, not corrected for the model's mistakes)"
+        "age bands: each band's count follows the sum of the people's band probabilities, read from the same best "
+        "crops as their gender (an estimate of how many of each band passed, not any one person's age; not "
+        "corrected for the model's mistakes); unknown: no age was estimated for them"
     )
     return "\n".join(text)

@@ -7,8 +7,14 @@ each zone it enters later), once for each line it crossed in the counted directi
 out at most for each entrance line (edge/entrances.py). Gender is decided from a few of the person's best
 crops, averaged, and the buckets the person was counted in are updated when that decision changes. With a
 bundle that has an age head (and ``estimate_age``: a site in 'full' mode), the same forward pass over the same
-best crops gives each crop's age distribution; their average decides the person's band the same way (abstaining
-as 'unknown' below the bundle's band threshold), and a change of band relabels the person like one of gender.
+best crops gives each crop's age distribution, averaged per person. The band a person is COUNTED in is not
+decided from that average alone: it is allotted (edge/band_allotment.py) so that each band's count, per gender,
+follows the sum of the counted people's band probabilities (deciding each person's most likely band put most
+people in the wide 25-34 band and none in its neighbours). A single person's allotted band is therefore not an
+estimate of their age. The person is counted as age 'unknown' only until a crop's age was estimated, and a change
+of allotted band relabels the person like one of gender. What is reported per person (``on_aged``) is the
+confident decision over their average (GenderClassifier.decide_age: abstaining as 'unknown' below the bundle's
+band threshold), not the allotted band.
 """
 
 from __future__ import annotations
@@ -20,14 +26,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from footfall.core.classifier import UNKNOWN, AgeEstimate, GenderClassifier
 from footfall.core.detector import Detection
-from footfall.edge.aggregation import ZoneAggregator
+from footfall.edge.aggregation import ZoneAggregator, gender_decision
+from footfall.edge.band_allotment import BandAllotment
 from footfall.edge.entrances import EntranceCrossings
 from footfall.edge.tracking import Track
 from footfall.edge.zones import CountingLine, SceneGeometry, entrance_ids
 
 # Told when a person's track ends: track id, final label, probabilities averaged over the track (if any).
 PersonFinished = Callable[[int, str, np.ndarray | None], None]
-# Told when the track of a person whose age was estimated ends: track id, the band decision over the track.
+# Told when the track of a person whose age was estimated ends: track id, the confident band decision over the
+# track (with abstention), not the band the person was counted in.
 PersonAged = Callable[[int, AgeEstimate], None]
 
 
@@ -75,7 +83,9 @@ class Person:
     classifications: int = 0
     last_sample_at: float = -1e9
     label: str = UNKNOWN
-    band: str | None = None  # age decision; None while their age is not estimated
+    # The band the person is counted in (allotted: edge/band_allotment.py); 'unknown' until a crop's age was
+    # estimated; None while their age is not estimated.
+    band: str | None = None
     visits: dict[str, ZoneVisit] = field(default_factory=dict)
     lines: set[str] = field(default_factory=set)
     entrances: dict[str, EntranceCrossings] = field(default_factory=dict)
@@ -133,6 +143,7 @@ class PersonCounter:
         self.on_finished = on_finished
         self.on_aged = on_aged
         self.people: dict[int, Person] = {}
+        self.allotment = BandAllotment()  # which band each person is counted in
         self.totals: dict[str, int] = {"people": 0}
 
     @property
@@ -142,12 +153,13 @@ class PersonCounter:
 
     def use_classifier(self, classifier: GenderClassifier | None, *, estimate_age: bool) -> None:
         """Classifies with ``classifier`` from now on, reading its age head only with ``estimate_age``. When
-        age is no longer estimated, the people being tracked lose their bands at once (their buckets carry none),
-        instead of keeping a band no crop will revise."""
+        age is no longer estimated, the people being tracked lose their bands at once (their buckets carry none,
+        and their allotments are taken back), instead of keeping a band no crop will revise."""
         self.classifier = classifier
         self.estimate_age = estimate_age
         if self.estimating_age:
             return
+        self.allotment.withdraw_all()
         for person in self.people.values():
             if person.band is not None:
                 person.band = None
@@ -195,7 +207,8 @@ class PersonCounter:
             self._relabel(person)
 
     def _age_estimate(self, person: Person) -> AgeEstimate | None:
-        """The person's band decision over their kept crops; None when their age was never estimated."""
+        """The person's confident band decision over their kept crops (with its band probabilities); None when
+        their age was never estimated."""
         mean = person.mean_age_probabilities()
         if mean is None or self.classifier is None or not self.classifier.has_age:
             return None
@@ -209,7 +222,10 @@ class PersonCounter:
         band = None
         if self.estimating_age:
             estimate = self._age_estimate(person)
-            band = estimate.band if estimate is not None else UNKNOWN
+            if estimate is None:
+                band = UNKNOWN
+            else:
+                band = self.allotment.allot(person.id, gender_decision(label), estimate.band_probabilities)
         if (label, band) != (person.label, person.band):
             person.label, person.band = label, band
             self.aggregator.relabel_person(person.id, label, band)
@@ -261,6 +277,7 @@ class PersonCounter:
             estimate = self._age_estimate(person)
             if estimate is not None:
                 self.on_aged(person.id, estimate)
+        self.allotment.forget(person.id)
         self.aggregator.forget_person(person.id)
 
     def finish(self, tracks: list[Track]) -> None:

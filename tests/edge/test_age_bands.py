@@ -1,5 +1,7 @@
-"""Age bands on the box (issue #17): each person's band is voted over their best crops in the same forward pass
-as gender, buckets count people per gender × band, and aggregates carry that table only when age was estimated;
+"""Age bands on the box (issue #17): each person's age distribution is averaged over their best crops in the same
+forward pass as gender; the band they are counted in is allotted so that band counts follow the sum of the people's
+band probabilities (edge/band_allotment.py), while the confident per-person decision (with abstention) is what
+on_aged reports; buckets count people per gender × band, and aggregates carry that table only when age was estimated;
 a 'gender-only' site reads no age output, strips age from what is queued, and a 'gender-only' refusal sends the
 same counts again without it.
 
@@ -129,7 +131,7 @@ def run_walkers(
     return sent, aggregator, aged
 
 
-def test_a_persons_band_is_a_vote_over_its_best_crops_and_relabels_where_it_was_counted(
+def test_a_persons_band_is_allotted_from_its_best_crops_and_relabels_where_it_was_counted(
     classifier: GenderClassifier,
 ) -> None:
     sent, aggregator, aged = run_walkers(classifier)
@@ -139,18 +141,21 @@ def test_a_persons_band_is_a_vote_over_its_best_crops_and_relabels_where_it_was_
     # 360: one crop of 35-44 and three of 25-34, averaged: 25-34 at 3/4 (the bundle's threshold is 0.6).
     assert by_height[360].band_probabilities["25-34"] == pytest.approx(0.75, abs=0.01)
     assert by_height[570].band_probabilities["18-24"] == pytest.approx(0.5, abs=0.01)
-    # Its band followed the vote: 35-44 after the first crop, unsure at one crop each, 25-34 from the third.
+    # The band it is counted in is allotted (edge/band_allotment.py): 35-44 after its first crop (all it had),
+    # 25-34 once its crops leaned there; never 'unknown' after a crop's age was estimated.
     person_360 = next(pid for pid, (h, _) in aged.items() if round(h) == 360)
-    assert aggregator.relabels[person_360] == [("male", "35-44"), ("male", "unknown"), ("male", "25-34")]
-    # Each bucket the people were counted in holds the final decisions, and the table adds up to the genders.
+    assert aggregator.relabels[person_360] == [("male", "35-44"), ("male", "25-34")]
+    # The men's band probabilities sum to 18-24: 0.5, 25-34: 1.25, 35-44: 0.25; the two men are counted in 18-24
+    # and 25-34 (the man read as either is counted in one of them, not as 'unknown'). Each bucket the people were
+    # counted in holds the final allotment, and the table adds up to the genders.
     for zone_id in ("cam1", "hall"):
         counts = sent[zone_id]
         assert (counts.people, counts.female, counts.male, counts.unknown) == (3, 1, 2, 0)
-        assert counts.age == age_cells({("female", "0-12"): 1, ("male", "25-34"): 1, ("male", "unknown"): 1})
+        assert counts.age == age_cells({("female", "0-12"): 1, ("male", "18-24"): 1, ("male", "25-34"): 1})
     message = CAM1.message("cam1", BUCKET, sent["cam1"], 1, classifier="gender-age-standin@0.0.0")
     parsed = parse_message(message.model_dump_json().encode())  # the server's own parse: the sums hold
     assert isinstance(parsed, AggregateMessage) and parsed.age is not None
-    assert parsed.age_counts()["male"] == {**dict.fromkeys(AGE_DECISIONS, 0), "25-34": 1, "unknown": 1}
+    assert parsed.age_counts()["male"] == {**dict.fromkeys(AGE_DECISIONS, 0), "18-24": 1, "25-34": 1}
     assert parsed.age_counts()["female"]["0-12"] == 1
 
 

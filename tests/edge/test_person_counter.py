@@ -46,7 +46,7 @@ class StandInClassifier:
     ``y`` reads as the next row of ``rows[y]`` (in turn, over and over). Decisions follow the real rule."""
 
     decide = GenderClassifier.decide  # per-label track thresholds for a person, else the single-face one
-    has_age = False  # gender only: tests/edge/test_age_bands.py votes on bands
+    has_age = False  # gender only: tests/edge/test_age_bands.py and test_band_allotment.py count bands
 
     def __init__(self, rows: dict[float, list[list[float]]], track_thresholds: dict[str, float] | None) -> None:
         self.labels = ["female", "male"]
