@@ -124,8 +124,8 @@ DEMOGRAPHICS_MODES: Final[tuple[str, ...]] = ("full", "gender-only", "counts-onl
 
 GenderDecision = Literal["female", "male", "unknown"]
 GENDER_DECISIONS: Final[tuple[GenderDecision, ...]] = ("female", "male", "unknown")
-# People by gender decision, then by age-band decision ("unknown" in either: the model abstained). A missing
-# gender or band reads as 0.
+# People by gender decision ("unknown": the model abstained), then by the age band they were counted in
+# ("unknown": their age was not estimated; see edge/band_allotment.py). A missing gender or band reads as 0.
 GenderAgeCounts = dict[GenderDecision, dict[AgeDecision, Count]]
 
 
@@ -159,7 +159,7 @@ class AggregateMessage(_Strict):
     # 'counts-only' site); each gender's bands add up to that gender's count.
     age: GenderAgeCounts | None = Field(
         default=None,
-        description="People by gender decision, then age-band decision ('0-12' ... '65+', or 'unknown'); each "
+        description="People by gender decision, then age band ('0-12' ... '65+', or 'unknown': not estimated); each "
         "gender's bands add up to its count in 'gender'. Absent when no age was estimated.",
     )
 

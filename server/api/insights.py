@@ -171,7 +171,8 @@ def ad_placement(
 AGE_METHOD = (
     "Each slot is one zone in one local hour of the week, summed over the weeks in the range. Expected audience = "
     "the released people of the chosen gender(s) × age band(s) per week in the slot, from the classifier's raw "
-    "decisions (band decisions are not corrected for the model's errors; people it abstained on, age 'unknown', "
+    "gender decisions and the bands the box allotted (each band's count follows the sum of the model's band "
+    "probabilities, not corrected further for its errors; people whose age was not estimated, age 'unknown', "
     "are not in any band), with an interval that treats the count as Poisson. A band of a zone-hour counts only "
     "where every band of its gender was 0 or at least k, so the audience is a lower bound where bands, splits or "
     "hours were withheld: such a slot says 'at least', and its interval reaches as far as the withheld people "
@@ -384,7 +385,7 @@ def _slot(
 
 
 MISSING = {
-    "age_bands_not_corrected": "age-band decisions are not corrected for the model's errors",
+    "age_bands_not_corrected": "age-band counts are not corrected for the model's errors",
     "no_classified_people": "no classified people in its released cells",
     "unknown_rates": "a classifier bundle without known decision rates decided them",
     "decisions_do_not_fit": "the decisions do not fit the classifier's measured rates",

@@ -97,8 +97,9 @@ function explainPanel(result, choice) {
       "13:00–14:00”, added up over every week in the range."),
     h("h3", {}, `Expected ${noun} per week`),
     h("p", {}, choice.age
-      ? `The ${noun} counted in the slot divided by the number of weeks it was observed: the classifier's gender and ` +
-        "age-band decisions as made, not corrected for its errors; people whose age it did not decide are in no band. " +
+      ? `The ${noun} counted in the slot divided by the number of weeks it was observed: the classifier's gender ` +
+        "decisions as made; each band's count follows the sum of the model's band probabilities (allotted on the " +
+        "box), not corrected further for its errors; people whose age was not estimated are in no band. " +
         "Audiences under 18 are never ranked: footfall does not target minors."
       : choice.audience === "all"
       ? "People counted in the slot divided by the number of weeks it was observed."
