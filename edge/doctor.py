@@ -1,8 +1,9 @@
 """``footfall doctor``: what a camera box will really run, and how fast, before it counts anyone.
 
 It reports the CPU and the instruction-set flags that decide onnxruntime's integer kernels, the onnxruntime
-version, each model bundle's parity probe on this CPU and the precision the agent would serve, the
-detector's and the classifier's latency here, and (given a config) whether each camera answers.
+version, each model bundle's parity probe on this CPU and the precision the agent would serve, what the
+classifier estimates (gender, and age bands where it has an age head), the detector's and the classifier's
+latency here, and (given a config) whether each camera answers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from footfall.core.ages import AGE_BANDS
 from footfall.core.bundle import Bundle, load_bundle
 from footfall.core.cpu import cpu_info, has_int32_dot_product
 from footfall.core.latency import median_ms
@@ -31,6 +33,9 @@ class BundleCheck:
     path: Path
     serving: ModelServing
     latency_ms: dict[str, float]
+    # What the bundle's outputs are read as (a classifier's labels and whether it has an age head); None for
+    # the detector.
+    estimates: dict[str, Any] | None = None
 
 
 @dataclass
@@ -60,7 +65,9 @@ class Diagnosis:
             "onnxruntime": self.onnxruntime,
             "threads": self.threads,
             "bundles": [
-                {"path": str(b.path), **b.serving.model_dump(), "latency_ms": b.latency_ms} for b in self.bundles
+                {"path": str(b.path), **b.serving.model_dump(), "latency_ms": b.latency_ms}
+                | ({} if b.estimates is None else {"estimates": b.estimates})
+                for b in self.bundles
             ],
             "cameras": [c.__dict__ for c in self.cameras],
             "healthy": self.healthy,
@@ -85,9 +92,19 @@ def _classifier_check(bundle: Bundle, threads: int) -> BundleCheck:
     classifier = GenderClassifier(bundle, threads=threads, self_check=True)
     size = classifier.spec.size
     chips = np.random.default_rng(0).integers(0, 255, (CLASSIFIER_BATCH, size, size, 3), dtype=np.uint8)
-    batch_ms = median_ms(lambda: classifier.logits(chips), min_seconds=1.0)
+    batch_ms = median_ms(lambda: classifier.infer(chips), min_seconds=1.0)  # gender and age: one pass
+    age = classifier.contract.age
+    estimates: dict[str, Any] = {
+        "gender": list(classifier.labels),
+        "age": None
+        if age is None
+        else {"years": [age.ages[0], age.ages[-1]], "bands": list(AGE_BANDS), "band_threshold": age.band_threshold},
+    }
     return BundleCheck(
-        bundle.path, classifier.serving, {f"face_batch{CLASSIFIER_BATCH}": round(batch_ms / CLASSIFIER_BATCH, 3)}
+        bundle.path,
+        classifier.serving,
+        {f"face_batch{CLASSIFIER_BATCH}": round(batch_ms / CLASSIFIER_BATCH, 3)},
+        estimates,
     )
 
 
@@ -154,6 +171,18 @@ def diagnose(
     return diagnosis
 
 
+def _estimates_text(estimates: dict[str, Any]) -> str:
+    gender = f"gender ({', '.join(estimates['gender'])})"
+    age = estimates["age"]
+    if age is None:
+        return f"{gender}; no age head: aggregates carry no age bands"
+    low, high = age["years"]
+    return (
+        f"{gender}; age {low:g}-{high:g}+ years in bands {age['bands'][0]} … {age['bands'][-1]} "
+        f"(read only where the site's mode is 'full')"
+    )
+
+
 def format_diagnosis(diagnosis: Diagnosis) -> str:
     cpu = diagnosis.cpu
     dot = (
@@ -182,6 +211,8 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
             f"{value:.2f} ms per {key.replace('_', ' ').replace('batch', 'at batch ')}"
             for key, value in check.latency_ms.items()
         )
+        if check.estimates is not None:
+            lines.append(f"  estimates  {_estimates_text(check.estimates)}")
         lines.append(f"  latency    {latency}")
     for camera in diagnosis.cameras:
         state = "reachable" if camera.reachable else "UNREACHABLE"

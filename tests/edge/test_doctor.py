@@ -10,6 +10,7 @@ from pathlib import Path
 from footfall.core.paths import DEFAULT_GENDER_BUNDLE
 
 from tests.edge.conftest import agent_yaml
+from tests.edge.standin import build_standin_gender_bundle
 from tests.int8_faults import broken_int8_copy
 
 
@@ -30,8 +31,13 @@ def test_shipped_bundles_serve_int8_and_report_cpu_and_latency() -> None:
         assert (served[task]["precision"], served[task]["parity"]) == ("int8", "passed")
         assert served[task]["probe_error"] <= served[task]["tolerance"]
         assert all(ms > 0 for ms in served[task]["latency_ms"].values())
+    # The shipped classifier estimates age too: the doctor says so, and what it is read as.
+    age = served["gender-classification"]["estimates"]["age"]
+    assert age["bands"][0] == "0-12" and age["bands"][-1] == "65+" and 0 < age["band_threshold"] < 1
+    assert "estimates" not in served["face-detection"]
     text = doctor("--threads", "1")
     assert text.returncode == 0 and "serves INT8" in text.stdout and "ok: every bundle serves as shipped" in text.stdout
+    assert "estimates  gender (female, male); age 0-80+ years in bands 0-12 … 65+" in text.stdout
     assert "(CPUExecutionProvider, 1 thread)" in text.stdout
 
 
@@ -72,3 +78,13 @@ def test_unreachable_camera_of_a_config_is_named(tmp_path: Path, detector_bundle
     assert result.returncode == 1, result.stdout + result.stderr
     camera = next(line for line in result.stdout.splitlines() if line.startswith("camera"))
     assert "cam1" in camera and "UNREACHABLE" in camera
+
+
+def test_a_classifier_without_an_age_head_is_said_to_carry_no_bands(tmp_path: Path) -> None:
+    gender_bundle = build_standin_gender_bundle(tmp_path / "gender-only")  # gender output only
+    result = doctor("--gender", str(gender_bundle), "--threads", "1", "--json")
+    report = json.loads(result.stdout)
+    served = {b["task"]: b for b in report["bundles"]}
+    assert served["gender-classification"]["estimates"]["age"] is None
+    text = doctor("--gender", str(gender_bundle), "--threads", "1")
+    assert "no age head: aggregates carry no age bands" in text.stdout, text.stdout
