@@ -15,8 +15,13 @@ ort = pytest.importorskip("onnxruntime")
 from footfall.core.bundle import load_bundle  # noqa: E402
 from footfall.core.classifier import GenderClassifier  # noqa: E402
 from footfall.core.manifest import sha256_file  # noqa: E402
-from footfall.exporter.gender_export import GenderExportOptions, export_gender  # noqa: E402
-from footfall.exporter.quantize import quantize_qdq  # noqa: E402
+from footfall.exporter.gender_export import (  # noqa: E402  # noqa: E402
+    MAX_ACCURACY_DROP_POINTS,
+    MIN_LABEL_AGREEMENT,
+    GenderExportOptions,
+    export_gender,
+)
+from footfall.exporter.quantize import FORMAT_DESCRIPTIONS, WEIGHT_FORMATS, quantize_qdq  # noqa: E402
 
 from .conftest import SPEC, synthetic_inputs, synthetic_labels, tiny_model  # noqa: E402
 
@@ -108,9 +113,20 @@ def test_export_writes_a_verified_bundle_with_parity_report(
     for precision in ("fp32", "int8"):
         assert set(parity["latency"][precision]) == {"ms_per_face_batch1", "ms_per_face_batch16"}
     assert parity["torch_vs_onnx"] < 1e-4
-    # The INT8 format is recorded with its reason, and its weights cannot saturate an int16 pair sum.
-    assert parity["quantization"]["weight_format"] == "s7"
-    assert parity["quantization"]["saturation"]["saturation_free"] is True
+    # The INT8 format is recorded with its reason, and its weights cannot saturate an int16 pair sum. Which
+    # portable format passes parity is measured, and with a toy network's near-tied logits one flipped face of 80
+    # sends it from s7 to u8u8 on some CPUs (seen on an Intel Xeon with AVX-512 VNNI; s7 on an AMD EPYC): any
+    # format chosen must be a portable one, with the formats tried before it recorded as failing parity.
+    quantization = parity["quantization"]
+    assert quantization["weight_format"] in WEIGHT_FORMATS
+    assert quantization["why"] == FORMAT_DESCRIPTIONS[quantization["weight_format"]]
+    assert quantization["saturation"]["saturation_free"] is True
+    tried = [attempt["weight_format"] for attempt in parity["attempts"]]
+    assert tried[0] == "s7" and tried[-1] == quantization["weight_format"]
+    for attempt in parity["attempts"][:-1]:  # each format given up on missed the parity bar
+        assert attempt["label_agreement"] < MIN_LABEL_AGREEMENT or (
+            attempt["accuracy_drop_points"] > MAX_ACCURACY_DROP_POINTS
+        )
     assert "saturation-free on every CPU" in (out / "REPORT.md").read_text()
 
     chips = np.random.default_rng(0).integers(0, 255, (4, SPEC.size, SPEC.size, 3), dtype=np.uint8)
