@@ -14,17 +14,21 @@ gender × band (the wire's ``age`` table), so the band a person is COUNTED in is
 - re-allotting a person (new crops changed ``q``, or their gender label changed) first undoes their allotment
   (``r_old -= q_old``, ``r_old[band_old] += 1``: bit for bit, as probabilities are rounded to multiples of
   :data:`RESOLUTION`) and allots again, keeping their previous band while ``(r + q)`` there is within
-  :data:`KEEP_WITHIN` of the maximum after the undo (so a small change in ``q`` re-sends no bucket);
+  :data:`KEEP_WITHIN` of the maximum after the undo (so a small change in ``q`` seldom re-sends a bucket);
 - a person whose track ended is forgotten, their contribution staying in ``r``: over everyone a camera
-  counted, each band's count per gender stays within about one person of the sum of their probabilities.
-  That bound is over the camera's people (its ``camera`` visitors); a zone's, line's or bucket's share of them
-  follows their probabilities on average, not within one person.
+  counted, each band's count per gender stays within a person or two of the sum of their probabilities.
+  Measured, not proven: at most 1.06 over 60 random streams of 3,000 people; 1.72 for an adversarial
+  sequence of new people; 2 to 3 while some 40 people are tracked at once and re-allotted over and over (an
+  undone person's probabilities were already counted on when others were allotted). The bound is over the
+  camera's people (its ``camera`` visitors); a zone's, line's or bucket's share of them follows their
+  probabilities on average, not within a person.
 
 A single person's allotted band is therefore NOT an estimate of that person's age (a person the model reads as most
 likely 25-34 may be counted in 35-44, to make up that band's total); the per-person decision with abstention is
 :meth:`footfall.core.classifier.GenderClassifier.decide_age`, which the bench scores. The residuals live in
-memory only: an agent restart starts them at zero again, which costs up to about one person per band and gender
-per restart (what was allotted before stays counted).
+memory only: an agent restart, or a camera whose resolution changes (a new counter), starts them at zero again,
+which costs up to about one person per band and gender each time (what was allotted before stays counted; the
+next few people go to their most likely band).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ KEEP_WITHIN = 0.5
 # Probabilities are rounded to multiples of this (a power of two), so that every residual is one too and adding
 # and taking back a person's probabilities is exact in floating point: an undo returns r bit for bit.
 RESOLUTION = 2.0**-24
-# A person is one person: their band probabilities must add up to 1 within this (float32 softmax sums).
+# A person is one person: their band probabilities must add up to 1 within this (float32 softmax sums); they are
+# then scaled to add up to exactly 1, so that the residuals always add up to exactly 0.
 SUM_TOLERANCE = 1e-3
 
 
@@ -126,5 +131,7 @@ def _vector(band_probabilities: Mapping[str, float] | np.ndarray) -> np.ndarray:
         raise ValueError(f"band probabilities must be finite and non-negative, got {q}")
     if abs(q.sum() - 1.0) > SUM_TOLERANCE:
         raise ValueError(f"band probabilities must sum to 1, got {q.sum():.6f}")
-    rounded: np.ndarray = np.round(q / RESOLUTION) * RESOLUTION
+    rounded: np.ndarray = np.round(q / q.sum() / RESOLUTION) * RESOLUTION
+    # Multiples of RESOLUTION add up exactly: what rounding took from the sum goes to the largest probability.
+    rounded[int(np.argmax(rounded))] += 1.0 - rounded.sum()
     return rounded

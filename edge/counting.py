@@ -20,17 +20,21 @@ band threshold), not the allotted band.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from footfall.core.classifier import UNKNOWN, AgeEstimate, GenderClassifier
 from footfall.core.detector import Detection
+from footfall.core.logs import log_event
 from footfall.edge.aggregation import ZoneAggregator, gender_decision
 from footfall.edge.band_allotment import BandAllotment
 from footfall.edge.entrances import EntranceCrossings
 from footfall.edge.tracking import Track
 from footfall.edge.zones import CountingLine, SceneGeometry, entrance_ids
+
+logger = logging.getLogger("footfall.edge.counting")
 
 # Told when a person's track ends: track id, final label, probabilities averaged over the track (if any).
 PersonFinished = Callable[[int, str, np.ndarray | None], None]
@@ -222,13 +226,20 @@ class PersonCounter:
         band = None
         if self.estimating_age:
             estimate = self._age_estimate(person)
-            if estimate is None:
-                band = UNKNOWN
-            else:
-                band = self.allotment.allot(person.id, gender_decision(label), estimate.band_probabilities)
+            band = UNKNOWN if estimate is None else self._allot(person, label, estimate)
         if (label, band) != (person.label, person.band):
             person.label, person.band = label, band
             self.aggregator.relabel_person(person.id, label, band)
+
+    def _allot(self, person: Person, label: str, estimate: AgeEstimate) -> str:
+        """The band the person is counted in; 'unknown' (and their allotment taken back) when the age output
+        gave no distribution (NaN, negative, or not summing to 1: a broken graph), as a NaN gender does."""
+        try:
+            return self.allotment.allot(person.id, gender_decision(label), estimate.band_probabilities)
+        except ValueError as exc:
+            self.allotment.withdraw(person.id)
+            log_event(logger, logging.WARNING, "age output is not a distribution", person=person.id, error=str(exc))
+            return UNKNOWN
 
     def _count_path(self, person: Person, track: Track, t: float, *, whole_path: bool) -> None:
         path = track.path if whole_path else track.path[-2:]

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import numpy as np
 import pytest
-from footfall.core.ages import AGE_DECISIONS
+from footfall.core.ages import AGE_BANDS, AGE_DECISIONS
 from footfall.core.classifier import AgeEstimate, GenderClassifier
 from footfall.core.detector import Detection, FaceDetector
 from footfall.core.wire import AggregateMessage, Receipt, RefusedSeq, SiteSettings, parse_message
@@ -157,6 +157,22 @@ def test_a_persons_band_is_allotted_from_its_best_crops_and_relabels_where_it_wa
     assert isinstance(parsed, AggregateMessage) and parsed.age is not None
     assert parsed.age_counts()["male"] == {**dict.fromkeys(AGE_DECISIONS, 0), "18-24": 1, "25-34": 1}
     assert parsed.age_counts()["female"]["0-12"] == 1
+
+
+def test_an_age_output_that_is_no_distribution_counts_people_as_age_unknown_and_the_camera_goes_on(
+    classifier: GenderClassifier, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken graph's NaN age output: the people are counted (age 'unknown'), with a warning, as a NaN gender
+    output counts them as gender 'unknown'; the allotment raises no error into the camera's worker."""
+    nan = dict.fromkeys(AGE_BANDS, float("nan"))
+    monkeypatch.setattr(
+        classifier, "decide_age", lambda probabilities: [AgeEstimate("unknown", float("nan"), nan)] * len(probabilities)
+    )
+    sent, _, _ = run_walkers(classifier)
+    for zone_id in ("cam1", "hall"):
+        counts = sent[zone_id]
+        assert counts.people == 3 and counts.age == age_cells({("female", "unknown"): 1, ("male", "unknown"): 2})
+    assert any("age output is not a distribution" in record.getMessage() for record in caplog.records)
 
 
 def test_with_age_off_or_no_age_head_no_age_output_is_read_and_no_age_is_sent(
@@ -549,16 +565,22 @@ def test_a_pipeline_switched_to_gender_only_between_frames_stops_reading_the_age
         assert spy.asked and all(names == ["logits", "age"] for names in spy.asked)
         assert pipeline.aggregator is not None
         assert all(b.counts().age == age_cells({("female", "65+"): 1}) for b in pipeline.aggregator.buckets.values())
+        counter = pipeline.counter
+        assert counter is not None and len(counter.allotment.people) == 1
         spy.asked.clear()
         pipeline.use_classifier(classifier, estimate_age=False)
-        # At once, not at the person's next crop (there may be none): their band left with the switch.
+        # At once, not at the person's next crop (there may be none): their band left with the switch, and
+        # their allotment was taken back exactly.
         assert all(b.counts().age is None for b in pipeline.aggregator.buckets.values())
+        assert counter.allotment.people == {}
+        assert all(not residual.any() for residual in counter.allotment.residuals.values())
         for index in range(12, 40):
             pipeline.process(frame(index), BUCKET + index / 15.0)
         assert spy.asked and all(names == ["logits"] for names in spy.asked), spy.asked
     finally:
         classifier.session = spy.session
     pipeline.finish()
+    assert counter.allotment.people == {}, "a finished track is no longer re-allotted"
     counts = sent[-1]
     assert (counts.people, counts.female) == (1, 1)
     assert counts.age is None, "the band decided before the switch left with it"
