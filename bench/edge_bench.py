@@ -13,7 +13,8 @@
    people were still counted once each.
    Age bands (issue #17), when the gender bundle has an age head: per person (matched to the truth as for
    gender), the band decided against the band of the face's true age (right, within one band, abstained), and
-   over all clips each band's share among the decided camera visitors against its share among the true people
+   over all clips each band's share among the camera visitors counted in a band (allotted from the band
+   probabilities: edge/band_allotment.py) against its share among the true people
    (target: within 3 points). Whatever the bundle, the gender decisions of children (true 0-12), teenagers and
    adults: whether children need a gender threshold of their own.
 2. Throughput and memory: ``footfall process`` on a 1280×720 clip with up to 5 faces at once, as a
@@ -367,16 +368,17 @@ def band_report(people: list[dict], counted: dict[str, int], truth: dict[str, in
     """Age bands against the truth. Per person (each track matched to a true person, as for gender; people
     whose true age is unknown are left out): of those whose band was decided, how many are right and how many
     within one band, and how many abstained. Over all clips: each band's share among the camera's visitors
-    whose band was decided (what the product reports) against its share among the true people, in points."""
+    counted in a band (what the product reports: bands allotted from the band probabilities, no abstention)
+    against its share among the true people, in points."""
     aged = [p for p in people if p["band"] is not None and p["age"] is not None]
     decided = [p for p in aged if p["band"] != "unknown"]
     right = sum(1 for p in decided if p["band"] == band_of(p["age"]))
     within_one = sum(1 for p in decided if abs(BANDS.index(p["band"]) - band_index(p["age"])) <= 1)
-    decided_total = sum(counted[band] for band in BANDS)
+    banded_total = sum(counted[band] for band in BANDS)
     truth_total = sum(truth.values())
     shares = {}
     for band in BANDS:
-        share = 100 * counted[band] / decided_total if decided_total else None
+        share = 100 * counted[band] / banded_total if banded_total else None
         true_share = 100 * truth[band] / truth_total if truth_total else None
         difference = None if share is None or true_share is None else abs(share - true_share)
         shares[band] = {
@@ -576,7 +578,7 @@ def format_age_report(acc: dict, bundle: str) -> list[str]:
             f"{bands['people']} people abstained (unknown)"
         )
         lines.append(
-            f"band shares among decided camera visitors vs truth (target within {BAND_SHARE_TARGET_POINTS:g} "
+            f"band shares among camera visitors counted in a band vs truth (target within {BAND_SHARE_TARGET_POINTS:g} "
             f"points; largest difference {bands['max_share_difference_points']}):"
         )
         for band, row in bands["shares"].items():

@@ -15,7 +15,8 @@ AgeBand = Literal["0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", 
 AGE_BANDS: Final[tuple[AgeBand, ...]] = get_args(AgeBand)
 # Lower edge of each band in years, in AGE_BANDS order; a band runs up to the next one's lower edge.
 BAND_LOWER_EDGES: Final[tuple[int, ...]] = (0, 13, 18, 25, 35, 45, 55, 65)
-# A band decision, or "unknown" when the model abstained.
+# A band, or "unknown": a person's band decision where the model abstained, or (in counts) a person whose age
+# was not estimated.
 AgeDecision = Literal["0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown"]
 AGE_DECISIONS: Final[tuple[AgeDecision, ...]] = get_args(AgeDecision)
 MINOR_BANDS: Final[frozenset[str]] = frozenset({"0-12", "13-17"})

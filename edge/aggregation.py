@@ -2,8 +2,8 @@
 full-count messages.
 
 A bucket is emitted once its time has passed (plus a grace period for faces that are still hidden), and
-emitted again whenever it changes later (a person's gender or band decision firmed up after more crops). Every
-emission is the full count of the bucket, so the server can keep the last one.
+emitted again whenever it changes later (a person's gender decision firmed up after more crops, or their band
+was allotted again). Every emission is the full count of the bucket, so the server can keep the last one.
 
 Age bands are counted only for people whose age was estimated (a bundle with an age head, a site in 'full'
 mode); a bucket none of whose people had their age estimated carries no age table at all, so what an agent
@@ -102,7 +102,7 @@ class Bucket:
     start: int  # epoch seconds, aligned
     base: BucketCounts = field(default_factory=BucketCounts)  # what an earlier run of the agent already counted
     labels: dict[int, str] = field(default_factory=dict)  # person id -> gender decision
-    bands: dict[int, str] = field(default_factory=dict)  # person id -> age decision, if their age is estimated
+    bands: dict[int, str] = field(default_factory=dict)  # person id -> band counted in, if their age is estimated
     dwell_samples: int = 0
     dwell_total: float = 0.0
     dirty: bool = True
@@ -174,7 +174,7 @@ class ZoneAggregator:
 
     def count_person(self, person_id: int, zone_id: str, t: float, label: str, band: str | None = None) -> None:
         """Counts the person once in the zone's bucket at ``t``, with their gender decision and, when their
-        age is estimated, their band decision (None: not estimated)."""
+        age is estimated, the band they are counted in (None: not estimated)."""
         bucket = self._bucket(zone_id, t)
         if person_id in bucket.labels:
             return

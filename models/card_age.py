@@ -87,7 +87,8 @@ def age_section(
         "(`unknown`) below the band threshold chosen on validation. Figures from `footfall evaluate` over the "
         "faces of known age, through the edge's path; band accuracy and the confusion count every face by its "
         "most likely band. The anchor is dlib's age predictor (the network this model starts from) on the same "
-        "faces and crops (`bench/age_anchor.py`).",
+        "faces and crops (`bench/age_anchor.py`). On the box, band COUNTS are not these per-face decisions: each "
+        "band's count follows the sum of the people's band probabilities (`edge/band_allotment.py`).",
         "",
         "| measure | " + " | ".join(_columns(reports, reference_reports, anchor)) + " |",
         "| --- |" + " --- |" * len(_columns(reports, reference_reports, anchor)),

@@ -106,7 +106,7 @@ class Bucket(Base):
 
 
 class BucketAge(Base):
-    """People of a raw bucket per gender decision × age-band decision (footfall.core.ages), from the same message
+    """People of a raw bucket per gender decision × age band (footfall.core.ages), from the same message
     as its ``buckets`` row. Only non-zero cells, and only for aggregates that carried ``age``: a bucket without
     rows here estimated no age, and its people count as age 'unknown' in the hourly cells."""
 
@@ -129,7 +129,7 @@ class BucketAge(Base):
 
 
 class HourlyAge(Base):
-    """People per zone × UTC hour × gender decision × age-band decision (the finer cells of an hourly cell), and
+    """People per zone × UTC hour × gender decision × age band (the finer cells of an hourly cell), and
     what of each is released (footfall.server.release.release_age_cells). Each gender's bands add up to that
     gender's count in ``rollup_hourly``; cells never filled are absent (0)."""
 

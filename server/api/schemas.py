@@ -77,8 +77,9 @@ class AgeTable(BaseModel):
     people: int = Field(description="Released people of the bucket (all genders and bands).")
     withheld_cells: int = Field(description="Zone × hour cells with 1 to k-1 people, left out entirely.")
     bands: dict[str, dict[str, int | None]] = Field(
-        description="Released people per gender decision (female, male, unknown) and age-band decision ('0-12' "
-        "... '65+', 'unknown': the model abstained or estimated no age). A gender's bands are released only when "
+        description="Released people per gender decision (female, male, unknown) and age band ('0-12' ... '65+', "
+        "counted so that each band follows the sum of the model's band probabilities; 'unknown': no age was "
+        "estimated, or an agent older than this rule abstained). A gender's bands are released only when "
         "each is 0 or at least k; null: none of that gender's bands was released (suppressed, not 0)."
     )
     bands_withheld: dict[str, int] = Field(

@@ -141,7 +141,7 @@ def ages(
     audience: AudienceParam = "all",
     age: AgeParam = None,
 ) -> FastJSONResponse:
-    """People per bucket by gender decision × age-band decision, summed over the selected zones, and over the
+    """People per bucket by gender decision × age band, summed over the selected zones, and over the
     range. Each gender's bands of a zone-hour are released only when each is 0 or at least k (all or none, so
     no band can be worked out by subtraction from the gender's total); a suppressed gender's bands are null.
     With ``age`` (and ``audience``), each point also gives that audience's released people. People whose age

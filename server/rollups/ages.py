@@ -1,4 +1,4 @@
-"""The age cells of each hourly cell (``rollup_hourly_age``): people per gender decision × age-band decision, kept
+"""The age cells of each hourly cell (``rollup_hourly_age``): people per gender decision × age band, kept
 by ingest's deltas beside the hourly cell and released by footfall.server.release.release_age_cells.
 
 A bucket whose aggregate carried no ``age`` (an older agent, a bundle without an age head, a 'gender-only' or

@@ -63,7 +63,7 @@ export function agePyramid(container, table, k) {
   ].filter(Boolean);
   const cells = table.withheld_cells || 0;
   const notes = [
-    "Women to the left, men to the right; 'age ?' are people whose age the model abstained on or did not estimate.",
+    "Women to the left, men to the right; each band counts an estimate from the model's band probabilities, not any one person's age; 'age ?' are people whose age was not estimated.",
     withheld || table.unsplit
       ? ` ${fmtInt(withheld + table.unsplit)} people are not broken down by age here (${parts.join(", ")}): a gender's bands are shown only when each is 0 or at least ${k}.`
       : "",
