@@ -98,7 +98,12 @@ def _classifier_check(bundle: Bundle, threads: int) -> BundleCheck:
         "gender": list(classifier.labels),
         "age": None
         if age is None
-        else {"years": [age.ages[0], age.ages[-1]], "bands": list(AGE_BANDS), "band_threshold": age.band_threshold},
+        else {
+            "years": [age.ages[0], age.ages[-1]],
+            "bands": list(AGE_BANDS),
+            # Abstention of the per-person band decision only: band counts are allotted, never abstain.
+            "person_band_threshold": age.band_threshold,
+        },
     }
     return BundleCheck(
         bundle.path,
