@@ -639,7 +639,7 @@ def train_epoch(
     order = epoch_order(training.weights, np.random.default_rng([recipe.seed, epoch]), schedule.cap)
     stream = BatchStream(training.chips, training.labels, order, recipe, seed=recipe.seed * 1000 + epoch)
     student.model.train()
-    for part in recipe.train.frozen:  # frozen parts keep their BatchNorm statistics too
+    for part in student.frozen:  # frozen parts keep their BatchNorm statistics too
         getattr(student.model, part).eval()
     schedule.clock, running, seen = time.monotonic(), 0.0, 0
     bar = tqdm(
