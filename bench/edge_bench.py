@@ -75,8 +75,7 @@ def identity_check(
     """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles, and
     says why each double happened (see :func:`why_counted_again`). With the tracks' final ``labels``, also
     what each true gender was decided as (which shows where a female-share error comes from), and with their
-    ``ages`` (where age was estimated) the band decided for each matched person, its expected age and its band
-    probabilities (what a band decision rule can be chosen from)."""
+    ``ages`` (where age was estimated) the band decided for each matched person."""
     width, height = truth["spec"]["width"], truth["spec"]["height"]
     paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
     owner: dict[int, int | None] = {}
@@ -120,10 +119,6 @@ def identity_check(
                     "face_px": person["face_px"],
                     "label": label,
                     "band": None if estimate is None else estimate.band,
-                    "expected_age": None if estimate is None else round(estimate.years, 2),
-                    "band_probabilities": None
-                    if estimate is None
-                    else [round(estimate.band_probabilities[band], 5) for band in BANDS],
                     "probabilities": None if mean is None else [round(float(p), 5) for p in mean],
                 }
             )
