@@ -33,7 +33,10 @@ test: $(BIN)/python
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python tools/typecheck.py
-	$(BIN)/python -m pytest
+	@# Two workers: the live tests (camera, demo, browser) wait on the clock while the CPU-bound ones (test-split
+	@# evaluations, the emulated CPU) compute. loadscope keeps each module on one worker, so a module's expensive
+	@# fixtures (the uninterrupted e2e run, the card's evaluations) are built once.
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .
