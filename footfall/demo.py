@@ -239,6 +239,10 @@ def register(app: typer.Typer) -> None:
 
         require("demo", "cv2", "onnxruntime", "paho", "fastapi", "uvicorn", "sqlalchemy")
         signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill`, systemd and docker stop: shut down as on Ctrl-C
+        # A process started in the background by a non-interactive shell (a script's `footfall demo &`, nohup, CI)
+        # inherits SIGINT ignored, and Python then leaves it ignored: Ctrl-C or `kill -INT` would not stop the
+        # demo. It asks for SIGINT itself, as the agent and uvicorn do.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             if broker not in ("auto", "mosquitto", "embedded"):
                 raise typer.BadParameter("choose auto, mosquitto or embedded", param_hint="--broker")

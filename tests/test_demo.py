@@ -32,6 +32,10 @@ def get_json(url: str, key: str) -> dict | None:
         raise
 
 
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def check_overview_in_chromium(dashboard: str, visitors_url: str, key: str, shots: Path) -> None:
     """The issue's check, on the running demo: the overview's visitor figure is the entrance's distinct in-count
     (what /visitors says), not the sum of the zones; the occupancy curve is drawn; the labels say what each
@@ -113,6 +117,8 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # As a script's `footfall demo &` starts it: SIGINT ignored. Ctrl-C (SIGINT) must stop it all the same.
+        preexec_fn=ignore_sigint,
     )
     try:
         key = None
