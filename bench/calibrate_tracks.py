@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--seed", type=int, default=900, help="clip seeds; keep them apart from the bench's")
     parser.add_argument("--write", action="store_true", help="store the thresholds in the bundle's manifest")
+    parser.add_argument(
+        "--people-json",
+        type=Path,
+        help="also write each matched person's truth (gender, age) and the edge's answers (probabilities) here",
+    )
     args = parser.parse_args(argv)
     args.split = "val"
 
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         measured = edge_bench.accuracy(args, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if args.people_json:
+        args.people_json.write_text(json.dumps(measured["decided_people"]))
     people = [p for p in measured["decided_people"] if p["probabilities"] is not None]
     unclassified: dict[str, int] = {}
     for person in measured["decided_people"]:

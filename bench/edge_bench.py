@@ -119,6 +119,7 @@ def identity_check(
                     "face_px": person["face_px"],
                     "label": label,
                     "band": None if estimate is None else estimate.band,
+                    "band_probabilities": None if estimate is None else estimate.band_probabilities,
                     "probabilities": None if mean is None else [round(float(p), 5) for p in mean],
                 }
             )
