@@ -3,6 +3,7 @@ counts from the sample clip reach the API, and Ctrl-C stops every process it sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import pytest
 
 from footfall.broker import free_port
 from tests.conftest import _require
+from tests.waiting import eventually
 
 
 def get_json(url: str, key: str) -> dict | None:
@@ -150,17 +152,21 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
         started = children_of(demo.pid)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=60) == 0
-        time.sleep(0.5)
-        alive = [pid for pid in started if Path(f"/proc/{pid}").exists()]
-        assert not alive, f"processes left running after Ctrl-C: {alive}"
+        gone = eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in started), timeout=10)
+        assert gone, f"processes left running after Ctrl-C: {[p for p in started if Path(f'/proc/{p}').exists()]}"
         # The agent stops first, while the broker and the server still run: its last aggregates are confirmed.
         agent_log = (tmp_path / "demo" / "agent.log").read_text()
         assert "not confirmed" not in agent_log, agent_log[-1500:]
         assert "agent stopped; outbox empty" in agent_log, agent_log[-1500:]
     finally:
         if demo.poll() is None:  # a failed assertion above: stop the demo the way a user would
+            left = children_of(demo.pid)
             demo.send_signal(signal.SIGINT)
             try:
                 demo.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 demo.kill()
+                # Its children run in sessions of their own: a killed demo leaves them running.
+                for pid in left:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
