@@ -19,7 +19,7 @@ with (footfall.core.quantify).
 ``footfall export``, which writes a manifest without them.
 
 Example:
-    .venv/bin/python bench/calibrate_tracks.py                      # print, default bundle, 16 clips
+    .venv/bin/python bench/calibrate_tracks.py                      # print, default bundle, 96 clips
     .venv/bin/python bench/calibrate_tracks.py --write
 """
 
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="bundle to calibrate")
     parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE)
-    parser.add_argument("--clips", type=int, default=16)
+    # 96 clips of 20: some 1,900 val people, so that a decision rate is known within about ±1.3 points (95 %);
+    # 24 clips left it about ±2.8. About 40 minutes on two cores.
+    parser.add_argument("--clips", type=int, default=96)
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--seed", type=int, default=900, help="clip seeds; keep them apart from the bench's")
     parser.add_argument("--write", action="store_true", help="store the thresholds in the bundle's manifest")
