@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--people-json",
         type=Path,
-        help="also write each matched person's truth (gender, age) and the edge's answers (probabilities) here",
+        help="also write each matched person's truth (gender, age) and the edge's answers (probabilities) here; "
+        "derived from the datasets, so keep it out of the repository",
     )
     args = parser.parse_args(argv)
     args.split = "val"

@@ -34,10 +34,6 @@ def get_json(url: str, key: str) -> dict | None:
         raise
 
 
-def ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def check_overview_in_chromium(dashboard: str, visitors_url: str, key: str, shots: Path) -> None:
     """The issue's check, on the running demo: the overview's visitor figure is the entrance's distinct in-count
     (what /visitors says), not the sum of the zones; the occupancy curve is drawn; the labels say what each
@@ -102,25 +98,16 @@ def children_of(pid: int) -> list[int]:
 @pytest.mark.timeout(300)
 def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
+    command = [sys.executable, "-m", "footfall", "demo", "--port", str(port), "--bucket-seconds", "10"]
+    command += ["--workdir", str(tmp_path / "demo")]
     demo = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "footfall",
-            "demo",
-            "--port",
-            str(port),
-            "--bucket-seconds",
-            "10",
-            "--workdir",
-            str(tmp_path / "demo"),
-        ],
+        # Started as a script's `footfall demo &` starts it, with SIGINT ignored (`trap '' INT` survives the exec,
+        # which keeps the PID): Ctrl-C (SIGINT) must stop it all the same.
+        ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        # As a script's `footfall demo &` starts it: SIGINT ignored. Ctrl-C (SIGINT) must stop it all the same.
-        preexec_fn=ignore_sigint,
     )
     try:
         key = None
