@@ -57,6 +57,10 @@ def crowd_share(clips: Sequence[dict[str, int]], rates: DecisionRates) -> dict[s
         "raw_error_points": None if estimate.raw is None else round(100 * abs(estimate.raw - truth), 2),
         "corrected_error_points": None if estimate.share is None else round(100 * abs(estimate.share - truth), 2),
         "contains_truth": estimate.contains(truth),
+        # How far this crowd's own estimate may stray by chance: an error of this size is no evidence of bias.
+        "half_interval_points": None
+        if estimate.low is None or estimate.high is None
+        else round(50 * (estimate.high - estimate.low), 2),
         "fits": estimate.fits,
     }
 
@@ -120,7 +124,9 @@ def format_report(report: dict[str, Any]) -> list[str]:
     lines += [row(f"run {i + 1} ({report['run_size']} clips)", run) for i, run in enumerate(runs)]
     lines.append(
         f"  pooled corrected error {pooled['corrected_error_points']} points (target ≤ {POOLED_TARGET_POINTS}: "
-        f"{'met' if report['pooled_within_target'] else 'MISSED'}); {report['runs_covering']} of {len(runs)} "
+        f"{'met' if report['pooled_within_target'] else 'MISSED'}; at {pooled['people']} people chance alone keeps "
+        f"it within ±{pooled['half_interval_points']} only 19 times in 20: the 95 % interval's half-width); "
+        f"{report['runs_covering']} of {len(runs)} "
         f"{report['run_size']}-clip runs' intervals contain the truth (target ≥ {RUN_COVERAGE_TARGET:.0%}: "
         f"{'met' if report['run_coverage_meets_target'] else 'MISSED'}); per clip {report['clips_covering']} of "
         f"{len(report['per_clip'])}; mean error per run {report['mean_run_error_points']}, per clip "
