@@ -75,7 +75,8 @@ def identity_check(
     """Matches each confirmed track to the walker whose true path it follows; counts misses and doubles, and
     says why each double happened (see :func:`why_counted_again`). With the tracks' final ``labels``, also
     what each true gender was decided as (which shows where a female-share error comes from), and with their
-    ``ages`` (where age was estimated) the band decided for each matched person."""
+    ``ages`` (where age was estimated) the band decided for each matched person and its band probabilities
+    (what `bench/calibrate_tracks.py --people-json` keeps for analysing band counts)."""
     width, height = truth["spec"]["width"], truth["spec"]["height"]
     paths = {p["id"]: {f: (x * width, y * height) for f, x, y in p["path"]} for p in truth["persons"]}
     owner: dict[int, int | None] = {}
