@@ -41,6 +41,22 @@ class Bundle:
         return self.path / name if name else None
 
     @property
+    def has_gender_only_graphs(self) -> bool:
+        """Whether the bundle carries its graphs pruned to the gender output (an age bundle exported with them)."""
+        age = self.manifest.classifier.age if self.manifest.classifier else None
+        return age is not None and age.gender_only_model_file is not None
+
+    def graph_path(self, *, reference: bool = False, gender_only: bool = False) -> Path | None:
+        """The graph to open: the model or its FP32 reference, whole or pruned to the gender output."""
+        age = self.manifest.classifier.age if self.manifest.classifier else None
+        if gender_only:
+            if age is None or age.gender_only_model_file is None:
+                return None
+            name = age.gender_only_reference_model_file if reference else age.gender_only_model_file
+            return self.path / name if name else None
+        return self.reference_model_path if reference else self.model_path
+
+    @property
     def probe_path(self) -> Path | None:
         return self.path / self.manifest.probe.file if self.manifest.probe else None
 
@@ -63,10 +79,13 @@ def read_manifest(path: Path) -> BundleManifest:
 
 
 def _check_files(folder: Path, manifest: BundleManifest, verify_hashes: bool) -> None:
+    age = manifest.classifier.age if manifest.classifier else None
     for role, name in (
         ("model file", manifest.model_file),
         ("reference model", manifest.reference_model_file),
         ("parity probe", manifest.probe.file if manifest.probe else None),
+        ("gender-only model", age.gender_only_model_file if age else None),
+        ("gender-only reference model", age.gender_only_reference_model_file if age else None),
     ):
         if name is not None and name not in manifest.files:
             raise BundleError(f"{folder}: {role} {name!r} is not listed in manifest 'files'")
@@ -105,6 +124,18 @@ def _check_contract(folder: Path, manifest: BundleManifest) -> None:
             raise BundleError(
                 f"{folder}: a classifier has one output of shape [batch, {len(labels)}] for labels {labels}{heads}; "
                 f"the manifest lists {[o.shape for o in manifest.outputs]}"
+            )
+        if (
+            age is not None
+            and age.gender_only_reference_model_file is not None
+            and None
+            in (
+                age.gender_only_model_file,
+                manifest.reference_model_file,
+            )
+        ):
+            raise BundleError(
+                f"{folder}: a gender-only reference graph needs a gender-only model and a reference model beside it"
             )
         if age is not None and (manifest.outputs[1].name, manifest.outputs[1].shape[-1:]) != (
             age.output,
@@ -168,14 +199,16 @@ def _check_tensor(model_path: Path, kind: str, actual: onnxruntime.NodeArg, expe
 
 
 def open_session(
-    bundle: Bundle, *, reference: bool = False, threads: int | None = None
+    bundle: Bundle, *, reference: bool = False, gender_only: bool = False, threads: int | None = None
 ) -> onnxruntime.InferenceSession:
-    """Opens the bundle's model (or its FP32 reference) and checks its tensors against the manifest."""
+    """Opens the bundle's model (or its FP32 reference; ``gender_only``: pruned to the gender output) and checks
+    its tensors against the manifest."""
     import onnxruntime as ort
 
-    model_path = bundle.reference_model_path if reference else bundle.model_path
+    model_path = bundle.graph_path(reference=reference, gender_only=gender_only)
     if model_path is None:
-        raise BundleError(f"{bundle.path}: no reference (FP32) model in this bundle")
+        graph = "reference (FP32) model" if reference else "model"
+        raise BundleError(f"{bundle.path}: no {'gender-only ' if gender_only else ''}{graph} in this bundle")
     try:
         # No fallback: it would only retry the same CPU provider, after printing a banner on stdout.
         session = ort.InferenceSession(
@@ -188,14 +221,15 @@ def open_session(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BundleError(f"{model_path}: onnxruntime cannot load it ({first})") from None
     manifest = bundle.manifest
+    expected_outputs = manifest.outputs[:1] if gender_only else manifest.outputs
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1:
         raise BundleError(f"{model_path}: expected one input, the graph has {len(inputs)}")
     _check_tensor(model_path, "input", inputs[0], manifest.input)
-    if len(outputs) != len(manifest.outputs):
+    if len(outputs) != len(expected_outputs):
         raise BundleError(
-            f"{model_path}: the graph has {len(outputs)} outputs, the manifest lists {len(manifest.outputs)}"
+            f"{model_path}: the graph has {len(outputs)} outputs, the manifest lists {len(expected_outputs)}"
         )
-    for actual, expected in zip(outputs, manifest.outputs, strict=True):
+    for actual, expected in zip(outputs, expected_outputs, strict=True):
         _check_tensor(model_path, "output", actual, expected)
     return session

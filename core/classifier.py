@@ -54,24 +54,30 @@ class GenderClassifier:
         *,
         reference: bool = False,
         self_check: bool = False,
+        age: bool = True,
         threads: int | None = None,
     ):
         """``reference`` runs the FP32 graph; ``self_check`` runs the parity probe first and serves FP32 if
-        INT8 strays on this CPU (the edge). :attr:`serving` says which graph runs."""
+        INT8 strays on this CPU (the edge). :attr:`serving` says which graph runs. ``age=False`` estimates no
+        age: the bundle's graphs pruned to the gender output run where it has them (:attr:`runs_age_head`
+        says whether the graph still computes an age head that nobody reads: a bundle exported before them)."""
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         contract = self.bundle.manifest.classifier
         if contract is None:
             raise BundleError(f"{self.bundle.path}: not a gender-classification bundle")
         self.contract = contract
         self.labels = list(contract.labels)
+        self.age_asked = age
+        gender_only = not age and self.bundle.has_gender_only_graphs
         self.session, self.serving = open_model(
-            self.bundle, reference=reference, self_check=self_check, threads=threads
+            self.bundle, reference=reference, self_check=self_check, gender_only=gender_only, threads=threads
         )
         self._input_name = self.session.get_inputs()[0].name
         outputs = [o.name for o in self.session.get_outputs()]
         self._gender_output = outputs[0]
         self._age_output: str | None = None
-        if contract.age is not None:
+        self.runs_age_head = contract.age is not None and not gender_only
+        if contract.age is not None and age:
             if contract.age.output not in outputs:
                 raise BundleError(
                     f"{self.bundle.path}: the manifest names age output {contract.age.output!r}, "
@@ -86,6 +92,7 @@ class GenderClassifier:
 
     @property
     def has_age(self) -> bool:
+        """Whether this classifier estimates age: the bundle has an age head, and ``age`` was asked for."""
         return self._age_output is not None
 
     @property
@@ -121,15 +128,15 @@ class GenderClassifier:
     def band_probabilities(self, age_probabilities: np.ndarray) -> np.ndarray:
         """``N × len(AGE_BANDS)``: each band's probability under the age distributions."""
         if not self.has_age:
-            raise BundleError(f"{self.bundle.path}: this bundle has no age head")
+            raise BundleError(f"{self.bundle.path}: this classifier estimates no age (no age head, or age=False)")
         result: np.ndarray = np.atleast_2d(age_probabilities) @ self._band_matrix
         return result
 
     def decide_age(self, age_probabilities: np.ndarray) -> list[AgeEstimate]:
         """Age estimates (expected years) and band decisions, abstaining below the bundle's band threshold;
         per person, pass the mean of its faces' age probabilities."""
-        if self.contract.age is None:
-            raise BundleError(f"{self.bundle.path}: this bundle has no age head")
+        if not self.has_age or self.contract.age is None:
+            raise BundleError(f"{self.bundle.path}: this classifier estimates no age (no age head, or age=False)")
         rows = np.atleast_2d(age_probabilities)
         bands = self.band_probabilities(rows)
         years = rows @ self._ages

@@ -60,6 +60,14 @@ class AgeContract(_Model):
         description="Below this probability of the most likely band the band decision is 'unknown'. Chosen on "
         "validation faces.",
     )
+    # onnxruntime runs every node of a graph, whichever outputs are read: a site that estimates no age runs
+    # these copies, which have no age head at all.
+    gender_only_model_file: str | None = Field(
+        default=None, description="The model graph pruned to its gender output (no age head): a site without age."
+    )
+    gender_only_reference_model_file: str | None = Field(
+        default=None, description="The FP32 reference graph pruned the same way (its parity fallback)."
+    )
 
     @model_validator(mode="after")
     def _ascending(self) -> AgeContract:

@@ -92,10 +92,11 @@ def _serving(bundle: Bundle, **fields: Unpack[_Decision]) -> ModelServing:
 
 
 def open_served_session(
-    bundle: Bundle, *, threads: int | None = None
+    bundle: Bundle, *, gender_only: bool = False, threads: int | None = None
 ) -> tuple[onnxruntime.InferenceSession, ModelServing]:
-    """The session the edge serves from, after the parity self-check, and what was decided."""
-    session = open_session(bundle, threads=threads)
+    """The session the edge serves from, after the parity self-check, and what was decided. ``gender_only``
+    serves the graphs pruned to the gender output; the probe compares that output alone, so it applies as is."""
+    session = open_session(bundle, gender_only=gender_only, threads=threads)
     manifest = bundle.manifest
     if manifest.precision != "int8" or manifest.probe is None:
         reason = "FP32 bundle" if manifest.precision == "fp32" else "bundle carries no parity probe"
@@ -129,7 +130,7 @@ def open_served_session(
         reason=reason,
         cpu=describe_cpu(),
     )
-    reference = open_session(bundle, reference=True, threads=threads)
+    reference = open_session(bundle, reference=True, gender_only=gender_only, threads=threads)
     return reference, _serving(
         bundle,
         precision="fp32",
@@ -141,13 +142,19 @@ def open_served_session(
 
 
 def open_model(
-    bundle: Bundle, *, reference: bool = False, self_check: bool = False, threads: int | None = None
+    bundle: Bundle,
+    *,
+    reference: bool = False,
+    self_check: bool = False,
+    gender_only: bool = False,
+    threads: int | None = None,
 ) -> tuple[onnxruntime.InferenceSession, ModelServing]:
     """The session a detector or classifier runs: the FP32 reference when asked for, the checked graph for
-    serving, or the bundle's own graph unchecked (exports, evaluation, tests)."""
+    serving, or the bundle's own graph unchecked (exports, evaluation, tests); ``gender_only``: the graphs
+    pruned to the gender output (a classifier bundle that has them)."""
     if self_check and not reference:
-        return open_served_session(bundle, threads=threads)
-    session = open_session(bundle, reference=reference, threads=threads)
+        return open_served_session(bundle, gender_only=gender_only, threads=threads)
+    session = open_session(bundle, reference=reference, gender_only=gender_only, threads=threads)
     if reference:
         return session, _serving(bundle, precision="fp32", parity="not-checked", reason="FP32 reference asked for")
     return session, _serving(

@@ -115,8 +115,8 @@ MEASURES: Final[tuple[str, ...]] = ("passes", "camera", "in", "out")
 
 # A site's demographics mode, set by the operator on the server and sent to the site's agents:
 # - "full": people are counted and classified: gender, and age band where the bundle estimates age;
-# - "gender-only": people are counted and their gender decided; no age is estimated (the agent reads no age
-#   output) and aggregates carry no age bands;
+# - "gender-only": people are counted and their gender decided; no age is estimated (the agent runs its
+#   classifier's graph pruned to the gender output) and aggregates carry no age bands;
 # - "counts-only": people are counted; no classifier is loaded or run, and aggregates carry no gender;
 # - "off": the agent reads no camera and counts nothing.
 DemographicsMode = Literal["full", "gender-only", "counts-only", "off"]

@@ -244,9 +244,13 @@ class Agent:
         if self.mode != "full":  # rows queued before a floor was set or the mode was told: none leaves with more
             self._strip_outbox()
         if self._models is None:  # a site in 'counts-only' or 'off' mode never loads the classifier
-            self._models = load_models(config, with_classifier=classifies(self.mode))
+            self._models = load_models(
+                config, with_classifier=classifies(self.mode), estimate_age=estimates_age(self.mode)
+            )
         elif not classifies(self.mode):
             self._models.classifier = None
+        elif self._models.classifier is not None and self._models.classifier.age_asked != estimates_age(self.mode):
+            self._models.classifier = load_classifier(config, estimate_age=estimates_age(self.mode))
         self._models.estimate_age = estimates_age(self.mode)
         models = self._models
         metrics = self.metrics = start_metrics() if config.metrics.enabled else None
@@ -366,11 +370,14 @@ class Agent:
         if mode == "off":
             for runtime in self.cameras:
                 self._stop_camera(runtime)
-        if classifies(mode) and self._models.classifier is None:
+        current = self._models.classifier
+        if classifies(mode) and (current is None or current.age_asked != estimates_age(mode)):
+            # Loaded, or loaded again with the graphs the mode asks for: a gender-only site runs no age head.
             try:
-                self._models.classifier = load_classifier(self.config)
+                self._models.classifier = load_classifier(self.config, estimate_age=estimates_age(mode))
             except BundleError as exc:  # keep counting without gender rather than stop
                 log_event(logger, logging.ERROR, "cannot load the classifier; counting without it", error=str(exc))
+                self._models.classifier = None
                 mode = self.mode = "counts-only"
         elif not classifies(mode):
             self._models.classifier = None  # unloaded: each pipeline drops its reference before its next frame
@@ -391,6 +398,7 @@ class Agent:
             floor=self.floor,
             classifier="loaded" if classifier is not None else "none",
             age="estimated" if age_estimated else "not estimated",
+            age_head="runs" if classifier is not None and classifier.runs_age_head else "not run",
             cameras="stopped" if mode == "off" else "reading",
         )
         if self.metrics is not None:

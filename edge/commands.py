@@ -59,9 +59,10 @@ def register(app: typer.Typer) -> None:
 
         Aggregates wait in a local SQLite outbox until the server's receipt says they were stored.
         A broker outage or a restart loses nothing; frames stay in memory, only counts leave the box.
-        The site's demographics mode, set on the server, applies at once: gender-only reads no age output
-        (aggregates carry no age bands), counts-only loads no classifier (no gender), off reads no camera;
-        `demographics: counts-only` in the config is a floor the server cannot loosen.
+        The site's demographics mode, set on the server, applies at once: gender-only runs no age head
+        (the classifier pruned to its gender output; aggregates carry no age bands), counts-only loads no
+        classifier (no gender), off reads no camera; `demographics: counts-only` in the config is a floor the
+        server cannot loosen.
         Stop it with Ctrl-C or SIGTERM.
 
         Example: footfall agent --config /etc/footfall/agent.yaml

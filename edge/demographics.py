@@ -2,9 +2,9 @@
 server told it and the floor in its own config, remembered across restarts.
 
 - "full": people are counted and classified: gender, and age band where the gender bundle has an age head;
-- "gender-only": people are counted and their gender decided; no age output is read (the age head shares the
-  graph, so onnxruntime still computes it in the same pass; the value is discarded unread), and aggregates carry
-  no age bands;
+- "gender-only": people are counted and their gender decided; no age is estimated: the agent serves the bundle's
+  graphs pruned to the gender output (``model-gender.onnx``), so no age head runs, and aggregates carry no age
+  bands (a bundle exported before those graphs: its age output is computed in the same pass and never read);
 - "counts-only": people are counted; no classifier is loaded or run, and aggregates carry no gender;
 - "off": no camera is read and nothing is counted.
 

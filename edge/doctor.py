@@ -103,14 +103,17 @@ def _classifier_check(bundle: Bundle, threads: int) -> BundleCheck:
             "bands": list(AGE_BANDS),
             # Abstention of the per-person band decision only: band counts are allotted, never abstain.
             "person_band_threshold": age.band_threshold,
+            # What a 'gender-only' site runs: the graph pruned to the gender output, or (a bundle exported
+            # before those) the whole graph, its age output unread.
+            "gender_only_graph": bundle.has_gender_only_graphs,
         },
     }
-    return BundleCheck(
-        bundle.path,
-        classifier.serving,
-        {f"face_batch{CLASSIFIER_BATCH}": round(batch_ms / CLASSIFIER_BATCH, 3)},
-        estimates,
-    )
+    latency = {f"face_batch{CLASSIFIER_BATCH}": round(batch_ms / CLASSIFIER_BATCH, 3)}
+    if bundle.has_gender_only_graphs:
+        gender_only = GenderClassifier(bundle, threads=threads, self_check=True, age=False)
+        pruned_ms = median_ms(lambda: gender_only.infer(chips), min_seconds=1.0)
+        latency[f"face_batch{CLASSIFIER_BATCH}_gender_only"] = round(pruned_ms / CLASSIFIER_BATCH, 3)
+    return BundleCheck(bundle.path, classifier.serving, latency, estimates)
 
 
 def check_camera(camera: CameraConfig, timeout_s: float = CAMERA_TIMEOUT_S) -> CameraCheck:
@@ -182,9 +185,14 @@ def _estimates_text(estimates: dict[str, Any]) -> str:
     if age is None:
         return f"{gender}; no age head: aggregates carry no age bands"
     low, high = age["years"]
+    gender_only = (
+        "a 'gender-only' site runs the graph pruned to its gender output"
+        if age.get("gender_only_graph")
+        else "a 'gender-only' site computes the age head unread: no gender-only graph, `footfall export-gender-only`"
+    )
     return (
         f"{gender}; age {low:g}-{high:g}+ years in bands {age['bands'][0]} … {age['bands'][-1]} "
-        f"(read only where the site's mode is 'full')"
+        f"(estimated only where the site's mode is 'full'; {gender_only})"
     )
 
 

@@ -38,7 +38,7 @@ class Models:
         return [self.detector.serving] + ([self.classifier.serving] if self.classifier else [])
 
 
-def load_models(config: AgentConfig, *, with_classifier: bool = True) -> Models:
+def load_models(config: AgentConfig, *, with_classifier: bool = True, estimate_age: bool = True) -> Models:
     """Loads (and verifies) both bundles for serving on this CPU: an INT8 graph that fails its parity probe
     here is replaced by the bundle's FP32 reference (logged once, and reported by :meth:`Models.serving`).
     Raises BundleError naming the bundle (``detector bundle: …``, ``gender bundle: …``) and what is wrong."""
@@ -49,13 +49,17 @@ def load_models(config: AgentConfig, *, with_classifier: bool = True) -> Models:
         )
     except BundleError as exc:
         raise BundleError(f"detector bundle: {exc}") from None
-    return Models(detector, load_classifier(config) if with_classifier else None)
+    classifier = load_classifier(config, estimate_age=estimate_age) if with_classifier else None
+    return Models(detector, classifier, estimate_age)
 
 
-def load_classifier(config: AgentConfig) -> GenderClassifier:
-    """Loads (and verifies) the gender bundle, as :func:`load_models` does; raises BundleError naming it."""
+def load_classifier(config: AgentConfig, *, estimate_age: bool = True) -> GenderClassifier:
+    """Loads (and verifies) the gender bundle, as :func:`load_models` does; raises BundleError naming it.
+    Without ``estimate_age`` it serves the bundle's graphs pruned to the gender output: no age head runs."""
     try:
-        return GenderClassifier(config.bundles.gender, threads=config.detection.threads, self_check=True)
+        return GenderClassifier(
+            config.bundles.gender, threads=config.detection.threads, self_check=True, age=estimate_age
+        )
     except BundleError as exc:
         raise BundleError(f"gender bundle: {exc}") from None
 

@@ -69,13 +69,14 @@ def write_manifest(folder: Path, manifest: BundleManifest) -> BundleManifest:
 
 
 def verify_written(out: Path) -> None:
-    """The bundle just written must pass the edge's own checks: manifest, hashes, and both graphs' tensors."""
+    """The bundle just written must pass the edge's own checks: manifest, hashes, and every graph's tensors."""
     from footfall.core.bundle import load_bundle, open_session
 
     bundle = load_bundle(out)
-    open_session(bundle, threads=1)
-    if bundle.reference_model_path is not None:
-        open_session(bundle, reference=True, threads=1)
+    for gender_only in (False, True) if bundle.has_gender_only_graphs else (False,):
+        open_session(bundle, gender_only=gender_only, threads=1)
+        if bundle.reference_model_path is not None:
+            open_session(bundle, reference=True, gender_only=gender_only, threads=1)
 
 
 def install_card(folder: Path, card: str, export_heading: str = "## Export") -> None:

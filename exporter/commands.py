@@ -1,5 +1,6 @@
-"""``footfall export``, ``footfall export-detector`` and ``footfall verify-bundle`` (light module: typer and
-the standard library only at import time; torch, onnx and onnxruntime are imported when a command runs)."""
+"""``footfall export``, ``footfall export-detector``, ``footfall export-gender-only`` and ``footfall verify-bundle``
+(light module: typer and the standard library only at import time; torch, onnx and onnxruntime are imported when a
+command runs)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def register(app: typer.Typer) -> None:
         (contract, metrics, sha256 of every file, provenance), the model card and a parity report: INT8 vs
         FP32 accuracy and label agreement on the validation split, latency per face at batch 1 and 16.
         INT8 ships only if it loses ≤ 0.3 points, agrees on ≥ 99 % of labels and is faster; otherwise FP32
-        ships and the report says why.
+        ships and the report says why. A model with an age head also gets both graphs pruned to the gender
+        output (model-gender.onnx, model-gender-fp32.onnx): what a site that estimates no age runs.
 
         Example:
         footfall export models/checkpoints/audience-v4.pt --out models/bundles/audience-v4 --data ../shared/data
@@ -130,6 +132,31 @@ def register(app: typer.Typer) -> None:
         typer.echo(report_text(report))
         typer.echo(f"bundle: {out}")
 
+    @app.command("export-gender-only")
+    def export_gender_only_command(
+        bundle: Path = typer.Argument(..., help="Classifier bundle with an age head, exported before 'model-gender'."),
+    ) -> None:
+        """Add a bundle's gender-only graphs: its model and FP32 reference pruned to the gender output, which a
+        site that estimates no age runs (onnxruntime computes every node of a graph, read or not). `footfall
+        export` writes them itself; this adds them to a bundle exported before, leaving its other files as
+        they are, and re-hashes the manifest.
+
+        Example: footfall export-gender-only models/bundles/audience-v4
+        """
+        from footfall.core.extras import require
+
+        require("export", "onnx", "onnxruntime")
+        from footfall.core.bundle import BundleError
+        from footfall.exporter.gender_only import add_gender_only_graphs
+
+        try:
+            loaded = add_gender_only_graphs(bundle)
+        except (BundleError, OSError) as exc:
+            _fail(str(exc))
+        age = loaded.manifest.classifier.age if loaded.manifest.classifier else None
+        files = [age.gender_only_model_file, age.gender_only_reference_model_file] if age else []
+        typer.echo(f"ok: {bundle} gains {', '.join(f for f in files if f)}")
+
     @app.command("verify-bundle")
     def verify_bundle_command(
         bundle: Path = typer.Argument(..., help="Bundle folder (manifest.json + model.onnx ...)."),
@@ -146,9 +173,10 @@ def register(app: typer.Typer) -> None:
 
         try:
             loaded = load_bundle(bundle)
-            open_session(loaded)
-            if loaded.reference_model_path is not None:
-                open_session(loaded, reference=True)
+            for gender_only in (False, True) if loaded.has_gender_only_graphs else (False,):
+                open_session(loaded, gender_only=gender_only)
+                if loaded.reference_model_path is not None:
+                    open_session(loaded, reference=True, gender_only=gender_only)
         except BundleError as exc:
             _fail(str(exc))
         manifest = loaded.manifest

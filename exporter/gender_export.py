@@ -36,6 +36,7 @@ from footfall.core.manifest import (
 from footfall.core.preprocess import FaceCropSpec, normalise
 from footfall.exporter.bundle_writer import staged_bundle, tool_versions, verify_written, write_manifest
 from footfall.exporter.chips import ChipSet, cut_chips
+from footfall.exporter.gender_only import write_gender_only_graphs
 from footfall.exporter.probe import build_probe, classifier_probe_inputs, quantization_lines
 from footfall.exporter.quantize import FORMAT_DESCRIPTIONS, WEIGHT_FORMATS, quantize_qdq, saturation_report
 
@@ -509,7 +510,7 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
                     tool_versions=tool_versions(("onnxscript",)),
                 ),
             )
-            write_manifest(folder, manifest)
+            write_manifest(folder, write_gender_only_graphs(folder, manifest))
     verify_written(out)
     report["card"] = str(card_source) if card_source else "generated from the checkpoint"
     return report

@@ -25,26 +25,31 @@ def rehash(bundle: Path) -> None:
 
 
 def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0) -> Path:
-    """A copy of ``bundle`` whose INT8 graph multiplies every weight scale of its first quantized
-    convolutions by ``factor``: activations then clip the way saturated int16 sums clip them."""
+    """A copy of ``bundle`` whose INT8 graphs (the model, and its gender-only copy where the bundle has one)
+    multiply every weight scale of their first quantized convolutions by ``factor``: activations then clip the
+    way saturated int16 sums clip them."""
     import onnx
     from onnx import numpy_helper
 
     shutil.copytree(bundle, target)
-    model = onnx.load(str(target / "model.onnx"))
-    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
-    changed = 0
-    for node in model.graph.node:
-        weight = initializers.get(node.input[0])
-        if node.op_type != "DequantizeLinear" or weight is None or weight.data_type != onnx.TensorProto.INT8:
+    age = (json.loads((target / MANIFEST_FILE).read_text()).get("classifier") or {}).get("age") or {}
+    for name in ("model.onnx", age.get("gender_only_model_file")):
+        if name is None:
             continue
-        scale = initializers[node.input[1]]
-        scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
-        changed += 1
-        if changed == 3:
-            break
-    assert changed, f"{bundle}: no int8 weight to break"
-    onnx.save(model, str(target / "model.onnx"))
+        model = onnx.load(str(target / name))
+        initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+        changed = 0
+        for node in model.graph.node:
+            weight = initializers.get(node.input[0])
+            if node.op_type != "DequantizeLinear" or weight is None or weight.data_type != onnx.TensorProto.INT8:
+                continue
+            scale = initializers[node.input[1]]
+            scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale) * np.float32(factor), scale.name))
+            changed += 1
+            if changed == 3:
+                break
+        assert changed, f"{bundle}: no int8 weight to break in {name}"
+        onnx.save(model, str(target / name))
     rehash(target)
     return target
 

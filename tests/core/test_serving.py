@@ -70,10 +70,30 @@ def test_failing_int8_without_a_reference_is_refused(tmp_path: Path) -> None:
     bundle = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     del manifest["reference_model_file"], manifest["files"]["model-fp32.onnx"]
+    del manifest["classifier"]["age"]["gender_only_reference_model_file"], manifest["files"]["model-gender-fp32.onnx"]
     (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
     (bundle / "model-fp32.onnx").unlink()
-    with pytest.raises(BundleError, match="fails its parity probe on this CPU and the bundle has no FP32"):
-        GenderClassifier(bundle, self_check=True)
+    (bundle / "model-gender-fp32.onnx").unlink()
+    for age in (True, False):
+        with pytest.raises(BundleError, match="fails its parity probe on this CPU and the bundle has no FP32"):
+            GenderClassifier(bundle, self_check=True, age=age)
+
+
+def test_a_gender_only_site_falls_back_to_the_pruned_fp32_reference(tmp_path: Path) -> None:
+    """A 'gender-only' site runs no age head, not even when INT8 fails here and FP32 is served instead."""
+    bundle = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    classifier = GenderClassifier(bundle, self_check=True, age=False)
+    assert (classifier.serving.precision, classifier.serving.parity) == ("fp32", "failed")
+    assert [o.name for o in classifier.session.get_outputs()] == ["logits"] and not classifier.runs_age_head
+
+
+def test_a_gender_only_reference_needs_the_graphs_it_stands_in_for(tmp_path: Path) -> None:
+    bundle = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    del manifest["reference_model_file"], manifest["files"]["model-fp32.onnx"]
+    (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="gender-only reference graph needs a gender-only model and a reference"):
+        GenderClassifier(bundle)
 
 
 def test_probe_file_must_be_listed(tmp_path: Path) -> None:

@@ -46,8 +46,14 @@ def face_colour(band: str, gender: str, *, halfway_to_next: bool = False) -> tup
     return blue, green, red
 
 
-def build_age_standin_bundle(folder: Path, *, band_threshold: float = BAND_THRESHOLD) -> Path:
+def build_age_standin_bundle(
+    folder: Path, *, band_threshold: float = BAND_THRESHOLD, gender_only_graph: bool = True
+) -> Path:
+    """The stand-in bundle; with ``gender_only_graph`` also its graph pruned to the gender output, as
+    ``footfall export`` writes it (what a 'gender-only' site runs)."""
     import onnx
+    from footfall.exporter.bundle_writer import write_manifest
+    from footfall.exporter.gender_only import write_gender_only_graphs
     from onnx import TensorProto, helper, numpy_helper
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,5 +102,5 @@ def build_age_standin_bundle(folder: Path, *, band_threshold: float = BAND_THRES
         files={"model.onnx": file_entry(folder / "model.onnx")},
         provenance=Provenance(source="tests/edge/age_standin.py (not trained)", licence="Apache-2.0"),
     )
-    (folder / "manifest.json").write_text(manifest.dump())
+    write_manifest(folder, write_gender_only_graphs(folder, manifest) if gender_only_graph else manifest)
     return folder

@@ -311,7 +311,7 @@ def test_switching_to_gender_only_keeps_gender_drops_age_and_the_floor_holds(
         return SiteSettings(site_id="lab", demographics=mode, sent_at=datetime.now(UTC))  # type: ignore[arg-type]
 
     models = Models(cast(FaceDetector, None), classifier)
-    agent = Agent(config(), models=models)
+    agent = Agent(config(bundles={"gender": classifier.bundle.path}), models=models)
     agent.outbox = Outbox(tmp_path / "outbox.sqlite")
     emit = agent._emitter("cam1")
     emit("door", BUCKET, AGED)
@@ -324,7 +324,11 @@ def test_switching_to_gender_only_keeps_gender_drops_age_and_the_floor_holds(
     agent._apply_mode(agent.mode)
     [stripped] = _queued(agent.outbox).values()
     assert stripped.age is None and stripped.gender == full.gender and stripped.seq > full.seq
-    assert models.classifier is classifier and not models.estimate_age, "gender still decided, age head unread"
+    pruned = models.classifier
+    assert pruned is not None and not models.estimate_age and not pruned.has_age, "gender still decided, no age"
+    assert not pruned.runs_age_head and [o.name for o in pruned.session.get_outputs()] == ["logits"], (
+        "the classifier was loaded again pruned to its gender output: no age head runs at a gender-only site"
+    )
     assert agent.applied == "gender-only", "what the status and the metrics report"
     emit("hall", BUCKET, AGED)  # a bucket counted with bands before the pipeline stopped reading them
     assert _queued(agent.outbox)["hall"].age is None and _queued(agent.outbox)["hall"].gender is not None
@@ -335,6 +339,7 @@ def test_switching_to_gender_only_keeps_gender_drops_age_and_the_floor_holds(
     agent._on_settings(told("full"))
     agent._apply_mode(agent.mode)
     assert agent.mode == "full" and models.classifier is not None and models.estimate_age
+    assert models.classifier.has_age and models.classifier.runs_age_head, "back to full: the whole graph again"
     emit("shop", BUCKET, AGED)
     assert _queued(agent.outbox)["shop"].age is not None
     agent.outbox.close()
@@ -533,6 +538,7 @@ def test_a_gender_only_agent_decides_gender_sends_no_age_and_says_so(
     assert "gender-classification" in {m.task for m in statuses[-1].models}, "the classifier still runs"
     applied = [line for line in agent.stderr.splitlines() if "demographics mode applied" in line]
     assert len(applied) == 1 and "mode=gender-only" in applied[0] and "not estimated" in applied[0], applied
+    assert "age_head=not run" in applied[0], "the bundle's gender-only graph runs: no age head at all"
 
 
 def test_a_pipeline_switched_to_gender_only_between_frames_stops_reading_the_age_output(

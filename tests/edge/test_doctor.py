@@ -34,10 +34,13 @@ def test_shipped_bundles_serve_int8_and_report_cpu_and_latency() -> None:
     # The shipped classifier estimates age too: the doctor says so, and what it is read as.
     age = served["gender-classification"]["estimates"]["age"]
     assert age["bands"][0] == "0-12" and age["bands"][-1] == "65+" and 0 < age["person_band_threshold"] < 1
+    assert age["gender_only_graph"] is True, "a gender-only site runs the shipped bundle's pruned graph"
+    assert {"face_batch16", "face_batch16_gender_only"} <= set(served["gender-classification"]["latency_ms"])
     assert "estimates" not in served["face-detection"]
     text = doctor("--threads", "1")
     assert text.returncode == 0 and "serves INT8" in text.stdout and "ok: every bundle serves as shipped" in text.stdout
     assert "estimates  gender (female, male); age 0-80+ years in bands 0-12 … 65+" in text.stdout
+    assert "a 'gender-only' site runs the graph pruned to its gender output" in text.stdout
     assert "(CPUExecutionProvider, 1 thread)" in text.stdout
 
 

@@ -1,0 +1,90 @@
+"""The gender-only graphs of an age bundle: no age head in them, the same gender answers bit for bit, and
+reproducible by `footfall export-gender-only` from the bundle alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from footfall.core.bundle import load_bundle, open_session
+from footfall.core.manifest import MANIFEST_FILE
+from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+from footfall.core.serving import probe_feed
+
+onnx = pytest.importorskip("onnx")
+
+
+def _ancestors(model: onnx.ModelProto, output: str) -> set[str]:
+    """Names of the nodes ``output`` depends on."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    seen: set[str] = set()
+    todo = [output]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        todo.extend(node.input)
+    return seen
+
+
+@pytest.mark.parametrize("reference", [False, True], ids=["int8", "fp32"])
+def test_the_shipped_gender_only_graph_has_no_age_head_and_the_same_gender_answers(reference: bool) -> None:
+    bundle = load_bundle(DEFAULT_GENDER_BUNDLE)
+    whole_path, pruned_path = (
+        bundle.graph_path(reference=reference),
+        bundle.graph_path(reference=reference, gender_only=True),
+    )
+    assert whole_path is not None and pruned_path is not None, "the shipped age bundle carries its gender-only graphs"
+    whole, pruned = onnx.load(str(whole_path)), onnx.load(str(pruned_path))
+    age_head = _ancestors(whole, "age") - _ancestors(whole, "logits")
+    assert len(age_head) >= 3, "the whole graph has an age head of its own (else this test proves nothing)"
+    assert not age_head & {node.name for node in pruned.graph.node}, "no node of the age head is left"
+    assert [o.name for o in pruned.graph.output] == ["logits"]
+
+    with np.load(bundle.probe_path) as probe:  # type: ignore[arg-type]
+        feed = probe_feed(bundle.manifest.classifier, probe["inputs"])
+    full = open_session(bundle, reference=reference).run(["logits"], {"chips": feed})[0]
+    gender_only = open_session(bundle, reference=reference, gender_only=True).run(None, {"chips": feed})[0]
+    np.testing.assert_array_equal(gender_only, full)
+
+
+def test_export_gender_only_rebuilds_the_shipped_graphs_from_the_bundle_alone(tmp_path: Path) -> None:
+    copy = shutil.copytree(DEFAULT_GENDER_BUNDLE, tmp_path / "audience")
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    age = manifest["classifier"]["age"]
+    for key in ("gender_only_model_file", "gender_only_reference_model_file"):
+        (copy / age[key]).unlink()
+        del manifest["files"][age.pop(key)]
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert not load_bundle(copy).has_gender_only_graphs
+
+    done = subprocess.run(
+        [sys.executable, "-m", "footfall", "export-gender-only", str(copy)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    rebuilt = load_bundle(copy)
+    assert rebuilt.has_gender_only_graphs
+    for reference in (False, True):
+        ours, shipped = (
+            rebuilt.graph_path(reference=reference, gender_only=True),
+            load_bundle(DEFAULT_GENDER_BUNDLE).graph_path(reference=reference, gender_only=True),
+        )
+        assert ours is not None and shipped is not None
+        assert ours.read_bytes() == shipped.read_bytes(), f"{ours.name} is reproducible"
+
+
+def test_export_gender_only_refuses_a_bundle_without_an_age_head_in_one_line(tmp_path: Path) -> None:
+    from tests.edge.standin import build_standin_gender_bundle
+
+    bundle = build_standin_gender_bundle(tmp_path / "gender")
+    done = subprocess.run(
+        [sys.executable, "-m", "footfall", "export-gender-only", str(bundle)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "with an age head" in done.stderr, done.stderr
