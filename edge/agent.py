@@ -39,6 +39,7 @@ from footfall.edge.demographics import (
     remembered_path,
     stricter,
     stripper,
+    within_mode,
 )
 from footfall.edge.messages import CameraMessages, bucket_key, classifier_ref
 from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
@@ -107,11 +108,7 @@ class Agent:
                 classifier = classifier_ref(self._models.classifier if self._models else None)
                 message = messages.message(zone_id, bucket_start, counts, seq, classifier=classifier)
                 # Nobody's age (gender-only) or gender (counts-only) leaves the box, not even a bucket's older.
-                if not estimates_age(self.mode):
-                    message = message.model_copy(update={"age": None})
-                if not classifies(self.mode):
-                    message = message.model_copy(update={"gender": None, "classifier": None})
-                return encode(message)
+                return encode(within_mode(message, self.mode))
 
             if self.mode == "off":
                 return  # what was still open when the cameras stopped: the site collects nothing now

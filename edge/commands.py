@@ -180,7 +180,8 @@ def register(app: typer.Typer) -> None:
         uncertainty, for the camera's visitors (overall) and each zone and line; raw is female / (female +
         male). A table of both goes to stderr at the end. With a gender bundle that has an age head,
         age_bands holds the same crowds by gender and age band (0-12 ... 65+, unknown), also tabled on stderr.
-        Nothing is written but --out.
+        Nothing is written but --out. The config's `demographics` floor applies as on the box: gender-only
+        estimates and writes no age, counts-only no gender, off is refused.
 
         Example: footfall process clip.mp4
 

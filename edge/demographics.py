@@ -83,6 +83,16 @@ def estimates_age(mode: DemographicsMode) -> bool:
     return mode == "full"
 
 
+def within_mode(message: AggregateMessage, mode: DemographicsMode) -> AggregateMessage:
+    """``message`` as ``mode`` lets it leave the box: no age bands unless the mode estimates age, no gender (nor
+    the classifier that decided it) unless it classifies."""
+    if not estimates_age(mode):
+        message = message.model_copy(update={"age": None})
+    if not classifies(mode):
+        message = message.model_copy(update={"gender": None, "classifier": None})
+    return message
+
+
 def without_gender(payload: bytes) -> Callable[[int], bytes] | None:
     """For ``Outbox.rewrite``: an aggregate that carries gender becomes the same counts without it (and without
     a classifier or age bands) under the new seq; anything else stays as it is."""

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from footfall.core.classifier import AgeEstimate
-from footfall.core.wire import AggregateMessage, aggregate_topic
+from footfall.core.wire import AggregateMessage, DemographicsMode, aggregate_topic
 from footfall.edge.age_bands import age_band_section
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.capture import VideoFile
 from footfall.edge.config import AgentConfig, CameraConfig, ConfigError, offline_camera
+from footfall.edge.demographics import classifies, estimates_age, within_mode
 from footfall.edge.female_share import female_share_section
 from footfall.edge.messages import CameraMessages, classifier_ref
 from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_models
@@ -40,14 +41,14 @@ class MessageCollector:
 
     camera: CameraMessages
     classifier: str | None = None  # the gender bundle the messages name (classifier_ref)
+    mode: DemographicsMode = "full"  # what the messages may carry, as the agent's would (the config's floor)
     messages: dict[tuple[str, int], AggregateMessage] = field(default_factory=dict)
     seq: int = 0
 
     def __call__(self, zone_id: str, bucket_start: int, counts: BucketCounts) -> None:
         self.seq += 1
-        self.messages[(zone_id, bucket_start)] = self.camera.message(
-            zone_id, bucket_start, counts, self.seq, classifier=self.classifier
-        )
+        message = self.camera.message(zone_id, bucket_start, counts, self.seq, classifier=self.classifier)
+        self.messages[(zone_id, bucket_start)] = within_mode(message, self.mode)
 
 
 def offline_config(video: Path, config: AgentConfig | None, camera_id: str | None) -> tuple[AgentConfig, CameraConfig]:
@@ -143,12 +144,19 @@ def process_video(
 
     video = Path(video)
     config, camera = offline_config(video, config, camera_id)
-    models = models or load_models(config)
+    if models is None:
+        # The config's demographics floor binds here too: what `--out` writes is what the box would send.
+        mode = config.demographics
+        if mode == "off":
+            raise ConfigError("demographics: the config's floor is 'off': this box reads no camera, nothing to process")
+        models = load_models(config, with_classifier=classifies(mode), estimate_age=estimates_age(mode))
     if start_time is None:
         # Buckets aligned to the bucket length from a round start, so reruns give the same keys.
         start_time = float(int(time.time()) // 86_400 * 86_400)
     source = VideoFile(video, start_time=start_time)
-    collector = MessageCollector(CameraMessages.for_camera(config, camera.id), classifier_ref(models.classifier))
+    collector = MessageCollector(
+        CameraMessages.for_camera(config, camera.id), classifier_ref(models.classifier), config.demographics
+    )
     pipeline = CameraPipeline(config, camera, models, collector)
     pipeline.observer = observer
     finished: dict[int, tuple[str, Any]] = {}  # track id -> (final label, track-averaged probabilities)

@@ -137,3 +137,38 @@ def test_footfall_process_reports_a_corrected_share_whose_interval_holds_the_cli
     row = next(line for line in result.stderr.splitlines() if line.startswith("camera "))
     assert f"{100 * overall['share']:.1f} % ({100 * overall['low']:.1f}-{100 * overall['high']:.1f} %)" in row
     assert "95 % interval over sampling and the rates' uncertainty" in result.stderr
+
+
+@pytest.mark.parametrize("floor", ["gender-only", "counts-only"])
+def test_footfall_process_keeps_to_the_configs_demographics_floor(floor: str, tmp_path: Path) -> None:
+    """What `footfall process --out` writes is what the box would send: a config whose floor is 'gender-only'
+    writes no age bands (its classifier runs pruned to the gender output), 'counts-only' no gender either."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("onnxruntime")
+    from footfall.core.wire import AggregateMessage
+    from footfall.edge.config import parse_config
+    from footfall.edge.offline import process_video
+
+    from footfall.demo import agent_config
+
+    demo = parse_config(agent_config(CLIP, 1883, tmp_path, 60))
+    camera = demo.cameras[0].model_copy(update={"loop": False, "realtime": False})
+    config = demo.model_copy(update={"cameras": [camera], "demographics": floor})
+    sent: list[AggregateMessage] = []
+    summary = process_video(CLIP, config, progress=False, aggregates=sent)
+    assert summary["people"] >= 1 and sent
+    assert all(m.age is None for m in sent), f"{floor}: no age bands leave the box"
+    genders = [m.gender for m in sent if m.measure == "passes" and m.people]
+    assert genders and all((g is None) == (floor == "counts-only") for g in genders), genders
+    assert summary["age_bands"] is None, "the summary estimates no age either"
+
+
+def test_footfall_process_refuses_a_config_whose_floor_is_off(tmp_path: Path) -> None:
+    from footfall.edge.config import ConfigError, parse_config
+    from footfall.edge.offline import process_video
+
+    from footfall.demo import agent_config
+
+    config = parse_config(agent_config(CLIP, 1883, tmp_path, 60)).model_copy(update={"demographics": "off"})
+    with pytest.raises(ConfigError, match="floor is 'off'"):
+        process_video(CLIP, config, progress=False)

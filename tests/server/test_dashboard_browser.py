@@ -793,13 +793,29 @@ def two_buckets_with_an_entrance(now: datetime) -> list[AggregateMessage]:
     return messages
 
 
+def clear_of_midnight(before: timedelta, after: timedelta) -> datetime:
+    """Now, once it lies at least ``after`` into the UTC day (the day of a site the server creates itself) and
+    ``before`` short of its end: buckets ``after`` back, read ``before`` later, then fall on the day the page
+    calls today. Outside that window it waits for the next day's (a few minutes, once a day at most)."""
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if now - midnight < after:
+        time.sleep((midnight + after - now).total_seconds() + 1)
+    elif midnight + timedelta(days=1) - now < before:
+        time.sleep((midnight + timedelta(days=1) + after - now).total_seconds() + 1)
+    return datetime.now(UTC)
+
+
 def test_overview_shows_site_visitors_in_out_occupancy_and_zone_passes_apart(browser, tmp_path: Path) -> None:
     """The issue: the overview called the sum of three overlapping zones "people today". After two buckets, the
     site's visitors are the entrance's distinct in-count (11), not the sum of the zones (33); in/out and occupancy
     (11 − 5 = 6) are shown with the occupancy curve drawn, and every label says what its number counts."""
     live, server, thread = start_server(f"sqlite:///{tmp_path / 'entrance.db'}", release_open_hour=True)
     try:
-        messages = two_buckets_with_an_entrance(datetime.now(UTC))
+        # The buckets start 3 minutes back; the page reads them well within 2 minutes.
+        messages = two_buckets_with_an_entrance(
+            clear_of_midnight(before=timedelta(minutes=2), after=timedelta(minutes=3))
+        )
         response = httpx.post(
             live.url + "/api/v1/ingest",
             content="[" + ",".join(m.model_dump_json() for m in messages) + "]",
