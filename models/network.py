@@ -15,6 +15,7 @@ Two families:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -59,23 +60,43 @@ class FlipAveragingClassifier(nn.Module):
     """
 
     flip_average: bool
-    features: nn.Module
+    features: nn.Sequential
     pool: nn.Module
     dropout: nn.Module
     head: nn.Linear
     age_head: nn.Module | None  # set by subclasses (a class default would shadow nn.Module's registry)
+    # The age path's own copy of the last ``age_branch`` feature blocks (and any blocks after them), fed by the
+    # blocks before them: age reads features of its own where the shared ones are tuned for gender. None: the
+    # age head reads the gender head's pooled features.
+    age_trunk: nn.Module | None  # set by subclasses, as age_head
+    age_branch: int
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features the head reads (distillation aligns them with a teacher's)."""
         return self.pool(self.features(x)).flatten(1)
 
-    def _pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Pooled features after dropout, of the chips and (mirror averaging at inference) their mirror images
-        in one pass, so that the exported graph holds each weight once; and the batch size."""
+    def embed_both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pooled features of the gender head and of the age head: the same tensor without an age trunk,
+        else the shared blocks run once and each path its own last blocks."""
+        if self.age_trunk is None:
+            features = self.embed(x)
+            return features, features
+        split = len(self.features) - self.age_branch
+        shared = self.features[:split](x)
+        gender = self.pool(self.features[split:](shared)).flatten(1)
+        return gender, self.pool(self.age_trunk(shared)).flatten(1)
+
+    def _mirrored(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The chips and (mirror averaging at inference) their mirror images in one batch, so that the exported
+        graph holds each weight once; and the batch size."""
         if self.flip_average and not self.training:
-            x = torch.cat([x, torch.flip(x, dims=[3])])
-            return self.dropout(self.embed(x)), x.shape[0] // 2
-        return self.dropout(self.embed(x)), x.shape[0]
+            return torch.cat([x, torch.flip(x, dims=[3])]), x.shape[0]
+        return x, x.shape[0]
+
+    def _pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Pooled gender features after dropout (of the chips and their mirror images), and the batch size."""
+        x, count = self._mirrored(x)
+        return self.dropout(self.embed(x)), count
 
     def _averaged(self, logits: torch.Tensor, count: int) -> torch.Tensor:
         """A face's answer and its mirror image's, averaged (chosen on val); as is without mirroring."""
@@ -91,8 +112,12 @@ class FlipAveragingClassifier(nn.Module):
         """Gender logits and age logits of one pass (the network must have an age head)."""
         if self.age_head is None:
             raise ValueError("this network has no age head")
-        features, count = self._pooled(x)
-        return self._averaged(self.head(features), count), self._averaged(self.age_head(features), count)
+        x, count = self._mirrored(x)
+        gender, age = self.embed_both(x)
+        return (
+            self._averaged(self.head(self.dropout(gender)), count),
+            self._averaged(self.age_head(self.dropout(age)), count),
+        )
 
 
 def build_age_head(features: int, classes: int, hidden: int) -> nn.Module:
@@ -155,6 +180,7 @@ class FaceNetSmall(FlipAveragingClassifier):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
         self.age_head = build_age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
+        self.age_trunk, self.age_branch = None, 0
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -222,9 +248,14 @@ class ResNetDlib(FlipAveragingClassifier):
         flip_average: bool = False,
         age_classes: int = 0,
         age_hidden: int = 0,
+        age_branch: int = 0,
+        age_extra_blocks: int = 0,
     ):
         """``age_classes`` > 0 adds an age head: logits over ages 0, 1, ..., ``age_classes`` − 1 years (the
-        last: that age or more); linear, or with ``age_hidden`` > 0 one hidden ReLU layer of that width."""
+        last: that age or more); linear, or with ``age_hidden`` > 0 one hidden ReLU layer of that width.
+        ``age_branch`` > 0 gives the age head a trunk of its own: a copy of the last ``age_branch`` blocks,
+        plus ``age_extra_blocks`` more of the last width (dlib's age predictor has one more 256-channel block
+        than the default keeps)."""
         super().__init__()
         if len(widths) != len(depths) or not widths or min(depths) < 1:
             raise ValueError("widths and depths must be non-empty, of the same length, with depths >= 1")
@@ -240,6 +271,15 @@ class ResNetDlib(FlipAveragingClassifier):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
         self.age_head = build_age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
+        self.age_trunk, self.age_branch = None, 0
+        if age_branch < 0 or age_extra_blocks < 0 or (age_branch == 0 and age_extra_blocks):
+            raise ValueError("age_branch and age_extra_blocks must be >= 0, extra blocks only with a branch")
+        if age_branch > 0:
+            if age_classes <= 0 or age_branch > sum(depths):
+                raise ValueError("an age trunk needs an age head and at most as many blocks as the network has")
+            branched = [copy.deepcopy(block) for block in layers[len(layers) - age_branch :]]
+            extra = [DlibResidualBlock(channels, channels, 1) for _ in range(age_extra_blocks)]
+            self.age_trunk, self.age_branch = nn.Sequential(*branched, *extra), age_branch
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

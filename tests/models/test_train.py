@@ -349,3 +349,49 @@ def test_an_age_head_added_to_a_frozen_model_leaves_its_gender_answers_exactly_a
     before, after = model_from_checkpoint(first).eval(), model_from_checkpoint(second).eval()
     after.flip_average = before.flip_average
     assert torch.equal(before(chips), after.both(chips)[0])
+
+
+def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactly_as_it_was(tmp_path: Path) -> None:
+    """audience's age path: the frozen network's last block copied into a trunk of the age head's own (plus a
+    block), trained for age while the gender path keeps every weight and BatchNorm statistic."""
+    tiny_dlib = {"stem": 8, "widths": [8, 16], "depths": [1, 1], "dropout": 0.0}
+    data = {"synthetic": {"train": aged_split(96, 0), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
+    base = tiny_recipe(tmp_path / "a", epochs=2)
+    base = base.model_copy(update={"model": ModelConfig(arch="resnet-dlib", kwargs=tiny_dlib)})
+    first = load_checkpoint(train(base, progress=False, data=(data, {})))
+    source = tmp_path / "gender.pt"
+    save_checkpoint(first, source)
+    trunk = {"age_classes": 81, "age_hidden": 0, "age_branch": 1, "age_extra_blocks": 1}
+    recipe = tiny_recipe(tmp_path / "b", epochs=3).model_copy(
+        update={
+            "model": ModelConfig(
+                arch="resnet-dlib", kwargs={**tiny_dlib, **trunk}, from_checkpoint=str(source),
+                age_trunk_init="features",
+            ),
+            "train": TrainConfig(
+                epochs=3, batch_size=16, lr=1e-2, warmup_epochs=0.5, threads=1, age_weight=1.0,
+                frozen=["features", "head"],
+            ),
+        }
+    )  # fmt: skip
+    second = load_checkpoint(train(recipe, progress=False, data=(data, {})))
+    for key, value in first["state_dict"].items():
+        assert torch.equal(value, second["state_dict"][key]), key
+    weights = second["state_dict"]
+    # The trunk started as a copy of the last block and learned away from it.
+    assert not torch.equal(weights["age_trunk.0.conv1.0.weight"], weights["features.3.conv1.0.weight"])
+    assert "age_trunk.1.conv2.0.weight" in weights, "the extra block"
+    chips = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, SIZE, SIZE)).astype(np.float32))
+    before, after = model_from_checkpoint(first).eval(), model_from_checkpoint(second).eval()
+    after.flip_average = before.flip_average
+    gender, age = after.both(chips)
+    assert torch.equal(before(chips), gender) and age.shape == (4, 81)
+
+
+def test_an_age_trunk_needs_an_age_head_and_blocks_to_copy() -> None:
+    with pytest.raises(ValueError, match="needs an age head"):
+        build_model("resnet-dlib", age_branch=1)
+    with pytest.raises(ValueError, match="at most as many blocks"):
+        build_model("resnet-dlib", age_classes=81, age_branch=5)
+    with pytest.raises(ValueError, match="extra blocks only with a branch"):
+        build_model("resnet-dlib", age_classes=81, age_extra_blocks=1)
