@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
@@ -52,6 +53,15 @@ CHROMIUM_ARGS = [
 ]
 MALL_TZ = "Europe/Berlin"
 DAYS = 21
+
+
+def pct(share: float) -> int:
+    """A share as the dashboard prints it in whole percent.
+
+    The page formats with Intl.NumberFormat, which rounds the number's shortest decimal half away from zero
+    (0.605 is "61%"); Python's round() rounds half to even (60), so a test using it fails on one share in a hundred.
+    """
+    return int((Decimal(repr(share)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 # ---- realistic data ----
@@ -463,9 +473,9 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
             assert cell.inner_text() == "—" and "No corrected share" in cell.get_attribute("title")
             continue
         assert float(cell.get_attribute("data-value")) == zone["female_share_corrected"]
-        low, high = round(zone["female_share_low"] * 100), round(zone["female_share_high"] * 100)
+        low, high = pct(zone["female_share_low"]), pct(zone["female_share_high"])
         assert f"(95% interval {low}%–{high}%)" in cell.inner_text()
-        assert f"Raw classify-and-count: {round(zone['female_share'] * 100)}%" in cell.get_attribute("title")
+        assert f"Raw classify-and-count: {pct(zone['female_share'])}%" in cell.get_attribute("title")
     card_share = p.locator("article[data-site=mall] [data-metric=female] .corrected-share")
     assert float(card_share.get_attribute("data-value")) == week["totals"]["female_share_corrected"]
     assert "95% interval" in card_share.inner_text()
@@ -590,14 +600,14 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
     assert page.value("#kpi-people .value [data-value]") == totals["people"]
     for part in ("female", "male", "unknown"):
         assert page.value(f".split-row[data-part={part}] .count span") == totals[part]
-    assert p.locator(".split-row[data-part=female] .share").inner_text() == f"{round(totals['female_share'] * 100)}%"
+    assert p.locator(".split-row[data-part=female] .share").inner_text() == f"{pct(totals['female_share'])}%"
     # The headline share is the corrected estimate with its interval, labelled so; the raw decisions beside it.
     corrected = p.locator("#kpi-female .corrected-share")
     assert float(corrected.get_attribute("data-value")) == totals["female_share_corrected"]
-    low, high = round(totals["female_share_low"] * 100), round(totals["female_share_high"] * 100)
+    low, high = pct(totals["female_share_low"]), pct(totals["female_share_high"])
     assert totals["female_share_low"] < totals["female_share_corrected"] < totals["female_share_high"]
     shown = " ".join(corrected.inner_text().split())  # the interval sits on its own line in the card
-    assert f"{round(totals['female_share_corrected'] * 100)}% (95% interval {low}%–{high}%)" in shown
+    assert f"{pct(totals['female_share_corrected'])}% (95% interval {low}%–{high}%)" in shown
     assert "corrected for the classifier's known errors" in p.locator("#kpi-female").inner_text()
     assert "Corrected for the classifier's known errors" in corrected.get_attribute("title")
     men = p.locator("#kpi-male .corrected-share")
@@ -614,7 +624,7 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
     point = series["points"][2]
     assert point["female_share_corrected"] is not None  # a day of the food court: the corrected share is shown
     tip = p.locator("#series .tooltip .row.corrected").inner_text()
-    assert "Women, corrected" in tip and f"{round(point['female_share_corrected'] * 100)}% (" in tip
+    assert "Women, corrected" in tip and f"{pct(point['female_share_corrected'])}% (" in tip
     with p.expect_download() as download_info:
         p.locator("#export-csv").click()
     csv_text = Path(download_info.value.path()).read_text()
@@ -674,7 +684,7 @@ def test_ad_placement_ranks_slots_with_intervals_and_explains_itself(open_page, 
     header = p.locator("#ranking-table thead .th-sub").nth(1)
     assert header.inner_text() == "corrected · 95% interval"
     assert "Corrected for the classifier's known errors" in header.get_attribute("title")
-    assert rows.nth(0).locator(".raw-share").inner_text() == f"raw {round(slots[0]['share_raw'] * 100)}%"
+    assert rows.nth(0).locator(".raw-share").inner_text() == f"raw {pct(slots[0]['share_raw'])}%"
     assert p.locator("#rank-note").get_attribute("data-suppressed") == str(result["suppressed_slots"])
     assert slots[0]["zone_name"] in p.locator("#best-slot").inner_text()
     assert p.locator("svg.slotmap rect.cell").count() == 168
