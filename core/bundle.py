@@ -233,3 +233,12 @@ def open_session(
     for actual, expected in zip(outputs, expected_outputs, strict=True):
         _check_tensor(model_path, "output", actual, expected)
     return session
+
+
+def check_every_graph(bundle: Bundle, *, threads: int | None = None) -> None:
+    """Opens every graph the bundle carries (the model, its FP32 reference, and both pruned to the gender output
+    where it has them) and checks each against the manifest: raises BundleError on the first that fails."""
+    for gender_only in (False, True) if bundle.has_gender_only_graphs else (False,):
+        open_session(bundle, gender_only=gender_only, threads=threads)
+        if bundle.reference_model_path is not None:
+            open_session(bundle, reference=True, gender_only=gender_only, threads=threads)

@@ -70,13 +70,9 @@ def write_manifest(folder: Path, manifest: BundleManifest) -> BundleManifest:
 
 def verify_written(out: Path) -> None:
     """The bundle just written must pass the edge's own checks: manifest, hashes, and every graph's tensors."""
-    from footfall.core.bundle import load_bundle, open_session
+    from footfall.core.bundle import check_every_graph, load_bundle
 
-    bundle = load_bundle(out)
-    for gender_only in (False, True) if bundle.has_gender_only_graphs else (False,):
-        open_session(bundle, gender_only=gender_only, threads=1)
-        if bundle.reference_model_path is not None:
-            open_session(bundle, reference=True, gender_only=gender_only, threads=1)
+    check_every_graph(load_bundle(out), threads=1)
 
 
 def install_card(folder: Path, card: str, export_heading: str = "## Export") -> None:

@@ -169,14 +169,11 @@ def register(app: typer.Typer) -> None:
         from footfall.core.extras import require
 
         require("edge", "onnxruntime")
-        from footfall.core.bundle import BundleError, load_bundle, open_session
+        from footfall.core.bundle import BundleError, check_every_graph, load_bundle
 
         try:
             loaded = load_bundle(bundle)
-            for gender_only in (False, True) if loaded.has_gender_only_graphs else (False,):
-                open_session(loaded, gender_only=gender_only)
-                if loaded.reference_model_path is not None:
-                    open_session(loaded, reference=True, gender_only=gender_only)
+            check_every_graph(loaded)
         except BundleError as exc:
             _fail(str(exc))
         manifest = loaded.manifest

@@ -323,32 +323,45 @@ def test_race_balance_shows_rarer_groups_more_often_by_the_square_root(tmp_path:
     assert weights[-1] == 1.0  # race unknown: as it is
 
 
-def test_an_age_head_added_to_a_frozen_model_leaves_its_gender_answers_exactly_as_they_were(tmp_path: Path) -> None:
-    data = {"synthetic": {"train": aged_split(96, 0), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
-    first = load_checkpoint(train(tiny_recipe(tmp_path / "a", epochs=2), progress=False, data=(data, {})))
-    source = tmp_path / "gender.pt"
-    save_checkpoint(first, source)
-    recipe = tiny_recipe(tmp_path / "b", epochs=3).model_copy(
+def age_training_on_frozen_gender(tmp_path: Path, model: ModelConfig):
+    """Three epochs of age training with the gender network ``model`` starts from frozen."""
+    return tiny_recipe(tmp_path, epochs=3).model_copy(
         update={
-            "model": ModelConfig(
-                arch="facenet-small",
-                kwargs={**TINY, "age_classes": 81, "age_hidden": 8},
-                from_checkpoint=str(source),
-            ),
+            "model": model,
             "train": TrainConfig(
                 epochs=3, batch_size=16, lr=1e-2, warmup_epochs=0.5, threads=1, age_weight=1.0,
                 frozen=["features", "head"],
             ),
         }
     )  # fmt: skip
-    second = load_checkpoint(train(recipe, progress=False, data=(data, {})))
+
+
+def gender_kept_exactly(first: dict, second: dict) -> torch.Tensor:
+    """Asserts that ``second`` holds every weight and BatchNorm statistic of ``first`` unchanged and answers
+    gender bit for bit as it does; returns ``second``'s age logits on the same chips."""
     for key, value in first["state_dict"].items():
-        assert torch.equal(value, second["state_dict"][key]), key  # weights and BatchNorm statistics
-    assert any(key.startswith("age_head.") for key in second["state_dict"])
+        assert torch.equal(value, second["state_dict"][key]), key
     chips = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, SIZE, SIZE)).astype(np.float32))
     before, after = model_from_checkpoint(first).eval(), model_from_checkpoint(second).eval()
     after.flip_average = before.flip_average
-    assert torch.equal(before(chips), after.both(chips)[0])
+    gender, age = after.both(chips)
+    assert torch.equal(before(chips), gender)
+    return age
+
+
+def test_an_age_head_added_to_a_frozen_model_leaves_its_gender_answers_exactly_as_they_were(tmp_path: Path) -> None:
+    data = {"synthetic": {"train": aged_split(96, 0), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
+    first = load_checkpoint(train(tiny_recipe(tmp_path / "a", epochs=2), progress=False, data=(data, {})))
+    source = tmp_path / "gender.pt"
+    save_checkpoint(first, source)
+    model = ModelConfig(
+        arch="facenet-small", kwargs={**TINY, "age_classes": 81, "age_hidden": 8}, from_checkpoint=str(source)
+    )
+    second = load_checkpoint(
+        train(age_training_on_frozen_gender(tmp_path / "b", model), progress=False, data=(data, {}))
+    )
+    assert any(key.startswith("age_head.") for key in second["state_dict"])
+    assert gender_kept_exactly(first, second).shape == (4, 81)
 
 
 def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactly_as_it_was(tmp_path: Path) -> None:
@@ -362,30 +375,17 @@ def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactl
     source = tmp_path / "gender.pt"
     save_checkpoint(first, source)
     trunk = {"age_classes": 81, "age_hidden": 0, "age_branch": 1, "age_extra_blocks": 1}
-    recipe = tiny_recipe(tmp_path / "b", epochs=3).model_copy(
-        update={
-            "model": ModelConfig(
-                arch="resnet-dlib", kwargs={**tiny_dlib, **trunk}, from_checkpoint=str(source),
-                age_trunk_init="features",
-            ),
-            "train": TrainConfig(
-                epochs=3, batch_size=16, lr=1e-2, warmup_epochs=0.5, threads=1, age_weight=1.0,
-                frozen=["features", "head"],
-            ),
-        }
-    )  # fmt: skip
-    second = load_checkpoint(train(recipe, progress=False, data=(data, {})))
-    for key, value in first["state_dict"].items():
-        assert torch.equal(value, second["state_dict"][key]), key
+    model = ModelConfig(
+        arch="resnet-dlib", kwargs={**tiny_dlib, **trunk}, from_checkpoint=str(source), age_trunk_init="features"
+    )
+    second = load_checkpoint(
+        train(age_training_on_frozen_gender(tmp_path / "b", model), progress=False, data=(data, {}))
+    )
     weights = second["state_dict"]
     # The trunk started as a copy of the last block and learned away from it.
     assert not torch.equal(weights["age_trunk.0.conv1.0.weight"], weights["features.3.conv1.0.weight"])
     assert "age_trunk.1.conv2.0.weight" in weights, "the extra block"
-    chips = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, SIZE, SIZE)).astype(np.float32))
-    before, after = model_from_checkpoint(first).eval(), model_from_checkpoint(second).eval()
-    after.flip_average = before.flip_average
-    gender, age = after.both(chips)
-    assert torch.equal(before(chips), gender) and age.shape == (4, 81)
+    assert gender_kept_exactly(first, second).shape == (4, 81)
 
 
 def test_an_age_trunk_needs_an_age_head_and_blocks_to_copy() -> None:
