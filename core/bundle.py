@@ -125,17 +125,18 @@ def _check_contract(folder: Path, manifest: BundleManifest) -> None:
                 f"{folder}: a classifier has one output of shape [batch, {len(labels)}] for labels {labels}{heads}; "
                 f"the manifest lists {[o.shape for o in manifest.outputs]}"
             )
+        if age is not None and age.gender_only_reference_model_file is not None and age.gender_only_model_file is None:
+            raise BundleError(f"{folder}: a gender-only reference graph needs a gender-only model beside it")
+        # The FP32 fallback of a gender-only box is the pruned reference: without it, a CPU that fails the INT8 probe
+        # would leave that box nothing to serve, where the same box in full mode has the whole reference.
         if (
             age is not None
-            and age.gender_only_reference_model_file is not None
-            and None
-            in (
-                age.gender_only_model_file,
-                manifest.reference_model_file,
-            )
+            and age.gender_only_model_file is not None
+            and (age.gender_only_reference_model_file is None) != (manifest.reference_model_file is None)
         ):
             raise BundleError(
-                f"{folder}: a gender-only reference graph needs a gender-only model and a reference model beside it"
+                f"{folder}: a bundle with gender-only graphs carries the pruned FP32 reference exactly when it "
+                "carries the whole one (gender_only_reference_model_file and reference_model_file)"
             )
         if age is not None and (manifest.outputs[1].name, manifest.outputs[1].shape[-1:]) != (
             age.output,

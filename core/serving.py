@@ -117,7 +117,7 @@ def open_served_session(
             tolerance=result.tolerance,
             reason="INT8 within its parity tolerance on this CPU",
         )
-    if bundle.reference_model_path is None:
+    if bundle.graph_path(reference=True, gender_only=gender_only) is None:
         raise BundleError(
             f"{bundle.path}: INT8 graph fails its parity probe on this CPU and the bundle has no FP32 reference"
         )

@@ -92,7 +92,12 @@ def test_a_gender_only_reference_needs_the_graphs_it_stands_in_for(tmp_path: Pat
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     del manifest["reference_model_file"], manifest["files"]["model-fp32.onnx"]
     (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="gender-only reference graph needs a gender-only model and a reference"):
+    with pytest.raises(BundleError, match="carries the pruned FP32 reference exactly when it carries the whole one"):
+        GenderClassifier(bundle)
+    age = manifest["classifier"]["age"]
+    del manifest["files"][age.pop("gender_only_model_file")]
+    (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="a gender-only reference graph needs a gender-only model beside it"):
         GenderClassifier(bundle)
 
 

@@ -88,3 +88,21 @@ def test_export_gender_only_refuses_a_bundle_without_an_age_head_in_one_line(tmp
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "with an age head" in done.stderr, done.stderr
+
+
+def test_a_bundle_with_gender_only_graphs_carries_the_pruned_fp32_reference_exactly_when_the_whole_one(
+    tmp_path: Path,
+) -> None:
+    """Without its pruned FP32 graph, a gender-only box whose CPU fails the INT8 parity probe would have nothing to
+    fall back to, while the same box in full mode would: such a bundle is refused on load, not at that moment."""
+    from footfall.core.bundle import BundleError
+
+    copy = shutil.copytree(DEFAULT_GENDER_BUNDLE, tmp_path / "audience")
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    pruned_reference = manifest["classifier"]["age"].pop("gender_only_reference_model_file")
+    (copy / pruned_reference).unlink()
+    del manifest["files"][pruned_reference]
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="pruned FP32 reference exactly when") as refused:
+        load_bundle(copy)
+    assert "\n" not in str(refused.value)
