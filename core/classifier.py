@@ -90,6 +90,14 @@ class GenderClassifier:
             self._band_matrix = np.eye(len(AGE_BANDS))[np.clip(bands, 0, len(AGE_BANDS) - 1)]
             self._ages = ages
 
+    def fits(self, *, age: bool) -> bool:
+        """Whether this classifier serves ``age`` (asked for or not) as well as one loaded for it would: asked, it
+        must read the bundle's age output; not asked, it must not run an age head the bundle can leave out (its
+        pruned graphs). A classifier that fits needs no reload when a site's mode changes."""
+        if age:
+            return self.has_age or self.contract.age is None
+        return not (self.runs_age_head and self.bundle.has_gender_only_graphs)
+
     @property
     def has_age(self) -> bool:
         """Whether this classifier estimates age: the bundle has an age head, and ``age`` was asked for."""

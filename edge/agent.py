@@ -83,13 +83,14 @@ class Agent:
         self.config = config
         self._models = models
         self.stop_event = threading.Event()
+        self._mode_lock = threading.Lock()  # ``mode``: set by paho's thread (settings), and the main loop (failed load)
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
         self.metrics: AgentMetrics | None = None
         self.cameras: list[CameraRuntime] = []
         self.topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
         # Demographics (edge/demographics.py): ``mode`` is what aggregates follow from the moment it is known
-        # (set with the outbox lock held, see _on_settings); ``applied`` is what the main loop has made of it
+        # (set under ``_mode_lock``, see _on_settings); ``applied`` is what the main loop has made of it
         # (classifier loaded or not, age head read or not, cameras read or not), which the status reports.
         self.floor: DemographicsMode = config.demographics
         self.told: DemographicsMode = "full"
@@ -246,7 +247,7 @@ class Agent:
             )
         elif not classifies(self.mode):
             self._models.classifier = None
-        elif self._models.classifier is not None and self._models.classifier.age_asked != estimates_age(self.mode):
+        elif self._models.classifier is not None and not self._models.classifier.fits(age=estimates_age(self.mode)):
             self._models.classifier = load_classifier(config, estimate_age=estimates_age(self.mode))
         self._models.estimate_age = estimates_age(self.mode)
         models = self._models
@@ -327,7 +328,8 @@ class Agent:
             return
         # From here on, every payload an emitter builds leaves out what the mode forbids (it reads ``mode`` when
         # the outbox asks for it); the rows queued before are the main loop's to strip.
-        self.mode = wanted
+        with self._mode_lock:
+            self.mode = wanted
         self._strip_due = wanted != "full"
         if self.publisher is not None:
             self.publisher.notify()
@@ -360,6 +362,12 @@ class Agent:
             if self.publisher is not None:
                 self.publisher.notify()
 
+    def _degrade_to(self, mode: DemographicsMode) -> None:
+        """Makes the mode to apply at least as strict as ``mode``: a site told 'off' meanwhile (paho's thread, under
+        the same lock) stays off, and the main loop applies that next."""
+        with self._mode_lock:
+            self.mode = stricter(self.mode, mode)
+
     def _apply_mode(self, mode: DemographicsMode) -> None:
         """Makes the agent do what ``mode`` says (main thread): loads or drops the classifier, reads its age head
         or not, stops or starts the cameras; then says so in one log line, the metrics and a status message."""
@@ -368,14 +376,23 @@ class Agent:
             for runtime in self.cameras:
                 self._stop_camera(runtime)
         current = self._models.classifier
-        if classifies(mode) and (current is None or current.age_asked != estimates_age(mode)):
+        if classifies(mode) and (current is None or not current.fits(age=estimates_age(mode))):
             # Loaded, or loaded again with the graphs the mode asks for: a gender-only site runs no age head.
             try:
                 self._models.classifier = load_classifier(self.config, estimate_age=estimates_age(mode))
-            except BundleError as exc:  # keep counting without gender rather than stop
-                log_event(logger, logging.ERROR, "cannot load the classifier; counting without it", error=str(exc))
-                self._models.classifier = None
-                mode = self.mode = "counts-only"
+            except BundleError as exc:
+                if current is not None:  # it still decides gender; only the graphs the mode prefers are missing
+                    log_event(
+                        logger,
+                        logging.ERROR,
+                        "cannot load the classifier's graphs for this mode; keeping the one loaded",
+                        error=str(exc),
+                        mode=mode,
+                    )
+                else:  # keep counting without gender rather than stop
+                    log_event(logger, logging.ERROR, "cannot load the classifier; counting without it", error=str(exc))
+                    mode = "counts-only"
+                    self._degrade_to(mode)
         elif not classifies(mode):
             self._models.classifier = None  # unloaded: each pipeline drops its reference before its next frame
         # Each pipeline reads this before its next frame, as it does the classifier.

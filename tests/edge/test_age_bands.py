@@ -349,6 +349,62 @@ def test_switching_to_gender_only_keeps_gender_drops_age_and_the_floor_holds(
     assert floored.mode == "gender-only", "the server cannot loosen the box's own floor"
 
 
+def test_a_classifier_is_loaded_again_only_where_the_mode_changes_what_it_must_run(
+    tmp_path: Path, classifier: GenderClassifier
+) -> None:
+    """fits(): an age bundle with pruned graphs is reloaded between full and gender-only (no age head runs at a
+    gender-only site); a bundle without an age head serves both modes as loaded."""
+    pruned = GenderClassifier(classifier.bundle, age=False)
+    assert classifier.fits(age=True) and not classifier.fits(age=False), "full → gender-only: prune the age head"
+    assert pruned.fits(age=False) and not pruned.fits(age=True), "gender-only → full: the age output is needed"
+    plain = GenderClassifier(build_standin_gender_bundle(tmp_path / "plain"))
+    assert plain.fits(age=True) and plain.fits(age=False)
+
+
+def test_a_failed_reload_keeps_the_classifier_it_has_and_never_undoes_an_off_told_meanwhile(
+    tmp_path: Path, classifier: GenderClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mode change loads the classifier again (or for the first time); when that fails, a classifier already
+    loaded goes on deciding gender, and a site told 'off' by paho's thread during the load stays off."""
+    from footfall.core.bundle import BundleError
+    from footfall.edge import agent as agent_module
+    from footfall.edge.agent import Agent
+    from footfall.edge.pipeline import Models
+
+    def told(mode: str) -> SiteSettings:
+        return SiteSettings(site_id="lab", demographics=mode, sent_at=datetime.now(UTC))  # type: ignore[arg-type]
+
+    config = AgentConfig(
+        agent_id="box-test",
+        site_id="lab",
+        cameras=[CameraConfig(id="cam1", source="http://127.0.0.1/stream.mjpg")],
+        outbox={"path": tmp_path / "outbox.sqlite"},  # type: ignore[arg-type]
+        bundles={"gender": classifier.bundle.path},  # type: ignore[arg-type]
+    )
+    models = Models(cast(FaceDetector, None), classifier)
+    agent = Agent(config, models=models)
+    loads: list[str] = []
+
+    def failing_load(_config: AgentConfig, *, estimate_age: bool) -> GenderClassifier:
+        loads.append("gender-only" if not estimate_age else "full")
+        agent._on_settings(told("off"))  # the operator switches the site off while the graphs load
+        raise BundleError("model-gender.onnx: onnxruntime cannot load it (test)")
+
+    monkeypatch.setattr(agent_module, "load_classifier", failing_load)
+    agent._on_settings(told("gender-only"))
+    agent._apply_mode(agent.mode)
+    assert loads == ["gender-only"]
+    assert models.classifier is classifier and not models.estimate_age, "gender still decided, age not read"
+    assert agent.mode == "off", "the 'off' told during the load is not overwritten"
+    agent._apply_mode(agent.mode)  # the main loop's next turn
+    assert agent.applied == "off" and models.classifier is None
+
+    agent._on_settings(told("full"))  # no classifier loaded now: a failed load leaves the box counting only
+    agent._apply_mode(agent.mode)
+    assert loads == ["gender-only", "full"] and models.classifier is None
+    assert agent.applied == "counts-only" and agent.mode == "off", "counting without gender, then off again"
+
+
 def test_process_summary_tables_bands_per_crowd_only_when_age_was_estimated() -> None:
     hall = CameraMessages("offline", "offline", "cam1", 60, {"cam1": "camera"})
     messages = [
