@@ -46,8 +46,9 @@ def register(app: typer.Typer) -> None:
             False,
             "--check-config",
             help="Validate the config, then load each model bundle as the agent does at start (onnxruntime "
-            "session, parity probe on this CPU) and report the precision it would serve; exit 2 on the first "
-            "problem, without starting.",
+            "session, parity probe on this CPU) and report the precision it would serve: every graph the config's "
+            "demographics floor lets the box serve (also the gender-only graphs, which a site can be told to use "
+            "at any time); exit 2 on the first problem, without starting.",
         ),
         drain_seconds: float = typer.Option(
             30.0,
@@ -77,21 +78,27 @@ def register(app: typer.Typer) -> None:
         from footfall.edge.outbox import OutboxError
 
         if check_config:
-            from footfall.edge.pipeline import load_models
+            from footfall.edge.demographics import classifies, estimates_age
+            from footfall.edge.pipeline import load_classifier, load_models
 
+            floor = settings.demographics
             try:
                 # The agent's own loading: each graph opened in onnxruntime and its parity probe run on this
-                # CPU, an INT8 graph that strays replaced by the bundle's FP32 reference.
-                models = load_models(settings)
+                # CPU, an INT8 graph that strays replaced by the bundle's FP32 reference. Every graph the
+                # config's floor lets the box serve: a site may be told 'gender-only' at any time, and then
+                # serves the classifier's graphs pruned to the gender output.
+                models = load_models(settings, with_classifier=classifies(floor), estimate_age=estimates_age(floor))
+                served = [("detector", models.detector.serving)]
+                if models.classifier is not None:
+                    served.append(("gender", models.classifier.serving))
+                    if not models.classifier.fits(age=False):
+                        served.append(("gender-only", load_classifier(settings, estimate_age=False).serving))
             except BundleError as exc:
                 _fail(str(exc))
-            served = [("detector", models.detector.serving)]
-            if models.classifier is not None:
-                served.append(("gender", models.classifier.serving))
             for role, serving in served:
                 precision, why = _served_as(serving)
                 typer.echo(
-                    f"{role:<9} {serving.bundle} {serving.version} ({serving.task}): serves {precision} ({why}) — OK"
+                    f"{role:<11} {serving.bundle} {serving.version} ({serving.task}): serves {precision} ({why}) — OK"
                 )
             from footfall.core.text import plural
 

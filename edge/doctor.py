@@ -36,6 +36,13 @@ class BundleCheck:
     # What the bundle's outputs are read as (a classifier's labels and whether it has an age head); None for
     # the detector.
     estimates: dict[str, Any] | None = None
+    # What a 'gender-only' site would serve: the graphs pruned to the gender output have a parity probe run of
+    # their own (None: the bundle has no such graphs).
+    gender_only_serving: ModelServing | None = None
+
+    @property
+    def servings(self) -> list[ModelServing]:
+        return [self.serving] + ([self.gender_only_serving] if self.gender_only_serving else [])
 
 
 @dataclass
@@ -57,7 +64,9 @@ class Diagnosis:
     @property
     def healthy(self) -> bool:
         """Every bundle serves the precision it ships in and every camera answers."""
-        return all(b.serving.parity != "failed" for b in self.bundles) and all(c.reachable for c in self.cameras)
+        return all(s.parity != "failed" for b in self.bundles for s in b.servings) and all(
+            c.reachable for c in self.cameras
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +76,7 @@ class Diagnosis:
             "bundles": [
                 {"path": str(b.path), **b.serving.model_dump(), "latency_ms": b.latency_ms}
                 | ({} if b.estimates is None else {"estimates": b.estimates})
+                | ({} if b.gender_only_serving is None else {"gender_only": b.gender_only_serving.model_dump()})
                 for b in self.bundles
             ],
             "cameras": [c.__dict__ for c in self.cameras],
@@ -109,11 +119,12 @@ def _classifier_check(bundle: Bundle, threads: int) -> BundleCheck:
         },
     }
     latency = {f"face_batch{CLASSIFIER_BATCH}": round(batch_ms / CLASSIFIER_BATCH, 3)}
-    if bundle.has_gender_only_graphs:
-        gender_only = GenderClassifier(bundle, threads=threads, self_check=True, age=False)
-        pruned_ms = median_ms(lambda: gender_only.infer(chips), min_seconds=1.0)
-        latency[f"face_batch{CLASSIFIER_BATCH}_gender_only"] = round(pruned_ms / CLASSIFIER_BATCH, 3)
-    return BundleCheck(bundle.path, classifier.serving, latency, estimates)
+    if not bundle.has_gender_only_graphs:
+        return BundleCheck(bundle.path, classifier.serving, latency, estimates)
+    gender_only = GenderClassifier(bundle, threads=threads, self_check=True, age=False)
+    pruned_ms = median_ms(lambda: gender_only.infer(chips), min_seconds=1.0)
+    latency[f"face_batch{CLASSIFIER_BATCH}_gender_only"] = round(pruned_ms / CLASSIFIER_BATCH, 3)
+    return BundleCheck(bundle.path, classifier.serving, latency, estimates, gender_only.serving)
 
 
 def check_camera(camera: CameraConfig, timeout_s: float = CAMERA_TIMEOUT_S) -> CameraCheck:
@@ -196,6 +207,17 @@ def _estimates_text(estimates: dict[str, Any]) -> str:
     )
 
 
+def _parity_text(serving: ModelServing) -> str:
+    """The parity probe's verdict on this CPU and the precision served after it."""
+    if serving.parity == "not-checked":
+        return f"not checked: {serving.reason}; serves {serving.precision.upper()}"
+    verdict = "passed" if serving.parity == "passed" else "FAILED"
+    return (
+        f"{verdict}: probe error {serving.probe_error:.4f} vs tolerance {serving.tolerance:.4f}; serves "
+        f"{serving.precision.upper()}" + ("" if serving.parity == "passed" else f" ({serving.reason})")
+    )
+
+
 def format_diagnosis(diagnosis: Diagnosis) -> str:
     cpu = diagnosis.cpu
     dot = (
@@ -211,15 +233,9 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     for check in diagnosis.bundles:
         serving = check.serving
         lines.append(f"bundle       {serving.bundle} {serving.version} ({serving.task}) at {check.path}")
-        if serving.parity == "not-checked":
-            lines.append(f"  parity     not checked: {serving.reason}; serves {serving.precision.upper()}")
-        else:
-            verdict = "passed" if serving.parity == "passed" else "FAILED"
-            lines.append(
-                f"  parity     {verdict}: probe error {serving.probe_error:.4f} vs tolerance "
-                f"{serving.tolerance:.4f}; serves {serving.precision.upper()}"
-                + ("" if serving.parity == "passed" else f" ({serving.reason})")
-            )
+        lines.append(f"  parity     {_parity_text(serving)}")
+        if check.gender_only_serving is not None:
+            lines.append(f"  parity     gender-only graph {_parity_text(check.gender_only_serving)}")
         latency = ", ".join(
             f"{value:.2f} ms per {key.replace('_', ' ').replace('batch', 'at batch ')}"
             for key, value in check.latency_ms.items()

@@ -24,16 +24,16 @@ def rehash(bundle: Path) -> None:
     path.write_text(json.dumps(manifest, indent=2))
 
 
-def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0) -> Path:
-    """A copy of ``bundle`` whose INT8 graphs (the model, and its gender-only copy where the bundle has one)
-    multiply every weight scale of their first quantized convolutions by ``factor``: activations then clip the
-    way saturated int16 sums clip them."""
+def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0, *, gender_only_only: bool = False) -> Path:
+    """A copy of ``bundle`` whose INT8 graphs (the model, and its gender-only copy where the bundle has one; with
+    ``gender_only_only`` that copy alone) multiply every weight scale of their first quantized convolutions by
+    ``factor``: activations then clip the way saturated int16 sums clip them."""
     import onnx
     from onnx import numpy_helper
 
     shutil.copytree(bundle, target)
     age = (json.loads((target / MANIFEST_FILE).read_text()).get("classifier") or {}).get("age") or {}
-    for name in ("model.onnx", age.get("gender_only_model_file")):
+    for name in (None if gender_only_only else "model.onnx", age.get("gender_only_model_file")):
         if name is None:
             continue
         model = onnx.load(str(target / name))
@@ -54,11 +54,14 @@ def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0) -> Path:
     return target
 
 
-def corrupt_model_copy(bundle: Path, target: Path) -> Path:
-    """A copy of ``bundle`` whose served graph is cut in half, with the manifest's sizes and hashes rewritten
-    to match: the bundle's checks all pass, and only opening the graph can tell."""
+def corrupt_model_copy(bundle: Path, target: Path, *, gender_only: bool = False) -> Path:
+    """A copy of ``bundle`` whose served graph (``gender_only``: its graph pruned to the gender output) is cut in
+    half, with the manifest's sizes and hashes rewritten to match: the bundle's checks all pass, and only opening
+    the graph can tell."""
     shutil.copytree(bundle, target)
-    model = target / json.loads((target / MANIFEST_FILE).read_text())["model_file"]
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    name = manifest["classifier"]["age"]["gender_only_model_file"] if gender_only else manifest["model_file"]
+    model = target / name
     data = model.read_bytes()
     model.write_bytes(data[: len(data) // 2])
     rehash(target)

@@ -244,6 +244,30 @@ def test_cli_check_config_names_an_fp32_fallback(tmp_path: Path, detector_bundle
     assert "face-detector-centerface FP32 fallback" in result.stdout.splitlines()[-1]
 
 
+def test_cli_check_config_opens_every_graph_the_floor_lets_the_box_serve(tmp_path: Path, detector_bundle: Path) -> None:
+    """The shipped age bundle's graph pruned to the gender output, corrupt: a box whose floor allows age can be
+    told 'gender-only' at any time and would then serve it, so the check refuses; with a floor of 'gender-only'
+    that graph is the one served; with 'counts-only' no classifier is loaded at all."""
+    from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+
+    whole = _check_config(tmp_path, detector_bundle, DEFAULT_GENDER_BUNDLE)
+    assert whole.returncode == 0, whole.stderr
+    assert [line.split()[0] for line in whole.stdout.splitlines()[:-1]] == ["detector", "gender", "gender-only"]
+    gender = corrupt_model_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "corrupt", gender_only=True)
+    for floor, refused in (("full", True), ("gender-only", True), ("counts-only", False)):
+        config = tmp_path / f"{floor}.yaml"
+        config.write_text(
+            VALID + f"demographics: {floor}\nbundles: {{detector: {detector_bundle}, gender: {gender}}}\n"
+        )
+        result = _footfall("agent", "--config", str(config), "--check-config")
+        assert result.returncode == (2 if refused else 0), (floor, result.stdout + result.stderr)
+        if refused:
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1 and "model-gender.onnx: onnxruntime cannot load it" in lines[0], lines
+        else:
+            assert not any(line.startswith("gender") for line in result.stdout.splitlines()), result.stdout
+
+
 def test_cli_check_config_graph_with_a_garbled_name_is_one_line(tmp_path: Path, detector_bundle: Path) -> None:
     """A graph that parses but names a tensor in bytes that are not UTF-8: onnxruntime's own error cannot be
     decoded, and its Python wrapper would print a banner and retry on the same CPU provider."""

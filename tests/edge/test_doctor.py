@@ -41,6 +41,8 @@ def test_shipped_bundles_serve_int8_and_report_cpu_and_latency() -> None:
     assert text.returncode == 0 and "serves INT8" in text.stdout and "ok: every bundle serves as shipped" in text.stdout
     assert "estimates  gender (female, male); age 0-80+ years in bands 0-12 … 65+" in text.stdout
     assert "a 'gender-only' site runs the graph pruned to its gender output" in text.stdout
+    assert "parity     gender-only graph passed" in text.stdout
+    assert served["gender-classification"]["gender_only"]["parity"] == "passed"
     assert "(CPUExecutionProvider, 1 thread)" in text.stdout
 
 
@@ -50,6 +52,20 @@ def test_int8_that_strays_is_reported_with_the_precision_it_would_serve(tmp_path
     assert result.returncode == 1, result.stdout + result.stderr
     assert "parity     FAILED" in result.stdout and "serves FP32" in result.stdout
     assert "attention" in result.stdout.splitlines()[-1]
+
+
+def test_a_pruned_graph_that_strays_alone_is_reported_too(tmp_path: Path) -> None:
+    """A 'gender-only' site serves the graph pruned to the gender output, with a parity probe run of its own: it
+    may stray where the whole graph does not, and the box is not healthy then."""
+    broken = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender", gender_only_only=True)
+    result = doctor("--gender", str(broken), "--threads", "1", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    served = {b["task"]: b for b in json.loads(result.stdout)["bundles"]}["gender-classification"]
+    assert (served["precision"], served["parity"]) == ("int8", "passed"), "the whole graph is fine"
+    assert (served["gender_only"]["precision"], served["gender_only"]["parity"]) == ("fp32", "failed")
+    text = doctor("--gender", str(broken), "--threads", "1")
+    assert "parity     gender-only graph FAILED" in text.stdout and "serves FP32" in text.stdout, text.stdout
+    assert "attention" in text.stdout.splitlines()[-1]
 
 
 def test_corrupt_bundle_is_one_line(tmp_path: Path) -> None:
