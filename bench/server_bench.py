@@ -12,6 +12,11 @@ the rollups at full size (200 zones × 8,760 hours = 1.75 M hourly rows, with wh
 separately on raw minute buckets. The CSV export of a year of hourly rows for 24 zones (210,240 rows) is
 measured against a real server process: its memory while it streams, and how fast it answers other requests
 meanwhile, and a time-zone change of the whole site: its length and its longest transaction.
+
+Age bands: every hourly cell is also split into gender × age-band cells (``rollup_hourly_age``), which the
+age-pyramid and band-audience reads sum hour by hour: over the last 90 days (``--age-days``) into 8 bands and
+'unknown' per gender decision (up to 27 cells per zone-hour), before that all age 'unknown' (agents that did
+not estimate age yet; 3 cells). Their read latencies are measured over those 90 days.
 """
 
 from __future__ import annotations
@@ -160,9 +165,35 @@ BENCH_CLASSIFIER = "bench-gender@1"
 BENCH_RATES = {"female": {"female": 1000, "male": 0, "unknown": 0}, "male": {"female": 0, "male": 900, "unknown": 100}}
 
 
-def build_year(url: str, zones: int, days: int) -> None:
+# Each gender decision's people split across age decisions (footfall.core.ages.AGE_DECISIONS) in these per-mille
+# proportions, a mall's daytime mix; the cumulative per-mille edges make every gender's bands add up to its count.
+BENCH_BAND_PERMILLE = {
+    "0-12": 70, "13-17": 50, "18-24": 140, "25-34": 200, "35-44": 180,
+    "45-54": 140, "55-64": 110, "65+": 80, "unknown": 30,
+}  # fmt: skip
+
+
+def _band_cells_sql(since_hour: int, until_hour: int, permille: dict[str, int]) -> str:
+    """INSERT of the age cells of the hourly cells from ``since_hour`` until ``until_hour``, each gender's people
+    split across age decisions in ``permille`` proportions (cumulative edges: the bands add up to the count)."""
+    edges, low = [], 0
+    for band, share in permille.items():
+        edges.append(f"SELECT '{band}' AS band, {low} AS lo, {low + share} AS hi")
+        low += share
+    count = "CASE g.gender WHEN 'female' THEN h.female WHEN 'male' THEN h.male ELSE h.unknown END"
+    people = f"({count}) * b.hi / 1000 - ({count}) * b.lo / 1000"
+    return (
+        "INSERT INTO rollup_hourly_age (zone_pk, hour_start, gender, band, people, released_people) "
+        f"SELECT h.zone_pk, h.hour_start, g.gender, b.band, {people}, 0 FROM rollup_hourly h "
+        "CROSS JOIN (SELECT 'female' AS gender UNION ALL SELECT 'male' UNION ALL SELECT 'unknown') g "
+        f"CROSS JOIN ({' UNION ALL '.join(edges)}) b "
+        f"WHERE h.hour_start >= {since_hour} AND h.hour_start < {until_hour} AND {people} > 0"
+    )
+
+
+def build_year(url: str, zones: int, days: int, age_days: int) -> None:
     """Hourly and daily rollups for ``zones`` zones over ``days`` days, with a daily and weekly rhythm, each cell
-    decided by one gender bundle with known decision rates."""
+    decided by one gender bundle with known decision rates; the last ``age_days`` days also split by age band."""
     db = Database(url)
     upgrade(db.engine)
     rng = np.random.default_rng(3)
@@ -230,24 +261,34 @@ def build_year(url: str, zones: int, days: int) -> None:
             text("INSERT INTO classifiers VALUES (:ref, :rates, 0, 0) ON CONFLICT DO NOTHING"),
             {"ref": BENCH_CLASSIFIER, "rates": json.dumps({"counts": BENCH_RATES, "source": "server bench"})},
         )
-    # What each cell releases, the daily sums and the slot running totals, as ingest would have left them.
+        # Hours before agents estimated age hold everyone as age 'unknown', as migration 0008 left them.
+        banded_from = first_hour + max(days - age_days, 0) * 24 * 3600
+        session.execute(text(_band_cells_sql(first_hour, banded_from, {"unknown": 1000})))
+        session.execute(text(_band_cells_sql(banded_from, first_hour + days * 24 * 3600, BENCH_BAND_PERMILLE)))
+    built = time.perf_counter() - started
+    # What each cell releases, the daily sums and the slot running totals, as ingest would have left them: the
+    # same recomputation a server does on start after its k changed.
     with db.write() as session:
         session.execute(text("DELETE FROM meta WHERE key = 'release_k'"))
+    began = time.perf_counter()
     ensure_release(db, DEFAULT_K)
+    released = time.perf_counter() - began
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE"))
             conn.commit()
         hourly = conn.execute(text("SELECT count(*) FROM rollup_hourly")).scalar()
         daily = conn.execute(text("SELECT count(*) FROM rollup_daily")).scalar()
+        banded = conn.execute(text("SELECT count(*) FROM rollup_hourly_age")).scalar()
     db.dispose()
     print(
-        f"dataset {zones} zones × {days} days: {hourly:,} hourly and {daily:,} daily rollup rows "
-        f"(built in {time.perf_counter() - started:.0f} s)"
+        f"dataset {zones} zones × {days} days: {hourly:,} hourly and {daily:,} daily rollup rows, {banded:,} age "
+        f"cells, split by band over the last {min(age_days, days)} days (built in {built:.0f} s); released with "
+        f"k = {DEFAULT_K} in {released:.1f} s (what a server does on start after a change of k)"
     )
 
 
-def bench_queries(url: str, label: str, repeats: int, days: int) -> dict[str, float]:
+def bench_queries(url: str, label: str, repeats: int, days: int, age_days: int) -> dict[str, float]:
     from fastapi.testclient import TestClient
     from footfall.server.app import create_app
     from footfall.server.auth import create_key
@@ -283,6 +324,29 @@ def bench_queries(url: str, label: str, repeats: int, days: int) -> dict[str, fl
         f"{days}-day daily series, all zones": (
             "/api/v1/sites/mall/traffic/series",
             {"granularity": "day", "start": START.isoformat(), "end": end.isoformat()},
+        ),
+        f"{age_days}-day daily age tables, all zones": (
+            "/api/v1/sites/mall/traffic/ages",
+            {"granularity": "day", "start": (end - timedelta(days=age_days)).isoformat(), "end": end.isoformat()},
+        ),
+        f"{age_days}-day hourly age tables, 1 zone": (
+            "/api/v1/sites/mall/traffic/ages",
+            {
+                "zone": "zone-007",
+                "granularity": "hour",
+                "start": (end - timedelta(days=age_days)).isoformat(),
+                "end": end.isoformat(),
+            },
+        ),
+        f"ad-placement women 25-34, {age_days} days": (
+            "/api/v1/sites/mall/insights/ad-placement",
+            {
+                "audience": "female",
+                "age": "25-34",
+                "start": (end - timedelta(days=age_days)).isoformat(),
+                "end": end.isoformat(),
+                "limit": 20,
+            },
         ),
     }
     figures = {}
@@ -436,6 +500,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=None, help="Messages per ingest run (default 60,000).")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
+        "--age-days", type=int, default=90, help="Days (the last of the dataset) split by age band (default 90)."
+    )
+    parser.add_argument(
         "--queries-only", action="store_true", help="Only the API latencies (no ingest, export or time-zone change)."
     )
     args = parser.parse_args()
@@ -466,18 +533,19 @@ def main() -> None:
         with Database(pg_url).engine.begin() as conn:  # start the query dataset from clean tables
             conn.execute(
                 text(
-                    "TRUNCATE buckets, rollup_hourly, rollup_classifier_people, classifiers, rollup_daily, "
-                    "rollup_daily_classifier, rollup_slot_cumulative, rollup_slot_span, agents, zones, sites CASCADE"
+                    "TRUNCATE buckets, rollup_hourly, rollup_hourly_age, rollup_classifier_people, classifiers, "
+                    "rollup_daily, rollup_daily_classifier, rollup_slot_cumulative, rollup_slot_span, agents, zones, "
+                    "sites CASCADE"
                 )
             )
-        build_year(pg_url, ZONES, days)
-        bench_queries(pg_url, "PostgreSQL", repeats, days)
+        build_year(pg_url, ZONES, days, args.age_days)
+        bench_queries(pg_url, "PostgreSQL", repeats, days, args.age_days)
         if everything:
             bench_export(pg_url, "PostgreSQL", days)
             bench_refile(pg_url, "PostgreSQL")
         if not args.skip_sqlite:
-            build_year(f"sqlite:///{workdir / 'query.db'}", ZONES, days)
-            bench_queries(f"sqlite:///{workdir / 'query.db'}", "SQLite", repeats, days)
+            build_year(f"sqlite:///{workdir / 'query.db'}", ZONES, days, args.age_days)
+            bench_queries(f"sqlite:///{workdir / 'query.db'}", "SQLite", repeats, days, args.age_days)
             if everything:
                 bench_export(f"sqlite:///{workdir / 'query.db'}", "SQLite", days)
                 bench_refile(f"sqlite:///{workdir / 'query.db'}", "SQLite")
