@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
 from footfall.core.logs import log_event
 from footfall.core.wire import DEMOGRAPHICS_MODES, AggregateMessage, DemographicsMode, WireError, encode, parse_message
@@ -96,13 +96,13 @@ def within_mode(message: AggregateMessage, mode: DemographicsMode) -> AggregateM
 def without_gender(payload: bytes) -> Callable[[int], bytes] | None:
     """For ``Outbox.rewrite``: an aggregate that carries gender becomes the same counts without it (and without
     a classifier or age bands) under the new seq; anything else stays as it is."""
-    return _same_counts_without(payload, "gender")
+    return _rewritten_within(payload, "counts-only")
 
 
 def without_age(payload: bytes) -> Callable[[int], bytes] | None:
     """For ``Outbox.rewrite``: an aggregate that carries age bands becomes the same counts (and gender) without
     them under the new seq; anything else stays as it is."""
-    return _same_counts_without(payload, "age")
+    return _rewritten_within(payload, "gender-only")
 
 
 def stripper(mode: DemographicsMode) -> Callable[[bytes], Callable[[int], bytes] | None] | None:
@@ -114,19 +114,20 @@ def stripper(mode: DemographicsMode) -> Callable[[bytes], Callable[[int], bytes]
     return None
 
 
-def _same_counts_without(payload: bytes, field: Literal["gender", "age"]) -> Callable[[int], bytes] | None:
+def _rewritten_within(payload: bytes, mode: DemographicsMode) -> Callable[[int], bytes] | None:
+    """A queued aggregate as ``mode`` lets it leave the box (``within_mode``), under the seq the outbox gives it;
+    None where it already may, or where it is not an aggregate."""
     try:
         message = parse_message(payload)
     except WireError:
         return None  # not ours to mend: the server dead-letters it with its reason
-    if not isinstance(message, AggregateMessage) or getattr(message, field) is None:
+    if not isinstance(message, AggregateMessage):
         return None
-    # Age bands belong to gender (the wire refuses them without it): taking gender takes them too.
-    update: dict[str, object] = {"age": None}
-    if field == "gender":
-        update |= {"gender": None, "classifier": None}
+    allowed = within_mode(message, mode)
+    if allowed == message:
+        return None
 
     def build(seq: int) -> bytes:
-        return encode(message.model_copy(update={**update, "seq": seq}))
+        return encode(allowed.model_copy(update={"seq": seq}))
 
     return build

@@ -7,6 +7,7 @@ cut away: the same nodes up to the gender output, and nothing else, hence the sa
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from footfall.core.bundle import Bundle, BundleError, load_bundle
@@ -55,18 +56,17 @@ def write_gender_only_graphs(folder: Path, manifest: BundleManifest) -> BundleMa
 
 
 def add_gender_only_graphs(path: Path) -> Bundle:
-    """Adds the gender-only graphs to a bundle exported before they existed (in place; every other file is
-    left as it is), re-hashes its manifest and checks the result as the edge would."""
-    from footfall.core.bundle import open_session
-    from footfall.exporter.bundle_writer import write_manifest
+    """Adds the gender-only graphs to a bundle exported before they existed (every other file left as it is) and
+    re-hashes its manifest. The result is built in a staging copy and checked as the edge would open it; only
+    then is it swapped in, so a failure leaves the bundle as it was."""
+    from footfall.core.bundle import check_every_graph
+    from footfall.exporter.bundle_writer import staged_bundle, write_manifest
 
     bundle = load_bundle(path)
     if bundle.manifest.classifier is None or bundle.manifest.classifier.age is None:
         raise BundleError(f"{path}: not a classifier bundle with an age head; it needs no gender-only graphs")
-    manifest = write_gender_only_graphs(bundle.path, bundle.manifest)
-    write_manifest(bundle.path, manifest)
-    bundle = load_bundle(path)
-    open_session(bundle, gender_only=True, threads=1)
-    if bundle.reference_model_path is not None:
-        open_session(bundle, reference=True, gender_only=True, threads=1)
-    return bundle
+    with staged_bundle(bundle.path) as staging:
+        shutil.copytree(bundle.path, staging, dirs_exist_ok=True)
+        write_manifest(staging, write_gender_only_graphs(staging, bundle.manifest))
+        check_every_graph(load_bundle(staging), threads=1)
+    return load_bundle(path)

@@ -54,8 +54,9 @@ def test_the_shipped_gender_only_graph_has_no_age_head_and_the_same_gender_answe
     np.testing.assert_array_equal(gender_only, full)
 
 
-def test_export_gender_only_rebuilds_the_shipped_graphs_from_the_bundle_alone(tmp_path: Path) -> None:
-    copy = shutil.copytree(DEFAULT_GENDER_BUNDLE, tmp_path / "audience")
+def _without_gender_only_graphs(target: Path) -> Path:
+    """A copy of the shipped age bundle as it was exported before it carried gender-only graphs."""
+    copy = shutil.copytree(DEFAULT_GENDER_BUNDLE, target)
     manifest = json.loads((copy / MANIFEST_FILE).read_text())
     age = manifest["classifier"]["age"]
     for key in ("gender_only_model_file", "gender_only_reference_model_file"):
@@ -63,6 +64,11 @@ def test_export_gender_only_rebuilds_the_shipped_graphs_from_the_bundle_alone(tm
         del manifest["files"][age.pop(key)]
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     assert not load_bundle(copy).has_gender_only_graphs
+    return copy
+
+
+def test_export_gender_only_rebuilds_the_shipped_graphs_from_the_bundle_alone(tmp_path: Path) -> None:
+    copy = _without_gender_only_graphs(tmp_path / "audience")
 
     done = subprocess.run(
         [sys.executable, "-m", "footfall", "export-gender-only", str(copy)], capture_output=True, text=True
@@ -77,6 +83,32 @@ def test_export_gender_only_rebuilds_the_shipped_graphs_from_the_bundle_alone(tm
         )
         assert ours is not None and shipped is not None
         assert ours.read_bytes() == shipped.read_bytes(), f"{ours.name} is reproducible"
+
+
+def test_export_gender_only_that_fails_its_check_leaves_the_bundle_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graphs are written and checked in a staging copy, swapped in only once every graph opens: a failure
+    half-way (here, onnxruntime refusing a pruned graph) leaves the bundle the edge loads byte for byte as it was,
+    and no staging folder behind."""
+    import footfall.core.bundle
+    from footfall.core.bundle import BundleError
+    from footfall.exporter.gender_only import add_gender_only_graphs
+
+    copy = _without_gender_only_graphs(tmp_path / "audience")
+    before = {path.name: path.read_bytes() for path in copy.iterdir()}
+    opened = footfall.core.bundle.open_session
+
+    def refuse_pruned(bundle: footfall.core.bundle.Bundle, **kwargs: object) -> object:
+        if kwargs.get("gender_only"):
+            raise BundleError(f"{bundle.path}: onnxruntime cannot load the pruned graph")
+        return opened(bundle, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(footfall.core.bundle, "open_session", refuse_pruned)
+    with pytest.raises(BundleError, match="cannot load the pruned graph"):
+        add_gender_only_graphs(copy)
+    assert {path.name: path.read_bytes() for path in copy.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["audience"], "no staging folder is left"
 
 
 def test_export_gender_only_refuses_a_bundle_without_an_age_head_in_one_line(tmp_path: Path) -> None:
