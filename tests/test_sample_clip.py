@@ -140,11 +140,14 @@ def test_footfall_process_reports_a_corrected_share_whose_interval_holds_the_cli
 
 
 @pytest.mark.parametrize("floor", ["gender-only", "counts-only"])
-def test_footfall_process_keeps_to_the_configs_demographics_floor(floor: str, tmp_path: Path) -> None:
+def test_footfall_process_keeps_to_the_configs_demographics_floor(
+    floor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What `footfall process --out` writes is what the box would send: a config whose floor is 'gender-only'
-    writes no age bands (its classifier runs pruned to the gender output), 'counts-only' no gender either."""
+    writes no age bands (its classifier runs pruned to the gender output), 'counts-only' no gender either. Every
+    onnxruntime session is watched: the classifier graphs that ran are the pruned one alone, or none."""
     pytest.importorskip("cv2")
-    pytest.importorskip("onnxruntime")
+    ort = pytest.importorskip("onnxruntime")
     from footfall.core.wire import AggregateMessage
     from footfall.edge.config import parse_config
     from footfall.edge.offline import process_video
@@ -154,9 +157,25 @@ def test_footfall_process_keeps_to_the_configs_demographics_floor(floor: str, tm
     demo = parse_config(agent_config(CLIP, 1883, tmp_path, 60))
     camera = demo.cameras[0].model_copy(update={"loop": False, "realtime": False})
     config = demo.model_copy(update={"cameras": [camera], "demographics": floor})
+    ran: set[Path] = set()
+
+    class WatchedSession(ort.InferenceSession):  # type: ignore[misc,name-defined]
+        def __init__(self, path: str, *args: object, **kwargs: object) -> None:
+            super().__init__(path, *args, **kwargs)
+            self.graph = Path(path).resolve()
+
+        def run(self, *args: object, **kwargs: object) -> object:
+            ran.add(self.graph)
+            return super().run(*args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", WatchedSession)
     sent: list[AggregateMessage] = []
     summary = process_video(CLIP, config, progress=False, aggregates=sent)
     assert summary["people"] >= 1 and sent
+    gender_bundle = config.bundles.gender.resolve()
+    classifier_graphs = sorted(graph.name for graph in ran if graph.parent == gender_bundle)
+    assert classifier_graphs == (["model-gender.onnx"] if floor == "gender-only" else []), classifier_graphs
+    assert any(graph.parent == config.bundles.detector.resolve() for graph in ran), "the detector ran"
     assert all(m.age is None for m in sent), f"{floor}: no age bands leave the box"
     genders = [m.gender for m in sent if m.measure == "passes" and m.people]
     assert genders and all((g is None) == (floor == "counts-only") for g in genders), genders
