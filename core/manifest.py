@@ -170,6 +170,13 @@ class BundleManifest(_Model):
         return self.model_dump_json(indent=2, by_alias=True, exclude_none=True) + "\n"
 
 
+def manifest_schema_text() -> str:
+    """The JSON Schema of a bundle's manifest, as written to docs/bundle-manifest-schema.json."""
+    import json
+
+    return json.dumps(BundleManifest.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n"
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

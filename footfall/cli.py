@@ -103,18 +103,17 @@ def schema(
 ) -> None:
     """Print a JSON Schema of the shared contracts.
 
-    Example: footfall schema wire > docs/wire-schema.json
+    Examples: footfall schema wire > docs/wire-schema.json
+              footfall schema bundle > docs/bundle-manifest-schema.json
     """
     if kind == "wire":
         from footfall.core.wire import json_schema_text
 
         typer.echo(json_schema_text(), nl=False)
     elif kind == "bundle":
-        import json
+        from footfall.core.manifest import manifest_schema_text
 
-        from footfall.core.manifest import BundleManifest
-
-        typer.echo(json.dumps(BundleManifest.model_json_schema(by_alias=True), indent=2, sort_keys=True))
+        typer.echo(manifest_schema_text(), nl=False)
     else:
         raise typer.BadParameter("choose 'wire' or 'bundle'", param_hint="KIND")
 

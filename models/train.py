@@ -527,14 +527,17 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         count = len(training.chips)
         sample = np.random.default_rng(recipe.seed).choice(count, min(512, count), False)
         init_from_dlib_age(model, recipe.preprocess, training.chips[np.sort(sample)])
+    # An age trunk starts as model.age_trunk_init says unless a checkpoint brought its weights.
+    trunk_to_start = model.age_trunk is not None and not resume
     if recipe.model.from_checkpoint and not resume:
         start = load_checkpoint(resolve(recipe.model.from_checkpoint, recipe))
         missing, unexpected = model.load_state_dict(start["state_dict"], strict=False)
         if unexpected or any(not key.startswith(("age_head.", "age_trunk.")) for key in missing):
             raise ValueError(f"{recipe.model.from_checkpoint}: its weights do not fit the recipe's network")
         log_event(logger, logging.INFO, "started from checkpoint", source=recipe.model.from_checkpoint, fresh=missing)
-        if model.age_trunk is not None and any(key.startswith("age_trunk.") for key in missing):
-            init_age_trunk(model, recipe, training)
+        trunk_to_start = trunk_to_start and any(key.startswith("age_trunk.") for key in missing)
+    if trunk_to_start:
+        init_age_trunk(model, recipe, training)
     for part in recipe.train.frozen:
         for param in getattr(model, part).parameters():
             param.requires_grad_(False)

@@ -160,6 +160,14 @@ def test_unloadable_graph_is_refused_even_with_matching_hash(bundle_copy: Path) 
         open_session(load_bundle(bundle_copy))
 
 
+def test_docs_manifest_schema_matches_the_code() -> None:
+    from footfall.core.manifest import manifest_schema_text
+
+    written = (Path(__file__).resolve().parents[2] / "docs" / "bundle-manifest-schema.json").read_text()
+    regenerate = "regenerate with: footfall schema bundle > docs/bundle-manifest-schema.json"
+    assert written == manifest_schema_text(), regenerate
+
+
 def test_verify_bundle_command_prints_one_line(bundle_copy: Path) -> None:
     from footfall.cli import app
 

@@ -388,6 +388,23 @@ def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactl
     assert gender_kept_exactly(first, second).shape == (4, 81)
 
 
+def test_an_age_trunk_starts_as_the_recipe_says_without_a_checkpoint_too() -> None:
+    """``age_trunk_init`` holds for a network trained whole from its own start, not only for one grown from a
+    checkpoint: the trunk starts as a copy of the blocks it branches from, not at random."""
+    from footfall.models.train import TrainingSet, build_student
+
+    tiny_dlib = {"stem": 8, "widths": [8, 16], "depths": [1, 1], "dropout": 0.0}
+    trunk = {"age_classes": 81, "age_hidden": 0, "age_branch": 1}
+    recipe = age_training_on_frozen_gender(
+        Path("unused"), ModelConfig(arch="resnet-dlib", kwargs={**tiny_dlib, **trunk}, age_trunk_init="features")
+    )
+    recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"frozen": []})})
+    data = {"synthetic": {"train": aged_split(32, 0), "val": aged_split(16, 1), "test": aged_split(16, 2)}}
+    model = build_student(recipe, TrainingSet.gather(recipe, data), resume=False).model
+    copied, source = model.age_trunk[0].state_dict(), model.features[-1].state_dict()
+    assert all(torch.equal(value, source[key]) for key, value in copied.items())
+
+
 def test_an_age_trunk_needs_an_age_head_and_blocks_to_copy() -> None:
     with pytest.raises(ValueError, match="needs an age head"):
         build_model("resnet-dlib", age_branch=1)
