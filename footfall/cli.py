@@ -103,8 +103,7 @@ def schema(
 ) -> None:
     """Print a JSON Schema of the shared contracts.
 
-    Examples: footfall schema wire > docs/wire-schema.json
-              footfall schema bundle > docs/bundle-manifest-schema.json
+    Example: footfall schema wire > docs/wire-schema.json   (and 'bundle' > docs/bundle-manifest-schema.json)
     """
     if kind == "wire":
         from footfall.core.wire import json_schema_text
