@@ -381,7 +381,9 @@ class Agent:
             try:
                 self._models.classifier = load_classifier(self.config, estimate_age=estimates_age(mode))
             except BundleError as exc:
-                if current is not None:  # it still decides gender; only the graphs the mode prefers are missing
+                # The one loaded goes on deciding gender unless it would run an age head at a site that estimates
+                # no age (its pruned graph is what failed): then, as without any, the box counts without gender.
+                if current is not None and not (current.runs_age_head and not estimates_age(mode)):
                     log_event(
                         logger,
                         logging.ERROR,
@@ -391,6 +393,7 @@ class Agent:
                     )
                 else:  # keep counting without gender rather than stop
                     log_event(logger, logging.ERROR, "cannot load the classifier; counting without it", error=str(exc))
+                    self._models.classifier = None
                     mode = "counts-only"
                     self._degrade_to(mode)
         elif not classifies(mode):

@@ -361,11 +361,14 @@ def test_a_classifier_is_loaded_again_only_where_the_mode_changes_what_it_must_r
     assert plain.fits(age=True) and plain.fits(age=False)
 
 
-def test_a_failed_reload_keeps_the_classifier_it_has_and_never_undoes_an_off_told_meanwhile(
+def test_a_failed_reload_never_runs_an_age_head_at_a_gender_only_site_nor_undoes_an_off_told_meanwhile(
     tmp_path: Path, classifier: GenderClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A mode change loads the classifier again (or for the first time); when that fails, a classifier already
-    loaded goes on deciding gender, and a site told 'off' by paho's thread during the load stays off."""
+    """A mode change loads the classifier again (or for the first time). When that fails:
+    - a classifier that serves the new mode without an age head it must not run goes on deciding gender (the
+      pruned one, told 'full': gender still decided, no age);
+    - one that would run the age head at a 'gender-only' site is dropped, and the box counts without gender;
+    - a site told 'off' by paho's thread during the load stays off."""
     from footfall.core.bundle import BundleError
     from footfall.edge import agent as agent_module
     from footfall.edge.agent import Agent
@@ -381,28 +384,41 @@ def test_a_failed_reload_keeps_the_classifier_it_has_and_never_undoes_an_off_tol
         outbox={"path": tmp_path / "outbox.sqlite"},  # type: ignore[arg-type]
         bundles={"gender": classifier.bundle.path},  # type: ignore[arg-type]
     )
-    models = Models(cast(FaceDetector, None), classifier)
+    pruned = GenderClassifier(classifier.bundle, age=False)
+    assert classifier.runs_age_head and not pruned.runs_age_head, "the stand-in carries its pruned graph"
+    models = Models(cast(FaceDetector, None), pruned)
     agent = Agent(config, models=models)
     loads: list[str] = []
+    off_meanwhile = False
 
     def failing_load(_config: AgentConfig, *, estimate_age: bool) -> GenderClassifier:
         loads.append("gender-only" if not estimate_age else "full")
-        agent._on_settings(told("off"))  # the operator switches the site off while the graphs load
-        raise BundleError("model-gender.onnx: onnxruntime cannot load it (test)")
+        if off_meanwhile:
+            agent._on_settings(told("off"))  # the operator switches the site off while the graphs load
+        raise BundleError("model.onnx: onnxruntime cannot load it (test)")
 
     monkeypatch.setattr(agent_module, "load_classifier", failing_load)
+    agent._on_settings(told("full"))
+    agent._apply_mode(agent.mode)
+    assert loads == ["full"]
+    assert models.classifier is pruned and not pruned.has_age, "gender still decided, no age head run"
+    assert agent.applied == "full"
+
+    models.classifier = classifier  # the whole graph, loaded while the site was 'full'
+    off_meanwhile = True
     agent._on_settings(told("gender-only"))
     agent._apply_mode(agent.mode)
-    assert loads == ["gender-only"]
-    assert models.classifier is classifier and not models.estimate_age, "gender still decided, age not read"
-    assert agent.mode == "off", "the 'off' told during the load is not overwritten"
+    assert loads == ["full", "gender-only"]
+    assert models.classifier is None, "the whole graph's age head never runs at a gender-only site"
+    assert agent.applied == "counts-only" and agent.mode == "off", "the 'off' told during the load is kept"
     agent._apply_mode(agent.mode)  # the main loop's next turn
     assert agent.applied == "off" and models.classifier is None
 
+    off_meanwhile = False
     agent._on_settings(told("full"))  # no classifier loaded now: a failed load leaves the box counting only
     agent._apply_mode(agent.mode)
-    assert loads == ["gender-only", "full"] and models.classifier is None
-    assert agent.applied == "counts-only" and agent.mode == "off", "counting without gender, then off again"
+    assert loads == ["full", "gender-only", "full"] and models.classifier is None
+    assert agent.applied == "counts-only" and agent.mode == "counts-only"
 
 
 def test_process_summary_tables_bands_per_crowd_only_when_age_was_estimated() -> None:
