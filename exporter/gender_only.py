@@ -58,10 +58,12 @@ def write_gender_only_graphs(folder: Path, manifest: BundleManifest) -> BundleMa
 def add_gender_only_graphs(path: Path) -> Bundle:
     """Adds the gender-only graphs to a bundle exported before they existed (every other file left as it is) and
     re-hashes its manifest. The result is built in a staging copy and checked as the edge would open it; only
-    then is it swapped in, so a failure leaves the bundle as it was."""
+    then is it swapped in, so a failure leaves the bundle as it was. The swap replaces the folder (it needs write
+    access to the folder above it); a staging folder (``.NAME.staging-*``) left by a killed run can be deleted."""
     from footfall.core.bundle import check_every_graph
     from footfall.exporter.bundle_writer import staged_bundle, write_manifest
 
+    path = path.resolve()  # the folder is replaced: a relative path such as '.' would name the one removed
     bundle = load_bundle(path)
     if bundle.manifest.classifier is None or bundle.manifest.classifier.age is None:
         raise BundleError(f"{path}: not a classifier bundle with an age head; it needs no gender-only graphs")

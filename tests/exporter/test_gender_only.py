@@ -111,6 +111,19 @@ def test_export_gender_only_that_fails_its_check_leaves_the_bundle_as_it_was(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["audience"], "no staging folder is left"
 
 
+def test_export_gender_only_run_inside_the_bundle_answers_for_the_bundle_it_swapped_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`footfall export-gender-only .` from inside the bundle: the folder is replaced by its staged copy, so '.'
+    is then a deleted folder and the bundle must be found by its resolved path."""
+    from footfall.exporter.gender_only import add_gender_only_graphs
+
+    copy = _without_gender_only_graphs(tmp_path / "audience")
+    monkeypatch.chdir(copy)
+    assert add_gender_only_graphs(Path(".")).has_gender_only_graphs
+    assert load_bundle(copy).has_gender_only_graphs
+
+
 def test_export_gender_only_refuses_a_bundle_without_an_age_head_in_one_line(tmp_path: Path) -> None:
     from tests.edge.standin import build_standin_gender_bundle
 
