@@ -46,9 +46,10 @@ def register(app: typer.Typer) -> None:
             False,
             "--check-config",
             help="Validate the config, then load each model bundle as the agent does at start (onnxruntime "
-            "session, parity probe on this CPU) and report the precision it would serve: every graph the config's "
+            "session, parity probe on this CPU) and report the precision it would serve, for every mode the config's "
             "demographics floor lets the box serve (also the gender-only graphs, which a site can be told to use "
-            "at any time); exit 2 on the first problem, without starting.",
+            "at any time; an FP32 reference is opened where its INT8 graph fails the probe, and `footfall "
+            "verify-bundle` opens them all); exit 2 on the first problem, without starting.",
         ),
         drain_seconds: float = typer.Option(
             30.0,
