@@ -383,7 +383,7 @@ class Agent:
             except BundleError as exc:
                 # The one loaded goes on deciding gender unless it would run an age head at a site that estimates
                 # no age (its pruned graph is what failed): then, as without any, the box counts without gender.
-                if current is not None and not (current.runs_age_head and not estimates_age(mode)):
+                if current is not None and (estimates_age(mode) or not current.runs_age_head):
                     log_event(
                         logger,
                         logging.ERROR,

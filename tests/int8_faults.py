@@ -24,16 +24,17 @@ def rehash(bundle: Path) -> None:
     path.write_text(json.dumps(manifest, indent=2))
 
 
-def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0, *, gender_only_only: bool = False) -> Path:
+def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0, *, pruned_only: bool = False) -> Path:
     """A copy of ``bundle`` whose INT8 graphs (the model, and its gender-only copy where the bundle has one; with
-    ``gender_only_only`` that copy alone) multiply every weight scale of their first quantized convolutions by
+    ``pruned_only`` that copy alone) multiply every weight scale of their first quantized convolutions by
     ``factor``: activations then clip the way saturated int16 sums clip them."""
     import onnx
     from onnx import numpy_helper
 
     shutil.copytree(bundle, target)
     age = (json.loads((target / MANIFEST_FILE).read_text()).get("classifier") or {}).get("age") or {}
-    for name in (None if gender_only_only else "model.onnx", age.get("gender_only_model_file")):
+    names = [age.get("gender_only_model_file")] if pruned_only else ["model.onnx", age.get("gender_only_model_file")]
+    for name in names:
         if name is None:
             continue
         model = onnx.load(str(target / name))

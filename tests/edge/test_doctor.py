@@ -57,7 +57,7 @@ def test_int8_that_strays_is_reported_with_the_precision_it_would_serve(tmp_path
 def test_a_pruned_graph_that_strays_alone_is_reported_too(tmp_path: Path) -> None:
     """A 'gender-only' site serves the graph pruned to the gender output, with a parity probe run of its own: it
     may stray where the whole graph does not, and the box is not healthy then."""
-    broken = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender", gender_only_only=True)
+    broken = broken_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender", pruned_only=True)
     result = doctor("--gender", str(broken), "--threads", "1", "--json")
     assert result.returncode == 1, result.stdout + result.stderr
     served = {b["task"]: b for b in json.loads(result.stdout)["bundles"]}["gender-classification"]
