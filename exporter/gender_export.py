@@ -7,6 +7,7 @@ ships and the report says why, with the numbers. The report is written into the 
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -92,8 +93,10 @@ def export_onnx(model, size: int, path: Path) -> None:
 
     # "torchvision is not installed, skipping torchvision::nms": true, and irrelevant to these models.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    from footfall.models.network import GenderAgeGraph
+    from footfall.models.network import GenderAgeGraph, fold_standardization
 
+    # Standardized inputs folded into their layer's weights: the graph holds plain Gemm nodes.
+    model = fold_standardization(copy.deepcopy(model))
     has_age = getattr(model, "age_head", None) is not None
     graph_module = GenderAgeGraph(model) if has_age else model
     outputs = [OUTPUT_NAME, AGE_OUTPUT_NAME] if has_age else [OUTPUT_NAME]

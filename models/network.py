@@ -70,6 +70,9 @@ class FlipAveragingClassifier(nn.Module):
     # age head reads the gender head's pooled features.
     age_trunk: nn.Module | None  # set by subclasses, as age_head
     age_branch: int
+    # Indices into ``features`` after which the age head reads average-pooled features (the last is the end of
+    # the network); empty: the age head reads the gender head's pooled features only. Set by subclasses.
+    age_taps: tuple[int, ...] = ()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features the head reads (distillation aligns them with a teacher's)."""
@@ -78,6 +81,14 @@ class FlipAveragingClassifier(nn.Module):
     def embed_both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The pooled features of the gender head and of the age head: the same tensor without an age trunk,
         else the shared blocks run once and each path its own last blocks."""
+        if self.age_taps:
+            # Earlier stages keep what the gender-tuned last stage pools away (texture, wrinkles, proportions).
+            tapped = []
+            for index, layer in enumerate(self.features):
+                x = layer(x)
+                if index in self.age_taps:
+                    tapped.append(self.pool(x).flatten(1))
+            return tapped[-1], torch.cat(tapped, 1)
         if self.age_trunk is None:
             features = self.embed(x)
             return features, features
@@ -120,11 +131,58 @@ class FlipAveragingClassifier(nn.Module):
         )
 
 
-def build_age_head(features: int, classes: int, hidden: int) -> nn.Module:
-    """Logits over ages from pooled features: one linear layer, or two with a ReLU between."""
+class StandardizedLinear(nn.Linear):
+    """A linear layer that standardizes its input first: ``(x − feature_mean) × feature_scale``, per feature,
+    with statistics measured once on training features (:func:`set_input_statistics`) and then fixed.
+
+    Features pooled from different stages differ in scale by an order of magnitude; standardized, each gets a
+    comparable step from the optimizer (validation age error 6.75 against 6.97 years on one stage). Export
+    folds the statistics into the weights (:meth:`folded`), so the graph holds one plain ``Gemm``.
+    """
+
+    feature_mean: torch.Tensor
+    feature_scale: torch.Tensor
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__(in_features, out_features)
+        self.register_buffer("feature_mean", torch.zeros(in_features))
+        self.register_buffer("feature_scale", torch.ones(in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear((x - self.feature_mean) * self.feature_scale, self.weight, self.bias)
+
+    def set_input_statistics(self, features: torch.Tensor) -> None:
+        """Fixes the standardization to the mean and standard deviation of ``features`` (N × in_features)."""
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_scale.copy_(1.0 / (features.std(0) + 1e-6))
+
+    def folded(self) -> nn.Linear:
+        """The same function as one plain linear layer."""
+        plain = nn.Linear(self.in_features, self.out_features)
+        with torch.no_grad():
+            weight = self.weight * self.feature_scale
+            plain.weight.copy_(weight)
+            plain.bias.copy_(self.bias - weight @ self.feature_mean)
+        return plain
+
+
+def fold_standardization(model: nn.Module) -> nn.Module:
+    """``model`` with every :class:`StandardizedLinear` replaced by its folded plain layer (in place)."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, StandardizedLinear):
+            setattr(model, name, child.folded())
+        else:
+            fold_standardization(child)
+    return model
+
+
+def build_age_head(features: int, classes: int, hidden: int, standardize: bool = False) -> nn.Module:
+    """Logits over ages from pooled features: one linear layer, or two with a ReLU between; ``standardize``
+    makes the first a :class:`StandardizedLinear`."""
+    first = StandardizedLinear(features, hidden or classes) if standardize else nn.Linear(features, hidden or classes)
     if hidden <= 0:
-        return nn.Linear(features, classes)
-    return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, classes))
+        return first
+    return nn.Sequential(first, nn.ReLU(inplace=True), nn.Linear(hidden, classes))
 
 
 class GenderAgeGraph(nn.Module):
@@ -250,9 +308,14 @@ class ResNetDlib(FlipAveragingClassifier):
         age_hidden: int = 0,
         age_branch: int = 0,
         age_extra_blocks: int = 0,
+        age_stages: int = 1,
+        age_standardize: bool = False,
     ):
         """``age_classes`` > 0 adds an age head: logits over ages 0, 1, ..., ``age_classes`` − 1 years (the
         last: that age or more); linear, or with ``age_hidden`` > 0 one hidden ReLU layer of that width.
+        ``age_stages`` > 1: the age head reads the average-pooled output of the last ``age_stages`` stages,
+        concatenated, instead of the last stage's alone (the gender path is unchanged). ``age_standardize``: the
+        age head standardizes its input (:class:`StandardizedLinear`).
         ``age_branch`` > 0 gives the age head a trunk of its own: a copy of the last ``age_branch`` blocks,
         plus ``age_extra_blocks`` more of the last width (dlib's age predictor has one more 256-channel block
         than the default keeps)."""
@@ -270,7 +333,16 @@ class ResNetDlib(FlipAveragingClassifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(channels, num_classes)
-        self.age_head = build_age_head(channels, age_classes, age_hidden) if age_classes > 0 else None
+        if not 1 <= age_stages <= len(widths) or (age_stages > 1 and (age_classes <= 0 or age_branch)):
+            raise ValueError(
+                "age_stages must be 1..number of stages, and more than 1 only for an age head without a trunk"
+            )
+        stage_ends = [2 + sum(depths[: stage + 1]) - 1 for stage in range(len(depths))]  # after the stem and pool
+        self.age_taps = tuple(stage_ends[len(stage_ends) - age_stages :]) if age_stages > 1 else ()
+        age_inputs = sum(widths[len(widths) - age_stages :])
+        self.age_head = (
+            build_age_head(age_inputs, age_classes, age_hidden, age_standardize) if age_classes > 0 else None
+        )
         self.age_trunk, self.age_branch = None, 0
         if age_branch < 0 or age_extra_blocks < 0 or (age_branch == 0 and age_extra_blocks):
             raise ValueError("age_branch and age_extra_blocks must be >= 0, extra blocks only with a branch")

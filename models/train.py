@@ -156,7 +156,7 @@ def predict_both(model, chips: np.ndarray, spec, batch_size: int = 512) -> tuple
             gender.append(g.float().numpy())
             age.append(a.float().numpy())
     if not gender:
-        width = model.age_head(torch.zeros(1, model.head.in_features)).shape[1]
+        width = model.both(torch.zeros(1, 3, spec.size, spec.size))[1].shape[1]
         return np.zeros((0, 2), np.float32), np.zeros((0, width), np.float32)
     return np.concatenate(gender), np.concatenate(age)
 
@@ -529,6 +529,7 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         init_from_dlib_age(model, recipe.preprocess, training.chips[np.sort(sample)])
     # An age trunk starts as model.age_trunk_init says unless a checkpoint brought its weights.
     trunk_to_start = model.age_trunk is not None and not resume
+    head_to_start = model.age_head is not None and not resume
     if recipe.model.from_checkpoint and not resume:
         start = load_checkpoint(resolve(recipe.model.from_checkpoint, recipe))
         missing, unexpected = model.load_state_dict(start["state_dict"], strict=False)
@@ -536,8 +537,11 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
             raise ValueError(f"{recipe.model.from_checkpoint}: its weights do not fit the recipe's network")
         log_event(logger, logging.INFO, "started from checkpoint", source=recipe.model.from_checkpoint, fresh=missing)
         trunk_to_start = trunk_to_start and any(key.startswith("age_trunk.") for key in missing)
+        head_to_start = head_to_start and any(key.startswith("age_head.") for key in missing)
     if trunk_to_start:
         init_age_trunk(model, recipe, training)
+    if head_to_start:
+        standardize_age_inputs(model, recipe, training)
     for part in recipe.train.frozen:
         for param in getattr(model, part).parameters():
             param.requires_grad_(False)
@@ -575,6 +579,31 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         age_weight=recipe.train.age_weight if trains_age else 0.0,
         frozen=tuple(recipe.train.frozen),
     )
+
+
+def standardize_age_inputs(model: FlipAveragingClassifier, recipe: Recipe, training: TrainingSet) -> None:
+    """Fixes a fresh age head's input standardization (:class:`StandardizedLinear`, if it has one) to the
+    statistics of its features on a sample of un-augmented training chips."""
+    import torch
+    from footfall.models.network import StandardizedLinear
+
+    assert model.age_head is not None
+    layers = [m for m in model.age_head.modules() if isinstance(m, StandardizedLinear)]
+    if not layers:
+        return
+    count = len(training.chips)
+    sample = np.sort(np.random.default_rng(recipe.seed).choice(count, min(4096, count), False))
+    model.eval()
+    with torch.no_grad():
+        features = torch.cat(
+            [
+                model.embed_both(torch.from_numpy(normalise(training.chips[sample[i : i + 512]], recipe.preprocess)))[1]
+                for i in range(0, len(sample), 512)
+            ]
+        )
+    for layer in layers:
+        layer.set_input_statistics(features)
+    log_event(logger, logging.INFO, "age head inputs standardized", features=int(features.shape[1]), images=len(sample))
 
 
 def init_age_trunk(model: FlipAveragingClassifier, recipe: Recipe, training: TrainingSet) -> None:

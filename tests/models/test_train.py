@@ -132,31 +132,24 @@ PLAIN_OPS = {"Conv", "Relu", "Add", "Mul", "MaxPool", "AveragePool", "Pad", "Red
 def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     from footfall.models.recipe import REPO_ROOT, load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v4.yaml")
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v5.yaml")
     model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
     assert count_parameters(model) < 2_000_000
     assert count_flops(model, recipe.preprocess.size) < 0.2e9
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
+    from footfall.exporter.gender_export import export_onnx
+
     size = recipe.preprocess.size
     path = tmp_path / "m.onnx"
-    from footfall.models.network import GenderAgeGraph
-
     assert model.age_head is not None  # the default model estimates age too
     for flip in (False, True):  # mirror averaging is chosen on val after training: both must export
         model.flip_average = flip
-        torch.onnx.export(  # as the exporter does it (footfall.exporter.gender_export)
-            GenderAgeGraph(model).eval(),
-            (torch.zeros(2, 3, size, size),),
-            str(path),
-            opset_version=18,
-            input_names=["chips"],
-            output_names=["logits", "age"],
-            dynamo=True,
-        )
+        export_onnx(model, size, path)
         ops = {node.op_type for node in onnx.load(str(path)).graph.node}
-        # Plain, quantizable operations only; the shape ops come from mirror averaging's batch split.
-        assert ops <= PLAIN_OPS | ({"Concat", "Slice", "Shape"} if flip else set()), ops
+        # Plain, quantizable operations only (the age head's input standardization is folded into its Gemm);
+        # Concat joins the stages the age head reads, the shape ops come from mirror averaging's batch split.
+        assert ops <= PLAIN_OPS | {"Concat"} | ({"Slice", "Shape"} if flip else set()), ops
 
 
 def test_epoch_sees_each_dataset_by_its_weight_and_children_by_child_weight(tmp_path: Path) -> None:
@@ -386,6 +379,42 @@ def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactl
     assert not torch.equal(weights["age_trunk.0.conv1.0.weight"], weights["features.3.conv1.0.weight"])
     assert "age_trunk.1.conv2.0.weight" in weights, "the extra block"
     assert gender_kept_exactly(first, second).shape == (4, 81)
+
+
+def test_an_age_head_on_every_stage_standardizes_its_inputs_and_leaves_gender_exactly_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """audience-v5's age path: the head reads each stage's pooled features, standardized with statistics measured
+    once on the training chips (not left at 0 and 1), while the gender path keeps every weight and statistic."""
+    from footfall.models.network import StandardizedLinear
+
+    tiny_dlib = {"stem": 8, "widths": [8, 16], "depths": [1, 1], "dropout": 0.0}
+    data = {"synthetic": {"train": aged_split(96, 0), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
+    base = tiny_recipe(tmp_path / "a", epochs=2)
+    base = base.model_copy(update={"model": ModelConfig(arch="resnet-dlib", kwargs=tiny_dlib)})
+    first = load_checkpoint(train(base, progress=False, data=(data, {})))
+    source = tmp_path / "gender.pt"
+    save_checkpoint(first, source)
+    taps = {"age_classes": 81, "age_hidden": 6, "age_stages": 2, "age_standardize": True}
+    model = ModelConfig(arch="resnet-dlib", kwargs={**tiny_dlib, **taps}, from_checkpoint=str(source))
+    second = load_checkpoint(
+        train(age_training_on_frozen_gender(tmp_path / "b", model), progress=False, data=(data, {}))
+    )
+    weights = second["state_dict"]
+    assert weights["age_head.0.weight"].shape == (6, 8 + 16), "both stages' features"
+    assert not torch.equal(weights["age_head.0.feature_mean"], torch.zeros(24))
+    assert not torch.equal(weights["age_head.0.feature_scale"], torch.ones(24))
+    assert gender_kept_exactly(first, second).shape == (4, 81)
+    assert isinstance(model_from_checkpoint(second).age_head[0], StandardizedLinear)
+
+
+def test_an_age_head_reads_only_stages_the_network_has() -> None:
+    with pytest.raises(ValueError, match="age_stages"):
+        build_model("resnet-dlib", age_classes=81, age_stages=4)
+    with pytest.raises(ValueError, match="age_stages"):
+        build_model("resnet-dlib", age_stages=2)  # no age head to read them
+    with pytest.raises(ValueError, match="age_stages"):
+        build_model("resnet-dlib", age_classes=81, age_stages=2, age_branch=1)
 
 
 def test_an_age_trunk_starts_as_the_recipe_says_without_a_checkpoint_too() -> None:
