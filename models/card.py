@@ -5,9 +5,9 @@ the edge runs), so the card says what ``footfall evaluate`` prints. A machine-re
 figures sits in an HTML comment at the end, which the test of the default bundle compares against a
 fresh evaluation.
 
-Usage: python -m footfall.models.card --checkpoint models/checkpoints/audience-v4.pt \\
+Usage: python -m footfall.models.card --checkpoint models/checkpoints/audience-v5.pt \\
            --eval utkface=runs/eval/utkface-test.json --eval wiki=runs/eval/wiki-test.json \\
-           --bundle models/bundles/audience-v4 --out models/MODEL_CARD.md
+           --bundle models/bundles/audience-v5 --out models/MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def render(
     report names); ``reference_reports`` evaluate the same bundles' FP32 reference graphs, figures that no
     CPU's integer kernels change, which the test of the default model recomputes anywhere."""
     recipe = checkpoint["recipe"]
-    model_name = recipe.get("name", "audience-v4")
+    model_name = recipe.get("name", "audience-v5")
     precision = (bundle_manifest or {}).get("precision", "?")
     sections = [
         _title(model_name, status_line(reports, reference_reports), "age" in checkpoint),
@@ -159,7 +159,7 @@ def render(
 def _title(model_name: str, status: str, has_age: bool = False) -> list[str]:
     what = "Gender and age-band classifier" if has_age else "Gender classifier"
     age = (
-        " From the same features it estimates the face's age and its band (0-12 ... 65+), again with `unknown` "
+        " From the same network it estimates the face's age and its band (0-12 ... 65+), again with `unknown` "
         "when not confident (see *Age*)."
         if has_age
         else ""
@@ -267,7 +267,21 @@ def _network(checkpoint: dict) -> str:
         f"{params / 1e6:.2f} M parameters, {flops / 1e9:.3f} GFLOPs per face "
         f"at {size}×{size}"
         + (" (both passes of mirror averaging)." if checkpoint["arch_kwargs"].get("flip_average") else ".")
+        + _age_inputs(checkpoint["arch_kwargs"])
     )
+
+
+def _age_inputs(kwargs: dict) -> str:
+    """What the age head reads, where it reads more than the gender head's pooled features."""
+    stages = int(kwargs.get("age_stages", 1))
+    if stages <= 1:
+        return ""
+    standardized = (
+        ", each feature standardized with statistics of the training chips (folded into the layer's weights on export)"
+        if kwargs.get("age_standardize")
+        else ""
+    )
+    return f" The age head reads the average-pooled output of the last {stages} stages, concatenated{standardized}."
 
 
 def _input(spec: dict) -> str:
