@@ -136,8 +136,9 @@ class StandardizedLinear(nn.Linear):
     with statistics measured once on training features (:func:`set_input_statistics`) and then fixed.
 
     Features pooled from different stages differ in scale by an order of magnitude; standardized, each gets a
-    comparable step from the optimizer (validation age error 6.75 against 6.97 years on one stage). Export
-    folds the statistics into the weights (:meth:`folded`), so the graph holds one plain ``Gemm``.
+    comparable step from the optimizer (a head fitted on gender-v3's frozen last-stage features: validation
+    UTKFace age error 6.75 years standardized, 6.97 not). Export folds the statistics into the weights
+    (:meth:`folded`), so the graph holds one plain ``Gemm``.
     """
 
     feature_mean: torch.Tensor
