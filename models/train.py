@@ -593,7 +593,8 @@ def standardize_age_inputs(model: FlipAveragingClassifier, recipe: Recipe, train
         return
     count = len(training.chips)
     sample = np.sort(np.random.default_rng(recipe.seed).choice(count, min(4096, count), False))
-    model.eval()
+    was_training = model.training
+    model.eval()  # frozen BatchNorm statistics and no dropout: the features the head will read
     with torch.no_grad():
         features = torch.cat(
             [
@@ -601,6 +602,7 @@ def standardize_age_inputs(model: FlipAveragingClassifier, recipe: Recipe, train
                 for i in range(0, len(sample), 512)
             ]
         )
+    model.train(was_training)
     for layer in layers:
         layer.set_input_statistics(features)
     log_event(logger, logging.INFO, "age head inputs standardized", features=int(features.shape[1]), images=len(sample))

@@ -357,23 +357,30 @@ def test_an_age_head_added_to_a_frozen_model_leaves_its_gender_answers_exactly_a
     assert gender_kept_exactly(first, second).shape == (4, 81)
 
 
-def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactly_as_it_was(tmp_path: Path) -> None:
-    """audience's age path: the frozen network's last block copied into a trunk of the age head's own (plus a
-    block), trained for age while the gender path keeps every weight and BatchNorm statistic."""
-    tiny_dlib = {"stem": 8, "widths": [8, 16], "depths": [1, 1], "dropout": 0.0}
+TINY_DLIB = {"stem": 8, "widths": [8, 16], "depths": [1, 1], "dropout": 0.0}
+
+
+def age_grown_on_a_frozen_dlib_network(tmp_path: Path, age: dict, **model_fields: object) -> tuple[dict, dict]:
+    """A tiny ``resnet-dlib`` trained for gender, then an age path (``age``: the network's age kwargs) trained on
+    it with its gender path frozen; returns both checkpoints."""
     data = {"synthetic": {"train": aged_split(96, 0), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
     base = tiny_recipe(tmp_path / "a", epochs=2)
-    base = base.model_copy(update={"model": ModelConfig(arch="resnet-dlib", kwargs=tiny_dlib)})
+    base = base.model_copy(update={"model": ModelConfig(arch="resnet-dlib", kwargs=TINY_DLIB)})
     first = load_checkpoint(train(base, progress=False, data=(data, {})))
     source = tmp_path / "gender.pt"
     save_checkpoint(first, source)
-    trunk = {"age_classes": 81, "age_hidden": 0, "age_branch": 1, "age_extra_blocks": 1}
-    model = ModelConfig(
-        arch="resnet-dlib", kwargs={**tiny_dlib, **trunk}, from_checkpoint=str(source), age_trunk_init="features"
-    )
+    model = ModelConfig(arch="resnet-dlib", kwargs={**TINY_DLIB, **age}, from_checkpoint=str(source), **model_fields)
     second = load_checkpoint(
         train(age_training_on_frozen_gender(tmp_path / "b", model), progress=False, data=(data, {}))
     )
+    return first, second
+
+
+def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactly_as_it_was(tmp_path: Path) -> None:
+    """audience's age path: the frozen network's last block copied into a trunk of the age head's own (plus a
+    block), trained for age while the gender path keeps every weight and BatchNorm statistic."""
+    trunk = {"age_classes": 81, "age_hidden": 0, "age_branch": 1, "age_extra_blocks": 1}
+    first, second = age_grown_on_a_frozen_dlib_network(tmp_path, trunk, age_trunk_init="features")
     weights = second["state_dict"]
     # The trunk started as a copy of the last block and learned away from it.
     assert not torch.equal(weights["age_trunk.0.conv1.0.weight"], weights["features.3.conv1.0.weight"])
@@ -388,18 +395,8 @@ def test_an_age_head_on_every_stage_standardizes_its_inputs_and_leaves_gender_ex
     once on the training chips (not left at 0 and 1), while the gender path keeps every weight and statistic."""
     from footfall.models.network import StandardizedLinear
 
-    tiny_dlib = {"stem": 8, "widths": [8, 16], "depths": [1, 1], "dropout": 0.0}
-    data = {"synthetic": {"train": aged_split(96, 0), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
-    base = tiny_recipe(tmp_path / "a", epochs=2)
-    base = base.model_copy(update={"model": ModelConfig(arch="resnet-dlib", kwargs=tiny_dlib)})
-    first = load_checkpoint(train(base, progress=False, data=(data, {})))
-    source = tmp_path / "gender.pt"
-    save_checkpoint(first, source)
     taps = {"age_classes": 81, "age_hidden": 6, "age_stages": 2, "age_standardize": True}
-    model = ModelConfig(arch="resnet-dlib", kwargs={**tiny_dlib, **taps}, from_checkpoint=str(source))
-    second = load_checkpoint(
-        train(age_training_on_frozen_gender(tmp_path / "b", model), progress=False, data=(data, {}))
-    )
+    first, second = age_grown_on_a_frozen_dlib_network(tmp_path, taps)
     weights = second["state_dict"]
     assert weights["age_head.0.weight"].shape == (6, 8 + 16), "both stages' features"
     assert not torch.equal(weights["age_head.0.feature_mean"], torch.zeros(24))
@@ -422,10 +419,9 @@ def test_an_age_trunk_starts_as_the_recipe_says_without_a_checkpoint_too() -> No
     checkpoint: the trunk starts as a copy of the blocks it branches from, not at random."""
     from footfall.models.train import TrainingSet, build_student
 
-    tiny_dlib = {"stem": 8, "widths": [8, 16], "depths": [1, 1], "dropout": 0.0}
     trunk = {"age_classes": 81, "age_hidden": 0, "age_branch": 1}
     recipe = age_training_on_frozen_gender(
-        Path("unused"), ModelConfig(arch="resnet-dlib", kwargs={**tiny_dlib, **trunk}, age_trunk_init="features")
+        Path("unused"), ModelConfig(arch="resnet-dlib", kwargs={**TINY_DLIB, **trunk}, age_trunk_init="features")
     )
     recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"frozen": []})})
     data = {"synthetic": {"train": aged_split(32, 0), "val": aged_split(16, 1), "test": aged_split(16, 2)}}
