@@ -127,8 +127,18 @@ class FlipAveragingClassifier(nn.Module):
         gender, age = self.embed_both(x)
         return (
             self._averaged(self.head(self.dropout(gender)), count),
-            self._averaged(self.age_head(self.dropout(age)), count),
+            self._averaged(self.age_logits(age), count),
         )
+
+    def age_logits(self, age_features: torch.Tensor) -> torch.Tensor:
+        """The age head's logits of pooled age features, with dropout (in training) on what its first layer
+        multiplies: a :class:`StandardizedLinear` drops standardized features itself, any other head gets its
+        raw input dropped here."""
+        if self.age_head is None:
+            raise ValueError("this network has no age head")
+        if any(isinstance(module, StandardizedLinear) for module in self.age_head.modules()):
+            return self.age_head(age_features)
+        return self.age_head(self.dropout(age_features))
 
 
 class StandardizedLinear(nn.Linear):
@@ -139,18 +149,26 @@ class StandardizedLinear(nn.Linear):
     comparable step from the optimizer (a head fitted on gender-v3's frozen last-stage features: validation
     UTKFace age error 6.75 years standardized, 6.97 not). Export folds the statistics into the weights
     (:meth:`folded`), so the graph holds one plain ``Gemm``.
+
+    Training's dropout acts on the standardized features: a dropped feature reads as its training mean. Dropped
+    before standardizing, a pooled feature jumps to minus its mean in standard deviations (1.0 for the median
+    feature of gender-v3's 448, 2.5 for the upper quartile, 5.0 at the 95th percentile): audience-v5, trained
+    that way, had validation age errors of 6.85 / 9.34 years (UTKFace / wiki); audience-v6, the same recipe
+    with dropout here, 6.52 / 9.08.
     """
 
     feature_mean: torch.Tensor
     feature_scale: torch.Tensor
 
-    def __init__(self, in_features: int, out_features: int):
+    def __init__(self, in_features: int, out_features: int, dropout: float = 0.0):
         super().__init__(in_features, out_features)
+        self.dropout = dropout
         self.register_buffer("feature_mean", torch.zeros(in_features))
         self.register_buffer("feature_scale", torch.ones(in_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear((x - self.feature_mean) * self.feature_scale, self.weight, self.bias)
+        standardized = F.dropout((x - self.feature_mean) * self.feature_scale, self.dropout, self.training)
+        return F.linear(standardized, self.weight, self.bias)
 
     def set_input_statistics(self, features: torch.Tensor) -> None:
         """Fixes the standardization to the mean and standard deviation of ``features`` (N × in_features)."""
@@ -177,10 +195,17 @@ def fold_standardization(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_age_head(features: int, classes: int, hidden: int, standardize: bool = False) -> nn.Module:
+def build_age_head(
+    features: int, classes: int, hidden: int, standardize: bool = False, dropout: float = 0.0
+) -> nn.Module:
     """Logits over ages from pooled features: one linear layer, or two with a ReLU between; ``standardize``
-    makes the first a :class:`StandardizedLinear`."""
-    first = StandardizedLinear(features, hidden or classes) if standardize else nn.Linear(features, hidden or classes)
+    makes the first a :class:`StandardizedLinear` that drops a ``dropout`` fraction of its standardized inputs
+    in training."""
+    first = (
+        StandardizedLinear(features, hidden or classes, dropout)
+        if standardize
+        else nn.Linear(features, hidden or classes)
+    )
     if hidden <= 0:
         return first
     return nn.Sequential(first, nn.ReLU(inplace=True), nn.Linear(hidden, classes))
@@ -342,7 +367,7 @@ class ResNetDlib(FlipAveragingClassifier):
         self.age_taps = tuple(stage_ends[len(stage_ends) - age_stages :]) if age_stages > 1 else ()
         age_inputs = sum(widths[len(widths) - age_stages :])
         self.age_head = (
-            build_age_head(age_inputs, age_classes, age_hidden, age_standardize) if age_classes > 0 else None
+            build_age_head(age_inputs, age_classes, age_hidden, age_standardize, dropout) if age_classes > 0 else None
         )
         self.age_trunk, self.age_branch = None, 0
         if age_branch < 0 or age_extra_blocks < 0 or (age_branch == 0 and age_extra_blocks):

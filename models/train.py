@@ -340,7 +340,7 @@ class Student:
         if self.teacher is not None and self.projection is not None:
             loss = loss + self.teacher.loss(logits, self.projection(features), index)
         if self.age_weight > 0 and self.model.age_head is not None and self.ages is not None:
-            age_logits = self.model.age_head(self.model.dropout(age_features))
+            age_logits = self.model.age_logits(age_features)
             loss = loss + self.age_weight * self.age_loss(age_logits, index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

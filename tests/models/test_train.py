@@ -132,7 +132,7 @@ PLAIN_OPS = {"Conv", "Relu", "Add", "Mul", "MaxPool", "AveragePool", "Pad", "Red
 def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     from footfall.models.recipe import REPO_ROOT, load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v5.yaml")
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v6.yaml")
     model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
     assert count_parameters(model) < 2_000_000
     assert count_flops(model, recipe.preprocess.size) < 0.2e9
@@ -391,7 +391,7 @@ def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactl
 def test_an_age_head_on_every_stage_standardizes_its_inputs_and_leaves_gender_exactly_as_it_was(
     tmp_path: Path,
 ) -> None:
-    """audience-v5's age path: the head reads each stage's pooled features, standardized with statistics measured
+    """audience-v6's age path: the head reads each stage's pooled features, standardized with statistics measured
     once on the training chips (not left at 0 and 1), while the gender path keeps every weight and statistic."""
     from footfall.models.network import StandardizedLinear
 
@@ -412,6 +412,27 @@ def test_an_age_head_reads_only_stages_the_network_has() -> None:
         build_model("resnet-dlib", age_stages=2)  # no age head to read them
     with pytest.raises(ValueError, match="age_stages"):
         build_model("resnet-dlib", age_classes=81, age_stages=2, age_branch=1)
+
+
+def test_training_dropout_on_a_standardizing_age_head_drops_standardized_features() -> None:
+    """A dropped feature reads as its training mean, so a face whose features are all at their means gets the
+    same age logits with dropout as without. Dropped before standardizing (as audience-v5 was trained), each
+    dropped feature read as minus its mean in standard deviations: noise the exported head never sees."""
+    torch.manual_seed(0)
+    kwargs = {"age_classes": 81, "age_hidden": 6, "age_stages": 2, "age_standardize": True, "dropout": 0.5}
+    model = build_model("resnet-dlib", **{**TINY_DLIB, **kwargs})
+    head = model.age_head[0]
+    head.set_input_statistics(torch.rand(64, 24) * 3 + 2)  # pooled features: positive, means far from 0
+    at_mean = head.feature_mean.expand(32, -1)
+    model.eval()
+    expected = model.age_logits(at_mean)
+    model.train()
+    assert torch.allclose(model.age_logits(at_mean), expected)
+    # Features away from their means are dropped (training only): the logits vary, around the eval answer.
+    off_mean = at_mean + torch.randn(32, 24) / head.feature_scale
+    assert not torch.allclose(model.age_logits(off_mean), model.age_logits(off_mean))
+    model.eval()
+    assert torch.equal(model.age_logits(off_mean), model.age_logits(off_mean))
 
 
 def test_an_age_trunk_starts_as_the_recipe_says_without_a_checkpoint_too() -> None:
