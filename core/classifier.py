@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from footfall.core.ages import AGE_BANDS, BAND_LOWER_EDGES
+from footfall.core.ages import AGE_BANDS, BAND_LOWER_EDGES, median_ages
 from footfall.core.bundle import Bundle, BundleError, load_bundle
 from footfall.core.preprocess import FaceCropSpec, crop_face, normalise
 from footfall.core.serving import open_model
@@ -32,7 +32,7 @@ class Decision:
 @dataclass(frozen=True, slots=True)
 class AgeEstimate:
     band: str  # one of footfall.core.ages.AGE_BANDS, or "unknown" when the top band is below the threshold
-    years: float  # the expected age under the model's distribution
+    years: float  # the median age under the model's distribution (footfall.core.ages.median_ages)
     band_probabilities: dict[str, float]
 
 
@@ -141,19 +141,19 @@ class GenderClassifier:
         return result
 
     def decide_age(self, age_probabilities: np.ndarray) -> list[AgeEstimate]:
-        """Age estimates (expected years) and band decisions, abstaining below the bundle's band threshold;
+        """Age estimates (median years) and band decisions, abstaining below the bundle's band threshold;
         per person, pass the mean of its faces' age probabilities."""
         if not self.has_age or self.contract.age is None:
             raise BundleError(f"{self.bundle.path}: this classifier estimates no age (no age head, or age=False)")
         rows = np.atleast_2d(age_probabilities)
         bands = self.band_probabilities(rows)
-        years = rows @ self._ages
+        years = median_ages(rows, self._ages)
         estimates = []
-        for row, expected in zip(bands, years, strict=True):
+        for row, median in zip(bands, years, strict=True):
             best = int(np.argmax(row))
             band = AGE_BANDS[best] if row[best] >= self.contract.age.band_threshold else "unknown"
             estimates.append(
-                AgeEstimate(band, float(expected), {name: float(p) for name, p in zip(AGE_BANDS, row, strict=True)})
+                AgeEstimate(band, float(median), {name: float(p) for name, p in zip(AGE_BANDS, row, strict=True)})
             )
         return estimates
 

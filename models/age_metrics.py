@@ -8,7 +8,7 @@ for) and true ages in years; bands are :mod:`footfall.core.ages`'.
 from __future__ import annotations
 
 import numpy as np
-from footfall.core.ages import AGE_BANDS, BAND_LOWER_EDGES, CHILD_BAND
+from footfall.core.ages import AGE_BANDS, BAND_LOWER_EDGES, CHILD_BAND, median_ages
 
 
 def band_matrix(ages: np.ndarray) -> np.ndarray:
@@ -50,7 +50,7 @@ def choose_band_threshold(
 def age_report(
     age_probs: np.ndarray, ages_years: np.ndarray, grid: np.ndarray, threshold: float, *, keep_points: bool = False
 ) -> dict:
-    """Figures of an age head on faces of known age: MAE of the expected age, band accuracy of the most
+    """Figures of an age head on faces of known age: MAE of the median age (the estimate), band accuracy of the most
     likely band (every face), within one band, abstention and answered band accuracy under ``threshold``,
     children's recall (true 0-12 whose most likely band is 0-12; and decided 0-12, the threshold applied), and
     the band confusion matrix (rows true);
@@ -59,7 +59,7 @@ def age_report(
     probs, truth = np.asarray(age_probs, float)[known], np.asarray(ages_years, float)[known]
     if len(truth) == 0:
         return {"n": 0}
-    expected = probs @ np.asarray(grid, float)
+    estimate = median_ages(probs, grid)
     bands = probs @ band_matrix(grid)
     predicted, actual = bands.argmax(axis=1), true_bands(truth)
     answered = bands.max(axis=1) >= threshold
@@ -69,7 +69,7 @@ def age_report(
     children = actual == child
     report = {
         "n": len(truth),
-        "mae": float(np.abs(expected - truth).mean()),
+        "mae": float(np.abs(estimate - truth).mean()),
         "band_accuracy": float((predicted == actual).mean()),
         "within_one_band": float((np.abs(predicted - actual) <= 1).mean()),
         "band_abstention": float(1.0 - answered.mean()),
@@ -83,5 +83,5 @@ def age_report(
         "band_confusion": confusion.tolist(),
     }
     if keep_points:
-        report.update(predicted_years=expected.round(2).tolist(), true_years=truth.tolist())
+        report.update(predicted_years=estimate.round(2).tolist(), true_years=truth.tolist())
     return report

@@ -83,8 +83,8 @@ def age_section(
         "## Age",
         "",
         "A second head on the same network's features gives a distribution over ages 0-80 years (the last: 80 or "
-        "more); its mean is the age estimate and the band with the most probability the band. A band decision abstains "
-        "(`unknown`) below the band threshold chosen on validation. Figures from `footfall evaluate` over the "
+        "more); its median is the age estimate and the band with the most probability the band. A band decision "
+        "abstains (`unknown`) below the band threshold chosen on validation. Figures from `footfall evaluate` over the "
         "faces of known age, through the edge's path; band accuracy and the confusion count every face by its "
         "most likely band. The anchor is dlib's age predictor (the network this model starts from) on the same "
         "faces and crops (`bench/age_anchor.py`). On the box, band COUNTS are not these per-face decisions: each "

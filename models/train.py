@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
+from footfall.core.ages import median_ages
 from footfall.core.logs import log_event
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
 from footfall.core.preprocess import normalise
@@ -236,7 +237,7 @@ def epoch_order(weights: np.ndarray, rng: np.random.Generator, cap: int | None) 
 
 def validate(model, val: dict[str, SplitData], spec) -> tuple[dict[str, float], dict[str, float]]:
     """Gender accuracy per dataset (what picks the epoch) and, for a network with an age head, age MAE in
-    years per dataset (logged only)."""
+    years per dataset (of the median age; logged, and it breaks ties of gender accuracy)."""
     from footfall.core.classifier import softmax
 
     scores, maes = {}, {}
@@ -249,8 +250,8 @@ def validate(model, val: dict[str, SplitData], spec) -> tuple[dict[str, float], 
             logits, age_logits = predict_both(model, split.chips, spec)
             known = ~np.isnan(split.ages)
             if known.any():
-                expected = softmax(age_logits[known]) @ np.arange(age_logits.shape[1])
-                maes[name] = float(np.abs(expected - split.ages[known]).mean())
+                estimate = median_ages(softmax(age_logits[known]), np.arange(age_logits.shape[1]))
+                maes[name] = float(np.abs(estimate - split.ages[known]).mean())
         scores[name] = float((logits.argmax(1) == split.labels).mean())
     return scores, maes
 
@@ -920,7 +921,7 @@ def calibrate_age(
     """The age head's band threshold, on validation faces of known age, and its figures per split
     (``metrics``: ``<split>_<dataset>``): the checkpoint's ``age`` entry.
 
-    No temperature is fitted (it stays 1): dividing the logits would move the expected age, the estimate,
+    No temperature is fitted (it stays 1): dividing the logits would move the estimate (the median age)
     towards the middle of the range; the threshold alone sets how often a band decision abstains."""
     from footfall.core.classifier import softmax
     from footfall.models.age_metrics import age_report, band_matrix, choose_band_threshold
