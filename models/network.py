@@ -73,6 +73,8 @@ class FlipAveragingClassifier(nn.Module):
     # Indices into ``features`` after which the age head reads average-pooled features (the last is the end of
     # the network); empty: the age head reads the gender head's pooled features only. Set by subclasses.
     age_taps: tuple[int, ...] = ()
+    # Each tapped stage is average-pooled over a grid of this many cells per side (1: the whole map).
+    age_pool_grid: int = 1
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled features the head reads (distillation aligns them with a teacher's)."""
@@ -87,8 +89,11 @@ class FlipAveragingClassifier(nn.Module):
             for index, layer in enumerate(self.features):
                 x = layer(x)
                 if index in self.age_taps:
-                    tapped.append(self.pool(x).flatten(1))
-            return tapped[-1], torch.cat(tapped, 1)
+                    grid = self.age_pool_grid
+                    tapped.append(self.pool(x).flatten(1) if grid == 1 else grid_pooled(x, grid))
+            # The last tap is the end of the network, whose whole-map mean the gender head reads.
+            gender = tapped[-1] if self.age_pool_grid == 1 else self.pool(x).flatten(1)
+            return gender, torch.cat(tapped, 1)
         if self.age_trunk is None:
             features = self.embed(x)
             return features, features
@@ -139,6 +144,28 @@ class FlipAveragingClassifier(nn.Module):
         if any(isinstance(module, StandardizedLinear) for module in self.age_head.modules()):
             return self.age_head(age_features)
         return self.age_head(self.dropout(age_features))
+
+
+def grid_pooled(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """The mean of each cell of a ``grid`` × ``grid`` split of each channel's map, cut as AdaptiveAvgPool2d cuts
+    it (cells overlap where the size does not divide: a 3 × 3 map gives four 2 × 2 cells), flattened channel by
+    channel (N × C·grid²). Where on the face a texture lies (eyes, mouth, forehead) tells age apart; the
+    global mean loses it.
+
+    Written as one average pooling (window and stride from the map's size), a plain operation that every ONNX
+    exporter takes and INT8 quantizes, where adaptive pooling to a size that does not divide the map's is
+    refused. That works where the adaptive cells are equal and evenly spaced (always for ``grid`` 2); any other
+    split is an error."""
+    sizes = []
+    for length in (x.shape[-2], x.shape[-1]):
+        starts = [(cell * length) // grid for cell in range(grid)]
+        ends = [-(-(cell + 1) * length // grid) for cell in range(grid)]
+        window, stride = ends[0] - starts[0], starts[1] - starts[0] if grid > 1 else length
+        if any(e - b != window or b != cell * stride for cell, (b, e) in enumerate(zip(starts, ends, strict=True))):
+            raise ValueError(f"a {length}-wide map does not split into {grid} equal, evenly spaced cells")
+        sizes.append((window, stride))
+    (window_h, stride_h), (window_w, stride_w) = sizes
+    return F.avg_pool2d(x, (window_h, window_w), (stride_h, stride_w)).flatten(1)
 
 
 class StandardizedLinear(nn.Linear):
@@ -336,12 +363,14 @@ class ResNetDlib(FlipAveragingClassifier):
         age_extra_blocks: int = 0,
         age_stages: int = 1,
         age_standardize: bool = False,
+        age_pool_grid: int = 1,
     ):
         """``age_classes`` > 0 adds an age head: logits over ages 0, 1, ..., ``age_classes`` − 1 years (the
         last: that age or more); linear, or with ``age_hidden`` > 0 one hidden ReLU layer of that width.
         ``age_stages`` > 1: the age head reads the average-pooled output of the last ``age_stages`` stages,
-        concatenated, instead of the last stage's alone (the gender path is unchanged). ``age_standardize``: the
-        age head standardizes its input (:class:`StandardizedLinear`).
+        concatenated, instead of the last stage's alone (the gender path is unchanged), each pooled over an
+        ``age_pool_grid`` × ``age_pool_grid`` grid of cells (:func:`grid_pooled`; 1: the whole map).
+        ``age_standardize``: the age head standardizes its input (:class:`StandardizedLinear`).
         ``age_branch`` > 0 gives the age head a trunk of its own: a copy of the last ``age_branch`` blocks,
         plus ``age_extra_blocks`` more of the last width (dlib's age predictor has one more 256-channel block
         than the default keeps)."""
@@ -363,9 +392,12 @@ class ResNetDlib(FlipAveragingClassifier):
             raise ValueError(
                 "age_stages must be 1..number of stages, and more than 1 only for an age head without a trunk"
             )
+        if age_pool_grid < 1 or (age_pool_grid > 1 and age_stages < 2):
+            raise ValueError("age_pool_grid must be >= 1, and more than 1 only with age_stages > 1")
         stage_ends = [2 + sum(depths[: stage + 1]) - 1 for stage in range(len(depths))]  # after the stem and pool
         self.age_taps = tuple(stage_ends[len(stage_ends) - age_stages :]) if age_stages > 1 else ()
-        age_inputs = sum(widths[len(widths) - age_stages :])
+        self.age_pool_grid = age_pool_grid
+        age_inputs = sum(widths[len(widths) - age_stages :]) * age_pool_grid**2
         self.age_head = (
             build_age_head(age_inputs, age_classes, age_hidden, age_standardize, dropout) if age_classes > 0 else None
         )

@@ -132,7 +132,7 @@ PLAIN_OPS = {"Conv", "Relu", "Add", "Mul", "MaxPool", "AveragePool", "Pad", "Red
 def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     from footfall.models.recipe import REPO_ROOT, load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v6.yaml")
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v7.yaml")
     model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
     assert count_parameters(model) < 2_000_000
     assert count_flops(model, recipe.preprocess.size) < 0.2e9
@@ -412,6 +412,41 @@ def test_an_age_head_reads_only_stages_the_network_has() -> None:
         build_model("resnet-dlib", age_stages=2)  # no age head to read them
     with pytest.raises(ValueError, match="age_stages"):
         build_model("resnet-dlib", age_classes=81, age_stages=2, age_branch=1)
+
+
+@pytest.mark.parametrize("size", [3, 4, 7, 14])
+def test_grid_pooling_cuts_the_cells_adaptive_pooling_cuts(size: int) -> None:
+    """The age head's 2 × 2 cells of each stage (3 × 3, 7 × 7 and 14 × 14 maps at 64 px), as one average pooling."""
+    from footfall.models.network import grid_pooled
+
+    x = torch.randn(2, 5, size, size)
+    expected = torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)
+    assert torch.allclose(grid_pooled(x, 2), expected, atol=1e-6)
+
+
+def test_grid_pooling_refuses_cells_one_average_pooling_cannot_cut() -> None:
+    from footfall.models.network import grid_pooled
+
+    with pytest.raises(ValueError, match="5-wide map does not split into 3"):
+        grid_pooled(torch.randn(1, 2, 5, 5), 3)  # adaptive cells 0-2, 1-4, 3-5: unequal
+    with pytest.raises(ValueError, match="age_pool_grid"):
+        build_model("resnet-dlib", age_classes=81, age_pool_grid=2)  # one stage: the gender features as they are
+
+
+def test_a_grid_pooled_age_head_reads_each_stage_per_cell_and_leaves_gender_features_as_they_were() -> None:
+    from footfall.models.network import grid_pooled
+
+    torch.manual_seed(0)
+    kwargs = {"age_classes": 81, "age_hidden": 6, "age_stages": 2}
+    whole = build_model("resnet-dlib", **{**TINY_DLIB, **kwargs}).eval()
+    cells = build_model("resnet-dlib", **{**TINY_DLIB, **kwargs, "age_pool_grid": 2}).eval()
+    cells.load_state_dict({k: v for k, v in whole.state_dict().items() if not k.startswith("age_head.")}, strict=False)
+    x = torch.randn(3, 3, 64, 64)
+    gender, age = cells.embed_both(x)
+    assert torch.equal(gender, whole.embed_both(x)[0])
+    assert age.shape == (3, (8 + 16) * 4)
+    last_stage = cells.features(x)
+    assert torch.allclose(age[:, 8 * 4 :], grid_pooled(last_stage, 2))
 
 
 def test_training_dropout_on_a_standardizing_age_head_drops_standardized_features() -> None:
