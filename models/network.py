@@ -156,16 +156,17 @@ def grid_pooled(x: torch.Tensor, grid: int) -> torch.Tensor:
     exporter takes and INT8 quantizes, where adaptive pooling to a size that does not divide the map's is
     refused. That works where the adaptive cells are equal and evenly spaced (always for ``grid`` 2); any other
     split is an error."""
-    sizes = []
+    windows, strides = [], []
     for length in (x.shape[-2], x.shape[-1]):
-        starts = [(cell * length) // grid for cell in range(grid)]
-        ends = [-(-(cell + 1) * length // grid) for cell in range(grid)]
-        window, stride = ends[0] - starts[0], starts[1] - starts[0] if grid > 1 else length
-        if any(e - b != window or b != cell * stride for cell, (b, e) in enumerate(zip(starts, ends, strict=True))):
+        # AdaptiveAvgPool2d's cells: from floor(i·length/grid) to ceil((i+1)·length/grid).
+        cells = [((i * length) // grid, -(-(i + 1) * length // grid)) for i in range(grid)]
+        window = cells[0][1] - cells[0][0]
+        stride = cells[1][0] if grid > 1 else length
+        if any((start, end) != (i * stride, i * stride + window) for i, (start, end) in enumerate(cells)):
             raise ValueError(f"a {length}-wide map does not split into {grid} equal, evenly spaced cells")
-        sizes.append((window, stride))
-    (window_h, stride_h), (window_w, stride_w) = sizes
-    return F.avg_pool2d(x, (window_h, window_w), (stride_h, stride_w)).flatten(1)
+        windows.append(window)
+        strides.append(stride)
+    return F.avg_pool2d(x, tuple(windows), tuple(strides)).flatten(1)
 
 
 class StandardizedLinear(nn.Linear):

@@ -391,7 +391,7 @@ def test_an_age_trunk_learns_age_on_features_of_its_own_and_leaves_gender_exactl
 def test_an_age_head_on_every_stage_standardizes_its_inputs_and_leaves_gender_exactly_as_it_was(
     tmp_path: Path,
 ) -> None:
-    """audience-v6's age path: the head reads each stage's pooled features, standardized with statistics measured
+    """The default model's age path: the head reads each stage's pooled features, standardized with statistics measured
     once on the training chips (not left at 0 and 1), while the gender path keeps every weight and statistic."""
     from footfall.models.network import StandardizedLinear
 
