@@ -1,0 +1,173 @@
+"""Where INT8 and FP32 disagree: the gender answers of the four detector × classifier precision pairs on
+portraits, against the all-FP32 pipeline, with how far the INT8 detector moves the face's box and landmarks.
+
+``footfall evaluate`` and ``footfall evaluate --reference`` give one accuracy each; their difference (issue #13's
+figure) is a net count of a few faces whose answer flips. This bench says which stage flips them and which faces
+they are:
+
+- per pipeline (INT8 detector with the FP32 classifier, FP32 detector with the INT8 classifier, both INT8), the
+  faces whose most likely label differs from the all-FP32 pipeline's, and the accuracy difference they make;
+- of those, how many the bundle would have *decided* in FP32 (top probability at or above its abstain
+  threshold) and how many had a top probability under 0.6, i.e. faces on the decision boundary;
+- the INT8 detector's drift from the FP32 detector on the face it picks: landmarks and box, mean absolute
+  difference per coordinate in units of the eye distance (median and 95th percentile over faces).
+
+Faces are read the way ``footfall evaluate`` reads them (same detector call, face choice and crop). Tune on
+``val``; ``test`` is for reporting once. Disagreement counts and latencies depend on the CPU's integer kernels:
+the CPU line printed first says which CPU they hold for.
+
+Usage: .venv/bin/python bench/int8_agreement.py [--split val] [--limit N] [--json runs/eval/int8-agreement.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from footfall.core.classifier import GenderClassifier
+from footfall.core.cpu import describe_cpu
+from footfall.core.detector import Detection, FaceDetector
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.preprocess import whole_image_box
+from footfall.exporter.datasets import DATASETS, iter_images, read_rows, spread
+from footfall.models.chips import pick_face
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+BOUNDARY = 0.6  # a top probability under this is a face on the decision boundary
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass
+class Faces:
+    """One dataset's faces through one detector: the face picked (None: no face, whole image used) and chips."""
+
+    picks: list[Detection | None]
+    chips: np.ndarray
+
+
+def read_faces(detector: FaceDetector, classifier: GenderClassifier, images: list[np.ndarray], name: str) -> Faces:
+    picks: list[Detection | None] = []
+    chips = []
+    for image in tqdm(images, desc=name, unit="img", mininterval=2):
+        best = pick_face(detector(image), image.shape)
+        picks.append(best)
+        box = whole_image_box(image) if best is None else best.box
+        chips.append(classifier.crop(image, box, None if best is None else best.landmarks))
+    return Faces(picks, np.stack(chips))
+
+
+def probabilities(classifier: GenderClassifier, chips: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate(
+        [classifier.infer(chips[i : i + batch], age=False).gender for i in range(0, len(chips), batch)]
+    )
+
+
+def drift(reference: Faces, candidate: Faces) -> dict[str, float | int]:
+    """How far the candidate detector's face lies from the reference's, per coordinate, in eye distances."""
+    landmarks, boxes = [], []
+    for ref, cand in zip(reference.picks, candidate.picks, strict=True):
+        if ref is None or cand is None:
+            continue
+        eyes = max(float(np.linalg.norm(ref.landmarks[0] - ref.landmarks[1])), 1.0)
+        landmarks.append(float(np.abs(ref.landmarks - cand.landmarks).mean()) / eyes)
+        boxes.append(float(np.abs(np.subtract(ref.box, cand.box)).mean()) / eyes)
+    if not landmarks:
+        return {"faces": 0}
+    return {
+        "faces": len(landmarks),
+        "landmarks_median": round(float(np.median(landmarks)), 4),
+        "landmarks_p95": round(float(np.percentile(landmarks, 95)), 4),
+        "box_median": round(float(np.median(boxes)), 4),
+        "box_p95": round(float(np.percentile(boxes, 95)), 4),
+    }
+
+
+def disagreement(reference: np.ndarray, candidate: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
+    """Faces whose most likely label differs from the reference pipeline's, and what they are."""
+    flipped = reference.argmax(1) != candidate.argmax(1)
+    top = reference.max(1)
+    gained = float((candidate.argmax(1) == truth).mean() - (reference.argmax(1) == truth).mean())
+    return {
+        "flipped": int(flipped.sum()),
+        "flipped_decided_in_fp32": int((flipped & (top >= threshold)).sum()),
+        "flipped_on_boundary": int((flipped & (top < BOUNDARY)).sum()),
+        "accuracy_points": round(100 * gained, 2),
+    }
+
+
+def measure(data: Path, split: str, limit: int | None, gender: Path, detector: Path) -> dict:
+    detectors = {p: FaceDetector(detector, reference=p == "fp32") for p in PRECISIONS}
+    classifiers = {p: GenderClassifier(gender, reference=p == "fp32") for p in PRECISIONS}
+    if detectors["int8"].serving.precision != "int8" or classifiers["int8"].serving.precision != "int8":
+        raise SystemExit("both bundles must serve INT8 here (see `footfall doctor`): there is nothing to compare")
+    threshold = classifiers["fp32"].contract.abstain_threshold
+    report: dict = {"cpu": describe_cpu(), "split": split, "abstain_threshold": threshold, "datasets": {}}
+    for dataset in DATASETS:
+        rows = spread(read_rows(data, dataset, split), limit)
+        pairs = list(iter_images(data, rows))
+        images = [image for _, image in pairs]
+        truth = np.array([classifiers["fp32"].labels.index(row.gender) for row, _ in pairs])
+        faces = {
+            p: read_faces(detectors[p], classifiers["fp32"], images, f"{dataset} {p} detector") for p in PRECISIONS
+        }
+        probs = {(d, c): probabilities(classifiers[c], faces[d].chips) for d in PRECISIONS for c in PRECISIONS}
+        reference = probs[("fp32", "fp32")]
+        report["datasets"][dataset] = {
+            "images": len(images),
+            "no_face": {p: sum(pick is None for pick in faces[p].picks) for p in PRECISIONS},
+            "accuracy_fp32": round(100 * float((reference.argmax(1) == truth).mean()), 2),
+            "int8_detector": disagreement(reference, probs[("int8", "fp32")], truth, threshold),
+            "int8_classifier": disagreement(reference, probs[("fp32", "int8")], truth, threshold),
+            "both_int8": disagreement(reference, probs[("int8", "int8")], truth, threshold),
+            "detector_drift": drift(faces["fp32"], faces["int8"]),
+        }
+    return report
+
+
+def print_report(report: dict) -> None:
+    print(f"CPU: {report['cpu']}; split {report['split']}; abstain threshold {report['abstain_threshold']:.3f}")
+    print(f"{'dataset':12s} {'pipeline':16s} {'flipped':>7s} {'decided':>7s} {'<0.6':>5s} {'Δacc pts':>8s}")
+    for dataset, row in report["datasets"].items():
+        for pipeline in ("int8_detector", "int8_classifier", "both_int8"):
+            cell = row[pipeline]
+            print(
+                f"{dataset:12s} {pipeline:16s} {cell['flipped']:7d} {cell['flipped_decided_in_fp32']:7d} "
+                f"{cell['flipped_on_boundary']:5d} {cell['accuracy_points']:+8.2f}"
+            )
+        d = row["detector_drift"]
+        print(
+            f"{dataset:12s} {row['images']} faces, FP32 accuracy {row['accuracy_fp32']:.2f} %, no face FP32/INT8 "
+            f"{row['no_face']['fp32']}/{row['no_face']['int8']}; INT8 detector drift (eye distances): landmarks "
+            f"median {d.get('landmarks_median')} p95 {d.get('landmarks_p95')}, box median {d.get('box_median')} "
+            f"p95 {d.get('box_p95')}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--split", default="val", choices=["train", "val", "test"])
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per dataset, spread evenly")
+    parser.add_argument(
+        "--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="gender bundle with an FP32 reference"
+    )
+    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE, help="detector bundle, likewise")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    report = measure(args.data, args.split, args.limit, args.gender, args.detector)
+    print_report(report)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
