@@ -66,7 +66,13 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     """Builds the app. ``start_background`` runs the MQTT consumer and retention loop while it serves."""
     settings = settings or Settings.from_env()
     db = Database(settings.database_url)
-    ctx = ServerContext(settings=settings, db=db, ingestor=Ingestor(db, settings.default_timezone))
+    ingestor = Ingestor(
+        db,
+        settings.default_timezone,
+        open_hour=settings.release_open_hour,
+        release_delay=settings.release_delay_seconds,
+    )
+    ctx = ServerContext(settings=settings, db=db, ingestor=ingestor)
     if settings.migrate_on_start:
         migrate.upgrade(db.engine)
     if ensure_release(db, settings.k_anonymity):

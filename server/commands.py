@@ -128,6 +128,13 @@ def register(app: typer.Typer) -> None:
             envvar="FOOTFALL_RELEASE_OPEN_HOUR",
             help="Also answer with the hour in progress (live, but two refreshes show who came by between them).",
         ),
+        release_delay: int | None = typer.Option(
+            None,
+            "--release-delay",
+            envvar="FOOTFALL_RELEASE_DELAY",
+            help="Answer for an ended hour this many seconds after its end, once its last buckets have arrived "
+            "(default 600; at least the agents' bucket length plus delivery time).",
+        ),
     ) -> None:
         """Run the central server: API, dashboard and (with --mqtt) the MQTT consumer; migrates first.
 
@@ -144,7 +151,11 @@ def register(app: typer.Typer) -> None:
         from footfall.server.mqtt_consumer import parse_mqtt_url
 
         settings = _settings(
-            database_url, mqtt_url=mqtt, k_anonymity=k_anon, release_open_hour=release_open_hour or None
+            database_url,
+            mqtt_url=mqtt,
+            k_anonymity=k_anon,
+            release_open_hour=release_open_hour or None,
+            release_delay_seconds=release_delay,
         )
         if settings.mqtt_url:
             try:

@@ -23,7 +23,7 @@ from footfall.server import agents, classifiers
 from footfall.server.catalog import ZoneRef, ensure_zones, first_measures, measure_conflict
 from footfall.server.db import Database
 from footfall.server.localtime import hour_floor
-from footfall.server.release import DEFAULT_K, effective_k
+from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, readable_until
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.rollups import ages as age_cells
@@ -231,10 +231,22 @@ def _check_agent(message: AggregateMessage | AgentStatus, item: Incoming) -> Non
 class Ingestor:
     """Stores batches of incoming messages; safe to call from several threads and several server replicas."""
 
-    def __init__(self, db: Database, default_tz: str = "UTC", clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        db: Database,
+        default_tz: str = "UTC",
+        clock: Callable[[], float] = time.time,
+        *,
+        open_hour: bool = False,
+        release_delay: int = DEFAULT_RELEASE_DELAY,
+    ):
+        """``open_hour`` and ``release_delay`` are the server's read settings (footfall.server.release): which
+        hours readers may have seen, and so which cells a late change may move only in steps of at least k."""
         self.db = db
         self.default_tz = default_tz
         self.clock = clock
+        self.open_hour = open_hour
+        self.release_delay = release_delay
         self.counters = IngestCounters()
 
     def ingest(self, items: Sequence[Incoming]) -> BatchResult:
@@ -495,7 +507,8 @@ class Ingestor:
         age_cells.replace_tables(session, [key for key in replaced if key in old_ages], age_rows)
         server_k = release_k(session) or DEFAULT_K
         k_of_zone = {zone.pk: effective_k(controls[site].k, server_k) for (site, _), zone in zones.items()}
-        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone, by_classifier, by_age)
+        seen_until = None if self.open_hour else readable_until(self.clock(), self.release_delay)
+        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone, by_classifier, by_age, seen_until)
         return len(inserts) + len(updates)
 
     @staticmethod

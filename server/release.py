@@ -25,11 +25,28 @@ combined, can give back a withheld value, because answers do not depend on it (t
 tests/server/test_privacy_properties.py changes withheld values and finds every answer unchanged).
 
 The hour in progress is not released until it ends, unless the operator allows it (``release_open_hour``):
-an answer that grows minute by minute would show who just walked past by comparing two refreshes.
+an answer that grows minute by minute would show who just walked past by comparing two refreshes. Nor is an
+hour released the moment it ends: agents send each bucket when it closes and the broker delivers it seconds
+later, so an hour read at its end would still grow by its last buckets, and two reads a minute apart would show
+the people of its last minute. An hour is released ``release_delay`` seconds after its end (10 minutes by
+default: ten of the agents' default one-minute buckets, and time to deliver them).
+
+Counts can still arrive for an hour readers have seen: an agent back after an outage delivers what its outbox
+kept, or sends a bucket again with other counts. Released at once, the change would show those late people by
+differencing two answers, however few. So a cell readers have seen **moves in steps of at least k**
+(:func:`step_release`): its new release is the rule's, applied to its new counts, only where every value readers
+saw (people, each part of a shown split, each band of a gender whose bands were shown, dwell samples) changes by
+0 or at least k and stays shown; otherwise readers keep seeing the values they saw, and the late people wait
+until later arrivals make the change reach k. A shown split or band set is never taken back, so every later
+step is measured from values readers actually saw. The held-back people (fewer than k per value and cell) stay
+in the raw counts. A change of k recomputes every cell from its raw counts, and with the open hour released
+answers are live and every change shows, so neither steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from footfall.server.localtime import HOUR
@@ -38,6 +55,8 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, se
 from sqlalchemy.orm import Session
 
 DEFAULT_K = 5
+# Seconds after its end that an hour is released: ten of the agents' default one-minute buckets, and delivery.
+DEFAULT_RELEASE_DELAY = 600
 # A site's own k (admin API) lies between the server's k, a floor a site can only be made stricter than, and
 # this: beyond it hardly any zone-hour would release anything.
 MAX_SITE_K = 50
@@ -50,6 +69,7 @@ RELEASED_FIELDS = (
     "released_dwell_seconds",
     "withheld",
 )
+SPLIT_FIELDS = ("released_female", "released_male", "released_unknown")  # a released gender split
 
 
 def effective_k(site_k: int | None, server_k: int) -> int:
@@ -112,7 +132,75 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool]) -> N
     session.execute(update(ages).where(cells).values(released_people=case((shown, ages.c.people), else_=0)))
 
 
-def released_end(end: int, now: float, open_hour: bool) -> int:
-    """The end of what a read may cover: ``end``, but not past the start of the hour in progress unless the
+def released_end(end: int, now: float, open_hour: bool, delay: int = 0) -> int:
+    """The end of what a read may cover: ``end``, but not past the start of the hour in progress, nor past an
+    hour that ended less than ``delay`` seconds ago (its last buckets may still be on their way), unless the
     operator releases the open hour too."""
-    return end if open_hour else min(end, int(now) - int(now) % HOUR)
+    return end if open_hour else min(end, readable_until(now, delay))
+
+
+def readable_until(now: float, delay: int) -> int:
+    """The end of the last hour reads cover at ``now`` (the open hour not released): not the hour in progress, nor
+    an hour that ended less than ``delay`` seconds ago."""
+    settled = int(now) - delay
+    return settled - settled % HOUR
+
+
+@dataclass(frozen=True)
+class CellRelease:
+    """What one zone × hour cell releases: its ``RELEASED_FIELDS`` values, in that order, and the released people of
+    its age cells by (gender, band) (absent: 0)."""
+
+    values: tuple[float, ...]
+    bands: Mapping[tuple[str, str], int]
+
+    def value(self, name: str) -> float:
+        return self.values[RELEASED_FIELDS.index(name)]
+
+
+_PEOPLE_FIELDS = ("released_people", *SPLIT_FIELDS, "withheld")
+_DWELL_FIELDS = ("released_dwell_samples", "released_dwell_seconds")
+
+
+def _steps(change: float, k: int) -> bool:
+    return change == 0 or abs(change) >= k
+
+
+def _bands_step(shown: CellRelease, candidate: CellRelease, k: int) -> bool:
+    """Each gender whose bands readers saw still shows them, each band changed by 0 or at least k."""
+    for gender in {g for (g, _), people in shown.bands.items() if people > 0}:
+        keys = {key for key in (*shown.bands, *candidate.bands) if key[0] == gender}
+        if sum(candidate.bands.get(key, 0) for key in keys) == 0:
+            return False
+        if not all(_steps(candidate.bands.get(key, 0) - shown.bands.get(key, 0), k) for key in keys):
+            return False
+    return True
+
+
+def step_release(shown: CellRelease, candidate: CellRelease, k: int) -> CellRelease:
+    """What a cell that readers have seen releases after its counts changed: ``candidate`` (the release rule on its
+    new counts) where every value readers saw moves by 0 or at least k and stays shown, else ``shown`` as it was;
+    people, split and bands move together (the bands add up to the split), dwell on its own."""
+    people = shown.value("released_people")
+    split_shown = any(shown.value(name) for name in SPLIT_FIELDS)
+    moves = people == 0 or (
+        candidate.value("released_people") > 0
+        and _steps(candidate.value("released_people") - people, k)
+        and (
+            not split_shown
+            or (
+                any(candidate.value(name) for name in SPLIT_FIELDS)
+                and all(_steps(candidate.value(name) - shown.value(name), k) for name in SPLIT_FIELDS)
+            )
+        )
+        and _bands_step(shown, candidate, k)
+    )
+    samples = shown.value("released_dwell_samples")
+    dwell_moves = samples == 0 or (
+        candidate.value("released_dwell_samples") > 0 and _steps(candidate.value("released_dwell_samples") - samples, k)
+    )
+    chosen = {name: candidate if moves else shown for name in _PEOPLE_FIELDS}
+    chosen.update({name: candidate if dwell_moves else shown for name in _DWELL_FIELDS})
+    return CellRelease(
+        tuple(chosen[name].value(name) for name in RELEASED_FIELDS), (candidate if moves else shown).bands
+    )

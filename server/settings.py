@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from footfall.server.release import DEFAULT_K
+from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -43,6 +43,15 @@ class Settings(BaseSettings):
         validation_alias="FOOTFALL_RELEASE_OPEN_HOUR",
         description="Answer with the hour in progress too. Live, but anyone who refreshes twice sees who came by in "
         "between; the demo turns it on.",
+    )
+    release_delay_seconds: int = Field(
+        DEFAULT_RELEASE_DELAY,
+        ge=0,
+        le=86_400,
+        validation_alias="FOOTFALL_RELEASE_DELAY",
+        description="An ended hour is answered this many seconds after its end, once its last buckets have arrived: "
+        "read at its end, it would grow by them, and two reads would show who came by in its last minutes. At least "
+        "the agents' bucket length plus delivery time.",
     )
     mqtt_url: str | None = Field(
         None, validation_alias="MQTT_URL", description="mqtt://user:pass@host:port; None = no consumer."

@@ -180,8 +180,10 @@ def check_span(span: TimeRange, granularity: str) -> None:
 
 
 def released(span: TimeRange, ctx: ServerContext) -> TimeRange:
-    """The part of ``span`` that may be answered: it stops at the hour in progress (footfall.server.release)."""
-    end = released_end(span.end, time.time(), ctx.settings.release_open_hour)
+    """The part of ``span`` that may be answered: it stops at the hour in progress, and before an hour that ended
+    less than the release delay ago (footfall.server.release)."""
+    settings = ctx.settings
+    end = released_end(span.end, time.time(), settings.release_open_hour, settings.release_delay_seconds)
     return TimeRange(span.start, max(span.start, end))
 
 

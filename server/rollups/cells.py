@@ -12,16 +12,24 @@ import numpy as np
 from footfall.server.classifiers import ClassifierDeltas, apply_classifier_deltas
 from footfall.server.db import Database
 from footfall.server.localtime import (
+    HOUR,
     local_day,
     local_hour_of_week,
     local_midnight,
     utc_week,
 )
-from footfall.server.release import RELEASED_FIELDS, effective_k, released_values
+from footfall.server.release import (
+    RELEASED_FIELDS,
+    SPLIT_FIELDS,
+    CellRelease,
+    effective_k,
+    released_values,
+    step_release,
+)
 from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas, release_zones
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
 from footfall.server.sql import insert_for, locked
-from footfall.server.tables import DailyClassifierRollup, DailyRollup, HourlyRollup, Meta, Site, Zone
+from footfall.server.tables import DailyClassifierRollup, DailyRollup, HourlyAge, HourlyRollup, Meta, Site, Zone
 from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -58,8 +66,7 @@ def _released(
     return found
 
 
-_SPLIT_FIELDS = ("released_female", "released_male", "released_unknown")
-_SPLIT = [RELEASED_FIELDS.index(name) for name in _SPLIT_FIELDS]
+_SPLIT = [RELEASED_FIELDS.index(name) for name in SPLIT_FIELDS]
 
 
 def _attribution(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
@@ -75,6 +82,70 @@ def _attribution(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[in
     return found
 
 
+def _released_bands(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], dict[tuple[str, str], int]]:
+    """The released people of the age cells of the hourly cells ``keys``, by (gender, band)."""
+    a = HourlyAge.__table__
+    found: dict[tuple[int, int], dict[tuple[str, str], int]] = {key: {} for key in keys}
+    for offset in range(0, len(keys), 500):
+        query = select(a.c.zone_pk, a.c.hour_start, a.c.gender, a.c.band, a.c.released_people).where(
+            tuple_(a.c.zone_pk, a.c.hour_start).in_(keys[offset : offset + 500])
+        )
+        for zone_pk, hour_start, gender, band, people in session.execute(query):
+            if people:
+                found[(zone_pk, hour_start)][(gender, band)] = int(people)
+    return found
+
+
+def _hold_seen_cells(
+    session: Session,
+    seen: list[tuple[int, int]],
+    before: dict[tuple[int, int], list[float]],
+    bands_before: dict[tuple[int, int], dict[tuple[str, str], int]],
+    after: dict[tuple[int, int], list[float]],
+    k_of_zone: dict[int, int],
+) -> None:
+    """Makes each cell of ``seen`` (cells readers have seen) move in steps of at least k (footfall.server.release.
+    step_release): where the rule's new release would not, writes back what readers saw, and sets ``after``
+    to what the cell now releases."""
+    h, a = HourlyRollup.__table__, HourlyAge.__table__
+    bands_after = _released_bands(session, seen)
+    held_cells, held_bands = [], []
+    for key in seen:
+        shown, candidate = (
+            CellRelease(tuple(before[key]), bands_before[key]),
+            CellRelease(tuple(after[key]), bands_after[key]),
+        )
+        final = step_release(shown, candidate, k_of_zone[key[0]])
+        if final.values != candidate.values:
+            values = _as_counts(list(final.values), RELEASED_FIELDS)
+            held_cells.append({"z": key[0], "h": key[1], **{f"v_{name}": v for name, v in values.items()}})
+            after[key] = list(final.values)
+        if final.bands != candidate.bands:
+            for gender, band in {*final.bands, *candidate.bands}:
+                held_bands.append(
+                    {"z": key[0], "h": key[1], "g": gender, "b": band, "n": final.bands.get((gender, band), 0)}
+                )
+    if held_cells:
+        session.execute(
+            update(h)
+            .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"))
+            .values({name: bindparam(f"v_{name}") for name in RELEASED_FIELDS}),
+            held_cells,
+        )
+    if held_bands:
+        session.execute(
+            update(a)
+            .where(
+                a.c.zone_pk == bindparam("z"),
+                a.c.hour_start == bindparam("h"),
+                a.c.gender == bindparam("g"),
+                a.c.band == bindparam("b"),
+            )
+            .values(released_people=bindparam("n")),
+            held_bands,
+        )
+
+
 def apply_hourly_deltas(
     session: Session,
     hourly: HourlyDeltas,
@@ -82,10 +153,13 @@ def apply_hourly_deltas(
     k_of_zone: dict[int, int],
     classifiers: ClassifierDeltas | None = None,
     ages: AgeDeltas | None = None,
+    seen_until: int | None = None,
 ) -> None:
     """Adds raw deltas to their hourly cells, recomputes what those cells release (each with its site's
     effective k, ``k_of_zone``), and adds the change in released values to the daily rollup and the slot running
-    totals, in the caller's transaction.
+    totals, in the caller's transaction. A cell whose hour ended by ``seen_until`` (the end of what reads cover
+    now; None: the open hour is released, reads are live) has been read, and moves in steps of at least k
+    (footfall.server.release.step_release).
 
     Released values are not additive (a cell of 4 people releases nothing, of 5 releases 5), so the change is
     read off the cell before and after, with the cells locked in between: replicas ingesting into the same
@@ -128,6 +202,9 @@ def apply_hourly_deltas(
     }
     before = _released(session, keys, lock=True)
     attributed_before = _attribution(session, keys)
+    # Cells readers may have seen: their hour was readable before this change, and they release something.
+    seen = [key for key in keys if seen_until is not None and key[1] + HOUR <= seen_until and before[key][0] > 0]
+    bands_before = _released_bands(session, seen) if seen else {}
     # One UPDATE per cell: SET sees the old row, so the release is computed from the new counts written out as
     # old + delta.
     added = {name: table.c[name] + bindparam(f"d_{name}") for name in COUNTS}
@@ -143,6 +220,8 @@ def apply_hourly_deltas(
     apply_classifier_deltas(session, deciders)
     apply_age_deltas(session, age_deltas, k_of_zone)
     after = _released(session, keys)
+    if seen:
+        _hold_seen_cells(session, seen, before, bands_before, after, k_of_zone)
     attributed_after = _attribution(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}
@@ -173,10 +252,10 @@ def apply_hourly_deltas(
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["zone_pk", "day", "classifier"],
-                set_={name: bundles_table.c[name] + statement.excluded[name] for name in _SPLIT_FIELDS},
+                set_={name: bundles_table.c[name] + statement.excluded[name] for name in SPLIT_FIELDS},
             ),
             [
-                {"zone_pk": z, "day": d, "classifier": c, **dict(zip(_SPLIT_FIELDS, sums, strict=True))}
+                {"zone_pk": z, "day": d, "classifier": c, **dict(zip(SPLIT_FIELDS, sums, strict=True))}
                 for (z, d, c), sums in sorted(changed_bundles.items())
             ],
         )
@@ -279,7 +358,7 @@ def rebuild_daily_classifiers(session: Session, zone_pks: list[int], tz: str) ->
     session.execute(delete(DailyClassifierRollup).where(DailyClassifierRollup.zone_pk.in_(zone_pks)))
     h = HourlyRollup.__table__
     fetched = session.execute(
-        select(h.c.zone_pk, h.c.hour_start, h.c.classifier, *(h.c[name] for name in _SPLIT_FIELDS)).where(
+        select(h.c.zone_pk, h.c.hour_start, h.c.classifier, *(h.c[name] for name in SPLIT_FIELDS)).where(
             h.c.zone_pk.in_(zone_pks), h.c.classifier.is_not(None)
         )
     ).all()
@@ -301,7 +380,7 @@ def rebuild_daily_classifiers(session: Session, zone_pks: list[int], tz: str) ->
             "zone_pk": int(zones[key // len(bundles) // count]),
             "day": first + timedelta(days=int(key // len(bundles) % count)),
             "classifier": str(bundles[key % len(bundles)]),
-            **dict(zip(_SPLIT_FIELDS, split, strict=True)),
+            **dict(zip(SPLIT_FIELDS, split, strict=True)),
         }
         for key, split in zip(keys.tolist(), sums.tolist(), strict=True)
         if any(split)

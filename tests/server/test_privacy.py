@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from footfall.server.release import released_end
 
 from tests.server.conftest import BASE, Server, aggregate, make_server, minutes
 
@@ -157,6 +158,33 @@ def test_the_hour_in_progress_is_not_released_until_it_ends(tmp_path: Path) -> N
     assert shown["totals"]["people"] == 20
 
 
+def test_an_ended_hour_is_released_only_once_its_last_buckets_can_have_arrived() -> None:
+    # The attack: read an hour the moment it ends (12 people), read again a minute later, after its last bucket
+    # was delivered (14): the difference is who passed in the hour's last minute, 2 people, fewer than k. So a read
+    # stops before an hour until the release delay has passed since its end.
+    hour_end = int(NINE.timestamp()) + 3600
+    delay = 600
+    assert released_end(hour_end, hour_end + delay - 1, open_hour=False, delay=delay) == hour_end - 3600
+    assert released_end(hour_end, hour_end + delay, open_hour=False, delay=delay) == hour_end
+    # Without a delay the hour is answered at its end; with the open hour released, everything is.
+    assert released_end(hour_end, hour_end, open_hour=False, delay=0) == hour_end
+    assert released_end(hour_end + 1800, hour_end + 1, open_hour=True, delay=delay) == hour_end + 1800
+
+
+def test_reads_hold_back_the_hour_that_just_ended(tmp_path: Path) -> None:
+    now = datetime.now().astimezone()
+    last_hour = now.replace(minute=30, second=0, microsecond=0) - timedelta(hours=1)  # ended under an hour ago
+    sent = [aggregate(zone="a", start=last_hour, female=10, male=10)]
+    window = {"zone": "a", "start": (now - timedelta(hours=3)).isoformat(), "end": now.isoformat()}
+    # A delay of two hours has not passed since that hour ended; none has.
+    with (
+        world(tmp_path, "held", sent, release_delay_seconds=7200) as held,
+        world(tmp_path, "shown", sent, release_delay_seconds=0) as shown,
+    ):
+        assert held.get("/api/v1/sites/mall/traffic/totals", **window).json()["totals"]["people"] == 0
+        assert shown.get("/api/v1/sites/mall/traffic/totals", **window).json()["totals"]["people"] == 20
+
+
 def test_k_is_configurable_and_a_change_of_k_recomputes_what_is_released(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k.db'}"
     cells = messages([("a", NINE, 3, 30, 7)])
@@ -166,10 +194,10 @@ def test_k_is_configurable_and_a_change_of_k_recomputes_what_is_released(tmp_pat
     for server in make_server(url, k_anonymity=2):
         totals = server.get("/api/v1/sites/mall/traffic/totals", **DAY).json()
         assert totals["k"] == 2 and totals["totals"]["female"] == 3 and totals["totals"]["suppressed"] is False
-        # ... and ingest under the new k keeps the daily and slot sums exact
-        server.ingest(aggregate(zone="a", camera="cam-9", start=NINE + minutes(5), female=1))
+        # ... and ingest under the new k keeps the daily and slot sums exact (late people: a step of k)
+        server.ingest(aggregate(zone="a", camera="cam-9", start=NINE + minutes(5), female=2))
         day = server.get("/api/v1/sites/mall/traffic/series", granularity="day", **DAY).json()["points"][0]
-        assert day["female"] == 4 and day["people"] == 41
+        assert day["female"] == 5 and day["people"] == 42
 
 
 def test_minutes_are_finer_than_the_release_unit_and_refused(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ def test_every_variable_is_in_the_api_md_table() -> None:
         ("FOOTFALL_TOPIC_PREFIX", "shop/v1", "topic_prefix", "shop/v1"),
         ("FOOTFALL_K_ANON", "7", "k_anonymity", 7),
         ("FOOTFALL_RELEASE_OPEN_HOUR", "1", "release_open_hour", True),
+        ("FOOTFALL_RELEASE_DELAY", "120", "release_delay_seconds", 120),
         ("FOOTFALL_RETENTION_DAYS", "3", "retention_days", 3),
         ("FOOTFALL_TIMEZONE", "Europe/Berlin", "default_timezone", "Europe/Berlin"),
         ("FOOTFALL_AGENT_OFFLINE_AFTER", "2.5", "agent_offline_after_s", 2.5),

@@ -1,0 +1,171 @@
+"""Counts that arrive late for an hour readers have seen (footfall.server.release.step_release).
+
+The attack: read an hour, let an agent deliver a few late people for it (back after an outage, or a bucket sent
+again), read it again. Released at once, the difference is those people, however few. So a cell readers have
+seen moves only in steps of at least k: every value they saw changes by 0 or at least k, and stays shown.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from footfall.server.release import RELEASED_FIELDS, CellRelease, step_release
+from footfall.server.rollups import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.server.conftest import BASE, Server, aggregate, make_server
+
+K = 5
+NINE = BASE + timedelta(hours=9)  # Monday 2026-11-16 09:00 UTC: an hour readers can have seen
+DAY = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-17T00:00:00Z"}
+SITE = "/api/v1/sites/mall"
+
+
+def late(minute: int, **counts: int) -> dict:
+    """A bucket of zone a's 09:00 hour from a camera of its own (each late arrival adds to the cell)."""
+    return aggregate(zone="a", camera=f"cam-{minute}", start=NINE + timedelta(minutes=minute), **counts)
+
+
+def seen(server: Server) -> tuple[int | None, ...]:
+    """What a reader sees of the 09:00 cell now: people, female, male, unknown; the day's totals agree."""
+    hour = server.get(f"{SITE}/traffic/series", zone="a", **DAY).json()["points"][0]
+    day = server.get(f"{SITE}/traffic/series", zone="a", granularity="day", **DAY).json()["points"][0]
+    shown = tuple(hour[name] for name in ("people", "female", "male", "unknown"))
+    assert shown == tuple(day[name] for name in ("people", "female", "male", "unknown"))
+    with server.db.read() as session:
+        assert raw_vs_hourly(session) == [] and daily_vs_hourly(session) == [] and slots_vs_hourly(session) == []
+    return shown
+
+
+def test_late_people_fewer_than_k_do_not_show_and_show_once_they_reach_k(server: Server) -> None:
+    assert server.ingest(late(0, female=7, male=5)).status_code == 200
+    assert seen(server) == (12, 7, 5, 0)
+    # Two late men: the cell would read 14 and tell that two men came by. Readers keep seeing 12.
+    server.ingest(late(10, male=2))
+    assert seen(server) == (12, 7, 5, 0)
+    # Three more: five late men in all, a change of k. Women did not change.
+    server.ingest(late(20, male=3))
+    assert seen(server) == (17, 7, 10, 0)
+    # Five more people, but one woman among them: the female count would move by 1. Held, people and all.
+    server.ingest(late(30, female=1, male=4))
+    assert seen(server) == (17, 7, 10, 0)
+    # Four more women: female +5, male +4 since what readers saw. Still held; one more man makes both steps k.
+    server.ingest(late(40, female=4))
+    assert seen(server) == (17, 7, 10, 0)
+    server.ingest(late(50, male=1))
+    assert seen(server) == (27, 12, 15, 0)
+
+
+def test_a_withheld_cell_is_released_whole_when_late_people_take_it_to_k(server: Server) -> None:
+    server.ingest(late(0, female=3))
+    assert seen(server)[0] is None  # withheld: 1 to k-1 people
+    server.ingest(late(10, female=1, unknown=1))
+    # Nothing of it was shown, so releasing it now shows no difference: the cell's first release.
+    assert seen(server)[0] == 5
+
+
+def test_a_shown_split_is_never_taken_back(server: Server) -> None:
+    server.ingest(late(0, female=5, male=5))
+    assert seen(server) == (10, 5, 5, 0)
+    # One late unknown and four men: people +5, but the new split would be withheld (unknown 1 < k). Taking back
+    # the split readers saw would let a later one be compared with 5/5 unchecked. Held instead.
+    server.ingest(late(10, unknown=1, male=4))
+    assert seen(server) == (10, 5, 5, 0)
+    server.ingest(late(20, unknown=4, male=1))
+    assert seen(server) == (20, 5, 10, 5)
+
+
+def test_bands_readers_saw_move_in_steps_of_k_with_their_gender(server: Server) -> None:
+    def with_bands(message: dict, **bands: dict[str, int]) -> dict:
+        counts = {gender: sum(bands.get(gender, {}).values()) for gender in ("female", "male", "unknown")}
+        return {**message, "people": sum(counts.values()), "gender": counts, "age": bands}
+
+    def female_bands() -> dict[str, int | None]:
+        point = server.get(f"{SITE}/traffic/ages", zone="a", **DAY).json()["points"][0]
+        return {band: point["bands"]["female"][band] for band in ("25-34", "35-44")}
+
+    server.ingest(with_bands(late(0), female={"25-34": 5, "35-44": 5}))
+    assert female_bands() == {"25-34": 5, "35-44": 5}
+    # Five late women, 3 + 2 across two bands: female +5 is a step of k, but each band would tell its few.
+    server.ingest(with_bands(late(10), female={"25-34": 3, "35-44": 2}))
+    assert female_bands() == {"25-34": 5, "35-44": 5} and seen(server) == (10, 10, 0, 0)
+    # Two and three more: now each band has grown by 5.
+    server.ingest(with_bands(late(20), female={"25-34": 2, "35-44": 3}))
+    assert female_bands() == {"25-34": 10, "35-44": 10} and seen(server) == (20, 20, 0, 0)
+
+
+def test_cells_nobody_could_read_yet_and_live_answers_take_every_change(database_url: str, tmp_path: Path) -> None:
+    for server in make_server(database_url):
+        ingestor = server.client.app.state.context.ingestor  # type: ignore[attr-defined]
+        # Delivered while 09:00 was the hour in progress: no reader could see it, so no step is needed.
+        ingestor.clock = lambda: NINE.timestamp() + 1800
+        server.ingest(late(0, female=7, male=5))
+        server.ingest(late(10, male=2))
+        # ... nor within the release delay after the hour (its last buckets arriving).
+        ingestor.clock = lambda: NINE.timestamp() + 3600 + 300
+        server.ingest(late(59, male=1))
+        ingestor.clock = lambda: NINE.timestamp() + 3600 + 600  # now readers have seen 15
+        server.ingest(late(30, male=1))
+        assert seen(server) == (15, 7, 8, 0)
+    # Where the open hour is released, answers are live: every change shows at once, by the operator's choice.
+    for server in make_server(f"sqlite:///{tmp_path / 'live.db'}", release_open_hour=True):
+        server.ingest(late(0, female=7, male=5))
+        server.ingest(late(10, male=2))
+        assert seen(server) == (14, 7, 7, 0)
+
+
+def _cell(people: int, female: int, male: int, unknown: int, samples: int, bands: dict) -> CellRelease:
+    values = dict.fromkeys(RELEASED_FIELDS, 0.0)
+    values.update(released_people=people, released_female=female, released_male=male, released_unknown=unknown)
+    values.update(released_dwell_samples=samples, released_dwell_seconds=10.0 * samples)
+    return CellRelease(tuple(values[name] for name in RELEASED_FIELDS), bands)
+
+
+@st.composite
+def releases(draw: st.DrawFn) -> CellRelease:
+    """A release the rule can give: nothing; people without a split; or a split adding up to the people, with the
+    women's bands (adding up to the women) shown or not."""
+    if not draw(st.booleans()):
+        return _cell(0, 0, 0, 0, 0, {})
+    samples = draw(st.integers(0, 12))
+    if not draw(st.booleans()):
+        return _cell(draw(st.integers(1, 30)), 0, 0, 0, samples, {})
+    female, male, unknown = draw(st.integers(1, 12)), draw(st.integers(0, 12)), draw(st.integers(0, 12))
+    bands = {}
+    if draw(st.booleans()):
+        younger = draw(st.integers(0, female))
+        bands = {key: n for key, n in ((("female", "25-34"), younger), (("female", "35-44"), female - younger)) if n}
+    return _cell(female + male + unknown, female, male, unknown, samples, bands)
+
+
+@settings(max_examples=400, deadline=None)
+@given(shown=releases(), candidate=releases())
+def test_every_value_readers_saw_moves_by_zero_or_at_least_k_and_stays_shown(
+    shown: CellRelease, candidate: CellRelease
+) -> None:
+    result = step_release(shown, candidate, K)
+    people_fields = ("released_people", "released_female", "released_male", "released_unknown", "withheld")
+    # Each group is the candidate's or what readers saw, whole.
+    assert all(result.value(f) == candidate.value(f) for f in people_fields) or all(
+        result.value(f) == shown.value(f) for f in people_fields
+    )
+    assert result.bands in (candidate.bands, shown.bands)
+    for name in ("released_people", "released_female", "released_male", "released_unknown", "released_dwell_samples"):
+        if shown.value(name) > 0:
+            change = result.value(name) - shown.value(name)
+            assert change == 0 or abs(change) >= K, name
+    if shown.value("released_people") > 0:
+        assert result.value("released_people") > 0
+    if any(shown.value(n) for n in ("released_female", "released_male", "released_unknown")):
+        assert any(result.value(n) for n in ("released_female", "released_male", "released_unknown"))
+    for gender in {g for (g, _), n in shown.bands.items() if n > 0}:
+        keys = {key for key in (*shown.bands, *result.bands) if key[0] == gender}
+        assert sum(result.bands.get(key, 0) for key in keys) > 0
+        for key in keys:
+            change = result.bands.get(key, 0) - shown.bands.get(key, 0)
+            assert change == 0 or abs(change) >= K
+    # Nothing shown yet: the rule's own release, unchanged.
+    if shown.value("released_people") == 0 and shown.value("released_dwell_samples") == 0:
+        assert result == candidate
