@@ -23,7 +23,7 @@ from footfall.server import agents, classifiers
 from footfall.server.catalog import ZoneRef, ensure_zones, first_measures, measure_conflict
 from footfall.server.db import Database
 from footfall.server.localtime import hour_floor
-from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, readable_until
+from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, seen_until
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.rollups import ages as age_cells
@@ -507,8 +507,15 @@ class Ingestor:
         age_cells.replace_tables(session, [key for key in replaced if key in old_ages], age_rows)
         server_k = release_k(session) or DEFAULT_K
         k_of_zone = {zone.pk: effective_k(controls[site].k, server_k) for (site, _), zone in zones.items()}
-        seen_until = None if self.open_hour else readable_until(self.clock(), self.release_delay)
-        apply_hourly_deltas(session, hourly, tz_of_zone, k_of_zone, by_classifier, by_age, seen_until)
+        apply_hourly_deltas(
+            session,
+            hourly,
+            tz_of_zone,
+            k_of_zone,
+            by_classifier,
+            by_age,
+            lambda: seen_until(self.clock(), self.open_hour, self.release_delay),
+        )
         return len(inserts) + len(updates)
 
     @staticmethod

@@ -35,12 +35,14 @@ Counts can still arrive for an hour readers have seen: an agent back after an ou
 kept, or sends a bucket again with other counts. Released at once, the change would show those late people by
 differencing two answers, however few. So a cell readers have seen **moves in steps of at least k**
 (:func:`step_release`): its new release is the rule's, applied to its new counts, only where every value readers
-saw (people, each part of a shown split, each band of a gender whose bands were shown, dwell samples) changes by
-0 or at least k and stays shown; otherwise readers keep seeing the values they saw, and the late people wait
-until later arrivals make the change reach k. A shown split or band set is never taken back, so every later
+saw (people, each part of a shown split, each band of a gender whose bands were shown) changes by 0 or at least
+k and stays shown, and its dwell only with k more or fewer samples; otherwise readers keep seeing the values they
+saw, the cell keeps the bundle its share is corrected with (footfall.server.rollups.cells), and the late people
+wait until later arrivals make the change reach k. A shown split or band set is never taken back, so every later
 step is measured from values readers actually saw. The held-back people (fewer than k per value and cell) stay
-in the raw counts. A change of k recomputes every cell from its raw counts, and with the open hour released
-answers are live and every change shows, so neither steps.
+in the raw counts. Ingest counts a cell as seen :data:`SEEN_MARGIN` seconds before reads may cover it. A change of
+k recomputes every cell from its raw counts, and with the open hour released answers are live and every change
+shows, so neither steps.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ from sqlalchemy.orm import Session
 DEFAULT_K = 5
 # Seconds after its end that an hour is released: ten of the agents' default one-minute buckets, and delivery.
 DEFAULT_RELEASE_DELAY = 600
+# Ingest counts a cell as seen this many seconds before reads may cover it: its transaction commits a little after
+# it reads the clock, and the replicas' clocks differ a little.
+SEEN_MARGIN = 120
 # A site's own k (admin API) lies between the server's k, a floor a site can only be made stricter than, and
 # this: beyond it hardly any zone-hour would release anything.
 MAX_SITE_K = 50
@@ -139,6 +144,12 @@ def released_end(end: int, now: float, open_hour: bool, delay: int = 0) -> int:
     return end if open_hour else min(end, readable_until(now, delay))
 
 
+def seen_until(now: float, open_hour: bool, delay: int) -> int | None:
+    """The end of the hours ingest must treat as seen by readers at ``now`` (None: the open hour is released,
+    answers are live and nothing steps), with :data:`SEEN_MARGIN` to spare."""
+    return None if open_hour else readable_until(now + SEEN_MARGIN, delay)
+
+
 def readable_until(now: float, delay: int) -> int:
     """The end of the last hour reads cover at ``now`` (the open hour not released): not the hour in progress, nor
     an hour that ended less than ``delay`` seconds ago."""
@@ -180,7 +191,10 @@ def _bands_step(shown: CellRelease, candidate: CellRelease, k: int) -> bool:
 def step_release(shown: CellRelease, candidate: CellRelease, k: int) -> CellRelease:
     """What a cell that readers have seen releases after its counts changed: ``candidate`` (the release rule on its
     new counts) where every value readers saw moves by 0 or at least k and stays shown, else ``shown`` as it was;
-    people, split and bands move together (the bands add up to the split), dwell on its own."""
+    people, split and bands move together (the bands add up to the split), dwell on its own (by k samples).
+
+    A shown cell is never withheld again, so one whose counts fall below k (a bucket sent again with fewer
+    people) keeps answering what it answered: its release can exceed its raw counts."""
     people = shown.value("released_people")
     split_shown = any(shown.value(name) for name in SPLIT_FIELDS)
     moves = people == 0 or (
@@ -196,8 +210,10 @@ def step_release(shown: CellRelease, candidate: CellRelease, k: int) -> CellRele
         and _bands_step(shown, candidate, k)
     )
     samples = shown.value("released_dwell_samples")
+    # Dwell moves with k more or fewer samples only: the same samples with other seconds (a bucket sent again)
+    # would tell how the dwell of those few people changed.
     dwell_moves = samples == 0 or (
-        candidate.value("released_dwell_samples") > 0 and _steps(candidate.value("released_dwell_samples") - samples, k)
+        candidate.value("released_dwell_samples") > 0 and abs(candidate.value("released_dwell_samples") - samples) >= k
     )
     chosen = {name: candidate if moves else shown for name in _PEOPLE_FIELDS}
     chosen.update({name: candidate if dwell_moves else shown for name in _DWELL_FIELDS})

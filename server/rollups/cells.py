@@ -5,6 +5,7 @@ them (after a time-zone change or a change of k) and checks that they agree with
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, timedelta
 from types import SimpleNamespace
 
@@ -102,20 +103,25 @@ def _hold_seen_cells(
     before: dict[tuple[int, int], list[float]],
     bands_before: dict[tuple[int, int], dict[tuple[str, str], int]],
     after: dict[tuple[int, int], list[float]],
+    attributed_before: dict[tuple[int, int], str | None],
     k_of_zone: dict[int, int],
 ) -> None:
     """Makes each cell of ``seen`` (cells readers have seen) move in steps of at least k (footfall.server.release.
     step_release): where the rule's new release would not, writes back what readers saw, and sets ``after``
-    to what the cell now releases."""
+    to what the cell now releases. A cell whose people and split are held keeps the bundle it was attributed to: a
+    late person from another bundle, or without gender, would otherwise show in its corrected share."""
     h, a = HourlyRollup.__table__, HourlyAge.__table__
     bands_after = _released_bands(session, seen)
-    held_cells, held_bands = [], []
+    held_cells, held_bands, kept_bundles = [], [], []
     for key in seen:
         shown, candidate = (
             CellRelease(tuple(before[key]), bands_before[key]),
             CellRelease(tuple(after[key]), bands_after[key]),
         )
         final = step_release(shown, candidate, k_of_zone[key[0]])
+        people_and_split = ("released_people", *SPLIT_FIELDS)
+        if any(final.value(n) != candidate.value(n) for n in people_and_split):  # held: the bundle stays too
+            kept_bundles.append({"z": key[0], "h": key[1], "c": attributed_before[key]})
         if final.values != candidate.values:
             values = _as_counts(list(final.values), RELEASED_FIELDS)
             held_cells.append({"z": key[0], "h": key[1], **{f"v_{name}": v for name, v in values.items()}})
@@ -131,6 +137,13 @@ def _hold_seen_cells(
             .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"))
             .values({name: bindparam(f"v_{name}") for name in RELEASED_FIELDS}),
             held_cells,
+        )
+    if kept_bundles:
+        session.execute(
+            update(h)
+            .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"))
+            .values(classifier=bindparam("c")),
+            kept_bundles,
         )
     if held_bands:
         session.execute(
@@ -153,13 +166,13 @@ def apply_hourly_deltas(
     k_of_zone: dict[int, int],
     classifiers: ClassifierDeltas | None = None,
     ages: AgeDeltas | None = None,
-    seen_until: int | None = None,
+    seen_until: Callable[[], int | None] | None = None,
 ) -> None:
     """Adds raw deltas to their hourly cells, recomputes what those cells release (each with its site's
     effective k, ``k_of_zone``), and adds the change in released values to the daily rollup and the slot running
-    totals, in the caller's transaction. A cell whose hour ended by ``seen_until`` (the end of what reads cover
-    now; None: the open hour is released, reads are live) has been read, and moves in steps of at least k
-    (footfall.server.release.step_release).
+    totals, in the caller's transaction. A cell whose hour ended by what ``seen_until`` returns once the cells are
+    locked (footfall.server.release.seen_until; None, or no ``seen_until``: answers are live) may have been read,
+    and moves in steps of at least k (footfall.server.release.step_release), its bundle attribution with it.
 
     Released values are not additive (a cell of 4 people releases nothing, of 5 releases 5), so the change is
     read off the cell before and after, with the cells locked in between: replicas ingesting into the same
@@ -202,8 +215,10 @@ def apply_hourly_deltas(
     }
     before = _released(session, keys, lock=True)
     attributed_before = _attribution(session, keys)
-    # Cells readers may have seen: their hour was readable before this change, and they release something.
-    seen = [key for key in keys if seen_until is not None and key[1] + HOUR <= seen_until and before[key][0] > 0]
+    # Cells readers may have seen: their hour was readable before this change (the clock read once the cells are
+    # locked, as a long wait for the lock may take the hour past it), and they release something.
+    seen_end = seen_until() if seen_until is not None else None
+    seen = [key for key in keys if seen_end is not None and key[1] + HOUR <= seen_end and before[key][0] > 0]
     bands_before = _released_bands(session, seen) if seen else {}
     # One UPDATE per cell: SET sees the old row, so the release is computed from the new counts written out as
     # old + delta.
@@ -221,7 +236,7 @@ def apply_hourly_deltas(
     apply_age_deltas(session, age_deltas, k_of_zone)
     after = _released(session, keys)
     if seen:
-        _hold_seen_cells(session, seen, before, bands_before, after, k_of_zone)
+        _hold_seen_cells(session, seen, before, bands_before, after, attributed_before, k_of_zone)
     attributed_after = _attribution(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}

@@ -10,12 +10,25 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from footfall.server.release import RELEASED_FIELDS, CellRelease, step_release
-from footfall.server.rollups import daily_vs_hourly, raw_vs_hourly, slots_vs_hourly
+from footfall.server.release import (
+    RELEASED_FIELDS,
+    SEEN_MARGIN,
+    CellRelease,
+    readable_until,
+    seen_until,
+    step_release,
+)
+from footfall.server.rollups import (
+    daily_classifiers_vs_hourly,
+    daily_vs_hourly,
+    raw_vs_classifiers,
+    raw_vs_hourly,
+    slots_vs_hourly,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.server.conftest import BASE, Server, aggregate, make_server
+from tests.server.conftest import BASE, Server, agent_status, aggregate, make_server
 
 K = 5
 NINE = BASE + timedelta(hours=9)  # Monday 2026-11-16 09:00 UTC: an hour readers can have seen
@@ -169,3 +182,38 @@ def test_every_value_readers_saw_moves_by_zero_or_at_least_k_and_stays_shown(
     # Nothing shown yet: the rule's own release, unchanged.
     if shown.value("released_people") == 0 and shown.value("released_dwell_samples") == 0:
         assert result == candidate
+
+
+def test_a_held_cell_keeps_its_bundle_and_its_dwell(server: Server) -> None:
+    rates = {"female": {"female": 720, "male": 160, "unknown": 120}, "male": {"female": 30, "male": 900, "unknown": 70}}
+    model = {"bundle": "g", "version": "1", "task": "gender-classification", "precision": "int8", "parity": "passed"}
+    server.ingest(agent_status(models=[{**model, "decision_rates": {"counts": rates, "source": "test"}}]))
+    server.ingest({**late(0, female=7, male=5, dwell=(10, 30.0)), "classifier": "g@1"})
+    fields = ("people", "people_corrected", "female_share_corrected", "female_share_corrected_missing")
+
+    def totals() -> dict:
+        answer = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()
+        return {**{name: answer["totals"][name] for name in fields}, "dwell": answer["mean_dwell_seconds"]}
+
+    first = totals()
+    assert first["people_corrected"] == 12 and first["dwell"] == 30.0
+    # One late person without gender (a counts-only agent) would leave the cell without a bundle to correct it
+    # with, and its corrected share would vanish: one person shown. The cell keeps its bundle while held.
+    server.ingest({**late(10, unknown=1), "gender": None})
+    # The first bucket sent again with the same samples and another dwell: that of ten people, told by difference.
+    server.ingest(
+        {**late(0, female=7, male=5), "seq": 2, "dwell": {"samples": 10, "mean_seconds": 57.0}, "classifier": "g@1"}
+    )
+    assert totals() == first
+    with server.db.read() as session:
+        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+
+
+def test_ingest_counts_a_cell_as_seen_a_margin_before_reads_cover_it() -> None:
+    # Its transaction commits after it reads the clock, and replicas' clocks differ a little: a cell counts as
+    # seen SEEN_MARGIN seconds before the first read may cover it, never after.
+    hour_end, delay = int(NINE.timestamp()) + 3600, 600
+    assert seen_until(hour_end + delay - SEEN_MARGIN - 1, open_hour=False, delay=delay) == hour_end - 3600
+    assert seen_until(hour_end + delay - SEEN_MARGIN, open_hour=False, delay=delay) == hour_end
+    assert readable_until(hour_end + delay - SEEN_MARGIN, delay) == hour_end - 3600  # not yet readable
+    assert seen_until(hour_end + delay, open_hour=True, delay=delay) is None  # live answers: nothing steps
