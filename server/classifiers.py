@@ -71,7 +71,14 @@ def apply_classifier_deltas(session: Session, deltas: ClassifierDeltas) -> None:
         ),
         [{"zone_pk": z, "hour_start": h, "classifier": c, "people": d} for (z, h, c), d in sorted(changed.items())],
     )
-    cells = sorted({(z, h) for z, h, _ in changed})
+    reattribute(session, sorted({(z, h) for z, h, _ in changed}))
+
+
+def reattribute(session: Session, cells: list[tuple[int, int]]) -> None:
+    """Sets the bundle of each hourly cell of ``cells`` (zone, hour) from its raw people per bundle."""
+    if not cells:
+        return
+    table = ClassifierPeople.__table__
     people: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
     for offset in range(0, len(cells), 500):
         for z, h, key, count in session.execute(

@@ -137,6 +137,15 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool]) -> N
     session.execute(update(ages).where(cells).values(released_people=case((shown, ages.c.people), else_=0)))
 
 
+def holding_late_people(columns: Any) -> ColumnElement[bool]:
+    """SQL: a cell (``columns``: a table's ``.c``) that holds late people back (:func:`step_release`): it releases
+    people, and they or its shown split differ from its raw counts, which the release rule never gives."""
+    split = [columns[name] for name in SPLIT_FIELDS]
+    raw = (columns.female, columns.male, columns.unknown)
+    split_differs = and_(sum(split) > 0, or_(*(shown != count for shown, count in zip(split, raw, strict=True))))
+    return and_(columns.released_people > 0, or_(columns.released_people != columns.people, split_differs))
+
+
 def released_end(end: int, now: float, open_hour: bool, delay: int = 0) -> int:
     """The end of what a read may cover: ``end``, but not past the start of the hour in progress, nor past an
     hour that ended less than ``delay`` seconds ago (its last buckets may still be on their way), unless the

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from types import SimpleNamespace
 
 import numpy as np
-from footfall.server.classifiers import ClassifierDeltas, apply_classifier_deltas
+from footfall.server.classifiers import ClassifierDeltas, apply_classifier_deltas, reattribute
 from footfall.server.db import Database
 from footfall.server.localtime import (
     HOUR,
@@ -24,6 +24,7 @@ from footfall.server.release import (
     SPLIT_FIELDS,
     CellRelease,
     effective_k,
+    holding_late_people,
     released_values,
     step_release,
 )
@@ -325,7 +326,18 @@ def _release_site(session: Session, site_id: str, k: int, tz: str) -> None:
     if not zone_pks:
         return
     table = HourlyRollup.__table__
+    # Cells holding late people back kept the bundle of their last release; released afresh, they take their
+    # raw counts' bundle again.
+    holding = [
+        (z, h)
+        for z, h in session.execute(
+            select(table.c.zone_pk, table.c.hour_start).where(
+                table.c.zone_pk.in_(zone_pks), holding_late_people(table.c)
+            )
+        )
+    ]
     session.execute(update(table).where(table.c.zone_pk.in_(zone_pks)).values(released_values(table.c, k)))
+    reattribute(session, holding)
     release_zones(session, zone_pks, k)
     rebuild_daily(session, zone_pks, tz)
     rebuild_slots(session, zone_pks)

@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 from footfall.server.classifiers import attribute, side_key
 from footfall.server.localtime import local_day, utc_week
-from footfall.server.release import RELEASED_FIELDS
+from footfall.server.release import RELEASED_FIELDS, holding_late_people
 from footfall.server.rollups.slots import SLOT_FIELDS, SLOT_SOURCES
 from footfall.server.tables import (
     Bucket,
@@ -23,7 +23,7 @@ from footfall.server.tables import (
     SlotSpan,
     Zone,
 )
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 
@@ -92,17 +92,9 @@ def raw_vs_classifiers(session: Session, since: int = 0) -> list[tuple[object, .
     by_cell: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
     for (zone_pk, start, key), people in kept.items():
         by_cell[(zone_pk, start)][key] = people
-    h = HourlyRollup
-    split = (h.released_female, h.released_male, h.released_unknown)
-    held = and_(
-        h.released_people > 0,
-        or_(
-            h.released_people != h.people,
-            and_(sum(split) > 0, or_(*(r != c for r, c in zip(split, (h.female, h.male, h.unknown), strict=True)))),
-        ),
-    )
+    h = HourlyRollup.__table__
     for zone_pk, start, classifier in session.execute(
-        select(h.zone_pk, h.hour_start, h.classifier).where(h.hour_start >= since, ~held)
+        select(h.c.zone_pk, h.c.hour_start, h.c.classifier).where(h.c.hour_start >= since, ~holding_late_people(h.c))
     ):
         expected = attribute(by_cell.get((zone_pk, int(start)), {}))
         if expected != classifier:

@@ -207,6 +207,15 @@ def test_a_held_cell_keeps_its_bundle_and_its_dwell(server: Server) -> None:
     assert totals() == first
     with server.db.read() as session:
         assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+    # A change of the site's k releases every cell afresh from its raw counts: the held people show, and the
+    # cell takes its raw counts' bundle again (none: a person without gender), consistently everywhere.
+    response = server.client.patch(SITE, json={"k": 6}, headers=server.headers("admin"))
+    assert response.status_code == 200, response.text
+    again = totals()
+    assert again["people"] == 13 and again["dwell"] == 57.0
+    assert again["female_share_corrected_missing"] == "no_classified_people"
+    with server.db.read() as session:
+        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
 
 
 def test_ingest_counts_a_cell_as_seen_a_margin_before_reads_cover_it() -> None:
