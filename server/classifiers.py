@@ -96,6 +96,31 @@ def reattribute(session: Session, cells: list[tuple[int, int]]) -> None:
     )
 
 
+def reattribute_stale(session: Session, zone_pk: int) -> None:
+    """Sets the bundle of each hourly cell of one zone whose stored bundle is not its raw people's (one zone at a
+    time: a year of a zone is 8,760 cells)."""
+    table, hourly = ClassifierPeople.__table__, HourlyRollup.__table__
+    people: dict[int, dict[str, int]] = defaultdict(dict)
+    for hour, key, count in session.execute(
+        select(table.c.hour_start, table.c.classifier, table.c.people).where(table.c.zone_pk == zone_pk)
+    ):
+        people[hour][key] = int(count)
+    stale = [
+        {"z": zone_pk, "h": hour, "c": attribute(people.get(hour, {}))}
+        for hour, stored in session.execute(
+            select(hourly.c.hour_start, hourly.c.classifier).where(hourly.c.zone_pk == zone_pk)
+        )
+        if attribute(people.get(hour, {})) != stored
+    ]
+    if stale:
+        session.execute(
+            update(hourly)
+            .where(hourly.c.zone_pk == bindparam("z"), hourly.c.hour_start == bindparam("h"))
+            .values(classifier=bindparam("c")),
+            stale,
+        )
+
+
 def register(session: Session, statuses: Iterable[AgentStatus], now: float) -> None:
     """Records the gender bundles that ``statuses`` report with decision rates. A bundle's rates are part of the
     bundle (``<name>@<version>``), so the first report of a ref is kept: an agent that reports other rates for

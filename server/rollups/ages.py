@@ -65,27 +65,30 @@ def replace_tables(session: Session, replaced: list[BucketKey], rows: list[dict[
         session.execute(table.insert(), rows)
 
 
-def apply_age_deltas(session: Session, deltas: AgeDeltas, k_of_zone: dict[int, int]) -> None:
-    """Adds ``deltas`` to the age cells and recomputes what every age cell of the touched hours releases, each
-    with its site's k. The caller holds the hourly cells locked and has updated their release."""
+def apply_age_deltas(
+    session: Session, deltas: AgeDeltas, k_of_zone: dict[int, int], hours: Iterable[tuple[int, int]] = ()
+) -> None:
+    """Adds ``deltas`` to the age cells and recomputes what every age cell of the touched hours, and of ``hours``
+    (zone, hour: the hourly cells whose release the caller just updated, whose bands follow it even where their
+    band counts did not change), releases, each with its site's k. The caller holds the hourly cells locked and
+    has updated their release."""
     changed = {key: delta for key, delta in deltas.items() if delta}
-    if not changed:
-        return
-    insert = insert_for(session)
     table = HourlyAge.__table__
-    statement = insert(table)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["zone_pk", "hour_start", "gender", "band"],
-            set_={"people": table.c.people + statement.excluded.people},
-        ),
-        [
-            {"zone_pk": z, "hour_start": h, "gender": g, "band": b, "people": people, "released_people": 0}
-            for (z, h, g, b), people in sorted(changed.items())
-        ],
-    )
+    if changed:
+        insert = insert_for(session)
+        statement = insert(table)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["zone_pk", "hour_start", "gender", "band"],
+                set_={"people": table.c.people + statement.excluded.people},
+            ),
+            [
+                {"zone_pk": z, "hour_start": h, "gender": g, "band": b, "people": people, "released_people": 0}
+                for (z, h, g, b), people in sorted(changed.items())
+            ],
+        )
     hours_by_k: dict[int, set[tuple[int, int]]] = defaultdict(set)
-    for zone_pk, hour, _, _ in changed:
+    for zone_pk, hour in [*((z, h) for z, h, _, _ in changed), *hours]:
         hours_by_k[k_of_zone[zone_pk]].add((zone_pk, hour))
     for k, hours in sorted(hours_by_k.items()):
         cells = sorted(hours)

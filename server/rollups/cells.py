@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from types import SimpleNamespace
 
 import numpy as np
-from footfall.server.classifiers import ClassifierDeltas, apply_classifier_deltas, reattribute
+from footfall.server.classifiers import ClassifierDeltas, apply_classifier_deltas, reattribute, reattribute_stale
 from footfall.server.db import Database
 from footfall.server.localtime import (
     HOUR,
@@ -24,7 +24,6 @@ from footfall.server.release import (
     SPLIT_FIELDS,
     CellRelease,
     effective_k,
-    holding_late_people,
     released_values,
     step_release,
 )
@@ -110,10 +109,11 @@ def _hold_seen_cells(
     """Makes each cell of ``seen`` (cells readers have seen) move in steps of at least k (footfall.server.release.
     step_release): where the rule's new release would not, writes back what readers saw, and sets ``after``
     to what the cell now releases. A cell whose people and split are held keeps the bundle it was attributed to: a
-    late person from another bundle, or without gender, would otherwise show in its corrected share."""
+    late person from another bundle, or without gender, would otherwise show in its corrected share. One that
+    moves takes its raw counts' bundle, which an earlier hold may have kept from it."""
     h, a = HourlyRollup.__table__, HourlyAge.__table__
     bands_after = _released_bands(session, seen)
-    held_cells, held_bands, kept_bundles = [], [], []
+    held_cells, held_bands, kept_bundles, moved = [], [], [], []
     for key in seen:
         shown, candidate = (
             CellRelease(tuple(before[key]), bands_before[key]),
@@ -123,6 +123,8 @@ def _hold_seen_cells(
         people_and_split = ("released_people", *SPLIT_FIELDS)
         if any(final.value(n) != candidate.value(n) for n in people_and_split):  # held: the bundle stays too
             kept_bundles.append({"z": key[0], "h": key[1], "c": attributed_before[key]})
+        else:  # it moves: its raw counts' bundle again, also where this batch did not change its bundles' people
+            moved.append(key)
         if final.values != candidate.values:
             values = _as_counts(list(final.values), RELEASED_FIELDS)
             held_cells.append({"z": key[0], "h": key[1], **{f"v_{name}": v for name, v in values.items()}})
@@ -139,6 +141,7 @@ def _hold_seen_cells(
             .values({name: bindparam(f"v_{name}") for name in RELEASED_FIELDS}),
             held_cells,
         )
+    reattribute(session, moved)
     if kept_bundles:
         session.execute(
             update(h)
@@ -234,7 +237,7 @@ def apply_hourly_deltas(
         ],
     )
     apply_classifier_deltas(session, deciders)
-    apply_age_deltas(session, age_deltas, k_of_zone)
+    apply_age_deltas(session, age_deltas, k_of_zone, keys)
     after = _released(session, keys)
     if seen:
         _hold_seen_cells(session, seen, before, bands_before, after, attributed_before, k_of_zone)
@@ -326,18 +329,11 @@ def _release_site(session: Session, site_id: str, k: int, tz: str) -> None:
     if not zone_pks:
         return
     table = HourlyRollup.__table__
-    # Cells holding late people back kept the bundle of their last release; released afresh, they take their
-    # raw counts' bundle again.
-    holding = [
-        (z, h)
-        for z, h in session.execute(
-            select(table.c.zone_pk, table.c.hour_start).where(
-                table.c.zone_pk.in_(zone_pks), holding_late_people(table.c)
-            )
-        )
-    ]
     session.execute(update(table).where(table.c.zone_pk.in_(zone_pks)).values(released_values(table.c, k)))
-    reattribute(session, holding)
+    # Cells that held late people back kept the bundle of their last release; released afresh, each takes its raw
+    # counts' bundle again.
+    for zone_pk in zone_pks:
+        reattribute_stale(session, zone_pk)
     release_zones(session, zone_pks, k)
     rebuild_daily(session, zone_pks, tz)
     rebuild_slots(session, zone_pks)

@@ -226,3 +226,55 @@ def test_ingest_counts_a_cell_as_seen_a_margin_before_reads_cover_it() -> None:
     assert seen_until(hour_end + delay - SEEN_MARGIN, open_hour=False, delay=delay) == hour_end
     assert readable_until(hour_end + delay - SEEN_MARGIN, delay) == hour_end - 3600  # not yet readable
     assert seen_until(hour_end + delay, open_hour=True, delay=delay) is None  # live answers: nothing steps
+
+
+def _with_bands(message: dict, **bands: dict[str, int]) -> dict:
+    counts = {gender: sum(bands.get(gender, {}).values()) for gender in ("female", "male", "unknown")}
+    return {**message, "people": sum(counts.values()), "gender": counts, "age": bands}
+
+
+def _register(server: Server, *bundles: str) -> None:
+    rates = {"female": {"female": 720, "male": 160, "unknown": 120}, "male": {"female": 30, "male": 900, "unknown": 70}}
+    models = [
+        {"bundle": name, "version": "1", "task": "gender-classification", "precision": "int8", "parity": "passed"}
+        | {"decision_rates": {"counts": rates, "source": "test"}}
+        for name in bundles
+    ]
+    server.ingest(agent_status(models=models))
+
+
+def test_a_cell_that_moves_after_a_hold_takes_its_raw_counts_bundle_again(server: Server) -> None:
+    # Found by review: a held cell keeps its bundle, and a later move on a batch that changed no bundle's people
+    # left it on that bundle for good.
+    _register(server, "g", "h")
+    server.ingest({**late(0, female=10, male=5), "classifier": "g@1"})
+    # The same bucket sent again, decided by h, one person read otherwise: split -1 / +1, held, bundle g kept.
+    server.ingest({**late(0, female=9, male=6), "classifier": "h@1", "seq": 2})
+    assert seen(server) == (15, 10, 5, 0)
+    with server.db.read() as session:
+        assert raw_vs_classifiers(session) == []  # a held cell is not compared
+    # Sent again by h once more, five people read otherwise: the cell moves, and is h's (all 15 are h's now).
+    server.ingest({**late(0, female=5, male=10), "classifier": "h@1", "seq": 3})
+    assert seen(server) == (15, 5, 10, 0)
+    with server.db.read() as session:
+        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+
+
+def test_bands_follow_a_move_made_by_a_batch_without_band_changes(server: Server) -> None:
+    server.ingest(
+        {**_with_bands(late(0), female={"25-34": 5, "35-44": 5}), "dwell": {"samples": 10, "mean_seconds": 30.0}}
+    )
+    server.ingest(_with_bands(late(10), female={"25-34": 3, "35-44": 2}))  # female +5, bands +3 / +2: held
+    assert seen(server) == (10, 10, 0, 0)
+    # The first bucket again with another dwell only: the cell's bands did not change in this batch, but its
+    # release is worked out again, still held (bands +3 / +2), never 15 women beside bands of 5 and 5.
+    server.ingest(
+        {
+            **_with_bands(late(0), female={"25-34": 5, "35-44": 5}),
+            "seq": 2,
+            "dwell": {"samples": 10, "mean_seconds": 31.0},
+        }
+    )
+    assert seen(server) == (10, 10, 0, 0)
+    point = server.get(f"{SITE}/traffic/ages", zone="a", **DAY).json()["points"][0]
+    assert point["bands"]["female"]["25-34"] == 5 and point["bands"]["female"]["35-44"] == 5
