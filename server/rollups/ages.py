@@ -90,8 +90,8 @@ def apply_age_deltas(
     hours_by_k: dict[int, set[tuple[int, int]]] = defaultdict(set)
     for zone_pk, hour in [*((z, h) for z, h, _, _ in changed), *hours]:
         hours_by_k[k_of_zone[zone_pk]].add((zone_pk, hour))
-    for k, hours in sorted(hours_by_k.items()):
-        cells = sorted(hours)
+    for k, hours_of_k in sorted(hours_by_k.items()):
+        cells = sorted(hours_of_k)
         for offset in range(0, len(cells), 500):
             release_age_cells(session, k, tuple_(table.c.zone_pk, table.c.hour_start).in_(cells[offset : offset + 500]))
 
