@@ -87,12 +87,19 @@ def reattribute(session: Session, cells: list[tuple[int, int]]) -> None:
             )
         ):
             people[(z, h)][key] = int(count)
+    set_bundles(session, {cell: attribute(people.get(cell, {})) for cell in cells})
+
+
+def set_bundles(session: Session, bundles: Mapping[tuple[int, int], str | None]) -> None:
+    """Stores the bundle each hourly cell (zone, hour) is attributed to."""
+    if not bundles:
+        return
     hourly = HourlyRollup.__table__
     session.execute(
         update(hourly)
         .where(hourly.c.zone_pk == bindparam("z"), hourly.c.hour_start == bindparam("h"))
         .values(classifier=bindparam("c")),
-        [{"z": z, "h": h, "c": attribute(people.get((z, h), {}))} for z, h in cells],
+        [{"z": z, "h": h, "c": bundle} for (z, h), bundle in sorted(bundles.items())],
     )
 
 
@@ -105,20 +112,14 @@ def reattribute_stale(session: Session, zone_pk: int) -> None:
         select(table.c.hour_start, table.c.classifier, table.c.people).where(table.c.zone_pk == zone_pk)
     ):
         people[hour][key] = int(count)
-    stale = [
-        {"z": zone_pk, "h": hour, "c": attribute(people.get(hour, {}))}
-        for hour, stored in session.execute(
-            select(hourly.c.hour_start, hourly.c.classifier).where(hourly.c.zone_pk == zone_pk)
-        )
-        if attribute(people.get(hour, {})) != stored
-    ]
-    if stale:
-        session.execute(
-            update(hourly)
-            .where(hourly.c.zone_pk == bindparam("z"), hourly.c.hour_start == bindparam("h"))
-            .values(classifier=bindparam("c")),
-            stale,
-        )
+    stale: dict[tuple[int, int], str | None] = {}
+    for hour, stored in session.execute(
+        select(hourly.c.hour_start, hourly.c.classifier).where(hourly.c.zone_pk == zone_pk)
+    ):
+        bundle = attribute(people.get(hour, {}))
+        if bundle != stored:
+            stale[(zone_pk, hour)] = bundle
+    set_bundles(session, stale)
 
 
 def register(session: Session, statuses: Iterable[AgentStatus], now: float) -> None:

@@ -10,7 +10,13 @@ from datetime import date, timedelta
 from types import SimpleNamespace
 
 import numpy as np
-from footfall.server.classifiers import ClassifierDeltas, apply_classifier_deltas, reattribute, reattribute_stale
+from footfall.server.classifiers import (
+    ClassifierDeltas,
+    apply_classifier_deltas,
+    reattribute,
+    reattribute_stale,
+    set_bundles,
+)
 from footfall.server.db import Database
 from footfall.server.localtime import (
     HOUR,
@@ -68,6 +74,7 @@ def _released(
 
 
 _SPLIT = [RELEASED_FIELDS.index(name) for name in SPLIT_FIELDS]
+_PEOPLE_AND_SPLIT = ("released_people", *SPLIT_FIELDS)
 
 
 def _attribution(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
@@ -113,16 +120,16 @@ def _hold_seen_cells(
     moves takes its raw counts' bundle, which an earlier hold may have kept from it."""
     h, a = HourlyRollup.__table__, HourlyAge.__table__
     bands_after = _released_bands(session, seen)
-    held_cells, held_bands, kept_bundles, moved = [], [], [], []
+    held_cells, held_bands, moved = [], [], []
+    kept_bundles: dict[tuple[int, int], str | None] = {}
     for key in seen:
         shown, candidate = (
             CellRelease(tuple(before[key]), bands_before[key]),
             CellRelease(tuple(after[key]), bands_after[key]),
         )
         final = step_release(shown, candidate, k_of_zone[key[0]])
-        people_and_split = ("released_people", *SPLIT_FIELDS)
-        if any(final.value(n) != candidate.value(n) for n in people_and_split):  # held: the bundle stays too
-            kept_bundles.append({"z": key[0], "h": key[1], "c": attributed_before[key]})
+        if any(final.value(n) != candidate.value(n) for n in _PEOPLE_AND_SPLIT):  # held: the bundle stays too
+            kept_bundles[key] = attributed_before[key]
         else:  # it moves: its raw counts' bundle again, also where this batch did not change its bundles' people
             moved.append(key)
         if final.values != candidate.values:
@@ -142,13 +149,7 @@ def _hold_seen_cells(
             held_cells,
         )
     reattribute(session, moved)
-    if kept_bundles:
-        session.execute(
-            update(h)
-            .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"))
-            .values(classifier=bindparam("c")),
-            kept_bundles,
-        )
+    set_bundles(session, kept_bundles)
     if held_bands:
         session.execute(
             update(a)

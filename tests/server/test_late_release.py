@@ -52,6 +52,21 @@ def seen(server: Server) -> tuple[int | None, ...]:
     return shown
 
 
+def _with_bands(message: dict, **bands: dict[str, int]) -> dict:
+    counts = {gender: sum(bands.get(gender, {}).values()) for gender in ("female", "male", "unknown")}
+    return {**message, "people": sum(counts.values()), "gender": counts, "age": bands}
+
+
+def _register(server: Server, *bundles: str) -> None:
+    rates = {"female": {"female": 720, "male": 160, "unknown": 120}, "male": {"female": 30, "male": 900, "unknown": 70}}
+    models = [
+        {"bundle": name, "version": "1", "task": "gender-classification", "precision": "int8", "parity": "passed"}
+        | {"decision_rates": {"counts": rates, "source": "test"}}
+        for name in bundles
+    ]
+    server.ingest(agent_status(models=models))
+
+
 def test_late_people_fewer_than_k_do_not_show_and_show_once_they_reach_k(server: Server) -> None:
     assert server.ingest(late(0, female=7, male=5)).status_code == 200
     assert seen(server) == (12, 7, 5, 0)
@@ -91,21 +106,17 @@ def test_a_shown_split_is_never_taken_back(server: Server) -> None:
 
 
 def test_bands_readers_saw_move_in_steps_of_k_with_their_gender(server: Server) -> None:
-    def with_bands(message: dict, **bands: dict[str, int]) -> dict:
-        counts = {gender: sum(bands.get(gender, {}).values()) for gender in ("female", "male", "unknown")}
-        return {**message, "people": sum(counts.values()), "gender": counts, "age": bands}
-
     def female_bands() -> dict[str, int | None]:
         point = server.get(f"{SITE}/traffic/ages", zone="a", **DAY).json()["points"][0]
         return {band: point["bands"]["female"][band] for band in ("25-34", "35-44")}
 
-    server.ingest(with_bands(late(0), female={"25-34": 5, "35-44": 5}))
+    server.ingest(_with_bands(late(0), female={"25-34": 5, "35-44": 5}))
     assert female_bands() == {"25-34": 5, "35-44": 5}
     # Five late women, 3 + 2 across two bands: female +5 is a step of k, but each band would tell its few.
-    server.ingest(with_bands(late(10), female={"25-34": 3, "35-44": 2}))
+    server.ingest(_with_bands(late(10), female={"25-34": 3, "35-44": 2}))
     assert female_bands() == {"25-34": 5, "35-44": 5} and seen(server) == (10, 10, 0, 0)
     # Two and three more: now each band has grown by 5.
-    server.ingest(with_bands(late(20), female={"25-34": 2, "35-44": 3}))
+    server.ingest(_with_bands(late(20), female={"25-34": 2, "35-44": 3}))
     assert female_bands() == {"25-34": 10, "35-44": 10} and seen(server) == (20, 20, 0, 0)
 
 
@@ -185,9 +196,7 @@ def test_every_value_readers_saw_moves_by_zero_or_at_least_k_and_stays_shown(
 
 
 def test_a_held_cell_keeps_its_bundle_and_its_dwell(server: Server) -> None:
-    rates = {"female": {"female": 720, "male": 160, "unknown": 120}, "male": {"female": 30, "male": 900, "unknown": 70}}
-    model = {"bundle": "g", "version": "1", "task": "gender-classification", "precision": "int8", "parity": "passed"}
-    server.ingest(agent_status(models=[{**model, "decision_rates": {"counts": rates, "source": "test"}}]))
+    _register(server, "g")
     server.ingest({**late(0, female=7, male=5, dwell=(10, 30.0)), "classifier": "g@1"})
     fields = ("people", "people_corrected", "female_share_corrected", "female_share_corrected_missing")
 
@@ -226,21 +235,6 @@ def test_ingest_counts_a_cell_as_seen_a_margin_before_reads_cover_it() -> None:
     assert seen_until(hour_end + delay - SEEN_MARGIN, open_hour=False, delay=delay) == hour_end
     assert readable_until(hour_end + delay - SEEN_MARGIN, delay) == hour_end - 3600  # not yet readable
     assert seen_until(hour_end + delay, open_hour=True, delay=delay) is None  # live answers: nothing steps
-
-
-def _with_bands(message: dict, **bands: dict[str, int]) -> dict:
-    counts = {gender: sum(bands.get(gender, {}).values()) for gender in ("female", "male", "unknown")}
-    return {**message, "people": sum(counts.values()), "gender": counts, "age": bands}
-
-
-def _register(server: Server, *bundles: str) -> None:
-    rates = {"female": {"female": 720, "male": 160, "unknown": 120}, "male": {"female": 30, "male": 900, "unknown": 70}}
-    models = [
-        {"bundle": name, "version": "1", "task": "gender-classification", "precision": "int8", "parity": "passed"}
-        | {"decision_rates": {"counts": rates, "source": "test"}}
-        for name in bundles
-    ]
-    server.ingest(agent_status(models=models))
 
 
 def test_a_cell_that_moves_after_a_hold_takes_its_raw_counts_bundle_again(server: Server) -> None:
