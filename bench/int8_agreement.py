@@ -24,41 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from footfall.core.classifier import GenderClassifier
 from footfall.core.cpu import describe_cpu
-from footfall.core.detector import Detection, FaceDetector
+from footfall.core.detector import FaceDetector
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-from footfall.core.preprocess import whole_image_box
-from footfall.exporter.datasets import DATASETS, iter_images, read_rows, spread
-from footfall.models.chips import pick_face
-from tqdm import tqdm
+from footfall.exporter.datasets import DATASETS
+from footfall.models.chips import FaceBoxes, cut_chips, detect_boxes
+from footfall.models.datasets import ImageSource, load_csv_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 BOUNDARY = 0.6  # a top probability under this is a face on the decision boundary
 PRECISIONS = ("fp32", "int8")
-
-
-@dataclass
-class Faces:
-    """One dataset's faces through one detector: the face picked (None: no face, whole image used) and chips."""
-
-    picks: list[Detection | None]
-    chips: np.ndarray
-
-
-def read_faces(detector: FaceDetector, classifier: GenderClassifier, images: list[np.ndarray], name: str) -> Faces:
-    picks: list[Detection | None] = []
-    chips = []
-    for image in tqdm(images, desc=name, unit="img", mininterval=2):
-        best = pick_face(detector(image), image.shape)
-        picks.append(best)
-        box = whole_image_box(image) if best is None else best.box
-        chips.append(classifier.crop(image, box, None if best is None else best.landmarks))
-    return Faces(picks, np.stack(chips))
 
 
 def probabilities(classifier: GenderClassifier, chips: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -67,19 +46,18 @@ def probabilities(classifier: GenderClassifier, chips: np.ndarray, batch: int = 
     )
 
 
-def drift(reference: Faces, candidate: Faces) -> dict[str, float | int]:
-    """How far the candidate detector's face lies from the reference's, per coordinate, in eye distances."""
-    landmarks, boxes = [], []
-    for ref, cand in zip(reference.picks, candidate.picks, strict=True):
-        if ref is None or cand is None:
-            continue
-        eyes = max(float(np.linalg.norm(ref.landmarks[0] - ref.landmarks[1])), 1.0)
-        landmarks.append(float(np.abs(ref.landmarks - cand.landmarks).mean()) / eyes)
-        boxes.append(float(np.abs(np.subtract(ref.box, cand.box)).mean()) / eyes)
-    if not landmarks:
+def drift(reference: FaceBoxes, candidate: FaceBoxes) -> dict[str, float | int]:
+    """How far the candidate detector's face lies from the reference's, per coordinate, in eye distances (faces
+    both found)."""
+    both = ~np.isnan(reference.landmarks).any(axis=(1, 2)) & ~np.isnan(candidate.landmarks).any(axis=(1, 2))
+    if not both.any():
         return {"faces": 0}
+    ref_marks, ref_boxes = reference.landmarks[both], reference.boxes[both]
+    eyes = np.maximum(np.linalg.norm(ref_marks[:, 0] - ref_marks[:, 1], axis=1), 1.0)
+    landmarks = np.abs(ref_marks - candidate.landmarks[both]).mean(axis=(1, 2)) / eyes
+    boxes = np.abs(ref_boxes - candidate.boxes[both]).mean(axis=1) / eyes
     return {
-        "faces": len(landmarks),
+        "faces": int(both.sum()),
         "landmarks_median": round(float(np.median(landmarks)), 4),
         "landmarks_p95": round(float(np.percentile(landmarks, 95)), 4),
         "box_median": round(float(np.median(boxes)), 4),
@@ -108,18 +86,26 @@ def measure(data: Path, split: str, limit: int | None, gender: Path, detector: P
     threshold = classifiers["fp32"].contract.abstain_threshold
     report: dict = {"cpu": describe_cpu(), "split": split, "abstain_threshold": threshold, "datasets": {}}
     for dataset in DATASETS:
-        rows = spread(read_rows(data, dataset, split), limit)
-        pairs = list(iter_images(data, rows))
-        images = [image for _, image in pairs]
-        truth = np.array([classifiers["fp32"].labels.index(row.gender) for row, _ in pairs])
-        faces = {
-            p: read_faces(detectors[p], classifiers["fp32"], images, f"{dataset} {p} detector") for p in PRECISIONS
-        }
-        probs = {(d, c): probabilities(classifiers[c], faces[d].chips) for d in PRECISIONS for c in PRECISIONS}
+        records = [r for r in load_csv_manifest(data / f"{dataset}.csv") if r.split == split]
+        if limit is not None and limit < len(records):
+            records = [records[i] for i in np.linspace(0, len(records) - 1, limit).round().astype(int)]
+        truth = np.array([classifiers["fp32"].labels.index(record.gender) for record in records])
+        spec = classifiers["fp32"].spec
+        source = ImageSource(data / f"{dataset}.zip")
+        try:
+            # footfall's own reading of a portrait (as training's chips and footfall evaluate): the face picked,
+            # else the whole image, cut by the shared pre-processing.
+            faces = {p: detect_boxes(source, records, detectors[p]) for p in PRECISIONS}
+            chips = {p: np.zeros((len(records), spec.size, spec.size, 3), np.uint8) for p in PRECISIONS}
+            for p in PRECISIONS:
+                cut_chips(source, records, faces[p], spec, chips[p])
+        finally:
+            source.close()
+        probs = {(d, c): probabilities(classifiers[c], chips[d]) for d in PRECISIONS for c in PRECISIONS}
         reference = probs[("fp32", "fp32")]
         report["datasets"][dataset] = {
-            "images": len(images),
-            "no_face": {p: sum(pick is None for pick in faces[p].picks) for p in PRECISIONS},
+            "images": len(records),
+            "no_face": {p: int(faces[p].no_face.sum()) for p in PRECISIONS},
             "accuracy_fp32": round(100 * float((reference.argmax(1) == truth).mean()), 2),
             "int8_detector": disagreement(reference, probs[("int8", "fp32")], truth, threshold),
             "int8_classifier": disagreement(reference, probs[("fp32", "int8")], truth, threshold),

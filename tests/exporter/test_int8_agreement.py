@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from footfall.core.detector import Detection
+from footfall.models.chips import FaceBoxes
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "int8_agreement.py"
 
@@ -25,10 +25,14 @@ def _bench():
     return module
 
 
-def _face(dx: float) -> Detection:
-    # Eyes 40 px apart; every landmark and box corner moved by dx pixels.
-    points = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float32) + dx
-    return Detection((10.0 + dx, 10.0 + dx, 90.0 + dx, 110.0 + dx), 0.9, points)
+def _faces(*shifts: float | None) -> FaceBoxes:
+    """Detections as footfall.models.chips.detect_boxes keeps them: eyes 40 px apart, every landmark and box
+    corner moved by the shift in pixels; None: no face found (NaN landmarks)."""
+    points = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float32)
+    boxes = np.array([[10 + (dx or 0), 10 + (dx or 0), 90 + (dx or 0), 110 + (dx or 0)] for dx in shifts], np.float32)
+    marks = np.stack([points + dx if dx is not None else np.full_like(points, np.nan) for dx in shifts])
+    found = np.array([dx is not None for dx in shifts])
+    return FaceBoxes(boxes, marks, found.astype(np.int16), np.ones(len(shifts), bool))
 
 
 def test_disagreement_separates_decided_from_boundary_faces() -> None:
@@ -47,10 +51,7 @@ def test_disagreement_separates_decided_from_boundary_faces() -> None:
 
 def test_drift_is_in_eye_distances_and_skips_faces_one_side_missed() -> None:
     bench = _bench()
-    chips = np.zeros((3, 1), np.uint8)
-    reference = bench.Faces([_face(0.0), _face(0.0), None], chips)
-    candidate = bench.Faces([_face(4.0), _face(2.0), _face(0.0)], chips)
-    figures = bench.drift(reference, candidate)
+    figures = bench.drift(_faces(0.0, 0.0, None), _faces(4.0, 2.0, 0.0))
     assert figures["faces"] == 2
     # 4 px and 2 px against eyes 40 px apart: 0.1 and 0.05 eye distances, median 0.075.
     assert figures["landmarks_median"] == pytest.approx(0.075)
