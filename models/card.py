@@ -79,11 +79,13 @@ def starting_point(model: dict, frozen: list[str] | None = None) -> str:
     """Where the weights started, in words."""
     if model.get("from_checkpoint"):
         source = Path(str(model["from_checkpoint"])).stem
-        kept = " and ".join({"features": "backbone", "head": "gender head"}[p] for p in frozen or []) or "nothing"
+        parts = {"features": "backbone", "head": "gender head", "age_head": "age head"}
+        kept = " and ".join(parts[p] for p in frozen or []) or "nothing"
+        trained = "its gender head trained further" if "age_head" in (frozen or []) else "a fresh age head"
         return (
             f"Started from the trained checkpoint `{source}` (its recipe: `models/configs/{source}.yaml`; its "
-            f"{kept} frozen, weights and BatchNorm statistics, so its answers are the same bit for bit), with a "
-            "fresh age head"
+            f"{kept} frozen, weights and BatchNorm statistics, so its answers are the same bit for bit), with "
+            f"{trained}"
         )
     if model.get("init") == "dlib-age-v1":
         return (
@@ -308,13 +310,19 @@ def _optimisation(checkpoint: dict) -> str:
         f"at most {train_cfg.get('epochs')} epochs or {train_cfg.get('max_minutes')} minutes of training, "
         f"label smoothing {train_cfg.get('label_smoothing')}, weight EMA {train_cfg.get('ema_decay')}, seed "
         f"{checkpoint['seed']}. Dataset weights per epoch: "
-        + ", ".join(f"{d['name']} ×{d['weight']}" for d in recipe.get("datasets", []))
+        + ", ".join(f"{d['name']} ×{d['weight']}{_label_weights(d)}" for d in recipe.get("datasets", []))
         + (
             f"; children (known age under 13) ×{train_cfg['child_weight']} on top."
             if train_cfg.get("child_weight", 1.0) != 1.0
             else "."
         )
     )
+
+
+def _label_weights(dataset: dict) -> str:
+    """A dataset's per-label weights in words: " (its female faces ×2.5)", or nothing."""
+    weights = dataset.get("label_weight") or {}
+    return f" (its {', '.join(f'{label} faces ×{w}' for label, w in weights.items())})" if weights else ""
 
 
 def _distillation(distill: dict) -> str:

@@ -99,9 +99,11 @@ def save_checkpoint(data: dict, path: str | Path) -> Path:
 
 
 def model_from_checkpoint(data: dict):
-    """Rebuilds the network with its weights, in eval mode."""
-    from footfall.models.network import build_model
+    """Rebuilds the network with its weights, in eval mode (subnormal weights flushed to zero:
+    :func:`~footfall.models.network.flush_subnormal_weights`)."""
+    from footfall.models.network import build_model, flush_subnormal_weights
 
     model = build_model(data["arch"], **data["arch_kwargs"])
     model.load_state_dict(data["state_dict"])
+    flush_subnormal_weights(model)
     return model.eval()

@@ -431,6 +431,29 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# The smallest normal float32: below it a value is subnormal.
+FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)
+
+
+def flush_subnormal_weights(model: nn.Module) -> int:
+    """Sets every subnormal float parameter and buffer (|x| < 1.18e-38, not zero) to zero, in place; returns how
+    many there were.
+
+    Weight decay leaves some weights there (gender-v3: 1,336 of the stem's 9,408). Some x86 CPUs take a
+    microcode assist on every multiplication by one, in every thread the convolution runs on (PyTorch's
+    ``set_flush_denormal`` reaches the calling thread only): on this session's Intel Xeon the audience-v7 network
+    took 1.64 s per 128 chips, 0.11 s flushed. A product of such a weight lies some 30 orders of magnitude below
+    float32's resolution of any sum it enters, so the network's answers do not change."""
+    flushed = 0
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                subnormal = (tensor.abs() < FLOAT32_TINY) & (tensor != 0)
+                flushed += int(subnormal.sum())
+                tensor[subnormal] = 0.0
+    return flushed
+
+
 def build_model(arch: str, **arch_kwargs: object) -> nn.Module:
     """Builds a network by name, e.g. ``build_model("facenet-small", widths=[64, 128, 256])``."""
     try:

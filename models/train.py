@@ -202,14 +202,18 @@ CHILD_MAX_AGE = 13  # "children" are the 0-12 age band of the evaluation reports
 
 
 def sample_weights(recipe: Recipe, train_sets: list[SplitData]) -> np.ndarray:
-    """How often each image of the concatenated training set is seen per epoch: its dataset's weight,
-    times ``train.child_weight`` for faces of known age under 13, times (``train.race_balance`` > 0) its race
-    group's share of the dataset's faces of known race, relative to an equal share, to the power
-    −``race_balance`` (0.5: rarer groups seen more often, by the square root of how much rarer they are)."""
-    weights = {d.name: d.weight for d in recipe.datasets}
+    """How often each image of the concatenated training set is seen per epoch: its dataset's weight, times
+    the dataset's ``label_weight`` for the image's label, times ``train.child_weight`` for faces of known age
+    under 13, times (``train.race_balance`` > 0) its race group's share of the dataset's faces of known race,
+    relative to an equal share, to the power −``race_balance`` (0.5: rarer groups seen more often, by the square
+    root of how much rarer they are)."""
+    datasets = {d.name: d for d in recipe.datasets}
     parts = []
     for split in train_sets:
-        weight = weights[split.dataset] * np.where(split.ages < CHILD_MAX_AGE, recipe.train.child_weight, 1.0)
+        dataset = datasets[split.dataset]
+        per_label = np.array([dataset.label_weight.get(label, 1.0) for label in recipe.labels])
+        weight = dataset.weight * per_label[split.labels]
+        weight = weight * np.where(split.ages < CHILD_MAX_AGE, recipe.train.child_weight, 1.0)
         races = [race for race in split.races if race is not None]
         if recipe.train.race_balance > 0 and races:
             groups, counts = np.unique(np.array(races, dtype=str), return_counts=True)
@@ -517,7 +521,7 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
     """The network (from the recipe's starting weights unless resuming), its weight average, the teacher when
     distilling, and AdamW (no weight decay on biases and norms)."""
     import torch
-    from footfall.models.network import build_model
+    from footfall.models.network import build_model, flush_subnormal_weights
     from torch import nn
 
     # build_model types its result nn.Module; every architecture is a FlipAveragingClassifier.
@@ -543,6 +547,9 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         init_age_trunk(model, recipe, training)
     if head_to_start:
         standardize_age_inputs(model, recipe, training)
+    flushed = flush_subnormal_weights(model)  # what weight decay left below float32's normal range runs slowly
+    if flushed:
+        log_event(logger, logging.INFO, "subnormal weights flushed to zero", count=flushed)
     for part in recipe.train.frozen:
         for param in getattr(model, part).parameters():
             param.requires_grad_(False)

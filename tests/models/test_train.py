@@ -493,3 +493,82 @@ def test_an_age_trunk_needs_an_age_head_and_blocks_to_copy() -> None:
         build_model("resnet-dlib", age_classes=81, age_branch=5)
     with pytest.raises(ValueError, match="extra blocks only with a branch"):
         build_model("resnet-dlib", age_classes=81, age_extra_blocks=1)
+
+
+def test_a_gender_head_retrained_on_a_frozen_network_leaves_every_age_answer_as_it_was(tmp_path: Path) -> None:
+    """audience-v8's recipe: the backbone and the age head frozen, only the gender head learns (with one dataset's
+    women seen more often)."""
+    taps = {"age_classes": 81, "age_hidden": 6, "age_stages": 2, "age_standardize": True}
+    _, aged = age_grown_on_a_frozen_dlib_network(tmp_path, taps)
+    source = tmp_path / "aged.pt"
+    save_checkpoint(aged, source)
+    data = {"synthetic": {"train": aged_split(96, 3), "val": aged_split(48, 1), "test": aged_split(48, 2)}}
+    recipe = tiny_recipe(tmp_path / "c", epochs=2).model_copy(
+        update={
+            "datasets": [DatasetConfig(name="synthetic", root="unused", label_weight={"female": 2.5})],
+            "model": ModelConfig(arch="resnet-dlib", kwargs={**TINY_DLIB, **taps}, from_checkpoint=str(source)),
+            "train": TrainConfig(
+                epochs=2, batch_size=16, lr=1e-2, warmup_epochs=0.5, threads=1, frozen=["features", "age_head"]
+            ),
+        }
+    )
+    retrained = load_checkpoint(train(recipe, progress=False, data=(data, {})))
+    before, after = aged["state_dict"], retrained["state_dict"]
+    assert not torch.equal(before["head.weight"], after["head.weight"]), "the gender head learned"
+    for key, value in before.items():
+        if not key.startswith("head."):
+            assert torch.equal(value, after[key]), key
+    chips = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, SIZE, SIZE)).astype(np.float32))
+    old, new = model_from_checkpoint(aged), model_from_checkpoint(retrained)
+    assert torch.equal(old.both(chips)[1], new.both(chips)[1])
+
+
+def test_label_weight_shows_one_datasets_faces_of_a_label_more_often(tmp_path: Path) -> None:
+    split = synthetic_split(40, 0)  # labels alternate: female, male, ...
+    other = SplitData("b", split.chips, split.labels, np.full(40, 30.0), split.races)
+    recipe = tiny_recipe(tmp_path, 1).model_copy(
+        update={
+            "datasets": [
+                DatasetConfig(name="synthetic", root="x", weight=1.5, label_weight={"female": 2.0}),
+                DatasetConfig(name="b", root="x"),
+            ],
+            "train": TrainConfig(child_weight=2.0),
+        }
+    )
+    weights = sample_weights(recipe, [split, other])
+    assert weights[:40].tolist() == [3.0, 1.5] * 20, "the first dataset's women twice, on top of its weight"
+    assert weights[40:].tolist() == [1.0] * 40, "the other dataset as it was"
+
+
+def test_label_weights_must_name_a_label_and_be_positive() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="label_weight names"):
+        Recipe(datasets=[DatasetConfig(name="a", root="x", label_weight={"woman": 2.0})])
+    with pytest.raises(ValidationError, match=r"\(0, 10\]"):
+        DatasetConfig(name="a", root="x", label_weight={"female": 0.0})
+
+
+def test_subnormal_weights_are_flushed_to_zero_and_answers_stay_the_same() -> None:
+    """Weight decay leaves weights below float32's normal range, which some CPUs multiply very slowly; flushed,
+    the network answers the same."""
+    from footfall.models.network import FLOAT32_TINY, flush_subnormal_weights
+
+    torch.manual_seed(0)
+    model = build_model("resnet-dlib", **TINY_DLIB).eval()
+    stem = model.features[0][0].weight
+    with torch.no_grad():
+        stem.view(-1)[::7] = FLOAT32_TINY / 16
+    chips = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (4, 3, SIZE, SIZE)).astype(np.float32))
+    with torch.no_grad():
+        before = model(chips)
+    subnormal = len(range(0, stem.numel(), 7))
+    assert flush_subnormal_weights(model) == subnormal
+    assert int((stem == 0).sum()) >= subnormal and flush_subnormal_weights(model) == 0
+    with torch.no_grad():
+        assert torch.equal(model(chips), before)
+    # A checkpoint's network is rebuilt flushed (training, export and evaluation all load it so).
+    checkpoint = _valid_checkpoint()
+    first = next(key for key, value in checkpoint["state_dict"].items() if value.ndim == 4)
+    checkpoint["state_dict"][first].view(-1)[0] = FLOAT32_TINY / 16
+    assert model_from_checkpoint(checkpoint).state_dict()[first].view(-1)[0] == 0.0
