@@ -20,6 +20,7 @@ from footfall.exporter.gender_export import (  # noqa: E402  # noqa: E402
     MIN_LABEL_AGREEMENT,
     GenderExportOptions,
     export_gender,
+    flush_subnormal_initializers,
 )
 from footfall.exporter.quantize import FORMAT_DESCRIPTIONS, WEIGHT_FORMATS, quantize_qdq  # noqa: E402
 
@@ -183,3 +184,23 @@ def test_export_refuses_a_bad_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
         export_gender(bad, tmp_path / "out", GenderExportOptions(data_dir=tmp_path, progress=False))
     assert not (tmp_path / "out").exists()
+
+
+def test_subnormal_initializers_are_flushed_to_zero_and_the_graph_answers_the_same(tiny_onnx: Path) -> None:
+    """Folded BatchNorm can leave weights below float32's normal range, which some CPUs multiply very slowly; the
+    exported FP32 graph holds none, and flushing them does not change its answers."""
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(tiny_onnx))
+    assert flush_subnormal_initializers(graph) == 0, "the exporter flushed them already"
+    weights = next(t for t in graph.graph.initializer if numpy_helper.to_array(t).ndim == 4)
+    planted = numpy_helper.to_array(weights).copy()
+    planted.reshape(-1)[::5] = np.finfo(np.float32).tiny / 8
+    weights.CopyFrom(numpy_helper.from_array(planted, weights.name))
+    x = inputs(4)
+    before = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"chips": x})
+    assert flush_subnormal_initializers(graph) == len(range(0, planted.size, 5))
+    flushed = next(t for t in graph.graph.initializer if t.name == weights.name)
+    assert (numpy_helper.to_array(flushed).reshape(-1)[::5] == 0).all()
+    after = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"chips": x})
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
