@@ -551,6 +551,8 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
     if flushed:
         log_event(logger, logging.INFO, "subnormal weights flushed to zero", count=flushed)
     for part in recipe.train.frozen:
+        if getattr(model, part) is None:
+            raise ValueError(f"train.frozen names {part!r}, which this network does not have")
         for param in getattr(model, part).parameters():
             param.requires_grad_(False)
     model = model.to(memory_format=torch.channels_last)

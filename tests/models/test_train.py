@@ -132,7 +132,7 @@ PLAIN_OPS = {"Conv", "Relu", "Add", "Mul", "MaxPool", "AveragePool", "Pad", "Red
 def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     from footfall.models.recipe import REPO_ROOT, load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v7.yaml")
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v8.yaml")
     model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
     assert count_parameters(model) < 2_000_000
     assert count_flops(model, recipe.preprocess.size) < 0.2e9
@@ -572,3 +572,10 @@ def test_subnormal_weights_are_flushed_to_zero_and_answers_stay_the_same() -> No
     first = next(key for key, value in checkpoint["state_dict"].items() if value.ndim == 4)
     checkpoint["state_dict"][first].view(-1)[0] = FLOAT32_TINY / 16
     assert model_from_checkpoint(checkpoint).state_dict()[first].view(-1)[0] == 0.0
+
+
+def test_freezing_an_age_head_the_network_lacks_is_a_clear_error(tmp_path: Path) -> None:
+    recipe = tiny_recipe(tmp_path, 1)
+    recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"frozen": ["age_head"]})})
+    with pytest.raises(ValueError, match=r"train\.frozen names 'age_head', which this network does not have"):
+        train(recipe, progress=False, data=synthetic_data())
