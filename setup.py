@@ -26,7 +26,7 @@ for package, folder in PARTS.items():
     package_dir[package] = folder
     packages.append(package)
     for sub in find_namespace_packages(folder, exclude=["*__pycache__*"]):
-        # A folder whose name is not an identifier (models/bundles/audience-v8) is data of its parent.
+        # A folder whose name is not an identifier (models/bundles/audience-v7) is data of its parent.
         if all(part.isidentifier() for part in sub.split(".")):
             packages.append(f"{package}.{sub}")
 

@@ -21,7 +21,7 @@ from footfall.models.pretrained import DLIB_DIVISOR, DLIB_MEAN, read_age_model
 from footfall.models.recipe import REPO_ROOT, load_recipe
 from footfall.models.train import load_splits
 
-DEFAULT_RECIPE = REPO_ROOT / "models" / "configs" / "audience-v8.yaml"
+DEFAULT_RECIPE = REPO_ROOT / "models" / "configs" / "audience-v7.yaml"
 
 
 def dlib_age_probabilities(chips_rgb: np.ndarray, batch: int = 256) -> np.ndarray:

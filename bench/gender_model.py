@@ -3,7 +3,7 @@
 Runs ``footfall evaluate``'s path (detector → shared crop → ONNX classifier) on the UTKFace and wiki test
 splits, then times the classifier alone at batch 16. Prints each target with the measured figure.
 
-Usage: .venv/bin/python bench/gender_model.py [--bundle models/bundles/audience-v8] [--data ../shared/data]
+Usage: .venv/bin/python bench/gender_model.py [--bundle models/bundles/audience-v7] [--data ../shared/data]
 """
 
 from __future__ import annotations

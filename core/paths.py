@@ -20,5 +20,5 @@ def _package_dir(name: str) -> Path:
 
 
 BUNDLES_DIR = _package_dir("footfall.models") / "bundles"
-DEFAULT_GENDER_BUNDLE = BUNDLES_DIR / "audience-v8"
+DEFAULT_GENDER_BUNDLE = BUNDLES_DIR / "audience-v7"
 DEFAULT_DETECTOR_BUNDLE = BUNDLES_DIR / "face-detector-centerface"

@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         output (model-gender.onnx, model-gender-fp32.onnx): what a site that estimates no age runs.
 
         Example:
-        footfall export models/checkpoints/audience-v8.pt --out models/bundles/audience-v8 --data ../shared/data
+        footfall export models/checkpoints/audience-v7.pt --out models/bundles/audience-v7 --data ../shared/data
         """
         from footfall.core.extras import require
 
@@ -141,7 +141,7 @@ def register(app: typer.Typer) -> None:
         export` writes them itself; this adds them to a bundle exported before, leaving its other files as
         they are, and re-hashes the manifest.
 
-        Example: footfall export-gender-only models/bundles/audience-v8
+        Example: footfall export-gender-only models/bundles/audience-v7
         """
         from footfall.core.extras import require
 
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
         """Check a model bundle as the edge does: manifest schema, sha256 of every file, tensor names and
         shapes of the graph(s) against the manifest. Prints what is wrong and exits 2 if anything is.
 
-        Example: footfall verify-bundle models/bundles/audience-v8
+        Example: footfall verify-bundle models/bundles/audience-v7
         """
         from footfall.core.extras import require
 

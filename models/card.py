@@ -5,9 +5,9 @@ the edge runs), so the card says what ``footfall evaluate`` prints. A machine-re
 figures sits in an HTML comment at the end, which the test of the default bundle compares against a
 fresh evaluation.
 
-Usage: python -m footfall.models.card --checkpoint models/checkpoints/audience-v8.pt \\
+Usage: python -m footfall.models.card --checkpoint models/checkpoints/audience-v7.pt \\
            --eval utkface=runs/eval/utkface-test.json --eval wiki=runs/eval/wiki-test.json \\
-           --bundle models/bundles/audience-v8 --out models/MODEL_CARD.md
+           --bundle models/bundles/audience-v7 --out models/MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def render(
     report names); ``reference_reports`` evaluate the same bundles' FP32 reference graphs, figures that no
     CPU's integer kernels change, which the test of the default model recomputes anywhere."""
     recipe = checkpoint["recipe"]
-    model_name = recipe.get("name", "audience-v8")
+    model_name = recipe.get("name", "audience-v7")
     precision = (bundle_manifest or {}).get("precision", "?")
     sections = [
         _title(model_name, status_line(reports, reference_reports), "age" in checkpoint),

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         pre-processing and cached; then training with augmentation, a checkpoint per epoch, early stopping
         on validation, temperature scaling and the abstention threshold on validation, test figures.
 
-        Example: footfall train --config models/configs/audience-v8.yaml
+        Example: footfall train --config models/configs/audience-v7.yaml
         """
         from footfall.core.extras import require
 
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         Prints n, accuracy, balanced accuracy, F1, ROC AUC, ECE, the confusion matrix, abstention and
         accuracy on answered cases, and per-group tables (race; age bands when ages are known).
 
-        Example: footfall evaluate --bundle models/bundles/audience-v8 --csv ../shared/data/wiki-144.csv
+        Example: footfall evaluate --bundle models/bundles/audience-v7 --csv ../shared/data/wiki-144.csv
         --images ../shared/data/wiki-144.zip --split test --json wiki-test.json --plots plots/wiki
         """
         from footfall.core.extras import require

@@ -158,7 +158,7 @@ class DistillConfig(_Model):
 
 
 class Recipe(_Model):
-    name: str = "audience-v8"
+    name: str = "audience-v7"
     seed: int = 1234
     output: str = "runs/{name}"
     final_checkpoint: str | None = Field(None, description="Also write the calibrated checkpoint here.")

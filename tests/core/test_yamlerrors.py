@@ -45,7 +45,7 @@ def test_the_message_is_one_line_and_names_both_lines() -> None:
 def test_a_recipe_reports_an_unclosed_bracket_where_it_opens(tmp_path: Path) -> None:
     from footfall.models.recipe import RecipeError, load_recipe
 
-    lines = (REPO / "models" / "configs" / "audience-v8.yaml").read_text().splitlines()
+    lines = (REPO / "models" / "configs" / "audience-v7.yaml").read_text().splitlines()
     number = next(i for i, line in enumerate(lines) if line.rstrip().endswith("]") and ": [" in line)
     lines[number] = lines[number].rstrip()[:-1]  # drop the closing ']'
     recipe = tmp_path / "recipe.yaml"

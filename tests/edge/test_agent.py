@@ -274,7 +274,7 @@ def test_int8_that_fails_its_parity_check_is_served_in_fp32_and_reported(
     assert agent.returncode == 0, stderr
     parity_lines = [line for line in stderr.splitlines() if "parity" in line]
     assert len(parity_lines) == 1 and " error " in parity_lines[0], parity_lines
-    assert "bundle=audience-v8" in parity_lines[0] and "serving the FP32 reference" in parity_lines[0]
+    assert "bundle=audience-v7" in parity_lines[0] and "serving the FP32 reference" in parity_lines[0]
     assert "Traceback" not in stderr
     status = next(s for s in receiver.statuses if s.models)
     served = {m.task: m for m in status.models}

@@ -52,6 +52,28 @@ def test_shipped_int8_weights_cannot_saturate_an_int16_pair_sum(kind: str) -> No
     assert report.saturation_free
 
 
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_shipped_fp32_reference_graphs_hold_no_subnormal_weights(kind: str) -> None:
+    """The FP32 graph is what the edge serves when INT8 fails its probe: some x86 CPUs multiply by a subnormal
+    weight very slowly (audience-v7's unflushed graph ran at 51 ms per face on an Intel Xeon, 3 ms flushed)."""
+    import onnx
+    from onnx import numpy_helper
+
+    bundle = load_bundle(SHIPPED[kind])
+    age = bundle.manifest.classifier.age if bundle.manifest.classifier else None
+    graphs = [bundle.reference_model_path]
+    if age is not None and age.gender_only_reference_model_file:
+        graphs.append(bundle.path / age.gender_only_reference_model_file)
+    tiny = np.finfo(np.float32).tiny
+    for path in graphs:
+        assert path is not None and path.is_file()
+        for tensor in onnx.load(path).graph.initializer:
+            values = numpy_helper.to_array(tensor)
+            if values.dtype == np.float32:
+                subnormal = int(((np.abs(values) < tiny) & (values != 0)).sum())
+                assert subnormal == 0, f"{path.name}: {tensor.name} holds {subnormal} subnormal weights"
+
+
 def full_range_int8(bundle_path: Path, target: Path) -> Path:
     """The gender bundle re-quantized the old way (full-range int8 weights), calibrated on its probe."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

@@ -132,7 +132,7 @@ PLAIN_OPS = {"Conv", "Relu", "Add", "Mul", "MaxPool", "AveragePool", "Pad", "Red
 def test_default_network_is_compact_and_exports_to_onnx(tmp_path: Path) -> None:
     from footfall.models.recipe import REPO_ROOT, load_recipe
 
-    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v8.yaml")
+    recipe = load_recipe(REPO_ROOT / "models" / "configs" / "audience-v7.yaml")
     model = build_model(recipe.model.arch, **recipe.model.kwargs).eval()
     assert count_parameters(model) < 2_000_000
     assert count_flops(model, recipe.preprocess.size) < 0.2e9
