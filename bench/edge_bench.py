@@ -428,7 +428,8 @@ def decisions_by_group(people: list[dict]) -> dict[str, dict[str, dict[str, int]
     def band(value: float | None, bands: tuple) -> str:
         if value is None:
             return "age unknown"
-        return next(name for low, high, name in bands if low <= value <= high)
+        # Face widths are fractional (59.5 px lies between 0-59 and 60-84): bands are of whole pixels and years.
+        return next(name for low, high, name in bands if low <= round(value) <= high)
 
     groups: dict[str, dict[str, dict[str, int]]] = {}
     for person in people:

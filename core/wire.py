@@ -166,7 +166,10 @@ class AggregateMessage(_Strict):
     @field_validator("bucket_start")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+14:00 lies before year 1 in UTC
+            raise ValueError(f"{value.isoformat()} lies outside the calendar in UTC") from None
 
     @model_validator(mode="after")
     def _consistent(self) -> AggregateMessage:
@@ -368,7 +371,7 @@ _Parsed = TypeVar("_Parsed")
 def _parse(payload: bytes | bytearray | str, adapter: TypeAdapter[_Parsed], kinds: str) -> _Parsed:
     try:
         data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and integers of more than 4300 digits
         raise WireError(f"message is not valid JSON: {exc}") from None
     except RecursionError:
         raise WireError("message is nested too deeply to be a wire message") from None

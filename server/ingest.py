@@ -271,8 +271,10 @@ class Ingestor:
                 merged.accepted += part.accepted
                 merged.duplicates += part.duplicates
                 merged.statuses += part.statuses
-                merged.rejected += [Rejection(r.index + offset, r.reason) for r in part.rejected]
+                merged.rejected += [Rejection(r.index + offset, r.reason, r.code) for r in part.rejected]
                 merged.handled += part.handled
+                for agent, start in part.last_buckets.items():
+                    merged.last_buckets[agent] = max(start, merged.last_buckets.get(agent, start))
             return merged
 
     def _refuse(self, item: Incoming, exc: Exception) -> BatchResult:
@@ -281,7 +283,7 @@ class Ingestor:
         result = BatchResult(rejected=[Rejection(0, reason)])
         try:
             message = parse_message(item.payload)
-        except WireError:
+        except Exception:  # a refusal is what it must end in, whatever the payload does to the parser
             message = None
         if isinstance(message, AggregateMessage):
             result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason))

@@ -153,5 +153,5 @@ def check_timezone(name: str) -> ZoneInfo:
     """Returns the IANA zone or raises ValueError with a clear message."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('America'), a name too long
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin')") from None

@@ -110,7 +110,9 @@ def _split(body: bytes) -> list[bytes]:
     if not stripped.startswith(b"["):
         return [body]
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # An integer too long for Python (over 4300 digits) stays its digits: its message alone is refused by the
+        # wire schema, and the rest of the batch is stored.
+        data = json.loads(body, parse_int=lambda digits: int(digits) if len(digits) <= 100 else digits)
+    except (ValueError, RecursionError):  # ValueError: bad JSON, bad UTF-8, an integer of over 4300 digits
         return [body]  # the wire parser names what is wrong with it
     return [json.dumps(item).encode() for item in data]

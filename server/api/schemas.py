@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from footfall.core.wire import CpuInfo, DemographicsMode, ModelServing, RefusalCode, SiteSettings
-from pydantic import BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 
 class Counts(BaseModel):
@@ -425,6 +425,9 @@ class KeyCreated(KeyOut):
 
 
 class ZoneUpdate(BaseModel):
+    # A misspelt field ('retention_day', 'K') is refused, not ignored: an admin must not believe it took effect.
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(None, min_length=1, max_length=200)
     floor: str | None = Field(None, max_length=64)
     kind: str | None = Field(
@@ -433,6 +436,9 @@ class ZoneUpdate(BaseModel):
 
 
 class SiteUpdate(BaseModel):
+    # A misspelt field ('retention_day', 'K') is refused, not ignored: an admin must not believe it took effect.
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(None, min_length=1, max_length=200)
     timezone: str | None = Field(
         None, description="IANA time zone, e.g. 'Europe/Berlin'; day boundaries and hours of week follow it."

@@ -1,0 +1,72 @@
+"""Messages that pass JSON but not Python's own limits (integers of over 4300 digits, a time that leaves the
+calendar in UTC), misspelt admin fields and time-zone names that are folders: each gets a clear refusal, the
+valid rest of a batch is stored, and nothing answers 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from footfall.server.tables import Bucket, DeadLetter
+from sqlalchemy import func, select
+
+from tests.server.conftest import Server, aggregate, encoded, make_storing_fail
+
+
+def stored(server: Server) -> tuple[int, int]:
+    with server.db.read() as session:
+        buckets = session.execute(select(func.count()).select_from(Bucket)).scalar_one()
+        dead = session.execute(select(func.count()).select_from(DeadLetter)).scalar_one()
+    return buckets, dead
+
+
+def post(server: Server, body: bytes):  # type: ignore[no-untyped-def]
+    client = TestClient(server.client.app, raise_server_exceptions=False)
+    return client.post(
+        "/api/v1/ingest", content=body, headers={**server.headers("agent"), "Content-Type": "application/json"}
+    )
+
+
+HUGE_SEQ = encoded(aggregate(zone="z2", seq=2, female=5)).replace(b'"seq": 2', b'"seq": 1' + b"0" * 5000)
+OFF_CALENDAR = encoded(aggregate(zone="z2", seq=2, female=5)).replace(
+    b'"bucket_start": "2026-11-16T00:00:00Z"', b'"bucket_start": "0001-01-01T00:00:00+14:00"'
+)
+
+
+@pytest.mark.parametrize("poison", [HUGE_SEQ, OFF_CALENDAR], ids=["integer-of-5001-digits", "before-year-1-in-utc"])
+def test_a_message_beyond_pythons_limits_is_refused_and_the_rest_stored(sqlite_server: Server, poison: bytes) -> None:
+    assert poison != encoded(aggregate(zone="z2", seq=2, female=5))  # the replacement took
+    response = post(sqlite_server, b"[" + encoded(aggregate(female=5, seq=1)) + b"," + poison + b"]")
+    assert response.status_code == 422, response.text
+    (rejection,) = response.json()["rejected"]
+    assert rejection["index"] == 1
+    assert stored(sqlite_server) == (1, 1)  # the valid message kept, the poison dead-lettered
+
+
+def test_a_batch_stored_one_by_one_keeps_each_refusals_code(sqlite_server: Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A counts-only site refuses gender with code 'counts-only' (the agent sends again without it); a batch
+    that falls back to one by one must not turn that into a plain 'rejected', which would lose those counts."""
+    admin = sqlite_server.headers("admin")
+    assert sqlite_server.client.patch(
+        "/api/v1/sites/mall", json={"demographics": "counts-only"}, headers=admin
+    ).is_success
+    make_storing_fail(monkeypatch, "poison", ValueError("boom"))
+    poison = aggregate(zone="poison", seq=2)
+    poison["gender"] = None
+    response = post(sqlite_server, json.dumps([aggregate(female=5, male=5, seq=1), poison]).encode())
+    codes = {r["index"]: r["code"] for r in response.json()["rejected"]}
+    assert codes == {0: "counts-only", 1: "rejected"}
+
+
+@pytest.mark.parametrize("body", [{"retention_day": 7}, {"K": 10}])
+def test_a_misspelt_site_setting_is_refused_not_ignored(sqlite_server: Server, body: dict) -> None:
+    response = sqlite_server.client.patch("/api/v1/sites/mall", json=body, headers=sqlite_server.headers("admin"))
+    assert response.status_code == 422 and next(iter(body)) in response.text, response.text
+
+
+@pytest.mark.parametrize("name", ["America", "a" * 300])
+def test_a_time_zone_that_is_a_folder_or_too_long_is_refused(sqlite_server: Server, name: str) -> None:
+    client = TestClient(sqlite_server.client.app, raise_server_exceptions=False)
+    response = client.patch("/api/v1/sites/mall", json={"timezone": name}, headers=sqlite_server.headers("admin"))
+    assert response.status_code == 422 and "unknown time zone" in response.text, response.text
