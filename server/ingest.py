@@ -22,7 +22,7 @@ from footfall.core.wire import AgentStatus, AggregateMessage, RefusalCode, WireE
 from footfall.server import agents, classifiers
 from footfall.server.catalog import ZoneRef, ensure_zones, first_measures, measure_conflict
 from footfall.server.db import Database
-from footfall.server.localtime import hour_floor
+from footfall.server.localtime import EARLIEST, LATEST, hour_floor
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, seen_until
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
@@ -347,6 +347,11 @@ class Ingestor:
                         raise WireError(
                             f"bucket_start: {message.bucket_start.isoformat()} is in the future "
                             "(is the agent's clock right?)"
+                        )
+                    if not EARLIEST <= message.bucket_start < LATEST:
+                        raise WireError(
+                            f"bucket_start: {message.bucket_start.isoformat()} lies outside the years footfall "
+                            f"answers for ({EARLIEST.year}-{LATEST.year - 1}; is the agent's clock right?)"
                         )
                     if start < purged_before:
                         raise WireError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +13,9 @@ import numpy as np
 HOUR = 3600
 WEEK = 7 * 24 * HOUR
 MONDAY_EPOCH = 4 * 24 * HOUR  # 1970-01-05 00:00 UTC, a Monday: UTC weeks are counted from it
+# The years the read API answers for; ingest refuses a bucket outside them, which no read could ever show.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 

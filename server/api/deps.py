@@ -16,6 +16,7 @@ from footfall.server.auth import Principal, authenticate
 from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
+from footfall.server.localtime import EARLIEST, LATEST
 from footfall.server.release import released_end
 from footfall.server.settings import Settings
 from footfall.server.tables import Site, Zone
@@ -131,8 +132,6 @@ require_viewer = Require("viewer", "admin")
 require_admin = Require("admin")
 require_metrics = Require("metrics", "admin")  # GET /metrics: a Prometheus scraper's key, or an admin's
 
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_RANGE = {
     "hour": timedelta(days=400),
     "day": timedelta(days=3700),

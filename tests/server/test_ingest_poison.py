@@ -70,3 +70,13 @@ def test_a_time_zone_that_is_a_folder_or_too_long_is_refused(sqlite_server: Serv
     client = TestClient(sqlite_server.client.app, raise_server_exceptions=False)
     response = client.patch("/api/v1/sites/mall", json={"timezone": name}, headers=sqlite_server.headers("admin"))
     assert response.status_code == 422 and "unknown time zone" in response.text, response.text
+
+
+@pytest.mark.parametrize("start", ["1999-12-31T23:00:00Z", "1970-01-01T00:00:00Z"])
+def test_a_bucket_before_the_years_reads_answer_for_is_refused_not_stored(sqlite_server: Server, start: str) -> None:
+    """Reads answer for 2000-2099 only: a bucket before is refused with that reason, not stored unreadable."""
+    message = aggregate(female=5)
+    message["bucket_start"] = start
+    response = sqlite_server.ingest(message)
+    assert response.status_code == 422 and "outside the years footfall answers for" in response.text, response.text
+    assert stored(sqlite_server) == (0, 1)
