@@ -134,7 +134,12 @@ BaseLookup = Callable[[str, int], BucketCounts | None]
 
 
 class ZoneAggregator:
-    """Buckets of one camera's zones and lines."""
+    """Buckets of one camera's zones and lines.
+
+    Each bucket start's buckets are emitted in the order of ``zone_ids`` (footfall.edge.zones.SceneGeometry.ids:
+    the camera's own distinct-people id last), so the server has a camera's zones before the camera's figure they
+    split: it withholds a camera hour with a zone below k (footfall.server.release.
+    withhold_cameras_with_hidden_parts), and a camera figure stored first could be released before its zones."""
 
     def __init__(
         self,
@@ -147,6 +152,7 @@ class ZoneAggregator:
         keep_seconds: float = 3600.0,
     ):
         self.zone_ids = list(zone_ids)
+        self._rank = {zone_id: i for i, zone_id in enumerate(self.zone_ids)}
         self.bucket_seconds = bucket_seconds
         self.emit = emit
         self.grace = grace_seconds
@@ -210,7 +216,7 @@ class ZoneAggregator:
     def flush_due(self, now: float) -> int:
         """Emits the buckets whose time (plus grace) has passed and that changed; returns how many."""
         emitted = 0
-        for key in sorted(self.buckets, key=lambda k: (k[1], k[0])):
+        for key in sorted(self.buckets, key=self._emit_order):
             bucket = self.buckets[key]
             if bucket.dirty and bucket.start + self.bucket_seconds + self.grace <= now:
                 self._emit(bucket)
@@ -227,11 +233,16 @@ class ZoneAggregator:
     def flush_all(self) -> int:
         """Emits every changed bucket now, finished or not (shutdown, end of a video)."""
         emitted = 0
-        for key in sorted(self.buckets, key=lambda k: (k[1], k[0])):
+        for key in sorted(self.buckets, key=self._emit_order):
             if self.buckets[key].dirty:
                 self._emit(self.buckets[key])
                 emitted += 1
         return emitted
+
+    def _emit_order(self, key: tuple[str, int]) -> tuple[int, int, str]:
+        """Bucket start, then the zone's place in ``zone_ids`` (ids it was not given last, by name)."""
+        zone_id, start = key
+        return start, self._rank.get(zone_id, len(self._rank)), zone_id
 
     def _emit(self, bucket: Bucket) -> None:
         self.emit(bucket.zone_id, bucket.start, bucket.counts())

@@ -25,7 +25,7 @@ from footfall.server.db import Database
 from footfall.server.localtime import EARLIEST, LATEST, hour_floor
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, seen_until
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
-from footfall.server.rollups import HourlyDeltas, apply_hourly_deltas, release_k
+from footfall.server.rollups import CameraPartDeltas, HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.rollups import ages as age_cells
 from footfall.server.sql import locked
 from footfall.server.tables import Bucket, DeadLetter, Meta, Site
@@ -452,6 +452,7 @@ class Ingestor:
         hourly: HourlyDeltas = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
         by_classifier: classifiers.ClassifierDeltas = defaultdict(int)
         by_age: age_cells.AgeDeltas = defaultdict(int)
+        camera_parts: CameraPartDeltas = defaultdict(int)
         age_rows: list[dict[str, object]] = []
         replaced: list[tuple[str, str, int, int]] = []
         changed = [
@@ -467,6 +468,8 @@ class Ingestor:
             for i, name in enumerate(COUNT_FIELDS):
                 delta[i] += row[name] - (old[name] if old else 0)
             hour = hour_floor(key[3])
+            if zones[(message.site_id, message.zone_id)].measure != "camera":  # a part of its camera's people
+                camera_parts[(key[2], key[1], hour)] += int(row["people"]) - (int(old["people"]) if old else 0)
             by_classifier[(key[2], hour, classifiers.side_key(row["classifier"]))] += int(row["people"])
             if old:
                 by_classifier[(key[2], hour, classifiers.side_key(old["classifier"]))] -= int(old["people"])
@@ -522,6 +525,7 @@ class Ingestor:
             by_classifier,
             by_age,
             lambda: seen_until(self.clock(), self.open_hour, self.release_delay),
+            camera_parts,
         )
         return len(inserts) + len(updates)
 

@@ -11,6 +11,10 @@ of hours; days, weeks and hours of week are unions of these cells. With k the si
   ``unsplit``). All three or none: with people released, hiding one part alone would give it away by
   subtraction, and hiding two whose sum is below k would tell that sum;
 - dwell time is released for a cell whose people and dwell samples both reach k;
+- a camera's cell (its distinct people, ``measure: camera``) is withheld whole while any of its parts is hidden
+  (:func:`withhold_cameras_with_hidden_parts`): the people it saw pass one of its zones are 1 to k-1, or that
+  zone's cell holds late people back. The camera counts the same people as its zones, and would otherwise give a
+  withheld one back by subtraction;
 - a cell's people of one gender are also split by age band (``rollup_hourly_age``): that gender's bands are
   released only when the gender's count is (the cell's split is released and the gender has people) and each
   of its bands is 0 or at least k, and otherwise none of them (:func:`release_age_cells`). All or none again:
@@ -52,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from footfall.server.localtime import HOUR
-from footfall.server.tables import HourlyAge, HourlyRollup
+from footfall.server.tables import CameraPart, HourlyAge, HourlyRollup, Zone
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -135,6 +139,49 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool]) -> N
     # An age cell without its hourly cell (never: they are written together) would release nothing.
     shown = and_(func.coalesce(gender_released, 0) > 0, ~thin_band)
     session.execute(update(ages).where(cells).values(released_people=case((shown, ages.c.people), else_=0)))
+
+
+def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnElement[bool]) -> None:
+    """Withholds the camera cells (``measure: camera``) among the hourly cells ``cells`` selects while any of their
+    parts is hidden. A part (``rollup_camera_parts``) is the people the camera saw pass one of its zones or lines
+    that hour; it is hidden when it has 1 to k-1 people, or when its zone's cell releases people other than its raw
+    count (:func:`step_release` holds late people back there). Call this after the zones' release, held cells
+    included, and before the cameras' age cells are released.
+
+    This is complementary suppression. A camera's distinct people are the sum of its parts wherever its zones
+    split its view; released on its own merits, the camera minus the released zones gives a withheld zone back
+    (13 - 12 = 1), a camera that sees part of a zone other cameras also see gives its part back the same way, and a
+    camera that moves while its zone holds late people back shows them. With every part at 0 or at least k, and
+    released as it is, the camera's figure holds no value below k that subtraction could isolate."""
+    hourly = HourlyRollup.__table__
+    camera = Zone.__table__.alias("camera")
+    part_zone = Zone.__table__.alias("part_zone")
+    zone_cell = HourlyRollup.__table__.alias("zone_cell")
+    parts = CameraPart.__table__
+    of_this_camera = (
+        camera.c.id == hourly.c.zone_pk,
+        camera.c.measure == "camera",
+        parts.c.camera_id == camera.c.zone_id,
+        parts.c.hour_start == hourly.c.hour_start,
+        part_zone.c.id == parts.c.zone_pk,
+        part_zone.c.site_id == camera.c.site_id,
+    )
+    thin_part = exists().where(*of_this_camera, parts.c.people >= 1, parts.c.people < k)
+    holding_part = exists().where(
+        *of_this_camera,
+        parts.c.people >= 1,
+        zone_cell.c.zone_pk == parts.c.zone_pk,
+        zone_cell.c.hour_start == parts.c.hour_start,
+        zone_cell.c.released_people > 0,
+        zone_cell.c.released_people != zone_cell.c.people,
+    )
+    withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
+    session.execute(
+        update(hourly)
+        .where(cells, hourly.c.released_people > 0, or_(thin_part, holding_part))
+        .values(**withheld, withheld=1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def holding_late_people(columns: Any) -> ColumnElement[bool]:

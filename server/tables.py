@@ -191,6 +191,22 @@ class ClassifierPeople(Base):
     people: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class CameraPart(Base):
+    """Raw people per zone × UTC hour × the camera that saw them pass it: the parts a camera's distinct people
+    (its ``measure: camera`` cell) are made of where its zones and lines split its view. A camera's hour is
+    released only while none of its parts is hidden (footfall.server.release.withhold_cameras_with_hidden_parts),
+    so it cannot be differenced against its released zones. Kept by ingest's deltas, and kept forever like the
+    hourly cells: a change of k recomputes the cameras' release from these after retention deleted the buckets."""
+
+    __tablename__ = "rollup_camera_parts"
+    __table_args__ = (Index("ix_camera_parts_camera_hour", "camera_id", "hour_start"),)
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    people: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class DailyClassifierRollup(Base):
     """Sums of the released female, male and unknown of the hourly cells attributed to each bundle, per zone and
     local day (as ``rollup_daily``): the corrected shares of day and week series read these."""

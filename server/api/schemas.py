@@ -216,7 +216,8 @@ class VisitorPoint(BaseModel):
     occupancy: Occupancy | None = Field(description="At the bucket's end; null without entrances.")
     cameras: list[CameraTally] = Field(
         description="Each camera's distinct people in the bucket (each once, whatever zones and lines they "
-        "touched). Cameras overlap: never add them up to a site figure."
+        "touched). Cameras overlap: never add them up to a site figure. A camera's hour is withheld while the "
+        "people it saw pass any one of its zones or lines are 1 to k-1."
     )
 
 

@@ -7,13 +7,15 @@ daily sums and slot running totals of released values.
   against the raw buckets, :func:`raw_vs_ages`);
 - :mod:`.slots`: the running totals per zone × local hour of week that the ad-placement ranking reads;
 - :mod:`.refile`: re-filing a site's hours under a new time zone, one zone per transaction;
-- :mod:`.checks`: each derived table against what it summarises (empty when consistent), and the people per
-  cell and deciding bundle (footfall.server.classifiers) against the raw buckets.
+- :mod:`.checks`: each derived table against what it summarises (empty when consistent), the people per
+  cell and deciding bundle (footfall.server.classifiers) and per camera part against the raw buckets, and
+  camera cells released beside a part below k.
 """
 
 from footfall.server.rollups.ages import raw_vs_ages
 from footfall.server.rollups.cells import (
     COUNTS,
+    CameraPartDeltas,
     HourlyDeltas,
     apply_hourly_deltas,
     ensure_release,
@@ -24,8 +26,10 @@ from footfall.server.rollups.cells import (
 from footfall.server.rollups.checks import (
     daily_classifiers_vs_hourly,
     daily_vs_hourly,
+    raw_vs_camera_parts,
     raw_vs_classifiers,
     raw_vs_hourly,
+    released_thin_cameras,
     slots_vs_hourly,
 )
 from footfall.server.rollups.refile import finish_refiles, refile_site, start_refile
@@ -33,6 +37,7 @@ from footfall.server.rollups.slots import rebuild_slots, slot_parts
 
 __all__ = [
     "COUNTS",
+    "CameraPartDeltas",
     "HourlyDeltas",
     "apply_hourly_deltas",
     "daily_classifiers_vs_hourly",
@@ -40,6 +45,7 @@ __all__ = [
     "ensure_release",
     "finish_refiles",
     "raw_vs_ages",
+    "raw_vs_camera_parts",
     "raw_vs_classifiers",
     "raw_vs_hourly",
     "rebuild_daily",
@@ -47,6 +53,7 @@ __all__ = [
     "refile_site",
     "release_k",
     "release_site",
+    "released_thin_cameras",
     "slot_parts",
     "slots_vs_hourly",
     "start_refile",

@@ -32,11 +32,21 @@ from footfall.server.release import (
     effective_k,
     released_values,
     step_release,
+    withhold_cameras_with_hidden_parts,
 )
 from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas, release_zones
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
 from footfall.server.sql import insert_for, locked
-from footfall.server.tables import DailyClassifierRollup, DailyRollup, HourlyAge, HourlyRollup, Meta, Site, Zone
+from footfall.server.tables import (
+    CameraPart,
+    DailyClassifierRollup,
+    DailyRollup,
+    HourlyAge,
+    HourlyRollup,
+    Meta,
+    Site,
+    Zone,
+)
 from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -45,6 +55,8 @@ RELEASE_K_KEY = "release_k"  # meta: the k the released columns were computed wi
 
 # (zone_pk, UTC hour start) → deltas of COUNTS
 HourlyDeltas = dict[tuple[int, int], list[float]]
+# (zone_pk, camera id, UTC hour start) → delta of the people that camera saw pass that zone (not a camera's own id)
+CameraPartDeltas = dict[tuple[int, str, int], int]
 
 
 def _as_counts(values: list[float], names: tuple[str, ...]) -> dict[str, float]:
@@ -102,6 +114,58 @@ def _released_bands(session: Session, keys: list[tuple[int, int]]) -> dict[tuple
             if people:
                 found[(zone_pk, hour_start)][(gender, band)] = int(people)
     return found
+
+
+def _apply_camera_parts(session: Session, deltas: CameraPartDeltas) -> dict[tuple[int, int], int]:
+    """Adds ``deltas`` to ``rollup_camera_parts``; returns the camera cells whose parts they change (camera zone,
+    UTC hour), each with the zone of one such part (the same site: its time zone and k are the camera's)."""
+    parts = CameraPart.__table__
+    statement = insert_for(session)(parts)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["zone_pk", "camera_id", "hour_start"],
+            set_={"people": parts.c.people + statement.excluded.people},
+        ),
+        [{"zone_pk": z, "camera_id": c, "hour_start": h, "people": n} for (z, c, h), n in sorted(deltas.items())],
+    )
+    site_of = dict(
+        session.execute(select(Zone.id, Zone.site_id).where(Zone.id.in_({zone_pk for zone_pk, _, _ in deltas}))).all()
+    )
+    wanted = {(site_of[zone_pk], camera_id) for zone_pk, camera_id, _ in deltas}
+    camera_pk = {
+        (site_id, zone_id): pk
+        for pk, site_id, zone_id in session.execute(
+            select(Zone.id, Zone.site_id, Zone.zone_id).where(
+                Zone.measure == "camera", Zone.zone_id.in_({camera_id for _, camera_id in wanted})
+            )
+        )
+        if (site_id, zone_id) in wanted
+    }
+    cells: dict[tuple[int, int], int] = {}
+    for zone_pk, camera_id, hour in deltas:
+        pk = camera_pk.get((site_of[zone_pk], camera_id))
+        if pk is not None:
+            cells.setdefault((pk, hour), zone_pk)
+    return cells
+
+
+def _camera_cells(session: Session, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The cells among ``keys`` that count a camera's distinct people (``measure: camera``)."""
+    cameras = set(session.scalars(select(Zone.id).where(Zone.id.in_({z for z, _ in keys}), Zone.measure == "camera")))
+    return [key for key in keys if key[0] in cameras]
+
+
+def _withhold_cameras(session: Session, cameras: list[tuple[int, int]], k_of_zone: dict[int, int]) -> None:
+    """footfall.server.release.withhold_cameras_with_hidden_parts on the camera cells ``cameras``, each with its
+    site's k."""
+    h = HourlyRollup.__table__
+    by_k: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for key in cameras:
+        by_k[k_of_zone[key[0]]].append(key)
+    for k, cells in by_k.items():
+        for offset in range(0, len(cells), 500):
+            where = tuple_(h.c.zone_pk, h.c.hour_start).in_(cells[offset : offset + 500])
+            withhold_cameras_with_hidden_parts(session, k, where)
 
 
 def _hold_seen_cells(
@@ -172,6 +236,7 @@ def apply_hourly_deltas(
     classifiers: ClassifierDeltas | None = None,
     ages: AgeDeltas | None = None,
     seen_until: Callable[[], int | None] | None = None,
+    camera_parts: CameraPartDeltas | None = None,
 ) -> None:
     """Adds raw deltas to their hourly cells, recomputes what those cells release (each with its site's
     effective k, ``k_of_zone``), and adds the change in released values to the daily rollup and the slot running
@@ -185,10 +250,21 @@ def apply_hourly_deltas(
     (footfall.server.classifiers) while the cells are locked: a bucket sent again by another bundle, or without
     gender, may change which bundle its cell is attributed to without changing its counts. ``ages`` (people per
     cell, gender and age band; footfall.server.rollups.ages) are added and released the same way, after the
-    cells' release, which theirs depends on: a bucket sent again with other bands changes them alone."""
+    cells' release, which theirs depends on: a bucket sent again with other bands changes them alone.
+    ``camera_parts`` (people per zone, hour and the camera that saw them) are added to ``rollup_camera_parts``, and
+    the camera cells they belong to are released again with their new parts, changed or not
+    (footfall.server.release.withhold_cameras_with_hidden_parts): a zone's late bucket can withhold its camera's
+    hour."""
     deciders: ClassifierDeltas = classifiers or {}
     age_deltas: AgeDeltas = ages or {}
     changed = {key: delta for key, delta in hourly.items() if any(delta)}
+    part_deltas = {key: people for key, people in (camera_parts or {}).items() if people}
+    if part_deltas:
+        tz_of_zone, k_of_zone = dict(tz_of_zone), dict(k_of_zone)
+        for camera_cell, part_zone in _apply_camera_parts(session, part_deltas).items():
+            changed.setdefault(camera_cell, [0.0] * len(COUNTS))
+            tz_of_zone.setdefault(camera_cell[0], tz_of_zone[part_zone])
+            k_of_zone.setdefault(camera_cell[0], k_of_zone[part_zone])
     for zone_pk, hour_start, _ in (key for key, people in deciders.items() if people):
         changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
     for zone_pk, hour_start, _, _ in (key for key, people in age_deltas.items() if people):
@@ -240,8 +316,20 @@ def apply_hourly_deltas(
     apply_classifier_deltas(session, deciders)
     apply_age_deltas(session, age_deltas, k_of_zone, keys)
     after = _released(session, keys)
-    if seen:
-        _hold_seen_cells(session, seen, before, bands_before, after, attributed_before, k_of_zone)
+    # Zones first, then their cameras: whether a camera is withheld depends on what its zones release, held late
+    # people included (footfall.server.release.withhold_cameras_with_hidden_parts).
+    cameras = _camera_cells(session, keys)
+    camera_set = set(cameras)
+    zones_seen = [key for key in seen if key not in camera_set]
+    if zones_seen:
+        _hold_seen_cells(session, zones_seen, before, bands_before, after, attributed_before, k_of_zone)
+    if cameras:
+        _withhold_cameras(session, cameras, k_of_zone)
+        apply_age_deltas(session, {}, k_of_zone, cameras)
+        after.update(_released(session, cameras))
+        cameras_seen = [key for key in seen if key in camera_set]
+        if cameras_seen:
+            _hold_seen_cells(session, cameras_seen, before, bands_before, after, attributed_before, k_of_zone)
     attributed_after = _attribution(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}
@@ -331,6 +419,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str) -> None:
         return
     table = HourlyRollup.__table__
     session.execute(update(table).where(table.c.zone_pk.in_(zone_pks)).values(released_values(table.c, k)))
+    withhold_cameras_with_hidden_parts(session, k, table.c.zone_pk.in_(zone_pks))
     # Cells that held late people back kept the bundle of their last release; released afresh, each takes its raw
     # counts' bundle again.
     for zone_pk in zone_pks:

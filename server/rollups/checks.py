@@ -14,6 +14,7 @@ from footfall.server.release import RELEASED_FIELDS, holding_late_people
 from footfall.server.rollups.slots import SLOT_FIELDS, SLOT_SOURCES
 from footfall.server.tables import (
     Bucket,
+    CameraPart,
     ClassifierPeople,
     DailyClassifierRollup,
     DailyRollup,
@@ -63,6 +64,48 @@ def raw_vs_hourly(session: Session, since: int = 0) -> list[tuple[object, ...]]:
         for key in raw.keys() | rolled.keys()
         if raw.get(key, (0, 0, 0, 0)) != rolled.get(key, (0, 0, 0, 0))
     ]
+
+
+def raw_vs_camera_parts(session: Session, since: int = 0) -> list[tuple[object, ...]]:
+    """(zone, camera, hour) whose people in ``rollup_camera_parts`` differ from the sum of their raw buckets (a
+    camera's own distinct-people buckets are no part); empty when consistent. Raw buckets before ``since`` may have
+    been purged by retention."""
+    hour = Bucket.bucket_start - Bucket.bucket_start % 3600
+    raw = {
+        (zone_pk, camera_id, int(start)): int(people)
+        for zone_pk, camera_id, start, people in session.execute(
+            select(Bucket.zone_pk, Bucket.camera_id, hour, func.sum(Bucket.people))
+            .join(Zone, Zone.id == Bucket.zone_pk)
+            .where(Bucket.bucket_start >= since, Zone.measure != "camera")
+            .group_by(Bucket.zone_pk, Bucket.camera_id, hour)
+        )
+    }
+    p = CameraPart
+    kept = {
+        (zone_pk, camera_id, int(start)): int(people)
+        for zone_pk, camera_id, start, people in session.execute(
+            select(p.zone_pk, p.camera_id, p.hour_start, p.people).where(p.hour_start >= since)
+        )
+    }
+    keys = raw.keys() | kept.keys()
+    return [(key, raw.get(key), kept.get(key)) for key in keys if raw.get(key, 0) != kept.get(key, 0)]
+
+
+def released_thin_cameras(session: Session, k_of_site: dict[str, int]) -> list[tuple[object, ...]]:
+    """Camera cells (zone, hour) that release people while a part of theirs has 1 to k-1 people, k their site's
+    (``k_of_site``; footfall.server.release.withhold_cameras_with_hidden_parts); empty when none. A camera readers
+    saw before a late part made it thin keeps what it released (footfall.server.release.step_release), and is
+    listed too."""
+    camera, part_zone = Zone.__table__.alias("camera"), Zone.__table__.alias("part_zone")
+    h, p = HourlyRollup.__table__, CameraPart.__table__
+    rows = session.execute(
+        select(h.c.zone_pk, h.c.hour_start, camera.c.site_id, p.c.people)
+        .join(camera, camera.c.id == h.c.zone_pk)
+        .join(p, (p.c.camera_id == camera.c.zone_id) & (p.c.hour_start == h.c.hour_start))
+        .join(part_zone, (part_zone.c.id == p.c.zone_pk) & (part_zone.c.site_id == camera.c.site_id))
+        .where(camera.c.measure == "camera", h.c.released_people > 0, p.c.people >= 1)
+    )
+    return sorted({(zone_pk, int(start)) for zone_pk, start, site_id, people in rows if people < k_of_site[site_id]})
 
 
 def raw_vs_classifiers(session: Session, since: int = 0) -> list[tuple[object, ...]]:

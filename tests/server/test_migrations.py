@@ -13,14 +13,14 @@ from sqlalchemy import inspect
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0008"
-        assert upgrade(db.engine) == "0008"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0009"
+        assert upgrade(db.engine) == "0009"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0008"
+        assert current_revision(db.engine) == "0009"
     finally:
         db.dispose()
 
@@ -105,7 +105,7 @@ def test_cells_stored_before_0008_are_of_unknown_age_and_0008_goes_down_again(da
                     "VALUES (1, 3600, 1, 9, 6, 3, 0, 0, 0, 9, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0008"
+        assert upgrade(db.engine, "0008") == "0008"
         with db.read() as session:
             assert raw_vs_ages(session) == []
             cells = session.execute(
@@ -119,5 +119,59 @@ def test_cells_stored_before_0008_are_of_unknown_age_and_0008_goes_down_again(da
         assert current_revision(db.engine) == "0007"
         tables = set(inspect(db.engine).get_table_names())
         assert "rollup_hourly_age" not in tables and "bucket_ages" not in tables and "rollup_hourly" in tables
+    finally:
+        db.dispose()
+
+
+def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a_camera_with_a_part_below_k(
+    database_url: str,
+) -> None:
+    """cam-1's view is split by shop-a (1 person) and shop-b (12): released before 0009, its 13 gave shop-a's 1
+    back. 0009 fills the camera's parts from the buckets and has the next start release every cell again."""
+    from footfall.server.rollups import ensure_release, raw_vs_camera_parts, released_thin_cameras
+    from sqlalchemy import text
+
+    db = Database(database_url)
+    try:
+        upgrade(db.engine, "0008")
+        cells = [("shop-a", "passes", 1), ("shop-b", "passes", 12), ("cam-1", "camera", 13)]
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
+            )
+            for pk, (zone, measure, people) in enumerate(cells, start=1):
+                conn.execute(
+                    text(
+                        "INSERT INTO zones (id, site_id, zone_id, name, kind, created_at, measure) "
+                        f"VALUES ({pk}, 'mall', '{zone}', '{zone}', 'other', 0, '{measure}')"
+                    )
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
+                        "female, male, unknown, dwell_samples, dwell_seconds, received_at) "
+                        f"VALUES ('x', 'cam-1', {pk}, 3660, 60, {pk}, {people}, 0, 0, {people}, 0, 0, 0)"
+                    )
+                )
+                released, withheld = (people, 0) if people >= 5 else (0, 1)
+                conn.execute(
+                    text(
+                        "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
+                        "dwell_samples, dwell_seconds, released_people, released_unknown, withheld) "
+                        f"VALUES ({pk}, 3600, 1, {people}, 0, 0, {people}, 0, 0, {released}, {released}, {withheld})"
+                    )
+                )
+            conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
+        assert upgrade(db.engine) == "0009"
+        with db.read() as session:
+            assert raw_vs_camera_parts(session) == []
+            parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
+            assert sorted(tuple(p) for p in parts) == [(1, "cam-1", 3600, 1), (2, "cam-1", 3600, 12)]
+            assert released_thin_cameras(session, {"mall": 5}) == [(3, 3600)]  # until the server starts
+        assert ensure_release(db, 5) is True
+        with db.read() as session:
+            assert released_thin_cameras(session, {"mall": 5}) == []
+            camera = session.execute(text("SELECT released_people, withheld FROM rollup_hourly WHERE zone_pk = 3"))
+            assert tuple(camera.one()) == (0, 1)
     finally:
         db.dispose()

@@ -274,13 +274,6 @@ def test_a_zone_below_k_of_a_camera_is_withheld(tmp_path: Path) -> None:
     assert (point["people"], point["withheld_cells"]) == (None, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known leak (API.md, 'Where the guarantee is weaker'): a camera's distinct people are released on their "
-    "own merits, so the camera minus the released zones that split its view gives back a withheld zone; "
-    "closing it needs complementary suppression of the camera cell",
-)
 def test_a_cameras_people_minus_its_other_zones_recover_nothing_below_k(tmp_path: Path) -> None:
     with world(tmp_path, "a1", camera_scene(1)) as one, world(tmp_path, "a3", camera_scene(3)) as three:
         seen_with_one, seen_with_three = answers(one, CAMERA_ATTACKS), answers(three, CAMERA_ATTACKS)

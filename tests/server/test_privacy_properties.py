@@ -33,6 +33,7 @@ TABLES = (
     "rollup_daily",
     "rollup_slot_cumulative",
     "rollup_slot_span",
+    "rollup_camera_parts",
     "zones",
     "sites",
 )
