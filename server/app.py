@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         settings.default_timezone,
         open_hour=settings.release_open_hour,
         release_delay=settings.release_delay_seconds,
+        max_zones_per_site=settings.max_zones_per_site,
     )
     ctx = ServerContext(settings=settings, db=db, ingestor=ingestor)
     if settings.migrate_on_start:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, cast
 from footfall.core.wire import AggregateMessage
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import Bucket, Site, Zone
-from sqlalchemy import CursorResult, exists, select, tuple_, update
+from sqlalchemy import CursorResult, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 # Zones an operator sees as zones (traffic, rankings, ad placement, CSV): their figures are passes.
@@ -33,6 +33,34 @@ def first_measures(messages: Iterable[AggregateMessage]) -> dict[tuple[str, str]
     for message in messages:
         found.setdefault((message.site_id, message.zone_id), message.measure)
     return found
+
+
+# A big mall's zones, counting lines, entrance directions and cameras, several times over.
+DEFAULT_MAX_ZONES_PER_SITE = 1000
+
+
+def zones_beyond_cap(session: Session, keys: set[tuple[str, str]], cap: int) -> set[tuple[str, str]]:
+    """The (site_id, zone_id) of ``keys`` that do not exist yet and would take their site past ``cap`` zones
+    (lines, entrance directions and cameras count too); within a site, new ids are admitted in name order. Two
+    replicas creating zones of one site at once may each admit up to the cap: it bounds growth, not exactly."""
+    if not keys:
+        return set()
+    existing = set(_lookup(session, keys))
+    missing = sorted(keys - existing)
+    if not missing:
+        return set()
+    sites = {site for site, _ in missing}
+    counts = dict(
+        session.execute(select(Zone.site_id, func.count()).where(Zone.site_id.in_(sites)).group_by(Zone.site_id)).all()
+    )
+    beyond: set[tuple[str, str]] = set()
+    for key in missing:
+        site = key[0]
+        if counts.get(site, 0) >= cap:
+            beyond.add(key)
+        else:
+            counts[site] = counts.get(site, 0) + 1
+    return beyond
 
 
 def ensure_zones(

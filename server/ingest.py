@@ -20,7 +20,14 @@ from typing import Any
 from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, RefusalCode, WireError, parse_message
 from footfall.server import agents, classifiers
-from footfall.server.catalog import ZoneRef, ensure_zones, first_measures, measure_conflict
+from footfall.server.catalog import (
+    DEFAULT_MAX_ZONES_PER_SITE,
+    ZoneRef,
+    ensure_zones,
+    first_measures,
+    measure_conflict,
+    zones_beyond_cap,
+)
 from footfall.server.db import Database
 from footfall.server.localtime import EARLIEST, LATEST, hour_floor
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, seen_until
@@ -239,6 +246,7 @@ class Ingestor:
         *,
         open_hour: bool = False,
         release_delay: int = DEFAULT_RELEASE_DELAY,
+        max_zones_per_site: int = DEFAULT_MAX_ZONES_PER_SITE,
     ):
         """``open_hour`` and ``release_delay`` are the server's read settings (footfall.server.release): which
         hours readers may have seen, and so which cells a late change may move only in steps of at least k."""
@@ -247,6 +255,7 @@ class Ingestor:
         self.clock = clock
         self.open_hour = open_hour
         self.release_delay = release_delay
+        self.max_zones_per_site = max_zones_per_site
         self.counters = IngestCounters()
 
     def ingest(self, items: Sequence[Incoming]) -> BatchResult:
@@ -383,7 +392,20 @@ class Ingestor:
             result.rejected.append(Rejection(index, reason, code))
             result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason, code))
             dead.append(self._dead_letter(items[index], reason))
-        aggregates = allowed
+        beyond = zones_beyond_cap(session, {(m.site_id, m.zone_id) for _, m in allowed}, self.max_zones_per_site)
+        aggregates = []
+        for index, message in allowed:  # an agent naming zones by something that changes would fill the database
+            if (message.site_id, message.zone_id) not in beyond:
+                aggregates.append((index, message))
+                continue
+            reason = (
+                f"zone_id: {message.zone_id!r} would be zone {self.max_zones_per_site + 1} of site "
+                f"{message.site_id!r}, more than a site may have (FOOTFALL_MAX_ZONES_PER_SITE); does the agent's "
+                "config name zones by something that changes?"
+            )
+            result.rejected.append(Rejection(index, reason))
+            result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason))
+            dead.append(self._dead_letter(items[index], reason))
         zones = ensure_zones(session, first_measures(m for _, m in aggregates), self.default_tz)
         kept: list[tuple[int, AggregateMessage]] = []
         for index, message in aggregates:  # a measure that disagrees with its zone's would mix kinds of count

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from footfall.server.catalog import DEFAULT_MAX_ZONES_PER_SITE
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -52,6 +53,15 @@ class Settings(BaseSettings):
         description="An ended hour is answered this many seconds after its end, once its last buckets have arrived: "
         "read at its end, it would grow by them, and two reads would show who came by in its last minutes. At least "
         "the agents' bucket length plus delivery time.",
+    )
+    max_zones_per_site: int = Field(
+        DEFAULT_MAX_ZONES_PER_SITE,
+        ge=1,
+        le=1_000_000,
+        validation_alias="FOOTFALL_MAX_ZONES_PER_SITE",
+        description="Aggregates that would give a site more zones, lines and cameras than this are refused with the "
+        "reason: each id holds a year of hourly cells and a slot row per hour of the week, so an agent naming zones "
+        "by something that changes would otherwise fill the database.",
     )
     mqtt_url: str | None = Field(
         None, validation_alias="MQTT_URL", description="mqtt://user:pass@host:port; None = no consumer."

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from footfall.server.tables import Bucket, DeadLetter
 from sqlalchemy import func, select
 
-from tests.server.conftest import Server, aggregate, encoded, make_storing_fail
+from tests.server.conftest import Server, aggregate, encoded, make_server, make_storing_fail
 
 
 def stored(server: Server) -> tuple[int, int]:
@@ -80,3 +80,21 @@ def test_a_bucket_before_the_years_reads_answer_for_is_refused_not_stored(sqlite
     response = sqlite_server.ingest(message)
     assert response.status_code == 422 and "outside the years footfall answers for" in response.text, response.text
     assert stored(sqlite_server) == (0, 1)
+
+
+def test_an_agent_naming_ever_new_zones_is_stopped_at_the_sites_zone_cap(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A zone id that changes with every bucket (a timestamp in the config's ids) would add a year of hourly cells
+    and slot rows per id: past the site's cap, new ids are refused with the reason; known ones still count."""
+    for server in make_server(f"sqlite:///{tmp_path / 'cap.db'}", max_zones_per_site=3):
+        known = [aggregate(zone=f"zone-{i}", seq=i, female=5) for i in range(3)]
+        assert server.ingest(*known).status_code == 200
+        more = [aggregate(zone="zone-0", seq=10, male=5), aggregate(zone="zone-new", seq=11, male=5)]
+        response = post(server, b"[" + b",".join(encoded(m) for m in more) + b"]")
+        assert response.status_code == 422, response.text
+        (rejection,) = response.json()["rejected"]
+        assert rejection["index"] == 1 and "FOOTFALL_MAX_ZONES_PER_SITE" in rejection["reason"]
+        assert stored(server) == (3, 1)  # zone-0 sent again and kept (it replaces its bucket), zone-new dead-lettered
+        zones = server.get("/api/v1/sites/mall/zones").json()
+        assert sorted(z["zone_id"] for z in zones) == ["zone-0", "zone-1", "zone-2"]
+        # Another site has a cap of its own.
+        assert server.ingest(aggregate(site="other-mall", zone="zone-new", seq=12, male=5)).status_code == 200
