@@ -426,10 +426,11 @@ def decisions_by_group(people: list[dict]) -> dict[str, dict[str, dict[str, int]
     error comes from children, old people or small faces."""
 
     def band(value: float | None, bands: tuple) -> str:
-        if value is None:
-            return "age unknown"
-        # Face widths are fractional (59.5 px lies between 0-59 and 60-84): bands are of whole pixels and years.
-        return next(name for low, high, name in bands if low <= round(value) <= high)
+        if value is None or not np.isfinite(value):  # no age on record, or a face never measured
+            return "unknown"
+        # Bands of whole pixels and years, each from its low edge to the next band's: a fractional face width
+        # (59.5 px) or one off the ends still has a band, and a 96-clip run never stops at its summary.
+        return next((name for _, high, name in bands if value < high + 1), bands[-1][2])
 
     groups: dict[str, dict[str, dict[str, int]]] = {}
     for person in people:
