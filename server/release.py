@@ -12,9 +12,9 @@ of hours; days, weeks and hours of week are unions of these cells. With k the si
   subtraction, and hiding two whose sum is below k would tell that sum;
 - dwell time is released for a cell whose people and dwell samples both reach k;
 - a camera's cell (its distinct people, ``measure: camera``) is withheld whole while any of its parts is hidden
-  (:func:`withhold_cameras_with_hidden_parts`): the people it saw pass one of its zones are 1 to k-1, or that
-  zone's cell holds late people back. The camera counts the same people as its zones, and would otherwise give a
-  withheld one back by subtraction;
+  (:func:`withhold_cameras_with_hidden_parts`): the people it, or another camera, saw pass one of its zones are 1
+  to k-1, or that zone's cell holds late people back. The camera counts the same people as its zones, and would
+  otherwise give a withheld one back by subtraction;
 - a cell's people of one gender are also split by age band (``rollup_hourly_age``): that gender's bands are
   released only when the gender's count is (the cell's split is released and the gender has people) and each
   of its bands is 0 or at least k, and otherwise none of them (:func:`release_age_cells`). All or none again:
@@ -144,9 +144,10 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool]) -> N
 def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnElement[bool]) -> None:
     """Withholds the camera cells (``measure: camera``) among the hourly cells ``cells`` selects while any of their
     parts is hidden. A part (``rollup_camera_parts``) is the people the camera saw pass one of its zones or lines
-    that hour; it is hidden when it has 1 to k-1 people, or when its zone's cell releases people other than its raw
-    count (:func:`step_release` holds late people back there). Call this after the zones' release, held cells
-    included, and before the cameras' age cells are released.
+    that hour; it is hidden when it or any other camera's share of the same zone and hour has 1 to k-1 people, when
+    its zone's cell releases people other than its raw count (:func:`step_release` holds late people back there),
+    or when another camera with a share of that zone holds late people back itself. Call this after the zones'
+    release, held cells included, and before the cameras' age cells are released.
 
     This is complementary suppression. A camera's distinct people are the sum of its parts wherever its zones
     split its view; released on its own merits, the camera minus the released zones gives a withheld zone back
@@ -166,7 +167,17 @@ def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnEl
         part_zone.c.id == parts.c.zone_pk,
         part_zone.c.site_id == camera.c.site_id,
     )
-    thin_part = exists().where(*of_this_camera, parts.c.people >= 1, parts.c.people < k)
+    # Its own share of a zone below k, or another camera's share of a zone it shares: the zone's total, this
+    # camera's and the other cameras' figures would give that share back by subtraction.
+    share = CameraPart.__table__.alias("share")
+    thin_part = exists().where(
+        *of_this_camera,
+        parts.c.people >= 1,
+        share.c.zone_pk == parts.c.zone_pk,
+        share.c.hour_start == parts.c.hour_start,
+        share.c.people >= 1,
+        share.c.people < k,
+    )
     holding_part = exists().where(
         *of_this_camera,
         parts.c.people >= 1,
@@ -175,10 +186,28 @@ def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnEl
         zone_cell.c.released_people > 0,
         zone_cell.c.released_people != zone_cell.c.people,
     )
+    # Another camera with a share of one of its zones holds late people back: the zone's step minus this camera's
+    # would show them.
+    other_camera, other_cell = Zone.__table__.alias("other_camera"), HourlyRollup.__table__.alias("other_cell")
+    holding_camera = exists().where(
+        *of_this_camera,
+        parts.c.people >= 1,
+        share.c.zone_pk == parts.c.zone_pk,
+        share.c.hour_start == parts.c.hour_start,
+        share.c.people >= 1,
+        share.c.camera_id != camera.c.zone_id,
+        other_camera.c.site_id == camera.c.site_id,
+        other_camera.c.zone_id == share.c.camera_id,
+        other_camera.c.measure == "camera",
+        other_cell.c.zone_pk == other_camera.c.id,
+        other_cell.c.hour_start == hourly.c.hour_start,
+        other_cell.c.released_people > 0,
+        other_cell.c.released_people != other_cell.c.people,
+    )
     withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
     session.execute(
         update(hourly)
-        .where(cells, hourly.c.released_people > 0, or_(thin_part, holding_part))
+        .where(cells, hourly.c.released_people > 0, or_(thin_part, holding_part, holding_camera))
         .values(**withheld, withheld=1)
         .execution_options(synchronize_session=False)
     )

@@ -117,8 +117,9 @@ def _released_bands(session: Session, keys: list[tuple[int, int]]) -> dict[tuple
 
 
 def _apply_camera_parts(session: Session, deltas: CameraPartDeltas) -> dict[tuple[int, int], int]:
-    """Adds ``deltas`` to ``rollup_camera_parts``; returns the camera cells whose parts they change (camera zone,
-    UTC hour), each with the zone of one such part (the same site: its time zone and k are the camera's)."""
+    """Adds ``deltas`` to ``rollup_camera_parts``; returns the camera cells with a share of a zone hour they change
+    (camera zone, UTC hour), each with the zone of one such part (the same site: its time zone and k are the
+    camera's)."""
     parts = CameraPart.__table__
     statement = insert_for(session)(parts)
     session.execute(
@@ -128,21 +129,33 @@ def _apply_camera_parts(session: Session, deltas: CameraPartDeltas) -> dict[tupl
         ),
         [{"zone_pk": z, "camera_id": c, "hour_start": h, "people": n} for (z, c, h), n in sorted(deltas.items())],
     )
+    # Every camera with a share of a changed zone hour: another camera's share decides its release too.
+    touched = sorted({(zone_pk, hour) for zone_pk, _, hour in deltas})
+    sharing = set(deltas)
+    for offset in range(0, len(touched), 500):
+        sharing.update(
+            (zone_pk, camera_id, hour)
+            for zone_pk, camera_id, hour in session.execute(
+                select(parts.c.zone_pk, parts.c.camera_id, parts.c.hour_start).where(
+                    tuple_(parts.c.zone_pk, parts.c.hour_start).in_(touched[offset : offset + 500]),
+                    parts.c.people >= 1,
+                )
+            )
+        )
     site_of = dict(
-        session.execute(select(Zone.id, Zone.site_id).where(Zone.id.in_({zone_pk for zone_pk, _, _ in deltas}))).all()
+        session.execute(select(Zone.id, Zone.site_id).where(Zone.id.in_({zone_pk for zone_pk, _ in touched}))).all()
     )
-    wanted = {(site_of[zone_pk], camera_id) for zone_pk, camera_id, _ in deltas}
+    wanted = {(site_of[zone_pk], camera_id) for zone_pk, camera_id, _ in sharing}
     camera_pk = {
         (site_id, zone_id): pk
         for pk, site_id, zone_id in session.execute(
             select(Zone.id, Zone.site_id, Zone.zone_id).where(
-                Zone.measure == "camera", Zone.zone_id.in_({camera_id for _, camera_id in wanted})
+                Zone.measure == "camera", tuple_(Zone.site_id, Zone.zone_id).in_(sorted(wanted))
             )
         )
-        if (site_id, zone_id) in wanted
     }
     cells: dict[tuple[int, int], int] = {}
-    for zone_pk, camera_id, hour in deltas:
+    for zone_pk, camera_id, hour in sorted(sharing):
         pk = camera_pk.get((site_of[zone_pk], camera_id))
         if pk is not None:
             cells.setdefault((pk, hour), zone_pk)
@@ -153,6 +166,24 @@ def _camera_cells(session: Session, keys: list[tuple[int, int]]) -> list[tuple[i
     """The cells among ``keys`` that count a camera's distinct people (``measure: camera``)."""
     cameras = set(session.scalars(select(Zone.id).where(Zone.id.in_({z for z, _ in keys}), Zone.measure == "camera")))
     return [key for key in keys if key[0] in cameras]
+
+
+def _holding(session: Session, keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The cells among ``keys`` that release people other than their raw count (late people held back)."""
+    h = HourlyRollup.__table__
+    found: set[tuple[int, int]] = set()
+    for offset in range(0, len(keys), 500):
+        found.update(
+            (zone_pk, hour)
+            for zone_pk, hour in session.execute(
+                select(h.c.zone_pk, h.c.hour_start).where(
+                    tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500]),
+                    h.c.released_people > 0,
+                    h.c.released_people != h.c.people,
+                )
+            )
+        )
+    return found
 
 
 def _withhold_cameras(session: Session, cameras: list[tuple[int, int]], k_of_zone: dict[int, int]) -> None:
@@ -323,13 +354,20 @@ def apply_hourly_deltas(
     zones_seen = [key for key in seen if key not in camera_set]
     if zones_seen:
         _hold_seen_cells(session, zones_seen, before, bands_before, after, attributed_before, k_of_zone)
-    if cameras:
+    cameras_seen = [key for key in seen if key in camera_set]
+    # A seen camera held back makes the cameras sharing its zones withheld in turn: until no more are held.
+    for _ in range(len(cameras) + 1):
+        if not cameras:
+            break
         _withhold_cameras(session, cameras, k_of_zone)
         apply_age_deltas(session, {}, k_of_zone, cameras)
         after.update(_released(session, cameras))
-        cameras_seen = [key for key in seen if key in camera_set]
-        if cameras_seen:
-            _hold_seen_cells(session, cameras_seen, before, bands_before, after, attributed_before, k_of_zone)
+        if not cameras_seen:
+            break
+        held = _holding(session, cameras_seen)
+        _hold_seen_cells(session, cameras_seen, before, bands_before, after, attributed_before, k_of_zone)
+        if _holding(session, cameras_seen) == held:
+            break
     attributed_after = _attribution(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}

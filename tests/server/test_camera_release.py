@@ -112,20 +112,49 @@ def test_a_camera_with_a_zone_below_k_is_withheld_one_without_is_released(world:
 
 def test_a_cameras_share_of_a_zone_other_cameras_also_see_is_not_given_back(world: World) -> None:
     # 'hall' is seen by cam-1 (a few) and cam-2 (the rest): released as 20 in both worlds. cam-1 also sees 'shop'
-    # (10). cam-1's figure minus the shop's 10 would give its share of the hall.
+    # (10). cam-1's figure minus the shop's 10 would give its share of the hall, and so would the hall's 20 minus
+    # cam-2's figure.
     views = []
     for mine in (2, 3):
         server = world(f"hall{mine}")
         batch = [
             part("hall", "cam-2", 20 - mine, seq=1, agent="agent-2"),
+            {**camera_total("cam-2", 20 - mine, seq=2), "agent_id": "agent-2"},
             part("hall", "cam-1", mine, seq=1),
             part("shop", "cam-1", 10, seq=2),
             camera_total("cam-1", 10 + mine, seq=3),
         ]
         assert server.ingest(*batch).status_code == 200
-        views.append(attacker_view(server, ("hall", "shop")))
+        views.append((*attacker_view(server, ("hall", "shop")), camera_figure(server, "cam-2")))
         check_parts(server)
-    assert views[0] == views[1] == ((None, 1), 20, 10)
+    assert views[0] == views[1] == ((None, 1), 20, 10, (None, 1))
+
+
+def test_a_camera_holding_late_people_withholds_the_cameras_sharing_its_zone(world: World) -> None:
+    # The hall was seen at 20, 10 from each camera, each camera's figure at 10. Late: a few more from cam-1 (it holds
+    # them: a step below k) and 8 from cam-2. The hall steps by 8 + late (released); had cam-2 stepped to 18, the
+    # hall's 28 + late minus 10 and 18 would give cam-1's late people.
+    views = []
+    for late in (1, 2):
+        server = world(f"shared{late}")
+        first = [
+            part("hall", "cam-1", 10, seq=1),
+            camera_total("cam-1", 10, seq=2),
+            part("hall", "cam-2", 10, seq=1, agent="agent-2"),
+            {**camera_total("cam-2", 10, seq=2), "agent_id": "agent-2"},
+        ]
+        minute = NINE + timedelta(minutes=30)
+        second = [
+            part("hall", "cam-1", late, seq=3, start=minute),
+            camera_total("cam-1", late, seq=4, start=minute),
+            part("hall", "cam-2", 8, seq=3, start=minute, agent="agent-2"),
+            {**camera_total("cam-2", 8, seq=4, start=minute), "agent_id": "agent-2"},
+        ]
+        for batch in (first, second):
+            assert server.ingest(*batch).status_code == 200
+        views.append((camera_figure(server), camera_figure(server, "cam-2"), zone_people(server, "hall")))
+    assert views[0][:2] == views[1][:2] == ((10, 0), (10, 0))  # both cameras show what readers saw
+    assert (views[0][2], views[1][2]) == (29, 30)  # the hall's own step of at least k, released
 
 
 def late_zone_below_k(late: int) -> list[list[dict]]:
@@ -205,10 +234,10 @@ PROPERTY_TABLES = ("buckets", "rollup_camera_parts", "rollup_classifier_people",
 
 @st.composite
 def camera_twins(draw: st.DrawFn) -> tuple[list[list[dict]], list[list[dict]]]:
-    """cam-1's view split by up to three zones, each also seen by cam-2 (no figure of its own), and people in no
-    zone; the twin redraws cam-1's share of each zone where it is below k, cam-2's share making up the difference,
-    so every zone's people are the same in both. Sent as agents send them: zones, then the camera, in one batch or
-    two, and some of it again an hour later in the day."""
+    """cam-1's view split by up to three zones, each also seen by cam-2 (which sends its figure too), and people in
+    no zone of cam-1's; the twin redraws cam-1's share of each zone where it is below k, cam-2's share making up the
+    difference, so every zone's people are the same in both. Sent as agents send them: zones, then the cameras, in
+    one batch or two, and some of it again an hour later in the day."""
     worlds: tuple[list[list[dict]], list[list[dict]]] = ([], [])
     for hour in range(draw(st.integers(1, 2))):
         start = NINE + timedelta(hours=hour)
@@ -229,7 +258,9 @@ def camera_twins(draw: st.DrawFn) -> tuple[list[list[dict]], list[list[dict]]]:
                 for i, z in enumerate(ZONES)
             ]
             camera = camera_total("cam-1", sum(shares.values()) + outside, seq=10 * hour + 9, start=start)
-            world.extend([parts[:split], [*parts[split:], camera]])
+            other = camera_total("cam-2", sum(others.values()), seq=10 * hour + 9, start=start)
+            other["agent_id"] = "agent-2"
+            world.extend([parts[:split], [*parts[split:], camera, other]])
     return worlds
 
 

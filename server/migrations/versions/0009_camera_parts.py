@@ -4,8 +4,8 @@
   raw buckets still stored (hours whose buckets retention deleted have no parts, and their cameras keep the
   release they had).
 - The released values are recomputed on the server's next start (``release.ensure_release``, as after a change
-  of k): the meta key of the k they were computed with is deleted, so each camera hour with a part of 1 to k-1
-  people is withheld from then on.
+  of k): the meta key of the k they were computed with is deleted, so each camera hour with a hidden part is
+  withheld from then on. Like a change of k, this shows at once the late people a cell was holding back.
 
 Revision ID: 0009
 Revises: 0008
