@@ -183,8 +183,7 @@ def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnEl
         parts.c.people >= 1,
         zone_cell.c.zone_pk == parts.c.zone_pk,
         zone_cell.c.hour_start == parts.c.hour_start,
-        zone_cell.c.released_people > 0,
-        zone_cell.c.released_people != zone_cell.c.people,
+        people_held_back(zone_cell.c),
     )
     # Another camera with a share of one of its zones holds late people back: the zone's step minus this camera's
     # would show them.
@@ -201,8 +200,7 @@ def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnEl
         other_camera.c.measure == "camera",
         other_cell.c.zone_pk == other_camera.c.id,
         other_cell.c.hour_start == hourly.c.hour_start,
-        other_cell.c.released_people > 0,
-        other_cell.c.released_people != other_cell.c.people,
+        people_held_back(other_cell.c),
     )
     withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
     session.execute(
@@ -213,13 +211,19 @@ def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnEl
     )
 
 
+def people_held_back(columns: Any) -> ColumnElement[bool]:
+    """SQL: a cell (``columns``: a table's ``.c``) that releases people other than its raw count: late people held
+    back (:func:`step_release`)."""
+    return and_(columns.released_people > 0, columns.released_people != columns.people)
+
+
 def holding_late_people(columns: Any) -> ColumnElement[bool]:
     """SQL: a cell (``columns``: a table's ``.c``) that holds late people back (:func:`step_release`): it releases
     people, and they or its shown split differ from its raw counts, which the release rule never gives."""
     split = [columns[name] for name in SPLIT_FIELDS]
     raw = (columns.female, columns.male, columns.unknown)
     split_differs = and_(sum(split) > 0, or_(*(shown != count for shown, count in zip(split, raw, strict=True))))
-    return and_(columns.released_people > 0, or_(columns.released_people != columns.people, split_differs))
+    return or_(people_held_back(columns), and_(columns.released_people > 0, split_differs))
 
 
 def released_end(end: int, now: float, open_hour: bool, delay: int = 0) -> int:

@@ -30,6 +30,7 @@ from footfall.server.release import (
     SPLIT_FIELDS,
     CellRelease,
     effective_k,
+    people_held_back,
     released_values,
     step_release,
     withhold_cameras_with_hidden_parts,
@@ -177,9 +178,7 @@ def _holding(session: Session, keys: list[tuple[int, int]]) -> set[tuple[int, in
             (zone_pk, hour)
             for zone_pk, hour in session.execute(
                 select(h.c.zone_pk, h.c.hour_start).where(
-                    tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500]),
-                    h.c.released_people > 0,
-                    h.c.released_people != h.c.people,
+                    tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500]), people_held_back(h.c)
                 )
             )
         )
@@ -356,6 +355,7 @@ def apply_hourly_deltas(
         _hold_seen_cells(session, zones_seen, before, bands_before, after, attributed_before, k_of_zone)
     cameras_seen = [key for key in seen if key in camera_set]
     # A seen camera held back makes the cameras sharing its zones withheld in turn: until no more are held.
+    held: set[tuple[int, int]] = set()
     for _ in range(len(cameras) + 1):
         if not cameras:
             break
@@ -364,10 +364,11 @@ def apply_hourly_deltas(
         after.update(_released(session, cameras))
         if not cameras_seen:
             break
-        held = _holding(session, cameras_seen)
         _hold_seen_cells(session, cameras_seen, before, bands_before, after, attributed_before, k_of_zone)
-        if _holding(session, cameras_seen) == held:
+        now_held = _holding(session, cameras_seen)
+        if now_held == held:
             break
+        held = now_held
     attributed_after = _attribution(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}
