@@ -50,6 +50,18 @@ MAX_SEQ = 2**53
 MAX_DWELL_SECONDS = 86_400.0
 MAX_FPS = 1_000.0
 MAX_STATUS_CAMERAS = 64
+# A bucket lies inside one hour: the server counts, releases and suppresses by the hour, and a longer bucket would
+# put the people of all its hours into its first (a day's bucket read as one busy hour after midnight).
+MIN_BUCKET_SECONDS = 10
+MAX_BUCKET_SECONDS = 3_600
+
+
+def bucket_seconds_problem(seconds: int) -> str | None:
+    """Why ``seconds`` cannot be a bucket's length, or None: it must divide an hour (from 10 s to 3600 s)."""
+    if MAX_BUCKET_SECONDS % seconds:
+        return f"{seconds} s does not divide an hour (3600 s): the server counts by the hour; try 60, 300, 900 or 3600"
+    return None
+
 
 # Counts are whole numbers in JSON: "5", true or 5.0 are refused rather than coerced.
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_PEOPLE_PER_BUCKET)]
@@ -140,7 +152,9 @@ class AggregateMessage(_Strict):
     camera_id: Identifier
     zone_id: Identifier
     bucket_start: AwareDatetime = Field(description="UTC start of the bucket, aligned to bucket_seconds.")
-    bucket_seconds: int = Field(ge=10, le=86_400, description="Bucket length; divides a day.")
+    bucket_seconds: int = Field(
+        ge=MIN_BUCKET_SECONDS, le=MAX_BUCKET_SECONDS, description="Bucket length in seconds; divides an hour."
+    )
     seq: Seq = Field(description="Per-agent sequence; a higher seq supersedes a lower one.")
     people: Count = Field(description="Unique people counted into the zone in this bucket.")
     gender: GenderCounts | None = Field(
@@ -173,8 +187,8 @@ class AggregateMessage(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> AggregateMessage:
-        if 86_400 % self.bucket_seconds:
-            raise ValueError(f"bucket_seconds={self.bucket_seconds} does not divide a day (86400 s)")
+        if problem := bucket_seconds_problem(self.bucket_seconds):
+            raise ValueError(f"bucket_seconds: {problem}")
         if int(self.bucket_start.timestamp()) % self.bucket_seconds or self.bucket_start.microsecond:
             raise ValueError(f"bucket_start {self.bucket_start.isoformat()} is not aligned to {self.bucket_seconds} s")
         if self.gender is not None and self.gender.total != self.people:

@@ -28,7 +28,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-from footfall.core.wire import DEFAULT_TOPIC_PREFIX, DemographicsMode, Identifier, Measure
+from footfall.core.wire import (
+    DEFAULT_TOPIC_PREFIX,
+    MAX_BUCKET_SECONDS,
+    MIN_BUCKET_SECONDS,
+    DemographicsMode,
+    Identifier,
+    Measure,
+    bucket_seconds_problem,
+)
 from footfall.core.yamlerrors import describe_yaml_error
 from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -289,7 +297,7 @@ class AgentConfig(_Model):
     agent_id: Identifier
     site_id: Identifier
     cameras: list[CameraConfig] = Field(min_length=1)
-    bucket_seconds: int = Field(default=60, ge=10, le=86_400)
+    bucket_seconds: int = Field(default=60, ge=MIN_BUCKET_SECONDS, le=MAX_BUCKET_SECONDS)
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
     bundles: BundlesConfig = BundlesConfig()
@@ -307,8 +315,8 @@ class AgentConfig(_Model):
     @field_validator("bucket_seconds")
     @classmethod
     def _divides_day(cls, value: int) -> int:
-        if 86_400 % value:
-            raise ValueError(f"{value} does not divide a day (86400 s); try 60, 300, 900 or 3600")
+        if problem := bucket_seconds_problem(value):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

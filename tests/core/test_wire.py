@@ -79,7 +79,10 @@ def test_bucket_start_in_another_zone_is_normalised_to_utc() -> None:
         ({"bucket_start": "2026-11-23T10:15:30Z"}, "not aligned"),
         ({"bucket_start": "2026-11-23T10:15:00"}, "bucket_start"),
         ({"bucket_seconds": 7}, "bucket_seconds"),
-        ({"bucket_seconds": 700}, "does not divide a day"),
+        ({"bucket_seconds": 700}, "does not divide an hour"),
+        # A day's bucket (it divides a day) would land whole in its first hour: the server counts by the hour.
+        ({"bucket_seconds": 7200, "bucket_start": "2026-11-23T10:00:00Z"}, "bucket_seconds"),
+        ({"bucket_seconds": 86400, "bucket_start": "2026-11-23T00:00:00Z"}, "bucket_seconds"),
         ({"people": 6}, "add up to 5 but people is 6"),
         ({"image": "aGVsbG8="}, "image"),
         ({"seq": None}, "seq"),

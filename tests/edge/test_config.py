@@ -72,7 +72,13 @@ def test_valid_config_defaults() -> None:
             ("agent_id: box-01\n", "agent_id: box-01\nbucket_seconds: 70\n"),
             2,
             "bucket_seconds",
-            "does not divide a day",
+            "does not divide an hour",
+        ),
+        (
+            ("agent_id: box-01\n", "agent_id: box-01\nbucket_seconds: 86400\n"),
+            2,
+            "bucket_seconds",
+            "less than or equal to 3600",
         ),
         (
             ("[0.9, 0.2], [0.9, 1.0], [0.1, 1.0]", "[0.9, 1.0], [0.9, 0.2], [0.1, 1.0]"),

@@ -98,3 +98,15 @@ def test_an_agent_naming_ever_new_zones_is_stopped_at_the_sites_zone_cap(tmp_pat
         assert sorted(z["zone_id"] for z in zones) == ["zone-0", "zone-1", "zone-2"]
         # Another site has a cap of its own.
         assert server.ingest(aggregate(site="other-mall", zone="zone-new", seq=12, male=5)).status_code == 200
+
+
+def test_a_bucket_longer_than_the_hour_it_would_be_counted_in_is_refused(sqlite_server: Server) -> None:
+    """The server counts and releases by the hour: a day's bucket stored at its start would read as one busy hour
+    after midnight. It is refused with the reason, dead-lettered, and the rest of its batch is stored."""
+    day = aggregate(zone="z2", seq=2, female=5)
+    day["bucket_seconds"] = 86_400
+    response = post(sqlite_server, b"[" + encoded(aggregate(female=5, seq=1)) + b"," + encoded(day) + b"]")
+    assert response.status_code == 422, response.text
+    (rejection,) = response.json()["rejected"]
+    assert rejection["index"] == 1 and "bucket_seconds" in rejection["reason"], rejection
+    assert stored(sqlite_server) == (1, 1)
