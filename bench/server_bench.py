@@ -249,12 +249,13 @@ def build_year(url: str, zones: int, days: int, age_days: int) -> None:
                 ),
                 rows,
             )
-    # The people per cell and bundle behind each cell's bundle, and the bundle's rates, as ingest would keep them.
+    # The people and buckets (one a minute) per cell and bundle behind each cell's bundle, and the bundle's rates,
+    # as ingest would keep them.
     with db.write() as session:
         session.execute(
             text(
-                "INSERT INTO rollup_classifier_people (zone_pk, hour_start, classifier, people) "
-                "SELECT zone_pk, hour_start, classifier, people FROM rollup_hourly WHERE people > 0"
+                "INSERT INTO rollup_classifier_people (zone_pk, hour_start, classifier, people, buckets) "
+                "SELECT zone_pk, hour_start, classifier, people, 60 FROM rollup_hourly WHERE people > 0"
             )
         )
         session.execute(

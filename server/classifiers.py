@@ -1,11 +1,21 @@
 """The gender bundles behind the counts: which bundle decided each zone × hour cell, and each bundle's decision
 rates (footfall.core.quantify.DecisionRates), reported by the agents that serve it.
 
-A cell is attributed to **one** bundle, the one that decided most of its people (ties: the first ref in
-order), and its share is corrected with that bundle's rates. A cell with any people whose gender was not
-decided at all (a counts-only agent: they are all ``unknown`` and no bundle's rates describe them) is not
-attributed, and so not corrected. Which bundle dominated a cell is fleet configuration, not personal data;
-the corrected shares are computed from released values only (footfall.server.shares).
+A cell is attributed to **one** bundle, and its share is corrected with that bundle's rates. The attribution
+is worked out from the raw **buckets** each bundle sent for the cell, not from its people: an agent sends every
+zone of a running camera a bucket each bucket period, empty or not, so which bundles sent buckets, and how many,
+is fleet configuration (which boxes ran which bundle, and for how long), whatever the people. Attributed from the
+people, whether a cell gets a corrected share, or which bundle's rates it used, told something about fewer than k
+of them (that one came from a counts-only box, or which bundle decided more). So:
+
+- a cell with any bucket without gender (a counts-only agent: its people are all ``unknown`` and no bundle's
+  rates describe them) is not attributed, and so not corrected;
+- otherwise it is attributed to the bundle that sent the most of its buckets (ties: the first ref in order),
+  e.g. in an upgrade hour the bundle that ran longer.
+
+Hours whose raw buckets retention deleted before schema revision 0010 counted no buckets, and keep the
+attribution from their people. The corrected shares are computed from released values only
+(footfall.server.shares).
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from footfall.core.logs import log_event
 from footfall.core.quantify import DecisionRates
@@ -26,11 +37,20 @@ from sqlalchemy.orm import Session
 
 logger = logging.getLogger("footfall.server.classifiers")
 
-NO_GENDER = ""  # rollup_classifier_people: people of aggregates without gender (counts-only)
+NO_GENDER = ""  # rollup_classifier_people: aggregates without gender (counts-only)
 UNNAMED = "?"  # a gendered aggregate that names no bundle (an agent before wire revision 1.x, or older rows)
 
-# (zone_pk, UTC hour start, classifier key) → change in raw people
-ClassifierDeltas = dict[tuple[int, int, str], int]
+
+@dataclass
+class Decided:
+    """What one classifier key holds of a cell, or a change to it: raw people and raw buckets."""
+
+    people: int = 0
+    buckets: int = 0
+
+
+# (zone_pk, UTC hour start, classifier key) → change in raw people and buckets
+ClassifierDeltas = dict[tuple[int, int, str], Decided]
 
 
 def bucket_classifier(message: AggregateMessage) -> str | None:
@@ -46,19 +66,21 @@ def side_key(classifier: str | None) -> str:
     return NO_GENDER if classifier is None else classifier
 
 
-def attribute(people_by_key: Mapping[str, int]) -> str | None:
-    """The bundle a cell is attributed to, from its raw people per classifier key: None when any of its people
-    have no gender or it has no people; else the key with the most people (ties: the first in order)."""
-    present = {key: people for key, people in people_by_key.items() if people > 0}
+def attribute(by_key: Mapping[str, Decided]) -> str | None:
+    """The bundle a cell is attributed to, from what each classifier key holds of it: None when any of its buckets
+    has no gender or it has none; else the key with the most buckets (ties: the first in order). A cell that counted
+    no buckets (raw buckets deleted before revision 0010) is attributed the same way by its people."""
+    buckets = {key: held.buckets for key, held in by_key.items() if held.buckets > 0}
+    present = buckets or {key: held.people for key, held in by_key.items() if held.people > 0}
     if not present or NO_GENDER in present:
         return None
     return min(present, key=lambda key: (-present[key], key))
 
 
 def apply_classifier_deltas(session: Session, deltas: ClassifierDeltas) -> None:
-    """Adds raw people per (zone, hour, classifier) and re-attributes the touched hourly cells, in the caller's
-    transaction (called by footfall.server.rollups.apply_hourly_deltas with the cells locked)."""
-    changed = {key: delta for key, delta in deltas.items() if delta}
+    """Adds raw people and buckets per (zone, hour, classifier) and re-attributes the touched hourly cells, in the
+    caller's transaction (called by footfall.server.rollups.apply_hourly_deltas with the cells locked)."""
+    changed = {key: delta for key, delta in deltas.items() if delta.people or delta.buckets}
     if not changed:
         return
     table = ClassifierPeople.__table__
@@ -67,27 +89,33 @@ def apply_classifier_deltas(session: Session, deltas: ClassifierDeltas) -> None:
     session.execute(
         statement.on_conflict_do_update(
             index_elements=["zone_pk", "hour_start", "classifier"],
-            set_={"people": table.c.people + statement.excluded.people},
+            set_={
+                "people": table.c.people + statement.excluded.people,
+                "buckets": table.c.buckets + statement.excluded.buckets,
+            },
         ),
-        [{"zone_pk": z, "hour_start": h, "classifier": c, "people": d} for (z, h, c), d in sorted(changed.items())],
+        [
+            {"zone_pk": z, "hour_start": h, "classifier": c, "people": d.people, "buckets": d.buckets}
+            for (z, h, c), d in sorted(changed.items())
+        ],
     )
     reattribute(session, sorted({(z, h) for z, h, _ in changed}))
 
 
 def reattribute(session: Session, cells: list[tuple[int, int]]) -> None:
-    """Sets the bundle of each hourly cell of ``cells`` (zone, hour) from its raw people per bundle."""
+    """Sets the bundle of each hourly cell of ``cells`` (zone, hour) from its raw buckets per bundle."""
     if not cells:
         return
     table = ClassifierPeople.__table__
-    people: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
+    held: dict[tuple[int, int], dict[str, Decided]] = defaultdict(dict)
     for offset in range(0, len(cells), 500):
-        for z, h, key, count in session.execute(
-            select(table.c.zone_pk, table.c.hour_start, table.c.classifier, table.c.people).where(
+        for z, h, key, people, buckets in session.execute(
+            select(table.c.zone_pk, table.c.hour_start, table.c.classifier, table.c.people, table.c.buckets).where(
                 tuple_(table.c.zone_pk, table.c.hour_start).in_(cells[offset : offset + 500])
             )
         ):
-            people[(z, h)][key] = int(count)
-    set_bundles(session, {cell: attribute(people.get(cell, {})) for cell in cells})
+            held[(z, h)][key] = Decided(int(people), int(buckets))
+    set_bundles(session, {cell: attribute(held.get(cell, {})) for cell in cells})
 
 
 def set_bundles(session: Session, bundles: Mapping[tuple[int, int], str | None]) -> None:
@@ -104,19 +132,21 @@ def set_bundles(session: Session, bundles: Mapping[tuple[int, int], str | None])
 
 
 def reattribute_stale(session: Session, zone_pk: int) -> None:
-    """Sets the bundle of each hourly cell of one zone whose stored bundle is not its raw people's (one zone at a
+    """Sets the bundle of each hourly cell of one zone whose stored bundle is not its raw buckets' (one zone at a
     time: a year of a zone is 8,760 cells)."""
     table, hourly = ClassifierPeople.__table__, HourlyRollup.__table__
-    people: dict[int, dict[str, int]] = defaultdict(dict)
-    for hour, key, count in session.execute(
-        select(table.c.hour_start, table.c.classifier, table.c.people).where(table.c.zone_pk == zone_pk)
+    held: dict[int, dict[str, Decided]] = defaultdict(dict)
+    for hour, key, people, buckets in session.execute(
+        select(table.c.hour_start, table.c.classifier, table.c.people, table.c.buckets).where(
+            table.c.zone_pk == zone_pk
+        )
     ):
-        people[hour][key] = int(count)
+        held[hour][key] = Decided(int(people), int(buckets))
     stale: dict[tuple[int, int], str | None] = {}
     for hour, stored in session.execute(
         select(hourly.c.hour_start, hourly.c.classifier).where(hourly.c.zone_pk == zone_pk)
     ):
-        bundle = attribute(people.get(hour, {}))
+        bundle = attribute(held.get(hour, {}))
         if bundle != stored:
             stale[(zone_pk, hour)] = bundle
     set_bundles(session, stale)

@@ -472,7 +472,7 @@ class Ingestor:
         inserts: list[dict[str, object]] = []
         updates: list[dict[str, object]] = []
         hourly: HourlyDeltas = defaultdict(lambda: [0.0] * len(COUNT_FIELDS))
-        by_classifier: classifiers.ClassifierDeltas = defaultdict(int)
+        by_classifier: classifiers.ClassifierDeltas = defaultdict(classifiers.Decided)
         by_age: age_cells.AgeDeltas = defaultdict(int)
         camera_parts: CameraPartDeltas = defaultdict(int)
         age_rows: list[dict[str, object]] = []
@@ -492,9 +492,14 @@ class Ingestor:
             hour = hour_floor(key[3])
             if zones[(message.site_id, message.zone_id)].measure != "camera":  # a part of its camera's people
                 camera_parts[(key[2], key[1], hour)] += int(row["people"]) - (int(old["people"]) if old else 0)
-            by_classifier[(key[2], hour, classifiers.side_key(row["classifier"]))] += int(row["people"])
+            # The bucket moves from its old classifier key to its new one (the same key: no change of buckets).
+            decider = by_classifier[(key[2], hour, classifiers.side_key(row["classifier"]))]
+            decider.people += int(row["people"])
+            decider.buckets += 1
             if old:
-                by_classifier[(key[2], hour, classifiers.side_key(old["classifier"]))] -= int(old["people"])
+                before = by_classifier[(key[2], hour, classifiers.side_key(old["classifier"]))]
+                before.people -= int(old["people"])
+                before.buckets -= 1
                 old_table = old_ages.get(key) or age_cells.unbanded(old["female"], old["male"], old["unknown"])
                 age_cells.add_table(by_age, key[2], hour, old_table, -1)
                 replaced.append(key)

@@ -180,8 +180,9 @@ class HourlyRollup(_RollupCounts, _ReleasedCounts, Base):
 
 
 class ClassifierPeople(Base):
-    """Raw people per zone × UTC hour × the bundle that decided their gender ('' for people without gender): what
-    ``rollup_hourly.classifier`` is worked out from. Kept by ingest's deltas beside the hourly cell."""
+    """Per zone × UTC hour × the bundle that decided the genders ('' for buckets without gender): the raw people,
+    and the raw buckets (one per agent, camera and bucket start, empty ones too) that ``rollup_hourly.classifier``
+    is worked out from (footfall.server.classifiers.attribute). Kept by ingest's deltas beside the hourly cell."""
 
     __tablename__ = "rollup_classifier_people"
 
@@ -189,6 +190,8 @@ class ClassifierPeople(Base):
     hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     classifier: Mapped[str] = mapped_column(String(100), primary_key=True)
     people: Mapped[int] = mapped_column(BigInteger, default=0)
+    # 0 for the hours whose raw buckets retention deleted before schema revision 0010, which counted none.
+    buckets: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class CameraPart(Base):

@@ -295,8 +295,13 @@ def apply_hourly_deltas(
             changed.setdefault(camera_cell, [0.0] * len(COUNTS))
             tz_of_zone.setdefault(camera_cell[0], tz_of_zone[part_zone])
             k_of_zone.setdefault(camera_cell[0], k_of_zone[part_zone])
-    for zone_pk, hour_start, _ in (key for key, people in deciders.items() if people):
+    for zone_pk, hour_start, _ in (key for key, decided in deciders.items() if decided.people):
         changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
+    # A bucket that adds no people (an empty one) changes only which bundles sent the cell's buckets: a cell that
+    # exists is re-attributed with the others, locked; none is created for it (a cell is an hour with people).
+    bucketed = {(z, h) for (z, h, _), decided in deciders.items() if decided.buckets} - changed.keys()
+    for key in _existing_cells(session, sorted(bucketed)):
+        changed.setdefault(key, [0.0] * len(COUNTS))
     for zone_pk, hour_start, _, _ in (key for key, people in age_deltas.items() if people):
         changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
     if not changed:
@@ -424,6 +429,17 @@ def release_k(session: Session) -> int | None:
     """The k the stored released values were computed with (None before the first computation)."""
     value = session.scalar(select(Meta.value).where(Meta.key == RELEASE_K_KEY))
     return int(value) if value is not None else None
+
+
+def _existing_cells(session: Session, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The hourly cells (zone, hour) of ``keys`` that exist."""
+    h = HourlyRollup.__table__
+    found: list[tuple[int, int]] = []
+    for offset in range(0, len(keys), 500):
+        chunk = tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500])
+        rows = session.execute(select(h.c.zone_pk, h.c.hour_start).where(chunk))
+        found.extend((int(z), int(start)) for z, start in rows)
+    return found
 
 
 def ensure_release(db: Database, k: int) -> bool:

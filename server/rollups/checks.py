@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import date
 
 import numpy as np
-from footfall.server.classifiers import attribute, side_key
+from footfall.server.classifiers import Decided, attribute, side_key
 from footfall.server.localtime import local_day, utc_week
 from footfall.server.release import RELEASED_FIELDS, holding_late_people
 from footfall.server.rollups.slots import SLOT_FIELDS, SLOT_SOURCES
@@ -109,32 +109,36 @@ def released_thin_cameras(session: Session, k_of_site: dict[str, int]) -> list[t
 
 
 def raw_vs_classifiers(session: Session, since: int = 0) -> list[tuple[object, ...]]:
-    """(zone, hour, classifier) whose people in ``rollup_classifier_people`` differ from the sum of their raw
-    buckets, and hourly cells whose attributed bundle is not the one those people give (empty when consistent).
+    """(zone, hour, classifier) whose people or buckets in ``rollup_classifier_people`` differ from their raw
+    buckets', and hourly cells whose attributed bundle is not the one those buckets give (empty when consistent).
     A cell that holds late people back (footfall.server.release.step_release: it releases people, and they or its
     released split differ from its raw counts) keeps the bundle of its last release, and is not compared.
     Raw buckets before ``since`` may have been purged by retention; pass the watermark."""
     hour = Bucket.bucket_start - Bucket.bucket_start % 3600
-    raw: dict[tuple[int, int, str], int] = defaultdict(int)
-    for zone_pk, start, classifier, people in session.execute(
-        select(Bucket.zone_pk, hour, Bucket.classifier, func.sum(Bucket.people))
+    raw: dict[tuple[int, int, str], Decided] = defaultdict(Decided)
+    for zone_pk, start, classifier, people, buckets in session.execute(
+        select(Bucket.zone_pk, hour, Bucket.classifier, func.sum(Bucket.people), func.count())
         .where(Bucket.bucket_start >= since)
         .group_by(Bucket.zone_pk, hour, Bucket.classifier)
     ):
-        raw[(zone_pk, int(start), side_key(classifier))] += int(people)
+        held = raw[(zone_pk, int(start), side_key(classifier))]
+        held.people += int(people)
+        held.buckets += int(buckets)
     c = ClassifierPeople
     kept = {
-        (zone_pk, int(start), key): int(people)
-        for zone_pk, start, key, people in session.execute(
-            select(c.zone_pk, c.hour_start, c.classifier, c.people).where(c.hour_start >= since)
+        (zone_pk, int(start), key): Decided(int(people), int(buckets))
+        for zone_pk, start, key, people, buckets in session.execute(
+            select(c.zone_pk, c.hour_start, c.classifier, c.people, c.buckets).where(c.hour_start >= since)
         )
     }
     problems: list[tuple[object, ...]] = [
-        (key, raw.get(key), kept.get(key)) for key in raw.keys() | kept.keys() if raw.get(key, 0) != kept.get(key, 0)
+        (key, raw.get(key), kept.get(key))
+        for key in raw.keys() | kept.keys()
+        if raw.get(key, Decided()) != kept.get(key, Decided())
     ]
-    by_cell: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
-    for (zone_pk, start, key), people in kept.items():
-        by_cell[(zone_pk, start)][key] = people
+    by_cell: dict[tuple[int, int], dict[str, Decided]] = defaultdict(dict)
+    for (zone_pk, start, key), held in kept.items():
+        by_cell[(zone_pk, start)][key] = held
     h = HourlyRollup.__table__
     for zone_pk, start, classifier in session.execute(
         select(h.c.zone_pk, h.c.hour_start, h.c.classifier).where(h.c.hour_start >= since, ~holding_late_people(h.c))

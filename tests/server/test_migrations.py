@@ -13,14 +13,14 @@ from sqlalchemy import inspect
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0009"
-        assert upgrade(db.engine) == "0009"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0010"
+        assert upgrade(db.engine) == "0010"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0009"
+        assert current_revision(db.engine) == "0010"
     finally:
         db.dispose()
 
@@ -63,7 +63,7 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine, "0007") == "0007"
+        assert upgrade(db.engine) == "0010"  # the checks read the head's tables; 0010 counts the '?' bucket
         with db.read() as session:
             assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
@@ -162,7 +162,7 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
                     )
                 )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0009"
+        assert upgrade(db.engine) == "0010"  # 0009 fills the parts; 0010 after it changes nothing of them
         with db.read() as session:
             assert raw_vs_camera_parts(session) == []
             parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
@@ -173,5 +173,63 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
             assert released_thin_cameras(session, {"mall": 5}) == []
             camera = session.execute(text("SELECT released_people, withheld FROM rollup_hourly WHERE zone_pk = 3"))
             assert tuple(camera.one()) == (0, 1)
+    finally:
+        db.dispose()
+
+
+def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by_them(database_url: str) -> None:
+    """Before 0010 a cell was attributed from its people: a counts-only box whose buckets were empty left it
+    attributed to the bundle that decided everyone. 0010 counts the buckets each bundle sent (empty ones too), and
+    the next start attributes the cell by them: a counts-only box ran, so no bundle's rates describe the hour."""
+    from footfall.server.rollups import ensure_release, raw_vs_classifiers
+    from sqlalchemy import text
+
+    db = Database(database_url)
+    try:
+        upgrade(db.engine, "0009")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO zones (id, site_id, zone_id, name, kind, created_at, measure) "
+                    "VALUES (1, 'mall', 'a', 'A', 'other', 0, 'passes')"
+                )
+            )
+            for agent, classifier, (female, male) in (("box-1", "'gender@3'", (4, 5)), ("box-2", "NULL", (0, 0))):
+                conn.execute(
+                    text(
+                        "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
+                        "female, male, unknown, dwell_samples, dwell_seconds, received_at, classifier) "
+                        f"VALUES ('{agent}', 'c', 1, 3660, 60, 1, {female + male}, {female}, {male}, 0, 0, 0, 0, "
+                        f"{classifier})"
+                    )
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
+                    "dwell_samples, dwell_seconds, released_people, released_female, released_male, withheld, "
+                    "classifier) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0, 9, 0, 0, 0, 'gender@3')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO rollup_classifier_people (zone_pk, hour_start, classifier, people) "
+                    "VALUES (1, 3600, 'gender@3', 9)"
+                )
+            )
+            conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
+        assert upgrade(db.engine) == "0010"
+        with db.read() as session:
+            rows = session.execute(
+                text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier")
+            )
+            assert [tuple(r) for r in rows] == [("", 0, 1), ("gender@3", 9, 1)]
+            assert raw_vs_classifiers(session) == [((1, 3600), "attributed", None, "gender@3")]  # until the start
+        assert ensure_release(db, 5) is True
+        with db.read() as session:
+            assert raw_vs_classifiers(session) == []
+            assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar_one() is None
     finally:
         db.dispose()

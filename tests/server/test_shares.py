@@ -14,7 +14,7 @@ from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_shar
 from footfall.server.rollups import daily_classifiers_vs_hourly, daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
 from footfall.server.shares import estimate, estimate_many
 
-from tests.server.conftest import BASE, Server, agent_status, aggregate
+from tests.server.conftest import BASE, Server, agent_status, aggregate, make_server
 
 SERIES = "/api/v1/sites/mall/traffic/series"
 TOTALS = "/api/v1/sites/mall/traffic/totals"
@@ -145,10 +145,19 @@ def test_buckets_of_two_bundles_are_corrected_with_their_own_rates(server: Serve
     for wrong in (LEANS_MALE, LEANS_FEMALE):  # one bundle's rates for everyone: off by points
         alone = corrected_share([(DecisionCounts(*decisions), DecisionRates(counts=wrong))])
         assert alone.share is None or abs(alone.share - 0.45) > 0.02
-    # An upgrade hour decided by both: corrected with its majority bundle's rates.
+    # An upgrade hour decided by both: corrected with the rates of the bundle that sent most of its buckets (ran
+    # longer), gender@3 here for two minutes against one.
     mixed = BASE + timedelta(days=1)
     server.ingest(
-        classified(classifier="gender@3", people=300, share=0.45, rates=LEANS_MALE, start=mixed, seq=100),
+        classified(classifier="gender@3", people=150, share=0.45, rates=LEANS_MALE, start=mixed, seq=100),
+        classified(
+            classifier="gender@3",
+            people=150,
+            share=0.45,
+            rates=LEANS_MALE,
+            start=mixed + timedelta(minutes=1),
+            seq=101,
+        ),
         classified(
             classifier="gender@4",
             people=20,
@@ -178,7 +187,7 @@ def test_a_bundle_without_known_rates_gives_no_corrected_share_and_says_why(serv
         assert totals["female_share"] is not None  # the raw decisions stay available
     server.ingest(status("agent-1", "gender", "3", LEANS_MALE))  # rates learnt later apply to stored cells
     later = server.get(TOTALS, start=DAY["start"], end="2026-11-16T00:59:00Z").json()["totals"]
-    # The unnamed bundle decided most of the cell (130 of 230 people): still not corrected.
+    # The unnamed bundle sent as many of the cell's buckets as gender@3, and comes first: still not corrected.
     assert later["female_share_corrected_missing"] == "unknown_rates"
     server.ingest(aggregate(female=30, male=30, unknown=5, camera="cam-2", seq=2, start=BASE + timedelta(hours=1)))
     server.ingest(
@@ -328,3 +337,65 @@ def test_day_sums_per_bundle_follow_a_time_zone_change_and_a_stricter_k(server: 
     assert server.client.patch("/api/v1/sites/mall", json={"k": 12}, headers=admin).status_code == 200
     consistent()
     assert sum(n for _, n in days()) < before  # fewer splits released with k = 12
+
+
+def _bucket(agent: str, minute: int, counts: tuple[int, int, int], classifier: str | None) -> dict:
+    female, male, unknown = counts
+    message = aggregate(
+        agent=agent, camera=agent, start=BASE + timedelta(minutes=minute), female=female, male=male, unknown=unknown
+    )
+    if classifier is None:  # a counts-only box: its people are all unknown
+        message["gender"] = None
+    else:
+        message["classifier"] = classifier
+    return message
+
+
+ATTRIBUTION_READS = {
+    "day": ("/api/v1/sites/mall/traffic/totals", DAY),
+    "hour series": (SERIES, {"granularity": "hour", **DAY}),
+    "day series": (SERIES, {"granularity": "day", **DAY}),
+    "csv": ("/api/v1/sites/mall/traffic/export.csv", {"granularity": "hour", **DAY}),
+}
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        # The same boxes sent the same buckets; one person came past the counts-only box, or nobody did.
+        (
+            [("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 5), "gender@3"), ("box-2", 1, (0, 0, 0), None)],
+            [("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 4), "gender@3"), ("box-2", 1, (0, 0, 1), None)],
+        ),
+        # An upgrade hour: the old bundle ran two minutes, the new one one; which decided more people is theirs.
+        (
+            [
+                ("box-1", 0, (10, 10, 5), "gender@3"),
+                ("box-1", 1, (5, 5, 2), "gender@3"),
+                ("box-3", 2, (1, 1, 1), "gender@4"),
+            ],
+            [
+                ("box-1", 0, (1, 1, 0), "gender@3"),
+                ("box-1", 1, (1, 1, 0), "gender@3"),
+                ("box-3", 2, (14, 14, 8), "gender@4"),
+            ],
+        ),
+    ],
+    ids=["a-counts-only-box", "an-upgrade-hour"],
+)
+def test_which_bundle_corrects_a_cell_tells_nothing_of_its_people(tmp_path, one: list, other: list) -> None:  # type: ignore[no-untyped-def]
+    """A cell is attributed by the buckets each bundle sent (fleet configuration), not by the people each decided:
+    attributed by people, the corrected share (null, or another bundle's rates) told that a person came past a
+    counts-only box, or which bundle decided more, facts about fewer than k people. Two worlds with the same
+    buckets and the same released counts, whose people split otherwise between the boxes, answer alike."""
+    seen = []
+    for name, buckets in (("one", one), ("other", other)):
+        for server in make_server(f"sqlite:///{tmp_path / name}.db"):
+            statuses = [status("box-1", "gender", "3", LEANS_MALE), status("box-3", "gender", "4", LEANS_FEMALE)]
+            assert server.ingest(*statuses).status_code == 200
+            assert server.ingest(*(_bucket(*b) for b in buckets)).status_code == 200
+            seen.append({read: server.get(path, **params).text for read, (path, params) in ATTRIBUTION_READS.items()})
+            with server.db.read() as session:
+                assert raw_vs_classifiers(session) == []
+    for read in ATTRIBUTION_READS:
+        assert seen[0][read] == seen[1][read], f"{read} depends on which box decided whom"
