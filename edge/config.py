@@ -314,7 +314,7 @@ class AgentConfig(_Model):
 
     @field_validator("bucket_seconds")
     @classmethod
-    def _divides_day(cls, value: int) -> int:
+    def _divides_hour(cls, value: int) -> int:
         if problem := bucket_seconds_problem(value):
             raise ValueError(problem)
         return value
