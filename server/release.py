@@ -41,12 +41,12 @@ differencing two answers, however few. So a cell readers have seen **moves in st
 (:func:`step_release`): its new release is the rule's, applied to its new counts, only where every value readers
 saw (people, each part of a shown split, each band of a gender whose bands were shown) changes by 0 or at least
 k and stays shown, and its dwell only with k more or fewer samples; otherwise readers keep seeing the values they
-saw, the cell keeps the bundle its share is corrected with (footfall.server.rollups.cells), and the late people
-wait until later arrivals make the change reach k. A shown split or band set is never taken back, so every later
-step is measured from values readers actually saw. The held-back people (fewer than k per value and cell) stay
-in the raw counts. Ingest counts a cell as seen :data:`SEEN_MARGIN` seconds before reads may cover it. A change of
-k recomputes every cell from its raw counts, and with the open hour released answers are live and every change
-shows, so neither steps.
+saw, and the late people wait until later arrivals make the change reach k (the bundle its share is corrected
+with follows its buckets all the while: footfall.server.classifiers). A shown split or band set is never taken
+back, so every later step is measured from values readers actually saw. The held-back people (fewer than k per
+value and cell) stay in the raw counts. Ingest counts a cell as seen :data:`SEEN_MARGIN` seconds before reads may
+cover it. A change of k recomputes every cell from its raw counts, and with the open hour released answers are
+live and every change shows, so neither steps.
 """
 
 from __future__ import annotations
@@ -215,15 +215,6 @@ def people_held_back(columns: Any) -> ColumnElement[bool]:
     """SQL: a cell (``columns``: a table's ``.c``) that releases people other than its raw count: late people held
     back (:func:`step_release`)."""
     return and_(columns.released_people > 0, columns.released_people != columns.people)
-
-
-def holding_late_people(columns: Any) -> ColumnElement[bool]:
-    """SQL: a cell (``columns``: a table's ``.c``) that holds late people back (:func:`step_release`): it releases
-    people, and they or its shown split differ from its raw counts, which the release rule never gives."""
-    split = [columns[name] for name in SPLIT_FIELDS]
-    raw = (columns.female, columns.male, columns.unknown)
-    split_differs = and_(sum(split) > 0, or_(*(shown != count for shown, count in zip(split, raw, strict=True))))
-    return or_(people_held_back(columns), and_(columns.released_people > 0, split_differs))
 
 
 def released_end(end: int, now: float, open_hour: bool, delay: int = 0) -> int:

@@ -13,9 +13,7 @@ import numpy as np
 from footfall.server.classifiers import (
     ClassifierDeltas,
     apply_classifier_deltas,
-    reattribute,
     reattribute_stale,
-    set_bundles,
 )
 from footfall.server.db import Database
 from footfall.server.localtime import (
@@ -37,7 +35,7 @@ from footfall.server.release import (
 )
 from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas, release_zones
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
-from footfall.server.sql import insert_for, locked
+from footfall.server.sql import insert_for, is_postgres, locked
 from footfall.server.tables import (
     CameraPart,
     DailyClassifierRollup,
@@ -48,7 +46,7 @@ from footfall.server.tables import (
     Site,
     Zone,
 )
-from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy import bindparam, delete, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 COUNTS = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
@@ -87,7 +85,6 @@ def _released(
 
 
 _SPLIT = [RELEASED_FIELDS.index(name) for name in SPLIT_FIELDS]
-_PEOPLE_AND_SPLIT = ("released_people", *SPLIT_FIELDS)
 
 
 def _attribution(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
@@ -204,28 +201,22 @@ def _hold_seen_cells(
     before: dict[tuple[int, int], list[float]],
     bands_before: dict[tuple[int, int], dict[tuple[str, str], int]],
     after: dict[tuple[int, int], list[float]],
-    attributed_before: dict[tuple[int, int], str | None],
     k_of_zone: dict[int, int],
 ) -> None:
     """Makes each cell of ``seen`` (cells readers have seen) move in steps of at least k (footfall.server.release.
     step_release): where the rule's new release would not, writes back what readers saw, and sets ``after``
-    to what the cell now releases. A cell whose people and split are held keeps the bundle it was attributed to: a
-    late person from another bundle, or without gender, would otherwise show in its corrected share. One that
-    moves takes its raw counts' bundle, which an earlier hold may have kept from it."""
+    to what the cell now releases. A held cell takes the bundle its buckets give like any other: which bundles sent
+    buckets is fleet configuration, so a late bucket that changes it shows no person
+    (footfall.server.classifiers)."""
     h, a = HourlyRollup.__table__, HourlyAge.__table__
     bands_after = _released_bands(session, seen)
-    held_cells, held_bands, moved = [], [], []
-    kept_bundles: dict[tuple[int, int], str | None] = {}
+    held_cells, held_bands = [], []
     for key in seen:
         shown, candidate = (
             CellRelease(tuple(before[key]), bands_before[key]),
             CellRelease(tuple(after[key]), bands_after[key]),
         )
         final = step_release(shown, candidate, k_of_zone[key[0]])
-        if any(final.value(n) != candidate.value(n) for n in _PEOPLE_AND_SPLIT):  # held: the bundle stays too
-            kept_bundles[key] = attributed_before[key]
-        else:  # it moves: its raw counts' bundle again, also where this batch did not change its bundles' people
-            moved.append(key)
         if final.values != candidate.values:
             values = _as_counts(list(final.values), RELEASED_FIELDS)
             held_cells.append({"z": key[0], "h": key[1], **{f"v_{name}": v for name, v in values.items()}})
@@ -242,8 +233,6 @@ def _hold_seen_cells(
             .values({name: bindparam(f"v_{name}") for name in RELEASED_FIELDS}),
             held_cells,
         )
-    reattribute(session, moved)
-    set_bundles(session, kept_bundles)
     if held_bands:
         session.execute(
             update(a)
@@ -287,6 +276,7 @@ def apply_hourly_deltas(
     hour."""
     deciders: ClassifierDeltas = classifiers or {}
     age_deltas: AgeDeltas = ages or {}
+    _lock_cells(session, sorted({(z, h) for z, h, _ in deciders} | hourly.keys()))
     changed = {key: delta for key, delta in hourly.items() if any(delta)}
     part_deltas = {key: people for key, people in (camera_parts or {}).items() if people}
     if part_deltas:
@@ -304,7 +294,8 @@ def apply_hourly_deltas(
         changed.setdefault(key, [0.0] * len(COUNTS))
     for zone_pk, hour_start, _, _ in (key for key, people in age_deltas.items() if people):
         changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
-    if not changed:
+    if not changed:  # empty buckets for hours without a cell: their bundles still count when people come
+        apply_classifier_deltas(session, deciders)
         return
     keys = sorted(changed)
     insert = insert_for(session)
@@ -357,7 +348,7 @@ def apply_hourly_deltas(
     camera_set = set(cameras)
     zones_seen = [key for key in seen if key not in camera_set]
     if zones_seen:
-        _hold_seen_cells(session, zones_seen, before, bands_before, after, attributed_before, k_of_zone)
+        _hold_seen_cells(session, zones_seen, before, bands_before, after, k_of_zone)
     cameras_seen = [key for key in seen if key in camera_set]
     # A seen camera held back makes the cameras sharing its zones withheld in turn: until no more are held.
     held: set[tuple[int, int]] = set()
@@ -369,7 +360,7 @@ def apply_hourly_deltas(
         after.update(_released(session, cameras))
         if not cameras_seen:
             break
-        _hold_seen_cells(session, cameras_seen, before, bands_before, after, attributed_before, k_of_zone)
+        _hold_seen_cells(session, cameras_seen, before, bands_before, after, k_of_zone)
         now_held = _holding(session, cameras_seen)
         if now_held == held:
             break
@@ -429,6 +420,19 @@ def release_k(session: Session) -> int | None:
     """The k the stored released values were computed with (None before the first computation)."""
     value = session.scalar(select(Meta.value).where(Meta.key == RELEASE_K_KEY))
     return int(value) if value is not None else None
+
+
+def _lock_cells(session: Session, keys: list[tuple[int, int]]) -> None:
+    """PostgreSQL: a transaction lock per hourly cell (zone, hour) of ``keys`` (in key order), taken before any of
+    them is read. Row locks cannot cover a cell that does not exist yet: a replica storing an empty bucket for it
+    and one creating it with people would each miss the other's counts, and leave it attributed without the empty
+    bucket's bundle. SQLite lets one writer in at a time anyway (footfall.server.sql.locked)."""
+    if not keys or not is_postgres(session):
+        return
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(CAST(:z AS integer), CAST(:h AS integer))"),
+        [{"z": zone_pk, "h": hour_start // HOUR} for zone_pk, hour_start in keys],
+    )
 
 
 def _existing_cells(session: Session, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 from footfall.server.classifiers import Decided, attribute, side_key
 from footfall.server.localtime import local_day, utc_week
-from footfall.server.release import RELEASED_FIELDS, holding_late_people
+from footfall.server.release import RELEASED_FIELDS
 from footfall.server.rollups.slots import SLOT_FIELDS, SLOT_SOURCES
 from footfall.server.tables import (
     Bucket,
@@ -110,10 +110,9 @@ def released_thin_cameras(session: Session, k_of_site: dict[str, int]) -> list[t
 
 def raw_vs_classifiers(session: Session, since: int = 0) -> list[tuple[object, ...]]:
     """(zone, hour, classifier) whose people or buckets in ``rollup_classifier_people`` differ from their raw
-    buckets', and hourly cells whose attributed bundle is not the one those buckets give (empty when consistent).
-    A cell that holds late people back (footfall.server.release.step_release: it releases people, and they or its
-    released split differ from its raw counts) keeps the bundle of its last release, and is not compared.
-    Raw buckets before ``since`` may have been purged by retention; pass the watermark."""
+    buckets', and hourly cells whose attributed bundle is not the one those buckets give (empty when consistent),
+    cells that hold late people back (footfall.server.release.step_release) included. Raw buckets before ``since``
+    may have been purged by retention; pass the watermark."""
     hour = Bucket.bucket_start - Bucket.bucket_start % 3600
     raw: dict[tuple[int, int, str], Decided] = defaultdict(Decided)
     for zone_pk, start, classifier, people, buckets in session.execute(
@@ -141,7 +140,7 @@ def raw_vs_classifiers(session: Session, since: int = 0) -> list[tuple[object, .
         by_cell[(zone_pk, start)][key] = held
     h = HourlyRollup.__table__
     for zone_pk, start, classifier in session.execute(
-        select(h.c.zone_pk, h.c.hour_start, h.c.classifier).where(h.c.hour_start >= since, ~holding_late_people(h.c))
+        select(h.c.zone_pk, h.c.hour_start, h.c.classifier).where(h.c.hour_start >= since)
     ):
         expected = attribute(by_cell.get((zone_pk, int(start)), {}))
         if expected != classifier:

@@ -195,34 +195,53 @@ def test_every_value_readers_saw_moves_by_zero_or_at_least_k_and_stays_shown(
         assert result == candidate
 
 
-def test_a_held_cell_keeps_its_bundle_and_its_dwell(server: Server) -> None:
+def _held_cell_story(server: Server, late_people: int) -> list[dict]:
+    """Zone a's seen 09:00 cell decided by bundle g, then a late bucket from a counts-only box (``late_people``
+    in it, below k: held), then the first bucket sent again with another dwell of the same samples; what the day's
+    totals say after each step."""
     _register(server, "g")
-    server.ingest({**late(0, female=7, male=5, dwell=(10, 30.0)), "classifier": "g@1"})
     fields = ("people", "people_corrected", "female_share_corrected", "female_share_corrected_missing")
 
     def totals() -> dict:
         answer = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()
         return {**{name: answer["totals"][name] for name in fields}, "dwell": answer["mean_dwell_seconds"]}
 
-    first = totals()
-    assert first["people_corrected"] == 12 and first["dwell"] == 30.0
-    # One late person without gender (a counts-only agent) would leave the cell without a bundle to correct it
-    # with, and its corrected share would vanish: one person shown. The cell keeps its bundle while held.
-    server.ingest({**late(10, unknown=1), "gender": None})
+    server.ingest({**late(0, female=7, male=5, dwell=(10, 30.0)), "classifier": "g@1"})
+    steps = [totals()]
+    server.ingest({**late(10, unknown=late_people), "gender": None})
+    steps.append(totals())
     # The first bucket sent again with the same samples and another dwell: that of ten people, told by difference.
     server.ingest(
         {**late(0, female=7, male=5), "seq": 2, "dwell": {"samples": 10, "mean_seconds": 57.0}, "classifier": "g@1"}
     )
-    assert totals() == first
+    steps.append(totals())
     with server.db.read() as session:
         assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
-    # A change of the site's k releases every cell afresh from its raw counts: the held people show, and the
-    # cell takes its raw counts' bundle again (none: a person without gender), consistently everywhere.
+    return steps
+
+
+def test_a_held_cell_keeps_its_dwell_and_takes_the_bundle_its_buckets_give(server: Server, tmp_path: Path) -> None:
+    first, held, resent = _held_cell_story(server, late_people=1)
+    assert first["people_corrected"] == 12 and first["dwell"] == 30.0
+    # A counts-only box sent a bucket for the hour: no bundle's rates describe its people, so the cell is no longer
+    # corrected; its people (one late person) and its dwell stay held.
+    assert held == {
+        **first,
+        "people_corrected": 0,
+        "female_share_corrected": None,
+        "female_share_corrected_missing": "no_classified_people",
+    }
+    assert resent == held
+    # Which bundle corrects the cell depends on the buckets sent, not on the people: an empty late bucket from the
+    # counts-only box tells the same.
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _held_cell_story(twin, late_people=0) == [first, held, resent]
+    # A change of the site's k releases every cell afresh from its raw counts: the held people show.
     response = server.client.patch(SITE, json={"k": 6}, headers=server.headers("admin"))
     assert response.status_code == 200, response.text
-    again = totals()
-    assert again["people"] == 13 and again["dwell"] == 57.0
-    assert again["female_share_corrected_missing"] == "no_classified_people"
+    again = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()
+    assert again["totals"]["people"] == 13 and again["mean_dwell_seconds"] == 57.0
+    assert again["totals"]["female_share_corrected_missing"] == "no_classified_people"
     with server.db.read() as session:
         assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
 
@@ -237,17 +256,16 @@ def test_ingest_counts_a_cell_as_seen_a_margin_before_reads_cover_it() -> None:
     assert seen_until(hour_end + delay, open_hour=True, delay=delay) is None  # live answers: nothing steps
 
 
-def test_a_cell_that_moves_after_a_hold_takes_its_raw_counts_bundle_again(server: Server) -> None:
-    # Found by review: a held cell keeps its bundle, and a later move on a batch that changed no bundle's people
-    # left it on that bundle for good.
+def test_a_held_cell_takes_the_bundle_of_its_buckets_and_keeps_it_when_it_moves(server: Server) -> None:
     _register(server, "g", "h")
     server.ingest({**late(0, female=10, male=5), "classifier": "g@1"})
-    # The same bucket sent again, decided by h, one person read otherwise: split -1 / +1, held, bundle g kept.
+    # The same bucket sent again, decided by h, one person read otherwise: split -1 / +1, held; its only bucket is
+    # h's now, and so is the cell (fleet configuration: it tells nothing of the person).
     server.ingest({**late(0, female=9, male=6), "classifier": "h@1", "seq": 2})
     assert seen(server) == (15, 10, 5, 0)
     with server.db.read() as session:
-        assert raw_vs_classifiers(session) == []  # a held cell is not compared
-    # Sent again by h once more, five people read otherwise: the cell moves, and is h's (all 15 are h's now).
+        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+    # Sent again by h once more, five people read otherwise: the cell moves, and stays h's.
     server.ingest({**late(0, female=5, male=10), "classifier": "h@1", "seq": 3})
     assert seen(server) == (15, 5, 10, 0)
     with server.db.read() as session:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -13,8 +14,9 @@ import pytest
 from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_share
 from footfall.server.rollups import daily_classifiers_vs_hourly, daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
 from footfall.server.shares import estimate, estimate_many
+from sqlalchemy import text
 
-from tests.server.conftest import BASE, Server, agent_status, aggregate, make_server
+from tests.server.conftest import BASE, Server, _fresh_postgres_database, agent_status, aggregate, encoded, make_server
 
 SERIES = "/api/v1/sites/mall/traffic/series"
 TOTALS = "/api/v1/sites/mall/traffic/totals"
@@ -360,12 +362,19 @@ ATTRIBUTION_READS = {
 
 
 @pytest.mark.parametrize(
-    ("one", "other"),
+    ("one", "other", "first_alone"),
     [
         # The same boxes sent the same buckets; one person came past the counts-only box, or nobody did.
         (
-            [("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 5), "gender@3"), ("box-2", 1, (0, 0, 0), None)],
-            [("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 4), "gender@3"), ("box-2", 1, (0, 0, 1), None)],
+            [("box-2", 0, (0, 0, 0), None), ("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 5), "gender@3")],
+            [("box-2", 0, (0, 0, 1), None), ("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 4), "gender@3")],
+            False,
+        ),
+        # The same, the counts-only box's bucket stored on its own first: one for an hour no cell holds yet.
+        (
+            [("box-2", 0, (0, 0, 0), None), ("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 5), "gender@3")],
+            [("box-2", 0, (0, 0, 1), None), ("box-1", 0, (10, 10, 5), "gender@3"), ("box-1", 1, (5, 5, 4), "gender@3")],
+            True,
         ),
         # An upgrade hour: the old bundle ran two minutes, the new one one; which decided more people is theirs.
         (
@@ -379,11 +388,14 @@ ATTRIBUTION_READS = {
                 ("box-1", 1, (1, 1, 0), "gender@3"),
                 ("box-3", 2, (14, 14, 8), "gender@4"),
             ],
+            False,
         ),
     ],
-    ids=["a-counts-only-box", "an-upgrade-hour"],
+    ids=["a-counts-only-box", "its-empty-bucket-first", "an-upgrade-hour"],
 )
-def test_which_bundle_corrects_a_cell_tells_nothing_of_its_people(tmp_path, one: list, other: list) -> None:  # type: ignore[no-untyped-def]
+def test_which_bundle_corrects_a_cell_tells_nothing_of_its_people(
+    tmp_path, one: list, other: list, first_alone: bool
+) -> None:  # type: ignore[no-untyped-def]
     """A cell is attributed by the buckets each bundle sent (fleet configuration), not by the people each decided:
     attributed by people, the corrected share (null, or another bundle's rates) told that a person came past a
     counts-only box, or which bundle decided more, facts about fewer than k people. Two worlds with the same
@@ -393,9 +405,68 @@ def test_which_bundle_corrects_a_cell_tells_nothing_of_its_people(tmp_path, one:
         for server in make_server(f"sqlite:///{tmp_path / name}.db"):
             statuses = [status("box-1", "gender", "3", LEANS_MALE), status("box-3", "gender", "4", LEANS_FEMALE)]
             assert server.ingest(*statuses).status_code == 200
-            assert server.ingest(*(_bucket(*b) for b in buckets)).status_code == 200
+            messages = [_bucket(*b) for b in buckets]
+            for batch in [messages[:1], messages[1:]] if first_alone else [messages]:
+                assert server.ingest(*batch).status_code == 200
             seen.append({read: server.get(path, **params).text for read, (path, params) in ATTRIBUTION_READS.items()})
             with server.db.read() as session:
                 assert raw_vs_classifiers(session) == []
     for read in ATTRIBUTION_READS:
         assert seen[0][read] == seen[1][read], f"{read} depends on which box decided whom"
+
+
+def _store_an_empty_bucket_while_a_cell_is_created(server: Server) -> None:
+    """Replica one stores box-1's people for an hour no cell holds yet and keeps its transaction open; replica
+    two stores a counts-only box's empty bucket for that hour meanwhile; then replica one commits."""
+    import threading
+
+    from footfall.server.ingest import Incoming, Ingestor
+
+    people = Incoming(encoded(_bucket("box-1", 0, (10, 10, 5), "gender@3")), "http")
+    empty = Incoming(encoded(_bucket("box-2", 1, (0, 0, 0), None)), "http")
+    first, second = Ingestor(server.db), Ingestor(server.db)
+    done = threading.Event()
+
+    def store_empty() -> None:
+        second.ingest([empty])
+        done.set()
+
+    def waiting_or_done() -> bool:
+        with server.db.read() as probe:
+            waits = probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE NOT l.granted AND a.datname = current_database()"
+                )
+            ).scalar_one()
+        return done.is_set() or waits > 0
+
+    replica = threading.Thread(target=store_empty)
+    with server.db.write() as session:
+        first._ingest(session, [people])
+        replica.start()
+        deadline = time.monotonic() + 60
+        while not waiting_or_done():
+            assert time.monotonic() < deadline, "the second replica neither waited nor finished"
+            time.sleep(0.01)
+    replica.join(60)
+    assert done.is_set()
+
+
+@pytest.mark.postgres
+def test_an_empty_bucket_stored_while_another_replica_creates_its_cell_still_counts(postgres_url: str) -> None:
+    """Found by review: two replicas at once, one creating a cell with people, the other storing a counts-only
+    box's empty bucket for it. A row lock cannot cover a cell that does not exist, so each missed the other's
+    counts and the cell stayed attributed to box-1's bundle (as if the counts-only box had not run), where one
+    person past that box would have made it unattributed. The second replica now waits for the first."""
+    for url in _fresh_postgres_database(postgres_url):
+        for server in make_server(url):
+            server.ingest(status("box-1", "gender", "3", LEANS_MALE))
+            # Both boxes known and the zone created an hour later: only the cell is new.
+            later = [_bucket("box-1", 60, (5, 5, 0), "gender@3"), _bucket("box-2", 60, (0, 0, 0), None)]
+            assert server.ingest(*later).status_code == 200
+            _store_an_empty_bucket_while_a_cell_is_created(server)
+            with server.db.read() as session:
+                assert raw_vs_classifiers(session) == []
+                cells = session.execute(text("SELECT hour_start, classifier FROM rollup_hourly ORDER BY hour_start"))
+                assert [bundle for _, bundle in cells] == [None, None]

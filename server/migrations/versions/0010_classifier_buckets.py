@@ -36,10 +36,14 @@ def upgrade() -> None:
         f"AND c.hour_start = {HOUR} AND c.classifier = {KEY}) "
         f"GROUP BY b.zone_pk, {HOUR}, {KEY}"
     )
+    # A range on bucket_start, not the hour expression, so that each row counts its buckets through
+    # ix_buckets_zone_start instead of reading every bucket.
     op.execute(
         "UPDATE rollup_classifier_people SET buckets = (SELECT COUNT(*) FROM buckets b "
         "WHERE b.zone_pk = rollup_classifier_people.zone_pk "
-        f"AND {HOUR} = rollup_classifier_people.hour_start AND {KEY} = rollup_classifier_people.classifier)"
+        "AND b.bucket_start >= rollup_classifier_people.hour_start "
+        "AND b.bucket_start < rollup_classifier_people.hour_start + 3600 "
+        f"AND {KEY} = rollup_classifier_people.classifier)"
     )
     op.execute("DELETE FROM meta WHERE key = 'release_k'")
 
