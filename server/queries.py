@@ -158,7 +158,8 @@ def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) 
 def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int) -> Rows:
     """Released counts per local hour of week (0 = Monday 00:00), summed over the zones.
 
-    ``occurrences`` counts the distinct hours with data, so ``count / occurrences`` is the mean per week.
+    ``occurrences`` counts the distinct hours an agent reported (a quiet one is a cell of 0 people), so
+    ``count / occurrences`` is the mean per week.
     """
     h = HourlyRollup
     result = session.execute(

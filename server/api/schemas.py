@@ -69,7 +69,7 @@ class Series(BaseModel):
     end: str
     timezone: str
     k: int = Field(description="Zone × hour cells with 1 to k-1 people are withheld.")
-    points: list[SeriesPoint] = Field(description="Buckets with data only, oldest first.")
+    points: list[SeriesPoint] = Field(description="Buckets an agent reported (a quiet one as 0), oldest first.")
     totals: CountsWithShare
 
 
@@ -114,7 +114,7 @@ class AgeSeries(BaseModel):
     )
     audience: str | None = Field(None, description="The gender(s) of the audience asked for.")
     age: list[str] | None = Field(None, description="The bands of the audience asked for.")
-    points: list[AgePoint] = Field(description="Buckets with data only, oldest first.")
+    points: list[AgePoint] = Field(description="Buckets an agent reported (a quiet one as 0), oldest first.")
     totals: AgeTable
 
 
@@ -162,7 +162,7 @@ class Heatmap(BaseModel):
     end: str
     timezone: str
     k: int
-    cells: list[HeatmapCell] = Field(description="Hours of week with data.")
+    cells: list[HeatmapCell] = Field(description="Hours of week an agent reported.")
 
 
 class ZoneTotals(CountsWithShare):
@@ -238,7 +238,7 @@ class Visitors(BaseModel):
     entrances: list[str] = Field(description="Entrance lines of the site (they send 'in' and 'out' counts).")
     cameras: list[str] = Field(description="Cameras that send their distinct visitors.")
     visitors_note: str | None = Field(description="Why site visitors and occupancy are null, when they are.")
-    points: list[VisitorPoint] = Field(description="Buckets with data only, oldest first.")
+    points: list[VisitorPoint] = Field(description="Buckets an agent reported (a quiet one as 0), oldest first.")
     totals: VisitorTotals
     occupancy_at_end: Occupancy | None = Field(description="Occupancy at the range's end; null without entrances.")
 

@@ -35,7 +35,7 @@ from footfall.server.release import (
 )
 from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas, release_zones
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
-from footfall.server.sql import insert_for, is_postgres, locked
+from footfall.server.sql import insert_for, locked
 from footfall.server.tables import (
     CameraPart,
     DailyClassifierRollup,
@@ -46,7 +46,7 @@ from footfall.server.tables import (
     Site,
     Zone,
 )
-from sqlalchemy import bindparam, delete, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 COUNTS = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
@@ -276,7 +276,6 @@ def apply_hourly_deltas(
     hour."""
     deciders: ClassifierDeltas = classifiers or {}
     age_deltas: AgeDeltas = ages or {}
-    _lock_cells(session, sorted({(z, h) for z, h, _ in deciders} | hourly.keys()))
     changed = {key: delta for key, delta in hourly.items() if any(delta)}
     part_deltas = {key: people for key, people in (camera_parts or {}).items() if people}
     if part_deltas:
@@ -287,15 +286,14 @@ def apply_hourly_deltas(
             k_of_zone.setdefault(camera_cell[0], k_of_zone[part_zone])
     for zone_pk, hour_start, _ in (key for key, decided in deciders.items() if decided.people):
         changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
-    # A bucket that adds no people (an empty one) changes only which bundles sent the cell's buckets: a cell that
-    # exists is re-attributed with the others, locked; none is created for it (a cell is an hour with people).
-    bucketed = {(z, h) for (z, h, _), decided in deciders.items() if decided.buckets} - changed.keys()
-    for key in _existing_cells(session, sorted(bucketed)):
-        changed.setdefault(key, [0.0] * len(COUNTS))
+    # An empty bucket makes its hour a cell too, of 0 people: the camera watched and nobody came. Means per hour of
+    # the week count it (a quiet Monday 09:00 is a 0, not a week left out), and the bundles that sent the hour's
+    # buckets are on record when people come.
+    for zone_pk, hour_start, _ in (key for key, decided in deciders.items() if decided.buckets):
+        changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
     for zone_pk, hour_start, _, _ in (key for key, people in age_deltas.items() if people):
         changed.setdefault((zone_pk, hour_start), [0.0] * len(COUNTS))
-    if not changed:  # empty buckets for hours without a cell: their bundles still count when people come
-        apply_classifier_deltas(session, deciders)
+    if not changed:
         return
     keys = sorted(changed)
     insert = insert_for(session)
@@ -420,30 +418,6 @@ def release_k(session: Session) -> int | None:
     """The k the stored released values were computed with (None before the first computation)."""
     value = session.scalar(select(Meta.value).where(Meta.key == RELEASE_K_KEY))
     return int(value) if value is not None else None
-
-
-def _lock_cells(session: Session, keys: list[tuple[int, int]]) -> None:
-    """PostgreSQL: a transaction lock per hourly cell (zone, hour) of ``keys`` (in key order), taken before any of
-    them is read. Row locks cannot cover a cell that does not exist yet: a replica storing an empty bucket for it
-    and one creating it with people would each miss the other's counts, and leave it attributed without the empty
-    bucket's bundle. SQLite lets one writer in at a time anyway (footfall.server.sql.locked)."""
-    if not keys or not is_postgres(session):
-        return
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(CAST(:z AS integer), CAST(:h AS integer))"),
-        [{"z": zone_pk, "h": hour_start // HOUR} for zone_pk, hour_start in keys],
-    )
-
-
-def _existing_cells(session: Session, keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The hourly cells (zone, hour) of ``keys`` that exist."""
-    h = HourlyRollup.__table__
-    found: list[tuple[int, int]] = []
-    for offset in range(0, len(keys), 500):
-        chunk = tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500])
-        rows = session.execute(select(h.c.zone_pk, h.c.hour_start).where(chunk))
-        found.extend((int(z), int(start)) for z, start in rows)
-    return found
 
 
 def ensure_release(db: Database, k: int) -> bool:

@@ -9,6 +9,9 @@ from footfall.server.migrate import current_revision, head_revision, upgrade
 from footfall.server.tables import Base
 from sqlalchemy import inspect
 
+HOUR_1 = 1_794_790_800  # Monday 2026-11-16 01:00 UTC
+WEEK = 7 * 24 * 3600
+
 
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
@@ -180,8 +183,9 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
 def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by_them(database_url: str) -> None:
     """Before 0010 a cell was attributed from its people: a counts-only box whose buckets were empty left it
     attributed to the bundle that decided everyone. 0010 counts the buckets each bundle sent (empty ones too), and
-    the next start attributes the cell by them: a counts-only box ran, so no bundle's rates describe the hour."""
-    from footfall.server.rollups import ensure_release, raw_vs_classifiers
+    the next start attributes the cell by them: a counts-only box ran, so no bundle's rates describe the hour. An
+    hour whose buckets were all empty becomes a cell of 0 people, which the slots count as observed."""
+    from footfall.server.rollups import ensure_release, raw_vs_classifiers, raw_vs_hourly, slots_vs_hourly
     from sqlalchemy import text
 
     db = Database(database_url)
@@ -197,12 +201,14 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                     "VALUES (1, 'mall', 'a', 'A', 'other', 0, 'passes')"
                 )
             )
-            for agent, classifier, (female, male) in (("box-1", "'gender@3'", (4, 5)), ("box-2", "NULL", (0, 0))):
+            buckets = [("box-1", "'gender@3'", HOUR_1 + 60, (4, 5)), ("box-2", "NULL", HOUR_1 + 60, (0, 0))]
+            buckets.append(("box-1", "'gender@3'", HOUR_1 + WEEK, (0, 0)))  # a week later, nobody came
+            for agent, classifier, start, (female, male) in buckets:
                 conn.execute(
                     text(
                         "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
                         "female, male, unknown, dwell_samples, dwell_seconds, received_at, classifier) "
-                        f"VALUES ('{agent}', 'c', 1, 3660, 60, 1, {female + male}, {female}, {male}, 0, 0, 0, 0, "
+                        f"VALUES ('{agent}', 'c', 1, {start}, 60, 1, {female + male}, {female}, {male}, 0, 0, 0, 0, "
                         f"{classifier})"
                     )
                 )
@@ -210,26 +216,30 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                 text(
                     "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
                     "dwell_samples, dwell_seconds, released_people, released_female, released_male, withheld, "
-                    "classifier) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0, 9, 0, 0, 0, 'gender@3')"
+                    f"classifier) VALUES (1, {HOUR_1}, 1, 9, 4, 5, 0, 0, 0, 9, 0, 0, 0, 'gender@3')"
                 )
             )
             conn.execute(
                 text(
                     "INSERT INTO rollup_classifier_people (zone_pk, hour_start, classifier, people) "
-                    "VALUES (1, 3600, 'gender@3', 9)"
+                    f"VALUES (1, {HOUR_1}, 'gender@3', 9)"
                 )
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
         assert upgrade(db.engine) == "0010"
         with db.read() as session:
             rows = session.execute(
-                text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier")
+                text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier, hour_start")
             )
-            assert [tuple(r) for r in rows] == [("", 0, 1), ("gender@3", 9, 1)]
-            assert raw_vs_classifiers(session) == [((1, 3600), "attributed", None, "gender@3")]  # until the start
+            assert [tuple(r) for r in rows] == [("", 0, 1), ("gender@3", 9, 1), ("gender@3", 0, 1)]
+            assert raw_vs_classifiers(session)[0] == ((1, HOUR_1), "attributed", None, "gender@3")  # until the start
+            # The quiet hour a week later is a cell of 0 people, Monday 01:00 in the site's time zone (UTC).
+            quiet = session.execute(text(f"SELECT local_how, people FROM rollup_hourly WHERE hour_start > {HOUR_1}"))
+            assert tuple(quiet.one()) == (1, 0)
         assert ensure_release(db, 5) is True
         with db.read() as session:
-            assert raw_vs_classifiers(session) == []
-            assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar_one() is None
+            assert raw_vs_classifiers(session) == [] and raw_vs_hourly(session) == [] and slots_vs_hourly(session) == []
+            cells = session.execute(text("SELECT classifier FROM rollup_hourly ORDER BY hour_start"))
+            assert [bundle for (bundle,) in cells] == [None, "gender@3"]
     finally:
         db.dispose()

@@ -310,3 +310,22 @@ def test_unknown_site_and_zone_are_404_with_their_names(sqlite_server: Server) -
         "/api/v1/sites/mall", json={"timezone": "Mars/Olympus"}, headers=sqlite_server.headers("admin")
     )
     assert bad_tz.status_code == 422 and "unknown time zone 'Mars/Olympus'" in bad_tz.json()["detail"]
+
+
+def test_an_hour_the_camera_watched_and_nobody_passed_counts_as_zero_in_means(server: Server) -> None:
+    """A Monday 09:00 with 50 people and three Mondays whose buckets were empty: 12.5 people per week, not 50 over
+    the one week someone came (which overstated every quiet slot, and the audience ad placement expects there).
+    An hour no agent reported (Monday 10:00) is no observation at all."""
+    monday = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    messages = [aggregate(zone="a", start=monday, female=30, male=20)]
+    messages += [aggregate(zone="a", start=monday - timedelta(weeks=w), seq=1 + w) for w in (1, 2, 3)]
+    assert server.ingest(*messages).status_code == 200
+    span = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
+    cells = server.get("/api/v1/sites/mall/traffic/heatmap", zone="a", **span).json()["cells"]
+    assert [(c["weekday"], c["hour"], c["weeks_observed"], c["mean_people"]) for c in cells] == [("Mon", 9, 4, 12.5)]
+    (peak,) = server.get("/api/v1/sites/mall/traffic/peak-hours", zone="a", **span).json()["hours"]
+    assert (peak["hour"], peak["days_observed"], peak["mean_people_per_day"]) == (9, 4, 12.5)
+    (slot,) = server.get("/api/v1/sites/mall/insights/ad-placement", audience="female", **span).json()["slots"]
+    assert slot["weeks_observed"] == 4 and "on average 12.5 people per week" in slot["explanation"]
+    points = server.get("/api/v1/sites/mall/traffic/series", zone="a", **span).json()["points"]
+    assert [p["people"] for p in points] == [0, 0, 0, 50]  # the quiet hours are zeros, not gaps
