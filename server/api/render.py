@@ -37,8 +37,9 @@ def counts_table(
     A count is ``null`` only when nothing behind it was released: ``people`` when every cell with people was
     withheld, the split when no cell with people released one; ``female`` and ``male`` (like their shares) also
     when no person of the released split was classified: a counts-only site's people are all unknown, which is no
-    gender figure at all, not zero women and zero men. ``people_lower_bound`` says that withheld cells
-    are left out of ``people``; ``unsplit`` are people of cells whose split was withheld."""
+    gender figure at all, not zero women and zero men (an hour with nobody in it has 0 of each).
+    ``people_lower_bound`` says that withheld cells are left out of ``people``; ``unsplit`` are people of cells
+    whose split was withheld."""
     n = len(people)
     if n == 0:
         return []
@@ -51,6 +52,8 @@ def counts_table(
     people_hidden = (people == 0) & (withheld > 0)
     split_hidden = people_hidden | ((split == 0) & (people > 0))
     classified = female + male
+    # People none of whom was classified (a counts-only site) have no gender figure; an hour of nobody has 0 of each.
+    unclassified = (classified == 0) & (people > 0)
     share_visible = ~split_hidden & (classified > 0)
     safe = np.where(classified > 0, classified, 1)
     female_share = np.where(share_visible, np.round(female / safe, 4), np.nan)
@@ -71,8 +74,8 @@ def counts_table(
     names: tuple[str, ...] = (*COUNT_COLUMNS, "suppressed", "female_share", "male_share")
     columns = [
         column(people, people_hidden),
-        column(female, split_hidden | (classified == 0)),
-        column(male, split_hidden | (classified == 0)),
+        column(female, split_hidden | unclassified),
+        column(male, split_hidden | unclassified),
         column(unknown, split_hidden),
         unsplit.tolist(),
         withheld.tolist(),

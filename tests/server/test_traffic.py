@@ -328,4 +328,7 @@ def test_an_hour_the_camera_watched_and_nobody_passed_counts_as_zero_in_means(se
     (slot,) = server.get("/api/v1/sites/mall/insights/ad-placement", audience="female", **span).json()["slots"]
     assert slot["weeks_observed"] == 4 and "on average 12.5 people per week" in slot["explanation"]
     points = server.get("/api/v1/sites/mall/traffic/series", zone="a", **span).json()["points"]
-    assert [p["people"] for p in points] == [0, 0, 0, 50]  # the quiet hours are zeros, not gaps
+    # The quiet hours are zeros, not gaps, and not hidden: nobody passed, so no woman and no man either.
+    assert [(p["people"], p["female"], p["male"], p["suppressed"]) for p in points] == [(0, 0, 0, False)] * 3 + [
+        (50, 30, 20, False)
+    ]

@@ -42,12 +42,14 @@ def upgrade() -> None:
     with op.batch_alter_table("rollup_classifier_people") as batch:
         batch.add_column(sa.Column("buckets", sa.BigInteger(), nullable=False, server_default="0"))
     # Empty buckets added no people, so their (zone, hour, bundle) may have no row yet.
+    # Grouped first, then looked up: one probe per (zone, hour, bundle), not per bucket.
     op.execute(
         "INSERT INTO rollup_classifier_people (zone_pk, hour_start, classifier, people, buckets) "
-        f"SELECT b.zone_pk, {HOUR}, {KEY}, 0, 0 FROM buckets b "
-        "WHERE NOT EXISTS (SELECT 1 FROM rollup_classifier_people c WHERE c.zone_pk = b.zone_pk "
-        f"AND c.hour_start = {HOUR} AND c.classifier = {KEY}) "
-        f"GROUP BY b.zone_pk, {HOUR}, {KEY}"
+        "SELECT g.zone_pk, g.hour_start, g.classifier, 0, 0 FROM "
+        f"(SELECT b.zone_pk, {HOUR} AS hour_start, {KEY} AS classifier FROM buckets b "
+        f"GROUP BY b.zone_pk, {HOUR}, {KEY}) g "
+        "WHERE NOT EXISTS (SELECT 1 FROM rollup_classifier_people c WHERE c.zone_pk = g.zone_pk "
+        "AND c.hour_start = g.hour_start AND c.classifier = g.classifier)"
     )
     # A range on bucket_start, not the hour expression, so that each row counts its buckets through
     # ix_buckets_zone_start instead of reading every bucket.
@@ -61,9 +63,11 @@ def upgrade() -> None:
     connection = op.get_bind()
     quiet = connection.execute(
         sa.text(
-            f"SELECT DISTINCT b.zone_pk, {HOUR}, s.timezone FROM buckets b "
-            "JOIN zones z ON z.id = b.zone_pk JOIN sites s ON s.site_id = z.site_id "
-            f"WHERE NOT EXISTS (SELECT 1 FROM rollup_hourly h WHERE h.zone_pk = b.zone_pk AND h.hour_start = {HOUR})"
+            "SELECT g.zone_pk, g.hour_start, s.timezone FROM "
+            f"(SELECT DISTINCT b.zone_pk, {HOUR} AS hour_start FROM buckets b) g "
+            "JOIN zones z ON z.id = g.zone_pk JOIN sites s ON s.site_id = z.site_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM rollup_hourly h WHERE h.zone_pk = g.zone_pk "
+            "AND h.hour_start = g.hour_start)"
         )
     ).all()
     if quiet:

@@ -73,7 +73,7 @@ export function seriesChart(container, data) {
   const hatch = uniqueId("hatch");
 
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "series-chart", role: "img",
-    "aria-label": `People per ${granularity}, ${plural(points.length, "bucket")} with data, stacked by gender`,
+    "aria-label": `People per ${granularity}, ${plural(points.length, "bucket")} reported, stacked by gender`,
     dataset: { points: points.length } });
   svg.append(hatchDefs(hatch));
 

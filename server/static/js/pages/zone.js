@@ -61,17 +61,18 @@ function renderKpis(data, range, allZones) {
   const { totals, series, peaks } = data;
   const k = totals.k;
   const t = totals.totals;
-  // Days with data (a day without any count, before the camera was installed say, is not averaged in): the
-  // local dates of hourly or daily buckets; for weekly buckets, the most days any hour of the day was seen on.
+  // Days reported (an agent sent buckets, quiet ones included; a day before the camera was installed, say, is not
+  // averaged in): the local dates of hourly or daily buckets; for weekly buckets, the most days any hour of the
+  // day was seen on.
   const daysWithData = series.granularity === "week"
     ? Math.max(0, ...peaks.hours.map((p) => p.days_observed))
     : new Set(series.points.map((p) => p.label.slice(0, 10))).size;
   const top = peaks.hours.find((p) => p.people !== null);
   document.getElementById("kpis").replaceChildren(
     // Summed over a site's zones, which overlap, the figure counts passes (a person in two zones counts twice).
-    kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} with data`, "kpi-people"),
+    kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} reported`, "kpi-people"),
     kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : fmtMean(t.people / daysWithData),
-      `average over ${plural(daysWithData, "day")} with data`, "kpi-per-day"),
+      `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
     // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it.
     kpi("Women", correctedShareNode(t, "female"),
       h("span", {}, "corrected for the classifier's known errors; raw: ", countNode(t.female, k), " of ",
