@@ -590,6 +590,18 @@ def test_zone_page_draws_series_split_heatmap_and_hides_small_counts(open_page, 
     assert p.locator("svg.heatmap rect.cell.empty").count() == 168 - len(heat["cells"])
     page.screenshot("zone-suppressed")
 
+    # The main entrance's agent reports its empty night hours: coloured by the female share, an hour of the week
+    # nobody passed in has no share to colour, and is not hatched as hidden either.
+    page.open(f"/dashboard/zone?site=mall&zone=entrance&range=custom&from={first}&to={last}&g=hour")
+    page.wait_ready()
+    p.locator("#seg-heat-metric button[data-value=female_share]").click()
+    heat = live_server.get("/sites/mall/traffic/heatmap", start=start, end=end, zone="entrance")
+    quiet = sum(c["people"] == 0 for c in heat["cells"])
+    hidden = sum(c["people"] is None or (c["people"] > 0 and c["female_share"] is None) for c in heat["cells"])
+    assert quiet > 0, "the fixture must report quiet hours"
+    assert p.locator("svg.heatmap rect.cell.quiet").count() == quiet
+    assert p.locator("svg.heatmap rect.cell.suppressed").count() == hidden
+
     # A busy zone by day: numbers match the API, and the split shows counts and shares.
     page.open(f"/dashboard/zone?site=mall&zone=food-court&range=custom&from={first}&to={last}&g=day")
     page.wait_ready()

@@ -49,7 +49,9 @@ export function heatmapChart(container, data, metric = "people") {
       if (!cell) cls += " empty";
       else if (cell.people === null) { cls += " suppressed"; fill = `url(#${hatch})`; }
       else if (metric === "female_share") {
-        if (cell.female_share === null) { cls += " suppressed"; fill = `url(#${hatch})`; } else fill = shareColour(cell.female_share);
+        // Nobody passed in this hour of the week: no share to colour, and nothing hidden either.
+        if (cell.people === 0) cls += " quiet";
+        else if (cell.female_share === null) { cls += " suppressed"; fill = `url(#${hatch})`; } else fill = shareColour(cell.female_share);
       } else fill = rampColour((cell.mean_people ?? 0) / maxMean);
       cells.append(s("rect", { class: cls, x: left + hour * cw, y: top + day * ch, width: cw, height: ch, rx: 2,
         fill: fill || null, dataset: { how } }));
