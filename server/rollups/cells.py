@@ -265,9 +265,10 @@ def apply_hourly_deltas(
 
     Released values are not additive (a cell of 4 people releases nothing, of 5 releases 5), so the change is
     read off the cell before and after, with the cells locked in between: replicas ingesting into the same
-    hour take turns. ``classifiers`` (raw people per cell and deciding bundle) re-attribute the cells they touch
-    (footfall.server.classifiers) while the cells are locked: a bucket sent again by another bundle, or without
-    gender, may change which bundle its cell is attributed to without changing its counts. ``ages`` (people per
+    hour take turns. ``classifiers`` (raw people and buckets per cell and deciding bundle) re-attribute the cells
+    they touch (footfall.server.classifiers) while the cells are locked: a bucket sent again by another bundle, an
+    empty one, or one without gender may change which bundle its cell is attributed to without changing its
+    counts; an empty bucket creates its cell (0 people: the hour was watched). ``ages`` (people per
     cell, gender and age band; footfall.server.rollups.ages) are added and released the same way, after the
     cells' release, which theirs depends on: a bucket sent again with other bands changes them alone.
     ``camera_parts`` (people per zone, hour and the camera that saw them) are added to ``rollup_camera_parts``, and
