@@ -10,7 +10,12 @@ they are:
 - of those, how many the bundle would have *decided* in FP32 (top probability at or above its abstain
   threshold) and how many had a top probability under 0.6, i.e. faces on the decision boundary;
 - the INT8 detector's drift from the FP32 detector on the face it picks: landmarks and box, mean absolute
-  difference per coordinate in units of the eye distance (median and 95th percentile over faces).
+  difference per coordinate in units of the eye distance (median and 95th percentile over faces);
+- per pipeline, its **lean**: the mean change of the female-vs-male logit against the all-FP32 pipeline, with its
+  standard error. A lean away from 0 is a systematic shift (correctable); near 0, the flips are noise whose net
+  sign is chance, about ±√flips faces for one standard deviation;
+- a yardstick: the all-FP32 pipeline on the same images with ±1 grey level of noise added (fixed per image), i.e.
+  how many answers a perturbation nobody can see flips.
 
 Faces are read the way ``footfall evaluate`` reads them (same detector call, face choice and crop). Tune on
 ``val``; ``test`` is for reporting once. Disagreement counts and latencies depend on the CPU's integer kernels:
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +44,17 @@ from footfall.models.datasets import ImageSource, load_csv_manifest
 REPO = Path(__file__).resolve().parents[1]
 BOUNDARY = 0.6  # a top probability under this is a face on the decision boundary
 PRECISIONS = ("fp32", "int8")
+
+
+class GreyNoiseSource(ImageSource):
+    """The images with ±1 grey level of noise per pixel and channel, the same for an image on every read."""
+
+    def read_bgr(self, path: str) -> np.ndarray | None:
+        image = super().read_bgr(path)
+        if image is None:
+            return None
+        rng = np.random.default_rng(zlib.crc32(path.encode()))
+        return np.clip(image.astype(np.int16) + rng.integers(-1, 2, image.shape), 0, 255).astype(np.uint8)
 
 
 def probabilities(classifier: GenderClassifier, chips: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -65,16 +82,26 @@ def drift(reference: FaceBoxes, candidate: FaceBoxes) -> dict[str, float | int]:
     }
 
 
+def logit(probs: np.ndarray) -> np.ndarray:
+    """The first label's log-odds against the second (female vs male), clipped away from 0 and 1."""
+    clipped = np.clip(probs, 1e-6, 1.0)
+    return np.log(clipped[:, 0] / clipped[:, 1])
+
+
 def disagreement(reference: np.ndarray, candidate: np.ndarray, truth: np.ndarray, threshold: float) -> dict:
-    """Faces whose most likely label differs from the reference pipeline's, and what they are."""
+    """Faces whose most likely label differs from the reference pipeline's, what they are, and the candidate's
+    lean: the mean change of the first label's logit, with its standard error."""
     flipped = reference.argmax(1) != candidate.argmax(1)
     top = reference.max(1)
     gained = float((candidate.argmax(1) == truth).mean() - (reference.argmax(1) == truth).mean())
+    shift = logit(candidate) - logit(reference)
     return {
         "flipped": int(flipped.sum()),
         "flipped_decided_in_fp32": int((flipped & (top >= threshold)).sum()),
         "flipped_on_boundary": int((flipped & (top < BOUNDARY)).sum()),
         "accuracy_points": round(100 * gained, 2),
+        "lean_logit": round(float(shift.mean()), 4),
+        "lean_logit_sem": round(float(shift.std(ddof=1) / np.sqrt(len(shift))) if len(shift) > 1 else 0.0, 4),
     }
 
 
@@ -103,6 +130,14 @@ def measure(data: Path, split: str, limit: int | None, gender: Path, detector: P
             source.close()
         probs = {(d, c): probabilities(classifiers[c], chips[d]) for d in PRECISIONS for c in PRECISIONS}
         reference = probs[("fp32", "fp32")]
+        noisy_source = GreyNoiseSource(data / f"{dataset}.zip")
+        try:
+            noisy_faces = detect_boxes(noisy_source, records, detectors["fp32"])
+            noisy_chips = np.zeros_like(chips["fp32"])
+            cut_chips(noisy_source, records, noisy_faces, spec, noisy_chips)
+        finally:
+            noisy_source.close()
+        noisy = probabilities(classifiers["fp32"], noisy_chips)
         report["datasets"][dataset] = {
             "images": len(records),
             "no_face": {p: int(faces[p].no_face.sum()) for p in PRECISIONS},
@@ -110,6 +145,7 @@ def measure(data: Path, split: str, limit: int | None, gender: Path, detector: P
             "int8_detector": disagreement(reference, probs[("int8", "fp32")], truth, threshold),
             "int8_classifier": disagreement(reference, probs[("fp32", "int8")], truth, threshold),
             "both_int8": disagreement(reference, probs[("int8", "int8")], truth, threshold),
+            "fp32_grey_noise": disagreement(reference, noisy, truth, threshold),
             "detector_drift": drift(faces["fp32"], faces["int8"]),
         }
     return report
@@ -117,13 +153,17 @@ def measure(data: Path, split: str, limit: int | None, gender: Path, detector: P
 
 def print_report(report: dict) -> None:
     print(f"CPU: {report['cpu']}; split {report['split']}; abstain threshold {report['abstain_threshold']:.3f}")
-    print(f"{'dataset':12s} {'pipeline':16s} {'flipped':>7s} {'decided':>7s} {'<0.6':>5s} {'Δacc pts':>8s}")
+    print(
+        f"{'dataset':12s} {'pipeline':16s} {'flipped':>7s} {'decided':>7s} {'<0.6':>5s} {'Δacc pts':>8s} "
+        f"{'lean (logit ± se)':>18s}"
+    )
     for dataset, row in report["datasets"].items():
-        for pipeline in ("int8_detector", "int8_classifier", "both_int8"):
+        for pipeline in ("int8_detector", "int8_classifier", "both_int8", "fp32_grey_noise"):
             cell = row[pipeline]
             print(
                 f"{dataset:12s} {pipeline:16s} {cell['flipped']:7d} {cell['flipped_decided_in_fp32']:7d} "
-                f"{cell['flipped_on_boundary']:5d} {cell['accuracy_points']:+8.2f}"
+                f"{cell['flipped_on_boundary']:5d} {cell['accuracy_points']:+8.2f} "
+                f"{cell['lean_logit']:+9.4f} ± {cell['lean_logit_sem']:.4f}"
             )
         d = row["detector_drift"]
         print(

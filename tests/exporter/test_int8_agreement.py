@@ -49,6 +49,35 @@ def test_disagreement_separates_decided_from_boundary_faces() -> None:
     assert figures["accuracy_points"] == 0.0
 
 
+def test_lean_is_the_mean_logit_shift_with_its_standard_error() -> None:
+    bench = _bench()
+    reference = np.array([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])
+    # Every face moved towards the first label by the same log-odds: a lean of log(3) with no spread.
+    candidate = np.array([[0.75, 0.25]] * 3)
+    figures = bench.disagreement(reference, candidate, np.array([0, 1, 0]), threshold=0.8)
+    assert figures["lean_logit"] == pytest.approx(np.log(3), abs=1e-4) and figures["lean_logit_sem"] == 0.0
+    # Moves that cancel out: no lean, and a standard error that says how sure that is.
+    candidate = np.array([[0.75, 0.25], [0.25, 0.75], [0.5, 0.5]])
+    figures = bench.disagreement(reference, candidate, np.array([0, 1, 0]), threshold=0.8)
+    assert figures["lean_logit"] == pytest.approx(0.0, abs=1e-4)
+    assert figures["lean_logit_sem"] == pytest.approx(np.log(3) / np.sqrt(3), abs=1e-4)
+
+
+def test_grey_noise_moves_each_pixel_by_at_most_one_level_the_same_on_every_read(tmp_path: Path) -> None:
+    import cv2
+
+    bench = _bench()
+    image = np.full((20, 20, 3), 128, np.uint8)
+    image[0, 0] = (0, 255, 0)  # the ends stay in range
+    assert cv2.imwrite(str(tmp_path / "face.png"), image)
+    source = bench.GreyNoiseSource(tmp_path)
+    first, again = source.read_bgr("face.png"), source.read_bgr("face.png")
+    assert first is not None and again is not None and np.array_equal(first, again)
+    change = first.astype(int) - image.astype(int)
+    assert np.abs(change).max() == 1 and (change != 0).mean() > 0.5
+    assert first.min() >= 0 and first.max() <= 255
+
+
 def test_drift_is_in_eye_distances_and_skips_faces_one_side_missed() -> None:
     bench = _bench()
     figures = bench.drift(_faces(0.0, 0.0, None), _faces(4.0, 2.0, 0.0))
@@ -72,10 +101,12 @@ def test_bench_runs_on_the_shipped_bundles(data_dir: Path, tmp_path: Path) -> No
     assert set(report["datasets"]) == {"utkface-112", "wiki-144"}
     for row in report["datasets"].values():
         assert row["images"] == 12
-        for pipeline in ("int8_detector", "int8_classifier", "both_int8"):
+        for pipeline in ("int8_detector", "int8_classifier", "both_int8", "fp32_grey_noise"):
             cell = row[pipeline]
             assert 0 <= cell["flipped_decided_in_fp32"] <= cell["flipped"] <= 12
             assert 0 <= cell["flipped_on_boundary"] <= cell["flipped"]
+            # No pipeline leans by a tenth of a logit (measured: under 0.01 on the full val splits).
+            assert abs(cell["lean_logit"]) < 0.1 and cell["lean_logit_sem"] >= 0
         # The INT8 detector finds the FP32 detector's face and moves its landmarks by a few hundredths of the eye
         # distance (median 0.023 / 0.025 on the full val splits); 0.15 leaves room for any CPU's rounding.
         assert row["detector_drift"]["faces"] >= 10
