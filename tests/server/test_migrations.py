@@ -7,10 +7,42 @@ from alembic.runtime.migration import MigrationContext
 from footfall.server.db import Database
 from footfall.server.migrate import current_revision, head_revision, upgrade
 from footfall.server.tables import Base
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 
 HOUR_1 = 1_794_790_800  # Monday 2026-11-16 01:00 UTC
 WEEK = 7 * 24 * 3600
+
+
+def _mall(conn: Connection, *zones: tuple[str, str]) -> None:
+    """Site 'mall' (UTC) and its zones, (zone id, measure) each, numbered 1, 2, ... in order."""
+    conn.execute(text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)"))
+    for pk, (zone, measure) in enumerate(zones, start=1):
+        conn.execute(
+            text(
+                "INSERT INTO zones (id, site_id, zone_id, name, kind, created_at, measure) "
+                f"VALUES ({pk}, 'mall', '{zone}', '{zone}', 'other', 0, '{measure}')"
+            )
+        )
+
+
+def _bucket(
+    conn: Connection,
+    zone_pk: int,
+    start: int,
+    counts: tuple[int, int, int],
+    *,
+    agent: str = "x",
+    camera: str = "c",
+    seq: int = 1,
+    classifier: str | None = None,
+) -> None:
+    """A raw minute bucket of (female, male, unknown) people; ``classifier`` only where the schema has it (0007)."""
+    female, male, unknown = counts
+    row = {"agent_id": f"'{agent}'", "camera_id": f"'{camera}'", "zone_pk": zone_pk, "bucket_start": start}
+    row |= {"bucket_seconds": 60, "seq": seq, "people": female + male + unknown}
+    row |= {"female": female, "male": male, "unknown": unknown, "dwell_samples": 0, "dwell_seconds": 0}
+    row |= {"received_at": 0} | ({"classifier": f"'{classifier}'"} if classifier is not None else {})
+    conn.execute(text(f"INSERT INTO buckets ({', '.join(row)}) VALUES ({', '.join(map(str, row.values()))})"))
 
 
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
@@ -39,27 +71,13 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
     """Buckets and cells from before the classifier registry name no bundle: they are attributed to '?', whose
     rates nobody knows, so their share is not corrected, and the raw vs side-table check holds."""
     from footfall.server.rollups import daily_classifiers_vs_hourly, raw_vs_classifiers
-    from sqlalchemy import text
 
     db = Database(database_url)
     try:
         upgrade(db.engine, "0006")
         with db.engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO zones (site_id, zone_id, name, kind, created_at) VALUES ('mall', 'a', 'A', 'other', 0)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
-                    "female, male, unknown, dwell_samples, dwell_seconds, received_at) "
-                    "VALUES ('x', 'c', 1, 3600, 60, 1, 9, 4, 5, 0, 0, 0, 0)"
-                )
-            )
+            _mall(conn, ("a", "passes"))
+            _bucket(conn, 1, 3600, (4, 5, 0))
             conn.execute(
                 text(
                     "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
@@ -80,27 +98,13 @@ def test_cells_stored_before_0008_are_of_unknown_age_and_0008_goes_down_again(da
     from alembic import command
     from footfall.server.migrate import alembic_config
     from footfall.server.rollups.ages import raw_vs_ages
-    from sqlalchemy import text
 
     db = Database(database_url)
     try:
         upgrade(db.engine, "0007")
         with db.engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO zones (site_id, zone_id, name, kind, created_at) VALUES ('mall', 'a', 'A', 'other', 0)"
-                )
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
-                    "female, male, unknown, dwell_samples, dwell_seconds, received_at, classifier) "
-                    "VALUES ('x', 'c', 1, 3600, 60, 1, 9, 6, 3, 0, 0, 0, 0, 'g@1')"
-                )
-            )
+            _mall(conn, ("a", "passes"))
+            _bucket(conn, 1, 3600, (6, 3, 0), classifier="g@1")
             conn.execute(
                 text(
                     "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
@@ -132,30 +136,15 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
     """cam-1's view is split by shop-a (1 person) and shop-b (12): released before 0009, its 13 gave shop-a's 1
     back. 0009 fills the camera's parts from the buckets and has the next start release every cell again."""
     from footfall.server.rollups import ensure_release, raw_vs_camera_parts, released_thin_cameras
-    from sqlalchemy import text
 
     db = Database(database_url)
     try:
         upgrade(db.engine, "0008")
         cells = [("shop-a", "passes", 1), ("shop-b", "passes", 12), ("cam-1", "camera", 13)]
         with db.engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
-            )
-            for pk, (zone, measure, people) in enumerate(cells, start=1):
-                conn.execute(
-                    text(
-                        "INSERT INTO zones (id, site_id, zone_id, name, kind, created_at, measure) "
-                        f"VALUES ({pk}, 'mall', '{zone}', '{zone}', 'other', 0, '{measure}')"
-                    )
-                )
-                conn.execute(
-                    text(
-                        "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
-                        "female, male, unknown, dwell_samples, dwell_seconds, received_at) "
-                        f"VALUES ('x', 'cam-1', {pk}, 3660, 60, {pk}, {people}, 0, 0, {people}, 0, 0, 0)"
-                    )
-                )
+            _mall(conn, *((zone, measure) for zone, measure, _ in cells))
+            for pk, (_, _, people) in enumerate(cells, start=1):
+                _bucket(conn, pk, 3660, (0, 0, people), camera="cam-1", seq=pk)
                 released, withheld = (people, 0) if people >= 5 else (0, 1)
                 conn.execute(
                     text(
@@ -186,32 +175,15 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
     the next start attributes the cell by them: a counts-only box ran, so no bundle's rates describe the hour. An
     hour whose buckets were all empty becomes a cell of 0 people, which the slots count as observed."""
     from footfall.server.rollups import ensure_release, raw_vs_classifiers, raw_vs_hourly, slots_vs_hourly
-    from sqlalchemy import text
 
     db = Database(database_url)
     try:
         upgrade(db.engine, "0009")
         with db.engine.begin() as conn:
-            conn.execute(
-                text("INSERT INTO sites (site_id, name, timezone, created_at) VALUES ('mall', 'Mall', 'UTC', 0)")
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO zones (id, site_id, zone_id, name, kind, created_at, measure) "
-                    "VALUES (1, 'mall', 'a', 'A', 'other', 0, 'passes')"
-                )
-            )
-            buckets = [("box-1", "'gender@3'", HOUR_1 + 60, (4, 5)), ("box-2", "NULL", HOUR_1 + 60, (0, 0))]
-            buckets.append(("box-1", "'gender@3'", HOUR_1 + WEEK, (0, 0)))  # a week later, nobody came
-            for agent, classifier, start, (female, male) in buckets:
-                conn.execute(
-                    text(
-                        "INSERT INTO buckets (agent_id, camera_id, zone_pk, bucket_start, bucket_seconds, seq, people, "
-                        "female, male, unknown, dwell_samples, dwell_seconds, received_at, classifier) "
-                        f"VALUES ('{agent}', 'c', 1, {start}, 60, 1, {female + male}, {female}, {male}, 0, 0, 0, 0, "
-                        f"{classifier})"
-                    )
-                )
+            _mall(conn, ("a", "passes"))
+            _bucket(conn, 1, HOUR_1 + 60, (4, 5, 0), agent="box-1", classifier="gender@3")
+            _bucket(conn, 1, HOUR_1 + 60, (0, 0, 0), agent="box-2")  # a counts-only box: no gender, no bundle
+            _bucket(conn, 1, HOUR_1 + WEEK, (0, 0, 0), agent="box-1", classifier="gender@3")  # a week on, nobody
             conn.execute(
                 text(
                     "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
