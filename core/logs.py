@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 
 
@@ -45,3 +46,28 @@ def configure_logging(level: str = "info", *, as_json: bool = False) -> None:
 def log_event(logger: logging.Logger, level: int, message: str, **fields: object) -> None:
     """Logs ``message`` with structured ``fields`` (shown as key=value, or merged into the JSON line)."""
     logger.log(level, message, extra={"fields": fields})
+
+
+class FailureStreak:
+    """Logs a run of the same failure once: its first occurrence at ``level``, the rest at DEBUG, and the recovery
+    once at INFO. A disk that stays full would otherwise log a line per frame. Thread-safe."""
+
+    def __init__(self, logger: logging.Logger, failure: str, recovery: str, *, level: int = logging.ERROR):
+        self.logger, self.failure, self.recovery, self.level = logger, failure, recovery, level
+        self._failing = False
+        self._lock = threading.Lock()
+
+    @property
+    def failing(self) -> bool:
+        return self._failing
+
+    def failed(self, **fields: object) -> None:
+        with self._lock:
+            first, self._failing = not self._failing, True
+        log_event(self.logger, self.level if first else logging.DEBUG, self.failure, **fields)
+
+    def succeeded(self, **fields: object) -> None:
+        with self._lock:
+            recovered, self._failing = self._failing, False
+        if recovered:
+            log_event(self.logger, logging.INFO, self.recovery, **fields)

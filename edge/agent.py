@@ -7,6 +7,7 @@ signals. The broker being away never stalls a camera: workers only ever write to
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from footfall.core.bundle import BundleError
 from footfall.core.cpu import describe_cpu, this_cpu
-from footfall.core.logs import log_event
+from footfall.core.logs import FailureStreak, log_event
 from footfall.core.wire import (
     AgentStatus,
     CameraStatus,
@@ -27,7 +28,7 @@ from footfall.core.wire import (
     aggregate_topic,
     encode,
 )
-from footfall.edge.aggregation import BaseLookup, BucketCounts, Emit
+from footfall.edge.aggregation import BaseLookup, BucketCounts, BucketNotStored, Emit
 from footfall.edge.capture import CameraCapture
 from footfall.edge.config import AgentConfig, CameraConfig
 from footfall.edge.delivery import MqttPublisher
@@ -89,6 +90,13 @@ class Agent:
         self.metrics: AgentMetrics | None = None
         self.cameras: list[CameraRuntime] = []
         self.topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
+        # The cameras' buckets that cannot be stored stay in memory and go again at the next flush (aggregation).
+        self._store_trouble = FailureStreak(
+            logger,
+            "aggregates cannot be stored in the outbox; keeping them in memory and retrying",
+            "aggregates are stored in the outbox again",
+        )
+        self._outbox_depth = 0  # the last depth read: what the status reports while the outbox cannot be read
         # Demographics (edge/demographics.py): ``mode`` is what aggregates follow from the moment it is known
         # (set under ``_mode_lock``, see _on_settings); ``applied`` is what the main loop has made of it
         # (classifier loaded or not, age head read or not, cameras read or not), which the status reports.
@@ -114,19 +122,20 @@ class Agent:
             if self.mode == "off":
                 return  # what was still open when the cameras stopped: the site collects nothing now
 
-            if self.metrics is not None:  # before add(), which overwrites what the bucket held
-                self.metrics.people_queued(
-                    camera_id,
-                    zone_id,
-                    bucket_start,
-                    counts.people,
-                    lambda: self._people_before(camera_id, zone_id, bucket_start),
-                )
             try:
+                if self.metrics is not None:  # before add(), which overwrites what the bucket held
+                    self.metrics.people_queued(
+                        camera_id,
+                        zone_id,
+                        bucket_start,
+                        counts.people,
+                        lambda: self._people_before(camera_id, zone_id, bucket_start),
+                    )
                 seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
             except OutboxError as exc:
-                log_event(logger, logging.ERROR, "aggregate could not be stored", error=str(exc))
-                return
+                self._store_trouble.failed(camera=camera_id, error=str(exc))
+                raise BucketNotStored(str(exc)) from None
+            self._store_trouble.succeeded(camera=camera_id)
             log_event(
                 logger,
                 logging.DEBUG,
@@ -150,7 +159,11 @@ class Agent:
     def _base_lookup(self, camera_id: str) -> BaseLookup:
         def lookup(zone_id: str, bucket_start: int) -> BucketCounts | None:
             assert self.outbox is not None
-            return self.outbox.bucket_counts(bucket_key(camera_id, zone_id, bucket_start))
+            try:
+                return self.outbox.bucket_counts(bucket_key(camera_id, zone_id, bucket_start))
+            except OutboxError as exc:
+                self._store_trouble.failed(camera=camera_id, error=str(exc))
+                raise BucketNotStored(str(exc)) from None
 
         return lookup
 
@@ -172,13 +185,20 @@ class Agent:
             sent_at=datetime.now(UTC),
             fps=round(sum(c.fps for c in cameras), 2),
             latency_ms=round(1000 * max(latencies, default=0.0), 1),
-            outbox_depth=self.outbox.depth() if self.outbox else 0,
+            outbox_depth=self._read_depth(),
             cameras=cameras,
             version=__version__,
             models=self._models.serving() if self._models else [],
             cpu=this_cpu(),
             demographics=self.applied,
         )
+
+    def _read_depth(self) -> int:
+        """The outbox's depth, or the last one read while it cannot be read."""
+        if self.outbox is not None:
+            with contextlib.suppress(OutboxError):
+                self._outbox_depth = self.outbox.depth()
+        return self._outbox_depth
 
     # -- threads --------------------------------------------------------------------------------------
     def _work(self, runtime: CameraRuntime) -> None:
@@ -349,7 +369,10 @@ class Agent:
         try:
             stripped = self.outbox.rewrite(change)
         except OutboxError as exc:
-            log_event(logger, logging.ERROR, f"cannot remove {removed} from the outbox", error=str(exc))
+            # Tried again on the next turn of the main loop; meanwhile the server refuses what the mode forbids and
+            # says to send it again without it, so nothing of it is stored.
+            log_event(logger, logging.ERROR, f"cannot remove {removed} from the outbox; retrying", error=str(exc))
+            self._strip_due = True
             return
         if stripped:
             log_event(
@@ -463,12 +486,20 @@ class Agent:
                 runtime.thread.join(timeout=30)
         assert self.publisher is not None and self.outbox is not None
         self.publisher.stop(drain_seconds=drain_seconds)
-        left = self.outbox.depth()
+        left = self.publisher.pending()
         if self.metrics is not None:
-            self.metrics.watch_outbox(None, final_depth=left)
+            self.metrics.watch_outbox(None, final_depth=self._outbox_depth if left is None else left)
         self.outbox.close()
         if self.metrics is not None:
             self.metrics.stop()
+        if left is None:
+            log_event(
+                logger,
+                logging.WARNING,
+                "stopped without being able to read the outbox; what it holds is sent on the next start",
+                outbox=str(self.config.outbox.path),
+            )
+            return 1
         if left:
             log_event(
                 logger,

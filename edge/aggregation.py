@@ -100,7 +100,8 @@ class BucketCounts:
 class Bucket:
     zone_id: str
     start: int  # epoch seconds, aligned
-    base: BucketCounts = field(default_factory=BucketCounts)  # what an earlier run of the agent already counted
+    # What an earlier run of the agent already counted: read when the bucket is first emitted (None: not yet).
+    base: BucketCounts | None = None
     labels: dict[int, str] = field(default_factory=dict)  # person id -> gender decision
     bands: dict[int, str] = field(default_factory=dict)  # person id -> band counted in, if their age is estimated
     dwell_samples: int = 0
@@ -119,7 +120,7 @@ class Bucket:
             self.dwell_total,
             self._age_cells(),
         )
-        return self.base + own
+        return (self.base or BucketCounts()) + own
 
     def _age_cells(self) -> AgeCells | None:
         if not self.bands:
@@ -131,6 +132,12 @@ class Bucket:
 Emit = Callable[[str, int, BucketCounts], None]
 # Counts an earlier run already sent for (zone_id, bucket_start_epoch), so a restart adds to them.
 BaseLookup = Callable[[str, int], BucketCounts | None]
+
+
+class BucketNotStored(RuntimeError):
+    """Raised by an :data:`Emit` or a :data:`BaseLookup` that could not store a bucket or read what it held (the
+    outbox failed: a full disk, a lock held too long). The bucket keeps its changes and goes again at the next
+    flush, so nothing counted is dropped while the failure lasts."""
 
 
 class ZoneAggregator:
@@ -169,8 +176,7 @@ class ZoneAggregator:
         key = (zone_id, start)
         bucket = self.buckets.get(key)
         if bucket is None:
-            base = self.base_lookup(zone_id, start) if self.base_lookup else None
-            bucket = self.buckets[key] = Bucket(zone_id, start, base or BucketCounts())
+            bucket = self.buckets[key] = Bucket(zone_id, start)
         return bucket
 
     def touch(self, t: float) -> None:
@@ -214,12 +220,14 @@ class ZoneAggregator:
         self.person_buckets.pop(person_id, None)
 
     def flush_due(self, now: float) -> int:
-        """Emits the buckets whose time (plus grace) has passed and that changed; returns how many."""
+        """Emits the buckets whose time (plus grace) has passed and that changed; returns how many. When one cannot
+        be stored, the rest wait too (in order) and go at the next flush."""
         emitted = 0
         for key in sorted(self.buckets, key=self._emit_order):
             bucket = self.buckets[key]
             if bucket.dirty and bucket.start + self.bucket_seconds + self.grace <= now:
-                self._emit(bucket)
+                if not self._emit(bucket):
+                    break
                 emitted += 1
         stale = [k for k, b in self.buckets.items() if not b.dirty and b.start + self.keep < now]
         for key in stale:
@@ -235,7 +243,8 @@ class ZoneAggregator:
         emitted = 0
         for key in sorted(self.buckets, key=self._emit_order):
             if self.buckets[key].dirty:
-                self._emit(self.buckets[key])
+                if not self._emit(self.buckets[key]):
+                    break
                 emitted += 1
         return emitted
 
@@ -244,10 +253,20 @@ class ZoneAggregator:
         zone_id, start = key
         return start, self._rank.get(zone_id, len(self._rank)), zone_id
 
-    def _emit(self, bucket: Bucket) -> None:
-        self.emit(bucket.zone_id, bucket.start, bucket.counts())
+    def _emit(self, bucket: Bucket) -> bool:
+        """Emits the bucket (with what an earlier run counted in it); False, and the bucket still changed, when it
+        could not be stored."""
+        try:
+            if bucket.base is None:
+                bucket.base = (self.base_lookup(bucket.zone_id, bucket.start) if self.base_lookup else None) or (
+                    BucketCounts()
+                )
+            self.emit(bucket.zone_id, bucket.start, bucket.counts())
+        except BucketNotStored:
+            return False
         bucket.dirty = False
         bucket.emitted = True
+        return True
 
 
 def utc(epoch: float) -> datetime:

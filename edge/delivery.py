@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
-from footfall.core.logs import log_event
+from footfall.core.logs import FailureStreak, log_event
 from footfall.core.wire import (
     AgentStatus,
     Receipt,
@@ -34,7 +34,7 @@ from footfall.core.wire import (
 )
 from footfall.edge.config import AgentConfig, TlsConfig
 from footfall.edge.demographics import without_age, without_gender
-from footfall.edge.outbox import Outbox
+from footfall.edge.outbox import Outbox, OutboxError
 
 if TYPE_CHECKING:
     from footfall.edge.metrics import AgentMetrics
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("footfall.edge.delivery")
 
 EARLY_ACK_SECONDS = 5.0
+# How long the sender waits before it tries an outbox that failed again (a lock held by another process, a full
+# disk): doubling from the first to the last.
+OUTBOX_RETRY_SECONDS = (0.5, 10.0)
 # Refusal codes (core.wire.RefusalCode) the agent answers by sending the same counts again under new seqs,
 # without what the site's mode refuses: the rewrite for Outbox.rewrite, and what it leaves out (for the log).
 RESEND_WITHOUT: dict[str, tuple[Callable[[bytes], Callable[[int], bytes] | None], str]] = {
@@ -85,6 +88,14 @@ class MqttPublisher:
         self._early_acks: dict[int, float] = {}
         self._connected = False
         self._stopping = False
+        # Every unconfirmed row is to be made due again (a reconnect, a server's online notice): done by the sender
+        # thread, which owns the outbox's failures; paho's thread must never die of one.
+        self._resend_due = False
+        self._outbox_trouble = FailureStreak(
+            logger,
+            "the outbox cannot be read or updated; retrying, nothing is dropped",
+            "the outbox works again; sending what it holds",
+        )
         self.sent = 0
         self.client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
@@ -149,10 +160,17 @@ class MqttPublisher:
     def wait_drained(self, timeout: float) -> bool:
         """Waits until the server has confirmed every row (or ``timeout`` passes)."""
         deadline = time.monotonic() + timeout
-        while self.outbox.depth() and time.monotonic() < deadline:
+        while self.pending() != 0 and time.monotonic() < deadline:
             self.notify()
             time.sleep(0.05)
-        return self.outbox.depth() == 0
+        return self.pending() == 0
+
+    def pending(self) -> int | None:
+        """Rows the server has not confirmed, or None while the outbox cannot be read."""
+        try:
+            return self.outbox.depth()
+        except OutboxError:
+            return None
 
     @property
     def connected(self) -> bool:
@@ -179,15 +197,15 @@ class MqttPublisher:
         if reason_code.is_failure:
             log_event(logger, logging.WARNING, "broker refused the connection", reason=str(reason_code))
             return
-        log_event(logger, logging.INFO, "connected to broker", pending=self.outbox.depth())
+        log_event(logger, logging.INFO, "connected to broker", pending=self.pending())
         # A clean session: subscribe on every connect. Receipts that came while we were away are lost, which
         # costs only a re-send.
         client.subscribe([(self.receipt_topic, 1), (self.server_online_topic, 1), (self.settings_topic, 1)])
         client.publish(self.status_topic, encode(self.status("online")), qos=1, retain=True)
         # What was sent before may not have reached the server (the broker may even have restarted):
         # everything unconfirmed goes again, oldest first.
-        self.outbox.resend_all()
         with self._lock:
+            self._resend_due = True
             self._connected = True
             self._inflight.clear()
             self._early_acks.clear()
@@ -216,7 +234,7 @@ class MqttPublisher:
                 logging.WARNING,
                 "broker connection lost; buffering in the outbox and retrying",
                 reason=str(reason_code),
-                pending=self.outbox.depth(),
+                pending=self.pending(),
             )
 
     def _on_publish(
@@ -251,10 +269,11 @@ class MqttPublisher:
                 logging.INFO,
                 "a server subscribed; re-sending what it has not confirmed",
                 server=parsed.server_id,
-                pending=self.outbox.depth(),
+                pending=self.pending(),
             )
-            self.outbox.resend_all()
-            self.notify()
+            with self._lock:
+                self._resend_due = True
+                self._wake.notify_all()
 
     def _on_receipt(self, receipt: Receipt) -> None:
         if (receipt.site_id, receipt.agent_id) != (self.config.site_id, self.config.agent_id):
@@ -268,23 +287,29 @@ class MqttPublisher:
             # Durable in the server's dead letters; re-sending cannot fix it, so it must at least be loud here.
             log_event(logger, logging.ERROR, "the server refused an aggregate", seq=refused.seq, reason=refused.reason)
             final.append(refused.seq)
-        self.outbox.confirm([*receipt.stored, *final])
-        for code, seqs in resend.items():
-            strip, what = RESEND_WITHOUT[code]
-            again = self.outbox.rewrite(strip, seqs=seqs)
-            log_event(
-                logger,
-                logging.INFO,
-                f"the site is {code}: aggregates sent again without {what}",
-                refused=len(seqs),
-                sent_again=again,
-            )
-            self.notify()
+        try:
+            self.outbox.confirm([*receipt.stored, *final])
+            for code, seqs in resend.items():
+                strip, what = RESEND_WITHOUT[code]
+                again = self.outbox.rewrite(strip, seqs=seqs)
+                log_event(
+                    logger,
+                    logging.INFO,
+                    f"the site is {code}: aggregates sent again without {what}",
+                    refused=len(seqs),
+                    sent_again=again,
+                )
+                self.notify()
+        except OutboxError as exc:
+            # The rows stay: they go again after their back-off and the server, which keeps the highest seq of
+            # each bucket, answers them again. Nothing is lost, some are sent twice.
+            log_event(logger, logging.WARNING, "a receipt could not be applied to the outbox", error=str(exc))
         if self.metrics is not None:
             self.metrics.receipt(len(receipt.stored), len(receipt.refused))
 
     # -- sender thread ----------------------------------------------------------------------------------
     def _run(self) -> None:
+        retry = OUTBOX_RETRY_SECONDS[0]
         while True:
             with self._lock:
                 while not self._stopping and (not self._connected or len(self._inflight) >= self.window):
@@ -292,21 +317,47 @@ class MqttPublisher:
                 if self._stopping:
                     return
                 room = self.window - len(self._inflight)
-            rows = self.outbox.due(limit=room)
+            try:
+                rows = self._send_due(room)
+            except OutboxError as exc:
+                self._outbox_trouble.failed(error=str(exc))
+                with self._lock:
+                    if not self._stopping:
+                        self._wake.wait(timeout=retry)
+                retry = min(2 * retry, OUTBOX_RETRY_SECONDS[1])
+                continue
+            if self._outbox_trouble.failing:
+                self._outbox_trouble.succeeded(pending=self.pending())
+            retry = OUTBOX_RETRY_SECONDS[0]
             if not rows:
                 with self._lock:
                     if not self._stopping:
                         self._wake.wait(timeout=1.0)  # a new row, a connect or a resend notice wakes us sooner
-                continue
-            for row in rows:
-                if not self._connected:
-                    break
-                info = self.client.publish(row.topic, row.payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    break  # connection dropped under us; the reconnect makes every row due again
-                self.outbox.mark_sent(row.id)
+
+    def _send_due(self, room: int) -> int:
+        """Publishes up to ``room`` due rows (after making every row due, when a reconnect asked for it); returns how
+        many were due. Raises :class:`OutboxError` when the outbox fails: the rows stay, and go on the next try (a
+        row published but not marked sent is published again, which the server's seq check makes harmless)."""
+        with self._lock:
+            resend, self._resend_due = self._resend_due, False
+        if resend:
+            try:
+                self.outbox.resend_all()
+            except OutboxError:
                 with self._lock:
-                    acked_at = self._early_acks.pop(info.mid, None)
-                    if acked_at is None or time.monotonic() - acked_at >= EARLY_ACK_SECONDS:
-                        self._inflight.add(info.mid)
-                self.sent += 1
+                    self._resend_due = True
+                raise
+        rows = self.outbox.due(limit=room)
+        for row in rows:
+            if not self._connected:
+                break
+            info = self.client.publish(row.topic, row.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break  # connection dropped under us; the reconnect makes every row due again
+            with self._lock:
+                acked_at = self._early_acks.pop(info.mid, None)
+                if acked_at is None or time.monotonic() - acked_at >= EARLY_ACK_SECONDS:
+                    self._inflight.add(info.mid)
+            self.sent += 1
+            self.outbox.mark_sent(row.id)
+        return len(rows)

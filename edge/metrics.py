@@ -34,6 +34,7 @@ and pays nothing.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from footfall.core.logs import log_event
 from footfall.core.wire import DEMOGRAPHICS_MODES, ModelServing
+from footfall.edge.outbox import OutboxError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -96,9 +98,14 @@ class _OutboxCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth_family, age_family = self._families()
         outbox = self.outbox
-        depth, oldest = outbox.backlog() if outbox is not None else (self.final_depth, None)
-        depth_family.add_metric([], depth)
-        age_family.add_metric([], max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+        try:
+            depth, oldest = outbox.backlog() if outbox is not None else (self.final_depth, None)
+        except OutboxError:  # unknown while the outbox cannot be read (a lock held too long): NaN, not a guess
+            depth_family.add_metric([], math.nan)
+            age_family.add_metric([], math.nan)
+        else:
+            depth_family.add_metric([], depth)
+            age_family.add_metric([], max(0.0, time.time() - oldest) if oldest is not None else 0.0)
         yield depth_family
         yield age_family
 

@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 
 
 class OutboxError(RuntimeError):
-    """The outbox file cannot be opened or written (disk full, read-only, not a database)."""
+    """The outbox file cannot be opened, read or written (disk full, read-only, locked by another process for longer
+    than the busy timeout, not a database, damaged). Callers keep what they could not store and try again."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ class Outbox:
         state_days: float = 2.0,
         resend: ResendPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        busy_timeout: float = 5.0,
     ):
+        """``busy_timeout``: how long a statement waits for a lock another process holds on the file (a backup
+        tool, an operator's ``sqlite3`` shell) before it fails with :class:`OutboxError`."""
         self.path = Path(path)
         self.max_messages = max_messages
         self.resend = resend or ResendPolicy()
@@ -93,15 +97,41 @@ class Outbox:
         self._cap_warned = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=busy_timeout
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed row survives a power cut, which is the point of an outbox.
             self._db.execute("PRAGMA synchronous=FULL")
+            # A damaged file (a power cut on a card that lies about fsync) fails here, at start, with one line,
+            # rather than in the middle of a delivery; the operator decides what to do with what it still holds.
+            problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                # SQLite's report: "*** in database main ***" and then the first fault found.
+                problem = next((line for line in problem.splitlines() if not line.startswith("***")), problem)
+                raise OutboxError(
+                    f"{self.path}: the outbox database is damaged ({problem}); move it aside (its unsent counts "
+                    "may still be readable with sqlite3's .recover) and start again"
+                )
             self._db.executescript(SCHEMA)
             self._upgrade()
         except sqlite3.Error as exc:
             raise OutboxError(f"{self.path}: cannot open the outbox database ({exc})") from None
         self.dropped = 0
+
+    @contextlib.contextmanager
+    def _using(self, what: str) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; an SQLite error rolls back and becomes an :class:`OutboxError` that says
+        what could not be done."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OutboxError(f"{self.path}: cannot {what} ({exc})") from None
+            except BaseException:
+                self._rollback()  # never leave a transaction open behind a failed payload builder
+                raise
 
     def _upgrade(self) -> None:
         """Outbox files written before receipts existed: add the columns, take each row's seq from its payload;
@@ -138,44 +168,40 @@ class Outbox:
     def add(self, bucket_key: str, topic: str, build_payload: Callable[[int], bytes], counts: BucketCounts) -> int:
         """Stores the message for ``bucket_key`` (replacing an unsent older one) and the bucket's counts,
         in one transaction. ``build_payload(seq) -> bytes`` makes the message once its seq is known."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                now = self.clock()
-                seq = self.next_seq()
-                payload = build_payload(seq)
-                self._db.execute("DELETE FROM outbox WHERE bucket_key=?", (bucket_key,))
-                self._db.execute(
-                    "INSERT INTO outbox(bucket_key, topic, payload, created_at, seq) VALUES(?,?,?,?,?)",
-                    (bucket_key, topic, payload, now, seq),
-                )
-                self._db.execute(
-                    "INSERT INTO bucket_state(bucket_key, people, female, male, unknown, dwell_samples, dwell_total,"
-                    " updated_at, age) VALUES(?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(bucket_key) DO UPDATE SET "
-                    "people=excluded.people, female=excluded.female, male=excluded.male,"
-                    " unknown=excluded.unknown,"
-                    " dwell_samples=excluded.dwell_samples, dwell_total=excluded.dwell_total,"
-                    " updated_at=excluded.updated_at, age=excluded.age",
-                    (
-                        bucket_key,
-                        counts.people,
-                        counts.female,
-                        counts.male,
-                        counts.unknown,
-                        counts.dwell_samples,
-                        counts.dwell_seconds_total,
-                        now,
-                        None if counts.age is None else json.dumps([[g, b, n] for (g, b), n in counts.age]),
-                    ),
-                )
-                depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-                if depth > self.max_messages:
-                    self._drop_oldest(depth - self.max_messages)
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise OutboxError(f"{self.path}: cannot write the outbox ({exc})") from None
+        with self._using("write the outbox"):
+            self._db.execute("BEGIN IMMEDIATE")
+            now = self.clock()
+            seq = self.next_seq()
+            payload = build_payload(seq)
+            self._db.execute("DELETE FROM outbox WHERE bucket_key=?", (bucket_key,))
+            self._db.execute(
+                "INSERT INTO outbox(bucket_key, topic, payload, created_at, seq) VALUES(?,?,?,?,?)",
+                (bucket_key, topic, payload, now, seq),
+            )
+            self._db.execute(
+                "INSERT INTO bucket_state(bucket_key, people, female, male, unknown, dwell_samples, dwell_total,"
+                " updated_at, age) VALUES(?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(bucket_key) DO UPDATE SET "
+                "people=excluded.people, female=excluded.female, male=excluded.male,"
+                " unknown=excluded.unknown,"
+                " dwell_samples=excluded.dwell_samples, dwell_total=excluded.dwell_total,"
+                " updated_at=excluded.updated_at, age=excluded.age",
+                (
+                    bucket_key,
+                    counts.people,
+                    counts.female,
+                    counts.male,
+                    counts.unknown,
+                    counts.dwell_samples,
+                    counts.dwell_seconds_total,
+                    now,
+                    None if counts.age is None else json.dumps([[g, b, n] for (g, b), n in counts.age]),
+                ),
+            )
+            depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            if depth > self.max_messages:
+                self._drop_oldest(depth - self.max_messages)
+            self._db.execute("COMMIT")
             return seq
 
     def _drop_oldest(self, count: int) -> None:
@@ -205,7 +231,7 @@ class Outbox:
         that builds its new payload from the new seq. Every unconfirmed row (or those with ``seqs``), however
         many, in transactions of a thousand rows so that emitters are never held up for long; a rewritten row
         is due at once, and a receipt naming its old seq no longer touches it. Returns the rows rewritten."""
-        with self._lock:
+        with self._using("read the outbox"):
             if seqs is None:
                 ids = [r[0] for r in self._db.execute("SELECT id FROM outbox ORDER BY id")]
             else:
@@ -217,36 +243,34 @@ class Outbox:
         rewritten = 0
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            with self._lock:
-                try:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    # Rows confirmed since the ids were read are simply gone.
-                    query = f"SELECT id, payload FROM outbox WHERE id IN ({','.join('?' * len(chunk))})"
-                    for row_id, payload in self._db.execute(query, chunk).fetchall():
-                        build = change(bytes(payload))
-                        if build is None:
-                            continue
-                        seq = self.next_seq()
-                        self._db.execute(
-                            "UPDATE outbox SET payload=?, seq=?, attempts=0, next_send_at=0 WHERE id=?",
-                            (build(seq), seq, row_id),
-                        )
-                        rewritten += 1
-                    self._db.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._rollback()
-                    raise OutboxError(f"{self.path}: cannot rewrite the outbox ({exc})") from None
+            with self._using("rewrite the outbox"):
+                self._db.execute("BEGIN IMMEDIATE")
+                # Rows confirmed since the ids were read are simply gone.
+                query = f"SELECT id, payload FROM outbox WHERE id IN ({','.join('?' * len(chunk))})"
+                done = 0
+                for row_id, payload in self._db.execute(query, chunk).fetchall():
+                    build = change(bytes(payload))
+                    if build is None:
+                        continue
+                    seq = self.next_seq()
+                    self._db.execute(
+                        "UPDATE outbox SET payload=?, seq=?, attempts=0, next_send_at=0 WHERE id=?",
+                        (build(seq), seq, row_id),
+                    )
+                    done += 1
+                self._db.execute("COMMIT")
+                rewritten += done
         return rewritten
 
     def pending(self, limit: int = 100_000) -> list[OutboxRow]:
         """Every row the server has not confirmed yet, oldest first."""
-        with self._lock:
+        with self._using("read the outbox"):
             rows = self._db.execute("SELECT id, topic, payload FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2])) for r in rows]
 
     def due(self, limit: int = 100) -> list[OutboxRow]:
         """Rows to send now: never sent, or unconfirmed for longer than their back-off; oldest first."""
-        with self._lock:
+        with self._using("read the outbox"):
             rows = self._db.execute(
                 "SELECT id, topic, payload FROM outbox WHERE next_send_at <= ? ORDER BY id LIMIT ?",
                 (self.clock(), limit),
@@ -257,7 +281,7 @@ class Outbox:
         """The row went out: it is due again only if no receipt names it within the back-off."""
         # One statement (one fsync): in SET, ``attempts`` is still the old value, so the delay is
         # first × 2^(attempts before this send).
-        with self._lock:
+        with self._using("mark a row sent"):
             self._db.execute(
                 "UPDATE outbox SET attempts = attempts + 1,"
                 " next_send_at = ? + min(? * (1 << min(attempts, 30)), ?) WHERE id=?",
@@ -266,7 +290,7 @@ class Outbox:
 
     def resend_all(self) -> None:
         """Makes every unconfirmed row due now."""
-        with self._lock:
+        with self._using("make the unconfirmed rows due"):
             self._db.execute("UPDATE outbox SET next_send_at = 0 WHERE next_send_at > 0")
 
     def confirm(self, seqs: list[int]) -> int:
@@ -274,7 +298,7 @@ class Outbox:
         count of its bucket has a new seq and stays until that one is confirmed."""
         if not seqs:
             return 0
-        with self._lock:
+        with self._using("forget confirmed rows"):
             removed = 0
             for start in range(0, len(seqs), 500):
                 chunk = seqs[start : start + 500]
@@ -283,18 +307,18 @@ class Outbox:
             return removed
 
     def depth(self) -> int:
-        with self._lock:
+        with self._using("count the outbox"):
             depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             return depth
 
     def backlog(self) -> tuple[int, float | None]:
         """How many rows wait for a receipt and when the oldest of them was stored (None when none)."""
-        with self._lock:
+        with self._using("count the outbox"):
             depth, oldest = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
         return int(depth), oldest
 
     def bucket_counts(self, bucket_key: str) -> BucketCounts | None:
-        with self._lock:
+        with self._using("read a bucket's stored counts"):
             row = self._db.execute(
                 "SELECT people, female, male, unknown, dwell_samples, dwell_total, age FROM bucket_state"
                 " WHERE bucket_key=?",
@@ -307,7 +331,7 @@ class Outbox:
 
     def prune_state(self) -> None:
         """Forgets bucket counts too old to be reopened by a restart."""
-        with self._lock:
+        with self._using("prune old bucket counts"):
             self._db.execute("DELETE FROM bucket_state WHERE updated_at < ?", (self.clock() - self.state_seconds,))
 
 

@@ -7,6 +7,8 @@ is acknowledged to the agent (PUBACK) and delivered to nobody. Trusting the PUBA
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -55,14 +57,14 @@ class Box:
     """The agent's delivery half: an outbox and its publisher. Resends are slow here (60 s) on purpose, so
     only a reconnect or a server's online notice can explain a prompt recovery."""
 
-    def __init__(self, path: Path, port: int) -> None:
+    def __init__(self, path: Path, port: int, *, busy_timeout: float = 5.0) -> None:
         self.config = AgentConfig(
             agent_id=AGENT,
             site_id=SITE,
             cameras=[CameraConfig(id="cam1", source="x.mp4")],
             mqtt=MqttConfig(host="127.0.0.1", port=port),
         )
-        self.outbox = Outbox(path, resend=ResendPolicy(60, 60))
+        self.outbox = Outbox(path, resend=ResendPolicy(60, 60), busy_timeout=busy_timeout)
         self.publisher = MqttPublisher(self.config, self.outbox, self.status)
         self.people = 0
         now = int(time.time())
@@ -139,5 +141,44 @@ def test_a_refused_count_is_dropped_with_its_reason_logged(
         refusals = [r for r in caplog.records if r.getMessage() == "the server refused an aggregate"]
         assert len(refusals) == 1 and "future" in refusals[0].fields["reason"]  # type: ignore[attr-defined]
     finally:
+        box.close()
+        server.stop()
+
+
+def test_an_outbox_locked_through_a_broker_restart_delays_delivery_and_loses_nothing(
+    tmp_path: Path, mosquitto: MosquittoBroker, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process (a backup tool, an operator's sqlite3 shell) holds the outbox's write lock while the broker
+    restarts. The reconnect's 'send everything again' cannot be written: it must wait for the lock, not kill paho's
+    network thread (the agent would never reconnect) or the sender (nothing would be sent again)."""
+    caplog.set_level(logging.INFO, logger="footfall.edge.delivery")
+    server = MqttConsumer(mosquitto.url, Ingestor(database), group="", client_id="srv-locked").start()
+    box = Box(tmp_path / "outbox.sqlite", mosquitto.port, busy_timeout=0.1)
+    box.publisher.start()
+    lock = sqlite3.connect(tmp_path / "outbox.sqlite", isolation_level=None)
+    try:
+        assert server.wait_connected()
+        box.count(0, 2)
+        assert box.publisher.wait_drained(15)
+
+        lock.execute("BEGIN EXCLUSIVE")
+        mosquitto.stop(graceful=True)
+        mosquitto.start()
+        Product.wait_until(
+            lambda: any("outbox cannot be read or updated" in r.getMessage() for r in caplog.records),
+            30,
+            "the sender to meet the locked outbox",
+        )
+        lock.execute("ROLLBACK")
+
+        Product.wait_until(lambda: box.publisher.connected, 30, "the agent to reconnect")
+        assert server.wait_connected()
+        box.count(1, 3)
+        assert box.publisher.wait_drained(15), f"{box.outbox.depth()} counts never confirmed"
+        assert stored_people(database) == box.people == 5
+        assert box.publisher._thread.is_alive(), "the sender survived the locked outbox"
+        assert any(r.getMessage() == "the outbox works again; sending what it holds" for r in caplog.records)
+    finally:
+        lock.close()
         box.close()
         server.stop()

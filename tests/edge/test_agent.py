@@ -418,6 +418,51 @@ def test_switching_to_counts_only_strips_gender_from_what_is_unconfirmed_and_the
     floored.outbox.close()
 
 
+def test_an_aggregate_the_outbox_cannot_take_is_kept_and_stored_once_it_can(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The agent's emitter on a locked outbox: it says the bucket is not stored (the aggregator keeps it), logs the
+    failure once however often it recurs, and stores the bucket when the lock goes."""
+    import logging
+
+    from footfall.core.wire import parse_message
+    from footfall.edge.agent import Agent
+    from footfall.edge.aggregation import BucketCounts, BucketNotStored, ZoneAggregator
+    from footfall.edge.config import AgentConfig, CameraConfig
+    from footfall.edge.outbox import Outbox
+
+    path = tmp_path / "outbox.sqlite"
+    config = AgentConfig(
+        agent_id="box-test",
+        site_id="lab",
+        cameras=[CameraConfig(id="cam1", source="http://127.0.0.1/stream.mjpg")],
+        outbox={"path": path},  # type: ignore[arg-type]
+    )
+    agent = Agent(config)
+    agent.outbox = Outbox(path, busy_timeout=0.05)
+    aggregator = ZoneAggregator(["door"], 60, agent._emitter("cam1"), base_lookup=agent._base_lookup("cam1"))
+    start = 1_763_280_000
+    for person, label in enumerate(("female", "male", "female")):
+        aggregator.count_person(person, "door", start + 10 * person, label)
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    caplog.set_level(logging.DEBUG, logger="footfall.edge.agent")
+    for _ in range(3):
+        assert aggregator.flush_due(start + 120) == 0
+    with pytest.raises(BucketNotStored):
+        agent._emitter("cam1")("door", start, BucketCounts(people=1, unknown=1))
+    failures = [r for r in caplog.records if r.getMessage().startswith("aggregates cannot be stored")]
+    assert [r.levelno for r in failures][:1] == [logging.ERROR] and len(failures) >= 4
+    assert all(r.levelno == logging.DEBUG for r in failures[1:]), "one loud line per run of failures"
+    lock.execute("ROLLBACK")
+    lock.close()
+    assert aggregator.flush_due(start + 180) == 1
+    [message] = [parse_message(row.payload) for row in agent.outbox.pending()]
+    assert (message.people, message.gender.female, message.gender.male) == (3, 2, 1)  # type: ignore[union-attr]
+    assert any(r.getMessage() == "aggregates are stored in the outbox again" for r in caplog.records)
+    agent.outbox.close()
+
+
 def test_an_off_site_reads_no_camera_until_it_is_switched_back(
     walkby_clip, mosquitto, tmp_path: Path, detector_bundle: Path, gender_bundle: Path
 ) -> None:

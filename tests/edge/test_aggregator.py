@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from footfall.edge.aggregation import BucketCounts, ZoneAggregator
+from footfall.edge.aggregation import BucketCounts, BucketNotStored, ZoneAggregator
 
 
 def test_aggregator_full_counts_relabel_and_restart_base() -> None:
@@ -27,3 +27,34 @@ def test_aggregator_full_counts_relabel_and_restart_base() -> None:
     count = len(sent)
     aggregator.flush_due(200)
     assert len(sent) == count  # nothing changed, nothing sent
+
+
+def test_a_bucket_that_cannot_be_stored_keeps_its_counts_and_goes_at_the_next_flush() -> None:
+    """The outbox failing (a full disk, a lock held too long) must not cost a count: the bucket stays changed, the
+    buckets after it wait their turn, and the next flush sends each with everything it holds."""
+    sent: list[tuple[str, int, BucketCounts]] = []
+    failing = True
+    base = {("z", 0): BucketCounts(people=1, unknown=1)}  # an earlier run's part of the first bucket
+
+    def emit(zone: str, start: int, counts: BucketCounts) -> None:
+        if failing:
+            raise BucketNotStored("disk full")
+        sent.append((zone, start, counts))
+
+    def lookup(zone: str, start: int) -> BucketCounts | None:
+        if failing:
+            raise BucketNotStored("database is locked")
+        return base.get((zone, start))
+
+    aggregator = ZoneAggregator(["z", "y"], 60, emit, grace_seconds=3, base_lookup=lookup)
+    aggregator.count_person(1, "z", 10, "female")
+    aggregator.count_person(2, "y", 20, "male")
+    aggregator.count_person(3, "z", 70, "male")
+    assert aggregator.flush_due(200) == 0
+    assert all(bucket.dirty for bucket in aggregator.buckets.values())
+    aggregator.count_person(4, "z", 30, "female")  # counted while the outbox fails
+    failing = False
+    assert aggregator.flush_due(200) == 3
+    assert [(zone, start) for zone, start, _ in sent] == [("z", 0), ("y", 0), ("z", 60)], "in order, each once"
+    assert sent[0][2] == BucketCounts(people=3, female=2, unknown=1), "the earlier run's count, and this run's"
+    assert aggregator.flush_due(300) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
 from footfall.edge.messages import CameraMessages, bucket_key
-from footfall.edge.outbox import Outbox, ResendPolicy
+from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
 
 from tests.waiting import eventually
 
@@ -294,3 +295,73 @@ def test_a_counts_only_refusal_sends_the_counts_again_without_gender_and_any_oth
     assert rows["a"].gender is None and rows["a"].people == 3 and rows["a"].seq > keep
     assert rows["c"].seq == keep and rows["c"].gender is not None
     outbox.close()
+
+
+def test_outbox_calls_fail_with_an_outbox_error_not_sqlite3s_own(tmp_path: Path) -> None:
+    """A backup tool or an operator's sqlite3 shell can hold the file's write lock: callers (the publisher's and
+    paho's threads) handle OutboxError, so no call may let sqlite3's own error through, none may leave a transaction
+    open, and the outbox works once the lock goes. Reads go on under the lock (WAL)."""
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path, busy_timeout=0.05)
+    seq = add(outbox, "a", 0, 1)
+    calls = {
+        "add": lambda: add(outbox, "b", 0, 2),
+        "rewrite": lambda: outbox.rewrite(lambda payload: lambda s: payload),
+        "mark_sent": lambda: outbox.mark_sent(1),
+        "resend_all": outbox.resend_all,
+        "confirm": lambda: outbox.confirm([seq]),
+        "prune_state": outbox.prune_state,
+    }
+    reads = {
+        "pending": outbox.pending,
+        "due": outbox.due,
+        "depth": outbox.depth,
+        "backlog": outbox.backlog,
+        "bucket_counts": lambda: outbox.bucket_counts(bucket_key("cam1", "a", 0)),
+    }
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    for name, call in calls.items():
+        with pytest.raises(OutboxError, match="locked"):
+            call()
+        assert not outbox._db.in_transaction, f"{name} left a transaction open"
+    assert outbox.depth() == 1 and len(outbox.due()) == 1
+    other.execute("ROLLBACK")
+    other.close()
+    assert add(outbox, "b", 0, 2) > seq and outbox.depth() == 2
+    # Any other SQLite failure (an I/O error, a file gone): the same OutboxError from every call.
+    outbox._db.close()
+    for call in (*calls.values(), *reads.values()):
+        with pytest.raises(OutboxError, match="cannot"):
+            call()
+
+
+def test_a_failing_payload_builder_leaves_no_transaction_open(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+
+    def broken(seq: int) -> bytes:
+        raise ValueError("no payload")
+
+    with pytest.raises(ValueError):
+        outbox.add("k", TOPIC, broken, BucketCounts(people=1, unknown=1))
+    assert not outbox._db.in_transaction and outbox.depth() == 0
+    add(outbox, "a", 0, 1)
+    assert outbox.depth() == 1
+
+
+def test_a_damaged_outbox_is_refused_at_open_with_one_line(tmp_path: Path) -> None:
+    """A file with a valid header and damaged pages (a power cut on a card that lies about fsync) must not fail in
+    the middle of a delivery with a traceback: opening it says what is wrong and what to do."""
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    for minute in range(400):
+        add(outbox, "a", 60 * minute, 1)
+    outbox.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 8 * page
+    data[3 * page : 6 * page] = b"\xa5" * (3 * page)
+    path.write_bytes(bytes(data))
+    with pytest.raises(OutboxError, match="damaged") as failure:
+        Outbox(path)
+    assert "\n" not in str(failure.value) and "move it aside" in str(failure.value)
