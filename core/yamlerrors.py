@@ -43,3 +43,24 @@ def describe_yaml_error(exc: yaml.YAMLError, source: str) -> str:
         noticed = marked.problem_mark.line + 1 if marked.problem_mark is not None else line
         problem = f"in {opened}: {problem}" + (f" on line {noticed}" if noticed != line else "")
     return f"{source}{where}: not valid YAML ({problem})"
+
+
+def repeated_key(root: yaml.Node | None, source: str) -> str | None:
+    """``source:line: key 'x' given twice (first on line n)`` for the first mapping key that appears twice, or None.
+    PyYAML keeps the last of two equal keys without a word, so a config with two ``cameras:`` would run one camera
+    and say nothing of the other."""
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        return f"{source}:{line}: key {key.value!r} given twice (first on line {seen[key.value]})"
+                    seen[key.value] = line
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    return None

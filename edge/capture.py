@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -50,16 +51,28 @@ class Frame:
     index: int
 
 
+# A secret given as key=value in a URL's path or query (``?user=admin&pwd=…``, Dahua's ``/user=admin&password=…``):
+# the value is masked up to the next separator.
+_SECRET_PARAMETER = re.compile(
+    r"(?i)((?:^|[/?&;_])(?:pass(?:word|wd)?|pwd|token|secret|api_?key|key|auth\w*|sig(?:nature)?|credentials?)=)[^&;?#/]*"
+)
+
+
 def describe_source(source: str | int) -> str:
-    """The source for logs, with any password in a URL masked."""
+    """The source for logs and the status the agent publishes, with what could be a secret masked: the password of
+    a URL's user information and the values of password-like parameters."""
     if isinstance(source, int):
         return f"USB camera {source}"
-    if "://" in source and "@" in source.split("://", 1)[1].split("/", 1)[0]:
-        scheme, rest = source.split("://", 1)
-        credentials, host = rest.split("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return source
+    if "://" not in source:
+        return source
+    scheme, rest = source.split("://", 1)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        # The user information ends at the last '@' of the authority (as FFmpeg reads it): a password may hold '@'.
+        credentials, host = authority.rsplit("@", 1)
+        authority = f"{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{authority}" + _SECRET_PARAMETER.sub(r"\1***", tail)
 
 
 def _quiet_opencv() -> None:

@@ -37,7 +37,7 @@ from footfall.core.wire import (
     Measure,
     bucket_seconds_problem,
 )
-from footfall.core.yamlerrors import describe_yaml_error
+from footfall.core.yamlerrors import describe_yaml_error, repeated_key
 from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -410,6 +410,9 @@ def parse_config(text: str, source: str = "<config>") -> AgentConfig:
         raise ConfigError(describe_yaml_error(exc, source)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: config must be a mapping of fields (agent_id, site_id, cameras, ...)")
+    repeated = repeated_key(root, source)
+    if repeated is not None:
+        raise ConfigError(repeated)
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as exc:

@@ -207,17 +207,22 @@ class RecipeError(ValueError):
 
 def load_recipe(path: str | Path) -> Recipe:
     import yaml
-    from footfall.core.yamlerrors import describe_yaml_error
+    from footfall.core.yamlerrors import describe_yaml_error, repeated_key
 
     file = Path(path)
     try:
-        raw = yaml.safe_load(file.read_text())
+        text = file.read_text()
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except OSError as exc:
         raise RecipeError(f"{file}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise RecipeError(describe_yaml_error(exc, str(file))) from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{file}: expected a mapping of recipe fields")
+    repeated = repeated_key(root, str(file))
+    if repeated is not None:
+        raise RecipeError(repeated)
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:

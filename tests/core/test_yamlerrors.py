@@ -52,3 +52,31 @@ def test_a_recipe_reports_an_unclosed_bracket_where_it_opens(tmp_path: Path) -> 
     recipe.write_text("\n".join(lines) + "\n")
     with pytest.raises(RecipeError, match=rf"^{recipe}:{number + 1}: not valid YAML \(in the '\[' that opens here"):
         load_recipe(recipe)
+
+
+def test_a_key_given_twice_is_refused_not_silently_replaced(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a config with two ``cameras:`` ran one camera and said nothing of the
+    other, a second ``mqtt:`` dropped the first one's host. Agent configs and recipes refuse them, naming both lines."""
+    from footfall.edge.config import ConfigError, parse_config
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    config = (REPO / "edge" / "config.example.yaml").read_text()
+    first = next(i for i, line in enumerate(config.splitlines()) if line.startswith("cameras:")) + 1
+    twice = config + "\ncameras:\n  - id: atrium\n    source: 0\n"
+    last = len(twice.splitlines()) - 2
+    with pytest.raises(ConfigError) as caught:
+        parse_config(twice, "agent.yaml")
+    assert str(caught.value) == f"agent.yaml:{last}: key 'cameras' given twice (first on line {first})"
+    nested = "agent_id: a\nsite_id: b\ncameras:\n  - id: c\n    source: 0\n    fps: 5\n    fps: 10\n"
+    with pytest.raises(ConfigError, match=r"^agent.yaml:7: key 'fps' given twice \(first on line 6\)$"):
+        parse_config(nested, "agent.yaml")
+    merged = "base: &b {x: 1}\nother:\n  <<: *b\n  x: 2\n"  # a merge key overridden: legal YAML, not a repeat
+    assert yaml.safe_load(merged)["other"] == {"x": 2}
+    from footfall.core.yamlerrors import repeated_key
+
+    assert repeated_key(yaml.compose(merged, Loader=yaml.SafeLoader), "m.yaml") is None
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text((REPO / "models" / "configs" / "audience-v7.yaml").read_text() + "\nseed: 7\n")
+    with pytest.raises(RecipeError, match=r"key 'seed' given twice"):
+        load_recipe(recipe)

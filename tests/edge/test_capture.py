@@ -1,0 +1,49 @@
+"""What the capture tells logs and the published status about a camera's source: never its secrets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from footfall.edge.capture import CameraCapture, describe_source
+from footfall.edge.config import CameraConfig
+
+from footfall.broker import free_port
+from tests.waiting import wait_until
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        # FFmpeg ends the user information at the last '@': a password may hold one.
+        ("rtsp://admin:Sup3r@Secret@10.0.0.9:554/stream", "rtsp://admin:***@10.0.0.9:554/stream"),
+        ("rtsp://admin@10.0.0.9/live", "rtsp://admin:***@10.0.0.9/live"),
+        ("http://10.0.0.1/cgi?user=admin&pwd=secret&ch=1", "http://10.0.0.1/cgi?user=admin&pwd=***&ch=1"),
+        (  # Dahua's form: the password is a path parameter
+            "rtsp://10.0.0.5:554/user=admin&password=abc@x&channel=1&stream=0.sdp",
+            "rtsp://10.0.0.5:554/user=admin&password=***&channel=1&stream=0.sdp",
+        ),
+        ("rtsp://u:p@h/x?token=abc#frag", "rtsp://u:***@h/x?token=***#frag"),
+        ("http://h/snap.jpg?Authorization=Basic%20YWJj&x=1", "http://h/snap.jpg?Authorization=***&x=1"),
+        ("rtsp://10.0.0.9/live?channel=2", "rtsp://10.0.0.9/live?channel=2"),
+        ("/videos/mall.mp4", "/videos/mall.mp4"),
+        (0, "USB camera 0"),
+    ],
+)
+def test_a_sources_password_is_masked(source: str | int, shown: str) -> None:
+    assert describe_source(source) == shown
+
+
+def test_an_unreachable_stream_is_reported_without_its_password(caplog: pytest.LogCaptureFixture) -> None:
+    """The error goes into the log and into the retained status on the broker, which more people read than the
+    box's config."""
+    caplog.set_level(logging.WARNING, logger="footfall.edge.capture")
+    source = f"rtsp://admin:Sup3r@Secret@127.0.0.1:{free_port()}/stream?pwd=hunter2"
+    capture = CameraCapture(CameraConfig(id="door", source=source)).start()
+    try:
+        wait_until(lambda: capture.error is not None, 60)
+    finally:
+        capture.stop()
+    said = [capture.error or "", *(record.getMessage() + str(vars(record)) for record in caplog.records)]
+    assert any("127.0.0.1" in text for text in said)
+    assert not any("Sup3r" in text or "Secret" in text or "hunter2" in text for text in said)
