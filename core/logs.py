@@ -52,7 +52,8 @@ class FailureStreak:
     """Logs a run of the same failure once: its first occurrence at ``level``, the rest at DEBUG, and the recovery
     once at INFO. A disk that stays full would otherwise log a line per frame. Thread-safe."""
 
-    def __init__(self, logger: logging.Logger, failure: str, recovery: str, *, level: int = logging.ERROR):
+    def __init__(self, logger: logging.Logger, failure: str, recovery: str | None, *, level: int = logging.ERROR):
+        """``recovery``: the line logged when it works again; None when another line says so already."""
         self.logger, self.failure, self.recovery, self.level = logger, failure, recovery, level
         self._failing = False
         self._lock = threading.Lock()
@@ -69,5 +70,5 @@ class FailureStreak:
     def succeeded(self, **fields: object) -> None:
         with self._lock:
             recovered, self._failing = self._failing, False
-        if recovered:
+        if recovered and self.recovery is not None:
             log_event(self.logger, logging.INFO, self.recovery, **fields)

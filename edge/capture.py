@@ -88,16 +88,19 @@ def open_capture(source: str | int) -> cv2.VideoCapture | None:
 
     _quiet_opencv()
 
-    if isinstance(source, int):
-        capture = cv2.VideoCapture(source)
-    else:
-        params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            OPEN_TIMEOUT_MS,
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            READ_TIMEOUT_MS,
-        ]
-        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+    try:
+        if isinstance(source, int):
+            capture = cv2.VideoCapture(source)
+        else:
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                OPEN_TIMEOUT_MS,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                READ_TIMEOUT_MS,
+            ]
+            capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+    except (cv2.error, OverflowError, ValueError):  # a source OpenCV cannot even take (an index past int32)
+        return None
     if not capture.isOpened():
         capture.release()
         return None

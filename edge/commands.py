@@ -76,9 +76,19 @@ def register(app: typer.Typer) -> None:
         require("edge", "cv2", "onnxruntime", "paho")
         settings = _load(config)
         from footfall.core.bundle import BundleError
-        from footfall.edge.outbox import OutboxError
+        from footfall.edge.config import ConfigError
+        from footfall.edge.outbox import OutboxError, check_outbox
 
         if check_config:
+            # What the agent needs besides the models, each failing the check with one line as it would the agent.
+            try:
+                settings.mqtt.resolved_password()
+                outbox = check_outbox(settings.outbox.path)
+            except (ConfigError, OutboxError) as exc:
+                _fail(str(exc))
+            missing = [c for c in settings.cameras if c.is_file and not Path(str(c.source)).is_file()]
+            if missing:
+                _fail(f"camera {missing[0].id}: video file not found: {missing[0].source}")
             from footfall.edge.demographics import classifies, estimates_age
             from footfall.edge.pipeline import load_classifier, load_models
 
@@ -108,6 +118,9 @@ def register(app: typer.Typer) -> None:
                 for c in settings.cameras
             )
             names = ", ".join(f"{serving.bundle} {_served_as(serving)[0]}" for _, serving in served)
+            typer.echo(f"outbox      {outbox} — OK")
+            if any(not c.is_file for c in settings.cameras):
+                typer.echo(f"cameras     streams and USB cameras are not opened here: `footfall doctor -c {config}`")
             typer.echo(
                 f"{config}: OK — agent {settings.agent_id} at {settings.site_id}; cameras: {cameras}; models: {names}"
             )
@@ -116,7 +129,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             code = Agent(settings).run(drain_seconds=drain_seconds)
-        except (BundleError, OutboxError) as exc:
+        except (BundleError, ConfigError, OutboxError) as exc:
             _fail(str(exc))
         raise typer.Exit(code)
 

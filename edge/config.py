@@ -41,6 +41,8 @@ from footfall.core.yamlerrors import describe_yaml_error, repeated_key
 from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# Linux numbers video devices 0-255 (/dev/videoN).
+MAX_USB_INDEX = 255
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 WHOLE_FRAME = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 WHOLE_FRAME_ZONE_ID = "frame"
@@ -131,14 +133,14 @@ class CameraConfig(_Model):
     @classmethod
     def _source(cls, value: str | int) -> str | int:
         if isinstance(value, int):
-            if value < 0:
-                raise ValueError("a USB device index is 0 or more")
+            if not 0 <= value <= MAX_USB_INDEX:
+                raise ValueError(f"a USB device index is 0 to {MAX_USB_INDEX} (/dev/video0 and on)")
             return value
         text = value.strip()
         if not text:
             raise ValueError("source is empty")
         if text.isdigit():
-            return int(text)
+            return cls._source(int(text))
         if "://" in text and not text.lower().startswith(STREAM_SCHEMES):
             raise ValueError(f"unsupported URL scheme in {text!r}; use one of {', '.join(STREAM_SCHEMES)}")
         return text
@@ -230,8 +232,16 @@ class MqttConfig(_Model):
     resend_max_seconds: float = Field(default=600.0, ge=1, le=86_400)
 
     def resolved_password(self) -> str | None:
+        """The password; raises :class:`ConfigError` when ``password_env`` names a variable that is not set (the
+        agent would connect without one, and a broker with an ACL refuses it with a less helpful reason)."""
         if self.password_env:
-            return os.environ.get(self.password_env)
+            password = os.environ.get(self.password_env)
+            if password is None:
+                raise ConfigError(
+                    f"mqtt.password_env: the environment variable {self.password_env} is not set "
+                    "(the service's environment file sets it; set it in this shell to check the config)"
+                )
+            return password
         return self.password
 
 

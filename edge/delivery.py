@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +97,9 @@ class MqttPublisher:
             "the outbox cannot be read or updated; retrying, nothing is dropped",
             "the outbox works again; sending what it holds",
         )
+        # Why the broker cannot be reached (a name that does not resolve, a refused port, TLS against a plain
+        # listener): said once per outage, where the heartbeat only says 'disconnected'.
+        self._unreachable = FailureStreak(logger, "cannot reach the broker; retrying", None, level=logging.WARNING)
         self.sent = 0
         self.client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
@@ -125,6 +129,7 @@ class MqttPublisher:
         client.max_inflight_messages_set(self.window)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
@@ -197,6 +202,7 @@ class MqttPublisher:
         if reason_code.is_failure:
             log_event(logger, logging.WARNING, "broker refused the connection", reason=str(reason_code))
             return
+        self._unreachable.succeeded()
         log_event(logger, logging.INFO, "connected to broker", pending=self.pending())
         # A clean session: subscribe on every connect. Receipts that came while we were away are lost, which
         # costs only a re-send.
@@ -212,6 +218,17 @@ class MqttPublisher:
             self._wake.notify_all()
         if self.metrics is not None:
             self.metrics.connected(True)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # paho calls this from inside its ``except OSError`` around the connection attempt, and passes no reason.
+        error = sys.exc_info()[1]
+        settings = self.config.mqtt
+        self._unreachable.failed(
+            host=settings.host,
+            port=settings.port,
+            error=str(error) if error is not None else "unknown",
+            tls=bool(settings.tls),
+        )
 
     def _on_disconnect(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -333,6 +334,26 @@ class Outbox:
         """Forgets bucket counts too old to be reopened by a restart."""
         with self._using("prune old bucket counts"):
             self._db.execute("DELETE FROM bucket_state WHERE updated_at < ?", (self.clock() - self.state_seconds,))
+
+
+def check_outbox(path: str | Path) -> str:
+    """What ``footfall agent --check-config`` says of the outbox file: how many aggregates an existing one still
+    holds (opened as the agent opens it: a damaged one fails here), or that a new one can be made. Raises
+    :class:`OutboxError` (one line) when the agent could not use it."""
+    file = Path(path)
+    if file.is_dir():
+        raise OutboxError(f"{file}: the outbox path is a folder; give a file name (outbox.path)")
+    if file.exists():
+        outbox = Outbox(file)
+        try:
+            depth = outbox.depth()
+        finally:
+            outbox.close()
+        return f"{file}: {depth} aggregate(s) waiting for the server's receipt"
+    folder = next((parent for parent in file.parents if parent.exists()), Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise OutboxError(f"{file}: cannot create the outbox here ({folder} is not a writable folder)")
+    return f"{file}: new (created at start)"
 
 
 def _age_from_column(text: str | None) -> AgeCells | None:

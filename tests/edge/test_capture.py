@@ -47,3 +47,16 @@ def test_an_unreachable_stream_is_reported_without_its_password(caplog: pytest.L
     said = [capture.error or "", *(record.getMessage() + str(vars(record)) for record in caplog.records)]
     assert any("127.0.0.1" in text for text in said)
     assert not any("Sup3r" in text or "Secret" in text or "hunter2" in text for text in said)
+
+
+def test_a_usb_index_past_the_devices_is_refused_by_the_config_and_survived_by_the_capture() -> None:
+    """An index OpenCV cannot take raised cv2.error in the capture thread, which died: the camera showed
+    'connecting' for ever with no error (and `footfall doctor` a KeyError)."""
+    from footfall.edge.capture import open_capture
+    from footfall.edge.config import ConfigError, parse_config
+
+    for source in ("256", "99999999999999999999999", "-1"):
+        with pytest.raises(ConfigError, match=r"cameras\[0\]\.source: "):
+            parse_config(f"agent_id: a\nsite_id: b\ncameras: [{{id: c, source: {source}}}]\n", "a.yaml")
+    assert parse_config("agent_id: a\nsite_id: b\ncameras: [{id: c, source: '7'}]\n").cameras[0].source == 7
+    assert open_capture(99999999999999999999999) is None

@@ -218,10 +218,42 @@ def test_cli_check_config(tmp_path: Path, detector_bundle: Path, gender_bundle: 
     assert "face-detector-centerface" in detector and "serves INT8" in detector and detector.endswith("OK")
     gender = next(line for line in lines if line.startswith("gender "))
     assert "serves " in gender and gender.endswith("OK")
+    assert f"outbox      {tmp_path / 'footfall-outbox.sqlite'}: new (created at start) — OK" in lines
+    assert any(line.startswith("cameras     streams and USB cameras are not opened here") for line in lines)
     broken = tmp_path / "broken.yaml"
     broken.write_text(VALID + f"bundles: {{detector: {tmp_path}}}\n")
     result = _footfall("agent", "--config", str(broken), "--check-config")
     assert result.returncode == 2 and "no manifest.json" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("problem", ["outbox is a folder", "outbox under a file", "password_env unset", "no video"])
+def test_cli_check_config_refuses_what_the_agent_could_not_run(
+    tmp_path: Path, detector_bundle: Path, gender_bundle: Path, problem: str
+) -> None:
+    """The check said OK to configs whose agent then failed at start or retried for ever: an outbox path that is a
+    folder or cannot be created, a password variable that is not set (the agent connected without a password), a
+    video file that is not there. One line each, as the agent's own."""
+    text = VALID + f"bundles: {{detector: {detector_bundle}, gender: {gender_bundle}}}\n"
+    words = {
+        "outbox is a folder": "the outbox path is a folder",
+        "outbox under a file": "cannot create the outbox here",
+        "password_env unset": "FOOTFALL_TEST_UNSET_PASSWORD is not set",
+        "no video": "camera hall: video file not found",
+    }[problem]
+    if problem == "outbox is a folder":
+        text += f"outbox: {{path: {tmp_path}}}\n"
+    elif problem == "outbox under a file":
+        (tmp_path / "a-file").write_text("")
+        text += f"outbox: {{path: {tmp_path / 'a-file' / 'outbox.sqlite'}}}\n"
+    elif problem == "password_env unset":
+        text += "mqtt: {username: box, password_env: FOOTFALL_TEST_UNSET_PASSWORD}\n"
+    else:
+        text = text.replace("cameras:\n", f"cameras:\n  - id: hall\n    source: {tmp_path / 'gone.mp4'}\n", 1)
+    config = tmp_path / "agent.yaml"
+    config.write_text(text)
+    result = _footfall("agent", "--config", str(config), "--check-config")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and words in lines[0], result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("role", ["detector", "gender"])
@@ -258,7 +290,13 @@ def test_cli_check_config_opens_every_graph_the_floor_lets_the_box_serve(tmp_pat
 
     whole = _check_config(tmp_path, detector_bundle, DEFAULT_GENDER_BUNDLE)
     assert whole.returncode == 0, whole.stderr
-    assert [line.split()[0] for line in whole.stdout.splitlines()[:-1]] == ["detector", "gender", "gender-only"]
+    assert [line.split()[0] for line in whole.stdout.splitlines()[:-1]] == [
+        "detector",
+        "gender",
+        "gender-only",
+        "outbox",
+        "cameras",
+    ]
     gender = corrupt_model_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "corrupt", gender_only=True)
     for floor, refused in (("full", True), ("gender-only", True), ("counts-only", False)):
         config = tmp_path / f"{floor}.yaml"

@@ -365,3 +365,26 @@ def test_a_damaged_outbox_is_refused_at_open_with_one_line(tmp_path: Path) -> No
     with pytest.raises(OutboxError, match="damaged") as failure:
         Outbox(path)
     assert "\n" not in str(failure.value) and "move it aside" in str(failure.value)
+
+
+def test_why_the_broker_cannot_be_reached_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing listens on the port: the log says so (the reason paho keeps to itself), once however often the agent
+    retries, where the heartbeat only says 'disconnected'."""
+    from footfall.broker import free_port
+
+    caplog.set_level(logging.DEBUG, logger="footfall.edge.delivery")
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    publisher = MqttPublisher(_config(free_port()), outbox, _status)
+
+    def failures() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.getMessage() == "cannot reach the broker; retrying"]
+
+    publisher.start()
+    try:
+        assert eventually(lambda: len(failures()) >= 2, 30), "paho retries"
+    finally:
+        publisher.stop()
+        outbox.close()
+    first, *rest = failures()
+    assert first.levelno == logging.WARNING and "refused" in first.fields["error"]  # type: ignore[attr-defined]
+    assert all(r.levelno == logging.DEBUG for r in rest)
