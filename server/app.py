@@ -20,6 +20,7 @@ from footfall.server.api.deps import ServerContext, require_metrics
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
+from footfall.server.release import seen_until
 from footfall.server.rollups import ensure_release, finish_refiles
 from footfall.server.settings import Settings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     ctx = ServerContext(settings=settings, db=db, ingestor=ingestor)
     if settings.migrate_on_start:
         migrate.upgrade(db.engine)
-    if ensure_release(db, settings.k_anonymity):
+    seen_end = seen_until(time.time(), settings.release_open_hour, settings.release_delay_seconds)
+    if ensure_release(db, settings.k_anonymity, seen_end):
         log_event(logger, logging.INFO, "released values computed", k=settings.k_anonymity)
     for site_id in finish_refiles(db):
         log_event(logger, logging.INFO, "finished a time-zone change left half done", site=site_id)

@@ -45,8 +45,9 @@ saw, and the late people wait until later arrivals make the change reach k (the 
 with follows its buckets all the while: footfall.server.classifiers). A shown split or band set is never taken
 back, so every later step is measured from values readers actually saw. The held-back people (fewer than k per
 value and cell) stay in the raw counts. Ingest counts a cell as seen :data:`SEEN_MARGIN` seconds before reads may
-cover it. A change of k recomputes every cell from its raw counts, and with the open hour released answers are
-live and every change shows, so neither steps.
+cover it. A change of k shows no late person either: a seen cell holding some back takes the new rule on what it
+released, and one whose shown values a stricter k hides is frozen (footfall.server.rollups.cells.release_site).
+With the open hour released answers are live and every change shows, so nothing steps.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from typing import Any
 
 from footfall.server.localtime import HOUR
 from footfall.server.tables import CameraPart, HourlyAge, HourlyRollup, Zone
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 DEFAULT_K = 5
@@ -110,11 +111,14 @@ def released_values(columns: Any, k: Any) -> dict[str, Any]:
     }
 
 
-def release_age_cells(session: Session, k: int, cells: ColumnElement[bool]) -> None:
+def release_age_cells(session: Session, k: int, cells: ColumnElement[bool], *, from_released: bool = False) -> None:
     """Recomputes ``released_people`` of the age cells ``cells`` selects (a condition on ``rollup_hourly_age``)
     with ``k``, from their hourly cell's released gender counts (so call this after those are up to date) and
     their sibling bands: a band is released when its gender's count is released (non-zero) and no band of that
-    gender in the cell has 1 to k-1 people. This is the one place the age release rule is written."""
+    gender in the cell has 1 to k-1 people. This is the one place the age release rule is written.
+
+    ``from_released``: the rule applied to the bands' released people rather than their raw people, which can only
+    hide (a change of k on cells readers have seen: :func:`footfall.server.rollups.cells.release_site`)."""
     ages = HourlyAge.__table__
     hourly = HourlyRollup.__table__
     sibling = ages.alias("sibling")
@@ -129,16 +133,31 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool]) -> N
         .where(hourly.c.zone_pk == ages.c.zone_pk, hourly.c.hour_start == ages.c.hour_start)
         .scalar_subquery()
     )
+    sibling_people = sibling.c.released_people if from_released else sibling.c.people
     thin_band = exists().where(
         sibling.c.zone_pk == ages.c.zone_pk,
         sibling.c.hour_start == ages.c.hour_start,
         sibling.c.gender == ages.c.gender,
-        sibling.c.people >= 1,
-        sibling.c.people < k,
+        sibling_people >= 1,
+        sibling_people < k,
     )
     # An age cell without its hourly cell (never: they are written together) would release nothing.
     shown = and_(func.coalesce(gender_released, 0) > 0, ~thin_band)
-    session.execute(update(ages).where(cells).values(released_people=case((shown, ages.c.people), else_=0)))
+    if not from_released:
+        session.execute(update(ages).where(cells).values(released_people=case((shown, ages.c.people), else_=0)))
+        return
+    # Which genders to hide is read before any band changes: SQLite's UPDATE would see the bands it already hid
+    # (a thin 25-34 set to 0 first would no longer make its 35-44 sibling thin).
+    hidden = session.execute(
+        select(ages.c.zone_pk, ages.c.hour_start, ages.c.gender).where(cells, ages.c.released_people > 0, ~shown)
+    ).all()
+    for offset in range(0, len(hidden), 500):
+        chunk = [tuple(row) for row in hidden[offset : offset + 500]]
+        session.execute(
+            update(ages)
+            .where(tuple_(ages.c.zone_pk, ages.c.hour_start, ages.c.gender).in_(chunk))
+            .values(released_people=0)
+        )
 
 
 def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnElement[bool]) -> None:
@@ -212,9 +231,10 @@ def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnEl
 
 
 def people_held_back(columns: Any) -> ColumnElement[bool]:
-    """SQL: a cell (``columns``: a table's ``.c``) that releases people other than its raw count: late people held
-    back (:func:`step_release`)."""
-    return and_(columns.released_people > 0, columns.released_people != columns.people)
+    """SQL: a cell (``columns``: an hourly table's ``.c``) that releases people other than its raw count: late people
+    held back (:func:`step_release`), or a frozen cell (``shown``: a change of k altered what readers had seen of
+    it) with people it does not release, withheld or not."""
+    return and_(columns.released_people != columns.people, or_(columns.released_people > 0, columns.shown.is_not(None)))
 
 
 def released_end(end: int, now: float, open_hour: bool, delay: int = 0) -> int:

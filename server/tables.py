@@ -177,6 +177,11 @@ class HourlyRollup(_RollupCounts, _ReleasedCounts, Base):
     # The bundle that decided most of the cell's people, whose rates correct its share (footfall.server.
     # classifiers.attribute); None: some of its people have no gender (counts-only), so it is not corrected.
     classifier: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # Frozen: a change of k altered what readers had seen of this cell (footfall.server.rollups.cells.release_site).
+    # What they saw before it, as JSON ({"values": RELEASED_FIELDS' values, "bands": [[gender, band, people]]}); the
+    # cell keeps what it releases whatever arrives late, and a later change of k starts again from these values.
+    # None: not frozen.
+    shown: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ClassifierPeople(Base):

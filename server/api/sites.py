@@ -16,7 +16,7 @@ from footfall.server.api.deps import Context, ReadSession, ServerContext, get_si
 from footfall.server.api.schemas import SiteOut, SiteUpdate, ZoneOut, ZoneUpdate
 from footfall.server.catalog import PASSES
 from footfall.server.occupancy import check_closing_time
-from footfall.server.release import MAX_SITE_K, effective_k
+from footfall.server.release import MAX_SITE_K, effective_k, seen_until
 from footfall.server.rollups import refile_site, release_site, start_refile
 from footfall.server.settings import MAX_RETENTION_DAYS, Settings, check_timezone
 from footfall.server.tables import ZONE_KINDS, Site, Zone
@@ -196,7 +196,9 @@ def _apply_controls(session: Session, site: Site, change: SiteUpdate, ctx: Serve
         site.k = change.k
         if effective_k(site.k, server_k) != before:
             session.flush()  # the site row is locked (PostgreSQL) before its cells are recomputed
-            release_site(session, site.site_id, effective_k(site.k, server_k))
+            settings = ctx.settings
+            seen_end = seen_until(time.time(), settings.release_open_hour, settings.release_delay_seconds)
+            release_site(session, site.site_id, effective_k(site.k, server_k), seen_end, before)
     if "retention_days" in given:  # null: back to the server's; the next retention run applies it
         site.retention_days = change.retention_days
     if change.demographics is None or change.demographics == site.demographics:

@@ -96,12 +96,6 @@ def apply_age_deltas(
             release_age_cells(session, k, tuple_(table.c.zone_pk, table.c.hour_start).in_(cells[offset : offset + 500]))
 
 
-def release_zones(session: Session, zone_pks: list[int], k: int) -> None:
-    """Recomputes what every age cell of ``zone_pks`` releases with ``k`` (a site's new effective k)."""
-    if zone_pks:
-        release_age_cells(session, k, HourlyAge.__table__.c.zone_pk.in_(zone_pks))
-
-
 def raw_vs_ages(session: Session, since: int = 0) -> list[tuple[object, ...]]:
     """Age cells whose people differ from the sum of their raw buckets (each bucket's age table, or all of it age
     'unknown' when its aggregate carried none), and (zone, hour, gender) whose bands do not add up to the

@@ -4,6 +4,7 @@ them (after a time-zone change or a change of k) and checks that they agree with
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -29,11 +30,12 @@ from footfall.server.release import (
     CellRelease,
     effective_k,
     people_held_back,
+    release_age_cells,
     released_values,
     step_release,
     withhold_cameras_with_hidden_parts,
 )
-from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas, release_zones
+from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import (
@@ -46,7 +48,7 @@ from footfall.server.tables import (
     Site,
     Zone,
 )
-from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 COUNTS = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
@@ -182,6 +184,22 @@ def _holding(session: Session, keys: list[tuple[int, int]]) -> set[tuple[int, in
     return found
 
 
+def _frozen(session: Session, keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The frozen cells among ``keys`` (a change of k altered what readers had seen of them: :func:`release_site`)."""
+    h = HourlyRollup.__table__
+    found: set[tuple[int, int]] = set()
+    for offset in range(0, len(keys), 500):
+        found.update(
+            (zone_pk, hour)
+            for zone_pk, hour in session.execute(
+                select(h.c.zone_pk, h.c.hour_start).where(
+                    tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500]), h.c.shown.is_not(None)
+                )
+            )
+        )
+    return found
+
+
 def _withhold_cameras(session: Session, cameras: list[tuple[int, int]], k_of_zone: dict[int, int]) -> None:
     """footfall.server.release.withhold_cameras_with_hidden_parts on the camera cells ``cameras``, each with its
     site's k."""
@@ -202,10 +220,12 @@ def _hold_seen_cells(
     bands_before: dict[tuple[int, int], dict[tuple[str, str], int]],
     after: dict[tuple[int, int], list[float]],
     k_of_zone: dict[int, int],
+    frozen: set[tuple[int, int]],
 ) -> None:
     """Makes each cell of ``seen`` (cells readers have seen) move in steps of at least k (footfall.server.release.
     step_release): where the rule's new release would not, writes back what readers saw, and sets ``after``
-    to what the cell now releases. A held cell takes the bundle its buckets give like any other: which bundles sent
+    to what the cell now releases. A ``frozen`` cell (:func:`release_site`) keeps what readers saw, whatever the
+    step. A held cell takes the bundle its buckets give like any other: which bundles sent
     buckets is fleet configuration, so a late bucket that changes it shows no person
     (footfall.server.classifiers)."""
     h, a = HourlyRollup.__table__, HourlyAge.__table__
@@ -216,7 +236,7 @@ def _hold_seen_cells(
             CellRelease(tuple(before[key]), bands_before[key]),
             CellRelease(tuple(after[key]), bands_after[key]),
         )
-        final = step_release(shown, candidate, k_of_zone[key[0]])
+        final = shown if key in frozen else step_release(shown, candidate, k_of_zone[key[0]])
         if final.values != candidate.values:
             values = _as_counts(list(final.values), RELEASED_FIELDS)
             held_cells.append({"z": key[0], "h": key[1], **{f"v_{name}": v for name, v in values.items()}})
@@ -324,7 +344,12 @@ def apply_hourly_deltas(
     # Cells readers may have seen: their hour was readable before this change (the clock read once the cells are
     # locked, as a long wait for the lock may take the hour past it), and they release something.
     seen_end = seen_until() if seen_until is not None else None
-    seen = [key for key in keys if seen_end is not None and key[1] + HOUR <= seen_end and before[key][0] > 0]
+    frozen = _frozen(session, keys)
+    seen = [
+        key
+        for key in keys
+        if key in frozen or (seen_end is not None and key[1] + HOUR <= seen_end and before[key][0] > 0)
+    ]
     bands_before = _released_bands(session, seen) if seen else {}
     # One UPDATE per cell: SET sees the old row, so the release is computed from the new counts written out as
     # old + delta.
@@ -347,7 +372,7 @@ def apply_hourly_deltas(
     camera_set = set(cameras)
     zones_seen = [key for key in seen if key not in camera_set]
     if zones_seen:
-        _hold_seen_cells(session, zones_seen, before, bands_before, after, k_of_zone)
+        _hold_seen_cells(session, zones_seen, before, bands_before, after, k_of_zone, frozen)
     cameras_seen = [key for key in seen if key in camera_set]
     # A seen camera held back makes the cameras sharing its zones withheld in turn: until no more are held.
     held: set[tuple[int, int]] = set()
@@ -359,7 +384,7 @@ def apply_hourly_deltas(
         after.update(_released(session, cameras))
         if not cameras_seen:
             break
-        _hold_seen_cells(session, cameras_seen, before, bands_before, after, k_of_zone)
+        _hold_seen_cells(session, cameras_seen, before, bands_before, after, k_of_zone, frozen)
         now_held = _holding(session, cameras_seen)
         if now_held == held:
             break
@@ -421,46 +446,185 @@ def release_k(session: Session) -> int | None:
     return int(value) if value is not None else None
 
 
-def ensure_release(db: Database, k: int) -> bool:
+def ensure_release(db: Database, k: int, seen_end: int | None) -> bool:
     """Recomputes every released value, daily sum and slot running total when they were computed with
-    another server k (or never), each site with its effective k; returns whether it did. The server calls this
-    on start."""
+    another server k (or never), each site with its effective k, as :func:`release_site` does; returns whether it
+    did. The server calls this on start."""
     with db.write() as session:
-        if release_k(session) == k:
+        old_k = release_k(session)
+        if old_k == k:
             return False
         for site_id, site_k, tz in session.execute(select(Site.site_id, Site.k, Site.timezone)).all():
-            _release_site(session, site_id, effective_k(site_k, k), tz)
+            old = effective_k(site_k, old_k) if old_k is not None else None
+            _release_site(session, site_id, effective_k(site_k, k), tz, seen_end, old)
         # Cells of zones without a site row do not exist (zones reference sites), so every cell is covered.
         session.merge(Meta(key=RELEASE_K_KEY, value=str(k)))
     return True
 
 
-def release_site(session: Session, site_id: str, k: int) -> None:
+def release_site(session: Session, site_id: str, k: int, seen_end: int | None, old_k: int) -> None:
     """Recomputes what the cells of one site release with ``k`` (its new effective k), and their daily sums and
     slot running totals, in the caller's transaction: an admin's change of the site's k and this recomputation
     commit together, so no read ever sees cells released with the old k beside the new k. The caller holds the
     site row locked (it just updated it), and ingest reads the site's k with a share lock, so no ingest
-    transaction releases a cell of this site with the old k after this one commits."""
+    transaction releases a cell of this site with the old k after this one commits.
+
+    Cells readers may have seen (their hour ended by ``seen_end``, footfall.server.release.seen_until, and they
+    release people; None: answers are live) never show a late person by it:
+
+    - one that releases what ``old_k``'s rule gives its raw counts holds no late people back, and takes the new rule
+      on its raw counts;
+    - one that holds late people back (footfall.server.release.step_release) takes the new rule on what it releases,
+      which can only hide: a stricter k hides what falls below it, a looser one shows nothing new of it;
+    - one that no longer shows a value readers saw as they saw it (hidden by a stricter k) is **frozen**: what they saw
+      is kept (``rollup_hourly.shown``) and the cell releases what it does whatever arrives late, since a release
+      measured from its new values would show late people by differencing (7 people seen at k = 5, withheld at
+      k = 10, released as 10 once 3 late people came). A later change of k starts again from what readers saw
+      before the first; back at a k that shows all of it, the cell thaws and moves in steps of k again.
+
+    Cells nobody could read yet take the new rule on their raw counts."""
     tz = session.scalar(select(Site.timezone).where(Site.site_id == site_id))
     if tz is None:
         raise ValueError(f"no site {site_id!r}")
-    _release_site(session, site_id, k, tz)
+    _release_site(session, site_id, k, tz, seen_end, old_k)
 
 
-def _release_site(session: Session, site_id: str, k: int, tz: str) -> None:
+def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int | None, old_k: int | None) -> None:
     zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id)))
     if not zone_pks:
         return
-    table = HourlyRollup.__table__
-    session.execute(update(table).where(table.c.zone_pk.in_(zone_pks)).values(released_values(table.c, k)))
-    withhold_cameras_with_hidden_parts(session, k, table.c.zone_pk.in_(zone_pks))
-    # Cells that held late people back kept the bundle of their last release; released afresh, each takes its raw
-    # counts' bundle again.
+    h = HourlyRollup.__table__
+    of_site = h.c.zone_pk.in_(zone_pks)
+    # Seen: readable and releasing people, or frozen (what readers saw before an earlier change is on record).
+    frozen_cell = h.c.shown.is_not(None)
+    seen_cell: ColumnElement[bool] = frozen_cell
+    if seen_end is not None:
+        seen_cell = or_(frozen_cell, and_(h.c.hour_start + HOUR <= seen_end, h.c.released_people > 0))
+    # A frozen cell starts again from what readers saw before the first change of k.
+    recorded: dict[tuple[int, int], str] = {
+        (z, hour): text
+        for z, hour, text in session.execute(select(h.c.zone_pk, h.c.hour_start, h.c.shown).where(of_site, frozen_cell))
+    }
+    _write_release(session, {key: _decode_shown(text) for key, text in recorded.items()})
+    seen = [(z, hour) for z, hour in session.execute(select(h.c.zone_pk, h.c.hour_start).where(of_site, seen_cell))]
+    shown = _releases(session, seen)
+    # In sync: a seen cell that releases what the old k's rule gives its raw counts (no late people held back, not
+    # frozen). Its raw counts hold nothing readers may not learn, so the new k's rule applies to them.
+    in_sync: set[tuple[int, int]] = set()
+    if old_k is not None and seen:
+        _release_raw(session, zone_pks, old_k)
+        synced = _releases(session, seen)
+        in_sync = {key for key in seen if key not in recorded and synced[key] == shown[key]}
+    _release_raw(session, zone_pks, k)
+    # The others take the new k's rule on what readers saw, which can only hide: their raw counts may hold late
+    # people back.
+    held = [key for key in seen if key not in in_sync]
+    _write_release(session, {key: shown[key] for key in held})
+    for offset in range(0, len(held), 500):
+        _release_shown(session, held[offset : offset + 500], k)
+    withhold_cameras_with_hidden_parts(session, k, of_site)
     for zone_pk in zone_pks:
         reattribute_stale(session, zone_pk)
-    release_zones(session, zone_pks, k)
+    after = _releases(session, seen)
+    # A cell that no longer shows a value readers saw as they saw it is frozen, with what they saw on record: a late
+    # release measured from its new values would show late people.
+    marks = []
+    for key in seen:
+        text = None if _keeps(shown[key], after[key]) else recorded.get(key) or _encode_shown(shown[key])
+        if text != recorded.get(key):
+            marks.append({"z": key[0], "h": key[1], "shown": text})
+    if marks:
+        session.execute(
+            update(h)
+            .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"))
+            .values(shown=bindparam("shown")),
+            marks,
+        )
     rebuild_daily(session, zone_pks, tz)
     rebuild_slots(session, zone_pks)
+
+
+def _release_raw(session: Session, zone_pks: list[int], k: int) -> None:
+    """The release rule with ``k`` on the raw counts of every cell of ``zone_pks``, cameras and age cells included."""
+    h, a = HourlyRollup.__table__, HourlyAge.__table__
+    session.execute(update(h).where(h.c.zone_pk.in_(zone_pks)).values(released_values(h.c, k)))
+    withhold_cameras_with_hidden_parts(session, k, h.c.zone_pk.in_(zone_pks))
+    release_age_cells(session, k, a.c.zone_pk.in_(zone_pks))
+
+
+def _release_shown(session: Session, keys: list[tuple[int, int]], k: int) -> None:
+    """The release rule with ``k`` on what the cells ``keys`` release now, age cells included: it can only hide."""
+    h, a = HourlyRollup.__table__, HourlyAge.__table__
+    released = SimpleNamespace(
+        **{name: h.c[f"released_{name}"] for name in ("people", "female", "male", "unknown", "dwell_samples")},
+        dwell_seconds=h.c.released_dwell_seconds,
+    )
+    cells = tuple_(h.c.zone_pk, h.c.hour_start).in_(keys)
+    session.execute(update(h).where(cells, h.c.released_people > 0).values(released_values(released, k)))
+    release_age_cells(session, k, tuple_(a.c.zone_pk, a.c.hour_start).in_(keys), from_released=True)
+
+
+def _releases(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], CellRelease]:
+    values, bands = _released(session, keys), _released_bands(session, keys)
+    return {key: CellRelease(tuple(values[key]), bands[key]) for key in keys}
+
+
+def _keeps(shown: CellRelease, after: CellRelease) -> bool:
+    """Whether every value readers saw of a cell (each non-zero released value and band) is still released as it
+    was: later steps measured from ``after`` are then measured from what they saw."""
+    return all(not seen or now == seen for seen, now in zip(shown.values, after.values, strict=True)) and all(
+        after.bands.get(key) == people for key, people in shown.bands.items() if people
+    )
+
+
+def _encode_shown(cell: CellRelease) -> str:
+    """``rollup_hourly.shown``: what readers saw of a cell (its released values and bands)."""
+    return json.dumps({"values": list(cell.values), "bands": sorted([g, b, n] for (g, b), n in cell.bands.items())})
+
+
+def _decode_shown(text: str) -> CellRelease:
+    data = json.loads(text)
+    return CellRelease(tuple(data["values"]), {(g, b): int(n) for g, b, n in data["bands"]})
+
+
+def _write_release(session: Session, cells: dict[tuple[int, int], CellRelease]) -> None:
+    """Sets what the hourly cells ``cells`` release (values and bands) to the given ones."""
+    h, a = HourlyRollup.__table__, HourlyAge.__table__
+    if not cells:
+        return
+    session.execute(
+        update(h)
+        .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"))
+        .values({name: bindparam(f"v_{name}") for name in RELEASED_FIELDS}),
+        [
+            {"z": z, "h": hour, **{f"v_{n}": v for n, v in _as_counts(list(cell.values), RELEASED_FIELDS).items()}}
+            for (z, hour), cell in cells.items()
+        ],
+    )
+    keys = list(cells)
+    for offset in range(0, len(keys), 500):
+        session.execute(
+            update(a)
+            .where(tuple_(a.c.zone_pk, a.c.hour_start).in_(keys[offset : offset + 500]))
+            .values(released_people=0)
+        )
+    bands = [
+        {"z": z, "h": hour, "g": gender, "b": band, "n": people}
+        for (z, hour), cell in cells.items()
+        for (gender, band), people in cell.bands.items()
+    ]
+    if bands:
+        session.execute(
+            update(a)
+            .where(
+                a.c.zone_pk == bindparam("z"),
+                a.c.hour_start == bindparam("h"),
+                a.c.gender == bindparam("g"),
+                a.c.band == bindparam("b"),
+            )
+            .values(released_people=bindparam("n")),
+            bands,
+        )
 
 
 def rebuild_daily(session: Session, zone_pks: list[int], tz: str) -> int:

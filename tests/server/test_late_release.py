@@ -236,11 +236,11 @@ def test_a_held_cell_keeps_its_dwell_and_takes_the_bundle_its_buckets_give(serve
     # counts-only box tells the same.
     for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
         assert _held_cell_story(twin, late_people=0) == [first, held, resent]
-    # A change of the site's k releases every cell afresh from its raw counts: the held people show.
+    # A change of the site's k applies its rule to what readers saw, not to the raw counts: the held person stays held.
     response = server.client.patch(SITE, json={"k": 6}, headers=server.headers("admin"))
     assert response.status_code == 200, response.text
     again = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()
-    assert again["totals"]["people"] == 13 and again["mean_dwell_seconds"] == 57.0
+    assert again["totals"]["people"] == 12 and again["mean_dwell_seconds"] == 30.0
     assert again["totals"]["female_share_corrected_missing"] == "no_classified_people"
     with server.db.read() as session:
         assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
@@ -290,3 +290,57 @@ def test_bands_follow_a_move_made_by_a_batch_without_band_changes(server: Server
     assert seen(server) == (10, 10, 0, 0)
     point = server.get(f"{SITE}/traffic/ages", zone="a", **DAY).json()["points"][0]
     assert point["bands"]["female"]["25-34"] == 5 and point["bands"]["female"]["35-44"] == 5
+
+
+def _k_story(server: Server, late_people: bool) -> list[tuple[int | None, ...]]:
+    """An admin makes the site stricter and back while late people arrive for hours readers saw: what a reader sees
+    after each step (zone a's 09:00 cell of 7 people, and its 10:00 cell of 6 women and 6 men)."""
+    admin = server.headers("admin")
+    ten = NINE + timedelta(hours=1)
+
+    def view() -> tuple[int | None, ...]:
+        points = server.get(f"{SITE}/traffic/series", zone="a", **DAY).json()["points"]
+        hours = {p["start"][11:13]: p for p in points}
+        return tuple(hours[h][name] for h in ("09", "10") for name in ("people", "female", "male", "unknown"))
+
+    assert server.ingest(late(0, unknown=7), aggregate(zone="a", start=ten, female=6, male=6)).status_code == 200
+    views = [view()]
+    assert server.client.patch(SITE, json={"k": 10}, headers=admin).status_code == 200
+    views.append(view())
+    if late_people:  # 3 more at 09:00; 4 women and 6 men more at 10:00
+        extra = aggregate(zone="a", camera="cam-late", start=ten + timedelta(minutes=30), female=4, male=6)
+        assert server.ingest(late(30, unknown=3), extra).status_code == 200
+    views.append(view())
+    assert server.client.patch(SITE, json={"k": 12}, headers=admin).status_code == 200
+    views.append(view())
+    assert server.client.patch(SITE, json={"k": None}, headers=admin).status_code == 200
+    views.append(view())
+    with server.db.read() as session:
+        assert raw_vs_hourly(session) == [] and daily_vs_hourly(session) == [] and slots_vs_hourly(session) == []
+    return views
+
+
+def test_a_change_of_k_shows_no_late_person_and_can_be_undone(server: Server, tmp_path: Path) -> None:
+    """The attack: a site made stricter withheld a cell readers had seen (7 people at k = 5) and forgot that they
+    had; 3 late people then took it to 10 and it was released at once, 7 then 10. A split seen as 6 / 6 and hidden at
+    the stricter k was released as 10 / 12 with late people: 4 late women. A twin that got no late people must answer
+    every step the same; and k back where it was shows again what readers saw."""
+    views = _k_story(server, late_people=True)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _k_story(twin, late_people=False) == views
+    assert views[0] == (7, None, None, 7, 12, 6, 6, 0)  # nobody of the 7 classified: no female or male figure
+    assert views[1] == (None, None, None, None, 12, None, None, None), "the stricter k hides what falls below it"
+    assert views[2] == views[1] and views[3] == (None,) * 4 + (12, None, None, None)
+    assert views[4] == views[0], "back to the server's k: what readers saw before, not the late people"
+
+
+def test_a_stricter_k_on_a_held_cell_shows_none_of_the_people_it_holds_back(server: Server) -> None:
+    """A change of k recomputed every cell from its raw counts, so the late people a seen cell held back showed at
+    once (a weakness API.md admitted): now a seen cell takes the new k's rule on what readers saw."""
+    assert server.ingest(late(0, female=7, male=6)).status_code == 200
+    server.ingest(late(10, male=2))
+    assert seen(server) == (13, 7, 6, 0)  # two late men held back
+    assert server.client.patch(SITE, json={"k": 6}, headers=server.headers("admin")).status_code == 200
+    assert seen(server) == (13, 7, 6, 0), "not 15 / 7 / 8"
+    assert server.client.patch(SITE, json={"k": 7}, headers=server.headers("admin")).status_code == 200
+    assert seen(server) == (13, None, None, None), "6 men are fewer than 7: the split is hidden, the people stay"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from footfall.server.db import Database
 from footfall.server.migrate import current_revision, head_revision, upgrade
+from footfall.server.release import DEFAULT_RELEASE_DELAY, seen_until
 from footfall.server.tables import Base
 from sqlalchemy import Connection, inspect, text
 
@@ -48,14 +51,14 @@ def _bucket(
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0010"
-        assert upgrade(db.engine) == "0010"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0011"
+        assert upgrade(db.engine) == "0011"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0010"
+        assert current_revision(db.engine) == "0011"
     finally:
         db.dispose()
 
@@ -84,7 +87,7 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0010"  # the checks read the head's tables; 0010 counts the '?' bucket
+        assert upgrade(db.engine) == "0011"  # the checks read the head's tables; 0010 counts the '?' bucket
         with db.read() as session:
             assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
@@ -154,13 +157,13 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
                     )
                 )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0010"  # 0009 fills the parts; 0010 after it changes nothing of them
+        assert upgrade(db.engine) == "0011"  # 0009 fills the parts; 0010 after it changes nothing of them
         with db.read() as session:
             assert raw_vs_camera_parts(session) == []
             parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
             assert sorted(tuple(p) for p in parts) == [(1, "cam-1", 3600, 1), (2, "cam-1", 3600, 12)]
             assert released_thin_cameras(session, {"mall": 5}) == [(3, 3600)]  # until the server starts
-        assert ensure_release(db, 5) is True
+        assert ensure_release(db, 5, seen_until(time.time(), False, DEFAULT_RELEASE_DELAY)) is True
         with db.read() as session:
             assert released_thin_cameras(session, {"mall": 5}) == []
             camera = session.execute(text("SELECT released_people, withheld FROM rollup_hourly WHERE zone_pk = 3"))
@@ -198,7 +201,7 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                 )
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0010"
+        assert upgrade(db.engine) == "0011"
         with db.read() as session:
             rows = session.execute(
                 text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier, hour_start")
@@ -208,7 +211,7 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
             # The quiet hour a week later is a cell of 0 people, Monday 01:00 in the site's time zone (UTC).
             quiet = session.execute(text(f"SELECT local_how, people FROM rollup_hourly WHERE hour_start > {HOUR_1}"))
             assert tuple(quiet.one()) == (1, 0)
-        assert ensure_release(db, 5) is True
+        assert ensure_release(db, 5, seen_until(time.time(), False, DEFAULT_RELEASE_DELAY)) is True
         with db.read() as session:
             assert raw_vs_classifiers(session) == [] and raw_vs_hourly(session) == [] and slots_vs_hourly(session) == []
             cells = session.execute(text("SELECT classifier FROM rollup_hourly ORDER BY hour_start"))
