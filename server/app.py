@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from footfall.core.logs import log_event
 from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
-from footfall.server.api.deps import ServerContext, require_metrics
+from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         log_event(logger, logging.ERROR, "request failed", path=request.url.path, error=repr(exc)[:300])
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(single_valued_query)])
     for router in (
         ingest.router,
         sites.read,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from footfall.server.agents import agent_rows
-from footfall.server.api.deps import Context, ReadSession, require_viewer
+from footfall.server.api.deps import Context, ReadSession, get_site, require_viewer
 from footfall.server.api.schemas import AgentOut
 
 router = APIRouter(tags=["agents"], dependencies=[Depends(require_viewer)])
@@ -18,4 +18,7 @@ def list_agents(
     session: ReadSession,
     site: Annotated[str | None, Query(max_length=64, description="Only this site's agents.")] = None,
 ) -> list[dict[str, Any]]:
-    return agent_rows(session, site, ctx.settings.agent_offline_after_s)
+    rows = agent_rows(session, site, ctx.settings.agent_offline_after_s)
+    if site is not None and not rows:
+        get_site(session, site)  # 404 for a site nobody knows (a typo), not an empty list that reads as "no agents"
+    return rows

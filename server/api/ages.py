@@ -75,8 +75,11 @@ def age_points(
             # around it, its bands read as suppressed, not as 0.
             hidden = banded[i, g] == 0 and (bands_withheld[i, g] > 0 or unsplit[i] > 0 or rows.withheld[i] > 0)
             table[gender] = {band: None if hidden else int(rows.bands[i, g, b]) for b, band in enumerate(AGE_DECISIONS)}
+        people = int(rows.people[i])
         point: dict[str, Any] = {
-            "people": int(rows.people[i]),
+            # As the traffic series: null when every cell with people was withheld (not 0 people).
+            "people": None if people == 0 and rows.withheld[i] > 0 else people,
+            "people_lower_bound": bool(rows.withheld[i] > 0),
             "withheld_cells": int(rows.withheld[i]),
             "bands": table,
             "bands_withheld": {gender: int(bands_withheld[i, g]) for g, gender in enumerate(GENDERS)},

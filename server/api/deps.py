@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, get_args, get_origin
 
 from fastapi import Depends, HTTPException, Query, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from footfall.core.logs import log_event
 from footfall.server.auth import Principal, authenticate
@@ -214,3 +217,35 @@ def get_zones(session: Session, site: Site, zone_ids: list[str] | None) -> list[
     if missing:
         raise HTTPException(404, f"site {site.site_id!r} has no zone {', '.join(repr(m) for m in missing)}")
     return [by_id[z] for z in dict.fromkeys(zone_ids)]
+
+
+_REPEATABLE: dict[int, frozenset[str]] = {}  # per route: the query parameters that take several values
+
+
+def _repeatable(dependant: Dependant) -> frozenset[str]:
+    names = {
+        param.alias
+        for param in dependant.query_params
+        if get_origin(param.field_info.annotation) in (list, set, tuple)
+        or any(get_origin(arg) in (list, set, tuple) for arg in get_args(param.field_info.annotation))
+    }
+    for sub in dependant.dependencies:
+        names |= _repeatable(sub)
+    return frozenset(names)
+
+
+def single_valued_query(request: Request) -> None:
+    """422 for a query parameter given twice that takes one value: FastAPI keeps the last and says nothing, so
+    ``age=18-24&age=25-34`` ranked one band and ``start`` given twice answered another range than asked."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    repeatable = _REPEATABLE.get(id(route))
+    if repeatable is None:
+        repeatable = _REPEATABLE[id(route)] = _repeatable(route.dependant)
+    counts = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = sorted(name for name, n in counts.items() if n > 1 and name not in repeatable)
+    if repeated:
+        raise HTTPException(
+            422, f"{repeated[0]}: given {counts[repeated[0]]} times; it takes one value (see the API's parameters)"
+        )

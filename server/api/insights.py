@@ -25,7 +25,7 @@ from footfall.server.api.traffic import passes_zones
 from footfall.server.localtime import WEEKDAYS, how_label, to_iso
 from footfall.server.release import effective_k
 from footfall.server.stats import poisson_mean_interval, wilson_interval
-from footfall.server.tables import Zone
+from footfall.server.tables import ZONE_KINDS, Zone
 
 # The ranking in SQL orders slots by the raw decisions (Wilson's lower end); the corrected estimate then ranks the
 # best POOL_FACTOR × limit of them (at least POOL_MIN), which is where the correction can reorder slots.
@@ -64,14 +64,26 @@ def parse_hours(text: str | None) -> set[int]:
     return hours
 
 
+FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def zones_of_kind(zones: list[Zone], kind: str | None) -> list[Zone]:
+    """The zones of ``kind`` (None: all); 422 for a kind no zone can have, which would rank nothing and read like a
+    site with no traffic."""
+    if kind is not None and kind not in ZONE_KINDS:
+        raise HTTPException(422, f"zone_kind: {kind!r} is not one of {', '.join(ZONE_KINDS)}")
+    return [zone for zone in zones if kind is None or zone.kind == kind]
+
+
 def parse_days(text: str | None) -> set[int]:
-    """'mon-fri', 'sat,sun' or 'mon,wed-fri' → weekday numbers (Monday = 0)."""
+    """'mon-fri', 'sat,sun', 'mon,wed-fri' or whole names ('saturday') → weekday numbers (Monday = 0)."""
     if not text:
         return set(range(7))
     names = [d.lower() for d in WEEKDAYS]
     days: set[int] = set()
     for part in text.lower().split(","):
-        ends = [p.strip()[:3] for p in part.split("-")]
+        ends = [p.strip() for p in part.split("-")]
+        ends = [e[:3] if e in FULL_DAY_NAMES else e for e in ends]
         if len(ends) not in (1, 2) or any(e not in names for e in ends):
             raise HTTPException(422, f"days: {part!r} is not like 'mon-fri' or 'sat,sun'")
         a, b = names.index(ends[0]), names.index(ends[-1])
@@ -125,7 +137,7 @@ def ad_placement(
         raise HTTPException(422, "sort: 'share' needs audience 'female' or 'male'")
     wanted_hours, wanted_days = parse_hours(hours), parse_days(days)
     site = get_site(session, site_id)
-    zones = [z for z in passes_zones(session, site, zone_ids) if zone_kind is None or z.kind == zone_kind]
+    zones = zones_of_kind(passes_zones(session, site, zone_ids), zone_kind)
     k = effective_k(site.k, ctx.settings.k_anonymity)  # the site's own k where an admin made it stricter
     span = released(span, ctx)
     zone_pks = [z.id for z in zones]
@@ -146,7 +158,7 @@ def ad_placement(
         pool = [(row[0], row[1]) for row in ranked.rows]
         corrected = list(shares.slots(session, zone_pks, span.start, span.end, pool, site.timezone))
     candidates = [
-        _slot(by_pk[zone_pk], how, people, np.array(parts), withheld, weeks, audience, share)
+        _slot(by_pk[zone_pk], how, people, np.array(parts), withheld, weeks, audience, share, k)
         for (zone_pk, how, people, *parts, withheld, weeks), share in zip(ranked.rows, corrected, strict=True)
     ]
     if audience != "all":  # ranked again by the corrected estimate, as the SQL ranked by the raw one
@@ -201,7 +213,7 @@ def _age_placement(
     ranked_age_slots)."""
     wanted_hours, wanted_days = parse_hours(hours), parse_days(days)
     site = get_site(session, site_id)
-    zones = [z for z in passes_zones(session, site, zone_ids) if zone_kind is None or z.kind == zone_kind]
+    zones = zones_of_kind(passes_zones(session, site, zone_ids), zone_kind)
     span = released(span, ctx)
     genders = ["female", "male", "unknown"] if audience == "all" else [audience]
     ranked = queries.ranked_age_slots(
@@ -314,29 +326,38 @@ def _slot(
     weeks: int,
     audience: str,
     corrected: shares.Share | None,
+    k: int,
 ) -> dict[str, Any]:
+    """One slot of a gender audience (or everyone). With withheld hours its people are a lower bound: the
+    explanation says "at least", and the interval's upper end reaches as far as the withheld hours could take it
+    (at most k-1 people each, every one of them in the audience), as for an age audience (:func:`_age_slot`)."""
     female, male = int(parts[0]), int(parts[1])
     classified = female + male
     mean_people = people / weeks
     label = how_label(how)
     raw = missing = None
     people_corrected = 0
+    unseen = withheld * (k - 1) / weeks  # the most the withheld hours could add per week
+    left_out = f"{withheld:,} hour(s) with fewer than {k} people withheld" if withheld else ""
     if audience == "all" or corrected is None:
         share = low = high = None
         count = people
         expected = mean_people
         expected_low, expected_high = poisson_mean_interval(people, weeks)
-        why = (
-            f"{zone.name}, {label}: on average {mean_people:,.1f} people per week in this hour over {weeks} "
-            f"week(s) observed (95% interval {expected_low:,.1f}-{expected_high:,.1f})."
-        )
+        if withheld:
+            expected_high = max(expected_high, poisson_mean_interval(people + withheld * (k - 1), weeks)[1])
+            amount = f"at least {mean_people:,.1f} people per week (up to {expected_high:,.1f}: {left_out})"
+        else:
+            interval = f"95% interval {expected_low:,.1f}-{expected_high:,.1f}"
+            amount = f"on average {mean_people:,.1f} people per week ({interval})"
+        why = f"{zone.name}, {label}: {amount} in this hour over {weeks} week(s) observed."
     else:
         count = female if audience == "female" else male
         raw = count / classified if classified else None
         share, low, high = _for_audience(corrected, audience)
         people_corrected, missing = corrected.people, corrected.missing
         expected = mean_people * (share or 0.0)
-        expected_low, expected_high = mean_people * (low or 0.0), mean_people * (high or 0.0)
+        expected_low, expected_high = mean_people * (low or 0.0), mean_people * (high or 0.0) + unseen
         noun = "women" if audience == "female" else "men"
         raw_text = (
             f"{raw:.0%} of the {classified:,} people the classifier decided on" if raw is not None else "none decided"
@@ -348,10 +369,14 @@ def _slot(
                 f"{share:.0%} {noun} (95% interval {low:.0%}-{high:.0%}), corrected for the classifier's known errors "
                 f"over {people_corrected:,} people (raw: {raw_text})"
             )
+        about = (
+            f"at least {expected:,.1f} {noun} per week (up to {expected_high:,.1f}: {left_out})"
+            if withheld
+            else f"about {expected:,.1f} {noun} per week ({expected_low:,.1f}-{expected_high:,.1f})"
+        )
         why = (
-            f"{zone.name}, {label}: on average {mean_people:,.1f} people per week in this hour over {weeks} "
-            f"week(s); {evidence}, so about {expected:,.1f} {noun} per week "
-            f"({expected_low:,.1f}-{expected_high:,.1f})."
+            f"{zone.name}, {label}: {'at least' if withheld else 'on average'} {mean_people:,.1f} people per week in "
+            f"this hour over {weeks} week(s); {evidence}, so {about}."
         )
 
     def rounded(value: float | None) -> float | None:
@@ -371,6 +396,7 @@ def _slot(
         "withheld_hours": withheld,
         "classified": classified,
         "audience_count": count,
+        "audience_lower_bound": withheld > 0,
         "share": rounded(share),
         "share_low": rounded(low),
         "share_high": rounded(high),

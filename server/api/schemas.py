@@ -74,7 +74,11 @@ class Series(BaseModel):
 
 
 class AgeTable(BaseModel):
-    people: int = Field(description="Released people of the bucket (all genders and bands).")
+    people: int | None = Field(
+        description="Released people of the bucket (all genders and bands); null when every cell with people was "
+        "withheld, a lower bound when some were (people_lower_bound)."
+    )
+    people_lower_bound: bool = Field(description="True when withheld cells are left out of people.")
     withheld_cells: int = Field(description="Zone × hour cells with 1 to k-1 people, left out entirely.")
     bands: dict[str, dict[str, int | None]] = Field(
         description="Released people per gender decision (female, male, unknown) and age band ('0-12' ... '65+', "
@@ -344,8 +348,9 @@ class Slot(BaseModel):
     audience_count: int = Field(description="People decided as the target audience (raw decisions) over the range.")
     audience_lower_bound: bool | None = Field(
         None,
-        description="Age audiences only: true when people of the audience may be left out of audience_count "
-        "(withheld hours, gender splits or age bands), so it and expected_audience are lower bounds.",
+        description="True when people of the audience may be left out of audience_count (withheld hours; for an "
+        "age audience also gender splits or age bands), so it and expected_audience are lower bounds and "
+        "expected_audience_high reaches as far as what was withheld could take it.",
     )
     share: float | None = Field(
         description="Target share, corrected for the classifier's known errors (see 'Corrected female share' in "

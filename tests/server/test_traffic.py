@@ -290,6 +290,10 @@ def test_ad_placement_ranks_slots_and_explains_itself(server: Server) -> None:
         ),
         ("insights/ad-placement", {"hours": "9 to 5"}, "hours: '9 to 5' is not a window like '10-22'"),
         ("insights/ad-placement", {"days": "funday"}, "days: 'funday' is not like 'mon-fri'"),
+        # The first three letters were all that was read: 'monkey,sunshine' ranked Mondays and Sundays.
+        ("insights/ad-placement", {"days": "monkey,sunshine"}, "days: 'monkey' is not like 'mon-fri'"),
+        # A kind no zone can have ranked nothing, which read like a site without traffic.
+        ("insights/ad-placement", {"zone_kind": "ad-slot"}, "zone_kind: 'ad-slot' is not one of unknown, entrance"),
         ("insights/ad-placement", {"sort": "share"}, "sort: 'share' needs audience 'female' or 'male'"),
     ],
 )
@@ -299,6 +303,48 @@ def test_bad_parameters_get_a_clear_422(sqlite_server: Server, path: str, params
     assert response.status_code == 422, response.text
     assert message in response.json()["detail"]
     assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "age=18-24&age=25-34",  # ranked one band of the two, with a 200
+        "audience=female&audience=male",
+        "start=2026-11-16T00:00:00Z&start=2026-11-16T10:00:00Z&end=2026-11-17T00:00:00Z",
+    ],
+)
+def test_a_parameter_that_takes_one_value_given_twice_is_a_422(sqlite_server: Server, query: str) -> None:
+    """FastAPI keeps the last of a repeated parameter without a word: the answer was for something else than asked."""
+    sqlite_server.ingest(aggregate(female=5, male=5))
+    name = query.split("=")[0]
+    for path in ("insights/ad-placement", "traffic/ages"):
+        response = sqlite_server.client.get(
+            f"/api/v1/sites/mall/{path}?{query}", headers=sqlite_server.headers("viewer")
+        )
+        if name == "audience" and path == "traffic/ages":
+            continue
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"].startswith(f"{name}: given 2 times; it takes one value")
+    # A parameter that takes several values still does.
+    both = sqlite_server.client.get(
+        "/api/v1/sites/mall/traffic/series?zone=entrance&zone=entrance", headers=sqlite_server.headers("viewer")
+    )
+    assert both.status_code == 200
+    assert sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", days="saturday,Sunday").status_code == 200
+
+
+def test_an_age_point_of_withheld_cells_only_is_null_and_unknown_sites_agents_are_404(sqlite_server: Server) -> None:
+    """/traffic/ages said 0 people for an hour whose only cell was withheld, where the series says null."""
+    nine = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    sqlite_server.ingest(
+        aggregate(start=nine, female=10, male=10), aggregate(start=nine + timedelta(hours=2), female=2)
+    )
+    day = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-17T00:00:00Z"}
+    points = sqlite_server.get("/api/v1/sites/mall/traffic/ages", granularity="hour", **day).json()["points"]
+    by_hour = {p["label"][-5:]: (p["people"], p["people_lower_bound"], p["withheld_cells"]) for p in points}
+    assert by_hour["09:00"] == (20, False, 0) and by_hour["11:00"] == (None, True, 1)
+    response = sqlite_server.get("/api/v1/agents", site="no-such-site")
+    assert response.status_code == 404 and response.json()["detail"] == "no site 'no-such-site'"
 
 
 def test_unknown_site_and_zone_are_404_with_their_names(sqlite_server: Server) -> None:
@@ -332,3 +378,24 @@ def test_an_hour_the_camera_watched_and_nobody_passed_counts_as_zero_in_means(se
     assert [(p["people"], p["female"], p["male"], p["suppressed"]) for p in points] == [(0, 0, 0, False)] * 3 + [
         (50, 30, 20, False)
     ]
+
+
+def test_a_slot_with_withheld_hours_says_at_least_for_every_audience(sqlite_server: Server) -> None:
+    """The review's repro: of four Mondays at 09:00, three had 4 people each (withheld at k = 5). 'On average 2.5 people
+    per week (1.0-4.0)' ruled out the true 5.5: the slot says its count is a lower bound, and its interval reaches
+    as far as the withheld hours could take it, for everyone and for a gender audience as for an age audience."""
+    monday = datetime(2026, 10, 26, 9, tzinfo=UTC)
+    messages = [aggregate(zone="a", start=monday, female=5, male=5)]
+    messages += [aggregate(zone="a", start=monday + timedelta(weeks=w), seq=w, female=2, male=2) for w in (1, 2, 3)]
+    assert sqlite_server.ingest(*messages).status_code == 200
+    window = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-17T00:00:00Z"}
+    for audience in ("all", "female"):
+        body = sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", **window, audience=audience).json()
+        [slot] = body["slots"]
+        assert (slot["people"], slot["withheld_hours"], slot["weeks_observed"]) == (10, 3, 4)
+        assert slot["audience_lower_bound"] is True, audience
+        assert slot["expected_audience_high"] >= (10 + 3 * 4) / 4 * (1 if audience == "all" else 0.5), audience
+        assert (
+            "at least" in slot["explanation"] and "3 hour(s) with fewer than 5 people withheld" in slot["explanation"]
+        )
+        assert "about" not in slot["explanation"] and "on average" not in slot["explanation"], slot["explanation"]

@@ -89,7 +89,7 @@ function explainPanel(result, choice) {
       `${fmtMean(top.people / top.weeks_observed)} per week; ${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} ` +
       `people the classifier decided on were read as ${noun} (${top.share_raw === null ? "—" : fmtPct(top.share_raw)}); ` +
       (top.share === null ? `no corrected share (${top.share_missing}), so no audience estimate.`
-        : `corrected for its known errors, ${fmtPct(top.share)} are ${noun}, so about ${fmtMean(top.expected_audience)} ${noun} per week.`)) : null;
+        : `corrected for its known errors, ${fmtPct(top.share)} are ${noun}, so ${top.audience_lower_bound ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week.`)) : null;
   return [
     h("h2", { id: "how-title" }, "How this ranking works"),
     h("h3", {}, "A slot"),
