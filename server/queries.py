@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 from footfall.core.ages import AGE_DECISIONS
-from footfall.server.localtime import day_range, local_day, local_midnight, week_start
+from footfall.server.localtime import MONDAY_EPOCH, WEEK, day_range, local_day, local_midnight, week_start
 from footfall.server.rollups import slot_parts
 from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
@@ -158,14 +158,16 @@ def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) 
 def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int) -> Rows:
     """Released counts per local hour of week (0 = Monday 00:00), summed over the zones.
 
-    ``occurrences`` counts the distinct hours an agent reported (a quiet one is a cell of 0 people), so
-    ``count / occurrences`` is the mean per week.
+    ``occurrences`` counts the weeks an agent reported the hour in (a quiet one is a cell of 0 people), so
+    ``count / occurrences`` is the mean per week. A local hour that happens twice in a week (clocks going back) is
+    one week observed, not two.
     """
     h = HourlyRollup
+    week = (h.hour_start - MONDAY_EPOCH) // WEEK  # the UTC week (footfall.server.localtime.utc_week)
     result = session.execute(
         select(
             h.local_how,
-            *_measures(h, occurrences=func.count(distinct(h.hour_start))),
+            *_measures(h, occurrences=func.count(distinct(week))),
         )
         .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
         .group_by(h.local_how)

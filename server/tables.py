@@ -255,7 +255,7 @@ class SlotCumulative(Base):
     00:00 UTC to Monday).
 
     The row of week ``w`` holds the sums of the released values of every hourly rollup of its zone and local
-    hour of week whose hour starts before the end of week ``w`` (``hours`` counts those hourly rows,
+    hour of week whose hour starts before the end of week ``w`` (``hours`` counts the weeks with such a row,
     ``withheld`` those of them withheld). A range of whole weeks is then the difference of two rows per slot,
     whatever its length. Rows are dense: every hour of week of every week from the zone's first to its last
     week (``SlotSpan``), so the row a query needs always exists.

@@ -184,6 +184,34 @@ def _holding(session: Session, keys: list[tuple[int, int]]) -> set[tuple[int, in
     return found
 
 
+def _new_weeks_observed(
+    session: Session, created: set[tuple[int, int]], local_how: dict[tuple[int, int], int]
+) -> set[tuple[int, int]]:
+    """The created cells that are the first of their zone, UTC week and local hour of week: each makes one more week
+    observed in its slot. When clocks go back, a local hour happens twice (two UTC hours, one after the other):
+    the week is one observation, not two, or the slot's mean per week would halve."""
+    h = HourlyRollup.__table__
+    neighbours = sorted({(z, hour + step) for z, hour in created for step in (-HOUR, HOUR)})
+    found: dict[tuple[int, int], int] = {}
+    for offset in range(0, len(neighbours), 500):
+        for z, hour, how in session.execute(
+            select(h.c.zone_pk, h.c.hour_start, h.c.local_how).where(
+                tuple_(h.c.zone_pk, h.c.hour_start).in_(neighbours[offset : offset + 500])
+            )
+        ):
+            found[(z, hour)] = how
+    first = set()
+    for z, hour in created:
+        how = local_how[(z, hour)]
+        before, after = (z, hour - HOUR), (z, hour + HOUR)
+        if found.get(before) == how:
+            continue  # the earlier of the two is on record (or made in this batch): the week is counted by it
+        if found.get(after) == how and after not in created:
+            continue
+        first.add((z, hour))
+    return first
+
+
 def _frozen(session: Session, keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
     """The frozen cells among ``keys`` (a change of k altered what readers had seen of them: :func:`release_site`)."""
     h = HourlyRollup.__table__
@@ -393,6 +421,7 @@ def apply_hourly_deltas(
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}
     slot_sources = [RELEASED_FIELDS.index(name) for name in SLOT_SOURCES]
+    observed = _new_weeks_observed(session, created, local_how)
     # A cell's released split moves out of its bundle's day before the change and into its bundle's after.
     by_bundle: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for key in keys:
@@ -409,7 +438,7 @@ def apply_hourly_deltas(
             day[i] += value
         # Summed, not set: when clocks go back, two UTC hours of one week share a local hour of week.
         slot = slot_deltas.setdefault((key[0], utc_week(key[1]), local_how[key]), [0] * (len(slot_sources) + 1))
-        for i, value in enumerate((*(round(delta[j]) for j in slot_sources), int(key in created))):
+        for i, value in enumerate((*(round(delta[j]) for j in slot_sources), int(key in observed))):
             slot[i] += value
     apply_slot_deltas(session, slot_deltas)
     changed_bundles = {key: sums for key, sums in by_bundle.items() if any(sums)}

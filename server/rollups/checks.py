@@ -159,8 +159,9 @@ def slots_vs_hourly(session: Session) -> list[tuple[object, ...]]:
         select(h.zone_pk, h.hour_start, h.local_how, *(getattr(h, name) for name in SLOT_SOURCES))
     ):
         cell = per_week[zone_pk].setdefault((utc_week(hour_start), how), [0] * width)
-        for i, value in enumerate((*values, 1)):
+        for i, value in enumerate(values):
             cell[i] += value
+        cell[-1] = 1  # a week observed, however often its local hour happened (clocks going back: twice)
     spans = {row[0]: (row[1], row[2]) for row in session.execute(select(SlotSpan.__table__))}
     stored: dict[int, dict[tuple[int, int], tuple[int, ...]]] = defaultdict(dict)
     c = SlotCumulative.__table__

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from footfall.server.localtime import MONDAY_EPOCH, WEEK, week_epoch
+from footfall.server.localtime import HOUR, MONDAY_EPOCH, WEEK, week_epoch
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import HourlyRollup, SlotCumulative, SlotSpan
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     literal,
     select,
     text,
@@ -38,7 +39,8 @@ from sqlalchemy.sql import CompoundSelect, Select
 
 HOURS_OF_WEEK = 168
 SLOT_FIELDS = ("people", "female", "male", "unknown", "withheld", "hours")
-# The hourly columns the first five slot fields sum (``hours`` counts the hourly rows).
+# The hourly columns the first five slot fields sum (``hours`` counts the weeks with an hourly row: when clocks go
+# back, a local hour happens twice in one week, and is one week observed).
 SLOT_SOURCES = ("released_people", "released_female", "released_male", "released_unknown", "withheld")
 
 # (zone_pk, UTC week, local hour of week) → [people, female, male, unknown, withheld, new hourly rows]
@@ -148,7 +150,7 @@ _REBUILD_TOTALS = text(
     ),
     sums(zone_pk, week, how, p, f, m, u, w, n) AS (
         SELECT zone_pk, (hour_start - :monday) / :week, local_how, sum(released_people),
-            sum(released_female), sum(released_male), sum(released_unknown), sum(withheld), count(*)
+            sum(released_female), sum(released_male), sum(released_unknown), sum(withheld), 1
         FROM rollup_hourly WHERE zone_pk IN :zones GROUP BY 1, 2, 3
     )
     INSERT INTO rollup_slot_cumulative (zone_pk, week, local_how, people, female, male, unknown, withheld, hours)
@@ -185,6 +187,12 @@ def slot_parts(
     the hours before the first and after the last whole UTC week come from the hourly rollup, the whole weeks
     from two running-total rows per slot (end minus start)."""
     h = HourlyRollup.__table__
+    earlier = HourlyRollup.__table__.alias("earlier")
+    twin = (
+        earlier.c.zone_pk == h.c.zone_pk,
+        earlier.c.hour_start == h.c.hour_start - HOUR,
+        earlier.c.local_how == h.c.local_how,
+    )
     first_week = -((MONDAY_EPOCH - start) // WEEK)  # the first week starting at or after ``start``
     stop_week = (end - MONDAY_EPOCH) // WEEK  # the first week not ending by ``end``
 
@@ -198,7 +206,11 @@ def slot_parts(
             cast(h.c.released_male, Float).label("m"),
             cast(h.c.released_unknown, Float).label("u"),
             cast(h.c.withheld, Integer).label("w"),
-            literal(1, Integer).label("n"),  # integers: PostgreSQL sums bigints as slow numerics
+            # One per week: the second of a local hour that happens twice (clocks going back) adds none.
+            # Integers: PostgreSQL sums bigints as slow numerics.
+            case(
+                (exists().where(*twin, earlier.c.hour_start >= low), literal(0, Integer)), else_=literal(1, Integer)
+            ).label("n"),
         ).where(h.c.zone_pk.in_(zone_pks), h.c.hour_start >= low, h.c.hour_start < high, *how_filter)
 
     if first_week >= stop_week:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from footfall.core.ages import AGE_DECISIONS
+from footfall.server.rollups import slots_vs_hourly
 from footfall.server.stats import poisson_mean_interval, wilson_interval
 
 from tests.server.conftest import Server, aggregate
@@ -399,3 +400,37 @@ def test_a_slot_with_withheld_hours_says_at_least_for_every_audience(sqlite_serv
             "at least" in slot["explanation"] and "3 hour(s) with fewer than 5 people withheld" in slot["explanation"]
         )
         assert "about" not in slot["explanation"] and "on average" not in slot["explanation"], slot["explanation"]
+
+
+@pytest.mark.parametrize("batches", ["together", "later hour first"])
+def test_a_local_hour_that_happens_twice_when_clocks_go_back_is_one_week_observed(server: Server, batches: str) -> None:
+    """Europe/Berlin, Sunday 25 October 2026: local 02:00-03:00 happens at 00:00 and at 01:00 UTC. With one week of
+    data that hour said 2 weeks (and 2 days) observed, and its mean per week was halved; over whole weeks (the
+    running totals) and ragged ones (the hourly cells) alike."""
+    admin = server.headers("admin")
+    assert (
+        server.client.patch("/api/v1/sites/mall", json={"timezone": "Europe/Berlin"}, headers=admin).status_code == 200
+    )
+    first, second = (
+        aggregate(zone="a", start=datetime(2026, 10, 25, hour, tzinfo=UTC), seq=hour, female=5, male=5)
+        for hour in (0, 1)
+    )
+    if batches == "together":
+        assert server.ingest(first, second).status_code == 200
+    else:
+        assert server.ingest(second).status_code == 200 and server.ingest(first).status_code == 200
+    for span in (
+        {"start": "2026-10-19T00:00:00Z", "end": "2026-10-26T00:00:00Z"},  # one whole UTC week
+        {"start": "2026-10-21T00:00:00Z", "end": "2026-10-28T00:00:00Z"},  # the week cut: hourly cells
+        {"start": "2026-10-25T00:30:00Z", "end": "2026-10-26T00:00:00Z"},  # only the second of the two
+    ):
+        whole = span["start"] < "2026-10-25T00:30"
+        people = 20 if whole else 10
+        [cell] = server.get("/api/v1/sites/mall/traffic/heatmap", zone="a", **span).json()["cells"]
+        assert (cell["weekday"], cell["hour"], cell["people"], cell["weeks_observed"]) == ("Sun", 2, people, 1), span
+        [hour] = server.get("/api/v1/sites/mall/traffic/peak-hours", zone="a", **span).json()["hours"]
+        assert (hour["hour"], hour["days_observed"], hour["mean_people_per_day"]) == (2, 1, people), span
+        [slot] = server.get("/api/v1/sites/mall/insights/ad-placement", zone="a", **span).json()["slots"]
+        assert (slot["weeks_observed"], slot["expected_audience"]) == (1, people), span
+    with server.db.read() as session:
+        assert slots_vs_hourly(session) == []
