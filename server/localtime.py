@@ -98,11 +98,24 @@ def iso_and_local_labels(epochs: list[int], tz: str) -> tuple[list[str], list[st
     return iso.tolist(), local.tolist()
 
 
-def bucket_starts_and_labels(keys: list[Any], granularity: str, tz: str) -> tuple[list[str], list[str]]:
+def bucket_starts_and_labels(
+    keys: list[Any], granularity: str, tz: str, not_before: int | None = None
+) -> tuple[list[str], list[str]]:
     """Each series bucket's start (UTC ISO) and its label in the site's time: "2026-11-16 14:00" for an hour
-    (its key a UTC epoch), "2026-11-16" for a day and "week of 2026-11-16" for a week (keys local dates)."""
+    (its key a UTC epoch), "2026-11-16" for a day and "week of 2026-11-16" for a week (keys local dates). A day or
+    week that began before ``not_before`` (a range starting mid-week) starts there: it covers only that much."""
     if granularity == "hour":  # UTC instants: formatted all at once
         return iso_and_local_labels(keys, tz)
     days = [key for key in keys if isinstance(key, date)]
     prefix = "week of " if granularity == "week" else ""
-    return [to_iso(local_midnight(day, tz)) for day in days], [prefix + day.isoformat() for day in days]
+    floor = not_before if not_before is not None else 0
+    return [to_iso(max(local_midnight(day, tz), floor)) for day in days], [prefix + day.isoformat() for day in days]
+
+
+def whole_days_from(start: int, end: int, granularity: str, tz: str) -> int:
+    """Where a day or week series over [start, end) begins: the first local midnight at or after ``start`` (a day
+    is counted whole or, the last one, up to ``end``; never from the middle), not past ``end``; ``start`` for
+    hours."""
+    if granularity == "hour":
+        return start
+    return min(local_midnight(day_range(start, end, tz)[0], tz), end)

@@ -35,7 +35,7 @@ from footfall.server.api.render import COUNT_COLUMNS, FastJSONResponse, counts, 
 from footfall.server.api.schemas import AgeSeries, Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
 from footfall.server.catalog import PASSES
-from footfall.server.localtime import WEEKDAYS, bucket_starts_and_labels, to_iso
+from footfall.server.localtime import WEEKDAYS, bucket_starts_and_labels, to_iso, whole_days_from
 from footfall.server.release import effective_k
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
@@ -78,6 +78,13 @@ def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict[str, A
     }
 
 
+def covered(span: TimeRange, granularity: str, tz: str) -> TimeRange:
+    """The part of ``span`` a series of ``granularity`` counts, which its answer states: days (and the weeks made
+    of them) are counted from the first local midnight in the range, never from the middle of one; a first day cut
+    short would otherwise be left out while the answer's start said it was in."""
+    return TimeRange(whole_days_from(span.start, span.end, granularity, tz), span.end)
+
+
 def _sum(rows: queries.Rows) -> dict[str, Any]:
     return counts(int(rows.people.sum()), rows.parts.sum(axis=0), int(rows.withheld.sum()))
 
@@ -95,11 +102,11 @@ def series(
     Hours are UTC hours (labelled in local time); days and weeks (Monday first) follow the site's
     time zone. The range stops at the hour in progress, which is released once it has ended."""
     check_span(span, granularity)
-    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
+    span = covered(released(span, ctx), granularity, site.timezone)
     zone_pks = [z.id for z in zones]
     rows = queries.series(session, zone_pks, span.start, span.end, granularity, site.timezone)
-    starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone)
+    starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone, span.start)
     corrected, overall = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone, rows.keys)
     points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
     for point, share in zip(points, corrected, strict=True):
@@ -149,10 +156,10 @@ def ages(
     check_span(span, granularity)
     bands = parse_age(age) if age is not None else None
     genders = None if bands is None else (["female", "male", "unknown"] if audience == "all" else [audience])
-    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
+    span = covered(released(span, ctx), granularity, site.timezone)
     rows = queries.age_series(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
-    starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone)
+    starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone, span.start)
     points = [
         {"start": start, "label": label, **point}
         for start, label, point in zip(starts, labels, age_points(rows, genders, bands), strict=True)
@@ -346,8 +353,8 @@ def export_csv(
     (``withheld_cells`` says how many cells, ``unsplit`` how many people have no released split). Streamed
     zone by zone, so memory stays flat; more than 500,000 rows are refused before anything is sent."""
     check_span(span, granularity)
-    span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
+    span = covered(released(span, ctx), granularity, site.timezone)
     rows = queries.count_rows(session, [z.id for z in zones], span.start, span.end, granularity, site.timezone)
     if rows > MAX_EXPORT_ROWS:
         raise HTTPException(
@@ -382,7 +389,7 @@ def _csv_lines(
             rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
             corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
             age_rows = queries.age_series(session, [zone_pk], span.start, span.end, granularity, tz)
-        starts, labels = bucket_starts_and_labels(rows.keys, granularity, tz)
+        starts, labels = bucket_starts_and_labels(rows.keys, granularity, tz, span.start)
         points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
         tables = dict(zip(age_rows.keys, age_points(age_rows), strict=True))
         for key, point, share in zip(rows.keys, points, corrected, strict=True):

@@ -14,11 +14,20 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from footfall.server import queries
-from footfall.server.api.deps import Context, Range, ReadSession, check_span, get_site, released, require_viewer
+from footfall.server.api.deps import (
+    Context,
+    Range,
+    ReadSession,
+    TimeRange,
+    check_span,
+    get_site,
+    released,
+    require_viewer,
+)
 from footfall.server.api.render import FastJSONResponse
 from footfall.server.api.schemas import Visitors
 from footfall.server.api.sites import IdPath
-from footfall.server.localtime import HOUR, bucket_starts_and_labels, day_range, local_day, local_midnight, to_iso
+from footfall.server.localtime import HOUR, bucket_starts_and_labels, local_day, local_midnight, to_iso, whole_days_from
 from footfall.server.occupancy import MIDNIGHT, OccupancyCurve, reset_before
 from footfall.server.release import effective_k
 from footfall.server.tables import Zone
@@ -74,6 +83,8 @@ def visitors(
     span = released(span, ctx)
     site = get_site(session, site_id)
     tz, closing = site.timezone, site.closing_time or MIDNIGHT
+    # Days are counted from the first local midnight in the range, which the answer states as its start.
+    span = TimeRange(whole_days_from(span.start, span.end, granularity, tz), span.end)
     zones = list(
         session.scalars(
             select(Zone).where(Zone.site_id == site.site_id, Zone.measure != "passes").order_by(Zone.zone_id)
@@ -89,14 +100,13 @@ def visitors(
     entrance_hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # hour → in, out, withheld cells
     buckets: dict[int | date, _Bucket] = defaultdict(_Bucket)
     totals = _Bucket()
-    first_day_start = local_midnight(day_range(span.start, span.end, tz)[0], tz)
     for pk, hour, people, withheld in cells:
         measure, zone_id = measure_of[pk]
         if measure in ("in", "out"):
             acc = entrance_hours[hour]
             acc[0 if measure == "in" else 1] += people
             acc[2] += withheld
-        if hour < span.start or (granularity == "day" and hour < first_day_start):
+        if hour < span.start:
             continue
         key: int | date = hour if granularity == "hour" else local_day(hour, tz)
         for target in (buckets[key], totals):

@@ -434,3 +434,29 @@ def test_a_local_hour_that_happens_twice_when_clocks_go_back_is_one_week_observe
         assert (slot["weeks_observed"], slot["expected_audience"]) == (1, people), span
     with server.db.read() as session:
         assert slots_vs_hourly(session) == []
+
+
+def test_a_day_or_week_series_states_the_range_it_counts(sqlite_server: Server) -> None:
+    """A range starting mid-day: the day series left the first, partial, day out and still echoed the start asked
+    for, so its totals (30) disagreed with /totals over 'the same' range (50); a week series from a Friday gave its
+    one point the start of the Monday before. Now each answer states what it counts."""
+    monday = datetime(2026, 11, 16, tzinfo=UTC)
+    hours = [monday + timedelta(days=d, hours=h) for d in range(7) for h in (9, 20)]
+    sqlite_server.ingest(*(aggregate(start=t, seq=i, female=5, male=5) for i, t in enumerate(hours)))
+    asked = {"start": "2026-11-18T05:00:00Z", "end": "2026-11-20T12:00:00Z"}
+    days = sqlite_server.get("/api/v1/sites/mall/traffic/series", granularity="day", **asked).json()
+    assert (days["start"], days["end"]) == ("2026-11-19T00:00:00Z", "2026-11-20T12:00:00Z")
+    stated = {"start": days["start"], "end": days["end"]}
+    totals = sqlite_server.get("/api/v1/sites/mall/traffic/totals", **stated).json()["totals"]
+    assert days["totals"]["people"] == totals["people"] == sum(p["people"] for p in days["points"]) == 30
+    week = {"start": "2026-11-20T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
+    weeks = sqlite_server.get("/api/v1/sites/mall/traffic/series", granularity="week", **week).json()
+    assert [(p["start"], p["label"], p["people"]) for p in weeks["points"]] == [
+        ("2026-11-20T00:00:00Z", "week of 2026-11-16", 60)
+    ]
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(sqlite_server.get("/api/v1/sites/mall/traffic/export.csv", granularity="day", **asked).text)
+        )
+    )
+    assert [row["bucket_start_utc"] for row in csv_rows] == ["2026-11-19T00:00:00Z", "2026-11-20T00:00:00Z"]
