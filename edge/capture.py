@@ -124,6 +124,8 @@ class VideoFile:
         import cv2
 
         self.path = Path(path)
+        if self.path.is_dir():
+            raise VideoError(f"{self.path}: is a folder, not a video file")
         if not self.path.is_file():
             raise VideoError(f"{self.path}: video file not found")
         capture = open_capture(str(self.path))

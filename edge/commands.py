@@ -140,7 +140,9 @@ def register(app: typer.Typer) -> None:
         ),
         detector: Path | None = typer.Option(None, "--detector", help="Detector bundle (default: shipped)."),
         gender: Path | None = typer.Option(None, "--gender", help="Gender bundle (default: shipped)."),
-        threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads (default: up to 4)."),
+        threads: int | None = typer.Option(
+            None, "--threads", min=1, max=64, help="onnxruntime threads, 1-64 (default: up to 4)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     ) -> None:
         """Check what this box will really run: CPU and its int8 flags, onnxruntime, each bundle's parity
@@ -224,6 +226,12 @@ def register(app: typer.Typer) -> None:
             from datetime import UTC
 
             start_time = (start if start.tzinfo else start.replace(tzinfo=UTC)).timestamp()
+        if out is not None:  # before the video is read: an --out that cannot be written would throw the run away
+            import os
+
+            folder = out.parent if str(out.parent) else Path(".")
+            if out.is_dir() or not folder.is_dir() or not os.access(out if out.exists() else folder, os.W_OK):
+                _fail(f"{out}: cannot write --out here (a folder, or a folder that is missing or not writable)")
         try:
             summary = process_video(
                 video, settings, camera_id=camera, start_time=start_time, out=out, progress=progress

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -85,7 +86,7 @@ class Person:
     counted_at: float
     samples: list[FaceSample] = field(default_factory=list)  # the best crops so far, best first
     classifications: int = 0
-    last_sample_at: float = -1e9
+    last_sample_at: float = -math.inf  # none yet: any time is far enough from it (video times can be negative)
     label: str = UNKNOWN
     # The band the person is counted in (allotted: edge/band_allotment.py); 'unknown' until a crop's age was
     # estimated; None while their age is not estimated.

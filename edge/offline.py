@@ -53,6 +53,8 @@ class MessageCollector:
 
 def offline_config(video: Path, config: AgentConfig | None, camera_id: str | None) -> tuple[AgentConfig, CameraConfig]:
     if config is None:
+        if camera_id is not None:
+            raise ConfigError(f"--camera {camera_id}: cameras are named in a config; give it with --config")
         camera = offline_camera(str(video)).model_copy(update={"fps": 120.0})
         return AgentConfig(cameras=[camera], **OFFLINE_IDS), camera
     if camera_id is None:

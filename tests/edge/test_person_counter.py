@@ -264,3 +264,15 @@ def test_camera_and_entrance_counts_carry_each_persons_final_gender() -> None:
     for zone_id in ("cam1", "door.in", "west"):
         split = sent[zone_id]
         assert (split.people, split.female, split.male, split.unknown) == (3, 2, 1, 0), zone_id
+
+
+@pytest.mark.parametrize("t0", [0.0, 1_763_280_000.0, -2_208_988_800.0])
+def test_a_persons_first_crop_is_taken_whatever_the_clock_reads(t0: float) -> None:
+    """The last crop's time started at -1e9 s: with `footfall process --start 1900-01-01` (times near -2.2e9 s) no
+    crop was ever far enough from it, nobody was classified, and everyone was counted 'unknown'."""
+    from footfall.edge.counting import FaceSample, Person
+
+    person = Person(id=1, counted_at=t0)
+    assert person.wants_sample(1.0, t0, limit=3)
+    person.add_sample(FaceSample(1.0, np.array([0.5, 0.5])), t0, limit=3)
+    assert not person.wants_sample(1.0, t0 + 0.1, limit=3) and person.wants_sample(1.0, t0 + 0.25, limit=3)

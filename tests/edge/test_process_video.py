@@ -85,3 +85,31 @@ def test_process_video_counts_each_person_once_per_camera(tmp_path: Path) -> Non
     assert by_measure == {"passes", "camera", "in", "out"}
     assert all(m.zone_id == "cam1" for m in aggregates if m.measure == "camera")
     assert all(m.dwell is None for m in aggregates if m.measure != "passes")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["{clip}", "--out", "{tmp}/missing/events.jsonl"], "cannot write --out here"),  # found after the whole run
+        (["{clip}", "--out", "{tmp}"], "cannot write --out here"),
+        (["{tmp}"], "is a folder, not a video file"),  # said 'video file not found'
+        (["{clip}", "--camera", "door"], "--camera door: cameras are named in a config"),  # silently ignored
+    ],
+)
+def test_footfall_process_refuses_what_it_cannot_do_before_reading_the_video(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    import subprocess
+    import sys
+
+    clip = Path(__file__).resolve().parents[2] / "edge" / "samples" / "mall-walkby.mp4"
+    argv = [a.format(clip=clip, tmp=tmp_path) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", "footfall", "process", *argv, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and words in lines[0], result.stderr
+    assert result.stdout == ""
