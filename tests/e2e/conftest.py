@@ -170,8 +170,23 @@ outbox:
 
     def start_server(self, name: str = "server-1") -> None:
         port = self.servers[name][0] if name in self.servers else free_port()
+        # At lower priority than the agent: on a site the server runs on another machine than the camera box,
+        # while here they share two cores, and a server starting again (imports, migrations) took the agent's CPU
+        # for seconds, so the busy agent dropped frames and split tracks (12 people against 10, server-killed).
         process = subprocess.Popen(
-            [sys.executable, "-m", "footfall", "server", "--port", str(port), "--mqtt", self.broker.url],
+            [
+                "nice",
+                "-n",
+                "10",
+                sys.executable,
+                "-m",
+                "footfall",
+                "server",
+                "--port",
+                str(port),
+                "--mqtt",
+                self.broker.url,
+            ],
             stdout=self._log(name),
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env, "FOOTFALL_MQTT_CLIENT_ID": f"e2e-{name}"},
