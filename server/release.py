@@ -45,8 +45,8 @@ saw, and the late people wait until later arrivals make the change reach k (the 
 with follows its buckets all the while: footfall.server.classifiers). A shown split or band set is never taken
 back, so every later step is measured from values readers actually saw. The held-back people (fewer than k per
 value and cell) stay in the raw counts. Ingest counts a cell as seen :data:`SEEN_MARGIN` seconds before reads may
-cover it. A change of k shows no late person either: a seen cell holding some back takes the new rule on what it
-released, and one whose shown values a stricter k hides is frozen (footfall.server.rollups.cells.release_site).
+cover it. A change of k shows no late person either: a seen cell takes the new rule on what it released (it can
+only hide), and one whose shown values a stricter k hides is frozen (footfall.server.rollups.cells.release_site).
 With the open hour released answers are live and every change shows, so nothing steps.
 """
 
@@ -160,7 +160,9 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool], *, f
         )
 
 
-def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnElement[bool]) -> None:
+def withhold_cameras_with_hidden_parts(
+    session: Session, k: int, cells: ColumnElement[bool], *, thin_only: bool = False
+) -> None:
     """Withholds the camera cells (``measure: camera``) among the hourly cells ``cells`` selects while any of their
     parts is hidden. A part (``rollup_camera_parts``) is the people the camera saw pass one of its zones or lines
     that hour; it is hidden when it or any other camera's share of the same zone and hour has 1 to k-1 people, when
@@ -222,9 +224,12 @@ def withhold_cameras_with_hidden_parts(session: Session, k: int, cells: ColumnEl
         people_held_back(other_cell.c),
     )
     withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
+    # ``thin_only``: cameras readers have seen, at a change of k; whether a zone holds late people back must not
+    # show there (footfall.server.rollups.cells.release_site).
+    hidden = thin_part if thin_only else or_(thin_part, holding_part, holding_camera)
     session.execute(
         update(hourly)
-        .where(cells, hourly.c.released_people > 0, or_(thin_part, holding_part, holding_camera))
+        .where(cells, hourly.c.released_people > 0, hidden)
         .values(**withheld, withheld=1)
         .execution_options(synchronize_session=False)
     )

@@ -198,7 +198,7 @@ def _apply_controls(session: Session, site: Site, change: SiteUpdate, ctx: Serve
             session.flush()  # the site row is locked (PostgreSQL) before its cells are recomputed
             settings = ctx.settings
             seen_end = seen_until(time.time(), settings.release_open_hour, settings.release_delay_seconds)
-            release_site(session, site.site_id, effective_k(site.k, server_k), seen_end, before)
+            release_site(session, site.site_id, effective_k(site.k, server_k), seen_end)
     if "retention_days" in given:  # null: back to the server's; the next retention run applies it
         site.retention_days = change.retention_days
     if change.demographics is None or change.demographics == site.demographics:

@@ -480,18 +480,16 @@ def ensure_release(db: Database, k: int, seen_end: int | None) -> bool:
     another server k (or never), each site with its effective k, as :func:`release_site` does; returns whether it
     did. The server calls this on start."""
     with db.write() as session:
-        old_k = release_k(session)
-        if old_k == k:
+        if release_k(session) == k:
             return False
         for site_id, site_k, tz in session.execute(select(Site.site_id, Site.k, Site.timezone)).all():
-            old = effective_k(site_k, old_k) if old_k is not None else None
-            _release_site(session, site_id, effective_k(site_k, k), tz, seen_end, old)
+            _release_site(session, site_id, effective_k(site_k, k), tz, seen_end)
         # Cells of zones without a site row do not exist (zones reference sites), so every cell is covered.
         session.merge(Meta(key=RELEASE_K_KEY, value=str(k)))
     return True
 
 
-def release_site(session: Session, site_id: str, k: int, seen_end: int | None, old_k: int) -> None:
+def release_site(session: Session, site_id: str, k: int, seen_end: int | None) -> None:
     """Recomputes what the cells of one site release with ``k`` (its new effective k), and their daily sums and
     slot running totals, in the caller's transaction: an admin's change of the site's k and this recomputation
     commit together, so no read ever sees cells released with the old k beside the new k. The caller holds the
@@ -499,12 +497,12 @@ def release_site(session: Session, site_id: str, k: int, seen_end: int | None, o
     transaction releases a cell of this site with the old k after this one commits.
 
     Cells readers may have seen (their hour ended by ``seen_end``, footfall.server.release.seen_until, and they
-    release people; None: answers are live) never show a late person by it:
+    release people; None: answers are live) never show a late person by it, nor whether they hold any back:
 
-    - one that releases what ``old_k``'s rule gives its raw counts holds no late people back, and takes the new rule
-      on its raw counts;
-    - one that holds late people back (footfall.server.release.step_release) takes the new rule on what it releases,
-      which can only hide: a stricter k hides what falls below it, a looser one shows nothing new of it;
+    - each takes the new rule on what it releases, never on its raw counts (which hold the late people it may be
+      holding back, footfall.server.release.step_release): a stricter k hides what falls below it, a looser one
+      shows nothing new of a seen hour; a seen camera is withheld where the new k withholds a seen zone it has a
+      part in (judged on released values, not on raw parts);
     - one that no longer shows a value readers saw as they saw it (hidden by a stricter k) is **frozen**: what they saw
       is kept (``rollup_hourly.shown``) and the cell releases what it does whatever arrives late, since a release
       measured from its new values would show late people by differencing (7 people seen at k = 5, withheld at
@@ -515,10 +513,10 @@ def release_site(session: Session, site_id: str, k: int, seen_end: int | None, o
     tz = session.scalar(select(Site.timezone).where(Site.site_id == site_id))
     if tz is None:
         raise ValueError(f"no site {site_id!r}")
-    _release_site(session, site_id, k, tz, seen_end, old_k)
+    _release_site(session, site_id, k, tz, seen_end)
 
 
-def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int | None, old_k: int | None) -> None:
+def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int | None) -> None:
     zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id)))
     if not zone_pks:
         return
@@ -537,21 +535,19 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     _write_release(session, {key: _decode_shown(text) for key, text in recorded.items()})
     seen = [(z, hour) for z, hour in session.execute(select(h.c.zone_pk, h.c.hour_start).where(of_site, seen_cell))]
     shown = _releases(session, seen)
-    # In sync: a seen cell that releases what the old k's rule gives its raw counts (no late people held back, not
-    # frozen). Its raw counts hold nothing readers may not learn, so the new k's rule applies to them.
-    in_sync: set[tuple[int, int]] = set()
-    if old_k is not None and seen:
-        _release_raw(session, zone_pks, old_k)
-        synced = _releases(session, seen)
-        in_sync = {key for key in seen if key not in recorded and synced[key] == shown[key]}
+    # Cells nobody could read yet: the new k's rule on their raw counts, cameras and age cells included.
     _release_raw(session, zone_pks, k)
-    # The others take the new k's rule on what readers saw, which can only hide: their raw counts may hold late
-    # people back.
-    held = [key for key in seen if key not in in_sync]
-    _write_release(session, {key: shown[key] for key in held})
-    for offset in range(0, len(held), 500):
-        _release_shown(session, held[offset : offset + 500], k)
-    withhold_cameras_with_hidden_parts(session, k, of_site)
+    # Seen cells: the new k's rule on what readers saw, which can only hide. Never on their raw counts: whether a
+    # cell holds late people back would show in what a looser k let it release.
+    _write_release(session, shown)
+    for offset in range(0, len(seen), 500):
+        _release_shown(session, seen[offset : offset + 500], k)
+    _withhold_cameras_of_hidden_zones(session, site_id, k, seen, shown)
+    withhold_cameras_with_hidden_parts(session, k, and_(of_site, seen_cell), thin_only=True)
+    a = HourlyAge.__table__
+    for offset in range(0, len(seen), 500):  # the bands of the cameras withheld just now
+        chunk = seen[offset : offset + 500]
+        release_age_cells(session, k, tuple_(a.c.zone_pk, a.c.hour_start).in_(chunk), from_released=True)
     for zone_pk in zone_pks:
         reattribute_stale(session, zone_pk)
     after = _releases(session, seen)
@@ -571,6 +567,47 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
         )
     rebuild_daily(session, zone_pks, tz)
     rebuild_slots(session, zone_pks)
+
+
+def _withhold_cameras_of_hidden_zones(
+    session: Session,
+    site_id: str,
+    k: int,
+    seen: list[tuple[int, int]],
+    shown: dict[tuple[int, int], CellRelease],
+) -> None:
+    """Complementary suppression on what readers saw: a seen camera cell is withheld when a zone it has a part in
+    was seen with people and the new k withholds it (the camera minus its other zones would give the zone back).
+    Judged on released values, not on the parts' raw counts or on which zones hold late people back (footfall.
+    server.release.withhold_cameras_with_hidden_parts), which would tell that late people are pending."""
+    h, parts = HourlyRollup.__table__, CameraPart.__table__
+    now = _released(session, seen)
+    hidden = [key for key in seen if shown[key].values[0] > 0 and now[key][0] == 0]
+    if not hidden:
+        return
+    camera_pk = {
+        zone_id: pk
+        for pk, zone_id in session.execute(
+            select(Zone.id, Zone.zone_id).where(Zone.site_id == site_id, Zone.measure == "camera")
+        )
+    }
+    cameras: set[tuple[int, int]] = set()
+    for offset in range(0, len(hidden), 500):
+        for camera_id, hour in session.execute(
+            select(parts.c.camera_id, parts.c.hour_start).where(
+                tuple_(parts.c.zone_pk, parts.c.hour_start).in_(hidden[offset : offset + 500]), parts.c.people >= 1
+            )
+        ):
+            pk = camera_pk.get(camera_id)
+            if pk is not None and (pk, int(hour)) in now and now[(pk, int(hour))][0] > 0:
+                cameras.add((pk, int(hour)))
+    withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
+    chosen = sorted(cameras)
+    for offset in range(0, len(chosen), 500):
+        chunk = chosen[offset : offset + 500]
+        session.execute(update(h).where(tuple_(h.c.zone_pk, h.c.hour_start).in_(chunk)).values(**withheld, withheld=1))
+        a = HourlyAge.__table__
+        release_age_cells(session, k, tuple_(a.c.zone_pk, a.c.hour_start).in_(chunk), from_released=True)
 
 
 def _release_raw(session: Session, zone_pks: list[int], k: int) -> None:

@@ -290,3 +290,31 @@ def test_no_camera_figure_depends_on_a_cameras_share_below_k(
         for server in twins
     )
     assert list(first) == list(second), "a camera's figure depends on its share of a zone below k"
+
+
+def _camera_k_story(server: Server, late_person: bool) -> list[tuple[int | None, int]]:
+    """A camera seen with its two zones; one late person past shop-a (held back by it); the admin changes k to one
+    that hides nothing, and back."""
+    admin = server.headers("admin")
+    assert server.ingest(part("shop-a", "cam-1", 10, seq=1), part("shop-b", "cam-1", 12, seq=2)).status_code == 200
+    assert server.ingest(camera_total("cam-1", 22, seq=3)).status_code == 200
+    views = [camera_figure(server)]
+    if late_person:
+        later = NINE + timedelta(minutes=30)
+        late = [part("shop-a", "cam-1", 1, seq=4, start=later), camera_total("cam-1", 1, seq=5, start=later)]
+        assert server.ingest(*late).status_code == 200
+    views.append(camera_figure(server))
+    for k in (6, None):
+        assert server.client.patch("/api/v1/sites/mall", json={"k": k}, headers=admin).status_code == 200
+        views.append(camera_figure(server))
+    return views
+
+
+def test_a_change_of_k_does_not_tell_which_cameras_hold_late_people(server: Server, tmp_path: Path) -> None:
+    """The attack on the k-change fix: recomputing the cameras' release withheld a seen camera whose zone held a late
+    person back (its figure 22 became withheld at a k that hides nothing), one bit per camera-hour that a twin
+    without the late person did not show. A seen camera is judged on what readers saw."""
+    views = _camera_k_story(server, late_person=True)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _camera_k_story(twin, late_person=False) == views
+    assert views == [(22, 0)] * 4

@@ -344,3 +344,28 @@ def test_a_stricter_k_on_a_held_cell_shows_none_of_the_people_it_holds_back(serv
     assert seen(server) == (13, 7, 6, 0), "not 15 / 7 / 8"
     assert server.client.patch(SITE, json={"k": 7}, headers=server.headers("admin")).status_code == 200
     assert seen(server) == (13, None, None, None), "6 men are fewer than 7: the split is hidden, the people stay"
+
+
+def _lower_k_story(server: Server, late_men: bool) -> list[tuple[int | None, ...]]:
+    """The site at k = 10 shows 12 people (6 women, 6 men: the split hidden); two late men are held back or not;
+    the admin lowers k to the server's 5."""
+    admin = server.headers("admin")
+    assert server.client.patch(SITE, json={"k": 10}, headers=admin).status_code == 200
+    assert server.ingest(late(0, female=6, male=6)).status_code == 200
+    views = [seen(server)]
+    if late_men:
+        assert server.ingest(late(30, male=2)).status_code == 200
+    views.append(seen(server))
+    assert server.client.patch(SITE, json={"k": None}, headers=admin).status_code == 200
+    views.append(seen(server))
+    return views
+
+
+def test_a_looser_k_does_not_tell_which_cells_hold_late_people(server: Server, tmp_path: Path) -> None:
+    """The attack on the k-change fix: a cell in step with its raw counts took the looser k on them and showed its
+    split, one holding late people took it on what it showed and stayed unsplit: which cells held late people back
+    showed. A looser k now shows nothing new of an hour readers have seen."""
+    views = _lower_k_story(server, late_men=True)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _lower_k_story(twin, late_men=False) == views
+    assert views == [(12, None, None, None)] * 3
