@@ -97,6 +97,11 @@ class Agent:
             "aggregates are stored in the outbox again",
         )
         self._outbox_depth = 0  # the last depth read: what the status reports while the outbox cannot be read
+        self._strip_trouble = FailureStreak(
+            logger,
+            "cannot remove what the site's mode forbids from the outbox; retrying",
+            "the outbox holds nothing the site's mode forbids again",
+        )
         # Demographics (edge/demographics.py): ``mode`` is what aggregates follow from the moment it is known
         # (set under ``_mode_lock``, see _on_settings); ``applied`` is what the main loop has made of it
         # (classifier loaded or not, age head read or not, cameras read or not), which the status reports.
@@ -371,9 +376,10 @@ class Agent:
         except OutboxError as exc:
             # Tried again on the next turn of the main loop; meanwhile the server refuses what the mode forbids and
             # says to send it again without it, so nothing of it is stored.
-            log_event(logger, logging.ERROR, f"cannot remove {removed} from the outbox; retrying", error=str(exc))
+            self._strip_trouble.failed(removing=removed, error=str(exc))
             self._strip_due = True
             return
+        self._strip_trouble.succeeded()
         if stripped:
             log_event(
                 logger,

@@ -219,7 +219,8 @@ def get_zones(session: Session, site: Site, zone_ids: list[str] | None) -> list[
     return [by_id[z] for z in dict.fromkeys(zone_ids)]
 
 
-_REPEATABLE: dict[int, frozenset[str]] = {}  # per route: the query parameters that take several values
+# The attribute of a route that holds its query parameters that take several values (worked out once per route).
+_REPEATABLE = "_footfall_repeatable_query"
 
 
 def _repeatable(dependant: Dependant) -> frozenset[str]:
@@ -240,9 +241,10 @@ def single_valued_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    repeatable = _REPEATABLE.get(id(route))
+    repeatable: frozenset[str] | None = getattr(route, _REPEATABLE, None)
     if repeatable is None:
-        repeatable = _REPEATABLE[id(route)] = _repeatable(route.dependant)
+        repeatable = _repeatable(route.dependant)
+        setattr(route, _REPEATABLE, repeatable)
     counts = Counter(name for name, _ in request.query_params.multi_items())
     repeated = sorted(name for name, n in counts.items() if n > 1 and name not in repeatable)
     if repeated:
