@@ -19,7 +19,7 @@ from footfall.server.auth import Principal, authenticate
 from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
-from footfall.server.localtime import EARLIEST, LATEST
+from footfall.server.localtime import EARLIEST, LATEST, whole_days_from
 from footfall.server.release import released_end
 from footfall.server.settings import Settings
 from footfall.server.tables import Site, Zone
@@ -187,6 +187,13 @@ def released(span: TimeRange, ctx: ServerContext) -> TimeRange:
     settings = ctx.settings
     end = released_end(span.end, time.time(), settings.release_open_hour, settings.release_delay_seconds)
     return TimeRange(span.start, max(span.start, end))
+
+
+def covered(span: TimeRange, granularity: str, tz: str) -> TimeRange:
+    """The part of ``span`` a series of ``granularity`` counts, which its answer states: days (and the weeks made
+    of them) are counted from the first local midnight in the range, never from the middle of one; a first day cut
+    short would otherwise be left out while the answer's start said it was in."""
+    return TimeRange(whole_days_from(span.start, span.end, granularity, tz), span.end)
 
 
 Range = Annotated[TimeRange, Depends(time_range)]

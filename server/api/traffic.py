@@ -26,6 +26,7 @@ from footfall.server.api.deps import (
     TimeRange,
     ZonesParam,
     check_span,
+    covered,
     get_site,
     get_zones,
     released,
@@ -35,7 +36,7 @@ from footfall.server.api.render import COUNT_COLUMNS, FastJSONResponse, counts, 
 from footfall.server.api.schemas import AgeSeries, Comparison, Heatmap, PeakHours, Series, Totals
 from footfall.server.api.sites import IdPath
 from footfall.server.catalog import PASSES
-from footfall.server.localtime import WEEKDAYS, bucket_starts_and_labels, to_iso, whole_days_from
+from footfall.server.localtime import WEEKDAYS, bucket_starts_and_labels, to_iso
 from footfall.server.release import effective_k
 from footfall.server.tables import Site, Zone
 from sqlalchemy.orm import Session
@@ -76,13 +77,6 @@ def _head(site: Site, zones: list[Zone], span: TimeRange, k: int) -> dict[str, A
         "end": to_iso(span.end),
         "k": effective_k(site.k, k),  # the site's own k where an admin made it stricter
     }
-
-
-def covered(span: TimeRange, granularity: str, tz: str) -> TimeRange:
-    """The part of ``span`` a series of ``granularity`` counts, which its answer states: days (and the weeks made
-    of them) are counted from the first local midnight in the range, never from the middle of one; a first day cut
-    short would otherwise be left out while the answer's start said it was in."""
-    return TimeRange(whole_days_from(span.start, span.end, granularity, tz), span.end)
 
 
 def _sum(rows: queries.Rows) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from footfall.server.api.deps import (
     Context,
     Range,
     ReadSession,
-    TimeRange,
     check_span,
+    covered,
     get_site,
     released,
     require_viewer,
@@ -27,7 +27,7 @@ from footfall.server.api.deps import (
 from footfall.server.api.render import FastJSONResponse
 from footfall.server.api.schemas import Visitors
 from footfall.server.api.sites import IdPath
-from footfall.server.localtime import HOUR, bucket_starts_and_labels, local_day, local_midnight, to_iso, whole_days_from
+from footfall.server.localtime import HOUR, bucket_starts_and_labels, local_day, local_midnight, to_iso
 from footfall.server.occupancy import MIDNIGHT, OccupancyCurve, reset_before
 from footfall.server.release import effective_k
 from footfall.server.tables import Zone
@@ -83,8 +83,7 @@ def visitors(
     span = released(span, ctx)
     site = get_site(session, site_id)
     tz, closing = site.timezone, site.closing_time or MIDNIGHT
-    # Days are counted from the first local midnight in the range, which the answer states as its start.
-    span = TimeRange(whole_days_from(span.start, span.end, granularity, tz), span.end)
+    span = covered(span, granularity, tz)
     zones = list(
         session.scalars(
             select(Zone).where(Zone.site_id == site.site_id, Zone.measure != "passes").order_by(Zone.zone_id)

@@ -69,20 +69,27 @@ def _as_counts(values: list[float], names: tuple[str, ...]) -> dict[str, float]:
 
 
 def _released(
-    session: Session, keys: list[tuple[int, int]], *, lock: bool = False
+    session: Session,
+    keys: list[tuple[int, int]],
+    *,
+    lock: bool = False,
+    frozen: set[tuple[int, int]] | None = None,
 ) -> dict[tuple[int, int], list[float]]:
     """The released values of the hourly cells ``keys``; with ``lock``, PostgreSQL locks the rows (in key
-    order) until the transaction ends, so no other replica changes them between this read and our update."""
+    order) until the transaction ends, so no other replica changes them between this read and our update. With
+    ``frozen``, the frozen cells among them (:func:`release_site`) are added to it, from the same read."""
     h = HourlyRollup.__table__
     found: dict[tuple[int, int], list[float]] = {}
     for offset in range(0, len(keys), 500):
-        query = select(h.c.zone_pk, h.c.hour_start, *(h.c[name] for name in RELEASED_FIELDS)).where(
-            tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500])
-        )
+        query = select(
+            h.c.zone_pk, h.c.hour_start, h.c.shown.is_not(None), *(h.c[name] for name in RELEASED_FIELDS)
+        ).where(tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500]))
         if lock:
             query = locked(query.order_by(h.c.zone_pk, h.c.hour_start), session)
-        for zone_pk, hour_start, *values in session.execute(query):
+        for zone_pk, hour_start, is_frozen, *values in session.execute(query):
             found[(zone_pk, hour_start)] = [float(v) for v in values]
+            if is_frozen and frozen is not None:
+                frozen.add((zone_pk, hour_start))
     return found
 
 
@@ -212,22 +219,6 @@ def _new_weeks_observed(
     return first
 
 
-def _frozen(session: Session, keys: list[tuple[int, int]]) -> set[tuple[int, int]]:
-    """The frozen cells among ``keys`` (a change of k altered what readers had seen of them: :func:`release_site`)."""
-    h = HourlyRollup.__table__
-    found: set[tuple[int, int]] = set()
-    for offset in range(0, len(keys), 500):
-        found.update(
-            (zone_pk, hour)
-            for zone_pk, hour in session.execute(
-                select(h.c.zone_pk, h.c.hour_start).where(
-                    tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500]), h.c.shown.is_not(None)
-                )
-            )
-        )
-    return found
-
-
 def _withhold_cameras(session: Session, cameras: list[tuple[int, int]], k_of_zone: dict[int, int]) -> None:
     """footfall.server.release.withhold_cameras_with_hidden_parts on the camera cells ``cameras``, each with its
     site's k."""
@@ -256,43 +247,18 @@ def _hold_seen_cells(
     step. A held cell takes the bundle its buckets give like any other: which bundles sent
     buckets is fleet configuration, so a late bucket that changes it shows no person
     (footfall.server.classifiers)."""
-    h, a = HourlyRollup.__table__, HourlyAge.__table__
     bands_after = _released_bands(session, seen)
-    held_cells, held_bands = [], []
+    held: dict[tuple[int, int], CellRelease] = {}
     for key in seen:
         shown, candidate = (
             CellRelease(tuple(before[key]), bands_before[key]),
             CellRelease(tuple(after[key]), bands_after[key]),
         )
         final = shown if key in frozen else step_release(shown, candidate, k_of_zone[key[0]])
-        if final.values != candidate.values:
-            values = _as_counts(list(final.values), RELEASED_FIELDS)
-            held_cells.append({"z": key[0], "h": key[1], **{f"v_{name}": v for name, v in values.items()}})
+        if final != candidate:
+            held[key] = final
             after[key] = list(final.values)
-        if final.bands != candidate.bands:
-            for gender, band in {*final.bands, *candidate.bands}:
-                held_bands.append(
-                    {"z": key[0], "h": key[1], "g": gender, "b": band, "n": final.bands.get((gender, band), 0)}
-                )
-    if held_cells:
-        session.execute(
-            update(h)
-            .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"))
-            .values({name: bindparam(f"v_{name}") for name in RELEASED_FIELDS}),
-            held_cells,
-        )
-    if held_bands:
-        session.execute(
-            update(a)
-            .where(
-                a.c.zone_pk == bindparam("z"),
-                a.c.hour_start == bindparam("h"),
-                a.c.gender == bindparam("g"),
-                a.c.band == bindparam("b"),
-            )
-            .values(released_people=bindparam("n")),
-            held_bands,
-        )
+    _write_release(session, held)
 
 
 def apply_hourly_deltas(
@@ -367,12 +333,12 @@ def apply_hourly_deltas(
             ],
         )
     }
-    before = _released(session, keys, lock=True)
+    frozen: set[tuple[int, int]] = set()
+    before = _released(session, keys, lock=True, frozen=frozen)
     attributed_before = _attribution(session, keys)
     # Cells readers may have seen: their hour was readable before this change (the clock read once the cells are
     # locked, as a long wait for the lock may take the hour past it), and they release something.
     seen_end = seen_until() if seen_until is not None else None
-    frozen = _frozen(session, keys)
     seen = [
         key
         for key in keys
@@ -542,10 +508,10 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     _write_release(session, shown)
     for offset in range(0, len(seen), 500):
         _release_shown(session, seen[offset : offset + 500], k)
-    _withhold_cameras_of_hidden_zones(session, site_id, k, seen, shown)
+    _withhold_cameras_of_hidden_zones(session, site_id, seen, shown)
     withhold_cameras_with_hidden_parts(session, k, and_(of_site, seen_cell), thin_only=True)
     a = HourlyAge.__table__
-    for offset in range(0, len(seen), 500):  # the bands of the cameras withheld just now
+    for offset in range(0, len(seen), 500):  # the new rule on the bands readers saw, after their hourly cells
         chunk = seen[offset : offset + 500]
         release_age_cells(session, k, tuple_(a.c.zone_pk, a.c.hour_start).in_(chunk), from_released=True)
     for zone_pk in zone_pks:
@@ -572,7 +538,6 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
 def _withhold_cameras_of_hidden_zones(
     session: Session,
     site_id: str,
-    k: int,
     seen: list[tuple[int, int]],
     shown: dict[tuple[int, int], CellRelease],
 ) -> None:
@@ -606,8 +571,6 @@ def _withhold_cameras_of_hidden_zones(
     for offset in range(0, len(chosen), 500):
         chunk = chosen[offset : offset + 500]
         session.execute(update(h).where(tuple_(h.c.zone_pk, h.c.hour_start).in_(chunk)).values(**withheld, withheld=1))
-        a = HourlyAge.__table__
-        release_age_cells(session, k, tuple_(a.c.zone_pk, a.c.hour_start).in_(chunk), from_released=True)
 
 
 def _release_raw(session: Session, zone_pks: list[int], k: int) -> None:
@@ -619,15 +582,15 @@ def _release_raw(session: Session, zone_pks: list[int], k: int) -> None:
 
 
 def _release_shown(session: Session, keys: list[tuple[int, int]], k: int) -> None:
-    """The release rule with ``k`` on what the cells ``keys`` release now, age cells included: it can only hide."""
-    h, a = HourlyRollup.__table__, HourlyAge.__table__
+    """The release rule with ``k`` on what the hourly cells ``keys`` release now: it can only hide (their age cells
+    follow once every hourly cell is settled, cameras included)."""
+    h = HourlyRollup.__table__
     released = SimpleNamespace(
         **{name: h.c[f"released_{name}"] for name in ("people", "female", "male", "unknown", "dwell_samples")},
         dwell_seconds=h.c.released_dwell_seconds,
     )
     cells = tuple_(h.c.zone_pk, h.c.hour_start).in_(keys)
     session.execute(update(h).where(cells, h.c.released_people > 0).values(released_values(released, k)))
-    release_age_cells(session, k, tuple_(a.c.zone_pk, a.c.hour_start).in_(keys), from_released=True)
 
 
 def _releases(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], CellRelease]:
