@@ -37,7 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import edge_bench
-from footfall.core.bundle import load_bundle
+from footfall.core.bundle import BundleError, load_bundle
+from footfall.core.outpaths import OutputPathError, writable_file
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.core.quantify import DecisionRates
 from footfall.models.calibration import (
@@ -97,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE)
     # 96 clips of 20: some 1,900 val people, so that a decision rate is known within about ±1.3 points (95 %);
     # 24 clips left it about ±2.8. About 40 minutes on two cores.
-    parser.add_argument("--clips", type=int, default=96)
-    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--clips", type=edge_bench.positive_int, default=96)
+    parser.add_argument("--people", type=edge_bench.positive_int, default=20)
     parser.add_argument("--seed", type=int, default=900, help="clip seeds; keep them apart from the bench's")
     parser.add_argument("--write", action="store_true", help="store the thresholds in the bundle's manifest")
     parser.add_argument(
@@ -109,8 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.split = "val"
-
-    bundle = load_bundle(args.gender)
+    if args.people_json is not None:  # before the run: found at its end, it would throw 40 minutes away
+        try:
+            writable_file(args.people_json)
+        except OutputPathError as exc:
+            parser.error(str(exc))
+    try:
+        bundle = load_bundle(args.gender)
+        load_bundle(args.detector)
+    except BundleError as exc:
+        parser.error(str(exc))
     contract = bundle.manifest.classifier
     if contract is None or len(contract.labels) != 2:
         parser.error(f"{args.gender}: not a two-label classifier bundle")

@@ -64,6 +64,17 @@ MERGE_MIN_FRAMES = 5  # frames a track must follow a person to have taken them o
 DECISIONS = ("female", "male", "unknown")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
 def identity_check(
     truth: dict,
     tracks: dict[int, list[tuple[float, float, float]]],
@@ -602,8 +613,8 @@ def format_age_report(acc: dict, bundle: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--clips", type=int, default=4)
-    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--clips", type=positive_int, default=4)
+    parser.add_argument("--people", type=positive_int, default=20)
     parser.add_argument("--seed", type=int, default=100)
     parser.add_argument(
         "--split",

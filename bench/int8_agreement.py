@@ -33,13 +33,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from footfall.core.bundle import BundleError
 from footfall.core.classifier import GenderClassifier
 from footfall.core.cpu import describe_cpu
 from footfall.core.detector import FaceDetector
+from footfall.core.outpaths import OutputPathError, writable_file
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.exporter.datasets import DATASETS
 from footfall.models.chips import FaceBoxes, cut_chips, detect_boxes
-from footfall.models.datasets import ImageSource, load_csv_manifest
+from footfall.models.datasets import DatasetError, ImageSource, load_csv_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 BOUNDARY = 0.6  # a top probability under this is a face on the decision boundary
@@ -187,10 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
-    report = measure(args.data, args.split, args.limit, args.gender, args.detector)
+    try:
+        if args.json is not None:  # before the run, which takes minutes
+            writable_file(args.json)
+        report = measure(args.data, args.split, args.limit, args.gender, args.detector)
+    except (OutputPathError, DatasetError, BundleError) as exc:
+        parser.error(str(exc))
     print_report(report)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -162,6 +162,16 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     return Bundle(folder, manifest)
 
 
+def unlisted_files(bundle: Bundle) -> list[str]:
+    """Plain files in the bundle's folder that its manifest does not list (nothing vouches for them; the edge
+    never reads them)."""
+    return sorted(
+        path.name
+        for path in bundle.path.iterdir()
+        if path.is_file() and path.name != MANIFEST_FILE and path.name not in bundle.manifest.files
+    )
+
+
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     """onnxruntime settings for a small CPU box: few threads, full graph optimisation, no spinning."""
     import onnxruntime as ort

@@ -227,11 +227,12 @@ def register(app: typer.Typer) -> None:
 
             start_time = (start if start.tzinfo else start.replace(tzinfo=UTC)).timestamp()
         if out is not None:  # before the video is read: an --out that cannot be written would throw the run away
-            import os
+            from footfall.core.outpaths import OutputPathError, writable_file
 
-            folder = out.parent if str(out.parent) else Path(".")
-            if out.is_dir() or not folder.is_dir() or not os.access(out if out.exists() else folder, os.W_OK):
-                _fail(f"{out}: cannot write --out here (a folder, or a folder that is missing or not writable)")
+            try:
+                writable_file(out)
+            except OutputPathError as exc:
+                _fail(f"cannot write --out: {exc}")
         try:
             summary = process_video(
                 video, settings, camera_id=camera, start_time=start_time, out=out, progress=progress

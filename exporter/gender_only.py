@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from footfall.core.bundle import Bundle, BundleError, load_bundle
+from footfall.core.bundle import Bundle, BundleError, load_bundle, unlisted_files
 from footfall.core.manifest import BundleManifest
 
 GENDER_ONLY_FILE = "model-gender.onnx"
@@ -22,7 +22,10 @@ def prune_to_gender(source: Path, target: Path, gender_output: str) -> None:
     import onnx
     from onnx.utils import Extractor
 
-    model = onnx.load(str(source))
+    try:
+        model = onnx.load(str(source))
+    except Exception as exc:  # protobuf's DecodeError and friends: the file is not an ONNX graph
+        raise BundleError(f"{source}: not a readable ONNX graph ({type(exc).__name__})") from exc
     inputs = [value.name for value in model.graph.input]
     pruned = Extractor(model).extract_model(inputs, [gender_output])
     # Extractor builds a fresh graph: keep the source's opsets, IR version and producer as they were.
@@ -67,6 +70,10 @@ def add_gender_only_graphs(path: Path) -> Bundle:
     bundle = load_bundle(path)
     if bundle.manifest.classifier is None or bundle.manifest.classifier.age is None:
         raise BundleError(f"{path}: not a classifier bundle with an age head; it needs no gender-only graphs")
+    unlisted = unlisted_files(bundle)
+    if unlisted:
+        # Re-hashing would vouch for them as part of the bundle.
+        raise BundleError(f"{path}: holds files its manifest does not list ({', '.join(unlisted)}); move them out")
     with staged_bundle(bundle.path) as staging:
         shutil.copytree(bundle.path, staging, dirs_exist_ok=True)
         write_manifest(staging, write_gender_only_graphs(staging, bundle.manifest))

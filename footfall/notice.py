@@ -195,6 +195,13 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("must not be empty", param_hint="--site")
         if not contact.strip():
             raise typer.BadParameter("must not be empty", param_hint="--contact")
+        if out is not None:
+            from footfall.core.outpaths import OutputPathError, writable_file
+
+            try:
+                writable_file(out)
+            except OutputPathError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--out") from None
         facts = NoticeFacts(site, contact, operator, object_url, info_url, legal_basis, k, demographics)
         page = render_notice(facts)
         if not (legal_basis and legal_basis.strip()):

@@ -68,7 +68,6 @@ def validate_checkpoint(data: Any, source: str = "checkpoint") -> dict:
 def load_checkpoint(path: str | Path) -> dict:
     """Loads and validates a checkpoint (CPU tensors); raises :class:`CheckpointError` on a bad file."""
     import pickle
-    import zipfile
 
     import torch
 
@@ -77,8 +76,11 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{file}: checkpoint file not found")
     try:
         data = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # garbage makes the unpickler raise almost anything (KeyError for a text file)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+            # torch's advice (load with weights_only=False) would run whatever code the file holds.
+            first = "it holds objects other than tensors and plain data, which footfall does not unpickle"
         raise CheckpointError(f"{file}: not a readable torch checkpoint ({first})") from None
     return validate_checkpoint(data, str(file))
 
@@ -103,7 +105,11 @@ def model_from_checkpoint(data: dict):
     :func:`~footfall.models.network.flush_subnormal_weights`)."""
     from footfall.models.network import build_model, flush_subnormal_weights
 
-    model = build_model(data["arch"], **data["arch_kwargs"])
-    model.load_state_dict(data["state_dict"])
+    try:
+        model = build_model(data["arch"], **data["arch_kwargs"])
+        model.load_state_dict(data["state_dict"])
+    except (ValueError, TypeError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint's network cannot be built from its recipe and weights ({first})") from None
     flush_subnormal_weights(model)
     return model.eval()

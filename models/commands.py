@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
 
         require("train", "torch", "cv2", "onnxruntime", "tqdm", "yaml")
         from footfall.core.bundle import BundleError
+        from footfall.core.outpaths import OutputPathError
         from footfall.models.checkpoint import CheckpointError
         from footfall.models.datasets import DatasetError
         from footfall.models.pretrained import PretrainedError
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
         try:
             recipe = load_recipe(config)
             final = train(recipe, resume=resume, out_dir=out, progress=progress)
-        except (RecipeError, DatasetError, CheckpointError, BundleError, PretrainedError) as exc:
+        except (RecipeError, DatasetError, CheckpointError, BundleError, PretrainedError, OutputPathError) as exc:
             _fail(str(exc))
         typer.echo(f"checkpoint: {final}")
 
@@ -77,20 +78,30 @@ def register(app: typer.Typer) -> None:
         if plots is not None:
             require("train", "matplotlib")
         from footfall.core.bundle import BundleError
-        from footfall.models.datasets import DatasetError
+        from footfall.core.outpaths import OutputPathError, writable_file, writable_folder
+        from footfall.models.datasets import SPLITS, DatasetError
         from footfall.models.evaluate import EvaluationError, evaluate_bundle, format_report, write_outputs
 
+        if split is not None and split.lower() not in SPLITS:
+            raise typer.BadParameter(f"choose one of {', '.join(SPLITS)}", param_hint="--split")
+        try:  # before the run: an output found unwritable at its end would throw the whole evaluation away
+            if json_out is not None:
+                writable_file(json_out)
+            if plots is not None:
+                writable_folder(plots)
+        except OutputPathError as exc:
+            _fail(str(exc))
         try:
             report = evaluate_bundle(
                 bundle,
                 csv,
                 images,
-                split=split,
+                split=None if split is None else split.lower(),
                 detector_bundle=detector,
                 reference=reference,
                 progress=progress,
             )
             typer.echo(format_report(report))
             write_outputs(report, json_out, plots)
-        except (BundleError, DatasetError, EvaluationError) as exc:
+        except (BundleError, DatasetError, EvaluationError, OSError) as exc:
             _fail(str(exc))

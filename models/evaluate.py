@@ -38,10 +38,17 @@ class EvaluationError(RuntimeError):
     pass
 
 
-def _has_reference(bundle: str | Path) -> bool:
+def _serves_fp32(bundle: str | Path, role: str) -> bool:
+    """Whether ``--reference`` can run the bundle in FP32: with its FP32 reference graph, or an FP32 model; else
+    :class:`EvaluationError` (an INT8 bundle without one would be measured in INT8 under an FP32 heading)."""
     from footfall.core.bundle import load_bundle
 
-    return load_bundle(bundle, verify_hashes=False).reference_model_path is not None
+    loaded = load_bundle(bundle, verify_hashes=False)
+    if loaded.reference_model_path is not None:
+        return True
+    if loaded.manifest.precision == "fp32":
+        return False
+    raise EvaluationError(f"{bundle}: the {role} bundle has no FP32 reference graph, which --reference runs")
 
 
 def evaluate_bundle(
@@ -62,9 +69,9 @@ def evaluate_bundle(
     from tqdm import tqdm
 
     # ``reference``: both networks in FP32, the figures no CPU's integer kernels can change.
-    classifier = GenderClassifier(bundle, reference=reference and _has_reference(bundle))
     detector_path = detector_bundle or DEFAULT_DETECTOR_BUNDLE
-    detector = FaceDetector(detector_path, reference=reference and _has_reference(detector_path))
+    classifier = GenderClassifier(bundle, reference=reference and _serves_fp32(bundle, "classifier"))
+    detector = FaceDetector(detector_path, reference=reference and _serves_fp32(detector_path, "detector"))
     records = load_csv_manifest(csv)
     if split is not None:
         records = [r for r in records if r.split == split]

@@ -176,6 +176,13 @@ class Recipe(_Model):
     data_terms: str = ""
 
     @model_validator(mode="after")
+    def _labels_are_the_wire_labels(self) -> Recipe:
+        # The wire schema, the server and the edge count female and male: a network must answer those two.
+        if sorted(self.labels) != ["female", "male"]:
+            raise ValueError(f"labels must be female and male (in either order), not {self.labels}")
+        return self
+
+    @model_validator(mode="after")
     def _label_weights_name_labels(self) -> Recipe:
         for dataset in self.datasets:
             unknown = sorted(set(dataset.label_weight) - set(self.labels))
@@ -211,11 +218,13 @@ def load_recipe(path: str | Path) -> Recipe:
 
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
         raw = yaml.safe_load(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except OSError as exc:
         raise RecipeError(f"{file}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{file}: not a UTF-8 text recipe (byte {exc.start} is not UTF-8)") from None
     except yaml.YAMLError as exc:
         raise RecipeError(describe_yaml_error(exc, str(file))) from None
     if not isinstance(raw, dict):

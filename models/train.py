@@ -28,11 +28,11 @@ from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
 from footfall.core.preprocess import normalise
 from footfall.models.augment import augment_batch
 from footfall.models.calibration import choose_threshold, fit_temperature
-from footfall.models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from footfall.models.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from footfall.models.chips import ChipCache
-from footfall.models.datasets import load_dataset
+from footfall.models.datasets import DatasetError, load_dataset
 from footfall.models.metrics import binary_report
-from footfall.models.recipe import Recipe, resolve
+from footfall.models.recipe import Recipe, RecipeError, resolve
 from footfall.models.teacher import DESCRIPTOR_SIZE, Teacher
 
 if TYPE_CHECKING:
@@ -401,13 +401,18 @@ class Student:
         """Back to a ``last.pt``: weights, optimizer and random stream; returns the training state it saved."""
         import torch
 
-        self.model.load_state_dict(saved["resume"]["model"])
-        self.ema.load_state_dict(saved["state_dict"])
-        if self.projection is not None:
-            self.projection.load_state_dict(saved["resume"]["projection"])
-        self.optimizer.load_state_dict(saved["resume"]["optimizer"])
-        state = saved["resume"]["state"]
-        torch.set_rng_state(saved["resume"]["torch_rng"])
+        try:
+            self.model.load_state_dict(saved["resume"]["model"])
+            self.ema.load_state_dict(saved["state_dict"])
+            if self.projection is not None:
+                self.projection.load_state_dict(saved["resume"]["projection"])
+            self.optimizer.load_state_dict(saved["resume"]["optimizer"])
+            state = saved["resume"]["state"]
+            torch.set_rng_state(saved["resume"]["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # another recipe's run, or a damaged one
+            raise CheckpointError(
+                f"the run's last.pt cannot resume this recipe ({type(exc).__name__}: {exc}); start without --resume"
+            ) from None
         return state
 
 
@@ -477,6 +482,10 @@ def train(
     data, detector_reports = (
         data if data is not None else load_splits(recipe, progress, with_teacher=recipe.distill is not None)
     )
+    for split, why in (("train", "to learn from"), ("val", "to choose the epoch and calibrate on")):
+        if not any(len(splits[split].labels) for splits in data.values()):
+            names = ", ".join(data)
+            raise DatasetError(f"no readable face in the {split!r} split of {names}: training needs one {why}")
     training = TrainingSet.gather(recipe, data)
     student = build_student(recipe, training, resume)
     schedule = Schedule.plan(recipe, training.weights)
@@ -508,9 +517,10 @@ def train(
 def start_run(recipe: Recipe, out_dir: Path | None) -> Path:
     """The run's folder with the recipe in it; the thread count and the seeds set."""
     import torch
+    from footfall.core.outpaths import writable_folder
 
     out = Path(out_dir) if out_dir else resolve(recipe.output, recipe)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out)
     (out / "recipe.json").write_text(recipe.model_dump_json(indent=2))
     torch.set_num_threads(recipe.train.threads)
     seed_everything(recipe.seed)
@@ -537,9 +547,13 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
     head_to_start = model.age_head is not None and not resume
     if recipe.model.from_checkpoint and not resume:
         start = load_checkpoint(resolve(recipe.model.from_checkpoint, recipe))
-        missing, unexpected = model.load_state_dict(start["state_dict"], strict=False)
+        misfit = RecipeError(f"{recipe.model.from_checkpoint}: its weights do not fit the recipe's network")
+        try:
+            missing, unexpected = model.load_state_dict(start["state_dict"], strict=False)
+        except RuntimeError:  # a tensor of another shape
+            raise misfit from None
         if unexpected or any(not key.startswith(("age_head.", "age_trunk.")) for key in missing):
-            raise ValueError(f"{recipe.model.from_checkpoint}: its weights do not fit the recipe's network")
+            raise misfit
         log_event(logger, logging.INFO, "started from checkpoint", source=recipe.model.from_checkpoint, fresh=missing)
         trunk_to_start = trunk_to_start and any(key.startswith("age_trunk.") for key in missing)
         head_to_start = head_to_start and any(key.startswith("age_head.") for key in missing)
@@ -552,7 +566,7 @@ def build_student(recipe: Recipe, training: TrainingSet, resume: bool) -> Studen
         log_event(logger, logging.INFO, "subnormal weights flushed to zero", count=flushed)
     for part in recipe.train.frozen:
         if getattr(model, part) is None:
-            raise ValueError(f"train.frozen names {part!r}, which this network does not have")
+            raise RecipeError(f"train.frozen names {part!r}, which this network does not have")
         for param in getattr(model, part).parameters():
             param.requires_grad_(False)
     model = model.to(memory_format=torch.channels_last)

@@ -140,12 +140,16 @@ def test_notice_writes_a_file_with_out(tmp_path: Path) -> None:
         (["--demographics", "age"], "--demographics"),
         (["--k", "1"], "--k"),
         (["--site", " "], "--site"),
+        (["--out", "{tmp}"], "--out"),  # a folder: was an IsADirectoryError traceback
+        (["--out", "{tmp}/notice.html/x.html"], "--out"),  # under a file
     ],
 )
-def test_bad_options_are_usage_errors(args: list[str], hint: str) -> None:
+def test_bad_options_are_usage_errors(args: list[str], hint: str, tmp_path: Path) -> None:
+    (tmp_path / "notice.html").write_text("an existing file")
+    args = [a.format(tmp=tmp_path) for a in args]
     result = runner.invoke(app, ["notice", "--site", "Riverside Mall", "--contact", "dpo@x.example", *args])
     assert result.exit_code == 2
-    assert hint in result.output
+    assert hint in result.output and "Traceback" not in result.output
 
 
 def test_render_notice_checks_its_facts() -> None:

@@ -90,8 +90,8 @@ def test_process_video_counts_each_person_once_per_camera(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["{clip}", "--out", "{tmp}/missing/events.jsonl"], "cannot write --out here"),  # found after the whole run
-        (["{clip}", "--out", "{tmp}"], "cannot write --out here"),
+        (["{clip}", "--out", "{clip}/events.jsonl"], "cannot write --out"),  # found after the whole run
+        (["{clip}", "--out", "{tmp}"], "cannot write --out"),
         (["{tmp}"], "is a folder, not a video file"),  # said 'video file not found'
         (["{clip}", "--camera", "door"], "--camera door: cameras are named in a config"),  # silently ignored
     ],

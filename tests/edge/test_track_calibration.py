@@ -52,3 +52,19 @@ def test_calibration_writes_thresholds_the_edge_decides_with(
             below = np.full((1, 2), 1 - written[label] + 0.01)
             below[0, index] = written[label] - 0.01
             assert classifier.decide(below, per_track=True)[0].label == "unknown"
+
+
+def test_calibration_refuses_what_it_could_not_finish_before_rendering_a_clip(tmp_path: Path) -> None:
+    """A --people-json that cannot be written failed after the whole run (40 minutes at --clips 96) and lost it;
+    --clips 0 divided by zero."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for args, words in (
+        (["--people-json", str(a_file / "people.json")], "cannot write here"),
+        (["--clips", "0"], "0 is less than 1"),
+        (["--people", "many"], "'many' is not a whole number"),
+        (["--gender", str(tmp_path / "missing")], "bundle folder not found"),
+    ):
+        result = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and words in result.stderr, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr

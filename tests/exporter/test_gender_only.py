@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from footfall.core.bundle import load_bundle, open_session
+from footfall.core.bundle import load_bundle, open_session, read_manifest
 from footfall.core.manifest import MANIFEST_FILE
 from footfall.core.paths import DEFAULT_GENDER_BUNDLE
 from footfall.core.serving import probe_feed
@@ -151,3 +151,28 @@ def test_a_bundle_with_gender_only_graphs_carries_the_pruned_fp32_reference_exac
     with pytest.raises(BundleError, match="pruned FP32 reference exactly when") as refused:
         load_bundle(copy)
     assert "\n" not in str(refused.value)
+
+
+def test_export_gender_only_refuses_files_its_manifest_does_not_list_and_graphs_that_are_not_onnx(
+    tmp_path: Path,
+) -> None:
+    from footfall.exporter.bundle_writer import write_manifest
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    copy = _without_gender_only_graphs(tmp_path / "audience")
+    (copy / "notes.txt").write_text("mine")  # was hashed into the manifest, vouched for as part of the bundle
+    before = (copy / MANIFEST_FILE).read_bytes()
+    checked = CliRunner().invoke(app, ["verify-bundle", str(copy)])
+    assert checked.exit_code == 0 and "does not list" in checked.output and "notes.txt" in checked.output
+    result = CliRunner().invoke(app, ["export-gender-only", str(copy)])
+    assert result.exit_code == 2 and "does not list (notes.txt)" in result.output, result.output
+    assert (copy / MANIFEST_FILE).read_bytes() == before and (copy / "notes.txt").read_text() == "mine"
+
+    (copy / "notes.txt").unlink()
+    (copy / "model.onnx").write_bytes(b"\xff not a graph")  # hashes made to agree: only the graph is wrong
+    write_manifest(copy, read_manifest(copy))
+    result = CliRunner().invoke(app, ["export-gender-only", str(copy)])
+    assert result.exit_code == 2 and "not a readable ONNX graph" in result.output, result.output
+    assert "Traceback" not in result.output

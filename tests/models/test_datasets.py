@@ -243,6 +243,9 @@ def test_csv_with_zip(tmp_path: Path) -> None:
         ("path,gender\na.jpg,robot\n", r"m\.csv:2: gender 'robot'"),
         ("path,gender,age\na.jpg,male,old\n", r"m\.csv:2: age 'old'"),
         ("path,gender,split\na.jpg,male,holdout\n", r"split 'holdout'"),
+        # Ages that are no age: they printed an age MAE of inf or 166666667 years, or left the age table
+        ("path,gender,age\na.jpg,male,inf\n", r"m\.csv:2: age 'inf' is not an age in years"),
+        ("path,gender,age\na.jpg,male,-5\n", r"m\.csv:2: age '-5' is not an age in years"),
     ],
 )
 def test_csv_errors_name_the_line(tmp_path: Path, text: str, message: str) -> None:
@@ -250,6 +253,37 @@ def test_csv_errors_name_the_line(tmp_path: Path, text: str, message: str) -> No
     manifest.write_text(text)
     with pytest.raises(DatasetError, match=message):
         load_csv_manifest(manifest)
+
+
+def test_ages_no_one_has_are_read_as_unknown_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """wiki's metadata ages include 250 and 429 years: counted, each moved the age MAE by tenths of a year (and
+    1e9 printed an MAE of 166666667 years)."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,gender,age\na.jpg,male,429\nb.jpg,female,1e9\nc.jpg,male,122\nd.jpg,male,NaN\n")
+    with caplog.at_level("WARNING"):
+        records = load_csv_manifest(manifest)
+    assert [r.age for r in records] == [None, None, 122.0, None]
+    (warning,) = [r for r in caplog.records if "ages above the oldest human's" in r.getMessage()]
+    assert warning.fields["rows"] == 2 and warning.fields["ages"] == [429.0, 1e9]  # type: ignore[attr-defined]
+
+
+def test_a_csv_that_is_not_text_and_a_corrupt_zip_member_are_dataset_errors(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes(b"path,gender\n\xff\xfe\x00a.jpg,male\n")  # was a UnicodeDecodeError traceback
+    with pytest.raises(DatasetError, match="not a UTF-8 text CSV"):
+        load_csv_manifest(manifest)
+    archive = tmp_path / "images.zip"
+    _, data = cv2.imencode(".png", np.full((20, 20, 3), 9, np.uint8))
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.png", data.tobytes())
+    raw = bytearray(archive.read_bytes())
+    start = raw.index(data.tobytes()[:16])
+    raw[start + 40] ^= 0xFF  # one byte of the stored member: its CRC no longer matches
+    archive.write_bytes(bytes(raw))
+    source = ImageSource(archive)
+    with pytest.raises(DatasetError, match=r"member 'a\.png' is corrupt"):  # was zipfile.BadZipFile
+        source.read_bytes("a.png")
+    source.close()
 
 
 def test_hash_split_is_stable_and_roughly_80_10_10() -> None:

@@ -190,6 +190,35 @@ def test_evaluate_errors_are_one_line(tmp_path: Path, dataset, detector_bundle) 
     assert result.exit_code == 2 and "no rows" in result.output
 
 
+def test_evaluate_refuses_outputs_it_cannot_write_and_a_reference_it_does_not_have_before_running(
+    tmp_path: Path, dataset, detector_bundle
+) -> None:
+    from footfall.cli import app
+
+    csv, folder, _ = dataset
+    bundle = make_bundle(tmp_path / "bundle")
+    runner = CliRunner()
+    base = ["evaluate", "--bundle", str(bundle), "--csv", str(csv), "--images", str(folder), "--no-progress"]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for extra, words in (
+        (["--json", str(tmp_path)], "is a folder"),  # IsADirectoryError after the whole evaluation
+        (["--json", str(a_file / "report.json")], "cannot write here"),
+        (["--plots", str(a_file)], "exists and is not a folder"),  # FileExistsError, likewise
+        (["--split", "holdout"], "choose one of train, val, test"),
+    ):
+        result = runner.invoke(app, [*base, *extra])
+        assert result.exit_code == 2 and words in result.output, (extra, result.output)
+        assert "balanced accuracy" not in result.output and "Traceback" not in result.output
+    # An INT8 bundle without its FP32 reference was measured in INT8 under --reference's FP32 heading.
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "precision": "int8"}))
+    result = runner.invoke(app, [*base, "--reference"])
+    assert result.exit_code == 2 and "has no FP32 reference graph" in result.output, result.output
+    result = runner.invoke(app, [*base, "--split", "TEST"])  # split names are read as the CSV's are
+    assert result.exit_code == 0 and "[split test]" in result.output, result.output
+
+
 def test_model_card_copies_the_evaluation_figures(tmp_path: Path, dataset, detector_bundle) -> None:
     from footfall.models.card import read_card_metrics, render
     from footfall.models.evaluate import evaluate_bundle

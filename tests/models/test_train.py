@@ -100,6 +100,40 @@ def test_bad_checkpoints_are_refused_with_a_clear_message(tmp_path: Path) -> Non
         save_checkpoint({**_valid_checkpoint(), "temperature": 0.0}, tmp_path / "t.pt")
 
 
+def test_files_that_are_no_checkpoint_and_checkpoints_that_build_no_network_are_checkpoint_errors(
+    tmp_path: Path,
+) -> None:
+    text = tmp_path / "notes.pt"
+    text.write_text("hello\n")  # the unpickler raised KeyError: a traceback
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_checkpoint(text)
+    objects = tmp_path / "objects.pt"
+    torch.save({"format": "footfall.checkpoint/1", "thing": Path("x")}, objects)
+    with pytest.raises(CheckpointError, match="objects other than tensors") as caught:
+        load_checkpoint(objects)
+    assert "weights_only" not in str(caught.value)  # torch's advice would run the file's code
+    good = _valid_checkpoint()
+    for broken in (
+        {**good, "arch": "no-such-arch"},
+        {**good, "arch_kwargs": {**good["arch_kwargs"], "bogus": 1}},
+        {**good, "state_dict": {k: v[..., :1] if v.ndim else v for k, v in good["state_dict"].items()}},
+    ):
+        with pytest.raises(CheckpointError, match="cannot be built"):
+            model_from_checkpoint(broken)
+
+
+def test_training_refuses_a_recipe_without_validation_faces_or_with_other_labels(tmp_path: Path) -> None:
+    from footfall.models.datasets import DatasetError
+
+    data, reports = synthetic_data()
+    data["synthetic"]["val"] = synthetic_split(0, 1)  # trained to the end and wrote an uncalibrated checkpoint
+    with pytest.raises(DatasetError, match="no readable face in the 'val' split of synthetic"):
+        train(tiny_recipe(tmp_path, epochs=1), progress=False, data=(data, reports))
+    assert not (tmp_path / "run" / "last.pt").exists()
+    with pytest.raises(ValueError, match="labels must be female and male"):
+        Recipe.model_validate({**tiny_recipe(tmp_path, 1).model_dump(), "labels": ["woman", "man"]})
+
+
 def _valid_checkpoint() -> dict:
     model = build_model("facenet-small", **TINY)
     return {

@@ -1,0 +1,39 @@
+"""Output paths are checked before a long run, on the real filesystem, so a run is never thrown away at its end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from footfall.core.outpaths import OutputPathError, writable_file, writable_folder
+
+
+def test_a_file_output_may_be_new_existing_or_under_folders_still_to_make(tmp_path: Path) -> None:
+    writable_file(tmp_path / "report.json")
+    existing = tmp_path / "old.json"
+    existing.write_text("kept")
+    writable_file(existing)
+    assert existing.read_text() == "kept"  # checked, not truncated
+    writable_file(tmp_path / "runs" / "eval" / "report.json")
+    assert (tmp_path / "runs" / "eval").is_dir()
+    assert not [p for p in tmp_path.rglob(".footfall-write-check-*")]
+
+
+def test_a_file_output_that_is_a_folder_or_lies_under_a_file_is_refused(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(OutputPathError, match="is a folder"):
+        writable_file(tmp_path)
+    with pytest.raises(OutputPathError, match="cannot write here"):
+        writable_file(a_file / "report.json")
+    with pytest.raises(OutputPathError, match="cannot write here"):
+        writable_file(Path("/proc/footfall-nowhere/report.json"))  # os.access says yes to root here
+
+
+def test_a_folder_output_is_made_and_a_file_in_its_place_refused(tmp_path: Path) -> None:
+    writable_folder(tmp_path / "plots" / "wiki")
+    assert (tmp_path / "plots" / "wiki").is_dir()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    with pytest.raises(OutputPathError, match="exists and is not a folder"):
+        writable_folder(a_file)
