@@ -64,10 +64,15 @@ NONE_SEEN = Share(None, None, None, 0, "no_classified_people")
 
 
 def _screen(groups: Groups, rates: Mapping[str, DecisionRates]) -> Share | None:
-    """The answer when ``groups`` cannot be corrected (nobody, or a bundle whose rates are unknown), else None."""
+    """The answer when ``groups`` cannot be corrected (nobody, nobody decided, or a bundle whose rates are unknown),
+    else None."""
     people = sum(sum(parts) for parts in groups.values())
     if people == 0:
         return NONE_SEEN
+    if all(female + male == 0 for female, male, _ in groups.values()):
+        # Undecided people alone: the likelihood is flat but for the small difference of the genders' undecided
+        # rates, and its maximum sits at 0 or 100 % women: no figure to show (it read "100 % women" for 5 people).
+        return Share(None, None, None, people, "no_classified_people")
     if any(sum(parts) > 0 and ref not in rates for ref, parts in groups.items()):
         return Share(None, None, None, people, "unknown_rates")
     return None

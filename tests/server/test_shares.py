@@ -296,6 +296,19 @@ def test_ad_placement_ranks_by_the_corrected_share(server: Server) -> None:
     assert first["share_low"] > second["share_high"]
 
 
+def test_people_nobody_decided_get_no_corrected_share() -> None:
+    """Found by review: 5 undecided people of a bundle whose women go undecided more often read as "100 % women"
+    (interval 21-100 %), and the ad ranking offered the slot as an all-female audience. Undecided people alone hold
+    no figure; with decided people beside them, they count through their expected split as before."""
+    rates = {"a@1": DecisionRates(counts=LEANS_MALE), "b@2": DecisionRates(counts=LEANS_FEMALE)}
+    for groups in ({"a@1": (0, 0, 5)}, {"a@1": (0, 0, 9), "b@2": (0, 0, 3)}):
+        answer = estimate(groups, rates)
+        assert answer.share is None and answer.missing == "no_classified_people", groups
+        assert answer.people == sum(sum(parts) for parts in groups.values())
+    mixed = estimate({"a@1": (0, 0, 5), "b@2": decided(200, 0.5, LEANS_FEMALE)}, rates)
+    assert mixed.share is not None and mixed.people == 205
+
+
 def test_a_bundle_without_rates_whose_cells_released_no_split_changes_nothing() -> None:
     """Found by the privacy property test: a series point whose only cell of an unknown bundle withheld its split
     (0, 0, 0 released) is corrected with the other bundle alone, and does not fail."""

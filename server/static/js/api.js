@@ -40,8 +40,11 @@ export function setKey(key) {
   sessionStorage.setItem(STORAGE, key);
 }
 
+/** Forgets the key, and every page's figures kept in this tab for it (a refused key must not repaint them). */
 export function clearKey() {
-  sessionStorage.removeItem(STORAGE);
+  for (const name of Object.keys(sessionStorage)) {
+    if (name === STORAGE || name.startsWith("footfall.")) sessionStorage.removeItem(name);
+  }
 }
 
 function query(params) {

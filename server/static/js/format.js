@@ -46,6 +46,39 @@ export function countNode(value, k, { suppressed = value === null, lowerBound = 
   return span;
 }
 
+export const UNCLASSIFIED_HELP = "Nobody here was classified as female or male (a counts-only site, or every " +
+  "person undecided): there is no gender figure here, and none is hidden.";
+
+/** Whether an answer's people were counted but none was classified: female and male are null while its split is
+ * shown (``unknown`` is a number). A withheld split has ``unknown`` null too. */
+export const unclassified = (counts) => counts.female === null && counts.unknown !== null && counts.unknown !== undefined;
+
+/** A gender count (``key`` "female" or "male") of an API answer: "–" where nobody was classified, a "<k" chip where it
+ * is withheld, else the number. */
+export function genderCountNode(counts, key, k) {
+  if (!unclassified(counts)) return countNode(counts[key], k);
+  const span = document.createElement("span");
+  span.className = "num none";
+  span.dataset.unclassified = "true";
+  span.textContent = "–";
+  span.title = UNCLASSIFIED_HELP;
+  span.setAttribute("aria-label", "not classified");
+  return span;
+}
+
+/** A mean (``fmtMean``) that leaves withheld zone-hours out reads "≥ n", as countNode's sums do. */
+export function meanNode(value, k, lowerBound = false) {
+  if (value === null || value === undefined) return countNode(null, k);
+  const span = document.createElement("span");
+  span.className = "num";
+  span.textContent = lowerBound ? `≥ ${fmtMean(value)}` : fmtMean(value);
+  if (lowerBound) {
+    span.dataset.lowerBound = "true";
+    span.title = LOWER_BOUND_HELP(k);
+  }
+  return span;
+}
+
 // ---- corrected shares (issue #14) ------------------------------------------------------------------------
 
 export const CORRECTED_HELP = "Corrected for the classifier's known errors: estimated from its female, male and " +

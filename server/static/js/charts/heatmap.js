@@ -2,7 +2,7 @@
 // Suppressed cells are hatched and say so; hours without data stay blank (no data is not zero either).
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { countNode, fmtMean, fmtPct } from "../format.js";
+import { countNode, fmtMean, fmtPct, genderCountNode, meanNode, unclassified } from "../format.js";
 import { rampColour, RAMP_CSS } from "./scale.js";
 import { createTooltip, tipRow } from "./tooltip.js";
 
@@ -50,7 +50,8 @@ export function heatmapChart(container, data, metric = "people") {
       else if (cell.people === null) { cls += " suppressed"; fill = `url(#${hatch})`; }
       else if (metric === "female_share") {
         // Nobody passed in this hour of the week: no share to colour, and nothing hidden either.
-        if (cell.people === 0) cls += " quiet";
+        // Nobody classified (a counts-only site): no share, and nothing hidden either.
+        if (cell.people === 0 || unclassified(cell)) cls += " quiet";
         else if (cell.female_share === null) { cls += " suppressed"; fill = `url(#${hatch})`; } else fill = shareColour(cell.female_share);
       } else fill = rampColour((cell.mean_people ?? 0) / maxMean);
       cells.append(s("rect", { class: cls, x: left + hour * cw, y: top + day * ch, width: cw, height: ch, rx: 2,
@@ -86,10 +87,10 @@ export function heatmapChart(container, data, metric = "people") {
     if (!cell) content.push(h("div", {}, "No data in this hour"));
     else {
       content.push(
-        tipRow("Per week", cell.mean_people === null ? countNode(null, k) : fmtMean(cell.mean_people)),
-        tipRow(`People (${cell.weeks_observed} wk)`, countNode(cell.people, k)),
-        tipRow("Female", cell.female_share === null ? countNode(cell.female, k) : fmtPct(cell.female_share), "var(--female)"),
-        tipRow("Male", cell.male_share === null ? countNode(cell.male, k) : fmtPct(cell.male_share), "var(--male)"));
+        tipRow("Per week", meanNode(cell.mean_people, k, cell.people_lower_bound)),
+        tipRow(`People (${cell.weeks_observed} wk)`, countNode(cell.people, k, { lowerBound: cell.people_lower_bound })),
+        tipRow("Female", cell.female_share === null ? genderCountNode(cell, "female", k) : fmtPct(cell.female_share), "var(--female)"),
+        tipRow("Male", cell.male_share === null ? genderCountNode(cell, "male", k) : fmtPct(cell.male_share), "var(--male)"));
       if (cell.suppressed) content.push(h("div", { class: "faint" }, "Some counts hidden for privacy"));
     }
     const scale = box.clientWidth / width;

@@ -2,7 +2,7 @@
 // data stay visible as gaps, never as invented lines). Suppressed buckets are hatched, never drawn as zero.
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { addDays, countNode, fmtPct, localDate, midnightUtc, plural, zonedParts } from "../format.js";
+import { addDays, countNode, fmtPct, genderCountNode, localDate, midnightUtc, plural, unclassified, zonedParts } from "../format.js";
 import { linear, niceTicks, compact } from "./scale.js";
 import { createTooltip, tipRow } from "./tooltip.js";
 
@@ -97,7 +97,8 @@ export function seriesChart(container, data) {
   svg.append(axisY, axisX);
 
   // Stacked step areas, one path per layer per run of consecutive complete buckets.
-  const complete = points.map((p) => p.female !== null && p.male !== null && p.unknown !== null);
+  // A bucket whose people nobody classified is complete too: all unknown (its female and male are no figure, 0 here).
+  const complete = points.map((p) => p.unknown !== null && ((p.female !== null && p.male !== null) || unclassified(p)));
   const runs = [];
   let run = [];
   points.forEach((p, i) => {
@@ -116,7 +117,7 @@ export function seriesChart(container, data) {
   for (const indices of runs) {
     let base = indices.map(() => 0);
     for (const layer of LAYERS) {
-      const top = indices.map((i, j) => base[j] + points[i][layer.key]);
+      const top = indices.map((i, j) => base[j] + (points[i][layer.key] ?? 0));
       let d = "";
       indices.forEach((i, j) => {
         const [a, b] = spans[i];
@@ -178,11 +179,11 @@ export function seriesChart(container, data) {
     const share = (v) => (v === null ? "" : ` · ${fmtPct(v)}`);
     const content = [
       h("div", { class: "t" }, p.label),
-      tipRow("People", countNode(p.people, k)),
+      tipRow("People", countNode(p.people, k, { lowerBound: p.people_lower_bound })),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--female)" }), "Female"),
-        h("span", {}, countNode(p.female, k), share(p.female_share))),
+        h("span", {}, genderCountNode(p, "female", k), share(p.female_share))),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--male)" }), "Male"),
-        h("span", {}, countNode(p.male, k), share(p.male_share))),
+        h("span", {}, genderCountNode(p, "male", k), share(p.male_share))),
       tipRow("Unknown", countNode(p.unknown, k), "var(--unknown)"),
     ];
     // The shares above are the raw decisions; the estimate corrected for the classifier's errors follows.

@@ -1,7 +1,7 @@
 // Gender split: one stacked SVG bar (female | male | unknown) with counts and shares beside it.
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { countNode, fmtPct } from "../format.js";
+import { countNode, fmtPct, genderCountNode, unclassified } from "../format.js";
 
 /** counts: an API Counts object (people, female, male, unknown, shares, suppressed). */
 export function genderSplit(container, counts, k) {
@@ -10,8 +10,11 @@ export function genderSplit(container, counts, k) {
     { key: "male", label: "Male", colour: "var(--male)", share: counts.male_share },
     { key: "unknown", label: "Unknown", colour: "var(--unknown)", share: null },
   ];
-  const known = parts.every((p) => counts[p.key] !== null);
-  const total = known ? parts.reduce((sum, p) => sum + counts[p.key], 0) : 0;
+  // Nobody classified: the bar is all unknown, and nothing of it is hidden.
+  const none = unclassified(counts);
+  const value = (key) => (none && key !== "unknown" ? 0 : counts[key]);
+  const known = parts.every((p) => value(p.key) !== null);
+  const total = known ? parts.reduce((sum, p) => sum + value(p.key), 0) : 0;
   const width = 600;
   const height = 34;
   const hatch = uniqueId("hatch");
@@ -23,7 +26,7 @@ export function genderSplit(container, counts, k) {
   if (known && total > 0) {
     let at = 0;
     for (const part of parts) {
-      const w = (counts[part.key] / total) * width;
+      const w = (value(part.key) / total) * width;
       g.append(s("rect", { class: `seg ${part.key}`, x: at, width: w, height, fill: part.colour }));
       at += w;
     }
@@ -37,9 +40,10 @@ export function genderSplit(container, counts, k) {
     h("span", {}, part.label, part.key === "unknown" ? h("span", { class: "faint" }, " · not classified") : null),
     h("span", { class: "share" }, part.share !== null && part.share !== undefined ? fmtPct(part.share)
       : part.key === "unknown" && known && total ? h("span", { class: "faint" }, `${fmtPct(counts.unknown / total)} of all`) : ""),
-    h("span", { class: "count" }, countNode(counts[part.key], k)))));
+    h("span", { class: "count" }, part.key === "unknown" ? countNode(counts.unknown, k) : genderCountNode(counts, part.key, k)))));
   const note = h("p", { class: "faint" },
-    known ? "Shares are of the people the classifier decided on (female + male); unknown means it abstained, not a third gender."
+    none ? "Nobody here was classified as female or male (a counts-only site, or every person undecided): no gender split, and none hidden."
+      : known ? "Shares are of the people the classifier decided on (female + male); unknown means it abstained, not a third gender."
       : `Part of the split is hidden for privacy: a count below ${k} (or one that would reveal it) is never shown.`);
   container.replaceChildren(h("div", { class: "chart split" }, svg), rows, note);
 }

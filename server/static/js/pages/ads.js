@@ -167,12 +167,15 @@ function rankingTable(result, choice) {
       h("div", {}, h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(Boolean(slot.audience_lower_bound)) } },
         `${slot.audience_lower_bound ? "≥ " : ""}${fmtMean(slot.expected_audience)}`),
         h("div", { class: "range" }, `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`)));
-    const shareCell = withShare ? h("td", {}, h("div", { class: "ci" },
-      ciBar({ value: slot.share ?? 0, low: slot.share_low ?? 0, high: slot.share_high ?? 1, max: 1, reference: 0.5,
-        colour: choice.audience === "male" ? "var(--male)" : "var(--female)",
-        label: `share ${fmtPct(slot.share ?? 0)}, 95% interval ${fmtPct(slot.share_low ?? 0)} to ${fmtPct(slot.share_high ?? 1)}` }),
-      h("div", {}, h("div", { class: "v", dataset: { value: slot.share } }, slot.share === null ? "—" : fmtPct(slot.share)),
-        h("div", { class: "range" }, `${fmtPct(slot.share_low ?? 0)}–${fmtPct(slot.share_high ?? 1)}`)))) : null;
+    // A slot without a share (nobody classified, or rates unknown) says so; it is no "0 %" and no "0 %–100 %" range.
+    const shareCell = !withShare ? null : slot.share === null
+      ? h("td", {}, h("div", { class: "v faint", "aria-label": "no share estimate" }, "—"))
+      : h("td", {}, h("div", { class: "ci" },
+        ciBar({ value: slot.share, low: slot.share_low, high: slot.share_high, max: 1, reference: 0.5,
+          colour: choice.audience === "male" ? "var(--male)" : "var(--female)",
+          label: `share ${fmtPct(slot.share)}, 95% interval ${fmtPct(slot.share_low)} to ${fmtPct(slot.share_high)}` }),
+        h("div", {}, h("div", { class: "v", dataset: { value: slot.share } }, fmtPct(slot.share)),
+          h("div", { class: "range" }, `${fmtPct(slot.share_low)}–${fmtPct(slot.share_high)}`))));
     rows.push(h("tr", { class: i < 3 ? "top slot" : "slot", dataset: { rank: slot.rank, zone: slot.zone_id, how: slot.hour_of_week } },
       h("td", { class: "rank" }, String(slot.rank)),
       h("td", {}, h("div", { class: "slot-name" }, slot.zone_name, " ", h("span", { class: "kind" }, kindLabel(slot.zone_kind))),

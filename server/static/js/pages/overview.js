@@ -110,11 +110,15 @@ function visitorKpis(figures, k) {
 }
 
 function renderKpis(sites, figures, agents) {
-  const k = figures[0]?.todayTotals.k ?? 5;
-  const peopleKnown = figures.every((f) => f.todayTotals.totals.people !== null);
+  // A withheld count is below its own site's k, so below the largest: "<k" holds for every site with it.
+  const k = figures.length ? Math.max(...figures.map((f) => f.todayTotals.k)) : 5;
+  // A site whose total is withheld leaves the sum of the others a lower bound, not a withheld figure.
+  const peopleKnown = figures.some((f) => f.todayTotals.totals.people !== null);
+  const peopleMissing = figures.some((f) => f.todayTotals.totals.people === null);
   const people = figures.reduce((sum, f) => sum + (f.todayTotals.totals.people ?? 0), 0);
   const peopleAtLeast = figures.some((f) => f.todayTotals.totals.people_lower_bound);
-  const weekKnown = figures.every((f) => f.weekTotals.totals.people !== null);
+  const weekKnown = figures.some((f) => f.weekTotals.totals.people !== null);
+  const weekMissing = figures.some((f) => f.weekTotals.totals.people === null);
   const weekAtLeast = figures.some((f) => f.weekTotals.totals.people_lower_bound);
   const week = figures.reduce((sum, f) => sum + (f.weekTotals.totals.people ?? 0), 0);
   const online = agents.filter((a) => a.online).length;
@@ -122,10 +126,10 @@ function renderKpis(sites, figures, agents) {
   document.getElementById("kpis").replaceChildren(
     ...visitorKpis(figures, k),
     // Zones overlap (a counting line inside a zone), so their sum counts passes, not distinct people.
-    kpi("Zone passes today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast }) : countNode(null, k),
+    kpi("Zone passes today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast || peopleMissing }) : countNode(null, k),
       `${sites.length > 1 ? `${plural(sites.length, "site")}, each since its midnight` : `since midnight, ${sites[0].timezone}`}` +
       `${releasedUpTo(figures)}; one person in two zones counts twice`, "kpi-people"),
-    kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast }) : countNode(null, k), "zone passes, today included", "kpi-week"),
+    kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast || weekMissing }) : countNode(null, k), "zone passes, today included", "kpi-week"),
     shareKpi(figures),
     kpi("Zones", fmtInt(zones), `${plural(sites.length, "site")}; cameras and entrances not included`, "kpi-zones"),
     kpi("Agents online", h("span", {}, fmtInt(online), h("span", { class: "faint" }, ` / ${fmtInt(agents.length)}`)),
@@ -179,9 +183,9 @@ function siteCard(f) {
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
         ? fmtInt(visitors.occupancy_at_end.people) : h("span", { class: "faint" }, "—")),
       h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k)),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound })),
         h("div", { class: "l" }, "zone passes today")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k)),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k, { lowerBound: week.people_lower_bound })),
         h("div", { class: "l" }, "passes, 7 days")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "female" } }, correctedShareNode(week)),
         h("div", { class: "l" }, "women, 7 days (corrected)")),
@@ -209,8 +213,8 @@ function zonesTable(figures) {
         multi ? h("td", {}, f.site.name) : null,
         h("td", {}, h("span", { class: "kind" }, kindLabel(z.kind))),
         h("td", {}, z.floor ?? h("span", { class: "faint" }, "—")),
-        h("td", { class: "num", dataset: { col: "today" } }, countNode(today ? today.people : 0, k)),
-        h("td", { class: "num", dataset: { col: "week" } }, countNode(z.people, k)),
+        h("td", { class: "num", dataset: { col: "today" } }, countNode(today ? today.people : 0, k, { lowerBound: Boolean(today?.people_lower_bound) })),
+        h("td", { class: "num", dataset: { col: "week" } }, countNode(z.people, k, { lowerBound: z.people_lower_bound })),
         h("td", { class: "num" }, z.share_of_traffic === null ? h("span", { class: "faint" }, "—") : fmtPct(z.share_of_traffic)),
         h("td", { class: "num", dataset: { col: "female" } }, correctedShareNode(z))));
     }
@@ -269,16 +273,17 @@ function agentsTable(agents, sites) {
 // The last answers, kept for this browser tab only (sessionStorage): a reload paints them at once, marked as
 // not yet refreshed, instead of a spinner while a busy server answers. They are the same released counts the
 // page showed; nothing else is kept.
-const SNAPSHOT_KEY = "footfall.overview.snapshot.v2"; // v2: with each site's visitors
+const SNAPSHOT_KEY = "footfall.overview.snapshot.v3"; // v3: owned by the whole key (v2: with each site's visitors)
 
-// Whose answers they were: the key's public prefix (the part `footfall keys list` shows), so another key
-// entered in this tab never sees the figures a previous one loaded.
-const keyPrefix = () => (getKey() || "").slice(0, 10);
+// Whose answers they were: the whole key (kept in this tab's sessionStorage already), so another key entered in
+// this tab never sees the figures a previous one loaded; its public prefix alone could be typed by anyone who read
+// `footfall keys list`. A key the server refuses clears the snapshot (api.js clearKey).
+const keyOwner = () => getKey() || "";
 
 function savedSnapshot() {
   try {
     const saved = JSON.parse(sessionStorage.getItem(SNAPSHOT_KEY) || "null");
-    const usable = saved && saved.key === keyPrefix() && Array.isArray(saved.sites) && Array.isArray(saved.figures);
+    const usable = saved && saved.key === keyOwner() && Array.isArray(saved.sites) && Array.isArray(saved.figures);
     return usable ? saved : null;
   } catch {
     return null;
@@ -350,7 +355,7 @@ async function load() {
     return;
   }
   const figures = await Promise.all(sites.map((site) => siteFigures(site, now)));
-  const snapshot = { key: keyPrefix(), sites, figures, agents, now };
+  const snapshot = { key: keyOwner(), sites, figures, agents, now };
   render(snapshot, false);
   saveSnapshot(snapshot);
   firstLoad = false;

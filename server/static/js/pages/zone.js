@@ -3,7 +3,9 @@
 
 import { api, download } from "../api.js";
 import { h, s } from "../dom.js";
-import { correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, plural } from "../format.js";
+import {
+  correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, genderCountNode, kindLabel, meanNode, plural,
+} from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { heatmapChart } from "../charts/heatmap.js";
 import { genderSplit } from "../charts/split.js";
@@ -23,6 +25,9 @@ function kpi(label, value, note, id) {
   return h("div", { class: "kpi", id }, h("div", { class: "label" }, label), h("div", { class: "value" }, value),
     note ? h("div", { class: "note" }, note) : null);
 }
+
+// The longest range the API answers in hours (footfall.server.api.deps.check_span); longer ones take days or weeks.
+const HOURLY_MAX_DAYS = 400;
 
 function renderControls(sites, site, zones, zoneId, range, granularity, reload) {
   const form = document.getElementById("controls");
@@ -71,18 +76,19 @@ function renderKpis(data, range, allZones) {
   document.getElementById("kpis").replaceChildren(
     // Summed over a site's zones, which overlap, the figure counts passes (a person in two zones counts twice).
     kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} reported`, "kpi-people"),
-    kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : fmtMean(t.people / daysWithData),
+    kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : meanNode(t.people / daysWithData, k, t.people_lower_bound),
       `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
     // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it.
     kpi("Women", correctedShareNode(t, "female"),
-      h("span", {}, "corrected for the classifier's known errors; raw: ", countNode(t.female, k), " of ",
-        countNode(t.female !== null && t.male !== null ? t.female + t.male : null, k), " classified",
+      h("span", {}, "corrected for the classifier's known errors; raw: ", genderCountNode(t, "female", k), " of ",
+        t.female !== null && t.male !== null ? countNode(t.female + t.male, k) : genderCountNode(t, "male", k), " classified",
         t.female_share !== null ? ` (${fmtPct(t.female_share)})` : ""), "kpi-female"),
     kpi("Men", correctedShareNode(t, "male"),
-      h("span", {}, "corrected; raw: ", countNode(t.male, k), " classified male",
+      h("span", {}, "corrected; raw: ", genderCountNode(t, "male", k), " classified male",
         t.male_share !== null ? ` (${fmtPct(t.male_share)})` : ""), "kpi-male"),
     kpi("Busiest hour", top ? h("span", { class: "smaller" }, top.label.replace("-", "–")) : h("span", { class: "faint" }, "—"),
-      top ? `${fmtMean(top.mean_people_per_day)} people per day on average` : "no hour above the privacy threshold", "kpi-peak"),
+      top ? `${top.people_lower_bound ? "at least " : ""}${fmtMean(top.mean_people_per_day)} people per day on average`
+        : "no hour above the privacy threshold", "kpi-peak"),
     kpi("Mean dwell", totals.mean_dwell_seconds === null ? h("span", { class: "faint" }, "—") : `${fmtMean(totals.mean_dwell_seconds)} s`,
       totals.mean_dwell_seconds === null ? "not measured, or too few visits" : "time spent in the zone", "kpi-dwell"));
 }
@@ -93,7 +99,8 @@ function seriesTable(series) {
     h("thead", {}, h("tr", {}, h("th", {}, `Bucket (${series.timezone})`), ...["People", "Female", "Male", "Unknown"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, series.points.map((p) => h("tr", { dataset: { suppressed: String(p.suppressed) } }, h("td", {}, p.label),
       ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" },
-        countNode(p[key], k, { lowerBound: key === "people" && p.people_lower_bound })))))));
+        key === "female" || key === "male" ? genderCountNode(p, key, k)
+          : countNode(p[key], k, { lowerBound: key === "people" && p.people_lower_bound })))))));
 }
 
 function renderPeaks(peaks) {
@@ -108,18 +115,20 @@ function renderPeaks(peaks) {
   box.replaceChildren(h("div", { class: "peaks", id: "peak-list" }, shown.map((p) => h("div", { class: "peak", dataset: { hour: p.hour } },
     h("span", {}, p.label.replace("-", "–")),
     h("span", { class: "bar" }, p.mean_people_per_day === null ? null : h("span", { style: `width:${(p.mean_people_per_day / max) * 100}%` })),
-    h("span", { class: "v" }, p.mean_people_per_day === null ? countNode(null, k) : fmtMean(p.mean_people_per_day))))),
+    h("span", { class: "v" }, meanNode(p.mean_people_per_day, k, p.people_lower_bound))))),
   h("p", { class: "faint" }, "Mean people per day in each local hour, over the days observed."));
 }
 
-// The age pyramid of the whole range, or of one hour of it (the ``ah`` parameter: the hour's UTC start).
+// The age pyramid of the whole range, or of one bucket of it at the page's granularity (the ``ah`` parameter: the
+// bucket's UTC start).
 function renderAges(ages, site) {
   const box = document.getElementById("ages");
   const params = pageParams();
   const hours = ages.points.filter((p) => p.people > 0 || p.withheld_cells > 0);
   let chosen = params.get("ah");
   if (chosen !== "all" && !hours.some((p) => p.start === chosen)) chosen = "all";
-  document.getElementById("ages-controls").replaceChildren(selectField("age-hour", "Hour", [
+  const unit = ages.granularity ?? "hour";
+  document.getElementById("ages-controls").replaceChildren(selectField("age-hour", unit[0].toUpperCase() + unit.slice(1), [
     { value: "all", label: "Whole range" },
     ...hours.slice().reverse().map((p) => ({ value: p.start, label: p.label })),
   ], chosen, (value) => { setParams({ ah: value }); renderAges(ages, site); }));
@@ -193,17 +202,22 @@ async function load() {
     api(`${base}/totals`, common),
     api(`${base}/peak-hours`, common),
     api(`${base}/heatmap`, common),
-    api(`${base}/ages`, { ...common, granularity: "hour" }),
+    // Hourly pyramids where the API answers hours for the range; beyond, the page's own buckets.
+    api(`${base}/ages`, { ...common, granularity: range.days < HOURLY_MAX_DAYS ? "hour" : granularity }),
   ]);
   state = { data: { series, totals, peaks, heatmap, ages }, range };
   reveal();
   renderKpis(state.data, range, zoneId === ALL);
-  document.getElementById("series-title").textContent = `People per ${granularity}`;
+  // Summed over a site's zones, which overlap, the figures count passes (a person in two zones counts twice).
+  const counted = zoneId === ALL ? "Zone passes" : "People";
+  document.getElementById("series-title").textContent = `${counted} per ${granularity}`;
   document.getElementById("series-note").textContent = `k = ${series.k}: counts below ${series.k} are hidden`;
   document.getElementById("series-legend").replaceChildren(...SERIES_LEGEND(series.k));
   document.getElementById("series-table").replaceChildren(seriesTable(series));
   genderSplit(document.getElementById("split"), totals.totals, totals.k);
-  document.getElementById("split-note").textContent = `${fmtInt(totals.totals.people ?? 0)} people in range`;
+  const inRange = totals.totals.people === null ? `fewer than ${totals.k} (withheld for privacy)`
+    : `${totals.totals.people_lower_bound ? "at least " : ""}${fmtInt(totals.totals.people)}`;
+  document.getElementById("split-note").textContent = `${inRange} ${counted.toLowerCase()} in range`;
   renderPeaks(peaks);
   renderAges(ages, site);
   document.getElementById("heat-controls").replaceChildren(segmented("heat-metric", "Colour by", [
