@@ -385,6 +385,13 @@ def load_csv_manifest(csv_path: str | Path) -> list[FaceRecord]:
         records.append(FaceRecord(row["path"], gender, age, race, split))
     if not records:
         raise DatasetError(f"{csv_path}: no rows")
+    unsplit = sum(record.split is None for record in records)
+    if unsplit:
+        # A row's split decides whether it is trained on or measured: say when the CSV left it to the hash.
+        log_event(
+            logger, logging.WARNING, "rows without a split take one from a hash of their file name (80/10/10)",
+            csv=str(csv_path), rows=unsplit, of=len(records),
+        )  # fmt: skip
     if impossible:
         # wiki's ages come from metadata (photo year minus birth year): a few are no one's age, and counted they
         # would move an age MAE by tenths of a year each.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -279,10 +280,25 @@ def format_age(age: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _standard_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite number as None: an undefined figure (an empty reliability bin, the AUC
+    of one label) is null in standard JSON, which strict parsers read (Python's NaN is not JSON)."""
+    if isinstance(value, dict):
+        return {key: _standard_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_standard_json(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def write_outputs(report: dict[str, Any], json_out: Path | None, plots: Path | None) -> None:
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        text = json.dumps(_standard_json(report), indent=2, allow_nan=False, default=float)
+        json_out.write_text(text + "\n")
     if plots is not None:
         from footfall.models.plots import write_plots
 

@@ -45,9 +45,9 @@ class CorrectedShare(BaseModel):
         Field(
             None,
             description="Why female_share_corrected is null: no_classified_people (no released split of a classified "
-            "cell, or nobody in it decided female or male), unknown_rates (a bundle that decided some of them reported no decision rates), "
-            "decisions_do_not_fit (the decisions are unlike any mix of the bundle's rates: a camera unlike its "
-            "validation clips).",
+            "cell, or nobody in it decided female or male), unknown_rates (a bundle that decided some of them "
+            "reported no decision rates), decisions_do_not_fit (the decisions are unlike any mix of the bundle's "
+            "rates: a camera unlike its validation clips).",
         )
     )
 

@@ -267,6 +267,17 @@ def test_ages_no_one_has_are_read_as_unknown_and_said(tmp_path: Path, caplog: py
     assert warning.fields["rows"] == 2 and warning.fields["ages"] == [429.0, 1e9]  # type: ignore[attr-defined]
 
 
+def test_rows_without_a_split_are_said_to_take_one_from_the_hash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`footfall evaluate --split test` on such a CSV measured a hash-chosen subset under a plain "[split test]"."""
+    with caplog.at_level("WARNING"):
+        records = load_csv_manifest(write_manifest(tmp_path / "m.csv"))  # its third row has no split
+    (warning,) = [r for r in caplog.records if "take one from a hash" in r.getMessage()]
+    assert warning.fields == {"csv": str(tmp_path / "m.csv"), "rows": 1, "of": 3}  # type: ignore[attr-defined]
+    assert records[2].split == hash_split("1_1_1_z.jpg")
+
+
 def test_a_csv_that_is_not_text_and_a_corrupt_zip_member_are_dataset_errors(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_bytes(b"path,gender\n\xff\xfe\x00a.jpg,male\n")  # was a UnicodeDecodeError traceback
