@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Annotated, Final
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 LABELS: Final = ("female", "male")
 DECISIONS: Final = ("female", "male", "unknown")
@@ -54,7 +54,7 @@ class DecisionRates(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    counts: dict[str, dict[str, Annotated[int, Field(ge=0, le=10**9)]]] = Field(
+    counts: dict[str, dict[str, Annotated[int, Strict(), Field(ge=0, le=10**9)]]] = Field(
         description="True label → decision (female, male, unknown) → people, e.g. "
         "{'female': {'female': 410, 'male': 31, 'unknown': 22}, 'male': {...}}."
     )

@@ -40,6 +40,10 @@ from pydantic import (
 )
 
 SCHEMA_VERSION: Final = 1
+# The largest message either side accepts: an aggregate is about 1 KB and a status of 64 cameras with their
+# errors about 40 KB. Checked before the JSON is parsed, so a huge message costs no parsing (MQTT has no body
+# limit of its own; HTTP also caps the whole batch).
+MAX_MESSAGE_BYTES: Final = 1024 * 1024
 DEFAULT_TOPIC_PREFIX = "footfall/v1"
 
 # Bounds that every message is held to on both paths (MQTT and HTTP), so that no number a database or a sum
@@ -152,7 +156,7 @@ class AggregateMessage(_Strict):
     camera_id: Identifier
     zone_id: Identifier
     bucket_start: AwareDatetime = Field(description="UTC start of the bucket, aligned to bucket_seconds.")
-    bucket_seconds: int = Field(
+    bucket_seconds: Annotated[int, Strict()] = Field(
         ge=MIN_BUCKET_SECONDS, le=MAX_BUCKET_SECONDS, description="Bucket length in seconds; divides an hour."
     )
     seq: Seq = Field(description="Per-agent sequence; a higher seq supersedes a lower one.")
@@ -383,6 +387,12 @@ _Parsed = TypeVar("_Parsed")
 
 
 def _parse(payload: bytes | bytearray | str, adapter: TypeAdapter[_Parsed], kinds: str) -> _Parsed:
+    raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise WireError(f"message is {len(raw):,} bytes; a wire message is at most {MAX_MESSAGE_BYTES:,}")
+    if b"\\u0000" in raw:
+        # No field holds one, and PostgreSQL's text columns refuse it (the message could not even be dead-lettered).
+        raise WireError("message holds a NUL character (\\u0000), which no field may")
     try:
         data = json.loads(payload)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and integers of more than 4300 digits

@@ -2,7 +2,8 @@
 
 Keys are 256-bit random tokens, so a fast hash is enough: there is nothing to brute-force, unlike a
 password. Failed attempts over HTTP are still rate-limited per client address (``auth_limit``, applied in
-``api.deps``). Roles: ``agent`` may only ingest (optionally for one agent_id), ``viewer`` may read,
+``api.deps``). Roles: ``agent`` may only ingest (optionally for one agent_id and one site: a key that may write any
+site's zones could add counts it knows to a withheld cell until it releases, and subtract), ``viewer`` may read,
 ``admin`` may read and manage zones, keys and the dead-letter table, ``metrics`` may only read ``/metrics`` (a
 Prometheus scraper's key).
 """
@@ -30,13 +31,16 @@ class Principal:
     name: str
     role: Role
     agent_id: str | None
+    site_id: str | None = None
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(session: Session, name: str, role: str, agent_id: str | None = None) -> tuple[str, ApiKey]:
+def create_key(
+    session: Session, name: str, role: str, agent_id: str | None = None, site_id: str | None = None
+) -> tuple[str, ApiKey]:
     """Creates a key; returns the plaintext (show it once, it cannot be recovered) and the stored row."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
@@ -44,6 +48,8 @@ def create_key(session: Session, name: str, role: str, agent_id: str | None = No
         raise ValueError("a key needs a name (who or what uses it)")
     if agent_id is not None and role != "agent":
         raise ValueError("only agent keys can be bound to an agent id")
+    if site_id is not None and role != "agent":
+        raise ValueError("only agent keys can be bound to a site")
     plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
         name=name.strip(),
@@ -51,6 +57,7 @@ def create_key(session: Session, name: str, role: str, agent_id: str | None = No
         key_hash=hash_key(plaintext),
         prefix=plaintext[:10],
         agent_id=agent_id,
+        site_id=site_id,
         created_at=int(time.time()),
         revoked_at=None,
     )
@@ -64,7 +71,7 @@ def authenticate(session: Session, key: str) -> Principal | None:
     if row is None:
         return None
     # The role column holds only ROLES (create_key checks it); the table types it as any string.
-    return Principal(row.id, row.name, cast(Role, row.role), row.agent_id)
+    return Principal(row.id, row.name, cast(Role, row.role), row.agent_id, row.site_id)
 
 
 def revoke_key(session: Session, key_id: int) -> bool:

@@ -217,11 +217,19 @@ def register(app: typer.Typer) -> None:
         role: str = typer.Option(..., "--role", help="agent, viewer, admin or metrics."),
         name: str = typer.Option(..., "--name", help="Who or what uses the key."),
         agent: str | None = typer.Option(None, "--agent", help="Bind an agent key to this agent id."),
+        site: str | None = typer.Option(
+            None,
+            "--site",
+            help="Bind an agent key to this site: it may then add counts to that site's zones only. Do, for every "
+            "agent key: one that may write any site's zones could add counts it knows to a withheld cell until "
+            "it is released, and subtract them to read the withheld people.",
+        ),
         database_url: str | None = DatabaseOption,
     ) -> None:
         """Create an API key and print it once (only its hash is stored).
 
         Example: footfall keys create --role viewer --name "ad team"
+        Example: footfall keys create --role agent --name "box 1" --agent box-1 --site riverside
         """
         _require_server()
         from footfall.server.auth import create_key
@@ -229,10 +237,14 @@ def register(app: typer.Typer) -> None:
         db = _database(database_url)
         try:
             with db.write() as session:
-                plaintext, row = create_key(session, name, role, agent)
+                plaintext, row = create_key(session, name, role, agent, site)
         except ValueError as exc:
             _fail(str(exc))
         typer.echo(plaintext)
+        if role == "agent" and site is None:
+            typer.secho(
+                "warning: this agent key may add counts to any site's zones; bind it with --site <site>", err=True
+            )
         typer.secho(f"created {role} key #{row.id} '{name}'; store it now, it is not shown again", err=True)
 
     @keys.command("list")
@@ -252,6 +264,7 @@ def register(app: typer.Typer) -> None:
                 typer.echo(
                     f"{row.id:4d}  {row.role:6s}  {state:7s}  {row.prefix}…  {row.name}"
                     + (f"  (agent {row.agent_id})" if row.agent_id else "")
+                    + (f"  (site {row.site_id})" if row.site_id else "")
                 )
 
     @keys.command("revoke")

@@ -123,6 +123,7 @@ class Incoming:
     source: str  # "mqtt" or "http"
     topic: str | None = None
     bound_agent: str | None = None  # an agent key may only ingest for its own agent
+    bound_site: str | None = None  # and for its own site (a key bound to one)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,8 @@ def _check_topic(message: AggregateMessage | AgentStatus, item: Incoming) -> Non
 def _check_agent(message: AggregateMessage | AgentStatus, item: Incoming) -> None:
     if item.bound_agent is not None and message.agent_id != item.bound_agent:
         raise WireError(f"agent_id: this API key may only send for agent {item.bound_agent!r}")
+    if item.bound_site is not None and message.site_id != item.bound_site:
+        raise WireError(f"site_id: this API key may only send for site {item.bound_site!r}")
 
 
 class Ingestor:
@@ -307,8 +310,9 @@ class Ingestor:
             "received_at": int(self.clock()),
             "source": item.source,
             "topic": item.topic,
-            "reason": reason[:2000],
-            "payload": item.payload[:MAX_PAYLOAD_STORED].decode("utf-8", "replace"),
+            # PostgreSQL's text columns refuse NUL: a payload holding one is kept with U+FFFD in its place.
+            "reason": reason[:2000].replace("\x00", "\ufffd"),
+            "payload": item.payload[:MAX_PAYLOAD_STORED].decode("utf-8", "replace").replace("\x00", "\ufffd"),
         }
 
     def _ingest_batch(self, items: Sequence[Incoming]) -> BatchResult:

@@ -305,6 +305,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     agent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # an agent key bound to one site
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 

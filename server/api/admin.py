@@ -22,6 +22,7 @@ def _key_out(row: ApiKey) -> dict[str, Any]:
         "role": row.role,
         "prefix": row.prefix,
         "agent_id": row.agent_id,
+        "site_id": row.site_id,
         "created_at": to_iso(row.created_at),
         "revoked": row.revoked_at is not None,
     }
@@ -37,7 +38,7 @@ def new_key(body: KeyCreate, ctx: Context) -> dict[str, Any]:
     """The response holds the key once; only its hash is stored."""
     with ctx.db.write() as session:
         try:
-            plaintext, row = create_key(session, body.name, body.role, body.agent_id)
+            plaintext, row = create_key(session, body.name, body.role, body.agent_id, body.site_id)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         return {**_key_out(row), "key": plaintext}

@@ -414,6 +414,13 @@ class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     role: str = Field(pattern="^(agent|viewer|admin|metrics)$")
     agent_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    site_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        description="An agent key bound to a site ingests for that site only (recommended for every agent key).",
+    )
 
 
 class KeyOut(BaseModel):
@@ -422,6 +429,7 @@ class KeyOut(BaseModel):
     role: str
     prefix: str
     agent_id: str | None
+    site_id: str | None = None
     created_at: str
     revoked: bool
 

@@ -138,6 +138,53 @@ def test_an_agent_bound_key_may_only_send_for_its_agent(sqlite_server: Server) -
     ]
 
 
+def test_a_site_bound_key_cannot_add_counts_to_another_sites_withheld_cell(sqlite_server: Server) -> None:
+    """Found by review: any agent key could add 5 women and 5 men it knew to another site's withheld cell (1 woman,
+    2 men), which then released 13 = 6 + 7, and the withheld split came back by subtraction."""
+    from tests.server.conftest import aggregate, encoded
+
+    s = sqlite_server
+    s.ingest(aggregate(female=1, male=2))  # the site's own agent: a cell of 3, withheld
+    created = s.client.post(
+        "/api/v1/admin/keys",
+        json={"name": "evil box", "role": "agent", "agent_id": "evil-box", "site_id": "elsewhere"},
+        headers=s.headers("admin"),
+    )
+    assert created.status_code == 201 and created.json()["site_id"] == "elsewhere"
+    injected = encoded(aggregate(agent="evil-box", camera="cam-9", female=5, male=5))
+    evil = {"X-API-Key": created.json()["key"]}
+    response = s.client.post("/api/v1/ingest", content=b"[" + injected + b"]", headers=evil)
+    assert response.status_code == 422 and response.json()["accepted"] == 0
+    assert response.json()["rejected"][0]["reason"] == "site_id: this API key may only send for site 'elsewhere'"
+    totals = s.get("/api/v1/sites/mall/traffic/totals", start="2026-11-16T00:00:00Z", end="2026-11-16T01:00:00Z")
+    assert totals.json()["totals"]["people"] is None  # still withheld
+    own = encoded(aggregate(agent="evil-box", site="elsewhere", camera="cam-9", female=5, male=5))
+    response = s.client.post("/api/v1/ingest", content=b"[" + own + b"]", headers=evil)
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+    listed = {row["name"]: row for row in s.get("/api/v1/admin/keys", role="admin").json()}
+    assert listed["evil box"]["site_id"] == "elsewhere"
+
+
+def test_cli_binds_an_agent_key_to_a_site_and_warns_of_one_that_is_not(sqlite_url: str) -> None:
+    from footfall.server.auth import authenticate
+    from footfall.server.db import Database
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    base = ["keys", "create", "--role", "agent", "--name", "box", "--database-url", sqlite_url]
+    bound = CliRunner().invoke(app, [*base, "--agent", "box-1", "--site", "riverside"])
+    assert bound.exit_code == 0 and "warning" not in bound.output, bound.output
+    with Database(sqlite_url).read() as session:
+        principal = authenticate(session, bound.stdout.strip().splitlines()[0])
+    assert principal is not None and (principal.agent_id, principal.site_id) == ("box-1", "riverside")
+    unbound = CliRunner().invoke(app, base)
+    assert unbound.exit_code == 0 and "may add counts to any site's zones" in unbound.output
+    viewer = CliRunner().invoke(app, ["keys", "create", "--role", "viewer", "--name", "v", "--site", "x",
+                                      "--database-url", sqlite_url])  # fmt: skip
+    assert viewer.exit_code == 2 and "only agent keys can be bound to a site" in viewer.output
+
+
 @pytest.mark.parametrize("role", ["agent", "viewer", "admin"])
 def test_cli_creates_a_working_key(role: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from footfall.server.auth import authenticate

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from footfall.server.tables import Bucket, DeadLetter
 from sqlalchemy import func, select
 
-from tests.server.conftest import Server, aggregate, encoded, make_server, make_storing_fail
+from tests.server.conftest import Server, agent_status, aggregate, encoded, make_server, make_storing_fail
 
 
 def stored(server: Server) -> tuple[int, int]:
@@ -42,6 +42,42 @@ def test_a_message_beyond_pythons_limits_is_refused_and_the_rest_stored(sqlite_s
     (rejection,) = response.json()["rejected"]
     assert rejection["index"] == 1
     assert stored(sqlite_server) == (1, 1)  # the valid message kept, the poison dead-lettered
+
+
+def test_a_nul_character_is_refused_and_dead_lettered_on_every_database(server: Server) -> None:
+    """PostgreSQL's text columns refuse NUL: a raw NUL byte answered 500 (its dead letter could not be written), and
+    a \\u0000 escape in a status string was refused as 'storing failed: DataError'."""
+    raw = post(server, b'{"kind": "aggregate"\x00}')
+    assert raw.status_code == 422, raw.text
+    assert "not valid JSON" in raw.json()["rejected"][0]["reason"]
+    status = agent_status()
+    status["version"] = "1.0\x00"  # json.dumps writes it as \u0000
+    response = post(server, b"[" + encoded(aggregate(female=5, seq=1)) + b"," + json.dumps(status).encode() + b"]")
+    assert response.status_code == 422, response.text
+    (rejection,) = response.json()["rejected"]
+    assert rejection["index"] == 1 and "NUL character" in rejection["reason"]
+    assert stored(server) == (1, 2)  # the valid message kept, both poisons dead-lettered
+    with server.db.read() as session:
+        assert all("\x00" not in row.payload for row in session.scalars(select(DeadLetter)))
+
+
+def test_a_message_over_the_wire_limit_is_refused_before_it_is_parsed(sqlite_server: Server) -> None:
+    """MQTT has no body limit of its own: a 40 MB status was parsed whole before the schema refused it."""
+    from footfall.core.wire import MAX_MESSAGE_BYTES
+
+    huge = encoded(aggregate(female=5, seq=2))[:-1] + b', "padding": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
+    response = post(sqlite_server, b"[" + encoded(aggregate(female=5, seq=1)) + b"," + huge + b"]")
+    assert response.status_code == 422, response.text
+    (rejection,) = response.json()["rejected"]
+    assert rejection["index"] == 1 and f"at most {MAX_MESSAGE_BYTES:,}" in rejection["reason"]
+
+
+@pytest.mark.parametrize("value", [b"60.0", b'"60"'])
+def test_bucket_seconds_is_a_json_integer_as_the_counts_are(sqlite_server: Server, value: bytes) -> None:
+    body = encoded(aggregate(female=5)).replace(b'"bucket_seconds": 60', b'"bucket_seconds": ' + value)
+    assert body != encoded(aggregate(female=5))
+    response = post(sqlite_server, body)
+    assert response.status_code == 422 and "bucket_seconds" in response.json()["rejected"][0]["reason"], response.text
 
 
 def test_a_batch_stored_one_by_one_keeps_each_refusals_code(sqlite_server: Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]

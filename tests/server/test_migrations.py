@@ -51,14 +51,14 @@ def _bucket(
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0011"
-        assert upgrade(db.engine) == "0011"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0012"
+        assert upgrade(db.engine) == "0012"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0011"
+        assert current_revision(db.engine) == "0012"
     finally:
         db.dispose()
 
@@ -87,7 +87,7 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0011"  # the checks read the head's tables; 0010 counts the '?' bucket
+        assert upgrade(db.engine) == "0012"  # the checks read the head's tables; 0010 counts the '?' bucket
         with db.read() as session:
             assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
@@ -157,7 +157,7 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
                     )
                 )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0011"  # 0009 fills the parts; 0010 after it changes nothing of them
+        assert upgrade(db.engine) == "0012"  # 0009 fills the parts; 0010 after it changes nothing of them
         with db.read() as session:
             assert raw_vs_camera_parts(session) == []
             parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
@@ -201,7 +201,7 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                 )
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0011"
+        assert upgrade(db.engine) == "0012"
         with db.read() as session:
             rows = session.execute(
                 text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier, hour_start")
