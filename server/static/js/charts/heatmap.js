@@ -49,8 +49,8 @@ export function heatmapChart(container, data, metric = "people") {
       if (!cell) cls += " empty";
       else if (cell.people === null) { cls += " suppressed"; fill = `url(#${hatch})`; }
       else if (metric === "female_share") {
-        // Nobody passed in this hour of the week: no share to colour, and nothing hidden either.
-        // Nobody classified (a counts-only site): no share, and nothing hidden either.
+        // Nobody passed in this hour of the week, or nobody classified (a counts-only site): no share to colour,
+        // and nothing hidden either.
         if (cell.people === 0 || unclassified(cell)) cls += " quiet";
         else if (cell.female_share === null) { cls += " suppressed"; fill = `url(#${hatch})`; } else fill = shareColour(cell.female_share);
       } else fill = rampColour((cell.mean_people ?? 0) / maxMean);

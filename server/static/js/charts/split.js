@@ -1,7 +1,7 @@
 // Gender split: one stacked SVG bar (female | male | unknown) with counts and shares beside it.
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { countNode, fmtPct, genderCountNode, unclassified } from "../format.js";
+import { countNode, fmtPct, genderCountNode, UNCLASSIFIED_HELP, unclassified } from "../format.js";
 
 /** counts: an API Counts object (people, female, male, unknown, shares, suppressed). */
 export function genderSplit(container, counts, k) {
@@ -42,7 +42,7 @@ export function genderSplit(container, counts, k) {
       : part.key === "unknown" && known && total ? h("span", { class: "faint" }, `${fmtPct(counts.unknown / total)} of all`) : ""),
     h("span", { class: "count" }, part.key === "unknown" ? countNode(counts.unknown, k) : genderCountNode(counts, part.key, k)))));
   const note = h("p", { class: "faint" },
-    none ? "Nobody here was classified as female or male (a counts-only site, or every person undecided): no gender split, and none hidden."
+    none ? UNCLASSIFIED_HELP
       : known ? "Shares are of the people the classifier decided on (female + male); unknown means it abstained, not a third gender."
       : `Part of the split is hidden for privacy: a count below ${k} (or one that would reveal it) is never shown.`);
   container.replaceChildren(h("div", { class: "chart split" }, svg), rows, note);
