@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
-from footfall.core.logs import log_event
+from footfall.core.logs import FailureStreak, log_event
 from footfall.core.wire import (
     DEFAULT_TOPIC_PREFIX,
     MAX_RECEIPT_SEQS,
@@ -53,6 +53,10 @@ logger = logging.getLogger("footfall.server.mqtt")
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 2000
+# QoS 1 messages are acknowledged once stored, so the broker keeps at most RECEIVE_MAXIMUM of them in the inbox.
+# QoS 0 messages (agents publish at QoS 1; anything at QoS 0 is another client's) are not flow-controlled: beyond
+# this many waiting, they are dropped, which QoS 0 allows ("at most once"), rather than filling memory.
+QOS0_INBOX_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,11 @@ class MqttConsumer:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.qos0_dropped = 0  # QoS 0 messages dropped because the inbox was full (see QOS0_INBOX_LIMIT)
+        self._qos0_overflow = FailureStreak(
+            logger, "mqtt inbox full: QoS 0 messages dropped", "mqtt inbox takes QoS 0 messages again",
+            level=logging.WARNING,
+        )  # fmt: skip
         self._storing = 0  # messages of the batch the writer is storing now
         self._stopping = threading.Event()
         self._writer: threading.Thread | None = None
@@ -253,6 +262,11 @@ class MqttConsumer:
             log_event(logger, logging.WARNING, "mqtt disconnected; reconnecting", reason=str(reason_code))
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.qos == 0 and self._inbox.qsize() >= RECEIVE_MAXIMUM + QOS0_INBOX_LIMIT:
+            self.qos0_dropped += 1
+            self._qos0_overflow.failed(topic=message.topic, dropped=self.qos0_dropped)
+            return
+        self._qos0_overflow.succeeded()
         self._inbox.put(message)
 
     # writer thread

@@ -350,3 +350,24 @@ def test_wait_connected_gives_up_after_its_timeout(db: Database) -> None:
         assert 0.3 <= time.monotonic() - started < 2.0 and not consumer.connected
     finally:
         consumer.stop()
+
+
+def test_qos0_messages_beyond_the_inbox_limit_are_dropped_and_qos1_ones_never(db: Database) -> None:
+    """Found by review: QoS 0 messages are not flow-controlled by the broker, and with storing stalled 3,000 of
+    100 KB grew the server by 346 MiB, without bound. QoS 1 messages (the agents') are bounded by the broker's
+    receive maximum and always queued."""
+    from footfall.server import mqtt_consumer
+
+    consumer = MqttConsumer("mqtt://127.0.0.1:1", Ingestor(db), client_id="server-q")  # never started
+    limit = mqtt_consumer.RECEIVE_MAXIMUM + mqtt_consumer.QOS0_INBOX_LIMIT
+
+    def message(qos: int) -> mqtt.MQTTMessage:
+        sent = mqtt.MQTTMessage(topic=b"footfall/v1/mall/agent-1/aggregates")
+        sent.qos, sent.payload = qos, encoded(aggregate(female=5))
+        return sent
+
+    for _ in range(limit + 25):
+        consumer._on_message(consumer.client, None, message(0))
+    assert consumer._inbox.qsize() == limit and consumer.qos0_dropped == 25
+    consumer._on_message(consumer.client, None, message(1))
+    assert consumer._inbox.qsize() == limit + 1 and consumer.qos0_dropped == 25
