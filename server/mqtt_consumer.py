@@ -54,8 +54,8 @@ logger = logging.getLogger("footfall.server.mqtt")
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 2000
 # QoS 1 messages are acknowledged once stored, so the broker keeps at most RECEIVE_MAXIMUM of them in the inbox.
-# QoS 0 messages (agents publish at QoS 1; anything at QoS 0 is another client's) are not flow-controlled: beyond
-# this many waiting, they are dropped, which QoS 0 allows ("at most once"), rather than filling memory.
+# QoS 0 messages (agents publish at QoS 1; anything at QoS 0 is another client's) are not flow-controlled: while
+# RECEIVE_MAXIMUM + this many wait, they are dropped, which QoS 0 allows ("at most once"), rather than filling memory.
 QOS0_INBOX_LIMIT = 1000
 
 
