@@ -262,11 +262,13 @@ class MqttConsumer:
             log_event(logger, logging.WARNING, "mqtt disconnected; reconnecting", reason=str(reason_code))
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        if message.qos == 0 and self._inbox.qsize() >= RECEIVE_MAXIMUM + QOS0_INBOX_LIMIT:
-            self.qos0_dropped += 1
-            self._qos0_overflow.failed(topic=message.topic, dropped=self.qos0_dropped)
-            return
-        self._qos0_overflow.succeeded()
+        if message.qos == 0:
+            if self._inbox.qsize() >= RECEIVE_MAXIMUM + QOS0_INBOX_LIMIT:
+                self.qos0_dropped += 1
+                self._qos0_overflow.failed(topic=message.topic, dropped=self.qos0_dropped)
+                return
+            if self._qos0_overflow.failing:  # the recovery is a QoS 0 message's to tell, and takes no lock before
+                self._qos0_overflow.succeeded()
         self._inbox.put(message)
 
     # writer thread
