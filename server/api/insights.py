@@ -40,7 +40,8 @@ METHOD = (
     "the decision rates measured for the bundle that decided them (people it could not classify count through "
     "their expected split), with a 95% interval that holds both sampling and the uncertainty of those rates; "
     "the audience interval scales the same bounds. A slot whose share cannot be corrected (a bundle without "
-    "known rates, or no classified people) has no share and an expected audience of 0. For audience 'all' "
+    "known rates, or no classified people) has no share and no expected audience: its interval runs from 0 to "
+    "everyone in the slot, and it ranks below the slots with an estimate. For audience 'all' "
     "the interval treats the count as Poisson. Slots use only the zone-hours released for privacy (at least k "
     "people; the split only where each part is 0 or at least k), and a slot with none released is left out. "
     f"The best {POOL_FACTOR} × limit slots by the raw decisions are ranked again by the corrected estimate. "
@@ -336,6 +337,7 @@ def _slot(
     mean_people = people / weeks
     label = how_label(how)
     raw = missing = None
+    expected: float | None
     people_corrected = 0
     unseen = withheld * (k - 1) / weeks  # the most the withheld hours could add per week
     left_out = f"{withheld:,} hour(s) with fewer than {k} people withheld" if withheld else ""
@@ -356,24 +358,30 @@ def _slot(
         raw = count / classified if classified else None
         share, low, high = _for_audience(corrected, audience)
         people_corrected, missing = corrected.people, corrected.missing
-        expected = mean_people * (share or 0.0)
-        expected_low, expected_high = mean_people * (low or 0.0), mean_people * (high or 0.0) + unseen
         noun = "women" if audience == "female" else "men"
         raw_text = (
             f"{raw:.0%} of the {classified:,} people the classifier decided on" if raw is not None else "none decided"
         )
-        if share is None:
+        if share is None or low is None or high is None:
+            # Nothing says how many of these people are the audience (counts-only cells, splits withheld for
+            # privacy, a bundle without known rates): no estimate, and an interval from none to every one of them,
+            # never an exact 0 that ranks and reads like a slot nobody of the audience passes.
+            expected, expected_low, expected_high = None, 0.0, mean_people + unseen
             evidence = f"no corrected share ({MISSING[missing or 'no_classified_people']}; raw: {raw_text})"
+            reach = f"anywhere from 0 to {expected_high:,.1f} per week" + (f": {left_out}" if withheld else "")
+            about = f"the number of {noun} is not estimated ({reach})"
         else:
+            expected = mean_people * share
+            expected_low, expected_high = mean_people * low, mean_people * high + unseen
             evidence = (
                 f"{share:.0%} {noun} (95% interval {low:.0%}-{high:.0%}), corrected for the classifier's known errors "
                 f"over {people_corrected:,} people (raw: {raw_text})"
             )
-        about = (
-            f"at least {expected:,.1f} {noun} per week (up to {expected_high:,.1f}: {left_out})"
-            if withheld
-            else f"about {expected:,.1f} {noun} per week ({expected_low:,.1f}-{expected_high:,.1f})"
-        )
+            about = (
+                f"at least {expected:,.1f} {noun} per week (up to {expected_high:,.1f}: {left_out})"
+                if withheld
+                else f"about {expected:,.1f} {noun} per week ({expected_low:,.1f}-{expected_high:,.1f})"
+            )
         why = (
             f"{zone.name}, {label}: {'at least' if withheld else 'on average'} {mean_people:,.1f} people per week in "
             f"this hour over {weeks} week(s); {evidence}, so {about}."
@@ -403,7 +411,7 @@ def _slot(
         "share_raw": rounded(raw),
         "people_corrected": people_corrected,
         "share_missing": missing,
-        "expected_audience": round(expected, 2),
+        "expected_audience": round(expected, 2) if expected is not None else None,
         "expected_audience_low": round(expected_low, 2),
         "expected_audience_high": round(expected_high, 2),
         "explanation": why,

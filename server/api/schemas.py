@@ -367,7 +367,10 @@ class Slot(BaseModel):
     share_missing: str | None = Field(
         None, description="Why share is null for a female/male audience: as female_share_corrected_missing."
     )
-    expected_audience: float = Field(description="Expected target people per week in this slot.")
+    expected_audience: float | None = Field(
+        description="Expected target people per week in this slot; null for a female/male audience whose share is "
+        "null (no estimate: expected_audience_low is 0 and expected_audience_high everyone in the slot)."
+    )
     expected_audience_low: float
     expected_audience_high: float
     explanation: str

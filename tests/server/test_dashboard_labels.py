@@ -115,6 +115,29 @@ def test_sums_and_means_that_leave_withheld_hours_out_say_at_least(
         page.close()
 
 
+def test_an_ad_slot_without_a_share_shows_no_audience_not_zero(
+    browser,  # noqa: F811
+    labelled_server: LiveServer,
+    tmp_path: Path,
+) -> None:
+    """No slot here has a corrected share (the lobby decided nobody; the kiosk's bundle has no known rates): the ranking
+    read "0.0 women per week (0.0-0.0)" and "Best slot: ... about 0.0 women", a certain zero."""
+    page = Page(browser, labelled_server, tmp_path)
+    try:
+        page.open("/dashboard/ad-placement?site=mall&audience=female", key=labelled_server.viewer_key)
+        page.wait_ready()
+        p = page.page
+        rows = p.locator("#ranking-table tbody tr.slot, #ranking-table tbody tr.top")
+        assert rows.count() >= 3
+        assert p.locator("#ranking-table tbody .v[data-value=none]").count() == rows.count()
+        assert p.locator("#ranking-table tbody circle").count() == 0  # no estimate's dot at 0 either
+        assert p.locator("#best-slot[data-estimate=none]").count() == 1
+        assert "0.0 women" not in p.locator("#best-slot").inner_text()
+        assert p.locator("#slotmap rect.cell.unestimated").count() >= 3
+    finally:
+        page.close()
+
+
 def test_the_zone_page_loads_a_range_longer_than_the_api_answers_in_hours(
     browser,  # noqa: F811
     labelled_server: LiveServer,

@@ -267,6 +267,31 @@ def test_ad_placement_ranks_slots_and_explains_itself(server: Server) -> None:
     assert math.isclose(by_share["slots"][0]["share"], 0.5, abs_tol=1e-3)
 
 
+def test_ad_slot_without_a_share_claims_no_audience(server: Server) -> None:
+    """A slot whose share cannot be corrected (counts-only cells; a split withheld for privacy) does not know how
+    many women it reaches: it must not read "about 0.0 women per week (0.0-0.0)", an exact zero. Its estimate is
+    null and its interval runs from 0 to everyone in the slot."""
+    s = server
+    monday = datetime(2026, 10, 26, tzinfo=UTC)
+    rates = {"female": {"female": 70, "male": 10, "unknown": 20}, "male": {"female": 10, "male": 70, "unknown": 20}}
+    counts_only = aggregate(zone="entrance", start=monday + timedelta(hours=9), unknown=40)
+    counts_only["gender"] = None
+    # Two women among 20 people: each part must be 0 or at least k, so the split is withheld, the people are not.
+    unsplit = aggregate(zone="food", start=monday + timedelta(hours=14), seq=2, female=2, male=18)
+    unsplit["classifier"] = "gender@2"
+    s.ingest(_gender_status("gender", "2", rates), counts_only, unsplit)
+    window = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-02T00:00:00Z"}
+    body = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="female").json()
+    by_zone = {slot["zone_id"]: slot for slot in body["slots"]}
+    assert set(by_zone) == {"entrance", "food"}
+    for zone, people in (("entrance", 40), ("food", 20)):
+        slot = by_zone[zone]
+        assert slot["share"] is None and slot["share_missing"] == "no_classified_people", slot
+        assert slot["expected_audience"] is None, slot
+        assert (slot["expected_audience_low"], slot["expected_audience_high"]) == (0.0, people), slot
+        assert "about 0.0" not in slot["explanation"] and "not estimated" in slot["explanation"], slot
+
+
 @pytest.mark.parametrize(
     ("path", "params", "message"),
     [

@@ -13,7 +13,8 @@ export function slotMap(container, slots, top, noun) {
   const best = new Map();
   for (const slot of slots) {
     const known = best.get(slot.hour_of_week);
-    if (!known || slot.expected_audience > known.expected_audience) best.set(slot.hour_of_week, slot);
+    // A slot without an estimate (null) is kept only where no zone in that hour has one.
+    if (!known || (slot.expected_audience ?? -1) > (known.expected_audience ?? -1)) best.set(slot.hour_of_week, slot);
   }
   const rankOf = new Map(slots.slice(0, top).map((slot) => [slot.hour_of_week, slot.rank]).reverse());
   const width = Math.max(340, Math.round(container.clientWidth || 800));
@@ -34,9 +35,10 @@ export function slotMap(container, slots, top, noun) {
     for (let hour = 0; hour < 24; hour += 1) {
       const how = day * 24 + hour;
       const slot = best.get(how);
-      const t = slot ? slot.expected_audience / max : 0;
-      cells.append(s("rect", { class: slot ? "cell" : "cell empty", x: left + hour * cw, y: head + day * ch, width: cw,
-        height: ch, rx: 2, fill: slot ? rampColour(t) : null, dataset: { how } }));
+      const estimated = slot && slot.expected_audience !== null;
+      const t = estimated ? slot.expected_audience / max : 0;
+      cells.append(s("rect", { class: estimated ? "cell" : slot ? "cell unestimated" : "cell empty", x: left + hour * cw,
+        y: head + day * ch, width: cw, height: ch, rx: 2, fill: estimated ? rampColour(t) : null, dataset: { how } }));
       const rank = rankOf.get(how);
       if (rank) {
         cells.append(s("text", { class: `rank-label${t > 0.5 ? " on-dark" : ""}`, x: left + hour * cw + cw / 2,
@@ -48,7 +50,7 @@ export function slotMap(container, slots, top, noun) {
   const box = h("div", { class: "chart" }, svg);
   const legend = h("div", { class: "heat-legend" }, h("span", {}, "0"), h("span", { class: "ramp", style: `background:${RAMP_CSS}` }),
     h("span", {}, `${fmtMean(max)} ${noun} per week (best zone in each hour)`),
-    h("span", { style: "margin-left:1rem" }, `Numbers: the top ${plural(Math.min(top, slots.length), "rank")}. Blank: outside the chosen hours and days, no data, or hidden for privacy.`));
+    h("span", { style: "margin-left:1rem" }, `Numbers: the top ${plural(Math.min(top, slots.length), "rank")}. Blank: outside the chosen hours and days, no data, hidden for privacy, or no estimate.`));
   container.replaceChildren(box, legend);
   const tooltip = createTooltip(box);
   cells.addEventListener("pointermove", (event) => {
@@ -59,8 +61,9 @@ export function slotMap(container, slots, top, noun) {
     if (!slot) content.push(h("div", {}, "No ranked slot (no data, or hidden for privacy)"));
     else {
       content.push(h("div", {}, `Best: ${slot.zone_name} (rank ${slot.rank})`),
-        tipRow(`${noun[0].toUpperCase()}${noun.slice(1)} / week`, fmtMean(slot.expected_audience)),
-        tipRow("95% interval", `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`));
+        tipRow(`${noun[0].toUpperCase()}${noun.slice(1)} / week`, slot.expected_audience === null ? "not estimated" : fmtMean(slot.expected_audience)),
+        tipRow(slot.expected_audience === null ? "Anywhere from" : "95% interval",
+          `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`));
     }
     const scale = box.clientWidth / width;
     tooltip.show(content, (left + ((how % 24) + 1) * cw) * scale, (head + Math.floor(how / 24) * ch + ch / 2) * scale);

@@ -25,6 +25,8 @@ const AGES = [
   { value: "", label: "All ages" },
   ...["18-24", "25-34", "35-44", "45-54", "55-64", "65+"].map((band) => ({ value: band, label: band })),
 ];
+const NO_ESTIMATE = "the share could not be corrected for the classifier's errors (nobody classified, a split withheld " +
+  "for privacy, or a model without known error rates), so the range runs from none to everyone in the slot";
 const nounOf = (choice) => `${NOUN[choice.audience]}${choice.age ? ` aged ${choice.age}` : ""}`;
 const DAYS = [
   { value: "", label: "All week" },
@@ -136,6 +138,13 @@ function headline(result, choice) {
     return;
   }
   const noun = nounOf(choice);
+  if (top.expected_audience === null) {
+    // Slots without an estimate rank last: the best being one means that no slot has an estimate to rank by.
+    box.replaceChildren(h("div", { class: "banner info", id: "best-slot", dataset: { estimate: "none" } }, h("div", { class: "msg" },
+      h("strong", {}, `No slot has an estimate of ${noun}`),
+      h("span", {}, ` — ${NO_ESTIMATE}`))));
+    return;
+  }
   box.replaceChildren(h("div", { class: "banner info", id: "best-slot" }, h("div", { class: "msg" },
     h("strong", {}, `Best slot: ${top.zone_name}, ${top.label.replace("-", "–")}`),
     h("span", {}, `${top.audience_lower_bound ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
@@ -159,13 +168,19 @@ function rankingTable(result, choice) {
       button.setAttribute("aria-expanded", String(open));
       button.textContent = open ? "Hide" : "Why?";
     });
+    const estimated = slot.expected_audience !== null;
     const audienceCell = h("div", { class: "ci" },
       ciBar({ value: slot.expected_audience, low: slot.expected_audience_low, high: slot.expected_audience_high, max: maxAudience,
         colour: choice.audience === "male" ? "var(--male)" : choice.audience === "female" ? "var(--female)" : "var(--accent)",
-        label: `${fmtMean(slot.expected_audience)} ${noun} per week, 95% interval ${fmtMean(slot.expected_audience_low)} to ${fmtMean(slot.expected_audience_high)}` }),
-      // An age audience whose bands, splits or hours were withheld is a lower bound: "≥", never a bare 0.
-      h("div", {}, h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(Boolean(slot.audience_lower_bound)) } },
-        `${slot.audience_lower_bound ? "≥ " : ""}${fmtMean(slot.expected_audience)}`),
+        label: estimated
+          ? `${fmtMean(slot.expected_audience)} ${noun} per week, 95% interval ${fmtMean(slot.expected_audience_low)} to ${fmtMean(slot.expected_audience_high)}`
+          : `no estimate of ${noun} per week: anywhere from ${fmtMean(slot.expected_audience_low)} to ${fmtMean(slot.expected_audience_high)}` }),
+      // An age audience whose bands, splits or hours were withheld is a lower bound: "≥", never a bare 0; a slot
+      // without a share has no estimate at all: "—", never a 0 that reads like nobody of the audience passes.
+      h("div", {}, estimated
+        ? h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(Boolean(slot.audience_lower_bound)) } },
+          `${slot.audience_lower_bound ? "≥ " : ""}${fmtMean(slot.expected_audience)}`)
+        : h("div", { class: "v faint", title: NO_ESTIMATE, "aria-label": "no audience estimate", dataset: { value: "none" } }, "—"),
         h("div", { class: "range" }, `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`)));
     // A slot without a share (nobody classified, or rates unknown) says so; it is no "0 %" and no "0 %–100 %" range.
     const shareCell = !withShare ? null : slot.share === null
