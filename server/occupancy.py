@@ -5,6 +5,12 @@ from 0 at each closing time, and it never goes below 0: a step that would (more 
 stops at 0, since nobody can be inside fewer than no one. Inputs are released hour cells, so an hour cell belongs
 to the closing-time day its start falls in, and a reset takes effect from the first hour starting at or after the
 closing time.
+
+The sum is only as good as the cells behind it. A withheld entrance cell (1 to k-1 people) is left out, so the
+figure is then not a bound either way, and said so with the count of such cells; while nothing released since the
+closing time counted anyone, there is no figure at all (None), not a 0 that looks counted. An entrance hour no
+agent reported (its camera or agent down: the agent sends quiet hours as 0) leaves out people in and out of any
+number, so from it to the next closing time the figure is None.
 """
 
 from __future__ import annotations
@@ -44,37 +50,54 @@ def reset_before(instant: int, tz: str, closing: str) -> int:
 @dataclass(frozen=True)
 class Step:
     hour_start: int
-    people: int  # occupancy after this hour
+    people: int | None  # occupancy after this hour; None: unknown (see the module's docstring)
     withheld_cells: int  # entrance cells withheld since the last reset, this hour included
+    unobserved_cells: int  # entrance zone-hours no agent reported since the last reset, this hour included
+
+
+@dataclass(frozen=True)
+class EntranceHour:
+    """One hour of a site's entrance lines, added up: released people in and out, withheld cells, and the
+    entrance zone-hours that have no cell although the site was reporting then (not observed)."""
+
+    hour_start: int
+    entered: int
+    left: int
+    withheld_cells: int
+    unobserved_cells: int = 0
 
 
 class OccupancyCurve:
-    """Occupancy after each hour that has entrance cells, and at any instant in between."""
+    """Occupancy after each hour that has entrance cells (or should have had), and at any instant in between."""
 
-    def __init__(self, hours: list[tuple[int, int, int, int]], tz: str, closing: str):
-        """``hours``: (hour_start, people in, people out, withheld cells), oldest first, starting at or before a
-        reset: a curve starts at 0."""
+    def __init__(self, hours: list[EntranceHour], tz: str, closing: str):
+        """``hours``: oldest first, starting at or before a reset: a curve starts at 0."""
         self.tz, self.closing = tz, closing
         self.steps: list[Step] = []
-        people = withheld = 0
+        people = withheld = unobserved = 0
+        counted = False  # whether a released cell since the reset held anyone
         period: int | None = None
-        for hour_start, entered, left, hidden in hours:
-            started = reset_before(hour_start, tz, closing)
+        for hour in hours:
+            started = reset_before(hour.hour_start, tz, closing)
             if started != period:
-                period, people, withheld = started, 0, 0
-            people = max(0, people + entered - left)
-            withheld += hidden
-            self.steps.append(Step(hour_start, people, withheld))
+                period, people, withheld, unobserved, counted = started, 0, 0, 0, False
+            people = max(0, people + hour.entered - hour.left)
+            withheld += hour.withheld_cells
+            unobserved += hour.unobserved_cells
+            counted = counted or hour.entered > 0 or hour.left > 0
+            # Only released figures and cell counts decide None, so it says nothing about a withheld cell.
+            known = unobserved == 0 and (counted or withheld == 0)
+            self.steps.append(Step(hour.hour_start, people if known else None, withheld, unobserved))
         self._starts = [step.hour_start for step in self.steps]
 
-    def at(self, instant: int) -> tuple[int, int]:
-        """(occupancy, withheld cells) just before ``instant``: after the last hour that started before it (an
-        hour still in progress, where the operator releases it, counts with what it holds so far), or 0 when a
-        closing time came between (or nothing was counted since)."""
+    def at(self, instant: int) -> Step:
+        """Occupancy just before ``instant``: after the last hour that started before it (an hour still in
+        progress, where the operator releases it, counts with what it holds so far), or a known 0 when a closing
+        time came between (or nothing was counted since)."""
         index = bisect.bisect_left(self._starts, instant) - 1
         if index < 0:
-            return 0, 0
+            return Step(instant, 0, 0, 0)
         step = self.steps[index]
         if reset_before(step.hour_start, self.tz, self.closing) != reset_before(instant - 1, self.tz, self.closing):
-            return 0, 0
-        return step.people, step.withheld_cells
+            return Step(instant, 0, 0, 0)
+        return step

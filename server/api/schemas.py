@@ -198,25 +198,40 @@ class CameraTally(Tally):
     camera_id: str
 
 
+class EntranceTally(Tally):
+    """An entrance figure (visitors in, people out): also a lower bound where an entrance line was not observed."""
+
+    people_lower_bound: bool = Field(description="True when withheld or unobserved cells are missing from people.")
+    unobserved_cells: int = Field(
+        description="Entrance zone-hours without a cell although the site reported then (or between two of the "
+        "line's own hours since the same closing time): its camera or agent was down, so people are missing."
+    )
+
+
 class Occupancy(BaseModel):
-    people: int = Field(
+    people: int | None = Field(
         description="Released in minus released out since the last closing time, never below 0 (a step that "
-        "would go below 0 stops at 0: more people left than were counted in)."
+        "would go below 0 stops at 0: more people left than were counted in). Null while an entrance hour since "
+        "the closing time was not observed, or while nothing released since then counted anyone and some cells "
+        "were withheld."
     )
     withheld_cells: int = Field(
         description="Entrance cells withheld since the last closing time. Not a bound either way: a withheld "
         "in would raise the figure, a withheld out lower it."
     )
+    unobserved_cells: int = Field(description="Entrance zone-hours not observed since the last closing time.")
 
 
 class VisitorPoint(BaseModel):
     start: str = Field(description="Bucket start, UTC ISO 8601.")
     label: str = Field(description="Bucket in the site's local time.")
-    visitors: Tally | None = Field(
+    visitors: EntranceTally | None = Field(
         description="Site visitors: people who came in through the site's entrance lines (their 'in' counts). "
         "Null when the site has no entrance lines."
     )
-    out: Tally | None = Field(description="People who went out through the entrance lines; null without entrances.")
+    out: EntranceTally | None = Field(
+        description="People who went out through the entrance lines; null without entrances."
+    )
     occupancy: Occupancy | None = Field(description="At the bucket's end; null without entrances.")
     cameras: list[CameraTally] = Field(
         description="Each camera's distinct people in the bucket (each once, whatever zones and lines they "
@@ -226,8 +241,8 @@ class VisitorPoint(BaseModel):
 
 
 class VisitorTotals(BaseModel):
-    visitors: Tally | None
-    out: Tally | None
+    visitors: EntranceTally | None
+    out: EntranceTally | None
     cameras: list[CameraTally]
 
 
@@ -242,7 +257,10 @@ class Visitors(BaseModel):
     entrances: list[str] = Field(description="Entrance lines of the site (they send 'in' and 'out' counts).")
     cameras: list[str] = Field(description="Cameras that send their distinct visitors.")
     visitors_note: str | None = Field(description="Why site visitors and occupancy are null, when they are.")
-    points: list[VisitorPoint] = Field(description="Buckets an agent reported (a quiet one as 0), oldest first.")
+    points: list[VisitorPoint] = Field(
+        description="Buckets an agent reported (a quiet one as 0), and those with an entrance hour not observed, "
+        "oldest first."
+    )
     totals: VisitorTotals
     occupancy_at_end: Occupancy | None = Field(description="Occupancy at the range's end; null without entrances.")
 

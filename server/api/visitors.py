@@ -3,6 +3,12 @@
 Figures of different measures (footfall.core.wire.Measure) are kept apart: site visitors are the released 'in'
 cells of the entrance lines, never a sum of zones or cameras; each camera is given on its own. Every figure is a
 sum of released hour cells (footfall.server.release), as in the traffic API.
+
+The agent sends a cell for every zone of every hour its camera watched, a quiet one as 0
+(footfall.edge.aggregation.ZoneAggregator.touch), so an entrance zone without a cell in an hour the site was
+reporting (or between two hours the zone itself reported since the same closing time) was not observed: its
+camera or agent was down. Such zone-hours make visitors and out lower bounds and occupancy unknown
+(footfall.server.occupancy).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -28,7 +35,7 @@ from footfall.server.api.render import FastJSONResponse
 from footfall.server.api.schemas import Visitors
 from footfall.server.api.sites import IdPath
 from footfall.server.localtime import HOUR, bucket_starts_and_labels, local_day, local_midnight, to_iso
-from footfall.server.occupancy import MIDNIGHT, OccupancyCurve, reset_before
+from footfall.server.occupancy import MIDNIGHT, EntranceHour, OccupancyCurve, reset_before
 from footfall.server.release import effective_k
 from footfall.server.tables import Zone
 from sqlalchemy import select
@@ -48,22 +55,27 @@ VisitorGranularity = Annotated[
 
 
 class _Sum:
-    """Released people and withheld cells, added up."""
+    """Released people, withheld cells and (entrance figures only) unobserved zone-hours, added up."""
 
     def __init__(self) -> None:
         self.people = 0
         self.withheld = 0
+        self.unobserved = 0
 
     def add(self, people: int, withheld: int) -> None:
         self.people += people
         self.withheld += withheld
 
     def shown(self) -> dict[str, Any]:
+        missing = self.withheld > 0 or self.unobserved > 0
         return {
-            "people": None if self.people == 0 and self.withheld > 0 else self.people,
+            "people": None if self.people == 0 and missing else self.people,
             "withheld_cells": self.withheld,
-            "people_lower_bound": self.withheld > 0,
+            "people_lower_bound": missing,
         }
+
+    def shown_entrance(self) -> dict[str, Any]:
+        return {**self.shown(), "unobserved_cells": self.unobserved}
 
 
 class _Bucket:
@@ -96,12 +108,16 @@ def visitors(
     read_from = reset_before(span.start, tz, closing)
     cells = queries.hourly_cells(session, list(measure_of), read_from, span.end)
 
-    entrance_hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # hour → in, out, withheld cells
+    entrance_hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # hour → in, out, withheld, unobserved
     buckets: dict[int | date, _Bucket] = defaultdict(_Bucket)
     totals = _Bucket()
+    reported: set[int] = set()  # hours any entrance or camera of the site has a cell
+    entrance_cells: dict[int, set[int]] = defaultdict(set)  # entrance zone pk → hours it has a cell
     for pk, hour, people, withheld in cells:
         measure, zone_id = measure_of[pk]
+        reported.add(hour)
         if measure in ("in", "out"):
+            entrance_cells[pk].add(hour)
             acc = entrance_hours[hour]
             acc[0 if measure == "in" else 1] += people
             acc[2] += withheld
@@ -113,7 +129,15 @@ def visitors(
                 target.cameras[zone_id].add(people, withheld)
             else:
                 (target.entered if measure == "in" else target.left).add(people, withheld)
-    curve = OccupancyCurve([(hour, a[0], a[1], a[2]) for hour, a in sorted(entrance_hours.items())], tz, closing)
+    for hour, missing_in, missing_out in _unobserved(entrance_cells, reported, measure_of, tz, closing):
+        entrance_hours[hour][3] += missing_in + missing_out
+        if hour < span.start:
+            continue
+        key = hour if granularity == "hour" else local_day(hour, tz)
+        for target in (buckets[key], totals):  # an hour nobody reported is listed too, to say so
+            target.entered.unobserved += missing_in
+            target.left.unobserved += missing_out
+    curve = OccupancyCurve([EntranceHour(hour, *a) for hour, a in sorted(entrance_hours.items())], tz, closing)
     has_entrances = bool(entrances)
 
     keys: list[Any] = sorted(buckets, key=lambda key: key)  # all ints (hours) or all dates (days)
@@ -144,8 +168,8 @@ def visitors(
             "visitors_note": None if has_entrances else NO_ENTRANCES,
             "points": points,
             "totals": {
-                "visitors": totals.entered.shown() if has_entrances else None,
-                "out": totals.left.shown() if has_entrances else None,
+                "visitors": totals.entered.shown_entrance() if has_entrances else None,
+                "out": totals.left.shown_entrance() if has_entrances else None,
                 "cameras": _cameras(totals, cameras),
             },
             "occupancy_at_end": _occupancy(curve, span.end) if has_entrances else None,
@@ -156,12 +180,41 @@ def visitors(
 def _entrance_figures(bucket: _Bucket, curve: OccupancyCurve, end: int, has_entrances: bool) -> dict[str, Any]:
     if not has_entrances:
         return {"visitors": None, "out": None, "occupancy": None}
-    return {"visitors": bucket.entered.shown(), "out": bucket.left.shown(), "occupancy": _occupancy(curve, end)}
+    return {
+        "visitors": bucket.entered.shown_entrance(),
+        "out": bucket.left.shown_entrance(),
+        "occupancy": _occupancy(curve, end),
+    }
 
 
-def _occupancy(curve: OccupancyCurve, instant: int) -> dict[str, int]:
-    people, withheld = curve.at(instant)
-    return {"people": people, "withheld_cells": withheld}
+def _occupancy(curve: OccupancyCurve, instant: int) -> dict[str, Any]:
+    step = curve.at(instant)
+    return {"people": step.people, "withheld_cells": step.withheld_cells, "unobserved_cells": step.unobserved_cells}
+
+
+def _unobserved(
+    entrance_cells: dict[int, set[int]],
+    reported: set[int],
+    measure_of: dict[int, tuple[str, str]],
+    tz: str,
+    closing: str,
+) -> list[tuple[int, int, int]]:
+    """(hour, 'in' zones, 'out' zones) without a cell in an hour they should have one, oldest first.
+
+    A zone should have a cell in every hour the site reported (any entrance or camera has one) and in every hour
+    between two of its own cells since the same closing time. Not across a closing time: a site that switches its
+    cameras off at night would read "not observed" every day. A zone with no cell read at all is left out:
+    nothing tells a camera down the whole time from an entrance line taken out of service."""
+    missing: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for pk, hours in entrance_cells.items():
+        expected = set(reported)
+        for before, after in pairwise(sorted(hours)):
+            if after - before > HOUR and reset_before(before, tz, closing) == reset_before(after, tz, closing):
+                expected.update(range(before + HOUR, after, HOUR))
+        direction = 0 if measure_of[pk][0] == "in" else 1
+        for hour in expected - hours:
+            missing[hour][direction] += 1
+    return [(hour, counts[0], counts[1]) for hour, counts in sorted(missing.items())]
 
 
 def _cameras(bucket: _Bucket, cameras: Iterable[str]) -> list[dict[str, Any]]:

@@ -184,3 +184,59 @@ def test_a_key_the_server_refuses_never_repaints_the_figures_kept_for_another(
         assert p.locator("#zones-table tr[data-zone=kiosk]").count() == 1
     finally:
         page.close(allowed=("status of 401",))
+
+
+def test_occupancy_is_shown_unknown_after_an_entrance_hour_nobody_observed(browser, tmp_path: Path) -> None:  # noqa: F811
+    """The entrance camera was down the hour before (the corridor camera reported it, the door did not), so people
+    in and out then are missing: occupancy read "4" (6 in − 2 out this hour), a number that looks counted."""
+    live, server, thread = start_server(
+        f"sqlite:///{tmp_path / 'gap.db'}", release_open_hour=True, default_timezone="UTC"
+    )
+    try:
+        this_hour = (datetime.now(UTC) - timedelta(minutes=3)).replace(minute=0, second=0, microsecond=0)
+        last_hour = this_hour - timedelta(hours=1)
+        cells = [("corridor", "camera", last_hour, 9), ("corridor", "camera", this_hour, 8)]
+        cells += [("door.in", "in", this_hour, 6), ("door.out", "out", this_hour, 2)]
+        messages = [
+            AggregateMessage(
+                agent_id="box-1",
+                site_id="mall",
+                camera_id="corridor",
+                zone_id=zone,
+                bucket_start=start,
+                bucket_seconds=3600,
+                seq=seq,
+                people=people,
+                gender=None,
+                measure=measure,  # type: ignore[arg-type]  # a literal of the wire's Measure
+            )
+            for seq, (zone, measure, start, people) in enumerate(cells, start=1)
+        ]
+        with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
+            # Closing three hours back, so both hours fall in the day occupancy counts, whenever the test runs.
+            closing = f"{(this_hour - timedelta(hours=3)).hour:02d}:00"
+            response = client.patch(
+                "/sites/mall", headers={"X-API-Key": live.admin_key}, json={"closing_time": closing}
+            )
+            assert response.status_code == 200, response.text
+            response = client.post(
+                "/ingest",
+                content="[" + ",".join(m.model_dump_json() for m in messages) + "]",
+                headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 200 and not response.json()["rejected"], response.text
+        page = Page(browser, live, tmp_path)
+        try:
+            page.open("/dashboard/", key=live.viewer_key)
+            page.wait_ready()
+            p = page.page
+            unknown = p.locator("#kpi-occupancy [data-unknown=true]")
+            assert unknown.count() == 1 and unknown.inner_text() == "–"
+            assert "not observed" in (unknown.get_attribute("title") or "")
+            card = p.locator("article[data-site='mall'] [data-metric=occupancy] [data-unknown=true]")
+            assert card.count() == 1
+        finally:
+            page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)

@@ -247,9 +247,14 @@ def test_the_visitors_api_recovers_nothing_below_k(tmp_path: Path) -> None:
         body = three.get("/api/v1/sites/mall/visitors", **DAY).json()
     for name in VISITOR_ATTACKS:
         assert seen_with_three[name] == seen_with_four[name], f"{name} depends on the withheld count"
-    assert body["totals"]["visitors"] == {"people": 12, "withheld_cells": 1, "people_lower_bound": True}
+    assert body["totals"]["visitors"] == {
+        "people": 12,
+        "withheld_cells": 1,
+        "people_lower_bound": True,
+        "unobserved_cells": 0,
+    }
     assert body["totals"]["cameras"][0]["people"] is None
-    assert body["occupancy_at_end"] == {"people": 5, "withheld_cells": 1}
+    assert body["occupancy_at_end"] == {"people": 5, "withheld_cells": 1, "unobserved_cells": 0}
 
 
 def camera_scene(shop_a: int) -> list[dict]:

@@ -96,7 +96,7 @@ def test_occupancy_is_in_minus_out_at_every_hour(server: Server) -> None:
     assert [p["visitors"]["people"] for p in body["points"]] == [f[1] for f in flows]
     assert [p["out"]["people"] for p in body["points"]] == [f[2] for f in flows]
     assert body["totals"]["visitors"]["people"] == 50 and body["totals"]["out"]["people"] == 50
-    assert body["occupancy_at_end"] == {"people": 0, "withheld_cells": 0}
+    assert body["occupancy_at_end"] == {"people": 0, "withheld_cells": 0, "unobserved_cells": 0}
     # A range starting mid-day counts the hours since the closing time before it.
     later = server.get(VISITORS, start="2026-11-16T11:00:00Z", end="2026-11-16T12:00:00Z").json()
     assert [p["occupancy"]["people"] for p in later["points"]] == [30]
@@ -109,17 +109,23 @@ def test_occupancy_is_in_minus_out_at_every_hour(server: Server) -> None:
 
 def test_occupancy_starts_again_from_zero_at_the_closing_time(server: Server) -> None:
     stored(server, *door(20, 10, 0), *door(21, 5, 0), *door(22, 5, 0), *door(9, 5, 0, day=BASE + timedelta(days=1)))
+    stored(server, *[m for hour in range(23, 33) for m in door(hour, 0, 0)])  # the quiet night the agent reports
     window = {"start": "2026-11-16T18:00:00Z", "end": "2026-11-17T12:00:00Z"}
+    busy = ("2026-11-16 20:00", "2026-11-16 21:00", "2026-11-16 22:00", "2026-11-17 09:00")
+
+    def occupancy(answer: dict) -> list[int]:
+        return [p["occupancy"]["people"] for p in answer["points"] if p["label"] in busy]
+
     midnight = server.get(VISITORS, **window).json()
     assert midnight["closing_time"] == "00:00"
-    assert [p["occupancy"]["people"] for p in midnight["points"]] == [10, 15, 20, 5]
+    assert occupancy(midnight) == [10, 15, 20, 5]
     patched = admin_patch(server, {"closing_time": "22:00"})
     assert patched.status_code == 200 and patched.json()["closing_time"] == "22:00"
     assert server.get("/api/v1/sites", role="viewer").json()[0]["closing_time"] == "22:00"
     closing = server.get(VISITORS, **window).json()
     assert closing["closing_time"] == "22:00"
     # 20:00 and 21:00 end the day at 15; the 22:00 hour starts a new day, which the next morning goes on with.
-    assert [p["occupancy"]["people"] for p in closing["points"]] == [10, 15, 5, 10]
+    assert occupancy(closing) == [10, 15, 5, 10]
     upto_close = server.get(VISITORS, start="2026-11-16T18:00:00Z", end="2026-11-16T22:00:00Z").json()
     assert upto_close["occupancy_at_end"]["people"] == 15
     after_close = server.get(VISITORS, start="2026-11-16T18:00:00Z", end="2026-11-16T23:00:00Z").json()
@@ -212,9 +218,99 @@ def test_the_visitors_api_withholds_small_cells_like_every_read(server: Server) 
     stored(server, *door(9, 3, 0), *door(10, 6, 6), counted("camera", "cam-1", 2, BASE + 9 * HOUR))
     body = server.get(VISITORS, **DAY).json()
     nine, ten = body["points"]
-    assert nine["visitors"] == {"people": None, "withheld_cells": 1, "people_lower_bound": True}
+    assert nine["visitors"] == {"people": None, "withheld_cells": 1, "people_lower_bound": True, "unobserved_cells": 0}
     assert nine["cameras"] == [{"camera_id": "cam-1", "people": None, "withheld_cells": 1, "people_lower_bound": True}]
-    assert nine["occupancy"] == {"people": 0, "withheld_cells": 1}
-    assert ten["occupancy"] == {"people": 0, "withheld_cells": 1}  # 6 in, 6 out; the 3 withheld are not in it
-    assert body["totals"]["visitors"] == {"people": 6, "withheld_cells": 1, "people_lower_bound": True}
+    # Nothing released counted anyone by 09:00's end: occupancy is unknown, not 0.
+    assert nine["occupancy"] == {"people": None, "withheld_cells": 1, "unobserved_cells": 0}
+    # 6 in, 6 out; the 3 withheld are not in it, and the withheld cell says the 0 is uncertain.
+    assert ten["occupancy"] == {"people": 0, "withheld_cells": 1, "unobserved_cells": 0}
+    assert body["totals"]["visitors"] == {
+        "people": 6,
+        "withheld_cells": 1,
+        "people_lower_bound": True,
+        "unobserved_cells": 0,
+    }
     assert "3" not in str([p["visitors"] for p in body["points"]])
+
+
+# --- what occupancy and visitors cannot see: withheld and unobserved entrance hours -------------------------
+
+
+def test_occupancy_is_unknown_while_every_entrance_cell_since_the_closing_time_was_withheld(server: Server) -> None:
+    # 3 and 2 people in (below k = 5): both in-cells withheld, the out-cells quiet. Nothing released says how many
+    # are inside, so occupancy is null, never a 0 that looks counted.
+    stored(server, *door(9, 3, 0), *door(10, 2, 0))
+    body = server.get(VISITORS, **DAY).json()
+    assert [p["occupancy"] for p in body["points"]] == [
+        {"people": None, "withheld_cells": 1, "unobserved_cells": 0},
+        {"people": None, "withheld_cells": 2, "unobserved_cells": 0},
+    ]
+    assert body["occupancy_at_end"] == {"people": None, "withheld_cells": 2, "unobserved_cells": 0}
+    day = server.get(VISITORS, granularity="day", **DAY).json()["points"][0]
+    assert day["occupancy"]["people"] is None and day["visitors"]["people"] is None
+    # Once a released cell counts people, the figure is shown, with the withheld cells that make it uncertain.
+    stored(server, *door(11, 6, 0))
+    body = server.get(VISITORS, **DAY).json()
+    assert body["occupancy_at_end"] == {"people": 6, "withheld_cells": 2, "unobserved_cells": 0}
+    # After the closing time nothing withheld is carried: a known 0.
+    stored(server, *door(9, 0, 0, day=BASE + timedelta(days=1)))
+    next_day = server.get(VISITORS, start="2026-11-17T00:00:00Z", end="2026-11-18T00:00:00Z").json()
+    assert next_day["occupancy_at_end"] == {"people": 0, "withheld_cells": 0, "unobserved_cells": 0}
+
+
+def test_an_hour_the_entrance_camera_did_not_report_makes_visitors_a_lower_bound_and_occupancy_unknown(
+    server: Server,
+) -> None:
+    # The agent sends a cell for every zone of every hour it watched, quiet ones as 0 (ZoneAggregator.touch), so
+    # a missing hour between two reported ones is an hour nobody watched: 20 came in at 09:00, the camera was down
+    # at 10:00 (when they may have left), and 5 came in at 11:00.
+    stored(server, *door(9, 20, 0), *door(11, 5, 0))
+    body = server.get(VISITORS, **DAY).json()
+    assert [p["label"] for p in body["points"]] == ["2026-11-16 09:00", "2026-11-16 10:00", "2026-11-16 11:00"]
+    nine, ten, eleven = body["points"]
+    assert nine["visitors"] == {"people": 20, "withheld_cells": 0, "people_lower_bound": False, "unobserved_cells": 0}
+    assert nine["occupancy"] == {"people": 20, "withheld_cells": 0, "unobserved_cells": 0}
+    assert ten["visitors"] == {"people": None, "withheld_cells": 0, "people_lower_bound": True, "unobserved_cells": 1}
+    assert ten["out"] == {"people": None, "withheld_cells": 0, "people_lower_bound": True, "unobserved_cells": 1}
+    assert ten["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
+    assert eleven["visitors"]["people"] == 5 and eleven["visitors"]["people_lower_bound"] is False
+    assert eleven["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
+    assert body["totals"]["visitors"] == {
+        "people": 25,
+        "withheld_cells": 0,
+        "people_lower_bound": True,
+        "unobserved_cells": 1,
+    }
+    assert body["occupancy_at_end"]["people"] is None
+    (day,) = server.get(VISITORS, granularity="day", **DAY).json()["points"]
+    assert day["visitors"] == {"people": 25, "withheld_cells": 0, "people_lower_bound": True, "unobserved_cells": 1}
+    assert day["occupancy"]["people"] is None
+    # The next day starts again from a known 0 at the closing time.
+    stored(server, *door(9, 5, 0, day=BASE + timedelta(days=1)))
+    next_day = server.get(VISITORS, start="2026-11-17T00:00:00Z", end="2026-11-18T00:00:00Z").json()
+    assert next_day["occupancy_at_end"] == {"people": 5, "withheld_cells": 0, "unobserved_cells": 0}
+
+
+def test_an_entrance_silent_while_another_camera_of_the_site_reports_was_not_observed(server: Server) -> None:
+    # The door's camera stops after 09:00; the corridor camera (another agent) goes on reporting at 10:00.
+    nine, ten = BASE + 9 * HOUR, BASE + 10 * HOUR
+    stored(
+        server,
+        *door(9, 12, 5),
+        counted("camera", "corridor", 30, nine, seq=50, camera="corridor"),
+        counted("camera", "corridor", 30, ten, seq=51, camera="corridor"),
+    )
+    body = server.get(VISITORS, **DAY).json()
+    first, second = body["points"]
+    assert first["occupancy"] == {"people": 7, "withheld_cells": 0, "unobserved_cells": 0}
+    assert second["visitors"]["people"] is None and second["visitors"]["unobserved_cells"] == 1
+    assert second["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
+    assert body["totals"]["visitors"]["people_lower_bound"] is True
+
+
+def test_quiet_hours_the_agent_reported_are_exact(server: Server) -> None:
+    stored(server, *door(9, 20, 0), *door(10, 0, 0), *door(11, 0, 20))
+    body = server.get(VISITORS, **DAY).json()
+    assert [p["visitors"]["unobserved_cells"] for p in body["points"]] == [0, 0, 0]
+    assert [p["occupancy"]["people"] for p in body["points"]] == [20, 20, 0]
+    assert body["totals"]["visitors"]["people_lower_bound"] is False

@@ -66,6 +66,36 @@ export function genderCountNode(counts, key, k) {
   return span;
 }
 
+export const OCCUPANCY_UNKNOWN_HELP = (occupancy) => occupancy.unobserved_cells > 0
+  ? `Not known: ${plural(occupancy.unobserved_cells, "entrance hour")} since the closing time ` +
+    `${pluralNoun(occupancy.unobserved_cells, "was", "were")} not observed (camera or agent down), so people in ` +
+    "and out then are missing. It is not zero."
+  : "Not known: every entrance count since the closing time was withheld for privacy (fewer than k people). " +
+    "It is not zero.";
+
+export const OCCUPANCY_UNCERTAIN_HELP = (occupancy) =>
+  `In − out of the released counts: ${plural(occupancy.withheld_cells, "entrance hour")} withheld for privacy ` +
+  "since the closing time left out, so the true figure may be a little higher or lower.";
+
+/** Occupancy of a visitors answer ({people, withheld_cells, unobserved_cells}): "–" where the API says it is
+ * unknown (people null), never a 0; "≈ n" where withheld entrance hours make it uncertain. */
+export function occupancyNode(occupancy) {
+  const span = document.createElement("span");
+  if (occupancy.people === null) {
+    span.className = "num none";
+    span.dataset.unknown = "true";
+    span.textContent = "–";
+    span.title = OCCUPANCY_UNKNOWN_HELP(occupancy);
+    span.setAttribute("aria-label", "not known");
+    return span;
+  }
+  span.className = "num";
+  span.dataset.value = String(occupancy.people);
+  span.textContent = occupancy.withheld_cells > 0 ? `≈ ${fmtInt(occupancy.people)}` : fmtInt(occupancy.people);
+  if (occupancy.withheld_cells > 0) span.title = OCCUPANCY_UNCERTAIN_HELP(occupancy);
+  return span;
+}
+
 /** A mean (``fmtMean``) that leaves withheld zone-hours out reads "≥ n", as countNode's sums do. */
 export function meanNode(value, k, lowerBound = false) {
   if (value === null || value === undefined) return countNode(null, k);

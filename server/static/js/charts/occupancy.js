@@ -1,5 +1,7 @@
 // Occupancy over a day: people inside (in − out through the site's entrances since its closing time) at the end of
-// each hour, as a step area in the traffic chart's style. Hours without entrance data stay gaps, never invented.
+// each hour, as a step area in the traffic chart's style. Hours without entrance data, and hours whose occupancy the
+// API says is unknown (people null: an entrance hour not observed, or nothing released since the closing time), stay
+// gaps, never invented.
 
 import { h, s } from "../dom.js";
 import { fmtInt, plural, zonedParts } from "../format.js";
@@ -12,7 +14,7 @@ const HOUR_MS = 3600e3;
  * data: the API's Visitors answer; returns an element (the chart, or a line saying why there is none).
  */
 export function occupancyCurve(data, dayStart) {
-  const points = data.points.filter((p) => p.occupancy !== null);
+  const points = data.points.filter((p) => p.occupancy !== null && p.occupancy.people !== null);
   const tz = data.timezone;
   const width = 300;
   const height = 70;

@@ -4,7 +4,7 @@ import { api, getKey } from "../api.js";
 import { h } from "../dom.js";
 import {
   addDays, correctedShareNode, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate,
-  midnightUtc, plural, pluralNoun,
+  midnightUtc, occupancyNode, plural, pluralNoun,
 } from "../format.js";
 import { occupancyCurve } from "../charts/occupancy.js";
 import { sparkBars } from "../charts/spark.js";
@@ -62,15 +62,16 @@ function releasedUpTo(figures) {
   return `, up to ${time.format(new Date(end))}`;
 }
 
-/** A sum of the sites' {people, withheld_cells} figures (site visitors, out), over the sites that have entrance
- * lines; null when none has. */
+/** A sum of the sites' {people, withheld_cells, people_lower_bound} figures (site visitors, out), over the sites
+ * that have entrance lines; null when none has. */
 function siteSum(figures, pick) {
   const parts = figures.map((f) => pick(f.visitors)).filter((part) => part !== null);
   if (!parts.length) return null;
   return {
     known: parts.every((part) => part.people !== null),
     people: parts.reduce((sum, part) => sum + (part.people ?? 0), 0),
-    lowerBound: parts.some((part) => part.withheld_cells > 0),
+    // Withheld cells or entrance hours not observed (camera down): either leaves people out.
+    lowerBound: parts.some((part) => part.people_lower_bound),
   };
 }
 
@@ -91,8 +92,15 @@ function visitorKpis(figures, k) {
   const withEntrances = figures.filter((f) => f.visitors.entrances.length);
   const entrances = withEntrances.reduce((sum, f) => sum + f.visitors.entrances.length, 0);
   const missing = figures.length - withEntrances.length;
-  const uncertain = withEntrances.some((f) => f.visitors.occupancy_at_end.withheld_cells > 0);
-  const inside = withEntrances.reduce((sum, f) => sum + f.visitors.occupancy_at_end.people, 0);
+  const ends = withEntrances.map((f) => f.visitors.occupancy_at_end);
+  // One site whose occupancy is unknown leaves the sum unknown: it is shown as "–", never a smaller number.
+  const inside = {
+    people: ends.some((o) => o.people === null) ? null : ends.reduce((sum, o) => sum + o.people, 0),
+    withheld_cells: ends.reduce((sum, o) => sum + o.withheld_cells, 0),
+    unobserved_cells: ends.reduce((sum, o) => sum + o.unobserved_cells, 0),
+  };
+  const uncertain = inside.people === null ? "; not known now" : inside.withheld_cells > 0
+    ? "; some entrance hours withheld for privacy" : "";
   const first = withEntrances[0]?.visitors;
   const visitorNote = entered === null
     ? "no entrance line yet: mark a counting line 'entrance: true' to count people coming in"
@@ -102,10 +110,8 @@ function visitorKpis(figures, k) {
     kpi("In / out today", entered === null ? sumNode(null, k)
       : h("span", { class: "smaller" }, sumNode(entered, k), h("span", { class: "faint" }, " / "), sumNode(left, k)),
     "through the entrances, in / out", "kpi-inout"),
-    kpi("Occupancy now", first ? h("span", { dataset: { value: String(inside) } }, uncertain ? `≈ ${fmtInt(inside)}` : fmtInt(inside))
-      : sumNode(null, k),
-    first ? `inside at ${asOf(first)}: in − out since closing time${uncertain ? "; some entrance hours withheld for privacy" : ""}`
-      : "needs an entrance line", "kpi-occupancy"),
+    kpi("Occupancy now", first ? occupancyNode(inside) : sumNode(null, k),
+    first ? `inside at ${asOf(first)}: in − out since closing time${uncertain}` : "needs an entrance line", "kpi-occupancy"),
   ];
 }
 
@@ -181,7 +187,7 @@ function siteCard(f) {
         : h("span", { class: "faint" }, "—")),
       h("div", { class: "l" }, "site visitors today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
-        ? fmtInt(visitors.occupancy_at_end.people) : h("span", { class: "faint" }, "—")),
+        ? occupancyNode(visitors.occupancy_at_end) : h("span", { class: "faint" }, "—")),
       h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound })),
         h("div", { class: "l" }, "zone passes today")),
