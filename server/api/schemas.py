@@ -246,6 +246,11 @@ class VisitorTotals(BaseModel):
     cameras: list[CameraTally]
 
 
+class SharedEntrance(BaseModel):
+    entrance: str = Field(description="The entrance line's id (its zones are '<id>.in' and '<id>.out').")
+    cameras: list[str] = Field(description="The cameras that counted it in the range.")
+
+
 class Visitors(BaseModel):
     site_id: str
     granularity: str
@@ -257,6 +262,10 @@ class Visitors(BaseModel):
     entrances: list[str] = Field(description="Entrance lines of the site (they send 'in' and 'out' counts).")
     cameras: list[str] = Field(description="Cameras that send their distinct visitors.")
     visitors_note: str | None = Field(description="Why site visitors and occupancy are null, when they are.")
+    shared_entrances: list[SharedEntrance] = Field(
+        description="Entrance lines more than one camera counted in the range. Their counts are added up: right "
+        "for two doorways given one line id, twice the visitors for one doorway that two cameras watch."
+    )
     points: list[VisitorPoint] = Field(
         description="Buckets an agent reported (a quiet one as 0), and those with an entrance hour not observed, "
         "oldest first."

@@ -37,8 +37,9 @@ from footfall.server.api.sites import IdPath
 from footfall.server.localtime import HOUR, bucket_starts_and_labels, local_day, local_midnight, to_iso
 from footfall.server.occupancy import MIDNIGHT, EntranceHour, OccupancyCurve, reset_before
 from footfall.server.release import effective_k
-from footfall.server.tables import Zone
+from footfall.server.tables import CameraPart, Zone
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 router = APIRouter(prefix="/sites/{site_id}/visitors", tags=["visitors"], dependencies=[Depends(require_viewer)])
 
@@ -166,6 +167,7 @@ def visitors(
             "entrances": entrances,
             "cameras": cameras,
             "visitors_note": None if has_entrances else NO_ENTRANCES,
+            "shared_entrances": _shared_entrances(session, zones, span.start, span.end),
             "points": points,
             "totals": {
                 "visitors": totals.entered.shown_entrance() if has_entrances else None,
@@ -215,6 +217,25 @@ def _unobserved(
         for hour in expected - hours:
             missing[hour][direction] += 1
     return [(hour, counts[0], counts[1]) for hour, counts in sorted(missing.items())]
+
+
+def _shared_entrances(session: Session, zones: list[Zone], start: int, end: int) -> list[dict[str, Any]]:
+    """Entrance lines that more than one camera counted in ``[start, end)``, with those cameras. Their counts add
+    up: right for two doorways that share a line id, twice the visitors for one doorway two cameras watch, and
+    nothing on the server tells the two apart, so the answer names them. Which cameras fed a line is the fleet's
+    configuration (a quiet hour adds a part of 0 too), not a count: it reveals nothing withheld."""
+    line_of = {z.id: z.zone_id.rsplit(".", 1)[0] for z in zones if z.measure in ("in", "out")}
+    if not line_of:
+        return []
+    fed = session.execute(
+        select(CameraPart.zone_pk, CameraPart.camera_id)
+        .where(CameraPart.zone_pk.in_(sorted(line_of)), CameraPart.hour_start >= start, CameraPart.hour_start < end)
+        .distinct()
+    )
+    cameras: dict[str, set[str]] = defaultdict(set)
+    for zone_pk, camera_id in fed:
+        cameras[line_of[zone_pk]].add(camera_id)
+    return [{"entrance": line, "cameras": sorted(ids)} for line, ids in sorted(cameras.items()) if len(ids) > 1]
 
 
 def _cameras(bucket: _Bucket, cameras: Iterable[str]) -> list[dict[str, Any]]:

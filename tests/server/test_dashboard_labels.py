@@ -212,6 +212,8 @@ def test_occupancy_is_shown_unknown_after_an_entrance_hour_nobody_observed(brows
             )
             for seq, (zone, measure, start, people) in enumerate(cells, start=1)
         ]
+        # A second camera counts the same line: its counts add up, which the card must say.
+        messages.append(messages[-2].model_copy(update={"camera_id": "porch", "seq": 10, "people": 5}))
         with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
             # Closing three hours back, so both hours fall in the day occupancy counts, whenever the test runs.
             closing = f"{(this_hour - timedelta(hours=3)).hour:02d}:00"
@@ -235,6 +237,8 @@ def test_occupancy_is_shown_unknown_after_an_entrance_hour_nobody_observed(brows
             assert "not observed" in (unknown.get_attribute("title") or "")
             card = p.locator("article[data-site='mall'] [data-metric=occupancy] [data-unknown=true]")
             assert card.count() == 1
+            shared = p.locator("article[data-site='mall'] .shared-entrances")
+            assert "“door” is counted by 2 cameras (corridor, porch)" in shared.inner_text()
         finally:
             page.close()
     finally:

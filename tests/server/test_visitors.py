@@ -314,3 +314,23 @@ def test_quiet_hours_the_agent_reported_are_exact(server: Server) -> None:
     assert [p["visitors"]["unobserved_cells"] for p in body["points"]] == [0, 0, 0]
     assert [p["occupancy"]["people"] for p in body["points"]] == [20, 20, 0]
     assert body["totals"]["visitors"]["people_lower_bound"] is False
+
+
+def test_an_entrance_line_two_cameras_count_is_named(server: Server) -> None:
+    # Two cameras send the 'door' line: two doorways given one id (the sum is right), or one doorway watched twice
+    # (the sum is twice the visitors). The server cannot tell which, so the answer names the line and its cameras.
+    nine = BASE + 9 * HOUR
+    stored(
+        server,
+        *door(9, 20, 0),
+        counted("in", "door.in", 20, nine, seq=100, camera="cam-2"),
+        counted("out", "door.out", 0, nine, seq=101, camera="cam-2"),
+        counted("in", "side.in", 6, nine, seq=102, camera="cam-3"),
+    )
+    body = server.get(VISITORS, **DAY).json()
+    assert body["totals"]["visitors"]["people"] == 46
+    assert body["shared_entrances"] == [{"entrance": "door", "cameras": ["cam-1", "cam-2"]}]
+    # A range without the second camera's hours names nothing.
+    stored(server, *door(9, 5, 0, day=BASE + timedelta(days=1)))
+    later = server.get(VISITORS, start="2026-11-17T00:00:00Z", end="2026-11-18T00:00:00Z").json()
+    assert later["shared_entrances"] == []

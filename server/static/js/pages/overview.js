@@ -166,6 +166,18 @@ function cameraLine(f) {
     " (cameras overlap; not added up)");
 }
 
+/** Entrance lines more than one camera counted today: their counts add up, twice the visitors if the cameras
+ * watch one doorway. The server cannot tell, so the card says it where the visitors figure is read. */
+function sharedEntrancesLine(f) {
+  const shared = f.visitors.shared_entrances || [];
+  if (!shared.length) return null;
+  return h("div", { class: "meta shared-entrances", role: "note" },
+    shared.map((e, i) => h("span", { dataset: { entrance: e.entrance } }, i ? "; " : "",
+      `Entrance “${e.entrance}” is counted by ${plural(e.cameras.length, "camera")} (${e.cameras.join(", ")})`)),
+    ": their counts are added up, so if they watch the same doorway its visitors count twice. " +
+    "Give each doorway a line id of its own.");
+}
+
 function siteCard(f) {
   const { site, todayTotals, weekTotals, daily, days, visitors } = f;
   const k = todayTotals.k;
@@ -197,6 +209,7 @@ function siteCard(f) {
         h("div", { class: "l" }, "women, 7 days (corrected)")),
       h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, pluralNoun(site.zones, "zone")))),
     occupancyBlock(f),
+    sharedEntrancesLine(f),
     cameraLine(f),
     sparkBars(daily.points, days, k),
     h("div", { class: "spark-caption" }, h("span", {}, `${plural(SPARK_DAYS, "day")} ago`), h("span", {}, "zone passes per day"),
