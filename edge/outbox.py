@@ -16,6 +16,7 @@ sent (and above the clock in milliseconds, so even a lost outbox file never goes
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -25,8 +26,11 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
+from footfall.core.ages import AGE_BANDS
 from footfall.core.logs import log_event
+from footfall.core.wire import GENDER_DECISIONS, MAX_PEOPLE_PER_BUCKET, MAX_SEQ
 from footfall.edge.aggregation import AgeCells, BucketCounts, age_cells
 
 logger = logging.getLogger("footfall.edge.outbox")
@@ -51,6 +55,25 @@ CREATE TABLE IF NOT EXISTS bucket_state (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# The layout above, kept in SQLite's user_version: an agent refuses a file of a later format (a newer footfall wrote
+# it, then the box was downgraded) rather than write rows that version cannot read. 0: written before it was kept.
+OUTBOX_FORMAT = 1
+COLUMNS = {
+    "outbox": {"id", "bucket_key", "topic", "payload", "created_at", "seq", "attempts", "next_send_at"},
+    "bucket_state": {
+        "bucket_key",
+        "people",
+        "female",
+        "male",
+        "unknown",
+        "dwell_samples",
+        "dwell_total",
+        "updated_at",
+        "age",
+    },
+    "meta": {"name", "value"},
+}
+COUNT_COLUMNS = ("people", "female", "male", "unknown", "dwell_samples")
 
 
 class OutboxError(RuntimeError):
@@ -98,6 +121,18 @@ class Outbox:
         self._cap_warned = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutboxError(f"{self.path}: cannot create the outbox's folder ({exc})") from None
+        self._claim = claim(self.path)
+        try:
+            self._open(busy_timeout)
+        except BaseException:
+            self._claim.close()
+            raise
+        self.dropped = 0
+
+    def _open(self, busy_timeout: float) -> None:
+        try:
             self._db = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=busy_timeout
             )
@@ -114,11 +149,23 @@ class Outbox:
                     f"{self.path}: the outbox database is damaged ({problem}); move it aside (its unsent counts "
                     "may still be readable with sqlite3's .recover) and start again"
                 )
+            written_as = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if written_as > OUTBOX_FORMAT:
+                raise OutboxError(
+                    f"{self.path}: the outbox was written by a newer footfall (format {written_as}; this agent reads "
+                    f"up to {OUTBOX_FORMAT}); run that version again, or move the file aside"
+                )
             self._db.executescript(SCHEMA)
+            self._refuse_unknown_columns()
             self._upgrade()
+            self._db.execute(f"PRAGMA user_version = {OUTBOX_FORMAT}")
+            self._refuse_values_no_agent_writes()
         except sqlite3.Error as exc:
+            self._db.close()
             raise OutboxError(f"{self.path}: cannot open the outbox database ({exc})") from None
-        self.dropped = 0
+        except OutboxError:
+            self._db.close()
+            raise
 
     @contextlib.contextmanager
     def _using(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -133,6 +180,57 @@ class Outbox:
             except BaseException:
                 self._rollback()  # never leave a transaction open behind a failed payload builder
                 raise
+
+    def _refuse_unknown_columns(self) -> None:
+        """A column this agent does not know was added by a later format: its writes would leave it empty (or fail on
+        it, NOT NULL), and every count they carry would be lost."""
+        unknown = [
+            f"{table}.{row[1]}"
+            for table, known in COLUMNS.items()
+            for row in self._db.execute(f"PRAGMA table_info({table})")
+            if row[1] not in known
+        ]
+        if unknown:
+            raise OutboxError(
+                f"{self.path}: the outbox has columns this agent does not know ({', '.join(unknown)}): written by a "
+                "newer footfall? Run that version again, or move the file aside"
+            )
+
+    def _refuse_values_no_agent_writes(self) -> None:
+        """Every stored value the agent reads back is one it could have written (an operator's hand edit or another
+        program is caught here, at start, not as a failure in the middle of a camera's run)."""
+        problems: list[str] = []
+        for value, kind in self._db.execute("SELECT value, typeof(value) FROM meta WHERE name = 'seq'"):
+            if kind != "integer" or not 0 <= value <= MAX_SEQ:
+                problems.append(f"meta: the last seq is {value!r}, not a whole number from 0 to 2^53")
+        bad_seqs = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE typeof(seq) != 'integer' OR seq < 0 OR seq > ?", (MAX_SEQ,)
+        ).fetchone()[0]
+        if bad_seqs:
+            problems.append(f"outbox: {bad_seqs} row(s) whose seq is not a whole number from 0 to 2^53")
+        counts_wrong = " OR ".join(
+            f"typeof({column}) != 'integer' OR {column} NOT BETWEEN 0 AND {MAX_PEOPLE_PER_BUCKET}"
+            for column in COUNT_COLUMNS
+        )
+        for key, *values in self._db.execute(
+            f"SELECT bucket_key, {', '.join(COUNT_COLUMNS)}, dwell_total FROM bucket_state WHERE {counts_wrong}"
+            " OR typeof(dwell_total) NOT IN ('integer', 'real') OR dwell_total < 0 LIMIT 1"
+        ):
+            shown = ", ".join(
+                f"{name} {value!r}" for name, value in zip((*COUNT_COLUMNS, "dwell_total"), values, strict=True)
+            )
+            problems.append(f"bucket_state: bucket {key} holds {shown}")
+        for key, age in self._db.execute("SELECT bucket_key, age FROM bucket_state WHERE age IS NOT NULL"):
+            try:
+                _age_from_column(age)
+            except ValueError as exc:
+                problems.append(f"bucket_state: bucket {key}'s age cells {exc}")
+                break
+        if problems:
+            raise OutboxError(
+                f"{self.path}: the outbox holds values no agent writes ({'; '.join(problems)}); move it aside "
+                "(sqlite3 can still read it) and start again"
+            )
 
     def _upgrade(self) -> None:
         """Outbox files written before receipts existed: add the columns, take each row's seq from its payload;
@@ -154,6 +252,7 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._claim.close()
 
     def next_seq(self) -> int:
         """A seq above every one this outbox handed out; call inside :meth:`add`'s transaction."""
@@ -328,7 +427,12 @@ class Outbox:
         if not row:
             return None
         people, female, male, unknown, dwell_samples, dwell_total, age = row
-        return BucketCounts(people, female, male, unknown, dwell_samples, dwell_total, _age_from_column(age))
+        try:  # checked at open; a value written since by another program still fails as the outbox, not the camera
+            return BucketCounts(people, female, male, unknown, dwell_samples, dwell_total, _age_from_column(age))
+        except ValueError as exc:
+            raise OutboxError(
+                f"{self.path}: cannot read bucket {bucket_key}'s stored counts (age cells {exc})"
+            ) from None
 
     def prune_state(self) -> None:
         """Forgets bucket counts too old to be reopened by a restart."""
@@ -344,6 +448,9 @@ def check_outbox(path: str | Path) -> str:
     if file.is_dir():
         raise OutboxError(f"{file}: the outbox path is a folder; give a file name (outbox.path)")
     if file.exists():
+        holder = claimed_by(file)
+        if holder is not None:  # the running agent's: reading it here would take its claim for a moment
+            return f"{file}: in use by pid {holder} (a running agent; a second one on this file is refused)"
         outbox = Outbox(file)
         try:
             depth = outbox.depth()
@@ -356,8 +463,73 @@ def check_outbox(path: str | Path) -> str:
     return f"{file}: new (created at start)"
 
 
+def claim_path(outbox_path: Path) -> Path:
+    """The file whose lock says which process uses the outbox (its pid inside), beside it."""
+    return outbox_path.with_name(outbox_path.name + ".lock")
+
+
+def claim(outbox_path: Path) -> TextIO:
+    """Makes this process the outbox's only user, or raises :class:`OutboxError` naming the one that is. Two agents
+    on one file would each add what they count to the bucket counts the other stored (a camera's 2 people read as 4).
+    The kernel drops the claim when the process ends, however it ends, so a crash never leaves the file claimed."""
+    path = claim_path(outbox_path)
+    try:
+        handle = open(path, "a+")  # noqa: SIM115 (held open for the outbox's life: the lock lives with it)
+    except OSError as exc:
+        raise OutboxError(f"{outbox_path}: cannot claim the outbox ({path}: {exc.strerror})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise OutboxError(
+            f"{outbox_path}: the outbox is in use by another process (pid {holder}); one agent per outbox file "
+            "(give each agent its own outbox.path)"
+        ) from None
+    except OSError as exc:
+        handle.close()
+        raise OutboxError(f"{outbox_path}: cannot claim the outbox ({path}: {exc.strerror})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def claimed_by(outbox_path: Path) -> str | None:
+    """The pid of the process using the outbox, or None when none does."""
+    try:
+        with open(claim_path(outbox_path)) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return handle.read().strip() or "unknown"
+            return None
+    except OSError:
+        return None
+
+
 def _age_from_column(text: str | None) -> AgeCells | None:
-    """A bucket's age cells as :meth:`Outbox.add` stored them (JSON ``[[gender, band, people], ...]``)."""
+    """A bucket's age cells as :meth:`Outbox.add` stored them (JSON ``[[gender, band, people], ...]``); ValueError
+    saying what is wrong with anything else."""
     if text is None:
         return None
-    return age_cells({(str(gender), str(band)): int(people) for gender, band, people in json.loads(text)})
+    try:
+        cells = json.loads(text)
+    except ValueError:
+        raise ValueError(f"are not JSON ({text[:40]!r})") from None
+    bands = (*AGE_BANDS, "unknown")
+    if not isinstance(cells, list):
+        raise ValueError(f"are not a list ({text[:40]!r})")
+    table: dict[tuple[str, str], int] = {}
+    for cell in cells:
+        if not (isinstance(cell, list) and len(cell) == 3):
+            raise ValueError(f"hold {cell!r}, not [gender, band, people]")
+        gender, band, people = cell
+        if gender not in GENDER_DECISIONS or band not in bands:
+            raise ValueError(f"hold an unknown gender or band ({gender!r}, {band!r})")
+        if isinstance(people, bool) or not isinstance(people, int) or not 0 <= people <= MAX_PEOPLE_PER_BUCKET:
+            raise ValueError(f"hold {people!r} people")
+        table[(gender, band)] = table.get((gender, band), 0) + people
+    return age_cells(table)

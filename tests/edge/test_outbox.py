@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -19,11 +20,11 @@ from footfall.core.wire import (
     receipt_topic,
     subscription_filters,
 )
-from footfall.edge.aggregation import BucketCounts
+from footfall.edge.aggregation import BucketCounts, age_cells
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
 from footfall.edge.messages import CameraMessages, bucket_key
-from footfall.edge.outbox import Outbox, OutboxError, ResendPolicy
+from footfall.edge.outbox import OUTBOX_FORMAT, Outbox, OutboxError, ResendPolicy, check_outbox
 
 from tests.waiting import eventually
 
@@ -388,3 +389,88 @@ def test_why_the_broker_cannot_be_reached_is_said_once(tmp_path: Path, caplog: p
     first, *rest = failures()
     assert first.levelno == logging.WARNING and "refused" in first.fields["error"]  # type: ignore[attr-defined]
     assert all(r.levelno == logging.DEBUG for r in rest)
+
+
+def test_a_second_agent_on_the_same_outbox_is_refused(tmp_path: Path) -> None:
+    """Two agents on one outbox file (a service started twice, a copied config) would each add what they count to the
+    bucket counts the other stored: a camera's 2 people read as 4. The second is refused at open with one line naming
+    the first's pid, check-config says the file is in use, and the claim goes with the outbox."""
+    path = tmp_path / "outbox.sqlite"
+    first = Outbox(path)
+    add(first, "a", 0, 2)
+    with pytest.raises(OutboxError, match=rf"in use by another process \(pid {os.getpid()}\)") as refused:
+        Outbox(path)
+    assert "\n" not in str(refused.value)
+    assert f"in use by pid {os.getpid()}" in check_outbox(path)
+    first.close()
+    second = Outbox(path)
+    assert second.bucket_counts(bucket_key("cam1", "a", 0)) == BucketCounts(people=2, unknown=2)
+    second.close()
+
+
+@pytest.mark.parametrize(
+    ("tampering", "named"),
+    [
+        ("UPDATE bucket_state SET age = 'not json'", "bucket_state"),
+        ("""UPDATE bucket_state SET age = '[["female", "25-34"]]'""", "bucket_state"),
+        ("""UPDATE bucket_state SET age = '[["female", "25-35", 1]]'""", "bucket_state"),
+        ("UPDATE bucket_state SET female = -3", "bucket_state"),
+        ("UPDATE bucket_state SET people = 'many'", "bucket_state"),
+        ("UPDATE bucket_state SET dwell_total = -1.0", "bucket_state"),
+        ("UPDATE meta SET value = 9223372036854775807 WHERE name = 'seq'", "seq"),
+        ("UPDATE meta SET value = 'abc' WHERE name = 'seq'", "seq"),
+        ("UPDATE meta SET value = 1.5 WHERE name = 'seq'", "seq"),
+        ("UPDATE outbox SET seq = 'x'", "outbox"),
+    ],
+)
+def test_outbox_contents_no_agent_wrote_are_refused_at_open_with_one_line(
+    tampering: str, named: str, tmp_path: Path
+) -> None:
+    """Values the agent never writes (an operator's hand edit, another program): each once stopped the camera's thread
+    in the middle of a run with a traceback (a bad age column, a negative count, a seq at SQLite's limit), and the agent
+    then waited forever for the thread to finish. They are refused when the file is opened, in one line that names
+    the table, as the agent and check-config open it."""
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    counts = BucketCounts(people=1, female=1, age=age_cells([("female", "25-34")]))
+    outbox.add(
+        bucket_key("cam1", "a", 0),
+        TOPIC,
+        lambda seq: CAM1.message("a", 0, counts, seq).model_dump_json().encode(),
+        counts,
+    )
+    outbox.close()
+    with sqlite3.connect(path) as db:
+        db.execute(tampering)
+    for open_it in (Outbox, check_outbox):
+        with pytest.raises(OutboxError, match=named) as refused:
+            open_it(path)
+        message = str(refused.value)
+        assert "\n" not in message and "move it aside" in message, message
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("PRAGMA user_version = 99", "newer footfall"),
+        ("ALTER TABLE bucket_state ADD COLUMN region TEXT NOT NULL DEFAULT 'eu'", "bucket_state.region"),
+        ("ALTER TABLE outbox ADD COLUMN priority INTEGER", "outbox.priority"),
+    ],
+)
+def test_an_outbox_a_newer_footfall_wrote_is_refused_at_open(change: str, said: str, tmp_path: Path) -> None:
+    """An agent downgraded after a newer one wrote its outbox must not write rows that version cannot read, nor fail on
+    each write (a column it does not fill) and drop its counts at shutdown."""
+    path = tmp_path / "outbox.sqlite"
+    Outbox(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(change)
+    with pytest.raises(OutboxError, match=said) as refused:
+        Outbox(path)
+    assert "\n" not in str(refused.value)
+
+
+def test_an_outbox_records_its_format(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    Outbox(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == OUTBOX_FORMAT >= 1
