@@ -234,8 +234,12 @@ class Agent:
         except Exception:  # a bug in one camera's pipeline must not take the others down silently
             logger.exception("camera pipeline failed", extra={"fields": {"camera": runtime.camera.id}})
         finally:
-            runtime.pipeline.finish()
-            runtime.done = True
+            try:
+                runtime.pipeline.finish()
+            except Exception:  # the agent waits for ``done``: it must be set however the finish ends
+                logger.exception("camera pipeline failed to finish", extra={"fields": {"camera": runtime.camera.id}})
+            finally:
+                runtime.done = True
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -253,7 +257,7 @@ class Agent:
         """Runs until stopped (SIGTERM/SIGINT) or, when every camera is a video file, until they end.
 
         Returns 0 when the server confirmed everything counted, 1 when aggregates are left in the outbox
-        (they are sent on the next start).
+        (they are sent on the next start) or could not be stored in it at all (lost, and logged as such).
         """
         config = self.config
         self.outbox = Outbox(
@@ -491,6 +495,7 @@ class Agent:
             if runtime.thread is not None:
                 runtime.thread.join(timeout=30)
         assert self.publisher is not None and self.outbox is not None
+        lost = self._store_what_is_left(drain_seconds)
         self.publisher.stop(drain_seconds=drain_seconds)
         left = self.publisher.pending()
         if self.metrics is not None:
@@ -498,6 +503,17 @@ class Agent:
         self.outbox.close()
         if self.metrics is not None:
             self.metrics.stop()
+        if lost:
+            log_event(
+                logger,
+                logging.ERROR,
+                "aggregates could not be stored in the outbox and are lost; see the outbox errors above",
+                buckets=sum(buckets for _, buckets, _ in lost),
+                people=sum(people for _, _, people in lost),
+                cameras=",".join(camera for camera, _, _ in lost),
+                outbox=str(self.config.outbox.path),
+            )
+            return 1
         if left is None:
             log_event(
                 logger,
@@ -518,6 +534,23 @@ class Agent:
             return 1
         log_event(logger, logging.INFO, "agent stopped; outbox empty")
         return 0
+
+    def _store_what_is_left(self, seconds: float) -> list[tuple[str, int, int]]:
+        """Tries again, for up to ``seconds``, to store the buckets the outbox refused during the run (a lock another
+        program held, a full disk freed meanwhile): the cameras have stopped, so this is their last chance. Returns,
+        per camera, the buckets still not stored and the people counted in them."""
+        deadline = time.monotonic() + seconds
+        while True:
+            # A camera whose thread did not stop in time is still using its pipeline: its buckets are not touched.
+            stopped = [rt for rt in self.cameras if rt.thread is None or not rt.thread.is_alive()]
+            waiting = [(rt, *rt.pipeline.unstored()) for rt in stopped]
+            waiting = [(rt, buckets, people) for rt, buckets, people in waiting if buckets]
+            if not waiting or time.monotonic() >= deadline:
+                return [(rt.camera.id, buckets, people) for rt, buckets, people in waiting]
+            for rt, _, _ in waiting:
+                rt.pipeline.store_left()
+            if any(rt.pipeline.unstored()[0] for rt, _, _ in waiting):
+                time.sleep(0.2)  # a failure that comes at once (a full disk) is not tried in a tight loop
 
 
 def start_metrics() -> AgentMetrics:

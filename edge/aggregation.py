@@ -248,6 +248,12 @@ class ZoneAggregator:
                 emitted += 1
         return emitted
 
+    def unstored(self) -> tuple[int, int]:
+        """Buckets whose changes the outbox has not taken yet, and the people counted in them (each once, however
+        many of the camera's zones they were counted in)."""
+        waiting = [bucket for bucket in self.buckets.values() if bucket.dirty]
+        return len(waiting), len(set().union(*(bucket.labels for bucket in waiting)))
+
     def _emit_order(self, key: tuple[str, int]) -> tuple[int, int, str]:
         """Bucket start, then the zone's place in ``zone_ids`` (ids it was not given last, by name)."""
         zone_id, start = key

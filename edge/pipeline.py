@@ -179,6 +179,15 @@ class CameraPipeline:
         self.counter.finish(self.tracker.finish())
         self.aggregator.flush_all()
 
+    def store_left(self) -> None:
+        """Emits again every bucket the outbox refused so far (after :meth:`finish`, when the agent stops)."""
+        if self.aggregator is not None:
+            self.aggregator.flush_all()
+
+    def unstored(self) -> tuple[int, int]:
+        """Buckets the outbox has not taken yet (it failed), and the people counted in them."""
+        return self.aggregator.unstored() if self.aggregator is not None else (0, 0)
+
     @property
     def people(self) -> int:
         return self.counter.totals["people"] if self.counter else 0

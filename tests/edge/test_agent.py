@@ -504,3 +504,104 @@ def test_an_off_site_reads_no_camera_until_it_is_switched_back(
     applied = [line.split("mode=")[1].split()[0] for line in stderr.splitlines() if "demographics mode applied" in line]
     assert applied == ["off", "full"], applied
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("lock_goes", [False, True], ids=["lock-held-to-the-end", "lock-goes-as-the-agent-stops"])
+def test_counts_the_outbox_could_not_take_are_stored_while_the_agent_stops_or_reported_lost(
+    lock_goes: bool,
+    tmp_path: Path,
+    walkby_clip,
+    detector_bundle: Path,
+    gender_bundle: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another program holds the outbox's write lock from the agent's start: what the camera counted stays in memory
+    and is tried again while the agent stops. When the lock goes then, it is stored (and sent on the next start, no
+    broker here); when it never goes, the agent says how much is lost and exits non-zero. It logged 'agent stopped;
+    outbox empty' and exited 0."""
+    import logging
+    import threading
+
+    from footfall.edge.agent import Agent
+
+    clip, _ = walkby_clip
+    path = tmp_path / "outbox.sqlite"
+    config_path = tmp_path / "agent.yaml"
+    config_path.write_text(
+        # Hour buckets: none is due before the clip ends, so the camera does not wait on the lock at every frame.
+        agent_yaml(
+            clip, {}, outbox=path, port=free_port(), detector=detector_bundle, gender=gender_bundle, bucket_seconds=3600
+        )
+        + "metrics: {enabled: false}\n"
+    )
+    holder: list[sqlite3.Connection] = []
+
+    def release() -> None:
+        for connection in holder:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            connection.close()
+        holder.clear()
+
+    class LockAtStart(logging.Handler):
+        """Takes the outbox's write lock as the agent starts (it has opened the outbox, no camera runs yet), and lets
+        it go, with ``lock_goes``, once the cameras have finished (their last attempt to store failed)."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "agent starting":
+                holder.append(sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+                holder[0].execute("BEGIN EXCLUSIVE")
+            elif lock_goes and record.getMessage().startswith("all video files processed"):
+                release()
+
+    locker = LockAtStart()
+    agent_logger = logging.getLogger("footfall.edge.agent")
+    agent_logger.addHandler(locker)
+    caplog.set_level(logging.INFO, logger="footfall.edge")
+    codes: list[int] = []
+    agent = Agent(load_config(config_path))
+    runner = threading.Thread(target=lambda: codes.append(agent.run(drain_seconds=1.0)))  # signals: main thread only
+    try:
+        runner.start()
+        runner.join(timeout=300)
+    finally:
+        agent_logger.removeHandler(locker)
+        release()
+    assert not runner.is_alive() and codes == [1]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "aggregates cannot be stored in the outbox; keeping them in memory and retrying" in messages
+    assert "agent stopped; outbox empty" not in messages
+    lost = [r for r in caplog.records if r.getMessage().startswith("aggregates could not be stored")]
+    if lock_goes:
+        assert not lost and "aggregates are stored in the outbox again" in messages
+        assert outbox_depth(path) >= 1, "stored while the agent stopped: sent on the next start"
+        return
+    [record] = lost
+    assert record.levelno == logging.ERROR
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["cameras"] == "cam1" and fields["buckets"] >= 1 and fields["people"] >= 1, fields
+    assert outbox_depth(path) == 0, "nothing reached the outbox: it is lost, as the agent said"
+
+
+def test_a_second_agent_on_an_outbox_in_use_stops_at_start_with_one_line(tmp_path: Path) -> None:
+    from footfall.edge.outbox import Outbox
+
+    path = tmp_path / "outbox.sqlite"
+    running = Outbox(path)  # as the first agent holds it
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"agent_id: a\nsite_id: s\ncameras: [{{id: c, source: x.mp4}}]\noutbox: {{path: {path}}}\n"
+        "metrics: {enabled: false}\n"
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "footfall", "agent", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        running.close()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"in use by another process (pid {os.getpid()})" in lines[0], result.stderr
