@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,7 @@ from footfall.core.wire import (
 from footfall.core.yamlerrors import describe_yaml_error, repeated_key
 from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 # Linux numbers video devices 0-255 (/dev/videoN).
 MAX_USB_INDEX = 255
@@ -194,21 +196,101 @@ class CameraConfig(_Model):
         return list(self.zones)
 
 
+def _ssl_reason(exc: ssl.SSLError | OSError) -> str:
+    """OpenSSL's reason in words ('no certificate or crl found'), without its source file and line."""
+    if isinstance(exc, ssl.SSLError):
+        return (exc.reason or "unreadable").lower().replace("_", " ")
+    return exc.strerror or str(exc)
+
+
+def ca_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the CA bundle the broker's certificate is checked against, or None."""
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError) as exc:
+        return f"{path} is not a PEM CA certificate ({_ssl_reason(exc)})"
+    return None
+
+
+def certificate_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the client certificate, or None."""
+    try:  # a certificate loads as a trust anchor too: the check needs no key
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except (ssl.SSLError, OSError) as exc:
+        return f"{path} is not a PEM certificate ({_ssl_reason(exc)})"
+    return None
+
+
+def key_problem(cert_file: Path, key_file: Path) -> str | None:
+    """Why ``key_file`` cannot be the private key of ``cert_file``, or None."""
+
+    def no_passphrase() -> str:
+        # The agent has no passphrase to give, and must never stop at a terminal prompt for one.
+        raise ValueError("the key is encrypted")
+
+    try:
+        ssl.create_default_context().load_cert_chain(str(cert_file), str(key_file), password=no_passphrase)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else _ssl_reason(exc)
+        return f"key_file {key_file} is not the PEM private key of cert_file {cert_file} ({reason})"
+    return None
+
+
 class TlsConfig(_Model):
-    ca_file: Path | None = Field(default=None, description="CA bundle; the system's when empty.")
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: Path | None = Field(default=None, description="CA bundle (PEM); the system's when empty.")
+    cert_file: Path | None = Field(default=None, description="Client certificate (PEM), with key_file.")
+    key_file: Path | None = Field(default=None, description="The client certificate's private key (PEM, unencrypted).")
     insecure: bool = Field(default=False, description="Skip host name checks (testing only).")
 
+    # Each file is loaded as the MQTT client will load it: one that is there but not PEM failed only at start,
+    # with an ssl.SSLError traceback.
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+        return path
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_pem(cls, path: Path | None) -> Path | None:
+        if path is not None and (problem := ca_file_problem(path)):
+            raise ValueError(problem)
+        return path
+
+    @field_validator("cert_file")
+    @classmethod
+    def _cert_pem(cls, path: Path | None) -> Path | None:
+        if path is not None and (problem := certificate_problem(path)):
+            raise ValueError(problem)
+        return path
+
     @model_validator(mode="after")
-    def _files(self) -> TlsConfig:
-        for name in ("ca_file", "cert_file", "key_file"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{name} {path} does not exist")
+    def _client_certificate(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (client certificate)")
+        if (
+            self.cert_file is not None
+            and self.key_file is not None
+            and (problem := key_problem(self.cert_file, self.key_file))
+        ):
+            raise ValueError(problem)
         return self
+
+    def problem(self) -> str | None:
+        """The first file that cannot be loaded, as ``mqtt.tls.<field>: why`` (the files may have changed since the
+        config was read), or None."""
+        if self.ca_file is not None and (problem := ca_file_problem(self.ca_file)):
+            return f"mqtt.tls.ca_file: {problem}"
+        if self.cert_file is not None and (problem := certificate_problem(self.cert_file)):
+            return f"mqtt.tls.cert_file: {problem}"
+        if self.cert_file is not None and self.key_file is not None and (problem := key_problem(*self._pair())):
+            return f"mqtt.tls: {problem}"
+        return None
+
+    def _pair(self) -> tuple[Path, Path]:
+        assert self.cert_file is not None and self.key_file is not None
+        return self.cert_file, self.key_file
 
 
 class MqttConfig(_Model):
@@ -393,10 +475,50 @@ def _clean_location(location: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
+# The values each scalar member of a union takes, as said to the user; any other member is a model (a mapping).
+_UNION_SCALARS = {"bool": ["true", "false"], "int": ["an integer"], "str": ["a string"]}
+
+
+def _member_tag(location: tuple[Any, ...]) -> int | None:
+    """Where in ``location`` pydantic put the union member it tried (``str``, ``TlsConfig``, ...), or None."""
+    for index, part in enumerate(location):
+        if part in _UNION_SCALARS or part == "TlsConfig" or str(part).startswith("function-"):
+            return index
+    return None
+
+
+def _union_errors(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """pydantic reports a value that fits no member of a union (``tls: bool | TlsConfig``) once per member, so a
+    TLS file problem came with 'Input should be a valid boolean'. Only the member the value was meant for has the
+    real problem: a mapping's are its model's; any other value gets one line naming what the field takes."""
+    kept: list[ErrorDetails] = []
+    unions: dict[tuple[Any, ...], list[tuple[str, ErrorDetails]]] = {}
+    for item in errors:
+        tag = _member_tag(item["loc"])
+        if tag is None:
+            kept.append(item)
+        else:
+            unions.setdefault(tuple(item["loc"][:tag]), []).append((str(item["loc"][tag]), item))
+    for location, members in unions.items():
+        models = [item for tag, item in members if tag not in _UNION_SCALARS]
+        value = next((item["input"] for _, item in members if len(item["loc"]) == len(location) + 1), None)
+        if isinstance(value, dict) and models:
+            kept.extend(models)
+            continue
+        takes = [word for tag in dict.fromkeys(tag for tag, _ in members) for word in _member_words(tag)]
+        said = ", ".join(takes[:-1]) + f" or {takes[-1]}" if len(takes) > 1 else takes[0]
+        kept.append({"type": "union", "loc": location, "msg": f"Input should be {said}", "input": value})
+    return kept
+
+
+def _member_words(tag: str) -> list[str]:
+    return _UNION_SCALARS.get(tag, ["a mapping of its settings"])
+
+
 def describe_validation_error(error: ValidationError, source: str, root: yaml.Node | None) -> str:
     """All problems on one line (``file:line: field: message; ...``), at most three spelled out."""
     problems = []
-    for item in error.errors():
+    for item in _union_errors(error.errors()):
         location = _clean_location(item["loc"])
         node = _node_at(root, location)
         line = f":{node.start_mark.line + 1}" if node is not None else ""

@@ -33,7 +33,7 @@ from footfall.core.wire import (
     site_settings_topic,
     status_topic,
 )
-from footfall.edge.config import AgentConfig, TlsConfig
+from footfall.edge.config import AgentConfig, ConfigError, TlsConfig
 from footfall.edge.demographics import without_age, without_gender
 from footfall.edge.outbox import Outbox, OutboxError
 
@@ -116,12 +116,16 @@ class MqttPublisher:
             client.username_pw_set(settings.username, settings.resolved_password())
         if settings.tls:
             tls = settings.tls if isinstance(settings.tls, TlsConfig) else TlsConfig()
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            try:
+                client.tls_set(
+                    ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (ssl.SSLError, OSError) as exc:
+                # The config's check loaded these files; one changed since. One line for the user, as the check's.
+                raise ConfigError(tls.problem() or f"mqtt.tls: cannot load the TLS files ({exc})") from None
             client.tls_insecure_set(tls.insecure)
         will = self.status("offline")
         client.will_set(self.status_topic, encode(will), qos=1, retain=True)

@@ -350,3 +350,125 @@ def test_an_id_that_two_cameras_would_send_as_different_counts_is_refused(atrium
     assert words in str(caught.value) and "\n" not in str(caught.value)
     shared = parse_config(with_atrium_zone("door"), "agent.yaml")  # one zone seen by two cameras: allowed
     assert shared.cameras[1].measures()["door"] == "passes"
+
+
+# A self-signed certificate (valid until 2126) and its key, only for telling PEM files from others.
+TEST_CERTIFICATE = """\
+-----BEGIN CERTIFICATE-----
+MIIBhjCCAS2gAwIBAgIUQk+3pos0Ewn6/Pp2Vgmn3FzyAe8wCgYIKoZIzj0EAwIw
+GDEWMBQGA1UEAwwNZm9vdGZhbGwtdGVzdDAgFw0yNjEyMDQwODIwMjZaGA8yMTI2
+MTExMDA4MjAyNlowGDEWMBQGA1UEAwwNZm9vdGZhbGwtdGVzdDBZMBMGByqGSM49
+AgEGCCqGSM49AwEHA0IABHVowT12hfHGPXtHVO8eNXySX12yHWFjcmOXowEhe4GB
+Le4XrMiXxx/m6v2KpdS2r02VNrSkjPyasyLGqwMWxsWjUzBRMB0GA1UdDgQWBBSc
+r7GWiN44b7ZxodN/ZgRVPkIJSzAfBgNVHSMEGDAWgBScr7GWiN44b7ZxodN/ZgRV
+PkIJSzAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIFu0DEaYpv24
+EaNysxq47FigI+A63sc1qxO/BA/Nc6UDAiAxdo8t5IFbJGIa/MpUwRCJQpTjMnDl
+oUdBq5ylyMZSBw==
+-----END CERTIFICATE-----
+"""
+TEST_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgwO7/PTHY4pskRdfL
+Ycy9C5LGT1iAjdLpaHEVgtzUDqyhRANCAAR1aME9doXxxj17R1TvHjV8kl9dsh1h
+Y3Jjl6MBIXuBgS3uF6zIl8cf5ur9iqXUtq9NlTa0pIz8mrMixqsDFsbF
+-----END PRIVATE KEY-----
+"""
+
+
+def _tls_files(tmp_path: Path) -> dict[str, Path]:
+    files = {"cert": tmp_path / "cert.pem", "key": tmp_path / "key.pem", "text": tmp_path / "notes.txt"}
+    files["cert"].write_text(TEST_CERTIFICATE)
+    files["key"].write_text(TEST_KEY)
+    files["text"].write_text("not a certificate\n")
+    return files
+
+
+@pytest.mark.parametrize(
+    ("tls", "field", "words"),
+    [
+        ("{{ca_file: {text}}}", "mqtt.tls.ca_file", "{text} is not a PEM CA certificate"),
+        ("{{ca_file: {tmp}/gone.pem}}", "mqtt.tls.ca_file", "{tmp}/gone.pem does not exist"),
+        ("{{cert_file: {text}, key_file: {key}}}", "mqtt.tls.cert_file", "{text} is not a PEM certificate"),
+        ("{{cert_file: {cert}, key_file: {text}}}", "mqtt.tls", "key_file {text} is not the PEM private key"),
+        ("{{cert_file: {cert}}}", "mqtt.tls", "cert_file and key_file go together"),
+        ("{{insecure: maybe}}", "mqtt.tls.insecure", "valid boolean"),
+        ("{{cafile: {cert}}}", "mqtt.tls.cafile", "unknown field"),
+        ("maybe", "mqtt.tls", "true, false or a mapping"),
+    ],
+)
+def test_a_tls_file_that_cannot_be_loaded_is_one_line_naming_the_field(
+    tmp_path: Path, tls: str, field: str, words: str
+) -> None:
+    """A CA file that is not PEM passed the config and killed the agent with an ssl.SSLError traceback; and every
+    TLS error began with 'mqtt.tls: Input should be a valid boolean', pydantic's complaint for the other member of
+    `tls: bool | TlsConfig`."""
+    files = _tls_files(tmp_path)
+    names = {"tmp": tmp_path, "text": files["text"], "cert": files["cert"], "key": files["key"]}
+    text = VALID + "mqtt:\n  tls: " + tls.format(**names) + "\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "agent.yaml")
+    message = str(caught.value)
+    assert "\n" not in message and f"agent.yaml:16: {field}: " in message, message
+    assert words.format(**names) in message, message
+    assert message.count("agent.yaml") == 1, message  # only the real problem
+    if "valid boolean" not in words:
+        assert "valid boolean" not in message, message
+
+
+def test_pem_tls_files_are_accepted(tmp_path: Path) -> None:
+    files = _tls_files(tmp_path)
+    tls = f"{{ca_file: {files['cert']}, cert_file: {files['cert']}, key_file: {files['key']}}}"
+    config = parse_config(VALID + f"mqtt:\n  tls: {tls}\n", "agent.yaml")
+    assert not isinstance(config.mqtt.tls, bool) and config.mqtt.tls.key_file == files["key"]
+    assert parse_config(VALID + "mqtt: {tls: true}\n").mqtt.tls is True
+
+
+def test_a_tls_file_spoilt_after_the_config_was_read_is_one_line_at_connect(tmp_path: Path) -> None:
+    """The files are loaded again when the agent makes its MQTT client: one that changed since is a ConfigError
+    (one line, exit 2), not an ssl.SSLError traceback."""
+    from footfall.edge.config import TlsConfig
+    from footfall.edge.delivery import MqttPublisher
+    from footfall.edge.outbox import Outbox
+
+    files = _tls_files(tmp_path)
+    config = parse_config(VALID + f"mqtt:\n  tls: {{ca_file: {files['cert']}}}\n")
+    files["cert"].write_text("overwritten\n")
+    spoilt = config.model_copy(
+        update={"mqtt": config.mqtt.model_copy(update={"tls": TlsConfig.model_construct(ca_file=files["cert"])})}
+    )
+
+    def status(state: str):
+        raise AssertionError("the will is made after TLS")
+
+    with pytest.raises(ConfigError, match=r"^mqtt\.tls\.ca_file: .* is not a PEM CA certificate"):
+        MqttPublisher(spoilt, Outbox(tmp_path / "outbox.sqlite"), status)
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_cli_a_ca_file_that_is_not_pem_is_one_line(tmp_path: Path, check: bool) -> None:
+    files = _tls_files(tmp_path)
+    config = tmp_path / "agent.yaml"
+    config.write_text(VALID + f"mqtt:\n  tls:\n    ca_file: {files['text']}\n")
+    result = _footfall("agent", "--config", str(config), *(["--check-config"] if check else []))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert lines == [
+        f"error: {config}:17: mqtt.tls.ca_file: {files['text']} is not a PEM CA certificate "
+        "(no certificate or crl found)"
+    ], lines
+
+
+def test_cli_check_config_opens_each_video_file(tmp_path: Path, detector_bundle: Path, gender_bundle: Path) -> None:
+    """A camera whose source is a file that is no video (a text file) passed the check; the agent then retried it
+    for ever."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n")
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        VALID.replace("cameras:\n", f"cameras:\n  - id: hall\n    source: {notes}\n", 1)
+        + f"bundles: {{detector: {detector_bundle}, gender: {gender_bundle}}}\n"
+    )
+    result = _footfall("agent", "--config", str(config), "--check-config")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stdout + result.stderr
+    assert f"camera hall: {notes}: not a video OpenCV can read" in lines[0], lines
