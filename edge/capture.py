@@ -38,6 +38,7 @@ if not os.environ.get("FOOTFALL_VIDEO_DEBUG"):
 OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 10_000
 DEFAULT_FILE_FPS = 25.0
+NOT_A_VIDEO = "not a video OpenCV can read (not a video file, or corrupt)"
 
 
 class VideoError(RuntimeError):
@@ -82,8 +83,12 @@ def _quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-def open_capture(source: str | int) -> cv2.VideoCapture | None:
-    """Opens a cv2.VideoCapture with timeouts; returns None if it cannot be opened."""
+def open_capture(
+    source: str | int, *, open_timeout_ms: int | None = None, read_timeout_ms: int | None = None
+) -> cv2.VideoCapture | None:
+    """Opens a cv2.VideoCapture whose open and reads time out inside FFmpeg (default OPEN_TIMEOUT_MS and
+    READ_TIMEOUT_MS), so a stream that never answers returns instead of holding a thread in OpenCV for ever;
+    returns None if it cannot be opened (:func:`cannot_open_reason` says why)."""
     import cv2
 
     _quiet_opencv()
@@ -94,9 +99,9 @@ def open_capture(source: str | int) -> cv2.VideoCapture | None:
         else:
             params = [
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-                OPEN_TIMEOUT_MS,
+                OPEN_TIMEOUT_MS if open_timeout_ms is None else open_timeout_ms,
                 cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                READ_TIMEOUT_MS,
+                READ_TIMEOUT_MS if read_timeout_ms is None else read_timeout_ms,
             ]
             capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
     except (cv2.error, OverflowError, ValueError):  # a source OpenCV cannot even take (an index past int32)
@@ -109,11 +114,56 @@ def open_capture(source: str | int) -> cv2.VideoCapture | None:
     return capture
 
 
-def file_fps(capture: cv2.VideoCapture) -> float:
+def cannot_open_reason(source: str | int, waited_s: float, open_timeout_ms: int | None = None) -> str:
+    """Why :func:`open_capture` returned None after ``waited_s`` seconds, in words for the log and the status."""
+    timeout_s = (OPEN_TIMEOUT_MS if open_timeout_ms is None else open_timeout_ms) / 1000
+    if isinstance(source, str) and "://" not in source:
+        return "video file not found" if not Path(source).is_file() else NOT_A_VIDEO
+    if isinstance(source, str) and waited_s >= 0.9 * timeout_s:
+        # FFmpeg gave up waiting: something took the connection (or nothing refused it) but sent no stream.
+        return f"no answer within {timeout_s:g} s"
+    return "cannot open the stream (unreachable, wrong URL or credentials?)"
+
+
+def file_fps(capture: cv2.VideoCapture, path: str | Path) -> float:
+    """The frame rate in the video file's header; DEFAULT_FILE_FPS, with a warning naming the file, when the header
+    has none that makes sense (a file's times would silently be off by the factor)."""
     import cv2
 
     fps = capture.get(cv2.CAP_PROP_FPS)
-    return fps if fps and math.isfinite(fps) and 1 <= fps <= 240 else DEFAULT_FILE_FPS
+    if fps and math.isfinite(fps) and 1 <= fps <= 240:
+        return fps
+    log_event(
+        logger,
+        logging.WARNING,
+        "video file's header has no usable frame rate; assuming one (its times are off if that is wrong)",
+        video=str(path),
+        header_fps=fps,
+        assumed_fps=DEFAULT_FILE_FPS,
+    )
+    return DEFAULT_FILE_FPS
+
+
+def _open_video_file(path: Path) -> tuple[cv2.VideoCapture, np.ndarray]:
+    """The file opened and its first frame decoded; raises :class:`VideoError` (one line) when it cannot be."""
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder, not a video file")
+    if not path.is_file():
+        raise VideoError(f"{path}: video file not found")
+    capture = open_capture(str(path))
+    if capture is None:
+        raise VideoError(f"{path}: {NOT_A_VIDEO}")
+    ok, first = capture.read()
+    if not ok or first is None:
+        capture.release()
+        raise VideoError(f"{path}: cannot decode any frame (corrupt or empty video)")
+    return capture, first
+
+
+def check_video_file(path: str | Path) -> None:
+    """Opens the file and decodes its first frame, as the agent will; raises :class:`VideoError` (one line)."""
+    capture, _ = _open_video_file(Path(path))
+    capture.release()
 
 
 class VideoFile:
@@ -124,18 +174,8 @@ class VideoFile:
         import cv2
 
         self.path = Path(path)
-        if self.path.is_dir():
-            raise VideoError(f"{self.path}: is a folder, not a video file")
-        if not self.path.is_file():
-            raise VideoError(f"{self.path}: video file not found")
-        capture = open_capture(str(self.path))
-        if capture is None:
-            raise VideoError(f"{self.path}: cannot open video (not a video file, or corrupt)")
-        ok, first = capture.read()
-        if not ok or first is None:
-            capture.release()
-            raise VideoError(f"{self.path}: cannot decode any frame (corrupt or empty video)")
-        self.fps = file_fps(capture)
+        capture, first = _open_video_file(self.path)
+        self.fps = file_fps(capture, self.path)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
         self.width, self.height = first.shape[1], first.shape[0]
@@ -221,6 +261,7 @@ class CameraCapture:
         self.finished = False  # a video file has been read to its end
         self.ended = False  # ... and its last frame has been handed over
         self._resume_at = 0.0
+        self._file_fps: float | None = None  # a video file's frame rate, read from its header on the first play
         self.frames_read = 0
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -278,15 +319,13 @@ class CameraCapture:
         backoff = 1.0
         source = describe_source(self.camera.source)
         while not self._stop.is_set():
-            self._set_state("connecting")
+            # The last failure's reason stays while retrying: a dead camera said 'connecting' with no error for as
+            # long as each open waited for its timeout.
+            self._set_state("connecting", self.error if self.state == "offline" else None)
+            opening = time.monotonic()
             capture = open_capture(self.camera.source)
             if capture is None:
-                if self.camera.is_file and not Path(str(self.camera.source)).is_file():
-                    reason = "video file not found"
-                elif self.camera.is_file:
-                    reason = "cannot open video (not a video file, or corrupt)"
-                else:
-                    reason = "cannot open the stream (unreachable, wrong URL or credentials?)"
+                reason = cannot_open_reason(self.camera.source, time.monotonic() - opening)
                 if self._offline_until_retry(source, reason, backoff):
                     break
                 backoff = min(backoff * 2, self.max_backoff)
@@ -321,7 +360,9 @@ class CameraCapture:
     def _read_frames(self, capture: cv2.VideoCapture) -> bool:
         """Reads until the stream fails or ends; returns whether any frame came."""
         got_any = False
-        fps = file_fps(capture) if self.camera.is_file else None
+        if self.camera.is_file and self._file_fps is None:  # once: a looping file would warn on every play
+            self._file_fps = file_fps(capture, str(self.camera.source))
+        fps = self._file_fps if self.camera.is_file else None
         # A looping file continues its own timeline: time never runs backwards between two plays.
         started = max(time.time(), self._resume_at)
         index = 0

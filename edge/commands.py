@@ -89,6 +89,13 @@ def register(app: typer.Typer) -> None:
             missing = [c for c in settings.cameras if c.is_file and not Path(str(c.source)).is_file()]
             if missing:
                 _fail(f"camera {missing[0].id}: video file not found: {missing[0].source}")
+            from footfall.edge.capture import VideoError, check_video_file
+
+            for camera in (c for c in settings.cameras if c.is_file):
+                try:  # a file that is there but no video (a text file) had the agent retry it for ever
+                    check_video_file(str(camera.source))
+                except VideoError as exc:
+                    _fail(f"camera {camera.id}: {exc}")
             from footfall.edge.demographics import classifies, estimates_age
             from footfall.edge.pipeline import load_classifier, load_models
 

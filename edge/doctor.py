@@ -128,38 +128,25 @@ def _classifier_check(bundle: Bundle, threads: int) -> BundleCheck:
 
 
 def check_camera(camera: CameraConfig, timeout_s: float = CAMERA_TIMEOUT_S) -> CameraCheck:
-    """Opens the camera's source and reads one frame, as the agent's capture thread would."""
-    import threading
+    """Opens the camera's source and reads one frame, as the agent's capture thread would, in about ``timeout_s``
+    at most: half for the open, half for the frame. FFmpeg times both out itself; a thread left waiting inside
+    OpenCV instead aborted the process at exit (SIGABRT)."""
+    from footfall.edge.capture import cannot_open_reason, describe_source, open_capture
 
-    from footfall.edge.capture import describe_source, open_capture
-
-    source = camera.source
-    result: dict[str, Any] = {}
-
-    def attempt() -> None:
-        started = time.monotonic()
-        capture = open_capture(source)
-        if capture is None:
-            result["error"] = "cannot open it (address, credentials, network or codec)"
-            return
-        try:
-            ok, frame = capture.read()
-        finally:
-            capture.release()
-        if not ok or frame is None:
-            result["error"] = "opened, but no frame could be read"
-        else:
-            result["detail"] = f"{frame.shape[1]}×{frame.shape[0]} frame in {time.monotonic() - started:.1f} s"
-
-    worker = threading.Thread(target=attempt, daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    where = describe_source(source)
-    if worker.is_alive():
-        return CameraCheck(camera.id, where, False, f"no frame within {timeout_s:.0f} s")
-    if "error" in result:
-        return CameraCheck(camera.id, where, False, result["error"])
-    return CameraCheck(camera.id, where, True, result["detail"])
+    source, where = camera.source, describe_source(camera.source)
+    half_ms = int(timeout_s * 500)
+    started = time.monotonic()
+    capture = open_capture(source, open_timeout_ms=half_ms, read_timeout_ms=half_ms)
+    if capture is None:
+        return CameraCheck(camera.id, where, False, cannot_open_reason(source, time.monotonic() - started, half_ms))
+    try:
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    if not ok or frame is None:
+        return CameraCheck(camera.id, where, False, "opened, but no frame could be read")
+    took = time.monotonic() - started
+    return CameraCheck(camera.id, where, True, f"{frame.shape[1]}×{frame.shape[0]} frame in {took:.1f} s")
 
 
 def diagnose(

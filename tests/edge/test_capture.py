@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from pathlib import Path
 
+import numpy as np
 import pytest
 from footfall.edge.capture import CameraCapture, describe_source
 from footfall.edge.config import CameraConfig
@@ -60,3 +63,81 @@ def test_a_usb_index_past_the_devices_is_refused_by_the_config_and_survived_by_t
             parse_config(f"agent_id: a\nsite_id: b\ncameras: [{{id: c, source: {source}}}]\n", "a.yaml")
     assert parse_config("agent_id: a\nsite_id: b\ncameras: [{id: c, source: '7'}]\n").cameras[0].source == 7
     assert open_capture(99999999999999999999999) is None
+
+
+def test_a_stream_that_never_answers_keeps_its_error_while_the_capture_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead RTSP camera showed 'connecting' with no error text: each retry cleared the last reason while the
+    open waited for its timeout. It keeps saying why now, and that the camera did not answer in time."""
+    import socket
+    import threading
+
+    from footfall.edge import capture as capture_module
+
+    monkeypatch.setattr(capture_module, "OPEN_TIMEOUT_MS", 1000)
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])  # kept open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    source = f"rtsp://127.0.0.1:{server.getsockname()[1]}/stream"
+    capture = CameraCapture(CameraConfig(id="door", source=source), max_backoff=1.0).start()
+    try:
+        wait_until(lambda: capture.error is not None, 30)
+        assert capture.error == f"{source}: no answer within 1 s", capture.error
+        wait_until(lambda: capture.state == "connecting" and len(held) >= 2, 30)  # retrying
+        assert capture.error == f"{source}: no answer within 1 s"
+    finally:
+        capture.stop()
+        server.close()
+        for connection in held:
+            connection.close()
+
+
+class _Header:
+    """What file_fps reads of a cv2.VideoCapture: the header's frame rate."""
+
+    def __init__(self, fps: float):
+        self.fps = fps
+
+    def get(self, prop: int) -> float:
+        return self.fps
+
+
+@pytest.mark.parametrize("header", [0.0, float("nan"), 1e6, -1.0])
+def test_an_absurd_header_frame_rate_is_named_in_a_warning(caplog: pytest.LogCaptureFixture, header: float) -> None:
+    """A header frame rate of 0, NaN or a million was silently read as 25 fps: every time in the file's counts was
+    off by that factor, without a word."""
+    from footfall.edge.capture import DEFAULT_FILE_FPS, file_fps
+
+    caplog.set_level(logging.WARNING, logger="footfall.edge.capture")
+    assert file_fps(_Header(header), "/videos/odd.mp4") == DEFAULT_FILE_FPS
+    [record] = [r for r in caplog.records if r.name == "footfall.edge.capture"]
+    fields = vars(record)["fields"]
+    assert record.levelno == logging.WARNING and "frame rate" in record.getMessage()
+    assert fields["video"] == "/videos/odd.mp4" and fields["assumed_fps"] == DEFAULT_FILE_FPS
+    assert str(fields["header_fps"]) == str(header)
+    caplog.clear()
+    assert file_fps(_Header(12.5), "/videos/fine.mp4") == 12.5
+    assert not caplog.records
+
+
+def test_a_video_file_with_an_absurd_frame_rate_is_read_at_the_assumed_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from footfall.edge.capture import DEFAULT_FILE_FPS, VideoFile
+
+    cv2 = pytest.importorskip("cv2")
+    clip = tmp_path / "fast.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 1e6, (64, 48))  # reads back as 600
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    caplog.set_level(logging.WARNING, logger="footfall.edge.capture")
+    video = VideoFile(clip)
+    video.close()
+    assert video.fps == DEFAULT_FILE_FPS
+    assert [vars(r)["fields"]["video"] for r in caplog.records] == [str(clip)]

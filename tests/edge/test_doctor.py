@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -103,3 +104,48 @@ def test_a_classifier_without_an_age_head_is_said_to_carry_no_bands(tmp_path: Pa
     gender_bundle = build_standin_gender_bundle(tmp_path / "gender-only")  # gender output only
     text = doctor("--gender", str(gender_bundle), "--threads", "1")  # one run: each measures latency for seconds
     assert "no age head: aggregates carry no age bands" in text.stdout, text.stdout
+
+
+def test_a_stream_that_accepts_but_never_answers_is_unreachable_and_doctor_exits_normally(
+    tmp_path: Path, detector_bundle: Path
+) -> None:
+    """An RTSP server that takes the connection and says nothing: doctor left a thread inside cv2.VideoCapture
+    and the process died at exit with SIGABRT (rc 134). The stream's open and read time out in FFmpeg now."""
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])  # kept open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        agent_yaml(
+            f"rtsp://127.0.0.1:{port}/stream",
+            {},
+            outbox=tmp_path / "outbox.sqlite",
+            port=1883,
+            detector=detector_bundle,
+            gender=DEFAULT_GENDER_BUNDLE,
+        )
+    )
+    try:
+        started = time.monotonic()
+        result = doctor("--config", str(config), "--threads", "1", "--json")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+    assert result.returncode == 1, f"rc {result.returncode}: {result.stderr[-2000:]}"
+    assert held, "the doctor never connected"
+    [camera] = json.loads(result.stdout)["cameras"]
+    assert camera["reachable"] is False and "no answer within" in camera["detail"], camera
+    assert elapsed < 120, elapsed
