@@ -195,7 +195,8 @@ def register(app: typer.Typer) -> None:
         start: datetime | None = typer.Option(
             None,
             "--start",
-            help="Wall-clock time of the first frame (ISO 8601, UTC if no offset); default: today 00:00 UTC.",
+            help="Wall-clock time of the first frame (ISO 8601, UTC if no offset; 1970-01-01 to 9000-01-01); default: "
+            "today 00:00 UTC.",
         ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
     ) -> None:
@@ -226,13 +227,15 @@ def register(app: typer.Typer) -> None:
         from footfall.edge.capture import VideoError
         from footfall.edge.config import ConfigError
         from footfall.edge.female_share import format_table
-        from footfall.edge.offline import process_video
+        from footfall.edge.offline import process_video, start_time_problem
 
         start_time = None
         if start is not None:
             from datetime import UTC
 
             start_time = (start if start.tzinfo else start.replace(tzinfo=UTC)).timestamp()
+            if problem := start_time_problem(start_time):  # before the models load and the video is decoded
+                _fail(problem)
         if out is not None:  # before the video is read: an --out that cannot be written would throw the run away
             from footfall.core.outpaths import OutputPathError, writable_file
 

@@ -17,6 +17,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,21 @@ from footfall.edge.pipeline import CameraPipeline, FrameGate, Models, load_model
 from footfall.edge.tracking import TrackerEvents
 
 OFFLINE_IDS = {"agent_id": "offline", "site_id": "offline"}
+# The range a video's --start may take: epoch seconds, and room for any video after it before datetime's year 9999
+# (a start near that end decoded the whole video, then failed: 'year 10000 is out of range').
+EARLIEST_START = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def start_time_problem(start_time: float) -> str | None:
+    """Why ``start_time`` (epoch seconds) cannot be a video's first frame, naming it as ``--start``; or None."""
+    if EARLIEST_START.timestamp() <= start_time < LATEST_START.timestamp():
+        return None
+    try:
+        shown = datetime.fromtimestamp(start_time, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):  # past what a datetime holds
+        shown = f"{start_time:g} s after 1970"
+    return f"--start {shown}: must be between {EARLIEST_START.date()} and {LATEST_START.date()} (UTC)"
 
 
 @dataclass
@@ -145,6 +161,8 @@ def process_video(
     from tqdm import tqdm
 
     video = Path(video)
+    if start_time is not None and (problem := start_time_problem(start_time)):
+        raise ConfigError(problem)
     config, camera = offline_config(video, config, camera_id)
     if models is None:
         # The config's demographics floor binds here too: what `--out` writes is what the box would send.

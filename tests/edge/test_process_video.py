@@ -94,6 +94,8 @@ def test_process_video_counts_each_person_once_per_camera(tmp_path: Path) -> Non
         (["{clip}", "--out", "{tmp}"], "cannot write --out"),
         (["{tmp}"], "is a folder, not a video file"),  # said 'video file not found'
         (["{clip}", "--camera", "door"], "--camera door: cameras are named in a config"),  # silently ignored
+        (["{clip}", "--start", "9999-12-31T23:59:59"], "--start 9999-12-31T23:59:59+00:00: must be between"),
+        (["{clip}", "--start", "1969-12-31T21:00:00-02:00"], "must be between 1970-01-01 and 9000-01-01"),
     ],
 )
 def test_footfall_process_refuses_what_it_cannot_do_before_reading_the_video(
@@ -113,3 +115,13 @@ def test_footfall_process_refuses_what_it_cannot_do_before_reading_the_video(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and words in lines[0], result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("start", [9_000 * 365.25 * 86_400.0, -1.0])
+def test_a_start_time_out_of_range_is_refused_before_the_video_is_opened(tmp_path: Path, start: float) -> None:
+    """--start 9999-12-31T23:59:59 decoded the whole video, then failed: 'year 10000 is out of range'."""
+    from footfall.edge.config import ConfigError
+
+    models = Models(cast(FaceDetector, BrightSquareDetector()), None)
+    with pytest.raises(ConfigError, match=r"^--start .*: must be between 1970-01-01 and 9000-01-01"):
+        process_video(tmp_path / "not-even-there.avi", progress=False, models=models, start_time=start)
