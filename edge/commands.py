@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -211,8 +211,9 @@ def register(app: typer.Typer) -> None:
         uncertainty, for the camera's visitors (overall) and each zone and line; raw is female / (female +
         male). A table of both goes to stderr at the end. With a gender bundle that has an age head,
         age_bands holds the same crowds by gender and age band (0-12 ... 65+, unknown), also tabled on stderr.
-        Nothing is written but --out. The config's `demographics` floor applies as on the box: gender-only
-        estimates and writes no age, counts-only no gender, off is refused.
+        Nothing is written but --out; if it cannot be written at the end (a full disk), the summary is still
+        printed, the half-written file removed, and the exit status is 1. The config's `demographics` floor
+        applies as on the box: gender-only estimates and writes no age, counts-only no gender, off is refused.
 
         Example: footfall process clip.mp4
 
@@ -227,7 +228,7 @@ def register(app: typer.Typer) -> None:
         from footfall.edge.capture import VideoError
         from footfall.edge.config import ConfigError
         from footfall.edge.female_share import format_table
-        from footfall.edge.offline import process_video, start_time_problem
+        from footfall.edge.offline import AggregatesNotWritten, process_video, start_time_problem
 
         start_time = None
         if start is not None:
@@ -243,15 +244,23 @@ def register(app: typer.Typer) -> None:
                 writable_file(out)
             except OutputPathError as exc:
                 _fail(f"cannot write --out: {exc}")
+
+        def show(summary: dict[str, Any]) -> None:
+            typer.echo(format_table(summary), err=True)
+            if summary["age_bands"] is not None:
+                typer.echo(format_age_table(summary), err=True)
+            sys.stdout.write(json.dumps(summary) + "\n")
+
         try:
             summary = process_video(
                 video, settings, camera_id=camera, start_time=start_time, out=out, progress=progress
             )
         except (VideoError, BundleError, ConfigError) as exc:
             _fail(str(exc))
+        except AggregatesNotWritten as exc:  # the whole video was read: its summary is still shown
+            show(exc.summary)
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
         except OSError as exc:
-            _fail(f"{out or video}: {exc.strerror or exc}")
-        typer.echo(format_table(summary), err=True)
-        if summary["age_bands"] is not None:
-            typer.echo(format_age_table(summary), err=True)
-        sys.stdout.write(json.dumps(summary) + "\n")
+            _fail(f"{video}: {exc.strerror or exc}")
+        show(summary)

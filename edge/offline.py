@@ -51,6 +51,14 @@ def start_time_problem(start_time: float) -> str | None:
     return f"--start {shown}: must be between {EARLIEST_START.date()} and {LATEST_START.date()} (UTC)"
 
 
+class AggregatesNotWritten(RuntimeError):
+    """``--out`` could not be written once the video was processed; ``summary`` is the run's, so it is not lost."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 @dataclass
 class MessageCollector:
     """Keeps the latest message per bucket, as the server would."""
@@ -199,11 +207,6 @@ def process_video(
     pipeline.finish()
     elapsed = time.perf_counter() - started
     messages = sorted(collector.messages.values(), key=lambda m: (m.bucket_start, m.zone_id))
-    if out is not None:
-        topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
-        with Path(out).open("w", encoding="utf-8") as handle:
-            for message in messages:
-                handle.write(json.dumps({"topic": topic, "message": message.model_dump(mode="json")}) + "\n")
     if person_labels is not None:
         person_labels.update({track_id: label for track_id, (label, _) in finished.items()})
     if person_probabilities is not None:
@@ -216,7 +219,7 @@ def process_video(
     visitors, zones = camera_visitors(messages), zone_summary(messages)
     rates = models.classifier.contract.decision_rates if models.classifier is not None else None
     age_estimated = models.classifier is not None and models.classifier.has_age and models.estimate_age
-    return {
+    summary = {
         "video": str(video),
         "camera_id": camera.id,
         "people": pipeline.people,
@@ -237,3 +240,25 @@ def process_video(
         "age_bands": age_band_section(messages, age_estimated),
         "messages": len(messages),
     }
+    if out is not None:
+        topic = aggregate_topic(config.site_id, config.agent_id, config.mqtt.topic_prefix)
+        try:
+            write_aggregates(Path(out), topic, messages)
+        except OSError as exc:
+            raise AggregatesNotWritten(
+                f"{out}: cannot write the aggregates ({exc.strerror or exc}); nothing of them was kept", summary
+            ) from None
+    return summary
+
+
+def write_aggregates(out: Path, topic: str, messages: list[AggregateMessage]) -> None:
+    """The messages as the agent would send them, one JSON object per line. A file left half written (a full disk)
+    is removed: a reader would take its first lines for the whole run."""
+    try:
+        with out.open("w", encoding="utf-8") as handle:
+            for message in messages:
+                handle.write(json.dumps({"topic": topic, "message": message.model_dump(mode="json")}) + "\n")
+    except OSError:
+        if out.is_file():
+            out.unlink(missing_ok=True)
+        raise

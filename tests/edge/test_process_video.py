@@ -125,3 +125,33 @@ def test_a_start_time_out_of_range_is_refused_before_the_video_is_opened(tmp_pat
     models = Models(cast(FaceDetector, BrightSquareDetector()), None)
     with pytest.raises(ConfigError, match=r"^--start .*: must be between 1970-01-01 and 9000-01-01"):
         process_video(tmp_path / "not-even-there.avi", progress=False, models=models, start_time=start)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full (every write: no space left)")
+def test_aggregates_that_cannot_be_written_at_the_end_keep_the_run_summary(tmp_path: Path) -> None:
+    """--out passes the check before the run (it can be opened), then the disk is full when the aggregates are
+    written: the whole video's summary was thrown away with a one-line error. It comes with the error now."""
+    from footfall.edge.offline import AggregatesNotWritten
+
+    clip = tmp_path / "walkers.avi"
+    write_clip(clip, [(20, 80, 60, 0)], frames=60)
+    camera = CameraConfig(id="cam1", source=str(clip), realtime=False, fps=FPS)
+    config = AgentConfig(agent_id="box-test", site_id="lab", cameras=[camera], bucket_seconds=10)
+    models = Models(cast(FaceDetector, BrightSquareDetector()), None)
+    with pytest.raises(AggregatesNotWritten, match=r"^/dev/full: cannot write the aggregates \(No space") as failed:
+        process_video(clip, config, progress=False, models=models, start_time=0.0, out=Path("/dev/full"))
+    assert failed.value.summary["people"] == 1 and failed.value.summary["messages"] >= 1
+
+
+def test_a_half_written_aggregates_file_is_removed(tmp_path: Path) -> None:
+    from footfall.core.wire import AggregateMessage
+    from footfall.edge.offline import write_aggregates
+
+    class Unwritable(AggregateMessage):
+        def model_dump(self, **_: object) -> dict[str, object]:  # the disk is full by the time the file exists
+            raise OSError(28, "No space left on device")
+
+    out = tmp_path / "events.jsonl"
+    with pytest.raises(OSError, match="No space"):
+        write_aggregates(out, "t", [cast(AggregateMessage, Unwritable.model_construct())])
+    assert not out.exists()
