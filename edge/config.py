@@ -534,7 +534,25 @@ def describe_validation_error(error: ValidationError, source: str, root: yaml.No
     return text
 
 
-def parse_config(text: str, source: str = "<config>") -> AgentConfig:
+TLS_FILE_FIELDS = ("ca_file", "cert_file", "key_file")
+
+
+def _tls_files_beside(data: dict[str, Any], base: Path) -> None:
+    """Makes the TLS file names of a config's raw ``data`` relative to ``base`` (the config's folder), in place,
+    before they are validated: validation loads the files, so it must read them where the agent will."""
+    mqtt = data.get("mqtt")
+    tls = mqtt.get("tls") if isinstance(mqtt, dict) else None
+    if not isinstance(tls, dict):
+        return
+    for name in TLS_FILE_FIELDS:
+        value = tls.get(name)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            tls[name] = str(base / value)
+
+
+def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> AgentConfig:
+    """The config in ``text`` (``source`` names it in errors); with ``base``, relative TLS file names are read from
+    that folder (:func:`load_config` passes the config file's)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -545,6 +563,8 @@ def parse_config(text: str, source: str = "<config>") -> AgentConfig:
     repeated = repeated_key(root, source)
     if repeated is not None:
         raise ConfigError(repeated)
+    if base is not None:
+        _tls_files_beside(data, base)
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as exc:
@@ -559,9 +579,9 @@ def load_config(path: str | Path) -> AgentConfig:
         raise ConfigError(f"{file}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read config ({exc})") from None
-    config = parse_config(text, str(file))
     # Relative paths in a config are relative to the config file, not to wherever the agent was started.
     base = file.resolve().parent
+    config = parse_config(text, str(file), base)
     updates: dict[str, Any] = {}
     if not config.outbox.path.is_absolute():
         updates["outbox"] = config.outbox.model_copy(update={"path": base / config.outbox.path})

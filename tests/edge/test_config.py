@@ -423,6 +423,25 @@ def test_pem_tls_files_are_accepted(tmp_path: Path) -> None:
     assert parse_config(VALID + "mqtt: {tls: true}\n").mqtt.tls is True
 
 
+def test_relative_tls_files_are_found_beside_the_config_wherever_the_agent_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox, bundles and video files of a config are relative to the config file; its TLS files were relative
+    to wherever the agent was started, so `footfall agent --config /etc/footfall/agent.yaml` run from another folder
+    refused 'ca_file ca.pem does not exist' (or, worse, loaded another folder's)."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    _tls_files(folder)
+    config = folder / "agent.yaml"
+    config.write_text(VALID + "mqtt:\n  tls: {ca_file: cert.pem, cert_file: ./cert.pem, key_file: key.pem}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    tls = load_config(config).mqtt.tls
+    assert not isinstance(tls, bool)
+    assert (tls.ca_file, tls.cert_file, tls.key_file) == (folder / "cert.pem", folder / "cert.pem", folder / "key.pem")
+
+
 def test_a_tls_file_spoilt_after_the_config_was_read_is_one_line_at_connect(tmp_path: Path) -> None:
     """The files are loaded again when the agent makes its MQTT client: one that changed since is a ConfigError
     (one line, exit 2), not an ssl.SSLError traceback."""
