@@ -343,21 +343,79 @@ def test_acl_lets_each_agent_publish_only_under_its_own_prefix() -> None:
     assert rules[config.mqtt.username] == [
         ("write", f"{own}/#"),
         ("read", f"{own}/receipts"),
+        ("read", f"{config.mqtt.topic_prefix}/{config.site_id}/settings"),
         ("read", "footfall/v1/_servers/online"),
     ]
     for user, user_rules in rules.items():
         if user in ("footfall-server", "healthcheck"):
             continue
-        # Every other user is an agent: it writes under its own prefix and reads its receipts, nothing else.
+        # Every other user is an agent: it writes under its own prefix and reads its receipts, its site's
+        # settings and the servers' online notices, nothing else.
         (write, write_topic), *reads = user_rules
-        assert write == "write" and re.fullmatch(rf"footfall/v1/[^/#+]+/{re.escape(user)}/#", write_topic), user
-        assert reads == [("read", write_topic.replace("/#", "/receipts")), ("read", "footfall/v1/_servers/online")]
+        match = re.fullmatch(rf"footfall/v1/([^/#+]+)/{re.escape(user)}/#", write_topic)
+        assert write == "write" and match, user
+        assert reads == [
+            ("read", write_topic.replace("/#", "/receipts")),
+            ("read", f"footfall/v1/{match[1]}/settings"),
+            ("read", "footfall/v1/_servers/online"),
+        ]
     assert rules["footfall-server"] == [
         ("read", "footfall/v1/#"),
         ("write", "footfall/v1/+/+/receipts"),
+        ("write", "footfall/v1/+/settings"),
         ("write", "footfall/v1/_servers/online"),
     ]
     assert rules["healthcheck"] == [("read", "$SYS/broker/uptime")]
+
+
+def acl_allows(rules: dict[str | None, list[tuple[str, str]]], user: str, access: str, topic: str) -> bool:
+    """Whether ``user`` may ``access`` ("read" or "write") ``topic`` under these rules (mosquitto's matching:
+    ``+`` one level, ``#`` the rest)."""
+
+    def matches(pattern: str, name: str) -> bool:
+        parts, levels = pattern.split("/"), name.split("/")
+        for index, part in enumerate(parts):
+            if part == "#":
+                return True
+            if index >= len(levels) or (part != "+" and part != levels[index]):
+                return False
+        return len(parts) == len(levels)
+
+    return any(given in (access, "readwrite") and matches(pattern, topic) for given, pattern in rules.get(user, []))
+
+
+def test_acl_grants_every_topic_the_wire_protocol_uses() -> None:
+    """Each topic the agent and the server publish or subscribe to (footfall.core.wire's topic functions, as
+    edge/delivery.py and server/mqtt_consumer.py use them) is allowed to the user that needs it: a topic the
+    ACL forgets is dropped by the broker without an error, e.g. a site's demographics mode never reaching
+    its agents."""
+    from footfall.core import wire
+    from footfall.edge.config import load_config
+
+    config = load_config(AGENT_CONFIG)
+    rules = parse_acl((MOSQUITTO_DIR / "acl").read_text())
+    prefix, site, agent, user = config.mqtt.topic_prefix, config.site_id, config.agent_id, config.mqtt.username
+    agent_needs = {
+        ("write", wire.aggregate_topic(site, agent, prefix)),
+        ("write", wire.status_topic(site, agent, prefix)),
+        ("read", wire.receipt_topic(site, agent, prefix)),
+        ("read", wire.server_online_topic(prefix)),
+        ("read", wire.site_settings_topic(site, prefix)),
+    }
+    server_needs = {
+        *(("read", topic.replace("+", "x")) for topic in wire.subscription_filters(prefix)),
+        ("write", wire.receipt_topic(site, agent, prefix)),
+        ("write", wire.server_online_topic(prefix)),
+        ("write", wire.site_settings_topic(site, prefix)),
+    }
+    missing = [(user, *need) for need in sorted(agent_needs) if not acl_allows(rules, user, *need)]
+    missing += [
+        ("footfall-server", *need) for need in sorted(server_needs) if not acl_allows(rules, "footfall-server", *need)
+    ]
+    assert not missing, f"deploy/mosquitto/acl denies topics footfall uses: {missing}"
+    # ... and nothing of another site or agent.
+    assert not acl_allows(rules, user, "read", wire.site_settings_topic("other-site", prefix))
+    assert not acl_allows(rules, user, "read", wire.receipt_topic(site, "another-agent", prefix))
 
 
 def test_mosquitto_conf_requires_login_and_uses_the_acl() -> None:
@@ -492,11 +550,19 @@ def test_real_mosquitto_enforces_the_committed_acl_and_passwords(tmp_path: Path)
         server.client.publish(f"{own}/receipts", b"yours", qos=1).wait_for_publish(timeout=5)
         server.client.publish(f"footfall/v1/{config.site_id}/another-agent/receipts", b"not", qos=1)
         server.client.publish("footfall/v1/_servers/online", b"hello", qos=1).wait_for_publish(timeout=5)
+        # The site's demographics mode (retained): the server sends it, the site's agents read it.
+        settings = f"footfall/v1/{config.site_id}/settings"
+        server.client.publish(settings, b"mode", qos=1, retain=True).wait_for_publish(timeout=5)
+        server.client.publish("footfall/v1/other-site/settings", b"not", qos=1, retain=True)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and len(spy.received) < 2:
+        while time.monotonic() < deadline and len(spy.received) < 3:
             time.sleep(0.05)
         time.sleep(0.3)
-        assert sorted(spy.received) == [("footfall/v1/_servers/online", b"hello"), (f"{own}/receipts", b"yours")]
+        assert sorted(spy.received) == [
+            ("footfall/v1/_servers/online", b"hello"),
+            (f"{own}/receipts", b"yours"),
+            (settings, b"mode"),
+        ]
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not health.received:
             time.sleep(0.05)
@@ -584,6 +650,7 @@ def test_add_agent_script_grants_exactly_the_new_agents_prefix(tmp_path: Path) -
     assert rules["entrance-north"] == [
         ("write", "footfall/v1/mall-north/entrance-north/#"),
         ("read", "footfall/v1/mall-north/entrance-north/receipts"),
+        ("read", "footfall/v1/mall-north/settings"),
         ("read", "footfall/v1/_servers/online"),
     ]
     assert rules["demo-entrance"] == parse_acl((MOSQUITTO_DIR / "acl").read_text())["demo-entrance"]

@@ -3,8 +3,8 @@
 #
 #   deploy/mosquitto/add-agent.sh SITE AGENT [PASSWD_FILE]
 #
-# The agent may then publish only under footfall/v1/SITE/AGENT/# (and read its receipts and the
-# servers' online notices) and logs in as user AGENT with the
+# The agent may then publish only under footfall/v1/SITE/AGENT/# (and read its receipts, its site's
+# settings and the servers' online notices) and logs in as user AGENT with the
 # password printed here (set it as FOOTFALL_MQTT_PASSWORD, or mqtt.password_env, in the agent's config).
 # PASSWD_FILE defaults to $MOSQUITTO_PASSWD_FILE, else deploy/mosquitto/prod.passwd. Reload the broker
 # afterwards: docker compose kill -s SIGHUP mosquitto
@@ -32,7 +32,7 @@ if grep -qx "user $agent" "$acl"; then
     echo "error: $acl already has a rule for user $agent" >&2
     exit 2
 fi
-printf '\nuser %s\ntopic write footfall/v1/%s/%s/#\ntopic read footfall/v1/%s/%s/receipts\ntopic read footfall/v1/_servers/online\n' \
-    "$agent" "$site" "$agent" "$site" "$agent" >>"$acl"
+printf '\nuser %s\ntopic write footfall/v1/%s/%s/#\ntopic read footfall/v1/%s/%s/receipts\ntopic read footfall/v1/%s/settings\ntopic read footfall/v1/_servers/online\n' \
+    "$agent" "$site" "$agent" "$site" "$agent" "$site" >>"$acl"
 echo "$agent: may publish under footfall/v1/$site/$agent/# ($acl)"
 "$here/set-password.sh" "$passwd_file" "$agent"
