@@ -190,3 +190,40 @@ def test_the_template_ships_as_package_data() -> None:
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert '"footfall.templates" = ["*.html"]' in pyproject
     assert (REPO / "footfall" / "templates" / "notice.html").is_file()
+
+
+def test_the_dpia_template_and_not_done_cover_what_the_shipped_model_estimates() -> None:
+    """The DPIA template is "pre-filled with what footfall, as shipped, does": where the notice names a
+    category (gender, age group in the default 'full' mode), the DPIA must describe it too, with every mode a
+    site can be put in; not-done.md must not say footfall estimates one attribute only."""
+    from footfall.core.ages import AGE_BANDS, MINOR_BANDS
+
+    dpia = " ".join((KIT / "dpia-template.md").read_text(encoding="utf-8").split())
+    full = words(notice("--site", "S", "--contact", "c@example.org"))
+    assert "age group" in full  # the notice of a 'full' site names age, so the DPIA must describe it
+    for mode in ("full", "gender-only", "counts-only"):
+        assert f"`{mode}`" in dpia, f"the DPIA template does not describe the '{mode}' mode"
+    assert "age band" in dpia and f"{AGE_BANDS[0]} … {AGE_BANDS[-1]}" in dpia
+    assert all(band in dpia for band in MINOR_BANDS) and "under 18" in dpia
+    not_done = " ".join((KIT / "not-done.md").read_text(encoding="utf-8").split())
+    assert "one attribute" not in not_done
+    readme = " ".join((KIT / "README.md").read_text(encoding="utf-8").split())
+    assert "--demographics gender-only" in readme
+
+
+def test_model_limitations_quote_the_model_cards_age_errors() -> None:
+    """model-limitations.md says its figures come from models/MODEL_CARD.md: the age errors it quotes are the
+    card's (shipped INT8 graphs, UTKFace and wiki test), rounded to a tenth of a year."""
+    card = (REPO / "models" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    lines = card.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| MAE (years) |"))
+    row = lines[at]
+    header = next(line for line in reversed(lines[:at]) if line.startswith("| measure |"))  # the row's table
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    values = dict(zip(columns, (cell.strip() for cell in row.strip("|").split("|")), strict=True))
+    limits = " ".join((KIT / "model-limitations.md").read_text(encoding="utf-8").split())
+    utk = re.search(r"on UTKFace its estimate is off by ([\d.]+) years", limits)
+    wiki = re.search(r"On the Wikipedia portraits it is off by ([\d.]+) years", limits)
+    assert utk and wiki, "model-limitations.md no longer states the age errors where this test reads them"
+    assert float(utk[1]) == round(float(values["utkface test int8"]), 1)
+    assert float(wiki[1]) == round(float(values["wiki test int8"]), 1)
