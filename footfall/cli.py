@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import sys
+from typing import Any
 
 import typer
 
@@ -48,7 +50,30 @@ def _flags_show_no_type() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]  # the patch itself
 
 
+def _help_paragraphs_wrap() -> None:
+    """Typer's Rich help (0.2x) keeps the source line breaks of a command's docstring after its first paragraph,
+    so at 80 columns each source line broke in two: a full line, then a few words. A paragraph's lines are
+    joined so that it fills the terminal; a line starting with 'Example:' keeps its own line (a command to
+    copy, one per line)."""
+    try:
+        from typer import rich_utils
+    except ImportError:  # pragma: no cover - typer without Rich help wraps paragraphs itself
+        return
+    kept = getattr(rich_utils, "_fix_linebreaks", None)
+    if kept is None or getattr(kept, "footfall_wraps", False):
+        return
+
+    def fix_linebreaks(paragraphs: list[str], markup_mode: Any) -> str:
+        joined = [p if p.startswith("\b") else re.sub(r"\n(?!Example:)", " ", p) for p in paragraphs]
+        value: str = kept(joined, markup_mode)
+        return value
+
+    fix_linebreaks.footfall_wraps = True  # type: ignore[attr-defined]  # a marker on the function
+    rich_utils._fix_linebreaks = fix_linebreaks  # the patch itself
+
+
 _flags_show_no_type()
+_help_paragraphs_wrap()
 
 app = typer.Typer(
     name="footfall",

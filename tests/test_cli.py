@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -62,3 +63,33 @@ def test_agent_help_says_aggregates_wait_for_the_servers_receipt() -> None:
     text = " ".join(help_text("agent").split())
     assert "until the server's receipt" in text
     assert "broker acknowledges" not in text
+
+
+def prose(*command: str, columns: int) -> list[str]:
+    """The lines of a command's help above its boxes, at ``columns`` wide, stripped of the margin."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.split("╭")[0].splitlines()
+    return [line.strip() for line in lines]
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+@pytest.mark.parametrize("command", [("process",), ("agent",), ("doctor",), ("demo",), ("keys", "create")])
+def test_help_paragraphs_fill_the_terminal_and_examples_keep_their_own_lines(
+    command: tuple[str, ...], columns: int
+) -> None:
+    """Typer keeps a docstring's source line breaks after its first paragraph, so at 80 columns `footfall process
+    --help` broke every source line in two: a full line, then a few words ('split, frames, fps,'). A paragraph
+    fills the width; each example stays on its own line."""
+    lines = prose(*command, columns=columns)
+    for above, below in itertools.pairwise(lines):
+        if above and below and not below.startswith("Example:"):
+            room = columns - 3 - len(above)  # a margin of 1 column each side, and a space before the word
+            assert len(below.split()[0]) > room, f"{' '.join(command)}: a line ends early:\n{above}\n{below}"
+    examples = [line for line in lines if line.startswith("Example:")]
+    assert examples and all(line.startswith("Example: footfall") for line in examples), examples
+
+
+def test_two_examples_of_one_command_stay_on_two_lines() -> None:
+    examples = [line for line in prose("keys", "create", columns=200) if "Example:" in line]
+    assert len(examples) == 2 and all(line.startswith("Example: footfall keys create") for line in examples)
