@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from footfall.core.logs import log_event
 from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
+from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
@@ -127,6 +128,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     )
     app.state.context = ctx
     app.state.metrics = metrics
+    # Added first, so innermost: its 413 still passes the security headers and the request metrics below. Ingest
+    # bounds its own batches, after the agent's key (api.ingest).
+    app.add_middleware(BodyLimit, exempt={f"{API_PREFIX}/ingest"})
     mounts: list[str] = []  # the mounted apps' paths (the dashboard's files), filled once the routes are in
 
     @app.middleware("http")

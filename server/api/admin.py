@@ -59,7 +59,8 @@ def delete_key(key_id: Annotated[int, Path(ge=1, le=2**31 - 1)], ctx: Context) -
 def dead_letters(
     session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, le=2**62, description="Page: ids below this.")] = None,
+    # Dead-letter ids are 32-bit integers in PostgreSQL: a larger bound is refused there, not compared (a 500).
+    before_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Page: ids below this.")] = None,
 ) -> dict[str, Any]:
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if before_id is not None:

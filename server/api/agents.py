@@ -16,7 +16,11 @@ router = APIRouter(tags=["agents"], dependencies=[Depends(require_viewer)])
 def list_agents(
     ctx: Context,
     session: ReadSession,
-    site: Annotated[str | None, Query(max_length=64, description="Only this site's agents.")] = None,
+    # A site id's own pattern: anything else names no site, and a NUL in it was a 500 on PostgreSQL.
+    site: Annotated[
+        str | None,
+        Query(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Only this site's agents."),
+    ] = None,
 ) -> list[dict[str, Any]]:
     rows = agent_rows(session, site, ctx.settings.agent_offline_after_s)
     if site is not None and not rows:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from footfall.core.wire import CpuInfo, DemographicsMode, ModelServing, RefusalCode, SiteSettings
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 
 class Counts(BaseModel):
@@ -440,8 +441,26 @@ class IngestResponse(BaseModel):
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    # PostgreSQL's text columns refuse NUL (a 500 where SQLite stored it), and no control character belongs in a
+    # name shown on one line of a dashboard, a CSV cell or a log line.
+    if _CONTROL.search(value):
+        raise ValueError("control characters (U+0000 to U+001F, U+007F) are not allowed")
+    return value
+
+
+OneLineText = Annotated[str, AfterValidator(_no_control_characters)]
+
+
 class KeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    # A misspelt binding ('site', 'agent') was dropped, and the key created bound to nothing: an agent key that may
+    # write every site's cells, while the admin believed it bound (see "Privacy" in server/API.md).
+    model_config = ConfigDict(extra="forbid")
+
+    name: OneLineText = Field(min_length=1, max_length=100)
     role: str = Field(pattern="^(agent|viewer|admin|metrics)$")
     agent_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     site_id: str | None = Field(
@@ -472,8 +491,8 @@ class ZoneUpdate(BaseModel):
     # A misspelt field ('retention_day', 'K') is refused, not ignored: an admin must not believe it took effect.
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    floor: str | None = Field(None, max_length=64)
+    name: OneLineText | None = Field(None, min_length=1, max_length=200)
+    floor: OneLineText | None = Field(None, max_length=64)
     kind: str | None = Field(
         None, description="entrance, corridor, food_court, ad_slot, shop_front, exit, other, unknown"
     )
@@ -483,7 +502,7 @@ class SiteUpdate(BaseModel):
     # A misspelt field ('retention_day', 'K') is refused, not ignored: an admin must not believe it took effect.
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: OneLineText | None = Field(None, min_length=1, max_length=200)
     timezone: str | None = Field(
         None, description="IANA time zone, e.g. 'Europe/Berlin'; day boundaries and hours of week follow it."
     )

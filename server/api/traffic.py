@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -288,12 +289,15 @@ def compare(
     }
 
 
-# A cell a spreadsheet would run as a formula (CSV injection, OWASP): prefixed with a quote, shown as typed.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A cell a spreadsheet would run as a formula (CSV injection, OWASP): one starting with =, +, -, @, tab or CR,
+# after any spaces or quotes, gets a quote put before it and is shown as typed. A ';' starts a cell too: Excel in
+# German, French, Dutch ... locales splits a CSV it opens on ';' (their list separator) and reads commas as text,
+# so a name holding ';' is several cells there, whatever quoting the comma-separated file gives it.
+_FORMULA_CELL = re.compile(r"(^|;)(?=[\s\"]*[=+\-@\t\r])")
 
 
 def spreadsheet_safe(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return _FORMULA_CELL.sub(r"\1'", text)
 
 
 # The raw classify-and-count share, then the corrected estimate and its interval (footfall.server.shares).

@@ -1,0 +1,169 @@
+"""The HTTP surface attacked as a hostile or careless client would: oversized bodies sent without a key, a misspelt
+field that silently changed what a key may do, input the validators admitted that PostgreSQL then refused with a
+500 (a NUL character, an id beyond its column), and a zone name that a ';'-splitting spreadsheet ran as a formula."""
+
+from __future__ import annotations
+
+import asyncio
+import csv as csvlib
+import io
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.server.conftest import Server, aggregate
+
+
+def _call(
+    app: Any, method: str, path: str, chunks: int, headers: list[tuple[bytes, bytes]], root_path: str = ""
+) -> tuple[int, int]:
+    """Sends a request of ``chunks`` MiB straight to the ASGI app, as uvicorn hands it over: chunk by chunk, on
+    demand. Returns the status answered and how many MiB the app pulled before answering."""
+    pulled: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if len(pulled) >= chunks:  # everything was read: what comes after the body is the client going away
+            await asyncio.sleep(3600)
+        pulled.append(1)
+        return {"type": "http.request", "body": b" " * (1 << 20), "more_body": len(pulled) < chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "client": ("203.0.113.9", 40000),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), timeout=60))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start"), len(pulled)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PATCH", "/api/v1/sites/mall"), ("POST", "/api/v1/admin/keys"), ("PUT", "/api/v1/sites/mall/zones/p")],
+)
+def test_a_huge_body_without_a_key_is_refused_before_it_is_read(sqlite_server: Server, method: str, path: str) -> None:
+    """FastAPI reads and parses a route's JSON body before it resolves the route's dependencies, the key check among
+    them: anyone who could reach the port had the server hold 300 MiB (or any amount) in memory (and parse it)
+    before answering 401.
+    The admin bodies are a few hundred bytes; a larger one is now refused as it streams in, before the key check."""
+    status, pulled = _call(sqlite_server.client.app, method, path, chunks=300, headers=[])
+    assert status == 413
+    assert pulled <= 1, f"{pulled} MiB were read before the refusal"
+
+    declared = sqlite_server.client.request(
+        method, path, content=b"{}", headers={"Content-Type": "application/json", "Content-Length": str(300 << 20)}
+    )
+    assert declared.status_code == 413
+    assert declared.json() == {"detail": "request body is larger than 64 KiB; the API's JSON bodies are small"}
+    assert declared.headers["X-Content-Type-Options"] == "nosniff"  # answered inside the app's own middleware
+
+
+def test_bodies_within_the_limit_and_ingest_batches_still_pass(sqlite_server: Server) -> None:
+    admin = sqlite_server.headers("admin")
+    name = "Food court " + "x" * 180
+    response = sqlite_server.client.put("/api/v1/sites/mall/zones/food", json={"name": name}, headers=admin)
+    assert response.status_code == 200 and response.json()["name"] == name
+    # Ingest keeps its own 8 MiB bound, checked after the agent's key: a batch far above 64 KiB is an ordinary one.
+    batch = [aggregate(zone=f"z{i % 7}", seq=i, female=5, male=5) for i in range(1000)]
+    assert sum(len(str(m)) for m in batch) > 200 << 10
+    stored = sqlite_server.ingest(*batch)
+    assert stored.status_code == 200, stored.text[:300]
+    assert stored.json()["accepted"] + stored.json()["duplicates"] == 1000
+    # Behind a proxy that mounts the server under a prefix (uvicorn --root-path), ingest is still the exempt route:
+    # 2 MiB reach it and are judged (422: no JSON in them), not refused at 64 KiB.
+    agent = [(b"x-api-key", sqlite_server.keys["agent"].encode())]
+    app = sqlite_server.client.app
+    assert _call(app, "POST", "/footfall/api/v1/ingest", 2, agent, root_path="/footfall") == (422, 2)
+    assert _call(app, "PATCH", "/footfall/api/v1/sites/mall", 2, [], root_path="/footfall") == (413, 1)
+
+
+@pytest.mark.parametrize("misspelt", [{"site": "riverside"}, {"agent": "box-1"}, {"sites_id": "riverside"}])
+def test_a_misspelt_key_binding_is_refused_not_dropped(sqlite_server: Server, misspelt: dict[str, str]) -> None:
+    """``{"role": "agent", "site": "riverside"}`` created an agent key bound to no site, and answered 201: the admin
+    believed the key could write riverside's cells only, while it could write every site's (the binding is what
+    keeps an agent from pushing another site's withheld cells over k and subtracting, server/API.md "Privacy")."""
+    admin = sqlite_server.headers("admin")
+    body = {"name": "box 1", "role": "agent", **misspelt}
+    response = sqlite_server.client.post("/api/v1/admin/keys", json=body, headers=admin)
+    assert response.status_code == 422, response.text
+    (field,) = misspelt
+    assert response.json()["detail"].startswith(f"{field}: Extra inputs are not permitted")
+    keys = sqlite_server.client.get("/api/v1/admin/keys", headers=admin).json()
+    assert [k["name"] for k in keys] == ["test agent", "test viewer", "test admin"]  # nothing was created
+
+    bound = sqlite_server.client.post(
+        "/api/v1/admin/keys", json={"name": "box 1", "role": "agent", "site_id": "riverside"}, headers=admin
+    )
+    assert bound.status_code == 201 and bound.json()["site_id"] == "riverside"
+
+
+def test_input_postgresql_refuses_is_a_422_not_a_500(server: Server) -> None:
+    """PostgreSQL's text columns refuse NUL and its integer columns stop at 2^31 - 1: a zone, site or key name
+    holding a NUL, ``/agents?site=`` with one, or ``before_id`` beyond the dead-letter ids answered 500 there
+    (SQLite stored or compared them). Each is now refused with the parameter named, on both databases."""
+    server.ingest(aggregate(zone="p", female=6, male=6))
+    client = TestClient(server.client.app, raise_server_exceptions=False)  # a 500 must show as one, not raise
+    admin = server.headers("admin")
+    refused: list[tuple[str, Any]] = [
+        ("name", client.put("/api/v1/sites/mall/zones/p", json={"name": "Food\u0000court"}, headers=admin)),
+        ("floor", client.put("/api/v1/sites/mall/zones/p", json={"floor": "L\u00002"}, headers=admin)),
+        ("name", client.patch("/api/v1/sites/mall", json={"name": "Mall\u0000"}, headers=admin)),
+        ("name", client.post("/api/v1/admin/keys", json={"name": "ops\u0000", "role": "viewer"}, headers=admin)),
+        ("site", client.get("/api/v1/agents", params={"site": "mall\x00"}, headers=admin)),
+        ("before_id", client.get("/api/v1/admin/dead-letters", params={"before_id": 2**31}, headers=admin)),
+    ]
+    for field, response in refused:
+        assert response.status_code == 422, f"{field}: {response.status_code} {response.text[:200]}"
+        detail = response.json()["detail"]
+        assert detail.split(": ")[0].removeprefix("query.") == field and "\n" not in detail, detail
+    # Nothing was changed by the refused writes, and ordinary values still pass.
+    zones = client.get("/api/v1/sites/mall/zones", headers=admin).json()
+    assert [(z["name"], z["floor"]) for z in zones] == [("p", None)]
+    assert client.get("/api/v1/admin/dead-letters", params={"before_id": 2**31 - 1}, headers=admin).status_code == 200
+    assert client.get("/api/v1/agents", params={"site": "mall"}, headers=admin).status_code == 200
+    renamed = client.put("/api/v1/sites/mall/zones/p", json={"name": "Café «Nord» ☕", "floor": "L2"}, headers=admin)
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Café «Nord» ☕"
+
+
+def test_a_zone_name_runs_as_no_formula_where_spreadsheets_split_on_semicolons(sqlite_server: Server) -> None:
+    """Excel in German, French, Dutch ... locales opens a CSV by splitting each line on ';', its list separator, and
+    a comma is text there: a zone name ``Food;=cmd|' /C calc'!A0;court`` became three cells, the middle one a formula
+    (the quote the name got at its start guarded only the first). Every cell a ';' can start is guarded too."""
+    sqlite_server.ingest(aggregate(zone="p", female=6, male=6))
+    names = [
+        "Food;=cmd|' /C calc'!A0;court",
+        'Food; "=HYPERLINK(""http://evil.example"")";x',
+        "Kids;  +1+1",
+        "Shop;@SUM(A1)",
+        "Deals;-50%",
+        ' "=1+1"',
+        "Food court; L2",
+    ]
+    for name in names:
+        response = sqlite_server.client.put(
+            "/api/v1/sites/mall/zones/p", json={"name": name}, headers=sqlite_server.headers("admin")
+        )
+        assert response.status_code == 200 and response.json()["name"] == name  # the API keeps the name as given
+        text = sqlite_server.get(
+            "/api/v1/sites/mall/traffic/export.csv", start="2026-11-15T00:00:00Z", end="2026-11-17T00:00:00Z"
+        ).text
+        for delimiter in (",", ";"):
+            for row in csvlib.reader(io.StringIO(text), delimiter=delimiter):
+                for cell in row:
+                    assert not cell.lstrip(' "').startswith(("=", "+", "-", "@")), (delimiter, name, cell)
+        cell = list(csvlib.reader(io.StringIO(text)))[1][2]
+        assert cell.replace("'", "") == name.replace("'", ""), cell  # only guarding quotes were added
+    assert cell == "Food court; L2"  # a name that is no formula is exported as it is
