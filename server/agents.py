@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 from footfall.core.wire import AgentStatus
@@ -73,25 +74,31 @@ def heard_from(session: Session, sites_by_agent: dict[str, str], now: float) -> 
     )
 
 
-def store_statuses(session: Session, statuses: list[AgentStatus], now: float) -> None:
-    """Stores each agent's newest status; one older than the stored one (a late retained message) is ignored."""
-    latest: dict[str, AgentStatus] = {}
-    for status in statuses:
-        if status.agent_id not in latest or status.sent_at >= latest[status.agent_id].sent_at:
-            latest[status.agent_id] = status
-    for status in latest.values():
+def store_statuses(
+    session: Session, statuses: list[AgentStatus], now: float, live_goodbyes: Collection[int] = ()
+) -> None:
+    """Stores each agent's statuses in the order they came; one older than the stored one (a late retained copy)
+    is ignored, except an 'offline' the broker published just now (its place in ``statuses`` is in
+    ``live_goodbyes``): an agent's last will is made when it connects, so its ``sent_at`` is older than every
+    heartbeat since, yet it is published when the connection dies, and it is the latest word on the agent."""
+    agents: dict[str, Agent | None] = {}
+    for index, status in enumerate(statuses):
         sent_at = int(status.sent_at.timestamp())
-        # Locked: the newer-status check below and the write must not interleave with another replica's.
-        agent = session.get(Agent, status.agent_id, with_for_update=is_postgres(session))
-        if agent is not None and agent.last_status_at is not None and agent.last_status_at > sent_at:
+        if status.agent_id not in agents:
+            # Locked: the newer-status check below and the write must not interleave with another replica's.
+            agents[status.agent_id] = session.get(Agent, status.agent_id, with_for_update=is_postgres(session))
+        agent = agents[status.agent_id]
+        last = agent.last_status_at if agent is not None else None
+        if last is not None and last > sent_at and index not in live_goodbyes:
             continue  # an older retained status arriving late must not overwrite a newer one
         if agent is None:
-            agent = Agent(agent_id=status.agent_id)
+            agent = agents[status.agent_id] = Agent(agent_id=status.agent_id)
             session.add(agent)
         agent.site_id = status.site_id
         agent.state = status.state
         agent.last_seen = int(now)
-        agent.last_status_at = sent_at
+        # Never back: the will's copy the broker keeps, replayed later, is still older than what was stored.
+        agent.last_status_at = max(sent_at, last or sent_at)
         agent.fps = status.fps
         agent.latency_ms = status.latency_ms
         agent.outbox_depth = status.outbox_depth

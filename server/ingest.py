@@ -124,6 +124,9 @@ class Incoming:
     topic: str | None = None
     bound_agent: str | None = None  # an agent key may only ingest for its own agent
     bound_site: str | None = None  # and for its own site (a key bound to one)
+    # Published by the broker just now, to an established subscription (MQTT's retain flag 0): not a retained copy
+    # replayed on subscribe. An agent's last will comes so when its connection dies (see agents.store_statuses).
+    live: bool = False
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,7 @@ class Ingestor:
         purged_before = self._purged_before(session)
         aggregates: list[tuple[int, AggregateMessage]] = []
         statuses: list[AgentStatus] = []
+        live_goodbyes: set[int] = set()  # the statuses (by place in ``statuses``) that say 'offline' live
         dead: list[dict[str, object]] = []
         for index, item in enumerate(items):
             sender: AggregateMessage | None = None  # known once the message is proven to be its agent's
@@ -378,6 +382,8 @@ class Ingestor:
                         raise WireError(
                             f"sent_at: {message.sent_at.isoformat()} is in the future (is the agent's clock right?)"
                         )
+                    if item.live and message.state == "offline":
+                        live_goodbyes.add(len(statuses))
                     statuses.append(message)
             except WireError as exc:
                 reason = str(exc)
@@ -442,7 +448,7 @@ class Ingestor:
                 result.last_buckets[m.agent_id] = max(start, result.last_buckets.get(m.agent_id, start))
             agents.heard_from(session, {m.agent_id: m.site_id for _, m in aggregates}, now)
         if statuses:
-            agents.store_statuses(session, statuses, now)
+            agents.store_statuses(session, statuses, now, live_goodbyes)
             classifiers.register(session, statuses, now)
             result.statuses = len(statuses)
         return result

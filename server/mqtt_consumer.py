@@ -310,7 +310,7 @@ class MqttConsumer:
     def _store(self, batch: list[mqtt.MQTTMessage]) -> None:
         """Stores ``batch``, then acknowledges it and sends its receipts. Only an unreachable database is waited
         for; any other failure is never retried as the same batch (see _store_failed)."""
-        items = [Incoming(bytes(m.payload), "mqtt", m.topic) for m in batch]
+        items = [Incoming(bytes(m.payload), "mqtt", m.topic, live=not m.retain) for m in batch]
         try:
             result = self._ingest_waiting(items)
         except Exception as exc:  # not TRANSIENT_DB_ERRORS: those are retried inside

@@ -371,3 +371,72 @@ def test_qos0_messages_beyond_the_inbox_limit_are_dropped_and_qos1_ones_never(db
     assert consumer._inbox.qsize() == limit and consumer.qos0_dropped == 25
     consumer._on_message(consumer.client, None, message(1))
     assert consumer._inbox.qsize() == limit + 1 and consumer.qos0_dropped == 25
+
+
+AGENT_WITH_A_WILL = """
+import sys, time
+import paho.mqtt.client as mqtt
+port, topic, will, online = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="agent-1", protocol=mqtt.MQTTv311)
+client.will_set(topic, will, qos=1, retain=True)  # made at connect, as the agent's: its sent_at is the connect's
+client.connect("127.0.0.1", port, keepalive=60)
+client.loop_start()
+client.publish(topic, online, qos=1, retain=True).wait_for_publish(timeout=10)
+print("online", flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_agent_that_dies_reads_offline_at_once_by_its_last_will(mosquitto: MosquittoBroker, db: Database) -> None:
+    """The broker publishes an agent's last will when its connection dies without a goodbye. The will is made at
+    connect, so its sent_at is older than every heartbeat since, and the server ignored it as a late retained
+    copy: a crashed agent's state stayed 'online' and it read offline only after FOOTFALL_AGENT_OFFLINE_AFTER
+    (180 s) of silence. A will the broker publishes now is news; the same will replayed as a retained copy to a
+    server that subscribes later changes nothing, and the agent's next heartbeat puts it online again."""
+    import subprocess
+    import sys
+
+    topic = "footfall/v1/mall/agent-1/status"
+    status = {"kind": "status", "agent_id": "agent-1", "site_id": "mall", "fps": 9.5}
+    will = encoded({**status, "state": "offline", "sent_at": "2026-11-20T10:00:00Z", "fps": 0.0})
+    online = encoded({**status, "state": "online", "sent_at": "2026-11-20T10:05:00Z"})
+
+    def state() -> str | None:
+        with db.read() as session:
+            agent = session.get(Agent, "agent-1")
+            return agent.state if agent else None
+
+    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT_WITH_A_WILL, str(mosquitto.port), topic, will, online],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert consumer.wait_connected()
+        assert agent.stdout is not None and agent.stdout.readline().strip() == "online"
+        wait_until(lambda: state() == "online")
+        agent.kill()  # no goodbye: the broker sees the connection drop and publishes the will
+        agent.wait(timeout=30)
+        wait_until(lambda: state() == "offline", timeout=60)
+    finally:
+        agent.kill()
+        consumer.stop()
+    # A server subscribing later gets the will as the broker's retained copy: it stays offline (nothing older than
+    # what is stored wins), and the agent's next heartbeat puts it online again.
+    ingestor = Ingestor(db)
+    later = MqttConsumer(mosquitto.url, ingestor, client_id="server-b").start()
+    try:
+        assert later.wait_connected()
+        wait_until(lambda: ingestor.counters.snapshot()["statuses"] == 1)
+        assert state() == "offline"
+        heartbeat = encoded({**status, "state": "online", "sent_at": "2026-11-20T10:10:00Z"})
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="agent-1", protocol=mqtt.MQTTv311)
+        client.connect("127.0.0.1", mosquitto.port)
+        client.loop_start()
+        client.publish(topic, heartbeat, qos=1, retain=True).wait_for_publish(timeout=10)
+        client.disconnect()
+        client.loop_stop()
+        wait_until(lambda: state() == "online")
+    finally:
+        later.stop()
