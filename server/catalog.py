@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, cast
 
 from footfall.core.wire import AggregateMessage
 from footfall.server.sql import insert_for, locked
-from footfall.server.tables import Bucket, Site, Zone
+from footfall.server.tables import ZONE_KINDS, Bucket, Site, Zone
 from sqlalchemy import CursorResult, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -149,3 +149,28 @@ def _lookup(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     query = locked(query, session, read=True, of=Site)
     rows = session.execute(query)
     return {(site, zone): ZoneRef(pk, tz, measure) for site, zone, pk, tz, measure in rows}
+
+
+def save_zone(session: Session, site_id: str, zone_id: str, changes: dict[str, Any], default_timezone: str) -> Zone:
+    """Creates the zone (and its site, with ``default_timezone``) where it does not exist yet, then sets the fields
+    ``changes`` holds: ``name``, ``kind``, ``floor`` (None clears it). The admin API and ``footfall zones set``
+    both write here; ValueError names a kind that is not one of ZONE_KINDS."""
+    kind = changes.get("kind")
+    if kind is not None and kind not in ZONE_KINDS:
+        raise ValueError(f"kind: {kind!r} is not one of {', '.join(ZONE_KINDS)}")
+    now = int(time.time())
+    if session.get(Site, site_id) is None:
+        session.add(Site(site_id=site_id, name=site_id, timezone=default_timezone, created_at=now))
+        session.flush()
+    zone = session.scalar(select(Zone).where(Zone.site_id == site_id, Zone.zone_id == zone_id))
+    if zone is None:
+        zone = Zone(site_id=site_id, zone_id=zone_id, name=zone_id, floor=None, kind="unknown", created_at=now)
+        session.add(zone)
+    if changes.get("name") is not None:
+        zone.name = changes["name"]
+    if "floor" in changes:
+        zone.floor = changes["floor"]
+    if kind is not None:
+        zone.kind = kind
+    session.flush()
+    return zone

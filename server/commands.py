@@ -301,27 +301,30 @@ def register(app: typer.Typer) -> None:
         Example: footfall zones set mall-1 fc-north --name "Food court north" --kind food_court --floor L2
         """
         _require_server()
-        import time
+        from footfall.core.wire import Identifier
+        from footfall.server.api.schemas import ZoneUpdate
+        from footfall.server.catalog import save_zone
+        from footfall.server.tables import ZONE_KINDS
+        from pydantic import TypeAdapter, ValidationError
 
-        from footfall.server.tables import ZONE_KINDS, Site, Zone
-        from sqlalchemy import select
-
+        # What the admin API takes, checked the same way: the ids an agent can send, the names PostgreSQL stores.
+        for what, value in (("site", site), ("zone", zone)):
+            try:
+                TypeAdapter(Identifier).validate_python(value)
+            except ValidationError:
+                _fail(f"{what} {value!r}: letters, digits, '_', '.', '-', starting with a letter or digit, at most 64")
         if kind is not None and kind not in ZONE_KINDS:
             _fail(f"--kind {kind!r} is not one of {', '.join(ZONE_KINDS)}")
+        given = {name: value for name, value in (("name", name), ("floor", floor), ("kind", kind)) if value is not None}
+        try:
+            changes = ZoneUpdate.model_validate(given).model_dump(exclude_unset=True)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            _fail(f"--{error['loc'][0]}: {error['msg'].removeprefix('Value error, ')}")
         db = _database(database_url)
         settings = _settings(database_url)
-        now = int(time.time())
         with db.write() as session:
-            if session.get(Site, site) is None:
-                session.add(Site(site_id=site, name=site, timezone=settings.default_timezone, created_at=now))
-                session.flush()
-            row = session.scalar(select(Zone).where(Zone.site_id == site, Zone.zone_id == zone))
-            if row is None:
-                row = Zone(site_id=site, zone_id=zone, name=zone, floor=None, kind="unknown", created_at=now)
-                session.add(row)
-            row.name = name or row.name
-            row.kind = kind or row.kind
-            row.floor = floor if floor is not None else row.floor
+            row = save_zone(session, site, zone, changes, settings.default_timezone)
         typer.echo(f"zone {site}/{zone}: name={row.name!r} kind={row.kind} floor={row.floor}")
 
     app.add_typer(server, name="server")

@@ -452,7 +452,11 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-OneLineText = Annotated[str, AfterValidator(_no_control_characters)]
+# The length is checked before the characters, so an empty name reads 'at least 1 character', not pydantic's
+# generic 'at least 1 item after validation'.
+KeyName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control_characters)]
+PlaceName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control_characters)]
+FloorLabel = Annotated[str, Field(max_length=64), AfterValidator(_no_control_characters)]
 
 
 class KeyCreate(BaseModel):
@@ -460,7 +464,7 @@ class KeyCreate(BaseModel):
     # write every site's cells, while the admin believed it bound (see "Privacy" in server/API.md).
     model_config = ConfigDict(extra="forbid")
 
-    name: OneLineText = Field(min_length=1, max_length=100)
+    name: KeyName
     role: str = Field(pattern="^(agent|viewer|admin|metrics)$")
     agent_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     site_id: str | None = Field(
@@ -491,8 +495,8 @@ class ZoneUpdate(BaseModel):
     # A misspelt field ('retention_day', 'K') is refused, not ignored: an admin must not believe it took effect.
     model_config = ConfigDict(extra="forbid")
 
-    name: OneLineText | None = Field(None, min_length=1, max_length=200)
-    floor: OneLineText | None = Field(None, max_length=64)
+    name: PlaceName | None = None
+    floor: FloorLabel | None = None
     kind: str | None = Field(
         None, description="entrance, corridor, food_court, ad_slot, shop_front, exit, other, unknown"
     )
@@ -502,7 +506,7 @@ class SiteUpdate(BaseModel):
     # A misspelt field ('retention_day', 'K') is refused, not ignored: an admin must not believe it took effect.
     model_config = ConfigDict(extra="forbid")
 
-    name: OneLineText | None = Field(None, min_length=1, max_length=200)
+    name: PlaceName | None = None
     timezone: str | None = Field(
         None, description="IANA time zone, e.g. 'Europe/Berlin'; day boundaries and hours of week follow it."
     )

@@ -14,12 +14,12 @@ from footfall.server import site_settings
 from footfall.server.agents import agent_rows
 from footfall.server.api.deps import Context, ReadSession, ServerContext, get_site, require_admin, require_viewer
 from footfall.server.api.schemas import SiteOut, SiteUpdate, ZoneOut, ZoneUpdate
-from footfall.server.catalog import PASSES
+from footfall.server.catalog import PASSES, save_zone
 from footfall.server.occupancy import check_closing_time
 from footfall.server.release import MAX_SITE_K, effective_k, seen_until
 from footfall.server.rollups import refile_site, release_site, start_refile
 from footfall.server.settings import MAX_RETENTION_DAYS, Settings, check_timezone
-from footfall.server.tables import ZONE_KINDS, Site, Zone
+from footfall.server.tables import Site, Zone
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
@@ -226,22 +226,11 @@ def _republish(ctx: ServerContext, site_id: str) -> None:
     summary="Create or edit a zone: name, floor, kind (role: admin)",
 )
 def put_zone(site_id: IdPath, zone_id: IdPath, change: ZoneUpdate, ctx: Context) -> ZoneOut:
-    if change.kind is not None and change.kind not in ZONE_KINDS:
-        raise HTTPException(422, f"kind: {change.kind!r} is not one of {', '.join(ZONE_KINDS)}")
-    now = int(time.time())
     with ctx.db.write() as session:
-        if session.get(Site, site_id) is None:
-            session.add(Site(site_id=site_id, name=site_id, timezone=ctx.settings.default_timezone, created_at=now))
-            session.flush()
-        zone = session.scalar(select(Zone).where(Zone.site_id == site_id, Zone.zone_id == zone_id))
-        if zone is None:
-            zone = Zone(site_id=site_id, zone_id=zone_id, name=zone_id, floor=None, kind="unknown", created_at=now)
-            session.add(zone)
-        if change.name is not None:
-            zone.name = change.name
-        if "floor" in change.model_fields_set:
-            zone.floor = change.floor
-        if change.kind is not None:
-            zone.kind = change.kind
-        session.flush()
+        try:
+            zone = save_zone(
+                session, site_id, zone_id, change.model_dump(exclude_unset=True), ctx.settings.default_timezone
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
         return _zone_out(zone)

@@ -68,3 +68,29 @@ def test_a_given_database_url_may_create_the_file_and_names_it(empty_folder: Pat
     assert result.exit_code == 0, result.output
     assert database.is_file() and not (empty_folder / "footfall.db").exists()
     assert f"created the SQLite database {database}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (["mall-1", "fc-north", "--name", "Food\x00court"], "--name: control characters"),
+        (["mall-1", "fc-north", "--floor", "L1\nL2"], "--floor: control characters"),
+        (["mall-1", "fc-north", "--name", ""], "--name: String should have at least 1 character"),
+        (["mall 1", "fc-north"], "site 'mall 1': letters, digits"),
+        (["mall-1", "x" * 65, "--kind", "food_court"], "zone 'xxxx"),
+        (["mall-1", "fc-north", "--kind", "cafe"], "--kind 'cafe' is not one of"),
+    ],
+)
+def test_zones_set_refuses_what_the_api_refuses(empty_folder: Path, arguments: list[str], words: str) -> None:
+    """`footfall zones set` wrote a zone the API would have refused (a NUL in its name, a 500 on PostgreSQL; a site
+    id no agent can send), through its own copy of the API's write."""
+    database = empty_folder / "site.db"
+    env = {"DATABASE_URL": f"sqlite:///{database}"}
+    runner = CliRunner()
+    assert runner.invoke(app, ["server", "migrate"], env=env).exit_code == 0
+    result = runner.invoke(app, ["zones", "set", *arguments], env=env)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    listed = runner.invoke(app, ["zones", "set", "mall-1", "fc-north", "--floor", "L2"], env=env)
+    assert listed.exit_code == 0 and "name='fc-north' kind=unknown floor=L2" in listed.stdout, listed.output
