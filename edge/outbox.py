@@ -198,8 +198,11 @@ class Outbox:
 
     def _refuse_values_no_agent_writes(self) -> None:
         """Every stored value the agent reads back is one it could have written (an operator's hand edit or another
-        program is caught here, at start, not as a failure in the middle of a camera's run)."""
+        program is caught here, at start, not as a failure in the middle of a camera's run). Of the bucket counts, those
+        a restart can reopen: the agent forgets older ones as it starts (:meth:`prune_state`), and a long run leaves
+        hundreds of thousands of them, which would cost the start seconds (minutes on a slow box) to read."""
         problems: list[str] = []
+        recent = self.clock() - self.state_seconds
         for value, kind in self._db.execute("SELECT value, typeof(value) FROM meta WHERE name = 'seq'"):
             if kind != "integer" or not 0 <= value <= MAX_SEQ:
                 problems.append(f"meta: the last seq is {value!r}, not a whole number from 0 to 2^53")
@@ -213,14 +216,17 @@ class Outbox:
             for column in COUNT_COLUMNS
         )
         for key, *values in self._db.execute(
-            f"SELECT bucket_key, {', '.join(COUNT_COLUMNS)}, dwell_total FROM bucket_state WHERE {counts_wrong}"
-            " OR typeof(dwell_total) NOT IN ('integer', 'real') OR dwell_total < 0 LIMIT 1"
+            f"SELECT bucket_key, {', '.join(COUNT_COLUMNS)}, dwell_total FROM bucket_state WHERE updated_at >= ?"
+            f" AND ({counts_wrong} OR typeof(dwell_total) NOT IN ('integer', 'real') OR dwell_total < 0) LIMIT 1",
+            (recent,),
         ):
             shown = ", ".join(
                 f"{name} {value!r}" for name, value in zip((*COUNT_COLUMNS, "dwell_total"), values, strict=True)
             )
             problems.append(f"bucket_state: bucket {key} holds {shown}")
-        for key, age in self._db.execute("SELECT bucket_key, age FROM bucket_state WHERE age IS NOT NULL"):
+        for key, age in self._db.execute(
+            "SELECT bucket_key, age FROM bucket_state WHERE age IS NOT NULL AND updated_at >= ?", (recent,)
+        ):
             try:
                 _age_from_column(age)
             except ValueError as exc:
@@ -464,8 +470,11 @@ def check_outbox(path: str | Path) -> str:
 
 
 def claim_path(outbox_path: Path) -> Path:
-    """The file whose lock says which process uses the outbox (its pid inside), beside it."""
-    return outbox_path.with_name(outbox_path.name + ".lock")
+    """The file whose lock says which process uses the outbox (its pid inside), beside the file SQLite opens: an
+    outbox reached through a symlink (to it, or to its folder) is claimed where it really is, as two agents whose
+    configs name it by two paths share it."""
+    real = Path(os.path.realpath(outbox_path))
+    return real.with_name(real.name + ".lock")
 
 
 def claim(outbox_path: Path) -> TextIO:
@@ -473,15 +482,23 @@ def claim(outbox_path: Path) -> TextIO:
     on one file would each add what they count to the bucket counts the other stored (a camera's 2 people read as 4).
     The kernel drops the claim when the process ends, however it ends, so a crash never leaves the file claimed."""
     path = claim_path(outbox_path)
+    writable = True
     try:
         handle = open(path, "a+")  # noqa: SIM115 (held open for the outbox's life: the lock lives with it)
+    except PermissionError as refused:
+        # Another user's file (a check-config run as root left it): the lock needs no write access, only this
+        # process's pid is not written in it.
+        writable = False
+        try:
+            handle = open(path)  # noqa: SIM115 (as above)
+        except OSError:  # not there either: the folder is not this user's to write
+            raise OutboxError(f"{outbox_path}: cannot claim the outbox ({path}: {refused.strerror})") from None
     except OSError as exc:
         raise OutboxError(f"{outbox_path}: cannot claim the outbox ({path}: {exc.strerror})") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
+        holder = _holder(handle)
         handle.close()
         raise OutboxError(
             f"{outbox_path}: the outbox is in use by another process (pid {holder}); one agent per outbox file "
@@ -490,24 +507,41 @@ def claim(outbox_path: Path) -> TextIO:
     except OSError as exc:
         handle.close()
         raise OutboxError(f"{outbox_path}: cannot claim the outbox ({path}: {exc.strerror})") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    if writable:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
     return handle
 
 
 def claimed_by(outbox_path: Path) -> str | None:
-    """The pid of the process using the outbox, or None when none does."""
+    """The pid of the process using the outbox ('unknown' when it could not write it), or None when none does."""
     try:
         with open(claim_path(outbox_path)) as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                return handle.read().strip() or "unknown"
+                return _holder(handle)
             return None
     except OSError:
         return None
+
+
+def _holder(handle: TextIO) -> str:
+    """The pid written in a claimed file, if that process is alive: one that claimed the file without being able to
+    write it (see :func:`claim`) leaves an earlier, finished process's pid there, not to be named (nor killed)."""
+    handle.seek(0)
+    text = handle.read().strip()
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        return "unknown"
+    try:
+        os.kill(int(text), 0)
+    except PermissionError:
+        return text  # alive, another user's
+    except (OSError, OverflowError):
+        return "unknown"
+    return text
 
 
 def _age_from_column(text: str | None) -> AgeCells | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import logging
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -474,3 +477,101 @@ def test_an_outbox_records_its_format(tmp_path: Path) -> None:
     Outbox(path).close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == OUTBOX_FORMAT >= 1
+
+
+def test_an_outbox_reached_through_a_symlink_is_claimed_as_the_same_file(tmp_path: Path) -> None:
+    """SQLite follows a symlink to the database (its journal lies beside the real file), so two agents whose configs
+    name one outbox by two paths (a linked state folder, a linked file) share it: the claim is the real file's too."""
+    real = tmp_path / "state" / "outbox.sqlite"
+    first = Outbox(real)
+    add(first, "a", 0, 2)
+    (tmp_path / "linked-state").symlink_to(tmp_path / "state")
+    (tmp_path / "linked.sqlite").symlink_to(real)
+    for other in (tmp_path / "linked-state" / "outbox.sqlite", tmp_path / "linked.sqlite"):
+        with pytest.raises(OutboxError, match=rf"in use by another process \(pid {os.getpid()}\)"):
+            Outbox(other)
+        assert f"in use by pid {os.getpid()}" in check_outbox(other)
+    first.close()
+    second = Outbox(tmp_path / "linked.sqlite")
+    assert second.bucket_counts(bucket_key("cam1", "a", 0)) == BucketCounts(people=2, unknown=2)
+    second.close()
+
+
+def test_a_claim_file_the_agent_cannot_write_still_claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sudo footfall agent --check-config` while the service is stopped leaves `<outbox>.lock` owned by root (0644):
+    the service's user can read it but not write it. The lock needs no write access, so the agent (and the unit's
+    ExecStartPre check) still start, where they were refused 'Permission denied' at every restart."""
+    path = tmp_path / "outbox.sqlite"
+    Outbox(path).close()
+    lock = tmp_path / "outbox.sqlite.lock"
+    lock.write_text("999999999\n")  # the root check-config's pid, long gone
+    lock.chmod(0o444)
+    if os.geteuid() == 0:  # root writes a 0444 file anyway: the service user's refusal, as the kernel says it
+        refuse_writes_to(lock, monkeypatch)
+    assert check_outbox(path).endswith("0 aggregate(s) waiting for the server's receipt")
+    first = Outbox(path)
+    # Its pid is not in the file: the finished process's is not named (an operator might kill whatever has it now).
+    with pytest.raises(OutboxError, match=r"in use by another process \(pid unknown\)"):
+        Outbox(path)
+    assert "in use by pid unknown" in check_outbox(path)
+    first.close()
+
+
+def refuse_writes_to(file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening ``file`` to write fails as for a user who does not own it (EACCES), whichever way it is opened."""
+    real_open, real_os_open = builtins.open, os.open
+
+    def refused(name: object) -> bool:
+        return isinstance(name, str | os.PathLike) and os.fspath(name) == str(file)
+
+    def python_open(name: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if refused(name) and set(mode) & set("wax+"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(name))
+        return real_open(name, mode, *args, **kwargs)
+
+    def os_open(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if refused(name) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, "Permission denied", str(name))
+        return real_os_open(name, flags, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", python_open)
+    monkeypatch.setattr(os, "open", os_open)
+
+
+def test_the_check_at_open_reads_only_the_bucket_counts_a_restart_can_reopen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent forgets bucket counts older than ``state_days`` right after it opens the outbox (prune_state), and
+    keeps every bucket it stores until then: a month's run of 1-minute buckets holds hundreds of thousands. The
+    values check at open parsed each one's age cells first, twice a start under systemd (ExecStartPre's check-config,
+    then the agent): 5 s on a fast x86 box for four cameras, many times that on a camera box's ARM. Counts no restart
+    can reopen are not checked (nor refused: a bad value there is forgotten with them)."""
+    import footfall.edge.outbox as outbox_module
+
+    now = [1_800_000_000.0]
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path, clock=lambda: now[0])
+    counts = BucketCounts(people=1, female=1, age=age_cells([("female", "25-34")]))
+    for start in range(0, 200 * 60, 60):  # a month ago, as a long run leaves them
+        outbox.add(bucket_key("cam1", "a", start), TOPIC, lambda seq: b"{}", counts)
+    outbox.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE bucket_state SET updated_at = ?", (now[0] - 30 * 86_400,))
+        db.execute("UPDATE bucket_state SET female = -3 WHERE bucket_key = ?", (bucket_key("cam1", "a", 0),))
+    parsed: list[str | None] = []
+    real = outbox_module._age_from_column
+
+    def counted(text: str | None) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(outbox_module, "_age_from_column", counted)
+    reopened = Outbox(path, clock=lambda: now[0])
+    assert parsed == []
+    add(reopened, "b", 0, 2)  # a bucket of this run: checked at the next open
+    reopened.prune_state()
+    reopened.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE bucket_state SET female = -3")
+    with pytest.raises(OutboxError, match="bucket_state"):
+        Outbox(path, clock=lambda: now[0])
