@@ -97,6 +97,8 @@ class Agent:
             "aggregates are stored in the outbox again",
         )
         self._outbox_depth = 0  # the last depth read: what the status reports while the outbox cannot be read
+        # Set as the agent closes the outbox: a camera thread that outlived the stop stores nothing after it.
+        self._closed = False
         self._strip_trouble = FailureStreak(
             logger,
             "cannot remove what the site's mode forbids from the outbox; retrying",
@@ -126,6 +128,8 @@ class Agent:
 
             if self.mode == "off":
                 return  # what was still open when the cameras stopped: the site collects nothing now
+            if self._closed:  # reported lost as the agent stopped (_shutdown): nothing retries it now
+                raise BucketNotStored("the agent has stopped; its outbox is closed")
 
             try:
                 if self.metrics is not None:  # before add(), which overwrites what the bucket held
@@ -164,6 +168,8 @@ class Agent:
     def _base_lookup(self, camera_id: str) -> BaseLookup:
         def lookup(zone_id: str, bucket_start: int) -> BucketCounts | None:
             assert self.outbox is not None
+            if self._closed:
+                raise BucketNotStored("the agent has stopped; its outbox is closed")
             try:
                 return self.outbox.bucket_counts(bucket_key(camera_id, zone_id, bucket_start))
             except OutboxError as exc:
@@ -500,9 +506,21 @@ class Agent:
         left = self.publisher.pending()
         if self.metrics is not None:
             self.metrics.watch_outbox(None, final_depth=self._outbox_depth if left is None else left)
+        # A camera still running (stuck in a frame or its finish past the wait above) has not stored what it counted
+        # since its last stored bucket, and cannot now: the outbox closes under it.
+        stuck = [rt.camera.id for rt in self.cameras if rt.thread is not None and rt.thread.is_alive()]
+        self._closed = True
         self.outbox.close()
         if self.metrics is not None:
             self.metrics.stop()
+        if stuck:
+            log_event(
+                logger,
+                logging.ERROR,
+                "cameras did not stop in time; what they counted and had not stored yet is lost",
+                cameras=",".join(stuck),
+                outbox=str(self.config.outbox.path),
+            )
         if lost:
             log_event(
                 logger,
@@ -513,6 +531,7 @@ class Agent:
                 cameras=",".join(camera for camera, _, _ in lost),
                 outbox=str(self.config.outbox.path),
             )
+        if stuck or lost:
             return 1
         if left is None:
             log_event(

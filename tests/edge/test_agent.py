@@ -605,3 +605,82 @@ def test_a_second_agent_on_an_outbox_in_use_stops_at_start_with_one_line(tmp_pat
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"in use by another process (pid {os.getpid()})" in lines[0], result.stderr
+
+
+def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_after_the_outbox_closes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A camera's thread still running when the agent stops (stuck in a frame, or in its finish, past the 30 s it is
+    waited for) was left out of what the agent reports lost: it said 'agent stopped; outbox empty' and exited 0 while
+    the camera's counts never reached the outbox. They are reported lost and the exit status is 1; what the thread
+    emits later is refused without a word of 'retrying' (the outbox is closed, nothing retries)."""
+    import logging
+    import threading
+
+    from footfall.edge.agent import Agent, CameraRuntime
+    from footfall.edge.aggregation import BucketCounts, BucketNotStored
+    from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
+    from footfall.edge.outbox import Outbox
+
+    config = AgentConfig(
+        agent_id="box-test",
+        site_id="lab",
+        cameras=[CameraConfig(id="cam1", source="x.mp4")],
+        mqtt=MqttConfig(host="127.0.0.1", port=1),
+    )
+    agent = Agent(config)
+    agent.outbox = Outbox(tmp_path / "outbox.sqlite")
+    emit = agent._emitter("cam1")
+    release = threading.Event()
+    late: list[BaseException | None] = []
+
+    class Stuck(threading.Thread):
+        """The camera's thread, in a frame that takes longer than the agent waits (30 s, shortened here)."""
+
+        def run(self) -> None:
+            release.wait(60)
+            try:
+                emit("a", 0, BucketCounts(people=3, unknown=3))  # its finish, once the frame is done
+                late.append(None)
+            except BucketNotStored as exc:
+                late.append(exc)
+
+        def join(self, timeout: float | None = None) -> None:
+            super().join(0.05)
+
+    class Publisher:
+        def stop(self, drain_seconds: float = 0.0) -> None:
+            pass
+
+        def pending(self) -> int:
+            assert agent.outbox is not None
+            return agent.outbox.depth()
+
+    class Capture:
+        def stop(self) -> None:
+            pass
+
+    class Pipeline:
+        def unstored(self) -> tuple[int, int]:
+            return (0, 0) if late else (1, 3)
+
+        def store_left(self) -> None:
+            raise AssertionError("a running camera's pipeline is not touched")
+
+    thread = Stuck(name="pipeline-cam1")
+    agent.cameras = [CameraRuntime(camera=config.cameras[0], capture=Capture(), pipeline=Pipeline(), thread=thread)]  # type: ignore[arg-type]
+    agent.publisher = Publisher()  # type: ignore[assignment]
+    thread.start()
+    caplog.set_level(logging.INFO, logger="footfall.edge")
+    try:
+        code = agent._shutdown(0.2)
+    finally:
+        release.set()
+        threading.Thread.join(thread, timeout=30)  # the thread's own end, not the agent's short wait
+    assert code == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert "agent stopped; outbox empty" not in messages
+    [stuck] = [r for r in caplog.records if r.levelno == logging.ERROR and "did not stop" in r.getMessage()]
+    assert stuck.fields["cameras"] == "cam1"  # type: ignore[attr-defined]
+    assert len(late) == 1 and isinstance(late[0], BucketNotStored), late
+    assert not any("retrying" in m for m in messages), messages
