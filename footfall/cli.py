@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import re
 import sys
 from typing import Any
 
@@ -54,7 +53,7 @@ def _help_paragraphs_wrap() -> None:
     """Typer's Rich help (0.2x) keeps the source line breaks of a command's docstring after its first paragraph,
     so at 80 columns each source line broke in two: a full line, then a few words. A paragraph's lines are
     joined so that it fills the terminal; a line starting with 'Example:' keeps its own line (a command to
-    copy, one per line)."""
+    copy, one per line), and so does the prose after it (see :func:`_joined`)."""
     try:
         from typer import rich_utils
     except ImportError:  # pragma: no cover - typer without Rich help wraps paragraphs itself
@@ -64,12 +63,28 @@ def _help_paragraphs_wrap() -> None:
         return
 
     def fix_linebreaks(paragraphs: list[str], markup_mode: Any) -> str:
-        joined = [p if p.startswith("\b") else re.sub(r"\n(?!Example:)", " ", p) for p in paragraphs]
+        joined = [p if p.startswith("\b") else _joined(p) for p in paragraphs]
         value: str = kept(joined, markup_mode)
         return value
 
     fix_linebreaks.footfall_wraps = True  # type: ignore[attr-defined]  # a marker on the function
     rich_utils._fix_linebreaks = fix_linebreaks  # the patch itself
+
+
+def _joined(paragraph: str) -> str:
+    """A help paragraph with its source line breaks joined, so that it fills the terminal. An 'Example:' line starts
+    its own line, and its command goes on over the next source line only where that line continues it (an option,
+    '-...', or the command itself after a bare 'Example:'); prose after it ('then open ...') starts its own line."""
+    lines = paragraph.split("\n")
+    text, in_example = lines[0], lines[0].startswith("Example:")
+    for line in lines[1:]:
+        if line.startswith("Example:"):
+            text, in_example = f"{text}\n{line}", True
+        elif in_example and not (line.startswith("-") or text.endswith("Example:")):
+            text, in_example = f"{text}\n{line}", False
+        else:
+            text = f"{text} {line}"
+    return text
 
 
 _flags_show_no_type()

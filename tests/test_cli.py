@@ -93,3 +93,16 @@ def test_help_paragraphs_fill_the_terminal_and_examples_keep_their_own_lines(
 def test_two_examples_of_one_command_stay_on_two_lines() -> None:
     examples = [line for line in prose("keys", "create", columns=200) if "Example:" in line]
     assert len(examples) == 2 and all(line.startswith("Example: footfall keys create") for line in examples)
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_an_example_command_ends_where_its_source_line_does(columns: int) -> None:
+    """'footfall server --help' joined the line after its example onto the command ('... --port 8000 then open
+    http://...'): a command to copy that runs into prose. Prose after an example keeps its own line; an example
+    continued on the next source line (an option, '--images ...') or begun after a bare 'Example:' still joins."""
+    lines = prose("server", columns=columns)
+    example = next(line for line in lines if line.startswith("Example:"))
+    assert example.endswith("--port 8000"), lines
+    assert lines[lines.index(example) + 1].startswith("then open"), lines
+    joined = " ".join(" ".join(prose(*command, columns=200)) for command in (("evaluate",), ("export",)))
+    assert "--csv ../shared/data/wiki-144.csv --images" in joined and "Example: footfall export models/" in joined
