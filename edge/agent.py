@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("footfall.edge.agent")
 NOT_READ = "not read: the site's demographics mode is 'off'"
+# How often a running agent forgets bucket counts too old for a restart to reopen (outbox.state_days): pruned only at
+# start, a months-long run kept every bucket (a month of 60 s buckets for 4 cameras is some 350,000 rows).
+PRUNE_EVERY_S = 3600.0
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Agent:
         self.mode: DemographicsMode = config.demographics
         self.applied: DemographicsMode = config.demographics
         self._strip_due = False  # the mode left 'full': the main loop strips age or gender from the outbox
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
 
     # -- wiring ---------------------------------------------------------------------------------------
     def _emitter(self, camera_id: str) -> Emit:
@@ -345,8 +349,23 @@ class Agent:
             if time.monotonic() >= next_beat:
                 next_beat += config.mqtt.heartbeat_seconds
                 self._heartbeat()
+            self._prune_when_due()
         # On a signal, do not hold up a service manager for long: what is not delivered stays in the outbox.
         return self._shutdown(drain_seconds if finished else min(drain_seconds, 5.0))
+
+    def _prune_when_due(self) -> None:
+        """Forgets old bucket counts every PRUNE_EVERY_S; an outbox that cannot do it now (locked, a full disk) is
+        tried again PRUNE_EVERY_S later: nothing is lost meanwhile, the table only grows a little more."""
+        if time.monotonic() < self._next_prune:
+            return
+        assert self.outbox is not None
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        try:
+            self.outbox.prune_state()
+        except OutboxError as exc:
+            log_event(
+                logger, logging.WARNING, "cannot forget old bucket counts now; trying again later", error=str(exc)
+            )
 
     # -- demographics mode ----------------------------------------------------------------------------------
     def _on_settings(self, settings: SiteSettings) -> None:

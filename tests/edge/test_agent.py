@@ -684,3 +684,28 @@ def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_afte
     assert stuck.fields["cameras"] == "cam1"  # type: ignore[attr-defined]
     assert len(late) == 1 and isinstance(late[0], BucketNotStored), late
     assert not any("retrying" in m for m in messages), messages
+
+
+def test_a_running_agent_forgets_old_bucket_counts_every_hour(tmp_path: Path) -> None:
+    """Bucket counts too old for a restart to reopen were forgotten only when the agent started, so a box that ran
+    for months kept every bucket it ever counted (a month of 60 s buckets for 4 cameras: some 350,000 rows)."""
+    from footfall.edge import agent as agent_module
+    from footfall.edge.agent import Agent
+    from footfall.edge.aggregation import BucketCounts
+    from footfall.edge.config import AgentConfig, CameraConfig
+    from footfall.edge.outbox import Outbox
+
+    clock = [time.time() - 3 * 86_400]  # three days ago, older than the two days a restart may reopen
+    outbox = Outbox(tmp_path / "outbox.sqlite", clock=lambda: clock[0])
+    outbox.add("cam1/a/0", "t", lambda seq: b"{}", BucketCounts(people=2, unknown=2))
+    clock[0] = time.time()
+    agent = Agent(AgentConfig(agent_id="box-test", site_id="lab", cameras=[CameraConfig(id="cam1", source="x.mp4")]))
+    agent.outbox = outbox
+    try:
+        agent._prune_when_due()  # not due yet: the agent pruned as it started
+        assert outbox.bucket_counts("cam1/a/0") is not None
+        agent._next_prune -= agent_module.PRUNE_EVERY_S  # an hour later
+        agent._prune_when_due()
+        assert outbox.bucket_counts("cam1/a/0") is None
+    finally:
+        outbox.close()
