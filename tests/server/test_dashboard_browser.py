@@ -883,3 +883,52 @@ def test_overview_shows_site_visitors_in_out_occupancy_and_zone_passes_apart(bro
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+def test_the_agents_table_says_what_each_boxs_mode_leaves_out_and_which_box_has_not_applied_its_sites(
+    browser, tmp_path: Path
+) -> None:
+    """A box in gender-only mode was labelled 'no classifier' (it classifies gender, it estimates no age), and a box
+    still applying 'full' while its site was switched to counts-only (its broker ACL dropped the site's settings)
+    looked like any other: the table names what each mode leaves out and flags a box looser than its site."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'modes.db'}")
+    try:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        admin, agent = {"X-API-Key": live.admin_key}, {"X-API-Key": live.agent_key}
+        with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
+            client.patch("/sites/mall", headers=admin, json={"demographics": "counts-only"}).raise_for_status()
+            statuses = [
+                {
+                    "kind": "status",
+                    "agent_id": box,
+                    "site_id": site,
+                    "state": "online",
+                    "sent_at": now,
+                    "demographics": mode,
+                }
+                for box, site, mode in [
+                    ("box-full", "mall", "full"),  # the mall is counts-only: this box has not applied it
+                    ("box-counting", "mall", "counts-only"),
+                    ("box-gender", "outlet", "gender-only"),
+                    ("box-off", "outlet", "off"),
+                ]
+            ]
+            client.post("/ingest", headers=agent, json=statuses).raise_for_status()
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+
+        def mode_cell(box: str) -> str:
+            return p.locator(f"#agents-table tr[data-agent='{box}'] .demographics").inner_text()
+
+        assert "gender-only" in mode_cell("box-gender") and "no age estimated" in mode_cell("box-gender")
+        assert "no classifier" not in mode_cell("box-gender")
+        assert "counts-only" in mode_cell("box-counting") and "no classifier" in mode_cell("box-counting")
+        assert "no camera read" in mode_cell("box-off")
+        assert "site asks counts-only" in mode_cell("box-full") and "not applied" in mode_cell("box-full")
+        page.screenshot("agents-modes")
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)

@@ -246,8 +246,31 @@ function zonesTable(figures) {
     h("tbody", {}, rows)));
 }
 
+// What each demographics mode leaves out, and the modes from loosest to strictest.
+const MODE_LEAVES_OUT = { "gender-only": "no age estimated", "counts-only": "no classifier", off: "no camera read" };
+const MODES = ["full", "gender-only", "counts-only", "off"];
+
+// The mode this agent applies (null: an agent older than the modes, which classifies) beside its site's: a box looser
+// than its site has not applied the site's settings yet (they may not reach it: the broker's ACL must let it read
+// footfall/v1/<site>/settings). The server refuses what the site's mode forbids either way.
+function modeCell(applied, siteMode) {
+  const parts = [];
+  if (applied && applied !== "full") {
+    parts.push(h("span", { class: "badge warn" }, applied), ` ${MODE_LEAVES_OUT[applied] || ""}`);
+  }
+  if (applied && MODES.indexOf(applied) < MODES.indexOf(siteMode)) {
+    parts.push(h("div", {
+      class: "badge bad mode-not-applied",
+      title: "This box still applies a looser mode than its site's. Its site's settings may not reach it: the " +
+        "broker's ACL must let it read footfall/v1/<site>/settings. The server refuses what the site's mode forbids.",
+    }, `site asks ${siteMode}; not applied`));
+  }
+  return parts.length ? h("div", { class: "demographics", dataset: { mode: applied } }, ...parts) : "";
+}
+
 function agentsTable(agents, sites) {
   const tzOf = new Map(sites.map((s) => [s.site_id, s.timezone]));
+  const modeOf = new Map(sites.map((s) => [s.site_id, s.demographics || "full"]));
   const rows = agents.map((a) => {
     const tz = tzOf.get(a.site_id) || "UTC";
     const status = a.online ? h("span", { class: "badge ok" }, h("span", { class: "dot" }), "online")
@@ -276,11 +299,7 @@ function agentsTable(agents, sites) {
       h("td", { class: "num" }, `${Math.round(a.latency_ms)} ms`),
       h("td", { class: "num" }, a.outbox_depth ? h("span", { class: "badge warn" }, fmtInt(a.outbox_depth)) : "0"),
       h("td", {}, cameras),
-      // The site's demographics mode as this agent applies it (null: an agent older than the mode, which classifies).
-      h("td", { title: cpu }, models, a.demographics && a.demographics !== "full"
-        ? h("div", { class: "demographics", dataset: { mode: a.demographics } },
-          h("span", { class: "badge warn" }, a.demographics), a.demographics === "off" ? " no camera read" : " no classifier")
-        : ""),
+      h("td", { title: cpu }, models, modeCell(a.demographics, modeOf.get(a.site_id) || "full")),
       h("td", { class: "faint" }, a.version || "—"));
   });
   return h("div", { class: "table-wrap" }, h("table", { id: "agents-table" },
