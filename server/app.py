@@ -49,9 +49,25 @@ combination of answers gives a withheld count back (see "Privacy" in server/API.
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        location = tuple(error.get("loc", ()))
+        where = ".".join(str(p) for p in location if p != "body") or ("body" if location == ("body",) else "request")
+        message = error.get("msg", "invalid")
+        if location == ("body",) and error.get("type") == "missing":
+            message = "a JSON object is required"
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
+
+
+def _body_not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """Why a body the route could not read is not JSON at all (curl's -d sends a form's type), or None. FastAPI
+    parses a body as JSON only when its Content-Type says so, and reported anything else as 'Input should be a
+    valid dictionary', naming neither the body nor the header."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type or content_type == "application/json" or content_type.endswith("+json"):
+        return None
+    if not any(tuple(error.get("loc", ()))[:1] == ("body",) for error in exc.errors()):
+        return None
+    return f"the request body must be JSON (Content-Type: application/json), not {content_type}"
 
 
 STALLED_AFTER_S = 30.0
@@ -155,7 +171,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (not_json := _body_not_json(request, exc)) is not None:
+            return JSONResponse({"detail": not_json}, status_code=415)
         return JSONResponse({"detail": _describe(exc)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

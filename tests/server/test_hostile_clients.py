@@ -167,3 +167,29 @@ def test_a_zone_name_runs_as_no_formula_where_spreadsheets_split_on_semicolons(s
         cell = list(csvlib.reader(io.StringIO(text)))[1][2]
         assert cell.replace("'", "") == name.replace("'", ""), cell  # only guarding quotes were added
     assert cell == "Food court; L2"  # a name that is no formula is exported as it is
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "detail"),
+    [
+        (
+            b'{"name": "x"}',
+            "text/plain",
+            415,
+            "the request body must be JSON (Content-Type: application/json), not text/plain",
+        ),
+        (b"name=x", "application/x-www-form-urlencoded", 415, "not application/x-www-form-urlencoded"),
+        (b"", None, 422, "body: a JSON object is required"),
+        (b'["x"]', "application/json", 422, "body: Input should be a valid dictionary"),
+    ],
+    ids=["json-as-text", "form", "no-body", "a-list"],
+)
+def test_a_body_that_is_not_a_json_object_is_told_so(
+    sqlite_server: Server, content: bytes, content_type: str | None, status: int, detail: str
+) -> None:
+    """JSON sent as text/plain (curl's -d without -H) was answered 'request: Input should be a valid dictionary or
+    object to extract fields from', which names neither the body nor the header at fault."""
+    headers = sqlite_server.headers("admin") | ({"Content-Type": content_type} if content_type else {})
+    response = sqlite_server.client.patch("/api/v1/sites/mall", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert detail in response.json()["detail"] and "\n" not in response.json()["detail"], response.text
