@@ -7,10 +7,12 @@ if it were a camera. The demo prints the dashboard URL with a viewer key; Ctrl-C
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ import time
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TextIO
 
 import typer
 
@@ -27,6 +30,8 @@ log = logging.getLogger("footfall.demo")
 
 SITE_ID = "demo-mall"
 AGENT_ID = "demo-box"
+# Held (flock) by a running demo in its data folder: a second demo with the same folder must not wipe it.
+LOCK_NAME = "demo.lock"
 
 
 def sample_clip() -> Path:
@@ -122,6 +127,47 @@ def wait_http(url: str, timeout: float, services: Services) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def check_port_free(port: int) -> None:
+    """Refuses a taken HTTP port before anything starts: else the demo would print its dashboard URL, which leads to
+    whatever holds the port (often an earlier demo, which does not know this demo's key), and fail only later."""
+    with socket.socket() as probe:
+        # As uvicorn binds it: a just-closed socket in TIME_WAIT is no conflict, a listening one is.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(
+                f"port {port} is already in use (another footfall demo or server?): stop it, or choose another "
+                "port with --port"
+            ) from None
+
+
+def lock_workdir(workdir: Path, keep: bool) -> TextIO:
+    """Wipes the data folder of an earlier demo (unless ``keep``) and locks it for this one; refuses a folder that a
+    running demo holds, whose database, outbox and logs a wipe would pull from under it. Returns the open lock file,
+    held until it is closed."""
+    lock = workdir / LOCK_NAME
+    if lock.exists():
+        with lock.open("a") as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RuntimeError(
+                    f"another footfall demo is running with the data folder {workdir}: stop it first (Ctrl-C), or "
+                    "give this one a folder of its own with --workdir (and a port of its own with --port)"
+                ) from None
+    if workdir.exists() and not keep:
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = lock.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise RuntimeError(f"another footfall demo started with the data folder {workdir} at the same time") from None
+    return handle
+
+
 def run_demo(
     port: int, workdir: Path | None, duration: float | None, bucket_seconds: int, keep: bool, broker: str = "auto"
 ) -> int:
@@ -131,15 +177,14 @@ def run_demo(
     if not clip.is_file():
         raise RuntimeError(f"sample clip {clip} is missing; rebuild it with: python bench/make_sample_clip.py")
     workdir = workdir or Path(tempfile.gettempdir()) / "footfall-demo"
-    if workdir.exists() and not keep:
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    check_port_free(port)
     database_url = f"sqlite:///{workdir / 'footfall.db'}"
     services = Services(workdir)
 
     # Shutdown order (ExitStack unwinds last-in first-out): the agent first, while the server and the broker
     # still run, so that it delivers its last aggregates and gets their receipts; then the server; the broker last.
     with ExitStack() as stack:
+        stack.callback(lock_workdir(workdir, keep).close)  # released last, once every service has stopped
         broker_port = free_port()
         has_mosquitto = bool(shutil.which("mosquitto")) or Path("/usr/sbin/mosquitto").exists()
         use_mosquitto = broker == "mosquitto" or (broker == "auto" and has_mosquitto)

@@ -157,3 +157,48 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
                 for pid in left:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
+
+
+def test_a_second_demo_refuses_a_taken_port_or_data_folder_and_leaves_the_first_alone(tmp_path: Path) -> None:
+    """A second `footfall demo` used to wipe the running demo's data folder (its database, outbox and logs), print
+    "footfall demo is running" with a dashboard URL that led to the first demo's server (where its key does not
+    exist), and only then fail with "the server stopped unexpectedly". It must refuse at once, say why, and touch
+    nothing of the first."""
+    import fcntl
+    import socket
+
+    from footfall import demo as demo_module
+
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    (workdir / "footfall.db").write_bytes(b"the first demo's data")
+    # The first demo holds its data folder's lock for as long as it runs.
+    with (workdir / demo_module.LOCK_NAME).open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match=r"another footfall demo is running.*--workdir"):
+            demo_module.run_demo(free_port(), workdir, 1, 60, keep=False)
+    assert (workdir / "footfall.db").read_bytes() == b"the first demo's data"
+
+    # Its HTTP port taken (by another demo with its own folder, or anything else): refused before anything starts.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match=rf"port {port} is already in use.*--port"):
+            demo_module.run_demo(port, workdir, 1, 60, keep=False)
+    assert (workdir / "footfall.db").read_bytes() == b"the first demo's data"
+
+    # Through the CLI: a one-line error and exit status 1, no "footfall demo is running".
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "footfall", "demo", "--port", str(port), "--workdir", str(workdir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result
+    assert f"port {port} is already in use" in result.stderr and "is running" not in result.stdout, result
+    assert (workdir / "footfall.db").read_bytes() == b"the first demo's data"
