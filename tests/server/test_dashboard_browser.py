@@ -932,3 +932,75 @@ def test_the_agents_table_says_what_each_boxs_mode_leaves_out_and_which_box_has_
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+def test_the_ranking_explanation_prints_no_stray_null(open_page, live_server: LiveServer) -> None:
+    """The "How this ranking works" panel left out its optional paragraphs as the text "null" ("nullnull" under
+    Everyone, the demo's default view): each audience's explanation must read as prose."""
+    page = open_page()
+    page.open("/dashboard/ad-placement?site=mall&hours=10-20&range=28d", key=live_server.viewer_key)
+    page.wait_ready()
+    for query in ("audience=all", "audience=female", "audience=male&age=25-34"):
+        page.open(f"/dashboard/ad-placement?site=mall&{query}&hours=10-20&range=28d")
+        page.wait_ready()
+        how = page.page.locator("#how")
+        assert "How this ranking works" in how.inner_text()
+        texts = how.evaluate("node => [...node.childNodes].filter((c) => c.nodeType === 3).map((c) => c.textContent)")
+        assert not [t for t in texts if t.strip()], f"{query}: stray text in the panel: {texts}"
+        assert "null" not in how.inner_text(), query
+    page.close()
+
+
+def test_a_withheld_split_of_a_released_count_is_not_shown_as_fewer_than_k(browser, tmp_path: Path) -> None:
+    """A zone-hour of 34 people (11 female, 19 male, 4 undecided) is released, its split withheld (4 < k). The page
+    showed "raw: <5 of <5 classified" and Female <5, Male <5, Unknown <5 beside "34 people": false numbers. Each part
+    must read as withheld, never as fewer than k (and never as its value)."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'withheld-split.db'}")
+    try:
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+        message = AggregateMessage(
+            agent_id="box-1",
+            site_id="mall",
+            camera_id="cam-1",
+            zone_id="atrium",
+            bucket_start=hour,
+            bucket_seconds=3600,
+            seq=1,
+            people=34,
+            gender=GenderCounts(female=11, male=19, unknown=4),
+        )
+        response = httpx.post(
+            live.url + "/api/v1/ingest",
+            content="[" + message.model_dump_json() + "]",
+            headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert response.status_code == 200 and not response.json()["rejected"], response.text
+        totals = live.get("/sites/mall/traffic/totals", zone="atrium")["totals"]
+        assert totals["people"] == 34 and totals["female"] is None and totals["unknown"] is None, totals
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/zone?site=mall&zone=atrium", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        assert page.value("#kpi-people .value [data-value]") == 34
+        for kpi in ("#kpi-female", "#kpi-male"):
+            text = p.locator(kpi).inner_text()
+            assert "<5" not in text and "withheld" in text, text
+        for part in ("female", "male", "unknown"):
+            count = p.locator(f".split-row[data-part={part}] .count [data-suppressed=true]")
+            assert count.inner_text() == "withheld", part
+        note = p.locator("#split p.faint").inner_text()
+        assert "34 people" in note and "withheld for privacy" in note, note
+        assert "<5" not in p.locator("#split").inner_text()
+        page.screenshot("zone-withheld-split")
+        # The ad-placement's worked example said "0 of the 0 people the classifier decided on were read as women
+        # (—); no corrected share (no_classified_people)": neither a count nor a code name, but the reason in words.
+        page.open("/dashboard/ad-placement?site=mall&audience=female")
+        page.wait_ready()
+        example = p.locator("#worked-example").inner_text()
+        assert "0 of the 0" not in example and "no_classified_people" not in example, example
+        assert "withheld for privacy" in example and "34 people" in example, example
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)

@@ -53,10 +53,35 @@ export const UNCLASSIFIED_HELP = "Nobody here was classified as female or male (
  * shown (``unknown`` is a number). A withheld split has ``unknown`` null too. */
 export const unclassified = (counts) => counts.female === null && counts.unknown !== null && counts.unknown !== undefined;
 
-/** A gender count (``key`` "female" or "male") of an API answer: "–" where nobody was classified, a "<k" chip where it
- * is withheld, else the number. */
+/** Whether an answer's people are released but their gender split is withheld whole (a part of it was below k):
+ * female, male and unknown are all null beside a number of people. Its parts are not each below k (34 people are not
+ * three counts below 5), so they read "withheld", never "<k". */
+export const splitWithheld = (counts) => typeof counts.people === "number" && counts.people > 0 &&
+  counts.female === null && counts.male === null && (counts.unknown === null || counts.unknown === undefined);
+
+export const SPLIT_WITHHELD_HELP = (k) =>
+  `Withheld for privacy: in the hours counted here, a part of this gender split was below ${k}, so no part of it is ` +
+  `shown. It is not zero, ` +
+  `and not necessarily below ${k}.`;
+
+/** A hatched "withheld" chip: a part of a withheld gender split beside a released count of people. */
+export function withheldNode(k) {
+  const chip = document.createElement("span");
+  chip.className = "supp";
+  chip.dataset.suppressed = "true";
+  chip.dataset.splitWithheld = "true";
+  chip.textContent = "withheld";
+  chip.title = SPLIT_WITHHELD_HELP(k);
+  chip.setAttribute("aria-label", "withheld for privacy");
+  return chip;
+}
+
+/** A gender count (``key`` "female", "male" or "unknown") of an API answer: "–" where nobody was classified (female
+ * and male), a "withheld" chip where the split of released people is withheld, a "<k" chip where the count itself
+ * is, else the number. */
 export function genderCountNode(counts, key, k) {
-  if (!unclassified(counts)) return countNode(counts[key], k);
+  if (splitWithheld(counts)) return withheldNode(k);
+  if (key === "unknown" || !unclassified(counts)) return countNode(counts[key], k);
   const span = document.createElement("span");
   span.className = "num none";
   span.dataset.unclassified = "true";
@@ -115,7 +140,7 @@ export const CORRECTED_HELP = "Corrected for the classifier's known errors: esti
   "undecided counts with the error rates measured for the model that made them; the 95 % interval holds both " +
   "sampling and the uncertainty of those rates.";
 
-const MISSING_HELP = {
+export const MISSING_HELP = {
   no_classified_people: "no classified people here (or their split was withheld for privacy)",
   unknown_rates: "a classifier model without measured error rates decided some of these people",
   decisions_do_not_fit: "the classifier's decisions here do not fit its measured error rates (a camera unlike its test clips)",

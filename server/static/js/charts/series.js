@@ -184,7 +184,7 @@ export function seriesChart(container, data) {
         h("span", {}, genderCountNode(p, "female", k), share(p.female_share))),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--male)" }), "Male"),
         h("span", {}, genderCountNode(p, "male", k), share(p.male_share))),
-      tipRow("Unknown", countNode(p.unknown, k), "var(--unknown)"),
+      tipRow("Unknown", genderCountNode(p, "unknown", k), "var(--unknown)"),
     ];
     // The shares above are the raw decisions; the estimate corrected for the classifier's errors follows.
     if (p.female_share_corrected !== null && p.female_share_corrected !== undefined) {

@@ -1,7 +1,7 @@
 // Gender split: one stacked SVG bar (female | male | unknown) with counts and shares beside it.
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { countNode, fmtPct, genderCountNode, UNCLASSIFIED_HELP, unclassified } from "../format.js";
+import { fmtInt, fmtPct, genderCountNode, splitWithheld, UNCLASSIFIED_HELP, unclassified } from "../format.js";
 
 /** counts: an API Counts object (people, female, male, unknown, shares, suppressed). */
 export function genderSplit(container, counts, k) {
@@ -40,10 +40,12 @@ export function genderSplit(container, counts, k) {
     h("span", {}, part.label, part.key === "unknown" ? h("span", { class: "faint" }, " · not classified") : null),
     h("span", { class: "share" }, part.share !== null && part.share !== undefined ? fmtPct(part.share)
       : part.key === "unknown" && known && total ? h("span", { class: "faint" }, `${fmtPct(counts.unknown / total)} of all`) : ""),
-    h("span", { class: "count" }, part.key === "unknown" ? countNode(counts.unknown, k) : genderCountNode(counts, part.key, k)))));
+    h("span", { class: "count" }, genderCountNode(counts, part.key, k)))));
   const note = h("p", { class: "faint" },
     none ? UNCLASSIFIED_HELP
       : known ? "Shares are of the people the classifier decided on (female + male); unknown means it abstained, not a third gender."
+      : splitWithheld(counts) ? `The split of these ${fmtInt(counts.people)} people is withheld for privacy: in the hours ` +
+        `they passed, a part of it was below ${k}, so no part is shown (the parts are not each below ${k}).`
       : `Part of the split is hidden for privacy: a count below ${k} (or one that would reveal it) is never shown.`);
   container.replaceChildren(h("div", { class: "chart split" }, svg), rows, note);
 }

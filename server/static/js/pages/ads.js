@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { h } from "../dom.js";
-import { fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, plural } from "../format.js";
+import { fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, MISSING_HELP, plural } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { ciBar } from "../charts/ci.js";
 import { slotMap } from "../charts/slotmap.js";
@@ -88,9 +88,12 @@ function explainPanel(result, choice) {
     : choice.audience === "all"
     ? `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ${fmtMean(top.expected_audience)} per week.`
     : `${top.zone_name}, ${top.label}: ${fmtInt(top.people)} people over ${plural(top.weeks_observed, "week")} = ` +
-      `${fmtMean(top.people / top.weeks_observed)} per week; ${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} ` +
-      `people the classifier decided on were read as ${noun} (${top.share_raw === null ? "—" : fmtPct(top.share_raw)}); ` +
-      (top.share === null ? `no corrected share (${top.share_missing}), so no audience estimate.`
+      `${fmtMean(top.people / top.weeks_observed)} per week; ` +
+      // No released split (withheld for privacy, or nobody classified): no "0 of the 0 … decided on", and the reason
+      // in words, not the API's code.
+      (top.classified ? `${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} people the classifier decided on ` +
+        `were read as ${noun} (${top.share_raw === null ? "—" : fmtPct(top.share_raw)}); ` : "") +
+      (top.share === null ? `no corrected share (${MISSING_HELP[top.share_missing] || top.share_missing}), so no audience estimate.`
         : `corrected for its known errors, ${fmtPct(top.share)} are ${noun}, so ${top.audience_lower_bound ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week.`)) : null;
   return [
     h("h2", { id: "how-title" }, "How this ranking works"),
@@ -253,7 +256,8 @@ async function load() {
   const [result, everySlot] = await Promise.all([api(path, { ...query, limit }), api(path, { ...query, limit: MAP_LIMIT })]);
   firstLoad = false;
   reveal();
-  document.getElementById("how").replaceChildren(...explainPanel(result, choice));
+  // The panel leaves out the paragraphs that do not apply as null: replaceChildren would print them as "null".
+  document.getElementById("how").replaceChildren(...explainPanel(result, choice).filter((node) => node !== null));
   const mapBox = document.getElementById("slotmap");
   document.getElementById("map-title").textContent = `When the ${nounOf(choice)} are there`;
   lastMap = everySlot.slots.length ? [everySlot.slots, nounOf(choice)] : null;

@@ -5,6 +5,7 @@ import { api, download } from "../api.js";
 import { h, s } from "../dom.js";
 import {
   correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, genderCountNode, kindLabel, meanNode, plural,
+  splitWithheld, withheldNode,
 } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { heatmapChart } from "../charts/heatmap.js";
@@ -79,12 +80,14 @@ function renderKpis(data, range, allZones) {
     kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : meanNode(t.people / daysWithData, k, t.people_lower_bound),
       `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
     // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it.
-    kpi("Women", correctedShareNode(t, "female"),
-      h("span", {}, "corrected for the classifier's known errors; raw: ", genderCountNode(t, "female", k), " of ",
+    kpi("Women", correctedShareNode(t, "female"), splitWithheld(t)
+      ? h("span", {}, "corrected for the classifier's known errors; raw: ", withheldNode(k), ` (a part of the split was below ${k} in its hours)`)
+      : h("span", {}, "corrected for the classifier's known errors; raw: ", genderCountNode(t, "female", k), " of ",
         t.female !== null && t.male !== null ? countNode(t.female + t.male, k) : genderCountNode(t, "male", k), " classified",
         t.female_share !== null ? ` (${fmtPct(t.female_share)})` : ""), "kpi-female"),
-    kpi("Men", correctedShareNode(t, "male"),
-      h("span", {}, "corrected; raw: ", genderCountNode(t, "male", k), " classified male",
+    kpi("Men", correctedShareNode(t, "male"), splitWithheld(t)
+      ? h("span", {}, "corrected; raw: ", withheldNode(k), " for privacy")
+      : h("span", {}, "corrected; raw: ", genderCountNode(t, "male", k), " classified male",
         t.male_share !== null ? ` (${fmtPct(t.male_share)})` : ""), "kpi-male"),
     kpi("Busiest hour", top ? h("span", { class: "smaller" }, top.label.replace("-", "–")) : h("span", { class: "faint" }, "—"),
       top ? `${top.people_lower_bound ? "at least " : ""}${fmtMean(top.mean_people_per_day)} people per day on average`
@@ -99,7 +102,7 @@ function seriesTable(series) {
     h("thead", {}, h("tr", {}, h("th", {}, `Bucket (${series.timezone})`), ...["People", "Female", "Male", "Unknown"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, series.points.map((p) => h("tr", { dataset: { suppressed: String(p.suppressed) } }, h("td", {}, p.label),
       ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" },
-        key === "female" || key === "male" ? genderCountNode(p, key, k)
+        key !== "people" ? genderCountNode(p, key, k)
           : countNode(p[key], k, { lowerBound: key === "people" && p.people_lower_bound })))))));
 }
 
