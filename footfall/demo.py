@@ -43,8 +43,9 @@ def sample_clip() -> Path:
 
 def agent_config(clip: Path, broker_port: int, workdir: Path, bucket_seconds: int) -> str:
     """The demo agent: the sample clip as a looping camera, two zones, a counting line, and an entrance near
-    the corridor's left end (walking right through it is coming into the mall), so the site has visitors,
-    in and out, and occupancy."""
+    the corridor's west (left) end, where walking west through it is coming in: the clip's loop has 5 people
+    walking west and 4 east, so the site has visitors, in and out, and an occupancy that grows by one a loop
+    (with the door the other way it stayed at 0, its floor, beside more out than in)."""
     return f"""\
 agent_id: {AGENT_ID}
 site_id: {SITE_ID}
@@ -65,7 +66,7 @@ cameras:
         direction: any
       - id: west-entrance
         points: [[0.2, 0.0], [0.2, 1.0]]
-        direction: right
+        direction: left
         entrance: true
 mqtt:
   host: 127.0.0.1

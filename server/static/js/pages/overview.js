@@ -111,7 +111,7 @@ function visitorKpis(figures, k) {
       : h("span", { class: "smaller" }, sumNode(entered, k), h("span", { class: "faint" }, " / "), sumNode(left, k)),
     "through the entrances, in / out", "kpi-inout"),
     kpi("Occupancy now", first ? occupancyNode(inside) : sumNode(null, k),
-    first ? `inside at ${asOf(first)}: in − out since closing time${uncertain}` : "needs an entrance line", "kpi-occupancy"),
+    first ? `inside at ${asOf(first)}: in − out since closing time, never below 0${uncertain}` : "needs an entrance line", "kpi-occupancy"),
   ];
 }
 
@@ -152,7 +152,7 @@ function occupancyBlock(f) {
   }
   return h("div", {}, occupancyCurve(v, f.todayStart),
     h("div", { class: "spark-caption" }, h("span", {}, "00:00"),
-      h("span", {}, `occupancy: people inside (in − out since ${v.closing_time === "00:00" ? "midnight" : `closing at ${v.closing_time}`})`),
+      h("span", {}, `occupancy: people inside (in − out since ${v.closing_time === "00:00" ? "midnight" : `closing at ${v.closing_time}`}, never below 0)`),
       h("span", {}, asOf(v))));
 }
 
