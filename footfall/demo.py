@@ -158,6 +158,15 @@ def lock_workdir(workdir: Path, keep: bool) -> TextIO:
                     "give this one a folder of its own with --workdir (and a port of its own with --port)"
                 ) from None
     if workdir.exists() and not keep:
+        # Emptied only where a demo made it (its lock file, or an older demo's database) or it is empty: a folder of
+        # the user's own given as --workdir was deleted whole.
+        if not workdir.is_dir() or (
+            any(workdir.iterdir()) and not (lock.exists() or (workdir / "footfall.db").exists())
+        ):
+            raise RuntimeError(
+                f"--workdir {workdir} holds files that are not a footfall demo's, and the demo empties its data "
+                "folder at start: give it a new or empty folder with --workdir"
+            )
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     handle = lock.open("a")
@@ -264,7 +273,12 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         port: int = typer.Option(8000, "--port", help="HTTP port of the server and dashboard."),
-        workdir: Path | None = typer.Option(None, "--workdir", help="Demo data folder (default: a temp folder)."),
+        workdir: Path | None = typer.Option(
+            None,
+            "--workdir",
+            help="Demo data folder (default: a temp folder): new, empty or an earlier demo's, emptied at start "
+            "unless --keep.",
+        ),
         duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
         bucket_seconds: int = typer.Option(60, "--bucket-seconds", help="Aggregation bucket of the demo agent."),
         keep: bool = typer.Option(False, "--keep", help="Keep the data of an earlier demo run."),

@@ -202,3 +202,24 @@ def test_a_second_demo_refuses_a_taken_port_or_data_folder_and_leaves_the_first_
     assert result.returncode == 1, result
     assert f"port {port} is already in use" in result.stderr and "is running" not in result.stdout, result
     assert (workdir / "footfall.db").read_bytes() == b"the first demo's data"
+
+
+def test_a_data_folder_that_is_not_a_demos_is_never_deleted(tmp_path: Path) -> None:
+    """`footfall demo --workdir X` deleted X whole at start (without --keep), whatever it held: a folder of the
+    user's own was gone. Only a folder a demo made (or an empty one) is emptied; any other is refused, untouched."""
+    from footfall import demo as demo_module
+
+    mine = tmp_path / "projects"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(RuntimeError, match=r"holds files that are not a footfall demo's.*--workdir"):
+        demo_module.run_demo(free_port(), mine, 1, 60, keep=False)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+    earlier = tmp_path / "earlier-demo"  # what a demo leaves behind: wiped at the next start, as before
+    earlier.mkdir()
+    (earlier / demo_module.LOCK_NAME).touch()
+    (earlier / "footfall.db").write_bytes(b"old")
+    handle = demo_module.lock_workdir(earlier, keep=False)
+    handle.close()
+    assert not (earlier / "footfall.db").exists()
