@@ -352,7 +352,7 @@ function render({ sites, figures, agents, now }, stale) {
   else empty(agentsBox, "No agents have reported yet", "An agent shows up here with its first status message.");
   const online = agents.filter((a) => a.online).length;
   document.getElementById("agents-note").textContent = `${online} of ${agents.length} online`;
-  const at = new Date(now).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const at = new Date(now).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   document.getElementById("updated").textContent = stale
     ? `Showing figures from ${at} · refreshing…`
     : `Updated ${at} · refreshes every 30 s`;
