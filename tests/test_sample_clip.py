@@ -87,8 +87,8 @@ def test_detector_finds_every_walker_at_its_rendered_size(truth: dict) -> None:
 
 @pytest.mark.slow
 def test_the_demo_camera_counts_the_clips_walkers_once_and_its_entrance_both_ways(truth: dict, tmp_path: Path) -> None:
-    """The demo's entrance is near the corridor's left end, walking right is coming in: every walker crosses
-    the whole corridor, so those walking right come in, the others go out, and each is one camera visitor
+    """The demo's entrance is near the corridor's left (west) end, walking left is coming in: every walker crosses
+    the whole corridor, so those walking left come in, the others go out, and each is one camera visitor
     (the three zones and lines count everyone three times)."""
     pytest.importorskip("cv2")
     pytest.importorskip("onnxruntime")
@@ -101,7 +101,7 @@ def test_the_demo_camera_counts_the_clips_walkers_once_and_its_entrance_both_way
     camera = demo.cameras[0].model_copy(update={"loop": False, "realtime": False})
     (entrance,) = [line for line in camera.lines if line.entrance]
     summary = process_video(CLIP, demo.model_copy(update={"cameras": [camera]}), progress=False)
-    walking_in = sum(1 for w in truth["walkers"] if w["direction"] == "left_to_right")
+    walking_in = sum(1 for w in truth["walkers"] if w["direction"] == "right_to_left")
     assert summary["people"] == summary["camera_visitors"]["people"] == truth["people"]
     assert summary["entrances"] == {entrance.id: {"in": walking_in, "out": truth["people"] - walking_in}}
     assert all(zone["people"] == truth["people"] for zone in summary["zones"].values())
