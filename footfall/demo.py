@@ -255,7 +255,11 @@ def run_demo(
         typer.echo(f"  API docs    http://127.0.0.1:{port}/api/docs")
         typer.echo(f"  logs        {workdir}/*.log")
         typer.echo("  Counts appear after the first bucket closes: the demo shows the hour in progress, which a")
-        typer.echo("  real server withholds until the hour ends (FOOTFALL_RELEASE_OPEN_HOUR). Ctrl-C stops.\n")
+        typer.echo("  real server withholds until the hour ends (FOOTFALL_RELEASE_OPEN_HOUR).")
+        # Its figures are read against the clip's truth: say what they cannot show.
+        typer.echo("  The camera loops one short clip of 9 people (5 women, 4 men): the same faces pass again and")
+        typer.echo("  again, so the female share's interval narrows as if they were new people, around what the")
+        typer.echo("  model reads on these 9 (some of the women as men; models/MODEL_CARD.md). Ctrl-C stops.\n")
 
         deadline = time.monotonic() + duration if duration else None
         while deadline is None or time.monotonic() < deadline:

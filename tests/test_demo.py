@@ -119,6 +119,9 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, "demo did not print its dashboard URL"
         assert key, f"demo exited early: {demo.stderr.read() if demo.stderr else ''}"
+        banner = " ".join(iter(demo.stdout.readline, "\n"))  # the rest of the banner, up to its blank line
+        # The dashboard's share is read against the clip's truth: the banner says why an interval can miss it.
+        assert "the same faces pass again" in banner and "5 women, 4 men" in banner, banner
         base = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(dashboard, timeout=5) as page:
             assert page.status == 200 and b"footfall" in page.read()
