@@ -40,7 +40,15 @@ from footfall.core.wire import (
 )
 from footfall.core.yamlerrors import describe_yaml_error, repeated_key
 from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 # Linux numbers video devices 0-255 (/dev/videoN).
@@ -203,21 +211,16 @@ def _ssl_reason(exc: ssl.SSLError | OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def ca_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be the CA bundle the broker's certificate is checked against, or None."""
-    try:
-        ssl.create_default_context().load_verify_locations(cafile=str(path))
-    except (ssl.SSLError, OSError) as exc:
-        return f"{path} is not a PEM CA certificate ({_ssl_reason(exc)})"
-    return None
+# The certificate fields, and what each must hold as its error says it.
+CERTIFICATE_FIELDS = {"ca_file": "PEM CA certificate", "cert_file": "PEM certificate"}
 
 
-def certificate_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be the client certificate, or None."""
-    try:  # a certificate loads as a trust anchor too: the check needs no key
+def certificate_problem(path: Path, kind: str) -> str | None:
+    """Why ``path`` cannot be the ``kind`` of certificate (CERTIFICATE_FIELDS), or None."""
+    try:  # a client certificate loads as a trust anchor too: the check needs no key
         ssl.create_default_context().load_verify_locations(cafile=str(path))
     except (ssl.SSLError, OSError) as exc:
-        return f"{path} is not a PEM certificate ({_ssl_reason(exc)})"
+        return f"{path} is not a {kind} ({_ssl_reason(exc)})"
     return None
 
 
@@ -251,46 +254,33 @@ class TlsConfig(_Model):
             raise ValueError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
         return path
 
-    @field_validator("ca_file")
+    @field_validator("ca_file", "cert_file")
     @classmethod
-    def _ca_pem(cls, path: Path | None) -> Path | None:
-        if path is not None and (problem := ca_file_problem(path)):
-            raise ValueError(problem)
-        return path
-
-    @field_validator("cert_file")
-    @classmethod
-    def _cert_pem(cls, path: Path | None) -> Path | None:
-        if path is not None and (problem := certificate_problem(path)):
+    def _pem(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is not None and (problem := certificate_problem(path, CERTIFICATE_FIELDS[str(info.field_name)])):
             raise ValueError(problem)
         return path
 
     @model_validator(mode="after")
     def _client_certificate(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
+        cert, key = self.cert_file, self.key_file
+        if (cert is None) != (key is None):
             raise ValueError("cert_file and key_file go together (client certificate)")
-        if (
-            self.cert_file is not None
-            and self.key_file is not None
-            and (problem := key_problem(self.cert_file, self.key_file))
-        ):
+        if cert is not None and key is not None and (problem := key_problem(cert, key)):
             raise ValueError(problem)
         return self
 
     def problem(self) -> str | None:
         """The first file that cannot be loaded, as ``mqtt.tls.<field>: why`` (the files may have changed since the
         config was read), or None."""
-        if self.ca_file is not None and (problem := ca_file_problem(self.ca_file)):
-            return f"mqtt.tls.ca_file: {problem}"
-        if self.cert_file is not None and (problem := certificate_problem(self.cert_file)):
-            return f"mqtt.tls.cert_file: {problem}"
-        if self.cert_file is not None and self.key_file is not None and (problem := key_problem(*self._pair())):
+        for name, kind in CERTIFICATE_FIELDS.items():
+            path = getattr(self, name)
+            if path is not None and (problem := certificate_problem(path, kind)):
+                return f"mqtt.tls.{name}: {problem}"
+        cert, key = self.cert_file, self.key_file
+        if cert is not None and key is not None and (problem := key_problem(cert, key)):
             return f"mqtt.tls: {problem}"
         return None
-
-    def _pair(self) -> tuple[Path, Path]:
-        assert self.cert_file is not None and self.key_file is not None
-        return self.cert_file, self.key_file
 
 
 class MqttConfig(_Model):
