@@ -7,7 +7,12 @@ Nothing here imports OpenCV or ONNX Runtime when the test files are collected: t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +103,29 @@ def agent_yaml(
         f"outbox: {{path: {outbox}}}\n"
         f"bundles: {{detector: {detector}, gender: {gender}}}\n"
     )
+
+
+@dataclass
+class SilentStream:
+    """An RTSP address on loopback whose server takes every connection and never says a word (a camera that hangs
+    after the TCP handshake); ``held`` are the connections it took."""
+
+    url: str
+    held: list[socket.socket] = field(default_factory=list)
+
+
+@pytest.fixture()
+def silent_stream() -> Iterator[SilentStream]:
+    server = socket.create_server(("127.0.0.1", 0))
+    stream = SilentStream(f"rtsp://127.0.0.1:{server.getsockname()[1]}/stream")
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                stream.held.append(server.accept()[0])  # kept open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield stream
+    server.close()
+    for connection in stream.held:
+        connection.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from footfall.edge.capture import CameraCapture, describe_source
 from footfall.edge.config import CameraConfig
 
 from footfall.broker import free_port
+from tests.edge.conftest import SilentStream
 from tests.waiting import wait_until
 
 
@@ -65,36 +65,23 @@ def test_a_usb_index_past_the_devices_is_refused_by_the_config_and_survived_by_t
     assert open_capture(99999999999999999999999) is None
 
 
-def test_a_stream_that_never_answers_keeps_its_error_while_the_capture_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stream_that_never_answers_keeps_its_error_while_the_capture_retries(
+    monkeypatch: pytest.MonkeyPatch, silent_stream: SilentStream
+) -> None:
     """A dead RTSP camera showed 'connecting' with no error text: each retry cleared the last reason while the
     open waited for its timeout. It keeps saying why now, and that the camera did not answer in time."""
-    import socket
-    import threading
-
     from footfall.edge import capture as capture_module
 
     monkeypatch.setattr(capture_module, "OPEN_TIMEOUT_MS", 1000)
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                held.append(server.accept()[0])  # kept open, never answered
-
-    threading.Thread(target=accept, daemon=True).start()
-    source = f"rtsp://127.0.0.1:{server.getsockname()[1]}/stream"
+    source = silent_stream.url
     capture = CameraCapture(CameraConfig(id="door", source=source), max_backoff=1.0).start()
     try:
         wait_until(lambda: capture.error is not None, 30)
         assert capture.error == f"{source}: no answer within 1 s", capture.error
-        wait_until(lambda: capture.state == "connecting" and len(held) >= 2, 30)  # retrying
+        wait_until(lambda: capture.state == "connecting" and len(silent_stream.held) >= 2, 30)  # retrying
         assert capture.error == f"{source}: no answer within 1 s"
     finally:
         capture.stop()
-        server.close()
-        for connection in held:
-            connection.close()
 
 
 class _Header:

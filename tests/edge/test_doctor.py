@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from footfall.core.paths import DEFAULT_GENDER_BUNDLE
 
-from tests.edge.conftest import agent_yaml
+from tests.edge.conftest import SilentStream, agent_yaml
 from tests.edge.standin import build_standin_gender_bundle
 from tests.int8_faults import broken_int8_copy
 
@@ -107,28 +106,16 @@ def test_a_classifier_without_an_age_head_is_said_to_carry_no_bands(tmp_path: Pa
 
 
 def test_a_stream_that_accepts_but_never_answers_is_unreachable_and_doctor_exits_normally(
-    tmp_path: Path, detector_bundle: Path
+    tmp_path: Path, detector_bundle: Path, silent_stream: SilentStream
 ) -> None:
     """An RTSP server that takes the connection and says nothing: doctor left a thread inside cv2.VideoCapture
     and the process died at exit with SIGABRT (rc 134). The stream's open and read time out in FFmpeg now."""
-    import socket
-    import threading
     import time
 
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                held.append(server.accept()[0])  # kept open, never answered
-
-    threading.Thread(target=accept, daemon=True).start()
     config = tmp_path / "agent.yaml"
     config.write_text(
         agent_yaml(
-            f"rtsp://127.0.0.1:{port}/stream",
+            silent_stream.url,
             {},
             outbox=tmp_path / "outbox.sqlite",
             port=1883,
@@ -136,16 +123,11 @@ def test_a_stream_that_accepts_but_never_answers_is_unreachable_and_doctor_exits
             gender=DEFAULT_GENDER_BUNDLE,
         )
     )
-    try:
-        started = time.monotonic()
-        result = doctor("--config", str(config), "--threads", "1", "--json")
-        elapsed = time.monotonic() - started
-    finally:
-        server.close()
-        for connection in held:
-            connection.close()
+    started = time.monotonic()
+    result = doctor("--config", str(config), "--threads", "1", "--json")
+    elapsed = time.monotonic() - started
     assert result.returncode == 1, f"rc {result.returncode}: {result.stderr[-2000:]}"
-    assert held, "the doctor never connected"
+    assert silent_stream.held, "the doctor never connected"
     [camera] = json.loads(result.stdout)["cameras"]
     assert camera["reachable"] is False and "no answer within" in camera["detail"], camera
     assert elapsed < 120, elapsed
