@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from footfall.core.wire import (  # noqa: E402
 
 from footfall.broker import free_port  # noqa: E402
 from tests.conftest import _require  # noqa: E402
+from tests.server.conftest import aggregate  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -275,6 +277,12 @@ class LiveServer:
         )
         response.raise_for_status()
         return response.json()
+
+    def ingest(self, messages: list[Any]) -> None:
+        """Sends wire messages (models or dicts) as an agent does over HTTP; every one must be taken."""
+        body = [m.model_dump(mode="json") if hasattr(m, "model_dump") else m for m in messages]
+        response = httpx.post(self.url + "/api/v1/ingest", json=body, headers={"X-API-Key": self.agent_key}, timeout=30)
+        assert response.status_code == 200 and not response.json()["rejected"], response.text
 
 
 def start_server(database_url: str, **settings: object) -> tuple[LiveServer, object, threading.Thread]:
@@ -838,13 +846,7 @@ def test_overview_shows_site_visitors_in_out_occupancy_and_zone_passes_apart(bro
         messages = two_buckets_with_an_entrance(
             clear_of_midnight(before=timedelta(minutes=2), after=timedelta(minutes=3))
         )
-        response = httpx.post(
-            live.url + "/api/v1/ingest",
-            content="[" + ",".join(m.model_dump_json() for m in messages) + "]",
-            headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
-            timeout=30,
-        )
-        assert response.status_code == 200 and not response.json()["rejected"], response.text
+        live.ingest(messages)
         page = Page(browser, live, tmp_path)
         page.open("/dashboard/", key=live.viewer_key)
         page.wait_ready()
@@ -894,10 +896,11 @@ def test_the_agents_table_says_what_each_boxs_mode_leaves_out_and_which_box_has_
     live, server, thread = start_server(f"sqlite:///{tmp_path / 'modes.db'}")
     try:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        admin, agent = {"X-API-Key": live.admin_key}, {"X-API-Key": live.agent_key}
-        with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
-            client.patch("/sites/mall", headers=admin, json={"demographics": "counts-only"}).raise_for_status()
-            statuses = [
+        httpx.patch(
+            live.url + "/api/v1/sites/mall", headers={"X-API-Key": live.admin_key}, json={"demographics": "counts-only"}
+        ).raise_for_status()
+        live.ingest(
+            [
                 {
                     "kind": "status",
                     "agent_id": box,
@@ -913,7 +916,7 @@ def test_the_agents_table_says_what_each_boxs_mode_leaves_out_and_which_box_has_
                     ("box-off", "outlet", "off"),
                 ]
             ]
-            client.post("/ingest", headers=agent, json=statuses).raise_for_status()
+        )
         page = Page(browser, live, tmp_path)
         page.open("/dashboard/", key=live.viewer_key)
         page.wait_ready()
@@ -958,24 +961,7 @@ def test_a_withheld_split_of_a_released_count_is_not_shown_as_fewer_than_k(brows
     live, server, thread = start_server(f"sqlite:///{tmp_path / 'withheld-split.db'}")
     try:
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-        message = AggregateMessage(
-            agent_id="box-1",
-            site_id="mall",
-            camera_id="cam-1",
-            zone_id="atrium",
-            bucket_start=hour,
-            bucket_seconds=3600,
-            seq=1,
-            people=34,
-            gender=GenderCounts(female=11, male=19, unknown=4),
-        )
-        response = httpx.post(
-            live.url + "/api/v1/ingest",
-            content="[" + message.model_dump_json() + "]",
-            headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
-            timeout=30,
-        )
-        assert response.status_code == 200 and not response.json()["rejected"], response.text
+        live.ingest([aggregate(agent="box-1", zone="atrium", start=hour, seconds=3600, female=11, male=19, unknown=4)])
         totals = live.get("/sites/mall/traffic/totals", zone="atrium")["totals"]
         assert totals["people"] == 34 and totals["female"] is None and totals["unknown"] is None, totals
         page = Page(browser, live, tmp_path)
