@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from footfall.core.ages import AGE_BANDS
+from footfall.core.ages import AGE_DECISIONS
 from footfall.core.logs import log_event
 from footfall.core.wire import GENDER_DECISIONS, MAX_PEOPLE_PER_BUCKET, MAX_SEQ
 from footfall.edge.aggregation import AgeCells, BucketCounts, age_cells
@@ -58,21 +58,6 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 # The layout above, kept in SQLite's user_version: an agent refuses a file of a later format (a newer footfall wrote
 # it, then the box was downgraded) rather than write rows that version cannot read. 0: written before it was kept.
 OUTBOX_FORMAT = 1
-COLUMNS = {
-    "outbox": {"id", "bucket_key", "topic", "payload", "created_at", "seq", "attempts", "next_send_at"},
-    "bucket_state": {
-        "bucket_key",
-        "people",
-        "female",
-        "male",
-        "unknown",
-        "dwell_samples",
-        "dwell_total",
-        "updated_at",
-        "age",
-    },
-    "meta": {"name", "value"},
-}
 COUNT_COLUMNS = ("people", "female", "male", "unknown", "dwell_samples")
 
 
@@ -182,13 +167,14 @@ class Outbox:
                 raise
 
     def _refuse_unknown_columns(self) -> None:
-        """A column this agent does not know was added by a later format: its writes would leave it empty (or fail on
-        it, NOT NULL), and every count they carry would be lost."""
+        """A column this agent does not know (not in SCHEMA) was added by a later format: its writes would leave it
+        empty (or fail on it, NOT NULL), and every count they carry would be lost."""
+        known = _schema_columns()
         unknown = [
             f"{table}.{row[1]}"
-            for table, known in COLUMNS.items()
+            for table, columns in known.items()
             for row in self._db.execute(f"PRAGMA table_info({table})")
-            if row[1] not in known
+            if row[1] not in columns
         ]
         if unknown:
             raise OutboxError(
@@ -469,6 +455,18 @@ def check_outbox(path: str | Path) -> str:
     return f"{file}: new (created at start)"
 
 
+def _schema_columns() -> dict[str, set[str]]:
+    """The columns SCHEMA makes, by table: the layout this agent writes."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {
+            table: {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for table in tables
+            if not table.startswith("sqlite_")
+        }
+
+
 def claim_path(outbox_path: Path) -> Path:
     """The file whose lock says which process uses the outbox (its pid inside), beside the file SQLite opens: an
     outbox reached through a symlink (to it, or to its folder) is claimed where it really is, as two agents whose
@@ -553,7 +551,6 @@ def _age_from_column(text: str | None) -> AgeCells | None:
         cells = json.loads(text)
     except ValueError:
         raise ValueError(f"are not JSON ({text[:40]!r})") from None
-    bands = (*AGE_BANDS, "unknown")
     if not isinstance(cells, list):
         raise ValueError(f"are not a list ({text[:40]!r})")
     table: dict[tuple[str, str], int] = {}
@@ -561,7 +558,7 @@ def _age_from_column(text: str | None) -> AgeCells | None:
         if not (isinstance(cell, list) and len(cell) == 3):
             raise ValueError(f"hold {cell!r}, not [gender, band, people]")
         gender, band, people = cell
-        if gender not in GENDER_DECISIONS or band not in bands:
+        if gender not in GENDER_DECISIONS or band not in AGE_DECISIONS:
             raise ValueError(f"hold an unknown gender or band ({gender!r}, {band!r})")
         if isinstance(people, bool) or not isinstance(people, int) or not 0 <= people <= MAX_PEOPLE_PER_BUCKET:
             raise ValueError(f"hold {people!r} people")
