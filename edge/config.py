@@ -149,7 +149,7 @@ class CameraConfig(_Model):
         text = value.strip()
         if not text:
             raise ValueError("source is empty")
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # '²' and '٠' are digits to str.isdigit, not device indexes
             return cls._source(int(text))
         if "://" in text and not text.lower().startswith(STREAM_SCHEMES):
             raise ValueError(f"unsupported URL scheme in {text!r}; use one of {', '.join(STREAM_SCHEMES)}")

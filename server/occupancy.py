@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from footfall.server.localtime import zone
 
-CLOSING_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+CLOSING_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 MIDNIGHT = "00:00"
 
 

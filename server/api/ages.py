@@ -29,7 +29,7 @@ def parse_age(text: str) -> list[AgeBand]:
             continue
         except ValueError as exc:
             error = str(exc)
-        match = re.fullmatch(r"\s*(\d{1,3})\s*(?:-\s*(\d{1,3})|\+)\s*", part)
+        match = re.fullmatch(r"\s*([0-9]{1,3})\s*(?:-\s*([0-9]{1,3})|\+)\s*", part)
         if match is None:
             raise HTTPException(422, f"age: {error}; or a range whose ends are band edges, e.g. '18-34'")
         lower = int(match[1])

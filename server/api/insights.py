@@ -55,7 +55,7 @@ def parse_hours(text: str | None) -> set[int]:
         return set(range(24))
     hours: set[int] = set()
     for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d{1,2})\s*-\s*(\d{1,2})\s*", part)
+        match = re.fullmatch(r"\s*([0-9]{1,2})\s*-\s*([0-9]{1,2})\s*", part)
         if not match:
             raise HTTPException(422, f"hours: {part!r} is not a window like '10-22' (local hours, end exclusive)")
         first, stop = int(match[1]), int(match[2])

@@ -48,6 +48,14 @@ def test_valid_config_defaults() -> None:
     assert config.mqtt.port == 1883
 
 
+@pytest.mark.parametrize("digit", ["\u0660", "\u00b2", "\uff10"])
+def test_only_ascii_digits_name_a_usb_device(digit: str) -> None:
+    # str.isdigit says yes to Arabic-Indic zero, superscript two and fullwidth zero: the first opened /dev/video0
+    # and the second stopped the config with "invalid literal for int()". They are file names like any other.
+    config = parse_config(VALID.replace("source: 0", f"source: '{digit}'"), "agent.yaml")
+    assert isinstance(config.cameras[1].source, str) and config.cameras[1].source.endswith(digit)
+
+
 @pytest.mark.parametrize(
     ("edit", "line", "field", "words"),
     [

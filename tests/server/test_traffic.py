@@ -321,6 +321,10 @@ def test_ad_slot_without_a_share_claims_no_audience(server: Server) -> None:
         # A kind no zone can have ranked nothing, which read like a site without traffic.
         ("insights/ad-placement", {"zone_kind": "ad-slot"}, "zone_kind: 'ad-slot' is not one of unknown, entrance"),
         ("insights/ad-placement", {"sort": "share"}, "sort: 'share' needs audience 'female' or 'male'"),
+        # Digits of other scripts were read as numbers: Arabic-Indic '١٠-٢٢' ranked 10:00-22:00, and fullwidth
+        # '２５-３４' was the band 25-34. A query names hours and ages in ASCII digits, as the API documents.
+        ("insights/ad-placement", {"hours": "\u0661\u0660-\u0662\u0662"}, "is not a window like '10-22'"),
+        ("traffic/ages", {"age": "\uff12\uff15-\uff13\uff14"}, "age: unknown age band"),
     ],
 )
 def test_bad_parameters_get_a_clear_422(sqlite_server: Server, path: str, params: dict, message: str) -> None:

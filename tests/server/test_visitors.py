@@ -132,6 +132,10 @@ def test_occupancy_starts_again_from_zero_at_the_closing_time(server: Server) ->
     assert after_close["occupancy_at_end"]["people"] == 5
     # null: back to midnight.
     assert admin_patch(server, {"closing_time": None}).status_code == 200
+    # Digits of another script are not a time ('٢٢:٠٠' was stored as it came).
+    for bad in ("24:00", "9:00", "\u0662\u0662:\u0660\u0660"):
+        refused = admin_patch(server, {"closing_time": bad})
+        assert refused.status_code == 422 and "is not a local time like '22:00'" in refused.json()["detail"], bad
     assert server.get(VISITORS, **window).json()["closing_time"] == "00:00"
 
 
