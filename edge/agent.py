@@ -135,16 +135,23 @@ class Agent:
             if self._closed:  # reported lost as the agent stopped (_shutdown): nothing retries it now
                 raise BucketNotStored("the agent has stopped; its outbox is closed")
 
+            outbox = self.outbox
+
+            def store() -> int:
+                return outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
+
             try:
-                if self.metrics is not None:  # before add(), which overwrites what the bucket held
-                    self.metrics.people_queued(
+                if self.metrics is None:
+                    seq = store()
+                else:  # counts the bucket's growth once it is stored
+                    seq = self.metrics.people_queued(
                         camera_id,
                         zone_id,
                         bucket_start,
                         counts.people,
                         lambda: self._people_before(camera_id, zone_id, bucket_start),
+                        store,
                     )
-                seq = self.outbox.add(bucket_key(camera_id, zone_id, bucket_start), self.topic, payload, counts)
             except OutboxError as exc:
                 self._store_trouble.failed(camera=camera_id, error=str(exc))
                 raise BucketNotStored(str(exc)) from None

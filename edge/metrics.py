@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from footfall.core.logs import log_event
 from footfall.core.wire import DEMOGRAPHICS_MODES, ModelServing
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from footfall.edge.outbox import Outbox
 
 logger = logging.getLogger("footfall.edge.metrics")
+
+T = TypeVar("T")
 
 PREFIX = "footfall_agent"
 STAGES = ("detect", "track", "classify")
@@ -241,21 +243,32 @@ class AgentMetrics:
 
     # -- events -------------------------------------------------------------------------------------------
     def people_queued(
-        self, camera_id: str, zone_id: str, bucket_start: int, people: int, before: Callable[[], int]
-    ) -> None:
-        """A bucket's full count was queued: adds what it gained since it was last queued. ``before()`` is what
-        the bucket held before this run (an agent restarted mid-bucket adds to it); asked once per bucket."""
+        self,
+        camera_id: str,
+        zone_id: str,
+        bucket_start: int,
+        people: int,
+        before: Callable[[], int],
+        store: Callable[[], T],
+    ) -> T:
+        """Queues a bucket's full count with ``store()`` and, once it is stored, adds what the bucket gained since
+        it was last queued. ``before()`` is what the bucket held before this run (an agent restarted mid-bucket
+        adds to it); asked once per bucket, before ``store()`` overwrites it. A count ``store()`` refuses (it
+        raises) adds nothing: the counter says what was queued for delivery, not what was seen."""
         key = (camera_id, zone_id, bucket_start)
         with self._people_lock:
             previous = self._people.get(key)
-            if previous is None:
-                previous = before()
-                if len(self._people) > 256:
-                    newest = max(k[2] for k in self._people)
-                    self._people = {k: v for k, v in self._people.items() if k[2] > newest - KEEP_BUCKET_SECONDS}
+        if previous is None:
+            previous = before()
+        stored = store()
+        with self._people_lock:
+            if key not in self._people and len(self._people) > 256:
+                newest = max(k[2] for k in self._people)
+                self._people = {k: v for k, v in self._people.items() if k[2] > newest - KEEP_BUCKET_SECONDS}
             self._people[key] = people
         if people > previous:
             self.people_counted.labels(camera=camera_id, zone=zone_id).inc(people - previous)
+        return stored
 
     def receipt(self, stored: int, refused: int) -> None:
         if stored:

@@ -63,9 +63,9 @@ def test_metrics_exposition_parses_with_prometheus_names_and_labels(tmp_path: Pa
     camera.faces_detected.inc(7)
     # Full counts of a bucket are queued again as they grow: the counter adds only the growth, and a bucket an
     # earlier run already counted 2 people in (restart mid-bucket) adds only what this run counted.
-    metrics.people_queued("cam1", "door", 60, 3, lambda: 0)
-    metrics.people_queued("cam1", "door", 60, 5, lambda: pytest.fail("asked once per bucket"))
-    metrics.people_queued("cam1", "door", 120, 6, lambda: 2)
+    metrics.people_queued("cam1", "door", 60, 3, lambda: 0, lambda: 1)
+    metrics.people_queued("cam1", "door", 60, 5, lambda: pytest.fail("asked once per bucket"), lambda: 2)
+    metrics.people_queued("cam1", "door", 120, 6, lambda: 2, lambda: 1)
     metrics.receipt(stored=4, refused=1)
     metrics.connected(True)
     metrics.connected(False)
@@ -229,3 +229,47 @@ def test_agent_metrics_match_the_run_and_outbox_depth_follows_the_broker(
     precisions = by_label(samples, "model_info", "precision")
     assert set(precisions) <= {"int8", "fp32"} and len(precisions) >= 1
     receiver.close()
+
+
+def test_people_the_outbox_refuses_are_not_counted_until_it_stores_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """people_counted_total says 'people counted into the aggregates queued for delivery'. It was raised before the
+    outbox stored the bucket, so a bucket the outbox refused (a full disk) read as counted, and stayed so if the
+    agent then stopped with it lost. It is raised once the bucket is stored, by the growth the store made."""
+    from footfall.edge.agent import Agent
+    from footfall.edge.aggregation import BucketCounts, BucketNotStored
+    from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
+    from footfall.edge.outbox import OutboxError
+
+    config = AgentConfig(
+        agent_id="box-test",
+        site_id="lab",
+        cameras=[CameraConfig(id="cam1", source="x.mp4")],
+        mqtt=MqttConfig(host="127.0.0.1", port=1),
+    )
+    agent = Agent(config)
+    agent.outbox = outbox = Outbox(tmp_path / "outbox.sqlite")
+    agent.metrics = AgentMetrics()
+    emit = agent._emitter("cam1")
+
+    def counted() -> float:
+        assert agent.metrics is not None
+        samples = parse(generate_latest(agent.metrics.registry).decode())
+        return value(samples, "people_counted_total", camera="cam1", zone="door") or 0
+
+    def full_disk(*args: object) -> int:
+        raise OutboxError("database or disk is full")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(outbox, "add", full_disk)
+            with pytest.raises(BucketNotStored, match="disk is full"):
+                emit("door", 60, BucketCounts(people=4, unknown=4))
+        assert counted() == 0, "nothing was queued"
+        emit("door", 60, BucketCounts(people=4, unknown=4))  # the aggregator's retry, once there is room
+        assert counted() == 4
+        emit("door", 60, BucketCounts(people=6, unknown=6))  # the bucket grows: its growth is added
+        assert counted() == 6
+    finally:
+        outbox.close()
