@@ -18,7 +18,7 @@ from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
-from footfall.server.db import Database
+from footfall.server.db import Database, QueryTimeout
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
 from footfall.server.release import seen_until
@@ -179,6 +179,18 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(QueryTimeout)
+    async def _query_timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
+        path = request.url.path
+        log_event(logger, logging.WARNING, "query stopped at its time limit", path=path, limit_s=exc.limit_s)
+        detail = (
+            f"the query ran past the server's {exc.limit_s:g} s limit (FOOTFALL_QUERY_TIMEOUT_S) and was stopped: "
+            "the database is busy or locked (a migration or maintenance), or the request asks for a lot; "
+            "try again shortly, or ask for a shorter range or fewer zones"
+        )
+        retry_after = str(max(1, round(exc.limit_s)))
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": retry_after})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

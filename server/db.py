@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import cast
 
 from footfall.server.sql import dialect_name
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -49,6 +52,28 @@ def make_engine(url: str) -> Engine:
     )
 
 
+# SQLite calls the progress handler every this many virtual-machine steps: often enough to stop within a few
+# milliseconds of the limit, rarely enough that the Python call costs nothing measurable.
+SQLITE_STEPS_PER_CHECK = 10_000
+
+
+class QueryTimeout(RuntimeError):
+    """A read ran past its time limit and the database stopped it."""
+
+    def __init__(self, limit_s: float):
+        super().__init__(f"a query ran past the {limit_s:g} s limit")
+        self.limit_s = limit_s
+
+
+def _stopped_by_limit(exc: OperationalError) -> bool:
+    """Whether the database stopped the statement for its time limit: PostgreSQL's query_canceled (57014), or
+    SQLite's interrupt from the progress handler."""
+    original = exc.orig
+    if isinstance(original, sqlite3.OperationalError):
+        return str(original) == "interrupted"
+    return getattr(original, "sqlstate", None) == "57014"
+
+
 def _sqrt(value: float | None) -> float | None:
     return math.sqrt(value) if value is not None and value >= 0 else None
 
@@ -74,9 +99,51 @@ class Database:
             yield session
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self, limit_s: float | None = None) -> Iterator[Session]:
+        """A session for reads. With ``limit_s`` the database stops a statement still running after that many
+        seconds (PostgreSQL's transaction-local ``statement_timeout``; on SQLite a progress handler, which also
+        counts from each statement's start) and :class:`QueryTimeout` is raised instead of its error."""
         with self.sessions() as session:
-            yield session
+            if limit_s is None:
+                yield session
+                return
+            limited = self._sqlite_limit(session, limit_s) if self.is_sqlite else self._postgres_limit(session, limit_s)
+            try:
+                with limited:
+                    yield session
+            except OperationalError as exc:
+                if _stopped_by_limit(exc):
+                    raise QueryTimeout(limit_s) from None
+                raise
+
+    @staticmethod
+    @contextmanager
+    def _postgres_limit(session: Session, limit_s: float) -> Iterator[None]:
+        # is_local: the setting ends with the session's transaction, so the pooled connection goes back unlimited.
+        milliseconds = str(max(1, math.ceil(limit_s * 1000)))
+        session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": milliseconds})
+        yield
+
+    @staticmethod
+    @contextmanager
+    def _sqlite_limit(session: Session, limit_s: float) -> Iterator[None]:
+        connection = session.connection()
+        dbapi_connection = cast(sqlite3.Connection, connection.connection.dbapi_connection)  # the sqlite3 driver's
+        deadline = [math.inf]
+
+        def started(*_args: object) -> None:
+            deadline[0] = time.monotonic() + limit_s
+
+        def past_deadline() -> int:
+            return 1 if time.monotonic() > deadline[0] else 0  # non-zero: SQLite stops with "interrupted"
+
+        event.listen(connection, "before_cursor_execute", started)
+        dbapi_connection.set_progress_handler(past_deadline, SQLITE_STEPS_PER_CHECK)
+        try:
+            yield
+        finally:
+            dbapi_connection.set_progress_handler(None, 0)
+            event.remove(connection, "before_cursor_execute", started)
 
     def dispose(self) -> None:
         self.engine.dispose()

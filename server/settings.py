@@ -102,6 +102,15 @@ class Settings(BaseSettings):
         "with a key get 429 until the minute frees. Counted in memory per server process (each replica holds its "
         "own). 0 = no limit.",
     )
+    query_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        validation_alias="FOOTFALL_QUERY_TIMEOUT_S",
+        description="Seconds an API request's query may run (each SQL statement; on SQLite each read) before the "
+        "database stops it and the request gets 503: a read waiting behind a lock (a migration, a VACUUM FULL, a "
+        "LOCK TABLE left open) would otherwise hold a worker and a connection for ever.",
+    )
     metrics_port: int | None = Field(
         None,
         ge=1,

@@ -6,6 +6,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, get_args, get_origin
@@ -44,6 +45,10 @@ class ServerContext:
     def __post_init__(self) -> None:
         self.auth_failures = FailedAuthLimiter(self.settings.auth_failures_per_minute, window_s=60.0)
 
+    def read(self) -> AbstractContextManager[Session]:
+        """A read session for a request: its queries stop at ``Settings.query_timeout_s`` (503 for the client)."""
+        return self.db.read(limit_s=self.settings.query_timeout_s)
+
 
 def context(request: Request) -> ServerContext:
     context: ServerContext = request.app.state.context
@@ -54,7 +59,7 @@ Context = Annotated[ServerContext, Depends(context)]
 
 
 def read_session(ctx: Context) -> Iterator[Session]:
-    with ctx.db.read() as session:
+    with ctx.read() as session:
         yield session
 
 
@@ -109,7 +114,7 @@ def _authenticate(ctx: ServerContext, request: Request, key: str) -> Principal:
             headers={"Retry-After": str(locked.retry_after)},
         ) from None
     try:
-        with ctx.db.read() as session:
+        with ctx.read() as session:
             principal = authenticate(session, key)
     except BaseException:
         limiter.take_back(attempt)  # the key was never judged

@@ -177,7 +177,7 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
         refile_site(ctx.db, site.site_id, site.timezone)
     if told is not None:
         log_event(logger, logging.INFO, "site demographics mode changed", site=site_id, mode=told.demographics)
-    with ctx.db.read() as session:  # as GET /sites answers it, after the change (and any re-filing)
+    with ctx.read() as session:  # as GET /sites answers it, after the change (and any re-filing)
         return _sites_out(session, [get_site(session, site_id)], ctx.settings)[0]
 
 
@@ -214,7 +214,7 @@ def _apply_controls(session: Session, site: Site, change: SiteUpdate, ctx: Serve
 
 def _republish(ctx: ServerContext, site_id: str) -> None:
     """Sends the stored mode again (a change was sent, then not committed)."""
-    with ctx.db.read() as session:
+    with ctx.read() as session:
         mode = session.scalar(select(Site.demographics).where(Site.site_id == site_id))
     if mode is not None:
         _publish(ctx, site_settings.settings_of(site_id, mode))

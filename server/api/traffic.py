@@ -383,7 +383,7 @@ def _csv_lines(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     for zone_pk, zone_id, name, kind in plan:
-        with ctx.db.read() as session:
+        with ctx.read() as session:
             rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
             corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
             age_rows = queries.age_series(session, [zone_pk], span.start, span.end, granularity, tz)

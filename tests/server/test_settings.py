@@ -37,6 +37,7 @@ def test_every_variable_is_in_the_api_md_table() -> None:
         ("FOOTFALL_TIMEZONE", "Europe/Berlin", "default_timezone", "Europe/Berlin"),
         ("FOOTFALL_AGENT_OFFLINE_AFTER", "2.5", "agent_offline_after_s", 2.5),
         ("FOOTFALL_AUTH_FAILURES_PER_MINUTE", "0", "auth_failures_per_minute", 0),
+        ("FOOTFALL_QUERY_TIMEOUT_S", "2.5", "query_timeout_s", 2.5),
     ],
 )
 def test_each_variable_sets_its_field(
@@ -84,5 +85,8 @@ def test_settings_are_frozen_and_errors_name_the_field(monkeypatch: pytest.Monke
         Settings().k_anonymity = 3  # type: ignore[misc]
     monkeypatch.setenv("FOOTFALL_K_ANON", "0")
     monkeypatch.setenv("FOOTFALL_TIMEZONE", "Mars/Olympus")
-    with pytest.raises(ValueError, match=r"(?s)k_anonymity.*default_timezone.*unknown time zone 'Mars/Olympus'"):
+    monkeypatch.setenv("FOOTFALL_QUERY_TIMEOUT_S", "0")
+    with pytest.raises(
+        ValueError, match=r"(?s)k_anonymity.*default_timezone.*unknown time zone 'Mars/Olympus'.*query_timeout_s"
+    ):
         Settings.from_env()
