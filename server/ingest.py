@@ -9,6 +9,7 @@ never stops the batch.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -78,6 +79,22 @@ def site_controls(session: Session, site_ids: set[str]) -> dict[str, SiteControl
     }
     found = {site: SiteControls(demographics, k, watermarks.get(site, 0)) for site, demographics, k in rows}
     return found | {site: SiteControls(purged_before=watermarks.get(site, 0)) for site in site_ids - found.keys()}
+
+
+# What the dead letter of an aggregate refused by its site's controls (refusal_by_site's code) does not keep: what
+# the site refuses to hold (an 'off' site's counts, a 'counts-only' site's genders, a 'gender-only' site's ages), so
+# that a refusal does not keep for the dead letters' 90 days what storing would not have; and past the site's
+# raw-data retention window (its only 'rejected'), the counts retention deleted.
+NOT_KEPT: dict[RefusalCode, tuple[str, ...]] = {
+    "off": ("age", "dwell", "gender", "people"),
+    "counts-only": ("age", "gender"),
+    "gender-only": ("age",),
+    "rejected": ("age", "dwell", "gender", "people"),
+}
+
+
+class PastRetention(WireError):
+    """An aggregate older than the raw-data retention window: refused, and its counts not kept."""
 
 
 def refusal_by_site(message: AggregateMessage, controls: SiteControls) -> tuple[str, RefusalCode] | None:
@@ -308,14 +325,21 @@ class Ingestor:
         self.counters.add(result, item.source)
         return result
 
-    def _dead_letter(self, item: Incoming, reason: str) -> dict[str, object]:
+    def _dead_letter(self, item: Incoming, reason: str, not_kept: tuple[str, ...] = ()) -> dict[str, object]:
+        """The dead-letter row of a refused message; ``not_kept`` names fields of a parsed aggregate left out of
+        it (:data:`NOT_KEPT`), which the reason then says."""
+        payload = item.payload[:MAX_PAYLOAD_STORED].decode("utf-8", "replace")
+        if not_kept:  # only ever asked for an aggregate that parsed, so its payload is a JSON object
+            kept = {key: value for key, value in json.loads(item.payload).items() if key not in not_kept}
+            payload = json.dumps(kept, separators=(",", ":"))
+            reason = f"{reason} (not kept: {', '.join(not_kept)})"
         return {
             "received_at": int(self.clock()),
             "source": item.source,
             "topic": item.topic,
             # PostgreSQL's text columns refuse NUL: a payload holding one is kept with U+FFFD in its place.
             "reason": reason[:2000].replace("\x00", "\ufffd"),
-            "payload": item.payload[:MAX_PAYLOAD_STORED].decode("utf-8", "replace").replace("\x00", "\ufffd"),
+            "payload": payload.replace("\x00", "\ufffd"),
         }
 
     def _ingest_batch(self, items: Sequence[Incoming]) -> BatchResult:
@@ -371,7 +395,7 @@ class Ingestor:
                             f"answers for ({EARLIEST.year}-{LATEST.year - 1}; is the agent's clock right?)"
                         )
                     if start < purged_before:
-                        raise WireError(
+                        raise PastRetention(
                             f"bucket_start: {message.bucket_start.isoformat()} is older than the raw-data "
                             "retention window; its hour is final in the rollups and cannot be changed"
                         )
@@ -390,7 +414,8 @@ class Ingestor:
                 result.rejected.append(Rejection(index, reason))
                 if sender is not None:
                     result.handled.append(Handled(sender.site_id, sender.agent_id, sender.seq, reason[:2000]))
-                dead.append(self._dead_letter(item, reason))
+                not_kept = NOT_KEPT["rejected"] if isinstance(exc, PastRetention) else ()
+                dead.append(self._dead_letter(item, reason, not_kept))
         controls = site_controls(session, {m.site_id for _, m in aggregates})
         allowed: list[tuple[int, AggregateMessage]] = []
         for index, message in aggregates:  # the operator's controls of the site (admin API)
@@ -401,7 +426,7 @@ class Ingestor:
             reason, code = refusal
             result.rejected.append(Rejection(index, reason, code))
             result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason, code))
-            dead.append(self._dead_letter(items[index], reason))
+            dead.append(self._dead_letter(items[index], reason, NOT_KEPT[code]))
         beyond = zones_beyond_cap(session, {(m.site_id, m.zone_id) for _, m in allowed}, self.max_zones_per_site)
         aggregates = []
         for index, message in allowed:  # an agent naming zones by something that changes would fill the database

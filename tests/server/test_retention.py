@@ -3,6 +3,7 @@ reconcile any more."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from footfall.server.retention import run_retention
@@ -43,6 +44,10 @@ def test_retention_drops_old_raw_buckets_and_keeps_rollups(server: Server) -> No
     assert response.status_code == 422
     assert "older than the raw-data retention window" in response.json()["rejected"][0]["reason"]
     assert _sums(server)[1] == 50
+    # Its dead letter keeps who sent it and when, not the counts that retention deleted.
+    [letter] = server.get("/api/v1/admin/dead-letters", role="admin").json()["items"]
+    assert "not kept: age, dwell, gender, people" in letter["reason"]
+    assert {"people", "gender"}.isdisjoint(json.loads(letter["payload"])), letter
     # Running again is harmless and never moves the watermark back.
     assert run_retention(server.db, days=30, now=now).cutoff == result.cutoff
 

@@ -3,6 +3,7 @@ the admin API within limits, and applied by ingest, the release and retention.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -150,6 +151,34 @@ def test_an_off_site_refuses_every_aggregate_with_a_reason_and_full_takes_them_a
     }
 
 
+def dead_letter_payloads(server: Server) -> list[dict]:
+    letters = server.get("/api/v1/admin/dead-letters", role="admin").json()["items"]
+    return [json.loads(letter["payload"]) for letter in letters]
+
+
+@pytest.mark.parametrize(
+    ("mode", "not_kept"),
+    [("off", {"people", "gender", "age", "dwell"}), ("counts-only", {"gender", "age"}), ("gender-only", {"age"})],
+)
+def test_a_refused_aggregate_keeps_in_its_dead_letter_nothing_the_site_refuses(
+    sqlite_server: Server, mode: str, not_kept: set[str]
+) -> None:
+    """Found by attack: an agent that had not applied the mode yet sent a bucket of one woman aged 25-34; the server
+    refused it and then kept it whole for 90 days, readable by any admin key: the gender of one person at a site set
+    to collect none, the age at a 'gender-only' one. Its dead letter keeps what the site would have kept."""
+    server = sqlite_server
+    server.ingest(aggregate(unknown=1))
+    assert patch(server, {"demographics": mode}).status_code == 200
+    one_woman = aggregate(zone="pharmacy", start=NINE, seq=2, female=1, dwell=(1, 40.0))
+    one_woman["age"] = {"female": {"25-34": 1}}
+    assert server.ingest(one_woman).json()["rejected"]
+    [letter] = [p for p in dead_letter_payloads(server) if p.get("zone_id") == "pharmacy"]
+    assert not_kept.isdisjoint(letter), letter
+    assert (letter["agent_id"], letter["seq"], letter["bucket_start"]) == ("agent-1", 2, "2026-11-16T09:00:00Z")
+    [item] = server.get("/api/v1/admin/dead-letters", role="admin").json()["items"][:1]
+    assert f"not kept: {', '.join(sorted(not_kept))}" in item["reason"], item["reason"]
+
+
 def test_a_counts_only_period_shows_no_gender_figures_not_zeros(server: Server) -> None:
     server.ingest(*(counts_only(aggregate(start=NINE + timedelta(minutes=m), seq=m + 1, unknown=4)) for m in range(3)))
     totals = server.get(f"{SITE}/traffic/totals", zone="entrance", **DAY).json()["totals"]
@@ -241,8 +270,11 @@ def test_a_site_with_shorter_retention_loses_its_raw_buckets_sooner_and_refuses_
     assert result.raw_deleted == 1
     with server.db.read() as session:
         assert session.scalar(select(func.count()).select_from(Bucket)) == 1  # the other site's, kept 35 days
-    late = server.ingest(aggregate(start=old + timedelta(minutes=1), seq=5, unknown=2))
+    late = server.ingest(aggregate(start=old + timedelta(minutes=1), seq=5, female=1, unknown=1))
     assert late.status_code == 422 and "site's raw-data retention window" in late.json()["rejected"][0]["reason"]
+    # Nor does its dead letter keep its counts for 90 days: raw counts that old are not kept.
+    [letter] = [p for p in dead_letter_payloads(server) if p.get("seq") == 5]
+    assert {"people", "gender", "age", "dwell"}.isdisjoint(letter), letter
     kept = server.ingest(aggregate(start=old + timedelta(minutes=1), seq=6, site="other", camera="cam-9", unknown=2))
     assert kept.status_code == 200
     # the rollups keep what the deleted buckets counted
