@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +28,7 @@ from footfall.server.settings import Settings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import RequestResponseEndpoint
-from starlette.routing import Mount
+from starlette.routing import Mount, compile_path
 
 from footfall import __version__
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     # bounds its own batches, after the agent's key (api.ingest).
     app.add_middleware(BodyLimit, exempt={f"{API_PREFIX}/ingest"})
     mounts: list[str] = []  # the mounted apps' paths (the dashboard's files), filled once the routes are in
+    api_paths: list[tuple[re.Pattern[str], str]] = []  # the API's path templates as patterns, likewise
 
     @app.middleware("http")
     async def _count_requests(request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -159,7 +161,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
             return response
         finally:
             elapsed = time.perf_counter() - started
-            metrics.observe_request(_route_label(request, mounts), request.method, status, elapsed)
+            metrics.observe_request(_route_label(request, api_paths, mounts), request.method, status, elapsed)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -238,14 +240,22 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
 
     _mount_dashboard(app)
     mounts.extend(route.path for route in app.routes if isinstance(route, Mount))
+    api_paths.extend((compile_path(path)[0], path) for path in app.openapi()["paths"])
     return app
 
 
-def _route_label(request: Request, mounts: list[str]) -> str:
+def _route_label(request: Request, api_paths: list[tuple[re.Pattern[str], str]], mounts: list[str]) -> str:
     """The route template that answered (``/api/v1/sites/{site_id}/...``), a mount's path with ``/{path}``, or
-    "unmatched": never the raw path, so the label's values stay few whatever clients ask for."""
+    "unmatched": never the raw path, so the label's values stay few whatever clients ask for. A request refused
+    before routing (the body limit's 413) is labelled with the API path it was sent to."""
     path = request.url.path
-    template = getattr(request.scope.get("route"), "path", None)
+    route = request.scope.get("route")
+    if route is None:
+        inside = path.removeprefix(request.scope.get("root_path", "") or "")
+        for pattern, api_path in api_paths:
+            if pattern.match(inside):
+                return api_path
+    template = getattr(route, "path", None)
     if isinstance(template, str) and ":path}" not in template:
         # A router's route knows its path below the router's prefix only (in recent FastAPI): the prefix is the
         # path's leading segments, literal, as no prefix here holds a parameter.

@@ -51,6 +51,10 @@ def test_counts_match_the_run(metrics_server: Server) -> None:
     assert server.get("/api/v1/sites/mall/traffic/series", granularity="hour").status_code == 200
     assert server.get("/api/v1/sites/nowhere/traffic/series").status_code == 404
     assert server.client.get("/no/such/page").status_code == 404
+    oversized = server.client.patch(
+        "/api/v1/sites/mall", content=b"{" + b" " * 70_000 + b"}", headers=server.headers("admin")
+    )
+    assert oversized.status_code == 413  # refused before routing, by the body limit
 
     for role in ("metrics", "admin"):
         samples = scrape(server, role)
@@ -83,6 +87,9 @@ def test_counts_match_the_run(metrics_server: Server) -> None:
         assert value(samples, requests, route=series, method="GET", status="200") == 1
         assert value(samples, requests, route=series, method="GET", status="404") == 1
         assert value(samples, requests, route="unmatched", method="GET", status="404") == 1
+        # The 413 read "unmatched", with the 404s of paths no route has: the route it was sent to names it.
+        site = "/api/v1/sites/{site_id}"
+        assert value(samples, requests, route=site, method="PATCH", status="413") == 1
         assert value(samples, "footfall_server_http_request_duration_seconds_count", **ingest) == 4
         routes = {dict(labels).get("route") for (name, labels) in samples if name == requests}
         assert not any("mall" in str(route) or "nowhere" in str(route) for route in routes), routes
