@@ -986,6 +986,11 @@ def test_a_withheld_split_of_a_released_count_is_not_shown_as_fewer_than_k(brows
         example = p.locator("#worked-example").inner_text()
         assert "0 of the 0" not in example and "no_classified_people" not in example, example
         assert "withheld for privacy" in example and "34 people" in example, example
+        # The overview's "Female share today —" gave its reason in a tooltip only, which a touch screen never shows.
+        page.open("/dashboard/")
+        page.wait_ready()
+        share = p.locator("#kpi-share").inner_text()
+        assert "—" in share and "not estimated: no classified people here" in share, share
         page.close()
     finally:
         server.should_exit = True  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ import { api, getKey } from "../api.js";
 import { h } from "../dom.js";
 import {
   addDays, correctedShareNode, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate,
-  midnightUtc, occupancyNode, plural, pluralNoun,
+  midnightUtc, MISSING_HELP, occupancyNode, plural, pluralNoun,
 } from "../format.js";
 import { occupancyCurve } from "../charts/occupancy.js";
 import { sparkBars } from "../charts/spark.js";
@@ -42,10 +42,12 @@ function kpi(label, valueNode, note, id) {
 function shareKpi(figures) {
   if (figures.length === 1) {
     const t = figures[0].todayTotals.totals;
+    const raw = t.female_share !== null ? h("span", { class: "faint" }, ` (raw: ${fmtPct(t.female_share)} of those classified)`) : null;
+    // Without an estimate the "—" says why in words, not only in its tooltip (which a touch screen never shows).
+    const missing = t.female_share_corrected === null
+      ? `not estimated: ${MISSING_HELP[t.female_share_corrected_missing] || "nothing to correct"}` : null;
     return kpi("Female share today", correctedShareNode(t),
-      h("span", {}, "women among passes, corrected for the classifier's known errors",
-        t.female_share !== null ? h("span", { class: "faint" }, ` (raw: ${fmtPct(t.female_share)} of those classified)`) : null),
-      "kpi-share");
+      h("span", {}, missing ?? "women among passes, corrected for the classifier's known errors", raw), "kpi-share");
   }
   return kpi("Female share", h("span", { class: "faint" }, "per site"),
     "corrected for the classifier's known errors: see each site's card (7 days)", "kpi-share");
