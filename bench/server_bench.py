@@ -44,7 +44,10 @@ from footfall.server.rollups import ensure_release  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 ZONES = 200
-START = datetime(2025, 11, 1, tzinfo=UTC)
+# A year of data that ended within the last week: ingest refuses buckets older than FOOTFALL_MAX_BUCKET_AGE_DAYS
+# (400) or in the future, so the year moves with the calendar. It starts on a Monday, 53 weeks before this one's.
+_TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+START = _TODAY - timedelta(days=_TODAY.weekday(), weeks=53)
 
 
 def _messages(count: int, seed: int = 1, offset_minutes: int = 0) -> list[bytes]:

@@ -50,6 +50,8 @@ logger = logging.getLogger("footfall.server.ingest")
 
 MAX_PAYLOAD_STORED = 16_384
 FUTURE_TOLERANCE_S = 900
+# More than a year back, so that a year of history can be filed; a clock that restarted at 2000-01-01 cannot.
+DEFAULT_MAX_BUCKET_AGE_DAYS = 400
 PURGED_BEFORE_KEY = "raw_purged_before"  # meta; "raw_purged_before:<site>" for a site with its own retention
 
 
@@ -270,12 +272,14 @@ class Ingestor:
         open_hour: bool = False,
         release_delay: int = DEFAULT_RELEASE_DELAY,
         max_zones_per_site: int = DEFAULT_MAX_ZONES_PER_SITE,
+        max_bucket_age_days: int = DEFAULT_MAX_BUCKET_AGE_DAYS,
     ):
         """``open_hour`` and ``release_delay`` are the server's read settings (footfall.server.release): which
         hours readers may have seen, and so which cells a late change may move only in steps of at least k."""
         self.db = db
         self.default_tz = default_tz
         self.clock = clock
+        self.max_bucket_age_days = max_bucket_age_days
         self.open_hour = open_hour
         self.release_delay = release_delay
         self.max_zones_per_site = max_zones_per_site
@@ -388,6 +392,12 @@ class Ingestor:
                         raise WireError(
                             f"bucket_start: {message.bucket_start.isoformat()} is in the future "
                             "(is the agent's clock right?)"
+                        )
+                    if start < now - self.max_bucket_age_days * 86_400:
+                        raise WireError(
+                            f"bucket_start: {message.bucket_start.isoformat()} is more than "
+                            f"{self.max_bucket_age_days} days old (FOOTFALL_MAX_BUCKET_AGE_DAYS); is the agent's "
+                            "clock right? (a box often starts at 2000-01-01 after losing power)"
                         )
                     if not EARLIEST <= message.bucket_start < LATEST:
                         raise WireError(

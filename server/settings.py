@@ -6,6 +6,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from footfall.server.catalog import DEFAULT_MAX_ZONES_PER_SITE
+from footfall.server.ingest import DEFAULT_MAX_BUCKET_AGE_DAYS
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -62,6 +63,16 @@ class Settings(BaseSettings):
         description="Aggregates that would give a site more zones, lines and cameras than this are refused with the "
         "reason: each id holds a year of hourly cells and a slot row per hour of the week, so an agent naming zones "
         "by something that changes would otherwise fill the database.",
+    )
+    max_bucket_age_days: int = Field(
+        DEFAULT_MAX_BUCKET_AGE_DAYS,
+        ge=1,
+        le=36_500,
+        validation_alias="FOOTFALL_MAX_BUCKET_AGE_DAYS",
+        description="Aggregates whose bucket started more than this many days ago are refused with the reason: a "
+        "box whose clock restarted at 2000-01-01 would otherwise file its counts decades back, and each such zone's "
+        "running totals per hour of week would span every week in between. An agent offline longer than this loses "
+        "what it counted before (its counts are refused, not stored under a wrong date).",
     )
     mqtt_url: str | None = Field(
         None, validation_alias="MQTT_URL", description="mqtt://user:pass@host:port; None = no consumer."

@@ -71,28 +71,23 @@ def apply_slot_deltas(session: Session, deltas: SlotDeltas) -> None:
     # One writer per zone at a time: extending the dense rows and adding deltas must not interleave.
     query = locked(query.order_by(span.c.zone_pk), session)
     spans = {row[0]: (row[1], row[2]) for row in session.execute(query)}
-    zero_weeks: list[tuple[int, int]] = []
+    zero_weeks: list[dict[str, int]] = []  # per zone, the weeks [low, high] whose rows start at zero
     copies: list[dict[str, int]] = []
     new_spans: list[dict[str, int]] = []
     for zone_pk in zones:
         low, high = min(touched[zone_pk]), max(touched[zone_pk])
         if zone_pk in created:
-            zero_weeks += [(zone_pk, week) for week in range(low, high + 1)]
+            zero_weeks.append({"z": zone_pk, "low": low, "high": high})
             continue
         first, last = spans[zone_pk]
-        zero_weeks += [(zone_pk, week) for week in range(low, first)]
+        if low < first:
+            zero_weeks.append({"z": zone_pk, "low": low, "high": first - 1})
         copies += [{"z": zone_pk, "source": last, "target": week} for week in range(last + 1, high + 1)]
         if low < first or high > last:
             new_spans.append({"z": zone_pk, "first": min(low, first), "last": max(high, last)})
     if zero_weeks:
-        session.execute(
-            cumulative.insert(),
-            [
-                {"zone_pk": z, "week": w, "local_how": how, **dict.fromkeys(SLOT_FIELDS, 0)}
-                for z, w in zero_weeks
-                for how in range(HOURS_OF_WEEK)
-            ],
-        )
+        # Made by the database, not as one Python row per week and hour: a zone's span may hold a year of weeks.
+        session.execute(_ZERO_WEEKS, zero_weeks)
     if copies:
         source = cumulative.alias("source")
         session.execute(
@@ -128,6 +123,16 @@ def apply_slot_deltas(session: Session, deltas: SlotDeltas) -> None:
         ],
     )
 
+
+# A zone's rows of weeks :low to :high, every hour of week, all zero.
+_ZERO_WEEKS = text(
+    f"""
+    WITH RECURSIVE hows(how) AS (SELECT 0 UNION ALL SELECT how + 1 FROM hows WHERE how < {HOURS_OF_WEEK - 1}),
+    weeks(week) AS (SELECT :low UNION ALL SELECT week + 1 FROM weeks WHERE week < :high)
+    INSERT INTO rollup_slot_cumulative (zone_pk, week, local_how, {", ".join(SLOT_FIELDS)})
+    SELECT :z, week, how, {", ".join("0" for _ in SLOT_FIELDS)} FROM weeks CROSS JOIN hows ORDER BY week, how
+    """
+).bindparams(bindparam("z", type_=BigInteger), bindparam("low", type_=BigInteger), bindparam("high", type_=BigInteger))
 
 _REBUILD_SPANS = text(
     """

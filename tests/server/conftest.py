@@ -128,6 +128,9 @@ class Server:
 
 
 def make_server(url: str, **settings: object) -> Iterator[Server]:
+    # The suite files buckets on fixed dates (BASE, DST changes of 2026), which the server's refusal of buckets
+    # older than FOOTFALL_MAX_BUCKET_AGE_DAYS would reach some day; that refusal has tests of its own.
+    settings.setdefault("max_bucket_age_days", 36_500)
     config = Settings(database_url=url, retention_days=None, **settings)
     app = create_app(config, start_background=False)
     db = app.state.context.db

@@ -4,7 +4,7 @@ change totals; malformed messages land in the dead-letter table with their reaso
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from footfall.server.rollups import (
     daily_classifiers_vs_hourly,
@@ -13,10 +13,11 @@ from footfall.server.rollups import (
     raw_vs_hourly,
     slots_vs_hourly,
 )
-from footfall.server.tables import Bucket, DeadLetter, HourlyRollup
+from footfall.server.settings import Settings
+from footfall.server.tables import Bucket, DeadLetter, HourlyRollup, SlotCumulative
 from sqlalchemy import func, select
 
-from tests.server.conftest import BASE, Server, aggregate, encoded, make_storing_fail, minutes
+from tests.server.conftest import BASE, Server, aggregate, encoded, make_server, make_storing_fail, minutes
 
 RANGE = {"start": "2026-11-15T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
 
@@ -249,3 +250,28 @@ def test_a_message_storing_fails_on_is_isolated_refused_and_dead_lettered(server
         (letter,) = session.scalars(select(DeadLetter))
     assert letter.reason.startswith("storing failed") and '"cursed"' in letter.payload
     assert _totals(server)["people"] == 6
+
+
+def test_a_bucket_from_a_box_whose_clock_restarted_in_2000_is_refused_and_costs_nothing(database_url: str) -> None:
+    """Found by attack: camera boxes often boot with the clock at 2000-01-01. One aggregate dated 2000-01-03 next to
+    one of today was stored, and its zone's running totals per hour of week (dense from its first week to its last)
+    grew by 236,040 rows and 160 MB of server memory; ten such zones in one 5 KB request took 1.6 GB. A bucket older
+    than FOOTFALL_MAX_BUCKET_AGE_DAYS (400) is refused with the reason; one a year old is still a backfill."""
+    for server in make_server(database_url, max_bucket_age_days=Settings().max_bucket_age_days):  # the default
+        _refuses_a_y2k_bucket(server)
+
+
+def _refuses_a_y2k_bucket(server: Server) -> None:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    y2k = aggregate(zone="door", start=datetime(2000, 1, 3, tzinfo=UTC), seq=1, female=5)
+    year_ago = aggregate(zone="door", start=now - timedelta(days=365), seq=2, male=5)
+    today = aggregate(zone="door", start=now - timedelta(hours=1), seq=3, male=5)
+    response = server.ingest(y2k, year_ago, today)
+    assert response.status_code == 422 and response.json()["accepted"] == 2, response.text
+    [refused] = response.json()["rejected"]
+    assert refused["index"] == 0
+    assert "is more than 400 days old (FOOTFALL_MAX_BUCKET_AGE_DAYS)" in refused["reason"]
+    assert "is the agent's clock right?" in refused["reason"]
+    with server.db.read() as session:
+        weeks = session.scalar(select(func.count(func.distinct(SlotCumulative.week))))
+    assert weeks is not None and weeks <= 54, weeks  # the year's weeks, not 26 years of them

@@ -38,6 +38,7 @@ def test_every_variable_is_in_the_api_md_table() -> None:
         ("FOOTFALL_AGENT_OFFLINE_AFTER", "2.5", "agent_offline_after_s", 2.5),
         ("FOOTFALL_AUTH_FAILURES_PER_MINUTE", "0", "auth_failures_per_minute", 0),
         ("FOOTFALL_QUERY_TIMEOUT_S", "2.5", "query_timeout_s", 2.5),
+        ("FOOTFALL_MAX_BUCKET_AGE_DAYS", "30", "max_bucket_age_days", 30),
     ],
 )
 def test_each_variable_sets_its_field(
