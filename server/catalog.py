@@ -39,6 +39,23 @@ def first_measures(messages: Iterable[AggregateMessage]) -> dict[tuple[str, str]
 DEFAULT_MAX_ZONES_PER_SITE = 1000
 
 
+# A chain's malls several times over; each site holds its zones' cells, agents and settings.
+DEFAULT_MAX_SITES = 1000
+
+
+def sites_beyond_cap(session: Session, site_ids: set[str], cap: int) -> set[str]:
+    """The site ids of ``site_ids`` that do not exist yet and would take the server past ``cap`` sites; new ids are
+    admitted in name order. Like :func:`zones_beyond_cap`, it bounds growth, not exactly, across replicas."""
+    if not site_ids:
+        return set()
+    existing = set(session.scalars(select(Site.site_id).where(Site.site_id.in_(site_ids))))
+    missing = sorted(site_ids - existing)
+    if not missing:
+        return set()
+    room = max(0, cap - (session.scalar(select(func.count()).select_from(Site)) or 0))
+    return set(missing[room:])
+
+
 def zones_beyond_cap(session: Session, keys: set[tuple[str, str]], cap: int) -> set[tuple[str, str]]:
     """The (site_id, zone_id) of ``keys`` that do not exist yet and would take their site past ``cap`` zones
     (lines, entrance directions and cameras count too); within a site, new ids are admitted in name order. Two

@@ -22,11 +22,13 @@ from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, RefusalCode, WireError, parse_message
 from footfall.server import agents, classifiers
 from footfall.server.catalog import (
+    DEFAULT_MAX_SITES,
     DEFAULT_MAX_ZONES_PER_SITE,
     ZoneRef,
     ensure_zones,
     first_measures,
     measure_conflict,
+    sites_beyond_cap,
     zones_beyond_cap,
 )
 from footfall.server.db import Database
@@ -272,6 +274,7 @@ class Ingestor:
         open_hour: bool = False,
         release_delay: int = DEFAULT_RELEASE_DELAY,
         max_zones_per_site: int = DEFAULT_MAX_ZONES_PER_SITE,
+        max_sites: int = DEFAULT_MAX_SITES,
         max_bucket_age_days: int = DEFAULT_MAX_BUCKET_AGE_DAYS,
     ):
         """``open_hour`` and ``release_delay`` are the server's read settings (footfall.server.release): which
@@ -283,6 +286,7 @@ class Ingestor:
         self.open_hour = open_hour
         self.release_delay = release_delay
         self.max_zones_per_site = max_zones_per_site
+        self.max_sites = max_sites
         self.counters = IngestCounters()
 
     def ingest(self, items: Sequence[Incoming]) -> BatchResult:
@@ -437,6 +441,20 @@ class Ingestor:
             result.rejected.append(Rejection(index, reason, code))
             result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason, code))
             dead.append(self._dead_letter(items[index], reason, NOT_KEPT[code]))
+        new_sites_beyond = sites_beyond_cap(session, {m.site_id for _, m in allowed}, self.max_sites)
+        within: list[tuple[int, AggregateMessage]] = []
+        for index, message in allowed:  # a key naming sites by something that changes would fill the server
+            if message.site_id not in new_sites_beyond:
+                within.append((index, message))
+                continue
+            reason = (
+                f"site_id: {message.site_id!r} would be site {self.max_sites + 1} of this server, more than it may "
+                "have (FOOTFALL_MAX_SITES); does the agent's config name its site by something that changes?"
+            )
+            result.rejected.append(Rejection(index, reason))
+            result.handled.append(Handled(message.site_id, message.agent_id, message.seq, reason))
+            dead.append(self._dead_letter(items[index], reason))
+        allowed = within
         beyond = zones_beyond_cap(session, {(m.site_id, m.zone_id) for _, m in allowed}, self.max_zones_per_site)
         aggregates = []
         for index, message in allowed:  # an agent naming zones by something that changes would fill the database

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from footfall.server.catalog import DEFAULT_MAX_ZONES_PER_SITE
+from footfall.server.catalog import DEFAULT_MAX_SITES, DEFAULT_MAX_ZONES_PER_SITE
 from footfall.server.ingest import DEFAULT_MAX_BUCKET_AGE_DAYS
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY
 from pydantic import Field, field_validator
@@ -63,6 +63,15 @@ class Settings(BaseSettings):
         description="Aggregates that would give a site more zones, lines and cameras than this are refused with the "
         "reason: each id holds a year of hourly cells and a slot row per hour of the week, so an agent naming zones "
         "by something that changes would otherwise fill the database.",
+    )
+    max_sites: int = Field(
+        DEFAULT_MAX_SITES,
+        ge=1,
+        le=1_000_000,
+        validation_alias="FOOTFALL_MAX_SITES",
+        description="Aggregates that would give the server more sites than this are refused with the reason: an "
+        "agent key not bound to a site may name any site, and one naming sites by something that changes would "
+        "otherwise fill the database and slow every dashboard page.",
     )
     max_bucket_age_days: int = Field(
         DEFAULT_MAX_BUCKET_AGE_DAYS,

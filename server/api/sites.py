@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -53,10 +54,13 @@ def _sites_out(session: Session, sites: list[Site], settings: Settings) -> list[
     zone_counts = dict(
         session.execute(select(Zone.site_id, func.count()).where(Zone.measure == PASSES).group_by(Zone.site_id)).all()
     )
-    agents = agent_rows(session, None, settings.agent_offline_after_s)
+    # Grouped once: a scan of every agent per site took sites x agents (46 s for 10,000 sites).
+    agents_by_site: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for agent in agent_rows(session, None, settings.agent_offline_after_s):
+        agents_by_site[agent["site_id"]].append(agent)
     out = []
     for site in sites:
-        mine = [a for a in agents if a["site_id"] == site.site_id]
+        mine = agents_by_site.get(site.site_id, [])
         out.append(
             SiteOut(
                 site_id=site.site_id,
