@@ -7,6 +7,7 @@ an interrupted export never leaves a half-written bundle where the edge would lo
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
 import shutil
 import tempfile
@@ -30,18 +31,35 @@ def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return versions
 
 
-def check_bundle_target(out: Path) -> None:
+def check_bundle_target(out: Path, name: str | None = None, *, force: bool = False) -> None:
     """Raises ``FileExistsError`` unless ``out`` may be replaced by a bundle: absent, an empty folder, or a
-    bundle folder (it holds a manifest). Anything else there would be deleted by the swap."""
+    bundle folder (it holds a manifest). Anything else there would be deleted by the swap. Given the ``name`` of
+    the bundle to write, a bundle there must have that name too (re-exporting a model over its own bundle), unless
+    ``force``: another model's bundle would be replaced without a word."""
     if not out.exists() and not out.is_symlink():
         return
     if not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder: give --out a bundle folder to write")
-    if any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+    manifest = out / MANIFEST_FILE
+    if any(out.iterdir()) and not manifest.is_file():
         raise FileExistsError(
             f"{out} is a folder that holds no bundle (no {MANIFEST_FILE}); exporting there would delete what it "
             "holds: give --out a new folder or an existing bundle"
         )
+    if name is None or force or not manifest.is_file():
+        return
+    try:
+        held = json.loads(manifest.read_text(encoding="utf-8"))
+        held_name, held_version = str(held["name"]), str(held.get("version", ""))
+    except (OSError, ValueError, TypeError, KeyError):  # unreadable, not JSON, not a mapping, no name
+        held_name, held_version = None, ""
+    if held_name != name:
+        what = (
+            f"bundle {held_name} {held_version}".rstrip()
+            if held_name
+            else f"a bundle whose {MANIFEST_FILE} is unreadable"
+        )
+        raise FileExistsError(f"{out} already holds {what}; pass --force to replace it, or choose another --out")
 
 
 @contextmanager

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import typer
+
+# What the wire carries of a bundle version (core.wire.BundleRef, '<name>@<version>'): a version of other characters was
+# rewritten there, so aggregates named a version no bundle has.
+BUNDLE_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]{0,31}")
+EXAMPLE_CHECKPOINT = "models/checkpoints/audience-v7.pt"
 
 
 def _fail(message: str) -> None:
@@ -53,7 +59,17 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(
             None, "--threads", min=1, max=64, help="onnxruntime threads (default: up to 2)."
         ),
-        version: str = typer.Option("1.0.0", "--version", help="Bundle version written into the manifest."),
+        version: str = typer.Option(
+            "1.0.0",
+            "--version",
+            help="Bundle version written into the manifest: letters, digits, '.', '_', '+', '-', at most 32 "
+            "characters, starting with a letter or digit (e.g. 1.0.0, 2.1.0-rc.1).",
+        ),
+        force: bool = typer.Option(
+            False,
+            "--force",
+            help="Replace a bundle of another name at --out (one of the same name is replaced anyway).",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     ) -> None:
         """Export a trained gender model to a verified ONNX bundle for the edge.
@@ -66,6 +82,9 @@ def register(app: typer.Typer) -> None:
         ships and the report says why. A model with an age head also gets both graphs pruned to the gender
         output (model-gender.onnx, model-gender-fp32.onnx): what a site that estimates no age runs.
 
+        --out may be a new or empty folder, or a bundle of the same name (the checkpoint's recipe name), which is
+        replaced once the new bundle is complete; a bundle of another name is replaced only with --force.
+
         Example:
         footfall export models/checkpoints/audience-v7.pt --out models/bundles/audience-v7 --data ../shared/data
         """
@@ -74,6 +93,14 @@ def register(app: typer.Typer) -> None:
         require("export", "torch", "onnx", "onnxscript", "onnxruntime", "cv2", "tqdm")
         if precision not in ("auto", "int8", "fp32"):
             raise typer.BadParameter("choose auto, int8 or fp32", param_hint="--precision")
+        if not BUNDLE_VERSION.fullmatch(version):
+            raise typer.BadParameter(
+                f"{version!r}: use letters, digits, '.', '_', '+' and '-', at most 32 characters, starting with a "
+                "letter or digit (e.g. 1.0.0)",
+                param_hint="--version",
+            )
+        if checkpoint.is_dir():  # its name would also make the default --out models/bundles itself
+            _fail(f"{checkpoint} is a directory, not a checkpoint file: give the .pt file, e.g. {EXAMPLE_CHECKPOINT}")
         _quiet_converters()
         from footfall.core.bundle import BundleError
         from footfall.exporter.gender_export import (
@@ -89,7 +116,7 @@ def register(app: typer.Typer) -> None:
         _check_target(target)
         options = GenderExportOptions(
             data_dir=data, card=card, detector_bundle=detector, calibration_per_dataset=calibration,
-            precision=precision, threads=threads, version=version, progress=progress,  # type: ignore[arg-type]
+            precision=precision, threads=threads, version=version, progress=progress, force=force,  # type: ignore[arg-type]
         )  # fmt: skip
         try:
             report = export_gender(checkpoint, target, options)

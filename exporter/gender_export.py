@@ -35,7 +35,13 @@ from footfall.core.manifest import (
     utc_now,
 )
 from footfall.core.preprocess import FaceCropSpec, normalise
-from footfall.exporter.bundle_writer import staged_bundle, tool_versions, verify_written, write_manifest
+from footfall.exporter.bundle_writer import (
+    check_bundle_target,
+    staged_bundle,
+    tool_versions,
+    verify_written,
+    write_manifest,
+)
 from footfall.exporter.chips import ChipSet, cut_chips
 from footfall.exporter.gender_only import write_gender_only_graphs
 from footfall.exporter.probe import build_probe, classifier_probe_inputs, quantization_lines
@@ -79,6 +85,7 @@ class GenderExportOptions:
     name: str | None = None
     version: str = "1.0.0"
     progress: bool = True
+    force: bool = False  # replace a bundle of another name at ``out`` (check_bundle_target)
 
 
 def flush_subnormal_initializers(graph) -> int:
@@ -392,6 +399,7 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
         ),
     )
     name = options.name or str(checkpoint["recipe"].get("name") or out.name)
+    check_bundle_target(out, name, force=options.force)  # before the chips are cut, not after
     threads = options.threads or min(2, os.cpu_count() or 1)
     detector = FaceDetector(options.detector_bundle or DEFAULT_DETECTOR_BUNDLE, threads=threads)
     card_source = find_card(checkpoint_path, options.card)

@@ -66,7 +66,7 @@ def add_gender_only_graphs(path: Path) -> Bundle:
     from footfall.core.bundle import check_every_graph
     from footfall.exporter.bundle_writer import staged_bundle, write_manifest
 
-    path = path.resolve()  # the folder is replaced: a relative path such as '.' would name the one removed
+    given, path = path, path.resolve()  # the folder is replaced: a relative path such as '.' would name the one removed
     bundle = load_bundle(path)
     if bundle.manifest.classifier is None or bundle.manifest.classifier.age is None:
         raise BundleError(f"{path}: not a classifier bundle with an age head; it needs no gender-only graphs")
@@ -74,8 +74,15 @@ def add_gender_only_graphs(path: Path) -> Bundle:
     if unlisted:
         # Re-hashing would vouch for them as part of the bundle.
         raise BundleError(f"{path}: holds files its manifest does not list ({', '.join(unlisted)}); move them out")
-    with staged_bundle(bundle.path) as staging:
-        shutil.copytree(bundle.path, staging, dirs_exist_ok=True)
-        write_manifest(staging, write_gender_only_graphs(staging, bundle.manifest))
-        check_every_graph(load_bundle(staging), threads=1)
+    try:
+        with staged_bundle(bundle.path) as staging:
+            try:
+                shutil.copytree(bundle.path, staging, dirs_exist_ok=True)
+                write_manifest(staging, write_gender_only_graphs(staging, bundle.manifest))
+                check_every_graph(load_bundle(staging), threads=1)
+            except BundleError as exc:
+                # The staging copy is deleted on the way out: name the user's bundle, whose files it copies.
+                raise BundleError(str(exc).replace(str(staging), str(given))) from None
+    except OSError as exc:  # the staging folder and the swap are written in the folder above the bundle
+        raise BundleError(f"cannot write beside {given} ({exc.strerror or exc})") from None
     return load_bundle(path)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class AugmentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a recipe's numbers are finite (recipe._Model)
 
     flip: float = Field(0.5, ge=0, le=1)
     scale: tuple[float, float] = (0.9, 1.12)

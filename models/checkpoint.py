@@ -72,6 +72,8 @@ def load_checkpoint(path: str | Path) -> dict:
     import torch
 
     file = Path(path)
+    if file.is_dir():
+        raise CheckpointError(f"{file} is a directory, not a checkpoint file: give the .pt file")
     if not file.is_file():
         raise CheckpointError(f"{file}: checkpoint file not found")
     try:

@@ -96,11 +96,16 @@ class ImageSource:
     def __init__(self, location: str | Path):
         self.location = Path(location)
         self._zip: zipfile.ZipFile | None = None
-        if self.location.is_file() and zipfile.is_zipfile(self.location):
-            self._zip = zipfile.ZipFile(self.location)
-            self._members = set(self._zip.namelist())
-        elif not self.location.is_dir():
+        if self.location.is_dir():
+            return
+        zip_named = self.location.suffix.lower() == ".zip"
+        if not self.location.is_file() or not (zip_named or zipfile.is_zipfile(self.location)):
             raise DatasetError(f"{self.location}: images not found (expected a folder or a .zip)")
+        try:
+            self._zip = zipfile.ZipFile(self.location)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # a truncated zip lacks its central directory
+            raise DatasetError(f"{self.location}: not a readable zip (truncated or corrupt?)") from None
+        self._members = set(self._zip.namelist())
 
     @property
     def name(self) -> str:
@@ -347,6 +352,29 @@ def load_folders(root: str | Path) -> list[FaceRecord]:
     return with_splits(records)
 
 
+def _csv_rows(reader: csv.DictReader, csv_path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """The manifest's rows, each with its line. A row the csv module cannot read, or one whose field a stray '"'
+    ran on over the lines after it (a manifest's fields hold no line break), is a :class:`DatasetError` naming the
+    line it starts on, short: the swallowed rows are not repeated in it."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problem = (
+                f"a field runs past {csv.field_size_limit()} characters (a '\"' that opens a quote never closed?)"
+                if "field limit" in str(exc)
+                else f"not readable as CSV ({exc})"
+            )
+            raise DatasetError(f"{csv_path}:{start}: {problem}") from None
+        if any(isinstance(value, str) and "\n" in value for value in row.values()):
+            lines = f"runs on to line {reader.line_num}"
+            raise DatasetError(f"{csv_path}:{start}: a '\"' opens a quote that {lines}; remove the stray quote")
+        yield reader.line_num, row
+
+
 def load_csv_manifest(csv_path: str | Path) -> list[FaceRecord]:
     """A CSV with ``path`` and ``gender`` columns, optional ``age``, ``race``, ``split``."""
     csv_path = Path(csv_path)
@@ -362,7 +390,7 @@ def load_csv_manifest(csv_path: str | Path) -> list[FaceRecord]:
         raise DatasetError(f"{csv_path}: needs 'path' and 'gender' columns, has {sorted(columns)}")
     records = []
     impossible: list[float] = []
-    for number, row in enumerate(reader, start=2):
+    for number, row in _csv_rows(reader, csv_path):
         gender = parse_gender(row["gender"] or "")
         if gender is None:
             raise DatasetError(f"{csv_path}:{number}: gender {row['gender']!r} is not male/female")

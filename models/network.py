@@ -16,6 +16,7 @@ Two families:
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Sequence
 
 import torch
@@ -452,6 +453,11 @@ def flush_subnormal_weights(model: nn.Module) -> int:
                 flushed += int(subnormal.sum())
                 tensor[subnormal] = 0.0
     return flushed
+
+
+def network_arguments(arch: str) -> list[str]:
+    """The keyword arguments the architecture ``arch`` takes (a recipe's ``model.kwargs``), sorted."""
+    return sorted(inspect.signature(ARCHITECTURES[arch]).parameters)
 
 
 def build_model(arch: str, **arch_kwargs: object) -> nn.Module:

@@ -10,13 +10,14 @@ from typing import Any, Literal
 
 from footfall.core.preprocess import FaceCropSpec
 from footfall.models.augment import AugmentConfig
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No inf or NaN: `lr: .inf` trained to the end on a loss of NaN before anything said so.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DatasetConfig(_Model):
@@ -68,6 +69,32 @@ class ModelConfig(_Model):
         "as a copy of the network's own blocks it branches from.",
     )
 
+    # Checked when the recipe loads: training builds the network only after the chips are cut (27 minutes on cold
+    # caches). The network module imports torch, which whatever loads a recipe to train needs anyway.
+    @field_validator("arch")
+    @classmethod
+    def _known_architecture(cls, arch: str) -> str:
+        from footfall.models.network import ARCHITECTURES
+
+        if arch not in ARCHITECTURES:
+            names = sorted(ARCHITECTURES)
+            raise ValueError(f"{arch!r} is no architecture; choose {', '.join(names[:-1])} or {names[-1]}")
+        return arch
+
+    @field_validator("kwargs")
+    @classmethod
+    def _arguments_of_the_architecture(cls, kwargs: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from footfall.models.network import network_arguments
+
+        arch = info.data.get("arch")
+        if arch is None:  # refused itself: its error says so
+            return kwargs
+        known = network_arguments(arch)
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {', '.join(map(repr, unknown))} for {arch} (known: {', '.join(known)})")
+        return kwargs
+
 
 class TrainConfig(_Model):
     epochs: int = Field(20, ge=1)
@@ -111,7 +138,7 @@ class TrainConfig(_Model):
         "hold a few copies; a copy in train would flatter the figures).",
     )
     patience: int = Field(5, ge=1, description="Stop after this many epochs without a better val score.")
-    threads: int = Field(2, ge=1)
+    threads: int = Field(2, ge=1, le=64, description="torch threads, as the CLI's --threads options.")
     max_train_images: int | None = Field(None, ge=1, description="Cap per epoch (smoke tests).")
     max_minutes: float | None = Field(
         None,
@@ -235,5 +262,9 @@ def load_recipe(path: str | Path) -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        # 'model.arch: ...'; a check of the whole recipe has no field to name. Pydantic's 'Value error, ' adds nothing.
+        fields = "; ".join(
+            ": ".join(filter(None, [".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, ")]))
+            for e in exc.errors()
+        )
         raise RecipeError(f"{file}: {fields}") from None

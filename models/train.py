@@ -472,6 +472,7 @@ def train(
     """Trains, calibrates and measures; returns the path of the final checkpoint. ``finish=False`` stops
     after training (``best.pt``, validation only: no test figures), e.g. for quick experiments.
     ``data`` replaces the chip cache (``load_splits``'s result), e.g. synthetic chips in tests."""
+    check_network(recipe)
     out = start_run(recipe, out_dir)
     started = time.monotonic()
     if recipe.model.init == "dlib-age-v1" and not resume:
@@ -512,6 +513,18 @@ def train(
         minutes=round((time.monotonic() - started) / 60, 1),
     )
     return final
+
+
+def check_network(recipe: Recipe) -> None:
+    """Builds the recipe's network once, so that arguments it refuses (the recipe checked their names) fail now,
+    not after the chips are cut."""
+    from footfall.models.network import build_model
+
+    try:
+        build_model(recipe.model.arch, **recipe.model.kwargs)
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecipeError(f"model.kwargs: the {recipe.model.arch} network refuses them ({first})") from None
 
 
 def start_run(recipe: Recipe, out_dir: Path | None) -> Path:
@@ -754,10 +767,16 @@ def train_epoch(
                 state["finished"] = True  # the time budget ran out: the schedule has annealed
                 break
             lr = schedule.lr_now(state)
-            loss = student.step(inputs, labels, index, lr)
+            loss = student.step(inputs, labels, index, lr).item()
+            if not math.isfinite(loss):
+                # Nothing trains on from here: the run went on to the end and failed on its calibration.
+                what = "NaN" if math.isnan(loss) else "infinite"
+                raise RecipeError(
+                    f"loss became {what} at epoch {epoch + 1} (train.lr {recipe.train.lr:g} too high?); stopping"
+                )
             state["step"] += 1
             student.update_average(min(recipe.train.ema_decay, (1 + state["step"]) / (10 + state["step"])))
-            running += loss.item() * len(labels)
+            running += loss * len(labels)
             seen += len(labels)
             bar.set_postfix(loss=f"{running / seen:.4f}", lr=f"{lr:.2e}", refresh=False)
     finally:

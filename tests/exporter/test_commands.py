@@ -80,3 +80,73 @@ def test_export_numbers_out_of_range_are_refused(tmp_path: Path, args: list[str]
     bad.write_bytes(b"garbage")
     result = CliRunner().invoke(app, [a.format(bad=bad, out=tmp_path / "out") for a in args])
     assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+
+
+def _bundle_folder(folder: Path, name: str, version: str = "1.0.0") -> Path:
+    """A folder holding a bundle named ``name`` (only its manifest's name and version are read)."""
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(f'{{"name": "{name}", "version": "{version}"}}')
+    (folder / "model.onnx").write_bytes(b"theirs")
+    return folder
+
+
+def test_export_refuses_to_replace_a_bundle_of_another_name_unless_forced(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """Any folder with a manifest was replaced silently, whichever model it held."""
+    other = _bundle_folder(tmp_path / "bundles" / "v7", "audience-v7")
+    result = CliRunner().invoke(app, ["export", str(tiny_checkpoint), "--out", str(other), "--data", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"{other} already holds bundle audience-v7 1.0.0; pass --force to replace it, or choose another --out" in (
+        " ".join(result.output.split())
+    )
+    assert (other / "model.onnx").read_bytes() == b"theirs"
+    # --force gets past the check (to the data, missing here); so does a bundle of the checkpoint's own name.
+    same = _bundle_folder(tmp_path / "bundles" / "tiny", "tiny", "0.9.0")
+    for argv in (["--out", str(other), "--force"], ["--out", str(same)]):
+        result = CliRunner().invoke(app, ["export", str(tiny_checkpoint), *argv, "--data", str(tmp_path / "no-data")])
+        assert result.exit_code == 2 and "already holds" not in result.output, result.output
+    assert (other / "model.onnx").read_bytes() == b"theirs" and (same / "model.onnx").read_bytes() == b"theirs"
+
+
+def test_check_bundle_target_compares_the_name_only_when_given(tmp_path: Path) -> None:
+    from footfall.exporter.bundle_writer import check_bundle_target
+
+    folder = _bundle_folder(tmp_path / "b", "audience-v7")
+    check_bundle_target(folder)
+    check_bundle_target(folder, name="audience-v7")
+    check_bundle_target(folder, name="tiny", force=True)
+    with pytest.raises(FileExistsError, match=r"already holds bundle audience-v7 1\.0\.0"):
+        check_bundle_target(folder, name="tiny")
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(FileExistsError, match="pass --force"):
+        check_bundle_target(folder, name="tiny")
+
+
+@pytest.mark.parametrize("version", ["", "not a version/../x", "1.0.0@x", "-1", "1" * 33])
+def test_export_refuses_a_version_the_wire_cannot_carry(tmp_path: Path, version: str) -> None:
+    """'' and 'not a version/../x' were written into the manifest and rewritten on the wire."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    result = CliRunner().invoke(app, ["export", str(bad), "--data", ".", "--version", version])
+    assert result.exit_code == 2 and "Invalid value" in result.output and "--version" in result.output, result.output
+    assert "not a readable torch checkpoint" not in result.output
+
+
+def test_export_accepts_versions_like_semantic_ones(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    for version in ("1.0.0", "2.1.0-rc.1+build.5", "v7_2"):
+        result = CliRunner().invoke(app, ["export", str(bad), "--data", ".", "--version", version])
+        assert result.exit_code == 2 and "not a readable torch checkpoint" in result.output, (version, result.output)
+
+
+def test_export_of_a_directory_says_it_is_no_checkpoint_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`footfall export .` said 'checkpoint file not found' (or, beside models/bundles, that it holds no bundle)."""
+    (tmp_path / "models" / "bundles" / "audience-v7").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    for argv in (["export", "."], ["export", str(tmp_path / "models")]):
+        result = CliRunner().invoke(app, [*argv, "--data", "."])
+        assert result.exit_code == 2, result.output
+        assert "is a directory, not a checkpoint file" in result.output, result.output
+        assert "Traceback" not in result.output

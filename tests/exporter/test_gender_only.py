@@ -176,3 +176,33 @@ def test_export_gender_only_refuses_files_its_manifest_does_not_list_and_graphs_
     result = CliRunner().invoke(app, ["export-gender-only", str(copy)])
     assert result.exit_code == 2 and "not a readable ONNX graph" in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_export_gender_only_errors_name_the_users_folder_not_its_deleted_staging_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They named '.c1.staging-646lre81/model.onnx', a folder deleted by the time the message was read."""
+    import tempfile
+
+    from footfall.exporter.bundle_writer import write_manifest
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    copy = _without_gender_only_graphs(tmp_path / "c1")
+    (copy / "model.onnx").write_bytes(b"\xff not a graph")
+    write_manifest(copy, read_manifest(copy))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["export-gender-only", "c1"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: c1/model.onnx: not a readable ONNX graph"), result.output
+    assert "staging" not in result.output
+
+    def refused(*args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".c1.staging-646lre81"))
+
+    copy = _without_gender_only_graphs(tmp_path / "c2")
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    result = CliRunner().invoke(app, ["export-gender-only", "c2"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "error: cannot write beside c2 (Permission denied)", result.output

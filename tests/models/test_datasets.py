@@ -309,3 +309,34 @@ def test_unknown_kind_and_missing_images(tmp_path: Path) -> None:
         load_dataset("lfw", tmp_path)
     with pytest.raises(DatasetError, match="images not found"):
         ImageSource(tmp_path / "nowhere.zip")
+
+
+def test_a_truncated_zip_is_said_to_be_unreadable_not_missing(tmp_path: Path) -> None:
+    """It said 'images not found (expected a folder or a .zip)' of a zip that is there."""
+    archive = tmp_path / "trunc.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.png", b"x" * 5000)
+    archive.write_bytes(archive.read_bytes()[:2000])
+    with pytest.raises(DatasetError, match=r"^.*trunc\.zip: not a readable zip \(truncated or corrupt\?\)$"):
+        ImageSource(archive)
+    with pytest.raises(DatasetError, match="images not found"):
+        ImageSource(tmp_path / "missing.zip")
+
+
+def test_csv_fields_too_long_or_run_on_by_a_stray_quote_are_one_short_line(tmp_path: Path) -> None:
+    """A field over 131072 characters raised _csv.Error as a traceback; a stray opening quote swallowed the rows
+    after it into one field and printed them all in the error."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,gender\na.jpg,male\n" + "b" * 200_000 + ".jpg,female\n")
+    with pytest.raises(DatasetError) as caught:
+        load_csv_manifest(manifest)
+    assert str(caught.value).startswith(f"{manifest}:3: ") and len(str(caught.value)) < 200, str(caught.value)
+    rows = "".join(f"c{i}.jpg,male\n" for i in range(300))
+    for text in (f'path,gender\na.jpg,male\nb.jpg,"female\n{rows}', f'path,gender\na.jpg,male\n"b.jpg,female\n{rows}',
+                 "path,gender\na.jpg,male\nb.jpg,\"female\n" + rows * 500):  # fmt: skip
+        manifest.write_text(text)
+        with pytest.raises(DatasetError) as caught:
+            load_csv_manifest(manifest)
+        message = str(caught.value)
+        assert message.startswith(f"{manifest}:3: ") and "\n" not in message and len(message) < 200, message
+        assert "quote" in message

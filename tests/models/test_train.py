@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from pathlib import Path
 
@@ -613,3 +614,95 @@ def test_freezing_an_age_head_the_network_lacks_is_a_clear_error(tmp_path: Path)
     recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"frozen": ["age_head"]})})
     with pytest.raises(ValueError, match=r"train\.frozen names 'age_head', which this network does not have"):
         train(recipe, progress=False, data=synthetic_data())
+
+
+def write_recipe(tmp_path: Path, model: dict | None = None, **sections: dict) -> Path:
+    """A recipe file whose dataset does not exist: anything that reads data fails, so a recipe error must come
+    before it."""
+    import yaml
+
+    recipe = {
+        "output": str(tmp_path / "run"),
+        "cache_dir": str(tmp_path / "cache"),
+        "datasets": [{"name": "missing", "root": str(tmp_path / "missing.csv"), "images": str(tmp_path / "none")}],
+        "model": model or {"arch": "facenet-small"},
+        **sections,
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_an_unknown_architecture_or_network_argument_is_refused_when_the_recipe_loads(tmp_path: Path) -> None:
+    """Both were found only after the chips were cut (27 minutes on cold caches), then as a traceback."""
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    path = write_recipe(tmp_path, {"arch": "resnet_dlib"})
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert (
+        str(caught.value)
+        == f"{path}: model.arch: 'resnet_dlib' is no architecture; choose facenet-small or resnet-dlib"
+    )
+    path = write_recipe(tmp_path, {"arch": "resnet-dlib", "kwargs": {"dropuot": 0.2}})
+    with pytest.raises(RecipeError, match=r"model\.kwargs: unknown 'dropuot' for resnet-dlib \(known: .*dropout"):
+        load_recipe(path)
+
+
+def test_network_arguments_the_network_refuses_fail_before_any_data_is_read(tmp_path: Path) -> None:
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    recipe = load_recipe(
+        write_recipe(tmp_path, {"arch": "facenet-small", "kwargs": {"widths": [16, 32], "depths": [1]}})
+    )
+    with pytest.raises(
+        RecipeError, match=r"^model\.kwargs: the facenet-small network refuses them \(widths and depths"
+    ):
+        train(recipe, progress=False)
+
+
+def test_train_reports_a_bad_recipe_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    path = write_recipe(tmp_path, {"arch": "resnet-dlib", "kwargs": {"dropuot": 0.2}})
+    result = CliRunner().invoke(app, ["train", "--config", str(path), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "unknown 'dropuot'" in result.output and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("section", "fields"),
+    [("train", {"lr": math.inf}), ("train", {"weight_decay": math.nan}), ("calibration", {"target_accuracy": math.nan}),
+     ("augment", {"blur_sigma": [0.4, math.inf]}), ("distill", {"temperature": math.inf})],
+)  # fmt: skip
+def test_recipe_numbers_must_be_finite(tmp_path: Path, section: str, fields: dict) -> None:
+    """`lr: .inf` trained to the end with loss nan, then failed on the calibrated threshold."""
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match=rf"{section}\.{next(iter(fields))}"):
+        load_recipe(write_recipe(tmp_path, **{section: fields}))
+
+
+def test_a_loss_that_is_no_longer_finite_stops_training_at_once(tmp_path: Path) -> None:
+    """lr 1e6 trained every epoch to the end with loss=nan, then reported an abstention threshold out of range."""
+    from footfall.models.recipe import RecipeError
+
+    recipe = tiny_recipe(tmp_path, epochs=3)
+    recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"lr": 1e6, "warmup_epochs": 0})})
+    with pytest.raises(
+        RecipeError, match=r"^loss became (NaN|infinite) at epoch 1 \(train\.lr 1e\+06 too high\?\); stopping$"
+    ):
+        train(recipe, progress=False, data=synthetic_data())
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_train_threads_are_bounded_like_the_other_thread_options(tmp_path: Path) -> None:
+    """100000 threads segfaulted; 1000 thrashed a 2-core box."""
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match=r"train\.threads: Input should be less than or equal to 64"):
+        load_recipe(write_recipe(tmp_path, train={"threads": 100000}))
+    assert load_recipe(write_recipe(tmp_path, train={"threads": 64})).train.threads == 64
