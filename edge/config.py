@@ -505,6 +505,25 @@ def _member_words(tag: str) -> list[str]:
     return _UNION_SCALARS.get(tag, ["a mapping of its settings"])
 
 
+# Pydantic's error types for a value that should have been text or one of some words.
+TEXT_EXPECTED = frozenset({"string_type", "literal_error", "enum", "union_tag_invalid"})
+_YAML_TYPES = {
+    "tag:yaml.org,2002:bool": "a yes/no value",
+    "tag:yaml.org,2002:int": "a number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:null": "nothing (null)",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+
+
+def _yaml_read_as(node: yaml.Node | None) -> tuple[str, str] | None:
+    """An unquoted word meant as text and what YAML made of it (``off``: a yes/no value, ``0123``: a number), or
+    None when it was text or quoted."""
+    if not isinstance(node, yaml.ScalarNode) or node.style is not None or node.tag not in _YAML_TYPES:
+        return None
+    return str(node.value), _YAML_TYPES[node.tag]
+
+
 def describe_validation_error(error: ValidationError, source: str, root: yaml.Node | None) -> str:
     """All problems on one line (``file:line: field: message; ...``), at most three spelled out."""
     problems = []
@@ -517,6 +536,10 @@ def describe_validation_error(error: ValidationError, source: str, root: yaml.No
             message = "unknown field (check the spelling; see edge/config.example.yaml)"
         elif item["type"] == "missing":
             message = "field required"
+        elif (read_as := _yaml_read_as(node)) is not None and item["type"] in TEXT_EXPECTED:
+            # 'demographics: off' came out as "should be ... or 'off'": YAML had read the word as false.
+            word, kind = read_as
+            message = f'YAML reads {word} as {kind}, not as text: quote it ({location[-1]}: "{word}")'
         problems.append(f"{source}{line}: {_field_path(location)}: {message}")
     text = "; ".join(problems[:3])
     if len(problems) > 3:

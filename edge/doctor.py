@@ -199,6 +199,8 @@ def _parity_text(serving: ModelServing) -> str:
     if serving.parity == "not-checked":
         return f"not checked: {serving.reason}; serves {serving.precision.upper()}"
     verdict = "passed" if serving.parity == "passed" else "FAILED"
+    if serving.probe_error is None:  # the probe did not run at all (unreadable, or the graph failed on it)
+        return f"{verdict}: the probe could not run ({serving.reason}); serves {serving.precision.upper()}"
     return (
         f"{verdict}: probe error {serving.probe_error:.4f} vs tolerance {serving.tolerance:.4f}; serves "
         f"{serving.precision.upper()}" + ("" if serving.parity == "passed" else f" ({serving.reason})")

@@ -25,6 +25,7 @@ from typing import TextIO
 import typer
 
 from footfall.core.logs import log_event
+from footfall.core.wire import MAX_BUCKET_SECONDS, MIN_BUCKET_SECONDS, bucket_seconds_problem
 
 log = logging.getLogger("footfall.demo")
 
@@ -276,15 +277,23 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
-        port: int = typer.Option(8000, "--port", help="HTTP port of the server and dashboard."),
+        port: int = typer.Option(8000, "--port", min=1, max=65535, help="HTTP port of the server and dashboard."),
         workdir: Path | None = typer.Option(
             None,
             "--workdir",
             help="Demo data folder (default: a temp folder): new, empty or an earlier demo's, emptied at start "
             "unless --keep.",
         ),
-        duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
-        bucket_seconds: int = typer.Option(60, "--bucket-seconds", help="Aggregation bucket of the demo agent."),
+        duration: float | None = typer.Option(
+            None, "--duration", min=1.0, help="Stop after this many seconds (default: on Ctrl-C)."
+        ),
+        bucket_seconds: int = typer.Option(
+            60,
+            "--bucket-seconds",
+            min=MIN_BUCKET_SECONDS,
+            max=MAX_BUCKET_SECONDS,
+            help="Aggregation bucket of the demo agent: 10 to 3600 s, dividing an hour.",
+        ),
         keep: bool = typer.Option(False, "--keep", help="Keep the data of an earlier demo run."),
         broker: str = typer.Option(
             "auto", "--broker", help="auto (mosquitto if installed), mosquitto, or embedded (Python, MQTT 3.1.1)."
@@ -310,6 +319,8 @@ def register(app: typer.Typer) -> None:
         try:
             if broker not in ("auto", "mosquitto", "embedded"):
                 raise typer.BadParameter("choose auto, mosquitto or embedded", param_hint="--broker")
+            if problem := bucket_seconds_problem(bucket_seconds):  # the agent would refuse it after the demo started
+                raise typer.BadParameter(problem, param_hint="--bucket-seconds")
             code = run_demo(port, workdir, duration, bucket_seconds, keep, broker)
         except (RuntimeError, subprocess.CalledProcessError, TimeoutError, FileNotFoundError) as exc:
             detail = str(exc)

@@ -22,6 +22,7 @@ from footfall.server.api.deps import ServerContext, require_metrics, single_valu
 from footfall.server.db import Database, QueryTimeout
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
+from footfall.server.mqtt_consumer import MqttConsumer
 from footfall.server.release import seen_until
 from footfall.server.rollups import ensure_release, finish_refiles
 from footfall.server.settings import Settings
@@ -218,13 +219,18 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     @app.get("/healthz", tags=["health"], summary="Liveness, database and MQTT ingest check (public)")
     def healthz() -> JSONResponse:
         """503 with status 'stalled' when MQTT ingest has failed to store anything for STALLED_AFTER_S seconds
-        (an unreachable database): aggregates then queue on the broker and agents, and an operator must know."""
+        (an unreachable database), or 'mqtt_unreachable' when the MQTT consumer has not been connected and
+        subscribed for as long: aggregates then queue on the broker and agents, and an operator must know."""
         revision = migrate.current_revision(db.engine)
-        stalled = max((worker.stalled_seconds() for worker in ctx.background if hasattr(worker, "stalled_seconds")),
-                      default=0.0)  # fmt: skip
+        consumers = [worker for worker in ctx.background if isinstance(worker, MqttConsumer)]
+        stalled = max((consumer.stalled_seconds() for consumer in consumers), default=0.0)
+        away = max((consumer.unsubscribed_seconds() for consumer in consumers), default=0.0)
         body: dict[str, str | float | None] = {"status": "ok", "version": __version__, "schema_revision": revision}
         if stalled >= STALLED_AFTER_S:
             body |= {"status": "stalled", "ingest_stalled_seconds": round(stalled, 1)}
+            return JSONResponse(body, status_code=503)
+        if away >= STALLED_AFTER_S:  # a broker down, or a mistyped MQTT_URL: nothing is ingested over MQTT
+            body |= {"status": "mqtt_unreachable", "mqtt_unreachable_seconds": round(away, 1)}
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 

@@ -52,6 +52,30 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database).expanduser().resolve()
 
 
+def _shown_url(url: str) -> str:
+    """``url`` with its password as ***: an error goes to a terminal or a journal, the password must not."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url  # not a URL, so nothing in it is a password field
+
+
+def _without(exc: Exception, url: str) -> str:
+    """The first line of a database error, with the URL's password (should the driver quote it) as ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
 def _database(database_url: str | None, *, create: bool = False) -> Database:
     """Opens the database and migrates it to the newest schema.
 
@@ -75,12 +99,14 @@ def _database(database_url: str | None, *, create: bool = False) -> Database:
         db = Database(settings.database_url)
         migrate.upgrade(db.engine)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
-        _fail(f"cannot open database {settings.database_url!r}: {str(exc).splitlines()[0]}")
+        _fail(f"cannot open database {_shown_url(settings.database_url)!r}: {_without(exc, settings.database_url)}")
     if new:
         other = "" if database_url else "; --database-url or DATABASE_URL chooses another"
         typer.secho(f"created the SQLite database {file}{other}", err=True)
     return db
 
+
+IDENTIFIER_RULE = "letters, digits, '_', '.', '-', starting with a letter or digit, at most 64"
 
 DatabaseOption = typer.Option(
     None,
@@ -107,7 +133,7 @@ def register(app: typer.Typer) -> None:
     def serve(
         ctx: typer.Context,
         host: str = typer.Option("127.0.0.1", "--host", envvar="FOOTFALL_HOST", help="Interface to listen on."),
-        port: int = typer.Option(8000, "--port", envvar="FOOTFALL_PORT", help="HTTP port."),
+        port: int = typer.Option(8000, "--port", envvar="FOOTFALL_PORT", min=1, max=65535, help="HTTP port."),
         mqtt: str | None = typer.Option(
             None,
             "--mqtt",
@@ -232,8 +258,22 @@ def register(app: typer.Typer) -> None:
         Example: footfall keys create --role agent --name "box 1" --agent box-1 --site riverside
         """
         _require_server()
+        from footfall.server.api.schemas import KeyCreate
         from footfall.server.auth import create_key
+        from pydantic import ValidationError
 
+        # What POST /api/v1/admin/keys takes, checked the same way: a key bound to an id no agent can send is refused
+        # at every ingest, far from here.
+        options = {"name": "--name", "role": "--role", "agent_id": "--agent", "site_id": "--site"}
+        given = {"name": name, "role": role, "agent_id": agent, "site_id": site}
+        try:
+            KeyCreate.model_validate(given)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0])
+            if field in ("agent_id", "site_id") and error["type"] == "string_pattern_mismatch":
+                _fail(f"{options[field]} {given[field]!r}: {IDENTIFIER_RULE}")
+            _fail(f"{options.get(field, field)}: {error['msg'].removeprefix('Value error, ')}")
         db = _database(database_url)
         try:
             with db.write() as session:
@@ -269,7 +309,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("revoke")
     def revoke(
-        key_id: int = typer.Argument(..., help="Id from `footfall keys list`."),
+        key_id: int = typer.Argument(..., min=1, max=2**63 - 1, help="Id from `footfall keys list`."),
         database_url: str | None = DatabaseOption,
     ) -> None:
         """Revoke a key; requests with it get 401 from now on.
@@ -312,7 +352,7 @@ def register(app: typer.Typer) -> None:
             try:
                 TypeAdapter(Identifier).validate_python(value)
             except ValidationError:
-                _fail(f"{what} {value!r}: letters, digits, '_', '.', '-', starting with a letter or digit, at most 64")
+                _fail(f"{what} {value!r}: {IDENTIFIER_RULE}")
         if kind is not None and kind not in ZONE_KINDS:
             _fail(f"--kind {kind!r} is not one of {', '.join(ZONE_KINDS)}")
         given = {name: value for name, value in (("name", name), ("floor", floor), ("kind", kind)) if value is not None}

@@ -119,6 +119,10 @@ class MqttConsumer:
         self._writer: threading.Thread | None = None
         self._stalled_since: float | None = None  # monotonic time storing began to fail
         self._subscribed = threading.Event()  # set while connected and subscribed
+        self._unsubscribed_since: float | None = time.monotonic()  # not yet connected and subscribed: since start
+        self._unreachable = FailureStreak(
+            logger, "cannot reach the MQTT broker; retrying", "mqtt broker reachable again", level=logging.WARNING
+        )
         # Shared subscriptions need MQTT 5. Without a group (one server, e.g. the demo's embedded broker that
         # speaks only 3.1.1) a 3.1.1 persistent session does the same job.
         self.mqtt5 = bool(group)
@@ -141,6 +145,7 @@ class MqttConsumer:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
 
@@ -230,6 +235,8 @@ class MqttConsumer:
             )
             return
         self._subscribed.set()
+        self._unsubscribed_since = None
+        self._unreachable.succeeded(broker=f"{self.address.host}:{self.address.port}")
         log_event(logger, logging.INFO, "mqtt connected and subscribed", filters=",".join(self.filters))
         # Every site's settings, retained, before anything else this session sends: a mode changed while this
         # server was away (or a broker that lost its retained messages) reaches the agents before any receipt.
@@ -258,8 +265,22 @@ class MqttConsumer:
         _properties: Properties | None,
     ) -> None:
         self._subscribed.clear()
+        if self._unsubscribed_since is None:
+            self._unsubscribed_since = time.monotonic()
         if not self._stopping.is_set():
             log_event(logger, logging.WARNING, "mqtt disconnected; reconnecting", reason=str(reason_code))
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        """A connection attempt failed (refused, unreachable, a name that does not resolve): said once per outage,
+        so that a mistyped host or port is not a server that looks healthy and ingests nothing."""
+        if not self._stopping.is_set():
+            self._unreachable.failed(broker=f"{self.address.host}:{self.address.port}")
+
+    def unsubscribed_seconds(self) -> float:
+        """How long the consumer has not been connected and subscribed (since it started, or since it was
+        disconnected); 0 while it is."""
+        since = self._unsubscribed_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         if message.qos == 0:

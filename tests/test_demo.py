@@ -226,3 +226,25 @@ def test_a_data_folder_that_is_not_a_demos_is_never_deleted(tmp_path: Path) -> N
     handle = demo_module.lock_workdir(earlier, keep=False)
     handle.close()
     assert not (earlier / "footfall.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (["--port", "99999"], "--port"),  # was OverflowError from bind(), a traceback
+        (["--bucket-seconds", "0"], "--bucket-seconds"),  # the demo said it was running, then its agent refused it
+        (["--bucket-seconds", "70"], "does not divide an hour"),
+        (["--duration", "-5"], "--duration"),  # started and stopped at once, exit 0
+        (["--duration", "nan"], "--duration"),
+    ],
+)
+def test_the_demo_refuses_settings_its_parts_would_refuse_before_starting_anything(
+    tmp_path: Path, arguments: list[str], words: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    result = CliRunner().invoke(app, ["demo", "--workdir", str(tmp_path / "demo"), *arguments])
+    assert result.exit_code == 2 and "Traceback" not in result.output and words in result.output, result.output
+    assert not (tmp_path / "demo").exists(), "nothing was started"

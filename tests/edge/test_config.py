@@ -69,6 +69,14 @@ def test_only_ascii_digits_name_a_usb_device(digit: str) -> None:
         (("source: 0", "sourse: 0"), 14, "cameras[1].sourse", "unknown field"),
         (("id: threshold", "id: door"), 4, "cameras[0]", "unique"),
         (("site_id: mall-north", "site_id: mall north"), 2, "site_id", "pattern"),
+        # Unquoted, YAML reads off as false and 42 as a number: the error said "should be ... or 'off'".
+        (
+            ("agent_id: box-01\n", "agent_id: box-01\ndemographics: off\n"),
+            2,
+            "demographics",
+            'YAML reads off as a yes/no value, not as text: quote it (demographics: "off")',
+        ),
+        (("site_id: mall-north", "site_id: 0042"), 2, "site_id", "YAML reads 0042 as a number, not as text"),
         (("source: 0", "source: ftp://x/y"), 14, "cameras[1].source", "unsupported URL scheme"),
         (
             ("agent_id: box-01\n", "agent_id: box-01\nbucket_seconds: 7\n"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,21 @@ def test_a_pruned_graph_that_strays_alone_is_reported_too(tmp_path: Path) -> Non
     text = doctor("--gender", str(broken), "--threads", "1")
     assert "parity     gender-only graph FAILED" in text.stdout and "serves FP32" in text.stdout, text.stdout
     assert "attention" in text.stdout.splitlines()[-1]
+
+
+def test_a_probe_that_cannot_run_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    """Found by attack: a bundle whose parity probe is unreadable (a damaged probe.npz, its hash rewritten) made
+    doctor, the command that exists to report such a box, end in 'TypeError: unsupported format string passed to
+    NoneType.__format__'. The edge serves FP32 then, and doctor says so and why."""
+    from tests.int8_faults import rehash
+
+    copy = tmp_path / "gender"
+    shutil.copytree(DEFAULT_GENDER_BUNDLE, copy)
+    (copy / "probe.npz").write_bytes(b"not a probe")
+    rehash(copy)
+    result = doctor("--gender", str(copy), "--threads", "1")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    assert "parity     FAILED: the probe could not run (" in result.stdout and "serves FP32" in result.stdout
 
 
 def test_corrupt_bundle_is_one_line(tmp_path: Path) -> None:

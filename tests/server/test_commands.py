@@ -94,3 +94,49 @@ def test_zones_set_refuses_what_the_api_refuses(empty_folder: Path, arguments: l
     assert len(lines) == 1 and words in lines[0], result.stderr
     listed = runner.invoke(app, ["zones", "set", "mall-1", "fc-north", "--floor", "L2"], env=env)
     assert listed.exit_code == 0 and "name='fc-north' kind=unknown floor=L2" in listed.stdout, listed.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        (["--role", "agent", "--name", "y", "--agent", "box 1/ü"], "--agent 'box 1/ü': letters, digits"),
+        (["--role", "agent", "--name", "y", "--site", "Riverside Mall"], "--site 'Riverside Mall': letters, digits"),
+        (["--role", "viewer", "--name", "n" * 5000], "--name: String should have at most"),
+        (["--role", "viewer", "--name", "ops\x00"], "--name: control characters"),
+    ],
+)
+def test_keys_create_refuses_what_the_api_refuses(empty_folder: Path, arguments: list[str], words: str) -> None:
+    """Found by attack: `keys create --agent 'box 1/ü' --site 'Riverside Mall'` printed a key whose agent and site no
+    agent config can name, so every ingest with it was refused later, far from the cause; and a 5,000-character name
+    went in where the API takes at most 200. The CLI checks what POST /api/v1/admin/keys checks."""
+    env = {"DATABASE_URL": f"sqlite:///{empty_folder / 'keys.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(app, ["server", "migrate"], env=env).exit_code == 0
+    result = runner.invoke(app, ["keys", "create", *arguments], env=env)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert runner.invoke(app, ["keys", "list"], env=env).stdout == ""
+
+
+def test_keys_revoke_of_an_id_no_database_holds_is_a_clear_error(empty_folder: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{empty_folder / 'keys.db'}"}
+    runner = CliRunner()
+    assert runner.invoke(app, ["server", "migrate"], env=env).exit_code == 0
+    for key_id in ("99999999999999999999999", "0", "-3"):  # the first was an OverflowError traceback
+        result = runner.invoke(app, ["keys", "revoke", key_id], env=env)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (key_id, result.output)
+
+
+def test_an_unreachable_database_is_named_without_its_password(empty_folder: Path) -> None:
+    """A typo in DATABASE_URL under systemd wrote the password into the journal: 'cannot open database
+    postgresql://u:S3cretPw@...'."""
+    result = CliRunner().invoke(app, ["keys", "list", "--database-url", "postgresql://u:S3cretPw@127.0.0.1:1/db"])
+    assert result.exit_code == 2 and "cannot open database" in result.stderr, result.output
+    assert "S3cretPw" not in result.output and "postgresql://u:***@127.0.0.1:1/db" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_server_refuses_a_port_no_socket_can_have(empty_folder: Path, port: str) -> None:
+    result = CliRunner().invoke(app, ["server", "--database-url", "sqlite:///x.db", "--port", port])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "--port" in result.output, result.output

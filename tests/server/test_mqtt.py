@@ -340,6 +340,34 @@ def test_only_an_unreachable_database_is_retried_and_a_bug_never_retries_its_bat
         restarted.stop()
 
 
+def test_an_unreachable_broker_is_logged_and_turns_healthz_503(
+    sqlite_url: str, db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by attack: `footfall server --mqtt mqtt://127.0.0.1:1` logged 'mqtt consumer starting' and nothing more,
+    and /healthz answered ok: a mistyped host or port looked like a healthy server that ingested nothing."""
+    import logging
+
+    from fastapi.testclient import TestClient
+    from footfall.server import app as app_module
+    from footfall.server.settings import Settings
+
+    from footfall.broker import free_port
+
+    monkeypatch.setattr(app_module, "STALLED_AFTER_S", 0.5)
+    caplog.set_level(logging.INFO, logger="footfall.server")
+    consumer = MqttConsumer(f"mqtt://127.0.0.1:{free_port()}", Ingestor(db), client_id="nobody").start()
+    app = app_module.create_app(Settings(database_url=sqlite_url, retention_days=None), start_background=False)
+    app.state.context.background.append(consumer)
+    try:
+        with TestClient(app) as client:
+            wait_until(lambda: client.get("/healthz").status_code == 503)
+            body = client.get("/healthz").json()
+            assert body["status"] == "mqtt_unreachable" and body["mqtt_unreachable_seconds"] >= 0.5, body
+            wait_until(lambda: any("cannot reach the MQTT broker" in r.getMessage() for r in caplog.records))
+    finally:
+        consumer.stop()
+
+
 def test_wait_connected_gives_up_after_its_timeout(db: Database) -> None:
     from footfall.broker import free_port
 
