@@ -184,7 +184,7 @@ class VideoFile:
         self._first: np.ndarray | None = first
         self._queue: Queue[np.ndarray | None] = Queue(maxsize=prefetch)
         self._stop = threading.Event()
-        self.decode_errors = 0
+        self.ended_early = False  # the container promised more frames than could be decoded: a damaged file
         self._thread = threading.Thread(target=self._read, name=f"decode-{self.path.name}", daemon=True)
         self._thread.start()
 
@@ -212,7 +212,7 @@ class VideoFile:
                     return
             if self.frame_count and read < self.frame_count - 2 and not self._stop.is_set():
                 # The container promised more frames: a damaged file. Count what could be read, say so.
-                self.decode_errors += 1
+                self.ended_early = True
                 log_event(
                     logger,
                     logging.WARNING,

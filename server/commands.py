@@ -32,7 +32,21 @@ def _settings(database_url: str | None, **overrides: object) -> Settings:
     try:
         return Settings.from_env(database_url=database_url, **overrides)
     except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        _fail("; ".join(f"{_setting_named(str(e['loc'][0]) if e['loc'] else '')}: {e['msg']}" for e in exc.errors()))
+
+
+def _setting_named(field: str) -> str:
+    """How the user gave a setting: its environment variable with the value set (``FOOTFALL_K_ANON='abc'``), not
+    the field's name in the code, which they never wrote; the field's name where no variable is set."""
+    import os
+
+    from footfall.server.settings import Settings
+
+    info = Settings.model_fields.get(field)
+    variable = info.validation_alias if info is not None else None
+    if isinstance(variable, str) and variable in os.environ:
+        return f"{variable}={os.environ[variable]!r}"
+    return field
 
 
 def _sqlite_file(url: str) -> Path | None:

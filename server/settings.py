@@ -27,6 +27,7 @@ class Settings(BaseSettings):
         case_sensitive=True,  # DATABASE_URL, never database_url
         validate_by_name=True,  # Settings(database_url=...) as well as the variable names
         loc_by_alias=False,  # errors name the field, whichever way it was given
+        allow_inf_nan=False,  # 'nan' passed the range checks' comparisons and read as "should be <= 3600"
     )
 
     database_url: str = Field(

@@ -87,6 +87,23 @@ def test_process_video_counts_each_person_once_per_camera(tmp_path: Path) -> Non
     assert all(m.dwell is None for m in aggregates if m.measure != "passes")
 
 
+def test_a_video_that_ends_early_says_so_in_its_summary(tmp_path: Path) -> None:
+    """Found by attack: the first third of a 120-frame AVI gave 'frames: 41', exit 0, and a summary that read like a
+    whole video; only a log line said it ended early. The summary says it, for a script reading it."""
+    clip = tmp_path / "walkers.avi"
+    write_clip(clip, [(20, 80, 60, 0)], frames=120)
+    config = AgentConfig(
+        agent_id="box-test", site_id="lab", cameras=[CameraConfig(id="cam1", source=str(clip), realtime=False)]
+    )
+    models = Models(cast(FaceDetector, BrightSquareDetector()), None)
+    whole = process_video(clip, config, progress=False, models=models, start_time=0.0)
+    assert (whole["truncated"], whole["frames_expected"]) == (False, 120), whole
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 3])
+    cut = process_video(clip, config, progress=False, models=models, start_time=0.0)
+    assert (cut["truncated"], cut["frames_expected"]) == (True, 120) and cut["frames"] < 60, cut
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [

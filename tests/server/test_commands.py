@@ -140,3 +140,20 @@ def test_an_unreachable_database_is_named_without_its_password(empty_folder: Pat
 def test_server_refuses_a_port_no_socket_can_have(empty_folder: Path, port: str) -> None:
     result = CliRunner().invoke(app, ["server", "--database-url", "sqlite:///x.db", "--port", port])
     assert result.exit_code == 2 and "Traceback" not in result.output and "--port" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("FOOTFALL_K_ANON", "abc", "FOOTFALL_K_ANON='abc': Input should be a valid integer"),
+        ("FOOTFALL_QUERY_TIMEOUT_S", "nan", "FOOTFALL_QUERY_TIMEOUT_S='nan': Input should be a finite number"),
+    ],
+)
+def test_a_bad_environment_variable_is_named_with_its_value(
+    empty_folder: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, words: str
+) -> None:
+    """The error named the settings field (`k_anonymity: ...`), which no user wrote, and 'nan' read as 'should be
+    less than or equal to 3600'."""
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(app, ["keys", "list", "--database-url", f"sqlite:///{empty_folder / 'x.db'}"])
+    assert result.exit_code == 2 and words in result.stderr, result.output
