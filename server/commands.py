@@ -273,7 +273,7 @@ def register(app: typer.Typer) -> None:
         """
         _require_server()
         from footfall.server.api.schemas import KeyCreate
-        from footfall.server.auth import create_key
+        from footfall.server.auth import ROLES, create_key
         from pydantic import ValidationError
 
         # What POST /api/v1/admin/keys takes, checked the same way: a key bound to an id no agent can send is refused
@@ -285,6 +285,8 @@ def register(app: typer.Typer) -> None:
         except ValidationError as exc:
             error = exc.errors()[0]
             field = str(error["loc"][0])
+            if field == "role":
+                _fail(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
             if field in ("agent_id", "site_id") and error["type"] == "string_pattern_mismatch":
                 _fail(f"{options[field]} {given[field]!r}: {IDENTIFIER_RULE}")
             _fail(f"{options.get(field, field)}: {error['msg'].removeprefix('Value error, ')}")
