@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from types import SimpleNamespace
 
@@ -48,7 +48,7 @@ from footfall.server.tables import (
     Site,
     Zone,
 )
-from sqlalchemy import ColumnElement, and_, bindparam, delete, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 COUNTS = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
@@ -74,23 +74,43 @@ def _released(
     *,
     lock: bool = False,
     frozen: set[tuple[int, int]] | None = None,
+    zone_pks: list[int] | None = None,
 ) -> dict[tuple[int, int], list[float]]:
     """The released values of the hourly cells ``keys``; with ``lock``, PostgreSQL locks the rows (in key
     order) until the transaction ends, so no other replica changes them between this read and our update. With
-    ``frozen``, the frozen cells among them (:func:`release_site`) are added to it, from the same read."""
+    ``frozen``, the frozen cells among them (:func:`release_site`) are added to it, from the same read. With
+    ``zone_pks`` (the zones all of ``keys`` lie in), every cell of those zones is read at once and ``keys`` kept:
+    a site's seen cells are most of its cells, and looked up 500 at a time they took a third of a change of k."""
     h = HourlyRollup.__table__
     found: dict[tuple[int, int], list[float]] = {}
-    for offset in range(0, len(keys), 500):
-        query = select(
-            h.c.zone_pk, h.c.hour_start, h.c.shown.is_not(None), *(h.c[name] for name in RELEASED_FIELDS)
-        ).where(tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500]))
+    columns = (h.c.zone_pk, h.c.hour_start, h.c.shown.is_not(None), *(h.c[name] for name in RELEASED_FIELDS))
+    for condition in _cell_conditions(h, keys, zone_pks):
+        query = select(*columns).where(condition)
         if lock:
             query = locked(query.order_by(h.c.zone_pk, h.c.hour_start), session)
         for zone_pk, hour_start, is_frozen, *values in session.execute(query):
             found[(zone_pk, hour_start)] = [float(v) for v in values]
             if is_frozen and frozen is not None:
                 frozen.add((zone_pk, hour_start))
+    if zone_pks is not None:
+        wanted = set(keys)
+        found = {key: values for key, values in found.items() if key in wanted}
+        if frozen is not None:
+            frozen &= wanted
     return found
+
+
+def _cell_conditions(
+    table: Table, keys: list[tuple[int, int]], zone_pks: list[int] | None
+) -> Iterator[ColumnElement[bool]]:
+    """WHERE clauses that together select the rows of ``table`` of the cells ``keys``: 500 keys each, or, given the
+    zones the keys lie in, every row of 500 zones each (a superset the caller narrows to ``keys``)."""
+    if zone_pks is None:
+        for offset in range(0, len(keys), 500):
+            yield tuple_(table.c.zone_pk, table.c.hour_start).in_(keys[offset : offset + 500])
+    elif keys:
+        for offset in range(0, len(zone_pks), 500):
+            yield table.c.zone_pk.in_(zone_pks[offset : offset + 500])
 
 
 _SPLIT = [RELEASED_FIELDS.index(name) for name in SPLIT_FIELDS]
@@ -109,17 +129,21 @@ def _attribution(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[in
     return found
 
 
-def _released_bands(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], dict[tuple[str, str], int]]:
-    """The released people of the age cells of the hourly cells ``keys``, by (gender, band)."""
+def _released_bands(
+    session: Session, keys: list[tuple[int, int]], zone_pks: list[int] | None = None
+) -> dict[tuple[int, int], dict[tuple[str, str], int]]:
+    """The released people of the age cells of the hourly cells ``keys``, by (gender, band); ``zone_pks`` as for
+    :func:`_released`."""
     a = HourlyAge.__table__
     found: dict[tuple[int, int], dict[tuple[str, str], int]] = {key: {} for key in keys}
-    for offset in range(0, len(keys), 500):
+    for condition in _cell_conditions(a, keys, zone_pks):
         query = select(a.c.zone_pk, a.c.hour_start, a.c.gender, a.c.band, a.c.released_people).where(
-            tuple_(a.c.zone_pk, a.c.hour_start).in_(keys[offset : offset + 500])
+            condition, a.c.released_people > 0
         )
         for zone_pk, hour_start, gender, band, people in session.execute(query):
-            if people:
-                found[(zone_pk, hour_start)][(gender, band)] = int(people)
+            cell = found.get((zone_pk, hour_start))
+            if cell is not None:
+                cell[(gender, band)] = int(people)
     return found
 
 
@@ -500,7 +524,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     }
     _write_release(session, {key: _decode_shown(text) for key, text in recorded.items()})
     seen = [(z, hour) for z, hour in session.execute(select(h.c.zone_pk, h.c.hour_start).where(of_site, seen_cell))]
-    shown = _releases(session, seen)
+    shown = _releases(session, seen, zone_pks)
     # Cells nobody could read yet: the new k's rule on their raw counts, cameras and age cells included.
     _release_raw(session, zone_pks, k)
     # Seen cells: the new k's rule on what readers saw, which can only hide. Never on their raw counts: whether a
@@ -508,7 +532,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     _write_release(session, shown)
     for offset in range(0, len(seen), 500):
         _release_shown(session, seen[offset : offset + 500], k)
-    _withhold_cameras_of_hidden_zones(session, site_id, seen, shown)
+    _withhold_cameras_of_hidden_zones(session, site_id, seen, shown, zone_pks)
     withhold_cameras_with_hidden_parts(session, k, and_(of_site, seen_cell), thin_only=True)
     a = HourlyAge.__table__
     for offset in range(0, len(seen), 500):  # the new rule on the bands readers saw, after their hourly cells
@@ -516,7 +540,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
         release_age_cells(session, k, tuple_(a.c.zone_pk, a.c.hour_start).in_(chunk), from_released=True)
     for zone_pk in zone_pks:
         reattribute_stale(session, zone_pk)
-    after = _releases(session, seen)
+    after = _releases(session, seen, zone_pks)
     # A cell that no longer shows a value readers saw as they saw it is frozen, with what they saw on record: a late
     # release measured from its new values would show late people.
     marks = []
@@ -540,13 +564,14 @@ def _withhold_cameras_of_hidden_zones(
     site_id: str,
     seen: list[tuple[int, int]],
     shown: dict[tuple[int, int], CellRelease],
+    zone_pks: list[int],
 ) -> None:
     """Complementary suppression on what readers saw: a seen camera cell is withheld when a zone it has a part in
     was seen with people and the new k withholds it (the camera minus its other zones would give the zone back).
     Judged on released values, not on the parts' raw counts or on which zones hold late people back (footfall.
     server.release.withhold_cameras_with_hidden_parts), which would tell that late people are pending."""
     h, parts = HourlyRollup.__table__, CameraPart.__table__
-    now = _released(session, seen)
+    now = _released(session, seen, zone_pks=zone_pks)
     hidden = [key for key in seen if shown[key].values[0] > 0 and now[key][0] == 0]
     if not hidden:
         return
@@ -593,8 +618,10 @@ def _release_shown(session: Session, keys: list[tuple[int, int]], k: int) -> Non
     session.execute(update(h).where(cells, h.c.released_people > 0).values(released_values(released, k)))
 
 
-def _releases(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], CellRelease]:
-    values, bands = _released(session, keys), _released_bands(session, keys)
+def _releases(
+    session: Session, keys: list[tuple[int, int]], zone_pks: list[int] | None = None
+) -> dict[tuple[int, int], CellRelease]:
+    values, bands = _released(session, keys, zone_pks=zone_pks), _released_bands(session, keys, zone_pks)
     return {key: CellRelease(tuple(values[key]), bands[key]) for key in keys}
 
 
