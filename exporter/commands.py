@@ -205,21 +205,27 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="Bundle folder (manifest.json + model.onnx ...)."),
     ) -> None:
         """Check a model bundle as the edge does: manifest schema, sha256 of every file, tensor names and
-        shapes of the graph(s) against the manifest. Prints what is wrong and exits 2 if anything is; warns of
-        files the manifest does not list. The manifest is not signed: it vouches for the files it lists, but an
-        edit to the manifest itself (its labels, thresholds, hashes) is found only where it breaks a check, so
-        keep bundles where only you can write.
+        shapes of the graph(s) against the manifest, and that the parity probe reads and fits the graph (how
+        far INT8 strays on this CPU is `footfall doctor`'s to say). Prints what is wrong and exits 2 if anything
+        is; warns of files the manifest does not list. The manifest is not signed: it vouches for the files it
+        lists, but an edit to the manifest itself (its labels, thresholds, hashes) is found only where it breaks a
+        check, so keep bundles where only you can write.
 
         Example: footfall verify-bundle models/bundles/audience-v7
         """
         from footfall.core.extras import require
 
         require("edge", "onnxruntime")
-        from footfall.core.bundle import BundleError, check_every_graph, load_bundle, unlisted_files
+        from footfall.core.bundle import BundleError, check_every_graph, load_bundle, open_session, unlisted_files
+        from footfall.core.serving import run_probe
 
         try:
             loaded = load_bundle(bundle)
             check_every_graph(loaded)
+            if loaded.manifest.probe is not None:
+                # An unreadable probe, or one whose outputs do not fit the graph: the edge could not check parity
+                # and would serve FP32. How far INT8 strays on this CPU is doctor's to say, not a defect of the bundle.
+                run_probe(loaded, open_session(loaded, threads=1))
         except BundleError as exc:
             _fail(str(exc))
         unlisted = unlisted_files(loaded)

@@ -197,6 +197,25 @@ def test_verify_bundle_opens_the_gender_only_graphs_too(tmp_path: Path) -> None:
     assert "model-gender.onnx: onnxruntime cannot load it" in bad.output and "Traceback" not in bad.output
 
 
+def test_verify_bundle_reads_the_parity_probe_too(tmp_path: Path) -> None:
+    """Found by attack: a probe.npz replaced by junk (the manifest re-hashed) passed verify-bundle with 'ok', while
+    the edge could not run the probe and served the FP32 graphs instead."""
+    import shutil
+
+    from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+
+    from footfall.cli import app
+    from tests.int8_faults import rehash
+
+    copy = tmp_path / "audience"
+    shutil.copytree(DEFAULT_GENDER_BUNDLE, copy)
+    (copy / "probe.npz").write_bytes(b"not a probe")
+    rehash(copy)
+    bad = CliRunner().invoke(app, ["verify-bundle", str(copy)])
+    assert bad.exit_code == 2, bad.output
+    assert "probe.npz: not a readable parity probe" in bad.output and "Traceback" not in bad.output
+
+
 def test_committed_bundles_verify() -> None:
     """The bundles shipped under models/bundles/ pass the edge's checks, every graph they carry included."""
     from footfall.core.bundle import check_every_graph
