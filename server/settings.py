@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         validation_alias="FOOTFALL_QUERY_TIMEOUT_S",
-        description="Seconds an API request's query may run (each SQL statement; on SQLite each read) before the "
+        description="Seconds each SQL statement of an API request may run before the "
         "database stops it and the request gets 503: a read waiting behind a lock (a migration, a VACUUM FULL, a "
         "LOCK TABLE left open) would otherwise hold a worker and a connection for ever.",
     )
