@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         release_delay=settings.release_delay_seconds,
         max_zones_per_site=settings.max_zones_per_site,
         max_sites=settings.max_sites,
+        max_agents=settings.max_agents,
         max_bucket_age_days=settings.max_bucket_age_days,
     )
     ctx = ServerContext(settings=settings, db=db, ingestor=ingestor)

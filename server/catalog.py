@@ -13,7 +13,7 @@ from typing import Any, NamedTuple, cast
 
 from footfall.core.wire import AggregateMessage
 from footfall.server.sql import insert_for, locked
-from footfall.server.tables import ZONE_KINDS, Bucket, Site, Zone
+from footfall.server.tables import ZONE_KINDS, Agent, Bucket, Site, Zone
 from sqlalchemy import CursorResult, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,35 @@ def sites_beyond_cap(session: Session, site_ids: set[str], cap: int) -> set[str]
         return set()
     room = max(0, cap - (session.scalar(select(func.count()).select_from(Site)) or 0))
     return set(missing[room:])
+
+
+# Camera boxes of a server: many per site, as many sites as DEFAULT_MAX_SITES.
+DEFAULT_MAX_AGENTS = 10_000
+
+
+class AgentAdmission:
+    """Which agent ids one ingest batch may name: those the server knows, and new ones while it has fewer than
+    ``cap`` agents. An agent key not bound to an agent may name any id; each one is a row, a line of the agents
+    list and a series in /metrics. Like :func:`zones_beyond_cap`, it bounds growth, not exactly, across replicas."""
+
+    def __init__(self, session: Session, cap: int):
+        self.session, self.cap = session, cap
+        self.admitted: set[str] = set()
+        self.agents: int | None = None  # the server's agents, counted when a new id first asks
+
+    def admits(self, agent_id: str) -> bool:
+        if agent_id in self.admitted:
+            return True
+        if self.session.scalar(select(exists().where(Agent.agent_id == agent_id))):
+            self.admitted.add(agent_id)
+            return True
+        if self.agents is None:
+            self.agents = self.session.scalar(select(func.count()).select_from(Agent)) or 0
+        if self.agents >= self.cap:
+            return False
+        self.agents += 1
+        self.admitted.add(agent_id)
+        return True
 
 
 def zones_beyond_cap(session: Session, keys: set[tuple[str, str]], cap: int) -> set[tuple[str, str]]:

@@ -22,8 +22,10 @@ from footfall.core.logs import log_event
 from footfall.core.wire import AgentStatus, AggregateMessage, RefusalCode, WireError, parse_message
 from footfall.server import agents, classifiers
 from footfall.server.catalog import (
+    DEFAULT_MAX_AGENTS,
     DEFAULT_MAX_SITES,
     DEFAULT_MAX_ZONES_PER_SITE,
+    AgentAdmission,
     ZoneRef,
     ensure_zones,
     first_measures,
@@ -275,6 +277,7 @@ class Ingestor:
         release_delay: int = DEFAULT_RELEASE_DELAY,
         max_zones_per_site: int = DEFAULT_MAX_ZONES_PER_SITE,
         max_sites: int = DEFAULT_MAX_SITES,
+        max_agents: int = DEFAULT_MAX_AGENTS,
         max_bucket_age_days: int = DEFAULT_MAX_BUCKET_AGE_DAYS,
     ):
         """``open_hour`` and ``release_delay`` are the server's read settings (footfall.server.release): which
@@ -287,6 +290,7 @@ class Ingestor:
         self.release_delay = release_delay
         self.max_zones_per_site = max_zones_per_site
         self.max_sites = max_sites
+        self.max_agents = max_agents
         self.counters = IngestCounters()
 
     def ingest(self, items: Sequence[Incoming]) -> BatchResult:
@@ -383,12 +387,19 @@ class Ingestor:
         statuses: list[AgentStatus] = []
         live_goodbyes: set[int] = set()  # the statuses (by place in ``statuses``) that say 'offline' live
         dead: list[dict[str, object]] = []
+        admission = AgentAdmission(session, self.max_agents)
         for index, item in enumerate(items):
             sender: AggregateMessage | None = None  # known once the message is proven to be its agent's
             try:
                 message = parse_message(item.payload)
                 _check_topic(message, item)
                 _check_agent(message, item)
+                if not admission.admits(message.agent_id):
+                    raise WireError(
+                        f"agent_id: {message.agent_id!r} would be agent {self.max_agents + 1} of this server, more "
+                        "than it may have (FOOTFALL_MAX_AGENTS); does a config name its agent by something that "
+                        "changes?"
+                    )
                 if isinstance(message, AggregateMessage):
                     sender = message
                     start = int(message.bucket_start.timestamp())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from footfall.server.catalog import DEFAULT_MAX_SITES, DEFAULT_MAX_ZONES_PER_SITE
+from footfall.server.catalog import DEFAULT_MAX_AGENTS, DEFAULT_MAX_SITES, DEFAULT_MAX_ZONES_PER_SITE
 from footfall.server.ingest import DEFAULT_MAX_BUCKET_AGE_DAYS
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY
 from pydantic import Field, field_validator
@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         description="Aggregates that would give the server more sites than this are refused with the reason: an "
         "agent key not bound to a site may name any site, and one naming sites by something that changes would "
         "otherwise fill the database and slow every dashboard page.",
+    )
+    max_agents: int = Field(
+        DEFAULT_MAX_AGENTS,
+        ge=1,
+        le=1_000_000,
+        validation_alias="FOOTFALL_MAX_AGENTS",
+        description="Statuses and aggregates that would give the server more agents than this are refused with the "
+        "reason: an agent key not bound to an agent may name any agent id, and each is a row, a line of the agents "
+        "list and a series in /metrics.",
     )
     max_bucket_age_days: int = Field(
         DEFAULT_MAX_BUCKET_AGE_DAYS,

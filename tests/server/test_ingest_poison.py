@@ -151,6 +151,27 @@ def test_a_key_naming_ever_new_sites_is_stopped_at_the_servers_site_cap(tmp_path
         assert sorted(site["site_id"] for site in server.get("/api/v1/sites").json()) == ["mall-0", "mall-1", "mall-2"]
 
 
+def test_a_key_naming_ever_new_agents_is_stopped_at_the_servers_agent_cap(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Statuses and aggregates created an agent row for any agent id an unbound key named, each with a series of
+    its own in /metrics, without bound. Past FOOTFALL_MAX_AGENTS new agents are refused with the reason; known
+    agents still report and count."""
+    for server in make_server(f"sqlite:///{tmp_path / 'agents.db'}", max_agents=2):
+        first = [aggregate(agent="box-1", camera="c1", seq=1, female=5), agent_status(agent="box-2")]
+        assert server.ingest(*first).status_code == 200
+        more = [
+            aggregate(agent="box-1", camera="c1", seq=2, male=5),
+            aggregate(agent="box-3", camera="c3", seq=1, male=5),
+            agent_status(agent="box-4"),
+            agent_status(agent="box-2"),
+        ]
+        response = server.ingest(*more)
+        assert response.status_code == 422, response.text
+        rejected = {r["index"]: r["reason"] for r in response.json()["rejected"]}
+        assert sorted(rejected) == [1, 2] and all("FOOTFALL_MAX_AGENTS" in r for r in rejected.values()), rejected
+        agents = sorted(a["agent_id"] for a in server.get("/api/v1/agents", role="admin").json())
+        assert agents == ["box-1", "box-2"]
+
+
 def test_a_bucket_longer_than_the_hour_it_would_be_counted_in_is_refused(sqlite_server: Server) -> None:
     """The server counts and releases by the hour: a day's bucket stored at its start would read as one busy hour
     after midnight. It is refused with the reason, dead-lettered, and the rest of its batch is stored."""

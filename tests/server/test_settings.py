@@ -40,6 +40,7 @@ def test_every_variable_is_in_the_api_md_table() -> None:
         ("FOOTFALL_QUERY_TIMEOUT_S", "2.5", "query_timeout_s", 2.5),
         ("FOOTFALL_MAX_BUCKET_AGE_DAYS", "30", "max_bucket_age_days", 30),
         ("FOOTFALL_MAX_SITES", "20", "max_sites", 20),
+        ("FOOTFALL_MAX_AGENTS", "20", "max_agents", 20),
     ],
 )
 def test_each_variable_sets_its_field(
