@@ -66,28 +66,20 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database).expanduser().resolve()
 
 
-def _shown_url(url: str) -> str:
-    """``url`` with its password as ***: an error goes to a terminal or a journal, the password must not."""
+def _cannot_open(url: str, exc: Exception) -> str:
+    """Why the database at ``url`` cannot be opened, with its password as ***: an error goes to a terminal or a
+    journal, the password must not (nor where the driver quotes it in its message)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
-        return url  # not a URL, so nothing in it is a password field
-
-
-def _without(exc: Exception, url: str) -> str:
-    """The first line of a database error, with the URL's password (should the driver quote it) as ***."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    try:
-        password = make_url(url).password
-    except ArgumentError:
-        return text
-    return text.replace(str(password), "***") if password else text
+        return f"cannot open database {url!r}: {error}"  # not a URL, so nothing in it is a password field
+    if parsed.password:
+        error = error.replace(str(parsed.password), "***")
+    return f"cannot open database {parsed.render_as_string(hide_password=True)!r}: {error}"
 
 
 def _database(database_url: str | None, *, create: bool = False) -> Database:
@@ -113,7 +105,7 @@ def _database(database_url: str | None, *, create: bool = False) -> Database:
         db = Database(settings.database_url)
         migrate.upgrade(db.engine)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
-        _fail(f"cannot open database {_shown_url(settings.database_url)!r}: {_without(exc, settings.database_url)}")
+        _fail(_cannot_open(settings.database_url, exc))
     if new:
         other = "" if database_url else "; --database-url or DATABASE_URL chooses another"
         typer.secho(f"created the SQLite database {file}{other}", err=True)

@@ -14,12 +14,16 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
 
 from tests.edge.standin import gender_bundle_for_tests
+
+if TYPE_CHECKING:
+    from footfall.edge.agent import Agent
+    from footfall.edge.outbox import Outbox
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -129,3 +133,20 @@ def silent_stream() -> Iterator[SilentStream]:
     server.close()
     for connection in stream.held:
         connection.close()
+
+
+def one_camera_agent(outbox: Outbox) -> Agent:
+    """An agent of one camera ('cam1', site 'lab') that is never started, writing to ``outbox``: what the tests of
+    its emitter, shutdown and pruning need. Imported when called, as this file imports nothing heavy."""
+    from footfall.edge.agent import Agent
+    from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
+
+    config = AgentConfig(
+        agent_id="box-test",
+        site_id="lab",
+        cameras=[CameraConfig(id="cam1", source="x.mp4")],
+        mqtt=MqttConfig(host="127.0.0.1", port=1),
+    )
+    agent = Agent(config)
+    agent.outbox = outbox
+    return agent

@@ -16,7 +16,7 @@ from footfall.edge.config import load_config
 from footfall.edge.offline import process_video
 
 from footfall.broker import free_port
-from tests.edge.conftest import agent_yaml, make_walkby_clip
+from tests.edge.conftest import agent_yaml, make_walkby_clip, one_camera_agent
 from tests.edge.test_outbox import Receiver
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -617,19 +617,12 @@ def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_afte
     import logging
     import threading
 
-    from footfall.edge.agent import Agent, CameraRuntime
+    from footfall.edge.agent import CameraRuntime
     from footfall.edge.aggregation import BucketCounts, BucketNotStored
-    from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
     from footfall.edge.outbox import Outbox
 
-    config = AgentConfig(
-        agent_id="box-test",
-        site_id="lab",
-        cameras=[CameraConfig(id="cam1", source="x.mp4")],
-        mqtt=MqttConfig(host="127.0.0.1", port=1),
-    )
-    agent = Agent(config)
-    agent.outbox = Outbox(tmp_path / "outbox.sqlite")
+    agent = one_camera_agent(Outbox(tmp_path / "outbox.sqlite"))
+    config = agent.config
     emit = agent._emitter("cam1")
     release = threading.Event()
     late: list[BaseException | None] = []
@@ -690,17 +683,14 @@ def test_a_running_agent_forgets_old_bucket_counts_every_hour(tmp_path: Path) ->
     """Bucket counts too old for a restart to reopen were forgotten only when the agent started, so a box that ran
     for months kept every bucket it ever counted (a month of 60 s buckets for 4 cameras: some 350,000 rows)."""
     from footfall.edge import agent as agent_module
-    from footfall.edge.agent import Agent
     from footfall.edge.aggregation import BucketCounts
-    from footfall.edge.config import AgentConfig, CameraConfig
     from footfall.edge.outbox import Outbox
 
     clock = [time.time() - 3 * 86_400]  # three days ago, older than the two days a restart may reopen
     outbox = Outbox(tmp_path / "outbox.sqlite", clock=lambda: clock[0])
     outbox.add("cam1/a/0", "t", lambda seq: b"{}", BucketCounts(people=2, unknown=2))
     clock[0] = time.time()
-    agent = Agent(AgentConfig(agent_id="box-test", site_id="lab", cameras=[CameraConfig(id="cam1", source="x.mp4")]))
-    agent.outbox = outbox
+    agent = one_camera_agent(outbox)
     try:
         agent._prune_when_due()  # not due yet: the agent pruned as it started
         assert outbox.bucket_counts("cam1/a/0") is not None

@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from footfall.broker import free_port
-from tests.edge.conftest import agent_yaml, make_walkby_clip
+from tests.edge.conftest import agent_yaml, make_walkby_clip, one_camera_agent
 from tests.edge.test_outbox import Receiver, add
 from tests.waiting import eventually
 
@@ -237,19 +237,10 @@ def test_people_the_outbox_refuses_are_not_counted_until_it_stores_them(
     """people_counted_total says 'people counted into the aggregates queued for delivery'. It was raised before the
     outbox stored the bucket, so a bucket the outbox refused (a full disk) read as counted, and stayed so if the
     agent then stopped with it lost. It is raised once the bucket is stored, by the growth the store made."""
-    from footfall.edge.agent import Agent
     from footfall.edge.aggregation import BucketCounts, BucketNotStored
-    from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
     from footfall.edge.outbox import OutboxError
 
-    config = AgentConfig(
-        agent_id="box-test",
-        site_id="lab",
-        cameras=[CameraConfig(id="cam1", source="x.mp4")],
-        mqtt=MqttConfig(host="127.0.0.1", port=1),
-    )
-    agent = Agent(config)
-    agent.outbox = outbox = Outbox(tmp_path / "outbox.sqlite")
+    agent = one_camera_agent(outbox := Outbox(tmp_path / "outbox.sqlite"))
     agent.metrics = AgentMetrics()
     emit = agent._emitter("cam1")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from footfall.cli import app
 
@@ -19,6 +19,19 @@ def empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     return tmp_path
+
+
+def migrated(database: Path) -> tuple[CliRunner, dict[str, str]]:
+    """A runner and the environment that points it at ``database``, made and migrated."""
+    runner, env = CliRunner(), {"DATABASE_URL": f"sqlite:///{database}"}
+    assert runner.invoke(app, ["server", "migrate"], env=env).exit_code == 0
+    return runner, env
+
+
+def refused_in_one_line(result: Result, words: str) -> None:
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
 
 
 @pytest.mark.parametrize(
@@ -84,14 +97,8 @@ def test_a_given_database_url_may_create_the_file_and_names_it(empty_folder: Pat
 def test_zones_set_refuses_what_the_api_refuses(empty_folder: Path, arguments: list[str], words: str) -> None:
     """`footfall zones set` wrote a zone the API would have refused (a NUL in its name, a 500 on PostgreSQL; a site
     id no agent can send), through its own copy of the API's write."""
-    database = empty_folder / "site.db"
-    env = {"DATABASE_URL": f"sqlite:///{database}"}
-    runner = CliRunner()
-    assert runner.invoke(app, ["server", "migrate"], env=env).exit_code == 0
-    result = runner.invoke(app, ["zones", "set", *arguments], env=env)
-    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and words in lines[0], result.stderr
+    runner, env = migrated(empty_folder / "site.db")
+    refused_in_one_line(runner.invoke(app, ["zones", "set", *arguments], env=env), words)
     listed = runner.invoke(app, ["zones", "set", "mall-1", "fc-north", "--floor", "L2"], env=env)
     assert listed.exit_code == 0 and "name='fc-north' kind=unknown floor=L2" in listed.stdout, listed.output
 
@@ -109,20 +116,13 @@ def test_keys_create_refuses_what_the_api_refuses(empty_folder: Path, arguments:
     """Found by attack: `keys create --agent 'box 1/ü' --site 'Riverside Mall'` printed a key whose agent and site no
     agent config can name, so every ingest with it was refused later, far from the cause; and a 5,000-character name
     went in where the API takes at most 200. The CLI checks what POST /api/v1/admin/keys checks."""
-    env = {"DATABASE_URL": f"sqlite:///{empty_folder / 'keys.db'}"}
-    runner = CliRunner()
-    assert runner.invoke(app, ["server", "migrate"], env=env).exit_code == 0
-    result = runner.invoke(app, ["keys", "create", *arguments], env=env)
-    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and words in lines[0], result.stderr
+    runner, env = migrated(empty_folder / "keys.db")
+    refused_in_one_line(runner.invoke(app, ["keys", "create", *arguments], env=env), words)
     assert runner.invoke(app, ["keys", "list"], env=env).stdout == ""
 
 
 def test_keys_revoke_of_an_id_no_database_holds_is_a_clear_error(empty_folder: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{empty_folder / 'keys.db'}"}
-    runner = CliRunner()
-    assert runner.invoke(app, ["server", "migrate"], env=env).exit_code == 0
+    runner, env = migrated(empty_folder / "keys.db")
     for key_id in ("99999999999999999999999", "0", "-3"):  # the first was an OverflowError traceback
         result = runner.invoke(app, ["keys", "revoke", key_id], env=env)
         assert result.exit_code == 2 and "Traceback" not in result.output, (key_id, result.output)
