@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from footfall.server.app import create_app
 from footfall.server.auth import create_key
 from footfall.server.db import Database
+from footfall.server.ingest import Ingestor
 from footfall.server.settings import Settings
 
 BASE = datetime(2026, 11, 16, 0, 0, tzinfo=UTC)  # a Monday, in the past (ingest refuses future buckets)
@@ -127,10 +128,18 @@ class Server:
         )
 
 
+# The suite files buckets on fixed dates (BASE, DST changes of 2026), which the server's refusal of buckets older
+# than FOOTFALL_MAX_BUCKET_AGE_DAYS would reach some day; that refusal has tests of its own.
+FIXED_DATES_MAX_AGE_DAYS = 36_500
+
+
+def fixed_date_ingestor(db: Database) -> Ingestor:
+    """An ingestor that takes the suite's fixed-date buckets whatever today's date."""
+    return Ingestor(db, max_bucket_age_days=FIXED_DATES_MAX_AGE_DAYS)
+
+
 def make_server(url: str, **settings: object) -> Iterator[Server]:
-    # The suite files buckets on fixed dates (BASE, DST changes of 2026), which the server's refusal of buckets
-    # older than FOOTFALL_MAX_BUCKET_AGE_DAYS would reach some day; that refusal has tests of its own.
-    settings.setdefault("max_bucket_age_days", 36_500)
+    settings.setdefault("max_bucket_age_days", FIXED_DATES_MAX_AGE_DAYS)
     config = Settings(database_url=url, retention_days=None, **settings)
     app = create_app(config, start_background=False)
     db = app.state.context.db

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from footfall.broker import MosquittoBroker
-from tests.server.conftest import BASE, Server, aggregate, make_server
+from tests.server.conftest import BASE, Server, aggregate, fixed_date_ingestor, make_server
 
 K = 5
 SITE = "/api/v1/sites/mall"
@@ -279,7 +279,6 @@ def test_over_mqtt_a_gender_only_site_refuses_age_with_its_code_and_stores_the_r
     import paho.mqtt.client as mqtt
     from footfall.core.wire import Receipt
     from footfall.server.db import Database
-    from footfall.server.ingest import Ingestor
     from footfall.server.migrate import upgrade
     from footfall.server.mqtt_consumer import MqttConsumer
     from footfall.server.tables import Site
@@ -293,7 +292,7 @@ def test_over_mqtt_a_gender_only_site_refuses_age_with_its_code_and_stores_the_r
     with db.write() as session:
         session.add(Site(site_id="mall", name="Mall", timezone="UTC", created_at=0, demographics="gender-only"))
     receipts = Receipts(mosquitto.port)
-    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-a").start()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-agent", protocol=mqtt.MQTTv5)
     try:
         assert consumer.wait_connected()

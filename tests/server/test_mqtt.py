@@ -21,7 +21,7 @@ from footfall.server.tables import Agent, Bucket, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 
 from footfall.broker import MosquittoBroker
-from tests.server.conftest import BASE, aggregate, encoded, make_storing_fail, minutes
+from tests.server.conftest import BASE, aggregate, encoded, fixed_date_ingestor, make_storing_fail, minutes
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
@@ -64,7 +64,7 @@ def _count(db: Database, table) -> int:  # type: ignore[no-untyped-def]
 def test_duplicates_replays_and_out_of_order_updates_count_once(
     mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
 ) -> None:
-    ingestor = Ingestor(db)
+    ingestor = fixed_date_ingestor(db)
     consumer = MqttConsumer(mosquitto.url, ingestor, client_id="server-a").start()
     try:
         assert consumer.wait_connected()
@@ -87,7 +87,7 @@ def test_duplicates_replays_and_out_of_order_updates_count_once(
 def test_malformed_messages_are_dead_lettered_and_the_consumer_lives_on(
     mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
 ) -> None:
-    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-a").start()
     try:
         assert consumer.wait_connected()
         publisher(b"\x00\x01 not json")
@@ -112,7 +112,7 @@ def test_malformed_messages_are_dead_lettered_and_the_consumer_lives_on(
 def test_messages_published_while_the_server_is_down_arrive_after_restart(
     mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
 ) -> None:
-    first = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    first = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-a").start()
     assert first.wait_connected()
     publisher(aggregate(female=5, male=5))
     wait_until(lambda: _people(db) == 10)
@@ -121,7 +121,7 @@ def test_messages_published_while_the_server_is_down_arrive_after_restart(
         publisher(aggregate(start=BASE + minutes(i), female=5, male=5))
     mosquitto.stop()  # and the broker restarts too: its persistence keeps the session's queue
     mosquitto.start()
-    second = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    second = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-a").start()
     try:
         wait_until(lambda: _people(db) == 400)
     finally:
@@ -131,8 +131,8 @@ def test_messages_published_while_the_server_is_down_arrive_after_restart(
 def test_two_replicas_split_a_shared_subscription_without_double_counting(
     mosquitto: MosquittoBroker, db: Database, publisher: Callable[..., None]
 ) -> None:
-    a = Ingestor(db)
-    b = Ingestor(db)
+    a = fixed_date_ingestor(db)
+    b = fixed_date_ingestor(db)
     replicas = [
         MqttConsumer(mosquitto.url, a, client_id="server-a").start(),
         MqttConsumer(mosquitto.url, b, client_id="server-b").start(),
@@ -162,7 +162,7 @@ def test_retained_status_updates_agent_status(
         "fps": 9.5,
     }
     publisher(status, topic="footfall/v1/mall/agent-1/status", retain=True)
-    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-a").start()
     try:
 
         def agent_fps() -> float | None:
@@ -183,7 +183,7 @@ def test_an_empty_group_subscribes_without_sharing(
     monkeypatch.setenv("FOOTFALL_MQTT_GROUP", "")
     settings = Settings.from_env()
     assert settings.mqtt_group == ""
-    consumer = MqttConsumer(mosquitto.url, Ingestor(db), group=settings.mqtt_group, client_id="solo").start()
+    consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), group=settings.mqtt_group, client_id="solo").start()
     try:
         assert consumer.filters[0] == "footfall/v1/+/+/aggregates"
         assert consumer.wait_connected()
@@ -242,7 +242,7 @@ def test_one_poison_message_cannot_stop_ingest_for_other_agents_before_or_after_
     receipts = Receipts(mosquitto.port)
     try:
         for attempt, client_id in enumerate(("server-a", "server-a")):  # the same server, restarted
-            consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id=client_id).start()
+            consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id=client_id).start()
             try:
                 assert consumer.wait_connected()
                 publisher(POISON, topic="footfall/v1/demo-mall/demo-entrance/aggregates")
@@ -276,7 +276,7 @@ def test_health_says_when_ingest_has_stalled(
 
     monkeypatch.setattr(app_module, "STALLED_AFTER_S", 0.5)
     unreachable = Database(f"postgresql+psycopg://footfall@127.0.0.1:{free_port()}/gone")
-    consumer = MqttConsumer(mosquitto.url, Ingestor(unreachable), client_id="server-z").start()
+    consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(unreachable), client_id="server-z").start()
     app = app_module.create_app(Settings(database_url=sqlite_url, retention_days=None), start_background=False)
     app.state.context.background.append(consumer)
     try:
@@ -315,7 +315,7 @@ def test_only_an_unreachable_database_is_retried_and_a_bug_never_retries_its_bat
 
     monkeypatch.setattr(Ingestor, "ingest", ingest)
     receipts = Receipts(mosquitto.port)
-    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-b", batch_wait_s=0.2).start()
+    consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-b", batch_wait_s=0.2).start()
     try:
         assert consumer.wait_connected()
         publisher(aggregate(zone="buggy", seq=1, female=9))
@@ -331,7 +331,7 @@ def test_only_an_unreachable_database_is_retried_and_a_bug_never_retries_its_bat
     finally:
         consumer.stop()
         receipts.close()
-    restarted = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-b").start()
+    restarted = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-b").start()
     try:
         assert restarted.wait_connected()
         time.sleep(0.5)
@@ -355,7 +355,7 @@ def test_an_unreachable_broker_is_logged_and_turns_healthz_503(
 
     monkeypatch.setattr(app_module, "STALLED_AFTER_S", 0.5)
     caplog.set_level(logging.INFO, logger="footfall.server")
-    consumer = MqttConsumer(f"mqtt://127.0.0.1:{free_port()}", Ingestor(db), client_id="nobody").start()
+    consumer = MqttConsumer(f"mqtt://127.0.0.1:{free_port()}", fixed_date_ingestor(db), client_id="nobody").start()
     app = app_module.create_app(Settings(database_url=sqlite_url, retention_days=None), start_background=False)
     app.state.context.background.append(consumer)
     try:
@@ -371,7 +371,7 @@ def test_an_unreachable_broker_is_logged_and_turns_healthz_503(
 def test_wait_connected_gives_up_after_its_timeout(db: Database) -> None:
     from footfall.broker import free_port
 
-    consumer = MqttConsumer(f"mqtt://127.0.0.1:{free_port()}", Ingestor(db), client_id="nobody").start()
+    consumer = MqttConsumer(f"mqtt://127.0.0.1:{free_port()}", fixed_date_ingestor(db), client_id="nobody").start()
     try:
         started = time.monotonic()
         assert consumer.wait_connected(0.3) is False
@@ -386,7 +386,7 @@ def test_qos0_messages_beyond_the_inbox_limit_are_dropped_and_qos1_ones_never(db
     receive maximum and always queued."""
     from footfall.server import mqtt_consumer
 
-    consumer = MqttConsumer("mqtt://127.0.0.1:1", Ingestor(db), client_id="server-q")  # never started
+    consumer = MqttConsumer("mqtt://127.0.0.1:1", fixed_date_ingestor(db), client_id="server-q")  # never started
     limit = mqtt_consumer.RECEIVE_MAXIMUM + mqtt_consumer.QOS0_INBOX_LIMIT
 
     def message(qos: int) -> mqtt.MQTTMessage:
@@ -434,7 +434,7 @@ def test_an_agent_that_dies_reads_offline_at_once_by_its_last_will(mosquitto: Mo
             agent = session.get(Agent, "agent-1")
             return agent.state if agent else None
 
-    consumer = MqttConsumer(mosquitto.url, Ingestor(db), client_id="server-a").start()
+    consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(db), client_id="server-a").start()
     agent = subprocess.Popen(
         [sys.executable, "-c", AGENT_WITH_A_WILL, str(mosquitto.port), topic, will, online],
         stdout=subprocess.PIPE,
@@ -452,7 +452,7 @@ def test_an_agent_that_dies_reads_offline_at_once_by_its_last_will(mosquitto: Mo
         consumer.stop()
     # A server subscribing later gets the will as the broker's retained copy: it stays offline (nothing older than
     # what is stored wins), and the agent's next heartbeat puts it online again.
-    ingestor = Ingestor(db)
+    ingestor = fixed_date_ingestor(db)
     later = MqttConsumer(mosquitto.url, ingestor, client_id="server-b").start()
     try:
         assert later.wait_connected()

@@ -16,7 +16,16 @@ from footfall.server.rollups import daily_classifiers_vs_hourly, daily_vs_hourly
 from footfall.server.shares import estimate, estimate_many
 from sqlalchemy import text
 
-from tests.server.conftest import BASE, Server, _fresh_postgres_database, agent_status, aggregate, encoded, make_server
+from tests.server.conftest import (
+    BASE,
+    Server,
+    _fresh_postgres_database,
+    agent_status,
+    aggregate,
+    encoded,
+    fixed_date_ingestor,
+    make_server,
+)
 
 SERIES = "/api/v1/sites/mall/traffic/series"
 TOTALS = "/api/v1/sites/mall/traffic/totals"
@@ -433,11 +442,11 @@ def _store_an_empty_bucket_while_a_cell_is_created(server: Server) -> None:
     two stores a counts-only box's empty bucket for that hour meanwhile; then replica one commits."""
     import threading
 
-    from footfall.server.ingest import Incoming, Ingestor
+    from footfall.server.ingest import Incoming
 
     people = Incoming(encoded(_bucket("box-1", 0, (10, 10, 5), "gender@3")), "http")
     empty = Incoming(encoded(_bucket("box-2", 1, (0, 0, 0), None)), "http")
-    first, second = Ingestor(server.db), Ingestor(server.db)
+    first, second = fixed_date_ingestor(server.db), fixed_date_ingestor(server.db)
     done = threading.Event()
 
     def store_empty() -> None:
