@@ -13,13 +13,18 @@ of the frame still yields a chip). One affine warp does crop, rotation and resiz
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 # CenterFace's five landmarks, in its order.
 LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)
+
+# Normalisation constants per channel: (value − mean) / std. A zero, negative or non-finite one would hand the
+# classifier infinite, NaN or inverted inputs and answers that mean nothing, with no error anywhere.
+ChannelMean = Annotated[float, Field(ge=-1.0, le=2.0, allow_inf_nan=False)]
+ChannelStd = Annotated[float, Field(gt=0.0, le=10.0, allow_inf_nan=False)]
 
 
 class FaceCropSpec(BaseModel):
@@ -32,8 +37,12 @@ class FaceCropSpec(BaseModel):
     center_shift_y: float = Field(default=0.0, ge=-0.5, le=0.5, description="Shift down, × box height.")
     align: bool = Field(default=True, description="Rotate so the eyes are level (needs landmarks).")
     colour_order: Literal["RGB", "BGR"] = "RGB"
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    mean: tuple[ChannelMean, ChannelMean, ChannelMean] = Field(
+        default=(0.5, 0.5, 0.5), description="Subtracted per channel from pixel values scaled to 0-1."
+    )
+    std: tuple[ChannelStd, ChannelStd, ChannelStd] = Field(
+        default=(0.5, 0.5, 0.5), description="Divides each channel after the mean (positive)."
+    )
 
 
 def _crop_transform(box: Sequence[float], spec: FaceCropSpec, landmarks: np.ndarray | None) -> np.ndarray:

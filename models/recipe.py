@@ -181,7 +181,7 @@ class DistillConfig(_Model):
     )
     soft_weight: float = Field(0.5, ge=0, description="Weight of the KL to the teacher's gender probe.")
     temperature: float = Field(2.0, gt=0)
-    workers: int = Field(2, ge=1, description="Processes computing the teacher's descriptors (once, cached).")
+    workers: int = Field(2, ge=1, le=64, description="Processes computing the teacher's descriptors (once, cached).")
 
 
 class Recipe(_Model):

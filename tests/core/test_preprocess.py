@@ -93,3 +93,20 @@ def test_normalise_refuses_chips_of_the_wrong_size() -> None:
 
 def test_whole_image_box() -> None:
     assert whole_image_box(np.zeros((10, 20, 3), np.uint8)) == (0.0, 0.0, 20.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"std": (0.0, 0.5, 0.5)},  # would divide by zero: every chip infinite in that channel
+        {"std": (-0.5, 0.5, 0.5)},  # would turn a channel over
+        {"std": (float("nan"), 0.5, 0.5)},
+        {"mean": (float("inf"), 0.5, 0.5)},
+        {"mean": (0.5, float("nan"), 0.5)},
+    ],
+)
+def test_a_spec_that_would_normalise_chips_to_nonsense_is_refused(field: dict) -> None:
+    """A recipe or a bundle manifest carries these numbers; a zero or non-finite one would give the classifier
+    infinite or NaN inputs and answers that mean nothing, without an error."""
+    with pytest.raises(ValueError, match=r"mean|std"):
+        FaceCropSpec(**field)

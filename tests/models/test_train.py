@@ -706,3 +706,19 @@ def test_train_threads_are_bounded_like_the_other_thread_options(tmp_path: Path)
     with pytest.raises(RecipeError, match=r"train\.threads: Input should be less than or equal to 64"):
         load_recipe(write_recipe(tmp_path, train={"threads": 100000}))
     assert load_recipe(write_recipe(tmp_path, train={"threads": 64})).train.threads == 64
+
+
+def test_distill_workers_are_bounded_like_the_thread_options(tmp_path: Path) -> None:
+    """Each worker is a process holding the teacher: 100000 of them would exhaust the box before any error."""
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match=r"distill\.workers: Input should be less than or equal to 64"):
+        load_recipe(write_recipe(tmp_path, distill={"workers": 100000}))
+
+
+def test_a_recipe_whose_normalisation_divides_by_zero_is_refused_when_it_loads(tmp_path: Path) -> None:
+    """preprocess.std 0 made every chip infinite in a channel: training ran on NaN losses."""
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    with pytest.raises(RecipeError, match=r"preprocess\.std\.0: Input should be greater than 0"):
+        load_recipe(write_recipe(tmp_path, preprocess={"std": [0, 0.5, 0.5]}))
