@@ -35,7 +35,16 @@ class MosquittoBroker:
     persistence file: QoS 1 messages queued for persistent sessions survive the restart.
     """
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None, executable: str | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        workdir: Path | None = None,
+        executable: str | None = None,
+        *,
+        acl_file: Path | None = None,
+    ):
+        """``acl_file``: a mosquitto ACL applied to every client (rules before any ``user`` line bind anonymous
+        ones); None lets every client publish and read anything."""
         self.executable = executable or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(self.executable).exists():
             raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
@@ -52,6 +61,7 @@ class MosquittoBroker:
                     f"persistence_location {self.workdir}/",
                     "autosave_interval 1",
                     "max_queued_messages 100000",
+                    *([f"acl_file {acl_file}"] if acl_file is not None else []),
                     # As root, mosquitto drops to the 'mosquitto' user, which cannot write the persistence
                     # file into a root-owned temp folder: queued messages would not survive a restart.
                     *(["user root"] if os.geteuid() == 0 else []),

@@ -40,6 +40,8 @@ class Consumer(Protocol):
 
     def inbox_depth(self) -> int: ...
 
+    def publishes_refused(self) -> dict[str, int]: ...
+
 
 class ServerCollector(Collector):
     """Metric families read at scrape time: ingest counts, MQTT lag and stall, agents, build info."""
@@ -121,6 +123,15 @@ class ServerCollector(Collector):
         )
         stalled.add_metric([], 1.0 if stalled_s >= self.stalled_after_s else 0.0)
         yield stalled
+        refused = CounterMetricFamily(
+            f"{PREFIX}_mqtt_publishes_refused",
+            "Messages the server published that the broker refused (its ACL), by kind: receipts, settings, online. "
+            "Agents never get them; MQTT 5 only (a server in a group): a 3.1.1 broker drops them without a word.",
+            labels=["kind"],
+        )
+        for kind in ("receipts", "settings", "online"):
+            refused.add_metric([kind], sum(c.publishes_refused().get(kind, 0) for c in consumers))
+        yield refused
 
     def _agents(self) -> Iterator[Metric]:
         now = self.clock()

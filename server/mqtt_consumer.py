@@ -87,6 +87,68 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
     )
 
 
+class RefusedPublishes:
+    """The broker's answers to what the server publishes, by kind (receipts, settings, online): an MQTT 5 broker says
+    in the PUBACK when its ACL refuses a message, which it then drops. Each kind's refusal is logged at ERROR once
+    per run of refusals, with the ACL rule the server's user lacks (an ACL from before a topic existed drops it
+    without a word otherwise), and counted. MQTT 3.1.1 (a server without a group) is never told.
+
+    The PUBACK can come before ``publish`` returns the message id, so an answer for an id not yet recorded waits."""
+
+    def __init__(self, prefix: str):
+        self.rules = {
+            "receipts": f"topic write {prefix}/+/+/receipts",
+            "settings": f"topic write {prefix}/+/settings",
+            "online": f"topic write {server_online_topic(prefix)}",
+        }
+        # Both keyed by MQTT message id (1-65535, reused by the client): bounded whatever the broker answers.
+        self._sent: dict[int, tuple[str, str]] = {}  # message id → (kind, topic), until the broker answers
+        self._early: dict[int, ReasonCode] = {}  # answers for ids not yet recorded
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._streaks = {
+            kind: FailureStreak(
+                logger,
+                "the MQTT broker refused a message the server published; agents do not get it",
+                f"the MQTT broker takes the server's {kind} again",
+            )
+            for kind in self.rules
+        }
+
+    def sent(self, kind: str, topic: str, info: mqtt.MQTTMessageInfo) -> None:
+        with self._lock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._sent[info.mid] = (kind, topic)
+                return
+        self._judge(kind, topic, early)
+
+    def answered(self, mid: int, reason_code: ReasonCode) -> None:
+        with self._lock:
+            sent = self._sent.pop(mid, None)
+            if sent is None:
+                self._early[mid] = reason_code
+                return
+        self._judge(*sent, reason_code)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def _judge(self, kind: str, topic: str, reason_code: ReasonCode) -> None:
+        streak = self._streaks[kind]
+        if not reason_code.is_failure:
+            streak.succeeded()
+            return
+        with self._lock:
+            self._counts[kind] = self._counts.get(kind, 0) + 1
+        streak.failed(
+            topic=topic,
+            reason=str(reason_code),
+            fix=f"give the server's MQTT user '{self.rules[kind]}' in the broker's ACL (deploy/mosquitto/acl)",
+        )
+
+
 class MqttConsumer:
     """Receives wire messages from the broker and stores them in batches through the :class:`Ingestor`."""
 
@@ -120,6 +182,7 @@ class MqttConsumer:
         self._stalled_since: float | None = None  # monotonic time storing began to fail
         self._subscribed = threading.Event()  # set while connected and subscribed
         self._unsubscribed_since: float | None = time.monotonic()  # not yet connected and subscribed: since start
+        self._refused = RefusedPublishes(prefix)
         self._unreachable = FailureStreak(
             logger, "cannot reach the MQTT broker; retrying", "mqtt broker reachable again", level=logging.WARNING
         )
@@ -147,6 +210,7 @@ class MqttConsumer:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
 
     @property
@@ -248,13 +312,32 @@ class MqttConsumer:
             log_event(logger, logging.ERROR, "site settings not published", error=repr(exc)[:300])
         self.publish_site_settings(every)
         online = ServerOnline(server_id=self.client_id, sent_at=datetime.now(UTC))
-        self.client.publish(server_online_topic(self.prefix), encode(online), qos=1)
+        self._publish("online", server_online_topic(self.prefix), encode(online))
 
     def publish_site_settings(self, settings: list[SiteSettings]) -> None:
         """Retained on each site's settings topic: an agent that subscribes later still gets its site's. Sent through
         the client that sends receipts, so an agent gets a new mode before any receipt that refuses by it."""
         for item in settings:
-            self.client.publish(site_settings_topic(item.site_id, self.prefix), encode(item), qos=1, retain=True)
+            self._publish("settings", site_settings_topic(item.site_id, self.prefix), encode(item), retain=True)
+
+    def publishes_refused(self) -> dict[str, int]:
+        """Messages of each kind (receipts, settings, online) the broker refused since start (MQTT 5 only)."""
+        return self._refused.counts()
+
+    def _publish(self, kind: str, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:  # queued: the broker answers later
+            self._refused.sent(kind, topic, info)
+
+    def _on_publish(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        self._refused.answered(mid, reason_code)
 
     def _on_disconnect(
         self,
@@ -412,4 +495,4 @@ class MqttConsumer:
                         RefusedSeq(seq=h.seq, reason=h.refused, code=h.code) for h in chunk if h.refused is not None
                     ],
                 )
-                self.client.publish(receipt_topic(site_id, agent_id, self.prefix), encode(receipt), qos=1)
+                self._publish("receipts", receipt_topic(site_id, agent_id, self.prefix), encode(receipt))

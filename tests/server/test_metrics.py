@@ -76,6 +76,7 @@ def test_counts_match_the_run(metrics_server: Server) -> None:
         )
         assert value(samples, "footfall_server_ingest_stalled") == 0
         assert value(samples, "footfall_server_mqtt_inbox_messages") == 0
+        assert value(samples, "footfall_server_mqtt_publishes_refused_total", kind="settings") == 0
         build = [labels for (name, labels) in samples if name == "footfall_server_build_info"]
         assert len(build) == 1 and dict(build[0])["schema_revision"]
 

@@ -468,3 +468,34 @@ def test_an_agent_that_dies_reads_offline_at_once_by_its_last_will(mosquitto: Mo
         wait_until(lambda: state() == "online")
     finally:
         later.stop()
+
+
+def test_a_publish_the_broker_refuses_is_logged_with_the_acl_line_and_counted(
+    tmp_path, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ACL from before a topic existed (old deployments' deploy/mosquitto/acl had no settings line) drops the
+    server's messages on it: agents never learned a site's mode, and nothing said why. MQTT 5 (a server in a
+    group) is told of the refusal in the PUBACK."""
+    import logging
+
+    from footfall.server.site_settings import settings_of
+
+    acl = tmp_path / "acl"
+    # Anonymous clients (the server here) may read everything and publish nothing but what agents send.
+    acl.write_text("topic read footfall/v1/#\ntopic write footfall/v1/+/+/aggregates\n")
+    broker = MosquittoBroker(workdir=tmp_path / "broker", acl_file=acl).start()
+    caplog.set_level(logging.INFO, logger="footfall.server")
+    consumer = MqttConsumer(broker.url, fixed_date_ingestor(db), group="footfall-server", client_id="srv").start()
+    try:
+        assert consumer.wait_connected()
+        consumer.publish_site_settings([settings_of("mall", "counts-only")])
+        wait_until(lambda: consumer.publishes_refused().get("settings", 0) >= 1)
+        said = [(r.levelname, r.fields) for r in caplog.records if "broker refused" in r.getMessage()]  # type: ignore[attr-defined]
+        fields = next(f for level, f in said if f.get("topic") == "footfall/v1/mall/settings" and level == "ERROR")
+        assert fields["reason"] == "Not authorized", fields
+        assert "'topic write footfall/v1/+/settings'" in fields["fix"], fields
+        # The announcement on (re)subscribing was refused too, under its own kind.
+        wait_until(lambda: consumer.publishes_refused().get("online", 0) >= 1)
+    finally:
+        consumer.stop()
+        broker.stop()
