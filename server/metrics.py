@@ -166,6 +166,9 @@ class ServerCollector(Collector):
         yield last
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+
+
 class ServerMetrics:
     """One app's registry: the HTTP metrics the middleware records, and a :class:`ServerCollector`."""
 
@@ -173,7 +176,8 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
-            "HTTP requests answered, by route template (never the raw path), method and status code.",
+            'HTTP requests answered, by route template (never the raw path), method ("other" for non-standard ones) '
+            "and status code.",
             ["route", "method", "status"],
             registry=self.registry,
         )
@@ -187,5 +191,7 @@ class ServerMetrics:
         self.registry.register(collector)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_duration.labels(route, method).observe(seconds)
+        # Any client may send any method token: only the standard ones get a series of their own.
+        method_label = method if method in HTTP_METHODS else "other"
+        self.http_requests.labels(route, method_label, str(status)).inc()
+        self.http_duration.labels(route, method_label).observe(seconds)

@@ -143,3 +143,16 @@ def test_mqtt_ingest_is_counted_by_path(mosquitto, sqlite_url: str) -> None:  # 
             publisher.disconnect()
             publisher.loop_stop()
             consumer.stop()
+
+
+def test_made_up_http_methods_share_one_label_so_no_client_can_grow_the_series(metrics_server: Server) -> None:
+    # Anyone who can reach the port may send any method token; each used to add its own series.
+    client = metrics_server.client
+    for index in range(50):
+        assert client.request(f"PROBE{index}", "/api/v1/sites").status_code in (401, 405)
+    assert client.request("GET", "/api/v1/nowhere").status_code == 404
+    samples = scrape(metrics_server)
+    requests = "footfall_server_http_requests_total"
+    methods = {dict(labels)["method"] for (name, labels) in samples if name == requests}
+    assert methods == {"GET", "other"}, methods
+    assert value(samples, requests, route="/api/v1/sites", method="other", status="405") == 50
