@@ -34,7 +34,7 @@ def check_closing_time(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=20_000)  # ~4 MB when full
 def reset_before(instant: int, tz: str, closing: str) -> int:
     """The latest closing time (UTC epoch) at or before ``instant``, in the site's time zone."""
     hour, minute = int(closing[:2]), int(closing[3:])

@@ -193,3 +193,31 @@ def test_a_body_that_is_not_a_json_object_is_told_so(
     response = sqlite_server.client.patch("/api/v1/sites/mall", content=content, headers=headers)
     assert response.status_code == status, response.text
     assert detail in response.json()["detail"] and "\n" not in response.json()["detail"], response.text
+
+
+def test_a_sweep_over_every_hour_a_query_may_name_fills_the_time_caches_only_to_a_few_megabytes() -> None:
+    # Reads may name any hour of 2000-2100 (876,600 of them): each cache must stay small when all are asked for.
+    import tracemalloc
+
+    from footfall.server import localtime, occupancy
+
+    first = int(localtime.EARLIEST.timestamp())
+    caches = (localtime.local_hour_of_week, localtime.local_day, occupancy.reset_before)
+    for cache in caches:
+        cache.cache_clear()
+    tracemalloc.start()
+    try:
+        for cache in caches:
+            maxsize = cache.cache_info().maxsize
+            assert maxsize is not None, f"{cache.__name__}: an unbounded cache"
+            extra = ("22:00",) if cache is occupancy.reset_before else ()
+            for index in range(maxsize + 100):
+                cache(first + index * localtime.HOUR, "Europe/Berlin", *extra)
+            assert cache.cache_info().currsize == maxsize
+        held_mb = tracemalloc.get_traced_memory()[0] / 1e6
+    finally:
+        tracemalloc.stop()
+        for cache in caches:
+            cache.cache_clear()
+    # 13 MB here with 20,000 entries each; 109 MB with the 200,000 they had before.
+    assert held_mb < 24, f"the time caches hold {held_mb:.0f} MB when full"
