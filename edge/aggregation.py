@@ -12,6 +12,7 @@ without age sends stays exactly as before.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +22,10 @@ from typing import cast
 
 from footfall.core.ages import AGE_DECISIONS, AgeDecision
 from footfall.core.classifier import UNKNOWN
+from footfall.core.logs import FailureStreak
 from footfall.core.wire import GENDER_DECISIONS, DwellStats, GenderAgeCounts, GenderCounts, GenderDecision
+
+logger = logging.getLogger(__name__)
 
 GENDER_LABELS = ("female", "male", UNKNOWN)
 
@@ -137,7 +141,7 @@ BaseLookup = Callable[[str, int], BucketCounts | None]
 class BucketNotStored(RuntimeError):
     """Raised by an :data:`Emit` or a :data:`BaseLookup` that could not store a bucket or read what it held (the
     outbox failed: a full disk, a lock held too long). The bucket keeps its changes and goes again at the next
-    flush, so nothing counted is dropped while the failure lasts."""
+    flush, so nothing counted is dropped while the failure lasts up to the aggregator's hold (a day by default)."""
 
 
 class ZoneAggregator:
@@ -157,6 +161,7 @@ class ZoneAggregator:
         grace_seconds: float = 3.0,
         base_lookup: BaseLookup | None = None,
         keep_seconds: float = 3600.0,
+        hold_seconds: float = 86_400.0,
     ):
         self.zone_ids = list(zone_ids)
         self._rank = {zone_id: i for i, zone_id in enumerate(self.zone_ids)}
@@ -165,6 +170,15 @@ class ZoneAggregator:
         self.grace = grace_seconds
         self.base_lookup = base_lookup
         self.keep = max(keep_seconds, 2 * bucket_seconds)
+        # How long a finished bucket the outbox cannot take is held in memory before it is dropped: a failure
+        # nobody fixes (a full disk) must not grow the agent until the box runs out of memory.
+        self.hold = max(hold_seconds, 2 * bucket_seconds)
+        self.dropped_buckets = 0
+        self._dropping = FailureStreak(
+            logger,
+            "the outbox has not taken these aggregates for longer than the hold: dropped; free its disk",
+            "the outbox takes aggregates again; some were dropped while it could not",
+        )
         self.buckets: dict[tuple[str, int], Bucket] = {}
         self.person_buckets: dict[int, list[Bucket]] = {}
 
@@ -223,20 +237,42 @@ class ZoneAggregator:
         """Emits the buckets whose time (plus grace) has passed and that changed; returns how many. When one cannot
         be stored, the rest wait too (in order) and go at the next flush."""
         emitted = 0
-        for key in sorted(self.buckets, key=self._emit_order):
-            bucket = self.buckets[key]
-            if bucket.dirty and bucket.start + self.bucket_seconds + self.grace <= now:
-                if not self._emit(bucket):
-                    break
-                emitted += 1
-        stale = [k for k, b in self.buckets.items() if not b.dirty and b.start + self.keep < now]
-        for key in stale:
+        finished = now - self.bucket_seconds - self.grace
+        # Only the due ones are sorted: while the outbox fails, every frame would otherwise sort all that is held.
+        due = sorted((k for k, b in self.buckets.items() if b.dirty and b.start <= finished), key=self._emit_order)
+        for key in due:
+            if not self._emit(self.buckets[key]):
+                break
+            emitted += 1
+        self._drop_unstored_past_hold(finished)
+        self._forget([k for k, b in self.buckets.items() if not b.dirty and b.start + self.keep < now])
+        return emitted
+
+    def _drop_unstored_past_hold(self, finished: float) -> None:
+        overdue = [k for k, b in self.buckets.items() if b.dirty and b.start < finished - self.hold]
+        if not overdue:
+            return
+        people = len(set().union(*(self.buckets[key].labels for key in overdue)))
+        self.dropped_buckets += len(overdue)
+        self._dropping.failed(  # ERROR once for the whole failure, then DEBUG
+            hold_s=self.hold,
+            dropped_now=len(overdue),
+            people_now=people,
+            dropped_total=self.dropped_buckets,
+            oldest=utc(min(start for _, start in overdue)).isoformat(),
+            zones=",".join(sorted({zone for zone, _ in overdue})),
+        )
+        self._forget(overdue)
+
+    def _forget(self, keys: list[tuple[str, int]]) -> None:
+        for key in keys:
             bucket = self.buckets.pop(key)
             for pid in bucket.labels:
                 lst = self.person_buckets.get(pid)
                 if lst and bucket in lst:
                     lst.remove(bucket)
-        return emitted
+                if lst == []:
+                    del self.person_buckets[pid]
 
     def flush_all(self) -> int:
         """Emits every changed bucket now, finished or not (shutdown, end of a video)."""
@@ -270,6 +306,7 @@ class ZoneAggregator:
             self.emit(bucket.zone_id, bucket.start, bucket.counts())
         except BucketNotStored:
             return False
+        self._dropping.succeeded(dropped_total=self.dropped_buckets)
         bucket.dirty = False
         bucket.emitted = True
         return True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from footfall.edge.aggregation import BucketCounts, BucketNotStored, ZoneAggregator
 
 
@@ -58,3 +61,43 @@ def test_a_bucket_that_cannot_be_stored_keeps_its_counts_and_goes_at_the_next_fl
     assert [(zone, start) for zone, start, _ in sent] == [("z", 0), ("y", 0), ("z", 60)], "in order, each once"
     assert sent[0][2] == BucketCounts(people=3, female=2, unknown=1), "the earlier run's count, and this run's"
     assert aggregator.flush_due(300) == 0
+
+
+def test_an_outbox_that_fails_for_days_cannot_make_the_agent_hold_buckets_without_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full disk that nobody frees: every bucket stays changed and held in memory. Past the hold (a day by default)
+    the oldest are dropped, with one ERROR line for the whole failure, so a camera box cannot run out of memory; what
+    is younger still goes once the outbox takes it again."""
+    sent: list[tuple[str, int, BucketCounts]] = []
+    failing = True
+
+    def emit(zone: str, start: int, counts: BucketCounts) -> None:
+        if failing:
+            raise BucketNotStored("disk full")
+        sent.append((zone, start, counts))
+
+    hold = 3600.0
+    aggregator = ZoneAggregator(["z", "y"], 60, emit, grace_seconds=3, hold_seconds=hold)
+    person = 0
+    caplog.set_level(logging.INFO, logger="footfall.edge.aggregation")
+    for minute in range(3 * 60):  # three hours of a failing outbox, one person a minute in each zone
+        now = minute * 60.0
+        for zone in ("z", "y"):
+            person += 1
+            aggregator.count_person(person, zone, now + 1, "female")
+        aggregator.flush_due(now + 2)
+    held = len(aggregator.buckets)
+    assert held <= 2 * (hold / 60 + 2), f"{held} buckets held after three hours"
+    assert len(aggregator.person_buckets) <= 2 * (hold / 60 + 2), "the dropped buckets' people are forgotten too"
+    (dropped,) = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert "dropped; free its disk" in dropped.getMessage()
+    assert dropped.fields["zones"] == "y,z"  # type: ignore[attr-defined]
+    assert aggregator.dropped_buckets == 2 * 3 * 60 - held
+    failing = False
+    assert aggregator.flush_due(3 * 3600.0 + 70) == held  # the rest of the failure's buckets still go, once each
+    recovered = caplog.records[-1]
+    assert recovered.levelno == logging.INFO and "again" in recovered.getMessage()
+    assert recovered.fields["dropped_total"] == aggregator.dropped_buckets  # type: ignore[attr-defined]
+    assert len(sent) == len({(zone, start) for zone, start, _ in sent}) == held
+    assert min(start for _, start, _ in sent) >= 3 * 3600 - hold - 2 * 60, "only what is within the hold"
