@@ -55,9 +55,15 @@ CREATE TABLE IF NOT EXISTS bucket_state (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# Free pages the outbox gives back to the disk once as many are free, and how many at a time (the lock is held
+# meanwhile): a long outage's peak would otherwise stay on the box's card after the server has confirmed it all.
+RECLAIM_AFTER_PAGES = 256
+RECLAIM_PAGES_AT_ONCE = 2048
+WAL_KEPT_BYTES = 4 << 20
 # The layout above, kept in SQLite's user_version: an agent refuses a file of a later format (a newer footfall wrote
 # it, then the box was downgraded) rather than write rows that version cannot read. 0: written before it was kept.
 OUTBOX_FORMAT = 1
+INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 COUNT_COLUMNS = ("people", "female", "male", "unknown", "dwell_samples")
 
 
@@ -121,6 +127,8 @@ class Outbox:
             self._db = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=busy_timeout
             )
+            # Before anything is written: a new file is made with it (see _make_pages_reclaimable).
+            self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed row survives a power cut, which is the point of an outbox.
             self._db.execute("PRAGMA synchronous=FULL")
@@ -145,12 +153,40 @@ class Outbox:
             self._upgrade()
             self._db.execute(f"PRAGMA user_version = {OUTBOX_FORMAT}")
             self._refuse_values_no_agent_writes()
+            self._db.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
+            self._make_pages_reclaimable()
         except sqlite3.Error as exc:
             self._db.close()
             raise OutboxError(f"{self.path}: cannot open the outbox database ({exc})") from None
         except OutboxError:
             self._db.close()
             raise
+
+    def _make_pages_reclaimable(self) -> None:
+        """Incremental auto-vacuum, so that free pages can be given back (:meth:`_reclaim`). A new file takes it as
+        it is made; one an earlier agent made is rewritten once (VACUUM), which needs as much free disk as it holds:
+        without that, it keeps its size as before, and says so."""
+        if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL_VACUUM:
+            return
+        size_mb = round(self.path.stat().st_size / 1e6, 1)
+        log_event(logger, logging.INFO, "converting the outbox once, so that it gives free space back", size_mb=size_mb)
+        try:
+            self._db.execute("VACUUM")
+        except sqlite3.OperationalError as exc:  # a full disk, a lock another process holds: the agent still runs
+            log_event(
+                logger,
+                logging.WARNING,
+                "the outbox cannot be converted to give free space back; it keeps its largest size until it can",
+                path=str(self.path),
+                error=str(exc),
+            )
+
+    def _reclaim(self) -> None:
+        """Gives a batch of free pages back to the disk when enough are free; call under the lock."""
+        if self._db.execute("PRAGMA freelist_count").fetchone()[0] >= RECLAIM_AFTER_PAGES:
+            # executescript steps it to the end: the pragma frees one page per step, and execute() steps a statement
+            # without result columns once.
+            self._db.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES_AT_ONCE})")
 
     @contextlib.contextmanager
     def _using(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -396,6 +432,7 @@ class Outbox:
                 chunk = seqs[start : start + 500]
                 cursor = self._db.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
                 removed += cursor.rowcount
+            self._reclaim()
             return removed
 
     def depth(self) -> int:
@@ -430,6 +467,7 @@ class Outbox:
         """Forgets bucket counts too old to be reopened by a restart."""
         with self._using("prune old bucket counts"):
             self._db.execute("DELETE FROM bucket_state WHERE updated_at < ?", (self.clock() - self.state_seconds,))
+            self._reclaim()
 
 
 def check_outbox(path: str | Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import logging
 import os
@@ -27,7 +28,7 @@ from footfall.edge.aggregation import BucketCounts, age_cells
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
 from footfall.edge.messages import CameraMessages, bucket_key
-from footfall.edge.outbox import OUTBOX_FORMAT, Outbox, OutboxError, ResendPolicy, check_outbox
+from footfall.edge.outbox import OUTBOX_FORMAT, WAL_KEPT_BYTES, Outbox, OutboxError, ResendPolicy, check_outbox
 
 from tests.waiting import eventually
 
@@ -575,3 +576,68 @@ def test_the_check_at_open_reads_only_the_bucket_counts_a_restart_can_reopen(
         db.execute("UPDATE bucket_state SET female = -3")
     with pytest.raises(OutboxError, match="bucket_state"):
         Outbox(path, clock=lambda: now[0])
+
+
+def _file_bytes(path: Path) -> int:
+    """The outbox's disk use: the database and its write-ahead log."""
+    return sum(file.stat().st_size for file in (path, path.with_name(path.name + "-wal")) if file.exists())
+
+
+def test_a_drained_outbox_gives_its_disk_back(tmp_path: Path) -> None:
+    # A long broker outage fills the outbox; once the server confirms it all, the file must not stay at its peak
+    # size on a camera box's small card (200,000 rows had left 210 MB behind).
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    one = BucketCounts(people=1, unknown=1)
+    seqs = [
+        outbox.add(bucket_key("cam1", "a", index * 60), TOPIC, lambda seq: b"x" * 3000, one) for index in range(8000)
+    ]
+    peak = _file_bytes(path)
+    assert peak > 30_000_000, peak
+    for start in range(0, len(seqs), 200):  # receipts name a few hundred seqs at a time
+        outbox.confirm(seqs[start : start + 200])
+    assert outbox.depth() == 0
+    # What is left is the log SQLite keeps for the next writes (its size capped) and a few pages, whatever the peak.
+    assert _file_bytes(path) < 2 * WAL_KEPT_BYTES, (peak, _file_bytes(path))
+
+
+def test_an_outbox_made_before_it_gave_disk_back_is_converted_once_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with sqlite3.connect(path) as db:  # what an earlier agent made: SQLite's default, no page is ever given back
+        db.execute("PRAGMA auto_vacuum=NONE")
+        db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    outbox = Outbox(path)
+    add(outbox, "a", 0, 1)
+    outbox.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    assert len(Outbox(path).pending()) == 1
+
+
+def test_an_outbox_that_cannot_be_converted_for_want_of_disk_still_runs_and_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "outbox.sqlite"
+    with sqlite3.connect(path) as db:  # an earlier agent's 8 MB file
+        db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        db.execute("CREATE TABLE padding (x BLOB)")
+        db.executemany("INSERT INTO padding VALUES (?)", [(b"y" * 4000,) for _ in range(2000)])
+    # Files may not grow past 2 MB, as on a card with 2 MB left: rewriting the file fails, adding a row does not.
+    agent = """
+import logging, resource, signal, sys
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+from footfall.edge.aggregation import BucketCounts
+from footfall.edge.outbox import Outbox
+outbox = Outbox(sys.argv[1])
+outbox.add("cam1/a/0", "topic", lambda seq: b"{}", BucketCounts(people=1, unknown=1))
+print("pending", len(outbox.pending()))
+"""
+    run = subprocess.run([sys.executable, "-c", agent, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "pending 1"
+    assert run.stderr.splitlines() == [
+        "WARNING the outbox cannot be converted to give free space back; it keeps its largest size until it can"
+    ]
