@@ -162,7 +162,9 @@ class ZoneAggregator:
         base_lookup: BaseLookup | None = None,
         keep_seconds: float = 3600.0,
         hold_seconds: float = 86_400.0,
+        on_dropped: Callable[[int], None] | None = None,
     ):
+        """``on_dropped``: told how many buckets were dropped past the hold (the agent's metrics)."""
         self.zone_ids = list(zone_ids)
         self._rank = {zone_id: i for i, zone_id in enumerate(self.zone_ids)}
         self.bucket_seconds = bucket_seconds
@@ -174,6 +176,7 @@ class ZoneAggregator:
         # nobody fixes (a full disk) must not grow the agent until the box runs out of memory.
         self.hold = max(hold_seconds, 2 * bucket_seconds)
         self.dropped_buckets = 0
+        self.on_dropped = on_dropped
         self._dropping = FailureStreak(
             logger,
             "the outbox has not taken these aggregates for longer than the hold: dropped; free its disk",
@@ -254,6 +257,8 @@ class ZoneAggregator:
             return
         people = len(set().union(*(self.buckets[key].labels for key in overdue)))
         self.dropped_buckets += len(overdue)
+        if self.on_dropped is not None:
+            self.on_dropped(len(overdue))
         self._dropping.failed(  # ERROR once for the whole failure, then DEBUG
             hold_s=self.hold,
             dropped_now=len(overdue),

@@ -21,6 +21,10 @@ and pays nothing.
 ``footfall_agent_people_counted_total{camera,zone}``        people counted into the aggregates queued for delivery
 ``footfall_agent_outbox_depth``                             aggregates the server has not confirmed yet
 ``footfall_agent_outbox_oldest_unconfirmed_age_seconds``    age of the oldest of them (0 when none)
+``footfall_agent_aggregates_dropped_total{reason}``         aggregates lost on the box: ``outbox_full`` (the
+                                                            outbox's cap dropped its oldest rows) or
+                                                            ``not_stored`` (the outbox could not take a bucket
+                                                            for longer than the hold, a day)
 ``footfall_agent_receipts_total{result}``                   aggregates the server's receipts named, ``stored`` or
                                                             ``refused``
 ``footfall_agent_mqtt_connected``                           1 while connected to the broker
@@ -73,6 +77,7 @@ class CameraMetrics:
     dropped_overwritten: Counter
     dropped_rate_limit: Counter
     faces_detected: Counter
+    aggregates_not_stored: Counter
     detect: Histogram
     track: Histogram
     classify: Histogram
@@ -157,6 +162,13 @@ class AgentMetrics:
             ["camera", "zone"],
             registry=registry,
         )
+        self.aggregates_dropped = Counter(
+            f"{PREFIX}_aggregates_dropped",
+            "Aggregates lost on the box: outbox_full (the outbox's cap dropped its oldest rows), not_stored (the "
+            "outbox could not take a bucket for longer than the hold).",
+            ["reason"],
+            registry=registry,
+        )
         self.receipts = Counter(
             f"{PREFIX}_receipts",
             "Aggregates named in the server's receipts: stored, or refused (kept in the server's dead letters).",
@@ -187,6 +199,8 @@ class AgentMetrics:
         registry.register(self._outbox)
         for result in ("stored", "refused"):
             self.receipts.labels(result=result)
+        for reason in ("outbox_full", "not_stored"):  # there from the start, so that an alert sees the first loss
+            self.aggregates_dropped.labels(reason=reason)
         self._ever_connected = False
         self._people: dict[tuple[str, str, int], int] = {}
         self._people_lock = threading.Lock()
@@ -202,6 +216,7 @@ class AgentMetrics:
             dropped_overwritten=self.frames_dropped.labels(camera=camera_id, reason="overwritten"),
             dropped_rate_limit=self.frames_dropped.labels(camera=camera_id, reason="rate_limit"),
             faces_detected=self.faces_detected.labels(camera=camera_id),
+            aggregates_not_stored=self.aggregates_dropped.labels(reason="not_stored"),
             detect=stage.labels(camera=camera_id, stage="detect"),
             track=stage.labels(camera=camera_id, stage="track"),
             classify=stage.labels(camera=camera_id, stage="classify"),
@@ -225,6 +240,8 @@ class AgentMetrics:
         """The outbox to read depth and age from; None (before it is closed) leaves ``final_depth``."""
         self._outbox.final_depth = final_depth
         self._outbox.outbox = outbox
+        if outbox is not None:
+            outbox.on_dropped = self.aggregates_dropped.labels(reason="outbox_full").inc
 
     def set_models(self, serving: list[ModelServing]) -> None:
         self.model_info.clear()

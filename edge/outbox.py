@@ -121,6 +121,7 @@ class Outbox:
             self._claim.close()
             raise
         self.dropped = 0
+        self.on_dropped: Callable[[int], None] | None = None  # told how many rows the cap dropped (the metrics)
 
     def _open(self, busy_timeout: float) -> None:
         try:
@@ -336,6 +337,8 @@ class Outbox:
         oldest = self._db.execute("SELECT id, bucket_key FROM outbox ORDER BY id LIMIT ?", (count,)).fetchall()
         self._db.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(oldest))})", [r[0] for r in oldest])
         self.dropped += len(oldest)
+        if self.on_dropped is not None:
+            self.on_dropped(len(oldest))
         # Loud, because this is data loss: the broker has been unreachable for longer than the cap allows.
         log_event(
             logger,

@@ -112,6 +112,7 @@ class CameraPipeline:
             self.emit,
             grace_seconds=self.config.tracking.max_lost_seconds + 2.0,
             base_lookup=self.base_lookup,
+            on_dropped=self.metrics.aggregates_not_stored.inc if self.metrics is not None else None,
         )
         self.counter = PersonCounter(
             geometry,

@@ -29,6 +29,7 @@ METRIC_NAME = re.compile(r"\bfootfall_[a-z_]+")
 REQUIRED_ALERTS = {
     "FootfallAgentOffline",
     "FootfallAgentOutboxGrowing",
+    "FootfallAgentLostAggregates",
     "FootfallIngestStalled",
     "FootfallDeadLettersRising",
     "FootfallCameraFpsLow",
@@ -165,6 +166,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         (f"footfall_agent_frames_read_total{{{cam}}}", "0+900x30"),
         (f"footfall_agent_camera_up{{{cam}}}", "1+0x30"),
         (f"footfall_agent_outbox_depth{{{agent}}}", "1+1x40"),
+        (f'footfall_agent_aggregates_dropped_total{{{agent}, reason="outbox_full"}}', "0 0 0 0 0 5 5 5 5 5 5 5"),
         (f'footfall_server_agents{{{server}, state="offline"}}', "1+0x30"),
         (f"footfall_server_ingest_stalled{{{server}}}", "1+0x30"),
         (f"footfall_server_dead_letters_total{{{server}}}", "0 0 1 2 3 4 5 6 7 8 9 10"),
@@ -173,6 +175,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         "FootfallCameraFpsLow": ("9m", "17m"),  # rate() needs its 5 m window first
         "FootfallAgentOffline": ("4m", "6m"),
         "FootfallAgentOutboxGrowing": ("14m", "16m"),
+        "FootfallAgentLostAggregates": ("4m", "7m"),
         "FootfallIngestStalled": ("1m", "3m"),
         "FootfallDeadLettersRising": ("4m", "8m"),
     }
@@ -186,6 +189,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         "FootfallCameraFpsLow": {"instance": "box:9464", "job": "footfall-agent", "camera": "cam1"},
         "FootfallAgentOffline": {"job": "footfall-server", "state": "offline"},
         "FootfallAgentOutboxGrowing": {"instance": "box:9464", "job": "footfall-agent"},
+        "FootfallAgentLostAggregates": {"instance": "box:9464", "job": "footfall-agent", "reason": "outbox_full"},
         "FootfallIngestStalled": {"instance": "server:8000", "job": "footfall-server", "__name__": None},
         "FootfallDeadLettersRising": {"job": "footfall-server"},
     }

@@ -78,7 +78,8 @@ def test_an_outbox_that_fails_for_days_cannot_make_the_agent_hold_buckets_withou
         sent.append((zone, start, counts))
 
     hold = 3600.0
-    aggregator = ZoneAggregator(["z", "y"], 60, emit, grace_seconds=3, hold_seconds=hold)
+    reported: list[int] = []
+    aggregator = ZoneAggregator(["z", "y"], 60, emit, grace_seconds=3, hold_seconds=hold, on_dropped=reported.append)
     person = 0
     caplog.set_level(logging.INFO, logger="footfall.edge.aggregation")
     for minute in range(3 * 60):  # three hours of a failing outbox, one person a minute in each zone
@@ -93,7 +94,7 @@ def test_an_outbox_that_fails_for_days_cannot_make_the_agent_hold_buckets_withou
     (dropped,) = [record for record in caplog.records if record.levelno == logging.ERROR]
     assert "dropped; free its disk" in dropped.getMessage()
     assert dropped.fields["zones"] == "y,z"  # type: ignore[attr-defined]
-    assert aggregator.dropped_buckets == 2 * 3 * 60 - held
+    assert aggregator.dropped_buckets == sum(reported) == 2 * 3 * 60 - held  # and reported to the agent's metrics
     failing = False
     assert aggregator.flush_due(3 * 3600.0 + 70) == held  # the rest of the failure's buckets still go, once each
     recovered = caplog.records[-1]

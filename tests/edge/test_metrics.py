@@ -113,6 +113,17 @@ def test_metrics_exposition_parses_with_prometheus_names_and_labels(tmp_path: Pa
     assert info["audience-v4"]["reason"] == "INT8 parity probe failed on this CPU"
     assert all(name.startswith("footfall_agent_") for name, _ in samples)
 
+    assert value(samples, "aggregates_dropped_total", reason="outbox_full") == 0  # there before any loss
+    assert value(samples, "aggregates_dropped_total", reason="not_stored") == 0
+
+    # Counts lost are counted: the outbox's cap dropping its oldest, a bucket held past the aggregator's hold.
+    outbox.max_messages = 1
+    add(outbox, "door", 180, 7)
+    camera.aggregates_not_stored.inc(3)
+    samples = parse(generate_latest(metrics.registry).decode())
+    assert value(samples, "aggregates_dropped_total", reason="outbox_full") == 2
+    assert value(samples, "aggregates_dropped_total", reason="not_stored") == 3
+
     # Closed outbox: the agent leaves the depth it stopped with; an empty outbox has no age.
     metrics.watch_outbox(None, final_depth=0)
     outbox.close()
