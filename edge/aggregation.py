@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -163,8 +164,10 @@ class ZoneAggregator:
         keep_seconds: float = 3600.0,
         hold_seconds: float = 86_400.0,
         on_dropped: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
-        """``on_dropped``: told how many buckets were dropped past the hold (the agent's metrics)."""
+        """``on_dropped``: told how many buckets were dropped past the hold (the agent's metrics); ``clock`` times
+        how long the outbox has failed."""
         self.zone_ids = list(zone_ids)
         self._rank = {zone_id: i for i, zone_id in enumerate(self.zone_ids)}
         self.bucket_seconds = bucket_seconds
@@ -177,6 +180,8 @@ class ZoneAggregator:
         self.hold = max(hold_seconds, 2 * bucket_seconds)
         self.dropped_buckets = 0
         self.on_dropped = on_dropped
+        self.clock = clock
+        self._failing_since: float | None = None  # on `clock`, when the outbox last began to refuse buckets
         self._dropping = FailureStreak(
             logger,
             "the outbox has not taken these aggregates for longer than the hold: dropped; free its disk",
@@ -252,6 +257,11 @@ class ZoneAggregator:
         return emitted
 
     def _drop_unstored_past_hold(self, finished: float) -> None:
+        """Drops the changed buckets that ended more than the hold ago, once the outbox has refused buckets for as
+        long: timed on ``clock`` too, so that a jump of the camera's clock (a box without a battery setting its
+        time at boot) during a brief failure drops nothing."""
+        if self._failing_since is None or self.clock() - self._failing_since < self.hold:
+            return
         overdue = [k for k, b in self.buckets.items() if b.dirty and b.start < finished - self.hold]
         if not overdue:
             return
@@ -310,7 +320,10 @@ class ZoneAggregator:
                 )
             self.emit(bucket.zone_id, bucket.start, bucket.counts())
         except BucketNotStored:
+            if self._failing_since is None:
+                self._failing_since = self.clock()
             return False
+        self._failing_since = None
         self._dropping.succeeded(dropped_total=self.dropped_buckets)
         bucket.dirty = False
         bucket.emitted = True

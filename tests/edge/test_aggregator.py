@@ -79,7 +79,10 @@ def test_an_outbox_that_fails_for_days_cannot_make_the_agent_hold_buckets_withou
 
     hold = 3600.0
     reported: list[int] = []
-    aggregator = ZoneAggregator(["z", "y"], 60, emit, grace_seconds=3, hold_seconds=hold, on_dropped=reported.append)
+    now = 0.0
+    aggregator = ZoneAggregator(
+        ["z", "y"], 60, emit, grace_seconds=3, hold_seconds=hold, on_dropped=reported.append, clock=lambda: now
+    )
     person = 0
     caplog.set_level(logging.INFO, logger="footfall.edge.aggregation")
     for minute in range(3 * 60):  # three hours of a failing outbox, one person a minute in each zone
@@ -102,3 +105,24 @@ def test_an_outbox_that_fails_for_days_cannot_make_the_agent_hold_buckets_withou
     assert recovered.fields["dropped_total"] == aggregator.dropped_buckets  # type: ignore[attr-defined]
     assert len(sent) == len({(zone, start) for zone, start, _ in sent}) == held
     assert min(start for _, start, _ in sent) >= 3 * 3600 - hold - 2 * 60, "only what is within the hold"
+
+
+def test_a_jump_of_the_cameras_clock_during_a_brief_outbox_failure_drops_nothing() -> None:
+    # A box without a battery boots in 1970 and sets its clock later: the buckets counted before lie years back.
+    sent: list[tuple[str, int, BucketCounts]] = []
+    failing = True
+
+    def emit(zone: str, start: int, counts: BucketCounts) -> None:
+        if failing:
+            raise BucketNotStored("database is locked")
+        sent.append((zone, start, counts))
+
+    aggregator = ZoneAggregator(["z"], 60, emit, grace_seconds=3, clock=lambda: 5.0)  # seconds pass, not years
+    aggregator.count_person(1, "z", 10, "female")
+    now = 1_764_000_000.0  # the clock is set: the 1970 bucket is far beyond the hold
+    aggregator.count_person(2, "z", now, "male")
+    assert aggregator.flush_due(now) == 0
+    assert aggregator.dropped_buckets == 0 and len(aggregator.buckets) == 2
+    failing = False
+    assert aggregator.flush_due(now + 70) == 2
+    assert [start for _, start, _ in sent] == [0, aggregator.bucket_start(now)]
