@@ -100,9 +100,12 @@ class Outbox:
         resend: ResendPolicy | None = None,
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 5.0,
+        convert: bool = True,
     ):
         """``busy_timeout``: how long a statement waits for a lock another process holds on the file (a backup
-        tool, an operator's ``sqlite3`` shell) before it fails with :class:`OutboxError`."""
+        tool, an operator's ``sqlite3`` shell) before it fails with :class:`OutboxError`. ``convert``: rewrite a file
+        an earlier agent made so that it can give free space back (:meth:`_make_pages_reclaimable`); a check leaves
+        it to the agent's start."""
         self.path = Path(path)
         self.max_messages = max_messages
         self.resend = resend or ResendPolicy()
@@ -116,14 +119,14 @@ class Outbox:
             raise OutboxError(f"{self.path}: cannot create the outbox's folder ({exc})") from None
         self._claim = claim(self.path)
         try:
-            self._open(busy_timeout)
+            self._open(busy_timeout, convert=convert)
         except BaseException:
             self._claim.close()
             raise
         self.dropped = 0
         self.on_dropped: Callable[[int], None] | None = None  # told how many rows the cap dropped (the metrics)
 
-    def _open(self, busy_timeout: float) -> None:
+    def _open(self, busy_timeout: float, *, convert: bool) -> None:
         try:
             self._db = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=busy_timeout
@@ -155,7 +158,8 @@ class Outbox:
             self._db.execute(f"PRAGMA user_version = {OUTBOX_FORMAT}")
             self._refuse_values_no_agent_writes()
             self._db.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
-            self._make_pages_reclaimable()
+            if convert:
+                self._make_pages_reclaimable()
         except sqlite3.Error as exc:
             self._db.close()
             raise OutboxError(f"{self.path}: cannot open the outbox database ({exc})") from None
@@ -165,8 +169,8 @@ class Outbox:
 
     def _make_pages_reclaimable(self) -> None:
         """Incremental auto-vacuum, so that free pages can be given back (:meth:`_reclaim`). A new file takes it as
-        it is made; one an earlier agent made is rewritten once (VACUUM), which needs as much free disk as it holds:
-        without that, it keeps its size as before, and says so."""
+        it is made; one an earlier agent made is rewritten once (VACUUM), which needs about twice its size free (a copy,
+        and the write-ahead log): without that, it keeps its size as before, and says so at each start."""
         if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL_VACUUM:
             return
         size_mb = round(self.path.stat().st_size / 1e6, 1)
@@ -183,11 +187,16 @@ class Outbox:
             )
 
     def _reclaim(self) -> None:
-        """Gives a batch of free pages back to the disk when enough are free; call under the lock."""
-        if self._db.execute("PRAGMA freelist_count").fetchone()[0] >= RECLAIM_AFTER_PAGES:
-            # executescript steps it to the end: the pragma frees one page per step, and execute() steps a statement
-            # without result columns once.
-            self._db.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES_AT_ONCE})")
+        """Gives a batch of free pages back to the disk when enough are free; call under the lock, never inside a
+        transaction (executescript would commit it). Best effort: what it could not give back, the next call does,
+        and the rows the caller deleted stay deleted."""
+        try:
+            if self._db.execute("PRAGMA freelist_count").fetchone()[0] >= RECLAIM_AFTER_PAGES:
+                # executescript steps it to the end: the pragma frees one page per step, and execute() steps a
+                # statement without result columns once.
+                self._db.executescript(f"PRAGMA incremental_vacuum({RECLAIM_PAGES_AT_ONCE})")
+        except sqlite3.Error as exc:  # a full disk: the vacuum writes to the log first
+            log_event(logger, logging.DEBUG, "free outbox pages not given back yet", error=str(exc))
 
     @contextlib.contextmanager
     def _using(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -328,26 +337,31 @@ class Outbox:
                 ),
             )
             depth = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-            if depth > self.max_messages:
-                self._drop_oldest(depth - self.max_messages)
+            dropped = self._drop_oldest(depth - self.max_messages) if depth > self.max_messages else []
             self._db.execute("COMMIT")
+            if dropped:  # said once committed: a commit that fails (a full disk) rolled the drop back
+                self._report_dropped(dropped)
             return seq
 
-    def _drop_oldest(self, count: int) -> None:
+    def _drop_oldest(self, count: int) -> list[str]:
+        """Deletes the ``count`` oldest rows, inside the caller's transaction; returns their bucket keys."""
         oldest = self._db.execute("SELECT id, bucket_key FROM outbox ORDER BY id LIMIT ?", (count,)).fetchall()
         self._db.execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(oldest))})", [r[0] for r in oldest])
-        self.dropped += len(oldest)
+        return [key for _, key in oldest]
+
+    def _report_dropped(self, keys: list[str]) -> None:
+        self.dropped += len(keys)
         if self.on_dropped is not None:
-            self.on_dropped(len(oldest))
+            self.on_dropped(len(keys))
         # Loud, because this is data loss: the broker has been unreachable for longer than the cap allows.
         log_event(
             logger,
             logging.WARNING if self._cap_warned else logging.ERROR,
             "outbox full: dropping the oldest unsent aggregates; is the broker reachable?",
             cap=self.max_messages,
-            dropped_now=len(oldest),
+            dropped_now=len(keys),
             dropped_total=self.dropped,
-            oldest_dropped=oldest[0][1],
+            oldest_dropped=keys[0],
         )
         self._cap_warned = True
 
@@ -484,7 +498,9 @@ def check_outbox(path: str | Path) -> str:
         holder = claimed_by(file)
         if holder is not None:  # the running agent's: reading it here would take its claim for a moment
             return f"{file}: in use by pid {holder} (a running agent; a second one on this file is refused)"
-        outbox = Outbox(file)
+        # Not converted here: under systemd the check runs within the start timeout, and rewriting a large
+        # file on a slow card could outlast it at every restart.
+        outbox = Outbox(file, convert=False)
         try:
             depth = outbox.depth()
         finally:

@@ -606,6 +606,9 @@ def test_an_outbox_made_before_it_gave_disk_back_is_converted_once_at_open(tmp_p
     with sqlite3.connect(path) as db:  # what an earlier agent made: SQLite's default, no page is ever given back
         db.execute("PRAGMA auto_vacuum=NONE")
         db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    assert "0 aggregate(s) waiting" in check_outbox(path)  # --check-config leaves the rewrite to the agent's start
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
     outbox = Outbox(path)
     add(outbox, "a", 0, 1)
     outbox.close()
@@ -641,3 +644,40 @@ print("pending", len(outbox.pending()))
     assert run.stderr.splitlines() == [
         "WARNING the outbox cannot be converted to give free space back; it keeps its largest size until it can"
     ]
+
+
+def test_a_full_outbox_counts_only_the_drops_that_were_committed(tmp_path: Path) -> None:
+    # At its cap on a full disk, each add() drops the oldest row and then fails to commit: nothing was lost, and
+    # the agent retries every frame, so counting the rolled-back drops would raise a false alarm at frame rate.
+    import subprocess
+    import sys
+
+    agent = """
+import resource, signal, sys
+from pathlib import Path
+from footfall.edge.aggregation import BucketCounts
+from footfall.edge.outbox import Outbox, OutboxError
+path, one = Path(sys.argv[1]), BucketCounts(people=1, unknown=1)
+outbox = Outbox(path, max_messages=3)
+for index in range(3):
+    outbox.add(f"cam1/a/{index}", "topic", lambda seq: b"x" * 50_000, one)
+outbox._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+reported = []
+outbox.on_dropped = reported.append
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = max(file.stat().st_size for file in path.parent.iterdir()) + 4096
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+failed = 0
+for index in range(10):
+    try:
+        outbox.add(f"cam1/a/{100 + index}", "topic", lambda seq: b"y" * 50_000, one)
+    except OutboxError:
+        failed += 1
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print(failed, sum(reported), outbox.dropped, 3 + 10 - failed - outbox.depth())
+"""
+    run = subprocess.run([sys.executable, "-c", agent, str(tmp_path / "outbox.sqlite")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    failed, reported, dropped, really_dropped = map(int, run.stdout.split())
+    assert failed > 0, "the disk did not fill: the test shows nothing"
+    assert reported == dropped == really_dropped, run.stdout
