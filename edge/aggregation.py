@@ -113,6 +113,8 @@ class Bucket:
     dwell_total: float = 0.0
     dirty: bool = True
     emitted: bool = False
+    # On the aggregator's monotonic clock: since when it has been due and the outbox has not taken it (None: not so).
+    unstored_since: float | None = None
 
     def counts(self) -> BucketCounts:
         values = list(self.labels.values())
@@ -181,7 +183,6 @@ class ZoneAggregator:
         self.dropped_buckets = 0
         self.on_dropped = on_dropped
         self.clock = clock
-        self._failing_since: float | None = None  # on `clock`, when the outbox last began to refuse buckets
         self._dropping = FailureStreak(
             logger,
             "the outbox has not taken these aggregates for longer than the hold: dropped; free its disk",
@@ -252,17 +253,26 @@ class ZoneAggregator:
             if not self._emit(self.buckets[key]):
                 break
             emitted += 1
-        self._drop_unstored_past_hold(finished)
+        if emitted < len(due):
+            waiting_since = self.clock()
+            for key in due[emitted:]:
+                bucket = self.buckets[key]
+                if bucket.unstored_since is None:
+                    bucket.unstored_since = waiting_since
+            self._drop_unstored_past_hold(waiting_since)
         self._forget([k for k, b in self.buckets.items() if not b.dirty and b.start + self.keep < now])
         return emitted
 
-    def _drop_unstored_past_hold(self, finished: float) -> None:
-        """Drops the changed buckets that ended more than the hold ago, once the outbox has refused buckets for as
-        long: timed on ``clock`` too, so that a jump of the camera's clock (a box without a battery setting its
-        time at boot) during a brief failure drops nothing."""
-        if self._failing_since is None or self.clock() - self._failing_since < self.hold:
-            return
-        overdue = [k for k, b in self.buckets.items() if b.dirty and b.start < finished - self.hold]
+    def _drop_unstored_past_hold(self, now: float) -> None:
+        """Drops the buckets the outbox has not taken for the hold since they were due. Timed on ``clock`` (the
+        monotonic one), not on the frames' time, so that a jump of the camera's clock (a box without a battery
+        setting its time at boot) during a brief failure drops nothing; and per bucket, so that an outbox that
+        takes one now and then (a nearly full disk) cannot hold the rest without bound."""
+        overdue = [
+            key
+            for key, bucket in self.buckets.items()
+            if bucket.dirty and bucket.unstored_since is not None and now - bucket.unstored_since >= self.hold
+        ]
         if not overdue:
             return
         people = len(set().union(*(self.buckets[key].labels for key in overdue)))
@@ -320,10 +330,8 @@ class ZoneAggregator:
                 )
             self.emit(bucket.zone_id, bucket.start, bucket.counts())
         except BucketNotStored:
-            if self._failing_since is None:
-                self._failing_since = self.clock()
             return False
-        self._failing_since = None
+        bucket.unstored_since = None
         self._dropping.succeeded(dropped_total=self.dropped_buckets)
         bucket.dirty = False
         bucket.emitted = True

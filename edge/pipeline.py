@@ -106,14 +106,17 @@ class CameraPipeline:
 
     def _setup(self, width: int, height: int) -> None:
         geometry = SceneGeometry.for_camera(self.camera, width, height)
-        self.aggregator = ZoneAggregator(
-            geometry.ids,
-            self.config.bucket_seconds,
-            self.emit,
-            grace_seconds=self.config.tracking.max_lost_seconds + 2.0,
-            base_lookup=self.base_lookup,
-            on_dropped=self.metrics.aggregates_not_stored.inc if self.metrics is not None else None,
-        )
+        # After a change of resolution the same zones' buckets go on, with what the outbox has not taken yet (a new
+        # aggregator would lose them without a word); track ids never repeat, so people stay apart.
+        if self.aggregator is None or self.aggregator.zone_ids != geometry.ids:
+            self.aggregator = ZoneAggregator(
+                geometry.ids,
+                self.config.bucket_seconds,
+                self.emit,
+                grace_seconds=self.config.tracking.max_lost_seconds + 2.0,
+                base_lookup=self.base_lookup,
+                on_dropped=self.metrics.aggregates_not_stored.inc if self.metrics is not None else None,
+            )
         self.counter = PersonCounter(
             geometry,
             self.aggregator,

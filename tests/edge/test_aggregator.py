@@ -126,3 +126,28 @@ def test_a_jump_of_the_cameras_clock_during_a_brief_outbox_failure_drops_nothing
     failing = False
     assert aggregator.flush_due(now + 70) == 2
     assert [start for _, start, _ in sent] == [0, aggregator.bucket_start(now)]
+
+
+def test_an_outbox_that_takes_a_bucket_now_and_then_cannot_make_the_agent_hold_the_rest_without_bound() -> None:
+    # A nearly full disk: one write in fifty succeeds. Each bucket's wait is its own, so the hold still bounds it.
+    attempts = 0
+
+    def emit(zone: str, start: int, counts: BucketCounts) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts % 50:
+            raise BucketNotStored("disk full")
+
+    hold = 3600.0
+    now = 0.0
+    aggregator = ZoneAggregator(["z", "y"], 60, emit, grace_seconds=3, hold_seconds=hold, clock=lambda: now)
+    person = 0
+    for second in range(0, 6 * 3600, 10):  # six hours, a frame every 10 s, a person a minute in each zone
+        now = float(second)
+        if second % 60 == 0:
+            for zone in ("z", "y"):
+                person += 1
+                aggregator.count_person(person, zone, now + 1, "female")
+        aggregator.flush_due(now)
+    assert aggregator.dropped_buckets > 0
+    assert len(aggregator.buckets) <= 2 * (hold / 60 + 2), f"{len(aggregator.buckets)} buckets held after six hours"
