@@ -38,14 +38,14 @@ def week_epoch(week: int) -> int:
     return MONDAY_EPOCH + week * WEEK
 
 
-@lru_cache(maxsize=20_000)  # 2.3 years of hours; ~4 MB when full
+@lru_cache(maxsize=20_000)  # shared by all sites: 2.3 years of hours of one time zone; ~4 MB when full
 def local_hour_of_week(hour_start: int, tz: str) -> int:
     """0 = Monday 00:00-01:00 local time ... 167 = Sunday 23:00-24:00."""
     local = datetime.fromtimestamp(hour_start, zone(tz))
     return local.weekday() * 24 + local.hour
 
 
-@lru_cache(maxsize=20_000)  # 2.3 years of hours; ~4 MB when full
+@lru_cache(maxsize=20_000)  # shared by all sites: 2.3 years of hours of one time zone; ~4 MB when full
 def local_day(hour_start: int, tz: str) -> date:
     return datetime.fromtimestamp(hour_start, zone(tz)).date()
 
