@@ -99,6 +99,14 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     ctx = ServerContext(settings=settings, db=db, ingestor=ingestor)
     if settings.migrate_on_start:
         migrate.upgrade(db.engine)
+    if problems := db.durability_problems():
+        log_event(
+            logger,
+            logging.WARNING,
+            "the database may lose commits in a crash, and with them counts whose receipts told agents to forget "
+            "them; turn these settings back on",
+            settings=",".join(problems),
+        )
     seen_end = seen_until(time.time(), settings.release_open_hour, settings.release_delay_seconds)
     if ensure_release(db, settings.k_anonymity, seen_end):
         log_event(logger, logging.INFO, "released values computed", k=settings.k_anonymity)

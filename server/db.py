@@ -91,6 +91,20 @@ class Database:
         self.is_sqlite = dialect_name(self.engine) == "sqlite"
         self._sqlite_lock = threading.Lock()
 
+    def durability_problems(self) -> list[str]:
+        """PostgreSQL settings under which a crash loses commits: the server's receipts tell agents to forget the
+        counts it committed, so a commit the database can lose is a count lost for good. Empty on SQLite (the
+        server sets its own synchronous mode) and on a PostgreSQL with the defaults."""
+        if self.is_sqlite:
+            return []
+        problems = []
+        with self.engine.connect() as connection:
+            for setting in ("fsync", "synchronous_commit"):
+                value = connection.execute(text(f"SHOW {setting}")).scalar()
+                if value == "off":
+                    problems.append(f"{setting}=off")
+        return problems
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session for one write transaction, committed on success and rolled back on error."""

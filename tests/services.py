@@ -28,7 +28,10 @@ class PostgresServer:
     PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` user.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: commits survive a crash (PostgreSQL's defaults); otherwise fsync and synchronous_commit are
+        off, for speed, and a crash (:meth:`halt`) loses the last commits, as it would in production so set."""
+        self.durable = durable
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="footfall-pg-"))
         self.datadir = self.root / "data"
@@ -42,6 +45,16 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self._run(_postgres_bin("initdb"), "-D", str(self.datadir), "-U", "footfall", "--auth=trust", "-E", "UTF8")
+        self.resume()
+        self._run(_postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "footfall", "footfall")
+        return self
+
+    def halt(self) -> None:
+        """Stops the server as a crash would (immediate: no checkpoint, every connection cut); keeps its data."""
+        self._run(_postgres_bin("pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Starts the server on its data folder (after :meth:`halt`, it recovers from its log first)."""
         self._run(
             _postgres_bin("pg_ctl"),
             "-D",
@@ -50,12 +63,11 @@ class PostgresServer:
             str(self.root / "log"),
             "-w",
             "-o",
-            f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            f"-p {self.port} -k {self.root} -h 127.0.0.1"
+            + ("" if self.durable else " -c fsync=off -c synchronous_commit=off"),
             "start",
         )
         wait_for_port(self.port)
-        self._run(_postgres_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "footfall", "footfall")
-        return self
 
     @property
     def url(self) -> str:

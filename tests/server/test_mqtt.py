@@ -3,6 +3,7 @@ queued delivery across a server restart and two replicas splitting a shared subs
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -499,3 +500,58 @@ def test_a_publish_the_broker_refuses_is_logged_with_the_acl_line_and_counted(
     finally:
         consumer.stop()
         broker.stop()
+
+
+@pytest.mark.postgres
+def test_a_database_that_crashes_mid_ingest_loses_and_doubles_nothing(
+    mosquitto: MosquittoBroker, publisher: Callable[..., None]
+) -> None:
+    """PostgreSQL killed (every pooled connection cut) while agents keep publishing: the consumer stops
+    acknowledging, retries, and once the database is back holds every bucket exactly once. Durable, as production
+    must be: with synchronous_commit off, the crash lost the 20 buckets committed (and receipted) just before it."""
+    from tests.services import PostgresServer
+
+    try:
+        postgres = PostgresServer(durable=True).start()
+    except (FileNotFoundError, OSError) as exc:
+        pytest.fail(f"PostgreSQL is not available: {exc}")
+    database = Database(postgres.url)
+    consumer = None
+    try:
+        assert database.durability_problems() == []
+        upgrade(database.engine)
+        consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(database), client_id="server-pg").start()
+        assert consumer.wait_connected()
+        for minute in range(20):
+            publisher(aggregate(start=BASE + minutes(minute), female=5, male=5))
+        wait_until(lambda: _people(database) == 200)
+        postgres.halt()
+        for minute in range(20, 40):  # while the database is down
+            publisher(aggregate(start=BASE + minutes(minute), female=5, male=5))
+        publisher(aggregate(start=BASE + minutes(3), female=5, male=5))  # and a replay of one it had
+        wait_until(lambda: consumer.inbox_depth() > 0)
+        postgres.resume()
+        wait_until(lambda: _people(database) == 400, timeout=90)
+        assert _count(database, Bucket) == 40
+        assert _count(database, DeadLetter) == 0
+        wait_until(lambda: consumer.inbox_depth() == 0)
+    finally:
+        if consumer is not None:
+            consumer.stop()
+        database.dispose()
+        postgres.stop()
+
+
+@pytest.mark.postgres
+def test_a_server_on_a_database_that_may_lose_commits_says_so_at_start(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The suite's own PostgreSQL runs without fsync and synchronous commits, for speed: as an operator might.
+    from footfall.server.app import create_app
+    from footfall.server.settings import Settings
+
+    with caplog.at_level(logging.WARNING, logger="footfall.server"):
+        app = create_app(Settings(database_url=postgres_url, retention_days=None), start_background=False)
+    app.state.context.db.dispose()
+    (warning,) = [record for record in caplog.records if "may lose commits" in record.getMessage()]
+    assert warning.fields["settings"] == "fsync=off,synchronous_commit=off"  # type: ignore[attr-defined]
