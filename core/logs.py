@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
@@ -72,3 +74,33 @@ class FailureStreak:
             recovered, self._failing = self._failing, False
         if recovered and self.recovery is not None:
             log_event(self.logger, logging.INFO, self.recovery, **fields)
+
+
+class OncePer:
+    """Logs a recurring failure that has no success of its own to end it (each request failing while a database is
+    down) at ``level`` at most once per ``seconds``, and the rest at DEBUG with how many came since. Thread-safe."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        message: str,
+        *,
+        seconds: float = 60.0,
+        level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.logger, self.message, self.seconds, self.level, self.clock = logger, message, seconds, level, clock
+        self._said_at: float | None = None
+        self._since = 0
+        self._lock = threading.Lock()
+
+    def occurred(self, **fields: object) -> None:
+        with self._lock:
+            now = self.clock()
+            loud = self._said_at is None or now - self._said_at >= self.seconds
+            if loud:
+                self._said_at, folded, self._since = now, self._since, 0
+            else:
+                self._since += 1
+                folded = self._since
+        log_event(self.logger, self.level if loud else logging.DEBUG, self.message, since_last_line=folded, **fields)

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from footfall.core.logs import log_event
+from footfall.core.logs import OncePer, log_event
 from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
 from footfall.server.db import Database, QueryTimeout
-from footfall.server.ingest import Ingestor
+from footfall.server.ingest import TRANSIENT_DB_ERRORS, Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
 from footfall.server.mqtt_consumer import MqttConsumer
 from footfall.server.release import seen_until
@@ -73,6 +73,11 @@ def _body_not_json(request: Request, exc: RequestValidationError) -> str | None:
 
 
 STALLED_AFTER_S = 30.0
+DATABASE_UNREACHABLE = {
+    "status": "database_unreachable",
+    "detail": "the database cannot be reached (down or restarting); try again shortly. Agents keep their counts "
+    "until the server's receipt, so nothing they counted is lost meanwhile",
+}
 # Every response: no sniffing, no framing (clickjacking), no referrer with a key in it. Dashboard pages may only
 # run their own scripts and talk to this server; inline styles stay allowed (the charts set them).
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
@@ -205,6 +210,15 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         )
         retry_after = str(max(1, round(exc.limit_s)))
         return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": retry_after})
+
+    database_down = OncePer(logger, "the database cannot be reached; requests are answered 503 until it can")
+
+    async def _database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        database_down.occurred(path=request.url.path, error=repr(exc)[:300])
+        return JSONResponse(DATABASE_UNREACHABLE, status_code=503, headers={"Retry-After": "5"})
+
+    for transient in TRANSIENT_DB_ERRORS:  # the database down or restarting: the client should try again shortly
+        app.add_exception_handler(transient, _database_unreachable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -221,3 +221,36 @@ def test_a_sweep_over_every_hour_a_query_may_name_fills_the_time_caches_only_to_
             cache.cache_clear()
     # 13 MB here with 20,000 entries each; 109 MB with the 200,000 they had before.
     assert held_mb < 24, f"the time caches hold {held_mb:.0f} MB when full"
+
+
+@pytest.mark.postgres
+def test_while_the_database_is_down_every_request_gets_a_503_that_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    # Not a 500 "internal error": the client (an agent posting over HTTP, a dashboard, a script) should retry.
+    import logging
+
+    from tests.server.conftest import make_server
+    from tests.services import PostgresServer
+
+    postgres = PostgresServer(durable=True).start()  # the keys made just before the crash must survive it
+    servers = make_server(postgres.url)
+    server = next(servers)
+    try:
+        assert server.get("/api/v1/sites").status_code == 200
+        postgres.halt()
+        with caplog.at_level(logging.WARNING, logger="footfall.server"):
+            answers = [server.get("/api/v1/sites"), server.ingest(aggregate(female=5)), server.get("/healthz")]
+            answers.append(server.get("/api/v1/sites"))
+        for answer in answers:
+            assert answer.status_code == 503, (answer.status_code, answer.text)
+            assert answer.json()["status"] == "database_unreachable", answer.json()
+            assert "the database cannot be reached" in answer.json()["detail"]
+        assert answers[0].headers["Retry-After"]
+        down = [record for record in caplog.records if "database cannot be reached" in record.getMessage()]
+        assert len(down) == 1, "said once for the outage, not once per request"
+        postgres.resume()
+        assert server.get("/api/v1/sites").status_code == 200
+        assert server.ingest(aggregate(female=5)).status_code == 200
+    finally:
+        servers.close()
+        server.db.dispose()
+        postgres.stop()
