@@ -35,9 +35,10 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
             cursor = dbapi_connection.cursor()
-            # WAL lets the dashboard read while ingest writes; NORMAL sync is durable across app crashes.
+            # WAL lets the dashboard read while ingest writes. FULL: a commit survives the machine losing power too,
+            # as it must, since the receipt sent after it tells the agent to forget the counts.
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()

@@ -542,6 +542,12 @@ def test_a_database_that_crashes_mid_ingest_loses_and_doubles_nothing(
         postgres.stop()
 
 
+def test_a_sqlite_server_commits_so_that_a_power_cut_keeps_what_its_receipts_confirmed(db: Database) -> None:
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL; NORMAL may roll back
+    assert db.durability_problems() == []
+
+
 @pytest.mark.postgres
 def test_a_server_on_a_database_that_may_lose_commits_says_so_at_start(
     postgres_url: str, caplog: pytest.LogCaptureFixture
