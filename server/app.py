@@ -19,7 +19,7 @@ from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
-from footfall.server.db import Database, QueryTimeout
+from footfall.server.db import Database, QueryTimeout, cannot_reach
 from footfall.server.ingest import TRANSIENT_DB_ERRORS, Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
 from footfall.server.mqtt_consumer import MqttConsumer
@@ -211,19 +211,21 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         retry_after = str(max(1, round(exc.limit_s)))
         return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": retry_after})
 
-    database_down = OncePer(logger, "the database cannot be reached; requests are answered 503 until it can")
-
-    async def _database_unreachable(request: Request, exc: Exception) -> JSONResponse:
-        database_down.occurred(path=request.url.path, error=repr(exc)[:300])
-        return JSONResponse(DATABASE_UNREACHABLE, status_code=503, headers={"Retry-After": "5"})
-
-    for transient in TRANSIENT_DB_ERRORS:  # the database down or restarting: the client should try again shortly
-        app.add_exception_handler(transient, _database_unreachable)
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log_event(logger, logging.ERROR, "request failed", path=request.url.path, error=repr(exc)[:300])
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+
+    database_down = OncePer(logger, "the database cannot be reached; requests are answered 503 until it can")
+
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not cannot_reach(exc):  # a statement the database refused: a bug, as any other
+            return await _unexpected(request, exc)
+        database_down.occurred(path=request.url.path, error=repr(exc)[:300])
+        return JSONResponse(DATABASE_UNREACHABLE, status_code=503, headers={"Retry-After": "5"})
+
+    for database_error in TRANSIENT_DB_ERRORS:  # down or restarting: the client should try again shortly
+        app.add_exception_handler(database_error, _database_error)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(single_valued_query)])
     for router in (

@@ -13,7 +13,7 @@ from typing import cast
 from footfall.server.sql import dialect_name
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -73,6 +73,27 @@ def _stopped_by_limit(exc: OperationalError) -> bool:
     if isinstance(original, sqlite3.OperationalError):
         return str(original) == "interrupted"
     return getattr(original, "sqlstate", None) == "57014"
+
+
+# PostgreSQL's SQLSTATEs of a server going away: admin_shutdown, crash_shutdown, cannot_connect_now (starting up).
+SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+
+
+def cannot_reach(exc: Exception) -> bool:
+    """Whether a database error means the database cannot be reached (down, restarting, a connection cut, SQLite's
+    file locked or unopenable) rather than a statement it refused: the first is worth trying again shortly."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    original = exc.orig
+    if isinstance(original, sqlite3.OperationalError):
+        return any(words in str(original) for words in ("database is locked", "unable to open", "disk I/O error"))
+    sqlstate = getattr(original, "sqlstate", None)
+    # psycopg gives a connection that failed or broke no SQLSTATE; class 08 is the connection exceptions.
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in SERVER_GOING_AWAY
 
 
 def _sqrt(value: float | None) -> float | None:

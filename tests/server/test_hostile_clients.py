@@ -254,3 +254,24 @@ def test_while_the_database_is_down_every_request_gets_a_503_that_says_so(caplog
         servers.close()
         server.db.dispose()
         postgres.stop()
+
+
+def test_a_statement_the_database_refuses_is_not_mistaken_for_the_database_being_down(sqlite_url: str) -> None:
+    from footfall.server.db import Database, cannot_reach
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    database = Database(sqlite_url)
+    try:
+        with pytest.raises(OperationalError) as refused, database.engine.connect() as connection:
+            connection.execute(text("SELECT * FROM no_such_table"))
+        assert not cannot_reach(refused.value)
+    finally:
+        database.dispose()
+    gone = Database("postgresql+psycopg://footfall@127.0.0.1:1/gone")
+    try:
+        with pytest.raises(OperationalError) as unreachable, gone.engine.connect():
+            pass
+        assert cannot_reach(unreachable.value)
+    finally:
+        gone.dispose()
