@@ -19,7 +19,7 @@ from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
-from footfall.server.db import Database, QueryTimeout, cannot_reach
+from footfall.server.db import Database, QueryTimeout, refused_statement
 from footfall.server.ingest import TRANSIENT_DB_ERRORS, Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
 from footfall.server.mqtt_consumer import MqttConsumer
@@ -73,10 +73,10 @@ def _body_not_json(request: Request, exc: RequestValidationError) -> str | None:
 
 
 STALLED_AFTER_S = 30.0
-DATABASE_UNREACHABLE = {
-    "status": "database_unreachable",
-    "detail": "the database cannot be reached (down or restarting); try again shortly. Agents keep their counts "
-    "until the server's receipt, so nothing they counted is lost meanwhile",
+DATABASE_UNAVAILABLE = {
+    "status": "database_unavailable",
+    "detail": "the database cannot answer now (down, restarting, full or locked); try again shortly. Agents keep "
+    "their counts until the server's receipt, so nothing they counted is lost meanwhile",
 }
 # Every response: no sniffing, no framing (clickjacking), no referrer with a key in it. Dashboard pages may only
 # run their own scripts and talk to this server; inline styles stay allowed (the charts set them).
@@ -216,15 +216,16 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         log_event(logger, logging.ERROR, "request failed", path=request.url.path, error=repr(exc)[:300])
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
-    database_down = OncePer(logger, "the database cannot be reached; requests are answered 503 until it can")
+    database_down = OncePer(logger, "the database cannot answer; requests are answered 503 until it can")
 
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-        if not cannot_reach(exc):  # a statement the database refused: a bug, as any other
-            return await _unexpected(request, exc)
+        if refused_statement(exc):  # a bug, as any other; the traceback goes to the log (no middleware re-raises)
+            logger.error("request failed", exc_info=exc, extra={"fields": {"path": request.url.path}})
+            return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
         database_down.occurred(path=request.url.path, error=repr(exc)[:300])
-        return JSONResponse(DATABASE_UNREACHABLE, status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(DATABASE_UNAVAILABLE, status_code=503, headers={"Retry-After": "5"})
 
-    for database_error in TRANSIENT_DB_ERRORS:  # down or restarting: the client should try again shortly
+    for database_error in TRANSIENT_DB_ERRORS:  # down, restarting, full or locked: try again shortly
         app.add_exception_handler(database_error, _database_error)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(single_valued_query)])

@@ -13,7 +13,7 @@ from typing import cast
 from footfall.server.sql import dialect_name
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -75,25 +75,22 @@ def _stopped_by_limit(exc: OperationalError) -> bool:
     return getattr(original, "sqlstate", None) == "57014"
 
 
-# PostgreSQL's SQLSTATEs of a server going away: admin_shutdown, crash_shutdown, cannot_connect_now (starting up).
-SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+# SQLite's primary result codes of a statement refused as written (SQLITE_ERROR: no such table, a syntax error;
+# TOOBIG, MISMATCH, RANGE): a bug. Every other one (BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN, SCHEMA...) is
+# the database unable to answer now.
+SQLITE_REFUSED_STATEMENT = frozenset({1, 18, 20, 25})
 
 
-def cannot_reach(exc: Exception) -> bool:
-    """Whether a database error means the database cannot be reached (down, restarting, a connection cut, SQLite's
-    file locked or unopenable) rather than a statement it refused: the first is worth trying again shortly."""
-    if isinstance(exc, InterfaceError):
+def refused_statement(exc: Exception) -> bool:
+    """Whether a database error (OperationalError, InterfaceError) is a statement the database refused as written,
+    which no retry cures, rather than the database unable to answer now: down, restarting, full, read-only or
+    locked. psycopg raises a refused statement as ProgrammingError or DataError, never as these two."""
+    original = getattr(exc, "orig", None)
+    if isinstance(original, sqlite3.InterfaceError):  # a value of a type SQLite cannot bind
         return True
-    if not isinstance(exc, OperationalError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    original = exc.orig
     if isinstance(original, sqlite3.OperationalError):
-        return any(words in str(original) for words in ("database is locked", "unable to open", "disk I/O error"))
-    sqlstate = getattr(original, "sqlstate", None)
-    # psycopg gives a connection that failed or broke no SQLSTATE; class 08 is the connection exceptions.
-    return sqlstate is None or sqlstate.startswith("08") or sqlstate in SERVER_GOING_AWAY
+        return getattr(original, "sqlite_errorcode", 1) & 0xFF in SQLITE_REFUSED_STATEMENT
+    return False
 
 
 def _sqrt(value: float | None) -> float | None:

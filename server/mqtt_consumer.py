@@ -43,7 +43,6 @@ from footfall.core.wire import (
     subscription_filters,
 )
 from footfall.server import site_settings
-from footfall.server.db import cannot_reach
 from footfall.server.ingest import TRANSIENT_DB_ERRORS, BatchResult, Handled, Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -428,8 +427,7 @@ class MqttConsumer:
 
     def _ingest_waiting(self, items: list[Incoming]) -> BatchResult | None:
         """``ingestor.ingest(items)``, retried with back-off while the database cannot be reached
-        (footfall.server.db.cannot_reach); None when the consumer stops meanwhile. Any other exception, a statement
-        the database refuses included, propagates at once."""
+        (TRANSIENT_DB_ERRORS); None when the consumer stops meanwhile. Any other exception propagates at once."""
         delay = 0.5
         while True:
             try:
@@ -437,8 +435,6 @@ class MqttConsumer:
                 # raises is the database being unreachable, which waiting can cure.
                 result = self.ingestor.ingest(items)
             except TRANSIENT_DB_ERRORS as exc:
-                if not cannot_reach(exc):  # a statement the database refuses: waiting cannot cure it
-                    raise
                 if self._stalled_since is None:
                     self._stalled_since = time.monotonic()
                 log_event(

@@ -30,6 +30,7 @@ REQUIRED_ALERTS = {
     "FootfallAgentOffline",
     "FootfallAgentOutboxGrowing",
     "FootfallAgentLostAggregates",
+    "FootfallServerDown",
     "FootfallIngestStalled",
     "FootfallDeadLettersRising",
     "FootfallCameraFpsLow",
@@ -169,6 +170,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         (f'footfall_agent_aggregates_dropped_total{{{agent}, reason="outbox_full"}}', "0 0 0 0 0 5 5 5 5 5 5 5"),
         (f'footfall_server_agents{{{server}, state="offline"}}', "1+0x30"),
         (f"footfall_server_ingest_stalled{{{server}}}", "1+0x30"),
+        (f"up{{{server}}}", "0+0x30"),
         (f"footfall_server_dead_letters_total{{{server}}}", "0 0 1 2 3 4 5 6 7 8 9 10"),
     ]
     expected = {
@@ -177,6 +179,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         "FootfallAgentOutboxGrowing": ("14m", "16m"),
         "FootfallAgentLostAggregates": ("4m", "7m"),
         "FootfallIngestStalled": ("1m", "3m"),
+        "FootfallServerDown": ("1m", "3m"),
         "FootfallDeadLettersRising": ("4m", "8m"),
     }
     cases = []
@@ -191,6 +194,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         "FootfallAgentOutboxGrowing": {"instance": "box:9464", "job": "footfall-agent"},
         "FootfallAgentLostAggregates": {"instance": "box:9464", "job": "footfall-agent", "reason": "outbox_full"},
         "FootfallIngestStalled": {"instance": "server:8000", "job": "footfall-server", "__name__": None},
+        "FootfallServerDown": {"instance": "server:8000", "job": "footfall-server", "__name__": None},
         "FootfallDeadLettersRising": {"job": "footfall-server"},
     }
     for case in cases:

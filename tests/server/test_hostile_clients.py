@@ -242,10 +242,10 @@ def test_while_the_database_is_down_every_request_gets_a_503_that_says_so(caplog
             answers.append(server.get("/api/v1/sites"))
         for answer in answers:
             assert answer.status_code == 503, (answer.status_code, answer.text)
-            assert answer.json()["status"] == "database_unreachable", answer.json()
-            assert "the database cannot be reached" in answer.json()["detail"]
+            assert answer.json()["status"] == "database_unavailable", answer.json()
+            assert "the database cannot answer now" in answer.json()["detail"]
         assert answers[0].headers["Retry-After"]
-        down = [record for record in caplog.records if "database cannot be reached" in record.getMessage()]
+        down = [record for record in caplog.records if "the database cannot answer" in record.getMessage()]
         assert len(down) == 1, "said once for the outage, not once per request"
         postgres.resume()
         assert server.get("/api/v1/sites").status_code == 200
@@ -256,8 +256,8 @@ def test_while_the_database_is_down_every_request_gets_a_503_that_says_so(caplog
         postgres.stop()
 
 
-def test_a_statement_the_database_refuses_is_not_mistaken_for_the_database_being_down(sqlite_url: str) -> None:
-    from footfall.server.db import Database, cannot_reach
+def test_a_statement_the_database_refuses_is_told_apart_from_a_database_that_cannot_answer(sqlite_url: str) -> None:
+    from footfall.server.db import Database, refused_statement
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
@@ -265,13 +265,21 @@ def test_a_statement_the_database_refuses_is_not_mistaken_for_the_database_being
     try:
         with pytest.raises(OperationalError) as refused, database.engine.connect() as connection:
             connection.execute(text("SELECT * FROM no_such_table"))
-        assert not cannot_reach(refused.value)
+        assert refused_statement(refused.value)  # a bug: a 500, and no retry cures it
+        with database.engine.begin() as connection:  # a full disk: the database cannot answer now
+            connection.execute(text("CREATE TABLE filler (x BLOB)"))
+            pages = connection.execute(text("PRAGMA page_count")).scalar()
+            connection.execute(text(f"PRAGMA max_page_count = {pages + 1}"))
+        with pytest.raises(OperationalError) as full, database.engine.begin() as connection:
+            connection.execute(text(f"PRAGMA max_page_count = {pages + 1}"))
+            connection.execute(text("INSERT INTO filler VALUES (zeroblob(100000))"))
+        assert "full" in str(full.value) and not refused_statement(full.value)
     finally:
         database.dispose()
     gone = Database("postgresql+psycopg://footfall@127.0.0.1:1/gone")
     try:
         with pytest.raises(OperationalError) as unreachable, gone.engine.connect():
             pass
-        assert cannot_reach(unreachable.value)
+        assert not refused_statement(unreachable.value)
     finally:
         gone.dispose()
