@@ -89,7 +89,7 @@ def refused_statement(exc: Exception) -> bool:
     if isinstance(original, sqlite3.InterfaceError):  # a value of a type SQLite cannot bind
         return True
     if isinstance(original, sqlite3.OperationalError):
-        return getattr(original, "sqlite_errorcode", 1) & 0xFF in SQLITE_REFUSED_STATEMENT
+        return (getattr(original, "sqlite_errorcode", 1) & 0xFF) in SQLITE_REFUSED_STATEMENT
     return False
 
 
