@@ -8,6 +8,20 @@ import pytest
 from footfall.edge.aggregation import BucketCounts, BucketNotStored, ZoneAggregator
 
 
+class FailingOutbox:
+    """An :data:`Emit` whose outbox refuses every bucket while ``failing``, and keeps what it takes in ``sent``."""
+
+    def __init__(self, error: str = "disk full"):
+        self.failing = True
+        self.error = error
+        self.sent: list[tuple[str, int, BucketCounts]] = []
+
+    def __call__(self, zone: str, start: int, counts: BucketCounts) -> None:
+        if self.failing:
+            raise BucketNotStored(self.error)
+        self.sent.append((zone, start, counts))
+
+
 def test_aggregator_full_counts_relabel_and_restart_base() -> None:
     sent: list[tuple[str, int, BucketCounts]] = []
     base = {("z", 60): BucketCounts(people=2, female=1, male=1)}
@@ -69,14 +83,7 @@ def test_an_outbox_that_fails_for_days_cannot_make_the_agent_hold_buckets_withou
     """A full disk that nobody frees: every bucket stays changed and held in memory. Past the hold (a day by default)
     the oldest are dropped, with one ERROR line for the whole failure, so a camera box cannot run out of memory; what
     is younger still goes once the outbox takes it again."""
-    sent: list[tuple[str, int, BucketCounts]] = []
-    failing = True
-
-    def emit(zone: str, start: int, counts: BucketCounts) -> None:
-        if failing:
-            raise BucketNotStored("disk full")
-        sent.append((zone, start, counts))
-
+    emit = FailingOutbox()
     hold = 3600.0
     reported: list[int] = []
     now = 0.0
@@ -98,34 +105,27 @@ def test_an_outbox_that_fails_for_days_cannot_make_the_agent_hold_buckets_withou
     assert "dropped; free its disk" in dropped.getMessage()
     assert dropped.fields["zones"] == "y,z"  # type: ignore[attr-defined]
     assert aggregator.dropped_buckets == sum(reported) == 2 * 3 * 60 - held  # and reported to the agent's metrics
-    failing = False
+    emit.failing = False
     assert aggregator.flush_due(3 * 3600.0 + 70) == held  # the rest of the failure's buckets still go, once each
     recovered = caplog.records[-1]
     assert recovered.levelno == logging.INFO and "again" in recovered.getMessage()
     assert recovered.fields["dropped_total"] == aggregator.dropped_buckets  # type: ignore[attr-defined]
-    assert len(sent) == len({(zone, start) for zone, start, _ in sent}) == held
-    assert min(start for _, start, _ in sent) >= 3 * 3600 - hold - 2 * 60, "only what is within the hold"
+    assert len(emit.sent) == len({(zone, start) for zone, start, _ in emit.sent}) == held
+    assert min(start for _, start, _ in emit.sent) >= 3 * 3600 - hold - 2 * 60, "only what is within the hold"
 
 
 def test_a_jump_of_the_cameras_clock_during_a_brief_outbox_failure_drops_nothing() -> None:
     # A box without a battery boots in 1970 and sets its clock later: the buckets counted before lie years back.
-    sent: list[tuple[str, int, BucketCounts]] = []
-    failing = True
-
-    def emit(zone: str, start: int, counts: BucketCounts) -> None:
-        if failing:
-            raise BucketNotStored("database is locked")
-        sent.append((zone, start, counts))
-
+    emit = FailingOutbox("database is locked")
     aggregator = ZoneAggregator(["z"], 60, emit, grace_seconds=3, clock=lambda: 5.0)  # seconds pass, not years
     aggregator.count_person(1, "z", 10, "female")
     now = 1_764_000_000.0  # the clock is set: the 1970 bucket is far beyond the hold
     aggregator.count_person(2, "z", now, "male")
     assert aggregator.flush_due(now) == 0
     assert aggregator.dropped_buckets == 0 and len(aggregator.buckets) == 2
-    failing = False
+    emit.failing = False
     assert aggregator.flush_due(now + 70) == 2
-    assert [start for _, start, _ in sent] == [0, aggregator.bucket_start(now)]
+    assert [start for _, start, _ in emit.sent] == [0, aggregator.bucket_start(now)]
 
 
 def test_an_outbox_that_takes_a_bucket_now_and_then_cannot_make_the_agent_hold_the_rest_without_bound() -> None:
