@@ -19,8 +19,8 @@ from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
-from footfall.server.db import Database, QueryTimeout, refused_statement
-from footfall.server.ingest import TRANSIENT_DB_ERRORS, Ingestor
+from footfall.server.db import TRANSIENT_DB_ERRORS, Database, QueryTimeout, refused_statement
+from footfall.server.ingest import Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
 from footfall.server.mqtt_consumer import MqttConsumer
 from footfall.server.release import seen_until

@@ -12,8 +12,9 @@ from typing import cast
 
 from footfall.server.sql import dialect_name
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -26,7 +27,30 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+# The database cannot answer now, whatever the statement: down, restarting, full, locked or read-only (an
+# OperationalError or InterfaceError from the driver, with the PostgreSQL states below made OperationalErrors too), or
+# every pooled connection busy for the pool's whole timeout. Ingest waits on these and HTTP answers 503; any other
+# error is the statement's own (or one message's), which no retry cures.
+TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+
+# PostgreSQL states that say the database takes no writes from anyone, which psycopg raises as other than
+# OperationalError: read_only_sql_transaction (a standby, as during a failover, or default_transaction_read_only)
+# and insufficient_privilege (a grant revoked). Taken as one message's fault, each message was dead-lettered and
+# refused to its agent, which forgets what is refused: every count sent meanwhile lost.
+POSTGRES_UNAVAILABLE_STATES = frozenset({"25006", "42501"})
+
+
+def _unavailable_as_operational(context: ExceptionContext) -> None:
+    original = context.original_exception
+    if getattr(original, "sqlstate", None) in POSTGRES_UNAVAILABLE_STATES and not isinstance(
+        context.sqlalchemy_exception, OperationalError
+    ):
+        raise OperationalError(context.statement, context.parameters, original) from original
+
+
+def make_engine(url: str, *, pool_timeout_s: float = 30.0) -> Engine:
+    """``pool_timeout_s``: how long a request waits for a pooled PostgreSQL connection before it is answered as the
+    database being unavailable (``PoolTimeout``)."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -48,9 +72,16 @@ def make_engine(url: str) -> Engine:
         return engine
     # The ad-placement ranking aggregates hundreds of thousands of hourly rows into ~34k slots; with the
     # default 4 MB of work_mem PostgreSQL spills that hash to disk and takes several times longer.
-    return create_engine(
-        url, pool_size=8, max_overflow=8, pool_pre_ping=True, connect_args={"options": "-c work_mem=32MB"}
+    engine = create_engine(
+        url,
+        pool_size=8,
+        max_overflow=8,
+        pool_timeout=pool_timeout_s,
+        pool_pre_ping=True,
+        connect_args={"options": "-c work_mem=32MB"},
     )
+    event.listen(engine, "handle_error", _unavailable_as_operational)
+    return engine
 
 
 # SQLite calls the progress handler every this many virtual-machine steps: often enough to stop within a few
@@ -104,8 +135,8 @@ class Database:
     connection wrote, so in-process writers take ``write_lock``; PostgreSQL relies on row locks instead.
     """
 
-    def __init__(self, url: str):
-        self.engine = make_engine(url)
+    def __init__(self, url: str, *, pool_timeout_s: float = 30.0):
+        self.engine = make_engine(url, pool_timeout_s=pool_timeout_s)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = dialect_name(self.engine) == "sqlite"
         self._sqlite_lock = threading.Lock()

@@ -33,7 +33,7 @@ from footfall.server.catalog import (
     sites_beyond_cap,
     zones_beyond_cap,
 )
-from footfall.server.db import Database
+from footfall.server.db import TRANSIENT_DB_ERRORS, Database
 from footfall.server.localtime import EARLIEST, LATEST, hour_floor
 from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, seen_until
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
@@ -43,12 +43,8 @@ from footfall.server.sql import locked
 from footfall.server.tables import Bucket, DeadLetter, Meta, Site
 from prometheus_client import Histogram
 from sqlalchemy import bindparam, select, tuple_, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
-
-# The database is unreachable or the connection broke: waiting can cure these, so Ingestor.ingest raises them
-# for its caller to retry with back-off, and raises nothing else.
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
 logger = logging.getLogger("footfall.server.ingest")
 

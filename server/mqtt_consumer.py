@@ -43,7 +43,8 @@ from footfall.core.wire import (
     subscription_filters,
 )
 from footfall.server import site_settings
-from footfall.server.ingest import TRANSIENT_DB_ERRORS, BatchResult, Handled, Incoming, Ingestor
+from footfall.server.db import TRANSIENT_DB_ERRORS
+from footfall.server.ingest import BatchResult, Handled, Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode

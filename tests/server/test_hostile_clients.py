@@ -283,3 +283,35 @@ def test_a_statement_the_database_refuses_is_told_apart_from_a_database_that_can
         assert not refused_statement(unreachable.value)
     finally:
         gone.dispose()
+
+
+@pytest.mark.postgres
+def test_a_message_that_finds_every_pooled_connection_busy_is_retried_not_dead_lettered(postgres_url: str) -> None:
+    # A burst of requests holds every pooled connection past the pool's timeout. Taken as the message's own fault,
+    # it was dead-lettered and refused to its agent, which forgets what is refused: a count lost to load.
+    from footfall.server.db import TRANSIENT_DB_ERRORS, Database
+    from footfall.server.ingest import Incoming
+    from footfall.server.migrate import upgrade
+    from footfall.server.tables import DeadLetter
+    from sqlalchemy import func, select
+
+    from tests.server.conftest import _fresh_postgres_database, encoded, fixed_date_ingestor
+
+    fresh = _fresh_postgres_database(postgres_url)
+    database = Database(next(fresh), pool_timeout_s=0.2)
+    try:
+        upgrade(database.engine)
+        ingestor = fixed_date_ingestor(database)
+        held = [database.engine.connect() for _ in range(16)]  # pool_size 8 + max_overflow 8
+        try:
+            with pytest.raises(TRANSIENT_DB_ERRORS):
+                ingestor.ingest([Incoming(encoded(aggregate(female=5)), "http")])
+        finally:
+            for connection in held:
+                connection.close()
+        with database.read() as session:
+            assert session.scalar(select(func.count()).select_from(DeadLetter)) == 0
+        assert ingestor.ingest([Incoming(encoded(aggregate(female=5)), "http")]).accepted == 1
+    finally:
+        database.dispose()
+        fresh.close()

@@ -19,7 +19,7 @@ from footfall.server.migrate import upgrade
 from footfall.server.mqtt_consumer import MqttConsumer, parse_mqtt_url
 from footfall.server.rollups import raw_vs_hourly
 from footfall.server.tables import Agent, Bucket, DeadLetter, HourlyRollup
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from footfall.broker import MosquittoBroker
 from tests.server.conftest import BASE, aggregate, encoded, fixed_date_ingestor, make_storing_fail, minutes
@@ -561,3 +561,76 @@ def test_a_server_on_a_database_that_may_lose_commits_says_so_at_start(
     app.state.context.db.dispose()
     (warning,) = [record for record in caplog.records if "may lose commits" in record.getMessage()]
     assert warning.fields["settings"] == "fsync=off,synchronous_commit=off"  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_a_read_only_database_refuses_no_count_and_ingest_resumes_when_it_takes_writes(
+    mosquitto: MosquittoBroker, publisher: Callable[..., None]
+) -> None:
+    """A PostgreSQL that takes no writes (a standby during a failover, default_transaction_read_only) fails every
+    statement alike, as a database down does. Storing each message on its own dead-lettered them all and refused
+    them to their agents, which forget what is refused: every count of the outage lost. Now MQTT waits, HTTP
+    answers 503, reads still answer, and once writes are taken again each bucket is stored once."""
+    from fastapi.testclient import TestClient
+    from footfall.server.app import create_app
+    from footfall.server.auth import create_key
+    from footfall.server.settings import Settings
+
+    from tests.server.conftest import FIXED_DATES_MAX_AGE_DAYS
+    from tests.services import PostgresServer
+
+    try:
+        postgres = PostgresServer().start()
+    except (FileNotFoundError, OSError) as exc:
+        pytest.fail(f"PostgreSQL is not available: {exc}")
+
+    def read_only(on: bool) -> None:
+        with Database(postgres.url).engine.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql(f"ALTER SYSTEM SET default_transaction_read_only = {'on' if on else 'off'}")
+            connection.exec_driver_sql("SELECT pg_reload_conf()")
+
+    settings = Settings(database_url=postgres.url, retention_days=None, max_bucket_age_days=FIXED_DATES_MAX_AGE_DAYS)
+    app = create_app(settings, start_background=False)
+    database: Database = app.state.context.db
+    consumer = None
+    try:
+        with database.write() as session:
+            agent_key = create_key(session, "agent", "agent")[0]
+            viewer_key = create_key(session, "viewer", "viewer")[0]
+        consumer = MqttConsumer(mosquitto.url, fixed_date_ingestor(database), client_id="server-ro").start()
+        assert consumer.wait_connected()
+        for minute in range(5):
+            publisher(aggregate(start=BASE + minutes(minute), female=5, male=5))
+        wait_until(lambda: _people(database) == 50)
+        read_only(True)
+        wait_until(lambda: not _takes_writes(database))
+        for minute in range(5, 10):
+            publisher(aggregate(start=BASE + minutes(minute), female=5, male=5))
+        wait_until(lambda: consumer.stalled_seconds() > 0)
+        with TestClient(app) as client:
+            answer = client.post(
+                "/api/v1/ingest",
+                content=b"[" + encoded(aggregate(start=BASE + minutes(10), female=5, male=5, agent="agent-2")) + b"]",
+                headers={"X-API-Key": agent_key, "Content-Type": "application/json"},
+            )
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["status"] == "database_unavailable"
+            assert answer.headers["Retry-After"]
+            sites = client.get("/api/v1/sites", headers={"X-API-Key": viewer_key})
+            assert sites.status_code == 200, sites.text  # reads need no writes
+        assert _count(database, DeadLetter) == 0
+        read_only(False)
+        wait_until(lambda: _people(database) == 100, timeout=60)
+        assert _count(database, Bucket) == 10
+        assert _count(database, DeadLetter) == 0
+    finally:
+        if consumer is not None:
+            consumer.stop()
+        database.dispose()
+        postgres.stop()
+
+
+def _takes_writes(database: Database) -> bool:
+    with database.read() as session:
+        return session.execute(text("SHOW transaction_read_only")).scalar() == "off"
