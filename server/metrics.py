@@ -9,11 +9,13 @@ in the database; :class:`ServerCollector` turns them into metric families at scr
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
-from footfall.server.db import Database
+from footfall.core.logs import OncePer
+from footfall.server.db import TRANSIENT_DB_ERRORS, Database, QueryTimeout
 from footfall.server.ingest import IngestCounters
 from footfall.server.tables import Agent, Bucket
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,6 +24,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from footfall import __version__
+
+logger = logging.getLogger("footfall.server.metrics")
 
 PREFIX = "footfall_server"
 UNMATCHED = "unmatched"  # the route label of a request no route answered (404): never the raw path
@@ -65,6 +69,7 @@ class ServerCollector(Collector):
         self.schema_revision = schema_revision
         self.clock = clock
         self._last_buckets_seeded = False
+        self.database_down = OncePer(logger, "metrics scraped without the database's figures: it cannot answer")
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected at scrape time only: registering must not query the database
@@ -72,9 +77,24 @@ class ServerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._ingest()
         yield from self._mqtt()
-        yield from self._agents()
+        # What the database holds is left out of a scrape it cannot answer, and database_up says why: the ingest
+        # and MQTT figures above, the ones that tell what an outage does, are served all the same.
+        try:
+            from_database = list(self._agents())
+            revision = self.schema_revision() or ""
+        except (*TRANSIENT_DB_ERRORS, QueryTimeout) as exc:
+            self.database_down.occurred(error=repr(exc)[:300])
+            from_database, revision = [], None
+        up = GaugeMetricFamily(
+            f"{PREFIX}_database_up",
+            "1 when this scrape's reads of the database answered; 0 when the database could not answer them (down, "
+            "full, locked, read-only or every pooled connection busy), and the agent figures are then left out.",
+        )
+        up.add_metric([], 0.0 if revision is None else 1.0)
+        yield up
+        yield from from_database
         info = InfoMetricFamily(f"{PREFIX}_build", "The server's version and its database schema revision.")
-        info.add_metric([], {"version": __version__, "schema_revision": self.schema_revision() or ""})
+        info.add_metric([], {"version": __version__, "schema_revision": revision or ""})
         yield info
 
     def _ingest(self) -> Iterator[Metric]:

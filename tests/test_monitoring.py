@@ -31,6 +31,7 @@ REQUIRED_ALERTS = {
     "FootfallAgentOutboxGrowing",
     "FootfallAgentLostAggregates",
     "FootfallServerDown",
+    "FootfallServerDatabaseDown",
     "FootfallIngestStalled",
     "FootfallDeadLettersRising",
     "FootfallCameraFpsLow",
@@ -171,6 +172,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         (f'footfall_server_agents{{{server}, state="offline"}}', "1+0x30"),
         (f"footfall_server_ingest_stalled{{{server}}}", "1+0x30"),
         (f"up{{{server}}}", "0+0x30"),
+        (f"footfall_server_database_up{{{server}}}", "0+0x30"),
         (f"footfall_server_dead_letters_total{{{server}}}", "0 0 1 2 3 4 5 6 7 8 9 10"),
     ]
     expected = {
@@ -180,6 +182,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         "FootfallAgentLostAggregates": ("4m", "7m"),
         "FootfallIngestStalled": ("1m", "3m"),
         "FootfallServerDown": ("1m", "3m"),
+        "FootfallServerDatabaseDown": ("1m", "3m"),
         "FootfallDeadLettersRising": ("4m", "8m"),
     }
     cases = []
@@ -195,6 +198,7 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         "FootfallAgentLostAggregates": {"instance": "box:9464", "job": "footfall-agent", "reason": "outbox_full"},
         "FootfallIngestStalled": {"instance": "server:8000", "job": "footfall-server", "__name__": None},
         "FootfallServerDown": {"instance": "server:8000", "job": "footfall-server", "__name__": None},
+        "FootfallServerDatabaseDown": {"instance": "server:8000", "job": "footfall-server", "__name__": None},
         "FootfallDeadLettersRising": {"job": "footfall-server"},
     }
     for case in cases:

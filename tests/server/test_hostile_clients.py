@@ -228,6 +228,8 @@ def test_while_the_database_is_down_every_request_gets_a_503_that_says_so(caplog
     # Not a 500 "internal error": the client (an agent posting over HTTP, a dashboard, a script) should retry.
     import logging
 
+    from prometheus_client import generate_latest
+
     from tests.server.conftest import make_server
     from tests.services import PostgresServer
 
@@ -247,9 +249,15 @@ def test_while_the_database_is_down_every_request_gets_a_503_that_says_so(caplog
         assert answers[0].headers["Retry-After"]
         down = [record for record in caplog.records if "the database cannot answer" in record.getMessage()]
         assert len(down) == 1, "said once for the outage, not once per request"
+        # What FOOTFALL_METRICS_PORT serves (no key to look up): the figures of the outage, and that it is one.
+        scraped = generate_latest(server.client.app.state.metrics.registry).decode()  # type: ignore[attr-defined]
+        assert "footfall_server_database_up 0.0" in scraped
+        assert "footfall_server_ingest_stalled 0.0" in scraped and "footfall_server_agents{" not in scraped
         postgres.resume()
         assert server.get("/api/v1/sites").status_code == 200
         assert server.ingest(aggregate(female=5)).status_code == 200
+        scraped = generate_latest(server.client.app.state.metrics.registry).decode()  # type: ignore[attr-defined]
+        assert "footfall_server_database_up 1.0" in scraped and 'footfall_server_agents{state="online"}' in scraped
     finally:
         servers.close()
         server.db.dispose()
