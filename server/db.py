@@ -142,14 +142,16 @@ class Database:
         self._sqlite_lock = threading.Lock()
 
     def durability_problems(self) -> list[str]:
-        """PostgreSQL settings under which a crash loses commits: the server's receipts tell agents to forget the
-        counts it committed, so a commit the database can lose is a count lost for good. Empty on SQLite (the
+        """PostgreSQL settings under which a crash loses commits (or, full_page_writes off, may corrupt pages): the
+        server's receipts tell agents to forget the counts it committed, so a commit the database can lose is a count
+        lost for good. Empty on SQLite (the
         server sets its own synchronous mode) and on a PostgreSQL with the defaults."""
         if self.is_sqlite:
             return []
         problems = []
         with self.engine.connect() as connection:
-            for setting in ("fsync", "synchronous_commit"):
+            # full_page_writes off: a crash mid-write can leave torn pages that recovery cannot repair.
+            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
                 value = connection.execute(text(f"SHOW {setting}")).scalar()
                 if value == "off":
                     problems.append(f"{setting}=off")

@@ -29,8 +29,9 @@ class PostgresServer:
     """
 
     def __init__(self, *, durable: bool = False) -> None:
-        """``durable``: commits survive a crash (PostgreSQL's defaults); otherwise fsync and synchronous_commit are
-        off, for speed, and a crash (:meth:`halt`) loses the last commits, as it would in production so set."""
+        """``durable``: commits survive a crash (PostgreSQL's defaults); otherwise fsync, synchronous_commit and
+        full_page_writes are off, for speed, and a crash (:meth:`halt`) loses the last commits, as it would in
+        production so set."""
         self.durable = durable
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="footfall-pg-"))
@@ -64,7 +65,7 @@ class PostgresServer:
             "-w",
             "-o",
             f"-p {self.port} -k {self.root} -h 127.0.0.1"
-            + ("" if self.durable else " -c fsync=off -c synchronous_commit=off"),
+            + ("" if self.durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
             "start",
         )
         wait_for_port(self.port)

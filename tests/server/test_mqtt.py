@@ -560,7 +560,7 @@ def test_a_server_on_a_database_that_may_lose_commits_says_so_at_start(
         app = create_app(Settings(database_url=postgres_url, retention_days=None), start_background=False)
     app.state.context.db.dispose()
     (warning,) = [record for record in caplog.records if "may lose commits" in record.getMessage()]
-    assert warning.fields["settings"] == "fsync=off,synchronous_commit=off"  # type: ignore[attr-defined]
+    assert warning.fields["settings"] == "fsync=off,synchronous_commit=off,full_page_writes=off"  # type: ignore[attr-defined]
 
 
 @pytest.mark.postgres
