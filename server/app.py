@@ -109,7 +109,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
             logger,
             logging.WARNING,
             "the database may lose commits in a crash, and with them counts whose receipts told agents to forget "
-            "them; turn these settings back on",
+            "them; turn these settings back on (full_page_writes may stay off on storage that cannot tear a page, "
+            "such as ZFS)",
             settings=",".join(problems),
         )
     seen_end = seen_until(time.time(), settings.release_open_hour, settings.release_delay_seconds)

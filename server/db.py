@@ -28,24 +28,34 @@ def normalise_url(url: str) -> str:
 
 
 # The database cannot answer now, whatever the statement: down, restarting, full, locked or read-only (an
-# OperationalError or InterfaceError from the driver, with the PostgreSQL states below made OperationalErrors too), or
+# OperationalError or InterfaceError from the driver, PostgreSQL's read-only state made one too, below), or
 # every pooled connection busy for the pool's whole timeout. Ingest waits on these and HTTP answers 503; any other
 # error is the statement's own (or one message's), which no retry cures.
 TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
 
-# PostgreSQL states that say the database takes no writes from anyone, which psycopg raises as other than
-# OperationalError: read_only_sql_transaction (a standby, as during a failover, or default_transaction_read_only)
-# and insufficient_privilege (a grant revoked). Taken as one message's fault, each message was dead-lettered and
-# refused to its agent, which forgets what is refused: every count sent meanwhile lost.
-POSTGRES_UNAVAILABLE_STATES = frozenset({"25006", "42501"})
+# PostgreSQL's read_only_sql_transaction: a standby, or a primary fenced or set read-only during a failover, takes
+# no write from anyone, yet psycopg raises it as other than OperationalError. Taken as one message's fault, each
+# message was stored again on its own and dead-lettered or refused. (insufficient_privilege stays a message's own
+# fault: PostgreSQL checks it per table, column and row, so it may refuse one message and store the next.)
+READ_ONLY_SQL_TRANSACTION = "25006"
 
 
-def _unavailable_as_operational(context: ExceptionContext) -> None:
+def _read_only_as_unavailable(context: ExceptionContext) -> None:
     original = context.original_exception
-    if getattr(original, "sqlstate", None) in POSTGRES_UNAVAILABLE_STATES and not isinstance(
-        context.sqlalchemy_exception, OperationalError
-    ):
-        raise OperationalError(context.statement, context.parameters, original) from original
+    raised = context.sqlalchemy_exception
+    if getattr(original, "sqlstate", None) != READ_ONLY_SQL_TRANSACTION or isinstance(raised, OperationalError):
+        return
+    # Treated as a lost connection, so the pool opens new ones: after a failover the address may reach the new
+    # primary, where the pooled connections still hold the old one.
+    context.is_disconnect = True
+    raise OperationalError(
+        context.statement,
+        context.parameters,
+        original,
+        hide_parameters=raised.hide_parameters if raised is not None else False,
+        connection_invalidated=True,
+        ismulti=raised.ismulti if raised is not None else None,
+    ) from original
 
 
 def make_engine(url: str, *, pool_timeout_s: float = 30.0) -> Engine:
@@ -80,7 +90,7 @@ def make_engine(url: str, *, pool_timeout_s: float = 30.0) -> Engine:
         pool_pre_ping=True,
         connect_args={"options": "-c work_mem=32MB"},
     )
-    event.listen(engine, "handle_error", _unavailable_as_operational)
+    event.listen(engine, "handle_error", _read_only_as_unavailable)
     return engine
 
 

@@ -29,6 +29,10 @@ logger = logging.getLogger("footfall.server.metrics")
 
 PREFIX = "footfall_server"
 UNMATCHED = "unmatched"  # the route label of a request no route answered (404): never the raw path
+# A scrape's reads of the database stop after this long (a table locked by a migration, say), well within
+# Prometheus's default 10 s scrape timeout, so that the scrape still answers, with database_up 0.
+DATABASE_READ_LIMIT_S = 5.0
+DATABASE_CANNOT_ANSWER: tuple[type[Exception], ...] = (*TRANSIENT_DB_ERRORS, QueryTimeout)
 # Latency buckets in seconds: API reads take milliseconds, a large ingest batch up to seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -82,13 +86,15 @@ class ServerCollector(Collector):
         try:
             from_database = list(self._agents())
             revision = self.schema_revision() or ""
-        except (*TRANSIENT_DB_ERRORS, QueryTimeout) as exc:
+        except DATABASE_CANNOT_ANSWER as exc:
             self.database_down.occurred(error=repr(exc)[:300])
             from_database, revision = [], None
         up = GaugeMetricFamily(
             f"{PREFIX}_database_up",
-            "1 when this scrape's reads of the database answered; 0 when the database could not answer them (down, "
-            "full, locked, read-only or every pooled connection busy), and the agent figures are then left out.",
+            "1 when this scrape's reads of the database answered; 0 when they failed or ran past "
+            f"{DATABASE_READ_LIMIT_S:g} s (the database down, refusing connections, or a table locked), and the agent "
+            "figures are then left out. A database that answers reads but takes no writes (full, read-only) reads 1: "
+            "footfall_server_ingest_stalled tells that.",
         )
         up.add_metric([], 0.0 if revision is None else 1.0)
         yield up
@@ -156,7 +162,7 @@ class ServerCollector(Collector):
     def _agents(self) -> Iterator[Metric]:
         now = self.clock()
         online = offline = 0
-        with self.db.read() as session:
+        with self.db.read(limit_s=DATABASE_READ_LIMIT_S) as session:
             for state, last_seen in session.execute(select(Agent.state, Agent.last_seen)):
                 if state == "online" and now - last_seen <= self.offline_after_s:
                     online += 1

@@ -19,7 +19,7 @@ from footfall.server.migrate import upgrade
 from footfall.server.mqtt_consumer import MqttConsumer, parse_mqtt_url
 from footfall.server.rollups import raw_vs_hourly
 from footfall.server.tables import Agent, Bucket, DeadLetter, HourlyRollup
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from footfall.broker import MosquittoBroker
 from tests.server.conftest import BASE, aggregate, encoded, fixed_date_ingestor, make_storing_fail, minutes
@@ -603,6 +603,8 @@ def test_a_read_only_database_refuses_no_count_and_ingest_resumes_when_it_takes_
         for minute in range(5):
             publisher(aggregate(start=BASE + minutes(minute), female=5, male=5))
         wait_until(lambda: _people(database) == 50)
+        connects = []
+        event.listen(database.engine, "connect", lambda *_: connects.append(1))
         read_only(True)
         wait_until(lambda: not _takes_writes(database))
         for minute in range(5, 10):
@@ -620,6 +622,8 @@ def test_a_read_only_database_refuses_no_count_and_ingest_resumes_when_it_takes_
             sites = client.get("/api/v1/sites", headers={"X-API-Key": viewer_key})
             assert sites.status_code == 200, sites.text  # reads need no writes
         assert _count(database, DeadLetter) == 0
+        # Each refusal let its connection go: after a failover, new ones may reach the new primary.
+        assert len(connects) >= 2, connects
         read_only(False)
         wait_until(lambda: _people(database) == 100, timeout=60)
         assert _count(database, Bucket) == 10

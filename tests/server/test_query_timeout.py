@@ -43,6 +43,31 @@ def test_a_read_behind_a_held_lock_is_stopped_at_the_limit_with_a_503(postgres_d
         assert again.status_code == 200 and again.json()["totals"]["people"] == 12, again.text
 
 
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_a_scrape_behind_a_held_lock_answers_in_time_and_says_the_database_did_not(postgres_database: str) -> None:
+    # Prometheus gives up on a scrape after 10 s by default: one held there by a lock reads as the server down.
+    import time
+
+    from footfall.server.metrics import DATABASE_READ_LIMIT_S
+    from prometheus_client import generate_latest
+
+    for server in make_server(postgres_database):
+        assert server.ingest(aggregate(female=6, male=6)).status_code == 200
+        registry = server.client.app.state.metrics.registry  # type: ignore[attr-defined]
+        assert "footfall_server_database_up 1.0" in generate_latest(registry).decode()
+        plain = postgres_database.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain) as locker:
+            locker.execute("LOCK TABLE agents IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            scraped = generate_latest(registry).decode()
+            waited = time.monotonic() - started
+            locker.rollback()
+        assert "footfall_server_database_up 0.0" in scraped and "footfall_server_ingest_stalled 0.0" in scraped
+        assert waited < DATABASE_READ_LIMIT_S + 3, waited
+        assert "footfall_server_database_up 1.0" in generate_latest(registry).decode()
+
+
 def test_sqlite_stops_a_read_past_the_limit_too(sqlite_url: str) -> None:
     """SQLite has no statement timeout: a progress handler stops the statement. A limit no query can meet shows it,
     on two weeks of hourly cells (a query long enough for the handler to be asked)."""
