@@ -48,6 +48,15 @@ REVERSAL_BEFORE = 0.4
 REVERSAL_AFTER = 0.2
 REVERSAL_SECONDS = 0.5
 REVERSAL_SPEED = 1.5  # face sizes per second, both ways: a slow shuffle is too noisy to tell
+# Someone sitting or standing near the frame edge (a food-court table at the bottom of the picture) is not walking
+# in or out there: a face that has barely moved of late is still (see _still), and a detection where its lost track
+# was last seen (IoU at least STILL_IOU) is that face again. Without this, each missed detection of such a face
+# started a new person: 100 to 500 counts of one sitter in 10 minutes (1280x720, 10 fps, 5-20 % missed).
+STILL_SECONDS = 0.5
+STILL_MIN_SECONDS = 0.2
+STILL_DRIFT = 0.25
+STILL_SPEED = 0.5
+STILL_IOU = 0.5
 
 
 class TrackState(Enum):
@@ -333,6 +342,24 @@ def _touches_edge(box: Sequence[float], frame_size: tuple[int, int], margin: flo
     return x1 <= margin or y1 <= margin or x2 >= frame_size[0] - margin or y2 >= frame_size[1] - margin
 
 
+def _still(track: Track) -> bool:
+    """Over its last STILL_SECONDS, and its last three detections at least (spanning STILL_MIN_SECONDS or more), the
+    face stayed within STILL_DRIFT face sizes of where it was last seen, and no farther than STILL_SPEED face sizes
+    a second would take it: a walker covers a face size a second or more."""
+    path = track.path
+    end, x_end, y_end = path[-1]
+    window = path[-3:]
+    for point in reversed(path[-64:-3]):
+        if end - window[0][0] >= STILL_SECONDS - 1e-9:
+            break
+        window.insert(0, point)
+    span = end - window[0][0]
+    if len(window) < 3 or span < STILL_MIN_SECONDS - 1e-9:
+        return False
+    reach = min(STILL_DRIFT, STILL_SPEED * span) * track.size
+    return all((x - x_end) ** 2 + (y - y_end) ** 2 <= reach**2 for _, x, y in window)
+
+
 def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Optimal matching below ``limit``; returns matches, unmatched rows, unmatched columns."""
     rows, cols = cost.shape
@@ -414,8 +441,20 @@ class FaceTracker:
             # may it once it is clear of the edge: it is still the face that walked in (see _walked_in).
             was_lost = [self._previous_t is not None and tr.last_seen < self._previous_t - 1e-9 for tr in candidates]
             margin = 0.02 * max(frame_size)
-            entering = [id(d) in walked_in or _touches_edge(d.box, frame_size, margin=margin) for d in high]
-            cost[np.ix_(was_lost, entering)] = NO_MATCH
+            near_edge = [_touches_edge(d.box, frame_size, margin=margin) for d in high]
+            entering = [id(d) in walked_in or near for d, near in zip(high, near_edge, strict=True)]
+            barred = np.outer(was_lost, entering)
+            # Except a still face seen again where it sat: near the edge, but neither followed in from it nor going
+            # on with a face seen in the previous frame (someone walking in through the spot where it sat).
+            still = [lost and _still(tr) for lost, tr in zip(was_lost, candidates, strict=True)]
+            if any(still):
+                seen_again = iou_matrix(
+                    np.array([tr.detection.box for tr in candidates]), np.array([d.box for d in high])
+                )
+                followed = (cost[~np.array(was_lost)] < self.match_limit).any(axis=0)
+                fresh = [id(d) not in walked_in and not went_on for d, went_on in zip(high, followed, strict=True)]
+                barred &= ~(np.outer(still, fresh) & (seen_again >= STILL_IOU))
+            cost[barred] = NO_MATCH
             # Nor does a face out of sight that is now predicted at the edge come back: it walked out.
             gone = [lost and self._left_frame(tr, frame_size) for lost, tr in zip(was_lost, candidates, strict=True)]
             cost[gone] = NO_MATCH
@@ -478,7 +517,7 @@ class FaceTracker:
     def _left_frame(track: Track, frame_size: tuple[int, int] | None) -> bool:
         """Last seen cut by the frame edge: the person walked out. Keeping the track would let the next
         person who walks in at that edge inherit it (and go uncounted)."""
-        if frame_size is None:
+        if frame_size is None or _still(track):  # someone sitting at the edge walks out of nothing
             return False
         # Predicted to reach the edge (its face now cut by it, or gone): walking out, not hidden.
         predicted_out = _touches_edge(track.box, frame_size)
