@@ -29,6 +29,10 @@ from footfall.core.wire import GENDER_DECISIONS, DwellStats, GenderAgeCounts, Ge
 logger = logging.getLogger(__name__)
 
 GENDER_LABELS = ("female", "male", UNKNOWN)
+# A face in one zone longer than this is not a visit (a poster, a face on a screen, staff at a counter): it is left
+# out of the zone's dwell, or one such face would make the mean hours long, and past a day the wire refuses it. The
+# person is still counted.
+MAX_VISIT_SECONDS = 4 * 3600.0
 
 # People per (gender decision, age decision): the non-zero cells, sorted, so that equal tables compare equal.
 AgeCells = tuple[tuple[tuple[str, str], int], ...]
@@ -234,6 +238,8 @@ class ZoneAggregator:
             bucket.dirty = True
 
     def add_dwell(self, zone_id: str, t_end: float, seconds: float) -> None:
+        if seconds > MAX_VISIT_SECONDS:  # a poster, a face on a screen, staff at a counter: not a visitor's stay
+            return
         bucket = self._bucket(zone_id, t_end)
         bucket.dwell_samples += 1
         bucket.dwell_total += max(seconds, 0.0)

@@ -5,6 +5,7 @@ Frames and crops exist only in memory for the duration of one call; nothing here
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import numpy as np
 from footfall.core.bundle import BundleError
 from footfall.core.classifier import GenderClassifier
 from footfall.core.detector import FaceDetector
+from footfall.core.logs import log_event
 from footfall.core.wire import ModelServing
 from footfall.edge.aggregation import BaseLookup, Emit, ZoneAggregator
 from footfall.edge.config import AgentConfig, CameraConfig
@@ -24,6 +26,12 @@ from footfall.edge.zones import SceneGeometry
 
 if TYPE_CHECKING:
     from footfall.edge.metrics import CameraMetrics
+
+logger = logging.getLogger(__name__)
+
+# A gap in frame time at least this long is logged (frames that stopped for a minute, or a clock set forward); any
+# step back is.
+GAP_LOGGED_S = 60.0
 
 
 @dataclass
@@ -101,6 +109,7 @@ class CameraPipeline:
         self.on_person_finished: PersonFinished | None = None  # offline runs collect final decisions
         self.on_person_aged: PersonAged | None = None  # and final band decisions
         self.frames = 0
+        self.last_t: float | None = None  # the frame time processed last
         self.busy_seconds = 0.0
         self.last_latency = 0.0
 
@@ -139,6 +148,19 @@ class CameraPipeline:
         assert self.counter is not None and self.aggregator is not None
         if self.scene_cut(frame_bgr):  # a shot cut: every track ends here (confirmed ones stay counted)
             self.counter.finish(self.tracker.finish())
+        if self.last_t is not None and not 0 <= t - self.last_t <= self.tracker.max_lost:
+            # The frame clock stepped (NTP setting right a box that booted on a stale time) or no frame came for
+            # longer than a face is kept: nobody is followed across that. Followed, one visit spanned the step.
+            self.counter.finish(self.tracker.finish())
+            if t < self.last_t or t - self.last_t >= GAP_LOGGED_S:
+                log_event(
+                    logger,
+                    logging.WARNING if t < self.last_t else logging.INFO,
+                    "frame time jumped (the clock was set, or frames stopped); people in view count as new visitors",
+                    camera=self.camera.id,
+                    jump_s=round(t - self.last_t, 1),
+                )
+        self.last_t = t
         detections = self.models.detector(frame_bgr, threshold=self.low_score)
         minimum = self.config.detection.min_face_px
         detections = [d for d in detections if max(d.width, d.height) >= minimum]
@@ -206,6 +228,8 @@ class FrameGate:
         self.skipped = 0
 
     def admit(self, t: float) -> bool:
+        if t < self.last_t:  # the clock stepped back: waiting for it to catch up would skip every frame meanwhile
+            self.last_t = -1e18
         if t - self.last_t < self.min_gap - 1e-6:
             self.skipped += 1
             return False
