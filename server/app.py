@@ -73,6 +73,7 @@ def _body_not_json(request: Request, exc: RequestValidationError) -> str | None:
 
 
 STALLED_AFTER_S = 30.0
+INTERNAL_ERROR = {"detail": "internal error; the server log has the details"}
 DATABASE_UNAVAILABLE = {
     "status": "database_unavailable",
     "detail": "the database cannot answer now (down, restarting, full or locked); try again shortly. Agents keep "
@@ -215,14 +216,14 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log_event(logger, logging.ERROR, "request failed", path=request.url.path, error=repr(exc)[:300])
-        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+        return JSONResponse(INTERNAL_ERROR, status_code=500)
 
     database_down = OncePer(logger, "the database cannot answer; requests are answered 503 until it can")
 
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if refused_statement(exc):  # a bug, as any other; the traceback goes to the log (no middleware re-raises)
             logger.error("request failed", exc_info=exc, extra={"fields": {"path": request.url.path}})
-            return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+            return JSONResponse(INTERNAL_ERROR, status_code=500)
         database_down.occurred(path=request.url.path, error=repr(exc)[:300])
         return JSONResponse(DATABASE_UNAVAILABLE, status_code=503, headers={"Retry-After": "5"})
 

@@ -85,10 +85,10 @@ class ServerCollector(Collector):
         # and MQTT figures above, the ones that tell what an outage does, are served all the same.
         try:
             from_database = list(self._agents())
-            revision = self.schema_revision() or ""
+            revision, database_up = self.schema_revision() or "", 1.0
         except DATABASE_CANNOT_ANSWER as exc:
             self.database_down.occurred(error=repr(exc)[:300])
-            from_database, revision = [], None
+            from_database, revision, database_up = [], "", 0.0
         up = GaugeMetricFamily(
             f"{PREFIX}_database_up",
             "1 when this scrape's reads of the database answered; 0 when they failed or ran past "
@@ -96,11 +96,11 @@ class ServerCollector(Collector):
             "figures are then left out. A database that answers reads but takes no writes (full, read-only) reads 1: "
             "footfall_server_ingest_stalled tells that.",
         )
-        up.add_metric([], 0.0 if revision is None else 1.0)
+        up.add_metric([], database_up)
         yield up
         yield from from_database
         info = InfoMetricFamily(f"{PREFIX}_build", "The server's version and its database schema revision.")
-        info.add_metric([], {"version": __version__, "schema_revision": revision or ""})
+        info.add_metric([], {"version": __version__, "schema_revision": revision})
         yield info
 
     def _ingest(self) -> Iterator[Metric]:

@@ -73,6 +73,15 @@ def _wire_checked_pipeline(sent: list[AggregateMessage]) -> tuple[CameraPipeline
     return CameraPipeline(config, camera, Models(cast(FaceDetector, detector), None), emit), detector
 
 
+def _leave_and_finish(pipeline: CameraPipeline, detector: StillFace, t: float, *, frames: int, step: float) -> None:
+    """The face goes; ``frames`` empty frames ``step`` s apart from ``t`` pass; the pipeline finishes."""
+    detector.on = False
+    frame = np.full((240, 320, 3), 30, np.uint8)
+    for index in range(frames):
+        pipeline.process(frame, t + index * step)
+    pipeline.finish()
+
+
 @pytest.mark.parametrize("step_s", [36_000.0, 200_000.0, -600.0])
 def test_a_clock_step_while_someone_is_in_view_never_makes_a_visit_of_it(step_s: float) -> None:
     # Live frames carry the wall clock. A box that booted on a stale time is set right by NTP while someone sits
@@ -91,11 +100,7 @@ def test_a_clock_step_while_someone_is_in_view_never_makes_a_visit_of_it(step_s:
             pipeline.process(frame, t)
             admitted += 1
         t += 0.1
-    detector.on = False
-    for _ in range(100):
-        pipeline.process(frame, t)
-        t += 0.1
-    pipeline.finish()
+    _leave_and_finish(pipeline, detector, t, frames=100, step=0.1)
     assert admitted == 100, "every frame after the step went through the fps cap"
     assert pipeline.people == 2
     dwell = [m.dwell.mean_seconds for m in sent if m.dwell is not None]
@@ -112,10 +117,6 @@ def test_a_face_in_view_for_more_than_a_day_stays_out_of_dwell_and_the_camera_go
     while t < BUCKET + 25 * 3600:  # at 0.5 fps: the tracker keeps the face as at 10
         pipeline.process(frame, t)
         t += 2.0
-    detector.on = False
-    for _ in range(10):
-        pipeline.process(frame, t)
-        t += 2.0
-    pipeline.finish()
+    _leave_and_finish(pipeline, detector, t, frames=10, step=2.0)
     assert pipeline.people == 1
     assert all(m.dwell is None or m.dwell.mean_seconds <= MAX_VISIT_SECONDS for m in sent)

@@ -23,6 +23,7 @@ from sqlalchemy import event, func, select, text
 
 from footfall.broker import MosquittoBroker
 from tests.server.conftest import BASE, aggregate, encoded, fixed_date_ingestor, make_storing_fail, minutes
+from tests.services import PostgresServer
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.broker
@@ -502,19 +503,26 @@ def test_a_publish_the_broker_refuses_is_logged_with_the_acl_line_and_counted(
         broker.stop()
 
 
+@pytest.fixture()
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of the test's own, durable as production must be, for tests that crash or reconfigure
+    it (never the suite's shared one)."""
+    try:
+        server = PostgresServer(durable=True).start()
+    except (FileNotFoundError, OSError) as exc:
+        pytest.fail(f"PostgreSQL is not available: {exc}")
+    yield server
+    server.stop()
+
+
 @pytest.mark.postgres
 def test_a_database_that_crashes_mid_ingest_loses_and_doubles_nothing(
-    mosquitto: MosquittoBroker, publisher: Callable[..., None]
+    mosquitto: MosquittoBroker, publisher: Callable[..., None], own_postgres: PostgresServer
 ) -> None:
     """PostgreSQL killed (every pooled connection cut) while agents keep publishing: the consumer stops
     acknowledging, retries, and once the database is back holds every bucket exactly once. Durable, as production
     must be: with synchronous_commit off, the crash lost the 20 buckets committed (and receipted) just before it."""
-    from tests.services import PostgresServer
-
-    try:
-        postgres = PostgresServer(durable=True).start()
-    except (FileNotFoundError, OSError) as exc:
-        pytest.fail(f"PostgreSQL is not available: {exc}")
+    postgres = own_postgres
     database = Database(postgres.url)
     consumer = None
     try:
@@ -539,7 +547,6 @@ def test_a_database_that_crashes_mid_ingest_loses_and_doubles_nothing(
         if consumer is not None:
             consumer.stop()
         database.dispose()
-        postgres.stop()
 
 
 def test_a_sqlite_server_commits_so_that_a_power_cut_keeps_what_its_receipts_confirmed(db: Database) -> None:
@@ -565,7 +572,7 @@ def test_a_server_on_a_database_that_may_lose_commits_says_so_at_start(
 
 @pytest.mark.postgres
 def test_a_read_only_database_refuses_no_count_and_ingest_resumes_when_it_takes_writes(
-    mosquitto: MosquittoBroker, publisher: Callable[..., None]
+    mosquitto: MosquittoBroker, publisher: Callable[..., None], own_postgres: PostgresServer
 ) -> None:
     """A PostgreSQL that takes no writes (a standby during a failover, default_transaction_read_only) fails every
     statement alike, as a database down does. Storing each message on its own dead-lettered them all and refused
@@ -577,12 +584,8 @@ def test_a_read_only_database_refuses_no_count_and_ingest_resumes_when_it_takes_
     from footfall.server.settings import Settings
 
     from tests.server.conftest import FIXED_DATES_MAX_AGE_DAYS
-    from tests.services import PostgresServer
 
-    try:
-        postgres = PostgresServer().start()
-    except (FileNotFoundError, OSError) as exc:
-        pytest.fail(f"PostgreSQL is not available: {exc}")
+    postgres = own_postgres
 
     def read_only(on: bool) -> None:
         with Database(postgres.url).engine.connect() as connection:
@@ -632,7 +635,6 @@ def test_a_read_only_database_refuses_no_count_and_ingest_resumes_when_it_takes_
         if consumer is not None:
             consumer.stop()
         database.dispose()
-        postgres.stop()
 
 
 def _takes_writes(database: Database) -> bool:
