@@ -267,6 +267,7 @@ def accuracy(args: argparse.Namespace, folder: Path) -> dict:
             width=getattr(args, "width", 1280),
             height=getattr(args, "height", 720),
             turn_away_share=getattr(args, "turn_away", 0.0),
+            spacing_seconds=getattr(args, "spacing", None) or walkby.WalkbySpec.spacing_seconds,
         )
         clip, truth = walkby.make_walkby(args.data, folder, spec, name=f"walkby-{index}")
         camera = CameraConfig(id="cam1", source=str(clip), realtime=False, fps=120, **truth["camera"])
@@ -631,6 +632,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="share of the accuracy clips' people who turn their face away for 1.5-3 s mid-walk",
+    )
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        default=None,
+        help=f"mean seconds between people walking in (default {walkby.WalkbySpec.spacing_seconds}; 0.2: a crowd, "
+        "some 15-25 faces in view at once)",
     )
     parser.add_argument("--max-lost", type=float, default=None, help="tracking.max_lost_seconds (default: config)")
     parser.add_argument(
