@@ -165,16 +165,21 @@ def withhold_cameras_with_hidden_parts(
 ) -> None:
     """Withholds the camera cells (``measure: camera``) among the hourly cells ``cells`` selects while any of their
     parts is hidden. A part (``rollup_camera_parts``) is the people the camera saw pass one of its zones or lines
-    that hour; it is hidden when it or any other camera's share of the same zone and hour has 1 to k-1 people, when
-    its zone's cell releases people other than its raw count (:func:`step_release` holds late people back there),
-    or when another camera with a share of that zone holds late people back itself. Call this after the zones'
-    release, held cells included, and before the cameras' age cells are released.
+    that hour, 0 where it watched and nobody came; it is hidden when any camera's share of the same zone and hour
+    (its own included) has 1 to k-1 people, when its zone's cell releases people other than its raw count
+    (:func:`step_release` holds late people back there), or when another camera feeding that zone holds late people
+    back itself. Call this after the zones' release, held cells included, and before the cameras' age cells are
+    released.
 
     This is complementary suppression. A camera's distinct people are the sum of its parts wherever its zones
     split its view; released on its own merits, the camera minus the released zones gives a withheld zone back
     (13 - 12 = 1), a camera that sees part of a zone other cameras also see gives its part back the same way, and a
     camera that moves while its zone holds late people back shows them. With every part at 0 or at least k, and
-    released as it is, the camera's figure holds no value below k that subtraction could isolate."""
+    released as it is, the camera's figure holds no value below k that subtraction could isolate.
+
+    Every camera feeding the zone is withheld, its own part 0 or not: were only cameras with people there withheld,
+    how many were would bound the zone's count from below (four cameras withheld at a door whose withheld count is
+    1 to 4 make it 4). Which cameras feed a zone is the fleet's configuration, so what is withheld tells no count."""
     hourly = HourlyRollup.__table__
     camera = Zone.__table__.alias("camera")
     part_zone = Zone.__table__.alias("part_zone")
@@ -193,7 +198,6 @@ def withhold_cameras_with_hidden_parts(
     share = CameraPart.__table__.alias("share")
     thin_part = exists().where(
         *of_this_camera,
-        parts.c.people >= 1,
         share.c.zone_pk == parts.c.zone_pk,
         share.c.hour_start == parts.c.hour_start,
         share.c.people >= 1,
@@ -201,20 +205,17 @@ def withhold_cameras_with_hidden_parts(
     )
     holding_part = exists().where(
         *of_this_camera,
-        parts.c.people >= 1,
         zone_cell.c.zone_pk == parts.c.zone_pk,
         zone_cell.c.hour_start == parts.c.hour_start,
         people_held_back(zone_cell.c),
     )
-    # Another camera with a share of one of its zones holds late people back: the zone's step minus this camera's
-    # would show them.
+    # Another camera feeding one of its zones holds late people back: the zone's step minus this camera's would show
+    # them.
     other_camera, other_cell = Zone.__table__.alias("other_camera"), HourlyRollup.__table__.alias("other_cell")
     holding_camera = exists().where(
         *of_this_camera,
-        parts.c.people >= 1,
         share.c.zone_pk == parts.c.zone_pk,
         share.c.hour_start == parts.c.hour_start,
-        share.c.people >= 1,
         share.c.camera_id != camera.c.zone_id,
         other_camera.c.site_id == camera.c.site_id,
         other_camera.c.zone_id == share.c.camera_id,

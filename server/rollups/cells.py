@@ -160,7 +160,7 @@ def _apply_camera_parts(session: Session, deltas: CameraPartDeltas) -> dict[tupl
         ),
         [{"zone_pk": z, "camera_id": c, "hour_start": h, "people": n} for (z, c, h), n in sorted(deltas.items())],
     )
-    # Every camera with a share of a changed zone hour: another camera's share decides its release too.
+    # Every camera feeding a changed zone hour (a part of 0 included): another camera's share decides its release too.
     touched = sorted({(zone_pk, hour) for zone_pk, _, hour in deltas})
     sharing = set(deltas)
     for offset in range(0, len(touched), 500):
@@ -168,8 +168,7 @@ def _apply_camera_parts(session: Session, deltas: CameraPartDeltas) -> dict[tupl
             (zone_pk, camera_id, hour)
             for zone_pk, camera_id, hour in session.execute(
                 select(parts.c.zone_pk, parts.c.camera_id, parts.c.hour_start).where(
-                    tuple_(parts.c.zone_pk, parts.c.hour_start).in_(touched[offset : offset + 500]),
-                    parts.c.people >= 1,
+                    tuple_(parts.c.zone_pk, parts.c.hour_start).in_(touched[offset : offset + 500])
                 )
             )
         )
@@ -316,7 +315,9 @@ def apply_hourly_deltas(
     deciders: ClassifierDeltas = classifiers or {}
     age_deltas: AgeDeltas = ages or {}
     changed = {key: delta for key, delta in hourly.items() if any(delta)}
-    part_deltas = {key: people for key, people in (camera_parts or {}).items() if people}
+    # Every bucket's part, a quiet one too: a part of 0 records that the camera watched that zone that hour. Which
+    # cameras feed a zone is then configuration, not a count (release.withhold_cameras_with_hidden_parts).
+    part_deltas = dict(camera_parts or {})
     if part_deltas:
         tz_of_zone, k_of_zone = dict(tz_of_zone), dict(k_of_zone)
         for camera_cell, part_zone in _apply_camera_parts(session, part_deltas).items():
@@ -566,8 +567,9 @@ def _withhold_cameras_of_hidden_zones(
     shown: dict[tuple[int, int], CellRelease],
     zone_pks: list[int],
 ) -> None:
-    """Complementary suppression on what readers saw: a seen camera cell is withheld when a zone it has a part in
-    was seen with people and the new k withholds it (the camera minus its other zones would give the zone back).
+    """Complementary suppression on what readers saw: a seen camera cell is withheld when a zone it feeds (a part,
+    0 included) was seen with people and the new k withholds it (the camera minus its other zones would give the
+    zone back; and which of the zone's cameras saw someone must not show).
     Judged on released values, not on the parts' raw counts or on which zones hold late people back (footfall.
     server.release.withhold_cameras_with_hidden_parts), which would tell that late people are pending."""
     h, parts = HourlyRollup.__table__, CameraPart.__table__
@@ -585,7 +587,7 @@ def _withhold_cameras_of_hidden_zones(
     for offset in range(0, len(hidden), 500):
         for camera_id, hour in session.execute(
             select(parts.c.camera_id, parts.c.hour_start).where(
-                tuple_(parts.c.zone_pk, parts.c.hour_start).in_(hidden[offset : offset + 500]), parts.c.people >= 1
+                tuple_(parts.c.zone_pk, parts.c.hour_start).in_(hidden[offset : offset + 500])
             )
         ):
             pk = camera_pk.get(camera_id)

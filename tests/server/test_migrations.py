@@ -51,14 +51,14 @@ def _bucket(
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0012"
-        assert upgrade(db.engine) == "0012"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0013"
+        assert upgrade(db.engine) == "0013"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0012"
+        assert current_revision(db.engine) == "0013"
     finally:
         db.dispose()
 
@@ -87,7 +87,7 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0012"  # the checks read the head's tables; 0010 counts the '?' bucket
+        assert upgrade(db.engine) == "0013"  # the checks read the head's tables; 0010 counts the '?' bucket
         with db.read() as session:
             assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
@@ -157,7 +157,7 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
                     )
                 )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0012"  # 0009 fills the parts; 0010 after it changes nothing of them
+        assert upgrade(db.engine) == "0013"  # 0009 fills the parts; 0010 after it changes nothing of them
         with db.read() as session:
             assert raw_vs_camera_parts(session) == []
             parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
@@ -201,7 +201,7 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                 )
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0012"
+        assert upgrade(db.engine) == "0013"
         with db.read() as session:
             rows = session.execute(
                 text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier, hour_start")
@@ -216,5 +216,41 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
             assert raw_vs_classifiers(session) == [] and raw_vs_hourly(session) == [] and slots_vs_hourly(session) == []
             cells = session.execute(text("SELECT classifier FROM rollup_hourly ORDER BY hour_start"))
             assert [bundle for (bundle,) in cells] == [None, "gender@3"]
+    finally:
+        db.dispose()
+
+
+def test_0013_records_the_quiet_parts_and_goes_down_again(database_url: str) -> None:
+    """Before 0013 ingest recorded only parts with people: cam-1 watched the door at 01:00 and nobody came, and had
+    no part, so the door's cameras told who saw someone. 0013 fills in the part of 0 from the buckets and has the
+    next start release every cell again; going down drops the parts of 0 only."""
+    from alembic import command
+    from footfall.server.migrate import alembic_config
+
+    db = Database(database_url)
+    try:
+        upgrade(db.engine, "0012")
+        with db.engine.begin() as conn:
+            _mall(conn, ("door.in", "in"))
+            _bucket(conn, 1, HOUR_1 + 60, (0, 0, 3), camera="cam-0", seq=1)
+            _bucket(conn, 1, HOUR_1 + 60, (0, 0, 0), camera="cam-1", seq=2)
+            conn.execute(
+                text(
+                    "INSERT INTO rollup_camera_parts (zone_pk, camera_id, hour_start, people) "
+                    f"VALUES (1, 'cam-0', {HOUR_1}, 3)"
+                )
+            )
+            conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
+        parts = "SELECT camera_id, people FROM rollup_camera_parts ORDER BY camera_id"
+        assert upgrade(db.engine) == "0013"
+        with db.read() as session:
+            assert [tuple(p) for p in session.execute(text(parts))] == [("cam-0", 3), ("cam-1", 0)]
+            assert session.execute(text("SELECT value FROM meta WHERE key = 'release_k'")).first() is None
+        config = alembic_config()
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0012")
+        with db.read() as session:
+            assert [tuple(p) for p in session.execute(text(parts))] == [("cam-0", 3)]
     finally:
         db.dispose()

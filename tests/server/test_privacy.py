@@ -288,3 +288,55 @@ def test_a_cameras_people_minus_its_other_zones_recover_nothing_below_k(tmp_path
         seen_with_one, seen_with_three = answers(one, CAMERA_ATTACKS), answers(three, CAMERA_ATTACKS)
     for name in CAMERA_ATTACKS:
         assert seen_with_one[name] == seen_with_three[name], f"{name} depends on the withheld count"
+
+
+def shared_door_scene(door_in: list[int]) -> list[dict]:
+    """Four cameras watch one door and each its own shop front (10 people each). At 09:00 ``door_in[i]`` people
+    come in past cam-i (a total below k); agents send every zone's bucket each half hour, a quiet one as 0, and
+    each camera its distinct people. The hour after is busy at the door."""
+    out: list[dict] = []
+
+    def send(zone: str, camera: str, start: datetime, people: int, measure: str) -> None:
+        message = aggregate(zone=zone, camera=camera, start=start, seq=len(out) + 1, unknown=people)
+        message["measure"], message["bucket_seconds"] = measure, 1800
+        out.append(message)
+
+    for i, people in enumerate(door_in):
+        camera = f"cam-{i}"
+        for half, share, shop in ((NINE, people, 10), (NINE + timedelta(minutes=30), 0, 0)):
+            send("door.in", camera, half, share, "in")
+            send("door.out", camera, half, 0, "out")
+            send(f"shop-{i}", camera, half, shop, "passes")
+            send(camera, camera, half, share + shop, "camera")
+        for half in (NINE + timedelta(hours=1), NINE + timedelta(hours=1, minutes=30)):
+            send("door.in", camera, half, 5, "in")
+            send(camera, camera, half, 5, "camera")
+    return out
+
+
+SHARED_DOOR_ATTACKS = {
+    "visitors 09-10": ("/api/v1/sites/mall/visitors", {"start": "2026-11-16T09:00:00Z", "end": "2026-11-16T10:00:00Z"}),
+    "visitors day": ("/api/v1/sites/mall/visitors", {"granularity": "hour", **DAY}),
+    "shops": ("/api/v1/sites/mall/traffic/series", {"zone": [f"shop-{i}" for i in range(4)], **DAY}),
+}
+
+
+def test_which_cameras_saw_someone_at_a_shared_door_recovers_nothing_below_k(tmp_path: Path) -> None:
+    # Attack (adversarial review): the cameras listed with a shared entrance for one hour, and the cameras
+    # withheld in it, were those whose share of the door was at least 1: four of them with the door's in-count
+    # withheld (1 to 4) gave the count, 4, exactly. Which cameras feed a door is now the fleet's configuration
+    # (a quiet share is a part of 0), and every camera feeding a zone hour that has a share below k is withheld.
+    worlds = {"1111": [1, 1, 1, 1], "1110": [1, 1, 1, 0], "2100": [2, 1, 0, 0], "3000": [3, 0, 0, 0]}
+    seen = {}
+    for name, door_in in worlds.items():
+        with world(tmp_path, name, shared_door_scene(door_in)) as server:
+            seen[name] = answers(server, SHARED_DOOR_ATTACKS)
+            path, params = SHARED_DOOR_ATTACKS["visitors 09-10"]
+            body = server.get(path, **params).json()
+    for name in worlds:
+        for attack in SHARED_DOOR_ATTACKS:
+            assert seen[name][attack] == seen["1111"][attack], f"{attack} tells {name} from 1111"
+    (point,) = body["points"]
+    assert point["visitors"]["people"] is None and point["visitors"]["withheld_cells"] == 1
+    assert body["shared_entrances"] == [{"entrance": "door", "cameras": [f"cam-{i}" for i in range(4)]}]
+    assert [camera["people"] for camera in point["cameras"]] == [None] * 4
