@@ -63,7 +63,11 @@ class Bundle:
 
 def read_manifest(path: Path) -> BundleManifest:
     manifest_path = path / MANIFEST_FILE
-    if not manifest_path.is_file():
+    try:
+        found = manifest_path.is_file()
+    except OSError as exc:  # a folder its user may not enter
+        raise BundleError(f"{path}: cannot read the bundle folder ({exc.strerror or exc})") from None
+    if not found:
         raise BundleError(f"{path}: no {MANIFEST_FILE}; is this a footfall model bundle?")
     try:
         data = json.loads(manifest_path.read_text())
@@ -98,7 +102,14 @@ def _check_files(folder: Path, manifest: BundleManifest, verify_hashes: bool) ->
         size = file.stat().st_size
         if size != entry.bytes:
             raise BundleError(f"{folder}: file {name!r} is {size} bytes, the manifest says {entry.bytes} (truncated?)")
-        if verify_hashes and sha256_file(file) != entry.sha256:
+        try:
+            digest = sha256_file(file) if verify_hashes else entry.sha256
+        except OSError as exc:  # bundles copied by root, an agent running as a service user
+            raise BundleError(
+                f"{folder}: cannot read {name!r} ({exc.strerror or exc}); the user running footfall needs read "
+                "access to every file of the bundle"
+            ) from None
+        if digest != entry.sha256:
             raise BundleError(f"{folder}: file {name!r} does not match its sha256 in the manifest (corrupt?)")
 
 
@@ -154,7 +165,11 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     """Reads and checks a bundle folder: manifest schema, every listed file present with its sha256, and
     the consistency of the task's contract with the declared tensors (graphs are checked on opening)."""
     folder = Path(path)
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
+    except OSError as exc:
+        raise BundleError(f"{folder}: cannot read the bundle folder ({exc.strerror or exc})") from None
+    if not found:
         raise BundleError(f"{folder}: bundle folder not found")
     manifest = read_manifest(folder)
     _check_files(folder, manifest, verify_hashes)

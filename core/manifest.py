@@ -40,7 +40,7 @@ class DetectorContract(_Model):
 
     family: Literal["centerface"] = "centerface"
     colour_order: Literal["RGB", "BGR"] = "RGB"
-    stride: int = Field(default=32, description="Input sides are rounded up to a multiple of this.")
+    stride: int = Field(default=32, ge=1, le=128, description="Input sides are rounded up to a multiple of this.")
     score_threshold: float = Field(default=0.5, gt=0, lt=1)
     nms_iou: float = Field(default=0.3, gt=0, lt=1)
 

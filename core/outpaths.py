@@ -10,6 +10,7 @@ would.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -26,9 +27,24 @@ def _probe(folder: Path, path: Path) -> None:
         raise OutputPathError(f"{path}: cannot write here ({exc.strerror or exc})") from None
 
 
-def writable_file(path: Path) -> None:
-    """Raises :class:`OutputPathError` unless ``path`` can be written as a file (its folders are made)."""
-    if path.is_dir():
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def writable_file(path: Path, inputs: Iterable[Path] = ()) -> None:
+    """Raises :class:`OutputPathError` unless ``path`` can be written as a file (its folders are made) and is none
+    of the run's ``inputs`` (writing there would destroy what the run reads)."""
+    for source in inputs:
+        if _same_file(path, source):
+            raise OutputPathError(f"{path}: is an input of this run ({source}); give another file")
+    try:
+        is_folder = path.is_dir()
+    except OSError as exc:
+        raise OutputPathError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    if is_folder:
         raise OutputPathError(f"{path}: is a folder; give a file name")
     _probe(path.parent if str(path.parent) else Path("."), path)
     if path.exists():
@@ -41,6 +57,10 @@ def writable_file(path: Path) -> None:
 
 def writable_folder(path: Path) -> None:
     """Raises :class:`OutputPathError` unless files can be written into folder ``path`` (made if missing)."""
-    if path.exists() and not path.is_dir():
+    try:
+        not_a_folder = path.exists() and not path.is_dir()
+    except OSError as exc:
+        raise OutputPathError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    if not_a_folder:
         raise OutputPathError(f"{path}: exists and is not a folder")
     _probe(path, path)

@@ -54,7 +54,9 @@ def register(app: typer.Typer) -> None:
         drain_seconds: float = typer.Option(
             30.0,
             "--drain-seconds",
-            help="When every camera is a video file: how long to wait for delivery at the end.",
+            min=0.0,
+            max=3600.0,
+            help="When every camera is a video file: how long to wait for delivery at the end (0-3600 s).",
         ),
     ) -> None:
         """Run the camera agent: count people per zone, classify them, publish aggregates over MQTT.
@@ -241,7 +243,7 @@ def register(app: typer.Typer) -> None:
             from footfall.core.outpaths import OutputPathError, writable_file
 
             try:
-                writable_file(out)
+                writable_file(out, inputs=[video, *([config] if config else [])])
             except OutputPathError as exc:
                 _fail(f"cannot write --out: {exc}")
 

@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"choose one of {', '.join(SPLITS)}", param_hint="--split")
         try:  # before the run: an output found unwritable at its end would throw the whole evaluation away
             if json_out is not None:
-                writable_file(json_out)
+                writable_file(json_out, inputs=[csv, images])
             if plots is not None:
                 writable_folder(plots)
         except OutputPathError as exc:

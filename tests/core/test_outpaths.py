@@ -37,3 +37,28 @@ def test_a_folder_output_is_made_and_a_file_in_its_place_refused(tmp_path: Path)
     a_file.write_text("x")
     with pytest.raises(OutputPathError, match="exists and is not a folder"):
         writable_folder(a_file)
+
+
+def test_an_output_that_is_an_input_of_the_run_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    # Attack (review): `footfall process victim.mp4 --out victim.mp4` replaced the video with JSON lines, and
+    # `footfall evaluate --csv labels.csv --json labels.csv` the labels with the report, both exiting 0.
+    video = tmp_path / "victim.mp4"
+    video.write_bytes(b"video")
+    (tmp_path / "link.mp4").symlink_to(video)
+    for same in (video, tmp_path / "." / "victim.mp4", tmp_path / "link.mp4"):
+        with pytest.raises(OutputPathError, match="is an input of this run"):
+            writable_file(same, inputs=[video])
+    assert video.read_bytes() == b"video"
+    writable_file(tmp_path / "out.jsonl", inputs=[video])
+
+
+def test_a_command_writing_onto_its_own_video_fails_with_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    video = tmp_path / "victim.mp4"
+    video.write_bytes(b"not decoded: the output is checked first")
+    result = CliRunner().invoke(app, ["process", str(video), "--out", str(video), "--no-progress"])
+    assert result.exit_code != 0 and "is an input of this run" in result.output
+    assert video.read_bytes() == b"not decoded: the output is checked first"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +247,32 @@ def test_a_regenerated_card_goes_into_a_bundle_with_its_export_section_and_fresh
     text = (folder / "MODEL_CARD.md").read_text()
     assert text.startswith("# A regenerated card\n\nNew figures.\n\n## Export") and text.endswith(export_section)
     load_bundle(folder)  # hashes verified
+
+
+def _load_as_a_service_user(bundle: Path) -> subprocess.CompletedProcess[str]:
+    """Loads ``bundle`` in a fresh process; as root, as nobody (root reads anything)."""
+    command = [sys.executable, "-c", f"from footfall.core.bundle import load_bundle; load_bundle({str(bundle)!r})"]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_a_bundle_file_its_user_cannot_read_is_one_clear_error(bundle_copy: Path) -> None:
+    # Attack (review): bundles copied by root, the agent run as a service user: `verify-bundle`, `doctor` and the
+    # agent died with a PermissionError traceback from the hash check (or from the folder check, for a folder it
+    # cannot enter).
+    reachable = Path(tempfile.mkdtemp(prefix="footfall-unreadable-"))  # pytest's tmp folders are root's alone
+    try:
+        reachable.chmod(0o755)
+        bundle = reachable / "bundle"
+        shutil.copytree(bundle_copy, bundle)
+        bundle.chmod(0o755)
+        (bundle / "model.onnx").chmod(0o000)
+        unreadable_file = _load_as_a_service_user(bundle)
+        bundle.chmod(0o700)
+        closed_folder = _load_as_a_service_user(bundle)
+    finally:
+        shutil.rmtree(reachable)
+    assert unreadable_file.returncode != 0 and "Traceback" not in unreadable_file.stderr.split("BundleError")[-1]
+    assert "cannot read 'model.onnx' (Permission denied)" in unreadable_file.stderr, unreadable_file.stderr
+    assert "cannot read the bundle folder (Permission denied)" in closed_folder.stderr, closed_folder.stderr
