@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
             "--drain-seconds",
             min=0.0,
             max=3600.0,
+            metavar="<seconds>",
             help="When every camera is a video file: how long to wait for delivery at the end (0-3600 s).",
         ),
     ) -> None:

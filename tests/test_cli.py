@@ -30,14 +30,16 @@ def type_column(text: str, option: str) -> str:
     cells = [cell for cell in re.split(r"\s{2,}", rows[0].strip("│ *")) if cell]
     after_names = [cell for cell in cells if not cell.startswith("-")]
     first = after_names[0] if after_names else ""
-    return first if re.fullmatch(r"<[^>]+>", first) else ""
+    # A bounded option shows its range after the metavar: ``<seconds> [0.0<=x<=3600.0]``.
+    metavar = re.match(r"<[^>]+>(?=\s|$)", first)
+    return metavar.group(0) if metavar else ""
 
 
 @pytest.mark.parametrize(
     ("command", "flags", "options"),
     [
         ((), ("--version", "--log-json", "--help"), {"--log-level": "<level>"}),
-        (("agent",), ("--check-config", "--help"), {"--config": "<path>", "--drain-seconds": "<float>"}),
+        (("agent",), ("--check-config", "--help"), {"--config": "<path>", "--drain-seconds": "<seconds>"}),
         (("train",), ("--resume", "--progress", "--help"), {"--config": "<path>", "--out": "<path>"}),
     ],
 )
