@@ -10,10 +10,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from footfall.core.manifest import MANIFEST_FILE, BundleManifest, TensorSpec, sha256_file
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -24,6 +24,25 @@ ORT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)", "int8": "tens
 
 class BundleError(RuntimeError):
     """A bundle that cannot be used; the message says which file or field is at fault."""
+
+
+THREADS_ENV = "FOOTFALL_ORT_THREADS"
+MAX_THREADS = 64  # the same bound as the edge config's detection.threads
+_THREADS = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_THREADS)])
+
+
+def threads_from_environment() -> int | None:
+    """``FOOTFALL_ORT_THREADS`` (onnxruntime's threads per session), or None when it is unset or empty.
+
+    Read when a session opens, so that a wrong value stops the command with one line naming it rather than an
+    int() traceback ('abc') or a session that asks for 100,000 threads."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return _THREADS.validate_python(text)
+    except ValidationError:
+        raise BundleError(f"{THREADS_ENV}={text!r}: give a whole number of threads, 1 to {MAX_THREADS}") from None
 
 
 @dataclass(frozen=True)
@@ -187,6 +206,12 @@ def unlisted_files(bundle: Bundle) -> list[str]:
     )
 
 
+def default_threads() -> int:
+    """Threads per session when neither the command nor the config says: FOOTFALL_ORT_THREADS, else the cores,
+    at most 4 (a camera box's cores also capture, track and publish)."""
+    return threads_from_environment() or min(4, os.cpu_count() or 1)
+
+
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     """onnxruntime settings for a small CPU box: few threads, full graph optimisation, no spinning."""
     import onnxruntime as ort
@@ -194,9 +219,7 @@ def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = (
-        threads or int(os.environ.get("FOOTFALL_ORT_THREADS", "0")) or min(4, os.cpu_count() or 1)
-    )
+    options.intra_op_num_threads = threads or default_threads()
     options.inter_op_num_threads = 1
     # Spinning threads burn a core while waiting for the next frame; a camera box has better uses for it.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -235,11 +258,12 @@ def open_session(
     if model_path is None:
         graph = "reference (FP32) model" if reference else "model"
         raise BundleError(f"{bundle.path}: no {'gender-only ' if gender_only else ''}{graph} in this bundle")
+    options = session_options(threads)  # before the try: a wrong FOOTFALL_ORT_THREADS is not the graph's fault
     try:
         # No fallback: it would only retry the same CPU provider, after printing a banner on stdout.
         session = ort.InferenceSession(
             str(model_path),
-            sess_options=session_options(threads),
+            sess_options=options,
             providers=["CPUExecutionProvider"],
             enable_fallback=0,
         )

@@ -151,7 +151,12 @@ def register(app: typer.Typer) -> None:
         detector: Path | None = typer.Option(None, "--detector", help="Detector bundle (default: shipped)."),
         gender: Path | None = typer.Option(None, "--gender", help="Gender bundle (default: shipped)."),
         threads: int | None = typer.Option(
-            None, "--threads", min=1, max=64, help="onnxruntime threads, 1-64 (default: up to 4)."
+            None,
+            "--threads",
+            min=1,
+            max=64,
+            help="onnxruntime threads, 1-64 (default: the config's detection.threads, FOOTFALL_ORT_THREADS, or "
+            "the cores, at most 4).",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     ) -> None:

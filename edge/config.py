@@ -53,6 +53,7 @@ from pydantic_core import ErrorDetails
 
 # Linux numbers video devices 0-255 (/dev/videoN).
 MAX_USB_INDEX = 255
+MAX_FACE_PX = 4320  # the height of an 8K frame: no face is taller than its frame
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 WHOLE_FRAME = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 WHOLE_FRAME_ZONE_ID = "frame"
@@ -64,7 +65,8 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Finite numbers only: '.inf' passed every lower bound (min_face_px: .inf ignored every face without a word).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Point = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
@@ -138,6 +140,17 @@ class CameraConfig(_Model):
     loop: bool = Field(default=False, description="For a video file: start again at its end (demos, pilots).")
     zones: list[ZoneConfig] = Field(default_factory=list)
     lines: list[LineConfig] = Field(default_factory=list)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _not_yes_or_no(cls, value: object) -> object:
+        # YAML reads an unquoted true/on/yes as True, which pydantic would take as USB device 1 (and off as 0).
+        if isinstance(value, bool):
+            raise ValueError(
+                "YAML reads this word as a yes/no value: give a USB device index (0, 1, ...), a URL, "
+                "or quote a file name"
+            )
+        return value
 
     @field_validator("source")
     @classmethod
@@ -330,8 +343,12 @@ class BundlesConfig(_Model):
 class DetectionConfig(_Model):
     input_width: int = Field(default=640, ge=160, le=3840, description="Frames are downscaled to this width.")
     score_threshold: float | None = Field(default=None, gt=0, lt=1, description="Default: the bundle's.")
-    min_face_px: float = Field(default=16, ge=4, description="Smaller faces (in frame pixels) are ignored.")
-    threads: int | None = Field(default=None, ge=1, le=64)
+    min_face_px: float = Field(
+        default=16, ge=4, le=MAX_FACE_PX, description="Smaller faces (in frame pixels) are ignored."
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=64, description="onnxruntime threads per model (detector and classifier)."
+    )
 
 
 class TrackingConfig(_Model):

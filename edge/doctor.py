@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from footfall.core.ages import AGE_BANDS
-from footfall.core.bundle import Bundle, load_bundle
+from footfall.core.bundle import Bundle, default_threads, load_bundle
 from footfall.core.cpu import cpu_info, has_int32_dot_product
 from footfall.core.latency import median_ms
 from footfall.core.text import plural
@@ -153,12 +153,10 @@ def diagnose(
     detector: Path, gender: Path | None, *, config: AgentConfig | None = None, threads: int | None = None
 ) -> Diagnosis:
     """Runs every check; raises BundleError (one line, naming the file) for a bundle that cannot load."""
-    import os
-
     import onnxruntime
 
     name, arch, flags = cpu_info()
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = threads or (config.detection.threads if config is not None else None) or default_threads()
     diagnosis = Diagnosis(
         cpu={
             "model": name,

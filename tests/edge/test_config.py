@@ -78,6 +78,22 @@ def test_only_ascii_digits_name_a_usb_device(digit: str) -> None:
         ),
         (("site_id: mall-north", "site_id: 0042"), 2, "site_id", "YAML reads 0042 as a number, not as text"),
         (("source: 0", "source: ftp://x/y"), 14, "cameras[1].source", "unsupported URL scheme"),
+        # Unquoted, YAML reads true and off as yes/no values, which pydantic took as USB devices 1 and 0.
+        (("source: 0", "source: true"), 14, "cameras[1].source", "YAML reads this word as a yes/no value"),
+        (("source: 0", "source: off"), 14, "cameras[1].source", "quote a file name"),
+        # '.inf' passed `ge=4` and then ignored every face; '.nan' passes every comparison.
+        (
+            ("agent_id: box-01\n", "agent_id: box-01\ndetection:\n  min_face_px: .inf\n"),
+            3,
+            "detection.min_face_px",
+            "finite number",
+        ),
+        (
+            ("agent_id: box-01\n", "agent_id: box-01\ntracking:\n  max_lost_seconds: .nan\n"),
+            3,
+            "tracking.max_lost_seconds",
+            "finite number",
+        ),
         (
             ("agent_id: box-01\n", "agent_id: box-01\nbucket_seconds: 7\n"),
             2,
