@@ -96,7 +96,8 @@ def read_manifest(path: Path) -> BundleManifest:
         return BundleManifest.model_validate(data)
     except ValidationError as exc:
         fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise BundleError(f"{manifest_path}: {fields}") from None
 

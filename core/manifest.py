@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from footfall.core.preprocess import FaceCropSpec
+from footfall.core.quantify import LABELS as GENDER_LABELS
 from footfall.core.quantify import DecisionRates
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -21,7 +22,8 @@ MANIFEST_SCHEMA: Final = "footfall.bundle/1"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Finite numbers only: a NaN age passed "strictly ascending" (every comparison with NaN is false).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FileEntry(_Model):
@@ -80,7 +82,11 @@ class ClassifierContract(_Model):
     """How a face chip is made and how the classifier's logits become a decision."""
 
     preprocess: FaceCropSpec
-    labels: list[str] = Field(min_length=2, description="Logit order, e.g. ['female', 'male'].")
+    labels: list[str] = Field(
+        min_length=2,
+        max_length=2,
+        description="Logit order: 'female' and 'male', each once (what the wire schema counts).",
+    )
     temperature: float = Field(default=1.0, gt=0, description="Divide logits by this before softmax.")
     abstain_threshold: float = Field(
         default=0.5, ge=0, le=1, description="Below this top probability the decision is 'unknown'."
@@ -110,6 +116,9 @@ class ClassifierContract(_Model):
 
     @model_validator(mode="after")
     def _track_thresholds_name_labels(self) -> ClassifierContract:
+        # Any other names loaded and verified, and the edge then counted nobody as female or male.
+        if sorted(self.labels) != list(GENDER_LABELS):
+            raise ValueError(f"labels must be 'female' and 'male', each once, in logit order; got {self.labels}")
         if self.track_thresholds is not None:
             if set(self.track_thresholds) != set(self.labels):
                 raise ValueError(f"track_thresholds must name each label once: {self.labels}")

@@ -64,9 +64,18 @@ def run_probe(bundle: Bundle, session: onnxruntime.InferenceSession) -> ProbeRes
             inputs, reference = data["inputs"], data["reference"]
     except (OSError, KeyError, ValueError) as exc:
         raise BundleError(f"{path}: not a readable parity probe ({exc})") from None
+    if inputs.dtype != np.uint8 or reference.dtype.kind != "f":
+        raise BundleError(
+            f"{path}: probe inputs must be uint8 and its reference floats, not {inputs.dtype} and {reference.dtype}"
+        )
     name = session.get_inputs()[0].name
     classifier = bundle.manifest.classifier
-    measured = probe_measure(classifier, session.run(None, {name: probe_feed(classifier, inputs)}))
+    try:
+        outputs = session.run(None, {name: probe_feed(classifier, inputs)})
+    except Exception as exc:  # onnxruntime's own exception types: inputs of a shape the graph cannot take
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{path}: the graph cannot run the probe's inputs {inputs.shape} ({first})") from None
+    measured = probe_measure(classifier, outputs)
     if measured.shape != reference.shape:
         raise BundleError(f"{path}: probe reference is {reference.shape}, the graph gave {measured.shape}")
     error = float(np.abs(measured - reference).max()) if measured.size else 0.0

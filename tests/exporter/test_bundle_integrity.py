@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,19 +118,29 @@ def test_wrong_input_name_is_refused(bundle_copy: Path) -> None:
 
 
 def test_label_count_that_disagrees_with_outputs_is_refused(bundle_copy: Path) -> None:
-    edit_manifest(bundle_copy, lambda m: m["classifier"].update(labels=["female", "male", "other"]))
-    with pytest.raises(BundleError, match=r"one output of shape \[batch, 3\]"):
+    edit_manifest(bundle_copy, lambda m: m["outputs"][0].update(shape=["batch", 3]))
+    with pytest.raises(BundleError, match=r"one output of shape \[batch, 2\]"):
         load_bundle(bundle_copy)
 
 
-def test_output_size_that_disagrees_with_the_graph_is_refused(bundle_copy: Path) -> None:
-    def change(manifest: dict) -> None:
-        manifest["outputs"][0]["shape"] = ["batch", 3]
-        manifest["classifier"]["labels"] = ["a", "b", "c"]
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        # Found by attack: ['cat', 'dog'] loaded and verified, and the edge then counted nobody as female or male.
+        (["cat", "dog"], "labels must be 'female' and 'male', each once, in logit order; got ['cat', 'dog']"),
+        (["female", "female"], "labels must be 'female' and 'male'"),
+        (["female", "male", "other"], "classifier.labels: List should have at most 2 items"),
+    ],
+)
+def test_labels_other_than_female_and_male_are_refused(bundle_copy: Path, labels: list[str], message: str) -> None:
+    edit_manifest(bundle_copy, lambda m: m["classifier"].update(labels=labels))
+    with pytest.raises(BundleError, match=re.escape(message)):
+        load_bundle(bundle_copy)
 
-    edit_manifest(bundle_copy, change)
-    with pytest.raises(BundleError, match=r"output 'logits' dimension 1 is 2, the manifest says 3"):
-        open_session(load_bundle(bundle_copy))
+
+def test_labels_in_either_logit_order_load(bundle_copy: Path) -> None:
+    edit_manifest(bundle_copy, lambda m: m["classifier"].update(labels=["male", "female"]))
+    assert load_bundle(bundle_copy).manifest.classifier.labels == ["male", "female"]
 
 
 def test_manifest_schema_errors_name_the_field(bundle_copy: Path) -> None:
@@ -219,6 +230,50 @@ def test_verify_bundle_reads_the_parity_probe_too(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["verify-bundle", str(copy)])
     assert bad.exit_code == 2, bad.output
     assert "probe.npz: not a readable parity probe" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        # Found by attack: inputs of a shape the graph cannot take were an onnxruntime traceback.
+        (
+            lambda p: p.update(inputs=p["inputs"][:, :, :100, :]),
+            "the graph cannot run the probe's inputs (4, 3, 100, 192)",
+        ),
+        (
+            lambda p: p.update(inputs=p["inputs"].astype(np.float64)),
+            "probe inputs must be uint8 and its reference floats",
+        ),
+    ],
+)
+def test_verify_bundle_refuses_a_probe_the_graph_cannot_run_in_one_line(tmp_path: Path, spoil, message: str) -> None:
+    from footfall.cli import app
+    from tests.int8_faults import rehash
+
+    copy = tmp_path / "detector"
+    shutil.copytree(DEFAULT_DETECTOR_BUNDLE, copy)
+    with np.load(copy / "probe.npz") as data:
+        probe = dict(data)
+    spoil(probe)
+    np.savez(copy / "probe.npz", **probe)
+    rehash(copy)
+    bad = CliRunner().invoke(app, ["verify-bundle", str(copy)], catch_exceptions=False)
+    assert bad.exit_code == 2, bad.output
+    assert message in bad.output and "Traceback" not in bad.output
+
+
+def test_an_age_that_is_not_a_number_is_refused(tmp_path: Path) -> None:
+    # Found by attack: NaN passed "strictly ascending" (every comparison with NaN is false) and verify-bundle said ok.
+    from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+
+    from tests.int8_faults import rehash
+
+    copy = tmp_path / "audience"
+    shutil.copytree(DEFAULT_GENDER_BUNDLE, copy)
+    edit_manifest(copy, lambda m: m["classifier"]["age"]["ages"].__setitem__(3, float("nan")))
+    rehash(copy)
+    with pytest.raises(BundleError, match=r"classifier\.age\.ages\.3: Input should be a finite number"):
+        load_bundle(copy)
 
 
 def test_committed_bundles_verify() -> None:
