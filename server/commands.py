@@ -25,6 +25,25 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _check_listen_address(host: str, port: int) -> None:
+    """Stops with one line naming --host or --port when the server could not listen there, before the database is
+    touched: uvicorn said only "[Errno -2] Name or service not known" for --host 999.1.1.1, after migrating."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        _fail(f"--host {host!r}: not an address or name of this machine ({getattr(exc, 'strerror', None) or exc})")
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            _fail(f"cannot listen on --host {host} --port {port} ({exc.strerror or exc})")
+
+
 def _settings(database_url: str | None, **overrides: object) -> Settings:
     from footfall.server.settings import Settings
     from pydantic import ValidationError
@@ -182,6 +201,7 @@ def register(app: typer.Typer) -> None:
         from footfall.server.app import create_app
         from footfall.server.mqtt_consumer import parse_mqtt_url
 
+        _check_listen_address(host, port)
         settings = _settings(
             database_url,
             mqtt_url=mqtt,

@@ -143,6 +143,34 @@ def test_server_refuses_a_port_no_socket_can_have(empty_folder: Path, port: str)
 
 
 @pytest.mark.parametrize(
+    ("host", "words"),
+    [
+        ("999.1.1.1", "--host '999.1.1.1': not an address or name of this machine"),
+        ("a..b", "--host 'a..b': not an address or name of this machine"),
+        ("192.0.2.1", "cannot listen on --host 192.0.2.1 --port"),  # TEST-NET-1: no interface here has it
+    ],
+)
+def test_server_refuses_a_host_it_cannot_listen_on_before_touching_the_database(
+    empty_folder: Path, host: str, words: str
+) -> None:
+    # Found by attack: uvicorn said only "[Errno -2] Name or service not known", after the database was migrated.
+    result = CliRunner().invoke(app, ["server", "--database-url", "sqlite:///x.db", "--host", host])
+    refused_in_one_line(result, words)
+    assert not (empty_folder / "x.db").exists()
+
+
+def test_server_refuses_a_port_another_program_listens_on(empty_folder: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["server", "--database-url", "sqlite:///x.db", "--port", str(port)])
+    refused_in_one_line(result, f"cannot listen on --host 127.0.0.1 --port {port} (Address already in use)")
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "words"),
     [
         ("FOOTFALL_K_ANON", "abc", "FOOTFALL_K_ANON='abc': Input should be a valid integer"),

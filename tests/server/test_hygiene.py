@@ -91,6 +91,8 @@ def test_an_oversized_body_is_refused_without_being_read_whole(sqlite_server: Se
 def test_listening_beyond_loopback_with_demo_passwords_is_warned_about(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import socket
+
     import uvicorn
     from typer.testing import CliRunner
 
@@ -103,8 +105,11 @@ def test_listening_beyond_loopback_with_demo_passwords_is_warned_about(
         (["--host", "127.0.0.1", "--mqtt", demo_mqtt], None),
         (["--host", "0.0.0.0", "--mqtt", "mqtt://footfall-server:s3cret@127.0.0.1:1"], None),
     ]
+    with socket.socket() as spare:  # a port nothing listens on: the server checks it can listen before serving
+        spare.bind(("127.0.0.1", 0))
+        port = str(spare.getsockname()[1])
     for args, expected in cases:
-        result = CliRunner().invoke(app, ["server", *args, "--database-url", sqlite_url])
+        result = CliRunner().invoke(app, ["server", *args, "--port", port, "--database-url", sqlite_url])
         assert result.exit_code == 0, result.output
         if expected:
             assert expected in result.output and "MQTT_URL" in result.output
