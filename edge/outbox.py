@@ -117,10 +117,14 @@ class Outbox:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutboxError(f"{self.path}: cannot create the outbox's folder ({exc})") from None
+        claim_file = claim_path(self.path)
+        claimed_anew = not claim_file.exists()
         self._claim = claim(self.path)
         try:
             self._open(busy_timeout, convert=convert)
         except BaseException:
+            if claimed_anew:  # a file that is no outbox (a typo in outbox.path) keeps no '.lock' of ours beside it
+                claim_file.unlink(missing_ok=True)
             self._claim.close()
             raise
         self.dropped = 0

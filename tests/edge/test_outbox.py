@@ -372,6 +372,19 @@ def test_a_damaged_outbox_is_refused_at_open_with_one_line(tmp_path: Path) -> No
     assert "\n" not in str(failure.value) and "move it aside" in str(failure.value)
 
 
+def test_a_path_that_is_no_outbox_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    # Found by attack: `--check-config` with outbox.path naming a text file said so, and left 'notes.txt.lock' there.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n")
+    with pytest.raises(OutboxError, match="cannot open the outbox database"):
+        check_outbox(notes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert notes.read_text() == "not a database\n"
+    outbox = Outbox(tmp_path / "outbox.sqlite")  # an outbox that opens keeps its claim: that is the lock's job
+    assert (tmp_path / "outbox.sqlite.lock").is_file()
+    outbox.close()
+
+
 def test_why_the_broker_cannot_be_reached_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Nothing listens on the port: the log says so (the reason paho keeps to itself), once however often the agent
     retries, where the heartbeat only says 'disconnected'."""
