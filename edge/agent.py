@@ -87,6 +87,7 @@ class Agent:
         self.config = config
         self._models = models
         self.stop_event = threading.Event()
+        self.signalled = threading.Event()  # a SIGTERM or Ctrl-C: the one during the final drain cuts it short
         self._mode_lock = threading.Lock()  # ``mode``: set by paho's thread (settings), and the main loop (failed load)
         self.outbox: Outbox | None = None
         self.publisher: MqttPublisher | None = None
@@ -264,6 +265,7 @@ class Agent:
 
         def handle(signum: int, _frame: FrameType | None) -> None:
             log_event(logger, logging.INFO, "stopping", signal=signal.Signals(signum).name)
+            self.signalled.set()
             self.stop_event.set()
 
         signal.signal(signal.SIGTERM, handle)
@@ -521,6 +523,9 @@ class Agent:
 
     def _shutdown(self, drain_seconds: float) -> int:
         self.stop_event.set()
+        # The signal that stopped the run has had its say (a drain of at most 5 s); another one, during the drain,
+        # ends the wait: what is not delivered stays in the outbox for the next start.
+        self.signalled.clear()
         for runtime in self.cameras:
             runtime.capture.stop()
         for runtime in self.cameras:
@@ -528,7 +533,7 @@ class Agent:
                 runtime.thread.join(timeout=30)
         assert self.publisher is not None and self.outbox is not None
         lost = self._store_what_is_left(drain_seconds)
-        self.publisher.stop(drain_seconds=drain_seconds)
+        self.publisher.stop(drain_seconds=drain_seconds, cancel=self.signalled)
         left = self.publisher.pending()
         if self.metrics is not None:
             self.metrics.watch_outbox(None, final_depth=self._outbox_depth if left is None else left)

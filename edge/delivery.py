@@ -147,10 +147,10 @@ class MqttPublisher:
         self.client.loop_start()
         self._thread.start()
 
-    def stop(self, drain_seconds: float = 0.0) -> None:
-        """Waits up to ``drain_seconds`` for the server to confirm everything, publishes 'offline' and
-        disconnects."""
-        self.wait_drained(drain_seconds)
+    def stop(self, drain_seconds: float = 0.0, *, cancel: threading.Event | None = None) -> None:
+        """Waits up to ``drain_seconds`` (or until ``cancel`` is set) for the server to confirm everything,
+        publishes 'offline' and disconnects."""
+        self.wait_drained(drain_seconds, cancel=cancel)
         with self._lock:
             self._stopping = True
             self._wake.notify_all()
@@ -166,12 +166,14 @@ class MqttPublisher:
         # must not hold up a stop (a service manager waits only so long).
         self._thread.join(timeout=5)
 
-    def wait_drained(self, timeout: float) -> bool:
-        """Waits until the server has confirmed every row (or ``timeout`` passes)."""
+    def wait_drained(self, timeout: float, *, cancel: threading.Event | None = None) -> bool:
+        """Waits until the server has confirmed every row (or ``timeout`` passes, or ``cancel`` is set)."""
         deadline = time.monotonic() + timeout
+        cancel = cancel or threading.Event()
         while self.pending() != 0 and time.monotonic() < deadline:
             self.notify()
-            time.sleep(0.05)
+            if cancel.wait(0.05):
+                break
         return self.pending() == 0
 
     def pending(self) -> int | None:

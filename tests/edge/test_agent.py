@@ -607,6 +607,42 @@ def test_a_second_agent_on_an_outbox_in_use_stops_at_start_with_one_line(tmp_pat
     assert len(lines) == 1 and f"in use by another process (pid {os.getpid()})" in lines[0], result.stderr
 
 
+def test_a_signal_during_the_final_drain_ends_it_and_keeps_the_counts_for_the_next_start(
+    tmp_path: Path, walkby_clip, detector_bundle: Path, gender_bundle: Path
+) -> None:
+    """Found by attack: a finished agent waiting (--drain-seconds) for a broker that is away ignored SIGTERM, and a
+    service manager had to kill it. The counts are in the outbox either way: the wait may end at once."""
+    from tests.waiting import eventually
+
+    clip, truth = walkby_clip
+    outbox = tmp_path / "outbox.sqlite"
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        agent_yaml(
+            clip, truth["camera"], outbox=outbox, port=free_port(), detector=detector_bundle, gender=gender_bundle
+        )
+        + "metrics: {enabled: false}\n"
+    )
+    log = tmp_path / "agent.log"
+    with log.open("w") as stderr:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "footfall", "agent", "--config", str(config), "--drain-seconds", "3600"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+        try:
+            assert eventually(lambda: "delivering what is left" in log.read_text(), timeout=240), log.read_text()
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=60)  # without the fix: 3,600 s
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+    text = log.read_text()
+    assert agent.returncode == 1, text[-2000:]  # aggregates left in the outbox, sent on the next start
+    assert "Traceback" not in text and outbox_depth(outbox) > 0
+
+
 def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_after_the_outbox_closes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -642,7 +678,7 @@ def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_afte
             super().join(0.05)
 
     class Publisher:
-        def stop(self, drain_seconds: float = 0.0) -> None:
+        def stop(self, drain_seconds: float = 0.0, *, cancel: threading.Event | None = None) -> None:
             pass
 
         def pending(self) -> int:
