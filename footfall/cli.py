@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -166,9 +167,38 @@ for _module in PART_COMMANDS:
             raise
 
 
+_stopped_by_sigterm = False
+
+
+def _stop_as_on_ctrl_c(_signum: int, _frame: object) -> None:
+    """SIGTERM (`kill`, a service manager, a CI timeout) taken as Ctrl-C: ``finally`` blocks and context managers
+    run, so a stopped export or evaluation removes its scratch and staging folders. Python's default ends the
+    process at once and left them (a half-written bundle beside the real one, scratch graphs in /tmp). The agent,
+    the server and the demo set their own handlers when they start: they stop in their own order."""
+    global _stopped_by_sigterm
+    _stopped_by_sigterm = True
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
+    code: int | str | None
     try:
         app()
-    except KeyboardInterrupt:
-        logging.getLogger("footfall").info("interrupted")
-        sys.exit(130)
+        code = 0
+    except SystemExit as end:  # how typer ends every run; Ctrl-C in a command is its exit 130
+        code = end.code
+    except KeyboardInterrupt:  # before typer took over
+        code = 130
+    if _stopped_by_sigterm:
+        from footfall.core.logs import log_event
+
+        log_event(logging.getLogger("footfall"), logging.INFO, "stopped", signal="SIGTERM")
+        # Ended by the signal itself, as Python's default would: a service manager counts that as a clean stop
+        # (systemd's default SuccessExitStatus), where it would count exit 130 or 143 as a failure.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+    sys.exit(code)

@@ -1,0 +1,52 @@
+"""SIGTERM stops a batch command (export, evaluate, train) as Ctrl-C does: its scratch and staging folders are
+removed on the way out, and the process still ends by the signal, as a service manager expects."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+# A command of the real CLI's app, run through footfall.cli.main as the installed `footfall` runs it: it holds
+# a scratch folder (as export holds its graphs and staging bundle) and works until it is stopped.
+SLOW_COMMAND = """
+import tempfile, time
+from footfall.cli import app, main
+
+@app.command("slow-work")
+def slow_work() -> None:
+    with tempfile.TemporaryDirectory(prefix="footfall-export-") as scratch:
+        print(scratch, flush=True)
+        while True:
+            time.sleep(0.05)
+
+main()
+"""
+
+
+def test_sigterm_removes_a_commands_scratch_folder_and_ends_the_process_by_the_signal(tmp_path: Path) -> None:
+    """Before: Python's default SIGTERM ended the process at once, and a stopped export left its scratch graphs
+    in /tmp and its half-written bundle, hidden, beside the real one."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    command = subprocess.Popen(
+        [sys.executable, "-c", SLOW_COMMAND, "slow-work"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    try:
+        assert command.stdout is not None
+        scratch = Path(command.stdout.readline().strip())  # printed once the folder exists
+        assert scratch.is_dir(), scratch
+        command.send_signal(signal.SIGTERM)
+        _out, err = command.communicate(timeout=30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+    assert command.returncode == -signal.SIGTERM, err  # a clean stop to systemd, as before
+    assert not list(temp.iterdir()), "the scratch folder is removed"
+    assert "stopped" in err and "SIGTERM" in err and "Traceback" not in err, err
