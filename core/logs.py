@@ -78,25 +78,35 @@ class FailureStreak:
 
 class OncePer:
     """Logs a recurring failure that has no success of its own to end it (each request failing while a database is
-    down) at ``level`` at most once per ``seconds``, and the rest at DEBUG with how many came since. Thread-safe."""
+    down) at ``level`` at most once per ``seconds``, and the rest at DEBUG with how many came since. ``recovery``,
+    if given, is logged once at INFO by the first :meth:`ended` after failures, with how many there were and for
+    how long. Thread-safe."""
 
     def __init__(
         self,
         logger: logging.Logger,
         message: str,
         *,
+        recovery: str | None = None,
+        count_as: str = "failures",
         seconds: float = 60.0,
         level: int = logging.WARNING,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.logger, self.message, self.seconds, self.level, self.clock = logger, message, seconds, level, clock
+        self.recovery, self.count_as = recovery, count_as
         self._said_at: float | None = None
         self._since = 0
+        self._streak = 0  # failures since the last recovery line
+        self._streak_began = 0.0
         self._lock = threading.Lock()
 
     def occurred(self, **fields: object) -> None:
         with self._lock:
             now = self.clock()
+            if self._streak == 0:
+                self._streak_began = now
+            self._streak += 1
             loud = self._said_at is None or now - self._said_at >= self.seconds
             if loud:
                 self._said_at, folded, self._since = now, self._since, 0
@@ -104,3 +114,16 @@ class OncePer:
                 self._since += 1
                 folded = self._since
         log_event(self.logger, self.level if loud else logging.DEBUG, self.message, since_last_line=folded, **fields)
+
+    def ended(self, **fields: object) -> None:
+        """What failed works again: the recovery line, if anything failed since the last one."""
+        if self._streak == 0 or self.recovery is None:  # every request calls this: no lock on the common path
+            return
+        with self._lock:
+            streak, self._streak = self._streak, 0
+            lasted = self.clock() - self._streak_began
+            self._said_at, self._since = None, 0  # the next outage is said at once
+        if streak:
+            log_event(
+                self.logger, logging.INFO, self.recovery, **{self.count_as: streak}, lasted_s=round(lasted, 1), **fields
+            )

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from footfall.core.logs import OncePer, log_event
+from footfall.core.logs import log_event
 from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
@@ -218,13 +218,11 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         log_event(logger, logging.ERROR, "request failed", path=request.url.path, error=repr(exc)[:300])
         return JSONResponse(INTERNAL_ERROR, status_code=500)
 
-    database_down = OncePer(logger, "the database cannot answer; requests are answered 503 until it can")
-
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         if refused_statement(exc):  # a bug, as any other; the traceback goes to the log (no middleware re-raises)
             logger.error("request failed", exc_info=exc, extra={"fields": {"path": request.url.path}})
             return JSONResponse(INTERNAL_ERROR, status_code=500)
-        database_down.occurred(path=request.url.path, error=repr(exc)[:300])
+        ctx.database_down.occurred(path=request.url.path, error=repr(exc)[:300])
         return JSONResponse(DATABASE_UNAVAILABLE, status_code=503, headers={"Retry-After": "5"})
 
     for database_error in TRANSIENT_DB_ERRORS:  # down, restarting, full or locked: try again shortly
@@ -250,6 +248,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         (an unreachable database), or 'mqtt_unreachable' when the MQTT consumer has not been connected and
         subscribed for as long: aggregates then queue on the broker and agents, and an operator must know."""
         revision = migrate.current_revision(db.engine)
+        ctx.database_down.ended()
         consumers = [worker for worker in ctx.background if isinstance(worker, MqttConsumer)]
         stalled = max((consumer.stalled_seconds() for consumer in consumers), default=0.0)
         away = max((consumer.unsubscribed_seconds() for consumer in consumers), default=0.0)

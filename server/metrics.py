@@ -73,7 +73,12 @@ class ServerCollector(Collector):
         self.schema_revision = schema_revision
         self.clock = clock
         self._last_buckets_seeded = False
-        self.database_down = OncePer(logger, "metrics scraped without the database's figures: it cannot answer")
+        self.database_down = OncePer(
+            logger,
+            "metrics scraped without the database's figures: it cannot answer",
+            recovery="metrics scraped with the database's figures again",
+            count_as="scrapes_without",
+        )
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected at scrape time only: registering must not query the database
@@ -86,6 +91,7 @@ class ServerCollector(Collector):
         try:
             from_database = list(self._agents())
             revision, database_up = self.schema_revision() or "", 1.0
+            self.database_down.ended()
         except DATABASE_CANNOT_ANSWER as exc:
             self.database_down.occurred(error=repr(exc)[:300])
             from_database, revision, database_up = [], "", 0.0

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from footfall.core.logs import log_event
+from footfall.core.logs import OncePer, log_event
 from footfall.server.auth import Principal, authenticate
 from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
@@ -41,9 +41,16 @@ class ServerContext:
     ingestor: Ingestor
     background: list[MqttConsumer | RetentionLoop] = field(default_factory=list)
     auth_failures: FailedAuthLimiter = field(init=False)  # failed API-key attempts per client address
+    database_down: OncePer = field(init=False)  # requests answered 503 because the database cannot answer
 
     def __post_init__(self) -> None:
         self.auth_failures = FailedAuthLimiter(self.settings.auth_failures_per_minute, window_s=60.0)
+        self.database_down = OncePer(
+            logging.getLogger("footfall.server"),
+            "the database cannot answer; requests are answered 503 until it can",
+            recovery="the database answers requests again",
+            count_as="requests_refused",
+        )
 
     def read(self) -> AbstractContextManager[Session]:
         """A read session for a request: its queries stop at ``Settings.query_timeout_s`` (503 for the client)."""
@@ -119,6 +126,7 @@ def _authenticate(ctx: ServerContext, request: Request, key: str) -> Principal:
     except BaseException:
         limiter.take_back(attempt)  # the key was never judged
         raise
+    ctx.database_down.ended()  # every request with a key reads it in the database: it answers
     if principal is None:
         if attempt.fills_window:
             log_event(

@@ -254,10 +254,17 @@ def test_while_the_database_is_down_every_request_gets_a_503_that_says_so(caplog
         assert "footfall_server_database_up 0.0" in scraped
         assert "footfall_server_ingest_stalled 0.0" in scraped and "footfall_server_agents{" not in scraped
         postgres.resume()
-        assert server.get("/api/v1/sites").status_code == 200
-        assert server.ingest(aggregate(female=5)).status_code == 200
-        scraped = generate_latest(server.client.app.state.metrics.registry).decode()  # type: ignore[attr-defined]
+        with caplog.at_level(logging.INFO, logger="footfall.server"):
+            assert server.get("/api/v1/sites").status_code == 200
+            assert server.ingest(aggregate(female=5)).status_code == 200
+        # Before, the outage's line was the last word: nothing said when the requests were answered again.
+        back = [record for record in caplog.records if "the database answers requests again" in record.getMessage()]
+        assert len(back) == 1, "said once, when the first request after the outage was answered"
+        assert back[0].__dict__["fields"]["requests_refused"] == len(answers), back[0].__dict__
+        with caplog.at_level(logging.INFO, logger="footfall.server"):
+            scraped = generate_latest(server.client.app.state.metrics.registry).decode()  # type: ignore[attr-defined]
         assert "footfall_server_database_up 1.0" in scraped and 'footfall_server_agents{state="online"}' in scraped
+        assert any("metrics scraped with the database's figures again" in r.getMessage() for r in caplog.records)
     finally:
         servers.close()
         server.db.dispose()
