@@ -79,8 +79,9 @@ class FailureStreak:
 class OncePer:
     """Logs a recurring failure that has no success of its own to end it (each request failing while a database is
     down) at ``level`` at most once per ``seconds``, and the rest at DEBUG with how many came since. ``recovery``,
-    if given, is logged once at INFO by the first :meth:`ended` after failures, with how many there were and for
-    how long. Thread-safe."""
+    if given, is logged once at INFO by the first :meth:`ended` that comes ``seconds`` after the last failure, with
+    how many failed and for how long: a success between failures (a read while writes fail) ends nothing. Thread-safe.
+    """
 
     def __init__(
         self,
@@ -98,7 +99,7 @@ class OncePer:
         self._said_at: float | None = None
         self._since = 0
         self._streak = 0  # failures since the last recovery line
-        self._streak_began = 0.0
+        self._streak_began = self._last_failure = 0.0
         self._lock = threading.Lock()
 
     def occurred(self, **fields: object) -> None:
@@ -106,7 +107,7 @@ class OncePer:
             now = self.clock()
             if self._streak == 0:
                 self._streak_began = now
-            self._streak += 1
+            self._streak, self._last_failure = self._streak + 1, now
             loud = self._said_at is None or now - self._said_at >= self.seconds
             if loud:
                 self._said_at, folded, self._since = now, self._since, 0
@@ -116,14 +117,14 @@ class OncePer:
         log_event(self.logger, self.level if loud else logging.DEBUG, self.message, since_last_line=folded, **fields)
 
     def ended(self, **fields: object) -> None:
-        """What failed works again: the recovery line, if anything failed since the last one."""
+        """A success: the recovery line, once, if failures came before and none for ``seconds``."""
         if self._streak == 0 or self.recovery is None:  # every request calls this: no lock on the common path
             return
         with self._lock:
+            if self._streak == 0 or self.clock() - self._last_failure < self.seconds:
+                return
             streak, self._streak = self._streak, 0
-            lasted = self.clock() - self._streak_began
-            self._said_at, self._since = None, 0  # the next outage is said at once
-        if streak:
-            log_event(
-                self.logger, logging.INFO, self.recovery, **{self.count_as: streak}, lasted_s=round(lasted, 1), **fields
-            )
+            lasted = self._last_failure - self._streak_began
+        log_event(
+            self.logger, logging.INFO, self.recovery, **{self.count_as: streak}, lasted_s=round(lasted, 1), **fields
+        )

@@ -205,6 +205,7 @@ class ServerMetrics:
     """One app's registry: the HTTP metrics the middleware records, and a :class:`ServerCollector`."""
 
     def __init__(self, collector: ServerCollector):
+        self.collector = collector
         self.registry = CollectorRegistry(auto_describe=False)
         self.http_requests = Counter(
             f"{PREFIX}_http_requests",
