@@ -32,17 +32,20 @@ _THREADS = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_THREADS)])
 
 
 def threads_from_environment() -> int | None:
-    """``FOOTFALL_ORT_THREADS`` (onnxruntime's threads per session), or None when it is unset or empty.
+    """``FOOTFALL_ORT_THREADS`` (onnxruntime's threads per session), or None when it is unset, empty or 0 (0 is
+    onnxruntime's own word for "choose for me", and footfall's default was "0" until it was checked).
 
     Read when a session opens, so that a wrong value stops the command with one line naming it rather than an
     int() traceback ('abc') or a session that asks for 100,000 threads."""
     text = os.environ.get(THREADS_ENV, "").strip()
-    if not text:
+    if text in ("", "0"):
         return None
     try:
         return _THREADS.validate_python(text)
     except ValidationError:
-        raise BundleError(f"{THREADS_ENV}={text!r}: give a whole number of threads, 1 to {MAX_THREADS}") from None
+        raise BundleError(
+            f"{THREADS_ENV}={text!r}: give a whole number of threads, 1 to {MAX_THREADS} (or 0: the cores, at most 4)"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from footfall.core.bundle import BundleError
+from footfall.core.bundle import BundleError, default_threads
 from footfall.core.classifier import GenderClassifier
 from footfall.core.detector import FaceDetector
 from footfall.core.logs import log_event
@@ -50,7 +50,7 @@ def load_models(config: AgentConfig, *, with_classifier: bool = True, estimate_a
     """Loads (and verifies) both bundles for serving on this CPU: an INT8 graph that fails its parity probe
     here is replaced by the bundle's FP32 reference (logged once, and reported by :meth:`Models.serving`).
     Raises BundleError naming the bundle (``detector bundle: …``, ``gender bundle: …``) and what is wrong."""
-    threads = config.detection.threads
+    threads = config.detection.threads or default_threads()  # outside the try: FOOTFALL_ORT_THREADS is no bundle's
     try:
         detector = FaceDetector(
             config.bundles.detector, input_width=config.detection.input_width, threads=threads, self_check=True
@@ -64,10 +64,9 @@ def load_models(config: AgentConfig, *, with_classifier: bool = True, estimate_a
 def load_classifier(config: AgentConfig, *, estimate_age: bool = True) -> GenderClassifier:
     """Loads (and verifies) the gender bundle, as :func:`load_models` does; raises BundleError naming it.
     Without ``estimate_age`` it serves the bundle's graphs pruned to the gender output: no age head runs."""
+    threads = config.detection.threads or default_threads()
     try:
-        return GenderClassifier(
-            config.bundles.gender, threads=config.detection.threads, self_check=True, age=estimate_age
-        )
+        return GenderClassifier(config.bundles.gender, threads=threads, self_check=True, age=estimate_age)
     except BundleError as exc:
         raise BundleError(f"gender bundle: {exc}") from None
 
