@@ -27,21 +27,33 @@ def _fail(message: str) -> NoReturn:
 
 def _check_listen_address(host: str, port: int) -> None:
     """Stops with one line naming --host or --port when the server could not listen there, before the database is
-    touched: uvicorn said only "[Errno -2] Name or service not known" for --host 999.1.1.1, after migrating."""
+    touched: uvicorn said only "[Errno -2] Name or service not known" for --host 999.1.1.1, after migrating.
+
+    Binds as uvicorn's asyncio server will: every address the name gives ('' is every interface), an IPv6 one
+    IPv6-only, a family this machine cannot open skipped (IPv6 switched off), TIME_WAIT no obstacle."""
     import socket
 
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         _fail(f"--host {host!r}: not an address or name of this machine ({getattr(exc, 'strerror', None) or exc})")
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+    opened = 0
+    for family, kind, proto, _, address in dict.fromkeys(addresses):
         try:
-            probe.bind(address)
-        except OSError as exc:
-            _fail(f"cannot listen on --host {host} --port {port} ({exc.strerror or exc})")
+            probe = socket.socket(family, kind, proto)
+        except OSError:
+            continue  # as asyncio: a family the kernel does not offer here is left out, not an error
+        with probe:
+            opened += 1
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                _fail(f"cannot listen on --host {host} --port {port} ({exc.strerror or exc})")
+    if not opened:
+        _fail(f"--host {host!r}: this machine cannot open a socket for any of its addresses")
 
 
 def _settings(database_url: str | None, **overrides: object) -> Settings:

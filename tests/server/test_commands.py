@@ -170,6 +170,50 @@ def test_server_refuses_a_port_another_program_listens_on(empty_folder: Path) ->
     refused_in_one_line(result, f"cannot listen on --host 127.0.0.1 --port {port} (Address already in use)")
 
 
+def _spare_port() -> int:
+    import socket
+
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        return int(spare.getsockname()[1])
+
+
+def test_the_listen_check_takes_every_address_uvicorn_can_listen_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: '' (every interface) was refused; '::' was refused while another program held 0.0.0.0 on
+    the port (asyncio binds '::' IPv6-only, and serves); on a machine with IPv6 switched off, 'localhost' (::1 among
+    its addresses) was an OSError traceback. Each is what asyncio, under uvicorn, accepts."""
+    import errno
+    import socket
+
+    from footfall.server.commands import _check_listen_address
+
+    _check_listen_address("", _spare_port())
+    with socket.socket() as ipv4_holder:
+        ipv4_holder.bind(("0.0.0.0", 0))
+        ipv4_holder.listen()
+        if socket.has_ipv6:
+            _check_listen_address("::", ipv4_holder.getsockname()[1])
+
+    real = socket.socket
+
+    class WithoutIPv6(real):  # type: ignore[misc, valid-type]  # ipv6.disable=1: the kernel offers no AF_INET6
+        def __init__(self, family: int = socket.AF_INET, *args: object, **kwargs: object) -> None:
+            if family == socket.AF_INET6:
+                raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+            super().__init__(family, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "socket", WithoutIPv6)
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda *_args, **_kwargs: [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", 0, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0)),
+        ],
+    )
+    _check_listen_address("localhost", 0)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "words"),
     [
