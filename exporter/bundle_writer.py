@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import platform
 import shutil
 import tempfile
@@ -83,6 +84,24 @@ def staged_bundle(out: Path) -> Iterator[Path]:
     staging.rename(out)
     out.chmod(0o755)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def manifest_metrics(metrics: dict) -> dict[str, dict[str, float | int | str]]:
+    """Figures as a manifest takes them: per split (or report), its numbers and strings; a NaN or infinity (an MAE
+    over no known age), a list or a nested report are left out. JSON has no NaN: pydantic wrote it as null, and a
+    manifest with a null figure loads nowhere."""
+    clean: dict[str, dict[str, float | int | str]] = {}
+    for split, measures in metrics.items():
+        if not isinstance(measures, dict):
+            continue
+        kept = {
+            str(key): value
+            for key, value in measures.items()
+            if isinstance(value, (int, str)) or (isinstance(value, float) and math.isfinite(value))
+        }
+        if kept:
+            clean[str(split)] = kept
+    return clean
 
 
 def file_entries(folder: Path) -> dict:

@@ -28,7 +28,13 @@ from footfall.core.manifest import (
     utc_now,
 )
 from footfall.exporter import centerface
-from footfall.exporter.bundle_writer import staged_bundle, tool_versions, verify_written, write_manifest
+from footfall.exporter.bundle_writer import (
+    manifest_metrics,
+    staged_bundle,
+    tool_versions,
+    verify_written,
+    write_manifest,
+)
 from footfall.exporter.probe import build_probe, detector_probe_inputs, quantization_lines
 from footfall.exporter.quantize import FORMAT_DESCRIPTIONS, WEIGHT_FORMATS, quantize_qdq, saturation_report
 
@@ -352,9 +358,10 @@ def export_detector(out: Path, options: DetectorExportOptions) -> dict:
             shipped, reason = _decide(report["parity"], report["latency"]["fp32"], report["latency"]["int8"])
         report["shipped"], report["reason"] = shipped, reason
         log_event(logger, logging.INFO, "detector export decided", shipped=shipped, reason=reason)
-        metrics = {f"latency_{p}": dict(v) for p, v in report["latency"].items()}
+        metrics = {f"latency_{p}": v for p, v in report["latency"].items()}
         if "parity" in report:
-            metrics["parity_int8_vs_fp32"] = dict(report["parity"])
+            metrics["parity_int8_vs_fp32"] = report["parity"]
+        metrics = manifest_metrics(metrics)
         with staged_bundle(out) as folder:
             probe = None
             if shipped == "int8" and int8_path is not None:

@@ -11,7 +11,6 @@ import copy
 import itertools
 import json
 import logging
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from footfall.core.manifest import (
 from footfall.core.preprocess import FaceCropSpec, normalise
 from footfall.exporter.bundle_writer import (
     check_bundle_target,
+    manifest_metrics,
     staged_bundle,
     tool_versions,
     verify_written,
@@ -273,22 +273,6 @@ def choose_precision(parity: dict, latency: dict, forced: str) -> tuple[str, str
     )
 
 
-def _scalar_metrics(metrics: dict) -> dict[str, dict[str, float | int | str]]:
-    """Checkpoint metrics as the manifest takes them: numbers and strings only, no NaN."""
-    clean: dict[str, dict[str, float | int | str]] = {}
-    for split, measures in metrics.items():
-        if not isinstance(measures, dict):
-            continue
-        kept = {
-            key: value
-            for key, value in measures.items()
-            if isinstance(value, (int, str)) or (isinstance(value, float) and math.isfinite(value))
-        }
-        if kept:
-            clean[str(split)] = kept
-    return clean
-
-
 def find_card(checkpoint_path: Path, explicit: Path | None) -> Path | None:
     """The model card: given, or beside the checkpoint (``<stem>.md``, ``MODEL_CARD.md``), or, for a
     checkpoint under ``models/checkpoints/``, ``models/MODEL_CARD.md`` (where training's card lives)."""
@@ -309,7 +293,7 @@ def find_card(checkpoint_path: Path, explicit: Path | None) -> Path | None:
 
 
 def _generated_card(name: str, checkpoint: dict) -> str:
-    metrics = _scalar_metrics(checkpoint["metrics"])
+    metrics = manifest_metrics(checkpoint["metrics"])
     lines = [
         f"# {name}: gender classifier",
         "",
@@ -494,14 +478,16 @@ def export_gender(checkpoint_path: Path, out: Path, options: GenderExportOptions
         report["shipped"], report["reason"] = shipped, reason
         log_event(logger, logging.INFO, "export decided", shipped=shipped, reason=reason)
 
-        metrics = _scalar_metrics(checkpoint["metrics"])
-        metrics["export_parity_val"] = {k: v for k, v in parity.items() if isinstance(v, (int, float, str))}
+        metrics = dict(checkpoint["metrics"])
+        metrics["export_parity_val"] = parity
         if "age_parity" in report:
-            metrics["export_age_parity_val"] = dict(report["age_parity"])
+            # An age MAE over validation chips none of whose ages is known is NaN: dropped, as every NaN here.
+            metrics["export_age_parity_val"] = report["age_parity"]
         for split, figures in (age or {}).get("metrics", {}).items():
-            metrics[f"age_{split}"] = {k: v for k, v in figures.items() if isinstance(v, (int, float)) and v == v}
+            metrics[f"age_{split}"] = figures
         for precision, figures in report["latency"].items():
-            metrics[f"latency_{precision}"] = dict(figures)
+            metrics[f"latency_{precision}"] = figures
+        metrics = manifest_metrics(metrics)
         with staged_bundle(out) as folder:
             probe = None
             if shipped == "int8":

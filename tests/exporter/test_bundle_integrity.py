@@ -16,7 +16,7 @@ import pytest
 from footfall.core.bundle import BundleError, load_bundle, open_session
 from footfall.core.classifier import GenderClassifier
 from footfall.core.manifest import MANIFEST_FILE, sha256_file
-from footfall.core.paths import BUNDLES_DIR, DEFAULT_DETECTOR_BUNDLE
+from footfall.core.paths import BUNDLES_DIR, DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from typer.testing import CliRunner
 
 from .conftest import SPEC
@@ -331,3 +331,25 @@ def test_a_bundle_file_its_user_cannot_read_is_one_clear_error(bundle_copy: Path
     assert unreadable_file.returncode != 0 and "Traceback" not in unreadable_file.stderr.split("BundleError")[-1]
     assert "cannot read 'model.onnx' (Permission denied)" in unreadable_file.stderr, unreadable_file.stderr
     assert "cannot read the bundle folder (Permission denied)" in closed_folder.stderr, closed_folder.stderr
+
+
+def test_figures_the_manifest_cannot_hold_are_left_out_and_the_bundle_still_loads(tmp_path: Path) -> None:
+    """Found in review: an age MAE over validation chips none of whose ages is known is NaN. The manifest refuses it
+    (JSON has no NaN: pydantic wrote it as null, which loaded nowhere), so the export failed at its very end."""
+    import math
+
+    from footfall.exporter.bundle_writer import manifest_metrics
+
+    figures = manifest_metrics(
+        {
+            "export_age_parity_val": {"n": 0, "mae_fp32": math.nan, "max_years_diff": 0.5},
+            "latency_int8": {"batch_1_ms": math.inf, "cpu": "x86"},
+            "attempts": [{"format": "u8s8"}],
+        }
+    )
+    assert figures == {"export_age_parity_val": {"n": 0, "max_years_diff": 0.5}, "latency_int8": {"cpu": "x86"}}
+    copy = shutil.copytree(DEFAULT_GENDER_BUNDLE, tmp_path / "bundle")
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["metrics"] = figures
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert load_bundle(copy).manifest.metrics == figures
