@@ -567,14 +567,13 @@ def check_inputs(recipe: Recipe, resume: bool) -> dict[str, tuple[list[FaceRecor
     datasets = read_datasets(recipe)
     with _named("detector_bundle"):
         load_bundle(resolve(recipe.detector_bundle, recipe) if recipe.detector_bundle else DEFAULT_DETECTOR_BUNDLE)
-    starting_weights = []
     if recipe.model.from_checkpoint and not resume:
-        starting_weights.append(resolve(recipe.model.from_checkpoint, recipe))
         with _named("model.from_checkpoint"):
-            load_checkpoint(starting_weights[0])
+            load_checkpoint(resolve(recipe.model.from_checkpoint, recipe))
     if recipe.final_checkpoint:
+        # It may be the starting checkpoint itself: that is read whole before training, and replaced at the end.
         with _named("final_checkpoint"):
-            writable_file(resolve(recipe.final_checkpoint, recipe), inputs=starting_weights)
+            writable_file(resolve(recipe.final_checkpoint, recipe))
     return datasets
 
 

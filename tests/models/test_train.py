@@ -773,3 +773,17 @@ def test_every_path_of_a_recipe_is_checked_before_any_chip_is_cut(tmp_path: Path
     assert expected in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "cache").exists(), "no chip was cut before the refusal"
     assert not (tmp_path / "run").exists(), "no run folder was made"
+
+
+def test_a_recipe_may_write_its_result_over_the_checkpoint_it_starts_from(tmp_path: Path) -> None:
+    """Found in review: the check above refused final_checkpoint == model.from_checkpoint as 'an input of this run',
+    a recipe the old code ran (the start is read whole before training, the result written at the end)."""
+    from footfall.models.train import check_inputs
+
+    start = save_checkpoint(_valid_checkpoint(), tmp_path / "current.pt")
+    recipe = Recipe(
+        datasets=[DatasetConfig(**_one_face_dataset(tmp_path / "first"))],
+        model=ModelConfig(arch="facenet-small", kwargs=TINY, from_checkpoint=str(start)),
+        final_checkpoint=str(start),
+    )
+    assert list(check_inputs(recipe, resume=False)) == ["first"]
