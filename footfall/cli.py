@@ -177,7 +177,15 @@ def _stop_as_on_ctrl_c(_signum: int, _frame: object) -> None:
     the server and the demo set their own handlers when they start: they stop in their own order."""
     global _stopped_by_sigterm
     _stopped_by_sigterm = True
+    # A second SIGTERM (docker stop, then a supervisor's own) must not cut the cleanup short: it is let pass (a
+    # handler, not SIG_IGN, which a program started during the cleanup would inherit). A cleanup that hangs still
+    # ends at the service manager's SIGKILL.
+    signal.signal(signal.SIGTERM, _let_pass)
     raise KeyboardInterrupt
+
+
+def _let_pass(_signum: int, _frame: object) -> None:
+    pass
 
 
 def main() -> None:

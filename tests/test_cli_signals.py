@@ -19,8 +19,13 @@ from footfall.cli import app, main
 def slow_work() -> None:
     with tempfile.TemporaryDirectory(prefix="footfall-export-") as scratch:
         print(scratch, flush=True)
-        while True:
-            time.sleep(0.05)
+        try:
+            while True:
+                time.sleep(0.05)
+        finally:
+            print("cleaning", flush=True)
+            time.sleep(0.5)
+            print("cleaned", flush=True)
 
 main()
 """
@@ -50,3 +55,27 @@ def test_sigterm_removes_a_commands_scratch_folder_and_ends_the_process_by_the_s
     assert command.returncode == -signal.SIGTERM, err  # a clean stop to systemd, as before
     assert not list(temp.iterdir()), "the scratch folder is removed"
     assert "stopped" in err and "SIGTERM" in err and "Traceback" not in err, err
+
+
+def test_a_second_sigterm_during_the_cleanup_does_not_cut_it_short(tmp_path: Path) -> None:
+    """Found in review: docker stop and then a supervisor's own SIGTERM, 0.3 s apart, ended the process in the
+    middle of its cleanup."""
+    command = subprocess.Popen(
+        [sys.executable, "-c", SLOW_COMMAND, "slow-work"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        assert command.stdout is not None
+        command.stdout.readline()  # the scratch folder exists
+        command.send_signal(signal.SIGTERM)
+        assert command.stdout.readline().strip() == "cleaning"
+        command.send_signal(signal.SIGTERM)
+        out, err = command.communicate(timeout=30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+    assert out.strip() == "cleaned" and not list(tmp_path.iterdir()), (out, err)
+    assert command.returncode == -signal.SIGTERM, err
