@@ -275,7 +275,7 @@ def build_year(url: str, zones: int, days: int, age_days: int) -> None:
     with db.write() as session:
         session.execute(text("DELETE FROM meta WHERE key = 'release_k'"))
     began = time.perf_counter()
-    ensure_release(db, DEFAULT_K)
+    ensure_release(db, DEFAULT_K, None)  # None: no reader has seen a cell of this new dataset, so none is frozen
     released = time.perf_counter() - began
     with db.engine.connect() as conn:
         if db.engine.dialect.name == "postgresql":

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 from footfall.core.ages import AGE_DECISIONS
-from footfall.server.localtime import MONDAY_EPOCH, WEEK, day_range, local_day, local_midnight, week_start
+from footfall.server.localtime import HOUR, MONDAY_EPOCH, WEEK, day_range, local_day, local_midnight, week_start
 from footfall.server.rollups import slot_parts
 from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
@@ -155,20 +155,29 @@ def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) 
     return _rows(list(zone_pks), [found.get(pk, (0,) * _WIDTH) for pk in zone_pks])
 
 
+def _local_week() -> ColumnElement[int]:
+    """The local week (counted from Monday 1970-01-05, as UTC weeks are) an hourly cell falls in, from its UTC start
+    and local hour of week alone: the two differ by the site's UTC offset, which is under half a week, so the
+    offset is the difference of the two taken modulo a week. Both occurrences of a local hour that happens twice
+    (clocks going back) are in one local week; Monday 00:00 in London is in the local week it begins, though before
+    the clocks go forward it is in that UTC week and after them in the UTC week before."""
+    h = HourlyRollup
+    local_start = cast(h.local_how, BigInteger) * HOUR + MONDAY_EPOCH  # as bigints: PostgreSQL's smallint overflows
+    ahead = ((local_start - h.hour_start) % WEEK + WEEK) % WEEK  # the offset, modulo a week
+    offset = case((ahead > WEEK // 2, ahead - WEEK), else_=ahead)
+    return (h.hour_start + offset - MONDAY_EPOCH) // WEEK
+
+
 def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int) -> Rows:
     """Released counts per local hour of week (0 = Monday 00:00), summed over the zones.
 
-    ``occurrences`` counts the weeks an agent reported the hour in (a quiet one is a cell of 0 people), so
+    ``occurrences`` counts the local weeks an agent reported the hour in (a quiet one is a cell of 0 people), so
     ``count / occurrences`` is the mean per week. A local hour that happens twice in a week (clocks going back) is
-    one week observed, not two.
+    one week observed, not two; one the clocks moved into another UTC week is not left out (:func:`_local_week`).
     """
     h = HourlyRollup
-    week = (h.hour_start - MONDAY_EPOCH) // WEEK  # the UTC week (footfall.server.localtime.utc_week)
     result = session.execute(
-        select(
-            h.local_how,
-            *_measures(h, occurrences=func.count(distinct(week))),
-        )
+        select(h.local_how, *_measures(h, occurrences=func.count(distinct(_local_week()))))
         .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
         .group_by(h.local_how)
         .order_by(h.local_how)
@@ -419,7 +428,7 @@ def ranked_age_slots(
             _total(gender_total),
             _total(h.released_female + h.released_male + h.released_unknown),
             _total(h.withheld),
-            func.count(),
+            func.count(distinct(_local_week())),  # weeks observed: a repeated hour is in one
         )
         .where(*where)
         .group_by(h.zone_pk, h.local_how)

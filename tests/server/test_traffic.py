@@ -465,6 +465,46 @@ def test_a_local_hour_that_happens_twice_when_clocks_go_back_is_one_week_observe
         assert slots_vs_hourly(session) == []
 
 
+def test_a_local_hour_is_one_week_observed_each_week_across_the_clocks_going_forward(server: Server) -> None:
+    """Found in review: Monday 00:00 in London fell at 00:00 UTC on 23 March and at Sunday 23:00 UTC on 30 March, in
+    one UTC week, so four Mondays of 10 people read 3 weeks and 13.33 a week on the heatmap and peak hours (ad
+    placement, which counts each hour once, said 4 and 10.0)."""
+    admin = server.headers("admin")
+    assert (
+        server.client.patch("/api/v1/sites/mall", json={"timezone": "Europe/London"}, headers=admin).status_code == 200
+    )
+    # Local Monday 00:00-01:00 on four Mondays; the clocks go forward on Sunday 29 March.
+    mondays = [datetime(2026, 3, 16, 0), datetime(2026, 3, 23, 0), datetime(2026, 3, 29, 23), datetime(2026, 4, 5, 23)]
+    messages = [aggregate(zone="a", start=d.replace(tzinfo=UTC), seq=i, male=10) for i, d in enumerate(mondays)]
+    assert server.ingest(*messages).status_code == 200
+    span = {"start": "2026-03-15T00:00:00Z", "end": "2026-04-12T00:00:00Z"}
+    [cell] = server.get("/api/v1/sites/mall/traffic/heatmap", **span).json()["cells"]
+    assert (cell["weekday"], cell["hour"], cell["weeks_observed"], cell["mean_people"]) == ("Mon", 0, 4, 10.0)
+    [hour] = server.get("/api/v1/sites/mall/traffic/peak-hours", **span).json()["hours"]
+    assert (hour["hour"], hour["days_observed"], hour["mean_people_per_day"]) == (0, 4, 10.0)
+    [slot] = server.get("/api/v1/sites/mall/insights/ad-placement", **span).json()["slots"]
+    assert (slot["weeks_observed"], slot["expected_audience"]) == (4, 10.0)
+
+
+def test_an_age_audience_counts_a_local_hour_that_happens_twice_as_one_week(sqlite_server: Server) -> None:
+    """Found in review: the gender audience counted the repeated 01:00 of 25 October (London) as one week, the age
+    audience as two, with the people per week that much lower (10.0 instead of 15.0)."""
+    admin = sqlite_server.headers("admin")
+    patched = sqlite_server.client.patch("/api/v1/sites/mall", json={"timezone": "Europe/London"}, headers=admin)
+    assert patched.status_code == 200
+    messages = []
+    for seq, start in enumerate([datetime(2026, 10, 18, 0), datetime(2026, 10, 25, 0), datetime(2026, 10, 25, 1)]):
+        message = aggregate(zone="a", start=start.replace(tzinfo=UTC), seq=seq, female=10)
+        message["age"] = {"female": {"25-34": 10}}
+        messages.append(message)
+    assert sqlite_server.ingest(*messages).status_code == 200
+    span = {"start": "2026-10-12T00:00:00Z", "end": "2026-11-02T00:00:00Z"}
+    for audience in ({"audience": "female"}, {"audience": "female", "age": "25-34"}):
+        [slot] = sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", **span, **audience).json()["slots"]
+        assert (slot["people"], slot["weeks_observed"]) == (30, 2), audience
+        assert "on average 15.0 people per week in this hour over 2 week(s)" in slot["explanation"], audience
+
+
 def test_a_day_or_week_series_states_the_range_it_counts(sqlite_server: Server) -> None:
     """A range starting mid-day: the day series left the first, partial, day out and still echoed the start asked
     for, so its totals (30) disagreed with /totals over 'the same' range (50); a week series from a Friday gave its
