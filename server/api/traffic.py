@@ -199,7 +199,7 @@ def peak_hours(
     zone_ids: ZonesParam = None,
     top: Annotated[int, Query(ge=1, le=24, description="How many hours to return.")] = 24,
 ) -> dict[str, Any]:
-    """Hours of the day ranked by people, with the mean per day observed; in the site's local time."""
+    """Hours of the day ranked by their mean people per day observed, with their totals; in the site's local time."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
     rows = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
@@ -226,7 +226,9 @@ def peak_hours(
                 "mean_people_per_day": round(shown["people"] / days[hour], 2) if shown["people"] is not None else None,
             }
         )
-    hours.sort(key=lambda h: (h["people"] is None, -(h["people"] or 0), h["hour"]))
+    # Ranked by what the busiest hour is said to be, the mean per day: an hour seen on fewer days (a camera off at
+    # night) would rank below a quieter one by its total.
+    hours.sort(key=lambda h: (h["people"] is None, -(h["mean_people_per_day"] or 0), h["hour"]))
     return {**_head(site, zones, span, ctx.settings.k_anonymity), "timezone": site.timezone, "hours": hours[:top]}
 
 

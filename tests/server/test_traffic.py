@@ -102,6 +102,18 @@ def test_hourly_series_totals_and_peak_hours(sqlite_server: Server) -> None:
     ]
 
 
+def test_peak_hours_are_ranked_by_the_mean_per_day_they_show(sqlite_server: Server) -> None:
+    """Found in review: ranked by their total, an hour seen on 2 days with 20 people a day came below one seen on 7
+    days with 10 a day, and the 'Busiest hour' card named the quieter one."""
+    monday = datetime(2026, 11, 16, tzinfo=UTC)
+    messages = [aggregate(zone="a", start=monday + timedelta(days=d, hours=10), seq=d, male=10) for d in range(7)]
+    messages += [aggregate(zone="a", start=monday + timedelta(days=d, hours=20), seq=d, male=20) for d in range(2)]
+    assert sqlite_server.ingest(*messages).status_code == 200
+    window = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
+    hours = sqlite_server.get("/api/v1/sites/mall/traffic/peak-hours", **window).json()["hours"]
+    assert [(h["hour"], h["people"], h["mean_people_per_day"]) for h in hours] == [(20, 40, 20.0), (10, 70, 10.0)]
+
+
 def test_compare_and_csv_export(sqlite_server: Server) -> None:
     s = sqlite_server
     s.ingest(
