@@ -133,6 +133,10 @@ class Totals(BaseModel):
     mean_dwell_seconds: float | None = Field(
         None, description="Over the zone-hours that released dwell (k people and k measured visits); else null."
     )
+    hours_observed: int = Field(
+        description="Zone-hours of the range an agent reported, quiet ones included. 0: nothing was reported, so its "
+        "0 people are no count, not nobody."
+    )
 
 
 class PeakHour(Counts):
@@ -175,7 +179,13 @@ class ZoneTotals(CountsWithShare):
     name: str
     kind: str
     floor: str | None
-    share_of_traffic: float | None = Field(description="This zone's people / all selected zones' people.")
+    share_of_traffic: float | None = Field(
+        description="This zone's people / all selected zones' people; null for a zone that reported no hour."
+    )
+    hours_observed: int = Field(
+        description="Hours of the range an agent reported for this zone, quiet ones included. 0: its camera or agent "
+        "reported nothing, so its 0 people are no count, not nobody."
+    )
 
 
 class Comparison(BaseModel):

@@ -187,6 +187,7 @@ def totals(
         **_head(site, zones, span, ctx.settings.k_anonymity),
         "totals": _sum(rows) | shares.totals(session, [z.id for z in zones], span.start, span.end).fields(),
         "mean_dwell_seconds": round(dwell, 1) if dwell is not None else None,
+        "hours_observed": int(rows.occurrences.sum()),
     }
 
 
@@ -271,7 +272,8 @@ def compare(
     out = []
     for i, shown in enumerate(counts_table(rows.people, rows.parts, rows.withheld)):
         z = zones[i]
-        share = shown["people"] / grand if shown["people"] is not None and grand else None
+        hours = int(rows.occurrences[i])  # hourly cells: 0 when the zone's camera or agent reported nothing
+        share = shown["people"] / grand if shown["people"] is not None and grand and hours else None
         out.append(
             {
                 **shown,
@@ -281,6 +283,7 @@ def compare(
                 "kind": z.kind,
                 "floor": z.floor,
                 "share_of_traffic": round(share, 4) if share is not None else None,
+                "hours_observed": hours,
             }
         )
     out.sort(key=lambda r: (r["people"] is None, -(r["people"] or 0), r["zone_id"]))

@@ -887,6 +887,36 @@ def test_overview_shows_site_visitors_in_out_occupancy_and_zone_passes_apart(bro
         thread.join(timeout=10)
 
 
+def test_a_zone_no_agent_reported_shows_no_data_not_a_zero(browser, tmp_path: Path) -> None:
+    """Found in review: a zone whose camera was down all week showed Today 0, Last 7 days 0 and 0 % of passes, as
+    if nobody had passed it."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'gap.db'}", release_open_hour=True)
+    try:
+        now = clear_of_midnight(before=timedelta(minutes=2), after=timedelta(minutes=3))
+        hour = (now - timedelta(minutes=3)).replace(minute=0, second=0, microsecond=0)
+        bucket = {"agent_id": "box", "site_id": "demo-mall", "camera_id": "cam", "bucket_seconds": 3600, "gender": None}
+        live.ingest(
+            [
+                AggregateMessage(**bucket, zone_id="open", bucket_start=hour, seq=1, people=12),
+                AggregateMessage(**bucket, zone_id="down", bucket_start=hour - timedelta(days=10), seq=2, people=12),
+            ]
+        )
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        down = "#zones-table tr[data-zone=down]"
+        for column in ("today", "week"):
+            cell = p.locator(f"{down} td[data-col={column}]")
+            assert cell.locator("[data-not-reported=true]").count() == 1, cell.inner_html()
+            assert (cell.text_content() or "").strip() == "no data"
+        assert page.value("#zones-table tr[data-zone=open] td[data-col=week] [data-value]") == 12
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
 def test_the_agents_table_says_what_each_boxs_mode_leaves_out_and_which_box_has_not_applied_its_sites(
     browser, tmp_path: Path
 ) -> None:

@@ -114,6 +114,29 @@ def test_peak_hours_are_ranked_by_the_mean_per_day_they_show(sqlite_server: Serv
     assert [(h["hour"], h["people"], h["mean_people_per_day"]) for h in hours] == [(20, 40, 20.0), (10, 70, 10.0)]
 
 
+def test_a_zone_no_agent_reported_says_so_beside_its_zero(sqlite_server: Server) -> None:
+    """Found in review: a zone whose camera was down all week read 0 people and 0 % of the traffic in /compare and
+    /totals, as if nobody had passed, while /series had no point for it. A quiet zone that reported is a real 0."""
+    s = sqlite_server
+    before = datetime(2026, 11, 9, 10, tzinfo=UTC)  # the week before: both zones exist
+    monday = datetime(2026, 11, 16, 10, tzinfo=UTC)
+    assert (
+        s.ingest(
+            aggregate(zone="a", start=before, male=10),
+            aggregate(zone="b", start=before, male=10),
+            aggregate(zone="a", start=monday, seq=1, male=10),
+            aggregate(zone="quiet", start=monday),
+        ).status_code
+        == 200
+    )
+    window = {"start": "2026-11-16T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
+    zones = {z["zone_id"]: z for z in s.get("/api/v1/sites/mall/traffic/compare", **window).json()["zones"]}
+    seen = {name: (z["people"], z["hours_observed"], z["share_of_traffic"]) for name, z in zones.items()}
+    assert seen == {"a": (10, 1, 1.0), "b": (0, 0, None), "quiet": (0, 1, 0.0)}
+    totals = s.get("/api/v1/sites/mall/traffic/totals", zone="b", **window).json()
+    assert (totals["totals"]["people"], totals["hours_observed"]) == (0, 0)
+
+
 def test_compare_and_csv_export(sqlite_server: Server) -> None:
     s = sqlite_server
     s.ingest(

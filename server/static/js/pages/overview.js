@@ -220,6 +220,11 @@ function siteCard(f) {
       h("a", { href: link("ad-placement") }, "Ad placement →")));
 }
 
+/** A zone no agent reported in a range: no count, rather than a 0 that reads as nobody passing. */
+function notReported(when) {
+  return h("span", { class: "faint", dataset: { notReported: "true" }, title: `No agent reported this zone ${when}: its camera or agent was off or down.` }, "no data");
+}
+
 function zonesTable(figures) {
   const multi = figures.length > 1;
   const rows = [];
@@ -234,8 +239,10 @@ function zonesTable(figures) {
         multi ? h("td", {}, f.site.name) : null,
         h("td", {}, h("span", { class: "kind" }, kindLabel(z.kind))),
         h("td", {}, z.floor ?? h("span", { class: "faint" }, "—")),
-        h("td", { class: "num", dataset: { col: "today" } }, countNode(today ? today.people : 0, k, { lowerBound: Boolean(today?.people_lower_bound) })),
-        h("td", { class: "num", dataset: { col: "week" } }, countNode(z.people, k, { lowerBound: z.people_lower_bound })),
+        h("td", { class: "num", dataset: { col: "today" } }, today && today.hours_observed > 0
+          ? countNode(today.people, k, { lowerBound: today.people_lower_bound }) : notReported("today")),
+        h("td", { class: "num", dataset: { col: "week" } }, z.hours_observed > 0
+          ? countNode(z.people, k, { lowerBound: z.people_lower_bound }) : notReported("in the last 7 days")),
         h("td", { class: "num" }, z.share_of_traffic === null ? h("span", { class: "faint" }, "—") : fmtPct(z.share_of_traffic)),
         h("td", { class: "num", dataset: { col: "female" } }, correctedShareNode(z))));
     }
