@@ -917,6 +917,37 @@ def test_a_zone_no_agent_reported_shows_no_data_not_a_zero(browser, tmp_path: Pa
         thread.join(timeout=10)
 
 
+def test_a_share_over_part_of_the_people_says_of_how_many_and_which_way_it_leans(browser, tmp_path: Path) -> None:
+    """Found in review: 19 hours of 3 women and 17 men (the split withheld: 3 < k) and 5 hours of 10 and 10 showed
+    "Women 50 %" with a narrow interval, over 100 of the 480 people; the true share is 22 %. The hours withheld
+    are the lopsided ones, so the card says over how many people the share is and that it leans toward 50 %."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'coverage.db'}")
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        first = now.replace(minute=0, second=0) - timedelta(hours=26)
+        hours = [(3, 17)] * 19 + [(10, 10)] * 5
+        messages: list = [
+            {
+                **aggregate(zone="atrium", start=first + timedelta(hours=i), seconds=3600, female=f, male=m),
+                "classifier": CLASSIFIER,
+            }
+            for i, (f, m) in enumerate(hours)
+        ]
+        live.ingest([*messages, *statuses(now)])
+        totals = live.get("/sites/mall/traffic/totals", zone="atrium")["totals"]
+        assert (totals["people"], totals["unsplit"], totals["people_corrected"]) == (480, 380, 100), totals
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/zone?site=mall&zone=atrium", key=live.viewer_key)
+        page.wait_ready()
+        coverage = page.page.locator("#kpi-female .corrected-share .coverage")
+        assert coverage.inner_text().strip() == "· from 100 of 480 people"
+        assert "leans toward an even split" in (coverage.get_attribute("title") or "")
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
 def test_the_agents_table_says_what_each_boxs_mode_leaves_out_and_which_box_has_not_applied_its_sites(
     browser, tmp_path: Path
 ) -> None:

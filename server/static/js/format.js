@@ -176,6 +176,16 @@ export function correctedShareNode(counts, which = "female") {
   span.append(fmtPct(value), interval);
   span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} people. ` +
     `Raw classify-and-count: ${rawText} of the people decided female or male.`;
+  // Hours whose split is withheld are those where one gender was rare: left out, they tilt the share toward 50 %.
+  if (typeof counts.people === "number" && counts.unsplit > 0 && counts.people_corrected < counts.people) {
+    const coverage = document.createElement("span");
+    coverage.className = "coverage";
+    coverage.dataset.peopleCorrected = String(counts.people_corrected);
+    coverage.textContent = ` · from ${fmtInt(counts.people_corrected)} of ${fmtInt(counts.people)} people`;
+    coverage.title = `The gender split of ${fmtInt(counts.unsplit)} people is withheld for privacy: in their hours one ` +
+      "gender was too rare to show. Those hours are left out of this share, so it leans toward an even split.";
+    span.append(coverage);
+  }
   return span;
 }
 
