@@ -948,6 +948,35 @@ def test_a_share_over_part_of_the_people_says_of_how_many_and_which_way_it_leans
         thread.join(timeout=10)
 
 
+def test_the_mean_per_day_leaves_the_day_so_far_out(browser, tmp_path: Path) -> None:
+    """Found in review: the zone page's "Per day" divided by every date in range, today's few hours included: at
+    10:30 a mall open since 10:00 read about 14 % low over 7 days. Two days of 100 people and 10 so far today: 100
+    a day over 2 whole days, not 70 over 3."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'per-day.db'}", release_open_hour=True)
+    try:
+        now = clear_of_midnight(before=timedelta(minutes=2), after=timedelta(minutes=3))
+        hour = (now - timedelta(minutes=3)).replace(minute=0, second=0, microsecond=0)
+        live.ingest(
+            [
+                aggregate(zone="atrium", start=hour - timedelta(days=2), seconds=3600, seq=1, male=100),
+                aggregate(zone="atrium", start=hour - timedelta(days=1), seconds=3600, seq=2, male=100),
+                aggregate(zone="atrium", start=hour, seconds=3600, seq=3, male=10),
+            ]
+        )
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/zone?site=mall&zone=atrium", key=live.viewer_key)
+        page.wait_ready()
+        assert page.page.locator("#kpi-per-day .value").inner_text().strip() in ("100", "100.0")
+        assert (
+            "average over 2 whole days reported (today so far left out)"
+            in page.page.locator("#kpi-per-day").inner_text()
+        )
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
 def test_the_agents_table_says_what_each_boxs_mode_leaves_out_and_which_box_has_not_applied_its_sites(
     browser, tmp_path: Path
 ) -> None:

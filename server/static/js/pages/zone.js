@@ -4,8 +4,8 @@
 import { api, download } from "../api.js";
 import { h, s } from "../dom.js";
 import {
-  correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, genderCountNode, kindLabel, meanNode, plural,
-  splitWithheld, withheldNode,
+  correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, genderCountNode, kindLabel, localDate, meanNode,
+  plural, splitWithheld, withheldNode,
 } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { heatmapChart } from "../charts/heatmap.js";
@@ -63,7 +63,7 @@ function renderControls(sites, site, zones, zoneId, range, granularity, reload) 
   form.replaceChildren(...fields);
 }
 
-function renderKpis(data, range, allZones) {
+function renderKpis(data, range, allZones, tz) {
   const { totals, series, peaks } = data;
   const k = totals.k;
   const t = totals.totals;
@@ -73,12 +73,21 @@ function renderKpis(data, range, allZones) {
   const daysWithData = series.granularity === "week"
     ? Math.max(0, ...peaks.hours.map((p) => p.days_observed))
     : new Set(series.points.map((p) => p.label.slice(0, 10))).size;
+  // Today is a part of a day while the range runs on: averaged in, a mall open since 10:00 read ~14 % low at 10:30
+  // over 7 days. Left out where the series can tell its people apart (hours and days, not weeks).
+  const today = localDate(Date.now(), tz);
+  const todays = series.granularity === "week" ? [] : series.points.filter((p) => p.label.slice(0, 10) === today);
+  const wholeDays = todays.length && range.endMs > Date.now() && daysWithData > 1 && t.people !== null;
+  const perDay = wholeDays
+    ? { people: t.people - todays.reduce((sum, p) => sum + (p.people ?? 0), 0), days: daysWithData - 1 }
+    : { people: t.people, days: daysWithData };
   const top = peaks.hours.find((p) => p.people !== null);
   document.getElementById("kpis").replaceChildren(
     // Summed over a site's zones, which overlap, the figure counts passes (a person in two zones counts twice).
     kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} reported`, "kpi-people"),
-    kpi("Per day", t.people === null || !daysWithData ? countNode(t.people === null ? null : 0, k) : meanNode(t.people / daysWithData, k, t.people_lower_bound),
-      `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
+    kpi("Per day", t.people === null || !perDay.days ? countNode(t.people === null ? null : 0, k) : meanNode(perDay.people / perDay.days, k, t.people_lower_bound),
+      wholeDays ? `average over ${plural(perDay.days, "whole day")} reported (today so far left out)`
+        : `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
     // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it.
     kpi("Women", correctedShareNode(t, "female"), splitWithheld(t)
       ? h("span", {}, "corrected for the classifier's known errors; raw: ", withheldNode(k), ` (a part of the split was below ${k} in its hours)`)
@@ -210,7 +219,7 @@ async function load() {
   ]);
   state = { data: { series, totals, peaks, heatmap, ages }, range };
   reveal();
-  renderKpis(state.data, range, zoneId === ALL);
+  renderKpis(state.data, range, zoneId === ALL, tz);
   // Summed over a site's zones, which overlap, the figures count passes (a person in two zones counts twice).
   const counted = zoneId === ALL ? "Zone passes" : "People";
   document.getElementById("series-title").textContent = `${counted} per ${granularity}`;
