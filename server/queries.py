@@ -168,21 +168,36 @@ def _local_week() -> ColumnElement[int]:
     return (h.hour_start + offset - MONDAY_EPOCH) // WEEK
 
 
-def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int) -> Rows:
-    """Released counts per local hour of week (0 = Monday 00:00), summed over the zones.
+def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int) -> tuple[Rows, np.ndarray]:
+    """Released counts per local hour of week (0 = Monday 00:00), summed over the zones, and per hour the zone-weeks
+    missing from that sum.
 
     ``occurrences`` counts the local weeks an agent reported the hour in (a quiet one is a cell of 0 people), so
     ``count / occurrences`` is the mean per week. A local hour that happens twice in a week (clocks going back) is
     one week observed, not two; one the clocks moved into another UTC week is not left out (:func:`_local_week`).
+
+    The zone-weeks missing are the weeks observed times the zones that ever reported the hour in the range, less the
+    zone-weeks that did: above 0, one zone's camera was down in a week the others counted, and the sum and its mean
+    per week are lower bounds. A zone has one cell of a local hour a week, so its cells are its zone-weeks (counted
+    distinct they cost another pass); the hour that happens twice when clocks go back is two cells of one week, which
+    may hide a zone's gap in that hour of that week, and never makes one up.
     """
     h = HourlyRollup
     result = session.execute(
-        select(h.local_how, *_measures(h, occurrences=func.count(distinct(_local_week()))))
+        select(
+            h.local_how,
+            *_measures(h, occurrences=func.count(distinct(_local_week()))),
+            func.count(),
+            func.count(distinct(h.zone_pk)),
+        )
         .where(h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
         .group_by(h.local_how)
         .order_by(h.local_how)
     ).all()
-    return _rows([int(r[0]) for r in result], [tuple(r[1:]) for r in result])
+    rows = _rows([int(r[0]) for r in result], [tuple(r[1 : 1 + _WIDTH]) for r in result])
+    cells = np.array([int(r[1 + _WIDTH]) for r in result], np.int64)
+    zones = np.array([int(r[2 + _WIDTH]) for r in result], np.int64)
+    return rows, np.maximum(0, rows.occurrences * zones - cells)
 
 
 @dataclass

@@ -144,6 +144,11 @@ class PeakHour(Counts):
     label: str
     days_observed: int
     mean_people_per_day: float | None
+    zone_days_unobserved: int = Field(
+        0,
+        description="Over several zones: days this hour was observed, times the zones that reported it in the range, "
+        "less the zone-days that did. Above 0, people and the mean are lower bounds (people_lower_bound).",
+    )
 
 
 class PeakHours(BaseModel):
@@ -162,6 +167,11 @@ class HeatmapCell(Counts):
     hour: int
     weeks_observed: int
     mean_people: float | None = Field(description="Mean people in this hour per week observed.")
+    zone_weeks_unobserved: int = Field(
+        0,
+        description="Over several zones: weeks this hour was observed, times the zones that reported it in the range, "
+        "less the zone-weeks that did. Above 0, people and the mean are lower bounds (people_lower_bound).",
+    )
 
 
 class Heatmap(BaseModel):

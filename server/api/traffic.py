@@ -203,11 +203,12 @@ def peak_hours(
     """Hours of the day ranked by their mean people per day observed, with their totals; in the site's local time."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    rows = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
+    rows, gaps = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
     hour_of_day = np.array([how % 24 for how in rows.keys], np.int64)
-    people, parts, withheld, days = (
+    people, parts, withheld, days, unobserved = (
         np.zeros(24, np.int64),
         np.zeros((24, 3), np.int64),
+        np.zeros(24, np.int64),
         np.zeros(24, np.int64),
         np.zeros(24, np.int64),
     )
@@ -215,9 +216,11 @@ def peak_hours(
     np.add.at(parts, hour_of_day, rows.parts)
     np.add.at(withheld, hour_of_day, rows.withheld)
     np.add.at(days, hour_of_day, rows.occurrences)
+    np.add.at(unobserved, hour_of_day, gaps)
     present = np.flatnonzero(days > 0)
     hours = []
     for hour, shown in zip(present, counts_table(people[present], parts[present], withheld[present]), strict=True):
+        missing = int(unobserved[hour])
         hours.append(
             {
                 **shown,
@@ -225,6 +228,8 @@ def peak_hours(
                 "label": f"{hour:02d}:00-{hour + 1:02d}:00",
                 "days_observed": int(days[hour]),
                 "mean_people_per_day": round(shown["people"] / days[hour], 2) if shown["people"] is not None else None,
+                "zone_days_unobserved": missing,
+                "people_lower_bound": shown["people_lower_bound"] or missing > 0,
             }
         )
     # Ranked by what the busiest hour is said to be, the mean per day: an hour seen on fewer days (a camera off at
@@ -240,10 +245,11 @@ def heatmap(
     """168 cells (Monday 00:00 … Sunday 23:00, local time) with totals, gender split and mean per week."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    rows = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
+    rows, gaps = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
     cells = []
     for i, shown in enumerate(counts_table(rows.people, rows.parts, rows.withheld)):
         how, weeks = rows.keys[i], int(rows.occurrences[i])
+        missing = int(gaps[i])
         cells.append(
             {
                 **shown,
@@ -252,6 +258,8 @@ def heatmap(
                 "hour": how % 24,
                 "weeks_observed": weeks,
                 "mean_people": round(shown["people"] / weeks, 2) if shown["people"] is not None else None,
+                "zone_weeks_unobserved": missing,
+                "people_lower_bound": shown["people_lower_bound"] or missing > 0,
             }
         )
     return {**_head(site, zones, span, ctx.settings.k_anonymity), "timezone": site.timezone, "cells": cells}

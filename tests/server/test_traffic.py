@@ -137,6 +137,25 @@ def test_a_zone_no_agent_reported_says_so_beside_its_zero(sqlite_server: Server)
     assert (totals["totals"]["people"], totals["hours_observed"]) == (0, 0)
 
 
+def test_an_hour_summed_over_zones_one_of_which_was_down_some_weeks_is_a_lower_bound(server: Server) -> None:
+    """Found in review: zones a and b have 100 people every Saturday at 14:00, but b's camera was down two of four
+    weeks. The all-zones heatmap said 150 a week, exact-looking, where the weeks both reported had 200."""
+    saturday = datetime(2026, 11, 21, 14, tzinfo=UTC)
+    messages = [aggregate(zone="a", start=saturday - timedelta(weeks=w), seq=w, male=100) for w in range(4)]
+    messages += [aggregate(zone="b", start=saturday - timedelta(weeks=w), seq=w, male=100) for w in range(2)]
+    assert server.ingest(*messages).status_code == 200
+    span = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
+    [cell] = server.get("/api/v1/sites/mall/traffic/heatmap", **span).json()["cells"]
+    assert (cell["mean_people"], cell["weeks_observed"], cell["zone_weeks_unobserved"]) == (150.0, 4, 2)
+    assert cell["people_lower_bound"] is True
+    [hour] = server.get("/api/v1/sites/mall/traffic/peak-hours", **span).json()["hours"]
+    assert (hour["mean_people_per_day"], hour["zone_days_unobserved"], hour["people_lower_bound"]) == (150.0, 2, True)
+    for zone, weeks in (("a", 4), ("b", 2)):  # each zone on its own is exact
+        [cell] = server.get("/api/v1/sites/mall/traffic/heatmap", zone=zone, **span).json()["cells"]
+        assert (cell["mean_people"], cell["weeks_observed"], cell["zone_weeks_unobserved"]) == (100.0, weeks, 0)
+        assert cell["people_lower_bound"] is False
+
+
 def test_compare_and_csv_export(sqlite_server: Server) -> None:
     s = sqlite_server
     s.ingest(
