@@ -373,9 +373,16 @@ def _slot(
         else:
             expected = mean_people * share
             expected_low, expected_high = mean_people * low, mean_people * high + unseen
+            unsplit = people - int(parts.sum())  # people of hours whose split was withheld (one gender below k)
+            over = (
+                f"{people_corrected:,} of the {people:,} people, leaning toward an even split (the split of "
+                f"{unsplit:,} is withheld for privacy where one gender was below {k} in its hour)"
+                if unsplit > 0 and people_corrected < people
+                else f"{people_corrected:,} people"
+            )
             evidence = (
                 f"{share:.0%} {noun} (95% interval {low:.0%}-{high:.0%}), corrected for the classifier's known errors "
-                f"over {people_corrected:,} people (raw: {raw_text})"
+                f"over {over} (raw: {raw_text})"
             )
             about = (
                 f"at least {expected:,.1f} {noun} per week (up to {expected_high:,.1f}: {left_out})"

@@ -249,6 +249,24 @@ def _gender_status(bundle: str, version: str, rates: dict) -> dict:
     }
 
 
+def test_an_ad_slot_whose_share_is_over_part_of_its_people_says_which_way_it_leans(sqlite_server: Server) -> None:
+    """Found in review: expected_audience is people x a share estimated over the hours that released a split, and
+    those are the even ones (a split is withheld where one gender is rare): 3 weeks of 3 women in 20 and one of 10
+    in 20 read "50% women ... over 20 people" beside 20 people a week, the truth being 1 in 5."""
+    rates = {"female": {"female": 90, "male": 5, "unknown": 5}, "male": {"female": 5, "male": 90, "unknown": 5}}
+    messages: list[dict] = [_gender_status("gender", "2", rates)]
+    monday = datetime(2026, 10, 26, 10, tzinfo=UTC)
+    for week, (female, male) in enumerate([(3, 17), (3, 17), (3, 17), (10, 10)]):
+        message = aggregate(zone="door", start=monday + timedelta(weeks=week), seq=week, female=female, male=male)
+        messages.append(message | {"classifier": "gender@2"})
+    assert sqlite_server.ingest(*messages).status_code == 200
+    window = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
+    [slot] = sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="female").json()["slots"]
+    assert (slot["people"], slot["people_corrected"]) == (80, 20)
+    assert "over 20 of the 80 people, leaning toward an even split" in slot["explanation"], slot["explanation"]
+    assert "the split of 60 is withheld for privacy where one gender was below 5" in slot["explanation"]
+
+
 def test_ad_placement_ranks_slots_and_explains_itself(server: Server) -> None:
     s = server
     s.client.put(
