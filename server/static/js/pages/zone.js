@@ -73,8 +73,8 @@ function renderKpis(data, range, allZones, tz) {
   const daysWithData = series.granularity === "week"
     ? Math.max(0, ...peaks.hours.map((p) => p.days_observed))
     : new Set(series.points.map((p) => p.label.slice(0, 10))).size;
-  // Today is a part of a day while the range runs on: averaged in, a mall open since 10:00 read ~14 % low at 10:30
-  // over 7 days. Left out where the series can tell its people apart (hours and days, not weeks).
+  // Today is a part of a day while the range runs on: averaged in, two days of 100 people and 10 so far today read
+  // 70 a day. Left out where the series can tell its people apart (hours and days, not weeks).
   const today = localDate(Date.now(), tz);
   const todays = series.granularity === "week" ? [] : series.points.filter((p) => p.label.slice(0, 10) === today);
   const wholeDays = todays.length && range.endMs > Date.now() && daysWithData > 1 && t.people !== null;
