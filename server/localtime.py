@@ -78,24 +78,35 @@ def to_iso(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
+def _offset_seconds(moment: datetime) -> int:
+    # An aware datetime's utcoffset() is never None; typeshed types it Optional for naive ones.
+    return int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]  # aware: not None
+
+
+def _utc_offset_text(seconds: int) -> str:
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("+", seconds)
+    return f"UTC{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
 def iso_and_local_labels(epochs: list[int], tz: str) -> tuple[list[str], list[str]]:
     """:func:`to_iso` and the local "YYYY-MM-DD HH:MM" of many instants at once (numpy formats thousands of
-    points in about a millisecond, where strftime per point took most of a long series' response time)."""
+    points in about a millisecond, where strftime per point took most of a long series' response time).
+
+    A local time that happens twice (clocks going back: 01:00 on 25 October 2026 in London) is labelled with its
+    UTC offset, "2026-10-25 01:00 (UTC+01:00)" then "2026-10-25 01:00 (UTC+00:00)": two points or CSV rows with
+    one label read as the same hour counted twice."""
     if not epochs:
         return [], []
     utc = np.array(epochs, dtype="datetime64[s]")
     place = zone(tz)
-    # An aware datetime's utcoffset() is never None; typeshed types it Optional for naive ones.
-    offsets = np.array(
-        [
-            int(datetime.fromtimestamp(e, place).utcoffset().total_seconds())  # type: ignore[union-attr]  # aware: not None
-            for e in epochs
-        ],
-        dtype="timedelta64[s]",
-    )
+    moments = [datetime.fromtimestamp(e, place) for e in epochs]
+    offsets = np.array([_offset_seconds(m) for m in moments], dtype="timedelta64[s]")
     iso = np.char.add(np.datetime_as_string(utc, unit="s"), "Z")
-    local = np.char.replace(np.datetime_as_string(utc + offsets, unit="m"), "T", " ")
-    return iso.tolist(), local.tolist()
+    local: list[str] = np.char.replace(np.datetime_as_string(utc + offsets, unit="m"), "T", " ").tolist()
+    for i, moment in enumerate(moments):
+        if _offset_seconds(moment.replace(fold=1 - moment.fold)) != _offset_seconds(moment):  # a repeated time
+            local[i] += f" ({_utc_offset_text(_offset_seconds(moment))})"
+    return iso.tolist(), local
 
 
 def bucket_starts_and_labels(

@@ -537,6 +537,22 @@ def test_a_local_hour_that_happens_twice_when_clocks_go_back_is_one_week_observe
         assert slots_vs_hourly(session) == []
 
 
+def test_the_hour_that_happens_twice_has_two_labels_in_the_series_and_the_csv(sqlite_server: Server) -> None:
+    """London, Sunday 25 October 2026: local 01:00-02:00 happens at 00:00 and at 01:00 UTC. The hourly series and the
+    CSV's ``bucket_local`` labelled both "2026-10-25 01:00", which reads as one hour counted twice."""
+    admin = sqlite_server.headers("admin")
+    patched = sqlite_server.client.patch("/api/v1/sites/mall", json={"timezone": "Europe/London"}, headers=admin)
+    assert patched.status_code == 200
+    starts = [datetime(2026, 10, 25, hour, tzinfo=UTC) for hour in (0, 1, 2)]
+    assert sqlite_server.ingest(*(aggregate(start=t, seq=i, male=10) for i, t in enumerate(starts))).status_code == 200
+    span = {"start": "2026-10-25T00:00:00Z", "end": "2026-10-25T03:00:00Z"}
+    expected = ["2026-10-25 01:00 (UTC+01:00)", "2026-10-25 01:00 (UTC+00:00)", "2026-10-25 02:00"]
+    points = sqlite_server.get("/api/v1/sites/mall/traffic/series", granularity="hour", **span).json()["points"]
+    assert [p["label"] for p in points] == expected
+    exported = sqlite_server.get("/api/v1/sites/mall/traffic/export.csv", granularity="hour", **span).text
+    assert [row["bucket_local"] for row in csv.DictReader(io.StringIO(exported))] == expected
+
+
 def test_a_local_hour_is_one_week_observed_each_week_across_the_clocks_going_forward(server: Server) -> None:
     """Found in review: Monday 00:00 in London fell at 00:00 UTC on 23 March and at Sunday 23:00 UTC on 30 March, in
     one UTC week, so four Mondays of 10 people read 3 weeks and 13.33 a week on the heatmap and peak hours (ad
