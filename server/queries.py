@@ -459,7 +459,13 @@ def ranked_age_slots(
             _total(a.released_people).label("every"),
             _total(case((a.band.in_(bands), a.released_people), else_=0)).label("wanted"),
         )
-        .where(a.zone_pk.in_(zone_pks), a.hour_start >= start, a.hour_start < end, a.gender.in_(genders))
+        .where(
+            a.zone_pk.in_(zone_pks),
+            a.hour_start >= start,
+            a.hour_start < end,
+            a.gender.in_(genders),
+            a.released_people > 0,  # most band cells release nothing: they add 0
+        )
         .group_by(a.zone_pk, a.hour_start)
         .subquery()
     )
