@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 HOUR = 3600
-WEEK = 7 * 24 * HOUR
+DAY = 24 * HOUR
+WEEK = 7 * DAY
 MONDAY_EPOCH = 4 * 24 * HOUR  # 1970-01-05 00:00 UTC, a Monday: UTC weeks are counted from it
 # The years the read API answers for; ingest refuses a bucket outside them, which no read could ever show.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -89,23 +90,34 @@ def _utc_offset_text(seconds: int) -> str:
 
 
 def iso_and_local_labels(epochs: list[int], tz: str) -> tuple[list[str], list[str]]:
-    """:func:`to_iso` and the local "YYYY-MM-DD HH:MM" of many instants at once (numpy formats thousands of
-    points in about a millisecond, where strftime per point took most of a long series' response time).
+    """:func:`to_iso` and the local "YYYY-MM-DD HH:MM" of many instants at once (numpy formats them; strftime per
+    point took most of a long series' response time).
 
     A local time that happens twice (clocks going back: 01:00 on 25 October 2026 in London) is labelled with its
     UTC offset, "2026-10-25 01:00 (UTC+01:00)" then "2026-10-25 01:00 (UTC+00:00)": two points or CSV rows with
-    one label read as the same hour counted twice."""
+    one label read as the same hour counted twice. Where clocks go back by less than an hour (Lord Howe Island),
+    only the hour starting in the repeated half hour has the offset."""
     if not epochs:
         return [], []
     utc = np.array(epochs, dtype="datetime64[s]")
     place = zone(tz)
     moments = [datetime.fromtimestamp(e, place) for e in epochs]
-    offsets = np.array([_offset_seconds(m) for m in moments], dtype="timedelta64[s]")
+    seconds = [_offset_seconds(m) for m in moments]
     iso = np.char.add(np.datetime_as_string(utc, unit="s"), "Z")
-    local: list[str] = np.char.replace(np.datetime_as_string(utc + offsets, unit="m"), "T", " ").tolist()
+    shifted = utc + np.array(seconds, dtype="timedelta64[s]")
+    local: list[str] = np.char.replace(np.datetime_as_string(shifted, unit="m"), "T", " ").tolist()
+    # A repeated time lies within a few hours of the change of offset that repeats it, so only instants of a UTC day
+    # whose offset differs 3 hours before and after it are looked at one by one (a lookup per point doubled a long
+    # series' labelling time otherwise).
+    changing = {
+        day
+        for day in {e // DAY for e in epochs}
+        if _offset_seconds(datetime.fromtimestamp(day * DAY - 3 * HOUR, place))
+        != _offset_seconds(datetime.fromtimestamp((day + 1) * DAY + 3 * HOUR, place))
+    }
     for i, moment in enumerate(moments):
-        if _offset_seconds(moment.replace(fold=1 - moment.fold)) != _offset_seconds(moment):  # a repeated time
-            local[i] += f" ({_utc_offset_text(_offset_seconds(moment))})"
+        if epochs[i] // DAY in changing and _offset_seconds(moment.replace(fold=1 - moment.fold)) != seconds[i]:
+            local[i] += f" ({_utc_offset_text(seconds[i])})"
     return iso.tolist(), local
 
 
