@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -365,7 +366,7 @@ def bench_queries(url: str, label: str, repeats: int, days: int, age_days: int) 
                     break
                 if i >= 2:  # two warm-up calls
                     timings.append(elapsed)
-            if response.status_code != 200:  # reported, and the other cases still measured
+            if response.status_code != 200:  # reported, the other cases still measured, and the run exits 1
                 figures[name] = float("nan")
                 print(
                     f"latency {label:10s} {name:36s} FAILED after {elapsed:,.0f} ms: {response.status_code} "
@@ -529,6 +530,7 @@ def main() -> None:
         postgres = PostgresServer().start()
         pg_url = postgres.url
     workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
+    figures: dict[str, float] = {}  # query case -> p95 ms (NaN: failed)
     try:
         print(
             f"footfall server benchmark ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at "
@@ -551,19 +553,30 @@ def main() -> None:
                 )
             )
         build_year(pg_url, ZONES, days, args.age_days)
-        bench_queries(pg_url, "PostgreSQL", repeats, days, args.age_days)
+        figures |= {
+            f"PostgreSQL {name}": value
+            for name, value in bench_queries(pg_url, "PostgreSQL", repeats, days, args.age_days).items()
+        }
         if everything:
             bench_export(pg_url, "PostgreSQL", days)
             bench_refile(pg_url, "PostgreSQL")
         if not args.skip_sqlite:
             build_year(f"sqlite:///{workdir / 'query.db'}", ZONES, days, args.age_days)
-            bench_queries(f"sqlite:///{workdir / 'query.db'}", "SQLite", repeats, days, args.age_days)
+            figures |= {
+                f"SQLite {name}": value
+                for name, value in bench_queries(
+                    f"sqlite:///{workdir / 'query.db'}", "SQLite", repeats, days, args.age_days
+                ).items()
+            }
             if everything:
                 bench_export(f"sqlite:///{workdir / 'query.db'}", "SQLite", days)
                 bench_refile(f"sqlite:///{workdir / 'query.db'}", "SQLite")
     finally:
         if postgres:
             postgres.stop()
+    failed = [name for name, value in figures.items() if math.isnan(value)]  # it did not answer 200
+    if failed:
+        sys.exit(f"{len(failed)} query case(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
