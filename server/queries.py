@@ -451,7 +451,7 @@ def ranked_age_slots(
     # The audience's band cells summed per hourly cell first, then per slot through the hourly cells' local hours.
     # Joined directly, SQLite looked up each hourly cell's band cells by the range of hours rather than by its hour
     # (every band cell of the zone's range, for every hourly cell): women 25-34 over 200 zones and 90 days ran past
-    # the 30 s query limit, where this takes about 2 s (bench/server_bench.py).
+    # the 30 s query limit, where this takes 1.8 s (bench/server_bench.py --quick; 1.5 s on PostgreSQL).
     per_cell = (
         select(
             a.zone_pk,
