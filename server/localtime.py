@@ -79,7 +79,8 @@ def to_iso(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _offset_seconds(moment: datetime) -> int:
+def offset_seconds(moment: datetime) -> int:
+    """The UTC offset of an aware datetime, in seconds."""
     # An aware datetime's utcoffset() is never None; typeshed types it Optional for naive ones.
     return int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]  # aware: not None
 
@@ -102,7 +103,7 @@ def iso_and_local_labels(epochs: list[int], tz: str) -> tuple[list[str], list[st
     utc = np.array(epochs, dtype="datetime64[s]")
     place = zone(tz)
     moments = [datetime.fromtimestamp(e, place) for e in epochs]
-    seconds = [_offset_seconds(m) for m in moments]
+    seconds = [offset_seconds(m) for m in moments]
     iso = np.char.add(np.datetime_as_string(utc, unit="s"), "Z")
     shifted = utc + np.array(seconds, dtype="timedelta64[s]")
     local: list[str] = np.char.replace(np.datetime_as_string(shifted, unit="m"), "T", " ").tolist()
@@ -112,11 +113,11 @@ def iso_and_local_labels(epochs: list[int], tz: str) -> tuple[list[str], list[st
     changing = {
         day
         for day in {e // DAY for e in epochs}
-        if _offset_seconds(datetime.fromtimestamp(day * DAY - 3 * HOUR, place))
-        != _offset_seconds(datetime.fromtimestamp((day + 1) * DAY + 3 * HOUR, place))
+        if offset_seconds(datetime.fromtimestamp(day * DAY - 3 * HOUR, place))
+        != offset_seconds(datetime.fromtimestamp((day + 1) * DAY + 3 * HOUR, place))
     }
     for i, moment in enumerate(moments):
-        if epochs[i] // DAY in changing and _offset_seconds(moment.replace(fold=1 - moment.fold)) != seconds[i]:
+        if epochs[i] // DAY in changing and offset_seconds(moment.replace(fold=1 - moment.fold)) != seconds[i]:
             local[i] += f" ({_utc_offset_text(seconds[i])})"
     return iso.tolist(), local
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from footfall.server.db import Database
-from footfall.server.localtime import HOUR, MONDAY_EPOCH, zone
+from footfall.server.localtime import HOUR, MONDAY_EPOCH, offset_seconds, zone
 from footfall.server.rollups.cells import rebuild_daily
 from footfall.server.rollups.slots import rebuild_slots
 from footfall.server.tables import HourlyRollup, Meta, Site, Zone
@@ -88,8 +88,7 @@ def _offset_stretches(start: int, stop: int, tz: str) -> list[tuple[int, int, in
     place = zone(tz)
     stretches: list[tuple[int, int, int]] = []
     for hour in range(start - start % HOUR, stop, HOUR):
-        # An aware datetime's utcoffset() is never None; typeshed types it Optional for naive ones.
-        offset = int(datetime.fromtimestamp(hour, place).utcoffset().total_seconds())  # type: ignore[union-attr]  # aware: not None
+        offset = offset_seconds(datetime.fromtimestamp(hour, place))
         if stretches and stretches[-1][2] == offset:
             stretches[-1] = (stretches[-1][0], hour + HOUR, offset)
         else:
