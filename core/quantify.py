@@ -23,6 +23,10 @@ over draws of the rates, in one pass (tests/core/test_quantify.py checks it agai
 widens when few people were seen, and when the rates rest on few validation people; a crowd whose decisions
 say little gets a wide interval, never a confident one; and it is deterministic.
 
+A server releases a cell's split only where each part is 0 or at least k, so its shown splits are the even hours:
+given the sizes of the cells whose split it withheld, :func:`estimate_many` counts those too, through the chance
+that a split of that size is withheld (footfall.core.withheld_splits).
+
 :func:`estimate_many` answers many crowds at once (a server's 90-day hourly series is 2,160 of them, an
 ad-placement ranking hundreds): vectorised, a few milliseconds for all; :func:`corrected_share` is one.
 
@@ -31,11 +35,12 @@ numpy only: the edge (``footfall process``) and the server both use it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Final
 
 import numpy as np
+from footfall.core.withheld_splits import SplitCells, shown_moments, withheld_probability
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 LABELS: Final = ("female", "male")
@@ -160,42 +165,38 @@ def corrected_share(groups: Sequence[tuple[DecisionCounts, DecisionRates]]) -> S
     return ShareEstimate(estimate.share, estimate.low, estimate.high, estimate.people, raw, estimate.fits)
 
 
-def estimate_many(observed: np.ndarray, validation: np.ndarray) -> list[ShareEstimate]:
+def estimate_many(observed: np.ndarray, validation: np.ndarray, cells: SplitCells | None = None) -> list[ShareEstimate]:
     """:func:`corrected_share` of many crowds decided by the same bundles: ``observed`` (crowds, bundles, 3)
     decisions (female, male, unknown), ``validation`` (bundles, 2, 3) each bundle's :meth:`DecisionRates.matrix`.
-    ``raw`` is left None (the caller has the raw counts)."""
+    ``raw`` is left None (the caller has the raw counts).
+
+    ``cells``: where ``observed`` holds only the released splits of a server's cells, the sizes of the cells whose
+    split was shown and of those whose split was withheld (footfall.core.withheld_splits); a crowd with withheld
+    splits is estimated with them, and its ``people`` counts theirs too."""
     observed = np.asarray(observed, float)
     out: list[ShareEstimate] = []
     for offset in range(0, observed.shape[0], _CHUNK):
-        out.extend(_estimate_block(observed[offset : offset + _CHUNK], np.asarray(validation, float)))
+        block = observed[offset : offset + _CHUNK]
+        block_cells = None if cells is None else cells.select(np.arange(offset, offset + block.shape[0]))
+        out.extend(_estimate_block(block, np.asarray(validation, float), block_cells))
     return out
 
 
-def _estimate_block(observed: np.ndarray, validation: np.ndarray) -> list[ShareEstimate]:
+def _estimate_block(observed: np.ndarray, validation: np.ndarray, cells: SplitCells | None) -> list[ShareEstimate]:
     crowds = observed.shape[0]
     people = observed.sum(axis=(1, 2)).astype(int)
     point_rates = validation / validation.sum(axis=2, keepdims=True)  # (G, 2, 3)
     share = _em(observed, np.broadcast_to(point_rates, (crowds, *point_rates.shape)))
     fits = _fits_many(observed, point_rates, share)
-    # A coarse grid over [0, 1] finds where each posterior lies; a fine one across that stretch reads it.
-    coarse = np.broadcast_to(_COARSE, (crowds, _COARSE.size))
-    cumulative = np.cumsum(_posterior(observed, validation, coarse), axis=1)
-    step = _COARSE[1] - _COARSE[0]
-    lo = np.clip(_COARSE[np.argmax(cumulative > 1e-9, axis=1)] - step, 0.0, 1.0)
-    hi = np.clip(_COARSE[np.argmax(cumulative >= 1.0 - 1e-9, axis=1)] + step, 0.0, 1.0)
-    grid = lo[:, None] + (hi - lo)[:, None] * _FINE[None, :]
-    density = _posterior(observed, validation, grid)
-    # The distribution function by the trapezoid rule: 0 at the first share, 1 at the last.
-    cumulative = np.concatenate(
-        [np.zeros((crowds, 1)), np.cumsum((density[:, 1:] + density[:, :-1]) / 2, axis=1)], axis=1
-    )
-    cumulative /= np.maximum(cumulative[:, -1:], 1e-300)
-    tail = (1.0 - LEVEL) / 2
-    low, high = (_quantile(cumulative, grid, q) for q in (tail, 1.0 - tail))
+    low, high, _ = _read_posterior(lambda grid: _loglik(observed, validation, grid), crowds)
+    if cells is not None and cells.withheld.any():
+        rows = np.flatnonzero(np.bincount(cells.crowd, weights=cells.withheld, minlength=crowds) > 0)
+        people = people + np.bincount(cells.crowd, weights=cells.withheld * cells.people, minlength=crowds).astype(int)
+        share[rows], low[rows], high[rows], fits[rows] = _censored(observed[rows], validation, cells.select(rows))
     out: list[ShareEstimate] = []
     for c in range(crowds):
-        if people[c] == 0:
-            out.append(ShareEstimate(None, None, None, 0, None))
+        if observed[c].sum() == 0:
+            out.append(ShareEstimate(None, None, None, int(people[c]), None))
         elif not fits[c]:
             out.append(ShareEstimate(None, None, None, int(people[c]), None, fits=False))
         else:
@@ -204,6 +205,127 @@ def _estimate_block(observed: np.ndarray, validation: np.ndarray) -> list[ShareE
                 ShareEstimate(point, min(float(low[c]), point), max(float(high[c]), point), int(people[c]), None)
             )
     return out
+
+
+def _read_posterior(
+    loglik: Callable[[np.ndarray], np.ndarray], crowds: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The central 95 % interval of each crowd's posterior (uniform prior) and the grid it was read on, from its
+    log-likelihood at any (crowds, S) shares."""
+    # A coarse grid over [0, 1] finds where each posterior lies; a fine one across that stretch reads it.
+    coarse = np.broadcast_to(_COARSE, (crowds, _COARSE.size))
+    cumulative = np.cumsum(_normalised(loglik(coarse)), axis=1)
+    step = _COARSE[1] - _COARSE[0]
+    lo = np.clip(_COARSE[np.argmax(cumulative > 1e-9, axis=1)] - step, 0.0, 1.0)
+    hi = np.clip(_COARSE[np.argmax(cumulative >= 1.0 - 1e-9, axis=1)] + step, 0.0, 1.0)
+    grid = lo[:, None] + (hi - lo)[:, None] * _FINE[None, :]
+    density = _normalised(loglik(grid))
+    # The distribution function by the trapezoid rule: 0 at the first share, 1 at the last.
+    cumulative = np.concatenate(
+        [np.zeros((crowds, 1)), np.cumsum((density[:, 1:] + density[:, :-1]) / 2, axis=1)], axis=1
+    )
+    cumulative /= np.maximum(cumulative[:, -1:], 1e-300)
+    tail = (1.0 - LEVEL) / 2
+    low, high = (_quantile(cumulative, grid, q) for q in (tail, 1.0 - tail))
+    return low, high, grid
+
+
+def _censored(
+    observed: np.ndarray, validation: np.ndarray, cells: SplitCells
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Share, interval and fit of crowds with withheld splits (footfall.core.withheld_splits).
+
+    The shown splits are a selected sample (an hour's split shows where no part is 1 to k-1), far from the
+    normal approximation's mean, so these crowds use the exact likelihood: the released decisions' multinomial
+    at the point rates, times each withheld split's chance. Its maximum is the share and its posterior the
+    sampling interval. The rates' uncertainty then widens each side of it by what it adds to the interval of a
+    crowd of all these people decided as the share predicts (the normal approximation with and without it)."""
+    crowds = observed.shape[0]
+    rates = validation / validation.sum(axis=2, keepdims=True)
+
+    def exact(grid: np.ndarray) -> np.ndarray:
+        released = (observed[:, None] * np.log(np.maximum(_mixture(rates, grid), 1e-300))).sum(axis=(2, 3))
+        loglik: np.ndarray = released + _withheld_loglik(cells, rates, grid)
+        return loglik
+
+    low, high, grid = _read_posterior(exact, crowds)
+    share = _maximum(exact(grid), grid)
+    fits = _fits_shown(observed, cells, rates, share)
+    # Every person of the crowd, decided as the share predicts: how much wider do the rates make its interval?
+    sizes = observed.sum(axis=2) + _group_sums(cells, cells.withheld * cells.people, crowds, rates.shape[0])
+    predicted = sizes[:, :, None] * _mixture(rates, share[:, None])[:, 0]
+    sure = validation * 1e6  # rates known exactly: sampling alone
+    lo_r, hi_r, _ = _read_posterior(lambda grid: _loglik(predicted, validation, grid), crowds)
+    lo_s, hi_s, _ = _read_posterior(lambda grid: _loglik(predicted, sure, grid), crowds)
+    below = np.sqrt(np.maximum((share - lo_r) ** 2 - (share - lo_s) ** 2, 0.0))
+    above = np.sqrt(np.maximum((hi_r - share) ** 2 - (hi_s - share) ** 2, 0.0))
+    low = np.clip(share - np.hypot(np.maximum(share - low, 0.0), below), 0.0, 1.0)
+    high = np.clip(share + np.hypot(np.maximum(high - share, 0.0), above), 0.0, 1.0)
+    return share, low, high, fits
+
+
+def _group_sums(cells: SplitCells, values: np.ndarray, crowds: int, groups: int) -> np.ndarray:
+    out = np.zeros((crowds, groups))
+    np.add.at(out, (cells.crowd, cells.group), values)
+    return out
+
+
+def _mixture(rates: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """P(decision) of a crowd with each share of ``grid`` (P, S), per group of ``rates`` (G, 2, 3): (P, S, G, 3)."""
+    share = grid[:, :, None, None]
+    mixed: np.ndarray = share * rates[None, None, :, 0] + (1.0 - share) * rates[None, None, :, 1]
+    return mixed
+
+
+def _withheld_loglik(cells: SplitCells, rates: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Σ over each crowd's withheld splits of log P(a split of that size is withheld) at each share of ``grid``."""
+    out = np.zeros(grid.shape)
+    held = cells.withheld > 0
+    crowd, group, size = cells.crowd[held], cells.group[held], cells.people[held]
+    q = _mixture(rates, grid)[crowd, :, group]  # (E, S, 3)
+    chance = withheld_probability(size, q, cells.k)
+    np.add.at(out, crowd, cells.withheld[held][:, None] * np.log(np.maximum(chance, 1e-300)))
+    return out
+
+
+def _maximum(loglik: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Per row, the share where ``loglik`` peaks: the best grid share, refined by the parabola through it and its
+    neighbours."""
+    rows = np.arange(loglik.shape[0])
+    best = np.argmax(loglik, axis=1)
+    inner = np.clip(best, 1, loglik.shape[1] - 2)
+    y0, y1, y2 = (loglik[rows, inner + d] for d in (-1, 0, 1))
+    curve = y0 - 2 * y1 + y2
+    offset = np.clip(np.divide(0.5 * (y0 - y2), curve, out=np.zeros_like(y1), where=curve < 0), -1.0, 1.0)
+    step = grid[:, 1] - grid[:, 0]
+    refined = grid[rows, inner] + offset * step
+    peak: np.ndarray = np.where(best == inner, refined, grid[rows, best])
+    return peak
+
+
+def _fits_shown(observed: np.ndarray, cells: SplitCells, rates: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """:func:`_fits_many` for the shown splits of crowds with withheld ones, by the same level. Shown splits are
+    lumpy (a part is 0 or k and more), so their sums vary far more than a multinomial's: the test is Pearson's on
+    the female and male decisions, with the mean and covariance of each shown cell given that it showed."""
+    shown = cells.shown > 0
+    crowd, group, size = cells.crowd[shown], cells.group[shown], cells.people[shown]
+    q = _mixture(rates, share[:, None])[crowd, :, group]  # (E, 1, 3)
+    mean, covariance = shown_moments(size, q, cells.k)
+    weight = cells.shown[shown].astype(float)
+    expected = np.zeros(observed.shape)
+    spread = np.zeros((*observed.shape[:2], 2, 2))
+    np.add.at(expected, (crowd, group), weight[:, None] * mean[:, 0])
+    np.add.at(spread, (crowd, group), weight[:, None, None] * covariance[:, 0, :2, :2])
+    residual = (observed - expected)[..., :2]
+    spread = spread + 0.5 * np.eye(2)  # as the posterior's: a group of no decisions stays invertible
+    statistic = np.einsum("pgi,pgi->p", residual, np.linalg.solve(spread, residual[..., None])[..., 0])
+    fits: np.ndarray = statistic <= _chi_square_critical(2 * observed.shape[1] - 1)
+    return fits
+
+
+def _chi_square_critical(df: int, alpha_z: float = 4.265) -> float:
+    """The chi-square quantile at the 0.001 % level (``alpha_z`` its normal quantile), by Wilson and Hilferty."""
+    return float(df * (1 - 2 / (9 * df) + alpha_z * (2 / (9 * df)) ** 0.5) ** 3)
 
 
 def _quantile(cumulative: np.ndarray, grid: np.ndarray, q: float) -> np.ndarray:
@@ -218,8 +340,15 @@ def _quantile(cumulative: np.ndarray, grid: np.ndarray, q: float) -> np.ndarray:
     return last
 
 
-def _posterior(observed: np.ndarray, validation: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Posterior weight of each share of each crowd's ``grid`` (P, S): the likelihood of the decisions seen
+def _normalised(loglik: np.ndarray) -> np.ndarray:
+    """Posterior weights (uniform prior) from a log-likelihood per share (P, S)."""
+    weights = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    posterior: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
+    return posterior
+
+
+def _loglik(observed: np.ndarray, validation: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Log-likelihood of each share of each crowd's ``grid`` (P, S): of the decisions seen
     (normal approximation of the decisions of a crowd of this size and share), with the rates' uncertainty
     folded into its covariance instead of averaged over draws: each bundle's rates are Dirichlet (Jeffreys'
     prior on its validation counts), whose covariance, scaled by the crowd's size, adds to the sampling one.
@@ -249,22 +378,18 @@ def _posterior(observed: np.ndarray, validation: np.ndarray, grid: np.ndarray) -
     x = observed[:, None, :, 0] - sizes * (share * women[..., 0] + (1.0 - share) * men[..., 0])
     y = observed[:, None, :, 1] - sizes * (share * women[..., 1] + (1.0 - share) * men[..., 1])
     det = a * d - b * b
-    loglik = (-0.5 * ((d * x * x - 2 * b * x * y + a * y * y) / det + np.log(det))).sum(axis=2)  # (P, S)
-    weights = np.exp(loglik - loglik.max(axis=1, keepdims=True))
-    posterior: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
-    return posterior
+    loglik: np.ndarray = (-0.5 * ((d * x * x - 2 * b * x * y + a * y * y) / det + np.log(det))).sum(axis=2)
+    return loglik
 
 
-def _fits_many(observed: np.ndarray, rates: np.ndarray, share: np.ndarray, alpha_z: float = 4.265) -> np.ndarray:
+def _fits_many(observed: np.ndarray, rates: np.ndarray, share: np.ndarray) -> np.ndarray:
     """Likelihood-ratio (G) test of each crowd's decisions against the best mix of the rates, at the 0.001 %
-    level (``alpha_z`` its normal quantile; the chi-square quantile by Wilson and Hilferty's approximation).
-    The level is strict because the test is too eager on small expected counts: it is there to catch a crowd
-    the rates cannot explain at all (far more unknown than validation ever saw), not a rare draw."""
+    level (:func:`_chi_square_critical`). The level is strict because the test is too eager on small expected
+    counts: it is there to catch a crowd the rates cannot explain at all (far more unknown than validation ever
+    saw), not a rare draw."""
     mix = share[:, None, None] * rates[None, :, 0] + (1.0 - share[:, None, None]) * rates[None, :, 1]
     expected = observed.sum(axis=2, keepdims=True) * mix
     terms = np.where(observed > 0, observed * np.log(np.maximum(observed, 1e-12) / np.maximum(expected, 1e-12)), 0.0)
     statistic = 2.0 * terms.sum(axis=(1, 2))
-    df = 2 * observed.shape[1] - 1
-    critical = df * (1 - 2 / (9 * df) + alpha_z * (2 / (9 * df)) ** 0.5) ** 3
-    fits: np.ndarray = statistic <= critical
+    fits: np.ndarray = statistic <= _chi_square_critical(2 * observed.shape[1] - 1)
     return fits

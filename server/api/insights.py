@@ -375,11 +375,13 @@ def _slot(
             expected_low, expected_high = mean_people * low, mean_people * high + unseen
             unsplit = people - int(parts.sum())  # people of hours whose split was withheld (one gender below k)
             over = (
-                f"{people_corrected:,} of the {people:,} people, leaning toward an even split (the split of "
-                f"{unsplit:,} is withheld for privacy where one gender was below {k} in its hour)"
-                if unsplit > 0 and people_corrected < people
-                else f"{people_corrected:,} people"
+                f"{people_corrected:,} of the {people:,} people" if people_corrected < people else f"{people:,} people"
             )
+            if unsplit > 0:  # counted through how likely a withheld split is (footfall.core.withheld_splits)
+                over += (
+                    f", {unsplit:,} of them in hours whose split is withheld for privacy (a part below {k}), "
+                    "which count through how likely such a split is"
+                )
             evidence = (
                 f"{share:.0%} {noun} (95% interval {low:.0%}-{high:.0%}), corrected for the classifier's known errors "
                 f"over {over} (raw: {raw_text})"

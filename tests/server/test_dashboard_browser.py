@@ -917,10 +917,11 @@ def test_a_zone_no_agent_reported_shows_no_data_not_a_zero(browser, tmp_path: Pa
         thread.join(timeout=10)
 
 
-def test_a_share_over_part_of_the_people_says_of_how_many_and_which_way_it_leans(browser, tmp_path: Path) -> None:
+def test_a_share_where_most_splits_are_withheld_is_the_share_of_everyone(browser, tmp_path: Path) -> None:
     """Found in review: 19 hours of 3 women and 17 men (the split withheld: 3 < k) and 5 hours of 10 and 10 showed
-    "Women 50 %" with a narrow interval, over 100 of the 480 people; the true share is 22 %. The hours withheld
-    are the lopsided ones, so the card says over how many people the share is and that it leans toward 50 %."""
+    "Women 50 %" with a narrow interval, over 100 of the 480 people; the true share is 22 %. The withheld splits
+    now count through how likely such a split is: the card shows a share of all 480 people and says how the
+    withheld ones count."""
     live, server, thread = start_server(f"sqlite:///{tmp_path / 'coverage.db'}")
     try:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -935,13 +936,14 @@ def test_a_share_over_part_of_the_people_says_of_how_many_and_which_way_it_leans
         ]
         live.ingest([*messages, *statuses(now)])
         totals = live.get("/sites/mall/traffic/totals", zone="atrium")["totals"]
-        assert (totals["people"], totals["unsplit"], totals["people_corrected"]) == (480, 380, 100), totals
+        assert (totals["people"], totals["unsplit"], totals["people_corrected"]) == (480, 380, 480), totals
         page = Page(browser, live, tmp_path)
         page.open("/dashboard/zone?site=mall&zone=atrium", key=live.viewer_key)
         page.wait_ready()
-        coverage = page.page.locator("#kpi-female .corrected-share .coverage")
-        assert coverage.inner_text().strip() == "· from 100 of 480 people"
-        assert "leans toward an even split" in (coverage.get_attribute("title") or "")
+        share = page.page.locator("#kpi-female .corrected-share")
+        assert float(share.get_attribute("data-value") or 1) == totals["female_share_corrected"]
+        assert share.locator(".coverage").count() == 0
+        assert "The split of 380 of them is withheld for privacy" in (share.get_attribute("title") or "")
         page.close()
     finally:
         server.should_exit = True  # type: ignore[attr-defined]

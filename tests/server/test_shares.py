@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_share
 from footfall.server.rollups import daily_classifiers_vs_hourly, daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
-from footfall.server.shares import estimate, estimate_many
+from footfall.server.shares import Cells, estimate, estimate_many
 from sqlalchemy import text
 
 from tests.server.conftest import (
@@ -107,11 +107,51 @@ def test_the_correction_recovers_a_known_share_that_classify_and_count_misses(se
         assert point["female_share_low"] <= 0.6 <= point["female_share_high"], point
         assert point["people_corrected"] == 200
     assert series["totals"]["female_share_corrected"] == totals["female_share_corrected"]
-    [day] = server.get(SERIES, **DAY, granularity="day").json()["points"]  # from the daily sums per bundle
+    [day] = server.get(SERIES, **DAY, granularity="day").json()["points"]
     assert day["people_corrected"] == 4800 and abs(day["female_share_corrected"] - 0.6) < 0.005
     with server.db.read() as session:
         assert raw_vs_classifiers(session) == [] and raw_vs_hourly(session) == []
         assert daily_classifiers_vs_hourly(session) == []
+
+
+def test_withheld_splits_do_not_pull_the_share_toward_an_even_split(server: Server) -> None:
+    """The attack: a quiet zone, about 15 people an hour and 30 % women. An hour's split shows only where each of its
+    female, male and unknown decisions is 0 or at least k, so the hours that show are the even ones, with few
+    unknowns or many: from them alone this week's decisions fit no mix of the rates (no share), and other weeks read
+    about 40 %. The withheld splits count through the chance that a split of their size is withheld, and the
+    estimate finds the truth again."""
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    matrix = np.array([[LEANS_MALE[t][d] for d in ("female", "male", "unknown")] for t in ("female", "male")], float)
+    matrix /= matrix.sum(axis=1, keepdims=True)
+    rng = np.random.default_rng(11)
+    messages, women, everyone, shown = [], 0, 0, np.zeros(3)
+    for i, start in enumerate(hours(24 * 7)):
+        people = int(rng.poisson(15))
+        her = int(rng.binomial(people, 0.3))
+        female, male, unknown = (
+            int(v) for v in rng.multinomial(her, matrix[0]) + rng.multinomial(people - her, matrix[1])
+        )
+        if people >= 5:
+            women, everyone = women + her, everyone + people
+            if all(v == 0 or v >= 5 for v in (female, male, unknown)):
+                shown += (female, male, unknown)
+        message = aggregate(female=female, male=male, unknown=unknown, start=start, seq=i)
+        message["classifier"] = "gender@3"
+        messages.append(message)
+    assert server.ingest(*messages).json()["accepted"] == 24 * 7
+    truth = women / everyone
+    alone = corrected_share([(DecisionCounts(*(int(v) for v in shown)), DecisionRates(counts=LEANS_MALE))])
+    assert alone.share is None or abs(alone.share - truth) > 0.05  # what the shown splits alone said
+    week = {"start": BASE.isoformat(), "end": (BASE + timedelta(days=7)).isoformat()}
+    totals = server.get(TOTALS, **week).json()["totals"]
+    assert totals["unsplit"] > totals["people"] / 2  # most hours withheld their split
+    assert totals["people_corrected"] == totals["people"] == everyone
+    assert abs(totals["female_share_corrected"] - truth) < 0.03, (totals, truth)
+    assert totals["female_share_low"] <= truth <= totals["female_share_high"]
+    days = server.get(SERIES, **week, granularity="day").json()
+    assert days["totals"]["female_share_corrected"] == totals["female_share_corrected"]
+    covered = [p["female_share_low"] <= truth <= p["female_share_high"] for p in days["points"]]
+    assert sum(covered) >= 6, days["points"]
 
 
 def test_intervals_widen_as_counts_shrink(server: Server) -> None:
@@ -260,7 +300,7 @@ def test_many_points_at_once_agree_with_one_at_a_time() -> None:
         share = float(rng.uniform(0.2, 0.8))
         points.append({"a@1": decided(people, share, LEANS_MALE)})
         points.append({"a@1": decided(people, share, LEANS_MALE), "b@1": decided(people // 2, share, LEANS_FEMALE)})
-    for groups, fast in zip(points, estimate_many(points, rates), strict=True):
+    for groups, fast in zip(points, estimate_many([shown(p) for p in points], rates, 5), strict=True):
         alone = corrected_share([(DecisionCounts(*parts), rates[ref]) for ref, parts in sorted(groups.items())])
         assert fast.people == alone.people and (fast.missing == "decisions_do_not_fit") == (not alone.fits)
         if alone.share is None:
@@ -311,10 +351,10 @@ def test_people_nobody_decided_get_no_corrected_share() -> None:
     no figure; with decided people beside them, they count through their expected split as before."""
     rates = {"a@1": DecisionRates(counts=LEANS_MALE), "b@2": DecisionRates(counts=LEANS_FEMALE)}
     for groups in ({"a@1": (0, 0, 5)}, {"a@1": (0, 0, 9), "b@2": (0, 0, 3)}):
-        answer = estimate(groups, rates)
+        answer = estimate(shown(groups), rates, 5)
         assert answer.share is None and answer.missing == "no_classified_people", groups
         assert answer.people == sum(sum(parts) for parts in groups.values())
-    mixed = estimate({"a@1": (0, 0, 5), "b@2": decided(200, 0.5, LEANS_FEMALE)}, rates)
+    mixed = estimate(shown({"a@1": (0, 0, 5), "b@2": decided(200, 0.5, LEANS_FEMALE)}), rates, 5)
     assert mixed.share is not None and mixed.people == 205
 
 
@@ -322,12 +362,21 @@ def test_a_bundle_without_rates_whose_cells_released_no_split_changes_nothing() 
     """Found by the privacy property test: a series point whose only cell of an unknown bundle withheld its split
     (0, 0, 0 released) is corrected with the other bundle alone, and does not fail."""
     rates = {"a@1": DecisionRates(counts=LEANS_MALE)}
-    groups = {"a@1": decided(200, 0.5, LEANS_MALE), "nameless@9": (0, 0, 0)}
-    [many] = estimate_many([groups], rates)
+    groups = shown({"a@1": decided(200, 0.5, LEANS_MALE)})
+    groups.add("nameless@9", 7, False, 1, (0, 0, 0))
+    [many] = estimate_many([groups], rates, 5)
     assert many.share is not None and many.people == 200
-    alone = corrected_share([(DecisionCounts(*groups["a@1"]), rates["a@1"])])
+    alone = corrected_share([(DecisionCounts(*groups.sums["a@1"]), rates["a@1"])])
     assert alone.share == pytest.approx(many.share, abs=1e-6)
-    assert estimate(groups, rates) == many
+    assert estimate(groups, rates, 5) == many
+
+
+def shown(groups: dict[str, tuple[int, int, int]]) -> Cells:
+    """Each bundle's decisions as one cell whose split was shown."""
+    cells = Cells()
+    for ref, parts in groups.items():
+        cells.add(ref, sum(parts), True, 1, parts)
+    return cells
 
 
 def test_day_sums_per_bundle_follow_a_time_zone_change_and_a_stricter_k(server: Server) -> None:

@@ -174,16 +174,22 @@ export function correctedShareNode(counts, which = "female") {
   interval.className = "interval";
   interval.textContent = ` (95% interval ${fmtPct(low)}–${fmtPct(high)})`;
   span.append(fmtPct(value), interval);
-  span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} people. ` +
+  const withheld = counts.unsplit > 0
+    ? ` The split of ${fmtInt(counts.unsplit)} of them is withheld for privacy (a part was too small to show in ` +
+      "their hour); they count through how likely such a split is."
+    : "";
+  span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} people.${withheld} ` +
     `Raw classify-and-count: ${rawText} of the people decided female or male.`;
-  // Hours whose split is withheld are those where one gender was rare: left out, they tilt the share toward 50 %.
-  if (typeof counts.people === "number" && counts.unsplit > 0 && counts.people_corrected < counts.people) {
+  // People left out: hours counted without gender, or decided by a bundle whose rates are unknown or whose hours all
+  // had their split withheld. Withheld splits elsewhere are in the estimate (through how likely such a split is).
+  if (typeof counts.people === "number" && counts.people_corrected < counts.people) {
     const coverage = document.createElement("span");
     coverage.className = "coverage";
     coverage.dataset.peopleCorrected = String(counts.people_corrected);
     coverage.textContent = ` · from ${fmtInt(counts.people_corrected)} of ${fmtInt(counts.people)} people`;
-    coverage.title = `The gender split of ${fmtInt(counts.unsplit)} people is withheld for privacy: in their hours one ` +
-      "gender was too rare to show. Those hours are left out of this share, so it leans toward an even split.";
+    coverage.title = `${fmtInt(counts.people - counts.people_corrected)} people are not in this share: their hours ` +
+      "were counted without gender, or decided by a model whose error rates are unknown or whose hours all had " +
+      "their split withheld for privacy.";
     span.append(coverage);
   }
   return span;
