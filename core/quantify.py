@@ -50,7 +50,13 @@ _EM_STEPS: Final = 400
 _EM_TOLERANCE: Final = 1e-9
 _COARSE: Final = np.linspace(0.0, 1.0, 21)  # 5-point steps: where each posterior lies
 _FINE: Final = np.linspace(0.0, 1.0, 33)  # across that stretch: the interval is read here
+# Shares at which the chances of withheld splits, and the moments of shown ones, are worked out per distinct cell
+# size; crowds read them in between (log-chances are smooth in the share, and a withheld split's weighs little
+# where it would bend within a step).
+_TABULATED: Final = np.linspace(0.0, 1.0, 401)
+_TABULATED_MOMENTS: Final = np.linspace(0.0, 1.0, 21)  # steps across the span of the crowds' shares
 _CHUNK: Final = 512  # crowds per vectorised block: bounds memory at about (chunk × grid × groups × 4) floats
+# (crowds with withheld splits are estimated together: about crowds × (401 + distinct sizes × groups) floats)
 
 
 class DecisionRates(BaseModel):
@@ -174,27 +180,20 @@ def estimate_many(observed: np.ndarray, validation: np.ndarray, cells: SplitCell
     split was shown and of those whose split was withheld (footfall.core.withheld_splits); a crowd with withheld
     splits is estimated with them, and its ``people`` counts theirs too."""
     observed = np.asarray(observed, float)
-    out: list[ShareEstimate] = []
-    for offset in range(0, observed.shape[0], _CHUNK):
-        block = observed[offset : offset + _CHUNK]
-        block_cells = None if cells is None else cells.select(np.arange(offset, offset + block.shape[0]))
-        out.extend(_estimate_block(block, np.asarray(validation, float), block_cells))
-    return out
-
-
-def _estimate_block(observed: np.ndarray, validation: np.ndarray, cells: SplitCells | None) -> list[ShareEstimate]:
-    crowds = observed.shape[0]
+    validation = np.asarray(validation, float)
+    parts = [
+        _estimate_block(observed[offset : offset + _CHUNK], validation) for offset in range(0, len(observed), _CHUNK)
+    ]
+    share, low, high, fits = (np.concatenate([part[i] for part in parts]) for i in range(4))
     people = observed.sum(axis=(1, 2)).astype(int)
-    point_rates = validation / validation.sum(axis=2, keepdims=True)  # (G, 2, 3)
-    share = _em(observed, np.broadcast_to(point_rates, (crowds, *point_rates.shape)))
-    fits = _fits_many(observed, point_rates, share)
-    low, high, _ = _read_posterior(lambda grid: _loglik(observed, validation, grid), crowds)
     if cells is not None and cells.withheld.any():
+        # All crowds with withheld splits at once: their chances are worked out per distinct cell size.
+        crowds = observed.shape[0]
         rows = np.flatnonzero(np.bincount(cells.crowd, weights=cells.withheld, minlength=crowds) > 0)
         people = people + np.bincount(cells.crowd, weights=cells.withheld * cells.people, minlength=crowds).astype(int)
         share[rows], low[rows], high[rows], fits[rows] = _censored(observed[rows], validation, cells.select(rows))
     out: list[ShareEstimate] = []
-    for c in range(crowds):
+    for c in range(observed.shape[0]):
         if observed[c].sum() == 0:
             out.append(ShareEstimate(None, None, None, int(people[c]), None))
         elif not fits[c]:
@@ -207,11 +206,21 @@ def _estimate_block(observed: np.ndarray, validation: np.ndarray, cells: SplitCe
     return out
 
 
+def _estimate_block(observed: np.ndarray, validation: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Share (EM), interval and fit of a block of crowds from their decisions alone."""
+    crowds = observed.shape[0]
+    point_rates = validation / validation.sum(axis=2, keepdims=True)  # (G, 2, 3)
+    share = _em(observed, np.broadcast_to(point_rates, (crowds, *point_rates.shape)))
+    fits = _fits_many(observed, point_rates, share)
+    low, high, _, _ = _read_posterior(lambda grid: _loglik(observed, validation, grid), crowds)
+    return share, low, high, fits
+
+
 def _read_posterior(
     loglik: Callable[[np.ndarray], np.ndarray], crowds: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The central 95 % interval of each crowd's posterior (uniform prior) and the grid it was read on, from its
-    log-likelihood at any (crowds, S) shares."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The central 95 % interval of each crowd's posterior (uniform prior), the grid it was read on and the
+    log-likelihood there, from its log-likelihood at any (crowds, S) shares."""
     # A coarse grid over [0, 1] finds where each posterior lies; a fine one across that stretch reads it.
     coarse = np.broadcast_to(_COARSE, (crowds, _COARSE.size))
     cumulative = np.cumsum(_normalised(loglik(coarse)), axis=1)
@@ -219,7 +228,8 @@ def _read_posterior(
     lo = np.clip(_COARSE[np.argmax(cumulative > 1e-9, axis=1)] - step, 0.0, 1.0)
     hi = np.clip(_COARSE[np.argmax(cumulative >= 1.0 - 1e-9, axis=1)] + step, 0.0, 1.0)
     grid = lo[:, None] + (hi - lo)[:, None] * _FINE[None, :]
-    density = _normalised(loglik(grid))
+    at_grid = loglik(grid)
+    density = _normalised(at_grid)
     # The distribution function by the trapezoid rule: 0 at the first share, 1 at the last.
     cumulative = np.concatenate(
         [np.zeros((crowds, 1)), np.cumsum((density[:, 1:] + density[:, :-1]) / 2, axis=1)], axis=1
@@ -227,7 +237,7 @@ def _read_posterior(
     cumulative /= np.maximum(cumulative[:, -1:], 1e-300)
     tail = (1.0 - LEVEL) / 2
     low, high = (_quantile(cumulative, grid, q) for q in (tail, 1.0 - tail))
-    return low, high, grid
+    return low, high, grid, at_grid
 
 
 def _censored(
@@ -243,20 +253,22 @@ def _censored(
     crowds = observed.shape[0]
     rates = validation / validation.sum(axis=2, keepdims=True)
 
+    withheld = _withheld_loglik(cells, rates, crowds)
+
     def exact(grid: np.ndarray) -> np.ndarray:
         released = (observed[:, None] * np.log(np.maximum(_mixture(rates, grid), 1e-300))).sum(axis=(2, 3))
-        loglik: np.ndarray = released + _withheld_loglik(cells, rates, grid)
+        loglik: np.ndarray = released + _at_shares(withheld, grid)
         return loglik
 
-    low, high, grid = _read_posterior(exact, crowds)
-    share = _maximum(exact(grid), grid)
+    low, high, grid, at_grid = _read_posterior(exact, crowds)
+    share = _maximum(at_grid, grid)
     fits = _fits_shown(observed, cells, rates, share)
     # Every person of the crowd, decided as the share predicts: how much wider do the rates make its interval?
     sizes = observed.sum(axis=2) + _group_sums(cells, cells.withheld * cells.people, crowds, rates.shape[0])
     predicted = sizes[:, :, None] * _mixture(rates, share[:, None])[:, 0]
     sure = validation * 1e6  # rates known exactly: sampling alone
-    lo_r, hi_r, _ = _read_posterior(lambda grid: _loglik(predicted, validation, grid), crowds)
-    lo_s, hi_s, _ = _read_posterior(lambda grid: _loglik(predicted, sure, grid), crowds)
+    lo_r, hi_r, _, _ = _read_posterior(lambda grid: _loglik(predicted, validation, grid), crowds)
+    lo_s, hi_s, _, _ = _read_posterior(lambda grid: _loglik(predicted, sure, grid), crowds)
     below = np.sqrt(np.maximum((share - lo_r) ** 2 - (share - lo_s) ** 2, 0.0))
     above = np.sqrt(np.maximum((hi_r - share) ** 2 - (hi_s - share) ** 2, 0.0))
     low = np.clip(share - np.hypot(np.maximum(share - low, 0.0), below), 0.0, 1.0)
@@ -277,15 +289,50 @@ def _mixture(rates: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return mixed
 
 
-def _withheld_loglik(cells: SplitCells, rates: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Σ over each crowd's withheld splits of log P(a split of that size is withheld) at each share of ``grid``."""
-    out = np.zeros(grid.shape)
-    held = cells.withheld > 0
-    crowd, group, size = cells.crowd[held], cells.group[held], cells.people[held]
-    q = _mixture(rates, grid)[crowd, :, group]  # (E, S, 3)
-    chance = withheld_probability(size, q, cells.k)
-    np.add.at(out, crowd, cells.withheld[held][:, None] * np.log(np.maximum(chance, 1e-300)))
+def _distinct_sizes(group: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (group, size) pairs of some entries, and which of them each entry is."""
+    base = int(size.max(initial=0)) + 1
+    keys, which = np.unique(group * base + size, return_inverse=True)
+    return keys // base, keys % base, which
+
+
+def _tabulated(rates: np.ndarray, groups: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """P(decision) at each of ``shares`` for each group of ``groups``: (D, T, 3)."""
+    share = shares[None, :, None]
+    q: np.ndarray = share * rates[groups][:, None, 0] + (1.0 - share) * rates[groups][:, None, 1]
+    return q
+
+
+def _per_crowd(rows: np.ndarray, which: np.ndarray, counts: np.ndarray, table: np.ndarray, total: int) -> np.ndarray:
+    """Σ counts × table[which] per row of ``rows`` (0 to total-1): a (rows, distinct) count matrix times the table."""
+    if table.shape[0] == 0:
+        return np.zeros((total, *table.shape[1:]))
+    matrix = np.zeros((total, table.shape[0]))
+    np.add.at(matrix, (rows, which), counts)
+    out: np.ndarray = matrix @ table.reshape(table.shape[0], -1)
+    return out.reshape(total, *table.shape[1:])
+
+
+def _at_shares(values: np.ndarray, shares: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    """Each row's ``values`` (P, T, ...), tabulated at T even steps from ``low`` to ``high``, at its ``shares``
+    (P, S), linear between tabulated shares."""
+    top = values.shape[1] - 1
+    position = (np.clip(shares, low, high) - low) / max(high - low, 1e-12) * top
+    i = np.clip(np.floor(position).astype(int), 0, top - 1)
+    w = (position - i).reshape(*shares.shape, *([1] * (values.ndim - 2)))
+    rows = np.arange(values.shape[0])[:, None]
+    out: np.ndarray = values[rows, i] * (1.0 - w) + values[rows, i + 1] * w
     return out
+
+
+def _withheld_loglik(cells: SplitCells, rates: np.ndarray, crowds: int) -> np.ndarray:
+    """Σ over each crowd's withheld splits of log P(a split of that size is withheld), at the shares of
+    :data:`_TABULATED` (P, T): worked out once per distinct size, however many crowds and cells have it."""
+    held = cells.withheld > 0
+    groups, sizes, which = _distinct_sizes(cells.group[held], cells.people[held])
+    chance = withheld_probability(sizes, _tabulated(rates, groups, _TABULATED), cells.k)
+    log_chance = np.log(np.maximum(chance, 1e-300))
+    return _per_crowd(cells.crowd[held], which, cells.withheld[held].astype(float), log_chance, crowds)
 
 
 def _maximum(loglik: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -306,20 +353,23 @@ def _maximum(loglik: np.ndarray, grid: np.ndarray) -> np.ndarray:
 def _fits_shown(observed: np.ndarray, cells: SplitCells, rates: np.ndarray, share: np.ndarray) -> np.ndarray:
     """:func:`_fits_many` for the shown splits of crowds with withheld ones, by the same level. Shown splits are
     lumpy (a part is 0 or k and more), so their sums vary far more than a multinomial's: the test is Pearson's on
-    the female and male decisions, with the mean and covariance of each shown cell given that it showed."""
+    the female and male decisions, with the mean and covariance of each shown cell given that it showed
+    (tabulated per distinct size in :data:`_TABULATED_MOMENTS` steps, read at each crowd's share)."""
+    crowds, group_count = observed.shape[:2]
     shown = cells.shown > 0
-    crowd, group, size = cells.crowd[shown], cells.group[shown], cells.people[shown]
-    q = _mixture(rates, share[:, None])[crowd, :, group]  # (E, 1, 3)
-    mean, covariance = shown_moments(size, q, cells.k)
-    weight = cells.shown[shown].astype(float)
-    expected = np.zeros(observed.shape)
-    spread = np.zeros((*observed.shape[:2], 2, 2))
-    np.add.at(expected, (crowd, group), weight[:, None] * mean[:, 0])
-    np.add.at(spread, (crowd, group), weight[:, None, None] * covariance[:, 0, :2, :2])
-    residual = (observed - expected)[..., :2]
-    spread = spread + 0.5 * np.eye(2)  # as the posterior's: a group of no decisions stays invertible
+    groups, sizes, which = _distinct_sizes(cells.group[shown], cells.people[shown])
+    # Tabulated across the crowds' shares only: the moments are needed there, and cost much (a size's ten chances).
+    low, high = max(float(share.min()) - 0.01, 0.0), min(float(share.max()) + 0.01, 1.0)
+    tabulated = low + (high - low) * _TABULATED_MOMENTS
+    mean, covariance = shown_moments(sizes, _tabulated(rates, groups, tabulated), cells.k)
+    table = np.concatenate([mean[..., :2], covariance[..., :2, :2].reshape(*mean.shape[:2], 4)], axis=-1)
+    rows = cells.crowd[shown] * group_count + cells.group[shown]
+    summed = _per_crowd(rows, which, cells.shown[shown].astype(float), table, crowds * group_count)
+    at_share = _at_shares(summed.reshape(crowds, group_count, -1, 6).swapaxes(1, 2), share[:, None], low, high)[:, 0]
+    residual = observed[..., :2] - at_share[..., :2]  # (P, G, 2)
+    spread = at_share[..., 2:].reshape(crowds, group_count, 2, 2) + 0.5 * np.eye(2)  # invertible as the posterior's
     statistic = np.einsum("pgi,pgi->p", residual, np.linalg.solve(spread, residual[..., None])[..., 0])
-    fits: np.ndarray = statistic <= _chi_square_critical(2 * observed.shape[1] - 1)
+    fits: np.ndarray = statistic <= _chi_square_critical(2 * group_count - 1)
     return fits
 
 

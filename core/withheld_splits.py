@@ -53,10 +53,10 @@ def _log_factorials(n: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
 
 
-def _log_power(count: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """count · log p, with 0 · log 0 = 0 (a part no decision makes)."""
-    weighted = count * np.log(np.where(p > 0, p, 1.0))
-    return np.where((count > 0) & (p <= 0), -np.inf, weighted)
+def _logs(p: np.ndarray) -> np.ndarray:
+    """log p, -inf where p is 0 (a decision no one makes)."""
+    out: np.ndarray = np.log(np.where(p > 0, p, 1.0))
+    return np.where(p > 0, out, -np.inf)
 
 
 def some_part_hidden(n: np.ndarray, q: np.ndarray, low: tuple[int, int, int], high: tuple[int, int, int]) -> np.ndarray:
@@ -65,12 +65,14 @@ def some_part_hidden(n: np.ndarray, q: np.ndarray, low: tuple[int, int, int], hi
     n = n.astype(np.int64)
     top = int(n.max(initial=0))
     lf = _log_factorials(max(top, *high, 1))  # a part's range may reach past a small n (masked below)
-    shares = np.ones(q.shape[1])
+    log_part = [_logs(q[..., j]) for j in range(3)]
+    log_rest = [_logs(1.0 - q[..., j]) for j in range(3)]
 
-    def pmf(counts: list[np.ndarray], probabilities: list[np.ndarray]) -> np.ndarray:  # (E, S)
-        log = lf[n][:, None] - sum(lf[c][:, None] for c in counts)
-        for c, p in zip(counts, probabilities, strict=True):
-            log = log + _log_power(c.astype(float)[:, None] * shares, p)
+    def pmf(counts: list[np.ndarray], logs: list[np.ndarray]) -> np.ndarray:  # (E, S)
+        log = (lf[n] - sum(lf[c] for c in counts))[:, None]
+        with np.errstate(invalid="ignore"):  # 0 · log 0 is 0, not the nan its product gives
+            for c, log_p in zip(counts, logs, strict=True):
+                log = log + np.where(c[:, None] > 0, c[:, None] * log_p, 0.0)
         # A probability's log is at most 0; entries the caller masks out (counts past n) may exceed it.
         chance: np.ndarray = np.exp(np.minimum(log, 0.0))
         return chance
@@ -83,7 +85,7 @@ def some_part_hidden(n: np.ndarray, q: np.ndarray, low: tuple[int, int, int], hi
         for a in values(j):
             ok = a <= n
             taken = np.where(ok, a, 0)
-            total += np.where(ok[:, None], pmf([taken, n - taken], [q[..., j], 1.0 - q[..., j]]), 0.0)
+            total += np.where(ok[:, None], pmf([taken, n - taken], [log_part[j], log_rest[j]]), 0.0)
     for i, j in ((0, 1), (0, 2), (1, 2)):  # two parts in their ranges, the third what is left
         rest_part = 3 - i - j
         for a in values(i):
@@ -91,14 +93,13 @@ def some_part_hidden(n: np.ndarray, q: np.ndarray, low: tuple[int, int, int], hi
                 ok = a + b <= n
                 rest = np.where(ok, n - a - b, 0)
                 counts = [np.full_like(n, a), np.full_like(n, b), rest]
-                chances = [q[..., i], q[..., j], q[..., rest_part]]
-                total -= np.where(ok[:, None], pmf(counts, chances), 0.0)
+                total -= np.where(ok[:, None], pmf(counts, [log_part[i], log_part[j], log_part[rest_part]]), 0.0)
     for a in values(0):  # all three
         for b in values(1):
             c = n - a - b
             ok = (c >= low[2]) & (c <= high[2])
             counts = [np.full_like(n, a), np.full_like(n, b), np.where(ok, c, 0)]
-            total += np.where(ok[:, None], pmf(counts, [q[..., 0], q[..., 1], q[..., 2]]), 0.0)
+            total += np.where(ok[:, None], pmf(counts, log_part), 0.0)
     return np.clip(total, 0.0, 1.0)
 
 
@@ -113,7 +114,7 @@ def shown_moments(n: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.
     P(shown | one is i and one j), each P by :func:`some_part_hidden` over the other decisions."""
     hidden_range = (1, k - 1)
 
-    def shown_given(extra: tuple[int, ...], size: np.ndarray) -> np.ndarray:
+    def shown_given(extra: tuple[int, ...], size: np.ndarray, q: np.ndarray) -> np.ndarray:
         # Part j of the other decisions hides the split when, with the ``extra`` ones of j added, it is 1 to k-1.
         low, high = [hidden_range[0]] * 3, [hidden_range[1]] * 3
         for j in set(extra):
@@ -123,14 +124,28 @@ def shown_moments(n: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.
         shown: np.ndarray = 1.0 - hidden
         return shown
 
-    p_shown = np.maximum(1.0 - withheld_probability(n, q, k), 1e-300)
     nf = n.astype(float)[:, None]
-    one, two = np.maximum(n - 1, 0), np.maximum(n - 2, 0)
-    mean = np.stack([nf * q[..., j] * shown_given((j,), one) for j in range(3)], axis=-1) / p_shown[..., None]
-    second = np.empty((*q.shape, 3))
+    # The multinomial's own moments; where a split of this size is all but never withheld they are the answer
+    # (each differs by at most about n² times that chance).
+    mean = nf[..., None] * q
+    covariance = nf[..., None, None] * (q[..., :, None] * np.eye(3) - q[..., :, None] * q[..., None, :])
+    withheld = withheld_probability(n, q, k)
+    rows, at = np.nonzero(withheld > 1e-9)  # the (size, share) pairs worked out in full
+    if rows.size == 0:
+        return mean, covariance
+    sizes, chances, nf = n[rows], q[rows, at][:, None, :], nf[rows]
+    p_shown = np.maximum(1.0 - withheld[rows, at][:, None], 1e-300)
+    one, two = np.maximum(sizes - 1, 0), np.maximum(sizes - 2, 0)
+    given = (
+        np.stack([nf * chances[..., j] * shown_given((j,), one, chances) for j in range(3)], axis=-1)
+        / p_shown[..., None]
+    )
+    second = np.empty((*chances.shape, 3))
     for i in range(3):
-        for j in range(3):
-            pair = nf * (nf - 1) * q[..., i] * q[..., j] * shown_given((i, j), two)
-            second[..., i, j] = pair / p_shown + (mean[..., i] if i == j else 0.0)  # E[x_i x_j | shown]
-    covariance = second - mean[..., :, None] * mean[..., None, :]
+        for j in range(i, 3):
+            pair = nf * (nf - 1) * chances[..., i] * chances[..., j] * shown_given((i, j), two, chances) / p_shown
+            second[..., i, j] = second[..., j, i] = pair
+        second[..., i, i] += given[..., i]  # E[x_i x_j | shown], from the factorial moments
+    mean[rows, at] = given[:, 0]
+    covariance[rows, at] = (second - given[..., :, None] * given[..., None, :])[:, 0]
     return mean, covariance

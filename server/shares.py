@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -29,7 +30,15 @@ from footfall.core import quantify
 from footfall.core.quantify import DecisionRates, ShareEstimate
 from footfall.core.withheld_splits import SplitCells
 from footfall.server.classifiers import known_rates
-from footfall.server.localtime import HOUR, day_range, local_day, local_hour_of_week, local_midnight, week_start
+from footfall.server.localtime import (
+    HOUR,
+    day_range,
+    local_hour_of_week,
+    local_midnight,
+    offset_seconds,
+    week_start,
+    zone,
+)
 from footfall.server.release import DEFAULT_K, effective_k
 from footfall.server.rollups import release_k
 from footfall.server.tables import HourlyRollup, Site, Zone
@@ -47,13 +56,21 @@ class Cells:
     sums: dict[str, list[int]] = field(default_factory=dict)  # ref → released [female, male, unknown]
     sizes: dict[tuple[str, int], list[int]] = field(default_factory=dict)  # (ref, people) → [shown, withheld] cells
 
-    def add(self, ref: str, people: int, shown: bool, cells: int, parts: Sequence[Any]) -> None:
+    def add(self, ref: str, people: int, shown: bool, cells: int, female: int, male: int, unknown: int) -> None:
         """``cells`` cells of ``people`` released people attributed to ``ref``, their split shown or not, whose
-        released female, male and unknown add up to ``parts``."""
-        held = self.sums.setdefault(ref, [0, 0, 0])
-        for i in range(3):
-            held[i] += int(parts[i] or 0)
-        self.sizes.setdefault((ref, people), [0, 0])[0 if shown else 1] += cells
+        released female, male and unknown add up to those given. (Called once per row of a 90-day series of
+        every zone: some 180,000 times.)"""
+        held = self.sums.get(ref)
+        if held is None:
+            held = self.sums[ref] = [0, 0, 0]
+        held[0] += female
+        held[1] += male
+        held[2] += unknown
+        key = (ref, people)
+        counts = self.sizes.get(key)
+        if counts is None:
+            counts = self.sizes[key] = [0, 0]
+        counts[0 if shown else 1] += cells
 
     def merge(self, other: Cells) -> None:
         for ref, parts in other.sums.items():
@@ -95,6 +112,7 @@ class Share:
         }
 
 
+EPOCH_DAY = date(1970, 1, 1)
 NONE_SEEN = Share(None, None, None, 0, "no_classified_people")
 
 
@@ -188,8 +206,8 @@ def _cells_query(h: Any, keys: Sequence[Any], *where: Any) -> Any:
 
 def _add(cells: Cells, row: Sequence[Any]) -> None:
     """One row of :func:`_cells_query` (without its keys) into ``cells``."""
-    ref, people, shown, count, *parts = row
-    cells.add(ref, int(people), bool(shown), int(count), parts)
+    ref, people, shown, count, female, male, unknown = row
+    cells.add(ref, people, shown == 1, count, female or 0, male or 0, unknown or 0)
 
 
 def release_k_of(session: Session, zone_pks: Sequence[int]) -> int:
@@ -230,29 +248,44 @@ def series(
     points = [Cells() for _ in keys]
     h = HourlyRollup
     if granularity == "hour":
-        point_of: Any = lambda hour: hour  # noqa: E731
+        query = _cells_query(h, (h.hour_start,), h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
+        for hour, *row in session.execute(query):
+            i = index.get(int(hour))
+            if i is not None:
+                _add(points[i], row)
     else:
         first, stop = day_range(start, end, tz)
-        start, end = max(start, local_midnight(first, tz)), min(end, local_midnight(stop, tz))
-        days: dict[int, Any] = {}
-
-        def point_of(hour: int) -> Any:
-            day = days.get(hour)
-            if day is None:
-                day = days[hour] = local_day(hour, tz)
-            return week_start(day) if granularity == "week" else day
-
-    query = _cells_query(h, (h.hour_start,), h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
-    for hour, *row in session.execute(query):
-        i = index.get(point_of(int(hour)))
-        if i is not None:
-            _add(points[i], row)
+        # The hours of local days, grouped by day in SQL: one query per stretch of one UTC offset (a day number is
+        # then (hour + offset) // 86400), three times fewer rows than by hour.
+        for begin, until, offset in _offset_stretches(
+            max(start, local_midnight(first, tz)), min(end, local_midnight(stop, tz)), tz
+        ):
+            day_number = (h.hour_start + literal_column(str(offset))) // literal_column("86400")
+            query = _cells_query(h, (day_number,), h.zone_pk.in_(zone_pks), h.hour_start >= begin, h.hour_start < until)
+            for number, *row in session.execute(query):
+                day = EPOCH_DAY + timedelta(days=int(number))
+                i = index.get(week_start(day) if granularity == "week" else day)
+                if i is not None:
+                    _add(points[i], row)
     total = Cells()
     for cells in points:
         total.merge(cells)
     rates = known_rates(session, total.sums)
     k = release_k_of(session, zone_pks)
     return estimate_many(points, rates, k), estimate(total, rates, k)  # the total alone, exactly as /totals has it
+
+
+def _offset_stretches(start: int, end: int, tz: str) -> list[tuple[int, int, int]]:
+    """[start, end) in stretches of hour cells of one UTC offset in ``tz`` (each cell's offset read at its own start,
+    so a change at any minute puts every cell on its own side): (begin, until, offset seconds)."""
+    stretches: list[tuple[int, int, int]] = []
+    for hour in range(start + (-start) % HOUR, end, HOUR):
+        offset = offset_seconds(datetime.fromtimestamp(hour, zone(tz)))
+        if stretches and stretches[-1][2] == offset:
+            stretches[-1] = (stretches[-1][0], hour + HOUR, offset)
+        else:
+            stretches.append((hour, hour + HOUR, offset))
+    return stretches
 
 
 def slots(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -363,7 +363,7 @@ def test_a_bundle_without_rates_whose_cells_released_no_split_changes_nothing() 
     (0, 0, 0 released) is corrected with the other bundle alone, and does not fail."""
     rates = {"a@1": DecisionRates(counts=LEANS_MALE)}
     groups = shown({"a@1": decided(200, 0.5, LEANS_MALE)})
-    groups.add("nameless@9", 7, False, 1, (0, 0, 0))
+    groups.add("nameless@9", 7, False, 1, 0, 0, 0)
     [many] = estimate_many([groups], rates, 5)
     assert many.share is not None and many.people == 200
     alone = corrected_share([(DecisionCounts(*groups.sums["a@1"]), rates["a@1"])])
@@ -375,7 +375,7 @@ def shown(groups: dict[str, tuple[int, int, int]]) -> Cells:
     """Each bundle's decisions as one cell whose split was shown."""
     cells = Cells()
     for ref, parts in groups.items():
-        cells.add(ref, sum(parts), True, 1, parts)
+        cells.add(ref, sum(parts), True, 1, *parts)
     return cells
 
 
@@ -410,6 +410,36 @@ def test_day_sums_per_bundle_follow_a_time_zone_change_and_a_stricter_k(server: 
     assert server.client.patch("/api/v1/sites/mall", json={"k": 12}, headers=admin).status_code == 200
     consistent()
     assert sum(n for _, n in days()) < before  # fewer splits released with k = 12
+
+
+def test_a_day_of_23_hours_corrects_the_cells_of_its_own_hours(server: Server) -> None:
+    """Day points read their hour cells grouped by local day in SQL, a query per stretch of one UTC offset:
+    29 March 2026 in Berlin has 23 hours (23:00 UTC the day before to 22:00 UTC), and its corrected share is the
+    one /totals gives for exactly those hours."""
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    admin = server.headers("admin")
+    assert (
+        server.client.patch("/api/v1/sites/mall", json={"timezone": "Europe/Berlin"}, headers=admin).status_code == 200
+    )
+    first = datetime(2026, 3, 28, 23, tzinfo=UTC)
+    server.ingest(
+        *[
+            classified(
+                classifier="gender@3",
+                people=60 + h,
+                share=0.5,
+                rates=LEANS_MALE,
+                start=first + timedelta(hours=h),
+                seq=h,
+            )
+            for h in range(24)
+        ]
+    )
+    days = server.get(SERIES, start="2026-03-28T00:00:00Z", end="2026-03-31T00:00:00Z", granularity="day").json()
+    ours = [(p["label"], p["people"], p["people_corrected"]) for p in days["points"]]
+    assert ours == [("2026-03-29", sum(range(60, 83)), sum(range(60, 83))), ("2026-03-30", 83, 83)]
+    day = server.get(TOTALS, start=first.isoformat(), end=(first + timedelta(hours=23)).isoformat()).json()["totals"]
+    assert day["female_share_corrected"] == days["points"][0]["female_share_corrected"]
 
 
 def _bucket(agent: str, minute: int, counts: tuple[int, int, int], classifier: str | None) -> dict:
