@@ -548,7 +548,7 @@ def main() -> None:
             conn.execute(
                 text(
                     "TRUNCATE buckets, rollup_hourly, rollup_hourly_age, rollup_classifier_people, classifiers, "
-                    "rollup_daily, rollup_daily_classifier, rollup_slot_cumulative, rollup_slot_span, agents, zones, "
+                    "rollup_daily, rollup_slot_cumulative, rollup_slot_span, agents, zones, "
                     "sites CASCADE"
                 )
             )

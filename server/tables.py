@@ -215,20 +215,6 @@ class CameraPart(Base):
     people: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class DailyClassifierRollup(Base):
-    """Sums of the released female, male and unknown of the hourly cells attributed to each bundle, per zone and
-    local day (as ``rollup_daily``): the corrected shares of day and week series read these."""
-
-    __tablename__ = "rollup_daily_classifier"
-
-    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    classifier: Mapped[str] = mapped_column(String(100), primary_key=True)
-    released_female: Mapped[int] = mapped_column(BigInteger, default=0)
-    released_male: Mapped[int] = mapped_column(BigInteger, default=0)
-    released_unknown: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
 class Classifier(Base):
     """A gender bundle agents reported with its decision rates (footfall.core.quantify.DecisionRates)."""
 

@@ -24,7 +24,6 @@ from footfall.server.rollups.cells import (
     release_site,
 )
 from footfall.server.rollups.checks import (
-    daily_classifiers_vs_hourly,
     daily_vs_hourly,
     raw_vs_camera_parts,
     raw_vs_classifiers,
@@ -40,7 +39,6 @@ __all__ = [
     "CameraPartDeltas",
     "HourlyDeltas",
     "apply_hourly_deltas",
-    "daily_classifiers_vs_hourly",
     "daily_vs_hourly",
     "ensure_release",
     "finish_refiles",

@@ -26,7 +26,6 @@ from footfall.server.localtime import (
 )
 from footfall.server.release import (
     RELEASED_FIELDS,
-    SPLIT_FIELDS,
     CellRelease,
     effective_k,
     people_held_back,
@@ -40,7 +39,6 @@ from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_d
 from footfall.server.sql import insert_for, locked
 from footfall.server.tables import (
     CameraPart,
-    DailyClassifierRollup,
     DailyRollup,
     HourlyAge,
     HourlyRollup,
@@ -111,22 +109,6 @@ def _cell_conditions(
     elif keys:
         for offset in range(0, len(zone_pks), 500):
             yield table.c.zone_pk.in_(zone_pks[offset : offset + 500])
-
-
-_SPLIT = [RELEASED_FIELDS.index(name) for name in SPLIT_FIELDS]
-
-
-def _attribution(session: Session, keys: list[tuple[int, int]]) -> dict[tuple[int, int], str | None]:
-    """The bundle each hourly cell of ``keys`` is attributed to (None: none; footfall.server.classifiers)."""
-    h = HourlyRollup.__table__
-    found: dict[tuple[int, int], str | None] = dict.fromkeys(keys)
-    for offset in range(0, len(keys), 500):
-        query = select(h.c.zone_pk, h.c.hour_start, h.c.classifier).where(
-            tuple_(h.c.zone_pk, h.c.hour_start).in_(keys[offset : offset + 500])
-        )
-        for zone_pk, hour_start, classifier in session.execute(query):
-            found[(zone_pk, hour_start)] = classifier
-    return found
 
 
 def _released_bands(
@@ -360,7 +342,6 @@ def apply_hourly_deltas(
     }
     frozen: set[tuple[int, int]] = set()
     before = _released(session, keys, lock=True, frozen=frozen)
-    attributed_before = _attribution(session, keys)
     # Cells readers may have seen: their hour was readable before this change (the clock read once the cells are
     # locked, as a long wait for the lock may take the hour past it), and they release something.
     seen_end = seen_until() if seen_until is not None else None
@@ -408,20 +389,10 @@ def apply_hourly_deltas(
         if now_held == held:
             break
         held = now_held
-    attributed_after = _attribution(session, keys)
     daily: dict[tuple[int, date], list[float]] = defaultdict(lambda: [0.0] * len(RELEASED_FIELDS))
     slot_deltas: SlotDeltas = {}
     slot_sources = [RELEASED_FIELDS.index(name) for name in SLOT_SOURCES]
     observed = _new_weeks_observed(session, created, local_how)
-    # A cell's released split moves out of its bundle's day before the change and into its bundle's after.
-    by_bundle: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for key in keys:
-        when = local_day(key[1], tz_of_zone[key[0]])
-        for bundle, values, sign in ((attributed_before[key], before[key], -1), (attributed_after[key], after[key], 1)):
-            if bundle is not None:
-                sums = by_bundle[(key[0], when, bundle)]
-                for i, j in enumerate(_SPLIT):
-                    sums[i] += sign * round(values[j])
     for key in keys:
         delta = [new - was for new, was in zip(after[key], before[key], strict=True)]
         day = daily[(key[0], local_day(key[1], tz_of_zone[key[0]]))]
@@ -432,20 +403,6 @@ def apply_hourly_deltas(
         for i, value in enumerate((*(round(delta[j]) for j in slot_sources), int(key in observed))):
             slot[i] += value
     apply_slot_deltas(session, slot_deltas)
-    changed_bundles = {key: sums for key, sums in by_bundle.items() if any(sums)}
-    if changed_bundles:
-        bundles_table = DailyClassifierRollup.__table__
-        statement = insert(bundles_table)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["zone_pk", "day", "classifier"],
-                set_={name: bundles_table.c[name] + statement.excluded[name] for name in SPLIT_FIELDS},
-            ),
-            [
-                {"zone_pk": z, "day": d, "classifier": c, **dict(zip(SPLIT_FIELDS, sums, strict=True))}
-                for (z, d, c), sums in sorted(changed_bundles.items())
-            ],
-        )
     daily_table = DailyRollup.__table__
     statement = insert(daily_table)
     session.execute(
@@ -690,7 +647,6 @@ def rebuild_daily(session: Session, zone_pks: list[int], tz: str) -> int:
     ``tz``) from their hourly cells; returns the rows written."""
     if not zone_pks:
         return 0
-    rebuild_daily_classifiers(session, zone_pks, tz)
     session.execute(delete(DailyRollup).where(DailyRollup.zone_pk.in_(zone_pks)))
     h = HourlyRollup.__table__
     fetched = session.execute(
@@ -718,42 +674,4 @@ def rebuild_daily(session: Session, zone_pks: list[int], tz: str) -> int:
         for z, d in zip(*np.nonzero(present), strict=True)
     ]
     session.execute(DailyRollup.__table__.insert(), rows)
-    return len(rows)
-
-
-def rebuild_daily_classifiers(session: Session, zone_pks: list[int], tz: str) -> int:
-    """Recomputes ``rollup_daily_classifier`` of ``zone_pks`` (zones of one site, in time zone ``tz``) from the
-    released splits and attributed bundles of their hourly cells; returns the rows written."""
-    session.execute(delete(DailyClassifierRollup).where(DailyClassifierRollup.zone_pk.in_(zone_pks)))
-    h = HourlyRollup.__table__
-    fetched = session.execute(
-        select(h.c.zone_pk, h.c.hour_start, h.c.classifier, *(h.c[name] for name in SPLIT_FIELDS)).where(
-            h.c.zone_pk.in_(zone_pks), h.c.classifier.is_not(None)
-        )
-    ).all()
-    if not fetched:
-        return 0
-    starts = np.array([row[1] for row in fetched], np.int64)
-    first = local_day(int(starts.min()), tz)
-    count = (local_day(int(starts.max()), tz) - first).days + 1
-    midnights = np.array([local_midnight(first + timedelta(days=i), tz) for i in range(count + 1)])
-    day_index = np.searchsorted(midnights, starts, side="right") - 1
-    # Summed by numpy over one key per (zone, day, bundle): a year of 200 zones is 1.75 M hourly cells.
-    bundles, bundle_index = np.unique(np.array([row[2] for row in fetched], dtype=object), return_inverse=True)
-    zones, zone_index = np.unique(np.array([row[0] for row in fetched], np.int64), return_inverse=True)
-    keys, inverse = np.unique((zone_index * count + day_index) * len(bundles) + bundle_index, return_inverse=True)
-    sums = np.zeros((len(keys), 3), np.int64)
-    np.add.at(sums, inverse, np.array([row[3:] for row in fetched], np.int64))
-    rows = [
-        {
-            "zone_pk": int(zones[key // len(bundles) // count]),
-            "day": first + timedelta(days=int(key // len(bundles) % count)),
-            "classifier": str(bundles[key % len(bundles)]),
-            **dict(zip(SPLIT_FIELDS, split, strict=True)),
-        }
-        for key, split in zip(keys.tolist(), sums.tolist(), strict=True)
-        if any(split)
-    ]
-    if rows:
-        session.execute(DailyClassifierRollup.__table__.insert(), rows)
     return len(rows)

@@ -16,7 +16,6 @@ from footfall.server.tables import (
     Bucket,
     CameraPart,
     ClassifierPeople,
-    DailyClassifierRollup,
     DailyRollup,
     HourlyRollup,
     Site,
@@ -216,34 +215,4 @@ def daily_vs_hourly(session: Session) -> list[tuple[object, ...]]:
         if not np.allclose(
             expected.get(key, [0.0] * len(RELEASED_FIELDS)), stored.get(key, [0.0] * len(RELEASED_FIELDS))
         )
-    ]
-
-
-def daily_classifiers_vs_hourly(session: Session) -> list[tuple[object, ...]]:
-    """Per zone, local day and bundle, sums of released splits that differ from those of the hourly cells
-    attributed to that bundle (empty when consistent)."""
-    h = HourlyRollup
-    expected: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for zone_pk, hour_start, tz, classifier, *split in session.execute(
-        select(
-            h.zone_pk, h.hour_start, Site.timezone, h.classifier, h.released_female, h.released_male, h.released_unknown
-        )
-        .join(Zone, Zone.id == h.zone_pk)
-        .join(Site, Site.site_id == Zone.site_id)
-        .where(h.classifier.is_not(None))
-    ):
-        sums = expected[(zone_pk, local_day(hour_start, tz), str(classifier))]  # not None: filtered
-        for i, value in enumerate(split):
-            sums[i] += int(value)
-    d = DailyClassifierRollup
-    stored = {
-        (zone_pk, day, classifier): [int(v) for v in split]
-        for zone_pk, day, classifier, *split in session.execute(
-            select(d.zone_pk, d.day, d.classifier, d.released_female, d.released_male, d.released_unknown)
-        )
-    }
-    return [
-        (key, expected.get(key), stored.get(key))
-        for key in expected.keys() | stored.keys()
-        if expected.get(key, [0, 0, 0]) != stored.get(key, [0, 0, 0])
     ]

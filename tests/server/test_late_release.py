@@ -19,7 +19,6 @@ from footfall.server.release import (
     step_release,
 )
 from footfall.server.rollups import (
-    daily_classifiers_vs_hourly,
     daily_vs_hourly,
     raw_vs_classifiers,
     raw_vs_hourly,
@@ -216,7 +215,7 @@ def _held_cell_story(server: Server, late_people: int) -> list[dict]:
     )
     steps.append(totals())
     with server.db.read() as session:
-        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+        assert raw_vs_classifiers(session) == []
     return steps
 
 
@@ -243,7 +242,7 @@ def test_a_held_cell_keeps_its_dwell_and_takes_the_bundle_its_buckets_give(serve
     assert again["totals"]["people"] == 12 and again["mean_dwell_seconds"] == 30.0
     assert again["totals"]["female_share_corrected_missing"] == "no_classified_people"
     with server.db.read() as session:
-        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+        assert raw_vs_classifiers(session) == []
 
 
 def test_ingest_counts_a_cell_as_seen_a_margin_before_reads_cover_it() -> None:
@@ -264,12 +263,12 @@ def test_a_held_cell_takes_the_bundle_of_its_buckets_and_keeps_it_when_it_moves(
     server.ingest({**late(0, female=9, male=6), "classifier": "h@1", "seq": 2})
     assert seen(server) == (15, 10, 5, 0)
     with server.db.read() as session:
-        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+        assert raw_vs_classifiers(session) == []
     # Sent again by h once more, five people read otherwise: the cell moves, and stays h's.
     server.ingest({**late(0, female=5, male=10), "classifier": "h@1", "seq": 3})
     assert seen(server) == (15, 5, 10, 0)
     with server.db.read() as session:
-        assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+        assert raw_vs_classifiers(session) == []
 
 
 def test_bands_follow_a_move_made_by_a_batch_without_band_changes(server: Server) -> None:

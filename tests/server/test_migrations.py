@@ -51,14 +51,14 @@ def _bucket(
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0013"
-        assert upgrade(db.engine) == "0013"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0014"
+        assert upgrade(db.engine) == "0014"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0013"
+        assert current_revision(db.engine) == "0014"
     finally:
         db.dispose()
 
@@ -73,7 +73,7 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
 def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_url: str) -> None:
     """Buckets and cells from before the classifier registry name no bundle: they are attributed to '?', whose
     rates nobody knows, so their share is not corrected, and the raw vs side-table check holds."""
-    from footfall.server.rollups import daily_classifiers_vs_hourly, raw_vs_classifiers
+    from footfall.server.rollups import raw_vs_classifiers
 
     db = Database(database_url)
     try:
@@ -87,9 +87,9 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0013"  # the checks read the head's tables; 0010 counts the '?' bucket
+        assert upgrade(db.engine) == "0014"  # the checks read the head's tables; 0010 counts the '?' bucket
         with db.read() as session:
-            assert raw_vs_classifiers(session) == [] and daily_classifiers_vs_hourly(session) == []
+            assert raw_vs_classifiers(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
     finally:
         db.dispose()
@@ -157,7 +157,7 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
                     )
                 )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0013"  # 0009 fills the parts; 0010 after it changes nothing of them
+        assert upgrade(db.engine) == "0014"  # 0009 fills the parts; 0010 after it changes nothing of them
         with db.read() as session:
             assert raw_vs_camera_parts(session) == []
             parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
@@ -201,7 +201,7 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                 )
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0013"
+        assert upgrade(db.engine) == "0014"
         with db.read() as session:
             rows = session.execute(
                 text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier, hour_start")
@@ -242,7 +242,7 @@ def test_0013_records_the_quiet_parts_and_goes_down_again(database_url: str) -> 
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
         parts = "SELECT camera_id, people FROM rollup_camera_parts ORDER BY camera_id"
-        assert upgrade(db.engine) == "0013"
+        assert upgrade(db.engine) == "0014"
         with db.read() as session:
             assert [tuple(p) for p in session.execute(text(parts))] == [("cam-0", 3), ("cam-1", 0)]
             assert session.execute(text("SELECT value FROM meta WHERE key = 'release_k'")).first() is None
@@ -252,5 +252,31 @@ def test_0013_records_the_quiet_parts_and_goes_down_again(database_url: str) -> 
             command.downgrade(config, "0012")
         with db.read() as session:
             assert [tuple(p) for p in session.execute(text(parts))] == [("cam-0", 3)]
+    finally:
+        db.dispose()
+
+
+def test_0014_drops_the_daily_sums_per_bundle_and_going_down_has_them_rebuilt(database_url: str) -> None:
+    """The corrected share of days and weeks reads hour cells (each cell's size counts), so the daily sums per
+    bundle go; going down creates their table again, empty, and has the next start recompute every released value
+    and daily sum, theirs included."""
+    from alembic import command
+    from footfall.server.migrate import alembic_config
+
+    db = Database(database_url)
+    try:
+        upgrade(db.engine, "0013")
+        assert "rollup_daily_classifier" in inspect(db.engine).get_table_names()
+        assert upgrade(db.engine) == "0014"
+        assert "rollup_daily_classifier" not in inspect(db.engine).get_table_names()
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
+        config = alembic_config()
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0013")
+        assert "rollup_daily_classifier" in inspect(db.engine).get_table_names()
+        with db.read() as session:
+            assert session.execute(text("SELECT value FROM meta WHERE key = 'release_k'")).first() is None
     finally:
         db.dispose()

@@ -28,7 +28,6 @@ HOURS = 17 * 24  # two and a half weeks, so ad-placement ranges span whole weeks
 TABLES = (
     "buckets",
     "rollup_classifier_people",
-    "rollup_daily_classifier",
     "rollup_hourly",
     "rollup_daily",
     "rollup_slot_cumulative",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_share
-from footfall.server.rollups import daily_classifiers_vs_hourly, daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
+from footfall.server.rollups import daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
 from footfall.server.shares import Cells, estimate, estimate_many
 from sqlalchemy import text
 
@@ -111,7 +111,6 @@ def test_the_correction_recovers_a_known_share_that_classify_and_count_misses(se
     assert day["people_corrected"] == 4800 and abs(day["female_share_corrected"] - 0.6) < 0.005
     with server.db.read() as session:
         assert raw_vs_classifiers(session) == [] and raw_vs_hourly(session) == []
-        assert daily_classifiers_vs_hourly(session) == []
 
 
 def test_withheld_splits_do_not_pull_the_share_toward_an_even_split(server: Server) -> None:
@@ -379,9 +378,9 @@ def shown(groups: dict[str, tuple[int, int, int]]) -> Cells:
     return cells
 
 
-def test_day_sums_per_bundle_follow_a_time_zone_change_and_a_stricter_k(server: Server) -> None:
-    """Days and weeks read the released splits per local day and bundle: re-filed under a new time zone and
-    recomputed with a site's stricter k, like the daily rollup they sit beside."""
+def test_days_follow_a_time_zone_change_and_a_stricter_k(server: Server) -> None:
+    """Days read the released splits of their hour cells: under a new time zone they are the new local days, and
+    with a site's stricter k they are what the cells release with it."""
     server.ingest(status("agent-1", "gender", "3", LEANS_MALE), status("agent-2", "gender", "4", LEANS_FEMALE))
     cells = []
     for i, start in enumerate(hours(48)):
@@ -393,7 +392,7 @@ def test_day_sums_per_bundle_follow_a_time_zone_change_and_a_stricter_k(server: 
 
     def consistent() -> None:
         with server.db.read() as session:
-            assert daily_classifiers_vs_hourly(session) == [] and daily_vs_hourly(session) == []
+            assert daily_vs_hourly(session) == []
 
     def days() -> list[tuple[str, int]]:
         points = server.get(SERIES, **window, granularity="day").json()["points"]
