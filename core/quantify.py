@@ -53,8 +53,11 @@ _FINE: Final = np.linspace(0.0, 1.0, 33)  # across that stretch: the interval is
 # Shares at which the chances of withheld splits, and the moments of shown ones, are worked out per distinct cell
 # size; crowds read them in between (log-chances are smooth in the share, and a withheld split's weighs little
 # where it would bend within a step).
-_TABULATED: Final = np.linspace(0.0, 1.0, 401)
-_TABULATED_MOMENTS: Final = np.linspace(0.0, 1.0, 21)  # steps across the span of the crowds' shares
+_TABULATED: Final = np.linspace(0.0, 1.0, 101)
+# Cell sizes up to this many times k are each worked out (below 3k a split's chance jumps from size to size: a split
+# into three parts of k or more first fits at 3k); larger ones about 3 % apart, read in between.
+_EXACT_SIZES: Final = 4
+_TABULATED_MOMENTS: Final = np.linspace(0.0, 1.0, 11)  # steps across the span of the crowds' shares
 _CHUNK: Final = 512  # crowds per vectorised block: bounds memory at about (chunk × grid × groups × 4) floats
 # (crowds with withheld splits are estimated together: about crowds × (401 + distinct sizes × groups) floats)
 
@@ -296,6 +299,37 @@ def _distinct_sizes(group: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np
     return keys // base, keys % base, which
 
 
+def _by_size(
+    groups: np.ndarray, sizes: np.ndarray, k: int, table: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``table(groups, sizes)`` (rows first) at each distinct (group, size): worked out at every size up to
+    :data:`_EXACT_SIZES` times k, and above that at sizes about 3 % apart, linear in between (a chance or moment
+    changes slowly with the size there; each size costs about k² array steps)."""
+    rows: list[tuple[int, int]] = []
+    below, above, weight = np.zeros(sizes.size, int), np.zeros(sizes.size, int), np.zeros(sizes.size)
+    for g in np.unique(groups):
+        mine = np.flatnonzero(groups == g)
+        wanted = sizes[mine]
+        exact = wanted[wanted <= _EXACT_SIZES * k]
+        large = wanted[wanted > _EXACT_SIZES * k]
+        steps = int(np.ceil(np.log(large.max() / (_EXACT_SIZES * k)) / np.log(1.03))) + 1 if large.size else 0
+        spaced = np.round(np.geomspace(_EXACT_SIZES * k, large.max(), steps)) if large.size else np.zeros(0)
+        grid = np.unique(np.concatenate([exact, spaced, large[-1:]])).astype(int)
+        at = np.searchsorted(grid, wanted)
+        hit = grid[np.minimum(at, grid.size - 1)] == wanted
+        lower = np.where(hit, at, at - 1)
+        offset = len(rows)
+        below[mine], above[mine] = offset + lower, offset + at
+        span = grid[np.minimum(at, grid.size - 1)] - grid[lower]
+        weight[mine] = np.where(hit, 0.0, (wanted - grid[lower]) / np.maximum(span, 1))
+        rows.extend((int(g), int(n)) for n in grid)
+    row_groups, row_sizes = (np.array(column, int) for column in zip(*rows, strict=True))
+    values = table(row_groups, row_sizes)
+    w = weight.reshape(-1, *([1] * (values.ndim - 1)))
+    out: np.ndarray = values[below] * (1.0 - w) + values[above] * w
+    return out
+
+
 def _tabulated(rates: np.ndarray, groups: np.ndarray, shares: np.ndarray) -> np.ndarray:
     """P(decision) at each of ``shares`` for each group of ``groups``: (D, T, 3)."""
     share = shares[None, :, None]
@@ -315,24 +349,31 @@ def _per_crowd(rows: np.ndarray, which: np.ndarray, counts: np.ndarray, table: n
 
 def _at_shares(values: np.ndarray, shares: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
     """Each row's ``values`` (P, T, ...), tabulated at T even steps from ``low`` to ``high``, at its ``shares``
-    (P, S), linear between tabulated shares."""
+    (P, S): the cubic through the four tabulated shares around each (Catmull-Rom; exact for a cubic)."""
     top = values.shape[1] - 1
     position = (np.clip(shares, low, high) - low) / max(high - low, 1e-12) * top
     i = np.clip(np.floor(position).astype(int), 0, top - 1)
-    w = (position - i).reshape(*shares.shape, *([1] * (values.ndim - 2)))
+    t = (position - i).reshape(*shares.shape, *([1] * (values.ndim - 2)))
     rows = np.arange(values.shape[0])[:, None]
-    out: np.ndarray = values[rows, i] * (1.0 - w) + values[rows, i + 1] * w
+    y0, y1, y2, y3 = (values[rows, np.clip(i + d, 0, top)] for d in (-1, 0, 1, 2))
+    out: np.ndarray = y1 + 0.5 * t * ((y2 - y0) + t * ((2 * y0 - 5 * y1 + 4 * y2 - y3) + t * (3 * (y1 - y2) + y3 - y0)))
     return out
 
 
 def _withheld_loglik(cells: SplitCells, rates: np.ndarray, crowds: int) -> np.ndarray:
     """Σ over each crowd's withheld splits of log P(a split of that size is withheld), at the shares of
-    :data:`_TABULATED` (P, T): worked out once per distinct size, however many crowds and cells have it."""
+    :data:`_TABULATED` (P, T): worked out once per distinct size (:func:`_by_size`), however many crowds and cells
+    have it."""
     held = cells.withheld > 0
     groups, sizes, which = _distinct_sizes(cells.group[held], cells.people[held])
-    chance = withheld_probability(sizes, _tabulated(rates, groups, _TABULATED), cells.k)
-    log_chance = np.log(np.maximum(chance, 1e-300))
-    return _per_crowd(cells.crowd[held], which, cells.withheld[held].astype(float), log_chance, crowds)
+
+    def log_chance(row_groups: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
+        chance = withheld_probability(row_sizes, _tabulated(rates, row_groups, _TABULATED), cells.k)
+        logs: np.ndarray = np.log(np.maximum(chance, 1e-300))
+        return logs
+
+    table = _by_size(groups, sizes, cells.k, log_chance) if sizes.size else np.zeros((0, _TABULATED.size))
+    return _per_crowd(cells.crowd[held], which, cells.withheld[held].astype(float), table, crowds)
 
 
 def _maximum(loglik: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -361,8 +402,12 @@ def _fits_shown(observed: np.ndarray, cells: SplitCells, rates: np.ndarray, shar
     # Tabulated across the crowds' shares only: the moments are needed there, and cost much (a size's ten chances).
     low, high = max(float(share.min()) - 0.01, 0.0), min(float(share.max()) + 0.01, 1.0)
     tabulated = low + (high - low) * _TABULATED_MOMENTS
-    mean, covariance = shown_moments(sizes, _tabulated(rates, groups, tabulated), cells.k)
-    table = np.concatenate([mean[..., :2], covariance[..., :2, :2].reshape(*mean.shape[:2], 4)], axis=-1)
+
+    def moments(row_groups: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
+        mean, covariance = shown_moments(row_sizes, _tabulated(rates, row_groups, tabulated), cells.k)
+        return np.concatenate([mean[..., :2], covariance[..., :2, :2].reshape(*mean.shape[:2], 4)], axis=-1)
+
+    table = _by_size(groups, sizes, cells.k, moments) if sizes.size else np.zeros((0, tabulated.size, 6))
     rows = cells.crowd[shown] * group_count + cells.group[shown]
     summed = _per_crowd(rows, which, cells.shown[shown].astype(float), table, crowds * group_count)
     at_share = _at_shares(summed.reshape(crowds, group_count, -1, 6).swapaxes(1, 2), share[:, None], low, high)[:, 0]

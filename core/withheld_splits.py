@@ -61,45 +61,57 @@ def _logs(p: np.ndarray) -> np.ndarray:
 
 def some_part_hidden(n: np.ndarray, q: np.ndarray, low: tuple[int, int, int], high: tuple[int, int, int]) -> np.ndarray:
     """P(some part j of a multinomial(n, q) lies in [low[j], high[j]]): ``n`` (E,) sizes, ``q`` (E, S, 3) part
-    probabilities at S shares; (E, S)."""
+    probabilities at S shares; (E, S).
+
+    By inclusion and exclusion: each part's binomial mass over its range, less each pair's, plus all three. A pair
+    (i, j) sums P(x_i = a) P(x_j = b | x_i = a) over a in i's range and b in j's, where given x_i = a the part j is
+    binomial in the other n - a decisions; every a is one axis of the arrays, so the loops run over b only: some 6k
+    array steps, each as wide as a's range (k up to a site's strictest, 50)."""
     n = n.astype(np.int64)
-    top = int(n.max(initial=0))
-    lf = _log_factorials(max(top, *high, 1))  # a part's range may reach past a small n (masked below)
-    log_part = [_logs(q[..., j]) for j in range(3)]
+    lf = _log_factorials(max(int(n.max(initial=0)), *high, 1))
+    logs = [_logs(q[..., j]) for j in range(3)]
     log_rest = [_logs(1.0 - q[..., j]) for j in range(3)]
 
-    def pmf(counts: list[np.ndarray], logs: list[np.ndarray]) -> np.ndarray:  # (E, S)
-        log = (lf[n] - sum(lf[c] for c in counts))[:, None]
+    def binomial(m: np.ndarray, c: int, log_p: np.ndarray, log_not_p: np.ndarray) -> np.ndarray:
+        """P(Bin(m, p) = c), 0 where c > m; ``m`` broadcasts against the logs."""
+        ok = c <= m
+        rest = np.where(ok, m - c, 0)
         with np.errstate(invalid="ignore"):  # 0 · log 0 is 0, not the nan its product gives
-            for c, log_p in zip(counts, logs, strict=True):
-                log = log + np.where(c[:, None] > 0, c[:, None] * log_p, 0.0)
-        # A probability's log is at most 0; entries the caller masks out (counts past n) may exceed it.
-        chance: np.ndarray = np.exp(np.minimum(log, 0.0))
-        return chance
+            log = (
+                lf[np.where(ok, m, 0)]
+                - lf[c]
+                - lf[rest]
+                + (c * log_p if c else 0.0)
+                + np.where(rest > 0, rest * log_not_p, 0.0)
+            )
+        # A probability's log is at most 0; entries masked out (counts past m) may exceed it.
+        return np.where(ok, np.exp(np.minimum(log, 0.0)), 0.0)
 
-    def values(j: int) -> range:
-        return range(low[j], high[j] + 1)
-
+    ranges = [np.arange(low[j], high[j] + 1) for j in range(3)]
     total = np.zeros(q.shape[:2])
-    for j in range(3):  # one part in its range: a binomial
-        for a in values(j):
-            ok = a <= n
-            taken = np.where(ok, a, 0)
-            total += np.where(ok[:, None], pmf([taken, n - taken], [log_part[j], log_rest[j]]), 0.0)
-    for i, j in ((0, 1), (0, 2), (1, 2)):  # two parts in their ranges, the third what is left
-        rest_part = 3 - i - j
-        for a in values(i):
-            for b in values(j):
-                ok = a + b <= n
-                rest = np.where(ok, n - a - b, 0)
-                counts = [np.full_like(n, a), np.full_like(n, b), rest]
-                total -= np.where(ok[:, None], pmf(counts, [log_part[i], log_part[j], log_part[rest_part]]), 0.0)
-    for a in values(0):  # all three
-        for b in values(1):
-            c = n - a - b
-            ok = (c >= low[2]) & (c <= high[2])
-            counts = [np.full_like(n, a), np.full_like(n, b), np.where(ok, c, 0)]
-            total += np.where(ok[:, None], pmf(counts, log_part), 0.0)
+    # P(x_i = a) for every a of i's range, stacked on a last axis: (E, S, A_i).
+    singles = []
+    for j in range(3):
+        masses = [binomial(n[:, None], int(a), logs[j], log_rest[j]) for a in ranges[j]]
+        single = np.stack(masses, axis=-1) if masses else np.zeros((*q.shape[:2], 0))
+        singles.append(single)
+        total += single.sum(axis=-1)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        other = 3 - i - j
+        if not ranges[i].size or not ranges[j].size:
+            continue
+        # Given x_i = a, x_j is binomial in n - a decisions with p = q_j / (1 - q_i).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_p = (logs[j] - log_rest[i])[..., None]
+            log_not_p = (logs[other] - log_rest[i])[..., None]
+        rest_of = n[:, None, None] - ranges[i][None, None, :]  # (E, 1, A_i)
+        for b in ranges[j]:
+            conditional = binomial(rest_of, int(b), log_p, log_not_p)
+            joint = np.where(singles[i] > 0, singles[i] * np.nan_to_num(conditional), 0.0)  # x_i = a impossible: 0
+            total -= joint.sum(axis=-1)
+            if (i, j) == (0, 1):  # all three: the third part is what is left, in its own range
+                third = rest_of - b
+                total += np.where((third >= low[2]) & (third <= high[2]), joint, 0.0).sum(axis=-1)
     return np.clip(total, 0.0, 1.0)
 
 
@@ -130,7 +142,9 @@ def shown_moments(n: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.
     mean = nf[..., None] * q
     covariance = nf[..., None, None] * (q[..., :, None] * np.eye(3) - q[..., :, None] * q[..., None, :])
     withheld = withheld_probability(n, q, k)
-    rows, at = np.nonzero(withheld > 1e-9)  # the (size, share) pairs worked out in full
+    # The (size, share) pairs worked out in full: where a split is sometimes withheld, and not so nearly always that
+    # the moments given it shows are lost to rounding (such a size and share are as good as never shown).
+    rows, at = np.nonzero((withheld > 1e-9) & (withheld < 1.0 - 1e-9))
     if rows.size == 0:
         return mean, covariance
     sizes, chances, nf = n[rows], q[rows, at][:, None, :], nf[rows]
