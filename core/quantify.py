@@ -57,9 +57,9 @@ _TABULATED: Final = np.linspace(0.0, 1.0, 101)
 # Cell sizes up to this many times k are each worked out (below 3k a split's chance jumps from size to size: a split
 # into three parts of k or more first fits at 3k); larger ones about 3 % apart, read in between.
 _EXACT_SIZES: Final = 4
-_TABULATED_MOMENTS: Final = np.linspace(0.0, 1.0, 11)  # steps across the span of the crowds' shares
+_TABULATED_MOMENTS: Final = np.linspace(0.0, 1.0, 41)  # shown splits' moments, smooth in the share
 _CHUNK: Final = 512  # crowds per vectorised block: bounds memory at about (chunk × grid × groups × 4) floats
-# (crowds with withheld splits are estimated together: about crowds × (401 + distinct sizes × groups) floats)
+# (crowds with withheld splits are estimated together: about crowds × (101 + distinct sizes × groups) floats)
 
 
 class DecisionRates(BaseModel):
@@ -256,7 +256,11 @@ def _censored(
     crowds = observed.shape[0]
     rates = validation / validation.sum(axis=2, keepdims=True)
 
-    withheld = _withheld_loglik(cells, rates, crowds)
+    # A withheld split's chance with the rates' posterior mean (Jeffreys' prior, as the interval's): a decision the
+    # validation clips never made is rare, not impossible, so no withheld split is impossible at 0 or 100 % women,
+    # where its log-chance would plunge too steeply to read between tabulated shares.
+    smoothed = (validation + 0.5) / (validation + 0.5).sum(axis=2, keepdims=True)
+    withheld = _withheld_loglik(cells, smoothed, crowds)
 
     def exact(grid: np.ndarray) -> np.ndarray:
         released = (observed[:, None] * np.log(np.maximum(_mixture(rates, grid), 1e-300))).sum(axis=(2, 3))
@@ -312,9 +316,10 @@ def _by_size(
         wanted = sizes[mine]
         exact = wanted[wanted <= _EXACT_SIZES * k]
         large = wanted[wanted > _EXACT_SIZES * k]
+        # Sizes 3 % apart from 4k on, the same whatever else a call holds: each crowd's answer is its own.
         steps = int(np.ceil(np.log(large.max() / (_EXACT_SIZES * k)) / np.log(1.03))) + 1 if large.size else 0
-        spaced = np.round(np.geomspace(_EXACT_SIZES * k, large.max(), steps)) if large.size else np.zeros(0)
-        grid = np.unique(np.concatenate([exact, spaced, large[-1:]])).astype(int)
+        spaced = np.ceil(_EXACT_SIZES * k * 1.03 ** np.arange(steps + 1)) if large.size else np.zeros(0)
+        grid = np.unique(np.concatenate([exact, spaced])).astype(int)
         at = np.searchsorted(grid, wanted)
         hit = grid[np.minimum(at, grid.size - 1)] == wanted
         lower = np.where(hit, at, at - 1)
@@ -347,16 +352,19 @@ def _per_crowd(rows: np.ndarray, which: np.ndarray, counts: np.ndarray, table: n
     return out.reshape(total, *table.shape[1:])
 
 
-def _at_shares(values: np.ndarray, shares: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
-    """Each row's ``values`` (P, T, ...), tabulated at T even steps from ``low`` to ``high``, at its ``shares``
-    (P, S): the cubic through the four tabulated shares around each (Catmull-Rom; exact for a cubic)."""
+def _at_shares(values: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Each row's ``values`` (P, T, ...), tabulated at T even steps over [0, 1], at its ``shares`` (P, S): the
+    cubic through the four tabulated shares around each (Catmull-Rom), kept between the two around it."""
     top = values.shape[1] - 1
-    position = (np.clip(shares, low, high) - low) / max(high - low, 1e-12) * top
+    position = np.clip(shares, 0.0, 1.0) * top
     i = np.clip(np.floor(position).astype(int), 0, top - 1)
     t = (position - i).reshape(*shares.shape, *([1] * (values.ndim - 2)))
     rows = np.arange(values.shape[0])[:, None]
     y0, y1, y2, y3 = (values[rows, np.clip(i + d, 0, top)] for d in (-1, 0, 1, 2))
-    out: np.ndarray = y1 + 0.5 * t * ((y2 - y0) + t * ((2 * y0 - 5 * y1 + 4 * y2 - y3) + t * (3 * (y1 - y2) + y3 - y0)))
+    cubic = y1 + 0.5 * t * ((y2 - y0) + t * ((2 * y0 - 5 * y1 + 4 * y2 - y3) + t * (3 * (y1 - y2) + y3 - y0)))
+    # Kept between its two tabulated neighbours: next to a share a withheld split cannot have (its log-chance
+    # floored at log 1e-300) an unlimited cubic overshoots by hundreds and makes a false peak.
+    out: np.ndarray = np.clip(cubic, np.minimum(y1, y2), np.maximum(y1, y2))
     return out
 
 
@@ -395,13 +403,11 @@ def _fits_shown(observed: np.ndarray, cells: SplitCells, rates: np.ndarray, shar
     """:func:`_fits_many` for the shown splits of crowds with withheld ones, by the same level. Shown splits are
     lumpy (a part is 0 or k and more), so their sums vary far more than a multinomial's: the test is Pearson's on
     the female and male decisions, with the mean and covariance of each shown cell given that it showed
-    (tabulated per distinct size in :data:`_TABULATED_MOMENTS` steps, read at each crowd's share)."""
+    (tabulated per distinct size at the shares of :data:`_TABULATED_MOMENTS`, read at each crowd's share)."""
     crowds, group_count = observed.shape[:2]
     shown = cells.shown > 0
     groups, sizes, which = _distinct_sizes(cells.group[shown], cells.people[shown])
-    # Tabulated across the crowds' shares only: the moments are needed there, and cost much (a size's ten chances).
-    low, high = max(float(share.min()) - 0.01, 0.0), min(float(share.max()) + 0.01, 1.0)
-    tabulated = low + (high - low) * _TABULATED_MOMENTS
+    tabulated = _TABULATED_MOMENTS  # the same shares whatever else a call holds: each crowd's answer is its own
 
     def moments(row_groups: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
         mean, covariance = shown_moments(row_sizes, _tabulated(rates, row_groups, tabulated), cells.k)
@@ -410,7 +416,7 @@ def _fits_shown(observed: np.ndarray, cells: SplitCells, rates: np.ndarray, shar
     table = _by_size(groups, sizes, cells.k, moments) if sizes.size else np.zeros((0, tabulated.size, 6))
     rows = cells.crowd[shown] * group_count + cells.group[shown]
     summed = _per_crowd(rows, which, cells.shown[shown].astype(float), table, crowds * group_count)
-    at_share = _at_shares(summed.reshape(crowds, group_count, -1, 6).swapaxes(1, 2), share[:, None], low, high)[:, 0]
+    at_share = _at_shares(summed.reshape(crowds, group_count, -1, 6).swapaxes(1, 2), share[:, None])[:, 0]
     residual = observed[..., :2] - at_share[..., :2]  # (P, G, 2)
     spread = at_share[..., 2:].reshape(crowds, group_count, 2, 2) + 0.5 * np.eye(2)  # invertible as the posterior's
     statistic = np.einsum("pgi,pgi->p", residual, np.linalg.solve(spread, residual[..., None])[..., 0])

@@ -144,7 +144,7 @@ def shown_moments(n: np.ndarray, q: np.ndarray, k: int) -> tuple[np.ndarray, np.
     withheld = withheld_probability(n, q, k)
     # The (size, share) pairs worked out in full: where a split is sometimes withheld, and not so nearly always that
     # the moments given it shows are lost to rounding (such a size and share are as good as never shown).
-    rows, at = np.nonzero((withheld > 1e-9) & (withheld < 1.0 - 1e-9))
+    rows, at = np.nonzero((withheld > 1e-9) & (withheld < 1.0 - 1e-6))
     if rows.size == 0:
         return mean, covariance
     sizes, chances, nf = n[rows], q[rows, at][:, None, :], nf[rows]

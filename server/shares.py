@@ -260,7 +260,8 @@ def series(
         for begin, until, offset in _offset_stretches(
             max(start, local_midnight(first, tz)), min(end, local_midnight(stop, tz)), tz
         ):
-            day_number = (h.hour_start + literal_column(str(offset))) // literal_column("86400")
+            # Typed literals: an untyped one compiles to FLOOR(x / y), which SQLite builds without math lack.
+            day_number = (h.hour_start + literal_column(str(offset), BigInteger)) // literal_column("86400", BigInteger)
             query = _cells_query(h, (day_number,), h.zone_pk.in_(zone_pks), h.hour_start >= begin, h.hour_start < until)
             for number, *row in session.execute(query):
                 day = EPOCH_DAY + timedelta(days=int(number))
