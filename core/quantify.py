@@ -50,9 +50,8 @@ _EM_STEPS: Final = 400
 _EM_TOLERANCE: Final = 1e-9
 _COARSE: Final = np.linspace(0.0, 1.0, 21)  # 5-point steps: where each posterior lies
 _FINE: Final = np.linspace(0.0, 1.0, 33)  # across that stretch: the interval is read here
-# Shares at which the chances of withheld splits, and the moments of shown ones, are worked out per distinct cell
-# size; crowds read them in between (log-chances are smooth in the share, and a withheld split's weighs little
-# where it would bend within a step).
+# Shares at which the chances of withheld splits are worked out per distinct cell size; crowds read them in between
+# (a cubic kept between its neighbours: with the rates' posterior mean a log-chance is smooth in the share).
 _TABULATED: Final = np.linspace(0.0, 1.0, 101)
 # Cell sizes up to this many times k are each worked out (below 3k a split's chance jumps from size to size: a split
 # into three parts of k or more first fits at 3k); larger ones about 3 % apart, read in between.
