@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -574,6 +575,7 @@ def main() -> None:
     finally:
         if postgres:
             postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # the SQLite datasets: about 400 MB a run
     failed = [name for name, value in figures.items() if math.isnan(value)]  # it did not answer 200
     if failed:
         sys.exit(f"{len(failed)} query case(s) failed: {', '.join(failed)}")
