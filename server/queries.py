@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 from footfall.core.ages import AGE_DECISIONS
-from footfall.server.localtime import HOUR, MONDAY_EPOCH, WEEK, day_range, local_day, local_midnight, week_start
+from footfall.server.localtime import DAY, HOUR, MONDAY_EPOCH, WEEK, day_range, local_day, local_midnight, week_start
 from footfall.server.rollups import slot_parts
 from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
@@ -155,17 +155,28 @@ def totals_by_zone(session: Session, zone_pks: list[int], start: int, end: int) 
     return _rows(list(zone_pks), [found.get(pk, (0,) * _WIDTH) for pk in zone_pks])
 
 
-def _local_week() -> ColumnElement[int]:
-    """The local week (counted from Monday 1970-01-05, as UTC weeks are) an hourly cell falls in, from its UTC start
-    and local hour of week alone: the two differ by the site's UTC offset, which is under half a week, so the
-    offset is the difference of the two taken modulo a week. Both occurrences of a local hour that happens twice
-    (clocks going back) are in one local week; Monday 00:00 in London is in the local week it begins, though before
-    the clocks go forward it is in that UTC week and after them in the UTC week before."""
+def local_offset() -> ColumnElement[int]:
+    """An hourly cell's UTC offset in seconds, to the hour, from its UTC start and its stored local hour of week
+    alone: the two differ by the offset, which is under half a week, so it is their difference modulo a week. (A
+    half-hour offset reads as the hour below it: a cell's local start floored to the hour, which keeps its day.)"""
     h = HourlyRollup
     local_start = cast(h.local_how, BigInteger) * HOUR + MONDAY_EPOCH  # as bigints: PostgreSQL's smallint overflows
     ahead = ((local_start - h.hour_start) % WEEK + WEEK) % WEEK  # the offset, modulo a week
-    offset = case((ahead > WEEK // 2, ahead - WEEK), else_=ahead)
-    return (h.hour_start + offset - MONDAY_EPOCH) // WEEK
+    return case((ahead > WEEK // 2, ahead - WEEK), else_=ahead)
+
+
+def local_day_number() -> ColumnElement[int]:
+    """Days from 1970-01-01 to the local day an hourly cell starts in, by :func:`local_offset` (as stored: a cell
+    being re-filed under a new time zone keeps its day until it is, as the daily rollup does)."""
+    return (HourlyRollup.hour_start + local_offset()) // DAY
+
+
+def _local_week() -> ColumnElement[int]:
+    """The local week (counted from Monday 1970-01-05, as UTC weeks are) an hourly cell falls in, by
+    :func:`local_offset`. Both occurrences of a local hour that happens twice (clocks going back) are in one local
+    week; Monday 00:00 in London is in the local week it begins, though before the clocks go forward it is in that
+    UTC week and after them in the UTC week before."""
+    return (HourlyRollup.hour_start + local_offset() - MONDAY_EPOCH) // WEEK
 
 
 def by_hour_of_week(session: Session, zone_pks: list[int], start: int, end: int) -> tuple[Rows, np.ndarray]:

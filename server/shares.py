@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -30,15 +30,8 @@ from footfall.core import quantify
 from footfall.core.quantify import DecisionRates, ShareEstimate
 from footfall.core.withheld_splits import SplitCells
 from footfall.server.classifiers import known_rates
-from footfall.server.localtime import (
-    HOUR,
-    day_range,
-    local_hour_of_week,
-    local_midnight,
-    offset_seconds,
-    week_start,
-    zone,
-)
+from footfall.server.localtime import HOUR, day_range, local_hour_of_week, local_midnight, week_start
+from footfall.server.queries import local_day_number
 from footfall.server.release import DEFAULT_K, effective_k
 from footfall.server.rollups import release_k
 from footfall.server.tables import HourlyRollup, Site, Zone
@@ -255,38 +248,30 @@ def series(
                 _add(points[i], row)
     else:
         first, stop = day_range(start, end, tz)
-        # The hours of local days, grouped by day in SQL: one query per stretch of one UTC offset (a day number is
-        # then (hour + offset) // 86400), three times fewer rows than by hour.
-        for begin, until, offset in _offset_stretches(
-            max(start, local_midnight(first, tz)), min(end, local_midnight(stop, tz)), tz
-        ):
-            # Typed literals: an untyped one compiles to FLOOR(x / y), which SQLite builds without math lack.
-            day_number = (h.hour_start + literal_column(str(offset), BigInteger)) // literal_column("86400", BigInteger)
-            query = _cells_query(h, (day_number,), h.zone_pk.in_(zone_pks), h.hour_start >= begin, h.hour_start < until)
-            for number, *row in session.execute(query):
-                day = EPOCH_DAY + timedelta(days=int(number))
-                i = index.get(week_start(day) if granularity == "week" else day)
-                if i is not None:
-                    _add(points[i], row)
+        # The hour cells of local days, grouped by day in SQL (footfall.server.queries.local_day_number).
+        hours = (
+            select(
+                local_day_number().label("day"),
+                *(h.classifier, h.released_people, h.released_female, h.released_male, h.released_unknown),
+            )
+            .where(
+                h.zone_pk.in_(zone_pks),
+                h.hour_start >= max(start, local_midnight(first, tz)),
+                h.hour_start < min(end, local_midnight(stop, tz)),
+            )
+            .subquery()
+        )
+        for number, *row in session.execute(_cells_query(hours.c, (hours.c.day,))):
+            day = EPOCH_DAY + timedelta(days=int(number))
+            i = index.get(week_start(day) if granularity == "week" else day)
+            if i is not None:
+                _add(points[i], row)
     total = Cells()
     for cells in points:
         total.merge(cells)
     rates = known_rates(session, total.sums)
     k = release_k_of(session, zone_pks)
     return estimate_many(points, rates, k), estimate(total, rates, k)  # the total alone, exactly as /totals has it
-
-
-def _offset_stretches(start: int, end: int, tz: str) -> list[tuple[int, int, int]]:
-    """[start, end) in stretches of hour cells of one UTC offset in ``tz`` (each cell's offset read at its own start,
-    so a change at any minute puts every cell on its own side): (begin, until, offset seconds)."""
-    stretches: list[tuple[int, int, int]] = []
-    for hour in range(start + (-start) % HOUR, end, HOUR):
-        offset = offset_seconds(datetime.fromtimestamp(hour, zone(tz)))
-        if stretches and stretches[-1][2] == offset:
-            stretches[-1] = (stretches[-1][0], hour + HOUR, offset)
-        else:
-            stretches.append((hour, hour + HOUR, offset))
-    return stretches
 
 
 def slots(
