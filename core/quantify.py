@@ -334,13 +334,6 @@ def _by_size(
     return out
 
 
-def _tabulated(rates: np.ndarray, groups: np.ndarray, shares: np.ndarray) -> np.ndarray:
-    """P(decision) at each of ``shares`` for each group of ``groups``: (D, T, 3)."""
-    share = shares[None, :, None]
-    q: np.ndarray = share * rates[groups][:, None, 0] + (1.0 - share) * rates[groups][:, None, 1]
-    return q
-
-
 def _per_crowd(rows: np.ndarray, which: np.ndarray, counts: np.ndarray, table: np.ndarray, total: int) -> np.ndarray:
     """Σ counts × table[which] per row of ``rows`` (0 to total-1): a (rows, distinct) count matrix times the table."""
     if table.shape[0] == 0:
@@ -375,7 +368,7 @@ def _withheld_loglik(cells: SplitCells, rates: np.ndarray, crowds: int) -> np.nd
     groups, sizes, which = _distinct_sizes(cells.group[held], cells.people[held])
 
     def log_chance(row_groups: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
-        chance = withheld_probability(row_sizes, _tabulated(rates, row_groups, _TABULATED), cells.k)
+        chance = withheld_probability(row_sizes, _mixture(rates, _TABULATED[None])[0, :, row_groups], cells.k)
         logs: np.ndarray = np.log(np.maximum(chance, 1e-300))
         return logs
 
@@ -409,7 +402,7 @@ def _fits_shown(observed: np.ndarray, cells: SplitCells, rates: np.ndarray, shar
     tabulated = _TABULATED_MOMENTS  # the same shares whatever else a call holds: each crowd's answer is its own
 
     def moments(row_groups: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
-        mean, covariance = shown_moments(row_sizes, _tabulated(rates, row_groups, tabulated), cells.k)
+        mean, covariance = shown_moments(row_sizes, _mixture(rates, tabulated[None])[0, :, row_groups], cells.k)
         return np.concatenate([mean[..., :2], covariance[..., :2, :2].reshape(*mean.shape[:2], 4)], axis=-1)
 
     table = _by_size(groups, sizes, cells.k, moments) if sizes.size else np.zeros((0, tabulated.size, 6))
