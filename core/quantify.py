@@ -35,7 +35,7 @@ numpy only: the edge (``footfall process``) and the server both use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Final
 
@@ -302,12 +302,64 @@ def _distinct_sizes(group: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np
     return keys // base, keys % base, which
 
 
+class _SizeRows:
+    """Rows of the per-size tables already worked out, kept between calls: a row depends only on what the table
+    is, the group's rates, k and the size, never on the crowds asking, and the sizes a server asks for recur (every
+    hour of a zone is one of a few hundred sizes, above 4k on a fixed grid). Without them, a 90-day hourly series
+    spent most of its time on the tables of its total. Bounded: past ``limit`` rows all are dropped and made again
+    as asked (a row is 101 to 246 floats; a bundle and k need at most about 4k + 400 rows of each table)."""
+
+    def __init__(self, limit: int = 20_000):
+        self.limit = limit
+        self._rows: dict[tuple[Hashable, bytes, int, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def rows(
+        self,
+        kind: Hashable,
+        rates: np.ndarray,
+        k: int,
+        groups: np.ndarray,
+        sizes: np.ndarray,
+        table: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """``table(groups, sizes)``, each row taken from those kept where it was worked out before (``kind``
+        names the table and the shares it is worked out at, ``rates`` (G, 2, 3) the rates it reads per group)."""
+        per_group = [rates[g].tobytes() for g in range(rates.shape[0])]
+        keys = [(kind, per_group[g], k, n) for g, n in zip(groups.tolist(), sizes.tolist(), strict=True)]
+        # Read once, then filled in: another request's thread may clear the store meanwhile.
+        found = [self._rows.get(key) for key in keys]
+        missing = [i for i, row in enumerate(found) if row is None]
+        if missing:
+            made = table(groups[missing], sizes[missing])
+            if len(self._rows) + len(missing) > self.limit:
+                self._rows.clear()
+            for i, row in zip(missing, made, strict=True):
+                found[i] = self._rows[keys[i]] = row
+        return np.stack([row for row in found if row is not None])  # every one is, by now
+
+
+_SIZE_ROWS: Final = _SizeRows()
+
+
 def _by_size(
-    groups: np.ndarray, sizes: np.ndarray, k: int, table: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    groups: np.ndarray,
+    sizes: np.ndarray,
+    k: int,
+    table: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    kind: Hashable,
+    rates: np.ndarray,
 ) -> np.ndarray:
     """``table(groups, sizes)`` (rows first) at each distinct (group, size): worked out at every size up to
     :data:`_EXACT_SIZES` times k, and above that at sizes about 3 % apart, linear in between (a chance or moment
-    changes slowly with the size there; each size costs about k² array steps)."""
+    changes slowly with the size there; each size costs about k² array steps). Rows are kept for later calls
+    (:class:`_SizeRows`: ``kind`` names the table and its shares, ``rates`` are the ones it reads per group)."""
     rows: list[tuple[int, int]] = []
     below, above, weight = np.zeros(sizes.size, int), np.zeros(sizes.size, int), np.zeros(sizes.size)
     for g in np.unique(groups):
@@ -328,7 +380,7 @@ def _by_size(
         weight[mine] = np.where(hit, 0.0, (wanted - grid[lower]) / np.maximum(span, 1))
         rows.extend((int(g), int(n)) for n in grid)
     row_groups, row_sizes = (np.array(column, int) for column in zip(*rows, strict=True))
-    values = table(row_groups, row_sizes)
+    values = _SIZE_ROWS.rows(kind, rates, k, row_groups, row_sizes, table)
     w = weight.reshape(-1, *([1] * (values.ndim - 1)))
     out: np.ndarray = values[below] * (1.0 - w) + values[above] * w
     return out
@@ -372,7 +424,11 @@ def _withheld_loglik(cells: SplitCells, rates: np.ndarray, crowds: int) -> np.nd
         logs: np.ndarray = np.log(np.maximum(chance, 1e-300))
         return logs
 
-    table = _by_size(groups, sizes, cells.k, log_chance) if sizes.size else np.zeros((0, _TABULATED.size))
+    table = (
+        _by_size(groups, sizes, cells.k, log_chance, kind=("withheld", _TABULATED.tobytes()), rates=rates)
+        if sizes.size
+        else np.zeros((0, _TABULATED.size))
+    )
     return _per_crowd(cells.crowd[held], which, cells.withheld[held].astype(float), table, crowds)
 
 
@@ -405,7 +461,11 @@ def _fits_shown(observed: np.ndarray, cells: SplitCells, rates: np.ndarray, shar
         mean, covariance = shown_moments(row_sizes, _mixture(rates, tabulated[None])[0, :, row_groups], cells.k)
         return np.concatenate([mean[..., :2], covariance[..., :2, :2].reshape(*mean.shape[:2], 4)], axis=-1)
 
-    table = _by_size(groups, sizes, cells.k, moments) if sizes.size else np.zeros((0, tabulated.size, 6))
+    table = (
+        _by_size(groups, sizes, cells.k, moments, kind=("moments", tabulated.tobytes()), rates=rates)
+        if sizes.size
+        else np.zeros((0, tabulated.size, 6))
+    )
     rows = cells.crowd[shown] * group_count + cells.group[shown]
     summed = _per_crowd(rows, which, cells.shown[shown].astype(float), table, crowds * group_count)
     at_share = _at_shares(summed.reshape(crowds, group_count, -1, 6).swapaxes(1, 2), share[:, None])[:, 0]

@@ -203,3 +203,41 @@ def test_a_crowd_gets_the_same_answer_whatever_else_is_estimated_with_it() -> No
             (alone.high, together[crowd].high),
         ):
             assert a == pytest.approx(b, abs=1e-12)  # sums in another order, no more
+
+
+def test_table_rows_kept_between_calls_answer_as_rows_made_afresh_and_stay_bounded() -> None:
+    """The per-size tables' rows are kept between calls (a server asks for the same cell sizes query after query).
+    A kept row must answer only for the rates, k and shares it was made with: a crowd estimated after others with
+    other rates, a stricter k and the same sizes gets what it gets from an empty store; and the store keeps no
+    more rows than its limit."""
+    import footfall.core.quantify as quantify
+
+    other = DecisionRates(
+        counts={
+            "female": {"female": 600, "male": 150, "unknown": 150},
+            "male": {"female": 20, "male": 900, "unknown": 80},
+        }
+    )
+    rng = np.random.default_rng(11)
+    shown, cells, _ = _week(rng, 30.0, 0.35, 5)
+    observed = shown[None, None].astype(float)
+    stricter = SplitCells(cells.crowd, cells.group, cells.people, cells.shown, cells.withheld, 8)
+    cases = [(rates, split) for rates in (RATES, other) for split in (cells, stricter)]
+    fresh = []
+    for rates, split in cases:
+        quantify._SIZE_ROWS.clear()
+        fresh.append(estimate_many(observed, rates.matrix()[None], split))
+    quantify._SIZE_ROWS.clear()
+    for _ in range(2):  # every row made once, then every one kept
+        for (rates, split), alone in zip(cases, fresh, strict=True):
+            assert estimate_many(observed, rates.matrix()[None], split) == alone
+    assert fresh[0] != fresh[2] and fresh[0] != fresh[1]  # the rows differ: a mix-up would show
+    kept = len(quantify._SIZE_ROWS)
+    quantify._SIZE_ROWS.clear()
+    limit, quantify._SIZE_ROWS.limit = quantify._SIZE_ROWS.limit, kept // 2
+    try:
+        for rates, split in cases:
+            estimate_many(observed, rates.matrix()[None], split)
+            assert len(quantify._SIZE_ROWS) <= kept // 2  # each call makes about a quarter of them
+    finally:
+        quantify._SIZE_ROWS.limit = limit
