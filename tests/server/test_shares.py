@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_share
 from footfall.server.rollups import daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
-from footfall.server.shares import Cells, estimate, estimate_many
+from footfall.server.shares import Cells, estimate, estimate_many, estimate_rows
 from sqlalchemy import text
 
 from tests.server.conftest import (
@@ -368,6 +369,60 @@ def test_a_bundle_without_rates_whose_cells_released_no_split_changes_nothing() 
     alone = corrected_share([(DecisionCounts(*groups.sums["a@1"]), rates["a@1"])])
     assert alone.share == pytest.approx(many.share, abs=1e-6)
     assert estimate(groups, rates, 5) == many
+
+
+def test_answers_read_column_by_column_are_each_what_they_are_alone() -> None:
+    """estimate_rows reads the cell rows of every answer of a query at once, the total as one answer more. Each
+    answer, whatever its neighbours (two bundles, one without rates, withheld splits, people nobody decided, rows
+    in any order), is what it is estimated alone, and the total is that of every row together."""
+    rates = {"a@1": DecisionRates(counts=LEANS_MALE), "b@1": DecisionRates(counts=LEANS_FEMALE)}
+    rng = np.random.default_rng(3)
+    points = []
+    for people in (60, 150, 600):  # shown splits: each part 0 or at least k
+        split = decided(people, 0.4, LEANS_MALE)
+        cells = Cells()
+        cells.add("a@1", people, True, 1, *split)
+        cells.add("a@1", 9, False, 3, 0, 0, 0)  # three hours of 9 whose splits were withheld
+        points.append(cells)
+    mixed = Cells()
+    mixed.add("a@1", 80, True, 1, *decided(80, 0.4, LEANS_MALE))
+    mixed.add("b@1", 60, True, 1, *decided(60, 0.4, LEANS_FEMALE))
+    unrated, undecided, only_withheld = Cells(), Cells(), Cells()
+    unrated.add("a@1", 100, True, 1, *decided(100, 0.4, LEANS_MALE))
+    unrated.add("nameless@9", 8, True, 1, 5, 3, 0)
+    undecided.add("a@1", 7, True, 1, 0, 0, 7)
+    only_withheld.add("b@1", 6, False, 1, 0, 0, 0)
+    points += [mixed, unrated, undecided, only_withheld, Cells()]
+    for chosen in (points, [cells for cells in points if cells is not unrated]):
+        answer = [i for i, cells in enumerate(chosen) for _ in cells.rows]
+        rows = [row for cells in chosen for row in cells.rows]
+        order = rng.permutation(len(rows))
+        *each, total = estimate_rows(
+            len(chosen), [answer[i] for i in order], [rows[i] for i in order], rates, 5, with_total=True
+        )
+        assert each == [estimate(cells, rates, 5) for cells in chosen]
+        assert total == estimate(Cells(rows=list(rows)), rates, 5)
+    assert [e.missing for e in each[-3:]] == ["no_classified_people"] * 3  # undecided, withheld only, nobody
+    assert total.share is not None and total.people == sum(r[1] * r[3] for r in rows)  # withheld people too
+    assert estimate(unrated, rates, 5).missing == "unknown_rates"
+
+
+def test_each_bundle_keeps_its_own_rates_whatever_order_its_rows_come_in() -> None:
+    """Rows name their bundle; the answer reads each bundle's decisions with that bundle's rates, whichever
+    bundle's row comes first (three bundles: every order), as corrected_share does with the groups named."""
+    leans_more = {
+        "female": {"female": 600, "male": 300, "unknown": 100},
+        "male": {"female": 10, "male": 950, "unknown": 40},
+    }
+    rates = {
+        ref: DecisionRates(counts=c) for ref, c in (("a@1", LEANS_MALE), ("b@1", LEANS_FEMALE), ("c@1", leans_more))
+    }
+    groups = {ref: decided(people, 0.3, rates[ref].counts) for ref, people in (("a@1", 400), ("b@1", 90), ("c@1", 250))}
+    alone = corrected_share([(DecisionCounts(*groups[ref]), rates[ref]) for ref in sorted(groups)])
+    for order in itertools.permutations(groups):
+        [answer] = estimate_rows(1, [0, 0, 0], [(ref, sum(groups[ref]), 1, 1, *groups[ref]) for ref in order], rates, 5)
+        assert answer.share == pytest.approx(alone.share, abs=1e-6), order
+        assert answer.low == pytest.approx(alone.low, abs=1e-6) and answer.high == pytest.approx(alone.high, abs=1e-6)
 
 
 def shown(groups: dict[str, tuple[int, int, int]]) -> Cells:
