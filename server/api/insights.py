@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
@@ -229,9 +230,18 @@ def _age_placement(
     )
     by_pk = {z.id: z for z in zones}
     k = effective_k(site.k, ctx.settings.k_anonymity)
-    candidates = [_age_slot(by_pk[row.zone_pk], row, audience, bands, k) for row in ranked.rows]
-    first, second = ("share_low", "expected_audience") if sort == "share" else ("expected_audience", "share_low")
-    candidates.sort(key=lambda c: (-(c[first] or 0.0), -(c[second] or 0.0), c["zone_pk"], c["hour_of_week"]))
+    first, second = (_age_share_low, _age_expected) if sort == "share" else (_age_expected, _age_share_low)
+
+    def order(row: queries.AgeSlot) -> tuple[float, float, int, int]:
+        return (-first(row), -second(row), row.zone_pk, row.how)
+
+    # Slots are ranked before they are written out (a site's 33,600 slots of 200 zones took 0.7 s to write for a
+    # page of 20), and the second figure is worked out only for the slots the first leaves in reach of the page.
+    rows = ranked.rows
+    if len(rows) > limit:
+        cut = heapq.nlargest(limit, map(first, rows))[-1]
+        rows = [row for row in rows if first(row) >= cut]
+    candidates = [_age_slot(by_pk[row.zone_pk], row, audience, bands, k) for row in sorted(rows, key=order)[:limit]]
     return {
         "site_id": site.site_id,
         "audience": audience,
@@ -242,9 +252,20 @@ def _age_placement(
         "k": k,
         "sort": sort,
         "method": AGE_METHOD,
-        "slots": [{"rank": rank, **c} for rank, c in enumerate(candidates[:limit], start=1)],
+        "slots": [{"rank": rank, **c} for rank, c in enumerate(candidates, start=1)],
         "suppressed_slots": ranked.suppressed,
     }
+
+
+def _age_expected(row: queries.AgeSlot) -> float:
+    """A slot's expected audience per week, as the ranking shows and orders it."""
+    return round(row.audience / row.weeks, 2)
+
+
+def _age_share_low(row: queries.AgeSlot) -> float:
+    """The lower end of a slot's share of its gender(s) with released bands, as the ranking orders it (0 without
+    such people, whose share is null)."""
+    return round(wilson_interval(row.audience, row.banded)[0], 4) if row.banded else 0.0
 
 
 def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[str], k: int) -> dict[str, Any]:
@@ -308,7 +329,7 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         "share_raw": round(raw, 4) if raw is not None else None,
         "people_corrected": 0,
         "share_missing": "age_bands_not_corrected",
-        "expected_audience": round(expected, 2),
+        "expected_audience": _age_expected(row),
         "expected_audience_low": round(expected_low, 2),
         "expected_audience_high": round(expected_high, 2),
         "explanation": (

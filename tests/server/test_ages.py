@@ -556,6 +556,28 @@ def test_placement_share_is_over_the_released_bands_of_the_audience_gender(sqlit
         assert slot["banded"] == 49 and slot["audience_count"] == 30 and slot["bands_withheld"] == 41
 
 
+def test_a_page_of_the_age_ranking_is_the_head_of_the_whole_ranking_ties_included(server: Server) -> None:
+    """The ranking orders its slots before writing any out, and works out the second figure only for slots within
+    reach of the page: every page must still be the head of the whole ranking. Six zones tie in twos on the
+    expected audience (women 25-34 per week), each pair apart by its share of women with released bands, and
+    both orders are asked for."""
+    messages = [
+        aged(zone=f"z{i}", camera=f"cam-{i}", female={"25-34": 10 * (1 + i // 2), "35-44": 5 + 10 * (i % 2)})
+        for i in range(6)
+    ]
+    assert server.ingest(*messages).status_code == 200
+    # By audience, each tied pair in the order of its share (z4: 30 of 35 women, z5: 30 of 45); by share, z0 and
+    # z5 tie on 2/3 and the larger sample's interval starts higher.
+    expected = {"audience": ["z4", "z5", "z2", "z3", "z0", "z1"], "share": ["z4", "z2", "z5", "z0", "z3", "z1"]}
+    for sort, order in expected.items():
+        query = {"audience": "female", "age": "25-34", "sort": sort, **TWO_WEEKS}
+        whole = server.get(f"{SITE}/insights/ad-placement", **query, limit=1000).json()["slots"]
+        assert [slot["zone_id"] for slot in whole] == order, sort
+        for limit in range(1, 7):
+            page = server.get(f"{SITE}/insights/ad-placement", **query, limit=limit).json()["slots"]
+            assert page == whole[:limit], (sort, limit)
+
+
 def test_a_withheld_hour_shows_its_bands_as_suppressed_not_zero_in_the_api_and_the_csv(server: Server) -> None:
     assert server.ingest(aged(female={"25-34": 2}, male={"25-34": 1})).status_code == 200  # 3 people < k
     point = ages(server, zone="a")["points"][0]
