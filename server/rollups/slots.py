@@ -213,8 +213,16 @@ def slot_parts(
             cast(h.c.withheld, Integer).label("w"),
             # One per week: the second of a local hour that happens twice (clocks going back) adds none.
             # Integers: PostgreSQL sums bigints as slow numerics.
+            # The zones and the upper end are implied by the twin's; said, they let PostgreSQL hash the earlier
+            # hours by an index range (it read every hour after ``low`` of every zone: 47 ms of a 90-day ranking).
             case(
-                (exists().where(*twin, earlier.c.hour_start >= low), literal(0, Integer)), else_=literal(1, Integer)
+                (
+                    exists().where(
+                        *twin, earlier.c.zone_pk.in_(zone_pks), earlier.c.hour_start >= low, earlier.c.hour_start < high
+                    ),
+                    literal(0, Integer),
+                ),
+                else_=literal(1, Integer),
             ).label("n"),
         ).where(h.c.zone_pk.in_(zone_pks), h.c.hour_start >= low, h.c.hour_start < high, *how_filter)
 

@@ -179,3 +179,25 @@ def test_the_hour_repeated_when_clocks_go_back_counts_twice_in_its_slot(sqlite_s
     )
     with s.db.read() as session:
         assert slots_vs_hourly(session) == []
+
+
+def test_the_ranking_counts_a_repeated_hour_at_a_ragged_end_as_one_week(server: Server) -> None:
+    """A range that starts and ends inside weeks reads its ragged ends from the hourly cells, where the second of
+    a local hour that happens twice (clocks going back) adds no week: one week observed, both hours' people."""
+    s = server
+    s.ingest(aggregate(start=BASE, female=5))  # creates the site
+    response = s.client.patch("/api/v1/sites/mall", json={"timezone": "America/New_York"}, headers=s.headers("admin"))
+    assert response.status_code == 200, response.text
+    first = datetime(2026, 11, 1, 5, 10, tzinfo=UTC)  # 01:00-02:00 local, twice: 05:00 and 06:00 UTC
+    s.ingest(
+        aggregate(start=first, seq=2, female=6, male=6),
+        aggregate(start=first + timedelta(hours=1), seq=3, female=7, male=7),
+    )
+    body = s.get(
+        "/api/v1/sites/mall/insights/ad-placement",
+        start="2026-10-31T12:00:00Z",  # a Saturday to a Monday: no whole week in between
+        end="2026-11-02T12:00:00Z",
+        audience="all",
+    ).json()
+    [slot] = body["slots"]
+    assert (slot["weekday"], slot["hour"], slot["weeks_observed"], slot["people"]) == ("Sun", 1, 1, 26)
