@@ -194,17 +194,18 @@ def estimate_many(observed: np.ndarray, validation: np.ndarray, cells: SplitCell
         rows = np.flatnonzero(np.bincount(cells.crowd, weights=cells.withheld, minlength=crowds) > 0)
         people = people + np.bincount(cells.crowd, weights=cells.withheld * cells.people, minlength=crowds).astype(int)
         share[rows], low[rows], high[rows], fits[rows] = _censored(observed[rows], validation, cells.select(rows))
+    # Plain Python values, read out whole (a server's series is thousands of crowds).
+    seen = (observed.sum(axis=(1, 2)) > 0).tolist()
+    counted, fitted = people.tolist(), fits.tolist()
+    points, lows, highs = share.tolist(), np.minimum(low, share).tolist(), np.maximum(high, share).tolist()
     out: list[ShareEstimate] = []
     for c in range(observed.shape[0]):
-        if observed[c].sum() == 0:
-            out.append(ShareEstimate(None, None, None, int(people[c]), None))
-        elif not fits[c]:
-            out.append(ShareEstimate(None, None, None, int(people[c]), None, fits=False))
+        if not seen[c]:
+            out.append(ShareEstimate(None, None, None, counted[c], None))
+        elif not fitted[c]:
+            out.append(ShareEstimate(None, None, None, counted[c], None, fits=False))
         else:
-            point = float(share[c])
-            out.append(
-                ShareEstimate(point, min(float(low[c]), point), max(float(high[c]), point), int(people[c]), None)
-            )
+            out.append(ShareEstimate(points[c], lows[c], highs[c], counted[c], None))
     return out
 
 
