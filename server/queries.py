@@ -237,7 +237,7 @@ def ranked_slots(
     whatever it shows is already safe to show; a slot whose every cell was withheld has nothing to show and is
     left out (counted as suppressed).
     """
-    from sqlalchemy import and_, literal
+    from sqlalchemy import and_
 
     if is_postgres(session):
         # The query now aggregates ~100k rows: starting parallel workers costs more than it saves, and on a
@@ -443,21 +443,22 @@ def ranked_age_slots(
     where = [h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end]
     if hour_filter is not None:
         where.append(h.local_how.in_(sorted(hour_filter)))
-    released_gender = {"female": h.released_female, "male": h.released_male, "unknown": h.released_unknown}
-    gender_total: Any = sum((released_gender[g] for g in genders), start=literal(0))
+    # The slots' released people, split and weeks observed as the gender ranking reads them: whole weeks from the
+    # running totals, the ragged ends from the hourly cells (footfall.server.rollups.slot_parts). Counting the
+    # distinct local weeks of every hourly cell instead sorted all of them: 430 of 730 ms on PostgreSQL for a
+    # 90-day ranking of 200 zones.
+    parts = slot_parts(zone_pks, start, end, sorted(hour_filter) if hour_filter is not None else None).subquery()
     slots = session.execute(
         select(
-            h.zone_pk,
-            h.local_how,
-            _total(h.released_people),
-            _total(h.released_female + h.released_male),
-            _total(gender_total),
-            _total(h.released_female + h.released_male + h.released_unknown),
-            _total(h.withheld),
-            func.count(distinct(_local_week())),  # weeks observed: a repeated hour is in one
-        )
-        .where(*where)
-        .group_by(h.zone_pk, h.local_how)
+            parts.c.zone_pk,
+            parts.c.how,
+            func.sum(parts.c.p),
+            func.sum(parts.c.f),
+            func.sum(parts.c.m),
+            func.sum(parts.c.u),
+            func.sum(parts.c.w),
+            func.sum(parts.c.n),
+        ).group_by(parts.c.zone_pk, parts.c.how)
     ).all()
     # The audience's band cells summed per hourly cell first, then per slot through the hourly cells' local hours.
     # Joined directly, SQLite looked up each hourly cell's band cells by the range of hours rather than by its hour
@@ -490,26 +491,28 @@ def ranked_age_slots(
         )
     }
     rows, suppressed = [], 0
-    for zone_pk, how, people, classified, gender_people, split, withheld, hours in slots:
-        if int(hours) < min_weeks:
+    for zone_pk, how, *sums in slots:
+        people, female, male, unknown, withheld, hours = (int(value or 0) for value in sums)  # floats of integers
+        if hours < min_weeks:
             continue
         if not people and withheld:
             suppressed += 1
             continue
         key = (int(zone_pk), int(how))
         every, wanted = banded.get(key, (0, 0))
+        released = {"female": female, "male": male, "unknown": unknown}
         rows.append(
             AgeSlot(
                 zone_pk=key[0],
                 how=key[1],
-                people=int(people or 0),
-                classified=int(classified or 0),
-                gender_people=int(gender_people or 0),
+                people=people,
+                classified=female + male,
+                gender_people=sum(released[g] for g in genders),
                 banded=every,
                 audience=wanted,
-                unsplit=int(people or 0) - int(split or 0),
-                withheld=int(withheld or 0),
-                weeks=int(hours),
+                unsplit=people - female - male - unknown,
+                withheld=withheld,
+                weeks=hours,
             )
         )
     return AgeSlots(rows, suppressed)

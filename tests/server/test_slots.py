@@ -183,7 +183,8 @@ def test_the_hour_repeated_when_clocks_go_back_counts_twice_in_its_slot(sqlite_s
 
 def test_the_ranking_counts_a_repeated_hour_at_a_ragged_end_as_one_week(server: Server) -> None:
     """A range that starts and ends inside weeks reads its ragged ends from the hourly cells, where the second of
-    a local hour that happens twice (clocks going back) adds no week: one week observed, both hours' people."""
+    a local hour that happens twice (clocks going back) adds no week: one week observed, both hours' people, in the
+    gender ranking and in an age audience's."""
     s = server
     s.ingest(aggregate(start=BASE, female=5))  # creates the site
     response = s.client.patch("/api/v1/sites/mall", json={"timezone": "America/New_York"}, headers=s.headers("admin"))
@@ -193,11 +194,8 @@ def test_the_ranking_counts_a_repeated_hour_at_a_ragged_end_as_one_week(server: 
         aggregate(start=first, seq=2, female=6, male=6),
         aggregate(start=first + timedelta(hours=1), seq=3, female=7, male=7),
     )
-    body = s.get(
-        "/api/v1/sites/mall/insights/ad-placement",
-        start="2026-10-31T12:00:00Z",  # a Saturday to a Monday: no whole week in between
-        end="2026-11-02T12:00:00Z",
-        audience="all",
-    ).json()
-    [slot] = body["slots"]
-    assert (slot["weekday"], slot["hour"], slot["weeks_observed"], slot["people"]) == ("Sun", 1, 1, 26)
+    span = {"start": "2026-10-31T12:00:00Z", "end": "2026-11-02T12:00:00Z"}  # a Saturday to a Monday: no whole week
+    for age in (None, "25-34"):  # the gender ranking, and an age audience's: its slots are read alike
+        asked = {"age": age} if age else {}
+        [slot] = s.get("/api/v1/sites/mall/insights/ad-placement", audience="all", **span, **asked).json()["slots"]
+        assert (slot["weekday"], slot["hour"], slot["weeks_observed"], slot["people"]) == ("Sun", 1, 1, 26), age
