@@ -142,6 +142,9 @@ def _em(counts: np.ndarray, rates: np.ndarray) -> np.ndarray:
     people = counts.sum(axis=(1, 2))
     share = np.full(counts.shape[0], 0.5)
     women, men = rates[:, :, 0, :], rates[:, :, 1, :]
+    # Each replicate stops at its own step, so its answer does not depend on what else is estimated with it (a
+    # series' total moved its points' shares in the 9th decimal when it stopped the whole block later).
+    done = np.zeros(share.shape, bool)
     for _ in range(_EM_STEPS):
         a = share[:, None, None] * women
         b = (1.0 - share)[:, None, None] * men
@@ -151,9 +154,10 @@ def _em(counts: np.ndarray, rates: np.ndarray) -> np.ndarray:
         updated = np.divide(
             (counts * posterior).sum(axis=(1, 2)), people, out=np.full_like(share, 0.5), where=people > 0
         )
-        converged = np.max(np.abs(updated - share)) < _EM_TOLERANCE
+        updated = np.where(done, share, updated)
+        done |= np.abs(updated - share) < _EM_TOLERANCE
         share = updated
-        if converged:
+        if done.all():
             break
     return share
 
