@@ -9,7 +9,7 @@ from datetime import date
 
 import numpy as np
 from footfall.server.classifiers import Decided, attribute, side_key
-from footfall.server.localtime import local_day, utc_week
+from footfall.server.localtime import HOUR, local_day, utc_week
 from footfall.server.release import RELEASED_FIELDS
 from footfall.server.rollups.slots import SLOT_FIELDS, SLOT_SOURCES
 from footfall.server.tables import (
@@ -154,13 +154,17 @@ def slots_vs_hourly(session: Session) -> list[tuple[object, ...]]:
     h = HourlyRollup
     width = len(SLOT_SOURCES) + 1  # the released values and the count of hours
     per_week: dict[int, dict[tuple[int, int], list[int]]] = defaultdict(dict)
-    for zone_pk, hour_start, how, *values in session.execute(
+    cells = session.execute(
         select(h.zone_pk, h.hour_start, h.local_how, *(getattr(h, name) for name in SLOT_SOURCES))
-    ):
+    ).all()
+    how_of = {(zone_pk, hour_start): how for zone_pk, hour_start, how, *_ in cells}
+    for zone_pk, hour_start, how, *values in cells:
         cell = per_week[zone_pk].setdefault((utc_week(hour_start), how), [0] * width)
         for i, value in enumerate(values):
             cell[i] += value
-        cell[-1] = 1  # a week observed, however often its local hour happened (clocks going back: twice)
+        # A week observed, unless the hour before is the same local hour of week (clocks going back: one week of
+        # two cells); a UTC week can hold two local weeks of a slot (clocks going forward).
+        cell[-1] += int(how_of.get((zone_pk, hour_start - HOUR)) != how)
     spans = {row[0]: (row[1], row[2]) for row in session.execute(select(SlotSpan.__table__))}
     stored: dict[int, dict[tuple[int, int], tuple[int, ...]]] = defaultdict(dict)
     c = SlotCumulative.__table__

@@ -143,7 +143,10 @@ _REBUILD_SPANS = text(
 ).bindparams(bindparam("zones", expanding=True))
 
 # Every week of each zone's span × 168 hours of week, each with its running totals (a window sum over the
-# slot's weeks of that week's hourly rows); portable SQL for PostgreSQL and SQLite. Written in key order, so
+# slot's weeks of that week's hourly rows); portable SQL for PostgreSQL and SQLite. A cell adds a week observed
+# unless the hour before it is the same local hour of week (clocks going back: one week, two cells), as ingest
+# counts it; not one per UTC week, which holds two local weeks of a slot when clocks go forward (London's
+# Monday 00:00 on 23 and 30 March 2026 are both in the UTC week of the 23rd). Written in key order, so
 # the 168 rows a query reads per zone and week lie on a few pages (ingest appends them in that order too):
 # in the order of the window they were spread over 168 pages and reading them took 4x longer.
 _REBUILD_TOTALS = text(
@@ -153,10 +156,17 @@ _REBUILD_TOTALS = text(
         SELECT zone_pk, first_week, last_week FROM rollup_slot_span WHERE zone_pk IN :zones
         UNION ALL SELECT zone_pk, week + 1, last_week FROM weeks WHERE week < last_week
     ),
+    cells(zone_pk, week, how, p, f, m, u, w, n) AS (
+        SELECT r.zone_pk, (r.hour_start - :monday) / :week, r.local_how, r.released_people, r.released_female,
+            r.released_male, r.released_unknown, r.withheld,
+            CASE WHEN EXISTS (
+                SELECT 1 FROM rollup_hourly e
+                WHERE e.zone_pk = r.zone_pk AND e.hour_start = r.hour_start - :hour AND e.local_how = r.local_how
+            ) THEN 0 ELSE 1 END
+        FROM rollup_hourly r WHERE r.zone_pk IN :zones
+    ),
     sums(zone_pk, week, how, p, f, m, u, w, n) AS (
-        SELECT zone_pk, (hour_start - :monday) / :week, local_how, sum(released_people),
-            sum(released_female), sum(released_male), sum(released_unknown), sum(withheld), 1
-        FROM rollup_hourly WHERE zone_pk IN :zones GROUP BY 1, 2, 3
+        SELECT zone_pk, week, how, sum(p), sum(f), sum(m), sum(u), sum(w), sum(n) FROM cells GROUP BY 1, 2, 3
     )
     INSERT INTO rollup_slot_cumulative (zone_pk, week, local_how, people, female, male, unknown, withheld, hours)
     SELECT w.zone_pk, w.week, x.how,
@@ -181,7 +191,7 @@ def rebuild_slots(bind: Session | Connection, zone_pks: list[int]) -> int:
     weeks = {"monday": MONDAY_EPOCH, "week": WEEK}
     bind.execute(_REBUILD_SPANS, {"zones": list(zone_pks), **weeks})
     # Session.execute() is typed to give a Result; for a text statement it is a CursorResult, with rowcount.
-    return bind.execute(_REBUILD_TOTALS, {"zones": list(zone_pks), **weeks}).rowcount or 0  # type: ignore[attr-defined]  # CursorResult
+    return bind.execute(_REBUILD_TOTALS, {"zones": list(zone_pks), "hour": HOUR, **weeks}).rowcount or 0  # type: ignore[attr-defined]  # CursorResult
 
 
 def slot_parts(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -51,14 +52,14 @@ def _bucket(
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0014"
-        assert upgrade(db.engine) == "0014"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0015"
+        assert upgrade(db.engine) == "0015"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0014"
+        assert current_revision(db.engine) == "0015"
     finally:
         db.dispose()
 
@@ -87,7 +88,7 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0014"  # the checks read the head's tables; 0010 counts the '?' bucket
+        assert upgrade(db.engine) == "0015"  # the checks read the head's tables; 0010 counts the '?' bucket
         with db.read() as session:
             assert raw_vs_classifiers(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
@@ -157,7 +158,7 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
                     )
                 )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0014"  # 0009 fills the parts; 0010 after it changes nothing of them
+        assert upgrade(db.engine) == "0015"  # 0009 fills the parts; 0010 after it changes nothing of them
         with db.read() as session:
             assert raw_vs_camera_parts(session) == []
             parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
@@ -201,7 +202,7 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                 )
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0014"
+        assert upgrade(db.engine) == "0015"
         with db.read() as session:
             rows = session.execute(
                 text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier, hour_start")
@@ -242,7 +243,7 @@ def test_0013_records_the_quiet_parts_and_goes_down_again(database_url: str) -> 
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
         parts = "SELECT camera_id, people FROM rollup_camera_parts ORDER BY camera_id"
-        assert upgrade(db.engine) == "0014"
+        assert upgrade(db.engine) == "0015"
         with db.read() as session:
             assert [tuple(p) for p in session.execute(text(parts))] == [("cam-0", 3), ("cam-1", 0)]
             assert session.execute(text("SELECT value FROM meta WHERE key = 'release_k'")).first() is None
@@ -267,7 +268,7 @@ def test_0014_drops_the_daily_sums_per_bundle_and_going_down_has_them_rebuilt(da
     try:
         upgrade(db.engine, "0013")
         assert "rollup_daily_classifier" in inspect(db.engine).get_table_names()
-        assert upgrade(db.engine) == "0014"
+        assert upgrade(db.engine, "0014") == "0014"
         assert "rollup_daily_classifier" not in inspect(db.engine).get_table_names()
         with db.engine.begin() as conn:
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
@@ -280,3 +281,44 @@ def test_0014_drops_the_daily_sums_per_bundle_and_going_down_has_them_rebuilt(da
             assert session.execute(text("SELECT value FROM meta WHERE key = 'release_k'")).first() is None
     finally:
         db.dispose()
+
+
+def test_0015_has_the_next_start_recount_weeks_observed_by_local_week(database_url: str) -> None:
+    """Before 0015 a rebuild of the slot totals counted one week observed per UTC week, which holds two local weeks
+    of a slot when clocks go forward (London's Monday 00:10 on 23 and 30 March 2026). 0015 has the next start
+    recompute every released value and slot total: a database whose totals such a rebuild left reads true again."""
+    from alembic import command
+    from footfall.server.localtime import MONDAY_EPOCH, WEEK
+    from footfall.server.migrate import alembic_config
+    from footfall.server.rollups import ensure_release, slots_vs_hourly
+
+    from tests.server.conftest import BASE, aggregate, make_server
+
+    for server in make_server(database_url):
+        server.ingest(aggregate(start=BASE, female=5))
+        london = {"timezone": "Europe/London"}
+        assert (
+            server.client.patch("/api/v1/sites/mall", json=london, headers=server.headers("admin")).status_code == 200
+        )
+        mondays = [datetime(2026, 3, 16, 0, 10), datetime(2026, 3, 23, 0, 10), datetime(2026, 3, 29, 23, 10)]
+        server.ingest(*(aggregate(start=t.replace(tzinfo=UTC), seq=2 + i, female=10) for i, t in enumerate(mondays)))
+        spring = (int(datetime(2026, 3, 23, tzinfo=UTC).timestamp()) - MONDAY_EPOCH) // WEEK
+        db = server.db
+        with db.write() as session:  # what a rebuild before 0015 left: one week observed in the UTC week of the 23rd
+            session.execute(
+                text(f"UPDATE rollup_slot_cumulative SET hours = hours - 1 WHERE local_how = 0 AND week >= {spring}")
+            )
+            assert slots_vs_hourly(session) != []
+        config = alembic_config()
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0014")
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
+        assert upgrade(db.engine) == "0015"
+        assert ensure_release(db, 5, None) is True
+        with db.read() as session:
+            assert slots_vs_hourly(session) == []
+        span = {"start": "2026-03-16T00:00:00Z", "end": "2026-04-06T00:00:00Z"}
+        [slot] = server.get("/api/v1/sites/mall/insights/ad-placement", audience="all", **span).json()["slots"]
+        assert (slot["weeks_observed"], slot["expected_audience"]) == (3, 10.0)

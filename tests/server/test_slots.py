@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from footfall.server import queries
 from footfall.server.migrate import head_revision, upgrade
-from footfall.server.rollups import daily_vs_hourly, ensure_release, raw_vs_hourly, slots_vs_hourly
+from footfall.server.rollups import daily_vs_hourly, ensure_release, raw_vs_hourly, rebuild_slots, slots_vs_hourly
 from footfall.server.tables import HourlyRollup, SlotCumulative, Zone
 from sqlalchemy import func, select, text
 
@@ -199,3 +199,29 @@ def test_the_ranking_counts_a_repeated_hour_at_a_ragged_end_as_one_week(server: 
         asked = {"age": age} if age else {}
         [slot] = s.get("/api/v1/sites/mall/insights/ad-placement", audience="all", **span, **asked).json()["slots"]
         assert (slot["weekday"], slot["hour"], slot["weeks_observed"], slot["people"]) == ("Sun", 1, 1, 26), age
+
+
+def test_a_slot_seen_twice_in_one_utc_week_when_clocks_go_forward_counts_two_weeks(server: Server) -> None:
+    """Found by review: London's local Monday 00:10 falls on 23 March 2026 00:10 UTC and, after the clocks go
+    forward, on 29 March 23:10 UTC: two local weeks in one UTC week. Ingest counted both; rebuilding the running
+    totals (after a time-zone change, a change of k, a bulk load) counted one per UTC week, so the same cells read
+    as 3 weeks, 13.3 women a week instead of 10, and the totals disagreed with the hourly cells."""
+    s = server
+    s.ingest(aggregate(start=BASE, female=5))  # creates the site
+    response = s.client.patch("/api/v1/sites/mall", json={"timezone": "Europe/London"}, headers=s.headers("admin"))
+    assert response.status_code == 200, response.text
+    mondays = [datetime(2026, 3, 16, 0, 10), datetime(2026, 3, 23, 0, 10), datetime(2026, 3, 29, 23, 10)]
+    mondays.append(datetime(2026, 4, 5, 23, 10))
+    s.ingest(*(aggregate(start=t.replace(tzinfo=UTC), seq=2 + i, female=10) for i, t in enumerate(mondays)))
+    span = {"start": "2026-03-16T00:00:00Z", "end": "2026-04-13T00:00:00Z"}  # four whole UTC weeks
+
+    def weeks() -> list[tuple[str, int, int, float]]:
+        with s.db.read() as session:
+            assert slots_vs_hourly(session) == []
+        body = s.get("/api/v1/sites/mall/insights/ad-placement", audience="all", **span).json()
+        return [(x["weekday"], x["hour"], x["weeks_observed"], x["expected_audience"]) for x in body["slots"]]
+
+    assert weeks() == [("Mon", 0, 4, 10.0)]
+    with s.db.write() as session:
+        rebuild_slots(session, list(session.scalars(select(Zone.id))))
+    assert weeks() == [("Mon", 0, 4, 10.0)]
