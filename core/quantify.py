@@ -311,8 +311,9 @@ class _SizeRows:
     """Rows of the per-size tables already worked out, kept between calls: a row depends only on what the table
     is, the group's rates, k and the size, never on the crowds asking, and the sizes a server asks for recur (every
     hour of a zone is one of a few hundred sizes, above 4k on a fixed grid). Without them, a 90-day hourly series
-    spent most of its time on the tables of its total. Bounded: past ``limit`` rows all are dropped and made again
-    as asked (a row is 101 to 246 floats; a bundle and k need at most about 4k + 400 rows of each table)."""
+    spent most of its time on the tables of its total. Bounded: a call whose rows would take the store past
+    ``limit`` drops all kept ones first (one call keeps every row it made, even past the limit; a row is 101 to 246
+    floats, and a bundle and k need at most about 4k + 400 rows of each table)."""
 
     def __init__(self, limit: int = 20_000):
         self.limit = limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -89,6 +90,32 @@ DASHBOARD_CSP = (
 )
 
 
+# Apps of this process now serving (tests and reloads build several; the garbage collector is the process's).
+_serving = 0
+_serving_lock = threading.Lock()
+
+
+def _serving_started() -> None:
+    """What start loaded (modules, the app, the database engine) lives as long as the server: frozen out of the
+    garbage collector's sight, so a full collection walks only what requests made. Unfrozen, about one request in
+    twenty of a 90-day hourly series waited 75 ms more for one (bench/server_bench.py's p95). What was frozen and
+    later becomes cyclic garbage waits for the last app to stop."""
+    global _serving
+    with _serving_lock:
+        gc.collect()
+        gc.freeze()
+        _serving += 1
+
+
+def _serving_stopped() -> None:
+    """Unfreezes once no app of the process serves: one that builds apps again (tests, reloads) frees the old."""
+    global _serving
+    with _serving_lock:
+        _serving -= 1
+        if _serving == 0:
+            gc.unfreeze()
+
+
 def create_app(settings: Settings | None = None, *, start_background: bool = True) -> FastAPI:
     """Builds the app. ``start_background`` runs the MQTT consumer and retention loop while it serves."""
     settings = settings or Settings.from_env()
@@ -143,15 +170,11 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
 
             metrics_server, _ = start_http_server(settings.metrics_port, registry=metrics.registry)
             log_event(logger, logging.INFO, "metrics served without a key", port=settings.metrics_port)
-        # What start loaded (modules, the app, the database engine) lives as long as the server: frozen out of the
-        # garbage collector's sight, so a full collection walks only what requests made. Unfrozen, every twentieth
-        # or so request of a 90-day hourly series waited 75 ms more for one (bench/server_bench.py's p95).
-        gc.collect()
-        gc.freeze()
+        _serving_started()
         try:
             yield
         finally:
-            gc.unfreeze()  # a process that builds apps again (tests, reloads) collects this one's objects
+            _serving_stopped()
             if metrics_server is not None:
                 metrics_server.shutdown()
                 metrics_server.server_close()

@@ -4,6 +4,7 @@ settings of its PostgreSQL connections (bench/server_bench.py measures the laten
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 from footfall.server.db import Database
@@ -39,3 +40,16 @@ def test_postgresql_connections_do_not_jit_compile_reads(postgres_url: str) -> N
                 assert session.execute(text("SHOW jit")).scalar() == "off"
         finally:
             db.dispose()
+
+
+def test_one_app_stopping_leaves_what_another_still_serving_loaded_frozen(sqlite_url: str, tmp_path: Path) -> None:
+    """Found by review: the garbage collector is the process's, and the first app to stop unfroze everything while
+    a second still served. Only the last one to stop unfreezes."""
+    first = make_server(sqlite_url)
+    next(first)
+    second = make_server(f"sqlite:///{tmp_path / 'other.db'}")
+    next(second)
+    next(first, None)  # the first app stops
+    assert gc.get_freeze_count() > 10_000
+    next(second, None)
+    assert gc.get_freeze_count() == 0
