@@ -19,7 +19,7 @@ def test_what_the_app_loaded_is_out_of_full_collections_while_it_serves_and_free
     """Objects made at start are frozen while the app serves, so a full collection walks only what requests made
     (unfrozen, about one request in twenty of a 90-day hourly series waited 75 ms more for one). When the app
     stops they are unfrozen: a process that builds apps again (tests, reloads) must be able to free the old one."""
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0, "another app of this test process is serving"
     for server in make_server(sqlite_url):
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # modules, the app and its routes, the database engine
