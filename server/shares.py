@@ -16,14 +16,13 @@ upgrade hour, decided partly by two bundles, is corrected with its majority bund
 Every answer is estimated by :func:`estimate_rows`, many at once and column by column from the rows of
 :func:`_cells_query` (a 90-day hourly series is 2,160 points, a ranking page hundreds of slots, and a total is
 estimated the same way as the points it sums), through footfall.core.quantify.estimate_many: the one estimator,
-vectorised, which the edge uses too. :class:`Cells`, :func:`estimate` and :func:`estimate_many` are the same for
-answers built one cell at a time.
+vectorised, which the edge uses too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -42,33 +41,6 @@ from sqlalchemy.orm import Session
 
 # Why a corrected share is null (the API's ``female_share_corrected_missing``).
 Missing = Literal["no_classified_people", "unknown_rates", "decisions_do_not_fit"]
-
-
-# One row of :func:`_cells_query` without its keys: cells of one bundle and one size of released people, their
-# split shown or not, how many, and their released female, male and unknown.
-CellRow = tuple[str, int, int | bool, int, int, int, int]
-
-
-@dataclass
-class Cells:
-    """The released cells of one answer, as rows of :func:`_cells_query`."""
-
-    rows: list[CellRow] = field(default_factory=list)
-
-    def add(self, ref: str, people: int, shown: bool, cells: int, female: int, male: int, unknown: int) -> None:
-        """``cells`` cells of ``people`` released people attributed to ``ref``, their split shown or not, whose
-        released female, male and unknown add up to those given."""
-        self.rows.append((ref, people, shown, cells, female, male, unknown))
-
-    @property
-    def sums(self) -> dict[str, list[int]]:
-        """Per bundle, its cells' released female, male and unknown."""
-        out: dict[str, list[int]] = {}
-        for ref, _, _, _, *parts in self.rows:
-            held = out.setdefault(ref, [0, 0, 0])
-            for i in range(3):
-                held[i] += parts[i]
-        return out
 
 
 @dataclass(frozen=True)
@@ -98,18 +70,6 @@ class Share:
 
 EPOCH_DAY = date(1970, 1, 1)
 NONE_SEEN = Share(None, None, None, 0, "no_classified_people")
-
-
-def estimate(cells: Cells, rates: Mapping[str, DecisionRates], k: int) -> Share:
-    """The corrected share of one query: :func:`estimate_rows` of one, so a total and the points it sums are
-    estimated alike (see the module)."""
-    return estimate_rows(1, [0] * len(cells.rows), cells.rows, rates, k)[0]
-
-
-def estimate_many(points: Sequence[Cells], rates: Mapping[str, DecisionRates], k: int) -> list[Share]:
-    """:func:`estimate` of each of ``points`` (``k``: the one their cells were released with)."""
-    answer = [i for i, cells in enumerate(points) for _ in cells.rows]
-    return estimate_rows(len(points), answer, [row for cells in points for row in cells.rows], rates, k)
 
 
 def estimate_rows(

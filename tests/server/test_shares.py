@@ -8,13 +8,14 @@ import csv
 import io
 import itertools
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from footfall.core.quantify import DecisionCounts, DecisionRates, corrected_share
 from footfall.server.rollups import daily_vs_hourly, raw_vs_classifiers, raw_vs_hourly
-from footfall.server.shares import Cells, estimate, estimate_many, estimate_rows
+from footfall.server.shares import Share, estimate_rows
 from sqlalchemy import text
 
 from tests.server.conftest import (
@@ -43,6 +44,35 @@ LEANS_FEMALE = {
     "female": {"female": 900, "male": 40, "unknown": 60},
     "male": {"female": 200, "male": 700, "unknown": 100},
 }
+
+
+@dataclass
+class Cells:
+    """The released cells of one answer built a cell at a time, as rows of the server's cells query."""
+
+    rows: list[tuple[str, int, int | bool, int, int, int, int]] = field(default_factory=list)
+
+    def add(self, ref: str, people: int, shown: bool, cells: int, female: int, male: int, unknown: int) -> None:
+        self.rows.append((ref, people, shown, cells, female, male, unknown))
+
+    @property
+    def sums(self) -> dict[str, list[int]]:
+        """Per bundle, its cells' released female, male and unknown."""
+        out: dict[str, list[int]] = {}
+        for ref, _, _, _, *parts in self.rows:
+            out[ref] = [a + b for a, b in zip(out.get(ref, [0, 0, 0]), parts, strict=True)]
+        return out
+
+
+def estimate(cells: Cells, rates: dict[str, DecisionRates], k: int) -> Share:
+    """The corrected share of one answer."""
+    return estimate_rows(1, [0] * len(cells.rows), cells.rows, rates, k)[0]
+
+
+def estimate_many(points: list[Cells], rates: dict[str, DecisionRates], k: int) -> list[Share]:
+    """The corrected share of each of ``points``, estimated together."""
+    answer = [i for i, cells in enumerate(points) for _ in cells.rows]
+    return estimate_rows(len(points), answer, [row for cells in points for row in cells.rows], rates, k)
 
 
 def status(agent: str, bundle: str, version: str, rates: dict | None) -> dict:
