@@ -33,20 +33,22 @@ def _rates() -> DecisionRates:
 
 
 def week(
-    rng: np.random.Generator, rates: np.ndarray, per_hour: float, share: float
+    rng: np.random.Generator, rates: np.ndarray, per_hour: float, share: float, k: int = K
 ) -> tuple[np.ndarray, SplitCells, float]:
-    """One week released at k: the shown decisions, the cells by size, the true share of the released people."""
+    """One week of hourly cells released at ``k`` as the server does: the shown decisions, the cells by size, the
+    true share of the released people (``rates``: P(decision | woman), P(decision | man)). Also the simulation
+    behind tests/core/test_withheld_splits.py."""
     people = rng.poisson(per_hour, 24 * 7)
-    people = people[people >= K]
+    people = people[people >= k]  # cells of 1 to k-1 are withheld whole: they say nothing
     women = rng.binomial(people, share)
     decided = np.array(
         [rng.multinomial(w, rates[0]) + rng.multinomial(n - w, rates[1]) for w, n in zip(women, people, strict=True)]
     ).reshape(-1, 3)
-    shown = np.all((decided == 0) | (decided >= K), axis=1)
+    shown = np.all((decided == 0) | (decided >= k), axis=1)
     sizes: dict[int, list[int]] = {}
     for n, is_shown in zip(people, shown, strict=True):
         sizes.setdefault(int(n), [0, 0])[0 if is_shown else 1] += 1
-    cells = SplitCells.of([(0, 0, n, a, b) for n, (a, b) in sizes.items()], K)
+    cells = SplitCells.of([(0, 0, n, a, b) for n, (a, b) in sizes.items()], k)
     return decided[shown].sum(axis=0), cells, float(women.sum() / max(people.sum(), 1))
 
 

@@ -3,13 +3,18 @@ enumeration, unbiased where the shown splits alone lean toward an even split, in
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 from footfall.core.quantify import DecisionRates, estimate_many
 from footfall.core.withheld_splits import SplitCells, shown_moments, withheld_probability
 
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "withheld_splits.py"
 RATES = DecisionRates(
     counts={"female": {"female": 716, "male": 44, "unknown": 132}, "male": {"female": 52, "male": 850, "unknown": 98}}
 )
@@ -51,21 +56,20 @@ def test_the_chance_of_a_withheld_split_is_what_enumerating_every_split_gives(k:
             assert covariance[e, s] == pytest.approx(expected_covariance, rel=1e-6, abs=1e-5)
 
 
+@functools.cache
+def _simulation() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("withheld_splits_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _week(rng: np.random.Generator, per_hour: float, share: float, k: int) -> tuple[np.ndarray, SplitCells, float]:
-    """A week of hourly cells released as the server does: the shown decisions, the cells by size, the truth."""
-    rates = RATES.rates()
-    people = rng.poisson(per_hour, 24 * 7)
-    people = people[people >= k]  # cells of 1 to k-1 are withheld whole: they say nothing
-    women = rng.binomial(people, share)
-    decided = np.array(
-        [rng.multinomial(w, rates[0]) + rng.multinomial(n - w, rates[1]) for w, n in zip(women, people, strict=True)]
-    )
-    shown = np.all((decided == 0) | (decided >= k), axis=1)
-    sizes: dict[int, list[int]] = {}
-    for n, is_shown in zip(people, shown, strict=True):
-        sizes.setdefault(int(n), [0, 0])[0 if is_shown else 1] += 1
-    cells = SplitCells.of([(0, 0, n, a, b) for n, (a, b) in sizes.items()], k)
-    return decided[shown].sum(axis=0), cells, float(women.sum() / people.sum())
+    """A week of hourly cells released as the server does: the shown decisions, the cells by size, the truth
+    (bench/withheld_splits.py's simulation, with this file's rates)."""
+    week: tuple[np.ndarray, SplitCells, float] = _simulation().week(rng, RATES.rates(), per_hour, share, k)
+    return week
 
 
 @pytest.mark.parametrize("share", [0.3, 0.7])
