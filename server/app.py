@@ -21,6 +21,7 @@ from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
+from footfall.server.api.http_layers import RequestMetrics, SecurityHeaders
 from footfall.server.db import TRANSIENT_DB_ERRORS, Database, QueryTimeout, refused_statement
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
@@ -30,7 +31,6 @@ from footfall.server.rollups import ensure_release, finish_refiles
 from footfall.server.settings import Settings
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import RequestResponseEndpoint
 from starlette.routing import Mount, compile_path
 
 from footfall import __version__
@@ -88,6 +88,8 @@ DASHBOARD_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+# Dashboard pages only: the API docs page loads Swagger UI from its CDN.
+DASHBOARD_CSP_HEADER = {"Content-Security-Policy": DASHBOARD_CSP}
 
 
 # Apps of this process now serving (tests and reloads build several; the garbage collector is the process's).
@@ -200,26 +202,13 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     mounts: list[str] = []  # the mounted apps' paths (the dashboard's files), filled once the routes are in
     api_paths: list[tuple[re.Pattern[str], str]] = []  # the API's path templates as patterns, likewise
 
-    @app.middleware("http")
-    async def _count_requests(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics.observe_request(_route_label(request, api_paths, mounts), request.method, status, elapsed)
-
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/dashboard"):  # the API docs page loads Swagger UI from its CDN
-            response.headers.setdefault("Content-Security-Policy", DASHBOARD_CSP)
-        return response
+    app.add_middleware(
+        RequestMetrics,
+        observe=lambda scope, status, seconds: metrics.observe_request(
+            _route_label(Request(scope), api_paths, mounts), scope["method"], status, seconds
+        ),
+    )
+    app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS, per_prefix={"/dashboard": DASHBOARD_CSP_HEADER})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
