@@ -73,6 +73,33 @@ def aged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Live
         thread.join(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def lopsided_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Women and men of the same age profile, three hours each; the men's 25-34 is below k in two of them, so the
+    men's bands are released in one hour and the women's in all three."""
+    folder = tmp_path_factory.mktemp("lopsided-db")
+    live, server, thread = start_server(f"sqlite:///{folder / 'footfall.db'}")
+    end_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    messages = [
+        aged(
+            end_hour - timedelta(hours=h), seq, {"25-34": 10, "35-44": 10}, {"25-34": 10 if h == 4 else 3, "35-44": 10}
+        )
+        for seq, h in enumerate((4, 3, 2), start=1)
+    ]
+    try:
+        with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
+            response = client.post(
+                "/ingest",
+                content="[" + ",".join(m.model_dump_json() for m in messages) + "]",
+                headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
+            )
+            assert response.status_code == 200 and not response.json()["rejected"], response.text
+        yield live
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
 def bars(page: Page) -> dict[tuple[str, str], tuple[float | None, float]]:
     """(gender, band) → (value, or None when drawn as suppressed; drawn width) of every pyramid bar."""
     found = {}
@@ -207,5 +234,33 @@ def test_ad_placement_page_ranks_a_gender_and_band_audience_and_offers_no_band_u
         assert not rows.first.locator(".v").first.inner_text().startswith("≥")
         assert "never ranked: footfall does not target minors" in p.locator("#how").inner_text()
         page.screenshot("ads-women-25-34")
+    finally:
+        page.close()
+
+
+def test_the_whole_range_pyramid_compares_age_profiles_not_counts_released_in_different_hours(
+    browser,  # noqa: F811 (the dashboard tests' Chromium fixture, imported above)
+    lopsided_server: LiveServer,
+    tmp_path: Path,
+) -> None:
+    """Over a range, each gender's bars sum only the hours whose bands it released, and the fewer gender's are
+    withheld more often: drawn as counts, the women's bars stood three times the men's for the same profile (60
+    women in released bands against 20 men, with 26 men's bands withheld). Each side is its gender's profile."""
+    page = Page(browser, lopsided_server, tmp_path)
+    try:
+        page.open("/dashboard/zone?site=mall&zone=food-court&ah=all", key=lopsided_server.viewer_key)
+        page.wait_ready()
+        p = page.page
+        p.wait_for_selector("#ages[data-hour=all] svg.pyramid-svg", timeout=10_000)
+        drawn = bars(page)
+        assert drawn[("female", "25-34")][0] == 30 and drawn[("male", "25-34")][0] == 10  # the counts, as released
+        for band in ("25-34", "35-44"):
+            assert drawn[("female", band)][1] == pytest.approx(drawn[("male", band)][1])  # one profile, one width
+            share = p.locator(f"#ages rect.bar.male[data-band='{band}']").get_attribute("data-share")
+            assert float(share or "nan") == pytest.approx(0.5)
+        title = p.locator("#ages rect.bar.male[data-band='25-34'] title").text_content() or ""
+        assert "10, 50% of the 20 men in released bands" in title
+        assert "age profile" in p.locator("#ages p.faint").inner_text()
+        assert p.locator(".pyramid-row[data-gender=male] .withheld").get_attribute("data-withheld") == "26"
     finally:
         page.close()
