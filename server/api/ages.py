@@ -63,18 +63,22 @@ def age_points(
     gender's bands was released in the bucket and it has people whose bands, gender or hour were withheld: shown
     as suppressed, never as 0), the people of a released gender whose bands were withheld (``bands_withheld``), the
     people whose gender split was withheld (``unsplit``) and withheld cells; with ``genders`` and ``bands``, the
-    released people of that audience and whether people of it may be left out (``audience_lower_bound``)."""
+    released people of that audience (null where the bands of each of its genders are) and whether people of it may
+    be left out (``audience_lower_bound``)."""
     banded = rows.bands.sum(axis=2)
     bands_withheld = rows.genders - banded
     unsplit = rows.people - rows.genders.sum(axis=1)
     points = []
     for i in range(len(rows.keys)):
         table: dict[str, dict[str, int | None]] = {}
+        hidden: list[bool] = []
         for g, gender in enumerate(GENDERS):
             # A withheld hour's people may be of any gender and band: with nothing of the gender released
             # around it, its bands read as suppressed, not as 0.
-            hidden = banded[i, g] == 0 and (bands_withheld[i, g] > 0 or unsplit[i] > 0 or rows.withheld[i] > 0)
-            table[gender] = {band: None if hidden else int(rows.bands[i, g, b]) for b, band in enumerate(AGE_DECISIONS)}
+            hidden.append(banded[i, g] == 0 and (bands_withheld[i, g] > 0 or unsplit[i] > 0 or rows.withheld[i] > 0))
+            table[gender] = {
+                band: None if hidden[g] else int(rows.bands[i, g, b]) for b, band in enumerate(AGE_DECISIONS)
+            }
         people = int(rows.people[i])
         point: dict[str, Any] = {
             # As the traffic series: null when every cell with people was withheld (not 0 people).
@@ -88,7 +92,10 @@ def age_points(
         if genders is not None and bands is not None:
             g_index = [GENDERS.index(g) for g in genders]
             b_index = [AGE_DECISIONS.index(b) for b in bands]
-            point["audience_people"] = int(rows.bands[i][np.ix_(g_index, b_index)].sum())
+            # Suppressed, not 0, where every gender of the audience has its bands suppressed: a 0 there read as
+            # "nobody of the audience" beside bands shown as null.
+            released = int(rows.bands[i][np.ix_(g_index, b_index)].sum())
+            point["audience_people"] = None if all(hidden[g] for g in g_index) else released
             point["audience_lower_bound"] = bool(
                 rows.withheld[i] > 0 or unsplit[i] > 0 or bands_withheld[i, g_index].sum() > 0
             )

@@ -92,7 +92,9 @@ class AgeTable(BaseModel):
     )
     unsplit: int = Field(description="People of cells whose gender split was withheld (so no band either).")
     audience_people: int | None = Field(
-        None, description="With 'age' (and 'audience'): released people of that gender × band audience."
+        None,
+        description="With 'age' (and 'audience'): released people of that gender × band audience; null where the "
+        "bands of each of its genders are suppressed.",
     )
     audience_lower_bound: bool | None = Field(
         None, description="True when people of the audience may sit in withheld cells, rows or splits."

@@ -197,8 +197,13 @@ def test_finer_cells_suppress_more_and_an_operator_still_sees_the_rest(sqlite_ur
         assert point["people"] == 63 and point["bands"]["female"]["25-34"] is None
         assert point["bands_withheld"] == {"female": 34, "male": 0, "unknown": 0}
         assert point["audience_people"] == 24 and point["audience_lower_bound"] is False
-        women = ages(server, zone="a", audience="female", age="25-34")["points"][0]
-        assert women["audience_people"] == 0 and women["audience_lower_bound"] is True
+        women = ages(server, zone="a", audience="female", age="25-34")
+        # Every band of the audience's gender suppressed: its people are suppressed too, not 0 beside null bands.
+        for point in (women["points"][0], women["totals"]):
+            assert point["audience_people"] is None and point["audience_lower_bound"] is True
+        # Both genders: the men's released bands are a lower bound of the audience, the women's left out.
+        both = ages(server, zone="a", audience="all", age="25-34")["points"][0]
+        assert both["audience_people"] == 15 and both["audience_lower_bound"] is True
 
 
 # -- API: filters, errors, CSV ----------------------------------------------------------------------------
