@@ -190,9 +190,12 @@ AGE_METHOD = (
     "are not in any band), with an interval that treats the count as Poisson. A band of a zone-hour counts only "
     "where every band of its gender was 0 or at least k, so the audience is a lower bound where bands, splits or "
     "hours were withheld: such a slot says 'at least', and its interval reaches as far as the withheld people "
-    "could take it. Sorting by 'share' ranks by the lower end of the Wilson interval of the audience's share of "
-    "the people of its gender(s) whose bands were released. Audiences under 18 are refused: footfall does not "
-    "target minors."
+    "could take it, never past the slot's own people. A slot where no band of the audience's gender(s) was "
+    "released, their bands (or every split) withheld, has no estimate: no expected audience, an interval from 0 "
+    "to what the withheld people could hold, and it ranks after every slot with an estimate. Sorting by 'share' "
+    "ranks by the lower end of the Wilson interval of the audience's share of the people of its gender(s) whose "
+    "bands were released (a slot without such people, whose share is null, after a released 0). Audiences under "
+    "18 are refused: footfall does not target minors."
 )
 
 
@@ -230,7 +233,7 @@ def _age_placement(
     )
     by_pk = {z.id: z for z in zones}
     k = effective_k(site.k, ctx.settings.k_anonymity)
-    first, second = (_age_share_low, _age_expected) if sort == "share" else (_age_expected, _age_share_low)
+    first, second = (_age_share_low, _age_ranked) if sort == "share" else (_age_ranked, _age_share_low)
 
     def order(row: queries.AgeSlot) -> tuple[float, float, int, int]:
         return (-first(row), -second(row), row.zone_pk, row.how)
@@ -257,32 +260,62 @@ def _age_placement(
     }
 
 
-def _age_expected(row: queries.AgeSlot) -> float:
-    """A slot's expected audience per week, as the ranking shows and orders it."""
-    return round(row.audience / row.weeks, 2)
+# What a slot without a figure ranks by: below every real one (all are at least 0), so it ranks after a released 0.
+NO_FIGURE = -1.0
+
+
+def _age_estimated(row: queries.AgeSlot) -> bool:
+    """Whether a slot has an estimate of its audience. It has none where no band of its gender(s) was released
+    (``banded`` 0) and the people who could hold the audience were withheld: their bands (a band below k), or
+    every split. A released 0 of the gender (splits released with no one of it, and nothing of it withheld) is
+    a true 0, a lower bound only where hours or other splits were withheld, as the gender ranking counts it."""
+    return row.banded > 0 or (row.bands_withheld == 0 and row.people > row.unsplit)
+
+
+def _age_expected(row: queries.AgeSlot) -> float | None:
+    """A slot's expected audience per week, as the ranking shows it; None without an estimate."""
+    return round(row.audience / row.weeks, 2) if _age_estimated(row) else None
+
+
+def _age_ranked(row: queries.AgeSlot) -> float:
+    """The expected audience as the ranking orders it: a slot without an estimate after every slot with one
+    (it read "at least 0.0" and tied with the true zeros, ahead of them on the tie-break)."""
+    expected = _age_expected(row)
+    return expected if expected is not None else NO_FIGURE
 
 
 def _age_share_low(row: queries.AgeSlot) -> float:
-    """The lower end of a slot's share of its gender(s) with released bands, as the ranking orders it (0 without
-    such people, whose share is null)."""
-    return round(wilson_interval(row.audience, row.banded)[0], 4) if row.banded else 0.0
+    """The lower end of a slot's share of its gender(s) with released bands, as the ranking orders it: a slot
+    without such people has no share and ranks after a released 0."""
+    return round(wilson_interval(row.audience, row.banded)[0], 4) if row.banded else NO_FIGURE
 
 
 def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[str], k: int) -> dict[str, Any]:
     """One slot of a gender × band audience. Its audience is the released band cells' sum, a lower bound where
     bands, splits or hours were withheld: then the explanation says "at least", and the interval's upper end
     reaches as far as the withheld people could take it (every one of them in the audience; a withheld hour at
-    most k-1), never a narrow interval around a suppressed 0. The share divides the audience by the people of its
-    gender(s) whose bands were released (``banded``), not by people whose bands nobody may see."""
+    most k-1), never a narrow interval around a suppressed 0. Where none of its gender's bands was released and
+    theirs were withheld (:func:`_age_estimated`), it has no estimate at all: never "at least 0.0". The share
+    divides the audience by the people of its gender(s) whose bands were released (``banded``), not by people
+    whose bands nobody may see."""
     who = {"all": "people", "female": "women", "male": "men"}.get(audience, "people of unknown gender")
     noun = f"{who} aged {', '.join(bands)}"
     weeks, count = row.weeks, row.audience
     mean_people = row.people / weeks
+    estimated = _age_estimated(row)
     expected = count / weeks
     expected_low, expected_high = poisson_mean_interval(count, weeks)
     if row.lower_bound:
         ceiling = count + row.bands_withheld + row.unsplit + row.withheld * (k - 1)
         expected_high = max(expected_high, poisson_mean_interval(ceiling, weeks)[1])
+    # The audience is some of the slot's people, so its upper end never passes the upper end of their own people
+    # per week (a withheld hour at most k-1 people). The ceiling above is at most those people, so this only
+    # states the bound; where it is reached, the explanation says it is the slot's people, not more of the audience.
+    people_high = poisson_mean_interval(row.people + row.withheld * (k - 1), weeks)[1]
+    everyone = expected_high >= people_high
+    expected_high = min(expected_high, people_high)
+    if not estimated:
+        expected_low = 0.0  # nothing released says how many: from none of them
     low, high = wilson_interval(count, row.banded) if row.banded else (None, None)
     raw = count / row.banded if row.banded else None
     zone_how = row.how
@@ -292,18 +325,25 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         if raw is not None
         else f"no {who} with released age bands"
     )
-    if row.lower_bound:
-        left_out = [
-            f"the age bands of {row.bands_withheld:,} {who} were withheld (a band of theirs below k)"
+    left_out = "; ".join(
+        part
+        for part in (
+            f"the age bands of {row.bands_withheld:,} {who} were withheld for privacy (a band of theirs below {k})"
             if row.bands_withheld
             else "",
-            f"{row.unsplit:,} people's gender split was withheld" if row.unsplit else "",
+            f"{row.unsplit:,} people's gender split was withheld for privacy" if row.unsplit else "",
             f"{row.withheld:,} hour(s) with fewer than {k} people were withheld" if row.withheld else "",
-        ]
-        amount = (
-            f"at least {expected:,.1f} {noun} per week (up to {expected_high:,.1f}: "
-            f"{'; '.join(part for part in left_out if part)})"
         )
+        if part
+    )
+    up_to = f"{expected_high:,.1f}" + (
+        ", the upper end of the 95% interval of the slot's own people per week" if everyone else ""
+    )
+    if not estimated:
+        # No band of the gender released: a "0" here would rank and read like a slot none of the audience passes.
+        amount = f"the number of {noun} is not estimated (anywhere from 0 to {up_to} per week: {left_out})"
+    elif row.lower_bound:
+        amount = f"at least {expected:,.1f} {noun} per week (up to {up_to}: {left_out})"
     else:
         amount = f"about {expected:,.1f} {noun} per week ({expected_low:,.1f}-{expected_high:,.1f})"
     return {
@@ -327,9 +367,11 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         "share_low": round(low, 4) if low is not None else None,
         "share_high": round(high, 4) if high is not None else None,
         "share_raw": round(raw, 4) if raw is not None else None,
+        # The schema's people_corrected is an int (0 when nothing was corrected), not nullable: band counts are not
+        # corrected, so it is 0 here, with share_missing saying why.
         "people_corrected": 0,
         "share_missing": "age_bands_not_corrected",
-        "expected_audience": _age_expected(row),
+        "expected_audience": round(expected, 2) if estimated else None,
         "expected_audience_low": round(expected_low, 2),
         "expected_audience_high": round(expected_high, 2),
         "explanation": (
@@ -380,21 +422,27 @@ def _slot(
         share, low, high = _for_audience(corrected, audience)
         people_corrected, missing = corrected.people, corrected.missing
         noun = "women" if audience == "female" else "men"
+        unsplit = people - int(parts.sum())  # people of hours whose split was withheld (one gender below k)
+        # With no released decision, "none decided" is true only where no split was withheld: people whose split
+        # was withheld may well have been decided on, and nobody may see how.
         raw_text = (
-            f"{raw:.0%} of the {classified:,} people the classifier decided on" if raw is not None else "none decided"
+            f"{raw:.0%} of the {classified:,} people the classifier decided on"
+            if raw is not None
+            else "no decision released"
+            if unsplit > 0
+            else "none decided"
         )
         if share is None or low is None or high is None:
             # Nothing says how many of these people are the audience (counts-only cells, splits withheld for
             # privacy, a bundle without known rates): no estimate, and an interval from none to every one of them,
             # never an exact 0 that ranks and reads like a slot nobody of the audience passes.
             expected, expected_low, expected_high = None, 0.0, mean_people + unseen
-            evidence = f"no corrected share ({MISSING[missing or 'no_classified_people']}; raw: {raw_text})"
+            evidence = f"no corrected share ({_missing_text(missing, classified, people, unsplit, k)}; raw: {raw_text})"
             reach = f"anywhere from 0 to {expected_high:,.1f} per week" + (f": {left_out}" if withheld else "")
             about = f"the number of {noun} is not estimated ({reach})"
         else:
             expected = mean_people * share
             expected_low, expected_high = mean_people * low, mean_people * high + unseen
-            unsplit = people - int(parts.sum())  # people of hours whose split was withheld (one gender below k)
             over = (
                 f"{people_corrected:,} of the {people:,} people" if people_corrected < people else f"{people:,} people"
             )
@@ -454,6 +502,20 @@ MISSING = {
     "unknown_rates": "a classifier bundle without known decision rates decided them",
     "decisions_do_not_fit": "the decisions do not fit the classifier's measured rates",
 }
+
+
+def _missing_text(missing: str | None, classified: int, people: int, unsplit: int, k: int) -> str:
+    """Why a slot of a gender audience has no corrected share, in words true of the slot: "no classified people
+    in its released cells" was also said where people were classified but their split was withheld."""
+    if (missing or "no_classified_people") != "no_classified_people" or unsplit == 0 or classified > 0:
+        return MISSING[missing or "no_classified_people"]
+    why = f"withheld for privacy (a part below {k})"
+    if unsplit == people:
+        return f"no released decisions: the gender split of its {people:,} people was {why}"
+    return (
+        f"no released decisions: the gender split of {unsplit:,} of its {people:,} people was {why}, and the "
+        "classifier decided on none of the rest"
+    )
 
 
 def _for_audience(corrected: shares.Share, audience: str) -> tuple[float | None, float | None, float | None]:

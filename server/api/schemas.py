@@ -413,16 +413,26 @@ class Slot(BaseModel):
         description="Classify and count, the raw decisions: audience_count / classified for a gender audience "
         "(null for 'all'); for an age audience audience_count / banded (null when banded is 0).",
     )
-    people_corrected: int = Field(0, description="People the corrected share is about (see the traffic API).")
+    people_corrected: int = Field(
+        0,
+        description="People the corrected share is about (see the traffic API); 0 where nothing was corrected, "
+        "as for an age audience (share_missing 'age_bands_not_corrected').",
+    )
     share_missing: str | None = Field(
         None, description="Why share is null for a female/male audience: as female_share_corrected_missing."
     )
     expected_audience: float | None = Field(
         description="Expected target people per week in this slot; null for a female/male audience whose share is "
-        "null (no estimate: expected_audience_low is 0 and expected_audience_high everyone in the slot)."
+        "null (no estimate: expected_audience_low is 0 and expected_audience_high everyone in the slot), and for an "
+        "age audience where no band of its gender(s) was released and their bands (or every split) were withheld "
+        "(no estimate: expected_audience_low is 0 and expected_audience_high as far as the withheld people could "
+        "take it). Slots without an estimate rank after every slot with one."
     )
     expected_audience_low: float
-    expected_audience_high: float
+    expected_audience_high: float = Field(
+        description="The upper end of the audience's interval; for an age audience never above the upper end of "
+        "the slot's own people per week (withheld hours at k-1 people each)."
+    )
     explanation: str
 
 

@@ -517,12 +517,13 @@ def test_no_answer_depends_on_a_withheld_band(
 # -- review findings: suppressed audiences, withheld hours, the classified count ----------------------------
 
 
-def test_a_slot_whose_audience_bands_were_suppressed_says_at_least_and_shares_count_only_released_bands(
+def test_a_slot_whose_audience_bands_were_suppressed_has_no_estimate_and_shares_count_only_released_bands(
     sqlite_url: str,
 ) -> None:
     """The review's repro: zone b has 30 women of 25-34 beside 2 of 45-54 (below k), so none of its women's bands
-    is released. It must not read as 'about 0.0 women (0.0-2.0)': the slot says its audience is a lower bound,
-    how many women's bands were withheld, and its interval reaches up to what they could hold."""
+    is released. It must not read as 'about 0.0 women (0.0-2.0)', nor as 'at least 0.0' (a later review: such slots
+    tied at 0 and crowned a 'Best slot'): it has no estimate, says how many women's bands were withheld, and its
+    interval reaches up to what they could hold."""
     for server in make_server(sqlite_url, k_anonymity=K):
         messages = [
             aged(zone="a", female={"25-34": 5, "35-44": 5}),
@@ -537,8 +538,10 @@ def test_a_slot_whose_audience_bands_were_suppressed_says_at_least_and_shares_co
         assert b["withheld_hours"] == 0 and b["classified"] == 32 and b["banded"] == 0
         # No share over people whose bands were withheld: b's women have no released band at all.
         assert b["share_raw"] is None and b["share_low"] is None and b["share_high"] is None
-        assert b["expected_audience_high"] >= 32 and "at least 0.0 women aged 25-34" in b["explanation"]
-        assert "about 0.0" not in b["explanation"] and "32 women" in b["explanation"]
+        assert b["expected_audience"] is None and b["expected_audience_low"] == 0
+        assert b["expected_audience_high"] >= 32 and "women aged 25-34 is not estimated" in b["explanation"]
+        assert "0.0 women" not in b["explanation"] and "32 women" in b["explanation"]
+        assert [slot["zone_id"] for slot in body["slots"]] == ["a", "b"]  # after the slot with an estimate
         assert "about 5.0 women aged 25-34" in a["explanation"]
 
 

@@ -224,12 +224,13 @@ def test_ad_placement_page_ranks_a_gender_and_band_audience_and_offers_no_band_u
         first = answer["slots"][0]
         assert float(rows.first.locator(".v").first.get_attribute("data-value") or "nan") == first["expected_audience"]
         assert "women aged 25-34" in p.locator("#best-slot").inner_text()
-        # The suppressed hour is a lower bound: shown as "≥ 0.0" with its women whose bands were withheld, and an
-        # interval that reaches as far as they could take it, never a narrow interval around 0.
+        # The suppressed hour has no estimate: shown as "—" (never "≥ 0.0") with its women whose bands were
+        # withheld, and an interval that reaches as far as they could take it, never a narrow interval around 0.
         last = answer["slots"][2]
         assert last["audience_lower_bound"] is True and last["bands_withheld"] == 12
-        assert last["expected_audience_high"] >= 12 and "at least 0.0 women aged 25-34" in last["explanation"]
-        assert rows.nth(2).locator(".v").first.inner_text().startswith("≥")
+        assert last["expected_audience"] is None and "women aged 25-34 is not estimated" in last["explanation"]
+        assert last["expected_audience_high"] >= 12
+        assert rows.nth(2).locator(".v").first.inner_text() == "—"
         assert "12 with age bands withheld" in rows.nth(2).inner_text()
         assert not rows.first.locator(".v").first.inner_text().startswith("≥")
         assert "never ranked: footfall does not target minors" in p.locator("#how").inner_text()

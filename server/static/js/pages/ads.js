@@ -1,7 +1,7 @@
 // Ad placement: zone × hour-of-week slots ranked for a target audience, each with its 95% interval and the
 // numbers behind it, plus a plain-language account of how the ranking is made.
 
-import { api } from "../api.js";
+import { api, ApiError } from "../api.js";
 import { h } from "../dom.js";
 import { fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, MISSING_HELP, plural } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
@@ -27,6 +27,12 @@ const AGES = [
 ];
 const NO_ESTIMATE = "the share could not be corrected for the classifier's errors (nobody classified, a split withheld " +
   "for privacy, or a model without known error rates), so the range runs from none to everyone in the slot";
+// An age audience has no estimate where its gender's age bands were all withheld (a band below k): its own words,
+// not the classifier's, which never came into it.
+const noEstimate = (choice) => (choice.age
+  ? `the age bands of the ${NOUN[choice.audience]} were withheld for privacy (a band of theirs, or their ` +
+    "gender split, had fewer than k people), so the range runs from none to as many as the withheld people could be"
+  : NO_ESTIMATE);
 const nounOf = (choice) => `${NOUN[choice.audience]}${choice.age ? ` aged ${choice.age}` : ""}`;
 const DAYS = [
   { value: "", label: "All week" },
@@ -65,7 +71,10 @@ function renderControls(sites, site, kinds, choice, range, reload) {
     (value) => set({ hours: `${value}-${choice.hours.to}` }));
   const to = selectField("hours-to", "to", hourOptions(1, 24), String(choice.hours.to),
     (value) => set({ hours: `${choice.hours.from}-${value}` }));
-  fields.push(selectField("age", "Age", AGES, choice.age, (value) => set({ age: value || null })));
+  // An age from the address bar that is no single band ('18-34', '35+', '18-24,25-34', or one the server refuses)
+  // is offered as chosen, under its own text: the select must not say "All ages" while the ranking is for it.
+  const ages = AGES.some((a) => a.value === choice.age) ? AGES : [...AGES, { value: choice.age, label: choice.age }];
+  fields.push(selectField("age", "Age", ages, choice.age, (value) => set({ age: value || null })));
   fields.push(from, to);
   fields.push(segmented("days", "Days", DAYS, choice.days, (value) => set({ days: value })));
   fields.push(selectField("kind", "Zone kind", [{ value: "", label: "All kinds" }, ...kinds.map((k) => ({ value: k, label: kindLabel(k) }))],
@@ -82,7 +91,15 @@ function explainPanel(result, choice) {
   const k = result.k;
   const noun = nounOf(choice);
   const top = result.slots[0];
-  const example = top ? (choice.age
+  const withoutEstimate = result.slots.filter((slot) => slot.expected_audience === null).length;
+  const example = top ? (choice.age && top.expected_audience === null
+    // Every band of the gender withheld: no count of the audience to divide, so no "0 … = 0.0 per week".
+    ? `${top.zone_name}, ${top.label}: ${fmtMean(top.people / top.weeks_observed)} people per week; ` +
+      (top.bands_withheld ? `the age bands of ${fmtInt(top.bands_withheld)} ${NOUN[choice.audience]} were withheld for ` +
+        `privacy (a band of theirs below k = ${k})` : "their gender split was withheld for privacy") +
+      `, so no estimate of ${noun}: anywhere from ${fmtMean(top.expected_audience_low)} to ` +
+      `${fmtMean(top.expected_audience_high)} per week.`
+    : choice.age
     ? `${top.zone_name}, ${top.label}: ${fmtInt(top.audience_count)} ${noun} over ${plural(top.weeks_observed, "week")} = ` +
       `${fmtMean(top.expected_audience)} per week, of ${fmtMean(top.people / top.weeks_observed)} people per week.`
     : choice.audience === "all"
@@ -124,8 +141,15 @@ function explainPanel(result, choice) {
     choice.audience !== "all" ? h("p", {}, "“Share (cautious)” ranks by the lower end of the interval, so a slot with " +
       "little evidence cannot float to the top on luck.") : null,
     h("h3", {}, "Privacy"),
-    h("p", {}, `Slots where a count is below k = ${k} (or would reveal such a count) are left out, not shown as zero. ` +
-      `${plural(result.suppressed_slots, "slot was", "slots were")} left out for this choice.`),
+    // An age audience's bands can be withheld in a slot that is shown: "a count below k is left out" alone was
+    // untrue beside rows of "≥ 0.0"; such a slot is listed, without an estimate, and the paragraph says so.
+    h("p", {}, choice.age
+      ? `Slots whose every zone-hour has fewer than k = ${k} people are left out, not shown as zero. ` +
+        `${plural(result.suppressed_slots, "slot was", "slots were")} left out for this choice. Slots whose ` +
+        `${NOUN[choice.audience]}'s age bands were all withheld (a band below k) are listed without an estimate (“—”), ` +
+        `after every slot with one: ${withoutEstimate} of the ${result.slots.length} shown here.`
+      : `Slots where a count is below k = ${k} (or would reveal such a count) are left out, not shown as zero. ` +
+        `${plural(result.suppressed_slots, "slot was", "slots were")} left out for this choice.`),
     h("h3", {}, "Reading it well"),
     h("ul", {}, h("li", {}, "Use 8–12 weeks for stable figures; holidays and events move single weeks."),
       h("li", {}, "Counts are unique people entering a zone per hour, not impressions or dwell time.")),
@@ -145,7 +169,7 @@ function headline(result, choice) {
     // Slots without an estimate rank last: the best being one means that no slot has an estimate to rank by.
     box.replaceChildren(h("div", { class: "banner info", id: "best-slot", dataset: { estimate: "none" } }, h("div", { class: "msg" },
       h("strong", {}, `No slot has an estimate of ${noun}`),
-      h("span", {}, ` — ${NO_ESTIMATE}`))));
+      h("span", {}, ` — ${noEstimate(choice)}`))));
     return;
   }
   box.replaceChildren(h("div", { class: "banner info", id: "best-slot" }, h("div", { class: "msg" },
@@ -183,7 +207,7 @@ function rankingTable(result, choice) {
       h("div", {}, estimated
         ? h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(Boolean(slot.audience_lower_bound)) } },
           `${slot.audience_lower_bound ? "≥ " : ""}${fmtMean(slot.expected_audience)}`)
-        : h("div", { class: "v faint", title: NO_ESTIMATE, "aria-label": "no audience estimate", dataset: { value: "none" } }, "—"),
+        : h("div", { class: "v faint", title: noEstimate(choice), "aria-label": "no audience estimate", dataset: { value: "none" } }, "—"),
         h("div", { class: "range" }, `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`)));
     // A slot without a share (nobody classified, or rates unknown) says so; it is no "0 %" and no "0 %–100 %" range.
     const shareCell = !withShare ? null : slot.share === null
@@ -241,7 +265,10 @@ async function load() {
     days: DAYS.some((d) => d.value === params.get("days")) ? params.get("days") : "",
     kind: kinds.includes(params.get("kind")) ? params.get("kind") : "",
     sort: audience !== "all" && params.get("sort") === "share" ? "share" : "audience",
-    age: AGES.some((a) => a.value === params.get("age")) ? params.get("age") : "",
+    // Any age the address bar gives goes to the API, which knows what it takes (a band, a list, a range on band
+    // edges) and refuses what it does not, an audience under 18 above all: dropped here, "age=18-34" ranked
+    // everyone as "All ages" without a word.
+    age: (params.get("age") || "").trim(),
   };
   const range = resolveRange(params, site.timezone, "28d", RANGES);
   setParams({ site: site.site_id, audience });
@@ -253,7 +280,16 @@ async function load() {
   const query = { start: range.start, end: range.end, audience, hours: choice.hours.text, days: choice.days,
     zone_kind: choice.kind, sort: choice.sort, age: choice.age || null };
   const path = `/sites/${encodeURIComponent(site.site_id)}/insights/ad-placement`;
-  const [result, everySlot] = await Promise.all([api(path, { ...query, limit }), api(path, { ...query, limit: MAP_LIMIT })]);
+  let result;
+  let everySlot;
+  try {
+    [result, everySlot] = await Promise.all([api(path, { ...query, limit }), api(path, { ...query, limit: MAP_LIMIT })]);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 422) throw error;
+    firstLoad = false;
+    refused(error.message, range);
+    return;
+  }
   firstLoad = false;
   reveal();
   // The panel leaves out the paragraphs that do not apply as null: replaceChildren would print them as "null".
@@ -283,6 +319,23 @@ async function load() {
     parts.push(more);
   }
   ranking.replaceChildren(...parts);
+}
+
+/** A choice the API refuses (an audience under 18, an age it cannot read): its reason where the ranking goes, and
+ * nothing of an earlier answer left beside it; the controls stay to change the choice. */
+function refused(message, range) {
+  reveal();
+  lastMap = null;
+  document.getElementById("subtitle").textContent =
+    `Where and when an ad reaches the most people of the audience you choose. ${fmtDay(range.from)} – ${fmtDay(range.to)}.`;
+  document.getElementById("headline").replaceChildren();
+  document.getElementById("rank-note").textContent = "";
+  document.getElementById("map-title").textContent = "When the audience is there";
+  empty(document.getElementById("slotmap"), "Nothing to map for this choice");
+  document.getElementById("how").replaceChildren(h("h2", { id: "how-title" }, "How this ranking works"),
+    h("p", {}, "Nothing was ranked: the server refused this choice, for the reason given beside."));
+  document.getElementById("ranking").replaceChildren(h("div", { class: "state empty", role: "alert", dataset: { state: "refused" } },
+    h("div", { class: "title" }, "No ranking for this choice"), h("div", { id: "refusal" }, message)));
 }
 
 const runPage = startPage("ads", load);
