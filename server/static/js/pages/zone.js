@@ -63,8 +63,35 @@ function renderControls(sites, site, zones, zoneId, range, granularity, reload) 
   form.replaceChildren(...fields);
 }
 
+/** Whether no camera box reported the zone (or any zone of the site) in the range: the API's hours_observed is 0.
+ * Its people 0 is then no count, and no hour of it is hidden for privacy: there is no data. */
+const nothingObserved = (totals) => totals.hours_observed === 0;
+
+const reportedWhat = (allZones) => (allZones ? "any zone of this site" : "this zone");
+const NO_DATA_WHY = (allZones) => `No camera box reported ${reportedWhat(allZones)} in this range: its camera or agent ` +
+  "was off or down, or not installed yet.";
+
+function noData(text = "No data") {
+  return h("span", { class: text === "No data" ? "faint smaller" : "faint", dataset: { notReported: "true" } }, text);
+}
+
+function renderNoDataKpis(range, allZones) {
+  document.getElementById("kpis").replaceChildren(
+    kpi(allZones ? "Zone passes" : "People", noData(),
+      `no camera box reported ${reportedWhat(allZones)} in these ${plural(range.days, "day")}`, "kpi-people"),
+    kpi("Per day", noData("—"), "no data", "kpi-per-day"),
+    kpi("Women", noData("—"), "no data to estimate from", "kpi-female"),
+    kpi("Men", noData("—"), "no data to estimate from", "kpi-male"),
+    kpi("Busiest hour", noData("—"), "No data: no hour reported in this range", "kpi-peak"),
+    kpi("Mean dwell", noData("—"), "no data", "kpi-dwell"));
+}
+
 function renderKpis(data, range, allZones, tz) {
   const { totals, series, peaks } = data;
+  if (nothingObserved(totals)) {
+    renderNoDataKpis(range, allZones);
+    return;
+  }
   const k = totals.k;
   const t = totals.totals;
   // Days reported (an agent sent buckets, quiet ones included; a day before the camera was installed, say, is not
@@ -82,6 +109,9 @@ function renderKpis(data, range, allZones, tz) {
     ? { people: t.people - todays.reduce((sum, p) => sum + (p.people ?? 0), 0), days: daysWithData - 1 }
     : { people: t.people, days: daysWithData };
   const top = peaks.hours.find((p) => p.people !== null);
+  // No hour with a count: hidden for privacy only where an hour was withheld, else none was reported.
+  const peakNote = peaks.hours.some((p) => p.people === null) ? "no hour above the privacy threshold"
+    : "no hour reported in this range";
   document.getElementById("kpis").replaceChildren(
     // Summed over a site's zones, which overlap, the figure counts passes (a person in two zones counts twice).
     kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} reported`, "kpi-people"),
@@ -100,7 +130,7 @@ function renderKpis(data, range, allZones, tz) {
         t.male_share !== null ? ` (${fmtPct(t.male_share)})` : ""), "kpi-male"),
     kpi("Busiest hour", top ? h("span", { class: "smaller" }, top.label.replace("-", "–")) : h("span", { class: "faint" }, "—"),
       top ? `${top.people_lower_bound ? "at least " : ""}${fmtMean(top.mean_people_per_day)} people per day on average`
-        : "no hour above the privacy threshold", "kpi-peak"),
+        : peakNote, "kpi-peak"),
     kpi("Mean dwell", totals.mean_dwell_seconds === null ? h("span", { class: "faint" }, "—") : `${fmtMean(totals.mean_dwell_seconds)} s`,
       totals.mean_dwell_seconds === null ? "not measured, or too few visits" : "time spent in the zone", "kpi-dwell"));
 }
@@ -115,12 +145,13 @@ function seriesTable(series) {
           : countNode(p[key], k, { lowerBound: key === "people" && p.people_lower_bound })))))));
 }
 
-function renderPeaks(peaks) {
+function renderPeaks(peaks, noDataWhy) {
   const box = document.getElementById("peaks");
   const k = peaks.k;
   const shown = peaks.hours.slice(0, 8);
   if (!shown.length) {
-    empty(box, "No counts in this range");
+    if (noDataWhy) empty(box, "No data", noDataWhy);
+    else empty(box, "No counts in this range");
     return;
   }
   const max = Math.max(1, ...shown.map((p) => p.mean_people_per_day ?? 0));
@@ -129,6 +160,12 @@ function renderPeaks(peaks) {
     h("span", { class: "bar" }, p.mean_people_per_day === null ? null : h("span", { style: `width:${(p.mean_people_per_day / max) * 100}%` })),
     h("span", { class: "v" }, meanNode(p.mean_people_per_day, k, p.people_lower_bound))))),
   h("p", { class: "faint" }, "Mean people per day in each local hour, over the days observed."));
+}
+
+/** Whether an ages answer shows people in an age band (not age unknown): counted while age estimation was on. */
+function agedBefore(ages) {
+  return [ages.totals, ...ages.points].some((table) => table && Object.values(table.bands || {}).some((bands) =>
+    Object.entries(bands || {}).some(([band, count]) => band !== "unknown" && count > 0)));
 }
 
 // The age pyramid of the whole range, or of one bucket of it at the page's granularity (the ``ah`` parameter: the
@@ -146,7 +183,8 @@ function renderAges(ages, site) {
   ], chosen, (value) => { setParams({ ah: value }); renderAges(ages, site); }));
   document.getElementById("ages-note").textContent = site.age_estimation
     ? `People by gender and age band, k = ${ages.k}: a gender's bands are hidden when any of them is below ${ages.k}.`
-    : `Age estimation is off for this site (mode '${site.demographics}'): its people are counted as age unknown.`;
+    : `Age estimation is off for this site now (mode '${site.demographics}'): people counted while it is off are ` +
+      `age unknown.${agedBefore(ages) ? " Bands counted before, while it was on, still show below." : ""}`;
   if (!hours.length) {
     empty(box, "No counts in this range");
     return;
@@ -158,13 +196,14 @@ function renderAges(ages, site) {
 
 function drawCharts() {
   if (!state) return;
-  const { series, heatmap } = state.data;
+  const { series, heatmap, totals } = state.data;
+  const none = nothingObserved(totals) ? "No data" : "No counts in this range";
   const seriesBox = document.getElementById("series");
   if (series.points.length) seriesChart(seriesBox, series);
-  else empty(seriesBox, "No counts in this range", "Pick a longer range, or check on the overview that the zone's camera box is online.");
+  else empty(seriesBox, none, "Pick a longer range, or check on the overview that the zone's camera box is online.");
   const heatBox = document.getElementById("heatmap");
   if (heatmap.cells.length) heatmapChart(heatBox, heatmap, heatMetric);
-  else empty(heatBox, "No counts in this range");
+  else empty(heatBox, none);
 }
 
 async function load() {
@@ -226,11 +265,16 @@ async function load() {
   document.getElementById("series-note").textContent = `k = ${series.k}: counts below ${series.k} are hidden`;
   document.getElementById("series-legend").replaceChildren(...SERIES_LEGEND(series.k));
   document.getElementById("series-table").replaceChildren(seriesTable(series));
-  genderSplit(document.getElementById("split"), totals.totals, totals.k);
-  const inRange = totals.totals.people === null ? `fewer than ${totals.k} (withheld for privacy)`
-    : `${totals.totals.people_lower_bound ? "at least " : ""}${fmtInt(totals.totals.people)}`;
-  document.getElementById("split-note").textContent = `${inRange} ${counted.toLowerCase()} in range`;
-  renderPeaks(peaks);
+  if (nothingObserved(totals)) {
+    empty(document.getElementById("split"), "No data", NO_DATA_WHY(zoneId === ALL));
+    document.getElementById("split-note").textContent = "no data in range";
+  } else {
+    genderSplit(document.getElementById("split"), totals.totals, totals.k);
+    const inRange = totals.totals.people === null ? `fewer than ${totals.k} (withheld for privacy)`
+      : `${totals.totals.people_lower_bound ? "at least " : ""}${fmtInt(totals.totals.people)}`;
+    document.getElementById("split-note").textContent = `${inRange} ${counted.toLowerCase()} in range`;
+  }
+  renderPeaks(peaks, nothingObserved(totals) ? NO_DATA_WHY(zoneId === ALL) : null);
   renderAges(ages, site);
   document.getElementById("heat-controls").replaceChildren(segmented("heat-metric", "Colour by", [
     { value: "people", label: "People per week" }, { value: "female_share", label: "Female share (raw)", title: "The share of the classified people decided female, not corrected for the classifier's errors" },
