@@ -20,7 +20,7 @@ from footfall.server.auth import Principal, authenticate
 from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
-from footfall.server.localtime import EARLIEST, LATEST, whole_days_from
+from footfall.server.localtime import EARLIEST, HOUR, LATEST, whole_days_from
 from footfall.server.release import released_end
 from footfall.server.settings import Settings
 from footfall.server.tables import Site, Zone
@@ -195,11 +195,22 @@ def check_span(span: TimeRange, granularity: str) -> None:
 
 
 def released(span: TimeRange, ctx: ServerContext) -> TimeRange:
-    """The part of ``span`` that may be answered: it stops at the hour in progress, and before an hour that ended
-    less than the release delay ago (footfall.server.release)."""
+    """The part of ``span`` that may be answered, in the whole hours it counts: it stops at the hour in progress,
+    and before an hour that ended less than the release delay ago (footfall.server.release).
+
+    An hour is the finest unit released, and it counts where it starts in ``span``: so the part begins at the
+    first hour start in ``span`` and ends where the last hour counted ends (but not past now, where the open hour
+    is released), and the answer's start and end state what it counts. A window from 13:59:59 to 14:00:01 counted
+    the whole 14:00 hour and said it covered two seconds; 13:30 to 13:45 counted nothing and said it covered a
+    quarter of an hour."""
     settings = ctx.settings
-    end = released_end(span.end, time.time(), settings.release_open_hour, settings.release_delay_seconds)
-    return TimeRange(span.start, max(span.start, end))
+    now = time.time()
+    start = -(-span.start // HOUR) * HOUR
+    hours_end = -(-span.end // HOUR) * HOUR
+    end = released_end(
+        hours_end if hours_end <= now else span.end, now, settings.release_open_hour, settings.release_delay_seconds
+    )
+    return TimeRange(start, max(start, end))
 
 
 def covered(span: TimeRange, granularity: str, tz: str) -> TimeRange:

@@ -622,3 +622,39 @@ def test_a_day_or_week_series_states_the_range_it_counts(sqlite_server: Server) 
         )
     )
     assert [row["bucket_start_utc"] for row in csv_rows] == ["2026-11-19T00:00:00Z", "2026-11-20T00:00:00Z"]
+
+
+def test_an_answer_states_the_whole_hours_it_counts(sqlite_server: Server) -> None:
+    """An hour is the finest unit released, counted where it starts in the range. A window from 13:59:59 to
+    14:00:01 answered the whole 14:00 hour (25 people) and echoed two seconds; 13:30 to 13:45 answered 0 people
+    and echoed a quarter of an hour in which nothing could be counted. Each answer now states its whole hours."""
+    hour = datetime(2026, 11, 16, 14, tzinfo=UTC)
+    sqlite_server.ingest(
+        aggregate(start=hour - timedelta(hours=1), seq=1, female=6, male=6),
+        aggregate(start=hour, seq=2, female=10, male=15),
+    )
+    asked = {"start": "2026-11-16T13:59:59Z", "end": "2026-11-16T14:00:01Z"}
+    for path in ("totals", "series", "peak-hours"):
+        answer = sqlite_server.get(f"/api/v1/sites/mall/traffic/{path}", **asked).json()
+        assert (answer["start"], answer["end"]) == ("2026-11-16T14:00:00Z", "2026-11-16T15:00:00Z"), path
+    assert sqlite_server.get("/api/v1/sites/mall/traffic/totals", **asked).json()["totals"]["people"] == 25
+    # Nothing starts in a quarter of an hour: the answer says it covers no time, as well as 0 people.
+    quarter = {"start": "2026-11-16T13:30:00Z", "end": "2026-11-16T13:45:00Z"}
+    nothing = sqlite_server.get("/api/v1/sites/mall/traffic/totals", **quarter).json()
+    assert nothing["start"] == nothing["end"] == "2026-11-16T14:00:00Z"
+    assert nothing["totals"]["people"] == 0 and nothing["hours_observed"] == 0
+    # Whole hours asked are answered as asked, and half past to half past counts the two hours starting inside.
+    assert (
+        sqlite_server.get(
+            "/api/v1/sites/mall/traffic/totals", start="2026-11-16T13:00:00Z", end="2026-11-16T15:00:00Z"
+        ).json()["totals"]["people"]
+        == 12 + 25
+    )
+    halves = sqlite_server.get(
+        "/api/v1/sites/mall/traffic/totals", start="2026-11-16T12:30:00Z", end="2026-11-16T14:30:00Z"
+    ).json()
+    assert (halves["start"], halves["end"], halves["totals"]["people"]) == (
+        "2026-11-16T13:00:00Z",
+        "2026-11-16T15:00:00Z",
+        37,
+    )
