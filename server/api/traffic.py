@@ -149,6 +149,12 @@ def ages(
     With ``age`` (and ``audience``), each point also gives that audience's released people. People whose age
     was not estimated (an older agent, a 'gender-only' or 'counts-only' site) are age 'unknown'."""
     check_span(span, granularity)
+    if age is None and audience != "all":
+        raise HTTPException(
+            422,
+            f"audience: the gender of an age audience, given with age (audience={audience}&age=25-34); every age "
+            "of a gender is in each table's bands, and its people in /traffic/series",
+        )
     bands = parse_age(age) if age is not None else None
     genders = None if bands is None else (["female", "male", "unknown"] if audience == "all" else [audience])
     site, zones = _scope(session, site_id, zone_ids)

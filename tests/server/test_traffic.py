@@ -402,6 +402,8 @@ def test_ad_slot_without_a_share_claims_no_audience(server: Server) -> None:
         # '２５-３４' was the band 25-34. A query names hours and ages in ASCII digits, as the API documents.
         ("insights/ad-placement", {"hours": "\u0661\u0660-\u0662\u0662"}, "is not a window like '10-22'"),
         ("traffic/ages", {"age": "\uff12\uff15-\uff13\uff14"}, "age: unknown age band"),
+        # A gender without bands was dropped in silence (the answer said audience null): it picks an age audience.
+        ("traffic/ages", {"audience": "female"}, "audience: the gender of an age audience, given with age"),
     ],
 )
 def test_bad_parameters_get_a_clear_422(sqlite_server: Server, path: str, params: dict, message: str) -> None:
