@@ -3,6 +3,7 @@ run as written (bash, GNU date) against an in-process server holding a demo's fi
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from footfall.core.paths import DEFAULT_GENDER_BUNDLE
 from footfall.server.migrate import head_revision
 
 from footfall import __version__
@@ -80,6 +82,21 @@ def demo_server(sqlite_url: str) -> Iterator[Server]:
         ]
         assert server.ingest(*messages).json()["accepted"] == len(messages)
         yield server
+
+
+def test_readme_quotes_the_shipped_bundles_decision_rates() -> None:
+    """The README says how the default bundle errs on camera tracks (why the share is corrected): its figures are
+    the decision rates in that bundle's manifest, so a new bundle cannot leave them behind."""
+    counts = json.loads((DEFAULT_GENDER_BUNDLE / "manifest.json").read_text())["classifier"]["decision_rates"]["counts"]
+
+    def percent(truth: str, decision: str) -> str:
+        return f"{100 * counts[truth][decision] / sum(counts[truth].values()):.1f} %"
+
+    quoted = (
+        f"reads {percent('female', 'male')} of women as men and {percent('male', 'female')} of men as women, and "
+        f"leaves {percent('female', 'unknown')} of women and {percent('male', 'unknown')} of men undecided"
+    )
+    assert quoted in " ".join((REPO / "README.md").read_text().split()), quoted
 
 
 def test_readme_api_examples_answer_with_counts_from_a_fresh_demo(demo_server: Server) -> None:
