@@ -30,6 +30,7 @@ import numpy as np
 from footfall.core import quantify
 from footfall.core.quantify import DecisionRates, ShareEstimate
 from footfall.core.withheld_splits import SplitCells
+from footfall.server import queries
 from footfall.server.classifiers import known_rates
 from footfall.server.localtime import HOUR, day_range, local_hour_of_week, local_midnight, week_start
 from footfall.server.queries import local_day_number
@@ -214,25 +215,32 @@ def by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> list
 
 
 def series(
-    session: Session, zone_pks: list[int], start: int, end: int, granularity: str, tz: str, keys: Sequence[Any]
-) -> tuple[list[Share], Share]:
-    """The corrected share of each point of footfall.server.queries.series (``keys`` its keys: UTC hour starts,
-    or local days / week starts) and of all of them together. Each point reads its hour cells: the estimate
-    needs each cell's size, which the daily sums do not keep."""
-    if not keys:
-        return [], NONE_SEEN
-    index = {key: i for i, key in enumerate(keys)}
+    session: Session, zone_pks: list[int], start: int, end: int, granularity: queries.Granularity, tz: str
+) -> tuple[queries.Rows, list[Share], Share]:
+    """footfall.server.queries.series, with the corrected share of each of its points and of all of them together.
+    Each point reads its hour cells: the estimate needs each cell's size, which the daily sums do not keep; an
+    hourly series reads them once for both (footfall.server.queries.hourly_series_by)."""
     answer: list[int] = []
     rows: list[Sequence[Any]] = []
     h = HourlyRollup
     if granularity == "hour":
-        query = _cells_query(h, (h.hour_start,), h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
-        for hour, *row in session.execute(query):
-            i = index.get(int(hour))
-            if i is not None:
-                answer.append(i)
-                rows.append(row)
+        counts, groups = queries.hourly_series_by(
+            session, zone_pks, start, end, (h.classifier, h.released_people, _shown(h))
+        )
+        if not counts.keys:
+            return counts, [], NONE_SEEN
+        index = {hour: i for i, hour in enumerate(counts.keys)}
+        decisions = groups.parts.tolist()
+        cells = groups.occurrences.tolist()
+        for g, (hour, classifier, people, shown) in enumerate(groups.keys):
+            if classifier is not None and people > 0:  # as _cells_query: released cells attributed to a bundle
+                answer.append(index[hour])
+                rows.append((classifier, people, shown, cells[g], *decisions[g]))
     else:
+        counts = queries.series(session, zone_pks, start, end, granularity, tz)
+        if not counts.keys:
+            return counts, [], NONE_SEEN
+        index = {key: i for i, key in enumerate(counts.keys)}
         first, stop = day_range(start, end, tz)
         # The hour cells of local days, grouped by day in SQL (footfall.server.queries.local_day_number).
         hours = (
@@ -258,8 +266,10 @@ def series(
                 rows.append(row)
     rates = known_rates(session, {row[0] for row in rows})
     # The total is one answer more, of every row: estimated exactly as /totals has it.
-    *points, total = estimate_rows(len(keys), answer, rows, rates, release_k_of(session, zone_pks), with_total=True)
-    return points, total
+    *points, total = estimate_rows(
+        len(counts.keys), answer, rows, rates, release_k_of(session, zone_pks), with_total=True
+    )
+    return counts, points, total
 
 
 def slots(

@@ -100,9 +100,8 @@ def series(
     site, zones = _scope(session, site_id, zone_ids)
     span = covered(released(span, ctx), granularity, site.timezone)
     zone_pks = [z.id for z in zones]
-    rows = queries.series(session, zone_pks, span.start, span.end, granularity, site.timezone)
+    rows, corrected, overall = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone)
     starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone, span.start)
-    corrected, overall = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone, rows.keys)
     points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
     for point, share in zip(points, corrected, strict=True):
         point.update(share.fields())
@@ -403,8 +402,7 @@ def _csv_lines(
     writer.writerow(EXPORT_COLUMNS)
     for zone_pk, zone_id, name, kind in plan:
         with ctx.read() as session:
-            rows = queries.series(session, [zone_pk], span.start, span.end, granularity, tz)
-            corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz, rows.keys)
+            rows, corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz)
             age_rows = queries.age_series(session, [zone_pk], span.start, span.end, granularity, tz)
         starts, labels = bucket_starts_and_labels(rows.keys, granularity, tz, span.start)
         points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
