@@ -200,6 +200,10 @@ def test_the_ads_page_says_no_slot_has_an_estimate_when_every_band_was_withheld(
     assert "withheld for privacy" in example and "no estimate" in example, example
     how = p.locator("#how").inner_text()
     assert "listed without an estimate" in how, how
+    # The map numbers no slot and scales to nothing: it read "0 … 0.0 men aged 25-34 per week" with ranks 1-3.
+    assert p.locator("#slotmap .rank-label").count() == 0
+    legend = p.locator("#slotmap .heat-legend")
+    assert legend.get_attribute("data-estimate") == "none" and "No slot has an estimate" in legend.inner_text()
     page.screenshot("ad-placement-age-no-estimate")
     page.close()
 

@@ -16,14 +16,17 @@ export function slotMap(container, slots, top, noun) {
     // A slot without an estimate (null) is kept only where no zone in that hour has one.
     if (!known || (slot.expected_audience ?? -1) > (known.expected_audience ?? -1)) best.set(slot.hour_of_week, slot);
   }
-  const rankOf = new Map(slots.slice(0, top).map((slot) => [slot.hour_of_week, slot.rank]).reverse());
+  // Only slots with an estimate are numbered and set the scale: those without one rank last, and numbering them
+  // (or a legend up to "0.0 per week") read as a ranking where every hour was blank.
+  const estimated = slots.filter((slot) => slot.expected_audience !== null);
+  const rankOf = new Map(estimated.slice(0, top).map((slot) => [slot.hour_of_week, slot.rank]).reverse());
   const width = Math.max(340, Math.round(container.clientWidth || 800));
   const left = 36;
   const head = 18;
   const cw = (width - left - 2) / 24;
   const ch = Math.max(15, Math.min(24, cw * 0.75));
   const height = head + 7 * ch + 2;
-  const max = Math.max(1e-9, ...slots.map((slot) => slot.expected_audience));
+  const max = Math.max(1e-9, ...estimated.map((slot) => slot.expected_audience));
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "heatmap slotmap", role: "img",
     "aria-label": `Expected ${noun} per week by hour of the week; the ${plural(top, "best slot is", "best slots are")} numbered` });
   for (let hour = 0; hour < 24; hour += width < 600 ? 6 : 3) {
@@ -48,9 +51,12 @@ export function slotMap(container, slots, top, noun) {
   }
   svg.append(cells);
   const box = h("div", { class: "chart" }, svg);
-  const legend = h("div", { class: "heat-legend" }, h("span", {}, "0"), h("span", { class: "ramp", style: `background:${RAMP_CSS}` }),
-    h("span", {}, `${fmtMean(max)} ${noun} per week (best zone in each hour)`),
-    h("span", { style: "margin-left:1rem" }, `Numbers: the top ${plural(Math.min(top, slots.length), "rank")}. Blank: outside the chosen hours and days, no data, hidden for privacy, or no estimate.`));
+  const legend = estimated.length
+    ? h("div", { class: "heat-legend" }, h("span", {}, "0"), h("span", { class: "ramp", style: `background:${RAMP_CSS}` }),
+      h("span", {}, `${fmtMean(max)} ${noun} per week (best zone in each hour)`),
+      h("span", { style: "margin-left:1rem" }, `Numbers: the top ${plural(Math.min(top, estimated.length), "rank")}. Blank: outside the chosen hours and days, no data, hidden for privacy, or no estimate.`))
+    : h("div", { class: "heat-legend", dataset: { estimate: "none" } },
+      h("span", {}, `No slot has an estimate of ${noun} to colour or number: every hour is blank (its slots have no estimate, no data, or are hidden for privacy).`));
   container.replaceChildren(box, legend);
   const tooltip = createTooltip(box);
   cells.addEventListener("pointermove", (event) => {
