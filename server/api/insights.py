@@ -375,8 +375,9 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         "expected_audience_low": round(expected_low, 2),
         "expected_audience_high": round(expected_high, 2),
         "explanation": (
-            f"{zone.name}, {label}: on average {mean_people:,.1f} people per week in this hour over {weeks} "
-            f"week(s), of whom {amount}; {share_text} (raw decisions, not corrected)."
+            # Withheld hours' people are in no figure: the mean is a lower bound then, as the gender ranking says.
+            f"{zone.name}, {label}: {'at least' if row.withheld else 'on average'} {mean_people:,.1f} people per week "
+            f"in this hour over {weeks} week(s), of whom {amount}; {share_text} (raw decisions, not corrected)."
         ),
     }
 

@@ -594,3 +594,19 @@ def test_a_withheld_hour_shows_its_bands_as_suppressed_not_zero_in_the_api_and_t
     rows = list(csv.DictReader(io.StringIO(server.get(f"{SITE}/traffic/export.csv", **DAY).text)))
     assert len(rows) == 1 and rows[0]["withheld_cells"] == "1"
     assert all(rows[0][f"{gender}_{band}"] == "" for gender in ("female", "male", "unknown") for band in AGE_DECISIONS)
+
+
+def test_an_age_slot_with_withheld_hours_gives_its_people_per_week_as_a_lower_bound(sqlite_url: str) -> None:
+    """Of two Mondays at 09:00 the second had 4 people (withheld at k = 5): 'on average 7.5 people per week' read as
+    the slot's mean while 4 of its people are in no figure; the gender ranking said 'at least', and so does this."""
+    for server in make_server(sqlite_url, k_anonymity=K):
+        messages = [
+            aged(female={"25-34": 5, "35-44": 5}, male={"25-34": 5}),
+            aged(start=NINE + timedelta(weeks=1), seq=2, female={"25-34": 2}, male={"25-34": 2}),
+        ]
+        assert server.ingest(*messages).status_code == 200
+        body = server.get(f"{SITE}/insights/ad-placement", audience="female", age="25-34", **TWO_WEEKS).json()
+        [slot] = body["slots"]
+        assert (slot["people"], slot["withheld_hours"], slot["weeks_observed"]) == (15, 1, 2)
+        assert "at least 7.5 people per week in this hour" in slot["explanation"], slot["explanation"]
+        assert "on average" not in slot["explanation"]
