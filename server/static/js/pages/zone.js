@@ -170,7 +170,7 @@ function agedBefore(ages) {
 
 // The age pyramid of the whole range, or of one bucket of it at the page's granularity (the ``ah`` parameter: the
 // bucket's UTC start).
-function renderAges(ages, site) {
+function renderAges(ages, site, noDataWhy = null) {
   const box = document.getElementById("ages");
   const params = pageParams();
   const hours = ages.points.filter((p) => p.people > 0 || p.withheld_cells > 0);
@@ -186,7 +186,8 @@ function renderAges(ages, site) {
     : `Age estimation is off for this site now (mode '${site.demographics}'): people counted while it is off are ` +
       `age unknown.${agedBefore(ages) ? " Bands counted before, while it was on, still show below." : ""}`;
   if (!hours.length) {
-    empty(box, "No counts in this range");
+    if (noDataWhy) empty(box, "No data", noDataWhy);
+    else empty(box, "No counts in this range");
     return;
   }
   const table = chosen === "all" ? ages.totals : hours.find((p) => p.start === chosen);
@@ -275,7 +276,7 @@ async function load() {
     document.getElementById("split-note").textContent = `${inRange} ${counted.toLowerCase()} in range`;
   }
   renderPeaks(peaks, nothingObserved(totals) ? NO_DATA_WHY(zoneId === ALL) : null);
-  renderAges(ages, site);
+  renderAges(ages, site, nothingObserved(totals) ? NO_DATA_WHY(zoneId === ALL) : null);
   document.getElementById("heat-controls").replaceChildren(segmented("heat-metric", "Colour by", [
     { value: "people", label: "People per week" }, { value: "female_share", label: "Female share (raw)", title: "The share of the classified people decided female, not corrected for the classifier's errors" },
   ], heatMetric, (value) => { heatMetric = value; drawCharts(); }));
