@@ -199,10 +199,10 @@ def released(span: TimeRange, ctx: ServerContext) -> TimeRange:
     and before an hour that ended less than the release delay ago (footfall.server.release).
 
     An hour is the finest unit released, and it counts where it starts in ``span``: so the part begins at the
-    first hour start in ``span`` and ends where the last hour counted ends (but not past now, where the open hour
-    is released), and the answer's start and end state what it counts. A window from 13:59:59 to 14:00:01 counted
-    the whole 14:00 hour and said it covered two seconds; 13:30 to 13:45 counted nothing and said it covered a
-    quarter of an hour."""
+    first hour start in ``span`` and ends where the last hour counted ends, and the answer's start and end state
+    what it counts. A window from 13:59:59 to 14:00:01 counted the whole 14:00 hour and said it covered two
+    seconds; 13:30 to 13:45 counted nothing and said it covered a quarter of an hour. Where the open hour is
+    released and the last hour counted has not ended, the end stays as asked (that hour counts so far)."""
     settings = ctx.settings
     now = time.time()
     start = -(-span.start // HOUR) * HOUR
@@ -214,10 +214,17 @@ def released(span: TimeRange, ctx: ServerContext) -> TimeRange:
 
 
 def covered(span: TimeRange, granularity: str, tz: str) -> TimeRange:
-    """The part of ``span`` a series of ``granularity`` counts, which its answer states: days (and the weeks made
-    of them) are counted from the first local midnight in the range, never from the middle of one; a first day cut
-    short would otherwise be left out while the answer's start said it was in."""
-    return TimeRange(whole_days_from(span.start, span.end, granularity, tz), span.end)
+    """The part of ``span`` (from :func:`released`) a series of ``granularity`` counts, which its answer states:
+    days (and the weeks made of them) are counted from the first local midnight in the range, never from the
+    middle of one; a first day cut short would otherwise be left out while the answer's start said it was in.
+
+    ``span`` starts on a whole hour, and in a half-hour time zone a local midnight falls within the hour before it
+    (Kolkata's at 18:30Z, the range moved up to 19:00Z): that day's hours all start in the range (its first cell
+    starts at 19:00Z), so it counts whole and the answer starts at its midnight. Without this a day series from
+    a Kolkata midnight left its first day out."""
+    if granularity == "hour":
+        return span
+    return TimeRange(whole_days_from(span.start - HOUR + 1, span.end, granularity, tz), span.end)
 
 
 Range = Annotated[TimeRange, Depends(time_range)]

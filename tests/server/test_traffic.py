@@ -660,3 +660,30 @@ def test_an_answer_states_the_whole_hours_it_counts(sqlite_server: Server) -> No
         "2026-11-16T15:00:00Z",
         37,
     )
+
+
+def test_a_day_series_of_a_half_hour_time_zone_keeps_its_first_local_day(sqlite_server: Server) -> None:
+    """Kolkata's midnight is 18:30Z: with the range moved up to the whole hour 19:00Z, the first local day read as
+    begun before the range and was left out of day and week answers (the review of 8e2c3e4), though every one of its
+    hour cells (from 19:00Z, 00:30 local) starts in it."""
+    sqlite_server.ingest(
+        aggregate(start=datetime(2026, 11, 16, 20, tzinfo=UTC), seq=1, female=10, male=10),  # 17 Nov 01:30 local
+        aggregate(start=datetime(2026, 11, 17, 20, tzinfo=UTC), seq=2, female=7, male=7),  # 18 Nov 01:30 local
+    )
+    admin = sqlite_server.headers("admin")
+    assert sqlite_server.client.patch("/api/v1/sites/mall", json={"timezone": "Asia/Kolkata"}, headers=admin).is_success
+    days = {"start": "2026-11-17T00:00:00+05:30", "end": "2026-11-19T00:00:00+05:30"}
+    hours = sqlite_server.get("/api/v1/sites/mall/traffic/series", granularity="hour", **days).json()
+    assert sum(p["people"] for p in hours["points"]) == 34
+    for path in ("series", "ages", "export.csv"):
+        for granularity in ("day", "week"):
+            answer = sqlite_server.get(f"/api/v1/sites/mall/traffic/{path}", granularity=granularity, **days)
+            if path == "export.csv":
+                rows = list(csv.DictReader(io.StringIO(answer.text)))
+                assert sum(int(row["people"]) for row in rows) == 34, (granularity, rows)
+                continue
+            body = answer.json()
+            assert body["start"] == "2026-11-16T18:30:00Z", (path, granularity, body["start"])
+            assert sum(p["people"] for p in body["points"]) == 34, (path, granularity, body["points"])
+    series = sqlite_server.get("/api/v1/sites/mall/traffic/series", granularity="day", **days).json()
+    assert [(p["label"], p["people"]) for p in series["points"]] == [("2026-11-17", 20), ("2026-11-18", 14)]
