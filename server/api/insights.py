@@ -50,6 +50,15 @@ METHOD = (
 )
 
 
+# What a slot without a figure ranks by: below every real one (all are at least 0), so it ranks after a released 0.
+NO_FIGURE = -1.0
+
+
+def _figure(value: float | None) -> float:
+    """A slot's figure as the ranking orders it: :data:`NO_FIGURE` where it has none."""
+    return NO_FIGURE if value is None else value
+
+
 def parse_hours(text: str | None) -> set[int]:
     """'10-22' → hours 10..21; '8-11,17-20' → two windows; '22-2' wraps past midnight."""
     if not text:
@@ -165,7 +174,9 @@ def ad_placement(
     ]
     if audience != "all":  # ranked again by the corrected estimate, as the SQL ranked by the raw one
         first, second = ("share_low", "expected_audience") if sort == "share" else ("expected_audience", "share_low")
-        candidates.sort(key=lambda c: (-(c[first] or 0.0), -(c[second] or 0.0), c["zone_pk"], c["hour_of_week"]))
+        # A slot without an estimate (null) ranks after a true 0, as in the age ranking: as 0 it tied with them and
+        # came first on the zone/hour tie-break.
+        candidates.sort(key=lambda c: (-_figure(c[first]), -_figure(c[second]), c["zone_pk"], c["hour_of_week"]))
     slots = [{"rank": rank, **candidate} for rank, candidate in enumerate(candidates[:limit], start=1)]
     return {
         "site_id": site.site_id,
@@ -260,16 +271,13 @@ def _age_placement(
     }
 
 
-# What a slot without a figure ranks by: below every real one (all are at least 0), so it ranks after a released 0.
-NO_FIGURE = -1.0
-
-
 def _age_estimated(row: queries.AgeSlot) -> bool:
     """Whether a slot has an estimate of its audience. It has none where no band of its gender(s) was released
     (``banded`` 0) and the people who could hold the audience were withheld: their bands (a band below k), or
-    every split. A released 0 of the gender (splits released with no one of it, and nothing of it withheld) is
-    a true 0, a lower bound only where hours or other splits were withheld, as the gender ranking counts it."""
-    return row.banded > 0 or (row.bands_withheld == 0 and row.people > row.unsplit)
+    every split. A released 0 of the gender (splits released with no one of it, and nothing of it withheld, or
+    nobody in the slot at all) is a true 0, a lower bound only where hours or other splits were withheld, as the
+    gender ranking counts it."""
+    return row.banded > 0 or not (row.bands_withheld > 0 or 0 < row.people == row.unsplit)
 
 
 def _age_expected(row: queries.AgeSlot) -> float | None:
@@ -336,12 +344,12 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         )
         if part
     )
-    up_to = f"{expected_high:,.1f}" + (
-        ", the upper end of the 95% interval of the slot's own people per week" if everyone else ""
+    up_to = f"{expected_high:,.1f} per week" + (
+        ", the upper end of the 95% interval of the slot's own people" if everyone else ""
     )
     if not estimated:
         # No band of the gender released: a "0" here would rank and read like a slot none of the audience passes.
-        amount = f"the number of {noun} is not estimated (anywhere from 0 to {up_to} per week: {left_out})"
+        amount = f"the number of {noun} is not estimated (anywhere from 0 to {up_to}: {left_out})"
     elif row.lower_bound:
         amount = f"at least {expected:,.1f} {noun} per week (up to {up_to}: {left_out})"
     else:

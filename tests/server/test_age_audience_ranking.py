@@ -146,6 +146,18 @@ def test_a_missing_corrected_share_says_when_the_split_was_withheld(sqlite_url: 
 browser_tests = pytest.mark.browser
 
 
+def test_a_slot_nobody_passed_is_a_true_zero(sqlite_url: str) -> None:
+    """A camera that saw nobody in the slot released 0 people: a true 0, not 'not estimated (anywhere from 0 to 2.0
+    ... per week per week: )' ranked after every estimate (the review of ccaaefa)."""
+    for server in make_server(sqlite_url, k_anonymity=K):
+        quiet = aggregate(zone="quiet", camera="cam-1", start=NINE)  # watched, nobody passed
+        assert server.ingest(quiet, aged(zone="some", camera="cam-2", male={"25-34": 10, "35-44": 6})).is_success
+        slots = {slot["zone_id"]: slot for slot in ranking(server)}
+        assert slots["quiet"]["expected_audience"] == 0.0 and slots["quiet"]["audience_lower_bound"] is False
+        assert "about 0.0 men aged 25-34 per week" in slots["quiet"]["explanation"], slots["quiet"]["explanation"]
+        assert "per week per week" not in " ".join(slot["explanation"] for slot in slots.values())
+
+
 @pytest.fixture(scope="module")
 def aged_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A live server with two sites: at 'mall' every men's band is withheld (a band of theirs below k in each

@@ -369,6 +369,25 @@ def test_ad_slot_without_a_share_claims_no_audience(server: Server) -> None:
         assert "about 0.0" not in slot["explanation"] and "not estimated" in slot["explanation"], slot
 
 
+def test_a_gender_slot_without_an_estimate_ranks_after_a_true_zero(sqlite_server: Server) -> None:
+    """As in the age ranking (the review of ccaaefa): a slot whose share cannot be corrected ranked as 0 and, tied
+    with a slot whose corrected share of women is 0, came first on the zone tie-break. It ranks after it now."""
+    s = sqlite_server
+    monday = datetime(2026, 10, 26, tzinfo=UTC)
+    rates = {"female": {"female": 70, "male": 10, "unknown": 20}, "male": {"female": 10, "male": 70, "unknown": 20}}
+    counts_only = aggregate(zone="entrance", start=monday + timedelta(hours=9), unknown=40)  # the first zone
+    counts_only["gender"] = None
+    men = aggregate(zone="food", start=monday + timedelta(hours=9), seq=2, male=32, unknown=8)
+    men["classifier"] = "gender@2"
+    s.ingest(_gender_status("gender", "2", rates), counts_only, men)
+    window = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-02T00:00:00Z"}
+    for sort in ("audience", "share"):
+        body = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="female", sort=sort).json()
+        food, entrance = body["slots"]
+        assert (food["zone_id"], food["expected_audience"], food["share_low"]) == ("food", 0.0, 0.0), (sort, food)
+        assert (entrance["zone_id"], entrance["expected_audience"]) == ("entrance", None), (sort, entrance)
+
+
 @pytest.mark.parametrize(
     ("path", "params", "message"),
     [
