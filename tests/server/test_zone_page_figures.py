@@ -124,6 +124,9 @@ def test_a_zone_no_camera_box_reported_in_the_range_says_no_data_not_zero(
         page.wait_ready()
         assert page.value("#kpi-people .value [data-value]") == 0
         assert "No data" not in p.locator("#kpi-people").inner_text()
+        for card in ("#kpi-female", "#kpi-male"):  # no "raw: 0 of 0 classified"
+            assert "nobody passed in this range" in p.locator(card).inner_text(), p.locator(card).inner_text()
+            assert "0 of 0" not in p.locator(card).inner_text()
         page.open("/dashboard/zone?site=mall&zone=entrance")
         page.wait_ready()
         assert page.value("#kpi-people .value [data-value]") == 21

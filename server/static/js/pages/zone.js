@@ -109,6 +109,7 @@ function renderKpis(data, range, allZones, tz) {
     ? { people: t.people - todays.reduce((sum, p) => sum + (p.people ?? 0), 0), days: daysWithData - 1 }
     : { people: t.people, days: daysWithData };
   const top = peaks.hours.find((p) => p.people !== null);
+  const nobody = t.people === 0 && !t.people_lower_bound;
   // No hour with a count: hidden for privacy only where an hour was withheld, else none was reported.
   const peakNote = peaks.hours.some((p) => p.people === null) ? "no hour above the privacy threshold"
     : "no hour reported in this range";
@@ -118,13 +119,16 @@ function renderKpis(data, range, allZones, tz) {
     kpi("Per day", t.people === null || !perDay.days ? countNode(t.people === null ? null : 0, k) : meanNode(perDay.people / perDay.days, k, t.people_lower_bound),
       wholeDays ? `average over ${plural(perDay.days, "whole day")} reported (today so far left out)`
         : `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
-    // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it.
-    kpi("Women", correctedShareNode(t, "female"), splitWithheld(t)
+    // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it. Nobody passed
+    // (the zone reported, no hour withheld): no share to give, and "raw: 0 of 0 classified" said it clumsily.
+    kpi("Women", correctedShareNode(t, "female"), nobody ? "nobody passed in this range"
+      : splitWithheld(t)
       ? h("span", {}, "corrected for the classifier's known errors; raw: ", withheldNode(k), ` (a part of the split was below ${k} in its hours)`)
       : h("span", {}, "corrected for the classifier's known errors; raw: ", genderCountNode(t, "female", k), " of ",
         t.female !== null && t.male !== null ? countNode(t.female + t.male, k) : genderCountNode(t, "male", k), " classified",
         t.female_share !== null ? ` (${fmtPct(t.female_share)})` : ""), "kpi-female"),
-    kpi("Men", correctedShareNode(t, "male"), splitWithheld(t)
+    kpi("Men", correctedShareNode(t, "male"), nobody ? "nobody passed in this range"
+      : splitWithheld(t)
       ? h("span", {}, "corrected; raw: ", withheldNode(k), " for privacy")
       : h("span", {}, "corrected; raw: ", genderCountNode(t, "male", k), " classified male",
         t.male_share !== null ? ` (${fmtPct(t.male_share)})` : ""), "kpi-male"),
