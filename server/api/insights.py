@@ -176,7 +176,16 @@ def ad_placement(
         first, second = ("share_low", "expected_audience") if sort == "share" else ("expected_audience", "share_low")
         # A slot without an estimate (null) ranks after a true 0, as in the age ranking: as 0 it tied with them and
         # came first on the zone/hour tie-break.
-        candidates.sort(key=lambda c: (-_figure(c[first]), -_figure(c[second]), c["zone_pk"], c["hour_of_week"]))
+        # Slots without an estimate, tied at the end, come with those that could hold the most of it first.
+        candidates.sort(
+            key=lambda c: (
+                -_figure(c[first]),
+                -_figure(c[second]),
+                -c["expected_audience_high"],
+                c["zone_pk"],
+                c["hour_of_week"],
+            )
+        )
     slots = [{"rank": rank, **candidate} for rank, candidate in enumerate(candidates[:limit], start=1)]
     return {
         "site_id": site.site_id,
@@ -246,8 +255,10 @@ def _age_placement(
     k = effective_k(site.k, ctx.settings.k_anonymity)
     first, second = (_age_share_low, _age_ranked) if sort == "share" else (_age_ranked, _age_share_low)
 
-    def order(row: queries.AgeSlot) -> tuple[float, float, int, int]:
-        return (-first(row), -second(row), row.zone_pk, row.how)
+    def order(row: queries.AgeSlot) -> tuple[float, float, float, int, int]:
+        # Slots without an estimate, tied at the end, come with those whose withheld people could hold the most
+        # of the audience first (the upper end they show, before its Poisson allowance).
+        return (-first(row), -second(row), -_age_ceiling(row, k) / row.weeks, row.zone_pk, row.how)
 
     # Slots are ranked before they are written out (a site's 33,600 slots of 200 zones took 0.7 s to write for a
     # page of 20), and the second figure is worked out only for the slots the first leaves in reach of the page.
@@ -292,6 +303,12 @@ def _age_ranked(row: queries.AgeSlot) -> float:
     return expected if expected is not None else NO_FIGURE
 
 
+def _age_ceiling(row: queries.AgeSlot, k: int) -> int:
+    """The most of the audience a slot could hold: its count and every person withheld from it (a withheld hour at
+    most k-1)."""
+    return row.audience + row.bands_withheld + row.unsplit + row.withheld * (k - 1)
+
+
 def _age_share_low(row: queries.AgeSlot) -> float:
     """The lower end of a slot's share of its gender(s) with released bands, as the ranking orders it: a slot
     without such people has no share and ranks after a released 0."""
@@ -314,8 +331,7 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
     expected = count / weeks
     expected_low, expected_high = poisson_mean_interval(count, weeks)
     if row.lower_bound:
-        ceiling = count + row.bands_withheld + row.unsplit + row.withheld * (k - 1)
-        expected_high = max(expected_high, poisson_mean_interval(ceiling, weeks)[1])
+        expected_high = max(expected_high, poisson_mean_interval(_age_ceiling(row, k), weeks)[1])
     # The audience is some of the slot's people, so its upper end never passes the upper end of their own people
     # per week (a withheld hour at most k-1 people). The ceiling above is at most those people, so this only
     # states the bound; where it is reached, the explanation says it is the slot's people, not more of the audience.

@@ -146,6 +146,18 @@ def test_a_missing_corrected_share_says_when_the_split_was_withheld(sqlite_url: 
 browser_tests = pytest.mark.browser
 
 
+def test_slots_without_an_estimate_come_with_the_most_withheld_first(sqlite_url: str) -> None:
+    """Among slots without an estimate, the one whose withheld people could hold the most of the audience comes
+    first, not the first zone created."""
+    for server in make_server(sqlite_url, k_anonymity=K):
+        small = aged(zone="a", camera="cam-1", male={"25-34": 6, "45-54": 2})  # 8 men's bands withheld
+        big = aged(zone="b", camera="cam-2", male={"25-34": 40, "45-54": 3})  # 43
+        assert server.ingest(small, big).is_success
+        for sort in ("audience", "share"):
+            slots = ranking(server, sort=sort)
+            assert [(slot["zone_id"], slot["expected_audience"]) for slot in slots] == [("b", None), ("a", None)], sort
+
+
 def test_a_slot_nobody_passed_is_a_true_zero(sqlite_url: str) -> None:
     """A camera that saw nobody in the slot released 0 people: a true 0, not 'not estimated (anywhere from 0 to 2.0
     ... per week per week: )' ranked after every estimate (the review of ccaaefa)."""

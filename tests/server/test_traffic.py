@@ -386,6 +386,13 @@ def test_a_gender_slot_without_an_estimate_ranks_after_a_true_zero(sqlite_server
         food, entrance = body["slots"]
         assert (food["zone_id"], food["expected_audience"], food["share_low"]) == ("food", 0.0, 0.0), (sort, food)
         assert (entrance["zone_id"], entrance["expected_audience"]) == ("entrance", None), (sort, entrance)
+    # Two slots without an estimate: the one that could hold more women comes first, not the first zone created.
+    more = aggregate(zone="food", start=monday + timedelta(hours=14), seq=3, unknown=60)
+    more["gender"] = None
+    s.ingest(more)
+    body = s.get("/api/v1/sites/mall/insights/ad-placement", **window, audience="female").json()
+    unestimated = [(slot["zone_id"], slot["people"]) for slot in body["slots"] if slot["expected_audience"] is None]
+    assert unestimated == [("food", 60), ("entrance", 40)]
 
 
 @pytest.mark.parametrize(
