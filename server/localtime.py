@@ -29,6 +29,11 @@ def hour_floor(epoch: int) -> int:
     return epoch - epoch % HOUR
 
 
+def hour_ceil(epoch: int) -> int:
+    """The first hour start at or after ``epoch``."""
+    return -hour_floor(-epoch)
+
+
 def utc_week(epoch: int) -> int:
     """Index of the UTC week (Monday 00:00 UTC onwards) holding ``epoch``."""
     return (epoch - MONDAY_EPOCH) // WEEK

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Container
 
+from footfall.server.api.http_layers import route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
@@ -25,11 +26,7 @@ class BodyLimit:
         self.app, self.limit, self.exempt = app, limit, exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # The path as the routes see it: behind a proxy's root_path, ASGI servers put that prefix in front of it.
-        path, root = scope.get("path", ""), scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        if scope["type"] != "http" or path in self.exempt:
+        if scope["type"] != "http" or route_path(scope) in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")

@@ -20,7 +20,7 @@ from footfall.server.auth import Principal, authenticate
 from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
-from footfall.server.localtime import EARLIEST, HOUR, LATEST, whole_days_from
+from footfall.server.localtime import EARLIEST, HOUR, LATEST, hour_ceil, whole_days_from
 from footfall.server.release import released_end
 from footfall.server.settings import Settings
 from footfall.server.tables import Site, Zone
@@ -205,8 +205,8 @@ def released(span: TimeRange, ctx: ServerContext) -> TimeRange:
     released and the last hour counted has not ended, the end stays as asked (that hour counts so far)."""
     settings = ctx.settings
     now = time.time()
-    start = -(-span.start // HOUR) * HOUR
-    hours_end = -(-span.end // HOUR) * HOUR
+    start = hour_ceil(span.start)
+    hours_end = hour_ceil(span.end)
     end = released_end(
         hours_end if hours_end <= now else span.end, now, settings.release_open_hour, settings.release_delay_seconds
     )

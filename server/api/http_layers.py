@@ -14,6 +14,13 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+def route_path(scope: Scope) -> str:
+    """The request's path as the routes see it: behind a proxy's root_path, ASGI servers put that prefix in front
+    of it."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 class RequestMetrics:
     """Times each HTTP request from its start to its last body byte and hands ``observe`` its scope (after
     routing: the route that answered), the status sent, and the seconds; 500 when the app raised before
@@ -54,9 +61,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # The path as the routes see it: behind a proxy's root_path, ASGI servers put that prefix in front of it.
-        path, root = scope.get("path", ""), scope.get("root_path", "")
-        path = path[len(root) :] if root and path.startswith(root) else path
+        path = route_path(scope)
         extra = [headers for prefix, headers in self.per_prefix.items() if path.startswith(prefix)]
 
         async def sending(message: Message) -> None:
