@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 from footfall.server.stats import poisson_mean_interval
 
 from tests.server.conftest import Server, aggregate, make_server
-from tests.server.test_ages import NINE, SITE, TWO_WEEKS, aged
+from tests.server.test_ages import NINE, SITE, TWO_WEEKS, aged, with_ages
 from tests.server.test_dashboard_browser import LiveServer, Page, browser, start_server  # noqa: F401
 
 K = 5
@@ -180,8 +180,7 @@ def aged_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
     def one(site: str, zone: str, seq: int, start: datetime, **bands: dict[str, int]) -> dict:
         message = aggregate(agent=f"box-{site}", site=site, zone=zone, start=start, seconds=3600, seq=seq)
-        counts = {gender: sum(bands.get(gender, {}).values()) for gender in ("female", "male", "unknown")}
-        return {**message, "people": sum(counts.values()), "gender": counts, "age": bands}
+        return with_ages(message, **bands)
 
     try:
         live.ingest(

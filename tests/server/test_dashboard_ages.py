@@ -87,13 +87,7 @@ def lopsided_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSe
         for seq, h in enumerate((4, 3, 2), start=1)
     ]
     try:
-        with httpx.Client(base_url=live.url + "/api/v1", timeout=60) as client:
-            response = client.post(
-                "/ingest",
-                content="[" + ",".join(m.model_dump_json() for m in messages) + "]",
-                headers={"X-API-Key": live.agent_key, "Content-Type": "application/json"},
-            )
-            assert response.status_code == 200 and not response.json()["rejected"], response.text
+        live.ingest(messages)
         yield live
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
