@@ -332,12 +332,9 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
     expected_low, expected_high = poisson_mean_interval(count, weeks)
     if row.lower_bound:
         expected_high = max(expected_high, poisson_mean_interval(_age_ceiling(row, k), weeks)[1])
-    # The audience is some of the slot's people, so its upper end never passes the upper end of their own people
-    # per week (a withheld hour at most k-1 people). The ceiling above is at most those people, so this only
-    # states the bound; where it is reached, the explanation says it is the slot's people, not more of the audience.
-    people_high = poisson_mean_interval(row.people + row.withheld * (k - 1), weeks)[1]
-    everyone = expected_high >= people_high
-    expected_high = min(expected_high, people_high)
+    # The ceiling is some of the slot's people (a withheld hour at most k-1), never more. Where it is all of them,
+    # the upper end is that of the slot's own people per week, and the explanation says so: it is no more audience.
+    everyone = row.lower_bound and _age_ceiling(row, k) >= row.people + row.withheld * (k - 1)
     if not estimated:
         expected_low = 0.0  # nothing released says how many: from none of them
     low, high = wilson_interval(count, row.banded) if row.banded else (None, None)
