@@ -17,7 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 def route_path(scope: Scope) -> str:
     """The request's path as the routes see it: behind a proxy's root_path, ASGI servers put that prefix in front
     of it."""
-    path, root = scope.get("path", ""), scope.get("root_path", "")
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
 
 
