@@ -20,8 +20,10 @@ from footfall.cli import app, main
 @app.command("slow-work")
 def slow_work() -> None:
     with tempfile.TemporaryDirectory(prefix="footfall-export-") as scratch:
-        print(scratch, flush=True)
         try:
+            # Inside the try: a SIGTERM sent once the line is read may land before print returns (a CI run found
+            # the command ended without "cleaning" once), and must still run the finally.
+            print(scratch, flush=True)
             while True:
                 time.sleep(0.05)
         finally:
