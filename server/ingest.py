@@ -39,6 +39,7 @@ from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import CameraPartDeltas, HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.rollups import ages as age_cells
+from footfall.server.rollups.observed import ObservedDeltas, apply_observed_deltas
 from footfall.server.sql import locked
 from footfall.server.tables import Bucket, DeadLetter, Meta, Site
 from prometheus_client import Histogram
@@ -545,6 +546,7 @@ class Ingestor:
         by_classifier: classifiers.ClassifierDeltas = defaultdict(classifiers.Decided)
         by_age: age_cells.AgeDeltas = defaultdict(int)
         camera_parts: CameraPartDeltas = defaultdict(int)
+        seconds_reported: ObservedDeltas = defaultdict(int)
         age_rows: list[dict[str, object]] = []
         replaced: list[tuple[str, str, int, int]] = []
         changed = [
@@ -560,6 +562,10 @@ class Ingestor:
             for i, name in enumerate(COUNT_FIELDS):
                 delta[i] += row[name] - (old[name] if old else 0)
             hour = hour_floor(key[3])
+            # How much of the hour the camera watched (footfall.server.rollups.observed); a bucket sent again adds none.
+            seconds_reported[(key[2], hour, key[0], key[1])] += row["bucket_seconds"] - (
+                old["bucket_seconds"] if old else 0
+            )
             if zones[(message.site_id, message.zone_id)].measure != "camera":  # a part of its camera's people
                 camera_parts[(key[2], key[1], hour)] += int(row["people"]) - (int(old["people"]) if old else 0)
             # The bucket moves from its old classifier key to its new one (the same key: no change of buckets).
@@ -624,6 +630,7 @@ class Ingestor:
             lambda: seen_until(self.clock(), self.open_hour, self.release_delay),
             camera_parts,
         )
+        apply_observed_deltas(session, seconds_reported)
         return len(inserts) + len(updates)
 
     @staticmethod
@@ -632,13 +639,18 @@ class Ingestor:
         table = Bucket.__table__
         columns = (table.c.agent_id, table.c.camera_id, table.c.zone_pk, table.c.bucket_start)
         for offset in range(0, len(keys), 500):
-            query = select(*columns, table.c.seq, table.c.classifier, *(table.c[name] for name in COUNT_FIELDS)).where(
-                tuple_(*columns).in_(keys[offset : offset + 500])
-            )
+            query = select(
+                *columns,
+                table.c.seq,
+                table.c.bucket_seconds,
+                table.c.classifier,
+                *(table.c[name] for name in COUNT_FIELDS),
+            ).where(tuple_(*columns).in_(keys[offset : offset + 500]))
             query = locked(query, session)  # concurrent replicas update one key one after the other
             for row in session.execute(query):
                 found[tuple(row[:4])] = {
                     "seq": row.seq,
+                    "bucket_seconds": row.bucket_seconds,
                     "classifier": row.classifier,
                     **{name: row._mapping[name] for name in COUNT_FIELDS},
                 }

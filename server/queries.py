@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -12,8 +12,19 @@ from typing import Any, Literal
 
 import numpy as np
 from footfall.core.ages import AGE_DECISIONS
-from footfall.server.localtime import DAY, HOUR, MONDAY_EPOCH, WEEK, day_range, local_day, local_midnight, week_start
+from footfall.server.localtime import (
+    DAY,
+    HOUR,
+    MONDAY_EPOCH,
+    WEEK,
+    day_range,
+    local_day,
+    local_hour_of_week,
+    local_midnight,
+    week_start,
+)
 from footfall.server.rollups import slot_parts
+from footfall.server.rollups.observed import partly_observed
 from footfall.server.sql import is_postgres
 from footfall.server.stats import Z95
 from footfall.server.tables import DailyRollup, HourlyAge, HourlyRollup
@@ -154,6 +165,53 @@ def _days(session: Session, zone_pks: list[int], start: int, end: int, granulari
             acc[i] += float(value or 0)
     keys = sorted(weeks)
     return _rows(keys, [tuple(weeks[key]) for key in keys])
+
+
+def series_bucket(granularity: Granularity, tz: str) -> Callable[[int], Any]:
+    """The key of the :func:`series` bucket an hour (its UTC start) falls in: the hour itself, or its local day, or
+    the Monday of its local week."""
+
+    def bucket(hour_start: int) -> Any:
+        if granularity == "hour":
+            return hour_start
+        day = local_day(hour_start, tz)
+        return day if granularity == "day" else week_start(day)
+
+    return bucket
+
+
+def partly_observed_by_bucket(
+    session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str
+) -> dict[Any, int]:
+    """Zone-hours a camera watched for only part of the hour (footfall.server.rollups.observed) per :func:`series`
+    bucket, keyed as its buckets are (days whose local start lies in [start, end))."""
+    if granularity != "hour":
+        first, _ = day_range(start, end, tz)
+        start = max(start, local_midnight(first, tz))
+    bucket = series_bucket(granularity, tz)
+    counts: dict[Any, int] = defaultdict(int)
+    for _, hour in partly_observed(session, zone_pks, start, end):
+        counts[bucket(hour)] += 1
+    return dict(counts)
+
+
+def partly_observed_by_hour_of_week(
+    session: Session, zone_pks: list[int], start: int, end: int, tz: str
+) -> dict[int, int]:
+    """Zone-hours a camera watched for only part of (footfall.server.rollups.observed) per local hour of week, keyed
+    as :func:`by_hour_of_week` keys its rows."""
+    counts: dict[int, int] = defaultdict(int)
+    for _, hour in partly_observed(session, zone_pks, start, end):
+        counts[local_hour_of_week(hour, tz)] += 1
+    return dict(counts)
+
+
+def partly_observed_by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> list[int]:
+    """Per zone of ``zone_pks`` (in that order), its hours in [start, end) a camera watched for only part of."""
+    counts = dict.fromkeys(zone_pks, 0)
+    for zone_pk, _ in partly_observed(session, zone_pks, start, end):
+        counts[zone_pk] += 1
+    return [counts[pk] for pk in zone_pks]
 
 
 def count_rows(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> int:
@@ -376,13 +434,7 @@ def age_series(
     if granularity != "hour":
         first, _ = day_range(start, end, tz)
         start = max(start, local_midnight(first, tz))
-
-    def bucket(hour_start: int) -> Any:
-        if granularity == "hour":
-            return hour_start
-        day = local_day(hour_start, tz)
-        return day if granularity == "day" else week_start(day)
-
+    bucket = series_bucket(granularity, tz)
     h = HourlyRollup
     hourly = session.execute(
         select(

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -213,6 +214,32 @@ class CameraPart(Base):
     camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     people: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ObservedSeconds(Base):
+    """Seconds of a zone × UTC hour that one camera of one agent reported: the lengths of its raw buckets summed.
+    An agent sends each zone of a running camera a bucket every period, quiet or not, so a camera that ran for part
+    of the hour (a reboot, a lost stream, an agent started at 10:23) reported less than 3600 s of it, and the
+    hour's people are a lower bound (footfall.server.rollups.observed). Kept by ingest's deltas and kept for ever
+    like the hourly cells; hours whose raw buckets retention deleted before schema revision 0016 have no rows."""
+
+    __tablename__ = "rollup_observed"
+    # The rows a read looks for, and few of them (an hour in progress, a camera's gaps): reads scan these only.
+    __table_args__ = (
+        Index(
+            "ix_observed_part_hours",
+            "zone_pk",
+            "hour_start",
+            sqlite_where=text("seconds < 3600"),
+            postgresql_where=text("seconds < 3600"),
+        ),
+    )
+
+    zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seconds: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Classifier(Base):

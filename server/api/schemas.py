@@ -60,6 +60,12 @@ class CountsWithShare(Counts, CorrectedShare):
 class SeriesPoint(CountsWithShare):
     start: str = Field(description="Bucket start, UTC ISO 8601.")
     label: str = Field(description="Bucket in the site's local time (e.g. '2026-11-20 14:00' or '2026-11-16').")
+    hours_partly_observed: int = Field(
+        0,
+        description="Zone-hours of the bucket that a camera reported for less than the whole hour (down or started "
+        "within it): their people are a lower bound of who passed. Hours whose raw buckets were deleted before the "
+        "server recorded this are not counted.",
+    )
 
 
 class Series(BaseModel):
@@ -139,6 +145,12 @@ class Totals(BaseModel):
         description="Zone-hours of the range an agent reported, quiet ones included. 0: nothing was reported, so its "
         "0 people are no count, not nobody."
     )
+    hours_partly_observed: int = Field(
+        0,
+        description="Zone-hours of the range that a camera reported for less than the whole hour (down or started "
+        "within it): their people are a lower bound of who passed. Hours whose raw buckets were deleted before the "
+        "server recorded this are not counted.",
+    )
 
 
 class PeakHour(Counts):
@@ -150,6 +162,11 @@ class PeakHour(Counts):
         0,
         description="Over several zones: days this hour was observed, times the zones that reported it in the range, "
         "less the zone-days that did. Above 0, people and the mean are lower bounds (people_lower_bound).",
+    )
+    hours_partly_observed: int = Field(
+        0,
+        description="Zone-hours of this hour of the day that a camera reported for less than the whole hour. Above 0, "
+        "people and the mean are lower bounds (people_lower_bound).",
     )
 
 
@@ -174,6 +191,11 @@ class HeatmapCell(Counts):
         description="Over several zones: weeks this hour was observed, times the zones that reported it in the range, "
         "less the zone-weeks that did. Above 0, people and the mean are lower bounds (people_lower_bound).",
     )
+    hours_partly_observed: int = Field(
+        0,
+        description="Zone-hours of this hour of the week that a camera reported for less than the whole hour. Above "
+        "0, people and the mean are lower bounds (people_lower_bound).",
+    )
 
 
 class Heatmap(BaseModel):
@@ -197,6 +219,12 @@ class ZoneTotals(CountsWithShare):
     hours_observed: int = Field(
         description="Hours of the range an agent reported for this zone, quiet ones included. 0: its camera or agent "
         "reported nothing, so its 0 people are no count, not nobody."
+    )
+    hours_partly_observed: int = Field(
+        0,
+        description="Hours of the range that a camera reported for less than the whole hour (down or started "
+        "within it): their people are a lower bound of who passed. Hours whose raw buckets were deleted before the "
+        "server recorded this are not counted.",
     )
 
 

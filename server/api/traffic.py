@@ -103,8 +103,10 @@ def series(
     rows, corrected, overall = shares.series(session, zone_pks, span.start, span.end, granularity, site.timezone)
     starts, labels = bucket_starts_and_labels(rows.keys, granularity, site.timezone, span.start)
     points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
-    for point, share in zip(points, corrected, strict=True):
+    partial = queries.partly_observed_by_bucket(session, zone_pks, span.start, span.end, granularity, site.timezone)
+    for key, point, share in zip(rows.keys, points, corrected, strict=True):
         point.update(share.fields())
+        point["hours_partly_observed"] = partial.get(key, 0)
     # Returned as a response so FastAPI skips re-validating thousands of points against the model.
     return FastJSONResponse(
         {
@@ -185,14 +187,16 @@ def totals(
     """Counts and shares over [start, end) at hour resolution (hours starting in the range and ended)."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    rows = queries.totals_by_zone(session, [z.id for z in zones], span.start, span.end)
+    zone_pks = [z.id for z in zones]
+    rows = queries.totals_by_zone(session, zone_pks, span.start, span.end)
     samples = int(rows.dwell_samples.sum())
     dwell = float(rows.dwell_seconds.sum()) / samples if samples else None
     return {
         **_head(site, zones, span, ctx.settings.k_anonymity),
-        "totals": _sum(rows) | shares.totals(session, [z.id for z in zones], span.start, span.end).fields(),
+        "totals": _sum(rows) | shares.totals(session, zone_pks, span.start, span.end).fields(),
         "mean_dwell_seconds": round(dwell, 1) if dwell is not None else None,
         "hours_observed": int(rows.occurrences.sum()),
+        "hours_partly_observed": sum(queries.partly_observed_by_zone(session, zone_pks, span.start, span.end)),
     }
 
 
@@ -208,15 +212,21 @@ def peak_hours(
     """Hours of the day ranked by their mean people per day observed, with their totals; in the site's local time."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    rows, gaps = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
+    zone_pks = [z.id for z in zones]
+    rows, gaps = queries.by_hour_of_week(session, zone_pks, span.start, span.end)
     hour_of_day = np.array([how % 24 for how in rows.keys], np.int64)
-    people, parts, withheld, days, unobserved = (
+    people, parts, withheld, days, unobserved, partial = (
         np.zeros(24, np.int64),
         np.zeros((24, 3), np.int64),
         np.zeros(24, np.int64),
         np.zeros(24, np.int64),
         np.zeros(24, np.int64),
+        np.zeros(24, np.int64),
     )
+    for how, count in queries.partly_observed_by_hour_of_week(
+        session, zone_pks, span.start, span.end, site.timezone
+    ).items():
+        partial[how % 24] += count
     np.add.at(people, hour_of_day, rows.people)
     np.add.at(parts, hour_of_day, rows.parts)
     np.add.at(withheld, hour_of_day, rows.withheld)
@@ -234,7 +244,8 @@ def peak_hours(
                 "days_observed": int(days[hour]),
                 "mean_people_per_day": round(shown["people"] / days[hour], 2) if shown["people"] is not None else None,
                 "zone_days_unobserved": missing,
-                "people_lower_bound": shown["people_lower_bound"] or missing > 0,
+                "hours_partly_observed": int(partial[hour]),
+                "people_lower_bound": shown["people_lower_bound"] or missing > 0 or partial[hour] > 0,
             }
         )
     # Ranked by what the busiest hour is said to be, the mean per day: an hour seen on fewer days (a camera off at
@@ -250,11 +261,13 @@ def heatmap(
     """168 cells (Monday 00:00 … Sunday 23:00, local time) with totals, gender split and mean per week."""
     span = released(span, ctx)
     site, zones = _scope(session, site_id, zone_ids)
-    rows, gaps = queries.by_hour_of_week(session, [z.id for z in zones], span.start, span.end)
+    zone_pks = [z.id for z in zones]
+    rows, gaps = queries.by_hour_of_week(session, zone_pks, span.start, span.end)
+    partial = queries.partly_observed_by_hour_of_week(session, zone_pks, span.start, span.end, site.timezone)
     cells = []
     for i, shown in enumerate(counts_table(rows.people, rows.parts, rows.withheld)):
         how, weeks = rows.keys[i], int(rows.occurrences[i])
-        missing = int(gaps[i])
+        missing, partly = int(gaps[i]), partial.get(how, 0)
         cells.append(
             {
                 **shown,
@@ -264,7 +277,8 @@ def heatmap(
                 "weeks_observed": weeks,
                 "mean_people": round(shown["people"] / weeks, 2) if shown["people"] is not None else None,
                 "zone_weeks_unobserved": missing,
-                "people_lower_bound": shown["people_lower_bound"] or missing > 0,
+                "hours_partly_observed": partly,
+                "people_lower_bound": shown["people_lower_bound"] or missing > 0 or partly > 0,
             }
         )
     return {**_head(site, zones, span, ctx.settings.k_anonymity), "timezone": site.timezone, "cells": cells}
@@ -281,6 +295,7 @@ def compare(
     zone_pks = [z.id for z in zones]
     rows = queries.totals_by_zone(session, zone_pks, span.start, span.end)
     corrected = shares.by_zone(session, zone_pks, span.start, span.end)
+    partial = queries.partly_observed_by_zone(session, zone_pks, span.start, span.end)
     grand = int(rows.people.sum())
     out = []
     for i, shown in enumerate(counts_table(rows.people, rows.parts, rows.withheld)):
@@ -297,6 +312,7 @@ def compare(
                 "floor": z.floor,
                 "share_of_traffic": round(share, 4) if share is not None else None,
                 "hours_observed": hours,
+                "hours_partly_observed": partial[i],
             }
         )
     out.sort(key=lambda r: (r["people"] is None, -(r["people"] or 0), r["zone_id"]))
@@ -334,6 +350,8 @@ AGE_COLUMNS = (
     *(f"{gender}_bands_withheld" for gender in queries.GENDERS),
 )
 MAX_EXPORT_ROWS = 500_000  # about 40 MB of CSV; a longer export is refused before it starts
+# A bucket's figures, as its series point and age table give them.
+POINT_COLUMNS = (*COUNT_COLUMNS, "hours_partly_observed", *SHARE_COLUMNS, *AGE_COLUMNS)
 EXPORT_COLUMNS = (
     "site_id",
     "zone_id",
@@ -342,9 +360,7 @@ EXPORT_COLUMNS = (
     "granularity",
     "bucket_start_utc",
     "bucket_local",
-    *COUNT_COLUMNS,
-    *SHARE_COLUMNS,
-    *AGE_COLUMNS,
+    *POINT_COLUMNS,
 )
 
 
@@ -404,12 +420,14 @@ def _csv_lines(
         with ctx.read() as session:
             rows, corrected, _ = shares.series(session, [zone_pk], span.start, span.end, granularity, tz)
             age_rows = queries.age_series(session, [zone_pk], span.start, span.end, granularity, tz)
+            partial = queries.partly_observed_by_bucket(session, [zone_pk], span.start, span.end, granularity, tz)
         starts, labels = bucket_starts_and_labels(rows.keys, granularity, tz, span.start)
         points = counts_table(rows.people, rows.parts, rows.withheld, starts, labels)
         tables = dict(zip(age_rows.keys, age_points(age_rows), strict=True))
         for key, point, share in zip(rows.keys, points, corrected, strict=True):
             point.update(share.fields())
             point.update(_age_columns(tables.get(key)))
+            point["hours_partly_observed"] = partial.get(key, 0)
             writer.writerow(
                 [
                     site_id,
@@ -419,7 +437,7 @@ def _csv_lines(
                     granularity,
                     point["start"],
                     point["label"],
-                    *(_csv_value(point[column]) for column in (*COUNT_COLUMNS, *SHARE_COLUMNS, *AGE_COLUMNS)),
+                    *(_csv_value(point[column]) for column in POINT_COLUMNS),
                 ]
             )
         yield buffer.getvalue()

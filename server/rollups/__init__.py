@@ -6,6 +6,8 @@ daily sums and slot running totals of released values.
 - :mod:`.ages`: the gender × age-band cells of each hourly cell (ingest's deltas, their release, the check
   against the raw buckets, :func:`raw_vs_ages`);
 - :mod:`.slots`: the running totals per zone × local hour of week that the ad-placement ranking reads;
+- :mod:`.observed`: the seconds of each zone-hour each camera reported, and the hours watched for only part of
+  their length;
 - :mod:`.refile`: re-filing a site's hours under a new time zone, one zone per transaction;
 - :mod:`.checks`: each derived table against what it summarises (empty when consistent), the people per
   cell and deciding bundle (footfall.server.classifiers) and per camera part against the raw buckets, and
@@ -31,6 +33,7 @@ from footfall.server.rollups.checks import (
     released_thin_cameras,
     slots_vs_hourly,
 )
+from footfall.server.rollups.observed import raw_vs_observed
 from footfall.server.rollups.refile import finish_refiles, refile_site, start_refile
 from footfall.server.rollups.slots import rebuild_slots, slot_parts
 
@@ -46,6 +49,7 @@ __all__ = [
     "raw_vs_camera_parts",
     "raw_vs_classifiers",
     "raw_vs_hourly",
+    "raw_vs_observed",
     "rebuild_daily",
     "rebuild_slots",
     "refile_site",

@@ -141,8 +141,9 @@ def test_an_hour_summed_over_zones_one_of_which_was_down_some_weeks_is_a_lower_b
     """Found in review: zones a and b have 100 people every Saturday at 14:00, but b's camera was down two of four
     weeks. The all-zones heatmap said 150 a week, exact-looking, where the weeks both reported had 200."""
     saturday = datetime(2026, 11, 21, 14, tzinfo=UTC)
-    messages = [aggregate(zone="a", start=saturday - timedelta(weeks=w), seq=w, male=100) for w in range(4)]
-    messages += [aggregate(zone="b", start=saturday - timedelta(weeks=w), seq=w, male=100) for w in range(2)]
+    hour = {"seconds": 3600, "male": 100}  # each camera watched the whole hour (footfall.server.rollups.observed)
+    messages = [aggregate(zone="a", start=saturday - timedelta(weeks=w), seq=w, **hour) for w in range(4)]
+    messages += [aggregate(zone="b", start=saturday - timedelta(weeks=w), seq=w, **hour) for w in range(2)]
     assert server.ingest(*messages).status_code == 200
     span = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
     [cell] = server.get("/api/v1/sites/mall/traffic/heatmap", **span).json()["cells"]
@@ -189,6 +190,8 @@ def test_compare_and_csv_export(sqlite_server: Server) -> None:
             "unsplit": "0",
             "withheld_cells": "0",
             "people_lower_bound": "false",
+            # One minute bucket of the hour: the camera reported a minute of it (footfall.server.rollups.observed).
+            "hours_partly_observed": "1",
             # The raw classify-and-count share; no corrected one: this agent names no bundle with known rates.
             "female_share": "0.6",
             "female_share_corrected": "",

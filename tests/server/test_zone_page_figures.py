@@ -183,3 +183,52 @@ def test_after_a_switch_to_gender_only_the_age_note_keeps_the_bands_counted_befo
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         thread.join(timeout=10)
+
+
+def test_an_hour_a_camera_watched_part_of_is_marked_on_the_zone_page(
+    browser,  # noqa: F811 (the dashboard tests' Chromium fixture, imported above)
+    tmp_path: Path,
+) -> None:
+    """The atrium's camera ran all of one hour (40 people) and the first 20 minutes of the hour before (20 people):
+    the page reads the people as "at least", says one hour was partly observed, and marks that hour on the chart,
+    its table row and the legend; the overview's zones table reads the week as "at least". Before, the short hour
+    read as a quiet one."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'partial.db'}")
+    try:
+        hour = last_hour()
+        short = hour - timedelta(hours=1)
+        live.ingest(
+            [
+                aggregate(zone="atrium", start=hour, seconds=3600, seq=100, female=20, male=20),
+                *(
+                    aggregate(zone="atrium", start=short + timedelta(minutes=m), seconds=60, seq=m + 1, female=1)
+                    for m in range(20)
+                ),
+            ]
+        )
+        totals = live.get("/sites/mall/traffic/totals", zone="atrium")
+        assert (totals["totals"]["people"], totals["hours_partly_observed"]) == (60, 1), totals
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/zone?site=mall&zone=atrium", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        people = squeezed(p.locator("#kpi-people").inner_text())
+        assert "≥ 60" in people and "1 hour partly observed" in people, people
+        assert p.locator("#kpi-people .value [data-lower-bound=true]").count() == 1
+        assert p.locator("#series rect.partly-observed").count() == 1
+        assert p.locator("#series-legend [data-legend=partly-observed]").count() == 1
+        rows = [squeezed(row.text_content() or "") for row in p.locator("#series-rows tbody tr").all()]
+        assert any("≥ 20" in row for row in rows) and any("40" in row and "≥" not in row for row in rows), rows
+        page.screenshot("zone-partly-observed")
+        assert not page.errors, page.errors
+        # The overview's zones table reads the week's people as at least its count, and says why.
+        page.open("/dashboard/", key=live.viewer_key)
+        page.wait_ready()
+        week = p.locator("#zones-table tr[data-zone=atrium] td[data-col=week] [data-value]")
+        assert week.get_attribute("data-partly-observed") == "1" and "≥ 60" in (week.text_content() or "")
+        assert "partly observed" in (week.get_attribute("title") or "")
+        assert not page.errors, page.errors
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)

@@ -149,7 +149,16 @@ export function seriesChart(container, data) {
     hidden.append(s("rect", { class: p.people !== null ? "suppressed split-hidden" : "suppressed total-hidden", x: x(a),
       width: Math.max(1.5, x(b) - x(a)), y: top, height: height - m.b - top, fill: `url(#${hatch})`, dataset: { i } }));
   });
-  svg.append(areas, hidden, outline);
+  // Buckets a camera watched for only part of (it was down, or started within it) get a strip under the axis: their people
+  // are a lower bound, and the dip beside full buckets is the camera's, not the zone's.
+  const partial = s("g", { class: "partly-observed-marks" });
+  points.forEach((p, i) => {
+    if (!p.hours_partly_observed) return;
+    const [a, b] = spans[i];
+    partial.append(s("rect", { class: "partly-observed", x: x(a), width: Math.max(1.5, x(b) - x(a)), y: height - m.b + 1,
+      height: 3, fill: "var(--warn)", dataset: { i } }));
+  });
+  svg.append(areas, hidden, outline, partial);
 
   const rule = s("line", { class: "hover-rule", y1: m.t, y2: height - m.b, visibility: "hidden" });
   const hits = s("g", { class: "hits" });
@@ -179,7 +188,7 @@ export function seriesChart(container, data) {
     const share = (v) => (v === null ? "" : ` · ${fmtPct(v)}`);
     const content = [
       h("div", { class: "t" }, p.label),
-      tipRow("People", countNode(p.people, k, { lowerBound: p.people_lower_bound })),
+      tipRow("People", countNode(p.people, k, { lowerBound: p.people_lower_bound || p.hours_partly_observed > 0 })),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--female)" }), "Female"),
         h("span", {}, genderCountNode(p, "female", k), share(p.female_share))),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--male)" }), "Male"),
@@ -192,6 +201,11 @@ export function seriesChart(container, data) {
         h("span", {}, `${fmtPct(p.female_share_corrected)} (${fmtPct(p.female_share_low)}–${fmtPct(p.female_share_high)})`)));
     }
     if (p.suppressed) content.push(h("div", { class: "faint" }, `Hatched: hidden for privacy (k = ${k})`));
+    if (p.hours_partly_observed > 0) {
+      content.push(h("div", { class: "faint partly-observed-note" }, granularity === "hour" && data.zones.length === 1
+        ? "Partly observed: a camera was off for part of this hour, so people are at least this"
+        : `Partly observed: ${plural(p.hours_partly_observed, "zone-hour")} with a camera off for part of the hour, so people are at least this`));
+    }
     tooltip.show(content, mid * scaleX, (p.people !== null ? y(p.people) : height / 2) * scaleX);
   };
   const hide = () => {
@@ -218,8 +232,11 @@ export function seriesChart(container, data) {
   return svg;
 }
 
-export const SERIES_LEGEND = (k) => [
+export const SERIES_LEGEND = (k, partlyObserved = false) => [
   ...LAYERS.map((l) => h("span", {}, h("span", { class: "sw", style: `background:${l.colour}` }), l.label)),
   h("span", {}, h("span", { class: "sw hatch" }), `Withheld (zone-hours of fewer than ${k}, or a split with a part below ${k})`),
+  ...(partlyObserved ? [h("span", { dataset: { legend: "partly-observed" } },
+    h("span", { class: "sw", style: "background:var(--warn)" }),
+    "Partly observed (a camera off for part of the hour: people are at least the count)")] : []),
 ];
 

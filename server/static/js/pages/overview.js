@@ -225,6 +225,19 @@ function notReported(when) {
   return h("span", { class: "faint", dataset: { notReported: "true" }, title: `No agent reported this zone ${when}: its camera or agent was off or down.` }, "no data");
 }
 
+/** A zone's people in the zones table: at least the count where cells were withheld or a camera watched only part of
+ * an hour (the title says which). */
+function zoneCount(zone, k) {
+  const partly = zone.hours_partly_observed ?? 0;
+  const node = countNode(zone.people, k, { lowerBound: zone.people_lower_bound || partly > 0 });
+  if (partly > 0 && zone.people !== null) {
+    node.dataset.partlyObserved = String(partly);
+    const why = `${plural(partly, "hour")} partly observed: a camera was off for part of it, so at least this many passed.`;
+    node.title = zone.people_lower_bound ? `${why} ${node.title}` : why;
+  }
+  return node;
+}
+
 function zonesTable(figures) {
   const multi = figures.length > 1;
   const rows = [];
@@ -240,9 +253,9 @@ function zonesTable(figures) {
         h("td", {}, h("span", { class: "kind" }, kindLabel(z.kind))),
         h("td", {}, z.floor ?? h("span", { class: "faint" }, "—")),
         h("td", { class: "num", dataset: { col: "today" } }, today && today.hours_observed > 0
-          ? countNode(today.people, k, { lowerBound: today.people_lower_bound }) : notReported("today")),
+          ? zoneCount(today, k) : notReported("today")),
         h("td", { class: "num", dataset: { col: "week" } }, z.hours_observed > 0
-          ? countNode(z.people, k, { lowerBound: z.people_lower_bound }) : notReported("in the last 7 days")),
+          ? zoneCount(z, k) : notReported("in the last 7 days")),
         h("td", { class: "num" }, z.share_of_traffic === null ? h("span", { class: "faint" }, "—") : fmtPct(z.share_of_traffic)),
         h("td", { class: "num", dataset: { col: "female" } }, correctedShareNode(z))));
     }

@@ -109,14 +109,19 @@ function renderKpis(data, range, allZones, tz) {
     ? { people: t.people - todays.reduce((sum, p) => sum + (p.people ?? 0), 0), days: daysWithData - 1 }
     : { people: t.people, days: daysWithData };
   const top = peaks.hours.find((p) => p.people !== null);
+  // Hours a camera watched for only part of: people is at least the count.
+  const partly = totals.hours_partly_observed ?? 0;
   const nobody = t.people === 0 && !t.people_lower_bound;
   // No hour with a count: hidden for privacy only where an hour was withheld, else none was reported.
   const peakNote = peaks.hours.some((p) => p.people === null) ? "no hour above the privacy threshold"
     : "no hour reported in this range";
   document.getElementById("kpis").replaceChildren(
     // Summed over a site's zones, which overlap, the figure counts passes (a person in two zones counts twice).
-    kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound }), `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} reported`, "kpi-people"),
-    kpi("Per day", t.people === null || !perDay.days ? countNode(t.people === null ? null : 0, k) : meanNode(perDay.people / perDay.days, k, t.people_lower_bound),
+    kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound || partly > 0 }),
+      `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} reported` +
+      (partly > 0 ? `; ${plural(partly, allZones ? "zone-hour" : "hour")} partly observed (a camera off for part of it)` : ""),
+      "kpi-people"),
+    kpi("Per day", t.people === null || !perDay.days ? countNode(t.people === null ? null : 0, k) : meanNode(perDay.people / perDay.days, k, t.people_lower_bound || partly > 0),
       wholeDays ? `average over ${plural(perDay.days, "whole day")} reported (today so far left out)`
         : `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
     // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it. Nobody passed
@@ -146,7 +151,7 @@ function seriesTable(series) {
     h("tbody", {}, series.points.map((p) => h("tr", { dataset: { suppressed: String(p.suppressed) } }, h("td", {}, p.label),
       ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" },
         key !== "people" ? genderCountNode(p, key, k)
-          : countNode(p[key], k, { lowerBound: key === "people" && p.people_lower_bound })))))));
+          : countNode(p[key], k, { lowerBound: p.people_lower_bound || p.hours_partly_observed > 0 })))))));
 }
 
 function renderPeaks(peaks, noDataWhy) {
@@ -268,7 +273,8 @@ async function load() {
   const counted = zoneId === ALL ? "Zone passes" : "People";
   document.getElementById("series-title").textContent = `${counted} per ${granularity}`;
   document.getElementById("series-note").textContent = `k = ${series.k}: counts below ${series.k} are hidden`;
-  document.getElementById("series-legend").replaceChildren(...SERIES_LEGEND(series.k));
+  document.getElementById("series-legend").replaceChildren(
+    ...SERIES_LEGEND(series.k, series.points.some((p) => p.hours_partly_observed > 0)));
   document.getElementById("series-table").replaceChildren(seriesTable(series));
   if (nothingObserved(totals)) {
     empty(document.getElementById("split"), "No data", NO_DATA_WHY(zoneId === ALL));
