@@ -35,19 +35,20 @@ later, so an hour read at its end would still grow by its last buckets, and two 
 the people of its last minute. An hour is released ``release_delay`` seconds after its end (10 minutes by
 default: ten of the agents' default one-minute buckets, and time to deliver them).
 
-Counts can still arrive for an hour readers have seen: an agent back after an outage delivers what its outbox
-kept, or sends a bucket again with other counts. Released at once, the change would show those late people by
-differencing two answers, however few. So a cell readers have seen **moves in steps of at least k**
-(:func:`step_release`): its new release is the rule's, applied to its new counts, only where every value readers
-saw (people, each part of a shown split, each band of a gender whose bands were shown) changes by 0 or at least
-k and stays shown, and its dwell only with k more or fewer samples; otherwise readers keep seeing the values they
-saw, and the late people wait until later arrivals make the change reach k (the bundle its share is corrected
-with follows its buckets all the while: footfall.server.classifiers). A shown split or band set is never taken
-back, so every later step is measured from values readers actually saw. The held-back people (fewer than k per
-value and cell) stay in the raw counts. Ingest counts a cell as seen :data:`SEEN_MARGIN` seconds before reads may
-cover it. A change of k shows no late person either: a seen cell takes the new rule on what it released (it can
-only hide), and one whose shown values a stricter k hides is frozen (footfall.server.rollups.cells.release_site).
-With the open hour released answers are live and every change shows, so nothing steps.
+Counts can still arrive for an hour readers have seen: an agent back after an outage delivers what its outbox kept,
+or sends a bucket again with other counts. Released at once, the change would show those late people by differencing
+two answers, however few. So a cell readers have seen **moves in steps of at least k** (:func:`step_release`): its
+new release is the rule's, applied to its new counts, only where every value readers saw (people, each part of a
+shown split, each band of a gender whose bands were shown) changes by 0 or at least k and stays shown, and its dwell
+only with k more or fewer samples; otherwise readers keep seeing the values they saw, and the late people wait until
+later arrivals make the change reach k (the bundle its share is corrected with follows its buckets all the while:
+footfall.server.classifiers). A shown split or band set is never taken back, so every later step is measured from
+values readers actually saw; nor is a split or band set readers saw withheld ever shown (:func:`keep_withheld`),
+since the known number of late people would give it back. The held-back people (fewer than k per value and cell)
+stay in the raw counts. Ingest counts a cell as seen :data:`SEEN_MARGIN` seconds before reads may cover it. A change
+of k shows no late person either: a seen cell takes the new rule on what it released (it can only hide), and one
+whose shown values a stricter k hides is frozen (footfall.server.rollups.cells.release_site). With the open hour
+released answers are live and every change shows, so nothing steps.
 """
 
 from __future__ import annotations
@@ -294,13 +295,33 @@ def _bands_step(shown: CellRelease, candidate: CellRelease, k: int) -> bool:
     return True
 
 
+def keep_withheld(shown: CellRelease, candidate: CellRelease) -> CellRelease:
+    """``candidate`` without what readers saw withheld of a cell that showed people: its split (and so every band),
+    or a shown gender's bands. Shown later, it would come back by subtraction: the people readers saw move by a
+    known number of late people, and 4 women and 10 men (withheld, 4 < k) plus 5 late women is the only withheld
+    split that 9 / 10 / 0 can come from."""
+    if shown.value("released_people") == 0:
+        return candidate
+    if not any(shown.value(name) for name in SPLIT_FIELDS):
+        values = tuple(
+            0.0 if name in SPLIT_FIELDS else value
+            for name, value in zip(RELEASED_FIELDS, candidate.values, strict=True)
+        )
+        return CellRelease(values, {})
+    banded = {gender for (gender, _), people in shown.bands.items() if people > 0}
+    unbanded = {name.removeprefix("released_") for name in SPLIT_FIELDS if shown.value(name)} - banded
+    return CellRelease(candidate.values, {key: n for key, n in candidate.bands.items() if key[0] not in unbanded})
+
+
 def step_release(shown: CellRelease, candidate: CellRelease, k: int) -> CellRelease:
     """What a cell that readers have seen releases after its counts changed: ``candidate`` (the release rule on its
     new counts) where every value readers saw moves by 0 or at least k and stays shown, else ``shown`` as it was;
     people, split and bands move together (the bands add up to the split), dwell on its own (by k samples).
 
     A shown cell is never withheld again, so one whose counts fall below k (a bucket sent again with fewer
-    people) keeps answering what it answered: its release can exceed its raw counts."""
+    people) keeps answering what it answered: its release can exceed its raw counts. Nor is what readers saw
+    withheld of it ever shown (:func:`keep_withheld`): a split or a gender's bands stay withheld."""
+    candidate = keep_withheld(shown, candidate)
     people = shown.value("released_people")
     split_shown = any(shown.value(name) for name in SPLIT_FIELDS)
     moves = people == 0 or (

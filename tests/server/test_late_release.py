@@ -14,6 +14,7 @@ from footfall.server.release import (
     RELEASED_FIELDS,
     SEEN_MARGIN,
     CellRelease,
+    keep_withheld,
     readable_until,
     seen_until,
     step_release,
@@ -104,6 +105,51 @@ def test_a_shown_split_is_never_taken_back(server: Server) -> None:
     assert seen(server) == (20, 5, 10, 5)
 
 
+def _split_after_late_women(server: Server, female: int, male: int, unknown: int) -> list[tuple[int | None, ...]]:
+    """Zone a's seen 09:00 cell of 14 people whose split readers saw withheld, then five late women: what a reader
+    sees after each."""
+    server.ingest(late(0, female=female, male=male, unknown=unknown))
+    views = [seen(server)]
+    server.ingest(late(10, female=5))
+    views.append(seen(server))
+    return views
+
+
+def test_a_split_readers_saw_withheld_stays_withheld_when_late_people_come(server: Server, tmp_path: Path) -> None:
+    """Found in review: 4 women and 10 men (split withheld, 4 < k), then 5 late women. Released then as 9 / 10 / 0,
+    the reader knows 5 people came, and the only withheld split that gives 9 / 10 / 0 with 5 more is 4 / 10 / 0: the
+    withheld split came back exactly. A twin whose withheld split was 4 / 9 / 1 must answer the same."""
+    views = _split_after_late_women(server, 4, 10, 0)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _split_after_late_women(twin, 4, 9, 1) == views
+    assert views == [(14, None, None, None), (19, None, None, None)]
+
+
+def _bands_after_late_women(server: Server, bands: dict[str, int]) -> list[dict[str, int | None]]:
+    """Zone a's seen 09:00 cell of 14 women whose bands readers saw withheld, then five late women aged 25-34: the
+    women's bands a reader sees after each."""
+
+    def female_bands() -> dict[str, int | None]:
+        point = server.get(f"{SITE}/traffic/ages", zone="a", **DAY).json()["points"][0]
+        return {band: point["bands"]["female"][band] for band in ("25-34", "35-44")}
+
+    server.ingest(_with_bands(late(0), female=bands))
+    views = [female_bands()]
+    server.ingest(_with_bands(late(10), female={"25-34": 5}))
+    views.append(female_bands())
+    return views
+
+
+def test_bands_readers_saw_withheld_stay_withheld_when_late_people_come(server: Server, tmp_path: Path) -> None:
+    """The same attack on a gender's bands: 4 + 10 women (bands withheld), 5 late ones of 25-34; shown as 9 / 10 the
+    old 4 / 10 came back. A twin of 3 / 11 must answer the same."""
+    views = _bands_after_late_women(server, {"25-34": 4, "35-44": 10})
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _bands_after_late_women(twin, {"25-34": 3, "35-44": 11}) == views
+    assert views == [{"25-34": None, "35-44": None}] * 2
+    assert seen(server) == (19, 19, 0, 0)  # the women's count moved by a step of k; their bands did not show
+
+
 def test_bands_readers_saw_move_in_steps_of_k_with_their_gender(server: Server) -> None:
     def female_bands() -> dict[str, int | None]:
         point = server.get(f"{SITE}/traffic/ages", zone="a", **DAY).json()["points"][0]
@@ -170,11 +216,19 @@ def test_every_value_readers_saw_moves_by_zero_or_at_least_k_and_stays_shown(
 ) -> None:
     result = step_release(shown, candidate, K)
     people_fields = ("released_people", "released_female", "released_male", "released_unknown", "withheld")
-    # Each group is the candidate's or what readers saw, whole.
-    assert all(result.value(f) == candidate.value(f) for f in people_fields) or all(
+    # Each group is the candidate's (less what readers saw withheld) or what readers saw, whole.
+    kept = keep_withheld(shown, candidate)
+    assert all(result.value(f) == kept.value(f) for f in people_fields) or all(
         result.value(f) == shown.value(f) for f in people_fields
     )
-    assert result.bands in (candidate.bands, shown.bands)
+    assert result.bands in (kept.bands, shown.bands)
+    # What readers saw withheld of a cell that showed people stays withheld: its split and bands, or a gender's bands.
+    split = ("released_female", "released_male", "released_unknown")
+    if shown.value("released_people") > 0 and not any(shown.value(n) for n in split):
+        assert not any(result.value(n) for n in split) and not any(result.bands.values())
+    for gender in ("female", "male", "unknown"):
+        if shown.value(f"released_{gender}") > 0 and not any(n for (g, _), n in shown.bands.items() if g == gender):
+            assert not any(n for (g, _), n in result.bands.items() if g == gender)
     for name in ("released_people", "released_female", "released_male", "released_unknown", "released_dwell_samples"):
         if shown.value(name) > 0:
             change = result.value(name) - shown.value(name)
