@@ -26,6 +26,16 @@ class BundleError(RuntimeError):
     """A bundle that cannot be used; the message says which file or field is at fault."""
 
 
+class UnsupportedGraph(BundleError):
+    """A graph that parses, but that this onnxruntime will not build: an operator, opset, IR version or kernel it
+    lacks. Unlike a damaged file it depends on the box, as an INT8 graph that strays on its CPU does, so serving
+    falls back to the bundle's FP32 reference for it (:func:`footfall.core.serving.open_served_session`)."""
+
+
+# onnxruntime's refusals that say the file itself is bad, whichever box reads it.
+_DAMAGED_FILE_ERRORS = frozenset({"InvalidProtobuf", "NoSuchFile"})
+
+
 THREADS_ENV = "FOOTFALL_ORT_THREADS"
 MAX_THREADS = 64  # the same bound as the edge config's detection.threads
 _THREADS = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_THREADS)])
@@ -255,7 +265,8 @@ def open_session(
     bundle: Bundle, *, reference: bool = False, gender_only: bool = False, threads: int | None = None
 ) -> onnxruntime.InferenceSession:
     """Opens the bundle's model (or its FP32 reference; ``gender_only``: pruned to the gender output) and checks
-    its tensors against the manifest."""
+    its tensors against the manifest. Raises BundleError; :class:`UnsupportedGraph` where the graph parses but
+    this onnxruntime will not build it."""
     import onnxruntime as ort
 
     model_path = bundle.graph_path(reference=reference, gender_only=gender_only)
@@ -273,7 +284,11 @@ def open_session(
         )
     except Exception as exc:  # onnxruntime raises its own exception types for malformed graphs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"{model_path}: onnxruntime cannot load it ({first})") from None
+        kind = type(exc)
+        runtime_refused = kind.__module__.startswith("onnxruntime") and kind.__name__ not in _DAMAGED_FILE_ERRORS
+        raise (UnsupportedGraph if runtime_refused else BundleError)(
+            f"{model_path}: onnxruntime cannot load it ({first})"
+        ) from None
     manifest = bundle.manifest
     expected_outputs = manifest.outputs[:1] if gender_only else manifest.outputs
     inputs, outputs = session.get_inputs(), session.get_outputs()

@@ -4,7 +4,8 @@ An INT8 graph is only as good as the integer kernels of the CPU that runs it (se
 :mod:`footfall.exporter.quantize`). Each INT8 bundle carries a small probe (inputs made from
 public-domain images, the FP32 graph's outputs on them, a tolerance); before serving, the edge runs the
 INT8 graph on the probe here. Outside tolerance it logs one error, serves the bundle's FP32 reference
-graph instead, and says so in its heartbeat (:class:`~footfall.core.wire.ModelServing`).
+graph instead, and says so in its heartbeat (:class:`~footfall.core.wire.ModelServing`). An INT8 graph that this
+box's onnxruntime will not even build (an operator, opset or kernel it lacks) is served the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict, Unpack
 
 import numpy as np
-from footfall.core.bundle import Bundle, BundleError, open_session
+from footfall.core.bundle import Bundle, BundleError, UnsupportedGraph, open_session
 from footfall.core.cpu import describe_cpu
 from footfall.core.logs import log_event
 from footfall.core.manifest import ClassifierContract
@@ -100,13 +101,38 @@ def _serving(bundle: Bundle, **fields: Unpack[_Decision]) -> ModelServing:
     )
 
 
+def _shortened(text: str, limit: int = 200) -> str:
+    """``text``'s first line, at most ``limit`` characters: its start and its end where longer, since onnxruntime
+    names the cause last (after the graph's path and the node at fault)."""
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    if len(first) <= limit:
+        return first
+    head = (limit - 3) * 2 // 5
+    return f"{first[:head]} … {first[head + 3 - limit :]}"
+
+
 def open_served_session(
     bundle: Bundle, *, gender_only: bool = False, threads: int | None = None
 ) -> tuple[onnxruntime.InferenceSession, ModelServing]:
     """The session the edge serves from, after the parity self-check, and what was decided. ``gender_only``
     serves the graphs pruned to the gender output; the probe compares that output alone, so it applies as is."""
-    session = open_session(bundle, gender_only=gender_only, threads=threads)
     manifest = bundle.manifest
+    has_reference = bundle.graph_path(reference=True, gender_only=gender_only) is not None
+    tolerance = manifest.probe.tolerance if manifest.probe is not None else None
+    try:
+        session = open_session(bundle, gender_only=gender_only, threads=threads)
+    except UnsupportedGraph as exc:
+        # An operator, opset or kernel this onnxruntime lacks depends on the box, as an INT8 graph that strays on
+        # its CPU does: the FP32 reference, made of plain float operators, is served instead. (A file that does not
+        # parse, or a graph that does not match its manifest, is damaged on every box: refused, as before.)
+        if manifest.precision != "int8" or not has_reference:
+            raise
+        graph = bundle.graph_path(gender_only=gender_only)
+        # The graph by its file name (the status names the bundle): a long folder left no room for the cause.
+        reason = _shortened(str(exc).replace(str(graph), graph.name) if graph is not None else str(exc))
+        message = "onnxruntime here cannot load the INT8 graph; serving the FP32 reference instead"
+        return _serve_reference(bundle, message, reason, None, tolerance, gender_only=gender_only, threads=threads)
     if manifest.precision != "int8" or manifest.probe is None:
         reason = "FP32 bundle" if manifest.precision == "fp32" else "bundle carries no parity probe"
         return session, _serving(bundle, precision=manifest.precision, parity="not-checked", reason=reason)
@@ -126,27 +152,31 @@ def open_served_session(
             tolerance=result.tolerance,
             reason="INT8 within its parity tolerance on this CPU",
         )
-    if bundle.graph_path(reference=True, gender_only=gender_only) is None:
+    if not has_reference:
         raise BundleError(
             f"{bundle.path}: INT8 graph fails its parity probe on this CPU and the bundle has no FP32 reference"
         )
     reason = failure or f"INT8 probe error {result.error:.4f} > tolerance {result.tolerance:.4f} on this CPU"
-    log_event(
-        logger,
-        logging.ERROR,
-        "INT8 graph fails its parity check on this CPU; serving the FP32 reference instead",
-        bundle=manifest.name,
-        reason=reason,
-        cpu=describe_cpu(),
-    )
+    message = "INT8 graph fails its parity check on this CPU; serving the FP32 reference instead"
+    probe_error = round(result.error, 6) if np.isfinite(result.error) else None
+    return _serve_reference(bundle, message, reason, probe_error, tolerance, gender_only=gender_only, threads=threads)
+
+
+def _serve_reference(
+    bundle: Bundle,
+    message: str,
+    reason: str,
+    probe_error: float | None,
+    tolerance: float | None,
+    *,
+    gender_only: bool,
+    threads: int | None,
+) -> tuple[onnxruntime.InferenceSession, ModelServing]:
+    """The FP32 reference in place of an INT8 graph that cannot be served here: one error logged, with why."""
+    log_event(logger, logging.ERROR, message, bundle=bundle.manifest.name, reason=reason, cpu=describe_cpu())
     reference = open_session(bundle, reference=True, gender_only=gender_only, threads=threads)
     return reference, _serving(
-        bundle,
-        precision="fp32",
-        parity="failed",
-        probe_error=round(result.error, 6) if np.isfinite(result.error) else None,
-        tolerance=result.tolerance,
-        reason=reason[:300],
+        bundle, precision="fp32", parity="failed", probe_error=probe_error, tolerance=tolerance, reason=reason[:300]
     )
 
 

@@ -165,8 +165,9 @@ def register(app: typer.Typer) -> None:
 
         An INT8 graph that strays from its FP32 reference on this CPU (the probe shipped in the bundle)
         is replaced by the FP32 graph when the agent runs; doctor says so here, before it happens.
-        Exits 0 when every bundle serves as shipped and every camera answers, 1 otherwise, 2 on a bundle
-        or config that cannot be used.
+        Exits 0 when every bundle serves as shipped and every camera answers, 1 otherwise, 2 on a config
+        that cannot be used or a bundle that cannot be served at all (its section says why; the rest is
+        still checked).
 
         Example: footfall doctor
 
@@ -175,19 +176,18 @@ def register(app: typer.Typer) -> None:
         from footfall.core.extras import require
 
         require("edge", "cv2", "onnxruntime")
-        from footfall.core.bundle import BundleError
         from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-        from footfall.edge.doctor import diagnose, format_diagnosis
+        from footfall.edge.doctor import BundleFailure, diagnose, format_diagnosis
 
         settings = _load(config) if config is not None else None
         detector_path = detector or (settings.bundles.detector if settings else DEFAULT_DETECTOR_BUNDLE)
         gender_path = gender or (settings.bundles.gender if settings else DEFAULT_GENDER_BUNDLE)
-        try:
-            diagnosis = diagnose(detector_path, gender_path, config=settings, threads=threads)
-        except BundleError as exc:
-            _fail(str(exc))
+        diagnosis = diagnose(detector_path, gender_path, config=settings, threads=threads)
         typer.echo(json.dumps(diagnosis.as_dict()) if as_json else format_diagnosis(diagnosis))
-        raise typer.Exit(0 if diagnosis.healthy else 1)
+        failures = [b for b in diagnosis.bundles if isinstance(b, BundleFailure)]
+        for failure in failures:  # the report above has it in the bundle's section; scripts read stderr
+            typer.secho(f"error: {failure.error}", fg="red", err=True)
+        raise typer.Exit(2 if failures else 0 if diagnosis.healthy else 1)
 
     @app.command("process")
     def process(

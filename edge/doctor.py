@@ -3,7 +3,8 @@
 It reports the CPU and the instruction-set flags that decide onnxruntime's integer kernels, the onnxruntime
 version, each model bundle's parity probe on this CPU and the precision the agent would serve, what the
 classifier estimates (gender, and age bands where it has an age head), the detector's and the classifier's
-latency here, and (given a config) whether each camera answers.
+latency here, and (given a config) whether each camera answers. A bundle that cannot be served at all is said
+so in its own section, and everything else is still checked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from footfall.core.ages import AGE_BANDS
-from footfall.core.bundle import Bundle, default_threads, load_bundle
+from footfall.core.bundle import Bundle, BundleError, default_threads, load_bundle
 from footfall.core.cpu import cpu_info, has_int32_dot_product
 from footfall.core.latency import median_ms
 from footfall.core.text import plural
@@ -46,6 +47,16 @@ class BundleCheck:
 
 
 @dataclass
+class BundleFailure:
+    """A bundle that cannot be served at all here (no graph of it loads, or it fails its checks): the agent would
+    not start with it."""
+
+    path: Path
+    task: str  # what the bundle was given as
+    error: str  # one line, naming the file or field at fault
+
+
+@dataclass
 class CameraCheck:
     camera_id: str
     source: str
@@ -58,14 +69,22 @@ class Diagnosis:
     cpu: dict[str, Any]
     onnxruntime: str
     threads: int
-    bundles: list[BundleCheck] = field(default_factory=list)
+    bundles: list[BundleCheck | BundleFailure] = field(default_factory=list)
     cameras: list[CameraCheck] = field(default_factory=list)
+
+    @property
+    def servable(self) -> bool:
+        """Every bundle can be served (in FP32 at least): the agent would start."""
+        return not any(isinstance(b, BundleFailure) for b in self.bundles)
 
     @property
     def healthy(self) -> bool:
         """Every bundle serves the precision it ships in and every camera answers."""
-        return all(s.parity != "failed" for b in self.bundles for s in b.servings) and all(
-            c.reachable for c in self.cameras
+        checks = [b for b in self.bundles if isinstance(b, BundleCheck)]
+        return (
+            self.servable
+            and all(s.parity != "failed" for b in checks for s in b.servings)
+            and all(c.reachable for c in self.cameras)
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,15 +92,20 @@ class Diagnosis:
             "cpu": self.cpu,
             "onnxruntime": self.onnxruntime,
             "threads": self.threads,
-            "bundles": [
-                {"path": str(b.path), **b.serving.model_dump(), "latency_ms": b.latency_ms}
-                | ({} if b.estimates is None else {"estimates": b.estimates})
-                | ({} if b.gender_only_serving is None else {"gender_only": b.gender_only_serving.model_dump()})
-                for b in self.bundles
-            ],
+            "bundles": [_bundle_dict(b) for b in self.bundles],
             "cameras": [c.__dict__ for c in self.cameras],
             "healthy": self.healthy,
         }
+
+
+def _bundle_dict(check: BundleCheck | BundleFailure) -> dict[str, Any]:
+    if isinstance(check, BundleFailure):
+        return {"path": str(check.path), "task": check.task, "error": check.error}
+    return (
+        {"path": str(check.path), **check.serving.model_dump(), "latency_ms": check.latency_ms}
+        | ({} if check.estimates is None else {"estimates": check.estimates})
+        | ({} if check.gender_only_serving is None else {"gender_only": check.gender_only_serving.model_dump()})
+    )
 
 
 def _detector_check(bundle: Bundle, threads: int) -> BundleCheck:
@@ -152,7 +176,8 @@ def check_camera(camera: CameraConfig, timeout_s: float = CAMERA_TIMEOUT_S) -> C
 def diagnose(
     detector: Path, gender: Path | None, *, config: AgentConfig | None = None, threads: int | None = None
 ) -> Diagnosis:
-    """Runs every check; raises BundleError (one line, naming the file) for a bundle that cannot load."""
+    """Runs every check. A bundle that cannot be served is a :class:`BundleFailure` in the report (the error in
+    one line, naming the file), and the other checks still run: doctor is for the box that does not work."""
     import onnxruntime
 
     name, arch, flags = cpu_info()
@@ -167,9 +192,14 @@ def diagnose(
         onnxruntime=onnxruntime.__version__,
         threads=threads,
     )
-    diagnosis.bundles.append(_detector_check(load_bundle(detector), threads))
+    checks = [("face-detection", detector, _detector_check)]
     if gender is not None:
-        diagnosis.bundles.append(_classifier_check(load_bundle(gender), threads))
+        checks.append(("gender-classification", gender, _classifier_check))
+    for task, path, check in checks:
+        try:
+            diagnosis.bundles.append(check(load_bundle(path), threads))
+        except BundleError as exc:
+            diagnosis.bundles.append(BundleFailure(path, task, str(exc)))
     if config is not None:
         diagnosis.cameras = [check_camera(camera) for camera in config.cameras]
     return diagnosis
@@ -218,6 +248,10 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
         f"onnxruntime  {diagnosis.onnxruntime} (CPUExecutionProvider, {plural(diagnosis.threads, 'thread')})",
     ]
     for check in diagnosis.bundles:
+        if isinstance(check, BundleFailure):
+            lines.append(f"bundle       {check.task} at {check.path}")
+            lines.append(f"  ERROR      cannot be served: {check.error}")
+            continue
         serving = check.serving
         lines.append(f"bundle       {serving.bundle} {serving.version} ({serving.task}) at {check.path}")
         lines.append(f"  parity     {_parity_text(serving)}")

@@ -67,3 +67,24 @@ def corrupt_model_copy(bundle: Path, target: Path, *, gender_only: bool = False)
     model.write_bytes(data[: len(data) // 2])
     rehash(target)
     return target
+
+
+def unloadable_int8_copy(bundle: Path, target: Path, *, pruned_only: bool = False) -> Path:
+    """A copy of ``bundle`` whose INT8 graphs (as in :func:`broken_int8_copy`) name an operator this onnxruntime
+    does not have: one QuantizeLinear becomes 'QuantizeLinearV2', as a graph exported for a newer runtime would.
+    The manifest's hashes are rewritten, so the bundle loads and only opening the graph fails."""
+    import onnx
+
+    shutil.copytree(bundle, target)
+    age = (json.loads((target / MANIFEST_FILE).read_text()).get("classifier") or {}).get("age") or {}
+    names = [age.get("gender_only_model_file")] if pruned_only else ["model.onnx", age.get("gender_only_model_file")]
+    for name in names:
+        if name is None:
+            continue
+        model = onnx.load(str(target / name))
+        node = next((node for node in model.graph.node if node.op_type == "QuantizeLinear"), None)
+        assert node is not None, f"{bundle}: no QuantizeLinear to rename in {name}"
+        node.op_type = "QuantizeLinearV2"
+        onnx.save(model, str(target / name))
+    rehash(target)
+    return target

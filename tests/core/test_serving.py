@@ -15,7 +15,7 @@ from footfall.core.manifest import MANIFEST_FILE
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.core.serving import probe_feed, run_probe
 
-from tests.int8_faults import broken_int8_copy, rehash
+from tests.int8_faults import broken_int8_copy, corrupt_model_copy, rehash, unloadable_int8_copy
 
 SHIPPED = {"detector": DEFAULT_DETECTOR_BUNDLE, "gender": DEFAULT_GENDER_BUNDLE}
 LOADERS = {"detector": FaceDetector, "gender": GenderClassifier}
@@ -55,6 +55,67 @@ def test_broken_int8_is_replaced_by_the_fp32_reference(
     np.testing.assert_array_equal(served, reference)
     # Without the self-check (exports, evaluation) the bundle's own graph runs, and is far off.
     assert run_probe(bundle, open_session(bundle)).passed is False
+
+
+@pytest.mark.parametrize("kind", SHIPPED)
+def test_int8_this_onnxruntime_cannot_load_is_replaced_by_the_fp32_reference(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: an INT8 graph naming an operator this box's onnxruntime lacks stopped the agent (and
+    `--check-config`) with 'onnxruntime cannot load it' although the bundle ships an FP32 reference that loads.
+    Like an INT8 graph that strays on this CPU, it depends on the box: the reference is served, and said so."""
+    bundle = unloadable_int8_copy(SHIPPED[kind], tmp_path / kind)
+    with caplog.at_level(logging.INFO):
+        model = LOADERS[kind](bundle, self_check=True)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "serving the FP32 reference" in errors[0].getMessage()
+    assert errors[0].fields["bundle"] and errors[0].fields["cpu"]
+    serving = model.serving
+    assert (serving.precision, serving.parity, serving.probe_error) == ("fp32", "failed", None), serving
+    reason = serving.reason or ""
+    assert reason == errors[0].fields["reason"] and "\n" not in reason and len(reason) <= 200, reason
+    assert "model.onnx: onnxruntime cannot load it" in reason and "No Op registered for QuantizeLinearV2" in reason
+    loaded = load_bundle(bundle)
+    with np.load(loaded.probe_path) as data:
+        feed = probe_feed(loaded.manifest.classifier, data["inputs"])
+    name = model.session.get_inputs()[0].name
+    served = model.session.run(None, {name: feed})[0]
+    np.testing.assert_array_equal(served, open_session(loaded, reference=True).run(None, {name: feed})[0])
+
+
+def test_a_pruned_graph_this_onnxruntime_cannot_load_falls_back_alone(tmp_path: Path) -> None:
+    bundle = unloadable_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender", pruned_only=True)
+    whole = GenderClassifier(bundle, self_check=True).serving
+    assert (whole.precision, whole.parity) == ("int8", "passed"), whole
+    pruned = GenderClassifier(bundle, self_check=True, age=False)
+    assert (pruned.serving.precision, pruned.serving.parity) == ("fp32", "failed"), pruned.serving
+    assert "model-gender.onnx: onnxruntime cannot load it" in (pruned.serving.reason or "")
+    assert [o.name for o in pruned.session.get_outputs()] == ["logits"]
+
+
+def test_an_int8_graph_that_cannot_load_and_no_reference_that_can_is_one_error(tmp_path: Path) -> None:
+    """No FP32 reference to fall back on, or one that cannot load either: the error is today's one line."""
+    bundle = unloadable_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    reference = bundle / "model-fp32.onnx"
+    reference.write_bytes(reference.read_bytes()[:1000])
+    rehash(bundle)
+    with pytest.raises(BundleError, match=r"model-fp32\.onnx: onnxruntime cannot load it"):
+        GenderClassifier(bundle, self_check=True)
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    del manifest["reference_model_file"], manifest["files"]["model-fp32.onnx"]
+    del manifest["classifier"]["age"]["gender_only_reference_model_file"], manifest["files"]["model-gender-fp32.onnx"]
+    (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"model\.onnx: onnxruntime cannot load it \(.*No Op registered"):
+        GenderClassifier(bundle, self_check=True)
+
+
+def test_a_graph_file_that_does_not_parse_is_refused_not_replaced(tmp_path: Path) -> None:
+    """A graph cut in half (its hash rewritten to match) is damaged on every box, not on this one: the bundle is
+    refused, as `--check-config` and `verify-bundle` refuse it, rather than served from its reference."""
+    bundle = corrupt_model_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    with pytest.raises(BundleError, match=r"model\.onnx: onnxruntime cannot load it"):
+        GenderClassifier(bundle, self_check=True)
 
 
 def test_unreadable_probe_falls_back_with_its_reason(tmp_path: Path) -> None:

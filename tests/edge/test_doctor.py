@@ -12,7 +12,7 @@ from footfall.core.paths import DEFAULT_GENDER_BUNDLE
 
 from tests.edge.conftest import SilentStream, agent_yaml
 from tests.edge.standin import build_standin_gender_bundle
-from tests.int8_faults import broken_int8_copy
+from tests.int8_faults import broken_int8_copy, corrupt_model_copy, unloadable_int8_copy
 
 
 def doctor(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,6 +82,48 @@ def test_a_probe_that_cannot_run_is_reported_not_a_traceback(tmp_path: Path) -> 
     result = doctor("--gender", str(copy), "--threads", "1")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
     assert "parity     FAILED: the probe could not run (" in result.stdout and "serves FP32" in result.stdout
+
+
+def test_int8_this_onnxruntime_cannot_load_is_reported_with_the_fp32_it_would_serve(tmp_path: Path) -> None:
+    """Found in review: an INT8 graph naming an operator this onnxruntime lacks made doctor print one error line
+    and nothing else (nothing at all on stdout with --json). The agent serves the FP32 reference then, and doctor
+    says so in the bundle's section."""
+    bundle = unloadable_int8_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    result = doctor("--gender", str(bundle), "--threads", "1", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    served = {b["task"]: b for b in report["bundles"]}
+    gender = served["gender-classification"]
+    assert (gender["precision"], gender["parity"], gender["probe_error"]) == ("fp32", "failed", None), gender
+    assert "No Op registered for QuantizeLinearV2" in gender["reason"] and gender["latency_ms"]
+    assert (served["face-detection"]["precision"], served["face-detection"]["parity"]) == ("int8", "passed")
+    assert report["cpu"]["arch"] and report["onnxruntime"] and report["healthy"] is False
+
+
+def test_a_bundle_that_cannot_be_served_is_reported_in_its_own_section(tmp_path: Path) -> None:
+    """A bundle no graph of which can be served (here its model cut in half, the hashes rewritten to match): the
+    agent would not start. Doctor says so in that bundle's section and inside its JSON, still checks everything
+    else, prints one error line on stderr and exits 2."""
+    bundle = corrupt_model_copy(DEFAULT_GENDER_BUNDLE, tmp_path / "gender")
+    result = doctor("--gender", str(bundle), "--threads", "1", "--json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "model.onnx: onnxruntime cannot load it" in lines[0], result.stderr
+    report = json.loads(result.stdout)
+    assert report["cpu"]["arch"] and report["onnxruntime"] and report["healthy"] is False
+    detector, gender = report["bundles"]
+    assert (detector["task"], detector["precision"], detector["parity"]) == ("face-detection", "int8", "passed")
+    assert detector["latency_ms"]
+    assert (gender["path"], gender["task"]) == (str(bundle), "gender-classification"), gender
+    assert "model.onnx: onnxruntime cannot load it" in gender["error"] and "precision" not in gender
+    text = doctor("--gender", str(bundle), "--threads", "1")
+    assert text.returncode == 2 and "Traceback" not in text.stderr, text.stdout + text.stderr
+    out = text.stdout.splitlines()
+    assert out[0].startswith("cpu ") and any(line.startswith("onnxruntime ") for line in out), text.stdout
+    assert any(line.startswith("bundle       face-detector-centerface") for line in out), text.stdout
+    at = out.index(f"bundle       gender-classification at {bundle}")
+    assert out[at + 1].startswith("  ERROR      cannot be served: ") and "cannot load it" in out[at + 1], text.stdout
+    assert "attention" in out[-1]
 
 
 def test_corrupt_bundle_is_one_line(tmp_path: Path) -> None:
