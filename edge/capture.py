@@ -6,10 +6,14 @@ Frames live in memory only and are dropped as soon as the next one arrives.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
 import re
+import select
+import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Full, Queue
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 from footfall.core.logs import log_event
@@ -39,6 +44,14 @@ OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 10_000
 DEFAULT_FILE_FPS = 25.0
 NOT_A_VIDEO = "not a video OpenCV can read (not a video file, or corrupt)"
+VIDEO_DEVICES = Path("/dev")  # where a USB camera's index N is the device videoN
+STOP_POLL_S = 0.2  # how soon a capture waiting for its stream (or its turn to open it) sees that it must stop
+
+# OpenCV's FFmpeg backend opens one source at a time per process (a lock inside OpenCV): a camera whose open waits
+# for its timeout holds every other camera's open, and a camera waiting there cannot be told to stop. The captures
+# take turns here instead, where a stopping one gives up its turn; a stream is probed (see probe_stream) before its
+# turn, so one that never answers does not take it at all.
+_OPENING = threading.Lock()
 
 
 class VideoError(RuntimeError):
@@ -117,12 +130,114 @@ def open_capture(
 def cannot_open_reason(source: str | int, waited_s: float, open_timeout_ms: int | None = None) -> str:
     """Why :func:`open_capture` returned None after ``waited_s`` seconds, in words for the log and the status."""
     timeout_s = (OPEN_TIMEOUT_MS if open_timeout_ms is None else open_timeout_ms) / 1000
+    if isinstance(source, int):
+        return _usb_camera_reason(source)
     if isinstance(source, str) and "://" not in source:
-        return "video file not found" if not Path(source).is_file() else NOT_A_VIDEO
+        path = Path(source)
+        if path.is_dir():
+            return "is a folder, not a video file"
+        if path.exists() and not path.is_file():
+            return "not a regular file (a device or a pipe), not a video file"
+        return "video file not found" if not path.is_file() else NOT_A_VIDEO
     if isinstance(source, str) and waited_s >= 0.9 * timeout_s:
         # FFmpeg gave up waiting: something took the connection (or nothing refused it) but sent no stream.
         return f"no answer within {timeout_s:g} s"
     return "cannot open the stream (unreachable, wrong URL or credentials?)"
+
+
+def _usb_camera_reason(index: int) -> str:
+    """Why the USB camera ``index`` (the device videoN) could not be opened: what can be seen of its device."""
+    if not sys.platform.startswith("linux"):
+        return f"cannot open USB camera {index} (not connected, or in use by another program?)"
+    device = VIDEO_DEVICES / f"video{index}"
+    if not device.exists():
+        return f"no {device} (camera not connected, or its driver not loaded?)"
+    if not os.access(device, os.R_OK | os.W_OK):
+        return f"{device} exists but this user may not open it (add the user to the 'video' group)"
+    return f"{device} exists but cannot be opened (in use by another program, or not a capture device?)"
+
+
+# Schemes probed before OpenCV opens them, with their default ports. RTSP and HTTP are asked what FFmpeg asks first
+# and must answer; TLS and RTMP only have to take the connection (their client speaks a handshake first).
+_PROBED_PORTS = {"rtsp": 554, "http": 80, "rtsps": 322, "https": 443, "rtmp": 1935}
+
+
+def probe_stream(source: str, timeout_s: float, stop: threading.Event) -> str | None:
+    """Why the network stream ``source`` cannot be opened, found out before OpenCV tries, or None when it may be
+    (it answered, or it is not probed: another scheme, an address this cannot read, an http source reached through
+    a proxy). Connects to its host and port and, for RTSP and HTTP, asks what FFmpeg asks first (RTSP OPTIONS, HTTP
+    GET) and waits for the first byte of any answer (a 401 is one), at most ``timeout_s`` seconds in all, as FFmpeg
+    would. Unlike FFmpeg's, this wait takes no other camera's turn to open and ends within STOP_POLL_S of ``stop``
+    being set (returning None: the caller checks ``stop``)."""
+    try:
+        parts = urlsplit(source)
+        scheme = parts.scheme.lower()
+        host, port = parts.hostname, parts.port or _PROBED_PORTS.get(scheme)
+    except ValueError:  # a port FFmpeg may read otherwise: it says
+        return None
+    if scheme not in _PROBED_PORTS or not host or port is None:
+        return None
+    if scheme.startswith("http") and any(os.environ.get(name) for name in ("http_proxy", "HTTP_PROXY")):
+        return None
+    deadline = time.monotonic() + timeout_s
+    silent = f"no answer within {timeout_s:g} s"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        return f"cannot open the stream: cannot resolve {host} ({getattr(exc, 'strerror', None) or exc})"
+    failure: str | None = None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as connection:
+            connection.setblocking(False)
+            error = connection.connect_ex(address)
+            if error not in (0, errno.EINPROGRESS):
+                failure = f"cannot open the stream: {_lower_first(os.strerror(error))} ({host}:{port})"
+                continue
+            ready = _wait_for(connection, deadline, stop, write=True)
+            if ready is None or stop.is_set():
+                return None if stop.is_set() else silent
+            error = connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                failure = f"cannot open the stream: {_lower_first(os.strerror(error))} ({host}:{port})"
+                continue
+            if scheme not in ("rtsp", "http"):
+                return None
+            target = parts.path or "/"
+            if parts.query:
+                target += f"?{parts.query}"
+            where = f"[{host}]" if ":" in host else host
+            if parts.port is not None:
+                where += f":{parts.port}"
+            if scheme == "rtsp":  # the address without its user information: no password leaves in a probe
+                request = f"OPTIONS rtsp://{where}{target} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: footfall\r\n\r\n"
+            else:
+                request = f"GET {target} HTTP/1.1\r\nHost: {where}\r\nUser-Agent: footfall\r\nConnection: close\r\n\r\n"
+            try:
+                connection.sendall(request.encode("utf-8", "replace"))
+            except OSError:
+                return None  # it took the connection and dropped it: FFmpeg says what it makes of that
+            if _wait_for(connection, deadline, stop, write=False) is None:
+                return None if stop.is_set() else silent
+            return None  # an answer, or a closed connection (FFmpeg says what it makes of that)
+    return failure
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _wait_for(connection: socket.socket, deadline: float, stop: threading.Event, *, write: bool) -> bool | None:
+    """Waits until ``connection`` can be written (``write``) or read; None when ``deadline`` or ``stop`` comes first."""
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        readable, writable, _ = select.select(
+            [] if write else [connection], [connection] if write else [], [], min(left, STOP_POLL_S)
+        )
+        if readable or writable:
+            return True
+    return None
 
 
 def file_fps(capture: cv2.VideoCapture, path: str | Path) -> float:
@@ -144,11 +259,25 @@ def file_fps(capture: cv2.VideoCapture, path: str | Path) -> float:
     return DEFAULT_FILE_FPS
 
 
+def _collapsed_url(path: Path) -> str | None:
+    """The stream URL a path was made from ('rtsp:/host/x', its '//' collapsed), or None."""
+    scheme, sep, rest = str(path).partition(":/")
+    if sep and re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*", scheme) and not rest.startswith("/"):
+        return f"{scheme}://{rest}"
+    return None
+
+
 def _open_video_file(path: Path) -> tuple[cv2.VideoCapture, np.ndarray]:
     """The file opened and its first frame decoded; raises :class:`VideoError` (one line) when it cannot be."""
     if path.is_dir():
         raise VideoError(f"{path}: is a folder, not a video file")
+    if path.exists() and not path.is_file():
+        raise VideoError(f"{path}: not a regular file (a device or a pipe), not a video file")
     if not path.is_file():
+        if url := _collapsed_url(path):  # a Path makes 'rtsp://host/x' 'rtsp:/host/x'
+            raise VideoError(
+                f"{url}: process reads video files; a camera's stream is the agent's (cameras[].source in its config)"
+            )
         raise VideoError(f"{path}: video file not found")
     capture = open_capture(str(path))
     if capture is None:
@@ -273,11 +402,24 @@ class CameraCapture:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Tells the capture to stop, without waiting for it (:meth:`join`): it opens nothing more, and ends within
+        STOP_POLL_S unless it is inside OpenCV (an open or a read, bounded by their timeouts)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=15)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits up to ``timeout`` seconds for the capture to end; whether it has (one never started has)."""
+        if self._thread.ident is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """:meth:`request_stop` and :meth:`join`. To stop several cameras, tell each first, then wait for them."""
+        self.request_stop()
+        return self.join(timeout)
 
     def get(self, timeout: float = 0.5) -> Frame | None:
         """The next frame to process, or None if none arrived within ``timeout``."""
@@ -303,6 +445,8 @@ class CameraCapture:
 
     def _offline_until_retry(self, source: str, reason: str, backoff: float) -> bool:
         """Reports the camera offline and waits ``backoff`` seconds; True when the agent stops meanwhile."""
+        if self._stop.is_set():  # the failure is the stop's doing, or comes after it: nothing to report
+            return True
         self._set_state("offline", f"{source}: {reason}")
         log_event(
             logger,
@@ -316,6 +460,34 @@ class CameraCapture:
         return self._stop.wait(backoff)
 
     def _run(self) -> None:
+        stopped = self._capture_until_stopped()
+        while self._ordered is not None and not self._stop.is_set():
+            try:  # end marker for the ordered consumer (not needed, and maybe not taken, when stopping)
+                self._ordered.put(None, timeout=0.2)
+                break
+            except Full:
+                continue
+        with self._cond:
+            self._cond.notify_all()
+        if stopped:  # what it was doing when stopped (a file cut off, a stream cut short) is no news: just this
+            log_event(logger, logging.INFO, "camera stopped", camera=self.camera.id, frames=self.frames_read)
+
+    def _open(self) -> cv2.VideoCapture | None:
+        """The camera's source opened, once its turn comes (see _OPENING); None when it cannot be, or when the
+        capture is stopped before its turn."""
+        source = self.camera.source
+        if isinstance(source, int):  # a USB camera: V4L2, not FFmpeg
+            return open_capture(source)
+        while not _OPENING.acquire(timeout=STOP_POLL_S):
+            if self._stop.is_set():
+                return None
+        try:
+            return None if self._stop.is_set() else open_capture(source)
+        finally:
+            _OPENING.release()
+
+    def _capture_until_stopped(self) -> bool:
+        """Opens, reads and reopens the camera until it is stopped (True) or its video file has ended (False)."""
         backoff = 1.0
         source = describe_source(self.camera.source)
         while not self._stop.is_set():
@@ -323,17 +495,26 @@ class CameraCapture:
             # long as each open waited for its timeout.
             self._set_state("connecting", self.error if self.state == "offline" else None)
             opening = time.monotonic()
-            capture = open_capture(self.camera.source)
+            reason = None
+            if isinstance(self.camera.source, str) and not self.camera.is_file:
+                reason = probe_stream(self.camera.source, OPEN_TIMEOUT_MS / 1000, self._stop)
+            capture = None if reason is not None or self._stop.is_set() else self._open()
+            if self._stop.is_set():
+                if capture is not None:
+                    capture.release()
+                return True
             if capture is None:
-                reason = cannot_open_reason(self.camera.source, time.monotonic() - opening)
+                reason = reason or cannot_open_reason(self.camera.source, time.monotonic() - opening)
                 if self._offline_until_retry(source, reason, backoff):
-                    break
+                    return True
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             log_event(logger, logging.INFO, "camera online", camera=self.camera.id, source=source)
             self._set_state("online")
             got_frames = self._read_frames(capture)
             capture.release()
+            if self._stop.is_set():
+                return True
             if got_frames:
                 backoff = 1.0
             if self.camera.is_file and got_frames and self.camera.loop:
@@ -343,19 +524,12 @@ class CameraCapture:
                 self.finished = True
                 self._set_state("offline", "end of video")
                 log_event(logger, logging.INFO, "video file ended", camera=self.camera.id, frames=self.frames_read)
-                break
+                return False
             reason = "stream stopped delivering frames" if got_frames else "opened but no frame could be decoded"
             if self._offline_until_retry(source, reason, backoff):
-                break
+                return True
             backoff = min(backoff * 2, self.max_backoff)
-        while self._ordered is not None and not self._stop.is_set():
-            try:  # end marker for the ordered consumer (not needed, and maybe not taken, when stopping)
-                self._ordered.put(None, timeout=0.2)
-                break
-            except Full:
-                continue
-        with self._cond:
-            self._cond.notify_all()
+        return True
 
     def _read_frames(self, capture: cv2.VideoCapture) -> bool:
         """Reads until the stream fails or ends; returns whether any frame came."""

@@ -89,10 +89,11 @@ def register(app: typer.Typer) -> None:
                 outbox = check_outbox(settings.outbox.path)
             except (ConfigError, OutboxError) as exc:
                 _fail(str(exc))
+            from footfall.edge.capture import VideoError, cannot_open_reason, check_video_file
+
             missing = [c for c in settings.cameras if c.is_file and not Path(str(c.source)).is_file()]
-            if missing:
-                _fail(f"camera {missing[0].id}: video file not found: {missing[0].source}")
-            from footfall.edge.capture import VideoError, check_video_file
+            if missing:  # not found, a folder, a device: said as the agent would say it
+                _fail(f"camera {missing[0].id}: {cannot_open_reason(missing[0].source, 0.0)}: {missing[0].source}")
 
             for camera in (c for c in settings.cameras if c.is_file):
                 try:  # a file that is there but no video (a text file) had the agent retry it for ever

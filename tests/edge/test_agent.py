@@ -18,6 +18,7 @@ from footfall.edge.offline import process_video
 from footfall.broker import free_port
 from tests.edge.conftest import agent_yaml, make_walkby_clip, one_camera_agent
 from tests.edge.test_outbox import Receiver
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -646,7 +647,7 @@ def test_a_signal_during_the_final_drain_ends_it_and_keeps_the_counts_for_the_ne
 def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_after_the_outbox_closes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A camera's thread still running when the agent stops (stuck in a frame, or in its finish, past the 30 s it is
+    """A camera's thread still running when the agent stops (stuck in a frame, or in its finish, past the time it is
     waited for) was left out of what the agent reports lost: it said 'agent stopped; outbox empty' and exited 0 while
     the camera's counts never reached the outbox. They are reported lost and the exit status is 1; what the thread
     emits later is refused without a word of 'retrying' (the outbox is closed, nothing retries)."""
@@ -686,8 +687,11 @@ def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_afte
             return agent.outbox.depth()
 
     class Capture:
-        def stop(self) -> None:
+        def request_stop(self) -> None:
             pass
+
+        def join(self, timeout: float | None = None) -> bool:
+            return True
 
     class Pipeline:
         def unstored(self) -> tuple[int, int]:
@@ -713,6 +717,89 @@ def test_a_camera_that_does_not_stop_in_time_is_reported_and_writes_nothing_afte
     assert stuck.fields["cameras"] == "cam1"  # type: ignore[attr-defined]
     assert len(late) == 1 and isinstance(late[0], BucketNotStored), late
     assert not any("retrying" in m for m in messages), messages
+
+
+class _Drained:
+    """What _shutdown needs of a publisher and of a pipeline that has stored everything it counted."""
+
+    def __init__(self, agent) -> None:  # type: ignore[no-untyped-def]
+        self.agent = agent
+
+    def stop(self, drain_seconds: float = 0.0, *, cancel: object = None) -> None:
+        pass
+
+    def pending(self) -> int:
+        return self.agent.outbox.depth()
+
+    def unstored(self) -> tuple[int, int]:
+        return (0, 0)
+
+
+def test_stopping_tells_every_camera_first_and_waits_for_them_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reproduced: four RTSP cameras that never answer and a video file; SIGTERM, and the agent exited 46 s later,
+    past systemd's TimeoutStopSec=30 (which would have killed it, losing the open buckets). Each camera was told to
+    stop only once the one before had been waited for (up to 15 s each) and went on opening its stream meanwhile. All
+    are told at once now, waited for against one deadline, and none opens anything once stopping has begun."""
+    import logging
+    import threading
+
+    from footfall.edge import agent as agent_module
+    from footfall.edge import capture as capture_module
+    from footfall.edge.agent import CameraRuntime
+    from footfall.edge.capture import CameraCapture
+    from footfall.edge.config import CameraConfig
+    from footfall.edge.outbox import Outbox
+
+    released = threading.Event()
+    opens: list[float] = []
+
+    def stuck_open(source: object, **_: object) -> None:
+        """An open inside OpenCV, which nothing interrupts (a stream that answers and then stalls)."""
+        opens.append(time.monotonic())
+        released.wait(60)
+
+    monkeypatch.setattr(capture_module, "open_capture", stuck_open)
+    monkeypatch.setattr(capture_module, "probe_stream", lambda *args, **kwargs: None, raising=False)
+    monkeypatch.setattr(agent_module, "CAMERA_STOP_SECONDS", 1.0, raising=False)
+    agent = one_camera_agent(Outbox(tmp_path / "outbox.sqlite"))
+    drained = _Drained(agent)
+    cameras = [CameraConfig(id=f"s{i}", source=f"rtsp://10.0.0.{i}/live") for i in range(4)]
+    captures = [CameraCapture(camera).start() for camera in cameras]
+    agent.cameras = [CameraRuntime(camera=c.camera, capture=c, pipeline=drained) for c in captures]  # type: ignore[arg-type]
+    agent.publisher = drained  # type: ignore[assignment]
+    caplog.set_level(logging.INFO, logger="footfall.edge")
+    try:
+        assert eventually(lambda: len(opens) >= 1 and all(c.state == "connecting" for c in captures), 30)
+        stopping = time.monotonic()
+        code = agent._shutdown(0.2)
+        took = time.monotonic() - stopping
+    finally:
+        released.set()
+        for capture in captures:
+            capture.stop()
+    assert took < 3, f"stopping took {took:.1f} s"
+    assert not [t for t in opens if t >= stopping], "a camera opened its stream after stopping had begun"
+    assert code == 0  # a capture still in its open holds nothing counted: the pipelines have stored everything
+    [late] = [r for r in caplog.records if "captures did not stop" in r.getMessage()]
+    assert late.levelno == logging.WARNING and len(late.fields["cameras"].split(",")) == len(opens)  # type: ignore[attr-defined]
+
+
+def test_an_agent_stopped_while_its_site_is_off_stops_cleanly(tmp_path: Path) -> None:
+    """A site told 'off' before the agent started: its cameras were never started, and stopping the agent raised
+    'cannot join thread before it is started' from the first one."""
+    from footfall.edge.agent import CameraRuntime
+    from footfall.edge.capture import CameraCapture
+    from footfall.edge.outbox import Outbox
+
+    agent = one_camera_agent(Outbox(tmp_path / "outbox.sqlite"))
+    drained = _Drained(agent)
+    camera = agent.config.cameras[0]
+    agent.cameras = [CameraRuntime(camera=camera, capture=CameraCapture(camera), pipeline=drained)]  # type: ignore[arg-type]
+    agent.cameras[0].halt.set()
+    agent.publisher = drained  # type: ignore[assignment]
+    assert agent._shutdown(0.2) == 0
 
 
 def test_a_running_agent_forgets_old_bucket_counts_every_hour(tmp_path: Path) -> None:

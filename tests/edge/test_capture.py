@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,7 @@ from footfall.edge.config import CameraConfig
 
 from footfall.broker import free_port
 from tests.edge.conftest import SilentStream
-from tests.waiting import wait_until
+from tests.waiting import eventually, wait_until
 
 
 @pytest.mark.parametrize(
@@ -128,3 +132,199 @@ def test_a_video_file_with_an_absurd_frame_rate_is_read_at_the_assumed_one(
     video.close()
     assert video.fps == DEFAULT_FILE_FPS
     assert [vars(r)["fields"]["video"] for r in caplog.records] == [str(clip)]
+
+
+# -- stopping (a capture must stop in a moment, whatever its camera is doing) -------------------------------------
+
+
+def _clip(folder: Path, frames: int, fps: float = 10.0) -> Path:
+    cv2 = pytest.importorskip("cv2")
+    clip = folder / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i % 256, np.uint8))
+    writer.release()
+    return clip
+
+
+def _said_after(caplog: pytest.LogCaptureFixture, mark: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records[mark:] if r.name == "footfall.edge.capture"]
+
+
+def test_a_video_file_cut_off_by_the_stop_says_it_stopped_not_that_it_ended(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopped in the middle of a file read frame by frame, the capture logged 'video file ended camera=… frames=27':
+    the file had not ended, it was cut off."""
+    caplog.set_level(logging.INFO, logger="footfall.edge.capture")
+    camera = CameraConfig(id="corridor", source=str(_clip(tmp_path, 60)), realtime=False)
+    capture = CameraCapture(camera).start()
+    try:
+        wait_until(lambda: capture.frames_read >= 4, 30)  # the queue of 4 is full: the reader waits for the pipeline
+    finally:
+        mark = len(caplog.records)
+        capture.stop()
+    assert _said_after(caplog, mark) == ["camera stopped"]
+    [stopped] = [r for r in caplog.records[mark:] if r.getMessage() == "camera stopped"]
+    assert vars(stopped)["fields"]["camera"] == "corridor" and not capture.finished
+
+
+def test_a_looping_video_file_stopped_while_playing_is_not_played_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="footfall.edge.capture")
+    camera = CameraConfig(id="demo", source=str(_clip(tmp_path, 100)), realtime=True, loop=True)
+    capture = CameraCapture(camera).start()
+    try:
+        wait_until(lambda: capture.frames_read >= 2, 30)
+    finally:
+        mark = len(caplog.records)
+        capture.stop()
+    assert _said_after(caplog, mark) == ["camera stopped"]
+
+
+class _EndlessStream:
+    """What open_capture returns for a camera that delivers frames for as long as it is read."""
+
+    def __init__(self) -> None:
+        self.released = False
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        threading.Event().wait(0.005)  # a camera's frame interval, not a test's wait
+        return True, np.zeros((48, 64, 3), np.uint8)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_a_stream_stopped_while_reading_is_not_reported_offline(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After 'stopping' the capture logged 'camera offline; retrying … reason=stream stopped delivering frames'."""
+    from footfall.edge import capture as capture_module
+
+    stream = _EndlessStream()
+    monkeypatch.setattr(capture_module, "open_capture", lambda source, **_: stream)
+    monkeypatch.setattr(capture_module, "probe_stream", lambda *args, **kwargs: None, raising=False)
+    caplog.set_level(logging.INFO, logger="footfall.edge.capture")
+    capture = CameraCapture(CameraConfig(id="door", source="rtsp://10.0.0.9/live")).start()
+    try:
+        wait_until(lambda: capture.frames_read >= 3, 30)
+    finally:
+        mark = len(caplog.records)
+        capture.stop()
+    assert _said_after(caplog, mark) == ["camera stopped"] and stream.released
+
+
+def test_cameras_waiting_for_silent_streams_stop_at_once(
+    monkeypatch: pytest.MonkeyPatch, silent_stream: SilentStream
+) -> None:
+    """Each capture waited for its stream's open to time out (10 s, inside OpenCV) before it stopped, one camera
+    after the other: four dead cameras kept a stopping agent for 46 s, past the 30 s systemd allows."""
+    from footfall.edge import capture as capture_module
+
+    monkeypatch.setattr(capture_module, "OPEN_TIMEOUT_MS", 20_000)
+    cameras = [CameraCapture(CameraConfig(id=f"s{i}", source=f"{silent_stream.url}{i}")).start() for i in range(3)]
+    try:
+        wait_until(lambda: len(silent_stream.held) >= 1 and all(c.state == "connecting" for c in cameras), 30)
+    finally:
+        started = time.monotonic()
+        for camera in cameras:
+            camera.request_stop()
+        stopped = all(camera.join(10) for camera in cameras)
+        took = time.monotonic() - started
+    assert stopped and took < 5, f"stopping took {took:.1f} s"
+
+
+def test_a_silent_stream_does_not_hold_up_the_other_cameras_opens(
+    monkeypatch: pytest.MonkeyPatch, silent_stream: SilentStream, tmp_path: Path
+) -> None:
+    """OpenCV's FFmpeg backend opens one source at a time: a camera that accepts and never answers held every other
+    camera's open for its whole timeout (10 s each, at every retry)."""
+    from footfall.edge import capture as capture_module
+
+    monkeypatch.setattr(capture_module, "OPEN_TIMEOUT_MS", 20_000)
+    dead = [CameraCapture(CameraConfig(id=f"s{i}", source=f"{silent_stream.url}{i}")).start() for i in range(2)]
+    alive = None
+    try:
+        wait_until(lambda: len(silent_stream.held) >= 1, 30)
+        alive = CameraCapture(CameraConfig(id="file", source=str(_clip(tmp_path, 100)), realtime=True)).start()
+        opened = time.monotonic()
+        assert eventually(lambda: alive.frames_read >= 1, 8), "the file camera waited behind the silent streams"
+        assert time.monotonic() - opened < 8
+    finally:
+        for camera in [*dead, *([alive] if alive else [])]:
+            camera.stop()
+
+
+def test_a_probe_tells_a_refused_or_silent_stream_fast_and_passes_one_that_answers(
+    silent_stream: SilentStream,
+) -> None:
+    from footfall.edge.capture import probe_stream
+
+    never = threading.Event()
+    refused = probe_stream(f"rtsp://127.0.0.1:{free_port()}/x", 5.0, never)
+    assert refused is not None and refused.startswith("cannot open the stream: connection refused"), refused
+    started = time.monotonic()
+    assert probe_stream(silent_stream.url, 0.5, never) == "no answer within 0.5 s"
+    assert time.monotonic() - started < 5
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    asked: list[bytes] = []
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection = server.accept()[0]
+                with connection:
+                    asked.append(connection.recv(4096))
+                    connection.sendall(b"RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        assert probe_stream(f"rtsp://admin:hunter2@127.0.0.1:{port}/live?ch=1", 5.0, never) is None
+        assert asked[0].startswith(f"OPTIONS rtsp://127.0.0.1:{port}/live?ch=1 RTSP/1.0\r\n".encode()), asked
+        assert b"hunter2" not in asked[0]
+    finally:
+        server.close()
+
+
+def test_a_probe_waiting_for_a_silent_stream_ends_when_the_camera_stops(silent_stream: SilentStream) -> None:
+    from footfall.edge.capture import probe_stream
+
+    stop = threading.Event()
+    said: list[str | None] = []
+    prober = threading.Thread(target=lambda: said.append(probe_stream(silent_stream.url, 60.0, stop)), daemon=True)
+    prober.start()
+    wait_until(lambda: len(silent_stream.held) >= 1, 30)
+    stop.set()
+    prober.join(5)
+    assert not prober.is_alive() and said == [None]
+
+
+def test_a_stream_behind_an_http_proxy_is_not_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg reaches an http source through http_proxy: a direct connection tells nothing about it."""
+    from footfall.edge.capture import probe_stream
+
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
+    assert probe_stream(f"http://127.0.0.1:{free_port()}/video.mjpg", 5.0, threading.Event()) is None
+
+
+def test_a_usb_camera_that_cannot_be_opened_is_explained_as_a_usb_camera(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A USB camera said 'cannot open the stream (unreachable, wrong URL or credentials?)'."""
+    from footfall.edge import capture as capture_module
+    from footfall.edge.capture import cannot_open_reason
+
+    monkeypatch.setattr(capture_module, "VIDEO_DEVICES", tmp_path, raising=False)
+    missing = cannot_open_reason(3, 0.1)
+    assert f"no {tmp_path / 'video3'}" in missing and "URL" not in missing, missing
+    (tmp_path / "video3").touch()
+    monkeypatch.setattr(capture_module.os, "access", lambda path, mode: False)
+    denied = cannot_open_reason(3, 0.1)
+    assert "'video' group" in denied and str(tmp_path / "video3") in denied, denied
+    monkeypatch.setattr(capture_module.os, "access", lambda path, mode: True)
+    busy = cannot_open_reason(3, 0.1)
+    assert "in use" in busy and "URL" not in busy, busy

@@ -258,7 +258,9 @@ def test_cli_check_config(tmp_path: Path, detector_bundle: Path, gender_bundle: 
     assert result.returncode == 2 and "no manifest.json" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("problem", ["outbox is a folder", "outbox under a file", "password_env unset", "no video"])
+@pytest.mark.parametrize(
+    "problem", ["outbox is a folder", "outbox under a file", "password_env unset", "no video", "video is a folder"]
+)
 def test_cli_check_config_refuses_what_the_agent_could_not_run(
     tmp_path: Path, detector_bundle: Path, gender_bundle: Path, problem: str
 ) -> None:
@@ -271,6 +273,7 @@ def test_cli_check_config_refuses_what_the_agent_could_not_run(
         "outbox under a file": "cannot create the outbox here",
         "password_env unset": "FOOTFALL_TEST_UNSET_PASSWORD is not set",
         "no video": "camera hall: video file not found",
+        "video is a folder": "camera hall: is a folder, not a video file",  # said 'video file not found'
     }[problem]
     if problem == "outbox is a folder":
         text += f"outbox: {{path: {tmp_path}}}\n"
@@ -280,7 +283,10 @@ def test_cli_check_config_refuses_what_the_agent_could_not_run(
     elif problem == "password_env unset":
         text += "mqtt: {username: box, password_env: FOOTFALL_TEST_UNSET_PASSWORD}\n"
     else:
-        text = text.replace("cameras:\n", f"cameras:\n  - id: hall\n    source: {tmp_path / 'gone.mp4'}\n", 1)
+        video = tmp_path / ("gone.mp4" if problem == "no video" else "clips")
+        if problem == "video is a folder":
+            video.mkdir()
+        text = text.replace("cameras:\n", f"cameras:\n  - id: hall\n    source: {video}\n", 1)
     config = tmp_path / "agent.yaml"
     config.write_text(text)
     result = _footfall("agent", "--config", str(config), "--check-config")

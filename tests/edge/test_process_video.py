@@ -110,6 +110,9 @@ def test_a_video_that_ends_early_says_so_in_its_summary(tmp_path: Path) -> None:
         (["{clip}", "--out", "{clip}/events.jsonl"], "cannot write --out"),  # found after the whole run
         (["{clip}", "--out", "{tmp}"], "cannot write --out"),
         (["{tmp}"], "is a folder, not a video file"),  # said 'video file not found'
+        (["/dev/null"], "/dev/null: not a regular file (a device or a pipe), not a video file"),  # 'not found'
+        # A stream's URL (Path collapses its '//'): said 'rtsp:/127.0.0.1:1/x: video file not found'.
+        (["rtsp://127.0.0.1:1/x"], "rtsp://127.0.0.1:1/x: process reads video files; a camera's stream is the agent's"),
         (["{clip}", "--camera", "door"], "--camera door: cameras are named in a config"),  # silently ignored
         (["{clip}", "--start", "9999-12-31T23:59:59"], "--start 9999-12-31T23:59:59+00:00: must be between"),
         (["{clip}", "--start", "1969-12-31T21:00:00-02:00"], "must be between 1970-01-01 and 9000-01-01"),
