@@ -26,6 +26,7 @@ import os
 import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
@@ -316,6 +317,16 @@ class MqttConfig(_Model):
     )
     resend_max_seconds: float = Field(default=600.0, ge=1, le=86_400)
 
+    @field_validator("host")
+    @classmethod
+    def _host_alone(cls, value: str) -> str:
+        """A name or an address and nothing more: paho looks the whole text up, so 'mqtt://host:1883' (the form
+        ``footfall server --mqtt`` takes) or 'host:1883' passed the check and then failed every connection with
+        'Name or service not known'. A bare IPv6 address has colons of its own and is kept."""
+        if problem := _broker_host_problem(value):
+            raise ValueError(problem)
+        return value
+
     def resolved_password(self) -> str | None:
         """The password; raises :class:`ConfigError` when ``password_env`` names a variable that is not set (the
         agent would connect without one, and a broker with an ACL refuses it with a less helpful reason)."""
@@ -330,8 +341,64 @@ class MqttConfig(_Model):
         return self.password
 
 
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_hint(host: str, port: str | int | None) -> str:
+    said = f"port: {port}" if port is not None else "port"
+    return f"split it into host: {host} and {said} (mqtt.host and mqtt.port)"
+
+
+def _broker_host_problem(value: str) -> str | None:
+    """Why ``mqtt.host`` is more than a host (a URL, a ':port' suffix, a path), with the fields to write instead; None
+    when it is a name or an address (a bare IPv6 address included: paho takes it without brackets)."""
+    if "://" in value:
+        try:
+            url = urlsplit(value)
+            host = url.hostname
+        except ValueError:  # an unclosed '['
+            shown = "this is a URL" if "@" in value else f"{value!r} is a URL"
+            return f"{shown}; give the broker's name or address alone, and its port in mqtt.port"
+        try:
+            port = url.port
+        except ValueError:  # out of range, or not a number
+            port = None
+        secure = url.scheme.lower() in ("mqtts", "ssl")
+        if port is None and ":" not in url.netloc.rpartition("@")[2].rpartition("]")[2]:
+            port = 8883 if secure else 1883  # no port in the URL: its scheme's
+        # A URL may carry a password: it is not repeated into the log.
+        shown = "this is a URL with a password" if url.password else f"{value!r} is a URL"
+        if not host:
+            return f"{shown}; give the broker's name or address alone, and its port in mqtt.port"
+        also = (["tls: true"] if secure else []) + (
+            [f"username: {url.username} with password_env naming the variable that holds the password"]
+            if url.username
+            else []
+        )
+        more = f"; also {' and '.join(also)}" if also else ""
+        return f"{shown}; the agent takes the broker's host and port apart: {_split_hint(host, port)}{more}"
+    if value.startswith("["):
+        inside, _, rest = value[1:].partition("]")
+        if rest.startswith(":") and rest[1:].isdigit():
+            return f"{value!r} has a port: {_split_hint(inside, rest[1:])}"
+        return f"{value!r}: write an IPv6 address without the brackets (host: {inside}); its port goes in mqtt.port"
+    if "/" in value:
+        return f"{value!r} has a '/': mqtt.host takes only the broker's name or address (no path or URL)"
+    if ":" in value and not _is_ip_address(value):
+        name, _, suffix = value.rpartition(":")
+        if value.count(":") == 1 and suffix.isdigit():
+            return f"{value!r} has a port: {_split_hint(name, suffix)}"
+        return f"{value!r} has a ':' but is not an IPv6 address; give the port on its own in mqtt.port"
+    return None
+
+
 class OutboxConfig(_Model):
-    path: Path = Field(default=Path("footfall-outbox.sqlite"), description="SQLite file; its folder must exist.")
+    path: Path = Field(default=Path("footfall-outbox.sqlite"), description="SQLite file (its folder is made).")
     max_messages: int = Field(default=200_000, ge=10, description="Cap; the oldest are dropped, with a warning.")
 
 

@@ -54,6 +54,16 @@ RESEND_WITHOUT: dict[str, tuple[Callable[[bytes], Callable[[int], bytes] | None]
     "counts-only": (without_gender, "gender"),
     "gender-only": (without_age, "age bands"),
 }
+# How long, while connected, the agent waits for the server's receipt of what it published before it says that none
+# comes (the broker takes publishes its ACL drops, and those no subscriber holds, without a word under MQTT 3.1.1).
+# A server answers within seconds of its commit; one whose database is down answers nothing either, and is told too.
+RECEIPT_WAIT_SECONDS = 300.0
+# A connection the broker drops within this many seconds of making it, QUICK_DROPS times in a row, is most likely
+# taken over by another client with the same client id (MQTT 3.1.1 gives no reason): said once per run of them.
+QUICK_DROP_SECONDS = 10.0
+QUICK_DROPS = 3
+# Refusals that the config's credentials answer (paho's reason codes for CONNACK 4 and 5 under MQTT 3.1.1).
+CREDENTIAL_REFUSALS = frozenset({"Bad user name or password", "Not authorized"})
 
 
 class MqttPublisher:
@@ -66,8 +76,12 @@ class MqttPublisher:
         window: int = 50,
         metrics: AgentMetrics | None = None,
         on_settings: Callable[[SiteSettings], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
+        """``clock``: times the episodes the log reports (receipts that do not come, connections dropped soon after
+        they were made); a test passes a fake one."""
         self.config = config
+        self.clock = clock
         # Told the site's settings (the retained message, on every subscribe and each change), in paho's thread:
         # before any receipt that follows it, so buffered rows are fixed before the server refuses by them.
         self.on_settings = on_settings
@@ -100,6 +114,40 @@ class MqttPublisher:
         # Why the broker cannot be reached (a name that does not resolve, a refused port, TLS against a plain
         # listener): said once per outage, where the heartbeat only says 'disconnected'.
         self._unreachable = FailureStreak(logger, "cannot reach the broker; retrying", None, level=logging.WARNING)
+        # The broker answers, and says no: once per outage too, naming what the operator can change.
+        self._refused_credentials = FailureStreak(
+            logger,
+            "broker refused the connection: check mqtt.username and mqtt.password_env (the variable holding the "
+            "password) against the broker's password file; retrying",
+            None,
+            level=logging.WARNING,
+        )
+        self._refused = FailureStreak(logger, "broker refused the connection; retrying", None, level=logging.WARNING)
+        # Publishes the broker takes and no receipt answers: an ACL that does not match this agent's topics drops
+        # them without a word (MQTT 3.1.1), and so does a broker no footfall server subscribes to.
+        self.agent_topics = f"{prefix}/{config.site_id}/{config.agent_id}/#"
+        self._receipts_missing = FailureStreak(
+            logger,
+            "the broker takes the aggregates but no server's receipt comes: check that the broker's ACL lets this "
+            "agent publish to its topic (site_id and agent_id as the ACL names them) and read its receipts, and "
+            "that a footfall server (footfall server --mqtt) is subscribed",
+            "the server's receipts arrive again",
+            level=logging.WARNING,
+        )
+        # When the first aggregate published since the last receipt (or the connect) went out, by ``clock``; None
+        # while nothing waits for an answer or the agent is not connected.
+        self._unanswered_since: float | None = None
+        self._unanswered_reported = False  # this wait was handed to _receipts_missing already
+        # Connections the broker dropped soon after making them: another client with the same client id takes it over.
+        self._connected_at: float | None = None
+        self._quick_drops = 0
+        self._taken_over = FailureStreak(
+            logger,
+            "the broker keeps dropping the connection soon after it is made: another client with the same client id "
+            "may be connected; is agent_id unique per box (or mqtt.client_id, where set)?",
+            "the broker connection holds again",
+            level=logging.WARNING,
+        )
         self.sent = 0
         self.client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
@@ -206,9 +254,19 @@ class MqttPublisher:
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            log_event(logger, logging.WARNING, "broker refused the connection", reason=str(reason_code))
+            reason = str(reason_code)
+            refused = self._refused_credentials if reason in CREDENTIAL_REFUSALS else self._refused
+            settings = self.config.mqtt
+            refused.failed(
+                reason=reason,
+                username=settings.username,
+                password_env=settings.password_env,
+                client_id=self.config.client_id,
+            )
             return
         self._unreachable.succeeded()
+        self._refused_credentials.succeeded()
+        self._refused.succeeded()
         log_event(logger, logging.INFO, "connected to broker", pending=self.pending())
         # A clean session: subscribe on every connect. Receipts that came while we were away are lost, which
         # costs only a re-send.
@@ -219,6 +277,8 @@ class MqttPublisher:
         with self._lock:
             self._resend_due = True
             self._connected = True
+            self._connected_at = self.clock()
+            self._unanswered_since = None
             self._inflight.clear()
             self._early_acks.clear()
             self._wake.notify_all()
@@ -247,17 +307,34 @@ class MqttPublisher:
         with self._lock:
             was_connected = self._connected
             self._connected = False
+            connected_at, self._connected_at = self._connected_at, None
+            self._unanswered_since = None
             self._inflight.clear()
             self._early_acks.clear()
         if self.metrics is not None:
             self.metrics.connected(False)
-        if was_connected and not self._stopping:
-            log_event(
-                logger,
-                logging.WARNING,
-                "broker connection lost; buffering in the outbox and retrying",
+        if not was_connected or self._stopping:
+            return
+        # Each drop is an outage of its own; in a run of quick ones (said once, below) they go to DEBUG.
+        log_event(
+            logger,
+            logging.DEBUG if self._taken_over.failing else logging.WARNING,
+            "broker connection lost; buffering in the outbox and retrying",
+            reason=str(reason_code),
+            pending=self.pending(),
+        )
+        lasted = self.clock() - connected_at if connected_at is not None else None
+        if lasted is None or lasted >= QUICK_DROP_SECONDS:
+            self._quick_drops = 0
+            self._taken_over.succeeded()
+            return
+        self._quick_drops += 1
+        if self._quick_drops >= QUICK_DROPS:
+            self._taken_over.failed(
+                client_id=self.config.client_id,
+                drops=self._quick_drops,
+                lasted_s=round(lasted, 1),
                 reason=str(reason_code),
-                pending=self.pending(),
             )
 
     def _on_publish(
@@ -301,6 +378,9 @@ class MqttPublisher:
     def _on_receipt(self, receipt: Receipt) -> None:
         if (receipt.site_id, receipt.agent_id) != (self.config.site_id, self.config.agent_id):
             return  # not ours (a shared broker with a broad ACL): never drop our rows on its say-so
+        with self._lock:
+            self._unanswered_since, self._unanswered_reported = None, False
+        self._receipts_missing.succeeded()
         final: list[int] = []
         resend: dict[str, list[int]] = {}
         for refused in receipt.refused:
@@ -331,14 +411,41 @@ class MqttPublisher:
             self.metrics.receipt(len(receipt.stored), len(receipt.refused))
 
     # -- sender thread ----------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Says what the connection's timing shows (the sender calls it at least once a second): a receipt that has
+        not come for RECEIPT_WAIT_SECONDS while connected, once per episode; and a connection that held for
+        QUICK_DROP_SECONDS, which ends a run of quick drops."""
+        with self._lock:
+            if not self._connected:
+                return
+            now = self.clock()
+            waited = now - self._unanswered_since if self._unanswered_since is not None else None
+            report = waited is not None and waited >= RECEIPT_WAIT_SECONDS and not self._unanswered_reported
+            if report:
+                self._unanswered_reported = True
+            held = self._connected_at is not None and now - self._connected_at >= QUICK_DROP_SECONDS
+        if report:
+            self._receipts_missing.failed(
+                topic=self.agent_topics,
+                prefix=self.config.mqtt.topic_prefix,
+                site=self.config.site_id,
+                agent=self.config.agent_id,
+                waited_s=round(waited or 0.0),
+                pending=self.pending(),
+            )
+        if held:  # the run's count starts again when this connection drops (see _on_disconnect)
+            self._taken_over.succeeded(client_id=self.config.client_id)
+
     def _run(self) -> None:
         retry = OUTBOX_RETRY_SECONDS[0]
         while True:
+            self._watch()
             with self._lock:
-                while not self._stopping and (not self._connected or len(self._inflight) >= self.window):
-                    self._wake.wait(timeout=1.0)
                 if self._stopping:
                     return
+                if not self._connected or len(self._inflight) >= self.window:
+                    self._wake.wait(timeout=1.0)
+                    continue
                 room = self.window - len(self._inflight)
             try:
                 rows = self._send_due(room)
@@ -381,6 +488,8 @@ class MqttPublisher:
                 acked_at = self._early_acks.pop(info.mid, None)
                 if acked_at is None or time.monotonic() - acked_at >= EARLY_ACK_SECONDS:
                     self._inflight.add(info.mid)
+                if self._unanswered_since is None and self._connected:
+                    self._unanswered_since = self.clock()
             self.sent += 1
             self.outbox.mark_sent(row.id)
         return len(rows)

@@ -149,6 +149,54 @@ def test_errors_name_file_line_and_field(edit: tuple[str, str], line: int, field
 ENTRANCE = VALID.replace("direction: down", "direction: down\n        entrance: true")
 
 
+@pytest.mark.parametrize(
+    ("host", "words"),
+    [
+        # The form `footfall server --mqtt` takes: --check-config said OK, the agent then failed at every retry with
+        # 'Name or service not known'.
+        ("mqtt://127.0.0.1:18831", "split it into host: 127.0.0.1 and port: 18831"),
+        ("mqtts://broker.example.org", "split it into host: broker.example.org and port"),
+        ("127.0.0.1:18831", "split it into host: 127.0.0.1 and port: 18831"),
+        ("broker.example.org:1883", "split it into host: broker.example.org and port: 1883"),
+        ("[::1]:1883", "split it into host: ::1 and port: 1883"),
+        ("[2001:db8::7]", "without the brackets (host: 2001:db8::7)"),
+        ("broker.example.org/footfall", "only the broker's name or address"),
+        ("broker:north", "not an IPv6 address"),
+    ],
+)
+def test_a_broker_host_with_a_scheme_port_or_path_is_refused(host: str, words: str) -> None:
+    text = VALID + f"mqtt:\n  host: '{host}'\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "agent.yaml")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("agent.yaml:16: mqtt.host: "), message
+    assert words in message, message
+    assert "mqtt.port" in message or "only the broker's name" in message, message
+
+
+def test_a_url_with_a_password_is_refused_without_repeating_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(VALID + "mqtt:\n  host: mqtt://box:s3cret@broker:1883\n", "agent.yaml")
+    assert "s3cret" not in str(caught.value) and "host: broker and port: 1883" in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["localhost", "broker.example.org", "10.0.0.5", "::1", "2001:db8::7", "fe80::1%eth0"])
+def test_a_broker_host_by_name_or_address_is_accepted(host: str) -> None:
+    assert parse_config(VALID + f"mqtt:\n  host: '{host}'\n", "agent.yaml").mqtt.host == host
+
+
+def test_cli_check_config_refuses_a_broker_url_as_host(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(VALID + "mqtt: {host: 'mqtt://127.0.0.1:18831'}\n")
+    result = _footfall("agent", "--config", str(config), "--check-config")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"error: {config}:15: mqtt.host: 'mqtt://127.0.0.1:18831' is a URL; the agent takes the broker's host and port"
+        " apart: split it into host: 127.0.0.1 and port: 18831 (mqtt.host and mqtt.port)"
+    ]
+
+
 @pytest.mark.parametrize("zone_id", ["threshold.in", "threshold.out"])
 def test_an_entrance_whose_in_or_out_id_is_taken_is_refused(zone_id: str) -> None:
     with pytest.raises(ConfigError) as caught:
