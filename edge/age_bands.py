@@ -51,13 +51,15 @@ def format_age_table(summary: Mapping[str, Any]) -> str:
         return "age bands: the gender bundle has no age head, so no age was estimated"
     rows = [("camera " + str(summary["camera_id"]) + " visitors", section["camera_visitors"])]
     rows += [(f"zone/line {zone_id} passes", table) for zone_id, table in section["zones"].items()]
-    header = ("crowd (people per age band)", *AGE_DECISIONS)
+    # The age decision 'unknown' is headed 'age?', apart from the gender decision 'unknown' of the rows below it.
+    header = ("crowd (people per age band)", *("age?" if band == "unknown" else band for band in AGE_DECISIONS))
     lines = [header]
     for name, table in rows:
         totals = band_totals(table)
         lines.append((name, *(str(totals[band]) for band in AGE_DECISIONS)))
-        for gender in ("female", "male"):
-            lines.append((f"  of them {gender}", *(str(table[gender][band]) for band in AGE_DECISIONS)))
+        # Every gender decision, so that each column adds up to the crowd's row.
+        for gender, label in (("female", "female"), ("male", "male"), ("unknown", "gender unknown")):
+            lines.append((f"  of them {label}", *(str(table[gender][band]) for band in AGE_DECISIONS)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line))
@@ -66,6 +68,6 @@ def format_age_table(summary: Mapping[str, Any]) -> str:
     text.append(
         "age bands: each band's count follows the sum of the people's band probabilities, read from the same best "
         "crops as their gender (an estimate of how many of each band passed, not any one person's age; not "
-        "corrected for the model's mistakes); unknown: no age was estimated for them"
+        "corrected for the model's mistakes); age?: no age was estimated for them"
     )
     return "\n".join(text)

@@ -128,7 +128,11 @@ def register(app: typer.Typer) -> None:
                 f"{c.id} ({plural(len(c.counting_zones()), 'zone')}, {plural(len(c.lines), 'line')})"
                 for c in settings.cameras
             )
-            names = ", ".join(f"{serving.bundle} {_served_as(serving)[0]}" for _, serving in served)
+            names = ", ".join(
+                f"{serving.bundle} {_served_as(serving)[0]}"
+                + (" (its gender-only graph)" if role == "gender-only" else "")
+                for role, serving in served
+            )
             typer.echo(f"outbox      {outbox} — OK")
             if any(not c.is_file for c in settings.cameras):
                 typer.echo(f"cameras     streams and USB cameras are not opened here: `footfall doctor -c {config}`")

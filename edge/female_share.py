@@ -89,6 +89,9 @@ def _corrected_cell(estimate: Mapping[str, Any] | None) -> str:
 def format_table(summary: Mapping[str, Any]) -> str:
     """The process summary as a table for people: raw counts and both shares per crowd, the method below."""
     section = summary.get("female_share") or {}
+    # No classifier ran (counts-only): nobody's gender was decided, so there is no female, male or unknown to show;
+    # the people are counted, not people the model was unsure of.
+    classified = section.get("classifier") is not None
     rows = [("camera " + str(summary["camera_id"]) + " visitors", summary["camera_visitors"], "camera_visitors")]
     rows += [(f"zone/line {zone_id} passes", counts, zone_id) for zone_id, counts in summary["zones"].items()]
     header = ("crowd", "people", "female", "male", "unknown", "raw female share", "corrected (95 % interval)")
@@ -96,24 +99,18 @@ def format_table(summary: Mapping[str, Any]) -> str:
     for name, counts, key in rows:
         estimate = section.get("camera_visitors") if key == "camera_visitors" else section.get("zones", {}).get(key)
         decided = counts["female"] + counts["male"]
-        raw = counts["female"] / decided if decided else None
-        lines.append(
-            (
-                name,
-                str(counts["people"]),
-                str(counts["female"]),
-                str(counts["male"]),
-                str(counts["unknown"]),
-                _percent(raw),
-                _corrected_cell(estimate),
-            )
-        )
+        raw = counts["female"] / decided if decided and classified else None
+        genders = [str(counts[name]) if classified else "-" for name in ("female", "male", "unknown")]
+        lines.append((name, str(counts["people"]), *genders, _percent(raw), _corrected_cell(estimate)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line))
         for line in lines
     ]
     text.append("overall: the camera's distinct visitors, each person once (zone and line passes never add up to it)")
+    if not classified:
+        text.append(f"gender: not decided ({section.get('why_none') or 'no classifier ran'})")
+        return "\n".join(text)
     text.append(METHOD)
     if section.get("why_none"):
         text.append(f"no corrected share: {section['why_none']}")

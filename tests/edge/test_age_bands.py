@@ -439,8 +439,17 @@ def test_process_summary_tables_bands_per_crowd_only_when_age_was_estimated() ->
     assert section["zones"]["hall"]["female"] == {**dict.fromkeys(AGE_DECISIONS, 0), "0-12": 1, "unknown": 1}
     table = format_age_table({"camera_id": "cam1", "age_bands": section})
     header, visitors = table.splitlines()[:2]
-    assert header.split()[-9:] == list(AGE_DECISIONS)
+    assert header.split()[-9:] == [*AGE_DECISIONS[:-1], "age?"]  # the age decision apart from the gender one
     assert visitors.split()[-9:] == ["1", "0", "0", "0", "0", "0", "0", "1", "1"]
+    # Each column adds up: the crowd's row is the sum of its female, male and gender-unknown rows.
+    rows = table.splitlines()[1:5]
+    assert [row.rsplit(None, 9)[0].strip() for row in rows[1:]] == [
+        "of them female",
+        "of them male",
+        "of them gender unknown",
+    ]
+    columns = [[int(cell) for cell in row.split()[-9:]] for row in rows]
+    assert [sum(column) for column in zip(*columns[1:], strict=True)] == columns[0]
     assert age_band_section(messages, estimated=False) is None
     assert "no age head" in format_age_table({"camera_id": "cam1", "age_bands": None})
 

@@ -84,8 +84,14 @@ def test_without_rates_or_without_a_classifier_the_output_says_why() -> None:
     assert "carries no decision rates" in no_rates["female_share"]["why_none"]
     assert "camera_visitors" not in no_rates["female_share"]
     assert "no corrected share: the gender bundle gender-v9@1.0.0 carries no decision rates" in format_table(no_rates)
-    no_classifier = _summary(visitors, {}, None, None)
+    no_classifier = _summary({"people": 3, "female": 0, "male": 0, "unknown": 3}, {}, None, None)
     assert "no classifier ran" in no_classifier["female_share"]["why_none"]
+    # Counts-only: nobody's gender was decided, so the table shows no female, male or unknown (3 'unknown' read as
+    # people the model was unsure of) and no correction method.
+    table = format_table(no_classifier)
+    row = next(line for line in table.splitlines() if line.startswith("camera cam1 visitors")).split()
+    assert row[3:8] == ["3", "-", "-", "-", "-"], row
+    assert "gender: not decided (no classifier ran" in table and "decision rates" not in table
 
 
 def test_process_video_carries_the_corrected_share_of_its_bundle(tmp_path: Path) -> None:
