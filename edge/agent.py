@@ -194,16 +194,21 @@ class Agent:
         return lookup
 
     def status(self, state: str) -> AgentStatus:
+        # Figures of frames being processed now: a camera reconnecting, halted or of an agent going offline has none
+        # (its last 30 s rate and latency would read as current).
+        reading = [state == "online" and not rt.halt.is_set() and rt.capture.state == "online" for rt in self.cameras]
         cameras = [
             CameraStatus(
                 camera_id=rt.camera.id,
                 state=rt.capture.state if state == "online" and not rt.halt.is_set() else "offline",
-                fps=round(rt.fps(), 2) if state == "online" and not rt.halt.is_set() else 0.0,
+                fps=round(rt.fps(), 2) if now_reading else 0.0,
                 error=NOT_READ if rt.halt.is_set() else (rt.capture.error[:500] if rt.capture.error else None),
             )
-            for rt in self.cameras
+            for rt, now_reading in zip(self.cameras, reading, strict=True)
         ]
-        latencies = [rt.latency_s for rt in self.cameras if rt.frames]
+        latencies = [
+            rt.latency_s for rt, now_reading in zip(self.cameras, reading, strict=True) if now_reading and rt.frames
+        ]
         return AgentStatus(
             agent_id=self.config.agent_id,
             site_id=self.config.site_id,

@@ -822,3 +822,30 @@ def test_a_running_agent_forgets_old_bucket_counts_every_hour(tmp_path: Path) ->
         assert outbox.bucket_counts("cam1/a/0") is None
     finally:
         outbox.close()
+
+
+def test_the_heartbeat_reports_no_frame_rate_or_latency_for_a_camera_that_is_not_reading(tmp_path: Path) -> None:
+    """Found in a new-user review: while a camera reconnected (or its site was 'off'), heartbeats kept its last
+    30 s frame rate and latency (fps 4.32, latency 29.6 ms), and the final 'offline' status carried a latency:
+    figures of frames no longer processed. A camera reports a rate only while it reads, the latency is of cameras
+    that read, and an agent going offline reports neither."""
+    from types import SimpleNamespace
+
+    from footfall.edge.agent import CameraRuntime
+    from footfall.edge.outbox import Outbox
+
+    agent = one_camera_agent(Outbox(tmp_path / "outbox.sqlite"))
+    capture = SimpleNamespace(state="online", error=None)
+    runtime = CameraRuntime(camera=agent.config.cameras[0], capture=capture, pipeline=None)  # type: ignore[arg-type]
+    agent.cameras = [runtime]
+    runtime.window = [(time.monotonic() - 10.0, 0)]
+    runtime.frames, runtime.latency_s = 40, 0.0296
+    reading = agent.status("online")
+    assert reading.cameras[0].fps > 3 and reading.fps == reading.cameras[0].fps and reading.latency_ms == 29.6
+    capture.state, capture.error = "connecting", "x.mp4: stream stopped delivering frames"
+    reconnecting = agent.status("online")
+    assert (reconnecting.cameras[0].state, reconnecting.cameras[0].fps, reconnecting.fps) == ("connecting", 0.0, 0.0)
+    assert reconnecting.latency_ms == 0.0
+    capture.state = "online"
+    gone = agent.status("offline")
+    assert (gone.fps, gone.latency_ms) == (0.0, 0.0)
