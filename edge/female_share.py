@@ -95,12 +95,12 @@ def format_table(summary: Mapping[str, Any]) -> str:
     rows = [("camera " + str(summary["camera_id"]) + " visitors", summary["camera_visitors"], "camera_visitors")]
     rows += [(f"zone/line {zone_id} passes", counts, zone_id) for zone_id, counts in summary["zones"].items()]
     header = ("crowd", "people", "female", "male", "unknown", "raw female share", "corrected (95 % interval)")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for name, counts, key in rows:
         estimate = section.get("camera_visitors") if key == "camera_visitors" else section.get("zones", {}).get(key)
         decided = counts["female"] + counts["male"]
         raw = counts["female"] / decided if decided and classified else None
-        genders = [str(counts[name]) if classified else "-" for name in ("female", "male", "unknown")]
+        genders = [str(counts[gender]) if classified else "-" for gender in ("female", "male", "unknown")]
         lines.append((name, str(counts["people"]), *genders, _percent(raw), _corrected_cell(estimate)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
