@@ -186,19 +186,25 @@ def probe_stream(source: str, timeout_s: float, stop: threading.Event) -> str | 
     except (OSError, UnicodeError) as exc:
         return f"cannot open the stream: cannot resolve {host} ({getattr(exc, 'strerror', None) or exc})"
     failure: str | None = None
-    for family, kind, protocol, _, address in addresses:
+    for i, (family, kind, protocol, _, address) in enumerate(addresses):
         with socket.socket(family, kind, protocol) as connection:
             connection.setblocking(False)
             error = connection.connect_ex(address)
             if error not in (0, errno.EINPROGRESS):
-                failure = f"cannot open the stream: {_lower_first(os.strerror(error))} ({host}:{port})"
+                failure = failure or f"cannot open the stream: {_lower_first(os.strerror(error))} ({host}:{port})"
                 continue
-            ready = _wait_for(connection, deadline, stop, write=True)
-            if ready is None or stop.is_set():
-                return None if stop.is_set() else silent
+            # Each address its share of the time left: one that drops the connection silently (a firewalled IPv6
+            # address of a dual-stack name) must not leave none for the next, which FFmpeg would try too.
+            share = (deadline - time.monotonic()) / (len(addresses) - i)
+            ready = _wait_for(connection, time.monotonic() + share, stop, write=True)
+            if stop.is_set():
+                return None
+            if ready is None:
+                failure = silent
+                continue
             error = connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
-                failure = f"cannot open the stream: {_lower_first(os.strerror(error))} ({host}:{port})"
+                failure = failure or f"cannot open the stream: {_lower_first(os.strerror(error))} ({host}:{port})"
                 continue
             if scheme not in ("rtsp", "http"):
                 return None

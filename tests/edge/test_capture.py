@@ -328,3 +328,49 @@ def test_a_usb_camera_that_cannot_be_opened_is_explained_as_a_usb_camera(
     monkeypatch.setattr(capture_module.os, "access", lambda path, mode: True)
     busy = cannot_open_reason(3, 0.1)
     assert "in use" in busy and "URL" not in busy, busy
+
+
+def test_a_probe_tries_the_next_address_of_a_name_when_one_never_takes_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: a name with two addresses, the first dropping connection attempts (a firewalled IPv6
+    address of a dual-stack camera, or a full accept queue), the second a working RTSP server. The probe waited out
+    its whole time on the first and called the camera silent, for good; FFmpeg would have tried the second."""
+    from footfall.edge import capture as capture_module
+
+    # A listener whose accept queue is full: the kernel drops further connection attempts, which never complete.
+    full = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(full.getsockname())
+        fillers.append(filler)
+    working = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection = working.accept()[0]
+                with connection:
+                    connection.recv(4096)
+                    connection.sendall(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    addresses = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", full.getsockname()),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", working.getsockname()),
+    ]
+    monkeypatch.setattr(capture_module.socket, "getaddrinfo", lambda *args, **kwargs: addresses)
+    try:
+        assert capture_module.probe_stream("rtsp://cam.example/live", 4.0, threading.Event()) is None
+        # Both silent: silent, within the time given.
+        addresses[1] = addresses[0]
+        started = time.monotonic()
+        assert capture_module.probe_stream("rtsp://cam.example/live", 2.0, threading.Event()) == (
+            "no answer within 2 s"
+        )
+        assert time.monotonic() - started < 4
+    finally:
+        for sock in (*fillers, full, working):
+            sock.close()
