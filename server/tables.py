@@ -230,8 +230,8 @@ class ObservedSeconds(Base):
             "ix_observed_part_hours",
             "zone_pk",
             "hour_start",
-            sqlite_where=text("seconds < 3600"),
-            postgresql_where=text("seconds < 3600"),
+            sqlite_where=text("seconds != 3600"),
+            postgresql_where=text("seconds != 3600"),
         ),
     )
 

@@ -166,7 +166,7 @@ class PeakHour(Counts):
     hours_partly_observed: int = Field(
         0,
         description="Zone-hours of this hour of the day that a camera reported for less than the whole hour. Above 0, "
-        "people and the mean are lower bounds (people_lower_bound).",
+        "people and the mean are lower bounds too (not said by people_lower_bound, as everywhere).",
     )
 
 
@@ -194,7 +194,7 @@ class HeatmapCell(Counts):
     hours_partly_observed: int = Field(
         0,
         description="Zone-hours of this hour of the week that a camera reported for less than the whole hour. Above "
-        "0, people and the mean are lower bounds (people_lower_bound).",
+        "0, people and the mean are lower bounds too (not said by people_lower_bound, as everywhere).",
     )
 
 

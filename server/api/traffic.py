@@ -245,7 +245,7 @@ def peak_hours(
                 "mean_people_per_day": round(shown["people"] / days[hour], 2) if shown["people"] is not None else None,
                 "zone_days_unobserved": missing,
                 "hours_partly_observed": int(partial[hour]),
-                "people_lower_bound": shown["people_lower_bound"] or missing > 0 or partial[hour] > 0,
+                "people_lower_bound": shown["people_lower_bound"] or missing > 0,
             }
         )
     # Ranked by what the busiest hour is said to be, the mean per day: an hour seen on fewer days (a camera off at
@@ -278,7 +278,7 @@ def heatmap(
                 "mean_people": round(shown["people"] / weeks, 2) if shown["people"] is not None else None,
                 "zone_weeks_unobserved": missing,
                 "hours_partly_observed": partly,
-                "people_lower_bound": shown["people_lower_bound"] or missing > 0 or partly > 0,
+                "people_lower_bound": shown["people_lower_bound"] or missing > 0,
             }
         )
     return {**_head(site, zones, span, ctx.settings.k_anonymity), "timezone": site.timezone, "cells": cells}

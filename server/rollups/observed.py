@@ -8,7 +8,10 @@ bound of who passed: an hour read beside full ones looks quieter than it was.
 A zone-hour is **partly observed** when a camera that reported it reported less than the whole hour: with several
 cameras on one zone (a wide door), one camera's gap is people missed whatever the others saw. The resolution is the
 agent's bucket (a camera that watched a few seconds of a minute reported that minute). A camera replaced by another
-of a new id within the hour makes the hour partly observed too, as neither watched all of it.
+of a new id within the hour makes the hour partly observed too, as neither watched all of it; so does one whose
+buckets of two lengths overlap (an agent restarted with another ``bucket_seconds`` sends a 10:00 bucket of an hour
+beside its 10:00 minute): its seconds pass 3600, and which minutes it watched is not known. An hour no camera
+reported at all is no cell, not a partly observed one (``hours_observed`` counts the cells).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from footfall.server.tables import Bucket, ObservedSeconds
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
-# A camera's row of an hour it reported less than whole; the constant written out, as the partial index that finds
-# these rows says it (a bound parameter would keep SQLite from using the index).
-_PART_HOUR = ObservedSeconds.seconds < literal_column(str(HOUR))
+# A camera's row of an hour it did not report exactly whole: less (it was off for part of it), or more (buckets of
+# two lengths overlap: an agent restarted with another bucket_seconds, and which minutes it watched is unknown).
+# The constant written out, as the partial index that finds these rows says it (a bound parameter would keep SQLite
+# from using the index).
+_PART_HOUR = ObservedSeconds.seconds != literal_column(str(HOUR))
 # (zone_pk, UTC hour start, agent id, camera id) → change in seconds reported
 ObservedDeltas = dict[tuple[int, int, str, str], int]
 
@@ -48,7 +53,7 @@ def apply_observed_deltas(session: Session, deltas: ObservedDeltas) -> None:
 def partly_observed(
     session: Session, zone_pks: list[int], start: int, end: int, now: float | None = None
 ) -> list[tuple[int, int]]:
-    """(zone_pk, UTC hour start) of the zones' hours in [start, end) that a camera reported less than whole, oldest
+    """(zone_pk, UTC hour start) of the zones' hours in [start, end) that a camera did not report exactly whole, oldest
     first. The hour in progress at ``now`` (a server that answers it: the demo) is not over, so not among them."""
     end = min(end, hour_floor(int(time.time() if now is None else now)))
     if not zone_pks or end <= start:

@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("camera_id", sa.String(64), primary_key=True),
         sa.Column("seconds", sa.Integer(), nullable=False),
     )
-    part = sa.text("seconds < 3600")
+    part = sa.text("seconds != 3600")
     op.create_index(
         "ix_observed_part_hours",
         "rollup_observed",

@@ -24,6 +24,10 @@ export const LOWER_BOUND_HELP = (k) =>
 
 /** An element showing a count; a withheld count becomes a hatched "<k" chip, never 0, and a sum that leaves
  * withheld zone-hours out reads "≥ n". */
+/** Whether a figure's people are a lower bound: cells withheld (or unobserved) left out of it, or hours a camera
+ * watched only part of in it (hours_partly_observed, which the API keeps apart from people_lower_bound). */
+export const atLeast = (counts) => Boolean(counts.people_lower_bound) || (counts.hours_partly_observed ?? 0) > 0;
+
 export function countNode(value, k, { suppressed = value === null, lowerBound = false } = {}) {
   if (value === null || value === undefined) {
     const chip = document.createElement("span");

@@ -2,7 +2,7 @@
 // Suppressed cells are hatched and say so; hours without data stay blank (no data is not zero either).
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { countNode, fmtMean, fmtPct, genderCountNode, meanNode, unclassified } from "../format.js";
+import { atLeast, countNode, fmtMean, fmtPct, genderCountNode, meanNode, unclassified } from "../format.js";
 import { rampColour, RAMP_CSS } from "./scale.js";
 import { createTooltip, tipRow } from "./tooltip.js";
 
@@ -87,8 +87,8 @@ export function heatmapChart(container, data, metric = "people") {
     if (!cell) content.push(h("div", {}, "No data in this hour"));
     else {
       content.push(
-        tipRow("Per week", meanNode(cell.mean_people, k, cell.people_lower_bound)),
-        tipRow(`People (${cell.weeks_observed} wk)`, countNode(cell.people, k, { lowerBound: cell.people_lower_bound })),
+        tipRow("Per week", meanNode(cell.mean_people, k, atLeast(cell))),
+        tipRow(`People (${cell.weeks_observed} wk)`, countNode(cell.people, k, { lowerBound: atLeast(cell) })),
         tipRow("Female", cell.female_share === null ? genderCountNode(cell, "female", k) : fmtPct(cell.female_share), "var(--female)"),
         tipRow("Male", cell.male_share === null ? genderCountNode(cell, "male", k) : fmtPct(cell.male_share), "var(--male)"));
       if (cell.suppressed) content.push(h("div", { class: "faint" }, "Some counts hidden for privacy"));

@@ -2,7 +2,7 @@
 // data stay visible as gaps, never as invented lines). Suppressed buckets are hatched, never drawn as zero.
 
 import { h, hatchDefs, s, uniqueId } from "../dom.js";
-import { addDays, countNode, fmtPct, genderCountNode, localDate, midnightUtc, plural, unclassified, zonedParts } from "../format.js";
+import { addDays, atLeast, countNode, fmtPct, genderCountNode, localDate, midnightUtc, plural, unclassified, zonedParts } from "../format.js";
 import { linear, niceTicks, compact } from "./scale.js";
 import { createTooltip, tipRow } from "./tooltip.js";
 
@@ -188,7 +188,7 @@ export function seriesChart(container, data) {
     const share = (v) => (v === null ? "" : ` · ${fmtPct(v)}`);
     const content = [
       h("div", { class: "t" }, p.label),
-      tipRow("People", countNode(p.people, k, { lowerBound: p.people_lower_bound || p.hours_partly_observed > 0 })),
+      tipRow("People", countNode(p.people, k, { lowerBound: atLeast(p) })),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--female)" }), "Female"),
         h("span", {}, genderCountNode(p, "female", k), share(p.female_share))),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--male)" }), "Male"),

@@ -3,7 +3,7 @@
 import { api, getKey } from "../api.js";
 import { h } from "../dom.js";
 import {
-  addDays, correctedShareNode, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate,
+  addDays, atLeast, correctedShareNode, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate,
   midnightUtc, MISSING_HELP, occupancyNode, plural, pluralNoun,
 } from "../format.js";
 import { occupancyCurve } from "../charts/occupancy.js";
@@ -229,7 +229,7 @@ function notReported(when) {
  * an hour (the title says which). */
 function zoneCount(zone, k) {
   const partly = zone.hours_partly_observed ?? 0;
-  const node = countNode(zone.people, k, { lowerBound: zone.people_lower_bound || partly > 0 });
+  const node = countNode(zone.people, k, { lowerBound: atLeast(zone) });
   if (partly > 0 && zone.people !== null) {
     node.dataset.partlyObserved = String(partly);
     const why = `${plural(partly, "hour")} partly observed: a camera was off for part of it, so at least this many passed.`;

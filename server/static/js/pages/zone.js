@@ -4,7 +4,7 @@
 import { api, download } from "../api.js";
 import { h, s } from "../dom.js";
 import {
-  correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, genderCountNode, kindLabel, localDate, meanNode,
+  atLeast, correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, genderCountNode, kindLabel, localDate, meanNode,
   plural, splitWithheld, withheldNode,
 } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
@@ -117,7 +117,7 @@ function renderKpis(data, range, allZones, tz) {
     : "no hour reported in this range";
   document.getElementById("kpis").replaceChildren(
     // Summed over a site's zones, which overlap, the figure counts passes (a person in two zones counts twice).
-    kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: t.people_lower_bound || partly > 0 }),
+    kpi(allZones ? "Zone passes" : "People", countNode(t.people, k, { lowerBound: atLeast(totals.totals) || partly > 0 }),
       `${plural(range.days, "day")}, ${plural(series.points.length, series.granularity)} reported` +
       (partly > 0 ? `; ${plural(partly, allZones ? "zone-hour" : "hour")} partly observed (a camera off for part of it)` : ""),
       "kpi-people"),
@@ -138,7 +138,7 @@ function renderKpis(data, range, allZones, tz) {
       : h("span", {}, "corrected; raw: ", genderCountNode(t, "male", k), " classified male",
         t.male_share !== null ? ` (${fmtPct(t.male_share)})` : ""), "kpi-male"),
     kpi("Busiest hour", top ? h("span", { class: "smaller" }, top.label.replace("-", "–")) : h("span", { class: "faint" }, "—"),
-      top ? `${top.people_lower_bound ? "at least " : ""}${fmtMean(top.mean_people_per_day)} people per day on average`
+      top ? `${atLeast(top) ? "at least " : ""}${fmtMean(top.mean_people_per_day)} people per day on average`
         : peakNote, "kpi-peak"),
     kpi("Mean dwell", totals.mean_dwell_seconds === null ? h("span", { class: "faint" }, "—") : `${fmtMean(totals.mean_dwell_seconds)} s`,
       totals.mean_dwell_seconds === null ? "not measured, or too few visits" : "time spent in the zone", "kpi-dwell"));
@@ -151,7 +151,7 @@ function seriesTable(series) {
     h("tbody", {}, series.points.map((p) => h("tr", { dataset: { suppressed: String(p.suppressed) } }, h("td", {}, p.label),
       ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" },
         key !== "people" ? genderCountNode(p, key, k)
-          : countNode(p[key], k, { lowerBound: p.people_lower_bound || p.hours_partly_observed > 0 })))))));
+          : countNode(p[key], k, { lowerBound: atLeast(p) })))))));
 }
 
 function renderPeaks(peaks, noDataWhy) {
@@ -167,7 +167,7 @@ function renderPeaks(peaks, noDataWhy) {
   box.replaceChildren(h("div", { class: "peaks", id: "peak-list" }, shown.map((p) => h("div", { class: "peak", dataset: { hour: p.hour } },
     h("span", {}, p.label.replace("-", "–")),
     h("span", { class: "bar" }, p.mean_people_per_day === null ? null : h("span", { style: `width:${(p.mean_people_per_day / max) * 100}%` })),
-    h("span", { class: "v" }, meanNode(p.mean_people_per_day, k, p.people_lower_bound))))),
+    h("span", { class: "v" }, meanNode(p.mean_people_per_day, k, atLeast(p)))))),
   h("p", { class: "faint" }, "Mean people per day in each local hour, over the days observed."));
 }
 
