@@ -243,6 +243,11 @@ class Tally(BaseModel):
     people: int | None = Field(description="Sum of the released cells; null when every cell with people was withheld.")
     withheld_cells: int = Field(description="Hour cells with 1 to k-1 people, left out of people.")
     people_lower_bound: bool = Field(description="True when withheld cells are missing from people.")
+    hours_partly_observed: int = Field(
+        0,
+        description="Zone-hours of it that a camera reported for less than the whole hour (down or started within "
+        "it): people is a lower bound of who passed then (not said by people_lower_bound).",
+    )
 
 
 class CameraTally(Tally):

@@ -37,6 +37,7 @@ from footfall.server.api.sites import IdPath
 from footfall.server.localtime import HOUR, bucket_starts_and_labels, local_day, local_midnight, to_iso
 from footfall.server.occupancy import MIDNIGHT, EntranceHour, OccupancyCurve, reset_before
 from footfall.server.release import effective_k
+from footfall.server.rollups.observed import partly_observed
 from footfall.server.tables import CameraPart, Zone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -56,12 +57,14 @@ VisitorGranularity = Annotated[
 
 
 class _Sum:
-    """Released people, withheld cells and (entrance figures only) unobserved zone-hours, added up."""
+    """Released people, withheld cells, zone-hours a camera watched only part of and (entrance figures only)
+    unobserved zone-hours, added up."""
 
     def __init__(self) -> None:
         self.people = 0
         self.withheld = 0
         self.unobserved = 0
+        self.partly_observed = 0
 
     def add(self, people: int, withheld: int) -> None:
         self.people += people
@@ -73,6 +76,7 @@ class _Sum:
             "people": None if self.people == 0 and missing else self.people,
             "withheld_cells": self.withheld,
             "people_lower_bound": missing,
+            "hours_partly_observed": self.partly_observed,
         }
 
     def shown_entrance(self) -> dict[str, Any]:
@@ -138,6 +142,14 @@ def visitors(
         for target in (buckets[key], totals):  # an hour nobody reported is listed too, to say so
             target.entered.unobserved += missing_in
             target.left.unobserved += missing_out
+    for pk, hour in partly_observed(session, list(measure_of), span.start, span.end):
+        measure, zone_id = measure_of[pk]
+        key = hour if granularity == "hour" else local_day(hour, tz)
+        for target in (buckets[key], totals):
+            tally = (
+                target.cameras[zone_id] if measure == "camera" else target.entered if measure == "in" else target.left
+            )
+            tally.partly_observed += 1
     curve = OccupancyCurve([EntranceHour(hour, *a) for hour, a in sorted(entrance_hours.items())], tz, closing)
     has_entrances = bool(entrances)
 

@@ -121,3 +121,21 @@ def test_buckets_of_two_lengths_that_overlap_leave_the_hour_partly_observed(serv
     assert _points(server) == {"2026-11-16 10:00": (39, 1)}
     with server.db.read() as session:
         assert raw_vs_observed(session) == []
+
+
+def test_an_entrance_line_or_camera_a_camera_watched_part_of_the_hour_is_flagged_in_visitors(server: Server) -> None:
+    """Found in review: /visitors never said so. The door's in-line camera ran 10:00-10:19, its out-line all hour;
+    the camera's own visitors likewise ran 10:00-10:19."""
+
+    def line(zone: str, measure: str, first: int, last: int, seq: int) -> list[dict]:
+        messages = _minutes(first, last, zone=zone, seq=seq)
+        return [{**m, "measure": measure} for m in messages]
+
+    whole = {**aggregate(zone="door.out", start=TEN, seconds=3600, seq=500, unknown=8), "measure": "out"}
+    server.ingest(*line("door.in", "in", 0, 19, 1), whole, *line("cam-1", "camera", 0, 19, 100))
+    body = server.get("/api/v1/sites/mall/visitors", **DAY).json()
+    [point] = [p for p in body["points"] if p["visitors"]["people"]]
+    flags = (point["visitors"]["hours_partly_observed"], point["out"]["hours_partly_observed"])
+    assert flags == (1, 0) and point["cameras"][0]["hours_partly_observed"] == 1
+    totals = body["totals"]
+    assert (totals["visitors"]["hours_partly_observed"], totals["out"]["hours_partly_observed"]) == (1, 0)

@@ -229,7 +229,7 @@ def entrance_scene(secret_in: int) -> list[dict]:
     cells += [("door.out", NINE + timedelta(hours=1), 7, "out"), ("cam-9", NINE, 2, "camera")]
     out = []
     for i, (zone, start, people, measure) in enumerate(cells):
-        message = aggregate(zone=zone, camera="cam-9", start=start, seq=i + 1, unknown=people)
+        message = aggregate(zone=zone, camera="cam-9", start=start, seconds=3600, seq=i + 1, unknown=people)
         message["measure"] = measure
         out.append(message)
     return out
@@ -253,6 +253,7 @@ def test_the_visitors_api_recovers_nothing_below_k(tmp_path: Path) -> None:
         "people": 12,
         "withheld_cells": 1,
         "people_lower_bound": True,
+        "hours_partly_observed": 0,
         "unobserved_cells": 0,
     }
     assert body["totals"]["cameras"][0]["people"] is None

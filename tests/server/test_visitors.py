@@ -18,8 +18,9 @@ VISITORS = "/api/v1/sites/mall/visitors"
 
 
 def counted(measure: str, zone: str, people: int, start: datetime, *, seq: int = 1, camera: str = "cam-1") -> dict:
-    """An aggregate of ``measure`` ('passes', 'camera', 'in', 'out') with ``people``, none of them classified."""
-    message = aggregate(zone=zone, camera=camera, start=start, seq=seq, unknown=people)
+    """An aggregate of ``measure`` ('passes', 'camera', 'in', 'out') with ``people``, none of them classified: an hour
+    the camera watched whole (``start`` on the hour)."""
+    message = aggregate(zone=zone, camera=camera, start=start, seconds=3600, seq=seq, unknown=people)
     message["measure"] = measure
     if measure == "camera":
         message["zone_id"] = camera
@@ -62,7 +63,15 @@ def test_an_aggregate_whose_measure_disagrees_with_its_zone_is_refused_with_the_
     body = server.ingest(counted("in", "gate.in", 5, BASE), counted("passes", "gate.in", 5, BASE, seq=3)).json()
     assert body["accepted"] == 1 and [r["index"] for r in body["rejected"]] == [1]
     cameras = server.get(VISITORS, **DAY).json()["totals"]["cameras"]
-    assert cameras == [{"camera_id": "cam-1", "people": 8, "withheld_cells": 0, "people_lower_bound": False}]
+    assert cameras == [
+        {
+            "camera_id": "cam-1",
+            "people": 8,
+            "withheld_cells": 0,
+            "people_lower_bound": False,
+            "hours_partly_observed": 0,
+        }
+    ]
 
 
 def test_a_zone_an_admin_named_before_any_count_takes_the_measure_of_its_first_aggregate(server: Server) -> None:
@@ -166,7 +175,15 @@ def test_a_site_without_entrance_lines_says_so_and_still_gives_its_cameras(serve
     assert body["totals"]["visitors"] is None and body["occupancy_at_end"] is None
     (point,) = body["points"]
     assert point["visitors"] is None and point["occupancy"] is None
-    assert point["cameras"] == [{"camera_id": "cam-1", "people": 12, "withheld_cells": 0, "people_lower_bound": False}]
+    assert point["cameras"] == [
+        {
+            "camera_id": "cam-1",
+            "people": 12,
+            "withheld_cells": 0,
+            "people_lower_bound": False,
+            "hours_partly_observed": 0,
+        }
+    ]
 
 
 # --- zone figures count passes only ------------------------------------------------------------------------
@@ -222,8 +239,22 @@ def test_the_visitors_api_withholds_small_cells_like_every_read(server: Server) 
     stored(server, *door(9, 3, 0), *door(10, 6, 6), counted("camera", "cam-1", 2, BASE + 9 * HOUR))
     body = server.get(VISITORS, **DAY).json()
     nine, ten = body["points"]
-    assert nine["visitors"] == {"people": None, "withheld_cells": 1, "people_lower_bound": True, "unobserved_cells": 0}
-    assert nine["cameras"] == [{"camera_id": "cam-1", "people": None, "withheld_cells": 1, "people_lower_bound": True}]
+    assert nine["visitors"] == {
+        "people": None,
+        "withheld_cells": 1,
+        "people_lower_bound": True,
+        "hours_partly_observed": 0,
+        "unobserved_cells": 0,
+    }
+    assert nine["cameras"] == [
+        {
+            "camera_id": "cam-1",
+            "people": None,
+            "withheld_cells": 1,
+            "people_lower_bound": True,
+            "hours_partly_observed": 0,
+        }
+    ]
     # Nothing released counted anyone by 09:00's end: occupancy is unknown, not 0.
     assert nine["occupancy"] == {"people": None, "withheld_cells": 1, "unobserved_cells": 0}
     # 6 in, 6 out; the 3 withheld are not in it, and the withheld cell says the 0 is uncertain.
@@ -232,6 +263,7 @@ def test_the_visitors_api_withholds_small_cells_like_every_read(server: Server) 
         "people": 6,
         "withheld_cells": 1,
         "people_lower_bound": True,
+        "hours_partly_observed": 0,
         "unobserved_cells": 0,
     }
     assert "3" not in str([p["visitors"] for p in body["points"]])
@@ -272,10 +304,28 @@ def test_an_hour_the_entrance_camera_did_not_report_makes_visitors_a_lower_bound
     body = server.get(VISITORS, **DAY).json()
     assert [p["label"] for p in body["points"]] == ["2026-11-16 09:00", "2026-11-16 10:00", "2026-11-16 11:00"]
     nine, ten, eleven = body["points"]
-    assert nine["visitors"] == {"people": 20, "withheld_cells": 0, "people_lower_bound": False, "unobserved_cells": 0}
+    assert nine["visitors"] == {
+        "people": 20,
+        "withheld_cells": 0,
+        "people_lower_bound": False,
+        "hours_partly_observed": 0,
+        "unobserved_cells": 0,
+    }
     assert nine["occupancy"] == {"people": 20, "withheld_cells": 0, "unobserved_cells": 0}
-    assert ten["visitors"] == {"people": None, "withheld_cells": 0, "people_lower_bound": True, "unobserved_cells": 1}
-    assert ten["out"] == {"people": None, "withheld_cells": 0, "people_lower_bound": True, "unobserved_cells": 1}
+    assert ten["visitors"] == {
+        "people": None,
+        "withheld_cells": 0,
+        "people_lower_bound": True,
+        "hours_partly_observed": 0,
+        "unobserved_cells": 1,
+    }
+    assert ten["out"] == {
+        "people": None,
+        "withheld_cells": 0,
+        "people_lower_bound": True,
+        "hours_partly_observed": 0,
+        "unobserved_cells": 1,
+    }
     assert ten["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
     assert eleven["visitors"]["people"] == 5 and eleven["visitors"]["people_lower_bound"] is False
     assert eleven["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
@@ -283,11 +333,18 @@ def test_an_hour_the_entrance_camera_did_not_report_makes_visitors_a_lower_bound
         "people": 25,
         "withheld_cells": 0,
         "people_lower_bound": True,
+        "hours_partly_observed": 0,
         "unobserved_cells": 1,
     }
     assert body["occupancy_at_end"]["people"] is None
     (day,) = server.get(VISITORS, granularity="day", **DAY).json()["points"]
-    assert day["visitors"] == {"people": 25, "withheld_cells": 0, "people_lower_bound": True, "unobserved_cells": 1}
+    assert day["visitors"] == {
+        "people": 25,
+        "withheld_cells": 0,
+        "people_lower_bound": True,
+        "hours_partly_observed": 0,
+        "unobserved_cells": 1,
+    }
     assert day["occupancy"]["people"] is None
     # The next day starts again from a known 0 at the closing time.
     stored(server, *door(9, 5, 0, day=BASE + timedelta(days=1)))

@@ -117,6 +117,9 @@ function visitorKpis(figures, k) {
   ];
 }
 
+/** Whether a comparison's zones hold an hour a camera watched only part of: its passes are then at least the sum. */
+const partlyObserved = (comparison) => comparison.zones.some((z) => (z.hours_partly_observed ?? 0) > 0);
+
 function renderKpis(sites, figures, agents) {
   // A withheld count is below its own site's k, so below the largest: "<k" holds for every site with it.
   const k = figures.length ? Math.max(...figures.map((f) => f.todayTotals.k)) : 5;
@@ -124,10 +127,10 @@ function renderKpis(sites, figures, agents) {
   const peopleKnown = figures.some((f) => f.todayTotals.totals.people !== null);
   const peopleMissing = figures.some((f) => f.todayTotals.totals.people === null);
   const people = figures.reduce((sum, f) => sum + (f.todayTotals.totals.people ?? 0), 0);
-  const peopleAtLeast = figures.some((f) => f.todayTotals.totals.people_lower_bound);
+  const peopleAtLeast = figures.some((f) => f.todayTotals.totals.people_lower_bound || partlyObserved(f.todayTotals));
   const weekKnown = figures.some((f) => f.weekTotals.totals.people !== null);
   const weekMissing = figures.some((f) => f.weekTotals.totals.people === null);
-  const weekAtLeast = figures.some((f) => f.weekTotals.totals.people_lower_bound);
+  const weekAtLeast = figures.some((f) => f.weekTotals.totals.people_lower_bound || partlyObserved(f.weekTotals));
   const week = figures.reduce((sum, f) => sum + (f.weekTotals.totals.people ?? 0), 0);
   const online = agents.filter((a) => a.online).length;
   const zones = sites.reduce((sum, s) => sum + s.zones, 0);
@@ -203,9 +206,9 @@ function siteCard(f) {
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
         ? occupancyNode(visitors.occupancy_at_end) : h("span", { class: "faint" }, "—")),
       h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound })),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound || partlyObserved(todayTotals) })),
         h("div", { class: "l" }, "zone passes today")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k, { lowerBound: week.people_lower_bound })),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k, { lowerBound: week.people_lower_bound || partlyObserved(weekTotals) })),
         h("div", { class: "l" }, "passes, 7 days")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "female" } }, correctedShareNode(week)),
         h("div", { class: "l" }, "women, 7 days (corrected)")),
