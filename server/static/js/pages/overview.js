@@ -72,8 +72,8 @@ function siteSum(figures, pick) {
   return {
     known: parts.every((part) => part.people !== null),
     people: parts.reduce((sum, part) => sum + (part.people ?? 0), 0),
-    // Withheld cells or entrance hours not observed (camera down): either leaves people out.
-    lowerBound: parts.some((part) => part.people_lower_bound),
+    // Withheld cells, entrance hours not observed (camera down) or watched only in part: each leaves people out.
+    lowerBound: parts.some(atLeast),
   };
 }
 
@@ -200,7 +200,7 @@ function siteCard(f) {
       agentBadge),
     h("div", { class: "figures" },
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "visitors" } }, visitors.totals.visitors
-        ? countNode(visitors.totals.visitors.people, k, { lowerBound: visitors.totals.visitors.people_lower_bound })
+        ? countNode(visitors.totals.visitors.people, k, { lowerBound: atLeast(visitors.totals.visitors) })
         : h("span", { class: "faint" }, "—")),
       h("div", { class: "l" }, "site visitors today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
