@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from footfall.core.manifest import MANIFEST_FILE, file_entry
@@ -24,12 +26,11 @@ def rehash(bundle: Path) -> None:
     path.write_text(json.dumps(manifest, indent=2))
 
 
-def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0, *, pruned_only: bool = False) -> Path:
+def _int8_graphs_altered(bundle: Path, target: Path, pruned_only: bool, alter: Callable[[Any, str], None]) -> Path:
     """A copy of ``bundle`` whose INT8 graphs (the model, and its gender-only copy where the bundle has one; with
-    ``pruned_only`` that copy alone) multiply every weight scale of their first quantized convolutions by
-    ``factor``: activations then clip the way saturated int16 sums clip them."""
+    ``pruned_only`` that copy alone) ``alter`` changed in place (given the ONNX model and its file name), with the
+    manifest's hashes rewritten."""
     import onnx
-    from onnx import numpy_helper
 
     shutil.copytree(bundle, target)
     age = (json.loads((target / MANIFEST_FILE).read_text()).get("classifier") or {}).get("age") or {}
@@ -38,6 +39,19 @@ def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0, *, pruned_
         if name is None:
             continue
         model = onnx.load(str(target / name))
+        alter(model, name)
+        onnx.save(model, str(target / name))
+    rehash(target)
+    return target
+
+
+def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0, *, pruned_only: bool = False) -> Path:
+    """A copy of ``bundle`` whose INT8 graphs (see :func:`_int8_graphs_altered`) multiply every weight scale of their
+    first quantized convolutions by ``factor``: activations then clip the way saturated int16 sums clip them."""
+    import onnx
+    from onnx import numpy_helper
+
+    def scale_up(model: Any, name: str) -> None:
         initializers = {tensor.name: tensor for tensor in model.graph.initializer}
         changed = 0
         for node in model.graph.node:
@@ -50,9 +64,8 @@ def broken_int8_copy(bundle: Path, target: Path, factor: float = 6.0, *, pruned_
             if changed == 3:
                 break
         assert changed, f"{bundle}: no int8 weight to break in {name}"
-        onnx.save(model, str(target / name))
-    rehash(target)
-    return target
+
+    return _int8_graphs_altered(bundle, target, pruned_only, scale_up)
 
 
 def corrupt_model_copy(bundle: Path, target: Path, *, gender_only: bool = False) -> Path:
@@ -70,21 +83,13 @@ def corrupt_model_copy(bundle: Path, target: Path, *, gender_only: bool = False)
 
 
 def unloadable_int8_copy(bundle: Path, target: Path, *, pruned_only: bool = False) -> Path:
-    """A copy of ``bundle`` whose INT8 graphs (as in :func:`broken_int8_copy`) name an operator this onnxruntime
-    does not have: one QuantizeLinear becomes 'QuantizeLinearV2', as a graph exported for a newer runtime would.
-    The manifest's hashes are rewritten, so the bundle loads and only opening the graph fails."""
-    import onnx
+    """A copy of ``bundle`` whose INT8 graphs (see :func:`_int8_graphs_altered`) name an operator this onnxruntime does
+    not have: one QuantizeLinear becomes 'QuantizeLinearV2', as a graph exported for a newer runtime would. The
+    manifest's hashes are rewritten, so the bundle loads and only opening the graph fails."""
 
-    shutil.copytree(bundle, target)
-    age = (json.loads((target / MANIFEST_FILE).read_text()).get("classifier") or {}).get("age") or {}
-    names = [age.get("gender_only_model_file")] if pruned_only else ["model.onnx", age.get("gender_only_model_file")]
-    for name in names:
-        if name is None:
-            continue
-        model = onnx.load(str(target / name))
+    def rename_one(model: Any, name: str) -> None:
         node = next((node for node in model.graph.node if node.op_type == "QuantizeLinear"), None)
         assert node is not None, f"{bundle}: no QuantizeLinear to rename in {name}"
         node.op_type = "QuantizeLinearV2"
-        onnx.save(model, str(target / name))
-    rehash(target)
-    return target
+
+    return _int8_graphs_altered(bundle, target, pruned_only, rename_one)

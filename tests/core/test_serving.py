@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from footfall.core.bundle import BundleError, load_bundle, open_session
+from footfall.core.bundle import Bundle, BundleError, load_bundle, open_session
 from footfall.core.classifier import GenderClassifier
 from footfall.core.detector import FaceDetector
 from footfall.core.manifest import MANIFEST_FILE
@@ -37,24 +38,34 @@ def test_broken_int8_is_replaced_by_the_fp32_reference(
     broken = broken_int8_copy(SHIPPED[kind], tmp_path / kind)
     with caplog.at_level(logging.INFO):
         model = LOADERS[kind](broken, self_check=True)
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1, [r.getMessage() for r in errors]
-    assert "serving the FP32 reference" in errors[0].getMessage()
-    assert errors[0].fields["bundle"] and errors[0].fields["cpu"]
+    _one_fallback_error(caplog)
     serving = model.serving
     assert (serving.precision, serving.parity) == ("fp32", "failed"), serving
     assert serving.probe_error is not None and serving.probe_error > serving.tolerance
     assert "tolerance" in (serving.reason or "")
-    # What runs is the FP32 graph, output for output.
-    bundle = load_bundle(broken)
+    bundle = _serves_the_reference(model, broken)
+    # Without the self-check (exports, evaluation) the bundle's own graph runs, and is far off.
+    assert run_probe(bundle, open_session(bundle)).passed is False
+
+
+def _one_fallback_error(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    """The one error logged for an INT8 graph replaced by its FP32 reference, naming the bundle and the CPU."""
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "serving the FP32 reference" in errors[0].getMessage()
+    assert errors[0].fields["bundle"] and errors[0].fields["cpu"]
+    return errors[0]
+
+
+def _serves_the_reference(model: Any, path: Path) -> Bundle:
+    """Asserts that ``model`` runs the FP32 reference of the bundle at ``path``, output for output; the bundle."""
+    bundle = load_bundle(path)
     with np.load(bundle.probe_path) as data:
         feed = probe_feed(bundle.manifest.classifier, data["inputs"])
     name = model.session.get_inputs()[0].name
     served = model.session.run(None, {name: feed})[0]
-    reference = open_session(bundle, reference=True).run(None, {name: feed})[0]
-    np.testing.assert_array_equal(served, reference)
-    # Without the self-check (exports, evaluation) the bundle's own graph runs, and is far off.
-    assert run_probe(bundle, open_session(bundle)).passed is False
+    np.testing.assert_array_equal(served, open_session(bundle, reference=True).run(None, {name: feed})[0])
+    return bundle
 
 
 @pytest.mark.parametrize("kind", SHIPPED)
@@ -67,21 +78,13 @@ def test_int8_this_onnxruntime_cannot_load_is_replaced_by_the_fp32_reference(
     bundle = unloadable_int8_copy(SHIPPED[kind], tmp_path / kind)
     with caplog.at_level(logging.INFO):
         model = LOADERS[kind](bundle, self_check=True)
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1, [r.getMessage() for r in errors]
-    assert "serving the FP32 reference" in errors[0].getMessage()
-    assert errors[0].fields["bundle"] and errors[0].fields["cpu"]
+    error = _one_fallback_error(caplog)
     serving = model.serving
     assert (serving.precision, serving.parity, serving.probe_error) == ("fp32", "failed", None), serving
     reason = serving.reason or ""
-    assert reason == errors[0].fields["reason"] and "\n" not in reason and len(reason) <= 200, reason
+    assert reason == error.fields["reason"] and "\n" not in reason and len(reason) <= 200, reason
     assert "model.onnx: onnxruntime cannot load it" in reason and "No Op registered for QuantizeLinearV2" in reason
-    loaded = load_bundle(bundle)
-    with np.load(loaded.probe_path) as data:
-        feed = probe_feed(loaded.manifest.classifier, data["inputs"])
-    name = model.session.get_inputs()[0].name
-    served = model.session.run(None, {name: feed})[0]
-    np.testing.assert_array_equal(served, open_session(loaded, reference=True).run(None, {name: feed})[0])
+    _serves_the_reference(model, bundle)
 
 
 def test_a_pruned_graph_this_onnxruntime_cannot_load_falls_back_alone(tmp_path: Path) -> None:
