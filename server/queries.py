@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -189,28 +189,19 @@ def partly_observed_by_bucket(
         first, _ = day_range(start, end, tz)
         start = max(start, local_midnight(first, tz))
     bucket = series_bucket(granularity, tz)
-    counts: dict[Any, int] = defaultdict(int)
-    for _, hour in partly_observed(session, zone_pks, start, end):
-        counts[bucket(hour)] += 1
-    return dict(counts)
+    return Counter(bucket(hour) for _, hour in partly_observed(session, zone_pks, start, end))
 
 
 def partly_observed_by_hour_of_week(
     session: Session, zone_pks: list[int], start: int, end: int, tz: str
 ) -> dict[int, int]:
-    """Zone-hours a camera watched for only part of (footfall.server.rollups.observed) per local hour of week, keyed
-    as :func:`by_hour_of_week` keys its rows."""
-    counts: dict[int, int] = defaultdict(int)
-    for _, hour in partly_observed(session, zone_pks, start, end):
-        counts[local_hour_of_week(hour, tz)] += 1
-    return dict(counts)
+    """The same per local hour of week, keyed as :func:`by_hour_of_week` keys its rows."""
+    return Counter(local_hour_of_week(hour, tz) for _, hour in partly_observed(session, zone_pks, start, end))
 
 
 def partly_observed_by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> list[int]:
-    """Per zone of ``zone_pks`` (in that order), its hours in [start, end) a camera watched for only part of."""
-    counts = dict.fromkeys(zone_pks, 0)
-    for zone_pk, _ in partly_observed(session, zone_pks, start, end):
-        counts[zone_pk] += 1
+    """The same per zone of ``zone_pks``, in that order."""
+    counts = Counter(zone_pk for zone_pk, _ in partly_observed(session, zone_pks, start, end))
     return [counts[pk] for pk in zone_pks]
 
 
