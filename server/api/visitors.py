@@ -113,6 +113,9 @@ def visitors(
     read_from = reset_before(span.start, tz, closing)
     cells = queries.hourly_cells(session, list(measure_of), read_from, span.end)
 
+    def bucket_of(hour: int) -> int | date:
+        return hour if granularity == "hour" else local_day(hour, tz)
+
     entrance_hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # hour → in, out, withheld, unobserved
     buckets: dict[int | date, _Bucket] = defaultdict(_Bucket)
     totals = _Bucket()
@@ -128,7 +131,7 @@ def visitors(
             acc[2] += withheld
         if hour < span.start:
             continue
-        key: int | date = hour if granularity == "hour" else local_day(hour, tz)
+        key = bucket_of(hour)
         for target in (buckets[key], totals):
             if measure == "camera":
                 target.cameras[zone_id].add(people, withheld)
@@ -138,13 +141,13 @@ def visitors(
         entrance_hours[hour][3] += missing_in + missing_out
         if hour < span.start:
             continue
-        key = hour if granularity == "hour" else local_day(hour, tz)
+        key = bucket_of(hour)
         for target in (buckets[key], totals):  # an hour nobody reported is listed too, to say so
             target.entered.unobserved += missing_in
             target.left.unobserved += missing_out
     for pk, hour in partly_observed(session, list(measure_of), span.start, span.end):
         measure, zone_id = measure_of[pk]
-        key = hour if granularity == "hour" else local_day(hour, tz)
+        key = bucket_of(hour)
         for target in (buckets[key], totals):
             tally = (
                 target.cameras[zone_id] if measure == "camera" else target.entered if measure == "in" else target.left
