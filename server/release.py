@@ -275,6 +275,11 @@ class CellRelease:
     def value(self, name: str) -> float:
         return self.values[RELEASED_FIELDS.index(name)]
 
+    @property
+    def split_withheld(self) -> bool:
+        """It shows people but not their split."""
+        return self.value("released_people") > 0 and not any(self.value(name) for name in SPLIT_FIELDS)
+
 
 _PEOPLE_FIELDS = ("released_people", *SPLIT_FIELDS, "withheld")
 _DWELL_FIELDS = ("released_dwell_samples", "released_dwell_seconds")
@@ -302,7 +307,7 @@ def keep_withheld(shown: CellRelease, candidate: CellRelease) -> CellRelease:
     split that 9 / 10 / 0 can come from."""
     if shown.value("released_people") == 0:
         return candidate
-    if not any(shown.value(name) for name in SPLIT_FIELDS):
+    if shown.split_withheld:
         values = tuple(
             0.0 if name in SPLIT_FIELDS else value
             for name, value in zip(RELEASED_FIELDS, candidate.values, strict=True)

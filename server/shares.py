@@ -37,7 +37,7 @@ from footfall.server.queries import local_day_number
 from footfall.server.release import DEFAULT_K, effective_k
 from footfall.server.rollups import release_k
 from footfall.server.tables import HourlyRollup, Site, Zone
-from sqlalchemy import BigInteger, case, cast, func, literal_column, select
+from sqlalchemy import BigInteger, and_, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
 # Why a corrected share is null (the API's ``female_share_corrected_missing``).
@@ -152,15 +152,15 @@ def _share(estimate: ShareEstimate) -> Share:
 
 
 def _cell_columns(h: Any) -> tuple[Any, ...]:
-    """The columns read per group of cells: bundle, released people, split shown (1) or not (0), how many such
-    cells, and their released female, male and unknown."""
+    """The columns read per group of cells: bundle, split people (:func:`_split_people`), split shown (1) or not
+    (0), how many such cells, and their released female, male and unknown."""
 
     def total(column: Any) -> Any:
         return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
     return (
         h.classifier,
-        h.released_people,
+        _split_people(h),
         _shown(h),
         func.count(),
         total(h.released_female),
@@ -177,12 +177,21 @@ def _shown(h: Any) -> Any:
     return case((h.released_female + h.released_male + h.released_unknown > zero, one), else_=zero)
 
 
+def _split_people(h: Any) -> Any:
+    """The people a cell's split is of: its released people, or, where its split was kept withheld after late people,
+    the people it showed when readers saw that split withheld (``rollup_hourly.split_withheld_people``). The withheld
+    split says some part was 1 to k-1 at that size; the late people's decisions were never shown, so they are no
+    part of the estimate (nor of ``people_corrected``). A cell that releases nobody (hidden by a stricter k) is 0."""
+    kept = and_(_shown(h) == literal_column("0"), h.released_people > literal_column("0"))
+    return case((kept, func.coalesce(h.split_withheld_people, h.released_people)), else_=h.released_people)
+
+
 def _cells_query(h: Any, keys: Sequence[Any], *where: Any) -> Any:
     """Released cells attributed to a bundle, grouped by ``keys`` and by :func:`_cell_columns`' first three."""
     return (
         select(*keys, *_cell_columns(h))
         .where(h.released_people > 0, h.classifier.is_not(None), *where)
-        .group_by(*keys, h.classifier, h.released_people, _shown(h))
+        .group_by(*keys, h.classifier, _split_people(h), _shown(h))
     )
 
 
@@ -225,7 +234,7 @@ def series(
     h = HourlyRollup
     if granularity == "hour":
         counts, groups = queries.hourly_series_by(
-            session, zone_pks, start, end, (h.classifier, h.released_people, _shown(h))
+            session, zone_pks, start, end, (h.classifier, _split_people(h), _shown(h))
         )
         if not counts.keys:
             return counts, [], NONE_SEEN
@@ -246,7 +255,8 @@ def series(
         hours = (
             select(
                 local_day_number().label("day"),
-                *(h.classifier, h.released_people, h.released_female, h.released_male, h.released_unknown),
+                *(h.classifier, h.released_people, h.split_withheld_people),
+                *(h.released_female, h.released_male, h.released_unknown),
             )
             .where(
                 h.zone_pk.in_(zone_pks),

@@ -251,19 +251,39 @@ def _hold_seen_cells(
     to what the cell now releases. A ``frozen`` cell (:func:`release_site`) keeps what readers saw, whatever the
     step. A held cell takes the bundle its buckets give like any other: which bundles sent
     buckets is fleet configuration, so a late bucket that changes it shows no person
-    (footfall.server.classifiers)."""
+    (footfall.server.classifiers). The people of a split readers saw withheld go on record
+    (:func:`_record_withheld_splits`)."""
     bands_after = _released_bands(session, seen)
     held: dict[tuple[int, int], CellRelease] = {}
+    split_withheld: dict[tuple[int, int], float] = {}
     for key in seen:
         shown, candidate = (
             CellRelease(tuple(before[key]), bands_before[key]),
             CellRelease(tuple(after[key]), bands_after[key]),
         )
+        if shown.split_withheld:
+            split_withheld[key] = shown.value("released_people")
         final = shown if key in frozen else step_release(shown, candidate, k_of_zone[key[0]])
         if final != candidate:
             held[key] = final
             after[key] = list(final.values)
     _write_release(session, held)
+    _record_withheld_splits(session, split_withheld)
+
+
+def _record_withheld_splits(session: Session, people: dict[tuple[int, int], float]) -> None:
+    """Records, for each seen cell of ``people`` whose split readers saw withheld, the people it showed then, unless
+    an earlier sighting is on record (``rollup_hourly.split_withheld_people``): late people never show its split
+    (footfall.server.release.keep_withheld), and the corrected share reads it at the size readers saw it withheld."""
+    if not people:
+        return
+    h = HourlyRollup.__table__
+    session.execute(
+        update(h)
+        .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"), h.c.split_withheld_people.is_(None))
+        .values(split_withheld_people=bindparam("n")),
+        [{"z": z, "h": hour, "n": round(n)} for (z, hour), n in sorted(people.items())],
+    )
 
 
 def apply_hourly_deltas(
@@ -483,6 +503,9 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     _write_release(session, {key: _decode_shown(text) for key, text in recorded.items()})
     seen = [(z, hour) for z, hour in session.execute(select(h.c.zone_pk, h.c.hour_start).where(of_site, seen_cell))]
     shown = _releases(session, seen, zone_pks)
+    _record_withheld_splits(
+        session, {key: cell.value("released_people") for key, cell in shown.items() if cell.split_withheld}
+    )
     # Cells nobody could read yet: the new k's rule on their raw counts, cameras and age cells included.
     _release_raw(session, zone_pks, k)
     # Seen cells: the new k's rule on what readers saw, which can only hide. Never on their raw counts: whether a

@@ -422,3 +422,36 @@ def test_a_looser_k_does_not_tell_which_cells_hold_late_people(server: Server, t
     for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
         assert _lower_k_story(twin, late_men=False) == views
     assert views == [(12, None, None, None)] * 3
+
+
+def _share_with_a_kept_split(server: Server, late_women: int) -> dict:
+    """Zone a's day: eight hours of 20 people whose splits show (7 / 8 / 5), and the seen 09:00 cell of 4 women and
+    10 men whose split readers saw withheld; then ``late_women`` late women for 09:00. The day's totals."""
+    _register(server, "g")
+    for hour in range(8):
+        start = BASE + timedelta(hours=hour)
+        server.ingest(
+            {**aggregate(zone="a", start=start, seconds=3600, female=7, male=8, unknown=5), "classifier": "g@1"}
+        )
+    server.ingest({**late(0, female=4, male=10), "classifier": "g@1"})
+    if late_women:
+        server.ingest({**late(10, female=late_women), "classifier": "g@1"})
+    return server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()["totals"]
+
+
+def test_a_split_kept_withheld_counts_at_the_size_readers_saw_it_withheld(server: Server, tmp_path: Path) -> None:
+    """The corrected share reads a withheld split as one with some part of 1 to k-1 at its cell's size
+    (footfall.core.withheld_splits). A split kept withheld after late people (:func:`keep_withheld`: 9 / 10 / 0 at 19
+    shows nothing) is no such event at 19: readers saw it withheld at 14, and the late people's decisions were never
+    shown. Read at 19, a kept split pulled the share toward a lopsided one. The estimate takes it at 14, as if the
+    late women had not come; they are not among ``people_corrected``."""
+    with_late = _share_with_a_kept_split(server, late_women=5)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        without = _share_with_a_kept_split(twin, late_women=0)
+    assert (with_late["people"], without["people"]) == (179, 174) and with_late["unsplit"] == 19
+    fields = ("female_share_corrected", "female_share_low", "female_share_high", "people_corrected")
+    assert {name: with_late[name] for name in fields} == {name: without[name] for name in fields}
+    assert with_late["people_corrected"] == 174
+    # The hourly series reads its cells by another query; its total is estimated as /totals is.
+    hourly = server.get(f"{SITE}/traffic/series", zone="a", **DAY).json()["totals"]
+    assert {name: hourly[name] for name in fields} == {name: with_late[name] for name in fields}

@@ -185,7 +185,8 @@ export function correctedShareNode(counts, which = "female") {
   span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} people.${withheld} ` +
     `Raw classify-and-count: ${rawText} of the people decided female or male.`;
   // People left out: hours counted without gender, or decided by a bundle whose rates are unknown or whose hours all
-  // had their split withheld. Withheld splits elsewhere are in the estimate (through how likely such a split is).
+  // had their split withheld, and late people of an hour whose split readers saw withheld before they came. Withheld
+  // splits elsewhere are in the estimate (through how likely such a split is).
   if (typeof counts.people === "number" && counts.people_corrected < counts.people) {
     const coverage = document.createElement("span");
     coverage.className = "coverage";
@@ -193,7 +194,7 @@ export function correctedShareNode(counts, which = "female") {
     coverage.textContent = ` · from ${fmtInt(counts.people_corrected)} of ${fmtInt(counts.people)} people`;
     coverage.title = `${fmtInt(counts.people - counts.people_corrected)} people are not in this share: their hours ` +
       "were counted without gender, or decided by a model whose error rates are unknown or whose hours all had " +
-      "their split withheld for privacy.";
+      "their split withheld for privacy, or they arrived late for an hour whose split was already withheld.";
     span.append(coverage);
   }
   return span;
