@@ -170,6 +170,8 @@ def register(app: typer.Typer) -> None:
 
         An INT8 graph that strays from its FP32 reference on this CPU (the probe shipped in the bundle)
         is replaced by the FP32 graph when the agent runs; doctor says so here, before it happens.
+        The text report is printed section by section as each check ends (a camera that does not answer takes
+        up to 10 s); --json prints one object once everything is checked.
         Exits 0 when every bundle serves as shipped and every camera answers, 1 otherwise, 2 on a config
         that cannot be used or a bundle that cannot be served at all (its section says why; the rest is
         still checked).
@@ -182,13 +184,16 @@ def register(app: typer.Typer) -> None:
 
         require("edge", "cv2", "onnxruntime")
         from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-        from footfall.edge.doctor import BundleFailure, diagnose, format_diagnosis
+        from footfall.edge.doctor import BundleFailure, diagnose, format_verdict
 
         settings = _load(config) if config is not None else None
         detector_path = detector or (settings.bundles.detector if settings else DEFAULT_DETECTOR_BUNDLE)
         gender_path = gender or (settings.bundles.gender if settings else DEFAULT_GENDER_BUNDLE)
-        diagnosis = diagnose(detector_path, gender_path, config=settings, threads=threads)
-        typer.echo(json.dumps(diagnosis.as_dict()) if as_json else format_diagnosis(diagnosis))
+        # Text goes out section by section as each check ends (cameras that do not answer take seconds each); JSON
+        # is one object, printed once everything is known.
+        show = None if as_json else typer.echo
+        diagnosis = diagnose(detector_path, gender_path, config=settings, threads=threads, show=show)
+        typer.echo(json.dumps(diagnosis.as_dict()) if as_json else format_verdict(diagnosis))
         failures = [b for b in diagnosis.bundles if isinstance(b, BundleFailure)]
         for failure in failures:  # the report above has it in the bundle's section; scripts read stderr
             typer.secho(f"error: {failure.error}", fg="red", err=True)

@@ -4,12 +4,14 @@ It reports the CPU and the instruction-set flags that decide onnxruntime's integ
 version, each model bundle's parity probe on this CPU and the precision the agent would serve, what the
 classifier estimates (gender, and age bands where it has an age head), the detector's and the classifier's
 latency here, and (given a config) whether each camera answers. A bundle that cannot be served at all is said
-so in its own section, and everything else is still checked.
+so in its own section, and everything else is still checked. The text report is shown section by section as each
+check ends (a dead camera takes up to CAMERA_TIMEOUT_S to give up): doctor is never silent for long.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -174,11 +176,24 @@ def check_camera(camera: CameraConfig, timeout_s: float = CAMERA_TIMEOUT_S) -> C
 
 
 def diagnose(
-    detector: Path, gender: Path | None, *, config: AgentConfig | None = None, threads: int | None = None
+    detector: Path,
+    gender: Path | None,
+    *,
+    config: AgentConfig | None = None,
+    threads: int | None = None,
+    show: Callable[[str], None] | None = None,
 ) -> Diagnosis:
     """Runs every check. A bundle that cannot be served is a :class:`BundleFailure` in the report (the error in
-    one line, naming the file), and the other checks still run: doctor is for the box that does not work."""
+    one line, naming the file), and the other checks still run: doctor is for the box that does not work.
+
+    ``show`` is given each section's text as soon as it is known: the CPU and onnxruntime, each bundle, a line
+    before the cameras are tried and each camera as its check ends. A box with four dead cameras was silent for half
+    a minute before. The verdict, :func:`format_verdict`, is the caller's to show at the end."""
     import onnxruntime
+
+    def shown(text: str) -> None:
+        if show is not None:
+            show(text)
 
     name, arch, flags = cpu_info()
     threads = threads or (config.detection.threads if config is not None else None) or default_threads()
@@ -192,16 +207,23 @@ def diagnose(
         onnxruntime=onnxruntime.__version__,
         threads=threads,
     )
+    shown(format_platform(diagnosis))
     checks = [("face-detection", detector, _detector_check)]
     if gender is not None:
         checks.append(("gender-classification", gender, _classifier_check))
     for task, path, check in checks:
+        result: BundleCheck | BundleFailure
         try:
-            diagnosis.bundles.append(check(load_bundle(path), threads))
+            result = check(load_bundle(path), threads)
         except BundleError as exc:
-            diagnosis.bundles.append(BundleFailure(path, task, str(exc)))
-    if config is not None:
-        diagnosis.cameras = [check_camera(camera) for camera in config.cameras]
+            result = BundleFailure(path, task, str(exc))
+        diagnosis.bundles.append(result)
+        shown(format_bundle(result))
+    if config is not None and config.cameras:
+        shown(f"checking     {plural(len(config.cameras), 'camera')}, up to {CAMERA_TIMEOUT_S:g} s each …")
+        for camera in config.cameras:
+            diagnosis.cameras.append(check_camera(camera))
+            shown(format_camera(diagnosis.cameras[-1]))
     return diagnosis
 
 
@@ -235,41 +257,51 @@ def _parity_text(serving: ModelServing) -> str:
     )
 
 
-def format_diagnosis(diagnosis: Diagnosis) -> str:
+def format_platform(diagnosis: Diagnosis) -> str:
+    """The text report's first section: the CPU, its flags and onnxruntime."""
     cpu = diagnosis.cpu
     dot = (
         "int8 products accumulate in int32 (VNNI, AMX or ARM dot product)"
         if cpu["int32_dot_product"]
         else "no int32 int8 dot product: uint8×int8 pairs sum in int16 (7-bit weights needed)"
     )
-    lines = [
-        f"cpu          {cpu['model']} ({cpu['arch']})",
-        f"  flags      {' '.join(cpu['flags']) or 'none of the relevant ones'}; {dot}",
-        f"onnxruntime  {diagnosis.onnxruntime} (CPUExecutionProvider, {plural(diagnosis.threads, 'thread')})",
-    ]
-    for check in diagnosis.bundles:
-        if isinstance(check, BundleFailure):
-            lines.append(f"bundle       {check.task} at {check.path}")
-            lines.append(f"  ERROR      cannot be served: {check.error}")
-            continue
-        serving = check.serving
-        lines.append(f"bundle       {serving.bundle} {serving.version} ({serving.task}) at {check.path}")
-        lines.append(f"  parity     {_parity_text(serving)}")
-        if check.gender_only_serving is not None:
-            lines.append(f"  parity     gender-only graph {_parity_text(check.gender_only_serving)}")
-        latency = ", ".join(
-            f"{value:.2f} ms per {key.replace('_', ' ').replace('batch', 'at batch ')}"
-            for key, value in check.latency_ms.items()
-        )
-        if check.estimates is not None:
-            lines.append(f"  estimates  {_estimates_text(check.estimates)}")
-        lines.append(f"  latency    {latency}")
-    for camera in diagnosis.cameras:
-        state = "reachable" if camera.reachable else "UNREACHABLE"
-        lines.append(f"camera       {camera.camera_id} ({camera.source}): {state}, {camera.detail}")
-    lines.append(
-        "ok: every bundle serves as shipped" + (" and every camera answers" if diagnosis.cameras else "")
-        if diagnosis.healthy
-        else "attention: see the lines in capitals above"
+    return "\n".join(
+        [
+            f"cpu          {cpu['model']} ({cpu['arch']})",
+            f"  flags      {' '.join(cpu['flags']) or 'none of the relevant ones'}; {dot}",
+            f"onnxruntime  {diagnosis.onnxruntime} (CPUExecutionProvider, {plural(diagnosis.threads, 'thread')})",
+        ]
     )
+
+
+def format_bundle(check: BundleCheck | BundleFailure) -> str:
+    """A bundle's section of the text report."""
+    if isinstance(check, BundleFailure):
+        return f"bundle       {check.task} at {check.path}\n  ERROR      cannot be served: {check.error}"
+    serving = check.serving
+    lines = [
+        f"bundle       {serving.bundle} {serving.version} ({serving.task}) at {check.path}",
+        f"  parity     {_parity_text(serving)}",
+    ]
+    if check.gender_only_serving is not None:
+        lines.append(f"  parity     gender-only graph {_parity_text(check.gender_only_serving)}")
+    latency = ", ".join(
+        f"{value:.2f} ms per {key.replace('_', ' ').replace('batch', 'at batch ')}"
+        for key, value in check.latency_ms.items()
+    )
+    if check.estimates is not None:
+        lines.append(f"  estimates  {_estimates_text(check.estimates)}")
+    lines.append(f"  latency    {latency}")
     return "\n".join(lines)
+
+
+def format_camera(camera: CameraCheck) -> str:
+    state = "reachable" if camera.reachable else "UNREACHABLE"
+    return f"camera       {camera.camera_id} ({camera.source}): {state}, {camera.detail}"
+
+
+def format_verdict(diagnosis: Diagnosis) -> str:
+    """The text report's last line: all is well, or where to look."""
+    if not diagnosis.healthy:
+        return "attention: see the lines in capitals above"
+    return "ok: every bundle serves as shipped" + (" and every camera answers" if diagnosis.cameras else "")

@@ -189,3 +189,69 @@ def test_a_stream_that_accepts_but_never_answers_is_unreachable_and_doctor_exits
     [camera] = json.loads(result.stdout)["cameras"]
     assert camera["reachable"] is False and "no answer within" in camera["detail"], camera
     assert elapsed < 120, elapsed
+
+
+def test_the_text_report_is_shown_section_by_section_as_each_check_ends(
+    tmp_path: Path, detector_bundle: Path, silent_stream: SilentStream
+) -> None:
+    """Found in review: with dead cameras in the config, doctor printed nothing until every check had ended (half a
+    minute for four). Each section now appears as its check ends: the CPU, the bundles, a line saying the cameras
+    are being tried, then each camera. Here the second camera takes the connection and never answers, so its check
+    waits for its open timeout (5 s) while everything before it is already on the screen."""
+    import socket
+    import threading
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on: the first camera is refused at once
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    config = tmp_path / "agent.yaml"
+    text = agent_yaml(
+        f"rtsp://127.0.0.1:{closed_port}/stream",
+        {},
+        outbox=tmp_path / "outbox.sqlite",
+        port=1883,
+        detector=detector_bundle,
+        gender=DEFAULT_GENDER_BUNDLE,
+    )
+    config.write_text(text.replace("mqtt:", f"  - id: cam2\n    source: {silent_stream.url}\nmqtt:", 1))
+    command = subprocess.Popen(
+        [sys.executable, "-m", "footfall", "doctor", "--config", str(config), "--threads", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    arrived: list[tuple[float, str]] = []  # each line of stdout and when this process could read it
+
+    def read() -> None:
+        assert command.stdout is not None
+        for line in command.stdout:
+            arrived.append((time.monotonic(), line.rstrip("\n")))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        command.wait(timeout=300)
+    finally:
+        if command.poll() is None:
+            command.kill()
+    reader.join(timeout=30)
+    assert command.returncode == 1, command.stderr.read() if command.stderr else ""
+    lines = [line for _, line in arrived]
+    assert silent_stream.held, "the second camera was never tried"
+
+    def when(prefix: str) -> float:
+        return next(at for at, line in arrived if line.startswith(prefix))
+
+    # The silent camera's open waits 5 s: what came before it was readable seconds before its line.
+    silent_camera = when("camera       cam2")
+    for earlier in ("cpu ", "onnxruntime ", "bundle ", "camera       cam1"):
+        assert silent_camera - when(earlier) > 3.0, (earlier, arrived)
+    sections = [next(i for i, line in enumerate(lines) if line.startswith(p)) for p in ("cpu ", "bundle ", "checking ")]
+    assert sections == sorted(sections), lines
+    checking = sections[-1]
+    assert lines[checking] == "checking     2 cameras, up to 10 s each …", lines
+    assert "cam1" in lines[checking + 1] and "UNREACHABLE" in lines[checking + 1], lines
+    assert "cam2" in lines[checking + 2] and "no answer within 5 s" in lines[checking + 2], lines
+    assert silent_camera - when("checking ") > 3.0, arrived
+    assert "attention" in lines[-1], lines
