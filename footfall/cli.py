@@ -1,173 +1,37 @@
-"""The ``footfall`` command line.
+"""The ``footfall`` command's entry point (``footfall.cli:main``, and ``python -m footfall``).
 
-Each part contributes its commands through a light ``commands`` module that imports only typer and the
-standard library at import time; the part itself is imported when a command runs. So ``footfall agent
---help`` works on a camera box that installed only ``footfall[edge]``, and a missing extra is reported
-as one clear line instead of an ImportError traceback.
+This module imports only the standard library: the commands (:mod:`footfall.commandline`: typer and every part's
+commands, about half a second of imports on a camera box) are imported inside :func:`main`, where a Ctrl-C is
+caught. Imported here at start, a Ctrl-C in that half second ended in a KeyboardInterrupt traceback from the middle
+of an import. ``footfall.cli.app`` still gives the Typer app (imported on first use).
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 import signal
 import sys
-from typing import Any
 
-import typer
+# typing.TYPE_CHECKING without importing typing: with logging, imported where it is used, that made this module take
+# 12 ms to import instead of 1, time for a Ctrl-C to land where nothing catches it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typer
 
-from footfall import __version__
-
-PART_COMMANDS = (
-    "footfall.edge.commands",
-    "footfall.server.commands",
-    "footfall.models.commands",
-    "footfall.exporter.commands",
-    "footfall.demo",
-    "footfall.notice",
-)
+# Ctrl-C's conventional exit status (128 + SIGINT), as typer gives it to a command a KeyboardInterrupt ends.
+INTERRUPTED = 130
 
 
-def _flags_show_no_type() -> None:
-    """Typer's Rich help (0.2x with its own click) gives every option a type column, flags included
-    (``--version <bool>``, ``--help <bool>``). A flag takes no value, so it shows none, as in click's plain
-    help; an option keeps its metavar or type (``<path>``, ``<int>``)."""
-    try:
-        from typer.core import TyperOption
-    except ImportError:  # pragma: no cover - a typer without its own option class renders flags bare already
-        return
-    shown = getattr(TyperOption, "display_type_rich", None)
-    if shown is None or getattr(shown, "footfall_flags_bare", False):
-        return
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the Typer app of :mod:`footfall.commandline`, imported when first asked for."""
+    if name == "app":
+        from footfall.commandline import app
 
-    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
-        if getattr(self, "is_flag", False) or getattr(self, "count", False):
-            return None
-        value: str | None = shown(self, ctx)
-        return value
-
-    display_type_rich.footfall_flags_bare = True  # type: ignore[attr-defined]  # a marker on the function
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]  # the patch itself
-
-
-def _help_paragraphs_wrap() -> None:
-    """Typer's Rich help (0.2x) keeps the source line breaks of a command's docstring after its first paragraph,
-    so at 80 columns each source line broke in two: a full line, then a few words. A paragraph's lines are
-    joined so that it fills the terminal; a line starting with 'Example:' keeps its own line (a command to
-    copy, one per line), and so does the prose after it (see :func:`_joined`)."""
-    try:
-        from typer import rich_utils
-    except ImportError:  # pragma: no cover - typer without Rich help wraps paragraphs itself
-        return
-    kept = getattr(rich_utils, "_fix_linebreaks", None)
-    if kept is None or getattr(kept, "footfall_wraps", False):
-        return
-
-    def fix_linebreaks(paragraphs: list[str], markup_mode: Any) -> str:
-        joined = [p if p.startswith("\b") else _joined(p) for p in paragraphs]
-        value: str = kept(joined, markup_mode)
-        return value
-
-    fix_linebreaks.footfall_wraps = True  # type: ignore[attr-defined]  # a marker on the function
-    rich_utils._fix_linebreaks = fix_linebreaks  # the patch itself
-
-
-def _joined(paragraph: str) -> str:
-    """A help paragraph with its source line breaks joined, so that it fills the terminal. An 'Example:' line starts
-    its own line, and its command goes on over the next source line only where that line continues it (an option,
-    '-...', or the command itself after a bare 'Example:'); prose after it ('then open ...') starts its own line."""
-    lines = paragraph.split("\n")
-    text, in_example = lines[0], lines[0].startswith("Example:")
-    for line in lines[1:]:
-        if line.startswith("Example:"):
-            text, in_example = f"{text}\n{line}", True
-        elif in_example and not (line.startswith("-") or text.endswith("Example:")):
-            text, in_example = f"{text}\n{line}", False
-        else:
-            text = f"{text} {line}"
-    return text
-
-
-_flags_show_no_type()
-_help_paragraphs_wrap()
-
-app = typer.Typer(
-    name="footfall",
-    help=(
-        "Privacy-first audience analytics: people and gender split per zone and hour, from camera boxes.\n\n"
-        "Quick start: `footfall demo` runs broker, server and an agent on a sample clip, then open the "
-        "dashboard URL it prints."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"footfall {__version__}")
-        raise typer.Exit()
-
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def _log_level(value: str) -> str:
-    if value.lower() not in LOG_LEVELS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
-    return value.lower()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-    log_level: str = typer.Option(
-        "info",
-        "--log-level",
-        envvar="FOOTFALL_LOG_LEVEL",
-        metavar="<level>",
-        callback=_log_level,
-        help=", ".join(LOG_LEVELS) + ".",
-    ),
-    log_json: bool = typer.Option(False, "--log-json", envvar="FOOTFALL_LOG_JSON", help="Logs as JSON lines."),
-) -> None:
-    from footfall.core.logs import configure_logging
-
-    configure_logging(log_level, as_json=log_json)
-
-
-@app.command("schema")
-def schema(
-    kind: str = typer.Argument("wire", help="'wire' (edge → server messages) or 'bundle' (model manifest)."),
-) -> None:
-    """Print a JSON Schema of the shared contracts.
-
-    Example: footfall schema wire > docs/wire-schema.json   (and 'bundle' > docs/bundle-manifest-schema.json)
-    """
-    if kind == "wire":
-        from footfall.core.wire import json_schema_text
-
-        typer.echo(json_schema_text(), nl=False)
-    elif kind == "bundle":
-        from footfall.core.manifest import manifest_schema_text
-
-        typer.echo(manifest_schema_text(), nl=False)
-    else:
-        raise typer.BadParameter("choose 'wire' or 'bundle'", param_hint="KIND")
-
-
-for _module in PART_COMMANDS:
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as _exc:
-        # Only a missing part module is tolerated here; anything else is a bug that must surface.
-        if _exc.name != _module:
-            raise
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _stopped_by_sigterm = False
+_interrupted = False
 
 
 def _stop_as_on_ctrl_c(_signum: int, _frame: object) -> None:
@@ -184,29 +48,64 @@ def _stop_as_on_ctrl_c(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    """Ctrl-C, as Python's default handler takes it (a KeyboardInterrupt), remembered: typer turns the interrupt into
+    exit 130, and :func:`main` says why the command stopped. Commands with their own handler (the agent once started,
+    the server, the demo) replace this one."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def _let_pass(_signum: int, _frame: object) -> None:
     pass
 
 
+def _log_stopped(signal_name: str) -> None:
+    """One line saying the command stopped on ``signal_name``, in the log's format; with the log's defaults where the
+    signal came before the root options (--log-level, --log-json) were read."""
+    import logging
+
+    from footfall.core.logs import configure_logging, log_event
+
+    if not logging.getLogger().handlers:
+        configure_logging()
+    log_event(logging.getLogger("footfall"), logging.INFO, "stopped", signal=signal_name)
+
+
 def main() -> None:
-    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
+    global _interrupted
     code: int | str | None
-    try:
+    try:  # everything inside: a Ctrl-C at any point of the start (the imports above all) is caught below
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
+        from footfall.commandline import app
+
         app()
         code = 0
     except SystemExit as end:  # how typer ends every run; Ctrl-C in a command is its exit 130
         code = end.code
-    except KeyboardInterrupt:  # before typer took over
-        code = 130
+    except KeyboardInterrupt:  # before typer took over (importing the commands, most likely)
+        _interrupted, code = True, INTERRUPTED
+    except Exception:
+        # A Ctrl-C (or SIGTERM) inside a C extension's import comes out as that module's ImportError, not as the
+        # KeyboardInterrupt: onnxruntime's 'initialization failed' while the agent starts. It is still the stop asked.
+        if not (_interrupted or _stopped_by_sigterm):
+            raise
+        code = INTERRUPTED
+    # From here on a second Ctrl-C must not turn the last line into a traceback.
+    signal.signal(signal.SIGINT, _let_pass)
     if _stopped_by_sigterm:
-        from footfall.core.logs import log_event
-
-        log_event(logging.getLogger("footfall"), logging.INFO, "stopped", signal="SIGTERM")
+        _log_stopped("SIGTERM")
         # Ended by the signal itself, as Python's default would: a service manager counts that as a clean stop
         # (systemd's default SuccessExitStatus), where it would count exit 130 or 143 as a failure.
+        import logging
+
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
+    if _interrupted and code == INTERRUPTED:
+        _log_stopped("SIGINT")
     sys.exit(code)

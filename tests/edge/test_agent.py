@@ -849,3 +849,50 @@ def test_the_heartbeat_reports_no_frame_rate_or_latency_for_a_camera_that_is_not
     capture.state = "online"
     gone = agent.status("offline")
     assert (gone.fps, gone.latency_ms) == (0.0, 0.0)
+
+
+# The installed `footfall` command as its script runs it, once Python is up (it says so on stdout): a Ctrl-C during
+# Python's own start (its site module) is Python's to report.
+AS_INSTALLED = "import sys; print('up', flush=True); from footfall.cli import main; sys.argv[0] = 'footfall'; main()"
+
+
+def test_ctrl_c_while_the_agent_starts_is_one_line_not_a_traceback(
+    tmp_path: Path, detector_bundle: Path, gender_bundle: Path
+) -> None:
+    """Found in review: Ctrl-C in the first half second of `footfall agent` printed a KeyboardInterrupt traceback from
+    the middle of an import (typer and the commands were imported before anything could catch it), and inside
+    onnxruntime's import it came out as 'ImportError: initialization failed'. Stopped before the agent took over its
+    signals, it says so in one line and exits 130; stopped later, the agent stops as it always does on SIGINT."""
+    from footfall.demo import sample_clip
+
+    config = tmp_path / "agent.yaml"
+    text = agent_yaml(
+        sample_clip(),
+        {},
+        outbox=tmp_path / "outbox.sqlite",
+        port=free_port(),
+        detector=detector_bundle,
+        gender=gender_bundle,
+    )
+    # A clip played in a loop: the agent runs until it is stopped, whenever the Ctrl-C comes.
+    config.write_text(text.replace("realtime: false", "realtime: true\n    loop: true") + "metrics: {enabled: false}\n")
+    before_the_agent = 0
+    for delay in (0.01, 0.03, 0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0):
+        agent = subprocess.Popen(
+            [sys.executable, "-c", AS_INSTALLED, "agent", "--config", str(config), "--drain-seconds", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert agent.stdout is not None and agent.stdout.readline() == "up\n"
+        time.sleep(delay)  # when the Ctrl-C comes is what this test varies; nothing is waited for
+        agent.send_signal(signal.SIGINT)
+        _, stderr = agent.communicate(timeout=120)
+        assert not any(word in stderr for word in ("Traceback", "KeyboardInterrupt", "ImportError")), (delay, stderr)
+        if "stopping signal=SIGINT" in stderr:  # the agent's own stop: the outbox is kept for the next start
+            assert agent.returncode in (0, 1), (delay, agent.returncode, stderr)
+            continue
+        assert agent.returncode == 130, (delay, agent.returncode, stderr)
+        assert stderr.strip().splitlines()[-1].endswith("footfall: stopped signal=SIGINT"), (delay, stderr)
+        before_the_agent += 1
+    assert before_the_agent, "no Ctrl-C came while the agent was starting"
