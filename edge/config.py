@@ -65,6 +65,26 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the text is one line naming file, line and field."""
 
 
+class FieldProblem(ValueError):
+    """A problem a model's validator finds in one field below the model (a repeated id: the repeat's own ``id``), so
+    that the error names that field and its line. As a plain ValueError it was put at the model's first line: line 1
+    for a camera id repeated anywhere in the config."""
+
+    def __init__(self, message: str, location: tuple[str | int, ...]):
+        super().__init__(message)
+        self.location = location  # below the model whose validator raised it
+
+
+def _first_repeat(ids: list[str]) -> tuple[int, int] | None:
+    """The index of the first id that repeats an earlier one, and that earlier one's; None when all differ."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(ids):
+        if name in first:
+            return index, first[name]
+        first[name] = index
+    return None
+
+
 class _Model(BaseModel):
     # Finite numbers only: '.inf' passed every lower bound (min_face_px: .inf ignored every face without a word).
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -171,10 +191,15 @@ class CameraConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> CameraConfig:
-        ids = [z.id for z in self.zones] + [line.id for line in self.lines]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"zone and line ids must be unique per camera; repeated: {', '.join(duplicates)}")
+        places = [("zones", i) for i in range(len(self.zones))] + [("lines", i) for i in range(len(self.lines))]
+        repeat = _first_repeat([z.id for z in self.zones] + [line.id for line in self.lines])
+        if repeat is not None:
+            (kind, index), (first_kind, first_index) = places[repeat[0]], places[repeat[1]]
+            repeated = (self.zones[index] if kind == "zones" else self.lines[index]).id
+            raise FieldProblem(
+                f"zone and line ids must be unique per camera; {repeated!r} is {first_kind}[{first_index}]'s already",
+                (kind, index, "id"),
+            )
         # Each count of a camera is sent under its own id (see measures()), so no two may share one.
         zone_ids = [z.id for z in self.counting_zones()]
         if self.id in zone_ids + [line.id for line in self.lines]:
@@ -487,10 +512,13 @@ class AgentConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> AgentConfig:
-        ids = [c.id for c in self.cameras]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"camera ids must be unique; repeated: {', '.join(duplicates)}")
+        repeat = _first_repeat([c.id for c in self.cameras])
+        if repeat is not None:
+            index, first_index = repeat
+            raise FieldProblem(
+                f"camera ids must be unique; {self.cameras[index].id!r} is cameras[{first_index}]'s already",
+                ("cameras", index, "id"),
+            )
         # The server adds up everything sent under one id of a site as one kind of count: an id that one camera
         # sends zone passes under and another its visitors or an entrance's in-count would be refused there.
         seen: dict[str, tuple[str, Measure]] = {}
@@ -613,6 +641,8 @@ def describe_validation_error(error: ValidationError, source: str, root: yaml.No
     problems = []
     for item in _union_errors(error.errors()):
         location = _clean_location(item["loc"])
+        if isinstance(problem := item.get("ctx", {}).get("error"), FieldProblem):
+            location += problem.location
         node = _node_at(root, location)
         line = f":{node.start_mark.line + 1}" if node is not None else ""
         message = item["msg"].removeprefix("Value error, ")

@@ -67,7 +67,9 @@ def test_only_ascii_digits_name_a_usb_device(digit: str) -> None:
         ),
         (("direction: down", "direction: left"), 10, "cameras[0].lines[0]", "runs along the line"),
         (("source: 0", "sourse: 0"), 14, "cameras[1].sourse", "unknown field"),
-        (("id: threshold", "id: door"), 4, "cameras[0]", "unique"),
+        # A repeated id is reported where it is repeated (both were said to be at line 1, or the camera's first line).
+        (("id: threshold", "id: door"), 10, "cameras[0].lines[0].id", "zone and line ids must be unique per camera"),
+        (("id: atrium", "id: entrance"), 13, "cameras[1].id", "camera ids must be unique; 'entrance' is cameras[0]'s"),
         (("site_id: mall-north", "site_id: mall north"), 2, "site_id", "pattern"),
         # Unquoted, YAML reads off as false and 42 as a number: the error said "should be ... or 'off'".
         (
