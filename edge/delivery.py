@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
@@ -24,6 +25,7 @@ from footfall.core.logs import FailureStreak, log_event
 from footfall.core.wire import (
     AgentStatus,
     Receipt,
+    ServerOnline,
     SiteSettings,
     WireError,
     encode,
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("footfall.edge.delivery")
 
 EARLY_ACK_SECONDS = 5.0
+NOTICES_KEPT = 64  # servers whose last online notice is remembered, to tell a second copy of it from a new one
 # How long the sender waits before it tries an outbox that failed again (a lock held by another process, a full
 # disk): doubling from the first to the last.
 OUTBOX_RETRY_SECONDS = (0.5, 10.0)
@@ -148,6 +151,9 @@ class MqttPublisher:
             "the broker connection holds again",
             level=logging.WARNING,
         )
+        # The last online notice handled per server (its sent_at): QoS 1 delivers at least once, and a second copy of
+        # one notice is not a second subscription (paho's thread only).
+        self._notices_heard: dict[str, datetime] = {}
         self.sent = 0
         self.client = self._make_client()
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
@@ -364,16 +370,29 @@ class MqttPublisher:
             if self.on_settings is not None:
                 self.on_settings(parsed)
         else:
-            log_event(
-                logger,
-                logging.INFO,
-                "a server subscribed; re-sending what it has not confirmed",
-                server=parsed.server_id,
-                pending=self.pending(),
-            )
-            with self._lock:
-                self._resend_due = True
-                self._wake.notify_all()
+            self._on_server_online(parsed)
+
+    def _on_server_online(self, notice: ServerOnline) -> None:
+        """A server (re)subscribed: what a broker dropped while no server held it goes again, at once. The same notice
+        delivered twice (QoS 1 is at least once: a server's client re-sends what the broker had not acknowledged when
+        the connection dropped) is one subscription, said and answered once: the review found the line twice within
+        a second."""
+        if self._notices_heard.get(notice.server_id) == notice.sent_at:
+            log_event(logger, logging.DEBUG, "a server's online notice came again; ignored", server=notice.server_id)
+            return
+        if len(self._notices_heard) >= NOTICES_KEPT:  # a broker shared by many servers: forget, never grow
+            self._notices_heard.clear()
+        self._notices_heard[notice.server_id] = notice.sent_at
+        log_event(
+            logger,
+            logging.INFO,
+            "a server subscribed; re-sending what it has not confirmed",
+            server=notice.server_id,
+            pending=self.pending(),
+        )
+        with self._lock:
+            self._resend_due = True
+            self._wake.notify_all()
 
     def _on_receipt(self, receipt: Receipt) -> None:
         if (receipt.site_id, receipt.agent_id) != (self.config.site_id, self.config.agent_id):

@@ -14,7 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from footfall.core.wire import AgentStatus, Receipt, parse_message
+from footfall.core.wire import AgentStatus, Receipt, ServerOnline, encode, parse_message
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import QUICK_DROP_SECONDS, QUICK_DROPS, RECEIPT_WAIT_SECONDS, MqttPublisher
@@ -325,3 +325,41 @@ def test_receipts_of_another_agent_end_no_episode(driven: SimpleNamespace, caplo
     publisher._on_receipt(Receipt(agent_id="box-other", site_id=SITE))
     assert not _records(caplog, RECEIPTS_AGAIN)
     assert [parse_message(r.payload).zone_id for r in driven.outbox.pending()] == ["a"]
+
+
+# -- a server's online notice ------------------------------------------------------------------------------------------
+RESENDING = "a server subscribed; re-sending what it has not confirmed"
+
+
+def _notice(publisher: MqttPublisher, server: str, sent_at: datetime) -> SimpleNamespace:
+    """An MQTT message as paho hands it over: a server's online notice on its topic."""
+    payload = encode(ServerOnline(server_id=server, sent_at=sent_at))
+    return SimpleNamespace(topic=publisher.server_online_topic, payload=payload)
+
+
+def test_one_servers_notice_delivered_twice_is_said_and_answered_once(
+    driven: SimpleNamespace, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: 'a server subscribed; re-sending' twice within one second. QoS 1 delivers at least once (a
+    server's client re-sends its notice when its connection dropped before the broker acknowledged it): a second copy
+    of the same notice is the same subscription, and the outbox is not sent again for it. A later notice, or another
+    server's, is a subscription of its own."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    publisher, outbox = driven.publisher, driven.outbox
+    _connect(publisher)
+    add(outbox, "a", 0, 2)
+    assert publisher._send_due(10) == 1  # sent once; no receipt yet
+    subscribed_at = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    notice = _notice(publisher, "server-1", subscribed_at)
+    publisher._on_message(publisher.client, None, notice)
+    assert publisher._send_due(10) == 1, "the notice makes the unconfirmed row go again"
+    publisher._on_message(publisher.client, None, notice)  # the same notice, a second time
+    assert publisher._send_due(10) == 0, "the second copy sent it once more"
+    assert len(_records(caplog, RESENDING)) == 1
+    for later in (
+        _notice(publisher, "server-1", subscribed_at.replace(minute=5)),
+        _notice(publisher, "server-2", subscribed_at),
+    ):
+        publisher._on_message(publisher.client, None, later)
+        assert publisher._send_due(10) == 1
+    assert [_fields(r)["server"] for r in _records(caplog, RESENDING)] == ["server-1", "server-1", "server-2"]
