@@ -16,11 +16,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Full, Queue
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -181,10 +181,11 @@ def probe_stream(source: str, timeout_s: float, stop: threading.Event) -> str | 
         return None
     deadline = time.monotonic() + timeout_s
     silent = f"no answer within {timeout_s:g} s"
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        return f"cannot open the stream: cannot resolve {host} ({getattr(exc, 'strerror', None) or exc})"
+    addresses = _resolve(host, port, timeout_s, stop)
+    if addresses is None:  # stopped, or the lookup itself failed: FFmpeg says what it makes of the name
+        return None
+    if isinstance(addresses, str):
+        return addresses
     failure: str | None = None
     for i, (family, kind, protocol, _, address) in enumerate(addresses):
         with socket.socket(family, kind, protocol) as connection:
@@ -226,6 +227,35 @@ def probe_stream(source: str, timeout_s: float, stop: threading.Event) -> str | 
                 return None if stop.is_set() else silent
             return None  # an answer, or a closed connection (FFmpeg says what it makes of that)
     return failure
+
+
+Addresses = Sequence[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]]
+
+
+def _resolve(host: str, port: int, timeout_s: float, stop: threading.Event) -> Addresses | str | None:
+    """``host``'s addresses for ``port``; a reason when the name cannot be resolved or no answer came in ``timeout_s``;
+    None when ``stop`` was set (within STOP_POLL_S), or the lookup failed in a way this cannot say. The C resolver
+    cannot be interrupted, and a name server that does not answer held a stopping camera for its own timeout (5 s a
+    try, several tries): the lookup runs in a thread of its own, and one given up on ends with the resolver."""
+    deadline = time.monotonic() + timeout_s
+    found: list[Addresses | str] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            found.append(f"cannot open the stream: cannot resolve {host} ({getattr(exc, 'strerror', None) or exc})")
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name=f"resolve-{host}", daemon=True).start()
+    while not done.wait(max(0.0, min(deadline - time.monotonic(), STOP_POLL_S))):
+        if stop.is_set():
+            return None
+        if time.monotonic() >= deadline:
+            return f"cannot open the stream: no answer from the name server for {host} within {timeout_s:g} s"
+    return found[0] if found else None
 
 
 def _lower_first(text: str) -> str:

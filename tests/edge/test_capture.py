@@ -374,3 +374,39 @@ def test_a_probe_tries_the_next_address_of_a_name_when_one_never_takes_the_conne
     finally:
         for sock in (*fillers, full, working):
             sock.close()
+
+
+def test_a_probe_waiting_for_a_name_server_ends_when_the_camera_stops_or_its_time_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: the probe looked the camera's name up with the C resolver, which nothing interrupts: with a
+    name server that does not answer, a stopping camera (and the agent's stop) waited for the resolver's own timeout
+    (5 s a try, several tries). The lookup is waited on as the connection is: until the stop, or the probe's time."""
+    from footfall.edge import capture as capture_module
+
+    asked = threading.Event()
+    answer = threading.Event()  # the name server never answers until the test ends
+
+    def silent_name_server(*args: object, **kwargs: object) -> list[object]:
+        asked.set()
+        answer.wait(60)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(capture_module.socket, "getaddrinfo", silent_name_server)
+    try:
+        stop = threading.Event()
+        said: list[str | None] = []
+        prober = threading.Thread(
+            target=lambda: said.append(capture_module.probe_stream("rtsp://cam.example/live", 60.0, stop)), daemon=True
+        )
+        prober.start()
+        wait_until(asked.is_set, 10)
+        stop.set()
+        prober.join(5)
+        assert not prober.is_alive() and said == [None], "the stop waited for the name server"
+        started = time.monotonic()
+        reason = capture_module.probe_stream("rtsp://cam.example/live", 0.5, threading.Event())
+        assert reason == "cannot open the stream: no answer from the name server for cam.example within 0.5 s"
+        assert time.monotonic() - started < 5
+    finally:
+        answer.set()
