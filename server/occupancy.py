@@ -10,7 +10,9 @@ The sum is only as good as the cells behind it. A withheld entrance cell (1 to k
 figure is then not a bound either way, and said so with the count of such cells; while nothing released since the
 closing time counted anyone, there is no figure at all (None), not a 0 that looks counted. An entrance hour no
 agent reported (its camera or agent down: the agent sends quiet hours as 0) leaves out people in and out of any
-number, so from it to the next closing time the figure is None.
+number, so from it to the next closing time the figure is None. An entrance hour a camera watched only part of
+(footfall.server.rollups.observed) leaves out whoever went in or out while it was down: the figure stands, as with a
+withheld cell not a bound either way, and says how many such hours since the closing time it took in.
 """
 
 from __future__ import annotations
@@ -53,18 +55,21 @@ class Step:
     people: int | None  # occupancy after this hour; None: unknown (see the module's docstring)
     withheld_cells: int  # entrance cells withheld since the last reset, this hour included
     unobserved_cells: int  # entrance zone-hours no agent reported since the last reset, this hour included
+    hours_partly_observed: int  # entrance zone-hours a camera watched only part of since the last reset, this one too
 
 
 @dataclass(frozen=True)
 class EntranceHour:
-    """One hour of a site's entrance lines, added up: released people in and out, withheld cells, and the
-    entrance zone-hours that have no cell although the site was reporting then (not observed)."""
+    """One hour of a site's entrance lines, added up: released people in and out, withheld cells, the entrance
+    zone-hours that have no cell although the site was reporting then (not observed), and those a camera watched
+    only part of."""
 
     hour_start: int
     entered: int
     left: int
     withheld_cells: int
     unobserved_cells: int = 0
+    partly_observed: int = 0
 
 
 class OccupancyCurve:
@@ -74,20 +79,21 @@ class OccupancyCurve:
         """``hours``: oldest first, starting at or before a reset: a curve starts at 0."""
         self.tz, self.closing = tz, closing
         self.steps: list[Step] = []
-        people = withheld = unobserved = 0
+        people = withheld = unobserved = partly = 0
         counted = False  # whether a released cell since the reset held anyone
         period: int | None = None
         for hour in hours:
             started = reset_before(hour.hour_start, tz, closing)
             if started != period:
-                period, people, withheld, unobserved, counted = started, 0, 0, 0, False
+                period, people, withheld, unobserved, partly, counted = started, 0, 0, 0, 0, False
             people = max(0, people + hour.entered - hour.left)
             withheld += hour.withheld_cells
             unobserved += hour.unobserved_cells
+            partly += hour.partly_observed
             counted = counted or hour.entered > 0 or hour.left > 0
             # Only released figures and cell counts decide None, so it says nothing about a withheld cell.
             known = unobserved == 0 and (counted or withheld == 0)
-            self.steps.append(Step(hour.hour_start, people if known else None, withheld, unobserved))
+            self.steps.append(Step(hour.hour_start, people if known else None, withheld, unobserved, partly))
         self._starts = [step.hour_start for step in self.steps]
 
     def at(self, instant: int) -> Step:
@@ -96,8 +102,8 @@ class OccupancyCurve:
         time came between (or nothing was counted since)."""
         index = bisect.bisect_left(self._starts, instant) - 1
         if index < 0:
-            return Step(instant, 0, 0, 0)
+            return Step(instant, 0, 0, 0, 0)
         step = self.steps[index]
         if reset_before(step.hour_start, self.tz, self.closing) != reset_before(instant - 1, self.tz, self.closing):
-            return Step(instant, 0, 0, 0)
+            return Step(instant, 0, 0, 0, 0)
         return step

@@ -205,6 +205,19 @@ def partly_observed_by_zone(session: Session, zone_pks: list[int], start: int, e
     return [counts[pk] for pk in zone_pks]
 
 
+def partly_observed_by_slot(
+    session: Session, slots: Sequence[tuple[int, int]], start: int, end: int, tz: str
+) -> dict[tuple[int, int], int]:
+    """The same per ad-placement slot of ``slots`` ((zone_pk, local hour of week) pairs, as :func:`ranked_slots`
+    keys them), keyed like them, from one read of their zones' hours; slots without such an hour are left out."""
+    wanted = set(slots)
+    zone_pks = sorted({zone_pk for zone_pk, _ in wanted})
+    counts = Counter(
+        (zone_pk, local_hour_of_week(hour, tz)) for zone_pk, hour in partly_observed(session, zone_pks, start, end)
+    )
+    return {slot: count for slot, count in counts.items() if slot in wanted}
+
+
 def count_rows(session: Session, zone_pks: list[int], start: int, end: int, granularity: Granularity, tz: str) -> int:
     """How many rows a per-zone export of :func:`series` would have, at most (an export checks this before it
     starts): zone × hour cells, or zone × day rows for days and weeks, plus one per zone for a day cut short."""

@@ -46,8 +46,24 @@ METHOD = (
     "the interval treats the count as Poisson. Slots use only the zone-hours released for privacy (at least k "
     "people; the split only where each part is 0 or at least k), and a slot with none released is left out. "
     f"The best {POOL_FACTOR} × limit slots by the raw decisions are ranked again by the corrected estimate. "
-    "Sorting by 'share' ranks by the interval's lower end, so thin evidence does not float to the top."
+    "Sorting by 'share' ranks by the interval's lower end, so thin evidence does not float to the top. "
+    "A slot some of whose zone-hours a camera watched only in part (down for part of the hour) ranks by what was "
+    "counted like any other, since how many people it missed is not known; it says how many such hours it holds, "
+    "and its people and audience read 'at least': the people missed are in no figure and no interval."
 )
+
+
+def _partly_observed_text(partly: int) -> str:
+    """Why a slot's people are a lower bound where a camera watched ``partly`` of its zone-hours only in part
+    (footfall.server.rollups.observed); '' where it watched them all whole."""
+    return (
+        f"a camera watched {partly:,} of its hours only in part, missing who passed while it was down" if partly else ""
+    )
+
+
+# Said after an interval of a slot with hours a camera watched only in part: it covers the people counted, not those
+# the camera missed.
+AS_WATCHED = " of what the cameras watched"
 
 
 # What a slot without a figure ranks by: below every real one (all are at least 0), so it ranks after a released 0.
@@ -164,12 +180,26 @@ def ad_placement(
         min_weeks=min_weeks,
     )
     by_pk = {z.id: z for z in zones}
+    pool = [(row[0], row[1]) for row in ranked.rows]
     corrected: list[shares.Share | None] = [None] * len(ranked.rows)
     if audience != "all":
-        pool = [(row[0], row[1]) for row in ranked.rows]
         corrected = list(shares.slots(session, zone_pks, span.start, span.end, pool, site.timezone))
+    # One read for the ranked slots (the page for 'all', the pool the correction ranks again otherwise, at most
+    # 1000): it changes no rank, only what a slot says of itself.
+    partly = queries.partly_observed_by_slot(session, pool, span.start, span.end, site.timezone)
     candidates = [
-        _slot(by_pk[zone_pk], how, people, np.array(parts), withheld, weeks, audience, share, k)
+        _slot(
+            by_pk[zone_pk],
+            how,
+            people,
+            np.array(parts),
+            withheld,
+            weeks,
+            audience,
+            share,
+            k,
+            partly.get((zone_pk, how), 0),
+        )
         for (zone_pk, how, people, *parts, withheld, weeks), share in zip(ranked.rows, corrected, strict=True)
     ]
     if audience != "all":  # ranked again by the corrected estimate, as the SQL ranked by the raw one
@@ -214,8 +244,10 @@ AGE_METHOD = (
     "released, their bands (or every split) withheld, has no estimate: no expected audience, an interval from 0 "
     "to what the withheld people could hold, and it ranks after every slot with an estimate. Sorting by 'share' "
     "ranks by the lower end of the Wilson interval of the audience's share of the people of its gender(s) whose "
-    "bands were released (a slot without such people, whose share is null, after a released 0). Audiences under "
-    "18 are refused: footfall does not target minors."
+    "bands were released (a slot without such people, whose share is null, after a released 0). A slot some of "
+    "whose zone-hours a camera watched only in part (down for part of the hour) ranks by what was counted and says "
+    "'at least', with how many such hours it holds: the people missed are in no figure and no interval. Audiences "
+    "under 18 are refused: footfall does not target minors."
 )
 
 
@@ -266,7 +298,13 @@ def _age_placement(
     if len(rows) > limit:
         cut = heapq.nlargest(limit, map(first, rows))[-1]
         rows = [row for row in rows if first(row) >= cut]
-    candidates = [_age_slot(by_pk[row.zone_pk], row, audience, bands, k) for row in sorted(rows, key=order)[:limit]]
+    page = sorted(rows, key=order)[:limit]
+    # One read for the slots of the page only: it changes no rank, only what a slot says of itself.
+    slots = [(row.zone_pk, row.how) for row in page]
+    partly = queries.partly_observed_by_slot(session, slots, span.start, span.end, site.timezone)
+    candidates = [
+        _age_slot(by_pk[row.zone_pk], row, audience, bands, k, partly.get((row.zone_pk, row.how), 0)) for row in page
+    ]
     return {
         "site_id": site.site_id,
         "audience": audience,
@@ -315,14 +353,17 @@ def _age_share_low(row: queries.AgeSlot) -> float:
     return round(wilson_interval(row.audience, row.banded)[0], 4) if row.banded else NO_FIGURE
 
 
-def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[str], k: int) -> dict[str, Any]:
+def _age_slot(
+    zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[str], k: int, partly: int
+) -> dict[str, Any]:
     """One slot of a gender × band audience. Its audience is the released band cells' sum, a lower bound where
     bands, splits or hours were withheld: then the explanation says "at least", and the interval's upper end
     reaches as far as the withheld people could take it (every one of them in the audience; a withheld hour at
     most k-1), never a narrow interval around a suppressed 0. Where none of its gender's bands was released and
     theirs were withheld (:func:`_age_estimated`), it has no estimate at all: never "at least 0.0". The share
     divides the audience by the people of its gender(s) whose bands were released (``banded``), not by people
-    whose bands nobody may see."""
+    whose bands nobody may see. Where a camera watched ``partly`` of its zone-hours only in part, the audience is a
+    lower bound too, and says so; no interval reaches for the people the camera missed."""
     who = {"all": "people", "female": "women", "male": "men"}.get(audience, "people of unknown gender")
     noun = f"{who} aged {', '.join(bands)}"
     weeks, count = row.weeks, row.audience
@@ -354,10 +395,12 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
             else "",
             f"{row.unsplit:,} people's gender split was withheld for privacy" if row.unsplit else "",
             f"{row.withheld:,} hour(s) with fewer than {k} people were withheld" if row.withheld else "",
+            _partly_observed_text(partly),
         )
         if part
     )
-    up_to = f"{expected_high:,.1f} per week" + (
+    watched = AS_WATCHED if partly else ""
+    up_to = f"{expected_high:,.1f} per week{watched}" + (
         ", the upper end of the 95% interval of the slot's own people" if everyone else ""
     )
     if not estimated:
@@ -365,6 +408,9 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         amount = f"the number of {noun} is not estimated (anywhere from 0 to {up_to}: {left_out})"
     elif row.lower_bound:
         amount = f"at least {expected:,.1f} {noun} per week (up to {up_to}: {left_out})"
+    elif partly:
+        interval = f"{expected_low:,.1f}-{expected_high:,.1f}{watched}"
+        amount = f"at least {expected:,.1f} {noun} per week ({interval}: {left_out})"
     else:
         amount = f"about {expected:,.1f} {noun} per week ({expected_low:,.1f}-{expected_high:,.1f})"
     return {
@@ -384,6 +430,7 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         "bands_withheld": row.bands_withheld,
         "audience_count": count,
         "audience_lower_bound": row.lower_bound,
+        "hours_partly_observed": partly,
         "share": None,
         "share_low": round(low, 4) if low is not None else None,
         "share_high": round(high, 4) if high is not None else None,
@@ -396,9 +443,11 @@ def _age_slot(zone: Zone, row: queries.AgeSlot, audience: str, bands: Sequence[s
         "expected_audience_low": round(expected_low, 2),
         "expected_audience_high": round(expected_high, 2),
         "explanation": (
-            # Withheld hours' people are in no figure: the mean is a lower bound then, as the gender ranking says.
-            f"{zone.name}, {label}: {'at least' if row.withheld else 'on average'} {mean_people:,.1f} people per week "
-            f"in this hour over {weeks} week(s), of whom {amount}; {share_text} (raw decisions, not corrected)."
+            # Withheld hours' people are in no figure, nor those a camera missed: the mean is a lower bound then, as
+            # the gender ranking says.
+            f"{zone.name}, {label}: {'at least' if row.withheld or partly else 'on average'} {mean_people:,.1f} "
+            f"people per week in this hour over {weeks} week(s), of whom {amount}; {share_text} (raw decisions, not "
+            "corrected)."
         ),
     }
 
@@ -413,10 +462,13 @@ def _slot(
     audience: str,
     corrected: shares.Share | None,
     k: int,
+    partly: int,
 ) -> dict[str, Any]:
     """One slot of a gender audience (or everyone). With withheld hours its people are a lower bound: the
     explanation says "at least", and the interval's upper end reaches as far as the withheld hours could take it
-    (at most k-1 people each, every one of them in the audience), as for an age audience (:func:`_age_slot`)."""
+    (at most k-1 people each, every one of them in the audience), as for an age audience (:func:`_age_slot`). With
+    ``partly`` of its zone-hours watched only in part by a camera it is a lower bound as well, and says so; no
+    interval reaches for the people the camera missed."""
     female, male = int(parts[0]), int(parts[1])
     classified = female + male
     mean_people = people / weeks
@@ -425,7 +477,16 @@ def _slot(
     expected: float | None
     people_corrected = 0
     unseen = withheld * (k - 1) / weeks  # the most the withheld hours could add per week
-    left_out = f"{withheld:,} hour(s) with fewer than {k} people withheld" if withheld else ""
+    left_out = "; ".join(
+        part
+        for part in (
+            f"{withheld:,} hour(s) with fewer than {k} people withheld" if withheld else "",
+            _partly_observed_text(partly),
+        )
+        if part
+    )
+    lower_bound = withheld > 0 or partly > 0
+    watched = AS_WATCHED if partly else ""
     if audience == "all" or corrected is None:
         share = low = high = None
         count = people
@@ -433,7 +494,11 @@ def _slot(
         expected_low, expected_high = poisson_mean_interval(people, weeks)
         if withheld:
             expected_high = max(expected_high, poisson_mean_interval(people + withheld * (k - 1), weeks)[1])
-            amount = f"at least {mean_people:,.1f} people per week (up to {expected_high:,.1f}: {left_out})"
+        if lower_bound:
+            reach = (
+                f"up to {expected_high:,.1f}" if withheld else f"95% interval {expected_low:,.1f}-{expected_high:,.1f}"
+            )
+            amount = f"at least {mean_people:,.1f} people per week ({reach}{watched}: {left_out})"
         else:
             interval = f"95% interval {expected_low:,.1f}-{expected_high:,.1f}"
             amount = f"on average {mean_people:,.1f} people per week ({interval})"
@@ -460,7 +525,7 @@ def _slot(
             # never an exact 0 that ranks and reads like a slot nobody of the audience passes.
             expected, expected_low, expected_high = None, 0.0, mean_people + unseen
             evidence = f"no corrected share ({_missing_text(missing, classified, people, unsplit, k)}; raw: {raw_text})"
-            reach = f"anywhere from 0 to {expected_high:,.1f} per week" + (f": {left_out}" if withheld else "")
+            reach = f"anywhere from 0 to {expected_high:,.1f} per week{watched}" + (f": {left_out}" if left_out else "")
             about = f"the number of {noun} is not estimated ({reach})"
         else:
             expected = mean_people * share
@@ -477,14 +542,15 @@ def _slot(
                 f"{share:.0%} {noun} (95% interval {low:.0%}-{high:.0%}), corrected for the classifier's known errors "
                 f"over {over} (raw: {raw_text})"
             )
+            reach = f"up to {expected_high:,.1f}" if withheld else f"{expected_low:,.1f}-{expected_high:,.1f}"
             about = (
-                f"at least {expected:,.1f} {noun} per week (up to {expected_high:,.1f}: {left_out})"
-                if withheld
+                f"at least {expected:,.1f} {noun} per week ({reach}{watched}: {left_out})"
+                if lower_bound
                 else f"about {expected:,.1f} {noun} per week ({expected_low:,.1f}-{expected_high:,.1f})"
             )
         why = (
-            f"{zone.name}, {label}: {'at least' if withheld else 'on average'} {mean_people:,.1f} people per week in "
-            f"this hour over {weeks} week(s); {evidence}, so {about}."
+            f"{zone.name}, {label}: {'at least' if lower_bound else 'on average'} {mean_people:,.1f} people per week "
+            f"in this hour over {weeks} week(s); {evidence}, so {about}."
         )
 
     def rounded(value: float | None) -> float | None:
@@ -505,6 +571,7 @@ def _slot(
         "classified": classified,
         "audience_count": count,
         "audience_lower_bound": withheld > 0,
+        "hours_partly_observed": partly,
         "share": rounded(share),
         "share_low": rounded(low),
         "share_high": rounded(high),

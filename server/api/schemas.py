@@ -276,6 +276,12 @@ class Occupancy(BaseModel):
         "in would raise the figure, a withheld out lower it."
     )
     unobserved_cells: int = Field(description="Entrance zone-hours not observed since the last closing time.")
+    hours_partly_observed: int = Field(
+        0,
+        description="Entrance zone-hours since the last closing time that a camera reported for less than the whole "
+        "hour (down or started within it): people who went in or out meanwhile are missing from the running sum, "
+        "so people is uncertain, not a bound either way (a missed in would raise it, a missed out lower it).",
+    )
 
 
 class VisitorPoint(BaseModel):
@@ -434,6 +440,13 @@ class Slot(BaseModel):
         description="True when people of the audience may be left out of audience_count (withheld hours; for an "
         "age audience also gender splits or age bands), so it and expected_audience are lower bounds and "
         "expected_audience_high reaches as far as what was withheld could take it.",
+    )
+    hours_partly_observed: int = Field(
+        0,
+        description="Zone-hours of this slot that a camera reported for less than the whole hour (down or started "
+        "within it): its people, audience_count and expected_audience are lower bounds then (not said by "
+        "audience_lower_bound), and no interval reaches for the people the camera missed. The slot ranks by what "
+        "was counted all the same.",
     )
     share: float | None = Field(
         description="Target share, corrected for the classifier's known errors (see 'Corrected female share' in "

@@ -8,7 +8,8 @@ The agent sends a cell for every zone of every hour its camera watched, a quiet 
 (footfall.edge.aggregation.ZoneAggregator.touch), so an entrance zone without a cell in an hour the site was
 reporting (or between two hours the zone itself reported since the same closing time) was not observed: its
 camera or agent was down. Such zone-hours make visitors and out lower bounds and occupancy unknown
-(footfall.server.occupancy).
+(footfall.server.occupancy). Zone-hours a camera watched only part of are counted on each figure: a tally's people
+are a lower bound then, and occupancy, which took them in, uncertain.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def visitors(
     def bucket_of(hour: int) -> int | date:
         return hour if granularity == "hour" else local_day(hour, tz)
 
-    entrance_hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # hour → in, out, withheld, unobserved
+    # hour → in, out, withheld, unobserved, partly observed (EntranceHour's order)
+    entrance_hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     buckets: dict[int | date, _Bucket] = defaultdict(_Bucket)
     totals = _Bucket()
     reported: set[int] = set()  # hours any entrance or camera of the site has a cell
@@ -145,8 +147,13 @@ def visitors(
         for target in (buckets[key], totals):  # an hour nobody reported is listed too, to say so
             target.entered.unobserved += missing_in
             target.left.unobserved += missing_out
-    for pk, hour in partly_observed(session, list(measure_of), span.start, span.end):
+    # From the closing time before the range too: an entrance hour before it still stands behind its occupancy.
+    for pk, hour in partly_observed(session, list(measure_of), read_from, span.end):
         measure, zone_id = measure_of[pk]
+        if measure in ("in", "out"):
+            entrance_hours[hour][4] += 1
+        if hour < span.start:
+            continue
         key = bucket_of(hour)
         for target in (buckets[key], totals):
             tally = (
@@ -206,7 +213,12 @@ def _entrance_figures(bucket: _Bucket, curve: OccupancyCurve, end: int, has_entr
 
 def _occupancy(curve: OccupancyCurve, instant: int) -> dict[str, Any]:
     step = curve.at(instant)
-    return {"people": step.people, "withheld_cells": step.withheld_cells, "unobserved_cells": step.unobserved_cells}
+    return {
+        "people": step.people,
+        "withheld_cells": step.withheld_cells,
+        "unobserved_cells": step.unobserved_cells,
+        "hours_partly_observed": step.hours_partly_observed,
+    }
 
 
 def _unobserved(

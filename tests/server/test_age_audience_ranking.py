@@ -162,7 +162,7 @@ def test_a_slot_nobody_passed_is_a_true_zero(sqlite_url: str) -> None:
     """A camera that saw nobody in the slot released 0 people: a true 0, not 'not estimated (anywhere from 0 to 2.0
     ... per week per week: )' ranked after every estimate (the review of ccaaefa)."""
     for server in make_server(sqlite_url, k_anonymity=K):
-        quiet = aggregate(zone="quiet", camera="cam-1", start=NINE)  # watched, nobody passed
+        quiet = aggregate(zone="quiet", camera="cam-1", start=NINE, seconds=3600)  # watched, nobody passed
         assert server.ingest(quiet, aged(zone="some", camera="cam-2", male={"25-34": 10, "35-44": 6})).is_success
         slots = {slot["zone_id"]: slot for slot in ranking(server)}
         assert slots["quiet"]["expected_audience"] == 0.0 and slots["quiet"]["audience_lower_bound"] is False

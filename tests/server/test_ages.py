@@ -40,7 +40,8 @@ def with_ages(message: dict, **bands: dict[str, int]) -> dict:
 
 
 def aged(*, start: datetime = NINE, seq: int = 1, camera: str = "cam-1", zone: str = "a", **bands: dict) -> dict:
-    return with_ages(aggregate(start=start, seq=seq, camera=camera, zone=zone), **bands)
+    """An hour's people by gender × band, in one bucket of the whole hour: a camera that watched all of it."""
+    return with_ages(aggregate(start=start, seconds=3600, seq=seq, camera=camera, zone=zone), **bands)
 
 
 def checks(server: Server) -> None:

@@ -257,7 +257,12 @@ def test_the_visitors_api_recovers_nothing_below_k(tmp_path: Path) -> None:
         "unobserved_cells": 0,
     }
     assert body["totals"]["cameras"][0]["people"] is None
-    assert body["occupancy_at_end"] == {"people": 5, "withheld_cells": 1, "unobserved_cells": 0}
+    assert body["occupancy_at_end"] == {
+        "people": 5,
+        "withheld_cells": 1,
+        "unobserved_cells": 0,
+        "hours_partly_observed": 0,
+    }
 
 
 def camera_scene(shop_a: int) -> list[dict]:

@@ -501,8 +501,8 @@ def test_an_hour_the_camera_watched_and_nobody_passed_counts_as_zero_in_means(se
     the one week someone came (which overstated every quiet slot, and the audience ad placement expects there).
     An hour no agent reported (Monday 10:00) is no observation at all."""
     monday = datetime(2026, 11, 16, 9, tzinfo=UTC)
-    messages = [aggregate(zone="a", start=monday, female=30, male=20)]
-    messages += [aggregate(zone="a", start=monday - timedelta(weeks=w), seq=1 + w) for w in (1, 2, 3)]
+    messages = [aggregate(zone="a", start=monday, seconds=3600, female=30, male=20)]
+    messages += [aggregate(zone="a", start=monday - timedelta(weeks=w), seconds=3600, seq=1 + w) for w in (1, 2, 3)]
     assert server.ingest(*messages).status_code == 200
     span = {"start": "2026-10-26T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
     cells = server.get("/api/v1/sites/mall/traffic/heatmap", zone="a", **span).json()["cells"]
@@ -618,7 +618,7 @@ def test_an_age_audience_counts_a_local_hour_that_happens_twice_as_one_week(sqli
     assert patched.status_code == 200
     messages = []
     for seq, start in enumerate([datetime(2026, 10, 18, 0), datetime(2026, 10, 25, 0), datetime(2026, 10, 25, 1)]):
-        message = aggregate(zone="a", start=start.replace(tzinfo=UTC), seq=seq, female=10)
+        message = aggregate(zone="a", start=start.replace(tzinfo=UTC), seconds=3600, seq=seq, female=10)
         message["age"] = {"female": {"25-34": 10}}
         messages.append(message)
     assert sqlite_server.ingest(*messages).status_code == 200

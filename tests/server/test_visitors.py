@@ -105,7 +105,12 @@ def test_occupancy_is_in_minus_out_at_every_hour(server: Server) -> None:
     assert [p["visitors"]["people"] for p in body["points"]] == [f[1] for f in flows]
     assert [p["out"]["people"] for p in body["points"]] == [f[2] for f in flows]
     assert body["totals"]["visitors"]["people"] == 50 and body["totals"]["out"]["people"] == 50
-    assert body["occupancy_at_end"] == {"people": 0, "withheld_cells": 0, "unobserved_cells": 0}
+    assert body["occupancy_at_end"] == {
+        "people": 0,
+        "withheld_cells": 0,
+        "unobserved_cells": 0,
+        "hours_partly_observed": 0,
+    }
     # A range starting mid-day counts the hours since the closing time before it.
     later = server.get(VISITORS, start="2026-11-16T11:00:00Z", end="2026-11-16T12:00:00Z").json()
     assert [p["occupancy"]["people"] for p in later["points"]] == [30]
@@ -256,9 +261,9 @@ def test_the_visitors_api_withholds_small_cells_like_every_read(server: Server) 
         }
     ]
     # Nothing released counted anyone by 09:00's end: occupancy is unknown, not 0.
-    assert nine["occupancy"] == {"people": None, "withheld_cells": 1, "unobserved_cells": 0}
+    assert nine["occupancy"] == {"people": None, "withheld_cells": 1, "unobserved_cells": 0, "hours_partly_observed": 0}
     # 6 in, 6 out; the 3 withheld are not in it, and the withheld cell says the 0 is uncertain.
-    assert ten["occupancy"] == {"people": 0, "withheld_cells": 1, "unobserved_cells": 0}
+    assert ten["occupancy"] == {"people": 0, "withheld_cells": 1, "unobserved_cells": 0, "hours_partly_observed": 0}
     assert body["totals"]["visitors"] == {
         "people": 6,
         "withheld_cells": 1,
@@ -278,20 +283,35 @@ def test_occupancy_is_unknown_while_every_entrance_cell_since_the_closing_time_w
     stored(server, *door(9, 3, 0), *door(10, 2, 0))
     body = server.get(VISITORS, **DAY).json()
     assert [p["occupancy"] for p in body["points"]] == [
-        {"people": None, "withheld_cells": 1, "unobserved_cells": 0},
-        {"people": None, "withheld_cells": 2, "unobserved_cells": 0},
+        {"people": None, "withheld_cells": 1, "unobserved_cells": 0, "hours_partly_observed": 0},
+        {"people": None, "withheld_cells": 2, "unobserved_cells": 0, "hours_partly_observed": 0},
     ]
-    assert body["occupancy_at_end"] == {"people": None, "withheld_cells": 2, "unobserved_cells": 0}
+    assert body["occupancy_at_end"] == {
+        "people": None,
+        "withheld_cells": 2,
+        "unobserved_cells": 0,
+        "hours_partly_observed": 0,
+    }
     day = server.get(VISITORS, granularity="day", **DAY).json()["points"][0]
     assert day["occupancy"]["people"] is None and day["visitors"]["people"] is None
     # Once a released cell counts people, the figure is shown, with the withheld cells that make it uncertain.
     stored(server, *door(11, 6, 0))
     body = server.get(VISITORS, **DAY).json()
-    assert body["occupancy_at_end"] == {"people": 6, "withheld_cells": 2, "unobserved_cells": 0}
+    assert body["occupancy_at_end"] == {
+        "people": 6,
+        "withheld_cells": 2,
+        "unobserved_cells": 0,
+        "hours_partly_observed": 0,
+    }
     # After the closing time nothing withheld is carried: a known 0.
     stored(server, *door(9, 0, 0, day=BASE + timedelta(days=1)))
     next_day = server.get(VISITORS, start="2026-11-17T00:00:00Z", end="2026-11-18T00:00:00Z").json()
-    assert next_day["occupancy_at_end"] == {"people": 0, "withheld_cells": 0, "unobserved_cells": 0}
+    assert next_day["occupancy_at_end"] == {
+        "people": 0,
+        "withheld_cells": 0,
+        "unobserved_cells": 0,
+        "hours_partly_observed": 0,
+    }
 
 
 def test_an_hour_the_entrance_camera_did_not_report_makes_visitors_a_lower_bound_and_occupancy_unknown(
@@ -311,7 +331,7 @@ def test_an_hour_the_entrance_camera_did_not_report_makes_visitors_a_lower_bound
         "hours_partly_observed": 0,
         "unobserved_cells": 0,
     }
-    assert nine["occupancy"] == {"people": 20, "withheld_cells": 0, "unobserved_cells": 0}
+    assert nine["occupancy"] == {"people": 20, "withheld_cells": 0, "unobserved_cells": 0, "hours_partly_observed": 0}
     assert ten["visitors"] == {
         "people": None,
         "withheld_cells": 0,
@@ -326,9 +346,14 @@ def test_an_hour_the_entrance_camera_did_not_report_makes_visitors_a_lower_bound
         "hours_partly_observed": 0,
         "unobserved_cells": 1,
     }
-    assert ten["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
+    assert ten["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2, "hours_partly_observed": 0}
     assert eleven["visitors"]["people"] == 5 and eleven["visitors"]["people_lower_bound"] is False
-    assert eleven["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
+    assert eleven["occupancy"] == {
+        "people": None,
+        "withheld_cells": 0,
+        "unobserved_cells": 2,
+        "hours_partly_observed": 0,
+    }
     assert body["totals"]["visitors"] == {
         "people": 25,
         "withheld_cells": 0,
@@ -349,7 +374,12 @@ def test_an_hour_the_entrance_camera_did_not_report_makes_visitors_a_lower_bound
     # The next day starts again from a known 0 at the closing time.
     stored(server, *door(9, 5, 0, day=BASE + timedelta(days=1)))
     next_day = server.get(VISITORS, start="2026-11-17T00:00:00Z", end="2026-11-18T00:00:00Z").json()
-    assert next_day["occupancy_at_end"] == {"people": 5, "withheld_cells": 0, "unobserved_cells": 0}
+    assert next_day["occupancy_at_end"] == {
+        "people": 5,
+        "withheld_cells": 0,
+        "unobserved_cells": 0,
+        "hours_partly_observed": 0,
+    }
 
 
 def test_an_entrance_silent_while_another_camera_of_the_site_reports_was_not_observed(server: Server) -> None:
@@ -363,9 +393,14 @@ def test_an_entrance_silent_while_another_camera_of_the_site_reports_was_not_obs
     )
     body = server.get(VISITORS, **DAY).json()
     first, second = body["points"]
-    assert first["occupancy"] == {"people": 7, "withheld_cells": 0, "unobserved_cells": 0}
+    assert first["occupancy"] == {"people": 7, "withheld_cells": 0, "unobserved_cells": 0, "hours_partly_observed": 0}
     assert second["visitors"]["people"] is None and second["visitors"]["unobserved_cells"] == 1
-    assert second["occupancy"] == {"people": None, "withheld_cells": 0, "unobserved_cells": 2}
+    assert second["occupancy"] == {
+        "people": None,
+        "withheld_cells": 0,
+        "unobserved_cells": 2,
+        "hours_partly_observed": 0,
+    }
     assert body["totals"]["visitors"]["people_lower_bound"] is True
 
 

@@ -102,12 +102,23 @@ export const OCCUPANCY_UNKNOWN_HELP = (occupancy) => occupancy.unobserved_cells 
   : "Not known: every entrance count since the closing time was withheld for privacy (fewer than k people). " +
     "It is not zero.";
 
-export const OCCUPANCY_UNCERTAIN_HELP = (occupancy) =>
-  `In − out of the released counts: ${plural(occupancy.withheld_cells, "entrance hour")} withheld for privacy ` +
-  "since the closing time left out, so the true figure may be a little higher or lower.";
+/** Whether occupancy's running sum left people out: entrance hours withheld, or watched only in part by a camera
+ * (either may hide people in or out, so the figure is no bound either way). */
+const occupancyUncertain = (occupancy) => occupancy.withheld_cells > 0 || (occupancy.hours_partly_observed ?? 0) > 0;
 
-/** Occupancy of a visitors answer ({people, withheld_cells, unobserved_cells}): "–" where the API says it is
- * unknown (people null), never a 0; "≈ n" where withheld entrance hours make it uncertain. */
+export const OCCUPANCY_UNCERTAIN_HELP = (occupancy) => {
+  const reasons = [
+    occupancy.withheld_cells > 0 ? `${plural(occupancy.withheld_cells, "entrance hour")} withheld for privacy` : "",
+    (occupancy.hours_partly_observed ?? 0) > 0
+      ? `${plural(occupancy.hours_partly_observed, "entrance hour")} a camera watched only in part (off for part of the hour)` : "",
+  ].filter(Boolean);
+  return `In − out of the released counts, with ${reasons.join(" and ")} since the closing time: people in or out ` +
+    "then are missing, so the true figure may be higher or lower.";
+};
+
+/** Occupancy of a visitors answer ({people, withheld_cells, unobserved_cells, hours_partly_observed}): "–" where
+ * the API says it is unknown (people null), never a 0; "≈ n" where withheld or partly observed entrance hours make
+ * it uncertain. */
 export function occupancyNode(occupancy) {
   const span = document.createElement("span");
   if (occupancy.people === null) {
@@ -120,8 +131,8 @@ export function occupancyNode(occupancy) {
   }
   span.className = "num";
   span.dataset.value = String(occupancy.people);
-  span.textContent = occupancy.withheld_cells > 0 ? `≈ ${fmtInt(occupancy.people)}` : fmtInt(occupancy.people);
-  if (occupancy.withheld_cells > 0) span.title = OCCUPANCY_UNCERTAIN_HELP(occupancy);
+  span.textContent = occupancyUncertain(occupancy) ? `≈ ${fmtInt(occupancy.people)}` : fmtInt(occupancy.people);
+  if (occupancyUncertain(occupancy)) span.title = OCCUPANCY_UNCERTAIN_HELP(occupancy);
   return span;
 }
 

@@ -3,7 +3,7 @@
 
 import { api, ApiError } from "../api.js";
 import { h } from "../dom.js";
-import { fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, MISSING_HELP, plural } from "../format.js";
+import { atLeast, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, MISSING_HELP, plural } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { ciBar } from "../charts/ci.js";
 import { slotMap } from "../charts/slotmap.js";
@@ -34,6 +34,11 @@ const noEstimate = (choice) => (choice.age
     "gender split, had fewer than k people), so the range runs from none to as many as the withheld people could be"
   : NO_ESTIMATE);
 const nounOf = (choice) => `${NOUN[choice.audience]}${choice.age ? ` aged ${choice.age}` : ""}`;
+// A slot's audience is a lower bound where hours were withheld (audience_lower_bound) or a camera watched some of its
+// hours only in part (hours_partly_observed, which the API keeps apart): it reads "at least" / "≥" for both.
+const lowerBound = (slot) => Boolean(slot.audience_lower_bound) || atLeast(slot);
+const PARTLY_OBSERVED_HELP = "Hours of this slot a camera watched only in part (off for part of the hour): the " +
+  "people who passed meanwhile were missed, so the slot's figures are at least what is shown. It ranks by what was counted.";
 const DAYS = [
   { value: "", label: "All week" },
   { value: "mon-fri", label: "Mon–Fri" },
@@ -111,7 +116,7 @@ function explainPanel(result, choice) {
       (top.classified ? `${fmtInt(top.audience_count)} of the ${fmtInt(top.classified)} people the classifier decided on ` +
         `were read as ${noun} (${top.share_raw === null ? "—" : fmtPct(top.share_raw)}); ` : "") +
       (top.share === null ? `no corrected share (${MISSING_HELP[top.share_missing] || top.share_missing}), so no audience estimate.`
-        : `corrected for its known errors, ${fmtPct(top.share)} are ${noun}, so ${top.audience_lower_bound ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week.`)) : null;
+        : `corrected for its known errors, ${fmtPct(top.share)} are ${noun}, so ${lowerBound(top) ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week.`)) : null;
   return [
     h("h2", { id: "how-title" }, "How this ranking works"),
     h("h3", {}, "A slot"),
@@ -152,7 +157,9 @@ function explainPanel(result, choice) {
         `${plural(result.suppressed_slots, "slot was", "slots were")} left out for this choice.`),
     h("h3", {}, "Reading it well"),
     h("ul", {}, h("li", {}, "Use 8–12 weeks for stable figures; holidays and events move single weeks."),
-      h("li", {}, "Counts are unique people entering a zone per hour, not impressions or dwell time.")),
+      h("li", {}, "Counts are unique people entering a zone per hour, not impressions or dwell time."),
+      h("li", {}, "A slot with hours a camera watched only in part (“partly observed”, off for part of the hour) reads " +
+        "“≥”: the people it missed are in no figure. It keeps its place, ranked by what was counted.")),
     h("details", { class: "data" }, h("summary", {}, "The server's method statement"), h("p", { class: "faint" }, result.method)),
   ];
 }
@@ -174,7 +181,7 @@ function headline(result, choice) {
   }
   box.replaceChildren(h("div", { class: "banner info", id: "best-slot" }, h("div", { class: "msg" },
     h("strong", {}, `Best slot: ${top.zone_name}, ${top.label.replace("-", "–")}`),
-    h("span", {}, `${top.audience_lower_bound ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
+    h("span", {}, `${lowerBound(top) ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
       `${fmtMean(top.expected_audience_high)})`,
     top.share !== null ? `, ${fmtPct(top.share)} ${noun} there (corrected for the classifier's known errors)` : "", `, seen in ${plural(top.weeks_observed, "week")}.`))));
 }
@@ -205,8 +212,8 @@ function rankingTable(result, choice) {
       // An age audience whose bands, splits or hours were withheld is a lower bound: "≥", never a bare 0; a slot
       // without a share has no estimate at all: "—", never a 0 that reads like nobody of the audience passes.
       h("div", {}, estimated
-        ? h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(Boolean(slot.audience_lower_bound)) } },
-          `${slot.audience_lower_bound ? "≥ " : ""}${fmtMean(slot.expected_audience)}`)
+        ? h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(lowerBound(slot)) } },
+          `${lowerBound(slot) ? "≥ " : ""}${fmtMean(slot.expected_audience)}`)
         : h("div", { class: "v faint", title: noEstimate(choice), "aria-label": "no audience estimate", dataset: { value: "none" } }, "—"),
         h("div", { class: "range" }, `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`)));
     // A slot without a share (nobody classified, or rates unknown) says so; it is no "0 %" and no "0 %–100 %" range.
@@ -228,6 +235,8 @@ function rankingTable(result, choice) {
         withShare ? h("div", {}, `${fmtInt(slot.classified)} classified`) : null,
         slot.bands_withheld ? h("div", { class: "bands-withheld", title: "People of the audience's gender whose age bands were " +
           "withheld (a band of theirs below k): they may be in the audience but are not counted" }, `${fmtInt(slot.bands_withheld)} with age bands withheld`) : null,
+        slot.hours_partly_observed ? h("div", { class: "partly-observed-note", title: PARTLY_OBSERVED_HELP,
+          dataset: { partlyObserved: slot.hours_partly_observed } }, `${plural(slot.hours_partly_observed, "hour")} partly observed`) : null,
         withShare ? h("div", { class: "raw-share", title: "Classify and count: the share of the classified people read as " +
           `${noun}, before correcting for the classifier's errors` }, `raw ${slot.share_raw === null ? "—" : fmtPct(slot.share_raw)}`) : null),
       h("td", {}, button)), explanation);

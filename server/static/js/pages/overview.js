@@ -100,9 +100,11 @@ function visitorKpis(figures, k) {
     people: ends.some((o) => o.people === null) ? null : ends.reduce((sum, o) => sum + o.people, 0),
     withheld_cells: ends.reduce((sum, o) => sum + o.withheld_cells, 0),
     unobserved_cells: ends.reduce((sum, o) => sum + o.unobserved_cells, 0),
+    hours_partly_observed: ends.reduce((sum, o) => sum + (o.hours_partly_observed ?? 0), 0),
   };
   const uncertain = inside.people === null ? "; not known now" : inside.withheld_cells > 0
-    ? "; some entrance hours withheld for privacy" : "";
+    ? "; some entrance hours withheld for privacy" : inside.hours_partly_observed > 0
+    ? "; some entrance hours watched only in part" : "";
   const first = withEntrances[0]?.visitors;
   const visitorNote = entered === null
     ? "no entrance line yet: mark a counting line 'entrance: true' to count people coming in"
