@@ -42,7 +42,8 @@ def partly_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     - the atrium's camera watched that hour whole two weeks back (40 people) and only its first 30 minutes a week
       back (30): 35 a week, at least; the hall watched it whole both weeks (20 each);
     - the door's in-line watched only the first 20 minutes two hours back (20 in), its out-line the whole hour (5
-      out), with the closing time five hours back: occupancy 15, uncertain.
+      out), and the hour before both watched whole with 2 in (withheld, below k), with the closing time five hours
+      back: occupancy 15, uncertain for both reasons.
     """
     folder = tmp_path_factory.mktemp("partly-observed-db")
     live, server, thread = start_server(f"sqlite:///{folder / 'footfall.db'}", default_timezone="UTC")
@@ -63,6 +64,8 @@ def partly_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                 *_part("atrium", one_week, 100, 30),
                 _whole("hall", two_weeks, 2, 20),
                 _whole("hall", one_week, 3, 20),
+                _whole("door.in", hour - timedelta(hours=1), 5, 2, measure="in"),  # 2 < k: withheld
+                _whole("door.out", hour - timedelta(hours=1), 6, 0, measure="out"),
                 *_part("door.in", hour, 200, 20, measure="in"),
                 _whole("door.out", hour, 4, 5, measure="out"),
             ]
@@ -96,6 +99,13 @@ def test_the_ads_page_reads_a_slot_with_a_partly_observed_hour_as_at_least(
         assert hall.locator(".ci .v").get_attribute("data-lower-bound") == "false"
         assert hall.locator(".partly-observed-note").count() == 0
         assert "at least 35.0 people per week" in p.locator("#best-slot").inner_text()
+        # The slot map's tooltip says so too.
+        how = atrium.get_attribute("data-how")
+        box = p.locator(f"svg.slotmap rect[data-how='{how}']").bounding_box()
+        p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        p.locator("#slotmap .tooltip .t").wait_for()  # drawn on the next pointer event
+        tip = p.locator("#slotmap .tooltip").inner_text()
+        assert "≥ 35.0" in tip and "1 hour (a camera off for part of it)" in tip, tip
     finally:
         page.close()
 
@@ -113,6 +123,9 @@ def test_the_overview_reads_occupancy_after_a_partly_observed_entrance_hour_as_u
         for figure in (p.locator("#kpi-occupancy [data-value]"), p.locator("[data-metric=occupancy] [data-value]")):
             assert figure.first.get_attribute("data-value") == "15" and figure.first.inner_text() == "≈ 15"
             assert "1 entrance hour a camera watched only in part" in (figure.first.get_attribute("title") or "")
-        assert "some entrance hours watched only in part" in p.locator("#kpi-occupancy").inner_text()
+            assert "1 entrance hour withheld for privacy" in (figure.first.get_attribute("title") or "")
+        # Both reasons, where both apply (the withheld one alone hid the other).
+        note = "some entrance hours withheld for privacy, some watched only in part"
+        assert note in p.locator("#kpi-occupancy").inner_text()
     finally:
         page.close()

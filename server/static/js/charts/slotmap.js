@@ -2,7 +2,7 @@
 // that hour (any zone), with the top-ranked slots numbered. Hours whose slots are hidden or absent stay blank.
 
 import { h, s } from "../dom.js";
-import { fmtMean, plural } from "../format.js";
+import { atLeast, fmtMean, plural } from "../format.js";
 import { rampColour, RAMP_CSS } from "./scale.js";
 import { createTooltip, tipRow } from "./tooltip.js";
 
@@ -66,10 +66,15 @@ export function slotMap(container, slots, top, noun) {
     const content = [h("div", { class: "t" }, `${DAYS[Math.floor(how / 24)]} ${String(how % 24).padStart(2, "0")}:00`)];
     if (!slot) content.push(h("div", {}, "No ranked slot (no data, or hidden for privacy)"));
     else {
+      // A lower bound (hours withheld, or watched only in part) reads "≥" here as in the ranking table.
+      const bound = Boolean(slot.audience_lower_bound) || atLeast(slot) ? "≥ " : "";
       content.push(h("div", {}, `Best: ${slot.zone_name} (rank ${slot.rank})`),
-        tipRow(`${noun[0].toUpperCase()}${noun.slice(1)} / week`, slot.expected_audience === null ? "not estimated" : fmtMean(slot.expected_audience)),
+        tipRow(`${noun[0].toUpperCase()}${noun.slice(1)} / week`, slot.expected_audience === null ? "not estimated" : `${bound}${fmtMean(slot.expected_audience)}`),
         tipRow(slot.expected_audience === null ? "Anywhere from" : "95% interval",
           `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`));
+      if (slot.hours_partly_observed) {
+        content.push(tipRow("Partly observed", `${plural(slot.hours_partly_observed, "hour")} (a camera off for part of it)`));
+      }
     }
     const scale = box.clientWidth / width;
     tooltip.show(content, (left + ((how % 24) + 1) * cw) * scale, (head + Math.floor(how / 24) * ch + ch / 2) * scale);

@@ -102,9 +102,11 @@ function visitorKpis(figures, k) {
     unobserved_cells: ends.reduce((sum, o) => sum + o.unobserved_cells, 0),
     hours_partly_observed: ends.reduce((sum, o) => sum + (o.hours_partly_observed ?? 0), 0),
   };
-  const uncertain = inside.people === null ? "; not known now" : inside.withheld_cells > 0
-    ? "; some entrance hours withheld for privacy" : inside.hours_partly_observed > 0
-    ? "; some entrance hours watched only in part" : "";
+  // Every reason the running sum is uncertain, both where both apply.
+  const reasons = [inside.withheld_cells > 0 ? "withheld for privacy" : "",
+    inside.hours_partly_observed > 0 ? "watched only in part" : ""].filter(Boolean);
+  const uncertain = inside.people === null ? "; not known now"
+    : reasons.length ? `; some entrance hours ${reasons.join(", some ")}` : "";
   const first = withEntrances[0]?.visitors;
   const visitorNote = entered === null
     ? "no entrance line yet: mark a counting line 'entrance: true' to count people coming in"
