@@ -219,6 +219,18 @@ class CameraConfig(_Model):
                 taken.update(entrance_ids(line.id))
         return self
 
+    def field_sending(self, name: str) -> tuple[str | int, ...]:
+        """Where in this camera's config the aggregate id ``name`` of :meth:`measures` comes from: a zone's or line's
+        ``id`` (an entrance line's in and out ids too), else the camera's own ``id`` (its visitors, or the whole frame
+        counted where it has neither zones nor lines)."""
+        for index, zone in enumerate(self.zones):
+            if zone.id == name:
+                return ("zones", index, "id")
+        for index, line in enumerate(self.lines):
+            if name == line.id or (line.entrance and name in entrance_ids(line.id)):
+                return ("lines", index, "id")
+        return ("id",)
+
     def measures(self) -> dict[str, Measure]:
         """What each of this camera's aggregate ids counts (core.wire Measure): a zone's or a counting line's
         passes, an entrance line's people in and out, and, under the camera's own id, its distinct visitors."""
@@ -522,13 +534,14 @@ class AgentConfig(_Model):
         # The server adds up everything sent under one id of a site as one kind of count: an id that one camera
         # sends zone passes under and another its visitors or an entrance's in-count would be refused there.
         seen: dict[str, tuple[str, Measure]] = {}
-        for camera in self.cameras:
+        for index, camera in enumerate(self.cameras):
             for name, measure in camera.measures().items():
                 first = seen.setdefault(name, (camera.id, measure))
                 if first[1] != measure:
-                    raise ValueError(
+                    raise FieldProblem(  # at the second camera's field that sends it (was: line 1)
                         f"id {name!r} counts {first[1]} on camera {first[0]!r} but {measure} on camera "
-                        f"{camera.id!r}: the server keeps one kind of count per id; rename one of them"
+                        f"{camera.id!r}: the server keeps one kind of count per id; rename one of them",
+                        ("cameras", index, *camera.field_sending(name)),
                     )
         return self
 

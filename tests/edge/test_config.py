@@ -433,9 +433,13 @@ def test_an_id_that_two_cameras_would_send_as_different_counts_is_refused(atrium
             "        polygon: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]\n",
         )
 
+    text = with_atrium_zone(atrium_zone)
     with pytest.raises(ConfigError) as caught:
-        parse_config(with_atrium_zone(atrium_zone), "agent.yaml")
+        parse_config(text, "agent.yaml")
     assert words in str(caught.value) and "\n" not in str(caught.value)
+    # Reported at the second camera's zone that sends the id (it was line 1 of the file).
+    line = text.splitlines().index(f"      - id: {atrium_zone}") + 1
+    assert str(caught.value).startswith(f"agent.yaml:{line}: cameras[1].zones[0].id: "), str(caught.value)
     shared = parse_config(with_atrium_zone("door"), "agent.yaml")  # one zone seen by two cameras: allowed
     assert shared.cameras[1].measures()["door"] == "passes"
 
