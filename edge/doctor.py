@@ -156,15 +156,26 @@ def _classifier_check(bundle: Bundle, threads: int) -> BundleCheck:
 def check_camera(camera: CameraConfig, timeout_s: float = CAMERA_TIMEOUT_S) -> CameraCheck:
     """Opens the camera's source and reads one frame, as the agent's capture thread would, in about ``timeout_s``
     at most: half for the open, half for the frame. FFmpeg times both out itself; a thread left waiting inside
-    OpenCV instead aborted the process at exit (SIGABRT)."""
-    from footfall.edge.capture import cannot_open_reason, describe_source, open_capture
+    OpenCV instead aborted the process at exit (SIGABRT). A network stream is probed first, as the agent does
+    (footfall.edge.capture.probe_stream, within the open's half): its reason names what failed (a refused port, a
+    name no server resolves, a server that takes the connection and says nothing) where OpenCV only fails."""
+    import threading
+
+    from footfall.edge.capture import cannot_open_reason, describe_source, open_capture, probe_stream
 
     source, where = camera.source, describe_source(camera.source)
     half_ms = int(timeout_s * 500)
     started = time.monotonic()
-    capture = open_capture(source, open_timeout_ms=half_ms, read_timeout_ms=half_ms)
+    if isinstance(source, str) and not camera.is_file:
+        reason = probe_stream(source, half_ms / 1000, threading.Event())
+        if reason is not None:
+            return CameraCheck(camera.id, where, False, reason)
+    # What the probe took comes off the open's half: a camera's check stays within timeout_s.
+    opening = time.monotonic()
+    open_ms = max(1, half_ms - int((opening - started) * 1000))
+    capture = open_capture(source, open_timeout_ms=open_ms, read_timeout_ms=half_ms)
     if capture is None:
-        return CameraCheck(camera.id, where, False, cannot_open_reason(source, time.monotonic() - started, half_ms))
+        return CameraCheck(camera.id, where, False, cannot_open_reason(source, time.monotonic() - opening, open_ms))
     try:
         ok, frame = capture.read()
     finally:

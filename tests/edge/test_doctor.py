@@ -252,6 +252,9 @@ def test_the_text_report_is_shown_section_by_section_as_each_check_ends(
     checking = sections[-1]
     assert lines[checking] == "checking     2 cameras, up to 10 s each …", lines
     assert "cam1" in lines[checking + 1] and "UNREACHABLE" in lines[checking + 1], lines
+    # Probed first, as the agent does: the reason names the refusal (OpenCV's failure said "unreachable, wrong URL or
+    # credentials?").
+    assert f"connection refused (127.0.0.1:{closed_port})" in lines[checking + 1], lines
     assert "cam2" in lines[checking + 2] and "no answer within 5 s" in lines[checking + 2], lines
     assert silent_camera - when("checking ") > 3.0, arrived
     assert "attention" in lines[-1], lines
