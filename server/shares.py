@@ -181,9 +181,11 @@ def _split_people(h: Any) -> Any:
     """The people a cell's split is of: its released people, or, where its split was kept withheld after late people,
     the people it showed when readers saw that split withheld (``rollup_hourly.split_withheld_people``). The withheld
     split says some part was 1 to k-1 at that size; the late people's decisions were never shown, so they are no
-    part of the estimate (nor of ``people_corrected``). A cell that releases nobody (hidden by a stricter k) is 0."""
-    kept = and_(_shown(h) == literal_column("0"), h.released_people > literal_column("0"))
-    return case((kept, func.coalesce(h.split_withheld_people, h.released_people)), else_=h.released_people)
+    part of the estimate (nor of ``people_corrected``). Never more than the cell shows now: a bucket sent again with
+    fewer people steps it down (found in review). A cell that releases nobody is 0 (its record is null: a run of
+    withheld splits ends there, footfall.server.rollups.cells._end_withheld_runs)."""
+    kept = and_(_shown(h) == literal_column("0"), h.split_withheld_people < h.released_people)
+    return case((kept, h.split_withheld_people), else_=h.released_people)
 
 
 def _cells_query(h: Any, keys: Sequence[Any], *where: Any) -> Any:

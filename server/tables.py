@@ -183,9 +183,10 @@ class HourlyRollup(_RollupCounts, _ReleasedCounts, Base):
     # cell keeps what it releases whatever arrives late, and a later change of k starts again from these values.
     # None: not frozen.
     shown: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # The released people of the cell when readers first saw its split withheld (a part of 1 to k-1), kept once late
-    # people came: the split stays withheld whatever they bring (footfall.server.release.keep_withheld), so the event
-    # the corrected share reads (footfall.server.shares) is the one of that size. None: never seen withheld by then.
+    # The released people of the cell when readers first saw its split withheld (a part of 1 to k-1), recorded once
+    # late people came: the split stays withheld whatever they bring (footfall.server.release.keep_withheld), so the
+    # event the corrected share reads (footfall.server.shares) is the one of that size. None: no such record, or the
+    # run of withheld splits it was of ended (the split shows, or the cell shows nobody: rollups.cells).
     split_withheld_people: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 

@@ -273,8 +273,9 @@ def _hold_seen_cells(
 
 def _record_withheld_splits(session: Session, people: dict[tuple[int, int], float]) -> None:
     """Records, for each seen cell of ``people`` whose split readers saw withheld, the people it showed then, unless
-    an earlier sighting is on record (``rollup_hourly.split_withheld_people``): late people never show its split
-    (footfall.server.release.keep_withheld), and the corrected share reads it at the size readers saw it withheld."""
+    an earlier sighting of the same run is on record (``rollup_hourly.split_withheld_people``): late people never
+    show its split (footfall.server.release.keep_withheld), and the corrected share reads it at the size readers saw
+    it withheld. A run ends where the cell shows its split or nobody (:func:`_end_withheld_runs`)."""
     if not people:
         return
     h = HourlyRollup.__table__
@@ -283,6 +284,22 @@ def _record_withheld_splits(session: Session, people: dict[tuple[int, int], floa
         .where(h.c.zone_pk == bindparam("z"), h.c.hour_start == bindparam("h"), h.c.split_withheld_people.is_(None))
         .values(split_withheld_people=bindparam("n")),
         [{"z": z, "h": hour, "n": round(n)} for (z, hour), n in sorted(people.items())],
+    )
+
+
+def _end_withheld_runs(session: Session, where: ColumnElement[bool]) -> None:
+    """Forgets the recorded size of the cells (of ``where``) that no longer release people with their split withheld:
+    their split shows (a cell frozen by a change of k thawed), or they release nobody. A later withheld split starts
+    a run of its own; the record of an earlier one, made when a late person came and kept past its end, would tell
+    the estimate (and whoever reads people_corrected) that a late person had come (found in review)."""
+    h = HourlyRollup.__table__
+    split_withheld = and_(
+        h.c.released_people > 0, h.c.released_female == 0, h.c.released_male == 0, h.c.released_unknown == 0
+    )
+    session.execute(
+        update(h)
+        .where(where, h.c.split_withheld_people.is_not(None), ~split_withheld)
+        .values(split_withheld_people=None)
     )
 
 
@@ -423,6 +440,9 @@ def apply_hourly_deltas(
         for i, value in enumerate((*(round(delta[j]) for j in slot_sources), int(key in observed))):
             slot[i] += value
     apply_slot_deltas(session, slot_deltas)
+    if seen:
+        for offset in range(0, len(seen), 500):
+            _end_withheld_runs(session, tuple_(table.c.zone_pk, table.c.hour_start).in_(seen[offset : offset + 500]))
     daily_table = DailyRollup.__table__
     statement = insert(daily_table)
     session.execute(
@@ -536,6 +556,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
             .values(shown=bindparam("shown")),
             marks,
         )
+    _end_withheld_runs(session, of_site)
     rebuild_daily(session, zone_pks, tz)
     rebuild_slots(session, zone_pks)
 

@@ -455,3 +455,75 @@ def test_a_split_kept_withheld_counts_at_the_size_readers_saw_it_withheld(server
     # The hourly series reads its cells by another query; its total is estimated as /totals is.
     hourly = server.get(f"{SITE}/traffic/series", zone="a", **DAY).json()["totals"]
     assert {name: hourly[name] for name in fields} == {name: with_late[name] for name in fields}
+
+
+def _nine(server: Server) -> tuple[int | None, ...]:
+    """What a reader sees of zone a's 09:00 cell among other hours of the day: people, female, male, unknown."""
+    points = server.get(f"{SITE}/traffic/series", zone="a", **DAY).json()["points"]
+    [nine] = [p for p in points if p["start"][11:13] == "09"]
+    return tuple(nine[name] for name in ("people", "female", "male", "unknown"))
+
+
+def _shown_hours(server: Server, unknown: int = 5) -> None:
+    """Eight hours of zone a before 09:00 whose splits show (7 / 8 / ``unknown``), decided by bundle g."""
+    _register(server, "g")
+    for hour in range(8):
+        start = BASE + timedelta(hours=hour)
+        message = aggregate(zone="a", start=start, seconds=3600, female=7, male=8, unknown=unknown)
+        server.ingest({**message, "classifier": "g@1"})
+
+
+def _thaw_story(server: Server, held_man: bool) -> list[tuple[object, ...]]:
+    """Zone a's seen 09:00 cell of 5 women and 7 men; the admin makes the site stricter (k = 6: the split hides, the
+    cell is frozen), one late man is held back or not, k goes back (the split shows again), late men take both twins
+    to the same 18, and k = 6 again. What a reader sees of the cell and of the day's corrected share after each."""
+    admin = server.headers("admin")
+
+    def view() -> tuple[object, ...]:
+        totals = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()["totals"]
+        fields = ("people", "people_corrected", "female_share_corrected", "female_share_low", "female_share_high")
+        return (*_nine(server), *(totals[name] for name in fields))
+
+    _shown_hours(server, unknown=6)  # shown at k = 6 too
+    server.ingest({**late(0, female=5, male=7), "classifier": "g@1"})
+    views = [view()]
+    assert server.client.patch(SITE, json={"k": 6}, headers=admin).status_code == 200
+    if held_man:
+        server.ingest({**late(10, male=1), "classifier": "g@1"})
+    views.append(view())
+    assert server.client.patch(SITE, json={"k": None}, headers=admin).status_code == 200
+    views.append(view())
+    server.ingest({**late(20, male=5 if held_man else 6), "classifier": "g@1"})
+    views.append(view())
+    assert server.client.patch(SITE, json={"k": 6}, headers=admin).status_code == 200
+    views.append(view())
+    return views
+
+
+def test_a_late_person_held_while_a_cell_was_frozen_does_not_show_in_the_corrected_share(
+    server: Server, tmp_path: Path
+) -> None:
+    """Found in review: the size a split was seen withheld at, recorded when a late person came while the cell was
+    frozen, outlived the split showing again; at the next withheld split the estimate read the cell at that stale
+    size, and people_corrected told the twin that got the late man (180) from the one that did not (186)."""
+    views = _thaw_story(server, held_man=True)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _thaw_story(twin, held_man=False) == views
+    assert [v[:4] for v in views] == [
+        (12, 5, 7, 0),
+        (12, None, None, None),
+        (12, 5, 7, 0),
+        (18, 5, 13, 0),
+        (18, None, None, None),
+    ]
+
+
+def test_the_corrected_share_never_covers_more_people_than_shown(server: Server) -> None:
+    """Found in review: a bucket sent again with fewer people stepped a cell whose split readers saw withheld down
+    (20 to 14); the estimate still read it at 20, and people_corrected (180) exceeded people (174)."""
+    _shown_hours(server)
+    server.ingest({**late(0, female=4, male=16), "classifier": "g@1"})
+    server.ingest({**late(0, female=4, male=10), "seq": 2, "classifier": "g@1"})  # the same bucket, with fewer
+    totals = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()["totals"]
+    assert _nine(server) == (14, None, None, None) and totals["people"] == 174
+    assert totals["people_corrected"] == 174
