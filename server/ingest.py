@@ -35,7 +35,7 @@ from footfall.server.catalog import (
 )
 from footfall.server.db import TRANSIENT_DB_ERRORS, Database
 from footfall.server.localtime import EARLIEST, LATEST, hour_floor
-from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, seen_until
+from footfall.server.release import DEFAULT_K, DEFAULT_RELEASE_DELAY, effective_k, read_until, seen_until
 from footfall.server.rollups import COUNTS as COUNT_FIELDS
 from footfall.server.rollups import CameraPartDeltas, HourlyDeltas, apply_hourly_deltas, release_k
 from footfall.server.rollups import ages as age_cells
@@ -629,6 +629,7 @@ class Ingestor:
             by_age,
             lambda: seen_until(self.clock(), self.open_hour, self.release_delay),
             camera_parts,
+            lambda: read_until(self.clock(), self.open_hour, self.release_delay),
         )
         apply_observed_deltas(session, seconds_reported)
         return len(inserts) + len(updates)

@@ -257,6 +257,13 @@ def seen_until(now: float, open_hour: bool, delay: int) -> int | None:
     return None if open_hour else readable_until(now + SEEN_MARGIN, delay)
 
 
+def read_until(now: float, open_hour: bool, delay: int) -> int | None:
+    """The end of the hours a read may already have covered at ``now``, with :data:`SEEN_MARGIN` to spare the other
+    way (None: live answers): what a reader can have seen of a cell, where :func:`seen_until` is what ingest must treat
+    as seen. A record of what readers saw (rollup_hourly.split_withheld_people) is made only for these hours."""
+    return None if open_hour else readable_until(now - SEEN_MARGIN, delay)
+
+
 def readable_until(now: float, delay: int) -> int:
     """The end of the last hour reads cover at ``now`` (the open hour not released): not the hour in progress, nor
     an hour that ended less than ``delay`` seconds ago."""

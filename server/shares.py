@@ -182,8 +182,7 @@ def _split_people(h: Any) -> Any:
     the people it showed when readers saw that split withheld (``rollup_hourly.split_withheld_people``). The withheld
     split says some part was 1 to k-1 at that size; the late people's decisions were never shown, so they are no
     part of the estimate (nor of ``people_corrected``). Never more than the cell shows now: a bucket sent again with
-    fewer people steps it down (found in review). A cell that releases nobody is 0 (its record is null: a run of
-    withheld splits ends there, footfall.server.rollups.cells._end_withheld_runs)."""
+    fewer people steps it down (found in review). A cell that releases nobody (hidden by a stricter k) is 0."""
     kept = and_(_shown(h) == literal_column("0"), h.split_withheld_people < h.released_people)
     return case((kept, h.split_withheld_people), else_=h.released_people)
 

@@ -186,7 +186,7 @@ class HourlyRollup(_RollupCounts, _ReleasedCounts, Base):
     # The released people of the cell when readers first saw its split withheld (a part of 1 to k-1), recorded once
     # late people came: the split stays withheld whatever they bring (footfall.server.release.keep_withheld), so the
     # event the corrected share reads (footfall.server.shares) is the one of that size. None: no such record, or the
-    # run of withheld splits it was of ended (the split shows, or the cell shows nobody: rollups.cells).
+    # run of withheld splits it was of ended (the split shows again: rollups.cells).
     split_withheld_people: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 

@@ -245,6 +245,7 @@ def _hold_seen_cells(
     after: dict[tuple[int, int], list[float]],
     k_of_zone: dict[int, int],
     frozen: set[tuple[int, int]],
+    readable: set[tuple[int, int]],
 ) -> None:
     """Makes each cell of ``seen`` (cells readers have seen) move in steps of at least k (footfall.server.release.
     step_release): where the rule's new release would not, writes back what readers saw, and sets ``after``
@@ -252,7 +253,7 @@ def _hold_seen_cells(
     step. A held cell takes the bundle its buckets give like any other: which bundles sent
     buckets is fleet configuration, so a late bucket that changes it shows no person
     (footfall.server.classifiers). The people of a split readers saw withheld go on record
-    (:func:`_record_withheld_splits`)."""
+    (:func:`_record_withheld_splits`) where a read may have covered the cell (``readable``)."""
     bands_after = _released_bands(session, seen)
     held: dict[tuple[int, int], CellRelease] = {}
     split_withheld: dict[tuple[int, int], float] = {}
@@ -261,7 +262,7 @@ def _hold_seen_cells(
             CellRelease(tuple(before[key]), bands_before[key]),
             CellRelease(tuple(after[key]), bands_after[key]),
         )
-        if shown.split_withheld:
+        if shown.split_withheld and key in readable:
             split_withheld[key] = shown.value("released_people")
         final = shown if key in frozen else step_release(shown, candidate, k_of_zone[key[0]])
         if final != candidate:
@@ -275,7 +276,7 @@ def _record_withheld_splits(session: Session, people: dict[tuple[int, int], floa
     """Records, for each seen cell of ``people`` whose split readers saw withheld, the people it showed then, unless
     an earlier sighting of the same run is on record (``rollup_hourly.split_withheld_people``): late people never
     show its split (footfall.server.release.keep_withheld), and the corrected share reads it at the size readers saw
-    it withheld. A run ends where the cell shows its split or nobody (:func:`_end_withheld_runs`)."""
+    it withheld. A run ends where the cell shows its split again (:func:`_end_withheld_runs`)."""
     if not people:
         return
     h = HourlyRollup.__table__
@@ -288,18 +289,15 @@ def _record_withheld_splits(session: Session, people: dict[tuple[int, int], floa
 
 
 def _end_withheld_runs(session: Session, where: ColumnElement[bool]) -> None:
-    """Forgets the recorded size of the cells (of ``where``) that no longer release people with their split withheld:
-    their split shows (a cell frozen by a change of k thawed), or they release nobody. A later withheld split starts
-    a run of its own; the record of an earlier one, made when a late person came and kept past its end, would tell
-    the estimate (and whoever reads people_corrected) that a late person had come (found in review)."""
+    """Forgets the recorded size of the cells (of ``where``) whose split shows again (a cell frozen by a change of k
+    thawed): a later withheld split starts a run of its own, and the record of the earlier one, made when a late
+    person came and kept past its end, would tell the estimate (and whoever reads people_corrected) that a late
+    person had come (found in review). A cell a stricter k hides keeps its record: a seen cell shows again only by
+    thawing to what readers saw, the same run (its split read at that size, as before the round trip of k)."""
     h = HourlyRollup.__table__
-    split_withheld = and_(
-        h.c.released_people > 0, h.c.released_female == 0, h.c.released_male == 0, h.c.released_unknown == 0
-    )
+    split_shown = (h.c.released_female + h.c.released_male + h.c.released_unknown) > 0
     session.execute(
-        update(h)
-        .where(where, h.c.split_withheld_people.is_not(None), ~split_withheld)
-        .values(split_withheld_people=None)
+        update(h).where(where, h.c.split_withheld_people.is_not(None), split_shown).values(split_withheld_people=None)
     )
 
 
@@ -312,6 +310,7 @@ def apply_hourly_deltas(
     ages: AgeDeltas | None = None,
     seen_until: Callable[[], int | None] | None = None,
     camera_parts: CameraPartDeltas | None = None,
+    read_until: Callable[[], int | None] | None = None,
 ) -> None:
     """Adds raw deltas to their hourly cells, recomputes what those cells release (each with its site's
     effective k, ``k_of_zone``), and adds the change in released values to the daily rollup and the slot running
@@ -387,6 +386,11 @@ def apply_hourly_deltas(
         for key in keys
         if key in frozen or (seen_end is not None and key[1] + HOUR <= seen_end and before[key][0] > 0)
     ]
+    # Of those, the cells a read may already have covered (footfall.server.release.read_until): only what readers
+    # can have seen goes on record (_record_withheld_splits); a size inside the margin before the first read would
+    # tell of a step nobody could see (found in review).
+    read_end = read_until() if read_until is not None else seen_end
+    readable = {key for key in seen if key in frozen or (read_end is not None and key[1] + HOUR <= read_end)}
     bands_before = _released_bands(session, seen) if seen else {}
     # One UPDATE per cell: SET sees the old row, so the release is computed from the new counts written out as
     # old + delta.
@@ -409,7 +413,7 @@ def apply_hourly_deltas(
     camera_set = set(cameras)
     zones_seen = [key for key in seen if key not in camera_set]
     if zones_seen:
-        _hold_seen_cells(session, zones_seen, before, bands_before, after, k_of_zone, frozen)
+        _hold_seen_cells(session, zones_seen, before, bands_before, after, k_of_zone, frozen, readable)
     cameras_seen = [key for key in seen if key in camera_set]
     # A seen camera held back makes the cameras sharing its zones withheld in turn: until no more are held.
     held: set[tuple[int, int]] = set()
@@ -421,7 +425,7 @@ def apply_hourly_deltas(
         after.update(_released(session, cameras))
         if not cameras_seen:
             break
-        _hold_seen_cells(session, cameras_seen, before, bands_before, after, k_of_zone, frozen)
+        _hold_seen_cells(session, cameras_seen, before, bands_before, after, k_of_zone, frozen, readable)
         now_held = _holding(session, cameras_seen)
         if now_held == held:
             break
@@ -523,9 +527,9 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     _write_release(session, {key: _decode_shown(text) for key, text in recorded.items()})
     seen = [(z, hour) for z, hour in session.execute(select(h.c.zone_pk, h.c.hour_start).where(of_site, seen_cell))]
     shown = _releases(session, seen, zone_pks)
-    _record_withheld_splits(
-        session, {key: cell.value("released_people") for key, cell in shown.items() if cell.split_withheld}
-    )
+    # No record of withheld splits here: a change of k keeps a seen withheld split's people or hides the cell, and the
+    # next late person records what readers saw (_hold_seen_cells). Recorded here, a cell inside the margin before
+    # the first read would tell of a step nobody could see.
     # Cells nobody could read yet: the new k's rule on their raw counts, cameras and age cells included.
     _release_raw(session, zone_pks, k)
     # Seen cells: the new k's rule on what readers saw, which can only hide. Never on their raw counts: whether a

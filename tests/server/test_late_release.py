@@ -527,3 +527,44 @@ def test_the_corrected_share_never_covers_more_people_than_shown(server: Server)
     totals = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()["totals"]
     assert _nine(server) == (14, None, None, None) and totals["people"] == 174
     assert totals["people_corrected"] == 174
+
+
+def _margin_story(server: Server, steps: bool) -> tuple[object, ...]:
+    """Zone a's 09:00 cell among shown hours, filed by an ingest whose clock reads 10:08: inside SEEN_MARGIN of the
+    first read that may cover the hour (10:10), so ingest counts it as seen while no reader could have seen it yet.
+    With ``steps``, 4 women and 10 men (14, split withheld) then 5 late men; else the 19 at once."""
+    _shown_hours(server)
+    server.client.app.state.context.ingestor.clock = lambda: (NINE + timedelta(minutes=68)).timestamp()
+    if steps:
+        server.ingest({**late(0, female=4, male=10), "classifier": "g@1"})
+        server.ingest({**late(10, male=5), "classifier": "g@1"})
+    else:
+        server.ingest({**late(0, female=4, male=15), "classifier": "g@1"})
+    totals = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()["totals"]
+    fields = ("people", "people_corrected", "female_share_corrected", "female_share_low", "female_share_high")
+    return (*_nine(server), *(totals[name] for name in fields))
+
+
+def test_a_size_no_reader_could_have_seen_is_not_recorded(server: Server, tmp_path: Path) -> None:
+    """Found in review: a withheld split's size was recorded for an hour ingest counts as seen a margin before any
+    read may cover it; people_corrected then told the twin whose 19 came in two steps (174) from the one whose 19
+    came at once (179), a step no reader could have seen."""
+    assert server.settings.release_delay_seconds == 600 and SEEN_MARGIN == 120  # 10:08 is inside the margin
+    views = _margin_story(server, steps=True)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        assert _margin_story(twin, steps=False) == views
+    assert views[:6] == (19, None, None, None, 179, 179), views
+
+
+def test_a_round_trip_of_k_keeps_the_size_readers_saw_a_split_withheld(server: Server) -> None:
+    """Found in review: a stricter k that hid the cell ended its record, and the thaw back recorded the later size:
+    the late people were read again at the size the estimate had stopped reading them at."""
+    admin = server.headers("admin")
+    _shown_hours(server)
+    server.ingest({**late(0, female=4, male=10), "classifier": "g@1"})
+    server.ingest({**late(10, male=5), "classifier": "g@1"})
+    before = server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()["totals"]
+    assert (before["people"], before["people_corrected"]) == (179, 174)
+    assert server.client.patch(SITE, json={"k": 20}, headers=admin).status_code == 200
+    assert server.client.patch(SITE, json={"k": None}, headers=admin).status_code == 200
+    assert server.get(f"{SITE}/traffic/totals", zone="a", **DAY).json()["totals"] == before
