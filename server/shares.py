@@ -36,7 +36,7 @@ from footfall.server.localtime import HOUR, day_range, local_hour_of_week, local
 from footfall.server.queries import local_day_number
 from footfall.server.release import DEFAULT_K, effective_k
 from footfall.server.rollups import release_k
-from footfall.server.tables import HourlyRollup, Site, Zone
+from footfall.server.tables import CameraPart, HourlyRollup, Site, Zone
 from sqlalchemy import BigInteger, and_, case, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,9 @@ class Share:
     high: float | None
     people: int
     missing: Missing | None
+    # Over several zones: released passes per distinct person the cameras feeding them counted, by which the interval
+    # was widened (:func:`passes_per_person`); None for one zone, or where no camera counted its distinct people.
+    passes_per_person: float | None = None
 
     def fields(self) -> dict[str, Any]:
         """The API's fields for it (rounded to 4 places, like the raw shares)."""
@@ -66,7 +69,26 @@ class Share:
             "female_share_high": rounded(self.high),
             "people_corrected": self.people,
             "female_share_corrected_missing": self.missing,
+            "passes_per_person": None if self.passes_per_person is None else round(self.passes_per_person, 2),
         }
+
+    def counting_people(self, passes_per_person: float | None) -> Share:
+        """This estimate over passes of which each person made ``passes_per_person`` (None or at most 1: as it is):
+        its interval widened by the square root, the design effect of sampling each person that many times (the
+        passes of one person are not independent draws); the estimate itself stays."""
+        if passes_per_person is None or passes_per_person <= 1.0:
+            return self
+        if self.share is None or self.low is None or self.high is None:
+            return self
+        widen = float(np.sqrt(passes_per_person))
+        return Share(
+            self.share,
+            max(0.0, self.share - (self.share - self.low) * widen),
+            min(1.0, self.share + (self.high - self.share) * widen),
+            self.people,
+            self.missing,
+            passes_per_person,
+        )
 
 
 EPOCH_DAY = date(1970, 1, 1)
@@ -202,13 +224,41 @@ def release_k_of(session: Session, zone_pks: Sequence[int]) -> int:
     return effective_k(site_k, release_k(session) or DEFAULT_K)
 
 
+def passes_per_person(session: Session, zone_pks: list[int], start: int, end: int) -> float | None:
+    """How many passes of the zones ``zone_pks`` each person made, on average, over [start, end): their released
+    passes over the released distinct people (``camera`` measure) of the cameras that saw anyone pass them
+    (``rollup_camera_parts``); None for one zone, or where those cameras counted nobody (agents that send no camera
+    counts). One person walking through three zones is three passes, and an estimate over them counts that person
+    three times. The cameras' people are all they saw, other zones' passers-by too, so this is at most the true
+    figure: the interval it widens stays on the narrow side, never past it. Both sums are released values, and
+    which cameras feed a zone is configuration (footfall.server.release.withhold_cameras_with_hidden_parts)."""
+    if len(zone_pks) < 2:
+        return None
+    h, parts = HourlyRollup, CameraPart
+    in_range = (h.hour_start >= start, h.hour_start < end)
+    cameras = (
+        select(parts.camera_id)
+        .where(parts.zone_pk.in_(zone_pks), parts.hour_start >= start, parts.hour_start < end, parts.people > 0)
+        .distinct()
+    )
+    site = select(Zone.site_id).where(Zone.id == zone_pks[0]).scalar_subquery()
+    camera_zones = select(Zone.id).where(Zone.site_id == site, Zone.measure == "camera", Zone.zone_id.in_(cameras))
+    people = session.scalar(select(func.sum(h.released_people)).where(h.zone_pk.in_(camera_zones), *in_range))
+    passes = session.scalar(select(func.sum(h.released_people)).where(h.zone_pk.in_(zone_pks), *in_range))
+    if not people or not passes:
+        return None
+    return max(1.0, float(passes) / float(people))
+
+
 def totals(session: Session, zone_pks: list[int], start: int, end: int) -> Share:
-    """The corrected share of the zones' cells in [start, end)."""
+    """The corrected share of the zones' cells in [start, end), over several zones with its interval widened by
+    the passes each person made (:func:`passes_per_person`)."""
     h = HourlyRollup
     query = _cells_query(h, (), h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
     rows: list[Sequence[Any]] = list(session.execute(query))
     rates = known_rates(session, {row[0] for row in rows})
-    return estimate_rows(1, [0] * len(rows), rows, rates, release_k_of(session, zone_pks))[0]
+    share = estimate_rows(1, [0] * len(rows), rows, rates, release_k_of(session, zone_pks))[0]
+    return share.counting_people(passes_per_person(session, zone_pks, start, end))
 
 
 def by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> list[Share]:
@@ -280,7 +330,10 @@ def series(
     *points, total = estimate_rows(
         len(counts.keys), answer, rows, rates, release_k_of(session, zone_pks), with_total=True
     )
-    return counts, points, total
+    # Over several zones each interval is widened by the passes per person of the whole range: a point's own would
+    # rest on a few hours' counts.
+    per_person = passes_per_person(session, zone_pks, start, end)
+    return counts, [point.counting_people(per_person) for point in points], total.counting_people(per_person)
 
 
 def slots(

@@ -51,6 +51,12 @@ class CorrectedShare(BaseModel):
             "rates: a camera unlike its validation clips).",
         )
     )
+    passes_per_person: float | None = Field(
+        None,
+        description="Over several zones: released passes per distinct person the cameras feeding them counted "
+        "(one person through three zones is three passes); the interval is widened by its square root, as those "
+        "passes are no independent people. null for one zone, or where no camera counted its distinct people.",
+    )
 
 
 class CountsWithShare(Counts, CorrectedShare):

@@ -10,6 +10,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -682,3 +683,43 @@ def test_an_empty_bucket_stored_while_another_replica_creates_its_cell_still_cou
                 assert raw_vs_classifiers(session) == []
                 cells = session.execute(text("SELECT hour_start, classifier FROM rollup_hourly ORDER BY hour_start"))
                 assert [bundle for _, bundle in cells] == [None, None]
+
+
+def _three_zones_one_crowd(server: Server, camera_counts: bool) -> dict:
+    """One camera sees 300 people walk through three zones each (900 passes), half of them women; with
+    ``camera_counts``, the agent also sends the camera's distinct visitors (its ``camera`` measure), as agents do."""
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    messages = []
+    for i, zone in enumerate(("west", "mid", "east")):
+        messages.append(
+            classified(
+                classifier="gender@3", people=300, share=0.5, rates=LEANS_MALE, zone=zone, seq=i + 1, seconds=3600
+            )
+        )
+    if camera_counts:
+        camera = classified(classifier="gender@3", people=300, share=0.5, rates=LEANS_MALE, zone="cam-1", seconds=3600)
+        messages.append(camera | {"measure": "camera"})
+    assert server.ingest(*messages).json()["accepted"] == len(messages)
+    return server.get(TOTALS, **DAY).json()["totals"]
+
+
+def test_an_interval_over_overlapping_zones_counts_people_not_passes(server: Server, tmp_path: Path) -> None:
+    """Found in a new-operator review: the overview's female share pooled the passes of zones one person walks
+    through one after another, and its interval treated 900 passes as 900 people: √3 too narrow for 300. Over
+    several zones the interval is widened by the passes per distinct person the cameras feeding them counted (the
+    design effect of counting each person several times); the estimate itself does not move."""
+    pooled = _three_zones_one_crowd(server, camera_counts=True)
+    for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
+        unknown = _three_zones_one_crowd(twin, camera_counts=False)  # agents that send no camera counts
+    assert pooled["people"] == unknown["people"] == 900 and pooled["passes_per_person"] == 3.0
+    assert unknown["passes_per_person"] is None
+    assert pooled["female_share_corrected"] == unknown["female_share_corrected"]
+    width = pooled["female_share_high"] - pooled["female_share_low"]
+    narrow = unknown["female_share_high"] - unknown["female_share_low"]
+    assert width == pytest.approx(narrow * 3**0.5, rel=0.02), (width, narrow)
+    one = server.get(TOTALS, **DAY, zone="west").json()["totals"]  # one zone: each person passes it once
+    assert one["passes_per_person"] is None
+    days = server.get(SERIES, **DAY, granularity="day").json()
+    assert days["totals"]["passes_per_person"] == 3.0
+    assert days["totals"]["female_share_low"] == pooled["female_share_low"]
+    assert days["points"][0]["female_share_low"] == pooled["female_share_low"]
