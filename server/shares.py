@@ -226,7 +226,7 @@ def release_k_of(session: Session, zone_pks: Sequence[int]) -> int:
 
 def passes_per_person(session: Session, zone_pks: list[int], start: int, end: int) -> float | None:
     """How many passes of the zones ``zone_pks`` each person made, on average, over [start, end): their released
-    passes over the released distinct people (``camera`` measure) of the cameras that saw anyone pass them
+    passes over the released distinct people (``camera`` measure) of the cameras that watched them
     (``rollup_camera_parts``); None for one zone, or where those cameras counted nobody (agents that send no camera
     counts). One person walking through three zones is three passes, and an estimate over them counts that person
     three times. The cameras' people are all they saw, other zones' passers-by too, so this is at most the true
@@ -238,7 +238,8 @@ def passes_per_person(session: Session, zone_pks: list[int], start: int, end: in
     in_range = (h.hour_start >= start, h.hour_start < end)
     cameras = (
         select(parts.camera_id)
-        .where(parts.zone_pk.in_(zone_pks), parts.hour_start >= start, parts.hour_start < end, parts.people > 0)
+        # Every part row, 0 included: which cameras feed a zone is configuration, whether one saw someone a count.
+        .where(parts.zone_pk.in_(zone_pks), parts.hour_start >= start, parts.hour_start < end)
         .distinct()
     )
     site = select(Zone.site_id).where(Zone.id == zone_pks[0]).scalar_subquery()
