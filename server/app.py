@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from string import Template
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from footfall.core.logs import log_event
@@ -41,6 +43,11 @@ STATIC = Path(__file__).resolve().parent / "static"
 # the page shows; static/shell.html is what every page shares around it (head, top bar, banner, footer).
 PAGES = {"index": ("Overview", "overview"), "zone": ("Zone", "zone"), "ad-placement": ("Ad placement", "ads")}
 API_PREFIX = "/api/v1"  # every API router is mounted under it once; routers carry only their own sub-prefix
+DOCS_URL = "/api/docs"
+# Swagger UI's JavaScript, CSS and icon, served from here: FastAPI's own docs page loads them from a CDN, and a
+# mall's server often has no internet (the page was white: "SwaggerUIBundle is not defined").
+DOCS_ASSETS_URL = "/api/docs-assets"
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 DESCRIPTION = """Per-zone audience counts from footfall camera boxes: ingest, traffic series, gender split,
 heatmaps and ad-placement ranking. Every `/api/v1` endpoint needs an API key (`X-API-Key: ffk_...` or
@@ -88,7 +95,7 @@ DASHBOARD_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# Dashboard pages only: the API docs page loads Swagger UI from its CDN.
+# Dashboard pages only: the API docs page (FastAPI's Swagger UI page) starts Swagger UI with an inline script.
 DASHBOARD_CSP_HEADER = {"Content-Security-Policy": DASHBOARD_CSP}
 
 
@@ -190,7 +197,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # _mount_api_docs: the same page, with Swagger UI's files served from here
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
@@ -292,6 +299,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
         """Every metric of this server process (server/API.md, "Metrics"); scrape with `Authorization: Bearer`."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    _mount_api_docs(app)
     _mount_dashboard(app)
     mounts.extend(route.path for route in app.routes if isinstance(route, Mount))
     api_paths.extend((compile_path(path)[0], path) for path in app.openapi()["paths"])
@@ -320,6 +328,32 @@ def _route_label(request: Request, api_paths: list[tuple[re.Pattern[str], str]],
         if path.startswith(mount + "/"):
             return mount + "/{path}"
     return UNMATCHED
+
+
+def _mount_api_docs(app: FastAPI) -> None:
+    """FastAPI's Swagger UI page at DOCS_URL (and its OAuth2 redirect page, as FastAPI adds it), naming only files
+    of this server: the page works without internet."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS), name="api-docs-assets")
+    openapi_url, redirect_url = app.openapi_url, app.swagger_ui_oauth2_redirect_url
+    assert openapi_url is not None and redirect_url is not None
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def _docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=root + redirect_url,
+            init_oauth=app.swagger_ui_init_oauth,
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    @app.get(redirect_url, include_in_schema=False)
+    def _docs_oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def _mount_dashboard(app: FastAPI) -> None:

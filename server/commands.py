@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from footfall.server.db import Database
     from footfall.server.settings import Settings
 
-SERVER_MODULES = ("fastapi", "uvicorn", "sqlalchemy", "alembic")
+SERVER_MODULES = ("fastapi", "fastapi_offline", "uvicorn", "sqlalchemy", "alembic")
 
 
 def _require_server(*extra: str) -> None:
