@@ -2,7 +2,8 @@
 
 Everything runs with embedded defaults: SQLite in a demo folder, mosquitto when it is installed (else an
 embedded Python broker), the server on 127.0.0.1:8000 and an agent that plays the sample clip in a loop as
-if it were a camera. The demo prints the dashboard URL with a viewer key; Ctrl-C stops everything.
+if it were a camera. The demo prints the dashboard URL with a viewer key, and the command that makes an admin key
+for its database; Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -115,6 +117,25 @@ class Services:
                 log_event(log, logging.INFO, "stopped", service=name)
 
 
+def footfall_command() -> str:
+    """How a shell runs this footfall: ``footfall`` where that is the one on PATH, else the script beside this
+    Python (``make demo`` runs .venv/bin/footfall, and .venv/bin is seldom on PATH), else ``python -m footfall``."""
+    script = Path(sys.executable).parent / "footfall"
+    on_path = shutil.which("footfall")
+    if script.is_file():
+        if on_path and os.path.samefile(on_path, script):
+            return "footfall"
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m footfall"
+
+
+def admin_key_command(database_url: str) -> str:
+    """The command that makes an admin key for the demo's database: the demo prints only a viewer key, and README's
+    examples that change a site (PATCH /sites/{site}) need an admin one. The key command refuses to guess the
+    database (its default is a file in the current folder), so the URL is in the command."""
+    return f"{footfall_command()} keys create --role admin --name me --database-url {shlex.quote(database_url)}"
+
+
 def wait_http(url: str, timeout: float, services: Services) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -187,7 +208,8 @@ def run_demo(
     clip = sample_clip()
     if not clip.is_file():
         raise RuntimeError(f"sample clip {clip} is missing; rebuild it with: python bench/make_sample_clip.py")
-    workdir = workdir or Path(tempfile.gettempdir()) / "footfall-demo"
+    # Absolute: the database URL is printed for commands run from any folder.
+    workdir = (workdir or Path(tempfile.gettempdir()) / "footfall-demo").absolute()
     check_port_free(port)
     database_url = f"sqlite:///{workdir / 'footfall.db'}"
     services = Services(workdir)
@@ -253,6 +275,8 @@ def run_demo(
         typer.secho("\nfootfall demo is running", bold=True)
         typer.echo(f"  dashboard   {url}")
         typer.echo(f"  viewer key  {viewer_key}")
+        typer.echo(f"  admin key   {admin_key_command(database_url)}")
+        typer.echo("              (run it for a key that may change sites and keys: PATCH /api/v1/sites/…)")
         typer.echo(f"  API docs    http://127.0.0.1:{port}/api/docs")
         typer.echo(f"  logs        {workdir}/*.log")
         typer.echo("  Counts appear after the first bucket closes: the demo shows the hour in progress, which a")

@@ -119,10 +119,32 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, "demo did not print its dashboard URL"
         assert key, f"demo exited early: {demo.stderr.read() if demo.stderr else ''}"
-        banner = " ".join(iter(demo.stdout.readline, "\n"))  # the rest of the banner, up to its blank line
+        lines = list(iter(demo.stdout.readline, "\n"))  # the rest of the banner, up to its blank line
+        banner = " ".join(lines)
         # The dashboard's share is read against the clip's truth: the banner says why an interval can miss it.
         assert "the same faces pass again" in banner and "5 women, 4 men" in banner, banner
         base = f"http://127.0.0.1:{port}"
+        # The README's examples that change a site need an admin key: the banner's command makes one, run as printed
+        # from another folder, and README's PATCH takes it.
+        admin_line = next((line for line in lines if line.strip().startswith("admin key")), None)
+        assert admin_line is not None and "--database-url" in admin_line, banner
+        made = subprocess.run(
+            ["sh", "-c", admin_line.strip().removeprefix("admin key").strip()],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        )
+        assert made.returncode == 0 and made.stdout.startswith("ffk_"), made
+        patch = urllib.request.Request(
+            f"{base}/api/v1/sites/demo-mall",
+            data=json.dumps({"closing_time": "22:00"}).encode(),
+            headers={"X-API-Key": made.stdout.strip(), "Content-Type": "application/json"},
+            method="PATCH",
+        )
+        with urllib.request.urlopen(patch, timeout=10) as answer:
+            assert answer.status == 200 and json.loads(answer.read())["closing_time"] == "22:00"
         with urllib.request.urlopen(dashboard, timeout=5) as page:
             assert page.status == 200 and b"footfall" in page.read()
 
@@ -160,6 +182,35 @@ def test_demo_counts_the_sample_clip_and_stops_cleanly(tmp_path: Path) -> None:
                 for pid in left:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
+
+
+def test_the_printed_admin_key_command_makes_an_admin_key_in_the_demos_database(tmp_path: Path) -> None:
+    """The demo printed a viewer key only, and `footfall keys create --role admin` run elsewhere refused (its default
+    database is a file in the current folder): the command the demo prints names the demo's database, quoted for a
+    shell, and runs from any folder."""
+    from sqlalchemy import create_engine, text
+
+    from footfall import demo as demo_module
+
+    folder = tmp_path / "demo data"  # a space: the URL must reach the command whole
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'footfall.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    migrate = [sys.executable, "-m", "footfall", "server", "migrate", "--database-url", url]
+    subprocess.run(migrate, check=True, capture_output=True, env=env, timeout=60)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = demo_module.admin_key_command(url)
+    assert "keys create --role admin" in command and "--database-url" in command, command
+    made = subprocess.run(["sh", "-c", command], cwd=elsewhere, capture_output=True, text=True, env=env, timeout=60)
+    assert made.returncode == 0 and made.stdout.startswith("ffk_"), made
+    assert not (elsewhere / "footfall.db").exists()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT role FROM api_keys")).scalars().all() == ["admin"]
+    finally:
+        engine.dispose()
 
 
 def test_a_second_demo_refuses_a_taken_port_or_data_folder_and_leaves_the_first_alone(tmp_path: Path) -> None:
