@@ -25,6 +25,13 @@ export const h = (tag, attrs, ...children) => build(document.createElement(tag),
 /** SVG element. */
 export const s = (tag, attrs, ...children) => build(document.createElementNS(SVG_NS, tag), attrs, children);
 
+/** Replaces a node's children as ``h`` adds them: null, undefined and false are left out (the DOM's own
+ * replaceChildren prints them as the text "null" and "undefined"), arrays are flattened. */
+export function fill(node, ...children) {
+  node.replaceChildren();
+  return build(node, null, children);
+}
+
 export function clear(node) {
   node.replaceChildren();
   return node;

@@ -163,8 +163,9 @@ export const MISSING_HELP = {
 
 /** The corrected share of women (``which`` "female") or men ("male") of an API answer with
  * female_share_corrected, as "52% (95% interval 47%–57%)"; the raw classify-and-count share in its tooltip
- * and a data-raw attribute. Null: "—" with the reason as its tooltip. */
-export function correctedShareNode(counts, which = "female") {
+ * and a data-raw attribute. Null: "—" with the reason as its tooltip. ``noun`` names what the counts are: "people"
+ * for one zone, "passes" for a sum over several (zones overlap: one person in three zones is three passes). */
+export function correctedShareNode(counts, which = "female", noun = "people") {
   const span = document.createElement("span");
   span.className = "corrected-share";
   const raw = which === "female" ? counts.female_share : counts.male_share;
@@ -193,8 +194,8 @@ export function correctedShareNode(counts, which = "female") {
     ? ` The split of ${fmtInt(counts.unsplit)} of them is withheld for privacy (a part was too small to show in ` +
       "their hour); they count through how likely such a split is."
     : "";
-  span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} people.${withheld} ` +
-    `Raw classify-and-count: ${rawText} of the people decided female or male.`;
+  span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} ${noun}.${withheld} ` +
+    `Raw classify-and-count: ${rawText} of the ${noun} decided female or male.`;
   // People left out: hours counted without gender, or decided by a bundle whose rates are unknown or whose hours all
   // had their split withheld, and late people of an hour whose split readers saw withheld before they came. Withheld
   // splits elsewhere are in the estimate (through how likely such a split is).
@@ -202,8 +203,8 @@ export function correctedShareNode(counts, which = "female") {
     const coverage = document.createElement("span");
     coverage.className = "coverage";
     coverage.dataset.peopleCorrected = String(counts.people_corrected);
-    coverage.textContent = ` · from ${fmtInt(counts.people_corrected)} of ${fmtInt(counts.people)} people`;
-    coverage.title = `${fmtInt(counts.people - counts.people_corrected)} people are not in this share: their hours ` +
+    coverage.textContent = ` · from ${fmtInt(counts.people_corrected)} of ${fmtInt(counts.people)} ${noun}`;
+    coverage.title = `${fmtInt(counts.people - counts.people_corrected)} ${noun} are not in this share: their hours ` +
       "were counted without gender, or decided by a model whose error rates are unknown or whose hours all had " +
       "their split withheld for privacy, or they arrived late for an hour whose split was already withheld.";
     span.append(coverage);
@@ -301,4 +302,5 @@ export const KIND_LABELS = {
   entrance: "Entrance", corridor: "Corridor", food_court: "Food court", ad_slot: "Ad slot", shop_front: "Shop front",
   exit: "Exit", other: "Other", unknown: "Unclassified",
 };
-export const kindLabel = (kind) => KIND_LABELS[kind] || kind;
+/** A zone kind in words; none (null) reads "Unclassified", never "null". */
+export const kindLabel = (kind) => KIND_LABELS[kind] || kind || KIND_LABELS.unknown;

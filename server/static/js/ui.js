@@ -145,6 +145,27 @@ function handleError(error, retry) {
   throw error;
 }
 
+/** A wide table in a box of its own that scrolls sideways (the page itself keeps the screen's width), with a cue
+ * above it while columns are out of sight: on a phone the ranking's audience column was cut off without a word. */
+export function tableBox(table, label = "Table") {
+  const wrap = h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": `${label} (scrolls sideways)` }, table);
+  const hint = h("p", { class: "scroll-hint", hidden: true }, "More columns to the right: scroll the table sideways →");
+  const box = h("div", { class: "table-box" }, hint, wrap);
+  const update = () => {
+    const more = wrap.scrollWidth > wrap.clientWidth + 1;
+    hint.hidden = !more;
+    wrap.dataset.overflow = String(more);
+    wrap.tabIndex = more ? 0 : -1;
+  };
+  if (typeof ResizeObserver === "function") {
+    const observer = new ResizeObserver(update);
+    observer.observe(wrap);
+    observer.observe(table);
+  }
+  requestAnimationFrame(update);
+  return box;
+}
+
 /** Shows the page's content (hidden until the first answer, so errors do not sit over empty panels). Call it
  * before drawing charts: they size themselves to their box. */
 export function reveal() {

@@ -19,8 +19,9 @@ function shareColour(share) {
   return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 }
 
-/** data: the API's Heatmap answer; metric: "people" (mean per week) or "female_share". */
-export function heatmapChart(container, data, metric = "people") {
+/** data: the API's Heatmap answer; metric: "people" (mean per week) or "female_share"; passes: the cells sum several
+ * zones (zone passes, not people). */
+export function heatmapChart(container, data, metric = "people", { passes = false } = {}) {
   const { k } = data;
   const byHour = new Map(data.cells.map((c) => [c.hour_of_week, c]));
   const width = Math.max(340, Math.round(container.clientWidth || 800));
@@ -33,7 +34,7 @@ export function heatmapChart(container, data, metric = "people") {
   const hatch = uniqueId("hatch");
 
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "heatmap", role: "img",
-    "aria-label": "People per local hour of the week, Monday to Sunday" });
+    "aria-label": `${passes ? "Zone passes" : "People"} per local hour of the week, Monday to Sunday` });
   svg.append(hatchDefs(hatch));
   for (let hour = 0; hour < 24; hour += width < 600 ? 6 : 3) {
     svg.append(s("text", { x: left + hour * cw + 1, y: top - 7 }, `${String(hour).padStart(2, "0")}:00`));
@@ -69,7 +70,7 @@ export function heatmapChart(container, data, metric = "people") {
       h("span", {}, "more decided female (raw, not corrected)"));
   } else {
     legend.append(h("span", {}, "0"), h("span", { class: "ramp", style: `background:${RAMP_CSS}` }),
-      h("span", {}, `${fmtMean(maxMean)} people per week`));
+      h("span", {}, `${fmtMean(maxMean)} ${passes ? "zone passes" : "people"} per week`));
   }
   legend.append(h("span", { style: "margin-left:1rem" }, h("span", { class: "sw hatch legend-sw" }), ` suppressed (<${k})`),
     h("span", { style: "margin-left:.6rem" }, h("span", { class: "sw legend-sw", style: "background:#f5f7f9;border:1px solid #dfe4ea" }), " no data"));
@@ -88,7 +89,7 @@ export function heatmapChart(container, data, metric = "people") {
     else {
       content.push(
         tipRow("Per week", meanNode(cell.mean_people, k, atLeast(cell))),
-        tipRow(`People (${cell.weeks_observed} wk)`, countNode(cell.people, k, { lowerBound: atLeast(cell) })),
+        tipRow(`${passes ? "Passes" : "People"} (${cell.weeks_observed} wk)`, countNode(cell.people, k, { lowerBound: atLeast(cell) })),
         tipRow("Female", cell.female_share === null ? genderCountNode(cell, "female", k) : fmtPct(cell.female_share), "var(--female)"),
         tipRow("Male", cell.male_share === null ? genderCountNode(cell, "male", k) : fmtPct(cell.male_share), "var(--male)"));
       if (cell.suppressed) content.push(h("div", { class: "faint" }, "Some counts hidden for privacy"));

@@ -10,7 +10,8 @@ import { compact, linear, niceTicks } from "./scale.js";
 const HOUR_MS = 3600e3;
 
 /**
- * The curve of a visitors answer (hour granularity) from ``dayStart`` (ms) to the answer's end.
+ * The curve of a visitors answer (hour granularity) from ``dayStart`` (ms: the closing time occupancy counts from) to
+ * the answer's end.
  * data: the API's Visitors answer; returns an element (the chart, or a line saying why there is none).
  */
 export function occupancyCurve(data, dayStart) {
@@ -22,24 +23,35 @@ export function occupancyCurve(data, dayStart) {
   const t0 = dayStart;
   const t1 = Math.max(Date.parse(data.end), t0 + HOUR_MS);
   const x = linear(t0, t1, m.l, width - m.r);
+  const label = (t) => {
+    const p = zonedParts(t, tz);
+    return `${String(p.hour).padStart(2, "0")}:${String(p.minute).padStart(2, "0")}`;
+  };
   const top = Math.max(1, ...points.map((p) => p.occupancy.people));
   const ticks = niceTicks(top, 2);
   const y = linear(0, ticks[ticks.length - 1], height - m.b, m.t);
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "occupancy-chart", role: "img",
     preserveAspectRatio: "none", dataset: { points: points.length },
-    "aria-label": `Occupancy at the end of each hour today, ${plural(points.length, "hour")} with entrance counts` });
+    "aria-label": `Occupancy at the end of each hour since ${label(t0)}, ${plural(points.length, "hour")} with entrance counts` });
 
   const axisY = s("g", { class: "axis axis-y" });
   for (const v of ticks) {
     axisY.append(s("line", { class: "gridline", x1: m.l, x2: width - m.r, y1: y(v), y2: y(v) }),
       s("text", { x: m.l - 4, y: y(v) + 3, "text-anchor": "end" }, compact(v)));
   }
+  // The first label is where the curve starts (the closing time, when occupancy starts again from 0), then every
+  // sixth local hour, none closer than a label's width to the one before.
   const axisX = s("g", { class: "axis axis-x" });
-  for (let t = Math.ceil(t0 / HOUR_MS) * HOUR_MS; t <= t1; t += HOUR_MS) {
-    const hour = zonedParts(t, tz).hour;
-    if (hour % 6 === 0) {
-      axisX.append(s("text", { x: x(t), y: height - 3, "text-anchor": "middle" }, `${String(hour).padStart(2, "0")}:00`));
-    }
+  const labelWidth = 30; // "00:00" at the axis's 9 px, in the chart's units
+  let rightEdge = -Infinity;
+  for (let t = t0; t <= t1; t = (Math.floor(t / HOUR_MS) + 1) * HOUR_MS) {
+    if (t !== t0 && zonedParts(t, tz).hour % 6 !== 0) continue;
+    const anchor = t === t0 ? "start" : x(t) + labelWidth / 2 > width ? "end" : "middle";
+    const left = x(t) - (anchor === "start" ? 0 : anchor === "end" ? labelWidth : labelWidth / 2);
+    if (left < rightEdge + 4) continue;
+    axisX.append(s("text", { x: x(t), y: height - 3, "text-anchor": anchor, dataset: { t: new Date(t).toISOString() } },
+      label(t)));
+    rightEdge = left + labelWidth;
   }
   axisX.append(s("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }));
   svg.append(axisY, axisX);

@@ -13,11 +13,15 @@ import { countNode, fmtInt, fmtPct } from "../format.js";
 
 export const PYRAMID_BANDS = ["65+", "55-64", "45-54", "35-44", "25-34", "18-24", "13-17", "0-12", "unknown"];
 
-/** table: an AgeTable of the API (bands, bands_withheld, unsplit, people, withheld_cells). */
-export function agePyramid(container, table, k) {
-  const width = 640;
+/** table: an AgeTable of the API (bands, bands_withheld, unsplit, people, withheld_cells); passes: the table sums
+ * several zones (its figures are zone passes, not people).
+ *
+ * Drawn at the container's own width (no viewBox scaling): scaled from a fixed 640 wide, the band labels were 5 px
+ * tall on a phone. */
+export function agePyramid(container, table, k, { passes = false } = {}) {
+  const width = Math.min(760, Math.max(280, Math.round(container.clientWidth || 640)));
   const rowHeight = 24;
-  const labelWidth = 80;
+  const labelWidth = 64;
   const half = (width - labelWidth) / 2;
   const height = PYRAMID_BANDS.length * rowHeight;
   const inBands = (gender) => PYRAMID_BANDS.reduce((sum, band) => sum + (table.bands[gender][band] ?? 0), 0);
@@ -25,7 +29,7 @@ export function agePyramid(container, table, k) {
   const share = (gender, band) => released[gender] ? (table.bands[gender][band] ?? 0) / released[gender] : 0;
   const max = Math.max(Number.EPSILON, ...["female", "male"].flatMap((gender) => PYRAMID_BANDS.map((band) => share(gender, band))));
   const hatch = uniqueId("hatch");
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "pyramid-svg", role: "img",
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "pyramid-svg", role: "img",
     "aria-label": "Age pyramid: women to the left, men to the right, one row per age band" });
   svg.append(hatchDefs(hatch));
   PYRAMID_BANDS.forEach((band, row) => {
@@ -76,7 +80,7 @@ export function agePyramid(container, table, k) {
       `${k}, so the two sides may cover different hours: compare their shapes; how many women and men passed is in the gender split). ` +
       "Each band counts an estimate from the model's band probabilities, not any one person's age; 'age ?' are people whose age was not estimated.",
     withheld || table.unsplit
-      ? ` ${fmtInt(withheld + table.unsplit)} people are not broken down by age here (${parts.join(", ")}): a gender's bands are shown only when each is 0 or at least ${k}.`
+      ? ` ${fmtInt(withheld + table.unsplit)} ${passes ? "zone passes" : "people"} are not broken down by age here (${parts.join(", ")}): a gender's bands are shown only when each is 0 or at least ${k}.`
       : "",
     cells
       ? ` ${fmtInt(cells)} ${cells === 1 ? "hour" : "hours"} with fewer than ${k} people ${cells === 1 ? "is" : "are"} withheld whole: none of its people is in any figure here.`

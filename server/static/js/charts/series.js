@@ -58,7 +58,9 @@ function timeTicks(t0, t1, granularity, tz) {
  * Draws the series into ``container``.
  * data: the API's Series answer (points, granularity, timezone, k, start, end).
  */
-export function seriesChart(container, data) {
+export function seriesChart(container, data, { passes = false } = {}) {
+  // Summed over several zones, which overlap, the counts are zone passes (one person in three zones is three).
+  const Counted = passes ? "Zone passes" : "People";
   const { points, granularity, timezone: tz, k } = data;
   const width = Math.max(320, Math.round(container.clientWidth || 800));
   const height = width < 600 ? 220 : 280;
@@ -73,7 +75,7 @@ export function seriesChart(container, data) {
   const hatch = uniqueId("hatch");
 
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "series-chart", role: "img",
-    "aria-label": `People per ${granularity}, ${plural(points.length, "bucket")} reported, stacked by gender`,
+    "aria-label": `${Counted} per ${granularity}, ${plural(points.length, "bucket")} reported, stacked by gender`,
     dataset: { points: points.length } });
   svg.append(hatchDefs(hatch));
 
@@ -188,7 +190,7 @@ export function seriesChart(container, data) {
     const share = (v) => (v === null ? "" : ` · ${fmtPct(v)}`);
     const content = [
       h("div", { class: "t" }, p.label),
-      tipRow("People", countNode(p.people, k, { lowerBound: atLeast(p) })),
+      tipRow(passes ? "Passes" : "People", countNode(p.people, k, { lowerBound: atLeast(p) })),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--female)" }), "Female"),
         h("span", {}, genderCountNode(p, "female", k), share(p.female_share))),
       h("div", { class: "row" }, h("span", {}, h("span", { class: "sw", style: "background:var(--male)" }), "Male"),
@@ -204,7 +206,7 @@ export function seriesChart(container, data) {
     if (p.hours_partly_observed > 0) {
       content.push(h("div", { class: "faint partly-observed-note" }, granularity === "hour" && data.zones.length === 1
         ? "Partly observed: a camera was off for part of this hour, so people are at least this"
-        : `Partly observed: ${plural(p.hours_partly_observed, "zone-hour")} with a camera off for part of the hour, so people are at least this`));
+        : `Partly observed: ${plural(p.hours_partly_observed, "zone-hour")} with a camera off for part of the hour, so ${passes ? "passes" : "people"} are at least this`));
     }
     tooltip.show(content, mid * scaleX, (p.people !== null ? y(p.people) : height / 2) * scaleX);
   };

@@ -68,7 +68,7 @@ export function slotMap(container, slots, top, noun) {
     else {
       // A lower bound (hours withheld, or watched only in part) reads "≥" here as in the ranking table.
       const bound = Boolean(slot.audience_lower_bound) || atLeast(slot) ? "≥ " : "";
-      content.push(h("div", {}, `Best: ${slot.zone_name} (rank ${slot.rank})`),
+      content.push(h("div", {}, `Best: ${slot.zone_name} (${slot.expected_audience === null ? "no rank: no estimate" : `rank ${slot.rank}`})`),
         tipRow(`${noun[0].toUpperCase()}${noun.slice(1)} / week`, slot.expected_audience === null ? "not estimated" : `${bound}${fmtMean(slot.expected_audience)}`),
         tipRow(slot.expected_audience === null ? "Anywhere from" : "95% interval",
           `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`));

@@ -1,9 +1,10 @@
 // Small daily bars for a site card: one bar per day, hatched when the day's count is suppressed.
 
 import { hatchDefs, s, uniqueId } from "../dom.js";
-import { fmtInt, plural } from "../format.js";
+import { plural } from "../format.js";
 
-/** points: Series points (day granularity); days: the "YYYY-MM-DD" days to show, oldest first. */
+/** points: Series points (day granularity) of a site's zones, summed: zone passes, never people (zones overlap);
+ * days: the "YYYY-MM-DD" days to show, oldest first. */
 export function sparkBars(points, days, k) {
   const width = 300;
   const height = 44;
@@ -12,12 +13,12 @@ export function sparkBars(points, days, k) {
   const bw = width / days.length;
   const hatch = uniqueId("hatch");
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "spark", role: "img", preserveAspectRatio: "none",
-    "aria-label": `People per day over the last ${plural(days.length, "day")}` });
+    "aria-label": `Zone passes per day over the last ${plural(days.length, "day")}` });
   svg.append(hatchDefs(hatch));
   days.forEach((day, i) => {
     const p = byDay.get(day);
     const barHeight = p && p.people !== null ? Math.max(1.5, (p.people / max) * (height - 2)) : height - 2;
-    const title = !p ? `${day}: no data` : p.people === null ? `${day}: suppressed (<${k})` : `${day}: ${fmtInt(p.people)} people`;
+    const title = !p ? `${day}: no data` : p.people === null ? `${day}: suppressed (<${k})` : `${day}: ${plural(p.people, "zone pass", "zone passes")}`;
     const fill = !p ? "#eef1f4" : p.people === null ? `url(#${hatch})` : i === days.length - 1 ? "#14b8a6" : "#0b6e78";
     svg.append(s("rect", { x: i * bw + 1, width: Math.max(1, bw - 2), y: height - (p ? barHeight : 2), height: p ? barHeight : 2,
       rx: 1.5, fill, class: `day ${!p ? "nodata" : p.people === null ? "suppressed" : "bar"}` }, s("title", {}, title)));

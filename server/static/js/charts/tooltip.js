@@ -1,13 +1,13 @@
 // One tooltip per chart, placed next to the pointer (or the keyboard-selected item) inside the chart box.
 
-import { h } from "../dom.js";
+import { fill, h } from "../dom.js";
 
 export function createTooltip(container) {
   const tip = h("div", { class: "tooltip", role: "status", "aria-live": "polite", hidden: true });
   container.append(tip);
   return {
     show(content, x, y) {
-      tip.replaceChildren(...content);
+      fill(tip, content);
       tip.hidden = false;
       const box = container.getBoundingClientRect();
       const width = tip.offsetWidth;

@@ -2,12 +2,12 @@
 // numbers behind it, plus a plain-language account of how the ranking is made.
 
 import { api, ApiError } from "../api.js";
-import { h } from "../dom.js";
+import { fill, h } from "../dom.js";
 import { atLeast, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, MISSING_HELP, plural } from "../format.js";
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { ciBar } from "../charts/ci.js";
 import { slotMap } from "../charts/slotmap.js";
-import { empty, loading, reveal, pageParams, setParams, startPage } from "../ui.js";
+import { empty, loading, reveal, pageParams, setParams, startPage, tableBox } from "../ui.js";
 
 const RANGES = [
   { value: "28d", label: "4 weeks", days: 28 },
@@ -33,6 +33,10 @@ const noEstimate = (choice) => (choice.age
   ? `the age bands of the ${NOUN[choice.audience]} were withheld for privacy (a band of theirs, or their ` +
     "gender split, had fewer than k people), so the range runs from none to as many as the withheld people could be"
   : NO_ESTIMATE);
+// A slot without an estimate ranks after every slot with one, in an order that means nothing of its audience: it gets
+// no number (they read as a ranking where every slot showed "—").
+const UNRANKED_HELP = "No rank: this slot has no estimate of the audience, so it is listed after every slot with an " +
+  "estimate, in no particular order of audience.";
 const nounOf = (choice) => `${NOUN[choice.audience]}${choice.age ? ` aged ${choice.age}` : ""}`;
 // A slot's audience is a lower bound where hours were withheld (audience_lower_bound) or a camera watched some of its
 // hours only in part (hours_partly_observed, which the API keeps apart): it reads "at least" / "≥" for both.
@@ -157,7 +161,8 @@ function explainPanel(result, choice) {
         `${plural(result.suppressed_slots, "slot was", "slots were")} left out for this choice.`),
     h("h3", {}, "Reading it well"),
     h("ul", {}, h("li", {}, "Use 8–12 weeks for stable figures; holidays and events move single weeks."),
-      h("li", {}, "Counts are unique people entering a zone per hour, not impressions or dwell time."),
+      h("li", {}, "Counts are zone passes: people entering the zone, each time they enter it (one person walking " +
+        "through three zones is three passes, one in each), not impressions or dwell time."),
       h("li", {}, "A slot with hours a camera watched only in part (“partly observed”, off for part of the hour) reads " +
         "“≥”: the people it missed are in no figure. It keeps its place, ranked by what was counted.")),
     h("details", { class: "data" }, h("summary", {}, "The server's method statement"), h("p", { class: "faint" }, result.method)),
@@ -184,6 +189,19 @@ function headline(result, choice) {
     h("span", {}, `${lowerBound(top) ? "at least" : "about"} ${fmtMean(top.expected_audience)} ${noun} per week (95% interval ${fmtMean(top.expected_audience_low)}–` +
       `${fmtMean(top.expected_audience_high)})`,
     top.share !== null ? `, ${fmtPct(top.share)} ${noun} there (corrected for the classifier's known errors)` : "", `, seen in ${plural(top.weeks_observed, "week")}.`))));
+}
+
+/** Above a ranking where no slot has an estimate: why, and what may give one. */
+function noEstimateNote(choice) {
+  const noun = nounOf(choice);
+  const tryThis = choice.age
+    // A gender's bands count in a zone-hour only where each is 0 or at least k: quiet hours withhold them all.
+    ? "Try a longer range (more busy hours, where every band of theirs reaches k) or a broader audience: “All ages” " +
+      "ranks by the gender split, which is withheld far less often than the age bands."
+    : "Try a longer range (more people classified) or a broader audience: “Everyone” needs no classifier.";
+  return h("div", { class: "banner info", id: "no-estimate", role: "note" }, h("div", { class: "msg" },
+    h("strong", {}, `No slot has an estimate of ${noun}, so none is ranked`),
+    h("span", {}, `The slots below are listed without a rank (why: see above, or “Why?” on a row). ${tryThis}`)));
 }
 
 function rankingTable(result, choice) {
@@ -225,8 +243,10 @@ function rankingTable(result, choice) {
           label: `share ${fmtPct(slot.share)}, 95% interval ${fmtPct(slot.share_low)} to ${fmtPct(slot.share_high)}` }),
         h("div", {}, h("div", { class: "v", dataset: { value: slot.share } }, fmtPct(slot.share)),
           h("div", { class: "range" }, `${fmtPct(slot.share_low)}–${fmtPct(slot.share_high)}`))));
-    rows.push(h("tr", { class: i < 3 ? "top slot" : "slot", dataset: { rank: slot.rank, zone: slot.zone_id, how: slot.hour_of_week } },
-      h("td", { class: "rank" }, String(slot.rank)),
+    rows.push(h("tr", { class: i < 3 && estimated ? "top slot" : "slot",
+      dataset: { rank: slot.rank, zone: slot.zone_id, how: slot.hour_of_week, estimate: estimated ? null : "none" } },
+      estimated ? h("td", { class: "rank" }, String(slot.rank))
+        : h("td", { class: "rank unranked", title: UNRANKED_HELP, "aria-label": "no rank: no estimate" }, "–"),
       h("td", {}, h("div", { class: "slot-name" }, slot.zone_name, " ", h("span", { class: "kind" }, kindLabel(slot.zone_kind))),
         h("div", { class: "slot-when" }, slot.label.replace("-", "–"))),
       h("td", {}, audienceCell),
@@ -241,13 +261,13 @@ function rankingTable(result, choice) {
           `${noun}, before correcting for the classifier's errors` }, `raw ${slot.share_raw === null ? "—" : fmtPct(slot.share_raw)}`) : null),
       h("td", {}, button)), explanation);
   });
-  return h("div", { class: "table-wrap" }, h("table", { id: "ranking-table" },
+  return tableBox(h("table", { id: "ranking-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Slot"),
       h("th", {}, `Expected ${noun} per week`, h("div", { class: "faint th-sub" }, "estimate · 95% interval")),
       withShare ? h("th", {}, `Share of ${noun}`, h("div", { class: "faint th-sub", title: "Corrected for the classifier's known errors, with a 95% interval that " +
         "holds sampling and the uncertainty of its measured error rates" }, "corrected · 95% interval")) : null,
       h("th", {}, "Based on"), h("th", {}, h("span", { class: "sr-only" }, "Explanation")))),
-    h("tbody", {}, rows)));
+    h("tbody", {}, rows)), "Ranked slots");
 }
 
 async function load() {
@@ -281,7 +301,7 @@ async function load() {
   };
   const range = resolveRange(params, site.timezone, "28d", RANGES);
   setParams({ site: site.site_id, audience });
-  document.getElementById("crumbs").replaceChildren(h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
+  fill(document.getElementById("crumbs"), h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
   document.getElementById("subtitle").textContent =
     `Where and when an ad reaches the most ${nounOf(choice)}. ${fmtDay(range.from)} – ${fmtDay(range.to)}, hours in ${site.timezone} (site time).`;
   renderControls(sites, site, kinds, choice, range, () => runPage());
@@ -321,13 +341,15 @@ async function load() {
         : "No counts match this choice. Widen the hours, days or range, or check that the zones' camera boxes report.");
     return;
   }
-  const parts = [rankingTable(result, choice)];
+  // Slots without an estimate rank last: where the first has none, no slot has one. Said above the table, with what
+  // to try, rather than a list of "—".
+  const parts = [result.slots[0].expected_audience === null ? noEstimateNote(choice) : null, rankingTable(result, choice)];
   if (result.slots.length === limit) {
     const more = h("button", { type: "button", class: "btn", id: "show-more", style: "margin-top:.8rem" }, `Show ${PAGE_SIZE} more`);
     more.addEventListener("click", () => { limit += PAGE_SIZE; runPage(); });
     parts.push(more);
   }
-  ranking.replaceChildren(...parts);
+  fill(ranking, parts);
 }
 
 /** A choice the API refuses (an audience under 18, an age it cannot read): its reason where the ranking goes, and

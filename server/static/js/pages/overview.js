@@ -4,14 +4,29 @@ import { api, getKey } from "../api.js";
 import { h } from "../dom.js";
 import {
   addDays, atLeast, correctedShareNode, countNode, fmtAgo, fmtDateTime, fmtInt, fmtPct, isoUtc, kindLabel, localDate,
-  midnightUtc, MISSING_HELP, occupancyNode, plural, pluralNoun,
+  midnightUtc, MISSING_HELP, occupancyNode, plural, pluralNoun, zonedToUtc,
 } from "../format.js";
 import { occupancyCurve } from "../charts/occupancy.js";
 import { sparkBars } from "../charts/spark.js";
-import { empty, loading, reveal, startPage } from "../ui.js";
+import { empty, loading, reveal, startPage, tableBox } from "../ui.js";
 
 const REFRESH_MS = 30_000;
 const SPARK_DAYS = 14;
+const HOUR_MS = 3600e3;
+
+/** The instant (ms) occupancy last started again from 0 at or before ``now``: the site's closing time (local "HH:MM",
+ * null for midnight) today or the day before, moved on to the first hour starting at or after it (the API resets
+ * occupancy from that hour). */
+function lastClosing(closingTime, tz, now) {
+  const [hour, minute] = (closingTime || "00:00").split(":").map(Number);
+  const at = (day) => {
+    const [y, m, d] = day.split("-").map(Number);
+    return Math.ceil((zonedToUtc(y, m, d, hour, tz) + minute * 60e3) / HOUR_MS) * HOUR_MS;
+  };
+  const today = localDate(now, tz);
+  const todays = at(today);
+  return todays <= now ? todays : at(addDays(today, -1));
+}
 let firstLoad = true;
 
 async function siteFigures(site, now) {
@@ -22,14 +37,20 @@ async function siteFigures(site, now) {
   const sparkStart = midnightUtc(addDays(today, -(SPARK_DAYS - 1)), tz);
   const end = isoUtc(now);
   const base = `/sites/${encodeURIComponent(site.site_id)}/traffic`;
-  const [todayTotals, weekTotals, daily, visitors] = await Promise.all([
+  // The occupancy curve runs from the closing time, when occupancy starts again from 0 (not from midnight, where
+  // "since closing at 22:00" sat over an axis from 00:00): its own answer where that is not today's midnight.
+  const closedAt = lastClosing(site.closing_time, tz, now);
+  const visitorsPath = `/sites/${encodeURIComponent(site.site_id)}/visitors`;
+  const [todayTotals, weekTotals, daily, visitors, sinceClosing] = await Promise.all([
     api(`${base}/compare`, { start: isoUtc(todayStart), end }),
     api(`${base}/compare`, { start: isoUtc(weekStart), end }),
     api(`${base}/series`, { start: isoUtc(sparkStart), end, granularity: "day" }),
-    api(`/sites/${encodeURIComponent(site.site_id)}/visitors`, { start: isoUtc(todayStart), end, granularity: "hour" }),
+    api(visitorsPath, { start: isoUtc(todayStart), end, granularity: "hour" }),
+    closedAt === todayStart ? null : api(visitorsPath, { start: isoUtc(closedAt), end, granularity: "hour" }),
   ]);
   const days = Array.from({ length: SPARK_DAYS }, (_, i) => addDays(today, i - SPARK_DAYS + 1));
-  return { site, today, todayStart, todayTotals, weekTotals, daily, days, visitors };
+  return { site, today, todayStart, todayTotals, weekTotals, daily, days, visitors,
+    occupancy: { since: closedAt, visitors: sinceClosing ?? visitors } };
 }
 
 function kpi(label, valueNode, note, id) {
@@ -46,7 +67,7 @@ function shareKpi(figures) {
     // Without an estimate the "—" says why in words, not only in its tooltip (which a touch screen never shows).
     const missing = t.female_share_corrected === null
       ? `not estimated: ${MISSING_HELP[t.female_share_corrected_missing] || "nothing to correct"}` : null;
-    return kpi("Female share today", correctedShareNode(t),
+    return kpi("Female share today", correctedShareNode(t, "female", "passes"),
       h("span", {}, missing ?? "women among passes, corrected for the classifier's known errors", raw), "kpi-share");
   }
   return kpi("Female share", h("span", { class: "faint" }, "per site"),
@@ -159,10 +180,13 @@ function occupancyBlock(f) {
     return h("p", { class: "faint occupancy-none", title: v.visitors_note },
       "No entrance line: no visitor count or occupancy here (zone passes overlap; they are not visitors).");
   }
-  return h("div", {}, occupancyCurve(v, f.todayStart),
-    h("div", { class: "spark-caption" }, h("span", {}, "00:00"),
-      h("span", {}, `occupancy: people inside (in − out since ${v.closing_time === "00:00" ? "midnight" : `closing at ${v.closing_time}`}, never below 0)`),
-      h("span", {}, asOf(v))));
+  // A snapshot saved before the curve had an answer of its own draws from midnight, as it was drawn then.
+  const curve = f.occupancy ?? { since: f.todayStart, visitors: v };
+  const since = v.closing_time === "00:00" ? "midnight" : `closing at ${v.closing_time}`;
+  // The axis names the times; the caption is a line of its own under it (its "00:00" and the axis's ran together).
+  return h("div", { class: "occupancy-block" }, occupancyCurve(curve.visitors, curve.since),
+    h("p", { class: "occupancy-caption" },
+      `Occupancy: people inside at each hour's end since ${since} (in − out, never below 0), up to ${asOf(v)}.`));
 }
 
 function cameraLine(f) {
@@ -214,7 +238,7 @@ function siteCard(f) {
         h("div", { class: "l" }, "zone passes today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k, { lowerBound: week.people_lower_bound || partlyObserved(weekTotals) })),
         h("div", { class: "l" }, "passes, 7 days")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "female" } }, correctedShareNode(week)),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "female" } }, correctedShareNode(week, "female", "passes")),
         h("div", { class: "l" }, "women, 7 days (corrected)")),
       h("div", { class: "fig" }, h("div", { class: "v" }, fmtInt(site.zones)), h("div", { class: "l" }, pluralNoun(site.zones, "zone")))),
     occupancyBlock(f),
@@ -268,11 +292,11 @@ function zonesTable(figures) {
     }
   }
   if (!rows.length) return null;
-  return h("div", { class: "table-wrap" }, h("table", { id: "zones-table" },
+  return tableBox(h("table", { id: "zones-table" },
     h("thead", {}, h("tr", {}, h("th", {}, "Zone"), multi ? h("th", {}, "Site") : null, h("th", {}, "Kind"), h("th", {}, "Floor"),
       h("th", { class: "num" }, "Today"), h("th", { class: "num" }, "Last 7 days"), h("th", { class: "num" }, "Share of passes"),
       h("th", { class: "num", title: "Last 7 days, corrected for the classifier's known errors, with its 95% interval; the raw share is in the tooltip" }, "Women (7 days, corrected)"))),
-    h("tbody", {}, rows)));
+    h("tbody", {}, rows)), "Zones");
 }
 
 // What each demographics mode leaves out, and the modes from loosest to strictest.
@@ -331,16 +355,16 @@ function agentsTable(agents, sites) {
       h("td", { title: cpu }, models, modeCell(a.demographics, modeOf.get(a.site_id) || "full")),
       h("td", { class: "faint" }, a.version || "—"));
   });
-  return h("div", { class: "table-wrap" }, h("table", { id: "agents-table" },
+  return tableBox(h("table", { id: "agents-table" },
     h("thead", {}, h("tr", {}, ["Agent", "Site", "Status", "Last seen", "FPS", "Latency", "Outbox", "Cameras", "Models", "Version"]
       .map((t) => h("th", { class: ["FPS", "Latency", "Outbox"].includes(t) ? "num" : null }, t)))),
-    h("tbody", {}, rows)));
+    h("tbody", {}, rows)), "Camera boxes");
 }
 
 // The last answers, kept for this browser tab only (sessionStorage): a reload paints them at once, marked as
 // not yet refreshed, instead of a spinner while a busy server answers. They are the same released counts the
 // page showed; nothing else is kept.
-const SNAPSHOT_KEY = "footfall.overview.snapshot.v3"; // v3: owned by the whole key (v2: with each site's visitors)
+const SNAPSHOT_KEY = "footfall.overview.snapshot.v4"; // v4: with each site's occupancy since closing (v3: owned by the whole key)
 
 // Whose answers they were: the whole key (kept in this tab's sessionStorage already), so another key entered in
 // this tab never sees the figures a previous one loaded; its public prefix alone could be typed by anyone who read
@@ -381,12 +405,21 @@ function render({ sites, figures, agents, now }, stale) {
   else empty(agentsBox, "No agents have reported yet", "An agent shows up here with its first status message.");
   const online = agents.filter((a) => a.online).length;
   document.getElementById("agents-note").textContent = `${online} of ${agents.length} online`;
-  const at = new Date(now).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
-  document.getElementById("updated").textContent = stale
-    ? `Showing figures from ${at} · refreshing…`
-    : `Updated ${at} · refreshes every 30 s`;
+  document.getElementById("updated").textContent = updatedLine(sites, now, stale);
   if (stale) document.body.dataset.stale = "true";
   else delete document.body.dataset.stale;
+}
+
+/** When the figures were fetched, on a named clock: the site's (every other time on the page is site time), or,
+ * where the sites keep different time zones, the browser's, named as such. "Updated 05:24:39" beside "inside at
+ * 06:24" read as two clocks an hour apart. */
+function updatedLine(sites, now, stale) {
+  const zones = [...new Set(sites.map((site) => site.timezone))];
+  const tz = zones.length === 1 ? zones[0] : Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const at = new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", second: "2-digit",
+    hourCycle: "h23" }).format(new Date(now));
+  const clock = zones.length === 1 ? `site time, ${tz}` : `your time, ${tz}`;
+  return stale ? `Showing figures from ${at} (${clock}) · refreshing…` : `Updated ${at} (${clock}) · refreshes every 30 s`;
 }
 
 async function load() {

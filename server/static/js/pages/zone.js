@@ -2,7 +2,7 @@
 // hour-of-week heatmap, CSV export.
 
 import { api, download } from "../api.js";
-import { h, s } from "../dom.js";
+import { fill, h, s } from "../dom.js";
 import {
   atLeast, correctedShareNode, countNode, fmtDay, fmtInt, fmtMean, fmtPct, genderCountNode, kindLabel, localDate, meanNode,
   plural, splitWithheld, withheldNode,
@@ -30,6 +30,8 @@ function kpi(label, value, note, id) {
 // The longest range the API answers in hours (footfall.server.api.deps.check_span); longer ones take days or weeks.
 const HOURLY_MAX_DAYS = 400;
 
+/** zoneId: the zone shown, ALL, or null where the address names no zone of the site (the picker then asks for one,
+ * and nothing is exported). */
 function renderControls(sites, site, zones, zoneId, range, granularity, reload) {
   const form = document.getElementById("controls");
   const fields = [];
@@ -38,10 +40,15 @@ function renderControls(sites, site, zones, zoneId, range, granularity, reload) 
       (value) => { setParams({ site: value, zone: null }); reload(); }));
   }
   fields.push(selectField("zone", "Zone", [
+    ...(zoneId === null ? [{ value: "", label: "Pick a zone" }] : []),
     ...zones.map((z) => ({ value: z.zone_id, label: `${z.name}${z.floor !== null ? ` · floor ${z.floor}` : ""}` })),
     { value: ALL, label: "All zones of the site" },
-  ], zoneId, (value) => { setParams({ zone: value }); reload(); }));
+  ], zoneId ?? "", (value) => { if (value) { setParams({ zone: value }); reload(); } }));
   fields.push(...rangeField(range, (change) => { setParams(change); reload(); }));
+  if (zoneId === null) {
+    form.replaceChildren(...fields);
+    return;
+  }
   fields.push(segmented("granularity", "Per", [
     { value: "hour", label: "Hour" }, { value: "day", label: "Day" }, { value: "week", label: "Week" },
   ], granularity, (value) => { setParams({ g: value }); reload(); }));
@@ -87,6 +94,8 @@ function renderNoDataKpis(range, allZones) {
 }
 
 function renderKpis(data, range, allZones, tz) {
+  // Summed over a site's zones, which overlap, a figure counts passes (one person in three zones is three).
+  const unit = allZones ? "passes" : "people";
   const { totals, series, peaks } = data;
   if (nothingObserved(totals)) {
     renderNoDataKpis(range, allZones);
@@ -126,35 +135,36 @@ function renderKpis(data, range, allZones, tz) {
         : `average over ${plural(daysWithData, "day")} reported`, "kpi-per-day"),
     // The corrected estimate (with its interval) is the figure; the raw decisions stay beside it. Nobody passed
     // (the zone reported, no hour withheld): no share to give, and "raw: 0 of 0 classified" said it clumsily.
-    kpi("Women", correctedShareNode(t, "female"), nobody ? "nobody passed in this range"
+    kpi("Women", correctedShareNode(t, "female", unit), nobody ? "nobody passed in this range"
       : splitWithheld(t)
       ? h("span", {}, "corrected for the classifier's known errors; raw: ", withheldNode(k), ` (a part of the split was below ${k} in its hours)`)
       : h("span", {}, "corrected for the classifier's known errors; raw: ", genderCountNode(t, "female", k), " of ",
         t.female !== null && t.male !== null ? countNode(t.female + t.male, k) : genderCountNode(t, "male", k), " classified",
         t.female_share !== null ? ` (${fmtPct(t.female_share)})` : ""), "kpi-female"),
-    kpi("Men", correctedShareNode(t, "male"), nobody ? "nobody passed in this range"
+    kpi("Men", correctedShareNode(t, "male", unit), nobody ? "nobody passed in this range"
       : splitWithheld(t)
       ? h("span", {}, "corrected; raw: ", withheldNode(k), " for privacy")
       : h("span", {}, "corrected; raw: ", genderCountNode(t, "male", k), " classified male",
         t.male_share !== null ? ` (${fmtPct(t.male_share)})` : ""), "kpi-male"),
     kpi("Busiest hour", top ? h("span", { class: "smaller" }, top.label.replace("-", "–")) : h("span", { class: "faint" }, "—"),
-      top ? `${atLeast(top) ? "at least " : ""}${fmtMean(top.mean_people_per_day)} people per day on average`
+      top ? `${atLeast(top) ? "at least " : ""}${fmtMean(top.mean_people_per_day)} ${unit} per day on average`
         : peakNote, "kpi-peak"),
     kpi("Mean dwell", totals.mean_dwell_seconds === null ? h("span", { class: "faint" }, "—") : `${fmtMean(totals.mean_dwell_seconds)} s`,
-      totals.mean_dwell_seconds === null ? "not measured, or too few visits" : "time spent in the zone", "kpi-dwell"));
+      totals.mean_dwell_seconds === null ? "not measured, or too few visits"
+        : allZones ? "time spent in a zone, per pass" : "time spent in the zone", "kpi-dwell"));
 }
 
-function seriesTable(series) {
+function seriesTable(series, allZones) {
   const k = series.k;
   return h("table", { id: "series-rows" },
-    h("thead", {}, h("tr", {}, h("th", {}, `Bucket (${series.timezone})`), ...["People", "Female", "Male", "Unknown"].map((t) => h("th", { class: "num" }, t)))),
+    h("thead", {}, h("tr", {}, h("th", {}, `Bucket (${series.timezone})`), ...[allZones ? "Passes" : "People", "Female", "Male", "Unknown"].map((t) => h("th", { class: "num" }, t)))),
     h("tbody", {}, series.points.map((p) => h("tr", { dataset: { suppressed: String(p.suppressed) } }, h("td", {}, p.label),
       ...["people", "female", "male", "unknown"].map((key) => h("td", { class: "num" },
         key !== "people" ? genderCountNode(p, key, k)
           : countNode(p[key], k, { lowerBound: atLeast(p) })))))));
 }
 
-function renderPeaks(peaks, noDataWhy) {
+function renderPeaks(peaks, noDataWhy, allZones) {
   const box = document.getElementById("peaks");
   const k = peaks.k;
   const shown = peaks.hours.slice(0, 8);
@@ -168,7 +178,7 @@ function renderPeaks(peaks, noDataWhy) {
     h("span", {}, p.label.replace("-", "–")),
     h("span", { class: "bar" }, p.mean_people_per_day === null ? null : h("span", { style: `width:${(p.mean_people_per_day / max) * 100}%` })),
     h("span", { class: "v" }, meanNode(p.mean_people_per_day, k, atLeast(p)))))),
-  h("p", { class: "faint" }, "Mean people per day in each local hour, over the days observed."));
+  h("p", { class: "faint" }, `Mean ${allZones ? "zone passes" : "people"} per day in each local hour, over the days observed.`));
 }
 
 /** Whether an ages answer shows people in an age band (not age unknown): counted while age estimation was on. */
@@ -179,7 +189,7 @@ function agedBefore(ages) {
 
 // The age pyramid of the whole range, or of one bucket of it at the page's granularity (the ``ah`` parameter: the
 // bucket's UTC start).
-function renderAges(ages, site, noDataWhy = null) {
+function renderAges(ages, site, noDataWhy = null, allZones = false) {
   const box = document.getElementById("ages");
   const params = pageParams();
   const hours = ages.points.filter((p) => p.people > 0 || p.withheld_cells > 0);
@@ -189,9 +199,10 @@ function renderAges(ages, site, noDataWhy = null) {
   document.getElementById("ages-controls").replaceChildren(selectField("age-hour", unit[0].toUpperCase() + unit.slice(1), [
     { value: "all", label: "Whole range" },
     ...hours.slice().reverse().map((p) => ({ value: p.start, label: p.label })),
-  ], chosen, (value) => { setParams({ ah: value }); renderAges(ages, site); }));
+  ], chosen, (value) => { setParams({ ah: value }); renderAges(ages, site, noDataWhy, allZones); }));
   document.getElementById("ages-note").textContent = site.age_estimation
-    ? `People by gender and age band, k = ${ages.k}: a gender's bands are hidden when any of them is below ${ages.k}.`
+    ? `${allZones ? "Zone passes (one person in three zones counts three times)" : "People"} by gender and age band, ` +
+      `k = ${ages.k}: a gender's bands are hidden when any of them is below ${ages.k}.`
     : `Age estimation is off for this site now (mode '${site.demographics}'): people counted while it is off are ` +
       `age unknown.${agedBefore(ages) ? " Bands counted before, while it was on, still show below." : ""}`;
   if (!hours.length) {
@@ -201,19 +212,39 @@ function renderAges(ages, site, noDataWhy = null) {
   }
   const table = chosen === "all" ? ages.totals : hours.find((p) => p.start === chosen);
   box.dataset.hour = chosen;
-  agePyramid(box, table, ages.k);
+  agePyramid(box, table, ages.k, { passes: allZones });
 }
 
 function drawCharts() {
   if (!state) return;
   const { series, heatmap, totals } = state.data;
+  const passes = state.allZones;
   const none = nothingObserved(totals) ? "No data" : "No counts in this range";
   const seriesBox = document.getElementById("series");
-  if (series.points.length) seriesChart(seriesBox, series);
+  if (series.points.length) seriesChart(seriesBox, series, { passes });
   else empty(seriesBox, none, "Pick a longer range, or check on the overview that the zone's camera box is online.");
   const heatBox = document.getElementById("heatmap");
-  if (heatmap.cells.length) heatmapChart(heatBox, heatmap, heatMetric);
+  if (heatmap.cells.length) heatmapChart(heatBox, heatmap, heatMetric, { passes });
   else empty(heatBox, none);
+}
+
+/** The address names a zone the site does not have: say so, with the zone picker, and show no figures (the first
+ * zone's, under its own name, read as the zone asked for). The address keeps what was asked. */
+function renderMissingZone(sites, site, zones, asked, range, granularity) {
+  state = null;
+  document.title = `No zone '${asked}' · ${site.name} · footfall`;
+  fill(document.getElementById("crumbs"), h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
+  document.getElementById("title").textContent = "Zone not found";
+  document.getElementById("subtitle").textContent = `${site.name} has ${plural(zones.length, "zone")}; pick one below.`;
+  renderControls(sites, site, zones, null, range, granularity, () => runPage());
+  document.getElementById("zone-figures").hidden = true;
+  const box = document.getElementById("zone-missing");
+  box.hidden = false;
+  fill(box, h("div", { class: "state empty", role: "alert", dataset: { state: "missing-zone" } },
+    h("div", { class: "title" }, `No zone '${asked}' at ${site.name}`),
+    h("div", {}, "It may have been renamed, or the link mistyped. Pick one of the site's zones above, or ",
+      h("a", { href: `/dashboard/zone?site=${encodeURIComponent(site.site_id)}&zone=${encodeURIComponent(ALL)}` },
+        "all zones of the site"), ".")));
 }
 
 async function load() {
@@ -237,27 +268,38 @@ async function load() {
     empty(document.getElementById("series"), "This site has no zones yet");
     return;
   }
-  let zoneId = params.get("zone");
-  if (zoneId !== ALL && !zones.some((z) => z.zone_id === zoneId)) zoneId = zones[0].zone_id;
-  const zone = zones.find((z) => z.zone_id === zoneId);
   const tz = site.timezone;
   const range = resolveRange(params, tz);
   let granularity = params.get("g");
   if (!["hour", "day", "week"].includes(granularity)) granularity = range.days <= 14 ? "hour" : "day";
+  // No zone asked: the site's first. A zone asked that the site does not have: said so, never another's figures.
+  const asked = params.get("zone");
+  const zoneId = asked || zones[0].zone_id;
+  const zone = zones.find((z) => z.zone_id === zoneId);
+  if (zoneId !== ALL && !zone) {
+    setParams({ site: site.site_id });
+    renderMissingZone(sites, site, zones, zoneId, range, granularity);
+    return;
+  }
+  document.getElementById("zone-missing").hidden = true;
+  document.getElementById("zone-figures").hidden = false;
   setParams({ site: site.site_id, zone: zoneId });
+  const allZones = zoneId === ALL;
 
   document.title = `${zone ? zone.name : "All zones"} · ${site.name} · footfall`;
-  document.getElementById("crumbs").replaceChildren(h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
+  fill(document.getElementById("crumbs"), h("a", { href: "/dashboard/" }, "Overview"), " / ", site.name);
   document.getElementById("title").textContent = zone ? zone.name : `All zones of ${site.name}`;
-  document.getElementById("subtitle").replaceChildren(
+  // fill, not replaceChildren: over all zones there is no kind or floor, and replaceChildren printed the nulls
+  // ("nullnullDec 1, 2026 – …").
+  fill(document.getElementById("subtitle"),
     zone ? h("span", { class: "kind" }, kindLabel(zone.kind)) : null, zone ? " " : null,
-    zone && zone.floor !== null ? `Floor ${zone.floor} · ` : "",
+    zone && zone.floor !== null && zone.floor !== undefined ? `Floor ${zone.floor} · ` : null,
     `${fmtDay(range.from)} – ${fmtDay(range.to)} · times in ${tz} (site time)`);
   renderControls(sites, site, zones, zoneId, range, granularity, () => runPage());
 
   for (const id of ["series", "split", "peaks", "heatmap"]) if (!state) loading(document.getElementById(id));
   const base = `/sites/${encodeURIComponent(site.site_id)}/traffic`;
-  const common = { start: range.start, end: range.end, zone: zoneId === ALL ? null : zoneId };
+  const common = { start: range.start, end: range.end, zone: allZones ? null : zoneId };
   const [series, totals, peaks, heatmap, ages] = await Promise.all([
     api(`${base}/series`, { ...common, granularity }),
     api(`${base}/totals`, common),
@@ -266,29 +308,32 @@ async function load() {
     // Hourly pyramids where the API answers hours for the range; beyond, the page's own buckets.
     api(`${base}/ages`, { ...common, granularity: range.days < HOURLY_MAX_DAYS ? "hour" : granularity }),
   ]);
-  state = { data: { series, totals, peaks, heatmap, ages }, range };
+  const noDataWhy = nothingObserved(totals) ? NO_DATA_WHY(allZones) : null;
+  state = { data: { series, totals, peaks, heatmap, ages }, range, allZones,
+    redrawAges: () => renderAges(ages, site, noDataWhy, allZones) };
   reveal();
-  renderKpis(state.data, range, zoneId === ALL, tz);
+  renderKpis(state.data, range, allZones, tz);
   // Summed over a site's zones, which overlap, the figures count passes (a person in two zones counts twice).
-  const counted = zoneId === ALL ? "Zone passes" : "People";
+  const counted = allZones ? "Zone passes" : "People";
   document.getElementById("series-title").textContent = `${counted} per ${granularity}`;
   document.getElementById("series-note").textContent = `k = ${series.k}: counts below ${series.k} are hidden`;
   document.getElementById("series-legend").replaceChildren(
     ...SERIES_LEGEND(series.k, series.points.some((p) => p.hours_partly_observed > 0)));
-  document.getElementById("series-table").replaceChildren(seriesTable(series));
-  if (nothingObserved(totals)) {
-    empty(document.getElementById("split"), "No data", NO_DATA_WHY(zoneId === ALL));
+  document.getElementById("series-table").replaceChildren(seriesTable(series, allZones));
+  if (noDataWhy) {
+    empty(document.getElementById("split"), "No data", noDataWhy);
     document.getElementById("split-note").textContent = "no data in range";
   } else {
-    genderSplit(document.getElementById("split"), totals.totals, totals.k);
+    genderSplit(document.getElementById("split"), totals.totals, totals.k, { passes: allZones });
     const inRange = totals.totals.people === null ? `fewer than ${totals.k} (withheld for privacy)`
       : `${totals.totals.people_lower_bound ? "at least " : ""}${fmtInt(totals.totals.people)}`;
     document.getElementById("split-note").textContent = `${inRange} ${counted.toLowerCase()} in range`;
   }
-  renderPeaks(peaks, nothingObserved(totals) ? NO_DATA_WHY(zoneId === ALL) : null);
-  renderAges(ages, site, nothingObserved(totals) ? NO_DATA_WHY(zoneId === ALL) : null);
+  renderPeaks(peaks, noDataWhy, allZones);
+  renderAges(ages, site, noDataWhy, allZones);
   document.getElementById("heat-controls").replaceChildren(segmented("heat-metric", "Colour by", [
-    { value: "people", label: "People per week" }, { value: "female_share", label: "Female share (raw)", title: "The share of the classified people decided female, not corrected for the classifier's errors" },
+    { value: "people", label: allZones ? "Zone passes per week" : "People per week" },
+    { value: "female_share", label: "Female share (raw)", title: "The share of the classified people decided female, not corrected for the classifier's errors" },
   ], heatMetric, (value) => { heatMetric = value; drawCharts(); }));
   drawCharts();
 }
@@ -298,5 +343,9 @@ const runPage = startPage("zone", load);
 let resizeTimer;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(drawCharts, 150);
+  resizeTimer = setTimeout(() => {
+    drawCharts();
+    // The pyramid is drawn at its box's width (its labels stay readable): drawn again at the new one.
+    if (state) state.redrawAges();
+  }, 150);
 });
