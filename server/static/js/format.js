@@ -194,7 +194,13 @@ export function correctedShareNode(counts, which = "female", noun = "people") {
     ? ` The split of ${fmtInt(counts.unsplit)} of them is withheld for privacy (a part was too small to show in ` +
       "their hour); they count through how likely such a split is."
     : "";
-  span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} ${noun}.${withheld} ` +
+  // Over several zones one person makes several passes: the server widened the interval by how many (API.md).
+  const perPerson = counts.passes_per_person > 1
+    ? ` One person passes ${fmtMean(counts.passes_per_person)} of these zones on average (their cameras' distinct ` +
+      "visitors), so the interval is widened to count people, not passes."
+    : "";
+  span.dataset.passesPerPerson = counts.passes_per_person > 1 ? String(counts.passes_per_person) : "";
+  span.title = `${CORRECTED_HELP} Over ${fmtInt(counts.people_corrected)} ${noun}.${withheld}${perPerson} ` +
     `Raw classify-and-count: ${rawText} of the ${noun} decided female or male.`;
   // People left out: hours counted without gender, or decided by a bundle whose rates are unknown or whose hours all
   // had their split withheld, and late people of an hour whose split readers saw withheld before they came. Withheld
