@@ -1,7 +1,8 @@
 // The page shell (top bar, navigation, key prompt, error banner) and the loading / empty / error states.
 
 import { ApiError, captureKeyFromUrl, clearKey, getKey, setKey } from "./api.js";
-import { clear, h } from "./dom.js";
+import { selectField } from "./controls.js";
+import { clear, fill, h } from "./dom.js";
 
 const LOGO = `<svg viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="8" fill="#14b8a6"/>
 <path d="M8 22V10M13 22V14M18 22V7M23 22v-9" stroke="#0f2a33" stroke-width="3" stroke-linecap="round"/></svg>`;
@@ -164,6 +165,42 @@ export function tableBox(table, label = "Table") {
   }
   requestAnimationFrame(update);
   return box;
+}
+
+/** The address names no site the server has (an old bookmark, a site id typed wrong): says so, with a site picker
+ * in the page's controls and a link to the overview, and hides ``figures`` (the page's nodes that show a site's
+ * figures; the first site's, shown instead, read as the site asked for). The address is left as it was.
+ * ``onPick(siteId)`` loads the site picked. ``asked`` goes in as text, never as HTML. */
+export function showMissingSite(asked, sites, figures, onPick) {
+  document.title = `No site '${asked}' · footfall`;
+  fill(document.getElementById("crumbs"), h("a", { href: "/dashboard/" }, "Overview"));
+  const controls = document.getElementById("controls");
+  controls.replaceChildren(selectField("site", "Site", [
+    { value: "", label: "Pick a site" },
+    ...sites.map((one) => ({ value: one.site_id, label: one.name })),
+  ], "", (value) => { if (value) onPick(value); }));
+  for (const node of figures) {
+    if (!("siteMissing" in node.dataset)) node.dataset.siteMissing = String(node.hidden); // restored by clearMissingSite
+    node.hidden = true;
+  }
+  let box = document.getElementById("site-missing");
+  if (!box) {
+    box = h("div", { class: "panel spaced", id: "site-missing" });
+    controls.after(box);
+  }
+  fill(box, h("div", { class: "state empty", role: "alert", dataset: { state: "missing-site" } },
+    h("div", { class: "title" }, `No site '${asked}'`),
+    h("div", {}, "No site has this id: it may have been renamed or removed, or the link mistyped. Pick a site above, " +
+      "or see every site on the ", h("a", { href: "/dashboard/" }, "overview"), ".")));
+}
+
+/** Undoes showMissingSite once the address names a site: the message goes, the figures' boxes are as they were. */
+export function clearMissingSite() {
+  document.getElementById("site-missing")?.remove();
+  for (const node of document.querySelectorAll("[data-site-missing]")) {
+    node.hidden = node.dataset.siteMissing === "true";
+    delete node.dataset.siteMissing;
+  }
 }
 
 /** Shows the page's content (hidden until the first answer, so errors do not sit over empty panels). Call it

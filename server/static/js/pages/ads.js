@@ -7,7 +7,9 @@ import { atLeast, fmtDay, fmtInt, fmtMean, fmtPct, kindLabel, MISSING_HELP, plur
 import { rangeField, resolveRange, segmented, selectField } from "../controls.js";
 import { ciBar } from "../charts/ci.js";
 import { slotMap } from "../charts/slotmap.js";
-import { empty, loading, reveal, pageParams, setParams, startPage, tableBox } from "../ui.js";
+import {
+  clearMissingSite, empty, loading, reveal, pageParams, setParams, showMissingSite, startPage, tableBox,
+} from "../ui.js";
 
 const RANGES = [
   { value: "28d", label: "4 weeks", days: 28 },
@@ -284,7 +286,18 @@ async function load() {
     empty(ranking, "No data yet", "Slots appear once camera boxes have reported for a few days.");
     return;
   }
-  const site = sites.find((one) => one.site_id === params.get("site")) || sites[0];
+  // No site asked: the first. A site asked that the server does not have: said so, never another site's slots.
+  const askedSite = params.get("site");
+  const site = askedSite ? sites.find((one) => one.site_id === askedSite) : sites[0];
+  if (!site) {
+    lastMap = null;
+    document.getElementById("subtitle").textContent = "Pick a site to rank its slots.";
+    showMissingSite(askedSite, sites,
+      [document.getElementById("headline"), document.getElementById("slotmap").closest("section"), ranking.closest(".grid")],
+      (value) => { setParams({ site: value, kind: null }); limit = PAGE_SIZE; runPage(); });
+    return;
+  }
+  clearMissingSite();
   const zones = await api(`/sites/${encodeURIComponent(site.site_id)}/zones`);
   const kinds = [...new Set(zones.map((z) => z.kind))].sort();
   const audience = AUDIENCES.some((a) => a.value === params.get("audience")) ? params.get("audience") : "all";

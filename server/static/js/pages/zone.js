@@ -12,7 +12,9 @@ import { heatmapChart } from "../charts/heatmap.js";
 import { genderSplit } from "../charts/split.js";
 import { agePyramid } from "../charts/pyramid.js";
 import { SERIES_LEGEND, seriesChart } from "../charts/series.js";
-import { empty, loading, reveal, pageParams, setParams, showBanner, startPage } from "../ui.js";
+import {
+  clearMissingSite, empty, loading, reveal, pageParams, setParams, showBanner, showMissingSite, startPage,
+} from "../ui.js";
 
 const ALL = "*";
 let state = null; // the last answers, kept to redraw on resize or metric change
@@ -262,7 +264,18 @@ async function load() {
     empty(document.getElementById("series"), "No data yet", "Zones appear when the first camera box reports.");
     return;
   }
-  const site = sites.find((one) => one.site_id === params.get("site")) || sites[0];
+  // No site asked: the first. A site asked that the server does not have: said so, never another site's figures.
+  const askedSite = params.get("site");
+  const site = askedSite ? sites.find((one) => one.site_id === askedSite) : sites[0];
+  if (!site) {
+    state = null;
+    document.getElementById("title").textContent = "Site not found";
+    document.getElementById("subtitle").textContent = "Pick a site to see its zones.";
+    showMissingSite(askedSite, sites, ["zone-missing", "zone-figures"].map((id) => document.getElementById(id)),
+      (value) => { setParams({ site: value, zone: null }); runPage(); });
+    return;
+  }
+  clearMissingSite();
   const zones = await api(`/sites/${encodeURIComponent(site.site_id)}/zones`);
   if (!zones.length) {
     empty(document.getElementById("series"), "This site has no zones yet");
