@@ -22,7 +22,7 @@ vectorised, which the edge uses too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -72,24 +72,6 @@ class Share:
             "passes_per_person": None if self.passes_per_person is None else round(self.passes_per_person, 2),
         }
 
-    def counting_people(self, passes_per_person: float | None) -> Share:
-        """This estimate over passes of which each person made ``passes_per_person`` (None or at most 1: as it is):
-        its interval widened by the square root, the design effect of sampling each person that many times (the
-        passes of one person are not independent draws); the estimate itself stays."""
-        if passes_per_person is None or passes_per_person <= 1.0:
-            return self
-        if self.share is None or self.low is None or self.high is None:
-            return self
-        widen = float(np.sqrt(passes_per_person))
-        return Share(
-            self.share,
-            max(0.0, self.share - (self.share - self.low) * widen),
-            min(1.0, self.share + (self.high - self.share) * widen),
-            self.people,
-            self.missing,
-            passes_per_person,
-        )
-
 
 EPOCH_DAY = date(1970, 1, 1)
 NONE_SEEN = Share(None, None, None, 0, "no_classified_people")
@@ -103,11 +85,17 @@ def estimate_rows(
     k: int,
     *,
     with_total: bool = False,
+    passes_per_person: float | None = None,
 ) -> list[Share]:
     """The corrected shares of ``answers`` answers from their released cells: ``rows`` of :func:`_cells_query`,
     ``answer`` the answer each belongs to; ``with_total``: one answer more, of every row, last. Column-wise,
     without a Python step per answer (a 90-day hourly series is 2,160 answers): answers whose shown splits come
-    from the same bundles are estimated together."""
+    from the same bundles are estimated together.
+
+    ``passes_per_person`` (over several zones, :func:`passes_per_person`): every count is taken as that many times
+    fewer people, each person's passes being one draw, not several; the sampling part of the interval widens by its
+    square root, the rates' part does not (it does not shrink with more people), and the estimate barely moves
+    (its likelihood is the same to a power). ``people_corrected`` stays the passes."""
     if not rows:
         return [NONE_SEEN] * (answers + with_total)
     ref_names, *columns = zip(*rows, strict=True)
@@ -141,29 +129,36 @@ def estimate_rows(
     estimable = np.flatnonzero((seen > 0) & decided & ~unrated)
     if not estimable.size:
         return out
+    scale = passes_per_person if passes_per_person is not None and passes_per_person > 1.0 else 1.0
     patterns, which = np.unique(used[estimable], axis=0, return_inverse=True)
     for pattern, bundles in enumerate(patterns):
         indices = estimable[which.reshape(-1) == pattern]
         groups = np.flatnonzero(bundles)
-        observed = sums[indices][:, groups]  # (P, G, 3)
+        observed = sums[indices][:, groups] / scale  # (P, G, 3)
         validation = np.stack([rates[refs[g]].matrix() for g in groups])  # (G, 2, 3)
         crowd_of, group_of = np.full(answers, -1), np.full(len(refs), -1)
         crowd_of[indices], group_of[groups] = np.arange(indices.size), np.arange(groups.size)
         mine = (crowd_of[point] >= 0) & (group_of[ref] >= 0)
+        withheld_cells = np.where(shown_of[mine] == 1, 0, cells_of[mine])
         split_cells = (
             SplitCells(
                 crowd_of[point[mine]],
                 group_of[ref[mine]],
                 people_of[mine],
-                np.where(shown_of[mine] == 1, cells_of[mine], 0),
-                np.where(shown_of[mine] == 1, 0, cells_of[mine]),
+                np.where(shown_of[mine] == 1, cells_of[mine], 0) / scale,
+                withheld_cells / scale,
                 k,
             )
             if mine.any()
             else None
         )
-        for i, estimate_ in zip(indices, quantify.estimate_many(observed, validation, split_cells), strict=True):
-            out[i] = _share(estimate_)
+        # The people the estimate is about, as passes (the estimator's own count is of the scaled draws).
+        people = sums[indices][:, groups].sum(axis=(1, 2)) + np.bincount(
+            crowd_of[point[mine]], weights=withheld_cells * people_of[mine], minlength=indices.size
+        )
+        estimates = quantify.estimate_many(observed, validation, split_cells)
+        for i, estimate_, covered in zip(indices, estimates, people.round().astype(int).tolist(), strict=True):
+            out[i] = replace(_share(estimate_), people=covered, passes_per_person=passes_per_person)
     return out
 
 
@@ -227,25 +222,51 @@ def release_k_of(session: Session, zone_pks: Sequence[int]) -> int:
 def passes_per_person(session: Session, zone_pks: list[int], start: int, end: int) -> float | None:
     """How many passes of the zones ``zone_pks`` each person made, on average, over [start, end): their released
     passes over the released distinct people (``camera`` measure) of the cameras that watched them
-    (``rollup_camera_parts``); None for one zone, or where those cameras counted nobody (agents that send no camera
-    counts). One person walking through three zones is three passes, and an estimate over them counts that person
-    three times. The cameras' people are all they saw, other zones' passers-by too, so this is at most the true
-    figure: the interval it widens stays on the narrow side, never past it. Both sums are released values, and
-    which cameras feed a zone is configuration (footfall.server.release.withhold_cameras_with_hidden_parts)."""
+    (``rollup_camera_parts``), both over the hours in which every such camera's own count was released; None for
+    one zone, or where no hour had them all (agents that send no camera count, cameras withheld for privacy). One
+    person walking through three zones is three passes, and an estimate over them counts that person three times.
+
+    An hour with a camera whose count is missing or withheld (a part of it, maybe in a zone outside the answer, had
+    1 to k-1 people) would put its zones' passes over too few people: it is left out of both sums, found in review.
+    The cameras' people are all they saw, other zones' passers-by too, so this is at most the true figure: the
+    interval it widens stays on the narrow side, never past it. Both sums are released values, and which cameras
+    feed a zone is configuration (footfall.server.release.withhold_cameras_with_hidden_parts)."""
     if len(zone_pks) < 2:
         return None
     h, parts = HourlyRollup, CameraPart
-    in_range = (h.hour_start >= start, h.hour_start < end)
-    cameras = (
-        select(parts.camera_id)
-        # Every part row, 0 included: which cameras feed a zone is configuration, whether one saw someone a count.
+    # Every part row, 0 included: which cameras feed a zone is configuration, whether one saw someone a count.
+    feeds = (
+        select(parts.camera_id, parts.hour_start)
         .where(parts.zone_pk.in_(zone_pks), parts.hour_start >= start, parts.hour_start < end)
         .distinct()
+        .subquery()
     )
     site = select(Zone.site_id).where(Zone.id == zone_pks[0]).scalar_subquery()
-    camera_zones = select(Zone.id).where(Zone.site_id == site, Zone.measure == "camera", Zone.zone_id.in_(cameras))
-    people = session.scalar(select(func.sum(h.released_people)).where(h.zone_pk.in_(camera_zones), *in_range))
-    passes = session.scalar(select(func.sum(h.released_people)).where(h.zone_pk.in_(zone_pks), *in_range))
+    counts = (
+        select(Zone.zone_id.label("camera_id"), h.hour_start, h.released_people, h.withheld)
+        .join(Zone, Zone.id == h.zone_pk)
+        .where(Zone.site_id == site, Zone.measure == "camera", h.hour_start >= start, h.hour_start < end)
+        .subquery()
+    )
+    released = and_(counts.c.hour_start.is_not(None), counts.c.withheld == 0)
+    per_hour = (
+        select(
+            feeds.c.hour_start.label("hour_start"),
+            func.count().label("cameras"),
+            func.sum(case((released, 1), else_=0)).label("released"),
+            func.sum(func.coalesce(counts.c.released_people, 0)).label("people"),
+        )
+        .select_from(
+            feeds.outerjoin(
+                counts, and_(counts.c.camera_id == feeds.c.camera_id, counts.c.hour_start == feeds.c.hour_start)
+            )
+        )
+        .group_by(feeds.c.hour_start)
+        .subquery()
+    )
+    whole = select(per_hour.c.hour_start).where(per_hour.c.cameras == per_hour.c.released)
+    people = session.scalar(select(func.sum(per_hour.c.people)).where(per_hour.c.cameras == per_hour.c.released))
+    passes = session.scalar(select(func.sum(h.released_people)).where(h.zone_pk.in_(zone_pks), h.hour_start.in_(whole)))
     if not people or not passes:
         return None
     return max(1.0, float(passes) / float(people))
@@ -258,8 +279,10 @@ def totals(session: Session, zone_pks: list[int], start: int, end: int) -> Share
     query = _cells_query(h, (), h.zone_pk.in_(zone_pks), h.hour_start >= start, h.hour_start < end)
     rows: list[Sequence[Any]] = list(session.execute(query))
     rates = known_rates(session, {row[0] for row in rows})
-    share = estimate_rows(1, [0] * len(rows), rows, rates, release_k_of(session, zone_pks))[0]
-    return share.counting_people(passes_per_person(session, zone_pks, start, end))
+    per_person = passes_per_person(session, zone_pks, start, end)
+    return estimate_rows(
+        1, [0] * len(rows), rows, rates, release_k_of(session, zone_pks), passes_per_person=per_person
+    )[0]
 
 
 def by_zone(session: Session, zone_pks: list[int], start: int, end: int) -> list[Share]:
@@ -328,13 +351,19 @@ def series(
                 rows.append(row)
     rates = known_rates(session, {row[0] for row in rows})
     # The total is one answer more, of every row: estimated exactly as /totals has it.
-    *points, total = estimate_rows(
-        len(counts.keys), answer, rows, rates, release_k_of(session, zone_pks), with_total=True
-    )
-    # Over several zones each interval is widened by the passes per person of the whole range: a point's own would
+    # Over several zones each point is estimated with the passes per person of the whole range: a point's own would
     # rest on a few hours' counts.
     per_person = passes_per_person(session, zone_pks, start, end)
-    return counts, [point.counting_people(per_person) for point in points], total.counting_people(per_person)
+    *points, total = estimate_rows(
+        len(counts.keys),
+        answer,
+        rows,
+        rates,
+        release_k_of(session, zone_pks),
+        with_total=True,
+        passes_per_person=per_person,
+    )
+    return counts, points, total
 
 
 def slots(

@@ -54,8 +54,9 @@ class CorrectedShare(BaseModel):
     passes_per_person: float | None = Field(
         None,
         description="Over several zones: released passes per distinct person the cameras feeding them counted "
-        "(one person through three zones is three passes); the interval is widened by its square root, as those "
-        "passes are no independent people. null for one zone, or where no camera counted its distinct people.",
+        "(one person through three zones is three passes), over the hours every such camera's count was released; "
+        "the estimate takes each count as that many times fewer people, widening the sampling part of the interval "
+        "by its square root. null for one zone, where no hour had every camera's count, or without an estimate.",
     )
 
 

@@ -703,23 +703,72 @@ def _three_zones_one_crowd(server: Server, camera_counts: bool) -> dict:
     return server.get(TOTALS, **DAY).json()["totals"]
 
 
+INTERVAL = ("female_share_corrected", "female_share_low", "female_share_high")
+
+
 def test_an_interval_over_overlapping_zones_counts_people_not_passes(server: Server, tmp_path: Path) -> None:
     """Found in a new-operator review: the overview's female share pooled the passes of zones one person walks
-    through one after another, and its interval treated 900 passes as 900 people: √3 too narrow for 300. Over
-    several zones the interval is widened by the passes per distinct person the cameras feeding them counted (the
-    design effect of counting each person several times); the estimate itself does not move."""
+    through one after another, and its interval treated 900 passes as 900 people. Over several zones each count is
+    taken as the passes per distinct person the cameras feeding them counted times fewer people (the design effect
+    of counting each person several times): here three zones of the same 300 people answer as one zone of them,
+    where the sampling part of the interval was √3 too narrow (the rates' part does not shrink with more people)."""
     pooled = _three_zones_one_crowd(server, camera_counts=True)
     for twin in make_server(f"sqlite:///{tmp_path / 'twin.db'}"):
         unknown = _three_zones_one_crowd(twin, camera_counts=False)  # agents that send no camera counts
-    assert pooled["people"] == unknown["people"] == 900 and pooled["passes_per_person"] == 3.0
-    assert unknown["passes_per_person"] is None
-    assert pooled["female_share_corrected"] == unknown["female_share_corrected"]
-    width = pooled["female_share_high"] - pooled["female_share_low"]
-    narrow = unknown["female_share_high"] - unknown["female_share_low"]
-    assert width == pytest.approx(narrow * 3**0.5, rel=0.02), (width, narrow)
+    assert pooled["people"] == unknown["people"] == pooled["people_corrected"] == 900
+    assert (pooled["passes_per_person"], unknown["passes_per_person"]) == (3.0, None)
     one = server.get(TOTALS, **DAY, zone="west").json()["totals"]  # one zone: each person passes it once
-    assert one["passes_per_person"] is None
+    assert one["passes_per_person"] is None and one["people_corrected"] == 300
+    assert [pooled[name] for name in INTERVAL] == pytest.approx([one[name] for name in INTERVAL], abs=2e-4)
+    narrow = unknown["female_share_high"] - unknown["female_share_low"]
+    assert narrow < (one["female_share_high"] - one["female_share_low"]) / 1.3  # what it said: far too sure
     days = server.get(SERIES, **DAY, granularity="day").json()
     assert days["totals"]["passes_per_person"] == 3.0
-    assert days["totals"]["female_share_low"] == pooled["female_share_low"]
-    assert days["points"][0]["female_share_low"] == pooled["female_share_low"]
+    assert [days["totals"][name] for name in INTERVAL] == [pooled[name] for name in INTERVAL]
+    assert [days["points"][0][name] for name in INTERVAL] == [pooled[name] for name in INTERVAL]
+
+
+def _crowd(zone: str, camera: str, people: int, seq: int, measure: str = "passes") -> dict:
+    message = classified(
+        classifier="gender@3",
+        people=people,
+        share=0.5,
+        rates=LEANS_MALE,
+        zone=zone,
+        camera=camera,
+        seq=seq,
+        seconds=3600,
+    )
+    return message | {"measure": measure}
+
+
+def test_passes_per_person_leaves_out_hours_a_camera_count_is_missing_or_withheld(server: Server) -> None:
+    """Found in review: a camera withheld for privacy (a zone of its, outside the answer, had 2 people) counted 0
+    people beside its zones' passes, and a camera of an older agent (no camera count) none: passes over too few
+    people, an interval widened for nothing. Such hours are left out of both sums."""
+    server.ingest(status("agent-1", "gender", "3", LEANS_MALE))
+    later = BASE + timedelta(hours=1)
+    messages = [
+        # 09:00: cam-1 sees 300 pass west and mid; cam-2 sees 300 pass east and 2 pass x (its hour is withheld).
+        _crowd("west", "cam-1", 300, 1),
+        _crowd("mid", "cam-1", 300, 2),
+        _crowd("cam-1", "cam-1", 300, 3, "camera"),
+        _crowd("east", "cam-2", 300, 4),
+        _crowd("x", "cam-2", 2, 5),
+        _crowd("cam-2", "cam-2", 300, 6, "camera"),
+    ]
+    assert server.ingest(*messages).json()["accepted"] == len(messages)
+    with_withheld = server.get(TOTALS, **DAY, zone=["west", "mid", "east"]).json()["totals"]
+    assert with_withheld["passes_per_person"] is None  # the only hour had a withheld camera
+    # 10:00: both cameras counted, cam-2 without its zone x: 900 passes of 600 people.
+    messages = [
+        {**message, "bucket_start": later.isoformat().replace("+00:00", "Z"), "seq": 10 + i}
+        for i, message in enumerate(messages)
+        if message["zone_id"] != "x"
+    ]
+    assert server.ingest(*messages).json()["accepted"] == len(messages)
+    assert server.get(TOTALS, **DAY, zone=["west", "mid", "east"]).json()["totals"]["passes_per_person"] == 1.5
+    # An older agent's camera sends no count of its own: its hours say nothing of how many people made the passes.
+    older = [_crowd(zone, "cam-3", 300, 20 + i) for i, zone in enumerate(("south", "north"))]
+    assert server.ingest(*older).json()["accepted"] == 2
+    assert server.get(TOTALS, **DAY, zone=["south", "north"]).json()["totals"]["passes_per_person"] is None
