@@ -110,6 +110,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
                 headers=admin,
                 json={"name": "West shops", "kind": "shop_front", "floor": "L1"},
             ).raise_for_status()
+            # A long name (names may be 200 characters): the zone picker took the phone page to 438 px (review).
+            client.put(
+                f"/sites/{SITE}/zones/east-shops",
+                headers=admin,
+                json={"name": "East shops by the escalators, past the cinema entrance"},
+            ).raise_for_status()
             client.patch(
                 f"/sites/{SITE}", headers=admin, json={"name": "Demo mall", "timezone": TZ, "closing_time": closing}
             ).raise_for_status()
