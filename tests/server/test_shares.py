@@ -772,3 +772,21 @@ def test_passes_per_person_leaves_out_hours_a_camera_count_is_missing_or_withhel
     older = [_crowd(zone, "cam-3", 300, 20 + i) for i, zone in enumerate(("south", "north"))]
     assert server.ingest(*older).json()["accepted"] == 2
     assert server.get(TOTALS, **DAY, zone=["south", "north"]).json()["totals"]["passes_per_person"] is None
+
+
+def test_passes_per_person_reads_every_count_as_that_many_times_fewer_people() -> None:
+    """An answer over zones where each person made two passes is estimated as the same cells would be with half of
+    every count (the shown decisions and the cells whose splits were withheld): the same estimate and interval, with
+    people_corrected still counting the passes."""
+    rates = {"a@1": DecisionRates(counts=LEANS_MALE)}
+    double, half = Cells(), Cells()
+    double.add("a@1", 120, True, 2, *(2 * v for v in decided(120, 0.35, LEANS_MALE)))
+    double.add("a@1", 9, False, 6, 0, 0, 0)  # six hours of 9 whose splits were withheld
+    half.add("a@1", 120, True, 1, *decided(120, 0.35, LEANS_MALE))
+    half.add("a@1", 9, False, 3, 0, 0, 0)
+    [widened] = estimate_rows(1, [0, 0], double.rows, rates, 5, passes_per_person=2.0)
+    alone = estimate(half, rates, 5)
+    plain = estimate(double, rates, 5)
+    assert (widened.share, widened.low, widened.high) == pytest.approx((alone.share, alone.low, alone.high), abs=1e-9)
+    assert widened.people == plain.people == 2 * alone.people and widened.passes_per_person == 2.0
+    assert (widened.high - widened.low) > (plain.high - plain.low) * 1.2  # ~√2 on the sampling part
