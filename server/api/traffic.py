@@ -191,9 +191,10 @@ def totals(
     rows = queries.totals_by_zone(session, zone_pks, span.start, span.end)
     samples = int(rows.dwell_samples.sum())
     dwell = float(rows.dwell_seconds.sum()) / samples if samples else None
+    zone_totals = _sum(rows)
     return {
         **_head(site, zones, span, ctx.settings.k_anonymity),
-        "totals": _sum(rows) | shares.totals(session, zone_pks, span.start, span.end).fields(),
+        "totals": zone_totals | shares.totals(session, zone_pks, span.start, span.end, zone_totals["people"]).fields(),
         "mean_dwell_seconds": round(dwell, 1) if dwell is not None else None,
         "hours_observed": int(rows.occurrences.sum()),
         "hours_partly_observed": sum(queries.partly_observed_by_zone(session, zone_pks, span.start, span.end)),
@@ -316,10 +317,11 @@ def compare(
             }
         )
     out.sort(key=lambda r: (r["people"] is None, -(r["people"] or 0), r["zone_id"]))
+    zone_totals = _sum(rows)
     return {
         **_head(site, zones, span, ctx.settings.k_anonymity),
         "zones": out,
-        "totals": _sum(rows) | shares.totals(session, zone_pks, span.start, span.end).fields(),
+        "totals": zone_totals | shares.totals(session, zone_pks, span.start, span.end, zone_totals["people"]).fields(),
     }
 
 
