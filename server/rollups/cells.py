@@ -289,9 +289,10 @@ def _record_withheld_splits(session: Session, people: dict[tuple[int, int], floa
 
 
 def _end_withheld_runs(session: Session, where: ColumnElement[bool]) -> None:
-    """Forgets the recorded size of the cells (of ``where``) whose split shows again (a cell frozen by a change of k
-    thawed): a later withheld split starts a run of its own, and the record of the earlier one, made when a late
-    person came and kept past its end, would tell the estimate (and whoever reads people_corrected) that a late
+    """Forgets the recorded size of the cells (of ``where``) whose split shows again: a cell frozen by a change of k
+    thawed (only a change of k can show it: ingest keeps a seen withheld split withheld, footfall.server.release.
+    keep_withheld). A later withheld split starts a run of its own, and the record of the earlier one, made when a
+    late person came and kept past its end, would tell the estimate (and whoever reads people_corrected) that a late
     person had come (found in review). A cell a stricter k hides keeps its record: a seen cell shows again only by
     thawing to what readers saw, the same run (its split read at that size, as before the round trip of k)."""
     h = HourlyRollup.__table__
@@ -444,9 +445,6 @@ def apply_hourly_deltas(
         for i, value in enumerate((*(round(delta[j]) for j in slot_sources), int(key in observed))):
             slot[i] += value
     apply_slot_deltas(session, slot_deltas)
-    if seen:
-        for offset in range(0, len(seen), 500):
-            _end_withheld_runs(session, tuple_(table.c.zone_pk, table.c.hour_start).in_(seen[offset : offset + 500]))
     daily_table = DailyRollup.__table__
     statement = insert(daily_table)
     session.execute(
