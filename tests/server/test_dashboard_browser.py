@@ -376,9 +376,13 @@ def browser() -> Iterator[object]:
 class Page:
     """A Playwright page that records console errors and saves screenshots where the test run wants them."""
 
-    def __init__(self, browser, live: LiveServer, shots: Path, width: int = 1360):  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, browser, live: LiveServer, shots: Path, width: int = 1360, height: int = 900, tz: str | None = None
+    ):
+        """``tz``: the reader's clock (the browser's time zone); None: the machine's."""
+        clock = {"timezone_id": tz} if tz is not None else {}
         self.context = browser.new_context(
-            viewport={"width": width, "height": 900}, locale="en-US", accept_downloads=True
+            viewport={"width": width, "height": height}, locale="en-US", accept_downloads=True, **clock
         )
         self.page = self.context.new_page()
         self.live = live

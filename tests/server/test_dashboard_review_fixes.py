@@ -32,18 +32,10 @@ STRAY = re.compile(r"\bnull\b|undefined")
 
 
 class Tab(Page):
-    """A Page with its own viewport and clock (time zone)."""
+    """A Page with its own clock (UTC unless given) and a way to open a page and wait for it."""
 
     def __init__(self, chromium, live: LiveServer, shots: Path, width: int = 1360, height: int = 900, tz: str = "UTC"):  # type: ignore[no-untyped-def]
-        self.context = chromium.new_context(
-            viewport={"width": width, "height": height}, locale="en-US", timezone_id=tz, accept_downloads=True
-        )
-        self.page = self.context.new_page()
-        self.live = live
-        self.shots = shots
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        super().__init__(chromium, live, shots, width, height, tz)
 
     def go(self, path: str) -> None:
         self.open(path, key=None if self.page.url.startswith(self.live.url) else self.live.viewer_key)
