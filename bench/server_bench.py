@@ -17,6 +17,10 @@ Age bands: every hourly cell is also split into gender × age-band cells (``roll
 age-pyramid and band-audience reads sum hour by hour: over the last 90 days (``--age-days``) into 8 bands and
 'unknown' per gender decision (up to 27 cells per zone-hour), before that all age 'unknown' (agents that did
 not estimate age yet; 3 cells). Their read latencies are measured over those 90 days.
+
+Cameras: 50, each watching four neighbouring zones, with its parts of each zone-hour (``rollup_camera_parts``) and
+its distinct visitors (half its zones' passes), so that multi-zone reads pay for their passes per person and the
+release after a change of k for withholding cameras whose parts are hidden.
 """
 
 from __future__ import annotations
@@ -196,6 +200,9 @@ def _band_cells_sql(since_hour: int, until_hour: int, permille: dict[str, int]) 
     )
 
 
+CAMERA_ZONES = 4  # zones each bench camera watches
+
+
 def build_year(url: str, zones: int, days: int, age_days: int) -> None:
     """Hourly and daily rollups for ``zones`` zones over ``days`` days, with a daily and weekly rhythm, each cell
     decided by one gender bundle with known decision rates; the last ``age_days`` days also split by age band."""
@@ -271,6 +278,44 @@ def build_year(url: str, zones: int, days: int, age_days: int) -> None:
                 "SELECT zone_pk, hour_start, 'bench', 'cam', "
                 "CASE WHEN (hour_start / 3600 + zone_pk) % 97 = 0 THEN 1800 ELSE 3600 END FROM rollup_hourly"
             )
+        )
+        # Cameras, as agents report them: each watches four neighbouring zones (its parts, every hour, as quiet
+        # buckets leave them too) and sends its distinct visitors under its own id (measure 'camera'), half of its
+        # zones' passes (a person passes two of its four zones): what a multi-zone answer's passes per person
+        # (footfall.server.shares.passes_per_person) reads.
+        cameras = (zones + CAMERA_ZONES - 1) // CAMERA_ZONES
+        session.execute(
+            text(
+                "INSERT INTO zones (site_id, zone_id, name, floor, kind, measure, created_at) VALUES "
+                + ",".join(f"('mall', 'cam-{c:03d}', 'cam-{c:03d}', '', '', 'camera', 0)" for c in range(cameras))
+                + " ON CONFLICT DO NOTHING"
+            )
+        )
+        session.execute(text("CREATE TEMPORARY TABLE bench_camera_of (zone_pk INTEGER, camera_id VARCHAR(64))"))
+        session.execute(
+            text("INSERT INTO bench_camera_of VALUES (:z, :c)"),
+            [{"z": pk, "c": f"cam-{i // CAMERA_ZONES:03d}"} for i, pk in enumerate(pks)],
+        )
+        session.execute(
+            text(
+                "INSERT INTO rollup_camera_parts (zone_pk, camera_id, hour_start, people) "
+                "SELECT h.zone_pk, o.camera_id, h.hour_start, h.people "
+                "FROM rollup_hourly h JOIN bench_camera_of o ON o.zone_pk = h.zone_pk"
+            )
+        )
+        session.execute(text("DROP TABLE bench_camera_of"))
+        session.execute(
+            text(
+                "INSERT INTO rollup_hourly (zone_pk, hour_start, local_how, people, female, male, unknown, "
+                "dwell_samples, dwell_seconds, classifier) "
+                "SELECT c.id, h.hour_start, MIN(h.local_how), SUM(h.people) / 2, SUM(h.female) / 2, SUM(h.male) / 2, "
+                "SUM(h.people) / 2 - SUM(h.female) / 2 - SUM(h.male) / 2, 0, 0, "
+                "CASE WHEN SUM(h.people) > 1 THEN :c END "
+                "FROM rollup_camera_parts p JOIN zones c ON c.zone_id = p.camera_id AND c.measure = 'camera' "
+                "JOIN rollup_hourly h ON h.zone_pk = p.zone_pk AND h.hour_start = p.hour_start "
+                "GROUP BY c.id, h.hour_start"
+            ),
+            {"c": BENCH_CLASSIFIER},
         )
         session.execute(
             text("INSERT INTO classifiers VALUES (:ref, :rates, 0, 0) ON CONFLICT DO NOTHING"),

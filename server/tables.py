@@ -213,7 +213,12 @@ class CameraPart(Base):
     hourly cells: a change of k recomputes the cameras' release from these after retention deleted the buckets."""
 
     __tablename__ = "rollup_camera_parts"
-    __table_args__ = (Index("ix_camera_parts_camera_hour", "camera_id", "hour_start"),)
+    # A camera's parts of an hour, and a zone's parts of an hour (every camera's share of it, which the key, zone
+    # first and hour last, finds only by reading the zone's parts of every hour).
+    __table_args__ = (
+        Index("ix_camera_parts_camera_hour", "camera_id", "hour_start"),
+        Index("ix_camera_parts_zone_hour", "zone_pk", "hour_start"),
+    )
 
     zone_pk: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
     camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
