@@ -36,7 +36,7 @@ from footfall.server.release import (
 )
 from footfall.server.rollups.ages import AgeDeltas, apply_age_deltas
 from footfall.server.rollups.slots import SLOT_SOURCES, SlotDeltas, apply_slot_deltas, rebuild_slots
-from footfall.server.sql import insert_for, locked
+from footfall.server.sql import insert_for, is_postgres, locked
 from footfall.server.tables import (
     CameraPart,
     DailyRollup,
@@ -472,7 +472,7 @@ def ensure_release(db: Database, k: int, seen_end: int | None) -> bool:
     with db.write() as session:
         if release_k(session) == k:
             return False
-        if session.get_bind().dialect.name == "postgresql":
+        if is_postgres(session):
             # Statistics first: a database just restored or bulk-loaded has none until autovacuum comes by, and on
             # none PostgreSQL planned the cameras' release (withhold_cameras_with_hidden_parts) as nested loops,
             # 22 s instead of 13 s over 90 days of 200 zones and 50 cameras (bench/server_bench.py). ANALYZE samples
