@@ -61,6 +61,7 @@ from footfall.server.localtime import HOUR
 from footfall.server.tables import CameraPart, HourlyAge, HourlyRollup, Zone
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import ClauseAdapter
 
 DEFAULT_K = 5
 # Seconds after its end that an hour is released: ten of the agents' default one-minute buckets, and delivery.
@@ -116,49 +117,67 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool], *, f
     """Recomputes ``released_people`` of the age cells ``cells`` selects (a condition on ``rollup_hourly_age``)
     with ``k``, from their hourly cell's released gender counts (so call this after those are up to date) and
     their sibling bands: a band is released when its gender's count is released (non-zero) and no band of that
-    gender in the cell has 1 to k-1 people. This is the one place the age release rule is written.
+    gender in the cell has 1 to k-1 people.
 
     ``from_released``: the rule applied to the bands' released people rather than their raw people, which can only
     hide (a change of k on cells readers have seen: :func:`footfall.server.rollups.cells.release_site`)."""
     ages = HourlyAge.__table__
+    if not from_released:
+        # Only the bands whose release changes are written: a change of k leaves most as they were, and PostgreSQL
+        # writes a new row version for every row an UPDATE sets, changed or not (24 s instead of 51 s for the 7.1 M
+        # bands of 90 days of bench/server_bench.py's dataset at k 5 → 6).
+        released = case((_band_shown(ages, k, released=False), ages.c.people), else_=0)
+        session.execute(
+            update(ages)
+            .where(cells, ages.c.released_people != released)
+            .values(released_people=released)
+            .execution_options(synchronize_session=False)
+        )
+        return
+    # The genders to hide are chosen by a subquery of its own, which both databases evaluate once, before any band
+    # changes: decided row by row, SQLite sees the bands it already hid (a thin 25-34 set to 0 first no longer makes
+    # its 35-44 sibling thin).
+    band = ages.alias("band")
+    hidden = select(band.c.zone_pk, band.c.hour_start, band.c.gender).where(
+        ClauseAdapter(band).traverse(cells),
+        band.c.released_people > 0,
+        ~_band_shown(band, k, released=True),
+    )
+    session.execute(
+        update(ages)
+        .where(cells, ages.c.released_people > 0, tuple_(ages.c.zone_pk, ages.c.hour_start, ages.c.gender).in_(hidden))
+        .values(released_people=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _band_shown(bands: Any, k: int, *, released: bool) -> ColumnElement[bool]:
+    """Whether a band of ``bands`` (``rollup_hourly_age`` or an alias) is released with ``k``: its gender's count is
+    released and no band of that gender in its cell has 1 to k-1 people (``released``: released people). This is the
+    one place the age release rule is written."""
     hourly = HourlyRollup.__table__
-    sibling = ages.alias("sibling")
+    sibling = HourlyAge.__table__.alias("sibling")
     gender_released = (
         select(
             case(
-                (ages.c.gender == "female", hourly.c.released_female),
-                (ages.c.gender == "male", hourly.c.released_male),
+                (bands.c.gender == "female", hourly.c.released_female),
+                (bands.c.gender == "male", hourly.c.released_male),
                 else_=hourly.c.released_unknown,
             )
         )
-        .where(hourly.c.zone_pk == ages.c.zone_pk, hourly.c.hour_start == ages.c.hour_start)
+        .where(hourly.c.zone_pk == bands.c.zone_pk, hourly.c.hour_start == bands.c.hour_start)
         .scalar_subquery()
     )
-    sibling_people = sibling.c.released_people if from_released else sibling.c.people
+    sibling_people = sibling.c.released_people if released else sibling.c.people
     thin_band = exists().where(
-        sibling.c.zone_pk == ages.c.zone_pk,
-        sibling.c.hour_start == ages.c.hour_start,
-        sibling.c.gender == ages.c.gender,
+        sibling.c.zone_pk == bands.c.zone_pk,
+        sibling.c.hour_start == bands.c.hour_start,
+        sibling.c.gender == bands.c.gender,
         sibling_people >= 1,
         sibling_people < k,
     )
     # An age cell without its hourly cell (never: they are written together) would release nothing.
-    shown = and_(func.coalesce(gender_released, 0) > 0, ~thin_band)
-    if not from_released:
-        session.execute(update(ages).where(cells).values(released_people=case((shown, ages.c.people), else_=0)))
-        return
-    # Which genders to hide is read before any band changes: SQLite's UPDATE would see the bands it already hid
-    # (a thin 25-34 set to 0 first would no longer make its 35-44 sibling thin).
-    hidden = session.execute(
-        select(ages.c.zone_pk, ages.c.hour_start, ages.c.gender).where(cells, ages.c.released_people > 0, ~shown)
-    ).all()
-    for offset in range(0, len(hidden), 500):
-        chunk = [tuple(row) for row in hidden[offset : offset + 500]]
-        session.execute(
-            update(ages)
-            .where(tuple_(ages.c.zone_pk, ages.c.hour_start, ages.c.gender).in_(chunk))
-            .values(released_people=0)
-        )
+    return and_(func.coalesce(gender_released, 0) > 0, ~thin_band)
 
 
 def withhold_cameras_with_hidden_parts(

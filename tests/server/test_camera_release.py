@@ -207,6 +207,32 @@ def test_a_stricter_k_withholds_a_camera_whose_part_falls_below_it(server: Serve
         assert released_thin_cameras(session, {"mall": 8}) == []
 
 
+def test_a_looser_k_does_not_release_a_camera_past_the_late_people_its_seen_zone_holds(world: World) -> None:
+    """At k = 8, shop-b's 12 are seen and cam-1 is withheld (shop-a's 6 are below k). Late people pass shop-b, which
+    holds them back, and the camera's raw figure grows by them. Back at k = 5 the camera, which nobody saw, takes
+    the rule on its raw counts, judged on what its seen zones answer: shop-b holds late people back, so the camera
+    stays withheld. Judged as if every zone released its raw count, it was released as 19 or 20, and minus shop-a's
+    6 and shop-b's 12 it gave the late people back."""
+    views = []
+    for late in (1, 2):
+        server = world(f"looser{late}")
+        admin = server.headers("admin")
+        assert server.client.patch("/api/v1/sites/mall", json={"k": 8}, headers=admin).status_code == 200
+        first = [
+            part("shop-a", "cam-1", 6, seq=1),
+            part("shop-b", "cam-1", 12, seq=2),
+            camera_total("cam-1", 18, seq=3),
+        ]
+        minute = NINE + timedelta(minutes=30)
+        second = [part("shop-b", "cam-1", late, seq=4, start=minute), camera_total("cam-1", late, seq=5, start=minute)]
+        for batch in (first, second):
+            assert server.ingest(*batch).status_code == 200
+        assert attacker_view(server, ("shop-a", "shop-b")) == ((None, 1), None, 12)
+        assert server.client.patch("/api/v1/sites/mall", json={"k": None}, headers=admin).status_code == 200
+        views.append(attacker_view(server, ("shop-a", "shop-b")))
+    assert views[0] == views[1] == ((None, 1), 6, 12)
+
+
 def test_the_agent_sends_a_cameras_zones_before_the_camera_figure_they_split() -> None:
     """The server releases a camera hour on the parts it has; an agent sending the camera's own bucket first could
     get it released before its zones showed a part below k."""
