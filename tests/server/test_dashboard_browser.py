@@ -492,6 +492,10 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
     assert float(card_share.get_attribute("data-value")) == week["totals"]["female_share_corrected"]
     assert "95% interval" in card_share.inner_text()
     assert p.locator("article[data-site=mall] svg.spark rect.day").count() == 14
+    # Today's bar counts the hours released so far, and says so; the days before it are whole days.
+    titles = p.locator("article[data-site=mall] svg.spark rect.day title").all_text_contents()
+    assert "(today, so far)" in titles[-1] and not any("today" in title for title in titles[:-1])
+    assert "today so far" in p.locator("article[data-site=mall] .spark-caption").inner_text()
     # The outlet has one zone: its card says "1 zone", not "1 zones".
     assert p.locator("article[data-site=outlet] .fig .l").last.text_content() == "zone"
     assert p.locator("article[data-site=mall] .fig .l").last.text_content() == "zones"

@@ -18,7 +18,9 @@ export function sparkBars(points, days, k) {
   days.forEach((day, i) => {
     const p = byDay.get(day);
     const barHeight = p && p.people !== null ? Math.max(1.5, (p.people / max) * (height - 2)) : height - 2;
-    const title = !p ? `${day}: no data` : p.people === null ? `${day}: suppressed (<${k})` : `${day}: ${plural(p.people, "zone pass", "zone passes")}`;
+    // Today's bar grows until midnight: its count is of the hours released so far, not of the day.
+    const when = i === days.length - 1 ? `${day} (today, so far)` : day;
+    const title = !p ? `${when}: no data` : p.people === null ? `${when}: suppressed (<${k})` : `${when}: ${plural(p.people, "zone pass", "zone passes")}`;
     const fill = !p ? "#eef1f4" : p.people === null ? `url(#${hatch})` : i === days.length - 1 ? "#14b8a6" : "#0b6e78";
     svg.append(s("rect", { x: i * bw + 1, width: Math.max(1, bw - 2), y: height - (p ? barHeight : 2), height: p ? barHeight : 2,
       rx: 1.5, fill, class: `day ${!p ? "nodata" : p.people === null ? "suppressed" : "bar"}` }, s("title", {}, title)));

@@ -246,7 +246,7 @@ function siteCard(f) {
     cameraLine(f),
     sparkBars(daily.points, days, k),
     h("div", { class: "spark-caption" }, h("span", {}, `${plural(SPARK_DAYS, "day")} ago`), h("span", {}, "zone passes per day"),
-      h("span", {}, "today")),
+      h("span", {}, "today so far")),
     h("div", { class: "links" }, h("a", { href: link("zone") }, "Zone details →"),
       h("a", { href: link("ad-placement") }, "Ad placement →")));
 }
