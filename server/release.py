@@ -120,23 +120,19 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool], *, f
     gender in the cell has 1 to k-1 people.
 
     ``from_released``: the rule applied to the bands' released people rather than their raw people, which can only
-    hide (a change of k on cells readers have seen: :func:`footfall.server.rollups.cells.release_site`)."""
+    hide (a change of k on cells readers have seen: :func:`footfall.server.rollups.cells.release_site`). ``cells``
+    may then refer to no table but ``rollup_hourly_age`` and uncorrelated ones: it is also applied to an alias."""
     ages = HourlyAge.__table__
     if not from_released:
         # Only the bands whose release changes are written: a change of k leaves most as they were, and PostgreSQL
         # writes a new row version for every row an UPDATE sets, changed or not (24 s instead of 51 s for the 7.1 M
         # bands of 90 days of bench/server_bench.py's dataset at k 5 → 6).
         released = case((_band_shown(ages, k, released=False), ages.c.people), else_=0)
-        session.execute(
-            update(ages)
-            .where(cells, ages.c.released_people != released)
-            .values(released_people=released)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(update(ages).where(cells, ages.c.released_people != released).values(released_people=released))
         return
-    # The genders to hide are chosen by a subquery of its own, which both databases evaluate once, before any band
-    # changes: decided row by row, SQLite sees the bands it already hid (a thin 25-34 set to 0 first no longer makes
-    # its 35-44 sibling thin).
+    # The genders to hide are chosen by an uncorrelated subquery, which SQLite evaluates once, before the first band
+    # changes (PostgreSQL reads every row as the statement began). Decided row by row, SQLite would see the bands it
+    # already hid: a thin 25-34 set to 0 first no longer made its 35-44 sibling thin.
     band = ages.alias("band")
     hidden = select(band.c.zone_pk, band.c.hour_start, band.c.gender).where(
         ClauseAdapter(band).traverse(cells),
@@ -147,7 +143,6 @@ def release_age_cells(session: Session, k: int, cells: ColumnElement[bool], *, f
         update(ages)
         .where(cells, ages.c.released_people > 0, tuple_(ages.c.zone_pk, ages.c.hour_start, ages.c.gender).in_(hidden))
         .values(released_people=0)
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -202,17 +197,9 @@ def withhold_cameras_with_hidden_parts(
     1 to 4 make it 4). Which cameras feed a zone is the fleet's configuration, so what is withheld tells no count."""
     hourly = HourlyRollup.__table__
     camera = Zone.__table__.alias("camera")
-    part_zone = Zone.__table__.alias("part_zone")
     zone_cell = HourlyRollup.__table__.alias("zone_cell")
     parts = CameraPart.__table__
-    of_this_camera = (
-        camera.c.id == hourly.c.zone_pk,
-        camera.c.measure == "camera",
-        parts.c.camera_id == camera.c.zone_id,
-        parts.c.hour_start == hourly.c.hour_start,
-        part_zone.c.id == parts.c.zone_pk,
-        part_zone.c.site_id == camera.c.site_id,
-    )
+    of_this_camera = camera_parts(camera, parts)
     # Its own share of a zone below k, or another camera's share of a zone it shares: the zone's total, this
     # camera's and the other cameras' figures would give that share back by subtraction.
     share = CameraPart.__table__.alias("share")
@@ -253,6 +240,22 @@ def withhold_cameras_with_hidden_parts(
         .where(cells, hourly.c.released_people > 0, hidden)
         .values(**withheld, withheld=1)
         .execution_options(synchronize_session=False)
+    )
+
+
+def camera_parts(camera: Any, parts: Any) -> tuple[ColumnElement[bool], ...]:
+    """Conditions on ``camera`` (an alias of ``zones``) and ``parts`` (``rollup_camera_parts``) that make them the
+    zones row and the parts of the camera cell being judged (an hourly cell of ``rollup_hourly``, not aliased): its
+    parts of that hour in zones of its own site."""
+    hourly = HourlyRollup.__table__
+    part_zone = Zone.__table__.alias("part_zone")
+    return (
+        camera.c.id == hourly.c.zone_pk,
+        camera.c.measure == "camera",
+        parts.c.camera_id == camera.c.zone_id,
+        parts.c.hour_start == hourly.c.hour_start,
+        part_zone.c.id == parts.c.zone_pk,
+        part_zone.c.site_id == camera.c.site_id,
     )
 
 

@@ -27,6 +27,7 @@ from footfall.server.localtime import (
 from footfall.server.release import (
     RELEASED_FIELDS,
     CellRelease,
+    camera_parts,
     effective_k,
     people_held_back,
     release_age_cells,
@@ -559,28 +560,27 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
         for z, hour, text in session.execute(select(h.c.zone_pk, h.c.hour_start, h.c.shown).where(of_site, frozen_cell))
     }
     _write_release(session, {key: _decode_shown(text) for key, text in recorded.items()})
-    cells = _mark_seen(session, select(h.c.zone_pk, h.c.hour_start, seen_cell).where(of_site))
-    seen = [
-        (z, hour)
-        for z, hour in session.execute(select(cells.c.zone_pk, cells.c.hour_start).where(cells.c.seen.is_(True)))
-    ]
+    _mark_seen(session, select(h.c.zone_pk, h.c.hour_start, seen_cell).where(of_site))
+    m = MARKED_CELLS
+    seen = [(z, hour) for z, hour in session.execute(select(m.c.zone_pk, m.c.hour_start).where(m.c.seen.is_(True)))]
     shown = _releases(session, seen, zone_pks)
     a = HourlyAge.__table__
 
     def marked(rows: Table, was_seen: bool) -> ColumnElement[bool]:
-        """The rows of ``rows`` (hourly or age cells) of the site's seen cells, or of the others."""
-        if not seen:  # every cell of the site, without the join (its cost grows with the cells)
+        """The rows of ``rows`` (hourly or age cells) of the site's seen cells, or of the others. With none seen, the
+        same rows without the join, whose cost grows with the cells (age cells never lack their hourly cell)."""
+        if not seen:
             return rows.c.zone_pk.in_(zone_pks) if not was_seen else false()
         return exists().where(
-            cells.c.zone_pk == rows.c.zone_pk, cells.c.hour_start == rows.c.hour_start, cells.c.seen.is_(was_seen)
+            m.c.zone_pk == rows.c.zone_pk, m.c.hour_start == rows.c.hour_start, m.c.seen.is_(was_seen)
         )
 
     # No record of withheld splits here: a change of k keeps a seen withheld split's people or hides the cell, and the
     # next late person records what readers saw (_hold_seen_cells). Recorded here, a cell inside the margin before
     # the first read would tell of a step nobody could see.
-    # Cells nobody could read yet: the new k's rule on their raw counts, cameras and age cells included; a camera
-    # among them is judged on what the seen zones it feeds release, late people held back included.
-    _release_raw(session, marked(h, was_seen=False), marked(a, was_seen=False), k)
+    # Cells nobody could read yet: the new k's rule on their raw counts, cameras and age cells included. A camera
+    # among them with a part in a zone-hour readers saw stays withheld (_withhold_cameras_of_seen_zones).
+    _release_raw(session, marked(h, was_seen=False), marked(a, was_seen=False), k, seen_zones=bool(seen))
     # Seen cells: the new k's rule on what readers saw, which can only hide. Never on their raw counts: whether a
     # cell holds late people back would show in what a looser k let it release.
     _release_shown(session, marked(h, was_seen=True), k)
@@ -651,13 +651,37 @@ def _withhold_cameras_of_hidden_zones(
         session.execute(update(h).where(tuple_(h.c.zone_pk, h.c.hour_start).in_(chunk)).values(**withheld, withheld=1))
 
 
-def _release_raw(session: Session, cells: ColumnElement[bool], bands: ColumnElement[bool], k: int) -> None:
+def _release_raw(
+    session: Session, cells: ColumnElement[bool], bands: ColumnElement[bool], k: int, *, seen_zones: bool
+) -> None:
     """The release rule with ``k`` on the raw counts of the hourly cells ``cells`` selects, cameras included, and of
-    their age cells (``bands``, the same cells' rows of ``rollup_hourly_age``)."""
+    their age cells (``bands``, the same cells' rows of ``rollup_hourly_age``). ``seen_zones``: readers may have seen
+    some of the site's cells (marked in :data:`MARKED_CELLS`)."""
     h = HourlyRollup.__table__
-    session.execute(update(h).where(cells).values(released_values(h.c, k)).execution_options(synchronize_session=False))
+    session.execute(update(h).where(cells).values(released_values(h.c, k)))
     withhold_cameras_with_hidden_parts(session, k, cells)
+    if seen_zones:
+        _withhold_cameras_of_seen_zones(session, cells)
     release_age_cells(session, k, bands)
+
+
+def _withhold_cameras_of_seen_zones(session: Session, cells: ColumnElement[bool]) -> None:
+    """Withholds the camera cells among the unseen hourly cells ``cells`` selects that have a part (0 included) in a
+    zone-hour readers saw (:data:`MARKED_CELLS`): a camera withheld at the old k stays withheld for an hour whose zones
+    readers saw, as a looser k shows nothing new of a seen hour.
+
+    Released on its raw parts, such a camera gave back the late people a seen zone holds back (its figure minus the
+    zones readers saw); withheld only where a zone holds some, it told that late people are pending. Withheld
+    wherever a zone it feeds was seen, it depends on neither."""
+    hourly, parts, m = HourlyRollup.__table__, CameraPart.__table__, MARKED_CELLS
+    seen_part = exists().where(
+        *camera_parts(Zone.__table__.alias("camera"), parts),
+        m.c.zone_pk == parts.c.zone_pk,
+        m.c.hour_start == parts.c.hour_start,
+        m.c.seen.is_(True),
+    )
+    withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
+    session.execute(update(hourly).where(cells, hourly.c.released_people > 0, seen_part).values(**withheld, withheld=1))
 
 
 def _release_shown(session: Session, cells: ColumnElement[bool], k: int) -> None:
@@ -668,23 +692,18 @@ def _release_shown(session: Session, cells: ColumnElement[bool], k: int) -> None
         **{name: h.c[f"released_{name}"] for name in ("people", "female", "male", "unknown", "dwell_samples")},
         dwell_seconds=h.c.released_dwell_seconds,
     )
-    session.execute(
-        update(h)
-        .where(cells, h.c.released_people > 0)
-        .values(released_values(released, k))
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(update(h).where(cells, h.c.released_people > 0).values(released_values(released, k)))
 
 
-def _mark_seen(session: Session, cells: Select[tuple[int, int, bool]]) -> Table:
-    """A temporary table of the hourly cells ``cells`` selects (zone_pk, hour_start, whether readers may have seen
-    it), for this transaction's change of k: the statements of the change tell seen cells from the rest by a join
-    instead of one statement per 500 keys (a third of a change of k on PostgreSQL went to those lookups and their
-    index scans). Dropped when the release ends (:func:`_release_site`). On PostgreSQL it takes the TEMPORARY
-    privilege on the database, which every role has unless an administrator revoked it from PUBLIC."""
+def _mark_seen(session: Session, cells: Select[tuple[int, int, bool]]) -> None:
+    """Fills :data:`MARKED_CELLS` with the hourly cells ``cells`` selects (zone_pk, hour_start, whether readers may
+    have seen it), for this transaction's change of k: its statements tell seen cells from the rest by a join instead
+    of one statement per 500 keys (a third of a change of k on PostgreSQL went to those lookups and their index
+    scans). :func:`_release_site` drops the table when it is done. On PostgreSQL it takes the TEMPORARY privilege on
+    the database, which every role has unless an administrator revoked it from PUBLIC."""
     connection = session.connection()
-    # IF NOT EXISTS and DELETE: SQLite runs DDL before a transaction's first write outside it, so a release that
-    # failed can leave the table behind on a pooled connection.
+    # IF NOT EXISTS and DELETE: on PostgreSQL a release that failed takes the table with its rollback, but SQLite runs
+    # DDL before a transaction's first write outside it, and may leave it behind on a pooled connection.
     connection.execute(CreateTable(MARKED_CELLS, if_not_exists=True))
     session.execute(delete(MARKED_CELLS))
     session.execute(MARKED_CELLS.insert().from_select(["zone_pk", "hour_start", "seen"], cells))
@@ -692,7 +711,6 @@ def _mark_seen(session: Session, cells: Select[tuple[int, int, bool]]) -> Table:
         # Autovacuum never analyzes a temporary table: without statistics the planner guesses how many cells are
         # seen, and joined the age cells with the few unseen ones only after computing the rule for every band.
         connection.exec_driver_sql(f"ANALYZE {MARKED_CELLS.name}")
-    return MARKED_CELLS
 
 
 def _releases(
