@@ -82,6 +82,8 @@ RELEASED_FIELDS = (
     "withheld",
 )
 SPLIT_FIELDS = ("released_female", "released_male", "released_unknown")  # a released gender split
+# The RELEASED_FIELDS of a cell withheld whole: nothing released, counted as withheld.
+WITHHELD_CELL = {**{name: 0 for name in RELEASED_FIELDS if name != "withheld"}, "withheld": 1}
 
 
 def effective_k(site_k: int | None, server_k: int) -> int:
@@ -231,14 +233,13 @@ def withhold_cameras_with_hidden_parts(
         other_cell.c.hour_start == hourly.c.hour_start,
         people_held_back(other_cell.c),
     )
-    withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
     # ``thin_only``: cameras readers have seen, at a change of k; whether a zone holds late people back must not
     # show there (footfall.server.rollups.cells.release_site).
     hidden = thin_part if thin_only else or_(thin_part, holding_part, holding_camera)
     session.execute(
         update(hourly)
         .where(cells, hourly.c.released_people > 0, hidden)
-        .values(**withheld, withheld=1)
+        .values(WITHHELD_CELL)
         .execution_options(synchronize_session=False)
     )
 

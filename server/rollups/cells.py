@@ -26,6 +26,7 @@ from footfall.server.localtime import (
 )
 from footfall.server.release import (
     RELEASED_FIELDS,
+    WITHHELD_CELL,
     CellRelease,
     camera_parts,
     effective_k,
@@ -644,11 +645,10 @@ def _withhold_cameras_of_hidden_zones(
             pk = camera_pk.get(camera_id)
             if pk is not None and (pk, int(hour)) in now and now[(pk, int(hour))][0] > 0:
                 cameras.add((pk, int(hour)))
-    withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
     chosen = sorted(cameras)
     for offset in range(0, len(chosen), 500):
         chunk = chosen[offset : offset + 500]
-        session.execute(update(h).where(tuple_(h.c.zone_pk, h.c.hour_start).in_(chunk)).values(**withheld, withheld=1))
+        session.execute(update(h).where(tuple_(h.c.zone_pk, h.c.hour_start).in_(chunk)).values(WITHHELD_CELL))
 
 
 def _release_raw(
@@ -680,8 +680,7 @@ def _withhold_cameras_of_seen_zones(session: Session, cells: ColumnElement[bool]
         m.c.hour_start == parts.c.hour_start,
         m.c.seen.is_(True),
     )
-    withheld = {name: 0 for name in RELEASED_FIELDS if name != "withheld"}
-    session.execute(update(hourly).where(cells, hourly.c.released_people > 0, seen_part).values(**withheld, withheld=1))
+    session.execute(update(hourly).where(cells, hourly.c.released_people > 0, seen_part).values(WITHHELD_CELL))
 
 
 def _release_shown(session: Session, cells: ColumnElement[bool], k: int) -> None:
