@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     Float,
     ForeignKey,
@@ -331,6 +332,21 @@ class ApiKey(Base):
     site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # an agent key bound to one site
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class MarkedCell(Base):
+    """The hourly cells of one site at a change of its k, each marked seen by readers or not
+    (footfall.server.rollups.cells._mark_seen), so that each step of the change joins them instead of listing keys. A
+    change of k fills it and empties it again in its own transaction: no other transaction ever sees a row. An ordinary
+    table, not a temporary one, so that the server's database role needs no TEMPORARY privilege (an administrator may
+    have revoked it from PUBLIC)."""
+
+    __tablename__ = "release_marked_cells"
+
+    # No foreign key: a row lives only inside the transaction that wrote it.
+    zone_pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hour_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seen: Mapped[bool] = mapped_column(Boolean)
 
 
 class Meta(Base):

@@ -44,17 +44,13 @@ from footfall.server.tables import (
     DailyRollup,
     HourlyAge,
     HourlyRollup,
+    MarkedCell,
     Meta,
     Site,
     Zone,
 )
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
     ColumnElement,
-    Integer,
-    MetaData,
     Select,
     Table,
     and_,
@@ -68,21 +64,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.schema import CreateTable, DropTable
 
 COUNTS = ("people", "female", "male", "unknown", "dwell_samples", "dwell_seconds")
 RELEASE_K_KEY = "release_k"  # meta: the k the released columns were computed with
 
-# The cells of a site at one change of k, each marked seen or not (_mark_seen): a temporary table, private to the
-# transaction's connection.
-MARKED_CELLS = Table(
-    "release_marked_cells",
-    MetaData(),
-    Column("zone_pk", Integer, primary_key=True),
-    Column("hour_start", BigInteger, primary_key=True),
-    Column("seen", Boolean, nullable=False),
-    prefixes=["TEMPORARY"],
-)
+# The cells of a site at one change of k, each marked seen or not (_mark_seen).
+MARKED_CELLS = MarkedCell.__table__
 
 # (zone_pk, UTC hour start) → deltas of COUNTS
 HourlyDeltas = dict[tuple[int, int], list[float]]
@@ -561,7 +548,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
         for z, hour, text in session.execute(select(h.c.zone_pk, h.c.hour_start, h.c.shown).where(of_site, frozen_cell))
     }
     _write_release(session, {key: _decode_shown(text) for key, text in recorded.items()})
-    _mark_seen(session, select(h.c.zone_pk, h.c.hour_start, seen_cell).where(of_site))
+    _mark_seen(session, zone_pks, select(h.c.zone_pk, h.c.hour_start, seen_cell).where(of_site))
     m = MARKED_CELLS
     seen = [(z, hour) for z, hour in session.execute(select(m.c.zone_pk, m.c.hour_start).where(m.c.seen.is_(True)))]
     shown = _releases(session, seen, zone_pks)
@@ -609,7 +596,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     _end_withheld_runs(session, of_site)
     rebuild_daily(session, zone_pks, tz)
     rebuild_slots(session, zone_pks)
-    session.execute(DropTable(MARKED_CELLS))
+    session.execute(delete(m).where(m.c.zone_pk.in_(zone_pks)))
 
 
 def _withhold_cameras_of_hidden_zones(
@@ -694,22 +681,19 @@ def _release_shown(session: Session, cells: ColumnElement[bool], k: int) -> None
     session.execute(update(h).where(cells, h.c.released_people > 0).values(released_values(released, k)))
 
 
-def _mark_seen(session: Session, cells: Select[tuple[int, int, bool]]) -> None:
-    """Fills :data:`MARKED_CELLS` with the hourly cells ``cells`` selects (zone_pk, hour_start, whether readers may
-    have seen it), for this transaction's change of k: its statements tell seen cells from the rest by a join instead
-    of one statement per 500 keys (a third of a change of k on PostgreSQL went to those lookups and their index
-    scans). :func:`_release_site` drops the table when it is done. On PostgreSQL it takes the TEMPORARY privilege on
-    the database, which every role has unless an administrator revoked it from PUBLIC."""
-    connection = session.connection()
-    # IF NOT EXISTS and DELETE: on PostgreSQL a release that failed takes the table with its rollback, but SQLite runs
-    # DDL before a transaction's first write outside it, and may leave it behind on a pooled connection.
-    connection.execute(CreateTable(MARKED_CELLS, if_not_exists=True))
-    session.execute(delete(MARKED_CELLS))
-    session.execute(MARKED_CELLS.insert().from_select(["zone_pk", "hour_start", "seen"], cells))
+def _mark_seen(session: Session, zone_pks: list[int], cells: Select[tuple[int, int, bool]]) -> None:
+    """Fills :data:`MARKED_CELLS` with the hourly cells ``cells`` selects of the zones ``zone_pks`` (zone_pk,
+    hour_start, whether readers may have seen it), for this transaction's change of k: its statements tell seen cells
+    from the rest by a join instead of one statement per 500 keys (a third of a change of k on PostgreSQL went to those
+    lookups and their index scans). :func:`_release_site` deletes the rows again before the transaction commits."""
+    m = MARKED_CELLS
+    session.execute(delete(m).where(m.c.zone_pk.in_(zone_pks)))  # none unless a change of k failed to end its own
+    session.execute(m.insert().from_select(["zone_pk", "hour_start", "seen"], cells))
     if is_postgres(session):
-        # Autovacuum never analyzes a temporary table: without statistics the planner guesses how many cells are
-        # seen, and joined the age cells with the few unseen ones only after computing the rule for every band.
-        connection.exec_driver_sql(f"ANALYZE {MARKED_CELLS.name}")
+        # Statistics of what this transaction just wrote: without them the planner guesses how many cells are seen,
+        # and joined the age cells with the few unseen ones only after computing the rule for every band. (ANALYZE
+        # counts the rows its own transaction inserted; it waits for another site's change of k to end.)
+        session.connection().exec_driver_sql(f"ANALYZE {m.name}")
 
 
 def _releases(

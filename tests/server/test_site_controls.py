@@ -4,6 +4,7 @@ the admin API within limits, and applied by ingest, the release and retention.""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -256,6 +257,44 @@ def test_resetting_a_sites_k_releases_its_cells_again_and_other_sites_keep_their
         with server.db.read() as session:
             assert daily_vs_hourly(session) == [] and slots_vs_hourly(session) == []
             assert session.scalar(select(func.sum(HourlyRollup.withheld))) == 0
+
+
+@pytest.mark.postgres
+def test_a_change_of_k_works_for_a_role_that_may_not_create_temporary_tables(postgres_url: str) -> None:
+    # Hardening guides revoke TEMPORARY on the database from PUBLIC. The server's role then creates no temporary
+    # table, and a change of a site's k must still recompute its cells, not fail with a database error.
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    role = f"r_{name}"
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'CREATE DATABASE "{name}" OWNER "{role}"')
+        conn.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC, "{role}"')
+    url = postgres_url.replace("//footfall@", f"//{role}@").rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with (
+            psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute("CREATE TEMPORARY TABLE probe (x int)")  # the attack holds: no temporary table here
+        for server in make_server(url, k_anonymity=5):
+            server.ingest(aggregate(zone="a", start=NINE, unknown=7))
+
+            def released(server: Server = server) -> int:
+                response = server.get(f"{SITE}/traffic/totals", zone="a", **DAY)
+                return int(response.json()["totals"]["people"] or 0)
+
+            assert released() == 7
+            assert patch(server, {"k": 8}).status_code == 200
+            assert released() == 0
+            assert patch(server, {"k": None}).status_code == 200
+            assert released() == 7
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 # -- per-site retention ------------------------------------------------------------------------------------
