@@ -535,6 +535,13 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id)))
     if not zone_pks:
         return
+    if is_postgres(session):
+        # One change of k at a time on the whole server: each ANALYZEs MARKED_CELLS (_mark_seen), and that lock
+        # conflicts with itself until the transaction ends. Taken here, before the change writes any cell, so a change
+        # waiting for it holds no cell the running one needs. Taken at the ANALYZE, the server's start releasing every
+        # site deadlocked with an admin's change of one site's k (which waited for the start with that site's cells
+        # written, while the start came to them).
+        session.connection().exec_driver_sql(f"LOCK TABLE {MARKED_CELLS.name} IN SHARE UPDATE EXCLUSIVE MODE")
     h = HourlyRollup.__table__
     of_site = h.c.zone_pk.in_(zone_pks)
     # Seen: readable and releasing people, or frozen (what readers saw before an earlier change is on record).
@@ -692,7 +699,7 @@ def _mark_seen(session: Session, zone_pks: list[int], cells: Select[tuple[int, i
     if is_postgres(session):
         # Statistics of what this transaction just wrote: without them the planner guesses how many cells are seen,
         # and joined the age cells with the few unseen ones only after computing the rule for every band. (ANALYZE
-        # counts the rows its own transaction inserted; it waits for another site's change of k to end.)
+        # counts the rows its own transaction inserted; _release_site holds its lock already.)
         session.connection().exec_driver_sql(f"ANALYZE {m.name}")
 
 

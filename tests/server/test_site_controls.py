@@ -4,6 +4,7 @@ the admin API within limits, and applied by ingest, the release and retention.""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from footfall.server.db import Database
 from footfall.server.retention import run_retention
 from footfall.server.rollups import daily_vs_hourly, slots_vs_hourly
 from footfall.server.tables import Bucket, DeadLetter, HourlyRollup
@@ -295,6 +297,84 @@ def test_a_change_of_k_works_for_a_role_that_may_not_create_temporary_tables(pos
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.mark.postgres
+def test_the_starts_release_of_every_site_and_an_admins_change_of_one_sites_k_both_commit(postgres_url: str) -> None:
+    # Two replicas: one starts after a change of the server's k and releases every site again in one transaction,
+    # while the other serves an admin's change of the second site's k. They take turns; neither may fail (a deadlock
+    # failed the start or answered the admin 500).
+    from tests.server.conftest import _fresh_postgres_database
+
+    for url in _fresh_postgres_database(postgres_url):
+        for server in make_server(url, k_anonymity=5):
+            server.ingest(
+                aggregate(zone="a", start=NINE, unknown=7),
+                aggregate(zone="a", start=NINE, site="other", agent="agent-1", camera="cam-9", unknown=7),
+            )
+            assert _start_while_an_admin_changes_k(server.db) == []
+
+            def released(site: str, server: Server = server) -> int:
+                response = server.get(f"/api/v1/sites/{site}/traffic/totals", zone="a", **DAY)
+                return int(response.json()["totals"]["people"] or 0)
+
+            assert (released("mall"), released("other")) == (7, 0)  # k 6 for the mall, the admin's 8 for the other
+
+
+def _start_while_an_admin_changes_k(db: Database) -> list[Exception]:
+    """The start's release of every site (k 6) and, once it released the first, an admin's change of the second
+    site's k to 8, which the start goes on to once that change waits for a lock (or ended); what failed."""
+    from footfall.server.rollups import release_site
+    from footfall.server.rollups.cells import _release_site
+    from footfall.server.tables import Site
+    from sqlalchemy import text, update
+
+    from tests.waiting import wait_until
+
+    errors: list[Exception] = []
+    first_site_done, go_on = threading.Event(), threading.Event()
+
+    def start() -> None:
+        try:
+            with db.write() as session:
+                sites = session.execute(select(Site.site_id, Site.timezone).order_by(Site.site_id)).all()
+                for site_id, tz in sites:  # "mall", then "other"
+                    _release_site(session, site_id, 6, tz, None)
+                    if not first_site_done.is_set():
+                        first_site_done.set()
+                        go_on.wait(60)
+        except Exception as exc:  # what failed is the finding
+            errors.append(exc)
+
+    def change() -> None:
+        first_site_done.wait(60)
+        try:
+            with db.write() as session:
+                session.execute(update(Site).where(Site.site_id == "other").values(k=8))
+                release_site(session, "other", 8, None)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start), threading.Thread(target=change)]
+    for thread in threads:
+        thread.start()
+
+    def change_waits_or_ended() -> bool:
+        with db.engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar()
+        return bool(waiting) or not threads[1].is_alive()
+
+    first_site_done.wait(60)
+    wait_until(change_waits_or_ended)
+    go_on.set()
+    for thread in threads:
+        thread.join(60)
+    return errors
 
 
 # -- per-site retention ------------------------------------------------------------------------------------
