@@ -456,7 +456,14 @@ class DetectionConfig(_Model):
 
 
 class TrackingConfig(_Model):
-    confirm_hits: int = Field(default=4, ge=1, le=30, description="Detections before a track counts.")
+    confirm_hits: int = Field(
+        default=4,
+        ge=1,
+        le=30,
+        description="Detections before a track counts; while a camera's frames are processed at most 8 a second, "
+        "three spanning as long as these take at 10 a second are enough (edge/README.md, 'When the box falls "
+        "behind').",
+    )
     max_lost_seconds: float = Field(
         default=3.5,
         gt=0,

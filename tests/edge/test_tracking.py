@@ -51,6 +51,50 @@ def test_a_flicker_is_not_a_person_and_an_edge_face_starts_nothing() -> None:
     assert confirmed == []
 
 
+def run_at(tracker: FaceTracker, fps: float, frames: list[list[Detection]]) -> tuple[list[int], list[int]]:
+    """Like :func:`run`, at another frame rate: a box that falls behind processes fewer frames."""
+    confirmed, ended = [], []
+    for index, detections in enumerate(frames):
+        events = tracker.update(detections, index / fps, FRAME)
+        confirmed += [t.id for t in events.confirmed]
+        ended += [t.id for t in events.ended]
+    return confirmed, ended + [t.id for t in tracker.finish()]
+
+
+def test_a_walker_processed_at_3_fps_is_one_person_through_a_missed_detection() -> None:
+    # A box that falls behind processes 3 frames a second; a walker crosses 1,000 px at 300 px/s and the detector
+    # misses them in the third frame. Four detections in a row may never come, and one missed frame is a third of a
+    # second: the walker must still be counted, and only once.
+    frames = [[] if i == 2 else [face(140 + 300 * i / 3, 360)] for i in range(11)]
+    confirmed, ended = run_at(FaceTracker(confirm_hits=4, max_lost_seconds=1.5), 3.0, frames)
+    assert len(confirmed) == 1 and ended == confirmed
+    # Three detections are enough there (a second's walk), the missed one in between.
+    confirmed, _ = run_at(FaceTracker(confirm_hits=4), 3.0, frames[:4])
+    assert len(confirmed) == 1
+
+
+def test_a_flicker_is_not_a_person_at_any_frame_rate() -> None:
+    def every(fps: float, frames: int, seen: set[int]) -> list[int]:
+        detections = [[face(640, 360)] if i in seen else [] for i in range(frames)]
+        return run_at(FaceTracker(confirm_hits=4), fps, detections)[0]
+
+    # A detector firing now and then on a poster: three times over a third of a second or more is not a face
+    # walking by where every frame is processed, whatever the frame rate (the rule for a box that falls behind
+    # must not apply there).
+    assert every(25.0, 40, {0, 4, 8}) == [] and every(25.0, 40, {0, 5, 10}) == []
+    assert every(15.0, 30, {0, 3, 6}) == [] and every(15.0, 30, {0, 5}) == []
+    assert every(10.0, 20, {0, 2, 4}) == []
+    assert every(3.0, 10, {0, 1}) == []  # twice in a row at 3 fps is not enough either
+    # One stall of the camera (2 s without a frame) does not make the box slow: a detection before it and two after
+    # are three detections at 25 fps, not a face seen over a second.
+    tracker, confirmed = FaceTracker(confirm_hits=4), []
+    times = [i / 25 for i in range(20)] + [20 / 25 + 2 + i / 25 for i in range(20)]
+    for t in times:
+        seen = t in (times[19], times[20], times[21])
+        confirmed += tracker.update([face(640, 360)] if seen else [], t, FRAME).confirmed
+    assert confirmed == []
+
+
 def test_someone_entering_where_another_just_left_is_counted() -> None:
     leaving = walk(300, -400, 360, 15)  # walks out of the left edge at about frame 12
     entering = walk(20, 300, 365, 30)
