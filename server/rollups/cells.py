@@ -489,7 +489,10 @@ def ensure_release(db: Database, k: int, seen_end: int | None) -> bool:
     another server k (or never), each site with its effective k, as :func:`release_site` does; returns whether it
     did. The server calls this on start."""
     with db.write() as session:
-        if release_k(session) == k:
+        # The sites' k are read after the turn: read before, a change of one site's k that held the turn would commit
+        # and then be released again here with the k it replaced.
+        _take_turn(session)
+        if release_k(session) == k:  # another replica's start did it meanwhile
             return False
         if is_postgres(session):
             # Statistics first: a database just restored or bulk-loaded has none until autovacuum comes by, and on
@@ -502,6 +505,16 @@ def ensure_release(db: Database, k: int, seen_end: int | None) -> bool:
         # Cells of zones without a site row do not exist (zones reference sites), so every cell is covered.
         session.merge(Meta(key=RELEASE_K_KEY, value=str(k)))
     return True
+
+
+def _take_turn(session: Session) -> None:
+    """One change of k at a time on the whole server (PostgreSQL; SQLite has one writer anyway), until the
+    transaction ends: each ANALYZEs MARKED_CELLS (_mark_seen), and that lock conflicts with itself. Taken before a
+    change writes any cell, so a change waiting for its turn holds no cell the running one needs. Taken at the ANALYZE,
+    the server's start releasing every site deadlocked with an admin's change of one site's k (which waited for the
+    start with that site's cells written, while the start came to them)."""
+    if is_postgres(session):
+        session.connection().exec_driver_sql(f"LOCK TABLE {MARKED_CELLS.name} IN SHARE UPDATE EXCLUSIVE MODE")
 
 
 def release_site(session: Session, site_id: str, k: int, seen_end: int | None) -> None:
@@ -535,13 +548,7 @@ def _release_site(session: Session, site_id: str, k: int, tz: str, seen_end: int
     zone_pks = list(session.scalars(select(Zone.id).where(Zone.site_id == site_id)))
     if not zone_pks:
         return
-    if is_postgres(session):
-        # One change of k at a time on the whole server: each ANALYZEs MARKED_CELLS (_mark_seen), and that lock
-        # conflicts with itself until the transaction ends. Taken here, before the change writes any cell, so a change
-        # waiting for it holds no cell the running one needs. Taken at the ANALYZE, the server's start releasing every
-        # site deadlocked with an admin's change of one site's k (which waited for the start with that site's cells
-        # written, while the start came to them).
-        session.connection().exec_driver_sql(f"LOCK TABLE {MARKED_CELLS.name} IN SHARE UPDATE EXCLUSIVE MODE")
+    _take_turn(session)
     h = HourlyRollup.__table__
     of_site = h.c.zone_pk.in_(zone_pks)
     # Seen: readable and releasing people, or frozen (what readers saw before an earlier change is on record).

@@ -300,10 +300,14 @@ def test_a_change_of_k_works_for_a_role_that_may_not_create_temporary_tables(pos
 
 
 @pytest.mark.postgres
-def test_the_starts_release_of_every_site_and_an_admins_change_of_one_sites_k_both_commit(postgres_url: str) -> None:
-    # Two replicas: one starts after a change of the server's k and releases every site again in one transaction,
-    # while the other serves an admin's change of the second site's k. They take turns; neither may fail (a deadlock
-    # failed the start or answered the admin 500).
+@pytest.mark.parametrize("admin_first", [False, True], ids=["start-first", "admin-first"])
+def test_the_starts_release_of_every_site_and_an_admins_change_of_one_sites_k_both_hold(
+    postgres_url: str, admin_first: bool
+) -> None:
+    # Two replicas: one starts after a change of the server's k (5 → 6) and releases every site again in one
+    # transaction, while the other serves an admin's change of the second site's k to 8. They take turns, whichever
+    # began first. Neither may fail (a deadlock failed the start or answered the admin 500), and the start must not
+    # release the site again with the k the admin's change replaced (it read the sites' k before its turn).
     from tests.server.conftest import _fresh_postgres_database
 
     for url in _fresh_postgres_database(postgres_url):
@@ -312,7 +316,7 @@ def test_the_starts_release_of_every_site_and_an_admins_change_of_one_sites_k_bo
                 aggregate(zone="a", start=NINE, unknown=7),
                 aggregate(zone="a", start=NINE, site="other", agent="agent-1", camera="cam-9", unknown=7),
             )
-            assert _start_while_an_admin_changes_k(server.db) == []
+            assert _start_and_admin_change_of_k(server.db, admin_first) == []
 
             def released(site: str, server: Server = server) -> int:
                 response = server.get(f"/api/v1/sites/{site}/traffic/totals", zone="a", **DAY)
@@ -321,59 +325,73 @@ def test_the_starts_release_of_every_site_and_an_admins_change_of_one_sites_k_bo
             assert (released("mall"), released("other")) == (7, 0)  # k 6 for the mall, the admin's 8 for the other
 
 
-def _start_while_an_admin_changes_k(db: Database) -> list[Exception]:
-    """The start's release of every site (k 6) and, once it released the first, an admin's change of the second
-    site's k to 8, which the start goes on to once that change waits for a lock (or ended); what failed."""
-    from footfall.server.rollups import release_site
-    from footfall.server.rollups.cells import _release_site
+def _start_and_admin_change_of_k(db: Database, admin_first: bool) -> list[Exception]:
+    """The start's release of every site with the server's new k 6 (footfall.server.rollups.ensure_release) and an
+    admin's change of the second site's k to 8, in two threads. The first to begin stops in its transaction (the
+    start after its first site, the admin's change before it commits) until the other waits for a lock or ended;
+    returns what failed."""
+    from footfall.server.rollups import cells as cells_module
+    from footfall.server.rollups import ensure_release, release_site
     from footfall.server.tables import Site
     from sqlalchemy import text, update
 
     from tests.waiting import wait_until
 
     errors: list[Exception] = []
-    first_site_done, go_on = threading.Event(), threading.Event()
+    paused, go_on = threading.Event(), threading.Event()
+    release_one_site = cells_module._release_site
 
     def start() -> None:
+        def released_then_paused(session, *args) -> None:  # type: ignore[no-untyped-def]
+            release_one_site(session, *args)
+            if threading.current_thread() is threads[0] and not admin_first and not paused.is_set():
+                paused.set()
+                go_on.wait(60)
+
+        if admin_first:
+            paused.wait(60)
         try:
-            with db.write() as session:
-                sites = session.execute(select(Site.site_id, Site.timezone).order_by(Site.site_id)).all()
-                for site_id, tz in sites:  # "mall", then "other"
-                    _release_site(session, site_id, 6, tz, None)
-                    if not first_site_done.is_set():
-                        first_site_done.set()
-                        go_on.wait(60)
+            cells_module._release_site = released_then_paused
+            ensure_release(db, 6, None)
         except Exception as exc:  # what failed is the finding
             errors.append(exc)
+        finally:
+            cells_module._release_site = release_one_site
 
     def change() -> None:
-        first_site_done.wait(60)
+        if not admin_first:
+            paused.wait(60)
         try:
             with db.write() as session:
                 session.execute(update(Site).where(Site.site_id == "other").values(k=8))
                 release_site(session, "other", 8, None)
+                if admin_first:
+                    paused.set()
+                    go_on.wait(60)
         except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=start), threading.Thread(target=change)]
+    waiting = threads[1] if not admin_first else threads[0]
     for thread in threads:
         thread.start()
 
-    def change_waits_or_ended() -> bool:
+    def waits_or_ended() -> bool:
         with db.engine.connect() as connection:
-            waiting = connection.execute(
+            locked = connection.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 )
             ).scalar()
-        return bool(waiting) or not threads[1].is_alive()
+        return bool(locked) or not waiting.is_alive()
 
-    first_site_done.wait(60)
-    wait_until(change_waits_or_ended)
+    assert paused.wait(60)
+    wait_until(waits_or_ended)
     go_on.set()
     for thread in threads:
         thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
     return errors
 
 
