@@ -489,7 +489,8 @@ class FaceTracker:
         self._frame_size = frame_size
         if self._previous_t is not None and t > self._previous_t:
             self._intervals.append(t - self._previous_t)
-        interval = sorted(self._intervals)[len(self._intervals) // 2] if self._intervals else 0.0
+        # The median (the lower of the middle two while the window fills): one stall does not make the box slow.
+        interval = sorted(self._intervals)[(len(self._intervals) - 1) // 2] if self._intervals else 0.0
         self._low_rate = interval >= 1 / LOW_FPS - 1e-9
         walked_in = {id(d) for d in detections if self._walked_in(d, t)}
         self._looks = {id(d): a for d, a in zip(detections, appearances or [], strict=False) if a is not None}
@@ -749,4 +750,9 @@ class FaceTracker:
         """Ends every confirmed track (end of a video, shutdown); returns them."""
         ended = [tr for tr in self.tracks if tr.state in (TrackState.TRACKED, TrackState.LOST)]
         self.tracks = []
+        # The pipeline ends every track at a jump of the frame clock or a cut: what came before is no frame interval,
+        # nor a face walking in.
+        self._intervals.clear()
+        self._previous_t = None
+        self._entrants = []
         return ended

@@ -73,7 +73,7 @@ def test_a_walker_processed_at_3_fps_is_one_person_through_a_missed_detection() 
     assert len(confirmed) == 1
 
 
-def test_a_flicker_is_not_a_person_at_any_frame_rate() -> None:
+def test_a_flicker_is_no_person_and_a_camera_stall_does_not_make_the_box_slow() -> None:
     def every(fps: float, frames: int, seen: set[int]) -> list[int]:
         detections = [[face(640, 360)] if i in seen else [] for i in range(frames)]
         return run_at(FaceTracker(confirm_hits=4), fps, detections)[0]
