@@ -35,8 +35,9 @@ PAUSE_SECONDS = 20.0
 # then decided differently each run: seed 12 had two (male 0.62 and 0.68 against 0.605 at 10 fps, 0.45 to
 # 0.59 for one of them at 5 fps), so "male" came out 6 in one run and 4 in another (issue #13). That is the
 # classifier's doubt, not something a fault did; clips whose people are all decided clearly keep the
-# comparison's tolerance what it claims to be, the one track a live camera may split or merge.
-SEEDS = (11, 13)
+# comparison's tolerance what it claims to be, the one track a live camera may split or merge. Seed 11 (used till
+# the tracker confirmed faces after three detections at 5 fps and below) came down to a margin of 0.076 there.
+SEEDS = (28, 13)
 # Distance of each person's track-averaged probability from the thresholds that decide it. Between the frame
 # schedules below a clearly decided face moves by a few hundredths; a doubtful one by up to 0.2.
 MIN_MARGIN = 0.1
@@ -105,7 +106,7 @@ def walkby_playlist(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         clip, truth = walkby.make_walkby(data_dir, folder, spec, name=f"walkby-{seed}")
         last_seen = max(person["last_seen"][0] for person in truth["persons"])
         assert last_seen < truth["frames"] - 1, "the clip must end on an empty corridor"
-        # The premise of comparing live runs (see SEEDS); a new model may doubt other faces: pick other seeds.
+        # The premise of comparing live runs (see SEEDS): another model or tracker may doubt other faces (other seeds).
         schedules = decisions(clip)
         labels = {name: sorted(label for label, _ in people) for name, people in schedules.items()}
         margin = min(m for people in schedules.values() for _, m in people)
