@@ -108,6 +108,22 @@ def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
     return f"sqlite:///{tmp_path / 'footfall.db'}"
 
 
+def lock_waiters(db: Database) -> int:
+    """Sessions of ``db``'s PostgreSQL database waiting for a lock another transaction holds: how a race test knows its
+    other transaction has reached the lock it waits on, without sleeping."""
+    from sqlalchemy import text
+
+    with db.read() as probe:
+        return int(
+            probe.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE NOT l.granted AND a.datname = current_database()"
+                )
+            ).scalar_one()
+        )
+
+
 @dataclass
 class Server:
     client: TestClient

@@ -27,6 +27,7 @@ from tests.server.conftest import (
     aggregate,
     encoded,
     fixed_date_ingestor,
+    lock_waiters,
     make_server,
 )
 
@@ -645,14 +646,7 @@ def _store_an_empty_bucket_while_a_cell_is_created(server: Server) -> None:
         done.set()
 
     def waiting_or_done() -> bool:
-        with server.db.read() as probe:
-            waits = probe.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE NOT l.granted AND a.datname = current_database()"
-                )
-            ).scalar_one()
-        return done.is_set() or waits > 0
+        return done.is_set() or lock_waiters(server.db) > 0
 
     replica = threading.Thread(target=store_empty)
     with server.db.write() as session:

@@ -18,7 +18,7 @@ from footfall.server.rollups import daily_vs_hourly, slots_vs_hourly
 from footfall.server.tables import Bucket, DeadLetter, HourlyRollup
 from sqlalchemy import func, select
 
-from tests.server.conftest import BASE, Server, agent_status, aggregate, make_server
+from tests.server.conftest import BASE, Server, agent_status, aggregate, lock_waiters, make_server
 from tests.server.test_privacy import ATTACKS, DAY, NINE, answers, messages
 
 SITE = "/api/v1/sites/mall"
@@ -333,7 +333,7 @@ def _start_and_admin_change_of_k(db: Database, admin_first: bool) -> list[Except
     from footfall.server.rollups import cells as cells_module
     from footfall.server.rollups import ensure_release, release_site
     from footfall.server.tables import Site
-    from sqlalchemy import text, update
+    from sqlalchemy import update
 
     from tests.waiting import wait_until
 
@@ -377,14 +377,7 @@ def _start_and_admin_change_of_k(db: Database, admin_first: bool) -> list[Except
         thread.start()
 
     def waits_or_ended() -> bool:
-        with db.engine.connect() as connection:
-            locked = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-            ).scalar()
-        return bool(locked) or not waiting.is_alive()
+        return lock_waiters(db) > 0 or not waiting.is_alive()
 
     assert paused.wait(60)
     wait_until(waits_or_ended)
