@@ -15,6 +15,9 @@ from footfall.server.tables import Agent
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+# The state of an agent that sent aggregates but no status yet.
+NO_STATUS = "no_status"
+
 
 def agent_rows(
     session: Session, site_id: str | None, offline_after_s: float, now: float | None = None
@@ -26,17 +29,21 @@ def agent_rows(
     rows = []
     for agent in session.scalars(query):
         silence = max(0.0, now - agent.last_seen)
+        # An agent heard from only through its aggregates (no status yet: an agent that sends over HTTP alone, or
+        # the seconds before its first heartbeat) is alive, but it has told nothing of its frame rate, latency or
+        # outbox: those read null, never a 0 that looks measured.
+        reported = agent.last_status_at is not None
         rows.append(
             {
                 "agent_id": agent.agent_id,
                 "site_id": agent.site_id,
                 "online": agent.state == "online" and silence <= offline_after_s,
-                "state": agent.state,
+                "state": agent.state if reported else NO_STATUS,
                 "last_seen": to_iso(agent.last_seen),
                 "seconds_since_seen": round(silence, 1),
-                "fps": agent.fps,
-                "latency_ms": agent.latency_ms,
-                "outbox_depth": agent.outbox_depth,
+                "fps": agent.fps if reported else None,
+                "latency_ms": agent.latency_ms if reported else None,
+                "outbox_depth": agent.outbox_depth if reported else None,
                 "version": agent.version,
                 "cameras": json.loads(agent.cameras_json or "[]"),
                 "models": json.loads(agent.models_json or "[]"),

@@ -397,12 +397,15 @@ class AgentOut(BaseModel):
     agent_id: str
     site_id: str
     online: bool = Field(description="Reported online and heard from within the offline threshold.")
-    state: str = Field(description="Last state the agent reported ('online'/'offline').")
+    state: str = Field(
+        description="Last state the agent reported ('online'/'offline'); 'no_status' for an agent heard from only "
+        "through its aggregates."
+    )
     last_seen: str
     seconds_since_seen: float
-    fps: float
-    latency_ms: float
-    outbox_depth: int
+    fps: float | None = Field(description="Frames per second from its last status; null before its first status.")
+    latency_ms: float | None = Field(description="Per-frame latency from its last status; null before its first.")
+    outbox_depth: int | None = Field(description="Counts waiting in its outbox; null before its first status.")
     version: str
     cameras: list[CameraOut]
     models: list[ModelServing] = Field(

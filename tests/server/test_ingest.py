@@ -157,6 +157,19 @@ def test_status_messages_update_the_agent(server: Server) -> None:
     assert server.get("/api/v1/agents", site="mall").json()[0]["online"] is False
 
 
+def test_an_agent_heard_from_only_through_aggregates_reports_no_figures_it_never_sent(server: Server) -> None:
+    # Found by a new-user review: an agent posting aggregates over HTTP read online at 0.0 fps, 0 ms and an empty
+    # outbox, figures it never sent.
+    server.ingest(aggregate(female=6, male=6))
+    (agent,) = server.get("/api/v1/agents", site="mall").json()
+    assert agent["online"] is True and agent["state"] == "no_status"
+    assert (agent["fps"], agent["latency_ms"], agent["outbox_depth"]) == (None, None, None)
+    status = {"kind": "status", "agent_id": agent["agent_id"], "site_id": "mall", "state": "online"}
+    server.ingest({**status, "sent_at": "2026-11-20T10:00:00Z", "fps": 0.0, "outbox_depth": 0})
+    (agent,) = server.get("/api/v1/agents", site="mall").json()
+    assert agent["state"] == "online" and (agent["fps"], agent["outbox_depth"]) == (0.0, 0)  # now told, 0 is 0
+
+
 def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Server) -> None:
     server.ingest(aggregate(zone="fc-north", female=6, male=6))
     zones = server.get("/api/v1/sites/mall/zones").json()

@@ -321,12 +321,19 @@ function modeCell(applied, siteMode) {
   return parts.length ? h("div", { class: "demographics", dataset: { mode: applied } }, ...parts) : "";
 }
 
+/** A figure an agent has not reported: it sent counts but no status yet (an agent that posts over HTTP alone). */
+function notToldNode() {
+  return h("span", { class: "faint", dataset: { notTold: "true" },
+    title: "Not reported: this agent has sent counts but no status yet, so its frame rate, latency and outbox are not known." }, "—");
+}
+
 function agentsTable(agents, sites) {
   const tzOf = new Map(sites.map((s) => [s.site_id, s.timezone]));
   const modeOf = new Map(sites.map((s) => [s.site_id, s.demographics || "full"]));
   const rows = agents.map((a) => {
     const tz = tzOf.get(a.site_id) || "UTC";
-    const status = a.online ? h("span", { class: "badge ok" }, h("span", { class: "dot" }), "online")
+    const status = a.online ? h("span", { class: "badge ok",
+      title: a.state === "no_status" ? "Sending counts; no status from it yet" : null }, h("span", { class: "dot" }), "online")
       : a.state === "offline" ? h("span", { class: "badge bad" }, h("span", { class: "dot" }), "offline")
         : h("span", { class: "badge warn", title: "Says it is online but has not been heard from recently" },
           h("span", { class: "dot" }), "not heard from");
@@ -348,9 +355,10 @@ function agentsTable(agents, sites) {
       h("td", {}, a.site_id),
       h("td", {}, status),
       h("td", {}, h("div", {}, fmtAgo(a.seconds_since_seen)), h("div", { class: "faint" }, fmtDateTime(a.last_seen, tz))),
-      h("td", { class: "num" }, a.online ? a.fps.toFixed(1) : h("span", { class: "faint" }, a.fps.toFixed(1))),
-      h("td", { class: "num" }, `${Math.round(a.latency_ms)} ms`),
-      h("td", { class: "num" }, a.outbox_depth ? h("span", { class: "badge warn" }, fmtInt(a.outbox_depth)) : "0"),
+      h("td", { class: "num" }, a.fps === null ? notToldNode() : a.online ? a.fps.toFixed(1) : h("span", { class: "faint" }, a.fps.toFixed(1))),
+      h("td", { class: "num" }, a.latency_ms === null ? notToldNode() : `${Math.round(a.latency_ms)} ms`),
+      h("td", { class: "num" }, a.outbox_depth === null ? notToldNode()
+        : a.outbox_depth ? h("span", { class: "badge warn" }, fmtInt(a.outbox_depth)) : "0"),
       h("td", {}, cameras),
       h("td", { title: cpu }, models, modeCell(a.demographics, modeOf.get(a.site_id) || "full")),
       h("td", { class: "faint" }, a.version || "—"));
