@@ -53,7 +53,8 @@ export function heatmapChart(container, data, metric = "people", { passes = fals
         // Nobody passed in this hour of the week, or nobody classified (a counts-only site): no share to colour,
         // and nothing hidden either.
         if (cell.people === 0 || unclassified(cell)) cls += " quiet";
-        else if (cell.female_share === null) { cls += " suppressed"; fill = `url(#${hatch})`; } else fill = shareColour(cell.female_share);
+        // Released people whose split is withheld: a part of it was below k, not the people (they may be many).
+        else if (cell.female_share === null) { cls += " suppressed split-withheld"; fill = `url(#${hatch})`; } else fill = shareColour(cell.female_share);
       } else fill = rampColour((cell.mean_people ?? 0) / maxMean);
       cells.append(s("rect", { class: cls, x: left + hour * cw, y: top + day * ch, width: cw, height: ch, rx: 2,
         fill: fill || null, dataset: { how } }));
@@ -72,7 +73,9 @@ export function heatmapChart(container, data, metric = "people", { passes = fals
     legend.append(h("span", {}, "0"), h("span", { class: "ramp", style: `background:${RAMP_CSS}` }),
       h("span", {}, `${fmtMean(maxMean)} ${passes ? "zone passes" : "people"} per week`));
   }
-  legend.append(h("span", { style: "margin-left:1rem" }, h("span", { class: "sw hatch legend-sw" }), ` suppressed (<${k})`),
+  const withheld = metric === "female_share" ? ` withheld (fewer than ${k} people, or a gender part below ${k})`
+    : ` suppressed (<${k})`;
+  legend.append(h("span", { style: "margin-left:1rem", dataset: { legend: "withheld" } }, h("span", { class: "sw hatch legend-sw" }), withheld),
     h("span", { style: "margin-left:.6rem" }, h("span", { class: "sw legend-sw", style: "background:#f5f7f9;border:1px solid #dfe4ea" }), " no data"));
   container.replaceChildren(box, legend);
   const tooltip = createTooltip(box);

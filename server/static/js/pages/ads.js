@@ -284,6 +284,10 @@ async function load() {
   const sites = await api("/sites");
   if (!sites.length) {
     empty(ranking, "No data yet", "Slots appear once camera boxes have reported for a few days.");
+    empty(document.getElementById("slotmap"), "No data yet");
+    document.getElementById("how").replaceChildren(h("h2", { id: "how-title" }, "How this ranking works"),
+      h("p", {}, "Nothing to rank yet: no camera box has reported. Once one has, each slot (a zone at an hour of the " +
+        "week) is ranked by how many people of the chosen audience pass it."));
     return;
   }
   // No site asked: the first. A site asked that the server does not have: said so, never another site's slots.

@@ -144,6 +144,8 @@ function visitorKpis(figures, k) {
 
 /** Whether a comparison's zones hold an hour a camera watched only part of: its passes are then at least the sum. */
 const partlyObserved = (comparison) => comparison.zones.some((z) => (z.hours_partly_observed ?? 0) > 0);
+/** Whether any zone of a comparison was reported in its range: where none was, its 0 people are no count. */
+const reported = (comparison) => comparison.zones.some((z) => z.hours_observed > 0);
 
 function renderKpis(sites, figures, agents) {
   // A withheld count is below its own site's k, so below the largest: "<k" holds for every site with it.
@@ -162,10 +164,12 @@ function renderKpis(sites, figures, agents) {
   document.getElementById("kpis").replaceChildren(
     ...visitorKpis(figures, k),
     // Zones overlap (a counting line inside a zone), so their sum counts passes, not distinct people.
-    kpi("Zone passes today", peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast || peopleMissing }) : countNode(null, k),
+    kpi("Zone passes today", !figures.some((f) => reported(f.todayTotals)) ? notReported("today", "any zone")
+      : peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast || peopleMissing }) : countNode(null, k),
       `${sites.length > 1 ? `${plural(sites.length, "site")}, each since its midnight` : `since midnight, ${sites[0].timezone}`}` +
       `${releasedUpTo(figures)}; one person in two zones counts twice`, "kpi-people"),
-    kpi("Last 7 days", weekKnown ? countNode(week, k, { lowerBound: weekAtLeast || weekMissing }) : countNode(null, k), "zone passes, today included", "kpi-week"),
+    kpi("Last 7 days", !figures.some((f) => reported(f.weekTotals)) ? notReported("in the last 7 days", "any zone")
+      : weekKnown ? countNode(week, k, { lowerBound: weekAtLeast || weekMissing }) : countNode(null, k), "zone passes, today included", "kpi-week"),
     shareKpi(figures),
     kpi("Zones", fmtInt(zones), `${plural(sites.length, "site")}; cameras and entrances not included`, "kpi-zones"),
     kpi("Agents online", h("span", {}, fmtInt(online), h("span", { class: "faint" }, ` / ${fmtInt(agents.length)}`)),
@@ -189,13 +193,27 @@ function occupancyBlock(f) {
       `Occupancy: people inside at each hour's end since ${since} (in − out, never below 0), up to ${asOf(v)}.`));
 }
 
+const CAMERA_WITHHELD_HELP = (k) =>
+  `Withheld for privacy: a part of this camera's people (its share of a zone, or of a zone or entrance it feeds) ` +
+  `was below ${k} or is held back, and the camera's figure beside its zones' would give that part back. It is not ` +
+  `zero, and not necessarily below ${k}.`;
+
+/** A camera's distinct people: a withheld camera reads "withheld", never "<k": it is withheld whole where a part of
+ * it is hidden, however many people it saw (API.md, "Cameras"). */
+function cameraCount(camera, k) {
+  if (camera.people !== null) return countNode(camera.people, k, { lowerBound: camera.people_lower_bound });
+  const chip = h("span", { class: "supp", title: CAMERA_WITHHELD_HELP(k), "aria-label": "withheld for privacy",
+    dataset: { suppressed: "true", cameraWithheld: "true" } }, "withheld");
+  return chip;
+}
+
 function cameraLine(f) {
   const cameras = f.visitors.totals.cameras;
   if (!cameras.length) return null;
   const k = f.visitors.k;
   return h("div", { class: "meta cameras-line" }, "Distinct people per camera today: ",
     cameras.map((c, i) => h("span", { dataset: { camera: c.camera_id } }, i ? ", " : "", `${c.camera_id} `,
-      countNode(c.people, k, { lowerBound: c.people_lower_bound }))),
+      cameraCount(c, k))),
     " (cameras overlap; not added up)");
 }
 
@@ -234,9 +252,14 @@ function siteCard(f) {
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
         ? occupancyNode(visitors.occupancy_at_end) : h("span", { class: "faint" }, "—")),
       h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound || partlyObserved(todayTotals) })),
+      // A range no zone reported is "no data", as in the zones table: its 0 people are no count.
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, reported(todayTotals)
+        ? countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound || partlyObserved(todayTotals) })
+        : notReported("today", "any zone of this site")),
         h("div", { class: "l" }, "zone passes today")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, countNode(week.people, k, { lowerBound: week.people_lower_bound || partlyObserved(weekTotals) })),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, reported(weekTotals)
+        ? countNode(week.people, k, { lowerBound: week.people_lower_bound || partlyObserved(weekTotals) })
+        : notReported("in the last 7 days", "any zone of this site")),
         h("div", { class: "l" }, "passes, 7 days")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "female" } }, correctedShareNode(week, "female", "passes")),
         h("div", { class: "l" }, "women, 7 days (corrected)")),
@@ -251,9 +274,9 @@ function siteCard(f) {
       h("a", { href: link("ad-placement") }, "Ad placement →")));
 }
 
-/** A zone no agent reported in a range: no count, rather than a 0 that reads as nobody passing. */
-function notReported(when) {
-  return h("span", { class: "faint", dataset: { notReported: "true" }, title: `No agent reported this zone ${when}: its camera or agent was off or down.` }, "no data");
+/** A zone (or a site's zones) no agent reported in a range: no count, rather than a 0 that reads as nobody passing. */
+function notReported(when, what = "this zone") {
+  return h("span", { class: "faint", dataset: { notReported: "true" }, title: `No agent reported ${what} ${when}: its camera or agent was off or down.` }, "no data");
 }
 
 /** A zone's people in the zones table: at least the count where cells were withheld or a camera watched only part of

@@ -249,18 +249,21 @@ function renderMissingZone(sites, site, zones, asked, range, granularity) {
         "all zones of the site"), ".")));
 }
 
+// The page's figure panels: each shows a spinner until its answer, and "No data yet" where there is none to ask for.
+const PANELS = ["series", "split", "peaks", "ages", "heatmap"];
+
 async function load() {
   const params = pageParams();
   if (!state) {
     // The page's frame at once, each panel with its own spinner, instead of one spinner over a blank page while a
     // busy server answers.
     reveal();
-    for (const id of ["series", "split", "peaks", "ages", "heatmap"]) loading(document.getElementById(id));
+    for (const id of PANELS) loading(document.getElementById(id));
   }
   const sites = await api("/sites");
   if (!sites.length) {
     document.getElementById("title").textContent = "Zones";
-    for (const id of ["series", "split", "peaks", "heatmap"]) empty(document.getElementById(id), "No data yet");
+    for (const id of PANELS) empty(document.getElementById(id), "No data yet");
     empty(document.getElementById("series"), "No data yet", "Zones appear when the first camera box reports.");
     return;
   }
@@ -278,6 +281,7 @@ async function load() {
   clearMissingSite();
   const zones = await api(`/sites/${encodeURIComponent(site.site_id)}/zones`);
   if (!zones.length) {
+    for (const id of PANELS) empty(document.getElementById(id), "No data yet");
     empty(document.getElementById("series"), "This site has no zones yet");
     return;
   }
