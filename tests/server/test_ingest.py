@@ -6,6 +6,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+from footfall.core.wire import AgentStatus
+from footfall.server import agents
+from footfall.server.localtime import to_iso
 from footfall.server.rollups import (
     daily_vs_hourly,
     raw_vs_classifiers,
@@ -16,7 +19,16 @@ from footfall.server.settings import Settings
 from footfall.server.tables import Bucket, DeadLetter, HourlyRollup, SlotCumulative
 from sqlalchemy import func, select
 
-from tests.server.conftest import BASE, Server, aggregate, encoded, make_server, make_storing_fail, minutes
+from tests.server.conftest import (
+    BASE,
+    Server,
+    agent_status,
+    aggregate,
+    encoded,
+    make_server,
+    make_storing_fail,
+    minutes,
+)
 
 RANGE = {"start": "2026-11-15T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
 
@@ -168,6 +180,39 @@ def test_an_agent_heard_from_only_through_aggregates_reports_no_figures_it_never
     server.ingest({**status, "sent_at": "2026-11-20T10:00:00Z", "fps": 0.0, "outbox_depth": 0})
     (agent,) = server.get("/api/v1/agents", site="mall").json()
     assert agent["state"] == "online" and (agent["fps"], agent["outbox_depth"]) == (0.0, 0)  # now told, 0 is 0
+
+
+def test_a_resent_bucket_does_not_tell_a_viewer_when_someone_passed(server: Server) -> None:
+    """Found by an adversarial review: every aggregate moved the agent's last_seen to the second, and an agent
+    resends a closed bucket only when a decision in it firms up, so a viewer polling /agents learned live that
+    somebody had just passed, past the release delay. Aggregates now date an agent to the minute, and only a whole
+    minute after it was last seen; statuses (the heartbeat) keep it within that."""
+    t0 = 1_800_000_000  # on a minute
+
+    def last_seen(agent: str, now: float) -> str:
+        with server.db.read() as session:
+            (row,) = [row for row in agents.agent_rows(session, "mall", 180.0, now) if row["agent_id"] == agent]
+        return str(row["last_seen"])
+
+    def heard(agent: str, now: float) -> None:
+        with server.db.write() as session:
+            agents.heard_from(session, {agent: "mall"}, now)
+
+    heard("quiet", t0 + 5)  # its first bucket closes
+    assert last_seen("quiet", t0 + 10) == to_iso(t0)
+    heard("quiet", t0 + 37)  # the bucket again: a person's decision firmed up
+    assert last_seen("quiet", t0 + 40) == to_iso(t0)
+    heard("quiet", t0 + 65)  # the next bucket closes: a minute later, as it would with nobody there
+    assert last_seen("quiet", t0 + 70) == to_iso(t0 + 60)
+
+    heard("talker", t0 + 5)
+    status = AgentStatus.model_validate(agent_status(agent="talker", sent_at=to_iso(t0 + 100)))
+    with server.db.write() as session:
+        agents.store_statuses(session, [status], t0 + 100)
+    assert last_seen("talker", t0 + 101) == to_iso(t0 + 100)
+    heard("talker", t0 + 125)  # a resend in the next minute, between heartbeats
+    assert last_seen("talker", t0 + 126) == to_iso(t0 + 100)
+    assert server.get("/api/v1/agents", site="mall").status_code == 200
 
 
 def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Server) -> None:
