@@ -5,8 +5,11 @@ refused (``LockedOut``, with the seconds to wait) until its oldest counted failu
 256-bit random tokens, so this is not what keeps them safe; it keeps a guesser from hammering the database and
 filling the log, and makes a leaked-in-part key no quicker to complete.
 
-Each attempt counts as a failure from the moment it is admitted until ``take_back`` uncounts it, so a burst of
-simultaneous guesses cannot slip past the limit between the check and the key lookup.
+An attempt is admitted only while the address's failures plus its attempts in flight (admitted, not yet judged)
+stay under the limit, so a burst of simultaneous guesses cannot slip past it between the check and the key lookup.
+An attempt beyond that waits (up to ``wait_s``) for those in flight to be judged, rather than being refused: the
+dashboard asks a dozen things at once with one good key, and every user behind one proxy shares an address (a
+refusal there locked good keys out, though successes are not limited). Only a failure stays counted.
 
 Counts live in this server process only: N replicas behind a balancer each allow ``per_window`` failures per
 address, and a restart forgets them. Behind a reverse proxy every client has the proxy's address unless the ASGI
@@ -29,11 +32,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Attempt:
-    """An admitted attempt; hand it to ``take_back`` when the key proves good."""
+    """An admitted attempt; hand it to ``failed`` when its key proves wrong, else to ``take_back``."""
 
     client: str
     at: float
-    fills_window: bool  # if this attempt fails, its address is locked out
 
 
 class LockedOut(Exception):
@@ -43,57 +45,96 @@ class LockedOut(Exception):
         self.retry_after = retry_after
 
 
+class TooManyInFlight(LockedOut):
+    """An attempt waited ``wait_s`` and the address still had as many attempts in flight as the limit allows."""
+
+
 class FailedAuthLimiter:
     """``per_window`` failed attempts per address within ``window_s`` seconds; 0 turns the limit off."""
 
-    def __init__(self, per_window: int, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        per_window: int,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        wait_s: float = 10.0,
+    ):
         if per_window < 0:
             raise ValueError(f"per_window must be 0 (no limit) or more, not {per_window}")
         if window_s <= 0:
             raise ValueError(f"window_s must be positive, not {window_s}")
         self.per_window = per_window
         self.window_s = window_s
+        self.wait_s = wait_s
         self.clock = clock
         self._failures: dict[str, deque[float]] = {}  # per address: its failure times, oldest first
-        self._lock = threading.Lock()  # sync dependencies run in a thread pool
+        self._in_flight: dict[str, int] = {}  # per address: attempts admitted and not yet judged
+        self._judged = threading.Condition(threading.Lock())  # sync dependencies run in a thread pool
         self._next_sweep = clock() + window_s
 
     def attempt(self, client: str) -> Attempt:
-        """Admits an attempt from ``client`` and counts it as failed, or raises ``LockedOut`` counting nothing."""
+        """Admits an attempt from ``client``, waiting while its attempts in flight fill what the limit leaves; raises
+        ``LockedOut`` where its failures reach the limit, ``TooManyInFlight`` where the wait runs out."""
         now = self.clock()
         if not self.per_window:
-            return Attempt(client, now, fills_window=False)
-        with self._lock:
-            self._sweep(now)
-            failures = self._recent(client, now)
-            if len(failures) >= self.per_window:
-                raise LockedOut(client, self._wait(failures, now))
-            failures.append(now)
-            self._failures[client] = failures
-            return Attempt(client, now, fills_window=len(failures) == self.per_window)
+            return Attempt(client, now)
+        deadline = time.monotonic() + self.wait_s
+        with self._judged:
+            while True:
+                now = self.clock()
+                self._sweep(now)
+                failures = self._recent(client, now)
+                if len(failures) >= self.per_window:
+                    raise LockedOut(client, self._wait(failures, now))
+                in_flight = self._in_flight.get(client, 0)
+                if len(failures) + in_flight < self.per_window:
+                    self._in_flight[client] = in_flight + 1
+                    return Attempt(client, now)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TooManyInFlight(client, 1)
+                self._judged.wait(left)
 
     def take_back(self, attempt: Attempt) -> None:
-        """Uncounts an admitted attempt whose key was good, or never judged (a database fault)."""
-        with self._lock:
-            failures = self._failures.get(attempt.client)
-            if failures is not None and attempt.at in failures:
-                failures.remove(attempt.at)
-                if not failures:
-                    del self._failures[attempt.client]
+        """Ends an admitted attempt whose key was good, or never judged (a database fault): nothing stays counted."""
+        if not self.per_window:
+            return
+        with self._judged:
+            self._end(attempt.client)
+
+    def failed(self, attempt: Attempt) -> bool:
+        """Counts an admitted attempt whose key was wrong; True where that failure locks its address out."""
+        if not self.per_window:
+            return False
+        with self._judged:
+            self._end(attempt.client)
+            now = self.clock()
+            failures = self._recent(attempt.client, now)
+            failures.append(now)
+            self._failures[attempt.client] = failures
+            return len(failures) == self.per_window
+
+    def _end(self, client: str) -> None:
+        left = self._in_flight.get(client, 0) - 1
+        if left > 0:
+            self._in_flight[client] = left
+        else:
+            self._in_flight.pop(client, None)
+        self._judged.notify_all()
 
     def retry_after(self, client: str) -> int:
         """Whole seconds until ``client`` may try again; 0 when it may now."""
         if not self.per_window:
             return 0
-        with self._lock:
+        with self._judged:
             now = self.clock()
             failures = self._recent(client, now)
             return self._wait(failures, now) if len(failures) >= self.per_window else 0
 
     def tracked(self) -> int:
         """How many addresses are held in memory."""
-        with self._lock:
-            return len(self._failures)
+        with self._judged:
+            return len(self._failures.keys() | self._in_flight.keys())
 
     def _recent(self, client: str, now: float) -> deque[float]:
         failures = self._failures.get(client, deque())

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from footfall.core.logs import OncePer, log_event
 from footfall.server.auth import Principal, authenticate
-from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
+from footfall.server.auth_limit import FailedAuthLimiter, LockedOut, TooManyInFlight
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
 from footfall.server.localtime import EARLIEST, HOUR, LATEST, hour_ceil, whole_days_from
@@ -114,6 +114,12 @@ def _authenticate(ctx: ServerContext, request: Request, key: str) -> Principal:
     client = request.client.host if request.client else "unknown"
     try:
         attempt = limiter.attempt(client)
+    except TooManyInFlight as busy:
+        raise HTTPException(
+            429,
+            f"too many API-key checks in flight from this address; try again in {busy.retry_after} s",
+            headers={"Retry-After": str(busy.retry_after)},
+        ) from None
     except LockedOut as locked:
         raise HTTPException(
             429,
@@ -128,7 +134,7 @@ def _authenticate(ctx: ServerContext, request: Request, key: str) -> Principal:
         raise
     ctx.database_down.ended()  # every request with a key reads it in the database: it answers
     if principal is None:
-        if attempt.fills_window:
+        if limiter.failed(attempt):
             log_event(
                 logger,
                 logging.WARNING,

@@ -8,11 +8,15 @@ The clock is injected: no test sleeps.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
+from footfall.server.auth_limit import FailedAuthLimiter, LockedOut, TooManyInFlight
 from footfall.server.settings import Settings
 
 from tests.server.conftest import Server, make_server
@@ -179,40 +183,69 @@ def test_the_setting_reads_its_environment_variable(monkeypatch: pytest.MonkeyPa
 # The limiter itself.
 
 
-def test_attempts_in_flight_count_until_they_succeed(clock: Clock) -> None:
-    """A burst of simultaneous guesses cannot slip past the limit between the check and the lookup: each attempt
-    counts as a failure from the moment it is admitted until its key proves good."""
-    limiter = FailedAuthLimiter(3, clock=clock)
+def test_attempts_in_flight_wait_rather_than_slip_past_the_limit(clock: Clock) -> None:
+    """A burst of simultaneous guesses cannot slip past the limit between the check and the lookup: while the
+    address's failures and attempts in flight fill the limit, the next attempt waits for one to be judged (and gives
+    up after wait_s), and only failures stay counted."""
+    limiter = FailedAuthLimiter(3, clock=clock, wait_s=0.05)
     admitted = [limiter.attempt("198.51.100.1") for _ in range(3)]
+    with pytest.raises(TooManyInFlight) as busy:
+        limiter.attempt("198.51.100.1")
+    assert busy.value.retry_after == 1 and limiter.retry_after("198.51.100.1") == 0
+    limiter.take_back(admitted[1])  # a good key
+    admitted[1] = limiter.attempt("198.51.100.1")
+    assert [limiter.failed(attempt) for attempt in admitted] == [False, False, True]  # the third locks it out
     with pytest.raises(LockedOut) as locked:
         limiter.attempt("198.51.100.1")
-    assert locked.value.retry_after == 60
-    limiter.take_back(admitted[1])
-    assert limiter.retry_after("198.51.100.1") == 0
-    limiter.attempt("198.51.100.1")
-    assert limiter.retry_after("198.51.100.1") == 60
+    assert not isinstance(locked.value, TooManyInFlight) and locked.value.retry_after == 60
+
+
+def test_good_keys_sent_at_once_all_pass_and_a_burst_of_guesses_gets_no_more_than_the_limit(clock: Clock) -> None:
+    """Found by an adversarial review: 60 requests at once with one good key from one address got 14 refusals
+    (429), as every user behind one proxy would; attempts in flight counted as failures until judged."""
+    limiter = FailedAuthLimiter(10, clock=clock)
+    start = threading.Barrier(60)
+
+    def request(good: bool) -> str:
+        start.wait()
+        try:
+            attempt = limiter.attempt("198.51.100.1")
+        except LockedOut:
+            return "refused"
+        time.sleep(0.01)  # the key lookup
+        if good:
+            limiter.take_back(attempt)
+            return "passed"
+        limiter.failed(attempt)
+        return "looked up"
+
+    with ThreadPoolExecutor(60) as pool:
+        assert Counter(pool.map(request, [True] * 60)) == {"passed": 60}
+        assert Counter(pool.map(request, [False] * 60)) == {"looked up": 10, "refused": 50}
+    assert limiter.tracked() == 1
 
 
 def test_the_attempt_that_fills_the_window_says_so(clock: Clock) -> None:
     limiter = FailedAuthLimiter(2, clock=clock)
-    assert [limiter.attempt("a").fills_window for _ in range(2)] == [False, True]
-    assert not FailedAuthLimiter(0, clock=clock).attempt("a").fills_window
+    assert [limiter.failed(limiter.attempt("a")) for _ in range(2)] == [False, True]
+    disabled = FailedAuthLimiter(0, clock=clock)
+    assert not disabled.failed(disabled.attempt("a"))
 
 
 def test_addresses_whose_failures_expired_are_forgotten(clock: Clock) -> None:
     limiter = FailedAuthLimiter(5, clock=clock)
     for n in range(1000):
-        limiter.attempt(f"10.0.{n // 256}.{n % 256}")
+        limiter.failed(limiter.attempt(f"10.0.{n // 256}.{n % 256}"))
     assert limiter.tracked() == 1000
     clock.advance(61)
-    limiter.attempt("10.9.9.9")
+    limiter.failed(limiter.attempt("10.9.9.9"))
     assert limiter.tracked() == 1
 
 
 def test_a_disabled_limiter_counts_nothing(clock: Clock) -> None:
     limiter = FailedAuthLimiter(0, clock=clock)
     for _ in range(1000):
-        limiter.attempt("a")
+        limiter.failed(limiter.attempt("a"))
     assert limiter.retry_after("a") == 0 and limiter.tracked() == 0
 
 
