@@ -45,13 +45,58 @@ def describe_yaml_error(exc: yaml.YAMLError, source: str) -> str:
     return f"{source}{where}: not valid YAML ({problem})"
 
 
+# Values a config or recipe may expand to, aliases followed: a few hundred in a real one. Each alias of an anchor is
+# its whole value again, so nine levels of ten aliases each is a billion values ("billion laughs"), which a reader
+# walking the values never finishes.
+MAX_EXPANDED_VALUES = 100_000
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def alias_problem(root: yaml.Node | None, source: str, limit: int = MAX_EXPANDED_VALUES) -> str | None:
+    """``source:line: ...`` for an alias inside the value it names (``a: &a [*a]``, a value that holds itself) or
+    aliases that expand to more than ``limit`` values, else None. Each node is sized once (an alias is the node it
+    names, shared), so this takes as long as the file, not as its expansion."""
+    sizes: dict[int, int] = {}
+    ancestors: set[int] = set()  # the nodes whose children are being sized: a node met again among them holds itself
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)] if root is not None else []
+    while stack:
+        node, children_sized = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if children_sized:
+            ancestors.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > limit:
+                return f"{source}:{line}: aliases here expand to more than {limit:,} values (an alias of an alias?)"
+            continue
+        if key in sizes:
+            continue
+        if key in ancestors:
+            return f"{source}:{line}: an alias refers to a value that holds it (a value cannot contain itself)"
+        ancestors.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+    return None
+
+
 def repeated_key(root: yaml.Node | None, source: str) -> str | None:
     """``source:line: key 'x' given twice (first on line n)`` for the first mapping key that appears twice, or None.
     PyYAML keeps the last of two equal keys without a word, so a config with two ``cameras:`` would run one camera
-    and say nothing of the other."""
+    and say nothing of the other. Each node is read once, however many aliases name it."""
     stack = [root] if root is not None else []
+    read: set[int] = set()
     while stack:
         node = stack.pop()
+        if id(node) in read:
+            continue
+        read.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key, value in node.value:
@@ -64,3 +109,10 @@ def repeated_key(root: yaml.Node | None, source: str) -> str | None:
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(reversed(node.value))
     return None
+
+
+def structure_problem(root: yaml.Node | None, source: str) -> str | None:
+    """What PyYAML reads without a word but a config or recipe must not hold: an alias that holds itself or expands
+    past MAX_EXPANDED_VALUES (checked first: walking its values would never end), a key given twice. One line, or
+    None."""
+    return alias_problem(root, source) or repeated_key(root, source)

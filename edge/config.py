@@ -39,7 +39,7 @@ from footfall.core.wire import (
     Measure,
     bucket_seconds_problem,
 )
-from footfall.core.yamlerrors import describe_yaml_error, repeated_key
+from footfall.core.yamlerrors import describe_yaml_error, structure_problem
 from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
 from pydantic import (
     BaseModel,
@@ -707,7 +707,7 @@ def parse_config(text: str, source: str = "<config>", base: Path | None = None) 
         raise ConfigError(describe_yaml_error(exc, source)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}:1: config must be a mapping of fields (agent_id, site_id, cameras, ...)")
-    repeated = repeated_key(root, source)
+    repeated = structure_problem(root, source)
     if repeated is not None:
         raise ConfigError(repeated)
     if base is not None:

@@ -241,7 +241,7 @@ class RecipeError(ValueError):
 
 def load_recipe(path: str | Path) -> Recipe:
     import yaml
-    from footfall.core.yamlerrors import describe_yaml_error, repeated_key
+    from footfall.core.yamlerrors import describe_yaml_error, structure_problem
 
     file = Path(path)
     try:
@@ -256,7 +256,7 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(describe_yaml_error(exc, str(file))) from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{file}: expected a mapping of recipe fields")
-    repeated = repeated_key(root, str(file))
+    repeated = structure_problem(root, str(file))
     if repeated is not None:
         raise RecipeError(repeated)
     try:

@@ -80,3 +80,29 @@ def test_a_key_given_twice_is_refused_not_silently_replaced(tmp_path: Path) -> N
     recipe.write_text((REPO / "models" / "configs" / "audience-v7.yaml").read_text() + "\nseed: 7\n")
     with pytest.raises(RecipeError, match=r"key 'seed' given twice"):
         load_recipe(recipe)
+
+
+def test_an_alias_that_holds_itself_or_a_billion_laughs_is_one_line_not_a_hang(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Found by an adversarial review: ``a: &a [*a]`` kept --check-config, process and doctor running until killed,
+    printing nothing, and seven levels of ten aliases took 13 s (ten times more per level): the check for repeated
+    keys walked every alias's value again."""
+    from footfall.edge.config import ConfigError, parse_config
+    from footfall.models.recipe import RecipeError, load_recipe
+
+    itself = "agent_id: a\nsite_id: b\ncameras: &c [*c]\n"
+    with pytest.raises(ConfigError, match=r"^agent.yaml:3: an alias refers to a value that holds it"):
+        parse_config(itself, "agent.yaml")
+    levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 10)
+    ]
+    laughs = "\n".join(levels) + "\nagent_id: a\nsite_id: b\ncameras: *l9\n"
+    with pytest.raises(ConfigError, match=r"expand to more than 100,000 values"):
+        parse_config(laughs, "agent.yaml")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(laughs)
+    with pytest.raises(RecipeError, match=r"expand to more than 100,000 values"):
+        load_recipe(recipe)
+    shared = "poly: &p [[0, 0], [1, 0], [1, 1]]\nzones: [*p, *p, *p]\n"  # aliases used as YAML means them: fine
+    from footfall.core.yamlerrors import structure_problem
+
+    assert structure_problem(yaml.compose(shared, Loader=yaml.SafeLoader), "s.yaml") is None
