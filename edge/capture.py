@@ -40,6 +40,14 @@ if not os.environ.get("FOOTFALL_VIDEO_DEBUG"):
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
+# Frames in a row a video file may fail to decode before its reader takes it for ended: a damaged packet costs its
+# frame, not the rest of the file (one bad packet of 280 ended a clip at frame 36), while the end of a file whose
+# header gives no frame count is found after this many quick failed reads.
+MAX_UNDECODABLE_RUN = 25
+# How far ahead of the clock a video file played frame by frame (realtime: false) may run: its frames are dated from
+# the moment it started, one frame interval apart, and a server refuses counts dated more than 15 minutes ahead
+# (footfall.server.ingest.FUTURE_TOLERANCE_S). Beyond this lead, frames wait for the clock.
+MAX_LEAD_S = 600.0
 OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 10_000
 DEFAULT_FILE_FPS = 25.0
@@ -295,6 +303,29 @@ def file_fps(capture: cv2.VideoCapture, path: str | Path) -> float:
     return DEFAULT_FILE_FPS
 
 
+def read_decodable(capture: cv2.VideoCapture, position: int, frame_count: int | None) -> tuple[int, np.ndarray] | None:
+    """The next frame of a video file that decodes and its place in the file (``position``: the place the next read
+    takes), or None at the file's end. A frame that does not decode is skipped and keeps its place, so the frames
+    after it keep their times; the file ends at its frame count, or after MAX_UNDECODABLE_RUN failures in a row."""
+    failures = 0
+    while True:
+        ok, image = capture.read()
+        if ok and image is not None:
+            return position, image
+        position += 1
+        failures += 1
+        if failures >= MAX_UNDECODABLE_RUN or (frame_count is not None and position >= frame_count):
+            return None
+
+
+def frame_count_of(capture: cv2.VideoCapture) -> int | None:
+    """The frame count the file's container gives, None where it gives none."""
+    import cv2
+
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if count and math.isfinite(count) and count > 0 else None
+
+
 def _collapsed_url(path: Path) -> str | None:
     """The stream URL a path was made from ('rtsp:/host/x', its '//' collapsed), or None."""
     scheme, sep, rest = str(path).partition(":/")
@@ -336,24 +367,22 @@ class VideoFile:
     overlaps inference. Raises :class:`VideoError` for a missing, unreadable or corrupt file."""
 
     def __init__(self, path: str | Path, start_time: float = 0.0, prefetch: int = 4):
-        import cv2
-
         self.path = Path(path)
         capture, first = _open_video_file(self.path)
         self.fps = file_fps(capture, self.path)
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if count > 0 else None
+        self.frame_count = frame_count_of(capture)
         self.width, self.height = first.shape[1], first.shape[0]
         self.start_time = start_time
         self._capture = capture
         self._first: np.ndarray | None = first
-        self._queue: Queue[np.ndarray | None] = Queue(maxsize=prefetch)
+        self._queue: Queue[tuple[int, np.ndarray] | None] = Queue(maxsize=prefetch)
         self._stop = threading.Event()
         self.ended_early = False  # the container promised more frames than could be decoded: a damaged file
+        self.skipped = 0  # frames that could not be decoded and were passed over (a damaged file)
         self._thread = threading.Thread(target=self._read, name=f"decode-{self.path.name}", daemon=True)
         self._thread.start()
 
-    def _put(self, item: np.ndarray | None) -> bool:
+    def _put(self, item: tuple[int, np.ndarray] | None) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.2)
@@ -364,18 +393,21 @@ class VideoFile:
 
     def _read(self) -> None:
         try:
-            if not self._put(self._first):
+            if self._first is None or not self._put((0, self._first)):
                 return
             self._first = None
-            read = 1
+            read, position = 1, 1
             while not self._stop.is_set():
-                ok, image = self._capture.read()
-                if not ok or image is None:
+                decoded = read_decodable(self._capture, position, self.frame_count)
+                if decoded is None:
                     break
-                read += 1
-                if not self._put(image):
+                self.skipped += decoded[0] - position
+                read, position = read + 1, decoded[0] + 1
+                if not self._put(decoded):
                     return
-            if self.frame_count and read < self.frame_count - 2 and not self._stop.is_set():
+            if self._stop.is_set():
+                return
+            if self.frame_count and position < self.frame_count - 2:
                 # The container promised more frames: a damaged file. Count what could be read, say so.
                 self.ended_early = True
                 log_event(
@@ -386,18 +418,26 @@ class VideoFile:
                     frames_read=read,
                     frames_expected=self.frame_count,
                 )
+            if self.skipped:
+                log_event(
+                    logger,
+                    logging.WARNING,
+                    "frames that could not be decoded were skipped (damaged file?); the others keep their times",
+                    video=str(self.path),
+                    frames_skipped=self.skipped,
+                    frames_read=read,
+                )
         finally:
             self._capture.release()
             self._put(None)
 
     def frames(self) -> Iterator[Frame]:
-        index = 0
         while True:
-            image = self._queue.get()
-            if image is None:
+            item = self._queue.get()
+            if item is None:
                 return
-            yield Frame(image, self.start_time + index / self.fps, index)
-            index += 1
+            position, image = item
+            yield Frame(image, self.start_time + position / self.fps, position)
 
     def close(self) -> None:
         self._stop.set()
@@ -522,6 +562,16 @@ class CameraCapture:
         finally:
             _OPENING.release()
 
+    def _report_skipped(self, skipped: int) -> None:
+        if skipped:
+            log_event(
+                logger,
+                logging.WARNING,
+                "frames that could not be decoded were skipped (damaged file?); the others keep their times",
+                camera=self.camera.id,
+                frames_skipped=skipped,
+            )
+
     def _capture_until_stopped(self) -> bool:
         """Opens, reads and reopens the camera until it is stopped (True) or its video file has ended (False)."""
         backoff = 1.0
@@ -573,13 +623,22 @@ class CameraCapture:
         if self.camera.is_file and self._file_fps is None:  # once: a looping file would warn on every play
             self._file_fps = file_fps(capture, str(self.camera.source))
         fps = self._file_fps if self.camera.is_file else None
+        frame_count = frame_count_of(capture) if self.camera.is_file else None
         # A looping file continues its own timeline: time never runs backwards between two plays.
         started = max(time.time(), self._resume_at)
-        index = 0
+        index = skipped = 0
         while not self._stop.is_set():
-            ok, image = capture.read()
-            if not ok or image is None:
-                return got_any
+            if fps is not None:
+                decoded = read_decodable(capture, index, frame_count)
+                if decoded is None:
+                    self._report_skipped(skipped)
+                    return got_any
+                skipped += decoded[0] - index
+                index, image = decoded
+            else:
+                ok, image = capture.read()
+                if not ok or image is None:
+                    return got_any
             got_any = True
             self.frames_read += 1
             if self.metrics is not None:
@@ -587,10 +646,10 @@ class CameraCapture:
             if fps is not None:
                 t = started + index / fps
                 self._resume_at = t + 1 / fps
-                if self.camera.realtime:
-                    delay = t - time.time()
-                    if delay > 0 and self._stop.wait(delay):
-                        return got_any
+                # Played in real time, each frame waits for its moment; frame by frame, only past MAX_LEAD_S.
+                delay = t - time.time() - (0.0 if self.camera.realtime else MAX_LEAD_S)
+                if delay > 0 and self._stop.wait(delay):
+                    return got_any
             else:
                 t = time.time()
             frame = Frame(image, t, index)

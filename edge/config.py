@@ -156,7 +156,8 @@ class CameraConfig(_Model):
     fps: float = Field(default=15.0, gt=0, le=120, description="Most frames processed per second.")
     realtime: bool = Field(
         default=True,
-        description="For a video file: play it at its own frame rate (True) or process every frame (False).",
+        description="For a video file: play it at its own frame rate (True) or process every frame (False; at most "
+        "10 minutes ahead of the clock, as a server refuses counts dated later).",
     )
     loop: bool = Field(default=False, description="For a video file: start again at its end (demos, pilots).")
     zones: list[ZoneConfig] = Field(default_factory=list)

@@ -230,9 +230,11 @@ def process_video(
         "frames_skipped": gate.skipped,
         "seconds": round(elapsed, 2),
         "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0,
-        "video_seconds": round((frames + gate.skipped) / source.fps, 2),
-        # A damaged file ends early: a script reading this summary must see it, not only the log.
+        "video_seconds": round((frames + gate.skipped + source.skipped) / source.fps, 2),
+        # A damaged file ends early, or has frames that do not decode (skipped, the others keep their times): a
+        # script reading this summary must see it, not only the log.
         "truncated": source.ended_early,
+        "frames_undecodable": source.skipped,
         "frames_expected": source.frame_count,
         "resolution": [source.width, source.height],
         "peak_rss_mb": peak_rss_mb(),

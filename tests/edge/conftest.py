@@ -150,3 +150,14 @@ def one_camera_agent(outbox: Outbox) -> Agent:
     agent = Agent(config)
     agent.outbox = outbox
     return agent
+
+
+def damage_frames(clip: Path, frames: tuple[int, ...]) -> None:
+    """Zeroes the JPEG of each of ``frames`` in an MJPG AVI (the container keeps its place), so that OpenCV fails to
+    decode those frames and decodes the others: a damaged packet mid-file."""
+    data = bytearray(clip.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    for frame in frames:
+        end = starts[frame + 1] - 16  # short of the next frame's chunk header
+        data[starts[frame] : end] = bytes(end - starts[frame])
+    clip.write_bytes(bytes(data))

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from footfall.edge import capture as capture_module
 from footfall.edge.capture import CameraCapture, describe_source
 from footfall.edge.config import CameraConfig
 
 from footfall.broker import free_port
-from tests.edge.conftest import SilentStream
+from tests.edge.conftest import SilentStream, damage_frames
 from tests.waiting import eventually, wait_until
 
 
@@ -410,3 +411,48 @@ def test_a_probe_waiting_for_a_name_server_ends_when_the_camera_stops_or_its_tim
         assert time.monotonic() - started < 5
     finally:
         answer.set()
+
+
+def _all_frames(capture: CameraCapture) -> list[tuple[int, float]]:
+    """(index, time) of every frame a capture reads frame by frame, until its file ends."""
+    frames = []
+    while not capture.finished or capture.frames_read > len(frames):
+        frame = capture.get(timeout=0.5)
+        if frame is not None:
+            frames.append((frame.index, frame.t))
+    return frames
+
+
+def test_the_agent_reads_past_frames_that_do_not_decode_and_keeps_the_others_times(tmp_path: Path) -> None:
+    """Found by an adversarial review: one damaged packet ended the agent's video file ('video file ended', exit 0)
+    with the rest unread, though OpenCV decodes every frame after it."""
+    clip = _clip(tmp_path, 60)
+    damage_frames(clip, (20, 21))
+    capture = CameraCapture(CameraConfig(id="corridor", source=str(clip), realtime=False)).start()
+    try:
+        frames = _all_frames(capture)
+    finally:
+        capture.stop()
+    assert [index for index, _ in frames] == [*range(20), *range(22, 60)]
+    start = frames[0][1]
+    assert all(t == pytest.approx(start + index / 10.0) for index, t in frames)
+
+
+def test_a_video_file_read_frame_by_frame_runs_no_further_ahead_of_the_clock_than_its_lead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an adversarial review: an 18-minute file read frame by frame ran 15 minutes ahead of the clock, and
+    the server refused every count dated later (more than FUTURE_TOLERANCE_S ahead) for good. Frames past the lead
+    wait for the clock."""
+    monkeypatch.setattr(capture_module, "MAX_LEAD_S", 0.5)
+    clip = _clip(tmp_path, 30)  # 3 s of video at 10 fps: read in a moment, were it not held back
+    capture = CameraCapture(CameraConfig(id="corridor", source=str(clip), realtime=False)).start()
+    leads = []
+    try:
+        while not capture.finished or capture.frames_read > len(leads):
+            frame = capture.get(timeout=0.5)
+            if frame is not None:
+                leads.append(frame.t - time.time())
+    finally:
+        capture.stop()
+    assert len(leads) == 30 and max(leads) <= 0.5 + 0.1 + 0.05, max(leads)  # the lead, one frame, the clock's grain

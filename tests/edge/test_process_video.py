@@ -17,6 +17,8 @@ from footfall.edge.config import AgentConfig, CameraConfig, LineConfig, ZoneConf
 from footfall.edge.offline import process_video
 from footfall.edge.pipeline import Models
 
+from tests.edge.conftest import damage_frames
+
 cv2 = pytest.importorskip("cv2")
 
 WIDTH, HEIGHT, FPS, SIZE = 320, 180, 15.0, 24
@@ -102,6 +104,23 @@ def test_a_video_that_ends_early_says_so_in_its_summary(tmp_path: Path) -> None:
     clip.write_bytes(data[: len(data) // 3])
     cut = process_video(clip, config, progress=False, models=models, start_time=0.0)
     assert (cut["truncated"], cut["frames_expected"]) == (True, 120) and cut["frames"] < 60, cut
+
+
+def test_frames_that_do_not_decode_are_skipped_and_the_rest_of_the_video_is_read(tmp_path: Path) -> None:
+    """Found by an adversarial review: one damaged packet of 280 ended a clip at frame 36 (people 0, 'truncated')
+    though OpenCV decodes every frame after it. Now only the damaged frames are lost, and the others keep their
+    times: the walker who enters after them is counted, and the video lasts as long as before."""
+    clip = tmp_path / "walkers.avi"
+    write_clip(clip, [(20, 80, 60, 0), (20, 80, 120, 50)], frames=120)
+    damage_frames(clip, (40, 41, 42))
+    config = AgentConfig(
+        agent_id="box-test", site_id="lab", cameras=[CameraConfig(id="cam1", source=str(clip), realtime=False)]
+    )
+    models = Models(cast(FaceDetector, BrightSquareDetector()), None)
+    summary = process_video(clip, config, progress=False, models=models, start_time=0.0)
+    assert summary["people"] == 2, summary
+    assert (summary["truncated"], summary["frames_undecodable"], summary["frames"]) == (False, 3, 117), summary
+    assert summary["video_seconds"] == round(120 / FPS, 2)
 
 
 @pytest.mark.parametrize(
