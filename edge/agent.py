@@ -292,6 +292,11 @@ class Agent:
             max_messages=config.outbox.max_messages,
             resend=ResendPolicy(config.mqtt.resend_seconds, config.mqtt.resend_max_seconds),
         )
+        try:
+            self.outbox.bind(config.site_id, config.agent_id)
+        except OutboxError:
+            self.outbox.close()
+            raise
         self.outbox.prune_state()
         self.told = remembered(remembered_path(config.outbox.path)) or "full"
         self.mode = self.applied = stricter(self.floor, self.told)

@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
             # What the agent needs besides the models, each failing the check with one line as it would the agent.
             try:
                 settings.mqtt.resolved_password()
-                outbox = check_outbox(settings.outbox.path)
+                outbox = check_outbox(settings.outbox.path, settings.site_id, settings.agent_id)
             except (ConfigError, OutboxError) as exc:
                 _fail(str(exc))
             from footfall.edge.capture import VideoError, cannot_open_reason, check_video_file

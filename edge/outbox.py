@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS bucket_state (
     age TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS identity (site_id TEXT NOT NULL, agent_id TEXT NOT NULL);
 """
 # Free pages the outbox gives back to the disk once as many are free, and how many at a time (the lock is held
 # meanwhile): a long outage's peak would otherwise stay on the box's card after the server has confirmed it all.
@@ -296,6 +297,32 @@ class Outbox:
             self._db.close()
             self._claim.close()
 
+    def identity(self) -> tuple[str, str] | None:
+        """The (site_id, agent_id) whose counts this outbox holds: the one recorded at the agent's start, else (a file
+        from before it was recorded) the one its waiting aggregates name; None for a file that tells none."""
+        with self._using("read the outbox"):
+            row = self._db.execute("SELECT site_id, agent_id FROM identity LIMIT 1").fetchone()
+            if row is None:
+                row = self._db.execute(
+                    "SELECT json_extract(CAST(payload AS TEXT), '$.site_id'),"
+                    " json_extract(CAST(payload AS TEXT), '$.agent_id') FROM outbox ORDER BY id LIMIT 1"
+                ).fetchone()
+        return (str(row[0]), str(row[1])) if row is not None and None not in row else None
+
+    def bind(self, site_id: str, agent_id: str) -> None:
+        """Records that this outbox holds the counts of ``site_id``/``agent_id``, or raises :class:`OutboxError` where
+        it holds another's: its waiting aggregates go out under their own name, and its counts of the buckets still
+        open would continue under the new one, which the server keeps apart (counted twice), while their receipts go
+        to the old name (never confirmed, sent for ever)."""
+        held = self.identity()
+        if held is not None and held != (site_id, agent_id):
+            raise OutboxError(identity_mismatch(self.path, held, (site_id, agent_id)))
+        with self._using("write the outbox"):
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._db.execute("SELECT 1 FROM identity").fetchone() is None:
+                self._db.execute("INSERT INTO identity(site_id, agent_id) VALUES(?, ?)", (site_id, agent_id))
+            self._db.execute("COMMIT")
+
     def next_seq(self) -> int:
         """A seq above every one this outbox handed out; call inside :meth:`add`'s transaction."""
         row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
@@ -491,10 +518,19 @@ class Outbox:
             self._reclaim()
 
 
-def check_outbox(path: str | Path) -> str:
+def identity_mismatch(path: Path, held: tuple[str, str], wanted: tuple[str, str]) -> str:
+    return (
+        f"{path}: the outbox holds the counts of site {held[0]!r}, agent {held[1]!r}, and this config is site "
+        f"{wanted[0]!r}, agent {wanted[1]!r}: under the new name they would count twice and never be confirmed. Give "
+        "the new name an outbox of its own (outbox.path), and run the old config until its outbox is empty; or set "
+        "site_id and agent_id back"
+    )
+
+
+def check_outbox(path: str | Path, site_id: str | None = None, agent_id: str | None = None) -> str:
     """What ``footfall agent --check-config`` says of the outbox file: how many aggregates an existing one still
-    holds (opened as the agent opens it: a damaged one fails here), or that a new one can be made. Raises
-    :class:`OutboxError` (one line) when the agent could not use it."""
+    holds (opened as the agent opens it: a damaged one fails here, as one holding another site's or agent's counts
+    does), or that a new one can be made. Raises :class:`OutboxError` (one line) when the agent could not use it."""
     file = Path(path)
     if file.is_dir():
         raise OutboxError(f"{file}: the outbox path is a folder; give a file name (outbox.path)")
@@ -507,8 +543,11 @@ def check_outbox(path: str | Path) -> str:
         outbox = Outbox(file, convert=False)
         try:
             depth = outbox.depth()
+            held = outbox.identity()
         finally:
             outbox.close()
+        if site_id is not None and agent_id is not None and held is not None and held != (site_id, agent_id):
+            raise OutboxError(identity_mismatch(file, held, (site_id, agent_id)))
         return f"{file}: {depth} aggregate(s) waiting for the server's receipt"
     folder = next((parent for parent in file.parents if parent.exists()), Path("."))
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):

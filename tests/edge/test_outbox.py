@@ -694,3 +694,33 @@ print(failed, sum(reported), outbox.dropped, 3 + 10 - failed - outbox.depth())
     failed, reported, dropped, really_dropped = map(int, run.stdout.split())
     assert failed > 0, "the disk did not fill: the test shows nothing"
     assert reported == dropped == really_dropped, run.stdout
+
+
+def test_an_outbox_holding_another_names_counts_is_refused_with_one_line(tmp_path: Path) -> None:
+    """Found by an adversarial review: an agent renamed (agent_id, as edge/README suggests for two boxes that share
+    one) while its outbox held rows sent the old name's counts of the open buckets again under the new one (13
+    people at the server for 9), and the old name's rows were never confirmed: sent for ever, exit 1 at every stop.
+    The outbox now knows whose counts it holds, and the agent, and its check, refuse another name."""
+    legacy = tmp_path / "legacy.sqlite"  # written before the name was recorded: its rows name it
+    outbox = Outbox(legacy)
+    add(outbox, "a", 0, 3)
+    outbox.close()
+    assert "1 aggregate(s) waiting" in check_outbox(legacy, "lab", "box-test")
+    with pytest.raises(OutboxError) as refused:
+        check_outbox(legacy, "lab", "box-renamed")
+    said = str(refused.value)
+    assert "'lab', agent 'box-test'" in said and "agent 'box-renamed'" in said and "\n" not in said
+    outbox = Outbox(legacy)
+    with pytest.raises(OutboxError, match="holds the counts of site 'lab', agent 'box-test'"):
+        outbox.bind("lab", "box-renamed")
+    outbox.bind("lab", "box-test")
+    assert outbox.confirm([parse_message(row.payload).seq for row in outbox.pending()]) == 1
+    with pytest.raises(OutboxError, match="agent 'box-test'"):  # empty now, yet its open buckets' counts are the name's
+        outbox.bind("mall", "box-test")
+    outbox.close()
+
+    fresh = Outbox(tmp_path / "fresh.sqlite")
+    assert fresh.identity() is None
+    fresh.bind("lab", "box-test")
+    assert fresh.identity() == ("lab", "box-test")
+    fresh.close()
