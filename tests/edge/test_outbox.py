@@ -724,3 +724,39 @@ def test_an_outbox_holding_another_names_counts_is_refused_with_one_line(tmp_pat
     fresh.bind("lab", "box-test")
     assert fresh.identity() == ("lab", "box-test")
     fresh.close()
+
+
+@pytest.mark.broker
+def test_an_outbox_that_fails_after_each_publish_backs_off_and_says_so_once(
+    tmp_path: Path, mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by an adversarial review: with the disk full (ulimit -f), marking a published row as sent failed every
+    time, and the broker's ack of the publish cut each back-off short: one row went out 2,477 times in 12 s, and every
+    receipt logged a warning (223). The back-off is a deadline now, and each trouble is said once per run."""
+    caplog.set_level(logging.DEBUG, logger="footfall.edge.delivery")
+    receiver = Receiver(mosquitto.port)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    add(outbox, "a", 0, 3)
+
+    def disk_full(*_: object, **__: object) -> None:
+        raise OutboxError("disk full")
+
+    outbox.mark_sent = disk_full  # type: ignore[method-assign]
+    outbox.confirm = disk_full  # type: ignore[method-assign,assignment]
+    publisher = MqttPublisher(_config(mosquitto.port), outbox, _status)
+    publisher.start()
+    try:
+        assert receiver.wait_for(lambda: receiver.received >= 1)
+        time.sleep(2.0)  # a back-off of 0.5, 1, 2 s: three or four tries in this time, not thousands
+        tries = receiver.received
+    finally:
+        publisher.stop()
+        outbox.close()
+        receiver.close()
+    assert tries <= 5, tries
+
+    def said(message: str, level: int) -> int:
+        return sum(1 for r in caplog.records if r.getMessage() == message and r.levelno == level)
+
+    assert said("the outbox cannot be read or updated; retrying, nothing is dropped", logging.ERROR) == 1
+    assert said("a receipt could not be applied to the outbox; its rows stay and are sent again", logging.WARNING) == 1
