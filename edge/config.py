@@ -40,7 +40,7 @@ from footfall.core.wire import (
     bucket_seconds_problem,
 )
 from footfall.core.yamlerrors import describe_yaml_error, structure_problem
-from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross
+from footfall.edge.zones import DIRECTIONS, entrance_ids, segments_cross, segments_overlap
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -102,8 +102,19 @@ class ZoneConfig(_Model):
     @field_validator("polygon")
     @classmethod
     def _simple_polygon(cls, polygon: list[Point]) -> list[Point]:
+        # An outline that goes round twice, or back along itself, crosses nowhere, yet a point inside it is inside
+        # an even number of times: ray casting reads it as outside, and the zone counted nobody without a word.
+        corners = polygon[:-1] if len(polygon) > 3 and polygon[-1] == polygon[0] else polygon  # closed by hand
+        for i, corner in enumerate(corners):
+            if corner in corners[i + 1 :]:
+                raise ValueError(
+                    f"polygon corner [{corner[0]:g}, {corner[1]:g}] is given twice; its outline must go round once"
+                )
         edges = list(zip(polygon, polygon[1:] + polygon[:1], strict=True))
         for i, (a, b) in enumerate(edges):
+            for c, d in edges[i + 1 :]:
+                if segments_overlap(a, b, c, d):
+                    raise ValueError("polygon edges run along each other; its outline must go round once")
             for c, d in edges[i + 2 :]:
                 if (c, d) != edges[i - 1] and segments_cross(a, b, c, d):
                     raise ValueError("polygon edges cross each other; list the corners in order around it")

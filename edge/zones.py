@@ -30,6 +30,16 @@ def segments_cross(p1: XY, p2: XY, q1: XY, q2: XY) -> bool:
     return cross(q1, q2, p1) * cross(q1, q2, p2) < 0 and cross(p1, p2, q1) * cross(p1, p2, q2) < 0
 
 
+def segments_overlap(p1: XY, p2: XY, q1: XY, q2: XY, eps: float = 1e-9) -> bool:
+    """Whether the segments p1–p2 and q1–q2 lie on one line and share a stretch of it (more than a point)."""
+    if abs(cross(p1, p2, q1)) > eps or abs(cross(p1, p2, q2)) > eps:
+        return False
+    axis = 0 if abs(p2[0] - p1[0]) >= abs(p2[1] - p1[1]) else 1
+    low = max(min(p1[axis], p2[axis]), min(q1[axis], q2[axis]))
+    high = min(max(p1[axis], p2[axis]), max(q1[axis], q2[axis]))
+    return high - low > eps
+
+
 @dataclass(frozen=True)
 class PolygonZone:
     id: str

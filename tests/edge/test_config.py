@@ -120,6 +120,20 @@ def test_only_ascii_digits_name_a_usb_device(digit: str) -> None:
             "cameras[0].zones[0].polygon",
             "cross",
         ),
+        # Found by an adversarial review: an outline that went round twice passed and counted nobody (ray casting reads
+        # every point as outside); one that runs back along itself likewise.
+        (
+            ("[0.9, 0.2], [0.9, 1.0], [0.1, 1.0]]", "[0.9, 0.2], [0.9, 1.0], [0.1, 1.0], [0.1, 0.2], [0.9, 0.2]]"),
+            8,
+            "cameras[0].zones[0].polygon",
+            "polygon corner [0.1, 0.2] is given twice; its outline must go round once",
+        ),
+        (
+            ("[0.9, 0.2], [0.9, 1.0], [0.1, 1.0]]", "[0.9, 0.2], [0.9, 1.0], [0.9, 0.6], [0.1, 1.0]]"),
+            8,
+            "cameras[0].zones[0].polygon",
+            "polygon edges run along each other",
+        ),
         # Entrances: the way in must be a direction, and every count of a camera needs an id of its own.
         (
             ("direction: down", "direction: any\n        entrance: true"),
@@ -583,3 +597,13 @@ def test_cli_check_config_opens_each_video_file(tmp_path: Path, detector_bundle:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stdout + result.stderr
     assert f"camera hall: {notes}: not a video OpenCV can read" in lines[0], lines
+
+
+def test_a_polygon_closed_by_hand_is_one_outline_and_one_gone_round_twice_is_refused() -> None:
+    from footfall.edge.config import ZoneConfig
+
+    closed = ZoneConfig(id="z", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.0, 0.0)])
+    assert len(closed.polygon) == 5
+    twice = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)] * 2
+    with pytest.raises(ValueError, match="given twice; its outline must go round once"):
+        ZoneConfig(id="z", polygon=twice)
