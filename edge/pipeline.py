@@ -151,6 +151,10 @@ class CameraPipeline:
             # The frame clock stepped (NTP setting right a box that booted on a stale time) or no frame came for
             # longer than a face is kept: nobody is followed across that. Followed, one visit spanned the step.
             self.counter.finish(self.tracker.finish())
+            if t < self.last_t:
+                # Stepped back, the buckets counted so far would be due only once the clock passed them again (a day
+                # later, for a day's step): held in memory that long, a crash would lose them. They go now.
+                self.aggregator.flush_all()
             if t < self.last_t or t - self.last_t >= GAP_LOGGED_S:
                 log_event(
                     logger,

@@ -107,6 +107,21 @@ def test_a_clock_step_while_someone_is_in_view_never_makes_a_visit_of_it(step_s:
     assert dwell and max(dwell) < 10, dwell
 
 
+def test_counts_made_before_the_clock_steps_back_are_sent_at_the_step_not_when_the_clock_catches_up() -> None:
+    """Found by an adversarial review: stepped back a day, the buckets counted before the step were due only once the
+    frame clock passed them again, a day later: a day of counts held in memory, lost to a crash or power cut."""
+    sent: list[AggregateMessage] = []
+    pipeline, detector = _wire_checked_pipeline(sent)
+    frame = np.full((240, 320, 3), 30, np.uint8)
+    t = float(BUCKET)
+    for index in range(20):  # someone seen for 2 s, then gone
+        detector.on = index < 10
+        pipeline.process(frame, t + index / 10)
+    assert not sent, "the bucket is not over yet"
+    pipeline.process(frame, t + 2.0 - 86_400)  # the clock set back a day
+    assert sorted((m.zone_id, m.people) for m in sent) == [("cam1", 1), ("frame", 1)], sent  # camera, whole frame
+
+
 def test_a_face_in_view_for_more_than_a_day_stays_out_of_dwell_and_the_camera_goes_on() -> None:
     # A poster, or a face on a screen, in a place lit day and night: one visit of 25 h was past what the wire
     # takes, and the camera's pipeline died on the message; shorter, it made the zone's mean dwell hours long.
