@@ -263,8 +263,17 @@ def get_zones(session: Session, site: Site, zone_ids: list[str] | None) -> list[
     return [by_id[z] for z in dict.fromkeys(zone_ids)]
 
 
-# The attribute of a route that holds its query parameters that take several values (worked out once per route).
+# The attributes of a route that hold its query parameters that take several values, and all its query parameters
+# (worked out once per route).
 _REPEATABLE = "_footfall_repeatable_query"
+_ACCEPTED = "_footfall_accepted_query"
+
+
+def _accepted(dependant: Dependant) -> frozenset[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _accepted(sub)
+    return frozenset(names)
 
 
 def _repeatable(dependant: Dependant) -> frozenset[str]:
@@ -280,15 +289,23 @@ def _repeatable(dependant: Dependant) -> frozenset[str]:
 
 
 def single_valued_query(request: Request) -> None:
-    """422 for a query parameter given twice that takes one value: FastAPI keeps the last and says nothing, so
-    ``age=18-24&age=25-34`` ranked one band and ``start`` given twice answered another range than asked."""
+    """422 for a query parameter the endpoint does not take, and for one given twice that takes one value: FastAPI
+    ignores the first and keeps the last of the second, saying nothing, so ``granularty=day`` answered hours,
+    ``zones=a`` every zone, ``age=18-24&age=25-34`` ranked one band and ``start`` given twice answered another range
+    than asked."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
     repeatable: frozenset[str] | None = getattr(route, _REPEATABLE, None)
-    if repeatable is None:
-        repeatable = _repeatable(route.dependant)
+    accepted: frozenset[str] | None = getattr(route, _ACCEPTED, None)
+    if repeatable is None or accepted is None:
+        repeatable, accepted = _repeatable(route.dependant), _accepted(route.dependant)
         setattr(route, _REPEATABLE, repeatable)
+        setattr(route, _ACCEPTED, accepted)
+    unknown = sorted({name for name in request.query_params if name not in accepted})
+    if unknown:
+        takes = f"it takes {', '.join(sorted(accepted))}" if accepted else "it takes no query parameters"
+        raise HTTPException(422, f"{unknown[0][:64]}: not a query parameter of this endpoint ({takes})")
     counts = Counter(name for name, _ in request.query_params.multi_items())
     repeated = sorted(name for name, n in counts.items() if n > 1 and name not in repeatable)
     if repeated:

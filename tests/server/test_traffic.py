@@ -471,6 +471,28 @@ def test_a_parameter_that_takes_one_value_given_twice_is_a_422(sqlite_server: Se
     assert sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", days="saturday,Sunday").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "query", "name"),
+    [
+        ("traffic/totals", "zones=food", "zones"),  # answered every zone, not food
+        ("traffic/series", "granularty=day", "granularty"),  # answered hours
+        ("traffic/compare", "age=25-34&audience=female", "age"),  # answered everyone
+        ("traffic/totals", "Start=2026-11-16T00:00:00Z", "Start"),  # answered the last 7 days
+    ],
+)
+def test_a_parameter_the_endpoint_does_not_take_is_a_422_that_names_it(
+    sqlite_server: Server, path: str, query: str, name: str
+) -> None:
+    """Found by an adversarial review: a misspelt or foreign parameter was ignored without a word, and the answer
+    (200) was for something else than asked."""
+    sqlite_server.ingest(aggregate(female=5, male=5))
+    response = sqlite_server.client.get(f"/api/v1/sites/mall/{path}?{query}", headers=sqlite_server.headers("viewer"))
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"{name}: not a query parameter of this endpoint (it takes "), detail
+    assert "start" in detail and "end" in detail
+
+
 def test_an_age_point_of_withheld_cells_only_is_null_and_unknown_sites_agents_are_404(sqlite_server: Server) -> None:
     """/traffic/ages said 0 people for an hour whose only cell was withheld, where the series says null."""
     nine = datetime(2026, 11, 16, 9, tzinfo=UTC)
