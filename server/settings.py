@@ -198,9 +198,19 @@ class _Environment(EnvSettingsSource):
         }
 
 
+# Files of a zoneinfo folder that load as a time zone but name none of the IANA database's zones: 'localtime' is
+# whatever the host's /etc/localtime says (two replicas, or a rebuilt container, could file a site's days apart),
+# 'posixrules' and 'Factory' are tzdata's plumbing, and the 'right/' copies count leap seconds.
+NOT_IANA_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+NOT_IANA_FOLDERS = ("right/", "posix/")
+
+
 def check_timezone(name: str) -> ZoneInfo:
     """Returns the IANA zone or raises ValueError with a clear message."""
+    unknown = f"unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin')"
+    if name in NOT_IANA_ZONES or name.startswith(NOT_IANA_FOLDERS):
+        raise ValueError(unknown)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('America'), a name too long
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'Europe/Berlin')") from None
+        raise ValueError(unknown) from None
