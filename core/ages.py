@@ -63,4 +63,6 @@ def parse_band(text: str) -> AgeBand:
     for band in AGE_BANDS:
         if cleaned == band:
             return band
-    raise ValueError(f"unknown age band {text!r}; bands are {', '.join(AGE_BANDS)}")
+    # A '+' typed into a URL arrives as a space ('65+' reads '65 '): say how to send one.
+    plus = "; a '+' in a URL reads as a space: write 65%2B or 65plus" if text != text.rstrip(" ") else ""
+    raise ValueError(f"unknown age band {text!r}; bands are {', '.join(AGE_BANDS)}{plus}")

@@ -134,7 +134,8 @@ def _check_files(folder: Path, manifest: BundleManifest, verify_hashes: bool) ->
             raise BundleError(f"{folder}: file {name!r} listed in the manifest is missing")
         size = file.stat().st_size
         if size != entry.bytes:
-            raise BundleError(f"{folder}: file {name!r} is {size} bytes, the manifest says {entry.bytes} (truncated?)")
+            hint = "truncated?" if size < entry.bytes else "appended to, or replaced by another file?"
+            raise BundleError(f"{folder}: file {name!r} is {size} bytes, the manifest says {entry.bytes} ({hint})")
         try:
             digest = sha256_file(file) if verify_hashes else entry.sha256
         except OSError as exc:  # bundles copied by root, an agent running as a service user

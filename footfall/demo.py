@@ -305,8 +305,8 @@ def register(app: typer.Typer) -> None:
         workdir: Path | None = typer.Option(
             None,
             "--workdir",
-            help="Demo data folder (default: a temp folder): new, empty or an earlier demo's, emptied at start "
-            "unless --keep.",
+            help="Demo data folder (default: footfall-demo in the system's temp folder, the same each run): new, "
+            "empty or an earlier demo's, emptied at start unless --keep.",
         ),
         duration: float | None = typer.Option(
             None, "--duration", min=1.0, help="Stop after this many seconds (default: on Ctrl-C)."

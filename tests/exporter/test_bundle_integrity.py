@@ -88,7 +88,10 @@ def test_missing_manifest_is_refused(bundle_copy: Path) -> None:
 def test_truncated_file_is_refused(bundle_copy: Path) -> None:
     model = bundle_copy / "model.onnx"
     model.write_bytes(model.read_bytes()[:-100])
-    with pytest.raises(BundleError, match=r"'model\.onnx' is \d+ bytes, the manifest says \d+"):
+    with pytest.raises(BundleError, match=r"'model\.onnx' is \d+ bytes, the manifest says \d+ \(truncated\?\)"):
+        load_bundle(bundle_copy)
+    model.write_bytes(model.read_bytes() + bytes(200))  # longer than the manifest says: not truncated
+    with pytest.raises(BundleError, match=r"the manifest says \d+ \(appended to, or replaced by another file\?\)"):
         load_bundle(bundle_copy)
 
 

@@ -221,6 +221,10 @@ def test_audience_filter_bad_band_and_csv_columns(server: Server) -> None:
     assert bad.status_code == 422 and "band edges" in bad.json()["detail"] and "25-34" in bad.json()["detail"]
     bad = server.get(f"{SITE}/traffic/ages", **DAY, age="old")
     assert bad.status_code == 422 and "unknown age band 'old'" in bad.json()["detail"]
+    typed = server.client.get(  # a new-user review typed the band into the address bar
+        f"{SITE}/traffic/ages?age=65+&start={DAY['start']}&end={DAY['end']}", headers=server.headers("viewer")
+    )
+    assert typed.status_code == 422 and "write 65%2B or 65plus" in typed.json()["detail"], typed.text
     text = server.get(f"{SITE}/traffic/export.csv", **DAY).text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 1 and rows[0]["female_25-34"] == "6" and rows[0]["male_25-34"] == "7"
