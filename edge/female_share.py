@@ -108,6 +108,13 @@ def format_table(summary: Mapping[str, Any]) -> str:
         for line in lines
     ]
     text.append("overall: the camera's distinct visitors, each person once (zone and line passes never add up to it)")
+    # Entrance lines count in and out, not passes: a line of their own (a new-user review found them in the JSON only).
+    entrances = summary.get("entrances") or {}
+    if entrances:
+        text.append(
+            "entrances: "
+            + "; ".join(f"{line_id} in {counts['in']}, out {counts['out']}" for line_id, counts in entrances.items())
+        )
     if not classified:
         text.append(f"gender: not decided ({section.get('why_none') or 'no classifier ran'})")
         return "\n".join(text)

@@ -67,6 +67,9 @@ def test_the_corrected_share_undoes_a_known_lean_and_is_printed_beside_the_raw_c
     text = "\n".join(table)
     assert "decision rates" in text and "95 % interval over sampling and the rates' uncertainty" in text
     assert "overall: the camera's distinct visitors" in text
+    assert "entrances:" not in text  # no entrance line, no line of them
+    summary["entrances"] = {"west-entrance": {"in": 5, "out": 4}}  # a new-user review found them in the JSON only
+    assert "entrances: west-entrance in 5, out 4" in format_table(summary).splitlines()
 
 
 def test_decisions_the_rates_cannot_explain_get_no_corrected_share() -> None:

@@ -152,7 +152,7 @@ function renderKpis(data, range, allZones, tz) {
       top ? `${atLeast(top) ? "at least " : ""}${fmtMean(top.mean_people_per_day)} ${unit} per day on average`
         : peakNote, "kpi-peak"),
     kpi("Mean dwell", totals.mean_dwell_seconds === null ? h("span", { class: "faint" }, "—") : `${fmtMean(totals.mean_dwell_seconds)} s`,
-      totals.mean_dwell_seconds === null ? "not measured, or too few visits"
+      totals.mean_dwell_seconds === null ? "not measured (a counting line has none), or too few visits"
         : allZones ? "time spent in a zone, per pass" : "time spent in the zone", "kpi-dwell"));
 }
 
