@@ -23,7 +23,7 @@ from footfall.server import migrate
 from footfall.server.api import admin, agents, ingest, insights, sites, traffic, visitors
 from footfall.server.api.body_limit import BodyLimit
 from footfall.server.api.deps import ServerContext, require_metrics, single_valued_query
-from footfall.server.api.http_layers import DatabaseGate, RequestMetrics, SecurityHeaders
+from footfall.server.api.http_layers import RequestMetrics, SecurityHeaders
 from footfall.server.db import TRANSIENT_DB_ERRORS, Database, QueryTimeout, refused_statement
 from footfall.server.ingest import Ingestor
 from footfall.server.metrics import UNMATCHED, ServerCollector, ServerMetrics
@@ -43,10 +43,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 # the page shows; static/shell.html is what every page shares around it (head, top bar, banner, footer).
 PAGES = {"index": ("Overview", "overview"), "zone": ("Zone", "zone"), "ad-placement": ("Ad placement", "ads")}
 API_PREFIX = "/api/v1"  # every API router is mounted under it once; routers carry only their own sub-prefix
-# Requests that read the database served at once (api.http_layers.DatabaseGate): each holds one pooled connection
-# at a time (SQLite's pool 15, PostgreSQL's 16), so 8 leaves the rest to the background jobs and MQTT ingest; on
-# two cores more would only queue for the CPU.
-DATABASE_REQUESTS_AT_ONCE = 8
 DOCS_URL = "/api/docs"
 # Swagger UI's JavaScript, CSS and icon, served from here: FastAPI's own docs page loads them from a CDN, and a
 # mall's server often has no internet (the page was white: "SwaggerUIBundle is not defined").
@@ -210,7 +206,6 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     # Added first, so innermost: its 413 still passes the security headers and the request metrics below. Ingest
     # bounds its own batches, after the agent's key (api.ingest).
     app.add_middleware(BodyLimit, exempt={f"{API_PREFIX}/ingest"})
-    app.add_middleware(DatabaseGate, prefixes=(API_PREFIX, "/metrics", "/healthz"), limit=DATABASE_REQUESTS_AT_ONCE)
     mounts: list[str] = []  # the mounted apps' paths (the dashboard's files), filled once the routes are in
     api_paths: list[tuple[re.Pattern[str], str]] = []  # the API's path templates as patterns, likewise
 

@@ -70,7 +70,14 @@ def read_session(ctx: Context) -> Iterator[Session]:
         yield session
 
 
-ReadSession = Annotated[Session, Depends(read_session)]
+# Requests whose session is open at once, per event loop (the rest wait without a thread), and that session closed as
+# the endpoint returns, before the response is sent. Each session holds a pooled connection (SQLite's pool 15,
+# PostgreSQL's 16) while its request hops from the dependency's worker thread to the endpoint's: sixty requests at
+# once filled AnyIO's 40 threads with requests waiting for a connection while those holding one waited for a
+# thread, until the pool's 30 s timeout (503s); and a client reading its answer slowly held its connection all the
+# while. 8 leaves the rest to key lookups, the background jobs and MQTT ingest.
+READ_SESSIONS_AT_ONCE = 8
+ReadSession = Annotated[Session, Depends(read_session, scope="function", max_concurrency=READ_SESSIONS_AT_ONCE)]
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key (`ffk_...`).")
 _bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")

@@ -1,5 +1,4 @@
-"""What every HTTP response passes through, as pure ASGI middleware: the request metrics, the security headers, and
-the gate that keeps the requests reading the database within its connection pool.
+"""What every HTTP response passes through, as pure ASGI middleware: the request metrics and the security headers.
 
 Starlette's ``@app.middleware("http")`` (BaseHTTPMiddleware) runs each layer's app in a task group of its own and
 copies the response body through a memory stream: two such layers took about 4 ms of an API read, more with a
@@ -8,12 +7,9 @@ large body (a 90-day hourly series is 0.8 MB). These layers only look at the mes
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
-import anyio
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -78,29 +74,3 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, sending)
-
-
-class DatabaseGate:
-    """Lets at most ``limit`` requests under ``prefixes`` run at once; the rest wait here, in the event loop.
-
-    Their sync dependencies and endpoints run in AnyIO's worker threads (40), where each takes a pooled database
-    connection (SQLite's pool holds 15, PostgreSQL's 16). Sixty requests at once filled every thread with requests
-    waiting for a connection while those holding one waited for a thread to finish in: nothing moved for the pool's
-    30 s timeout, and then 503s. Waiting here costs no thread, and ``limit`` leaves connections to the server's own
-    jobs and to MQTT ingest."""
-
-    def __init__(self, app: ASGIApp, prefixes: Sequence[str], limit: int) -> None:
-        self.app, self.prefixes, self.limit = app, tuple(prefixes), limit
-        # One per event loop that serves (a server has one; tests may serve one app from several clients' loops).
-        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.Semaphore] = weakref.WeakKeyDictionary()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not route_path(scope).startswith(self.prefixes):
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        gate = self._gates.get(loop)
-        if gate is None:
-            gate = self._gates[loop] = anyio.Semaphore(self.limit)
-        async with gate:
-            await self.app(scope, receive, send)
