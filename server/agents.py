@@ -12,13 +12,11 @@ from footfall.core.wire import AgentStatus
 from footfall.server.localtime import to_iso
 from footfall.server.sql import insert_for, is_postgres
 from footfall.server.tables import Agent
-from sqlalchemy import case, select
+from sqlalchemy import and_, case, select
 from sqlalchemy.orm import Session
 
 # The state of an agent that sent aggregates but no status yet.
 NO_STATUS = "no_status"
-# How finely an aggregate dates an agent's last sign of life (heard_from).
-SIGN_OF_LIFE_STEP_S = 60
 
 
 def agent_rows(
@@ -56,26 +54,23 @@ def agent_rows(
     return rows
 
 
-def heard_from(session: Session, sites_by_agent: dict[str, str], now: float) -> None:
-    """Marks agents seen (an aggregate is a sign of life), creating those never seen before.
+def heard_from(session: Session, sites_by_agent: dict[str, str], opened: Collection[str], now: float) -> None:
+    """Records agents that sent aggregates (creating those never seen before), and the ones in ``opened`` (a bucket
+    of theirs came for the first time) as seen now.
 
-    An aggregate tells the time to the minute (``SIGN_OF_LIFE_STEP_S``), and only where the agent was last seen a
-    whole step before: an agent sends every bucket once when it closes and again when a decision in it firms up
-    later, which needs someone to have been there, so a ``last_seen`` that moved with every message would tell a
-    viewer who polls the agents list, live, that somebody had just passed (API.md keeps that signal, the message
-    counts, to the metrics role). An agent's statuses come at its heartbeat and keep ``last_seen`` within the step,
-    so its aggregates never move it; an agent that sends no status is seen once a minute, as its buckets close."""
-    seen = int(now) // SIGN_OF_LIFE_STEP_S * SIGN_OF_LIFE_STEP_S
+    Only a bucket's first message is a sign of life: an agent sends every bucket once when it closes, people or not,
+    and again whenever a decision in it firms up later, which needs someone to have been there. A ``last_seen`` that
+    moved with that second message would tell a viewer who polls the agents list, live, that somebody had just
+    passed (API.md keeps that signal, the message counts, to the metrics role)."""
     insert = insert_for(session)
     statement = insert(Agent.__table__)
     stored = Agent.__table__.c.last_seen
+    moved = sorted(agent for agent in sites_by_agent if agent in opened)
+    later = and_(statement.excluded.agent_id.in_(moved), stored < statement.excluded.last_seen)
     statement = statement.on_conflict_do_update(
         index_elements=["agent_id"],
         set_={
-            "last_seen": case(
-                (stored <= statement.excluded.last_seen - SIGN_OF_LIFE_STEP_S, statement.excluded.last_seen),
-                else_=stored,
-            ),
+            "last_seen": case((later, statement.excluded.last_seen), else_=stored) if moved else stored,
             "site_id": statement.excluded.site_id,
         },
     )
@@ -86,7 +81,7 @@ def heard_from(session: Session, sites_by_agent: dict[str, str], now: float) -> 
                 "agent_id": agent,
                 "site_id": site,
                 "state": "online",
-                "last_seen": seen,
+                "last_seen": int(now),
                 "fps": 0.0,
                 "latency_ms": 0.0,
                 "outbox_depth": 0,

@@ -500,14 +500,15 @@ class Ingestor:
                     reason=entry["reason"],
                 )
         if aggregates:
-            accepted = self._store_aggregates(session, [m for _, m in aggregates], now, controls, zones)
+            opened: set[str] = set()  # agents of which a bucket came for the first time
+            accepted = self._store_aggregates(session, [m for _, m in aggregates], now, controls, zones, opened)
             result.accepted = accepted
             result.duplicates = len(aggregates) - accepted
             result.handled.extend(Handled(m.site_id, m.agent_id, m.seq) for _, m in aggregates)
             for _, m in aggregates:
                 start = int(m.bucket_start.timestamp())
                 result.last_buckets[m.agent_id] = max(start, result.last_buckets.get(m.agent_id, start))
-            agents.heard_from(session, {m.agent_id: m.site_id for _, m in aggregates}, now)
+            agents.heard_from(session, {m.agent_id: m.site_id for _, m in aggregates}, opened, now)
         if statuses:
             agents.store_statuses(session, statuses, now, live_goodbyes)
             classifiers.register(session, statuses, now)
@@ -526,7 +527,10 @@ class Ingestor:
         now: float,
         controls: dict[str, SiteControls],
         zones: dict[tuple[str, str], ZoneRef],
+        opened: set[str],
     ) -> int:
+        """Stores the newest message of each bucket; returns how many changed a bucket, and adds to ``opened`` the
+        agents of which a bucket came for the first time."""
         # The newest message per key within the batch; the rest are duplicates of it.
         newest: dict[tuple[str, str, int, int], AggregateMessage] = {}
         for message in messages:
@@ -595,6 +599,7 @@ class Ingestor:
             (updates if old else inserts).append(record)
         if inserts:
             session.execute(Bucket.__table__.insert(), inserts)
+            opened.update(str(record["agent_id"]) for record in inserts)
         if updates:
             table = Bucket.__table__
             session.connection().execute(

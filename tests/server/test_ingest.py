@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from footfall.core.wire import AgentStatus
 from footfall.server import agents
+from footfall.server.ingest import Incoming, Ingestor
 from footfall.server.localtime import to_iso
 from footfall.server.rollups import (
     daily_vs_hourly,
@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from tests.server.conftest import (
     BASE,
+    FIXED_DATES_MAX_AGE_DAYS,
     Server,
-    agent_status,
     aggregate,
     encoded,
     make_server,
@@ -185,34 +185,24 @@ def test_an_agent_heard_from_only_through_aggregates_reports_no_figures_it_never
 def test_a_resent_bucket_does_not_tell_a_viewer_when_someone_passed(server: Server) -> None:
     """Found by an adversarial review: every aggregate moved the agent's last_seen to the second, and an agent
     resends a closed bucket only when a decision in it firms up, so a viewer polling /agents learned live that
-    somebody had just passed, past the release delay. Aggregates now date an agent to the minute, and only a whole
-    minute after it was last seen; statuses (the heartbeat) keep it within that."""
-    t0 = 1_800_000_000  # on a minute
+    somebody had just passed, past the release delay. (A first fix dated aggregates to the minute; a second review
+    showed that still told it with 5-minute buckets, or closes late in the server's minute.) Now only a bucket's
+    first message, sent when it closes whether anybody passed or not, moves last_seen."""
+    clock = [BASE.timestamp()]
+    ingestor = Ingestor(server.db, max_bucket_age_days=FIXED_DATES_MAX_AGE_DAYS, clock=lambda: clock[0])
 
-    def last_seen(agent: str, now: float) -> str:
+    def send(at: float, **fields: object) -> str:
+        clock[0] = BASE.timestamp() + at
+        message = aggregate(seconds=300, **fields)  # type: ignore[arg-type]
+        assert ingestor.ingest([Incoming(encoded(message), "http")]).accepted == 1
         with server.db.read() as session:
-            (row,) = [row for row in agents.agent_rows(session, "mall", 180.0, now) if row["agent_id"] == agent]
+            (row,) = agents.agent_rows(session, "mall", 180.0, clock[0])
         return str(row["last_seen"])
 
-    def heard(agent: str, now: float) -> None:
-        with server.db.write() as session:
-            agents.heard_from(session, {agent: "mall"}, now)
-
-    heard("quiet", t0 + 5)  # its first bucket closes
-    assert last_seen("quiet", t0 + 10) == to_iso(t0)
-    heard("quiet", t0 + 37)  # the bucket again: a person's decision firmed up
-    assert last_seen("quiet", t0 + 40) == to_iso(t0)
-    heard("quiet", t0 + 65)  # the next bucket closes: a minute later, as it would with nobody there
-    assert last_seen("quiet", t0 + 70) == to_iso(t0 + 60)
-
-    heard("talker", t0 + 5)
-    status = AgentStatus.model_validate(agent_status(agent="talker", sent_at=to_iso(t0 + 100)))
-    with server.db.write() as session:
-        agents.store_statuses(session, [status], t0 + 100)
-    assert last_seen("talker", t0 + 101) == to_iso(t0 + 100)
-    heard("talker", t0 + 125)  # a resend in the next minute, between heartbeats
-    assert last_seen("talker", t0 + 126) == to_iso(t0 + 100)
-    assert server.get("/api/v1/agents", site="mall").status_code == 200
+    closed = send(305, start=BASE, seq=1, unknown=5)  # the bucket 0-300 s closes
+    assert closed == to_iso(int(BASE.timestamp()) + 305)
+    assert send(430, start=BASE, seq=2, female=5) == closed  # a decision in it firms up: nothing moves
+    assert send(606, start=BASE + minutes(5), seq=3, unknown=5) == to_iso(int(BASE.timestamp()) + 606)  # the next
 
 
 def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Server) -> None:
@@ -288,7 +278,7 @@ def test_counts_that_would_overflow_a_sum_never_get_in(server: Server) -> None:
 def test_a_message_storing_fails_on_is_isolated_refused_and_dead_lettered(server: Server, monkeypatch) -> None:
     """The structural defence: whatever makes storing one message fail (beyond the database being down),
     the batch is stored without it, and it is refused rather than retried forever."""
-    from footfall.server.ingest import Incoming, Ingestor
+    from footfall.server.ingest import Incoming
 
     make_storing_fail(monkeypatch, "cursed", ValueError("this zone breaks the database"))
     ingestor: Ingestor = server.client.app.state.context.ingestor
