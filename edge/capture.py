@@ -41,9 +41,11 @@ if not os.environ.get("FOOTFALL_VIDEO_DEBUG"):
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 # Frames in a row a video file may fail to decode before its reader takes it for ended: a damaged packet costs its
-# frame, not the rest of the file (one bad packet of 280 ended a clip at frame 36), while the end of a file whose
-# header gives no frame count is found after this many quick failed reads.
+# frame, not the rest of the file (one bad packet of 280 ended a clip at frame 36). A file whose container gives its
+# frame count is read to that count (a damaged second of a 25 fps file is 25 frames), a failed read at its end being
+# quick; one without is taken for ended after MAX_UNDECODABLE_RUN, and one whose count is absurd after the other.
 MAX_UNDECODABLE_RUN = 25
+MAX_UNDECODABLE_RUN_COUNTED = 100_000
 # How far ahead of the clock a video file played frame by frame (realtime: false) may run: its frames are dated from
 # the moment it started, one frame interval apart, and a server refuses counts dated more than 15 minutes ahead
 # (footfall.server.ingest.FUTURE_TOLERANCE_S). Beyond this lead, frames wait for the clock.
@@ -306,15 +308,17 @@ def file_fps(capture: cv2.VideoCapture, path: str | Path) -> float:
 def read_decodable(capture: cv2.VideoCapture, position: int, frame_count: int | None) -> tuple[int, np.ndarray] | None:
     """The next frame of a video file that decodes and its place in the file (``position``: the place the next read
     takes), or None at the file's end. A frame that does not decode is skipped and keeps its place, so the frames
-    after it keep their times; the file ends at its frame count, or after MAX_UNDECODABLE_RUN failures in a row."""
+    after it keep their times; the file ends at its frame count, or (none given) after MAX_UNDECODABLE_RUN failures in
+    a row."""
     failures = 0
+    run = MAX_UNDECODABLE_RUN if frame_count is None else MAX_UNDECODABLE_RUN_COUNTED
     while True:
         ok, image = capture.read()
         if ok and image is not None:
             return position, image
         position += 1
         failures += 1
-        if failures >= MAX_UNDECODABLE_RUN or (frame_count is not None and position >= frame_count):
+        if failures >= run or (frame_count is not None and position >= frame_count):
             return None
 
 

@@ -427,13 +427,13 @@ def test_the_agent_reads_past_frames_that_do_not_decode_and_keeps_the_others_tim
     """Found by an adversarial review: one damaged packet ended the agent's video file ('video file ended', exit 0)
     with the rest unread, though OpenCV decodes every frame after it."""
     clip = _clip(tmp_path, 60)
-    damage_frames(clip, (20, 21))
+    damage_frames(clip, (20, 21, *range(30, 57)))  # and a damaged stretch longer than MAX_UNDECODABLE_RUN
     capture = CameraCapture(CameraConfig(id="corridor", source=str(clip), realtime=False)).start()
     try:
         frames = _all_frames(capture)
     finally:
         capture.stop()
-    assert [index for index, _ in frames] == [*range(20), *range(22, 60)]
+    assert [index for index, _ in frames] == [*range(20), *range(22, 30), *range(57, 60)]
     start = frames[0][1]
     assert all(t == pytest.approx(start + index / 10.0) for index, t in frames)
 
