@@ -54,8 +54,10 @@ CREATE TABLE IF NOT EXISTS bucket_state (
     age TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS identity (site_id TEXT NOT NULL, agent_id TEXT NOT NULL);
 """
+# Whose counts the outbox holds (Outbox.bind): made at an agent's first start on the file, not at open, so that an
+# outbox on a full disk still opens (its agent keeps the counts in memory until the disk has room).
+IDENTITY_TABLE = "CREATE TABLE IF NOT EXISTS identity (site_id TEXT NOT NULL, agent_id TEXT NOT NULL)"
 # Free pages the outbox gives back to the disk once as many are free, and how many at a time (the lock is held
 # meanwhile): a long outage's peak would otherwise stay on the box's card after the server has confirmed it all.
 RECLAIM_AFTER_PAGES = 256
@@ -297,31 +299,43 @@ class Outbox:
             self._db.close()
             self._claim.close()
 
-    def identity(self) -> tuple[str, str] | None:
-        """The (site_id, agent_id) whose counts this outbox holds: the one recorded at the agent's start, else (a file
-        from before it was recorded) the one its waiting aggregates name; None for a file that tells none."""
+    def identities(self) -> list[tuple[str, str]]:
+        """The (site_id, agent_id) whose counts this outbox holds: the one recorded at an agent's start, else (a file
+        from before it was recorded) the names its waiting aggregates carry; none for a file that tells none."""
         with self._using("read the outbox"):
-            row = self._db.execute("SELECT site_id, agent_id FROM identity LIMIT 1").fetchone()
-            if row is None:
-                row = self._db.execute(
-                    "SELECT json_extract(CAST(payload AS TEXT), '$.site_id'),"
-                    " json_extract(CAST(payload AS TEXT), '$.agent_id') FROM outbox ORDER BY id LIMIT 1"
-                ).fetchone()
-        return (str(row[0]), str(row[1])) if row is not None and None not in row else None
+            if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'identity'").fetchone():
+                recorded = self._db.execute("SELECT site_id, agent_id FROM identity LIMIT 1").fetchone()
+                if recorded is not None:
+                    return [(str(recorded[0]), str(recorded[1]))]
+            rows = self._db.execute(
+                "SELECT DISTINCT json_extract(CAST(payload AS TEXT), '$.site_id'),"
+                " json_extract(CAST(payload AS TEXT), '$.agent_id') FROM outbox LIMIT 10"
+            ).fetchall()
+        return sorted((str(site), str(agent)) for site, agent in rows if site is not None and agent is not None)
 
     def bind(self, site_id: str, agent_id: str) -> None:
         """Records that this outbox holds the counts of ``site_id``/``agent_id``, or raises :class:`OutboxError` where
         it holds another's: its waiting aggregates go out under their own name, and its counts of the buckets still
         open would continue under the new one, which the server keeps apart (counted twice), while their receipts go
-        to the old name (never confirmed, sent for ever)."""
-        held = self.identity()
-        if held is not None and held != (site_id, agent_id):
+        to the old name (never confirmed, sent for ever). A record the disk has no room for is made at a later
+        start; the check has been made."""
+        held = self.identities()
+        if held and held != [(site_id, agent_id)]:
             raise OutboxError(identity_mismatch(self.path, held, (site_id, agent_id)))
-        with self._using("write the outbox"):
-            self._db.execute("BEGIN IMMEDIATE")
-            if self._db.execute("SELECT 1 FROM identity").fetchone() is None:
-                self._db.execute("INSERT INTO identity(site_id, agent_id) VALUES(?, ?)", (site_id, agent_id))
-            self._db.execute("COMMIT")
+        try:
+            with self._using("record whose counts the outbox holds"):
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(IDENTITY_TABLE)
+                if self._db.execute("SELECT 1 FROM identity").fetchone() is None:
+                    self._db.execute("INSERT INTO identity(site_id, agent_id) VALUES(?, ?)", (site_id, agent_id))
+                self._db.execute("COMMIT")
+        except OutboxError as exc:
+            log_event(
+                logger,
+                logging.WARNING,
+                "the outbox's name could not be recorded; it is at the next start",
+                error=str(exc),
+            )
 
     def next_seq(self) -> int:
         """A seq above every one this outbox handed out; call inside :meth:`add`'s transaction."""
@@ -518,9 +532,17 @@ class Outbox:
             self._reclaim()
 
 
-def identity_mismatch(path: Path, held: tuple[str, str], wanted: tuple[str, str]) -> str:
+def identity_mismatch(path: Path, held: list[tuple[str, str]], wanted: tuple[str, str]) -> str:
+    if len(held) > 1:
+        names = ", ".join(f"site {site!r} agent {agent!r}" for site, agent in held)
+        return (
+            f"{path}: the outbox holds the counts of several names ({names}; a box renamed by an older footfall): an "
+            "agent sends and confirms only its own. Move the file aside to keep them (sqlite3 reads it), and start "
+            "on a new one"
+        )
+    (site, agent) = held[0]
     return (
-        f"{path}: the outbox holds the counts of site {held[0]!r}, agent {held[1]!r}, and this config is site "
+        f"{path}: the outbox holds the counts of site {site!r}, agent {agent!r}, and this config is site "
         f"{wanted[0]!r}, agent {wanted[1]!r}: under the new name they would count twice and never be confirmed. Give "
         "the new name an outbox of its own (outbox.path), and run the old config until its outbox is empty; or set "
         "site_id and agent_id back"
@@ -543,10 +565,10 @@ def check_outbox(path: str | Path, site_id: str | None = None, agent_id: str | N
         outbox = Outbox(file, convert=False)
         try:
             depth = outbox.depth()
-            held = outbox.identity()
+            held = outbox.identities()
         finally:
             outbox.close()
-        if site_id is not None and agent_id is not None and held is not None and held != (site_id, agent_id):
+        if site_id is not None and agent_id is not None and held and held != [(site_id, agent_id)]:
             raise OutboxError(identity_mismatch(file, held, (site_id, agent_id)))
         return f"{file}: {depth} aggregate(s) waiting for the server's receipt"
     folder = next((parent for parent in file.parents if parent.exists()), Path("."))

@@ -714,16 +714,35 @@ def test_an_outbox_holding_another_names_counts_is_refused_with_one_line(tmp_pat
     with pytest.raises(OutboxError, match="holds the counts of site 'lab', agent 'box-test'"):
         outbox.bind("lab", "box-renamed")
     outbox.bind("lab", "box-test")
+    assert outbox.identities() == [("lab", "box-test")]
     assert outbox.confirm([parse_message(row.payload).seq for row in outbox.pending()]) == 1
     with pytest.raises(OutboxError, match="agent 'box-test'"):  # empty now, yet its open buckets' counts are the name's
         outbox.bind("mall", "box-test")
     outbox.close()
 
     fresh = Outbox(tmp_path / "fresh.sqlite")
-    assert fresh.identity() is None
+    assert fresh.identities() == []
     fresh.bind("lab", "box-test")
-    assert fresh.identity() == ("lab", "box-test")
+    assert fresh.identities() == [("lab", "box-test")]
     fresh.close()
+
+    # Renamed by an older footfall with rows waiting: rows of two names, none recorded (a review found the older
+    # name alone taken for the file's, and the newer box refused for good).
+    mixed = Outbox(tmp_path / "mixed.sqlite")
+    add(mixed, "a", 0, 1)
+    renamed = CameraMessages(agent_id="box-renamed", site_id="lab", camera_id="cam1", bucket_seconds=60)
+    counts = BucketCounts(people=2, unknown=2)
+    mixed.add(
+        bucket_key("cam1", "a", 60),
+        "footfall/v1/lab/box-renamed/aggregates",
+        lambda seq: renamed.message("a", 60, counts, seq).model_dump_json().encode(),
+        counts,
+    )
+    assert mixed.identities() == [("lab", "box-renamed"), ("lab", "box-test")]
+    for name in ("box-test", "box-renamed"):
+        with pytest.raises(OutboxError, match=r"holds the counts of several names \(site 'lab' agent 'box-renamed'"):
+            mixed.bind("lab", name)
+    mixed.close()
 
 
 @pytest.mark.broker
