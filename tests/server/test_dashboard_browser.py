@@ -989,6 +989,33 @@ def test_the_overview_says_no_data_withheld_and_not_reported_where_it_showed_0_a
         thread.join(timeout=10)
 
 
+def test_before_the_first_hour_of_the_day_is_released_today_reads_not_yet_not_no_data(browser, tmp_path: Path) -> None:
+    """Found by a review: for the first hour or so of each day (the open hour and the release delay) nothing of today
+    is released, and the cards and zones table said "no data", whose title blames the cameras."""
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'early.db'}", release_delay_seconds=86_400)
+    try:
+        hour = (datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+        bucket = {"agent_id": "box", "site_id": "demo-mall", "camera_id": "cam", "bucket_seconds": 3600, "gender": None}
+        live.ingest([AggregateMessage(**bucket, zone_id="hall", bucket_start=hour, seq=1, people=12)])
+        page = Page(browser, live, tmp_path)
+        page.open("/dashboard/", key=live.viewer_key)
+        page.wait_ready()
+        p = page.page
+        for figure in (
+            "article[data-site='demo-mall'] [data-metric=today]",
+            "#zones-table tr[data-zone=hall] td[data-col=today]",
+        ):
+            node = p.locator(figure)
+            assert node.locator("[data-not-released=true]").count() == 1, node.inner_html()
+            assert (node.text_content() or "").strip() == "not yet"
+        assert p.locator("#kpi-people [data-not-released=true]").count() == 1
+        assert page.value("#zones-table tr[data-zone=hall] td[data-col=week] [data-value]") == 12
+        page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)
+
+
 def test_a_share_where_most_splits_are_withheld_is_the_share_of_everyone(browser, tmp_path: Path) -> None:
     """Found in review: 19 hours of 3 women and 17 men (the split withheld: 3 < k) and 5 hours of 10 and 10 showed
     "Women 50 %" with a narrow interval, over 100 of the 480 people; the true share is 22 %. The withheld splits

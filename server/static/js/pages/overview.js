@@ -146,6 +146,14 @@ function visitorKpis(figures, k) {
 const partlyObserved = (comparison) => comparison.zones.some((z) => (z.hours_partly_observed ?? 0) > 0);
 /** Whether any zone of a comparison was reported in its range: where none was, its 0 people are no count. */
 const reported = (comparison) => comparison.zones.some((z) => z.hours_observed > 0);
+/** Whether nothing of a comparison's range is released yet: the first hour of a day, as an hour is released a few
+ * minutes after it ends. Its figures read "not yet", never "no data", which says the cameras were off. */
+const nothingReleased = (comparison) => Date.parse(comparison.end) <= Date.parse(comparison.start);
+
+function notReleasedYet() {
+  return h("span", { class: "faint", dataset: { notReleased: "true" },
+    title: "Nothing of today is released yet: an hour's counts are released a few minutes after it ends." }, "not yet");
+}
 
 function renderKpis(sites, figures, agents) {
   // A withheld count is below its own site's k, so below the largest: "<k" holds for every site with it.
@@ -164,7 +172,8 @@ function renderKpis(sites, figures, agents) {
   document.getElementById("kpis").replaceChildren(
     ...visitorKpis(figures, k),
     // Zones overlap (a counting line inside a zone), so their sum counts passes, not distinct people.
-    kpi("Zone passes today", !figures.some((f) => reported(f.todayTotals)) ? notReported("today", "any zone")
+    kpi("Zone passes today", figures.every((f) => nothingReleased(f.todayTotals)) ? notReleasedYet()
+      : !figures.some((f) => reported(f.todayTotals)) ? notReported("today", "any zone")
       : peopleKnown ? countNode(people, k, { lowerBound: peopleAtLeast || peopleMissing }) : countNode(null, k),
       `${sites.length > 1 ? `${plural(sites.length, "site")}, each since its midnight` : `since midnight, ${sites[0].timezone}`}` +
       `${releasedUpTo(figures)}; one person in two zones counts twice`, "kpi-people"),
@@ -253,9 +262,10 @@ function siteCard(f) {
         ? occupancyNode(visitors.occupancy_at_end) : h("span", { class: "faint" }, "—")),
       h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
       // A range no zone reported is "no data", as in the zones table: its 0 people are no count.
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, reported(todayTotals)
-        ? countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound || partlyObserved(todayTotals) })
-        : notReported("today", "any zone of this site")),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, nothingReleased(todayTotals) ? notReleasedYet()
+        : reported(todayTotals)
+          ? countNode(todayTotals.totals.people, k, { lowerBound: todayTotals.totals.people_lower_bound || partlyObserved(todayTotals) })
+          : notReported("today", "any zone of this site")),
         h("div", { class: "l" }, "zone passes today")),
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "week" } }, reported(weekTotals)
         ? countNode(week.people, k, { lowerBound: week.people_lower_bound || partlyObserved(weekTotals) })
@@ -306,8 +316,8 @@ function zonesTable(figures) {
         multi ? h("td", {}, f.site.name) : null,
         h("td", {}, h("span", { class: "kind" }, kindLabel(z.kind))),
         h("td", {}, z.floor ?? h("span", { class: "faint" }, "—")),
-        h("td", { class: "num", dataset: { col: "today" } }, today && today.hours_observed > 0
-          ? zoneCount(today, k) : notReported("today")),
+        h("td", { class: "num", dataset: { col: "today" } }, nothingReleased(f.todayTotals) ? notReleasedYet()
+          : today && today.hours_observed > 0 ? zoneCount(today, k) : notReported("today")),
         h("td", { class: "num", dataset: { col: "week" } }, z.hours_observed > 0
           ? zoneCount(z, k) : notReported("in the last 7 days")),
         h("td", { class: "num" }, z.share_of_traffic === null ? h("span", { class: "faint" }, "—") : fmtPct(z.share_of_traffic)),
