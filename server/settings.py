@@ -200,9 +200,10 @@ class _Environment(EnvSettingsSource):
 
 # Files of a zoneinfo folder that load as a time zone but name none of the IANA database's zones: 'localtime' is
 # whatever the host's /etc/localtime says (two replicas, or a rebuilt container, could file a site's days apart),
-# 'posixrules' and 'Factory' are tzdata's plumbing, and the 'right/' copies count leap seconds.
+# 'posixrules' and 'Factory' are tzdata's plumbing, and the 'right/' copies count leap seconds. ('posix/' copies are
+# the zones themselves, and a server configured with one keeps starting.)
 NOT_IANA_ZONES = frozenset({"localtime", "posixrules", "Factory"})
-NOT_IANA_FOLDERS = ("right/", "posix/")
+NOT_IANA_FOLDERS = ("right/",)
 
 
 def check_timezone(name: str) -> ZoneInfo:
