@@ -12,7 +12,7 @@ from footfall.core.wire import AgentStatus
 from footfall.server.localtime import to_iso
 from footfall.server.sql import insert_for, is_postgres
 from footfall.server.tables import Agent
-from sqlalchemy import and_, case, select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 # The state of an agent that sent aggregates but no status yet.
@@ -63,20 +63,11 @@ def heard_from(session: Session, sites_by_agent: dict[str, str], opened: Collect
     moved with that second message would tell a viewer who polls the agents list, live, that somebody had just
     passed (API.md keeps that signal, the message counts, to the metrics role)."""
     insert = insert_for(session)
-    statement = insert(Agent.__table__)
     stored = Agent.__table__.c.last_seen
-    moved = sorted(agent for agent in sites_by_agent if agent in opened)
-    later = and_(statement.excluded.agent_id.in_(moved), stored < statement.excluded.last_seen)
-    statement = statement.on_conflict_do_update(
-        index_elements=["agent_id"],
-        set_={
-            "last_seen": case((later, statement.excluded.last_seen), else_=stored) if moved else stored,
-            "site_id": statement.excluded.site_id,
-        },
-    )
-    session.execute(
-        statement,
-        [
+    # Two statements, one per kind: a CASE naming the moved agents would be an expanding parameter, which an
+    # executemany of several agents' rows cannot take (a batch of two agents failed and was stored message by message).
+    for moves in (True, False):
+        rows = [
             {
                 "agent_id": agent,
                 "site_id": site,
@@ -89,8 +80,17 @@ def heard_from(session: Session, sites_by_agent: dict[str, str], opened: Collect
                 "cameras_json": "[]",
             }
             for agent, site in sorted(sites_by_agent.items())
-        ],
-    )
+            if (agent in opened) == moves
+        ]
+        if not rows:
+            continue
+        statement = insert(Agent.__table__)
+        seen = case((stored < statement.excluded.last_seen, statement.excluded.last_seen), else_=stored)
+        statement = statement.on_conflict_do_update(
+            index_elements=["agent_id"],
+            set_={"last_seen": seen if moves else stored, "site_id": statement.excluded.site_id},
+        )
+        session.execute(statement, rows)
 
 
 def store_statuses(

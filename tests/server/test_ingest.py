@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from footfall.server import agents
 from footfall.server.ingest import Incoming, Ingestor
 from footfall.server.localtime import to_iso
@@ -182,7 +183,9 @@ def test_an_agent_heard_from_only_through_aggregates_reports_no_figures_it_never
     assert agent["state"] == "online" and (agent["fps"], agent["outbox_depth"]) == (0.0, 0)  # now told, 0 is 0
 
 
-def test_a_resent_bucket_does_not_tell_a_viewer_when_someone_passed(server: Server) -> None:
+def test_a_resent_bucket_does_not_tell_a_viewer_when_someone_passed(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
     """Found by an adversarial review: every aggregate moved the agent's last_seen to the second, and an agent
     resends a closed bucket only when a decision in it firms up, so a viewer polling /agents learned live that
     somebody had just passed, past the release delay. (A first fix dated aggregates to the minute; a second review
@@ -203,6 +206,21 @@ def test_a_resent_bucket_does_not_tell_a_viewer_when_someone_passed(server: Serv
     assert closed == to_iso(int(BASE.timestamp()) + 305)
     assert send(430, start=BASE, seq=2, female=5) == closed  # a decision in it firms up: nothing moves
     assert send(606, start=BASE + minutes(5), seq=3, unknown=5) == to_iso(int(BASE.timestamp()) + 606)  # the next
+
+    # Several agents in one batch, one opening a bucket and one resending (a review found such a batch failing, and
+    # stored message by message, when the statement named the moved agents).
+    clock[0] = BASE.timestamp() + 910
+    batch = [
+        aggregate(seconds=300, start=BASE + minutes(10), seq=4, unknown=5),
+        aggregate(seconds=300, agent="agent-2", start=BASE, seq=1, unknown=5),
+        aggregate(seconds=300, start=BASE + minutes(5), seq=5, female=5),  # agent-1 again: a resend
+    ]
+    result = ingestor.ingest([Incoming(encoded(message), "mqtt") for message in batch])
+    assert result.accepted == 3 and not result.rejected
+    with server.db.read() as session:
+        seen = {row["agent_id"]: row["last_seen"] for row in agents.agent_rows(session, "mall", 180.0, clock[0])}
+    assert seen == {"agent-1": to_iso(int(BASE.timestamp()) + 910), "agent-2": to_iso(int(BASE.timestamp()) + 910)}
+    assert not [r for r in caplog.records if r.getMessage().startswith("batch failed")]  # one transaction
 
 
 def test_sites_and_zones_appear_on_first_ingest_and_admins_edit_them(server: Server) -> None:
