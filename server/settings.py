@@ -154,8 +154,7 @@ class Settings(BaseSettings):
     @field_validator("default_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        check_timezone(value)
-        return value
+        return iana_name(value)
 
     @classmethod
     def settings_customise_sources(
@@ -201,9 +200,17 @@ class _Environment(EnvSettingsSource):
 # Files of a zoneinfo folder that load as a time zone but name none of the IANA database's zones: 'localtime' is
 # whatever the host's /etc/localtime says (two replicas, or a rebuilt container, could file a site's days apart),
 # 'posixrules' and 'Factory' are tzdata's plumbing, and the 'right/' copies count leap seconds. ('posix/' copies are
-# the zones themselves, and a server configured with one keeps starting.)
+# the zones themselves: iana_name takes them by their plain name.)
 NOT_IANA_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 NOT_IANA_FOLDERS = ("right/",)
+
+
+def iana_name(name: str) -> str:
+    """The zone's name as browsers know it: a ``posix/`` copy is the zone itself, and Intl.DateTimeFormat refuses the
+    prefix (the dashboard threw on it). Raises ValueError, as :func:`check_timezone`, for a zone it cannot take."""
+    plain = name.removeprefix("posix/")
+    check_timezone(plain)
+    return plain
 
 
 def check_timezone(name: str) -> ZoneInfo:

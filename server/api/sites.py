@@ -19,7 +19,7 @@ from footfall.server.catalog import PASSES, save_zone
 from footfall.server.occupancy import check_closing_time
 from footfall.server.release import MAX_SITE_K, effective_k, seen_until
 from footfall.server.rollups import refile_site, release_site, start_refile
-from footfall.server.settings import MAX_RETENTION_DAYS, Settings, check_timezone
+from footfall.server.settings import MAX_RETENTION_DAYS, Settings, iana_name
 from footfall.server.tables import Site, Zone
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
@@ -150,7 +150,7 @@ def update_site(site_id: IdPath, change: SiteUpdate, ctx: Context) -> SiteOut:
     anything by it; from the commit on, ingest refuses aggregates with gender ('counts-only') or all ('off')."""
     if change.timezone is not None:
         try:
-            check_timezone(change.timezone)
+            change = change.model_copy(update={"timezone": iana_name(change.timezone)})
         except ValueError as exc:
             raise HTTPException(422, f"timezone: {exc}") from None
     _check_limits(change, ctx.settings)

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from footfall.server.settings import Settings
 from footfall.server.tables import Bucket, DeadLetter
 from sqlalchemy import func, select
 
@@ -111,6 +112,16 @@ def test_a_time_zone_that_is_a_folder_or_too_long_or_no_iana_zone_is_refused(sql
     client = TestClient(sqlite_server.client.app, raise_server_exceptions=False)
     response = client.patch("/api/v1/sites/mall", json={"timezone": name}, headers=sqlite_server.headers("admin"))
     assert response.status_code == 422 and "unknown time zone" in response.text, response.text
+
+
+def test_a_posix_copy_of_a_zone_is_taken_by_its_plain_name(sqlite_server: Server) -> None:
+    """Found by a review: 'posix/Asia/Tokyo' was stored as typed, and browsers refuse the prefix (the dashboard threw
+    a RangeError); the server setting did the same for every site it made."""
+    response = sqlite_server.client.patch(
+        "/api/v1/sites/mall", json={"timezone": "posix/Asia/Tokyo"}, headers=sqlite_server.headers("admin")
+    )
+    assert response.status_code == 200 and response.json()["timezone"] == "Asia/Tokyo", response.text
+    assert Settings(default_timezone="posix/Europe/Paris").default_timezone == "Europe/Paris"
 
 
 @pytest.mark.parametrize("start", ["1999-12-31T23:00:00Z", "1970-01-01T00:00:00Z"])
