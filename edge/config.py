@@ -104,9 +104,9 @@ class ZoneConfig(_Model):
     def _simple_polygon(cls, polygon: list[Point]) -> list[Point]:
         # An outline that goes round twice, or back along itself, crosses nowhere, yet a point inside it is inside
         # an even number of times: ray casting reads it as outside, and the zone counted nobody without a word.
-        corners = polygon[:-1] if len(polygon) > 3 and polygon[-1] == polygon[0] else polygon  # closed by hand
-        for i, corner in enumerate(corners):
-            if corner in corners[i + 1 :]:
+        outline = polygon[:-1] if len(polygon) > 3 and polygon[-1] == polygon[0] else polygon  # closed by hand
+        for i, corner in enumerate(outline):
+            if corner in outline[i + 1 :]:
                 raise ValueError(
                     f"polygon corner [{corner[0]:g}, {corner[1]:g}] is given twice; its outline must go round once"
                 )

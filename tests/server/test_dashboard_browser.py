@@ -996,7 +996,13 @@ def test_before_the_first_hour_of_the_day_is_released_today_reads_not_yet_not_no
     try:
         hour = (datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
         bucket = {"agent_id": "box", "site_id": "demo-mall", "camera_id": "cam", "bucket_seconds": 3600, "gender": None}
-        live.ingest([AggregateMessage(**bucket, zone_id="hall", bucket_start=hour, seq=1, people=12)])
+        live.ingest(
+            [
+                AggregateMessage(**bucket, zone_id="hall", bucket_start=hour, seq=1, people=12),
+                AggregateMessage(**bucket, zone_id="door.in", bucket_start=hour, seq=2, people=7, measure="in"),
+                AggregateMessage(**bucket, zone_id="door.out", bucket_start=hour, seq=3, people=5, measure="out"),
+            ]
+        )
         page = Page(browser, live, tmp_path)
         page.open("/dashboard/", key=live.viewer_key)
         page.wait_ready()
@@ -1008,7 +1014,13 @@ def test_before_the_first_hour_of_the_day_is_released_today_reads_not_yet_not_no
             node = p.locator(figure)
             assert node.locator("[data-not-released=true]").count() == 1, node.inner_html()
             assert (node.text_content() or "").strip() == "not yet"
-        assert p.locator("#kpi-people [data-not-released=true]").count() == 1
+        for figure in (
+            "#kpi-people",
+            "#kpi-visitors",
+            "#kpi-inout",
+            "article[data-site='demo-mall'] [data-metric=visitors]",
+        ):
+            assert p.locator(f"{figure} [data-not-released=true]").count() == 1, p.locator(figure).inner_html()
         assert page.value("#zones-table tr[data-zone=hall] td[data-col=week] [data-value]") == 12
         page.close()
     finally:

@@ -132,12 +132,15 @@ function visitorKpis(figures, k) {
   const visitorNote = entered === null
     ? "no entrance line yet: mark a counting line 'entrance: true' to count people coming in"
     : `people in through ${plural(entrances, "entrance")}, each counted once${missing ? `; ${plural(missing, "site")} without entrances left out` : ""}`;
+  // Nothing of today released yet (its first hour or so): no count, rather than 0 people in and out.
+  const early = withEntrances.length > 0 && withEntrances.every((f) => nothingReleased(f.visitors));
   return [
-    kpi("Site visitors today", sumNode(entered, k), visitorNote, "kpi-visitors"),
-    kpi("In / out today", entered === null ? sumNode(null, k)
+    kpi("Site visitors today", early ? notReleasedYet() : sumNode(entered, k), visitorNote, "kpi-visitors"),
+    kpi("In / out today", entered === null ? sumNode(null, k) : early ? notReleasedYet()
       : h("span", { class: "smaller" }, sumNode(entered, k), h("span", { class: "faint" }, " / "), sumNode(left, k)),
     "through the entrances, in / out", "kpi-inout"),
-    kpi("Occupancy now", first ? occupancyNode(inside) : sumNode(null, k),
+    kpi("Occupancy now", first ? (early ? notReleasedYet()
+      : occupancyNode(inside)) : sumNode(null, k),
     first ? `inside at ${asOf(first)}: in − out since closing time, never below 0${uncertain}` : "needs an entrance line", "kpi-occupancy"),
   ];
 }
@@ -254,12 +257,13 @@ function siteCard(f) {
         h("div", { class: "meta" }, `Local time ${fmtDateTime(Date.now(), tz)}`)),
       agentBadge),
     h("div", { class: "figures" },
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "visitors" } }, visitors.totals.visitors
-        ? countNode(visitors.totals.visitors.people, k, { lowerBound: atLeast(visitors.totals.visitors) })
-        : h("span", { class: "faint" }, "—")),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "visitors" } }, !visitors.totals.visitors
+        ? h("span", { class: "faint" }, "—") : nothingReleased(visitors) ? notReleasedYet()
+          : countNode(visitors.totals.visitors.people, k, { lowerBound: atLeast(visitors.totals.visitors) })),
       h("div", { class: "l" }, "site visitors today")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, visitors.occupancy_at_end
-        ? occupancyNode(visitors.occupancy_at_end) : h("span", { class: "faint" }, "—")),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, !visitors.occupancy_at_end
+        ? h("span", { class: "faint" }, "—") : nothingReleased(visitors) ? notReleasedYet()
+          : occupancyNode(visitors.occupancy_at_end)),
       h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
       // A range no zone reported is "no data", as in the zones table: its 0 people are no count.
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, nothingReleased(todayTotals) ? notReleasedYet()
