@@ -300,18 +300,19 @@ class Outbox:
             self._claim.close()
 
     def identities(self) -> list[tuple[str, str]]:
-        """The (site_id, agent_id) whose counts this outbox holds: the one recorded at an agent's start, else (a file
-        from before it was recorded) the names its waiting aggregates carry; none for a file that tells none."""
+        """The (site_id, agent_id) whose counts this outbox holds: the one recorded at an agent's first start, and the
+        names its waiting aggregates carry (a file from before it was recorded, or rows an older footfall added since);
+        none for a file that tells none."""
+        names: set[tuple[str, str]] = set()
         with self._using("read the outbox"):
             if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'identity'").fetchone():
-                recorded = self._db.execute("SELECT site_id, agent_id FROM identity LIMIT 1").fetchone()
-                if recorded is not None:
-                    return [(str(recorded[0]), str(recorded[1]))]
+                names.update((str(s), str(a)) for s, a in self._db.execute("SELECT site_id, agent_id FROM identity"))
             rows = self._db.execute(
                 "SELECT DISTINCT json_extract(CAST(payload AS TEXT), '$.site_id'),"
                 " json_extract(CAST(payload AS TEXT), '$.agent_id') FROM outbox LIMIT 10"
             ).fetchall()
-        return sorted((str(site), str(agent)) for site, agent in rows if site is not None and agent is not None)
+        names.update((str(site), str(agent)) for site, agent in rows if site is not None and agent is not None)
+        return sorted(names)
 
     def bind(self, site_id: str, agent_id: str) -> None:
         """Records that this outbox holds the counts of ``site_id``/``agent_id``, or raises :class:`OutboxError` where
