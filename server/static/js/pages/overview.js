@@ -372,7 +372,8 @@ function agentsTable(agents, sites) {
     const status = a.online ? h("span", { class: "badge ok",
       title: a.state === "no_status" ? "Sending counts; no status from it yet" : null }, h("span", { class: "dot" }), "online")
       : a.state === "offline" ? h("span", { class: "badge bad" }, h("span", { class: "dot" }), "offline")
-        : h("span", { class: "badge warn", title: "Says it is online but has not been heard from recently" },
+        : h("span", { class: "badge warn", title: a.state === "no_status" ? "Sent counts, but none recently (and no status)"
+          : "Says it is online but has not been heard from recently" },
           h("span", { class: "dot" }), "not heard from");
     const cameras = a.cameras.length
       ? a.cameras.map((c) => h("div", { class: "faint" }, a.online ? "" : "last report: ",
