@@ -334,7 +334,7 @@ class Outbox:
             log_event(
                 logger,
                 logging.WARNING,
-                "the outbox's name could not be recorded; it is at the next start",
+                "the outbox's name could not be recorded; the next start records it",
                 error=str(exc),
             )
 
