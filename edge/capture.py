@@ -50,6 +50,7 @@ MAX_UNDECODABLE_RUN_COUNTED = 100_000
 # the moment it started, one frame interval apart, and a server refuses counts dated more than 15 minutes ahead
 # (footfall.server.ingest.FUTURE_TOLERANCE_S). Beyond this lead, frames wait for the clock.
 MAX_LEAD_S = 600.0
+SKIPPED_FRAMES = "frames that could not be decoded were skipped (damaged file?); the others keep their times"
 OPEN_TIMEOUT_MS = 10_000
 READ_TIMEOUT_MS = 10_000
 DEFAULT_FILE_FPS = 25.0
@@ -426,7 +427,7 @@ class VideoFile:
                 log_event(
                     logger,
                     logging.WARNING,
-                    "frames that could not be decoded were skipped (damaged file?); the others keep their times",
+                    SKIPPED_FRAMES,
                     video=str(self.path),
                     frames_skipped=self.skipped,
                     frames_read=read,
@@ -571,7 +572,7 @@ class CameraCapture:
             log_event(
                 logger,
                 logging.WARNING,
-                "frames that could not be decoded were skipped (damaged file?); the others keep their times",
+                SKIPPED_FRAMES,
                 camera=self.camera.id,
                 frames_skipped=skipped,
             )

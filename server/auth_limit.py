@@ -39,6 +39,8 @@ class Attempt:
 
 
 class LockedOut(Exception):
+    detail = "too many failed API-key attempts from this address"  # what the client is told, before when to retry
+
     def __init__(self, client: str, retry_after: int):
         super().__init__(f"{client} is locked out for {retry_after} s")
         self.client = client
@@ -47,6 +49,8 @@ class LockedOut(Exception):
 
 class TooManyInFlight(LockedOut):
     """An attempt waited ``wait_s`` and the address still had as many attempts in flight as the limit allows."""
+
+    detail = "too many API-key checks in flight from this address"
 
 
 class FailedAuthLimiter:

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from footfall.core.logs import OncePer, log_event
 from footfall.server.auth import Principal, authenticate
-from footfall.server.auth_limit import FailedAuthLimiter, LockedOut, TooManyInFlight
+from footfall.server.auth_limit import FailedAuthLimiter, LockedOut
 from footfall.server.db import Database
 from footfall.server.ingest import Ingestor
 from footfall.server.localtime import EARLIEST, HOUR, LATEST, hour_ceil, whole_days_from
@@ -121,16 +121,10 @@ def _authenticate(ctx: ServerContext, request: Request, key: str) -> Principal:
     client = request.client.host if request.client else "unknown"
     try:
         attempt = limiter.attempt(client)
-    except TooManyInFlight as busy:
+    except LockedOut as locked:  # or TooManyInFlight: its detail says which
         raise HTTPException(
             429,
-            f"too many API-key checks in flight from this address; try again in {busy.retry_after} s",
-            headers={"Retry-After": str(busy.retry_after)},
-        ) from None
-    except LockedOut as locked:
-        raise HTTPException(
-            429,
-            f"too many failed API-key attempts from this address; try again in {locked.retry_after} s",
+            f"{locked.detail}; try again in {locked.retry_after} s",
             headers={"Retry-After": str(locked.retry_after)},
         ) from None
     try:
