@@ -21,6 +21,7 @@ BAND_LOWER_EDGES: Final[tuple[int, ...]] = (0, 13, 18, 25, 35, 45, 55, 65)
 # was not estimated.
 AgeDecision = Literal["0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown"]
 AGE_DECISIONS: Final[tuple[AgeDecision, ...]] = get_args(AgeDecision)
+AGE_UNKNOWN: Final = "unknown"
 MINOR_BANDS: Final[frozenset[str]] = frozenset({"0-12", "13-17"})
 CHILD_BAND: Final = "0-12"
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
-from footfall.core.ages import AGE_DECISIONS
+from footfall.core.ages import AGE_DECISIONS, AGE_UNKNOWN
 from footfall.server.localtime import (
     DAY,
     HOUR,
@@ -482,7 +482,8 @@ class AgeSlot:
     people: int  # released people
     classified: int  # released female + male (the cells that released their split)
     gender_people: int  # released people of the audience's gender(s)
-    banded: int  # of those, the people whose bands were released (sum of their released band cells)
+    banded: int  # of those, the people in a released band (sum of their released cells of bands 0-12 ... 65+)
+    age_unknown: int  # of those, the people in a released cell of band 'unknown' (age not estimated, or undecided)
     audience: int  # released people of the audience's gender(s) × band(s)
     unsplit: int  # released people whose gender split was withheld
     withheld: int  # withheld zone-hours
@@ -491,12 +492,13 @@ class AgeSlot:
     @property
     def bands_withheld(self) -> int:
         """People of the audience's gender(s) whose bands were withheld (released gender count minus bands)."""
-        return self.gender_people - self.banded
+        return self.gender_people - self.banded - self.age_unknown
 
     @property
     def lower_bound(self) -> bool:
-        """Whether people of the audience may be left out: withheld hours, splits or bands."""
-        return self.withheld > 0 or self.unsplit > 0 or self.bands_withheld > 0
+        """Whether people of the audience may be left out: withheld hours, splits or bands, or people of its
+        gender(s) of unknown age (any of whom may be of the audience's bands)."""
+        return self.withheld > 0 or self.unsplit > 0 or self.bands_withheld > 0 or self.age_unknown > 0
 
 
 @dataclass
@@ -553,7 +555,8 @@ def ranked_age_slots(
         select(
             a.zone_pk,
             a.hour_start,
-            _total(a.released_people).label("every"),
+            _total(case((a.band != AGE_UNKNOWN, a.released_people), else_=0)).label("every"),
+            _total(case((a.band == AGE_UNKNOWN, a.released_people), else_=0)).label("unknown"),
             _total(case((a.band.in_(bands), a.released_people), else_=0)).label("wanted"),
         )
         .where(
@@ -566,10 +569,16 @@ def ranked_age_slots(
         .group_by(a.zone_pk, a.hour_start)
         .subquery()
     )
-    banded: dict[tuple[int, int], tuple[int, int]] = {
-        (int(zone_pk), int(how)): (int(every or 0), int(wanted or 0))
-        for zone_pk, how, every, wanted in session.execute(
-            select(h.zone_pk, h.local_how, _total(per_cell.c.every), _total(per_cell.c.wanted))
+    banded: dict[tuple[int, int], tuple[int, int, int]] = {
+        (int(zone_pk), int(how)): (int(every or 0), int(unknown or 0), int(wanted or 0))
+        for zone_pk, how, every, unknown, wanted in session.execute(
+            select(
+                h.zone_pk,
+                h.local_how,
+                _total(per_cell.c.every),
+                _total(per_cell.c.unknown),
+                _total(per_cell.c.wanted),
+            )
             .join(per_cell, (per_cell.c.zone_pk == h.zone_pk) & (per_cell.c.hour_start == h.hour_start))
             .where(*where)
             .group_by(h.zone_pk, h.local_how)
@@ -584,7 +593,7 @@ def ranked_age_slots(
             suppressed += 1
             continue
         key = (int(zone_pk), int(how))
-        every, wanted = banded.get(key, (0, 0))
+        every, unknown_age, wanted = banded.get(key, (0, 0, 0))
         released = {"female": female, "male": male, "unknown": unknown}
         rows.append(
             AgeSlot(
@@ -594,6 +603,7 @@ def ranked_age_slots(
                 classified=female + male,
                 gender_people=sum(released[g] for g in genders),
                 banded=every,
+                age_unknown=unknown_age,
                 audience=wanted,
                 unsplit=people - female - male - unknown,
                 withheld=withheld,

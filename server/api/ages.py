@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import HTTPException
-from footfall.core.ages import AGE_BANDS, AGE_DECISIONS, BAND_LOWER_EDGES, MINOR_BANDS, AgeBand, parse_band
+from footfall.core.ages import AGE_BANDS, AGE_DECISIONS, AGE_UNKNOWN, BAND_LOWER_EDGES, MINOR_BANDS, AgeBand, parse_band
 from footfall.server.queries import GENDERS, AgeRows
 
 MINORS_REFUSED = (
@@ -96,8 +96,12 @@ def age_points(
             # "nobody of the audience" beside bands shown as null.
             released = int(rows.bands[i][np.ix_(g_index, b_index)].sum())
             point["audience_people"] = None if all(hidden[g] for g in g_index) else released
+            # People of its gender(s) whose age is unknown (not estimated, or undecided) may be of it too.
             point["audience_lower_bound"] = bool(
-                rows.withheld[i] > 0 or unsplit[i] > 0 or bands_withheld[i, g_index].sum() > 0
+                rows.withheld[i] > 0
+                or unsplit[i] > 0
+                or bands_withheld[i, g_index].sum() > 0
+                or rows.bands[i, g_index, AGE_DECISIONS.index(AGE_UNKNOWN)].sum() > 0
             )
         points.append(point)
     return points

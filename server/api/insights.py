@@ -236,15 +236,16 @@ AGE_METHOD = (
     "Each slot is one zone in one local hour of the week, summed over the weeks in the range. Expected audience = "
     "the released people of the chosen gender(s) × age band(s) per week in the slot, from the classifier's raw "
     "gender decisions and the bands the box allotted (each band's count follows the sum of the model's band "
-    "probabilities, not corrected further for its errors; people whose age was not estimated, age 'unknown', "
-    "are not in any band), with an interval that treats the count as Poisson. A band of a zone-hour counts only "
-    "where every band of its gender was 0 or at least k, so the audience is a lower bound where bands, splits or "
-    "hours were withheld: such a slot says 'at least', and its interval reaches as far as the withheld people "
-    "could take it, never past the slot's own people. A slot where no band of the audience's gender(s) was "
-    "released, their bands (or every split) withheld, has no estimate: no expected audience, an interval from 0 "
-    "to what the withheld people could hold, and it ranks after every slot with an estimate. Sorting by 'share' "
-    "ranks by the lower end of the Wilson interval of the audience's share of the people of its gender(s) whose "
-    "bands were released (a slot without such people, whose share is null, after a released 0). A slot some of "
+    "probabilities, not corrected further for its errors; people whose age was not estimated or undecided, age "
+    "'unknown', are in no band), with an interval that treats the count as Poisson. A band of a zone-hour counts "
+    "only where every band of its gender was 0 or at least k, so the audience is a lower bound where bands, "
+    "splits or hours were withheld, or people of its gender(s) are of unknown age (any of them may be of it): such "
+    "a slot says 'at least', and its interval reaches as far as those people could take it, never past the "
+    "slot's own people. A slot where no one of the audience's gender(s) is in a released band, their bands (or "
+    "every split) withheld or their age unknown, has no estimate: no expected audience, an interval from 0 to "
+    "what those people could hold, and it ranks after every slot with an estimate. Sorting by 'share' ranks by "
+    "the lower end of the Wilson interval of the audience's share of the people of its gender(s) in released "
+    "bands (a slot without such people, whose share is null, after a released 0). A slot some of "
     "whose zone-hours a camera watched only in part (down for part of the hour) ranks by what was counted and says "
     "'at least', with how many such hours it holds: the people missed are in no figure and no interval. Audiences "
     "under 18 are refused: footfall does not target minors."
@@ -321,12 +322,13 @@ def _age_placement(
 
 
 def _age_estimated(row: queries.AgeSlot) -> bool:
-    """Whether a slot has an estimate of its audience. It has none where no band of its gender(s) was released
-    (``banded`` 0) and the people who could hold the audience were withheld: their bands (a band below k), or
-    every split. A released 0 of the gender (splits released with no one of it, and nothing of it withheld, or
+    """Whether a slot has an estimate of its audience. It has none where no one of its gender(s) is in a released
+    band (``banded`` 0) and the people who could hold the audience are not: their bands withheld (a band below k),
+    their age unknown (not estimated, as from a box without an age head, or undecided), or every split withheld. A
+    released 0 of the gender (splits released with no one of it, and nothing of it withheld or of unknown age, or
     nobody in the slot at all) is a true 0, a lower bound only where hours or other splits were withheld, as the
     gender ranking counts it."""
-    return row.banded > 0 or not (row.bands_withheld > 0 or 0 < row.people == row.unsplit)
+    return row.banded > 0 or not (row.bands_withheld > 0 or row.age_unknown > 0 or 0 < row.people == row.unsplit)
 
 
 def _age_expected(row: queries.AgeSlot) -> float | None:
@@ -342,14 +344,14 @@ def _age_ranked(row: queries.AgeSlot) -> float:
 
 
 def _age_ceiling(row: queries.AgeSlot, k: int) -> int:
-    """The most of the audience a slot could hold: its count and every person withheld from it (a withheld hour at
-    most k-1)."""
-    return row.audience + row.bands_withheld + row.unsplit + row.withheld * (k - 1)
+    """The most of the audience a slot could hold: its count, its gender's people of unknown age, and every person
+    withheld from it (a withheld hour at most k-1)."""
+    return row.audience + row.age_unknown + row.bands_withheld + row.unsplit + row.withheld * (k - 1)
 
 
 def _age_share_low(row: queries.AgeSlot) -> float:
-    """The lower end of a slot's share of its gender(s) with released bands, as the ranking orders it: a slot
-    without such people has no share and ranks after a released 0."""
+    """The lower end of a slot's share of its gender(s) in released bands (age unknown left out, as they are in no
+    band), as the ranking orders it: a slot without such people has no share and ranks after a released 0."""
     return round(wilson_interval(row.audience, row.banded)[0], 4) if row.banded else NO_FIGURE
 
 
@@ -361,9 +363,10 @@ def _age_slot(
     reaches as far as the withheld people could take it (every one of them in the audience; a withheld hour at
     most k-1), never a narrow interval around a suppressed 0. Where none of its gender's bands was released and
     theirs were withheld (:func:`_age_estimated`), it has no estimate at all: never "at least 0.0". The share
-    divides the audience by the people of its gender(s) whose bands were released (``banded``), not by people
-    whose bands nobody may see. Where a camera watched ``partly`` of its zone-hours only in part, the audience is a
-    lower bound too, and says so; no interval reaches for the people the camera missed."""
+    divides the audience by the people of its gender(s) in released bands (``banded``), not by people whose bands
+    nobody may see, nor by people of unknown age (any of whom may be of the audience: the count is then a lower
+    bound, as for withheld bands). Where a camera watched ``partly`` of its zone-hours only in part, the audience is
+    a lower bound too, and says so; no interval reaches for the people the camera missed."""
     who = {"all": "people", "female": "women", "male": "men"}.get(audience, "people of unknown gender")
     noun = f"{who} aged {', '.join(bands)}"
     weeks, count = row.weeks, row.audience
@@ -383,9 +386,9 @@ def _age_slot(
     zone_how = row.how
     label = how_label(zone_how)
     share_text = (
-        f"{raw:.0%} of the {row.banded:,} {who} whose age bands were released"
+        f"{raw:.0%} of the {row.banded:,} {who} in released age bands"
         if raw is not None
-        else f"no {who} with released age bands"
+        else f"no {who} in released age bands"
     )
     left_out = "; ".join(
         part
@@ -393,6 +396,7 @@ def _age_slot(
             f"the age bands of {row.bands_withheld:,} {who} were withheld for privacy (a band of theirs below {k})"
             if row.bands_withheld
             else "",
+            f"{row.age_unknown:,} {who} of unknown age (not estimated, or undecided)" if row.age_unknown else "",
             f"{row.unsplit:,} people's gender split was withheld for privacy" if row.unsplit else "",
             f"{row.withheld:,} hour(s) with fewer than {k} people were withheld" if row.withheld else "",
             _partly_observed_text(partly),
@@ -427,6 +431,7 @@ def _age_slot(
         "withheld_hours": row.withheld,
         "classified": row.classified,
         "banded": row.banded,
+        "age_unknown": row.age_unknown,
         "bands_withheld": row.bands_withheld,
         "audience_count": count,
         "audience_lower_bound": row.lower_bound,

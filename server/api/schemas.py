@@ -436,8 +436,14 @@ class Slot(BaseModel):
     classified: int = Field(description="People with a female/male decision, in the cells that released their split.")
     banded: int | None = Field(
         None,
-        description="Age audiences only: people of the audience's gender(s) whose age bands were released (the "
-        "sum of their released band cells), what share_raw divides by; null for a gender audience.",
+        description="Age audiences only: people of the audience's gender(s) in released age bands (the sum of "
+        "their released cells of bands 0-12 ... 65+), what share_raw divides by; null for a gender audience.",
+    )
+    age_unknown: int | None = Field(
+        None,
+        description="Age audiences only: people of the audience's gender(s) released as age 'unknown' (age not "
+        "estimated, as by a box without an age head, or undecided). Any of them may be of the audience, so "
+        "audience_count is then a lower bound; they are in no band and not in banded. Null for a gender audience.",
     )
     bands_withheld: int | None = Field(
         None,
@@ -448,8 +454,8 @@ class Slot(BaseModel):
     audience_lower_bound: bool | None = Field(
         None,
         description="True when people of the audience may be left out of audience_count (withheld hours; for an "
-        "age audience also gender splits or age bands), so it and expected_audience are lower bounds and "
-        "expected_audience_high reaches as far as what was withheld could take it.",
+        "age audience also gender splits, age bands, or people of unknown age), so it and expected_audience are "
+        "lower bounds and expected_audience_high reaches as far as what was withheld could take it.",
     )
     hours_partly_observed: int = Field(
         0,

@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 from footfall.server.stats import poisson_mean_interval
 
 from tests.server.conftest import Server, aggregate, make_server
-from tests.server.test_ages import NINE, SITE, TWO_WEEKS, aged, with_ages
+from tests.server.test_ages import NINE, SITE, TWO_WEEKS, aged, ages, with_ages
 from tests.server.test_dashboard_browser import LiveServer, Page, browser, start_server  # noqa: F401
 
 K = 5
@@ -86,6 +86,45 @@ def test_slots_without_an_estimate_rank_after_every_slot_with_one_in_both_sorts(
         whole = ranking(mixed, sort=sort, limit=1000)
         for limit in range(1, 6):
             assert ranking(mixed, sort=sort, limit=limit) == whole[:limit], (sort, limit)
+
+
+def test_people_whose_age_was_never_estimated_are_not_a_confident_zero(sqlite_url: str) -> None:
+    """Review: a box without an age head sends its 20 women of each hour as age 'unknown'. Women 25-34 there read as
+    "about 0.0 ... (0.0-0.5)", "0% of the 20 women whose age bands were released", not a lower bound, and ranked
+    beside true zeros: any of the 20 may be 25-34. People of unknown age are in no band: they make the audience a
+    lower bound, are not what a share divides by, and a slot of nothing else has no estimate. /traffic/ages says
+    the same of its audience."""
+    for server in make_server(sqlite_url, k_anonymity=K):
+        ageless = aggregate(start=NINE, seconds=3600, camera="cam-1", zone="ageless", female=20, male=10)
+        messages = [
+            ageless,
+            aged(zone="some", camera="cam-2", female={"25-34": 5, "35-44": 5, "unknown": 6}),
+            aged(zone="none", camera="cam-3", female={"35-44": 8}),
+        ]
+        assert server.ingest(*messages).status_code == 200
+        for sort in ("audience", "share"):
+            slots = ranking(server, audience="female", sort=sort)
+            assert [slot["zone_id"] for slot in slots] == ["some", "none", "ageless"], (sort, slots)
+            by_zone = {slot["zone_id"]: slot for slot in slots}
+            ageless_slot = by_zone["ageless"]
+            assert ageless_slot["expected_audience"] is None and ageless_slot["audience_lower_bound"] is True
+            assert (ageless_slot["banded"], ageless_slot["age_unknown"], ageless_slot["share_raw"]) == (0, 20, None)
+            assert ageless_slot["expected_audience_high"] >= 20, ageless_slot
+            assert (
+                "not estimated" in ageless_slot["explanation"]
+                and "20 women of unknown age" in (ageless_slot["explanation"])
+            ), ageless_slot["explanation"]
+            some = by_zone["some"]
+            # 5 of the 10 women in bands, and up to 6 more of unknown age.
+            assert (some["banded"], some["age_unknown"], some["share_raw"]) == (10, 6, 0.5), some
+            assert some["audience_lower_bound"] is True and "at least 5.0 women" in some["explanation"]
+            assert some["expected_audience_high"] >= 11
+            # Everyone of the gender in a band: a true 0, exact.
+            assert by_zone["none"]["expected_audience"] == 0.0 and by_zone["none"]["audience_lower_bound"] is False
+        totals = ages(server, zone="ageless", audience="female", age="25-34")["totals"]
+        assert totals["audience_people"] == 0 and totals["audience_lower_bound"] is True, totals
+        totals = ages(server, zone="none", audience="female", age="25-34")["totals"]
+        assert totals["audience_people"] == 0 and totals["audience_lower_bound"] is False, totals
 
 
 def test_a_site_whose_audience_bands_are_all_withheld_ranks_only_slots_without_an_estimate(sqlite_url: str) -> None:

@@ -197,7 +197,8 @@ def test_finer_cells_suppress_more_and_an_operator_still_sees_the_rest(sqlite_ur
         point = ages(server, zone="a", audience="male", age="18-34")["points"][0]
         assert point["people"] == 63 and point["bands"]["female"]["25-34"] is None
         assert point["bands_withheld"] == {"female": 34, "male": 0, "unknown": 0}
-        assert point["audience_people"] == 24 and point["audience_lower_bound"] is False
+        # At least 24: any of the 5 men of unknown age may be 18-34 too.
+        assert point["audience_people"] == 24 and point["audience_lower_bound"] is True
         women = ages(server, zone="a", audience="female", age="25-34")
         # Every band of the audience's gender suppressed: its people are suppressed too, not 0 beside null bands.
         for point in (women["points"][0], women["totals"]):
