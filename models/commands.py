@@ -18,7 +18,13 @@ def register(app: typer.Typer) -> None:
     def train_command(
         config: Path = typer.Option(..., "--config", "-c", help="Training recipe (YAML)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt if it exists."),
-        out: Path | None = typer.Option(None, "--out", help="Run folder (default: the recipe's 'output')."),
+        out: Path | None = typer.Option(
+            None,
+            "--out",
+            help="Run folder (default: the recipe's 'output'). A folder of its own makes the run an experiment: "
+            "its model.pt stays there, and the recipe's final_checkpoint (for the shipped recipes, the shipped "
+            "checkpoint in models/checkpoints) is left as it is.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     ) -> None:
         """Train a gender model from a recipe: face chips are cut once with the edge's detector and
@@ -35,8 +41,8 @@ def register(app: typer.Typer) -> None:
         from footfall.models.checkpoint import CheckpointError
         from footfall.models.datasets import DatasetError
         from footfall.models.pretrained import PretrainedError
-        from footfall.models.recipe import RecipeError, load_recipe
-        from footfall.models.train import train
+        from footfall.models.recipe import RecipeError, load_recipe, resolve
+        from footfall.models.train import published_checkpoint, train
 
         try:
             recipe = load_recipe(config)
@@ -44,6 +50,14 @@ def register(app: typer.Typer) -> None:
         except (RecipeError, DatasetError, CheckpointError, BundleError, PretrainedError, OutputPathError) as exc:
             _fail(str(exc))
         typer.echo(f"checkpoint: {final}")
+        published = published_checkpoint(recipe, out)
+        if published is not None:
+            typer.echo(f"published:  {published} (the recipe's final_checkpoint)")
+        elif recipe.final_checkpoint:
+            typer.echo(
+                f"not published: the recipe's final_checkpoint ({resolve(recipe.final_checkpoint, recipe)}) is left as "
+                "it was, as --out gave this run a folder of its own; copy the checkpoint there to publish it"
+            )
 
     @app.command("evaluate")
     def evaluate_command(

@@ -490,9 +490,14 @@ def train(
 ) -> Path:
     """Trains, calibrates and measures; returns the path of the final checkpoint. ``finish=False`` stops
     after training (``best.pt``, validation only: no test figures), e.g. for quick experiments.
-    ``data`` replaces the chip cache (``load_splits``'s result), e.g. synthetic chips in tests."""
+    ``data`` replaces the chip cache (``load_splits``'s result), e.g. synthetic chips in tests.
+
+    The recipe's ``final_checkpoint`` (for the shipped recipes, the checkpoint in models/checkpoints) is written
+    only by a run in the recipe's own ``output`` folder: ``out_dir`` makes a run of its own, an experiment, which
+    must not replace the checkpoint the recipe publishes (:func:`published_checkpoint`)."""
     check_network(recipe)
-    datasets = check_inputs(recipe, resume) if data is None else None
+    publish = published_checkpoint(recipe, out_dir)
+    datasets = check_inputs(recipe, resume, run_folder(recipe, out_dir), publish) if data is None else None
     out = start_run(recipe, out_dir)
     started = time.monotonic()
     data, detector_reports = (
@@ -507,6 +512,13 @@ def train(
     training = TrainingSet.gather(recipe, data)
     student = build_student(recipe, training, resume)
     schedule = Schedule.plan(recipe, training.weights)
+    if schedule.per_epoch < recipe.train.batch_size:
+        # Whole batches only: an epoch of fewer images than one batch trained on nothing, and still wrote a
+        # calibrated checkpoint of the untrained network.
+        raise DatasetError(
+            f"an epoch holds {schedule.per_epoch} training faces, fewer than train.batch_size "
+            f"({recipe.train.batch_size}): nothing to learn from; lower batch_size or add training data"
+        )
     state = resume_or_start(out, resume, student)
     log_training_start(recipe, student, training, schedule)
     while (
@@ -521,7 +533,7 @@ def train(
     if not finish:
         return out / "best.pt"
     summary = run_summary(recipe, state, started, resume)
-    final = finalize(recipe, out / "best.pt", data, detector_reports, out, summary)
+    final = finalize(recipe, out / "best.pt", data, detector_reports, out, summary, publish)
     log_event(
         logger,
         logging.INFO,
@@ -553,7 +565,25 @@ def _named(field: str) -> Iterator[None]:
         raise type(exc)(f"{field}: {exc}") from None
 
 
-def check_inputs(recipe: Recipe, resume: bool) -> dict[str, tuple[list[FaceRecord], ImageSource]]:
+def run_folder(recipe: Recipe, out_dir: Path | None) -> Path:
+    """The run's folder: ``out_dir``, else the recipe's ``output``."""
+    return Path(out_dir) if out_dir else resolve(recipe.output, recipe)
+
+
+def published_checkpoint(recipe: Recipe, out_dir: Path | None) -> Path | None:
+    """Where the run also writes its final checkpoint: the recipe's ``final_checkpoint``, unless the run has a
+    folder of its own (``out_dir``, ``footfall train --out``): an experiment must not replace the checkpoint the
+    recipe publishes (the shipped model's, for the shipped recipes) unless it runs in the recipe's own folder."""
+    if not recipe.final_checkpoint:
+        return None
+    if out_dir is not None and run_folder(recipe, out_dir).resolve() != resolve(recipe.output, recipe).resolve():
+        return None
+    return resolve(recipe.final_checkpoint, recipe)
+
+
+def check_inputs(
+    recipe: Recipe, resume: bool, out: Path, publish: Path | None
+) -> dict[str, tuple[list[FaceRecord], ImageSource]]:
     """Reads every file the recipe names (the datasets it returns), and checks that its final checkpoint can be
     written, so that a wrong path fails now: after the first dataset's chips are cut (half an hour on a cold cache)
     or after the whole run, it cost that time."""
@@ -570,10 +600,18 @@ def check_inputs(recipe: Recipe, resume: bool) -> dict[str, tuple[list[FaceRecor
     if recipe.model.from_checkpoint and not resume:
         with _named("model.from_checkpoint"):
             load_checkpoint(resolve(recipe.model.from_checkpoint, recipe))
-    if recipe.final_checkpoint:
+    if publish is not None:
         # It may be the starting checkpoint itself: that is read whole before training, and replaced at the end.
         with _named("final_checkpoint"):
-            writable_file(resolve(recipe.final_checkpoint, recipe))
+            writable_file(publish)
+    if resume and (out / "last.pt").is_file():
+        # Before the chips are cut (half an hour with cold caches): a damaged last.pt, or another kind of file.
+        saved = load_checkpoint(out / "last.pt")
+        if not isinstance(saved.get("resume"), dict) or saved.get("arch") != recipe.model.arch:
+            raise CheckpointError(
+                f"{out / 'last.pt'} cannot resume this recipe (not the last.pt of a {recipe.model.arch} run); "
+                "start without --resume, or give the run's folder with --out"
+            )
     return datasets
 
 
@@ -582,7 +620,7 @@ def start_run(recipe: Recipe, out_dir: Path | None) -> Path:
     import torch
     from footfall.core.outpaths import writable_folder
 
-    out = Path(out_dir) if out_dir else resolve(recipe.output, recipe)
+    out = run_folder(recipe, out_dir)
     writable_folder(out)
     (out / "recipe.json").write_text(recipe.model_dump_json(indent=2))
     torch.set_num_threads(recipe.train.threads)
@@ -1057,8 +1095,10 @@ def finalize(
     detector_reports: dict,
     out: Path,
     summary: dict | None = None,
+    publish: Path | None = None,
 ) -> Path:
-    """Temperature and threshold on validation; figures on val and test; the final checkpoint."""
+    """Temperature and threshold on validation; figures on val and test; the final checkpoint, also written to
+    ``publish`` when given."""
     from footfall.core.classifier import softmax
     from footfall.models.checkpoint import model_from_checkpoint
 
@@ -1116,8 +1156,9 @@ def finalize(
         checkpoint["recipe"]["history_summary"] = summary
     final = out / "model.pt"
     save_checkpoint(checkpoint, final)
-    if recipe.final_checkpoint:
-        save_checkpoint(checkpoint, resolve(recipe.final_checkpoint, recipe))
+    if publish is not None:
+        save_checkpoint(checkpoint, publish)
+        log_event(logger, logging.INFO, "published", checkpoint=str(publish))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log_event(
         logger,

@@ -786,4 +786,54 @@ def test_a_recipe_may_write_its_result_over_the_checkpoint_it_starts_from(tmp_pa
         model=ModelConfig(arch="facenet-small", kwargs=TINY, from_checkpoint=str(start)),
         final_checkpoint=str(start),
     )
-    assert list(check_inputs(recipe, resume=False)) == ["first"]
+    assert list(check_inputs(recipe, False, tmp_path / "run", Path(start))) == ["first"]
+
+
+def test_a_run_with_a_folder_of_its_own_leaves_the_checkpoint_the_recipe_publishes_alone(tmp_path: Path) -> None:
+    """Review: ``footfall train --out runs/try1`` with a shipped recipe replaced the shipped checkpoint (the recipe's
+    final_checkpoint) without a word. Only a run in the recipe's own output folder writes it."""
+    published = tmp_path / "checkpoints" / "smoke.pt"
+    recipe = tiny_recipe(tmp_path, epochs=1).model_copy(update={"final_checkpoint": str(published)})
+    experiment = train(recipe, out_dir=tmp_path / "try1", progress=False, data=synthetic_data())
+    assert experiment == tmp_path / "try1" / "model.pt" and experiment.is_file()
+    assert not published.exists(), "an experiment wrote the recipe's published checkpoint"
+    # The recipe's own folder, named or not, publishes it.
+    for out_dir in (None, tmp_path / "run"):
+        final = train(recipe, out_dir=out_dir, progress=False, data=synthetic_data())
+        assert final == tmp_path / "run" / "model.pt"
+        written, kept = load_checkpoint(final), load_checkpoint(published)  # a torch archive names its file inside
+        assert written["temperature"] == kept["temperature"]
+        assert all(torch.equal(written["state_dict"][k], kept["state_dict"][k]) for k in written["state_dict"])
+        published.unlink()
+
+
+def test_an_epoch_smaller_than_a_batch_is_refused_rather_than_trained_on_nothing(tmp_path: Path) -> None:
+    """Review: 40 training faces at batch size 128 made no batch at all; the run logged loss 0.0, images 0, and
+    wrote a calibrated checkpoint of the untrained network with exit code 0."""
+    from footfall.models.datasets import DatasetError
+
+    recipe = tiny_recipe(tmp_path, epochs=1)
+    recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"batch_size": 128})})
+    with pytest.raises(DatasetError, match=r"an epoch holds 96 training faces, fewer than train.batch_size \(128\)"):
+        train(recipe, progress=False, data=synthetic_data())
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+def test_resume_from_a_last_pt_of_another_kind_is_refused_before_any_chip_is_cut(tmp_path: Path) -> None:
+    """Review: a damaged or unrelated last.pt was found out only after the chips were cut (half an hour on a cold
+    cache)."""
+    from footfall.models.train import check_inputs
+
+    recipe = Recipe(
+        datasets=[DatasetConfig(**_one_face_dataset(tmp_path / "first"))],
+        model=ModelConfig(arch="facenet-small", kwargs=TINY),
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"half a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        check_inputs(recipe, True, run, None)
+    save_checkpoint(_valid_checkpoint(), run / "last.pt")  # a final checkpoint: nothing to resume in it
+    with pytest.raises(CheckpointError, match="cannot resume this recipe"):
+        check_inputs(recipe, True, run, None)
+    assert list(check_inputs(recipe, False, run, None)) == ["first"]  # without --resume it is not read
