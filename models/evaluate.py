@@ -78,6 +78,19 @@ def evaluate_bundle(
         records = [r for r in records if r.split == split]
     if not records:
         raise EvaluationError(f"{csv}: no rows" + (f" in split {split!r}" if split else ""))
+    trained_on = sum(r.split == "train" for r in records)
+    if trained_on:
+        # Figures over faces a model learnt from measure its memory, not the model: say so where they are made.
+        log_event(
+            logger,
+            logging.WARNING,
+            "evaluating training-split rows: figures on faces the model may have learnt from; give --split test",
+            rows=len(records),
+            train_rows=trained_on,
+        )
+    repeated = len(records) - len({r.path for r in records})
+    if repeated:
+        log_event(logger, logging.WARNING, "rows repeat an image: each row counts", repeated_rows=repeated)
     unknown_labels = {r.gender for r in records} - set(classifier.labels)
     if unknown_labels:
         raise EvaluationError(f"{csv}: labels {sorted(unknown_labels)} are not the bundle's {classifier.labels}")
@@ -136,6 +149,7 @@ def evaluate_bundle(
         "csv": str(csv),
         "images": str(images),
         "split": split,
+        "train_rows": trained_on,
         "labels": labels,
         "temperature": classifier.contract.temperature,
         "abstain_threshold": threshold,
@@ -161,6 +175,8 @@ def evaluate_bundle(
         report["by_race"] = table
         accuracies = [row["accuracy"] for row in table.values()]
         report["metrics"]["race_gap"] = float(max(accuracies) - min(accuracies))
+        report["race_gap_smallest_group"] = min(int(row["n"]) for row in table.values())
+        report["no_race"] = sum(r is None for r in races)
     bands = [age_group(r.age) for r in kept]
     if any(b is not None for b in bands):
         report["by_age"] = group_report(y_true, probs, bands, threshold, order=[b[0] for b in AGE_GROUPS])
@@ -197,6 +213,15 @@ def _pct(value: float) -> str:
     return "   n/a" if value is None or np.isnan(value) else f"{100 * value:6.2f}"
 
 
+# Below this many faces, a group's accuracy is within several points of chance: say so beside a gap made from it.
+SMALL_GROUP = 100
+
+
+def _auc(value: float) -> str:
+    """ROC AUC, or why there is none (a CSV of one label has no curve)."""
+    return "n/a (needs faces of both labels)" if value != value else f"{value:.4f}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     m = report["metrics"]
     labels = report["labels"]
@@ -205,13 +230,15 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report.get('detector_precision', '?')}), T={report['temperature']:.3f}, "
         f"abstain below {report['abstain_threshold']:.3f}",
         f"cpu {report.get('cpu', '?')}",
-        f"data {report['csv']}" + (f" [split {report['split']}]" if report["split"] else ""),
+        f"data {report['csv']}"
+        + (f" [split {report['split']}]" if report["split"] else " [every row: no --split given]")
+        + (f"; {report['train_rows']} rows of the train split" if report.get("train_rows") else ""),
         f"n                  {m['n']}   (no face found: {report['no_face_found']}, classified from the whole "
         f"image; several faces: {report['several_faces']}; unreadable, left out: {report['unreadable']})",
         f"accuracy           {_pct(m['accuracy'])} %",
         f"balanced accuracy  {_pct(m['balanced_accuracy'])} %",
         f"F1 (male)          {_pct(m['f1_male'])} %",
-        f"ROC AUC            {m['roc_auc']:.4f}",
+        f"ROC AUC            {_auc(m['roc_auc'])}",
         f"ECE                {m['ece']:.4f}",
         f"abstention         {_pct(m['abstention_rate'])} %   accuracy on answered {_pct(m['answered_accuracy'])} %",
         "confusion matrix (rows true, columns predicted):",
@@ -221,19 +248,27 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {name:8s} " + " ".join(f"{v:8d}" for v in row))
     for key, title in (("by_race", "race"), ("by_age", "age band")):
         if key in report:
+            # female/male recall: each gender's faces read as that gender; answered acc: accuracy where not abstained.
             lines.append(
-                f"per {title}:   {'n':>6s} {'acc %':>7s} {'female %':>8s} {'male %':>7s} "
-                f"{'abstain %':>9s} {'answered %':>10s}"
+                f"per {title}:   {'n':>6s} {'acc %':>7s} {'female recall %':>15s} {'male recall %':>13s} "
+                f"{'abstain %':>9s} {'answered acc %':>14s}"
             )
             for group, row in report[key].items():
                 lines.append(
                     f"  {group:10s} {row['n']:6d} {_pct(row['accuracy']):>7s} "
-                    f"{_pct(row['female_accuracy']):>8s} "
-                    f"{_pct(row['male_accuracy']):>7s} {_pct(row['abstention_rate']):>9s} "
-                    f"{_pct(row['answered_accuracy']):>10s}"
+                    f"{_pct(row['female_accuracy']):>15s} "
+                    f"{_pct(row['male_accuracy']):>13s} {_pct(row['abstention_rate']):>9s} "
+                    f"{_pct(row['answered_accuracy']):>14s}"
                 )
+    if report.get("no_race"):
+        lines.append(f"  (no race given: {report['no_race']} faces, in no race group)")
     if "race_gap" in m:
-        lines.append(f"gap best vs worst race group: {100 * m['race_gap']:.2f} points")
+        gap = f"gap best vs worst race group: {100 * m['race_gap']:.2f} points"
+        smallest = report.get("race_gap_smallest_group")
+        if smallest is not None:
+            chance = "; a group this small moves by chance" if smallest < SMALL_GROUP else ""
+            gap += f" (smallest group {smallest} faces{chance})"
+        lines.append(gap)
     for name, rows in report.get("slices", {}).items():
         lines.append(f"error slice {name} ({ATTRIBUTES[name]}):")
         for row in rows:
