@@ -80,15 +80,15 @@ def register(app: typer.Typer) -> None:
         settings = _load(config)
         from footfall.core.bundle import BundleError
         from footfall.edge.config import ConfigError
-        from footfall.edge.outbox import OutboxError, check_outbox
+        from footfall.edge.outbox import OutboxError
 
         if check_config:
+            from footfall.edge.doctor import startup_problems
+
             # What the agent needs besides the models, each failing the check with one line as it would the agent.
-            try:
-                settings.mqtt.resolved_password()
-                outbox = check_outbox(settings.outbox.path, settings.site_id, settings.agent_id)
-            except (ConfigError, OutboxError) as exc:
-                _fail(str(exc))
+            problems, outbox = startup_problems(settings)
+            if problems:
+                _fail(problems[0])
             from footfall.edge.capture import VideoError, cannot_open_reason, check_video_file
 
             missing = [c for c in settings.cameras if c.is_file and not Path(str(c.source)).is_file()]
@@ -184,20 +184,25 @@ def register(app: typer.Typer) -> None:
 
         require("edge", "cv2", "onnxruntime")
         from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
-        from footfall.edge.doctor import BundleFailure, diagnose, format_verdict
+        from footfall.edge.doctor import BundleFailure, check_config, diagnose, format_verdict
 
-        settings = _load(config) if config is not None else None
+        # A config the agent would refuse is a section of the report, not the end of it: the platform and the
+        # bundles (the config's where it could be read, else the shipped ones) are checked all the same.
+        settings, config_check = check_config(config) if config is not None else (None, None)
         detector_path = detector or (settings.bundles.detector if settings else DEFAULT_DETECTOR_BUNDLE)
         gender_path = gender or (settings.bundles.gender if settings else DEFAULT_GENDER_BUNDLE)
         # Text goes out section by section as each check ends (cameras that do not answer take seconds each); JSON
         # is one object, printed once everything is known.
         show = None if as_json else typer.echo
-        diagnosis = diagnose(detector_path, gender_path, config=settings, threads=threads, show=show)
+        diagnosis = diagnose(
+            detector_path, gender_path, config=settings, config_check=config_check, threads=threads, show=show
+        )
         typer.echo(json.dumps(diagnosis.as_dict()) if as_json else format_verdict(diagnosis))
-        failures = [b for b in diagnosis.bundles if isinstance(b, BundleFailure)]
-        for failure in failures:  # the report above has it in the bundle's section; scripts read stderr
-            typer.secho(f"error: {failure.error}", fg="red", err=True)
-        raise typer.Exit(2 if failures else 0 if diagnosis.healthy else 1)
+        errors = [b.error for b in diagnosis.bundles if isinstance(b, BundleFailure)]
+        errors += config_check.problems if config_check is not None else []
+        for error in errors:  # the report above has it in its section; scripts read stderr
+            typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2 if errors else 0 if diagnosis.healthy else 1)
 
     @app.command("process")
     def process(

@@ -3,8 +3,9 @@
 It reports the CPU and the instruction-set flags that decide onnxruntime's integer kernels, the onnxruntime
 version, each model bundle's parity probe on this CPU and the precision the agent would serve, what the
 classifier estimates (gender, and age bands where it has an age head), the detector's and the classifier's
-latency here, and (given a config) whether each camera answers. A bundle that cannot be served at all is said
-so in its own section, and everything else is still checked. The text report is shown section by section as each
+latency here, and (given a config) what the agent would refuse in it at start and whether each camera answers. A
+config that cannot be used, or a bundle that cannot be served at all, is said so in its own section, and
+everything else is still checked. The text report is shown section by section as each
 check ends (a dead camera takes up to CAMERA_TIMEOUT_S to give up): doctor is never silent for long.
 """
 
@@ -59,6 +60,49 @@ class BundleFailure:
 
 
 @dataclass
+class ConfigCheck:
+    """The agent config doctor was given: what the agent would refuse at start (the same checks as
+    ``footfall agent --check-config``), each problem one line; none: usable."""
+
+    path: Path
+    problems: list[str]
+    outbox: str | None = None  # what the outbox file holds, where the config could be read
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "usable": not self.problems, "problems": self.problems, "outbox": self.outbox}
+
+
+def startup_problems(config: AgentConfig) -> tuple[list[str], str | None]:
+    """What the agent would refuse at start besides the models and cameras: an MQTT password variable that is not
+    set, an outbox it cannot use; and what the outbox holds (None where it cannot be used)."""
+    from footfall.edge.config import ConfigError
+    from footfall.edge.outbox import OutboxError, check_outbox
+
+    problems, outbox = [], None
+    try:
+        config.mqtt.resolved_password()
+    except ConfigError as exc:
+        problems.append(str(exc))
+    try:
+        outbox = check_outbox(config.outbox.path, config.site_id, config.agent_id)
+    except OutboxError as exc:
+        problems.append(str(exc))
+    return problems, outbox
+
+
+def check_config(path: Path) -> tuple[AgentConfig | None, ConfigCheck]:
+    """The config read as the agent reads it (None where it cannot be), and its check."""
+    from footfall.edge.config import ConfigError, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return None, ConfigCheck(path, [str(exc)])
+    problems, outbox = startup_problems(config)
+    return config, ConfigCheck(path, problems, outbox)
+
+
+@dataclass
 class CameraCheck:
     camera_id: str
     source: str
@@ -73,11 +117,13 @@ class Diagnosis:
     threads: int
     bundles: list[BundleCheck | BundleFailure] = field(default_factory=list)
     cameras: list[CameraCheck] = field(default_factory=list)
+    config: ConfigCheck | None = None
 
     @property
     def servable(self) -> bool:
-        """Every bundle can be served (in FP32 at least): the agent would start."""
-        return not any(isinstance(b, BundleFailure) for b in self.bundles)
+        """Every bundle can be served (in FP32 at least) and the config given is usable: the agent would start."""
+        usable = self.config is None or not self.config.problems
+        return usable and not any(isinstance(b, BundleFailure) for b in self.bundles)
 
     @property
     def healthy(self) -> bool:
@@ -96,6 +142,7 @@ class Diagnosis:
             "threads": self.threads,
             "bundles": [_bundle_dict(b) for b in self.bundles],
             "cameras": [c.__dict__ for c in self.cameras],
+            "config": self.config.as_dict() if self.config is not None else None,
             "healthy": self.healthy,
         }
 
@@ -191,6 +238,7 @@ def diagnose(
     gender: Path | None,
     *,
     config: AgentConfig | None = None,
+    config_check: ConfigCheck | None = None,
     threads: int | None = None,
     show: Callable[[str], None] | None = None,
 ) -> Diagnosis:
@@ -217,8 +265,11 @@ def diagnose(
         },
         onnxruntime=onnxruntime.__version__,
         threads=threads,
+        config=config_check,
     )
     shown(format_platform(diagnosis))
+    if config_check is not None:
+        shown(format_config(config_check))
     checks = [("face-detection", detector, _detector_check)]
     if gender is not None:
         checks.append(("gender-classification", gender, _classifier_check))
@@ -304,6 +355,13 @@ def format_bundle(check: BundleCheck | BundleFailure) -> str:
         lines.append(f"  estimates  {_estimates_text(check.estimates)}")
     lines.append(f"  latency    {latency}")
     return "\n".join(lines)
+
+
+def format_config(check: ConfigCheck) -> str:
+    """The config's section of the text report."""
+    if not check.problems:
+        return f"config       {check.path}: usable\n  outbox     {check.outbox}"
+    return "\n".join([f"config       {check.path}", *(f"  ERROR      {problem}" for problem in check.problems)])
 
 
 def format_camera(camera: CameraCheck) -> str:

@@ -157,6 +157,39 @@ def test_unreachable_camera_of_a_config_is_named(tmp_path: Path, detector_bundle
     assert "cam1" in camera and "UNREACHABLE" in camera
 
 
+def test_a_config_the_agent_would_refuse_is_a_section_and_the_rest_is_still_checked(
+    tmp_path: Path, detector_bundle: Path
+) -> None:
+    """Review: with a config it could not read, ``doctor --json`` printed nothing and checked nothing; a config whose
+    MQTT password variable is not set passed doctor ("ok") while ``agent --check-config`` refused it."""
+    clip = tmp_path / "clip.mp4"
+    yaml = agent_yaml(
+        clip, {}, outbox=tmp_path / "outbox.sqlite", port=1883, detector=detector_bundle, gender=DEFAULT_GENDER_BUNDLE
+    )
+    unset = tmp_path / "unset.yaml"
+    unset.write_text(yaml.replace("heartbeat_seconds", "password_env: FOOTFALL_DOCTOR_TEST_UNSET, heartbeat_seconds"))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("agent_id: [unclosed\n")
+    for config, words in ((unset, "FOOTFALL_DOCTOR_TEST_UNSET is not set"), (broken, str(broken))):
+        result = doctor("--config", str(config), "--threads", "1", "--json")
+        assert result.returncode == 2, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert report["config"]["usable"] is False and words in " ".join(report["config"]["problems"]), report
+        assert len(report["bundles"]) == 2 and report["healthy"] is False  # the bundles were still checked
+        errors = result.stderr.strip().splitlines()
+        assert len(errors) == 1 and errors[0].startswith("error: ") and words in errors[0], result.stderr
+        text = doctor("--config", str(config), "--threads", "1")
+        assert text.returncode == 2 and "  ERROR      " in text.stdout and "bundle       " in text.stdout, text.stdout
+    # The agent's own check says the same of the same config.
+    check = subprocess.run(
+        [sys.executable, "-m", "footfall", "agent", "--config", str(unset), "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert check.returncode == 2 and "FOOTFALL_DOCTOR_TEST_UNSET is not set" in check.stderr, check.stderr
+
+
 def test_a_classifier_without_an_age_head_is_said_to_carry_no_bands(tmp_path: Path) -> None:
     gender_bundle = build_standin_gender_bundle(tmp_path / "gender-only")  # gender output only
     text = doctor("--gender", str(gender_bundle), "--threads", "1")  # one run: each measures latency for seconds
