@@ -204,6 +204,8 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     except OSError as exc:
         raise BundleError(f"{folder}: cannot read the bundle folder ({exc.strerror or exc})") from None
     if not found:
+        if folder.is_file():
+            raise BundleError(f"{folder}: is a file, not a bundle folder (give the folder that holds manifest.json)")
         raise BundleError(f"{folder}: bundle folder not found")
     manifest = read_manifest(folder)
     _check_files(folder, manifest, verify_hashes)

@@ -24,7 +24,10 @@ def _probe(folder: Path, path: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".footfall-write-check-"):
             pass
     except OSError as exc:
-        raise OutputPathError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+        # mkdir's "File exists" for a folder under a file says nothing of which: name the file.
+        blocker = next((parent for parent in (folder, *folder.parents) if parent.is_file()), None)
+        why = f"{blocker} is a file, not a folder" if blocker is not None else exc.strerror or exc
+        raise OutputPathError(f"{path}: cannot write here ({why})") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

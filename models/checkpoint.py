@@ -77,6 +77,17 @@ def load_checkpoint(path: str | Path) -> dict:
     if not file.is_file():
         raise CheckpointError(f"{file}: checkpoint file not found")
     try:
+        with file.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    if magic[:4] != b"PK\x03\x04" and magic[:1] != b"\x80":
+        # A torch checkpoint is a zip archive (or, from torch before 1.6, a pickle): a CSV, an ONNX graph or a
+        # text file is not one, whatever the unpickler would say of it.
+        raise CheckpointError(
+            f"{file}: not a readable torch checkpoint (no file torch writes: give the .pt of footfall train)"
+        )
+    try:
         data = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # garbage makes the unpickler raise almost anything (KeyError for a text file)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

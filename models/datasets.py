@@ -99,8 +99,10 @@ class ImageSource:
         if self.location.is_dir():
             return
         zip_named = self.location.suffix.lower() == ".zip"
-        if not self.location.is_file() or not (zip_named or zipfile.is_zipfile(self.location)):
+        if not self.location.is_file():
             raise DatasetError(f"{self.location}: images not found (expected a folder or a .zip)")
+        if not (zip_named or zipfile.is_zipfile(self.location)):
+            raise DatasetError(f"{self.location}: is a file but no zip archive (expected a folder or a .zip)")
         try:
             self._zip = zipfile.ZipFile(self.location)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # a truncated zip lacks its central directory

@@ -62,3 +62,13 @@ def test_a_command_writing_onto_its_own_video_fails_with_one_line(tmp_path: Path
     result = CliRunner().invoke(app, ["process", str(video), "--out", str(video), "--no-progress"])
     assert result.exit_code != 0 and "is an input of this run" in result.output
     assert video.read_bytes() == b"not decoded: the output is checked first"
+
+
+def test_a_path_under_a_file_names_the_file(tmp_path: Path) -> None:
+    """Review: ``--json scores.csv/x.json`` said 'cannot write here (File exists)', naming nothing."""
+    blocker = tmp_path / "scores.csv"
+    blocker.write_text("keep")
+    for check, path in ((writable_file, blocker / "x.json"), (writable_folder, blocker / "plots" / "deeper")):
+        with pytest.raises(OutputPathError, match=f"cannot write here \\({blocker} is a file, not a folder\\)"):
+            check(path)
+    assert blocker.read_text() == "keep"

@@ -356,3 +356,13 @@ def test_figures_the_manifest_cannot_hold_are_left_out_and_the_bundle_still_load
     manifest["metrics"] = figures
     (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     assert load_bundle(copy).manifest.metrics == figures
+
+
+def test_a_file_given_as_a_bundle_is_said_to_be_a_file(tmp_path: Path) -> None:
+    """Review: ``--bundle scores.csv`` said 'bundle folder not found' of a file that is there."""
+    file = tmp_path / "scores.csv"
+    file.write_text("path,gender\n")
+    with pytest.raises(BundleError, match="is a file, not a bundle folder"):
+        load_bundle(file)
+    with pytest.raises(BundleError, match="bundle folder not found"):
+        load_bundle(tmp_path / "missing")

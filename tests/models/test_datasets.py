@@ -340,3 +340,13 @@ def test_csv_fields_too_long_or_run_on_by_a_stray_quote_are_one_short_line(tmp_p
         message = str(caught.value)
         assert message.startswith(f"{manifest}:3: ") and "\n" not in message and len(message) < 200, message
         assert "quote" in message
+
+
+def test_images_given_as_a_file_that_is_no_zip_are_said_to_be_so(tmp_path: Path) -> None:
+    """Review: ``--images model.onnx`` said 'images not found' of a file that is there."""
+    file = tmp_path / "model.onnx"
+    file.write_bytes(b"\x08\x07graph")
+    with pytest.raises(DatasetError, match="is a file but no zip archive"):
+        ImageSource(file)
+    with pytest.raises(DatasetError, match="images not found"):
+        ImageSource(tmp_path / "missing")

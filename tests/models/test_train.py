@@ -837,3 +837,13 @@ def test_resume_from_a_last_pt_of_another_kind_is_refused_before_any_chip_is_cut
     with pytest.raises(CheckpointError, match="cannot resume this recipe"):
         check_inputs(recipe, True, run, None)
     assert list(check_inputs(recipe, False, run, None)) == ["first"]  # without --resume it is not read
+
+
+def test_a_file_of_another_kind_is_said_to_be_no_checkpoint_at_all(tmp_path: Path) -> None:
+    """Review: ``footfall export scores.csv`` said the CSV 'holds objects other than tensors', a reason for a pickle."""
+    for name, content in (("scores.csv", b"path,gender\na.jpg,female\n"), ("model.onnx", b"\x08\x07\x12\x07pytorch")):
+        file = tmp_path / name
+        file.write_bytes(content)
+        with pytest.raises(CheckpointError, match="no file torch writes") as caught:
+            load_checkpoint(file)
+        assert "objects other than tensors" not in str(caught.value)
