@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from footfall.models.age_metrics import age_report
-from footfall.models.pretrained import DLIB_DIVISOR, DLIB_MEAN, read_age_model
+from footfall.models.pretrained import DLIB_DIVISOR, DLIB_MEAN, PretrainedError, read_age_model
 from footfall.models.recipe import REPO_ROOT, load_recipe
 from footfall.models.train import load_splits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli import HelpFormatter, require_writable_file, user_errors
 
 DEFAULT_RECIPE = REPO_ROOT / "models" / "configs" / "audience-v7.yaml"
 
@@ -40,17 +44,20 @@ def dlib_age_probabilities(chips_rgb: np.ndarray, batch: int = 256) -> np.ndarra
     return np.concatenate(out)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="whose datasets and crop to use")
-    parser.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"])
+    parser.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"], help="splits to measure")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args()
-
-    recipe = load_recipe(args.recipe)
-    if recipe.preprocess.colour_order != "RGB" or recipe.preprocess.size != 64:
-        raise SystemExit("the anchor needs the recipe's 64 px RGB crop (dlib's input)")
-    data, _ = load_splits(recipe, progress=True)
+    args = parser.parse_args(argv)
+    # Before the run (the datasets' chips, then the predictor): bad input stops it in one line.
+    require_writable_file(parser, args.json, "--json")
+    with user_errors(parser, PretrainedError):
+        recipe = load_recipe(args.recipe)
+        if recipe.preprocess.colour_order != "RGB" or recipe.preprocess.size != 64:
+            parser.error(f"--recipe {args.recipe}: the anchor needs the recipe's 64 px RGB crop (dlib's input)")
+        read_age_model()  # the predictor's wheel, pinned: missing or changed, say so now
+        data, _ = load_splits(recipe, progress=True)
     grid = np.arange(81, dtype=np.float64)
     results: dict[str, dict] = {}
     print("dlib age predictor (dnn_age_predictor_v1, CC0) on footfall's crop, median age of its 81 outputs")
@@ -66,7 +73,6 @@ def main() -> None:
                 f"{100 * report['within_one_band']:9.2f} {100 * report['children_recall']:10.2f}"
             )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -14,9 +14,9 @@ It also counts how the per-person decision under those thresholds answers each t
 unknown per true label): the **decision rates** the server and ``footfall process`` correct female shares
 with (footfall.core.quantify).
 
-``--write`` stores both in the bundle's manifest (``classifier.track_thresholds`` and
-``classifier.decision_rates``); the edge uses the thresholds for its per-person decision. Run it after
-``footfall export``, which writes a manifest without them.
+``--write`` stores both in the manifest of the ``--gender`` bundle, by default the shipped one
+(``classifier.track_thresholds`` and ``classifier.decision_rates``); the edge uses the thresholds for its
+per-person decision. Run it after ``footfall export``, which writes a manifest without them.
 
 Example:
     .venv/bin/python bench/calibrate_tracks.py                      # print, default bundle, 96 clips
@@ -37,8 +37,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import edge_bench
-from footfall.core.bundle import BundleError, load_bundle
-from footfall.core.outpaths import OutputPathError, writable_file
+from cli import (
+    CLASSIFIER_TASK,
+    DETECTOR_TASK,
+    HelpFormatter,
+    positive_int,
+    require_bundle,
+    require_datasets,
+    require_writable_file,
+    user_errors,
+)
+from footfall.core.bundle import load_bundle
+from footfall.core.manifest import MANIFEST_FILE
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.core.quantify import DecisionRates
 from footfall.models.calibration import (
@@ -92,16 +102,28 @@ def decision_rates(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="bundle to calibrate")
-    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument(
+        "--data", type=Path, default=REPO.parent / "shared" / "data", help="face datasets the clips' people come from"
+    )
+    parser.add_argument(
+        "--gender",
+        type=Path,
+        default=DEFAULT_GENDER_BUNDLE,
+        help="gender bundle to calibrate (and, with --write, to change)",
+    )
+    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE, help="face-detector bundle")
     # 96 clips of 20: some 1,900 val people, so that a decision rate is known within about ±1.3 points (95 %);
     # 24 clips left it about ±2.8. About 40 minutes on two cores.
-    parser.add_argument("--clips", type=edge_bench.positive_int, default=96)
-    parser.add_argument("--people", type=edge_bench.positive_int, default=20)
+    parser.add_argument("--clips", type=positive_int, default=96, help="walk-by clips (96: about 40 min on 2 cores)")
+    parser.add_argument("--people", type=positive_int, default=20, help="people per clip")
     parser.add_argument("--seed", type=int, default=900, help="clip seeds; keep them apart from the bench's")
-    parser.add_argument("--write", action="store_true", help="store the thresholds in the bundle's manifest")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="write the thresholds and decision rates into the --gender bundle's manifest: by default the shipped "
+        "bundle's (give --gender a copy to leave it as it is)",
+    )
     parser.add_argument(
         "--people-json",
         type=Path,
@@ -110,26 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.split = "val"
-    if args.people_json is not None:  # before the run: found at its end, it would throw 40 minutes away
-        try:
-            writable_file(args.people_json)
-        except OutputPathError as exc:
-            parser.error(str(exc))
-    try:
-        bundle = load_bundle(args.gender)
-        load_bundle(args.detector)
-    except BundleError as exc:
-        parser.error(str(exc))
+    bundle = require_bundle(parser, args.gender, CLASSIFIER_TASK, "--gender")
+    # Before the run: found at its end, a path that cannot be written would throw 40 minutes away.
+    require_writable_file(parser, args.people_json, "--people-json")
+    if args.write:
+        require_writable_file(parser, bundle.path / MANIFEST_FILE, "--write: the bundle's manifest")
+    require_bundle(parser, args.detector, DETECTOR_TASK, "--detector")
+    require_datasets(parser, args.data)  # before the clips are made
     contract = bundle.manifest.classifier
     if contract is None or len(contract.labels) != 2:
         parser.error(f"{args.gender}: not a two-label classifier bundle")
     labels = list(contract.labels)
 
     folder = Path(tempfile.mkdtemp(prefix="footfall-calibrate-"))  # clips hold dataset faces: never kept
-    try:
-        measured = edge_bench.accuracy(args, folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with user_errors(parser):  # what the checks above cannot foresee (a graph this onnxruntime will not build)
+        try:
+            measured = edge_bench.accuracy(args, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     if args.people_json:
         args.people_json.write_text(json.dumps(measured["decided_people"]))
     people = [p for p in measured["decided_people"] if p["probabilities"] is not None]

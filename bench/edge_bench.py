@@ -60,23 +60,22 @@ from footfall.edge.pipeline import load_models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import share_runs  # bench/ is not a package: a sibling module
+from cli import (  # positive_int: also edge_bench.positive_int, as other scripts knew it
+    CLASSIFIER_TASK,
+    DETECTOR_TASK,
+    HelpFormatter,
+    fraction,
+    positive_int,
+    require_bundle,
+    require_datasets,
+    user_errors,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CAUSES = ("turn_away", "after_occlusion", "lost_in_view", "overlapping_tracks")  # why a person's extra track began
 MERGE_MIN_SHARE = 0.15  # a track following a second person for this share of its path (and ≥ 5 frames)
 MERGE_MIN_FRAMES = 5  # frames a track must follow a person to have taken them over
 DECISIONS = ("female", "male", "unknown")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1")
-    return value
 
 
 def frame_rate(text: str) -> float:
@@ -629,24 +628,28 @@ def format_age_report(acc: dict, bundle: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--clips", type=positive_int, default=4)
-    parser.add_argument("--people", type=positive_int, default=20)
-    parser.add_argument("--seed", type=int, default=100)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument(
+        "--data", type=Path, default=REPO.parent / "shared" / "data", help="face datasets the clips' people come from"
+    )
+    parser.add_argument("--clips", type=positive_int, default=4, help="accuracy clips")
+    parser.add_argument("--people", type=positive_int, default=20, help="people per clip")
+    parser.add_argument("--seed", type=int, default=100, help="seed of the first clip (the next ones count up)")
     parser.add_argument(
         "--split",
         default="test",
         choices=("test", "val"),
         help="faces of this split walk the clips: test measures; val is for choices made on clips",
     )
-    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE)
-    parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE)
-    parser.add_argument("--width", type=int, default=1280, help="accuracy clips' size (smaller: quicker)")
-    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE, help="face-detector bundle")
+    parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="gender bundle")
+    parser.add_argument(
+        "--width", type=positive_int, default=1280, help="accuracy clips' width in pixels (smaller: quicker)"
+    )
+    parser.add_argument("--height", type=positive_int, default=720, help="accuracy clips' height in pixels")
     parser.add_argument(
         "--turn-away",
-        type=float,
+        type=fraction,
         default=0.0,
         help="share of the accuracy clips' people who turn their face away for 1.5-3 s mid-walk",
     )
@@ -667,9 +670,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-lost", type=float, default=None, help="tracking.max_lost_seconds (default: config)")
     parser.add_argument(
         "--run-clips",
-        type=int,
+        type=positive_int,
         default=8,
-        help="clips per run for the female share's per-run figures and interval coverage (issue #14: 8)",
+        help="clips per run for the female share's per-run figures and interval coverage (issue #14 asks for 8)",
     )
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
@@ -681,29 +684,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="Keep the generated clips (a temp folder).")
     args = parser.parse_args(argv)
+    if args.outage < 0:
+        parser.error(f"--outage {args.outage:g}: give seconds, 0 or more")
     args.detector, args.gender = args.detector.resolve(), args.gender.resolve()
+    # Before the clips are made (minutes): a wrong --data or bundle stops the run in one line.
+    require_bundle(parser, args.gender, CLASSIFIER_TASK, "--gender")
+    require_bundle(parser, args.detector, DETECTOR_TASK, "--detector")
+    if not (args.skip_accuracy and args.skip_throughput and not args.outage):
+        require_datasets(parser, args.data)
     folder = Path(tempfile.mkdtemp(prefix="footfall-edge-bench-"))
-    try:
-        report = {"gender_bundle": str(args.gender)}
-        if not args.skip_accuracy:
-            measured = accuracy(args, folder)
-            measured.pop("decided_people")  # one row per person: for calibrate_tracks.py, too long to print
-            report["accuracy"] = measured
-            rates = load_bundle(args.gender).manifest.classifier
-            if rates is not None and rates.decision_rates is not None:
-                report["female_share"] = share_runs.share_report(
-                    measured.pop("share_clips"), rates.decision_rates, args.run_clips
-                )
-        if not args.skip_throughput:
-            report["throughput"] = throughput(args, folder)
-        if args.outage:
-            report["outage"] = broker_outage(args, folder)
-            print(f"broker outage: {json.dumps(report['outage'])}")
-    finally:
-        if args.keep:
-            print(f"clips kept in {folder}", file=sys.stderr)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+    with user_errors(parser):  # what the checks above cannot foresee (a graph this onnxruntime will not build)
+        try:
+            report = {"gender_bundle": str(args.gender)}
+            if not args.skip_accuracy:
+                measured = accuracy(args, folder)
+                measured.pop("decided_people")  # one row per person: for calibrate_tracks.py, too long to print
+                report["accuracy"] = measured
+                rates = load_bundle(args.gender).manifest.classifier
+                if rates is not None and rates.decision_rates is not None:
+                    report["female_share"] = share_runs.share_report(
+                        measured.pop("share_clips"), rates.decision_rates, args.run_clips
+                    )
+            if not args.skip_throughput:
+                report["throughput"] = throughput(args, folder)
+            if args.outage:
+                report["outage"] = broker_outage(args, folder)
+                print(f"broker outage: {json.dumps(report['outage'])}")
+        finally:
+            if args.keep:
+                print(f"clips kept in {folder}", file=sys.stderr)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
     acc = report.get("accuracy")
     if acc:
         print(

@@ -21,12 +21,17 @@ from footfall.core.latency import interleaved_median_ms
 from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
 from footfall.core.preprocess import normalise
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli import CLASSIFIER_TASK, DETECTOR_TASK, HelpFormatter, require_bundle, require_datasets, thread_count
+
 GENDER_TARGET_MS = 1.0
 
 
 def gender_figures(bundle_dir: Path, threads: int) -> dict[str, dict[int, float]]:
     bundle = load_bundle(bundle_dir)
-    spec = bundle.manifest.classifier.preprocess  # type: ignore[union-attr]
+    if bundle.manifest.classifier is None:
+        raise BundleError(f"{bundle_dir}: a {bundle.manifest.task} bundle, not a {CLASSIFIER_TASK} bundle")
+    spec = bundle.manifest.classifier.preprocess
     sessions = {bundle.manifest.precision: open_session(bundle, threads=threads)}
     if bundle.reference_model_path is not None:
         sessions["fp32 (reference)"] = open_session(bundle, reference=True, threads=threads)
@@ -67,18 +72,24 @@ def detector_figures(bundle_dir: Path, threads: int, data: Path | None) -> dict[
     return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="gender bundle folder")
     parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE, help="detector bundle folder")
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    parser.add_argument("--threads", type=thread_count, default=2, help="onnxruntime intra-op threads, 1 to 64")
     parser.add_argument(
         "--data",
         type=Path,
         default=os.environ.get("FOOTFALL_DATA"),
-        help="dataset folder: real-portrait frame",
+        help="dataset folder whose wiki-144 portraits make the detector's frame (default: FOOTFALL_DATA; unset: "
+        "a frame of random pixels)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Before any timing: a wrong bundle (a detector given for the classifier) or data folder stops it in one line.
+    require_bundle(parser, args.gender, CLASSIFIER_TASK, "--gender")
+    require_bundle(parser, args.detector, DETECTOR_TASK, "--detector")
+    if args.data is not None:
+        require_datasets(parser, args.data, ("wiki-144",))
     print(
         f"CPU cores: {os.cpu_count()}, onnxruntime threads: {args.threads}, "
         f"load average before: {os.getloadavg()[0]:.2f} (figures read high on a busy machine)"

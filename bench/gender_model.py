@@ -9,6 +9,7 @@ Usage: .venv/bin/python bench/gender_model.py [--bundle models/bundles/audience-
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import numpy as np
 from footfall.core.paths import DEFAULT_GENDER_BUNDLE
 from footfall.models.card import TARGETS, meets
 from footfall.models.recipe import data_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli import CLASSIFIER_TASK, HelpFormatter, require_bundle, require_datasets, user_errors
 
 DATASETS = {"utkface": "utkface-112", "wiki": "wiki-144"}
 
@@ -37,18 +41,27 @@ def latency_ms_per_face(bundle: Path, batch: int = 16, threads: int = 2, seconds
     return 1000.0 * float(np.median(times)) / batch
 
 
-def main() -> None:
-    from footfall.models.evaluate import evaluate_bundle
+def main(argv: list[str] | None = None) -> None:
+    from footfall.models.evaluate import EvaluationError, evaluate_bundle
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, default=DEFAULT_GENDER_BUNDLE)
-    parser.add_argument("--data", type=Path, default=None)
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_GENDER_BUNDLE, help="gender bundle to measure")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"face datasets (default: FOOTFALL_DATA, else the shared data folder, now {data_dir()})",
+    )
+    args = parser.parse_args(argv)
     folder = args.data or data_dir()
-    reports = {
-        name: evaluate_bundle(args.bundle, folder / f"{stem}.csv", folder / f"{stem}.zip", split="test")
-        for name, stem in DATASETS.items()
-    }
+    # Before the evaluation (minutes): a wrong bundle or data folder stops it in one line.
+    require_bundle(parser, args.bundle, CLASSIFIER_TASK, "--bundle")
+    require_datasets(parser, folder, DATASETS.values())
+    with user_errors(parser, EvaluationError):
+        reports = {
+            name: evaluate_bundle(args.bundle, folder / f"{stem}.csv", folder / f"{stem}.zip", split="test")
+            for name, stem in DATASETS.items()
+        }
     print(f"bundle {args.bundle}")
     for target in TARGETS:
         value = reports[target["split"]]["metrics"].get(target["measure"])

@@ -133,3 +133,14 @@ def format_report(report: dict[str, Any]) -> list[str]:
         f"{report['mean_clip_error_points']}"
     )
     return lines
+
+
+if __name__ == "__main__":  # run by mistake: say what it is, as the other scripts say what is wrong (exit 2)
+    import sys
+
+    print(
+        "bench/share_runs.py is a module that bench/edge_bench.py imports (its female-share figures), not a command: "
+        "run bench/edge_bench.py",
+        file=sys.stderr,
+    )
+    sys.exit(2)

@@ -41,6 +41,18 @@ from footfall.edge.offline import process_video
 from footfall.edge.pipeline import Models, load_models
 from footfall.edge.tracking import TrackerEvents
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli import (
+    CLASSIFIER_TASK,
+    DETECTOR_TASK,
+    HelpFormatter,
+    positive_int,
+    require_bundle,
+    require_datasets,
+    require_writable_file,
+    user_errors,
+)
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "edge" / "samples" / "mall-walkby.mp4"
 HALVES = {
@@ -267,11 +279,11 @@ def sample_clip(args: argparse.Namespace, models: Models, bundles: BundlesConfig
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="Face datasets.")
-    parser.add_argument("--people", type=int, default=40, help="People in the visit clip.")
+    parser.add_argument("--people", type=positive_int, default=40, help="People in the visit clip.")
     parser.add_argument("--seed", type=int, default=0, help="Visit clip seed (faces, timings, positions).")
-    parser.add_argument("--bucket-seconds", type=int, default=10, help="Aggregation bucket (divides a day).")
+    parser.add_argument("--bucket-seconds", type=positive_int, default=10, help="Aggregation bucket (divides a day).")
     parser.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR_BUNDLE, help="Face-detector bundle.")
     parser.add_argument("--gender", type=Path, default=DEFAULT_GENDER_BUNDLE, help="Gender bundle.")
     parser.add_argument("--skip-sample", action="store_true", help="Only the visit clip.")
@@ -280,36 +292,42 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if 86_400 % args.bucket_seconds or args.bucket_seconds < 10:
         parser.error("--bucket-seconds must be at least 10 and divide a day (86400)")
+    # Before the clips are made and run (minutes): bad input stops the bench in one line.
+    require_bundle(parser, args.gender, CLASSIFIER_TASK, "--gender")
+    require_bundle(parser, args.detector, DETECTOR_TASK, "--detector")
+    require_datasets(parser, args.data)
+    require_writable_file(parser, args.json, "--json")  # written at the end
     from tqdm import tqdm
 
     bundles = BundlesConfig(detector=args.detector, gender=args.gender)
     steps = ["models", "visit clip"] + ([] if args.skip_sample else ["sample clip"])
     folder = Path(tempfile.mkdtemp(prefix="footfall-visitors-bench-"))
     results: list[dict[str, Any]] = []
-    try:
-        with tqdm(total=len(steps), desc="visitors bench", unit="step", file=sys.stderr) as bar:
-            bar.set_postfix_str(steps[0])
-            models = load_models(
-                AgentConfig(
-                    agent_id="bench",
-                    site_id="bench",
-                    cameras=[CameraConfig(id="cam1", source="unused.mp4")],
-                    bundles=bundles,
+    with user_errors(parser):  # what the checks above cannot foresee (a graph this onnxruntime will not build)
+        try:
+            with tqdm(total=len(steps), desc="visitors bench", unit="step", file=sys.stderr) as bar:
+                bar.set_postfix_str(steps[0])
+                models = load_models(
+                    AgentConfig(
+                        agent_id="bench",
+                        site_id="bench",
+                        cameras=[CameraConfig(id="cam1", source="unused.mp4")],
+                        bundles=bundles,
+                    )
                 )
-            )
-            bar.update(1)
-            bar.set_postfix_str(steps[1])
-            results.append(visit_clip(args, folder, models, bundles))
-            bar.update(1)
-            if not args.skip_sample:
-                bar.set_postfix_str(steps[2])
-                results.append(sample_clip(args, models, bundles))
                 bar.update(1)
-    finally:
-        if args.keep:
-            print(f"clips kept in {folder} (dataset faces: never commit them)", file=sys.stderr)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+                bar.set_postfix_str(steps[1])
+                results.append(visit_clip(args, folder, models, bundles))
+                bar.update(1)
+                if not args.skip_sample:
+                    bar.set_postfix_str(steps[2])
+                    results.append(sample_clip(args, models, bundles))
+                    bar.update(1)
+        finally:
+            if args.keep:
+                print(f"clips kept in {folder} (dataset faces: never commit them)", file=sys.stderr)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
     report = {"results": results, "all_targets_met": all(all(r["targets"].values()) for r in results)}
     text = json.dumps(report)
     if args.json is not None:

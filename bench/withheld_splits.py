@@ -22,12 +22,17 @@ server did before schema revision 0017.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 from footfall.core.bundle import read_manifest
 from footfall.core.paths import DEFAULT_GENDER_BUNDLE
 from footfall.core.quantify import DecisionRates, ShareEstimate, estimate_many
 from footfall.core.withheld_splits import SplitCells
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli import HelpFormatter, fraction, positive_int
 
 K = 5
 
@@ -115,14 +120,14 @@ def summary(estimates: list[ShareEstimate], truths: list[float]) -> str:
     return f"answered {len(answered):3d}/{len(estimates)}  error {error:4.1f} pts  interval covers {covered:4.0%}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weeks", type=int, default=20, help="Weeks simulated per setting (default 20).")
-    parser.add_argument("--seed", type=int, default=0)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--weeks", type=positive_int, default=20, help="Weeks simulated per setting.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the simulation.")
     parser.add_argument(
-        "--late", type=float, default=None, help="Share of hours that get late people (0-1); see above."
+        "--late", type=fraction, default=None, help="Share of hours that get late people (0-1); see above."
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rates = _rates()
     matrix = rates.matrix()[None]
     rng = np.random.default_rng(args.seed)
