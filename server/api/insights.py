@@ -75,11 +75,12 @@ def _figure(value: float | None) -> float:
     return NO_FIGURE if value is None else value
 
 
-def parse_hours(text: str | None) -> set[int]:
-    """'10-22' → hours 10..21; '8-11,17-20' → two windows; '22-2' wraps past midnight."""
+def parse_hours(text: str | None) -> list[tuple[int, int]]:
+    """The hour windows of ``hours``, each (first hour, stop): '10-22' → hours 10..21; '8-11,17-20' → two
+    windows; '22-2' runs past midnight into the next day. No text: the whole day."""
     if not text:
-        return set(range(24))
-    hours: set[int] = set()
+        return [(0, 24)]
+    windows = []
     for part in text.split(","):
         match = re.fullmatch(r"\s*([0-9]{1,2})\s*-\s*([0-9]{1,2})\s*", part)
         if not match:
@@ -87,8 +88,20 @@ def parse_hours(text: str | None) -> set[int]:
         first, stop = int(match[1]), int(match[2])
         if not (0 <= first <= 23 and 1 <= stop <= 24) or first == stop:
             raise HTTPException(422, f"hours: {part!r} needs a start in 0-23 and a different end in 1-24")
-        hours.update(range(first, stop) if first < stop else [*range(first, 24), *range(0, stop)])
-    return hours
+        windows.append((first, stop))
+    return windows
+
+
+def hours_of_week(hours: str | None, days: str | None) -> list[int]:
+    """The local hours of the week (Monday 00:00 = 0) that ``days`` × ``hours`` pick. A window that runs past
+    midnight belongs to the day it starts on: 'fri' with '22-2' is Friday 22:00 to Saturday 02:00, the night out
+    it names, not Friday's early morning and late evening."""
+    picked: set[int] = set()
+    for day in parse_days(days):
+        for first, stop in parse_hours(hours):
+            ends = [(first, stop)] if first < stop else [(first, 24), (24, 24 + stop)]
+            picked.update((day * 24 + hour) % 168 for start, end in ends for hour in range(start, end))
+    return sorted(picked)
 
 
 FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -162,7 +175,7 @@ def ad_placement(
         )
     if audience == "all" and sort == "share":
         raise HTTPException(422, "sort: 'share' needs audience 'female' or 'male'")
-    wanted_hours, wanted_days = parse_hours(hours), parse_days(days)
+    wanted = hours_of_week(hours, days)
     site = get_site(session, site_id)
     zones = zones_of_kind(passes_zones(session, site, zone_ids), zone_kind)
     k = effective_k(site.k, ctx.settings.k_anonymity)  # the site's own k where an admin made it stricter
@@ -176,7 +189,7 @@ def ad_placement(
         audience=audience,
         sort=sort,
         limit=limit if audience == "all" else min(1000, max(POOL_FACTOR * limit, POOL_MIN)),
-        hours_of_week=[d * 24 + h for d in sorted(wanted_days) for h in sorted(wanted_hours)],
+        hours_of_week=wanted,
         min_weeks=min_weeks,
     )
     by_pk = {z.id: z for z in zones}
@@ -269,7 +282,7 @@ def _age_placement(
 ) -> dict[str, Any]:
     """Slots ranked for a gender × band audience from the released age cells (footfall.server.queries.
     ranked_age_slots)."""
-    wanted_hours, wanted_days = parse_hours(hours), parse_days(days)
+    wanted = hours_of_week(hours, days)
     site = get_site(session, site_id)
     zones = zones_of_kind(passes_zones(session, site, zone_ids), zone_kind)
     span = released(span, ctx)
@@ -281,7 +294,7 @@ def _age_placement(
         span.end,
         genders=genders,
         bands=bands,
-        hours_of_week=[d * 24 + h for d in sorted(wanted_days) for h in sorted(wanted_hours)],
+        hours_of_week=wanted,
         min_weeks=min_weeks,
     )
     by_pk = {z.id: z for z in zones}

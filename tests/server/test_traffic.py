@@ -540,6 +540,30 @@ def test_an_hour_the_camera_watched_and_nobody_passed_counts_as_zero_in_means(se
     ]
 
 
+def test_an_hours_window_past_midnight_runs_into_the_next_day(sqlite_server: Server) -> None:
+    """Review: ``days=fri&hours=22-2`` ranked Friday 00:00-02:00 and 22:00-24:00, Friday's early morning, and left
+    out Saturday 00:00-02:00, the rest of the Friday night it names."""
+    friday = datetime(2026, 11, 13, tzinfo=UTC)
+    messages = [
+        aggregate(zone="bar", start=friday + timedelta(hours=hour), seq=hour, female=6, male=6, seconds=3600)
+        for hour in (0, 1, 22, 23, 24, 25)  # Friday 00, 01, 22, 23 and Saturday 00, 01
+    ]
+    sqlite_server.ingest(*messages)
+    window = {"start": "2026-11-09T00:00:00Z", "end": "2026-11-16T00:00:00Z"}
+    for audience, age in (("all", None), ("female", "25-34")):
+        params = {"audience": audience, "days": "fri", "hours": "22-2", "min_weeks": 1, **window}
+        if age:
+            params["age"] = age
+        body = sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", **params).json()
+        slots = sorted((slot["weekday"], slot["hour"]) for slot in body["slots"])
+        assert slots == [("Fri", 22), ("Fri", 23), ("Sat", 0), ("Sat", 1)], (audience, body)
+    # A window that does not wrap stays within its day; no days: every day's window, as before.
+    body = sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", hours="0-2", days="sat", min_weeks=1, **window)
+    assert sorted((slot["weekday"], slot["hour"]) for slot in body.json()["slots"]) == [("Sat", 0), ("Sat", 1)]
+    body = sqlite_server.get("/api/v1/sites/mall/insights/ad-placement", hours="22-2", min_weeks=1, **window).json()
+    assert len(body["slots"]) == 6
+
+
 def test_a_slot_with_withheld_hours_says_at_least_for_every_audience(sqlite_server: Server) -> None:
     """The review's repro: of four Mondays at 09:00, three had 4 people each (withheld at k = 5). 'On average 2.5 people
     per week (1.0-4.0)' ruled out the true 5.5: the slot says its count is a lower bound, and its interval reaches
