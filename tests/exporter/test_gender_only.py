@@ -73,9 +73,14 @@ def test_export_gender_only_rebuilds_the_shipped_graphs_from_the_bundle_alone(tm
     done = subprocess.run(
         [sys.executable, "-m", "footfall", "export-gender-only", str(copy)], capture_output=True, text=True
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and f"ok: {copy} gains model-gender" in done.stdout, done.stdout + done.stderr
     rebuilt = load_bundle(copy)
     assert rebuilt.has_gender_only_graphs
+    # Again on the bundle that now has them: written anew, not 'gained' (review).
+    again = subprocess.run(
+        [sys.executable, "-m", "footfall", "export-gender-only", str(copy)], capture_output=True, text=True
+    )
+    assert again.returncode == 0 and f"ok: {copy} rewrote model-gender" in again.stdout, again.stdout + again.stderr
     for reference in (False, True):
         ours, shipped = (
             rebuilt.graph_path(reference=reference, gender_only=True),
