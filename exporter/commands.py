@@ -30,9 +30,11 @@ def _check_target(out: Path, name: str | None = None, *, force: bool = False) ->
 
     try:
         check_bundle_target(out, name, force=force)
-        # The finished bundle is staged beside --out and swapped in: a parent that is a file or read-only was found
-        # out only then, after minutes of chips, calibration and parity.
-        writable_folder(out.absolute().parent)
+        # The finished bundle is staged beside --out (where a link points) and swapped in: a parent that is a file or
+        # read-only was found out only then, after minutes of chips, calibration and parity. The folders it lacks
+        # are made at the end, not here: a refused export leaves nothing behind.
+        parent = out.resolve().parent
+        writable_folder(next(folder for folder in (parent, *parent.parents) if folder.exists()))
     except (FileExistsError, OutputPathError) as exc:
         _fail(str(exc))
 

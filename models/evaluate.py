@@ -260,8 +260,8 @@ def format_report(report: dict[str, Any]) -> str:
                     f"{_pct(row['male_accuracy']):>13s} {_pct(row['abstention_rate']):>9s} "
                     f"{_pct(row['answered_accuracy']):>14s}"
                 )
-    if report.get("no_race"):
-        lines.append(f"  (no race given: {report['no_race']} faces, in no race group)")
+            if key == "by_race" and report.get("no_race"):
+                lines.append(f"  (no race given: {report['no_race']} faces, in no race group)")
     if "race_gap" in m:
         gap = f"gap best vs worst race group: {100 * m['race_gap']:.2f} points"
         smallest = report.get("race_gap_smallest_group")

@@ -607,10 +607,12 @@ def check_inputs(
     if resume and (out / "last.pt").is_file():
         # Before the chips are cut (half an hour with cold caches): a damaged last.pt, or another kind of file.
         saved = load_checkpoint(out / "last.pt")
-        if not isinstance(saved.get("resume"), dict) or saved.get("arch") != recipe.model.arch:
+        same_network = saved.get("arch") == recipe.model.arch and saved.get("arch_kwargs") == dict(recipe.model.kwargs)
+        if not isinstance(saved.get("resume"), dict) or not same_network:
             raise CheckpointError(
-                f"{out / 'last.pt'} cannot resume this recipe (not the last.pt of a {recipe.model.arch} run); "
-                "start without --resume, or give the run's folder with --out"
+                f"{out / 'last.pt'} cannot resume this recipe (not the last.pt of a run of this network, "
+                f"{recipe.model.arch} {dict(recipe.model.kwargs)}); start without --resume, or give the run's folder "
+                "with --out"
             )
     return datasets
 

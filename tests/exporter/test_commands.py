@@ -65,6 +65,10 @@ def test_an_out_that_cannot_be_written_is_refused_before_exporting(tmp_path: Pat
         assert f"{a_file}: exists and is not a folder" in result.output, (command, result.output)
         assert "Traceback" not in result.output
     assert a_file.read_text() == "keep"
+    # The check makes no folder: an export refused later (a file that is no checkpoint) leaves nothing behind.
+    result = CliRunner().invoke(app, ["export", str(a_file), "--data", str(tmp_path), "--out", str(tmp_path / "a/b/c")])
+    assert result.exit_code == 2 and "not a readable torch checkpoint" in result.output, result.output
+    assert not (tmp_path / "a").exists()
 
 
 def test_staged_bundle_replaces_only_a_bundle_or_an_empty_folder(tmp_path: Path) -> None:

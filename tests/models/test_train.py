@@ -836,6 +836,14 @@ def test_resume_from_a_last_pt_of_another_kind_is_refused_before_any_chip_is_cut
     save_checkpoint(_valid_checkpoint(), run / "last.pt")  # a final checkpoint: nothing to resume in it
     with pytest.raises(CheckpointError, match="cannot resume this recipe"):
         check_inputs(recipe, True, run, None)
+    # A last.pt of the same architecture with other widths (a second review): found by the weights' shapes only
+    # after the chips were cut.
+    train(tiny_recipe(tmp_path, epochs=1), progress=False, finish=False, data=synthetic_data())
+    wider = recipe.model_copy(update={"model": ModelConfig(arch="facenet-small", kwargs={**TINY, "widths": [24, 48]})})
+    with pytest.raises(CheckpointError, match=r"not the last\.pt of a run of this network"):
+        check_inputs(wider, True, run, None)
+    same = recipe.model_copy(update={"model": ModelConfig(arch="facenet-small", kwargs=TINY)})
+    assert list(check_inputs(same, True, run, None)) == ["first"]  # its own last.pt resumes
     assert list(check_inputs(recipe, False, run, None)) == ["first"]  # without --resume it is not read
 
 

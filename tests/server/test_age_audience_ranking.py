@@ -211,8 +211,9 @@ def test_a_slot_nobody_passed_is_a_true_zero(sqlite_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def aged_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A live server with two sites: at 'mall' every men's band is withheld (a band of theirs below k in each
-    zone-hour); at 'plaza' the bands are released, men of 18-24 at the food court and of 25-34 at the atrium."""
+    """A live server with three sites: at 'mall' every men's band is withheld (a band of theirs below k in each
+    zone-hour); at 'plaza' the bands are released, men of 18-24 at the food court and of 25-34 at the atrium; at
+    'ageless' a box without an age head sends everyone as age unknown."""
     folder = tmp_path_factory.mktemp("age-ranking-db")
     live, server, thread = start_server(f"sqlite:///{folder / 'footfall.db'}")
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
@@ -229,6 +230,9 @@ def aged_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
                 one("mall", "atrium", 3, hour - timedelta(hours=1), male={"25-34": 9, "65+": 4}),
                 one("plaza", "food", 1, hour, male={"18-24": 20, "25-34": 5, "35-44": 10}),
                 one("plaza", "atrium", 2, hour, male={"25-34": 15, "35-44": 5}, female={"18-24": 7}),
+                aggregate(
+                    agent="box-ageless", site="ageless", zone="atrium", start=hour, seconds=3600, female=20, male=9
+                ),
             ]
         )
         yield live
@@ -267,6 +271,35 @@ def test_the_ads_page_says_no_slot_has_an_estimate_when_every_band_was_withheld(
     legend = p.locator("#slotmap .heat-legend")
     assert legend.get_attribute("data-estimate") == "none" and "No slot has an estimate" in legend.inner_text()
     page.screenshot("ad-placement-age-no-estimate")
+    page.close()
+
+
+@browser_tests
+def test_the_ads_page_says_the_age_was_unknown_where_no_box_estimated_it(
+    browser,  # noqa: F811
+    aged_live: LiveServer,
+    tmp_path: Path,
+) -> None:
+    """Review: at a site whose boxes estimate no age, the page said the women's bands were withheld for privacy and to
+    try a longer range, which can never help there."""
+    page = Page(browser, aged_live, tmp_path)
+    page.open("/dashboard/ad-placement?site=ageless&audience=female&age=25-34", key=aged_live.viewer_key)
+    page.wait_ready()
+    p = page.page
+    best = p.locator("#best-slot")
+    assert best.get_attribute("data-estimate") == "none"
+    texts = {
+        "banner": best.inner_text(),
+        "note": p.locator("#no-estimate").inner_text(),
+        "row": p.locator("#ranking-table tr.slot .v.faint").first.get_attribute("title") or "",
+        "example": p.locator("#worked-example").inner_text(),
+    }
+    for where, text in texts.items():
+        assert "withheld for privacy" not in text and "longer range" not in text, (where, text)
+    assert "age of the women here is unknown" in texts["banner"] and "unknown" in texts["row"], texts
+    assert "camera boxes whose model estimates age" in texts["note"], texts["note"]
+    assert "age of 20 women is unknown" in texts["example"], texts["example"]
+    assert p.locator("#ranking-table .age-unknown").inner_text() == "20 of unknown age"
     page.close()
 
 

@@ -29,12 +29,16 @@ const AGES = [
 ];
 const NO_ESTIMATE = "the share could not be corrected for the classifier's errors (nobody classified, a split withheld " +
   "for privacy, or a model without known error rates), so the range runs from none to everyone in the slot";
-// An age audience has no estimate where its gender's age bands were all withheld (a band below k): its own words,
+// An age audience has no estimate where no one of its gender is in a released band: their bands were withheld (a band
+// below k) or their age is unknown (a box without an age head, a gender-only period, or undecided). Its own words,
 // not the classifier's, which never came into it.
-const noEstimate = (choice) => (choice.age
-  ? `the age bands of the ${NOUN[choice.audience]} were withheld for privacy (a band of theirs, or their ` +
-    "gender split, had fewer than k people), so the range runs from none to as many as the withheld people could be"
-  : NO_ESTIMATE);
+const ageUnknownOnly = (slot) => Boolean(slot && slot.age_unknown && !slot.bands_withheld);
+const noEstimate = (choice, slot) => (!choice.age ? NO_ESTIMATE
+  : ageUnknownOnly(slot)
+  ? `the age of the ${NOUN[choice.audience]} here is unknown (their camera box estimated no age, or could not ` +
+    "decide it), so the range runs from none to all of them"
+  : `the age bands of the ${NOUN[choice.audience]} were withheld for privacy (a band of theirs, or their ` +
+    "gender split, had fewer than k people), so the range runs from none to as many as the withheld people could be");
 // A slot without an estimate ranks after every slot with one, in an order that means nothing of its audience: it gets
 // no number (they read as a ranking where every slot showed "—").
 const UNRANKED_HELP = "No rank: this slot has no estimate of the audience, so it is listed after every slot with an " +
@@ -107,7 +111,10 @@ function explainPanel(result, choice) {
     // Every band of the gender withheld: no count of the audience to divide, so no "0 … = 0.0 per week".
     ? `${top.zone_name}, ${top.label}: ${fmtMean(top.people / top.weeks_observed)} people per week; ` +
       (top.bands_withheld ? `the age bands of ${fmtInt(top.bands_withheld)} ${NOUN[choice.audience]} were withheld for ` +
-        `privacy (a band of theirs below k = ${k})` : "their gender split was withheld for privacy") +
+        `privacy (a band of theirs below k = ${k})`
+        : top.age_unknown ? `the age of ${fmtInt(top.age_unknown)} ${NOUN[choice.audience]} is unknown (not estimated, or ` +
+          "undecided)"
+        : "their gender split was withheld for privacy") +
       `, so no estimate of ${noun}: anywhere from ${fmtMean(top.expected_audience_low)} to ` +
       `${fmtMean(top.expected_audience_high)} per week.`
     : choice.age
@@ -183,7 +190,7 @@ function headline(result, choice) {
     // Slots without an estimate rank last: the best being one means that no slot has an estimate to rank by.
     box.replaceChildren(h("div", { class: "banner info", id: "best-slot", dataset: { estimate: "none" } }, h("div", { class: "msg" },
       h("strong", {}, `No slot has an estimate of ${noun}`),
-      h("span", {}, ` — ${noEstimate(choice)}`))));
+      h("span", {}, ` — ${noEstimate(choice, top)}`))));
     return;
   }
   box.replaceChildren(h("div", { class: "banner info", id: "best-slot" }, h("div", { class: "msg" },
@@ -194,9 +201,13 @@ function headline(result, choice) {
 }
 
 /** Above a ranking where no slot has an estimate: why, and what may give one. */
-function noEstimateNote(choice) {
+function noEstimateNote(choice, slots) {
   const noun = nounOf(choice);
-  const tryThis = choice.age
+  const tryThis = choice.age && slots.every(ageUnknownOnly)
+    // No age was sent for them: a longer range brings more of the same.
+    ? "Age bands come from camera boxes whose model estimates age, at a site whose mode is “full”; “All ages” " +
+      "ranks by the gender split instead."
+    : choice.age
     // A gender's bands count in a zone-hour only where each is 0 or at least k: quiet hours withhold them all.
     ? "Try a longer range (more busy hours, where every band of theirs reaches k) or a broader audience: “All ages” " +
       "ranks by the gender split, which is withheld far less often than the age bands."
@@ -234,7 +245,7 @@ function rankingTable(result, choice) {
       h("div", {}, estimated
         ? h("div", { class: "v", dataset: { value: slot.expected_audience, lowerBound: String(lowerBound(slot)) } },
           `${lowerBound(slot) ? "≥ " : ""}${fmtMean(slot.expected_audience)}`)
-        : h("div", { class: "v faint", title: noEstimate(choice), "aria-label": "no audience estimate", dataset: { value: "none" } }, "—"),
+        : h("div", { class: "v faint", title: noEstimate(choice, slot), "aria-label": "no audience estimate", dataset: { value: "none" } }, "—"),
         h("div", { class: "range" }, `${fmtMean(slot.expected_audience_low)}–${fmtMean(slot.expected_audience_high)}`)));
     // A slot without a share (nobody classified, or rates unknown) says so; it is no "0 %" and no "0 %–100 %" range.
     const shareCell = !withShare ? null : slot.share === null
@@ -257,6 +268,9 @@ function rankingTable(result, choice) {
         withShare ? h("div", {}, `${fmtInt(slot.classified)} classified`) : null,
         slot.bands_withheld ? h("div", { class: "bands-withheld", title: "People of the audience's gender whose age bands were " +
           "withheld (a band of theirs below k): they may be in the audience but are not counted" }, `${fmtInt(slot.bands_withheld)} with age bands withheld`) : null,
+        slot.age_unknown ? h("div", { class: "age-unknown", title: "People of the audience's gender whose age is unknown (their " +
+          "camera box estimated no age, or could not decide it): they may be in the audience but are not counted" },
+        `${fmtInt(slot.age_unknown)} of unknown age`) : null,
         slot.hours_partly_observed ? h("div", { class: "partly-observed-note", title: PARTLY_OBSERVED_HELP,
           dataset: { partlyObserved: slot.hours_partly_observed } }, `${plural(slot.hours_partly_observed, "hour")} partly observed`) : null,
         withShare ? h("div", { class: "raw-share", title: "Classify and count: the share of the classified people read as " +
@@ -360,7 +374,8 @@ async function load() {
   }
   // Slots without an estimate rank last: where the first has none, no slot has one. Said above the table, with what
   // to try, rather than a list of "—".
-  const parts = [result.slots[0].expected_audience === null ? noEstimateNote(choice) : null, rankingTable(result, choice)];
+  const parts = [result.slots[0].expected_audience === null ? noEstimateNote(choice, result.slots) : null,
+    rankingTable(result, choice)];
   if (result.slots.length === limit) {
     const more = h("button", { type: "button", class: "btn", id: "show-more", style: "margin-top:.8rem" }, `Show ${PAGE_SIZE} more`);
     more.addEventListener("click", () => { limit += PAGE_SIZE; runPage(); });
