@@ -35,8 +35,9 @@ test: $(BIN)/python
 	$(BIN)/python tools/typecheck.py
 	@# Two workers: the live tests (camera, demo, browser) wait on the clock while the CPU-bound ones (test-split
 	@# evaluations, the emulated CPU) compute. loadscope keeps each module on one worker, so a module's expensive
-	@# fixtures (the uninterrupted e2e run, the card's evaluations) are built once.
-	$(BIN)/python -m pytest -n 2 --dist loadscope
+	@# fixtures (the uninterrupted e2e run, the card's evaluations) are built once. --durations lists the slowest
+	@# tests, so that the suite's time (keep it well under 15 minutes) has names beside it.
+	$(BIN)/python -m pytest -n 2 --dist loadscope --durations=25
 
 lint: $(BIN)/python
 	$(BIN)/ruff check .
