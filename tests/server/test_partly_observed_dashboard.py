@@ -129,3 +129,53 @@ def test_the_overview_reads_occupancy_after_a_partly_observed_entrance_hour_as_u
         assert note in p.locator("#kpi-occupancy").inner_text()
     finally:
         page.close()
+
+
+def _zone_just_past_midnight(now: datetime) -> str:
+    """A fixed-offset time zone whose local time is now in the first hour of a day (Etc/GMT's sign is inverted)."""
+    offset = -now.hour if now.hour <= 12 else 24 - now.hour  # local = UTC + offset: hour 0
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
+def test_occupancy_since_yesterdays_closing_shows_in_the_first_hour_of_the_day(
+    browser,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Found by CI run at 00:45 UTC: in the first hour of a day nothing of today is released, and the overview's
+    occupancy read "not yet" although the people inside since the closing time (yesterday evening) were known. The
+    site sits in a time zone where it is now just past midnight, whatever hour the test runs at."""
+    now = datetime.now(UTC)
+    live, server, thread = start_server(f"sqlite:///{tmp_path / 'footfall.db'}", default_timezone="UTC")
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    try:
+        live.ingest(
+            [
+                _whole("door.in", hour, 1, 12, measure="in"),
+                _whole("door.out", hour, 2, 0, measure="out"),
+            ]
+        )
+        # Local time now 00:xx: the door's hour is 22:00 yesterday, after the closing time, 19:00.
+        response = httpx.patch(
+            live.url + "/api/v1/sites/mall",
+            json={"timezone": _zone_just_past_midnight(now), "closing_time": "19:00"},
+            headers={"X-API-Key": live.admin_key},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        page = Page(browser, live, tmp_path)
+        try:
+            page.open("/dashboard/", key=live.viewer_key)
+            page.wait_ready()
+            p = page.page
+            # Nothing of today yet: visitors today say so; occupancy since the closing time is 12.
+            assert p.locator("#kpi-visitors [data-not-released]").count() == 1
+            kpi = p.locator("#kpi-occupancy")
+            assert kpi.locator("[data-not-released]").count() == 0, kpi.inner_text()
+            assert kpi.locator("[data-value]").first.get_attribute("data-value") == "12", kpi.inner_text()
+            card = p.locator("[data-metric=occupancy] [data-value]").first
+            assert card.get_attribute("data-value") == "12"
+        finally:
+            page.close()
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        thread.join(timeout=10)

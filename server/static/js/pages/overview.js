@@ -115,7 +115,10 @@ function visitorKpis(figures, k) {
   const withEntrances = figures.filter((f) => f.visitors.entrances.length);
   const entrances = withEntrances.reduce((sum, f) => sum + f.visitors.entrances.length, 0);
   const missing = figures.length - withEntrances.length;
-  const ends = withEntrances.map((f) => f.visitors.occupancy_at_end);
+  // Occupancy runs from the last closing time, which may be yesterday's: just after midnight nothing of today is
+  // released, yet the people inside since closing are known (it read "not yet" until today's first hour).
+  const sinceClosing = withEntrances.map((f) => f.occupancy.visitors);
+  const ends = sinceClosing.map((v) => v.occupancy_at_end);
   // One site whose occupancy is unknown leaves the sum unknown: it is shown as "–", never a smaller number.
   const inside = {
     people: ends.some((o) => o.people === null) ? null : ends.reduce((sum, o) => sum + o.people, 0),
@@ -129,6 +132,8 @@ function visitorKpis(figures, k) {
   const uncertain = inside.people === null ? "; not known now"
     : reasons.length ? `; some entrance hours ${reasons.join(", some ")}` : "";
   const first = withEntrances[0]?.visitors;
+  const occupancyAsOf = sinceClosing[0];
+  const occupancyEarly = sinceClosing.length > 0 && sinceClosing.every(nothingReleased);
   const visitorNote = entered === null
     ? "no entrance line yet: mark a counting line 'entrance: true' to count people coming in"
     : `people in through ${plural(entrances, "entrance")}, each counted once${missing ? `; ${plural(missing, "site")} without entrances left out` : ""}`;
@@ -139,9 +144,9 @@ function visitorKpis(figures, k) {
     kpi("In / out today", entered === null ? sumNode(null, k) : early ? notReleasedYet()
       : h("span", { class: "smaller" }, sumNode(entered, k), h("span", { class: "faint" }, " / "), sumNode(left, k)),
     "through the entrances, in / out", "kpi-inout"),
-    kpi("Occupancy now", first ? (early ? notReleasedYet()
+    kpi("Occupancy now", first ? (occupancyEarly ? notReleasedYet(SINCE_CLOSING)
       : occupancyNode(inside)) : sumNode(null, k),
-    first ? `inside at ${asOf(first)}: in − out since closing time, never below 0${uncertain}` : "needs an entrance line", "kpi-occupancy"),
+    first ? `inside at ${asOf(occupancyAsOf)}: in − out since closing time, never below 0${uncertain}` : "needs an entrance line", "kpi-occupancy"),
   ];
 }
 
@@ -153,9 +158,12 @@ const reported = (comparison) => comparison.zones.some((z) => z.hours_observed >
  * minutes after it ends. Its figures read "not yet", never "no data", which says the cameras were off. */
 const nothingReleased = (comparison) => Date.parse(comparison.end) <= Date.parse(comparison.start);
 
-function notReleasedYet() {
-  return h("span", { class: "faint", dataset: { notReleased: "true" },
-    title: "Nothing of today is released yet: an hour's counts are released a few minutes after it ends." }, "not yet");
+const OF_TODAY = "Nothing of today is released yet: an hour's counts are released a few minutes after it ends.";
+const SINCE_CLOSING = "Nothing since the closing time is released yet: an hour's counts are released a few minutes " +
+  "after it ends.";
+
+function notReleasedYet(why = OF_TODAY) {
+  return h("span", { class: "faint", dataset: { notReleased: "true" }, title: why }, "not yet");
 }
 
 function renderKpis(sites, figures, agents) {
@@ -243,6 +251,7 @@ function sharedEntrancesLine(f) {
 
 function siteCard(f) {
   const { site, todayTotals, weekTotals, daily, days, visitors } = f;
+  const inside = f.occupancy.visitors; // since the last closing time, which may be yesterday's
   const k = todayTotals.k;
   const week = weekTotals.totals;
   const tz = site.timezone;
@@ -261,10 +270,10 @@ function siteCard(f) {
         ? h("span", { class: "faint" }, "—") : nothingReleased(visitors) ? notReleasedYet()
           : countNode(visitors.totals.visitors.people, k, { lowerBound: atLeast(visitors.totals.visitors) })),
       h("div", { class: "l" }, "site visitors today")),
-      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, !visitors.occupancy_at_end
-        ? h("span", { class: "faint" }, "—") : nothingReleased(visitors) ? notReleasedYet()
-          : occupancyNode(visitors.occupancy_at_end)),
-      h("div", { class: "l" }, visitors.occupancy_at_end ? `inside at ${asOf(visitors)}` : "inside now")),
+      h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "occupancy" } }, !inside.occupancy_at_end
+        ? h("span", { class: "faint" }, "—") : nothingReleased(inside) ? notReleasedYet(SINCE_CLOSING)
+          : occupancyNode(inside.occupancy_at_end)),
+      h("div", { class: "l" }, inside.occupancy_at_end ? `inside at ${asOf(inside)}` : "inside now")),
       // A range no zone reported is "no data", as in the zones table: its 0 people are no count.
       h("div", { class: "fig" }, h("div", { class: "v", dataset: { metric: "today" } }, nothingReleased(todayTotals) ? notReleasedYet()
         : reported(todayTotals)
