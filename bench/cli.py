@@ -15,6 +15,7 @@ from pathlib import Path
 from footfall.core.bundle import MAX_THREADS, Bundle, BundleError, load_bundle
 from footfall.core.outpaths import OutputPathError, writable_file
 from footfall.exporter.datasets import DATASETS as FACE_DATASETS  # utkface-112 and wiki-144, as edge/walkby.py reads
+from footfall.exporter.datasets import missing_files
 from footfall.models.checkpoint import CheckpointError
 from footfall.models.datasets import DatasetError
 from footfall.models.recipe import RecipeError
@@ -82,11 +83,12 @@ def require_datasets(
 ) -> None:
     """``parser.error`` unless ``folder`` holds ``<name>.csv`` and ``<name>.zip`` for each dataset: checked
     before a run, so that a wrong ``--data`` is not found out minutes into it."""
+    datasets = tuple(datasets)
     wanted = [f"{name}{suffix}" for name in datasets for suffix in (".csv", ".zip")]
     holds = f"it should hold the face datasets {', '.join(wanted)} (see the data README)"
     if not folder.is_dir():
         parser.error(f"{option} {folder}: no such folder; {holds}")
-    missing = [name for name in wanted if not (folder / name).is_file()]
+    missing = missing_files(folder, datasets)
     if missing:
         parser.error(f"{option} {folder}: {', '.join(missing)} missing; {holds}")
 

@@ -15,7 +15,16 @@ from footfall.models.datasets import DatasetError, ImageSource, load_csv_manifes
 
 DATASETS = ("utkface-112", "wiki-144")
 
-__all__ = ["DATASETS", "DatasetError", "FaceRow", "iter_images", "read_rows", "spread", "unseen_elsewhere"]
+__all__ = [
+    "DATASETS",
+    "DatasetError",
+    "FaceRow",
+    "iter_images",
+    "missing_files",
+    "read_rows",
+    "spread",
+    "unseen_elsewhere",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +36,17 @@ class FaceRow:
     age: float | None = None  # years, where the dataset gives it
 
 
+def missing_files(data_dir: Path, datasets: tuple[str, ...] = DATASETS) -> list[str]:
+    """The ``<dataset>.csv`` and ``<dataset>.zip`` files of ``datasets`` that ``data_dir`` lacks."""
+    wanted = [f"{dataset}{suffix}" for dataset in datasets for suffix in (".csv", ".zip")]
+    return [name for name in wanted if not (data_dir / name).is_file()]
+
+
 def read_rows(data_dir: Path, dataset: str, split: str) -> list[FaceRow]:
     """The rows of ``split`` of ``<data_dir>/<dataset>.csv`` (images in ``<dataset>.zip``)."""
-    csv_path, zip_path = data_dir / f"{dataset}.csv", data_dir / f"{dataset}.zip"
-    if not csv_path.is_file() or not zip_path.is_file():
+    if missing_files(data_dir, (dataset,)):
         raise DatasetError(f"{data_dir}: {dataset}.csv and {dataset}.zip are needed (see the data README)")
-    records = load_csv_manifest(csv_path)
+    records = load_csv_manifest(data_dir / f"{dataset}.csv")
     return [FaceRow(dataset, r.path, r.gender, r.split, r.age) for r in records if r.split == split]
 
 

@@ -96,12 +96,9 @@ def hours_of_week(hours: str | None, days: str | None) -> list[int]:
     """The local hours of the week (Monday 00:00 = 0) that ``days`` × ``hours`` pick. A window that runs past
     midnight belongs to the day it starts on: 'fri' with '22-2' is Friday 22:00 to Saturday 02:00, the night out
     it names, not Friday's early morning and late evening."""
-    picked: set[int] = set()
-    for day in parse_days(days):
-        for first, stop in parse_hours(hours):
-            ends = [(first, stop)] if first < stop else [(first, 24), (24, 24 + stop)]
-            picked.update((day * 24 + hour) % 168 for start, end in ends for hour in range(start, end))
-    return sorted(picked)
+    # Each window as hours from its day's midnight: one past midnight runs on to 24 + its end.
+    spans = [hour for first, stop in parse_hours(hours) for hour in range(first, stop if first < stop else 24 + stop)]
+    return sorted({(day * 24 + hour) % 168 for day in parse_days(days) for hour in spans})
 
 
 FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

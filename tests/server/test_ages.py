@@ -423,6 +423,16 @@ def _table(draw: st.DrawFn, genders: tuple[int, int, int]) -> dict[str, dict[str
 
 
 @st.composite
+def _withheld_bands_redrawn(draw: st.DrawFn, table: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """``table`` with the bands of each gender whose bands are withheld redrawn, still withheld (its count kept)."""
+    other = {}
+    for gender, row in table.items():
+        redrawn = draw(_row(sum(row.values()))) if _thin(row) else row
+        other[gender] = redrawn if _thin(redrawn) else row
+    return other
+
+
+@st.composite
 def age_twins(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
     """Cells with age tables for one world, and the same cells with every withheld value redrawn and still
     withheld: a cell below k, the split (and so every band) of a cell whose split is withheld, and the bands of
@@ -455,10 +465,7 @@ def age_twins(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
                 other_genders = candidate
             other_table = draw(_table(other_genders))
         else:
-            other_table = {}
-            for gender, row in table.items():
-                redrawn = draw(_row(sum(row.values())))
-                other_table[gender] = redrawn if _thin(row) and _thin(redrawn) else row
+            other_table = draw(_withheld_bands_redrawn(table))
         start = PROPERTY_START + timedelta(hours=hour, minutes=draw(st.integers(0, 59)))
         for world, bands in ((first, table), (second, other_table)):
             world.append(with_ages(aggregate(zone=zone, camera=f"cam-{i}", start=start), **bands))

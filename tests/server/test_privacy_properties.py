@@ -18,12 +18,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from footfall.core.ages import AGE_DECISIONS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from tests.server.conftest import BASE, Server, aggregate, make_server
+from tests.server.test_ages import _table, _withheld_bands_redrawn  # the age tables its own property test draws
 
 K = 5
 ZONES = ("a", "b", "c")
@@ -54,35 +54,6 @@ def _split_withheld(parts: tuple[int, int, int]) -> bool:
     return sum(parts) >= K and any(1 <= p < K for p in parts)
 
 
-def _bands_withheld(bands: dict[str, int]) -> bool:
-    """A gender's bands are released all or none: none where one of them is below k."""
-    return any(1 <= count < K for count in bands.values())
-
-
-@st.composite
-def band_split(draw: st.DrawFn, people: int) -> dict[str, int]:
-    """``people`` spread over one to three age decisions (bands, or 'unknown')."""
-    names = draw(st.lists(st.sampled_from(AGE_DECISIONS), min_size=1, max_size=3, unique=True))
-    cuts = sorted(draw(st.lists(st.integers(0, people), min_size=len(names) - 1, max_size=len(names) - 1)))
-    counts = [b - a for a, b in zip([0, *cuts], [*cuts, people], strict=True)]
-    return {name: count for name, count in zip(names, counts, strict=True) if count}
-
-
-@st.composite
-def age_tables(draw: st.DrawFn, parts: tuple[int, int, int]) -> dict[str, dict[str, int]]:
-    return {gender: draw(band_split(n)) for gender, n in zip(("female", "male", "unknown"), parts, strict=True) if n}
-
-
-@st.composite
-def other_bands(draw: st.DrawFn, table: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    """The same age table with each withheld gender's bands redrawn (the gender's count kept; still withheld)."""
-    other = {}
-    for gender, bands in table.items():
-        redrawn = draw(band_split(sum(bands.values()))) if _bands_withheld(bands) else bands
-        other[gender] = redrawn if _bands_withheld(redrawn) == _bands_withheld(bands) else bands
-    return other
-
-
 @st.composite
 def twin_worlds(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
     """Cells for one world, and the same cells with every withheld value redrawn (still withheld)."""
@@ -111,9 +82,9 @@ def twin_worlds(draw: st.DrawFn) -> tuple[list[dict], list[dict]]:
         # Age bands where the box estimates them (a gendered bundle and a drawn choice); the twin's withheld bands
         # redrawn, and all of its bands where its counts or split were.
         ages = bundle != "counts-only" and draw(st.booleans())
-        tables = [draw(age_tables(cell))] if ages else [None]
+        tables = [draw(_table(cell))] if ages else [None]
         if ages:
-            tables.append(draw(age_tables(other)) if other != cell else draw(other_bands(tables[0])))
+            tables.append(draw(_table(other)) if other != cell else draw(_withheld_bands_redrawn(tables[0])))
         else:
             tables.append(None)
         for world, (f, m, u), table in ((first, cell, tables[0]), (second, other, tables[1])):
