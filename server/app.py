@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import re
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from string import Template
@@ -207,7 +208,13 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     # bounds its own batches, after the agent's key (api.ingest).
     app.add_middleware(BodyLimit, exempt={f"{API_PREFIX}/ingest"})
     mounts: list[str] = []  # the mounted apps' paths (the dashboard's files), filled once the routes are in
-    api_paths: list[tuple[re.Pattern[str], str]] = []  # the API's path templates as patterns, likewise
+
+    @functools.cache
+    def api_paths() -> list[tuple[re.Pattern[str], str]]:
+        """The API's path templates as patterns, from its OpenAPI document. Built when a request that no route
+        answered first needs them, not at start: building the document costs half a second of CPU (more than the
+        rest of create_app), which every server start, and every test's app, would pay for a rare label."""
+        return [(compile_path(path)[0], path) for path in app.openapi()["paths"]]
 
     app.add_middleware(
         RequestMetrics,
@@ -302,11 +309,12 @@ def create_app(settings: Settings | None = None, *, start_background: bool = Tru
     _mount_api_docs(app)
     _mount_dashboard(app)
     mounts.extend(route.path for route in app.routes if isinstance(route, Mount))
-    api_paths.extend((compile_path(path)[0], path) for path in app.openapi()["paths"])
     return app
 
 
-def _route_label(request: Request, api_paths: list[tuple[re.Pattern[str], str]], mounts: list[str]) -> str:
+def _route_label(
+    request: Request, api_paths: Callable[[], list[tuple[re.Pattern[str], str]]], mounts: list[str]
+) -> str:
     """The route template that answered (``/api/v1/sites/{site_id}/...``), a mount's path with ``/{path}``, or
     "unmatched": never the raw path, so the label's values stay few whatever clients ask for. A request refused
     before routing (the body limit's 413) is labelled with the API path it was sent to."""
@@ -314,7 +322,7 @@ def _route_label(request: Request, api_paths: list[tuple[re.Pattern[str], str]],
     route = request.scope.get("route")
     if route is None:
         inside = path.removeprefix(request.scope.get("root_path", "") or "")
-        for pattern, api_path in api_paths:
+        for pattern, api_path in api_paths():
             if pattern.match(inside):
                 return api_path
     template = getattr(route, "path", None)
