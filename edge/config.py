@@ -168,7 +168,7 @@ class CameraConfig(_Model):
     realtime: bool = Field(
         default=True,
         description="For a video file: play it at its own frame rate (True) or process every frame (False; at most "
-        "10 minutes ahead of the clock, as a server refuses counts dated later).",
+        "10 minutes ahead of the clock, as a server defers counts dated later).",
     )
     loop: bool = Field(default=False, description="For a video file: start again at its end (demos, pilots).")
     zones: list[ZoneConfig] = Field(default_factory=list)

@@ -49,6 +49,7 @@ def agent_rows(
                 "models": json.loads(agent.models_json or "[]"),
                 "cpu": json.loads(agent.cpu_json) if agent.cpu_json else None,
                 "demographics": agent.demographics,
+                "clock_ahead_s": agent.clock_ahead_s if reported else None,
             }
         )
     return rows
@@ -102,7 +103,10 @@ def store_statuses(
     heartbeat since, yet it is published when the connection dies, and it is the latest word on the agent."""
     agents: dict[str, Agent | None] = {}
     for index, status in enumerate(statuses):
-        sent_at = int(status.sent_at.timestamp())
+        # A status from a clock that runs ahead is filed as sent now: dated by that clock, it would pin the agent's
+        # state, since every status after the clock is set right would look older. Its lead is kept, for the list.
+        said = status.sent_at.timestamp()
+        sent_at = min(int(said), int(now))
         if status.agent_id not in agents:
             # Locked: the newer-status check below and the write must not interleave with another replica's.
             agents[status.agent_id] = session.get(Agent, status.agent_id, with_for_update=is_postgres(session))
@@ -126,4 +130,5 @@ def store_statuses(
         agent.models_json = json.dumps([model.model_dump() for model in status.models])
         agent.cpu_json = status.cpu.model_dump_json() if status.cpu else None
         agent.demographics = status.demographics
+        agent.clock_ahead_s = max(0, round(said - now))
     session.flush()

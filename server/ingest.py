@@ -50,7 +50,14 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger("footfall.server.ingest")
 
 MAX_PAYLOAD_STORED = 16_384
+# How far ahead of the server's clock a bucket may start and be stored now: a box's clock that is minutes fast.
 FUTURE_TOLERANCE_S = 900
+# A bucket that starts further ahead, by up to this much, is deferred: not stored, not refused and not answered, so
+# the agent keeps it in its outbox and sends it again until the server's clock has caught up. A box whose clock runs
+# hours fast (drifted, or set to local time as UTC: up to 14 h) then loses nothing; its counts come late, filed by
+# its own clock, and the agents list says how far ahead it is. Further ahead still, the box's date is wrong and the
+# counts are refused: waiting would keep them in its outbox for days.
+DEFER_AHEAD_S = 86_400
 # More than a year back, so that a year of history can be filed; a clock that restarted at 2000-01-01 cannot.
 DEFAULT_MAX_BUCKET_AGE_DAYS = 400
 PURGED_BEFORE_KEY = "raw_purged_before"  # meta; "raw_purged_before:<site>" for a site with its own retention
@@ -168,18 +175,27 @@ class Handled:
     code: RefusalCode = "rejected"  # what the agent should do about a refusal (core.wire.RefusalCode)
 
 
+@dataclass(frozen=True)
+class Deferral:
+    """A message left for its agent to send again later (see DEFER_AHEAD_S); ``index`` is its place in the batch."""
+
+    index: int
+    reason: str
+
+
 @dataclass
 class BatchResult:
     accepted: int = 0
     duplicates: int = 0
     statuses: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    deferred: list[Deferral] = field(default_factory=list)
     handled: list[Handled] = field(default_factory=list)
     last_buckets: dict[str, int] = field(default_factory=dict)  # agent id → newest valid bucket_start in the batch
 
 
 # The result label of footfall_server_messages_ingested_total (server/metrics.py).
-INGEST_RESULTS = ("stored", "duplicate", "status", "refused")
+INGEST_RESULTS = ("stored", "duplicate", "status", "refused", "deferred")
 # Time to store one batch, in seconds: a handful of messages takes milliseconds, thousands up to seconds.
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -207,7 +223,9 @@ class IngestCounters:
     def add(self, result: BatchResult, path: str) -> None:
         with self.lock:
             for name, value in zip(
-                INGEST_RESULTS, (result.accepted, result.duplicates, result.statuses, len(result.rejected)), strict=True
+                INGEST_RESULTS,
+                (result.accepted, result.duplicates, result.statuses, len(result.rejected), len(result.deferred)),
+                strict=True,
             ):
                 self.counts[(path, name)] = self.counts.get((path, name), 0) + value
             for agent, start in result.last_buckets.items():
@@ -226,6 +244,7 @@ class IngestCounters:
             "duplicates": total["duplicate"],
             "statuses": total["status"],
             "rejected": total["refused"],
+            "deferred": total["deferred"],
         }
 
     def seed_last_buckets(self, newest: dict[str, int]) -> None:
@@ -238,6 +257,14 @@ class IngestCounters:
         """Agent id → start (Unix time) of the newest bucket seen from it."""
         with self.lock:
             return dict(self._last_bucket)
+
+
+def _ahead_reason(ahead_s: float) -> str:
+    return (
+        f"bucket_start: {ahead_s / 60:.0f} minutes ahead of the server's clock (is the agent's clock right?); "
+        f"deferred, not stored: send it again once the server's clock is within {FUTURE_TOLERANCE_S // 60} minutes "
+        "of it"
+    )
 
 
 def _check_topic(message: AggregateMessage | AgentStatus, item: Incoming) -> None:
@@ -313,6 +340,7 @@ class Ingestor:
                 merged.duplicates += part.duplicates
                 merged.statuses += part.statuses
                 merged.rejected += [Rejection(r.index + offset, r.reason, r.code) for r in part.rejected]
+                merged.deferred += [Deferral(d.index + offset, d.reason) for d in part.deferred]
                 merged.handled += part.handled
                 for agent, start in part.last_buckets.items():
                     merged.last_buckets[agent] = max(start, merged.last_buckets.get(agent, start))
@@ -384,6 +412,7 @@ class Ingestor:
         statuses: list[AgentStatus] = []
         live_goodbyes: set[int] = set()  # the statuses (by place in ``statuses``) that say 'offline' live
         dead: list[dict[str, object]] = []
+        deferred_by: defaultdict[str, list[float]] = defaultdict(list)  # agent → how far ahead its deferred buckets are
         admission = AgentAdmission(session, self.max_agents)
         for index, item in enumerate(items):
             sender: AggregateMessage | None = None  # known once the message is proven to be its agent's
@@ -400,11 +429,15 @@ class Ingestor:
                 if isinstance(message, AggregateMessage):
                     sender = message
                     start = int(message.bucket_start.timestamp())
-                    if start > now + FUTURE_TOLERANCE_S:
+                    if start > now + DEFER_AHEAD_S:
                         raise WireError(
-                            f"bucket_start: {message.bucket_start.isoformat()} is in the future "
-                            "(is the agent's clock right?)"
+                            f"bucket_start: {message.bucket_start.isoformat()} is in the future, more than a day "
+                            "ahead of the server's clock (is the agent's date right?)"
                         )
+                    if start > now + FUTURE_TOLERANCE_S:
+                        result.deferred.append(Deferral(index, _ahead_reason(start - now)))
+                        deferred_by[message.agent_id].append(start - now)
+                        continue
                     if start < now - self.max_bucket_age_days * 86_400:
                         raise WireError(
                             f"bucket_start: {message.bucket_start.isoformat()} is more than "
@@ -423,10 +456,12 @@ class Ingestor:
                         )
                     aggregates.append((index, message))
                 else:
-                    # A status from the future would pin the agent's state: later real ones look older.
-                    if message.sent_at.timestamp() > now + FUTURE_TOLERANCE_S:
+                    # A status is stored with its sent_at no later than now (agents.store_statuses), so that one
+                    # from a fast clock cannot pin the agent's state; from further ahead than a day, it is refused.
+                    if message.sent_at.timestamp() > now + DEFER_AHEAD_S:
                         raise WireError(
-                            f"sent_at: {message.sent_at.isoformat()} is in the future (is the agent's clock right?)"
+                            f"sent_at: {message.sent_at.isoformat()} is in the future, more than a day ahead of the "
+                            "server's clock (is the agent's date right?)"
                         )
                     if item.live and message.state == "offline":
                         live_goodbyes.add(len(statuses))
@@ -438,6 +473,16 @@ class Ingestor:
                     result.handled.append(Handled(sender.site_id, sender.agent_id, sender.seq, reason[:2000]))
                 not_kept = NOT_KEPT["rejected"] if isinstance(exc, PastRetention) else ()
                 dead.append(self._dead_letter(item, reason, not_kept))
+        for agent_id, aheads in sorted(deferred_by.items()):
+            log_event(
+                logger,
+                logging.WARNING,
+                "counts dated ahead of the server's clock deferred: the agent keeps them and sends them again; set "
+                "its clock right (NTP)",
+                agent=agent_id,
+                deferred=len(aheads),
+                ahead_s=round(max(aheads)),
+            )
         controls = site_controls(session, {m.site_id for _, m in aggregates})
         allowed: list[tuple[int, AggregateMessage]] = []
         for index, message in aggregates:  # the operator's controls of the site (admin API)

@@ -115,7 +115,8 @@ class ServerCollector(Collector):
             f"{PREFIX}_messages_ingested",
             "Messages this process handled, by path (mqtt, http) and result: stored (an aggregate that created or "
             "superseded a bucket), duplicate (an aggregate already stored with an equal or higher seq), status (an "
-            "agent status stored), refused (dead-lettered).",
+            "agent status stored), refused (dead-lettered), deferred (dated ahead of the server's clock; its agent "
+            "sends it again).",
             labels=["path", "result"],
         )
         for (path, result), value in sorted(counts.items()):

@@ -82,6 +82,9 @@ class Agent(Base):
     models_json: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # ModelServing list
     cpu_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # CpuInfo
     demographics: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the mode it applies; None: not said
+    # How far its clock ran ahead of the server's when its last status came, in seconds (0: not ahead; None: no
+    # status since the column came). A message cannot arrive before it is sent, so only a lead proves a wrong clock.
+    clock_ahead_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Bucket(Base):

@@ -19,6 +19,8 @@ router = APIRouter(tags=["ingest"])
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_MESSAGES = 10_000
+# When to send deferred messages again (their buckets start ahead of the server's clock; footfall.server.ingest).
+DEFERRED_RETRY_AFTER_S = 300
 
 _BODY_DOC = {
     "requestBody": {
@@ -46,7 +48,13 @@ _BODY_DOC = {
         422: {
             "model": IngestResponse,
             "description": "Some messages were rejected (the others were stored); each rejected one is dead-lettered.",
-        }
+        },
+        503: {
+            "model": IngestResponse,
+            "description": "None was rejected, but some were deferred (listed in `deferred`, not stored): their "
+            "buckets start more than 15 minutes ahead of the server's clock. Send them again after `Retry-After` "
+            "seconds; the others were stored, and sending them again has no effect.",
+        },
     },
     openapi_extra=_BODY_DOC,
     summary="Ingest aggregates and status messages (role: agent)",
@@ -56,8 +64,11 @@ async def ingest(
 ) -> JSONResponse:
     """Stores wire messages idempotently: a redelivered or replayed aggregate never double-counts (the bucket
     keeps the message with the highest seq). Valid messages of a batch are stored even when others are
-    rejected; the response lists each rejection with its reason and answers 422 if there was any, and carries the
-    settings of the agent's site (``site_settings``: its demographics mode), which the agent must apply."""
+    rejected; the response lists each rejection with its reason and answers 422 if there was any. A message whose
+    bucket starts more than 15 minutes (and at most a day) ahead of the server's clock is deferred: not stored, listed
+    in ``deferred``, answered 503 with Retry-After when nothing was rejected; send it again later. The response
+    carries the settings of the agent's site (``site_settings``: its demographics mode), which the agent must
+    apply."""
     body = await _read_bounded(request, MAX_BODY_BYTES)
     if body is None:
         return JSONResponse(
@@ -79,9 +90,14 @@ async def ingest(
         "duplicates": result.duplicates,
         "statuses": result.statuses,
         "rejected": [{"index": r.index, "reason": r.reason, "code": r.code} for r in result.rejected],
+        "deferred": [{"index": d.index, "reason": d.reason} for d in result.deferred],
         "site_settings": settings.model_dump(mode="json") if settings else None,
     }
-    return JSONResponse(content, status_code=422 if result.rejected else 200)
+    if result.rejected:
+        return JSONResponse(content, status_code=422)
+    if result.deferred:  # not stored yet: a client that retries what is not a 2xx loses none of them
+        return JSONResponse(content, status_code=503, headers={"Retry-After": str(DEFERRED_RETRY_AFTER_S)})
+    return JSONResponse(content)
 
 
 def _site_settings(ctx: ServerContext, agent_id: str | None, result: BatchResult) -> SiteSettings | None:

@@ -419,6 +419,12 @@ class AgentOut(BaseModel):
         description="The demographics mode the agent applies now, from its status (null: an agent older than "
         "the mode, which classifies).",
     )
+    clock_ahead_s: int | None = Field(
+        default=None,
+        description="How many seconds the agent's clock ran ahead of the server's when its last status came (0: not "
+        "ahead; null: no status yet). Counts are dated by the agent's clock: from one more than 15 minutes ahead they "
+        "are deferred until the server's clock catches up, so they come late and are filed that far off.",
+    )
 
 
 class Slot(BaseModel):
@@ -523,11 +529,22 @@ class IngestRejection(BaseModel):
     )
 
 
+class IngestDeferral(BaseModel):
+    index: int
+    reason: str
+
+
 class IngestResponse(BaseModel):
     accepted: int = Field(description="Aggregates that created or superseded a bucket.")
     duplicates: int = Field(description="Aggregates already stored with an equal or higher seq (no effect).")
     statuses: int
     rejected: list[IngestRejection] = Field(description="Malformed messages; each is in the dead-letter table.")
+    deferred: list[IngestDeferral] = Field(
+        default_factory=list,
+        description="Aggregates not stored yet, because their bucket starts more than 15 minutes ahead of the "
+        "server's clock (at most a day: further ahead is rejected): send them again later (the agent's clock runs "
+        "fast; set it right).",
+    )
     site_settings: SiteSettings | None = Field(
         None,
         description="The settings of the agent's site (its demographics mode), for agents that send over HTTP: "
@@ -653,5 +670,9 @@ class IngestStats(BaseModel):
     duplicates: int
     statuses: int
     rejected: int
+    deferred: int = Field(
+        description="Aggregates left for their agents to send again: dated more than 15 minutes ahead of the "
+        "server's clock (each time one comes)."
+    )
     dead_letters_total: int
     mqtt_connected: bool | None = Field(description="None when this server runs no MQTT consumer.")

@@ -57,14 +57,16 @@ class Box:
     """The agent's delivery half: an outbox and its publisher. Resends are slow here (60 s) on purpose, so
     only a reconnect or a server's online notice can explain a prompt recovery."""
 
-    def __init__(self, path: Path, port: int, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, port: int, *, busy_timeout: float = 5.0, resend: ResendPolicy = ResendPolicy(60, 60)
+    ) -> None:
         self.config = AgentConfig(
             agent_id=AGENT,
             site_id=SITE,
             cameras=[CameraConfig(id="cam1", source="x.mp4")],
             mqtt=MqttConfig(host="127.0.0.1", port=port),
         )
-        self.outbox = Outbox(path, resend=ResendPolicy(60, 60), busy_timeout=busy_timeout)
+        self.outbox = Outbox(path, resend=resend, busy_timeout=busy_timeout)
         self.publisher = MqttPublisher(self.config, self.outbox, self.status)
         self.people = 0
         now = int(time.time())
@@ -133,13 +135,47 @@ def test_a_refused_count_is_dropped_with_its_reason_logged(
     box.publisher.start()
     try:
         assert server.wait_connected()
-        # A bucket a day in the future: the server dead-letters it for good; re-sending could never help.
-        box.count(60 * 48, 1)
+        # A bucket three days in the future: the box's date is wrong; the server dead-letters it for good.
+        box.count(60 * 24 * 4, 1)
         box.count(0, 4)
         assert box.publisher.wait_drained(15)
         assert stored_people(database) == 4
         refusals = [r for r in caplog.records if r.getMessage() == "the server refused an aggregate"]
         assert len(refusals) == 1 and "future" in refusals[0].fields["reason"]  # type: ignore[attr-defined]
+    finally:
+        box.close()
+        server.stop()
+
+
+def test_counts_from_a_clock_running_fast_wait_in_the_outbox_until_the_servers_clock_catches_up(
+    tmp_path: Path, mosquitto: MosquittoBroker, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A box whose clock runs an hour fast: the server refused its counts for good, and the agent forgot them.
+    Now the server leaves them unanswered, the agent sends them again, and they are stored once the server's
+    clock is within 15 minutes of them: nothing lost, nothing doubled."""
+    caplog.set_level(logging.WARNING, logger="footfall.server.ingest")
+    server_ahead_by = [0.0]
+    ingestor = Ingestor(database, clock=lambda: time.time() + server_ahead_by[0])
+    server = MqttConsumer(mosquitto.url, ingestor, group="", client_id="srv-fast-box").start()
+    box = Box(tmp_path / "outbox.sqlite", mosquitto.port, resend=ResendPolicy(0.5, 0.5))
+    box.publisher.start()
+    try:
+        assert server.wait_connected()
+        box.count(24 * 60 + 120, 3)  # starts 1-2 hours after this hour began: an hour or more ahead
+        box.count(0, 4)
+        Product.wait_until(lambda: stored_people(database) == 4, 15, "the counts on time to be stored")
+        sent = box.publisher.sent
+        Product.wait_until(lambda: box.publisher.sent >= sent + 3, 15, "the agent to send the fast count again")
+        assert box.outbox.depth() == 1 and stored_people(database) == 4, "kept by the agent, not stored"
+        assert any(
+            r.getMessage().startswith("counts dated ahead of the server's clock deferred") for r in caplog.records
+        )
+
+        server_ahead_by[0] = 2 * 3600.0  # the server's clock catches up with the box's
+        assert box.publisher.wait_drained(15), "the fast count must be stored once the clock caught up"
+        assert stored_people(database) == box.people == 7
+        refusals = [r for r in caplog.records if r.getMessage() == "the server refused an aggregate"]
+        assert refusals == []
     finally:
         box.close()
         server.stop()

@@ -220,7 +220,7 @@ def statuses(now: datetime) -> list[AgentStatus]:
             agent_id="box-2",
             site_id="mall",
             state="online",
-            sent_at=now,
+            sent_at=now + timedelta(minutes=40),  # its clock runs 40 minutes fast
             fps=9.6,
             latency_ms=63.5,
             outbox_depth=12,
@@ -520,6 +520,11 @@ def test_overview_shows_sites_zones_and_live_agents(open_page, live_server: Live
     assert "INT8 failed its parity check here: INT8 probe error 0.6800" in p.locator(box2).inner_text()
     detector = p.locator(f"{box2} .model-serving[data-bundle='face-detector-centerface']")
     assert detector.get_attribute("data-precision") == "int8"
+    # box-2's clock runs 40 minutes fast: its counts come late and are filed that far off, which the list says.
+    assert agents["box-2"]["clock_ahead_s"] >= 39 * 60 and agents["box-1"]["clock_ahead_s"] < 60
+    assert p.locator(f"{box2} .clock-ahead").inner_text() in ("clock 39 min ahead", "clock 40 min ahead")
+    assert "wait in its outbox" in p.locator(f"{box2} .clock-ahead").get_attribute("title")
+    assert p.locator("#agents-table .clock-ahead").count() == 1
     assert p.locator("#kpi-agents .value").inner_text().replace(" ", "") == "2/3"
     page.screenshot("overview")
     page.close()

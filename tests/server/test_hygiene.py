@@ -115,3 +115,16 @@ def test_listening_beyond_loopback_with_demo_passwords_is_warned_about(
             assert expected in result.output and "MQTT_URL" in result.output
         else:
             assert "warning" not in result.output
+
+
+def test_a_status_from_a_clock_an_hour_fast_is_stored_as_sent_now_and_its_lead_is_listed(sqlite_server: Server) -> None:
+    # Refused before, a box with a fast clock looked as if it had never reported; stored with its own sent_at, it
+    # would pin its state (the offline below would look older). Stored as sent now, with the lead for the operator.
+    now = datetime.now(UTC)
+    assert sqlite_server.ingest(status(now + timedelta(hours=1))).status_code == 200
+    (agent,) = sqlite_server.get("/api/v1/agents").json()
+    assert agent["state"] == "online" and 3590 <= agent["clock_ahead_s"] <= 3600, agent
+    # The clock is set right; the next status is the latest word on the agent.
+    assert sqlite_server.ingest(status(datetime.now(UTC), "offline")).status_code == 200
+    (agent,) = sqlite_server.get("/api/v1/agents").json()
+    assert agent["state"] == "offline" and agent["clock_ahead_s"] == 0, agent

@@ -4,6 +4,7 @@ change totals; malformed messages land in the dead-letter table with their reaso
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -340,3 +341,42 @@ def _refuses_a_y2k_bucket(server: Server) -> None:
     with server.db.read() as session:
         weeks = session.scalar(select(func.count(func.distinct(SlotCumulative.week))))
     assert weeks is not None and weeks <= 54, weeks  # the year's weeks, not 26 years of them
+
+
+def test_a_bucket_from_a_clock_running_an_hour_fast_is_deferred_and_stored_once_the_server_catches_up(
+    server: Server,
+) -> None:
+    """A box whose clock ran more than 15 minutes fast had its counts refused for good (dead-lettered, and the
+    agent then forgot them): a clock that drifted, or local time set as UTC, cost every count until someone noticed.
+    Now they are deferred, and the agent sends them again until the server's clock has caught up."""
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    on_time = aggregate(zone="door", start=minute - minutes(2), seq=1, male=4)
+    ahead = aggregate(zone="door", start=minute + minutes(62), seq=2, female=3, male=2)
+    response = server.ingest(on_time, ahead)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "300", response.text
+    body = response.json()
+    assert body["accepted"] == 1 and body["rejected"] == []
+    [deferred] = body["deferred"]
+    assert deferred["index"] == 1
+    assert "minutes ahead of the server's clock" in deferred["reason"] and "deferred" in deferred["reason"]
+    with server.db.read() as session:
+        assert session.scalar(select(func.sum(Bucket.people))) == 4
+        assert session.scalar(select(func.count()).select_from(DeadLetter)) == 0, "deferred is not refused"
+    assert server.get("/api/v1/admin/ingest-stats", role="admin").json()["deferred"] == 1
+
+    # The same message, sent again once the server's clock is within 15 minutes of its bucket: stored, once.
+    later = Ingestor(server.db, clock=lambda: time.time() + 55 * 60, max_bucket_age_days=FIXED_DATES_MAX_AGE_DAYS)
+    result = later.ingest([Incoming(encoded(ahead), "http")])
+    assert (result.accepted, result.deferred, result.rejected) == (1, [], [])
+    assert later.ingest([Incoming(encoded(ahead), "http")]).duplicates == 1
+    with server.db.read() as session:
+        assert session.scalar(select(func.sum(Bucket.people))) == 9
+        assert raw_vs_hourly(session) == []
+
+
+def test_a_bucket_more_than_a_day_ahead_is_refused_with_the_reason(server: Server) -> None:
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    response = server.ingest(aggregate(start=minute + timedelta(hours=25), female=1))
+    assert response.status_code == 422 and response.json()["deferred"] == []
+    [refused] = response.json()["rejected"]
+    assert "more than a day ahead of the server's clock (is the agent's date right?)" in refused["reason"]

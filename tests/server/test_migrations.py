@@ -55,14 +55,14 @@ def _bucket(
 def test_upgrade_head_matches_the_models(database_url: str) -> None:
     db = Database(database_url)
     try:
-        assert upgrade(db.engine) == head_revision() == "0019"
-        assert upgrade(db.engine) == "0019"  # idempotent on start
+        assert upgrade(db.engine) == head_revision() == "0020"
+        assert upgrade(db.engine) == "0020"  # idempotent on start
         with db.engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
         assert {"buckets", "rollup_hourly", "rollup_daily", "dead_letters", "api_keys"} <= set(
             inspect(db.engine).get_table_names()
         )
-        assert current_revision(db.engine) == "0019"
+        assert current_revision(db.engine) == "0020"
     finally:
         db.dispose()
 
@@ -91,7 +91,7 @@ def test_cells_stored_before_0007_are_attributed_to_an_unnamed_bundle(database_u
                     "dwell_samples, dwell_seconds) VALUES (1, 3600, 1, 9, 4, 5, 0, 0, 0)"
                 )
             )
-        assert upgrade(db.engine) == "0019"  # the checks read the head's tables; 0010 counts the '?' bucket
+        assert upgrade(db.engine) == "0020"  # the checks read the head's tables; 0010 counts the '?' bucket
         with db.read() as session:
             assert raw_vs_classifiers(session) == []
             assert session.execute(text("SELECT classifier FROM rollup_hourly")).scalar() == "?"
@@ -161,7 +161,7 @@ def test_0009_fills_camera_parts_from_the_buckets_and_the_next_start_withholds_a
                     )
                 )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0019"  # 0009 fills the parts; 0010 after it changes nothing of them
+        assert upgrade(db.engine) == "0020"  # 0009 fills the parts; 0010 after it changes nothing of them
         with db.read() as session:
             assert raw_vs_camera_parts(session) == []
             parts = session.execute(text("SELECT zone_pk, camera_id, hour_start, people FROM rollup_camera_parts"))
@@ -205,7 +205,7 @@ def test_0010_counts_each_bundles_buckets_and_the_next_start_attributes_cells_by
                 )
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0019"
+        assert upgrade(db.engine) == "0020"
         with db.read() as session:
             rows = session.execute(
                 text("SELECT classifier, people, buckets FROM rollup_classifier_people ORDER BY classifier, hour_start")
@@ -246,7 +246,7 @@ def test_0013_records_the_quiet_parts_and_goes_down_again(database_url: str) -> 
             )
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
         parts = "SELECT camera_id, people FROM rollup_camera_parts ORDER BY camera_id"
-        assert upgrade(db.engine) == "0019"
+        assert upgrade(db.engine) == "0020"
         with db.read() as session:
             assert [tuple(p) for p in session.execute(text(parts))] == [("cam-0", 3), ("cam-1", 0)]
             assert session.execute(text("SELECT value FROM meta WHERE key = 'release_k'")).first() is None
@@ -318,7 +318,7 @@ def test_0015_has_the_next_start_recount_weeks_observed_by_local_week(database_u
             command.downgrade(config, "0014")
         with db.engine.begin() as conn:
             conn.execute(text("INSERT INTO meta (key, value) VALUES ('release_k', '5')"))
-        assert upgrade(db.engine) == "0019"
+        assert upgrade(db.engine) == "0020"
         assert ensure_release(db, 5, None) is True
         with db.read() as session:
             assert slots_vs_hourly(session) == []
@@ -342,7 +342,7 @@ def test_0016_fills_the_seconds_each_camera_reported_from_the_buckets_and_goes_d
             _bucket(conn, 1, HOUR_1, (1, 0, 0), camera="cam-0", seq=1)
             _bucket(conn, 1, HOUR_1 + 60, (0, 0, 0), camera="cam-0", seq=2)
             _bucket(conn, 1, HOUR_1 + 120, (0, 2, 0), camera="cam-1", seq=3)
-        assert upgrade(db.engine) == "0019"
+        assert upgrade(db.engine) == "0020"
         observed = "SELECT camera_id, hour_start, seconds FROM rollup_observed ORDER BY camera_id"
         with db.read() as session:
             assert [tuple(r) for r in session.execute(text(observed))] == [

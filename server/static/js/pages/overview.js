@@ -373,6 +373,19 @@ function notToldNode() {
     title: "Not reported: this agent has sent counts but no status yet, so its frame rate, latency and outbox are not known." }, "—");
 }
 
+// A box whose clock runs further ahead than this is marked: seconds are the network's, a minute is the clock's.
+const CLOCK_AHEAD_MARKED_S = 60;
+
+/** How far a box's clock runs ahead of the server's, when that is worth an operator's look (else nothing). */
+function clockAheadNode(aheadS) {
+  if (!(aheadS >= CLOCK_AHEAD_MARKED_S)) return "";
+  const lead = aheadS < 3600 ? `${Math.round(aheadS / 60)} min` : `${(aheadS / 3600).toFixed(1)} h`;
+  return h("div", { class: "badge warn clock-ahead", dataset: { aheadS: String(aheadS) },
+    title: "This box's clock runs ahead of the server's. Its counts are dated by its clock: those more than 15 " +
+      "minutes ahead wait in its outbox until the server's clock catches up, so they come late and are filed " +
+      "that far off. Set the box's clock right (NTP)." }, `clock ${lead} ahead`);
+}
+
 function agentsTable(agents, sites) {
   const tzOf = new Map(sites.map((s) => [s.site_id, s.timezone]));
   const modeOf = new Map(sites.map((s) => [s.site_id, s.demographics || "full"]));
@@ -401,7 +414,8 @@ function agentsTable(agents, sites) {
       h("td", { class: "slot-name" }, a.agent_id),
       h("td", {}, a.site_id),
       h("td", {}, status),
-      h("td", {}, h("div", {}, fmtAgo(a.seconds_since_seen)), h("div", { class: "faint" }, fmtDateTime(a.last_seen, tz))),
+      h("td", {}, h("div", {}, fmtAgo(a.seconds_since_seen)), h("div", { class: "faint" }, fmtDateTime(a.last_seen, tz)),
+        clockAheadNode(a.clock_ahead_s)),
       h("td", { class: "num" }, a.fps === null ? notToldNode() : a.online ? a.fps.toFixed(1) : h("span", { class: "faint" }, a.fps.toFixed(1))),
       h("td", { class: "num" }, a.latency_ms === null ? notToldNode() : `${Math.round(a.latency_ms)} ms`),
       h("td", { class: "num" }, a.outbox_depth === null ? notToldNode()
