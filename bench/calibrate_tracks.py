@@ -49,7 +49,7 @@ from cli import (
 )
 from footfall.core.bundle import load_bundle
 from footfall.core.manifest import MANIFEST_FILE
-from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE, data_dir
 from footfall.core.quantify import DecisionRates
 from footfall.models.calibration import (
     abstention_by_label,
@@ -57,8 +57,6 @@ from footfall.models.calibration import (
     count_rates,
     threshold_decisions,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def share_report(probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, labels: list[str]) -> dict:
@@ -104,7 +102,10 @@ def decision_rates(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument(
-        "--data", type=Path, default=REPO.parent / "shared" / "data", help="face datasets the clips' people come from"
+        "--data",
+        type=Path,
+        default=data_dir(),
+        help="face datasets the clips' people come from (default: FOOTFALL_DATA, else ../shared/data; now %(default)s)",
     )
     parser.add_argument(
         "--gender",

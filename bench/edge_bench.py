@@ -51,7 +51,7 @@ from footfall.core.ages import AGE_BANDS as BANDS
 from footfall.core.ages import CHILD_BAND, band_index, band_of
 from footfall.core.bundle import load_bundle
 from footfall.core.classifier import AgeEstimate
-from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE, data_dir
 from footfall.edge import walkby
 from footfall.edge.age_bands import band_totals
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig, TrackingConfig
@@ -71,7 +71,6 @@ from cli import (  # positive_int: also edge_bench.positive_int, as other script
     user_errors,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 CAUSES = ("turn_away", "after_occlusion", "lost_in_view", "overlapping_tracks")  # why a person's extra track began
 MERGE_MIN_SHARE = 0.15  # a track following a second person for this share of its path (and ≥ 5 frames)
 MERGE_MIN_FRAMES = 5  # frames a track must follow a person to have taken them over
@@ -630,7 +629,10 @@ def format_age_report(acc: dict, bundle: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument(
-        "--data", type=Path, default=REPO.parent / "shared" / "data", help="face datasets the clips' people come from"
+        "--data",
+        type=Path,
+        default=data_dir(),
+        help="face datasets the clips' people come from (default: FOOTFALL_DATA, else ../shared/data; now %(default)s)",
     )
     parser.add_argument("--clips", type=positive_int, default=4, help="accuracy clips")
     parser.add_argument("--people", type=positive_int, default=20, help="people per clip")

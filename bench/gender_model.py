@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from footfall.core.paths import DEFAULT_GENDER_BUNDLE
+from footfall.core.paths import DEFAULT_GENDER_BUNDLE, data_dir
 from footfall.models.card import TARGETS, meets
-from footfall.models.recipe import data_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cli import CLASSIFIER_TASK, HelpFormatter, require_bundle, require_datasets, user_errors

@@ -38,12 +38,11 @@ from footfall.core.classifier import GenderClassifier
 from footfall.core.cpu import describe_cpu
 from footfall.core.detector import FaceDetector
 from footfall.core.outpaths import OutputPathError, writable_file
-from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE, data_dir
 from footfall.exporter.datasets import DATASETS
 from footfall.models.chips import FaceBoxes, cut_chips, detect_boxes
 from footfall.models.datasets import DatasetError, ImageSource, load_csv_manifest
 
-REPO = Path(__file__).resolve().parents[1]
 BOUNDARY = 0.6  # a top probability under this is a face on the decision boundary
 PRECISIONS = ("fp32", "int8")
 
@@ -178,7 +177,12 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=data_dir(),
+        help="the face datasets (default: FOOTFALL_DATA, else ../shared/data; now %(default)s)",
+    )
     parser.add_argument("--split", default="val", choices=["train", "val", "test"])
     parser.add_argument("--limit", type=int, default=None, help="at most this many images per dataset, spread evenly")
     parser.add_argument(

@@ -39,15 +39,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footfall.core.cpu import describe_cpu
-from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE, data_dir
 from footfall.edge import walkby
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig, DetectionConfig
 from footfall.edge.metrics import AgentMetrics
 from footfall.edge.pipeline import CameraPipeline, Models, load_models
 from prometheus_client import generate_latest
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def decoded_frames(data: Path, folder: Path, people: int, seed: int, limit: int) -> tuple[list[np.ndarray], float]:
@@ -132,7 +130,12 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="the face datasets")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=data_dir(),
+        help="the face datasets (default: FOOTFALL_DATA, else ../shared/data; now %(default)s)",
+    )
     parser.add_argument("--rounds", type=int, default=6, help="pairs of runs (one with metrics, one without)")
     parser.add_argument("--frames", type=int, default=300, help="frames per run (the clip's first ones)")
     parser.add_argument("--people", type=int, default=12)

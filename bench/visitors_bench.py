@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE
+from footfall.core.paths import DEFAULT_DETECTOR_BUNDLE, DEFAULT_GENDER_BUNDLE, data_dir
 from footfall.core.wire import AggregateMessage
 from footfall.edge.config import AgentConfig, BundlesConfig, CameraConfig, LineConfig, ZoneConfig, parse_config
 from footfall.edge.offline import process_video
@@ -280,7 +280,12 @@ def sample_clip(args: argparse.Namespace, models: Models, bundles: BundlesConfig
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="Face datasets.")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=data_dir(),
+        help="Face datasets (default: FOOTFALL_DATA, else ../shared/data; now %(default)s).",
+    )
     parser.add_argument("--people", type=positive_int, default=40, help="People in the visit clip.")
     parser.add_argument("--seed", type=int, default=0, help="Visit clip seed (faces, timings, positions).")
     parser.add_argument("--bucket-seconds", type=positive_int, default=10, help="Aggregation bucket (divides a day).")

@@ -1,4 +1,5 @@
-"""Where the default model bundles live: shipped inside the package, under footfall/models/bundles.
+"""Where the default model bundles live (shipped inside the package, under footfall/models/bundles), and the research
+datasets (outside it).
 
 The bundles are data of ``footfall.models`` (the training package), but the edge must not import training
 code to find them: the folder is located from the package's import spec, which names its files without
@@ -8,6 +9,7 @@ running the package (nothing of ``footfall.models`` is imported).
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 
@@ -22,3 +24,18 @@ def _package_dir(name: str) -> Path:
 BUNDLES_DIR = _package_dir("footfall.models") / "bundles"
 DEFAULT_GENDER_BUNDLE = BUNDLES_DIR / "audience-v7"
 DEFAULT_DETECTOR_BUNDLE = BUNDLES_DIR / "face-detector-centerface"
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """The research datasets' folder (UTKFace and wiki, never in the repository): ``FOOTFALL_DATA``, else
+    ``shared/data`` beside the repository (or inside it) where there is one, else the first of those."""
+    env = os.environ.get("FOOTFALL_DATA")
+    if env:
+        return Path(env)
+    for candidate in (REPO_ROOT.parent / "shared" / "data", REPO_ROOT / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return REPO_ROOT.parent / "shared" / "data"

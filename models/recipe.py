@@ -4,15 +4,13 @@ augmentation, calibration). ``{data}`` in a path is the shared data folder (``FO
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
+from footfall.core.paths import REPO_ROOT, data_dir
 from footfall.core.preprocess import FaceCropSpec
 from footfall.models.augment import AugmentConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Model(BaseModel):
@@ -216,16 +214,6 @@ class Recipe(_Model):
             if unknown:
                 raise ValueError(f"dataset {dataset.name}: label_weight names {unknown}, not one of {self.labels}")
         return self
-
-
-def data_dir() -> Path:
-    env = os.environ.get("FOOTFALL_DATA")
-    if env:
-        return Path(env)
-    for candidate in (REPO_ROOT.parent / "shared" / "data", REPO_ROOT / "shared" / "data"):
-        if candidate.is_dir():
-            return candidate
-    return REPO_ROOT.parent / "shared" / "data"
 
 
 def resolve(path: str, recipe: Recipe | None = None) -> Path:

@@ -6,6 +6,7 @@ Each case fails while the arguments are checked, before any clip, evaluation or 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,36 @@ def test_bench_refuses_bad_input_in_one_line(
         shutil.copytree(GENDER, tmp_path / "gender")
     args = [arg.format(tmp=tmp_path, gender_copy=tmp_path / "gender") for arg in args]
     assert_refused(run_bench(script, *args), script, says)
+
+
+DATA_USERS = [
+    ("edge_bench.py", ["--clips", "1", "--skip-throughput"]),
+    ("calibrate_tracks.py", ["--clips", "1", "--gender", "{gender_copy}"]),
+    ("visitors_bench.py", ["--skip-sample"]),
+    ("gender_model.py", []),
+    ("metrics_cost.py", []),
+    ("int8_agreement.py", []),
+]
+
+
+@pytest.mark.parametrize(("script", "args"), DATA_USERS, ids=[c[0] for c in DATA_USERS])
+def test_bench_scripts_look_for_the_datasets_where_footfall_data_says(
+    script: str, args: list[str], tmp_path: Path
+) -> None:
+    # Five of them looked in ../shared/data whatever FOOTFALL_DATA said, unlike the tests, `footfall train` and export.
+    if "{gender_copy}" in args:
+        shutil.copytree(GENDER, tmp_path / "gender")
+    args = [arg.format(gender_copy=tmp_path / "gender") for arg in args]
+    elsewhere = tmp_path / "datasets-elsewhere"
+    result = subprocess.run(
+        [sys.executable, f"bench/{script}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "FOOTFALL_DATA": str(elsewhere)},
+    )
+    assert_refused(result, script, (str(elsewhere),))
 
 
 def test_share_runs_run_directly_says_it_is_a_module() -> None:
