@@ -58,6 +58,9 @@ MAX_STATUS_CAMERAS = 64
 # put the people of all its hours into its first (a day's bucket read as one busy hour after midnight).
 MIN_BUCKET_SECONDS = 10
 MAX_BUCKET_SECONDS = 3_600
+# How far ahead of the server's clock an aggregate may be dated and be stored at once. One dated further ahead (by
+# at most a day) is deferred: the server sends no receipt for it yet, so the agent keeps it and sends it again.
+FUTURE_TOLERANCE_S: Final = 900
 
 
 def bucket_seconds_problem(seconds: int) -> str | None:

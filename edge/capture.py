@@ -48,7 +48,7 @@ MAX_UNDECODABLE_RUN = 25
 MAX_UNDECODABLE_RUN_COUNTED = 100_000
 # How far ahead of the clock a video file played frame by frame (realtime: false) may run: its frames are dated from
 # the moment it started, one frame interval apart, and a server stores counts dated at most 15 minutes ahead at once
-# (footfall.server.ingest.FUTURE_TOLERANCE_S; later ones wait in the outbox). Beyond this lead, frames wait for the
+# (footfall.core.wire.FUTURE_TOLERANCE_S; later ones wait in the outbox). Beyond this lead, frames wait for the
 # clock.
 MAX_LEAD_S = 600.0
 SKIPPED_FRAMES = "frames that could not be decoded were skipped (damaged file?); the others keep their times"

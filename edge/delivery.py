@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import paho.mqtt.client as mqtt
 from footfall.core.logs import FailureStreak, log_event
 from footfall.core.wire import (
+    FUTURE_TOLERANCE_S,
     AgentStatus,
     Receipt,
     ServerOnline,
@@ -67,6 +68,12 @@ QUICK_DROP_SECONDS = 10.0
 QUICK_DROPS = 3
 # Refusals that the config's credentials answer (paho's reason codes for CONNACK 4 and 5 under MQTT 3.1.1).
 CREDENTIAL_REFUSALS = frozenset({"Bad user name or password", "Not authorized"})
+# Said when a server's online notice shows this box's clock more than FUTURE_TOLERANCE_S off the server's.
+CLOCK_OFF = (
+    "this box's clock is more than 15 minutes off the server's (ahead_s: how far ahead; negative: behind): counts are "
+    "filed by it, and those dated more than 15 minutes ahead wait here until the server's clock catches up; set the "
+    "clock right (NTP)"
+)
 
 
 class MqttPublisher:
@@ -390,6 +397,13 @@ class MqttPublisher:
         if len(self._notices_heard) >= NOTICES_KEPT:  # a broker shared by many servers: forget, never grow
             self._notices_heard.clear()
         self._notices_heard[notice.server_id] = notice.sent_at
+        # The notice is sent as the server subscribes and is never kept for later (not retained; a clean session), so
+        # this box's clock read against its sent_at is off by the network's delay, seconds. (A notice held up by its
+        # server's connection dropping as it was sent would read this box as ahead: the server's agents list, from
+        # the statuses, has the lead too.)
+        lead = time.time() - notice.sent_at.timestamp()
+        if abs(lead) > FUTURE_TOLERANCE_S:
+            log_event(logger, logging.ERROR, CLOCK_OFF, server=notice.server_id, ahead_s=round(lead))
         log_event(
             logger,
             logging.INFO,

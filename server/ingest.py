@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from footfall.core.logs import log_event
-from footfall.core.wire import AgentStatus, AggregateMessage, RefusalCode, WireError, parse_message
+from footfall.core.wire import (
+    FUTURE_TOLERANCE_S,
+    AgentStatus,
+    AggregateMessage,
+    RefusalCode,
+    WireError,
+    parse_message,
+)
 from footfall.server import agents, classifiers
 from footfall.server.catalog import (
     DEFAULT_MAX_AGENTS,
@@ -50,8 +57,6 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger("footfall.server.ingest")
 
 MAX_PAYLOAD_STORED = 16_384
-# How far ahead of the server's clock a bucket may start and be stored now: a box's clock that is minutes fast.
-FUTURE_TOLERANCE_S = 900
 # A bucket that starts further ahead, by up to this much, is deferred: not stored, not refused and not answered, so
 # the agent keeps it in its outbox and sends it again until the server's clock has caught up. A box whose clock runs
 # hours fast (drifted, or set to local time as UTC: up to 14 h) then loses nothing; its counts come late, filed by

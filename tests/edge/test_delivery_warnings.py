@@ -7,7 +7,7 @@ tests run the publisher against a real mosquitto and wait on conditions, never o
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +17,7 @@ import pytest
 from footfall.core.wire import AgentStatus, Receipt, ServerOnline, encode, parse_message
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
-from footfall.edge.delivery import QUICK_DROP_SECONDS, QUICK_DROPS, RECEIPT_WAIT_SECONDS, MqttPublisher
+from footfall.edge.delivery import CLOCK_OFF, QUICK_DROP_SECONDS, QUICK_DROPS, RECEIPT_WAIT_SECONDS, MqttPublisher
 from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox
 
@@ -363,3 +363,20 @@ def test_one_servers_notice_delivered_twice_is_said_and_answered_once(
         publisher._on_message(publisher.client, None, later)
         assert publisher._send_due(10) == 1
     assert [_fields(r)["server"] for r in _records(caplog, RESENDING)] == ["server-1", "server-1", "server-2"]
+
+
+@pytest.mark.parametrize(("off_by", "said"), [(timedelta(hours=1), 3600), (-timedelta(hours=2), -7200)])
+def test_a_box_whose_clock_is_off_the_servers_says_so_when_a_server_subscribes(
+    driven: SimpleNamespace, caplog: pytest.LogCaptureFixture, off_by: timedelta, said: int
+) -> None:
+    """A box an hour fast had its counts refused for good, with nothing in its own log about its clock; now the server
+    defers them and the box says, once per server subscription, how far its clock is off (its journal is where an
+    installer looks). The notice's sent_at is the server's clock: read against this box's, it gives the offset."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    publisher = driven.publisher
+    _connect(publisher)
+    publisher._on_message(publisher.client, None, _notice(publisher, "server-1", datetime.now(UTC) - off_by))
+    [record] = _records(caplog, CLOCK_OFF)
+    assert record.levelno == logging.ERROR and abs(_fields(record)["ahead_s"] - said) <= 5
+    publisher._on_message(publisher.client, None, _notice(publisher, "server-2", datetime.now(UTC)))
+    assert len(_records(caplog, CLOCK_OFF)) == 1, "a server on the same clock as the box says nothing"
