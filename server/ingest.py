@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from footfall.core.logs import log_event
+from footfall.core.logs import OncePer, log_event
 from footfall.core.wire import (
     FUTURE_TOLERANCE_S,
     AgentStatus,
@@ -63,6 +63,10 @@ MAX_PAYLOAD_STORED = 16_384
 # its own clock, and the agents list says how far ahead it is. Further ahead still, the box's date is wrong and the
 # counts are refused: waiting would keep them in its outbox for days.
 DEFER_AHEAD_S = 86_400
+DEFERRED_LINE = (
+    "counts dated ahead of the server's clock deferred: the agent keeps them and sends them again; set its clock right "
+    "(NTP)"
+)
 # More than a year back, so that a year of history can be filed; a clock that restarted at 2000-01-01 cannot.
 DEFAULT_MAX_BUCKET_AGE_DAYS = 400
 PURGED_BEFORE_KEY = "raw_purged_before"  # meta; "raw_purged_before:<site>" for a site with its own retention
@@ -321,6 +325,8 @@ class Ingestor:
         self.max_sites = max_sites
         self.max_agents = max_agents
         self.counters = IngestCounters()
+        self._deferred_lines: dict[str, OncePer] = {}
+        self._deferred_lock = threading.Lock()
 
     def ingest(self, items: Sequence[Incoming]) -> BatchResult:
         """Parses and stores ``items`` in one transaction (retried on a lost insert race).
@@ -350,6 +356,16 @@ class Ingestor:
                 for agent, start in part.last_buckets.items():
                     merged.last_buckets[agent] = max(start, merged.last_buckets.get(agent, start))
             return merged
+
+    def _deferred_line(self, agent_id: str) -> OncePer:
+        """The log line of an agent's deferred counts, said once a minute: a fast box sends them again and again."""
+        with self._deferred_lock:
+            line = self._deferred_lines.get(agent_id)
+            if line is None:
+                if len(self._deferred_lines) >= 1000:  # many boxes fast at once: forget, never grow
+                    self._deferred_lines.clear()
+                line = self._deferred_lines[agent_id] = OncePer(logger, DEFERRED_LINE, count_as="batches")
+            return line
 
     def _refuse(self, item: Incoming, exc: Exception) -> BatchResult:
         """Dead-letters one message that storing failed on, and refuses it to its agent."""
@@ -479,15 +495,7 @@ class Ingestor:
                 not_kept = NOT_KEPT["rejected"] if isinstance(exc, PastRetention) else ()
                 dead.append(self._dead_letter(item, reason, not_kept))
         for agent_id, aheads in sorted(deferred_by.items()):
-            log_event(
-                logger,
-                logging.WARNING,
-                "counts dated ahead of the server's clock deferred: the agent keeps them and sends them again; set "
-                "its clock right (NTP)",
-                agent=agent_id,
-                deferred=len(aheads),
-                ahead_s=round(max(aheads)),
-            )
+            self._deferred_line(agent_id).occurred(agent=agent_id, deferred=len(aheads), ahead_s=round(max(aheads)))
         controls = site_controls(session, {m.site_id for _, m in aggregates})
         allowed: list[tuple[int, AggregateMessage]] = []
         for index, message in aggregates:  # the operator's controls of the site (admin API)
