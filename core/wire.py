@@ -329,12 +329,23 @@ class RefusedSeq(_Strict):
     code: RefusalCode = "rejected"
 
 
+class DeferredSeq(_Strict):
+    """An aggregate the server has not stored yet: its bucket starts more than FUTURE_TOLERANCE_S ahead of the
+    server's clock (the agent's clock runs fast). Send it again in ``retry_after_s``, when the server's clock is
+    within FUTURE_TOLERANCE_S of it."""
+
+    seq: NonNegativeInt
+    retry_after_s: float = Field(ge=0, le=86_400, allow_inf_nan=False)
+
+
 class Receipt(_Strict):
     """Server → agent, after the transaction that handled the messages committed: the agent may forget them.
 
     ``stored`` seqs are held by the server (or superseded there by a higher seq of the same bucket);
     ``refused`` ones were dead-lettered for good (e.g. a bucket older than the raw-data retention) and
-    re-sending them would not help.
+    re-sending them would not help. ``deferred`` ones (minor revision) are kept by the agent and sent again later;
+    the server says them in receipts of their own, so that an agent older than the field, which refuses the
+    receipt as malformed, still reads every receipt that confirms or refuses.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -343,6 +354,7 @@ class Receipt(_Strict):
     site_id: Identifier
     stored: list[NonNegativeInt] = Field(default_factory=list, max_length=MAX_RECEIPT_SEQS)
     refused: list[RefusedSeq] = Field(default_factory=list, max_length=MAX_RECEIPT_SEQS)
+    deferred: list[DeferredSeq] = Field(default_factory=list, max_length=MAX_RECEIPT_SEQS)
 
 
 class ServerOnline(_Strict):

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
-from footfall.core.logs import FailureStreak, log_event
+from footfall.core.logs import FailureStreak, OncePer, log_event
 from footfall.core.wire import (
     FUTURE_TOLERANCE_S,
     AgentStatus,
@@ -68,6 +68,11 @@ QUICK_DROP_SECONDS = 10.0
 QUICK_DROPS = 3
 # Refusals that the config's credentials answer (paho's reason codes for CONNACK 4 and 5 under MQTT 3.1.1).
 CREDENTIAL_REFUSALS = frozenset({"Bad user name or password", "Not authorized"})
+# Said (at most every 10 minutes) when the server's receipts defer counts: this box dates them ahead of its clock.
+DEFERRED = (
+    "the server defers counts this box dates more than 15 minutes ahead of its clock: they wait here and go again "
+    "once its clock has caught up (retry_after_s); set this box's clock right (NTP)"
+)
 # Said when a server's online notice shows this box's clock more than FUTURE_TOLERANCE_S off the server's.
 CLOCK_OFF = (
     "this box's clock is more than 15 minutes off the server's (ahead_s: how far ahead; negative: behind): counts are "
@@ -143,6 +148,7 @@ class MqttPublisher:
         # Publishes the broker takes and no receipt answers: an ACL that does not match this agent's topics drops
         # them without a word (MQTT 3.1.1), and so does a broker no footfall server subscribes to.
         self.agent_topics = f"{prefix}/{config.site_id}/{config.agent_id}/#"
+        self._deferred = OncePer(logger, DEFERRED, count_as="receipts", seconds=600.0, level=logging.ERROR)
         self._receipts_missing = FailureStreak(
             logger,
             "the broker takes the aggregates but no server's receipt comes: check that the broker's ACL lets this "
@@ -432,6 +438,10 @@ class MqttPublisher:
             final.append(refused.seq)
         try:
             self.outbox.confirm([*receipt.stored, *final])
+            if receipt.deferred:
+                retry_after = {d.seq: d.retry_after_s for d in receipt.deferred}
+                self.outbox.defer(retry_after)
+                self._deferred.occurred(deferred=len(retry_after), retry_after_s=round(min(retry_after.values())))
             for code, seqs in resend.items():
                 strip, what = RESEND_WITHOUT[code]
                 again = self.outbox.rewrite(strip, seqs=seqs)

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL,
     seq INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_send_at REAL NOT NULL DEFAULT 0
+    next_send_at REAL NOT NULL DEFAULT 0,
+    deferred_until REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS bucket_state (
     bucket_key TEXT PRIMARY KEY,
@@ -65,7 +66,7 @@ RECLAIM_PAGES_AT_ONCE = 2048
 WAL_KEPT_BYTES = 4 << 20
 # The layout above, kept in SQLite's user_version: an agent refuses a file of a later format (a newer footfall wrote
 # it, then the box was downgraded) rather than write rows that version cannot read. 0: written before it was kept.
-OUTBOX_FORMAT = 1
+OUTBOX_FORMAT = 2  # 2: rows the server deferred (deferred_until)
 INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 COUNT_COLUMNS = ("people", "female", "male", "unknown", "dwell_samples")
 
@@ -279,7 +280,7 @@ class Outbox:
 
     def _upgrade(self) -> None:
         """Outbox files written before receipts existed: add the columns, take each row's seq from its payload;
-        before age bands: add the bucket's age cells (NULL: no age estimated)."""
+        before age bands: add the bucket's age cells (NULL: no age estimated); before deferrals: none is deferred."""
         if "age" not in {row[1] for row in self._db.execute("PRAGMA table_info(bucket_state)")}:
             self._db.execute("ALTER TABLE bucket_state ADD COLUMN age TEXT")
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
@@ -287,6 +288,7 @@ class Outbox:
             ("seq", "INTEGER"),
             ("attempts", "INTEGER NOT NULL DEFAULT 0"),
             ("next_send_at", "REAL NOT NULL DEFAULT 0"),
+            ("deferred_until", "REAL NOT NULL DEFAULT 0"),
         ):
             if name not in columns:
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
@@ -445,7 +447,7 @@ class Outbox:
                         continue
                     seq = self.next_seq()
                     self._db.execute(
-                        "UPDATE outbox SET payload=?, seq=?, attempts=0, next_send_at=0 WHERE id=?",
+                        "UPDATE outbox SET payload=?, seq=?, attempts=0, next_send_at=0, deferred_until=0 WHERE id=?",
                         (build(seq), seq, row_id),
                     )
                     done += 1
@@ -480,9 +482,27 @@ class Outbox:
             )
 
     def resend_all(self) -> None:
-        """Makes every unconfirmed row due now."""
+        """Makes every unconfirmed row due now, but those the server deferred, until the time it named."""
         with self._using("make the unconfirmed rows due"):
-            self._db.execute("UPDATE outbox SET next_send_at = 0 WHERE next_send_at > 0")
+            self._db.execute(
+                "UPDATE outbox SET next_send_at = 0 WHERE next_send_at > 0 AND deferred_until <= ?", (self.clock(),)
+            )
+
+    def defer(self, retry_after: Mapping[int, float]) -> int:
+        """Rows the server deferred (seq → seconds): dated ahead of its clock, they are due again only once it has
+        caught up, and a reconnect or a server's online notice does not send them meanwhile (a box hours fast would
+        send its whole backlog again at each). Returns how many rows there were (one confirmed meanwhile is gone)."""
+        if not retry_after:
+            return 0
+        now = self.clock()
+        with self._using("defer rows"):
+            self._db.execute("BEGIN IMMEDIATE")
+            cursor = self._db.executemany(
+                "UPDATE outbox SET next_send_at = ?, deferred_until = ? WHERE seq = ?",
+                [(now + seconds, now + seconds, seq) for seq, seconds in retry_after.items()],
+            )
+            self._db.execute("COMMIT")
+            return cursor.rowcount
 
     def confirm(self, seqs: list[int]) -> int:
         """Forgets the rows whose seq a receipt names; returns how many there were. A row replaced by a newer

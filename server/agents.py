@@ -8,7 +8,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from footfall.core.wire import AgentStatus
+from footfall.core.wire import FUTURE_TOLERANCE_S, AgentStatus
 from footfall.server.localtime import to_iso
 from footfall.server.sql import insert_for, is_postgres
 from footfall.server.tables import Agent
@@ -95,23 +95,32 @@ def heard_from(session: Session, sites_by_agent: dict[str, str], opened: Collect
 
 
 def store_statuses(
-    session: Session, statuses: list[AgentStatus], now: float, live_goodbyes: Collection[int] = ()
+    session: Session,
+    statuses: list[AgentStatus],
+    now: float,
+    live_goodbyes: Collection[int] = (),
+    replayed: Collection[int] = (),
 ) -> None:
     """Stores each agent's statuses in the order they came; one older than the stored one (a late retained copy)
     is ignored, except an 'offline' the broker published just now (its place in ``statuses`` is in
     ``live_goodbyes``): an agent's last will is made when it connects, so its ``sent_at`` is older than every
-    heartbeat since, yet it is published when the connection dies, and it is the latest word on the agent."""
+    heartbeat since, yet it is published when the connection dies, and it is the latest word on the agent.
+
+    A status from a clock more than FUTURE_TOLERANCE_S ahead is filed as sent that long before now: dated by its
+    clock, it would pin the agent's state, since every status after the clock is set right would look older (and
+    filed at now, a replica whose own clock runs a little ahead would do the same). Its lead is kept for the agents
+    list, from statuses sent just now only (``replayed``: the broker's retained copies, whose age would read as a
+    smaller lead; a goodbye or last will carries an older time too)."""
     agents: dict[str, Agent | None] = {}
     for index, status in enumerate(statuses):
-        # A status from a clock that runs ahead is filed as sent now: dated by that clock, it would pin the agent's
-        # state, since every status after the clock is set right would look older. Its lead is kept, for the list.
-        said = status.sent_at.timestamp()
-        sent_at = min(int(said), int(now))
         if status.agent_id not in agents:
             # Locked: the newer-status check below and the write must not interleave with another replica's.
             agents[status.agent_id] = session.get(Agent, status.agent_id, with_for_update=is_postgres(session))
         agent = agents[status.agent_id]
         last = agent.last_status_at if agent is not None else None
+        said = status.sent_at.timestamp()
+        ahead = said > now + FUTURE_TOLERANCE_S
+        sent_at = max(int(now) - FUTURE_TOLERANCE_S, last or 0) if ahead else int(said)
         if last is not None and last > sent_at and index not in live_goodbyes:
             continue  # an older retained status arriving late must not overwrite a newer one
         if agent is None:
@@ -130,5 +139,6 @@ def store_statuses(
         agent.models_json = json.dumps([model.model_dump() for model in status.models])
         agent.cpu_json = status.cpu.model_dump_json() if status.cpu else None
         agent.demographics = status.demographics
-        agent.clock_ahead_s = max(0, round(said - now))
+        if index not in replayed and status.state == "online":
+            agent.clock_ahead_s = max(0, round(said - now))
     session.flush()

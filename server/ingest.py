@@ -9,6 +9,7 @@ never stops the batch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -186,10 +187,15 @@ class Handled:
 
 @dataclass(frozen=True)
 class Deferral:
-    """A message left for its agent to send again later (see DEFER_AHEAD_S); ``index`` is its place in the batch."""
+    """An aggregate left for its agent to send again in ``retry_after_s`` (see DEFER_AHEAD_S); ``index`` is its
+    place in the batch."""
 
     index: int
     reason: str
+    site_id: str
+    agent_id: str
+    seq: int
+    retry_after_s: float
 
 
 @dataclass
@@ -351,7 +357,7 @@ class Ingestor:
                 merged.duplicates += part.duplicates
                 merged.statuses += part.statuses
                 merged.rejected += [Rejection(r.index + offset, r.reason, r.code) for r in part.rejected]
-                merged.deferred += [Deferral(d.index + offset, d.reason) for d in part.deferred]
+                merged.deferred += [dataclasses.replace(d, index=d.index + offset) for d in part.deferred]
                 merged.handled += part.handled
                 for agent, start in part.last_buckets.items():
                     merged.last_buckets[agent] = max(start, merged.last_buckets.get(agent, start))
@@ -432,6 +438,7 @@ class Ingestor:
         aggregates: list[tuple[int, AggregateMessage]] = []
         statuses: list[AgentStatus] = []
         live_goodbyes: set[int] = set()  # the statuses (by place in ``statuses``) that say 'offline' live
+        replayed: set[int] = set()  # and those that are the broker's retained copies, replayed on subscribe
         dead: list[dict[str, object]] = []
         deferred_by: defaultdict[str, list[float]] = defaultdict(list)  # agent → how far ahead its deferred buckets are
         admission = AgentAdmission(session, self.max_agents)
@@ -441,6 +448,28 @@ class Ingestor:
                 message = parse_message(item.payload)
                 _check_topic(message, item)
                 _check_agent(message, item)
+                if isinstance(message, AggregateMessage):
+                    start = int(message.bucket_start.timestamp())
+                    if start > now + DEFER_AHEAD_S:
+                        sender = message  # refused for good, in its receipt too
+                        raise WireError(
+                            f"bucket_start: {message.bucket_start.isoformat()} is in the future, more than a day "
+                            "ahead of the server's clock (is the agent's date right?)"
+                        )
+                    if start > now + FUTURE_TOLERANCE_S:  # before admission: a deferred message takes no agent's place
+                        ahead = start - now
+                        result.deferred.append(
+                            Deferral(
+                                index,
+                                _ahead_reason(ahead),
+                                message.site_id,
+                                message.agent_id,
+                                message.seq,
+                                ahead - FUTURE_TOLERANCE_S,
+                            )
+                        )
+                        deferred_by[message.agent_id].append(ahead)
+                        continue
                 if not admission.admits(message.agent_id):
                     raise WireError(
                         f"agent_id: {message.agent_id!r} would be agent {self.max_agents + 1} of this server, more "
@@ -449,16 +478,6 @@ class Ingestor:
                     )
                 if isinstance(message, AggregateMessage):
                     sender = message
-                    start = int(message.bucket_start.timestamp())
-                    if start > now + DEFER_AHEAD_S:
-                        raise WireError(
-                            f"bucket_start: {message.bucket_start.isoformat()} is in the future, more than a day "
-                            "ahead of the server's clock (is the agent's date right?)"
-                        )
-                    if start > now + FUTURE_TOLERANCE_S:
-                        result.deferred.append(Deferral(index, _ahead_reason(start - now)))
-                        deferred_by[message.agent_id].append(start - now)
-                        continue
                     if start < now - self.max_bucket_age_days * 86_400:
                         raise WireError(
                             f"bucket_start: {message.bucket_start.isoformat()} is more than "
@@ -486,6 +505,8 @@ class Ingestor:
                         )
                     if item.live and message.state == "offline":
                         live_goodbyes.add(len(statuses))
+                    if item.source == "mqtt" and not item.live:
+                        replayed.add(len(statuses))
                     statuses.append(message)
             except WireError as exc:
                 reason = str(exc)
@@ -568,7 +589,7 @@ class Ingestor:
                 result.last_buckets[m.agent_id] = max(start, result.last_buckets.get(m.agent_id, start))
             agents.heard_from(session, {m.agent_id: m.site_id for _, m in aggregates}, opened, now)
         if statuses:
-            agents.store_statuses(session, statuses, now, live_goodbyes)
+            agents.store_statuses(session, statuses, now, live_goodbyes, replayed)
             classifiers.register(session, statuses, now)
             result.statuses = len(statuses)
         return result

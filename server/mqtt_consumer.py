@@ -32,6 +32,7 @@ from footfall.core.logs import FailureStreak, log_event
 from footfall.core.wire import (
     DEFAULT_TOPIC_PREFIX,
     MAX_RECEIPT_SEQS,
+    DeferredSeq,
     Receipt,
     RefusedSeq,
     ServerOnline,
@@ -44,7 +45,7 @@ from footfall.core.wire import (
 )
 from footfall.server import site_settings
 from footfall.server.db import TRANSIENT_DB_ERRORS
-from footfall.server.ingest import BatchResult, Handled, Incoming, Ingestor
+from footfall.server.ingest import BatchResult, Deferral, Handled, Incoming, Ingestor
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -425,6 +426,7 @@ class MqttConsumer:
             return  # stopping with the database down: unacknowledged, the broker redelivers them to the next session
         self._ack(batch)
         self._send_receipts(result.handled)
+        self._send_deferrals(result.deferred)
 
     def _ingest_waiting(self, items: list[Incoming]) -> BatchResult | None:
         """``ingestor.ingest(items)``, retried with back-off while the database cannot be reached
@@ -479,6 +481,24 @@ class MqttConsumer:
         for message in batch:
             if message.qos > 0:
                 self.client.ack(message.mid, message.qos)
+
+    def _send_deferrals(self, deferred: list[Deferral]) -> None:
+        """Receipts of their own for aggregates dated ahead of this server's clock: when to send them again, so the
+        agent neither sends them every few minutes for hours nor takes the silence for a broker that drops them."""
+        by_agent: dict[tuple[str, str], list[Deferral]] = defaultdict(list)
+        for item in deferred:
+            by_agent[(item.site_id, item.agent_id)].append(item)
+        for (site_id, agent_id), items in by_agent.items():
+            for start in range(0, len(items), MAX_RECEIPT_SEQS):
+                receipt = Receipt(
+                    site_id=site_id,
+                    agent_id=agent_id,
+                    deferred=[
+                        DeferredSeq(seq=d.seq, retry_after_s=round(d.retry_after_s, 1))
+                        for d in items[start : start + MAX_RECEIPT_SEQS]
+                    ],
+                )
+                self._publish("receipts", receipt_topic(site_id, agent_id, self.prefix), encode(receipt))
 
     def _send_receipts(self, handled: list[Handled]) -> None:
         """One receipt per agent (split if long). A receipt lost on the way only means a re-send."""

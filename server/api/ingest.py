@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -19,8 +20,6 @@ router = APIRouter(tags=["ingest"])
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_MESSAGES = 10_000
-# When to send deferred messages again (their buckets start ahead of the server's clock; footfall.server.ingest).
-DEFERRED_RETRY_AFTER_S = 300
 
 _BODY_DOC = {
     "requestBody": {
@@ -53,7 +52,8 @@ _BODY_DOC = {
             "model": IngestResponse,
             "description": "None was rejected, but some were deferred (listed in `deferred`, not stored): their "
             "buckets start more than 15 minutes ahead of the server's clock. Send them again after `Retry-After` "
-            "seconds; the others were stored, and sending them again has no effect.",
+            "seconds (when the first of them can be stored; a 422 that also defers some carries it too); the others "
+            "were stored, and sending them again has no effect.",
         },
     },
     openapi_extra=_BODY_DOC,
@@ -93,10 +93,14 @@ async def ingest(
         "deferred": [{"index": d.index, "reason": d.reason} for d in result.deferred],
         "site_settings": settings.model_dump(mode="json") if settings else None,
     }
+    # Deferred ones are not stored yet: Retry-After says when to send them (the listed ones) again, with any status.
+    headers = None
+    if result.deferred:
+        headers = {"Retry-After": str(max(1, math.ceil(min(d.retry_after_s for d in result.deferred))))}
     if result.rejected:
-        return JSONResponse(content, status_code=422)
-    if result.deferred:  # not stored yet: a client that retries what is not a 2xx loses none of them
-        return JSONResponse(content, status_code=503, headers={"Retry-After": str(DEFERRED_RETRY_AFTER_S)})
+        return JSONResponse(content, status_code=422, headers=headers)
+    if result.deferred:  # a client that sends again what was not answered 2xx loses none of them
+        return JSONResponse(content, status_code=503, headers=headers)
     return JSONResponse(content)
 
 

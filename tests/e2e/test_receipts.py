@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,14 +18,14 @@ import pytest
 
 pytest.importorskip("paho.mqtt")
 
-from footfall.core.wire import AgentStatus, aggregate_topic
+from footfall.core.wire import AgentStatus, ServerOnline, aggregate_topic
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
-from footfall.edge.delivery import MqttPublisher
+from footfall.edge.delivery import DEFERRED, MqttPublisher
 from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox, ResendPolicy
 from footfall.server.db import Database
-from footfall.server.ingest import Ingestor
+from footfall.server.ingest import DEFERRED_LINE, Ingestor
 from footfall.server.migrate import upgrade
 from footfall.server.mqtt_consumer import MqttConsumer
 from footfall.server.tables import Bucket
@@ -58,7 +58,13 @@ class Box:
     only a reconnect or a server's online notice can explain a prompt recovery."""
 
     def __init__(
-        self, path: Path, port: int, *, busy_timeout: float = 5.0, resend: ResendPolicy = ResendPolicy(60, 60)
+        self,
+        path: Path,
+        port: int,
+        *,
+        busy_timeout: float = 5.0,
+        resend: ResendPolicy = ResendPolicy(60, 60),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = AgentConfig(
             agent_id=AGENT,
@@ -66,7 +72,7 @@ class Box:
             cameras=[CameraConfig(id="cam1", source="x.mp4")],
             mqtt=MqttConfig(host="127.0.0.1", port=port),
         )
-        self.outbox = Outbox(path, resend=resend, busy_timeout=busy_timeout)
+        self.outbox = Outbox(path, resend=resend, busy_timeout=busy_timeout, clock=clock)
         self.publisher = MqttPublisher(self.config, self.outbox, self.status)
         self.people = 0
         now = int(time.time())
@@ -151,27 +157,35 @@ def test_counts_from_a_clock_running_fast_wait_in_the_outbox_until_the_servers_c
     tmp_path: Path, mosquitto: MosquittoBroker, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A box whose clock runs an hour fast: the server refused its counts for good, and the agent forgot them.
-    Now the server leaves them unanswered, the agent sends them again, and they are stored once the server's
-    clock is within 15 minutes of them: nothing lost, nothing doubled."""
-    caplog.set_level(logging.WARNING, logger="footfall.server.ingest")
-    server_ahead_by = [0.0]
-    ingestor = Ingestor(database, clock=lambda: time.time() + server_ahead_by[0])
+    Now the server defers them, saying when to send them again; the agent keeps them until then (neither sending
+    them every few seconds nor at a server's online notice) and they are stored once the server's clock is within
+    15 minutes of them: nothing lost, nothing doubled."""
+    caplog.set_level(logging.WARNING)
+    later = [0.0]  # how far both clocks have moved on, for the hour that the test does not wait
+    ingestor = Ingestor(database, clock=lambda: time.time() + later[0])
     server = MqttConsumer(mosquitto.url, ingestor, group="", client_id="srv-fast-box").start()
-    box = Box(tmp_path / "outbox.sqlite", mosquitto.port, resend=ResendPolicy(0.5, 0.5))
+    box = Box(
+        tmp_path / "outbox.sqlite", mosquitto.port, resend=ResendPolicy(0.5, 0.5), clock=lambda: time.time() + later[0]
+    )
     box.publisher.start()
     try:
         assert server.wait_connected()
-        box.count(24 * 60 + 120, 3)  # starts 1-2 hours after this hour began: an hour or more ahead
+        box.count(24 * 60 + 120, 3)  # starts 1-2 hours after this hour began: more than an hour ahead
         box.count(0, 4)
         Product.wait_until(lambda: stored_people(database) == 4, 15, "the counts on time to be stored")
-        sent = box.publisher.sent
-        Product.wait_until(lambda: box.publisher.sent >= sent + 3, 15, "the agent to send the fast count again")
-        assert box.outbox.depth() == 1 and stored_people(database) == 4, "kept by the agent, not stored"
-        assert any(
-            r.getMessage().startswith("counts dated ahead of the server's clock deferred") for r in caplog.records
+        Product.wait_until(
+            lambda: any(r.getMessage().startswith(DEFERRED) for r in caplog.records), 15, "the server's deferral"
         )
+        [deferral] = [r for r in caplog.records if r.getMessage().startswith(DEFERRED)]
+        assert 45 * 60 <= deferral.fields["retry_after_s"] <= 105 * 60  # type: ignore[attr-defined]
+        sent = box.publisher.sent
+        box.publisher._on_server_online(ServerOnline(server_id="srv-other", sent_at=datetime.now(UTC)))
+        time.sleep(2.0)  # four resend periods of the rows that are not deferred
+        assert box.publisher.sent == sent, "a deferred count went again before the time the server named"
+        assert box.outbox.depth() == 1 and stored_people(database) == 4, "kept by the agent, not stored"
+        assert any(r.getMessage().startswith(DEFERRED_LINE) for r in caplog.records), "the server says so too"
 
-        server_ahead_by[0] = 2 * 3600.0  # the server's clock catches up with the box's
+        later[0] = 2 * 3600.0  # both clocks two hours on: the server's has caught up with the box's bucket
         assert box.publisher.wait_drained(15), "the fast count must be stored once the clock caught up"
         assert stored_people(database) == box.people == 7
         refusals = [r for r in caplog.records if r.getMessage() == "the server refused an aggregate"]

@@ -14,10 +14,17 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from footfall.core.wire import AgentStatus, Receipt, ServerOnline, encode, parse_message
+from footfall.core.wire import AgentStatus, DeferredSeq, Receipt, ServerOnline, encode, parse_message
 from footfall.edge.aggregation import BucketCounts
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
-from footfall.edge.delivery import CLOCK_OFF, QUICK_DROP_SECONDS, QUICK_DROPS, RECEIPT_WAIT_SECONDS, MqttPublisher
+from footfall.edge.delivery import (
+    CLOCK_OFF,
+    DEFERRED,
+    QUICK_DROP_SECONDS,
+    QUICK_DROPS,
+    RECEIPT_WAIT_SECONDS,
+    MqttPublisher,
+)
 from footfall.edge.messages import CameraMessages, bucket_key
 from footfall.edge.outbox import Outbox
 
@@ -380,3 +387,26 @@ def test_a_box_whose_clock_is_off_the_servers_says_so_when_a_server_subscribes(
     assert record.levelno == logging.ERROR and abs(_fields(record)["ahead_s"] - said) <= 5
     publisher._on_message(publisher.client, None, _notice(publisher, "server-2", datetime.now(UTC)))
     assert len(_records(caplog, CLOCK_OFF)) == 1, "a server on the same clock as the box says nothing"
+
+
+def test_counts_the_server_defers_are_said_once_and_are_no_missing_receipt(
+    driven: SimpleNamespace, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: a box an hour fast heard nothing back for its counts, and after five minutes its log blamed
+    the broker's ACL, for as long as its clock stayed fast. The server's deferral is an answer, and says why."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    publisher, clock = driven.publisher, driven.clock
+    _connect(publisher)
+    seq = add(driven.outbox, "a", 0, 2)
+    assert publisher._send_due(10) == 1
+    for _ in range(3):  # the server defers it; the agent sends it again later; deferred again
+        clock.now += RECEIPT_WAIT_SECONDS - 1
+        publisher._on_receipt(
+            Receipt(agent_id=AGENT, site_id=SITE, deferred=[DeferredSeq(seq=seq, retry_after_s=2700)])
+        )
+        clock.now += 2
+        publisher._watch()
+    assert not _records(caplog, RECEIPTS_MISSING)
+    loud = _records(caplog, DEFERRED, logging.ERROR)
+    assert len(loud) == 1 and _fields(loud[0])["retry_after_s"] == 2700
+    assert driven.outbox.depth() == 1 and driven.outbox.due() == [], "kept, and not due before the time named"

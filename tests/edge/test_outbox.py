@@ -28,7 +28,15 @@ from footfall.edge.aggregation import BucketCounts, age_cells
 from footfall.edge.config import AgentConfig, CameraConfig, MqttConfig
 from footfall.edge.delivery import MqttPublisher
 from footfall.edge.messages import CameraMessages, bucket_key
-from footfall.edge.outbox import OUTBOX_FORMAT, WAL_KEPT_BYTES, Outbox, OutboxError, ResendPolicy, check_outbox
+from footfall.edge.outbox import (
+    OUTBOX_FORMAT,
+    WAL_KEPT_BYTES,
+    Outbox,
+    OutboxError,
+    OutboxRow,
+    ResendPolicy,
+    check_outbox,
+)
 
 from tests.waiting import eventually
 
@@ -779,3 +787,42 @@ def test_an_outbox_that_fails_after_each_publish_backs_off_and_says_so_once(
 
     assert said("the outbox cannot be read or updated; retrying, nothing is dropped", logging.ERROR) == 1
     assert said("a receipt could not be applied to the outbox; its rows stay and are sent again", logging.WARNING) == 1
+
+
+def _zones(rows: list[OutboxRow]) -> list[str]:
+    return [parse_message(row.payload).zone_id for row in rows]
+
+
+def test_rows_the_server_deferred_wait_for_the_time_it_named_even_through_a_reconnect(tmp_path: Path) -> None:
+    """A box whose clock runs hours fast: the server defers its counts and says when its clock will have caught up.
+    Sent again at every reconnect and server notice, a backlog of hours went out in bursts, and sent every ten
+    minutes it multiplied the box's traffic a hundredfold."""
+    now = [1_000.0]
+    outbox = Outbox(tmp_path / "outbox.sqlite", resend=ResendPolicy(10, 10), clock=lambda: now[0])
+    ahead = add(outbox, "ahead", 0, 1)
+    add(outbox, "on-time", 0, 2)
+    for row in outbox.due():
+        outbox.mark_sent(row.id)
+    assert outbox.defer({ahead: 3_600.0, 123: 5.0}) == 1  # seq 123: no such row (confirmed meanwhile)
+    outbox.resend_all()  # a reconnect, or a server's online notice
+    assert _zones(outbox.due()) == ["on-time"]
+    now[0] += 3_600.0
+    assert _zones(outbox.due()) == ["ahead", "on-time"]
+    add(outbox, "ahead", 0, 5)  # a newer count of the bucket is a new message, not deferred
+    outbox.defer({ahead: 3_600.0})  # the old seq's deferral no longer touches it
+    assert "ahead" in _zones(outbox.due())
+    outbox.close()
+
+
+def test_an_outbox_of_the_format_before_deferrals_opens_and_defers(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    seq = add(outbox, "a", 0, 1)
+    outbox.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE outbox DROP COLUMN deferred_until")
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+    outbox = Outbox(path)
+    assert outbox.defer({seq: 60.0}) == 1 and outbox.due() == [] and outbox.depth() == 1
+    outbox.close()

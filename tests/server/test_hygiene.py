@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv as csvlib
 import io
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from footfall.server.ingest import Incoming, Ingestor
 
-from tests.server.conftest import Server, aggregate
+from tests.server.conftest import Server, aggregate, encoded
 
 
 def status(sent_at: datetime, state: str = "online") -> dict:
@@ -125,6 +127,38 @@ def test_a_status_from_a_clock_an_hour_fast_is_stored_as_sent_now_and_its_lead_i
     (agent,) = sqlite_server.get("/api/v1/agents").json()
     assert agent["state"] == "online" and 3590 <= agent["clock_ahead_s"] <= 3600, agent
     # The clock is set right; the next status is the latest word on the agent.
-    assert sqlite_server.ingest(status(datetime.now(UTC), "offline")).status_code == 200
+    assert sqlite_server.ingest({**status(datetime.now(UTC)), "fps": 1.5}).status_code == 200
     (agent,) = sqlite_server.get("/api/v1/agents").json()
-    assert agent["state"] == "offline" and agent["clock_ahead_s"] == 0, agent
+    assert agent["fps"] == 1.5 and agent["clock_ahead_s"] == 0, agent
+    assert sqlite_server.ingest(status(datetime.now(UTC), "offline")).status_code == 200
+    assert sqlite_server.get("/api/v1/agents").json()[0]["state"] == "offline"
+
+
+def test_a_replica_whose_clock_runs_a_little_ahead_does_not_pin_a_box_whose_clock_was_just_set_right(
+    sqlite_server: Server,
+) -> None:
+    """Found in review: a fast box's status was filed at the server's now; a replica two minutes ahead then filed it
+    later than the box's first status after NTP set it right, which was ignored as older."""
+    ahead_replica = Ingestor(sqlite_server.db, clock=lambda: time.time() + 120)
+    fast = encoded({**status(datetime.now(UTC) + timedelta(hours=1)), "fps": 5.0})
+    assert ahead_replica.ingest([Incoming(fast, "mqtt", "footfall/v1/mall/agent-1/status", live=True)]).statuses == 1
+    assert sqlite_server.ingest({**status(datetime.now(UTC)), "fps": 1.25}).status_code == 200
+    (agent,) = sqlite_server.get("/api/v1/agents").json()
+    assert agent["fps"] == 1.25 and agent["clock_ahead_s"] == 0, agent
+
+
+def test_a_retained_copy_or_last_will_leaves_the_clock_lead_as_the_live_status_measured_it(
+    sqlite_server: Server,
+) -> None:
+    # Found in review: a retained copy replayed 50 minutes late read as a lead of 10; the will (made at connect)
+    # wiped the lead of a box still an hour fast.
+    ingestor = Ingestor(sqlite_server.db)
+    topic = "footfall/v1/mall/agent-1/status"
+    live = encoded(status(datetime.now(UTC) + timedelta(hours=1)))
+    assert ingestor.ingest([Incoming(live, "mqtt", topic, live=True)]).statuses == 1
+    replayed = encoded(status(datetime.now(UTC) + timedelta(minutes=10)))
+    assert ingestor.ingest([Incoming(replayed, "mqtt", topic, live=False)]).statuses == 1
+    will = encoded(status(datetime.now(UTC) - timedelta(hours=1), "offline"))
+    assert ingestor.ingest([Incoming(will, "mqtt", topic, live=True)]).statuses == 1
+    (agent,) = sqlite_server.get("/api/v1/agents").json()
+    assert agent["state"] == "offline" and 3590 <= agent["clock_ahead_s"] <= 3600, agent
