@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_send_at REAL NOT NULL DEFAULT 0,
-    deferred_until REAL NOT NULL DEFAULT 0
+    deferred_until REAL NOT NULL DEFAULT 0,
+    deferred_at REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS bucket_state (
     bucket_key TEXT PRIMARY KEY,
@@ -64,9 +65,11 @@ IDENTITY_TABLE = "CREATE TABLE IF NOT EXISTS identity (site_id TEXT NOT NULL, ag
 RECLAIM_AFTER_PAGES = 256
 RECLAIM_PAGES_AT_ONCE = 2048
 WAL_KEPT_BYTES = 4 << 20
+# A step back of the clock by more than this (NTP setting right a box that ran fast) ends the server's deferrals.
+CLOCK_SET_BACK_S = 60.0
 # The layout above, kept in SQLite's user_version: an agent refuses a file of a later format (a newer footfall wrote
 # it, then the box was downgraded) rather than write rows that version cannot read. 0: written before it was kept.
-OUTBOX_FORMAT = 2  # 2: rows the server deferred (deferred_until)
+OUTBOX_FORMAT = 2  # 2: rows the server deferred (deferred_until, deferred_at)
 INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 COUNT_COLUMNS = ("people", "female", "male", "unknown", "dwell_samples")
 
@@ -114,6 +117,7 @@ class Outbox:
         self.max_messages = max_messages
         self.resend = resend or ResendPolicy()
         self.clock = clock
+        self._clock_seen = clock()  # the clock at the last look for due rows: a step back ends deferrals
         self.state_seconds = state_days * 86_400
         self._lock = threading.Lock()
         self._cap_warned = False
@@ -289,12 +293,14 @@ class Outbox:
             ("attempts", "INTEGER NOT NULL DEFAULT 0"),
             ("next_send_at", "REAL NOT NULL DEFAULT 0"),
             ("deferred_until", "REAL NOT NULL DEFAULT 0"),
+            ("deferred_at", "REAL NOT NULL DEFAULT 0"),
         ):
             if name not in columns:
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
         self._db.execute("UPDATE outbox SET seq = json_extract(CAST(payload AS TEXT), '$.seq') WHERE seq IS NULL")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_seq ON outbox(seq)")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_send_at)")
+        self._forget_deferrals_of_a_later_clock(self.clock())
 
     def close(self) -> None:
         with self._lock:
@@ -447,7 +453,8 @@ class Outbox:
                         continue
                     seq = self.next_seq()
                     self._db.execute(
-                        "UPDATE outbox SET payload=?, seq=?, attempts=0, next_send_at=0, deferred_until=0 WHERE id=?",
+                        "UPDATE outbox SET payload=?, seq=?, attempts=0, next_send_at=0, deferred_until=0,"
+                        " deferred_at=0 WHERE id=?",
                         (build(seq), seq, row_id),
                     )
                     done += 1
@@ -463,10 +470,14 @@ class Outbox:
 
     def due(self, limit: int = 100) -> list[OutboxRow]:
         """Rows to send now: never sent, or unconfirmed for longer than their back-off; oldest first."""
+        now = self.clock()
         with self._using("read the outbox"):
+            if now < self._clock_seen - CLOCK_SET_BACK_S:
+                self._forget_deferrals_of_a_later_clock(now)
+            self._clock_seen = now
             rows = self._db.execute(
                 "SELECT id, topic, payload FROM outbox WHERE next_send_at <= ? ORDER BY id LIMIT ?",
-                (self.clock(), limit),
+                (now, limit),
             ).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2])) for r in rows]
 
@@ -477,7 +488,7 @@ class Outbox:
         with self._using("mark a row sent"):
             self._db.execute(
                 "UPDATE outbox SET attempts = attempts + 1,"
-                " next_send_at = ? + min(? * (1 << min(attempts, 30)), ?) WHERE id=?",
+                " next_send_at = max(deferred_until, ? + min(? * (1 << min(attempts, 30)), ?)) WHERE id=?",
                 (self.clock(), self.resend.first_seconds, self.resend.max_seconds, row_id),
             )
 
@@ -498,11 +509,19 @@ class Outbox:
         with self._using("defer rows"):
             self._db.execute("BEGIN IMMEDIATE")
             cursor = self._db.executemany(
-                "UPDATE outbox SET next_send_at = ?, deferred_until = ? WHERE seq = ?",
-                [(now + seconds, now + seconds, seq) for seq, seconds in retry_after.items()],
+                "UPDATE outbox SET next_send_at = ?, deferred_until = ?, deferred_at = ? WHERE seq = ?",
+                [(now + seconds, now + seconds, now, seq) for seq, seconds in retry_after.items()],
             )
             self._db.execute("COMMIT")
             return cursor.rowcount
+
+    def _forget_deferrals_of_a_later_clock(self, now: float) -> None:
+        """Deferrals made while this box's clock read later than now: it was set back since (NTP, once the server
+        said it ran fast, or a reboot). The wait the server named was counted on the old clock and would hold the
+        rows as long again: they go now, and the server defers again whatever is still ahead of it."""
+        self._db.execute(
+            "UPDATE outbox SET next_send_at = 0, deferred_until = 0, deferred_at = 0 WHERE deferred_at > ?", (now,)
+        )
 
     def confirm(self, seqs: list[int]) -> int:
         """Forgets the rows whose seq a receipt names; returns how many there were. A row replaced by a newer

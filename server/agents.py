@@ -15,6 +15,10 @@ from footfall.server.tables import Agent
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
+# A status dated further ahead of the server's clock than this is filed as sent FUTURE_TOLERANCE_S before it came
+# (store_statuses); closer, it keeps its time, as boxes and server on NTP differ by well under a second.
+CLOCK_AHEAD_FILED_S = 60
+
 # The state of an agent that sent aggregates but no status yet.
 NO_STATUS = "no_status"
 
@@ -106,9 +110,9 @@ def store_statuses(
     ``live_goodbyes``): an agent's last will is made when it connects, so its ``sent_at`` is older than every
     heartbeat since, yet it is published when the connection dies, and it is the latest word on the agent.
 
-    A status from a clock more than FUTURE_TOLERANCE_S ahead is filed as sent that long before now: dated by its
-    clock, it would pin the agent's state, since every status after the clock is set right would look older (and
-    filed at now, a replica whose own clock runs a little ahead would do the same). Its lead is kept for the agents
+    A status from a clock more than CLOCK_AHEAD_FILED_S ahead is filed as sent FUTURE_TOLERANCE_S before now: dated
+    by its clock, it would pin the agent's state, since every status after the clock is set right would look older
+    (and filed at now, a replica whose own clock runs a little ahead would do the same). Its lead is kept for the agents
     list, from statuses sent just now only (``replayed``: the broker's retained copies, whose age would read as a
     smaller lead; a goodbye or last will carries an older time too)."""
     agents: dict[str, Agent | None] = {}
@@ -119,7 +123,7 @@ def store_statuses(
         agent = agents[status.agent_id]
         last = agent.last_status_at if agent is not None else None
         said = status.sent_at.timestamp()
-        ahead = said > now + FUTURE_TOLERANCE_S
+        ahead = said > now + CLOCK_AHEAD_FILED_S
         sent_at = max(int(now) - FUTURE_TOLERANCE_S, last or 0) if ahead else int(said)
         if last is not None and last > sent_at and index not in live_goodbyes:
             continue  # an older retained status arriving late must not overwrite a newer one

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import socket
 import threading
@@ -494,7 +495,8 @@ class MqttConsumer:
                     site_id=site_id,
                     agent_id=agent_id,
                     deferred=[
-                        DeferredSeq(seq=d.seq, retry_after_s=round(d.retry_after_s, 1))
+                        # Up to the next tenth: sent again a moment early, it would only be deferred again.
+                        DeferredSeq(seq=d.seq, retry_after_s=math.ceil(d.retry_after_s * 10) / 10)
                         for d in items[start : start + MAX_RECEIPT_SEQS]
                     ],
                 )

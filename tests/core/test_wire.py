@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from footfall.core.wire import (
     AgentStatus,
     AggregateMessage,
+    DeferredSeq,
     GenderCounts,
+    Receipt,
+    RefusedSeq,
     SiteSettings,
     WireError,
     bundle_ref,
@@ -22,6 +26,7 @@ from footfall.core.wire import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -271,3 +276,22 @@ def test_a_status_carries_the_gender_bundles_decision_rates_for_the_servers_corr
     status["models"][0]["decision_rates"] = {"counts": {"female": rates["female"]}}  # type: ignore[index]
     with pytest.raises(WireError, match="decision_rates"):
         parse_message(json.dumps(status))
+
+
+def test_a_receipt_without_deferred_seqs_is_what_an_agent_older_than_them_parses() -> None:
+    """Found in review: every receipt carried "deferred": [], which an agent older than the field refuses (its models
+    forbid unknown fields), so after a server upgrade no older agent saw a count confirmed again."""
+
+    class ReceiptBeforeDeferrals(BaseModel):  # core.wire.Receipt as agents before the field have it
+        model_config = ConfigDict(extra="forbid")
+        schema_version: Literal[1] = 1
+        kind: Literal["receipt"] = "receipt"
+        agent_id: str
+        site_id: str
+        stored: list[int] = []
+        refused: list[RefusedSeq] = []
+
+    plain = encode(Receipt(agent_id="box-1", site_id="mall", stored=[7], refused=[RefusedSeq(seq=8, reason="old")]))
+    assert ReceiptBeforeDeferrals.model_validate_json(plain).stored == [7]
+    deferring = encode(Receipt(agent_id="box-1", site_id="mall", deferred=[DeferredSeq(seq=9, retry_after_s=60)]))
+    assert parse_server_message(deferring).deferred == [DeferredSeq(seq=9, retry_after_s=60)]

@@ -826,3 +826,41 @@ def test_an_outbox_of_the_format_before_deferrals_opens_and_defers(tmp_path: Pat
     outbox = Outbox(path)
     assert outbox.defer({seq: 60.0}) == 1 and outbox.due() == [] and outbox.depth() == 1
     outbox.close()
+
+
+def test_deferrals_end_when_the_clock_is_set_back_while_running_or_before_a_restart(tmp_path: Path) -> None:
+    """Found in review: the server's wait was counted on the fast clock; once NTP set the box back by its lead, the
+    rows waited as long again (up to a day more). A step back ends the deferrals: the server defers again what is
+    still ahead of it."""
+    lead = 6 * 3600.0
+    now = [1_800_000_000.0 + lead]
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path, clock=lambda: now[0])
+    seq = add(outbox, "ahead", 0, 1)
+    outbox.mark_sent(outbox.due()[0].id)
+    outbox.defer({seq: lead - 900})
+    assert outbox.due() == [], "the deferral holds"
+    now[0] -= lead  # NTP sets the clock right while the agent runs
+    assert _zones(outbox.due()) == ["ahead"]
+    outbox.mark_sent(outbox.due()[0].id)
+    now[0] += lead  # the clock runs fast again, the server defers again, and the box restarts after NTP
+    outbox.defer({seq: lead - 900})
+    outbox.close()
+    now[0] -= lead
+    outbox = Outbox(path, clock=lambda: now[0])
+    assert _zones(outbox.due()) == ["ahead"]
+    outbox.close()
+
+
+def test_a_deferral_that_comes_while_its_row_is_being_sent_is_kept(tmp_path: Path) -> None:
+    # Found in review: the receipt (paho's thread) could come between publish and mark_sent, which then set the
+    # row due again after the first back-off.
+    now = [1_000.0]
+    outbox = Outbox(tmp_path / "outbox.sqlite", resend=ResendPolicy(10, 10), clock=lambda: now[0])
+    seq = add(outbox, "ahead", 0, 1)
+    row = outbox.due()[0]
+    outbox.defer({seq: 3_600.0})
+    outbox.mark_sent(row.id)
+    now[0] += 11
+    assert outbox.due() == []
+    outbox.close()

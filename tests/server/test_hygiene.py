@@ -162,3 +162,12 @@ def test_a_retained_copy_or_last_will_leaves_the_clock_lead_as_the_live_status_m
     assert ingestor.ingest([Incoming(will, "mqtt", topic, live=True)]).statuses == 1
     (agent,) = sqlite_server.get("/api/v1/agents").json()
     assert agent["state"] == "offline" and 3590 <= agent["clock_ahead_s"] <= 3600, agent
+
+
+def test_a_box_minutes_fast_is_not_pinned_once_its_clock_is_set_right(sqlite_server: Server) -> None:
+    # Found in review: a status 14 minutes ahead kept its own time, so the statuses after NTP set the box right
+    # looked older and were ignored for 14 minutes (its frame rate, models and lead stayed stale).
+    assert sqlite_server.ingest({**status(datetime.now(UTC) + timedelta(minutes=14)), "fps": 5.0}).status_code == 200
+    assert sqlite_server.ingest({**status(datetime.now(UTC)), "fps": 1.25}).status_code == 200
+    (agent,) = sqlite_server.get("/api/v1/agents").json()
+    assert agent["fps"] == 1.25 and agent["clock_ahead_s"] == 0, agent
