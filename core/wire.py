@@ -59,7 +59,8 @@ MAX_STATUS_CAMERAS = 64
 MIN_BUCKET_SECONDS = 10
 MAX_BUCKET_SECONDS = 3_600
 # How far ahead of the server's clock an aggregate may be dated and be stored at once. One dated further ahead (by
-# at most a day) is deferred: the server sends no receipt for it yet, so the agent keeps it and sends it again.
+# at most a day) is deferred: the server's receipt says when to send it again (Receipt.deferred), and the agent
+# keeps it until then.
 FUTURE_TOLERANCE_S: Final = 900
 
 

@@ -58,11 +58,11 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger("footfall.server.ingest")
 
 MAX_PAYLOAD_STORED = 16_384
-# A bucket that starts further ahead, by up to this much, is deferred: not stored, not refused and not answered, so
-# the agent keeps it in its outbox and sends it again until the server's clock has caught up. A box whose clock runs
-# hours fast (drifted, or set to local time as UTC: up to 14 h) then loses nothing; its counts come late, filed by
-# its own clock, and the agents list says how far ahead it is. Further ahead still, the box's date is wrong and the
-# counts are refused: waiting would keep them in its outbox for days.
+# A bucket that starts further ahead than FUTURE_TOLERANCE_S, by up to this much, is deferred: neither stored nor
+# refused; its agent is told when the server's clock will have caught up (a receipt's ``deferred``), keeps it in its
+# outbox and sends it then. A box whose clock runs hours fast (drifted, or set to local time as UTC: up to 14 h) then
+# keeps its counts; they come late, filed by its own clock, and the agents list says how far ahead it is. Further
+# ahead still, the box's date is wrong and the counts are refused: waiting would keep them in its outbox for days.
 DEFER_AHEAD_S = 86_400
 DEFERRED_LINE = (
     "counts dated ahead of the server's clock deferred: the agent keeps them and sends them again; set its clock right "
@@ -496,8 +496,8 @@ class Ingestor:
                         )
                     aggregates.append((index, message))
                 else:
-                    # A status is stored with its sent_at no later than now (agents.store_statuses), so that one
-                    # from a fast clock cannot pin the agent's state; from further ahead than a day, it is refused.
+                    # A status from a fast clock is filed as sent before now (agents.store_statuses), so that it
+                    # cannot pin the agent's state; from further ahead than a day, it is refused.
                     if message.sent_at.timestamp() > now + DEFER_AHEAD_S:
                         raise WireError(
                             f"sent_at: {message.sent_at.isoformat()} is in the future, more than a day ahead of the "

@@ -422,8 +422,9 @@ class AgentOut(BaseModel):
     clock_ahead_s: int | None = Field(
         default=None,
         description="How many seconds the agent's clock ran ahead of the server's when its last status came (0: not "
-        "ahead; null: no status yet). Counts are dated by the agent's clock: from one more than 15 minutes ahead they "
-        "are deferred until the server's clock catches up, so they come late and are filed that far off.",
+        "ahead; null: no status since the server could tell). Counts are dated by the agent's clock: from one more "
+        "than 15 minutes ahead they are deferred until the server's clock catches up, so they come late and are "
+        "filed that far off.",
     )
 
 
