@@ -440,7 +440,6 @@ class Ingestor:
         live_goodbyes: set[int] = set()  # the statuses (by place in ``statuses``) that say 'offline' live
         replayed: set[int] = set()  # and those that are the broker's retained copies, replayed on subscribe
         dead: list[dict[str, object]] = []
-        deferred_by: defaultdict[str, list[float]] = defaultdict(list)  # agent → how far ahead its deferred buckets are
         admission = AgentAdmission(session, self.max_agents)
         for index, item in enumerate(items):
             sender: AggregateMessage | None = None  # known once the message is proven to be its agent's
@@ -468,7 +467,6 @@ class Ingestor:
                                 ahead - FUTURE_TOLERANCE_S,
                             )
                         )
-                        deferred_by[message.agent_id].append(ahead)
                         continue
                 if not admission.admits(message.agent_id):
                     raise WireError(
@@ -515,8 +513,10 @@ class Ingestor:
                     result.handled.append(Handled(sender.site_id, sender.agent_id, sender.seq, reason[:2000]))
                 not_kept = NOT_KEPT["rejected"] if isinstance(exc, PastRetention) else ()
                 dead.append(self._dead_letter(item, reason, not_kept))
-        for agent_id, aheads in sorted(deferred_by.items()):
-            self._deferred_line(agent_id).occurred(agent=agent_id, deferred=len(aheads), ahead_s=round(max(aheads)))
+        for agent_id in sorted({d.agent_id for d in result.deferred}):
+            waits = [d.retry_after_s for d in result.deferred if d.agent_id == agent_id]
+            ahead_s = round(max(waits) + FUTURE_TOLERANCE_S)
+            self._deferred_line(agent_id).occurred(agent=agent_id, deferred=len(waits), ahead_s=ahead_s)
         controls = site_controls(session, {m.site_id for _, m in aggregates})
         allowed: list[tuple[int, AggregateMessage]] = []
         for index, message in aggregates:  # the operator's controls of the site (admin API)

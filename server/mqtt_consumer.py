@@ -24,8 +24,10 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
@@ -53,6 +55,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 logger = logging.getLogger("footfall.server.mqtt")
+
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 2000
@@ -486,36 +489,30 @@ class MqttConsumer:
     def _send_deferrals(self, deferred: list[Deferral]) -> None:
         """Receipts of their own for aggregates dated ahead of this server's clock: when to send them again, so the
         agent neither sends them every few minutes for hours nor takes the silence for a broker that drops them."""
-        by_agent: dict[tuple[str, str], list[Deferral]] = defaultdict(list)
-        for item in deferred:
-            by_agent[(item.site_id, item.agent_id)].append(item)
-        for (site_id, agent_id), items in by_agent.items():
-            for start in range(0, len(items), MAX_RECEIPT_SEQS):
-                receipt = Receipt(
-                    site_id=site_id,
-                    agent_id=agent_id,
-                    deferred=[
-                        # Up to the next tenth: sent again a moment early, it would only be deferred again.
-                        DeferredSeq(seq=d.seq, retry_after_s=math.ceil(d.retry_after_s * 10) / 10)
-                        for d in items[start : start + MAX_RECEIPT_SEQS]
-                    ],
-                )
-                self._publish("receipts", receipt_topic(site_id, agent_id, self.prefix), encode(receipt))
+        for site_id, agent_id, chunk in _per_agent_receipt(deferred):
+            # Up to the next tenth: sent again a moment early, it would only be deferred again.
+            later = [DeferredSeq(seq=d.seq, retry_after_s=math.ceil(d.retry_after_s * 10) / 10) for d in chunk]
+            self._send_receipt(Receipt(site_id=site_id, agent_id=agent_id, deferred=later))
 
     def _send_receipts(self, handled: list[Handled]) -> None:
         """One receipt per agent (split if long). A receipt lost on the way only means a re-send."""
-        by_agent: dict[tuple[str, str], list[Handled]] = defaultdict(list)
-        for item in handled:
-            by_agent[(item.site_id, item.agent_id)].append(item)
-        for (site_id, agent_id), items in by_agent.items():
-            for start in range(0, len(items), MAX_RECEIPT_SEQS):
-                chunk = items[start : start + MAX_RECEIPT_SEQS]
-                receipt = Receipt(
-                    site_id=site_id,
-                    agent_id=agent_id,
-                    stored=[h.seq for h in chunk if h.refused is None],
-                    refused=[
-                        RefusedSeq(seq=h.seq, reason=h.refused, code=h.code) for h in chunk if h.refused is not None
-                    ],
-                )
-                self._publish("receipts", receipt_topic(site_id, agent_id, self.prefix), encode(receipt))
+        for site_id, agent_id, chunk in _per_agent_receipt(handled):
+            stored = [h.seq for h in chunk if h.refused is None]
+            refused = [RefusedSeq(seq=h.seq, reason=h.refused, code=h.code) for h in chunk if h.refused is not None]
+            self._send_receipt(Receipt(site_id=site_id, agent_id=agent_id, stored=stored, refused=refused))
+
+    def _send_receipt(self, receipt: Receipt) -> None:
+        self._publish("receipts", receipt_topic(receipt.site_id, receipt.agent_id, self.prefix), encode(receipt))
+
+
+_Answered = TypeVar("_Answered", Handled, Deferral)
+
+
+def _per_agent_receipt(items: list[_Answered]) -> Iterator[tuple[str, str, list[_Answered]]]:
+    """``items`` by agent, in chunks of at most MAX_RECEIPT_SEQS: what one receipt may name."""
+    by_agent: dict[tuple[str, str], list[_Answered]] = defaultdict(list)
+    for item in items:
+        by_agent[(item.site_id, item.agent_id)].append(item)
+    for (site_id, agent_id), answered in by_agent.items():
+        for start in range(0, len(answered), MAX_RECEIPT_SEQS):
+            yield site_id, agent_id, answered[start : start + MAX_RECEIPT_SEQS]
